@@ -1,0 +1,36 @@
+# The two commands of the README's quick start, and a few conveniences.
+#
+#   make run     install dependencies, build, start the platform locally
+#   make test    install dependencies, build with ASan+UBSan, run every test
+#   make bench   build optimised and run the benchmarks in tests/bench/
+
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: all deps build run test bench format clean
+
+all: build
+
+deps:
+	@sh deploy/install-deps.sh
+
+build: deps
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build build -j $(JOBS)
+
+run: build
+	build/bin/barista-gateway --local
+
+test: deps
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DBARISTA_SANITIZE=ON
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ctest --output-on-failure --timeout 600 -j $(JOBS)
+
+bench: build
+	@sh deploy/install-deps.sh bench
+	sh tests/bench/run.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan

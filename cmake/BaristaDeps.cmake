@@ -1,0 +1,33 @@
+# Finds every dependency through pkg-config and, when one is missing, stops with the
+# name of the Debian package that provides it.
+
+find_package(PkgConfig)
+if(NOT PKG_CONFIG_FOUND)
+  message(FATAL_ERROR "pkg-config not found: apt-get install pkg-config")
+endif()
+
+# barista_require(<prefix> <pkg-config module> <debian package>)
+function(barista_require prefix module debpkg)
+  pkg_check_modules(${prefix} QUIET IMPORTED_TARGET GLOBAL ${module})
+  if(NOT ${prefix}_FOUND)
+    message(FATAL_ERROR "${module} not found: apt-get install ${debpkg}")
+  endif()
+endfunction()
+
+barista_require(UV libuv libuv1-dev)
+barista_require(ZMQ libzmq libzmq3-dev)
+barista_require(CZMQ libczmq libczmq-dev)
+barista_require(MSGPACK msgpack libmsgpack-dev)
+barista_require(CMOCKA cmocka libcmocka-dev)
+
+# llhttp: Debian's node-llhttp ships the C sources rather than a library; we compile
+# them here, from where the package put them, into a static library.
+set(BARISTA_LLHTTP_DIR /usr/share/llhttp CACHE PATH "Directory holding llhttp's C sources")
+set(BARISTA_LLHTTP_INCLUDE /usr/share/include/llhttp CACHE PATH "Directory holding llhttp.h")
+if(NOT EXISTS ${BARISTA_LLHTTP_DIR}/llhttp.c OR NOT EXISTS ${BARISTA_LLHTTP_INCLUDE}/llhttp.h)
+  message(FATAL_ERROR "llhttp sources not found in ${BARISTA_LLHTTP_DIR}: apt-get install node-llhttp")
+endif()
+add_library(llhttp STATIC
+  ${BARISTA_LLHTTP_DIR}/api.c ${BARISTA_LLHTTP_DIR}/http.c ${BARISTA_LLHTTP_DIR}/llhttp.c)
+target_include_directories(llhttp SYSTEM PUBLIC ${BARISTA_LLHTTP_INCLUDE})
+set_target_properties(llhttp PROPERTIES POSITION_INDEPENDENT_CODE ON C_STANDARD 99)

@@ -1,0 +1,33 @@
+# The one place that sets the warning set, the language level and the sanitizer
+# options for every Barista target.  Every target calls barista_target_defaults().
+
+option(BARISTA_WERROR "Treat warnings as errors" ON)
+option(BARISTA_SANITIZE "Build with AddressSanitizer and UndefinedBehaviorSanitizer" OFF)
+
+set(CMAKE_C_STANDARD 11)
+set(CMAKE_C_STANDARD_REQUIRED ON)
+set(CMAKE_C_EXTENSIONS OFF)
+
+set(BARISTA_WARNINGS
+    -Wall -Wextra
+    -Wshadow -Wpointer-arith -Wcast-align -Wwrite-strings
+    -Wstrict-prototypes -Wmissing-prototypes -Wold-style-definition
+    -Wformat=2 -Wundef -Wvla -Wnull-dereference
+    -Wno-unused-parameter)
+if(BARISTA_WERROR)
+  list(APPEND BARISTA_WARNINGS -Werror)
+endif()
+
+if(BARISTA_SANITIZE)
+  set(BARISTA_SANITIZE_FLAGS -fsanitize=address,undefined -fno-sanitize-recover=undefined
+                             -fno-omit-frame-pointer)
+  add_compile_options(${BARISTA_SANITIZE_FLAGS})
+  add_link_options(${BARISTA_SANITIZE_FLAGS})
+endif()
+
+# POSIX.1-2008 for clock_gettime, strndup and friends under -std=c11.
+add_compile_definitions(_POSIX_C_SOURCE=200809L)
+
+function(barista_target_defaults target)
+  target_compile_options(${target} PRIVATE ${BARISTA_WARNINGS})
+endfunction()

@@ -1,0 +1,31 @@
+#!/bin/sh
+# Installs the Debian packages Barista needs to build, test and run, when any is
+# missing.  As root it runs apt-get itself; otherwise it prints the command to run.
+#
+#   deploy/install-deps.sh          build, test and run dependencies
+#   deploy/install-deps.sh bench    the above plus the benchmark tools
+set -eu
+
+packages="gcc make cmake pkg-config python3 libuv1-dev libzmq3-dev libczmq-dev
+libmsgpack-dev libcmocka-dev node-llhttp libjansson-dev libcurl4-openssl-dev
+libsodium-dev libsqlite3-dev"
+if [ "${1:-}" = bench ]; then
+    packages="$packages wrk nginx-light"
+fi
+
+missing=""
+for p in $packages; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "barista: missing packages:$missing" >&2
+    echo "barista: run: sudo apt-get update && sudo apt-get install -y$missing" >&2
+    exit 1
+fi
+echo "barista: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,75 @@
+/*
+ * router.h - method + path templates -> handlers, changeable at run time.
+ *
+ * Templates are absolute paths whose segments are either literal ("/hello") or a
+ * parameter ("/hello/{name}"); a parameter matches one whole non-empty segment.  When
+ * several routes match a path the most literal one wins, segment by segment from the
+ * left ("/users/me" beats "/users/{id}").  The broker adds the routes workers announce
+ * while the gateway runs, so the table is plain data, not code.
+ */
+#ifndef BARISTA_GW_ROUTER_H
+#define BARISTA_GW_ROUTER_H
+
+#include <stddef.h>
+
+struct gw_req;
+
+/* Handler type; see http.h.  route_data is what gw_router_add() was given. */
+typedef void (*gw_handler_fn)(struct gw_req *req, void *route_data);
+
+/* Upper bounds a template must respect; a longer one is refused with BR_ELIMIT. */
+#define GW_ROUTE_MAX_SEGMENTS 32
+#define GW_ROUTE_MAX_PARAMS 16
+
+/* One registered route.  Read-only outside router.c; valid until removed. */
+typedef struct gw_route {
+    const char *method;   /* "GET", ... (NUL-terminated, owned by the router) */
+    const char *pattern;  /* the template, e.g. "/hello/{name}" (owned by the router) */
+    gw_handler_fn handler;
+    void *data;           /* the caller's; the router never touches it */
+} gw_route;
+
+/* A path parameter of a match.  name points into the route, value into the matched
+ * path (not NUL-terminated, not percent-decoded). */
+typedef struct gw_path_param {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+} gw_path_param;
+
+/* The result of a successful match.  Valid while the route and the path are. */
+typedef struct gw_route_match {
+    const gw_route *route;
+    gw_path_param params[GW_ROUTE_MAX_PARAMS];
+    size_t nparams;
+} gw_route_match;
+
+typedef struct gw_router gw_router;
+
+/* Creates an empty router; caller owns it.  NULL when out of memory. */
+gw_router *gw_router_new(void);
+
+/* Destroys *self_p and sets it to NULL; safe on NULL and twice. */
+void gw_router_destroy(gw_router **self_p);
+
+/* Adds a route.  Returns 0; BR_EINVAL for a malformed template (not starting with
+ * '/', an empty or unclosed "{}", a parameter name repeated); BR_ELIMIT past the
+ * bounds above; BR_EFULL when the same method and template (parameter names aside)
+ * is already registered; BR_ENOMEM. */
+int gw_router_add(gw_router *self, const char *method, const char *pattern,
+                  gw_handler_fn handler, void *data);
+
+/* Removes the route with this method and template.  Returns 0 or BR_ENOTFOUND. */
+int gw_router_remove(gw_router *self, const char *method, const char *pattern);
+
+/* Finds the route for method and path (path without query string).  Returns 0 and
+ * fills *out; BR_ENOTFOUND when no template matches the path (404); or BR_EINVAL
+ * when templates match the path but not for this method (405) - then `allow`
+ * receives the comma-separated methods that do match ("GET, HEAD"), truncated to
+ * allow_cap bytes including the NUL.  A HEAD request matches a GET route when no HEAD
+ * route exists. */
+int gw_router_match(const gw_router *self, const char *method, const char *path,
+                    size_t path_len, gw_route_match *out, char *allow, size_t allow_cap);
+
+#endif /* BARISTA_GW_ROUTER_H */

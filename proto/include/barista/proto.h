@@ -1,0 +1,347 @@
+/*
+ * barista/proto.h - the wire protocol between the gateway's broker and workers.
+ *
+ * Every message is one ZeroMQ frame holding one msgpack array:
+ *
+ *     [version, type, field, field, ...]
+ *
+ * proto/PROTOCOL.md is the specification; this header is its C binding.  The library
+ * encodes a br_msg into bytes and decodes bytes into a br_msg.  Decoding never trusts a
+ * length or a count from the wire: every string, array and body is checked against a
+ * br_limits before it is read, and every failure is a distinct negative br_err.
+ *
+ * Decoded messages do not own their data.  Strings and bodies (br_str) point into the
+ * buffer that was decoded; arrays point into the decoder's scratch memory.  Both stay
+ * valid until the next br_decoder_decode() on the same decoder, or its destruction,
+ * and the buffer must outlive the message.
+ */
+#ifndef BARISTA_PROTO_H
+#define BARISTA_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The protocol version this library speaks.  A message with another version is
+ * refused with BR_EVERSION. */
+#define BR_PROTO_VERSION 1
+
+/* ---------------------------------------------------------------------------------- */
+/* Errors: one enum for the whole project.  Functions return 0 or one of these.        */
+
+typedef enum br_err {
+    BR_OK = 0,
+    BR_ENOMEM = -1,    /* an allocation failed */
+    BR_ETRUNC = -2,    /* the input ended inside a value */
+    BR_ETYPE = -3,     /* a field has the wrong msgpack type */
+    BR_ELIMIT = -4,    /* a length or count is over its br_limits bound */
+    BR_EVERSION = -5,  /* the message speaks another protocol version */
+    BR_EMSGTYPE = -6,  /* unknown message type */
+    BR_EVALUE = -7,    /* a field's value is out of its range */
+    BR_ETRAILING = -8, /* bytes follow the message */
+    BR_EINVAL = -9,    /* the caller passed an invalid argument (programmer error) */
+    BR_EIO = -10,      /* an operating-system call failed (see errno) */
+    BR_ECLOSED = -11,  /* the object is closed or shutting down */
+    BR_EFULL = -12,    /* a bounded queue or buffer is full */
+    BR_ENOTFOUND = -13 /* no such thing */
+} br_err;
+
+/* A static English description of err, never NULL. */
+const char *br_strerror(int err);
+
+/* ---------------------------------------------------------------------------------- */
+/* Value types.                                                                        */
+
+/* A byte string that is not NUL-terminated.  In decoded messages it points into the
+ * decoded buffer; in messages to encode it points wherever the caller likes. */
+typedef struct br_str {
+    const char *ptr; /* first byte; may be NULL when len is 0 */
+    uint32_t len;    /* number of bytes */
+} br_str;
+
+/* Builds a br_str from a NUL-terminated C string (NULL gives the empty string). */
+br_str br_str_c(const char *s);
+/* True when s holds exactly the bytes of the C string c. */
+bool br_str_eq(br_str s, const char *c);
+
+/* A name/value pair: a header, a query parameter or a path parameter. */
+typedef struct br_pair {
+    br_str name;
+    br_str value;
+} br_pair;
+
+/* The two kinds of work a service or a worker does (FastAPI's async def and def). */
+typedef enum br_kind {
+    BR_KIND_IO = 0, /* async: many requests in flight on one event loop */
+    BR_KIND_CPU = 1 /* blocking: one request at a time per process */
+} br_kind;
+
+/* Where a declared route parameter is read from. */
+typedef enum br_param_in {
+    BR_IN_PATH = 0,
+    BR_IN_QUERY = 1,
+    BR_IN_HEADER = 2
+} br_param_in;
+
+/* The type a declared parameter must parse as. */
+typedef enum br_param_type {
+    BR_TYPE_STR = 0,   /* any UTF-8 text; min/max bound its length in bytes */
+    BR_TYPE_INT = 1,   /* a signed 64-bit decimal integer; min/max bound its value */
+    BR_TYPE_FLOAT = 2, /* a finite decimal number; min/max bound its value */
+    BR_TYPE_BOOL = 3   /* true/false/1/0/yes/no/on/off; min/max unused */
+} br_param_type;
+
+/* What a route does with a request body. */
+typedef enum br_body_mode {
+    BR_BODY_NONE = 0,   /* the route takes no body */
+    BR_BODY_RAW = 1,    /* the bytes as the client sent them, with their content type */
+    BR_BODY_MSGPACK = 2 /* JSON bodies are converted to msgpack by the gateway */
+} br_body_mode;
+
+/* A parameter a route declares, validated by the gateway before dispatch. */
+typedef struct br_param {
+    br_str name;      /* parameter name: path segment name, query key or header name */
+    uint8_t in;       /* br_param_in */
+    uint8_t type;     /* br_param_type */
+    bool required;    /* a missing required parameter is a 422 */
+    bool has_min;     /* min is set */
+    bool has_max;     /* max is set */
+    double min;       /* lower bound: value for numbers, length for strings */
+    double max;       /* upper bound: value for numbers, length for strings */
+    br_str summary;   /* one-line description for the OpenAPI document; may be empty */
+} br_param;
+
+/* A route a service serves. */
+typedef struct br_route {
+    br_str method;       /* "GET", "POST", ... */
+    br_str path;         /* template, e.g. "/hello/{name}" */
+    uint32_t timeout_ms; /* the route's deadline; 0 means the gateway's default */
+    uint8_t body;        /* br_body_mode */
+    br_str summary;      /* one-line description for the OpenAPI document; may be empty */
+    br_param *params;    /* declared parameters */
+    uint32_t nparams;
+} br_route;
+
+/* A service a worker hosts. */
+typedef struct br_service {
+    br_str name;       /* unique service name, e.g. "hello" */
+    uint8_t kind;      /* br_kind */
+    br_route *routes;  /* the routes it serves */
+    uint32_t nroutes;
+} br_service;
+
+/* ---------------------------------------------------------------------------------- */
+/* Messages.                                                                           */
+
+typedef enum br_msg_type {
+    BR_MSG_READY = 1,      /* worker -> broker: registration */
+    BR_MSG_WELCOME = 2,    /* broker -> worker: registration accepted */
+    BR_MSG_REQUEST = 3,    /* broker -> worker: serve this request */
+    BR_MSG_REPLY = 4,      /* worker -> broker: answer to REQUEST; broker -> worker: to CALL */
+    BR_MSG_CREDIT = 5,     /* worker -> broker: may send this many more requests */
+    BR_MSG_HEARTBEAT = 6,  /* either way: I am alive */
+    BR_MSG_CANCEL = 7,     /* broker -> worker: drop a request; worker -> broker: drop a call */
+    BR_MSG_GOODBYE = 8,    /* either way: I am leaving (worker draining, broker stopping) */
+    BR_MSG_CALL = 9,       /* worker -> broker: a service-to-service request */
+    BR_MSG_JOB = 10,       /* broker -> worker: run this background job */
+    BR_MSG_JOB_ACK = 11,   /* worker -> broker: job received and started */
+    BR_MSG_JOB_RESULT = 12 /* worker -> broker: job finished */
+} br_msg_type;
+
+#define BR_MSG_TYPE_MAX 12
+
+/* READY: the worker's greeting.  The first message a worker sends on a new connection,
+ * and again whenever a WELCOME shows a new broker_id (the gateway restarted). */
+typedef struct br_ready {
+    br_str worker_id;       /* unique per process, e.g. "host:pid:random" */
+    uint8_t kind;           /* br_kind: every service of a worker has this kind */
+    uint32_t capacity;      /* initial credit: requests it can hold at once */
+    uint32_t heartbeat_ms;  /* how often it will send HEARTBEAT */
+    br_service *services;   /* the services it hosts */
+    uint32_t nservices;
+    br_str *tasks;          /* background job tasks it runs */
+    uint32_t ntasks;
+} br_ready;
+
+/* WELCOME: the broker accepted a READY. */
+typedef struct br_welcome {
+    br_str broker_id;      /* changes whenever the gateway restarts */
+    uint32_t heartbeat_ms; /* how often the broker will send HEARTBEAT */
+} br_welcome;
+
+/* REQUEST (broker -> worker) and CALL (worker -> broker) share one shape.  In a CALL,
+ * route and params are empty: the broker resolves method and path itself. */
+typedef struct br_request {
+    uint64_t id;          /* REQUEST: chosen by the broker; CALL: chosen by the caller */
+    br_str service;       /* target service */
+    br_str route;         /* matched route template, e.g. "/hello/{name}" */
+    br_str method;        /* HTTP method */
+    br_str path;          /* request path, without the query string */
+    br_pair *params;      /* path parameters from the template */
+    uint32_t nparams;
+    br_pair *query;       /* query parameters, decoded, in order */
+    uint32_t nquery;
+    br_pair *headers;     /* request headers, names lower-case */
+    uint32_t nheaders;
+    br_str content_type;  /* body's media type; empty when there is no body */
+    br_str body;          /* body bytes */
+    uint32_t deadline_ms; /* remaining budget when the message was sent; never 0 */
+    br_str trace;         /* W3C traceparent; may be empty */
+} br_request;
+
+/* A background job a reply asks the gateway to enqueue (BackgroundTasks.add_task). */
+typedef struct br_job_spec {
+    br_str task;            /* task name */
+    br_str payload;         /* msgpack-encoded argument */
+    br_str idempotency_key; /* may be empty */
+    uint32_t delay_ms;      /* run no sooner than this after enqueueing */
+} br_job_spec;
+
+/* REPLY: the answer to a REQUEST or a CALL. */
+typedef struct br_reply {
+    uint64_t id;         /* the REQUEST's or CALL's id */
+    uint16_t status;     /* HTTP status, 100..599 */
+    br_pair *headers;    /* extra response headers */
+    uint32_t nheaders;
+    br_str content_type; /* "application/msgpack" means body is a structured value */
+    br_str body;         /* body bytes */
+    br_job_spec *jobs;   /* jobs to enqueue before the reply is sent to the client */
+    uint32_t njobs;
+} br_reply;
+
+/* CREDIT: the worker can take `credit` more requests. */
+typedef struct br_credit {
+    uint32_t credit;
+} br_credit;
+
+/* CANCEL: the request or call `id` is no longer wanted. */
+typedef struct br_cancel {
+    uint64_t id;
+} br_cancel;
+
+/* GOODBYE: the sender is leaving; a worker finishes what it holds first. */
+typedef struct br_goodbye {
+    br_str reason; /* human-readable; may be empty */
+} br_goodbye;
+
+/* JOB: run a background job under a lease. */
+typedef struct br_job {
+    br_str job_id;     /* the job's id */
+    br_str task;       /* task name */
+    br_str payload;    /* msgpack-encoded argument */
+    uint32_t attempt;  /* 1 for the first run */
+    uint32_t lease_ms; /* the job returns to the queue if no result comes within this */
+} br_job;
+
+/* JOB_ACK: the worker took the job and started it. */
+typedef struct br_job_ack {
+    br_str job_id;
+} br_job_ack;
+
+/* How a job ended. */
+typedef enum br_job_outcome {
+    BR_JOB_OK = 0,    /* succeeded; result holds its msgpack result */
+    BR_JOB_RETRY = 1, /* failed; may be tried again */
+    BR_JOB_FATAL = 2  /* failed; must not be retried */
+} br_job_outcome;
+
+/* JOB_RESULT: the job finished. */
+typedef struct br_job_result {
+    br_str job_id;
+    uint8_t outcome; /* br_job_outcome */
+    br_str result;   /* msgpack-encoded result; may be empty */
+    br_str error;    /* human-readable error; empty on success */
+} br_job_result;
+
+/* One decoded or to-be-encoded message.  `type` says which union member is valid;
+ * HEARTBEAT has no fields. */
+typedef struct br_msg {
+    uint8_t type; /* br_msg_type */
+    union {
+        br_ready ready;
+        br_welcome welcome;
+        br_request request; /* REQUEST and CALL */
+        br_reply reply;
+        br_credit credit;
+        br_cancel cancel;
+        br_goodbye goodbye;
+        br_job job;
+        br_job_ack job_ack;
+        br_job_result job_result;
+    } u;
+} br_msg;
+
+/* ---------------------------------------------------------------------------------- */
+/* Limits.                                                                             */
+
+/* Bounds that decoding enforces.  Every field must be non-zero. */
+typedef struct br_limits {
+    uint32_t max_message; /* bytes in one message */
+    uint32_t max_string;  /* bytes in one string other than a body or payload */
+    uint32_t max_body;    /* bytes in a body, payload or result */
+    uint32_t max_pairs;   /* entries in one headers/query/params list */
+    uint32_t max_services;/* services in one READY */
+    uint32_t max_routes;  /* routes in one service */
+    uint32_t max_params;  /* declared parameters in one route */
+    uint32_t max_tasks;   /* tasks in one READY */
+    uint32_t max_jobs;    /* jobs in one REPLY */
+} br_limits;
+
+/* The defaults: 16 MiB messages, 64 KiB strings, 8 MiB bodies, 256 pairs, 64
+ * services, 128 routes, 32 params, 128 tasks, 64 jobs. */
+extern const br_limits br_limits_default;
+
+/* ---------------------------------------------------------------------------------- */
+/* Encoding.                                                                           */
+
+/* A growable byte buffer with a hard maximum. */
+typedef struct br_buf {
+    uint8_t *data; /* heap bytes, owned by the buffer */
+    size_t len;    /* bytes used */
+    size_t cap;    /* bytes allocated */
+    size_t max;    /* the buffer never grows past this; 0 means br_limits_default's
+                      max_message */
+} br_buf;
+
+/* Releases buf's memory and zeroes it; safe on a zeroed buffer and safe twice. */
+void br_buf_free(br_buf *buf);
+
+/* Appends the encoding of msg to buf (it does not clear buf first).  Returns 0, or
+ * BR_EINVAL for a message that breaks the protocol (unknown type, status out of
+ * range, zero deadline), BR_ELIMIT when buf would grow past buf->max, or BR_ENOMEM.
+ * On failure buf->len is unchanged. */
+int br_msg_encode(const br_msg *msg, br_buf *buf);
+
+/* ---------------------------------------------------------------------------------- */
+/* Decoding.                                                                           */
+
+typedef struct br_decoder br_decoder;
+
+/* Creates a decoder enforcing *limits (NULL: br_limits_default).  Caller owns the
+ * result; NULL when out of memory. */
+br_decoder *br_decoder_new(const br_limits *limits);
+
+/* Destroys *self_p and sets it to NULL; safe on NULL and safe twice. */
+void br_decoder_destroy(br_decoder **self_p);
+
+/* Decodes exactly one message from buf[0..len) into *out.  Returns 0 or a negative
+ * br_err; on error *out is zeroed.  See the file comment for how long *out stays
+ * valid.  Never reads outside buf, never allocates more than the limits allow. */
+int br_decoder_decode(br_decoder *self, const void *buf, size_t len, br_msg *out);
+
+/* Reads only the version and type of a message, for cheap dispatch and for logging a
+ * message that fails to decode.  Returns 0 or a negative br_err. */
+int br_msg_peek(const void *buf, size_t len, unsigned *version, unsigned *type);
+
+/* The name of a message type ("REQUEST"), or "UNKNOWN". */
+const char *br_msg_type_name(unsigned type);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BARISTA_PROTO_H */
