@@ -31,3 +31,8 @@ add_library(llhttp STATIC
   ${BARISTA_LLHTTP_DIR}/api.c ${BARISTA_LLHTTP_DIR}/http.c ${BARISTA_LLHTTP_DIR}/llhttp.c)
 target_include_directories(llhttp SYSTEM PUBLIC ${BARISTA_LLHTTP_INCLUDE})
 set_target_properties(llhttp PROPERTIES POSITION_INDEPENDENT_CODE ON C_STANDARD 99)
+
+barista_require(JANSSON jansson libjansson-dev)
+barista_require(SODIUM libsodium libsodium-dev)
+barista_require(CURL libcurl libcurl4-openssl-dev)
+barista_require(SQLITE sqlite3 libsqlite3-dev)
