@@ -27,7 +27,8 @@ static const char usage[] =
     "Hosts Barista services and serves them to a gateway's broker.\n"
     "\n"
     "  --services LIST        services to host, comma-separated (BARISTA_SERVICES)\n"
-    "  --connect ENDPOINT     broker endpoint (BARISTA_CONNECT, default " BR_WORKER_DEFAULT_CONNECT ")\n"
+    "  --connect ENDPOINT     broker endpoint (BARISTA_CONNECT, default " BR_WORKER_DEFAULT_CONNECT
+    ")\n"
     "  --concurrency N        io: requests in flight at once (BARISTA_CONCURRENCY, default 1024)\n"
     "  --nice N               cpu: process niceness (BARISTA_NICE, default 10)\n"
     "  --heartbeat-ms N       heartbeat interval (BARISTA_HEARTBEAT_MS, default 1000)\n"
@@ -41,10 +42,10 @@ static const char usage[] =
 
 /* What the command line and the environment ask for. */
 typedef struct config {
-    const char *services;    /* comma-separated names */
-    br_worker_options opts;  /* runtime options */
-    long nice;               /* niceness for a cpu worker */
-    bool list;               /* --list */
+    const char *services;   /* comma-separated names */
+    br_worker_options opts; /* runtime options */
+    long nice;              /* niceness for a cpu worker */
+    bool list;              /* --list */
 } config;
 
 __attribute__((format(printf, 1, 2))) static int fail_usage(const char *fmt, ...)
@@ -83,12 +84,21 @@ static int set_u32(const char *name, const char *s, long min, long max, uint32_t
 static int apply(config *c, int opt, const char *v)
 {
     switch (opt) {
-    case 's': c->services = v; return 0;
-    case 'c': c->opts.connect = v; return 0;
-    case 'i': c->opts.worker_id = v; return 0;
-    case 'n': return set_u32("--concurrency", v, 1, BR_WORKER_MAX_CONCURRENCY, &c->opts.concurrency);
-    case 'h': return set_u32("--heartbeat-ms", v, 10, 3600000, &c->opts.heartbeat_ms);
-    case 'd': return set_u32("--drain-timeout-ms", v, 1, 86400000, &c->opts.drain_timeout_ms);
+    case 's':
+        c->services = v;
+        return 0;
+    case 'c':
+        c->opts.connect = v;
+        return 0;
+    case 'i':
+        c->opts.worker_id = v;
+        return 0;
+    case 'n':
+        return set_u32("--concurrency", v, 1, BR_WORKER_MAX_CONCURRENCY, &c->opts.concurrency);
+    case 'h':
+        return set_u32("--heartbeat-ms", v, 10, 3600000, &c->opts.heartbeat_ms);
+    case 'd':
+        return set_u32("--drain-timeout-ms", v, 1, 86400000, &c->opts.drain_timeout_ms);
     case 'N':
         if (parse_long(v, -20, 19, &c->nice) != 0)
             return fail_usage("bad value for %s: %s (want -20..19)", "--nice", v);
@@ -101,9 +111,8 @@ static const struct {
     int opt;         /* the option's getopt code */
     const char *env; /* its environment variable */
 } env_vars[] = {
-    {'s', "BARISTA_SERVICES"},     {'c', "BARISTA_CONNECT"},
-    {'n', "BARISTA_CONCURRENCY"},  {'N', "BARISTA_NICE"},
-    {'h', "BARISTA_HEARTBEAT_MS"}, {'d', "BARISTA_DRAIN_TIMEOUT_MS"},
+    {'s', "BARISTA_SERVICES"},  {'c', "BARISTA_CONNECT"},      {'n', "BARISTA_CONCURRENCY"},
+    {'N', "BARISTA_NICE"},      {'h', "BARISTA_HEARTBEAT_MS"}, {'d', "BARISTA_DRAIN_TIMEOUT_MS"},
     {'i', "BARISTA_WORKER_ID"},
 };
 
@@ -169,8 +178,7 @@ static int pick_services(const char *list, const br_service_spec **out)
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         const br_service_spec *s = br_builtin_find(p, len);
         if (!s) {
-            fprintf(stderr, "barista-worker: unknown service '%.*s' (see --list)\n", (int)len,
-                    p);
+            fprintf(stderr, "barista-worker: unknown service '%.*s' (see --list)\n", (int)len, p);
             return -1;
         }
         if (n == MAX_SERVICES) {

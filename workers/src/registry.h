@@ -29,7 +29,7 @@ int br__registry_init(br__registry *reg, const br_service_spec *const *services,
 void br__registry_release(br__registry *reg);
 
 /* The route of `service` whose method and template are those of the REQUEST, or NULL. */
-const br_route_spec *br__registry_route(const br__registry *reg, br_str service,
-                                        br_str method, br_str route);
+const br_route_spec *br__registry_route(const br__registry *reg, br_str service, br_str method,
+                                        br_str route);
 
 #endif /* BARISTA_WORKER_REGISTRY_H */

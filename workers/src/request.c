@@ -152,8 +152,7 @@ static bool ascii_case_eq(br_str s, const char *c)
 }
 
 /* The first pair named `name` (exactly, or ignoring ASCII case). */
-static int find_pair(const br_pair *pairs, uint32_t n, const char *name, bool any_case,
-                     br_str *out)
+static int find_pair(const br_pair *pairs, uint32_t n, const char *name, bool any_case, br_str *out)
 {
     for (uint32_t i = 0; i < n; i++) {
         bool hit = any_case ? ascii_case_eq(pairs[i].name, name) : br_str_eq(pairs[i].name, name);
@@ -255,9 +254,12 @@ void br__req_cancel(br_req *req)
 {
     if (atomic_exchange(&req->cancelled, true))
         return;
+    /* A CPU handler owns the rest of the request until it returns: only the flag. */
+    if (req->on_thread || req->ended)
+        return;
     br_cancel_fn fn = req->on_cancel;
     req->on_cancel = NULL;
-    if (fn && !req->on_thread && !req->ended)
+    if (fn)
         fn(req, req->cancel_arg);
 }
 

@@ -149,8 +149,8 @@ static void on_welcome(br_worker *w, const br_welcome *m)
     if (w->draining)
         return;
     size_t n = m->broker_id.len < BR_BROKER_ID_MAX - 1 ? m->broker_id.len : BR_BROKER_ID_MAX - 1;
-    bool restarted = w->broker_id[0] && (strlen(w->broker_id) != n ||
-                                         memcmp(w->broker_id, m->broker_id.ptr, n) != 0);
+    bool restarted = w->broker_id[0] &&
+                     (strlen(w->broker_id) != n || memcmp(w->broker_id, m->broker_id.ptr, n) != 0);
     if (n)
         memcpy(w->broker_id, m->broker_id.ptr, n);
     w->broker_id[n] = '\0';
@@ -188,14 +188,23 @@ static void on_message(br_zsock *zs, const br_zframe *frames, size_t nframes, vo
         return;
     }
     switch (msg.type) {
-    case BR_MSG_WELCOME: on_welcome(w, &msg.u.welcome); break;
+    case BR_MSG_WELCOME:
+        on_welcome(w, &msg.u.welcome);
+        break;
     case BR_MSG_REQUEST:
         br__dispatch_request(w, &msg.u.request, frames[0].data, frames[0].len);
         break;
-    case BR_MSG_CANCEL: br__dispatch_cancel(w, msg.u.cancel.id); break;
-    case BR_MSG_GOODBYE: on_goodbye(w, &msg.u.goodbye); break;
-    case BR_MSG_HEARTBEAT: break;
-    default: br__log("ignored a %s message", br_msg_type_name(msg.type)); break;
+    case BR_MSG_CANCEL:
+        br__dispatch_cancel(w, msg.u.cancel.id);
+        break;
+    case BR_MSG_GOODBYE:
+        on_goodbye(w, &msg.u.goodbye);
+        break;
+    case BR_MSG_HEARTBEAT:
+        break;
+    default:
+        br__log("ignored a %s message", br_msg_type_name(msg.type));
+        break;
     }
 }
 
@@ -245,9 +254,11 @@ static void on_tick(uv_timer_t *t)
     if (!w->zs)
         return;
     uint64_t now = uv_now(&w->loop);
-    uint64_t silent_max = (uint64_t)BR_LIVENESS * (w->registered ? w->broker_hb_ms : w->heartbeat_ms);
+    uint64_t silent_max =
+        (uint64_t)BR_LIVENESS * (w->registered ? w->broker_hb_ms : w->heartbeat_ms);
     if (now - w->last_recv >= silent_max) {
-        br__log("broker silent for %llu ms; reconnecting", (unsigned long long)(now - w->last_recv));
+        br__log("broker silent for %llu ms; reconnecting",
+                (unsigned long long)(now - w->last_recv));
         close_socket(w, 0);
         if (!w->draining)
             retry_later(w, true);

@@ -73,24 +73,24 @@ typedef struct br_param_spec {
 
 /* A route: a method and a path template, served by one handler. */
 typedef struct br_route_spec {
-    const char *method;           /* "GET", "POST", ... */
-    const char *path;             /* template, e.g. "/hello/{name}" */
-    br_handler_fn handler;        /* called for each request on this route */
-    br_body_mode body;            /* what the route does with a request body */
-    uint32_t timeout_ms;          /* the route's deadline; 0 means the gateway's default */
-    const char *summary;          /* one line for the docs; may be NULL */
-    const br_param_spec *params;  /* declared parameters; may be NULL when nparams is 0 */
-    size_t nparams;               /* entries in params */
+    const char *method;          /* "GET", "POST", ... */
+    const char *path;            /* template, e.g. "/hello/{name}" */
+    br_handler_fn handler;       /* called for each request on this route */
+    br_body_mode body;           /* what the route does with a request body */
+    uint32_t timeout_ms;         /* the route's deadline; 0 means the gateway's default */
+    const char *summary;         /* one line for the docs; may be NULL */
+    const br_param_spec *params; /* declared parameters; may be NULL when nparams is 0 */
+    size_t nparams;              /* entries in params */
 } br_route_spec;
 
 /* A service: a name, a kind and its routes.  Declare it `static const`; the runtime
  * only reads it, and it must outlive the worker. */
 typedef struct br_service_spec {
-    const char *name;             /* unique service name, e.g. "hello" */
-    br_kind kind;                 /* BR_KIND_IO or BR_KIND_CPU */
-    const char *summary;          /* one line for `barista-worker --list`; may be NULL */
-    const br_route_spec *routes;  /* the routes it serves */
-    size_t nroutes;               /* entries in routes */
+    const char *name;            /* unique service name, e.g. "hello" */
+    br_kind kind;                /* BR_KIND_IO or BR_KIND_CPU */
+    const char *summary;         /* one line for `barista-worker --list`; may be NULL */
+    const br_route_spec *routes; /* the routes it serves */
+    size_t nroutes;              /* entries in routes */
 } br_service_spec;
 
 /* ---------------------------------------------------------------------------------- */
@@ -211,11 +211,11 @@ int br_pack_str(msgpack_packer *pk, br_str s);
 /* Running a worker.                                                                   */
 
 /* Defaults of br_worker_options. */
-#define BR_WORKER_DEFAULT_CONNECT "tcp://127.0.0.1:5555"
-#define BR_WORKER_DEFAULT_CONCURRENCY 1024
-#define BR_WORKER_MAX_CONCURRENCY 1000000
+#define BR_WORKER_DEFAULT_CONNECT      "tcp://127.0.0.1:5555"
+#define BR_WORKER_DEFAULT_CONCURRENCY  1024
+#define BR_WORKER_MAX_CONCURRENCY      1000000
 #define BR_WORKER_DEFAULT_HEARTBEAT_MS 1000
-#define BR_WORKER_DEFAULT_DRAIN_MS 30000
+#define BR_WORKER_DEFAULT_DRAIN_MS     30000
 
 /* How a worker connects and behaves.  Zero fields take the defaults above. */
 typedef struct br_worker_options {
@@ -231,8 +231,7 @@ typedef struct br_worker br_worker;
 /* Checks that `services` can share one process: at least one, all of one kind, unique
  * names, no method+path served twice.  Returns 0, or BR_EINVAL with a one-line reason
  * in why[0..why_len) (NUL-terminated). */
-int br_services_check(const br_service_spec *const *services, size_t n, char *why,
-                      size_t why_len);
+int br_services_check(const br_service_spec *const *services, size_t n, char *why, size_t why_len);
 
 /* Creates a worker hosting services[0..n) (the array is copied; the specs are not and
  * must outlive the worker).  Returns NULL when br_services_check fails (the reason is
