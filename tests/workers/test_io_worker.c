@@ -238,6 +238,22 @@ static void goodbye_from_the_broker_leads_to_a_new_ready(void **state)
     assert_int_equal(expect_reply(h, 1).status, 200);
 }
 
+static void a_stopping_broker_leads_to_a_new_connection(void **state)
+{
+    harness *h = *state;
+    assert_int_equal(harness_register(h, "b1", NULL, NULL), 0);
+    assert_int_equal(harness_request(h, 1, "hello", "GET", "/hello", "/hello", 5000, NULL), 0);
+    assert_int_equal(expect_reply(h, 1).status, 200);
+    unsigned char old_ident[HARNESS_MAX_IDENT];
+    size_t old_len = h->ident_len;
+    memcpy(old_ident, h->ident, old_len);
+    assert_int_equal(harness_send_goodbye(h, "broker stopping"), 0);
+    br_msg m;
+    assert_int_equal(harness_expect(h, BR_MSG_READY, &m, WAIT_MS, NULL), 0);
+    /* A new socket has a new routing id. */
+    assert_false(h->ident_len == old_len && memcmp(h->ident, old_ident, old_len) == 0);
+}
+
 static void garbage_frames_do_not_hurt_the_worker(void **state)
 {
     harness *h = *state;
@@ -314,6 +330,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(heartbeats_flow_and_a_silent_broker_gets_a_new_ready, setup,
                                         harness_teardown),
         cmocka_unit_test_setup_teardown(goodbye_from_the_broker_leads_to_a_new_ready, setup,
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(a_stopping_broker_leads_to_a_new_connection, setup,
                                         harness_teardown),
         cmocka_unit_test_setup_teardown(garbage_frames_do_not_hurt_the_worker, setup,
                                         harness_teardown),

@@ -103,7 +103,10 @@ static void a_structured_reply_carries_msgpack_and_headers(void **state)
     br_req *req = make_request();
     char *copy = br_req_strdup(req, br_str_c("kept"));
     assert_string_equal(copy, "kept");
-    assert_int_equal(br_reply_header(req, "x-cache", "miss"), 0);
+    assert_int_equal(br_reply_header(req, "X-Cache", "miss"), 0);
+    assert_int_equal(br_reply_header(req, "Content-Type", "text/html"), BR_EINVAL);
+    assert_int_equal(br_reply_header(req, "connection", "close"), BR_EINVAL);
+    assert_int_equal(br_reply_header(req, "Proxy-Authenticate", "x"), BR_EINVAL);
     msgpack_packer *pk = br_reply_begin(req, 201);
     assert_non_null(pk);
     msgpack_pack_map(pk, 1);

@@ -115,11 +115,8 @@ static void complete(br_req *req)
         }
     } else {
         w->orphans--;
-        if (req->credit_gen == w->gen) {
-            msg.type = BR_MSG_CREDIT;
-            msg.u.credit.credit = 1;
-            br__worker_send(w, &msg);
-        }
+        if (req->credit_gen == w->gen)
+            br__worker_return_credit(w, 1);
     }
     br__req_release(req);
     br__worker_request_done(w);

@@ -134,18 +134,18 @@ br_str br_req_content_type(const br_req *req)
     return req->msg.content_type;
 }
 
+static unsigned char ascii_lower(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? (unsigned char)(c - 'A' + 'a') : c;
+}
+
 static bool ascii_case_eq(br_str s, const char *c)
 {
     size_t n = strlen(c);
     if (s.len != n)
         return false;
     for (size_t i = 0; i < n; i++) {
-        unsigned char a = (unsigned char)s.ptr[i], b = (unsigned char)c[i];
-        if (a >= 'A' && a <= 'Z')
-            a = (unsigned char)(a - 'A' + 'a');
-        if (b >= 'A' && b <= 'Z')
-            b = (unsigned char)(b - 'A' + 'a');
-        if (a != b)
+        if (ascii_lower((unsigned char)s.ptr[i]) != ascii_lower((unsigned char)c[i]))
             return false;
     }
     return true;
@@ -311,9 +311,23 @@ static int finish(br_req *req, int rc)
     return rc;
 }
 
+/* Headers a handler may not set: the gateway derives the content headers from the
+ * reply itself and never forwards hop-by-hop ones (PROTOCOL.md 11). */
+static bool header_reserved(const char *lower)
+{
+    static const char *const reserved[] = {"content-type", "content-length",    "connection",
+                                           "keep-alive",   "transfer-encoding", "te",
+                                           "upgrade"};
+    for (size_t i = 0; i < BR_NELEMS(reserved); i++) {
+        if (strcmp(lower, reserved[i]) == 0)
+            return true;
+    }
+    return strncmp(lower, "proxy-", 6) == 0;
+}
+
 int br_reply_header(br_req *req, const char *name, const char *value)
 {
-    if (req->ended)
+    if (req->ended || !*name)
         return BR_EINVAL;
     if (req->nrheaders == BR_REPLY_MAX_HEADERS)
         return BR_EFULL;
@@ -326,6 +340,10 @@ int br_reply_header(br_req *req, const char *name, const char *value)
     char *v = br_req_strdup(req, br_str_c(value));
     if (!n || !v)
         return BR_ENOMEM;
+    for (char *c = n; *c; c++)
+        *c = (char)ascii_lower((unsigned char)*c);
+    if (header_reserved(n))
+        return BR_EINVAL;
     req->rheaders[req->nrheaders].name = br_str_c(n);
     req->rheaders[req->nrheaders].value = br_str_c(v);
     req->nrheaders++;

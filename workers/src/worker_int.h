@@ -7,7 +7,8 @@
  * still running when a new READY goes out belong to a broker session that is gone:
  * they are cancelled and become orphans, whose replies are never sent.  The READY
  * announces only the credit not held by orphans, and each orphan that finishes gives
- * its slot back with CREDIT(1).
+ * its slot back with CREDIT(1).  (PROTOCOL.md lets a worker grow its window with
+ * CREDIT; announcing slots it cannot serve yet would break the credit contract.)
  */
 #ifndef BARISTA_WORKER_INT_H
 #define BARISTA_WORKER_INT_H
@@ -41,12 +42,11 @@ struct br_worker {
     br_decoder *dec;                  /* decodes every incoming message */
     br_buf out;                       /* reused encode buffer (loop thread) */
     uv_timer_t tick;                  /* heartbeats and broker liveness */
-    uv_timer_t retry;                 /* reconnect / re-READY after backoff */
+    uv_timer_t retry;                 /* reconnect after backoff */
     uv_timer_t drain_timer;           /* drain timeout, then the grace after it */
     uv_signal_t sigterm, sigint;      /* start the drain */
     uint64_t gen;                     /* current registration (see file comment) */
     bool registered;                  /* WELCOME received for the current READY */
-    bool reopen;                      /* the retry timer opens a new socket (not just READY) */
     bool draining;                    /* SIGTERM seen: GOODBYE sent, no new work */
     bool drain_expired;               /* the drain timeout cancelled what was left */
     bool closing;                     /* everything is being closed */
@@ -60,6 +60,7 @@ struct br_worker {
     br_req *head;                     /* in-flight requests, all registrations */
     uint32_t inflight;                /* entries in the list */
     uint32_t orphans;                 /* of which from earlier registrations */
+    uint32_t credit_owed;             /* CREDIT to send once WELCOME arrives */
     br_req **buckets;                 /* in-flight requests by id */
     size_t nbuckets;                  /* a power of two */
 };
@@ -67,6 +68,10 @@ struct br_worker {
 /* Encodes msg and sends it to the broker; drops it (logging why) when there is no
  * socket or the send fails.  Returns 0 or a negative br_err. */
 int br__worker_send(br_worker *w, const br_msg *msg);
+
+/* Gives n slots back to the broker with CREDIT(n), or, before WELCOME (when only
+ * READY, HEARTBEAT and GOODBYE may be sent), once WELCOME arrives. */
+void br__worker_return_credit(br_worker *w, uint32_t n);
 
 /* Called by the dispatcher whenever the in-flight count drops. */
 void br__worker_request_done(br_worker *w);

@@ -179,8 +179,12 @@ void br_req_on_cancel(br_req *req, br_cancel_fn fn, void *arg);
 /* Most extra response headers per reply. */
 #define BR_REPLY_MAX_HEADERS 32
 
-/* Adds a response header to the coming reply (name and value are copied).  Returns 0,
- * BR_EFULL past BR_REPLY_MAX_HEADERS, or BR_ENOMEM. */
+/* Adds a response header to the coming reply (name and value are copied; the name is
+ * sent lower-case).  Returns 0; BR_EINVAL for an empty name, for content-type and
+ * content-length (they come from the reply itself) and for hop-by-hop headers
+ * (connection, keep-alive, transfer-encoding, te, upgrade, proxy-*), which the
+ * gateway would not forward; BR_EFULL past BR_REPLY_MAX_HEADERS; or BR_ENOMEM.  A
+ * refused header does not end the request. */
 int br_reply_header(br_req *req, const char *name, const char *value);
 
 /* Starts a structured reply: returns a packer for exactly one msgpack value (usually a
