@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <msgpack.h>
 
@@ -71,6 +72,43 @@ int harness_start(harness *h, const char *services, int heartbeat_ms, const char
         return -1;
     }
     h->last_hb_sent = harness_now_ms();
+    return 0;
+}
+
+int harness_run(const char *const *args, char *out, size_t out_len, int *code)
+{
+    char *argv[HARNESS_MAX_ARGS];
+    int argc = 0;
+    argv[argc++] = (char *)BARISTA_WORKER_BIN;
+    for (size_t i = 0; args[i] && argc < HARNESS_MAX_ARGS - 1; i++)
+        argv[argc++] = (char *)args[i];
+    argv[argc] = NULL;
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
+    posix_spawn_file_actions_addclose(&fa, fds[0]);
+    pid_t pid;
+    int rc = posix_spawn(&pid, BARISTA_WORKER_BIN, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    if (rc != 0) {
+        close(fds[0]);
+        return -1;
+    }
+    size_t len = 0;
+    ssize_t n;
+    while ((n = read(fds[0], out + len, out_len - 1 - len)) > 0)
+        len += (size_t)n;
+    out[len] = '\0';
+    close(fds[0]);
+    int status;
+    if (waitpid(pid, &status, 0) != pid)
+        return -1;
+    *code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     return 0;
 }
 

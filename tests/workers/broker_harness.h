@@ -80,6 +80,11 @@ int harness_wait_exit(harness *h, int timeout_ms, int *status);
  * non-zero status). */
 bool harness_exited_cleanly(harness *h, int timeout_ms);
 
+/* Runs barista-worker with args (NULL-terminated) to completion, without a broker:
+ * its stdout and stderr together into out (NUL-terminated, truncated to out_len) and
+ * its exit code into *code (-1 if it did not exit normally).  0 or -1. */
+int harness_run(const char *const *args, char *out, size_t out_len, int *code);
+
 /* A monotonic clock in ms. */
 long long harness_now_ms(void);
 
