@@ -160,20 +160,28 @@ static void pack_reply(msgpack_packer *pk, const br_reply *m)
 static void pack_msg(msgpack_packer *pk, const br_msg *msg)
 {
     switch (msg->type) {
-    case BR_MSG_READY: pack_ready(pk, &msg->u.ready); break;
+    case BR_MSG_READY:
+        pack_ready(pk, &msg->u.ready);
+        break;
     case BR_MSG_WELCOME:
         pack_head(pk, msg->type);
         pack_str(pk, msg->u.welcome.broker_id);
         msgpack_pack_uint32(pk, msg->u.welcome.heartbeat_ms);
         break;
     case BR_MSG_REQUEST:
-    case BR_MSG_CALL: pack_request(pk, msg->type, &msg->u.request); break;
-    case BR_MSG_REPLY: pack_reply(pk, &msg->u.reply); break;
+    case BR_MSG_CALL:
+        pack_request(pk, msg->type, &msg->u.request);
+        break;
+    case BR_MSG_REPLY:
+        pack_reply(pk, &msg->u.reply);
+        break;
     case BR_MSG_CREDIT:
         pack_head(pk, msg->type);
         msgpack_pack_uint32(pk, msg->u.credit.credit);
         break;
-    case BR_MSG_HEARTBEAT: pack_head(pk, msg->type); break;
+    case BR_MSG_HEARTBEAT:
+        pack_head(pk, msg->type);
+        break;
     case BR_MSG_CANCEL:
         pack_head(pk, msg->type);
         msgpack_pack_uint64(pk, msg->u.cancel.id);

@@ -18,13 +18,13 @@
 
 /* One timed operation on a prepared message. */
 typedef struct bench {
-    const char *name;                 /* printed */
-    const br_msg *msg;                /* message to encode */
-    const br_buf *wire;               /* bytes to decode */
-    int (*op)(struct bench *b);       /* the operation; returns 0 on success */
-    br_buf out;                       /* encode target, reused */
-    br_decoder *dec;                  /* decoder, reused */
-    msgpack_unpacked up;              /* msgpack-c result, reused */
+    const char *name;           /* printed */
+    const br_msg *msg;          /* message to encode */
+    const br_buf *wire;         /* bytes to decode */
+    int (*op)(struct bench *b); /* the operation; returns 0 on success */
+    br_buf out;                 /* encode target, reused */
+    br_decoder *dec;            /* decoder, reused */
+    msgpack_unpacked up;        /* msgpack-c result, reused */
 } bench;
 
 static int op_encode(bench *b)
@@ -97,7 +97,9 @@ int main(int argc, char **argv)
         {.name = "decode REQUEST", .msg = &req, .wire = &req_wire, .op = op_decode},
         {.name = "encode REPLY", .msg = &rep, .wire = &rep_wire, .op = op_encode},
         {.name = "decode REPLY", .msg = &rep, .wire = &rep_wire, .op = op_decode},
-        {.name = "msgpack_unpack_next REQUEST (ref)", .msg = &req, .wire = &req_wire,
+        {.name = "msgpack_unpack_next REQUEST (ref)",
+         .msg = &req,
+         .wire = &req_wire,
          .op = op_msgpack_unpack},
     };
     for (size_t i = 0; i < sizeof benches / sizeof benches[0]; i++) {

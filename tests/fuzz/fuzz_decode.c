@@ -16,8 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     int rc = sample_decode_check(data, size);
     if (rc == SAMPLE_BROKEN) {
-        fprintf(stderr, "fuzz_decode: decode/encode/decode disagreed on a %zu-byte input\n",
-                size);
+        fprintf(stderr, "fuzz_decode: decode/encode/decode disagreed on a %zu-byte input\n", size);
         abort();
     }
     return 0;
