@@ -4,6 +4,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -387,6 +388,48 @@ static void formats_doubles_in_shortest_form(void **state)
     assert_string_equal(text, "-1e+100");
 }
 
+/* Every double must print in a form that reads back as exactly itself: decimal-looking
+ * values (the fast path), random bit patterns, and the edges between the two paths. */
+static void formatted_doubles_read_back_exactly(void **state)
+{
+    (void)state;
+    static const double edges[] = {1e-4, 0.00010000000000000002, 9.999999999999999e-5,
+                                   999999999999999.9, 1e15, 9007199254740991.0,
+                                   9007199254740992.0, 0.1, 0.2, 0.3, 1.1, 4.35, 123.456,
+                                   -48.8566, 2.3522, 1e-8, 12345678.12345678, 0.0, -0.0};
+    char text[GW_DOUBLE_CHARS];
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) {
+        gw_format_double(edges[i], text, sizeof text);
+        if (strtod(text, NULL) != edges[i] || signbit(strtod(text, NULL)) != signbit(edges[i]))
+            fail_msg("%.17g printed as %s", edges[i], text);
+    }
+    gw_format_double(0.0001, text, sizeof text);
+    assert_string_equal(text, "0.0001");
+    gw_format_double(-123.456, text, sizeof text);
+    assert_string_equal(text, "-123.456");
+    gw_format_double(100.0, text, sizeof text);
+    assert_string_equal(text, "100");
+
+    uint64_t x = 0x9e3779b97f4a7c15u;
+    for (int i = 0; i < 20000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        double d;
+        if (i % 2) {
+            memcpy(&d, &x, sizeof d);
+            if (!isfinite(d))
+                continue;
+        } else { /* short decimals such as 1234.5678 */
+            d = (double)(x % 100000000) / (double)(1u << (x >> 60));
+            d = (double)(int64_t)(d * 1000) / 1000;
+        }
+        gw_format_double(d, text, sizeof text);
+        if (strtod(text, NULL) != d)
+            fail_msg("%.17g printed as %s", d, text);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -408,6 +451,7 @@ int main(void)
         cmocka_unit_test(msgpack_to_json_respects_buffer_max),
         cmocka_unit_test(appends_json_string_literals),
         cmocka_unit_test(formats_doubles_in_shortest_form),
+        cmocka_unit_test(formatted_doubles_read_back_exactly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
