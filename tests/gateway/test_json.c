@@ -524,6 +524,92 @@ static void formatted_doubles_read_back_exactly(void **state)
     }
 }
 
+/* A small xorshift generator: the mutation tests are reproducible. */
+static uint64_t next_random(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/* Mutated JSON never crashes the parser (ASan watches), and whatever it accepts is
+ * well-formed msgpack whose JSON form parses back to the very same msgpack. */
+static void mutated_json_is_refused_or_round_trips(void **state)
+{
+    (void)state;
+    static const char seed[] =
+        "{\"a\":[1,-2,3.5e2,true,false,null,\"x\\n\\u00e9\\ud83d\\ude00\"],\"b\":{\"c\":"
+        "[[],{}],\"d\":\"\xc3\xa9t\xc3\xa9\"},\"e\":18446744073709551615,\"f\":-0.0}";
+    static const char alphabet[] = "{}[],:\"\\0123456789-+.eEtrufalsn \t\nu\x80\xc3\xff";
+    char doc[sizeof seed + 8];
+    uint64_t x = 0x2545f4914f6cdd1du;
+    size_t accepted = 0;
+    for (int round = 0; round < 20000; round++) {
+        size_t len = sizeof seed - 1;
+        memcpy(doc, seed, len);
+        for (int m = 0; m < 1 + (int)(next_random(&x) % 3); m++) {
+            size_t at = next_random(&x) % len;
+            char c = alphabet[next_random(&x) % (sizeof alphabet - 1)];
+            switch (next_random(&x) % 3) {
+            case 0: doc[at] = c; break;                                        /* replace */
+            case 1: memmove(doc + at, doc + at + 1, len - at - 1); len--; break; /* delete */
+            default:                                                            /* insert */
+                if (len < sizeof doc) {
+                    memmove(doc + at + 1, doc + at, len - at);
+                    doc[at] = c;
+                    len++;
+                }
+            }
+        }
+        br_buf mp = {0}, json = {0}, again = {0};
+        int rc = gw_json_to_msgpack(doc, len, &mp, NULL, 0);
+        if (rc == 0) {
+            accepted++;
+            assert_int_equal(gw_msgpack_to_json(mp.data, mp.len, &json), 0);
+            assert_int_equal(gw_json_to_msgpack((char *)json.data, json.len, &again, NULL, 0), 0);
+            assert_int_equal(again.len, mp.len);
+            assert_memory_equal(again.data, mp.data, mp.len);
+        } else {
+            assert_true(rc == BR_EVALUE || rc == BR_ELIMIT);
+        }
+        br_buf_free(&mp);
+        br_buf_free(&json);
+        br_buf_free(&again);
+    }
+    assert_true(accepted > 500); /* the mutations do reach the accepting paths */
+}
+
+/* Random bytes never crash the walker, and what it accepts is JSON our parser reads. */
+static void random_msgpack_is_refused_or_valid_json(void **state)
+{
+    (void)state;
+    /* Type bytes weighted towards short, valid-looking values. */
+    static const uint8_t bytes[] = {0x00, 0x7f, 0xe0, 0xff, 0x90, 0x91, 0x92, 0x80, 0x81,
+                                    0xa0, 0xa1, 0xa3, 0xc0, 0xc2, 0xc3, 0xcc, 0xd0, 0xd9,
+                                    0xca, 0xcb, 0xc4, 0xdc, 0xde, 'a', 0xc3, 0x80, 0xed};
+    uint8_t mp[24];
+    uint64_t x = 0x9e3779b97f4a7c15u;
+    size_t accepted = 0;
+    for (int round = 0; round < 50000; round++) {
+        size_t len = 1 + next_random(&x) % sizeof mp;
+        for (size_t i = 0; i < len; i++)
+            mp[i] = next_random(&x) % 4 ? bytes[next_random(&x) % sizeof bytes]
+                                        : (uint8_t)next_random(&x);
+        br_buf json = {0}, back = {0};
+        int rc = gw_msgpack_to_json(mp, len, &json);
+        if (rc == 0) {
+            accepted++;
+            assert_int_equal(gw_json_to_msgpack((char *)json.data, json.len, &back, NULL, 0), 0);
+        } else {
+            assert_true(rc == BR_EVALUE || rc == BR_ELIMIT);
+        }
+        br_buf_free(&json);
+        br_buf_free(&back);
+    }
+    assert_true(accepted > 500);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -548,6 +634,8 @@ int main(void)
         cmocka_unit_test(msgpack_to_json_respects_buffer_max),
         cmocka_unit_test(appends_json_string_literals),
         cmocka_unit_test(formats_doubles_in_shortest_form),
+        cmocka_unit_test(mutated_json_is_refused_or_round_trips),
+        cmocka_unit_test(random_msgpack_is_refused_or_valid_json),
         cmocka_unit_test(formatted_doubles_read_back_exactly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
