@@ -202,7 +202,7 @@ static void process_closed(uv_handle_t *handle)
     handle_closed(self);
 }
 
-static void on_exit(uv_process_t *process, int64_t status, int signal)
+static void on_child_exit(uv_process_t *process, int64_t status, int signal)
 {
     gw_proc *proc = process->data;
     proc->running = false;
@@ -227,7 +227,7 @@ static int spawn(gw_proc *proc)
         {.flags = UV_INHERIT_FD, .data.fd = 2},
     };
     uv_process_options_t options = {
-        .exit_cb = on_exit,
+        .exit_cb = on_child_exit,
         .file = proc->argv[0],
         .args = proc->argv,
         .env = proc->env,
