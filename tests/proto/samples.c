@@ -157,6 +157,39 @@ void sample_msg(unsigned type, sample_shape shape, br_msg *msg)
 }
 
 /* ---------------------------------------------------------------------------------- */
+/* Hostile inputs: each stops at a declared count or length of about four billion.    */
+
+#define H(what, lit) {what, lit, sizeof(lit) - 1}
+
+static const sample_hostile hostiles[] = {
+    H("top-level array32 of extras", "\xdd\xff\xff\xff\xff\x01\x06"),
+    H("extra map32", "\x93\x01\x06\xdf\xff\xff\xff\xff"),
+    H("extra ext32", "\x93\x01\x06\xc9\xff\xff\xff\xff\x01"),
+    H("extra array16", "\x93\x01\x06\xdc\xff\xff"),
+    H("request service str32", "\x9f\x01\x03\x01\xdb\xff\xff\xff\xff"),
+    H("request params array32", "\x9f\x01\x03\x01\xa1s\xa0\xa3GET\xa1/\xdd\xff\xff\xff\xff"),
+    H("request query array16", "\x9f\x01\x03\x01\xa1s\xa0\xa3GET\xa1/\x90\xdc\xff\xff"),
+    H("request headers array32",
+      "\x9f\x01\x03\x01\xa1s\xa0\xa3GET\xa1/\x90\x90\xdd\xff\xff\xff\xff"),
+    H("request body bin32", "\x9f\x01\x03\x01\xa1s\xa0\xa3GET\xa1/\x90\x90\x90\xa0\xc6\xff\xff\xff\xff"),
+    H("request body str32", "\x9f\x01\x03\x01\xa1s\xa0\xa3GET\xa1/\x90\x90\x90\xa0\xdb\xff\xff\xff\xff"),
+    H("pair with extras", "\x9f\x01\x03\x01\xa1s\xa0\xa3GET\xa1/\x91\xdd\xff\xff\xff\xff\xa1k\xa1v"),
+    H("ready services array32", "\x98\x01\x01\xa1w\x00\x01\x01\xdd\xff\xff\xff\xff"),
+    H("ready tasks array32", "\x98\x01\x01\xa1w\x00\x01\x01\x90\xdd\xff\xff\xff\xff"),
+    H("service routes array32", "\x98\x01\x01\xa1w\x00\x01\x01\x91\x93\xa1s\x00\xdd\xff\xff\xff\xff"),
+    H("route params array32",
+      "\x98\x01\x01\xa1w\x00\x01\x01\x91\x93\xa1s\x00\x91\x96\xa3GET\xa1/\x00\x00\xa0"
+      "\xdd\xff\xff\xff\xff"),
+    H("reply jobs array32", "\x98\x01\x04\x01\xcc\xc8\x90\xa0\xc4\x00\xdd\xff\xff\xff\xff"),
+    H("job payload bin32", "\x97\x01\x0a\xa1j\xa1t\xc6\xff\xff\xff\xff"),
+};
+
+const sample_hostile *sample_hostile_get(size_t i)
+{
+    return i < sizeof hostiles / sizeof hostiles[0] ? &hostiles[i] : NULL;
+}
+
+/* ---------------------------------------------------------------------------------- */
 /* Equality.                                                                          */
 
 static bool str_equal(br_str a, br_str b)
