@@ -169,13 +169,20 @@ static const char hex_digits[] = "0123456789abcdef";
 static char short_escape(uint8_t c)
 {
     switch (c) {
-    case '"': return '"';
-    case '\\': return '\\';
-    case '\b': return 'b';
-    case '\f': return 'f';
-    case '\n': return 'n';
-    case '\r': return 'r';
-    case '\t': return 't';
+    case '"':
+        return '"';
+    case '\\':
+        return '\\';
+    case '\b':
+        return 'b';
+    case '\f':
+        return 'f';
+    case '\n':
+        return 'n';
+    case '\r':
+        return 'r';
+    case '\t':
+        return 't';
     }
     return 0;
 }
@@ -398,13 +405,20 @@ static int walk_value(mp_walk *w, unsigned depth)
         return walk_map(w, b & 0x0f, depth + 1);
 
     switch (b) {
-    case 0xc0: return gw_buf_append(w->out, "null", 4);
-    case 0xc2: return gw_buf_append(w->out, "false", 5);
-    case 0xc3: return gw_buf_append(w->out, "true", 4);
-    case 0xc4: case 0xc5: case 0xc6: /* bin 8/16/32 */
+    case 0xc0:
+        return gw_buf_append(w->out, "null", 4);
+    case 0xc2:
+        return gw_buf_append(w->out, "false", 5);
+    case 0xc3:
+        return gw_buf_append(w->out, "true", 4);
+    case 0xc4:
+    case 0xc5:
+    case 0xc6: /* bin 8/16/32 */
         rc = read_sized(w, (size_t)1 << (b - 0xc4), &data, &len);
         return rc ? rc : put_base64(w->out, data, len);
-    case 0xd9: case 0xda: case 0xdb: /* str 8/16/32 */
+    case 0xd9:
+    case 0xda:
+    case 0xdb: /* str 8/16/32 */
         rc = read_sized(w, (size_t)1 << (b - 0xd9), &data, &len);
         return rc ? rc : put_string(w->out, data, len);
     case 0xca: { /* float 32 */
@@ -423,22 +437,30 @@ static int walk_value(mp_walk *w, unsigned depth)
         memcpy(&d, &v, sizeof d);
         return put_float(w->out, d, false);
     }
-    case 0xcc: case 0xcd: case 0xce: case 0xcf: /* uint 8/16/32/64 */
+    case 0xcc:
+    case 0xcd:
+    case 0xce:
+    case 0xcf: /* uint 8/16/32/64 */
         rc = read_be(w, (size_t)1 << (b - 0xcc), &v);
         return rc ? rc : put_u64(w->out, v, false);
-    case 0xd0: case 0xd1: case 0xd2: case 0xd3: { /* int 8/16/32/64 */
+    case 0xd0:
+    case 0xd1:
+    case 0xd2:
+    case 0xd3: { /* int 8/16/32/64 */
         size_t n = (size_t)1 << (b - 0xd0);
         if ((rc = read_be(w, n, &v)) != 0)
             return rc;
         /* Sign-extend the n-byte two's complement value. */
-        int64_t s = n == 8 ? (int64_t)v
-                           : (int64_t)v - ((v >> (n * 8 - 1)) ? (int64_t)1 << (n * 8) : 0);
+        int64_t s =
+            n == 8 ? (int64_t)v : (int64_t)v - ((v >> (n * 8 - 1)) ? (int64_t)1 << (n * 8) : 0);
         return put_i64(w->out, s);
     }
-    case 0xdc: case 0xdd: /* array 16/32 */
+    case 0xdc:
+    case 0xdd: /* array 16/32 */
         rc = read_be(w, b == 0xdc ? 2 : 4, &v);
         return rc ? rc : walk_array(w, v, depth + 1);
-    case 0xde: case 0xdf: /* map 16/32 */
+    case 0xde:
+    case 0xdf: /* map 16/32 */
         rc = read_be(w, b == 0xde ? 2 : 4, &v);
         return rc ? rc : walk_map(w, v, depth + 1);
     }

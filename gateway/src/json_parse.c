@@ -405,13 +405,20 @@ static int parse_value(jparse *p, unsigned depth)
     if (p->pos >= p->len)
         return fail(p, p->pos, "Expecting value");
     switch (p->s[p->pos]) {
-    case '{': return parse_container(p, true, depth + 1);
-    case '[': return parse_container(p, false, depth + 1);
-    case '"': return parse_string(p);
-    case 't': return parse_literal(p, "true", 0xc3);
-    case 'f': return parse_literal(p, "false", 0xc2);
-    case 'n': return parse_literal(p, "null", 0xc0);
-    default: return parse_number(p);
+    case '{':
+        return parse_container(p, true, depth + 1);
+    case '[':
+        return parse_container(p, false, depth + 1);
+    case '"':
+        return parse_string(p);
+    case 't':
+        return parse_literal(p, "true", 0xc3);
+    case 'f':
+        return parse_literal(p, "false", 0xc2);
+    case 'n':
+        return parse_literal(p, "null", 0xc0);
+    default:
+        return parse_number(p);
     }
 }
 

@@ -41,20 +41,20 @@ typedef struct gw_proc {
     int64_t exit_status;    /* the latest exit's status (-1: the spawn failed) */
     int term_signal;        /* the latest exit's signal, 0 if none */
     uint64_t exits[GW_SUPERVISOR_LOOP_EXITS]; /* loop times of the latest exits, a ring */
-    unsigned nexits;        /* exits recorded so far (ring index = nexits % size) */
+    unsigned nexits; /* exits recorded so far (ring index = nexits % size) */
 } gw_proc;
 
 struct gw_supervisor {
-    uv_loop_t *loop;         /* the caller's loop */
-    gw_proc **procs;         /* slots, in the order added; pointers because handles */
-    unsigned nprocs;         /*   must not move */
-    unsigned cap;            /* allocated slots */
-    unsigned open_handles;   /* initialised handles not yet closed */
-    bool stopping;           /* gw_supervisor_stop() was called */
-    bool grace_open;         /* grace is initialised and not yet closing */
-    uv_timer_t grace;        /* SIGKILL deadline while stopping */
-    void (*done)(void *);    /* stop's completion callback */
-    void *done_arg;          /* its argument */
+    uv_loop_t *loop;       /* the caller's loop */
+    gw_proc **procs;       /* slots, in the order added; pointers because handles */
+    unsigned nprocs;       /*   must not move */
+    unsigned cap;          /* allocated slots */
+    unsigned open_handles; /* initialised handles not yet closed */
+    bool stopping;         /* gw_supervisor_stop() was called */
+    bool grace_open;       /* grace is initialised and not yet closing */
+    uv_timer_t grace;      /* SIGKILL deadline while stopping */
+    void (*done)(void *);  /* stop's completion callback */
+    void *done_arg;        /* its argument */
 };
 
 /* ---------------------------------------------------------------------------------- */
@@ -165,9 +165,9 @@ static void record_exit(gw_proc *proc, uint64_t now, int64_t status, int signal)
      * GW_SUPERVISOR_LOOP_EXITS exits sits in slot nexits % size. */
     proc->exits[proc->nexits % GW_SUPERVISOR_LOOP_EXITS] = now;
     proc->nexits++;
-    bool looping = proc->nexits >= GW_SUPERVISOR_LOOP_EXITS &&
-                   now - proc->exits[proc->nexits % GW_SUPERVISOR_LOOP_EXITS] <
-                       GW_SUPERVISOR_LOOP_WINDOW_MS;
+    bool looping =
+        proc->nexits >= GW_SUPERVISOR_LOOP_EXITS &&
+        now - proc->exits[proc->nexits % GW_SUPERVISOR_LOOP_EXITS] < GW_SUPERVISOR_LOOP_WINDOW_MS;
     if (looping && !proc->crash_looping) {
         proc->crash_looping = true;
         fprintf(stderr,
@@ -209,8 +209,8 @@ static void on_child_exit(uv_process_t *process, int64_t status, int signal)
     proc->exit_status = status;
     proc->term_signal = signal;
     if (!proc->sup->stopping) {
-        fprintf(stderr, "supervisor: %s (pid %d) exited with status %lld, signal %d\n",
-                proc->label, proc->pid, (long long)status, signal);
+        fprintf(stderr, "supervisor: %s (pid %d) exited with status %lld, signal %d\n", proc->label,
+                proc->pid, (long long)status, signal);
         record_exit(proc, uv_now(proc->sup->loop), status, signal);
     }
     uv_close((uv_handle_t *)process, process_closed);
@@ -334,8 +334,7 @@ unsigned gw_supervisor_count(const gw_supervisor *self)
     return self->nprocs;
 }
 
-int gw_supervisor_proc_get(const gw_supervisor *self, unsigned index,
-                            gw_supervisor_proc_info *out)
+int gw_supervisor_proc_get(const gw_supervisor *self, unsigned index, gw_supervisor_proc_info *out)
 {
     if (index >= self->nprocs)
         return BR_ENOTFOUND;

@@ -16,11 +16,11 @@
 #include <uv.h>
 
 /* Restart policy (see gw_supervisor_stats_get). */
-#define GW_SUPERVISOR_BACKOFF_MIN_MS 100     /* first restart delay */
-#define GW_SUPERVISOR_BACKOFF_MAX_MS 10000   /* the delay stops doubling here */
-#define GW_SUPERVISOR_STABLE_MS 10000        /* up this long: backoff resets */
-#define GW_SUPERVISOR_LOOP_EXITS 5           /* this many exits ... */
-#define GW_SUPERVISOR_LOOP_WINDOW_MS 30000   /* ... within this window: crash looping */
+#define GW_SUPERVISOR_BACKOFF_MIN_MS 100   /* first restart delay */
+#define GW_SUPERVISOR_BACKOFF_MAX_MS 10000 /* the delay stops doubling here */
+#define GW_SUPERVISOR_STABLE_MS      10000 /* up this long: backoff resets */
+#define GW_SUPERVISOR_LOOP_EXITS     5     /* this many exits ... */
+#define GW_SUPERVISOR_LOOP_WINDOW_MS 30000 /* ... within this window: crash looping */
 /* Most processes one supervisor holds. */
 #define GW_SUPERVISOR_MAX_PROCS 1024
 
@@ -67,8 +67,7 @@ void gw_supervisor_stats_get(const gw_supervisor *self, gw_supervisor_stats *out
 /* The number of processes added so far, and the state of the one at index (in the order
  * added).  proc_get: 0, or BR_ENOTFOUND when index is out of range. */
 unsigned gw_supervisor_count(const gw_supervisor *self);
-int gw_supervisor_proc_get(const gw_supervisor *self, unsigned index,
-                           gw_supervisor_proc_info *out);
+int gw_supervisor_proc_get(const gw_supervisor *self, unsigned index, gw_supervisor_proc_info *out);
 
 /* SIGTERM to every process; SIGKILL to those still alive after grace_ms; done(arg) once
  * every child has exited and every handle is closed. Nothing restarts after this.
@@ -78,6 +77,7 @@ void gw_supervisor_stop(gw_supervisor *self, uint64_t grace_ms, void (*done)(voi
 
 /* Frees *self_p and NULLs it; safe on NULL and twice.  Only after stop's done, or if
  * nothing was ever added. */
-void gw_supervisor_destroy(gw_supervisor **self_p);  /* only after stop's done, or if never started */
+void gw_supervisor_destroy(
+    gw_supervisor **self_p); /* only after stop's done, or if never started */
 
 #endif /* BARISTA_GW_SUPERVISOR_H */

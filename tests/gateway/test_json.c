@@ -35,19 +35,19 @@ static void expect_json(const void *mp, size_t len, const char *want)
     br_buf_free(&buf);
 }
 
-#define EXPECT_JSON(want, ...)                                                            \
-    do {                                                                                  \
-        const uint8_t mp_[] = {__VA_ARGS__};                                              \
-        expect_json(mp_, sizeof mp_, want);                                               \
+#define EXPECT_JSON(want, ...)                                                                     \
+    do {                                                                                           \
+        const uint8_t mp_[] = {__VA_ARGS__};                                                       \
+        expect_json(mp_, sizeof mp_, want);                                                        \
     } while (0)
 
-#define EXPECT_MP_ERROR(err, ...)                                                         \
-    do {                                                                                  \
-        const uint8_t mp_[] = {__VA_ARGS__};                                              \
-        br_buf buf_ = {0};                                                                \
-        assert_int_equal(gw_msgpack_to_json(mp_, sizeof mp_, &buf_), err);                \
-        assert_int_equal(buf_.len, 0);                                                    \
-        br_buf_free(&buf_);                                                               \
+#define EXPECT_MP_ERROR(err, ...)                                                                  \
+    do {                                                                                           \
+        const uint8_t mp_[] = {__VA_ARGS__};                                                       \
+        br_buf buf_ = {0};                                                                         \
+        assert_int_equal(gw_msgpack_to_json(mp_, sizeof mp_, &buf_), err);                         \
+        assert_int_equal(buf_.len, 0);                                                             \
+        br_buf_free(&buf_);                                                                        \
     } while (0)
 
 /* JSON -> msgpack -> JSON must give `want` (the compact form of `json`). */
@@ -66,8 +66,9 @@ static void expect_round_trip(const char *json, const char *want)
 static void round_trips_nested_document(void **state)
 {
     (void)state;
-    expect_round_trip("{ \"a\" : [1, 2, {\"b\": null, \"c\": [true, false]}],\n \"d\": {\"e\": \"f\"} }",
-                      "{\"a\":[1,2,{\"b\":null,\"c\":[true,false]}],\"d\":{\"e\":\"f\"}}");
+    expect_round_trip(
+        "{ \"a\" : [1, 2, {\"b\": null, \"c\": [true, false]}],\n \"d\": {\"e\": \"f\"} }",
+        "{\"a\":[1,2,{\"b\":null,\"c\":[true,false]}],\"d\":{\"e\":\"f\"}}");
     expect_round_trip("{\"z\":1,\"a\":2,\"m\":3}", "{\"z\":1,\"a\":2,\"m\":3}");
     expect_round_trip("\"top-level string\"", "\"top-level string\"");
     expect_round_trip("  42  ", "42");
@@ -86,7 +87,8 @@ static void round_trips_unicode_escapes_and_surrogate_pairs(void **state)
 {
     (void)state;
     /* Escapes decode to UTF-8 and come back as raw UTF-8; only what must be escaped is. */
-    expect_round_trip("\"\\u00e9\\u20ac\\ud83d\\ude00\"", "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"");
+    expect_round_trip("\"\\u00e9\\u20ac\\ud83d\\ude00\"",
+                      "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"");
     expect_round_trip("\"\xc3\xa9\"", "\"\xc3\xa9\"");
     expect_round_trip("\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u0001\\u001f\"",
                       "\"\\\"\\\\/\\b\\f\\n\\r\\t\\u0001\\u001f\"");
@@ -107,8 +109,9 @@ static void round_trips_big_integers(void **state)
 static void round_trips_floats(void **state)
 {
     (void)state;
-    expect_round_trip("[0.1,-2.5,1.5e300,1e-7,1.0,-0.0,0.30000000000000004,2.2250738585072014e-308]",
-                      "[0.1,-2.5,1.5e+300,1e-07,1.0,-0.0,0.30000000000000004,2.2250738585072014e-308]");
+    expect_round_trip(
+        "[0.1,-2.5,1.5e300,1e-7,1.0,-0.0,0.30000000000000004,2.2250738585072014e-308]",
+        "[0.1,-2.5,1.5e+300,1e-07,1.0,-0.0,0.30000000000000004,2.2250738585072014e-308]");
     expect_round_trip("[1E2,123456789012345680.0]", "[100.0,1.2345678901234568e+17]");
 }
 
@@ -116,6 +119,7 @@ static void round_trips_floats(void **state)
 static void rejects_invalid_json_with_a_reason(void **state)
 {
     (void)state;
+    /* clang-format off */
     static const char *const bad[] = {
         "", "   ", "[1,2,]", "{\"a\":1,}", "NaN", "[Infinity]", "-Infinity", "{'a':1}",
         "\"unterminated", "\"bad \\x escape\"", "\"\\ud800\"", "\"\\udc00\\ud800\"",
@@ -124,6 +128,7 @@ static void rejects_invalid_json_with_a_reason(void **state)
         "18446744073709551616", "-9223372036854775809", "[1,2", "{\"a\":1", "\"\\u12\"",
         "\"\\ud83d x\"", "\"\\ud83d\\u0041\"", "-", "-a", "1e", "1e+", "[-]", "\"\x01\"", "\"\\",
     };
+    /* clang-format on */
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         br_buf out = {0};
         char err[128] = "untouched";
@@ -146,7 +151,8 @@ static void invalid_json_reasons_match_python(void **state)
         {"[1,2,]", "Expecting value: line 1 column 6 (char 5)"},
         {"{\"a\" 1}", "Expecting ':' delimiter: line 1 column 6 (char 5)"},
         {"[1 2]", "Expecting ',' delimiter: line 1 column 4 (char 3)"},
-        {"{\"a\":1,}", "Expecting property name enclosed in double quotes: line 1 column 8 (char 7)"},
+        {"{\"a\":1,}",
+         "Expecting property name enclosed in double quotes: line 1 column 8 (char 7)"},
         {"[1]\n x", "Extra data: line 2 column 2 (char 5)"},
         {"\"abc", "Unterminated string starting at: line 1 column 1 (char 0)"},
         {"[\"\xc3\xa9\", x]", "Expecting value: line 1 column 7 (char 6)"},
@@ -156,8 +162,8 @@ static void invalid_json_reasons_match_python(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         br_buf out = {0};
         char err[128];
-        assert_int_equal(gw_json_to_msgpack(cases[i][0], strlen(cases[i][0]), &out, err, sizeof err),
-                         BR_EVALUE);
+        assert_int_equal(
+            gw_json_to_msgpack(cases[i][0], strlen(cases[i][0]), &out, err, sizeof err), BR_EVALUE);
         assert_string_equal(err, cases[i][1]);
         br_buf_free(&out);
     }
@@ -168,9 +174,10 @@ static void invalid_json_reasons_match_python(void **state)
 static void integers_encode_like_msgpack_c(void **state)
 {
     (void)state;
-    static const int64_t values[] = {0, 1, 127, 128, 255, 256, 65535, 65536, 4294967295,
-                                     4294967296, INT64_MAX, -1, -32, -33, -128, -129, -32768,
-                                     -32769, -2147483648LL, -2147483649LL, INT64_MIN};
+    static const int64_t values[] = {
+        0,         1,  127, 128, 255,  256,  65535,  65536,  4294967295,    4294967296,
+        INT64_MAX, -1, -32, -33, -128, -129, -32768, -32769, -2147483648LL, -2147483649LL,
+        INT64_MIN};
     char json[64];
     for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
         snprintf(json, sizeof json, "%lld", (long long)values[i]);
@@ -319,9 +326,9 @@ static void msgpack_scalars_become_json(void **state)
     EXPECT_JSON("0.1", 0xca, 0x3d, 0xcc, 0xcc, 0xcd); /* float32 0.1 prints as 0.1 */
     EXPECT_JSON("0.1", 0xcb, 0x3f, 0xb9, 0x99, 0x99, 0x99, 0x99, 0x99, 0x9a);
     EXPECT_JSON("2.0", 0xcb, 0x40, 0x00, 0, 0, 0, 0, 0, 0);
-    EXPECT_JSON("null", 0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 0);    /* NaN */
-    EXPECT_JSON("null", 0xcb, 0xff, 0xf0, 0, 0, 0, 0, 0, 0);    /* -inf */
-    EXPECT_JSON("null", 0xca, 0x7f, 0x80, 0x00, 0x00);          /* float32 inf */
+    EXPECT_JSON("null", 0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 0); /* NaN */
+    EXPECT_JSON("null", 0xcb, 0xff, 0xf0, 0, 0, 0, 0, 0, 0); /* -inf */
+    EXPECT_JSON("null", 0xca, 0x7f, 0x80, 0x00, 0x00);       /* float32 inf */
 }
 
 static void msgpack_strings_and_bins_become_json(void **state)
@@ -334,10 +341,12 @@ static void msgpack_strings_and_bins_become_json(void **state)
     EXPECT_JSON("\"hi\"", 0xdb, 0x00, 0x00, 0x00, 0x02, 'h', 'i');
     EXPECT_JSON("\"a\\\"b\\\\c\\n\\u0000\x7f\"", 0xa8, 'a', '"', 'b', '\\', 'c', '\n', 0, 0x7f);
     /* Invalid UTF-8 becomes U+FFFD per bad byte; valid multibyte text passes through. */
-    EXPECT_JSON("\"a\xef\xbf\xbd" "b\"", 0xa3, 'a', 0xff, 'b');
-    EXPECT_JSON("\"\xef\xbf\xbd\xef\xbf\xbd\"", 0xa2, 0xc0, 0xaf);       /* overlong */
+    EXPECT_JSON("\"a\xef\xbf\xbd"
+                "b\"",
+                0xa3, 'a', 0xff, 'b');
+    EXPECT_JSON("\"\xef\xbf\xbd\xef\xbf\xbd\"", 0xa2, 0xc0, 0xaf);                   /* overlong */
     EXPECT_JSON("\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"", 0xa3, 0xed, 0xa0, 0x80); /* surrogate */
-    EXPECT_JSON("\"\xef\xbf\xbd\"", 0xa1, 0xe2);                         /* cut short */
+    EXPECT_JSON("\"\xef\xbf\xbd\"", 0xa1, 0xe2);                                     /* cut short */
     EXPECT_JSON("\"\xe2\x82\xac\xf0\x9f\x98\x80\"", 0xa7, 0xe2, 0x82, 0xac, 0xf0, 0x9f, 0x98, 0x80);
     EXPECT_JSON("\"\"", 0xc4, 0x00);
     EXPECT_JSON("\"AQ==\"", 0xc4, 0x01, 0x01);
@@ -365,18 +374,18 @@ static void msgpack_containers_become_json(void **state)
 static void msgpack_without_a_json_form_is_rejected(void **state)
 {
     (void)state;
-    EXPECT_MP_ERROR(BR_EVALUE, 0xd4, 0x01, 0x00);                 /* fixext 1 */
+    EXPECT_MP_ERROR(BR_EVALUE, 0xd4, 0x01, 0x00); /* fixext 1 */
     EXPECT_MP_ERROR(BR_EVALUE, 0xd8, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
-    EXPECT_MP_ERROR(BR_EVALUE, 0xc7, 0x01, 0x05, 0x00);           /* ext 8 */
-    EXPECT_MP_ERROR(BR_EVALUE, 0x91, 0xd6, 0xff, 0, 0, 0, 0);      /* timestamp in array */
-    EXPECT_MP_ERROR(BR_EVALUE, 0xc1);                             /* never used */
-    EXPECT_MP_ERROR(BR_EVALUE, 0x81, 0xc0, 0x01);                 /* nil key */
-    EXPECT_MP_ERROR(BR_EVALUE, 0x81, 0x90, 0x01);                 /* array key */
-    EXPECT_MP_ERROR(BR_EVALUE, 0x81, 0xc3, 0x01);                 /* bool key */
+    EXPECT_MP_ERROR(BR_EVALUE, 0xc7, 0x01, 0x05, 0x00);                   /* ext 8 */
+    EXPECT_MP_ERROR(BR_EVALUE, 0x91, 0xd6, 0xff, 0, 0, 0, 0);             /* timestamp in array */
+    EXPECT_MP_ERROR(BR_EVALUE, 0xc1);                                     /* never used */
+    EXPECT_MP_ERROR(BR_EVALUE, 0x81, 0xc0, 0x01);                         /* nil key */
+    EXPECT_MP_ERROR(BR_EVALUE, 0x81, 0x90, 0x01);                         /* array key */
+    EXPECT_MP_ERROR(BR_EVALUE, 0x81, 0xc3, 0x01);                         /* bool key */
     EXPECT_MP_ERROR(BR_EVALUE, 0x81, 0xcb, 0, 0, 0, 0, 0, 0, 0, 0, 0x01); /* float key */
-    EXPECT_MP_ERROR(BR_EVALUE, 0x81, 0xc4, 0x00, 0x01);           /* bin key */
-    EXPECT_MP_ERROR(BR_EVALUE, 0x01, 0x02);                       /* trailing bytes */
-    EXPECT_MP_ERROR(BR_EVALUE, 0xdd, 0xff, 0xff, 0xff, 0xff, 0x01); /* count past the input */
+    EXPECT_MP_ERROR(BR_EVALUE, 0x81, 0xc4, 0x00, 0x01);                   /* bin key */
+    EXPECT_MP_ERROR(BR_EVALUE, 0x01, 0x02);                               /* trailing bytes */
+    EXPECT_MP_ERROR(BR_EVALUE, 0xdd, 0xff, 0xff, 0xff, 0xff, 0x01);       /* count past the input */
     EXPECT_MP_ERROR(BR_EVALUE, 0xdf, 0x00, 0x00, 0x00, 0x02, 0xa1, 'a', 0x01);
     EXPECT_MP_ERROR(BR_EVALUE, 0xdb, 0xff, 0xff, 0xff, 0xff, 'a');
     EXPECT_MP_ERROR(BR_EVALUE, 0xc6, 0x80, 0x00, 0x00, 0x00, 0x00);
@@ -389,16 +398,12 @@ static void truncated_msgpack_fails_at_every_length(void **state)
 {
     (void)state;
     const uint8_t doc[] = {
-        0x8a, 0xa1, 'a', 0x93, 0x01, 0xd1, 0xff, 0x38, 0xcf, 0, 0, 0, 1, 0, 0, 0, 0,
-        0xa1, 'b', 0xcb, 0x3f, 0xb9, 0x99, 0x99, 0x99, 0x99, 0x99, 0x9a,
-        0xa1, 'c', 0xca, 0x3f, 0xc0, 0x00, 0x00,
-        0xd9, 0x01, 'd', 0xda, 0x00, 0x03, 'x', 'y', 'z',
-        0xa1, 'e', 0xc5, 0x00, 0x02, 0x01, 0x02,
-        0xa1, 'f', 0xdc, 0x00, 0x02, 0xc0, 0xc3,
-        0xa1, 'g', 0xde, 0x00, 0x01, 0x07, 0xc2,
-        0xa1, 'h', 0xdb, 0x00, 0x00, 0x00, 0x01, 'q',
-        0xa1, 'i', 0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0,
-        0x05, 0xce, 0x00, 0x01, 0x00, 0x00,
+        0x8a, 0xa1, 'a',  0x93, 0x01, 0xd1, 0xff, 0x38, 0xcf, 0,    0,    0,    1,    0,    0,
+        0,    0,    0xa1, 'b',  0xcb, 0x3f, 0xb9, 0x99, 0x99, 0x99, 0x99, 0x99, 0x9a, 0xa1, 'c',
+        0xca, 0x3f, 0xc0, 0x00, 0x00, 0xd9, 0x01, 'd',  0xda, 0x00, 0x03, 'x',  'y',  'z',  0xa1,
+        'e',  0xc5, 0x00, 0x02, 0x01, 0x02, 0xa1, 'f',  0xdc, 0x00, 0x02, 0xc0, 0xc3, 0xa1, 'g',
+        0xde, 0x00, 0x01, 0x07, 0xc2, 0xa1, 'h',  0xdb, 0x00, 0x00, 0x00, 0x01, 'q',  0xa1, 'i',
+        0xd3, 0x80, 0,    0,    0,    0,    0,    0,    0,    0x05, 0xce, 0x00, 0x01, 0x00, 0x00,
     };
     expect_json(doc, sizeof doc,
                 "{\"a\":[1,-200,4294967296],\"b\":0.1,\"c\":1.5,\"d\":\"xyz\",\"e\":\"AQI=\","
@@ -436,8 +441,8 @@ static void msgpack_nesting_is_limited_to_max_depth(void **state)
 static void msgpack_to_json_respects_buffer_max(void **state)
 {
     (void)state;
-    const uint8_t mp[] = {0x81, 0xa7, 'm', 'e', 's', 's', 'a', 'g', 'e', 0xab, 'h', 'e', 'l',
-                          'l', 'o', ' ', 'w', 'o', 'r', 'l', 'd'};
+    const uint8_t mp[] = {0x81, 0xa7, 'm', 'e', 's', 's', 'a', 'g', 'e', 0xab, 'h',
+                          'e',  'l',  'l', 'o', ' ', 'w', 'o', 'r', 'l', 'd'};
     const char *want = "{\"message\":\"hello world\"}";
     br_buf buf = {.max = strlen(want) - 1};
     assert_int_equal(gw_msgpack_to_json(mp, sizeof mp, &buf), BR_ELIMIT);
@@ -487,10 +492,25 @@ static void formats_doubles_in_shortest_form(void **state)
 static void formatted_doubles_read_back_exactly(void **state)
 {
     (void)state;
-    static const double edges[] = {1e-4, 0.00010000000000000002, 9.999999999999999e-5,
-                                   999999999999999.9, 1e15, 9007199254740991.0,
-                                   9007199254740992.0, 0.1, 0.2, 0.3, 1.1, 4.35, 123.456,
-                                   -48.8566, 2.3522, 1e-8, 12345678.12345678, 0.0, -0.0};
+    static const double edges[] = {1e-4,
+                                   0.00010000000000000002,
+                                   9.999999999999999e-5,
+                                   999999999999999.9,
+                                   1e15,
+                                   9007199254740991.0,
+                                   9007199254740992.0,
+                                   0.1,
+                                   0.2,
+                                   0.3,
+                                   1.1,
+                                   4.35,
+                                   123.456,
+                                   -48.8566,
+                                   2.3522,
+                                   1e-8,
+                                   12345678.12345678,
+                                   0.0,
+                                   -0.0};
     char text[GW_DOUBLE_CHARS];
     for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) {
         gw_format_double(edges[i], text, sizeof text);
@@ -552,9 +572,14 @@ static void mutated_json_is_refused_or_round_trips(void **state)
             size_t at = next_random(&x) % len;
             char c = alphabet[next_random(&x) % (sizeof alphabet - 1)];
             switch (next_random(&x) % 3) {
-            case 0: doc[at] = c; break;                                        /* replace */
-            case 1: memmove(doc + at, doc + at + 1, len - at - 1); len--; break; /* delete */
-            default:                                                            /* insert */
+            case 0:
+                doc[at] = c;
+                break; /* replace */
+            case 1:
+                memmove(doc + at, doc + at + 1, len - at - 1);
+                len--;
+                break; /* delete */
+            default:   /* insert */
                 if (len < sizeof doc) {
                     memmove(doc + at + 1, doc + at, len - at);
                     doc[at] = c;
@@ -587,7 +612,7 @@ static void random_msgpack_is_refused_or_valid_json(void **state)
     /* Type bytes weighted towards short, valid-looking values. */
     static const uint8_t bytes[] = {0x00, 0x7f, 0xe0, 0xff, 0x90, 0x91, 0x92, 0x80, 0x81,
                                     0xa0, 0xa1, 0xa3, 0xc0, 0xc2, 0xc3, 0xcc, 0xd0, 0xd9,
-                                    0xca, 0xcb, 0xc4, 0xdc, 0xde, 'a', 0xc3, 0x80, 0xed};
+                                    0xca, 0xcb, 0xc4, 0xdc, 0xde, 'a',  0xc3, 0x80, 0xed};
     uint8_t mp[24];
     uint64_t x = 0x9e3779b97f4a7c15u;
     size_t accepted = 0;

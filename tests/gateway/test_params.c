@@ -72,8 +72,9 @@ static void query_skips_empty_components_and_keeps_bare_names(void **state)
 static void query_rejects_bad_escapes_nul_and_invalid_utf8(void **state)
 {
     (void)state;
-    static const char *const bad[] = {"a=%", "a=%4", "a=%zz", "a=%4g", "%=1", "a=%00",
-                                      "a%00=1", "a=%ff", "a=%c0%af", "a=%ed%a0%80", "a=%e2%82"};
+    static const char *const bad[] = {"a=%",      "a=%4",        "a=%zz",   "a=%4g",
+                                      "%=1",      "a=%00",       "a%00=1",  "a=%ff",
+                                      "a=%c0%af", "a=%ed%a0%80", "a=%e2%82"};
     for (size_t i = 0; i < NELEM(bad); i++) {
         char scratch[64];
         br_pair pairs[4];
@@ -189,10 +190,11 @@ static void missing_optional_param_is_valid_and_writes_nothing(void **state)
 static void int_parsing_accepts_signed_decimal_within_int64(void **state)
 {
     (void)state;
-    static const char *const good[] = {"0", "-5", "+7", "007", "9223372036854775807",
-                                       "-9223372036854775808"};
-    static const char *const bad[] = {"", "-", "+", "1.0", " 1", "1 ", "9223372036854775808",
-                                      "-9223372036854775809", "0x10", "1e3", "abc", "1_000"};
+    static const char *const good[] = {
+        "0", "-5", "+7", "007", "9223372036854775807", "-9223372036854775808"};
+    static const char *const bad[] = {
+        "",     "-",   "+",   "1.0",  " 1", "1 ", "9223372036854775808", "-9223372036854775809",
+        "0x10", "1e3", "abc", "1_000"};
     br_param decl = param("n", BR_IN_QUERY, BR_TYPE_INT, true);
     expect_accepts_and_refuses(decl, good, NELEM(good), bad, NELEM(bad));
     expect_query_error(decl, "abc",
@@ -205,8 +207,8 @@ static void float_parsing_accepts_finite_decimals_only(void **state)
 {
     (void)state;
     static const char *const good[] = {"1.5", "-0.25", "3", "1e3", ".5", "+2.", "1E-2"};
-    static const char *const bad[] = {"", "nan", "inf", "-Infinity", "1.5x", "0x1p3", " 1",
-                                      "1e999", "abc", "1,5"};
+    static const char *const bad[] = {"",      "nan", "inf",   "-Infinity", "1.5x",
+                                      "0x1p3", " 1",  "1e999", "abc",       "1,5"};
     br_param decl = param("x", BR_IN_QUERY, BR_TYPE_FLOAT, true);
     expect_accepts_and_refuses(decl, good, NELEM(good), bad, NELEM(bad));
     expect_query_error(decl, "nan",
@@ -218,8 +220,8 @@ static void float_parsing_accepts_finite_decimals_only(void **state)
 static void bool_parsing_accepts_pydantic_spellings_in_any_case(void **state)
 {
     (void)state;
-    static const char *const good[] = {"true", "False", "1", "0", "yes", "NO", "on", "Off",
-                                       "t", "F", "y", "n"};
+    static const char *const good[] = {"true", "False", "1", "0", "yes", "NO",
+                                       "on",   "Off",   "t", "F", "y",   "n"};
     static const char *const bad[] = {"", "2", "maybe", "tru", "yess", "none"};
     br_param decl = param("b", BR_IN_QUERY, BR_TYPE_BOOL, true);
     expect_accepts_and_refuses(decl, good, NELEM(good), bad, NELEM(bad));
@@ -240,16 +242,18 @@ static void numeric_bounds_give_ge_and_le_errors(void **state)
                        "{\"detail\":[{\"type\":\"greater_than_equal\",\"loc\":[\"query\",\"ms\"],"
                        "\"msg\":\"Input should be greater than or equal to 0\",\"input\":\"-1\","
                        "\"ctx\":{\"ge\":0}}]}");
-    expect_query_error(ms, "60001",
-                       "{\"detail\":[{\"type\":\"less_than_equal\",\"loc\":[\"query\",\"ms\"],"
-                       "\"msg\":\"Input should be less than or equal to 60000\",\"input\":\"60001\","
-                       "\"ctx\":{\"le\":60000}}]}");
+    expect_query_error(
+        ms, "60001",
+        "{\"detail\":[{\"type\":\"less_than_equal\",\"loc\":[\"query\",\"ms\"],"
+        "\"msg\":\"Input should be less than or equal to 60000\",\"input\":\"60001\","
+        "\"ctx\":{\"le\":60000}}]}");
 
     br_param ratio = bounded(param("r", BR_IN_QUERY, BR_TYPE_FLOAT, true), true, 0.5, false, 0);
-    expect_query_error(ratio, "0.25",
-                       "{\"detail\":[{\"type\":\"greater_than_equal\",\"loc\":[\"query\",\"r\"],"
-                       "\"msg\":\"Input should be greater than or equal to 0.5\",\"input\":\"0.25\","
-                       "\"ctx\":{\"ge\":0.5}}]}");
+    expect_query_error(
+        ratio, "0.25",
+        "{\"detail\":[{\"type\":\"greater_than_equal\",\"loc\":[\"query\",\"r\"],"
+        "\"msg\":\"Input should be greater than or equal to 0.5\",\"input\":\"0.25\","
+        "\"ctx\":{\"ge\":0.5}}]}");
     assert_int_equal(check_query(ratio, "1e6", &out), 0);
     assert_int_equal(out.len, 0);
     br_buf_free(&out);
@@ -293,14 +297,14 @@ static void lists_every_error_in_declaration_order(void **state)
     br_buf out = {0};
     assert_int_equal(gw_params_validate(decl, NELEM(decl), path, 1, query, 2, headers, 2, &out),
                      BR_EVALUE);
-    expect_body(&out,
-                "{\"detail\":["
-                "{\"type\":\"int_parsing\",\"loc\":[\"path\",\"id\"],\"msg\":\"Input should be a "
-                "valid integer, unable to parse string as an integer\",\"input\":\"x\\\"y\"},"
-                "{\"type\":\"missing\",\"loc\":[\"query\",\"q\"],\"msg\":\"Field required\","
-                "\"input\":null},"
-                "{\"type\":\"bool_parsing\",\"loc\":[\"header\",\"X-Debug\"],\"msg\":\"Input should "
-                "be a valid boolean, unable to interpret input\",\"input\":\"perhaps\"}]}");
+    expect_body(
+        &out, "{\"detail\":["
+              "{\"type\":\"int_parsing\",\"loc\":[\"path\",\"id\"],\"msg\":\"Input should be a "
+              "valid integer, unable to parse string as an integer\",\"input\":\"x\\\"y\"},"
+              "{\"type\":\"missing\",\"loc\":[\"query\",\"q\"],\"msg\":\"Field required\","
+              "\"input\":null},"
+              "{\"type\":\"bool_parsing\",\"loc\":[\"header\",\"X-Debug\"],\"msg\":\"Input should "
+              "be a valid boolean, unable to interpret input\",\"input\":\"perhaps\"}]}");
     br_buf_free(&out);
 }
 

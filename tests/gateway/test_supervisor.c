@@ -258,8 +258,8 @@ static void stop_kills_a_process_that_ignores_sigterm(void **state)
 {
     fixture *f = *state;
     /* The child marks the file once its trap is set, so SIGTERM cannot come too early. */
-    const char *const stubborn[] = {"/bin/sh", "-c", "trap '' TERM; echo up > \"$0\"; exec sleep 30",
-                                    f->path, NULL};
+    const char *const stubborn[] = {"/bin/sh", "-c",
+                                    "trap '' TERM; echo up > \"$0\"; exec sleep 30", f->path, NULL};
     assert_int_equal(gw_supervisor_add(f->sup, "cpu-worker", stubborn, NULL, 1), 0);
     assert_int_equal(gw_supervisor_add(f->sup, "io-worker", sleeper, NULL, 1), 0);
     assert_true(run_until(f, file_has_content, NULL));
@@ -344,8 +344,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(backoff_doubles_while_a_process_keeps_failing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(five_quick_exits_mark_a_crash_loop, setup, teardown),
-        cmocka_unit_test_setup_teardown(stop_kills_a_process_that_ignores_sigterm, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(stop_kills_a_process_that_ignores_sigterm, setup, teardown),
         cmocka_unit_test_setup_teardown(children_get_extra_environment, setup, teardown),
         cmocka_unit_test_setup_teardown(add_reports_a_failed_spawn_and_never_restarts_it, setup,
                                         teardown),
