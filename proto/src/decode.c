@@ -18,15 +18,6 @@
 /* The decoder's first scratch block: enough for a REQUEST with a few dozen headers. */
 #define BR_DECODER_SCRATCH_INITIAL 4096
 
-/* The fewest bytes one list element can take on the wire; counts that would need more
- * bytes than remain are refused before memory is reserved for them. */
-#define WIRE_MIN_PAIR 3    /* [name, value]: fixarray + two fixstr */
-#define WIRE_MIN_PARAM 8   /* fixarray + 7 one-byte fields */
-#define WIRE_MIN_ROUTE 7   /* fixarray + 6 one-byte fields */
-#define WIRE_MIN_SERVICE 4 /* fixarray + 3 one-byte fields */
-#define WIRE_MIN_TASK 1    /* fixstr */
-#define WIRE_MIN_JOB 5     /* fixarray + 4 one-byte fields */
-
 struct br_decoder {
     br_limits limits;    /* bounds every decode enforces */
     br__scratch scratch; /* arrays of the last decoded message */
@@ -34,23 +25,23 @@ struct br_decoder {
 
 /* The state of one decode. */
 typedef struct dec {
-    br__cur cur;           /* position in the input */
-    const br_limits *lim;  /* the decoder's limits */
-    br__scratch *scratch;  /* where lists go */
+    br__cur cur;          /* position in the input */
+    const br_limits *lim; /* the decoder's limits */
+    br__scratch *scratch; /* where lists go */
 } dec;
 
-#define TRY(expr)                                                                          \
-    do {                                                                                   \
-        int try_rc_ = (expr);                                                              \
-        if (try_rc_ < 0)                                                                   \
-            return try_rc_;                                                                \
+#define TRY(expr)                                                                                  \
+    do {                                                                                           \
+        int try_rc_ = (expr);                                                                      \
+        if (try_rc_ < 0)                                                                           \
+            return try_rc_;                                                                        \
     } while (0)
 
 br_decoder *br_decoder_new(const br_limits *limits)
 {
     const br_limits *l = limits ? limits : &br_limits_default;
-    if (!l->max_message || !l->max_string || !l->max_body || !l->max_pairs ||
-        !l->max_services || !l->max_routes || !l->max_params || !l->max_tasks || !l->max_jobs)
+    if (!l->max_message || !l->max_string || !l->max_body || !l->max_pairs || !l->max_services ||
+        !l->max_routes || !l->max_params || !l->max_tasks || !l->max_jobs)
         return NULL;
     br_decoder *self = calloc(1, sizeof *self);
     if (!self)
@@ -89,15 +80,15 @@ static int close_record(dec *d, uint32_t extra)
     return br__cur_skip(&d->cur, extra);
 }
 
-/* Opens a list of at most `limit` elements of at least `wire_min` bytes each and
- * reserves `elem_size` bytes of scratch per element (*out stays NULL when empty). */
-static int open_list(dec *d, uint32_t limit, size_t wire_min, size_t elem_size, void **out,
-                     uint32_t *n)
+/* Opens a list of at most `limit` elements and reserves `elem_size` bytes of scratch
+ * per element (*out stays NULL when empty).  Every element takes at least one byte, so
+ * a count beyond the bytes left is refused before any memory is reserved for it. */
+static int open_list(dec *d, uint32_t limit, size_t elem_size, void **out, uint32_t *n)
 {
     TRY(br__cur_array(&d->cur, n));
     if (*n > limit)
         return BR_ELIMIT;
-    if ((size_t)*n > br__cur_left(&d->cur) / wire_min)
+    if ((size_t)*n > br__cur_left(&d->cur))
         return BR_ETRUNC;
     *out = NULL;
     if (*n == 0)
@@ -151,7 +142,7 @@ static int get_bound(dec *d, bool *has, double *v)
 static int get_pairs(dec *d, br_pair **out, uint32_t *n)
 {
     void *mem;
-    TRY(open_list(d, d->lim->max_pairs, WIRE_MIN_PAIR, sizeof **out, &mem, n));
+    TRY(open_list(d, d->lim->max_pairs, sizeof **out, &mem, n));
     *out = mem;
     for (uint32_t i = 0; i < *n; i++) {
         uint32_t extra;
@@ -187,7 +178,7 @@ static int get_route(dec *d, br_route *r)
     TRY(get_u32(d, &r->timeout_ms));
     TRY(get_u8(d, &r->body));
     TRY(get_text(d, &r->summary));
-    TRY(open_list(d, d->lim->max_params, WIRE_MIN_PARAM, sizeof *r->params, &mem, &r->nparams));
+    TRY(open_list(d, d->lim->max_params, sizeof *r->params, &mem, &r->nparams));
     r->params = mem;
     for (uint32_t i = 0; i < r->nparams; i++)
         TRY(get_param(d, &r->params[i]));
@@ -201,7 +192,7 @@ static int get_service(dec *d, br_service *s)
     TRY(open_record(d, 3, &extra));
     TRY(get_text(d, &s->name));
     TRY(get_u8(d, &s->kind));
-    TRY(open_list(d, d->lim->max_routes, WIRE_MIN_ROUTE, sizeof *s->routes, &mem, &s->nroutes));
+    TRY(open_list(d, d->lim->max_routes, sizeof *s->routes, &mem, &s->nroutes));
     s->routes = mem;
     for (uint32_t i = 0; i < s->nroutes; i++)
         TRY(get_route(d, &s->routes[i]));
@@ -215,12 +206,11 @@ static int get_ready(dec *d, br_ready *m)
     TRY(get_u8(d, &m->kind));
     TRY(get_u32(d, &m->capacity));
     TRY(get_u32(d, &m->heartbeat_ms));
-    TRY(open_list(d, d->lim->max_services, WIRE_MIN_SERVICE, sizeof *m->services, &mem,
-                  &m->nservices));
+    TRY(open_list(d, d->lim->max_services, sizeof *m->services, &mem, &m->nservices));
     m->services = mem;
     for (uint32_t i = 0; i < m->nservices; i++)
         TRY(get_service(d, &m->services[i]));
-    TRY(open_list(d, d->lim->max_tasks, WIRE_MIN_TASK, sizeof *m->tasks, &mem, &m->ntasks));
+    TRY(open_list(d, d->lim->max_tasks, sizeof *m->tasks, &mem, &m->ntasks));
     m->tasks = mem;
     for (uint32_t i = 0; i < m->ntasks; i++)
         TRY(get_text(d, &m->tasks[i]));
@@ -253,7 +243,7 @@ static int get_reply(dec *d, br_reply *m)
     TRY(get_pairs(d, &m->headers, &m->nheaders));
     TRY(get_text(d, &m->content_type));
     TRY(get_bytes(d, &m->body));
-    TRY(open_list(d, d->lim->max_jobs, WIRE_MIN_JOB, sizeof *m->jobs, &mem, &m->njobs));
+    TRY(open_list(d, d->lim->max_jobs, sizeof *m->jobs, &mem, &m->njobs));
     m->jobs = mem;
     for (uint32_t i = 0; i < m->njobs; i++) {
         br_job_spec *j = &m->jobs[i];
@@ -272,29 +262,37 @@ static int get_reply(dec *d, br_reply *m)
 static int get_fields(dec *d, br_msg *m)
 {
     switch (m->type) {
-    case BR_MSG_READY: return get_ready(d, &m->u.ready);
+    case BR_MSG_READY:
+        return get_ready(d, &m->u.ready);
     case BR_MSG_WELCOME:
         TRY(get_text(d, &m->u.welcome.broker_id));
         return get_u32(d, &m->u.welcome.heartbeat_ms);
     case BR_MSG_REQUEST:
-    case BR_MSG_CALL: return get_request(d, &m->u.request);
-    case BR_MSG_REPLY: return get_reply(d, &m->u.reply);
-    case BR_MSG_CREDIT: return get_u32(d, &m->u.credit.credit);
-    case BR_MSG_CANCEL: return br__cur_uint(&d->cur, &m->u.cancel.id);
-    case BR_MSG_GOODBYE: return get_text(d, &m->u.goodbye.reason);
+    case BR_MSG_CALL:
+        return get_request(d, &m->u.request);
+    case BR_MSG_REPLY:
+        return get_reply(d, &m->u.reply);
+    case BR_MSG_CREDIT:
+        return get_u32(d, &m->u.credit.credit);
+    case BR_MSG_CANCEL:
+        return br__cur_uint(&d->cur, &m->u.cancel.id);
+    case BR_MSG_GOODBYE:
+        return get_text(d, &m->u.goodbye.reason);
     case BR_MSG_JOB:
         TRY(get_text(d, &m->u.job.job_id));
         TRY(get_text(d, &m->u.job.task));
         TRY(get_bytes(d, &m->u.job.payload));
         TRY(get_u32(d, &m->u.job.attempt));
         return get_u32(d, &m->u.job.lease_ms);
-    case BR_MSG_JOB_ACK: return get_text(d, &m->u.job_ack.job_id);
+    case BR_MSG_JOB_ACK:
+        return get_text(d, &m->u.job_ack.job_id);
     case BR_MSG_JOB_RESULT:
         TRY(get_text(d, &m->u.job_result.job_id));
         TRY(get_u8(d, &m->u.job_result.outcome));
         TRY(get_bytes(d, &m->u.job_result.result));
         return get_text(d, &m->u.job_result.error);
-    default: return 0; /* HEARTBEAT: no fields */
+    default:
+        return 0; /* HEARTBEAT: no fields */
     }
 }
 
