@@ -183,11 +183,17 @@ static void on_welcome(br_worker *w, const br_welcome *m)
  * it is stopping): reconnect after a backoff, in case the cause goes away. */
 static void on_goodbye(br_worker *w, const br_goodbye *m)
 {
+    bool unknown = br_str_eq(m->reason, BR_GOODBYE_UNKNOWN_WORKER);
+    if (unknown && !w->registered && !w->draining) {
+        /* It answers a message sent before our READY (heartbeats queued while a
+         * restarted gateway was down): that READY is on its way already. */
+        return;
+    }
     br__log("broker said goodbye (%.*s)", (int)m->reason.len, m->reason.ptr ? m->reason.ptr : "");
     w->registered = false;
     if (w->draining)
         return;
-    if (br_str_eq(m->reason, BR_GOODBYE_UNKNOWN_WORKER)) {
+    if (unknown) {
         send_ready(w);
         return;
     }
