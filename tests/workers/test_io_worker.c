@@ -238,6 +238,20 @@ static void goodbye_from_the_broker_leads_to_a_new_ready(void **state)
     assert_int_equal(expect_reply(h, 1).status, 200);
 }
 
+static void goodbyes_answering_stale_messages_draw_only_one_ready(void **state)
+{
+    harness *h = *state;
+    assert_int_equal(harness_register(h, "b1", NULL, NULL), 0);
+    /* A restarted broker answers each heartbeat queued while it was down. */
+    assert_int_equal(harness_send_goodbye(h, "unknown worker"), 0);
+    assert_int_equal(harness_send_goodbye(h, "unknown worker"), 0);
+    assert_int_equal(harness_send_goodbye(h, "unknown worker"), 0);
+    assert_int_equal(harness_register(h, "b2", NULL, NULL), 0);
+    /* Anything but heartbeats (a second READY) would come before this reply. */
+    assert_int_equal(harness_request(h, 1, "hello", "GET", "/hello", "/hello", 5000, NULL), 0);
+    assert_int_equal(expect_reply(h, 1).status, 200);
+}
+
 static void a_stopping_broker_leads_to_a_new_connection(void **state)
 {
     harness *h = *state;
@@ -331,6 +345,8 @@ int main(void)
                                         harness_teardown),
         cmocka_unit_test_setup_teardown(goodbye_from_the_broker_leads_to_a_new_ready, setup,
                                         harness_teardown),
+        cmocka_unit_test_setup_teardown(goodbyes_answering_stale_messages_draw_only_one_ready,
+                                        setup, harness_teardown),
         cmocka_unit_test_setup_teardown(a_stopping_broker_leads_to_a_new_connection, setup,
                                         harness_teardown),
         cmocka_unit_test_setup_teardown(garbage_frames_do_not_hurt_the_worker, setup,
