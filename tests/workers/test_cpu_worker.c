@@ -10,7 +10,9 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -50,6 +52,23 @@ static void ready_announces_one_cpu_slot(void **state)
     assert_int_equal(harness_register(h, "b1", &capacity, &kind), 0);
     assert_int_equal(kind, BR_KIND_CPU);
     assert_int_equal(capacity, 1);
+    /* Niced at start (default 10): the nice value is field 19 of /proc/PID/stat. */
+    char path[64], stat[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)h->pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(stat, 1, sizeof(stat) - 1, f);
+    fclose(f);
+    stat[n] = '\0';
+    const char *p = strrchr(stat, ')');
+    assert_non_null(p);
+    long nice = -100;
+    assert_int_equal(sscanf(p + 2,
+                            "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
+                            "%*d %ld",
+                            &nice),
+                     1);
+    assert_true(nice >= 10);
 }
 
 static void digests_match_hashlib(void **state)

@@ -127,13 +127,16 @@ int br__registry_init(br__registry *reg, const br_service_spec *const *services,
     int rc = br_services_check(services, n, why, why_len);
     if (rc != 0)
         return rc;
-    reg->services = services;
     reg->nservices = n;
     reg->kind = services[0]->kind;
     br__arena_init(&reg->arena, NULL, 0, BR_REGISTRY_MAX_BYTES);
+    /* The caller's array may be short-lived; the specs it points to may not. */
+    const br_service_spec **copy = br__arena_alloc(&reg->arena, n * sizeof(*copy));
     reg->wire = br__arena_alloc(&reg->arena, n * sizeof(*reg->wire));
-    if (!reg->wire)
+    if (!copy || !reg->wire)
         goto nomem;
+    memcpy(copy, services, n * sizeof(*copy));
+    reg->services = copy;
     for (size_t i = 0; i < n; i++) {
         const br_service_spec *s = services[i];
         br_service *w = &reg->wire[i];

@@ -10,7 +10,8 @@
 
 /* The services of one worker and their READY description. */
 typedef struct br__registry {
-    const br_service_spec *const *services; /* the specs (not owned) */
+    const br_service_spec *const *services; /* copy of the caller's array (in arena); the
+                                               specs themselves are not owned */
     size_t nservices;                       /* entries in services */
     br_kind kind;                           /* the kind they all share */
     br_service *wire;                       /* READY's services, built in arena */

@@ -166,7 +166,8 @@ static void on_welcome(br_worker *w, const br_welcome *m)
     if (n)
         memcpy(w->broker_id, m->broker_id.ptr, n);
     w->broker_id[n] = '\0';
-    w->broker_hb_ms = m->heartbeat_ms ? m->heartbeat_ms : w->heartbeat_ms;
+    /* PROTOCOL.md 7: 0 means the default interval. */
+    w->broker_hb_ms = m->heartbeat_ms ? m->heartbeat_ms : BR_WORKER_DEFAULT_HEARTBEAT_MS;
     w->registered = true;
     w->backoff_ms = BR_BACKOFF_FIRST_MS;
     if (w->credit_owed) {
