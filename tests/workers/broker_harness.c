@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -65,11 +66,20 @@ int harness_start(harness *h, const char *services, int heartbeat_ms, const char
     for (size_t i = 0; extra && extra[i] && argc < HARNESS_MAX_ARGS - 1; i++)
         argv[argc++] = (char *)extra[i];
     argv[argc] = NULL;
-    int rc = posix_spawn(&h->pid, BARISTA_WORKER_BIN, NULL, NULL, argv, environ);
-    if (rc != 0) {
-        fprintf(stderr, "posix_spawn(%s): %s\n", BARISTA_WORKER_BIN, strerror(rc));
+    pid_t parent = getpid();
+    h->pid = fork();
+    if (h->pid < 0) {
+        fprintf(stderr, "fork: %s\n", strerror(errno));
         h->pid = 0;
         return -1;
+    }
+    if (h->pid == 0) {
+        /* If the test dies without its teardown (a crash, a ctest timeout), the
+         * kernel kills the worker too, instead of leaving it reconnecting forever. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+            _exit(127);
+        execv(BARISTA_WORKER_BIN, argv);
+        _exit(127);
     }
     h->last_hb_sent = harness_now_ms();
     return 0;
