@@ -148,11 +148,12 @@ char *br_req_strdup(br_req *req, br_str s);
 #define BR_ARENA_MAX (64u * 1024u * 1024u)
 
 /* I/O handlers: hands an initialised libuv handle, usually allocated with
- * br_req_alloc, to the request.  When the request ends the runtime uv_close()s it (if
- * nobody did) and frees the arena only after every adopted handle's close callback has
- * run.  So a handler never has to close its timer itself; it only stops it.  The
- * handle's `data` field stays the handler's.  At most BR_REQ_MAX_HANDLES per request.
- * Returns 0, or BR_EFULL (then the handler still owns and must close the handle). */
+ * br_req_alloc, to the request.  When the request ends the runtime uv_close()s it and
+ * frees the arena only after every adopted handle's close callback has run, so a
+ * handler only stops its timer and never closes it (closing an adopted handle yourself
+ * is an error).  The handle's `data` field is the handler's until the request ends.
+ * At most BR_REQ_MAX_HANDLES per request.  Returns 0, or BR_EFULL (then the handler
+ * still owns the handle and must close it). */
 int br_req_adopt(br_req *req, uv_handle_t *handle);
 
 #define BR_REQ_MAX_HANDLES 8
@@ -169,9 +170,10 @@ typedef void (*br_cancel_fn)(br_req *req, void *arg);
 void br_req_on_cancel(br_req *req, br_cancel_fn fn, void *arg);
 
 /* ---------------------------------------------------------------------------------- */
-/* Replying.  Each call ends the request, whatever it returns: on failure the client   */
-/* gets a 500 instead.  They return 0, BR_EINVAL (status out of 100..599, or the       */
-/* request already ended — a programmer error), BR_ELIMIT or BR_ENOMEM.                */
+/* Replying.  br_reply_end, br_reply_raw, br_reply_error and br_reply_status end the   */
+/* request whatever they return: on failure the client gets a 500 instead.  They       */
+/* return 0, BR_EINVAL (status out of 100..599, or the request already ended — a       */
+/* programmer error), BR_ELIMIT or BR_ENOMEM.                                          */
 
 /* The most bytes a reply body may hold. */
 #define BR_REPLY_BODY_MAX (8u * 1024u * 1024u)
