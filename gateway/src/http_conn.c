@@ -215,6 +215,8 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
     gw_conn *conn = p->data;
     gw_http_req *r = conn->parsing;
     const gw_http_config *cfg = &conn->server->cfg;
+    if (r->headers_done) /* a chunked trailer: counted, then dropped */
+        return count_header_bytes(conn, n);
     if (!conn->field_open) {
         if (r->nhdrs >= cfg->max_headers)
             return fail_cb(conn, 431, "Request Header Fields Too Large: too many headers");
@@ -248,6 +250,8 @@ static int on_header_field_complete(llhttp_t *p)
 {
     gw_conn *conn = p->data;
     gw_http_req *r = conn->parsing;
+    if (r->headers_done)
+        return 0;
     gw_hdr_off *o = &r->offs[r->nhdrs];
     o->name_len = (uint32_t)(r->arena.len - o->name_off);
     if (arena_append(conn, "", 1) != 0)
@@ -261,6 +265,8 @@ static int on_header_field_complete(llhttp_t *p)
 static int on_header_value(llhttp_t *p, const char *at, size_t n)
 {
     gw_conn *conn = p->data;
+    if (conn->parsing->headers_done)
+        return count_header_bytes(conn, n);
     /* llhttp reports an obs-fold continuation as a second piece of the same value.  A
      * value split across two reads also comes in pieces, but then the earlier piece
      * ended exactly where that read's bytes did. */
@@ -292,6 +298,8 @@ static int on_header_value_complete(llhttp_t *p)
 {
     gw_conn *conn = p->data;
     gw_http_req *r = conn->parsing;
+    if (r->headers_done)
+        return 0;
     gw_hdr_off *o = &r->offs[r->nhdrs];
     size_t len = r->arena.len - o->value_off;
     const char *v = r->arena.data + o->value_off;
@@ -342,14 +350,33 @@ static int on_body(llhttp_t *p, const char *at, size_t n)
     return arena_append(conn, at, n);
 }
 
+/* Skips the scheme and authority of an absolute-form target ("http://h/p" -> "/p"),
+ * which RFC 9112 obliges a server to accept.  Returns the offset of the path. */
+static size_t origin_offset(const char *url, size_t len)
+{
+    size_t skip = 0;
+    if (len >= 7 && strncasecmp(url, "http://", 7) == 0)
+        skip = 7;
+    else if (len >= 8 && strncasecmp(url, "https://", 8) == 0)
+        skip = 8;
+    if (!skip)
+        return 0;
+    while (skip < len && url[skip] != '/' && url[skip] != '?')
+        skip++;
+    return skip;
+}
+
 /* Points the public request at its arena: target split into path and query. */
 static void req_finish(gw_http_req *r, const llhttp_t *p)
 {
-    char *url = r->arena.data;
+    size_t origin = origin_offset(r->arena.data, r->url_len);
+    if (origin && (origin == r->url_len || r->arena.data[origin] == '?'))
+        r->arena.data[--origin] = '/'; /* "http://h" means "/": reuse the host's last byte */
+    char *url = r->arena.data + origin;
     gw_req *pub = &r->pub;
     pub->method = llhttp_method_name((llhttp_method_t)p->method);
-    char *hash = memchr(url, '#', r->url_len);
-    size_t url_len = hash ? (size_t)(hash - url) : r->url_len;
+    char *hash = memchr(url, '#', r->url_len - origin);
+    size_t url_len = hash ? (size_t)(hash - url) : r->url_len - origin;
     url[url_len] = '\0';
     char *q = memchr(url, '?', url_len);
     pub->path = url;
@@ -411,7 +438,9 @@ static int on_message_complete(llhttp_t *p)
     conn->nqueued++;
     r->state = GW_REQ_HANDLING;
     r->continue_pending = false;
-    r->keep_alive = llhttp_should_keep_alive(p) && !conn->server->draining;
+    /* An Upgrade (or CONNECT) is never granted; llhttp would hand over the bytes that
+     * follow as another protocol's, so the connection ends with this answer. */
+    r->keep_alive = llhttp_should_keep_alive(p) && !p->upgrade && !conn->server->draining;
     if (!r->keep_alive) {
         r->close_after = true;
         conn->want_close = true;
@@ -468,13 +497,8 @@ static void conn_feed(gw_conn *conn, const char *data, size_t len)
     if (err == HPE_OK)
         return;
     if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+        /* PAUSED_UPGRADE follows a request on_message_complete already closed. */
         const char *pos = llhttp_get_error_pos(&conn->parser);
-        if (err == HPE_PAUSED_UPGRADE) {
-            /* No protocol switch is offered: answer the request, then close. */
-            conn->want_close = true;
-            if (conn->tail)
-                conn->tail->close_after = true;
-        }
         llhttp_resume(&conn->parser);
         stop_reading(conn);
         if (!conn->want_close)
@@ -483,6 +507,8 @@ static void conn_feed(gw_conn *conn, const char *data, size_t len)
     }
     if (conn->err_status)
         conn_fail(conn, conn->err_status, conn->err_detail);
+    else if (err == HPE_PAUSED_H2_UPGRADE)
+        conn_fail(conn, 400, "Bad Request: HTTP/2 is not served on this port");
     else
         conn_fail(conn, 400, llhttp_get_error_reason(&conn->parser));
 }

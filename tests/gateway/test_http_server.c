@@ -113,10 +113,10 @@ static void echo_handler(gw_req *req, void *data)
     fixture *f = data;
     char out[1024];
     const gw_header *ua = gw_req_header(req, "x-test");
-    int n = snprintf(out, sizeof(out), "m=%s p=%s q=%s name=%.*s x-test=%s body=%.*s", req->method,
-                     req->path, req->query, (int)req->match.params[0].value_len,
-                     req->match.params[0].value, ua ? ua->value : "-", (int)req->body_len,
-                     req->body ? req->body : "");
+    int n = snprintf(out, sizeof(out), "m=%s p=%s q=%s name=%.*s x-test=%s n=%zu body=%.*s",
+                     req->method, req->path, req->query, (int)req->match.params[0].value_len,
+                     req->match.params[0].value, ua ? ua->value : "-", req->nheaders,
+                     (int)req->body_len, req->body ? req->body : "");
     gw_header extra[] = {{"X-Evil", 6, "a\r\nSet-Cookie: x", 16},
                          {"Content-Length", 14, "1", 1},
                          {"X-Fine", 6, "yes", 3}};
@@ -272,7 +272,8 @@ static void client_echo(fixture *f)
 {
     int fd = client_connect(f->port);
     client_send(fd, "POST /echo/ann%20b?x=1&y=2 HTTP/1.1\r\nHost: t\r\nX-TEST:  spaced value  \r\n"
-                    "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n"
+                    "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n"
+                    "X-Trailer: dropped\r\n\r\n"
                     "GET /detail HTTP/1.1\r\nHost: t\r\n\r\n");
     client_read_responses(f, fd, 2);
     close(fd);
@@ -286,7 +287,7 @@ static void handler_sees_dechunked_body_params_query_and_trimmed_headers(void **
     run_fixture(f);
     assert_non_null(strstr(f->got, "HTTP/1.1 201 Created\r\n"));
     assert_non_null(strstr(f->got, "m=POST p=/echo/ann%20b q=x=1&y=2 name=ann%20b "
-                                    "x-test=spaced value body=hello world"));
+                                    "x-test=spaced value n=3 body=hello world"));
     /* Unsafe or reserved extra headers are dropped; safe ones pass. */
     assert_null(strstr(f->got, "Set-Cookie"));
     assert_null(strstr(f->got, "Content-Length: 1\r\n"));

@@ -158,6 +158,28 @@ class Basics(unittest.TestCase):
         with self.gw.client() as c:
             self.assertEqual(c.request("GET", "/healthz").status, 200)
 
+    def test_absolute_form_target_routes_on_its_path(self):
+        with self.gw.client() as c:
+            r = c.request("GET", "http://example.com/healthz?x=1", [("Host", "example.com")])
+            self.assertEqual(r.status, 200)
+
+    def test_upgrade_is_not_granted_and_connection_closes(self):
+        with self.gw.client() as c:
+            c.send(build_request("GET", "/healthz", [("Connection", "Upgrade"),
+                                                     ("Upgrade", "websocket")]) + HEALTHZ)
+            r = c.read_response()
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.header("connection"), "close")
+            self.assertTrue(c.closed_by_server())
+
+    def test_http2_preface_is_400(self):
+        with self.gw.client() as c:
+            c.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            r = c.read_response()
+            self.assertEqual(r.status, 400)
+            self.assertIn("HTTP/2", r.json()["detail"])
+            self.assertTrue(c.closed_by_server())
+
     def test_percent_encoded_and_query_paths_route_on_raw_path(self):
         with self.gw.client() as c:
             self.assertEqual(c.request("GET", "/healthz?verbose=1&x=%20").status, 200)
