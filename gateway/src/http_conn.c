@@ -21,6 +21,7 @@
 static void conn_fail(gw_conn *conn, int status, const char *detail);
 static void conn_update_phase(gw_conn *conn);
 static void start_reading(gw_conn *conn);
+static void abort_pending(gw_conn *conn, bool forget);
 
 static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -129,7 +130,13 @@ static void on_timer(uv_timer_t *t)
 /* Re-derives the phase once parsing is not in progress. */
 static void conn_update_phase(gw_conn *conn)
 {
-    if (conn->closing || conn->lingering || conn->parsing)
+    if (conn->closing || conn->lingering)
+        return;
+    if (conn->peer_eof && !conn->writing) {
+        gw__conn_close(conn);
+        return;
+    }
+    if (conn->parsing)
         return;
     if (conn->writing) {
         if (conn->phase != GW_PHASE_SEND)
@@ -212,9 +219,19 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     if (nread < 0) {
-        /* EOF or a reset: the client is gone (or half-closed, which HTTP/1.1 gives no
-         * meaning to); whatever it still waits for is abandoned. */
-        gw__conn_close(conn);
+        if (nread != UV_EOF || conn->lingering) {
+            gw__conn_close(conn);
+            return;
+        }
+        /* The client shut down its side, or left.  A half-close means nothing in
+         * HTTP/1.1, so no more is read and unanswered requests are abandoned (their
+         * handlers are told); answers already made still go out, then it closes. */
+        conn->peer_eof = conn->want_close = true;
+        stop_reading(conn);
+        abort_pending(conn, true);
+        gw__conn_flush(conn);
+        if (!conn->writing)
+            gw__conn_close(conn);
         return;
     }
     if (conn->lingering || conn->want_close)
@@ -403,15 +420,20 @@ static void on_handle_closed(uv_handle_t *h)
         conn_free(conn);
 }
 
-/* Tells every handler still holding a request of this connection that it died. */
-static void abort_pending(gw_conn *conn)
+/* Tells every handler still holding a request of this connection that it died.  With
+ * `forget`, the requests are also marked so that no answer is expected from them
+ * (before the callback runs, so that an answer from it is refused). */
+static void abort_pending(gw_conn *conn, bool forget)
 {
     for (gw_http_req *r = conn->head; r; r = r->next) {
-        if (r->state != GW_REQ_HANDLING || !r->abort_fn)
+        if (r->state != GW_REQ_HANDLING)
             continue;
         gw_abort_fn fn = r->abort_fn;
         r->abort_fn = NULL;
-        fn(&r->pub, r->abort_arg);
+        if (forget)
+            r->state = GW_REQ_ABORTED;
+        if (fn)
+            fn(&r->pub, r->abort_arg);
     }
 }
 
@@ -421,7 +443,7 @@ void gw__conn_close(gw_conn *conn)
         return;
     conn->closing = true;
     stop_reading(conn);
-    abort_pending(conn);
+    abort_pending(conn, true);
     uv_close((uv_handle_t *)&conn->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&conn->timer, on_handle_closed);
 }
@@ -446,7 +468,7 @@ void gw__conn_force_close(gw_conn *conn)
 {
     if (conn->closing || conn->lingering)
         return;
-    abort_pending(conn);
+    abort_pending(conn, false);
     for (gw_http_req *r = conn->head; r; r = r->next) {
         if (r->state != GW_REQ_HANDLING)
             continue;

@@ -52,7 +52,8 @@ typedef enum gw_req_state {
     GW_REQ_PARSING,  /* bytes still arriving */
     GW_REQ_HANDLING, /* handed to a handler, not answered yet */
     GW_REQ_READY,    /* answered; waiting for earlier answers to go out */
-    GW_REQ_WRITING   /* in the connection's current uv_write */
+    GW_REQ_WRITING,  /* in the connection's current uv_write */
+    GW_REQ_ABORTED   /* its client left before the answer; none is expected */
 } gw_req_state;
 
 /* A header's position in the arena while the request is parsed (the arena may move
@@ -133,6 +134,8 @@ typedef struct gw_conn {
     bool value_at_end;            /* ... and that piece ended where the input did */
     bool failed;                  /* an error answer is queued; nothing more is parsed */
     bool lingering;               /* last answer sent; input is discarded until EOF */
+    bool peer_eof;                /* the client shut down its side: answer what is ready,
+                                     then close */
     bool reading;                 /* uv_read_start is in effect */
     bool writing;                 /* write_req is in flight */
     bool want_close;              /* read no more requests; close after the last answer */

@@ -318,6 +318,31 @@ static void client_disconnect_aborts_pending_requests(void **state)
     free(f);
 }
 
+static void client_half_closes(fixture *f)
+{
+    int fd = client_connect(f->port);
+    client_send(fd, "GET /fast/first HTTP/1.1\r\nHost: t\r\n\r\n"
+                    "GET /never HTTP/1.1\r\nHost: t\r\n\r\n"
+                    "GET /fast/after HTTP/1.1\r\nHost: t\r\n\r\n");
+    shutdown(fd, SHUT_WR);
+    client_read_responses(f, fd, 3);
+    close(fd);
+}
+
+static void half_close_sends_ready_answers_and_aborts_the_rest(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    f->client = client_half_closes;
+    f->shutdown_ms = 1000;
+    run_fixture(f);
+    /* The answer before the abandoned request goes out; the one after it cannot
+     * (answers leave in order) and the connection closes. */
+    assert_non_null(strstr(f->got, "/fast/first"));
+    assert_null(strstr(f->got, "/fast/after"));
+    assert_int_equal(atomic_load(&f->aborts), 1);
+    free(f);
+}
+
 static void client_waits_for_never(fixture *f)
 {
     int fd = client_connect(f->port);
@@ -366,6 +391,7 @@ int main(void)
         cmocka_unit_test(answers_async_pipelined_requests_in_request_order),
         cmocka_unit_test(handler_sees_dechunked_body_params_query_and_trimmed_headers),
         cmocka_unit_test(client_disconnect_aborts_pending_requests),
+        cmocka_unit_test(half_close_sends_ready_answers_and_aborts_the_rest),
         cmocka_unit_test(shutdown_timeout_aborts_and_answers_503),
         cmocka_unit_test(config_with_a_zero_limit_is_refused),
     };

@@ -145,6 +145,14 @@ class Basics(unittest.TestCase):
             self.assertEqual(c.read_response().status, 417)
             self.assertTrue(c.closed_by_server())
 
+    def test_half_closed_client_still_gets_ready_answers(self):
+        with self.gw.client() as c:
+            c.send(HEALTHZ * 3)
+            c.sock.shutdown(socket.SHUT_WR)
+            for _ in range(3):
+                self.assertEqual(c.read_response().body, OK_BODY)
+            self.assertTrue(c.closed_by_server())
+
     def test_clients_disconnecting_mid_request_leave_server_healthy(self):
         partials = [b"GET /heal", b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-A: b",
                     b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc",
@@ -275,6 +283,54 @@ class Malformed(unittest.TestCase):
     def test_http10_without_host_is_fine(self):
         with self.gw.client() as c:
             self.assertEqual(c.request("GET", "/healthz", version="HTTP/1.0").status, 200)
+
+
+class Robustness(unittest.TestCase):
+    SEEDS = [
+        build_request("GET", "/healthz?a=1", [("Accept", "*/*"), ("X-A", "b c")]),
+        b"POST /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5;x=y\r\nhello\r\n0\r\nT: 1\r\n\r\n",
+        build_request("PUT", "/healthz", [("Expect", "100-continue")], body=b"x" * 40),
+        build_request("GET", "/healthz", version="HTTP/1.0") + HEALTHZ,
+    ]
+
+    def mutate(self, rnd, data):
+        data = bytearray(data)
+        for _ in range(rnd.randint(1, 4)):
+            op = rnd.randrange(5)
+            i = rnd.randrange(len(data) + 1)
+            if op == 0 and data:
+                data[min(i, len(data) - 1)] = rnd.randrange(256)
+            elif op == 1:
+                data[i:i] = bytes(rnd.randrange(256) for _ in range(rnd.randint(1, 8)))
+            elif op == 2:
+                del data[i:i + rnd.randint(1, 8)]
+            elif op == 3:
+                data[i:i] = rnd.choice([b"\r\n", b"\n", b":", b" ", b"\x00", b"Content-Length: 3\r\n",
+                                        b"Transfer-Encoding: chunked\r\n", b"ffffffff\r\n"])
+            else:
+                data = data[:i]
+        return bytes(data)
+
+    def test_mutated_requests_never_crash_the_server(self):
+        import random
+        gw = start_gateway(self, "--header-timeout", "2s", "--body-timeout", "2s")
+        rnd = random.Random(20261121)
+        for n in range(400):
+            data = self.mutate(rnd, rnd.choice(self.SEEDS))
+            with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as s:
+                try:
+                    s.sendall(data)
+                    s.shutdown(socket.SHUT_WR)
+                    while s.recv(65536):
+                        pass
+                except (ConnectionResetError, BrokenPipeError):
+                    pass
+            if n % 50 == 0:
+                with gw.client() as c:
+                    self.assertEqual(c.request("GET", "/healthz").status, 200)
+        with gw.client() as c:
+            self.assertEqual(c.request("GET", "/healthz").status, 200)
 
 
 class Limits(unittest.TestCase):
