@@ -24,19 +24,19 @@ typedef enum opt_kind {
 
 /* One option: the flag is "--" + name, the variable is "BARISTA_" + NAME. */
 typedef struct opt {
-    const char *name;     /* flag name without "--" */
-    const char *env;      /* environment variable */
-    opt_kind kind;        /* how the value parses */
-    size_t offset;        /* field in gw_config */
-    uint64_t min, max;    /* accepted range (bytes, ms or count) */
-    const char *defval;   /* the default, as text, for --help */
-    const char *help;     /* one line */
+    const char *name;   /* flag name without "--" */
+    const char *env;    /* environment variable */
+    opt_kind kind;      /* how the value parses */
+    size_t offset;      /* field in gw_config */
+    uint64_t min, max;  /* accepted range (bytes, ms or count) */
+    const char *defval; /* the default, as text, for --help */
+    const char *help;   /* one line */
 } opt;
 
 #define F(field) offsetof(gw_config, field)
-#define KIB 1024u
-#define MIB (1024u * 1024u)
-#define HOUR_MS (3600u * 1000u)
+#define KIB      1024u
+#define MIB      (1024u * 1024u)
+#define HOUR_MS  (3600u * 1000u)
 
 static const opt options[] = {
     {"listen", "BARISTA_LISTEN", OPT_ADDR, F(listen), 0, 0, "0.0.0.0:8000",
@@ -47,18 +47,18 @@ static const opt options[] = {
      16 * MIB, "32k", "request line + header bytes of one request (431 beyond)"},
     {"max-headers", "BARISTA_MAX_HEADERS", OPT_COUNT, F(http.max_headers), 1, 10000, "100",
      "header fields in one request (431 beyond)"},
-    {"max-body-bytes", "BARISTA_MAX_BODY_BYTES", OPT_SIZE, F(http.max_body_bytes), 1,
-     8 * MIB, "1m", "request body (413 beyond; checked before reading)"},
+    {"max-body-bytes", "BARISTA_MAX_BODY_BYTES", OPT_SIZE, F(http.max_body_bytes), 1, 8 * MIB, "1m",
+     "request body (413 beyond; checked before reading)"},
     {"header-timeout", "BARISTA_HEADER_TIMEOUT", OPT_DURATION, F(http.header_timeout_ms), 1,
      HOUR_MS, "10s", "time to receive a request's headers (408, close)"},
-    {"body-timeout", "BARISTA_BODY_TIMEOUT", OPT_DURATION, F(http.body_timeout_ms), 1,
-     HOUR_MS, "30s", "longest pause between body reads (408, close)"},
-    {"keepalive-timeout", "BARISTA_KEEPALIVE_TIMEOUT", OPT_DURATION,
-     F(http.keepalive_timeout_ms), 1, HOUR_MS, "60s", "idle keep-alive connection lifetime"},
-    {"send-timeout", "BARISTA_SEND_TIMEOUT", OPT_DURATION, F(http.send_timeout_ms), 1,
-     HOUR_MS, "60s", "a response write not done in this time closes the connection"},
-    {"max-connections", "BARISTA_MAX_CONNECTIONS", OPT_COUNT, F(http.max_connections), 1,
-     1000000, "16384", "open connections (503 + Retry-After, close beyond)"},
+    {"body-timeout", "BARISTA_BODY_TIMEOUT", OPT_DURATION, F(http.body_timeout_ms), 1, HOUR_MS,
+     "30s", "longest pause between body reads (408, close)"},
+    {"keepalive-timeout", "BARISTA_KEEPALIVE_TIMEOUT", OPT_DURATION, F(http.keepalive_timeout_ms),
+     1, HOUR_MS, "60s", "idle keep-alive connection lifetime"},
+    {"send-timeout", "BARISTA_SEND_TIMEOUT", OPT_DURATION, F(http.send_timeout_ms), 1, HOUR_MS,
+     "60s", "a response write not done in this time closes the connection"},
+    {"max-connections", "BARISTA_MAX_CONNECTIONS", OPT_COUNT, F(http.max_connections), 1, 1000000,
+     "16384", "open connections (503 + Retry-After, close beyond)"},
     {"max-pipeline", "BARISTA_MAX_PIPELINE", OPT_COUNT, F(http.max_pipeline), 1, 1024, "32",
      "requests queued per connection before reading pauses"},
     {"max-output-bytes", "BARISTA_MAX_OUTPUT_BYTES", OPT_SIZE, F(http.max_output_bytes), 1,
@@ -78,8 +78,8 @@ void gw_config_usage(FILE *out)
           out);
     for (size_t i = 0; i < NOPTIONS; i++) {
         const opt *o = &options[i];
-        fprintf(out, "  --%-20s %s\n  %-22s default %s; env %s\n", o->name, o->help, "",
-                o->defval, o->env);
+        fprintf(out, "  --%-20s %s\n  %-22s default %s; env %s\n", o->name, o->help, "", o->defval,
+                o->env);
     }
     fputs("  --help                 print this and exit\n", out);
 }
@@ -187,10 +187,11 @@ static void report_bad(FILE *err, const opt *o, const char *source, const char *
         fprintf(err, "barista-gateway: %s: bad value \"%s\" (want HOST:PORT or [IPV6]:PORT)\n",
                 source, value);
     else
-        fprintf(err, "barista-gateway: %s: bad value \"%s\" (want %llu..%llu%s)\n", source,
-                value, (unsigned long long)o->min, (unsigned long long)o->max,
-                o->kind == OPT_SIZE ? " bytes, k/m suffix" :
-                o->kind == OPT_DURATION ? " ms, unit ms/s/m" : "");
+        fprintf(err, "barista-gateway: %s: bad value \"%s\" (want %llu..%llu%s)\n", source, value,
+                (unsigned long long)o->min, (unsigned long long)o->max,
+                o->kind == OPT_SIZE       ? " bytes, k/m suffix"
+                : o->kind == OPT_DURATION ? " ms, unit ms/s/m"
+                                          : "");
 }
 
 static const opt *find_option(const char *name, size_t len)

@@ -20,10 +20,10 @@
 #define GW_CONFIG_MAX_ADDR 256
 
 typedef struct gw_config {
-    char listen[GW_CONFIG_MAX_ADDR];      /* HTTP listen address as given, "0.0.0.0:8000" */
-    struct sockaddr_storage listen_addr;  /* the same, parsed */
-    gw_http_config http;                  /* the HTTP server's limits and timeouts */
-    uint32_t shutdown_timeout_ms;         /* SIGTERM: how long in-flight requests may run */
+    char listen[GW_CONFIG_MAX_ADDR];     /* HTTP listen address as given, "0.0.0.0:8000" */
+    struct sockaddr_storage listen_addr; /* the same, parsed */
+    gw_http_config http;                 /* the HTTP server's limits and timeouts */
+    uint32_t shutdown_timeout_ms;        /* SIGTERM: how long in-flight requests may run */
     /* The broker's, jobs' and local mode's options join here. */
 } gw_config;
 

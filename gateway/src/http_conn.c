@@ -378,8 +378,8 @@ void gw__conn_flush(gw_conn *conn)
     }
     if (n == 0)
         return;
-    int rc = uv_write(&conn->write_req, (uv_stream_t *)&conn->tcp, conn->bufs, (unsigned)n,
-                      on_write);
+    int rc =
+        uv_write(&conn->write_req, (uv_stream_t *)&conn->tcp, conn->bufs, (unsigned)n, on_write);
     if (rc < 0) {
         gw__conn_close(conn);
         return;

@@ -17,8 +17,7 @@
 
 static size_t arena_max(const gw_http_config *c)
 {
-    return c->max_url_bytes + c->max_header_bytes + 2 * c->max_headers + c->max_body_bytes +
-           16;
+    return c->max_url_bytes + c->max_header_bytes + 2 * c->max_headers + c->max_body_bytes + 16;
 }
 
 static int fail_cb(gw_conn *conn, int status, const char *detail)
@@ -263,7 +262,6 @@ static void req_finish(gw_http_req *r, const llhttp_t *p)
     pub->body_len = r->body_len;
 }
 
-
 static void dispatch(gw_conn *conn, gw_http_req *r)
 {
     char allow[128];
@@ -279,7 +277,6 @@ static void dispatch(gw_conn *conn, gw_http_req *r)
         gw__req_answer_detail(r, 404, "Not Found", NULL, 0);
     }
 }
-
 
 static int on_message_complete(llhttp_t *p)
 {

@@ -57,44 +57,52 @@ void gw__bytes_free(gw_bytes *b)
     b->len = b->cap = 0;
 }
 
+/* Reason phrases for the statuses the gateway and its workers use. */
+static const struct {
+    int status;
+    const char *reason;
+} reasons[] = {
+    {100, "Continue"},
+    {200, "OK"},
+    {201, "Created"},
+    {202, "Accepted"},
+    {204, "No Content"},
+    {301, "Moved Permanently"},
+    {302, "Found"},
+    {303, "See Other"},
+    {304, "Not Modified"},
+    {307, "Temporary Redirect"},
+    {308, "Permanent Redirect"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {408, "Request Timeout"},
+    {409, "Conflict"},
+    {410, "Gone"},
+    {411, "Length Required"},
+    {413, "Content Too Large"},
+    {414, "URI Too Long"},
+    {415, "Unsupported Media Type"},
+    {417, "Expectation Failed"},
+    {422, "Unprocessable Entity"},
+    {429, "Too Many Requests"},
+    {431, "Request Header Fields Too Large"},
+    {499, "Client Closed Request"},
+    {500, "Internal Server Error"},
+    {501, "Not Implemented"},
+    {502, "Bad Gateway"},
+    {503, "Service Unavailable"},
+    {504, "Gateway Timeout"},
+    {505, "HTTP Version Not Supported"},
+};
+
 static const char *status_reason(int status)
 {
-    switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 417: return "Expectation Failed";
-    case 422: return "Unprocessable Entity";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 499: return "Client Closed Request";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    }
+    for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+        if (reasons[i].status == status)
+            return reasons[i].reason;
     return status < 400 ? "Other" : status < 500 ? "Client Error" : "Server Error";
 }
 
@@ -124,8 +132,8 @@ static void put_uint(char **p, size_t v)
 /* True for a header the server writes itself or that must not cross a hop. */
 static bool header_reserved(const char *name)
 {
-    static const char *const reserved[] = {"content-length", "content-type", "connection",
-                                           "transfer-encoding", "date", "keep-alive"};
+    static const char *const reserved[] = {"content-length",    "content-type", "connection",
+                                           "transfer-encoding", "date",         "keep-alive"};
     for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
         if (strcasecmp(name, reserved[i]) == 0)
             return true;
@@ -155,8 +163,7 @@ static bool header_safe(const gw_header *h)
 static bool answer_closes(gw_http_req *req)
 {
     gw_conn *conn = req->conn;
-    if (!req->close_after && conn->want_close &&
-        (req->next == NULL || req->next == conn->parsing))
+    if (!req->close_after && conn->want_close && (req->next == NULL || req->next == conn->parsing))
         req->close_after = true;
     return req->close_after;
 }
@@ -241,8 +248,8 @@ static size_t json_escape(char *out, const char *s, size_t n)
     return o;
 }
 
-int gw__response_detail(gw_http_req *req, int status, const char *detail,
-                        const gw_header *extra, size_t nextra)
+int gw__response_detail(gw_http_req *req, int status, const char *detail, const gw_header *extra,
+                        size_t nextra)
 {
     size_t n = detail ? strlen(detail) : 0;
     char stack[DETAIL_STACK];
@@ -262,8 +269,8 @@ int gw__response_detail(gw_http_req *req, int status, const char *detail,
 }
 
 /* Answers a request the server itself refuses, as the handler would. */
-void gw__req_answer_detail(gw_http_req *r, int status, const char *detail,
-                           const gw_header *extra, size_t nextra)
+void gw__req_answer_detail(gw_http_req *r, int status, const char *detail, const gw_header *extra,
+                           size_t nextra)
 {
     if (gw__response_detail(r, status, detail, extra, nextra) == 0)
         gw__req_answered(r);

@@ -41,12 +41,11 @@ static bool config_valid(const gw_http_config *c)
 {
     return c->max_url_bytes && c->max_header_bytes && c->max_headers && c->max_body_bytes &&
            c->header_timeout_ms && c->body_timeout_ms && c->keepalive_timeout_ms &&
-           c->send_timeout_ms && c->max_connections && c->max_pipeline &&
-           c->max_output_bytes && c->backlog > 0;
+           c->send_timeout_ms && c->max_connections && c->max_pipeline && c->max_output_bytes &&
+           c->backlog > 0;
 }
 
-gw_http_server *gw_http_server_new(uv_loop_t *loop, gw_router *router,
-                                   const gw_http_config *config)
+gw_http_server *gw_http_server_new(uv_loop_t *loop, gw_router *router, const gw_http_config *config)
 {
     if (!loop || !router || !config || !config_valid(config))
         return NULL;
@@ -112,8 +111,8 @@ const char *gw__server_date(gw_http_server *self, size_t *len)
         struct tm tm;
         clock_gettime(CLOCK_REALTIME, &ts);
         gmtime_r(&ts.tv_sec, &tm);
-        self->date_len = strftime(self->date, sizeof(self->date),
-                                  "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+        self->date_len =
+            strftime(self->date, sizeof(self->date), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
         /* Valid until the wall clock's next second. */
         self->date_expires = now + (uint64_t)(1000 - ts.tv_nsec / 1000000);
     }
@@ -228,8 +227,8 @@ static void on_shutdown_timeout(uv_timer_t *t)
     }
 }
 
-int gw_http_server_shutdown(gw_http_server *self, uint32_t timeout_ms,
-                            void (*done)(void *arg), void *arg)
+int gw_http_server_shutdown(gw_http_server *self, uint32_t timeout_ms, void (*done)(void *arg),
+                            void *arg)
 {
     if (!self)
         return BR_EINVAL;

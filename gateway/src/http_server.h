@@ -63,8 +63,8 @@ size_t gw_http_server_connections(const gw_http_server *self);
  * requests still unanswered are aborted (gw_abort_fn) and answered 503, and every
  * remaining connection is closed.  done(arg) runs once every handle of the server is
  * closed; the server may then be destroyed.  Calling it twice is BR_ECLOSED. */
-int gw_http_server_shutdown(gw_http_server *self, uint32_t timeout_ms,
-                            void (*done)(void *arg), void *arg);
+int gw_http_server_shutdown(gw_http_server *self, uint32_t timeout_ms, void (*done)(void *arg),
+                            void *arg);
 
 /* Destroys *self_p and sets it to NULL; safe on NULL and twice.  A started server
  * must have finished gw_http_server_shutdown() first. */

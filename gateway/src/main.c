@@ -19,13 +19,13 @@
 #include "routes.h"
 
 typedef struct gateway {
-    uv_loop_t loop;         /* the process's one event loop */
-    gw_config cfg;          /* options */
-    gw_router *router;      /* method + path -> handler; gateway routes and workers' */
-    gw_http_server *http;   /* the HTTP/1.1 front */
-    uv_signal_t sigterm;    /* graceful stop */
-    uv_signal_t sigint;     /* graceful stop (Ctrl-C) */
-    bool stopping;          /* a stop signal arrived */
+    uv_loop_t loop;       /* the process's one event loop */
+    gw_config cfg;        /* options */
+    gw_router *router;    /* method + path -> handler; gateway routes and workers' */
+    gw_http_server *http; /* the HTTP/1.1 front */
+    uv_signal_t sigterm;  /* graceful stop */
+    uv_signal_t sigint;   /* graceful stop (Ctrl-C) */
+    bool stopping;        /* a stop signal arrived */
     /* broker: ... (joins here) */
     /* supervisor (local mode): ... (joins here) */
 } gateway;

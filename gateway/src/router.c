@@ -34,12 +34,12 @@ typedef struct segment {
 
 /* A route as stored: the public part first, so &entry->pub is what matches return. */
 typedef struct route_entry {
-    gw_route pub;                           /* method, pattern, handler, data */
-    char *method;                           /* owned copy behind pub.method */
-    char *pattern;                          /* owned copy behind pub.pattern */
-    segment segs[GW_ROUTE_MAX_SEGMENTS];    /* the template split at '/' */
-    uint32_t nsegs;                         /* segments used */
-    uint32_t rank;                          /* literal bits, leftmost segment highest */
+    gw_route pub;                        /* method, pattern, handler, data */
+    char *method;                        /* owned copy behind pub.method */
+    char *pattern;                       /* owned copy behind pub.pattern */
+    segment segs[GW_ROUTE_MAX_SEGMENTS]; /* the template split at '/' */
+    uint32_t nsegs;                      /* segments used */
+    uint32_t rank;                       /* literal bits, leftmost segment highest */
 } route_entry;
 
 struct gw_router {
@@ -161,8 +161,8 @@ static bool method_ok(const char *method)
     return true;
 }
 
-int gw_router_add(gw_router *self, const char *method, const char *pattern,
-                  gw_handler_fn handler, void *data)
+int gw_router_add(gw_router *self, const char *method, const char *pattern, gw_handler_fn handler,
+                  void *data)
 {
     if (!self || !method || !pattern || !handler || !method_ok(method))
         return BR_EINVAL;
@@ -265,8 +265,8 @@ static void allow_append(char *allow, size_t cap, size_t *used, const char *meth
     allow[*used] = '\0';
 }
 
-int gw_router_match(const gw_router *self, const char *method, const char *path,
-                    size_t path_len, gw_route_match *out, char *allow, size_t allow_cap)
+int gw_router_match(const gw_router *self, const char *method, const char *path, size_t path_len,
+                    gw_route_match *out, char *allow, size_t allow_cap)
 {
     if (!self || !method || !path || !out)
         return BR_EINVAL;

@@ -70,9 +70,10 @@ static void defaults_are_the_documented_ones(void **state)
 static void units_scale_sizes_and_durations(void **state)
 {
     gw_config cfg;
-    const char *argv[] = {"gw", "--max-body-bytes", "2m", "--max-header-bytes=16k",
-                    "--header-timeout", "250ms", "--body-timeout", "2", "--keepalive-timeout",
-                    "1m", NULL};
+    const char *argv[] = {
+        "gw",    "--max-body-bytes", "2m", "--max-header-bytes=16k", "--header-timeout",
+        "250ms", "--body-timeout",   "2",  "--keepalive-timeout",    "1m",
+        NULL};
     assert_int_equal(load(&cfg, argv), GW_CONFIG_RUN);
     assert_int_equal(cfg.http.max_body_bytes, 2 * 1024 * 1024);
     assert_int_equal(cfg.http.max_header_bytes, 16 * 1024);
@@ -96,13 +97,19 @@ static void environment_sets_and_flag_wins(void **state)
 static void refuses_bad_values_and_unknown_options(void **state)
 {
     const char *bad[][4] = {
-        {"gw", "--max-headers", "0", NULL},   {"gw", "--max-headers", "x", NULL},
-        {"gw", "--max-headers", "-1", NULL},  {"gw", "--header-timeout", "3h", NULL},
-        {"gw", "--max-body-bytes", NULL},     {"gw", "--nope", "1", NULL},
-        {"gw", "stray", NULL},                {"gw", "--max-body-bytes", "9m", NULL},
+        {"gw", "--max-headers", "0", NULL},
+        {"gw", "--max-headers", "x", NULL},
+        {"gw", "--max-headers", "-1", NULL},
+        {"gw", "--header-timeout", "3h", NULL},
+        {"gw", "--max-body-bytes", NULL},
+        {"gw", "--nope", "1", NULL},
+        {"gw", "stray", NULL},
+        {"gw", "--max-body-bytes", "9m", NULL},
         {"gw", "--max-connections", "99999999999999999999999", NULL},
-        {"gw", "--listen", "1.2.3.4", NULL},  {"gw", "--listen", "1.2.3.4:70000", NULL},
-        {"gw", "--listen", "[::1]8000", NULL}, {"gw", "--listen", "host:80", NULL},
+        {"gw", "--listen", "1.2.3.4", NULL},
+        {"gw", "--listen", "1.2.3.4:70000", NULL},
+        {"gw", "--listen", "[::1]8000", NULL},
+        {"gw", "--listen", "host:80", NULL},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         gw_config cfg;

@@ -37,14 +37,14 @@ typedef struct fixture {
     uv_loop_t loop;
     gw_router *router;
     gw_http_server *server;
-    uv_async_t client_done;      /* the client thread finished */
-    uint32_t shutdown_ms;        /* shutdown timeout once the client is done */
+    uv_async_t client_done; /* the client thread finished */
+    uint32_t shutdown_ms;   /* shutdown timeout once the client is done */
     int port;
     void (*client)(struct fixture *f);
-    atomic_int aborts;           /* abort callbacks run */
-    bool signalled;              /* the client already asked for shutdown */
-    int second_respond_rc;       /* what answering twice returned */
-    char got[CLIENT_BUF];        /* everything the client read */
+    atomic_int aborts;     /* abort callbacks run */
+    bool signalled;        /* the client already asked for shutdown */
+    int second_respond_rc; /* what answering twice returned */
+    char got[CLIENT_BUF];  /* everything the client read */
     size_t got_len;
 } fixture;
 
@@ -287,7 +287,7 @@ static void handler_sees_dechunked_body_params_query_and_trimmed_headers(void **
     run_fixture(f);
     assert_non_null(strstr(f->got, "HTTP/1.1 201 Created\r\n"));
     assert_non_null(strstr(f->got, "m=POST p=/echo/ann%20b q=x=1&y=2 name=ann%20b "
-                                    "x-test=spaced value n=3 body=hello world"));
+                                   "x-test=spaced value n=3 body=hello world"));
     /* Unsafe or reserved extra headers are dropped; safe ones pass. */
     assert_null(strstr(f->got, "Set-Cookie"));
     assert_null(strstr(f->got, "Content-Length: 1\r\n"));

@@ -120,8 +120,7 @@ static void unknown_path_is_not_found(void **state)
     gw_route_match m;
     char allow[64] = "untouched";
     assert_int_equal(gw_router_add(r, "GET", "/healthz", handler_a, NULL), 0);
-    assert_int_equal(gw_router_match(r, "GET", "/nope", 5, &m, allow, sizeof(allow)),
-                     BR_ENOTFOUND);
+    assert_int_equal(gw_router_match(r, "GET", "/nope", 5, &m, allow, sizeof(allow)), BR_ENOTFOUND);
     assert_string_equal(allow, "untouched");
 }
 
@@ -166,8 +165,8 @@ static void head_falls_back_to_get(void **state)
 static void refuses_malformed_templates(void **state)
 {
     gw_router *r = *state;
-    const char *bad[] = {"",        "hello",      "/{}",      "/{name",  "/name}",
-                         "/a{b}",   "/{a}b",      "/{a{b}}",  "/{x}/{x}", "/x/{}/y"};
+    const char *bad[] = {"",      "hello", "/{}",     "/{name",   "/name}",
+                         "/a{b}", "/{a}b", "/{a{b}}", "/{x}/{x}", "/x/{}/y"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int rc = gw_router_add(r, "GET", bad[i], handler_a, NULL);
         if (rc != BR_EINVAL)
