@@ -109,6 +109,8 @@ static const char *status_reason(int status)
 /* Copies n bytes at *p and advances it; the caller reserved the room. */
 static void put(char **p, const void *s, size_t n)
 {
+    if (n == 0)
+        return;
     memcpy(*p, s, n);
     *p += n;
 }
@@ -130,32 +132,40 @@ static void put_uint(char **p, size_t v)
 }
 
 /* True for a header the server writes itself or that must not cross a hop. */
-static bool header_reserved(const char *name)
+static bool header_reserved(const char *name, size_t len)
 {
     static const char *const reserved[] = {"content-length",    "content-type", "connection",
                                            "transfer-encoding", "date",         "keep-alive"};
     for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
-        if (strcasecmp(name, reserved[i]) == 0)
+        if (strlen(reserved[i]) == len && strncasecmp(name, reserved[i], len) == 0)
             return true;
     return false;
 }
 
-/* True when name is a token and value holds no CR, LF or NUL. */
+/* True when a field value holds no control character but HTAB (so no CR or LF). */
+static bool value_safe(const char *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+/* True when the name is a token, the value is safe, and the server does not own the
+ * header.  Names and values are counted, not NUL-terminated (the broker builds them
+ * from msgpack strings). */
 static bool header_safe(const gw_header *h)
 {
-    if (!h->name || !h->value || h->name_len == 0)
+    if (!h->name || (!h->value && h->value_len) || h->name_len == 0)
         return false;
     for (size_t i = 0; i < h->name_len; i++) {
         unsigned char c = (unsigned char)h->name[i];
         if (c <= ' ' || c >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", c))
             return false;
     }
-    for (size_t i = 0; i < h->value_len; i++) {
-        unsigned char c = (unsigned char)h->value[i];
-        if (c == '\r' || c == '\n' || c == '\0')
-            return false;
-    }
-    return !header_reserved(h->name);
+    return value_safe(h->value, h->value_len) && !header_reserved(h->name, h->name_len);
 }
 
 /* Whether this answer ends the connection: its own request said so, or the
@@ -177,6 +187,8 @@ int gw__response_build(gw_http_req *req, int status, const gw_header *extra, siz
     size_t date_len;
     const char *date = gw__server_date(server, &date_len);
 
+    if (content_type && !value_safe(content_type, strlen(content_type)))
+        content_type = "application/octet-stream";
     size_t need = 160 + date_len + (content_type ? strlen(content_type) : 0);
     for (size_t i = 0; i < nextra; i++)
         need += extra[i].name_len + extra[i].value_len + 4;
