@@ -138,7 +138,7 @@ static void detail_handler(gw_req *req, void *data)
 static void ctype_handler(gw_req *req, void *data)
 {
     (void)data;
-    gw_req_respond(req, 200, NULL, 0, "text/plain\r\nX-Injected: 1", "x", 1);
+    gw_req_respond(req, 200, NULL, 0, "text/plain\r\nX-Injected: 1", "xy", 2);
 }
 
 static void on_server_stopped(void *arg)
