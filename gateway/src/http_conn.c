@@ -329,14 +329,9 @@ static void conn_finish(gw_conn *conn)
         gw__conn_close(conn);
 }
 
-static void on_write(uv_write_t *req, int status)
+/* The answers of the last write are out: recycle them, then carry on. */
+static void write_done(gw_conn *conn)
 {
-    gw_conn *conn = req->data;
-    conn->writing = false;
-    if (status < 0 || conn->closing) {
-        gw__conn_close(conn);
-        return;
-    }
     bool finish = false;
     while (conn->head && conn->head->state == GW_REQ_WRITING) {
         gw_http_req *r = conn->head;
@@ -357,14 +352,41 @@ static void on_write(uv_write_t *req, int status)
     conn_update_phase(conn);
 }
 
+static void on_write(uv_write_t *req, int status)
+{
+    gw_conn *conn = req->data;
+    conn->writing = false;
+    if (status < 0 || conn->closing) {
+        gw__conn_close(conn);
+        return;
+    }
+    write_done(conn);
+}
+
+/* Drops the first `sent` bytes from bufs[0..*n); returns the first unsent buffer. */
+static uv_buf_t *skip_sent(uv_buf_t *bufs, size_t *n, size_t sent)
+{
+    while (*n && sent >= bufs->len) {
+        sent -= bufs->len;
+        bufs++;
+        (*n)--;
+    }
+    if (*n) {
+        bufs->base += sent;
+        bufs->len -= sent;
+    }
+    return bufs;
+}
+
 void gw__conn_flush(gw_conn *conn)
 {
     if (conn->closing || conn->writing || conn->lingering)
         return;
-    size_t n = 0, cap = conn->server->cfg.max_pipeline + 2;
+    size_t n = 0, total = 0, cap = conn->server->cfg.max_pipeline + 2;
     for (gw_http_req *r = conn->head; r && n < cap; r = r->next) {
         if (r->state == GW_REQ_READY) {
             conn->bufs[n++] = uv_buf_init(r->resp.data, (unsigned)r->resp.len);
+            total += r->resp.len;
             r->state = GW_REQ_WRITING;
             if (r->close_after)
                 break;
@@ -372,14 +394,27 @@ void gw__conn_flush(gw_conn *conn)
         }
         if (r->state == GW_REQ_PARSING && r->continue_pending) {
             conn->bufs[n++] = uv_buf_init((char *)continue_line, sizeof(continue_line) - 1);
+            total += sizeof(continue_line) - 1;
             r->continue_pending = false;
         }
         break;
     }
     if (n == 0)
         return;
-    int rc =
-        uv_write(&conn->write_req, (uv_stream_t *)&conn->tcp, conn->bufs, (unsigned)n, on_write);
+    /* Try the socket first: an answer that fits (the usual case) then costs one
+     * writev and no write request - libuv would otherwise re-arm the poll watcher
+     * after every completed uv_write, one epoll_ctl per answer. */
+    int sent = uv_try_write((uv_stream_t *)&conn->tcp, conn->bufs, (unsigned)n);
+    if (sent < 0 && sent != UV_EAGAIN) {
+        gw__conn_close(conn);
+        return;
+    }
+    if (sent >= 0 && (size_t)sent == total) {
+        write_done(conn);
+        return;
+    }
+    uv_buf_t *rest = skip_sent(conn->bufs, &n, sent > 0 ? (size_t)sent : 0);
+    int rc = uv_write(&conn->write_req, (uv_stream_t *)&conn->tcp, rest, (unsigned)n, on_write);
     if (rc < 0) {
         gw__conn_close(conn);
         return;
