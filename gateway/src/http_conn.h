@@ -162,6 +162,7 @@ struct gw_http_server {
     char date[64];             /* "Date: ...\r\n", formatted once per second */
     size_t date_len;           /* bytes of date */
     uint64_t date_expires;     /* loop time when date must be formatted again */
+    uint64_t accept_log_after; /* loop time before which accept errors are not logged */
     bool started;              /* listener initialised */
     bool draining;             /* shutdown began */
     bool forced;               /* shutdown timeout passed */

@@ -124,7 +124,12 @@ static void on_connection(uv_stream_t *listener, int status)
 {
     gw_http_server *self = listener->data;
     if (status < 0) {
-        fprintf(stderr, "barista-gateway: accept: %s\n", uv_strerror(status));
+        /* Out of descriptors repeats on every wakeup; say it once a second. */
+        uint64_t now = uv_now(self->loop);
+        if (now >= self->accept_log_after) {
+            fprintf(stderr, "barista-gateway: accept: %s\n", uv_strerror(status));
+            self->accept_log_after = now + 1000;
+        }
         return;
     }
     gw__conn_accept(self, self->nconns >= self->cfg.max_connections);

@@ -6,10 +6,13 @@
  * that the loop closed with nothing left open.  The broker and the local-mode
  * supervisor join the struct and the start/stop sequence at the marked spots.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
 
 #include <uv.h>
 
@@ -47,6 +50,31 @@ static void on_stop_signal(uv_signal_t *sig, int signum)
     uv_close((uv_handle_t *)&gw->sigterm, NULL);
     uv_close((uv_handle_t *)&gw->sigint, NULL);
     gw_http_server_shutdown(gw->http, gw->cfg.shutdown_timeout_ms, on_http_stopped, gw);
+}
+
+/* File descriptors kept beyond max-connections: listener, broker, workers, logs. */
+#define GW_FD_RESERVE 256
+
+/* Raises the soft limit on open files towards the hard one, so that max-connections
+ * is reachable; says so once when it is not. */
+static void raise_fd_limit(const gw_config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        fprintf(stderr, "barista-gateway: getrlimit: %s\n", strerror(errno));
+        return;
+    }
+    rlim_t want = (rlim_t)cfg->http.max_connections + GW_FD_RESERVE;
+    if (rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        fprintf(stderr, "barista-gateway: setrlimit: %s\n", strerror(errno));
+    if (rl.rlim_cur < want)
+        fprintf(stderr,
+                "barista-gateway: open-file limit %llu is below --max-connections + %d; "
+                "connections past it fail to be accepted\n",
+                (unsigned long long)rl.rlim_cur, GW_FD_RESERVE);
 }
 
 static int gateway_start(gateway *gw)
@@ -94,6 +122,7 @@ int main(int argc, char **argv)
     }
     /* A peer that resets mid-write must be an error code, not a signal. */
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit(&gw.cfg);
     int rc = uv_loop_init(&gw.loop);
     if (rc < 0) {
         fprintf(stderr, "barista-gateway: uv_loop_init: %s\n", uv_strerror(rc));

@@ -470,6 +470,24 @@ class Limits(unittest.TestCase):
             time.sleep(0.05)
         self.assertEqual(r.status, 200)
 
+    def test_many_slowloris_connections_do_not_block_others(self):
+        gw = start_gateway(self)
+        slow = []
+        try:
+            for _ in range(300):
+                s = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: ")
+                slow.append(s)
+            for _ in range(20):
+                start = time.monotonic()
+                with gw.client() as c:
+                    self.assertEqual(c.request("GET", "/healthz").status, 200)
+                # A wide bound: the point is "answered at once", not a latency figure.
+                self.assertLess(time.monotonic() - start, 3.0)
+        finally:
+            for s in slow:
+                s.close()
+
     def test_pipeline_limit_applies_backpressure_not_errors(self):
         gw = start_gateway(self, "--max-pipeline", "2", "--max-output-bytes", "1")
         with gw.client() as c:
