@@ -195,6 +195,25 @@ static void run_fixture(fixture *f)
     gw_router_destroy(&f->router);
 }
 
+/* A fixture for `client` that the test's teardown frees, run to completion. */
+static fixture *run_client(void **state, void (*client)(fixture *f), uint32_t shutdown_ms)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    *state = f;
+    f->client = client;
+    f->shutdown_ms = shutdown_ms;
+    run_fixture(f);
+    return f;
+}
+
+static int free_fixture(void **state)
+{
+    free(*state);
+    *state = NULL;
+    return 0;
+}
+
 /* ---------------------------------------------------------------------------------- */
 /* The client side: blocking sockets with a timeout.  No cmocka calls here (it is not
  * thread-safe); failures show up as missing bytes in f->got.                          */
@@ -250,24 +269,29 @@ static void client_read_responses(fixture *f, int fd, int count)
     }
 }
 
-static void client_pipelined_async(fixture *f)
+/* Sends `requests` on a new connection and reads `answers` responses into f->got. */
+static void client_exchange(fixture *f, const char *requests, int answers)
 {
     int fd = client_connect(f->port);
-    client_send(fd, "GET /slow/150 HTTP/1.1\r\nHost: t\r\n\r\n"
+    client_send(fd, requests);
+    client_read_responses(f, fd, answers);
+    close(fd);
+}
+
+static void client_pipelined_async(fixture *f)
+{
+    client_exchange(f,
+                    "GET /slow/150 HTTP/1.1\r\nHost: t\r\n\r\n"
                     "GET /fast/a HTTP/1.1\r\nHost: t\r\n\r\n"
                     "GET /slow/60 HTTP/1.1\r\nHost: t\r\n\r\n"
                     "GET /slow/1 HTTP/1.1\r\nHost: t\r\n\r\n"
-                    "GET /fast/b HTTP/1.1\r\nHost: t\r\n\r\n");
-    client_read_responses(f, fd, 5);
-    close(fd);
+                    "GET /fast/b HTTP/1.1\r\nHost: t\r\n\r\n",
+                    5);
 }
 
 static void answers_async_pipelined_requests_in_request_order(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
-    f->client = client_pipelined_async;
-    f->shutdown_ms = 1000;
-    run_fixture(f);
+    fixture *f = run_client(state, client_pipelined_async, 1000);
     const char *order[] = {"/slow/150", "/fast/a", "/slow/60", "/slow/1", "/fast/b"};
     const char *p = f->got;
     for (size_t i = 0; i < 5; i++) {
@@ -276,27 +300,22 @@ static void answers_async_pipelined_requests_in_request_order(void **state)
         assert_memory_equal(hit + 4, order[i], strlen(order[i]));
         p = hit + 4 + strlen(order[i]);
     }
-    free(f);
 }
 
 static void client_echo(fixture *f)
 {
-    int fd = client_connect(f->port);
-    client_send(fd, "POST /echo/ann%20b?x=1&y=2 HTTP/1.1\r\nHost: t\r\nX-TEST:  spaced value  \r\n"
+    client_exchange(f,
+                    "POST /echo/ann%20b?x=1&y=2 HTTP/1.1\r\nHost: t\r\nX-TEST:  spaced value  \r\n"
                     "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n"
                     "X-Trailer: dropped\r\n\r\n"
                     "GET /detail HTTP/1.1\r\nHost: t\r\n\r\n"
-                    "GET /ctype HTTP/1.1\r\nHost: t\r\n\r\n");
-    client_read_responses(f, fd, 3);
-    close(fd);
+                    "GET /ctype HTTP/1.1\r\nHost: t\r\n\r\n",
+                    3);
 }
 
 static void handler_sees_request_and_cannot_split_the_response(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
-    f->client = client_echo;
-    f->shutdown_ms = 1000;
-    run_fixture(f);
+    fixture *f = run_client(state, client_echo, 1000);
     assert_non_null(strstr(f->got, "HTTP/1.1 201 Created\r\n"));
     assert_non_null(strstr(f->got, "m=POST p=/echo/ann%20b q=x=1&y=2 name=ann%20b "
                                    "x-test=spaced value n=3 body=hello world"));
@@ -310,7 +329,6 @@ static void handler_sees_request_and_cannot_split_the_response(void **state)
     assert_non_null(strstr(f->got, "X-Empty: \r\n"));
     assert_int_equal(f->second_respond_rc, BR_EINVAL);
     assert_non_null(strstr(f->got, "{\"detail\":\"bad \\\"value\\\"\\u000aline\\\\2\"}"));
-    free(f);
 }
 
 static void client_disconnects(fixture *f)
@@ -326,12 +344,8 @@ static void client_disconnects(fixture *f)
 
 static void client_disconnect_aborts_pending_requests(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
-    f->client = client_disconnects;
-    f->shutdown_ms = 1000;
-    run_fixture(f);
+    fixture *f = run_client(state, client_disconnects, 1000);
     assert_int_equal(atomic_load(&f->aborts), 1);
-    free(f);
 }
 
 static void client_half_closes(fixture *f)
@@ -347,16 +361,12 @@ static void client_half_closes(fixture *f)
 
 static void half_close_sends_ready_answers_and_aborts_the_rest(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
-    f->client = client_half_closes;
-    f->shutdown_ms = 1000;
-    run_fixture(f);
+    fixture *f = run_client(state, client_half_closes, 1000);
     /* The answer before the abandoned request goes out; the one after it cannot
      * (answers leave in order) and the connection closes. */
     assert_non_null(strstr(f->got, "/fast/first"));
     assert_null(strstr(f->got, "/fast/after"));
     assert_int_equal(atomic_load(&f->aborts), 1);
-    free(f);
 }
 
 static void client_waits_for_never(fixture *f)
@@ -373,14 +383,10 @@ static void client_waits_for_never(fixture *f)
 
 static void shutdown_timeout_aborts_and_answers_503(void **state)
 {
-    fixture *f = calloc(1, sizeof(*f));
-    f->client = client_waits_for_never;
-    f->shutdown_ms = 100;
-    run_fixture(f);
+    fixture *f = run_client(state, client_waits_for_never, 100);
     assert_non_null(strstr(f->got, "HTTP/1.1 503 Service Unavailable\r\n"));
     assert_non_null(strstr(f->got, "Connection: close\r\n"));
     assert_int_equal(atomic_load(&f->aborts), 1);
-    free(f);
 }
 
 static void config_with_a_zero_limit_is_refused(void **state)
@@ -404,11 +410,11 @@ static void config_with_a_zero_limit_is_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(answers_async_pipelined_requests_in_request_order),
-        cmocka_unit_test(handler_sees_request_and_cannot_split_the_response),
-        cmocka_unit_test(client_disconnect_aborts_pending_requests),
-        cmocka_unit_test(half_close_sends_ready_answers_and_aborts_the_rest),
-        cmocka_unit_test(shutdown_timeout_aborts_and_answers_503),
+        cmocka_unit_test_teardown(answers_async_pipelined_requests_in_request_order, free_fixture),
+        cmocka_unit_test_teardown(handler_sees_request_and_cannot_split_the_response, free_fixture),
+        cmocka_unit_test_teardown(client_disconnect_aborts_pending_requests, free_fixture),
+        cmocka_unit_test_teardown(half_close_sends_ready_answers_and_aborts_the_rest, free_fixture),
+        cmocka_unit_test_teardown(shutdown_timeout_aborts_and_answers_503, free_fixture),
         cmocka_unit_test(config_with_a_zero_limit_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,6 +15,16 @@ HEALTHZ = build_request("GET", "/healthz")
 OK_BODY = b'{"status":"ok"}'
 
 
+def answered_then_closed(test, c, status, interim=False):
+    """Reads one answer, checks its status and Connection: close, and that the server
+    then closes the connection.  Returns the answer."""
+    r = c.read_interim_or_final() if interim else c.read_response()
+    test.assertEqual(r.status, status)
+    test.assertEqual(r.header("connection"), "close")
+    test.assertTrue(c.closed_by_server())
+    return r
+
+
 class Basics(unittest.TestCase):
     def setUp(self):
         self.gw = start_gateway(self)
@@ -134,10 +144,7 @@ class Basics(unittest.TestCase):
         with self.gw.client() as c:
             c.send(b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999\r\n"
                    b"Expect: 100-continue\r\n\r\n")
-            r = c.read_interim_or_final()
-            self.assertEqual(r.status, 413)
-            self.assertEqual(r.header("connection"), "close")
-            self.assertTrue(c.closed_by_server())
+            answered_then_closed(self, c, 413, interim=True)
 
     def test_unknown_expectation_is_417(self):
         with self.gw.client() as c:
@@ -175,10 +182,7 @@ class Basics(unittest.TestCase):
         with self.gw.client() as c:
             c.send(build_request("GET", "/healthz", [("Connection", "Upgrade"),
                                                      ("Upgrade", "websocket")]) + HEALTHZ)
-            r = c.read_response()
-            self.assertEqual(r.status, 200)
-            self.assertEqual(r.header("connection"), "close")
-            self.assertTrue(c.closed_by_server())
+            answered_then_closed(self, c, 200)
 
     def test_http2_preface_is_400(self):
         with self.gw.client() as c:
@@ -276,9 +280,7 @@ class Malformed(unittest.TestCase):
             c.send(HEALTHZ + HEALTHZ + b"GET /healthz HTTP/1.1\r\nHost: t\nX: y\r\n\r\n" + HEALTHZ)
             self.assertEqual(c.read_response().status, 200)
             self.assertEqual(c.read_response().status, 200)
-            r = c.read_response()
-            self.assertEqual(r.status, 400)
-            self.assertTrue(c.closed_by_server())
+            answered_then_closed(self, c, 400)
 
     def test_http10_without_host_is_fine(self):
         with self.gw.client() as c:
@@ -339,18 +341,16 @@ class Limits(unittest.TestCase):
         with gw.client() as c:
             self.assertEqual(c.request("GET", "/healthz?" + "a" * 80).status, 200)
         with gw.client() as c:
-            r = c.request("GET", "/healthz?" + "a" * 200)
-            self.assertEqual(r.status, 414)
-            self.assertTrue(c.closed_by_server())
+            c.send(build_request("GET", "/healthz?" + "a" * 200))
+            answered_then_closed(self, c, 414)
 
     def test_header_bytes_over_limit_is_431(self):
         gw = start_gateway(self, "--max-header-bytes", "1k")
         with gw.client() as c:
             self.assertEqual(c.request("GET", "/healthz", [("X-A", "a" * 500)]).status, 200)
         with gw.client() as c:
-            r = c.request("GET", "/healthz", [("X-A", "a" * 600), ("X-B", "b" * 600)])
-            self.assertEqual(r.status, 431)
-            self.assertTrue(c.closed_by_server())
+            c.send(build_request("GET", "/healthz", [("X-A", "a" * 600), ("X-B", "b" * 600)]))
+            answered_then_closed(self, c, 431)
 
     def test_header_count_over_limit_is_431(self):
         gw = start_gateway(self, "--max-headers", "10")
@@ -359,18 +359,15 @@ class Limits(unittest.TestCase):
             self.assertEqual(c.request("GET", "/healthz", hdrs).status, 200)
         with gw.client() as c:
             hdrs = [("X-%d" % i, "v") for i in range(10)]
-            r = c.request("GET", "/healthz", hdrs)
-            self.assertEqual(r.status, 431)
-            self.assertTrue(c.closed_by_server())
+            c.send(build_request("GET", "/healthz", hdrs))
+            answered_then_closed(self, c, 431)
 
     def test_declared_body_over_limit_is_413_before_reading(self):
         gw = start_gateway(self, "--max-body-bytes", "100")
         with gw.client() as c:
             c.send(b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 101\r\n\r\n")
-            r = c.read_response()
-            self.assertEqual(r.status, 413)
+            r = answered_then_closed(self, c, 413)
             self.assertEqual(r.json(), {"detail": "Content Too Large"})
-            self.assertTrue(c.closed_by_server())
         with gw.client() as c:
             self.assertEqual(c.request("POST", "/healthz", body=b"x" * 100).status, 405)
 
@@ -379,18 +376,14 @@ class Limits(unittest.TestCase):
         with gw.client() as c:
             c.send(b"POST /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
                    + b"32\r\n" + b"x" * 50 + b"\r\n" + b"33\r\n" + b"x" * 51 + b"\r\n0\r\n\r\n")
-            r = c.read_response()
-            self.assertEqual(r.status, 413)
-            self.assertTrue(c.closed_by_server())
+            answered_then_closed(self, c, 413)
 
     def test_slow_headers_get_408_and_close(self):
         gw = start_gateway(self, "--header-timeout", "300ms")
         with gw.client() as c:
             c.send(b"GET /healthz HTTP/1.1\r\nHost: t\r\n")
             start = time.monotonic()
-            r = c.read_response()
-            self.assertEqual(r.status, 408)
-            self.assertTrue(c.closed_by_server())
+            answered_then_closed(self, c, 408)
             self.assertLess(time.monotonic() - start, 8.0)
 
     def test_slowloris_trickle_does_not_extend_header_timeout(self):
@@ -425,9 +418,7 @@ class Limits(unittest.TestCase):
         gw = start_gateway(self, "--body-timeout", "300ms")
         with gw.client() as c:
             c.send(b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
-            r = c.read_response()
-            self.assertEqual(r.status, 408)
-            self.assertTrue(c.closed_by_server())
+            answered_then_closed(self, c, 408)
 
     def test_idle_keep_alive_connection_closes_silently(self):
         gw = start_gateway(self, "--keepalive-timeout", "300ms")
@@ -527,10 +518,7 @@ class Shutdown(unittest.TestCase):
             time.sleep(0.2)
             # The listener is closed; the request in progress may still complete.
             c.send(b"\r\n")
-            r = c.read_response()
-            self.assertEqual(r.status, 200)
-            self.assertEqual(r.header("connection"), "close")
-            self.assertTrue(c.closed_by_server())
+            answered_then_closed(self, c, 200)
             c.close()
             self.assertEqual(gw.wait(), 0, gw.stderr())
 
@@ -541,9 +529,7 @@ class Shutdown(unittest.TestCase):
             c.send(b"GET /healthz HTTP/1.1\r\nHost: t\r\n")
             time.sleep(0.2)
             gw.signal(signal.SIGTERM)
-            r = c.read_response()
-            self.assertEqual(r.status, 503)
-            self.assertTrue(c.closed_by_server())
+            answered_then_closed(self, c, 503)
             c.close()
             self.assertEqual(gw.wait(), 0, gw.stderr())
 
