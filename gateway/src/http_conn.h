@@ -21,6 +21,10 @@
  * libuv hands each read to its callback before the next allocation. */
 #define GW_HTTP_READ_BUFFER (64 * 1024)
 
+/* Header slots a request object starts with (grown by doubling up to max_headers,
+ * then kept with the pooled object). */
+#define GW_HTTP_HEADERS_INITIAL 8
+
 /* A request's arena keeps its memory between requests unless it grew past this
  * (a large body); then it is released so idle connections stay small. */
 #define GW_HTTP_ARENA_KEEP (16 * 1024)

@@ -86,7 +86,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
         if (r->nhdrs >= cfg->max_headers)
             return fail_cb(conn, 431, "Request Header Fields Too Large: too many headers");
         if (r->nhdrs == r->hdr_cap) {
-            size_t cap = r->hdr_cap ? r->hdr_cap * 2 : 16;
+            size_t cap = r->hdr_cap ? r->hdr_cap * 2 : GW_HTTP_HEADERS_INITIAL;
             cap = cap > cfg->max_headers ? cfg->max_headers : cap;
             gw_hdr_off *offs = realloc(r->offs, cap * sizeof(*offs));
             if (offs)
