@@ -1,0 +1,605 @@
+/*
+ * http_conn.c - one client connection: reading (parsing itself is http_parse.c), the
+ * in-order write queue, error answers, timeouts, closing, and accepting.
+ *
+ * A connection holds a FIFO of requests.  A request enters it when its first byte
+ * arrives and leaves it once its answer is written; answers produced out of order
+ * wait in their request until everything before them is out.  Parsing pauses when
+ * the FIFO holds max_pipeline requests or max_output_bytes of answers wait (the
+ * unparsed input is kept and reading stops: backpressure, not an error).
+ *
+ * Bytes are copied from the shared read buffer into the request's arena as llhttp
+ * reports them, so nothing points into the read buffer after a read returns.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "barista/proto.h"
+#include "http_conn.h"
+
+static void conn_fail(gw_conn *conn, int status, const char *detail);
+static void conn_update_phase(gw_conn *conn);
+static void start_reading(gw_conn *conn);
+static void abort_pending(gw_conn *conn, bool forget);
+
+static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+/* ---------------------------------------------------------------------------------- */
+/* Request objects: pooled per connection, buffers kept between requests.              */
+
+gw_http_req *gw__req_get(gw_conn *conn)
+{
+    gw_http_req *r = conn->free_reqs;
+    if (r) {
+        conn->free_reqs = r->next;
+        conn->nfree--;
+    } else if (!(r = calloc(1, sizeof(*r)))) {
+        return NULL;
+    }
+    memset(&r->pub, 0, sizeof(r->pub));
+    r->conn = conn;
+    r->next = NULL;
+    r->state = GW_REQ_PARSING;
+    r->arena.len = r->resp.len = 0;
+    r->nhdrs = r->url_len = r->body_off = r->body_len = 0;
+    r->abort_fn = NULL;
+    r->abort_arg = NULL;
+    r->head = r->http10 = r->keep_alive = r->close_after = false;
+    r->continue_pending = r->headers_done = false;
+    return r;
+}
+
+static void req_free(gw_http_req *r)
+{
+    gw__bytes_free(&r->arena);
+    gw__bytes_free(&r->resp);
+    free(r->offs);
+    free(r->hdrs);
+    free(r);
+}
+
+static void req_recycle(gw_conn *conn, gw_http_req *r)
+{
+    if (conn->closing || conn->nfree >= conn->server->cfg.max_pipeline) {
+        req_free(r);
+        return;
+    }
+    if (r->arena.cap > GW_HTTP_ARENA_KEEP)
+        gw__bytes_free(&r->arena);
+    if (r->resp.cap > GW_HTTP_ARENA_KEEP)
+        gw__bytes_free(&r->resp);
+    r->next = conn->free_reqs;
+    conn->free_reqs = r;
+    conn->nfree++;
+}
+
+void gw__conn_push(gw_conn *conn, gw_http_req *r)
+{
+    if (conn->tail)
+        conn->tail->next = r;
+    else
+        conn->head = r;
+    conn->tail = r;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Timeouts: one timer per connection, re-armed lazily.                                 */
+
+static void on_timer(uv_timer_t *t);
+
+void gw__conn_set_phase(gw_conn *conn, gw_conn_phase phase, uint32_t ms)
+{
+    conn->phase = phase;
+    if (phase == GW_PHASE_NONE)
+        return;
+    uint64_t now = uv_now(conn->server->loop);
+    conn->deadline = now + ms;
+    /* Moving the deadline later costs nothing: the timer fires, sees it is early and
+     * re-arms.  Only an earlier deadline restarts it. */
+    if (conn->timer_due == 0 || conn->deadline < conn->timer_due) {
+        uv_timer_start(&conn->timer, on_timer, ms, 0);
+        conn->timer_due = conn->deadline;
+    }
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    gw_conn *conn = t->data;
+    conn->timer_due = 0;
+    if (conn->phase == GW_PHASE_NONE || conn->closing)
+        return;
+    uint64_t now = uv_now(conn->server->loop);
+    if (now < conn->deadline) {
+        uv_timer_start(&conn->timer, on_timer, conn->deadline - now, 0);
+        conn->timer_due = conn->deadline;
+        return;
+    }
+    switch (conn->phase) {
+    case GW_PHASE_HEADERS:
+    case GW_PHASE_BODY:
+        conn_fail(conn, 408, "Request Timeout: the request was not received in time");
+        conn_update_phase(conn);
+        break;
+    default: /* idle keep-alive, stalled write, linger: close without a word */
+        gw__conn_close(conn);
+        break;
+    }
+}
+
+/* Re-derives the phase once parsing is not in progress. */
+static void conn_update_phase(gw_conn *conn)
+{
+    if (conn->closing || conn->lingering)
+        return;
+    if (conn->peer_eof && !conn->writing) {
+        gw__conn_close(conn);
+        return;
+    }
+    if (conn->parsing)
+        return;
+    if (conn->writing) {
+        if (conn->phase != GW_PHASE_SEND)
+            gw__conn_set_phase(conn, GW_PHASE_SEND, conn->server->cfg.send_timeout_ms);
+    } else if (conn->head) {
+        gw__conn_set_phase(conn, GW_PHASE_NONE, 0);
+    } else if (conn->server->draining || conn->want_close) {
+        gw__conn_close(conn);
+    } else if (conn->phase != GW_PHASE_IDLE) {
+        gw__conn_set_phase(conn, GW_PHASE_IDLE, conn->server->cfg.keepalive_timeout_ms);
+    }
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Reading.                                                                            */
+
+bool gw__conn_can_parse(const gw_conn *conn)
+{
+    const gw_http_config *cfg = &conn->server->cfg;
+    return !conn->want_close && conn->nqueued < cfg->max_pipeline &&
+           conn->output_bytes < cfg->max_output_bytes;
+}
+
+static void stop_reading(gw_conn *conn)
+{
+    if (conn->reading)
+        uv_read_stop((uv_stream_t *)&conn->tcp);
+    conn->reading = false;
+}
+
+/* Keeps input that arrived past a pause for when parsing resumes. */
+static void keep_unparsed(gw_conn *conn, const char *from, const char *end)
+{
+    size_t n = (size_t)(end - from);
+    gw_bytes *b = &conn->pending_in;
+    if (b->data && from >= b->data && from <= b->data + b->cap) {
+        memmove(b->data, from, n);
+        b->len = n;
+        return;
+    }
+    b->len = 0;
+    if (gw__bytes_append(b, from, n, GW_HTTP_READ_BUFFER) != 0)
+        gw__conn_close(conn);
+}
+
+/* Runs llhttp over data and acts on what it answers: done, paused, or an error. */
+static void conn_feed(gw_conn *conn, const char *data, size_t len)
+{
+    conn->exec_end = data + len;
+    llhttp_errno_t err = llhttp_execute(&conn->parser, data, len);
+    if (err == HPE_OK)
+        return;
+    if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+        /* PAUSED_UPGRADE follows a request on_message_complete already closed. */
+        const char *pos = llhttp_get_error_pos(&conn->parser);
+        llhttp_resume(&conn->parser);
+        stop_reading(conn);
+        if (!conn->want_close)
+            keep_unparsed(conn, pos ? pos : data + len, data + len);
+        return;
+    }
+    if (conn->err_status)
+        conn_fail(conn, conn->err_status, conn->err_detail);
+    else if (err == HPE_PAUSED_H2_UPGRADE)
+        conn_fail(conn, 400, "Bad Request: HTTP/2 is not served on this port");
+    else
+        conn_fail(conn, 400, llhttp_get_error_reason(&conn->parser));
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    gw_conn *conn = h->data;
+    buf->base = conn->server->read_buf;
+    buf->len = GW_HTTP_READ_BUFFER;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    gw_conn *conn = s->data;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        if (nread != UV_EOF || conn->lingering) {
+            gw__conn_close(conn);
+            return;
+        }
+        /* The client shut down its side, or left.  A half-close means nothing in
+         * HTTP/1.1, so no more is read and unanswered requests are abandoned (their
+         * handlers are told); answers already made still go out, then it closes. */
+        conn->peer_eof = conn->want_close = true;
+        stop_reading(conn);
+        abort_pending(conn, true);
+        gw__conn_flush(conn);
+        if (!conn->writing)
+            gw__conn_close(conn);
+        return;
+    }
+    if (conn->lingering || conn->want_close)
+        return;
+    if (conn->phase == GW_PHASE_BODY)
+        gw__conn_set_phase(conn, GW_PHASE_BODY, conn->server->cfg.body_timeout_ms);
+    conn_feed(conn, buf->base, (size_t)nread);
+    conn_update_phase(conn);
+}
+
+static void start_reading(gw_conn *conn)
+{
+    if (conn->reading || conn->closing)
+        return;
+    int rc = uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read);
+    if (rc < 0) {
+        fprintf(stderr, "barista-gateway: uv_read_start: %s\n", uv_strerror(rc));
+        gw__conn_close(conn);
+        return;
+    }
+    conn->reading = true;
+}
+
+/* Parsing was paused for backpressure; continue once there is room. */
+static void maybe_resume(gw_conn *conn)
+{
+    if (conn->closing || conn->reading || conn->lingering || !gw__conn_can_parse(conn))
+        return;
+    if (conn->pending_in.len) {
+        size_t n = conn->pending_in.len;
+        conn->pending_in.len = 0;
+        conn_feed(conn, conn->pending_in.data, n);
+        if (!gw__conn_can_parse(conn) || conn->closing)
+            return;
+    }
+    start_reading(conn);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Errors, writing and closing.                                                        */
+
+/* Queues an error answer after whatever is before it, and stops reading for good. */
+static void conn_fail(gw_conn *conn, int status, const char *detail)
+{
+    if (conn->failed || conn->closing)
+        return;
+    conn->failed = conn->want_close = true;
+    conn->pending_in.len = 0;
+    stop_reading(conn);
+    gw_http_req *r = conn->parsing;
+    conn->parsing = NULL;
+    if (!r) {
+        if (!(r = gw__req_get(conn))) {
+            gw__conn_close(conn);
+            return;
+        }
+        gw__conn_push(conn, r);
+    }
+    r->continue_pending = false;
+    r->close_after = true;
+    r->state = GW_REQ_HANDLING;
+    conn->nqueued++;
+    gw__conn_set_phase(conn, GW_PHASE_NONE, 0);
+    gw__req_answer_detail(r, status, detail, NULL, 0);
+}
+
+void gw__req_answered(gw_http_req *r)
+{
+    gw_conn *conn = r->conn;
+    r->state = GW_REQ_READY;
+    conn->output_bytes += r->resp.len;
+    gw__server_schedule_flush(conn->server, conn);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    gw_conn *conn = req->data;
+    if (status < 0 || conn->closing) {
+        gw__conn_close(conn);
+        return;
+    }
+    /* Drain what the client still sends so that closing does not reset the
+     * connection under the answer it has not read yet. */
+    gw__conn_set_phase(conn, GW_PHASE_LINGER, GW_HTTP_LINGER_MS);
+    start_reading(conn);
+}
+
+/* The last answer is out: send FIN, then linger. */
+static void conn_finish(gw_conn *conn)
+{
+    conn->lingering = true;
+    stop_reading(conn);
+    gw__conn_set_phase(conn, GW_PHASE_LINGER, GW_HTTP_LINGER_MS);
+    if (uv_shutdown(&conn->shutdown_req, (uv_stream_t *)&conn->tcp, on_shutdown) < 0)
+        gw__conn_close(conn);
+}
+
+/* The answers of the last write are out: recycle them, then carry on. */
+static void write_done(gw_conn *conn)
+{
+    bool finish = false;
+    while (conn->head && conn->head->state == GW_REQ_WRITING) {
+        gw_http_req *r = conn->head;
+        conn->head = r->next;
+        if (!conn->head)
+            conn->tail = NULL;
+        conn->nqueued--;
+        conn->output_bytes -= r->resp.len;
+        finish = finish || r->close_after;
+        req_recycle(conn, r);
+    }
+    if (finish) {
+        conn_finish(conn);
+        return;
+    }
+    gw__conn_flush(conn);
+    maybe_resume(conn);
+    conn_update_phase(conn);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    gw_conn *conn = req->data;
+    conn->writing = false;
+    if (status < 0 || conn->closing) {
+        gw__conn_close(conn);
+        return;
+    }
+    write_done(conn);
+}
+
+/* Drops the first `sent` bytes from bufs[0..*n); returns the first unsent buffer. */
+static uv_buf_t *skip_sent(uv_buf_t *bufs, size_t *n, size_t sent)
+{
+    while (*n && sent >= bufs->len) {
+        sent -= bufs->len;
+        bufs++;
+        (*n)--;
+    }
+    if (*n) {
+        bufs->base += sent;
+        bufs->len -= sent;
+    }
+    return bufs;
+}
+
+void gw__conn_flush(gw_conn *conn)
+{
+    if (conn->closing || conn->writing || conn->lingering)
+        return;
+    size_t n = 0, total = 0, cap = conn->server->cfg.max_pipeline + 2;
+    for (gw_http_req *r = conn->head; r && n < cap; r = r->next) {
+        if (r->state == GW_REQ_READY) {
+            conn->bufs[n++] = uv_buf_init(r->resp.data, (unsigned)r->resp.len);
+            total += r->resp.len;
+            r->state = GW_REQ_WRITING;
+            if (r->close_after)
+                break;
+            continue;
+        }
+        if (r->state == GW_REQ_PARSING && r->continue_pending) {
+            conn->bufs[n++] = uv_buf_init((char *)continue_line, sizeof(continue_line) - 1);
+            total += sizeof(continue_line) - 1;
+            r->continue_pending = false;
+        }
+        break;
+    }
+    if (n == 0)
+        return;
+    /* Try the socket first: an answer that fits (the usual case) then costs one
+     * writev and no write request - libuv would otherwise re-arm the poll watcher
+     * after every completed uv_write, one epoll_ctl per answer. */
+    int sent = uv_try_write((uv_stream_t *)&conn->tcp, conn->bufs, (unsigned)n);
+    if (sent < 0 && sent != UV_EAGAIN) {
+        gw__conn_close(conn);
+        return;
+    }
+    if (sent >= 0 && (size_t)sent == total) {
+        write_done(conn);
+        return;
+    }
+    uv_buf_t *rest = skip_sent(conn->bufs, &n, sent > 0 ? (size_t)sent : 0);
+    int rc = uv_write(&conn->write_req, (uv_stream_t *)&conn->tcp, rest, (unsigned)n, on_write);
+    if (rc < 0) {
+        gw__conn_close(conn);
+        return;
+    }
+    conn->writing = true;
+    conn_update_phase(conn);
+}
+
+static void conn_free(gw_conn *conn)
+{
+    gw_http_server *server = conn->server;
+    if (conn->flush_queued) {
+        for (gw_conn **pp = &server->flush_list; *pp; pp = &(*pp)->flush_next) {
+            if (*pp == conn) {
+                *pp = conn->flush_next;
+                break;
+            }
+        }
+    }
+    for (gw_http_req *r = conn->head, *next; r; r = next) {
+        next = r->next;
+        req_free(r);
+    }
+    for (gw_http_req *r = conn->free_reqs, *next; r; r = next) {
+        next = r->next;
+        req_free(r);
+    }
+    gw__bytes_free(&conn->pending_in);
+    free(conn->bufs);
+    gw__server_conn_closed(server, conn);
+    free(conn);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    gw_conn *conn = h->data;
+    if (--conn->open_handles == 0)
+        conn_free(conn);
+}
+
+/* Tells every handler still holding a request of this connection that it died.  With
+ * `forget`, the requests are also marked so that no answer is expected from them
+ * (before the callback runs, so that an answer from it is refused). */
+static void abort_pending(gw_conn *conn, bool forget)
+{
+    for (gw_http_req *r = conn->head; r; r = r->next) {
+        if (r->state != GW_REQ_HANDLING)
+            continue;
+        gw_abort_fn fn = r->abort_fn;
+        r->abort_fn = NULL;
+        if (forget)
+            r->state = GW_REQ_ABORTED;
+        if (fn)
+            fn(&r->pub, r->abort_arg);
+    }
+}
+
+void gw__conn_close(gw_conn *conn)
+{
+    if (conn->closing)
+        return;
+    conn->closing = true;
+    stop_reading(conn);
+    abort_pending(conn, true);
+    uv_close((uv_handle_t *)&conn->tcp, on_handle_closed);
+    uv_close((uv_handle_t *)&conn->timer, on_handle_closed);
+}
+
+void gw__conn_drain(gw_conn *conn)
+{
+    if (conn->closing || conn->lingering)
+        return;
+    if (!conn->head && !conn->writing) {
+        gw__conn_close(conn);
+        return;
+    }
+    /* A request being read may still finish (it will say Connection: close); with
+     * none, no further request is read. */
+    if (!conn->parsing) {
+        conn->want_close = true;
+        stop_reading(conn);
+    }
+}
+
+void gw__conn_force_close(gw_conn *conn)
+{
+    if (conn->closing || conn->lingering)
+        return;
+    abort_pending(conn, false);
+    for (gw_http_req *r = conn->head; r; r = r->next) {
+        if (r->state != GW_REQ_HANDLING)
+            continue;
+        r->close_after = r->next == NULL || r->next == conn->parsing;
+        gw__req_answer_detail(r, 503, "Service Unavailable: the server is shutting down", NULL, 0);
+        if (conn->closing)
+            return;
+    }
+    conn->want_close = true;
+    if (conn->parsing)
+        conn_fail(conn, 503, "Service Unavailable: the server is shutting down");
+    else if (!conn->head)
+        gw__conn_close(conn);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Accepting.                                                                          */
+
+static void on_reject_written(uv_write_t *req, int status)
+{
+    gw_conn *conn = req->data;
+    if (status < 0 || conn->closing)
+        gw__conn_close(conn);
+    else
+        conn_finish(conn);
+}
+
+/* Answers a connection past max_connections with 503 and closes it. */
+static void conn_reject(gw_conn *conn)
+{
+    gw_http_server *server = conn->server;
+    if (server->nrejecting > GW_HTTP_MAX_REJECTING) {
+        gw__conn_close(conn);
+        return;
+    }
+    static const char body[] = "{\"detail\":\"Service Unavailable: too many connections\"}";
+    char head[256];
+    size_t date_len;
+    const char *date = gw__server_date(server, &date_len);
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 503 Service Unavailable\r\n%.*sContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\nRetry-After: 1\r\nConnection: close\r\n\r\n",
+                     (int)date_len, date, sizeof(body) - 1);
+    gw_bytes *b = &conn->pending_in;
+    if (n < 0 || (size_t)n >= sizeof(head) || gw__bytes_append(b, head, (size_t)n, 1024) != 0 ||
+        gw__bytes_append(b, body, sizeof(body) - 1, 1024) != 0) {
+        gw__conn_close(conn);
+        return;
+    }
+    uv_buf_t buf = uv_buf_init(b->data, (unsigned)b->len);
+    gw__conn_set_phase(conn, GW_PHASE_LINGER, GW_HTTP_LINGER_MS);
+    conn->lingering = true;
+    if (uv_write(&conn->write_req, (uv_stream_t *)&conn->tcp, &buf, 1, on_reject_written) < 0)
+        gw__conn_close(conn);
+}
+
+void gw__conn_accept(gw_http_server *server, bool reject)
+{
+    gw_conn *conn = calloc(1, sizeof(*conn));
+    if (!conn) {
+        fprintf(stderr, "barista-gateway: accept: out of memory\n");
+        return;
+    }
+    conn->server = server;
+    uv_tcp_init(server->loop, &conn->tcp);
+    uv_timer_init(server->loop, &conn->timer);
+    conn->tcp.data = conn->timer.data = conn->write_req.data = conn->shutdown_req.data = conn;
+    conn->open_handles = 2;
+    if (reject) {
+        conn->rejecting = true;
+        server->nrejecting++;
+    } else {
+        conn->next = server->conns;
+        if (server->conns)
+            server->conns->prev = conn;
+        server->conns = conn;
+        server->nconns++;
+    }
+    int rc = uv_accept((uv_stream_t *)&server->listener, (uv_stream_t *)&conn->tcp);
+    if (rc < 0) {
+        fprintf(stderr, "barista-gateway: uv_accept: %s\n", uv_strerror(rc));
+        gw__conn_close(conn);
+        return;
+    }
+    if (reject) {
+        conn_reject(conn);
+        return;
+    }
+    conn->bufs = calloc(server->cfg.max_pipeline + 2, sizeof(*conn->bufs));
+    if (!conn->bufs) {
+        gw__conn_close(conn);
+        return;
+    }
+    llhttp_init(&conn->parser, HTTP_REQUEST, &gw__parser_settings);
+    conn->parser.data = conn;
+    uv_tcp_nodelay(&conn->tcp, 1);
+    gw__conn_set_phase(conn, GW_PHASE_IDLE, server->cfg.header_timeout_ms);
+    start_reading(conn);
+}

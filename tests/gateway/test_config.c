@@ -1,0 +1,161 @@
+/*
+ * test_config.c - the gateway's options: defaults, environment, flags, units and
+ * refusals.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <cmocka.h>
+
+#include "barista/proto.h"
+#include "config.h"
+
+/* Every variable a test may set, cleared before and after each test. */
+static const char *const envs[] = {"BARISTA_LISTEN", "BARISTA_MAX_BODY_BYTES",
+                                   "BARISTA_HEADER_TIMEOUT", "BARISTA_MAX_PIPELINE"};
+
+static int clear_env(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(envs) / sizeof(envs[0]); i++)
+        unsetenv(envs[i]);
+    return 0;
+}
+
+/* Loads argv (NULL-terminated, program name first) with errors to a scratch file. */
+static gw_config_result load(gw_config *cfg, const char **argv)
+{
+    int argc = 0;
+    while (argv[argc])
+        argc++;
+    FILE *err = tmpfile();
+    assert_non_null(err);
+    gw_config_result r = gw_config_load(cfg, argc, (char **)argv, err);
+    fclose(err);
+    return r;
+}
+
+static void defaults_are_the_documented_ones(void **state)
+{
+    gw_config cfg;
+    const char *argv[] = {"gw", NULL};
+    assert_int_equal(load(&cfg, argv), GW_CONFIG_RUN);
+    gw_http_config d = gw_http_config_default();
+    assert_string_equal(cfg.listen, "0.0.0.0:8000");
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)&cfg.listen_addr;
+    assert_int_equal(sin->sin_family, AF_INET);
+    assert_int_equal(ntohs(sin->sin_port), 8000);
+    assert_int_equal(cfg.http.max_url_bytes, d.max_url_bytes);
+    assert_int_equal(cfg.http.max_url_bytes, 8192);
+    assert_int_equal(cfg.http.max_header_bytes, 32 * 1024);
+    assert_int_equal(cfg.http.max_headers, 100);
+    assert_int_equal(cfg.http.max_body_bytes, 1024 * 1024);
+    assert_int_equal(cfg.http.header_timeout_ms, 10000);
+    assert_int_equal(cfg.http.body_timeout_ms, 30000);
+    assert_int_equal(cfg.http.keepalive_timeout_ms, 60000);
+    assert_int_equal(cfg.http.send_timeout_ms, 60000);
+    assert_int_equal(cfg.http.max_connections, 16384);
+    assert_int_equal(cfg.http.max_pipeline, 32);
+    assert_int_equal(cfg.http.max_output_bytes, 1024 * 1024);
+    assert_int_equal(cfg.shutdown_timeout_ms, 10000);
+}
+
+static void units_scale_sizes_and_durations(void **state)
+{
+    gw_config cfg;
+    const char *argv[] = {
+        "gw",    "--max-body-bytes", "2m", "--max-header-bytes=16k", "--header-timeout",
+        "250ms", "--body-timeout",   "2",  "--keepalive-timeout",    "1m",
+        NULL};
+    assert_int_equal(load(&cfg, argv), GW_CONFIG_RUN);
+    assert_int_equal(cfg.http.max_body_bytes, 2 * 1024 * 1024);
+    assert_int_equal(cfg.http.max_header_bytes, 16 * 1024);
+    assert_int_equal(cfg.http.header_timeout_ms, 250);
+    assert_int_equal(cfg.http.body_timeout_ms, 2000);
+    assert_int_equal(cfg.http.keepalive_timeout_ms, 60000);
+}
+
+static void environment_sets_and_flag_wins(void **state)
+{
+    gw_config cfg;
+    setenv("BARISTA_MAX_BODY_BYTES", "4k", 1);
+    setenv("BARISTA_MAX_PIPELINE", "7", 1);
+    const char *argv[] = {"gw", "--max-pipeline", "9", NULL};
+    assert_int_equal(load(&cfg, argv), GW_CONFIG_RUN);
+    assert_int_equal(cfg.http.max_body_bytes, 4096);
+    assert_int_equal(cfg.http.max_pipeline, 9);
+    clear_env(NULL);
+}
+
+static void refuses_bad_values_and_unknown_options(void **state)
+{
+    const char *bad[][4] = {
+        {"gw", "--max-headers", "0", NULL},
+        {"gw", "--max-headers", "x", NULL},
+        {"gw", "--max-headers", "-1", NULL},
+        {"gw", "--header-timeout", "3h", NULL},
+        {"gw", "--max-body-bytes", NULL},
+        {"gw", "--nope", "1", NULL},
+        {"gw", "stray", NULL},
+        {"gw", "--max-body-bytes", "9m", NULL},
+        {"gw", "--max-connections", "99999999999999999999999", NULL},
+        {"gw", "--listen", "1.2.3.4", NULL},
+        {"gw", "--listen", "1.2.3.4:70000", NULL},
+        {"gw", "--listen", "[::1]8000", NULL},
+        {"gw", "--listen", "host:80", NULL},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        gw_config cfg;
+        if (load(&cfg, bad[i]) != GW_CONFIG_BAD)
+            fail_msg("case %zu (%s %s) was accepted", i, bad[i][1], bad[i][2] ? bad[i][2] : "");
+    }
+    gw_config cfg;
+    setenv("BARISTA_HEADER_TIMEOUT", "soon", 1);
+    const char *argv[] = {"gw", NULL};
+    assert_int_equal(load(&cfg, argv), GW_CONFIG_BAD);
+    clear_env(NULL);
+}
+
+static void parses_ipv4_and_ipv6_addresses(void **state)
+{
+    struct sockaddr_storage ss;
+    assert_int_equal(gw_config_parse_addr("127.0.0.1:0", &ss), 0);
+    assert_int_equal(ss.ss_family, AF_INET);
+    assert_int_equal(gw_config_parse_addr("[::1]:8000", &ss), 0);
+    assert_int_equal(ss.ss_family, AF_INET6);
+    assert_int_equal(ntohs(((struct sockaddr_in6 *)&ss)->sin6_port), 8000);
+    assert_int_equal(gw_config_parse_addr("[::]:1", &ss), 0);
+    assert_int_equal(gw_config_parse_addr("::1:8000", &ss), BR_EINVAL);
+    assert_int_equal(gw_config_parse_addr("127.0.0.1:", &ss), BR_EINVAL);
+    assert_int_equal(gw_config_parse_addr("127.0.0.1:+80", &ss), BR_EINVAL);
+    assert_int_equal(gw_config_parse_addr(NULL, &ss), BR_EINVAL);
+}
+
+static void help_is_its_own_result(void **state)
+{
+    gw_config cfg;
+    const char *argv[] = {"gw", "--max-pipeline", "3", "--help", NULL};
+    /* --help prints to stdout; the result tells main() to exit 0. */
+    assert_int_equal(load(&cfg, argv), GW_CONFIG_HELP);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(defaults_are_the_documented_ones, clear_env, clear_env),
+        cmocka_unit_test_setup_teardown(units_scale_sizes_and_durations, clear_env, clear_env),
+        cmocka_unit_test_setup_teardown(environment_sets_and_flag_wins, clear_env, clear_env),
+        cmocka_unit_test_setup_teardown(refuses_bad_values_and_unknown_options, clear_env,
+                                        clear_env),
+        cmocka_unit_test_setup_teardown(parses_ipv4_and_ipv6_addresses, clear_env, clear_env),
+        cmocka_unit_test_setup_teardown(help_is_its_own_result, clear_env, clear_env),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
