@@ -1,0 +1,367 @@
+/*
+ * decode.c - msgpack bytes to br_msg, with every count and length checked first.
+ *
+ * Each record on the wire (a message, a pair, a service, a route, a parameter, a job
+ * spec) is a msgpack array whose first elements are the fields this version knows;
+ * further elements are skipped, which is how newer peers add fields.  Lists are sized
+ * against both their limit and the bytes left (each element has a smallest possible
+ * encoding) before any scratch memory is taken for them.  After the fields are read,
+ * the same range rules the encoder applies (validate.c) decide whether the values are
+ * acceptable.
+ */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* The decoder's first scratch block: enough for a REQUEST with a few dozen headers. */
+#define BR_DECODER_SCRATCH_INITIAL 4096
+
+/* The fewest bytes one list element can take on the wire; counts that would need more
+ * bytes than remain are refused before memory is reserved for them. */
+#define WIRE_MIN_PAIR 3    /* [name, value]: fixarray + two fixstr */
+#define WIRE_MIN_PARAM 8   /* fixarray + 7 one-byte fields */
+#define WIRE_MIN_ROUTE 7   /* fixarray + 6 one-byte fields */
+#define WIRE_MIN_SERVICE 4 /* fixarray + 3 one-byte fields */
+#define WIRE_MIN_TASK 1    /* fixstr */
+#define WIRE_MIN_JOB 5     /* fixarray + 4 one-byte fields */
+
+struct br_decoder {
+    br_limits limits;    /* bounds every decode enforces */
+    br__scratch scratch; /* arrays of the last decoded message */
+};
+
+/* The state of one decode. */
+typedef struct dec {
+    br__cur cur;           /* position in the input */
+    const br_limits *lim;  /* the decoder's limits */
+    br__scratch *scratch;  /* where lists go */
+} dec;
+
+#define TRY(expr)                                                                          \
+    do {                                                                                   \
+        int try_rc_ = (expr);                                                              \
+        if (try_rc_ < 0)                                                                   \
+            return try_rc_;                                                                \
+    } while (0)
+
+br_decoder *br_decoder_new(const br_limits *limits)
+{
+    const br_limits *l = limits ? limits : &br_limits_default;
+    if (!l->max_message || !l->max_string || !l->max_body || !l->max_pairs ||
+        !l->max_services || !l->max_routes || !l->max_params || !l->max_tasks || !l->max_jobs)
+        return NULL;
+    br_decoder *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->limits = *l;
+    if (br__scratch_init(&self->scratch, BR_DECODER_SCRATCH_INITIAL) < 0) {
+        free(self);
+        return NULL;
+    }
+    return self;
+}
+
+void br_decoder_destroy(br_decoder **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    br__scratch_free(&(*self_p)->scratch);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+/* Opens a record that must hold at least `need` fields; *extra is how many more it has
+ * (to skip with close_record once the known fields are read). */
+static int open_record(dec *d, uint32_t need, uint32_t *extra)
+{
+    uint32_t n;
+    TRY(br__cur_array(&d->cur, &n));
+    if (n < need)
+        return BR_ETRUNC;
+    *extra = n - need;
+    return 0;
+}
+
+static int close_record(dec *d, uint32_t extra)
+{
+    return br__cur_skip(&d->cur, extra);
+}
+
+/* Opens a list of at most `limit` elements of at least `wire_min` bytes each and
+ * reserves `elem_size` bytes of scratch per element (*out stays NULL when empty). */
+static int open_list(dec *d, uint32_t limit, size_t wire_min, size_t elem_size, void **out,
+                     uint32_t *n)
+{
+    TRY(br__cur_array(&d->cur, n));
+    if (*n > limit)
+        return BR_ELIMIT;
+    if ((size_t)*n > br__cur_left(&d->cur) / wire_min)
+        return BR_ETRUNC;
+    *out = NULL;
+    if (*n == 0)
+        return 0;
+    *out = br__scratch_alloc(d->scratch, (size_t)*n * elem_size);
+    return *out ? 0 : BR_ENOMEM;
+}
+
+static int get_uint(dec *d, uint64_t max, uint64_t *v)
+{
+    TRY(br__cur_uint(&d->cur, v));
+    return *v <= max ? 0 : BR_EVALUE;
+}
+
+static int get_u32(dec *d, uint32_t *v)
+{
+    uint64_t x;
+    TRY(get_uint(d, UINT32_MAX, &x));
+    *v = (uint32_t)x;
+    return 0;
+}
+
+static int get_u8(dec *d, uint8_t *v)
+{
+    uint64_t x;
+    TRY(get_uint(d, UINT8_MAX, &x));
+    *v = (uint8_t)x;
+    return 0;
+}
+
+static int get_text(dec *d, br_str *s)
+{
+    return br__cur_str(&d->cur, s, d->lim->max_string);
+}
+
+static int get_bytes(dec *d, br_str *s)
+{
+    return br__cur_bytes(&d->cur, s, d->lim->max_body);
+}
+
+/* A parameter bound: nil for none, else a number. */
+static int get_bound(dec *d, bool *has, double *v)
+{
+    int rc = br__cur_nil(&d->cur);
+    if (rc < 0)
+        return rc;
+    *has = rc == 0;
+    return *has ? br__cur_number(&d->cur, v) : 0;
+}
+
+static int get_pairs(dec *d, br_pair **out, uint32_t *n)
+{
+    void *mem;
+    TRY(open_list(d, d->lim->max_pairs, WIRE_MIN_PAIR, sizeof **out, &mem, n));
+    *out = mem;
+    for (uint32_t i = 0; i < *n; i++) {
+        uint32_t extra;
+        TRY(open_record(d, 2, &extra));
+        TRY(get_text(d, &(*out)[i].name));
+        TRY(get_text(d, &(*out)[i].value));
+        TRY(close_record(d, extra));
+    }
+    return 0;
+}
+
+static int get_param(dec *d, br_param *p)
+{
+    uint32_t extra;
+    TRY(open_record(d, 7, &extra));
+    TRY(get_text(d, &p->name));
+    TRY(get_u8(d, &p->in));
+    TRY(get_u8(d, &p->type));
+    TRY(br__cur_bool(&d->cur, &p->required));
+    TRY(get_bound(d, &p->has_min, &p->min));
+    TRY(get_bound(d, &p->has_max, &p->max));
+    TRY(get_text(d, &p->summary));
+    return close_record(d, extra);
+}
+
+static int get_route(dec *d, br_route *r)
+{
+    uint32_t extra;
+    void *mem;
+    TRY(open_record(d, 6, &extra));
+    TRY(get_text(d, &r->method));
+    TRY(get_text(d, &r->path));
+    TRY(get_u32(d, &r->timeout_ms));
+    TRY(get_u8(d, &r->body));
+    TRY(get_text(d, &r->summary));
+    TRY(open_list(d, d->lim->max_params, WIRE_MIN_PARAM, sizeof *r->params, &mem, &r->nparams));
+    r->params = mem;
+    for (uint32_t i = 0; i < r->nparams; i++)
+        TRY(get_param(d, &r->params[i]));
+    return close_record(d, extra);
+}
+
+static int get_service(dec *d, br_service *s)
+{
+    uint32_t extra;
+    void *mem;
+    TRY(open_record(d, 3, &extra));
+    TRY(get_text(d, &s->name));
+    TRY(get_u8(d, &s->kind));
+    TRY(open_list(d, d->lim->max_routes, WIRE_MIN_ROUTE, sizeof *s->routes, &mem, &s->nroutes));
+    s->routes = mem;
+    for (uint32_t i = 0; i < s->nroutes; i++)
+        TRY(get_route(d, &s->routes[i]));
+    return close_record(d, extra);
+}
+
+static int get_ready(dec *d, br_ready *m)
+{
+    void *mem;
+    TRY(get_text(d, &m->worker_id));
+    TRY(get_u8(d, &m->kind));
+    TRY(get_u32(d, &m->capacity));
+    TRY(get_u32(d, &m->heartbeat_ms));
+    TRY(open_list(d, d->lim->max_services, WIRE_MIN_SERVICE, sizeof *m->services, &mem,
+                  &m->nservices));
+    m->services = mem;
+    for (uint32_t i = 0; i < m->nservices; i++)
+        TRY(get_service(d, &m->services[i]));
+    TRY(open_list(d, d->lim->max_tasks, WIRE_MIN_TASK, sizeof *m->tasks, &mem, &m->ntasks));
+    m->tasks = mem;
+    for (uint32_t i = 0; i < m->ntasks; i++)
+        TRY(get_text(d, &m->tasks[i]));
+    return 0;
+}
+
+static int get_request(dec *d, br_request *m)
+{
+    TRY(br__cur_uint(&d->cur, &m->id));
+    TRY(get_text(d, &m->service));
+    TRY(get_text(d, &m->route));
+    TRY(get_text(d, &m->method));
+    TRY(get_text(d, &m->path));
+    TRY(get_pairs(d, &m->params, &m->nparams));
+    TRY(get_pairs(d, &m->query, &m->nquery));
+    TRY(get_pairs(d, &m->headers, &m->nheaders));
+    TRY(get_text(d, &m->content_type));
+    TRY(get_bytes(d, &m->body));
+    TRY(get_u32(d, &m->deadline_ms));
+    return get_text(d, &m->trace);
+}
+
+static int get_reply(dec *d, br_reply *m)
+{
+    uint64_t status;
+    void *mem;
+    TRY(br__cur_uint(&d->cur, &m->id));
+    TRY(get_uint(d, UINT16_MAX, &status));
+    m->status = (uint16_t)status;
+    TRY(get_pairs(d, &m->headers, &m->nheaders));
+    TRY(get_text(d, &m->content_type));
+    TRY(get_bytes(d, &m->body));
+    TRY(open_list(d, d->lim->max_jobs, WIRE_MIN_JOB, sizeof *m->jobs, &mem, &m->njobs));
+    m->jobs = mem;
+    for (uint32_t i = 0; i < m->njobs; i++) {
+        br_job_spec *j = &m->jobs[i];
+        uint32_t extra;
+        TRY(open_record(d, 4, &extra));
+        TRY(get_text(d, &j->task));
+        TRY(get_bytes(d, &j->payload));
+        TRY(get_text(d, &j->idempotency_key));
+        TRY(get_u32(d, &j->delay_ms));
+        TRY(close_record(d, extra));
+    }
+    return 0;
+}
+
+/* The fields of a message of a known type, in PROTOCOL.md's order. */
+static int get_fields(dec *d, br_msg *m)
+{
+    switch (m->type) {
+    case BR_MSG_READY: return get_ready(d, &m->u.ready);
+    case BR_MSG_WELCOME:
+        TRY(get_text(d, &m->u.welcome.broker_id));
+        return get_u32(d, &m->u.welcome.heartbeat_ms);
+    case BR_MSG_REQUEST:
+    case BR_MSG_CALL: return get_request(d, &m->u.request);
+    case BR_MSG_REPLY: return get_reply(d, &m->u.reply);
+    case BR_MSG_CREDIT: return get_u32(d, &m->u.credit.credit);
+    case BR_MSG_CANCEL: return br__cur_uint(&d->cur, &m->u.cancel.id);
+    case BR_MSG_GOODBYE: return get_text(d, &m->u.goodbye.reason);
+    case BR_MSG_JOB:
+        TRY(get_text(d, &m->u.job.job_id));
+        TRY(get_text(d, &m->u.job.task));
+        TRY(get_bytes(d, &m->u.job.payload));
+        TRY(get_u32(d, &m->u.job.attempt));
+        return get_u32(d, &m->u.job.lease_ms);
+    case BR_MSG_JOB_ACK: return get_text(d, &m->u.job_ack.job_id);
+    case BR_MSG_JOB_RESULT:
+        TRY(get_text(d, &m->u.job_result.job_id));
+        TRY(get_u8(d, &m->u.job_result.outcome));
+        TRY(get_bytes(d, &m->u.job_result.result));
+        return get_text(d, &m->u.job_result.error);
+    default: return 0; /* HEARTBEAT: no fields */
+    }
+}
+
+/* Reads the top-level array header, the version and the type. */
+static int get_head(br__cur *c, uint32_t *n, uint64_t *version, uint64_t *type)
+{
+    TRY(br__cur_array(c, n));
+    if (*n < 2)
+        return BR_ETRUNC;
+    TRY(br__cur_uint(c, version));
+    return br__cur_uint(c, type);
+}
+
+static int decode(dec *d, br_msg *out)
+{
+    uint32_t n;
+    uint64_t version, type;
+    TRY(get_head(&d->cur, &n, &version, &type));
+    if (version != BR_PROTO_VERSION)
+        return BR_EVERSION;
+    if (type < 1 || type > BR_MSG_TYPE_MAX)
+        return BR_EMSGTYPE;
+    out->type = (uint8_t)type;
+    uint32_t nfields = br__msg_nfields(out->type);
+    if (n - 2 < nfields)
+        return BR_ETRUNC;
+    TRY(get_fields(d, out));
+    TRY(br__cur_skip(&d->cur, n - 2 - nfields));
+    if (br__cur_left(&d->cur) != 0)
+        return BR_ETRAILING;
+    return br__msg_validate(out) == 0 ? 0 : BR_EVALUE;
+}
+
+int br_decoder_decode(br_decoder *self, const void *buf, size_t len, br_msg *out)
+{
+    if (!out)
+        return BR_EINVAL;
+    memset(out, 0, sizeof *out);
+    if (!self || (!buf && len))
+        return BR_EINVAL;
+    if (len > self->limits.max_message)
+        return BR_ELIMIT;
+    if (len == 0)
+        return BR_ETRUNC;
+    br__scratch_reset(&self->scratch);
+    dec d = {{buf, (const uint8_t *)buf + len}, &self->limits, &self->scratch};
+    int rc = decode(&d, out);
+    if (rc < 0)
+        memset(out, 0, sizeof *out);
+    return rc;
+}
+
+int br_msg_peek(const void *buf, size_t len, unsigned *version, unsigned *type)
+{
+    if (len == 0)
+        return BR_ETRUNC;
+    if (!buf)
+        return BR_EINVAL;
+    br__cur c = {buf, (const uint8_t *)buf + len};
+    uint32_t n;
+    uint64_t v, t;
+    TRY(get_head(&c, &n, &v, &t));
+    if (v > UINT_MAX || t > UINT_MAX)
+        return BR_EVALUE;
+    if (version)
+        *version = (unsigned)v;
+    if (type)
+        *type = (unsigned)t;
+    return 0;
+}

@@ -1,0 +1,211 @@
+/*
+ * encode.c - br_msg to msgpack bytes, through msgpack-c's packer.
+ *
+ * The packer writes through a callback into a br_buf that refuses to grow past its
+ * maximum; the first refusal is remembered and every later write fails fast, so one
+ * check at the end tells whether the whole message fit.  Field order is the order of
+ * the structs in proto.h, which is the order PROTOCOL.md specifies.
+ */
+#include <msgpack.h>
+
+#include "internal.h"
+
+/* The packer's write target: the buffer and the first error seen while writing. */
+typedef struct enc {
+    br_buf *buf; /* where bytes go */
+    int err;     /* 0 until a write fails; then that failure */
+} enc;
+
+static int write_cb(void *data, const char *bytes, size_t len)
+{
+    enc *e = data;
+    if (e->err == 0)
+        e->err = br__buf_append(e->buf, bytes, len);
+    return e->err == 0 ? 0 : -1;
+}
+
+static void pack_str(msgpack_packer *pk, br_str s)
+{
+    msgpack_pack_str(pk, s.len);
+    msgpack_pack_str_body(pk, s.ptr, s.len);
+}
+
+static void pack_bin(msgpack_packer *pk, br_str s)
+{
+    msgpack_pack_bin(pk, s.len);
+    msgpack_pack_bin_body(pk, s.ptr, s.len);
+}
+
+static void pack_pairs(msgpack_packer *pk, const br_pair *pairs, uint32_t n)
+{
+    msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < n; i++) {
+        msgpack_pack_array(pk, 2);
+        pack_str(pk, pairs[i].name);
+        pack_str(pk, pairs[i].value);
+    }
+}
+
+/* The header of a message: the array, version and type. */
+static void pack_head(msgpack_packer *pk, uint8_t type)
+{
+    msgpack_pack_array(pk, 2 + br__msg_nfields(type));
+    msgpack_pack_uint8(pk, BR_PROTO_VERSION);
+    msgpack_pack_uint8(pk, type);
+}
+
+/* An optional bound: nil when absent, else a float64. */
+static void pack_bound(msgpack_packer *pk, bool has, double v)
+{
+    if (has)
+        msgpack_pack_double(pk, v);
+    else
+        msgpack_pack_nil(pk);
+}
+
+static void pack_route(msgpack_packer *pk, const br_route *r)
+{
+    msgpack_pack_array(pk, 6);
+    pack_str(pk, r->method);
+    pack_str(pk, r->path);
+    msgpack_pack_uint32(pk, r->timeout_ms);
+    msgpack_pack_uint8(pk, r->body);
+    pack_str(pk, r->summary);
+    msgpack_pack_array(pk, r->nparams);
+    for (uint32_t i = 0; i < r->nparams; i++) {
+        const br_param *p = &r->params[i];
+        msgpack_pack_array(pk, 7);
+        pack_str(pk, p->name);
+        msgpack_pack_uint8(pk, p->in);
+        msgpack_pack_uint8(pk, p->type);
+        if (p->required)
+            msgpack_pack_true(pk);
+        else
+            msgpack_pack_false(pk);
+        pack_bound(pk, p->has_min, p->min);
+        pack_bound(pk, p->has_max, p->max);
+        pack_str(pk, p->summary);
+    }
+}
+
+static void pack_ready(msgpack_packer *pk, const br_ready *m)
+{
+    pack_head(pk, BR_MSG_READY);
+    pack_str(pk, m->worker_id);
+    msgpack_pack_uint8(pk, m->kind);
+    msgpack_pack_uint32(pk, m->capacity);
+    msgpack_pack_uint32(pk, m->heartbeat_ms);
+    msgpack_pack_array(pk, m->nservices);
+    for (uint32_t i = 0; i < m->nservices; i++) {
+        const br_service *s = &m->services[i];
+        msgpack_pack_array(pk, 3);
+        pack_str(pk, s->name);
+        msgpack_pack_uint8(pk, s->kind);
+        msgpack_pack_array(pk, s->nroutes);
+        for (uint32_t j = 0; j < s->nroutes; j++)
+            pack_route(pk, &s->routes[j]);
+    }
+    msgpack_pack_array(pk, m->ntasks);
+    for (uint32_t i = 0; i < m->ntasks; i++)
+        pack_str(pk, m->tasks[i]);
+}
+
+static void pack_request(msgpack_packer *pk, uint8_t type, const br_request *m)
+{
+    pack_head(pk, type);
+    msgpack_pack_uint64(pk, m->id);
+    pack_str(pk, m->service);
+    pack_str(pk, m->route);
+    pack_str(pk, m->method);
+    pack_str(pk, m->path);
+    pack_pairs(pk, m->params, m->nparams);
+    pack_pairs(pk, m->query, m->nquery);
+    pack_pairs(pk, m->headers, m->nheaders);
+    pack_str(pk, m->content_type);
+    pack_bin(pk, m->body);
+    msgpack_pack_uint32(pk, m->deadline_ms);
+    pack_str(pk, m->trace);
+}
+
+static void pack_reply(msgpack_packer *pk, const br_reply *m)
+{
+    pack_head(pk, BR_MSG_REPLY);
+    msgpack_pack_uint64(pk, m->id);
+    msgpack_pack_uint16(pk, m->status);
+    pack_pairs(pk, m->headers, m->nheaders);
+    pack_str(pk, m->content_type);
+    pack_bin(pk, m->body);
+    msgpack_pack_array(pk, m->njobs);
+    for (uint32_t i = 0; i < m->njobs; i++) {
+        const br_job_spec *j = &m->jobs[i];
+        msgpack_pack_array(pk, 4);
+        pack_str(pk, j->task);
+        pack_bin(pk, j->payload);
+        pack_str(pk, j->idempotency_key);
+        msgpack_pack_uint32(pk, j->delay_ms);
+    }
+}
+
+static void pack_msg(msgpack_packer *pk, const br_msg *msg)
+{
+    switch (msg->type) {
+    case BR_MSG_READY: pack_ready(pk, &msg->u.ready); break;
+    case BR_MSG_WELCOME:
+        pack_head(pk, msg->type);
+        pack_str(pk, msg->u.welcome.broker_id);
+        msgpack_pack_uint32(pk, msg->u.welcome.heartbeat_ms);
+        break;
+    case BR_MSG_REQUEST:
+    case BR_MSG_CALL: pack_request(pk, msg->type, &msg->u.request); break;
+    case BR_MSG_REPLY: pack_reply(pk, &msg->u.reply); break;
+    case BR_MSG_CREDIT:
+        pack_head(pk, msg->type);
+        msgpack_pack_uint32(pk, msg->u.credit.credit);
+        break;
+    case BR_MSG_HEARTBEAT: pack_head(pk, msg->type); break;
+    case BR_MSG_CANCEL:
+        pack_head(pk, msg->type);
+        msgpack_pack_uint64(pk, msg->u.cancel.id);
+        break;
+    case BR_MSG_GOODBYE:
+        pack_head(pk, msg->type);
+        pack_str(pk, msg->u.goodbye.reason);
+        break;
+    case BR_MSG_JOB:
+        pack_head(pk, msg->type);
+        pack_str(pk, msg->u.job.job_id);
+        pack_str(pk, msg->u.job.task);
+        pack_bin(pk, msg->u.job.payload);
+        msgpack_pack_uint32(pk, msg->u.job.attempt);
+        msgpack_pack_uint32(pk, msg->u.job.lease_ms);
+        break;
+    case BR_MSG_JOB_ACK:
+        pack_head(pk, msg->type);
+        pack_str(pk, msg->u.job_ack.job_id);
+        break;
+    case BR_MSG_JOB_RESULT:
+        pack_head(pk, msg->type);
+        pack_str(pk, msg->u.job_result.job_id);
+        msgpack_pack_uint8(pk, msg->u.job_result.outcome);
+        pack_bin(pk, msg->u.job_result.result);
+        pack_str(pk, msg->u.job_result.error);
+        break;
+    }
+}
+
+int br_msg_encode(const br_msg *msg, br_buf *buf)
+{
+    if (!msg || !buf)
+        return BR_EINVAL;
+    int rc = br__msg_validate(msg);
+    if (rc < 0)
+        return rc;
+    size_t start = buf->len;
+    enc e = {buf, 0};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &e, write_cb);
+    pack_msg(&pk, msg);
+    if (e.err < 0)
+        buf->len = start;
+    return e.err;
+}

@@ -1,0 +1,40 @@
+/*
+ * msg.c - facts about the message types and the default limits.
+ */
+#include "internal.h"
+
+const br_limits br_limits_default = {
+    .max_message = 16u * 1024u * 1024u,
+    .max_string = 64u * 1024u,
+    .max_body = 8u * 1024u * 1024u,
+    .max_pairs = 256,
+    .max_services = 64,
+    .max_routes = 128,
+    .max_params = 32,
+    .max_tasks = 128,
+    .max_jobs = 64,
+};
+
+/* Per type: its name and how many fields follow version and type on the wire.  Both
+ * the encoder and the decoder take the field count from here. */
+static const struct {
+    const char *name;
+    uint32_t nfields;
+} types[BR_MSG_TYPE_MAX + 1] = {
+    [BR_MSG_READY] = {"READY", 6},         [BR_MSG_WELCOME] = {"WELCOME", 2},
+    [BR_MSG_REQUEST] = {"REQUEST", 13},    [BR_MSG_REPLY] = {"REPLY", 6},
+    [BR_MSG_CREDIT] = {"CREDIT", 1},       [BR_MSG_HEARTBEAT] = {"HEARTBEAT", 0},
+    [BR_MSG_CANCEL] = {"CANCEL", 1},       [BR_MSG_GOODBYE] = {"GOODBYE", 1},
+    [BR_MSG_CALL] = {"CALL", 13},          [BR_MSG_JOB] = {"JOB", 5},
+    [BR_MSG_JOB_ACK] = {"JOB_ACK", 1},     [BR_MSG_JOB_RESULT] = {"JOB_RESULT", 4},
+};
+
+const char *br_msg_type_name(unsigned type)
+{
+    return type >= 1 && type <= BR_MSG_TYPE_MAX ? types[type].name : "UNKNOWN";
+}
+
+uint32_t br__msg_nfields(unsigned type)
+{
+    return type >= 1 && type <= BR_MSG_TYPE_MAX ? types[type].nfields : 0;
+}

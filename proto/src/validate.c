@@ -1,0 +1,128 @@
+/*
+ * validate.c - the protocol's range rules, checked in one place.
+ *
+ * The encoder runs these on what it is asked to send (a failure is the caller's bug:
+ * BR_EINVAL) and the decoder on what it has read (a failure is the peer's: BR_EVALUE),
+ * so both ends agree on what a valid message is.
+ */
+#include <math.h>
+
+#include "internal.h"
+
+/* A string or list in memory may only have a NULL pointer when it is empty. */
+#define PRESENT(ptr, n) ((n) == 0 || (ptr) != NULL)
+
+static bool str_ok(br_str s)
+{
+    return PRESENT(s.ptr, s.len);
+}
+
+static bool pairs_ok(const br_pair *pairs, uint32_t n)
+{
+    if (!PRESENT(pairs, n))
+        return false;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!str_ok(pairs[i].name) || !str_ok(pairs[i].value))
+            return false;
+    }
+    return true;
+}
+
+static bool param_ok(const br_param *p)
+{
+    if (!str_ok(p->name) || !str_ok(p->summary))
+        return false;
+    if (p->in > BR_IN_HEADER || p->type > BR_TYPE_BOOL)
+        return false;
+    if ((p->has_min && !isfinite(p->min)) || (p->has_max && !isfinite(p->max)))
+        return false;
+    return !(p->has_min && p->has_max && p->min > p->max);
+}
+
+static bool route_ok(const br_route *r)
+{
+    if (!str_ok(r->method) || r->method.len == 0 || !str_ok(r->path) || r->path.len == 0)
+        return false;
+    if (!str_ok(r->summary) || r->body > BR_BODY_MSGPACK || !PRESENT(r->params, r->nparams))
+        return false;
+    for (uint32_t i = 0; i < r->nparams; i++) {
+        if (!param_ok(&r->params[i]))
+            return false;
+    }
+    return true;
+}
+
+static bool ready_ok(const br_ready *m)
+{
+    if (!str_ok(m->worker_id) || m->kind > BR_KIND_CPU)
+        return false;
+    if (!PRESENT(m->services, m->nservices) || !PRESENT(m->tasks, m->ntasks))
+        return false;
+    for (uint32_t i = 0; i < m->nservices; i++) {
+        const br_service *s = &m->services[i];
+        /* A service whose kind differs from the worker's is well-formed: the broker
+         * refuses it with a GOODBYE that says why, which it could not do if decoding
+         * failed here. */
+        if (!str_ok(s->name) || s->kind > BR_KIND_CPU || !PRESENT(s->routes, s->nroutes))
+            return false;
+        for (uint32_t j = 0; j < s->nroutes; j++) {
+            if (!route_ok(&s->routes[j]))
+                return false;
+        }
+    }
+    for (uint32_t i = 0; i < m->ntasks; i++) {
+        if (!str_ok(m->tasks[i]))
+            return false;
+    }
+    return true;
+}
+
+static bool request_ok(const br_request *m)
+{
+    return str_ok(m->service) && str_ok(m->route) && str_ok(m->method) && str_ok(m->path) &&
+           pairs_ok(m->params, m->nparams) && pairs_ok(m->query, m->nquery) &&
+           pairs_ok(m->headers, m->nheaders) && str_ok(m->content_type) && str_ok(m->body) &&
+           m->deadline_ms >= 1 && str_ok(m->trace);
+}
+
+static bool reply_ok(const br_reply *m)
+{
+    if (m->status < 100 || m->status > 599 || !pairs_ok(m->headers, m->nheaders))
+        return false;
+    if (!str_ok(m->content_type) || !str_ok(m->body) || !PRESENT(m->jobs, m->njobs))
+        return false;
+    for (uint32_t i = 0; i < m->njobs; i++) {
+        const br_job_spec *j = &m->jobs[i];
+        if (!str_ok(j->task) || j->task.len == 0 || !str_ok(j->payload) ||
+            !str_ok(j->idempotency_key))
+            return false;
+    }
+    return true;
+}
+
+int br__msg_validate(const br_msg *msg)
+{
+    bool ok;
+    switch (msg->type) {
+    case BR_MSG_READY: ok = ready_ok(&msg->u.ready); break;
+    case BR_MSG_WELCOME: ok = str_ok(msg->u.welcome.broker_id); break;
+    case BR_MSG_REQUEST:
+    case BR_MSG_CALL: ok = request_ok(&msg->u.request); break;
+    case BR_MSG_REPLY: ok = reply_ok(&msg->u.reply); break;
+    case BR_MSG_CREDIT: ok = msg->u.credit.credit >= 1; break;
+    case BR_MSG_HEARTBEAT:
+    case BR_MSG_CANCEL: ok = true; break;
+    case BR_MSG_GOODBYE: ok = str_ok(msg->u.goodbye.reason); break;
+    case BR_MSG_JOB:
+        ok = str_ok(msg->u.job.job_id) && str_ok(msg->u.job.task) && str_ok(msg->u.job.payload) &&
+             msg->u.job.attempt >= 1 && msg->u.job.lease_ms >= 1;
+        break;
+    case BR_MSG_JOB_ACK: ok = str_ok(msg->u.job_ack.job_id); break;
+    case BR_MSG_JOB_RESULT:
+        ok = str_ok(msg->u.job_result.job_id) && msg->u.job_result.outcome <= BR_JOB_FATAL &&
+             str_ok(msg->u.job_result.result) && str_ok(msg->u.job_result.error);
+        break;
+    default: ok = false; break;
+    }
+    return ok ? 0 : BR_EINVAL;
+}
