@@ -1,0 +1,387 @@
+/*
+ * json.c - msgpack -> JSON, the hot half of the JSON edge, and the buffer and number
+ * helpers both halves share.  (json_parse.c is the other half.)
+ *
+ * The walker reads the msgpack bytes once, front to back, and appends JSON as it goes.
+ * Every length and count read from the input is checked against the bytes that remain
+ * before it is used, so a hostile or truncated body fails with BR_EVALUE and never reads
+ * past the end.  Recursion is bounded by GW_JSON_MAX_DEPTH.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "utf8.h"
+
+/* The first allocation of an empty buffer: a typical small reply fits. */
+#define GW_BUF_INITIAL 256
+
+/* Makes room for n more bytes without changing out->len. */
+static int buf_reserve(br_buf *out, size_t n)
+{
+    size_t max = out->max ? out->max : br_limits_default.max_message;
+    if (n > max || out->len > max - n)
+        return BR_ELIMIT;
+    size_t need = out->len + n;
+    if (need <= out->cap)
+        return 0;
+    size_t cap = out->cap ? out->cap : GW_BUF_INITIAL;
+    while (cap < need)
+        cap = cap > max / 2 ? max : cap * 2;
+    uint8_t *grown = realloc(out->data, cap);
+    if (!grown)
+        return BR_ENOMEM;
+    out->data = grown;
+    out->cap = cap;
+    return 0;
+}
+
+int gw_buf_append(br_buf *out, const void *data, size_t n)
+{
+    int rc = buf_reserve(out, n);
+    if (rc == 0 && n > 0) {
+        memcpy(out->data + out->len, data, n);
+        out->len += n;
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Scalars.                                                                            */
+
+static int put_u64(br_buf *out, uint64_t v, bool negative)
+{
+    char digits[24];
+    size_t i = sizeof digits;
+    do {
+        digits[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (negative)
+        digits[--i] = '-';
+    return gw_buf_append(out, digits + i, sizeof digits - i);
+}
+
+static int put_i64(br_buf *out, int64_t v)
+{
+    /* Negating through uint64 keeps INT64_MIN exact. */
+    return v < 0 ? put_u64(out, 0 - (uint64_t)v, true) : put_u64(out, (uint64_t)v, false);
+}
+
+/* The shortest precision among `from`..`to` whose output reads back as v; the last one
+ * always does (17 digits for a double, 9 for a float). */
+static size_t format_shortest(double v, bool single, char *buf, size_t cap)
+{
+    int from = single ? 6 : 15, to = single ? 9 : 17;
+    int n = 0;
+    for (int prec = from; prec <= to; prec++) {
+        n = snprintf(buf, cap, "%.*g", prec, v);
+        if (n < 0 || (size_t)n >= cap)
+            break;
+        if (single ? strtof(buf, NULL) == (float)v : strtod(buf, NULL) == v)
+            break;
+    }
+    return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
+size_t gw_format_double(double v, char *buf, size_t cap)
+{
+    return format_shortest(v, false, buf, cap);
+}
+
+static int put_float(br_buf *out, double v, bool single)
+{
+    if (!isfinite(v))
+        return gw_buf_append(out, "null", 4);
+    char text[GW_DOUBLE_CHARS + 2];
+    size_t n = format_shortest(v, single, text, GW_DOUBLE_CHARS);
+    /* An integral float keeps a fraction so that it stays a float for the client. */
+    if (strpbrk(text, ".e") == NULL) {
+        text[n++] = '.';
+        text[n++] = '0';
+    }
+    return gw_buf_append(out, text, n);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Strings.                                                                            */
+
+static const char hex_digits[] = "0123456789abcdef";
+
+/* The two-character escape of c, or 0 when c uses the \u00XX form. */
+static char short_escape(uint8_t c)
+{
+    switch (c) {
+    case '"': return '"';
+    case '\\': return '\\';
+    case '\b': return 'b';
+    case '\f': return 'f';
+    case '\n': return 'n';
+    case '\r': return 'r';
+    case '\t': return 't';
+    }
+    return 0;
+}
+
+/* Appends s as a JSON string literal.  Runs of bytes that need no escaping are copied
+ * in one append; invalid UTF-8 bytes each become U+FFFD. */
+static int put_string(br_buf *out, const uint8_t *s, size_t len)
+{
+    int rc = gw_buf_append(out, "\"", 1);
+    size_t run = 0, i = 0;
+    while (rc == 0 && i < len) {
+        uint8_t c = s[i];
+        size_t seq = 1;
+        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0x80 && (seq = gw_utf8_seq_len(s + i, len - i)) != 0) {
+            i += seq;
+            continue;
+        }
+        rc = gw_buf_append(out, s + run, i - run);
+        if (rc != 0)
+            break;
+        if (c >= 0x80) {
+            rc = gw_buf_append(out, "\xef\xbf\xbd", 3);
+        } else if (short_escape(c)) {
+            char esc[2] = {'\\', short_escape(c)};
+            rc = gw_buf_append(out, esc, 2);
+        } else {
+            char esc[6] = {'\\', 'u', '0', '0', hex_digits[c >> 4], hex_digits[c & 15]};
+            rc = gw_buf_append(out, esc, 6);
+        }
+        run = ++i;
+    }
+    if (rc == 0)
+        rc = gw_buf_append(out, s + run, len - run);
+    if (rc == 0)
+        rc = gw_buf_append(out, "\"", 1);
+    return rc;
+}
+
+int gw_json_append_string(br_buf *out, const char *s, size_t len)
+{
+    size_t mark = out->len;
+    int rc = put_string(out, (const uint8_t *)s, len);
+    if (rc != 0)
+        out->len = mark;
+    return rc;
+}
+
+static const char base64_digits[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* Appends bin data as a quoted, padded base64 string. */
+static int put_base64(br_buf *out, const uint8_t *s, size_t len)
+{
+    size_t enc = (len + 2) / 3 * 4;
+    int rc = buf_reserve(out, enc + 2);
+    if (rc != 0)
+        return rc;
+    char *w = (char *)out->data + out->len;
+    *w++ = '"';
+    size_t i = 0;
+    for (; i + 3 <= len; i += 3) {
+        uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
+        *w++ = base64_digits[v >> 18];
+        *w++ = base64_digits[(v >> 12) & 63];
+        *w++ = base64_digits[(v >> 6) & 63];
+        *w++ = base64_digits[v & 63];
+    }
+    if (i < len) {
+        uint32_t v = (uint32_t)s[i] << 16 | (i + 1 < len ? (uint32_t)s[i + 1] << 8 : 0);
+        *w++ = base64_digits[v >> 18];
+        *w++ = base64_digits[(v >> 12) & 63];
+        *w++ = i + 1 < len ? base64_digits[(v >> 6) & 63] : '=';
+        *w++ = '=';
+    }
+    *w++ = '"';
+    out->len = (size_t)((uint8_t *)w - out->data);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* The walker.                                                                         */
+
+/* Read position in the msgpack input. */
+typedef struct mp_walk {
+    const uint8_t *p;   /* next unread byte */
+    const uint8_t *end; /* one past the last byte */
+    br_buf *out;        /* where JSON goes */
+} mp_walk;
+
+/* Reads an n-byte (1, 2, 4 or 8) big-endian unsigned integer. */
+static int read_be(mp_walk *w, size_t n, uint64_t *v)
+{
+    if ((size_t)(w->end - w->p) < n)
+        return BR_EVALUE;
+    uint64_t x = 0;
+    for (size_t i = 0; i < n; i++)
+        x = x << 8 | w->p[i];
+    w->p += n;
+    *v = x;
+    return 0;
+}
+
+/* Reads an n-byte length, then takes that many bytes as *data. */
+static int read_sized(mp_walk *w, size_t n, const uint8_t **data, size_t *len)
+{
+    uint64_t v;
+    if (read_be(w, n, &v) != 0 || v > (uint64_t)(w->end - w->p))
+        return BR_EVALUE;
+    *data = w->p;
+    *len = (size_t)v;
+    w->p += v;
+    return 0;
+}
+
+static int walk_value(mp_walk *w, unsigned depth);
+
+static int walk_array(mp_walk *w, uint64_t count, unsigned depth)
+{
+    if (depth > GW_JSON_MAX_DEPTH)
+        return BR_ELIMIT;
+    /* Every element takes at least one byte: a count past the input is a lie. */
+    if (count > (uint64_t)(w->end - w->p))
+        return BR_EVALUE;
+    int rc = gw_buf_append(w->out, "[", 1);
+    for (uint64_t i = 0; rc == 0 && i < count; i++) {
+        if (i > 0)
+            rc = gw_buf_append(w->out, ",", 1);
+        if (rc == 0)
+            rc = walk_value(w, depth);
+    }
+    return rc ? rc : gw_buf_append(w->out, "]", 1);
+}
+
+/* A key must be a string or an integer; an integer key is written quoted. */
+static int walk_key(mp_walk *w, unsigned depth)
+{
+    if (w->p == w->end)
+        return BR_EVALUE;
+    uint8_t b = *w->p;
+    bool is_str = (b >= 0xa0 && b <= 0xbf) || (b >= 0xd9 && b <= 0xdb);
+    bool is_int = b <= 0x7f || b >= 0xe0 || (b >= 0xcc && b <= 0xcf) || (b >= 0xd0 && b <= 0xd3);
+    if (is_str)
+        return walk_value(w, depth);
+    if (!is_int)
+        return BR_EVALUE;
+    int rc = gw_buf_append(w->out, "\"", 1);
+    if (rc == 0)
+        rc = walk_value(w, depth);
+    return rc ? rc : gw_buf_append(w->out, "\"", 1);
+}
+
+static int walk_map(mp_walk *w, uint64_t count, unsigned depth)
+{
+    if (depth > GW_JSON_MAX_DEPTH)
+        return BR_ELIMIT;
+    if (count > (uint64_t)(w->end - w->p) / 2)
+        return BR_EVALUE;
+    int rc = gw_buf_append(w->out, "{", 1);
+    for (uint64_t i = 0; rc == 0 && i < count; i++) {
+        if (i > 0)
+            rc = gw_buf_append(w->out, ",", 1);
+        if (rc == 0)
+            rc = walk_key(w, depth);
+        if (rc == 0)
+            rc = gw_buf_append(w->out, ":", 1);
+        if (rc == 0)
+            rc = walk_value(w, depth);
+    }
+    return rc ? rc : gw_buf_append(w->out, "}", 1);
+}
+
+/* Writes the value at w->p; depth counts the containers around it. */
+static int walk_value(mp_walk *w, unsigned depth)
+{
+    if (w->p == w->end)
+        return BR_EVALUE;
+    uint8_t b = *w->p++;
+    const uint8_t *data;
+    size_t len;
+    uint64_t v;
+    int rc;
+
+    if (b <= 0x7f)
+        return put_u64(w->out, b, false);
+    if (b >= 0xe0)
+        return put_i64(w->out, (int8_t)b);
+    if (b >= 0xa0 && b <= 0xbf) {
+        if ((size_t)(w->end - w->p) < (size_t)(b & 0x1f))
+            return BR_EVALUE;
+        data = w->p;
+        w->p += b & 0x1f;
+        return put_string(w->out, data, b & 0x1f);
+    }
+    if (b >= 0x90 && b <= 0x9f)
+        return walk_array(w, b & 0x0f, depth + 1);
+    if (b >= 0x80 && b <= 0x8f)
+        return walk_map(w, b & 0x0f, depth + 1);
+
+    switch (b) {
+    case 0xc0: return gw_buf_append(w->out, "null", 4);
+    case 0xc2: return gw_buf_append(w->out, "false", 5);
+    case 0xc3: return gw_buf_append(w->out, "true", 4);
+    case 0xc4: case 0xc5: case 0xc6: /* bin 8/16/32 */
+        rc = read_sized(w, (size_t)1 << (b - 0xc4), &data, &len);
+        return rc ? rc : put_base64(w->out, data, len);
+    case 0xd9: case 0xda: case 0xdb: /* str 8/16/32 */
+        rc = read_sized(w, (size_t)1 << (b - 0xd9), &data, &len);
+        return rc ? rc : put_string(w->out, data, len);
+    case 0xca: { /* float 32 */
+        float f;
+        uint32_t bits;
+        if ((rc = read_be(w, 4, &v)) != 0)
+            return rc;
+        bits = (uint32_t)v;
+        memcpy(&f, &bits, sizeof f);
+        return put_float(w->out, f, true);
+    }
+    case 0xcb: { /* float 64 */
+        double d;
+        if ((rc = read_be(w, 8, &v)) != 0)
+            return rc;
+        memcpy(&d, &v, sizeof d);
+        return put_float(w->out, d, false);
+    }
+    case 0xcc: case 0xcd: case 0xce: case 0xcf: /* uint 8/16/32/64 */
+        rc = read_be(w, (size_t)1 << (b - 0xcc), &v);
+        return rc ? rc : put_u64(w->out, v, false);
+    case 0xd0: case 0xd1: case 0xd2: case 0xd3: { /* int 8/16/32/64 */
+        size_t n = (size_t)1 << (b - 0xd0);
+        if ((rc = read_be(w, n, &v)) != 0)
+            return rc;
+        /* Sign-extend the n-byte two's complement value. */
+        int64_t s = n == 8 ? (int64_t)v
+                           : (int64_t)v - ((v >> (n * 8 - 1)) ? (int64_t)1 << (n * 8) : 0);
+        return put_i64(w->out, s);
+    }
+    case 0xdc: case 0xdd: /* array 16/32 */
+        rc = read_be(w, b == 0xdc ? 2 : 4, &v);
+        return rc ? rc : walk_array(w, v, depth + 1);
+    case 0xde: case 0xdf: /* map 16/32 */
+        rc = read_be(w, b == 0xde ? 2 : 4, &v);
+        return rc ? rc : walk_map(w, v, depth + 1);
+    }
+    /* ext types have no JSON form; 0xc1 is never used. */
+    return BR_EVALUE;
+}
+
+int gw_msgpack_to_json(const void *mp, size_t len, br_buf *out)
+{
+    if (len == 0)
+        return BR_EVALUE;
+    mp_walk w = {(const uint8_t *)mp, (const uint8_t *)mp + len, out};
+    size_t mark = out->len;
+    int rc = walk_value(&w, 0);
+    if (rc == 0 && w.p != w.end)
+        rc = BR_EVALUE;
+    if (rc != 0)
+        out->len = mark;
+    return rc;
+}

@@ -1,0 +1,54 @@
+/*
+ * params.h - query strings and declared route parameters, checked at the edge.
+ *
+ * The gateway splits and percent-decodes the query string itself, so workers get clean
+ * UTF-8 pairs, and validates every parameter a route declares before the request is
+ * dispatched, answering 422 with the same body FastAPI (pydantic v2) would.
+ */
+#ifndef BARISTA_GW_PARAMS_H
+#define BARISTA_GW_PARAMS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "barista/proto.h"
+
+/* Splits a raw query string into pairs, percent-decoding names and values ('+' is a space)
+ * into `scratch` (cap bytes; decoded text is never longer than the input, so cap ≥ len
+ * always suffices). Empty components ("a=1&&b") are skipped; "a" alone gives value "".
+ * 0; BR_EVALUE for a malformed %-escape or decoded NUL; BR_ELIMIT for more than max pairs.
+ * Also BR_EVALUE when decoded text is not UTF-8, and BR_ELIMIT when scratch runs out.
+ * The pairs point into scratch; *npairs is the count parsed (also on error). */
+int gw_query_parse(const char *query, size_t len, char *scratch, size_t cap,
+                   br_pair *out, size_t max, size_t *npairs);
+
+/* Percent-decodes src into dst (cap bytes, cap ≥ len suffices); plus_is_space for query
+ * text. Sets *outlen. 0 or BR_EVALUE (bad escape, decoded NUL, or invalid UTF-8).
+ * BR_ELIMIT when cap is too small. */
+int gw_percent_decode(const char *src, size_t len, bool plus_is_space, char *dst, size_t cap,
+                      size_t *outlen);
+
+/* Validates a request's path params, query pairs and headers against a route's declared
+ * params. 0 when valid. BR_EVALUE when not: `out` receives the complete FastAPI/pydantic-v2
+ * style 422 body listing EVERY error, e.g.
+ *   {"detail":[{"type":"missing","loc":["query","ms"],"msg":"Field required","input":null}]}
+ * types/msgs: missing "Field required"; int_parsing "Input should be a valid integer, unable
+ * to parse string as an integer"; float_parsing "Input should be a valid number, unable to
+ * parse string as a number"; bool_parsing "Input should be a valid boolean, unable to
+ * interpret input"; greater_than_equal "Input should be greater than or equal to N";
+ * less_than_equal "Input should be less than or equal to N"; string_too_short "String should
+ * have at least N characters"; string_too_long "String should have at most N characters"
+ * (N printed as an integer when integral); loc[0] is "path", "query" or "header"; "input" is
+ * the received string (or null when missing). Header names compare case-insensitively.
+ * A query name given twice: the first value is validated.
+ *
+ * As pydantic does, the four bound errors also carry "ctx" ({"ge":N}, {"le":N},
+ * {"min_length":N}, {"max_length":N}), "character" is singular when N is 1, and string
+ * lengths count code points.  Errors are listed in declaration order.  BR_ELIMIT or
+ * BR_ENOMEM when the body does not fit out (out->len is then unchanged). */
+int gw_params_validate(const br_param *decl, size_t ndecl,
+                       const br_pair *path, size_t npath,
+                       const br_pair *query, size_t nquery,
+                       const br_pair *headers, size_t nheaders, br_buf *out);
+
+#endif /* BARISTA_GW_PARAMS_H */
