@@ -1,0 +1,90 @@
+/*
+ * broker_int.h - what broker.c (socket, registration, heartbeats) and dispatch.c
+ * (request lifecycle) share.  Not for use outside the broker.
+ */
+#ifndef BARISTA_GW_BROKER_INT_H
+#define BARISTA_GW_BROKER_INT_H
+
+#include <barista/proto.h>
+#include <barista/zsock.h>
+
+#include "broker.h"
+#include "deadline.h"
+#include "http.h"
+#include "idmap.h"
+#include "registry.h"
+
+/* Bytes of a broker id: 16 random bytes as hex. */
+#define GW_BROKER_ID_LEN 32
+
+struct gw_broker {
+    uv_loop_t *loop;               /* the gateway's loop */
+    gw_router *router;             /* where routes go (the caller's) */
+    gw_broker_config cfg;          /* a copy, defaults filled in */
+    char *endpoint;                /* cfg.endpoint's own copy */
+    char broker_id[GW_BROKER_ID_LEN + 1]; /* random per start, told to workers */
+    void *zctx;                    /* ZeroMQ context, from start to shutdown's end */
+    void *zsocket;                 /* the ROUTER (owned by zs) */
+    br_zsock *zs;                  /* the ROUTER driven by the loop */
+    br_decoder *decoder;           /* decodes every received message */
+    br_buf out;                    /* encoding scratch, reused for every send */
+    gw_registry *reg;              /* services, workers, routes */
+    gw_idmap *calls;               /* request id -> gw_call, every pending request */
+    gw_deadline_heap deadlines;    /* deadlines of requests a client still waits for */
+    uv_timer_t deadline_timer;     /* armed for the earliest deadline */
+    uv_timer_t tick_timer;         /* heartbeats and liveness, every heartbeat_ms */
+    uint64_t next_id;              /* last request id handed out */
+    uint64_t rng;                  /* xorshift state for trace ids */
+    br_buf json;                   /* msgpack -> JSON scratch for replies */
+    bool started;                  /* gw_broker_start succeeded */
+    bool closing;                  /* gw_broker_shutdown was called */
+    int open_handles;              /* handles still closing during shutdown */
+    void (*done)(void *arg);       /* shutdown's completion callback */
+    void *done_arg;                /* its argument */
+    bool jobs_logged;              /* "jobs not supported yet" was logged */
+    uint64_t bad_suppressed;       /* bad messages not logged since the last tick */
+    bool bad_logged_tick;          /* one bad message was logged in this tick */
+    gw_broker_stats stats;         /* counters (gauges are computed on demand) */
+};
+
+/* Logs one line to stderr, prefixed "broker: ". */
+void gw_broker_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Encodes msg and sends it to w (or, when w is NULL, to the peer `ident`).  Returns 0;
+ * an encoding error (BR_ELIMIT, BR_EINVAL, BR_ENOMEM) that says nothing about the
+ * peer; or a send error (BR_EFULL, BR_ENOTFOUND, BR_EIO, BR_ECLOSED) after which w is
+ * marked lost and reaped at the next tick. */
+int gw_broker_send(gw_broker *b, gw_worker *w, const void *ident, size_t ident_len,
+                   const br_msg *msg);
+
+/* True for the errors of gw_broker_send that come from the peer, not the encoder. */
+static inline bool gw_broker_send_failed(int rc)
+{
+    return rc == BR_EFULL || rc == BR_ENOTFOUND || rc == BR_EIO || rc == BR_ECLOSED;
+}
+
+/* Forgets w at once: its requests are retried or answered 502 (dispatch), queues of
+ * services left without a live worker are answered 503, then w is freed. */
+void gw_broker_forget(gw_broker *b, gw_worker *w, const char *why);
+
+/* dispatch.c: the route handler every announced route gets. */
+void gw_dispatch_handler(gw_req *req, void *route_data);
+
+/* dispatch.c: a REPLY from w.  Stale ones are counted and dropped. */
+void gw_dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r);
+
+/* dispatch.c: sends queued requests of s to workers with credit; answers them 503
+ * when s has no live worker left. */
+void gw_dispatch_pump(gw_broker *b, gw_service *s);
+
+/* dispatch.c: w is leaving now (w must no longer be live): each request in flight at
+ * it is retried elsewhere when allowed, or answered 502; cancelled ones are freed. */
+void gw_dispatch_worker_gone(gw_broker *b, gw_worker *w);
+
+/* dispatch.c: answers every pending request 503 and frees it (shutdown). */
+void gw_dispatch_fail_all(gw_broker *b);
+
+/* dispatch.c: the deadline timer's callback. */
+void gw_dispatch_on_deadline(uv_timer_t *timer);
+
+#endif /* BARISTA_GW_BROKER_INT_H */
