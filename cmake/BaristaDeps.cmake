@@ -31,6 +31,9 @@ add_library(llhttp STATIC
   ${BARISTA_LLHTTP_DIR}/api.c ${BARISTA_LLHTTP_DIR}/http.c ${BARISTA_LLHTTP_DIR}/llhttp.c)
 target_include_directories(llhttp SYSTEM PUBLIC ${BARISTA_LLHTTP_INCLUDE})
 set_target_properties(llhttp PROPERTIES POSITION_INDEPENDENT_CODE ON C_STANDARD 99)
+# llhttp's strict build: refuses e.g. a space before a header's colon, which its
+# default (loose) build accepts.  Runtime lenient flags stay off as well.
+target_compile_definitions(llhttp PUBLIC LLHTTP_STRICT_MODE=1)
 
 barista_require(JANSSON jansson libjansson-dev)
 barista_require(SODIUM libsodium libsodium-dev)

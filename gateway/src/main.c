@@ -1,8 +1,117 @@
-/* Placeholder until the HTTP front lands: the gateway does not serve yet. */
+/*
+ * main.c - barista-gateway: options, the one loop, and the components on it.
+ *
+ * The gateway is a context struct holding the loop and every component; main()
+ * builds it, runs the loop until SIGTERM/SIGINT has drained everything, and checks
+ * that the loop closed with nothing left open.  The broker and the local-mode
+ * supervisor join the struct and the start/stop sequence at the marked spots.
+ */
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 
-int main(void)
+#include <uv.h>
+
+#include "config.h"
+#include "http_server.h"
+#include "router.h"
+#include "routes.h"
+
+typedef struct gateway {
+    uv_loop_t loop;         /* the process's one event loop */
+    gw_config cfg;          /* options */
+    gw_router *router;      /* method + path -> handler; gateway routes and workers' */
+    gw_http_server *http;   /* the HTTP/1.1 front */
+    uv_signal_t sigterm;    /* graceful stop */
+    uv_signal_t sigint;     /* graceful stop (Ctrl-C) */
+    bool stopping;          /* a stop signal arrived */
+    /* broker: ... (joins here) */
+    /* supervisor (local mode): ... (joins here) */
+} gateway;
+
+static void on_http_stopped(void *arg)
 {
-    fputs("barista-gateway: not built yet\n", stderr);
-    return 1;
+    (void)arg;
+    /* broker: stop here, after the HTTP front stopped handing it requests. */
+}
+
+static void on_stop_signal(uv_signal_t *sig, int signum)
+{
+    gateway *gw = sig->data;
+    if (gw->stopping)
+        return;
+    gw->stopping = true;
+    fprintf(stderr, "barista-gateway: %s: draining (up to %u ms)\n",
+            signum == SIGINT ? "SIGINT" : "SIGTERM", gw->cfg.shutdown_timeout_ms);
+    uv_close((uv_handle_t *)&gw->sigterm, NULL);
+    uv_close((uv_handle_t *)&gw->sigint, NULL);
+    gw_http_server_shutdown(gw->http, gw->cfg.shutdown_timeout_ms, on_http_stopped, gw);
+}
+
+static int gateway_start(gateway *gw)
+{
+    gw->router = gw_router_new();
+    if (!gw->router || gw_routes_add_builtin(gw->router) != 0) {
+        fputs("barista-gateway: router setup failed: out of memory\n", stderr);
+        return -1;
+    }
+    gw->http = gw_http_server_new(&gw->loop, gw->router, &gw->cfg.http);
+    if (!gw->http) {
+        fputs("barista-gateway: gw_http_server_new failed\n", stderr);
+        return -1;
+    }
+    uv_signal_init(&gw->loop, &gw->sigterm);
+    uv_signal_init(&gw->loop, &gw->sigint);
+    gw->sigterm.data = gw->sigint.data = gw;
+    uv_signal_start(&gw->sigterm, on_stop_signal, SIGTERM);
+    uv_signal_start(&gw->sigint, on_stop_signal, SIGINT);
+    /* broker: bind here, before the HTTP front accepts requests for it. */
+    if (gw_http_server_start(gw->http, (const struct sockaddr *)&gw->cfg.listen_addr) != 0)
+        return -1;
+    fprintf(stderr, "barista-gateway: listening on %s\n", gw->cfg.listen);
+    return 0;
+}
+
+/* Closes whatever is still open after a failed start, so the loop can close. */
+static void close_leftover(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    static gateway gw;
+    switch (gw_config_load(&gw.cfg, argc, argv, stderr)) {
+    case GW_CONFIG_HELP:
+        return 0;
+    case GW_CONFIG_BAD:
+        return 2;
+    case GW_CONFIG_RUN:
+        break;
+    }
+    /* A peer that resets mid-write must be an error code, not a signal. */
+    signal(SIGPIPE, SIG_IGN);
+    int rc = uv_loop_init(&gw.loop);
+    if (rc < 0) {
+        fprintf(stderr, "barista-gateway: uv_loop_init: %s\n", uv_strerror(rc));
+        return 1;
+    }
+    int status = gateway_start(&gw) == 0 ? 0 : 1;
+    if (status != 0) {
+        if (gw.http && !gw.stopping)
+            gw_http_server_shutdown(gw.http, 0, NULL, NULL);
+        uv_walk(&gw.loop, close_leftover, NULL);
+    }
+    uv_run(&gw.loop, UV_RUN_DEFAULT);
+    rc = uv_loop_close(&gw.loop);
+    if (rc != 0) {
+        fprintf(stderr, "barista-gateway: uv_loop_close: %s\n", uv_strerror(rc));
+        status = 1;
+    }
+    gw_http_server_destroy(&gw.http);
+    gw_router_destroy(&gw.router);
+    return status;
 }

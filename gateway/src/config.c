@@ -1,0 +1,248 @@
+/*
+ * config.c - the option table and its parsers.
+ *
+ * Values: sizes are bytes with an optional k or m suffix (KiB, MiB); durations are a
+ * number with a unit, ms, s or m (a bare number is seconds, as in nginx); counts are
+ * plain numbers.  A value out of its row's range is refused with the range.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "barista/proto.h"
+
+typedef enum opt_kind {
+    OPT_ADDR,     /* HOST:PORT into a char[GW_CONFIG_MAX_ADDR] + the parsed address */
+    OPT_SIZE,     /* size_t bytes */
+    OPT_DURATION, /* uint32_t milliseconds */
+    OPT_COUNT     /* uint32_t */
+} opt_kind;
+
+/* One option: the flag is "--" + name, the variable is "BARISTA_" + NAME. */
+typedef struct opt {
+    const char *name;     /* flag name without "--" */
+    const char *env;      /* environment variable */
+    opt_kind kind;        /* how the value parses */
+    size_t offset;        /* field in gw_config */
+    uint64_t min, max;    /* accepted range (bytes, ms or count) */
+    const char *defval;   /* the default, as text, for --help */
+    const char *help;     /* one line */
+} opt;
+
+#define F(field) offsetof(gw_config, field)
+#define KIB 1024u
+#define MIB (1024u * 1024u)
+#define HOUR_MS (3600u * 1000u)
+
+static const opt options[] = {
+    {"listen", "BARISTA_LISTEN", OPT_ADDR, F(listen), 0, 0, "0.0.0.0:8000",
+     "HTTP listen address, HOST:PORT or [IPV6]:PORT"},
+    {"max-url-bytes", "BARISTA_MAX_URL_BYTES", OPT_SIZE, F(http.max_url_bytes), 64, MIB, "8k",
+     "longest request target (414 beyond)"},
+    {"max-header-bytes", "BARISTA_MAX_HEADER_BYTES", OPT_SIZE, F(http.max_header_bytes), 256,
+     16 * MIB, "32k", "request line + header bytes of one request (431 beyond)"},
+    {"max-headers", "BARISTA_MAX_HEADERS", OPT_COUNT, F(http.max_headers), 1, 10000, "100",
+     "header fields in one request (431 beyond)"},
+    {"max-body-bytes", "BARISTA_MAX_BODY_BYTES", OPT_SIZE, F(http.max_body_bytes), 1,
+     8 * MIB, "1m", "request body (413 beyond; checked before reading)"},
+    {"header-timeout", "BARISTA_HEADER_TIMEOUT", OPT_DURATION, F(http.header_timeout_ms), 1,
+     HOUR_MS, "10s", "time to receive a request's headers (408, close)"},
+    {"body-timeout", "BARISTA_BODY_TIMEOUT", OPT_DURATION, F(http.body_timeout_ms), 1,
+     HOUR_MS, "30s", "longest pause between body reads (408, close)"},
+    {"keepalive-timeout", "BARISTA_KEEPALIVE_TIMEOUT", OPT_DURATION,
+     F(http.keepalive_timeout_ms), 1, HOUR_MS, "60s", "idle keep-alive connection lifetime"},
+    {"send-timeout", "BARISTA_SEND_TIMEOUT", OPT_DURATION, F(http.send_timeout_ms), 1,
+     HOUR_MS, "60s", "a response write not done in this time closes the connection"},
+    {"max-connections", "BARISTA_MAX_CONNECTIONS", OPT_COUNT, F(http.max_connections), 1,
+     1000000, "16384", "open connections (503 + Retry-After, close beyond)"},
+    {"max-pipeline", "BARISTA_MAX_PIPELINE", OPT_COUNT, F(http.max_pipeline), 1, 1024, "32",
+     "requests queued per connection before reading pauses"},
+    {"max-output-bytes", "BARISTA_MAX_OUTPUT_BYTES", OPT_SIZE, F(http.max_output_bytes), 1,
+     256 * MIB, "1m", "unsent response bytes per connection before reading pauses"},
+    {"shutdown-timeout", "BARISTA_SHUTDOWN_TIMEOUT", OPT_DURATION, F(shutdown_timeout_ms), 1,
+     HOUR_MS, "10s", "on SIGTERM/SIGINT, how long in-flight requests may finish"},
+};
+
+#define NOPTIONS (sizeof(options) / sizeof(options[0]))
+
+void gw_config_usage(FILE *out)
+{
+    fputs("usage: barista-gateway [OPTION VALUE]...\n\n"
+          "Barista's gateway: HTTP/1.1 front, router and broker.  Every option is also an\n"
+          "environment variable; a flag wins over its variable.  Sizes take k/m suffixes\n"
+          "(KiB/MiB); durations take ms/s/m (a bare number is seconds).\n\n",
+          out);
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        const opt *o = &options[i];
+        fprintf(out, "  --%-20s %s\n  %-22s default %s; env %s\n", o->name, o->help, "",
+                o->defval, o->env);
+    }
+    fputs("  --help                 print this and exit\n", out);
+}
+
+int gw_config_parse_addr(const char *text, struct sockaddr_storage *out)
+{
+    char host[GW_CONFIG_MAX_ADDR];
+    const char *colon;
+    size_t hlen;
+    if (!text || strlen(text) >= sizeof(host))
+        return BR_EINVAL;
+    if (text[0] == '[') {
+        const char *end = strchr(text, ']');
+        if (!end || end[1] != ':')
+            return BR_EINVAL;
+        hlen = (size_t)(end - text - 1);
+        memcpy(host, text + 1, hlen);
+        colon = end + 1;
+    } else {
+        colon = strrchr(text, ':');
+        if (!colon)
+            return BR_EINVAL;
+        hlen = (size_t)(colon - text);
+        memcpy(host, text, hlen);
+    }
+    host[hlen] = '\0';
+    char *end;
+    errno = 0;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    if (errno || end == colon + 1 || *end || port > 65535 || !isdigit((unsigned char)colon[1]))
+        return BR_EINVAL;
+    memset(out, 0, sizeof(*out));
+    if (text[0] == '[')
+        return uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)out) == 0 ? 0 : BR_EINVAL;
+    return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)out) == 0 ? 0 : BR_EINVAL;
+}
+
+/* Parses an unsigned number with an optional unit from `units` (suffix, multiplier);
+ * a bare number takes bare_mult.  Returns 0 or BR_EINVAL. */
+static int parse_scaled(const char *text, const char *const *units, const uint64_t *mults,
+                        size_t nunits, uint64_t bare_mult, uint64_t *out)
+{
+    if (!text || !isdigit((unsigned char)text[0]))
+        return BR_EINVAL;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno)
+        return BR_EINVAL;
+    uint64_t mult = bare_mult;
+    if (*end) {
+        size_t i = 0;
+        while (i < nunits && strcmp(end, units[i]) != 0)
+            i++;
+        if (i == nunits)
+            return BR_EINVAL;
+        mult = mults[i];
+    }
+    if (mult && v > UINT64_MAX / mult)
+        return BR_EINVAL;
+    *out = v * mult;
+    return 0;
+}
+
+static int parse_value(const opt *o, const char *text, gw_config *cfg)
+{
+    static const char *const size_units[] = {"k", "K", "m", "M"};
+    static const uint64_t size_mults[] = {KIB, KIB, MIB, MIB};
+    static const char *const time_units[] = {"ms", "s", "m"};
+    static const uint64_t time_mults[] = {1, 1000, 60000};
+    char *field = (char *)cfg + o->offset;
+    uint64_t v = 0;
+    int rc;
+    switch (o->kind) {
+    case OPT_ADDR:
+        if (gw_config_parse_addr(text, &cfg->listen_addr) != 0)
+            return BR_EINVAL;
+        memcpy(field, text, strlen(text) + 1);
+        return 0;
+    case OPT_SIZE:
+        rc = parse_scaled(text, size_units, size_mults, 4, 1, &v);
+        break;
+    case OPT_DURATION:
+        rc = parse_scaled(text, time_units, time_mults, 3, 1000, &v);
+        break;
+    default:
+        rc = parse_scaled(text, NULL, NULL, 0, 1, &v);
+        break;
+    }
+    if (rc != 0 || v < o->min || v > o->max)
+        return BR_EINVAL;
+    if (o->kind == OPT_SIZE) {
+        size_t s = (size_t)v;
+        memcpy(field, &s, sizeof(s));
+    } else {
+        uint32_t u = (uint32_t)v;
+        memcpy(field, &u, sizeof(u));
+    }
+    return 0;
+}
+
+static void report_bad(FILE *err, const opt *o, const char *source, const char *value)
+{
+    if (o->kind == OPT_ADDR)
+        fprintf(err, "barista-gateway: %s: bad value \"%s\" (want HOST:PORT or [IPV6]:PORT)\n",
+                source, value);
+    else
+        fprintf(err, "barista-gateway: %s: bad value \"%s\" (want %llu..%llu%s)\n", source,
+                value, (unsigned long long)o->min, (unsigned long long)o->max,
+                o->kind == OPT_SIZE ? " bytes, k/m suffix" :
+                o->kind == OPT_DURATION ? " ms, unit ms/s/m" : "");
+}
+
+static const opt *find_option(const char *name, size_t len)
+{
+    for (size_t i = 0; i < NOPTIONS; i++)
+        if (strlen(options[i].name) == len && memcmp(options[i].name, name, len) == 0)
+            return &options[i];
+    return NULL;
+}
+
+gw_config_result gw_config_load(gw_config *cfg, int argc, char **argv, FILE *err)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->http = gw_http_config_default();
+    cfg->shutdown_timeout_ms = 10 * 1000;
+    for (size_t i = 0; i < NOPTIONS; i++)
+        if (parse_value(&options[i], options[i].defval, cfg) != 0)
+            return GW_CONFIG_BAD; /* a broken table; the unit tests keep it from happening */
+
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        const char *v = getenv(options[i].env);
+        if (v && parse_value(&options[i], v, cfg) != 0) {
+            report_bad(err, &options[i], options[i].env, v);
+            return GW_CONFIG_BAD;
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            gw_config_usage(stdout);
+            return GW_CONFIG_HELP;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            fprintf(err, "barista-gateway: unexpected argument \"%s\" (see --help)\n", arg);
+            return GW_CONFIG_BAD;
+        }
+        const char *name = arg + 2;
+        const char *eq = strchr(name, '=');
+        const opt *o = find_option(name, eq ? (size_t)(eq - name) : strlen(name));
+        if (!o) {
+            fprintf(err, "barista-gateway: unknown option \"%s\" (see --help)\n", arg);
+            return GW_CONFIG_BAD;
+        }
+        const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!value) {
+            fprintf(err, "barista-gateway: option --%s needs a value\n", o->name);
+            return GW_CONFIG_BAD;
+        }
+        if (parse_value(o, value, cfg) != 0) {
+            report_bad(err, o, arg, value);
+            return GW_CONFIG_BAD;
+        }
+    }
+    return GW_CONFIG_RUN;
+}

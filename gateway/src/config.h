@@ -1,0 +1,46 @@
+/*
+ * config.h - the gateway's options: defaults, then BARISTA_* environment variables,
+ * then command-line flags (a flag wins over its variable).
+ *
+ * Every option is one row of a table in config.c, so `--help`, the environment and
+ * the flags can never disagree.  Components that join the gateway (broker, jobs,
+ * local-mode supervisor) add their fields to gw_config and their rows to the table.
+ */
+#ifndef BARISTA_GW_CONFIG_H
+#define BARISTA_GW_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <uv.h>
+
+#include "http_server.h"
+
+/* Longest HOST:PORT accepted for an address option. */
+#define GW_CONFIG_MAX_ADDR 256
+
+typedef struct gw_config {
+    char listen[GW_CONFIG_MAX_ADDR];      /* HTTP listen address as given, "0.0.0.0:8000" */
+    struct sockaddr_storage listen_addr;  /* the same, parsed */
+    gw_http_config http;                  /* the HTTP server's limits and timeouts */
+    uint32_t shutdown_timeout_ms;         /* SIGTERM: how long in-flight requests may run */
+    /* The broker's, jobs' and local mode's options join here. */
+} gw_config;
+
+/* What gw_config_load() decided. */
+typedef enum gw_config_result {
+    GW_CONFIG_RUN = 0,  /* options valid: run */
+    GW_CONFIG_HELP = 1, /* --help was printed to stdout: exit 0 */
+    GW_CONFIG_BAD = 2   /* a one-line reason was printed to `err`: exit 2 */
+} gw_config_result;
+
+/* Fills *cfg from the defaults, the environment and argv (argv[0] is the program). */
+gw_config_result gw_config_load(gw_config *cfg, int argc, char **argv, FILE *err);
+
+/* Prints every option with its default and its environment variable. */
+void gw_config_usage(FILE *out);
+
+/* Parses "HOST:PORT" or "[IPV6]:PORT" (numeric hosts).  Returns 0 or BR_EINVAL. */
+int gw_config_parse_addr(const char *text, struct sockaddr_storage *out);
+
+#endif /* BARISTA_GW_CONFIG_H */

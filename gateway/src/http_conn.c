@@ -1,0 +1,836 @@
+/*
+ * http_conn.c - one client connection: reading and parsing requests (llhttp, strict),
+ * the limits and smuggling checks llhttp leaves to us, dispatch to the router, the
+ * in-order write queue, timeouts and closing.
+ *
+ * A connection holds a FIFO of requests.  A request enters it when its first byte
+ * arrives and leaves it once its answer is written; answers produced out of order
+ * wait in their request until everything before them is out.  Parsing pauses when
+ * the FIFO holds max_pipeline requests or max_output_bytes of answers wait (the
+ * unparsed input is kept and reading stops: backpressure, not an error).
+ *
+ * Bytes are copied from the shared read buffer into the request's arena as llhttp
+ * reports them, so nothing points into the read buffer after a read returns.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "barista/proto.h"
+#include "http_conn.h"
+
+static void conn_fail(gw_conn *conn, int status, const char *detail);
+static void conn_update_phase(gw_conn *conn);
+static void start_reading(gw_conn *conn);
+
+static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+/* ---------------------------------------------------------------------------------- */
+/* Request objects: pooled per connection, buffers kept between requests.              */
+
+static size_t arena_max(const gw_http_config *c)
+{
+    return c->max_url_bytes + c->max_header_bytes + 2 * c->max_headers + c->max_body_bytes +
+           16;
+}
+
+static gw_http_req *req_get(gw_conn *conn)
+{
+    gw_http_req *r = conn->free_reqs;
+    if (r) {
+        conn->free_reqs = r->next;
+        conn->nfree--;
+    } else if (!(r = calloc(1, sizeof(*r)))) {
+        return NULL;
+    }
+    memset(&r->pub, 0, sizeof(r->pub));
+    r->conn = conn;
+    r->next = NULL;
+    r->state = GW_REQ_PARSING;
+    r->arena.len = r->resp.len = 0;
+    r->nhdrs = r->url_len = r->body_off = r->body_len = 0;
+    r->abort_fn = NULL;
+    r->abort_arg = NULL;
+    r->head = r->http10 = r->keep_alive = r->close_after = false;
+    r->continue_pending = r->headers_done = false;
+    return r;
+}
+
+static void req_free(gw_http_req *r)
+{
+    gw__bytes_free(&r->arena);
+    gw__bytes_free(&r->resp);
+    free(r->offs);
+    free(r->hdrs);
+    free(r);
+}
+
+static void req_recycle(gw_conn *conn, gw_http_req *r)
+{
+    if (conn->closing || conn->nfree >= conn->server->cfg.max_pipeline) {
+        req_free(r);
+        return;
+    }
+    if (r->arena.cap > GW_HTTP_ARENA_KEEP)
+        gw__bytes_free(&r->arena);
+    if (r->resp.cap > GW_HTTP_ARENA_KEEP)
+        gw__bytes_free(&r->resp);
+    r->next = conn->free_reqs;
+    conn->free_reqs = r;
+    conn->nfree++;
+}
+
+static void queue_push(gw_conn *conn, gw_http_req *r)
+{
+    if (conn->tail)
+        conn->tail->next = r;
+    else
+        conn->head = r;
+    conn->tail = r;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Timeouts: one timer per connection, re-armed lazily.                                 */
+
+static void on_timer(uv_timer_t *t);
+
+static void set_phase(gw_conn *conn, gw_conn_phase phase, uint32_t ms)
+{
+    conn->phase = phase;
+    if (phase == GW_PHASE_NONE)
+        return;
+    uint64_t now = uv_now(conn->server->loop);
+    conn->deadline = now + ms;
+    /* Moving the deadline later costs nothing: the timer fires, sees it is early and
+     * re-arms.  Only an earlier deadline restarts it. */
+    if (conn->timer_due == 0 || conn->deadline < conn->timer_due) {
+        uv_timer_start(&conn->timer, on_timer, ms, 0);
+        conn->timer_due = conn->deadline;
+    }
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    gw_conn *conn = t->data;
+    conn->timer_due = 0;
+    if (conn->phase == GW_PHASE_NONE || conn->closing)
+        return;
+    uint64_t now = uv_now(conn->server->loop);
+    if (now < conn->deadline) {
+        uv_timer_start(&conn->timer, on_timer, conn->deadline - now, 0);
+        conn->timer_due = conn->deadline;
+        return;
+    }
+    switch (conn->phase) {
+    case GW_PHASE_HEADERS:
+    case GW_PHASE_BODY:
+        conn_fail(conn, 408, "Request Timeout: the request was not received in time");
+        conn_update_phase(conn);
+        break;
+    default: /* idle keep-alive, stalled write, linger: close without a word */
+        gw__conn_close(conn);
+        break;
+    }
+}
+
+/* Re-derives the phase once parsing is not in progress. */
+static void conn_update_phase(gw_conn *conn)
+{
+    if (conn->closing || conn->lingering || conn->parsing)
+        return;
+    if (conn->writing) {
+        if (conn->phase != GW_PHASE_SEND)
+            set_phase(conn, GW_PHASE_SEND, conn->server->cfg.send_timeout_ms);
+    } else if (conn->head) {
+        set_phase(conn, GW_PHASE_NONE, 0);
+    } else if (conn->server->draining || conn->want_close) {
+        gw__conn_close(conn);
+    } else if (conn->phase != GW_PHASE_IDLE) {
+        set_phase(conn, GW_PHASE_IDLE, conn->server->cfg.keepalive_timeout_ms);
+    }
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* llhttp callbacks.  A failing callback records the answer it wants in err_status and
+ * err_detail and returns -1; conn_feed() turns that into the error answer.           */
+
+static int fail_cb(gw_conn *conn, int status, const char *detail)
+{
+    conn->err_status = status;
+    conn->err_detail = detail;
+    return -1;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+    gw_conn *conn = p->data;
+    gw_http_req *r = req_get(conn);
+    if (!r)
+        return fail_cb(conn, 503, "Service Unavailable: out of memory");
+    queue_push(conn, r);
+    conn->parsing = r;
+    conn->header_bytes = 0;
+    conn->host_count = 0;
+    conn->expect_continue = conn->field_open = false;
+    r->pub.received_ns = uv_hrtime();
+    set_phase(conn, GW_PHASE_HEADERS, conn->server->cfg.header_timeout_ms);
+    return 0;
+}
+
+/* Counts header-section bytes against the limit. */
+static int count_header_bytes(gw_conn *conn, size_t n)
+{
+    conn->header_bytes += n;
+    if (conn->header_bytes > conn->server->cfg.max_header_bytes)
+        return fail_cb(conn, 431, "Request Header Fields Too Large");
+    return 0;
+}
+
+static int arena_append(gw_conn *conn, const char *at, size_t n)
+{
+    int rc = gw__bytes_append(&conn->parsing->arena, at, n, arena_max(&conn->server->cfg));
+    return rc == 0 ? 0 : fail_cb(conn, 503, "Service Unavailable: out of memory");
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t n)
+{
+    gw_conn *conn = p->data;
+    gw_http_req *r = conn->parsing;
+    r->url_len += n;
+    if (r->url_len > conn->server->cfg.max_url_bytes)
+        return fail_cb(conn, 414, "URI Too Long");
+    if (count_header_bytes(conn, n) != 0)
+        return -1;
+    return arena_append(conn, at, n);
+}
+
+static int on_url_complete(llhttp_t *p)
+{
+    return arena_append(p->data, "", 1);
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t n)
+{
+    gw_conn *conn = p->data;
+    gw_http_req *r = conn->parsing;
+    const gw_http_config *cfg = &conn->server->cfg;
+    if (!conn->field_open) {
+        if (r->nhdrs >= cfg->max_headers)
+            return fail_cb(conn, 431, "Request Header Fields Too Large: too many headers");
+        if (r->nhdrs == r->hdr_cap) {
+            size_t cap = r->hdr_cap ? r->hdr_cap * 2 : 16;
+            cap = cap > cfg->max_headers ? cfg->max_headers : cap;
+            gw_hdr_off *offs = realloc(r->offs, cap * sizeof(*offs));
+            if (offs)
+                r->offs = offs;
+            gw_header *hdrs = offs ? realloc(r->hdrs, cap * sizeof(*hdrs)) : NULL;
+            if (!hdrs)
+                return fail_cb(conn, 503, "Service Unavailable: out of memory");
+            r->hdrs = hdrs;
+            r->hdr_cap = cap;
+        }
+        r->offs[r->nhdrs].name_off = (uint32_t)r->arena.len;
+        conn->field_open = true;
+    }
+    if (count_header_bytes(conn, n) != 0)
+        return -1;
+    if (arena_append(conn, at, n) != 0)
+        return -1;
+    char *name = r->arena.data + r->arena.len - n;
+    for (size_t i = 0; i < n; i++)
+        if (name[i] >= 'A' && name[i] <= 'Z')
+            name[i] = (char)(name[i] - 'A' + 'a');
+    return 0;
+}
+
+static int on_header_field_complete(llhttp_t *p)
+{
+    gw_conn *conn = p->data;
+    gw_http_req *r = conn->parsing;
+    gw_hdr_off *o = &r->offs[r->nhdrs];
+    o->name_len = (uint32_t)(r->arena.len - o->name_off);
+    if (arena_append(conn, "", 1) != 0)
+        return -1;
+    o->value_off = (uint32_t)r->arena.len;
+    conn->field_open = false;
+    conn->value_pieces = false;
+    return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t n)
+{
+    gw_conn *conn = p->data;
+    /* llhttp reports an obs-fold continuation as a second piece of the same value.  A
+     * value split across two reads also comes in pieces, but then the earlier piece
+     * ended exactly where that read's bytes did. */
+    if (conn->value_pieces && !conn->value_at_end)
+        return fail_cb(conn, 400, "Bad Request: obsolete line folding in a header");
+    conn->value_pieces = true;
+    conn->value_at_end = at + n == conn->exec_end;
+    if (count_header_bytes(conn, n) != 0)
+        return -1;
+    return arena_append(conn, at, n);
+}
+
+/* Checks one complete header for what llhttp lets through. */
+static int check_header(gw_conn *conn, const char *name, const char *value)
+{
+    if (strcmp(name, "transfer-encoding") == 0 && strcasecmp(value, "chunked") != 0)
+        return fail_cb(conn, 400, "Bad Request: Transfer-Encoding other than chunked");
+    if (strcmp(name, "host") == 0 && ++conn->host_count > 1)
+        return fail_cb(conn, 400, "Bad Request: more than one Host header");
+    if (strcmp(name, "expect") == 0) {
+        if (strcasecmp(value, "100-continue") != 0)
+            return fail_cb(conn, 417, "Expectation Failed");
+        conn->expect_continue = true;
+    }
+    return 0;
+}
+
+static int on_header_value_complete(llhttp_t *p)
+{
+    gw_conn *conn = p->data;
+    gw_http_req *r = conn->parsing;
+    gw_hdr_off *o = &r->offs[r->nhdrs];
+    size_t len = r->arena.len - o->value_off;
+    const char *v = r->arena.data + o->value_off;
+    while (len && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+        len--;
+    r->arena.len = o->value_off + len;
+    if (arena_append(conn, "", 1) != 0)
+        return -1;
+    o->value_len = (uint32_t)len;
+    r->nhdrs++;
+    return check_header(conn, r->arena.data + o->name_off, r->arena.data + o->value_off);
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    gw_conn *conn = p->data;
+    gw_http_req *r = conn->parsing;
+    const gw_http_config *cfg = &conn->server->cfg;
+    if (p->http_major != 1 || p->http_minor > 1)
+        return fail_cb(conn, 400, "Bad Request: unsupported HTTP version");
+    r->http10 = p->http_minor == 0;
+    if (!r->http10 && conn->host_count == 0)
+        return fail_cb(conn, 400, "Bad Request: missing Host header");
+    bool has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length);
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > cfg->max_body_bytes)
+        return fail_cb(conn, 413, "Content Too Large");
+    r->head = p->method == HTTP_HEAD;
+    r->headers_done = true;
+    r->body_off = r->arena.len;
+    if (has_body && conn->expect_continue && !r->http10) {
+        r->continue_pending = true;
+        gw__server_schedule_flush(conn->server, conn);
+    }
+    if (has_body)
+        set_phase(conn, GW_PHASE_BODY, cfg->body_timeout_ms);
+    else
+        set_phase(conn, GW_PHASE_NONE, 0);
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t n)
+{
+    gw_conn *conn = p->data;
+    gw_http_req *r = conn->parsing;
+    if (n > conn->server->cfg.max_body_bytes - r->body_len)
+        return fail_cb(conn, 413, "Content Too Large");
+    r->body_len += n;
+    return arena_append(conn, at, n);
+}
+
+/* Points the public request at its arena: target split into path and query. */
+static void req_finish(gw_http_req *r, const llhttp_t *p)
+{
+    char *url = r->arena.data;
+    gw_req *pub = &r->pub;
+    pub->method = llhttp_method_name((llhttp_method_t)p->method);
+    char *hash = memchr(url, '#', r->url_len);
+    size_t url_len = hash ? (size_t)(hash - url) : r->url_len;
+    url[url_len] = '\0';
+    char *q = memchr(url, '?', url_len);
+    pub->path = url;
+    pub->path_len = q ? (size_t)(q - url) : url_len;
+    pub->query = q ? q + 1 : "";
+    pub->query_len = q ? url_len - pub->path_len - 1 : 0;
+    if (q)
+        *q = '\0';
+    for (size_t i = 0; i < r->nhdrs; i++) {
+        r->hdrs[i].name = r->arena.data + r->offs[i].name_off;
+        r->hdrs[i].name_len = r->offs[i].name_len;
+        r->hdrs[i].value = r->arena.data + r->offs[i].value_off;
+        r->hdrs[i].value_len = r->offs[i].value_len;
+    }
+    pub->headers = r->hdrs;
+    pub->nheaders = r->nhdrs;
+    pub->body = r->body_len ? r->arena.data + r->body_off : NULL;
+    pub->body_len = r->body_len;
+}
+
+/* Answers a request the server itself refuses, as the handler would. */
+static void answer_detail(gw_http_req *r, int status, const char *detail, const gw_header *extra,
+                          size_t nextra)
+{
+    if (gw__response_detail(r, status, detail, extra, nextra) == 0)
+        gw__req_answered(r);
+    else
+        gw__conn_close(r->conn);
+}
+
+static void dispatch(gw_conn *conn, gw_http_req *r)
+{
+    char allow[128];
+    gw_req *pub = &r->pub;
+    int rc = gw_router_match(conn->server->router, pub->method, pub->path, pub->path_len,
+                             &pub->match, allow, sizeof(allow));
+    if (rc == 0) {
+        pub->match.route->handler(pub, pub->match.route->data);
+    } else if (rc == BR_EINVAL) {
+        gw_header h = {"Allow", 5, allow, strlen(allow)};
+        answer_detail(r, 405, "Method Not Allowed", &h, 1);
+    } else {
+        answer_detail(r, 404, "Not Found", NULL, 0);
+    }
+}
+
+static bool can_parse(const gw_conn *conn)
+{
+    const gw_http_config *cfg = &conn->server->cfg;
+    return !conn->want_close && conn->nqueued < cfg->max_pipeline &&
+           conn->output_bytes < cfg->max_output_bytes;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    gw_conn *conn = p->data;
+    gw_http_req *r = conn->parsing;
+    conn->parsing = NULL;
+    conn->nqueued++;
+    r->state = GW_REQ_HANDLING;
+    r->continue_pending = false;
+    r->keep_alive = llhttp_should_keep_alive(p) && !conn->server->draining;
+    if (!r->keep_alive) {
+        r->close_after = true;
+        conn->want_close = true;
+    }
+    set_phase(conn, GW_PHASE_NONE, 0);
+    req_finish(r, p);
+    dispatch(conn, r);
+    return can_parse(conn) ? 0 : HPE_PAUSED;
+}
+
+static const llhttp_settings_t parser_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_url_complete = on_url_complete,
+    .on_header_field = on_header_field,
+    .on_header_field_complete = on_header_field_complete,
+    .on_header_value = on_header_value,
+    .on_header_value_complete = on_header_value_complete,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* ---------------------------------------------------------------------------------- */
+/* Reading.                                                                            */
+
+static void stop_reading(gw_conn *conn)
+{
+    if (conn->reading)
+        uv_read_stop((uv_stream_t *)&conn->tcp);
+    conn->reading = false;
+}
+
+/* Keeps input that arrived past a pause for when parsing resumes. */
+static void keep_unparsed(gw_conn *conn, const char *from, const char *end)
+{
+    size_t n = (size_t)(end - from);
+    gw_bytes *b = &conn->pending_in;
+    if (b->data && from >= b->data && from <= b->data + b->cap) {
+        memmove(b->data, from, n);
+        b->len = n;
+        return;
+    }
+    b->len = 0;
+    if (gw__bytes_append(b, from, n, GW_HTTP_READ_BUFFER) != 0)
+        gw__conn_close(conn);
+}
+
+/* Runs llhttp over data and acts on what it answers: done, paused, or an error. */
+static void conn_feed(gw_conn *conn, const char *data, size_t len)
+{
+    conn->exec_end = data + len;
+    llhttp_errno_t err = llhttp_execute(&conn->parser, data, len);
+    if (err == HPE_OK)
+        return;
+    if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+        const char *pos = llhttp_get_error_pos(&conn->parser);
+        if (err == HPE_PAUSED_UPGRADE) {
+            /* No protocol switch is offered: answer the request, then close. */
+            conn->want_close = true;
+            if (conn->tail)
+                conn->tail->close_after = true;
+        }
+        llhttp_resume(&conn->parser);
+        stop_reading(conn);
+        if (!conn->want_close)
+            keep_unparsed(conn, pos ? pos : data + len, data + len);
+        return;
+    }
+    if (conn->err_status)
+        conn_fail(conn, conn->err_status, conn->err_detail);
+    else
+        conn_fail(conn, 400, llhttp_get_error_reason(&conn->parser));
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    gw_conn *conn = h->data;
+    buf->base = conn->server->read_buf;
+    buf->len = GW_HTTP_READ_BUFFER;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    gw_conn *conn = s->data;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        /* EOF or a reset: the client is gone (or half-closed, which HTTP/1.1 gives no
+         * meaning to); whatever it still waits for is abandoned. */
+        gw__conn_close(conn);
+        return;
+    }
+    if (conn->lingering || conn->want_close)
+        return;
+    if (conn->phase == GW_PHASE_BODY)
+        set_phase(conn, GW_PHASE_BODY, conn->server->cfg.body_timeout_ms);
+    conn_feed(conn, buf->base, (size_t)nread);
+    conn_update_phase(conn);
+}
+
+static void start_reading(gw_conn *conn)
+{
+    if (conn->reading || conn->closing)
+        return;
+    int rc = uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read);
+    if (rc < 0) {
+        fprintf(stderr, "barista-gateway: uv_read_start: %s\n", uv_strerror(rc));
+        gw__conn_close(conn);
+        return;
+    }
+    conn->reading = true;
+}
+
+/* Parsing was paused for backpressure; continue once there is room. */
+static void maybe_resume(gw_conn *conn)
+{
+    if (conn->closing || conn->reading || conn->lingering || !can_parse(conn))
+        return;
+    if (conn->pending_in.len) {
+        size_t n = conn->pending_in.len;
+        conn->pending_in.len = 0;
+        conn_feed(conn, conn->pending_in.data, n);
+        if (!can_parse(conn) || conn->closing)
+            return;
+    }
+    start_reading(conn);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Errors, writing and closing.                                                        */
+
+/* Queues an error answer after whatever is before it, and stops reading for good. */
+static void conn_fail(gw_conn *conn, int status, const char *detail)
+{
+    if (conn->failed || conn->closing)
+        return;
+    conn->failed = conn->want_close = true;
+    conn->pending_in.len = 0;
+    stop_reading(conn);
+    gw_http_req *r = conn->parsing;
+    conn->parsing = NULL;
+    if (!r) {
+        if (!(r = req_get(conn))) {
+            gw__conn_close(conn);
+            return;
+        }
+        queue_push(conn, r);
+    }
+    r->continue_pending = false;
+    r->close_after = true;
+    r->state = GW_REQ_HANDLING;
+    conn->nqueued++;
+    set_phase(conn, GW_PHASE_NONE, 0);
+    answer_detail(r, status, detail, NULL, 0);
+}
+
+void gw__req_answered(gw_http_req *r)
+{
+    gw_conn *conn = r->conn;
+    r->state = GW_REQ_READY;
+    conn->output_bytes += r->resp.len;
+    gw__server_schedule_flush(conn->server, conn);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    gw_conn *conn = req->data;
+    if (status < 0 || conn->closing) {
+        gw__conn_close(conn);
+        return;
+    }
+    /* Drain what the client still sends so that closing does not reset the
+     * connection under the answer it has not read yet. */
+    set_phase(conn, GW_PHASE_LINGER, GW_HTTP_LINGER_MS);
+    start_reading(conn);
+}
+
+/* The last answer is out: send FIN, then linger. */
+static void conn_finish(gw_conn *conn)
+{
+    conn->lingering = true;
+    stop_reading(conn);
+    set_phase(conn, GW_PHASE_LINGER, GW_HTTP_LINGER_MS);
+    if (uv_shutdown(&conn->shutdown_req, (uv_stream_t *)&conn->tcp, on_shutdown) < 0)
+        gw__conn_close(conn);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    gw_conn *conn = req->data;
+    conn->writing = false;
+    if (status < 0 || conn->closing) {
+        gw__conn_close(conn);
+        return;
+    }
+    bool finish = false;
+    while (conn->head && conn->head->state == GW_REQ_WRITING) {
+        gw_http_req *r = conn->head;
+        conn->head = r->next;
+        if (!conn->head)
+            conn->tail = NULL;
+        conn->nqueued--;
+        conn->output_bytes -= r->resp.len;
+        finish = finish || r->close_after;
+        req_recycle(conn, r);
+    }
+    if (finish) {
+        conn_finish(conn);
+        return;
+    }
+    gw__conn_flush(conn);
+    maybe_resume(conn);
+    conn_update_phase(conn);
+}
+
+void gw__conn_flush(gw_conn *conn)
+{
+    if (conn->closing || conn->writing || conn->lingering)
+        return;
+    size_t n = 0, cap = conn->server->cfg.max_pipeline + 2;
+    for (gw_http_req *r = conn->head; r && n < cap; r = r->next) {
+        if (r->state == GW_REQ_READY) {
+            conn->bufs[n++] = uv_buf_init(r->resp.data, (unsigned)r->resp.len);
+            r->state = GW_REQ_WRITING;
+            if (r->close_after)
+                break;
+            continue;
+        }
+        if (r->state == GW_REQ_PARSING && r->continue_pending) {
+            conn->bufs[n++] = uv_buf_init((char *)continue_line, sizeof(continue_line) - 1);
+            r->continue_pending = false;
+        }
+        break;
+    }
+    if (n == 0)
+        return;
+    int rc = uv_write(&conn->write_req, (uv_stream_t *)&conn->tcp, conn->bufs, (unsigned)n,
+                      on_write);
+    if (rc < 0) {
+        gw__conn_close(conn);
+        return;
+    }
+    conn->writing = true;
+    conn_update_phase(conn);
+}
+
+static void conn_free(gw_conn *conn)
+{
+    gw_http_server *server = conn->server;
+    if (conn->flush_queued) {
+        for (gw_conn **pp = &server->flush_list; *pp; pp = &(*pp)->flush_next) {
+            if (*pp == conn) {
+                *pp = conn->flush_next;
+                break;
+            }
+        }
+    }
+    for (gw_http_req *r = conn->head, *next; r; r = next) {
+        next = r->next;
+        req_free(r);
+    }
+    for (gw_http_req *r = conn->free_reqs, *next; r; r = next) {
+        next = r->next;
+        req_free(r);
+    }
+    gw__bytes_free(&conn->pending_in);
+    free(conn->bufs);
+    gw__server_conn_closed(server, conn);
+    free(conn);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    gw_conn *conn = h->data;
+    if (--conn->open_handles == 0)
+        conn_free(conn);
+}
+
+/* Tells every handler still holding a request of this connection that it died. */
+static void abort_pending(gw_conn *conn)
+{
+    for (gw_http_req *r = conn->head; r; r = r->next) {
+        if (r->state != GW_REQ_HANDLING || !r->abort_fn)
+            continue;
+        gw_abort_fn fn = r->abort_fn;
+        r->abort_fn = NULL;
+        fn(&r->pub, r->abort_arg);
+    }
+}
+
+void gw__conn_close(gw_conn *conn)
+{
+    if (conn->closing)
+        return;
+    conn->closing = true;
+    stop_reading(conn);
+    abort_pending(conn);
+    uv_close((uv_handle_t *)&conn->tcp, on_handle_closed);
+    uv_close((uv_handle_t *)&conn->timer, on_handle_closed);
+}
+
+void gw__conn_drain(gw_conn *conn)
+{
+    if (conn->closing || conn->lingering)
+        return;
+    if (!conn->head && !conn->writing) {
+        gw__conn_close(conn);
+        return;
+    }
+    /* A request being read may still finish (it will say Connection: close); with
+     * none, no further request is read. */
+    if (!conn->parsing) {
+        conn->want_close = true;
+        stop_reading(conn);
+    }
+}
+
+void gw__conn_force_close(gw_conn *conn)
+{
+    if (conn->closing || conn->lingering)
+        return;
+    abort_pending(conn);
+    for (gw_http_req *r = conn->head; r; r = r->next) {
+        if (r->state != GW_REQ_HANDLING)
+            continue;
+        r->close_after = r->next == NULL || r->next == conn->parsing;
+        answer_detail(r, 503, "Service Unavailable: the server is shutting down", NULL, 0);
+        if (conn->closing)
+            return;
+    }
+    conn->want_close = true;
+    if (conn->parsing)
+        conn_fail(conn, 503, "Service Unavailable: the server is shutting down");
+    else if (!conn->head)
+        gw__conn_close(conn);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Accepting.                                                                          */
+
+static void on_reject_written(uv_write_t *req, int status)
+{
+    gw_conn *conn = req->data;
+    if (status < 0 || conn->closing)
+        gw__conn_close(conn);
+    else
+        conn_finish(conn);
+}
+
+/* Answers a connection past max_connections with 503 and closes it. */
+static void conn_reject(gw_conn *conn)
+{
+    gw_http_server *server = conn->server;
+    if (server->nrejecting > GW_HTTP_MAX_REJECTING) {
+        gw__conn_close(conn);
+        return;
+    }
+    static const char body[] = "{\"detail\":\"Service Unavailable: too many connections\"}";
+    char head[256];
+    size_t date_len;
+    const char *date = gw__server_date(server, &date_len);
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 503 Service Unavailable\r\n%.*sContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\nRetry-After: 1\r\nConnection: close\r\n\r\n",
+                     (int)date_len, date, sizeof(body) - 1);
+    gw_bytes *b = &conn->pending_in;
+    if (n < 0 || (size_t)n >= sizeof(head) || gw__bytes_append(b, head, (size_t)n, 1024) != 0 ||
+        gw__bytes_append(b, body, sizeof(body) - 1, 1024) != 0) {
+        gw__conn_close(conn);
+        return;
+    }
+    uv_buf_t buf = uv_buf_init(b->data, (unsigned)b->len);
+    set_phase(conn, GW_PHASE_LINGER, GW_HTTP_LINGER_MS);
+    conn->lingering = true;
+    if (uv_write(&conn->write_req, (uv_stream_t *)&conn->tcp, &buf, 1, on_reject_written) < 0)
+        gw__conn_close(conn);
+}
+
+void gw__conn_accept(gw_http_server *server, bool reject)
+{
+    gw_conn *conn = calloc(1, sizeof(*conn));
+    if (!conn) {
+        fprintf(stderr, "barista-gateway: accept: out of memory\n");
+        return;
+    }
+    conn->server = server;
+    uv_tcp_init(server->loop, &conn->tcp);
+    uv_timer_init(server->loop, &conn->timer);
+    conn->tcp.data = conn->timer.data = conn->write_req.data = conn->shutdown_req.data = conn;
+    conn->open_handles = 2;
+    if (reject) {
+        conn->rejecting = true;
+        server->nrejecting++;
+    } else {
+        conn->next = server->conns;
+        if (server->conns)
+            server->conns->prev = conn;
+        server->conns = conn;
+        server->nconns++;
+    }
+    int rc = uv_accept((uv_stream_t *)&server->listener, (uv_stream_t *)&conn->tcp);
+    if (rc < 0) {
+        fprintf(stderr, "barista-gateway: uv_accept: %s\n", uv_strerror(rc));
+        gw__conn_close(conn);
+        return;
+    }
+    if (reject) {
+        conn_reject(conn);
+        return;
+    }
+    conn->bufs = calloc(server->cfg.max_pipeline + 2, sizeof(*conn->bufs));
+    if (!conn->bufs) {
+        gw__conn_close(conn);
+        return;
+    }
+    llhttp_init(&conn->parser, HTTP_REQUEST, &parser_settings);
+    conn->parser.data = conn;
+    uv_tcp_nodelay(&conn->tcp, 1);
+    set_phase(conn, GW_PHASE_IDLE, server->cfg.header_timeout_ms);
+    start_reading(conn);
+}

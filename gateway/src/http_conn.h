@@ -1,0 +1,202 @@
+/*
+ * http_conn.h - private to the HTTP server: the server, connection and request
+ * objects shared by http_server.c (listening, scheduling, shutdown), http_conn.c
+ * (reading, parsing, writing one connection) and http_response.c (serialising
+ * answers).  Nothing outside those three files includes it.
+ */
+#ifndef BARISTA_GW_HTTP_CONN_H
+#define BARISTA_GW_HTTP_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <llhttp.h>
+#include <uv.h>
+
+#include "http.h"
+#include "http_server.h"
+
+/* Bytes read from a socket at once; one buffer serves every connection because
+ * libuv hands each read to its callback before the next allocation. */
+#define GW_HTTP_READ_BUFFER (64 * 1024)
+
+/* A request's arena keeps its memory between requests unless it grew past this
+ * (a large body); then it is released so idle connections stay small. */
+#define GW_HTTP_ARENA_KEEP (16 * 1024)
+
+/* After the last response of a closing connection, how long unread input is drained
+ * so that the client sees the response and not a reset. */
+#define GW_HTTP_LINGER_MS 2000
+
+/* Connections turned away with a 503 that may be in their short goodbye at once;
+ * past this an excess connection is closed without an answer. */
+#define GW_HTTP_MAX_REJECTING 256
+
+/* A growable byte buffer; every append names its maximum. */
+typedef struct gw_bytes {
+    char *data; /* heap bytes */
+    size_t len; /* bytes used */
+    size_t cap; /* bytes allocated */
+} gw_bytes;
+
+/* Makes room for `extra` more bytes without growing past `max` in total.
+ * Returns 0, BR_ELIMIT or BR_ENOMEM. */
+int gw__bytes_reserve(gw_bytes *b, size_t extra, size_t max);
+/* Appends n bytes.  Returns as gw__bytes_reserve(). */
+int gw__bytes_append(gw_bytes *b, const void *p, size_t n, size_t max);
+void gw__bytes_free(gw_bytes *b);
+
+/* Where a request is in its life. */
+typedef enum gw_req_state {
+    GW_REQ_PARSING,  /* bytes still arriving */
+    GW_REQ_HANDLING, /* handed to a handler, not answered yet */
+    GW_REQ_READY,    /* answered; waiting for earlier answers to go out */
+    GW_REQ_WRITING   /* in the connection's current uv_write */
+} gw_req_state;
+
+/* A header's position in the arena while the request is parsed (the arena may move
+ * as it grows; pointers are made once it is complete). */
+typedef struct gw_hdr_off {
+    uint32_t name_off;  /* arena offset of the lower-cased name */
+    uint32_t name_len;  /* bytes of the name */
+    uint32_t value_off; /* arena offset of the value */
+    uint32_t value_len; /* bytes of the trimmed value */
+} gw_hdr_off;
+
+struct gw_conn;
+
+/* One request and its answer.  Pooled per connection: the buffers keep their memory
+ * from one request to the next, so steady-state serving does not allocate. */
+typedef struct gw_http_req {
+    gw_req pub;                /* what handlers see; first, so a gw_req* converts back */
+    struct gw_conn *conn;      /* the connection it arrived on */
+    struct gw_http_req *next;  /* next in the connection's queue or free list */
+    gw_req_state state;        /* see gw_req_state */
+    gw_bytes arena;            /* target, header names and values, body, NUL-separated */
+    gw_bytes resp;             /* the serialised answer */
+    gw_hdr_off *offs;          /* header positions while parsing */
+    gw_header *hdrs;           /* header pointers once complete (pub.headers) */
+    size_t nhdrs;              /* headers used */
+    size_t hdr_cap;            /* entries allocated in offs and hdrs */
+    size_t url_len;            /* bytes of the request target at the arena's start */
+    size_t body_off;           /* arena offset of the body */
+    size_t body_len;           /* body bytes so far */
+    gw_abort_fn abort_fn;      /* told if the request dies unanswered */
+    void *abort_arg;           /* abort_fn's argument */
+    bool head;                 /* HEAD: answer without a body */
+    bool http10;               /* HTTP/1.0 request (answers say keep-alive explicitly) */
+    bool keep_alive;           /* the connection may carry another request after this */
+    bool close_after;          /* the connection closes once this answer is written */
+    bool continue_pending;     /* owes the client "100 Continue" before the body */
+    bool headers_done;         /* headers complete; body (if any) being read */
+} gw_http_req;
+
+/* What the connection's one timer is measuring. */
+typedef enum gw_conn_phase {
+    GW_PHASE_NONE,    /* waiting on handlers: no client timeout */
+    GW_PHASE_IDLE,    /* between requests (keep-alive) or before the first byte */
+    GW_PHASE_HEADERS, /* reading a request's line and headers */
+    GW_PHASE_BODY,    /* reading a body */
+    GW_PHASE_SEND,    /* a write is waiting on the client */
+    GW_PHASE_LINGER   /* last answer sent; draining input before closing */
+} gw_conn_phase;
+
+typedef struct gw_conn {
+    uv_tcp_t tcp;                 /* the client socket (first: handle->data aside) */
+    uv_timer_t timer;             /* the one timeout of the current phase */
+    uv_write_t write_req;         /* the connection's single write in flight */
+    uv_shutdown_t shutdown_req;   /* the FIN after the last answer */
+    llhttp_t parser;              /* llhttp, strict; data points back here */
+    struct gw_http_server *server;/* owner */
+    struct gw_conn *prev, *next;  /* the server's list of connections */
+    struct gw_conn *flush_next;   /* the server's list of connections with answers due */
+    gw_http_req *head, *tail;     /* requests in arrival order (answers go in this order) */
+    gw_http_req *parsing;         /* the request being read (the tail), or NULL */
+    gw_http_req *free_reqs;       /* pooled request objects */
+    size_t nqueued;               /* requests in the queue past parsing */
+    size_t nfree;                 /* objects in the pool */
+    uv_buf_t *bufs;               /* gather list for one write (max_pipeline + 1) */
+    size_t output_bytes;          /* answer bytes ready or being written */
+    gw_bytes pending_in;          /* input read but not parsed while reading is paused */
+    const char *exec_end;         /* end of the bytes llhttp is executing */
+    gw_conn_phase phase;          /* what the timer measures */
+    uint64_t deadline;            /* loop time (ms) when the phase times out */
+    uint64_t timer_due;           /* loop time the timer is armed for (0: not armed) */
+    size_t header_bytes;          /* bytes of target + headers of the current request */
+    int err_status;               /* status a failing parser callback asked for */
+    const char *err_detail;       /* and its reason (static string) */
+    int host_count;               /* Host headers in the current request */
+    bool expect_continue;         /* current request sent Expect: 100-continue */
+    bool field_open;              /* a header name is being read */
+    bool value_pieces;            /* the current header value has had a piece */
+    bool value_at_end;            /* ... and that piece ended where the input did */
+    bool failed;                  /* an error answer is queued; nothing more is parsed */
+    bool lingering;               /* last answer sent; input is discarded until EOF */
+    bool reading;                 /* uv_read_start is in effect */
+    bool writing;                 /* write_req is in flight */
+    bool want_close;              /* read no more requests; close after the last answer */
+    bool flush_queued;            /* on the server's flush list */
+    bool closing;                 /* uv_close called; waiting for handle callbacks */
+    bool rejecting;               /* a turned-away connection (503) - not counted */
+    int open_handles;             /* tcp + timer handles not yet closed */
+} gw_conn;
+
+struct gw_http_server {
+    uv_loop_t *loop;            /* the one loop */
+    gw_router *router;          /* borrowed */
+    gw_http_config cfg;         /* limits */
+    uv_tcp_t listener;          /* the listening socket */
+    uv_check_t flush_check;     /* writes answers after the poll phase ... */
+    uv_idle_t flush_idle;       /* ... or before the next poll when answered from a timer */
+    uv_timer_t shutdown_timer;  /* shutdown timeout */
+    gw_conn *conns;             /* open connections */
+    gw_conn *flush_list;        /* connections with answers due this turn */
+    size_t nconns;              /* counted connections */
+    size_t nrejecting;          /* turned-away connections closing */
+    char *read_buf;             /* GW_HTTP_READ_BUFFER bytes shared by every read */
+    bool read_buf_busy;         /* read_buf handed to libuv and not yet returned */
+    char date[64];              /* "Date: ...\r\n", formatted once per second */
+    size_t date_len;            /* bytes of date */
+    uint64_t date_expires;      /* loop time when date must be formatted again */
+    bool started;               /* listener initialised */
+    bool draining;              /* shutdown began */
+    bool forced;                /* shutdown timeout passed */
+    int open_handles;           /* server handles not yet closed */
+    void (*done)(void *);       /* shutdown's completion callback */
+    void *done_arg;             /* its argument */
+};
+
+/* http_conn.c */
+/* Accepts one connection from the listener; counts it unless `reject`, in which case
+ * it only answers 503 and closes. */
+void gw__conn_accept(gw_http_server *server, bool reject);
+/* Writes whatever answers are due, in order, in one uv_write. */
+void gw__conn_flush(gw_conn *conn);
+/* Server shutdown: closes the connection if idle, else lets it finish and close. */
+void gw__conn_drain(gw_conn *conn);
+/* Shutdown timeout: aborts unanswered requests, answers them 503, closes. */
+void gw__conn_force_close(gw_conn *conn);
+/* Closes at once: aborts unanswered requests, closes the handles, frees on close. */
+void gw__conn_close(gw_conn *conn);
+
+/* http_server.c */
+/* Puts conn on the list of connections whose answers are written this loop turn. */
+void gw__server_schedule_flush(gw_http_server *server, gw_conn *conn);
+/* The cached "Date: ...\r\n" line. */
+const char *gw__server_date(gw_http_server *server, size_t *len);
+/* A connection finished closing; frees nothing, only accounting and shutdown. */
+void gw__server_conn_closed(gw_http_server *server, gw_conn *conn);
+
+/* http_response.c */
+/* Serialises an answer into req->resp (the connection's keep-alive decision applied).
+ * Returns 0 or BR_ENOMEM. */
+int gw__response_build(gw_http_req *req, int status, const gw_header *extra, size_t nextra,
+                       const char *content_type, const void *body, size_t body_len);
+/* Builds {"detail": ...} for an error the server itself answers. */
+int gw__response_detail(gw_http_req *req, int status, const char *detail,
+                        const gw_header *extra, size_t nextra);
+/* The request answered: marks it ready and schedules the write. */
+void gw__req_answered(gw_http_req *req);
+
+#endif /* BARISTA_GW_HTTP_CONN_H */

@@ -1,0 +1,311 @@
+/*
+ * http_response.c - answers: the handler-facing gw_req_* calls and the bytes of a
+ * response (status line, Date, Content-Type, Content-Length, extra headers, body).
+ *
+ * An answer is serialised into the request's own buffer at once, whatever its turn;
+ * http_conn.c sends the buffers in request order, several per uv_write.  Extra
+ * headers never override the framing the server owns (Content-Length, Connection,
+ * Transfer-Encoding, Date) and never carry CR or LF, so a handler - or a worker
+ * behind the broker - cannot split a response.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "barista/proto.h"
+#include "http_conn.h"
+
+/* The largest answer the server serialises: a maximal protocol body plus headers. */
+#define GW_HTTP_MAX_RESPONSE (17u * 1024 * 1024)
+
+/* Bytes of a detail message escaped on the stack; longer ones use the heap. */
+#define DETAIL_STACK 512
+
+int gw__bytes_reserve(gw_bytes *b, size_t extra, size_t max)
+{
+    if (extra > max || b->len > max - extra)
+        return BR_ELIMIT;
+    size_t need = b->len + extra;
+    if (need <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need)
+        cap = cap > max / 2 ? max : cap * 2;
+    char *grown = realloc(b->data, cap);
+    if (!grown)
+        return BR_ENOMEM;
+    b->data = grown;
+    b->cap = cap;
+    return 0;
+}
+
+int gw__bytes_append(gw_bytes *b, const void *p, size_t n, size_t max)
+{
+    int rc = gw__bytes_reserve(b, n, max);
+    if (rc != 0)
+        return rc;
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+void gw__bytes_free(gw_bytes *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+static const char *status_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
+    case 422: return "Unprocessable Entity";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 499: return "Client Closed Request";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    }
+    return status < 400 ? "Other" : status < 500 ? "Client Error" : "Server Error";
+}
+
+/* Copies n bytes at *p and advances it; the caller reserved the room. */
+static void put(char **p, const void *s, size_t n)
+{
+    memcpy(*p, s, n);
+    *p += n;
+}
+
+static void put_str(char **p, const char *s)
+{
+    put(p, s, strlen(s));
+}
+
+static void put_uint(char **p, size_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[sizeof(tmp) - 1 - n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    put(p, tmp + sizeof(tmp) - n, n);
+}
+
+/* True for a header the server writes itself or that must not cross a hop. */
+static bool header_reserved(const char *name)
+{
+    static const char *const reserved[] = {"content-length", "content-type", "connection",
+                                           "transfer-encoding", "date", "keep-alive"};
+    for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+        if (strcasecmp(name, reserved[i]) == 0)
+            return true;
+    return false;
+}
+
+/* True when name is a token and value holds no CR, LF or NUL. */
+static bool header_safe(const gw_header *h)
+{
+    if (!h->name || !h->value || h->name_len == 0)
+        return false;
+    for (size_t i = 0; i < h->name_len; i++) {
+        unsigned char c = (unsigned char)h->name[i];
+        if (c <= ' ' || c >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", c))
+            return false;
+    }
+    for (size_t i = 0; i < h->value_len; i++) {
+        unsigned char c = (unsigned char)h->value[i];
+        if (c == '\r' || c == '\n' || c == '\0')
+            return false;
+    }
+    return !header_reserved(h->name);
+}
+
+/* Whether this answer ends the connection: its own request said so, or the
+ * connection is closing and nothing parsed follows it. */
+static bool answer_closes(gw_http_req *req)
+{
+    gw_conn *conn = req->conn;
+    if (!req->close_after && conn->want_close &&
+        (req->next == NULL || req->next == conn->parsing))
+        req->close_after = true;
+    return req->close_after;
+}
+
+int gw__response_build(gw_http_req *req, int status, const gw_header *extra, size_t nextra,
+                       const char *content_type, const void *body, size_t body_len)
+{
+    gw_http_server *server = req->conn->server;
+    bool closes = answer_closes(req);
+    bool bodyless = status == 204 || status == 304 || (status >= 100 && status < 200);
+    size_t date_len;
+    const char *date = gw__server_date(server, &date_len);
+
+    size_t need = 160 + date_len + (content_type ? strlen(content_type) : 0);
+    for (size_t i = 0; i < nextra; i++)
+        need += extra[i].name_len + extra[i].value_len + 4;
+    if (body_len > GW_HTTP_MAX_RESPONSE)
+        return BR_ELIMIT;
+    need += req->head || bodyless ? 0 : body_len;
+
+    gw_bytes *out = &req->resp;
+    out->len = 0;
+    int rc = gw__bytes_reserve(out, need, GW_HTTP_MAX_RESPONSE + 64 * 1024);
+    if (rc != 0)
+        return rc;
+    char *p = out->data;
+    put(&p, "HTTP/1.1 ", 9);
+    put_uint(&p, (size_t)status);
+    put(&p, " ", 1);
+    put_str(&p, status_reason(status));
+    put(&p, "\r\n", 2);
+    put(&p, date, date_len);
+    if (content_type && *content_type && !bodyless) {
+        put(&p, "Content-Type: ", 14);
+        put_str(&p, content_type);
+        put(&p, "\r\n", 2);
+    }
+    if (!bodyless) {
+        put(&p, "Content-Length: ", 16);
+        put_uint(&p, body_len);
+        put(&p, "\r\n", 2);
+    }
+    for (size_t i = 0; i < nextra; i++) {
+        if (!header_safe(&extra[i]))
+            continue;
+        put(&p, extra[i].name, extra[i].name_len);
+        put(&p, ": ", 2);
+        put(&p, extra[i].value, extra[i].value_len);
+        put(&p, "\r\n", 2);
+    }
+    if (closes)
+        put(&p, "Connection: close\r\n", 19);
+    else if (req->http10)
+        put(&p, "Connection: keep-alive\r\n", 24);
+    put(&p, "\r\n", 2);
+    if (!req->head && !bodyless && body_len)
+        put(&p, body, body_len);
+    out->len = (size_t)(p - out->data);
+    return 0;
+}
+
+/* Writes s as the inside of a JSON string into out (room for 6 bytes per input byte
+ * reserved by the caller).  Control characters become \u00XX. */
+static size_t json_escape(char *out, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)c;
+        } else if (c < 0x20) {
+            memcpy(out + o, "\\u00", 4);
+            out[o + 4] = hex[c >> 4];
+            out[o + 5] = hex[c & 15];
+            o += 6;
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    return o;
+}
+
+int gw__response_detail(gw_http_req *req, int status, const char *detail,
+                        const gw_header *extra, size_t nextra)
+{
+    size_t n = detail ? strlen(detail) : 0;
+    char stack[DETAIL_STACK];
+    size_t need = n * 6 + 16;
+    char *buf = need <= sizeof(stack) ? stack : malloc(need);
+    if (!buf)
+        return BR_ENOMEM;
+    size_t len = 0;
+    memcpy(buf, "{\"detail\":\"", 11);
+    len = 11 + json_escape(buf + 11, detail ? detail : "", n);
+    memcpy(buf + len, "\"}", 2);
+    len += 2;
+    int rc = gw__response_build(req, status, extra, nextra, "application/json", buf, len);
+    if (buf != stack)
+        free(buf);
+    return rc;
+}
+
+int gw_req_respond(gw_req *req, int status, const gw_header *extra, size_t nextra,
+                   const char *content_type, const void *body, size_t body_len)
+{
+    gw_http_req *r = (gw_http_req *)req;
+    if (!r || r->state != GW_REQ_HANDLING || status < 200 || status > 599)
+        return BR_EINVAL;
+    int rc = gw__response_build(r, status, extra, nextra, content_type, body, body_len);
+    if (rc != 0)
+        rc = gw__response_detail(r, 500, "Internal Server Error", NULL, 0);
+    if (rc != 0)
+        return rc;
+    gw__req_answered(r);
+    return 0;
+}
+
+int gw_req_respond_detail(gw_req *req, int status, const char *detail)
+{
+    gw_http_req *r = (gw_http_req *)req;
+    if (!r || r->state != GW_REQ_HANDLING || status < 200 || status > 599)
+        return BR_EINVAL;
+    int rc = gw__response_detail(r, status, detail, NULL, 0);
+    if (rc != 0)
+        return rc;
+    gw__req_answered(r);
+    return 0;
+}
+
+const gw_header *gw_req_header(const gw_req *req, const char *name)
+{
+    if (!req || !name)
+        return NULL;
+    size_t n = strlen(name);
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const gw_header *h = &req->headers[i];
+        if (h->name_len == n && memcmp(h->name, name, n) == 0)
+            return h;
+    }
+    return NULL;
+}
+
+void gw_req_on_abort(gw_req *req, gw_abort_fn fn, void *arg)
+{
+    gw_http_req *r = (gw_http_req *)req;
+    if (!r)
+        return;
+    r->abort_fn = fn;
+    r->abort_arg = arg;
+}

@@ -1,0 +1,73 @@
+/*
+ * http_server.h - the gateway's HTTP/1.1 server: listening, connections, limits.
+ *
+ * One server runs on one libuv loop and serves one listening address.  Complete
+ * requests go to the router given at creation (see http.h for what handlers see).
+ * Every buffer and timer has a limit in gw_http_config; docs/gateway.md lists them
+ * with their defaults and the reasoning behind each.
+ */
+#ifndef BARISTA_GW_HTTP_SERVER_H
+#define BARISTA_GW_HTTP_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "router.h"
+
+/* Every limit of the server.  gw_http_config_default() fills the documented defaults;
+ * each field is also a gateway option (config.c). */
+typedef struct gw_http_config {
+    size_t max_url_bytes;          /* request target length; longer -> 414 */
+    size_t max_header_bytes;       /* header names + values in one request -> 431 */
+    uint32_t max_headers;          /* header fields in one request -> 431 */
+    size_t max_body_bytes;         /* request body, declared or de-chunked -> 413 */
+    uint32_t header_timeout_ms;    /* first byte of a request to end of its headers -> 408;
+                                      also how long a new connection may stay silent */
+    uint32_t body_timeout_ms;      /* longest pause between two reads of a body -> 408 */
+    uint32_t keepalive_timeout_ms; /* idle keep-alive connection is closed silently */
+    uint32_t send_timeout_ms;      /* a response write that makes no progress this long
+                                      closes the connection (slow readers) */
+    uint32_t max_connections;      /* open connections; one more gets 503 + Retry-After */
+    uint32_t max_pipeline;         /* parsed requests waiting on one connection before
+                                      the server stops reading it (backpressure) */
+    size_t max_output_bytes;       /* response bytes buffered for one connection before
+                                      the server stops reading it (slow readers) */
+    int backlog;                   /* listen(2) backlog */
+} gw_http_config;
+
+/* The documented defaults. */
+gw_http_config gw_http_config_default(void);
+
+typedef struct gw_http_server gw_http_server;
+
+/* Creates a server on loop that dispatches to router (borrowed: it must outlive the
+ * server).  *config is copied.  Caller owns the result; NULL when out of memory or
+ * when a limit is zero. */
+gw_http_server *gw_http_server_new(uv_loop_t *loop, gw_router *router,
+                                   const gw_http_config *config);
+
+/* Binds addr and starts accepting.  Returns 0 or BR_EIO (logged with the failing
+ * call and its error). */
+int gw_http_server_start(gw_http_server *self, const struct sockaddr *addr);
+
+/* The bound address (useful after binding port 0).  Returns 0 or BR_EIO. */
+int gw_http_server_address(const gw_http_server *self, struct sockaddr_storage *out);
+
+/* Open connections right now. */
+size_t gw_http_server_connections(const gw_http_server *self);
+
+/* Stops accepting and closes idle connections at once; connections with requests in
+ * flight finish them (answers carry Connection: close) for up to timeout_ms.  Then
+ * requests still unanswered are aborted (gw_abort_fn) and answered 503, and every
+ * remaining connection is closed.  done(arg) runs once every handle of the server is
+ * closed; the server may then be destroyed.  Calling it twice is BR_ECLOSED. */
+int gw_http_server_shutdown(gw_http_server *self, uint32_t timeout_ms,
+                            void (*done)(void *arg), void *arg);
+
+/* Destroys *self_p and sets it to NULL; safe on NULL and twice.  A started server
+ * must have finished gw_http_server_shutdown() first. */
+void gw_http_server_destroy(gw_http_server **self_p);
+
+#endif /* BARISTA_GW_HTTP_SERVER_H */
