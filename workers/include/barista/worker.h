@@ -1,0 +1,255 @@
+/*
+ * barista/worker.h - write a Barista service in C, and run it.
+ *
+ * A service is a static table: its name, its kind and its routes.  Each route names a
+ * handler.  The runtime connects to the gateway's broker, announces the services, and
+ * calls a route's handler for every request the broker sends.
+ *
+ *   - An I/O service (BR_KIND_IO, FastAPI's `async def`) runs on the worker's libuv
+ *     loop.  Its handler must never block.  It answers now, or later from any loop
+ *     callback (a timer, a socket), and many requests are in flight at once.
+ *   - A CPU service (BR_KIND_CPU, FastAPI's `def`) runs one request at a time on a
+ *     compute thread, so its handler may block and compute for as long as it likes;
+ *     the loop keeps the connection alive meanwhile.
+ *
+ * Every request is answered exactly once, with one of the br_reply_* calls.  That call
+ * ends the request: the request, its arena and everything it adopted are released, and
+ * the handler must not touch `req` again.
+ *
+ * Memory a request needs comes from its arena (br_req_alloc), freed when it ends.
+ * Strings a request hands out (br_str) live as long as the request.
+ *
+ * docs/workers.md is the guide; this header is the reference.
+ */
+#ifndef BARISTA_WORKER_H
+#define BARISTA_WORKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+#include <uv.h>
+
+#include "barista/proto.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------- */
+/* Declaring a service.                                                                */
+
+/* The number of elements of a static array, for the n* fields below. */
+#define BR_NELEMS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* One request in flight.  Opaque; owned by the runtime until the request ends. */
+typedef struct br_req br_req;
+
+/* A route's handler.
+ *
+ * I/O services: called on the loop thread.  It must not block.  It ends the request
+ * with one br_reply_* call, before returning or later from another loop callback.
+ *
+ * CPU services: called on the compute thread, one request at a time.  It may block.
+ * It should end the request with one br_reply_* call before returning; a handler that
+ * returns without replying gets a 500 on its behalf.  It must not touch the loop. */
+typedef void (*br_handler_fn)(br_req *req);
+
+/* A parameter a route declares.  The gateway validates it before dispatch and answers
+ * 422 when it is missing (and required), does not parse as `type`, or is out of
+ * [min, max]; the OpenAPI document lists it. */
+typedef struct br_param_spec {
+    const char *name;    /* path segment name ("{name}"), query key or header name */
+    br_param_in in;      /* where it is read from */
+    br_param_type type;  /* what it must parse as */
+    bool required;       /* absent means 422 */
+    bool has_min;        /* min applies */
+    bool has_max;        /* max applies */
+    double min;          /* lower bound: the value for numbers, the length for strings */
+    double max;          /* upper bound: the value for numbers, the length for strings */
+    const char *summary; /* one line for the docs; may be NULL */
+} br_param_spec;
+
+/* A route: a method and a path template, served by one handler. */
+typedef struct br_route_spec {
+    const char *method;           /* "GET", "POST", ... */
+    const char *path;             /* template, e.g. "/hello/{name}" */
+    br_handler_fn handler;        /* called for each request on this route */
+    br_body_mode body;            /* what the route does with a request body */
+    uint32_t timeout_ms;          /* the route's deadline; 0 means the gateway's default */
+    const char *summary;          /* one line for the docs; may be NULL */
+    const br_param_spec *params;  /* declared parameters; may be NULL when nparams is 0 */
+    size_t nparams;               /* entries in params */
+} br_route_spec;
+
+/* A service: a name, a kind and its routes.  Declare it `static const`; the runtime
+ * only reads it, and it must outlive the worker. */
+typedef struct br_service_spec {
+    const char *name;             /* unique service name, e.g. "hello" */
+    br_kind kind;                 /* BR_KIND_IO or BR_KIND_CPU */
+    const char *summary;          /* one line for `barista-worker --list`; may be NULL */
+    const br_route_spec *routes;  /* the routes it serves */
+    size_t nroutes;               /* entries in routes */
+} br_service_spec;
+
+/* ---------------------------------------------------------------------------------- */
+/* Reading a request.  Valid from the handler's call until the request ends.          */
+
+/* The broker's id for the request (for logs). */
+uint64_t br_req_id(const br_req *req);
+
+/* The HTTP method, the request path (without the query string), and the matched route
+ * template. */
+br_str br_req_method(const br_req *req);
+br_str br_req_path(const br_req *req);
+br_str br_req_route(const br_req *req);
+
+/* Looks up a path parameter, a query parameter (the first with that name) or a request
+ * header (case-insensitive name).  Values are percent-decoded by the gateway.  Sets
+ * *out and returns 0, or returns BR_ENOTFOUND and sets *out to the empty string. */
+int br_req_param(const br_req *req, const char *name, br_str *out);
+int br_req_query(const br_req *req, const char *name, br_str *out);
+int br_req_header(const br_req *req, const char *name, br_str *out);
+
+/* Reads a query parameter as a whole decimal int64.  Returns 0, BR_ENOTFOUND when it
+ * is absent, or BR_EVALUE when it is not an integer or out of range; *out is set only
+ * on success.  The gateway validated declared params already; this is the defence. */
+int br_req_query_int(const br_req *req, const char *name, int64_t *out);
+
+/* The request body and its media type; both empty when there is none. */
+br_str br_req_body(const br_req *req);
+br_str br_req_content_type(const br_req *req);
+
+/* Milliseconds left before the request's deadline (0 once it has passed).  Thread-safe:
+ * a CPU handler may call it while it computes. */
+uint32_t br_req_remaining_ms(const br_req *req);
+
+/* True once the broker cancelled the request (deadline passed, client gone, worker
+ * reconnected).  Thread-safe: a long CPU handler polls it and stops early. */
+bool br_req_cancelled(const br_req *req);
+
+/* The worker's loop, for an I/O handler's timers and sockets.  Never call it from a CPU
+ * handler. */
+uv_loop_t *br_req_loop(const br_req *req);
+
+/* ---------------------------------------------------------------------------------- */
+/* Request-scoped memory and resources.                                               */
+
+/* Allocates n bytes, aligned for any type, from the request's arena.  The memory lives
+ * until the request ends and is then freed at once; never free it yourself.  Returns
+ * NULL when the arena would grow past BR_ARENA_MAX or memory runs out. */
+void *br_req_alloc(br_req *req, size_t n);
+
+/* Copies s into the arena as a NUL-terminated C string; NULL on failure. */
+char *br_req_strdup(br_req *req, br_str s);
+
+/* The most a request's arena may hold. */
+#define BR_ARENA_MAX (64u * 1024u * 1024u)
+
+/* I/O handlers: hands an initialised libuv handle, usually allocated with
+ * br_req_alloc, to the request.  When the request ends the runtime uv_close()s it (if
+ * nobody did) and frees the arena only after every adopted handle's close callback has
+ * run.  So a handler never has to close its timer itself; it only stops it.  The
+ * handle's `data` field stays the handler's.  At most BR_REQ_MAX_HANDLES per request.
+ * Returns 0, or BR_EFULL (then the handler still owns and must close the handle). */
+int br_req_adopt(br_req *req, uv_handle_t *handle);
+
+#define BR_REQ_MAX_HANDLES 8
+
+/* Called once, on the loop thread, when the broker cancels the request. */
+typedef void (*br_cancel_fn)(br_req *req, void *arg);
+
+/* I/O handlers: registers fn(req, arg) to run if the request is cancelled before it
+ * ends (a later call replaces an earlier one).  The callback stops the work (say, its
+ * timer) and still ends the request with any br_reply_* call: after a cancel, whatever
+ * the handler replies goes out as 499 with an empty body, which returns the worker's
+ * credit.  Without a callback the request runs to its natural reply, which then
+ * becomes the 499.  CPU handlers poll br_req_cancelled() instead. */
+void br_req_on_cancel(br_req *req, br_cancel_fn fn, void *arg);
+
+/* ---------------------------------------------------------------------------------- */
+/* Replying.  Each call ends the request, whatever it returns: on failure the client   */
+/* gets a 500 instead.  They return 0, BR_EINVAL (status out of 100..599, or the       */
+/* request already ended — a programmer error), BR_ELIMIT or BR_ENOMEM.                */
+
+/* The most bytes a reply body may hold. */
+#define BR_REPLY_BODY_MAX (8u * 1024u * 1024u)
+
+/* Most extra response headers per reply. */
+#define BR_REPLY_MAX_HEADERS 32
+
+/* Adds a response header to the coming reply (name and value are copied).  Returns 0,
+ * BR_EFULL past BR_REPLY_MAX_HEADERS, or BR_ENOMEM. */
+int br_reply_header(br_req *req, const char *name, const char *value);
+
+/* Starts a structured reply: returns a packer for exactly one msgpack value (usually a
+ * map) that becomes the body, sent as application/msgpack (the gateway renders it as
+ * JSON).  Finish with br_reply_end.  The packer belongs to the request.  Returns NULL
+ * when the request already ended. */
+msgpack_packer *br_reply_begin(br_req *req, uint16_t status);
+
+/* Sends the reply started by br_reply_begin and ends the request. */
+int br_reply_end(br_req *req);
+
+/* Sends `len` bytes of `body` with `content_type` (NULL or "" for none) and ends the
+ * request.  The bytes are copied. */
+int br_reply_raw(br_req *req, uint16_t status, const char *content_type, const void *body,
+                 size_t len);
+
+/* Sends a FastAPI-shaped error, {"detail": detail}, and ends the request. */
+int br_reply_error(br_req *req, uint16_t status, const char *detail);
+
+/* Sends `status` with an empty body and ends the request. */
+int br_reply_status(br_req *req, uint16_t status);
+
+/* msgpack helpers for building bodies: a C string, and a br_str. */
+int br_pack_cstr(msgpack_packer *pk, const char *s);
+int br_pack_str(msgpack_packer *pk, br_str s);
+
+/* ---------------------------------------------------------------------------------- */
+/* Running a worker.                                                                   */
+
+/* Defaults of br_worker_options. */
+#define BR_WORKER_DEFAULT_CONNECT "tcp://127.0.0.1:5555"
+#define BR_WORKER_DEFAULT_CONCURRENCY 1024
+#define BR_WORKER_MAX_CONCURRENCY 1000000
+#define BR_WORKER_DEFAULT_HEARTBEAT_MS 1000
+#define BR_WORKER_DEFAULT_DRAIN_MS 30000
+
+/* How a worker connects and behaves.  Zero fields take the defaults above. */
+typedef struct br_worker_options {
+    const char *connect;       /* broker endpoint, e.g. "tcp://127.0.0.1:5555" */
+    const char *worker_id;     /* unique id; NULL: "host:pid" */
+    uint32_t concurrency;      /* I/O: requests in flight at once (the credit); CPU: 1 */
+    uint32_t heartbeat_ms;     /* heartbeat interval; the broker is dead after 3 silent */
+    uint32_t drain_timeout_ms; /* on SIGTERM, how long in-flight work may take */
+} br_worker_options;
+
+typedef struct br_worker br_worker;
+
+/* Checks that `services` can share one process: at least one, all of one kind, unique
+ * names, no method+path served twice.  Returns 0, or BR_EINVAL with a one-line reason
+ * in why[0..why_len) (NUL-terminated). */
+int br_services_check(const br_service_spec *const *services, size_t n, char *why,
+                      size_t why_len);
+
+/* Creates a worker hosting services[0..n) (the array is copied; the specs are not and
+ * must outlive the worker).  Returns NULL when br_services_check fails (the reason is
+ * logged) or memory runs out.  Caller owns the result. */
+br_worker *br_worker_new(const br_service_spec *const *services, size_t n,
+                         const br_worker_options *options);
+
+/* Runs the worker on its own loop until SIGTERM or SIGINT, then drains: sends GOODBYE,
+ * finishes in-flight requests (cancelling those still running after the drain
+ * timeout), closes everything.  Returns 0 after a clean drain, or a negative br_err. */
+int br_worker_run(br_worker *self);
+
+/* Destroys *self_p and sets it to NULL; safe on NULL and twice.  Not while running. */
+void br_worker_destroy(br_worker **self_p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BARISTA_WORKER_H */

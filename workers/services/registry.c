@@ -1,0 +1,25 @@
+/*
+ * registry.c - the table of built-in services.  One line per service.
+ */
+#include <string.h>
+
+#include "services.h"
+
+const br_service_spec *const br_builtin_services[] = {
+    &br_hello_service,
+    &br_sleep_service,
+    &br_echo_service,
+    &br_hash_service,
+};
+
+const size_t br_builtin_count = BR_NELEMS(br_builtin_services);
+
+const br_service_spec *br_builtin_find(const char *name, size_t len)
+{
+    for (size_t i = 0; i < br_builtin_count; i++) {
+        const char *n = br_builtin_services[i]->name;
+        if (strlen(n) == len && memcmp(n, name, len) == 0)
+            return br_builtin_services[i];
+    }
+    return NULL;
+}

@@ -1,0 +1,29 @@
+/*
+ * services.h - the built-in example services and the table barista-worker picks them
+ * from.  Each service is one small file; adding one is a file and a line in
+ * registry.c.
+ */
+#ifndef BARISTA_SERVICES_H
+#define BARISTA_SERVICES_H
+
+#include "barista/worker.h"
+
+extern const br_service_spec br_hello_service; /* io: GET /hello, GET /hello/{name} */
+extern const br_service_spec br_sleep_service; /* io: GET /sleep?ms=N */
+extern const br_service_spec br_echo_service;  /* io: POST /echo */
+extern const br_service_spec br_hash_service;  /* cpu: GET /hash?n=N&data=S */
+
+/* The built-in services, in `barista-worker --list` order. */
+extern const br_service_spec *const br_builtin_services[];
+extern const size_t br_builtin_count;
+
+/* The built-in service called name[0..len), or NULL. */
+const br_service_spec *br_builtin_find(const char *name, size_t len);
+
+/* hash's arithmetic, exposed for tests: SHA-256 of data[0..len) into digest, then
+ * `more` further rounds, each hashing the previous raw 32-byte digest. */
+#define BR_HASH_BYTES 32
+void br_hash_first(uint8_t digest[BR_HASH_BYTES], const void *data, size_t len);
+void br_hash_more(uint8_t digest[BR_HASH_BYTES], uint64_t more);
+
+#endif /* BARISTA_SERVICES_H */

@@ -1,0 +1,227 @@
+/*
+ * dispatch.c - requests inside a worker: routing a REQUEST to its handler, running it
+ * on the loop (I/O) or the compute thread (CPU), cancels, and sending the one REPLY
+ * every request gets (see worker_int.h for orphans and credit).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "worker_int.h"
+
+/* ---------------------------------------------------------------------------------- */
+/* The in-flight table: a list for walking, id buckets for CANCEL.                    */
+
+int br__dispatch_init(br_worker *w)
+{
+    size_t n = 16;
+    while (n < (size_t)w->capacity * 2)
+        n *= 2;
+    w->buckets = calloc(n, sizeof(*w->buckets));
+    if (!w->buckets)
+        return BR_ENOMEM;
+    w->nbuckets = n;
+    return 0;
+}
+
+void br__dispatch_release(br_worker *w)
+{
+    free(w->buckets);
+    w->buckets = NULL;
+    w->nbuckets = 0;
+}
+
+static size_t bucket_of(const br_worker *w, uint64_t id)
+{
+    /* Broker ids are usually sequential; a multiplicative hash spreads them anyway. */
+    return (size_t)((id * 0x9E3779B97F4A7C15ull) >> 32) & (w->nbuckets - 1);
+}
+
+static void table_add(br_worker *w, br_req *req)
+{
+    req->prev = NULL;
+    req->next = w->head;
+    if (w->head)
+        w->head->prev = req;
+    w->head = req;
+    size_t b = bucket_of(w, req->msg.id);
+    req->hnext = w->buckets[b];
+    w->buckets[b] = req;
+    w->inflight++;
+}
+
+static void table_remove(br_worker *w, br_req *req)
+{
+    if (req->prev)
+        req->prev->next = req->next;
+    else
+        w->head = req->next;
+    if (req->next)
+        req->next->prev = req->prev;
+    br_req **pp = &w->buckets[bucket_of(w, req->msg.id)];
+    while (*pp && *pp != req)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = req->hnext;
+    w->inflight--;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Replies.                                                                            */
+
+/* Answers a request that never got a br_req: a FastAPI-shaped error. */
+static void reply_error_now(br_worker *w, uint64_t id, uint16_t status, const char *detail)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    br_pack_cstr(&pk, "detail");
+    br_pack_cstr(&pk, detail);
+    br_msg msg;
+    memset(&msg, 0, sizeof(msg));
+    msg.type = BR_MSG_REPLY;
+    msg.u.reply.id = id;
+    msg.u.reply.status = status;
+    if (sb.data) {
+        msg.u.reply.content_type = br_str_c("application/msgpack");
+        msg.u.reply.body.ptr = sb.data;
+        msg.u.reply.body.len = (uint32_t)sb.size;
+    }
+    br__worker_send(w, &msg);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* The request ended: its reply goes to the broker if the registration it came under
+ * is still the current one; an orphan gives its credit back instead.  Then it is
+ * released. */
+static void complete(br_req *req)
+{
+    br_worker *w = req->worker;
+    table_remove(w, req);
+    br_msg msg;
+    memset(&msg, 0, sizeof(msg));
+    if (req->gen == w->gen) {
+        msg.type = BR_MSG_REPLY;
+        br__req_reply_msg(req, &msg.u.reply);
+        if (br__worker_send(w, &msg) == BR_EINVAL) {
+            /* The handler built something the protocol refuses (a bad header, say). */
+            memset(&msg.u.reply, 0, sizeof(msg.u.reply));
+            msg.u.reply.id = req->msg.id;
+            msg.u.reply.status = 500;
+            br__worker_send(w, &msg);
+        }
+    } else {
+        w->orphans--;
+        if (req->credit_gen == w->gen) {
+            msg.type = BR_MSG_CREDIT;
+            msg.u.credit.credit = 1;
+            br__worker_send(w, &msg);
+        }
+    }
+    br__req_release(req);
+    br__worker_request_done(w);
+}
+
+void br__dispatch_replied(br_req *req)
+{
+    complete(req);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Running handlers.                                                                   */
+
+static void cpu_work(uv_work_t *work)
+{
+    br_req *req = work->data;
+    if (!br_req_cancelled(req))
+        req->spec->handler(req);
+}
+
+static void cpu_after(uv_work_t *work, int status)
+{
+    (void)status; /* UV_ECANCELED never happens: nothing calls uv_cancel */
+    complete(work->data);
+}
+
+void br__dispatch_request(br_worker *w, const br_request *m, const void *frame, size_t len)
+{
+    if (w->draining) {
+        reply_error_now(w, m->id, 503, "worker is shutting down");
+        return;
+    }
+    const br_route_spec *spec = br__registry_route(&w->reg, m->service, m->method, m->route);
+    if (!spec) {
+        reply_error_now(w, m->id, 404, "Not Found");
+        return;
+    }
+    if (w->inflight - w->orphans >= w->capacity || (w->reg.kind == BR_KIND_CPU && w->inflight)) {
+        /* The broker sent more than the credit allows (or a CPU orphan still runs). */
+        reply_error_now(w, m->id, 503, "worker is at capacity");
+        return;
+    }
+    br_req *req = br__req_new(w, spec, m, frame, len);
+    if (!req) {
+        br__log("request %llu: out of memory copying it", (unsigned long long)m->id);
+        reply_error_now(w, m->id, 503, "worker is out of memory");
+        return;
+    }
+    req->gen = w->gen;
+    table_add(w, req);
+    if (w->reg.kind == BR_KIND_CPU) {
+        req->on_thread = true;
+        req->work.data = req;
+        int rc = uv_queue_work(&w->loop, &req->work, cpu_work, cpu_after);
+        if (rc != 0) {
+            br__log("uv_queue_work: %s", uv_strerror(rc));
+            req->on_thread = false;
+            br_reply_error(req, 503, "worker cannot start the computation");
+        }
+        return;
+    }
+    spec->handler(req);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Cancelling.                                                                         */
+
+void br__dispatch_cancel(br_worker *w, uint64_t id)
+{
+    for (br_req *r = w->buckets[bucket_of(w, id)]; r; r = r->hnext) {
+        if (r->msg.id == id && r->gen == w->gen) {
+            br__req_cancel(r);
+            return;
+        }
+    }
+}
+
+/* Cancels every request in flight.  A cancel callback may end its own request at once
+ * (complete() unlinks and frees it), so the next one is read first; it never ends
+ * another request. */
+void br__dispatch_cancel_all(br_worker *w)
+{
+    br_req *r = w->head;
+    while (r) {
+        br_req *next = r->next;
+        br__req_cancel(r);
+        r = next;
+    }
+}
+
+uint32_t br__dispatch_new_registration(br_worker *w)
+{
+    w->gen++;
+    w->orphans = w->inflight;
+    for (br_req *r = w->head; r; r = r->next)
+        r->credit_gen = 0;
+    /* Requests that stop at once leave quietly; they are not counted in the READY. */
+    br__dispatch_cancel_all(w);
+    for (br_req *r = w->head; r; r = r->next)
+        r->credit_gen = w->gen;
+    return w->capacity > w->inflight ? w->capacity - w->inflight : 0;
+}
+
+uv_loop_t *br_req_loop(const br_req *req)
+{
+    return &req->worker->loop;
+}

@@ -1,0 +1,223 @@
+/*
+ * main.c - barista-worker: hosts built-in services and connects them to a gateway.
+ *
+ * Every option is a flag and an environment variable; the flag wins.  A bad option or
+ * value exits 2 with a one-line reason on stderr.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "barista/worker.h"
+#include "services.h"
+
+#define EXIT_USAGE 2
+/* The most services one process hosts (the protocol's own bound). */
+#define MAX_SERVICES 64
+#define DEFAULT_NICE 10
+
+static const char usage[] =
+    "usage: barista-worker --services a,b [options]\n"
+    "       barista-worker --list\n"
+    "\n"
+    "Hosts Barista services and serves them to a gateway's broker.\n"
+    "\n"
+    "  --services LIST        services to host, comma-separated (BARISTA_SERVICES)\n"
+    "  --connect ENDPOINT     broker endpoint (BARISTA_CONNECT, default " BR_WORKER_DEFAULT_CONNECT ")\n"
+    "  --concurrency N        io: requests in flight at once (BARISTA_CONCURRENCY, default 1024)\n"
+    "  --nice N               cpu: process niceness (BARISTA_NICE, default 10)\n"
+    "  --heartbeat-ms N       heartbeat interval (BARISTA_HEARTBEAT_MS, default 1000)\n"
+    "  --drain-timeout-ms N   on SIGTERM, time for in-flight work (BARISTA_DRAIN_TIMEOUT_MS,\n"
+    "                         default 30000)\n"
+    "  --id ID                worker id (BARISTA_WORKER_ID, default host:pid)\n"
+    "  --list                 print the built-in services, their kind and routes\n"
+    "  --help                 print this help\n"
+    "\n"
+    "A worker hosts io services or cpu services, never both.\n";
+
+/* What the command line and the environment ask for. */
+typedef struct config {
+    const char *services;    /* comma-separated names */
+    br_worker_options opts;  /* runtime options */
+    long nice;               /* niceness for a cpu worker */
+    bool list;               /* --list */
+} config;
+
+__attribute__((format(printf, 1, 2))) static int fail_usage(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "barista-worker: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+/* Parses a whole decimal integer in [min, max]. */
+static int parse_long(const char *s, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int set_u32(const char *name, const char *s, long min, long max, uint32_t *out)
+{
+    long v;
+    if (parse_long(s, min, max, &v) != 0)
+        return fail_usage("bad value for %s: %s", name, s);
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* Applies one option's value, from a flag or from the environment. */
+static int apply(config *c, int opt, const char *v)
+{
+    switch (opt) {
+    case 's': c->services = v; return 0;
+    case 'c': c->opts.connect = v; return 0;
+    case 'i': c->opts.worker_id = v; return 0;
+    case 'n': return set_u32("--concurrency", v, 1, BR_WORKER_MAX_CONCURRENCY, &c->opts.concurrency);
+    case 'h': return set_u32("--heartbeat-ms", v, 10, 3600000, &c->opts.heartbeat_ms);
+    case 'd': return set_u32("--drain-timeout-ms", v, 1, 86400000, &c->opts.drain_timeout_ms);
+    case 'N':
+        if (parse_long(v, -20, 19, &c->nice) != 0)
+            return fail_usage("bad value for %s: %s (want -20..19)", "--nice", v);
+        return 0;
+    }
+    return 0;
+}
+
+static const struct {
+    int opt;         /* the option's getopt code */
+    const char *env; /* its environment variable */
+} env_vars[] = {
+    {'s', "BARISTA_SERVICES"},     {'c', "BARISTA_CONNECT"},
+    {'n', "BARISTA_CONCURRENCY"},  {'N', "BARISTA_NICE"},
+    {'h', "BARISTA_HEARTBEAT_MS"}, {'d', "BARISTA_DRAIN_TIMEOUT_MS"},
+    {'i', "BARISTA_WORKER_ID"},
+};
+
+static int parse(int argc, char **argv, config *c)
+{
+    static const struct option longopts[] = {
+        {"services", required_argument, NULL, 's'},
+        {"connect", required_argument, NULL, 'c'},
+        {"concurrency", required_argument, NULL, 'n'},
+        {"nice", required_argument, NULL, 'N'},
+        {"heartbeat-ms", required_argument, NULL, 'h'},
+        {"drain-timeout-ms", required_argument, NULL, 'd'},
+        {"id", required_argument, NULL, 'i'},
+        {"list", no_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'H'},
+        {NULL, 0, NULL, 0},
+    };
+    /* The environment first, so that flags override it. */
+    for (size_t i = 0; i < BR_NELEMS(env_vars); i++) {
+        const char *v = getenv(env_vars[i].env);
+        if (v && *v && apply(c, env_vars[i].opt, v) != 0)
+            return EXIT_USAGE;
+    }
+    opterr = 0;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (opt == 'H') {
+            fputs(usage, stdout);
+            exit(0);
+        }
+        if (opt == 'l') {
+            c->list = true;
+        } else if (opt == '?' || opt == ':') {
+            const char *bad = argv[optind - 1];
+            return fail_usage("unknown option or missing value: %s (see --help)", bad);
+        } else if (apply(c, opt, optarg) != 0) {
+            return EXIT_USAGE;
+        }
+    }
+    if (optind < argc)
+        return fail_usage("unexpected argument: %s (see --help)", argv[optind]);
+    return 0;
+}
+
+static void list_services(void)
+{
+    for (size_t i = 0; i < br_builtin_count; i++) {
+        const br_service_spec *s = br_builtin_services[i];
+        printf("%-8s %-3s", s->name, s->kind == BR_KIND_CPU ? "cpu" : "io");
+        for (size_t r = 0; r < s->nroutes; r++)
+            printf("%s %s %s", r ? "," : " ", s->routes[r].method, s->routes[r].path);
+        printf("\n");
+    }
+}
+
+/* Resolves the comma-separated names into out[]; returns how many, or -1. */
+static int pick_services(const char *list, const br_service_spec **out)
+{
+    int n = 0;
+    const char *p = list;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        const br_service_spec *s = br_builtin_find(p, len);
+        if (!s) {
+            fprintf(stderr, "barista-worker: unknown service '%.*s' (see --list)\n", (int)len,
+                    p);
+            return -1;
+        }
+        if (n == MAX_SERVICES) {
+            fprintf(stderr, "barista-worker: more than %d services\n", MAX_SERVICES);
+            return -1;
+        }
+        out[n++] = s;
+        if (!comma)
+            return n;
+        p = comma + 1;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    config c;
+    memset(&c, 0, sizeof(c));
+    c.nice = DEFAULT_NICE;
+    if (parse(argc, argv, &c) != 0)
+        return EXIT_USAGE;
+    if (c.list) {
+        list_services();
+        return 0;
+    }
+    if (!c.services || !*c.services)
+        return fail_usage("--services is required (see --help)");
+    const char *ep = c.opts.connect;
+    if (ep && strncmp(ep, "tcp://", 6) != 0 && strncmp(ep, "ipc://", 6) != 0)
+        return fail_usage("bad value for --connect: %s (want tcp:// or ipc://)", ep);
+
+    const br_service_spec *picked[MAX_SERVICES];
+    int n = pick_services(c.services, picked);
+    if (n < 0)
+        return EXIT_USAGE;
+    char why[256];
+    if (br_services_check(picked, (size_t)n, why, sizeof(why)) != 0)
+        return fail_usage("%s", why);
+
+    if (picked[0]->kind == BR_KIND_CPU && setpriority(PRIO_PROCESS, 0, (int)c.nice) != 0)
+        fprintf(stderr, "barista-worker: setpriority(%ld): %s\n", c.nice, strerror(errno));
+
+    br_worker *w = br_worker_new(picked, (size_t)n, &c.opts);
+    if (!w)
+        return 1;
+    int rc = br_worker_run(w);
+    if (rc == BR_ECLOSED)
+        return 1; /* handlers still hold memory: leave it to exit rather than free it */
+    br_worker_destroy(&w);
+    return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,180 @@
+/*
+ * registry.c - a worker's services (see registry.h).
+ */
+#include "registry.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *kind_name(br_kind kind)
+{
+    return kind == BR_KIND_CPU ? "cpu" : "io";
+}
+
+/* True when two routes would claim the same requests. */
+static bool same_route(const br_route_spec *a, const br_route_spec *b)
+{
+    return strcmp(a->method, b->method) == 0 && strcmp(a->path, b->path) == 0;
+}
+
+/* Checks routes of services[i] against themselves and every earlier service. */
+static int check_routes(const br_service_spec *const *services, size_t i, char *why,
+                        size_t why_len)
+{
+    const br_service_spec *s = services[i];
+    for (size_t r = 0; r < s->nroutes; r++) {
+        const br_route_spec *route = &s->routes[r];
+        if (!route->method || !route->path || !route->handler || route->path[0] != '/') {
+            snprintf(why, why_len, "service %s: route %zu needs a method, a path starting "
+                                   "with '/' and a handler", s->name, r);
+            return BR_EINVAL;
+        }
+        for (size_t j = 0; j <= i; j++) {
+            size_t end = j == i ? r : services[j]->nroutes;
+            for (size_t k = 0; k < end; k++) {
+                if (same_route(route, &services[j]->routes[k])) {
+                    snprintf(why, why_len, "%s %s is served by both %s and %s", route->method,
+                             route->path, services[j]->name, s->name);
+                    return BR_EINVAL;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+int br_services_check(const br_service_spec *const *services, size_t n, char *why,
+                      size_t why_len)
+{
+    if (n == 0) {
+        snprintf(why, why_len, "no service to run");
+        return BR_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const br_service_spec *s = services[i];
+        if (!s->name || !*s->name || s->nroutes == 0 || !s->routes) {
+            snprintf(why, why_len, "service %zu needs a name and at least one route", i);
+            return BR_EINVAL;
+        }
+        if (s->kind != BR_KIND_IO && s->kind != BR_KIND_CPU) {
+            snprintf(why, why_len, "service %s has an unknown kind", s->name);
+            return BR_EINVAL;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(services[j]->name, s->name) == 0) {
+                snprintf(why, why_len, "service %s is listed twice", s->name);
+                return BR_EINVAL;
+            }
+            if (services[j]->kind != s->kind) {
+                snprintf(why, why_len,
+                         "cannot host %s (%s) and %s (%s) in one process: "
+                         "a worker runs io services or cpu services, not both",
+                         services[j]->name, kind_name(services[j]->kind), s->name,
+                         kind_name(s->kind));
+                return BR_EINVAL;
+            }
+        }
+        int rc = check_routes(services, i, why, why_len);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* A br_str of a C string that may be NULL. */
+static br_str opt_str(const char *s)
+{
+    return br_str_c(s ? s : "");
+}
+
+static void describe_param(br_param *p, const br_param_spec *spec)
+{
+    memset(p, 0, sizeof(*p));
+    p->name = opt_str(spec->name);
+    p->in = (uint8_t)spec->in;
+    p->type = (uint8_t)spec->type;
+    p->required = spec->required;
+    p->has_min = spec->has_min;
+    p->has_max = spec->has_max;
+    p->min = spec->min;
+    p->max = spec->max;
+    p->summary = opt_str(spec->summary);
+}
+
+static int describe_route(br__arena *a, br_route *r, const br_route_spec *spec)
+{
+    memset(r, 0, sizeof(*r));
+    r->method = br_str_c(spec->method);
+    r->path = br_str_c(spec->path);
+    r->timeout_ms = spec->timeout_ms;
+    r->body = (uint8_t)spec->body;
+    r->summary = opt_str(spec->summary);
+    r->nparams = (uint32_t)spec->nparams;
+    if (spec->nparams == 0)
+        return 0;
+    r->params = br__arena_alloc(a, spec->nparams * sizeof(*r->params));
+    if (!r->params)
+        return BR_ENOMEM;
+    for (size_t i = 0; i < spec->nparams; i++)
+        describe_param(&r->params[i], &spec->params[i]);
+    return 0;
+}
+
+int br__registry_init(br__registry *reg, const br_service_spec *const *services, size_t n,
+                      char *why, size_t why_len)
+{
+    memset(reg, 0, sizeof(*reg));
+    int rc = br_services_check(services, n, why, why_len);
+    if (rc != 0)
+        return rc;
+    reg->services = services;
+    reg->nservices = n;
+    reg->kind = services[0]->kind;
+    br__arena_init(&reg->arena, NULL, 0, BR_REGISTRY_MAX_BYTES);
+    reg->wire = br__arena_alloc(&reg->arena, n * sizeof(*reg->wire));
+    if (!reg->wire)
+        goto nomem;
+    for (size_t i = 0; i < n; i++) {
+        const br_service_spec *s = services[i];
+        br_service *w = &reg->wire[i];
+        w->name = br_str_c(s->name);
+        w->kind = (uint8_t)s->kind;
+        w->nroutes = (uint32_t)s->nroutes;
+        w->routes = br__arena_alloc(&reg->arena, s->nroutes * sizeof(*w->routes));
+        if (!w->routes)
+            goto nomem;
+        for (size_t r = 0; r < s->nroutes; r++) {
+            if (describe_route(&reg->arena, &w->routes[r], &s->routes[r]) != 0)
+                goto nomem;
+        }
+    }
+    return 0;
+nomem:
+    snprintf(why, why_len, "out of memory describing the services");
+    br__registry_release(reg);
+    return BR_ENOMEM;
+}
+
+void br__registry_release(br__registry *reg)
+{
+    br__arena_release(&reg->arena);
+    reg->wire = NULL;
+}
+
+const br_route_spec *br__registry_route(const br__registry *reg, br_str service,
+                                        br_str method, br_str route)
+{
+    for (size_t i = 0; i < reg->nservices; i++) {
+        const br_service_spec *s = reg->services[i];
+        if (!br_str_eq(service, s->name))
+            continue;
+        for (size_t r = 0; r < s->nroutes; r++) {
+            if (br_str_eq(method, s->routes[r].method) && br_str_eq(route, s->routes[r].path))
+                return &s->routes[r];
+        }
+    }
+    /* HTTP serves HEAD wherever it serves GET; the gateway drops the body. */
+    if (br_str_eq(method, "HEAD"))
+        return br__registry_route(reg, service, br_str_c("GET"), route);
+    return NULL;
+}

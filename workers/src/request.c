@@ -1,0 +1,456 @@
+/*
+ * request.c - what a handler sees of a request: reading it, its arena and handles,
+ * cancellation, and building the reply (see barista/worker.h and request.h).
+ */
+#include "request.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Room left in the first arena block for the handler's own small allocations (a timer
+ * and its state fit), so that a typical request costs one malloc. */
+#define REQ_ARENA_SLACK 512
+/* The first heap allocation of a reply body; it doubles up to BR_REPLY_BODY_MAX. */
+#define REPLY_BODY_FIRST 256
+/* Longest decimal integer br_req_query_int accepts, sign included. */
+#define QUERY_INT_MAX_DIGITS 24
+
+static const char empty_string[] = "";
+
+static size_t align_up(size_t n)
+{
+    return (n + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1);
+}
+
+/* Re-points s from the frame at `from` into its copy at `to`.  A string that is not
+ * inside the frame (the decoder never makes one, but nothing is assumed) is copied. */
+static br_str rebase(br_req *req, br_str s, const char *from, size_t len, const char *to)
+{
+    br_str out = {empty_string, 0};
+    if (s.len == 0 || !s.ptr)
+        return out;
+    if (s.ptr >= from && s.len <= len && (size_t)(s.ptr - from) <= len - s.len) {
+        out.ptr = to + (s.ptr - from);
+    } else {
+        char *copy = br__arena_alloc(&req->arena, s.len);
+        if (!copy)
+            return out;
+        memcpy(copy, s.ptr, s.len);
+        out.ptr = copy;
+    }
+    out.len = s.len;
+    return out;
+}
+
+/* Copies a pair array into the arena, re-pointing every string.  NULL on failure. */
+static br_pair *rebase_pairs(br_req *req, const br_pair *src, uint32_t n, const char *from,
+                             size_t len, const char *to)
+{
+    if (n == 0)
+        return NULL;
+    br_pair *dst = br__arena_alloc(&req->arena, n * sizeof(*dst));
+    if (!dst)
+        return NULL;
+    for (uint32_t i = 0; i < n; i++) {
+        dst[i].name = rebase(req, src[i].name, from, len, to);
+        dst[i].value = rebase(req, src[i].value, from, len, to);
+    }
+    return dst;
+}
+
+br_req *br__req_new(struct br_worker *w, const br_route_spec *spec, const br_request *m,
+                    const void *frame, size_t len)
+{
+    size_t npairs = (size_t)m->nparams + m->nquery + m->nheaders;
+    size_t first = align_up(len) + npairs * sizeof(br_pair) + REQ_ARENA_SLACK;
+    br_req *req = malloc(sizeof(*req) + first);
+    if (!req)
+        return NULL;
+    memset(req, 0, sizeof(*req));
+    br__arena_init(&req->arena, req->first, first, BR_ARENA_MAX);
+    req->worker = w;
+    req->spec = spec;
+    req->t_recv_ns = uv_hrtime();
+    atomic_init(&req->cancelled, false);
+
+    char *copy = br__arena_alloc(&req->arena, len);
+    if (!copy)
+        goto fail;
+    memcpy(copy, frame, len);
+    const char *from = frame;
+    req->msg = *m;
+    br_request *r = &req->msg;
+    r->service = rebase(req, m->service, from, len, copy);
+    r->route = rebase(req, m->route, from, len, copy);
+    r->method = rebase(req, m->method, from, len, copy);
+    r->path = rebase(req, m->path, from, len, copy);
+    r->content_type = rebase(req, m->content_type, from, len, copy);
+    r->body = rebase(req, m->body, from, len, copy);
+    r->trace = rebase(req, m->trace, from, len, copy);
+    r->params = rebase_pairs(req, m->params, m->nparams, from, len, copy);
+    r->query = rebase_pairs(req, m->query, m->nquery, from, len, copy);
+    r->headers = rebase_pairs(req, m->headers, m->nheaders, from, len, copy);
+    if ((m->nparams && !r->params) || (m->nquery && !r->query) || (m->nheaders && !r->headers))
+        goto fail;
+    return req;
+fail:
+    br__arena_release(&req->arena);
+    free(req);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Reading.                                                                            */
+
+uint64_t br_req_id(const br_req *req)
+{
+    return req->msg.id;
+}
+
+br_str br_req_method(const br_req *req)
+{
+    return req->msg.method;
+}
+
+br_str br_req_path(const br_req *req)
+{
+    return req->msg.path;
+}
+
+br_str br_req_route(const br_req *req)
+{
+    return req->msg.route;
+}
+
+br_str br_req_body(const br_req *req)
+{
+    return req->msg.body;
+}
+
+br_str br_req_content_type(const br_req *req)
+{
+    return req->msg.content_type;
+}
+
+static bool ascii_case_eq(br_str s, const char *c)
+{
+    size_t n = strlen(c);
+    if (s.len != n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char a = (unsigned char)s.ptr[i], b = (unsigned char)c[i];
+        if (a >= 'A' && a <= 'Z')
+            a = (unsigned char)(a - 'A' + 'a');
+        if (b >= 'A' && b <= 'Z')
+            b = (unsigned char)(b - 'A' + 'a');
+        if (a != b)
+            return false;
+    }
+    return true;
+}
+
+/* The first pair named `name` (exactly, or ignoring ASCII case). */
+static int find_pair(const br_pair *pairs, uint32_t n, const char *name, bool any_case,
+                     br_str *out)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        bool hit = any_case ? ascii_case_eq(pairs[i].name, name) : br_str_eq(pairs[i].name, name);
+        if (hit) {
+            *out = pairs[i].value;
+            return 0;
+        }
+    }
+    out->ptr = empty_string;
+    out->len = 0;
+    return BR_ENOTFOUND;
+}
+
+int br_req_param(const br_req *req, const char *name, br_str *out)
+{
+    return find_pair(req->msg.params, req->msg.nparams, name, false, out);
+}
+
+int br_req_query(const br_req *req, const char *name, br_str *out)
+{
+    return find_pair(req->msg.query, req->msg.nquery, name, false, out);
+}
+
+int br_req_header(const br_req *req, const char *name, br_str *out)
+{
+    return find_pair(req->msg.headers, req->msg.nheaders, name, true, out);
+}
+
+int br_req_query_int(const br_req *req, const char *name, int64_t *out)
+{
+    br_str s;
+    int rc = br_req_query(req, name, &s);
+    if (rc != 0)
+        return rc;
+    char digits[QUERY_INT_MAX_DIGITS + 1];
+    if (s.len == 0 || s.len > QUERY_INT_MAX_DIGITS)
+        return BR_EVALUE;
+    memcpy(digits, s.ptr, s.len);
+    digits[s.len] = '\0';
+    /* strtoll skips leading blanks and accepts a '+'; a query value must be digits. */
+    if (!(digits[0] == '-' || (digits[0] >= '0' && digits[0] <= '9')))
+        return BR_EVALUE;
+    char *end;
+    errno = 0;
+    long long v = strtoll(digits, &end, 10);
+    if (errno != 0 || end != digits + s.len)
+        return BR_EVALUE;
+    *out = (int64_t)v;
+    return 0;
+}
+
+uint32_t br_req_remaining_ms(const br_req *req)
+{
+    uint64_t elapsed_ms = (uv_hrtime() - req->t_recv_ns) / 1000000u;
+    if (elapsed_ms >= req->msg.deadline_ms)
+        return 0;
+    return (uint32_t)(req->msg.deadline_ms - elapsed_ms);
+}
+
+bool br_req_cancelled(const br_req *req)
+{
+    return atomic_load(&req->cancelled);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Memory, handles, cancel.                                                            */
+
+void *br_req_alloc(br_req *req, size_t n)
+{
+    return br__arena_alloc(&req->arena, n);
+}
+
+char *br_req_strdup(br_req *req, br_str s)
+{
+    char *c = br__arena_alloc(&req->arena, (size_t)s.len + 1);
+    if (!c)
+        return NULL;
+    if (s.len)
+        memcpy(c, s.ptr, s.len);
+    c[s.len] = '\0';
+    return c;
+}
+
+int br_req_adopt(br_req *req, uv_handle_t *handle)
+{
+    if (req->nhandles == BR_REQ_MAX_HANDLES)
+        return BR_EFULL;
+    req->handles[req->nhandles++] = handle;
+    return 0;
+}
+
+void br_req_on_cancel(br_req *req, br_cancel_fn fn, void *arg)
+{
+    req->on_cancel = fn;
+    req->cancel_arg = arg;
+}
+
+void br__req_cancel(br_req *req)
+{
+    if (atomic_exchange(&req->cancelled, true))
+        return;
+    br_cancel_fn fn = req->on_cancel;
+    req->on_cancel = NULL;
+    if (fn && !req->on_thread && !req->ended)
+        fn(req, req->cancel_arg);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Replying.                                                                           */
+
+/* msgpack_packer's write callback: appends to the body, up to BR_REPLY_BODY_MAX. */
+static int body_write(void *data, const char *bytes, size_t len)
+{
+    br_req *req = data;
+    br_buf *b = &req->body;
+    if (len > BR_REPLY_BODY_MAX - b->len) {
+        req->body_err = BR_ELIMIT;
+        return -1;
+    }
+    if (b->len + len > b->cap) {
+        size_t cap = b->cap ? b->cap : REPLY_BODY_FIRST;
+        while (cap < b->len + len)
+            cap *= 2;
+        if (cap > BR_REPLY_BODY_MAX)
+            cap = BR_REPLY_BODY_MAX;
+        uint8_t *grown = realloc(b->data, cap);
+        if (!grown) {
+            req->body_err = BR_ENOMEM;
+            return -1;
+        }
+        b->data = grown;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, bytes, len);
+    b->len += len;
+    return 0;
+}
+
+/* Ends the request: for an I/O handler the dispatcher sends the reply now; a CPU
+ * handler's reply goes out when the compute job returns to the loop. */
+static int finish(br_req *req, int rc)
+{
+    if (rc != 0) {
+        req->status = 500;
+        req->content_type = NULL;
+        req->body.len = 0;
+        req->nrheaders = 0;
+    }
+    req->ended = true;
+    req->packing = false;
+    if (!req->on_thread)
+        br__dispatch_replied(req);
+    return rc;
+}
+
+int br_reply_header(br_req *req, const char *name, const char *value)
+{
+    if (req->ended)
+        return BR_EINVAL;
+    if (req->nrheaders == BR_REPLY_MAX_HEADERS)
+        return BR_EFULL;
+    if (!req->rheaders) {
+        req->rheaders = br__arena_alloc(&req->arena, BR_REPLY_MAX_HEADERS * sizeof(br_pair));
+        if (!req->rheaders)
+            return BR_ENOMEM;
+    }
+    char *n = br_req_strdup(req, br_str_c(name));
+    char *v = br_req_strdup(req, br_str_c(value));
+    if (!n || !v)
+        return BR_ENOMEM;
+    req->rheaders[req->nrheaders].name = br_str_c(n);
+    req->rheaders[req->nrheaders].value = br_str_c(v);
+    req->nrheaders++;
+    return 0;
+}
+
+msgpack_packer *br_reply_begin(br_req *req, uint16_t status)
+{
+    if (req->ended)
+        return NULL;
+    req->status = status;
+    req->content_type = "application/msgpack";
+    req->body.len = 0;
+    req->body_err = 0;
+    req->packing = true;
+    msgpack_packer_init(&req->pk, req, body_write);
+    return &req->pk;
+}
+
+int br_reply_end(br_req *req)
+{
+    if (req->ended || !req->packing)
+        return req->ended ? BR_EINVAL : finish(req, BR_EINVAL);
+    if (req->status < 100 || req->status > 599)
+        return finish(req, BR_EINVAL);
+    if (req->body_err)
+        return finish(req, req->body_err);
+    return finish(req, 0);
+}
+
+int br_reply_raw(br_req *req, uint16_t status, const char *content_type, const void *body,
+                 size_t len)
+{
+    if (req->ended)
+        return BR_EINVAL;
+    if (status < 100 || status > 599)
+        return finish(req, BR_EINVAL);
+    req->status = status;
+    req->body.len = 0;
+    if (len && body_write(req, body, len) != 0)
+        return finish(req, req->body_err);
+    req->content_type = NULL;
+    if (content_type && *content_type) {
+        req->content_type = br_req_strdup(req, br_str_c(content_type));
+        if (!req->content_type)
+            return finish(req, BR_ENOMEM);
+    }
+    return finish(req, 0);
+}
+
+int br_reply_error(br_req *req, uint16_t status, const char *detail)
+{
+    msgpack_packer *pk = br_reply_begin(req, status);
+    if (!pk)
+        return BR_EINVAL;
+    msgpack_pack_map(pk, 1);
+    br_pack_cstr(pk, "detail");
+    br_pack_cstr(pk, detail ? detail : "");
+    return br_reply_end(req);
+}
+
+int br_reply_status(br_req *req, uint16_t status)
+{
+    return br_reply_raw(req, status, NULL, NULL, 0);
+}
+
+int br_pack_str(msgpack_packer *pk, br_str s)
+{
+    if (msgpack_pack_str(pk, s.len) != 0)
+        return BR_ENOMEM;
+    return msgpack_pack_str_body(pk, s.ptr, s.len) == 0 ? 0 : BR_ENOMEM;
+}
+
+int br_pack_cstr(msgpack_packer *pk, const char *s)
+{
+    return br_pack_str(pk, br_str_c(s));
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* The runtime's side.                                                                 */
+
+void br__req_reply_msg(br_req *req, br_reply *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->id = req->msg.id;
+    if (atomic_load(&req->cancelled)) {
+        out->status = 499;
+        return;
+    }
+    if (!req->ended) {
+        /* A CPU handler returned without replying. */
+        out->status = 500;
+        return;
+    }
+    out->status = req->status;
+    out->content_type = br_str_c(req->content_type);
+    out->body.ptr = (const char *)req->body.data;
+    out->body.len = (uint32_t)req->body.len;
+    out->headers = req->rheaders;
+    out->nheaders = req->nrheaders;
+}
+
+static void free_now(br_req *req)
+{
+    free(req->body.data);
+    br__arena_release(&req->arena);
+    free(req);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    br_req *req = h->data;
+    if (--req->closing == 0)
+        free_now(req);
+}
+
+void br__req_release(br_req *req)
+{
+    if (req->nhandles == 0) {
+        free_now(req);
+        return;
+    }
+    /* The arena may hold the handles themselves: free only after every close. */
+    req->closing = req->nhandles;
+    for (unsigned i = 0; i < req->nhandles; i++) {
+        uv_handle_t *h = req->handles[i];
+        h->data = req;
+        uv_close(h, on_handle_closed);
+    }
+}

@@ -1,0 +1,72 @@
+/*
+ * request.h - one request in flight inside a worker (the runtime's side of br_req).
+ *
+ * A request owns one allocation: the struct, then the first block of its arena.  The
+ * REQUEST frame is copied into the arena and every string of the decoded message is
+ * re-pointed into that copy, so the request outlives the ZeroMQ frame it came from.
+ * The reply a handler builds (status, headers, body) is kept here until the worker
+ * encodes and sends it; then br__req_release closes the adopted handles and frees it.
+ */
+#ifndef BARISTA_WORKER_REQUEST_H
+#define BARISTA_WORKER_REQUEST_H
+
+#include <stdalign.h>
+#include <stdatomic.h>
+
+#include "arena.h"
+#include "barista/worker.h"
+
+struct br_worker;
+
+struct br_req {
+    struct br_req *prev, *next;     /* in the worker's in-flight list */
+    struct br_req *hnext;           /* next in the in-flight id bucket */
+    struct br_worker *worker;       /* the worker that runs it */
+    const br_route_spec *spec;      /* the route it was matched to */
+    br_request msg;                 /* the REQUEST; strings and arrays live in the arena */
+    uint64_t gen;                   /* registration it arrived under (see worker_int.h) */
+    uint64_t credit_gen;            /* registration whose READY left its slot out, or 0 */
+    uint64_t t_recv_ns;             /* uv_hrtime() at arrival, for the remaining deadline */
+    atomic_bool cancelled;          /* set by the loop thread, read by a CPU handler */
+    bool ended;                     /* a reply was produced; the handler is done with it */
+    bool on_thread;                 /* the handler runs on the compute thread */
+    br_cancel_fn on_cancel;         /* the handler's cancel callback, or NULL */
+    void *cancel_arg;               /* its argument */
+    uv_handle_t *handles[BR_REQ_MAX_HANDLES]; /* adopted handles, closed at release */
+    unsigned nhandles;              /* entries in handles */
+    unsigned closing;               /* adopted handles whose close callback is pending */
+    uint16_t status;                /* the reply's status */
+    const char *content_type;       /* the reply's content type (arena or static) */
+    br_pair *rheaders;              /* reply headers (arena), BR_REPLY_MAX_HEADERS slots */
+    uint32_t nrheaders;             /* entries used in rheaders */
+    br_buf body;                    /* the reply body (heap, max BR_REPLY_BODY_MAX) */
+    int body_err;                   /* why a write into body failed (the reply becomes 500) */
+    bool packing;                   /* between br_reply_begin and br_reply_end */
+    msgpack_packer pk;              /* writes into body */
+    uv_work_t work;                 /* the compute-thread job of a CPU request */
+    br__arena arena;                /* request-scoped memory, starting in first[] */
+    alignas(max_align_t) char first[]; /* the arena's first block */
+};
+
+/* Creates a request for the decoded REQUEST `m`, whose strings point into
+ * frame[0..len).  Copies what it needs; the frame may go away after the call.  Returns
+ * NULL when memory runs out. */
+br_req *br__req_new(struct br_worker *w, const br_route_spec *spec, const br_request *m,
+                    const void *frame, size_t len);
+
+/* Marks the request cancelled and, for an I/O handler that registered one, runs its
+ * cancel callback (once).  Loop thread only. */
+void br__req_cancel(br_req *req);
+
+/* Fills *out with the REPLY the handler built (a 499 with no body once cancelled, a
+ * 500 when the handler never replied or a reply failed).  Valid until release. */
+void br__req_reply_msg(br_req *req, br_reply *out);
+
+/* Ends the request's life: closes the adopted handles and frees everything once their
+ * close callbacks have run.  Loop thread only; req is gone for the caller. */
+void br__req_release(br_req *req);
+
+/* Called by request.c when an I/O handler replied (defined by the dispatcher). */
+void br__dispatch_replied(br_req *req);
+
+#endif /* BARISTA_WORKER_REQUEST_H */

@@ -1,0 +1,416 @@
+/*
+ * worker.c - a worker's connection to the broker: registration (READY / WELCOME /
+ * GOODBYE), heartbeats both ways, reconnecting with backoff when the broker falls
+ * silent, and the drain on SIGTERM.  Requests themselves are dispatch.c's business.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "worker_int.h"
+
+/* The longest host name used in a default worker id. */
+#define HOST_NAME_MAX_LEN 255
+/* Bounds on the heartbeat tick, which runs four times per heartbeat interval. */
+#define TICK_MIN_MS 5
+
+static void open_socket(br_worker *w);
+static void shutdown_all(br_worker *w);
+
+void br__log(const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "barista-worker[%ld]: %s\n", (long)getpid(), line);
+}
+
+static char *dup_cstr(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *c = malloc(n);
+    if (c)
+        memcpy(c, s, n);
+    return c;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Sending.                                                                            */
+
+int br__worker_send(br_worker *w, const br_msg *msg)
+{
+    if (!w->zs)
+        return BR_ECLOSED;
+    w->out.len = 0;
+    int rc = br_msg_encode(msg, &w->out);
+    if (rc != 0) {
+        br__log("br_msg_encode(%s): %s", br_msg_type_name(msg->type), br_strerror(rc));
+        return rc;
+    }
+    rc = br_zsock_send(w->zs, NULL, 0, w->out.data, w->out.len);
+    if (rc != 0) {
+        br__log("br_zsock_send(%s): %s", br_msg_type_name(msg->type), br_strerror(rc));
+        return rc;
+    }
+    w->last_send = uv_now(&w->loop);
+    return 0;
+}
+
+static void send_simple(br_worker *w, uint8_t type, const char *reason)
+{
+    br_msg msg;
+    memset(&msg, 0, sizeof(msg));
+    msg.type = type;
+    if (type == BR_MSG_GOODBYE)
+        msg.u.goodbye.reason = br_str_c(reason);
+    br__worker_send(w, &msg);
+}
+
+/* Starts a registration: orphans what is in flight and announces the rest. */
+static void send_ready(br_worker *w)
+{
+    br_msg msg;
+    memset(&msg, 0, sizeof(msg));
+    msg.type = BR_MSG_READY;
+    br_ready *r = &msg.u.ready;
+    r->worker_id = br_str_c(w->id);
+    r->kind = (uint8_t)w->reg.kind;
+    r->capacity = br__dispatch_new_registration(w);
+    r->heartbeat_ms = w->heartbeat_ms;
+    r->services = w->reg.wire;
+    r->nservices = (uint32_t)w->reg.nservices;
+    w->registered = false;
+    w->last_recv = uv_now(&w->loop); /* the broker has 3 heartbeats to WELCOME us */
+    br__worker_send(w, &msg);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Reconnecting.                                                                       */
+
+/* The next delay: backoff_ms with up to half of it taken off at random, so that many
+ * workers that lost the same broker do not come back in step. */
+static uint64_t next_delay(br_worker *w)
+{
+    w->rng ^= w->rng << 13;
+    w->rng ^= w->rng >> 7;
+    w->rng ^= w->rng << 17;
+    uint64_t d = w->backoff_ms / 2 + w->rng % (w->backoff_ms / 2 + 1);
+    w->backoff_ms = w->backoff_ms * 2 > BR_BACKOFF_MAX_MS ? BR_BACKOFF_MAX_MS : w->backoff_ms * 2;
+    return d;
+}
+
+static void on_retry(uv_timer_t *t)
+{
+    br_worker *w = t->data;
+    if (w->draining)
+        return;
+    if (w->reopen)
+        open_socket(w);
+    else
+        send_ready(w);
+}
+
+static void retry_later(br_worker *w, bool reopen)
+{
+    w->reopen = reopen;
+    uv_timer_start(&w->retry, on_retry, next_delay(w), 0);
+}
+
+static void on_socket_closed(void *arg)
+{
+    (void)arg;
+}
+
+/* Closes the socket, waiting at most linger_ms for queued messages to leave. */
+static void close_socket(br_worker *w, int linger_ms)
+{
+    if (!w->zs)
+        return;
+    void *s = br_zsock_socket(w->zs);
+    if (zmq_setsockopt(s, ZMQ_LINGER, &linger_ms, sizeof(linger_ms)) != 0)
+        br__log("zmq_setsockopt(ZMQ_LINGER): %s", zmq_strerror(errno));
+    br_zsock_close(w->zs, on_socket_closed, w);
+    w->zs = NULL;
+    w->registered = false;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Receiving.                                                                          */
+
+static void on_welcome(br_worker *w, const br_welcome *m)
+{
+    if (w->draining)
+        return;
+    size_t n = m->broker_id.len < BR_BROKER_ID_MAX - 1 ? m->broker_id.len : BR_BROKER_ID_MAX - 1;
+    bool restarted = w->broker_id[0] && (strlen(w->broker_id) != n ||
+                                         memcmp(w->broker_id, m->broker_id.ptr, n) != 0);
+    if (n)
+        memcpy(w->broker_id, m->broker_id.ptr, n);
+    w->broker_id[n] = '\0';
+    w->broker_hb_ms = m->heartbeat_ms ? m->heartbeat_ms : w->heartbeat_ms;
+    w->registered = true;
+    w->backoff_ms = BR_BACKOFF_FIRST_MS;
+    br__log("registered with broker %s%s", w->broker_id,
+            restarted ? " (the gateway restarted)" : "");
+}
+
+static void on_goodbye(br_worker *w, const br_goodbye *m)
+{
+    br__log("broker said goodbye (%.*s)", (int)m->reason.len, m->reason.ptr ? m->reason.ptr : "");
+    w->registered = false;
+    if (!w->draining)
+        retry_later(w, false);
+}
+
+static void on_message(br_zsock *zs, const br_zframe *frames, size_t nframes, void *arg)
+{
+    br_worker *w = arg;
+    (void)zs;
+    w->last_recv = uv_now(&w->loop);
+    if (nframes != 1) {
+        br__log("dropped a message of %zu frames (the protocol uses one)", nframes);
+        return;
+    }
+    br_msg msg;
+    int rc = br_decoder_decode(w->dec, frames[0].data, frames[0].len, &msg);
+    if (rc != 0) {
+        unsigned version = 0, type = 0;
+        br_msg_peek(frames[0].data, frames[0].len, &version, &type);
+        br__log("dropped a %zu-byte message (version %u, %s): %s", frames[0].len, version,
+                br_msg_type_name(type), br_strerror(rc));
+        return;
+    }
+    switch (msg.type) {
+    case BR_MSG_WELCOME: on_welcome(w, &msg.u.welcome); break;
+    case BR_MSG_REQUEST:
+        br__dispatch_request(w, &msg.u.request, frames[0].data, frames[0].len);
+        break;
+    case BR_MSG_CANCEL: br__dispatch_cancel(w, msg.u.cancel.id); break;
+    case BR_MSG_GOODBYE: on_goodbye(w, &msg.u.goodbye); break;
+    case BR_MSG_HEARTBEAT: break;
+    default: br__log("ignored a %s message", br_msg_type_name(msg.type)); break;
+    }
+}
+
+/* Creates the DEALER socket, connects it and says READY. */
+static void open_socket(br_worker *w)
+{
+    void *s = zmq_socket(w->zctx, ZMQ_DEALER);
+    if (!s) {
+        br__log("zmq_socket: %s", zmq_strerror(errno));
+        retry_later(w, true);
+        return;
+    }
+    int zero = 0, ivl = BR_BACKOFF_FIRST_MS, ivl_max = BR_BACKOFF_MAX_MS;
+    /* Credit bounds what is in flight, so replies never pass this many. */
+    int hwm = (int)(w->capacity * 2 + 1000);
+    int64_t maxmsg = (int64_t)br_limits_default.max_message;
+    if (zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
+        zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) != 0 ||
+        zmq_setsockopt(s, ZMQ_RECONNECT_IVL, &ivl, sizeof(ivl)) != 0 ||
+        zmq_setsockopt(s, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof(ivl_max)) != 0 ||
+        zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm)) != 0 ||
+        zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm)) != 0) {
+        br__log("zmq_setsockopt: %s", zmq_strerror(errno));
+        goto fail;
+    }
+    if (zmq_connect(s, w->connect) != 0) {
+        br__log("zmq_connect(%s): %s", w->connect, zmq_strerror(errno));
+        goto fail;
+    }
+    w->zs = br_zsock_new(&w->loop, s, on_message, w);
+    if (!w->zs)
+        goto fail;
+    send_ready(w);
+    return;
+fail:
+    zmq_close(s);
+    w->result = BR_EIO;
+    shutdown_all(w);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Heartbeats and liveness.                                                            */
+
+static void on_tick(uv_timer_t *t)
+{
+    br_worker *w = t->data;
+    if (!w->zs)
+        return;
+    uint64_t now = uv_now(&w->loop);
+    uint64_t silent_max = (uint64_t)BR_LIVENESS * (w->registered ? w->broker_hb_ms : w->heartbeat_ms);
+    if (now - w->last_recv >= silent_max) {
+        br__log("broker silent for %llu ms; reconnecting", (unsigned long long)(now - w->last_recv));
+        close_socket(w, 0);
+        if (!w->draining)
+            retry_later(w, true);
+        return;
+    }
+    if (w->registered && now - w->last_send >= w->heartbeat_ms)
+        send_simple(w, BR_MSG_HEARTBEAT, NULL);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Draining and closing.                                                               */
+
+static void shutdown_all(br_worker *w)
+{
+    if (w->closing)
+        return;
+    w->closing = true;
+    close_socket(w, BR_CLOSE_LINGER_MS);
+    uv_close((uv_handle_t *)&w->tick, NULL);
+    uv_close((uv_handle_t *)&w->retry, NULL);
+    uv_close((uv_handle_t *)&w->drain_timer, NULL);
+    uv_close((uv_handle_t *)&w->sigterm, NULL);
+    uv_close((uv_handle_t *)&w->sigint, NULL);
+}
+
+void br__worker_request_done(br_worker *w)
+{
+    if (w->draining && w->inflight == 0)
+        shutdown_all(w);
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+    br_worker *w = t->data;
+    if (!w->drain_expired) {
+        br__log("drain timeout: cancelling %u requests still in flight", w->inflight);
+        w->drain_expired = true;
+        uv_timer_start(&w->drain_timer, on_drain_timeout, BR_DRAIN_GRACE_MS, 0);
+        br__dispatch_cancel_all(w);
+        return;
+    }
+    /* Handlers that ignore cancel cannot be freed safely: leave them to process exit. */
+    br__log("%u requests did not stop after cancel; giving up on them", w->inflight);
+    w->result = BR_ECLOSED;
+    shutdown_all(w);
+    uv_stop(&w->loop);
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    br_worker *w = sig->data;
+    if (w->draining) {
+        br__log("signal %d: already draining %u requests", signum, w->inflight);
+        return;
+    }
+    br__log("signal %d: draining %u requests", signum, w->inflight);
+    w->draining = true;
+    uv_timer_stop(&w->retry);
+    send_simple(w, BR_MSG_GOODBYE, "draining");
+    uv_timer_start(&w->drain_timer, on_drain_timeout, w->drain_ms, 0);
+    br__worker_request_done(w);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Life cycle.                                                                         */
+
+br_worker *br_worker_new(const br_service_spec *const *services, size_t n,
+                         const br_worker_options *options)
+{
+    br_worker_options none;
+    memset(&none, 0, sizeof(none));
+    const br_worker_options *o = options ? options : &none;
+    br_worker *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    char why[256];
+    if (br__registry_init(&w->reg, services, n, why, sizeof(why)) != 0) {
+        br__log("%s", why);
+        free(w);
+        return NULL;
+    }
+    char host[HOST_NAME_MAX_LEN + 1] = "worker";
+    if (!o->worker_id && gethostname(host, sizeof(host)) != 0)
+        br__log("gethostname: %s", strerror(errno));
+    host[HOST_NAME_MAX_LEN] = '\0';
+    char id[HOST_NAME_MAX_LEN + 32];
+    snprintf(id, sizeof(id), "%s:%ld", host, (long)getpid());
+    w->connect = dup_cstr(o->connect ? o->connect : BR_WORKER_DEFAULT_CONNECT);
+    w->id = dup_cstr(o->worker_id ? o->worker_id : id);
+    w->capacity = o->concurrency ? o->concurrency : BR_WORKER_DEFAULT_CONCURRENCY;
+    if (w->capacity > BR_WORKER_MAX_CONCURRENCY)
+        w->capacity = BR_WORKER_MAX_CONCURRENCY;
+    if (w->reg.kind == BR_KIND_CPU)
+        w->capacity = 1;
+    w->heartbeat_ms = o->heartbeat_ms ? o->heartbeat_ms : BR_WORKER_DEFAULT_HEARTBEAT_MS;
+    w->drain_ms = o->drain_timeout_ms ? o->drain_timeout_ms : BR_WORKER_DEFAULT_DRAIN_MS;
+    w->broker_hb_ms = w->heartbeat_ms;
+    w->backoff_ms = BR_BACKOFF_FIRST_MS;
+    w->rng = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull ^ uv_hrtime();
+    if (w->rng == 0)
+        w->rng = 1;
+    w->dec = br_decoder_new(NULL);
+    if (!w->connect || !w->id || !w->dec || br__dispatch_init(w) != 0) {
+        br__log("out of memory creating the worker");
+        br_worker_destroy(&w);
+        return NULL;
+    }
+    return w;
+}
+
+void br_worker_destroy(br_worker **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    br_worker *w = *self_p;
+    br__dispatch_release(w);
+    br_decoder_destroy(&w->dec);
+    br_buf_free(&w->out);
+    br__registry_release(&w->reg);
+    free(w->connect);
+    free(w->id);
+    free(w);
+    *self_p = NULL;
+}
+
+int br_worker_run(br_worker *w)
+{
+    int rc = uv_loop_init(&w->loop);
+    if (rc != 0) {
+        br__log("uv_loop_init: %s", uv_strerror(rc));
+        return BR_EIO;
+    }
+    w->zctx = zmq_ctx_new();
+    if (!w->zctx) {
+        br__log("zmq_ctx_new: %s", zmq_strerror(errno));
+        uv_loop_close(&w->loop);
+        return BR_EIO;
+    }
+    uint64_t tick = w->heartbeat_ms / 4 > TICK_MIN_MS ? w->heartbeat_ms / 4 : TICK_MIN_MS;
+    uv_timer_init(&w->loop, &w->tick);
+    uv_timer_init(&w->loop, &w->retry);
+    uv_timer_init(&w->loop, &w->drain_timer);
+    uv_signal_init(&w->loop, &w->sigterm);
+    uv_signal_init(&w->loop, &w->sigint);
+    w->tick.data = w->retry.data = w->drain_timer.data = w;
+    w->sigterm.data = w->sigint.data = w;
+    uv_timer_start(&w->tick, on_tick, tick, tick);
+    uv_signal_start(&w->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&w->sigint, on_signal, SIGINT);
+    br__log("%s: %s worker, capacity %u, connecting to %s", w->id,
+            w->reg.kind == BR_KIND_CPU ? "cpu" : "io", w->capacity, w->connect);
+    open_socket(w);
+
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    if (w->result == 0) {
+        rc = uv_loop_close(&w->loop);
+        if (rc != 0) {
+            br__log("uv_loop_close: %s", uv_strerror(rc));
+            w->result = BR_EIO;
+        }
+    }
+    /* Waits up to the socket's linger for the last replies to leave. */
+    zmq_ctx_term(w->zctx);
+    w->zctx = NULL;
+    return w->result;
+}
