@@ -119,7 +119,7 @@ static void respond_detail(gw_broker *b, gw_req *req, int status, bool retry_aft
         gw_req_respond_detail(req, status, detail);
         return;
     }
-    static const gw_header retry = {"retry-after", 11, "1", 1};
+    static const gw_header retry = {"Retry-After", 11, "1", 1};
     br_buf body = {.max = DETAIL_MAX * 8};
     if (gw_buf_append(&body, "{\"detail\":", 10) == 0 &&
         gw_json_append_string(&body, detail, strlen(detail)) == 0 &&
