@@ -14,6 +14,7 @@
 
 #include <uv.h>
 
+#include "broker.h"
 #include "http_server.h"
 
 /* Longest HOST:PORT accepted for an address option. */
@@ -24,7 +25,10 @@ typedef struct gw_config {
     struct sockaddr_storage listen_addr;  /* the same, parsed */
     gw_http_config http;                  /* the HTTP server's limits and timeouts */
     uint32_t shutdown_timeout_ms;         /* SIGTERM: how long in-flight requests may run */
-    /* The broker's, jobs' and local mode's options join here. */
+    char broker_endpoint[GW_CONFIG_MAX_ADDR]; /* ROUTER bind address for workers */
+    gw_broker_config broker;              /* the broker's options (endpoint set by main) */
+    uint32_t broker_retry;                /* 1: retry a dead worker's GET/HEAD once */
+    /* Jobs' and local mode's options join here. */
 } gw_config;
 
 /* What gw_config_load() decided. */
