@@ -18,15 +18,6 @@
 /* The decoder's first scratch block: enough for a REQUEST with a few dozen headers. */
 #define BR_DECODER_SCRATCH_INITIAL 4096
 
-/* The fewest bytes one list element can take on the wire; counts that would need more
- * bytes than remain are refused before memory is reserved for them. */
-#define WIRE_MIN_PAIR 3    /* [name, value]: fixarray + two fixstr */
-#define WIRE_MIN_PARAM 8   /* fixarray + 7 one-byte fields */
-#define WIRE_MIN_ROUTE 7   /* fixarray + 6 one-byte fields */
-#define WIRE_MIN_SERVICE 4 /* fixarray + 3 one-byte fields */
-#define WIRE_MIN_TASK 1    /* fixstr */
-#define WIRE_MIN_JOB 5     /* fixarray + 4 one-byte fields */
-
 struct br_decoder {
     br_limits limits;    /* bounds every decode enforces */
     br__scratch scratch; /* arrays of the last decoded message */
@@ -89,15 +80,15 @@ static int close_record(dec *d, uint32_t extra)
     return br__cur_skip(&d->cur, extra);
 }
 
-/* Opens a list of at most `limit` elements of at least `wire_min` bytes each and
- * reserves `elem_size` bytes of scratch per element (*out stays NULL when empty). */
-static int open_list(dec *d, uint32_t limit, size_t wire_min, size_t elem_size, void **out,
-                     uint32_t *n)
+/* Opens a list of at most `limit` elements and reserves `elem_size` bytes of scratch
+ * per element (*out stays NULL when empty).  Every element takes at least one byte, so
+ * a count beyond the bytes left is refused before any memory is reserved for it. */
+static int open_list(dec *d, uint32_t limit, size_t elem_size, void **out, uint32_t *n)
 {
     TRY(br__cur_array(&d->cur, n));
     if (*n > limit)
         return BR_ELIMIT;
-    if ((size_t)*n > br__cur_left(&d->cur) / wire_min)
+    if ((size_t)*n > br__cur_left(&d->cur))
         return BR_ETRUNC;
     *out = NULL;
     if (*n == 0)
@@ -151,7 +142,7 @@ static int get_bound(dec *d, bool *has, double *v)
 static int get_pairs(dec *d, br_pair **out, uint32_t *n)
 {
     void *mem;
-    TRY(open_list(d, d->lim->max_pairs, WIRE_MIN_PAIR, sizeof **out, &mem, n));
+    TRY(open_list(d, d->lim->max_pairs, sizeof **out, &mem, n));
     *out = mem;
     for (uint32_t i = 0; i < *n; i++) {
         uint32_t extra;
@@ -187,7 +178,7 @@ static int get_route(dec *d, br_route *r)
     TRY(get_u32(d, &r->timeout_ms));
     TRY(get_u8(d, &r->body));
     TRY(get_text(d, &r->summary));
-    TRY(open_list(d, d->lim->max_params, WIRE_MIN_PARAM, sizeof *r->params, &mem, &r->nparams));
+    TRY(open_list(d, d->lim->max_params, sizeof *r->params, &mem, &r->nparams));
     r->params = mem;
     for (uint32_t i = 0; i < r->nparams; i++)
         TRY(get_param(d, &r->params[i]));
@@ -201,7 +192,7 @@ static int get_service(dec *d, br_service *s)
     TRY(open_record(d, 3, &extra));
     TRY(get_text(d, &s->name));
     TRY(get_u8(d, &s->kind));
-    TRY(open_list(d, d->lim->max_routes, WIRE_MIN_ROUTE, sizeof *s->routes, &mem, &s->nroutes));
+    TRY(open_list(d, d->lim->max_routes, sizeof *s->routes, &mem, &s->nroutes));
     s->routes = mem;
     for (uint32_t i = 0; i < s->nroutes; i++)
         TRY(get_route(d, &s->routes[i]));
@@ -215,12 +206,11 @@ static int get_ready(dec *d, br_ready *m)
     TRY(get_u8(d, &m->kind));
     TRY(get_u32(d, &m->capacity));
     TRY(get_u32(d, &m->heartbeat_ms));
-    TRY(open_list(d, d->lim->max_services, WIRE_MIN_SERVICE, sizeof *m->services, &mem,
-                  &m->nservices));
+    TRY(open_list(d, d->lim->max_services, sizeof *m->services, &mem, &m->nservices));
     m->services = mem;
     for (uint32_t i = 0; i < m->nservices; i++)
         TRY(get_service(d, &m->services[i]));
-    TRY(open_list(d, d->lim->max_tasks, WIRE_MIN_TASK, sizeof *m->tasks, &mem, &m->ntasks));
+    TRY(open_list(d, d->lim->max_tasks, sizeof *m->tasks, &mem, &m->ntasks));
     m->tasks = mem;
     for (uint32_t i = 0; i < m->ntasks; i++)
         TRY(get_text(d, &m->tasks[i]));
@@ -253,7 +243,7 @@ static int get_reply(dec *d, br_reply *m)
     TRY(get_pairs(d, &m->headers, &m->nheaders));
     TRY(get_text(d, &m->content_type));
     TRY(get_bytes(d, &m->body));
-    TRY(open_list(d, d->lim->max_jobs, WIRE_MIN_JOB, sizeof *m->jobs, &mem, &m->njobs));
+    TRY(open_list(d, d->lim->max_jobs, sizeof *m->jobs, &mem, &m->njobs));
     m->jobs = mem;
     for (uint32_t i = 0; i < m->njobs; i++) {
         br_job_spec *j = &m->jobs[i];

@@ -1,0 +1,310 @@
+/*
+ * samples.c - valid messages of every type in three shapes, and deep equality.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "samples.h"
+
+#define S(lit) {lit, sizeof(lit) - 1}
+
+/* The msgpack encoding of {"message":"hello world"}: a typical structured reply body. */
+static const char hello_body[] = "\x81\xa7message\xabhello world";
+
+/* Storage for the maximal shape, sized by the default limits. */
+static br_pair max_pairs[3][256];
+static br_service max_services[64];
+static br_route max_routes[128];
+static br_param max_params[32];
+static br_str max_tasks[128];
+static br_job_spec max_jobs[64];
+
+static br_param hello_params[] = {
+    {S("name"), BR_IN_PATH, BR_TYPE_STR, true, true, true, 1, 64, S("who to greet")},
+};
+static br_param sleep_params[] = {
+    {S("ms"), BR_IN_QUERY, BR_TYPE_INT, true, true, true, 0, 60000, S("milliseconds")},
+    {S("x-ratio"), BR_IN_HEADER, BR_TYPE_FLOAT, false, true, false, -1.5, 0, S("")},
+};
+static br_route hello_routes[] = {
+    {S("GET"), S("/hello"), 0, BR_BODY_NONE, S("Say hello"), NULL, 0},
+    {S("GET"), S("/hello/{name}"), 0, BR_BODY_NONE, S("Greet by name"), hello_params, 1},
+};
+static br_route sleep_routes[] = {
+    {S("GET"), S("/sleep"), 61000, BR_BODY_NONE, S("Sleep"), sleep_params, 2},
+    {S("POST"), S("/sleep"), 0, BR_BODY_MSGPACK, S(""), NULL, 0},
+};
+static br_service services[] = {
+    {S("hello"), BR_KIND_IO, hello_routes, 2},
+    {S("sleep"), BR_KIND_IO, sleep_routes, 2},
+};
+static br_str tasks[] = {S("email"), S("thumbnail")};
+
+static br_pair path_params[] = {{S("name"), S("world")}};
+static br_pair query[] = {{S("lang"), S("en")}};
+static br_pair headers[] = {
+    {S("host"), S("localhost:8000")},       {S("user-agent"), S("wrk/4.2")},
+    {S("accept"), S("*/*")},                {S("accept-encoding"), S("gzip")},
+    {S("accept-language"), S("en-GB")},     {S("x-request-id"), S("7d1c0a5e")},
+    {S("cache-control"), S("no-cache")},    {S("x-forwarded-for"), S("10.0.0.7")},
+};
+static br_pair reply_headers[] = {{S("x-served-by"), S("hello")}};
+static br_job_spec jobs[] = {{S("email"), S("\x81\xa2to\xa5" "a@b.c"), S("signup-42"), 250}};
+
+static void fill_maximal_lists(void)
+{
+    for (size_t l = 0; l < 3; l++) {
+        for (size_t i = 0; i < 256; i++)
+            max_pairs[l][i] = (br_pair){S("k"), S("v")};
+    }
+    for (size_t i = 0; i < 32; i++)
+        max_params[i] = sleep_params[0];
+    for (size_t i = 0; i < 128; i++) {
+        max_routes[i] = hello_routes[1];
+        max_tasks[i] = tasks[i % 2];
+    }
+    max_routes[0].params = max_params;
+    max_routes[0].nparams = 32;
+    for (size_t i = 0; i < 64; i++) {
+        max_services[i] = (br_service){S("svc"), BR_KIND_IO, max_routes, i == 0 ? 128 : 1};
+        max_jobs[i] = jobs[0];
+    }
+}
+
+static void sample_ready(sample_shape shape, br_ready *m)
+{
+    *m = (br_ready){S("host:4242:9f3e"), BR_KIND_IO, 1000, 1000, services, 2, tasks, 2};
+    if (shape == SAMPLE_EMPTY)
+        *m = (br_ready){S(""), BR_KIND_CPU, 0, 0, NULL, 0, NULL, 0};
+    if (shape == SAMPLE_MAXIMAL) {
+        m->services = max_services;
+        m->nservices = 64;
+        m->tasks = max_tasks;
+        m->ntasks = 128;
+    }
+}
+
+static void sample_request(unsigned type, sample_shape shape, br_request *m)
+{
+    *m = (br_request){.id = 1, .service = S("hello"), .route = S("/hello/{name}"),
+                      .method = S("GET"), .path = S("/hello/world"), .params = path_params,
+                      .nparams = 1, .query = query, .nquery = 1, .headers = headers,
+                      .nheaders = 8, .deadline_ms = 30000,
+                      .trace = S("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")};
+    if (type == BR_MSG_CALL) {
+        m->id = 9000;
+        m->route = (br_str){NULL, 0};
+        m->params = NULL;
+        m->nparams = 0;
+    }
+    if (shape == SAMPLE_EMPTY)
+        *m = (br_request){.deadline_ms = 1};
+    if (shape == SAMPLE_MAXIMAL) {
+        *m = (br_request){.id = UINT64_MAX, .service = S("echo"), .route = S("/echo"),
+                          .method = S("POST"), .path = S("/echo"), .params = max_pairs[0],
+                          .nparams = 256, .query = max_pairs[1], .nquery = 256,
+                          .headers = max_pairs[2], .nheaders = 256,
+                          .content_type = S("application/octet-stream"),
+                          .body = S("\x00\x01\x02\xff"), .deadline_ms = UINT32_MAX};
+    }
+}
+
+static void sample_reply(sample_shape shape, br_reply *m)
+{
+    *m = (br_reply){1, 200, reply_headers, 1, S("application/msgpack"),
+                    {hello_body, sizeof hello_body - 1}, jobs, 1};
+    if (shape == SAMPLE_EMPTY)
+        *m = (br_reply){.status = 100};
+    if (shape == SAMPLE_MAXIMAL) {
+        m->status = 599;
+        m->headers = max_pairs[0];
+        m->nheaders = 256;
+        m->jobs = max_jobs;
+        m->njobs = 64;
+    }
+}
+
+void sample_msg(unsigned type, sample_shape shape, br_msg *msg)
+{
+    memset(msg, 0, sizeof *msg);
+    msg->type = (uint8_t)type;
+    if (shape == SAMPLE_MAXIMAL)
+        fill_maximal_lists();
+    bool empty = shape == SAMPLE_EMPTY;
+    switch (type) {
+    case BR_MSG_READY: sample_ready(shape, &msg->u.ready); break;
+    case BR_MSG_WELCOME:
+        msg->u.welcome = empty ? (br_welcome){0} : (br_welcome){S("broker-7f3a"), 1000};
+        break;
+    case BR_MSG_REQUEST:
+    case BR_MSG_CALL: sample_request(type, shape, &msg->u.request); break;
+    case BR_MSG_REPLY: sample_reply(shape, &msg->u.reply); break;
+    case BR_MSG_CREDIT: msg->u.credit.credit = empty ? 1 : 16; break;
+    case BR_MSG_CANCEL: msg->u.cancel.id = empty ? 0 : 77; break;
+    case BR_MSG_GOODBYE: msg->u.goodbye.reason = empty ? (br_str){0} : (br_str)S("draining"); break;
+    case BR_MSG_JOB:
+        msg->u.job = empty ? (br_job){.attempt = 1, .lease_ms = 1}
+                           : (br_job){S("j-000123"), S("email"), S("\x91\x01"), 2, 30000};
+        break;
+    case BR_MSG_JOB_ACK: msg->u.job_ack.job_id = empty ? (br_str){0} : (br_str)S("j-000123"); break;
+    case BR_MSG_JOB_RESULT:
+        msg->u.job_result = empty ? (br_job_result){0}
+                                  : (br_job_result){S("j-000123"), BR_JOB_RETRY, S("\xc0"),
+                                                    S("smtp: connection refused")};
+        break;
+    default: break; /* HEARTBEAT has no fields */
+    }
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Equality.                                                                          */
+
+static bool str_equal(br_str a, br_str b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+static bool pairs_equal(const br_pair *a, uint32_t na, const br_pair *b, uint32_t nb)
+{
+    if (na != nb)
+        return false;
+    for (uint32_t i = 0; i < na; i++) {
+        if (!str_equal(a[i].name, b[i].name) || !str_equal(a[i].value, b[i].value))
+            return false;
+    }
+    return true;
+}
+
+static bool param_equal(const br_param *a, const br_param *b)
+{
+    return str_equal(a->name, b->name) && a->in == b->in && a->type == b->type &&
+           a->required == b->required && a->has_min == b->has_min && a->has_max == b->has_max &&
+           (!a->has_min || a->min == b->min) && (!a->has_max || a->max == b->max) &&
+           str_equal(a->summary, b->summary);
+}
+
+static bool route_equal(const br_route *a, const br_route *b)
+{
+    if (!str_equal(a->method, b->method) || !str_equal(a->path, b->path) ||
+        a->timeout_ms != b->timeout_ms || a->body != b->body ||
+        !str_equal(a->summary, b->summary) || a->nparams != b->nparams)
+        return false;
+    for (uint32_t i = 0; i < a->nparams; i++) {
+        if (!param_equal(&a->params[i], &b->params[i]))
+            return false;
+    }
+    return true;
+}
+
+static bool ready_equal(const br_ready *a, const br_ready *b)
+{
+    if (!str_equal(a->worker_id, b->worker_id) || a->kind != b->kind ||
+        a->capacity != b->capacity || a->heartbeat_ms != b->heartbeat_ms ||
+        a->nservices != b->nservices || a->ntasks != b->ntasks)
+        return false;
+    for (uint32_t i = 0; i < a->nservices; i++) {
+        const br_service *x = &a->services[i], *y = &b->services[i];
+        if (!str_equal(x->name, y->name) || x->kind != y->kind || x->nroutes != y->nroutes)
+            return false;
+        for (uint32_t j = 0; j < x->nroutes; j++) {
+            if (!route_equal(&x->routes[j], &y->routes[j]))
+                return false;
+        }
+    }
+    for (uint32_t i = 0; i < a->ntasks; i++) {
+        if (!str_equal(a->tasks[i], b->tasks[i]))
+            return false;
+    }
+    return true;
+}
+
+static bool request_equal(const br_request *a, const br_request *b)
+{
+    return a->id == b->id && str_equal(a->service, b->service) &&
+           str_equal(a->route, b->route) && str_equal(a->method, b->method) &&
+           str_equal(a->path, b->path) &&
+           pairs_equal(a->params, a->nparams, b->params, b->nparams) &&
+           pairs_equal(a->query, a->nquery, b->query, b->nquery) &&
+           pairs_equal(a->headers, a->nheaders, b->headers, b->nheaders) &&
+           str_equal(a->content_type, b->content_type) && str_equal(a->body, b->body) &&
+           a->deadline_ms == b->deadline_ms && str_equal(a->trace, b->trace);
+}
+
+static bool reply_equal(const br_reply *a, const br_reply *b)
+{
+    if (a->id != b->id || a->status != b->status ||
+        !pairs_equal(a->headers, a->nheaders, b->headers, b->nheaders) ||
+        !str_equal(a->content_type, b->content_type) || !str_equal(a->body, b->body) ||
+        a->njobs != b->njobs)
+        return false;
+    for (uint32_t i = 0; i < a->njobs; i++) {
+        const br_job_spec *x = &a->jobs[i], *y = &b->jobs[i];
+        if (!str_equal(x->task, y->task) || !str_equal(x->payload, y->payload) ||
+            !str_equal(x->idempotency_key, y->idempotency_key) || x->delay_ms != y->delay_ms)
+            return false;
+    }
+    return true;
+}
+
+bool sample_equal(const br_msg *a, const br_msg *b)
+{
+    if (a->type != b->type)
+        return false;
+    const br_job *ja = &a->u.job, *jb = &b->u.job;
+    const br_job_result *ra = &a->u.job_result, *rb = &b->u.job_result;
+    switch (a->type) {
+    case BR_MSG_READY: return ready_equal(&a->u.ready, &b->u.ready);
+    case BR_MSG_WELCOME:
+        return str_equal(a->u.welcome.broker_id, b->u.welcome.broker_id) &&
+               a->u.welcome.heartbeat_ms == b->u.welcome.heartbeat_ms;
+    case BR_MSG_REQUEST:
+    case BR_MSG_CALL: return request_equal(&a->u.request, &b->u.request);
+    case BR_MSG_REPLY: return reply_equal(&a->u.reply, &b->u.reply);
+    case BR_MSG_CREDIT: return a->u.credit.credit == b->u.credit.credit;
+    case BR_MSG_CANCEL: return a->u.cancel.id == b->u.cancel.id;
+    case BR_MSG_GOODBYE: return str_equal(a->u.goodbye.reason, b->u.goodbye.reason);
+    case BR_MSG_JOB:
+        return str_equal(ja->job_id, jb->job_id) && str_equal(ja->task, jb->task) &&
+               str_equal(ja->payload, jb->payload) && ja->attempt == jb->attempt &&
+               ja->lease_ms == jb->lease_ms;
+    case BR_MSG_JOB_ACK: return str_equal(a->u.job_ack.job_id, b->u.job_ack.job_id);
+    case BR_MSG_JOB_RESULT:
+        return str_equal(ra->job_id, rb->job_id) && ra->outcome == rb->outcome &&
+               str_equal(ra->result, rb->result) && str_equal(ra->error, rb->error);
+    default: return true; /* HEARTBEAT */
+    }
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* The decode property.                                                               */
+
+static bool all_zero(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) {
+        if (b[i])
+            return false;
+    }
+    return true;
+}
+
+int sample_decode_check(const void *buf, size_t len)
+{
+    br_decoder *first = br_decoder_new(NULL);
+    br_decoder *second = br_decoder_new(NULL);
+    br_buf again = {0};
+    br_msg a, b;
+    if (!first || !second)
+        abort();
+    int rc = br_decoder_decode(first, buf, len, &a);
+    if (rc < 0 && !all_zero(&a, sizeof a))
+        rc = SAMPLE_BROKEN;
+    if (rc == 0 && (br_msg_encode(&a, &again) < 0 ||
+                    br_decoder_decode(second, again.data, again.len, &b) < 0 ||
+                    !sample_equal(&a, &b)))
+        rc = SAMPLE_BROKEN;
+    br_buf_free(&again);
+    br_decoder_destroy(&second);
+    br_decoder_destroy(&first);
+    return rc;
+}

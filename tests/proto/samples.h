@@ -1,0 +1,38 @@
+/*
+ * samples.h - valid protocol messages of every type, and message equality, shared by
+ * the proto tests, the fuzz corpus generator and the benchmark.
+ *
+ * The messages point into static storage inside samples.c: a later call may reuse it,
+ * so use one sample before asking for the next of the same shape.
+ */
+#ifndef BARISTA_TESTS_SAMPLES_H
+#define BARISTA_TESTS_SAMPLES_H
+
+#include <stdbool.h>
+
+#include "barista/proto.h"
+
+/* Which flavour of a sample to build. */
+typedef enum sample_shape {
+    SAMPLE_TYPICAL, /* what the platform sends every day: a few headers, two services */
+    SAMPLE_EMPTY,   /* every string and list empty, every number at its smallest valid */
+    SAMPLE_MAXIMAL  /* every list exactly at br_limits_default's bound */
+} sample_shape;
+
+/* Fills *msg with a valid message of `type` (1..BR_MSG_TYPE_MAX) in the given shape. */
+void sample_msg(unsigned type, sample_shape shape, br_msg *msg);
+
+/* True when a and b carry the same type and the same field values (strings compared
+ * by content, lists element by element). */
+bool sample_equal(const br_msg *a, const br_msg *b);
+
+/* What sample_decode_check returns when the decoder broke a promise. */
+#define SAMPLE_BROKEN (-1000)
+
+/* The property the fuzzer and the hostile-input tests check on arbitrary bytes: decode
+ * them; on failure the message must come back zeroed; on success the message must
+ * encode again, and decoding that encoding must give an equal message.  Returns the
+ * first decode's result (0 or a negative br_err), or SAMPLE_BROKEN. */
+int sample_decode_check(const void *buf, size_t len);
+
+#endif /* BARISTA_TESTS_SAMPLES_H */
