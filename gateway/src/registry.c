@@ -229,20 +229,31 @@ static gw_route_entry *route_entry_new(const br_route *r, gw_service *s, void *a
     return e;
 }
 
+/* Makes room for one more pointer in the array arr_p points at (a T ** for any object
+ * type T; *cap slots, n used), doubling from `first`.  0 or BR_ENOMEM. */
+static int grow_ptrs(void *arr_p, size_t n, size_t *cap, size_t first)
+{
+    void **arr;
+    memcpy(&arr, arr_p, sizeof(arr));
+    if (n < *cap)
+        return 0;
+    size_t want = *cap ? *cap * 2 : first;
+    void **grown = realloc(arr, want * sizeof(*grown));
+    if (!grown)
+        return BR_ENOMEM;
+    memcpy(arr_p, &grown, sizeof(grown));
+    *cap = want;
+    return 0;
+}
+
 /* Finds or creates (marked fresh) the service for a declaration. */
 static gw_service *service_get(gw_registry *self, const br_service *decl)
 {
     gw_service *s = find_service(self, decl->name);
     if (s)
         return s;
-    if (self->nservices == self->services_cap) {
-        size_t cap = self->services_cap ? self->services_cap * 2 : 16;
-        gw_service **grown = realloc(self->services, cap * sizeof(*grown));
-        if (!grown)
-            return NULL;
-        self->services = grown;
-        self->services_cap = cap;
-    }
+    if (grow_ptrs(&self->services, self->nservices, &self->services_cap, 16) != 0)
+        return NULL;
     s = calloc(1, sizeof(*s));
     if (!s || !(s->name = malloc(decl->name.len + 1))) {
         free(s);
@@ -317,14 +328,9 @@ static void commit(gw_registry *self)
 /* Appends w to s's worker array. */
 static int service_link(gw_service *s, gw_worker *w)
 {
-    if (s->nworkers == s->workers_cap) {
-        size_t cap = s->workers_cap ? s->workers_cap * 2 : 4;
-        gw_worker **grown = realloc(s->workers, cap * sizeof(*grown));
-        if (!grown)
-            return BR_ENOMEM;
-        s->workers = grown;
-        s->workers_cap = cap;
-    }
+    int rc = grow_ptrs(&s->workers, s->nworkers, &s->workers_cap, 4);
+    if (rc != 0)
+        return rc;
     s->workers[s->nworkers++] = w;
     return 0;
 }
@@ -358,7 +364,7 @@ static gw_worker *worker_new(const void *ident, size_t ident_len, const br_ready
     w->ident_len = ident_len;
     w->kind = r->kind;
     w->credit = r->capacity < GW_CREDIT_MAX ? r->capacity : GW_CREDIT_MAX;
-    w->heartbeat_ms = r->heartbeat_ms;
+    w->heartbeat_ms = r->heartbeat_ms < GW_HEARTBEAT_MAX ? r->heartbeat_ms : GW_HEARTBEAT_MAX;
     w->last_recv = now;
     w->last_send = now;
     gw_list_init(&w->calls);

@@ -29,6 +29,9 @@
 #define GW_METHOD_MAX 16
 /* Longest route template. */
 #define GW_TEMPLATE_MAX 1024
+/* Longest heartbeat interval a worker may announce: its liveness is judged on at
+ * most this, so that a worker cannot make itself immortal. */
+#define GW_HEARTBEAT_MAX 60000u
 /* Most credit a worker may hold: CREDIT messages add up to this and no further. */
 #define GW_CREDIT_MAX 1000000u
 
@@ -70,10 +73,9 @@ struct gw_worker {
     uint8_t kind;                /* br_kind */
     uint32_t credit;             /* requests it can still take */
     uint32_t inflight;           /* requests sent to it and not yet answered */
-    uint32_t heartbeat_ms;       /* its announced heartbeat interval */
+    uint32_t heartbeat_ms;       /* its announced heartbeat, capped at GW_HEARTBEAT_MAX */
     bool draining;               /* sent GOODBYE: no new work, forget at inflight 0 */
     bool lost;                   /* a send found it gone: no new work, reap it */
-    bool bad_logged;             /* a malformed message from it was logged */
     uint64_t last_recv;          /* loop time (ms) of its last message */
     uint64_t last_send;          /* loop time (ms) of our last message to it */
     gw_service **services;       /* the services it hosts */

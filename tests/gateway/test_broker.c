@@ -182,6 +182,14 @@ static br_msg *hello_ready(ready_msg *r, uint8_t service_kind)
     return &r->msg;
 }
 
+/* Registers the fake worker as a hello worker and waits for the WELCOME. */
+static void register_hello(fx *x)
+{
+    ready_msg r;
+    send_msg(x, hello_ready(&r, BR_KIND_IO));
+    assert_true(run_until(x, &x->got[BR_MSG_WELCOME], 1));
+}
+
 static bool has_route(gw_router *router, const char *path)
 {
     gw_route_match m;
@@ -193,9 +201,7 @@ static void ready_is_welcomed_and_its_routes_appear(void **state)
     fx *x = *state;
     assert_false(gw_broker_ready(x->broker));
     assert_false(has_route(x->router, "/hello"));
-    ready_msg r;
-    send_msg(x, hello_ready(&r, BR_KIND_IO));
-    assert_true(run_until(x, &x->got[BR_MSG_WELCOME], 1));
+    register_hello(x);
     assert_int_equal(strlen(x->text), 32);
     assert_int_equal(x->welcome_heartbeat, HEARTBEAT_MS);
     assert_true(has_route(x->router, "/hello"));
@@ -215,9 +221,7 @@ static void message_from_unregistered_peer_gets_goodbye(void **state)
     assert_true(run_until(x, &x->got[BR_MSG_GOODBYE], 1));
     assert_string_equal(x->text, "unknown worker");
     /* The peer then registers like any worker. */
-    ready_msg r;
-    send_msg(x, hello_ready(&r, BR_KIND_IO));
-    assert_true(run_until(x, &x->got[BR_MSG_WELCOME], 1));
+    register_hello(x);
 }
 
 static void ready_mixing_kinds_is_refused_with_reason(void **state)
@@ -243,9 +247,7 @@ static void garbage_is_counted_and_dropped(void **state)
     assert_int_equal(br_zsock_send(x->dealer, NULL, 0, junk, sizeof(junk)), 0);
     assert_int_equal(br_zsock_send(x->dealer, NULL, 0, wrong_version, sizeof(wrong_version)), 0);
     assert_int_equal(br_zsock_send(x->dealer, NULL, 0, truncated, sizeof(truncated)), 0);
-    ready_msg r;
-    send_msg(x, hello_ready(&r, BR_KIND_IO));
-    assert_true(run_until(x, &x->got[BR_MSG_WELCOME], 1));
+    register_hello(x);
     gw_broker_stats st;
     gw_broker_stats_get(x->broker, &st);
     assert_int_equal(st.bad_messages, 3);
@@ -255,9 +257,7 @@ static void garbage_is_counted_and_dropped(void **state)
 static void stale_reply_is_dropped_without_credit(void **state)
 {
     fx *x = *state;
-    ready_msg r;
-    send_msg(x, hello_ready(&r, BR_KIND_IO));
-    assert_true(run_until(x, &x->got[BR_MSG_WELCOME], 1));
+    register_hello(x);
     br_msg reply = {.type = BR_MSG_REPLY, .u.reply = {.id = 12345, .status = 200}};
     send_msg(x, &reply);
     /* The HEARTBEAT that follows is proof the REPLY before it was handled. */
@@ -273,9 +273,7 @@ static void stale_reply_is_dropped_without_credit(void **state)
 static void silent_worker_is_dropped_but_its_routes_stay(void **state)
 {
     fx *x = *state;
-    ready_msg r;
-    send_msg(x, hello_ready(&r, BR_KIND_IO));
-    assert_true(run_until(x, &x->got[BR_MSG_WELCOME], 1));
+    register_hello(x);
     /* The broker heartbeats the quiet worker, then gives up on it. */
     assert_true(run_until(x, &x->got[BR_MSG_HEARTBEAT], 1));
     assert_true(run_until_dead(x));
@@ -294,9 +292,7 @@ static void silent_worker_is_dropped_but_its_routes_stay(void **state)
 static void idle_worker_saying_goodbye_is_forgotten(void **state)
 {
     fx *x = *state;
-    ready_msg r;
-    send_msg(x, hello_ready(&r, BR_KIND_IO));
-    assert_true(run_until(x, &x->got[BR_MSG_WELCOME], 1));
+    register_hello(x);
     br_msg bye = {.type = BR_MSG_GOODBYE, .u.goodbye = {.reason = br_str_c("draining")}};
     send_msg(x, &bye);
     br_msg hb = {.type = BR_MSG_HEARTBEAT};
@@ -310,9 +306,7 @@ static void idle_worker_saying_goodbye_is_forgotten(void **state)
 static void shutdown_says_goodbye_to_workers(void **state)
 {
     fx *x = *state;
-    ready_msg r;
-    send_msg(x, hello_ready(&r, BR_KIND_IO));
-    assert_true(run_until(x, &x->got[BR_MSG_WELCOME], 1));
+    register_hello(x);
     gw_broker_shutdown(x->broker, on_closed, x);
     assert_true(run_until(x, &x->got[BR_MSG_GOODBYE], 1));
     assert_string_equal(x->text, "gateway shutting down");

@@ -90,6 +90,15 @@ static gw_route_entry *entry_for(gw_router *router, const char *path)
     return m.route->data;
 }
 
+/* The entry for GET path, failing the test when there is none. */
+static gw_route_entry *entry_must(gw_router *router, const char *path)
+{
+    static gw_route_entry none; /* never returned: keeps -Wnull-dereference quiet */
+    gw_route_entry *e = entry_for(router, path);
+    assert_non_null(e);
+    return e ? e : &none;
+}
+
 static gw_worker *add_ok(fixture *f, const char *ident, const br_ready *r)
 {
     char reason[256] = "";
@@ -99,6 +108,20 @@ static gw_worker *add_ok(fixture *f, const char *ident, const br_ready *r)
                      0);
     assert_non_null(w);
     return w;
+}
+
+/* Registers r at ident expecting refusal with `want`; the reason must contain
+ * `because`. */
+static void add_refused(fixture *f, const char *ident, const br_ready *r, int want,
+                        const char *because)
+{
+    char reason[256] = "";
+    gw_worker *w = NULL;
+    assert_int_equal(gw_registry_add(f->reg, ident, strlen(ident), r, 0, &w, reason,
+                                     sizeof(reason)),
+                     want);
+    assert_null(w);
+    assert_non_null(strstr(reason, because));
 }
 
 static void accepts_ready_and_routes_to_copies_of_the_declaration(void **state)
@@ -123,8 +146,7 @@ static void accepts_ready_and_routes_to_copies_of_the_declaration(void **state)
 
     assert_int_equal(w->credit, 8);
     assert_true(gw_worker_live(w));
-    gw_route_entry *e = entry_for(f->router, "/hello/bob");
-    assert_non_null(e);
+    gw_route_entry *e = entry_must(f->router, "/hello/bob");
     assert_ptr_equal(e->arg, &f->arg);
     assert_string_equal(e->service->name, "hello");
     assert_string_equal(e->path, "/hello/{name}");
@@ -147,8 +169,7 @@ static void later_worker_adds_its_routes_to_the_service(void **state)
     add_ok(f, "w1", one_service(&b, "svc", BR_KIND_IO, first, 1, 1));
     assert_null(entry_for(f->router, "/b"));
     gw_worker *w2 = add_ok(f, "w2", one_service(&b, "svc", BR_KIND_IO, second, 2, 1));
-    gw_route_entry *e = entry_for(f->router, "/b");
-    assert_non_null(e);
+    gw_route_entry *e = entry_must(f->router, "/b");
     assert_ptr_equal(e->service, w2->services[0]);
     assert_int_equal(e->service->nroutes, 2);
     assert_int_equal(e->service->nworkers, 2);
@@ -162,12 +183,7 @@ static void refuses_a_worker_mixing_kinds(void **state)
     const char *paths[] = {"/mixed"};
     br_ready *r = one_service(&b, "mixed", BR_KIND_CPU, paths, 1, 1);
     r->kind = BR_KIND_IO;
-    char reason[256] = "";
-    gw_worker *w = NULL;
-    assert_int_equal(gw_registry_add(f->reg, "w", 1, r, 0, &w, reason, sizeof(reason)),
-                     BR_EVALUE);
-    assert_null(w);
-    assert_non_null(strstr(reason, "mixed kinds"));
+    add_refused(f, "w", r, BR_EVALUE, "mixed kinds");
     assert_null(entry_for(f->router, "/mixed"));
     assert_int_equal(gw_registry_nworkers(f->reg), 0);
 }
@@ -179,13 +195,8 @@ static void refuses_a_service_announced_with_another_kind(void **state)
     const char *paths[] = {"/hash"};
     add_ok(f, "cpu", one_service(&b, "hash", BR_KIND_CPU, paths, 1, 1));
     const char *more[] = {"/hash2"};
-    char reason[256] = "";
-    gw_worker *w = NULL;
-    assert_int_equal(gw_registry_add(f->reg, "io", 2,
-                                     one_service(&b, "hash", BR_KIND_IO, more, 1, 1), 0, &w,
-                                     reason, sizeof(reason)),
-                     BR_EVALUE);
-    assert_non_null(strstr(reason, "already registered as cpu"));
+    add_refused(f, "io", one_service(&b, "hash", BR_KIND_IO, more, 1, 1), BR_EVALUE,
+                "already registered as cpu");
     assert_null(entry_for(f->router, "/hash2"));
 }
 
@@ -196,16 +207,11 @@ static void refuses_a_route_owned_by_another_service_and_changes_nothing(void **
     const char *paths[] = {"/shared"};
     add_ok(f, "w1", one_service(&b, "one", BR_KIND_IO, paths, 1, 1));
     const char *grab[] = {"/fresh", "/shared"};
-    char reason[256] = "";
-    gw_worker *w = NULL;
-    assert_int_equal(gw_registry_add(f->reg, "w2", 2,
-                                     one_service(&b, "two", BR_KIND_IO, grab, 2, 1), 0, &w,
-                                     reason, sizeof(reason)),
-                     BR_EVALUE);
-    assert_non_null(strstr(reason, "owned by service 'one'"));
+    add_refused(f, "w2", one_service(&b, "two", BR_KIND_IO, grab, 2, 1), BR_EVALUE,
+                "owned by service 'one'");
     assert_null(entry_for(f->router, "/fresh"));
     assert_int_equal(gw_registry_nservices(f->reg), 1);
-    assert_string_equal(entry_for(f->router, "/shared")->service->name, "one");
+    assert_string_equal(entry_must(f->router, "/shared")->service->name, "one");
 }
 
 static void rolls_back_routes_when_the_router_refuses_one(void **state)
@@ -215,13 +221,8 @@ static void rolls_back_routes_when_the_router_refuses_one(void **state)
     assert_int_equal(gw_router_add(f->router, "GET", "/healthz", other_handler, NULL), 0);
     ready_builder b;
     const char *paths[] = {"/ok", "/also-ok", "/healthz"};
-    char reason[256] = "";
-    gw_worker *w = NULL;
-    assert_int_equal(gw_registry_add(f->reg, "w", 1,
-                                     one_service(&b, "greedy", BR_KIND_IO, paths, 3, 1), 0,
-                                     &w, reason, sizeof(reason)),
-                     BR_EVALUE);
-    assert_non_null(strstr(reason, "/healthz"));
+    add_refused(f, "w", one_service(&b, "greedy", BR_KIND_IO, paths, 3, 1), BR_EVALUE,
+                "/healthz");
     assert_null(entry_for(f->router, "/ok"));
     assert_null(entry_for(f->router, "/also-ok"));
     assert_int_equal(gw_registry_nservices(f->reg), 0);
@@ -239,8 +240,7 @@ static void routes_stay_after_the_last_worker_leaves(void **state)
     gw_service *s = w->services[0];
     gw_registry_remove(f->reg, w);
     assert_int_equal(gw_registry_nworkers(f->reg), 0);
-    gw_route_entry *e = entry_for(f->router, "/stay");
-    assert_non_null(e);
+    gw_route_entry *e = entry_must(f->router, "/stay");
     assert_ptr_equal(e->service, s);
     assert_int_equal(gw_service_live(s), 0);
     assert_false(gw_registry_ready(f->reg));
@@ -277,11 +277,7 @@ static void refuses_workers_past_the_limit(void **state)
     add_ok(f, "2", r);
     add_ok(f, "3", r);
     add_ok(f, "4", r);
-    char reason[256] = "";
-    gw_worker *w = NULL;
-    assert_int_equal(gw_registry_add(f->reg, "5", 1, r, 0, &w, reason, sizeof(reason)),
-                     BR_EFULL);
-    assert_non_null(strstr(reason, "too many workers"));
+    add_refused(f, "5", r, BR_EFULL, "too many workers");
 }
 
 static void destroy_takes_its_routes_out_of_the_router(void **state)
