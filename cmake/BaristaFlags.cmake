@@ -25,6 +25,17 @@ if(BARISTA_SANITIZE)
   add_link_options(${BARISTA_SANITIZE_FLAGS})
 endif()
 
+# BARISTA_FUZZ: instrument every target for libFuzzer's coverage feedback (clang only),
+# with ASan and UBSan, so that fuzz targets explore the library's branches too.
+option(BARISTA_FUZZ "Instrument for libFuzzer (requires clang)" OFF)
+if(BARISTA_FUZZ)
+  if(NOT CMAKE_C_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "BARISTA_FUZZ=ON needs clang: CC=clang cmake ...")
+  endif()
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+
 # POSIX.1-2008 for clock_gettime, strndup and friends under -std=c11.
 add_compile_definitions(_POSIX_C_SOURCE=200809L)
 

@@ -79,11 +79,24 @@ static int read_int(br__cur *c, bool *neg, uint64_t *u, int64_t *i)
         return 0;
     }
     switch (b) {
-    case 0xcc: case 0xd0: width = 1; break;
-    case 0xcd: case 0xd1: width = 2; break;
-    case 0xce: case 0xd2: width = 4; break;
-    case 0xcf: case 0xd3: width = 8; break;
-    default: return BR_ETYPE;
+    case 0xcc:
+    case 0xd0:
+        width = 1;
+        break;
+    case 0xcd:
+    case 0xd1:
+        width = 2;
+        break;
+    case 0xce:
+    case 0xd2:
+        width = 4;
+        break;
+    case 0xcf:
+    case 0xd3:
+        width = 8;
+        break;
+    default:
+        return BR_ETYPE;
     }
     if (left < 1 + width)
         return BR_ETRUNC;

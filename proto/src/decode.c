@@ -25,23 +25,23 @@ struct br_decoder {
 
 /* The state of one decode. */
 typedef struct dec {
-    br__cur cur;           /* position in the input */
-    const br_limits *lim;  /* the decoder's limits */
-    br__scratch *scratch;  /* where lists go */
+    br__cur cur;          /* position in the input */
+    const br_limits *lim; /* the decoder's limits */
+    br__scratch *scratch; /* where lists go */
 } dec;
 
-#define TRY(expr)                                                                          \
-    do {                                                                                   \
-        int try_rc_ = (expr);                                                              \
-        if (try_rc_ < 0)                                                                   \
-            return try_rc_;                                                                \
+#define TRY(expr)                                                                                  \
+    do {                                                                                           \
+        int try_rc_ = (expr);                                                                      \
+        if (try_rc_ < 0)                                                                           \
+            return try_rc_;                                                                        \
     } while (0)
 
 br_decoder *br_decoder_new(const br_limits *limits)
 {
     const br_limits *l = limits ? limits : &br_limits_default;
-    if (!l->max_message || !l->max_string || !l->max_body || !l->max_pairs ||
-        !l->max_services || !l->max_routes || !l->max_params || !l->max_tasks || !l->max_jobs)
+    if (!l->max_message || !l->max_string || !l->max_body || !l->max_pairs || !l->max_services ||
+        !l->max_routes || !l->max_params || !l->max_tasks || !l->max_jobs)
         return NULL;
     br_decoder *self = calloc(1, sizeof *self);
     if (!self)
@@ -262,29 +262,37 @@ static int get_reply(dec *d, br_reply *m)
 static int get_fields(dec *d, br_msg *m)
 {
     switch (m->type) {
-    case BR_MSG_READY: return get_ready(d, &m->u.ready);
+    case BR_MSG_READY:
+        return get_ready(d, &m->u.ready);
     case BR_MSG_WELCOME:
         TRY(get_text(d, &m->u.welcome.broker_id));
         return get_u32(d, &m->u.welcome.heartbeat_ms);
     case BR_MSG_REQUEST:
-    case BR_MSG_CALL: return get_request(d, &m->u.request);
-    case BR_MSG_REPLY: return get_reply(d, &m->u.reply);
-    case BR_MSG_CREDIT: return get_u32(d, &m->u.credit.credit);
-    case BR_MSG_CANCEL: return br__cur_uint(&d->cur, &m->u.cancel.id);
-    case BR_MSG_GOODBYE: return get_text(d, &m->u.goodbye.reason);
+    case BR_MSG_CALL:
+        return get_request(d, &m->u.request);
+    case BR_MSG_REPLY:
+        return get_reply(d, &m->u.reply);
+    case BR_MSG_CREDIT:
+        return get_u32(d, &m->u.credit.credit);
+    case BR_MSG_CANCEL:
+        return br__cur_uint(&d->cur, &m->u.cancel.id);
+    case BR_MSG_GOODBYE:
+        return get_text(d, &m->u.goodbye.reason);
     case BR_MSG_JOB:
         TRY(get_text(d, &m->u.job.job_id));
         TRY(get_text(d, &m->u.job.task));
         TRY(get_bytes(d, &m->u.job.payload));
         TRY(get_u32(d, &m->u.job.attempt));
         return get_u32(d, &m->u.job.lease_ms);
-    case BR_MSG_JOB_ACK: return get_text(d, &m->u.job_ack.job_id);
+    case BR_MSG_JOB_ACK:
+        return get_text(d, &m->u.job_ack.job_id);
     case BR_MSG_JOB_RESULT:
         TRY(get_text(d, &m->u.job_result.job_id));
         TRY(get_u8(d, &m->u.job_result.outcome));
         TRY(get_bytes(d, &m->u.job_result.result));
         return get_text(d, &m->u.job_result.error);
-    default: return 0; /* HEARTBEAT: no fields */
+    default:
+        return 0; /* HEARTBEAT: no fields */
     }
 }
 

@@ -7,6 +7,7 @@
  * the structs in proto.h, which is the order PROTOCOL.md specifies.
  */
 #include <msgpack.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -19,8 +20,18 @@ typedef struct enc {
 static int write_cb(void *data, const char *bytes, size_t len)
 {
     enc *e = data;
+    br_buf *buf = e->buf;
+    if (len == 0) /* empty strings may come with a NULL pointer: nothing to copy */
+        return e->err == 0 ? 0 : -1;
+    /* The packer writes in pieces of a few bytes: when they fit in what is already
+     * allocated (which never exceeds the maximum), copy them without the growth path. */
+    if (e->err == 0 && len <= buf->cap - buf->len) {
+        memcpy(buf->data + buf->len, bytes, len);
+        buf->len += len;
+        return 0;
+    }
     if (e->err == 0)
-        e->err = br__buf_append(e->buf, bytes, len);
+        e->err = br__buf_append(buf, bytes, len);
     return e->err == 0 ? 0 : -1;
 }
 
@@ -149,20 +160,28 @@ static void pack_reply(msgpack_packer *pk, const br_reply *m)
 static void pack_msg(msgpack_packer *pk, const br_msg *msg)
 {
     switch (msg->type) {
-    case BR_MSG_READY: pack_ready(pk, &msg->u.ready); break;
+    case BR_MSG_READY:
+        pack_ready(pk, &msg->u.ready);
+        break;
     case BR_MSG_WELCOME:
         pack_head(pk, msg->type);
         pack_str(pk, msg->u.welcome.broker_id);
         msgpack_pack_uint32(pk, msg->u.welcome.heartbeat_ms);
         break;
     case BR_MSG_REQUEST:
-    case BR_MSG_CALL: pack_request(pk, msg->type, &msg->u.request); break;
-    case BR_MSG_REPLY: pack_reply(pk, &msg->u.reply); break;
+    case BR_MSG_CALL:
+        pack_request(pk, msg->type, &msg->u.request);
+        break;
+    case BR_MSG_REPLY:
+        pack_reply(pk, &msg->u.reply);
+        break;
     case BR_MSG_CREDIT:
         pack_head(pk, msg->type);
         msgpack_pack_uint32(pk, msg->u.credit.credit);
         break;
-    case BR_MSG_HEARTBEAT: pack_head(pk, msg->type); break;
+    case BR_MSG_HEARTBEAT:
+        pack_head(pk, msg->type);
+        break;
     case BR_MSG_CANCEL:
         pack_head(pk, msg->type);
         msgpack_pack_uint64(pk, msg->u.cancel.id);

@@ -14,10 +14,10 @@
 
 /* One block of arena memory; `data` is aligned for any type. */
 struct br__block {
-    br__block *next;     /* the block allocated before this one */
-    size_t cap;          /* bytes in data */
-    size_t used;         /* bytes handed out */
-    max_align_t data[];  /* the memory itself */
+    br__block *next;    /* the block allocated before this one */
+    size_t cap;         /* bytes in data */
+    size_t used;        /* bytes handed out */
+    max_align_t data[]; /* the memory itself */
 };
 
 static br__block *block_new(size_t cap, br__block *next)

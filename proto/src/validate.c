@@ -104,25 +104,43 @@ int br__msg_validate(const br_msg *msg)
 {
     bool ok;
     switch (msg->type) {
-    case BR_MSG_READY: ok = ready_ok(&msg->u.ready); break;
-    case BR_MSG_WELCOME: ok = str_ok(msg->u.welcome.broker_id); break;
+    case BR_MSG_READY:
+        ok = ready_ok(&msg->u.ready);
+        break;
+    case BR_MSG_WELCOME:
+        ok = str_ok(msg->u.welcome.broker_id);
+        break;
     case BR_MSG_REQUEST:
-    case BR_MSG_CALL: ok = request_ok(&msg->u.request); break;
-    case BR_MSG_REPLY: ok = reply_ok(&msg->u.reply); break;
-    case BR_MSG_CREDIT: ok = msg->u.credit.credit >= 1; break;
+    case BR_MSG_CALL:
+        ok = request_ok(&msg->u.request);
+        break;
+    case BR_MSG_REPLY:
+        ok = reply_ok(&msg->u.reply);
+        break;
+    case BR_MSG_CREDIT:
+        ok = msg->u.credit.credit >= 1;
+        break;
     case BR_MSG_HEARTBEAT:
-    case BR_MSG_CANCEL: ok = true; break;
-    case BR_MSG_GOODBYE: ok = str_ok(msg->u.goodbye.reason); break;
+    case BR_MSG_CANCEL:
+        ok = true;
+        break;
+    case BR_MSG_GOODBYE:
+        ok = str_ok(msg->u.goodbye.reason);
+        break;
     case BR_MSG_JOB:
         ok = str_ok(msg->u.job.job_id) && str_ok(msg->u.job.task) && str_ok(msg->u.job.payload) &&
              msg->u.job.attempt >= 1 && msg->u.job.lease_ms >= 1;
         break;
-    case BR_MSG_JOB_ACK: ok = str_ok(msg->u.job_ack.job_id); break;
+    case BR_MSG_JOB_ACK:
+        ok = str_ok(msg->u.job_ack.job_id);
+        break;
     case BR_MSG_JOB_RESULT:
         ok = str_ok(msg->u.job_result.job_id) && msg->u.job_result.outcome <= BR_JOB_FATAL &&
              str_ok(msg->u.job_result.result) && str_ok(msg->u.job_result.error);
         break;
-    default: ok = false; break;
+    default:
+        ok = false;
+        break;
     }
     return ok ? 0 : BR_EINVAL;
 }

@@ -6,7 +6,10 @@
 
 #include "samples.h"
 
-#define S(lit) {lit, sizeof(lit) - 1}
+#define S(lit)                                                                                     \
+    {                                                                                              \
+        lit, sizeof(lit) - 1                                                                       \
+    }
 
 /* The msgpack encoding of {"message":"hello world"}: a typical structured reply body. */
 static const char hello_body[] = "\x81\xa7message\xabhello world";
@@ -43,13 +46,20 @@ static br_str tasks[] = {S("email"), S("thumbnail")};
 static br_pair path_params[] = {{S("name"), S("world")}};
 static br_pair query[] = {{S("lang"), S("en")}};
 static br_pair headers[] = {
-    {S("host"), S("localhost:8000")},       {S("user-agent"), S("wrk/4.2")},
-    {S("accept"), S("*/*")},                {S("accept-encoding"), S("gzip")},
-    {S("accept-language"), S("en-GB")},     {S("x-request-id"), S("7d1c0a5e")},
-    {S("cache-control"), S("no-cache")},    {S("x-forwarded-for"), S("10.0.0.7")},
+    {S("host"), S("localhost:8000")},
+    {S("user-agent"), S("wrk/4.2")},
+    {S("accept"), S("*/*")},
+    {S("accept-encoding"), S("gzip")},
+    {S("accept-language"), S("en-GB")},
+    {S("x-request-id"), S("7d1c0a5e")},
+    {S("cache-control"), S("no-cache")},
+    {S("x-forwarded-for"), S("10.0.0.7")},
 };
 static br_pair reply_headers[] = {{S("x-served-by"), S("hello")}};
-static br_job_spec jobs[] = {{S("email"), S("\x81\xa2to\xa5" "a@b.c"), S("signup-42"), 250}};
+static br_job_spec jobs[] = {{S("email"),
+                              S("\x81\xa2to\xa5"
+                                "a@b.c"),
+                              S("signup-42"), 250}};
 
 static void fill_maximal_lists(void)
 {
@@ -86,10 +96,18 @@ static void sample_ready(sample_shape shape, br_ready *m)
 
 static void sample_request(unsigned type, sample_shape shape, br_request *m)
 {
-    *m = (br_request){.id = 1, .service = S("hello"), .route = S("/hello/{name}"),
-                      .method = S("GET"), .path = S("/hello/world"), .params = path_params,
-                      .nparams = 1, .query = query, .nquery = 1, .headers = headers,
-                      .nheaders = 8, .deadline_ms = 30000,
+    *m = (br_request){.id = 1,
+                      .service = S("hello"),
+                      .route = S("/hello/{name}"),
+                      .method = S("GET"),
+                      .path = S("/hello/world"),
+                      .params = path_params,
+                      .nparams = 1,
+                      .query = query,
+                      .nquery = 1,
+                      .headers = headers,
+                      .nheaders = 8,
+                      .deadline_ms = 30000,
                       .trace = S("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")};
     if (type == BR_MSG_CALL) {
         m->id = 9000;
@@ -100,19 +118,28 @@ static void sample_request(unsigned type, sample_shape shape, br_request *m)
     if (shape == SAMPLE_EMPTY)
         *m = (br_request){.deadline_ms = 1};
     if (shape == SAMPLE_MAXIMAL) {
-        *m = (br_request){.id = UINT64_MAX, .service = S("echo"), .route = S("/echo"),
-                          .method = S("POST"), .path = S("/echo"), .params = max_pairs[0],
-                          .nparams = 256, .query = max_pairs[1], .nquery = 256,
-                          .headers = max_pairs[2], .nheaders = 256,
+        *m = (br_request){.id = UINT64_MAX,
+                          .service = S("echo"),
+                          .route = S("/echo"),
+                          .method = S("POST"),
+                          .path = S("/echo"),
+                          .params = max_pairs[0],
+                          .nparams = 256,
+                          .query = max_pairs[1],
+                          .nquery = 256,
+                          .headers = max_pairs[2],
+                          .nheaders = 256,
                           .content_type = S("application/octet-stream"),
-                          .body = S("\x00\x01\x02\xff"), .deadline_ms = UINT32_MAX};
+                          .body = S("\x00\x01\x02\xff"),
+                          .deadline_ms = UINT32_MAX};
     }
 }
 
 static void sample_reply(sample_shape shape, br_reply *m)
 {
-    *m = (br_reply){1, 200, reply_headers, 1, S("application/msgpack"),
-                    {hello_body, sizeof hello_body - 1}, jobs, 1};
+    *m = (br_reply){
+        1,    200, reply_headers, 1, S("application/msgpack"), {hello_body, sizeof hello_body - 1},
+        jobs, 1};
     if (shape == SAMPLE_EMPTY)
         *m = (br_reply){.status = 100};
     if (shape == SAMPLE_MAXIMAL) {
@@ -132,28 +159,83 @@ void sample_msg(unsigned type, sample_shape shape, br_msg *msg)
         fill_maximal_lists();
     bool empty = shape == SAMPLE_EMPTY;
     switch (type) {
-    case BR_MSG_READY: sample_ready(shape, &msg->u.ready); break;
+    case BR_MSG_READY:
+        sample_ready(shape, &msg->u.ready);
+        break;
     case BR_MSG_WELCOME:
         msg->u.welcome = empty ? (br_welcome){0} : (br_welcome){S("broker-7f3a"), 1000};
         break;
     case BR_MSG_REQUEST:
-    case BR_MSG_CALL: sample_request(type, shape, &msg->u.request); break;
-    case BR_MSG_REPLY: sample_reply(shape, &msg->u.reply); break;
-    case BR_MSG_CREDIT: msg->u.credit.credit = empty ? 1 : 16; break;
-    case BR_MSG_CANCEL: msg->u.cancel.id = empty ? 0 : 77; break;
-    case BR_MSG_GOODBYE: msg->u.goodbye.reason = empty ? (br_str){0} : (br_str)S("draining"); break;
+    case BR_MSG_CALL:
+        sample_request(type, shape, &msg->u.request);
+        break;
+    case BR_MSG_REPLY:
+        sample_reply(shape, &msg->u.reply);
+        break;
+    case BR_MSG_CREDIT:
+        msg->u.credit.credit = empty ? 1 : 16;
+        break;
+    case BR_MSG_CANCEL:
+        msg->u.cancel.id = empty ? 0 : 77;
+        break;
+    case BR_MSG_GOODBYE:
+        msg->u.goodbye.reason = empty ? (br_str){0} : (br_str)S("draining");
+        break;
     case BR_MSG_JOB:
         msg->u.job = empty ? (br_job){.attempt = 1, .lease_ms = 1}
                            : (br_job){S("j-000123"), S("email"), S("\x91\x01"), 2, 30000};
         break;
-    case BR_MSG_JOB_ACK: msg->u.job_ack.job_id = empty ? (br_str){0} : (br_str)S("j-000123"); break;
+    case BR_MSG_JOB_ACK:
+        msg->u.job_ack.job_id = empty ? (br_str){0} : (br_str)S("j-000123");
+        break;
     case BR_MSG_JOB_RESULT:
         msg->u.job_result = empty ? (br_job_result){0}
                                   : (br_job_result){S("j-000123"), BR_JOB_RETRY, S("\xc0"),
                                                     S("smtp: connection refused")};
         break;
-    default: break; /* HEARTBEAT has no fields */
+    default:
+        break; /* HEARTBEAT has no fields */
     }
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Hostile inputs: each stops at a declared count or length of about four billion.    */
+
+#define H(what, lit)                                                                               \
+    {                                                                                              \
+        what, lit, sizeof(lit) - 1                                                                 \
+    }
+
+static const sample_hostile hostiles[] = {
+    H("top-level array32 of extras", "\xdd\xff\xff\xff\xff\x01\x06"),
+    H("extra map32", "\x93\x01\x06\xdf\xff\xff\xff\xff"),
+    H("extra ext32", "\x93\x01\x06\xc9\xff\xff\xff\xff\x01"),
+    H("extra array16", "\x93\x01\x06\xdc\xff\xff"),
+    H("request service str32", "\x9f\x01\x03\x01\xdb\xff\xff\xff\xff"),
+    H("request params array32", "\x9f\x01\x03\x01\xa1s\xa0\xa3GET\xa1/\xdd\xff\xff\xff\xff"),
+    H("request query array16", "\x9f\x01\x03\x01\xa1s\xa0\xa3GET\xa1/\x90\xdc\xff\xff"),
+    H("request headers array32",
+      "\x9f\x01\x03\x01\xa1s\xa0\xa3GET\xa1/\x90\x90\xdd\xff\xff\xff\xff"),
+    H("request body bin32",
+      "\x9f\x01\x03\x01\xa1s\xa0\xa3GET\xa1/\x90\x90\x90\xa0\xc6\xff\xff\xff\xff"),
+    H("request body str32",
+      "\x9f\x01\x03\x01\xa1s\xa0\xa3GET\xa1/\x90\x90\x90\xa0\xdb\xff\xff\xff\xff"),
+    H("pair with extras",
+      "\x9f\x01\x03\x01\xa1s\xa0\xa3GET\xa1/\x91\xdd\xff\xff\xff\xff\xa1k\xa1v"),
+    H("ready services array32", "\x98\x01\x01\xa1w\x00\x01\x01\xdd\xff\xff\xff\xff"),
+    H("ready tasks array32", "\x98\x01\x01\xa1w\x00\x01\x01\x90\xdd\xff\xff\xff\xff"),
+    H("service routes array32",
+      "\x98\x01\x01\xa1w\x00\x01\x01\x91\x93\xa1s\x00\xdd\xff\xff\xff\xff"),
+    H("route params array32",
+      "\x98\x01\x01\xa1w\x00\x01\x01\x91\x93\xa1s\x00\x91\x96\xa3GET\xa1/\x00\x00\xa0"
+      "\xdd\xff\xff\xff\xff"),
+    H("reply jobs array32", "\x98\x01\x04\x01\xcc\xc8\x90\xa0\xc4\x00\xdd\xff\xff\xff\xff"),
+    H("job payload bin32", "\x97\x01\x0a\xa1j\xa1t\xc6\xff\xff\xff\xff"),
+};
+
+const sample_hostile *sample_hostile_get(size_t i)
+{
+    return i < sizeof hostiles / sizeof hostiles[0] ? &hostiles[i] : NULL;
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -220,9 +302,8 @@ static bool ready_equal(const br_ready *a, const br_ready *b)
 
 static bool request_equal(const br_request *a, const br_request *b)
 {
-    return a->id == b->id && str_equal(a->service, b->service) &&
-           str_equal(a->route, b->route) && str_equal(a->method, b->method) &&
-           str_equal(a->path, b->path) &&
+    return a->id == b->id && str_equal(a->service, b->service) && str_equal(a->route, b->route) &&
+           str_equal(a->method, b->method) && str_equal(a->path, b->path) &&
            pairs_equal(a->params, a->nparams, b->params, b->nparams) &&
            pairs_equal(a->query, a->nquery, b->query, b->nquery) &&
            pairs_equal(a->headers, a->nheaders, b->headers, b->nheaders) &&
@@ -253,25 +334,33 @@ bool sample_equal(const br_msg *a, const br_msg *b)
     const br_job *ja = &a->u.job, *jb = &b->u.job;
     const br_job_result *ra = &a->u.job_result, *rb = &b->u.job_result;
     switch (a->type) {
-    case BR_MSG_READY: return ready_equal(&a->u.ready, &b->u.ready);
+    case BR_MSG_READY:
+        return ready_equal(&a->u.ready, &b->u.ready);
     case BR_MSG_WELCOME:
         return str_equal(a->u.welcome.broker_id, b->u.welcome.broker_id) &&
                a->u.welcome.heartbeat_ms == b->u.welcome.heartbeat_ms;
     case BR_MSG_REQUEST:
-    case BR_MSG_CALL: return request_equal(&a->u.request, &b->u.request);
-    case BR_MSG_REPLY: return reply_equal(&a->u.reply, &b->u.reply);
-    case BR_MSG_CREDIT: return a->u.credit.credit == b->u.credit.credit;
-    case BR_MSG_CANCEL: return a->u.cancel.id == b->u.cancel.id;
-    case BR_MSG_GOODBYE: return str_equal(a->u.goodbye.reason, b->u.goodbye.reason);
+    case BR_MSG_CALL:
+        return request_equal(&a->u.request, &b->u.request);
+    case BR_MSG_REPLY:
+        return reply_equal(&a->u.reply, &b->u.reply);
+    case BR_MSG_CREDIT:
+        return a->u.credit.credit == b->u.credit.credit;
+    case BR_MSG_CANCEL:
+        return a->u.cancel.id == b->u.cancel.id;
+    case BR_MSG_GOODBYE:
+        return str_equal(a->u.goodbye.reason, b->u.goodbye.reason);
     case BR_MSG_JOB:
         return str_equal(ja->job_id, jb->job_id) && str_equal(ja->task, jb->task) &&
                str_equal(ja->payload, jb->payload) && ja->attempt == jb->attempt &&
                ja->lease_ms == jb->lease_ms;
-    case BR_MSG_JOB_ACK: return str_equal(a->u.job_ack.job_id, b->u.job_ack.job_id);
+    case BR_MSG_JOB_ACK:
+        return str_equal(a->u.job_ack.job_id, b->u.job_ack.job_id);
     case BR_MSG_JOB_RESULT:
         return str_equal(ra->job_id, rb->job_id) && ra->outcome == rb->outcome &&
                str_equal(ra->result, rb->result) && str_equal(ra->error, rb->error);
-    default: return true; /* HEARTBEAT */
+    default:
+        return true; /* HEARTBEAT */
     }
 }
 
@@ -299,9 +388,9 @@ int sample_decode_check(const void *buf, size_t len)
     int rc = br_decoder_decode(first, buf, len, &a);
     if (rc < 0 && !all_zero(&a, sizeof a))
         rc = SAMPLE_BROKEN;
-    if (rc == 0 && (br_msg_encode(&a, &again) < 0 ||
-                    br_decoder_decode(second, again.data, again.len, &b) < 0 ||
-                    !sample_equal(&a, &b)))
+    if (rc == 0 &&
+        (br_msg_encode(&a, &again) < 0 ||
+         br_decoder_decode(second, again.data, again.len, &b) < 0 || !sample_equal(&a, &b)))
         rc = SAMPLE_BROKEN;
     br_buf_free(&again);
     br_decoder_destroy(&second);

@@ -9,6 +9,7 @@
 #define BARISTA_TESTS_SAMPLES_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "barista/proto.h"
 
@@ -21,6 +22,17 @@ typedef enum sample_shape {
 
 /* Fills *msg with a valid message of `type` (1..BR_MSG_TYPE_MAX) in the given shape. */
 void sample_msg(unsigned type, sample_shape shape, br_msg *msg);
+
+/* An input that declares a count or a length of about four billion (array32, str32,
+ * bin32, map32, ext32 headers) at some field, with nothing behind it. */
+typedef struct sample_hostile {
+    const char *what;  /* which field, for failure messages and file names */
+    const char *bytes; /* the input */
+    size_t len;        /* its length */
+} sample_hostile;
+
+/* The i-th hostile input, or NULL past the last. */
+const sample_hostile *sample_hostile_get(size_t i);
 
 /* True when a and b carry the same type and the same field values (strings compared
  * by content, lists element by element). */

@@ -53,6 +53,13 @@ void *__wrap_realloc(void *p, size_t n)
 
 static const sample_shape shapes[] = {SAMPLE_TYPICAL, SAMPLE_EMPTY, SAMPLE_MAXIMAL};
 
+/* Fills *m with a sample and appends its encoding to *buf. */
+static void encode_sample(unsigned type, sample_shape shape, br_msg *m, br_buf *buf)
+{
+    sample_msg(type, shape, m);
+    assert_int_equal(br_msg_encode(m, buf), 0);
+}
+
 /* Decodes buf with a fresh decoder enforcing *lim (NULL: defaults). */
 static int decode_with(const br_limits *lim, const br_buf *buf)
 {
@@ -99,8 +106,7 @@ static void decoded_strings_point_into_the_input(void **state)
 {
     br_msg in, out;
     br_buf buf = {0};
-    sample_msg(BR_MSG_REQUEST, SAMPLE_TYPICAL, &in);
-    assert_int_equal(br_msg_encode(&in, &buf), 0);
+    encode_sample(BR_MSG_REQUEST, SAMPLE_TYPICAL, &in, &buf);
     br_decoder *d = br_decoder_new(NULL);
     assert_int_equal(br_decoder_decode(d, buf.data, buf.len, &out), 0);
     const char *lo = (const char *)buf.data, *hi = lo + buf.len;
@@ -114,8 +120,7 @@ static void encode_appends_to_what_the_buffer_holds(void **state)
 {
     br_msg m;
     br_buf buf = {0};
-    sample_msg(BR_MSG_HEARTBEAT, SAMPLE_TYPICAL, &m);
-    assert_int_equal(br_msg_encode(&m, &buf), 0);
+    encode_sample(BR_MSG_HEARTBEAT, SAMPLE_TYPICAL, &m, &buf);
     size_t one = buf.len;
     assert_int_equal(br_msg_encode(&m, &buf), 0);
     assert_int_equal(buf.len, 2 * one);
@@ -178,8 +183,7 @@ static void encode_never_grows_the_buffer_past_its_max(void **state)
 {
     br_msg m;
     br_buf unlimited = {0};
-    sample_msg(BR_MSG_REQUEST, SAMPLE_TYPICAL, &m);
-    assert_int_equal(br_msg_encode(&m, &unlimited), 0);
+    encode_sample(BR_MSG_REQUEST, SAMPLE_TYPICAL, &m, &unlimited);
     size_t need = unlimited.len;
 
     br_buf buf = {.max = need + 3 - 1};
@@ -318,10 +322,13 @@ static void accepts_and_ignores_extra_trailing_elements(void **state)
         int path[6];
         size_t depth;
     } records[] = {
-        {BR_MSG_READY, {6, 0}, 2},       {BR_MSG_READY, {6, 0, 2, 1}, 4},
+        {BR_MSG_READY, {6, 0}, 2},
+        {BR_MSG_READY, {6, 0, 2, 1}, 4},
         {BR_MSG_READY, {6, 0, 2, 1, 5, 0}, 6},
-        {BR_MSG_REQUEST, {7, 0}, 2},     {BR_MSG_REQUEST, {8, 0}, 2},
-        {BR_MSG_REQUEST, {9, 7}, 2},     {BR_MSG_REPLY, {4, 0}, 2},
+        {BR_MSG_REQUEST, {7, 0}, 2},
+        {BR_MSG_REQUEST, {8, 0}, 2},
+        {BR_MSG_REQUEST, {9, 7}, 2},
+        {BR_MSG_REPLY, {4, 0}, 2},
         {BR_MSG_REPLY, {7, 0}, 2},
     };
     br_decoder *d = br_decoder_new(NULL);
@@ -350,8 +357,7 @@ static void rejects_bytes_after_the_message(void **state)
 {
     br_msg m;
     br_buf buf = {0};
-    sample_msg(BR_MSG_REPLY, SAMPLE_TYPICAL, &m);
-    assert_int_equal(br_msg_encode(&m, &buf), 0);
+    encode_sample(BR_MSG_REPLY, SAMPLE_TYPICAL, &m, &buf);
     assert_int_equal(br_msg_encode(&m, &buf), 0); /* a second message counts as trailing */
     assert_int_equal(decode_with(NULL, &buf), BR_ETRAILING);
     buf.len = buf.len / 2 + 1; /* one stray byte */
@@ -378,8 +384,15 @@ static void rejects_records_with_missing_fields(void **state)
 
 /* Small limits so that "at the limit" and "one over" are cheap to build. */
 static const br_limits small = {
-    .max_message = 2048, .max_string = 8, .max_body = 16, .max_pairs = 4,
-    .max_services = 2,   .max_routes = 2, .max_params = 2, .max_tasks = 2, .max_jobs = 2,
+    .max_message = 2048,
+    .max_string = 8,
+    .max_body = 16,
+    .max_pairs = 4,
+    .max_services = 2,
+    .max_routes = 2,
+    .max_params = 2,
+    .max_tasks = 2,
+    .max_jobs = 2,
 };
 
 /* Encodes m and checks that it decodes under `small`, then that growing it by one with
@@ -398,8 +411,11 @@ static void check_limit(br_msg *m, void (*grow)(br_msg *m), const char *what)
     br_buf_free(&buf);
 }
 
-static br_pair pairs5[5] = {{{"a", 1}, {"1", 1}}, {{"b", 1}, {"2", 1}}, {{"c", 1}, {"3", 1}},
-                            {{"d", 1}, {"4", 1}}, {{"e", 1}, {"5", 1}}};
+static br_pair pairs5[5] = {{{"a", 1}, {"1", 1}},
+                            {{"b", 1}, {"2", 1}},
+                            {{"c", 1}, {"3", 1}},
+                            {{"d", 1}, {"4", 1}},
+                            {{"e", 1}, {"5", 1}}};
 static br_param params3[3] = {{.name = {"p", 1}}, {.name = {"q", 1}}, {.name = {"r", 1}}};
 static br_route routes3[3] = {{{"GET", 3}, {"/a", 2}, 0, 0, {0}, params3, 2},
                               {{"GET", 3}, {"/b", 2}, 0, 0, {0}, NULL, 0},
@@ -411,25 +427,67 @@ static br_str tasks3[3] = {{"t1", 2}, {"t2", 2}, {"t3", 2}};
 static br_job_spec jobs3[3] = {{.task = {"t", 1}}, {.task = {"t", 1}}, {.task = {"t", 1}}};
 static const char bytes17[] = "0123456789abcdefg";
 
-static void grow_headers(br_msg *m) { m->u.request.nheaders++; }
-static void grow_query(br_msg *m) { m->u.request.nquery++; }
-static void grow_params(br_msg *m) { m->u.request.nparams++; }
-static void grow_service_name(br_msg *m) { m->u.request.service.len++; }
-static void grow_header_value(br_msg *m) { m->u.request.headers[0].value.len = 9; }
-static void grow_body(br_msg *m) { m->u.request.body.len++; }
-static void grow_services(br_msg *m) { m->u.ready.nservices++; }
-static void grow_routes(br_msg *m) { m->u.ready.services[0].nroutes++; }
-static void grow_route_params(br_msg *m) { m->u.ready.services[0].routes[0].nparams++; }
-static void grow_tasks(br_msg *m) { m->u.ready.ntasks++; }
-static void grow_jobs(br_msg *m) { m->u.reply.njobs++; }
-static void grow_payload(br_msg *m) { m->u.reply.jobs[0].payload.len++; }
+static void grow_headers(br_msg *m)
+{
+    m->u.request.nheaders++;
+}
+static void grow_query(br_msg *m)
+{
+    m->u.request.nquery++;
+}
+static void grow_params(br_msg *m)
+{
+    m->u.request.nparams++;
+}
+static void grow_service_name(br_msg *m)
+{
+    m->u.request.service.len++;
+}
+static void grow_header_value(br_msg *m)
+{
+    m->u.request.headers[0].value.len = 9;
+}
+static void grow_body(br_msg *m)
+{
+    m->u.request.body.len++;
+}
+static void grow_services(br_msg *m)
+{
+    m->u.ready.nservices++;
+}
+static void grow_routes(br_msg *m)
+{
+    m->u.ready.services[0].nroutes++;
+}
+static void grow_route_params(br_msg *m)
+{
+    m->u.ready.services[0].routes[0].nparams++;
+}
+static void grow_tasks(br_msg *m)
+{
+    m->u.ready.ntasks++;
+}
+static void grow_jobs(br_msg *m)
+{
+    m->u.reply.njobs++;
+}
+static void grow_payload(br_msg *m)
+{
+    m->u.reply.jobs[0].payload.len++;
+}
 
 static void rejects_lengths_and_counts_just_over_each_limit(void **state)
 {
     br_msg req = {.type = BR_MSG_REQUEST};
-    req.u.request = (br_request){.service = {bytes17, 8}, .params = pairs5, .nparams = 4,
-                                 .query = pairs5, .nquery = 4, .headers = pairs5,
-                                 .nheaders = 4, .body = {bytes17, 16}, .deadline_ms = 1};
+    req.u.request = (br_request){.service = {bytes17, 8},
+                                 .params = pairs5,
+                                 .nparams = 4,
+                                 .query = pairs5,
+                                 .nquery = 4,
+                                 .headers = pairs5,
+                                 .nheaders = 4,
+                                 .body = {bytes17, 16},
+                                 .deadline_ms = 1};
     br_msg base = req;
     check_limit(&req, grow_headers, "headers");
     req = base;
@@ -499,8 +557,7 @@ static void peek_reads_version_and_type_only(void **state)
     br_msg m;
     br_buf buf = {0};
     unsigned version = 0, type = 0;
-    sample_msg(BR_MSG_JOB, SAMPLE_TYPICAL, &m);
-    assert_int_equal(br_msg_encode(&m, &buf), 0);
+    encode_sample(BR_MSG_JOB, SAMPLE_TYPICAL, &m, &buf);
     assert_int_equal(br_msg_peek(buf.data, buf.len, &version, &type), 0);
     assert_int_equal(version, 1);
     assert_int_equal(type, BR_MSG_JOB);
@@ -510,7 +567,10 @@ static void peek_reads_version_and_type_only(void **state)
     assert_int_equal(version, 7);
     assert_int_equal(type, 200);
     assert_int_equal(br_msg_peek(buf.data, 2, &version, &type), BR_ETRUNC);
-    assert_int_equal(br_msg_peek("\xa3" "abc", 4, &version, &type), BR_ETYPE);
+    assert_int_equal(br_msg_peek("\xa3"
+                                 "abc",
+                                 4, &version, &type),
+                     BR_ETYPE);
     assert_int_equal(br_msg_peek("", 0, &version, &type), BR_ETRUNC);
     br_buf_free(&buf);
 }

@@ -6,6 +6,15 @@
 
 #include "tree.h"
 
+/* Zone memory; the tests cannot go on without it. */
+static void *zalloc(tree *t, size_t n)
+{
+    void *p = msgpack_zone_malloc(t->up.zone, n);
+    if (!p)
+        abort();
+    return p;
+}
+
 void tree_from_msg(tree *t, const br_msg *msg)
 {
     br_buf buf = {0};
@@ -20,7 +29,7 @@ void tree_from_msg(tree *t, const br_msg *msg)
     size_t n = 0;
     for (msgpack_object *o; (o = tree_nth(t, n)) != NULL; n++) {
         if (o->type == MSGPACK_OBJECT_STR || o->type == MSGPACK_OBJECT_BIN) {
-            char *copy = msgpack_zone_malloc(t->up.zone, o->via.str.size + 1);
+            char *copy = zalloc(t, o->via.str.size + 1);
             if (o->via.str.size)
                 memcpy(copy, o->via.str.ptr, o->via.str.size);
             o->via.str.ptr = copy;
@@ -77,7 +86,7 @@ void tree_append(tree *t, const int *path, size_t depth, msgpack_object node)
 {
     msgpack_object *a = tree_at(t, path, depth);
     uint32_t n = a->via.array.size;
-    msgpack_object *items = msgpack_zone_malloc(t->up.zone, (n + 1) * sizeof *items);
+    msgpack_object *items = zalloc(t, (n + 1) * sizeof *items);
     if (n)
         memcpy(items, a->via.array.ptr, n * sizeof *items);
     items[n] = node;
@@ -87,8 +96,8 @@ void tree_append(tree *t, const int *path, size_t depth, msgpack_object node)
 
 msgpack_object tree_future_value(tree *t)
 {
-    msgpack_object *items = msgpack_zone_malloc(t->up.zone, 3 * sizeof *items);
-    msgpack_object_kv *kv = msgpack_zone_malloc(t->up.zone, sizeof *kv);
+    msgpack_object *items = zalloc(t, 3 * sizeof *items);
+    msgpack_object_kv *kv = zalloc(t, sizeof *kv);
     kv->key.type = MSGPACK_OBJECT_NIL;
     kv->val.type = MSGPACK_OBJECT_BIN;
     kv->val.via.bin.ptr = "\x01\x02";
