@@ -48,6 +48,16 @@ int gw_buf_append(br_buf *out, const void *data, size_t n)
     return rc;
 }
 
+/* Appends one byte; the usual case, with room left, stays inline. */
+static inline int put_char(br_buf *out, char c)
+{
+    if (out->len < out->cap && (out->max == 0 || out->len < out->max)) {
+        out->data[out->len++] = (uint8_t)c;
+        return 0;
+    }
+    return gw_buf_append(out, &c, 1);
+}
+
 /* ---------------------------------------------------------------------------------- */
 /* Scalars.                                                                            */
 
@@ -70,10 +80,55 @@ static int put_i64(br_buf *out, int64_t v)
     return v < 0 ? put_u64(out, 0 - (uint64_t)v, true) : put_u64(out, (uint64_t)v, false);
 }
 
+/* Powers of ten the fast path scales by; all exact in a double. */
+static const double pow10_table[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
+
+/* The common case without snprintf: v is m / 10^k for a small k and an integer m below
+ * 2^53, so the division is correctly rounded and the decimal text "m with k fraction
+ * digits" reads back as v.  Only for magnitudes "%g" prints in fixed notation, so the
+ * text matches the slow path's form.  Returns the length written, 0 when it does not
+ * apply (the caller then falls back to snprintf). */
+static size_t format_decimal_fast(double v, char *buf, size_t cap)
+{
+    double a = fabs(v);
+    if (!(a >= 1e-4 && a < 1e15) || cap < GW_DOUBLE_CHARS)
+        return 0;
+    for (size_t k = 0; k < sizeof pow10_table / sizeof pow10_table[0]; k++) {
+        double scaled = a * pow10_table[k];
+        if (scaled >= 9007199254740992.0) /* 2^53 */
+            return 0;
+        uint64_t m = (uint64_t)scaled;
+        if ((double)m != scaled || (double)m / pow10_table[k] != a)
+            continue;
+        char digits[24];
+        size_t nd = 0;
+        do {
+            digits[nd++] = (char)('0' + m % 10);
+            m /= 10;
+        } while (m);
+        while (nd <= k) /* "0.0001": zeros before the first significant digit */
+            digits[nd++] = '0';
+        size_t n = 0;
+        if (v < 0)
+            buf[n++] = '-';
+        for (size_t i = nd; i-- > 0;) {
+            buf[n++] = digits[i];
+            if (i == k && k > 0)
+                buf[n++] = '.';
+        }
+        buf[n] = '\0';
+        return n;
+    }
+    return 0;
+}
+
 /* The shortest precision among `from`..`to` whose output reads back as v; the last one
  * always does (17 digits for a double, 9 for a float). */
 static size_t format_shortest(double v, bool single, char *buf, size_t cap)
 {
+    size_t fast = single ? 0 : format_decimal_fast(v, buf, cap);
+    if (fast)
+        return fast;
     int from = single ? 6 : 15, to = single ? 9 : 17;
     int n = 0;
     for (int prec = from; prec <= to; prec++) {
@@ -114,13 +169,20 @@ static const char hex_digits[] = "0123456789abcdef";
 static char short_escape(uint8_t c)
 {
     switch (c) {
-    case '"': return '"';
-    case '\\': return '\\';
-    case '\b': return 'b';
-    case '\f': return 'f';
-    case '\n': return 'n';
-    case '\r': return 'r';
-    case '\t': return 't';
+    case '"':
+        return '"';
+    case '\\':
+        return '\\';
+    case '\b':
+        return 'b';
+    case '\f':
+        return 'f';
+    case '\n':
+        return 'n';
+    case '\r':
+        return 'r';
+    case '\t':
+        return 't';
     }
     return 0;
 }
@@ -129,8 +191,27 @@ static char short_escape(uint8_t c)
  * in one append; invalid UTF-8 bytes each become U+FFFD. */
 static int put_string(br_buf *out, const uint8_t *s, size_t len)
 {
-    int rc = gw_buf_append(out, "\"", 1);
-    size_t run = 0, i = 0;
+    /* Most strings need no escaping at all: find the first byte that does, and copy
+     * everything before it with one reservation. */
+    size_t clean = 0;
+    while (clean < len && s[clean] >= 0x20 && s[clean] < 0x80 && s[clean] != '"' &&
+           s[clean] != '\\')
+        clean++;
+    if (clean == len) {
+        int rc = buf_reserve(out, len + 2);
+        if (rc != 0)
+            return rc;
+        uint8_t *w = out->data + out->len;
+        w[0] = '"';
+        if (len)
+            memcpy(w + 1, s, len);
+        w[len + 1] = '"';
+        out->len += len + 2;
+        return 0;
+    }
+
+    int rc = put_char(out, '"');
+    size_t run = 0, i = clean;
     while (rc == 0 && i < len) {
         uint8_t c = s[i];
         size_t seq = 1;
@@ -159,7 +240,7 @@ static int put_string(br_buf *out, const uint8_t *s, size_t len)
     if (rc == 0)
         rc = gw_buf_append(out, s + run, len - run);
     if (rc == 0)
-        rc = gw_buf_append(out, "\"", 1);
+        rc = put_char(out, '"');
     return rc;
 }
 
@@ -248,14 +329,14 @@ static int walk_array(mp_walk *w, uint64_t count, unsigned depth)
     /* Every element takes at least one byte: a count past the input is a lie. */
     if (count > (uint64_t)(w->end - w->p))
         return BR_EVALUE;
-    int rc = gw_buf_append(w->out, "[", 1);
+    int rc = put_char(w->out, '[');
     for (uint64_t i = 0; rc == 0 && i < count; i++) {
         if (i > 0)
-            rc = gw_buf_append(w->out, ",", 1);
+            rc = put_char(w->out, ',');
         if (rc == 0)
             rc = walk_value(w, depth);
     }
-    return rc ? rc : gw_buf_append(w->out, "]", 1);
+    return rc ? rc : put_char(w->out, ']');
 }
 
 /* A key must be a string or an integer; an integer key is written quoted. */
@@ -282,18 +363,18 @@ static int walk_map(mp_walk *w, uint64_t count, unsigned depth)
         return BR_ELIMIT;
     if (count > (uint64_t)(w->end - w->p) / 2)
         return BR_EVALUE;
-    int rc = gw_buf_append(w->out, "{", 1);
+    int rc = put_char(w->out, '{');
     for (uint64_t i = 0; rc == 0 && i < count; i++) {
         if (i > 0)
-            rc = gw_buf_append(w->out, ",", 1);
+            rc = put_char(w->out, ',');
         if (rc == 0)
             rc = walk_key(w, depth);
         if (rc == 0)
-            rc = gw_buf_append(w->out, ":", 1);
+            rc = put_char(w->out, ':');
         if (rc == 0)
             rc = walk_value(w, depth);
     }
-    return rc ? rc : gw_buf_append(w->out, "}", 1);
+    return rc ? rc : put_char(w->out, '}');
 }
 
 /* Writes the value at w->p; depth counts the containers around it. */
@@ -324,13 +405,20 @@ static int walk_value(mp_walk *w, unsigned depth)
         return walk_map(w, b & 0x0f, depth + 1);
 
     switch (b) {
-    case 0xc0: return gw_buf_append(w->out, "null", 4);
-    case 0xc2: return gw_buf_append(w->out, "false", 5);
-    case 0xc3: return gw_buf_append(w->out, "true", 4);
-    case 0xc4: case 0xc5: case 0xc6: /* bin 8/16/32 */
+    case 0xc0:
+        return gw_buf_append(w->out, "null", 4);
+    case 0xc2:
+        return gw_buf_append(w->out, "false", 5);
+    case 0xc3:
+        return gw_buf_append(w->out, "true", 4);
+    case 0xc4:
+    case 0xc5:
+    case 0xc6: /* bin 8/16/32 */
         rc = read_sized(w, (size_t)1 << (b - 0xc4), &data, &len);
         return rc ? rc : put_base64(w->out, data, len);
-    case 0xd9: case 0xda: case 0xdb: /* str 8/16/32 */
+    case 0xd9:
+    case 0xda:
+    case 0xdb: /* str 8/16/32 */
         rc = read_sized(w, (size_t)1 << (b - 0xd9), &data, &len);
         return rc ? rc : put_string(w->out, data, len);
     case 0xca: { /* float 32 */
@@ -349,22 +437,30 @@ static int walk_value(mp_walk *w, unsigned depth)
         memcpy(&d, &v, sizeof d);
         return put_float(w->out, d, false);
     }
-    case 0xcc: case 0xcd: case 0xce: case 0xcf: /* uint 8/16/32/64 */
+    case 0xcc:
+    case 0xcd:
+    case 0xce:
+    case 0xcf: /* uint 8/16/32/64 */
         rc = read_be(w, (size_t)1 << (b - 0xcc), &v);
         return rc ? rc : put_u64(w->out, v, false);
-    case 0xd0: case 0xd1: case 0xd2: case 0xd3: { /* int 8/16/32/64 */
+    case 0xd0:
+    case 0xd1:
+    case 0xd2:
+    case 0xd3: { /* int 8/16/32/64 */
         size_t n = (size_t)1 << (b - 0xd0);
         if ((rc = read_be(w, n, &v)) != 0)
             return rc;
         /* Sign-extend the n-byte two's complement value. */
-        int64_t s = n == 8 ? (int64_t)v
-                           : (int64_t)v - ((v >> (n * 8 - 1)) ? (int64_t)1 << (n * 8) : 0);
+        int64_t s =
+            n == 8 ? (int64_t)v : (int64_t)v - ((v >> (n * 8 - 1)) ? (int64_t)1 << (n * 8) : 0);
         return put_i64(w->out, s);
     }
-    case 0xdc: case 0xdd: /* array 16/32 */
+    case 0xdc:
+    case 0xdd: /* array 16/32 */
         rc = read_be(w, b == 0xdc ? 2 : 4, &v);
         return rc ? rc : walk_array(w, v, depth + 1);
-    case 0xde: case 0xdf: /* map 16/32 */
+    case 0xde:
+    case 0xdf: /* map 16/32 */
         rc = read_be(w, b == 0xde ? 2 : 4, &v);
         return rc ? rc : walk_map(w, v, depth + 1);
     }

@@ -2,9 +2,10 @@
  * json.h - the gateway's JSON edge: JSON request bodies become msgpack for workers, and
  * msgpack reply bodies become JSON for clients.
  *
- * Workers never see JSON (DESIGN.md, principle 6).  JSON -> msgpack runs once per
- * request with a body and uses jansson; msgpack -> JSON runs on every structured reply
- * and is a streaming walker over the msgpack bytes that never allocates per element.
+ * Workers never see JSON (DESIGN.md, principle 6).  Both directions are single passes
+ * that never allocate per element: JSON -> msgpack (every JSON request body) is a strict
+ * RFC 8259 parser writing msgpack as it reads, and msgpack -> JSON (every structured
+ * reply) is a walker over the msgpack bytes.
  * Both append to a br_buf and never let it grow past its max; on failure out->len is
  * left as it was.
  */
@@ -24,9 +25,12 @@
 /* JSON text -> one msgpack value appended to out. 0; BR_EVALUE for invalid JSON, with a
  * one-line reason (e.g. "Expecting value: line 1 column 5 (char 4)"-style, position
  * included) written into err (NUL-terminated, truncated to errlen); BR_ELIMIT when nesting
- * is deeper than GW_JSON_MAX_DEPTH (64) or out would pass out->max.  Integers outside
- * int64 are BR_EVALUE, and so is \u0000 inside an object key (jansson's limit; allowed
- * in string values); objects keep their key order; err may be NULL. */
+ * is deeper than GW_JSON_MAX_DEPTH (64) or out would pass out->max.  Reasons use Python's
+ * json wording and coordinates ("Expecting ',' delimiter: line 1 column 9 (char 8)").
+ * Integers from -2^63 to 2^64-1 stay exact integers (smallest msgpack encoding); other
+ * integers, numbers that overflow a double, and numbers longer than 511 characters are
+ * BR_EVALUE; a fraction or exponent makes a float64.  Objects keep their key order
+ * (duplicate keys are passed on as they are); err may be NULL. */
 int gw_json_to_msgpack(const char *json, size_t len, br_buf *out, char *err, size_t errlen);
 
 /* One msgpack value -> compact JSON text appended to out. Maps whose keys are strings (int

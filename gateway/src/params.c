@@ -56,8 +56,8 @@ int gw_percent_decode(const char *src, size_t len, bool plus_is_space, char *dst
     return 0;
 }
 
-int gw_query_parse(const char *query, size_t len, char *scratch, size_t cap,
-                   br_pair *out, size_t max, size_t *npairs)
+int gw_query_parse(const char *query, size_t len, char *scratch, size_t cap, br_pair *out,
+                   size_t max, size_t *npairs)
 {
     *npairs = 0;
     if (len > UINT32_MAX)
@@ -171,8 +171,7 @@ static int append_c(br_buf *out, const char *s)
 }
 
 /* Appends one {"type":..,"loc":[..],"msg":..,"input":..[,"ctx":{..}]} entry. */
-static int append_error(br_buf *out, const br_param *p, const br_pair *found,
-                        const param_error *e)
+static int append_error(br_buf *out, const br_param *p, const br_pair *found, const param_error *e)
 {
     int rc = append_c(out, "{\"type\":\"");
     if (rc == 0)
@@ -236,8 +235,8 @@ static const br_pair *find_value(const br_param *p, const br_pair *path, size_t 
 }
 
 /* Checks value against [min, max]; fills e (messages in msg/bound) on a violation. */
-static bool check_bounds(const br_param *p, double value, bool length, param_error *e,
-                         char *msg, size_t msglen, char *bound)
+static bool check_bounds(const br_param *p, double value, bool length, param_error *e, char *msg,
+                         size_t msglen, char *bound)
 {
     bool low = p->has_min && value < p->min;
     bool high = !low && p->has_max && value > p->max;
@@ -253,8 +252,8 @@ static bool check_bounds(const br_param *p, double value, bool length, param_err
     } else {
         e->type = low ? "greater_than_equal" : "less_than_equal";
         e->ctx = low ? "ge" : "le";
-        snprintf(msg, msglen, "Input should be %s than or equal to %s",
-                 low ? "greater" : "less", bound);
+        snprintf(msg, msglen, "Input should be %s than or equal to %s", low ? "greater" : "less",
+                 bound);
     }
     e->msg = msg;
     e->bound = bound;
@@ -292,10 +291,9 @@ static bool check_value(const br_param *p, br_str v, param_error *e, char *msg, 
     return true; /* an unknown type has nothing to check */
 }
 
-int gw_params_validate(const br_param *decl, size_t ndecl,
-                       const br_pair *path, size_t npath,
-                       const br_pair *query, size_t nquery,
-                       const br_pair *headers, size_t nheaders, br_buf *out)
+int gw_params_validate(const br_param *decl, size_t ndecl, const br_pair *path, size_t npath,
+                       const br_pair *query, size_t nquery, const br_pair *headers, size_t nheaders,
+                       br_buf *out)
 {
     size_t mark = out->len;
     size_t nerrors = 0;

@@ -19,8 +19,8 @@
  * 0; BR_EVALUE for a malformed %-escape or decoded NUL; BR_ELIMIT for more than max pairs.
  * Also BR_EVALUE when decoded text is not UTF-8, and BR_ELIMIT when scratch runs out.
  * The pairs point into scratch; *npairs is the count parsed (also on error). */
-int gw_query_parse(const char *query, size_t len, char *scratch, size_t cap,
-                   br_pair *out, size_t max, size_t *npairs);
+int gw_query_parse(const char *query, size_t len, char *scratch, size_t cap, br_pair *out,
+                   size_t max, size_t *npairs);
 
 /* Percent-decodes src into dst (cap bytes, cap ≥ len suffices); plus_is_space for query
  * text. Sets *outlen. 0 or BR_EVALUE (bad escape, decoded NUL, or invalid UTF-8).
@@ -46,9 +46,8 @@ int gw_percent_decode(const char *src, size_t len, bool plus_is_space, char *dst
  * {"min_length":N}, {"max_length":N}), "character" is singular when N is 1, and string
  * lengths count code points.  Errors are listed in declaration order.  BR_ELIMIT or
  * BR_ENOMEM when the body does not fit out (out->len is then unchanged). */
-int gw_params_validate(const br_param *decl, size_t ndecl,
-                       const br_pair *path, size_t npath,
-                       const br_pair *query, size_t nquery,
-                       const br_pair *headers, size_t nheaders, br_buf *out);
+int gw_params_validate(const br_param *decl, size_t ndecl, const br_pair *path, size_t npath,
+                       const br_pair *query, size_t nquery, const br_pair *headers, size_t nheaders,
+                       br_buf *out);
 
 #endif /* BARISTA_GW_PARAMS_H */

@@ -38,48 +38,43 @@ static int parse(const char *q, br_pair *pairs, size_t max, size_t *n, char *scr
     return gw_query_parse(q, strlen(q), scratch, strlen(q), pairs, max, n);
 }
 
+/* Parses q and checks it gives exactly the name/value pairs in want (n of them). */
+static void expect_pairs(const char *q, const char *const want[][2], size_t n)
+{
+    char scratch[64];
+    br_pair pairs[8];
+    size_t got;
+    assert_int_equal(parse(q, pairs, 8, &got, scratch), 0);
+    assert_int_equal(got, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_str(pairs[i].name, want[i][0]);
+        assert_str(pairs[i].value, want[i][1]);
+    }
+}
+
 static void query_decodes_escapes_and_plus(void **state)
 {
     (void)state;
-    char scratch[64];
-    br_pair pairs[8];
-    size_t n;
-    assert_int_equal(parse("a=1&b=hello+world&c=%41%2b%e2%82%AC&d%5Fx=%3D", pairs, 8, &n, scratch), 0);
-    assert_int_equal(n, 4);
-    assert_str(pairs[0].name, "a");
-    assert_str(pairs[0].value, "1");
-    assert_str(pairs[1].value, "hello world");
-    assert_str(pairs[2].value, "A+\xe2\x82\xac");
-    assert_str(pairs[3].name, "d_x");
-    assert_str(pairs[3].value, "=");
+    static const char *const want[][2] = {
+        {"a", "1"}, {"b", "hello world"}, {"c", "A+\xe2\x82\xac"}, {"d_x", "="}};
+    expect_pairs("a=1&b=hello+world&c=%41%2b%e2%82%AC&d%5Fx=%3D", want, NELEM(want));
 }
 
 static void query_skips_empty_components_and_keeps_bare_names(void **state)
 {
     (void)state;
-    char scratch[64];
-    br_pair pairs[8];
-    size_t n;
-    assert_int_equal(parse("&&a=1&&b&=x&c=&", pairs, 8, &n, scratch), 0);
-    assert_int_equal(n, 4);
-    assert_str(pairs[0].name, "a");
-    assert_str(pairs[1].name, "b");
-    assert_str(pairs[1].value, "");
-    assert_str(pairs[2].name, "");
-    assert_str(pairs[2].value, "x");
-    assert_str(pairs[3].name, "c");
-    assert_str(pairs[3].value, "");
-    assert_int_equal(parse("", pairs, 8, &n, scratch), 0);
-    assert_int_equal(n, 0);
-    assert_int_equal(parse("&&&", pairs, 8, &n, scratch), 0);
-    assert_int_equal(n, 0);
+    static const char *const want[][2] = {{"a", "1"}, {"b", ""}, {"", "x"}, {"c", ""}};
+    expect_pairs("&&a=1&&b&=x&c=&", want, NELEM(want));
+    expect_pairs("", NULL, 0);
+    expect_pairs("&&&", NULL, 0);
 }
 
 static void query_rejects_bad_escapes_nul_and_invalid_utf8(void **state)
 {
     (void)state;
-    static const char *const bad[] = {"a=%", "a=%4", "a=%zz", "a=%4g", "%=1", "a=%00",
-                                      "a%00=1", "a=%ff", "a=%c0%af", "a=%ed%a0%80", "a=%e2%82"};
+    static const char *const bad[] = {"a=%",      "a=%4",        "a=%zz",   "a=%4g",
+                                      "%=1",      "a=%00",       "a%00=1",  "a=%ff",
+                                      "a=%c0%af", "a=%ed%a0%80", "a=%e2%82"};
     for (size_t i = 0; i < NELEM(bad); i++) {
         char scratch[64];
         br_pair pairs[4];
@@ -140,10 +135,35 @@ static int check_query(br_param decl, const char *value, br_buf *out)
     return gw_params_validate(&decl, 1, NULL, 0, &q, value ? 1 : 0, NULL, 0, out);
 }
 
+/* Each of good[] validates against decl; each of bad[] is a 422. */
+static void expect_accepts_and_refuses(br_param decl, const char *const *good, size_t ngood,
+                                       const char *const *bad, size_t nbad)
+{
+    br_buf out = {0};
+    for (size_t i = 0; i < ngood; i++)
+        if (check_query(decl, good[i], &out) != 0)
+            fail_msg("refused <%s>", good[i]);
+    for (size_t i = 0; i < nbad; i++) {
+        out.len = 0;
+        if (check_query(decl, bad[i], &out) != BR_EVALUE)
+            fail_msg("accepted <%s>", bad[i]);
+    }
+    br_buf_free(&out);
+}
+
 static void expect_body(const br_buf *out, const char *want)
 {
     assert_int_equal(out->len, strlen(want));
     assert_memory_equal(out->data, want, out->len);
+}
+
+/* value for decl is a 422 whose body is exactly `want`. */
+static void expect_query_error(br_param decl, const char *value, const char *want)
+{
+    br_buf out = {0};
+    assert_int_equal(check_query(decl, value, &out), BR_EVALUE);
+    expect_body(&out, want);
+    br_buf_free(&out);
 }
 
 static void missing_required_param_gives_exact_fastapi_body(void **state)
@@ -170,74 +190,45 @@ static void missing_optional_param_is_valid_and_writes_nothing(void **state)
 static void int_parsing_accepts_signed_decimal_within_int64(void **state)
 {
     (void)state;
-    static const char *const good[] = {"0", "-5", "+7", "007", "9223372036854775807",
-                                       "-9223372036854775808"};
-    static const char *const bad[] = {"", "-", "+", "1.0", " 1", "1 ", "9223372036854775808",
-                                      "-9223372036854775809", "0x10", "1e3", "abc", "1_000"};
+    static const char *const good[] = {
+        "0", "-5", "+7", "007", "9223372036854775807", "-9223372036854775808"};
+    static const char *const bad[] = {
+        "",     "-",   "+",   "1.0",  " 1", "1 ", "9223372036854775808", "-9223372036854775809",
+        "0x10", "1e3", "abc", "1_000"};
     br_param decl = param("n", BR_IN_QUERY, BR_TYPE_INT, true);
-    br_buf out = {0};
-    for (size_t i = 0; i < NELEM(good); i++)
-        if (check_query(decl, good[i], &out) != 0)
-            fail_msg("refused %s", good[i]);
-    for (size_t i = 0; i < NELEM(bad); i++) {
-        out.len = 0;
-        if (check_query(decl, bad[i], &out) != BR_EVALUE)
-            fail_msg("accepted <%s>", bad[i]);
-    }
-    out.len = 0;
-    assert_int_equal(check_query(decl, "abc", &out), BR_EVALUE);
-    expect_body(&out, "{\"detail\":[{\"type\":\"int_parsing\",\"loc\":[\"query\",\"n\"],"
-                      "\"msg\":\"Input should be a valid integer, unable to parse string as an "
-                      "integer\",\"input\":\"abc\"}]}");
-    br_buf_free(&out);
+    expect_accepts_and_refuses(decl, good, NELEM(good), bad, NELEM(bad));
+    expect_query_error(decl, "abc",
+                       "{\"detail\":[{\"type\":\"int_parsing\",\"loc\":[\"query\",\"n\"],"
+                       "\"msg\":\"Input should be a valid integer, unable to parse string as an "
+                       "integer\",\"input\":\"abc\"}]}");
 }
 
 static void float_parsing_accepts_finite_decimals_only(void **state)
 {
     (void)state;
     static const char *const good[] = {"1.5", "-0.25", "3", "1e3", ".5", "+2.", "1E-2"};
-    static const char *const bad[] = {"", "nan", "inf", "-Infinity", "1.5x", "0x1p3", " 1",
-                                      "1e999", "abc", "1,5"};
+    static const char *const bad[] = {"",      "nan", "inf",   "-Infinity", "1.5x",
+                                      "0x1p3", " 1",  "1e999", "abc",       "1,5"};
     br_param decl = param("x", BR_IN_QUERY, BR_TYPE_FLOAT, true);
-    br_buf out = {0};
-    for (size_t i = 0; i < NELEM(good); i++)
-        if (check_query(decl, good[i], &out) != 0)
-            fail_msg("refused %s", good[i]);
-    for (size_t i = 0; i < NELEM(bad); i++) {
-        out.len = 0;
-        if (check_query(decl, bad[i], &out) != BR_EVALUE)
-            fail_msg("accepted <%s>", bad[i]);
-    }
-    out.len = 0;
-    assert_int_equal(check_query(decl, "nan", &out), BR_EVALUE);
-    expect_body(&out, "{\"detail\":[{\"type\":\"float_parsing\",\"loc\":[\"query\",\"x\"],"
-                      "\"msg\":\"Input should be a valid number, unable to parse string as a "
-                      "number\",\"input\":\"nan\"}]}");
-    br_buf_free(&out);
+    expect_accepts_and_refuses(decl, good, NELEM(good), bad, NELEM(bad));
+    expect_query_error(decl, "nan",
+                       "{\"detail\":[{\"type\":\"float_parsing\",\"loc\":[\"query\",\"x\"],"
+                       "\"msg\":\"Input should be a valid number, unable to parse string as a "
+                       "number\",\"input\":\"nan\"}]}");
 }
 
 static void bool_parsing_accepts_pydantic_spellings_in_any_case(void **state)
 {
     (void)state;
-    static const char *const good[] = {"true", "False", "1", "0", "yes", "NO", "on", "Off",
-                                       "t", "F", "y", "n"};
+    static const char *const good[] = {"true", "False", "1", "0", "yes", "NO",
+                                       "on",   "Off",   "t", "F", "y",   "n"};
     static const char *const bad[] = {"", "2", "maybe", "tru", "yess", "none"};
     br_param decl = param("b", BR_IN_QUERY, BR_TYPE_BOOL, true);
-    br_buf out = {0};
-    for (size_t i = 0; i < NELEM(good); i++)
-        if (check_query(decl, good[i], &out) != 0)
-            fail_msg("refused %s", good[i]);
-    for (size_t i = 0; i < NELEM(bad); i++) {
-        out.len = 0;
-        if (check_query(decl, bad[i], &out) != BR_EVALUE)
-            fail_msg("accepted <%s>", bad[i]);
-    }
-    out.len = 0;
-    assert_int_equal(check_query(decl, "maybe", &out), BR_EVALUE);
-    expect_body(&out, "{\"detail\":[{\"type\":\"bool_parsing\",\"loc\":[\"query\",\"b\"],"
-                      "\"msg\":\"Input should be a valid boolean, unable to interpret input\","
-                      "\"input\":\"maybe\"}]}");
-    br_buf_free(&out);
+    expect_accepts_and_refuses(decl, good, NELEM(good), bad, NELEM(bad));
+    expect_query_error(decl, "maybe",
+                       "{\"detail\":[{\"type\":\"bool_parsing\",\"loc\":[\"query\",\"b\"],"
+                       "\"msg\":\"Input should be a valid boolean, unable to interpret input\","
+                       "\"input\":\"maybe\"}]}");
 }
 
 static void numeric_bounds_give_ge_and_le_errors(void **state)
@@ -247,23 +238,24 @@ static void numeric_bounds_give_ge_and_le_errors(void **state)
     br_buf out = {0};
     assert_int_equal(check_query(ms, "0", &out), 0);
     assert_int_equal(check_query(ms, "60000", &out), 0);
-    assert_int_equal(check_query(ms, "-1", &out), BR_EVALUE);
-    expect_body(&out, "{\"detail\":[{\"type\":\"greater_than_equal\",\"loc\":[\"query\",\"ms\"],"
-                      "\"msg\":\"Input should be greater than or equal to 0\",\"input\":\"-1\","
-                      "\"ctx\":{\"ge\":0}}]}");
-    out.len = 0;
-    assert_int_equal(check_query(ms, "60001", &out), BR_EVALUE);
-    expect_body(&out, "{\"detail\":[{\"type\":\"less_than_equal\",\"loc\":[\"query\",\"ms\"],"
-                      "\"msg\":\"Input should be less than or equal to 60000\",\"input\":\"60001\","
-                      "\"ctx\":{\"le\":60000}}]}");
+    expect_query_error(ms, "-1",
+                       "{\"detail\":[{\"type\":\"greater_than_equal\",\"loc\":[\"query\",\"ms\"],"
+                       "\"msg\":\"Input should be greater than or equal to 0\",\"input\":\"-1\","
+                       "\"ctx\":{\"ge\":0}}]}");
+    expect_query_error(
+        ms, "60001",
+        "{\"detail\":[{\"type\":\"less_than_equal\",\"loc\":[\"query\",\"ms\"],"
+        "\"msg\":\"Input should be less than or equal to 60000\",\"input\":\"60001\","
+        "\"ctx\":{\"le\":60000}}]}");
 
     br_param ratio = bounded(param("r", BR_IN_QUERY, BR_TYPE_FLOAT, true), true, 0.5, false, 0);
-    out.len = 0;
-    assert_int_equal(check_query(ratio, "0.25", &out), BR_EVALUE);
-    expect_body(&out, "{\"detail\":[{\"type\":\"greater_than_equal\",\"loc\":[\"query\",\"r\"],"
-                      "\"msg\":\"Input should be greater than or equal to 0.5\",\"input\":\"0.25\","
-                      "\"ctx\":{\"ge\":0.5}}]}");
+    expect_query_error(
+        ratio, "0.25",
+        "{\"detail\":[{\"type\":\"greater_than_equal\",\"loc\":[\"query\",\"r\"],"
+        "\"msg\":\"Input should be greater than or equal to 0.5\",\"input\":\"0.25\","
+        "\"ctx\":{\"ge\":0.5}}]}");
     assert_int_equal(check_query(ratio, "1e6", &out), 0);
+    assert_int_equal(out.len, 0);
     br_buf_free(&out);
 }
 
@@ -305,14 +297,14 @@ static void lists_every_error_in_declaration_order(void **state)
     br_buf out = {0};
     assert_int_equal(gw_params_validate(decl, NELEM(decl), path, 1, query, 2, headers, 2, &out),
                      BR_EVALUE);
-    expect_body(&out,
-                "{\"detail\":["
-                "{\"type\":\"int_parsing\",\"loc\":[\"path\",\"id\"],\"msg\":\"Input should be a "
-                "valid integer, unable to parse string as an integer\",\"input\":\"x\\\"y\"},"
-                "{\"type\":\"missing\",\"loc\":[\"query\",\"q\"],\"msg\":\"Field required\","
-                "\"input\":null},"
-                "{\"type\":\"bool_parsing\",\"loc\":[\"header\",\"X-Debug\"],\"msg\":\"Input should "
-                "be a valid boolean, unable to interpret input\",\"input\":\"perhaps\"}]}");
+    expect_body(
+        &out, "{\"detail\":["
+              "{\"type\":\"int_parsing\",\"loc\":[\"path\",\"id\"],\"msg\":\"Input should be a "
+              "valid integer, unable to parse string as an integer\",\"input\":\"x\\\"y\"},"
+              "{\"type\":\"missing\",\"loc\":[\"query\",\"q\"],\"msg\":\"Field required\","
+              "\"input\":null},"
+              "{\"type\":\"bool_parsing\",\"loc\":[\"header\",\"X-Debug\"],\"msg\":\"Input should "
+              "be a valid boolean, unable to interpret input\",\"input\":\"perhaps\"}]}");
     br_buf_free(&out);
 }
 
