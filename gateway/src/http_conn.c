@@ -1,7 +1,6 @@
 /*
- * http_conn.c - one client connection: reading and parsing requests (llhttp, strict),
- * the limits and smuggling checks llhttp leaves to us, dispatch to the router, the
- * in-order write queue, timeouts and closing.
+ * http_conn.c - one client connection: reading (parsing itself is http_parse.c), the
+ * in-order write queue, error answers, timeouts, closing, and accepting.
  *
  * A connection holds a FIFO of requests.  A request enters it when its first byte
  * arrives and leaves it once its answer is written; answers produced out of order
@@ -15,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "barista/proto.h"
 #include "http_conn.h"
@@ -29,13 +27,7 @@ static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
 /* ---------------------------------------------------------------------------------- */
 /* Request objects: pooled per connection, buffers kept between requests.              */
 
-static size_t arena_max(const gw_http_config *c)
-{
-    return c->max_url_bytes + c->max_header_bytes + 2 * c->max_headers + c->max_body_bytes +
-           16;
-}
-
-static gw_http_req *req_get(gw_conn *conn)
+gw_http_req *gw__req_get(gw_conn *conn)
 {
     gw_http_req *r = conn->free_reqs;
     if (r) {
@@ -81,7 +73,7 @@ static void req_recycle(gw_conn *conn, gw_http_req *r)
     conn->nfree++;
 }
 
-static void queue_push(gw_conn *conn, gw_http_req *r)
+void gw__conn_push(gw_conn *conn, gw_http_req *r)
 {
     if (conn->tail)
         conn->tail->next = r;
@@ -95,7 +87,7 @@ static void queue_push(gw_conn *conn, gw_http_req *r)
 
 static void on_timer(uv_timer_t *t);
 
-static void set_phase(gw_conn *conn, gw_conn_phase phase, uint32_t ms)
+void gw__conn_set_phase(gw_conn *conn, gw_conn_phase phase, uint32_t ms)
 {
     conn->phase = phase;
     if (phase == GW_PHASE_NONE)
@@ -141,302 +133,25 @@ static void conn_update_phase(gw_conn *conn)
         return;
     if (conn->writing) {
         if (conn->phase != GW_PHASE_SEND)
-            set_phase(conn, GW_PHASE_SEND, conn->server->cfg.send_timeout_ms);
+            gw__conn_set_phase(conn, GW_PHASE_SEND, conn->server->cfg.send_timeout_ms);
     } else if (conn->head) {
-        set_phase(conn, GW_PHASE_NONE, 0);
+        gw__conn_set_phase(conn, GW_PHASE_NONE, 0);
     } else if (conn->server->draining || conn->want_close) {
         gw__conn_close(conn);
     } else if (conn->phase != GW_PHASE_IDLE) {
-        set_phase(conn, GW_PHASE_IDLE, conn->server->cfg.keepalive_timeout_ms);
+        gw__conn_set_phase(conn, GW_PHASE_IDLE, conn->server->cfg.keepalive_timeout_ms);
     }
 }
 
 /* ---------------------------------------------------------------------------------- */
-/* llhttp callbacks.  A failing callback records the answer it wants in err_status and
- * err_detail and returns -1; conn_feed() turns that into the error answer.           */
+/* Reading.                                                                            */
 
-static int fail_cb(gw_conn *conn, int status, const char *detail)
-{
-    conn->err_status = status;
-    conn->err_detail = detail;
-    return -1;
-}
-
-static int on_message_begin(llhttp_t *p)
-{
-    gw_conn *conn = p->data;
-    gw_http_req *r = req_get(conn);
-    if (!r)
-        return fail_cb(conn, 503, "Service Unavailable: out of memory");
-    queue_push(conn, r);
-    conn->parsing = r;
-    conn->header_bytes = 0;
-    conn->host_count = 0;
-    conn->expect_continue = conn->field_open = false;
-    r->pub.received_ns = uv_hrtime();
-    set_phase(conn, GW_PHASE_HEADERS, conn->server->cfg.header_timeout_ms);
-    return 0;
-}
-
-/* Counts header-section bytes against the limit. */
-static int count_header_bytes(gw_conn *conn, size_t n)
-{
-    conn->header_bytes += n;
-    if (conn->header_bytes > conn->server->cfg.max_header_bytes)
-        return fail_cb(conn, 431, "Request Header Fields Too Large");
-    return 0;
-}
-
-static int arena_append(gw_conn *conn, const char *at, size_t n)
-{
-    int rc = gw__bytes_append(&conn->parsing->arena, at, n, arena_max(&conn->server->cfg));
-    return rc == 0 ? 0 : fail_cb(conn, 503, "Service Unavailable: out of memory");
-}
-
-static int on_url(llhttp_t *p, const char *at, size_t n)
-{
-    gw_conn *conn = p->data;
-    gw_http_req *r = conn->parsing;
-    r->url_len += n;
-    if (r->url_len > conn->server->cfg.max_url_bytes)
-        return fail_cb(conn, 414, "URI Too Long");
-    if (count_header_bytes(conn, n) != 0)
-        return -1;
-    return arena_append(conn, at, n);
-}
-
-static int on_url_complete(llhttp_t *p)
-{
-    return arena_append(p->data, "", 1);
-}
-
-static int on_header_field(llhttp_t *p, const char *at, size_t n)
-{
-    gw_conn *conn = p->data;
-    gw_http_req *r = conn->parsing;
-    const gw_http_config *cfg = &conn->server->cfg;
-    if (!conn->field_open) {
-        if (r->nhdrs >= cfg->max_headers)
-            return fail_cb(conn, 431, "Request Header Fields Too Large: too many headers");
-        if (r->nhdrs == r->hdr_cap) {
-            size_t cap = r->hdr_cap ? r->hdr_cap * 2 : 16;
-            cap = cap > cfg->max_headers ? cfg->max_headers : cap;
-            gw_hdr_off *offs = realloc(r->offs, cap * sizeof(*offs));
-            if (offs)
-                r->offs = offs;
-            gw_header *hdrs = offs ? realloc(r->hdrs, cap * sizeof(*hdrs)) : NULL;
-            if (!hdrs)
-                return fail_cb(conn, 503, "Service Unavailable: out of memory");
-            r->hdrs = hdrs;
-            r->hdr_cap = cap;
-        }
-        r->offs[r->nhdrs].name_off = (uint32_t)r->arena.len;
-        conn->field_open = true;
-    }
-    if (count_header_bytes(conn, n) != 0)
-        return -1;
-    if (arena_append(conn, at, n) != 0)
-        return -1;
-    char *name = r->arena.data + r->arena.len - n;
-    for (size_t i = 0; i < n; i++)
-        if (name[i] >= 'A' && name[i] <= 'Z')
-            name[i] = (char)(name[i] - 'A' + 'a');
-    return 0;
-}
-
-static int on_header_field_complete(llhttp_t *p)
-{
-    gw_conn *conn = p->data;
-    gw_http_req *r = conn->parsing;
-    gw_hdr_off *o = &r->offs[r->nhdrs];
-    o->name_len = (uint32_t)(r->arena.len - o->name_off);
-    if (arena_append(conn, "", 1) != 0)
-        return -1;
-    o->value_off = (uint32_t)r->arena.len;
-    conn->field_open = false;
-    conn->value_pieces = false;
-    return 0;
-}
-
-static int on_header_value(llhttp_t *p, const char *at, size_t n)
-{
-    gw_conn *conn = p->data;
-    /* llhttp reports an obs-fold continuation as a second piece of the same value.  A
-     * value split across two reads also comes in pieces, but then the earlier piece
-     * ended exactly where that read's bytes did. */
-    if (conn->value_pieces && !conn->value_at_end)
-        return fail_cb(conn, 400, "Bad Request: obsolete line folding in a header");
-    conn->value_pieces = true;
-    conn->value_at_end = at + n == conn->exec_end;
-    if (count_header_bytes(conn, n) != 0)
-        return -1;
-    return arena_append(conn, at, n);
-}
-
-/* Checks one complete header for what llhttp lets through. */
-static int check_header(gw_conn *conn, const char *name, const char *value)
-{
-    if (strcmp(name, "transfer-encoding") == 0 && strcasecmp(value, "chunked") != 0)
-        return fail_cb(conn, 400, "Bad Request: Transfer-Encoding other than chunked");
-    if (strcmp(name, "host") == 0 && ++conn->host_count > 1)
-        return fail_cb(conn, 400, "Bad Request: more than one Host header");
-    if (strcmp(name, "expect") == 0) {
-        if (strcasecmp(value, "100-continue") != 0)
-            return fail_cb(conn, 417, "Expectation Failed");
-        conn->expect_continue = true;
-    }
-    return 0;
-}
-
-static int on_header_value_complete(llhttp_t *p)
-{
-    gw_conn *conn = p->data;
-    gw_http_req *r = conn->parsing;
-    gw_hdr_off *o = &r->offs[r->nhdrs];
-    size_t len = r->arena.len - o->value_off;
-    const char *v = r->arena.data + o->value_off;
-    while (len && (v[len - 1] == ' ' || v[len - 1] == '\t'))
-        len--;
-    r->arena.len = o->value_off + len;
-    if (arena_append(conn, "", 1) != 0)
-        return -1;
-    o->value_len = (uint32_t)len;
-    r->nhdrs++;
-    return check_header(conn, r->arena.data + o->name_off, r->arena.data + o->value_off);
-}
-
-static int on_headers_complete(llhttp_t *p)
-{
-    gw_conn *conn = p->data;
-    gw_http_req *r = conn->parsing;
-    const gw_http_config *cfg = &conn->server->cfg;
-    if (p->http_major != 1 || p->http_minor > 1)
-        return fail_cb(conn, 400, "Bad Request: unsupported HTTP version");
-    r->http10 = p->http_minor == 0;
-    if (!r->http10 && conn->host_count == 0)
-        return fail_cb(conn, 400, "Bad Request: missing Host header");
-    bool has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length);
-    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > cfg->max_body_bytes)
-        return fail_cb(conn, 413, "Content Too Large");
-    r->head = p->method == HTTP_HEAD;
-    r->headers_done = true;
-    r->body_off = r->arena.len;
-    if (has_body && conn->expect_continue && !r->http10) {
-        r->continue_pending = true;
-        gw__server_schedule_flush(conn->server, conn);
-    }
-    if (has_body)
-        set_phase(conn, GW_PHASE_BODY, cfg->body_timeout_ms);
-    else
-        set_phase(conn, GW_PHASE_NONE, 0);
-    return 0;
-}
-
-static int on_body(llhttp_t *p, const char *at, size_t n)
-{
-    gw_conn *conn = p->data;
-    gw_http_req *r = conn->parsing;
-    if (n > conn->server->cfg.max_body_bytes - r->body_len)
-        return fail_cb(conn, 413, "Content Too Large");
-    r->body_len += n;
-    return arena_append(conn, at, n);
-}
-
-/* Points the public request at its arena: target split into path and query. */
-static void req_finish(gw_http_req *r, const llhttp_t *p)
-{
-    char *url = r->arena.data;
-    gw_req *pub = &r->pub;
-    pub->method = llhttp_method_name((llhttp_method_t)p->method);
-    char *hash = memchr(url, '#', r->url_len);
-    size_t url_len = hash ? (size_t)(hash - url) : r->url_len;
-    url[url_len] = '\0';
-    char *q = memchr(url, '?', url_len);
-    pub->path = url;
-    pub->path_len = q ? (size_t)(q - url) : url_len;
-    pub->query = q ? q + 1 : "";
-    pub->query_len = q ? url_len - pub->path_len - 1 : 0;
-    if (q)
-        *q = '\0';
-    for (size_t i = 0; i < r->nhdrs; i++) {
-        r->hdrs[i].name = r->arena.data + r->offs[i].name_off;
-        r->hdrs[i].name_len = r->offs[i].name_len;
-        r->hdrs[i].value = r->arena.data + r->offs[i].value_off;
-        r->hdrs[i].value_len = r->offs[i].value_len;
-    }
-    pub->headers = r->hdrs;
-    pub->nheaders = r->nhdrs;
-    pub->body = r->body_len ? r->arena.data + r->body_off : NULL;
-    pub->body_len = r->body_len;
-}
-
-/* Answers a request the server itself refuses, as the handler would. */
-static void answer_detail(gw_http_req *r, int status, const char *detail, const gw_header *extra,
-                          size_t nextra)
-{
-    if (gw__response_detail(r, status, detail, extra, nextra) == 0)
-        gw__req_answered(r);
-    else
-        gw__conn_close(r->conn);
-}
-
-static void dispatch(gw_conn *conn, gw_http_req *r)
-{
-    char allow[128];
-    gw_req *pub = &r->pub;
-    int rc = gw_router_match(conn->server->router, pub->method, pub->path, pub->path_len,
-                             &pub->match, allow, sizeof(allow));
-    if (rc == 0) {
-        pub->match.route->handler(pub, pub->match.route->data);
-    } else if (rc == BR_EINVAL) {
-        gw_header h = {"Allow", 5, allow, strlen(allow)};
-        answer_detail(r, 405, "Method Not Allowed", &h, 1);
-    } else {
-        answer_detail(r, 404, "Not Found", NULL, 0);
-    }
-}
-
-static bool can_parse(const gw_conn *conn)
+bool gw__conn_can_parse(const gw_conn *conn)
 {
     const gw_http_config *cfg = &conn->server->cfg;
     return !conn->want_close && conn->nqueued < cfg->max_pipeline &&
            conn->output_bytes < cfg->max_output_bytes;
 }
-
-static int on_message_complete(llhttp_t *p)
-{
-    gw_conn *conn = p->data;
-    gw_http_req *r = conn->parsing;
-    conn->parsing = NULL;
-    conn->nqueued++;
-    r->state = GW_REQ_HANDLING;
-    r->continue_pending = false;
-    r->keep_alive = llhttp_should_keep_alive(p) && !conn->server->draining;
-    if (!r->keep_alive) {
-        r->close_after = true;
-        conn->want_close = true;
-    }
-    set_phase(conn, GW_PHASE_NONE, 0);
-    req_finish(r, p);
-    dispatch(conn, r);
-    return can_parse(conn) ? 0 : HPE_PAUSED;
-}
-
-static const llhttp_settings_t parser_settings = {
-    .on_message_begin = on_message_begin,
-    .on_url = on_url,
-    .on_url_complete = on_url_complete,
-    .on_header_field = on_header_field,
-    .on_header_field_complete = on_header_field_complete,
-    .on_header_value = on_header_value,
-    .on_header_value_complete = on_header_value_complete,
-    .on_headers_complete = on_headers_complete,
-    .on_body = on_body,
-    .on_message_complete = on_message_complete,
-};
-
-/* ---------------------------------------------------------------------------------- */
-/* Reading.                                                                            */
 
 static void stop_reading(gw_conn *conn)
 {
@@ -468,13 +183,8 @@ static void conn_feed(gw_conn *conn, const char *data, size_t len)
     if (err == HPE_OK)
         return;
     if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+        /* PAUSED_UPGRADE follows a request on_message_complete already closed. */
         const char *pos = llhttp_get_error_pos(&conn->parser);
-        if (err == HPE_PAUSED_UPGRADE) {
-            /* No protocol switch is offered: answer the request, then close. */
-            conn->want_close = true;
-            if (conn->tail)
-                conn->tail->close_after = true;
-        }
         llhttp_resume(&conn->parser);
         stop_reading(conn);
         if (!conn->want_close)
@@ -483,6 +193,8 @@ static void conn_feed(gw_conn *conn, const char *data, size_t len)
     }
     if (conn->err_status)
         conn_fail(conn, conn->err_status, conn->err_detail);
+    else if (err == HPE_PAUSED_H2_UPGRADE)
+        conn_fail(conn, 400, "Bad Request: HTTP/2 is not served on this port");
     else
         conn_fail(conn, 400, llhttp_get_error_reason(&conn->parser));
 }
@@ -508,7 +220,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (conn->lingering || conn->want_close)
         return;
     if (conn->phase == GW_PHASE_BODY)
-        set_phase(conn, GW_PHASE_BODY, conn->server->cfg.body_timeout_ms);
+        gw__conn_set_phase(conn, GW_PHASE_BODY, conn->server->cfg.body_timeout_ms);
     conn_feed(conn, buf->base, (size_t)nread);
     conn_update_phase(conn);
 }
@@ -529,13 +241,13 @@ static void start_reading(gw_conn *conn)
 /* Parsing was paused for backpressure; continue once there is room. */
 static void maybe_resume(gw_conn *conn)
 {
-    if (conn->closing || conn->reading || conn->lingering || !can_parse(conn))
+    if (conn->closing || conn->reading || conn->lingering || !gw__conn_can_parse(conn))
         return;
     if (conn->pending_in.len) {
         size_t n = conn->pending_in.len;
         conn->pending_in.len = 0;
         conn_feed(conn, conn->pending_in.data, n);
-        if (!can_parse(conn) || conn->closing)
+        if (!gw__conn_can_parse(conn) || conn->closing)
             return;
     }
     start_reading(conn);
@@ -555,18 +267,18 @@ static void conn_fail(gw_conn *conn, int status, const char *detail)
     gw_http_req *r = conn->parsing;
     conn->parsing = NULL;
     if (!r) {
-        if (!(r = req_get(conn))) {
+        if (!(r = gw__req_get(conn))) {
             gw__conn_close(conn);
             return;
         }
-        queue_push(conn, r);
+        gw__conn_push(conn, r);
     }
     r->continue_pending = false;
     r->close_after = true;
     r->state = GW_REQ_HANDLING;
     conn->nqueued++;
-    set_phase(conn, GW_PHASE_NONE, 0);
-    answer_detail(r, status, detail, NULL, 0);
+    gw__conn_set_phase(conn, GW_PHASE_NONE, 0);
+    gw__req_answer_detail(r, status, detail, NULL, 0);
 }
 
 void gw__req_answered(gw_http_req *r)
@@ -586,7 +298,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
     }
     /* Drain what the client still sends so that closing does not reset the
      * connection under the answer it has not read yet. */
-    set_phase(conn, GW_PHASE_LINGER, GW_HTTP_LINGER_MS);
+    gw__conn_set_phase(conn, GW_PHASE_LINGER, GW_HTTP_LINGER_MS);
     start_reading(conn);
 }
 
@@ -595,7 +307,7 @@ static void conn_finish(gw_conn *conn)
 {
     conn->lingering = true;
     stop_reading(conn);
-    set_phase(conn, GW_PHASE_LINGER, GW_HTTP_LINGER_MS);
+    gw__conn_set_phase(conn, GW_PHASE_LINGER, GW_HTTP_LINGER_MS);
     if (uv_shutdown(&conn->shutdown_req, (uv_stream_t *)&conn->tcp, on_shutdown) < 0)
         gw__conn_close(conn);
 }
@@ -739,7 +451,7 @@ void gw__conn_force_close(gw_conn *conn)
         if (r->state != GW_REQ_HANDLING)
             continue;
         r->close_after = r->next == NULL || r->next == conn->parsing;
-        answer_detail(r, 503, "Service Unavailable: the server is shutting down", NULL, 0);
+        gw__req_answer_detail(r, 503, "Service Unavailable: the server is shutting down", NULL, 0);
         if (conn->closing)
             return;
     }
@@ -785,7 +497,7 @@ static void conn_reject(gw_conn *conn)
         return;
     }
     uv_buf_t buf = uv_buf_init(b->data, (unsigned)b->len);
-    set_phase(conn, GW_PHASE_LINGER, GW_HTTP_LINGER_MS);
+    gw__conn_set_phase(conn, GW_PHASE_LINGER, GW_HTTP_LINGER_MS);
     conn->lingering = true;
     if (uv_write(&conn->write_req, (uv_stream_t *)&conn->tcp, &buf, 1, on_reject_written) < 0)
         gw__conn_close(conn);
@@ -828,9 +540,9 @@ void gw__conn_accept(gw_http_server *server, bool reject)
         gw__conn_close(conn);
         return;
     }
-    llhttp_init(&conn->parser, HTTP_REQUEST, &parser_settings);
+    llhttp_init(&conn->parser, HTTP_REQUEST, &gw__parser_settings);
     conn->parser.data = conn;
     uv_tcp_nodelay(&conn->tcp, 1);
-    set_phase(conn, GW_PHASE_IDLE, server->cfg.header_timeout_ms);
+    gw__conn_set_phase(conn, GW_PHASE_IDLE, server->cfg.header_timeout_ms);
     start_reading(conn);
 }

@@ -1,8 +1,8 @@
 /*
  * http_conn.h - private to the HTTP server: the server, connection and request
  * objects shared by http_server.c (listening, scheduling, shutdown), http_conn.c
- * (reading, parsing, writing one connection) and http_response.c (serialising
- * answers).  Nothing outside those three files includes it.
+ * (reading, writing, timing and closing one connection), http_parse.c (llhttp's
+ * callbacks) and http_response.c (serialising answers).  Nothing else includes it.
  */
 #ifndef BARISTA_GW_HTTP_CONN_H
 #define BARISTA_GW_HTTP_CONN_H
@@ -168,6 +168,15 @@ struct gw_http_server {
 };
 
 /* http_conn.c */
+/* A request object from the connection's pool (or the heap), reset.  NULL: no memory. */
+gw_http_req *gw__req_get(gw_conn *conn);
+/* Appends r to the connection's queue of requests. */
+void gw__conn_push(gw_conn *conn, gw_http_req *r);
+/* Starts measuring `phase`, timing out ms from now (NONE: no timeout). */
+void gw__conn_set_phase(gw_conn *conn, gw_conn_phase phase, uint32_t ms);
+/* True while another request may be parsed (no close pending, queue and output below
+ * their limits). */
+bool gw__conn_can_parse(const gw_conn *conn);
 /* Accepts one connection from the listener; counts it unless `reject`, in which case
  * it only answers 503 and closes. */
 void gw__conn_accept(gw_http_server *server, bool reject);
@@ -179,6 +188,9 @@ void gw__conn_drain(gw_conn *conn);
 void gw__conn_force_close(gw_conn *conn);
 /* Closes at once: aborts unanswered requests, closes the handles, frees on close. */
 void gw__conn_close(gw_conn *conn);
+
+/* http_parse.c: llhttp's callbacks; parser.data is the gw_conn. */
+extern const llhttp_settings_t gw__parser_settings;
 
 /* http_server.c */
 /* Puts conn on the list of connections whose answers are written this loop turn. */
@@ -198,5 +210,9 @@ int gw__response_detail(gw_http_req *req, int status, const char *detail,
                         const gw_header *extra, size_t nextra);
 /* The request answered: marks it ready and schedules the write. */
 void gw__req_answered(gw_http_req *req);
+/* Answers a request the server itself refuses ({"detail": ...}); on failure to build
+ * the answer the connection closes. */
+void gw__req_answer_detail(gw_http_req *r, int status, const char *detail,
+                           const gw_header *extra, size_t nextra);
 
 #endif /* BARISTA_GW_HTTP_CONN_H */

@@ -261,6 +261,16 @@ int gw__response_detail(gw_http_req *req, int status, const char *detail,
     return rc;
 }
 
+/* Answers a request the server itself refuses, as the handler would. */
+void gw__req_answer_detail(gw_http_req *r, int status, const char *detail,
+                           const gw_header *extra, size_t nextra)
+{
+    if (gw__response_detail(r, status, detail, extra, nextra) == 0)
+        gw__req_answered(r);
+    else
+        gw__conn_close(r->conn);
+}
+
 int gw_req_respond(gw_req *req, int status, const gw_header *extra, size_t nextra,
                    const char *content_type, const void *body, size_t body_len)
 {
