@@ -1,0 +1,282 @@
+/*
+ * broker_harness.c - a test's stand-in for the gateway's broker (see broker_harness.h).
+ */
+#include "broker_harness.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include <msgpack.h>
+
+#define HARNESS_MAX_ARGS 32
+#define HARNESS_MAX_QUERY 8
+
+extern char **environ;
+
+long long harness_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int harness_start(harness *h, const char *services, int heartbeat_ms, ...)
+{
+    memset(h, 0, sizeof(*h));
+    h->heartbeat_ms = heartbeat_ms;
+    h->auto_heartbeat = true;
+    h->ctx = zmq_ctx_new();
+    h->router = h->ctx ? zmq_socket(h->ctx, ZMQ_ROUTER) : NULL;
+    h->dec = br_decoder_new(NULL);
+    if (!h->router || !h->dec)
+        return -1;
+    int zero = 0;
+    zmq_setsockopt(h->router, ZMQ_LINGER, &zero, sizeof(zero));
+    if (zmq_bind(h->router, "tcp://127.0.0.1:*") != 0)
+        return -1;
+    size_t len = sizeof(h->endpoint);
+    if (zmq_getsockopt(h->router, ZMQ_LAST_ENDPOINT, h->endpoint, &len) != 0)
+        return -1;
+
+    char hb[32];
+    snprintf(hb, sizeof(hb), "%d", heartbeat_ms);
+    char *argv[HARNESS_MAX_ARGS];
+    int argc = 0;
+    argv[argc++] = (char *)BARISTA_WORKER_BIN;
+    argv[argc++] = (char *)"--services";
+    argv[argc++] = (char *)services;
+    argv[argc++] = (char *)"--connect";
+    argv[argc++] = h->endpoint;
+    argv[argc++] = (char *)"--heartbeat-ms";
+    argv[argc++] = hb;
+    va_list ap;
+    va_start(ap, heartbeat_ms);
+    const char *extra;
+    while ((extra = va_arg(ap, const char *)) != NULL && argc < HARNESS_MAX_ARGS - 1)
+        argv[argc++] = (char *)extra;
+    va_end(ap);
+    argv[argc] = NULL;
+    int rc = posix_spawn(&h->pid, BARISTA_WORKER_BIN, NULL, NULL, argv, environ);
+    if (rc != 0) {
+        fprintf(stderr, "posix_spawn(%s): %s\n", BARISTA_WORKER_BIN, strerror(rc));
+        h->pid = 0;
+        return -1;
+    }
+    h->last_hb_sent = harness_now_ms();
+    return 0;
+}
+
+int harness_wait_exit(harness *h, int timeout_ms, int *status)
+{
+    long long until = harness_now_ms() + timeout_ms;
+    while (h->pid) {
+        pid_t r = waitpid(h->pid, status, WNOHANG);
+        if (r == h->pid) {
+            h->pid = 0;
+            return 0;
+        }
+        if (r < 0 || harness_now_ms() >= until)
+            return -1;
+        struct timespec nap = {0, 10 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+    }
+    return -1;
+}
+
+void harness_stop(harness *h)
+{
+    if (h->pid) {
+        int status;
+        kill(h->pid, SIGKILL);
+        waitpid(h->pid, &status, 0);
+        h->pid = 0;
+    }
+    if (h->have_frame) {
+        zmq_msg_close(&h->frame);
+        h->have_frame = false;
+    }
+    if (h->router) {
+        zmq_close(h->router);
+        h->router = NULL;
+    }
+    if (h->ctx) {
+        zmq_ctx_term(h->ctx);
+        h->ctx = NULL;
+    }
+    br_decoder_destroy(&h->dec);
+}
+
+int harness_send_raw(harness *h, const void *data, size_t len)
+{
+    if (h->ident_len == 0)
+        return -1;
+    if (zmq_send(h->router, h->ident, h->ident_len, ZMQ_SNDMORE) < 0)
+        return -1;
+    return zmq_send(h->router, data, len, 0) < 0 ? -1 : 0;
+}
+
+int harness_send(harness *h, const br_msg *msg)
+{
+    br_buf buf = {0};
+    int rc = br_msg_encode(msg, &buf);
+    if (rc == 0)
+        rc = harness_send_raw(h, buf.data, buf.len);
+    br_buf_free(&buf);
+    return rc;
+}
+
+static void heartbeat_if_due(harness *h)
+{
+    long long now = harness_now_ms();
+    if (!h->auto_heartbeat || h->ident_len == 0 || now - h->last_hb_sent < h->heartbeat_ms / 2)
+        return;
+    br_msg hb = {.type = BR_MSG_HEARTBEAT};
+    harness_send(h, &hb);
+    h->last_hb_sent = now;
+}
+
+int harness_recv(harness *h, br_msg *out, int timeout_ms)
+{
+    long long until = harness_now_ms() + timeout_ms;
+    for (;;) {
+        heartbeat_if_due(h);
+        long long left = until - harness_now_ms();
+        if (left <= 0)
+            return -1;
+        int slice = h->heartbeat_ms / 4 > 0 ? h->heartbeat_ms / 4 : 1;
+        zmq_pollitem_t item = {h->router, 0, ZMQ_POLLIN, 0};
+        int n = zmq_poll(&item, 1, left < slice ? left : slice);
+        if (n <= 0)
+            continue;
+        zmq_msg_t ident;
+        zmq_msg_init(&ident);
+        if (zmq_msg_recv(&ident, h->router, 0) < 0) {
+            zmq_msg_close(&ident);
+            return -1;
+        }
+        if (zmq_msg_size(&ident) <= HARNESS_MAX_IDENT) {
+            h->ident_len = zmq_msg_size(&ident);
+            memcpy(h->ident, zmq_msg_data(&ident), h->ident_len);
+        }
+        zmq_msg_close(&ident);
+        if (h->have_frame)
+            zmq_msg_close(&h->frame);
+        zmq_msg_init(&h->frame);
+        h->have_frame = true;
+        if (zmq_msg_recv(&h->frame, h->router, 0) < 0)
+            return -1;
+        if (br_decoder_decode(h->dec, zmq_msg_data(&h->frame), zmq_msg_size(&h->frame), out) != 0)
+            return -1;
+        return 0;
+    }
+}
+
+int harness_expect(harness *h, unsigned type, br_msg *out, int timeout_ms, int *heartbeats)
+{
+    long long until = harness_now_ms() + timeout_ms;
+    for (;;) {
+        long long left = until - harness_now_ms();
+        if (left <= 0 || harness_recv(h, out, (int)left) != 0)
+            return -1;
+        if (out->type == type)
+            return 0;
+        if (out->type != BR_MSG_HEARTBEAT) {
+            fprintf(stderr, "expected %s, got %s\n", br_msg_type_name(type),
+                    br_msg_type_name(out->type));
+            return -1;
+        }
+        if (heartbeats)
+            (*heartbeats)++;
+    }
+}
+
+int harness_register(harness *h, const char *broker_id, uint32_t *capacity, uint8_t *kind)
+{
+    br_msg m;
+    if (harness_expect(h, BR_MSG_READY, &m, 10000, NULL) != 0)
+        return -1;
+    if (capacity)
+        *capacity = m.u.ready.capacity;
+    if (kind)
+        *kind = m.u.ready.kind;
+    br_msg w = {.type = BR_MSG_WELCOME};
+    w.u.welcome.broker_id = br_str_c(broker_id);
+    w.u.welcome.heartbeat_ms = (uint32_t)h->heartbeat_ms;
+    return harness_send(h, &w);
+}
+
+int harness_request(harness *h, uint64_t id, const char *service, const char *method,
+                    const char *route, const char *path, uint32_t deadline_ms, ...)
+{
+    br_pair query[HARNESS_MAX_QUERY];
+    uint32_t nquery = 0;
+    va_list ap;
+    va_start(ap, deadline_ms);
+    const char *name;
+    while ((name = va_arg(ap, const char *)) != NULL && nquery < HARNESS_MAX_QUERY) {
+        query[nquery].name = br_str_c(name);
+        query[nquery].value = br_str_c(va_arg(ap, const char *));
+        nquery++;
+    }
+    va_end(ap);
+    br_msg m = {.type = BR_MSG_REQUEST};
+    br_request *r = &m.u.request;
+    r->id = id;
+    r->service = br_str_c(service);
+    r->method = br_str_c(method);
+    r->route = br_str_c(route);
+    r->path = br_str_c(path);
+    r->query = nquery ? query : NULL;
+    r->nquery = nquery;
+    r->deadline_ms = deadline_ms;
+    return harness_send(h, &m);
+}
+
+/* Finds key in a msgpack map body; the unpacked object lives in *zone's memory. */
+static bool body_lookup(br_str body, const char *key, msgpack_zone *zone, msgpack_object *val)
+{
+    msgpack_object obj;
+    size_t off = 0;
+    if (msgpack_unpack(body.ptr, body.len, &off, zone, &obj) != MSGPACK_UNPACK_SUCCESS ||
+        obj.type != MSGPACK_OBJECT_MAP)
+        return false;
+    for (uint32_t i = 0; i < obj.via.map.size; i++) {
+        msgpack_object k = obj.via.map.ptr[i].key;
+        if (k.type == MSGPACK_OBJECT_STR && k.via.str.size == strlen(key) &&
+            memcmp(k.via.str.ptr, key, k.via.str.size) == 0) {
+            *val = obj.via.map.ptr[i].val;
+            return true;
+        }
+    }
+    return false;
+}
+
+bool body_has_str(br_str body, const char *key, const char *want)
+{
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 1024);
+    msgpack_object v;
+    bool ok = body_lookup(body, key, &zone, &v) && v.type == MSGPACK_OBJECT_STR &&
+              v.via.str.size == strlen(want) && memcmp(v.via.str.ptr, want, v.via.str.size) == 0;
+    msgpack_zone_destroy(&zone);
+    return ok;
+}
+
+bool body_has_int(br_str body, const char *key, long long want)
+{
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 1024);
+    msgpack_object v;
+    bool ok = body_lookup(body, key, &zone, &v) &&
+              ((v.type == MSGPACK_OBJECT_POSITIVE_INTEGER && want >= 0 &&
+                v.via.u64 == (uint64_t)want) ||
+               (v.type == MSGPACK_OBJECT_NEGATIVE_INTEGER && v.via.i64 == want));
+    msgpack_zone_destroy(&zone);
+    return ok;
+}

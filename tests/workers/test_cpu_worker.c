@@ -1,0 +1,175 @@
+/*
+ * test_cpu_worker.c - the real barista-worker hosting the cpu service `hash`, driven
+ * by a test broker: READY, correct digests, heartbeats during a long computation,
+ * cancel, re-registration with the computation still running, and the drain.
+ *
+ * Expected digests were computed independently with Python's hashlib:
+ *   d = hashlib.sha256(DATA).digest(); then N-1 times d = hashlib.sha256(d).digest()
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+
+#include "broker_harness.h"
+
+#define HB_MS 100
+#define WAIT_MS 30000
+/* 5,000,000 rounds: long enough for many heartbeats (about 2 s here). */
+#define LONG_N "5000000"
+#define LONG_DIGEST "0a369f8dd679d7cc3ae48c642baf79ea518f1de4811547127670a555fc8481eb"
+
+static int setup(void **state)
+{
+    static harness h;
+    if (harness_start(&h, "hash", HB_MS, NULL) != 0) {
+        harness_stop(&h);
+        return -1;
+    }
+    *state = &h;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    harness_stop(*state);
+    return 0;
+}
+
+static br_reply expect_reply(harness *h, uint64_t id, int *heartbeats)
+{
+    br_msg m;
+    assert_int_equal(harness_expect(h, BR_MSG_REPLY, &m, WAIT_MS, heartbeats), 0);
+    assert_int_equal(m.u.reply.id, id);
+    return m.u.reply;
+}
+
+static void hash(harness *h, uint64_t id, const char *n, const char *data)
+{
+    assert_int_equal(harness_request(h, id, "hash", "GET", "/hash", "/hash", 60000, "n", n,
+                                     "data", data, NULL), 0);
+}
+
+static void ready_announces_one_cpu_slot(void **state)
+{
+    harness *h = *state;
+    uint32_t capacity = 0;
+    uint8_t kind = 0;
+    assert_int_equal(harness_register(h, "b1", &capacity, &kind), 0);
+    assert_int_equal(kind, BR_KIND_CPU);
+    assert_int_equal(capacity, 1);
+}
+
+static void digests_match_hashlib(void **state)
+{
+    harness *h = *state;
+    static const struct {
+        const char *n, *data, *digest;
+    } cases[] = {
+        {"1", "abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+        {"2", "abc", "4f8b42c22dd3729b519ba6f68d2da7cc5b2d606d05daed5ad5128cc03e6c6358"},
+        {"1000", "barista", "6505e2f47deea9058b67b973afd2239d9257e8d847f5c71cdecaba5ef3499f83"},
+        {"65537", "", "3a9dff3e7a96d9bbb1f41c6475375935ce9dee05c4c5d064a15cc10fc18e4390"},
+    };
+    assert_int_equal(harness_register(h, "b1", NULL, NULL), 0);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        hash(h, i + 1, cases[i].n, cases[i].data);
+        br_reply r = expect_reply(h, i + 1, NULL);
+        assert_int_equal(r.status, 200);
+        assert_true(br_str_eq(r.content_type, "application/msgpack"));
+        assert_true(body_has_str(r.body, "digest", cases[i].digest));
+        assert_true(body_has_int(r.body, "n", strtoll(cases[i].n, NULL, 10)));
+    }
+    hash(h, 10, "0", "abc");
+    assert_int_equal(expect_reply(h, 10, NULL).status, 422);
+}
+
+static void heartbeats_keep_flowing_during_a_long_hash(void **state)
+{
+    harness *h = *state;
+    assert_int_equal(harness_register(h, "b1", NULL, NULL), 0);
+    long long t0 = harness_now_ms();
+    hash(h, 1, LONG_N, "long");
+    int beats = 0;
+    br_reply r = expect_reply(h, 1, &beats);
+    long long took = harness_now_ms() - t0;
+    assert_int_equal(r.status, 200);
+    assert_true(body_has_str(r.body, "digest", LONG_DIGEST));
+    /* A blocked loop would send none; allow for a slow, shared machine. */
+    if (took >= 10 * HB_MS)
+        assert_true(beats >= 2);
+}
+
+static void cancel_stops_a_long_hash_with_499(void **state)
+{
+    harness *h = *state;
+    assert_int_equal(harness_register(h, "b1", NULL, NULL), 0);
+    hash(h, 1, "10000000", "long");
+    br_msg c = {.type = BR_MSG_CANCEL};
+    c.u.cancel.id = 1;
+    assert_int_equal(harness_send(h, &c), 0);
+    assert_int_equal(expect_reply(h, 1, NULL).status, 499);
+    /* The slot is free again. */
+    hash(h, 2, "1", "abc");
+    assert_int_equal(expect_reply(h, 2, NULL).status, 200);
+}
+
+static void reregistering_during_a_hash_returns_its_slot_as_credit(void **state)
+{
+    harness *h = *state;
+    assert_int_equal(harness_register(h, "b1", NULL, NULL), 0);
+    hash(h, 1, "10000000", "long");
+    br_msg bye = {.type = BR_MSG_GOODBYE};
+    bye.u.goodbye.reason = br_str_c("unknown worker");
+    assert_int_equal(harness_send(h, &bye), 0);
+    uint32_t capacity = 99;
+    assert_int_equal(harness_register(h, "b2", &capacity, NULL), 0);
+    /* The hash still runs when READY goes out, so READY leaves its slot out ... */
+    assert_int_equal(capacity, 0);
+    /* ... and the cancelled hash gives it back instead of a stale REPLY. */
+    br_msg m;
+    assert_int_equal(harness_expect(h, BR_MSG_CREDIT, &m, WAIT_MS, NULL), 0);
+    assert_int_equal(m.u.credit.credit, 1);
+    hash(h, 2, "1", "abc");
+    assert_int_equal(expect_reply(h, 2, NULL).status, 200);
+}
+
+static void sigterm_finishes_the_hash_then_exits_0(void **state)
+{
+    harness *h = *state;
+    assert_int_equal(harness_register(h, "b1", NULL, NULL), 0);
+    hash(h, 1, LONG_N, "long");
+    /* A second request while the first computes is refused at once (the broker
+     * overstepped the credit), which shows the first is running before SIGTERM. */
+    hash(h, 2, "1", "abc");
+    assert_int_equal(expect_reply(h, 2, NULL).status, 503);
+    assert_int_equal(kill(h->pid, SIGTERM), 0);
+    br_msg m;
+    assert_int_equal(harness_expect(h, BR_MSG_GOODBYE, &m, WAIT_MS, NULL), 0);
+    br_reply r = expect_reply(h, 1, NULL);
+    assert_int_equal(r.status, 200);
+    assert_true(body_has_str(r.body, "digest", LONG_DIGEST));
+    int status = 0;
+    assert_int_equal(harness_wait_exit(h, WAIT_MS, &status), 0);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(ready_announces_one_cpu_slot, setup, teardown),
+        cmocka_unit_test_setup_teardown(digests_match_hashlib, setup, teardown),
+        cmocka_unit_test_setup_teardown(heartbeats_keep_flowing_during_a_long_hash, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(cancel_stops_a_long_hash_with_499, setup, teardown),
+        cmocka_unit_test_setup_teardown(reregistering_during_a_hash_returns_its_slot_as_credit,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(sigterm_finishes_the_hash_then_exits_0, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

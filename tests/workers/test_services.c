@@ -1,0 +1,121 @@
+/*
+ * test_services.c - the built-in service table, the rules for which services can
+ * share a process, routing a REQUEST to its handler, and the hash arithmetic.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "registry.h"
+#include "services.h"
+
+static void builtin_services_are_found_by_name(void **state)
+{
+    (void)state;
+    assert_ptr_equal(br_builtin_find("hello", 5), &br_hello_service);
+    assert_ptr_equal(br_builtin_find("hash,echo", 4), &br_hash_service);
+    assert_null(br_builtin_find("hell", 4));
+    assert_null(br_builtin_find("", 0));
+    assert_int_equal(br_builtin_count, 4);
+    assert_int_equal(br_hash_service.kind, BR_KIND_CPU);
+    assert_int_equal(br_sleep_service.kind, BR_KIND_IO);
+}
+
+static void io_and_cpu_services_never_share_a_process(void **state)
+{
+    (void)state;
+    char why[256];
+    const br_service_spec *mixed[] = {&br_hello_service, &br_sleep_service, &br_hash_service};
+    assert_int_equal(br_services_check(mixed, 3, why, sizeof(why)), BR_EINVAL);
+    assert_non_null(strstr(why, "hello (io)"));
+    assert_non_null(strstr(why, "hash (cpu)"));
+
+    const br_service_spec *io[] = {&br_hello_service, &br_sleep_service, &br_echo_service};
+    assert_int_equal(br_services_check(io, 3, why, sizeof(why)), 0);
+    const br_service_spec *twice[] = {&br_echo_service, &br_echo_service};
+    assert_int_equal(br_services_check(twice, 2, why, sizeof(why)), BR_EINVAL);
+    assert_int_equal(br_services_check(io, 0, why, sizeof(why)), BR_EINVAL);
+}
+
+static void handler(br_req *req)
+{
+    (void)req;
+}
+
+static void two_services_may_not_claim_one_route(void **state)
+{
+    (void)state;
+    static const br_route_spec routes[] = {{.method = "GET", .path = "/hello", .handler = handler}};
+    static const br_service_spec copycat = {.name = "copycat", .kind = BR_KIND_IO,
+                                            .routes = routes, .nroutes = 1};
+    const br_service_spec *both[] = {&br_hello_service, &copycat};
+    char why[256];
+    assert_int_equal(br_services_check(both, 2, why, sizeof(why)), BR_EINVAL);
+    assert_non_null(strstr(why, "GET /hello"));
+}
+
+static void requests_are_routed_by_service_method_and_template(void **state)
+{
+    (void)state;
+    const br_service_spec *io[] = {&br_hello_service, &br_echo_service};
+    br__registry reg;
+    char why[256];
+    assert_int_equal(br__registry_init(&reg, io, 2, why, sizeof(why)), 0);
+    assert_int_equal(reg.kind, BR_KIND_IO);
+    assert_true(br_str_eq(reg.wire[0].routes[1].path, "/hello/{name}"));
+    assert_int_equal(reg.wire[0].routes[1].nparams, 1);
+
+    const br_route_spec *r =
+        br__registry_route(&reg, br_str_c("hello"), br_str_c("GET"), br_str_c("/hello/{name}"));
+    assert_ptr_equal(r, &br_hello_service.routes[1]);
+    /* HEAD is served by the GET route. */
+    r = br__registry_route(&reg, br_str_c("hello"), br_str_c("HEAD"), br_str_c("/hello"));
+    assert_ptr_equal(r, &br_hello_service.routes[0]);
+    assert_null(br__registry_route(&reg, br_str_c("hello"), br_str_c("POST"), br_str_c("/hello")));
+    assert_null(br__registry_route(&reg, br_str_c("echo"), br_str_c("GET"), br_str_c("/hello")));
+    assert_null(br__registry_route(&reg, br_str_c("nope"), br_str_c("GET"), br_str_c("/hello")));
+    br__registry_release(&reg);
+    br__registry_release(&reg);
+}
+
+/* Expected values from Python: d = hashlib.sha256(DATA).digest(), then N-1 times
+ * d = hashlib.sha256(d).digest(); print(d.hex()). */
+static void hash_rounds_match_hashlib(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *data;
+        uint64_t n;
+        const char *hex;
+    } cases[] = {
+        {"abc", 1, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+        {"abc", 2, "4f8b42c22dd3729b519ba6f68d2da7cc5b2d606d05daed5ad5128cc03e6c6358"},
+        {"", 1, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+        {"barista", 1000, "6505e2f47deea9058b67b973afd2239d9257e8d847f5c71cdecaba5ef3499f83"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint8_t d[BR_HASH_BYTES];
+        br_hash_first(d, cases[i].data, strlen(cases[i].data));
+        br_hash_more(d, cases[i].n - 1);
+        char hex[BR_HASH_BYTES * 2 + 1];
+        sodium_bin2hex(hex, sizeof(hex), d, sizeof(d));
+        assert_string_equal(hex, cases[i].hex);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(builtin_services_are_found_by_name),
+        cmocka_unit_test(io_and_cpu_services_never_share_a_process),
+        cmocka_unit_test(two_services_may_not_claim_one_route),
+        cmocka_unit_test(requests_are_routed_by_service_method_and_template),
+        cmocka_unit_test(hash_rounds_match_hashlib),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
