@@ -59,8 +59,8 @@ static void config_fill(gw_broker_config *cfg)
     gw_broker_config_defaults(&d);
     if (!cfg->endpoint)
         cfg->endpoint = d.endpoint;
-#define FILL(field)                                                                        \
-    if (cfg->field == 0)                                                                   \
+#define FILL(field)                                                                                \
+    if (cfg->field == 0)                                                                           \
     cfg->field = d.field
     FILL(heartbeat_ms);
     FILL(liveness);
@@ -133,8 +133,7 @@ int gw_broker_send(gw_broker *b, gw_worker *w, const void *ident, size_t ident_l
     b->out.len = 0;
     int rc = br_msg_encode(msg, &b->out);
     if (rc != 0) {
-        gw_broker_log("br_msg_encode(%s) failed: %s", br_msg_type_name(msg->type),
-                      br_strerror(rc));
+        gw_broker_log("br_msg_encode(%s) failed: %s", br_msg_type_name(msg->type), br_strerror(rc));
         return rc;
     }
     if (w) {
@@ -162,8 +161,8 @@ static void send_goodbye(gw_broker *b, const void *ident, size_t ident_len, cons
 
 void gw_broker_forget(gw_broker *b, gw_worker *w, const char *why)
 {
-    gw_broker_log("worker %s (%s) removed: %s; %u requests in flight", w->id,
-                  gw_kind_name(w->kind), why, w->inflight);
+    gw_broker_log("worker %s (%s) removed: %s; %u requests in flight", w->id, gw_kind_name(w->kind),
+                  why, w->inflight);
     w->lost = true;
     gw_dispatch_worker_gone(b, w);
     for (size_t i = 0; i < w->nservices; i++)
@@ -195,13 +194,13 @@ static void on_ready(gw_broker *b, const br_zframe *ident, const br_ready *r)
         return;
     }
     b->stats.workers_joined++;
-    br_msg m = {.type = BR_MSG_WELCOME,
-                .u.welcome = {.broker_id = br_str_c(b->broker_id),
-                              .heartbeat_ms = b->cfg.heartbeat_ms}};
+    br_msg m = {
+        .type = BR_MSG_WELCOME,
+        .u.welcome = {.broker_id = br_str_c(b->broker_id), .heartbeat_ms = b->cfg.heartbeat_ms}};
     if (gw_broker_send(b, w, NULL, 0, &m) != 0)
         return; /* lost: reaped at the next tick */
-    gw_broker_log("worker %s joined: %s, capacity %u, %zu services", w->id,
-                  gw_kind_name(w->kind), r->capacity, w->nservices);
+    gw_broker_log("worker %s joined: %s, capacity %u, %zu services", w->id, gw_kind_name(w->kind),
+                  r->capacity, w->nservices);
     for (size_t i = 0; i < w->nservices; i++)
         gw_dispatch_pump(b, w->services[i]);
 }
@@ -216,8 +215,8 @@ static void bad_message(gw_broker *b, const gw_worker *w, const char *what, int 
         return;
     }
     b->bad_logged_tick = true;
-    gw_broker_log("dropped a message from %s: %s (%s)", w ? w->id : "an unregistered peer",
-                  what, err ? br_strerror(err) : "protocol violation");
+    gw_broker_log("dropped a message from %s: %s (%s)", w ? w->id : "an unregistered peer", what,
+                  err ? br_strerror(err) : "protocol violation");
 }
 
 /* A message from a registered worker. */
@@ -260,8 +259,8 @@ static void on_worker_msg(gw_broker *b, gw_worker *w, const br_msg *m)
         gw_broker_send(b, w, NULL, 0, &r);
         break;
     }
-    case BR_MSG_CANCEL:     /* cancels a CALL: none is ever pending */
-    case BR_MSG_JOB_ACK:    /* no JOB is ever sent yet */
+    case BR_MSG_CANCEL:  /* cancels a CALL: none is ever pending */
+    case BR_MSG_JOB_ACK: /* no JOB is ever sent yet */
     case BR_MSG_JOB_RESULT:
         break;
     default:
@@ -323,8 +322,8 @@ static void on_tick(uv_timer_t *timer)
         gw_worker *w = gw_registry_worker(b->reg, i);
         if (!w)
             continue;
-        uint32_t period = w->heartbeat_ms > b->cfg.heartbeat_ms ? w->heartbeat_ms
-                                                                : b->cfg.heartbeat_ms;
+        uint32_t period =
+            w->heartbeat_ms > b->cfg.heartbeat_ms ? w->heartbeat_ms : b->cfg.heartbeat_ms;
         if (w->lost || now - w->last_recv > (uint64_t)period * b->cfg.liveness) {
             b->stats.workers_died++;
             gw_broker_forget(b, w, w->lost ? "connection lost" : "silent past its liveness");

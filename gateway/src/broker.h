@@ -33,14 +33,14 @@
 #include "router.h"
 
 /* Defaults of gw_broker_config, by name. */
-#define GW_BROKER_ENDPOINT "tcp://0.0.0.0:5555"
-#define GW_BROKER_HEARTBEAT_MS 1000u
-#define GW_BROKER_LIVENESS 3u
-#define GW_BROKER_DEFAULT_TIMEOUT_MS 30000u
-#define GW_BROKER_MAX_TIMEOUT_MS 300000u
-#define GW_BROKER_QUEUE_LIMIT 1024u
-#define GW_BROKER_MAX_PENDING 100000u
-#define GW_BROKER_MAX_WORKERS 1024u
+#define GW_BROKER_ENDPOINT            "tcp://0.0.0.0:5555"
+#define GW_BROKER_HEARTBEAT_MS        1000u
+#define GW_BROKER_LIVENESS            3u
+#define GW_BROKER_DEFAULT_TIMEOUT_MS  30000u
+#define GW_BROKER_MAX_TIMEOUT_MS      300000u
+#define GW_BROKER_QUEUE_LIMIT         1024u
+#define GW_BROKER_MAX_PENDING         100000u
+#define GW_BROKER_MAX_WORKERS         1024u
 #define GW_BROKER_RETRY_MIN_BUDGET_MS 100u
 
 typedef struct gw_broker_config {

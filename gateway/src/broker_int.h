@@ -16,36 +16,70 @@
 
 /* Bytes of a broker id: 16 random bytes as hex. */
 #define GW_BROKER_ID_LEN 32
+/* Length of a W3C traceparent: "00-" 32 hex "-" 16 hex "-" 2 hex. */
+#define GW_TRACE_LEN 55
+/* Longest error detail the broker writes. */
+#define GW_DETAIL_MAX 512
 
 struct gw_broker {
-    uv_loop_t *loop;               /* the gateway's loop */
-    gw_router *router;             /* where routes go (the caller's) */
-    gw_broker_config cfg;          /* a copy, defaults filled in */
-    char *endpoint;                /* cfg.endpoint's own copy */
+    uv_loop_t *loop;                      /* the gateway's loop */
+    gw_router *router;                    /* where routes go (the caller's) */
+    gw_broker_config cfg;                 /* a copy, defaults filled in */
+    char *endpoint;                       /* cfg.endpoint's own copy */
     char broker_id[GW_BROKER_ID_LEN + 1]; /* random per start, told to workers */
-    void *zctx;                    /* ZeroMQ context, from start to shutdown's end */
-    void *zsocket;                 /* the ROUTER (owned by zs) */
-    br_zsock *zs;                  /* the ROUTER driven by the loop */
-    br_decoder *decoder;           /* decodes every received message */
-    br_buf out;                    /* encoding scratch, reused for every send */
-    gw_registry *reg;              /* services, workers, routes */
-    gw_idmap *calls;               /* request id -> gw_call, every pending request */
-    gw_deadline_heap deadlines;    /* deadlines of requests a client still waits for */
-    uv_timer_t deadline_timer;     /* armed for the earliest deadline */
-    uv_timer_t tick_timer;         /* heartbeats and liveness, every heartbeat_ms */
-    uint64_t next_id;              /* last request id handed out */
-    uint64_t rng;                  /* xorshift state for trace ids */
-    br_buf json;                   /* msgpack -> JSON scratch for replies */
-    bool started;                  /* gw_broker_start succeeded */
-    bool closing;                  /* gw_broker_shutdown was called */
-    int open_handles;              /* handles still closing during shutdown */
-    void (*done)(void *arg);       /* shutdown's completion callback */
-    void *done_arg;                /* its argument */
-    bool jobs_logged;              /* "jobs not supported yet" was logged */
-    uint64_t bad_suppressed;       /* bad messages not logged since the last tick */
-    bool bad_logged_tick;          /* one bad message was logged in this tick */
-    gw_broker_stats stats;         /* counters (gauges are computed on demand) */
+    void *zctx;                           /* ZeroMQ context, from start to shutdown's end */
+    void *zsocket;                        /* the ROUTER (owned by zs) */
+    br_zsock *zs;                         /* the ROUTER driven by the loop */
+    br_decoder *decoder;                  /* decodes every received message */
+    br_buf out;                           /* encoding scratch, reused for every send */
+    gw_registry *reg;                     /* services, workers, routes */
+    gw_idmap *calls;                      /* request id -> gw_call, every pending request */
+    gw_deadline_heap deadlines;           /* deadlines of requests a client still waits for */
+    uv_timer_t deadline_timer;            /* armed for the earliest deadline */
+    uv_timer_t tick_timer;                /* heartbeats and liveness, every heartbeat_ms */
+    uint64_t next_id;                     /* last request id handed out */
+    uint64_t rng;                         /* xorshift state for trace ids */
+    br_buf json;                          /* msgpack -> JSON scratch for replies */
+    bool started;                         /* gw_broker_start succeeded */
+    bool closing;                         /* gw_broker_shutdown was called */
+    int open_handles;                     /* handles still closing during shutdown */
+    void (*done)(void *arg);              /* shutdown's completion callback */
+    void *done_arg;                       /* its argument */
+    bool jobs_logged;                     /* "jobs not supported yet" was logged */
+    uint64_t bad_suppressed;              /* bad messages not logged since the last tick */
+    bool bad_logged_tick;                 /* one bad message was logged in this tick */
+    gw_broker_stats stats;                /* counters (gauges are computed on demand) */
 };
+
+/* One request the broker holds, from the handler until the worker's REPLY (or its
+ * death) - see dispatch.c for its life. */
+typedef struct gw_call {
+    uint64_t id;           /* REQUEST id, key in b->calls */
+    gw_broker *broker;     /* owner */
+    gw_req *req;           /* the waiting client; NULL once answered or gone */
+    gw_route_entry *route; /* the matched announced route */
+    gw_worker *worker;     /* where it is in flight; NULL while queued */
+    gw_list link;          /* in worker->calls or in the service's queue */
+    gw_deadline deadline;  /* in b->deadlines while the client waits */
+    uint32_t budget_ms;    /* the whole budget, for the 504 detail */
+    bool idempotent;       /* GET or HEAD: may be retried once */
+    bool retried;          /* already re-sent after a worker died */
+    bool want_msgpack;     /* the client's Accept names application/msgpack */
+    br_pair *params;       /* path parameters, percent-decoded into scratch */
+    uint32_t nparams;
+    br_pair *query; /* query pairs, percent-decoded into scratch */
+    uint32_t nquery;
+    br_pair *headers; /* forwarded headers (pointing into req) */
+    uint32_t nheaders;
+    br_str content_type;          /* body's media type, maybe empty */
+    br_str body;                  /* into req->body or `converted` */
+    br_buf converted;             /* JSON body as msgpack (MSGPACK routes) */
+    char *scratch;                /* decoded parameter text (in this allocation) */
+    size_t scratch_cap;           /* bytes at scratch */
+    size_t query_cap;             /* entries allocated at query */
+    size_t headers_cap;           /* entries allocated at headers */
+    char trace[GW_TRACE_LEN + 1]; /* traceparent sent to the worker */
+} gw_call;
 
 /* Logs one line to stderr, prefixed "broker: ". */
 void gw_broker_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -67,8 +101,39 @@ static inline bool gw_broker_send_failed(int rc)
  * services left without a live worker are answered 503, then w is freed. */
 void gw_broker_forget(gw_broker *b, gw_worker *w, const char *why);
 
-/* dispatch.c: the route handler every announced route gets. */
+/* intake.c: the route handler every announced route gets. */
 void gw_dispatch_handler(gw_req *req, void *route_data);
+
+/* dispatch.c: true for hop-by-hop header names (never forwarded either way). */
+bool gw_is_hop_by_hop(const char *name, size_t len);
+
+/* dispatch.c: answers req {"detail":DETAIL} with status (and Retry-After: 1 when
+ * retry_after), counting 502/503/504 in the stats. */
+void gw_dispatch_respond_detail(gw_broker *b, gw_req *req, int status, bool retry_after,
+                                const char *detail);
+
+/* dispatch.c: answers req 503 "Service 'NAME' is unavailable: no live worker". */
+void gw_dispatch_respond_unavailable(gw_broker *b, gw_req *req, const gw_service *s);
+
+/* dispatch.c: takes c off every structure (queue or worker list, heap, id map) and
+ * frees it.  c->req must be NULL or answered already. */
+void gw_call_free(gw_call *c);
+
+/* dispatch.c: answers c's client (if any) with a broker error and frees c, which must
+ * not be in flight. */
+void gw_call_fail(gw_call *c, int status, bool retry_after, const char *detail);
+
+/* dispatch.c: the client of in-flight c is gone or answered: CANCEL to the worker;
+ * c stays on the worker's list until its REPLY returns the credit. */
+void gw_call_cancel(gw_call *c);
+
+/* dispatch.c: sends c to the least loaded live worker of its service or queues it
+ * (front: a retry, admitted already; back: a new call, bounded by queue_limit).
+ * Answers the client itself when neither is possible. */
+void gw_call_route(gw_call *c, bool front);
+
+/* dispatch.c: arms the deadline timer for the earliest deadline, if any. */
+void gw_dispatch_arm_deadline(gw_broker *b);
 
 /* dispatch.c: a REPLY from w.  Stale ones are counted and dropped. */
 void gw_dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r);

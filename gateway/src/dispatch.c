@@ -1,15 +1,15 @@
 /*
- * dispatch.c - the life of one request in the broker.
+ * dispatch.c - the life of one request in the broker, once it is a gw_call.
  *
- * An HTTP request that matched an announced route becomes a gw_call: validated,
- * its body converted, given an id (the key of the broker's id map) and a deadline (a
- * node in the broker's deadline heap).  It is then either in flight at a worker (on
- * the worker's `calls` list, one credit spent) or waiting in its service's queue.  It
- * ends when the worker replies, or - while the client still waits - when the deadline
- * passes (504), the worker dies (retry or 502), or the client leaves.  A call whose
- * client was answered or left while the worker still holds it stays, "cancelled", on
- * the worker's list until the worker's REPLY returns the credit or the worker dies:
- * that is how the broker never has more requests at a worker than its credit.
+ * intake.c turns an HTTP request into a gw_call: validated, its body converted, given
+ * an id (the key of the broker's id map) and a deadline (a node in the broker's
+ * deadline heap).  From there it is either in flight at a worker (on the worker's
+ * `calls` list, one credit spent) or waiting in its service's queue.  It ends when
+ * the worker replies, or - while the client still waits - when the deadline passes
+ * (504), the worker dies (retry or 502), or the client leaves.  A call whose client
+ * was answered or left while the worker still holds it stays, "cancelled", on the
+ * worker's list until the worker's REPLY returns the credit or the worker dies: that
+ * is how the broker never has more requests at a worker than its credit.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,44 +18,11 @@
 
 #include "broker_int.h"
 #include "json.h"
-#include "params.h"
 
-/* Length of a W3C traceparent: "00-" 32 hex "-" 16 hex "-" 2 hex. */
-#define TRACE_LEN 55
 /* Longest content type copied from a REPLY; a longer one becomes octet-stream. */
 #define CONTENT_TYPE_MAX 255
-/* Longest error detail the broker writes. */
-#define DETAIL_MAX 512
 
-typedef struct gw_call {
-    uint64_t id;              /* REQUEST id, key in b->calls */
-    gw_broker *broker;        /* owner */
-    gw_req *req;              /* the waiting client; NULL once answered or gone */
-    gw_route_entry *route;    /* the matched announced route */
-    gw_worker *worker;        /* where it is in flight; NULL while queued */
-    gw_list link;             /* in worker->calls or in the service's queue */
-    gw_deadline deadline;     /* in b->deadlines while the client waits */
-    uint32_t budget_ms;       /* the whole budget, for the 504 detail */
-    bool idempotent;          /* GET or HEAD: may be retried once */
-    bool retried;             /* already re-sent after a worker died */
-    bool want_msgpack;        /* the client's Accept names application/msgpack */
-    br_pair *params;          /* path parameters, percent-decoded into scratch */
-    uint32_t nparams;
-    br_pair *query;           /* query pairs, percent-decoded into scratch */
-    uint32_t nquery;
-    br_pair *headers;         /* forwarded headers (pointing into req) */
-    uint32_t nheaders;
-    br_str content_type;      /* body's media type, maybe empty */
-    br_str body;              /* into req->body or `converted` */
-    br_buf converted;         /* JSON body as msgpack (MSGPACK routes) */
-    char *scratch;            /* decoded parameter text (in this allocation) */
-    size_t scratch_cap;       /* bytes at scratch */
-    size_t query_cap;         /* entries allocated at query */
-    size_t headers_cap;       /* entries allocated at headers */
-    char trace[TRACE_LEN + 1];/* traceparent sent to the worker */
-} gw_call;
-
-static bool is_hop_by_hop(const char *name, size_t len)
+bool gw_is_hop_by_hop(const char *name, size_t len)
 {
     static const char *const hop[] = {"connection", "keep-alive", "transfer-encoding", "te",
                                       "upgrade"};
@@ -65,49 +32,12 @@ static bool is_hop_by_hop(const char *name, size_t len)
     return len >= 6 && strncasecmp(name, "proxy-", 6) == 0;
 }
 
-/* Case-insensitive: does text[0..len) contain needle? */
-static bool contains_ci(const char *text, size_t len, const char *needle)
-{
-    size_t n = strlen(needle);
-    for (size_t i = 0; i + n <= len; i++)
-        if (strncasecmp(text + i, needle, n) == 0)
-            return true;
-    return false;
-}
-
-/* True when the media type of a Content-Type (parameters ignored) is `type`. */
-static bool media_is(const char *ct, size_t len, const char *type)
-{
-    size_t n = 0;
-    while (n < len && ct[n] != ';' && ct[n] != ' ' && ct[n] != '\t')
-        n++;
-    return n == strlen(type) && strncasecmp(ct, type, n) == 0;
-}
-
-static bool is_json_media(const char *ct, size_t len)
-{
-    size_t n = 0;
-    while (n < len && ct[n] != ';' && ct[n] != ' ' && ct[n] != '\t')
-        n++;
-    return media_is(ct, len, "application/json") ||
-           (n > 5 && strncasecmp(ct + n - 5, "+json", 5) == 0);
-}
-
 /* ---------------------------------------------------------------------------------- */
 /* Answers the broker makes itself.                                                    */
 
-/* Appends the NUL-terminated pieces to out; 0 or the first error. */
-static int append_all(br_buf *out, const char *const *pieces, size_t n)
-{
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++)
-        rc = gw_buf_append(out, pieces[i], strlen(pieces[i]));
-    return rc;
-}
-
 /* {"detail":DETAIL} with `status`; with Retry-After: 1 when retry_after is set. */
-static void respond_detail(gw_broker *b, gw_req *req, int status, bool retry_after,
-                           const char *detail)
+void gw_dispatch_respond_detail(gw_broker *b, gw_req *req, int status, bool retry_after,
+                                const char *detail)
 {
     if (status == 502)
         b->stats.status_502++;
@@ -120,7 +50,7 @@ static void respond_detail(gw_broker *b, gw_req *req, int status, bool retry_aft
         return;
     }
     static const gw_header retry = {"Retry-After", 11, "1", 1};
-    br_buf body = {.max = DETAIL_MAX * 8};
+    br_buf body = {.max = GW_DETAIL_MAX * 8};
     if (gw_buf_append(&body, "{\"detail\":", 10) == 0 &&
         gw_json_append_string(&body, detail, strlen(detail)) == 0 &&
         gw_buf_append(&body, "}", 1) == 0)
@@ -130,32 +60,11 @@ static void respond_detail(gw_broker *b, gw_req *req, int status, bool retry_aft
     br_buf_free(&body);
 }
 
-static void respond_unavailable(gw_broker *b, gw_req *req, const gw_service *s)
+void gw_dispatch_respond_unavailable(gw_broker *b, gw_req *req, const gw_service *s)
 {
-    char detail[DETAIL_MAX];
+    char detail[GW_DETAIL_MAX];
     snprintf(detail, sizeof(detail), "Service '%s' is unavailable: no live worker", s->name);
-    respond_detail(b, req, 503, true, detail);
-}
-
-/* FastAPI's answer to a body that is not JSON: 422 json_invalid at the error's char
- * position.  `err` is the converter's reason, "Expecting value: line 1 column 5 (char
- * 4)": the position comes from "(char N)" and ctx.error is the text before ": line". */
-static void respond_json_invalid(gw_req *req, const char *err)
-{
-    const char *pos = strstr(err, "(char ");
-    char at[24];
-    snprintf(at, sizeof(at), "%lu", pos ? strtoul(pos + 6, NULL, 10) : 0ul);
-    const char *cut = strstr(err, ": line");
-    br_buf body = {.max = DETAIL_MAX * 8};
-    const char *const head[] = {"{\"detail\":[{\"type\":\"json_invalid\",\"loc\":[\"body\",", at,
-                                "],\"msg\":\"JSON decode error\",\"input\":{},\"ctx\":{\"error\":"};
-    if (append_all(&body, head, 3) == 0 &&
-        gw_json_append_string(&body, err, cut ? (size_t)(cut - err) : strlen(err)) == 0 &&
-        gw_buf_append(&body, "}}]}", 4) == 0)
-        gw_req_respond(req, 422, NULL, 0, "application/json", body.data, body.len);
-    else
-        gw_req_respond_detail(req, 422, "JSON decode error");
-    br_buf_free(&body);
+    gw_dispatch_respond_detail(b, req, 503, true, detail);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -163,7 +72,7 @@ static void respond_json_invalid(gw_req *req, const char *err)
 
 /* Frees c after taking it off every structure it is on.  c->req must be NULL or
  * answered already. */
-static void call_free(gw_call *c)
+void gw_call_free(gw_call *c)
 {
     gw_broker *b = c->broker;
     if (c->worker) {
@@ -180,18 +89,18 @@ static void call_free(gw_call *c)
 }
 
 /* Answers c's client with a broker error and frees c (which must not be in flight). */
-static void call_fail(gw_call *c, int status, bool retry_after, const char *detail)
+void gw_call_fail(gw_call *c, int status, bool retry_after, const char *detail)
 {
     gw_req *req = c->req;
     c->req = NULL;
     if (req)
-        respond_detail(c->broker, req, status, retry_after, detail);
-    call_free(c);
+        gw_dispatch_respond_detail(c->broker, req, status, retry_after, detail);
+    gw_call_free(c);
 }
 
 /* Tells the worker holding c that nobody waits for it any more.  c stays on the
  * worker's list until its REPLY comes back. */
-static void call_cancel(gw_call *c)
+void gw_call_cancel(gw_call *c)
 {
     gw_broker *b = c->broker;
     c->req = NULL;
@@ -243,7 +152,7 @@ static int call_send(gw_call *c, gw_worker *w)
 /* Sends c to the least loaded live worker of its service or queues it (at the front
  * for a retry, which was admitted already; at the back, bounded, for a new one).
  * Answers the client itself when neither is possible. */
-static void call_route(gw_call *c, bool front)
+void gw_call_route(gw_call *c, bool front)
 {
     gw_broker *b = c->broker;
     gw_service *s = c->route->service;
@@ -256,8 +165,8 @@ static void call_route(gw_call *c, bool front)
         if (rc == 0)
             return;
         if (!gw_broker_send_failed(rc)) {
-            call_fail(c, rc == BR_ELIMIT ? 413 : 500, false,
-                      rc == BR_ELIMIT ? "Request Entity Too Large" : "Internal Server Error");
+            gw_call_fail(c, rc == BR_ELIMIT ? 413 : 500, false,
+                         rc == BR_ELIMIT ? "Request Entity Too Large" : "Internal Server Error");
             return;
         }
         /* w is marked lost now: pick another one. */
@@ -265,16 +174,16 @@ static void call_route(gw_call *c, bool front)
     if (gw_service_live(s) == 0) {
         gw_req *req = c->req;
         c->req = NULL;
-        respond_unavailable(b, req, s);
-        call_free(c);
+        gw_dispatch_respond_unavailable(b, req, s);
+        gw_call_free(c);
         return;
     }
     if (!front && s->nqueued >= b->cfg.queue_limit) {
-        char detail[DETAIL_MAX];
+        char detail[GW_DETAIL_MAX];
         snprintf(detail, sizeof(detail),
                  "Service '%s' is overloaded: %zu requests are waiting already", s->name,
                  s->nqueued);
-        call_fail(c, 503, true, detail);
+        gw_call_fail(c, 503, true, detail);
         return;
     }
     if (front)
@@ -293,8 +202,8 @@ void gw_dispatch_pump(gw_broker *b, gw_service *s)
         gw_call *c = GW_CONTAINER_OF(s->queue.next, gw_call, link);
         int rc = call_send(c, w);
         if (rc != 0 && !gw_broker_send_failed(rc))
-            call_fail(c, rc == BR_ELIMIT ? 413 : 500, false,
-                      rc == BR_ELIMIT ? "Request Entity Too Large" : "Internal Server Error");
+            gw_call_fail(c, rc == BR_ELIMIT ? 413 : 500, false,
+                         rc == BR_ELIMIT ? "Request Entity Too Large" : "Internal Server Error");
     }
     if (gw_service_live(s) > 0)
         return;
@@ -302,182 +211,13 @@ void gw_dispatch_pump(gw_broker *b, gw_service *s)
         gw_call *c = GW_CONTAINER_OF(s->queue.next, gw_call, link);
         gw_req *req = c->req;
         c->req = NULL;
-        respond_unavailable(b, req, s);
-        call_free(c);
+        gw_dispatch_respond_unavailable(b, req, s);
+        gw_call_free(c);
     }
-}
-
-/* ---------------------------------------------------------------------------------- */
-/* Building a call from an HTTP request.                                               */
-
-/* A new call sized for req: its pair arrays and decoding scratch share its
- * allocation. */
-static gw_call *call_new(gw_broker *b, gw_req *req, gw_route_entry *route)
-{
-    size_t max_pairs = b->cfg.limits.max_pairs;
-    /* Every query pair takes at least two bytes ("a&"), so this bounds the count. */
-    size_t nquery = req->query_len ? req->query_len / 2 + 1 : 0;
-    if (nquery > max_pairs)
-        nquery = max_pairs;
-    size_t nheaders = req->nheaders < max_pairs ? req->nheaders : max_pairs;
-    size_t npairs = req->match.nparams + nquery + nheaders;
-    /* Decoded text is never longer than its source. */
-    size_t scratch = req->query_len + req->path_len + 2;
-    gw_call *c = calloc(1, sizeof(*c) + npairs * sizeof(br_pair) + scratch);
-    if (!c)
-        return NULL;
-    c->params = (br_pair *)(void *)(c + 1);
-    c->query = c->params + req->match.nparams;
-    c->headers = c->query + nquery;
-    c->scratch = (char *)(c->headers + nheaders);
-    c->scratch_cap = scratch;
-    c->query_cap = nquery;
-    c->headers_cap = nheaders;
-    c->broker = b;
-    c->req = req;
-    c->route = route;
-    gw_list_init(&c->link);
-    c->idempotent = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
-    c->converted.max = b->cfg.limits.max_body;
-    return c;
-}
-
-/* Percent-decodes the query and the path parameters into the call's scratch space.
- * 0, or the detail of a 400 answer. */
-static const char *call_decode_params(gw_call *c)
-{
-    const gw_req *req = c->req;
-    size_t npairs = 0;
-    int rc = gw_query_parse(req->query, req->query_len, c->scratch, req->query_len + 1,
-                            c->query, c->query_cap, &npairs);
-    if (rc == BR_ELIMIT)
-        return "Too many query parameters";
-    if (rc != 0)
-        return "Malformed query string: bad percent-encoding";
-    c->nquery = (uint32_t)npairs;
-    char *dst = c->scratch + req->query_len + 1;
-    size_t cap = c->scratch_cap - (req->query_len + 1);
-    for (size_t i = 0; i < req->match.nparams; i++) {
-        const gw_path_param *p = &req->match.params[i];
-        size_t len = 0;
-        if (gw_percent_decode(p->value, p->value_len, false, dst, cap, &len) != 0)
-            return "Malformed path: bad percent-encoding";
-        c->params[i].name = (br_str){p->name, (uint32_t)p->name_len};
-        c->params[i].value = (br_str){dst, (uint32_t)len};
-        dst += len;
-        cap -= len;
-    }
-    c->nparams = (uint32_t)req->match.nparams;
-    return NULL;
-}
-
-/* Collects the headers to forward (hop-by-hop and Content-Length left out), notes the
- * client's Accept, and picks up or makes the traceparent. */
-static void call_headers(gw_call *c)
-{
-    const gw_req *req = c->req;
-    bool have_trace = false;
-    for (size_t i = 0; i < req->nheaders; i++) {
-        const gw_header *h = &req->headers[i];
-        if (strcmp(h->name, "accept") == 0 &&
-            contains_ci(h->value, h->value_len, "application/msgpack"))
-            c->want_msgpack = true;
-        if (strcmp(h->name, "traceparent") == 0 && h->value_len == TRACE_LEN &&
-            h->value[2] == '-' && h->value[35] == '-' && h->value[52] == '-') {
-            memcpy(c->trace, h->value, TRACE_LEN);
-            have_trace = true;
-        }
-        if (is_hop_by_hop(h->name, h->name_len) || strcmp(h->name, "content-length") == 0 ||
-            c->nheaders == c->headers_cap)
-            continue;
-        c->headers[c->nheaders].name = (br_str){h->name, (uint32_t)h->name_len};
-        c->headers[c->nheaders].value = (br_str){h->value, (uint32_t)h->value_len};
-        c->nheaders++;
-    }
-    if (have_trace)
-        return;
-    /* A fresh trace: version 00, random trace and parent ids, sampled. */
-    static const char hex[] = "0123456789abcdef";
-    gw_broker *b = c->broker;
-    char *p = c->trace;
-    memcpy(p, "00-", 3);
-    for (int i = 0; i < 48; i++) {
-        if (i % 16 == 0) {
-            b->rng ^= b->rng << 13;
-            b->rng ^= b->rng >> 7;
-            b->rng ^= b->rng << 17;
-        }
-        p[3 + i + (i >= 32)] = hex[(b->rng >> ((i % 16) * 4)) & 15];
-    }
-    p[35] = '-';
-    memcpy(p + 52, "-01", 4);
-}
-
-/* Sets the call's body by the route's body mode.  0, or answers the client (415, 422,
- * 413) and returns an error. */
-static int call_body(gw_call *c)
-{
-    gw_req *req = c->req;
-    uint8_t mode = c->route->body;
-    if (mode == BR_BODY_NONE || req->body_len == 0)
-        return 0;
-    const gw_header *ct = gw_req_header(req, "content-type");
-    const char *type = ct ? ct->value : "";
-    size_t type_len = ct ? ct->value_len : 0;
-    if (mode == BR_BODY_RAW) {
-        c->content_type = (br_str){type, (uint32_t)type_len};
-        c->body = (br_str){req->body, (uint32_t)req->body_len};
-        return 0;
-    }
-    if (media_is(type, type_len, "application/msgpack") ||
-        media_is(type, type_len, "application/x-msgpack")) {
-        c->content_type = br_str_c("application/msgpack");
-        c->body = (br_str){req->body, (uint32_t)req->body_len};
-        return 0;
-    }
-    if (type_len > 0 && !is_json_media(type, type_len)) {
-        gw_req_respond_detail(req, 415,
-                              "Unsupported Media Type: send application/json or "
-                              "application/msgpack");
-        return BR_EVALUE;
-    }
-    char err[DETAIL_MAX];
-    err[0] = '\0';
-    int rc = gw_json_to_msgpack(req->body, req->body_len, &c->converted, err, sizeof(err));
-    if (rc == BR_EVALUE) {
-        respond_json_invalid(req, err);
-        return rc;
-    }
-    if (rc != 0) {
-        gw_req_respond_detail(req, 413, "Request body too large or too deeply nested");
-        return rc;
-    }
-    c->content_type = br_str_c("application/msgpack");
-    c->body = (br_str){(const char *)c->converted.data, (uint32_t)c->converted.len};
-    return 0;
-}
-
-/* The budget of a request on route e: its timeout or the default, capped. */
-static uint32_t route_budget(const gw_broker *b, const gw_route_entry *e)
-{
-    uint32_t budget = e->timeout_ms ? e->timeout_ms : b->cfg.default_timeout_ms;
-    return budget < b->cfg.max_timeout_ms ? budget : b->cfg.max_timeout_ms;
-}
-
-/* The client left before it was answered. */
-static void on_abort(gw_req *req, void *arg)
-{
-    gw_call *c = arg;
-    (void)req;
-    c->req = NULL;
-    if (c->worker)
-        call_cancel(c);
-    else
-        call_free(c);
 }
 
 /* Arms the deadline timer for the earliest deadline, if any. */
-static void arm_deadline_timer(gw_broker *b)
+void gw_dispatch_arm_deadline(gw_broker *b)
 {
     gw_deadline *top = gw_deadline_heap_top(&b->deadlines);
     if (!top || b->closing)
@@ -485,60 +225,6 @@ static void arm_deadline_timer(gw_broker *b)
     uint64_t now = uv_now(b->loop);
     uv_timer_start(&b->deadline_timer, gw_dispatch_on_deadline,
                    top->when > now ? top->when - now : 0, 0);
-}
-
-void gw_dispatch_handler(gw_req *req, void *route_data)
-{
-    gw_route_entry *e = route_data;
-    gw_broker *b = e->arg;
-    if (!b->started || b->closing) {
-        respond_detail(b, req, 503, true, "Service Unavailable: the gateway is shutting down");
-        return;
-    }
-    if (gw_service_live(e->service) == 0) {
-        respond_unavailable(b, req, e->service);
-        return;
-    }
-    gw_call *c = call_new(b, req, e);
-    if (!c) {
-        respond_detail(b, req, 503, true, "Service Unavailable: out of memory");
-        return;
-    }
-    const char *bad = call_decode_params(c);
-    if (bad) {
-        c->req = NULL;
-        gw_req_respond_detail(req, 400, bad);
-        call_free(c);
-        return;
-    }
-    call_headers(c);
-    br_buf detail = {.max = b->cfg.limits.max_body};
-    if (gw_params_validate(e->params, e->nparams, c->params, c->nparams, c->query, c->nquery,
-                           c->headers, c->nheaders, &detail) != 0) {
-        c->req = NULL;
-        gw_req_respond(req, 422, NULL, 0, "application/json", detail.data, detail.len);
-        br_buf_free(&detail);
-        call_free(c);
-        return;
-    }
-    br_buf_free(&detail);
-    if (call_body(c) != 0) {
-        c->req = NULL;
-        call_free(c);
-        return;
-    }
-    c->id = ++b->next_id;
-    c->budget_ms = route_budget(b, e);
-    c->deadline.when = uv_now(b->loop) + c->budget_ms;
-    if (gw_idmap_put(b->calls, c->id, c) != 0 ||
-        gw_deadline_heap_push(&b->deadlines, &c->deadline) != 0) {
-        call_fail(c, 503, true, "Service Unavailable: too many requests in flight");
-        return;
-    }
-    if (gw_deadline_heap_top(&b->deadlines) == &c->deadline)
-        arm_deadline_timer(b);
-    gw_req_on_abort(req, on_abort, c);
-    call_route(c, false);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -549,7 +235,7 @@ void gw_dispatch_handler(gw_req *req, void *route_data)
 static bool reply_header_ok(const br_pair *h)
 {
     static const char *const own[] = {"content-length", "content-type", "date"};
-    if (h->name.len == 0 || is_hop_by_hop(h->name.ptr, h->name.len))
+    if (h->name.len == 0 || gw_is_hop_by_hop(h->name.ptr, h->name.len))
         return false;
     for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
         if (strlen(own[i]) == h->name.len && strncasecmp(h->name.ptr, own[i], h->name.len) == 0)
@@ -568,7 +254,8 @@ static bool reply_header_ok(const br_pair *h)
 static void respond_reply(gw_broker *b, gw_req *req, const br_reply *r, bool want_msgpack)
 {
     if (r->status < 200) {
-        respond_detail(b, req, 502, false, "Bad Gateway: the worker sent an interim status");
+        gw_dispatch_respond_detail(b, req, 502, false,
+                                   "Bad Gateway: the worker sent an interim status");
         return;
     }
     char type[CONTENT_TYPE_MAX + 1];
@@ -578,7 +265,8 @@ static void respond_reply(gw_broker *b, gw_req *req, const br_reply *r, bool wan
     if (br_str_eq(r->content_type, "application/msgpack") && !want_msgpack) {
         b->json.len = 0;
         if (gw_msgpack_to_json(r->body.ptr, r->body.len, &b->json) != 0) {
-            respond_detail(b, req, 502, false, "Bad Gateway: the worker sent invalid msgpack");
+            gw_dispatch_respond_detail(b, req, 502, false,
+                                       "Bad Gateway: the worker sent invalid msgpack");
             return;
         }
         content_type = "application/json";
@@ -644,7 +332,7 @@ void gw_dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r)
     } else {
         b->stats.stale_replies++;
     }
-    call_free(c);
+    gw_call_free(c);
     if (w->draining && w->inflight == 0) {
         gw_broker_forget(b, w, "drained");
         return;
@@ -662,18 +350,18 @@ void gw_dispatch_on_deadline(uv_timer_t *timer)
     while ((top = gw_deadline_heap_top(&b->deadlines)) && top->when <= now) {
         gw_call *c = GW_CONTAINER_OF(top, gw_call, deadline);
         gw_deadline_heap_remove(&b->deadlines, top);
-        char detail[DETAIL_MAX];
+        char detail[GW_DETAIL_MAX];
         snprintf(detail, sizeof(detail), "Gateway Timeout: no reply from service '%s' within %u ms",
                  c->route->service->name, c->budget_ms);
         gw_req *req = c->req;
         if (req)
-            respond_detail(b, req, 504, false, detail);
+            gw_dispatch_respond_detail(b, req, 504, false, detail);
         if (c->worker)
-            call_cancel(c);
+            gw_call_cancel(c);
         else
-            call_free(c);
+            gw_call_free(c);
     }
-    arm_deadline_timer(b);
+    gw_dispatch_arm_deadline(b);
 }
 
 /* True when a request of w's that died may go to another worker: an idempotent
@@ -694,13 +382,13 @@ void gw_dispatch_worker_gone(gw_broker *b, gw_worker *w)
         c->worker = NULL;
         w->inflight--;
         if (!c->req) {
-            call_free(c);
+            gw_call_free(c);
         } else if (may_retry(b, c)) {
             c->retried = true;
             b->stats.retries++;
-            call_route(c, true);
+            gw_call_route(c, true);
         } else {
-            call_fail(c, 502, false, "Bad Gateway: worker died while handling the request");
+            gw_call_fail(c, 502, false, "Bad Gateway: worker died while handling the request");
         }
     }
 }
@@ -711,11 +399,11 @@ void gw_dispatch_fail_all(gw_broker *b)
     for (size_t i = 0; i < gw_registry_nservices(b->reg); i++) {
         gw_service *s = gw_registry_service(b->reg, i);
         while (!gw_list_empty(&s->queue))
-            call_fail(GW_CONTAINER_OF(s->queue.next, gw_call, link), 503, true, detail);
+            gw_call_fail(GW_CONTAINER_OF(s->queue.next, gw_call, link), 503, true, detail);
     }
     for (size_t i = 0; i < gw_registry_nworkers(b->reg); i++) {
         gw_worker *w = gw_registry_worker(b->reg, i);
         while (!gw_list_empty(&w->calls))
-            call_fail(GW_CONTAINER_OF(w->calls.next, gw_call, link), 503, true, detail);
+            gw_call_fail(GW_CONTAINER_OF(w->calls.next, gw_call, link), 503, true, detail);
     }
 }

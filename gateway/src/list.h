@@ -18,7 +18,7 @@ typedef struct gw_list {
 } gw_list;
 
 /* The struct that embeds `ptr` as member `field` (for list nodes and deadline nodes). */
-#define GW_CONTAINER_OF(ptr, type, field) ((type *)(void *)((char *)(ptr) - offsetof(type, field)))
+#define GW_CONTAINER_OF(ptr, type, field) ((type *)(void *)((char *)(ptr)-offsetof(type, field)))
 
 /* Makes `l` an empty list (or an unlinked node). */
 static inline void gw_list_init(gw_list *l)

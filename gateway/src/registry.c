@@ -13,15 +13,15 @@
 #include <string.h>
 
 struct gw_registry {
-    gw_router *router;      /* where announced routes go (the caller's) */
-    gw_handler_fn handler;  /* the handler every announced route gets */
-    void *arg;              /* copied into every gw_route_entry */
-    gw_worker **workers;    /* registered workers, any order */
-    size_t nworkers;        /* entries in workers */
-    size_t max_workers;     /* the named limit on nworkers (slots allocated) */
-    gw_service **services;  /* every service ever announced, any order */
-    size_t nservices;       /* entries in services */
-    size_t services_cap;    /* slots allocated in services */
+    gw_router *router;     /* where announced routes go (the caller's) */
+    gw_handler_fn handler; /* the handler every announced route gets */
+    void *arg;             /* copied into every gw_route_entry */
+    gw_worker **workers;   /* registered workers, any order */
+    size_t nworkers;       /* entries in workers */
+    size_t max_workers;    /* the named limit on nworkers (slots allocated) */
+    gw_service **services; /* every service ever announced, any order */
+    size_t nservices;      /* entries in services */
+    size_t services_cap;   /* slots allocated in services */
 };
 
 const char *gw_kind_name(unsigned kind)
@@ -154,8 +154,7 @@ static int check_ready(const gw_registry *self, const br_ready *r, char *reason,
         }
         if (s->kind != r->kind) {
             snprintf(reason, cap, "mixed kinds: service '%.*s' is %s in a %s worker",
-                     (int)s->name.len, s->name.ptr, gw_kind_name(s->kind),
-                     gw_kind_name(r->kind));
+                     (int)s->name.len, s->name.ptr, gw_kind_name(s->kind), gw_kind_name(r->kind));
             return BR_EVALUE;
         }
         const gw_service *known = find_service(self, s->name);
@@ -174,8 +173,8 @@ static int check_ready(const gw_registry *self, const br_ready *r, char *reason,
             }
             const gw_route_entry *e = find_route(self, rt->method, rt->path);
             if (e && !br_str_eq(s->name, e->service->name)) {
-                snprintf(reason, cap, "route %s %s is owned by service '%s'", e->method,
-                         e->path, e->service->name);
+                snprintf(reason, cap, "route %s %s is owned by service '%s'", e->method, e->path,
+                         e->service->name);
                 return BR_EVALUE;
             }
         }
@@ -345,8 +344,7 @@ static void service_unlink(gw_service *s, const gw_worker *w)
     }
 }
 
-static gw_worker *worker_new(const void *ident, size_t ident_len, const br_ready *r,
-                             uint64_t now)
+static gw_worker *worker_new(const void *ident, size_t ident_len, const br_ready *r, uint64_t now)
 {
     gw_worker *w = calloc(1, sizeof(*w));
     if (!w)
@@ -371,9 +369,8 @@ static gw_worker *worker_new(const void *ident, size_t ident_len, const br_ready
     return w;
 }
 
-int gw_registry_add(gw_registry *self, const void *ident, size_t ident_len,
-                    const br_ready *ready, uint64_t now, gw_worker **out, char *reason,
-                    size_t reason_cap)
+int gw_registry_add(gw_registry *self, const void *ident, size_t ident_len, const br_ready *ready,
+                    uint64_t now, gw_worker **out, char *reason, size_t reason_cap)
 {
     *out = NULL;
     if (ident_len == 0 || ident_len > GW_IDENT_MAX) {

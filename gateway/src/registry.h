@@ -25,7 +25,7 @@
 /* Longest ZeroMQ routing id (ZMTP caps it at 255 bytes). */
 #define GW_IDENT_MAX 255
 /* Longest service name, worker id and route method a READY may carry. */
-#define GW_NAME_MAX 128
+#define GW_NAME_MAX   128
 #define GW_METHOD_MAX 16
 /* Longest route template. */
 #define GW_TEMPLATE_MAX 1024
@@ -40,30 +40,30 @@ typedef struct gw_worker gw_worker;
 
 /* A route as the router's route_data: a copy of what the first worker declared. */
 typedef struct gw_route_entry {
-    gw_service *service;          /* the owning service */
-    void *arg;                    /* the registry's handler argument (the broker) */
-    const char *method;           /* "GET" (NUL-terminated, in this allocation) */
-    const char *path;             /* template "/hello/{name}" (likewise) */
-    const char *summary;          /* OpenAPI summary, maybe "" (likewise) */
-    uint32_t timeout_ms;          /* the route's deadline; 0 = the broker's default */
-    uint8_t body;                 /* br_body_mode */
-    br_param *params;             /* declared parameters; strings in this allocation */
-    uint32_t nparams;             /* entries in params */
-    bool fresh;                   /* added by the READY being registered (rollback) */
-    struct gw_route_entry *next;  /* the service's next route */
+    gw_service *service;         /* the owning service */
+    void *arg;                   /* the registry's handler argument (the broker) */
+    const char *method;          /* "GET" (NUL-terminated, in this allocation) */
+    const char *path;            /* template "/hello/{name}" (likewise) */
+    const char *summary;         /* OpenAPI summary, maybe "" (likewise) */
+    uint32_t timeout_ms;         /* the route's deadline; 0 = the broker's default */
+    uint8_t body;                /* br_body_mode */
+    br_param *params;            /* declared parameters; strings in this allocation */
+    uint32_t nparams;            /* entries in params */
+    bool fresh;                  /* added by the READY being registered (rollback) */
+    struct gw_route_entry *next; /* the service's next route */
 } gw_route_entry;
 
 struct gw_service {
-    char *name;              /* unique service name */
-    uint8_t kind;            /* br_kind, fixed by the first worker that announced it */
-    gw_route_entry *routes;  /* its routes, newest first */
-    size_t nroutes;          /* entries in routes */
-    gw_worker **workers;     /* registered workers hosting it, draining ones included */
-    size_t nworkers;         /* entries in workers */
-    size_t workers_cap;      /* slots allocated in workers */
-    gw_list queue;           /* requests waiting for credit, oldest first (broker's) */
-    size_t nqueued;          /* entries in queue */
-    bool fresh;              /* created by the READY being registered (rollback) */
+    char *name;             /* unique service name */
+    uint8_t kind;           /* br_kind, fixed by the first worker that announced it */
+    gw_route_entry *routes; /* its routes, newest first */
+    size_t nroutes;         /* entries in routes */
+    gw_worker **workers;    /* registered workers hosting it, draining ones included */
+    size_t nworkers;        /* entries in workers */
+    size_t workers_cap;     /* slots allocated in workers */
+    gw_list queue;          /* requests waiting for credit, oldest first (broker's) */
+    size_t nqueued;         /* entries in queue */
+    bool fresh;             /* created by the READY being registered (rollback) */
 };
 
 struct gw_worker {
@@ -102,9 +102,8 @@ void gw_registry_destroy(gw_registry **self_p);
  * (mixed kinds, a service announced with another kind, a route owned by another
  * service, a malformed name or template); BR_EFULL at max_workers (reason set);
  * BR_ENOMEM.  Nothing changes unless it returns 0.  The ident must not be registered. */
-int gw_registry_add(gw_registry *self, const void *ident, size_t ident_len,
-                    const br_ready *ready, uint64_t now, gw_worker **out, char *reason,
-                    size_t reason_cap);
+int gw_registry_add(gw_registry *self, const void *ident, size_t ident_len, const br_ready *ready,
+                    uint64_t now, gw_worker **out, char *reason, size_t reason_cap);
 
 /* The worker with this routing id, or NULL. */
 gw_worker *gw_registry_find(const gw_registry *self, const void *ident, size_t ident_len);

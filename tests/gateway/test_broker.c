@@ -20,22 +20,22 @@
 #include "router.h"
 
 /* Every wait is bounded by this; the conditions are met in milliseconds. */
-#define GUARD_MS 10000
+#define GUARD_MS     10000
 #define HEARTBEAT_MS 50
 
 typedef struct fx {
     uv_loop_t loop;
     gw_router *router;
     gw_broker *broker;
-    void *ctx;                         /* the fake worker's ZeroMQ context */
-    br_zsock *dealer;                  /* the fake worker */
-    br_decoder *decoder;               /* decodes what the broker sends it */
-    int got[BR_MSG_TYPE_MAX + 1];      /* messages received, by type */
-    char text[256];                    /* last GOODBYE reason or WELCOME broker id */
-    uint32_t welcome_heartbeat;        /* heartbeat_ms of the last WELCOME */
-    uv_timer_t guard;                  /* ends a wait that would otherwise hang */
-    bool timed_out;                    /* the guard fired */
-    int closed;                        /* close callbacks run */
+    void *ctx;                    /* the fake worker's ZeroMQ context */
+    br_zsock *dealer;             /* the fake worker */
+    br_decoder *decoder;          /* decodes what the broker sends it */
+    int got[BR_MSG_TYPE_MAX + 1]; /* messages received, by type */
+    char text[256];               /* last GOODBYE reason or WELCOME broker id */
+    uint32_t welcome_heartbeat;   /* heartbeat_ms of the last WELCOME */
+    uv_timer_t guard;             /* ends a wait that would otherwise hang */
+    bool timed_out;               /* the guard fired */
+    int closed;                   /* close callbacks run */
 } fx;
 
 static void dealer_recv(br_zsock *zs, const br_zframe *f, size_t n, void *arg)

@@ -103,9 +103,8 @@ static gw_worker *add_ok(fixture *f, const char *ident, const br_ready *r)
 {
     char reason[256] = "";
     gw_worker *w = NULL;
-    assert_int_equal(gw_registry_add(f->reg, ident, strlen(ident), r, 1000, &w, reason,
-                                     sizeof(reason)),
-                     0);
+    assert_int_equal(
+        gw_registry_add(f->reg, ident, strlen(ident), r, 1000, &w, reason, sizeof(reason)), 0);
     assert_non_null(w);
     return w;
 }
@@ -117,9 +116,8 @@ static void add_refused(fixture *f, const char *ident, const br_ready *r, int wa
 {
     char reason[256] = "";
     gw_worker *w = NULL;
-    assert_int_equal(gw_registry_add(f->reg, ident, strlen(ident), r, 0, &w, reason,
-                                     sizeof(reason)),
-                     want);
+    assert_int_equal(
+        gw_registry_add(f->reg, ident, strlen(ident), r, 0, &w, reason, sizeof(reason)), want);
     assert_null(w);
     assert_non_null(strstr(reason, because));
 }
@@ -134,8 +132,12 @@ static void accepts_ready_and_routes_to_copies_of_the_declaration(void **state)
     char pname[] = "name";
     const char *paths[] = {"/hello", path};
     br_ready *r = one_service(&b, "hello", BR_KIND_IO, paths, 2, 8);
-    b.params[0] = (br_param){.name = br_str_c(pname), .in = BR_IN_PATH, .type = BR_TYPE_STR,
-                             .required = true, .has_max = true, .max = 10};
+    b.params[0] = (br_param){.name = br_str_c(pname),
+                             .in = BR_IN_PATH,
+                             .type = BR_TYPE_STR,
+                             .required = true,
+                             .has_max = true,
+                             .max = 10};
     b.routes[1].params = b.params;
     b.routes[1].nparams = 1;
     b.routes[1].timeout_ms = 250;
@@ -221,8 +223,7 @@ static void rolls_back_routes_when_the_router_refuses_one(void **state)
     assert_int_equal(gw_router_add(f->router, "GET", "/healthz", other_handler, NULL), 0);
     ready_builder b;
     const char *paths[] = {"/ok", "/also-ok", "/healthz"};
-    add_refused(f, "w", one_service(&b, "greedy", BR_KIND_IO, paths, 3, 1), BR_EVALUE,
-                "/healthz");
+    add_refused(f, "w", one_service(&b, "greedy", BR_KIND_IO, paths, 3, 1), BR_EVALUE, "/healthz");
     assert_null(entry_for(f->router, "/ok"));
     assert_null(entry_for(f->router, "/also-ok"));
     assert_int_equal(gw_registry_nservices(f->reg), 0);
