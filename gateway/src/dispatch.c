@@ -60,10 +60,16 @@ void gw_dispatch_respond_detail(gw_broker *b, gw_req *req, int status, bool retr
     br_buf_free(&body);
 }
 
+/* The detail of a 503 for a service without a live worker. */
+static void unavailable_detail(char *detail, size_t cap, const gw_service *s)
+{
+    snprintf(detail, cap, "Service '%s' is unavailable: no live worker", s->name);
+}
+
 void gw_dispatch_respond_unavailable(gw_broker *b, gw_req *req, const gw_service *s)
 {
     char detail[GW_DETAIL_MAX];
-    snprintf(detail, sizeof(detail), "Service '%s' is unavailable: no live worker", s->name);
+    unavailable_detail(detail, sizeof(detail), s);
     gw_dispatch_respond_detail(b, req, 503, true, detail);
 }
 
@@ -171,15 +177,13 @@ void gw_call_route(gw_call *c, bool front)
         }
         /* w is marked lost now: pick another one. */
     }
+    char detail[GW_DETAIL_MAX];
     if (gw_service_live(s) == 0) {
-        gw_req *req = c->req;
-        c->req = NULL;
-        gw_dispatch_respond_unavailable(b, req, s);
-        gw_call_free(c);
+        unavailable_detail(detail, sizeof(detail), s);
+        gw_call_fail(c, 503, true, detail);
         return;
     }
     if (!front && s->nqueued >= b->cfg.queue_limit) {
-        char detail[GW_DETAIL_MAX];
         snprintf(detail, sizeof(detail),
                  "Service '%s' is overloaded: %zu requests are waiting already", s->name,
                  s->nqueued);
@@ -207,13 +211,10 @@ void gw_dispatch_pump(gw_broker *b, gw_service *s)
     }
     if (gw_service_live(s) > 0)
         return;
-    while (!gw_list_empty(&s->queue)) {
-        gw_call *c = GW_CONTAINER_OF(s->queue.next, gw_call, link);
-        gw_req *req = c->req;
-        c->req = NULL;
-        gw_dispatch_respond_unavailable(b, req, s);
-        gw_call_free(c);
-    }
+    char detail[GW_DETAIL_MAX];
+    unavailable_detail(detail, sizeof(detail), s);
+    while (!gw_list_empty(&s->queue))
+        gw_call_fail(GW_CONTAINER_OF(s->queue.next, gw_call, link), 503, true, detail);
 }
 
 /* Arms the deadline timer for the earliest deadline, if any. */

@@ -244,6 +244,29 @@ static void on_abort(gw_req *req, void *arg)
         gw_call_free(c);
 }
 
+/* Decodes, validates and fills in everything the REQUEST will carry.  0, or the
+ * client was answered (400, 413, 415, 422) and an error is returned. */
+static int call_prepare(gw_call *c)
+{
+    gw_req *req = c->req;
+    const char *bad = call_decode_params(c);
+    if (bad) {
+        gw_req_respond_detail(req, 400, bad);
+        return BR_EVALUE;
+    }
+    call_headers(c);
+    const gw_route_entry *e = c->route;
+    br_buf detail = {.max = c->broker->cfg.limits.max_body};
+    int rc = gw_params_validate(e->params, e->nparams, c->params, c->nparams, c->query, c->nquery,
+                                c->headers, c->nheaders, &detail);
+    if (rc == BR_EVALUE)
+        gw_req_respond(req, 422, NULL, 0, "application/json", detail.data, detail.len);
+    else if (rc != 0) /* the list of errors did not fit in memory */
+        gw_req_respond_detail(req, 500, "Internal Server Error");
+    br_buf_free(&detail);
+    return rc != 0 ? rc : call_body(c);
+}
+
 void gw_dispatch_handler(gw_req *req, void *route_data)
 {
     gw_route_entry *e = route_data;
@@ -262,26 +285,8 @@ void gw_dispatch_handler(gw_req *req, void *route_data)
         gw_dispatch_respond_detail(b, req, 503, true, "Service Unavailable: out of memory");
         return;
     }
-    const char *bad = call_decode_params(c);
-    if (bad) {
-        c->req = NULL;
-        gw_req_respond_detail(req, 400, bad);
-        gw_call_free(c);
-        return;
-    }
-    call_headers(c);
-    br_buf detail = {.max = b->cfg.limits.max_body};
-    if (gw_params_validate(e->params, e->nparams, c->params, c->nparams, c->query, c->nquery,
-                           c->headers, c->nheaders, &detail) != 0) {
-        c->req = NULL;
-        gw_req_respond(req, 422, NULL, 0, "application/json", detail.data, detail.len);
-        br_buf_free(&detail);
-        gw_call_free(c);
-        return;
-    }
-    br_buf_free(&detail);
-    if (call_body(c) != 0) {
-        c->req = NULL;
+    if (call_prepare(c) != 0) {
+        c->req = NULL; /* answered by call_prepare */
         gw_call_free(c);
         return;
     }
