@@ -267,6 +267,19 @@ class Failures(BrokerTestCase):
         self.assertEqual([s for s in statuses if s != 200], [])
 
 
+class GatewayStop(BrokerTestCase):
+    def test_sigterm_drains_in_flight_requests_then_says_goodbye(self):
+        (w,) = self.start(workers=["sleep"])
+        join = self.in_background(lambda: self.get("/sleep?ms=800", timeout=WAIT))
+        time.sleep(0.3)
+        self.gw.signal(signal.SIGTERM)
+        r = join()
+        self.assertEqual((r.status, r.json()), (200, {"slept_ms": 800}))
+        self.assertEqual(self.gw.wait(), 0, self.gw.stderr())
+        # The worker heard GOODBYE and is looking for a gateway again, not dead.
+        self.assertIsNone(w.poll())
+
+
 class RoguePeers(BrokerTestCase):
     def setUp(self):
         self.start(workers=["hello"])
