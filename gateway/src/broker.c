@@ -164,6 +164,7 @@ void gw_broker_forget(gw_broker *b, gw_worker *w, const char *why)
     gw_broker_log("worker %s (%s) removed: %s; %u requests in flight", w->id, gw_kind_name(w->kind),
                   why, w->inflight);
     w->lost = true;
+    gw_calls_caller_gone(b, w);
     gw_dispatch_worker_gone(b, w);
     for (size_t i = 0; i < w->nservices; i++)
         gw_dispatch_pump(b, w->services[i]);
@@ -247,19 +248,12 @@ static void on_worker_msg(gw_broker *b, gw_worker *w, const br_msg *m)
                 gw_dispatch_pump(b, w->services[i]);
         }
         break;
-    case BR_MSG_CALL: {
-        /* Service-to-service calls are a later issue; answer rather than leave the
-         * caller waiting for its deadline. */
-        static const char body[] = "{\"detail\":\"Not Implemented: CALL is not supported yet\"}";
-        br_msg r = {.type = BR_MSG_REPLY,
-                    .u.reply = {.id = m->u.request.id,
-                                .status = 501,
-                                .content_type = br_str_c("application/json"),
-                                .body = {body, sizeof(body) - 1}}};
-        gw_broker_send(b, w, NULL, 0, &r);
+    case BR_MSG_CALL:
+        gw_calls_handle(b, w, &m->u.request);
         break;
-    }
-    case BR_MSG_CANCEL:  /* cancels a CALL: none is ever pending */
+    case BR_MSG_CANCEL:
+        gw_calls_cancel(b, w, m->u.cancel.id);
+        break;
     case BR_MSG_JOB_ACK: /* no JOB is ever sent yet */
     case BR_MSG_JOB_RESULT:
         break;

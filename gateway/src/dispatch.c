@@ -1,12 +1,13 @@
 /*
  * dispatch.c - the life of one request in the broker, once it is a gw_call.
  *
- * intake.c turns an HTTP request into a gw_call: validated, its body converted, given
- * an id (the key of the broker's id map) and a deadline (a node in the broker's
- * deadline heap).  From there it is either in flight at a worker (on the worker's
+ * intake.c turns an HTTP request into a gw_call, calls.c a worker's CALL: validated,
+ * its body prepared, given an id (the key of the broker's id map) and a deadline (a
+ * node in the broker's deadline heap).  From there it is either in flight at a worker (on the worker's
  * `calls` list, one credit spent) or waiting in its service's queue.  It ends when
- * the worker replies, or - while the client still waits - when the deadline passes
- * (504), the worker dies (retry or 502), or the client leaves.  A call whose client
+ * the worker replies, or - while the client (an HTTP client or a calling worker)
+ * still waits - when the deadline passes (504), the worker dies (retry or 502), or the
+ * client leaves.  A call whose client
  * was answered or left while the worker still holds it stays, "cancelled", on the
  * worker's list until the worker's REPLY returns the credit or the worker dies: that
  * is how the broker never has more requests at a worker than its credit.
@@ -36,8 +37,7 @@ bool gw_is_hop_by_hop(const char *name, size_t len)
 /* Answers the broker makes itself.                                                    */
 
 /* {"detail":DETAIL} with `status`; with Retry-After: 1 when retry_after is set. */
-void gw_dispatch_respond_detail(gw_broker *b, gw_req *req, int status, bool retry_after,
-                                const char *detail)
+void gw_broker_count_status(gw_broker *b, int status)
 {
     if (status == 502)
         b->stats.status_502++;
@@ -45,15 +45,27 @@ void gw_dispatch_respond_detail(gw_broker *b, gw_req *req, int status, bool retr
         b->stats.status_503++;
     else if (status == 504)
         b->stats.status_504++;
+}
+
+int gw_detail_json(br_buf *out, const char *detail)
+{
+    int rc = gw_buf_append(out, "{\"detail\":", 10);
+    if (rc == 0)
+        rc = gw_json_append_string(out, detail, strlen(detail));
+    return rc == 0 ? gw_buf_append(out, "}", 1) : rc;
+}
+
+void gw_dispatch_respond_detail(gw_broker *b, gw_req *req, int status, bool retry_after,
+                                const char *detail)
+{
+    gw_broker_count_status(b, status);
     if (!retry_after) {
         gw_req_respond_detail(req, status, detail);
         return;
     }
     static const gw_header retry = {"Retry-After", 11, "1", 1};
     br_buf body = {.max = GW_DETAIL_MAX * 8};
-    if (gw_buf_append(&body, "{\"detail\":", 10) == 0 &&
-        gw_json_append_string(&body, detail, strlen(detail)) == 0 &&
-        gw_buf_append(&body, "}", 1) == 0)
+    if (gw_detail_json(&body, detail) == 0)
         gw_req_respond(req, status, &retry, 1, "application/json", body.data, body.len);
     else
         gw_req_respond_detail(req, status, detail);
@@ -76,8 +88,6 @@ void gw_dispatch_respond_unavailable(gw_broker *b, gw_req *req, const gw_service
 /* ---------------------------------------------------------------------------------- */
 /* Call bookkeeping.                                                                   */
 
-/* Frees c after taking it off every structure it is on.  c->req must be NULL or
- * answered already. */
 void gw_call_free(gw_call *c)
 {
     gw_broker *b = c->broker;
@@ -88,28 +98,51 @@ void gw_call_free(gw_call *c)
         c->route->service->nqueued--;
     }
     gw_list_remove(&c->link);
+    gw_list_remove(&c->caller_link);
     gw_deadline_heap_remove(&b->deadlines, &c->deadline);
     gw_idmap_take(b->calls, c->id);
     br_buf_free(&c->converted);
     free(c);
 }
 
-/* Answers c's client with a broker error and frees c (which must not be in flight). */
-void gw_call_fail(gw_call *c, int status, bool retry_after, const char *detail)
+void gw_call_detach(gw_call *c)
+{
+    c->req = NULL;
+    c->caller = NULL;
+    gw_list_remove(&c->caller_link);
+}
+
+/* Answers whoever waits for c with a broker error; c stays allocated. */
+static void call_answer_detail(gw_call *c, int status, bool retry_after, const char *detail)
 {
     gw_req *req = c->req;
-    c->req = NULL;
+    gw_worker *caller = c->caller;
+    gw_call_detach(c);
     if (req)
         gw_dispatch_respond_detail(c->broker, req, status, retry_after, detail);
+    else if (caller)
+        gw_calls_reply_detail(c->broker, caller, c->caller_id, status, retry_after, detail);
+}
+
+void gw_call_fail(gw_call *c, int status, bool retry_after, const char *detail)
+{
+    call_answer_detail(c, status, retry_after, detail);
     gw_call_free(c);
 }
 
-/* Tells the worker holding c that nobody waits for it any more.  c stays on the
- * worker's list until its REPLY comes back. */
+void gw_call_abandon(gw_call *c)
+{
+    gw_call_detach(c);
+    if (c->worker)
+        gw_call_cancel(c);
+    else
+        gw_call_free(c);
+}
+
 void gw_call_cancel(gw_call *c)
 {
     gw_broker *b = c->broker;
-    c->req = NULL;
+    gw_call_detach(c);
     gw_deadline_heap_remove(&b->deadlines, &c->deadline);
     br_msg m = {.type = BR_MSG_CANCEL, .u.cancel = {.id = c->id}};
     if (gw_broker_send(b, c->worker, NULL, 0, &m) == 0)
@@ -122,7 +155,6 @@ static int call_send(gw_call *c, gw_worker *w)
     gw_broker *b = c->broker;
     uint64_t now = uv_now(b->loop);
     uint64_t left = c->deadline.when > now ? c->deadline.when - now : 1;
-    const gw_req *req = c->req;
     br_msg m = {.type = BR_MSG_REQUEST};
     br_request *r = &m.u.request;
     r->id = c->id;
@@ -130,7 +162,7 @@ static int call_send(gw_call *c, gw_worker *w)
     r->route = br_str_c(c->route->path);
     /* HEAD reaches a GET route as GET: the gateway drops the body itself. */
     r->method = br_str_c(c->route->method);
-    r->path = (br_str){req->path, (uint32_t)req->path_len};
+    r->path = c->path;
     r->params = c->params;
     r->nparams = c->nparams;
     r->query = c->query;
@@ -217,7 +249,22 @@ void gw_dispatch_pump(gw_broker *b, gw_service *s)
         gw_call_fail(GW_CONTAINER_OF(s->queue.next, gw_call, link), 503, true, detail);
 }
 
-/* Arms the deadline timer for the earliest deadline, if any. */
+void gw_call_admit(gw_call *c, uint32_t budget_ms)
+{
+    gw_broker *b = c->broker;
+    c->id = ++b->next_id;
+    c->budget_ms = budget_ms;
+    c->deadline.when = uv_now(b->loop) + budget_ms;
+    if (gw_idmap_put(b->calls, c->id, c) != 0 ||
+        gw_deadline_heap_push(&b->deadlines, &c->deadline) != 0) {
+        gw_call_fail(c, 503, true, "Service Unavailable: too many requests in flight");
+        return;
+    }
+    if (gw_deadline_heap_top(&b->deadlines) == &c->deadline)
+        gw_dispatch_arm_deadline(b);
+    gw_call_route(c, false);
+}
+
 void gw_dispatch_arm_deadline(gw_broker *b)
 {
     gw_deadline *top = gw_deadline_heap_top(&b->deadlines);
@@ -326,13 +373,16 @@ void gw_dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r)
     if (w->credit < GW_CREDIT_MAX)
         w->credit++;
     gw_req *req = c->req;
-    c->req = NULL;
-    if (req) {
+    gw_worker *caller = c->caller;
+    gw_call_detach(c);
+    if (req)
         respond_reply(b, req, r, c->want_msgpack);
+    else if (caller)
+        gw_calls_forward(b, caller, c->caller_id, r);
+    if (req || caller)
         b->stats.replies++;
-    } else {
+    else
         b->stats.stale_replies++;
-    }
     gw_call_free(c);
     if (w->draining && w->inflight == 0) {
         gw_broker_forget(b, w, "drained");
@@ -354,9 +404,7 @@ void gw_dispatch_on_deadline(uv_timer_t *timer)
         char detail[GW_DETAIL_MAX];
         snprintf(detail, sizeof(detail), "Gateway Timeout: no reply from service '%s' within %u ms",
                  c->route->service->name, c->budget_ms);
-        gw_req *req = c->req;
-        if (req)
-            gw_dispatch_respond_detail(b, req, 504, false, detail);
+        call_answer_detail(c, 504, false, detail);
         if (c->worker)
             gw_call_cancel(c);
         else
@@ -382,7 +430,7 @@ void gw_dispatch_worker_gone(gw_broker *b, gw_worker *w)
         gw_list_remove(&c->link);
         c->worker = NULL;
         w->inflight--;
-        if (!c->req) {
+        if (!gw_call_waited(c)) {
             gw_call_free(c);
         } else if (may_retry(b, c)) {
             c->retried = true;

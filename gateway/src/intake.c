@@ -104,7 +104,9 @@ static gw_call *call_new(gw_broker *b, gw_req *req, gw_route_entry *route)
     c->broker = b;
     c->req = req;
     c->route = route;
+    c->path = (br_str){req->path, (uint32_t)req->path_len};
     gw_list_init(&c->link);
+    gw_list_init(&c->caller_link);
     c->idempotent = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
     c->converted.max = b->cfg.limits.max_body;
     return c;
@@ -123,47 +125,36 @@ static const char *call_decode_params(gw_call *c)
     if (rc != 0)
         return "Malformed query string: bad percent-encoding";
     c->nquery = (uint32_t)npairs;
-    char *dst = c->scratch + req->query_len + 1;
-    size_t cap = c->scratch_cap - (req->query_len + 1);
-    for (size_t i = 0; i < req->match.nparams; i++) {
-        const gw_path_param *p = &req->match.params[i];
+    if (gw_call_path_params(c, &req->match, c->scratch + req->query_len + 1,
+                            c->scratch_cap - (req->query_len + 1)) != 0)
+        return "Malformed path: bad percent-encoding";
+    return NULL;
+}
+
+int gw_call_path_params(gw_call *c, const gw_route_match *match, char *dst, size_t cap)
+{
+    for (size_t i = 0; i < match->nparams; i++) {
+        const gw_path_param *p = &match->params[i];
         size_t len = 0;
         if (gw_percent_decode(p->value, p->value_len, false, dst, cap, &len) != 0)
-            return "Malformed path: bad percent-encoding";
+            return BR_EVALUE;
+        /* Names point into the route, which lives as long as the broker. */
         c->params[i].name = (br_str){p->name, (uint32_t)p->name_len};
         c->params[i].value = (br_str){dst, (uint32_t)len};
         dst += len;
         cap -= len;
     }
-    c->nparams = (uint32_t)req->match.nparams;
-    return NULL;
+    c->nparams = (uint32_t)match->nparams;
+    return 0;
 }
 
-/* Collects the headers to forward (hop-by-hop and Content-Length left out), notes the
- * client's Accept, and picks up or makes the traceparent. */
-static void call_headers(gw_call *c)
+void gw_call_trace(gw_call *c, br_str given)
 {
-    const gw_req *req = c->req;
-    bool have_trace = false;
-    for (size_t i = 0; i < req->nheaders; i++) {
-        const gw_header *h = &req->headers[i];
-        if (strcmp(h->name, "accept") == 0 &&
-            contains_ci(h->value, h->value_len, "application/msgpack"))
-            c->want_msgpack = true;
-        if (strcmp(h->name, "traceparent") == 0 && h->value_len == GW_TRACE_LEN &&
-            h->value[2] == '-' && h->value[35] == '-' && h->value[52] == '-') {
-            memcpy(c->trace, h->value, GW_TRACE_LEN);
-            have_trace = true;
-        }
-        if (gw_is_hop_by_hop(h->name, h->name_len) || strcmp(h->name, "content-length") == 0 ||
-            c->nheaders == c->headers_cap)
-            continue;
-        c->headers[c->nheaders].name = (br_str){h->name, (uint32_t)h->name_len};
-        c->headers[c->nheaders].value = (br_str){h->value, (uint32_t)h->value_len};
-        c->nheaders++;
-    }
-    if (have_trace)
+    if (given.len == GW_TRACE_LEN && given.ptr[2] == '-' && given.ptr[35] == '-' &&
+        given.ptr[52] == '-') {
+        memcpy(c->trace, given.ptr, GW_TRACE_LEN);
         return;
+    }
     /* A fresh trace: version 00, random trace and parent ids, sampled. */
     static const char hex[] = "0123456789abcdef";
     gw_broker *b = c->broker;
@@ -179,6 +170,29 @@ static void call_headers(gw_call *c)
     }
     p[35] = '-';
     memcpy(p + 52, "-01", 4);
+}
+
+/* Collects the headers to forward (hop-by-hop and Content-Length left out), notes the
+ * client's Accept, and picks up or makes the traceparent. */
+static void call_headers(gw_call *c)
+{
+    const gw_req *req = c->req;
+    br_str trace = {0};
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const gw_header *h = &req->headers[i];
+        if (strcmp(h->name, "accept") == 0 &&
+            contains_ci(h->value, h->value_len, "application/msgpack"))
+            c->want_msgpack = true;
+        if (strcmp(h->name, "traceparent") == 0)
+            trace = (br_str){h->value, (uint32_t)h->value_len};
+        if (gw_is_hop_by_hop(h->name, h->name_len) || strcmp(h->name, "content-length") == 0 ||
+            c->nheaders == c->headers_cap)
+            continue;
+        c->headers[c->nheaders].name = (br_str){h->name, (uint32_t)h->name_len};
+        c->headers[c->nheaders].value = (br_str){h->value, (uint32_t)h->value_len};
+        c->nheaders++;
+    }
+    gw_call_trace(c, trace);
 }
 
 /* Sets the call's body by the route's body mode.  0, or answers the client (415, 422,
@@ -225,8 +239,7 @@ static int call_body(gw_call *c)
     return 0;
 }
 
-/* The budget of a request on route e: its timeout or the default, capped. */
-static uint32_t route_budget(const gw_broker *b, const gw_route_entry *e)
+uint32_t gw_route_budget(const gw_broker *b, const gw_route_entry *e)
 {
     uint32_t budget = e->timeout_ms ? e->timeout_ms : b->cfg.default_timeout_ms;
     return budget < b->cfg.max_timeout_ms ? budget : b->cfg.max_timeout_ms;
@@ -235,13 +248,8 @@ static uint32_t route_budget(const gw_broker *b, const gw_route_entry *e)
 /* The client left before it was answered. */
 static void on_abort(gw_req *req, void *arg)
 {
-    gw_call *c = arg;
     (void)req;
-    c->req = NULL;
-    if (c->worker)
-        gw_call_cancel(c);
-    else
-        gw_call_free(c);
+    gw_call_abandon(arg);
 }
 
 /* Decodes, validates and fills in everything the REQUEST will carry.  0, or the
@@ -290,16 +298,7 @@ void gw_dispatch_handler(gw_req *req, void *route_data)
         gw_call_free(c);
         return;
     }
-    c->id = ++b->next_id;
-    c->budget_ms = route_budget(b, e);
-    c->deadline.when = uv_now(b->loop) + c->budget_ms;
-    if (gw_idmap_put(b->calls, c->id, c) != 0 ||
-        gw_deadline_heap_push(&b->deadlines, &c->deadline) != 0) {
-        gw_call_fail(c, 503, true, "Service Unavailable: too many requests in flight");
-        return;
-    }
-    if (gw_deadline_heap_top(&b->deadlines) == &c->deadline)
-        gw_dispatch_arm_deadline(b);
+    /* Registered first: routing may answer (and free) the call at once. */
     gw_req_on_abort(req, on_abort, c);
-    gw_call_route(c, false);
+    gw_call_admit(c, gw_route_budget(b, e));
 }

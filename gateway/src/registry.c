@@ -366,6 +366,7 @@ static gw_worker *worker_new(const void *ident, size_t ident_len, const br_ready
     w->last_recv = now;
     w->last_send = now;
     gw_list_init(&w->calls);
+    gw_list_init(&w->outgoing);
     return w;
 }
 

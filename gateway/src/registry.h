@@ -81,6 +81,7 @@ struct gw_worker {
     gw_service **services;       /* the services it hosts */
     size_t nservices;            /* entries in services */
     gw_list calls;               /* requests in flight at it (broker's) */
+    gw_list outgoing;            /* CALLs it made that it still waits for (broker's) */
 };
 
 typedef struct gw_registry gw_registry;
@@ -108,8 +109,8 @@ int gw_registry_add(gw_registry *self, const void *ident, size_t ident_len, cons
 /* The worker with this routing id, or NULL. */
 gw_worker *gw_registry_find(const gw_registry *self, const void *ident, size_t ident_len);
 
-/* Forgets w: unlinks it from its services and frees it.  Its calls list must be
- * empty. */
+/* Forgets w: unlinks it from its services and frees it.  Its calls and outgoing
+ * lists must be empty. */
 void gw_registry_remove(gw_registry *self, gw_worker *w);
 
 /* True when w may be given new requests. */

@@ -1,7 +1,8 @@
 /*
  * test_broker.c - the broker's protocol side, driven by a real DEALER playing a
  * worker on the same libuv loop: registration, refusals, garbage, heartbeats,
- * liveness, drain and shutdown.  Requests through HTTP are covered by
+ * liveness, drain, shutdown, and service-to-service CALLs (the fake worker calling
+ * its own service).  Requests through HTTP are covered by
  * tests/integration/test_broker.py with the real gateway and workers.
  */
 #include <setjmp.h>
@@ -33,6 +34,9 @@ typedef struct fx {
     int got[BR_MSG_TYPE_MAX + 1]; /* messages received, by type */
     char text[256];               /* last GOODBYE reason or WELCOME broker id */
     uint32_t welcome_heartbeat;   /* heartbeat_ms of the last WELCOME */
+    uint64_t last_id;             /* id of the last REQUEST, REPLY or CANCEL */
+    uint16_t reply_status;        /* status of the last REPLY */
+    char reply_body[256];         /* body of the last REPLY */
     uv_timer_t guard;             /* ends a wait that would otherwise hang */
     bool timed_out;               /* the guard fired */
     int closed;                   /* close callbacks run */
@@ -52,6 +56,16 @@ static void dealer_recv(br_zsock *zs, const br_zframe *f, size_t n, void *arg)
     if (m.type == BR_MSG_WELCOME) {
         s = m.u.welcome.broker_id;
         x->welcome_heartbeat = m.u.welcome.heartbeat_ms;
+    }
+    if (m.type == BR_MSG_REQUEST)
+        x->last_id = m.u.request.id;
+    if (m.type == BR_MSG_CANCEL)
+        x->last_id = m.u.cancel.id;
+    if (m.type == BR_MSG_REPLY) {
+        x->last_id = m.u.reply.id;
+        x->reply_status = m.u.reply.status;
+        snprintf(x->reply_body, sizeof(x->reply_body), "%.*s", (int)m.u.reply.body.len,
+                 m.u.reply.body.ptr ? m.u.reply.body.ptr : "");
     }
     if (m.type == BR_MSG_GOODBYE || m.type == BR_MSG_WELCOME)
         snprintf(x->text, sizeof(x->text), "%.*s", (int)s.len, s.ptr ? s.ptr : "");
@@ -314,6 +328,76 @@ static void shutdown_says_goodbye_to_workers(void **state)
     assert_false(gw_broker_ready(x->broker));
 }
 
+/* Sends CALL(id) for method + path, as a worker calling a service. */
+static void send_call(fx *x, uint64_t id, const char *method, const char *path)
+{
+    br_msg call = {
+        .type = BR_MSG_CALL,
+        .u.request = {
+            .id = id, .method = br_str_c(method), .path = br_str_c(path), .deadline_ms = 5000}};
+    send_msg(x, &call);
+}
+
+static void call_is_routed_to_the_service_and_answered_with_the_callers_id(void **state)
+{
+    fx *x = *state;
+    register_hello(x);
+    /* The fake worker calls its own service: it gets the REQUEST, answers it, and
+     * receives the answer as REPLY to its CALL. */
+    send_call(x, 777, "GET", "/hello");
+    assert_true(run_until(x, &x->got[BR_MSG_REQUEST], 1));
+    uint64_t request_id = x->last_id;
+    assert_int_not_equal(request_id, 777);
+    br_msg reply = {.type = BR_MSG_REPLY,
+                    .u.reply = {.id = request_id,
+                                .status = 201,
+                                .content_type = br_str_c("text/plain"),
+                                .body = br_str_c("made")}};
+    send_msg(x, &reply);
+    assert_true(run_until(x, &x->got[BR_MSG_REPLY], 1));
+    assert_int_equal(x->last_id, 777);
+    assert_int_equal(x->reply_status, 201);
+    assert_string_equal(x->reply_body, "made");
+}
+
+static void call_to_unknown_or_gateway_route_gets_404_and_wrong_method_405(void **state)
+{
+    fx *x = *state;
+    register_hello(x);
+    send_call(x, 1, "GET", "/nowhere");
+    assert_true(run_until(x, &x->got[BR_MSG_REPLY], 1));
+    assert_int_equal(x->last_id, 1);
+    assert_int_equal(x->reply_status, 404);
+    assert_string_equal(x->reply_body, "{\"detail\":\"Not Found\"}");
+    send_call(x, 2, "DELETE", "/hello");
+    assert_true(run_until(x, &x->got[BR_MSG_REPLY], 2));
+    assert_int_equal(x->reply_status, 405);
+}
+
+static void cancelled_call_is_cancelled_at_the_target_and_never_answered(void **state)
+{
+    fx *x = *state;
+    register_hello(x);
+    send_call(x, 5, "GET", "/hello");
+    assert_true(run_until(x, &x->got[BR_MSG_REQUEST], 1));
+    uint64_t request_id = x->last_id;
+    br_msg cancel = {.type = BR_MSG_CANCEL, .u.cancel = {.id = 5}};
+    send_msg(x, &cancel);
+    assert_true(run_until(x, &x->got[BR_MSG_CANCEL], 1));
+    assert_int_equal(x->last_id, request_id);
+    /* The target's 499, then a call that is answered at once: had the 499 been
+     * forwarded, it would arrive first. */
+    br_msg reply = {.type = BR_MSG_REPLY, .u.reply = {.id = request_id, .status = 499}};
+    send_msg(x, &reply);
+    send_call(x, 6, "GET", "/nowhere");
+    assert_true(run_until(x, &x->got[BR_MSG_REPLY], 1));
+    assert_int_equal(x->last_id, 6);
+    gw_broker_stats st;
+    gw_broker_stats_get(x->broker, &st);
+    assert_int_equal(st.stale_replies, 1);
+    assert_int_equal(st.inflight, 0);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -326,6 +410,9 @@ int main(void)
         T(silent_worker_is_dropped_but_its_routes_stay),
         T(idle_worker_saying_goodbye_is_forgotten),
         T(shutdown_says_goodbye_to_workers),
+        T(call_is_routed_to_the_service_and_answered_with_the_callers_id),
+        T(call_to_unknown_or_gateway_route_gets_404_and_wrong_method_405),
+        T(cancelled_call_is_cancelled_at_the_target_and_never_answered),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

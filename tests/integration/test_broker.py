@@ -13,7 +13,7 @@ import time
 import unittest
 
 import harness as h
-from zmtp_peer import (GOODBYE, HEARTBEAT, REPLY, REQUEST, WELCOME, ZmtpDealer, pack,
+from zmtp_peer import (CALL, GOODBYE, HEARTBEAT, REPLY, REQUEST, WELCOME, ZmtpDealer, pack,
                        ready_msg, unpack)
 
 # Fast heartbeats so that a dead worker is noticed in well under a second (3 x 200 ms).
@@ -376,6 +376,41 @@ class RoguePeers(BrokerTestCase):
             z.send(pack([1, REPLY, req[2], 200, [], "text/plain", b"ok", []]))
             self.assertEqual(join().body, b"ok")
             z.send(pack([1, GOODBYE, "done"]))
+
+
+
+class ServiceCalls(BrokerTestCase):
+    """A fake worker makes service-to-service CALLs to real workers."""
+
+    def setUp(self):
+        self.start(workers=["hello,sleep"])
+
+    def call(self, z, cid, path, query=(), deadline_ms=5000):
+        z.send(pack([1, CALL, cid, "", "", "GET", path, [], [list(q) for q in query], [], "",
+                     b"", deadline_ms, ""]))
+        reply = z.recv_type(REPLY)
+        self.assertEqual(reply[2], cid)
+        return reply[3], reply[5], reply[6]  # status, content type, body
+
+    def test_call_reaches_a_real_service_and_errors_come_back_as_replies(self):
+        with ZmtpDealer("127.0.0.1", self.broker_port) as z:
+            z.send(ready_msg("caller:1", [("caller", [])], heartbeat_ms=HEARTBEAT_MS))
+            z.recv_type(WELCOME)
+            status, ctype, body = self.call(z, 41, "/hello/bob")
+            self.assertEqual(status, 200)
+            value = unpack(body) if ctype == "application/msgpack" else json.loads(body)
+            self.assertEqual(value, {"message": "hello bob"})
+            status, _, body = self.call(z, 42, "/sleep", [("ms", "2000")], deadline_ms=200)
+            self.assertEqual(status, 504)
+            self.assertTrue(json.loads(body)["detail"].startswith("Gateway Timeout"))
+            status, _, body = self.call(z, 43, "/sleep")
+            self.assertEqual(status, 422)
+            self.assertEqual(json.loads(body)["detail"][0]["type"], "missing")
+            status, _, body = self.call(z, 44, "/healthz")
+            self.assertEqual((status, json.loads(body)), (404, {"detail": "Not Found"}))
+            z.send(pack([1, GOODBYE, "done"]))
+        # The real worker served on after the cancelled sleep.
+        self.assertEqual(self.get("/sleep?ms=5").status, 200)
 
 
 if __name__ == "__main__":
