@@ -3,14 +3,14 @@
  *
  * intake.c turns an HTTP request into a gw_call, calls.c a worker's CALL: validated,
  * its body prepared, given an id (the key of the broker's id map) and a deadline (a
- * node in the broker's deadline heap).  From there it is either in flight at a worker (on the worker's
- * `calls` list, one credit spent) or waiting in its service's queue.  It ends when
- * the worker replies, or - while the client (an HTTP client or a calling worker)
- * still waits - when the deadline passes (504), the worker dies (retry or 502), or the
- * client leaves.  A call whose client
- * was answered or left while the worker still holds it stays, "cancelled", on the
- * worker's list until the worker's REPLY returns the credit or the worker dies: that
- * is how the broker never has more requests at a worker than its credit.
+ * node in the broker's deadline heap).  From there it is either in flight at a
+ * worker (on the worker's `calls` list, one credit spent) or waiting in its service's
+ * queue.  It ends when the worker replies, or - while its client (an HTTP client or a
+ * calling worker) still waits - when the deadline passes (504), the worker dies
+ * (retry or 502), or the client leaves.  A call whose client was answered or left
+ * while the worker still holds it stays, "cancelled", on the worker's list until the
+ * worker's REPLY returns the credit or the worker dies: that is how the broker never
+ * has more requests at a worker than its credit.
  */
 #include <stdio.h>
 #include <stdlib.h>
