@@ -19,7 +19,8 @@ typedef enum opt_kind {
     OPT_ADDR,     /* HOST:PORT into a char[GW_CONFIG_MAX_ADDR] + the parsed address */
     OPT_SIZE,     /* size_t bytes */
     OPT_DURATION, /* uint32_t milliseconds */
-    OPT_COUNT     /* uint32_t */
+    OPT_COUNT,    /* uint32_t */
+    OPT_TEXT      /* a string into a char[GW_CONFIG_MAX_ADDR], e.g. a ZeroMQ endpoint */
 } opt_kind;
 
 /* One option: the flag is "--" + name, the variable is "BARISTA_" + NAME. */
@@ -63,6 +64,22 @@ static const opt options[] = {
      "requests queued per connection before reading pauses"},
     {"max-output-bytes", "BARISTA_MAX_OUTPUT_BYTES", OPT_SIZE, F(http.max_output_bytes), 1,
      256 * MIB, "1m", "unsent response bytes per connection before reading pauses"},
+    {"broker", "BARISTA_BROKER", OPT_TEXT, F(broker_endpoint), 0, 0, "tcp://0.0.0.0:5555",
+     "ZeroMQ endpoint the broker binds for workers"},
+    {"broker-heartbeat", "BARISTA_BROKER_HEARTBEAT", OPT_DURATION, F(broker.heartbeat_ms), 10,
+     60000, "1s", "heartbeat period between broker and workers"},
+    {"broker-liveness", "BARISTA_BROKER_LIVENESS", OPT_COUNT, F(broker.liveness), 2, 100, "3",
+     "heartbeat periods of silence after which a worker is dead"},
+    {"default-timeout", "BARISTA_DEFAULT_TIMEOUT", OPT_DURATION, F(broker.default_timeout_ms),
+     1, HOUR_MS, "30s", "deadline of a request whose route sets none (504 beyond)"},
+    {"max-timeout", "BARISTA_MAX_TIMEOUT", OPT_DURATION, F(broker.max_timeout_ms), 1,
+     HOUR_MS, "300s", "cap on every request deadline, route timeouts included"},
+    {"queue-limit", "BARISTA_QUEUE_LIMIT", OPT_COUNT, F(broker.queue_limit), 1, 1000000,
+     "1024", "requests per service waiting for worker credit (503 + Retry-After beyond)"},
+    {"max-pending", "BARISTA_MAX_PENDING", OPT_COUNT, F(broker.max_pending), 1, 10000000,
+     "100000", "requests the broker holds at once (503 + Retry-After beyond)"},
+    {"broker-retry", "BARISTA_BROKER_RETRY", OPT_COUNT, F(broker_retry), 0, 1, "1",
+     "1: a GET/HEAD whose worker died is retried once on another worker"},
     {"shutdown-timeout", "BARISTA_SHUTDOWN_TIMEOUT", OPT_DURATION, F(shutdown_timeout_ms), 1,
      HOUR_MS, "10s", "on SIGTERM/SIGINT, how long in-flight requests may finish"},
 };
@@ -159,6 +176,11 @@ static int parse_value(const opt *o, const char *text, gw_config *cfg)
             return BR_EINVAL;
         memcpy(field, text, strlen(text) + 1);
         return 0;
+    case OPT_TEXT:
+        if (strlen(text) == 0 || strlen(text) >= GW_CONFIG_MAX_ADDR)
+            return BR_EINVAL;
+        memcpy(field, text, strlen(text) + 1);
+        return 0;
     case OPT_SIZE:
         rc = parse_scaled(text, size_units, size_mults, 4, 1, &v);
         break;
@@ -183,7 +205,10 @@ static int parse_value(const opt *o, const char *text, gw_config *cfg)
 
 static void report_bad(FILE *err, const opt *o, const char *source, const char *value)
 {
-    if (o->kind == OPT_ADDR)
+    if (o->kind == OPT_TEXT)
+        fprintf(err, "barista-gateway: %s: bad value \"%s\" (want 1..%d characters)\n", source,
+                value, GW_CONFIG_MAX_ADDR - 1);
+    else if (o->kind == OPT_ADDR)
         fprintf(err, "barista-gateway: %s: bad value \"%s\" (want HOST:PORT or [IPV6]:PORT)\n",
                 source, value);
     else
@@ -207,6 +232,7 @@ gw_config_result gw_config_load(gw_config *cfg, int argc, char **argv, FILE *err
     memset(cfg, 0, sizeof(*cfg));
     cfg->http = gw_http_config_default();
     cfg->shutdown_timeout_ms = 10 * 1000;
+    gw_broker_config_defaults(&cfg->broker);
     for (size_t i = 0; i < NOPTIONS; i++)
         if (parse_value(&options[i], options[i].defval, cfg) != 0)
             return GW_CONFIG_BAD; /* a broken table; the unit tests keep it from happening */

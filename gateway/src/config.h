@@ -14,17 +14,21 @@
 
 #include <uv.h>
 
+#include "broker.h"
 #include "http_server.h"
 
 /* Longest HOST:PORT accepted for an address option. */
 #define GW_CONFIG_MAX_ADDR 256
 
 typedef struct gw_config {
-    char listen[GW_CONFIG_MAX_ADDR];     /* HTTP listen address as given, "0.0.0.0:8000" */
-    struct sockaddr_storage listen_addr; /* the same, parsed */
-    gw_http_config http;                 /* the HTTP server's limits and timeouts */
-    uint32_t shutdown_timeout_ms;        /* SIGTERM: how long in-flight requests may run */
-    /* The broker's, jobs' and local mode's options join here. */
+    char listen[GW_CONFIG_MAX_ADDR];      /* HTTP listen address as given, "0.0.0.0:8000" */
+    struct sockaddr_storage listen_addr;  /* the same, parsed */
+    gw_http_config http;                  /* the HTTP server's limits and timeouts */
+    uint32_t shutdown_timeout_ms;         /* SIGTERM: how long in-flight requests may run */
+    char broker_endpoint[GW_CONFIG_MAX_ADDR]; /* ROUTER bind address for workers */
+    gw_broker_config broker;              /* the broker's options (endpoint set by main) */
+    uint32_t broker_retry;                /* 1: retry a dead worker's GET/HEAD once */
+    /* Jobs' and local mode's options join here. */
 } gw_config;
 
 /* What gw_config_load() decided. */

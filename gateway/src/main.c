@@ -16,27 +16,42 @@
 
 #include <uv.h>
 
+#include "broker.h"
 #include "config.h"
+#include "http.h"
 #include "http_server.h"
 #include "router.h"
 #include "routes.h"
 
 typedef struct gateway {
-    uv_loop_t loop;       /* the process's one event loop */
-    gw_config cfg;        /* options */
-    gw_router *router;    /* method + path -> handler; gateway routes and workers' */
-    gw_http_server *http; /* the HTTP/1.1 front */
-    uv_signal_t sigterm;  /* graceful stop */
-    uv_signal_t sigint;   /* graceful stop (Ctrl-C) */
-    bool stopping;        /* a stop signal arrived */
-    /* broker: ... (joins here) */
+    uv_loop_t loop;         /* the process's one event loop */
+    gw_config cfg;          /* options */
+    gw_router *router;      /* method + path -> handler; gateway routes and workers' */
+    gw_http_server *http;   /* the HTTP/1.1 front */
+    uv_signal_t sigterm;    /* graceful stop */
+    uv_signal_t sigint;     /* graceful stop (Ctrl-C) */
+    bool stopping;          /* a stop signal arrived */
+    gw_broker *broker;      /* workers' ROUTER: registration, dispatch, replies */
     /* supervisor (local mode): ... (joins here) */
 } gateway;
 
+/* GET /readyz: 200 while every announced route has a live worker, else 503. */
+static void readyz(gw_req *req, void *data)
+{
+    static const gw_header retry = {"Retry-After", 11, "1", 1};
+    static const char ok[] = "{\"status\":\"ready\"}";
+    static const char no[] = "{\"detail\":\"Not ready: a service has no live worker\"}";
+    if (gw_broker_ready(data))
+        gw_req_respond(req, 200, NULL, 0, "application/json", ok, sizeof(ok) - 1);
+    else
+        gw_req_respond(req, 503, &retry, 1, "application/json", no, sizeof(no) - 1);
+}
+
 static void on_http_stopped(void *arg)
 {
-    (void)arg;
-    /* broker: stop here, after the HTTP front stopped handing it requests. */
+    gateway *gw = arg;
+    /* After the HTTP front stopped handing it requests: GOODBYE to workers. */
+    gw_broker_shutdown(gw->broker, NULL, NULL);
 }
 
 static void on_stop_signal(uv_signal_t *sig, int signum)
@@ -84,6 +99,13 @@ static int gateway_start(gateway *gw)
         fputs("barista-gateway: router setup failed: out of memory\n", stderr);
         return -1;
     }
+    gw->cfg.broker.endpoint = gw->cfg.broker_endpoint;
+    gw->cfg.broker.retry_idempotent = gw->cfg.broker_retry != 0;
+    gw->broker = gw_broker_new(&gw->loop, gw->router, &gw->cfg.broker);
+    if (!gw->broker || gw_router_add(gw->router, "GET", "/readyz", readyz, gw->broker) != 0) {
+        fputs("barista-gateway: broker setup failed: out of memory\n", stderr);
+        return -1;
+    }
     gw->http = gw_http_server_new(&gw->loop, gw->router, &gw->cfg.http);
     if (!gw->http) {
         fputs("barista-gateway: gw_http_server_new failed\n", stderr);
@@ -94,7 +116,9 @@ static int gateway_start(gateway *gw)
     gw->sigterm.data = gw->sigint.data = gw;
     uv_signal_start(&gw->sigterm, on_stop_signal, SIGTERM);
     uv_signal_start(&gw->sigint, on_stop_signal, SIGINT);
-    /* broker: bind here, before the HTTP front accepts requests for it. */
+    /* Bind for workers before the HTTP front accepts requests for them. */
+    if (gw_broker_start(gw->broker) != 0)
+        return -1;
     if (gw_http_server_start(gw->http, (const struct sockaddr *)&gw->cfg.listen_addr) != 0)
         return -1;
     fprintf(stderr, "barista-gateway: listening on %s\n", gw->cfg.listen);
@@ -132,6 +156,8 @@ int main(int argc, char **argv)
     if (status != 0) {
         if (gw.http && !gw.stopping)
             gw_http_server_shutdown(gw.http, 0, NULL, NULL);
+        if (gw.broker)
+            gw_broker_shutdown(gw.broker, NULL, NULL);
         uv_walk(&gw.loop, close_leftover, NULL);
     }
     uv_run(&gw.loop, UV_RUN_DEFAULT);
@@ -141,6 +167,7 @@ int main(int argc, char **argv)
         status = 1;
     }
     gw_http_server_destroy(&gw.http);
+    gw_broker_destroy(&gw.broker); /* takes its routes out of the router */
     gw_router_destroy(&gw.router);
     return status;
 }

@@ -1,0 +1,493 @@
+/*
+ * broker.c - the broker's socket, registration, heartbeats and shutdown.
+ *
+ * Every message a worker sends arrives in on_recv as [routing id, message].  READY
+ * goes to the registry; REPLY to dispatch.c; CREDIT, HEARTBEAT and GOODBYE change the
+ * worker's state here.  One timer ticking every heartbeat_ms sends HEARTBEATs to
+ * workers we have been quiet towards and forgets workers that have been silent for
+ * liveness periods.  Nothing a peer sends can crash the broker: undecodable messages
+ * are counted, logged at most once per tick, and dropped.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zmq.h>
+
+#include "broker_int.h"
+
+/* Per-peer high-water marks.  Credit bounds what we queue towards a worker and what
+ * it sends back, so these only need to exceed the largest credit a worker announces
+ * by a margin; they still bound what a peer that ignores the protocol can pile up. */
+#define BROKER_HWM 200000
+/* How long shutdown gives the GOODBYEs to leave before the socket is dropped. */
+#define BROKER_SHUTDOWN_LINGER_MS 200
+/* Longest reason of a GOODBYE we send. */
+#define BROKER_REASON_MAX 256
+
+void gw_broker_log(const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "broker: %s\n", line);
+}
+
+void gw_broker_config_defaults(gw_broker_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->endpoint = GW_BROKER_ENDPOINT;
+    cfg->heartbeat_ms = GW_BROKER_HEARTBEAT_MS;
+    cfg->liveness = GW_BROKER_LIVENESS;
+    cfg->default_timeout_ms = GW_BROKER_DEFAULT_TIMEOUT_MS;
+    cfg->max_timeout_ms = GW_BROKER_MAX_TIMEOUT_MS;
+    cfg->queue_limit = GW_BROKER_QUEUE_LIMIT;
+    cfg->max_pending = GW_BROKER_MAX_PENDING;
+    cfg->max_workers = GW_BROKER_MAX_WORKERS;
+    cfg->retry_min_budget_ms = GW_BROKER_RETRY_MIN_BUDGET_MS;
+    cfg->retry_idempotent = true;
+    cfg->limits = br_limits_default;
+}
+
+/* Replaces zero fields of *cfg with defaults (retry_idempotent is taken as given). */
+static void config_fill(gw_broker_config *cfg)
+{
+    gw_broker_config d;
+    gw_broker_config_defaults(&d);
+    if (!cfg->endpoint)
+        cfg->endpoint = d.endpoint;
+#define FILL(field)                                                                                \
+    if (cfg->field == 0)                                                                           \
+    cfg->field = d.field
+    FILL(heartbeat_ms);
+    FILL(liveness);
+    FILL(default_timeout_ms);
+    FILL(max_timeout_ms);
+    FILL(queue_limit);
+    FILL(max_pending);
+    FILL(max_workers);
+    FILL(retry_min_budget_ms);
+    FILL(limits.max_message);
+    FILL(limits.max_string);
+    FILL(limits.max_body);
+    FILL(limits.max_pairs);
+    FILL(limits.max_services);
+    FILL(limits.max_routes);
+    FILL(limits.max_params);
+    FILL(limits.max_tasks);
+    FILL(limits.max_jobs);
+#undef FILL
+}
+
+gw_broker *gw_broker_new(uv_loop_t *loop, gw_router *router, const gw_broker_config *cfg)
+{
+    gw_broker *self = calloc(1, sizeof(*self));
+    if (!self)
+        return NULL;
+    if (cfg)
+        self->cfg = *cfg;
+    config_fill(&self->cfg);
+    self->loop = loop;
+    self->router = router;
+    self->endpoint = strdup(self->cfg.endpoint);
+    self->cfg.endpoint = self->endpoint;
+    self->decoder = br_decoder_new(&self->cfg.limits);
+    self->reg = gw_registry_new(router, gw_dispatch_handler, self, self->cfg.max_workers);
+    self->calls = gw_idmap_new(self->cfg.max_pending);
+    if (!self->endpoint || !self->decoder || !self->reg || !self->calls) {
+        gw_broker_log("gw_broker_new: out of memory");
+        gw_broker_destroy(&self);
+        return NULL;
+    }
+    gw_deadline_heap_init(&self->deadlines, self->cfg.max_pending);
+    self->out.max = self->cfg.limits.max_message;
+    self->json.max = self->cfg.limits.max_message;
+    return self;
+}
+
+void gw_broker_destroy(gw_broker **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    gw_broker *self = *self_p;
+    /* Shutdown emptied every queue; the registry takes its routes out of the router. */
+    gw_registry_destroy(&self->reg);
+    gw_idmap_destroy(&self->calls);
+    gw_deadline_heap_free(&self->deadlines);
+    br_decoder_destroy(&self->decoder);
+    br_buf_free(&self->out);
+    br_buf_free(&self->json);
+    free(self->endpoint);
+    free(self);
+    *self_p = NULL;
+}
+
+int gw_broker_send(gw_broker *b, gw_worker *w, const void *ident, size_t ident_len,
+                   const br_msg *msg)
+{
+    if (!b->zs)
+        return BR_ECLOSED;
+    b->out.len = 0;
+    int rc = br_msg_encode(msg, &b->out);
+    if (rc != 0) {
+        gw_broker_log("br_msg_encode(%s) failed: %s", br_msg_type_name(msg->type), br_strerror(rc));
+        return rc;
+    }
+    if (w) {
+        ident = w->ident;
+        ident_len = w->ident_len;
+    }
+    rc = br_zsock_send(b->zs, ident, ident_len, b->out.data, b->out.len);
+    if (rc != 0 && w) {
+        if (!w->lost)
+            gw_broker_log("br_zsock_send(%s) to worker %s failed: %s; dropping the worker",
+                          br_msg_type_name(msg->type), w->id, br_strerror(rc));
+        w->lost = true;
+    }
+    if (rc == 0 && w)
+        w->last_send = uv_now(b->loop);
+    return rc;
+}
+
+/* Sends GOODBYE(reason) to a peer that is not (or no longer) a registered worker. */
+static void send_goodbye(gw_broker *b, const void *ident, size_t ident_len, const char *reason)
+{
+    br_msg m = {.type = BR_MSG_GOODBYE, .u.goodbye = {.reason = br_str_c(reason)}};
+    gw_broker_send(b, NULL, ident, ident_len, &m);
+}
+
+void gw_broker_forget(gw_broker *b, gw_worker *w, const char *why)
+{
+    gw_broker_log("worker %s (%s) removed: %s; %u requests in flight", w->id, gw_kind_name(w->kind),
+                  why, w->inflight);
+    w->lost = true;
+    gw_calls_caller_gone(b, w);
+    gw_dispatch_worker_gone(b, w);
+    for (size_t i = 0; i < w->nservices; i++)
+        gw_dispatch_pump(b, w->services[i]);
+    gw_registry_remove(b->reg, w);
+}
+
+/* READY: register, answer WELCOME, and hand the new credit queued work. */
+static void on_ready(gw_broker *b, const br_zframe *ident, const br_ready *r)
+{
+    gw_worker *old = gw_registry_find(b->reg, ident->data, ident->len);
+    if (old) {
+        /* The same connection registering again restarted its worker state. */
+        b->stats.workers_died++;
+        gw_broker_forget(b, old, "registered again");
+    }
+    char reason[BROKER_REASON_MAX];
+    reason[0] = '\0';
+    gw_worker *w = NULL;
+    int rc = gw_registry_add(b->reg, ident->data, ident->len, r, uv_now(b->loop), &w, reason,
+                             sizeof(reason));
+    if (rc != 0) {
+        if (rc == BR_ENOMEM)
+            snprintf(reason, sizeof(reason), "gateway out of memory");
+        gw_broker_log("READY from %.*s refused: %s", (int)r->worker_id.len, r->worker_id.ptr,
+                      reason);
+        b->stats.workers_refused++;
+        send_goodbye(b, ident->data, ident->len, reason);
+        return;
+    }
+    b->stats.workers_joined++;
+    br_msg m = {
+        .type = BR_MSG_WELCOME,
+        .u.welcome = {.broker_id = br_str_c(b->broker_id), .heartbeat_ms = b->cfg.heartbeat_ms}};
+    if (gw_broker_send(b, w, NULL, 0, &m) != 0)
+        return; /* lost: reaped at the next tick */
+    gw_broker_log("worker %s joined: %s, capacity %u, %zu services", w->id, gw_kind_name(w->kind),
+                  r->capacity, w->nservices);
+    for (size_t i = 0; i < w->nservices; i++)
+        gw_dispatch_pump(b, w->services[i]);
+}
+
+/* Counts a message that cannot be used and logs it unless a line was logged this
+ * tick already. */
+static void bad_message(gw_broker *b, const gw_worker *w, const char *what, int err)
+{
+    b->stats.bad_messages++;
+    if (b->bad_logged_tick) {
+        b->bad_suppressed++;
+        return;
+    }
+    b->bad_logged_tick = true;
+    gw_broker_log("dropped a message from %s: %s (%s)", w ? w->id : "an unregistered peer", what,
+                  err ? br_strerror(err) : "protocol violation");
+}
+
+/* A message from a registered worker. */
+static void on_worker_msg(gw_broker *b, gw_worker *w, const br_msg *m)
+{
+    switch (m->type) {
+    case BR_MSG_REPLY:
+        gw_dispatch_reply(b, w, &m->u.reply);
+        break;
+    case BR_MSG_CREDIT: {
+        uint64_t credit = (uint64_t)w->credit + m->u.credit.credit;
+        w->credit = credit < GW_CREDIT_MAX ? (uint32_t)credit : GW_CREDIT_MAX;
+        for (size_t i = 0; i < w->nservices && gw_worker_live(w); i++)
+            gw_dispatch_pump(b, w->services[i]);
+        break;
+    }
+    case BR_MSG_HEARTBEAT:
+        break;
+    case BR_MSG_GOODBYE:
+        gw_broker_log("worker %s is draining (%.*s); %u requests in flight", w->id,
+                      (int)m->u.goodbye.reason.len, m->u.goodbye.reason.ptr, w->inflight);
+        w->draining = true;
+        if (w->inflight == 0) {
+            gw_broker_forget(b, w, "drained");
+        } else {
+            /* Queued work now has one worker fewer; answer it if none is left. */
+            for (size_t i = 0; i < w->nservices; i++)
+                gw_dispatch_pump(b, w->services[i]);
+        }
+        break;
+    case BR_MSG_CALL:
+        gw_calls_handle(b, w, &m->u.request);
+        break;
+    case BR_MSG_CANCEL:
+        gw_calls_cancel(b, w, m->u.cancel.id);
+        break;
+    case BR_MSG_JOB_ACK: /* no JOB is ever sent yet */
+    case BR_MSG_JOB_RESULT:
+        break;
+    default:
+        bad_message(b, w, br_msg_type_name(m->type), 0);
+        break;
+    }
+}
+
+static void on_recv(br_zsock *zs, const br_zframe *frames, size_t nframes, void *arg)
+{
+    gw_broker *b = arg;
+    (void)zs;
+    if (b->closing)
+        return;
+    if (nframes != 2) {
+        bad_message(b, NULL, "not [routing id, message]", 0);
+        return;
+    }
+    gw_worker *w = gw_registry_find(b->reg, frames[0].data, frames[0].len);
+    br_msg m;
+    int rc = br_decoder_decode(b->decoder, frames[1].data, frames[1].len, &m);
+    if (rc != 0) {
+        unsigned version = 0, type = 0;
+        if (br_msg_peek(frames[1].data, frames[1].len, &version, &type) == 0 &&
+            type == BR_MSG_READY && !w) {
+            char reason[BROKER_REASON_MAX];
+            snprintf(reason, sizeof(reason), "READY refused: %s", br_strerror(rc));
+            b->stats.workers_refused++;
+            send_goodbye(b, frames[0].data, frames[0].len, reason);
+        }
+        bad_message(b, w, "undecodable", rc);
+        return;
+    }
+    if (w)
+        w->last_recv = uv_now(b->loop);
+    if (m.type == BR_MSG_READY) {
+        on_ready(b, &frames[0], &m.u.ready);
+    } else if (w) {
+        on_worker_msg(b, w, &m);
+    } else if (m.type != BR_MSG_GOODBYE) {
+        /* Probably a worker from before a gateway restart: it will send READY. */
+        send_goodbye(b, frames[0].data, frames[0].len, "unknown worker");
+    }
+}
+
+/* Every heartbeat_ms: HEARTBEAT to workers we were quiet towards, and goodbye to
+ * workers that were silent for too long or whose connection was found gone. */
+static void on_tick(uv_timer_t *timer)
+{
+    gw_broker *b = timer->data;
+    uint64_t now = uv_now(b->loop);
+    if (b->bad_suppressed) {
+        gw_broker_log("%llu more bad messages dropped", (unsigned long long)b->bad_suppressed);
+        b->bad_suppressed = 0;
+    }
+    b->bad_logged_tick = false;
+    /* Backwards: forgetting worker i moves the last one, already visited, into i. */
+    for (size_t i = gw_registry_nworkers(b->reg); i-- > 0;) {
+        gw_worker *w = gw_registry_worker(b->reg, i);
+        if (!w)
+            continue;
+        uint32_t period =
+            w->heartbeat_ms > b->cfg.heartbeat_ms ? w->heartbeat_ms : b->cfg.heartbeat_ms;
+        if (w->lost || now - w->last_recv > (uint64_t)period * b->cfg.liveness) {
+            b->stats.workers_died++;
+            gw_broker_forget(b, w, w->lost ? "connection lost" : "silent past its liveness");
+            continue;
+        }
+        if (now - w->last_send + 10 >= b->cfg.heartbeat_ms) {
+            br_msg m = {.type = BR_MSG_HEARTBEAT};
+            gw_broker_send(b, w, NULL, 0, &m);
+        }
+    }
+}
+
+/* A fresh random broker id, so that workers can tell a restarted gateway. */
+static void make_broker_id(gw_broker *b)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint8_t raw[GW_BROKER_ID_LEN / 2 + 8];
+    if (uv_random(NULL, NULL, raw, sizeof(raw), 0, NULL) != 0) {
+        /* Not cryptographic, only distinct per start: time and address. */
+        uint64_t t = uv_hrtime() ^ (uint64_t)(uintptr_t)b;
+        for (size_t i = 0; i < sizeof(raw); i++)
+            raw[i] = (uint8_t)(t >> ((i % 8) * 8)) ^ (uint8_t)(i * 37);
+    }
+    for (size_t i = 0; i < GW_BROKER_ID_LEN / 2; i++) {
+        b->broker_id[2 * i] = hex[raw[i] >> 4];
+        b->broker_id[2 * i + 1] = hex[raw[i] & 15];
+    }
+    b->broker_id[GW_BROKER_ID_LEN] = '\0';
+    memcpy(&b->rng, raw + GW_BROKER_ID_LEN / 2, sizeof(b->rng));
+    b->rng |= 1; /* xorshift must not start at zero */
+}
+
+/* Sets one integer socket option, logging a failure. */
+static int set_opt(void *sock, int opt, const void *val, size_t len, const char *name)
+{
+    if (zmq_setsockopt(sock, opt, val, len) == 0)
+        return 0;
+    gw_broker_log("zmq_setsockopt(%s) failed: %s", name, zmq_strerror(zmq_errno()));
+    return BR_EIO;
+}
+
+int gw_broker_start(gw_broker *self)
+{
+    if (self->started || self->closing)
+        return BR_EINVAL;
+    make_broker_id(self);
+    self->zctx = zmq_ctx_new();
+    if (!self->zctx) {
+        gw_broker_log("zmq_ctx_new failed: %s", zmq_strerror(zmq_errno()));
+        return BR_EIO;
+    }
+    void *sock = zmq_socket(self->zctx, ZMQ_ROUTER);
+    if (!sock) {
+        gw_broker_log("zmq_socket(ROUTER) failed: %s", zmq_strerror(zmq_errno()));
+        goto fail;
+    }
+    int one = 1, zero = 0, hwm = BROKER_HWM;
+    int64_t maxmsg = (int64_t)self->cfg.limits.max_message;
+    if (set_opt(sock, ZMQ_ROUTER_MANDATORY, &one, sizeof(one), "ROUTER_MANDATORY") != 0 ||
+        set_opt(sock, ZMQ_LINGER, &zero, sizeof(zero), "LINGER") != 0 ||
+        set_opt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg), "MAXMSGSIZE") != 0 ||
+        set_opt(sock, ZMQ_SNDHWM, &hwm, sizeof(hwm), "SNDHWM") != 0 ||
+        set_opt(sock, ZMQ_RCVHWM, &hwm, sizeof(hwm), "RCVHWM") != 0)
+        goto fail;
+    if (zmq_bind(sock, self->endpoint) != 0) {
+        gw_broker_log("zmq_bind(%s) failed: %s", self->endpoint, zmq_strerror(zmq_errno()));
+        goto fail;
+    }
+    self->zs = br_zsock_new(self->loop, sock, on_recv, self);
+    if (!self->zs)
+        goto fail;
+    self->zsocket = sock;
+    uv_timer_init(self->loop, &self->tick_timer);
+    uv_timer_init(self->loop, &self->deadline_timer);
+    self->tick_timer.data = self;
+    self->deadline_timer.data = self;
+    uv_timer_start(&self->tick_timer, on_tick, self->cfg.heartbeat_ms, self->cfg.heartbeat_ms);
+    self->started = true;
+    gw_broker_log("listening for workers on %s (broker id %s)", self->endpoint, self->broker_id);
+    return 0;
+fail:
+    if (sock)
+        zmq_close(sock);
+    zmq_ctx_term(self->zctx);
+    self->zctx = NULL;
+    return BR_EIO;
+}
+
+int gw_broker_endpoint(const gw_broker *self, char *buf, size_t cap)
+{
+    if (!self->started || self->closing)
+        return BR_ECLOSED;
+    size_t len = cap;
+    if (zmq_getsockopt(self->zsocket, ZMQ_LAST_ENDPOINT, buf, &len) != 0)
+        return BR_ELIMIT;
+    return 0;
+}
+
+bool gw_broker_ready(const gw_broker *self)
+{
+    return self->started && !self->closing && gw_registry_ready(self->reg);
+}
+
+void gw_broker_stats_get(const gw_broker *self, gw_broker_stats *out)
+{
+    *out = self->stats;
+    out->workers = 0;
+    out->workers_draining = 0;
+    out->inflight = 0;
+    out->queued = 0;
+    for (size_t i = 0; i < gw_registry_nworkers(self->reg); i++) {
+        const gw_worker *w = gw_registry_worker(self->reg, i);
+        if (gw_worker_live(w))
+            out->workers++;
+        else if (w->draining)
+            out->workers_draining++;
+        out->inflight += w->inflight;
+    }
+    out->services = (unsigned)gw_registry_nservices(self->reg);
+    for (size_t i = 0; i < out->services; i++)
+        out->queued += gw_registry_service(self->reg, i)->nqueued;
+}
+
+/* One handle (or the socket) finished closing; the last one ends the shutdown. */
+static void on_closed(void *arg)
+{
+    gw_broker *b = arg;
+    if (--b->open_handles > 0)
+        return;
+    /* Waits at most BROKER_SHUTDOWN_LINGER_MS for the GOODBYEs still queued. */
+    zmq_ctx_term(b->zctx);
+    b->zctx = NULL;
+    if (b->done)
+        b->done(b->done_arg);
+}
+
+static void on_timer_closed(uv_handle_t *handle)
+{
+    on_closed(handle->data);
+}
+
+void gw_broker_shutdown(gw_broker *self, void (*done)(void *arg), void *arg)
+{
+    if (self->closing)
+        return;
+    self->closing = true;
+    if (!self->started) {
+        if (done)
+            done(arg);
+        return;
+    }
+    self->done = done;
+    self->done_arg = arg;
+    gw_dispatch_fail_all(self);
+    for (size_t i = 0; i < gw_registry_nworkers(self->reg); i++) {
+        gw_worker *w = gw_registry_worker(self->reg, i);
+        br_msg m = {.type = BR_MSG_GOODBYE,
+                    .u.goodbye = {.reason = br_str_c("gateway shutting down")}};
+        if (!w->lost)
+            gw_broker_send(self, w, NULL, 0, &m);
+    }
+    /* LINGER 0 would drop the GOODBYEs just queued; give them a short, bounded time. */
+    int linger = BROKER_SHUTDOWN_LINGER_MS;
+    set_opt(self->zsocket, ZMQ_LINGER, &linger, sizeof(linger), "LINGER");
+    self->open_handles = 3;
+    uv_timer_stop(&self->tick_timer);
+    uv_timer_stop(&self->deadline_timer);
+    uv_close((uv_handle_t *)&self->tick_timer, on_timer_closed);
+    uv_close((uv_handle_t *)&self->deadline_timer, on_timer_closed);
+    br_zsock_close(self->zs, on_closed, self);
+    self->zs = NULL;
+    self->zsocket = NULL;
+}

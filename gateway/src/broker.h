@@ -1,0 +1,122 @@
+/*
+ * broker.h - the gateway's broker: HTTP requests in, ZeroMQ REQUESTs to workers out.
+ *
+ * The broker binds a ZeroMQ ROUTER that workers connect to with a DEALER.  A worker
+ * registers with READY; the broker adds the routes it announces to the gateway's
+ * router, each answered by the broker's handler.  That handler validates the request
+ * against the route's declared parameters, converts the body, and sends a REQUEST to
+ * the live worker of the service with the most free credit - or queues it, bounded,
+ * until credit returns.  The REPLY goes back to the client; a deadline, a dead worker,
+ * a full queue or a client that left each have a defined answer (docs/broker.md).
+ *
+ * Everything runs on the gateway's one libuv loop; no call blocks.
+ *
+ * Lifecycle, in order:
+ *     gw_broker_config cfg;  gw_broker_config_defaults(&cfg);  (set fields)
+ *     b = gw_broker_new(loop, router, &cfg);
+ *     gw_broker_start(b);                  binds; routes appear as workers join
+ *     ...                                  the loop runs
+ *     gw_broker_shutdown(b, done, arg);    GOODBYE to workers, pending answered 503
+ *     (in done, or later)  gw_broker_destroy(&b);   before the router is destroyed
+ */
+#ifndef BARISTA_GW_BROKER_H
+#define BARISTA_GW_BROKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include <barista/proto.h>
+
+#include "router.h"
+
+/* Defaults of gw_broker_config, by name. */
+#define GW_BROKER_ENDPOINT            "tcp://0.0.0.0:5555"
+#define GW_BROKER_HEARTBEAT_MS        1000u
+#define GW_BROKER_LIVENESS            3u
+#define GW_BROKER_DEFAULT_TIMEOUT_MS  30000u
+#define GW_BROKER_MAX_TIMEOUT_MS      300000u
+#define GW_BROKER_QUEUE_LIMIT         1024u
+#define GW_BROKER_MAX_PENDING         100000u
+#define GW_BROKER_MAX_WORKERS         1024u
+#define GW_BROKER_RETRY_MIN_BUDGET_MS 100u
+
+typedef struct gw_broker_config {
+    const char *endpoint;         /* ROUTER bind address (copied); "tcp://0.0.0.0:5555" */
+    uint32_t heartbeat_ms;        /* HEARTBEAT period, both ways; 1000 */
+    uint32_t liveness;            /* a worker silent this many periods is dead; 3 */
+    uint32_t default_timeout_ms;  /* deadline of a route without timeout_ms; 30000 */
+    uint32_t max_timeout_ms;      /* cap on every deadline, route timeouts included; 300000 */
+    uint32_t queue_limit;         /* requests per service waiting for credit; 1024 */
+    uint32_t max_pending;         /* requests held at once, queued + in flight; 100000 */
+    uint32_t max_workers;         /* workers registered at once; 1024 */
+    uint32_t retry_min_budget_ms; /* budget a retry needs left; 100 */
+    bool retry_idempotent;        /* retry a dead worker's GET/HEAD once elsewhere; true */
+    br_limits limits;             /* message bounds; br_limits_default */
+} gw_broker_config;
+
+/* Fills *cfg with the defaults above. */
+void gw_broker_config_defaults(gw_broker_config *cfg);
+
+/* Counters for /metrics.  Gauges describe now; counters only grow. */
+typedef struct gw_broker_stats {
+    unsigned workers;          /* gauge: live workers */
+    unsigned workers_draining; /* gauge: workers that said GOODBYE and still hold work */
+    unsigned services;         /* gauge: services ever announced */
+    uint64_t inflight;         /* gauge: requests at workers (cancelled ones included) */
+    uint64_t queued;           /* gauge: requests waiting for credit */
+    uint64_t dispatched;       /* REQUESTs sent (retries included) */
+    uint64_t replies;          /* REPLYs delivered to clients */
+    uint64_t retries;          /* requests re-sent after their worker died */
+    uint64_t cancels;          /* CANCELs sent (deadline or client gone) */
+    uint64_t status_502;       /* answered 502: worker died, bad reply */
+    uint64_t status_503;       /* answered 503: no worker, queue full, shutting down */
+    uint64_t status_504;       /* answered 504: deadline passed */
+    uint64_t stale_replies;    /* REPLYs for requests no longer waited for, dropped */
+    uint64_t bad_messages;     /* undecodable or misdirected messages, dropped */
+    uint64_t workers_joined;   /* READYs accepted */
+    uint64_t workers_refused;  /* READYs refused with GOODBYE */
+    uint64_t workers_died;     /* workers dropped for silence or a lost connection */
+} gw_broker_stats;
+
+typedef struct gw_broker gw_broker;
+
+/* Creates a broker that will add announced routes to `router` (which must outlive the
+ * broker).  The configuration is copied; zero fields take their defaults.  Nothing is
+ * bound yet.  Caller owns the result; NULL when out of memory or cfg is invalid
+ * (logged). */
+gw_broker *gw_broker_new(uv_loop_t *loop, gw_router *router, const gw_broker_config *cfg);
+
+/* Creates the ZeroMQ context and ROUTER socket (ROUTER_MANDATORY, LINGER 0,
+ * MAXMSGSIZE = limits.max_message, high-water marks sized for many requests in
+ * flight), binds cfg->endpoint and starts the heartbeat timer.  Returns 0; BR_EIO when
+ * the socket cannot be created or bound (logged with zmq_strerror); BR_EINVAL when
+ * already started. */
+int gw_broker_start(gw_broker *self);
+
+/* The endpoint actually bound (resolves "tcp://127.0.0.1:*" to a port), copied into
+ * buf as a NUL-terminated string.  0; BR_ECLOSED when not started; BR_ELIMIT when cap
+ * is too small. */
+int gw_broker_endpoint(const gw_broker *self, char *buf, size_t cap);
+
+/* True when at least one worker is live and every announced route has a live worker
+ * (GET /readyz). */
+bool gw_broker_ready(const gw_broker *self);
+
+/* Copies the counters into *out. */
+void gw_broker_stats_get(const gw_broker *self, gw_broker_stats *out);
+
+/* Sends GOODBYE to every worker, answers every pending request 503, closes the socket
+ * and the timers; done(arg) runs once everything is closed (at once when the broker
+ * never started).  Routes stay in the router and answer 503 until gw_broker_destroy().
+ * A second call is ignored. */
+void gw_broker_shutdown(gw_broker *self, void (*done)(void *arg), void *arg);
+
+/* Removes the broker's routes from the router and frees everything; sets *self_p to
+ * NULL; safe on NULL and twice.  Only before gw_broker_start() or after shutdown's
+ * done. */
+void gw_broker_destroy(gw_broker **self_p);
+
+#endif /* BARISTA_GW_BROKER_H */

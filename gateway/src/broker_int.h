@@ -1,0 +1,211 @@
+/*
+ * broker_int.h - what broker.c (socket, registration, heartbeats) and dispatch.c
+ * (request lifecycle) share.  Not for use outside the broker.
+ */
+#ifndef BARISTA_GW_BROKER_INT_H
+#define BARISTA_GW_BROKER_INT_H
+
+#include <barista/proto.h>
+#include <barista/zsock.h>
+
+#include "broker.h"
+#include "deadline.h"
+#include "http.h"
+#include "idmap.h"
+#include "registry.h"
+
+/* Bytes of a broker id: 16 random bytes as hex. */
+#define GW_BROKER_ID_LEN 32
+/* Length of a W3C traceparent: "00-" 32 hex "-" 16 hex "-" 2 hex. */
+#define GW_TRACE_LEN 55
+/* Longest error detail the broker writes. */
+#define GW_DETAIL_MAX 512
+
+struct gw_broker {
+    uv_loop_t *loop;                      /* the gateway's loop */
+    gw_router *router;                    /* where routes go (the caller's) */
+    gw_broker_config cfg;                 /* a copy, defaults filled in */
+    char *endpoint;                       /* cfg.endpoint's own copy */
+    char broker_id[GW_BROKER_ID_LEN + 1]; /* random per start, told to workers */
+    void *zctx;                           /* ZeroMQ context, from start to shutdown's end */
+    void *zsocket;                        /* the ROUTER (owned by zs) */
+    br_zsock *zs;                         /* the ROUTER driven by the loop */
+    br_decoder *decoder;                  /* decodes every received message */
+    br_buf out;                           /* encoding scratch, reused for every send */
+    gw_registry *reg;                     /* services, workers, routes */
+    gw_idmap *calls;                      /* request id -> gw_call, every pending request */
+    gw_deadline_heap deadlines;           /* deadlines of requests a client still waits for */
+    uv_timer_t deadline_timer;            /* armed for the earliest deadline */
+    uv_timer_t tick_timer;                /* heartbeats and liveness, every heartbeat_ms */
+    uint64_t next_id;                     /* last request id handed out */
+    uint64_t rng;                         /* xorshift state for trace ids */
+    br_buf json;                          /* msgpack -> JSON scratch for replies */
+    bool started;                         /* gw_broker_start succeeded */
+    bool closing;                         /* gw_broker_shutdown was called */
+    int open_handles;                     /* handles still closing during shutdown */
+    void (*done)(void *arg);              /* shutdown's completion callback */
+    void *done_arg;                       /* its argument */
+    bool jobs_logged;                     /* "jobs not supported yet" was logged */
+    uint64_t bad_suppressed;              /* bad messages not logged since the last tick */
+    bool bad_logged_tick;                 /* one bad message was logged in this tick */
+    gw_broker_stats stats;                /* counters (gauges are computed on demand) */
+};
+
+/* One request the broker holds, from the handler until the worker's REPLY (or its
+ * death) - see dispatch.c for its life. */
+typedef struct gw_call {
+    uint64_t id;                  /* REQUEST id, key in b->calls */
+    gw_broker *broker;            /* owner */
+    gw_req *req;                  /* HTTP origin: the waiting client; NULL once answered/gone */
+    gw_worker *caller;            /* CALL origin: the calling worker; NULL once answered/gone */
+    uint64_t caller_id;           /* CALL origin: the caller's id for the call */
+    gw_list caller_link;          /* in caller->outgoing while the caller waits */
+    gw_route_entry *route;        /* the matched announced route */
+    gw_worker *worker;            /* where it is in flight; NULL while queued */
+    gw_list link;                 /* in worker->calls or in the service's queue */
+    gw_deadline deadline;         /* in b->deadlines while someone waits */
+    uint32_t budget_ms;           /* the whole budget, for the 504 detail */
+    bool idempotent;              /* GET or HEAD: may be retried once */
+    bool retried;                 /* already re-sent after a worker died */
+    bool want_msgpack;            /* the client's Accept names application/msgpack */
+    br_str path;                  /* request path (into req, or copied for a CALL) */
+    br_pair *params;              /* path parameters, percent-decoded */
+    uint32_t nparams;             /* entries in params */
+    br_pair *query;               /* query pairs, percent-decoded */
+    uint32_t nquery;              /* entries in query */
+    br_pair *headers;             /* forwarded headers */
+    uint32_t nheaders;            /* entries in headers */
+    br_str content_type;          /* body's media type, maybe empty */
+    br_str body;                  /* into req->body, `converted` or the CALL copy */
+    br_buf converted;             /* JSON body as msgpack (MSGPACK routes) */
+    char *scratch;                /* decoded parameter text (in this allocation) */
+    size_t scratch_cap;           /* bytes at scratch */
+    size_t query_cap;             /* entries allocated at query */
+    size_t headers_cap;           /* entries allocated at headers */
+    char trace[GW_TRACE_LEN + 1]; /* traceparent sent to the worker */
+} gw_call;
+
+/* True while someone (an HTTP client or a calling worker) waits for c's answer. */
+static inline bool gw_call_waited(const gw_call *c)
+{
+    return c->req != NULL || c->caller != NULL;
+}
+
+/* Logs one line to stderr, prefixed "broker: ". */
+void gw_broker_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Encodes msg and sends it to w (or, when w is NULL, to the peer `ident`).  Returns 0;
+ * an encoding error (BR_ELIMIT, BR_EINVAL, BR_ENOMEM) that says nothing about the
+ * peer; or a send error (BR_EFULL, BR_ENOTFOUND, BR_EIO, BR_ECLOSED) after which w is
+ * marked lost and reaped at the next tick. */
+int gw_broker_send(gw_broker *b, gw_worker *w, const void *ident, size_t ident_len,
+                   const br_msg *msg);
+
+/* True for the errors of gw_broker_send that come from the peer, not the encoder. */
+static inline bool gw_broker_send_failed(int rc)
+{
+    return rc == BR_EFULL || rc == BR_ENOTFOUND || rc == BR_EIO || rc == BR_ECLOSED;
+}
+
+/* Forgets w at once: its requests are retried or answered 502 (dispatch), queues of
+ * services left without a live worker are answered 503, then w is freed. */
+void gw_broker_forget(gw_broker *b, gw_worker *w, const char *why);
+
+/* intake.c: the route handler every announced route gets. */
+void gw_dispatch_handler(gw_req *req, void *route_data);
+
+/* intake.c: the budget of a request on route e: its timeout or the default, capped. */
+uint32_t gw_route_budget(const gw_broker *b, const gw_route_entry *e);
+
+/* intake.c: percent-decodes the path parameters of match into dst (cap bytes, at
+ * least the path's length) as c->params.  0 or BR_EVALUE (bad escape). */
+int gw_call_path_params(gw_call *c, const gw_route_match *match, char *dst, size_t cap);
+
+/* intake.c: sets c->trace to `given` when it is a well-formed traceparent, else to a
+ * new random one. */
+void gw_call_trace(gw_call *c, br_str given);
+
+/* calls.c: a CALL from `caller`: routed by method + path like an HTTP request; the
+ * answer (the target's REPLY, or 400/404/405/422/502/503/504) goes back as REPLY. */
+void gw_calls_handle(gw_broker *b, gw_worker *caller, const br_request *m);
+
+/* calls.c: the caller cancelled its call `id`. */
+void gw_calls_cancel(gw_broker *b, gw_worker *caller, uint64_t id);
+
+/* calls.c: caller is leaving: its pending calls are cancelled. */
+void gw_calls_caller_gone(gw_broker *b, gw_worker *caller);
+
+/* calls.c: REPLY(id) to caller carrying {"detail":DETAIL} as JSON. */
+void gw_calls_reply_detail(gw_broker *b, gw_worker *caller, uint64_t id, int status,
+                           bool retry_after, const char *detail);
+
+/* calls.c: the target's REPLY r, passed to caller as the answer to its call `id`. */
+void gw_calls_forward(gw_broker *b, gw_worker *caller, uint64_t id, const br_reply *r);
+
+/* dispatch.c: true for hop-by-hop header names (never forwarded either way). */
+bool gw_is_hop_by_hop(const char *name, size_t len);
+
+/* dispatch.c: appends {"detail":DETAIL} (DETAIL JSON-escaped) to out.  0 or
+ * gw_buf_append's error. */
+int gw_detail_json(br_buf *out, const char *detail);
+
+/* dispatch.c: answers req {"detail":DETAIL} with status (and Retry-After: 1 when
+ * retry_after), counting 502/503/504 in the stats. */
+void gw_dispatch_respond_detail(gw_broker *b, gw_req *req, int status, bool retry_after,
+                                const char *detail);
+
+/* dispatch.c: answers req 503 "Service 'NAME' is unavailable: no live worker". */
+void gw_dispatch_respond_unavailable(gw_broker *b, gw_req *req, const gw_service *s);
+
+/* dispatch.c: counts a 502, 503 or 504 the broker answered itself. */
+void gw_broker_count_status(gw_broker *b, int status);
+
+/* dispatch.c: takes c off every structure (queue or worker list, caller, heap, id map)
+ * and frees it.  Whoever waited must have been answered already. */
+void gw_call_free(gw_call *c);
+
+/* dispatch.c: forgets who waits for c (they were answered or are gone). */
+void gw_call_detach(gw_call *c);
+
+/* dispatch.c: answers whoever waits for c with a broker error (HTTP response or
+ * REPLY to the caller) and frees c, which must not be in flight. */
+void gw_call_fail(gw_call *c, int status, bool retry_after, const char *detail);
+
+/* dispatch.c: whoever waited for c is gone: a queued c is freed, an in-flight one
+ * cancelled. */
+void gw_call_abandon(gw_call *c);
+
+/* dispatch.c: nobody waits for in-flight c any more: CANCEL to the worker; c stays on
+ * the worker's list until its REPLY returns the credit. */
+void gw_call_cancel(gw_call *c);
+
+/* dispatch.c: gives a prepared call an id and a deadline `budget_ms` from now, and
+ * routes it.  Answers and frees it itself when the broker holds max_pending calls. */
+void gw_call_admit(gw_call *c, uint32_t budget_ms);
+
+/* dispatch.c: sends c to the least loaded live worker of its service or queues it
+ * (front: a retry, admitted already; back: a new call, bounded by queue_limit).
+ * Answers the client itself when neither is possible. */
+void gw_call_route(gw_call *c, bool front);
+
+/* dispatch.c: arms the deadline timer for the earliest deadline, if any. */
+void gw_dispatch_arm_deadline(gw_broker *b);
+
+/* dispatch.c: a REPLY from w.  Stale ones are counted and dropped. */
+void gw_dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r);
+
+/* dispatch.c: sends queued requests of s to workers with credit; answers them 503
+ * when s has no live worker left. */
+void gw_dispatch_pump(gw_broker *b, gw_service *s);
+
+/* dispatch.c: w is leaving now (w must no longer be live): each request in flight at
+ * it is retried elsewhere when allowed, or answered 502; cancelled ones are freed. */
+void gw_dispatch_worker_gone(gw_broker *b, gw_worker *w);
+
+/* dispatch.c: answers every pending request 503 and frees it (shutdown). */
+void gw_dispatch_fail_all(gw_broker *b);
+
+/* dispatch.c: the deadline timer's callback. */
+void gw_dispatch_on_deadline(uv_timer_t *timer);
+
+#endif /* BARISTA_GW_BROKER_INT_H */

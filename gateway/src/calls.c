@@ -1,0 +1,184 @@
+/*
+ * calls.c - service-to-service CALLs: a worker asks the broker for a route.
+ *
+ * A CALL is REQUEST-shaped, with an id the caller chose and no route or params: the
+ * broker matches method + path in the router like an HTTP request, copies what the
+ * frame holds into a gw_call (frames live only during the receive callback),
+ * validates the declared params and dispatches it through the same queue, credit,
+ * deadline and retry machinery.  Whatever answers - the target's REPLY, or a broker
+ * error with a JSON detail (400, 404, 405, 422, 502, 503, 504) - goes back to the
+ * caller as REPLY(its id).  Calls spend the target worker's credit, never the
+ * caller's; the caller may CANCEL one, and its calls are cancelled if it leaves.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker_int.h"
+#include "json.h"
+#include "params.h"
+
+void gw_calls_reply_detail(gw_broker *b, gw_worker *caller, uint64_t id, int status,
+                           bool retry_after, const char *detail)
+{
+    gw_broker_count_status(b, status);
+    br_buf body = {.max = GW_DETAIL_MAX * 8};
+    br_pair retry = {br_str_c("retry-after"), br_str_c("1")};
+    if (gw_detail_json(&body, detail) != 0)
+        body.len = 0;
+    br_msg m = {.type = BR_MSG_REPLY,
+                .u.reply = {.id = id,
+                            .status = (uint16_t)status,
+                            .headers = retry_after ? &retry : NULL,
+                            .nheaders = retry_after ? 1 : 0,
+                            .content_type = br_str_c("application/json"),
+                            .body = {(const char *)body.data, (uint32_t)body.len}}};
+    gw_broker_send(b, caller, NULL, 0, &m);
+    br_buf_free(&body);
+}
+
+void gw_calls_forward(gw_broker *b, gw_worker *caller, uint64_t id, const br_reply *r)
+{
+    br_msg m = {.type = BR_MSG_REPLY, .u.reply = *r};
+    m.u.reply.id = id;
+    /* Jobs a reply asks for are the gateway's business, not the caller's. */
+    m.u.reply.jobs = NULL;
+    m.u.reply.njobs = 0;
+    gw_broker_send(b, caller, NULL, 0, &m);
+}
+
+/* Copies s to *cursor and advances it; the copy is not NUL-terminated. */
+static br_str copy_str(char **cursor, br_str s)
+{
+    br_str out = {*cursor, s.len};
+    if (s.len)
+        memcpy(*cursor, s.ptr, s.len);
+    *cursor += s.len;
+    return out;
+}
+
+/* A call holding copies of everything m says, in one allocation: the struct, the pair
+ * arrays, then the bytes (path, decoded path parameters, pairs, type, body).  NULL
+ * when out of memory. */
+static gw_call *call_from(gw_broker *b, const br_request *m, const gw_route_match *match,
+                          gw_route_entry *e)
+{
+    size_t bytes = 2 * (size_t)m->path.len + m->content_type.len + m->body.len;
+    for (uint32_t i = 0; i < m->nquery; i++)
+        bytes += m->query[i].name.len + m->query[i].value.len;
+    for (uint32_t i = 0; i < m->nheaders; i++)
+        bytes += m->headers[i].name.len + m->headers[i].value.len;
+    size_t npairs = match->nparams + m->nquery + m->nheaders;
+    gw_call *c = calloc(1, sizeof(*c) + npairs * sizeof(br_pair) + bytes);
+    if (!c)
+        return NULL;
+    c->broker = b;
+    c->route = e;
+    gw_list_init(&c->link);
+    gw_list_init(&c->caller_link);
+    c->params = (br_pair *)(void *)(c + 1);
+    c->query = c->params + match->nparams;
+    c->headers = c->query + m->nquery;
+    char *cursor = (char *)(c->headers + m->nheaders);
+    c->path = copy_str(&cursor, m->path);
+    for (uint32_t i = 0; i < m->nquery; i++) {
+        c->query[i].name = copy_str(&cursor, m->query[i].name);
+        c->query[i].value = copy_str(&cursor, m->query[i].value);
+    }
+    c->nquery = m->nquery;
+    for (uint32_t i = 0; i < m->nheaders; i++) {
+        if (gw_is_hop_by_hop(m->headers[i].name.ptr, m->headers[i].name.len))
+            continue;
+        c->headers[c->nheaders].name = copy_str(&cursor, m->headers[i].name);
+        c->headers[c->nheaders].value = copy_str(&cursor, m->headers[i].value);
+        c->nheaders++;
+    }
+    c->content_type = copy_str(&cursor, m->content_type);
+    c->body = copy_str(&cursor, m->body);
+    c->scratch = cursor; /* m->path.len bytes left: decoded path parameters */
+    c->scratch_cap = m->path.len;
+    c->idempotent = br_str_eq(m->method, "GET") || br_str_eq(m->method, "HEAD");
+    return c;
+}
+
+void gw_calls_handle(gw_broker *b, gw_worker *caller, const br_request *m)
+{
+    if (b->closing) {
+        gw_calls_reply_detail(b, caller, m->id, 503, true,
+                              "Service Unavailable: the gateway is shutting down");
+        return;
+    }
+    char method[GW_METHOD_MAX + 1];
+    if (m->method.len == 0 || m->method.len > GW_METHOD_MAX) {
+        gw_calls_reply_detail(b, caller, m->id, 400, false, "Bad Request: malformed method");
+        return;
+    }
+    memcpy(method, m->method.ptr, m->method.len);
+    method[m->method.len] = '\0';
+    gw_route_match match;
+    char allow[128];
+    int rc = gw_router_match(b->router, method, m->path.ptr ? m->path.ptr : "", m->path.len, &match,
+                             allow, sizeof(allow));
+    if (rc == BR_EINVAL) {
+        gw_calls_reply_detail(b, caller, m->id, 405, false, "Method Not Allowed");
+        return;
+    }
+    /* Only routes workers announced: the gateway's own (/healthz...) are not callable. */
+    if (rc != 0 || match.route->handler != gw_dispatch_handler) {
+        gw_calls_reply_detail(b, caller, m->id, 404, false, "Not Found");
+        return;
+    }
+    gw_route_entry *e = match.route->data;
+    gw_call *c = call_from(b, m, &match, e);
+    if (!c) {
+        gw_calls_reply_detail(b, caller, m->id, 503, true, "Service Unavailable: out of memory");
+        return;
+    }
+    br_buf detail = {.max = b->cfg.limits.max_body};
+    if (gw_call_path_params(c, &match, c->scratch, c->scratch_cap) != 0) {
+        gw_calls_reply_detail(b, caller, m->id, 400, false, "Malformed path: bad percent-encoding");
+        gw_call_free(c);
+        return;
+    }
+    rc = gw_params_validate(e->params, e->nparams, c->params, c->nparams, c->query, c->nquery,
+                            c->headers, c->nheaders, &detail);
+    if (rc != 0) {
+        br_msg r = {.type = BR_MSG_REPLY,
+                    .u.reply = {.id = m->id,
+                                .status = rc == BR_EVALUE ? 422 : 500,
+                                .content_type = br_str_c("application/json"),
+                                .body = {(const char *)detail.data, (uint32_t)detail.len}}};
+        gw_broker_send(b, caller, NULL, 0, &r);
+        br_buf_free(&detail);
+        gw_call_free(c);
+        return;
+    }
+    br_buf_free(&detail);
+    gw_call_trace(c, m->trace);
+    c->caller = caller;
+    c->caller_id = m->id;
+    gw_list_push_back(&caller->outgoing, &c->caller_link);
+    /* The caller's remaining budget, never more than the route allows. */
+    uint32_t budget = gw_route_budget(b, e);
+    if (m->deadline_ms > 0 && m->deadline_ms < budget)
+        budget = m->deadline_ms;
+    gw_call_admit(c, budget);
+}
+
+void gw_calls_cancel(gw_broker *b, gw_worker *caller, uint64_t id)
+{
+    (void)b;
+    for (gw_list *n = caller->outgoing.next; n != &caller->outgoing; n = n->next) {
+        gw_call *c = GW_CONTAINER_OF(n, gw_call, caller_link);
+        if (c->caller_id == id) {
+            gw_call_abandon(c);
+            return;
+        }
+    }
+}
+
+void gw_calls_caller_gone(gw_broker *b, gw_worker *caller)
+{
+    (void)b;
+    while (!gw_list_empty(&caller->outgoing))
+        gw_call_abandon(GW_CONTAINER_OF(caller->outgoing.next, gw_call, caller_link));
+}

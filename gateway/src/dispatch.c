@@ -1,0 +1,458 @@
+/*
+ * dispatch.c - the life of one request in the broker, once it is a gw_call.
+ *
+ * intake.c turns an HTTP request into a gw_call, calls.c a worker's CALL: validated,
+ * its body prepared, given an id (the key of the broker's id map) and a deadline (a
+ * node in the broker's deadline heap).  From there it is either in flight at a
+ * worker (on the worker's `calls` list, one credit spent) or waiting in its service's
+ * queue.  It ends when the worker replies, or - while its client (an HTTP client or a
+ * calling worker) still waits - when the deadline passes (504), the worker dies
+ * (retry or 502), or the client leaves.  A call whose client was answered or left
+ * while the worker still holds it stays, "cancelled", on the worker's list until the
+ * worker's REPLY returns the credit or the worker dies: that is how the broker never
+ * has more requests at a worker than its credit.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "broker_int.h"
+#include "json.h"
+
+/* Longest content type copied from a REPLY; a longer one becomes octet-stream. */
+#define CONTENT_TYPE_MAX 255
+
+bool gw_is_hop_by_hop(const char *name, size_t len)
+{
+    static const char *const hop[] = {"connection", "keep-alive", "transfer-encoding", "te",
+                                      "upgrade"};
+    for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+        if (strlen(hop[i]) == len && strncasecmp(name, hop[i], len) == 0)
+            return true;
+    return len >= 6 && strncasecmp(name, "proxy-", 6) == 0;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Answers the broker makes itself.                                                    */
+
+/* {"detail":DETAIL} with `status`; with Retry-After: 1 when retry_after is set. */
+void gw_broker_count_status(gw_broker *b, int status)
+{
+    if (status == 502)
+        b->stats.status_502++;
+    else if (status == 503)
+        b->stats.status_503++;
+    else if (status == 504)
+        b->stats.status_504++;
+}
+
+int gw_detail_json(br_buf *out, const char *detail)
+{
+    int rc = gw_buf_append(out, "{\"detail\":", 10);
+    if (rc == 0)
+        rc = gw_json_append_string(out, detail, strlen(detail));
+    return rc == 0 ? gw_buf_append(out, "}", 1) : rc;
+}
+
+void gw_dispatch_respond_detail(gw_broker *b, gw_req *req, int status, bool retry_after,
+                                const char *detail)
+{
+    gw_broker_count_status(b, status);
+    if (!retry_after) {
+        gw_req_respond_detail(req, status, detail);
+        return;
+    }
+    static const gw_header retry = {"Retry-After", 11, "1", 1};
+    br_buf body = {.max = GW_DETAIL_MAX * 8};
+    if (gw_detail_json(&body, detail) == 0)
+        gw_req_respond(req, status, &retry, 1, "application/json", body.data, body.len);
+    else
+        gw_req_respond_detail(req, status, detail);
+    br_buf_free(&body);
+}
+
+/* The detail of a 503 for a service without a live worker. */
+static void unavailable_detail(char *detail, size_t cap, const gw_service *s)
+{
+    snprintf(detail, cap, "Service '%s' is unavailable: no live worker", s->name);
+}
+
+void gw_dispatch_respond_unavailable(gw_broker *b, gw_req *req, const gw_service *s)
+{
+    char detail[GW_DETAIL_MAX];
+    unavailable_detail(detail, sizeof(detail), s);
+    gw_dispatch_respond_detail(b, req, 503, true, detail);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Call bookkeeping.                                                                   */
+
+void gw_call_free(gw_call *c)
+{
+    gw_broker *b = c->broker;
+    if (c->worker) {
+        c->worker->inflight--;
+        c->worker = NULL;
+    } else if (c->link.next != &c->link) {
+        c->route->service->nqueued--;
+    }
+    gw_list_remove(&c->link);
+    gw_list_remove(&c->caller_link);
+    gw_deadline_heap_remove(&b->deadlines, &c->deadline);
+    gw_idmap_take(b->calls, c->id);
+    br_buf_free(&c->converted);
+    free(c);
+}
+
+void gw_call_detach(gw_call *c)
+{
+    c->req = NULL;
+    c->caller = NULL;
+    gw_list_remove(&c->caller_link);
+}
+
+/* Answers whoever waits for c with a broker error; c stays allocated. */
+static void call_answer_detail(gw_call *c, int status, bool retry_after, const char *detail)
+{
+    gw_req *req = c->req;
+    gw_worker *caller = c->caller;
+    gw_call_detach(c);
+    if (req)
+        gw_dispatch_respond_detail(c->broker, req, status, retry_after, detail);
+    else if (caller)
+        gw_calls_reply_detail(c->broker, caller, c->caller_id, status, retry_after, detail);
+}
+
+void gw_call_fail(gw_call *c, int status, bool retry_after, const char *detail)
+{
+    call_answer_detail(c, status, retry_after, detail);
+    gw_call_free(c);
+}
+
+void gw_call_abandon(gw_call *c)
+{
+    gw_call_detach(c);
+    if (c->worker)
+        gw_call_cancel(c);
+    else
+        gw_call_free(c);
+}
+
+void gw_call_cancel(gw_call *c)
+{
+    gw_broker *b = c->broker;
+    gw_call_detach(c);
+    gw_deadline_heap_remove(&b->deadlines, &c->deadline);
+    br_msg m = {.type = BR_MSG_CANCEL, .u.cancel = {.id = c->id}};
+    if (gw_broker_send(b, c->worker, NULL, 0, &m) == 0)
+        b->stats.cancels++;
+}
+
+/* Sends c to w.  0, or gw_broker_send's error (nothing changed then). */
+static int call_send(gw_call *c, gw_worker *w)
+{
+    gw_broker *b = c->broker;
+    uint64_t now = uv_now(b->loop);
+    uint64_t left = c->deadline.when > now ? c->deadline.when - now : 1;
+    br_msg m = {.type = BR_MSG_REQUEST};
+    br_request *r = &m.u.request;
+    r->id = c->id;
+    r->service = br_str_c(c->route->service->name);
+    r->route = br_str_c(c->route->path);
+    /* HEAD reaches a GET route as GET: the gateway drops the body itself. */
+    r->method = br_str_c(c->route->method);
+    r->path = c->path;
+    r->params = c->params;
+    r->nparams = c->nparams;
+    r->query = c->query;
+    r->nquery = c->nquery;
+    r->headers = c->headers;
+    r->nheaders = c->nheaders;
+    r->content_type = c->content_type;
+    r->body = c->body;
+    r->deadline_ms = left > UINT32_MAX ? UINT32_MAX : (uint32_t)left;
+    r->trace = br_str_c(c->trace);
+    int rc = gw_broker_send(b, w, NULL, 0, &m);
+    if (rc != 0)
+        return rc;
+    if (c->link.next != &c->link)
+        c->route->service->nqueued--;
+    gw_list_remove(&c->link);
+    gw_list_push_back(&w->calls, &c->link);
+    c->worker = w;
+    w->credit--;
+    w->inflight++;
+    b->stats.dispatched++;
+    return 0;
+}
+
+/* Sends c to the least loaded live worker of its service or queues it (at the front
+ * for a retry, which was admitted already; at the back, bounded, for a new one).
+ * Answers the client itself when neither is possible. */
+void gw_call_route(gw_call *c, bool front)
+{
+    gw_broker *b = c->broker;
+    gw_service *s = c->route->service;
+    /* A new request waits behind queued ones, so that the queue stays FIFO. */
+    while (front || gw_list_empty(&s->queue)) {
+        gw_worker *w = gw_registry_pick(s);
+        if (!w)
+            break;
+        int rc = call_send(c, w);
+        if (rc == 0)
+            return;
+        if (!gw_broker_send_failed(rc)) {
+            gw_call_fail(c, rc == BR_ELIMIT ? 413 : 500, false,
+                         rc == BR_ELIMIT ? "Request Entity Too Large" : "Internal Server Error");
+            return;
+        }
+        /* w is marked lost now: pick another one. */
+    }
+    char detail[GW_DETAIL_MAX];
+    if (gw_service_live(s) == 0) {
+        unavailable_detail(detail, sizeof(detail), s);
+        gw_call_fail(c, 503, true, detail);
+        return;
+    }
+    if (!front && s->nqueued >= b->cfg.queue_limit) {
+        snprintf(detail, sizeof(detail),
+                 "Service '%s' is overloaded: %zu requests are waiting already", s->name,
+                 s->nqueued);
+        gw_call_fail(c, 503, true, detail);
+        return;
+    }
+    if (front)
+        gw_list_push_front(&s->queue, &c->link);
+    else
+        gw_list_push_back(&s->queue, &c->link);
+    s->nqueued++;
+}
+
+void gw_dispatch_pump(gw_broker *b, gw_service *s)
+{
+    while (!gw_list_empty(&s->queue)) {
+        gw_worker *w = gw_registry_pick(s);
+        if (!w)
+            break;
+        gw_call *c = GW_CONTAINER_OF(s->queue.next, gw_call, link);
+        int rc = call_send(c, w);
+        if (rc != 0 && !gw_broker_send_failed(rc))
+            gw_call_fail(c, rc == BR_ELIMIT ? 413 : 500, false,
+                         rc == BR_ELIMIT ? "Request Entity Too Large" : "Internal Server Error");
+    }
+    if (gw_service_live(s) > 0)
+        return;
+    char detail[GW_DETAIL_MAX];
+    unavailable_detail(detail, sizeof(detail), s);
+    while (!gw_list_empty(&s->queue))
+        gw_call_fail(GW_CONTAINER_OF(s->queue.next, gw_call, link), 503, true, detail);
+}
+
+void gw_call_admit(gw_call *c, uint32_t budget_ms)
+{
+    gw_broker *b = c->broker;
+    c->id = ++b->next_id;
+    c->budget_ms = budget_ms;
+    c->deadline.when = uv_now(b->loop) + budget_ms;
+    if (gw_idmap_put(b->calls, c->id, c) != 0 ||
+        gw_deadline_heap_push(&b->deadlines, &c->deadline) != 0) {
+        gw_call_fail(c, 503, true, "Service Unavailable: too many requests in flight");
+        return;
+    }
+    if (gw_deadline_heap_top(&b->deadlines) == &c->deadline)
+        gw_dispatch_arm_deadline(b);
+    gw_call_route(c, false);
+}
+
+void gw_dispatch_arm_deadline(gw_broker *b)
+{
+    gw_deadline *top = gw_deadline_heap_top(&b->deadlines);
+    if (!top || b->closing)
+        return;
+    uint64_t now = uv_now(b->loop);
+    uv_timer_start(&b->deadline_timer, gw_dispatch_on_deadline,
+                   top->when > now ? top->when - now : 0, 0);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Replies, deadlines, dead workers.                                                   */
+
+/* A REPLY header the client may see: not hop-by-hop, not one the server writes, and
+ * free of bytes that could split the response. */
+static bool reply_header_ok(const br_pair *h)
+{
+    static const char *const own[] = {"content-length", "content-type", "date"};
+    if (h->name.len == 0 || gw_is_hop_by_hop(h->name.ptr, h->name.len))
+        return false;
+    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+        if (strlen(own[i]) == h->name.len && strncasecmp(h->name.ptr, own[i], h->name.len) == 0)
+            return false;
+    for (uint32_t i = 0; i < h->name.len; i++)
+        if (h->name.ptr[i] <= ' ' || h->name.ptr[i] > '~' || h->name.ptr[i] == ':')
+            return false;
+    for (uint32_t i = 0; i < h->value.len; i++)
+        if (h->value.ptr[i] == '\r' || h->value.ptr[i] == '\n' || h->value.ptr[i] == '\0')
+            return false;
+    return true;
+}
+
+/* Sends the worker's answer to the client: msgpack bodies become JSON unless the
+ * client asked for msgpack; extra headers are copied NUL-terminated. */
+static void respond_reply(gw_broker *b, gw_req *req, const br_reply *r, bool want_msgpack)
+{
+    if (r->status < 200) {
+        gw_dispatch_respond_detail(b, req, 502, false,
+                                   "Bad Gateway: the worker sent an interim status");
+        return;
+    }
+    char type[CONTENT_TYPE_MAX + 1];
+    const char *content_type = "application/octet-stream";
+    const void *body = r->body.ptr;
+    size_t body_len = r->body.len;
+    if (br_str_eq(r->content_type, "application/msgpack") && !want_msgpack) {
+        b->json.len = 0;
+        if (gw_msgpack_to_json(r->body.ptr, r->body.len, &b->json) != 0) {
+            gw_dispatch_respond_detail(b, req, 502, false,
+                                       "Bad Gateway: the worker sent invalid msgpack");
+            return;
+        }
+        content_type = "application/json";
+        body = b->json.data;
+        body_len = b->json.len;
+    } else if (r->content_type.len > 0 && r->content_type.len <= CONTENT_TYPE_MAX) {
+        memcpy(type, r->content_type.ptr, r->content_type.len);
+        type[r->content_type.len] = '\0';
+        content_type = type;
+    }
+    size_t text_len = 0;
+    for (uint32_t i = 0; i < r->nheaders; i++)
+        text_len += r->headers[i].name.len + r->headers[i].value.len + 2;
+    gw_header *extra = r->nheaders ? calloc(r->nheaders, sizeof(*extra)) : NULL;
+    char *text = r->nheaders ? malloc(text_len) : NULL;
+    size_t nextra = 0;
+    if (r->nheaders && (!extra || !text)) {
+        gw_broker_log("calloc(reply headers) failed: dropping %u headers", r->nheaders);
+    } else {
+        char *cursor = text;
+        for (uint32_t i = 0; i < r->nheaders; i++) {
+            const br_pair *h = &r->headers[i];
+            if (!reply_header_ok(h))
+                continue;
+            gw_header *x = &extra[nextra++];
+            x->name = cursor;
+            x->name_len = h->name.len;
+            memcpy(cursor, h->name.ptr, h->name.len);
+            cursor[h->name.len] = '\0';
+            cursor += h->name.len + 1;
+            x->value = cursor;
+            x->value_len = h->value.len;
+            if (h->value.len)
+                memcpy(cursor, h->value.ptr, h->value.len);
+            cursor[h->value.len] = '\0';
+            cursor += h->value.len + 1;
+        }
+    }
+    gw_req_respond(req, r->status, extra, nextra, content_type, body, body_len);
+    free(extra);
+    free(text);
+}
+
+void gw_dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r)
+{
+    gw_call *c = gw_idmap_get(b->calls, r->id);
+    if (!c || c->worker != w) {
+        b->stats.stale_replies++;
+        return;
+    }
+    if (r->njobs > 0 && !b->jobs_logged) {
+        gw_broker_log("worker %s: REPLY carries %u jobs; jobs are not supported yet, ignored",
+                      w->id, r->njobs);
+        b->jobs_logged = true;
+    }
+    if (w->credit < GW_CREDIT_MAX)
+        w->credit++;
+    gw_req *req = c->req;
+    gw_worker *caller = c->caller;
+    gw_call_detach(c);
+    if (req)
+        respond_reply(b, req, r, c->want_msgpack);
+    else if (caller)
+        gw_calls_forward(b, caller, c->caller_id, r);
+    if (req || caller)
+        b->stats.replies++;
+    else
+        b->stats.stale_replies++;
+    gw_call_free(c);
+    if (w->draining && w->inflight == 0) {
+        gw_broker_forget(b, w, "drained");
+        return;
+    }
+    for (size_t i = 0; i < w->nservices; i++)
+        if (!gw_list_empty(&w->services[i]->queue))
+            gw_dispatch_pump(b, w->services[i]);
+}
+
+void gw_dispatch_on_deadline(uv_timer_t *timer)
+{
+    gw_broker *b = timer->data;
+    uint64_t now = uv_now(b->loop);
+    gw_deadline *top;
+    while ((top = gw_deadline_heap_top(&b->deadlines)) && top->when <= now) {
+        gw_call *c = GW_CONTAINER_OF(top, gw_call, deadline);
+        gw_deadline_heap_remove(&b->deadlines, top);
+        char detail[GW_DETAIL_MAX];
+        snprintf(detail, sizeof(detail), "Gateway Timeout: no reply from service '%s' within %u ms",
+                 c->route->service->name, c->budget_ms);
+        call_answer_detail(c, 504, false, detail);
+        if (c->worker)
+            gw_call_cancel(c);
+        else
+            gw_call_free(c);
+    }
+    gw_dispatch_arm_deadline(b);
+}
+
+/* True when a request of w's that died may go to another worker: an idempotent
+ * method, not retried before, retries enabled, budget left, and somewhere to go. */
+static bool may_retry(const gw_broker *b, const gw_call *c)
+{
+    uint64_t now = uv_now(b->loop);
+    return b->cfg.retry_idempotent && c->idempotent && !c->retried &&
+           c->deadline.when > now + b->cfg.retry_min_budget_ms &&
+           gw_service_live(c->route->service) > 0;
+}
+
+void gw_dispatch_worker_gone(gw_broker *b, gw_worker *w)
+{
+    while (!gw_list_empty(&w->calls)) {
+        gw_call *c = GW_CONTAINER_OF(w->calls.next, gw_call, link);
+        gw_list_remove(&c->link);
+        c->worker = NULL;
+        w->inflight--;
+        if (!gw_call_waited(c)) {
+            gw_call_free(c);
+        } else if (may_retry(b, c)) {
+            c->retried = true;
+            b->stats.retries++;
+            gw_call_route(c, true);
+        } else {
+            gw_call_fail(c, 502, false, "Bad Gateway: worker died while handling the request");
+        }
+    }
+}
+
+void gw_dispatch_fail_all(gw_broker *b)
+{
+    static const char detail[] = "Service Unavailable: the gateway is shutting down";
+    for (size_t i = 0; i < gw_registry_nservices(b->reg); i++) {
+        gw_service *s = gw_registry_service(b->reg, i);
+        while (!gw_list_empty(&s->queue))
+            gw_call_fail(GW_CONTAINER_OF(s->queue.next, gw_call, link), 503, true, detail);
+    }
+    for (size_t i = 0; i < gw_registry_nworkers(b->reg); i++) {
+        gw_worker *w = gw_registry_worker(b->reg, i);
+        while (!gw_list_empty(&w->calls))
+            gw_call_fail(GW_CONTAINER_OF(w->calls.next, gw_call, link), 503, true, detail);
+    }
+}

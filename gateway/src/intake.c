@@ -1,0 +1,304 @@
+/*
+ * intake.c - the broker's route handler: an HTTP request becomes a gw_call.
+ *
+ * Every route a worker announced is answered here.  The handler decodes the query
+ * and the path parameters, validates them against the route's declared params (422),
+ * prepares the body by the route's body mode (JSON to msgpack for MSGPACK routes),
+ * picks the headers to forward and the traceparent, gives the call an id and a
+ * deadline, and hands it to dispatch.c to send or queue.  docs/broker.md lists every
+ * answer it can give.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "broker_int.h"
+#include "json.h"
+#include "params.h"
+
+/* Case-insensitive: does text[0..len) contain needle? */
+static bool contains_ci(const char *text, size_t len, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (size_t i = 0; i + n <= len; i++)
+        if (strncasecmp(text + i, needle, n) == 0)
+            return true;
+    return false;
+}
+
+/* True when the media type of a Content-Type (parameters ignored) is `type`. */
+static bool media_is(const char *ct, size_t len, const char *type)
+{
+    size_t n = 0;
+    while (n < len && ct[n] != ';' && ct[n] != ' ' && ct[n] != '\t')
+        n++;
+    return n == strlen(type) && strncasecmp(ct, type, n) == 0;
+}
+
+static bool is_json_media(const char *ct, size_t len)
+{
+    size_t n = 0;
+    while (n < len && ct[n] != ';' && ct[n] != ' ' && ct[n] != '\t')
+        n++;
+    return media_is(ct, len, "application/json") ||
+           (n > 5 && strncasecmp(ct + n - 5, "+json", 5) == 0);
+}
+
+/* Appends the NUL-terminated pieces to out; 0 or the first error. */
+static int append_all(br_buf *out, const char *const *pieces, size_t n)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = gw_buf_append(out, pieces[i], strlen(pieces[i]));
+    return rc;
+}
+
+/* FastAPI's answer to a body that is not JSON: 422 json_invalid at the error's char
+ * position.  `err` is the converter's reason, "Expecting value: line 1 column 5 (char
+ * 4)": the position comes from "(char N)" and ctx.error is the text before ": line". */
+static void respond_json_invalid(gw_req *req, const char *err)
+{
+    const char *pos = strstr(err, "(char ");
+    char at[24];
+    snprintf(at, sizeof(at), "%lu", pos ? strtoul(pos + 6, NULL, 10) : 0ul);
+    const char *cut = strstr(err, ": line");
+    br_buf body = {.max = GW_DETAIL_MAX * 8};
+    const char *const head[] = {"{\"detail\":[{\"type\":\"json_invalid\",\"loc\":[\"body\",", at,
+                                "],\"msg\":\"JSON decode error\",\"input\":{},\"ctx\":{\"error\":"};
+    if (append_all(&body, head, 3) == 0 &&
+        gw_json_append_string(&body, err, cut ? (size_t)(cut - err) : strlen(err)) == 0 &&
+        gw_buf_append(&body, "}}]}", 4) == 0)
+        gw_req_respond(req, 422, NULL, 0, "application/json", body.data, body.len);
+    else
+        gw_req_respond_detail(req, 422, "JSON decode error");
+    br_buf_free(&body);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Building a call from an HTTP request.                                               */
+
+/* A new call sized for req: its pair arrays and decoding scratch share its
+ * allocation. */
+static gw_call *call_new(gw_broker *b, gw_req *req, gw_route_entry *route)
+{
+    size_t max_pairs = b->cfg.limits.max_pairs;
+    /* Every query pair takes at least two bytes ("a&"), so this bounds the count. */
+    size_t nquery = req->query_len ? req->query_len / 2 + 1 : 0;
+    if (nquery > max_pairs)
+        nquery = max_pairs;
+    size_t nheaders = req->nheaders < max_pairs ? req->nheaders : max_pairs;
+    size_t npairs = req->match.nparams + nquery + nheaders;
+    /* Decoded text is never longer than its source. */
+    size_t scratch = req->query_len + req->path_len + 2;
+    gw_call *c = calloc(1, sizeof(*c) + npairs * sizeof(br_pair) + scratch);
+    if (!c)
+        return NULL;
+    c->params = (br_pair *)(void *)(c + 1);
+    c->query = c->params + req->match.nparams;
+    c->headers = c->query + nquery;
+    c->scratch = (char *)(c->headers + nheaders);
+    c->scratch_cap = scratch;
+    c->query_cap = nquery;
+    c->headers_cap = nheaders;
+    c->broker = b;
+    c->req = req;
+    c->route = route;
+    c->path = (br_str){req->path, (uint32_t)req->path_len};
+    gw_list_init(&c->link);
+    gw_list_init(&c->caller_link);
+    c->idempotent = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+    c->converted.max = b->cfg.limits.max_body;
+    return c;
+}
+
+/* Percent-decodes the query and the path parameters into the call's scratch space.
+ * 0, or the detail of a 400 answer. */
+static const char *call_decode_params(gw_call *c)
+{
+    const gw_req *req = c->req;
+    size_t npairs = 0;
+    int rc = gw_query_parse(req->query, req->query_len, c->scratch, req->query_len + 1, c->query,
+                            c->query_cap, &npairs);
+    if (rc == BR_ELIMIT)
+        return "Too many query parameters";
+    if (rc != 0)
+        return "Malformed query string: bad percent-encoding";
+    c->nquery = (uint32_t)npairs;
+    if (gw_call_path_params(c, &req->match, c->scratch + req->query_len + 1,
+                            c->scratch_cap - (req->query_len + 1)) != 0)
+        return "Malformed path: bad percent-encoding";
+    return NULL;
+}
+
+int gw_call_path_params(gw_call *c, const gw_route_match *match, char *dst, size_t cap)
+{
+    for (size_t i = 0; i < match->nparams; i++) {
+        const gw_path_param *p = &match->params[i];
+        size_t len = 0;
+        if (gw_percent_decode(p->value, p->value_len, false, dst, cap, &len) != 0)
+            return BR_EVALUE;
+        /* Names point into the route, which lives as long as the broker. */
+        c->params[i].name = (br_str){p->name, (uint32_t)p->name_len};
+        c->params[i].value = (br_str){dst, (uint32_t)len};
+        dst += len;
+        cap -= len;
+    }
+    c->nparams = (uint32_t)match->nparams;
+    return 0;
+}
+
+void gw_call_trace(gw_call *c, br_str given)
+{
+    if (given.len == GW_TRACE_LEN && given.ptr[2] == '-' && given.ptr[35] == '-' &&
+        given.ptr[52] == '-') {
+        memcpy(c->trace, given.ptr, GW_TRACE_LEN);
+        return;
+    }
+    /* A fresh trace: version 00, random trace and parent ids, sampled. */
+    static const char hex[] = "0123456789abcdef";
+    gw_broker *b = c->broker;
+    char *p = c->trace;
+    memcpy(p, "00-", 3);
+    for (int i = 0; i < 48; i++) {
+        if (i % 16 == 0) {
+            b->rng ^= b->rng << 13;
+            b->rng ^= b->rng >> 7;
+            b->rng ^= b->rng << 17;
+        }
+        p[3 + i + (i >= 32)] = hex[(b->rng >> ((i % 16) * 4)) & 15];
+    }
+    p[35] = '-';
+    memcpy(p + 52, "-01", 4);
+}
+
+/* Collects the headers to forward (hop-by-hop and Content-Length left out), notes the
+ * client's Accept, and picks up or makes the traceparent. */
+static void call_headers(gw_call *c)
+{
+    const gw_req *req = c->req;
+    br_str trace = {0};
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const gw_header *h = &req->headers[i];
+        if (strcmp(h->name, "accept") == 0 &&
+            contains_ci(h->value, h->value_len, "application/msgpack"))
+            c->want_msgpack = true;
+        if (strcmp(h->name, "traceparent") == 0)
+            trace = (br_str){h->value, (uint32_t)h->value_len};
+        if (gw_is_hop_by_hop(h->name, h->name_len) || strcmp(h->name, "content-length") == 0 ||
+            c->nheaders == c->headers_cap)
+            continue;
+        c->headers[c->nheaders].name = (br_str){h->name, (uint32_t)h->name_len};
+        c->headers[c->nheaders].value = (br_str){h->value, (uint32_t)h->value_len};
+        c->nheaders++;
+    }
+    gw_call_trace(c, trace);
+}
+
+/* Sets the call's body by the route's body mode.  0, or answers the client (415, 422,
+ * 413) and returns an error. */
+static int call_body(gw_call *c)
+{
+    gw_req *req = c->req;
+    uint8_t mode = c->route->body;
+    if (mode == BR_BODY_NONE || req->body_len == 0)
+        return 0;
+    const gw_header *ct = gw_req_header(req, "content-type");
+    const char *type = ct ? ct->value : "";
+    size_t type_len = ct ? ct->value_len : 0;
+    if (mode == BR_BODY_RAW) {
+        c->content_type = (br_str){type, (uint32_t)type_len};
+        c->body = (br_str){req->body, (uint32_t)req->body_len};
+        return 0;
+    }
+    if (media_is(type, type_len, "application/msgpack") ||
+        media_is(type, type_len, "application/x-msgpack")) {
+        c->content_type = br_str_c("application/msgpack");
+        c->body = (br_str){req->body, (uint32_t)req->body_len};
+        return 0;
+    }
+    if (type_len > 0 && !is_json_media(type, type_len)) {
+        gw_req_respond_detail(req, 415,
+                              "Unsupported Media Type: send application/json or "
+                              "application/msgpack");
+        return BR_EVALUE;
+    }
+    char err[GW_DETAIL_MAX];
+    err[0] = '\0';
+    int rc = gw_json_to_msgpack(req->body, req->body_len, &c->converted, err, sizeof(err));
+    if (rc == BR_EVALUE) {
+        respond_json_invalid(req, err);
+        return rc;
+    }
+    if (rc != 0) {
+        gw_req_respond_detail(req, 413, "Request body too large or too deeply nested");
+        return rc;
+    }
+    c->content_type = br_str_c("application/msgpack");
+    c->body = (br_str){(const char *)c->converted.data, (uint32_t)c->converted.len};
+    return 0;
+}
+
+uint32_t gw_route_budget(const gw_broker *b, const gw_route_entry *e)
+{
+    uint32_t budget = e->timeout_ms ? e->timeout_ms : b->cfg.default_timeout_ms;
+    return budget < b->cfg.max_timeout_ms ? budget : b->cfg.max_timeout_ms;
+}
+
+/* The client left before it was answered. */
+static void on_abort(gw_req *req, void *arg)
+{
+    (void)req;
+    gw_call_abandon(arg);
+}
+
+/* Decodes, validates and fills in everything the REQUEST will carry.  0, or the
+ * client was answered (400, 413, 415, 422) and an error is returned. */
+static int call_prepare(gw_call *c)
+{
+    gw_req *req = c->req;
+    const char *bad = call_decode_params(c);
+    if (bad) {
+        gw_req_respond_detail(req, 400, bad);
+        return BR_EVALUE;
+    }
+    call_headers(c);
+    const gw_route_entry *e = c->route;
+    br_buf detail = {.max = c->broker->cfg.limits.max_body};
+    int rc = gw_params_validate(e->params, e->nparams, c->params, c->nparams, c->query, c->nquery,
+                                c->headers, c->nheaders, &detail);
+    if (rc == BR_EVALUE)
+        gw_req_respond(req, 422, NULL, 0, "application/json", detail.data, detail.len);
+    else if (rc != 0) /* the list of errors did not fit in memory */
+        gw_req_respond_detail(req, 500, "Internal Server Error");
+    br_buf_free(&detail);
+    return rc != 0 ? rc : call_body(c);
+}
+
+void gw_dispatch_handler(gw_req *req, void *route_data)
+{
+    gw_route_entry *e = route_data;
+    gw_broker *b = e->arg;
+    if (!b->started || b->closing) {
+        gw_dispatch_respond_detail(b, req, 503, true,
+                                   "Service Unavailable: the gateway is shutting down");
+        return;
+    }
+    if (gw_service_live(e->service) == 0) {
+        gw_dispatch_respond_unavailable(b, req, e->service);
+        return;
+    }
+    gw_call *c = call_new(b, req, e);
+    if (!c) {
+        gw_dispatch_respond_detail(b, req, 503, true, "Service Unavailable: out of memory");
+        return;
+    }
+    if (call_prepare(c) != 0) {
+        c->req = NULL; /* answered by call_prepare */
+        gw_call_free(c);
+        return;
+    }
+    /* Registered first: routing may answer (and free) the call at once. */
+    gw_req_on_abort(req, on_abort, c);
+    gw_call_admit(c, gw_route_budget(b, e));
+}

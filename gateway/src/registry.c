@@ -1,0 +1,497 @@
+/*
+ * registry.c - services, workers and announced routes (see registry.h).
+ *
+ * Workers and services live in two flat arrays: a gateway serves dozens of them, not
+ * thousands, and a linear scan of a short array beats a hash map's bookkeeping here.
+ * max_workers bounds the worker array; services are bounded by what live or past
+ * workers announced (each READY carries at most br_limits.max_services).
+ */
+#include "registry.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct gw_registry {
+    gw_router *router;     /* where announced routes go (the caller's) */
+    gw_handler_fn handler; /* the handler every announced route gets */
+    void *arg;             /* copied into every gw_route_entry */
+    gw_worker **workers;   /* registered workers, any order */
+    size_t nworkers;       /* entries in workers */
+    size_t max_workers;    /* the named limit on nworkers (slots allocated) */
+    gw_service **services; /* every service ever announced, any order */
+    size_t nservices;      /* entries in services */
+    size_t services_cap;   /* slots allocated in services */
+};
+
+const char *gw_kind_name(unsigned kind)
+{
+    return kind == BR_KIND_CPU ? "cpu" : "io";
+}
+
+gw_registry *gw_registry_new(gw_router *router, gw_handler_fn handler, void *arg,
+                             size_t max_workers)
+{
+    gw_registry *self = calloc(1, sizeof(*self));
+    if (!self)
+        return NULL;
+    self->workers = calloc(max_workers ? max_workers : 1, sizeof(gw_worker *));
+    if (!self->workers) {
+        free(self);
+        return NULL;
+    }
+    self->router = router;
+    self->handler = handler;
+    self->arg = arg;
+    self->max_workers = max_workers;
+    return self;
+}
+
+/* Frees a worker struct (it is unlinked already). */
+static void worker_free(gw_worker *w)
+{
+    free(w->id);
+    free(w->services);
+    free(w);
+}
+
+/* Unlinks and frees every route of s whose `fresh` flag matches only_fresh (or all of
+ * them when all is set), removing each from the router. */
+static void service_drop_routes(gw_registry *self, gw_service *s, bool all)
+{
+    gw_route_entry **pp = &s->routes;
+    while (*pp) {
+        gw_route_entry *e = *pp;
+        if (all || e->fresh) {
+            *pp = e->next;
+            gw_router_remove(self->router, e->method, e->path);
+            free(e);
+            s->nroutes--;
+        } else {
+            pp = &e->next;
+        }
+    }
+}
+
+static void service_free(gw_service *s)
+{
+    free(s->name);
+    free(s->workers);
+    free(s);
+}
+
+void gw_registry_destroy(gw_registry **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    gw_registry *self = *self_p;
+    for (size_t i = 0; i < self->nworkers; i++)
+        worker_free(self->workers[i]);
+    for (size_t i = 0; i < self->nservices; i++) {
+        service_drop_routes(self, self->services[i], true);
+        service_free(self->services[i]);
+    }
+    free(self->workers);
+    free(self->services);
+    free(self);
+    *self_p = NULL;
+}
+
+static gw_service *find_service(const gw_registry *self, br_str name)
+{
+    for (size_t i = 0; i < self->nservices; i++) {
+        const char *n = self->services[i]->name;
+        if (strlen(n) == name.len && memcmp(n, name.ptr, name.len) == 0)
+            return self->services[i];
+    }
+    return NULL;
+}
+
+/* The entry registered for method + template (exact text), in any service. */
+static gw_route_entry *find_route(const gw_registry *self, br_str method, br_str path)
+{
+    for (size_t i = 0; i < self->nservices; i++)
+        for (gw_route_entry *e = self->services[i]->routes; e; e = e->next)
+            if (br_str_eq(method, e->method) && br_str_eq(path, e->path))
+                return e;
+    return NULL;
+}
+
+/* True when s is 1..max bytes of printable ASCII without spaces. */
+static bool name_ok(br_str s, size_t max)
+{
+    if (s.len == 0 || s.len > max)
+        return false;
+    for (uint32_t i = 0; i < s.len; i++)
+        if (s.ptr[i] <= ' ' || s.ptr[i] > '~')
+            return false;
+    return true;
+}
+
+static bool method_ok(br_str m)
+{
+    if (m.len == 0 || m.len > GW_METHOD_MAX)
+        return false;
+    for (uint32_t i = 0; i < m.len; i++)
+        if (m.ptr[i] < 'A' || m.ptr[i] > 'Z')
+            return false;
+    return true;
+}
+
+/* Checks everything about a READY that does not need the router: kinds, names and
+ * route ownership.  0 or BR_EVALUE with reason set. */
+static int check_ready(const gw_registry *self, const br_ready *r, char *reason, size_t cap)
+{
+    if (r->kind != BR_KIND_IO && r->kind != BR_KIND_CPU) {
+        snprintf(reason, cap, "unknown worker kind %u", (unsigned)r->kind);
+        return BR_EVALUE;
+    }
+    for (uint32_t i = 0; i < r->nservices; i++) {
+        const br_service *s = &r->services[i];
+        if (!name_ok(s->name, GW_NAME_MAX)) {
+            snprintf(reason, cap, "malformed service name");
+            return BR_EVALUE;
+        }
+        if (s->kind != r->kind) {
+            snprintf(reason, cap, "mixed kinds: service '%.*s' is %s in a %s worker",
+                     (int)s->name.len, s->name.ptr, gw_kind_name(s->kind), gw_kind_name(r->kind));
+            return BR_EVALUE;
+        }
+        const gw_service *known = find_service(self, s->name);
+        if (known && known->kind != s->kind) {
+            snprintf(reason, cap, "service '%s' is already registered as %s", known->name,
+                     gw_kind_name(known->kind));
+            return BR_EVALUE;
+        }
+        for (uint32_t j = 0; j < s->nroutes; j++) {
+            const br_route *rt = &s->routes[j];
+            if (!method_ok(rt->method) || !name_ok(rt->path, GW_TEMPLATE_MAX) ||
+                rt->path.ptr[0] != '/' || rt->body > BR_BODY_MSGPACK) {
+                snprintf(reason, cap, "malformed route in service '%.*s'", (int)s->name.len,
+                         s->name.ptr);
+                return BR_EVALUE;
+            }
+            const gw_route_entry *e = find_route(self, rt->method, rt->path);
+            if (e && !br_str_eq(s->name, e->service->name)) {
+                snprintf(reason, cap, "route %s %s is owned by service '%s'", e->method, e->path,
+                         e->service->name);
+                return BR_EVALUE;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Copies a br_str into *cursor as a NUL-terminated string and advances the cursor. */
+static const char *copy_str(char **cursor, br_str s)
+{
+    char *dst = *cursor;
+    if (s.len)
+        memcpy(dst, s.ptr, s.len);
+    dst[s.len] = '\0';
+    *cursor += s.len + 1;
+    return dst;
+}
+
+/* A deep copy of a declared route in one allocation: the entry, its params array,
+ * then every string. */
+static gw_route_entry *route_entry_new(const br_route *r, gw_service *s, void *arg)
+{
+    size_t size = sizeof(gw_route_entry) + r->nparams * sizeof(br_param);
+    size += r->method.len + r->path.len + r->summary.len + 3;
+    for (uint32_t i = 0; i < r->nparams; i++)
+        size += r->params[i].name.len + r->params[i].summary.len;
+    gw_route_entry *e = calloc(1, size);
+    if (!e)
+        return NULL;
+    e->params = (br_param *)(void *)(e + 1);
+    char *cursor = (char *)(e->params + r->nparams);
+    e->service = s;
+    e->arg = arg;
+    e->method = copy_str(&cursor, r->method);
+    e->path = copy_str(&cursor, r->path);
+    e->summary = copy_str(&cursor, r->summary);
+    e->timeout_ms = r->timeout_ms;
+    e->body = r->body;
+    e->nparams = r->nparams;
+    for (uint32_t i = 0; i < r->nparams; i++) {
+        e->params[i] = r->params[i];
+        /* Names and summaries are copied without a NUL: br_str carries the length. */
+        e->params[i].name.ptr = cursor;
+        memcpy(cursor, r->params[i].name.ptr, r->params[i].name.len);
+        cursor += r->params[i].name.len;
+        e->params[i].summary.ptr = cursor;
+        if (r->params[i].summary.len)
+            memcpy(cursor, r->params[i].summary.ptr, r->params[i].summary.len);
+        cursor += r->params[i].summary.len;
+    }
+    return e;
+}
+
+/* Makes room for one more pointer in the array arr_p points at (a T ** for any object
+ * type T; *cap slots, n used), doubling from `first`.  0 or BR_ENOMEM. */
+static int grow_ptrs(void *arr_p, size_t n, size_t *cap, size_t first)
+{
+    void **arr;
+    memcpy(&arr, arr_p, sizeof(arr));
+    if (n < *cap)
+        return 0;
+    size_t want = *cap ? *cap * 2 : first;
+    void **grown = realloc(arr, want * sizeof(*grown));
+    if (!grown)
+        return BR_ENOMEM;
+    memcpy(arr_p, &grown, sizeof(grown));
+    *cap = want;
+    return 0;
+}
+
+/* Finds or creates (marked fresh) the service for a declaration. */
+static gw_service *service_get(gw_registry *self, const br_service *decl)
+{
+    gw_service *s = find_service(self, decl->name);
+    if (s)
+        return s;
+    if (grow_ptrs(&self->services, self->nservices, &self->services_cap, 16) != 0)
+        return NULL;
+    s = calloc(1, sizeof(*s));
+    if (!s || !(s->name = malloc(decl->name.len + 1))) {
+        free(s);
+        return NULL;
+    }
+    memcpy(s->name, decl->name.ptr, decl->name.len);
+    s->name[decl->name.len] = '\0';
+    s->kind = decl->kind;
+    s->fresh = true;
+    gw_list_init(&s->queue);
+    self->services[self->nservices++] = s;
+    return s;
+}
+
+/* Adds the routes of decl that s lacks, to s and to the router. */
+static int service_add_routes(gw_registry *self, gw_service *s, const br_service *decl,
+                              char *reason, size_t cap)
+{
+    for (uint32_t j = 0; j < decl->nroutes; j++) {
+        const br_route *rt = &decl->routes[j];
+        const gw_route_entry *known = find_route(self, rt->method, rt->path);
+        if (known && known->service == s)
+            continue; /* a later worker of the service: the first declaration stands */
+        if (known) {
+            snprintf(reason, cap, "route %s %s is owned by service '%s'", known->method,
+                     known->path, known->service->name);
+            return BR_EVALUE;
+        }
+        gw_route_entry *e = route_entry_new(rt, s, self->arg);
+        if (!e)
+            return BR_ENOMEM;
+        int rc = gw_router_add(self->router, e->method, e->path, self->handler, e);
+        if (rc != 0) {
+            snprintf(reason, cap, "route %s %s refused by the router: %s", e->method, e->path,
+                     rc == BR_EFULL ? "it conflicts with an existing route" : br_strerror(rc));
+            free(e);
+            return rc == BR_ENOMEM ? BR_ENOMEM : BR_EVALUE;
+        }
+        e->fresh = true;
+        e->next = s->routes;
+        s->routes = e;
+        s->nroutes++;
+    }
+    return 0;
+}
+
+/* Undoes a failed registration: fresh routes leave the router, fresh services go. */
+static void rollback(gw_registry *self)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < self->nservices; i++) {
+        gw_service *s = self->services[i];
+        service_drop_routes(self, s, s->fresh);
+        if (s->fresh)
+            service_free(s);
+        else
+            self->services[kept++] = s;
+    }
+    self->nservices = kept;
+}
+
+/* Clears the fresh marks once a registration has succeeded. */
+static void commit(gw_registry *self)
+{
+    for (size_t i = 0; i < self->nservices; i++) {
+        self->services[i]->fresh = false;
+        for (gw_route_entry *e = self->services[i]->routes; e; e = e->next)
+            e->fresh = false;
+    }
+}
+
+/* Appends w to s's worker array. */
+static int service_link(gw_service *s, gw_worker *w)
+{
+    int rc = grow_ptrs(&s->workers, s->nworkers, &s->workers_cap, 4);
+    if (rc != 0)
+        return rc;
+    s->workers[s->nworkers++] = w;
+    return 0;
+}
+
+static void service_unlink(gw_service *s, const gw_worker *w)
+{
+    for (size_t i = 0; i < s->nworkers; i++) {
+        if (s->workers[i] == w) {
+            s->workers[i] = s->workers[--s->nworkers];
+            return;
+        }
+    }
+}
+
+static gw_worker *worker_new(const void *ident, size_t ident_len, const br_ready *r, uint64_t now)
+{
+    gw_worker *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    w->id = malloc(r->worker_id.len + 1);
+    w->services = calloc(r->nservices ? r->nservices : 1, sizeof(gw_service *));
+    if (!w->id || !w->services) {
+        worker_free(w);
+        return NULL;
+    }
+    if (r->worker_id.len)
+        memcpy(w->id, r->worker_id.ptr, r->worker_id.len);
+    w->id[r->worker_id.len] = '\0';
+    memcpy(w->ident, ident, ident_len);
+    w->ident_len = ident_len;
+    w->kind = r->kind;
+    w->credit = r->capacity < GW_CREDIT_MAX ? r->capacity : GW_CREDIT_MAX;
+    w->heartbeat_ms = r->heartbeat_ms < GW_HEARTBEAT_MAX ? r->heartbeat_ms : GW_HEARTBEAT_MAX;
+    w->last_recv = now;
+    w->last_send = now;
+    gw_list_init(&w->calls);
+    gw_list_init(&w->outgoing);
+    return w;
+}
+
+int gw_registry_add(gw_registry *self, const void *ident, size_t ident_len, const br_ready *ready,
+                    uint64_t now, gw_worker **out, char *reason, size_t reason_cap)
+{
+    *out = NULL;
+    if (ident_len == 0 || ident_len > GW_IDENT_MAX) {
+        snprintf(reason, reason_cap, "bad routing id");
+        return BR_EVALUE;
+    }
+    if (ready->worker_id.len > GW_NAME_MAX) {
+        snprintf(reason, reason_cap, "worker_id longer than %d bytes", GW_NAME_MAX);
+        return BR_EVALUE;
+    }
+    if (self->nworkers >= self->max_workers) {
+        snprintf(reason, reason_cap, "too many workers (limit %zu)", self->max_workers);
+        return BR_EFULL;
+    }
+    int rc = check_ready(self, ready, reason, reason_cap);
+    if (rc != 0)
+        return rc;
+    gw_worker *w = worker_new(ident, ident_len, ready, now);
+    if (!w)
+        return BR_ENOMEM;
+    for (uint32_t i = 0; i < ready->nservices && rc == 0; i++) {
+        gw_service *s = service_get(self, &ready->services[i]);
+        if (!s) {
+            rc = BR_ENOMEM;
+            break;
+        }
+        rc = service_add_routes(self, s, &ready->services[i], reason, reason_cap);
+        /* A READY naming one service twice lists it once in the worker. */
+        bool listed = false;
+        for (size_t k = 0; k < w->nservices; k++)
+            listed = listed || w->services[k] == s;
+        if (!listed)
+            w->services[w->nservices++] = s;
+    }
+    for (size_t k = 0; k < w->nservices && rc == 0; k++)
+        rc = service_link(w->services[k], w);
+    if (rc != 0) {
+        for (size_t k = 0; k < w->nservices; k++)
+            service_unlink(w->services[k], w);
+        rollback(self);
+        worker_free(w);
+        return rc;
+    }
+    commit(self);
+    self->workers[self->nworkers++] = w;
+    *out = w;
+    return 0;
+}
+
+gw_worker *gw_registry_find(const gw_registry *self, const void *ident, size_t ident_len)
+{
+    for (size_t i = 0; i < self->nworkers; i++) {
+        gw_worker *w = self->workers[i];
+        if (w->ident_len == ident_len && memcmp(w->ident, ident, ident_len) == 0)
+            return w;
+    }
+    return NULL;
+}
+
+void gw_registry_remove(gw_registry *self, gw_worker *w)
+{
+    for (size_t k = 0; k < w->nservices; k++)
+        service_unlink(w->services[k], w);
+    for (size_t i = 0; i < self->nworkers; i++) {
+        if (self->workers[i] == w) {
+            self->workers[i] = self->workers[--self->nworkers];
+            break;
+        }
+    }
+    worker_free(w);
+}
+
+gw_worker *gw_registry_pick(const gw_service *s)
+{
+    gw_worker *best = NULL;
+    for (size_t i = 0; i < s->nworkers; i++) {
+        gw_worker *w = s->workers[i];
+        if (gw_worker_live(w) && w->credit > 0 && (!best || w->credit > best->credit))
+            best = w;
+    }
+    return best;
+}
+
+size_t gw_service_live(const gw_service *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->nworkers; i++)
+        n += gw_worker_live(s->workers[i]);
+    return n;
+}
+
+bool gw_registry_ready(const gw_registry *self)
+{
+    bool any_live = false;
+    for (size_t i = 0; i < self->nworkers; i++)
+        any_live = any_live || gw_worker_live(self->workers[i]);
+    if (!any_live)
+        return false;
+    for (size_t i = 0; i < self->nservices; i++)
+        if (self->services[i]->nroutes > 0 && gw_service_live(self->services[i]) == 0)
+            return false;
+    return true;
+}
+
+size_t gw_registry_nworkers(const gw_registry *self)
+{
+    return self->nworkers;
+}
+
+gw_worker *gw_registry_worker(const gw_registry *self, size_t i)
+{
+    return i < self->nworkers ? self->workers[i] : NULL;
+}
+
+size_t gw_registry_nservices(const gw_registry *self)
+{
+    return self->nservices;
+}
+
+gw_service *gw_registry_service(const gw_registry *self, size_t i)
+{
+    return i < self->nservices ? self->services[i] : NULL;
+}

@@ -1,0 +1,142 @@
+/*
+ * registry.h - the broker's book of services, workers and the routes they announced.
+ *
+ * A worker's READY is checked here as a whole (one kind per service, one service per
+ * route) and either accepted - its new routes added to the gateway's router, each
+ * pointing at a gw_route_entry that holds a copy of the declaration - or refused with a
+ * reason for the GOODBYE.  Routes outlive the workers that announced them: when the
+ * last worker of a service leaves, its routes stay and answer 503 until one returns.
+ *
+ * The registry does no I/O.  It knows which workers are live and how much credit each
+ * has, and picks the least loaded one; sending is the broker's business.
+ */
+#ifndef BARISTA_GW_REGISTRY_H
+#define BARISTA_GW_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <barista/proto.h>
+
+#include "list.h"
+#include "router.h"
+
+/* Longest ZeroMQ routing id (ZMTP caps it at 255 bytes). */
+#define GW_IDENT_MAX 255
+/* Longest service name, worker id and route method a READY may carry. */
+#define GW_NAME_MAX   128
+#define GW_METHOD_MAX 16
+/* Longest route template. */
+#define GW_TEMPLATE_MAX 1024
+/* Longest heartbeat interval a worker may announce: its liveness is judged on at
+ * most this, so that a worker cannot make itself immortal. */
+#define GW_HEARTBEAT_MAX 60000u
+/* Most credit a worker may hold: CREDIT messages add up to this and no further. */
+#define GW_CREDIT_MAX 1000000u
+
+typedef struct gw_service gw_service;
+typedef struct gw_worker gw_worker;
+
+/* A route as the router's route_data: a copy of what the first worker declared. */
+typedef struct gw_route_entry {
+    gw_service *service;         /* the owning service */
+    void *arg;                   /* the registry's handler argument (the broker) */
+    const char *method;          /* "GET" (NUL-terminated, in this allocation) */
+    const char *path;            /* template "/hello/{name}" (likewise) */
+    const char *summary;         /* OpenAPI summary, maybe "" (likewise) */
+    uint32_t timeout_ms;         /* the route's deadline; 0 = the broker's default */
+    uint8_t body;                /* br_body_mode */
+    br_param *params;            /* declared parameters; strings in this allocation */
+    uint32_t nparams;            /* entries in params */
+    bool fresh;                  /* added by the READY being registered (rollback) */
+    struct gw_route_entry *next; /* the service's next route */
+} gw_route_entry;
+
+struct gw_service {
+    char *name;             /* unique service name */
+    uint8_t kind;           /* br_kind, fixed by the first worker that announced it */
+    gw_route_entry *routes; /* its routes, newest first */
+    size_t nroutes;         /* entries in routes */
+    gw_worker **workers;    /* registered workers hosting it, draining ones included */
+    size_t nworkers;        /* entries in workers */
+    size_t workers_cap;     /* slots allocated in workers */
+    gw_list queue;          /* requests waiting for credit, oldest first (broker's) */
+    size_t nqueued;         /* entries in queue */
+    bool fresh;             /* created by the READY being registered (rollback) */
+};
+
+struct gw_worker {
+    uint8_t ident[GW_IDENT_MAX]; /* ZeroMQ routing id */
+    size_t ident_len;            /* bytes in ident */
+    char *id;                    /* the worker_id it announced */
+    uint8_t kind;                /* br_kind */
+    uint32_t credit;             /* requests it can still take */
+    uint32_t inflight;           /* requests sent to it and not yet answered */
+    uint32_t heartbeat_ms;       /* its announced heartbeat, capped at GW_HEARTBEAT_MAX */
+    bool draining;               /* sent GOODBYE: no new work, forget at inflight 0 */
+    bool lost;                   /* a send found it gone: no new work, reap it */
+    uint64_t last_recv;          /* loop time (ms) of its last message */
+    uint64_t last_send;          /* loop time (ms) of our last message to it */
+    gw_service **services;       /* the services it hosts */
+    size_t nservices;            /* entries in services */
+    gw_list calls;               /* requests in flight at it (broker's) */
+    gw_list outgoing;            /* CALLs it made that it still waits for (broker's) */
+};
+
+typedef struct gw_registry gw_registry;
+
+/* Creates an empty registry that adds routes to `router` with `handler` and passes
+ * `arg` in every gw_route_entry; at most max_workers workers at once.  Caller owns the
+ * result (the router stays the caller's); NULL when out of memory. */
+gw_registry *gw_registry_new(gw_router *router, gw_handler_fn handler, void *arg,
+                             size_t max_workers);
+
+/* Removes every route it added from the router and frees services, entries and
+ * workers; sets *self_p to NULL; safe on NULL and twice.  The broker must have
+ * emptied every queue and in-flight list first. */
+void gw_registry_destroy(gw_registry **self_p);
+
+/* Registers the worker at routing id `ident` from its READY.  On success *out is the
+ * new worker, holding capacity credit, last_recv = last_send = now.  Returns 0;
+ * BR_EVALUE when the READY is refused - a one-line reason is written to `reason`
+ * (mixed kinds, a service announced with another kind, a route owned by another
+ * service, a malformed name or template); BR_EFULL at max_workers (reason set);
+ * BR_ENOMEM.  Nothing changes unless it returns 0.  The ident must not be registered. */
+int gw_registry_add(gw_registry *self, const void *ident, size_t ident_len, const br_ready *ready,
+                    uint64_t now, gw_worker **out, char *reason, size_t reason_cap);
+
+/* The worker with this routing id, or NULL. */
+gw_worker *gw_registry_find(const gw_registry *self, const void *ident, size_t ident_len);
+
+/* Forgets w: unlinks it from its services and frees it.  Its calls and outgoing
+ * lists must be empty. */
+void gw_registry_remove(gw_registry *self, gw_worker *w);
+
+/* True when w may be given new requests. */
+static inline bool gw_worker_live(const gw_worker *w)
+{
+    return !w->draining && !w->lost;
+}
+
+/* The live worker of s with the most free credit, or NULL when none has any. */
+gw_worker *gw_registry_pick(const gw_service *s);
+
+/* Number of live workers hosting s. */
+size_t gw_service_live(const gw_service *s);
+
+/* True when at least one worker is live and every service that has routes has a live
+ * worker (the gateway's /readyz). */
+bool gw_registry_ready(const gw_registry *self);
+
+/* Iteration: counts and the i-th worker / service (i < count; order changes when
+ * workers are removed). */
+size_t gw_registry_nworkers(const gw_registry *self);
+gw_worker *gw_registry_worker(const gw_registry *self, size_t i);
+size_t gw_registry_nservices(const gw_registry *self);
+gw_service *gw_registry_service(const gw_registry *self, size_t i);
+
+/* The name of a br_kind: "io" or "cpu". */
+const char *gw_kind_name(unsigned kind);
+
+#endif /* BARISTA_GW_REGISTRY_H */

@@ -1,0 +1,419 @@
+/*
+ * test_broker.c - the broker's protocol side, driven by a real DEALER playing a
+ * worker on the same libuv loop: registration, refusals, garbage, heartbeats,
+ * liveness, drain, shutdown, and service-to-service CALLs (the fake worker calling
+ * its own service).  Requests through HTTP are covered by
+ * tests/integration/test_broker.py with the real gateway and workers.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <zmq.h>
+
+#include "barista/proto.h"
+#include "barista/zsock.h"
+#include "broker.h"
+#include "router.h"
+
+/* Every wait is bounded by this; the conditions are met in milliseconds. */
+#define GUARD_MS     10000
+#define HEARTBEAT_MS 50
+
+typedef struct fx {
+    uv_loop_t loop;
+    gw_router *router;
+    gw_broker *broker;
+    void *ctx;                    /* the fake worker's ZeroMQ context */
+    br_zsock *dealer;             /* the fake worker */
+    br_decoder *decoder;          /* decodes what the broker sends it */
+    int got[BR_MSG_TYPE_MAX + 1]; /* messages received, by type */
+    char text[256];               /* last GOODBYE reason or WELCOME broker id */
+    uint32_t welcome_heartbeat;   /* heartbeat_ms of the last WELCOME */
+    uint64_t last_id;             /* id of the last REQUEST, REPLY or CANCEL */
+    uint16_t reply_status;        /* status of the last REPLY */
+    char reply_body[256];         /* body of the last REPLY */
+    uv_timer_t guard;             /* ends a wait that would otherwise hang */
+    bool timed_out;               /* the guard fired */
+    int closed;                   /* close callbacks run */
+} fx;
+
+static void dealer_recv(br_zsock *zs, const br_zframe *f, size_t n, void *arg)
+{
+    fx *x = arg;
+    (void)zs;
+    assert_int_equal(n, 1);
+    br_msg m;
+    assert_int_equal(br_decoder_decode(x->decoder, f[0].data, f[0].len, &m), 0);
+    x->got[m.type]++;
+    br_str s = {0};
+    if (m.type == BR_MSG_GOODBYE)
+        s = m.u.goodbye.reason;
+    if (m.type == BR_MSG_WELCOME) {
+        s = m.u.welcome.broker_id;
+        x->welcome_heartbeat = m.u.welcome.heartbeat_ms;
+    }
+    if (m.type == BR_MSG_REQUEST)
+        x->last_id = m.u.request.id;
+    if (m.type == BR_MSG_CANCEL)
+        x->last_id = m.u.cancel.id;
+    if (m.type == BR_MSG_REPLY) {
+        x->last_id = m.u.reply.id;
+        x->reply_status = m.u.reply.status;
+        snprintf(x->reply_body, sizeof(x->reply_body), "%.*s", (int)m.u.reply.body.len,
+                 m.u.reply.body.ptr ? m.u.reply.body.ptr : "");
+    }
+    if (m.type == BR_MSG_GOODBYE || m.type == BR_MSG_WELCOME)
+        snprintf(x->text, sizeof(x->text), "%.*s", (int)s.len, s.ptr ? s.ptr : "");
+}
+
+static void on_guard(uv_timer_t *t)
+{
+    ((fx *)t->data)->timed_out = true;
+}
+
+/* Runs the loop until *counter >= want or the guard fires; true when reached. */
+static bool run_until(fx *x, const int *counter, int want)
+{
+    x->timed_out = false;
+    uv_timer_start(&x->guard, on_guard, GUARD_MS, 0);
+    while (*counter < want && !x->timed_out)
+        uv_run(&x->loop, UV_RUN_ONCE);
+    uv_timer_stop(&x->guard);
+    return *counter >= want;
+}
+
+/* Runs the loop until the broker has dropped a worker for silence, or the guard
+ * fires; true when it did. */
+static bool run_until_dead(fx *x)
+{
+    gw_broker_stats st;
+    x->timed_out = false;
+    uv_timer_start(&x->guard, on_guard, GUARD_MS, 0);
+    do {
+        uv_run(&x->loop, UV_RUN_ONCE);
+        gw_broker_stats_get(x->broker, &st);
+    } while (st.workers_died == 0 && !x->timed_out);
+    uv_timer_stop(&x->guard);
+    return st.workers_died > 0;
+}
+
+static void send_msg(fx *x, const br_msg *m)
+{
+    br_buf buf = {0};
+    assert_int_equal(br_msg_encode(m, &buf), 0);
+    assert_int_equal(br_zsock_send(x->dealer, NULL, 0, buf.data, buf.len), 0);
+    br_buf_free(&buf);
+}
+
+static int setup(void **state)
+{
+    static fx x;
+    memset(&x, 0, sizeof(x));
+    if (uv_loop_init(&x.loop) != 0)
+        return -1;
+    x.router = gw_router_new();
+    gw_broker_config cfg;
+    gw_broker_config_defaults(&cfg);
+    cfg.endpoint = "tcp://127.0.0.1:*";
+    cfg.heartbeat_ms = HEARTBEAT_MS;
+    x.broker = gw_broker_new(&x.loop, x.router, &cfg);
+    if (!x.router || !x.broker || gw_broker_start(x.broker) != 0)
+        return -1;
+    char endpoint[256];
+    if (gw_broker_endpoint(x.broker, endpoint, sizeof(endpoint)) != 0)
+        return -1;
+    x.ctx = zmq_ctx_new();
+    void *sock = zmq_socket(x.ctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero));
+    if (zmq_connect(sock, endpoint) != 0)
+        return -1;
+    x.dealer = br_zsock_new(&x.loop, sock, dealer_recv, &x);
+    x.decoder = br_decoder_new(NULL);
+    uv_timer_init(&x.loop, &x.guard);
+    x.guard.data = &x;
+    *state = &x;
+    return x.dealer && x.decoder ? 0 : -1;
+}
+
+static void on_closed(void *arg)
+{
+    ((fx *)arg)->closed++;
+}
+
+static void on_guard_closed(uv_handle_t *h)
+{
+    on_closed(h->data);
+}
+
+static int teardown(void **state)
+{
+    fx *x = *state;
+    if (x->dealer)
+        br_zsock_close(x->dealer, on_closed, x);
+    gw_broker_shutdown(x->broker, on_closed, x);
+    uv_close((uv_handle_t *)&x->guard, on_guard_closed);
+    while (x->closed < 3)
+        uv_run(&x->loop, UV_RUN_ONCE);
+    gw_broker_destroy(&x->broker);
+    assert_null(x->broker);
+    gw_broker_destroy(&x->broker);
+    gw_router_destroy(&x->router);
+    br_decoder_destroy(&x->decoder);
+    zmq_ctx_term(x->ctx);
+    assert_int_equal(uv_loop_close(&x->loop), 0);
+    return 0;
+}
+
+/* A READY for one io service "hello" serving GET /hello. */
+typedef struct ready_msg {
+    br_msg msg;
+    br_service service;
+    br_route route;
+} ready_msg;
+
+static br_msg *hello_ready(ready_msg *r, uint8_t service_kind)
+{
+    memset(r, 0, sizeof(*r));
+    r->route.method = br_str_c("GET");
+    r->route.path = br_str_c("/hello");
+    r->service.name = br_str_c("hello");
+    r->service.kind = service_kind;
+    r->service.routes = &r->route;
+    r->service.nroutes = 1;
+    r->msg.type = BR_MSG_READY;
+    r->msg.u.ready = (br_ready){.worker_id = br_str_c("test:1"),
+                                .kind = BR_KIND_IO,
+                                .capacity = 4,
+                                .heartbeat_ms = HEARTBEAT_MS,
+                                .services = &r->service,
+                                .nservices = 1};
+    return &r->msg;
+}
+
+/* Registers the fake worker as a hello worker and waits for the WELCOME. */
+static void register_hello(fx *x)
+{
+    ready_msg r;
+    send_msg(x, hello_ready(&r, BR_KIND_IO));
+    assert_true(run_until(x, &x->got[BR_MSG_WELCOME], 1));
+}
+
+static bool has_route(gw_router *router, const char *path)
+{
+    gw_route_match m;
+    return gw_router_match(router, "GET", path, strlen(path), &m, NULL, 0) == 0;
+}
+
+static void ready_is_welcomed_and_its_routes_appear(void **state)
+{
+    fx *x = *state;
+    assert_false(gw_broker_ready(x->broker));
+    assert_false(has_route(x->router, "/hello"));
+    register_hello(x);
+    assert_int_equal(strlen(x->text), 32);
+    assert_int_equal(x->welcome_heartbeat, HEARTBEAT_MS);
+    assert_true(has_route(x->router, "/hello"));
+    assert_true(gw_broker_ready(x->broker));
+    gw_broker_stats st;
+    gw_broker_stats_get(x->broker, &st);
+    assert_int_equal(st.workers, 1);
+    assert_int_equal(st.workers_joined, 1);
+    assert_int_equal(st.services, 1);
+}
+
+static void message_from_unregistered_peer_gets_goodbye(void **state)
+{
+    fx *x = *state;
+    br_msg hb = {.type = BR_MSG_HEARTBEAT};
+    send_msg(x, &hb);
+    assert_true(run_until(x, &x->got[BR_MSG_GOODBYE], 1));
+    assert_string_equal(x->text, "unknown worker");
+    /* The peer then registers like any worker. */
+    register_hello(x);
+}
+
+static void ready_mixing_kinds_is_refused_with_reason(void **state)
+{
+    fx *x = *state;
+    ready_msg r;
+    send_msg(x, hello_ready(&r, BR_KIND_CPU));
+    assert_true(run_until(x, &x->got[BR_MSG_GOODBYE], 1));
+    assert_non_null(strstr(x->text, "mixed kinds"));
+    assert_false(has_route(x->router, "/hello"));
+    gw_broker_stats st;
+    gw_broker_stats_get(x->broker, &st);
+    assert_int_equal(st.workers_refused, 1);
+    assert_int_equal(st.workers, 0);
+}
+
+static void garbage_is_counted_and_dropped(void **state)
+{
+    fx *x = *state;
+    static const uint8_t junk[] = {0xc1, 0xff, 0x00, 'j', 'u', 'n', 'k'};
+    static const uint8_t wrong_version[] = {0x92, 0x07, 0x06}; /* [7, HEARTBEAT] */
+    static const uint8_t truncated[] = {0x93, 0x01, 0x04};     /* REPLY missing fields */
+    assert_int_equal(br_zsock_send(x->dealer, NULL, 0, junk, sizeof(junk)), 0);
+    assert_int_equal(br_zsock_send(x->dealer, NULL, 0, wrong_version, sizeof(wrong_version)), 0);
+    assert_int_equal(br_zsock_send(x->dealer, NULL, 0, truncated, sizeof(truncated)), 0);
+    register_hello(x);
+    gw_broker_stats st;
+    gw_broker_stats_get(x->broker, &st);
+    assert_int_equal(st.bad_messages, 3);
+    assert_int_equal(st.workers, 1);
+}
+
+static void stale_reply_is_dropped_without_credit(void **state)
+{
+    fx *x = *state;
+    register_hello(x);
+    br_msg reply = {.type = BR_MSG_REPLY, .u.reply = {.id = 12345, .status = 200}};
+    send_msg(x, &reply);
+    /* The HEARTBEAT that follows is proof the REPLY before it was handled. */
+    br_msg hb = {.type = BR_MSG_HEARTBEAT};
+    send_msg(x, &hb);
+    assert_true(run_until(x, &x->got[BR_MSG_HEARTBEAT], 1));
+    gw_broker_stats st;
+    gw_broker_stats_get(x->broker, &st);
+    assert_int_equal(st.stale_replies, 1);
+    assert_int_equal(st.bad_messages, 0);
+}
+
+static void silent_worker_is_dropped_but_its_routes_stay(void **state)
+{
+    fx *x = *state;
+    register_hello(x);
+    /* The broker heartbeats the quiet worker, then gives up on it. */
+    assert_true(run_until(x, &x->got[BR_MSG_HEARTBEAT], 1));
+    assert_true(run_until_dead(x));
+    gw_broker_stats st;
+    gw_broker_stats_get(x->broker, &st);
+    assert_int_equal(st.workers, 0);
+    assert_false(gw_broker_ready(x->broker));
+    assert_true(has_route(x->router, "/hello"));
+    /* Its next message is from an unknown peer again. */
+    br_msg hb = {.type = BR_MSG_HEARTBEAT};
+    send_msg(x, &hb);
+    assert_true(run_until(x, &x->got[BR_MSG_GOODBYE], 1));
+    assert_string_equal(x->text, "unknown worker");
+}
+
+static void idle_worker_saying_goodbye_is_forgotten(void **state)
+{
+    fx *x = *state;
+    register_hello(x);
+    br_msg bye = {.type = BR_MSG_GOODBYE, .u.goodbye = {.reason = br_str_c("draining")}};
+    send_msg(x, &bye);
+    br_msg hb = {.type = BR_MSG_HEARTBEAT};
+    send_msg(x, &hb);
+    /* Forgotten at once (nothing in flight): the HEARTBEAT gets "unknown worker". */
+    assert_true(run_until(x, &x->got[BR_MSG_GOODBYE], 1));
+    assert_string_equal(x->text, "unknown worker");
+    assert_false(gw_broker_ready(x->broker));
+}
+
+static void shutdown_says_goodbye_to_workers(void **state)
+{
+    fx *x = *state;
+    register_hello(x);
+    gw_broker_shutdown(x->broker, on_closed, x);
+    assert_true(run_until(x, &x->got[BR_MSG_GOODBYE], 1));
+    assert_string_equal(x->text, "gateway shutting down");
+    assert_true(run_until(x, &x->closed, 1));
+    assert_false(gw_broker_ready(x->broker));
+}
+
+/* Sends CALL(id) for method + path, as a worker calling a service. */
+static void send_call(fx *x, uint64_t id, const char *method, const char *path)
+{
+    br_msg call = {
+        .type = BR_MSG_CALL,
+        .u.request = {
+            .id = id, .method = br_str_c(method), .path = br_str_c(path), .deadline_ms = 5000}};
+    send_msg(x, &call);
+}
+
+static void call_is_routed_to_the_service_and_answered_with_the_callers_id(void **state)
+{
+    fx *x = *state;
+    register_hello(x);
+    /* The fake worker calls its own service: it gets the REQUEST, answers it, and
+     * receives the answer as REPLY to its CALL. */
+    send_call(x, 777, "GET", "/hello");
+    assert_true(run_until(x, &x->got[BR_MSG_REQUEST], 1));
+    uint64_t request_id = x->last_id;
+    assert_int_not_equal(request_id, 777);
+    br_msg reply = {.type = BR_MSG_REPLY,
+                    .u.reply = {.id = request_id,
+                                .status = 201,
+                                .content_type = br_str_c("text/plain"),
+                                .body = br_str_c("made")}};
+    send_msg(x, &reply);
+    assert_true(run_until(x, &x->got[BR_MSG_REPLY], 1));
+    assert_int_equal(x->last_id, 777);
+    assert_int_equal(x->reply_status, 201);
+    assert_string_equal(x->reply_body, "made");
+}
+
+static void call_to_unknown_or_gateway_route_gets_404_and_wrong_method_405(void **state)
+{
+    fx *x = *state;
+    register_hello(x);
+    send_call(x, 1, "GET", "/nowhere");
+    assert_true(run_until(x, &x->got[BR_MSG_REPLY], 1));
+    assert_int_equal(x->last_id, 1);
+    assert_int_equal(x->reply_status, 404);
+    assert_string_equal(x->reply_body, "{\"detail\":\"Not Found\"}");
+    send_call(x, 2, "DELETE", "/hello");
+    assert_true(run_until(x, &x->got[BR_MSG_REPLY], 2));
+    assert_int_equal(x->reply_status, 405);
+}
+
+static void cancelled_call_is_cancelled_at_the_target_and_never_answered(void **state)
+{
+    fx *x = *state;
+    register_hello(x);
+    send_call(x, 5, "GET", "/hello");
+    assert_true(run_until(x, &x->got[BR_MSG_REQUEST], 1));
+    uint64_t request_id = x->last_id;
+    br_msg cancel = {.type = BR_MSG_CANCEL, .u.cancel = {.id = 5}};
+    send_msg(x, &cancel);
+    assert_true(run_until(x, &x->got[BR_MSG_CANCEL], 1));
+    assert_int_equal(x->last_id, request_id);
+    /* The target's 499, then a call that is answered at once: had the 499 been
+     * forwarded, it would arrive first. */
+    br_msg reply = {.type = BR_MSG_REPLY, .u.reply = {.id = request_id, .status = 499}};
+    send_msg(x, &reply);
+    send_call(x, 6, "GET", "/nowhere");
+    assert_true(run_until(x, &x->got[BR_MSG_REPLY], 1));
+    assert_int_equal(x->last_id, 6);
+    gw_broker_stats st;
+    gw_broker_stats_get(x->broker, &st);
+    assert_int_equal(st.stale_replies, 1);
+    assert_int_equal(st.inflight, 0);
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(ready_is_welcomed_and_its_routes_appear),
+        T(message_from_unregistered_peer_gets_goodbye),
+        T(ready_mixing_kinds_is_refused_with_reason),
+        T(garbage_is_counted_and_dropped),
+        T(stale_reply_is_dropped_without_credit),
+        T(silent_worker_is_dropped_but_its_routes_stay),
+        T(idle_worker_saying_goodbye_is_forgotten),
+        T(shutdown_says_goodbye_to_workers),
+        T(call_is_routed_to_the_service_and_answered_with_the_callers_id),
+        T(call_to_unknown_or_gateway_route_gets_404_and_wrong_method_405),
+        T(cancelled_call_is_cancelled_at_the_target_and_never_answered),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,311 @@
+/*
+ * test_registry.c - READY validation, the routing table the registry builds in a real
+ * router, and worker selection.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "barista/proto.h"
+#include "registry.h"
+#include "router.h"
+
+static void handler(struct gw_req *req, void *data)
+{
+    (void)req;
+    (void)data;
+}
+
+static void other_handler(struct gw_req *req, void *data)
+{
+    (void)req;
+    (void)data;
+}
+
+typedef struct fixture {
+    gw_router *router;
+    gw_registry *reg;
+    int arg; /* its address is the registry's handler argument */
+} fixture;
+
+static int setup(void **state)
+{
+    static fixture f;
+    f.router = gw_router_new();
+    f.reg = gw_registry_new(f.router, handler, &f.arg, 4);
+    if (!f.router || !f.reg)
+        return -1;
+    *state = &f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    gw_registry_destroy(&f->reg);
+    assert_null(f->reg);
+    gw_registry_destroy(&f->reg);
+    gw_router_destroy(&f->router);
+    return 0;
+}
+
+/* A READY with one service of `kind` serving the given routes. */
+typedef struct ready_builder {
+    br_ready ready;
+    br_service services[2];
+    br_route routes[4];
+    br_param params[2];
+} ready_builder;
+
+static br_ready *one_service(ready_builder *b, const char *name, uint8_t kind,
+                             const char *const *paths, uint32_t npaths, uint32_t capacity)
+{
+    memset(b, 0, sizeof(*b));
+    for (uint32_t i = 0; i < npaths; i++) {
+        b->routes[i].method = br_str_c("GET");
+        b->routes[i].path = br_str_c(paths[i]);
+    }
+    b->services[0].name = br_str_c(name);
+    b->services[0].kind = kind;
+    b->services[0].routes = b->routes;
+    b->services[0].nroutes = npaths;
+    b->ready.worker_id = br_str_c("test:1");
+    b->ready.kind = kind;
+    b->ready.capacity = capacity;
+    b->ready.services = b->services;
+    b->ready.nservices = 1;
+    return &b->ready;
+}
+
+/* The registry's entry for GET path, or NULL. */
+static gw_route_entry *entry_for(gw_router *router, const char *path)
+{
+    gw_route_match m;
+    if (gw_router_match(router, "GET", path, strlen(path), &m, NULL, 0) != 0)
+        return NULL;
+    return m.route->data;
+}
+
+/* The entry for GET path, failing the test when there is none. */
+static gw_route_entry *entry_must(gw_router *router, const char *path)
+{
+    static gw_route_entry none; /* never returned: keeps -Wnull-dereference quiet */
+    gw_route_entry *e = entry_for(router, path);
+    assert_non_null(e);
+    return e ? e : &none;
+}
+
+static gw_worker *add_ok(fixture *f, const char *ident, const br_ready *r)
+{
+    char reason[256] = "";
+    gw_worker *w = NULL;
+    assert_int_equal(
+        gw_registry_add(f->reg, ident, strlen(ident), r, 1000, &w, reason, sizeof(reason)), 0);
+    assert_non_null(w);
+    return w;
+}
+
+/* Registers r at ident expecting refusal with `want`; the reason must contain
+ * `because`. */
+static void add_refused(fixture *f, const char *ident, const br_ready *r, int want,
+                        const char *because)
+{
+    char reason[256] = "";
+    gw_worker *w = NULL;
+    assert_int_equal(
+        gw_registry_add(f->reg, ident, strlen(ident), r, 0, &w, reason, sizeof(reason)), want);
+    assert_null(w);
+    assert_non_null(strstr(reason, because));
+}
+
+static void accepts_ready_and_routes_to_copies_of_the_declaration(void **state)
+{
+    fixture *f = *state;
+    ready_builder b;
+    /* Strings in writable memory, overwritten after registration: the entry must
+     * hold copies. */
+    char path[] = "/hello/{name}";
+    char pname[] = "name";
+    const char *paths[] = {"/hello", path};
+    br_ready *r = one_service(&b, "hello", BR_KIND_IO, paths, 2, 8);
+    b.params[0] = (br_param){.name = br_str_c(pname),
+                             .in = BR_IN_PATH,
+                             .type = BR_TYPE_STR,
+                             .required = true,
+                             .has_max = true,
+                             .max = 10};
+    b.routes[1].params = b.params;
+    b.routes[1].nparams = 1;
+    b.routes[1].timeout_ms = 250;
+    b.routes[1].body = BR_BODY_RAW;
+    gw_worker *w = add_ok(f, "\x01\x02", r);
+    memset(path, 'x', sizeof(path) - 1);
+    memset(pname, 'y', sizeof(pname) - 1);
+
+    assert_int_equal(w->credit, 8);
+    assert_true(gw_worker_live(w));
+    gw_route_entry *e = entry_must(f->router, "/hello/bob");
+    assert_ptr_equal(e->arg, &f->arg);
+    assert_string_equal(e->service->name, "hello");
+    assert_string_equal(e->path, "/hello/{name}");
+    assert_int_equal(e->timeout_ms, 250);
+    assert_int_equal(e->body, BR_BODY_RAW);
+    assert_int_equal(e->nparams, 1);
+    assert_true(br_str_eq(e->params[0].name, "name"));
+    assert_true(e->params[0].required);
+    assert_non_null(entry_for(f->router, "/hello"));
+    assert_ptr_equal(gw_registry_find(f->reg, "\x01\x02", 2), w);
+    assert_true(gw_registry_ready(f->reg));
+}
+
+static void later_worker_adds_its_routes_to_the_service(void **state)
+{
+    fixture *f = *state;
+    ready_builder b;
+    const char *first[] = {"/a"};
+    const char *second[] = {"/a", "/b"};
+    add_ok(f, "w1", one_service(&b, "svc", BR_KIND_IO, first, 1, 1));
+    assert_null(entry_for(f->router, "/b"));
+    gw_worker *w2 = add_ok(f, "w2", one_service(&b, "svc", BR_KIND_IO, second, 2, 1));
+    gw_route_entry *e = entry_must(f->router, "/b");
+    assert_ptr_equal(e->service, w2->services[0]);
+    assert_int_equal(e->service->nroutes, 2);
+    assert_int_equal(e->service->nworkers, 2);
+    assert_int_equal(gw_registry_nservices(f->reg), 1);
+}
+
+static void refuses_a_worker_mixing_kinds(void **state)
+{
+    fixture *f = *state;
+    ready_builder b;
+    const char *paths[] = {"/mixed"};
+    br_ready *r = one_service(&b, "mixed", BR_KIND_CPU, paths, 1, 1);
+    r->kind = BR_KIND_IO;
+    add_refused(f, "w", r, BR_EVALUE, "mixed kinds");
+    assert_null(entry_for(f->router, "/mixed"));
+    assert_int_equal(gw_registry_nworkers(f->reg), 0);
+}
+
+static void refuses_a_service_announced_with_another_kind(void **state)
+{
+    fixture *f = *state;
+    ready_builder b;
+    const char *paths[] = {"/hash"};
+    add_ok(f, "cpu", one_service(&b, "hash", BR_KIND_CPU, paths, 1, 1));
+    const char *more[] = {"/hash2"};
+    add_refused(f, "io", one_service(&b, "hash", BR_KIND_IO, more, 1, 1), BR_EVALUE,
+                "already registered as cpu");
+    assert_null(entry_for(f->router, "/hash2"));
+}
+
+static void refuses_a_route_owned_by_another_service_and_changes_nothing(void **state)
+{
+    fixture *f = *state;
+    ready_builder b;
+    const char *paths[] = {"/shared"};
+    add_ok(f, "w1", one_service(&b, "one", BR_KIND_IO, paths, 1, 1));
+    const char *grab[] = {"/fresh", "/shared"};
+    add_refused(f, "w2", one_service(&b, "two", BR_KIND_IO, grab, 2, 1), BR_EVALUE,
+                "owned by service 'one'");
+    assert_null(entry_for(f->router, "/fresh"));
+    assert_int_equal(gw_registry_nservices(f->reg), 1);
+    assert_string_equal(entry_must(f->router, "/shared")->service->name, "one");
+}
+
+static void rolls_back_routes_when_the_router_refuses_one(void **state)
+{
+    fixture *f = *state;
+    /* A gateway route the broker does not own, like /healthz. */
+    assert_int_equal(gw_router_add(f->router, "GET", "/healthz", other_handler, NULL), 0);
+    ready_builder b;
+    const char *paths[] = {"/ok", "/also-ok", "/healthz"};
+    add_refused(f, "w", one_service(&b, "greedy", BR_KIND_IO, paths, 3, 1), BR_EVALUE, "/healthz");
+    assert_null(entry_for(f->router, "/ok"));
+    assert_null(entry_for(f->router, "/also-ok"));
+    assert_int_equal(gw_registry_nservices(f->reg), 0);
+    gw_route_match m;
+    assert_int_equal(gw_router_match(f->router, "GET", "/healthz", 8, &m, NULL, 0), 0);
+    assert_ptr_equal(m.route->handler, other_handler);
+}
+
+static void routes_stay_after_the_last_worker_leaves(void **state)
+{
+    fixture *f = *state;
+    ready_builder b;
+    const char *paths[] = {"/stay"};
+    gw_worker *w = add_ok(f, "w", one_service(&b, "stay", BR_KIND_IO, paths, 1, 1));
+    gw_service *s = w->services[0];
+    gw_registry_remove(f->reg, w);
+    assert_int_equal(gw_registry_nworkers(f->reg), 0);
+    gw_route_entry *e = entry_must(f->router, "/stay");
+    assert_ptr_equal(e->service, s);
+    assert_int_equal(gw_service_live(s), 0);
+    assert_false(gw_registry_ready(f->reg));
+    /* A returning worker of the service makes the gateway ready again. */
+    add_ok(f, "w2", one_service(&b, "stay", BR_KIND_IO, paths, 1, 1));
+    assert_true(gw_registry_ready(f->reg));
+}
+
+static void picks_the_live_worker_with_most_credit(void **state)
+{
+    fixture *f = *state;
+    ready_builder b;
+    const char *paths[] = {"/p"};
+    gw_worker *small = add_ok(f, "a", one_service(&b, "p", BR_KIND_IO, paths, 1, 2));
+    gw_worker *big = add_ok(f, "b", one_service(&b, "p", BR_KIND_IO, paths, 1, 5));
+    gw_service *s = big->services[0];
+    assert_ptr_equal(gw_registry_pick(s), big);
+    big->draining = true;
+    assert_ptr_equal(gw_registry_pick(s), small);
+    assert_int_equal(gw_service_live(s), 1);
+    small->credit = 0;
+    assert_null(gw_registry_pick(s));
+    small->lost = true;
+    assert_int_equal(gw_service_live(s), 0);
+    assert_false(gw_registry_ready(f->reg));
+}
+
+static void refuses_workers_past_the_limit(void **state)
+{
+    fixture *f = *state;
+    ready_builder b;
+    br_ready *r = one_service(&b, "many", BR_KIND_IO, NULL, 0, 1);
+    add_ok(f, "1", r);
+    add_ok(f, "2", r);
+    add_ok(f, "3", r);
+    add_ok(f, "4", r);
+    add_refused(f, "5", r, BR_EFULL, "too many workers");
+}
+
+static void destroy_takes_its_routes_out_of_the_router(void **state)
+{
+    fixture *f = *state;
+    ready_builder b;
+    const char *paths[] = {"/gone"};
+    add_ok(f, "w", one_service(&b, "gone", BR_KIND_IO, paths, 1, 1));
+    gw_registry_destroy(&f->reg);
+    assert_null(entry_for(f->router, "/gone"));
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(accepts_ready_and_routes_to_copies_of_the_declaration),
+        T(later_worker_adds_its_routes_to_the_service),
+        T(refuses_a_worker_mixing_kinds),
+        T(refuses_a_service_announced_with_another_kind),
+        T(refuses_a_route_owned_by_another_service_and_changes_nothing),
+        T(rolls_back_routes_when_the_router_refuses_one),
+        T(routes_stay_after_the_last_worker_leaves),
+        T(picks_the_live_worker_with_most_credit),
+        T(refuses_workers_past_the_limit),
+        T(destroy_takes_its_routes_out_of_the_router),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
