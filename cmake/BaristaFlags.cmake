@@ -8,11 +8,13 @@ set(CMAKE_C_STANDARD 11)
 set(CMAKE_C_STANDARD_REQUIRED ON)
 set(CMAKE_C_EXTENSIONS OFF)
 
+# -Wnull-dereference is left out: at -O2 it fires on cmocka assertions it cannot see
+# through, so release and debug builds would disagree under -Werror.
 set(BARISTA_WARNINGS
     -Wall -Wextra
     -Wshadow -Wpointer-arith -Wcast-align -Wwrite-strings
     -Wstrict-prototypes -Wmissing-prototypes -Wold-style-definition
-    -Wformat=2 -Wundef -Wvla -Wnull-dereference
+    -Wformat=2 -Wundef -Wvla
     -Wno-unused-parameter)
 if(BARISTA_WERROR)
   list(APPEND BARISTA_WARNINGS -Werror)

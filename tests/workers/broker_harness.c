@@ -9,13 +9,16 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <msgpack.h>
 
-#define HARNESS_MAX_ARGS 32
+#define HARNESS_MAX_ARGS  32
 #define HARNESS_MAX_QUERY 8
+#define HARNESS_HWM       100000
 
 extern char **environ;
 
@@ -26,7 +29,7 @@ long long harness_now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int harness_start(harness *h, const char *services, int heartbeat_ms, ...)
+int harness_start(harness *h, const char *services, int heartbeat_ms, const char *const *extra)
 {
     memset(h, 0, sizeof(*h));
     h->heartbeat_ms = heartbeat_ms;
@@ -38,6 +41,11 @@ int harness_start(harness *h, const char *services, int heartbeat_ms, ...)
         return -1;
     int zero = 0;
     zmq_setsockopt(h->router, ZMQ_LINGER, &zero, sizeof(zero));
+    /* A ROUTER drops what passes its high-water mark; tests send bursts past the
+     * default 1000. */
+    int hwm = HARNESS_HWM;
+    zmq_setsockopt(h->router, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+    zmq_setsockopt(h->router, ZMQ_RCVHWM, &hwm, sizeof(hwm));
     if (zmq_bind(h->router, "tcp://127.0.0.1:*") != 0)
         return -1;
     size_t len = sizeof(h->endpoint);
@@ -55,20 +63,79 @@ int harness_start(harness *h, const char *services, int heartbeat_ms, ...)
     argv[argc++] = h->endpoint;
     argv[argc++] = (char *)"--heartbeat-ms";
     argv[argc++] = hb;
-    va_list ap;
-    va_start(ap, heartbeat_ms);
-    const char *extra;
-    while ((extra = va_arg(ap, const char *)) != NULL && argc < HARNESS_MAX_ARGS - 1)
-        argv[argc++] = (char *)extra;
-    va_end(ap);
+    for (size_t i = 0; extra && extra[i] && argc < HARNESS_MAX_ARGS - 1; i++)
+        argv[argc++] = (char *)extra[i];
     argv[argc] = NULL;
-    int rc = posix_spawn(&h->pid, BARISTA_WORKER_BIN, NULL, NULL, argv, environ);
-    if (rc != 0) {
-        fprintf(stderr, "posix_spawn(%s): %s\n", BARISTA_WORKER_BIN, strerror(rc));
+    pid_t parent = getpid();
+    h->pid = fork();
+    if (h->pid < 0) {
+        fprintf(stderr, "fork: %s\n", strerror(errno));
         h->pid = 0;
         return -1;
     }
+    if (h->pid == 0) {
+        /* If the test dies without its teardown (a crash, a ctest timeout), the
+         * kernel kills the worker too, instead of leaving it reconnecting forever. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+            _exit(127);
+        execv(BARISTA_WORKER_BIN, argv);
+        _exit(127);
+    }
     h->last_hb_sent = harness_now_ms();
+    return 0;
+}
+
+int harness_run(const char *const *args, char *out, size_t out_len, int *code)
+{
+    char *argv[HARNESS_MAX_ARGS];
+    int argc = 0;
+    argv[argc++] = (char *)BARISTA_WORKER_BIN;
+    for (size_t i = 0; args[i] && argc < HARNESS_MAX_ARGS - 1; i++)
+        argv[argc++] = (char *)args[i];
+    argv[argc] = NULL;
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
+    posix_spawn_file_actions_addclose(&fa, fds[0]);
+    pid_t pid;
+    int rc = posix_spawn(&pid, BARISTA_WORKER_BIN, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    if (rc != 0) {
+        close(fds[0]);
+        return -1;
+    }
+    size_t len = 0;
+    ssize_t n;
+    while ((n = read(fds[0], out + len, out_len - 1 - len)) > 0)
+        len += (size_t)n;
+    out[len] = '\0';
+    close(fds[0]);
+    int status;
+    if (waitpid(pid, &status, 0) != pid)
+        return -1;
+    *code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return 0;
+}
+
+int harness_setup(void **state, harness *h, const char *services, int heartbeat_ms,
+                  const char *const *extra)
+{
+    if (harness_start(h, services, heartbeat_ms, extra) != 0) {
+        harness_stop(h);
+        return -1;
+    }
+    *state = h;
+    return 0;
+}
+
+int harness_teardown(void **state)
+{
+    harness_stop(*state);
     return 0;
 }
 
@@ -87,6 +154,18 @@ int harness_wait_exit(harness *h, int timeout_ms, int *status)
         nanosleep(&nap, NULL);
     }
     return -1;
+}
+
+bool harness_exited_cleanly(harness *h, int timeout_ms)
+{
+    int status = 0;
+    if (harness_wait_exit(h, timeout_ms, &status) != 0)
+        return false;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "worker ended with wait status %#x\n", (unsigned)status);
+        return false;
+    }
+    return true;
 }
 
 void harness_stop(harness *h)
@@ -196,6 +275,27 @@ int harness_expect(harness *h, unsigned type, br_msg *out, int timeout_ms, int *
     }
 }
 
+int harness_send_goodbye(harness *h, const char *reason)
+{
+    br_msg bye = {.type = BR_MSG_GOODBYE};
+    bye.u.goodbye.reason = br_str_c(reason);
+    return harness_send(h, &bye);
+}
+
+int harness_expect_reply(harness *h, uint64_t id, br_reply *out, int timeout_ms, int *heartbeats)
+{
+    br_msg m;
+    if (harness_expect(h, BR_MSG_REPLY, &m, timeout_ms, heartbeats) != 0)
+        return -1;
+    if (m.u.reply.id != id) {
+        fprintf(stderr, "expected the reply to %llu, got %llu\n", (unsigned long long)id,
+                (unsigned long long)m.u.reply.id);
+        return -1;
+    }
+    *out = m.u.reply;
+    return 0;
+}
+
 int harness_register(harness *h, const char *broker_id, uint32_t *capacity, uint8_t *kind)
 {
     br_msg m;
@@ -273,10 +373,10 @@ bool body_has_int(br_str body, const char *key, long long want)
     msgpack_zone zone;
     msgpack_zone_init(&zone, 1024);
     msgpack_object v;
-    bool ok = body_lookup(body, key, &zone, &v) &&
-              ((v.type == MSGPACK_OBJECT_POSITIVE_INTEGER && want >= 0 &&
-                v.via.u64 == (uint64_t)want) ||
-               (v.type == MSGPACK_OBJECT_NEGATIVE_INTEGER && v.via.i64 == want));
+    bool ok =
+        body_lookup(body, key, &zone, &v) &&
+        ((v.type == MSGPACK_OBJECT_POSITIVE_INTEGER && want >= 0 && v.via.u64 == (uint64_t)want) ||
+         (v.type == MSGPACK_OBJECT_NEGATIVE_INTEGER && v.via.i64 == want));
     msgpack_zone_destroy(&zone);
     return ok;
 }

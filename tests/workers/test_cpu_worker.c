@@ -10,48 +10,38 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
-#include <sys/wait.h>
+#include <string.h>
 
 #include <cmocka.h>
 
 #include "broker_harness.h"
 
-#define HB_MS 100
+#define HB_MS   100
 #define WAIT_MS 30000
 /* 5,000,000 rounds: long enough for many heartbeats (about 2 s here). */
-#define LONG_N "5000000"
+#define LONG_N      "5000000"
 #define LONG_DIGEST "0a369f8dd679d7cc3ae48c642baf79ea518f1de4811547127670a555fc8481eb"
 
 static int setup(void **state)
 {
     static harness h;
-    if (harness_start(&h, "hash", HB_MS, NULL) != 0) {
-        harness_stop(&h);
-        return -1;
-    }
-    *state = &h;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    harness_stop(*state);
-    return 0;
+    return harness_setup(state, &h, "hash", HB_MS, NULL);
 }
 
 static br_reply expect_reply(harness *h, uint64_t id, int *heartbeats)
 {
-    br_msg m;
-    assert_int_equal(harness_expect(h, BR_MSG_REPLY, &m, WAIT_MS, heartbeats), 0);
-    assert_int_equal(m.u.reply.id, id);
-    return m.u.reply;
+    br_reply r;
+    assert_int_equal(harness_expect_reply(h, id, &r, WAIT_MS, heartbeats), 0);
+    return r;
 }
 
 static void hash(harness *h, uint64_t id, const char *n, const char *data)
 {
-    assert_int_equal(harness_request(h, id, "hash", "GET", "/hash", "/hash", 60000, "n", n,
-                                     "data", data, NULL), 0);
+    assert_int_equal(
+        harness_request(h, id, "hash", "GET", "/hash", "/hash", 60000, "n", n, "data", data, NULL),
+        0);
 }
 
 static void ready_announces_one_cpu_slot(void **state)
@@ -62,6 +52,23 @@ static void ready_announces_one_cpu_slot(void **state)
     assert_int_equal(harness_register(h, "b1", &capacity, &kind), 0);
     assert_int_equal(kind, BR_KIND_CPU);
     assert_int_equal(capacity, 1);
+    /* Niced at start (default 10): the nice value is field 19 of /proc/PID/stat. */
+    char path[64], stat[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)h->pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(stat, 1, sizeof(stat) - 1, f);
+    fclose(f);
+    stat[n] = '\0';
+    const char *p = strrchr(stat, ')');
+    assert_non_null(p);
+    long nice = -100;
+    assert_int_equal(sscanf(p + 2,
+                            "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
+                            "%*d %ld",
+                            &nice),
+                     1);
+    assert_true(nice >= 10);
 }
 
 static void digests_match_hashlib(void **state)
@@ -123,9 +130,7 @@ static void reregistering_during_a_hash_returns_its_slot_as_credit(void **state)
     harness *h = *state;
     assert_int_equal(harness_register(h, "b1", NULL, NULL), 0);
     hash(h, 1, "10000000", "long");
-    br_msg bye = {.type = BR_MSG_GOODBYE};
-    bye.u.goodbye.reason = br_str_c("unknown worker");
-    assert_int_equal(harness_send(h, &bye), 0);
+    assert_int_equal(harness_send_goodbye(h, "unknown worker"), 0);
     uint32_t capacity = 99;
     assert_int_equal(harness_register(h, "b2", &capacity, NULL), 0);
     /* The hash still runs when READY goes out, so READY leaves its slot out ... */
@@ -153,23 +158,21 @@ static void sigterm_finishes_the_hash_then_exits_0(void **state)
     br_reply r = expect_reply(h, 1, NULL);
     assert_int_equal(r.status, 200);
     assert_true(body_has_str(r.body, "digest", LONG_DIGEST));
-    int status = 0;
-    assert_int_equal(harness_wait_exit(h, WAIT_MS, &status), 0);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_true(harness_exited_cleanly(h, WAIT_MS));
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(ready_announces_one_cpu_slot, setup, teardown),
-        cmocka_unit_test_setup_teardown(digests_match_hashlib, setup, teardown),
+        cmocka_unit_test_setup_teardown(ready_announces_one_cpu_slot, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(digests_match_hashlib, setup, harness_teardown),
         cmocka_unit_test_setup_teardown(heartbeats_keep_flowing_during_a_long_hash, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(cancel_stops_a_long_hash_with_499, setup, teardown),
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(cancel_stops_a_long_hash_with_499, setup, harness_teardown),
         cmocka_unit_test_setup_teardown(reregistering_during_a_hash_returns_its_slot_as_credit,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(sigterm_finishes_the_hash_then_exits_0, setup, teardown),
+                                        setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(sigterm_finishes_the_hash_then_exits_0, setup,
+                                        harness_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

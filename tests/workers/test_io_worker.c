@@ -10,31 +10,20 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
-#include <sys/wait.h>
 
 #include <cmocka.h>
 
 #include "broker_harness.h"
 
-#define HB_MS 100
+#define HB_MS       100
 #define CONCURRENCY "512"
-#define WAIT_MS 10000
+#define WAIT_MS     10000
 
 static int setup(void **state)
 {
     static harness h;
-    if (harness_start(&h, "hello,sleep,echo", HB_MS, "--concurrency", CONCURRENCY, NULL) != 0) {
-        harness_stop(&h);
-        return -1;
-    }
-    *state = &h;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    harness_stop(*state);
-    return 0;
+    static const char *const args[] = {"--concurrency", CONCURRENCY, NULL};
+    return harness_setup(state, &h, "hello,sleep,echo", HB_MS, args);
 }
 
 static const br_route *find_route(const br_ready *r, const char *service, const char *path)
@@ -85,13 +74,11 @@ static void ready_describes_services_routes_and_params(void **state)
     assert_true(sleep->timeout_ms > 60000);
 }
 
-/* Receives the REPLY to `id`, skipping heartbeats. */
 static br_reply expect_reply(harness *h, uint64_t id)
 {
-    br_msg m;
-    assert_int_equal(harness_expect(h, BR_MSG_REPLY, &m, WAIT_MS, NULL), 0);
-    assert_int_equal(m.u.reply.id, id);
-    return m.u.reply;
+    br_reply r;
+    assert_int_equal(harness_expect_reply(h, id, &r, WAIT_MS, NULL), 0);
+    return r;
 }
 
 static void hello_routes_answer_with_msgpack_messages(void **state)
@@ -106,10 +93,14 @@ static void hello_routes_answer_with_msgpack_messages(void **state)
 
     br_pair param = {br_str_c("name"), br_str_c("Zoë Barista")};
     br_msg m = {.type = BR_MSG_REQUEST};
-    m.u.request = (br_request){.id = 2, .service = br_str_c("hello"), .method = br_str_c("GET"),
+    m.u.request = (br_request){.id = 2,
+                               .service = br_str_c("hello"),
+                               .method = br_str_c("GET"),
                                .route = br_str_c("/hello/{name}"),
                                .path = br_str_c("/hello/Zo%C3%AB%20Barista"),
-                               .params = &param, .nparams = 1, .deadline_ms = 5000};
+                               .params = &param,
+                               .nparams = 1,
+                               .deadline_ms = 5000};
     assert_int_equal(harness_send(h, &m), 0);
     r = expect_reply(h, 2);
     assert_int_equal(r.status, 200);
@@ -122,10 +113,14 @@ static void echo_returns_the_body_with_its_content_type(void **state)
     assert_int_equal(harness_register(h, "b1", NULL, NULL), 0);
     static const char body[] = "caf\xc3\xa9\0binary\xff";
     br_msg m = {.type = BR_MSG_REQUEST};
-    m.u.request = (br_request){.id = 7, .service = br_str_c("echo"), .method = br_str_c("POST"),
-                               .route = br_str_c("/echo"), .path = br_str_c("/echo"),
+    m.u.request = (br_request){.id = 7,
+                               .service = br_str_c("echo"),
+                               .method = br_str_c("POST"),
+                               .route = br_str_c("/echo"),
+                               .path = br_str_c("/echo"),
                                .content_type = br_str_c("application/octet-stream"),
-                               .body = {body, sizeof(body)}, .deadline_ms = 5000};
+                               .body = {body, sizeof(body)},
+                               .deadline_ms = 5000};
     assert_int_equal(harness_send(h, &m), 0);
     br_reply r = expect_reply(h, 7);
     assert_int_equal(r.status, 200);
@@ -139,8 +134,8 @@ static void sleep_answers_after_its_timer_and_refuses_bad_ms(void **state)
     harness *h = *state;
     assert_int_equal(harness_register(h, "b1", NULL, NULL), 0);
     long long t0 = harness_now_ms();
-    assert_int_equal(harness_request(h, 3, "sleep", "GET", "/sleep", "/sleep", 5000, "ms", "200",
-                                     NULL), 0);
+    assert_int_equal(
+        harness_request(h, 3, "sleep", "GET", "/sleep", "/sleep", 5000, "ms", "200", NULL), 0);
     br_reply r = expect_reply(h, 3);
     assert_true(harness_now_ms() - t0 >= 200);
     assert_int_equal(r.status, 200);
@@ -149,7 +144,8 @@ static void sleep_answers_after_its_timer_and_refuses_bad_ms(void **state)
     const char *bad[] = {"-1", "60001", "abc", "12x", ""};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(harness_request(h, 10 + i, "sleep", "GET", "/sleep", "/sleep", 5000, "ms",
-                                         bad[i], NULL), 0);
+                                         bad[i], NULL),
+                         0);
         r = expect_reply(h, 10 + i);
         assert_int_equal(r.status, 422);
     }
@@ -165,8 +161,9 @@ static void many_sleeps_are_in_flight_at_once(void **state)
     assert_int_equal(harness_register(h, "b1", NULL, NULL), 0);
     long long t0 = harness_now_ms();
     for (uint64_t id = 1; id <= N; id++)
-        assert_int_equal(harness_request(h, id, "sleep", "GET", "/sleep", "/sleep", 30000, "ms",
-                                         "300", NULL), 0);
+        assert_int_equal(
+            harness_request(h, id, "sleep", "GET", "/sleep", "/sleep", 30000, "ms", "300", NULL),
+            0);
     static bool seen[N + 1];
     int got = 0;
     while (got < N) {
@@ -185,8 +182,8 @@ static void cancel_stops_a_sleep_with_499(void **state)
 {
     harness *h = *state;
     assert_int_equal(harness_register(h, "b1", NULL, NULL), 0);
-    assert_int_equal(harness_request(h, 5, "sleep", "GET", "/sleep", "/sleep", 60000, "ms",
-                                     "60000", NULL), 0);
+    assert_int_equal(
+        harness_request(h, 5, "sleep", "GET", "/sleep", "/sleep", 60000, "ms", "60000", NULL), 0);
     br_msg c = {.type = BR_MSG_CANCEL};
     c.u.cancel.id = 5;
     /* A cancel for an unknown id is ignored. */
@@ -228,13 +225,11 @@ static void goodbye_from_the_broker_leads_to_a_new_ready(void **state)
 
     /* A sleep in flight when the broker forgets the worker: it is cancelled; its
      * slot comes back as CREDIT, and no stale REPLY is sent. */
-    assert_int_equal(harness_request(h, 2, "sleep", "GET", "/sleep", "/sleep", 60000, "ms",
-                                     "60000", NULL), 0);
+    assert_int_equal(
+        harness_request(h, 2, "sleep", "GET", "/sleep", "/sleep", 60000, "ms", "60000", NULL), 0);
     assert_int_equal(harness_request(h, 3, "hello", "GET", "/hello", "/hello", 5000, NULL), 0);
     assert_int_equal(expect_reply(h, 3).status, 200); /* the sleep has surely arrived */
-    br_msg bye = {.type = BR_MSG_GOODBYE};
-    bye.u.goodbye.reason = br_str_c("unknown worker");
-    assert_int_equal(harness_send(h, &bye), 0);
+    assert_int_equal(harness_send_goodbye(h, "unknown worker"), 0);
     uint32_t capacity = 0;
     assert_int_equal(harness_register(h, "b2", &capacity, NULL), 0);
     /* The sleep's cancel callback ends it at once, before READY counts it. */
@@ -243,13 +238,49 @@ static void goodbye_from_the_broker_leads_to_a_new_ready(void **state)
     assert_int_equal(expect_reply(h, 1).status, 200);
 }
 
+static void goodbyes_answering_stale_messages_draw_only_one_ready(void **state)
+{
+    harness *h = *state;
+    assert_int_equal(harness_register(h, "b1", NULL, NULL), 0);
+    /* A restarted broker answers each heartbeat queued while it was down. */
+    assert_int_equal(harness_send_goodbye(h, "unknown worker"), 0);
+    assert_int_equal(harness_send_goodbye(h, "unknown worker"), 0);
+    assert_int_equal(harness_send_goodbye(h, "unknown worker"), 0);
+    assert_int_equal(harness_register(h, "b2", NULL, NULL), 0);
+    /* Anything but heartbeats (a second READY) would come before this reply. */
+    assert_int_equal(harness_request(h, 1, "hello", "GET", "/hello", "/hello", 5000, NULL), 0);
+    assert_int_equal(expect_reply(h, 1).status, 200);
+}
+
+static void a_stopping_broker_leads_to_a_new_connection(void **state)
+{
+    harness *h = *state;
+    assert_int_equal(harness_register(h, "b1", NULL, NULL), 0);
+    assert_int_equal(harness_request(h, 1, "hello", "GET", "/hello", "/hello", 5000, NULL), 0);
+    assert_int_equal(expect_reply(h, 1).status, 200);
+    unsigned char old_ident[HARNESS_MAX_IDENT];
+    size_t old_len = h->ident_len;
+    memcpy(old_ident, h->ident, old_len);
+    assert_int_equal(harness_send_goodbye(h, "broker stopping"), 0);
+    br_msg m;
+    assert_int_equal(harness_expect(h, BR_MSG_READY, &m, WAIT_MS, NULL), 0);
+    /* A new socket has a new routing id. */
+    assert_false(h->ident_len == old_len && memcmp(h->ident, old_ident, old_len) == 0);
+}
+
 static void garbage_frames_do_not_hurt_the_worker(void **state)
 {
     harness *h = *state;
     assert_int_equal(harness_register(h, "b1", NULL, NULL), 0);
     static const unsigned char junk[][8] = {
-        {0xc1}, {0x93, 0x01, 0x03}, {0x92, 0x07, 0x03}, {0xdd, 0xff, 0xff, 0xff, 0xff},
-        {0x95, 0x01, 0x03, 0xcf, 0x00}, {0x00}, {0x91, 0xc0}, {0x94, 0x01, 0x07, 0xa1, 0x78},
+        {0xc1},
+        {0x93, 0x01, 0x03},
+        {0x92, 0x07, 0x03},
+        {0xdd, 0xff, 0xff, 0xff, 0xff},
+        {0x95, 0x01, 0x03, 0xcf, 0x00},
+        {0x00},
+        {0x91, 0xc0},
+        {0x94, 0x01, 0x07, 0xa1, 0x78},
     };
     for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++)
         assert_int_equal(harness_send_raw(h, junk[i], sizeof(junk[i])), 0);
@@ -262,8 +293,8 @@ static void sigterm_says_goodbye_finishes_in_flight_and_exits_0(void **state)
 {
     harness *h = *state;
     assert_int_equal(harness_register(h, "b1", NULL, NULL), 0);
-    assert_int_equal(harness_request(h, 1, "sleep", "GET", "/sleep", "/sleep", 10000, "ms", "500",
-                                     NULL), 0);
+    assert_int_equal(
+        harness_request(h, 1, "sleep", "GET", "/sleep", "/sleep", 10000, "ms", "500", NULL), 0);
     assert_int_equal(harness_request(h, 2, "hello", "GET", "/hello", "/hello", 5000, NULL), 0);
     assert_int_equal(expect_reply(h, 2).status, 200);
     assert_int_equal(kill(h->pid, SIGTERM), 0);
@@ -275,51 +306,55 @@ static void sigterm_says_goodbye_finishes_in_flight_and_exits_0(void **state)
     br_reply r = expect_reply(h, 1);
     assert_int_equal(r.status, 200);
     assert_true(body_has_int(r.body, "slept_ms", 500));
-    int status = 0;
-    assert_int_equal(harness_wait_exit(h, WAIT_MS, &status), 0);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_true(harness_exited_cleanly(h, WAIT_MS));
 }
 
 static void drain_timeout_cancels_what_is_left(void **state)
 {
     harness *h = *state;
     harness_stop(h);
-    assert_int_equal(harness_start(h, "sleep", HB_MS, "--drain-timeout-ms", "300", NULL), 0);
+    static const char *const args[] = {"--drain-timeout-ms", "300", NULL};
+    assert_int_equal(harness_start(h, "sleep", HB_MS, args), 0);
     assert_int_equal(harness_register(h, "b1", NULL, NULL), 0);
-    assert_int_equal(harness_request(h, 1, "sleep", "GET", "/sleep", "/sleep", 60000, "ms",
-                                     "60000", NULL), 0);
-    assert_int_equal(harness_request(h, 2, "sleep", "GET", "/sleep", "/sleep", 60000, "ms", "0",
-                                     NULL), 0);
+    assert_int_equal(
+        harness_request(h, 1, "sleep", "GET", "/sleep", "/sleep", 60000, "ms", "60000", NULL), 0);
+    assert_int_equal(
+        harness_request(h, 2, "sleep", "GET", "/sleep", "/sleep", 60000, "ms", "0", NULL), 0);
     assert_int_equal(expect_reply(h, 2).status, 200);
     assert_int_equal(kill(h->pid, SIGTERM), 0);
     br_msg m;
     assert_int_equal(harness_expect(h, BR_MSG_GOODBYE, &m, WAIT_MS, NULL), 0);
     assert_int_equal(expect_reply(h, 1).status, 499);
-    int status = 0;
-    assert_int_equal(harness_wait_exit(h, WAIT_MS, &status), 0);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_true(harness_exited_cleanly(h, WAIT_MS));
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(ready_describes_services_routes_and_params, setup, teardown),
-        cmocka_unit_test_setup_teardown(hello_routes_answer_with_msgpack_messages, setup, teardown),
-        cmocka_unit_test_setup_teardown(echo_returns_the_body_with_its_content_type, setup, teardown),
+        cmocka_unit_test_setup_teardown(ready_describes_services_routes_and_params, setup,
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(hello_routes_answer_with_msgpack_messages, setup,
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(echo_returns_the_body_with_its_content_type, setup,
+                                        harness_teardown),
         cmocka_unit_test_setup_teardown(sleep_answers_after_its_timer_and_refuses_bad_ms, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(many_sleeps_are_in_flight_at_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(cancel_stops_a_sleep_with_499, setup, teardown),
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(many_sleeps_are_in_flight_at_once, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(cancel_stops_a_sleep_with_499, setup, harness_teardown),
         cmocka_unit_test_setup_teardown(heartbeats_flow_and_a_silent_broker_gets_a_new_ready, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(
-            goodbye_from_the_broker_leads_to_a_new_ready, setup, teardown),
-        cmocka_unit_test_setup_teardown(garbage_frames_do_not_hurt_the_worker, setup, teardown),
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(goodbye_from_the_broker_leads_to_a_new_ready, setup,
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(goodbyes_answering_stale_messages_draw_only_one_ready,
+                                        setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(a_stopping_broker_leads_to_a_new_connection, setup,
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(garbage_frames_do_not_hurt_the_worker, setup,
+                                        harness_teardown),
         cmocka_unit_test_setup_teardown(sigterm_says_goodbye_finishes_in_flight_and_exits_0, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(drain_timeout_cancels_what_is_left, setup, teardown),
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(drain_timeout_cancels_what_is_left, setup,
+                                        harness_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

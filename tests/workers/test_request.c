@@ -27,15 +27,25 @@ static const br_route_spec route = {.method = "GET", .path = "/t/{id}", .handler
 static br_req *make_request(void)
 {
     br_pair params[] = {{br_str_c("id"), br_str_c("42")}};
-    br_pair query[] = {{br_str_c("n"), br_str_c("-17")}, {br_str_c("big"), br_str_c("99999999999999999999")},
-                       {br_str_c("plus"), br_str_c("+5")}, {br_str_c("n"), br_str_c("2")}};
+    br_pair query[] = {{br_str_c("n"), br_str_c("-17")},
+                       {br_str_c("big"), br_str_c("99999999999999999999")},
+                       {br_str_c("plus"), br_str_c("+5")},
+                       {br_str_c("n"), br_str_c("2")}};
     br_pair headers[] = {{br_str_c("x-token"), br_str_c("secret")}};
     br_msg m = {.type = BR_MSG_REQUEST};
-    m.u.request = (br_request){.id = 77, .service = br_str_c("t"), .route = br_str_c("/t/{id}"),
-                               .method = br_str_c("GET"), .path = br_str_c("/t/42"),
-                               .params = params, .nparams = 1, .query = query, .nquery = 4,
-                               .headers = headers, .nheaders = 1,
-                               .content_type = br_str_c("text/plain"), .body = br_str_c("hi"),
+    m.u.request = (br_request){.id = 77,
+                               .service = br_str_c("t"),
+                               .route = br_str_c("/t/{id}"),
+                               .method = br_str_c("GET"),
+                               .path = br_str_c("/t/42"),
+                               .params = params,
+                               .nparams = 1,
+                               .query = query,
+                               .nquery = 4,
+                               .headers = headers,
+                               .nheaders = 1,
+                               .content_type = br_str_c("text/plain"),
+                               .body = br_str_c("hi"),
                                .deadline_ms = 60000};
     br_buf buf = {0};
     assert_int_equal(br_msg_encode(&m, &buf), 0);
@@ -93,7 +103,10 @@ static void a_structured_reply_carries_msgpack_and_headers(void **state)
     br_req *req = make_request();
     char *copy = br_req_strdup(req, br_str_c("kept"));
     assert_string_equal(copy, "kept");
-    assert_int_equal(br_reply_header(req, "x-cache", "miss"), 0);
+    assert_int_equal(br_reply_header(req, "X-Cache", "miss"), 0);
+    assert_int_equal(br_reply_header(req, "Content-Type", "text/html"), BR_EINVAL);
+    assert_int_equal(br_reply_header(req, "connection", "close"), BR_EINVAL);
+    assert_int_equal(br_reply_header(req, "Proxy-Authenticate", "x"), BR_EINVAL);
     msgpack_packer *pk = br_reply_begin(req, 201);
     assert_non_null(pk);
     msgpack_pack_map(pk, 1);

@@ -51,8 +51,8 @@ static void two_services_may_not_claim_one_route(void **state)
 {
     (void)state;
     static const br_route_spec routes[] = {{.method = "GET", .path = "/hello", .handler = handler}};
-    static const br_service_spec copycat = {.name = "copycat", .kind = BR_KIND_IO,
-                                            .routes = routes, .nroutes = 1};
+    static const br_service_spec copycat = {
+        .name = "copycat", .kind = BR_KIND_IO, .routes = routes, .nroutes = 1};
     const br_service_spec *both[] = {&br_hello_service, &copycat};
     char why[256];
     assert_int_equal(br_services_check(both, 2, why, sizeof(why)), BR_EINVAL);

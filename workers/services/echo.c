@@ -15,7 +15,10 @@ static void echo(br_req *req)
 }
 
 static const br_route_spec routes[] = {
-    {.method = "POST", .path = "/echo", .handler = echo, .body = BR_BODY_RAW,
+    {.method = "POST",
+     .path = "/echo",
+     .handler = echo,
+     .body = BR_BODY_RAW,
      .summary = "Send the request body back"},
 };
 

@@ -48,8 +48,8 @@ static void hash(br_req *req)
     for (int64_t done = 1; done < n; done += HASH_CANCEL_STRIDE) {
         if (br_req_cancelled(req))
             return; /* the runtime answers 499 */
-        br_hash_more(digest, (uint64_t)(n - done < HASH_CANCEL_STRIDE ? n - done
-                                                                       : HASH_CANCEL_STRIDE));
+        br_hash_more(digest,
+                     (uint64_t)(n - done < HASH_CANCEL_STRIDE ? n - done : HASH_CANCEL_STRIDE));
     }
     char hex[BR_HASH_BYTES * 2 + 1];
     sodium_bin2hex(hex, sizeof(hex), digest, sizeof(digest));
@@ -63,15 +63,29 @@ static void hash(br_req *req)
 }
 
 static const br_param_spec params[] = {
-    {.name = "n", .in = BR_IN_QUERY, .type = BR_TYPE_INT, .required = true, .has_min = true,
-     .min = 1, .has_max = true, .max = HASH_MAX_ROUNDS, .summary = "rounds of SHA-256"},
-    {.name = "data", .in = BR_IN_QUERY, .type = BR_TYPE_STR, .required = true,
+    {.name = "n",
+     .in = BR_IN_QUERY,
+     .type = BR_TYPE_INT,
+     .required = true,
+     .has_min = true,
+     .min = 1,
+     .has_max = true,
+     .max = HASH_MAX_ROUNDS,
+     .summary = "rounds of SHA-256"},
+    {.name = "data",
+     .in = BR_IN_QUERY,
+     .type = BR_TYPE_STR,
+     .required = true,
      .summary = "the text the first round hashes"},
 };
 
 static const br_route_spec routes[] = {
-    {.method = "GET", .path = "/hash", .handler = hash, .summary = "SHA-256, N times",
-     .params = params, .nparams = BR_NELEMS(params)},
+    {.method = "GET",
+     .path = "/hash",
+     .handler = hash,
+     .summary = "SHA-256, N times",
+     .params = params,
+     .nparams = BR_NELEMS(params)},
 };
 
 const br_service_spec br_hash_service = {

@@ -25,14 +25,21 @@ static void say_hello(br_req *req)
 }
 
 static const br_param_spec name_param[] = {
-    {.name = "name", .in = BR_IN_PATH, .type = BR_TYPE_STR, .required = true,
+    {.name = "name",
+     .in = BR_IN_PATH,
+     .type = BR_TYPE_STR,
+     .required = true,
      .summary = "who to greet"},
 };
 
 static const br_route_spec routes[] = {
     {.method = "GET", .path = "/hello", .handler = say_hello, .summary = "Say hello"},
-    {.method = "GET", .path = "/hello/{name}", .handler = say_hello,
-     .summary = "Say hello to someone", .params = name_param, .nparams = BR_NELEMS(name_param)},
+    {.method = "GET",
+     .path = "/hello/{name}",
+     .handler = say_hello,
+     .summary = "Say hello to someone",
+     .params = name_param,
+     .nparams = BR_NELEMS(name_param)},
 };
 
 const br_service_spec br_hello_service = {

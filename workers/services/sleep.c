@@ -57,14 +57,24 @@ static void sleep_for(br_req *req)
 }
 
 static const br_param_spec ms_param[] = {
-    {.name = "ms", .in = BR_IN_QUERY, .type = BR_TYPE_INT, .required = true,
-     .has_min = true, .min = 0, .has_max = true, .max = SLEEP_MAX_MS,
+    {.name = "ms",
+     .in = BR_IN_QUERY,
+     .type = BR_TYPE_INT,
+     .required = true,
+     .has_min = true,
+     .min = 0,
+     .has_max = true,
+     .max = SLEEP_MAX_MS,
      .summary = "milliseconds to sleep"},
 };
 
 static const br_route_spec routes[] = {
-    {.method = "GET", .path = "/sleep", .handler = sleep_for, .timeout_ms = SLEEP_MAX_MS + 5000,
-     .summary = "Sleep without blocking, then answer", .params = ms_param,
+    {.method = "GET",
+     .path = "/sleep",
+     .handler = sleep_for,
+     .timeout_ms = SLEEP_MAX_MS + 5000,
+     .summary = "Sleep without blocking, then answer",
+     .params = ms_param,
      .nparams = BR_NELEMS(ms_param)},
 };
 

@@ -12,7 +12,7 @@
 #define ARENA_FIRST_HEAP_CHUNK 4096
 
 struct br__chunk {
-    br__chunk *next; /* older chunk */
+    br__chunk *next;                   /* older chunk */
     alignas(max_align_t) char bytes[]; /* the chunk's memory */
 };
 

@@ -15,12 +15,12 @@
 typedef struct br__chunk br__chunk;
 
 typedef struct br__arena {
-    char *cur;          /* next free byte in the current chunk */
-    char *end;          /* one past the current chunk's last byte */
-    br__chunk *chunks;  /* heap chunks, newest first; the caller's first block is not one */
-    size_t used;        /* bytes of every chunk so far, counted against max */
-    size_t next_size;   /* size of the next heap chunk */
-    size_t max;         /* the arena never holds more than this */
+    char *cur;         /* next free byte in the current chunk */
+    char *end;         /* one past the current chunk's last byte */
+    br__chunk *chunks; /* heap chunks, newest first; the caller's first block is not one */
+    size_t used;       /* bytes of every chunk so far, counted against max */
+    size_t next_size;  /* size of the next heap chunk */
+    size_t max;        /* the arena never holds more than this */
 } br__arena;
 
 /* Sets up an arena over first[0..len) (may be NULL and 0), growing up to max bytes in

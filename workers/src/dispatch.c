@@ -104,8 +104,10 @@ static void complete(br_req *req)
     if (req->gen == w->gen) {
         msg.type = BR_MSG_REPLY;
         br__req_reply_msg(req, &msg.u.reply);
-        if (br__worker_send(w, &msg) == BR_EINVAL) {
-            /* The handler built something the protocol refuses (a bad header, say). */
+        int rc = br__worker_send(w, &msg);
+        if (rc == BR_EINVAL || rc == BR_ELIMIT || rc == BR_ENOMEM) {
+            /* The reply could not be encoded (a header the protocol refuses, say): the
+             * request still gets its one answer. */
             memset(&msg.u.reply, 0, sizeof(msg.u.reply));
             msg.u.reply.id = req->msg.id;
             msg.u.reply.status = 500;
@@ -113,11 +115,8 @@ static void complete(br_req *req)
         }
     } else {
         w->orphans--;
-        if (req->credit_gen == w->gen) {
-            msg.type = BR_MSG_CREDIT;
-            msg.u.credit.credit = 1;
-            br__worker_send(w, &msg);
-        }
+        if (req->credit_gen == w->gen)
+            br__worker_return_credit(w, 1);
     }
     br__req_release(req);
     br__worker_request_done(w);

@@ -27,7 +27,8 @@ static const char usage[] =
     "Hosts Barista services and serves them to a gateway's broker.\n"
     "\n"
     "  --services LIST        services to host, comma-separated (BARISTA_SERVICES)\n"
-    "  --connect ENDPOINT     broker endpoint (BARISTA_CONNECT, default " BR_WORKER_DEFAULT_CONNECT ")\n"
+    "  --connect ENDPOINT     broker endpoint (BARISTA_CONNECT, default " BR_WORKER_DEFAULT_CONNECT
+    ")\n"
     "  --concurrency N        io: requests in flight at once (BARISTA_CONCURRENCY, default 1024)\n"
     "  --nice N               cpu: process niceness (BARISTA_NICE, default 10)\n"
     "  --heartbeat-ms N       heartbeat interval (BARISTA_HEARTBEAT_MS, default 1000)\n"
@@ -41,10 +42,11 @@ static const char usage[] =
 
 /* What the command line and the environment ask for. */
 typedef struct config {
-    const char *services;    /* comma-separated names */
-    br_worker_options opts;  /* runtime options */
-    long nice;               /* niceness for a cpu worker */
-    bool list;               /* --list */
+    const char *services;   /* comma-separated names */
+    br_worker_options opts; /* runtime options */
+    long nice;              /* niceness for a cpu worker */
+    bool list;              /* --list */
+    bool help;              /* --help */
 } config;
 
 __attribute__((format(printf, 1, 2))) static int fail_usage(const char *fmt, ...)
@@ -79,72 +81,86 @@ static int set_u32(const char *name, const char *s, long min, long max, uint32_t
     return 0;
 }
 
-/* Applies one option's value, from a flag or from the environment. */
-static int apply(config *c, int opt, const char *v)
+/* Applies one option's value; `name` is the flag or the variable it came from. */
+static int apply(config *c, int opt, const char *name, const char *v)
 {
     switch (opt) {
-    case 's': c->services = v; return 0;
-    case 'c': c->opts.connect = v; return 0;
-    case 'i': c->opts.worker_id = v; return 0;
-    case 'n': return set_u32("--concurrency", v, 1, BR_WORKER_MAX_CONCURRENCY, &c->opts.concurrency);
-    case 'h': return set_u32("--heartbeat-ms", v, 10, 3600000, &c->opts.heartbeat_ms);
-    case 'd': return set_u32("--drain-timeout-ms", v, 1, 86400000, &c->opts.drain_timeout_ms);
+    case 's':
+        c->services = v;
+        return 0;
+    case 'c':
+        c->opts.connect = v;
+        return 0;
+    case 'i':
+        c->opts.worker_id = v;
+        return 0;
+    case 'n':
+        return set_u32(name, v, 1, BR_WORKER_MAX_CONCURRENCY, &c->opts.concurrency);
+    case 'h':
+        return set_u32(name, v, 10, 3600000, &c->opts.heartbeat_ms);
+    case 'd':
+        return set_u32(name, v, 1, 86400000, &c->opts.drain_timeout_ms);
     case 'N':
         if (parse_long(v, -20, 19, &c->nice) != 0)
-            return fail_usage("bad value for %s: %s (want -20..19)", "--nice", v);
+            return fail_usage("bad value for %s: %s (want -20..19)", name, v);
         return 0;
     }
     return 0;
 }
 
+/* The options, each with its getopt code and its environment variable. */
+static const struct option longopts[] = {
+    {"services", required_argument, NULL, 's'},
+    {"connect", required_argument, NULL, 'c'},
+    {"concurrency", required_argument, NULL, 'n'},
+    {"nice", required_argument, NULL, 'N'},
+    {"heartbeat-ms", required_argument, NULL, 'h'},
+    {"drain-timeout-ms", required_argument, NULL, 'd'},
+    {"id", required_argument, NULL, 'i'},
+    {"list", no_argument, NULL, 'l'},
+    {"help", no_argument, NULL, 'H'},
+    {NULL, 0, NULL, 0},
+};
+
 static const struct {
     int opt;         /* the option's getopt code */
     const char *env; /* its environment variable */
 } env_vars[] = {
-    {'s', "BARISTA_SERVICES"},     {'c', "BARISTA_CONNECT"},
-    {'n', "BARISTA_CONCURRENCY"},  {'N', "BARISTA_NICE"},
-    {'h', "BARISTA_HEARTBEAT_MS"}, {'d', "BARISTA_DRAIN_TIMEOUT_MS"},
+    {'s', "BARISTA_SERVICES"},  {'c', "BARISTA_CONNECT"},      {'n', "BARISTA_CONCURRENCY"},
+    {'N', "BARISTA_NICE"},      {'h', "BARISTA_HEARTBEAT_MS"}, {'d', "BARISTA_DRAIN_TIMEOUT_MS"},
     {'i', "BARISTA_WORKER_ID"},
 };
 
+/* Flags first; then the environment fills in what no flag gave, so a flag wins even
+ * over a variable that holds a bad value. */
 static int parse(int argc, char **argv, config *c)
 {
-    static const struct option longopts[] = {
-        {"services", required_argument, NULL, 's'},
-        {"connect", required_argument, NULL, 'c'},
-        {"concurrency", required_argument, NULL, 'n'},
-        {"nice", required_argument, NULL, 'N'},
-        {"heartbeat-ms", required_argument, NULL, 'h'},
-        {"drain-timeout-ms", required_argument, NULL, 'd'},
-        {"id", required_argument, NULL, 'i'},
-        {"list", no_argument, NULL, 'l'},
-        {"help", no_argument, NULL, 'H'},
-        {NULL, 0, NULL, 0},
-    };
-    /* The environment first, so that flags override it. */
-    for (size_t i = 0; i < BR_NELEMS(env_vars); i++) {
-        const char *v = getenv(env_vars[i].env);
-        if (v && *v && apply(c, env_vars[i].opt, v) != 0)
-            return EXIT_USAGE;
-    }
+    bool given[128] = {false};
     opterr = 0;
-    int opt;
-    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    int opt, idx = 0;
+    while ((opt = getopt_long(argc, argv, "", longopts, &idx)) != -1) {
         if (opt == 'H') {
-            fputs(usage, stdout);
-            exit(0);
-        }
-        if (opt == 'l') {
+            c->help = true;
+        } else if (opt == 'l') {
             c->list = true;
         } else if (opt == '?' || opt == ':') {
-            const char *bad = argv[optind - 1];
-            return fail_usage("unknown option or missing value: %s (see --help)", bad);
-        } else if (apply(c, opt, optarg) != 0) {
-            return EXIT_USAGE;
+            return fail_usage("unknown option or missing value: %s (see --help)", argv[optind - 1]);
+        } else {
+            char flag[32];
+            snprintf(flag, sizeof(flag), "--%s", longopts[idx].name);
+            if (apply(c, opt, flag, optarg) != 0)
+                return EXIT_USAGE;
+            given[opt] = true;
         }
     }
     if (optind < argc)
         return fail_usage("unexpected argument: %s (see --help)", argv[optind]);
+    for (size_t i = 0; i < BR_NELEMS(env_vars); i++) {
+        const char *v = getenv(env_vars[i].env);
+        if (!given[env_vars[i].opt] && v && *v &&
+            apply(c, env_vars[i].opt, env_vars[i].env, v) != 0)
+            return EXIT_USAGE;
+    }
     return 0;
 }
 
@@ -169,8 +185,7 @@ static int pick_services(const char *list, const br_service_spec **out)
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         const br_service_spec *s = br_builtin_find(p, len);
         if (!s) {
-            fprintf(stderr, "barista-worker: unknown service '%.*s' (see --list)\n", (int)len,
-                    p);
+            fprintf(stderr, "barista-worker: unknown service '%.*s' (see --list)\n", (int)len, p);
             return -1;
         }
         if (n == MAX_SERVICES) {
@@ -191,6 +206,10 @@ int main(int argc, char **argv)
     c.nice = DEFAULT_NICE;
     if (parse(argc, argv, &c) != 0)
         return EXIT_USAGE;
+    if (c.help) {
+        fputs(usage, stdout);
+        return 0;
+    }
     if (c.list) {
         list_services();
         return 0;

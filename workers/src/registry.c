@@ -18,15 +18,16 @@ static bool same_route(const br_route_spec *a, const br_route_spec *b)
 }
 
 /* Checks routes of services[i] against themselves and every earlier service. */
-static int check_routes(const br_service_spec *const *services, size_t i, char *why,
-                        size_t why_len)
+static int check_routes(const br_service_spec *const *services, size_t i, char *why, size_t why_len)
 {
     const br_service_spec *s = services[i];
     for (size_t r = 0; r < s->nroutes; r++) {
         const br_route_spec *route = &s->routes[r];
         if (!route->method || !route->path || !route->handler || route->path[0] != '/') {
-            snprintf(why, why_len, "service %s: route %zu needs a method, a path starting "
-                                   "with '/' and a handler", s->name, r);
+            snprintf(why, why_len,
+                     "service %s: route %zu needs a method, a path starting "
+                     "with '/' and a handler",
+                     s->name, r);
             return BR_EINVAL;
         }
         for (size_t j = 0; j <= i; j++) {
@@ -43,8 +44,7 @@ static int check_routes(const br_service_spec *const *services, size_t i, char *
     return 0;
 }
 
-int br_services_check(const br_service_spec *const *services, size_t n, char *why,
-                      size_t why_len)
+int br_services_check(const br_service_spec *const *services, size_t n, char *why, size_t why_len)
 {
     if (n == 0) {
         snprintf(why, why_len, "no service to run");
@@ -127,13 +127,16 @@ int br__registry_init(br__registry *reg, const br_service_spec *const *services,
     int rc = br_services_check(services, n, why, why_len);
     if (rc != 0)
         return rc;
-    reg->services = services;
     reg->nservices = n;
     reg->kind = services[0]->kind;
     br__arena_init(&reg->arena, NULL, 0, BR_REGISTRY_MAX_BYTES);
+    /* The caller's array may be short-lived; the specs it points to may not. */
+    const br_service_spec **copy = br__arena_alloc(&reg->arena, n * sizeof(*copy));
     reg->wire = br__arena_alloc(&reg->arena, n * sizeof(*reg->wire));
-    if (!reg->wire)
+    if (!copy || !reg->wire)
         goto nomem;
+    memcpy(copy, services, n * sizeof(*copy));
+    reg->services = copy;
     for (size_t i = 0; i < n; i++) {
         const br_service_spec *s = services[i];
         br_service *w = &reg->wire[i];
@@ -161,8 +164,8 @@ void br__registry_release(br__registry *reg)
     reg->wire = NULL;
 }
 
-const br_route_spec *br__registry_route(const br__registry *reg, br_str service,
-                                        br_str method, br_str route)
+const br_route_spec *br__registry_route(const br__registry *reg, br_str service, br_str method,
+                                        br_str route)
 {
     for (size_t i = 0; i < reg->nservices; i++) {
         const br_service_spec *s = reg->services[i];

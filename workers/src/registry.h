@@ -10,7 +10,8 @@
 
 /* The services of one worker and their READY description. */
 typedef struct br__registry {
-    const br_service_spec *const *services; /* the specs (not owned) */
+    const br_service_spec *const *services; /* copy of the caller's array (in arena); the
+                                               specs themselves are not owned */
     size_t nservices;                       /* entries in services */
     br_kind kind;                           /* the kind they all share */
     br_service *wire;                       /* READY's services, built in arena */
@@ -29,7 +30,7 @@ int br__registry_init(br__registry *reg, const br_service_spec *const *services,
 void br__registry_release(br__registry *reg);
 
 /* The route of `service` whose method and template are those of the REQUEST, or NULL. */
-const br_route_spec *br__registry_route(const br__registry *reg, br_str service,
-                                        br_str method, br_str route);
+const br_route_spec *br__registry_route(const br__registry *reg, br_str service, br_str method,
+                                        br_str route);
 
 #endif /* BARISTA_WORKER_REGISTRY_H */

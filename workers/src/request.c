@@ -9,9 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Room left in the first arena block for the handler's own small allocations (a timer
- * and its state fit), so that a typical request costs one malloc. */
-#define REQ_ARENA_SLACK 512
+/* Room left in the first arena block for the handler's own small allocations (a
+ * uv_timer_t and a little state fit), so that a typical request costs one malloc.  It
+ * is paid by every request in flight: 10,000 sleeps hold 10,000 of them. */
+#define REQ_ARENA_SLACK 256
 /* The first heap allocation of a reply body; it doubles up to BR_REPLY_BODY_MAX. */
 #define REPLY_BODY_FIRST 256
 /* Longest decimal integer br_req_query_int accepts, sign included. */
@@ -134,26 +135,25 @@ br_str br_req_content_type(const br_req *req)
     return req->msg.content_type;
 }
 
+static unsigned char ascii_lower(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? (unsigned char)(c - 'A' + 'a') : c;
+}
+
 static bool ascii_case_eq(br_str s, const char *c)
 {
     size_t n = strlen(c);
     if (s.len != n)
         return false;
     for (size_t i = 0; i < n; i++) {
-        unsigned char a = (unsigned char)s.ptr[i], b = (unsigned char)c[i];
-        if (a >= 'A' && a <= 'Z')
-            a = (unsigned char)(a - 'A' + 'a');
-        if (b >= 'A' && b <= 'Z')
-            b = (unsigned char)(b - 'A' + 'a');
-        if (a != b)
+        if (ascii_lower((unsigned char)s.ptr[i]) != ascii_lower((unsigned char)c[i]))
             return false;
     }
     return true;
 }
 
 /* The first pair named `name` (exactly, or ignoring ASCII case). */
-static int find_pair(const br_pair *pairs, uint32_t n, const char *name, bool any_case,
-                     br_str *out)
+static int find_pair(const br_pair *pairs, uint32_t n, const char *name, bool any_case, br_str *out)
 {
     for (uint32_t i = 0; i < n; i++) {
         bool hit = any_case ? ascii_case_eq(pairs[i].name, name) : br_str_eq(pairs[i].name, name);
@@ -255,9 +255,12 @@ void br__req_cancel(br_req *req)
 {
     if (atomic_exchange(&req->cancelled, true))
         return;
+    /* A CPU handler owns the rest of the request until it returns: only the flag. */
+    if (req->on_thread || req->ended)
+        return;
     br_cancel_fn fn = req->on_cancel;
     req->on_cancel = NULL;
-    if (fn && !req->on_thread && !req->ended)
+    if (fn)
         fn(req, req->cancel_arg);
 }
 
@@ -309,9 +312,23 @@ static int finish(br_req *req, int rc)
     return rc;
 }
 
+/* Headers a handler may not set: the gateway derives the content headers from the
+ * reply itself and never forwards hop-by-hop ones (PROTOCOL.md 11). */
+static bool header_reserved(const char *lower)
+{
+    static const char *const reserved[] = {"content-type", "content-length",    "connection",
+                                           "keep-alive",   "transfer-encoding", "te",
+                                           "upgrade"};
+    for (size_t i = 0; i < BR_NELEMS(reserved); i++) {
+        if (strcmp(lower, reserved[i]) == 0)
+            return true;
+    }
+    return strncmp(lower, "proxy-", 6) == 0;
+}
+
 int br_reply_header(br_req *req, const char *name, const char *value)
 {
-    if (req->ended)
+    if (req->ended || !*name)
         return BR_EINVAL;
     if (req->nrheaders == BR_REPLY_MAX_HEADERS)
         return BR_EFULL;
@@ -324,6 +341,10 @@ int br_reply_header(br_req *req, const char *name, const char *value)
     char *v = br_req_strdup(req, br_str_c(value));
     if (!n || !v)
         return BR_ENOMEM;
+    for (char *c = n; *c; c++)
+        *c = (char)ascii_lower((unsigned char)*c);
+    if (header_reserved(n))
+        return BR_EINVAL;
     req->rheaders[req->nrheaders].name = br_str_c(n);
     req->rheaders[req->nrheaders].value = br_str_c(v);
     req->nrheaders++;

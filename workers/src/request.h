@@ -19,32 +19,32 @@
 struct br_worker;
 
 struct br_req {
-    struct br_req *prev, *next;     /* in the worker's in-flight list */
-    struct br_req *hnext;           /* next in the in-flight id bucket */
-    struct br_worker *worker;       /* the worker that runs it */
-    const br_route_spec *spec;      /* the route it was matched to */
-    br_request msg;                 /* the REQUEST; strings and arrays live in the arena */
-    uint64_t gen;                   /* registration it arrived under (see worker_int.h) */
-    uint64_t credit_gen;            /* registration whose READY left its slot out, or 0 */
-    uint64_t t_recv_ns;             /* uv_hrtime() at arrival, for the remaining deadline */
-    atomic_bool cancelled;          /* set by the loop thread, read by a CPU handler */
-    bool ended;                     /* a reply was produced; the handler is done with it */
-    bool on_thread;                 /* the handler runs on the compute thread */
-    br_cancel_fn on_cancel;         /* the handler's cancel callback, or NULL */
-    void *cancel_arg;               /* its argument */
+    struct br_req *prev, *next; /* in the worker's in-flight list */
+    struct br_req *hnext;       /* next in the in-flight id bucket */
+    struct br_worker *worker;   /* the worker that runs it */
+    const br_route_spec *spec;  /* the route it was matched to */
+    br_request msg;             /* the REQUEST; strings and arrays live in the arena */
+    uint64_t gen;               /* registration it arrived under (see worker_int.h) */
+    uint64_t credit_gen;        /* registration whose READY left its slot out, or 0 */
+    uint64_t t_recv_ns;         /* uv_hrtime() at arrival, for the remaining deadline */
+    atomic_bool cancelled;      /* set by the loop thread, read by a CPU handler */
+    bool ended;                 /* a reply was produced; the handler is done with it */
+    bool on_thread;             /* the handler runs on the compute thread */
+    br_cancel_fn on_cancel;     /* the handler's cancel callback, or NULL */
+    void *cancel_arg;           /* its argument */
     uv_handle_t *handles[BR_REQ_MAX_HANDLES]; /* adopted handles, closed at release */
-    unsigned nhandles;              /* entries in handles */
-    unsigned closing;               /* adopted handles whose close callback is pending */
-    uint16_t status;                /* the reply's status */
-    const char *content_type;       /* the reply's content type (arena or static) */
-    br_pair *rheaders;              /* reply headers (arena), BR_REPLY_MAX_HEADERS slots */
-    uint32_t nrheaders;             /* entries used in rheaders */
-    br_buf body;                    /* the reply body (heap, max BR_REPLY_BODY_MAX) */
-    int body_err;                   /* why a write into body failed (the reply becomes 500) */
-    bool packing;                   /* between br_reply_begin and br_reply_end */
-    msgpack_packer pk;              /* writes into body */
-    uv_work_t work;                 /* the compute-thread job of a CPU request */
-    br__arena arena;                /* request-scoped memory, starting in first[] */
+    unsigned nhandles;                        /* entries in handles */
+    unsigned closing;                         /* adopted handles whose close callback is pending */
+    uint16_t status;                          /* the reply's status */
+    const char *content_type;                 /* the reply's content type (arena or static) */
+    br_pair *rheaders;                 /* reply headers (arena), BR_REPLY_MAX_HEADERS slots */
+    uint32_t nrheaders;                /* entries used in rheaders */
+    br_buf body;                       /* the reply body (heap, max BR_REPLY_BODY_MAX) */
+    int body_err;                      /* why a write into body failed (the reply becomes 500) */
+    bool packing;                      /* between br_reply_begin and br_reply_end */
+    msgpack_packer pk;                 /* writes into body */
+    uv_work_t work;                    /* the compute-thread job of a CPU request */
+    br__arena arena;                   /* request-scoped memory, starting in first[] */
     alignas(max_align_t) char first[]; /* the arena's first block */
 };
 

@@ -16,6 +16,8 @@
 
 /* The longest host name used in a default worker id. */
 #define HOST_NAME_MAX_LEN 255
+/* The GOODBYE reason with which a broker asks for READY again (PROTOCOL.md 6.1). */
+#define BR_GOODBYE_UNKNOWN_WORKER "unknown worker"
 /* Bounds on the heartbeat tick, which runs four times per heartbeat interval. */
 #define TICK_MIN_MS 5
 
@@ -73,6 +75,19 @@ static void send_simple(br_worker *w, uint8_t type, const char *reason)
     br__worker_send(w, &msg);
 }
 
+void br__worker_return_credit(br_worker *w, uint32_t n)
+{
+    if (!w->registered) {
+        w->credit_owed += n;
+        return;
+    }
+    br_msg msg;
+    memset(&msg, 0, sizeof(msg));
+    msg.type = BR_MSG_CREDIT;
+    msg.u.credit.credit = n;
+    br__worker_send(w, &msg);
+}
+
 /* Starts a registration: orphans what is in flight and announces the rest. */
 static void send_ready(br_worker *w)
 {
@@ -83,6 +98,7 @@ static void send_ready(br_worker *w)
     r->worker_id = br_str_c(w->id);
     r->kind = (uint8_t)w->reg.kind;
     r->capacity = br__dispatch_new_registration(w);
+    w->credit_owed = 0; /* the new READY counted every slot afresh */
     r->heartbeat_ms = w->heartbeat_ms;
     r->services = w->reg.wire;
     r->nservices = (uint32_t)w->reg.nservices;
@@ -109,17 +125,13 @@ static uint64_t next_delay(br_worker *w)
 static void on_retry(uv_timer_t *t)
 {
     br_worker *w = t->data;
-    if (w->draining)
-        return;
-    if (w->reopen)
+    if (!w->draining)
         open_socket(w);
-    else
-        send_ready(w);
 }
 
-static void retry_later(br_worker *w, bool reopen)
+/* Opens a new socket after the next backoff delay. */
+static void reconnect_later(br_worker *w)
 {
-    w->reopen = reopen;
     uv_timer_start(&w->retry, on_retry, next_delay(w), 0);
 }
 
@@ -149,24 +161,45 @@ static void on_welcome(br_worker *w, const br_welcome *m)
     if (w->draining)
         return;
     size_t n = m->broker_id.len < BR_BROKER_ID_MAX - 1 ? m->broker_id.len : BR_BROKER_ID_MAX - 1;
-    bool restarted = w->broker_id[0] && (strlen(w->broker_id) != n ||
-                                         memcmp(w->broker_id, m->broker_id.ptr, n) != 0);
+    bool restarted = w->broker_id[0] &&
+                     (strlen(w->broker_id) != n || memcmp(w->broker_id, m->broker_id.ptr, n) != 0);
     if (n)
         memcpy(w->broker_id, m->broker_id.ptr, n);
     w->broker_id[n] = '\0';
-    w->broker_hb_ms = m->heartbeat_ms ? m->heartbeat_ms : w->heartbeat_ms;
+    /* PROTOCOL.md 7: 0 means the default interval. */
+    w->broker_hb_ms = m->heartbeat_ms ? m->heartbeat_ms : BR_WORKER_DEFAULT_HEARTBEAT_MS;
     w->registered = true;
     w->backoff_ms = BR_BACKOFF_FIRST_MS;
+    if (w->credit_owed) {
+        uint32_t owed = w->credit_owed;
+        w->credit_owed = 0;
+        br__worker_return_credit(w, owed);
+    }
     br__log("registered with broker %s%s", w->broker_id,
             restarted ? " (the gateway restarted)" : "");
 }
 
+/* "unknown worker": the broker lost track of us (it restarted, or thought us dead) and
+ * wants READY again on this connection.  Any other reason (it refused our READY, or
+ * it is stopping): reconnect after a backoff, in case the cause goes away. */
 static void on_goodbye(br_worker *w, const br_goodbye *m)
 {
+    bool unknown = br_str_eq(m->reason, BR_GOODBYE_UNKNOWN_WORKER);
+    if (unknown && !w->registered && !w->draining) {
+        /* It answers a message sent before our READY (heartbeats queued while a
+         * restarted gateway was down): that READY is on its way already. */
+        return;
+    }
     br__log("broker said goodbye (%.*s)", (int)m->reason.len, m->reason.ptr ? m->reason.ptr : "");
     w->registered = false;
-    if (!w->draining)
-        retry_later(w, false);
+    if (w->draining)
+        return;
+    if (unknown) {
+        send_ready(w);
+        return;
+    }
+    close_socket(w, 0);
+    reconnect_later(w);
 }
 
 static void on_message(br_zsock *zs, const br_zframe *frames, size_t nframes, void *arg)
@@ -188,14 +221,23 @@ static void on_message(br_zsock *zs, const br_zframe *frames, size_t nframes, vo
         return;
     }
     switch (msg.type) {
-    case BR_MSG_WELCOME: on_welcome(w, &msg.u.welcome); break;
+    case BR_MSG_WELCOME:
+        on_welcome(w, &msg.u.welcome);
+        break;
     case BR_MSG_REQUEST:
         br__dispatch_request(w, &msg.u.request, frames[0].data, frames[0].len);
         break;
-    case BR_MSG_CANCEL: br__dispatch_cancel(w, msg.u.cancel.id); break;
-    case BR_MSG_GOODBYE: on_goodbye(w, &msg.u.goodbye); break;
-    case BR_MSG_HEARTBEAT: break;
-    default: br__log("ignored a %s message", br_msg_type_name(msg.type)); break;
+    case BR_MSG_CANCEL:
+        br__dispatch_cancel(w, msg.u.cancel.id);
+        break;
+    case BR_MSG_GOODBYE:
+        on_goodbye(w, &msg.u.goodbye);
+        break;
+    case BR_MSG_HEARTBEAT:
+        break;
+    default:
+        br__log("ignored a %s message", br_msg_type_name(msg.type));
+        break;
     }
 }
 
@@ -205,7 +247,7 @@ static void open_socket(br_worker *w)
     void *s = zmq_socket(w->zctx, ZMQ_DEALER);
     if (!s) {
         br__log("zmq_socket: %s", zmq_strerror(errno));
-        retry_later(w, true);
+        reconnect_later(w);
         return;
     }
     int zero = 0, ivl = BR_BACKOFF_FIRST_MS, ivl_max = BR_BACKOFF_MAX_MS;
@@ -245,12 +287,14 @@ static void on_tick(uv_timer_t *t)
     if (!w->zs)
         return;
     uint64_t now = uv_now(&w->loop);
-    uint64_t silent_max = (uint64_t)BR_LIVENESS * (w->registered ? w->broker_hb_ms : w->heartbeat_ms);
+    uint64_t silent_max =
+        (uint64_t)BR_LIVENESS * (w->registered ? w->broker_hb_ms : w->heartbeat_ms);
     if (now - w->last_recv >= silent_max) {
-        br__log("broker silent for %llu ms; reconnecting", (unsigned long long)(now - w->last_recv));
+        br__log("broker silent for %llu ms; reconnecting",
+                (unsigned long long)(now - w->last_recv));
         close_socket(w, 0);
         if (!w->draining)
-            retry_later(w, true);
+            reconnect_later(w);
         return;
     }
     if (w->registered && now - w->last_send >= w->heartbeat_ms)

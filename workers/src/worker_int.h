@@ -7,7 +7,8 @@
  * still running when a new READY goes out belong to a broker session that is gone:
  * they are cancelled and become orphans, whose replies are never sent.  The READY
  * announces only the credit not held by orphans, and each orphan that finishes gives
- * its slot back with CREDIT(1).
+ * its slot back with CREDIT(1).  (PROTOCOL.md lets a worker grow its window with
+ * CREDIT; announcing slots it cannot serve yet would break the credit contract.)
  */
 #ifndef BARISTA_WORKER_INT_H
 #define BARISTA_WORKER_INT_H
@@ -20,7 +21,7 @@
 #define BR_BROKER_ID_MAX 128
 /* Reconnect backoff: first delay, and the cap it doubles up to. */
 #define BR_BACKOFF_FIRST_MS 100
-#define BR_BACKOFF_MAX_MS 5000
+#define BR_BACKOFF_MAX_MS   5000
 /* Heartbeats missed before the broker counts as dead. */
 #define BR_LIVENESS 3
 /* After the drain timeout cancels what is left, how long cancelled work may take. */
@@ -29,44 +30,48 @@
 #define BR_CLOSE_LINGER_MS 1000
 
 struct br_worker {
-    uv_loop_t loop;                /* the worker's one event loop */
-    br__registry reg;              /* services, their READY description, routing */
-    char *connect;                 /* broker endpoint (owned) */
-    char *id;                      /* worker id (owned) */
-    uint32_t capacity;             /* requests in flight at once: the credit */
-    uint32_t heartbeat_ms;         /* our heartbeat interval */
-    uint32_t drain_ms;             /* drain timeout */
-    void *zctx;                    /* ZeroMQ context, created in run (after any fork) */
-    br_zsock *zs;                  /* the DEALER socket to the broker, or NULL */
-    br_decoder *dec;               /* decodes every incoming message */
-    br_buf out;                    /* reused encode buffer (loop thread) */
-    uv_timer_t tick;               /* heartbeats and broker liveness */
-    uv_timer_t retry;              /* reconnect / re-READY after backoff */
-    uv_timer_t drain_timer;        /* drain timeout, then the grace after it */
-    uv_signal_t sigterm, sigint;   /* start the drain */
-    uint64_t gen;                  /* current registration (see file comment) */
-    bool registered;               /* WELCOME received for the current READY */
-    bool reopen;                   /* the retry timer opens a new socket (not just READY) */
-    bool draining;                 /* SIGTERM seen: GOODBYE sent, no new work */
-    bool drain_expired;            /* the drain timeout cancelled what was left */
-    bool closing;                  /* everything is being closed */
-    int result;                    /* what br_worker_run returns */
-    uint64_t last_send;            /* uv_now of the last message sent */
-    uint64_t last_recv;            /* uv_now of the last message received (or of READY) */
-    uint32_t broker_hb_ms;         /* the broker's heartbeat interval, from WELCOME */
+    uv_loop_t loop;                   /* the worker's one event loop */
+    br__registry reg;                 /* services, their READY description, routing */
+    char *connect;                    /* broker endpoint (owned) */
+    char *id;                         /* worker id (owned) */
+    uint32_t capacity;                /* requests in flight at once: the credit */
+    uint32_t heartbeat_ms;            /* our heartbeat interval */
+    uint32_t drain_ms;                /* drain timeout */
+    void *zctx;                       /* ZeroMQ context, created in run (after any fork) */
+    br_zsock *zs;                     /* the DEALER socket to the broker, or NULL */
+    br_decoder *dec;                  /* decodes every incoming message */
+    br_buf out;                       /* reused encode buffer (loop thread) */
+    uv_timer_t tick;                  /* heartbeats and broker liveness */
+    uv_timer_t retry;                 /* reconnect after backoff */
+    uv_timer_t drain_timer;           /* drain timeout, then the grace after it */
+    uv_signal_t sigterm, sigint;      /* start the drain */
+    uint64_t gen;                     /* current registration (see file comment) */
+    bool registered;                  /* WELCOME received for the current READY */
+    bool draining;                    /* SIGTERM seen: GOODBYE sent, no new work */
+    bool drain_expired;               /* the drain timeout cancelled what was left */
+    bool closing;                     /* everything is being closed */
+    int result;                       /* what br_worker_run returns */
+    uint64_t last_send;               /* uv_now of the last message sent */
+    uint64_t last_recv;               /* uv_now of the last message received (or of READY) */
+    uint32_t broker_hb_ms;            /* the broker's heartbeat interval, from WELCOME */
     char broker_id[BR_BROKER_ID_MAX]; /* the last WELCOME's broker id ("" before any) */
-    uint32_t backoff_ms;           /* the next reconnect delay before jitter */
-    uint64_t rng;                  /* xorshift state for jitter */
-    br_req *head;                  /* in-flight requests, all registrations */
-    uint32_t inflight;             /* entries in the list */
-    uint32_t orphans;              /* of which from earlier registrations */
-    br_req **buckets;              /* in-flight requests by id */
-    size_t nbuckets;               /* a power of two */
+    uint32_t backoff_ms;              /* the next reconnect delay before jitter */
+    uint64_t rng;                     /* xorshift state for jitter */
+    br_req *head;                     /* in-flight requests, all registrations */
+    uint32_t inflight;                /* entries in the list */
+    uint32_t orphans;                 /* of which from earlier registrations */
+    uint32_t credit_owed;             /* CREDIT to send once WELCOME arrives */
+    br_req **buckets;                 /* in-flight requests by id */
+    size_t nbuckets;                  /* a power of two */
 };
 
 /* Encodes msg and sends it to the broker; drops it (logging why) when there is no
  * socket or the send fails.  Returns 0 or a negative br_err. */
 int br__worker_send(br_worker *w, const br_msg *msg);
+
+/* Gives n slots back to the broker with CREDIT(n), or, before WELCOME (when only
+ * READY, HEARTBEAT and GOODBYE may be sent), once WELCOME arrives. */
+void br__worker_return_credit(br_worker *w, uint32_t n);
 
 /* Called by the dispatcher whenever the in-flight count drops. */
 void br__worker_request_done(br_worker *w);

@@ -73,24 +73,24 @@ typedef struct br_param_spec {
 
 /* A route: a method and a path template, served by one handler. */
 typedef struct br_route_spec {
-    const char *method;           /* "GET", "POST", ... */
-    const char *path;             /* template, e.g. "/hello/{name}" */
-    br_handler_fn handler;        /* called for each request on this route */
-    br_body_mode body;            /* what the route does with a request body */
-    uint32_t timeout_ms;          /* the route's deadline; 0 means the gateway's default */
-    const char *summary;          /* one line for the docs; may be NULL */
-    const br_param_spec *params;  /* declared parameters; may be NULL when nparams is 0 */
-    size_t nparams;               /* entries in params */
+    const char *method;          /* "GET", "POST", ... */
+    const char *path;            /* template, e.g. "/hello/{name}" */
+    br_handler_fn handler;       /* called for each request on this route */
+    br_body_mode body;           /* what the route does with a request body */
+    uint32_t timeout_ms;         /* the route's deadline; 0 means the gateway's default */
+    const char *summary;         /* one line for the docs; may be NULL */
+    const br_param_spec *params; /* declared parameters; may be NULL when nparams is 0 */
+    size_t nparams;              /* entries in params */
 } br_route_spec;
 
 /* A service: a name, a kind and its routes.  Declare it `static const`; the runtime
  * only reads it, and it must outlive the worker. */
 typedef struct br_service_spec {
-    const char *name;             /* unique service name, e.g. "hello" */
-    br_kind kind;                 /* BR_KIND_IO or BR_KIND_CPU */
-    const char *summary;          /* one line for `barista-worker --list`; may be NULL */
-    const br_route_spec *routes;  /* the routes it serves */
-    size_t nroutes;               /* entries in routes */
+    const char *name;            /* unique service name, e.g. "hello" */
+    br_kind kind;                /* BR_KIND_IO or BR_KIND_CPU */
+    const char *summary;         /* one line for `barista-worker --list`; may be NULL */
+    const br_route_spec *routes; /* the routes it serves */
+    size_t nroutes;              /* entries in routes */
 } br_service_spec;
 
 /* ---------------------------------------------------------------------------------- */
@@ -148,11 +148,12 @@ char *br_req_strdup(br_req *req, br_str s);
 #define BR_ARENA_MAX (64u * 1024u * 1024u)
 
 /* I/O handlers: hands an initialised libuv handle, usually allocated with
- * br_req_alloc, to the request.  When the request ends the runtime uv_close()s it (if
- * nobody did) and frees the arena only after every adopted handle's close callback has
- * run.  So a handler never has to close its timer itself; it only stops it.  The
- * handle's `data` field stays the handler's.  At most BR_REQ_MAX_HANDLES per request.
- * Returns 0, or BR_EFULL (then the handler still owns and must close the handle). */
+ * br_req_alloc, to the request.  When the request ends the runtime uv_close()s it and
+ * frees the arena only after every adopted handle's close callback has run, so a
+ * handler only stops its timer and never closes it (closing an adopted handle yourself
+ * is an error).  The handle's `data` field is the handler's until the request ends.
+ * At most BR_REQ_MAX_HANDLES per request.  Returns 0, or BR_EFULL (then the handler
+ * still owns the handle and must close it). */
 int br_req_adopt(br_req *req, uv_handle_t *handle);
 
 #define BR_REQ_MAX_HANDLES 8
@@ -169,9 +170,10 @@ typedef void (*br_cancel_fn)(br_req *req, void *arg);
 void br_req_on_cancel(br_req *req, br_cancel_fn fn, void *arg);
 
 /* ---------------------------------------------------------------------------------- */
-/* Replying.  Each call ends the request, whatever it returns: on failure the client   */
-/* gets a 500 instead.  They return 0, BR_EINVAL (status out of 100..599, or the       */
-/* request already ended — a programmer error), BR_ELIMIT or BR_ENOMEM.                */
+/* Replying.  br_reply_end, br_reply_raw, br_reply_error and br_reply_status end the   */
+/* request whatever they return: on failure the client gets a 500 instead.  They       */
+/* return 0, BR_EINVAL (status out of 100..599, or the request already ended — a       */
+/* programmer error), BR_ELIMIT or BR_ENOMEM.                                          */
 
 /* The most bytes a reply body may hold. */
 #define BR_REPLY_BODY_MAX (8u * 1024u * 1024u)
@@ -179,8 +181,12 @@ void br_req_on_cancel(br_req *req, br_cancel_fn fn, void *arg);
 /* Most extra response headers per reply. */
 #define BR_REPLY_MAX_HEADERS 32
 
-/* Adds a response header to the coming reply (name and value are copied).  Returns 0,
- * BR_EFULL past BR_REPLY_MAX_HEADERS, or BR_ENOMEM. */
+/* Adds a response header to the coming reply (name and value are copied; the name is
+ * sent lower-case).  Returns 0; BR_EINVAL for an empty name, for content-type and
+ * content-length (they come from the reply itself) and for hop-by-hop headers
+ * (connection, keep-alive, transfer-encoding, te, upgrade, proxy-*), which the
+ * gateway would not forward; BR_EFULL past BR_REPLY_MAX_HEADERS; or BR_ENOMEM.  A
+ * refused header does not end the request. */
 int br_reply_header(br_req *req, const char *name, const char *value);
 
 /* Starts a structured reply: returns a packer for exactly one msgpack value (usually a
@@ -211,11 +217,11 @@ int br_pack_str(msgpack_packer *pk, br_str s);
 /* Running a worker.                                                                   */
 
 /* Defaults of br_worker_options. */
-#define BR_WORKER_DEFAULT_CONNECT "tcp://127.0.0.1:5555"
-#define BR_WORKER_DEFAULT_CONCURRENCY 1024
-#define BR_WORKER_MAX_CONCURRENCY 1000000
+#define BR_WORKER_DEFAULT_CONNECT      "tcp://127.0.0.1:5555"
+#define BR_WORKER_DEFAULT_CONCURRENCY  1024
+#define BR_WORKER_MAX_CONCURRENCY      1000000
 #define BR_WORKER_DEFAULT_HEARTBEAT_MS 1000
-#define BR_WORKER_DEFAULT_DRAIN_MS 30000
+#define BR_WORKER_DEFAULT_DRAIN_MS     30000
 
 /* How a worker connects and behaves.  Zero fields take the defaults above. */
 typedef struct br_worker_options {
@@ -231,8 +237,7 @@ typedef struct br_worker br_worker;
 /* Checks that `services` can share one process: at least one, all of one kind, unique
  * names, no method+path served twice.  Returns 0, or BR_EINVAL with a one-line reason
  * in why[0..why_len) (NUL-terminated). */
-int br_services_check(const br_service_spec *const *services, size_t n, char *why,
-                      size_t why_len);
+int br_services_check(const br_service_spec *const *services, size_t n, char *why, size_t why_len);
 
 /* Creates a worker hosting services[0..n) (the array is copied; the specs are not and
  * must outlive the worker).  Returns NULL when br_services_check fails (the reason is

@@ -1,0 +1,119 @@
+/*
+ * test_cli.c - barista-worker's command line: --list and --help, the one-line reason
+ * and exit code 2 for every refusal, and flags winning over environment variables.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "broker_harness.h"
+
+#define OUT_MAX 4096
+
+static int run(const char *const *args, char *out)
+{
+    int code = -1;
+    assert_int_equal(harness_run(args, out, OUT_MAX, &code), 0);
+    return code;
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+static void list_prints_each_service_with_kind_and_routes(void **state)
+{
+    (void)state;
+    char out[OUT_MAX];
+    static const char *const args[] = {"--list", NULL};
+    assert_int_equal(run(args, out), 0);
+    assert_int_equal(count_lines(out), 4);
+    assert_non_null(strstr(out, "hello    io   GET /hello, GET /hello/{name}\n"));
+    assert_non_null(strstr(out, "sleep    io   GET /sleep\n"));
+    assert_non_null(strstr(out, "echo     io   POST /echo\n"));
+    assert_non_null(strstr(out, "hash     cpu  GET /hash\n"));
+}
+
+static void help_exits_0_with_usage(void **state)
+{
+    (void)state;
+    char out[OUT_MAX];
+    static const char *const args[] = {"--help", NULL};
+    assert_int_equal(run(args, out), 0);
+    assert_non_null(strstr(out, "usage: barista-worker"));
+    assert_non_null(strstr(out, "--drain-timeout-ms"));
+}
+
+static void refusals_exit_2_with_one_line(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *args[6];
+        const char *says;
+    } cases[] = {
+        {{"--services", "hello", "--bogus", NULL}, "--bogus"},
+        {{"--services", "nope", NULL}, "unknown service 'nope'"},
+        {{"--services", "hello,hash", NULL}, "hello (io) and hash (cpu)"},
+        {{"--services", "hello,hello", NULL}, "listed twice"},
+        {{"--services", "hello", "--concurrency", "0", NULL}, "--concurrency: 0"},
+        {{"--services", "hello", "--heartbeat-ms", "1x", NULL}, "--heartbeat-ms: 1x"},
+        {{"--services", "hash", "--nice", "20", NULL}, "--nice: 20"},
+        {{"--services", "hello", "--connect", "http://x", NULL}, "--connect"},
+        {{"--services", "hello", "stray", NULL}, "unexpected argument: stray"},
+        {{"--connect", "tcp://127.0.0.1:1", NULL}, "--services is required"},
+        {{"--services", NULL}, "--services"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char out[OUT_MAX];
+        assert_int_equal(run(cases[i].args, out), 2);
+        assert_int_equal(count_lines(out), 1);
+        assert_non_null(strstr(out, cases[i].says));
+    }
+}
+
+static void environment_fills_in_and_flags_win(void **state)
+{
+    (void)state;
+    char out[OUT_MAX];
+    static const char *const bad_env[] = {"--services", "hello", NULL};
+    assert_int_equal(setenv("BARISTA_CONCURRENCY", "abc", 1), 0);
+    assert_int_equal(run(bad_env, out), 2);
+    assert_non_null(strstr(out, "BARISTA_CONCURRENCY: abc"));
+
+    /* The flag wins over the variable, even a bad one; BARISTA_SERVICES is ignored
+     * because --services is given; BARISTA_WORKER_ID fills in. */
+    assert_int_equal(setenv("BARISTA_SERVICES", "nope", 1), 0);
+    assert_int_equal(setenv("BARISTA_WORKER_ID", "from-env", 1), 0);
+    harness h;
+    static const char *const args[] = {"--concurrency", "77", NULL};
+    assert_int_equal(harness_start(&h, "echo", 100, args), 0);
+    br_msg m;
+    int rc = harness_expect(&h, BR_MSG_READY, &m, 10000, NULL);
+    bool ok = rc == 0 && m.u.ready.capacity == 77 && m.u.ready.nservices == 1 &&
+              br_str_eq(m.u.ready.services[0].name, "echo") &&
+              br_str_eq(m.u.ready.worker_id, "from-env");
+    harness_stop(&h);
+    unsetenv("BARISTA_CONCURRENCY");
+    unsetenv("BARISTA_SERVICES");
+    unsetenv("BARISTA_WORKER_ID");
+    assert_true(ok);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(list_prints_each_service_with_kind_and_routes),
+        cmocka_unit_test(help_exits_0_with_usage),
+        cmocka_unit_test(refusals_exit_2_with_one_line),
+        cmocka_unit_test(environment_fills_in_and_flags_win),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
