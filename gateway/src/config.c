@@ -20,7 +20,8 @@ typedef enum opt_kind {
     OPT_SIZE,     /* size_t bytes */
     OPT_DURATION, /* uint32_t milliseconds */
     OPT_COUNT,    /* uint32_t */
-    OPT_TEXT      /* a string into a char[GW_CONFIG_MAX_ADDR], e.g. a ZeroMQ endpoint */
+    OPT_TEXT,     /* a string into a char[GW_CONFIG_MAX_ADDR], e.g. a ZeroMQ endpoint */
+    OPT_FLAG      /* uint32_t 0/1; the flag alone means 1, "--x=0" or the variable set it */
 } opt_kind;
 
 /* One option: the flag is "--" + name, the variable is "BARISTA_" + NAME. */
@@ -80,6 +81,18 @@ static const opt options[] = {
      "100000", "requests the broker holds at once (503 + Retry-After beyond)"},
     {"broker-retry", "BARISTA_BROKER_RETRY", OPT_COUNT, F(broker_retry), 0, 1, "1",
      "1: a GET/HEAD whose worker died is retried once on another worker"},
+    {"local", "BARISTA_LOCAL", OPT_FLAG, F(local), 0, 1, "0",
+     "spawn and supervise worker processes (no value needed: --local)"},
+    {"io-workers", "BARISTA_IO_WORKERS", OPT_COUNT, F(io_workers), 0, 256, "1",
+     "local mode: I/O worker processes"},
+    {"cpu-workers", "BARISTA_CPU_WORKERS", OPT_COUNT, F(cpu_workers), 0, 256, "2",
+     "local mode: CPU worker processes"},
+    {"io-services", "BARISTA_IO_SERVICES", OPT_TEXT, F(io_services), 0, 0, "hello,sleep,echo",
+     "local mode: services each I/O worker hosts"},
+    {"cpu-services", "BARISTA_CPU_SERVICES", OPT_TEXT, F(cpu_services), 0, 0, "hash",
+     "local mode: services each CPU worker hosts"},
+    {"worker-bin", "BARISTA_WORKER_BIN", OPT_TEXT, F(worker_bin), 0, 0, "barista-worker",
+     "local mode: worker program; a bare name is looked up beside barista-gateway"},
     {"shutdown-timeout", "BARISTA_SHUTDOWN_TIMEOUT", OPT_DURATION, F(shutdown_timeout_ms), 1,
      HOUR_MS, "10s", "on SIGTERM/SIGINT, how long in-flight requests may finish"},
 };
@@ -176,6 +189,13 @@ static int parse_value(const opt *o, const char *text, gw_config *cfg)
             return BR_EINVAL;
         memcpy(field, text, strlen(text) + 1);
         return 0;
+    case OPT_FLAG:
+        if (strcmp(text, "1") == 0 || strcmp(text, "true") == 0 || strcmp(text, "yes") == 0)
+            v = 1;
+        else if (strcmp(text, "0") != 0 && strcmp(text, "false") != 0 && strcmp(text, "no") != 0)
+            return BR_EINVAL;
+        memcpy(field, &(uint32_t){(uint32_t)v}, sizeof(uint32_t));
+        return 0;
     case OPT_TEXT:
         if (strlen(text) == 0 || strlen(text) >= GW_CONFIG_MAX_ADDR)
             return BR_EINVAL;
@@ -205,7 +225,9 @@ static int parse_value(const opt *o, const char *text, gw_config *cfg)
 
 static void report_bad(FILE *err, const opt *o, const char *source, const char *value)
 {
-    if (o->kind == OPT_TEXT)
+    if (o->kind == OPT_FLAG)
+        fprintf(err, "barista-gateway: %s: bad value \"%s\" (want 1 or 0)\n", source, value);
+    else if (o->kind == OPT_TEXT)
         fprintf(err, "barista-gateway: %s: bad value \"%s\" (want 1..%d characters)\n", source,
                 value, GW_CONFIG_MAX_ADDR - 1);
     else if (o->kind == OPT_ADDR)
@@ -261,7 +283,8 @@ gw_config_result gw_config_load(gw_config *cfg, int argc, char **argv, FILE *err
             fprintf(err, "barista-gateway: unknown option \"%s\" (see --help)\n", arg);
             return GW_CONFIG_BAD;
         }
-        const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        const char *value = eq ? eq + 1 : o->kind == OPT_FLAG ? "1"
+                                          : (i + 1 < argc ? argv[++i] : NULL);
         if (!value) {
             fprintf(err, "barista-gateway: option --%s needs a value\n", o->name);
             return GW_CONFIG_BAD;

@@ -28,7 +28,13 @@ typedef struct gw_config {
     char broker_endpoint[GW_CONFIG_MAX_ADDR]; /* ROUTER bind address for workers */
     gw_broker_config broker;              /* the broker's options (endpoint set by main) */
     uint32_t broker_retry;                /* 1: retry a dead worker's GET/HEAD once */
-    /* Jobs' and local mode's options join here. */
+    uint32_t local;                       /* 1: spawn and supervise workers (local mode) */
+    uint32_t io_workers;                  /* local mode: I/O worker processes */
+    uint32_t cpu_workers;                 /* local mode: CPU worker processes */
+    char io_services[GW_CONFIG_MAX_ADDR]; /* local mode: services of each I/O worker */
+    char cpu_services[GW_CONFIG_MAX_ADDR];/* local mode: services of each CPU worker */
+    char worker_bin[GW_CONFIG_MAX_ADDR];  /* local mode: barista-worker; "" = beside us */
+    /* Jobs' options join here. */
 } gw_config;
 
 /* What gw_config_load() decided. */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <uv.h>
 
@@ -22,6 +23,7 @@
 #include "http_server.h"
 #include "router.h"
 #include "routes.h"
+#include "supervisor.h"
 
 typedef struct gateway {
     uv_loop_t loop;         /* the process's one event loop */
@@ -32,7 +34,7 @@ typedef struct gateway {
     uv_signal_t sigint;     /* graceful stop (Ctrl-C) */
     bool stopping;          /* a stop signal arrived */
     gw_broker *broker;      /* workers' ROUTER: registration, dispatch, replies */
-    /* supervisor (local mode): ... (joins here) */
+    gw_supervisor *supervisor; /* local mode: the worker processes; NULL otherwise */
 } gateway;
 
 /* GET /readyz: 200 while every announced route has a live worker, else 503. */
@@ -47,11 +49,94 @@ static void readyz(gw_req *req, void *data)
         gw_req_respond(req, 503, &retry, 1, "application/json", no, sizeof(no) - 1);
 }
 
+static void on_broker_stopped(void *arg)
+{
+    gateway *gw = arg;
+    /* Workers were told GOODBYE and hold no request of ours: stop local ones. */
+    if (gw->supervisor)
+        gw_supervisor_stop(gw->supervisor, gw->cfg.shutdown_timeout_ms, NULL, NULL);
+}
+
 static void on_http_stopped(void *arg)
 {
     gateway *gw = arg;
     /* After the HTTP front stopped handing it requests: GOODBYE to workers. */
-    gw_broker_shutdown(gw->broker, NULL, NULL);
+    gw_broker_shutdown(gw->broker, on_broker_stopped, gw);
+}
+
+/* Finds the worker program: an explicit path as given, a bare name beside our own
+ * executable (build/bin/ and an installed bin/ alike).  Returns 0 or -1. */
+static int resolve_worker_bin(const char *name, char *out, size_t cap)
+{
+    if (strchr(name, '/')) {
+        if ((size_t)snprintf(out, cap, "%s", name) >= cap)
+            return -1;
+        return 0;
+    }
+    char self[4096];
+    size_t len = sizeof(self);
+    if (uv_exepath(self, &len) != 0)
+        return -1;
+    char *slash = strrchr(self, '/');
+    if (!slash)
+        return -1;
+    *slash = '\0';
+    if ((size_t)snprintf(out, cap, "%s/%s", self, name) >= cap)
+        return -1;
+    return 0;
+}
+
+/* The endpoint local workers connect to: the one the broker bound, with a wildcard
+ * host ("tcp://0.0.0.0:5555", "tcp://[::]:5555") replaced by loopback.  0 or -1. */
+static int local_connect_endpoint(const gw_broker *broker, char *out, size_t cap)
+{
+    char bound[GW_CONFIG_MAX_ADDR];
+    static const struct {
+        const char *any, *loopback;
+    } wild[] = {{"tcp://0.0.0.0:", "tcp://127.0.0.1:"}, {"tcp://[::]:", "tcp://[::1]:"}};
+    if (gw_broker_endpoint(broker, bound, sizeof(bound)) != 0)
+        return -1;
+    for (size_t i = 0; i < sizeof(wild) / sizeof(wild[0]); i++) {
+        size_t n = strlen(wild[i].any);
+        if (strncmp(bound, wild[i].any, n) == 0)
+            return (size_t)snprintf(out, cap, "%s%s", wild[i].loopback, bound + n) < cap ? 0 : -1;
+    }
+    return (size_t)snprintf(out, cap, "%s", bound) < cap ? 0 : -1;
+}
+
+/* Local mode: spawns the configured I/O and CPU workers, pointed at our broker. */
+static int start_local_workers(gateway *gw)
+{
+    char bin[4096 + GW_CONFIG_MAX_ADDR];
+    char endpoint[GW_CONFIG_MAX_ADDR];
+    static const char *const env[] = {"BARISTA_EXIT_WITH_PARENT=1", NULL};
+
+    if (resolve_worker_bin(gw->cfg.worker_bin, bin, sizeof(bin)) != 0 ||
+        access(bin, X_OK) != 0) {
+        fprintf(stderr, "barista-gateway: --local: worker program %s not found\n",
+                gw->cfg.worker_bin);
+        return -1;
+    }
+    if (local_connect_endpoint(gw->broker, endpoint, sizeof(endpoint)) != 0) {
+        fputs("barista-gateway: --local: cannot tell workers where the broker is\n", stderr);
+        return -1;
+    }
+    gw->supervisor = gw_supervisor_new(&gw->loop);
+    if (!gw->supervisor) {
+        fputs("barista-gateway: --local: out of memory\n", stderr);
+        return -1;
+    }
+    const char *io[] = {bin, "--services", gw->cfg.io_services, "--connect", endpoint, NULL};
+    const char *cpu[] = {bin, "--services", gw->cfg.cpu_services, "--connect", endpoint, NULL};
+    if (gw->cfg.io_workers > 0 &&
+        gw_supervisor_add(gw->supervisor, "io-worker", io, env, gw->cfg.io_workers) != 0)
+        return -1;
+    if (gw->cfg.cpu_workers > 0 &&
+        gw_supervisor_add(gw->supervisor, "cpu-worker", cpu, env, gw->cfg.cpu_workers) != 0)
+        return -1;
+    fprintf(stderr, "barista-gateway: local mode: %u io-worker (%s), %u cpu-worker (%s)\n",
+            gw->cfg.io_workers, gw->cfg.io_services, gw->cfg.cpu_workers, gw->cfg.cpu_services);
+    return 0;
 }
 
 static void on_stop_signal(uv_signal_t *sig, int signum)
@@ -119,6 +204,8 @@ static int gateway_start(gateway *gw)
     /* Bind for workers before the HTTP front accepts requests for them. */
     if (gw_broker_start(gw->broker) != 0)
         return -1;
+    if (gw->cfg.local && start_local_workers(gw) != 0)
+        return -1;
     if (gw_http_server_start(gw->http, (const struct sockaddr *)&gw->cfg.listen_addr) != 0)
         return -1;
     fprintf(stderr, "barista-gateway: listening on %s\n", gw->cfg.listen);
@@ -158,6 +245,8 @@ int main(int argc, char **argv)
             gw_http_server_shutdown(gw.http, 0, NULL, NULL);
         if (gw.broker)
             gw_broker_shutdown(gw.broker, NULL, NULL);
+        if (gw.supervisor)
+            gw_supervisor_stop(gw.supervisor, 0, NULL, NULL);
         uv_walk(&gw.loop, close_leftover, NULL);
     }
     uv_run(&gw.loop, UV_RUN_DEFAULT);
@@ -167,6 +256,7 @@ int main(int argc, char **argv)
         status = 1;
     }
     gw_http_server_destroy(&gw.http);
+    gw_supervisor_destroy(&gw.supervisor);
     gw_broker_destroy(&gw.broker); /* takes its routes out of the router */
     gw_router_destroy(&gw.router);
     return status;

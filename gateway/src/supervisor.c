@@ -233,6 +233,10 @@ static int spawn(gw_proc *proc)
         .env = proc->env,
         .stdio_count = 3,
         .stdio = stdio,
+        /* Own session: a terminal's Ctrl-C reaches the gateway, which stops the
+         * workers in order (GOODBYE, drain, SIGTERM); BARISTA_EXIT_WITH_PARENT makes
+         * them exit if the gateway dies without doing so. */
+        .flags = UV_PROCESS_DETACHED,
     };
     int err = uv_spawn(self->loop, &proc->process, &options);
     /* uv_spawn initialises the handle even when it fails: it must be closed either way. */

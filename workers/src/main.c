@@ -10,7 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "barista/worker.h"
 #include "services.h"
@@ -206,6 +209,15 @@ int main(int argc, char **argv)
     c.nice = DEFAULT_NICE;
     if (parse(argc, argv, &c) != 0)
         return EXIT_USAGE;
+    /* Local mode: the gateway that spawned us sets this so that a worker never outlives
+     * it, even when the gateway is killed with SIGKILL and cannot stop us itself. */
+    const char *with_parent = getenv("BARISTA_EXIT_WITH_PARENT");
+    if (with_parent && strcmp(with_parent, "1") == 0) {
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
+            fprintf(stderr, "barista-worker: prctl(PR_SET_PDEATHSIG): %s\n", strerror(errno));
+        if (getppid() == 1)
+            return 1; /* the parent is already gone */
+    }
     if (c.help) {
         fputs(usage, stdout);
         return 0;
