@@ -58,6 +58,7 @@ fi
 # ---------------------------------------------------------------- processes
 WORK=$(mktemp -d /tmp/barista-bench.XXXXXX)
 PGIDS=""            # every process group this script started
+WRK_PID=""          # the wrk run in progress, if any
 SYSCTL_RESTORE=""   # "key=value ..." to put back on exit
 
 stop_group() {   # stop_group PGID: TERM, wait up to 3 s, then KILL
@@ -73,6 +74,7 @@ stop_group() {   # stop_group PGID: TERM, wait up to 3 s, then KILL
 cleanup() {
     local rc=$? g kv
     trap - EXIT INT TERM
+    [ -z "$WRK_PID" ] || kill "$WRK_PID" 2>/dev/null || true
     for g in $PGIDS; do stop_group "$g"; done
     for kv in $SYSCTL_RESTORE; do sysctl -q -w "$kv" >/dev/null 2>&1 || true; done
     if [ "${BENCH_KEEP:-0}" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
@@ -254,21 +256,26 @@ have_barista() { [ -x "$BIN/barista-gateway" ] && [ -x "$BIN/barista-worker" ]; 
 
 # >>> The one place to adapt when the gateway's flags settle. <<<
 # start_barista NCPU: gateway + one I/O worker (hello,sleep) + NCPU CPU workers
-# (hash). Listen address via BARISTA_LISTEN (DESIGN.md contract), broker via
-# --broker. Local mode (gateway spawning workers) is not used: we start the
-# workers ourselves so the process list is explicit.
+# (hash). Flags as of the http and worker branches: gateway --listen (also
+# BARISTA_LISTEN) and --broker (announced, also BARISTA_BROKER); worker
+# --services, --connect, --concurrency (io in-flight cap, default 1024: too
+# low for scenario 2's 10,000 connections, hence BARISTA_IO_CONCURRENCY).
+# CPU workers nice themselves (--nice, default 10). Local mode (the gateway
+# spawning workers) is not used: we start the workers so the process list,
+# and the RSS sum, are explicit.
 start_barista() {
     local ncpu=${1:-0} port bport broker i
     port=$(free_port)
     bport=$(free_port)
     broker="tcp://127.0.0.1:$bport"
     spawn barista-gateway env BARISTA_LISTEN="127.0.0.1:$port" BARISTA_BROKER="$broker" \
-        "$BIN/barista-gateway" --broker "$broker"
+        "$BIN/barista-gateway" --listen "127.0.0.1:$port" --broker "$broker"
     SERVER_GROUPS=$SPAWNED
-    spawn barista-io "$BIN/barista-worker" --services hello,sleep --connect "$broker"
+    spawn barista-io "$BIN/barista-worker" --services hello,sleep --connect "$broker" \
+        --concurrency "${BARISTA_IO_CONCURRENCY:-16384}"
     SERVER_GROUPS="$SERVER_GROUPS $SPAWNED"
     for i in $(seq "$ncpu"); do
-        spawn "barista-cpu$i" nice -n 5 "$BIN/barista-worker" --services hash --connect "$broker"
+        spawn "barista-cpu$i" "$BIN/barista-worker" --services hash --connect "$broker"
         SERVER_GROUPS="$SERVER_GROUPS $SPAWNED"
     done
     BASE="http://127.0.0.1:$port"
@@ -281,7 +288,10 @@ start_barista() {
         sleep 0.1
     done
     wait_http_200 "$BASE/hello" 5 || return 1
-    [ "$ncpu" = 0 ] || wait_http_200 "$BASE/hash?n=1&data=x" 10
+    if [ "$ncpu" != 0 ]; then
+        wait_http_200 "$BASE/hash?n=1&data=x" 10 || return 1
+        sleep 1   # let every CPU worker announce itself, not just the first
+    fi
 }
 
 # start NAME: dispatch; on failure log the server's output and return 1
@@ -322,6 +332,19 @@ parse_wrk() {
     END { printf "%.0f %.2f %.2f %d\n", rps, p50, p99, err }' "$1"
 }
 
+# run_wrk OUT ARGS...: wrk in the background + wait, so that a TERM/INT trap
+# runs at once instead of after the current wrk run (bash defers traps while
+# a foreground child runs); cleanup kills it.
+WRK_PID=""
+run_wrk() {
+    local out=$1
+    shift
+    wrk "$@" >"$out" 2>&1 &
+    WRK_PID=$!
+    wait "$WRK_PID" || true
+    WRK_PID=""
+}
+
 RESULTS="$WORK/results"
 : >"$RESULTS"
 FAILED=0
@@ -343,9 +366,9 @@ scenario1() {
         row 1 "$name" - - - - - "wrong response"; FAILED=1; stop_server; return 0
     fi
     case $name in fastapi | barista) check_contract || { row 1 "$name" - - - - - "wrong response"; FAILED=1; stop_server; return 0; } ;; esac
-    [ "$WARMUP" -gt 0 ] && wrk -t2 -c64 -d"${WARMUP}s" "$BASE/hello" >/dev/null 2>&1 || true
+    [ "$WARMUP" -gt 0 ] && run_wrk /dev/null -t2 -c64 -d"${WARMUP}s" "$BASE/hello"
     log "scenario 1: $name /hello ${DUR}s"
-    wrk -t2 -c64 -d"${DUR}s" --latency "$BASE/hello" >"$out" 2>&1 || true
+    run_wrk "$out" -t2 -c64 -d"${DUR}s" --latency "$BASE/hello"
     stop_server
     set -- $(parse_wrk "$out")
     HELLO_RPS[$name]=$1
@@ -358,8 +381,8 @@ scenario2() {
     start "$name" || { row 2 "$name" - - - - - "did not start"; FAILED=1; return 0; }
     check_contract || { row 2 "$name" - - - - - "wrong response"; FAILED=1; stop_server; return 0; }
     log "scenario 2: $name /sleep?ms=1000 with $CONNS2 connections ${DUR}s"
-    wrk -t2 -c"$CONNS2" -d"${DUR}s" --latency --timeout 5s -s "$HERE/steady.lua" \
-        "$BASE/sleep?ms=1000" -- "$CONNS2" >"$out" 2>&1 || true
+    run_wrk "$out" -t2 -c"$CONNS2" -d"${DUR}s" --latency --timeout 5s -s "$HERE/steady.lua" \
+        "$BASE/sleep?ms=1000" -- "$CONNS2"
     rss=$(server_peak_rss_mb)
     stop_server
     steady=$(awk '/^steady_rps/ { print $2; w = $4 } END { if (!w) print "n/a" }' "$out")
@@ -378,17 +401,17 @@ scenario3() {
     check_contract || { row 3 "$label" - - - - - "wrong response"; FAILED=1; stop_server; return 0; }
     base_rps=${HELLO_RPS[$label]:-}
     if [ -z "$base_rps" ]; then   # scenario 1 not run: measure unloaded here
-        [ "$WARMUP" -gt 0 ] && wrk -t2 -c64 -d"${WARMUP}s" "$BASE/hello" >/dev/null 2>&1 || true
+        [ "$WARMUP" -gt 0 ] && run_wrk /dev/null -t2 -c64 -d"${WARMUP}s" "$BASE/hello"
         log "scenario 3: $label unloaded /hello ${DUR}s (no scenario 1 figure)"
-        wrk -t2 -c64 -d"${DUR}s" --latency "$BASE/hello" >"$WORK/s3-$1-unloaded.txt" 2>&1 || true
-        set -- $(parse_wrk "$WORK/s3-$1-unloaded.txt")
+        run_wrk "$WORK/s3-$name-unloaded.txt" -t2 -c64 -d"${DUR}s" --latency "$BASE/hello"
+        set -- $(parse_wrk "$WORK/s3-$name-unloaded.txt")
         base_rps=$1
     fi
     log "scenario 3: $label /hello under /hash?n=20000 load ${DUR}s"
-    spawn "wrk-hash-$1" wrk -t1 -c8 -d"$((DUR + 2))s" "$BASE/hash?n=20000&data=x"
+    spawn "wrk-hash-$name" wrk -t1 -c8 -d"$((DUR + 2))s" "$BASE/hash?n=20000&data=x"
     hpid=$SPAWNED
     sleep 1
-    wrk -t2 -c64 -d"${DUR}s" --latency "$BASE/hello" >"$out" 2>&1 || true
+    run_wrk "$out" -t2 -c64 -d"${DUR}s" --latency "$BASE/hello"
     wait "$hpid" || true
     stop_server
     local hash
