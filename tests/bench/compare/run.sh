@@ -466,6 +466,10 @@ pkgver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "?"; }
     echo "barista: $([ $BARISTA = 1 ] && echo "$BIN ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))" || echo "not run (binaries missing)")"
     echo "duration ${DUR}s per run, ulimit -n $(ulimit -n), somaxconn $(sysctl -n net.core.somaxconn), port range $(sysctl -n net.ipv4.ip_local_port_range | tr '\t' '-')"
 } | tee "$WORK/header" >&2
+load1=$(cut -d' ' -f1 /proc/loadavg)
+if awk -v l="$load1" 'BEGIN { exit !(l > 1.0) }'; then
+    log "WARNING: load average $load1 at start: other work shares these 2 cores, numbers will be low and noisy"
+fi
 
 S1_ORDER=""
 want_server nginx && S1_ORDER="$S1_ORDER nginx-1w"
@@ -494,6 +498,7 @@ ref=${HELLO_RPS[nginx-1w]:-0}
 {
     echo
     cat "$WORK/header"
+    echo "load avg at end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo
     echo "| scen. | server | req/s | p50 ms | p99 ms | errors | ratio | notes |"
     echo "|---|---|---:|---:|---:|---:|---:|---|"
