@@ -119,7 +119,7 @@ server_peak_rss_mb() {
     awk -v k="$total" 'BEGIN { printf "%.1f", k / 1024 }'
 }
 
-http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" 2>/dev/null || true; }
+http_code() { curl -s --noproxy '*' -o /dev/null -w '%{http_code}' --max-time 2 "$1" 2>/dev/null || true; }
 
 wait_http_200() {   # wait_http_200 URL SECONDS
     local i
@@ -133,7 +133,7 @@ wait_http_200() {   # wait_http_200 URL SECONDS
 # check_json URL EXPECTED_JSON: status 200, JSON content type, same JSON value
 check_json() {
     local url=$1 want=$2 got code ctype
-    got=$(curl -s --max-time 5 -o "$WORK/body" -w '%{http_code} %{content_type}' "$url" || true)
+    got=$(curl -s --noproxy '*' --max-time 5 -o "$WORK/body" -w '%{http_code} %{content_type}' "$url" || true)
     code=${got%% *}
     ctype=${got#* }
     if [ "$code" != 200 ]; then
