@@ -240,6 +240,12 @@ static void on_worker_msg(gw_broker *b, gw_worker *w, const br_msg *m)
         gw_broker_log("worker %s is draining (%.*s); %u requests in flight", w->id,
                       (int)m->u.goodbye.reason.len, m->u.goodbye.reason.ptr, w->inflight);
         w->draining = true;
+        /* The acknowledgement: nothing more will be sent to it, so it may exit once
+         * what it holds is done.  Requests that crossed its GOODBYE still arrive and
+         * are served (PROTOCOL.md, draining). */
+        gw_broker_send(b, w, w->ident, w->ident_len,
+                       &(br_msg){.type = BR_MSG_GOODBYE,
+                                 .u.goodbye = {.reason = br_str_c("drain acknowledged")}});
         if (w->inflight == 0) {
             gw_broker_forget(b, w, "drained");
         } else {

@@ -309,10 +309,13 @@ static void idle_worker_saying_goodbye_is_forgotten(void **state)
     register_hello(x);
     br_msg bye = {.type = BR_MSG_GOODBYE, .u.goodbye = {.reason = br_str_c("draining")}};
     send_msg(x, &bye);
+    /* The GOODBYE is acknowledged, so the worker knows no more work will come. */
+    assert_true(run_until(x, &x->got[BR_MSG_GOODBYE], 1));
+    assert_string_equal(x->text, "drain acknowledged");
     br_msg hb = {.type = BR_MSG_HEARTBEAT};
     send_msg(x, &hb);
     /* Forgotten at once (nothing in flight): the HEARTBEAT gets "unknown worker". */
-    assert_true(run_until(x, &x->got[BR_MSG_GOODBYE], 1));
+    assert_true(run_until(x, &x->got[BR_MSG_GOODBYE], 2));
     assert_string_equal(x->text, "unknown worker");
     assert_false(gw_broker_ready(x->broker));
 }

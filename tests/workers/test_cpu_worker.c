@@ -158,6 +158,7 @@ static void sigterm_finishes_the_hash_then_exits_0(void **state)
     br_reply r = expect_reply(h, 1, NULL);
     assert_int_equal(r.status, 200);
     assert_true(body_has_str(r.body, "digest", LONG_DIGEST));
+    assert_int_equal(harness_send_goodbye(h, "drain acknowledged"), 0);
     assert_true(harness_exited_cleanly(h, WAIT_MS));
 }
 

@@ -300,12 +300,28 @@ static void sigterm_says_goodbye_finishes_in_flight_and_exits_0(void **state)
     assert_int_equal(kill(h->pid, SIGTERM), 0);
     br_msg m;
     assert_int_equal(harness_expect(h, BR_MSG_GOODBYE, &m, WAIT_MS, NULL), 0);
-    /* Work arriving after GOODBYE is refused, the in-flight sleep still completes. */
+    /* A request that crossed the GOODBYE on the wire is still served, and so is the
+     * sleep in flight; only the broker's acknowledgement lets the worker go. */
     assert_int_equal(harness_request(h, 3, "hello", "GET", "/hello", "/hello", 5000, NULL), 0);
-    assert_int_equal(expect_reply(h, 3).status, 503);
+    assert_int_equal(expect_reply(h, 3).status, 200);
     br_reply r = expect_reply(h, 1);
     assert_int_equal(r.status, 200);
     assert_true(body_has_int(r.body, "slept_ms", 500));
+    assert_int_equal(harness_send_goodbye(h, "drain acknowledged"), 0);
+    assert_true(harness_exited_cleanly(h, WAIT_MS));
+}
+
+static void draining_worker_waits_for_the_acknowledgement(void **state)
+{
+    harness *h = *state;
+    assert_int_equal(harness_register(h, "b1", NULL, NULL), 0);
+    assert_int_equal(kill(h->pid, SIGTERM), 0);
+    br_msg m;
+    assert_int_equal(harness_expect(h, BR_MSG_GOODBYE, &m, WAIT_MS, NULL), 0);
+    /* Idle, but not acknowledged yet: it must still be there to serve this. */
+    assert_int_equal(harness_request(h, 4, "hello", "GET", "/hello", "/hello", 5000, NULL), 0);
+    assert_int_equal(expect_reply(h, 4).status, 200);
+    assert_int_equal(harness_send_goodbye(h, "drain acknowledged"), 0);
     assert_true(harness_exited_cleanly(h, WAIT_MS));
 }
 
@@ -325,6 +341,7 @@ static void drain_timeout_cancels_what_is_left(void **state)
     br_msg m;
     assert_int_equal(harness_expect(h, BR_MSG_GOODBYE, &m, WAIT_MS, NULL), 0);
     assert_int_equal(expect_reply(h, 1).status, 499);
+    assert_int_equal(harness_send_goodbye(h, "drain acknowledged"), 0);
     assert_true(harness_exited_cleanly(h, WAIT_MS));
 }
 
@@ -350,6 +367,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_stopping_broker_leads_to_a_new_connection, setup,
                                         harness_teardown),
         cmocka_unit_test_setup_teardown(garbage_frames_do_not_hurt_the_worker, setup,
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(draining_worker_waits_for_the_acknowledgement, setup,
                                         harness_teardown),
         cmocka_unit_test_setup_teardown(sigterm_says_goodbye_finishes_in_flight_and_exits_0, setup,
                                         harness_teardown),

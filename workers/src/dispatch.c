@@ -145,10 +145,8 @@ static void cpu_after(uv_work_t *work, int status)
 
 void br__dispatch_request(br_worker *w, const br_request *m, const void *frame, size_t len)
 {
-    if (w->draining) {
-        reply_error_now(w, m->id, 503, "worker is shutting down");
-        return;
-    }
+    /* While draining, requests still come until the broker acknowledges our GOODBYE
+     * (they crossed it on the wire): serve them like any other. */
     const br_route_spec *spec = br__registry_route(&w->reg, m->service, m->method, m->route);
     if (!spec) {
         reply_error_now(w, m->id, 404, "Not Found");

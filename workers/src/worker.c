@@ -192,8 +192,13 @@ static void on_goodbye(br_worker *w, const br_goodbye *m)
     }
     br__log("broker said goodbye (%.*s)", (int)m->reason.len, m->reason.ptr ? m->reason.ptr : "");
     w->registered = false;
-    if (w->draining)
+    if (w->draining) {
+        /* Our GOODBYE was acknowledged (or the broker is stopping): no request can
+         * arrive any more. */
+        w->drain_acked = true;
+        br__worker_request_done(w);
         return;
+    }
     if (unknown) {
         send_ready(w);
         return;
@@ -293,7 +298,9 @@ static void on_tick(uv_timer_t *t)
         br__log("broker silent for %llu ms; reconnecting",
                 (unsigned long long)(now - w->last_recv));
         close_socket(w, 0);
-        if (!w->draining)
+        if (w->draining)
+            br__worker_request_done(w); /* no broker: nothing more can arrive */
+        else
             reconnect_later(w);
         return;
     }
@@ -319,7 +326,9 @@ static void shutdown_all(br_worker *w)
 
 void br__worker_request_done(br_worker *w)
 {
-    if (w->draining && w->inflight == 0)
+    /* Requests may cross our GOODBYE on the wire: stay until the broker acknowledged
+     * it (or there is no broker to send any) and nothing is in flight. */
+    if (w->draining && w->inflight == 0 && (w->drain_acked || !w->registered || !w->zs))
         shutdown_all(w);
 }
 

@@ -48,6 +48,7 @@ struct br_worker {
     uint64_t gen;                     /* current registration (see file comment) */
     bool registered;                  /* WELCOME received for the current READY */
     bool draining;                    /* SIGTERM seen: GOODBYE sent, no new work */
+    bool drain_acked;                 /* the broker answered our GOODBYE: no more work */
     bool drain_expired;               /* the drain timeout cancelled what was left */
     bool closing;                     /* everything is being closed */
     int result;                       /* what br_worker_run returns */
