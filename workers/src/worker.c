@@ -326,9 +326,10 @@ static void shutdown_all(br_worker *w)
 
 void br__worker_request_done(br_worker *w)
 {
-    /* Requests may cross our GOODBYE on the wire: stay until the broker acknowledged
-     * it (or there is no broker to send any) and nothing is in flight. */
-    if (w->draining && w->inflight == 0 && (w->drain_acked || !w->registered || !w->zs))
+    /* Requests may cross our GOODBYE on the wire - even before we saw WELCOME, since
+     * the broker registers us on READY: stay until the broker acknowledged it (or went
+     * silent and the socket was dropped) and nothing is in flight. */
+    if (w->draining && w->inflight == 0 && (w->drain_acked || !w->zs))
         shutdown_all(w);
 }
 
