@@ -135,7 +135,7 @@ void gw_calls_cancel(gw_broker *b, gw_worker *caller, uint64_t id);
 /* calls.c: caller is leaving: its pending calls are cancelled. */
 void gw_calls_caller_gone(gw_broker *b, gw_worker *caller);
 
-/* calls.c: REPLY(id) to caller carrying {"detail":DETAIL} as JSON. */
+/* calls.c: REPLY(id) to caller carrying {"detail":DETAIL} as msgpack. */
 void gw_calls_reply_detail(gw_broker *b, gw_worker *caller, uint64_t id, int status,
                            bool retry_after, const char *detail);
 
