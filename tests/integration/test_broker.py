@@ -108,6 +108,9 @@ class BuiltinRoutes(BrokerTestCase):
     def test_sleep_answers_and_validates(self):
         r = self.get("/sleep?ms=30")
         self.assertEqual((r.status, r.json()), (200, {"slept_ms": 30}))
+        # "+30" passes the gateway's validation, so the worker must take it too.
+        r = self.get("/sleep?ms=%2B30")
+        self.assertEqual((r.status, r.json()), (200, {"slept_ms": 30}))
         r = self.get("/sleep")
         self.assertEqual(r.status, 422)
         self.assertEqual(r.json(), {"detail": [{"type": "missing", "loc": ["query", "ms"],
