@@ -64,7 +64,7 @@ static const opt options[] = {
     {"max-pipeline", "BARISTA_MAX_PIPELINE", OPT_COUNT, F(http.max_pipeline), 1, 1024, "32",
      "requests queued per connection before reading pauses"},
     {"max-output-bytes", "BARISTA_MAX_OUTPUT_BYTES", OPT_SIZE, F(http.max_output_bytes), 1,
-     256 * MIB, "1m", "unsent response bytes per connection before reading pauses"},
+     256 * MIB, "1m", "unwritten request + answer bytes per connection before reading pauses"},
     {"broker", "BARISTA_BROKER", OPT_TEXT, F(broker_endpoint), 0, 0, "tcp://0.0.0.0:5555",
      "ZeroMQ endpoint the broker binds for workers"},
     {"broker-heartbeat", "BARISTA_BROKER_HEARTBEAT", OPT_DURATION, F(broker.heartbeat_ms), 10,
