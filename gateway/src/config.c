@@ -87,7 +87,7 @@ static const opt options[] = {
      "local mode: I/O worker processes"},
     {"cpu-workers", "BARISTA_CPU_WORKERS", OPT_COUNT, F(cpu_workers), 0, 256, "2",
      "local mode: CPU worker processes"},
-    {"io-services", "BARISTA_IO_SERVICES", OPT_TEXT, F(io_services), 0, 0, "hello,sleep,echo",
+    {"io-services", "BARISTA_IO_SERVICES", OPT_TEXT, F(io_services), 0, 0, "hello,sleep,echo,dashboard,fetch",
      "local mode: services each I/O worker hosts"},
     {"cpu-services", "BARISTA_CPU_SERVICES", OPT_TEXT, F(cpu_services), 0, 0, "hash",
      "local mode: services each CPU worker hosts"},
