@@ -13,6 +13,10 @@
 
 #include "services.h"
 
+/* The transfer gives up this much before the request's deadline, so that its own 504,
+ * which names the upstream, reaches the client before the gateway's generic one. */
+#define FETCH_REPLY_MARGIN_MS 50
+
 static void fetched(br_req *req, const br_result *res, void *arg)
 {
     (void)arg;
@@ -45,7 +49,10 @@ static void fetch(br_req *req)
         br_reply_error(req, 503, "no upstream configured (BARISTA_UPSTREAM_URL)");
         return;
     }
-    br_http_spec spec = {.method = "GET", .url = url};
+    uint32_t budget = br_req_remaining_ms(req);
+    if (budget > 2 * FETCH_REPLY_MARGIN_MS)
+        budget -= FETCH_REPLY_MARGIN_MS;
+    br_http_spec spec = {.method = "GET", .url = url, .timeout_ms = budget};
     int rc = br_http_fetch(req, &spec, fetched, NULL);
     if (rc != 0) {
         br_reply_error(req, rc == BR_ECLOSED ? 504 : 502, br_strerror(rc));

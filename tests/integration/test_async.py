@@ -1,0 +1,235 @@
+"""The async actor toolkit end to end: the real gateway, real barista-worker
+processes, real HTTP.  Covers the dashboard's gather (latency follows the slowest
+branch; partial results when a branch times out or its service has no worker), the
+fetch service against a local upstream this test starts (success, slow, refused),
+thread-pool offload keeping /hello responsive while a blocking call runs, and the
+watchdog naming a route that blocks the loop (barista-worker-test's `stall` service)."""
+
+import http.server
+import threading
+import time
+import unittest
+
+import harness as h
+
+HEARTBEAT_MS = 200
+# Bound on every wait for a condition; conditions are normally met in milliseconds.
+WAIT = 20.0
+# The dashboard's slowest branch: GET /sleep?ms=100.
+SLOWEST_S = 0.100
+# "Well before" bound for latencies (sanitizer builds run several times slower).
+WIDE_S = 2.0
+
+
+class Upstream:
+    """A local HTTP upstream in a thread: / answers at once, /slow after 3 s."""
+
+    def __init__(self):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                if self.path.startswith("/slow"):
+                    time.sleep(3)
+                body = b'{"upstream":"ok"}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    self.wfile.write(body)
+                except BrokenPipeError:
+                    pass  # the worker gave up on a slow answer, as it should
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path="/"):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class AsyncTestCase(unittest.TestCase):
+    def start(self, *gw_args):
+        self.endpoint = "tcp://127.0.0.1:%d" % h.free_port()
+        self.gw = h.start_gateway(self, "--broker", self.endpoint,
+                                  "--broker-heartbeat", "%dms" % HEARTBEAT_MS, *gw_args)
+
+    def worker(self, services, *args, binary="barista-worker", env=None):
+        p = h.start_process(self, [h.binary(binary), "--services", services,
+                                   "--connect", self.endpoint,
+                                   "--heartbeat-ms", str(HEARTBEAT_MS)] + list(args), env=env)
+        self.addCleanup(self.stop_cleanly, p)
+        return p
+
+    def stop_cleanly(self, p):
+        """Workers must drain and exit 0 (sanitizer findings and leaks fail)."""
+        if p.poll() is None:
+            code = p.stop()
+            self.assertEqual(code, 0, "worker exited %s:\n%s" % (code, p.stderr()))
+
+    def get(self, path, timeout=h.IO_TIMEOUT):
+        with self.gw.client(timeout=timeout) as c:
+            return c.request("GET", path)
+
+    def timed_get(self, path):
+        t0 = time.monotonic()
+        r = self.get(path)
+        return r, time.monotonic() - t0
+
+    def wait_until(self, cond, what):
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            if cond():
+                return
+            time.sleep(0.05)
+        self.fail("timed out waiting for %s; gateway stderr:\n%s" % (what, self.gw.stderr()))
+
+    def wait_joined(self, n):
+        self.wait_until(lambda: self.gw.stderr().count(" joined:") >= n, "%d workers" % n)
+
+    def wait_ready(self):
+        self.wait_until(lambda: self.get("/readyz").status == 200, "/readyz 200")
+
+
+class Dashboard(AsyncTestCase):
+    def setUp(self):
+        self.start()
+        self.io = self.worker("hello,sleep,dashboard")
+        self.cpu = self.worker("hash")
+        self.wait_joined(2)
+        self.wait_ready()
+
+    def test_gathers_all_three_branches_into_one_object(self):
+        r = self.get("/dashboard")
+        self.assertEqual(r.status, 200, r.body)
+        body = r.json()
+        self.assertEqual(body["hello"], {"message": "hello"})
+        self.assertEqual(body["sleep"], {"slept_ms": 100})
+        self.assertEqual(body["hash"]["n"], 1000)
+        self.assertEqual(len(body["hash"]["digest"]), 64)
+
+    def test_latency_follows_the_slowest_branch_not_the_sum(self):
+        self.get("/dashboard")  # warm up connections
+        for _ in range(5):
+            r, took = self.timed_get("/dashboard")
+            self.assertEqual(r.status, 200)
+            self.assertGreaterEqual(took, SLOWEST_S)
+            # The sum would add hash and hello to the sleep; a wide bound only.
+            self.assertLess(took, SLOWEST_S + WIDE_S)
+
+    def test_a_branch_past_the_gather_deadline_is_an_error_and_the_rest_returns(self):
+        r, took = self.timed_get("/dashboard?timeout_ms=50")
+        self.assertEqual(r.status, 200, r.body)
+        body = r.json()
+        self.assertEqual(body["hello"], {"message": "hello"})
+        self.assertEqual(body["sleep"]["error"]["status"], 504)
+        self.assertIn("deadline", body["sleep"]["error"]["detail"])
+        self.assertLess(took, WIDE_S)
+        # The cancelled sleep leaves the worker healthy.
+        self.assertEqual(self.get("/sleep?ms=1").status, 200)
+
+    def test_a_branch_whose_service_has_no_worker_is_an_error(self):
+        self.stop_cleanly(self.cpu)
+        self.wait_until(lambda: " removed:" in self.gw.stderr(), "hash worker removed")
+        r = self.get("/dashboard")
+        self.assertEqual(r.status, 200, r.body)
+        body = r.json()
+        self.assertEqual(body["sleep"], {"slept_ms": 100})
+        self.assertIn(body["hash"]["error"]["status"], (503, 504))
+        self.assertTrue(body["hash"]["error"]["detail"])
+
+    def test_timeout_ms_is_validated(self):
+        self.assertEqual(self.get("/dashboard?timeout_ms=0").status, 422)
+        self.assertEqual(self.get("/dashboard?timeout_ms=abc").status, 422)
+
+
+class Fetch(AsyncTestCase):
+    def start_fetch(self, path, *gw_args):
+        self.upstream = Upstream()
+        self.addCleanup(self.upstream.close)
+        self.start(*gw_args)
+        self.worker("fetch,hello", "--upstream-url", self.upstream.url(path))
+        self.wait_joined(1)
+        self.wait_ready()
+
+    def test_returns_the_upstreams_status_and_body(self):
+        self.start_fetch("/data")
+        for _ in range(3):  # the connection is reused
+            r = self.get("/fetch")
+            self.assertEqual(r.status, 200, r.body)
+            self.assertEqual(r.json(), {"status": 200, "content_type": "application/json",
+                                        "body": '{"upstream":"ok"}'})
+
+    def test_a_slow_upstream_is_a_504_with_detail_before_the_deadline(self):
+        self.start_fetch("/slow", "--default-timeout", "1s")
+        r, took = self.timed_get("/fetch")
+        self.assertEqual(r.status, 504, r.body)
+        self.assertIn("upstream timed out", r.json()["detail"])
+        self.assertLess(took, 3.0)
+        self.assertEqual(self.get("/hello").status, 200)
+
+    def test_a_refused_upstream_is_a_502_with_detail(self):
+        self.start_fetch("/data")
+        self.upstream.close()
+        r = self.get("/fetch")
+        self.assertEqual(r.status, 502, r.body)
+        self.assertIn("upstream unreachable", r.json()["detail"])
+
+    def test_without_an_upstream_it_says_so(self):
+        self.start()
+        self.worker("fetch", env={"BARISTA_UPSTREAM_URL": ""})
+        self.wait_joined(1)
+        self.wait_ready()
+        r = self.get("/fetch?url=http://example.com/")
+        self.assertEqual(r.status, 503)
+        self.assertIn("no upstream configured", r.json()["detail"])
+
+
+class OffloadAndWatchdog(AsyncTestCase):
+    def setUp(self):
+        self.start()
+        self.w = self.worker("hello,stall", "--threadpool", "2", "--stall-ms", "100",
+                             binary="barista-worker-test")
+        self.wait_joined(1)
+        self.wait_ready()
+
+    def test_pool_size_is_logged(self):
+        self.assertIn("thread pool: 2 threads", self.w.stderr())
+
+    def test_offload_keeps_hello_responsive_during_a_blocking_call(self):
+        done = {}
+
+        def blocking():
+            done["r"] = self.get("/stall/offload?ms=1500")
+
+        t = threading.Thread(target=blocking, daemon=True)
+        t.start()
+        time.sleep(0.2)  # the blocking call is running now
+        r, took = self.timed_get("/hello")
+        self.assertEqual(r.status, 200)
+        self.assertLess(took, 1.0, "hello waited for the blocking call")
+        self.assertTrue(t.is_alive(), "the blocking call ended before /hello was asked")
+        t.join(WAIT)
+        self.assertEqual((done["r"].status, done["r"].json()), (200, {"offloaded_ms": 1500}))
+        self.assertNotIn("stall:", self.w.stderr())
+
+    def test_a_route_that_blocks_the_loop_trips_the_watchdog(self):
+        r = self.get("/stall/block?ms=300")
+        self.assertEqual(r.status, 200)
+        self.wait_until(lambda: "stall: GET /stall/block blocked the loop for" in self.w.stderr(),
+                        "the watchdog's line")
+        self.assertEqual(self.w.stderr().count("stall:"), 1, self.w.stderr())
+
+
+if __name__ == "__main__":
+    unittest.main()
