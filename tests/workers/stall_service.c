@@ -80,7 +80,10 @@ static void offload(br_req *req)
 
 static const br_route_spec routes[] = {
     {.method = "GET", .path = "/stall/block", .handler = block, .summary = "block the loop"},
-    {.method = "GET", .path = "/stall/offload", .handler = offload, .summary = "block a pool thread"},
+    {.method = "GET",
+     .path = "/stall/offload",
+     .handler = offload,
+     .summary = "block a pool thread"},
 };
 
 static const br_service_spec stall_service = {

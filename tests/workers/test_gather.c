@@ -51,8 +51,8 @@ static int setup(void **state)
     assert_non_null(f);
     assert_int_equal(uv_loop_init(&f->w.loop), 0);
     char frame[1] = {0};
-    br_request m = {.id = 1, .method = br_str_c("GET"), .path = br_str_c("/g"),
-                    .deadline_ms = 60000};
+    br_request m = {
+        .id = 1, .method = br_str_c("GET"), .path = br_str_c("/g"), .deadline_ms = 60000};
     f->req = br__req_new(&f->w, &route, &m, frame, sizeof(frame));
     assert_non_null(f->req);
     *state = f;
@@ -72,7 +72,9 @@ static int teardown(void **state)
 
 static br_result result(uint16_t status)
 {
-    return (br_result){.status = status, .content_type = br_str_c(""), .body = br_str_c(""),
+    return (br_result){.status = status,
+                       .content_type = br_str_c(""),
+                       .body = br_str_c(""),
                        .detail = br_str_c("")};
 }
 
@@ -180,8 +182,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(reports_every_branch_in_order_once_after_start, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(the_last_branch_finishing_after_start_completes_it,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(the_last_branch_finishing_after_start_completes_it, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(
             the_deadline_turns_pending_branches_into_504s_and_keeps_the_rest, setup, teardown),
         cmocka_unit_test_setup_teardown(

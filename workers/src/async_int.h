@@ -14,8 +14,8 @@ struct br_worker;
 /* An operation a request owns.  When the request ends, br__ops_abort unlinks every
  * one and calls its abort, which stops it, frees what it can and never calls back. */
 typedef struct br__op {
-    struct br__op *prev, *next;        /* in the request's list */
-    void (*abort)(struct br__op *op);  /* the request ended first */
+    struct br__op *prev, *next;       /* in the request's list */
+    void (*abort)(struct br__op *op); /* the request ended first */
 } br__op;
 
 /* Links op into req's list / unlinks it (when it finished on its own). */

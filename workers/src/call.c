@@ -17,19 +17,19 @@
 #define CALL_METHOD_MAX 16
 
 struct br_call_op {
-    br__op op;           /* in the request's operations: abandoned when it ends */
+    br__op op;                /* in the request's operations: abandoned when it ends */
     struct br_call_op *hnext; /* next in its id bucket */
-    br_worker *w;        /* the worker whose table holds it */
-    br_req *req;         /* the request that made it */
-    uint64_t id;         /* the CALL's id; the REPLY carries it back */
-    br_result_fn cb;     /* answer callback */
-    void *arg;           /* its argument */
+    br_worker *w;             /* the worker whose table holds it */
+    br_req *req;              /* the request that made it */
+    uint64_t id;              /* the CALL's id; the REPLY carries it back */
+    br_result_fn cb;          /* answer callback */
+    void *arg;                /* its argument */
 };
 
 struct br__calls {
     br_call_op *buckets[CALL_BUCKETS]; /* calls in flight by id */
-    uint32_t count;                 /* entries in the table, at most BR_CALLS_MAX */
-    uint64_t next_id;               /* ids are never reused by a worker */
+    uint32_t count;                    /* entries in the table, at most BR_CALLS_MAX */
+    uint64_t next_id;                  /* ids are never reused by a worker */
 };
 
 static br_call_op **bucket(br__calls *t, uint64_t id)
@@ -96,7 +96,8 @@ static br_str url_decode(br_req *req, const char *s, size_t n)
     size_t len = 0;
     for (size_t i = 0; i < n; i++) {
         int hi, lo;
-        if (s[i] == '%' && i + 2 < n && (hi = hex_value(s[i + 1])) >= 0 && (lo = hex_value(s[i + 2])) >= 0) {
+        if (s[i] == '%' && i + 2 < n && (hi = hex_value(s[i + 1])) >= 0 &&
+            (lo = hex_value(s[i + 2])) >= 0) {
             d[len++] = (char)(hi * 16 + lo);
             i += 2;
         } else {

@@ -14,22 +14,22 @@
 /* One branch: its outcome and what to cancel at the deadline. */
 typedef struct branch {
     struct br_gather *g; /* the gather it belongs to */
-    br_call_op *call;       /* the call behind it, or NULL for other operations */
+    br_call_op *call;    /* the call behind it, or NULL for other operations */
     bool done;           /* its outcome is in results[] */
 } branch;
 
 struct br_gather {
-    uv_timer_t timer;                    /* the deadline (adopted by the request) */
-    br_req *req;                         /* the request it belongs to */
-    br_gather_fn cb;                     /* called once at the end */
-    void *arg;                           /* its argument */
-    uint32_t timeout_ms;                 /* the deadline, from br_gather_start */
-    size_t n;                            /* branches added */
-    size_t pending;                      /* branches not done yet */
-    bool started;                        /* br_gather_start ran */
-    bool finished;                       /* cb ran (or is running) */
-    branch branches[BR_GATHER_MAX];      /* per branch bookkeeping */
-    br_result results[BR_GATHER_MAX];    /* per branch outcome, in order */
+    uv_timer_t timer;                 /* the deadline (adopted by the request) */
+    br_req *req;                      /* the request it belongs to */
+    br_gather_fn cb;                  /* called once at the end */
+    void *arg;                        /* its argument */
+    uint32_t timeout_ms;              /* the deadline, from br_gather_start */
+    size_t n;                         /* branches added */
+    size_t pending;                   /* branches not done yet */
+    bool started;                     /* br_gather_start ran */
+    bool finished;                    /* cb ran (or is running) */
+    branch branches[BR_GATHER_MAX];   /* per branch bookkeeping */
+    br_result results[BR_GATHER_MAX]; /* per branch outcome, in order */
 };
 
 static const br_str empty = {"", 0};

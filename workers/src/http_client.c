@@ -24,14 +24,14 @@
 
 /* A watched socket. */
 typedef struct http_sock {
-    uv_poll_t poll;              /* readiness of fd */
-    curl_socket_t fd;            /* curl's socket */
-    struct br__http *h;          /* the client that watches it */
+    uv_poll_t poll;                /* readiness of fd */
+    curl_socket_t fd;              /* curl's socket */
+    struct br__http *h;            /* the client that watches it */
     struct http_sock *prev, *next; /* in the client's list, for closing */
 } http_sock;
 
 struct br__http {
-    CURLM *multi;    /* the multi handle: every transfer of this worker */
+    CURLM *multi;     /* the multi handle: every transfer of this worker */
     uv_timer_t timer; /* curl's timeout */
     br_worker *w;     /* the worker */
     http_sock *socks; /* watched sockets */
@@ -39,16 +39,16 @@ struct br__http {
 
 /* One transfer. */
 typedef struct fetch {
-    br__op op;                  /* in the request's operations: aborted when it ends */
-    CURL *easy;                 /* the transfer */
-    br__http *h;                /* the client it runs on */
-    br_req *req;                /* the request that started it */
-    br_result_fn cb;            /* the answer's callback */
-    void *arg;                  /* its argument */
-    struct curl_slist *headers; /* request headers, or NULL */
-    br_buf body;                /* the answer's body, at most BR_HTTP_BODY_MAX */
-    bool too_big;               /* the body passed its limit */
-    uint32_t timeout_ms;        /* the transfer's budget */
+    br__op op;                   /* in the request's operations: aborted when it ends */
+    CURL *easy;                  /* the transfer */
+    br__http *h;                 /* the client it runs on */
+    br_req *req;                 /* the request that started it */
+    br_result_fn cb;             /* the answer's callback */
+    void *arg;                   /* its argument */
+    struct curl_slist *headers;  /* request headers, or NULL */
+    br_buf body;                 /* the answer's body, at most BR_HTTP_BODY_MAX */
+    bool too_big;                /* the body passed its limit */
+    uint32_t timeout_ms;         /* the transfer's budget */
     char error[CURL_ERROR_SIZE]; /* curl's message for a failure */
 } fetch;
 
@@ -290,8 +290,7 @@ static void fetch_abort(br__op *op)
 
 int br_http_fetch(br_req *req, const br_http_spec *spec, br_result_fn cb, void *arg)
 {
-    if (!cb || !spec->url || spec->nheaders > BR_HTTP_MAX_HEADERS || req->on_thread ||
-        req->ended)
+    if (!cb || !spec->url || spec->nheaders > BR_HTTP_MAX_HEADERS || req->on_thread || req->ended)
         return BR_EINVAL;
     uint32_t budget = br_req_remaining_ms(req);
     if (spec->timeout_ms && spec->timeout_ms < budget)

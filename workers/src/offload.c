@@ -41,10 +41,8 @@ static void after_run(uv_work_t *work, int status)
     br_req *req = o->req;
     if (!o->abandoned) {
         br__op_unlink(req, &o->op);
-        br_result res = {.status = o->status,
-                         .content_type = {"", 0},
-                         .body = {"", 0},
-                         .detail = {"", 0}};
+        br_result res = {
+            .status = o->status, .content_type = {"", 0}, .body = {"", 0}, .detail = {"", 0}};
         br__watch_enter(req->worker, req->spec);
         o->after(req, &res, o->arg);
         br__watch_leave(req->worker);

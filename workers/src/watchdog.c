@@ -15,15 +15,15 @@
 #include "worker_int.h"
 
 struct br__watch {
-    uv_prepare_t prepare;           /* once per loop iteration */
-    uint64_t iter_ns;               /* uv_hrtime() at the last iteration's prepare */
-    uint64_t idle_ns;               /* the loop's idle time then */
-    uint64_t stall_ns;              /* the threshold */
-    const br_route_spec *current;   /* the route whose code runs now, or NULL */
-    const br_route_spec *last;      /* the last route whose code ran */
-    uint64_t enter_ns;              /* when the outermost run started */
-    unsigned depth;                 /* nested runs (a continuation inside a callback) */
-    bool reported;                  /* this iteration's stall is logged already */
+    uv_prepare_t prepare;         /* once per loop iteration */
+    uint64_t iter_ns;             /* uv_hrtime() at the last iteration's prepare */
+    uint64_t idle_ns;             /* the loop's idle time then */
+    uint64_t stall_ns;            /* the threshold */
+    const br_route_spec *current; /* the route whose code runs now, or NULL */
+    const br_route_spec *last;    /* the last route whose code ran */
+    uint64_t enter_ns;            /* when the outermost run started */
+    unsigned depth;               /* nested runs (a continuation inside a callback) */
+    bool reported;                /* this iteration's stall is logged already */
 };
 
 static void on_prepare(uv_prepare_t *p)

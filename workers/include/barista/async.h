@@ -76,11 +76,10 @@ typedef struct br_call_op br_call_op;
  * caller's remaining deadline, or spec->timeout_ms when that is shorter, so budgets
  * shrink hop by hop; the request's trace context goes with it.  cb(req, res, arg)
  * runs once with the answer: the callee's reply, or the broker's own error (404, 422,
- * 503 no worker, 504 deadline), or a 502 when the connection to the broker is lost.  *out, when not NULL, receives
- * the call for br_call_cancel.
- * Returns 0 (cb will run unless the request ends or the call is cancelled first),
- * BR_EINVAL (bad spec, or a CPU request: calls are for I/O handlers), BR_ECLOSED (no
- * broker connection, or the deadline already passed), BR_EFULL (BR_CALLS_MAX) or
+ * 503 no worker, 504 deadline), or a 502 when the connection to the broker is lost.  *out, when not
+ * NULL, receives the call for br_call_cancel. Returns 0 (cb will run unless the request ends or the
+ * call is cancelled first), BR_EINVAL (bad spec, or a CPU request: calls are for I/O handlers),
+ * BR_ECLOSED (no broker connection, or the deadline already passed), BR_EFULL (BR_CALLS_MAX) or
  * BR_ENOMEM; then cb never runs. */
 int br_call(br_req *req, const br_call_spec *spec, br_result_fn cb, void *arg, br_call_op **out);
 
