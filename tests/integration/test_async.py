@@ -11,6 +11,7 @@ import time
 import unittest
 
 import harness as h
+from zmtp_peer import CANCEL, HEARTBEAT, REQUEST, WELCOME, ZmtpDealer, pack, ready_msg
 
 HEARTBEAT_MS = 200
 # Bound on every wait for a condition; conditions are normally met in milliseconds.
@@ -151,6 +152,64 @@ class Dashboard(AsyncTestCase):
     def test_timeout_ms_is_validated(self):
         self.assertEqual(self.get("/dashboard?timeout_ms=0").status, 422)
         self.assertEqual(self.get("/dashboard?timeout_ms=abc").status, 422)
+
+
+class CallContext(AsyncTestCase):
+    """A bare ZMTP peer plays the sleep service, to see what a call carries."""
+
+    TRACE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+    def setUp(self):
+        self.start()
+        self.worker("hello,dashboard")
+        self.worker("hash")
+        self.wait_joined(2)
+        port = int(self.endpoint.rsplit(":", 1)[1])
+        self.z = ZmtpDealer("127.0.0.1", port)
+        self.addCleanup(self.z.close)
+        self.z.send(ready_msg("fake:sleep", [("sleep", [("GET", "/sleep")])],
+                              heartbeat_ms=HEARTBEAT_MS))
+        self.z.recv_type(WELCOME)
+        stop = threading.Event()
+
+        def beat():  # stays alive for the broker while the test waits
+            while not stop.wait(HEARTBEAT_MS / 2000):
+                self.z.send(pack([1, HEARTBEAT]))
+
+        beater = threading.Thread(target=beat, daemon=True)
+        beater.start()
+        self.addCleanup(beater.join)
+        self.addCleanup(stop.set)
+
+    def test_callee_gets_the_shrunk_deadline_and_the_trace_and_a_cancel_when_late(self):
+        out = {}
+
+        def ask():
+            with self.gw.client() as c:
+                out["r"] = c.request("GET", "/dashboard?timeout_ms=1500",
+                                     [("traceparent", self.TRACE)])
+
+        t = threading.Thread(target=ask, daemon=True)
+        t.start()
+        req = self.z.recv_type(REQUEST)
+        rid, path, query, deadline, trace = req[2], req[6], req[8], req[12], req[13]
+        self.assertEqual((path, query), ("/sleep", [["ms", "100"]]))
+        self.assertTrue(0 < deadline <= 1500, deadline)
+        self.assertEqual(trace, self.TRACE)
+        # No answer: at the gather's deadline the call is cancelled downstream.
+        self.assertEqual(self.z.recv_type(CANCEL)[2], rid)
+        t.join(WAIT)
+        r = out["r"]
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.json()["sleep"]["error"]["status"], 504)
+        self.assertEqual(r.json()["hello"], {"message": "hello"})
+
+    def test_calls_are_cancelled_when_their_request_is(self):
+        c = self.gw.client()
+        c.send(b"GET /dashboard HTTP/1.1\r\nHost: x\r\n\r\n")
+        rid = self.z.recv_type(REQUEST)[2]
+        c.close()  # the client leaves: the dashboard request is cancelled
+        self.assertEqual(self.z.recv_type(CANCEL)[2], rid)
 
 
 class Fetch(AsyncTestCase):

@@ -127,7 +127,11 @@ int br_gather_call(br_gather *g, const br_call_spec *spec)
     branch *b = add(g, &index);
     if (!b)
         return g->started ? BR_EINVAL : BR_EFULL;
-    int rc = br_call(g->req, spec, br_gather_done, b, &b->call);
+    /* The callee gets no more time than the gather waits for it. */
+    br_call_spec bounded = *spec;
+    if (g->timeout_ms && (!bounded.timeout_ms || bounded.timeout_ms > g->timeout_ms))
+        bounded.timeout_ms = g->timeout_ms;
+    int rc = br_call(g->req, &bounded, br_gather_done, b, &b->call);
     if (rc != 0) {
         /* The branch fails now; the gather carries on with the others. */
         br_result r;

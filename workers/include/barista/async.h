@@ -106,7 +106,8 @@ typedef void (*br_gather_fn)(br_req *req, const br_result *results, size_t n, vo
  * Returns NULL when out of memory.  The gather belongs to the request. */
 br_gather *br_gather_new(br_req *req, uint32_t timeout_ms, br_gather_fn cb, void *arg);
 
-/* Adds a call as the next branch.  A call that cannot start is a finished branch with
+/* Adds a call as the next branch; its callee's deadline is at most the gather's
+ * timeout.  A call that cannot start is a finished branch with
  * the reason as its result (so the gather still runs).  Returns the branch index, or
  * BR_EFULL (BR_GATHER_MAX) / BR_EINVAL (after start). */
 int br_gather_call(br_gather *g, const br_call_spec *spec);
