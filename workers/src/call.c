@@ -144,7 +144,9 @@ int br_call(br_req *req, const br_call_spec *spec, br_result_fn cb, void *arg, b
     if (!cb || !spec->path || spec->path[0] != '/' || !*method ||
         strlen(method) > CALL_METHOD_MAX || req->on_thread || req->ended)
         return BR_EINVAL;
-    if (!w->zs || !w->registered)
+    /* A draining worker still calls for the requests it finishes: the broker keeps it
+     * until they are answered. */
+    if (!w->zs || !(w->registered || w->drain_acked))
         return BR_ECLOSED;
     uint32_t budget = br_req_remaining_ms(req);
     if (spec->timeout_ms && spec->timeout_ms < budget)
