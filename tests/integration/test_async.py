@@ -28,6 +28,7 @@ class Upstream:
     def __init__(self):
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
 
             def do_GET(self):
                 if self.path.startswith("/slow"):
