@@ -11,11 +11,9 @@ import time
 import unittest
 
 import harness as h
+from test_broker import HEARTBEAT_MS, WAIT, BrokerTestCase
 from zmtp_peer import CANCEL, HEARTBEAT, REQUEST, WELCOME, ZmtpDealer, pack, ready_msg
 
-HEARTBEAT_MS = 200
-# Bound on every wait for a condition; conditions are normally met in milliseconds.
-WAIT = 20.0
 # The dashboard's slowest branch: GET /sleep?ms=100.
 SLOWEST_S = 0.100
 # "Well before" bound for latencies (sanitizer builds run several times slower).
@@ -60,13 +58,9 @@ class Upstream:
         self.server.server_close()
 
 
-class AsyncTestCase(unittest.TestCase):
-    def start(self, *gw_args):
-        self.endpoint = "tcp://127.0.0.1:%d" % h.free_port()
-        self.gw = h.start_gateway(self, "--broker", self.endpoint,
-                                  "--broker-heartbeat", "%dms" % HEARTBEAT_MS, *gw_args)
-
+class AsyncTestCase(BrokerTestCase):
     def worker(self, services, *args, binary="barista-worker", env=None):
+        """A worker (of `binary`) that must drain and exit 0 when the test ends."""
         p = h.start_process(self, [h.binary(binary), "--services", services,
                                    "--connect", self.endpoint,
                                    "--heartbeat-ms", str(HEARTBEAT_MS)] + list(args), env=env)
@@ -74,33 +68,15 @@ class AsyncTestCase(unittest.TestCase):
         return p
 
     def stop_cleanly(self, p):
-        """Workers must drain and exit 0 (sanitizer findings and leaks fail)."""
+        """Sanitizer findings and leaks make a worker exit non-zero."""
         if p.poll() is None:
             code = p.stop()
             self.assertEqual(code, 0, "worker exited %s:\n%s" % (code, p.stderr()))
-
-    def get(self, path, timeout=h.IO_TIMEOUT):
-        with self.gw.client(timeout=timeout) as c:
-            return c.request("GET", path)
 
     def timed_get(self, path):
         t0 = time.monotonic()
         r = self.get(path)
         return r, time.monotonic() - t0
-
-    def wait_until(self, cond, what):
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:
-            if cond():
-                return
-            time.sleep(0.05)
-        self.fail("timed out waiting for %s; gateway stderr:\n%s" % (what, self.gw.stderr()))
-
-    def wait_joined(self, n):
-        self.wait_until(lambda: self.gw.stderr().count(" joined:") >= n, "%d workers" % n)
-
-    def wait_ready(self):
-        self.wait_until(lambda: self.get("/readyz").status == 200, "/readyz 200")
 
 
 class Dashboard(AsyncTestCase):
@@ -166,8 +142,7 @@ class CallContext(AsyncTestCase):
         self.worker("hello,dashboard")
         self.worker("hash")
         self.wait_joined(2)
-        port = int(self.endpoint.rsplit(":", 1)[1])
-        self.z = ZmtpDealer("127.0.0.1", port)
+        self.z = ZmtpDealer("127.0.0.1", self.broker_port)
         self.addCleanup(self.z.close)
         self.z.send(ready_msg("fake:sleep", [("sleep", [("GET", "/sleep")])],
                               heartbeat_ms=HEARTBEAT_MS))

@@ -25,6 +25,11 @@ void br__op_unlink(br_req *req, br__op *op);
 /* Aborts every operation req still owns.  Called by br__req_release. */
 void br__ops_abort(br_req *req);
 
+/* The time an operation of req may take: the request's remaining deadline, or
+ * timeout_ms when that is shorter (0 means no shorter limit).  0 once the deadline
+ * passed. */
+uint32_t br__req_budget(const br_req *req, uint32_t timeout_ms);
+
 /* Keeps req's memory alive past its end while a thread-pool job may still read it;
  * br__req_unpin releases a request whose release was deferred. */
 void br__req_pin(br_req *req);

@@ -75,48 +75,15 @@ void br_call_cancel(br_call_op *c)
 /* ---------------------------------------------------------------------------------- */
 /* Building the CALL.                                                                  */
 
-static int hex_value(char c)
+/* The query of a call: the pairs of "a=1&b=2" (taken literally) followed by
+ * spec->query, in the arena.  Returns the count, or -1 when there are more than
+ * BR_CALL_MAX_QUERY or memory runs out. */
+static int call_query(br_req *req, const char *q, const br_call_spec *spec, br_pair **out)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes s[0..n) ('+' is a space, as in a form) into the arena. */
-static br_str url_decode(br_req *req, const char *s, size_t n)
-{
-    br_str out = {"", 0};
-    char *d = br_req_alloc(req, n + 1);
-    if (!d)
-        return out;
-    size_t len = 0;
-    for (size_t i = 0; i < n; i++) {
-        int hi, lo;
-        if (s[i] == '%' && i + 2 < n && (hi = hex_value(s[i + 1])) >= 0 &&
-            (lo = hex_value(s[i + 2])) >= 0) {
-            d[len++] = (char)(hi * 16 + lo);
-            i += 2;
-        } else {
-            d[len++] = s[i] == '+' ? ' ' : s[i];
-        }
-    }
-    out.ptr = d;
-    out.len = (uint32_t)len;
-    return out;
-}
-
-/* Splits "a=1&b=2" into decoded pairs in the arena.  Returns the count, or -1 when
- * there are more than BR_CALL_MAX_QUERY or memory runs out. */
-static int parse_query(br_req *req, const char *q, br_pair **out)
-{
-    if (!*q)
+    if (!*q && !spec->nquery)
         return 0;
     br_pair *pairs = br_req_alloc(req, BR_CALL_MAX_QUERY * sizeof(*pairs));
-    if (!pairs)
+    if (!pairs || spec->nquery > BR_CALL_MAX_QUERY)
         return -1;
     int n = 0;
     while (*q) {
@@ -127,12 +94,16 @@ static int parse_query(br_req *req, const char *q, br_pair **out)
                 return -1;
             const char *eq = memchr(q, '=', len);
             size_t nlen = eq ? (size_t)(eq - q) : len;
-            pairs[n].name = url_decode(req, q, nlen);
-            pairs[n].value = eq ? url_decode(req, eq + 1, len - nlen - 1) : br_str_c("");
+            pairs[n].name = (br_str){q, (uint32_t)nlen};
+            pairs[n].value = eq ? (br_str){eq + 1, (uint32_t)(len - nlen - 1)} : br_str_c("");
             n++;
         }
         q += len + (amp ? 1 : 0);
     }
+    if (spec->nquery > (size_t)(BR_CALL_MAX_QUERY - n))
+        return -1;
+    for (size_t i = 0; i < spec->nquery; i++)
+        pairs[n++] = spec->query[i];
     *out = pairs;
     return n;
 }
@@ -148,9 +119,7 @@ int br_call(br_req *req, const br_call_spec *spec, br_result_fn cb, void *arg, b
      * until they are answered. */
     if (!w->zs || !(w->registered || w->drain_acked))
         return BR_ECLOSED;
-    uint32_t budget = br_req_remaining_ms(req);
-    if (spec->timeout_ms && spec->timeout_ms < budget)
-        budget = spec->timeout_ms;
+    uint32_t budget = br__req_budget(req, spec->timeout_ms);
     if (budget == 0)
         return BR_ECLOSED;
     if (!w->calls) {
@@ -170,12 +139,10 @@ int br_call(br_req *req, const br_call_spec *spec, br_result_fn cb, void *arg, b
     m->method = br_str_c(method);
     m->path.ptr = spec->path;
     m->path.len = (uint32_t)(qmark ? (size_t)(qmark - spec->path) : strlen(spec->path));
-    if (qmark) {
-        int nq = parse_query(req, qmark + 1, &m->query);
-        if (nq < 0)
-            return BR_ELIMIT;
-        m->nquery = (uint32_t)nq;
-    }
+    int nq = call_query(req, qmark ? qmark + 1 : "", spec, &m->query);
+    if (nq < 0)
+        return BR_ELIMIT;
+    m->nquery = (uint32_t)nq;
     if (spec->body_len) {
         m->body.ptr = spec->body;
         m->body.len = (uint32_t)spec->body_len;

@@ -166,9 +166,7 @@ int br_gather_start(br_gather *g)
     if (g->started)
         return BR_EINVAL;
     g->started = true;
-    uint32_t budget = br_req_remaining_ms(g->req);
-    if (g->timeout_ms && g->timeout_ms < budget)
-        budget = g->timeout_ms;
+    uint32_t budget = br__req_budget(g->req, g->timeout_ms);
     g->timeout_ms = budget;
     /* With nothing pending the callback still waits for the loop: never from here. */
     uv_timer_start(&g->timer, on_deadline, g->pending ? budget : 0, 0);

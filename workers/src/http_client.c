@@ -292,9 +292,7 @@ int br_http_fetch(br_req *req, const br_http_spec *spec, br_result_fn cb, void *
 {
     if (!cb || !spec->url || spec->nheaders > BR_HTTP_MAX_HEADERS || req->on_thread || req->ended)
         return BR_EINVAL;
-    uint32_t budget = br_req_remaining_ms(req);
-    if (spec->timeout_ms && spec->timeout_ms < budget)
-        budget = spec->timeout_ms;
+    uint32_t budget = br__req_budget(req, spec->timeout_ms);
     if (budget == 0)
         return BR_ECLOSED;
     br__http *h = client_of(req->worker);

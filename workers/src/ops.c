@@ -37,6 +37,12 @@ void br__ops_abort(br_req *req)
     }
 }
 
+uint32_t br__req_budget(const br_req *req, uint32_t timeout_ms)
+{
+    uint32_t budget = br_req_remaining_ms(req);
+    return timeout_ms && timeout_ms < budget ? timeout_ms : budget;
+}
+
 void br__req_pin(br_req *req)
 {
     req->pins++;

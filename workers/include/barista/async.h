@@ -62,7 +62,10 @@ typedef void (*br_result_fn)(br_req *req, const br_result *res, void *arg);
 typedef struct br_call_spec {
     const char *method;       /* "GET" when NULL */
     const char *path;         /* path with an optional query, e.g. "/sleep?ms=100";
-                                 query values are percent-decoded like a URL's */
+                                 the query's names and values are taken literally */
+    const br_pair *query;     /* more query parameters (any bytes: a value with '&',
+                                 '=' or '%' goes here); may be NULL */
+    size_t nquery;            /* entries in query */
     const char *content_type; /* the body's media type; NULL for none */
     const void *body;         /* request body; may be NULL */
     size_t body_len;          /* bytes in body */
@@ -79,8 +82,8 @@ typedef struct br_call_op br_call_op;
  * 503 no worker, 504 deadline), or a 502 when the connection to the broker is lost.  *out, when not
  * NULL, receives the call for br_call_cancel. Returns 0 (cb will run unless the request ends or the
  * call is cancelled first), BR_EINVAL (bad spec, or a CPU request: calls are for I/O handlers),
- * BR_ECLOSED (no broker connection, or the deadline already passed), BR_EFULL (BR_CALLS_MAX) or
- * BR_ENOMEM; then cb never runs. */
+ * BR_ECLOSED (no broker connection, or the deadline already passed), BR_EFULL (BR_CALLS_MAX),
+ * BR_ELIMIT (more than BR_CALL_MAX_QUERY query parameters) or BR_ENOMEM; then cb never runs. */
 int br_call(br_req *req, const br_call_spec *spec, br_result_fn cb, void *arg, br_call_op **out);
 
 /* Abandons a call: CANCEL goes to the broker and cb never runs.  Safe only before cb
