@@ -4,6 +4,8 @@
  *
  *   GET /stall/block?ms=N    blocks the loop for N ms, then {"blocked_ms": N}: the
  *                            mistake the watchdog exists to catch
+ *   GET /stall/later?ms=N    blocks for N ms in a timer callback of its own, which the
+ *                            runtime does not wrap: the loop-level measurement sees it
  *   GET /stall/offload?ms=N  the same blocking call on the thread pool (br_offload),
  *                            then {"offloaded_ms": N}: the fix
  *
@@ -52,6 +54,36 @@ static void block(br_req *req)
     reply_ms(req, "blocked_ms", ms);
 }
 
+/* The state of /stall/later, in the request's arena. */
+typedef struct later {
+    uv_timer_t timer; /* adopted by the request */
+    br_req *req;      /* the request to answer */
+    int64_t ms;       /* how long to block */
+} later;
+
+static void block_later(uv_timer_t *t)
+{
+    later *l = t->data;
+    block_for(l->ms);
+    reply_ms(l->req, "blocked_ms", l->ms);
+}
+
+static void block_in_timer(br_req *req)
+{
+    later *l = br_req_alloc(req, sizeof(*l));
+    if (!l) {
+        br_reply_error(req, 500, "out of memory");
+        return;
+    }
+    if (read_ms(req, &l->ms) != 0)
+        return;
+    l->req = req;
+    uv_timer_init(br_req_loop(req), &l->timer);
+    l->timer.data = l;
+    br_req_adopt(req, (uv_handle_t *)&l->timer); /* the first handle: cannot be full */
+    uv_timer_start(&l->timer, block_later, 0, 0);
+}
+
 static uint16_t offloaded_work(void *arg)
 {
     block_for(*(int64_t *)arg);
@@ -80,6 +112,10 @@ static void offload(br_req *req)
 
 static const br_route_spec routes[] = {
     {.method = "GET", .path = "/stall/block", .handler = block, .summary = "block the loop"},
+    {.method = "GET",
+     .path = "/stall/later",
+     .handler = block_in_timer,
+     .summary = "block the loop in a timer"},
     {.method = "GET",
      .path = "/stall/offload",
      .handler = offload,

@@ -8,11 +8,16 @@
  * iteration minus the time the loop spent waiting (libuv's idle-time metric): what is
  * left was spent in callbacks, so a stall in code the runtime does not see (a handler's
  * own timer callback, say) is logged too, naming the last route the runtime ran.
- * Each stall is logged once.
+ * Each stall is logged once, and loop-level lines at most once per
+ * WATCH_LOOP_LOG_MS, since a loaded loop (thousands of timers due at once) would
+ * otherwise log every iteration.
  */
 #include <stdlib.h>
 
 #include "worker_int.h"
+
+/* Least time between two loop-level stall lines; the ones in between are counted. */
+#define WATCH_LOOP_LOG_MS 1000
 
 struct br__watch {
     uv_prepare_t prepare;         /* once per loop iteration */
@@ -24,6 +29,8 @@ struct br__watch {
     uint64_t enter_ns;            /* when the outermost run started */
     unsigned depth;               /* nested runs (a continuation inside a callback) */
     bool reported;                /* this iteration's stall is logged already */
+    uint64_t loop_logged_ns;      /* when the last loop-level line was logged */
+    unsigned loop_suppressed;     /* loop-level stalls not logged since */
 };
 
 static void on_prepare(uv_prepare_t *p)
@@ -37,9 +44,16 @@ static void on_prepare(uv_prepare_t *p)
     busy = busy > waited ? busy - waited : 0;
     if (busy > wd->stall_ns && !wd->reported) {
         const br_route_spec *r = wd->last;
-        br__log("stall: the loop was blocked for %llu ms (threshold %u ms); last route: %s %s",
-                (unsigned long long)(busy / 1000000u), w->stall_ms, r ? r->method : "-",
-                r ? r->path : "-");
+        if (wd->loop_logged_ns && now - wd->loop_logged_ns < WATCH_LOOP_LOG_MS * 1000000ull) {
+            wd->loop_suppressed++;
+        } else {
+            br__log("stall: the loop was blocked for %llu ms (threshold %u ms); last route: "
+                    "%s %s (%u more since the last line)",
+                    (unsigned long long)(busy / 1000000u), w->stall_ms, r ? r->method : "-",
+                    r ? r->path : "-", wd->loop_suppressed);
+            wd->loop_logged_ns = now;
+            wd->loop_suppressed = 0;
+        }
     }
     wd->iter_ns = now;
     wd->idle_ns = idle;
