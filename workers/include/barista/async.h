@@ -106,13 +106,15 @@ typedef void (*br_gather_fn)(br_req *req, const br_result *results, size_t n, vo
 
 /* Starts an empty gather for req with a deadline of timeout_ms (0: the request's
  * remaining deadline; never more than it).  Add branches, then br_gather_start.
- * Returns NULL when out of memory.  The gather belongs to the request. */
+ * The gather lives in the request's arena and its deadline timer is one of the
+ * request's BR_REQ_MAX_HANDLES adopted handles.  Returns NULL when memory runs out,
+ * the handles are all taken, or req is a CPU request or ended. */
 br_gather *br_gather_new(br_req *req, uint32_t timeout_ms, br_gather_fn cb, void *arg);
 
 /* Adds a call as the next branch; its callee's deadline is at most the gather's
- * timeout.  A call that cannot start is a finished branch with
- * the reason as its result (so the gather still runs).  Returns the branch index, or
- * BR_EFULL (BR_GATHER_MAX) / BR_EINVAL (after start). */
+ * timeout.  A call that cannot start is a finished branch with the reason as its
+ * result (so the gather still runs).  Returns the branch index, or BR_EFULL
+ * (BR_GATHER_MAX) / BR_EINVAL (after start). */
 int br_gather_call(br_gather *g, const br_call_spec *spec);
 
 /* Adds a branch completed by any other async operation: pass br_gather_done as that
