@@ -101,8 +101,8 @@ class Dashboard(AsyncTestCase):
         for _ in range(5):
             r, took = self.timed_get("/dashboard")
             self.assertEqual(r.status, 200)
-            self.assertGreaterEqual(took, SLOWEST_S)
-            # The sum would add hash and hello to the sleep; a wide bound only.
+            self.assertEqual(r.json()["sleep"], {"slept_ms": 100})
+            # A wide bound only: tests do not time (tests/bench/async_bench.py measures).
             self.assertLess(took, SLOWEST_S + WIDE_S)
 
     def test_a_branch_past_the_gather_deadline_is_an_error_and_the_rest_returns(self):
@@ -210,7 +210,10 @@ class Fetch(AsyncTestCase):
         self.start_fetch("/slow", "--default-timeout", "1s")
         r, took = self.timed_get("/fetch")
         self.assertEqual(r.status, 504, r.body)
-        self.assertIn("upstream timed out", r.json()["detail"])
+        # The worker gives up 100 ms early to name the upstream; on a loaded machine the
+        # gateway's own 504 may still be first.  Either way a 504 with a reason.
+        detail = r.json()["detail"]
+        self.assertTrue("upstream timed out" in detail or "within 1000 ms" in detail, detail)
         self.assertLess(took, 3.0)
         self.assertEqual(self.get("/hello").status, 200)
 

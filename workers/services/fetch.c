@@ -15,7 +15,7 @@
 
 /* The transfer gives up this much before the request's deadline, so that its own 504,
  * which names the upstream, reaches the client before the gateway's generic one. */
-#define FETCH_REPLY_MARGIN_MS 50
+#define FETCH_REPLY_MARGIN_MS 100
 
 static void fetched(br_req *req, const br_result *res, void *arg)
 {
