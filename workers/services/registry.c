@@ -10,6 +10,8 @@ const br_service_spec *const br_builtin_services[] = {
     &br_sleep_service,
     &br_echo_service,
     &br_hash_service,
+    &br_dashboard_service,
+    &br_fetch_service,
 };
 
 const size_t br_builtin_count = BR_NELEMS(br_builtin_services);

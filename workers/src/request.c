@@ -4,6 +4,8 @@
  */
 #include "request.h"
 
+#include "async_int.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -464,6 +466,11 @@ static void on_handle_closed(uv_handle_t *h)
 
 void br__req_release(br_req *req)
 {
+    br__ops_abort(req);
+    if (req->pins) {
+        req->release_deferred = true;
+        return;
+    }
     if (req->nhandles == 0) {
         free_now(req);
         return;

@@ -44,6 +44,9 @@ struct br_req {
     bool packing;                      /* between br_reply_begin and br_reply_end */
     msgpack_packer pk;                 /* writes into body */
     uv_work_t work;                    /* the compute-thread job of a CPU request */
+    struct br__op *ops;                /* async operations it owns (async_int.h) */
+    unsigned pins;                     /* thread-pool jobs that may still read it */
+    bool release_deferred;             /* released while pinned: free at the last unpin */
     br__arena arena;                   /* request-scoped memory, starting in first[] */
     alignas(max_align_t) char first[]; /* the arena's first block */
 };

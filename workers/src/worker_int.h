@@ -13,6 +13,7 @@
 #ifndef BARISTA_WORKER_INT_H
 #define BARISTA_WORKER_INT_H
 
+#include "async_int.h"
 #include "barista/zsock.h"
 #include "registry.h"
 #include "request.h"
@@ -64,6 +65,10 @@ struct br_worker {
     uint32_t credit_owed;             /* CREDIT to send once WELCOME arrives */
     br_req **buckets;                 /* in-flight requests by id */
     size_t nbuckets;                  /* a power of two */
+    uint32_t stall_ms;                /* watchdog threshold */
+    br__calls *calls;                 /* calls in flight (call.c), or NULL before the first */
+    br__http *http;                   /* the async HTTP client (http_client.c), or NULL */
+    br__watch *watch;                 /* the loop watchdog (watchdog.c), or NULL */
 };
 
 /* Encodes msg and sends it to the broker; drops it (logging why) when there is no
