@@ -205,34 +205,6 @@ static br_str msgpack_detail(br_str body)
     return out;
 }
 
-/* The string value of "detail" in the broker's JSON error body {"detail":"..."},
- * unescaped into the arena; empty when the body is not that shape.  Only \" \\ \/ and
- * \n-style escapes occur in details the gateway writes; \u escapes are kept as is. */
-static br_str json_detail(br_req *req, br_str body)
-{
-    br_str none = {"", 0};
-    static const char key[] = "{\"detail\":\"";
-    if (body.len < sizeof(key) || memcmp(body.ptr, key, sizeof(key) - 1) != 0)
-        return none;
-    char *d = br_req_alloc(req, body.len);
-    if (!d)
-        return none;
-    size_t n = 0;
-    for (size_t i = sizeof(key) - 1; i < body.len; i++) {
-        char ch = body.ptr[i];
-        if (ch == '"')
-            return (br_str){d, (uint32_t)n};
-        if (ch == '\\' && i + 1 < body.len) {
-            char e = body.ptr[++i];
-            ch = e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e;
-            if (e == 'u')
-                d[n++] = '\\';
-        }
-        d[n++] = ch;
-    }
-    return none;
-}
-
 void br__calls_reply(br_worker *w, const br_reply *r)
 {
     if (!w->calls)
@@ -263,12 +235,10 @@ void br__calls_reply(br_worker *w, const br_reply *r)
     }
     if (!res.content_type.ptr)
         res.content_type = br_str_c("");
-    if (res.status >= 400 && !res.detail.len) {
-        if (br_str_eq(res.content_type, "application/msgpack"))
-            res.detail = msgpack_detail(res.body);
-        else if (br_str_eq(res.content_type, "application/json"))
-            res.detail = json_detail(req, res.body);
-    }
+    /* Errors from the broker and from services are msgpack {"detail": ...}; a 422's
+     * detail is a list, left in the body. */
+    if (res.status >= 400 && !res.detail.len && br_str_eq(res.content_type, "application/msgpack"))
+        res.detail = msgpack_detail(res.body);
     br__watch_enter(w, req->spec);
     c->cb(req, &res, c->arg);
     br__watch_leave(w);
