@@ -48,8 +48,10 @@ compose() {
     timeout "$limit" "${compose_cmd[@]}" -p "$project" -f "$root/docker-compose.yml" "$@"
 }
 
+storm=""
 teardown() {
     local rc=$?
+    [ -z "$storm" ] || kill "$storm" 2>/dev/null || true
     if [ $rc -ne 0 ]; then
         say "logs of the failed run:"
         compose 60 logs --no-color --tail 40 2>&1 | sed 's/^/    /' || true
@@ -102,13 +104,20 @@ say "docker kill one cpu-worker during requests: every request answered"
 timeout 60 python3 "$probe" "$BARISTA_PORT" storm 6 &
 storm=$!
 sleep 2
-victim="$(compose 30 ps -q cpu-worker | head -n 1)"
+victim="$(compose 30 ps -q cpu-worker | sed -n 1p)" # sed, not head: no SIGPIPE
 docker kill "$victim" >/dev/null || die "docker kill"
 say "killed ${victim:0:12}"
 wait "$storm" || die "requests hung or failed while a worker was killed"
-compose 30 logs --no-color gateway | grep -F "${victim:0:12}" | grep -F removed | sed 's/^/    /' ||
-    die "the gateway did not notice the killed worker"
-docker rm -f "$victim" >/dev/null # it exited with 137, as killed; the clean-stop check skips it
+storm=""
+# The broker notices a lost worker by a failed send or by missed heartbeats: seconds.
+for _ in $(seq 40); do
+    noticed="$(compose 30 logs --no-color gateway | grep -F "${victim:0:12}" | grep -F removed)" &&
+        break
+    sleep 0.5
+done
+[ -n "$noticed" ] || die "the gateway did not notice the killed worker"
+echo "    $noticed"
+docker rm -f -v "$victim" >/dev/null # it exited with 137, as killed; the clean-stop check skips it
 
 say "docker compose restart gateway"
 job="$(timeout 30 python3 "$probe" "$BARISTA_PORT" job-submit)" || die "job submit"

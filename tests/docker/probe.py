@@ -146,12 +146,15 @@ def check_storm(port, seconds):
             try:
                 r = request(port, "GET", path, timeout=20.0)
                 status = r.status
+                # Failures are counted with their detail, so the report says why.
+                key = "%d" % status if status == 200 else "%d %s" % (status, r.body.decode())
             except OSError as e:
-                status = "error: %s" % e
+                status = key = "error: %s" % e
+            key = "%s %s" % (path.split("?")[0], key)
             with lock:
-                counts[status] = counts.get(status, 0) + 1
+                counts[key] = counts.get(key, 0) + 1
                 if status not in allowed:
-                    errors.append("%s -> %s" % (path, status))
+                    errors.append(key)
 
     paths = ["/hash?n=300000&data=storm"] * 4 + ["/sleep?ms=300"] * 4
     threads = [threading.Thread(target=client, args=(p,)) for p in paths]
@@ -159,7 +162,8 @@ def check_storm(port, seconds):
         t.start()
     for t in threads:
         t.join()
-    print("  answers: " + ", ".join("%s x%d" % kv for kv in sorted(counts.items(), key=str)))
+    for key, count in sorted(counts.items()):
+        print("  %5d x %s" % (count, key))
     if errors:
         fail("%d requests failed or hung, first: %s", len(errors), errors[0])
 
