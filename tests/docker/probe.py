@@ -1,6 +1,6 @@
 """HTTP checks for the docker end-to-end test (e2e.sh), standard library only.
 
-    probe.py PORT ready                 wait until /readyz answers 200
+    probe.py PORT ready                 wait until every route of ROUTES answers
     probe.py PORT routes                every built-in route's exact answer (ROUTES)
     probe.py PORT workers N             /hash until N distinct workers have answered
     probe.py PORT storm SECONDS         requests from many threads; none may hang
@@ -80,7 +80,16 @@ def wait_until(what, cond):
 
 
 def check_ready(port):
-    wait_until("/readyz 200", lambda: request(port, "GET", "/readyz").status == 200)
+    """/readyz is vacuously ready before any worker has joined (no route announced
+    yet), so the platform is up when every route of ROUTES that should answer 200
+    does."""
+    def up():
+        for method, path, ctype, body, status, _ in ROUTES:
+            if status == 200 and request(port, method, path, ctype, body).status != 200:
+                return False
+        return True
+
+    wait_until("every route to answer 200", up)
 
 
 def check_routes(port):
