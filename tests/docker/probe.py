@@ -79,6 +79,15 @@ def wait_until(what, cond):
     fail("timed out after %.0f s waiting for %s (last error: %s)", WAIT, what, last)
 
 
+def run_threads(fns):
+    """Runs each function in a thread of its own and waits for all of them."""
+    threads = [threading.Thread(target=fn) for fn in fns]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def check_ready(port):
     """/readyz is vacuously ready before any worker has joined (no route announced
     yet), so the platform is up when every route of ROUTES that should answer 200
@@ -127,11 +136,7 @@ def check_workers(port, n):
 
     deadline = time.monotonic() + WAIT
     while len(seen) < n and not errors and time.monotonic() < deadline:
-        threads = [threading.Thread(target=one) for _ in range(2 * n)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        run_threads([one] * (2 * n))
     for who, count in sorted(seen.items()):
         print("  worker %s served %d requests" % (who, count))
     if errors:
@@ -166,11 +171,7 @@ def check_storm(port, seconds):
                     errors.append(key)
 
     paths = ["/hash?n=300000&data=storm"] * 4 + ["/sleep?ms=300"] * 4
-    threads = [threading.Thread(target=client, args=(p,)) for p in paths]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads([lambda p=p: client(p) for p in paths])
     for key, count in sorted(counts.items()):
         print("  %5d x %s" % (count, key))
     if errors:
