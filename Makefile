@@ -3,10 +3,14 @@
 #   make run     install dependencies, build, start the platform locally
 #   make test    install dependencies, build with ASan+UBSan, run every test
 #   make bench   build optimised and run the benchmarks in tests/bench/
+#   make up      the platform in containers: base image if missing, compose up --build
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps build run test bench format clean
+# Compose v2 (`docker compose`) where installed, else Compose v1.
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+
+.PHONY: all deps build run test bench up format clean
 
 all: build
 
@@ -28,6 +32,10 @@ test: deps
 bench: build
 	@sh deploy/install-deps.sh bench
 	sh tests/bench/run.sh
+
+up:
+	sh deploy/base-image.sh
+	$(COMPOSE) up --build
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

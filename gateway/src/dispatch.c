@@ -298,8 +298,11 @@ static bool reply_header_ok(const br_pair *h)
 }
 
 /* Sends the worker's answer to the client: msgpack bodies become JSON unless the
- * client asked for msgpack; extra headers are copied NUL-terminated. */
-static void respond_reply(gw_broker *b, gw_req *req, const br_reply *r, bool want_msgpack)
+ * client asked for msgpack; extra headers are copied NUL-terminated.  One more header,
+ * x-barista-worker, names the worker that answered, so that operators can tell scaled
+ * workers apart (the docker e2e test relies on it). */
+static void respond_reply(gw_broker *b, gw_req *req, const br_reply *r, bool want_msgpack,
+                          const char *worker_id)
 {
     if (r->status < 200) {
         gw_dispatch_respond_detail(b, req, 502, false,
@@ -328,10 +331,10 @@ static void respond_reply(gw_broker *b, gw_req *req, const br_reply *r, bool wan
     size_t text_len = 0;
     for (uint32_t i = 0; i < r->nheaders; i++)
         text_len += r->headers[i].name.len + r->headers[i].value.len + 2;
-    gw_header *extra = r->nheaders ? calloc(r->nheaders, sizeof(*extra)) : NULL;
+    gw_header *extra = calloc(r->nheaders + 1, sizeof(*extra));
     char *text = r->nheaders ? malloc(text_len) : NULL;
     size_t nextra = 0;
-    if (r->nheaders && (!extra || !text)) {
+    if (!extra || (r->nheaders && !text)) {
         gw_broker_log("calloc(reply headers) failed: dropping %u headers", r->nheaders);
     } else {
         char *cursor = text;
@@ -352,6 +355,7 @@ static void respond_reply(gw_broker *b, gw_req *req, const br_reply *r, bool wan
             cursor[h->value.len] = '\0';
             cursor += h->value.len + 1;
         }
+        extra[nextra++] = (gw_header){"x-barista-worker", 16, worker_id, strlen(worker_id)};
     }
     gw_req_respond(req, r->status, extra, nextra, content_type, body, body_len);
     free(extra);
@@ -376,7 +380,7 @@ void gw_dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r)
     gw_worker *caller = c->caller;
     gw_call_detach(c);
     if (req)
-        respond_reply(b, req, r, c->want_msgpack);
+        respond_reply(b, req, r, c->want_msgpack, w->id);
     else if (caller)
         gw_calls_forward(b, caller, c->caller_id, r);
     if (req || caller)

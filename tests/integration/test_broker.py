@@ -424,5 +424,18 @@ class ServiceCalls(BrokerTestCase):
         self.assertEqual(self.get("/sleep?ms=5").status, 200)
 
 
+class WorkerHeader(BrokerTestCase):
+    def test_reply_names_the_worker_that_answered(self):
+        self.start()
+        self.worker("hello", "--id", "io-one")
+        self.worker("hash", "--id", "cpu-one")
+        self.wait_joined(2)
+        self.wait_ready()
+        self.assertEqual(self.get("/hello").header("x-barista-worker"), "io-one")
+        self.assertEqual(self.get("/hash?n=1&data=a").header("x-barista-worker"), "cpu-one")
+        # The gateway's own answers come from no worker.
+        self.assertIsNone(self.get("/healthz").header("x-barista-worker"))
+
+
 if __name__ == "__main__":
     unittest.main()
