@@ -43,6 +43,11 @@ ROUTES = [
     ("POST", "/echo", "text/plain", b"brewed", 200, b"brewed"),
     ("GET", "/hash?n=3&data=abc", None, b"", 200,
      as_json({"digest": sha256_rounds("abc", 3), "n": 3})),
+    ("GET", "/dashboard", None, b"", 200,
+     as_json({"hello": {"message": "hello"}, "sleep": {"slept_ms": 100},
+              "hash": {"digest": sha256_rounds("dashboard", 1000), "n": 1000}})),
+    ("GET", "/fetch", None, b"", 200,
+     as_json({"status": 200, "content_type": "application/json", "body": '{"status":"ok"}'})),
     ("GET", "/no/such/route", None, b"", 404, b'{"detail":"Not Found"}'),
 ]
 
