@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include "broker_int.h"
+#include "jobs_int.h"
 #include "json.h"
 
 /* Longest content type copied from a REPLY; a longer one becomes octet-stream. */
@@ -297,9 +298,9 @@ static bool reply_header_ok(const br_pair *h)
     return true;
 }
 
-/* Sends the worker's answer to the client: msgpack bodies become JSON unless the
- * client asked for msgpack; extra headers are copied NUL-terminated. */
-static void respond_reply(gw_broker *b, gw_req *req, const br_reply *r, bool want_msgpack)
+/* Msgpack bodies become JSON unless the client asked for msgpack; extra headers are
+ * copied NUL-terminated. */
+void gw_dispatch_respond_reply(gw_broker *b, gw_req *req, const br_reply *r, bool want_msgpack)
 {
     if (r->status < 200) {
         gw_dispatch_respond_detail(b, req, 502, false,
@@ -365,7 +366,7 @@ void gw_dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r)
         b->stats.stale_replies++;
         return;
     }
-    if (r->njobs > 0 && !b->jobs_logged) {
+    if (r->njobs > 0 && !b->jobs && !b->jobs_logged) {
         gw_broker_log("worker %s: REPLY carries %u jobs; jobs are not supported yet, ignored",
                       w->id, r->njobs);
         b->jobs_logged = true;
@@ -375,10 +376,14 @@ void gw_dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r)
     gw_req *req = c->req;
     gw_worker *caller = c->caller;
     gw_call_detach(c);
-    if (req)
-        respond_reply(b, req, r, c->want_msgpack);
-    else if (caller)
+    if (req) {
+        /* A reply carrying jobs goes out once they are durable (jobs_api.c). */
+        if (!gw_jobs_reply_hold(b, req, r, c->want_msgpack))
+            gw_dispatch_respond_reply(b, req, r, c->want_msgpack);
+    } else if (caller) {
+        gw_jobs_reply_hold(b, NULL, r, false); /* its jobs are written; nobody waits */
         gw_calls_forward(b, caller, c->caller_id, r);
+    }
     if (req || caller)
         b->stats.replies++;
     else
@@ -391,6 +396,7 @@ void gw_dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r)
     for (size_t i = 0; i < w->nservices; i++)
         if (!gw_list_empty(&w->services[i]->queue))
             gw_dispatch_pump(b, w->services[i]);
+    gw_jobs_pump_worker(b, w); /* what credit the requests left */
 }
 
 void gw_dispatch_on_deadline(uv_timer_t *timer)

@@ -38,6 +38,8 @@ static const char usage[] =
     "  --drain-timeout-ms N   on SIGTERM, time for in-flight work (BARISTA_DRAIN_TIMEOUT_MS,\n"
     "                         default 30000)\n"
     "  --id ID                worker id (BARISTA_WORKER_ID, default host:pid)\n"
+    "  --outbox PATH          email task: the outbox file (BARISTA_OUTBOX, default\n"
+    "                         ./barista-outbox.txt)\n"
     "  --list                 print the built-in services, their kind and routes\n"
     "  --help                 print this help\n"
     "\n"
@@ -97,6 +99,11 @@ static int apply(config *c, int opt, const char *name, const char *v)
     case 'i':
         c->opts.worker_id = v;
         return 0;
+    case 'o':
+        /* The email service reads it from the environment, where the flag puts it. */
+        if (setenv("BARISTA_OUTBOX", v, 1) != 0)
+            return fail_usage("setenv(BARISTA_OUTBOX): %s", strerror(errno));
+        return 0;
     case 'n':
         return set_u32(name, v, 1, BR_WORKER_MAX_CONCURRENCY, &c->opts.concurrency);
     case 'h':
@@ -120,6 +127,7 @@ static const struct option longopts[] = {
     {"heartbeat-ms", required_argument, NULL, 'h'},
     {"drain-timeout-ms", required_argument, NULL, 'd'},
     {"id", required_argument, NULL, 'i'},
+    {"outbox", required_argument, NULL, 'o'},
     {"list", no_argument, NULL, 'l'},
     {"help", no_argument, NULL, 'H'},
     {NULL, 0, NULL, 0},
@@ -174,6 +182,8 @@ static void list_services(void)
         printf("%-8s %-3s", s->name, s->kind == BR_KIND_CPU ? "cpu" : "io");
         for (size_t r = 0; r < s->nroutes; r++)
             printf("%s %s %s", r ? "," : " ", s->routes[r].method, s->routes[r].path);
+        for (size_t t = 0; t < s->ntasks; t++)
+            printf("%s %s", t ? "," : " task", s->tasks[t].name);
         printf("\n");
     }
 }
