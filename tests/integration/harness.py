@@ -165,6 +165,11 @@ class Gateway(Process):
     def __init__(self, *args, env=None, host="127.0.0.1", port=None):
         self.host = host
         self.port = port or free_port(host)
+        env = dict(env or {})
+        if "BARISTA_JOBS_DB" not in env and "BARISTA_JOBS_DB" not in os.environ:
+            # Each gateway gets its own job store, never one in the source tree.
+            self.jobs_dir = tempfile.TemporaryDirectory(prefix="barista-jobs-")
+            env["BARISTA_JOBS_DB"] = os.path.join(self.jobs_dir.name, "jobs.db")
         listen = "[%s]:%d" % (host, self.port) if ":" in host else "%s:%d" % (host, self.port)
         super().__init__([binary("barista-gateway"), "--listen", listen] + list(args), env=env)
         try:

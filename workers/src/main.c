@@ -183,7 +183,7 @@ static void list_services(void)
         for (size_t r = 0; r < s->nroutes; r++)
             printf("%s %s %s", r ? "," : " ", s->routes[r].method, s->routes[r].path);
         for (size_t t = 0; t < s->ntasks; t++)
-            printf("%s %s", t ? "," : " task", s->tasks[t].name);
+            printf("%s %s", t ? "," : "  task", s->tasks[t].name);
         printf("\n");
     }
 }
