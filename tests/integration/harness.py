@@ -166,6 +166,7 @@ class Gateway(Process):
         self.host = host
         self.port = port or free_port(host)
         env = dict(env or {})
+        self.jobs_dir = None
         if "BARISTA_JOBS_DB" not in env and "BARISTA_JOBS_DB" not in os.environ:
             # Each gateway gets its own job store, never one in the source tree.
             self.jobs_dir = tempfile.TemporaryDirectory(prefix="barista-jobs-")
@@ -180,6 +181,12 @@ class Gateway(Process):
 
     def client(self, timeout=IO_TIMEOUT):
         return HttpClient(self.port, host=self.host, timeout=timeout)
+
+    def close(self):
+        super().close()
+        if getattr(self, "jobs_dir", None):
+            self.jobs_dir.cleanup()
+            self.jobs_dir = None
 
 
 def start_gateway(test, *args, env=None, host="127.0.0.1"):
