@@ -20,7 +20,7 @@ void gw_jobs_config_defaults(gw_jobs_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->db = GW_JOBS_DB;
-    cfg->fsync = 1;
+    cfg->fsync = 0;
     cfg->retention_ms = GW_JOBS_RETENTION_MS;
     cfg->max_attempts = GW_JOBS_MAX_ATTEMPTS;
     cfg->lease_ms = GW_JOBS_LEASE_MS;

@@ -44,7 +44,7 @@
 
 typedef struct gw_jobs_config {
     const char *db;            /* SQLite file (copied); "./barista-jobs.db" */
-    uint32_t fsync;            /* 1: synchronous=FULL (survives power loss); 0: NORMAL */
+    uint32_t fsync;            /* 1: synchronous=FULL (survives power loss); 0: NORMAL (default) */
     uint32_t retention_ms;     /* finished jobs are deleted this long after they end */
     uint32_t max_attempts;     /* runs before a failing job is dead; 5 */
     uint32_t lease_ms;         /* a job without a result this long after JOB is requeued */
@@ -53,7 +53,9 @@ typedef struct gw_jobs_config {
     uint32_t task_limit;       /* unfinished jobs per task (503 beyond); 1000000 */
 } gw_jobs_config;
 
-/* Fills *cfg with the defaults above (fsync on). */
+/* Fills *cfg with the defaults above.  fsync is off: SQLite's synchronous=NORMAL in
+ * WAL mode, which survives the death of any process (docs/jobs.md has the numbers and
+ * the power-loss trade-off). */
 void gw_jobs_config_defaults(gw_jobs_config *cfg);
 
 typedef struct gw_jobs gw_jobs;
