@@ -107,7 +107,7 @@ static const opt options[] = {
      "first retry delay of a failed job; doubles per attempt, with jitter"},
     {"jobs-backoff-cap", "BARISTA_JOBS_BACKOFF_CAP", OPT_DURATION, F(jobs.backoff_cap_ms), 1,
      24 * HOUR_MS, "300s", "longest retry delay"},
-    {"jobs-task-limit", "BARISTA_JOBS_TASK_LIMIT", OPT_COUNT, F(jobs.task_limit), 1, 4000000,
+    {"jobs-task-limit", "BARISTA_JOBS_TASK_LIMIT", OPT_COUNT, F(jobs.task_limit), 1, 1000000,
      "1000000", "unfinished jobs per task (503 + Retry-After beyond)"},
     {"shutdown-timeout", "BARISTA_SHUTDOWN_TIMEOUT", OPT_DURATION, F(shutdown_timeout_ms), 1,
      HOUR_MS, "10s", "on SIGTERM/SIGINT, how long in-flight requests may finish"},

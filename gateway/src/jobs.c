@@ -291,6 +291,16 @@ static void on_inserted(void *arg, int status)
     }
 }
 
+/* Makes room at GW_JOBS_MAX: the oldest finished job expires before its time. */
+static void expire_oldest(gw_jobs *j)
+{
+    if (gw_list_empty(&j->finished))
+        return;
+    gw_job *job = GW_CONTAINER_OF(j->finished.next, gw_job, link);
+    if (gw_jobs_store_delete(j->store, job->id, NULL, NULL) == 0)
+        job_free(j, job);
+}
+
 int gw_jobs_submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uint32_t delay_ms,
                    gw_job_waiter *waiter, gw_job **out)
 {
@@ -306,6 +316,8 @@ int gw_jobs_submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uint
             return 0;
         }
     }
+    if (j->njobs >= GW_JOBS_MAX)
+        expire_oldest(j);
     if (j->njobs >= GW_JOBS_MAX || t->unfinished >= j->cfg.task_limit)
         return BR_EFULL;
     gw_job *job = job_new(t, payload, key);
@@ -379,10 +391,9 @@ void gw_jobs_attempt_ended(gw_jobs *j, gw_job *job, int outcome, br_str result, 
         return; /* not written: a restart requeues it just the same */
     } else {
         job->status = GW_JOB_FAILED;
-        job->run_at_ms = job->updated_ms + (int64_t)gw_jobs_backoff_ms(job->attempts,
-                                                                         j->cfg.backoff_ms,
-                                                                         j->cfg.backoff_cap_ms,
-                                                                         next_random(j));
+        job->run_at_ms =
+            job->updated_ms + (int64_t)gw_jobs_backoff_ms(job->attempts, j->cfg.backoff_ms,
+                                                          j->cfg.backoff_cap_ms, next_random(j));
         gw_jobs_schedule(j, job);
     }
     job_persist(j, job);
@@ -519,8 +530,8 @@ gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
         gw_jobs_destroy(&j);
         return NULL;
     }
-    j->store = gw_jobs_sqlite_open(loop, j->db,
-                                   j->cfg.fsync ? GW_JOBS_SYNC_FULL : GW_JOBS_SYNC_NORMAL);
+    j->store =
+        gw_jobs_sqlite_open(loop, j->db, j->cfg.fsync ? GW_JOBS_SYNC_FULL : GW_JOBS_SYNC_NORMAL);
     if (!j->store || gw_jobs_store_load(j->store, load_row, load_task, j) != 0) {
         fprintf(stderr, "jobs: cannot open the job store %s\n", j->db);
         gw_jobs_destroy(&j);
@@ -572,13 +583,18 @@ void gw_jobs_destroy(gw_jobs **self_p)
     gw_jobs *j = *self_p;
     gw_jobs_routes_remove(j);
     gw_jobs_workers_free(j);
-    /* Every job is on the finished list, a ready queue, the delayed heap or a leased
-     * list (whose records are gone now): free them through the id map's owners. */
-    for (uint64_t id = 1; j->byid && gw_idmap_count(j->byid) > 0 && id <= j->next_id; id++) {
-        gw_job *job = gw_idmap_get(j->byid, id);
-        if (job)
-            job_free(j, job);
-    }
+    /* Every durable job is on the finished list, a ready queue, the delayed heap or
+     * the lease heap (jobs_int.h); the store ran every insert's callback at close. */
+    gw_deadline *top;
+    while ((top = gw_deadline_heap_top(&j->delayed)))
+        job_free(j, GW_CONTAINER_OF(top, gw_job, timer));
+    while ((top = gw_deadline_heap_top(&j->leases)))
+        job_free(j, GW_CONTAINER_OF(top, gw_job, timer));
+    while (!gw_list_empty(&j->finished))
+        job_free(j, GW_CONTAINER_OF(j->finished.next, gw_job, link));
+    for (size_t i = 0; i < j->ntasks; i++)
+        while (!gw_list_empty(&j->tasks[i]->ready))
+            job_free(j, GW_CONTAINER_OF(j->tasks[i]->ready.next, gw_job, link));
     for (size_t i = 0; i < j->ntasks; i++)
         free(j->tasks[i]);
     gw_jobs_store_destroy(&j->store);

@@ -34,8 +34,10 @@
 #define GW_JOBS_BACKOFF_MS     1000u
 #define GW_JOBS_BACKOFF_CAP_MS 300000u
 #define GW_JOBS_TASK_LIMIT     1000000u
-/* Jobs held at once (in memory and in the store), every task together. */
-#define GW_JOBS_MAX            4000000u
+/* Jobs held at once (in memory and in the store), every task together.  When it is
+ * reached, the oldest finished jobs expire early to make room; only unfinished ones
+ * can fill it (then POST answers 503). */
+#define GW_JOBS_MAX 1000000u
 /* Longest task name and Idempotency-Key. */
 #define GW_JOBS_NAME_MAX 128u
 #define GW_JOBS_KEY_MAX  256u
@@ -43,14 +45,14 @@
 #define GW_JOBS_DELAY_MAX_MS (30u * 24u * 3600u * 1000u)
 
 typedef struct gw_jobs_config {
-    const char *db;            /* SQLite file (copied); "./barista-jobs.db" */
-    uint32_t fsync;            /* 1: synchronous=FULL (survives power loss); 0: NORMAL (default) */
-    uint32_t retention_ms;     /* finished jobs are deleted this long after they end */
-    uint32_t max_attempts;     /* runs before a failing job is dead; 5 */
-    uint32_t lease_ms;         /* a job without a result this long after JOB is requeued */
-    uint32_t backoff_ms;       /* first retry delay; doubles per attempt; 1000 */
-    uint32_t backoff_cap_ms;   /* the most a retry waits; 300000 */
-    uint32_t task_limit;       /* unfinished jobs per task (503 beyond); 1000000 */
+    const char *db;          /* SQLite file (copied); "./barista-jobs.db" */
+    uint32_t fsync;          /* 1: synchronous=FULL (survives power loss); 0: NORMAL (default) */
+    uint32_t retention_ms;   /* finished jobs are deleted this long after they end */
+    uint32_t max_attempts;   /* runs before a failing job is dead; 5 */
+    uint32_t lease_ms;       /* a job without a result this long after JOB is requeued */
+    uint32_t backoff_ms;     /* first retry delay; doubles per attempt; 1000 */
+    uint32_t backoff_cap_ms; /* the most a retry waits; 300000 */
+    uint32_t task_limit;     /* unfinished jobs per task (503 beyond); 1000000 */
 } gw_jobs_config;
 
 /* Fills *cfg with the defaults above.  fsync is off: SQLite's synchronous=NORMAL in

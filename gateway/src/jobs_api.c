@@ -139,9 +139,9 @@ static void post_job(gw_req *req, void *data)
     }
     br_buf payload = {.max = br_limits_default.max_body};
     char err[GW_DETAIL_MAX];
-    int rc = req->body_len ? gw_json_to_msgpack(req->body, req->body_len, &payload, err,
-                                                sizeof(err))
-                           : gw_buf_append(&payload, "\xc0", 1); /* msgpack nil */
+    int rc = req->body_len
+                 ? gw_json_to_msgpack(req->body, req->body_len, &payload, err, sizeof(err))
+                 : gw_buf_append(&payload, "\xc0", 1); /* msgpack nil */
     if (rc == BR_EVALUE) {
         gw_respond_json_invalid(req, err);
         br_buf_free(&payload);
@@ -189,8 +189,9 @@ static void get_job(gw_req *req, void *data)
     char head[2 * ID_CHARS + 64];
     snprintf(head, sizeof(head), "{\"id\":\"%llu\",\"task\":", (unsigned long long)job->id);
     char tail[64];
-    snprintf(tail, sizeof(tail), ",\"status\":\"%s\",\"attempts\":%u,\"result\":",
-             status_names[job->status], job->attempts);
+    snprintf(tail, sizeof(tail),
+             ",\"status\":\"%s\",\"attempts\":%u,\"result\":", status_names[job->status],
+             job->attempts);
     br_buf *b = &j->scratch;
     b->len = 0;
     int rc = put(b, head);
@@ -246,13 +247,13 @@ void gw_jobs_routes_remove(gw_jobs *j)
 
 /* A worker's reply held back until its jobs are durable. */
 typedef struct held_reply {
-    gw_broker *broker;       /* answers through it */
-    gw_req *req;             /* the client; NULL once it left */
-    bool want_msgpack;       /* the client's Accept */
-    uint32_t waiting;        /* jobs not durable yet */
-    bool failed;             /* a job could not be stored: the client gets 503 */
-    br_reply reply;          /* the copy; strings point into `copy` */
-    char *copy;              /* heap: headers' and body's bytes */
+    gw_broker *broker;           /* answers through it */
+    gw_req *req;                 /* the client; NULL once it left */
+    bool want_msgpack;           /* the client's Accept */
+    uint32_t waiting;            /* jobs not durable yet */
+    bool failed;                 /* a job could not be stored: the client gets 503 */
+    br_reply reply;              /* the copy; strings point into `copy` */
+    char *copy;                  /* heap: headers' and body's bytes */
     struct held_waiter *waiters; /* one per job (reply.njobs) */
 } held_reply;
 

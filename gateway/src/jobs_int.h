@@ -38,13 +38,13 @@ typedef struct gw_jobs_task {
 
 /* What the job queue knows of a registered worker. */
 typedef struct gw_jobs_worker {
-    gw_worker *w;          /* the broker's worker */
-    gw_jobs_task **tasks;  /* the tasks it announced */
-    size_t ntasks;         /* entries in tasks */
-    gw_list leased;        /* jobs leased to it */
-    uint32_t nleased;      /* entries in leased */
-    uint32_t stale;        /* jobs it still runs whose lease expired: their credit comes
-                              back with their (ignored) JOB_RESULT */
+    gw_worker *w;         /* the broker's worker */
+    gw_jobs_task **tasks; /* the tasks it announced */
+    size_t ntasks;        /* entries in tasks */
+    gw_list leased;       /* jobs leased to it */
+    uint32_t nleased;     /* entries in leased */
+    uint32_t stale;       /* jobs it still runs whose lease expired: their credit comes
+                             back with their (ignored) JOB_RESULT */
 } gw_jobs_worker;
 
 /* Someone waiting for a job to become durable: an HTTP client or a held reply. */
@@ -56,52 +56,52 @@ typedef struct gw_job_waiter {
 } gw_job_waiter;
 
 struct gw_job {
-    uint64_t id;                /* unique, > 0; key in jobs->byid */
-    struct gw_jobs *owner;      /* the queue it belongs to (store callbacks need it) */
-    gw_jobs_task *task;         /* its task */
-    br_str payload;             /* msgpack argument (owned; may be empty) */
-    br_str idem_key;            /* Idempotency-Key (owned; may be empty) */
-    uint64_t idem_hash;         /* key in jobs->bykey when idem_key is set */
-    gw_job *idem_next;          /* next job whose key has the same hash */
-    br_str result;              /* msgpack result (owned) once succeeded */
-    br_str error;               /* last error (owned), maybe empty */
-    uint8_t status;             /* gw_job_status */
-    uint32_t attempts;          /* runs started */
-    int64_t run_at_ms;          /* wall clock: not before */
-    int64_t updated_ms;         /* wall clock of the last change */
-    bool durable;               /* its first write committed */
-    gw_list link;               /* ready queue, leased list or finished list */
-    gw_deadline timer;          /* delayed heap (run_at) or lease heap (lease end) */
-    gw_jobs_worker *holder;     /* the worker holding its lease, or NULL */
-    gw_list waiters;            /* gw_job_waiter: wait for durability */
+    uint64_t id;            /* unique, > 0; key in jobs->byid */
+    struct gw_jobs *owner;  /* the queue it belongs to (store callbacks need it) */
+    gw_jobs_task *task;     /* its task */
+    br_str payload;         /* msgpack argument (owned; may be empty) */
+    br_str idem_key;        /* Idempotency-Key (owned; may be empty) */
+    uint64_t idem_hash;     /* key in jobs->bykey when idem_key is set */
+    gw_job *idem_next;      /* next job whose key has the same hash */
+    br_str result;          /* msgpack result (owned) once succeeded */
+    br_str error;           /* last error (owned), maybe empty */
+    uint8_t status;         /* gw_job_status */
+    uint32_t attempts;      /* runs started */
+    int64_t run_at_ms;      /* wall clock: not before */
+    int64_t updated_ms;     /* wall clock of the last change */
+    bool durable;           /* its first write committed */
+    gw_list link;           /* ready queue, leased list or finished list */
+    gw_deadline timer;      /* delayed heap (run_at) or lease heap (lease end) */
+    gw_jobs_worker *holder; /* the worker holding its lease, or NULL */
+    gw_list waiters;        /* gw_job_waiter: wait for durability */
 };
 
 struct gw_jobs {
-    uv_loop_t *loop;            /* the gateway's loop */
-    gw_router *router;          /* where the API routes are (the caller's) */
-    gw_broker *broker;          /* sends JOBs; its ->jobs points back here */
-    gw_jobs_config cfg;         /* a copy, defaults filled in */
-    char *db;                   /* cfg.db's own copy */
-    gw_jobs_store *store;       /* durable rows */
-    gw_idmap *byid;             /* job id -> gw_job */
-    gw_idmap *bykey;            /* idempotency-key hash -> gw_job chain */
+    uv_loop_t *loop;                        /* the gateway's loop */
+    gw_router *router;                      /* where the API routes are (the caller's) */
+    gw_broker *broker;                      /* sends JOBs; its ->jobs points back here */
+    gw_jobs_config cfg;                     /* a copy, defaults filled in */
+    char *db;                               /* cfg.db's own copy */
+    gw_jobs_store *store;                   /* durable rows */
+    gw_idmap *byid;                         /* job id -> gw_job */
+    gw_idmap *bykey;                        /* idempotency-key hash -> gw_job chain */
     gw_jobs_task *tasks[GW_JOBS_MAX_TASKS]; /* known tasks */
-    size_t ntasks;              /* entries in tasks */
-    gw_jobs_worker **workers;   /* registered workers that announced tasks */
-    size_t nworkers;            /* entries in workers */
-    size_t workers_cap;         /* slots allocated */
-    gw_deadline_heap delayed;   /* jobs waiting for run_at */
-    gw_deadline_heap leases;    /* leased jobs by lease end */
-    gw_list finished;           /* succeeded and dead jobs, oldest change first */
-    uv_timer_t tick;            /* delayed jobs, leases, expiry */
-    uint64_t next_id;           /* last job id handed out */
-    uint64_t rng;               /* xorshift state for backoff jitter */
-    size_t njobs;               /* jobs held (GW_JOBS_MAX) */
-    br_buf scratch;             /* JSON rendering of GET /jobs/{id} */
-    bool routes_added;          /* the API routes are in the router */
-    bool closing;               /* gw_jobs_close was called */
-    void (*done)(void *arg);    /* close's callback */
-    void *done_arg;             /* its argument */
+    size_t ntasks;                          /* entries in tasks */
+    gw_jobs_worker **workers;               /* registered workers that announced tasks */
+    size_t nworkers;                        /* entries in workers */
+    size_t workers_cap;                     /* slots allocated */
+    gw_deadline_heap delayed;               /* jobs waiting for run_at */
+    gw_deadline_heap leases;                /* leased jobs by lease end */
+    gw_list finished;                       /* succeeded and dead jobs, oldest change first */
+    uv_timer_t tick;                        /* delayed jobs, leases, expiry */
+    uint64_t next_id;                       /* last job id handed out */
+    uint64_t rng;                           /* xorshift state for backoff jitter */
+    size_t njobs;                           /* jobs held (GW_JOBS_MAX) */
+    br_buf scratch;                         /* JSON rendering of GET /jobs/{id} */
+    bool routes_added;                      /* the API routes are in the router */
+    bool closing;                           /* gw_jobs_close was called */
+    void (*done)(void *arg);                /* close's callback */
+    void *done_arg;                         /* its argument */
 };
 
 /* ---- jobs.c ---------------------------------------------------------------------- */

@@ -226,8 +226,8 @@ static int enqueue(sqlite_store *s, op_kind kind, const gw_job_row *r, gw_jobs_s
 {
     if (s->closed)
         return BR_ECLOSED;
-    size_t extra = (size_t)r->task.len + r->payload.len + r->idem_key.len + r->result.len +
-                   r->error.len;
+    size_t extra =
+        (size_t)r->task.len + r->payload.len + r->idem_key.len + r->result.len + r->error.len;
     op *o = malloc(sizeof(*o) + extra);
     if (!o)
         return BR_ENOMEM;
@@ -432,8 +432,9 @@ gw_jobs_store *gw_jobs_sqlite_open(uv_loop_t *loop, const char *path, gw_jobs_sy
     char pragma[64];
     snprintf(pragma, sizeof(pragma), "PRAGMA synchronous=%s",
              sync == GW_JOBS_SYNC_FULL ? "FULL" : "NORMAL");
-    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                          SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+    if (sqlite3_open_v2(path, &s->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
         fprintf(stderr, "jobs: sqlite3_open_v2(%s) failed: %s\n", path,
                 s->db ? sqlite3_errmsg(s->db) : "out of memory");
         goto fail;

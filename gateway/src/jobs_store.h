@@ -39,16 +39,16 @@ typedef enum gw_job_status {
 /* One job as the store keeps it.  Strings point at the caller's memory; a put copies
  * them. */
 typedef struct gw_job_row {
-    uint64_t id;         /* unique, > 0 */
-    br_str task;         /* task name */
-    br_str payload;      /* msgpack argument */
-    br_str idem_key;     /* Idempotency-Key, maybe empty */
-    uint8_t status;      /* gw_job_status */
-    uint32_t attempts;   /* runs started so far */
-    int64_t run_at_ms;   /* wall-clock ms: not to run before */
-    int64_t updated_ms;  /* wall-clock ms of the last change (retention counts from it) */
-    br_str result;       /* msgpack result when succeeded, else empty */
-    br_str error;        /* last error text, maybe empty */
+    uint64_t id;        /* unique, > 0 */
+    br_str task;        /* task name */
+    br_str payload;     /* msgpack argument */
+    br_str idem_key;    /* Idempotency-Key, maybe empty */
+    uint8_t status;     /* gw_job_status */
+    uint32_t attempts;  /* runs started so far */
+    int64_t run_at_ms;  /* wall-clock ms: not to run before */
+    int64_t updated_ms; /* wall-clock ms of the last change (retention counts from it) */
+    br_str result;      /* msgpack result when succeeded, else empty */
+    br_str error;       /* last error text, maybe empty */
 } gw_job_row;
 
 /* Told on the loop when a write is durable (status 0) or failed (a negative br_err,
@@ -98,8 +98,8 @@ static inline int gw_jobs_store_delete(gw_jobs_store *s, uint64_t id, gw_jobs_st
 {
     return s->ops->del(s, id, done, arg);
 }
-static inline int gw_jobs_store_add_task(gw_jobs_store *s, br_str name,
-                                         gw_jobs_store_done_fn done, void *arg)
+static inline int gw_jobs_store_add_task(gw_jobs_store *s, br_str name, gw_jobs_store_done_fn done,
+                                         void *arg)
 {
     return s->ops->add_task(s, name, done, arg);
 }
@@ -122,10 +122,7 @@ static inline void gw_jobs_store_destroy(gw_jobs_store **self_p)
 /* How durable a SQLite commit is (PRAGMA synchronous).  NORMAL in WAL mode survives
  * the death of any process (the WAL is in the OS page cache) but may lose the last
  * commits on power loss; FULL fsyncs the WAL at every commit and survives both. */
-typedef enum gw_jobs_sync {
-    GW_JOBS_SYNC_NORMAL = 1,
-    GW_JOBS_SYNC_FULL = 2
-} gw_jobs_sync;
+typedef enum gw_jobs_sync { GW_JOBS_SYNC_NORMAL = 1, GW_JOBS_SYNC_FULL = 2 } gw_jobs_sync;
 
 /* Opens (creating if need be) the SQLite database at `path` in WAL mode and starts its
  * writer thread, which commits whatever has queued up in one transaction (group

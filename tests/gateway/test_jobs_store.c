@@ -58,10 +58,10 @@ static int teardown(void **state)
 
 /* Counts write completions and remembers their order. */
 typedef struct counter {
-    int done;          /* callbacks run */
-    int failed;        /* of which with an error */
-    uint64_t last_id;  /* the id of the last callback, to check order */
-    bool in_order;     /* every callback came after the one before it */
+    int done;         /* callbacks run */
+    int failed;       /* of which with an error */
+    uint64_t last_id; /* the id of the last callback, to check order */
+    bool in_order;    /* every callback came after the one before it */
 } counter;
 
 typedef struct write_ctx {
@@ -98,14 +98,14 @@ static void close_store(fixture *f, gw_jobs_store **s)
 
 /* What load found. */
 typedef struct loaded {
-    size_t rows;        /* rows seen */
-    size_t tasks;       /* task names seen */
-    gw_job_row first;   /* copy of the row with id 1 (strings not kept) */
-    char payload[32];   /* its payload */
-    char result[32];    /* its result */
-    char key[32];       /* its idempotency key */
-    uint64_t max_id;    /* largest id */
-    bool saw_email;     /* task "email" was loaded */
+    size_t rows;      /* rows seen */
+    size_t tasks;     /* task names seen */
+    gw_job_row first; /* copy of the row with id 1 (strings not kept) */
+    char payload[32]; /* its payload */
+    char result[32];  /* its result */
+    char key[32];     /* its idempotency key */
+    uint64_t max_id;  /* largest id */
+    bool saw_email;   /* task "email" was loaded */
 } loaded;
 
 static void copy_out(char *dst, size_t cap, br_str s)
@@ -142,7 +142,9 @@ static gw_job_row row(uint64_t id, uint8_t status)
 {
     return (gw_job_row){.id = id,
                         .task = br_str_c("email"),
-                        .payload = {"\x81\xa2to\xa3" "a@b", 8},
+                        .payload = {"\x81\xa2to\xa3"
+                                    "a@b",
+                                    8},
                         .status = status,
                         .attempts = 0,
                         .run_at_ms = 1000,
@@ -187,7 +189,10 @@ static void rows_survive_a_reopen_and_later_writes_win(void **state)
     assert_int_equal(l.first.run_at_ms, 1000);
     assert_string_equal(l.result, "\xc3");
     assert_string_equal(l.key, "key-1");
-    assert_memory_equal(l.payload, "\x81\xa2to\xa3" "a@b", 8);
+    assert_memory_equal(l.payload,
+                        "\x81\xa2to\xa3"
+                        "a@b",
+                        8);
     close_store(f, &s);
 }
 

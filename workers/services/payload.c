@@ -8,8 +8,7 @@
 int br_payload_unpack(br_str mp, msgpack_zone *zone, msgpack_object *out)
 {
     size_t off = 0;
-    if (mp.len == 0 ||
-        msgpack_unpack(mp.ptr, mp.len, &off, zone, out) != MSGPACK_UNPACK_SUCCESS ||
+    if (mp.len == 0 || msgpack_unpack(mp.ptr, mp.len, &off, zone, out) != MSGPACK_UNPACK_SUCCESS ||
         off != mp.len)
         return BR_EVALUE;
     return 0;

@@ -15,8 +15,8 @@
 #include "services.h"
 
 #define REPORT_DEFAULT_ROUNDS 1000
-#define REPORT_MAX_ROUNDS 10000000
-#define REPORT_MAX_SLEEP_MS 600000
+#define REPORT_MAX_ROUNDS     10000000
+#define REPORT_MAX_SLEEP_MS   600000
 
 /* An unsigned integer field of the payload, or `def` when absent or not one. */
 static uint64_t field_uint(const msgpack_object *p, const char *key, uint64_t def, uint64_t max)

@@ -196,8 +196,7 @@ void br__jobs_run(br_worker *w, const br_job *m)
         result_now(w, m->job_id, BR_JOB_FATAL, "this worker does not run that task");
         return;
     }
-    if (w->inflight - w->orphans >= w->capacity ||
-        (w->reg.kind == BR_KIND_CPU && w->inflight)) {
+    if (w->inflight - w->orphans >= w->capacity || (w->reg.kind == BR_KIND_CPU && w->inflight)) {
         /* More than the credit allows (or a CPU orphan still runs). */
         result_now(w, m->job_id, BR_JOB_RETRY, "worker is at capacity");
         return;
