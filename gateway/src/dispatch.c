@@ -380,9 +380,12 @@ void gw_dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r)
         /* A reply carrying jobs goes out once they are durable (jobs_api.c). */
         if (!gw_jobs_reply_hold(b, req, r, c->want_msgpack))
             gw_dispatch_respond_reply(b, req, r, c->want_msgpack);
-    } else if (caller) {
-        gw_jobs_reply_hold(b, NULL, r, false); /* its jobs are written; nobody waits */
-        gw_calls_forward(b, caller, c->caller_id, r);
+    } else {
+        /* A caller, or nobody any more: the handler's work is done, so its jobs are
+         * written all the same; nobody waits for them. */
+        gw_jobs_reply_hold(b, NULL, r, false);
+        if (caller)
+            gw_calls_forward(b, caller, c->caller_id, r);
     }
     if (req || caller)
         b->stats.replies++;
