@@ -2,7 +2,8 @@
  * test_job_worker.c - the real barista-worker running background jobs for a test
  * broker: READY announces the tasks, a JOB is acknowledged and answered with a
  * JOB_RESULT (OK with the result, RETRY, FATAL), an unknown task fails at once, and
- * the email task's line is in the outbox before its JOB_RESULT.
+ * the email task's line is in the outbox before its JOB_RESULT, and a handler's
+ * br_reply_add_job rides in its REPLY.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -143,6 +144,40 @@ static void email_line_is_in_the_outbox_before_the_result(void **state)
     assert_string_equal(line, "9 ada@x\n");
 }
 
+static int setup_signup(void **state)
+{
+    static harness h;
+    return harness_setup(state, &h, "signup", HB_MS, NULL);
+}
+
+static void reply_carries_the_jobs_a_handler_added(void **state)
+{
+    harness *h = *state;
+    assert_int_equal(harness_register(h, "b1", NULL, NULL), 0);
+    static const char body[] = "\x81\xa5"
+                               "email\xa5"
+                               "ada@x";
+    br_msg m = {.type = BR_MSG_REQUEST,
+                .u.request = {.id = 5,
+                              .service = br_str_c("signup"),
+                              .route = br_str_c("/signup"),
+                              .method = br_str_c("POST"),
+                              .path = br_str_c("/signup"),
+                              .content_type = br_str_c("application/msgpack"),
+                              .body = {body, sizeof(body) - 1},
+                              .deadline_ms = 5000}};
+    assert_int_equal(harness_send(h, &m), 0);
+    br_reply r;
+    assert_int_equal(harness_expect_reply(h, 5, &r, WAIT_MS, NULL), 0);
+    assert_int_equal(r.status, 201);
+    assert_true(body_has_str(r.body, "email", "ada@x"));
+    assert_int_equal(r.njobs, 1);
+    assert_true(br_str_eq(r.jobs[0].task, "email"));
+    assert_true(body_has_str(r.jobs[0].payload, "to", "ada@x"));
+    assert_int_equal(r.jobs[0].idempotency_key.len, 0);
+    assert_int_equal(r.jobs[0].delay_ms, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -155,6 +190,8 @@ int main(void)
                                         harness_teardown),
         cmocka_unit_test_setup_teardown(email_line_is_in_the_outbox_before_the_result, setup_email,
                                         teardown_email),
+        cmocka_unit_test_setup_teardown(reply_carries_the_jobs_a_handler_added, setup_signup,
+                                        harness_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
