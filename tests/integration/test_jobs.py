@@ -166,6 +166,29 @@ class JobsApiTest(JobsTestCase):
         self.wait_status(soon, "succeeded")
         self.assertEqual(self.job(job)["status"], "queued")
 
+    def test_finished_jobs_expire_after_the_retention(self):
+        self.start_gateway("--jobs-retention", "300ms")
+        self.worker("report")
+        self.wait_task_known("report")
+        job = self.submit("report", {"n": 1}, [("Idempotency-Key", "short-lived")])
+        self.wait_status(job, "succeeded")
+        self.wait_until(lambda: self.request("GET", "/jobs/%s" % job).status == 404,
+                        "the job to expire")
+        # Its key went with it: the same key makes a new job.
+        again = self.submit("report", {"n": 1}, [("Idempotency-Key", "short-lived")])
+        self.assertNotEqual(again, job)
+
+    def test_task_limit_answers_503(self):
+        self.start_gateway("--jobs-task-limit", "2")
+        self.worker("report")
+        self.wait_task_known("report")
+        for _ in range(2):
+            self.submit("report", {"n": 1}, query="?delay_ms=60000")
+        r = self.request("POST", "/jobs/report", b"{}")
+        self.assertEqual(r.status, 503)
+        self.assertEqual(r.header("Retry-After"), "1")
+        self.assertIn("detail", r.json())
+
     def test_signup_enqueues_an_email_before_answering(self):
         self.start_gateway()
         self.worker("signup,email")
@@ -217,6 +240,7 @@ class JobsFaultTest(JobsTestCase):
         self.worker("email")
         self.wait_task_known("email")
         delayed = self.submit("email", {"to": "later@example.com"}, query="?delay_ms=1500")
+        keyed = self.submit("email", {"to": "key@example.com"}, [("Idempotency-Key", "k-1")])
         done = self.submit("email", {"to": "now@example.com"})
         self.wait_status(done, "succeeded")
         gw.signal(signal.SIGKILL)
@@ -228,6 +252,9 @@ class JobsFaultTest(JobsTestCase):
         self.assertIn(self.job(delayed)["status"], ("queued", "running", "succeeded"))
         self.wait_status(delayed, "succeeded")
         self.assertIn([delayed, "later@example.com"], self.outbox_lines())
+        # Keys survive too.
+        again = self.submit("email", {"to": "key@example.com"}, [("Idempotency-Key", "k-1")])
+        self.assertEqual(again, keyed)
         # Ids keep growing across the restart.
         self.assertGreater(int(self.submit("email", {"to": "x@example.com"})), int(delayed))
 
