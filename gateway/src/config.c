@@ -97,7 +97,7 @@ static const opt options[] = {
     {"jobs-db", "BARISTA_JOBS_DB", OPT_TEXT, F(jobs_db), 0, 0, "./barista-jobs.db",
      "SQLite file of the durable job store (WAL mode)"},
     {"jobs-fsync", "BARISTA_JOBS_FSYNC", OPT_COUNT, F(jobs.fsync), 0, 1, "0",
-     "1: fsync every group commit (survives power loss too); 0: survives any process kill"},
+     "1: fsync each group commit, surviving power loss; 0: survives process kills"},
     {"jobs-retention", "BARISTA_JOBS_RETENTION", OPT_DURATION, F(jobs.retention_ms), 1,
      720 * HOUR_MS, "86400s", "finished jobs are deleted this long after they end"},
     {"jobs-max-attempts", "BARISTA_JOBS_MAX_ATTEMPTS", OPT_COUNT, F(jobs.max_attempts), 1, 1000,
