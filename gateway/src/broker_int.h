@@ -136,7 +136,7 @@ void gw_calls_cancel(gw_broker *b, gw_worker *caller, uint64_t id);
 /* calls.c: caller is leaving: its pending calls are cancelled. */
 void gw_calls_caller_gone(gw_broker *b, gw_worker *caller);
 
-/* calls.c: REPLY(id) to caller carrying {"detail":DETAIL} as JSON. */
+/* calls.c: REPLY(id) to caller carrying {"detail":DETAIL} as msgpack. */
 void gw_calls_reply_detail(gw_broker *b, gw_worker *caller, uint64_t id, int status,
                            bool retry_after, const char *detail);
 
@@ -147,7 +147,7 @@ void gw_calls_forward(gw_broker *b, gw_worker *caller, uint64_t id, const br_rep
 bool gw_is_hop_by_hop(const char *name, size_t len);
 
 /* dispatch.c: appends {"detail":DETAIL} (DETAIL JSON-escaped) to out.  0 or
- * gw_buf_append's error. */
+ * br_buf_append's error. */
 int gw_detail_json(br_buf *out, const char *detail);
 
 /* dispatch.c: answers req {"detail":DETAIL} with status (and Retry-After: 1 when

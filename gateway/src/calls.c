@@ -6,8 +6,8 @@
  * frame holds into a gw_call (frames live only during the receive callback),
  * validates the declared params and dispatches it through the same queue, credit,
  * deadline and retry machinery.  Whatever answers - the target's REPLY, or a broker
- * error with a JSON detail (400, 404, 405, 422, 502, 503, 504) - goes back to the
- * caller as REPLY(its id).  Calls spend the target worker's credit, never the
+ * error with a FastAPI-shaped detail as msgpack (400, 404, 405, 422, 502, 503, 504) -
+ * goes back to the caller as REPLY(its id).  Calls spend the target worker's credit, never the
  * caller's; the caller may CANCEL one, and its calls are cancelled if it leaves.
  */
 #include <stdlib.h>
@@ -17,23 +17,36 @@
 #include "json.h"
 #include "params.h"
 
-void gw_calls_reply_detail(gw_broker *b, gw_worker *caller, uint64_t id, int status,
-                           bool retry_after, const char *detail)
+/* REPLY(id) carrying a broker error whose FastAPI-shaped JSON is json[0..len), sent
+ * as msgpack: callers are workers, and workers never parse JSON (PROTOCOL.md 10.1). */
+static void reply_error(gw_broker *b, gw_worker *caller, uint64_t id, int status,
+                        bool retry_after, const void *json, size_t len)
 {
-    gw_broker_count_status(b, status);
-    br_buf body = {.max = GW_DETAIL_MAX * 8};
+    br_buf body = {.max = b->cfg.limits.max_body};
     br_pair retry = {br_str_c("retry-after"), br_str_c("1")};
-    if (gw_detail_json(&body, detail) != 0)
+    char err[GW_DETAIL_MAX];
+    if (gw_json_to_msgpack(json, len, &body, err, sizeof(err)) != 0)
         body.len = 0;
     br_msg m = {.type = BR_MSG_REPLY,
                 .u.reply = {.id = id,
                             .status = (uint16_t)status,
                             .headers = retry_after ? &retry : NULL,
                             .nheaders = retry_after ? 1 : 0,
-                            .content_type = br_str_c("application/json"),
+                            .content_type = br_str_c(body.len ? "application/msgpack" : ""),
                             .body = {(const char *)body.data, (uint32_t)body.len}}};
     gw_broker_send(b, caller, NULL, 0, &m);
     br_buf_free(&body);
+}
+
+void gw_calls_reply_detail(gw_broker *b, gw_worker *caller, uint64_t id, int status,
+                           bool retry_after, const char *detail)
+{
+    gw_broker_count_status(b, status);
+    br_buf json = {.max = GW_DETAIL_MAX * 8};
+    if (gw_detail_json(&json, detail) != 0)
+        json.len = 0;
+    reply_error(b, caller, id, status, retry_after, json.data, json.len);
+    br_buf_free(&json);
 }
 
 void gw_calls_forward(gw_broker *b, gw_worker *caller, uint64_t id, const br_reply *r)
@@ -142,12 +155,8 @@ void gw_calls_handle(gw_broker *b, gw_worker *caller, const br_request *m)
     rc = gw_params_validate(e->params, e->nparams, c->params, c->nparams, c->query, c->nquery,
                             c->headers, c->nheaders, &detail);
     if (rc != 0) {
-        br_msg r = {.type = BR_MSG_REPLY,
-                    .u.reply = {.id = m->id,
-                                .status = rc == BR_EVALUE ? 422 : 500,
-                                .content_type = br_str_c("application/json"),
-                                .body = {(const char *)detail.data, (uint32_t)detail.len}}};
-        gw_broker_send(b, caller, NULL, 0, &r);
+        reply_error(b, caller, m->id, rc == BR_EVALUE ? 422 : 500, false, detail.data,
+                    detail.len);
         br_buf_free(&detail);
         gw_call_free(c);
         return;

@@ -50,10 +50,10 @@ void gw_broker_count_status(gw_broker *b, int status)
 
 int gw_detail_json(br_buf *out, const char *detail)
 {
-    int rc = gw_buf_append(out, "{\"detail\":", 10);
+    int rc = br_buf_append(out, "{\"detail\":", 10);
     if (rc == 0)
         rc = gw_json_append_string(out, detail, strlen(detail));
-    return rc == 0 ? gw_buf_append(out, "}", 1) : rc;
+    return rc == 0 ? br_buf_append(out, "}", 1) : rc;
 }
 
 void gw_dispatch_respond_detail(gw_broker *b, gw_req *req, int status, bool retry_after,

@@ -5,8 +5,9 @@
  * A connection holds a FIFO of requests.  A request enters it when its first byte
  * arrives and leaves it once its answer is written; answers produced out of order
  * wait in their request until everything before them is out.  Parsing pauses when
- * the FIFO holds max_pipeline requests or max_output_bytes of answers wait (the
- * unparsed input is kept and reading stops: backpressure, not an error).
+ * the FIFO holds max_pipeline requests or max_output_bytes of requests and answers
+ * not yet written (the unparsed input is kept and reading stops: backpressure, not
+ * an error).
  *
  * Bytes are copied from the shared read buffer into the request's arena as llhttp
  * reports them, so nothing points into the read buffer after a read returns.
@@ -47,6 +48,7 @@ gw_http_req *gw__req_get(gw_conn *conn)
     r->abort_arg = NULL;
     r->head = r->http10 = r->keep_alive = r->close_after = false;
     r->continue_pending = r->headers_done = false;
+    r->held = 0;
     return r;
 }
 
@@ -156,8 +158,10 @@ static void conn_update_phase(gw_conn *conn)
 bool gw__conn_can_parse(const gw_conn *conn)
 {
     const gw_http_config *cfg = &conn->server->cfg;
+    /* Requests held count with their answers: pipelined large bodies would otherwise
+     * pile up max_pipeline deep before the first answer made output_bytes grow. */
     return !conn->want_close && conn->nqueued < cfg->max_pipeline &&
-           conn->output_bytes < cfg->max_output_bytes;
+           conn->output_bytes + conn->input_bytes < cfg->max_output_bytes;
 }
 
 static void stop_reading(gw_conn *conn)
@@ -340,6 +344,7 @@ static void write_done(gw_conn *conn)
             conn->tail = NULL;
         conn->nqueued--;
         conn->output_bytes -= r->resp.len;
+        conn->input_bytes -= r->held;
         finish = finish || r->close_after;
         req_recycle(conn, r);
     }

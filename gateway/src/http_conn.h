@@ -95,6 +95,7 @@ typedef struct gw_http_req {
     bool close_after;         /* the connection closes once this answer is written */
     bool continue_pending;    /* owes the client "100 Continue" before the body */
     bool headers_done;        /* headers complete; body (if any) being read */
+    size_t held;              /* arena bytes counted in conn->input_bytes */
 } gw_http_req;
 
 /* What the connection's one timer is measuring. */
@@ -123,6 +124,7 @@ typedef struct gw_conn {
     size_t nfree;                  /* objects in the pool */
     uv_buf_t *bufs;                /* gather list for one write (max_pipeline + 1) */
     size_t output_bytes;           /* answer bytes ready or being written */
+    size_t input_bytes;            /* bytes of parsed requests not yet written back */
     gw_bytes pending_in;           /* input read but not parsed while reading is paused */
     const char *exec_end;          /* end of the bytes llhttp is executing */
     gw_conn_phase phase;           /* what the timer measures */

@@ -284,6 +284,8 @@ static int on_message_complete(llhttp_t *p)
     gw_http_req *r = conn->parsing;
     conn->parsing = NULL;
     conn->nqueued++;
+    r->held = r->arena.len;
+    conn->input_bytes += r->held;
     r->state = GW_REQ_HANDLING;
     r->continue_pending = false;
     /* An Upgrade (or CONNECT) is never granted; llhttp would hand over the bytes that

@@ -32,8 +32,8 @@ typedef struct gw_http_config {
     uint32_t max_connections;      /* open connections; one more gets 503 + Retry-After */
     uint32_t max_pipeline;         /* parsed requests waiting on one connection before
                                       the server stops reading it (backpressure) */
-    size_t max_output_bytes;       /* response bytes buffered for one connection before
-                                      the server stops reading it (slow readers) */
+    size_t max_output_bytes;       /* request and response bytes one connection holds
+                                      unwritten before the server stops reading it */
     int backlog;                   /* listen(2) backlog */
 } gw_http_config;
 

@@ -50,7 +50,7 @@ static int append_all(br_buf *out, const char *const *pieces, size_t n)
 {
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++)
-        rc = gw_buf_append(out, pieces[i], strlen(pieces[i]));
+        rc = br_buf_append(out, pieces[i], strlen(pieces[i]));
     return rc;
 }
 
@@ -68,7 +68,7 @@ void gw_respond_json_invalid(gw_req *req, const char *err)
                                 "],\"msg\":\"JSON decode error\",\"input\":{},\"ctx\":{\"error\":"};
     if (append_all(&body, head, 3) == 0 &&
         gw_json_append_string(&body, err, cut ? (size_t)(cut - err) : strlen(err)) == 0 &&
-        gw_buf_append(&body, "}}]}", 4) == 0)
+        br_buf_append(&body, "}}]}", 4) == 0)
         gw_req_respond(req, 422, NULL, 0, "application/json", body.data, body.len);
     else
         gw_req_respond_detail(req, 422, "JSON decode error");

@@ -141,7 +141,7 @@ static void post_job(gw_req *req, void *data)
     char err[GW_DETAIL_MAX];
     int rc = req->body_len
                  ? gw_json_to_msgpack(req->body, req->body_len, &payload, err, sizeof(err))
-                 : gw_buf_append(&payload, "\xc0", 1); /* msgpack nil */
+                 : br_buf_append(&payload, "\xc0", 1); /* msgpack nil */
     if (rc == BR_EVALUE) {
         gw_respond_json_invalid(req, err);
         br_buf_free(&payload);
@@ -173,7 +173,7 @@ static const char *const status_names[] = {"queued", "running", "succeeded", "fa
 /* Appends a piece of JSON text; 0 or the append's error. */
 static int put(br_buf *b, const char *s)
 {
-    return gw_buf_append(b, s, strlen(s));
+    return br_buf_append(b, s, strlen(s));
 }
 
 /* GET /jobs/{id} */

@@ -15,39 +15,6 @@
 #include "json.h"
 #include "utf8.h"
 
-/* The first allocation of an empty buffer: a typical small reply fits. */
-#define GW_BUF_INITIAL 256
-
-/* Makes room for n more bytes without changing out->len. */
-static int buf_reserve(br_buf *out, size_t n)
-{
-    size_t max = out->max ? out->max : br_limits_default.max_message;
-    if (n > max || out->len > max - n)
-        return BR_ELIMIT;
-    size_t need = out->len + n;
-    if (need <= out->cap)
-        return 0;
-    size_t cap = out->cap ? out->cap : GW_BUF_INITIAL;
-    while (cap < need)
-        cap = cap > max / 2 ? max : cap * 2;
-    uint8_t *grown = realloc(out->data, cap);
-    if (!grown)
-        return BR_ENOMEM;
-    out->data = grown;
-    out->cap = cap;
-    return 0;
-}
-
-int gw_buf_append(br_buf *out, const void *data, size_t n)
-{
-    int rc = buf_reserve(out, n);
-    if (rc == 0 && n > 0) {
-        memcpy(out->data + out->len, data, n);
-        out->len += n;
-    }
-    return rc;
-}
-
 /* Appends one byte; the usual case, with room left, stays inline. */
 static inline int put_char(br_buf *out, char c)
 {
@@ -55,7 +22,7 @@ static inline int put_char(br_buf *out, char c)
         out->data[out->len++] = (uint8_t)c;
         return 0;
     }
-    return gw_buf_append(out, &c, 1);
+    return br_buf_append(out, &c, 1);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -71,7 +38,7 @@ static int put_u64(br_buf *out, uint64_t v, bool negative)
     } while (v);
     if (negative)
         digits[--i] = '-';
-    return gw_buf_append(out, digits + i, sizeof digits - i);
+    return br_buf_append(out, digits + i, sizeof digits - i);
 }
 
 static int put_i64(br_buf *out, int64_t v)
@@ -149,7 +116,7 @@ size_t gw_format_double(double v, char *buf, size_t cap)
 static int put_float(br_buf *out, double v, bool single)
 {
     if (!isfinite(v))
-        return gw_buf_append(out, "null", 4);
+        return br_buf_append(out, "null", 4);
     char text[GW_DOUBLE_CHARS + 2];
     size_t n = format_shortest(v, single, text, GW_DOUBLE_CHARS);
     /* An integral float keeps a fraction so that it stays a float for the client. */
@@ -157,7 +124,7 @@ static int put_float(br_buf *out, double v, bool single)
         text[n++] = '.';
         text[n++] = '0';
     }
-    return gw_buf_append(out, text, n);
+    return br_buf_append(out, text, n);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -198,7 +165,7 @@ static int put_string(br_buf *out, const uint8_t *s, size_t len)
            s[clean] != '\\')
         clean++;
     if (clean == len) {
-        int rc = buf_reserve(out, len + 2);
+        int rc = br_buf_reserve(out, len + 2);
         if (rc != 0)
             return rc;
         uint8_t *w = out->data + out->len;
@@ -223,22 +190,22 @@ static int put_string(br_buf *out, const uint8_t *s, size_t len)
             i += seq;
             continue;
         }
-        rc = gw_buf_append(out, s + run, i - run);
+        rc = br_buf_append(out, s + run, i - run);
         if (rc != 0)
             break;
         if (c >= 0x80) {
-            rc = gw_buf_append(out, "\xef\xbf\xbd", 3);
+            rc = br_buf_append(out, "\xef\xbf\xbd", 3);
         } else if (short_escape(c)) {
             char esc[2] = {'\\', short_escape(c)};
-            rc = gw_buf_append(out, esc, 2);
+            rc = br_buf_append(out, esc, 2);
         } else {
             char esc[6] = {'\\', 'u', '0', '0', hex_digits[c >> 4], hex_digits[c & 15]};
-            rc = gw_buf_append(out, esc, 6);
+            rc = br_buf_append(out, esc, 6);
         }
         run = ++i;
     }
     if (rc == 0)
-        rc = gw_buf_append(out, s + run, len - run);
+        rc = br_buf_append(out, s + run, len - run);
     if (rc == 0)
         rc = put_char(out, '"');
     return rc;
@@ -260,7 +227,7 @@ static const char base64_digits[] =
 static int put_base64(br_buf *out, const uint8_t *s, size_t len)
 {
     size_t enc = (len + 2) / 3 * 4;
-    int rc = buf_reserve(out, enc + 2);
+    int rc = br_buf_reserve(out, enc + 2);
     if (rc != 0)
         return rc;
     char *w = (char *)out->data + out->len;
@@ -351,10 +318,10 @@ static int walk_key(mp_walk *w, unsigned depth)
         return walk_value(w, depth);
     if (!is_int)
         return BR_EVALUE;
-    int rc = gw_buf_append(w->out, "\"", 1);
+    int rc = br_buf_append(w->out, "\"", 1);
     if (rc == 0)
         rc = walk_value(w, depth);
-    return rc ? rc : gw_buf_append(w->out, "\"", 1);
+    return rc ? rc : br_buf_append(w->out, "\"", 1);
 }
 
 static int walk_map(mp_walk *w, uint64_t count, unsigned depth)
@@ -406,11 +373,11 @@ static int walk_value(mp_walk *w, unsigned depth)
 
     switch (b) {
     case 0xc0:
-        return gw_buf_append(w->out, "null", 4);
+        return br_buf_append(w->out, "null", 4);
     case 0xc2:
-        return gw_buf_append(w->out, "false", 5);
+        return br_buf_append(w->out, "false", 5);
     case 0xc3:
-        return gw_buf_append(w->out, "true", 4);
+        return br_buf_append(w->out, "true", 4);
     case 0xc4:
     case 0xc5:
     case 0xc6: /* bin 8/16/32 */

@@ -45,10 +45,6 @@ int gw_msgpack_to_json(const void *mp, size_t len, br_buf *out);
  * Escapes as gw_msgpack_to_json does (invalid UTF-8 becomes U+FFFD). */
 int gw_json_append_string(br_buf *out, const char *s, size_t len);
 
-/* Appends n bytes to out, growing it geometrically but never past out->max (0 meaning
- * br_limits_default.max_message).  0, BR_ELIMIT or BR_ENOMEM; out unchanged on error. */
-int gw_buf_append(br_buf *out, const void *data, size_t n);
-
 /* Writes v into buf (cap >= GW_DOUBLE_CHARS) in the shortest "%g" form that reads back
  * as exactly v: "0.1", "10", "1e+100", "-0"; "inf"/"nan" for non-finite values (callers
  * writing JSON map those to null).  Returns the length written, NUL excluded. */

@@ -72,7 +72,7 @@ static int put_be(br_buf *out, uint8_t type, uint64_t v, size_t n)
     b[0] = type;
     for (size_t i = 0; i < n; i++)
         b[1 + i] = (uint8_t)(v >> (8 * (n - 1 - i)));
-    return gw_buf_append(out, b, n + 1);
+    return br_buf_append(out, b, n + 1);
 }
 
 /* The smallest msgpack encoding of an integer, as msgpack-c's packer chooses it. */
@@ -124,7 +124,7 @@ static int close_container(br_buf *out, size_t at, size_t count, uint8_t fix, ui
         return BR_ELIMIT;
     size_t extra = count <= 0xffff ? 2 : 4;
     static const uint8_t pad[4];
-    int rc = gw_buf_append(out, pad, extra);
+    int rc = br_buf_append(out, pad, extra);
     if (rc != 0)
         return rc;
     uint8_t *h = out->data + at;
@@ -270,10 +270,10 @@ static int parse_string(jparse *p)
         return rc;
     if (decoded == end - p->pos - 2) {
         /* No escapes: the text between the quotes is the string. */
-        rc = gw_buf_append(p->out, p->s + p->pos + 1, decoded);
+        rc = br_buf_append(p->out, p->s + p->pos + 1, decoded);
     } else {
         size_t mark = p->out->len;
-        rc = gw_buf_append(p->out, p->s + p->pos + 1, decoded); /* reserves the room */
+        rc = br_buf_append(p->out, p->s + p->pos + 1, decoded); /* reserves the room */
         if (rc == 0)
             rc = walk_string(p, p->out->data + mark, &decoded, &end);
     }

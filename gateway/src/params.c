@@ -167,7 +167,7 @@ static const char *const loc_names[] = {"path", "query", "header"};
 
 static int append_c(br_buf *out, const char *s)
 {
-    return gw_buf_append(out, s, strlen(s));
+    return br_buf_append(out, s, strlen(s));
 }
 
 /* Appends one {"type":..,"loc":[..],"msg":..,"input":..[,"ctx":{..}]} entry. */

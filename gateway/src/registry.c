@@ -138,13 +138,21 @@ static bool method_ok(br_str m)
     return true;
 }
 
-/* Checks everything about a READY that does not need the router: kinds, names and
- * route ownership.  0 or BR_EVALUE with reason set. */
+/* Checks everything about a READY that does not need the router: kinds, names, route
+ * ownership and room for its new services.  0, or BR_EVALUE / BR_EFULL with reason
+ * set. */
 static int check_ready(const gw_registry *self, const br_ready *r, char *reason, size_t cap)
 {
     if (r->kind != BR_KIND_IO && r->kind != BR_KIND_CPU) {
         snprintf(reason, cap, "unknown worker kind %u", (unsigned)r->kind);
         return BR_EVALUE;
+    }
+    size_t unknown = 0;
+    for (uint32_t i = 0; i < r->nservices; i++)
+        unknown += find_service(self, r->services[i].name) == NULL;
+    if (unknown > GW_MAX_SERVICES - self->nservices) {
+        snprintf(reason, cap, "too many services (limit %d)", GW_MAX_SERVICES);
+        return BR_EFULL;
     }
     for (uint32_t i = 0; i < r->nservices; i++) {
         const br_service *s = &r->services[i];

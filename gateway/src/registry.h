@@ -32,6 +32,10 @@
 /* Longest heartbeat interval a worker may announce: its liveness is judged on at
  * most this, so that a worker cannot make itself immortal. */
 #define GW_HEARTBEAT_MAX 60000u
+/* Most services the registry knows at once.  Services (and their routes) outlive their
+ * workers, so without this a peer joining again and again with new names would grow
+ * the table, and every scan of it, without bound. */
+#define GW_MAX_SERVICES 1024
 /* Most credit a worker may hold: CREDIT messages add up to this and no further. */
 #define GW_CREDIT_MAX 1000000u
 
@@ -101,7 +105,8 @@ void gw_registry_destroy(gw_registry **self_p);
  * new worker, holding capacity credit, last_recv = last_send = now.  Returns 0;
  * BR_EVALUE when the READY is refused - a one-line reason is written to `reason`
  * (mixed kinds, a service announced with another kind, a route owned by another
- * service, a malformed name or template); BR_EFULL at max_workers (reason set);
+ * service, a malformed name or template); BR_EFULL at max_workers, or when the new
+ * services would pass GW_MAX_SERVICES (reason set);
  * BR_ENOMEM.  Nothing changes unless it returns 0.  The ident must not be registered. */
 int gw_registry_add(gw_registry *self, const void *ident, size_t ident_len, const br_ready *ready,
                     uint64_t now, gw_worker **out, char *reason, size_t reason_cap);

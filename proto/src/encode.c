@@ -31,7 +31,7 @@ static int write_cb(void *data, const char *bytes, size_t len)
         return 0;
     }
     if (e->err == 0)
-        e->err = br__buf_append(buf, bytes, len);
+        e->err = br_buf_append(buf, bytes, len);
     return e->err == 0 ? 0 : -1;
 }
 

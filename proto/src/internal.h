@@ -13,9 +13,6 @@
 /* ---------------------------------------------------------------------------------- */
 /* buf.c                                                                               */
 
-/* Appends n bytes to buf, growing it geometrically but never past its maximum.
- * Returns 0, BR_ELIMIT when buf->len + n would pass the maximum, or BR_ENOMEM. */
-int br__buf_append(br_buf *buf, const void *data, size_t n);
 
 /* ---------------------------------------------------------------------------------- */
 /* msg.c                                                                               */

@@ -20,7 +20,7 @@ static int mp_to_json(const void *mp, size_t len, br_buf *buf)
 {
     int rc = gw_msgpack_to_json(mp, len, buf);
     if (rc == 0) {
-        assert_int_equal(gw_buf_append(buf, "", 1), 0);
+        assert_int_equal(br_buf_append(buf, "", 1), 0);
         buf->len--;
     }
     return rc;

@@ -338,7 +338,7 @@ static void error_body_respects_buffer_max(void **state)
 {
     (void)state;
     br_buf out = {.max = 40};
-    assert_int_equal(gw_buf_append(&out, "kept", 4), 0);
+    assert_int_equal(br_buf_append(&out, "kept", 4), 0);
     assert_int_equal(check_query(param("ms", BR_IN_QUERY, BR_TYPE_INT, true), NULL, &out),
                      BR_ELIMIT);
     assert_int_equal(out.len, 4);

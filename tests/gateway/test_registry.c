@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -281,6 +282,26 @@ static void refuses_workers_past_the_limit(void **state)
     add_refused(f, "5", r, BR_EFULL, "too many workers");
 }
 
+/* Services outlive their workers, so a peer that keeps joining with new service names
+ * (no routes needed) must not grow the table - and the linear scans over it - without
+ * bound. */
+static void refuses_services_past_the_limit(void **state)
+{
+    fixture *f = *state;
+    ready_builder b;
+    char name[32];
+    for (unsigned i = 0; i < GW_MAX_SERVICES; i++) {
+        snprintf(name, sizeof(name), "svc%u", i);
+        gw_registry_remove(f->reg, add_ok(f, "w", one_service(&b, name, BR_KIND_IO, NULL, 0, 1)));
+    }
+    assert_int_equal(gw_registry_nservices(f->reg), GW_MAX_SERVICES);
+    add_refused(f, "w", one_service(&b, "one-more", BR_KIND_IO, NULL, 0, 1), BR_EFULL,
+                "too many services");
+    assert_int_equal(gw_registry_nservices(f->reg), GW_MAX_SERVICES);
+    /* A service the gateway knows already still joins. */
+    add_ok(f, "w", one_service(&b, "svc7", BR_KIND_IO, NULL, 0, 1));
+}
+
 static void destroy_takes_its_routes_out_of_the_router(void **state)
 {
     fixture *f = *state;
@@ -304,6 +325,7 @@ int main(void)
         T(routes_stay_after_the_last_worker_leaves),
         T(picks_the_live_worker_with_most_credit),
         T(refuses_workers_past_the_limit),
+        T(refuses_services_past_the_limit),
         T(destroy_takes_its_routes_out_of_the_router),
     };
 #undef T

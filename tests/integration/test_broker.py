@@ -108,6 +108,9 @@ class BuiltinRoutes(BrokerTestCase):
     def test_sleep_answers_and_validates(self):
         r = self.get("/sleep?ms=30")
         self.assertEqual((r.status, r.json()), (200, {"slept_ms": 30}))
+        # "+30" passes the gateway's validation, so the worker must take it too.
+        r = self.get("/sleep?ms=%2B30")
+        self.assertEqual((r.status, r.json()), (200, {"slept_ms": 30}))
         r = self.get("/sleep")
         self.assertEqual(r.status, 422)
         self.assertEqual(r.json(), {"detail": [{"type": "missing", "loc": ["query", "ms"],
@@ -400,14 +403,22 @@ class ServiceCalls(BrokerTestCase):
             self.assertEqual(status, 200)
             value = unpack(body) if ctype == "application/msgpack" else json.loads(body)
             self.assertEqual(value, {"message": "hello bob"})
-            status, _, body = self.call(z, 42, "/sleep", [("ms", "2000")], deadline_ms=200)
-            self.assertEqual(status, 504)
-            self.assertTrue(json.loads(body)["detail"].startswith("Gateway Timeout"))
-            status, _, body = self.call(z, 43, "/sleep")
-            self.assertEqual(status, 422)
-            self.assertEqual(json.loads(body)["detail"][0]["type"], "missing")
-            status, _, body = self.call(z, 44, "/healthz")
-            self.assertEqual((status, json.loads(body)), (404, {"detail": "Not Found"}))
+            # The broker's own errors are msgpack too: workers never parse JSON
+            # (PROTOCOL.md 10.1).
+            status, ctype, body = self.call(z, 42, "/sleep", [("ms", "2000")], deadline_ms=200)
+            self.assertEqual((status, ctype), (504, "application/msgpack"))
+            self.assertTrue(unpack(body)["detail"].startswith("Gateway Timeout"))
+            status, ctype, body = self.call(z, 43, "/sleep")
+            self.assertEqual((status, ctype), (422, "application/msgpack"))
+            self.assertEqual(unpack(body)["detail"][0]["type"], "missing")
+            self.assertEqual(unpack(body)["detail"][0]["loc"], ["query", "ms"])
+            status, ctype, body = self.call(z, 44, "/healthz")
+            self.assertEqual((status, ctype, unpack(body)),
+                             (404, "application/msgpack", {"detail": "Not Found"}))
+            status, ctype, body = self.call(z, 45, "/hello/%zz")
+            self.assertEqual((status, ctype, unpack(body)),
+                             (400, "application/msgpack",
+                              {"detail": "Malformed path: bad percent-encoding"}))
             z.send(pack([1, GOODBYE, "done"]))
         # The real worker served on after the cancelled sleep.
         self.assertEqual(self.get("/sleep?ms=5").status, 200)

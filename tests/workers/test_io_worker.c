@@ -315,8 +315,7 @@ static void draining_worker_waits_for_the_acknowledgement(void **state)
 {
     harness *h = *state;
     assert_int_equal(harness_register(h, "b1", NULL, NULL), 0);
-    /* One round trip first, so that the worker has read its WELCOME: a SIGTERM before
-     * that leaves it unregistered, and an unregistered worker may leave at once. */
+    /* A round trip first, so that the WELCOME was read before the signal comes. */
     assert_int_equal(harness_request(h, 3, "hello", "GET", "/hello", "/hello", 5000, NULL), 0);
     assert_int_equal(expect_reply(h, 3).status, 200);
     assert_int_equal(kill(h->pid, SIGTERM), 0);

@@ -13,6 +13,8 @@ const br_service_spec *const br_builtin_services[] = {
     &br_signup_service,
     &br_email_service,
     &br_report_service,
+    &br_dashboard_service,
+    &br_fetch_service,
 };
 
 const size_t br_builtin_count = BR_NELEMS(br_builtin_services);

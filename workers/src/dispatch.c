@@ -176,7 +176,9 @@ void br__dispatch_request(br_worker *w, const br_request *m, const void *frame, 
         }
         return;
     }
+    br__watch_enter(w, spec);
     spec->handler(req);
+    br__watch_leave(w);
 }
 
 /* ---------------------------------------------------------------------------------- */

@@ -22,6 +22,9 @@
 /* The most services one process hosts (the protocol's own bound). */
 #define MAX_SERVICES 64
 #define DEFAULT_NICE 10
+/* libuv's own default pool size, and the most it allows. */
+#define DEFAULT_THREADPOOL 4
+#define MAX_THREADPOOL     1024
 
 static const char usage[] =
     "usage: barista-worker --services a,b [options]\n"
@@ -40,6 +43,12 @@ static const char usage[] =
     "  --id ID                worker id (BARISTA_WORKER_ID, default host:pid)\n"
     "  --outbox PATH          email task: the outbox file (BARISTA_OUTBOX, default\n"
     "                         ./barista-outbox.txt)\n"
+    "  --threadpool N         threads of the pool behind br_offload and cpu handlers\n"
+    "                         (BARISTA_THREADPOOL, default 4; sets UV_THREADPOOL_SIZE)\n"
+    "  --stall-ms N           io: log a loop callback that blocks longer, with its route\n"
+    "                         (BARISTA_STALL_MS, default 100)\n"
+    "  --upstream-url URL     the one upstream the fetch service calls\n"
+    "                         (BARISTA_UPSTREAM_URL)\n"
     "  --list                 print the built-in services, their kind and routes\n"
     "  --help                 print this help\n"
     "\n"
@@ -50,6 +59,8 @@ typedef struct config {
     const char *services;   /* comma-separated names */
     br_worker_options opts; /* runtime options */
     long nice;              /* niceness for a cpu worker */
+    long threadpool;        /* thread-pool size, or 0 for libuv's default */
+    const char *upstream;   /* the fetch service's upstream, or NULL */
     bool list;              /* --list */
     bool help;              /* --help */
 } config;
@@ -110,6 +121,17 @@ static int apply(config *c, int opt, const char *name, const char *v)
         return set_u32(name, v, 10, 3600000, &c->opts.heartbeat_ms);
     case 'd':
         return set_u32(name, v, 1, 86400000, &c->opts.drain_timeout_ms);
+    case 't':
+        if (parse_long(v, 1, MAX_THREADPOOL, &c->threadpool) != 0)
+            return fail_usage("bad value for %s: %s (want 1..%d)", name, v, MAX_THREADPOOL);
+        return 0;
+    case 'S':
+        return set_u32(name, v, 1, 3600000, &c->opts.stall_ms);
+    case 'u':
+        if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)
+            return fail_usage("bad value for %s: %s (want http:// or https://)", name, v);
+        c->upstream = v;
+        return 0;
     case 'N':
         if (parse_long(v, -20, 19, &c->nice) != 0)
             return fail_usage("bad value for %s: %s (want -20..19)", name, v);
@@ -128,6 +150,9 @@ static const struct option longopts[] = {
     {"drain-timeout-ms", required_argument, NULL, 'd'},
     {"id", required_argument, NULL, 'i'},
     {"outbox", required_argument, NULL, 'o'},
+    {"threadpool", required_argument, NULL, 't'},
+    {"stall-ms", required_argument, NULL, 'S'},
+    {"upstream-url", required_argument, NULL, 'u'},
     {"list", no_argument, NULL, 'l'},
     {"help", no_argument, NULL, 'H'},
     {NULL, 0, NULL, 0},
@@ -139,7 +164,8 @@ static const struct {
 } env_vars[] = {
     {'s', "BARISTA_SERVICES"},  {'c', "BARISTA_CONNECT"},      {'n', "BARISTA_CONCURRENCY"},
     {'N', "BARISTA_NICE"},      {'h', "BARISTA_HEARTBEAT_MS"}, {'d', "BARISTA_DRAIN_TIMEOUT_MS"},
-    {'i', "BARISTA_WORKER_ID"},
+    {'i', "BARISTA_WORKER_ID"},     {'t', "BARISTA_THREADPOOL"},   {'S', "BARISTA_STALL_MS"},
+    {'u', "BARISTA_UPSTREAM_URL"},
 };
 
 /* Flags first; then the environment fills in what no flag gave, so a flag wins even
@@ -252,6 +278,19 @@ int main(int argc, char **argv)
 
     if (picked[0]->kind == BR_KIND_CPU && setpriority(PRIO_PROCESS, 0, (int)c.nice) != 0)
         fprintf(stderr, "barista-worker: setpriority(%ld): %s\n", c.nice, strerror(errno));
+
+    /* Both are read by code that runs later: the pool size when the loop first queues
+     * work, the upstream by the fetch service. */
+    char pool[16];
+    snprintf(pool, sizeof(pool), "%ld", c.threadpool ? c.threadpool : DEFAULT_THREADPOOL);
+    if ((c.threadpool && setenv("UV_THREADPOOL_SIZE", pool, 1) != 0) ||
+        (c.upstream && setenv("BARISTA_UPSTREAM_URL", c.upstream, 1) != 0)) {
+        fprintf(stderr, "barista-worker: setenv: %s\n", strerror(errno));
+        return 1;
+    }
+    const char *size = getenv("UV_THREADPOOL_SIZE");
+    fprintf(stderr, "barista-worker[%ld]: thread pool: %s threads\n", (long)getpid(),
+            size && *size ? size : pool);
 
     br_worker *w = br_worker_new(picked, (size_t)n, &c.opts);
     if (!w)

@@ -4,6 +4,8 @@
  */
 #include "request.h"
 
+#include "async_int.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -193,8 +195,9 @@ int br_req_query_int(const br_req *req, const char *name, int64_t *out)
         return BR_EVALUE;
     memcpy(digits, s.ptr, s.len);
     digits[s.len] = '\0';
-    /* strtoll skips leading blanks and accepts a '+'; a query value must be digits. */
-    if (!(digits[0] == '-' || (digits[0] >= '0' && digits[0] <= '9')))
+    /* strtoll skips leading blanks; a query value must be a sign or a digit first, as
+     * the gateway's validation (pydantic's lax int) has it: "+5" is 5. */
+    if (!(digits[0] == '-' || digits[0] == '+' || (digits[0] >= '0' && digits[0] <= '9')))
         return BR_EVALUE;
     char *end;
     errno = 0;
@@ -465,6 +468,11 @@ static void on_handle_closed(uv_handle_t *h)
 
 void br__req_release(br_req *req)
 {
+    br__ops_abort(req);
+    if (req->pins) {
+        req->release_deferred = true;
+        return;
+    }
     if (req->nhandles == 0) {
         free_now(req);
         return;

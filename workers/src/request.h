@@ -46,6 +46,9 @@ struct br_req {
     uv_work_t work;                    /* the compute-thread job of a CPU request */
     br_job_spec *jobs;                 /* jobs the reply enqueues (arena), or NULL */
     uint32_t njobs;                    /* entries used in jobs */
+    struct br__op *ops;                /* async operations it owns (async_int.h) */
+    unsigned pins;                     /* thread-pool jobs that may still read it */
+    bool release_deferred;             /* released while pinned: free at the last unpin */
     br__arena arena;                   /* request-scoped memory, starting in first[] */
     alignas(max_align_t) char first[]; /* the arena's first block */
 };

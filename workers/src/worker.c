@@ -98,6 +98,7 @@ static void send_ready(br_worker *w)
     r->worker_id = br_str_c(w->id);
     r->kind = (uint8_t)w->reg.kind;
     r->capacity = br__dispatch_new_registration(w);
+    br__calls_fail_all(w);
     w->credit_owed = 0; /* the new READY counted every slot afresh */
     r->heartbeat_ms = w->heartbeat_ms;
     r->services = w->reg.wire;
@@ -234,6 +235,9 @@ static void on_message(br_zsock *zs, const br_zframe *frames, size_t nframes, vo
     case BR_MSG_REQUEST:
         br__dispatch_request(w, &msg.u.request, frames[0].data, frames[0].len);
         break;
+    case BR_MSG_REPLY:
+        br__calls_reply(w, &msg.u.reply);
+        break;
     case BR_MSG_CANCEL:
         br__dispatch_cancel(w, msg.u.cancel.id);
         break;
@@ -327,13 +331,15 @@ static void shutdown_all(br_worker *w)
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
     uv_close((uv_handle_t *)&w->sigterm, NULL);
     uv_close((uv_handle_t *)&w->sigint, NULL);
+    br__async_close(w);
 }
 
 void br__worker_request_done(br_worker *w)
 {
-    /* Requests may cross our GOODBYE on the wire: stay until the broker acknowledged
-     * it (or there is no broker to send any) and nothing is in flight. */
-    if (w->draining && w->inflight == 0 && (w->drain_acked || !w->registered || !w->zs))
+    /* Requests may cross our GOODBYE on the wire - even before we saw WELCOME, since
+     * the broker registers us on READY: stay until the broker acknowledged it (or went
+     * silent and the socket was dropped) and nothing is in flight. */
+    if (w->draining && w->inflight == 0 && (w->drain_acked || !w->zs))
         shutdown_all(w);
 }
 
@@ -402,6 +408,7 @@ br_worker *br_worker_new(const br_service_spec *const *services, size_t n,
         w->capacity = 1;
     w->heartbeat_ms = o->heartbeat_ms ? o->heartbeat_ms : BR_WORKER_DEFAULT_HEARTBEAT_MS;
     w->drain_ms = o->drain_timeout_ms ? o->drain_timeout_ms : BR_WORKER_DEFAULT_DRAIN_MS;
+    w->stall_ms = o->stall_ms ? o->stall_ms : BR_WORKER_DEFAULT_STALL_MS;
     w->broker_hb_ms = w->heartbeat_ms;
     w->backoff_ms = BR_BACKOFF_FIRST_MS;
     w->rng = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull ^ uv_hrtime();
@@ -423,6 +430,7 @@ void br_worker_destroy(br_worker **self_p)
     br_worker *w = *self_p;
     br__dispatch_release(w);
     br__jobs_release(w);
+    br__async_release(w);
     br_decoder_destroy(&w->dec);
     br_buf_free(&w->out);
     br__registry_release(&w->reg);
@@ -437,6 +445,10 @@ int br_worker_run(br_worker *w)
     int rc = uv_loop_init(&w->loop);
     if (rc != 0) {
         br__log("uv_loop_init: %s", uv_strerror(rc));
+        return BR_EIO;
+    }
+    if (br__async_open(w) != 0) {
+        uv_loop_close(&w->loop);
         return BR_EIO;
     }
     w->zctx = zmq_ctx_new();

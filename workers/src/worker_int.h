@@ -13,6 +13,7 @@
 #ifndef BARISTA_WORKER_INT_H
 #define BARISTA_WORKER_INT_H
 
+#include "async_int.h"
 #include "barista/zsock.h"
 #include "registry.h"
 #include "request.h"
@@ -67,6 +68,10 @@ struct br_worker {
     struct br_jobctx *jobs;           /* jobs in flight (counted in inflight), jobs.c */
     br_str *tasks;                    /* READY.tasks: every hosted service's tasks */
     uint32_t ntasks;                  /* entries in tasks */
+    uint32_t stall_ms;                /* watchdog threshold */
+    br__calls *calls;                 /* calls in flight (call.c), or NULL before the first */
+    br__http *http;                   /* the async HTTP client (http_client.c), or NULL */
+    br__watch *watch;                 /* the loop watchdog (watchdog.c), or NULL */
 };
 
 /* Encodes msg and sends it to the broker; drops it (logging why) when there is no

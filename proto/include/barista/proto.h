@@ -310,6 +310,13 @@ typedef struct br_buf {
 /* Releases buf's memory and zeroes it; safe on a zeroed buffer and safe twice. */
 void br_buf_free(br_buf *buf);
 
+/* Makes room for n more bytes after buf->len (buf->len unchanged), growing
+ * geometrically up to buf->max.  Returns 0, BR_ELIMIT past the maximum, or BR_ENOMEM. */
+int br_buf_reserve(br_buf *buf, size_t n);
+
+/* Appends n bytes of data.  Returns as br_buf_reserve(); on failure nothing changes. */
+int br_buf_append(br_buf *buf, const void *data, size_t n);
+
 /* Appends the encoding of msg to buf (it does not clear buf first).  Returns 0, or
  * BR_EINVAL for a message that breaks the protocol (unknown type, status out of
  * range, zero deadline), BR_ELIMIT when buf would grow past buf->max, or BR_ENOMEM.

@@ -291,6 +291,7 @@ typedef struct br_worker_options {
     uint32_t concurrency;      /* I/O: requests in flight at once (the credit); CPU: 1 */
     uint32_t heartbeat_ms;     /* heartbeat interval; the broker is dead after 3 silent */
     uint32_t drain_timeout_ms; /* on SIGTERM, how long in-flight work may take */
+    uint32_t stall_ms;         /* io: log a loop callback that runs longer (default 100) */
 } br_worker_options;
 
 typedef struct br_worker br_worker;
@@ -317,5 +318,8 @@ void br_worker_destroy(br_worker **self_p);
 #ifdef __cplusplus
 }
 #endif
+
+/* Calls, gather, the async HTTP client and thread-pool offload. */
+#include "barista/async.h"
 
 #endif /* BARISTA_WORKER_H */

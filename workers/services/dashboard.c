@@ -1,0 +1,125 @@
+/*
+ * dashboard.c - asyncio.gather with deadlines and partial results.
+ *
+ *   GET /dashboard[?timeout_ms=N]  -> {"hello": {...}, "sleep": {...}, "hash": {...}}
+ *
+ * Three calls to other services start at once: hello, sleep (100 ms) and hash
+ * (n=1000, on a CPU worker).  The answer comes when the slowest has answered, not
+ * after the sum.  A branch that fails - no answer within timeout_ms (1..60000, default
+ * the request's deadline), no worker for its service, an error - appears as
+ * {"error": {"status": S, "detail": "..."}} and the others are still returned, 200.
+ */
+#include <string.h>
+
+#include "services.h"
+
+#define DASHBOARD_TIMEOUT_MAX 60000
+
+/* The branches, in gather order: the key in the answer and the call. */
+static const struct {
+    const char *key;
+    const char *path;
+} branches[] = {
+    {"hello", "/hello"},
+    {"sleep", "/sleep?ms=100"},
+    {"hash", "/hash?n=1000&data=dashboard"},
+};
+
+/* True when body is exactly one msgpack value (so it can be copied in as is). */
+static bool one_msgpack_value(br_str body)
+{
+    size_t off = 0;
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    bool ok = msgpack_unpack_next(&u, body.ptr, body.len, &off) == MSGPACK_UNPACK_SUCCESS &&
+              off == body.len;
+    msgpack_unpacked_destroy(&u);
+    return ok;
+}
+
+static void pack_branch(msgpack_packer *pk, const br_result *r)
+{
+    if (br_result_ok(r) && br_str_eq(r->content_type, "application/msgpack") &&
+        one_msgpack_value(r->body)) {
+        pk->callback(pk->data, r->body.ptr, r->body.len);
+        return;
+    }
+    if (br_result_ok(r)) {
+        br_pack_str(pk, r->body); /* another media type: its text */
+        return;
+    }
+    msgpack_pack_map(pk, 1);
+    br_pack_cstr(pk, "error");
+    msgpack_pack_map(pk, 2);
+    br_pack_cstr(pk, "status");
+    msgpack_pack_uint16(pk, r->status);
+    br_pack_cstr(pk, "detail");
+    br_pack_str(pk, r->detail);
+}
+
+static void gathered(br_req *req, const br_result *results, size_t n, void *arg)
+{
+    (void)arg;
+    msgpack_packer *pk = br_reply_begin(req, 200);
+    msgpack_pack_map(pk, n);
+    for (size_t i = 0; i < n; i++) {
+        br_pack_cstr(pk, branches[i].key);
+        pack_branch(pk, &results[i]);
+    }
+    br_reply_end(req);
+}
+
+static void cancelled(br_req *req, void *arg)
+{
+    (void)arg;
+    br_reply_status(req, 499); /* ending the request cancels the calls */
+}
+
+static void dashboard(br_req *req)
+{
+    int64_t timeout = 0;
+    int rc = br_req_query_int(req, "timeout_ms", &timeout);
+    if (rc == BR_EVALUE || (rc == 0 && (timeout < 1 || timeout > DASHBOARD_TIMEOUT_MAX))) {
+        br_reply_error(req, 422, "timeout_ms must be an integer from 1 to 60000");
+        return;
+    }
+    br_gather *g = br_gather_new(req, (uint32_t)timeout, gathered, NULL);
+    if (!g) {
+        br_reply_error(req, 500, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < BR_NELEMS(branches); i++) {
+        br_call_spec call = {.method = "GET", .path = branches[i].path};
+        br_gather_call(g, &call);
+    }
+    br_req_on_cancel(req, cancelled, NULL);
+    br_gather_start(g);
+}
+
+static const br_param_spec params[] = {
+    {.name = "timeout_ms",
+     .in = BR_IN_QUERY,
+     .type = BR_TYPE_INT,
+     .has_min = true,
+     .min = 1,
+     .has_max = true,
+     .max = DASHBOARD_TIMEOUT_MAX,
+     .summary = "how long to wait for the branches; late ones become errors"},
+};
+
+static const br_route_spec routes[] = {
+    {.method = "GET",
+     .path = "/dashboard",
+     .handler = dashboard,
+     .summary = "hello, sleep and hash gathered concurrently into one object",
+     .params = params,
+     .nparams = BR_NELEMS(params)},
+};
+
+const br_service_spec br_dashboard_service = {
+    .name = "dashboard",
+    .kind = BR_KIND_IO,
+    .summary = "asyncio.gather with deadlines and partial results",
+    .routes = routes,
+    .nroutes = BR_NELEMS(routes),
+};
