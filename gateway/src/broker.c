@@ -16,6 +16,7 @@
 #include <zmq.h>
 
 #include "broker_int.h"
+#include "jobs_int.h"
 
 /* Per-peer high-water marks.  Credit bounds what we queue towards a worker and what
  * it sends back, so these only need to exceed the largest credit a worker announces
@@ -166,6 +167,7 @@ void gw_broker_forget(gw_broker *b, gw_worker *w, const char *why)
     w->lost = true;
     gw_calls_caller_gone(b, w);
     gw_dispatch_worker_gone(b, w);
+    gw_jobs_worker_gone(b, w);
     for (size_t i = 0; i < w->nservices; i++)
         gw_dispatch_pump(b, w->services[i]);
     gw_registry_remove(b->reg, w);
@@ -204,6 +206,7 @@ static void on_ready(gw_broker *b, const br_zframe *ident, const br_ready *r)
                   r->capacity, w->nservices);
     for (size_t i = 0; i < w->nservices; i++)
         gw_dispatch_pump(b, w->services[i]);
+    gw_jobs_worker_joined(b, w, r);
 }
 
 /* Counts a message that cannot be used and logs it unless a line was logged this
@@ -232,6 +235,7 @@ static void on_worker_msg(gw_broker *b, gw_worker *w, const br_msg *m)
         w->credit = credit < GW_CREDIT_MAX ? (uint32_t)credit : GW_CREDIT_MAX;
         for (size_t i = 0; i < w->nservices && gw_worker_live(w); i++)
             gw_dispatch_pump(b, w->services[i]);
+        gw_jobs_pump_worker(b, w);
         break;
     }
     case BR_MSG_HEARTBEAT:
@@ -260,8 +264,11 @@ static void on_worker_msg(gw_broker *b, gw_worker *w, const br_msg *m)
     case BR_MSG_CANCEL:
         gw_calls_cancel(b, w, m->u.cancel.id);
         break;
-    case BR_MSG_JOB_ACK: /* no JOB is ever sent yet */
+    case BR_MSG_JOB_ACK:
+        gw_jobs_on_ack(b, w, &m->u.job_ack);
+        break;
     case BR_MSG_JOB_RESULT:
+        gw_jobs_on_result(b, w, &m->u.job_result);
         break;
     default:
         bad_message(b, w, br_msg_type_name(m->type), 0);

@@ -49,6 +49,7 @@ struct gw_broker {
     uint64_t bad_suppressed;              /* bad messages not logged since the last tick */
     bool bad_logged_tick;                 /* one bad message was logged in this tick */
     gw_broker_stats stats;                /* counters (gauges are computed on demand) */
+    struct gw_jobs *jobs;                 /* durable job queue (jobs.c), or NULL */
 };
 
 /* One request the broker holds, from the handler until the worker's REPLY (or its
@@ -153,6 +154,15 @@ int gw_detail_json(br_buf *out, const char *detail);
  * retry_after), counting 502/503/504 in the stats. */
 void gw_dispatch_respond_detail(gw_broker *b, gw_req *req, int status, bool retry_after,
                                 const char *detail);
+
+/* dispatch.c: sends a worker's REPLY r to the HTTP client req (msgpack bodies become
+ * JSON unless want_msgpack; x-barista-worker names worker_id unless it is NULL). */
+void gw_dispatch_respond_reply(gw_broker *b, gw_req *req, const br_reply *r, bool want_msgpack,
+                               const char *worker_id);
+
+/* intake.c: 422 json_invalid for a body that is not JSON; err is the converter's
+ * reason. */
+void gw_respond_json_invalid(gw_req *req, const char *err);
 
 /* dispatch.c: answers req 503 "Service 'NAME' is unavailable: no live worker". */
 void gw_dispatch_respond_unavailable(gw_broker *b, gw_req *req, const gw_service *s);

@@ -16,6 +16,7 @@
 
 #include "broker.h"
 #include "http_server.h"
+#include "jobs.h"
 
 /* Longest HOST:PORT accepted for an address option. */
 #define GW_CONFIG_MAX_ADDR 256
@@ -34,7 +35,8 @@ typedef struct gw_config {
     char io_services[GW_CONFIG_MAX_ADDR]; /* local mode: services of each I/O worker */
     char cpu_services[GW_CONFIG_MAX_ADDR];/* local mode: services of each CPU worker */
     char worker_bin[GW_CONFIG_MAX_ADDR];  /* local mode: barista-worker; "" = beside us */
-    /* Jobs' options join here. */
+    char jobs_db[GW_CONFIG_MAX_ADDR];     /* SQLite file of the job store */
+    gw_jobs_config jobs;                  /* the job queue's options (db set by main) */
 } gw_config;
 
 /* What gw_config_load() decided. */

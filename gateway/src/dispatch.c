@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include "broker_int.h"
+#include "jobs_int.h"
 #include "json.h"
 
 /* Longest content type copied from a REPLY; a longer one becomes octet-stream. */
@@ -298,11 +299,11 @@ static bool reply_header_ok(const br_pair *h)
 }
 
 /* Sends the worker's answer to the client: msgpack bodies become JSON unless the
- * client asked for msgpack; extra headers are copied NUL-terminated.  One more header,
- * x-barista-worker, names the worker that answered, so that operators can tell scaled
- * workers apart (the docker e2e test relies on it). */
-static void respond_reply(gw_broker *b, gw_req *req, const br_reply *r, bool want_msgpack,
-                          const char *worker_id)
+ * client asked for msgpack; extra headers are copied NUL-terminated.  When worker_id
+ * is not NULL one more header, x-barista-worker, names the worker that answered, so
+ * that operators can tell scaled workers apart (the docker e2e test relies on it). */
+void gw_dispatch_respond_reply(gw_broker *b, gw_req *req, const br_reply *r, bool want_msgpack,
+                               const char *worker_id)
 {
     if (r->status < 200) {
         gw_dispatch_respond_detail(b, req, 502, false,
@@ -355,7 +356,8 @@ static void respond_reply(gw_broker *b, gw_req *req, const br_reply *r, bool wan
             cursor[h->value.len] = '\0';
             cursor += h->value.len + 1;
         }
-        extra[nextra++] = (gw_header){"x-barista-worker", 16, worker_id, strlen(worker_id)};
+        if (worker_id)
+            extra[nextra++] = (gw_header){"x-barista-worker", 16, worker_id, strlen(worker_id)};
     }
     gw_req_respond(req, r->status, extra, nextra, content_type, body, body_len);
     free(extra);
@@ -369,7 +371,7 @@ void gw_dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r)
         b->stats.stale_replies++;
         return;
     }
-    if (r->njobs > 0 && !b->jobs_logged) {
+    if (r->njobs > 0 && !b->jobs && !b->jobs_logged) {
         gw_broker_log("worker %s: REPLY carries %u jobs; jobs are not supported yet, ignored",
                       w->id, r->njobs);
         b->jobs_logged = true;
@@ -379,10 +381,17 @@ void gw_dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r)
     gw_req *req = c->req;
     gw_worker *caller = c->caller;
     gw_call_detach(c);
-    if (req)
-        respond_reply(b, req, r, c->want_msgpack, w->id);
-    else if (caller)
-        gw_calls_forward(b, caller, c->caller_id, r);
+    if (req) {
+        /* A reply carrying jobs goes out once they are durable (jobs_api.c). */
+        if (!gw_jobs_reply_hold(b, req, r, c->want_msgpack))
+            gw_dispatch_respond_reply(b, req, r, c->want_msgpack, w->id);
+    } else {
+        /* A caller, or nobody any more: the handler's work is done, so its jobs are
+         * written all the same; nobody waits for them. */
+        gw_jobs_reply_hold(b, NULL, r, false);
+        if (caller)
+            gw_calls_forward(b, caller, c->caller_id, r);
+    }
     if (req || caller)
         b->stats.replies++;
     else
@@ -395,6 +404,7 @@ void gw_dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r)
     for (size_t i = 0; i < w->nservices; i++)
         if (!gw_list_empty(&w->services[i]->queue))
             gw_dispatch_pump(b, w->services[i]);
+    gw_jobs_pump_worker(b, w); /* what credit the requests left */
 }
 
 void gw_dispatch_on_deadline(uv_timer_t *timer)

@@ -57,7 +57,7 @@ static int append_all(br_buf *out, const char *const *pieces, size_t n)
 /* FastAPI's answer to a body that is not JSON: 422 json_invalid at the error's char
  * position.  `err` is the converter's reason, "Expecting value: line 1 column 5 (char
  * 4)": the position comes from "(char N)" and ctx.error is the text before ": line". */
-static void respond_json_invalid(gw_req *req, const char *err)
+void gw_respond_json_invalid(gw_req *req, const char *err)
 {
     const char *pos = strstr(err, "(char ");
     char at[24];
@@ -227,7 +227,7 @@ static int call_body(gw_call *c)
     err[0] = '\0';
     int rc = gw_json_to_msgpack(req->body, req->body_len, &c->converted, err, sizeof(err));
     if (rc == BR_EVALUE) {
-        respond_json_invalid(req, err);
+        gw_respond_json_invalid(req, err);
         return rc;
     }
     if (rc != 0) {

@@ -21,6 +21,7 @@
 #include "config.h"
 #include "http.h"
 #include "http_server.h"
+#include "jobs.h"
 #include "router.h"
 #include "routes.h"
 #include "supervisor.h"
@@ -35,6 +36,7 @@ typedef struct gateway {
     bool stopping;          /* a stop signal arrived */
     gw_broker *broker;      /* workers' ROUTER: registration, dispatch, replies */
     gw_supervisor *supervisor; /* local mode: the worker processes; NULL otherwise */
+    gw_jobs *jobs;          /* durable job queue and its store */
 } gateway;
 
 /* GET /readyz: 200 while every announced route has a live worker, else 503. */
@@ -49,12 +51,19 @@ static void readyz(gw_req *req, void *data)
         gw_req_respond(req, 503, &retry, 1, "application/json", no, sizeof(no) - 1);
 }
 
-static void on_broker_stopped(void *arg)
+static void on_jobs_closed(void *arg)
 {
     gateway *gw = arg;
     /* Workers were told GOODBYE and hold no request of ours: stop local ones. */
     if (gw->supervisor)
         gw_supervisor_stop(gw->supervisor, gw->cfg.shutdown_timeout_ms, NULL, NULL);
+}
+
+static void on_broker_stopped(void *arg)
+{
+    gateway *gw = arg;
+    /* No JOB_RESULT can arrive any more: write what is pending and close the store. */
+    gw_jobs_close(gw->jobs, on_jobs_closed, gw);
 }
 
 static void on_http_stopped(void *arg)
@@ -191,6 +200,10 @@ static int gateway_start(gateway *gw)
         fputs("barista-gateway: broker setup failed: out of memory\n", stderr);
         return -1;
     }
+    gw->cfg.jobs.db = gw->cfg.jobs_db;
+    gw->jobs = gw_jobs_new(&gw->loop, gw->router, gw->broker, &gw->cfg.jobs);
+    if (!gw->jobs)
+        return -1;
     gw->http = gw_http_server_new(&gw->loop, gw->router, &gw->cfg.http);
     if (!gw->http) {
         fputs("barista-gateway: gw_http_server_new failed\n", stderr);
@@ -245,6 +258,8 @@ int main(int argc, char **argv)
             gw_http_server_shutdown(gw.http, 0, NULL, NULL);
         if (gw.broker)
             gw_broker_shutdown(gw.broker, NULL, NULL);
+        if (gw.jobs)
+            gw_jobs_close(gw.jobs, NULL, NULL);
         if (gw.supervisor)
             gw_supervisor_stop(gw.supervisor, 0, NULL, NULL);
         uv_walk(&gw.loop, close_leftover, NULL);
@@ -257,6 +272,7 @@ int main(int argc, char **argv)
     }
     gw_http_server_destroy(&gw.http);
     gw_supervisor_destroy(&gw.supervisor);
+    gw_jobs_destroy(&gw.jobs);     /* takes its routes out of the router */
     gw_broker_destroy(&gw.broker); /* takes its routes out of the router */
     gw_router_destroy(&gw.router);
     return status;

@@ -50,6 +50,18 @@ def free_port(host="127.0.0.1"):
         return s.getsockname()[1]
 
 
+def _jobs_store_env(args, env):
+    """A gateway started without a job store option gets one in a new temporary
+    directory (returned, for cleanup), never ./barista-jobs.db in the source tree."""
+    if os.path.basename(str(args[0])) != "barista-gateway" or "--jobs-db" in args:
+        return None
+    if "BARISTA_JOBS_DB" in (env or {}) or "BARISTA_JOBS_DB" in os.environ:
+        return None
+    d = tempfile.TemporaryDirectory(prefix="barista-jobs-")
+    env["BARISTA_JOBS_DB"] = os.path.join(d.name, "jobs.db")
+    return d
+
+
 def wait_accepting(host, port, timeout=START_TIMEOUT, proc=None):
     """Waits until host:port accepts a connection; raises if proc exits first."""
     deadline = time.monotonic() + timeout
@@ -72,6 +84,8 @@ class Process:
 
     def __init__(self, args, env=None):
         self.args = [str(a) for a in args]
+        env = dict(env or {})
+        self.jobs_dir = _jobs_store_env(self.args, env)
         full_env = dict(os.environ)
         full_env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         full_env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
@@ -131,6 +145,9 @@ class Process:
             self.kill()
         self._out.close()
         self._err.close()
+        if self.jobs_dir:
+            self.jobs_dir.cleanup()
+            self.jobs_dir = None
 
     def __enter__(self):
         return self
@@ -152,11 +169,17 @@ def start_process(test, args, env=None):
 
 def run(args, env=None, timeout=STOP_TIMEOUT):
     """Runs a binary to completion; returns CompletedProcess with text output."""
+    args = [str(a) for a in args]
+    env = dict(env or {})
+    jobs_dir = _jobs_store_env(args, env)
     full_env = dict(os.environ)
-    if env:
-        full_env.update(env)
-    return subprocess.run([str(a) for a in args], env=full_env, capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    full_env.update(env)
+    try:
+        return subprocess.run(args, env=full_env, capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+    finally:
+        if jobs_dir:
+            jobs_dir.cleanup()
 
 
 class Gateway(Process):

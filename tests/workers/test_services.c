@@ -21,7 +21,8 @@ static void builtin_services_are_found_by_name(void **state)
     assert_ptr_equal(br_builtin_find("hash,echo", 4), &br_hash_service);
     assert_null(br_builtin_find("hell", 4));
     assert_null(br_builtin_find("", 0));
-    assert_int_equal(br_builtin_count, 6);
+    assert_int_equal(br_builtin_count, 9);
+    assert_ptr_equal(br_builtin_find("email", 5), &br_email_service);
     assert_ptr_equal(br_builtin_find("dashboard", 9), &br_dashboard_service);
     assert_ptr_equal(br_builtin_find("fetch", 5), &br_fetch_service);
     assert_int_equal(br_hash_service.kind, BR_KIND_CPU);

@@ -10,6 +10,9 @@ const br_service_spec *const br_builtin_services[] = {
     &br_sleep_service,
     &br_echo_service,
     &br_hash_service,
+    &br_signup_service,
+    &br_email_service,
+    &br_report_service,
     &br_dashboard_service,
     &br_fetch_service,
 };

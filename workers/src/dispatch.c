@@ -217,6 +217,7 @@ uint32_t br__dispatch_new_registration(br_worker *w)
     br__dispatch_cancel_all(w);
     for (br_req *r = w->head; r; r = r->next)
         r->credit_gen = w->gen;
+    br__jobs_new_registration(w);
     return w->capacity > w->inflight ? w->capacity - w->inflight : 0;
 }
 

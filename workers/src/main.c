@@ -41,6 +41,8 @@ static const char usage[] =
     "  --drain-timeout-ms N   on SIGTERM, time for in-flight work (BARISTA_DRAIN_TIMEOUT_MS,\n"
     "                         default 30000)\n"
     "  --id ID                worker id (BARISTA_WORKER_ID, default host:pid)\n"
+    "  --outbox PATH          email task: the outbox file (BARISTA_OUTBOX, default\n"
+    "                         ./barista-outbox.txt)\n"
     "  --threadpool N         threads of the pool behind br_offload and cpu handlers\n"
     "                         (BARISTA_THREADPOOL, default 4; sets UV_THREADPOOL_SIZE)\n"
     "  --stall-ms N           io: log a loop callback that blocks longer, with its route\n"
@@ -108,6 +110,11 @@ static int apply(config *c, int opt, const char *name, const char *v)
     case 'i':
         c->opts.worker_id = v;
         return 0;
+    case 'o':
+        /* The email service reads it from the environment, where the flag puts it. */
+        if (setenv("BARISTA_OUTBOX", v, 1) != 0)
+            return fail_usage("setenv(BARISTA_OUTBOX): %s", strerror(errno));
+        return 0;
     case 'n':
         return set_u32(name, v, 1, BR_WORKER_MAX_CONCURRENCY, &c->opts.concurrency);
     case 'h':
@@ -142,6 +149,7 @@ static const struct option longopts[] = {
     {"heartbeat-ms", required_argument, NULL, 'h'},
     {"drain-timeout-ms", required_argument, NULL, 'd'},
     {"id", required_argument, NULL, 'i'},
+    {"outbox", required_argument, NULL, 'o'},
     {"threadpool", required_argument, NULL, 't'},
     {"stall-ms", required_argument, NULL, 'S'},
     {"upstream-url", required_argument, NULL, 'u'},
@@ -200,6 +208,8 @@ static void list_services(void)
         printf("%-8s %-3s", s->name, s->kind == BR_KIND_CPU ? "cpu" : "io");
         for (size_t r = 0; r < s->nroutes; r++)
             printf("%s %s %s", r ? "," : " ", s->routes[r].method, s->routes[r].path);
+        for (size_t t = 0; t < s->ntasks; t++)
+            printf("%s %s", t ? "," : "  task", s->tasks[t].name);
         printf("\n");
     }
 }

@@ -52,8 +52,8 @@ int br_services_check(const br_service_spec *const *services, size_t n, char *wh
     }
     for (size_t i = 0; i < n; i++) {
         const br_service_spec *s = services[i];
-        if (!s->name || !*s->name || s->nroutes == 0 || !s->routes) {
-            snprintf(why, why_len, "service %zu needs a name and at least one route", i);
+        if (!s->name || !*s->name || ((s->nroutes == 0 || !s->routes) && s->ntasks == 0)) {
+            snprintf(why, why_len, "service %zu needs a name and a route or a task", i);
             return BR_EINVAL;
         }
         if (s->kind != BR_KIND_IO && s->kind != BR_KIND_CPU) {
@@ -143,8 +143,9 @@ int br__registry_init(br__registry *reg, const br_service_spec *const *services,
         w->name = br_str_c(s->name);
         w->kind = (uint8_t)s->kind;
         w->nroutes = (uint32_t)s->nroutes;
-        w->routes = br__arena_alloc(&reg->arena, s->nroutes * sizeof(*w->routes));
-        if (!w->routes)
+        w->routes = NULL; /* a service may only run tasks */
+        if (s->nroutes > 0 &&
+            !(w->routes = br__arena_alloc(&reg->arena, s->nroutes * sizeof(*w->routes))))
             goto nomem;
         for (size_t r = 0; r < s->nroutes; r++) {
             if (describe_route(&reg->arena, &w->routes[r], &s->routes[r]) != 0)

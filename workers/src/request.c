@@ -448,6 +448,8 @@ void br__req_reply_msg(br_req *req, br_reply *out)
     out->body.len = (uint32_t)req->body.len;
     out->headers = req->rheaders;
     out->nheaders = req->nrheaders;
+    out->jobs = req->jobs;
+    out->njobs = req->njobs;
 }
 
 static void free_now(br_req *req)

@@ -44,6 +44,8 @@ struct br_req {
     bool packing;                      /* between br_reply_begin and br_reply_end */
     msgpack_packer pk;                 /* writes into body */
     uv_work_t work;                    /* the compute-thread job of a CPU request */
+    br_job_spec *jobs;                 /* jobs the reply enqueues (arena), or NULL */
+    uint32_t njobs;                    /* entries used in jobs */
     struct br__op *ops;                /* async operations it owns (async_int.h) */
     unsigned pins;                     /* thread-pool jobs that may still read it */
     bool release_deferred;             /* released while pinned: free at the last unpin */

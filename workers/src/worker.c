@@ -103,6 +103,8 @@ static void send_ready(br_worker *w)
     r->heartbeat_ms = w->heartbeat_ms;
     r->services = w->reg.wire;
     r->nservices = (uint32_t)w->reg.nservices;
+    r->tasks = w->tasks;
+    r->ntasks = w->ntasks;
     w->registered = false;
     w->last_recv = uv_now(&w->loop); /* the broker has 3 heartbeats to WELCOME us */
     br__worker_send(w, &msg);
@@ -243,6 +245,9 @@ static void on_message(br_zsock *zs, const br_zframe *frames, size_t nframes, vo
         on_goodbye(w, &msg.u.goodbye);
         break;
     case BR_MSG_HEARTBEAT:
+        break;
+    case BR_MSG_JOB:
+        br__jobs_run(w, &msg.u.job);
         break;
     default:
         br__log("ignored a %s message", br_msg_type_name(msg.type));
@@ -410,7 +415,7 @@ br_worker *br_worker_new(const br_service_spec *const *services, size_t n,
     if (w->rng == 0)
         w->rng = 1;
     w->dec = br_decoder_new(NULL);
-    if (!w->connect || !w->id || !w->dec || br__dispatch_init(w) != 0) {
+    if (!w->connect || !w->id || !w->dec || br__dispatch_init(w) != 0 || br__jobs_init(w) != 0) {
         br__log("out of memory creating the worker");
         br_worker_destroy(&w);
         return NULL;
@@ -424,6 +429,7 @@ void br_worker_destroy(br_worker **self_p)
         return;
     br_worker *w = *self_p;
     br__dispatch_release(w);
+    br__jobs_release(w);
     br__async_release(w);
     br_decoder_destroy(&w->dec);
     br_buf_free(&w->out);

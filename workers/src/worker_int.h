@@ -65,6 +65,9 @@ struct br_worker {
     uint32_t credit_owed;             /* CREDIT to send once WELCOME arrives */
     br_req **buckets;                 /* in-flight requests by id */
     size_t nbuckets;                  /* a power of two */
+    struct br_jobctx *jobs;           /* jobs in flight (counted in inflight), jobs.c */
+    br_str *tasks;                    /* READY.tasks: every hosted service's tasks */
+    uint32_t ntasks;                  /* entries in tasks */
     uint32_t stall_ms;                /* watchdog threshold */
     br__calls *calls;                 /* calls in flight (call.c), or NULL before the first */
     br__http *http;                   /* the async HTTP client (http_client.c), or NULL */
@@ -99,6 +102,16 @@ void br__dispatch_cancel_all(br_worker *w);
  * flight and turns those still running into orphans.  Returns the credit the READY
  * announces; each orphan gives its slot back with CREDIT(1) when it ends. */
 uint32_t br__dispatch_new_registration(br_worker *w);
+
+/* jobs.c: READY's task list from the services (0 or BR_ENOMEM), and its release. */
+int br__jobs_init(br_worker *w);
+void br__jobs_release(br_worker *w);
+
+/* jobs.c: runs a decoded JOB (its strings are copied): JOB_ACK, then the task. */
+void br__jobs_run(br_worker *w, const br_job *m);
+
+/* jobs.c: a new registration began: jobs in flight will give their slot back. */
+void br__jobs_new_registration(br_worker *w);
 
 /* Logs to stderr with the process's prefix. */
 void br__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -83,14 +83,35 @@ typedef struct br_route_spec {
     size_t nparams;              /* entries in params */
 } br_route_spec;
 
+/* One attempt of a background job in flight.  Opaque; owned by the runtime until the
+ * attempt ends (br_job_succeed / br_job_fail). */
+typedef struct br_jobctx br_jobctx;
+
+/* A task's handler: runs one attempt of a job.
+ *
+ * I/O services: called on the loop thread; must not block; ends the attempt with
+ * br_job_succeed or br_job_fail, before returning or later from a loop callback.
+ * CPU services: called on the compute thread, one job (or request) at a time; may
+ * block; ends the attempt before returning (one that returns without ending it is
+ * failed with retry on its behalf). */
+typedef void (*br_task_fn)(br_jobctx *job);
+
+/* A background task a service runs (Celery's task, FastAPI's BackgroundTasks). */
+typedef struct br_task_spec {
+    const char *name;   /* task name, unique among a worker's tasks, e.g. "email" */
+    br_task_fn handler; /* runs each attempt */
+} br_task_spec;
+
 /* A service: a name, a kind and its routes.  Declare it `static const`; the runtime
  * only reads it, and it must outlive the worker. */
 typedef struct br_service_spec {
     const char *name;            /* unique service name, e.g. "hello" */
     br_kind kind;                /* BR_KIND_IO or BR_KIND_CPU */
     const char *summary;         /* one line for `barista-worker --list`; may be NULL */
-    const br_route_spec *routes; /* the routes it serves */
+    const br_route_spec *routes; /* the routes it serves (may be none if it has tasks) */
     size_t nroutes;              /* entries in routes */
+    const br_task_spec *tasks;   /* background tasks it runs; may be NULL */
+    size_t ntasks;               /* entries in tasks */
 } br_service_spec;
 
 /* ---------------------------------------------------------------------------------- */
@@ -209,9 +230,49 @@ int br_reply_error(br_req *req, uint16_t status, const char *detail);
 /* Sends `status` with an empty body and ends the request. */
 int br_reply_status(br_req *req, uint16_t status);
 
+/* The most jobs one reply may enqueue (the protocol's max_jobs). */
+#define BR_REPLY_MAX_JOBS 64
+
+/* Enqueues a background job with the coming reply (BackgroundTasks.add_task): the
+ * gateway makes the job durable before the client sees the reply, and answers 503
+ * instead if it cannot.  `payload` is one msgpack value (the task's argument; NULL/0
+ * for nil), copied.  `idempotency_key` (NULL for none) makes a repeat return the same
+ * job; the job runs no sooner than delay_ms after it is enqueued.  I/O handlers only.
+ * Returns 0; BR_EINVAL (no task name, or the request already ended); BR_EFULL past
+ * BR_REPLY_MAX_JOBS; BR_ENOMEM.  A refused job does not end the request. */
+int br_reply_add_job(br_req *req, const char *task, const void *payload, size_t payload_len,
+                     const char *idempotency_key, uint32_t delay_ms);
+
 /* msgpack helpers for building bodies: a C string, and a br_str. */
 int br_pack_cstr(msgpack_packer *pk, const char *s);
 int br_pack_str(msgpack_packer *pk, br_str s);
+
+/* ---------------------------------------------------------------------------------- */
+/* Background jobs.  Valid from the task handler's call until the attempt ends.        */
+
+/* The job's id (text, unique per gateway store), its task, and its attempt number (1
+ * for the first run).  Delivery is at-least-once: a task may see the same job again
+ * after a crash or an expired lease, so it should be idempotent by job id. */
+br_str br_job_id(const br_jobctx *job);
+br_str br_job_task(const br_jobctx *job);
+uint32_t br_job_attempt(const br_jobctx *job);
+
+/* The job's argument: one msgpack value (nil when the client sent no body). */
+br_str br_job_payload(const br_jobctx *job);
+
+/* The worker's loop, for an I/O task's timers and thread-pool work. */
+uv_loop_t *br_job_loop(const br_jobctx *job);
+
+/* Ends the attempt successfully with `result` (one msgpack value, copied; NULL/0 for
+ * none).  The job is `succeeded`; the gateway shows the result as JSON.  Returns 0,
+ * BR_EINVAL when the attempt already ended, BR_ELIMIT past BR_REPLY_BODY_MAX or
+ * BR_ENOMEM (then the attempt ends as a retryable failure). */
+int br_job_succeed(br_jobctx *job, const void *result, size_t len);
+
+/* Ends the attempt as failed: `retry` asks for another attempt (after a backoff, up to
+ * the gateway's attempt limit); otherwise the job is dead at once.  `error` (NULL for
+ * none) is shown by GET /jobs/{id}.  Returns 0 or BR_EINVAL when already ended. */
+int br_job_fail(br_jobctx *job, bool retry, const char *error);
 
 /* ---------------------------------------------------------------------------------- */
 /* Running a worker.                                                                   */

@@ -1,0 +1,86 @@
+/*
+ * jobs.h - durable background jobs: the gateway's job queue (docs/jobs.md).
+ *
+ * POST /jobs/{task} writes a job down (jobs_store.h) and answers 202 only once it is
+ * durable; GET /jobs/{id} shows it.  Workers announce the tasks they run; queued jobs
+ * go to them as JOB messages under the same credit as requests, leased to one worker
+ * at a time.  A worker that dies or outlives its lease gives the job back; a failed
+ * attempt is retried with exponential backoff and jitter until the last attempt makes
+ * it dead; finished jobs expire after the retention period.  Delivery is
+ * at-least-once.
+ *
+ * Lifecycle (after the broker exists, before it starts):
+ *     gw_jobs_config cfg;  gw_jobs_config_defaults(&cfg);  (set fields)
+ *     j = gw_jobs_new(loop, router, broker, &cfg);   opens the store, loads, adds routes
+ *     ...                                          the loop runs
+ *     gw_jobs_close(j, done, arg);                 after the broker's shutdown
+ *     (after done) gw_jobs_destroy(&j);
+ */
+#ifndef BARISTA_GW_JOBS_H
+#define BARISTA_GW_JOBS_H
+
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "broker.h"
+#include "router.h"
+
+/* Defaults of gw_jobs_config, by name. */
+#define GW_JOBS_DB             "./barista-jobs.db"
+#define GW_JOBS_RETENTION_MS   (24u * 3600u * 1000u)
+#define GW_JOBS_MAX_ATTEMPTS   5u
+#define GW_JOBS_LEASE_MS       60000u
+#define GW_JOBS_BACKOFF_MS     1000u
+#define GW_JOBS_BACKOFF_CAP_MS 300000u
+#define GW_JOBS_TASK_LIMIT     1000000u
+/* Jobs held at once (in memory and in the store), every task together.  When it is
+ * reached, the oldest finished jobs expire early to make room; only unfinished ones
+ * can fill it (then POST answers 503). */
+#define GW_JOBS_MAX 1000000u
+/* Longest task name and Idempotency-Key. */
+#define GW_JOBS_NAME_MAX 128u
+#define GW_JOBS_KEY_MAX  256u
+/* Longest delay a job may ask for: 30 days. */
+#define GW_JOBS_DELAY_MAX_MS (30u * 24u * 3600u * 1000u)
+
+typedef struct gw_jobs_config {
+    const char *db;          /* SQLite file (copied); "./barista-jobs.db" */
+    uint32_t fsync;          /* 1: synchronous=FULL (survives power loss); 0: NORMAL (default) */
+    uint32_t retention_ms;   /* finished jobs are deleted this long after they end */
+    uint32_t max_attempts;   /* runs before a failing job is dead; 5 */
+    uint32_t lease_ms;       /* a job without a result this long after JOB is requeued */
+    uint32_t backoff_ms;     /* first retry delay; doubles per attempt; 1000 */
+    uint32_t backoff_cap_ms; /* the most a retry waits; 300000 */
+    uint32_t task_limit;     /* unfinished jobs per task (503 beyond); 1000000 */
+} gw_jobs_config;
+
+/* Fills *cfg with the defaults above.  fsync is off: SQLite's synchronous=NORMAL in
+ * WAL mode, which survives the death of any process (docs/jobs.md has the numbers and
+ * the power-loss trade-off). */
+void gw_jobs_config_defaults(gw_jobs_config *cfg);
+
+typedef struct gw_jobs gw_jobs;
+
+/* Opens the store at cfg->db and loads it (jobs that were running go back to queued:
+ * their lease died with the previous gateway), adds POST /jobs/{task} and
+ * GET /jobs/{id} to router and attaches itself to broker, which hands it workers'
+ * tasks, JOB_ACK, JOB_RESULT and REPLY.jobs.  Zero config fields take the defaults.
+ * Caller owns the result; NULL on failure (logged). */
+gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
+                     const gw_jobs_config *cfg);
+
+/* Stops the timers, writes what is pending and closes the store; done(arg) runs when
+ * everything is closed.  Call after the broker's shutdown. */
+void gw_jobs_close(gw_jobs *self, void (*done)(void *arg), void *arg);
+
+/* Removes the routes and frees everything; sets *self_p to NULL; safe on NULL and
+ * twice.  After close's done, or when the loop never ran. */
+void gw_jobs_destroy(gw_jobs **self_p);
+
+/* The delay before retry number `attempt` (1 = after the first failure):
+ * base * 2^(attempt-1), capped at cap, then jittered into [d/2, d] by `rnd`
+ * (any random number), so that jobs failing together do not retry in step. */
+uint64_t gw_jobs_backoff_ms(uint32_t attempt, uint32_t base_ms, uint32_t cap_ms, uint64_t rnd);
+
+#endif /* BARISTA_GW_JOBS_H */

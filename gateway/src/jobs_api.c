@@ -1,0 +1,388 @@
+/*
+ * jobs_api.c - the jobs' HTTP face, and jobs enqueued by a handler's reply.
+ *
+ *   POST /jobs/{task}   JSON body (the task's argument; empty means null), optional
+ *                       Idempotency-Key header and ?delay_ms=N.  202
+ *                       {"job_id":ID,"status_url":"/jobs/ID"} once the job is durable;
+ *                       404 for a task no worker ever announced; 422 for a body that
+ *                       is not JSON or a bad delay; 503 + Retry-After when a limit is
+ *                       reached or the store fails.
+ *   GET /jobs/{id}      {"id","task","status","attempts","result"} (+ "error" after a
+ *                       failure); 404 for an unknown or expired id.
+ *
+ * A client that leaves before its job is durable does not cancel the job: it was
+ * accepted, only the answer is lost (an Idempotency-Key finds it again).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobs_int.h"
+#include "json.h"
+
+/* Longest rendering of a job id. */
+#define ID_CHARS 21
+
+/* An HTTP client waiting for its job to be durable. */
+typedef struct http_waiter {
+    gw_job_waiter base; /* in the job's waiters */
+    gw_req *req;        /* the client; NULL once it left */
+} http_waiter;
+
+static void respond_json(gw_req *req, int status, const br_buf *body)
+{
+    gw_req_respond(req, status, NULL, 0, "application/json", body->data, body->len);
+}
+
+static void respond_busy(gw_req *req, const char *detail)
+{
+    static const gw_header retry = {"Retry-After", 11, "1", 1};
+    br_buf body = {.max = GW_DETAIL_MAX * 8};
+    if (gw_detail_json(&body, detail) == 0)
+        gw_req_respond(req, 503, &retry, 1, "application/json", body.data, body.len);
+    else
+        gw_req_respond_detail(req, 503, detail);
+    br_buf_free(&body);
+}
+
+/* Parses a decimal uint64 of at most ID_CHARS - 1 digits.  0 for anything else. */
+static uint64_t parse_id(const char *s, size_t len)
+{
+    uint64_t v = 0;
+    if (len == 0 || len >= ID_CHARS)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9' || v > (UINT64_MAX - 9) / 10)
+            return 0;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    return v;
+}
+
+/* The value of query parameter `name` in the raw query, undecoded; false if absent. */
+static bool query_param(const char *q, size_t qlen, const char *name, br_str *out)
+{
+    size_t n = strlen(name);
+    const char *end = q + qlen;
+    for (const char *p = q; p < end;) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        if ((size_t)(stop - p) > n && memcmp(p, name, n) == 0 && p[n] == '=') {
+            *out = (br_str){p + n + 1, (uint32_t)(stop - p - n - 1)};
+            return true;
+        }
+        p = stop + 1;
+    }
+    return false;
+}
+
+static void on_waiter_abort(gw_req *req, void *arg)
+{
+    (void)req;
+    http_waiter *w = arg;
+    w->req = NULL;
+}
+
+/* The 202 a submitted job gets, to its first client and to repeats of its key. */
+static void on_durable(gw_job_waiter *base, gw_job *job, int status)
+{
+    http_waiter *w = (http_waiter *)base;
+    if (w->req && status != 0) {
+        respond_busy(w->req, "Service Unavailable: the job could not be stored");
+    } else if (w->req) {
+        char body[2 * ID_CHARS + 48];
+        int n = snprintf(body, sizeof(body), "{\"job_id\":\"%llu\",\"status_url\":\"/jobs/%llu\"}",
+                         (unsigned long long)job->id, (unsigned long long)job->id);
+        char location[ID_CHARS + 8];
+        int ln = snprintf(location, sizeof(location), "/jobs/%llu", (unsigned long long)job->id);
+        gw_header h = {"Location", 8, location, (size_t)ln};
+        gw_req_respond(w->req, 202, &h, 1, "application/json", body, (size_t)n);
+    }
+    free(w);
+}
+
+/* POST /jobs/{task} */
+static void post_job(gw_req *req, void *data)
+{
+    gw_jobs *j = data;
+    const gw_path_param *p = &req->match.params[0];
+    gw_jobs_task *t = gw_jobs_task_find(j, (br_str){p->value, (uint32_t)p->value_len});
+    if (!t) {
+        gw_req_respond_detail(req, 404, "Unknown task");
+        return;
+    }
+    if (j->closing) {
+        respond_busy(req, "Service Unavailable: the gateway is shutting down");
+        return;
+    }
+    uint32_t delay_ms = 0;
+    br_str delay;
+    if (query_param(req->query, req->query_len, "delay_ms", &delay)) {
+        uint64_t v = parse_id(delay.ptr, delay.len);
+        if ((v == 0 && !(delay.len == 1 && delay.ptr[0] == '0')) || v > GW_JOBS_DELAY_MAX_MS) {
+            static const char bad[] =
+                "{\"detail\":[{\"type\":\"int_parsing\",\"loc\":[\"query\",\"delay_ms\"],"
+                "\"msg\":\"Input should be an integer from 0 to 2592000000\"}]}";
+            gw_req_respond(req, 422, NULL, 0, "application/json", bad, sizeof(bad) - 1);
+            return;
+        }
+        delay_ms = (uint32_t)v;
+    }
+    br_str key = {0};
+    const gw_header *h = gw_req_header(req, "idempotency-key");
+    if (h) {
+        if (h->value_len == 0 || h->value_len > GW_JOBS_KEY_MAX) {
+            gw_req_respond_detail(req, 400, "Idempotency-Key must be 1 to 256 bytes");
+            return;
+        }
+        key = (br_str){h->value, (uint32_t)h->value_len};
+    }
+    br_buf payload = {.max = br_limits_default.max_body};
+    char err[GW_DETAIL_MAX];
+    int rc = req->body_len
+                 ? gw_json_to_msgpack(req->body, req->body_len, &payload, err, sizeof(err))
+                 : br_buf_append(&payload, "\xc0", 1); /* msgpack nil */
+    if (rc == BR_EVALUE) {
+        gw_respond_json_invalid(req, err);
+        br_buf_free(&payload);
+        return;
+    }
+    http_waiter *w = rc == 0 ? calloc(1, sizeof(*w)) : NULL;
+    if (!w) {
+        gw_req_respond_detail(req, 413, "Request body too large or too deeply nested");
+        br_buf_free(&payload);
+        return;
+    }
+    w->base.ready = on_durable;
+    w->req = req;
+    gw_req_on_abort(req, on_waiter_abort, w);
+    gw_job *job;
+    rc = gw_jobs_submit(j, t, (br_str){(const char *)payload.data, (uint32_t)payload.len}, key,
+                        delay_ms, &w->base, &job);
+    br_buf_free(&payload);
+    if (rc != 0) {
+        free(w);
+        gw_req_on_abort(req, NULL, NULL);
+        respond_busy(req, rc == BR_EFULL ? "Service Unavailable: too many jobs queued"
+                                         : "Service Unavailable: out of memory");
+    }
+}
+
+static const char *const status_names[] = {"queued", "running", "succeeded", "failed", "dead"};
+
+/* Appends a piece of JSON text; 0 or the append's error. */
+static int put(br_buf *b, const char *s)
+{
+    return br_buf_append(b, s, strlen(s));
+}
+
+/* GET /jobs/{id} */
+static void get_job(gw_req *req, void *data)
+{
+    gw_jobs *j = data;
+    const gw_path_param *p = &req->match.params[0];
+    gw_job *job = gw_jobs_find(j, parse_id(p->value, p->value_len));
+    if (!job || !job->durable) {
+        gw_req_respond_detail(req, 404, "Job not found");
+        return;
+    }
+    char head[2 * ID_CHARS + 64];
+    snprintf(head, sizeof(head), "{\"id\":\"%llu\",\"task\":", (unsigned long long)job->id);
+    char tail[64];
+    snprintf(tail, sizeof(tail),
+             ",\"status\":\"%s\",\"attempts\":%u,\"result\":", status_names[job->status],
+             job->attempts);
+    br_buf *b = &j->scratch;
+    b->len = 0;
+    int rc = put(b, head);
+    if (rc == 0)
+        rc = gw_json_append_string(b, job->task->name, strlen(job->task->name));
+    if (rc == 0)
+        rc = put(b, tail);
+    if (rc == 0 && job->result.len > 0) {
+        size_t at = b->len;
+        if (gw_msgpack_to_json(job->result.ptr, job->result.len, b) != 0) {
+            b->len = at;
+            rc = put(b, "null");
+        }
+    } else if (rc == 0) {
+        rc = put(b, "null");
+    }
+    if (rc == 0 && job->error.len > 0) {
+        rc = put(b, ",\"error\":");
+        if (rc == 0)
+            rc = gw_json_append_string(b, job->error.ptr, job->error.len);
+    }
+    if (rc == 0)
+        rc = put(b, "}");
+    if (rc != 0)
+        gw_req_respond_detail(req, 500, "Internal Server Error");
+    else
+        respond_json(req, 200, b);
+}
+
+int gw_jobs_routes_add(gw_jobs *j)
+{
+    int rc = gw_router_add(j->router, "POST", "/jobs/{task}", post_job, j);
+    if (rc == 0) {
+        rc = gw_router_add(j->router, "GET", "/jobs/{id}", get_job, j);
+        if (rc != 0)
+            gw_router_remove(j->router, "POST", "/jobs/{task}");
+    }
+    j->routes_added = rc == 0;
+    return rc;
+}
+
+void gw_jobs_routes_remove(gw_jobs *j)
+{
+    if (!j->routes_added)
+        return;
+    gw_router_remove(j->router, "POST", "/jobs/{task}");
+    gw_router_remove(j->router, "GET", "/jobs/{id}");
+    j->routes_added = false;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* REPLY.jobs: the reply waits until its jobs are durable.                             */
+
+/* A worker's reply held back until its jobs are durable. */
+typedef struct held_reply {
+    gw_broker *broker;           /* answers through it */
+    gw_req *req;                 /* the client; NULL once it left */
+    bool want_msgpack;           /* the client's Accept */
+    uint32_t waiting;            /* jobs not durable yet */
+    bool failed;                 /* a job could not be stored: the client gets 503 */
+    br_reply reply;              /* the copy; strings point into `copy` */
+    char *copy;                  /* heap: headers' and body's bytes */
+    struct held_waiter *waiters; /* one per job (reply.njobs) */
+} held_reply;
+
+/* One job of a held reply. */
+typedef struct held_waiter {
+    gw_job_waiter base; /* in the job's waiters */
+    held_reply *owner;  /* the reply it holds back */
+} held_waiter;
+
+static void held_free(held_reply *h)
+{
+    free(h->copy);
+    free(h->reply.headers);
+    free(h->waiters);
+    free(h);
+}
+
+/* Answers the client once the last job is durable (or failed). */
+static void held_settle(held_reply *h)
+{
+    if (h->waiting > 0)
+        return;
+    if (h->req && h->failed) {
+        gw_broker_count_status(h->broker, 503);
+        respond_busy(h->req, "Service Unavailable: the reply's background jobs could not be "
+                             "stored");
+    } else if (h->req) {
+        gw_dispatch_respond_reply(h->broker, h->req, &h->reply, h->want_msgpack, NULL);
+    }
+    held_free(h);
+}
+
+static void on_held_abort(gw_req *req, void *arg)
+{
+    (void)req;
+    held_reply *h = arg;
+    h->req = NULL;
+}
+
+static void on_held_job(gw_job_waiter *w, gw_job *job, int status)
+{
+    (void)job;
+    held_reply *h = ((held_waiter *)w)->owner;
+    if (status != 0)
+        h->failed = true;
+    h->waiting--;
+    held_settle(h);
+}
+
+/* Copies r's headers, content type and body into h.  0 or BR_ENOMEM. */
+static int held_copy(held_reply *h, const br_reply *r)
+{
+    size_t bytes = r->content_type.len + r->body.len;
+    for (uint32_t i = 0; i < r->nheaders; i++)
+        bytes += r->headers[i].name.len + r->headers[i].value.len;
+    h->reply = *r;
+    h->reply.jobs = NULL;
+    h->reply.njobs = 0;
+    h->copy = malloc(bytes + 1);
+    h->reply.headers = r->nheaders ? calloc(r->nheaders, sizeof(br_pair)) : NULL;
+    if (!h->copy || (r->nheaders && !h->reply.headers))
+        return BR_ENOMEM;
+    char *c = h->copy;
+#define COPY(dst, src)                                                                             \
+    do {                                                                                           \
+        (dst) = (br_str){c, (src).len};                                                            \
+        if ((src).len)                                                                             \
+            memcpy(c, (src).ptr, (src).len);                                                       \
+        c += (src).len;                                                                            \
+    } while (0)
+    COPY(h->reply.content_type, r->content_type);
+    COPY(h->reply.body, r->body);
+    for (uint32_t i = 0; i < r->nheaders; i++) {
+        COPY(h->reply.headers[i].name, r->headers[i].name);
+        COPY(h->reply.headers[i].value, r->headers[i].value);
+    }
+#undef COPY
+    return 0;
+}
+
+/* Submits one job spec; a waiter (when given) hears when it is durable. */
+static int submit_spec(gw_jobs *j, const br_job_spec *s, gw_job_waiter *w)
+{
+    gw_jobs_task *t = gw_jobs_task_get(j, s->task);
+    if (!t || s->idempotency_key.len > GW_JOBS_KEY_MAX)
+        return BR_EVALUE;
+    uint32_t delay = s->delay_ms < GW_JOBS_DELAY_MAX_MS ? s->delay_ms : GW_JOBS_DELAY_MAX_MS;
+    gw_job *job;
+    return gw_jobs_submit(j, t, s->payload, s->idempotency_key, delay, w, &job);
+}
+
+bool gw_jobs_reply_hold(gw_broker *b, gw_req *req, const br_reply *r, bool want_msgpack)
+{
+    gw_jobs *j = b->jobs;
+    if (!j || r->njobs == 0)
+        return false;
+    if (!req) {
+        /* A CALL's answer: the jobs are written, the caller does not wait for them. */
+        for (uint32_t i = 0; i < r->njobs; i++)
+            if (submit_spec(j, &r->jobs[i], NULL) != 0)
+                gw_broker_log("a CALL reply's job %.*s could not be stored",
+                              (int)r->jobs[i].task.len, r->jobs[i].task.ptr);
+        return false;
+    }
+    held_reply *h = calloc(1, sizeof(*h));
+    if (!h || !(h->waiters = calloc(r->njobs, sizeof(held_waiter))) || held_copy(h, r) != 0) {
+        if (h)
+            held_free(h);
+        gw_broker_count_status(b, 503);
+        respond_busy(req, "Service Unavailable: out of memory");
+        return true;
+    }
+    h->broker = b;
+    h->req = req;
+    h->want_msgpack = want_msgpack;
+    gw_req_on_abort(req, on_held_abort, h);
+    /* One extra count while submitting, so that jobs durable at once (a repeated key)
+     * cannot settle the reply before every job was submitted. */
+    h->waiting = r->njobs + 1;
+    for (uint32_t i = 0; i < r->njobs; i++) {
+        held_waiter *w = &h->waiters[i];
+        w->base.ready = on_held_job;
+        w->owner = h;
+        if (submit_spec(j, &r->jobs[i], &w->base) != 0) {
+            h->failed = true;
+            h->waiting--;
+        }
+    }
+    h->waiting--;
+    held_settle(h);
+    return true;
+}

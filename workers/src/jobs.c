@@ -1,0 +1,305 @@
+/*
+ * jobs.c - background jobs inside a worker: the tasks announced in READY, JOB ->
+ * JOB_ACK -> the task's handler -> JOB_RESULT, and jobs a reply enqueues.
+ *
+ * A job spends one slot of the worker's capacity, like a request: it is counted in
+ * the in-flight total (so draining waits for it, and a CPU worker runs one thing at
+ * a time) and its JOB_RESULT gives the broker its credit back.  A job still running
+ * when a new registration starts is an orphan, as a request would be (worker_int.h):
+ * its result would reach a broker that no longer leases it to us, so none is sent -
+ * the slot returns with CREDIT(1) - and the broker runs the job again
+ * (at-least-once).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "worker_int.h"
+
+/* Longest error text sent in a JOB_RESULT. */
+#define JOB_ERROR_MAX 1024
+
+struct br_jobctx {
+    struct br_jobctx *prev, *next; /* in the worker's job list */
+    br_worker *worker;             /* the worker running it */
+    const br_task_spec *spec;      /* its task */
+    uint64_t gen;                  /* registration it arrived under */
+    uint64_t credit_gen;           /* registration whose READY left its slot out, or 0 */
+    uint32_t attempt;              /* JOB.attempt */
+    br_str id;                     /* JOB.job_id (in data) */
+    br_str task;                   /* JOB.task (in data) */
+    br_str payload;                /* JOB.payload (in data) */
+    bool on_thread;                /* a CPU task: the handler runs on the thread pool */
+    bool ended;                    /* succeed or fail was called */
+    uint8_t outcome;               /* br_job_outcome once ended */
+    char *result;                  /* heap: msgpack result of a success */
+    size_t result_len;             /* bytes at result */
+    char error[JOB_ERROR_MAX];     /* error text of a failure */
+    uv_work_t work;                /* the thread-pool job of a CPU task */
+    char data[];                   /* id, task and payload bytes */
+};
+
+/* ---------------------------------------------------------------------------------- */
+/* Tasks.                                                                              */
+
+int br__jobs_init(br_worker *w)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < w->reg.nservices; i++)
+        n += w->reg.services[i]->ntasks;
+    if (n == 0)
+        return 0;
+    w->tasks = calloc(n, sizeof(*w->tasks));
+    if (!w->tasks)
+        return BR_ENOMEM;
+    for (size_t i = 0; i < w->reg.nservices; i++) {
+        const br_service_spec *s = w->reg.services[i];
+        for (size_t t = 0; t < s->ntasks; t++)
+            w->tasks[w->ntasks++] = br_str_c(s->tasks[t].name);
+    }
+    return 0;
+}
+
+void br__jobs_release(br_worker *w)
+{
+    free(w->tasks);
+    w->tasks = NULL;
+    w->ntasks = 0;
+}
+
+static const br_task_spec *task_find(const br_worker *w, br_str name)
+{
+    for (size_t i = 0; i < w->reg.nservices; i++) {
+        const br_service_spec *s = w->reg.services[i];
+        for (size_t t = 0; t < s->ntasks; t++)
+            if (br_str_eq(name, s->tasks[t].name))
+                return &s->tasks[t];
+    }
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Results.                                                                            */
+
+/* JOB_RESULT for a job that never got a context. */
+static void result_now(br_worker *w, br_str id, uint8_t outcome, const char *error)
+{
+    br_msg m = {.type = BR_MSG_JOB_RESULT,
+                .u.job_result = {.job_id = id, .outcome = outcome, .error = br_str_c(error)}};
+    br__worker_send(w, &m);
+}
+
+/* The attempt ended: its result goes to the broker when the registration it came
+ * under is current; an orphan gives its slot back instead.  Loop thread. */
+static void complete(br_jobctx *jc)
+{
+    br_worker *w = jc->worker;
+    if (jc->prev)
+        jc->prev->next = jc->next;
+    else
+        w->jobs = jc->next;
+    if (jc->next)
+        jc->next->prev = jc->prev;
+    w->inflight--;
+    if (!jc->ended) {
+        jc->outcome = BR_JOB_RETRY;
+        snprintf(jc->error, sizeof(jc->error), "the task returned without a result");
+    }
+    if (jc->gen == w->gen) {
+        br_msg m = {.type = BR_MSG_JOB_RESULT,
+                    .u.job_result = {.job_id = jc->id,
+                                     .outcome = jc->outcome,
+                                     .result = {jc->result, (uint32_t)jc->result_len},
+                                     .error = br_str_c(jc->error)}};
+        int rc = br__worker_send(w, &m);
+        if (rc == BR_ELIMIT || rc == BR_EINVAL || rc == BR_ENOMEM)
+            result_now(w, jc->id, BR_JOB_RETRY, "the result could not be encoded");
+    } else {
+        w->orphans--;
+        if (jc->credit_gen == w->gen)
+            br__worker_return_credit(w, 1);
+    }
+    free(jc->result);
+    free(jc);
+    br__worker_request_done(w);
+}
+
+int br_job_succeed(br_jobctx *job, const void *result, size_t len)
+{
+    if (job->ended)
+        return BR_EINVAL;
+    job->ended = true;
+    job->outcome = BR_JOB_OK;
+    int rc = 0;
+    if (len > BR_REPLY_BODY_MAX) {
+        rc = BR_ELIMIT;
+    } else if (len > 0) {
+        job->result = malloc(len);
+        if (job->result) {
+            memcpy(job->result, result, len);
+            job->result_len = len;
+        } else {
+            rc = BR_ENOMEM;
+        }
+    }
+    if (rc != 0) {
+        job->outcome = BR_JOB_RETRY;
+        snprintf(job->error, sizeof(job->error), "result not kept: %s", br_strerror(rc));
+    }
+    if (!job->on_thread)
+        complete(job);
+    return rc;
+}
+
+int br_job_fail(br_jobctx *job, bool retry, const char *error)
+{
+    if (job->ended)
+        return BR_EINVAL;
+    job->ended = true;
+    job->outcome = retry ? BR_JOB_RETRY : BR_JOB_FATAL;
+    snprintf(job->error, sizeof(job->error), "%s", error ? error : "failed");
+    if (!job->on_thread)
+        complete(job);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Running.                                                                            */
+
+static void cpu_work(uv_work_t *work)
+{
+    br_jobctx *jc = work->data;
+    jc->spec->handler(jc);
+}
+
+static void cpu_after(uv_work_t *work, int status)
+{
+    (void)status; /* nothing calls uv_cancel */
+    complete(work->data);
+}
+
+/* Copies s to *cursor. */
+static br_str copy_in(br_str s, char **cursor)
+{
+    br_str out = {*cursor, s.len};
+    if (s.len)
+        memcpy(*cursor, s.ptr, s.len);
+    (*cursor)[s.len] = '\0';
+    *cursor += s.len + 1;
+    return out;
+}
+
+void br__jobs_run(br_worker *w, const br_job *m)
+{
+    const br_task_spec *spec = task_find(w, m->task);
+    if (!spec) {
+        result_now(w, m->job_id, BR_JOB_FATAL, "this worker does not run that task");
+        return;
+    }
+    if (w->inflight - w->orphans >= w->capacity || (w->reg.kind == BR_KIND_CPU && w->inflight)) {
+        /* More than the credit allows (or a CPU orphan still runs). */
+        result_now(w, m->job_id, BR_JOB_RETRY, "worker is at capacity");
+        return;
+    }
+    br_jobctx *jc = calloc(1, sizeof(*jc) + m->job_id.len + m->task.len + m->payload.len + 3);
+    if (!jc) {
+        br__log("job %.*s: out of memory", (int)m->job_id.len, m->job_id.ptr);
+        result_now(w, m->job_id, BR_JOB_RETRY, "worker is out of memory");
+        return;
+    }
+    char *cursor = jc->data;
+    jc->id = copy_in(m->job_id, &cursor);
+    jc->task = copy_in(m->task, &cursor);
+    jc->payload = copy_in(m->payload, &cursor);
+    jc->worker = w;
+    jc->spec = spec;
+    jc->attempt = m->attempt;
+    jc->gen = w->gen;
+    jc->next = w->jobs;
+    if (w->jobs)
+        w->jobs->prev = jc;
+    w->jobs = jc;
+    w->inflight++;
+    br_msg ack = {.type = BR_MSG_JOB_ACK, .u.job_ack = {.job_id = jc->id}};
+    br__worker_send(w, &ack);
+    if (w->reg.kind == BR_KIND_CPU) {
+        jc->on_thread = true;
+        jc->work.data = jc;
+        int rc = uv_queue_work(&w->loop, &jc->work, cpu_work, cpu_after);
+        if (rc != 0) {
+            br__log("uv_queue_work: %s", uv_strerror(rc));
+            jc->on_thread = false;
+            br_job_fail(jc, true, "worker cannot start the computation");
+        }
+        return;
+    }
+    spec->handler(jc);
+}
+
+void br__jobs_new_registration(br_worker *w)
+{
+    for (br_jobctx *jc = w->jobs; jc; jc = jc->next)
+        jc->credit_gen = w->gen;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Reading a job.                                                                      */
+
+br_str br_job_id(const br_jobctx *job)
+{
+    return job->id;
+}
+
+br_str br_job_task(const br_jobctx *job)
+{
+    return job->task;
+}
+
+uint32_t br_job_attempt(const br_jobctx *job)
+{
+    return job->attempt;
+}
+
+br_str br_job_payload(const br_jobctx *job)
+{
+    return job->payload;
+}
+
+uv_loop_t *br_job_loop(const br_jobctx *job)
+{
+    return &job->worker->loop;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Jobs a reply enqueues.                                                              */
+
+int br_reply_add_job(br_req *req, const char *task, const void *payload, size_t payload_len,
+                     const char *idempotency_key, uint32_t delay_ms)
+{
+    if (!task || !*task || req->ended)
+        return BR_EINVAL;
+    if (req->njobs >= BR_REPLY_MAX_JOBS)
+        return BR_EFULL;
+    if (!req->jobs) {
+        req->jobs = br_req_alloc(req, BR_REPLY_MAX_JOBS * sizeof(*req->jobs));
+        if (!req->jobs)
+            return BR_ENOMEM;
+    }
+    static const char nil = (char)0xc0;
+    if (!payload || payload_len == 0) {
+        payload = &nil;
+        payload_len = 1;
+    }
+    char *p = br_req_alloc(req, payload_len);
+    char *t = br_req_strdup(req, br_str_c(task));
+    char *k = br_req_strdup(req, br_str_c(idempotency_key));
+    if (!p || !t || !k)
+        return BR_ENOMEM;
+    memcpy(p, payload, payload_len);
+    br_job_spec *s = &req->jobs[req->njobs++];
+    s->task = br_str_c(t);
+    s->payload = (br_str){p, (uint32_t)payload_len};
+    s->idempotency_key = br_str_c(k);
+    s->delay_ms = delay_ms;
+    return 0;
+}
