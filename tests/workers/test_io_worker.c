@@ -315,6 +315,10 @@ static void draining_worker_waits_for_the_acknowledgement(void **state)
 {
     harness *h = *state;
     assert_int_equal(harness_register(h, "b1", NULL, NULL), 0);
+    /* A reply proves the worker read our WELCOME (it comes first on the connection);
+     * a SIGTERM that overtook it would find the worker unregistered, free to leave. */
+    assert_int_equal(harness_request(h, 3, "hello", "GET", "/hello", "/hello", 5000, NULL), 0);
+    assert_int_equal(expect_reply(h, 3).status, 200);
     assert_int_equal(kill(h->pid, SIGTERM), 0);
     br_msg m;
     assert_int_equal(harness_expect(h, BR_MSG_GOODBYE, &m, WAIT_MS, NULL), 0);
