@@ -15,6 +15,7 @@
 #   BENCH_KEEP        1: keep the temp dir (configs, logs, raw wrk output)   [0]
 #   BARISTA_BIN       directory with barista-gateway and barista-worker [<repo>/build/bin]
 #   BENCH_PYTHON      interpreter that has Debian's fastapi/uvicorn  [/usr/bin/python3]
+#   BARISTA_CPU_SCHED, BARISTA_CPU_NICE  --sched and --nice of the CPU workers [other, 10]
 set -eu
 set -o pipefail
 
@@ -276,7 +277,8 @@ start_barista() {
         --concurrency "${BARISTA_IO_CONCURRENCY:-16384}"
     SERVER_GROUPS="$SERVER_GROUPS $SPAWNED"
     for i in $(seq "$ncpu"); do
-        spawn "barista-cpu$i" "$BIN/barista-worker" --services hash --connect "$broker"
+        spawn "barista-cpu$i" "$BIN/barista-worker" --services hash --connect "$broker" \
+            --sched "${BARISTA_CPU_SCHED:-other}" --nice "${BARISTA_CPU_NICE:-10}"
         SERVER_GROUPS="$SERVER_GROUPS $SPAWNED"
     done
     BASE="http://127.0.0.1:$port"
