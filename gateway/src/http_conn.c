@@ -388,9 +388,13 @@ void gw__conn_flush(gw_conn *conn)
     if (conn->closing || conn->writing || conn->lingering)
         return;
     size_t n = 0, total = 0, cap = conn->server->cfg.max_pipeline + 2;
+    /* One gather list for the whole loop rather than one per connection (544 bytes
+     * each, 5 MB at 10,000 connections): a flush fills and writes it at once, and
+     * uv_write keeps its own copy of what is left. */
+    uv_buf_t *bufs = conn->server->gather;
     for (gw_http_req *r = conn->head; r && n < cap; r = r->next) {
         if (r->state == GW_REQ_READY) {
-            conn->bufs[n++] = uv_buf_init(r->resp.data, (unsigned)r->resp.len);
+            bufs[n++] = uv_buf_init(r->resp.data, (unsigned)r->resp.len);
             total += r->resp.len;
             r->state = GW_REQ_WRITING;
             if (r->close_after)
@@ -398,7 +402,7 @@ void gw__conn_flush(gw_conn *conn)
             continue;
         }
         if (r->state == GW_REQ_PARSING && r->continue_pending) {
-            conn->bufs[n++] = uv_buf_init((char *)continue_line, sizeof(continue_line) - 1);
+            bufs[n++] = uv_buf_init((char *)continue_line, sizeof(continue_line) - 1);
             total += sizeof(continue_line) - 1;
             r->continue_pending = false;
         }
@@ -409,7 +413,7 @@ void gw__conn_flush(gw_conn *conn)
     /* Try the socket first: an answer that fits (the usual case) then costs one
      * writev and no write request - libuv would otherwise re-arm the poll watcher
      * after every completed uv_write, one epoll_ctl per answer. */
-    int sent = uv_try_write((uv_stream_t *)&conn->tcp, conn->bufs, (unsigned)n);
+    int sent = uv_try_write((uv_stream_t *)&conn->tcp, bufs, (unsigned)n);
     if (sent < 0 && sent != UV_EAGAIN) {
         gw__conn_close(conn);
         return;
@@ -418,7 +422,7 @@ void gw__conn_flush(gw_conn *conn)
         write_done(conn);
         return;
     }
-    uv_buf_t *rest = skip_sent(conn->bufs, &n, sent > 0 ? (size_t)sent : 0);
+    uv_buf_t *rest = skip_sent(bufs, &n, sent > 0 ? (size_t)sent : 0);
     int rc = uv_write(&conn->write_req, (uv_stream_t *)&conn->tcp, rest, (unsigned)n, on_write);
     if (rc < 0) {
         gw__conn_close(conn);
@@ -448,7 +452,6 @@ static void conn_free(gw_conn *conn)
         req_free(r);
     }
     gw__bytes_free(&conn->pending_in);
-    free(conn->bufs);
     gw__server_conn_closed(server, conn);
     free(conn);
 }
@@ -595,11 +598,6 @@ void gw__conn_accept(gw_http_server *server, bool reject)
     }
     if (reject) {
         conn_reject(conn);
-        return;
-    }
-    conn->bufs = calloc(server->cfg.max_pipeline + 2, sizeof(*conn->bufs));
-    if (!conn->bufs) {
-        gw__conn_close(conn);
         return;
     }
     llhttp_init(&conn->parser, HTTP_REQUEST, &gw__parser_settings);

@@ -122,7 +122,6 @@ typedef struct gw_conn {
     gw_http_req *free_reqs;        /* pooled request objects */
     size_t nqueued;                /* requests in the queue past parsing */
     size_t nfree;                  /* objects in the pool */
-    uv_buf_t *bufs;                /* gather list for one write (max_pipeline + 1) */
     size_t output_bytes;           /* answer bytes ready or being written */
     size_t input_bytes;            /* bytes of parsed requests not yet written back */
     gw_bytes pending_in;           /* input read but not parsed while reading is paused */
@@ -165,6 +164,8 @@ struct gw_http_server {
     size_t nrejecting;         /* turned-away connections closing */
     char *read_buf;            /* GW_HTTP_READ_BUFFER bytes shared by every read */
     bool read_buf_busy;        /* read_buf handed to libuv and not yet returned */
+    uv_buf_t *gather;          /* max_pipeline + 2 entries: one flush's gather list, shared
+                                  by every connection (uv_write copies it) */
     char date[64];             /* "Date: ...\r\n", formatted once per second */
     size_t date_len;           /* bytes of date */
     uint64_t date_expires;     /* loop time when date must be formatted again */

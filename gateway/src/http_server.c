@@ -53,7 +53,10 @@ gw_http_server *gw_http_server_new(uv_loop_t *loop, gw_router *router, const gw_
     if (!self)
         return NULL;
     self->read_buf = malloc(GW_HTTP_READ_BUFFER);
-    if (!self->read_buf) {
+    self->gather = calloc(config->max_pipeline + 2, sizeof(*self->gather));
+    if (!self->read_buf || !self->gather) {
+        free(self->read_buf);
+        free(self->gather);
         free(self);
         return NULL;
     }
@@ -263,6 +266,7 @@ void gw_http_server_destroy(gw_http_server **self_p)
         return;
     gw_http_server *self = *self_p;
     free(self->read_buf);
+    free(self->gather);
     free(self);
     *self_p = NULL;
 }

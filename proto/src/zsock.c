@@ -3,9 +3,11 @@
  *
  * The one rule that matters: ZMQ_FD only reports edges, and any zmq_send or
  * getsockopt(ZMQ_EVENTS) may consume an edge.  So we never trust the poll callback
- * alone: we drain whenever the fd fires, on the loop turn after every send made outside
- * a drain, after a batch that stopped because it was full, and from a slow safety timer.
- * A drain ends only when ZMQ_EVENTS says no message is pending.
+ * alone: we drain whenever the fd fires, before the loop blocks again after a send made
+ * outside a drain, on the next turn after a batch that stopped because it was full, and
+ * from a slow safety timer.  A drain ends only when a non-blocking receive says EAGAIN:
+ * libzmq processes every pending command before it answers EAGAIN, so that is the same
+ * "nothing pending" as ZMQ_EVENTS without a poll(2) of the mailbox per message.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,12 +22,14 @@
 struct br_zsock {
     void *sock;             /* the ZeroMQ socket, owned; NULL once closed */
     uv_poll_t poll;         /* readable edges of ZMQ_FD */
-    uv_idle_t again;        /* a drain on the next loop turn */
+    uv_idle_t again;        /* a drain on the next loop turn (a full batch) */
+    uv_prepare_t recheck;   /* a drain before the loop blocks (after sends) */
     uv_timer_t safety;      /* a drain every BR_ZSOCK_SAFETY_MS, in case an edge was lost */
     br_zsock_recv_fn on_recv;
     void *arg;              /* on_recv's argument */
     int draining;           /* inside drain(): sends need no extra wake-up */
     int again_active;       /* `again` is started */
+    int recheck_active;     /* `recheck` is started */
     int open_handles;       /* libuv handles not yet closed */
     unsigned long dropped;  /* messages with too many frames */
     void (*done)(void *);   /* br_zsock_close's callback */
@@ -35,8 +39,8 @@ struct br_zsock {
 static void wake_next_turn(br_zsock *zs);
 
 /* Receives one whole multipart message into frames[]; returns the number of frames
- * (0 when nothing was pending), or -1 when the message had too many frames and was
- * dropped. */
+ * (0 when nothing was pending: EAGAIN after libzmq processed its pending commands), or
+ * -1 when the message had too many frames and was dropped. */
 static int recv_message(br_zsock *zs, zmq_msg_t *frames)
 {
     int n = 0;
@@ -67,15 +71,6 @@ static int recv_message(br_zsock *zs, zmq_msg_t *frames)
     return n;
 }
 
-static int pending_input(br_zsock *zs)
-{
-    int events = 0;
-    size_t len = sizeof(events);
-    if (zmq_getsockopt(zs->sock, ZMQ_EVENTS, &events, &len) != 0)
-        return 0;
-    return (events & ZMQ_POLLIN) != 0;
-}
-
 static void drain(br_zsock *zs)
 {
     zmq_msg_t frames[BR_ZSOCK_MAX_FRAMES + 1];
@@ -85,7 +80,7 @@ static void drain(br_zsock *zs)
     if (zs->draining || zs->sock == NULL)
         return;
     zs->draining = 1;
-    while (zs->sock != NULL && budget > 0 && pending_input(zs)) {
+    while (zs->sock != NULL && budget > 0) {
         int n = recv_message(zs, frames);
         if (n == 0)
             break;
@@ -120,9 +115,28 @@ static void on_again(uv_idle_t *h)
     drain(zs);
 }
 
+static void on_recheck(uv_prepare_t *h)
+{
+    br_zsock *zs = h->data;
+    uv_prepare_stop(h);
+    zs->recheck_active = 0;
+    drain(zs);
+}
+
 static void on_safety(uv_timer_t *h)
 {
     drain(h->data);
+}
+
+/* After a send outside a drain: drain once more before the loop blocks in poll, in the
+ * same turn, so that every send of this turn shares one check.  A prepare handle, unlike
+ * an idle one, does not make the loop poll again with a zero timeout. */
+static void recheck_before_poll(br_zsock *zs)
+{
+    if (!zs->recheck_active && zs->sock != NULL) {
+        uv_prepare_start(&zs->recheck, on_recheck);
+        zs->recheck_active = 1;
+    }
 }
 
 static void wake_next_turn(br_zsock *zs)
@@ -155,9 +169,10 @@ br_zsock *br_zsock_new(uv_loop_t *loop, void *zmq_socket, br_zsock_recv_fn on_re
         return NULL;
     }
     uv_idle_init(loop, &zs->again);
+    uv_prepare_init(loop, &zs->recheck);
     uv_timer_init(loop, &zs->safety);
-    zs->poll.data = zs->again.data = zs->safety.data = zs;
-    zs->open_handles = 3;
+    zs->poll.data = zs->again.data = zs->recheck.data = zs->safety.data = zs;
+    zs->open_handles = 4;
     uv_poll_start(&zs->poll, UV_READABLE, on_poll);
     uv_timer_start(&zs->safety, on_safety, BR_ZSOCK_SAFETY_MS, BR_ZSOCK_SAFETY_MS);
     /* Messages may have arrived before the poll was armed, and their edge is gone. */
@@ -175,12 +190,12 @@ int br_zsock_send(br_zsock *zs, const void *ident, size_t ident_len, const void 
     if (zmq_send(zs->sock, data, len, ZMQ_DONTWAIT) < 0)
         goto fail;
     if (!zs->draining)
-        wake_next_turn(zs);
+        recheck_before_poll(zs);
     return 0;
 
 fail:
     if (!zs->draining)
-        wake_next_turn(zs);
+        recheck_before_poll(zs);
     if (errno == EAGAIN)
         return BR_EFULL;
     if (errno == EHOSTUNREACH)
@@ -220,5 +235,6 @@ void br_zsock_close(br_zsock *zs, void (*done)(void *arg), void *arg)
     zs->sock = NULL;
     uv_close((uv_handle_t *)&zs->poll, on_handle_closed);
     uv_close((uv_handle_t *)&zs->again, on_handle_closed);
+    uv_close((uv_handle_t *)&zs->recheck, on_handle_closed);
     uv_close((uv_handle_t *)&zs->safety, on_handle_closed);
 }

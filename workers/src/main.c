@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "barista/worker.h"
+#include "priority.h"
 #include "services.h"
 
 #define EXIT_USAGE 2
@@ -37,6 +38,8 @@ static const char usage[] =
     ")\n"
     "  --concurrency N        io: requests in flight at once (BARISTA_CONCURRENCY, default 1024)\n"
     "  --nice N               cpu: process niceness (BARISTA_NICE, default 10)\n"
+    "  --sched POLICY         cpu: idle (SCHED_IDLE: only CPU time the I/O path leaves),\n"
+    "                         batch or other (BARISTA_SCHED, default other)\n"
     "  --heartbeat-ms N       heartbeat interval (BARISTA_HEARTBEAT_MS, default 1000)\n"
     "  --drain-timeout-ms N   on SIGTERM, time for in-flight work (BARISTA_DRAIN_TIMEOUT_MS,\n"
     "                         default 30000)\n"
@@ -61,6 +64,7 @@ typedef struct config {
     long nice;              /* niceness for a cpu worker */
     long threadpool;        /* thread-pool size, or 0 for libuv's default */
     const char *upstream;   /* the fetch service's upstream, or NULL */
+    br__sched sched;        /* scheduling policy for a cpu worker */
     bool list;              /* --list */
     bool help;              /* --help */
 } config;
@@ -136,6 +140,10 @@ static int apply(config *c, int opt, const char *name, const char *v)
         if (parse_long(v, -20, 19, &c->nice) != 0)
             return fail_usage("bad value for %s: %s (want -20..19)", name, v);
         return 0;
+    case 'P':
+        if (br__sched_parse(v, &c->sched) != 0)
+            return fail_usage("bad value for %s: %s (want idle, batch or other)", name, v);
+        return 0;
     }
     return 0;
 }
@@ -146,6 +154,7 @@ static const struct option longopts[] = {
     {"connect", required_argument, NULL, 'c'},
     {"concurrency", required_argument, NULL, 'n'},
     {"nice", required_argument, NULL, 'N'},
+    {"sched", required_argument, NULL, 'P'},
     {"heartbeat-ms", required_argument, NULL, 'h'},
     {"drain-timeout-ms", required_argument, NULL, 'd'},
     {"id", required_argument, NULL, 'i'},
@@ -166,6 +175,7 @@ static const struct {
     {'N', "BARISTA_NICE"},      {'h', "BARISTA_HEARTBEAT_MS"}, {'d', "BARISTA_DRAIN_TIMEOUT_MS"},
     {'i', "BARISTA_WORKER_ID"},     {'t', "BARISTA_THREADPOOL"},   {'S', "BARISTA_STALL_MS"},
     {'u', "BARISTA_UPSTREAM_URL"},
+    {'P', "BARISTA_SCHED"},
 };
 
 /* Flags first; then the environment fills in what no flag gave, so a flag wins even
@@ -243,6 +253,7 @@ int main(int argc, char **argv)
     config c;
     memset(&c, 0, sizeof(c));
     c.nice = DEFAULT_NICE;
+    c.sched = BR__SCHED_OTHER;
     if (parse(argc, argv, &c) != 0)
         return EXIT_USAGE;
     /* Local mode: the gateway that spawned us sets this so that a worker never outlives
@@ -276,8 +287,8 @@ int main(int argc, char **argv)
     if (br_services_check(picked, (size_t)n, why, sizeof(why)) != 0)
         return fail_usage("%s", why);
 
-    if (picked[0]->kind == BR_KIND_CPU && setpriority(PRIO_PROCESS, 0, (int)c.nice) != 0)
-        fprintf(stderr, "barista-worker: setpriority(%ld): %s\n", c.nice, strerror(errno));
+    if (picked[0]->kind == BR_KIND_CPU)
+        br__sched_apply(c.sched, (int)c.nice);
 
     /* Both are read by code that runs later: the pool size when the loop first queues
      * work, the upstream by the fetch service. */

@@ -3,9 +3,10 @@
  *
  * ZeroMQ exposes one file descriptor per socket (ZMQ_FD) that signals edge-triggered
  * "something changed", not "a message is waiting".  br_zsock turns it into plain
- * callbacks: every readable edge, every send and a slow safety timer lead to a drain
- * that reads ZMQ_EVENTS and receives until nothing is pending, at most
- * BR_ZSOCK_BATCH messages per loop turn so that one busy peer cannot starve the loop.
+ * callbacks: every readable edge, every loop turn that sent (checked once, before the
+ * loop blocks) and a slow safety timer lead to a drain that receives until a
+ * non-blocking receive finds nothing pending, at most BR_ZSOCK_BATCH messages per loop
+ * turn so that one busy peer cannot starve the loop.
  * Sends never block (ZMQ_DONTWAIT).  The receive callback may send and may close the
  * socket.
  */

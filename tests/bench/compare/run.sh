@@ -15,6 +15,7 @@
 #   BENCH_KEEP        1: keep the temp dir (configs, logs, raw wrk output)   [0]
 #   BARISTA_BIN       directory with barista-gateway and barista-worker [<repo>/build/bin]
 #   BENCH_PYTHON      interpreter that has Debian's fastapi/uvicorn  [/usr/bin/python3]
+#   BARISTA_CPU_SCHED, BARISTA_CPU_NICE  --sched and --nice of the CPU workers [other, 10]
 set -eu
 set -o pipefail
 
@@ -117,6 +118,27 @@ server_peak_rss_mb() {
         done
     done
     awk -v k="$total" 'BEGIN { printf "%.1f", k / 1024 }'
+}
+
+# CPU time (clock ticks, user + system) used so far by every process of the current
+# server.  CPU per request does not depend on how the scheduler shared the two cores
+# with wrk and other work, which req/s on a busy machine does.
+server_cpu_ticks() {
+    local g p t total=0
+    for g in $SERVER_GROUPS; do
+        for p in $(ps -e -o pid=,pgid= | awk -v g="$g" '$2 == g { print $1 }'); do
+            # fields after the ")" that ends the command name: utime is the 12th, stime the 13th
+            t=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }' || true)
+            total=$((total + ${t:-0}))
+        done
+    done
+    echo "$total"
+}
+
+# cpu_us_per_request TICKS WRK_OUTPUT -> microseconds of server CPU per request
+cpu_us_per_request() {
+    awk -v t="$1" -v hz="$(getconf CLK_TCK)" '/ requests in / { n = $1 }
+        END { if (n > 0) printf "%.1f", t * 1000000 / hz / n; else print "n/a" }' "$2"
 }
 
 http_code() { curl -s --noproxy '*' -o /dev/null -w '%{http_code}' --max-time 2 "$1" 2>/dev/null || true; }
@@ -276,7 +298,8 @@ start_barista() {
         --concurrency "${BARISTA_IO_CONCURRENCY:-16384}"
     SERVER_GROUPS="$SERVER_GROUPS $SPAWNED"
     for i in $(seq "$ncpu"); do
-        spawn "barista-cpu$i" "$BIN/barista-worker" --services hash --connect "$broker"
+        spawn "barista-cpu$i" "$BIN/barista-worker" --services hash --connect "$broker" \
+            --sched "${BARISTA_CPU_SCHED:-other}" --nice "${BARISTA_CPU_NICE:-10}"
         SERVER_GROUPS="$SERVER_GROUPS $SPAWNED"
     done
     BASE="http://127.0.0.1:$port"
@@ -371,11 +394,14 @@ scenario1() {
     case $name in fastapi | barista) check_contract || { row 1 "$name" - - - - - "wrong response"; FAILED=1; stop_server; return 0; } ;; esac
     [ "$WARMUP" -gt 0 ] && run_wrk /dev/null -t2 -c64 -d"${WARMUP}s" "$BASE/hello"
     log "scenario 1: $name /hello ${DUR}s"
+    local t0 cpu
+    t0=$(server_cpu_ticks)
     run_wrk "$out" -t2 -c64 -d"${DUR}s" --latency "$BASE/hello"
+    cpu=$(cpu_us_per_request "$(($(server_cpu_ticks) - t0))" "$out")
     stop_server
     set -- $(parse_wrk "$out")
     HELLO_RPS[$name]=$1
-    row 1 "$name" "$1" "$2" "$3" "$4" "" "wrk -t2 -c64"
+    row 1 "$name" "$1" "$2" "$3" "$4" "" "wrk -t2 -c64; server CPU $cpu µs/request"
 }
 
 # 2: 10,000 connections on /sleep?ms=1000
