@@ -48,14 +48,19 @@ ROUTES = [
               "hash": {"digest": sha256_rounds("dashboard", 1000), "n": 1000}})),
     ("GET", "/fetch", None, b"", 200,
      as_json({"status": 200, "content_type": "application/json", "body": '{"status":"ok"}'})),
+    ("POST", "/signup", "application/json", b'{"email":"ada@example.com"}', 201,
+     b'{"status":"created","email":"ada@example.com"}'),
     ("GET", "/no/such/route", None, b"", 404, b'{"detail":"Not Found"}'),
 ]
 
 # The job the restart check submits, and the statuses that mean it completed.
+# The job that must survive `docker compose restart gateway`: delayed so that it is
+# still queued when the gateway goes down.
 JOB_TASK = "report"
-JOB_BODY = b"{}"
-JOB_DONE = {"done", "succeeded", "completed", "success"}
-JOB_FAILED = {"failed", "error", "dead"}
+JOB_QUERY = "?delay_ms=3000"
+JOB_BODY = b'{"n":1000}'
+JOB_DONE = {"succeeded"}
+JOB_FAILED = {"dead"}
 
 WAIT = 60.0  # bound on every wait for a condition
 
@@ -184,7 +189,7 @@ def check_storm(port, seconds):
 
 
 def job_submit(port):
-    r = request(port, "POST", "/jobs/" + JOB_TASK, "application/json", JOB_BODY)
+    r = request(port, "POST", "/jobs/" + JOB_TASK + JOB_QUERY, "application/json", JOB_BODY)
     if r.status == 404:
         print("skip")
         return
