@@ -454,6 +454,11 @@ void gw_broker_stats_get(const gw_broker *self, gw_broker_stats *out)
         out->queued += gw_registry_service(self->reg, i)->nqueued;
 }
 
+const struct gw_registry *gw_broker_registry(const gw_broker *self)
+{
+    return self->reg;
+}
+
 /* One handle (or the socket) finished closing; the last one ends the shutdown. */
 static void on_closed(void *arg)
 {

@@ -108,6 +108,10 @@ bool gw_broker_ready(const gw_broker *self);
 /* Copies the counters into *out. */
 void gw_broker_stats_get(const gw_broker *self, gw_broker_stats *out);
 
+/* The registry of services, workers and announced routes, read-only, for GET /metrics
+ * and /openapi.json.  Valid until gw_broker_destroy(). */
+const struct gw_registry *gw_broker_registry(const gw_broker *self);
+
 /* Sends GOODBYE to every worker, answers every pending request 503, closes the socket
  * and the timers; done(arg) runs once everything is closed (at once when the broker
  * never started).  Routes stay in the router and answer 503 until gw_broker_destroy().

@@ -242,6 +242,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     if (conn->phase == GW_PHASE_BODY)
         gw__conn_set_phase(conn, GW_PHASE_BODY, conn->server->cfg.body_timeout_ms);
+    conn->server->stats.bytes_in += (size_t)nread;
     conn_feed(conn, buf->base, (size_t)nread);
     conn_update_phase(conn);
 }
@@ -597,9 +598,11 @@ void gw__conn_accept(gw_http_server *server, bool reject)
         return;
     }
     if (reject) {
+        server->stats.rejected++;
         conn_reject(conn);
         return;
     }
+    server->stats.accepted++;
     llhttp_init(&conn->parser, HTTP_REQUEST, &gw__parser_settings);
     conn->parser.data = conn;
     uv_tcp_nodelay(&conn->tcp, 1);

@@ -176,6 +176,7 @@ struct gw_http_server {
     int open_handles;          /* server handles not yet closed */
     void (*done)(void *);      /* shutdown's completion callback */
     void *done_arg;            /* its argument */
+    gw_http_stats stats;       /* counters for GET /metrics */
 };
 
 /* http_conn.c */
@@ -221,6 +222,8 @@ int gw__response_detail(gw_http_req *req, int status, const char *detail, const 
                         size_t nextra);
 /* The request answered: marks it ready and schedules the write. */
 void gw__req_answered(gw_http_req *req);
+/* Counts an answer of `status` and `bytes` to req in the server's stats. */
+void gw__response_count(gw_http_req *req, int status, size_t bytes);
 /* Answers a request the server itself refuses ({"detail": ...}); on failure to build
  * the answer the connection closes. */
 void gw__req_answer_detail(gw_http_req *r, int status, const char *detail, const gw_header *extra,

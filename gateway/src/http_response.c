@@ -234,6 +234,7 @@ int gw__response_build(gw_http_req *req, int status, const gw_header *extra, siz
     if (!req->head && !bodyless && body_len)
         put(&p, body, body_len);
     out->len = (size_t)(p - out->data);
+    gw__response_count(req, status, out->len);
     return 0;
 }
 

@@ -58,6 +58,28 @@ int gw_http_server_address(const gw_http_server *self, struct sockaddr_storage *
 /* Open connections right now. */
 size_t gw_http_server_connections(const gw_http_server *self);
 
+/* Buckets of the request duration histogram (GET /metrics): upper bounds in
+ * microseconds, ascending; one more bucket (+Inf) takes the rest. */
+#define GW_HTTP_DURATION_BUCKETS 14
+extern const uint32_t gw_http_duration_bounds_us[GW_HTTP_DURATION_BUCKETS];
+
+/* The server's counters, kept as plain integers on the loop thread.  Counters only
+ * grow; the duration of a request runs from its first byte (received_ns) to its
+ * answer being built. */
+typedef struct gw_http_stats {
+    uint64_t accepted;   /* connections accepted and served */
+    uint64_t rejected;   /* connections turned away with 503 at max_connections */
+    uint64_t bytes_in;   /* bytes read from clients */
+    uint64_t bytes_out;  /* bytes of answers built (status line, headers, body) */
+    uint64_t status[5];  /* answers by status class: [0] 1xx ... [4] 5xx */
+    uint64_t duration[GW_HTTP_DURATION_BUCKETS + 1]; /* answers per bucket (not
+                                                      cumulative); the last is +Inf */
+    uint64_t duration_sum_us; /* sum of the durations counted, microseconds */
+} gw_http_stats;
+
+/* Copies the counters into *out (zeroes when self is NULL). */
+void gw_http_server_stats_get(const gw_http_server *self, gw_http_stats *out);
+
 /* Stops accepting and closes idle connections at once; connections with requests in
  * flight finish them (answers carry Connection: close) for up to timeout_ms.  Then
  * requests still unanswered are aborted (gw_abort_fn) and answered 503, and every

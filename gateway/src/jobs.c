@@ -343,6 +343,7 @@ int gw_jobs_submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uint
     }
     if (waiter)
         gw_list_push_back(&job->waiters, &waiter->link);
+    j->stats.accepted++;
     *out = job;
     return 0;
 }
@@ -362,6 +363,10 @@ static void set_error(gw_job *job, br_str e)
 static void job_finish(gw_jobs *j, gw_job *job, uint8_t status)
 {
     job->status = status;
+    if (status == GW_JOB_SUCCEEDED)
+        j->stats.completed++;
+    else
+        j->stats.dead++;
     if (job->task->unfinished)
         job->task->unfinished--;
     gw_list_remove(&job->link);
@@ -381,6 +386,7 @@ void gw_jobs_attempt_ended(gw_jobs *j, gw_job *job, int outcome, br_str result, 
     } else if (outcome == BR_JOB_FATAL || job->attempts >= j->cfg.max_attempts) {
         job_finish(j, job, GW_JOB_DEAD);
     } else if (lost) {
+        j->stats.retried++;
         /* The worker went away with it: nothing says the job is at fault, so it runs
          * again at once (at the front: it has waited already). */
         job->status = GW_JOB_QUEUED;
@@ -390,6 +396,7 @@ void gw_jobs_attempt_ended(gw_jobs *j, gw_job *job, int outcome, br_str result, 
         job->task->nready++;
         return; /* not written: a restart requeues it just the same */
     } else {
+        j->stats.retried++;
         job->status = GW_JOB_FAILED;
         job->run_at_ms =
             job->updated_ms + (int64_t)gw_jobs_backoff_ms(job->attempts, j->cfg.backoff_ms,

@@ -78,6 +78,25 @@ void gw_jobs_close(gw_jobs *self, void (*done)(void *arg), void *arg);
  * twice.  After close's done, or when the loop never ran. */
 void gw_jobs_destroy(gw_jobs **self_p);
 
+/* The job queue's numbers for GET /metrics.  Gauges describe now (computed when
+ * asked, from the queues' own counts); counters only grow. */
+typedef struct gw_jobs_stats {
+    uint64_t held;      /* gauge: jobs held, unfinished and finished */
+    uint64_t ready;     /* gauge: queued and due, waiting for a worker with credit */
+    uint64_t running;   /* gauge: leased to a worker */
+    uint64_t scheduled; /* gauge: other unfinished jobs: delayed, waiting out a retry's
+                           backoff, or not durable yet */
+    uint64_t finished;  /* gauge: succeeded or dead, kept until they expire */
+    unsigned tasks;     /* gauge: tasks known */
+    uint64_t accepted;  /* new jobs submitted (a repeated Idempotency-Key is not new) */
+    uint64_t completed; /* jobs that succeeded */
+    uint64_t retried;   /* attempts that ended with the job to run again */
+    uint64_t dead;      /* jobs that failed for good */
+} gw_jobs_stats;
+
+/* Fills *out (zeroes when self is NULL). */
+void gw_jobs_stats_get(const gw_jobs *self, gw_jobs_stats *out);
+
 /* The delay before retry number `attempt` (1 = after the first failure):
  * base * 2^(attempt-1), capped at cap, then jittered into [d/2, d] by `rnd`
  * (any random number), so that jobs failing together do not retry in step. */

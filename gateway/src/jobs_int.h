@@ -102,6 +102,7 @@ struct gw_jobs {
     bool closing;                           /* gw_jobs_close was called */
     void (*done)(void *arg);                /* close's callback */
     void *done_arg;                         /* its argument */
+    gw_jobs_stats stats;                    /* counters (gauges are computed on demand) */
 };
 
 /* ---- jobs.c ---------------------------------------------------------------------- */

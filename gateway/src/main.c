@@ -21,6 +21,7 @@
 #include "config.h"
 #include "http.h"
 #include "http_server.h"
+#include "introspection.h"
 #include "jobs.h"
 #include "router.h"
 #include "routes.h"
@@ -37,6 +38,7 @@ typedef struct gateway {
     gw_broker *broker;      /* workers' ROUTER: registration, dispatch, replies */
     gw_supervisor *supervisor; /* local mode: the worker processes; NULL otherwise */
     gw_jobs *jobs;          /* durable job queue and its store */
+    gw_introspection intro; /* what /metrics and /openapi.json read */
 } gateway;
 
 /* GET /readyz: 200 while every announced route has a live worker, else 503. */
@@ -189,7 +191,8 @@ static void raise_fd_limit(const gw_config *cfg)
 static int gateway_start(gateway *gw)
 {
     gw->router = gw_router_new();
-    if (!gw->router || gw_routes_add_builtin(gw->router) != 0) {
+    if (!gw->router || gw_routes_add_builtin(gw->router) != 0 ||
+        gw_introspection_add_routes(gw->router, &gw->intro) != 0) {
         fputs("barista-gateway: router setup failed: out of memory\n", stderr);
         return -1;
     }
@@ -204,6 +207,8 @@ static int gateway_start(gateway *gw)
     gw->jobs = gw_jobs_new(&gw->loop, gw->router, gw->broker, &gw->cfg.jobs);
     if (!gw->jobs)
         return -1;
+    gw->intro.src.broker = gw->broker;
+    gw->intro.src.jobs = gw->jobs;
     gw->http = gw_http_server_new(&gw->loop, gw->router, &gw->cfg.http);
     if (!gw->http) {
         fputs("barista-gateway: gw_http_server_new failed\n", stderr);
@@ -219,6 +224,8 @@ static int gateway_start(gateway *gw)
         return -1;
     if (gw->cfg.local && start_local_workers(gw) != 0)
         return -1;
+    gw->intro.src.http = gw->http;
+    gw->intro.src.supervisor = gw->supervisor;
     if (gw_http_server_start(gw->http, (const struct sockaddr *)&gw->cfg.listen_addr) != 0)
         return -1;
     fprintf(stderr, "barista-gateway: listening on %s\n", gw->cfg.listen);
@@ -275,5 +282,6 @@ int main(int argc, char **argv)
     gw_jobs_destroy(&gw.jobs);     /* takes its routes out of the router */
     gw_broker_destroy(&gw.broker); /* takes its routes out of the router */
     gw_router_destroy(&gw.router);
+    gw_introspection_free(&gw.intro);
     return status;
 }

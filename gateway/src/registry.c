@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "routes.h"
+
 struct gw_registry {
     gw_router *router;     /* where announced routes go (the caller's) */
     gw_handler_fn handler; /* the handler every announced route gets */
@@ -177,6 +179,11 @@ static int check_ready(const gw_registry *self, const br_ready *r, char *reason,
                 rt->path.ptr[0] != '/' || rt->body > BR_BODY_MSGPACK) {
                 snprintf(reason, cap, "malformed route in service '%.*s'", (int)s->name.len,
                          s->name.ptr);
+                return BR_EVALUE;
+            }
+            if (gw_routes_reserved(rt->method, rt->path)) {
+                snprintf(reason, cap, "route %.*s %.*s is reserved for the gateway",
+                         (int)rt->method.len, rt->method.ptr, (int)rt->path.len, rt->path.ptr);
                 return BR_EVALUE;
             }
             const gw_route_entry *e = find_route(self, rt->method, rt->path);

@@ -1,0 +1,252 @@
+/*
+ * metrics.c - the Prometheus text exposition of the gateway's counters (metrics.h).
+ *
+ * A scrape reads each component's stats once and writes lines into one buffer; the
+ * hot paths only ever bump integers.  Gauges describe the moment of the scrape.
+ */
+#include "metrics.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+/* Longest line written at once: a family's HELP, or a sample whose label is a service
+ * name (GW_NAME_MAX bytes, at most doubled by escaping). */
+#define METRICS_LINE_MAX 1024
+
+/* Appends one printf-formatted line.  0, BR_ELIMIT (a line longer than
+ * METRICS_LINE_MAX: a bug, never input) or br_buf_append's error. */
+static int appendf(br_buf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int appendf(br_buf *out, const char *fmt, ...)
+{
+    char line[METRICS_LINE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(line))
+        return BR_ELIMIT;
+    return br_buf_append(out, line, (size_t)n);
+}
+
+/* The # HELP and # TYPE lines that open a family. */
+static int family(br_buf *out, const char *name, const char *type, const char *help)
+{
+    return appendf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A family holding one unlabelled sample. */
+static int single(br_buf *out, const char *name, const char *type, const char *help,
+                  uint64_t value)
+{
+    int rc = family(out, name, type, help);
+    return rc ? rc : appendf(out, "%s %llu\n", name, (unsigned long long)value);
+}
+
+/* Writes s into dst (cap bytes, NUL included) as a label value: backslash, double
+ * quote and newline escaped as the format asks.  Truncates rather than overflow. */
+static void label_escape(char *dst, size_t cap, const char *s)
+{
+    size_t o = 0;
+    for (; *s && o + 3 < cap; s++) {
+        if (*s == '\\' || *s == '"' || *s == '\n') {
+            dst[o++] = '\\';
+            dst[o++] = *s == '\n' ? 'n' : *s;
+        } else {
+            dst[o++] = *s;
+        }
+    }
+    dst[o] = '\0';
+}
+
+int gw_metrics_http(br_buf *out, const gw_http_stats *st, size_t open_connections)
+{
+    static const char *const classes[5] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+    int rc = family(out, "barista_http_requests_total", "counter",
+                    "HTTP requests answered, by status class.");
+    for (int i = 0; i < 5 && rc == 0; i++)
+        rc = appendf(out, "barista_http_requests_total{code=\"%s\"} %llu\n", classes[i],
+                     (unsigned long long)st->status[i]);
+    if (rc == 0)
+        rc = single(out, "barista_http_connections_open", "gauge",
+                    "Client connections open now.", open_connections);
+    if (rc == 0)
+        rc = single(out, "barista_http_connections_accepted_total", "counter",
+                    "Client connections accepted and served.", st->accepted);
+    if (rc == 0)
+        rc = single(out, "barista_http_connections_rejected_total", "counter",
+                    "Client connections turned away with 503 at max-connections.",
+                    st->rejected);
+    if (rc == 0)
+        rc = single(out, "barista_http_received_bytes_total", "counter",
+                    "Bytes read from clients.", st->bytes_in);
+    if (rc == 0)
+        rc = single(out, "barista_http_sent_bytes_total", "counter",
+                    "Bytes of answers to clients (status line, headers and body).",
+                    st->bytes_out);
+    if (rc == 0)
+        rc = family(out, "barista_http_request_duration_seconds", "histogram",
+                    "Time from a request's first byte to its answer.");
+    uint64_t cumulative = 0;
+    for (int i = 0; i < GW_HTTP_DURATION_BUCKETS && rc == 0; i++) {
+        cumulative += st->duration[i];
+        rc = appendf(out, "barista_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+                     gw_http_duration_bounds_us[i] / 1e6, (unsigned long long)cumulative);
+    }
+    cumulative += st->duration[GW_HTTP_DURATION_BUCKETS];
+    if (rc == 0)
+        rc = appendf(out,
+                     "barista_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
+                     "barista_http_request_duration_seconds_sum %llu.%06llu\n"
+                     "barista_http_request_duration_seconds_count %llu\n",
+                     (unsigned long long)cumulative,
+                     (unsigned long long)(st->duration_sum_us / 1000000),
+                     (unsigned long long)(st->duration_sum_us % 1000000),
+                     (unsigned long long)cumulative);
+    return rc;
+}
+
+/* Per-service gauges: live workers (labelled with the service's kind) and queue depth. */
+static int services(br_buf *out, const gw_registry *reg)
+{
+    size_t n = reg ? gw_registry_nservices(reg) : 0;
+    char name[2 * GW_NAME_MAX + 1];
+    int rc = family(out, "barista_service_workers", "gauge",
+                    "Live workers hosting the service.");
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const gw_service *s = gw_registry_service(reg, i);
+        label_escape(name, sizeof(name), s->name);
+        rc = appendf(out, "barista_service_workers{service=\"%s\",kind=\"%s\"} %zu\n", name,
+                     gw_kind_name(s->kind), gw_service_live(s));
+    }
+    if (rc == 0)
+        rc = family(out, "barista_service_queued", "gauge",
+                    "Requests of the service waiting for worker credit.");
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const gw_service *s = gw_registry_service(reg, i);
+        label_escape(name, sizeof(name), s->name);
+        rc = appendf(out, "barista_service_queued{service=\"%s\"} %zu\n", name, s->nqueued);
+    }
+    return rc;
+}
+
+int gw_metrics_broker(br_buf *out, const gw_broker_stats *st, const gw_registry *reg)
+{
+    /* Live workers by kind come from the registry; the stats hold only their sum. */
+    uint64_t live[2] = {0, 0};
+    for (size_t i = 0; reg && i < gw_registry_nworkers(reg); i++) {
+        const gw_worker *w = gw_registry_worker(reg, i);
+        if (gw_worker_live(w))
+            live[w->kind == BR_KIND_CPU]++;
+    }
+    int rc = family(out, "barista_broker_workers", "gauge", "Live workers, by kind.");
+    if (rc == 0)
+        rc = appendf(out, "barista_broker_workers{kind=\"io\"} %llu\n"
+                          "barista_broker_workers{kind=\"cpu\"} %llu\n",
+                     (unsigned long long)live[0], (unsigned long long)live[1]);
+    static const int codes[] = {502, 503, 504};
+    const uint64_t by_status[] = {st->status_502, st->status_503, st->status_504};
+    if (rc == 0)
+        rc = family(out, "barista_broker_errors_total", "counter",
+                    "Requests the broker answered itself with an error: 502 worker died or "
+                    "bad reply, 503 no worker or queue full or shutting down, 504 deadline.");
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]) && rc == 0; i++)
+        rc = appendf(out, "barista_broker_errors_total{code=\"%d\"} %llu\n", codes[i],
+                     (unsigned long long)by_status[i]);
+    const struct {
+        const char *name, *type, *help;
+        uint64_t value;
+    } rows[] = {
+        {"barista_broker_workers_draining", "gauge",
+         "Workers that said GOODBYE and still hold requests.", st->workers_draining},
+        {"barista_broker_services", "gauge", "Services ever announced.", st->services},
+        {"barista_broker_inflight", "gauge", "Requests at workers now.", st->inflight},
+        {"barista_broker_queued", "gauge", "Requests waiting for worker credit.", st->queued},
+        {"barista_broker_dispatched_total", "counter", "REQUESTs sent to workers, retries included.",
+         st->dispatched},
+        {"barista_broker_replies_total", "counter", "Worker REPLYs delivered to clients.",
+         st->replies},
+        {"barista_broker_retries_total", "counter", "Requests re-sent after their worker died.",
+         st->retries},
+        {"barista_broker_cancels_total", "counter", "CANCELs sent (deadline or client gone).",
+         st->cancels},
+        {"barista_broker_stale_replies_total", "counter",
+         "REPLYs for requests no longer waited for, dropped.", st->stale_replies},
+        {"barista_broker_bad_messages_total", "counter",
+         "Undecodable or misdirected messages, dropped.", st->bad_messages},
+        {"barista_broker_workers_joined_total", "counter", "READYs accepted.", st->workers_joined},
+        {"barista_broker_workers_refused_total", "counter", "READYs refused with GOODBYE.",
+         st->workers_refused},
+        {"barista_broker_workers_died_total", "counter",
+         "Workers dropped for silence or a lost connection.", st->workers_died},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]) && rc == 0; i++)
+        rc = single(out, rows[i].name, rows[i].type, rows[i].help, rows[i].value);
+    return rc ? rc : services(out, reg);
+}
+
+int gw_metrics_jobs(br_buf *out, const gw_jobs_stats *st)
+{
+    int rc = family(out, "barista_jobs", "gauge",
+                    "Jobs held, by state: ready (due, waiting for a worker), running (leased), "
+                    "scheduled (delayed or waiting to retry), finished (succeeded or dead).");
+    if (rc == 0)
+        rc = appendf(out,
+                     "barista_jobs{state=\"ready\"} %llu\nbarista_jobs{state=\"running\"} %llu\n"
+                     "barista_jobs{state=\"scheduled\"} %llu\n"
+                     "barista_jobs{state=\"finished\"} %llu\n",
+                     (unsigned long long)st->ready, (unsigned long long)st->running,
+                     (unsigned long long)st->scheduled, (unsigned long long)st->finished);
+    const struct {
+        const char *name, *type, *help;
+        uint64_t value;
+    } rows[] = {
+        {"barista_jobs_tasks", "gauge", "Tasks known to the job queue.", st->tasks},
+        {"barista_jobs_accepted_total", "counter", "New jobs written down.", st->accepted},
+        {"barista_jobs_completed_total", "counter", "Jobs that succeeded.", st->completed},
+        {"barista_jobs_retried_total", "counter", "Attempts that ended with the job to run again.",
+         st->retried},
+        {"barista_jobs_dead_total", "counter", "Jobs that failed for good.", st->dead},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]) && rc == 0; i++)
+        rc = single(out, rows[i].name, rows[i].type, rows[i].help, rows[i].value);
+    return rc;
+}
+
+int gw_metrics_supervisor(br_buf *out, const gw_supervisor_stats *st)
+{
+    int rc = single(out, "barista_supervisor_processes_running", "gauge",
+                    "Local worker processes alive now.", st->running);
+    if (rc == 0)
+        rc = single(out, "barista_supervisor_restarts_total", "counter",
+                    "Local worker processes restarted after they exited.", st->restarts);
+    if (rc == 0)
+        rc = single(out, "barista_supervisor_crash_looping", "gauge",
+                    "Local worker processes marked crash looping now.", st->crash_looping);
+    return rc;
+}
+
+int gw_metrics_render(const gw_metrics_sources *src, br_buf *out)
+{
+    int rc = 0;
+    if (src->http) {
+        gw_http_stats st;
+        gw_http_server_stats_get(src->http, &st);
+        rc = gw_metrics_http(out, &st, gw_http_server_connections(src->http));
+    }
+    if (rc == 0 && src->broker) {
+        gw_broker_stats st;
+        gw_broker_stats_get(src->broker, &st);
+        rc = gw_metrics_broker(out, &st, gw_broker_registry(src->broker));
+    }
+    if (rc == 0 && src->jobs) {
+        gw_jobs_stats st;
+        gw_jobs_stats_get(src->jobs, &st);
+        rc = gw_metrics_jobs(out, &st);
+    }
+    if (rc == 0 && src->supervisor) {
+        gw_supervisor_stats st;
+        gw_supervisor_stats_get(src->supervisor, &st);
+        rc = gw_metrics_supervisor(out, &st);
+    }
+    return rc;
+}

@@ -1,0 +1,347 @@
+/*
+ * openapi.c - the OpenAPI 3.1 document (openapi.h).
+ *
+ * Written straight into a buffer as compact JSON: the dynamic part walks the
+ * registry (services, then their routes); everything that never changes - the
+ * gateway's own routes and FastAPI's error schemas - is literal text.  Routes sharing a
+ * template become one path item, found by a scan of the (short) route lists rather
+ * than a sort, so that nothing is allocated besides the output.
+ */
+#include "openapi.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "json.h"
+
+/* JSON of the error responses every announced route may give. */
+#define ERRORS_JSON                                                                        \
+    "\"422\":{\"description\":\"Validation Error\",\"content\":{\"application/json\":"      \
+    "{\"schema\":{\"$ref\":\"#/components/schemas/HTTPValidationError\"}}}},"              \
+    "\"502\":{\"$ref\":\"#/components/responses/BadGateway\"},"                            \
+    "\"503\":{\"$ref\":\"#/components/responses/Unavailable\"},"                           \
+    "\"504\":{\"$ref\":\"#/components/responses/Timeout\"}"
+
+/* A JSON response of the gateway's own routes. */
+#define JSON_RESPONSE(code, what)                                                          \
+    "\"" code "\":{\"description\":\"" what "\",\"content\":{\"application/json\":"         \
+    "{\"schema\":{\"type\":\"object\"}}}}"
+
+/* A gateway route: method "get", tag, summary, responses. */
+#define GATEWAY_OP(method, tag, summary, responses)                                        \
+    "\"" method "\":{\"tags\":[\"" tag "\"],\"summary\":\"" summary "\",\"responses\":{"     \
+    responses "}}"
+
+static const char gateway_paths[] =
+    "\"/healthz\":{" GATEWAY_OP("get", "gateway", "Liveness: the gateway's loop runs",
+                                JSON_RESPONSE("200", "Alive")) "},"
+    "\"/readyz\":{" GATEWAY_OP("get", "gateway",
+                               "Readiness: every announced route has a live worker",
+                               JSON_RESPONSE("200", "Ready") ","
+                               "\"503\":{\"$ref\":\"#/components/responses/Unavailable\"}") "},"
+    "\"/metrics\":{" GATEWAY_OP("get", "gateway", "Counters in Prometheus text format 0.0.4",
+                                "\"200\":{\"description\":\"Metrics\",\"content\":{"
+                                "\"text/plain\":{\"schema\":{\"type\":\"string\"}}}}") "},"
+    "\"/openapi.json\":{" GATEWAY_OP("get", "gateway", "This document",
+                                     JSON_RESPONSE("200", "OpenAPI 3.1 document")) "},"
+    "\"/docs\":{" GATEWAY_OP("get", "gateway", "Interactive documentation of this document",
+                             "\"200\":{\"description\":\"HTML page\",\"content\":{"
+                             "\"text/html\":{\"schema\":{\"type\":\"string\"}}}}") "}";
+
+static const char jobs_paths[] =
+    ",\"/jobs/{task}\":{\"post\":{\"tags\":[\"jobs\"],\"summary\":\"Submit a durable job\","
+    "\"parameters\":[{\"name\":\"task\",\"in\":\"path\",\"required\":true,"
+    "\"schema\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":128}},"
+    "{\"name\":\"idempotency-key\",\"in\":\"header\",\"required\":false,"
+    "\"schema\":{\"type\":\"string\",\"maxLength\":256}}],"
+    "\"requestBody\":{\"description\":\"The job's argument: JSON (stored as msgpack) or "
+    "msgpack\",\"content\":{\"application/json\":{\"schema\":{}},"
+    "\"application/msgpack\":{\"schema\":{}}}},"
+    "\"responses\":{" JSON_RESPONSE("202", "Accepted and durable: job_id and status_url") ","
+    "\"422\":{\"description\":\"Validation Error\",\"content\":{\"application/json\":"
+    "{\"schema\":{\"$ref\":\"#/components/schemas/HTTPValidationError\"}}}},"
+    "\"503\":{\"$ref\":\"#/components/responses/Unavailable\"}}}},"
+    "\"/jobs/{id}\":{\"get\":{\"tags\":[\"jobs\"],\"summary\":\"A job's status and result\","
+    "\"parameters\":[{\"name\":\"id\",\"in\":\"path\",\"required\":true,"
+    "\"schema\":{\"type\":\"integer\",\"minimum\":1}}],"
+    "\"responses\":{" JSON_RESPONSE("200", "id, task, status, attempts, result") ","
+    "\"404\":{\"description\":\"No such job\",\"content\":{\"application/json\":"
+    "{\"schema\":{\"$ref\":\"#/components/schemas/HTTPError\"}}}}}}}";
+
+/* An error answer of the broker's, {"detail": "..."}. */
+#define ERROR_RESPONSE(what)                                                               \
+    "{\"description\":\"" what "\",\"content\":{\"application/json\":{\"schema\":"          \
+    "{\"$ref\":\"#/components/schemas/HTTPError\"}}}}"
+
+static const char components[] =
+    "\"components\":{\"schemas\":{"
+    "\"ValidationError\":{\"title\":\"ValidationError\",\"type\":\"object\","
+    "\"properties\":{\"loc\":{\"title\":\"Location\",\"type\":\"array\",\"items\":"
+    "{\"anyOf\":[{\"type\":\"string\"},{\"type\":\"integer\"}]}},"
+    "\"msg\":{\"title\":\"Message\",\"type\":\"string\"},"
+    "\"type\":{\"title\":\"Error Type\",\"type\":\"string\"}},"
+    "\"required\":[\"loc\",\"msg\",\"type\"]},"
+    "\"HTTPValidationError\":{\"title\":\"HTTPValidationError\",\"type\":\"object\","
+    "\"properties\":{\"detail\":{\"title\":\"Detail\",\"type\":\"array\",\"items\":"
+    "{\"$ref\":\"#/components/schemas/ValidationError\"}}}},"
+    "\"HTTPError\":{\"title\":\"HTTPError\",\"type\":\"object\",\"properties\":"
+    "{\"detail\":{\"title\":\"Detail\",\"type\":\"string\"}},\"required\":[\"detail\"]}},"
+    "\"responses\":{"
+    "\"BadGateway\":" ERROR_RESPONSE("The worker died mid-request or answered badly") ","
+    "\"Unavailable\":{\"description\":\"No live worker, a full queue or shutting down: "
+    "retry after Retry-After seconds\",\"headers\":{\"Retry-After\":{\"schema\":"
+    "{\"type\":\"integer\"}}},\"content\":{\"application/json\":{\"schema\":"
+    "{\"$ref\":\"#/components/schemas/HTTPError\"}}}},"
+    "\"Timeout\":" ERROR_RESPONSE("The request's deadline passed") "}}";
+
+/* Appends to a buffer until the first failure, which it keeps: one check at the end
+ * instead of one per piece. */
+typedef struct writer {
+    br_buf *out; /* destination */
+    int rc;      /* first error, or 0 */
+} writer;
+
+static void put(writer *w, const char *s, size_t n)
+{
+    if (w->rc == 0)
+        w->rc = br_buf_append(w->out, s, n);
+}
+
+static void lit(writer *w, const char *s)
+{
+    put(w, s, strlen(s));
+}
+
+static void str(writer *w, const char *s, size_t n)
+{
+    if (w->rc == 0)
+        w->rc = gw_json_append_string(w->out, s, n);
+}
+
+/* A JSON member "key":NUMBER; left out for a non-finite number. */
+static void number(writer *w, const char *key, double v)
+{
+    char buf[GW_DOUBLE_CHARS];
+    if (!isfinite(v))
+        return;
+    size_t n = gw_format_double(v, buf, sizeof(buf));
+    lit(w, ",\"");
+    lit(w, key);
+    lit(w, "\":");
+    put(w, buf, n);
+}
+
+/* The OpenAPI field name of an HTTP method ("get"), or NULL when it has none. */
+static const char *method_field(const char *method)
+{
+    static const char *const known[][2] = {{"GET", "get"},         {"PUT", "put"},
+                                           {"POST", "post"},       {"DELETE", "delete"},
+                                           {"OPTIONS", "options"}, {"HEAD", "head"},
+                                           {"PATCH", "patch"},     {"TRACE", "trace"}};
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (strcmp(method, known[i][0]) == 0)
+            return known[i][1];
+    return NULL;
+}
+
+static void param_schema(writer *w, const br_param *p)
+{
+    static const char *const types[] = {"string", "integer", "number", "boolean"};
+    lit(w, "{\"type\":\"");
+    lit(w, p->type <= BR_TYPE_BOOL ? types[p->type] : "string");
+    lit(w, "\"");
+    if (p->type == BR_TYPE_STR) {
+        if (p->has_min)
+            number(w, "minLength", p->min);
+        if (p->has_max)
+            number(w, "maxLength", p->max);
+    } else if (p->type == BR_TYPE_INT || p->type == BR_TYPE_FLOAT) {
+        if (p->has_min)
+            number(w, "minimum", p->min);
+        if (p->has_max)
+            number(w, "maximum", p->max);
+    }
+    lit(w, "}");
+}
+
+/* True when route e declares a path parameter named name (n bytes). */
+static bool declares_path_param(const gw_route_entry *e, const char *name, size_t n)
+{
+    for (uint32_t i = 0; i < e->nparams; i++)
+        if (e->params[i].in == BR_IN_PATH && e->params[i].name.len == n &&
+            memcmp(e->params[i].name.ptr, name, n) == 0)
+            return true;
+    return false;
+}
+
+/* The parameters array: the declared ones, then every template parameter left
+ * undeclared (OpenAPI wants each {name} of a path described), as a string. */
+static void parameters(writer *w, const gw_route_entry *e)
+{
+    static const char *const places[] = {"path", "query", "header"};
+    bool first = true;
+    lit(w, ",\"parameters\":[");
+    for (uint32_t i = 0; i < e->nparams; i++) {
+        const br_param *p = &e->params[i];
+        lit(w, first ? "{\"name\":" : ",{\"name\":");
+        first = false;
+        str(w, p->name.ptr, p->name.len);
+        lit(w, ",\"in\":\"");
+        lit(w, p->in <= BR_IN_HEADER ? places[p->in] : "query");
+        /* A path parameter is always required: the route matches only with it. */
+        lit(w, p->required || p->in == BR_IN_PATH ? "\",\"required\":true,\"schema\":"
+                                                 : "\",\"required\":false,\"schema\":");
+        param_schema(w, p);
+        if (p->summary.len) {
+            lit(w, ",\"description\":");
+            str(w, p->summary.ptr, p->summary.len);
+        }
+        lit(w, "}");
+    }
+    for (const char *open = strchr(e->path, '{'); open; open = strchr(open + 1, '{')) {
+        const char *close = strchr(open, '}');
+        if (!close)
+            break;
+        size_t n = (size_t)(close - open - 1);
+        if (declares_path_param(e, open + 1, n))
+            continue;
+        lit(w, first ? "{\"name\":" : ",{\"name\":");
+        first = false;
+        str(w, open + 1, n);
+        lit(w, ",\"in\":\"path\",\"required\":true,\"schema\":{\"type\":\"string\"}}");
+    }
+    lit(w, "]");
+}
+
+/* "hello_get__hello__name_": the service, the method and the template with every
+ * character but letters and digits replaced by '_' (FastAPI's scheme). */
+static void operation_id(writer *w, const gw_route_entry *e)
+{
+    char id[GW_NAME_MAX + GW_METHOD_MAX + GW_TEMPLATE_MAX + 3];
+    int n = snprintf(id, sizeof(id), "%s_%s_%s", e->service->name, e->method, e->path);
+    if (n < 0 || (size_t)n >= sizeof(id))
+        return;
+    size_t skip = strlen(e->service->name) + 1; /* the service name stays as it is */
+    for (size_t i = skip; i < (size_t)n; i++) {
+        char c = id[i];
+        if (c >= 'A' && c <= 'Z')
+            id[i] = (char)(c - 'A' + 'a');
+        else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')))
+            id[i] = '_';
+    }
+    lit(w, ",\"operationId\":");
+    str(w, id, (size_t)n);
+}
+
+static void operation(writer *w, const char *field, const gw_route_entry *e)
+{
+    char num[32];
+    const gw_service *s = e->service;
+    lit(w, "\"");
+    lit(w, field);
+    lit(w, "\":{\"tags\":[");
+    str(w, s->name, strlen(s->name));
+    lit(w, "]");
+    if (e->summary[0]) {
+        lit(w, ",\"summary\":");
+        str(w, e->summary, strlen(e->summary));
+    }
+    operation_id(w, e);
+    parameters(w, e);
+    if (e->body == BR_BODY_RAW)
+        lit(w, ",\"requestBody\":{\"description\":\"Passed to the worker as sent, with its "
+               "content type\",\"content\":{\"*/*\":{\"schema\":{}}}}");
+    else if (e->body == BR_BODY_MSGPACK)
+        lit(w, ",\"requestBody\":{\"description\":\"JSON (converted to msgpack for the "
+               "worker) or msgpack\",\"content\":{\"application/json\":{\"schema\":{}},"
+               "\"application/msgpack\":{\"schema\":{}}}}");
+    lit(w, ",\"responses\":{\"200\":{\"description\":\"Successful Response\",\"content\":"
+           "{\"application/json\":{\"schema\":{}}}}," ERRORS_JSON "}");
+    lit(w, gw_service_live(s) > 0 ? ",\"x-barista-available\":true"
+                                  : ",\"x-barista-available\":false");
+    lit(w, ",\"x-barista-kind\":\"");
+    lit(w, gw_kind_name(s->kind));
+    lit(w, "\"");
+    if (e->timeout_ms) {
+        snprintf(num, sizeof(num), ",\"x-barista-timeout-ms\":%u", (unsigned)e->timeout_ms);
+        lit(w, num);
+    }
+    lit(w, "}");
+}
+
+/* True when e is the first route with its template in the registry's order. */
+static bool first_with_path(const gw_registry *reg, const gw_route_entry *e)
+{
+    for (size_t i = 0; i < gw_registry_nservices(reg); i++)
+        for (const gw_route_entry *f = gw_registry_service(reg, i)->routes; f; f = f->next) {
+            if (f == e)
+                return true;
+            if (strcmp(f->path, e->path) == 0)
+                return false;
+        }
+    return true;
+}
+
+/* One path item: every route with e's template, whichever service announced it. */
+static void path_item(writer *w, const gw_registry *reg, const gw_route_entry *e)
+{
+    bool first = true;
+    str(w, e->path, strlen(e->path));
+    lit(w, ":{");
+    for (size_t i = 0; i < gw_registry_nservices(reg); i++)
+        for (const gw_route_entry *f = gw_registry_service(reg, i)->routes; f; f = f->next) {
+            const char *field = method_field(f->method);
+            if (!field || strcmp(f->path, e->path) != 0)
+                continue;
+            if (!first)
+                lit(w, ",");
+            first = false;
+            operation(w, field, f);
+        }
+    lit(w, "},");
+}
+
+static void tags(writer *w, const gw_registry *reg, bool with_jobs)
+{
+    char desc[96];
+    lit(w, "\"tags\":[");
+    for (size_t i = 0; reg && i < gw_registry_nservices(reg); i++) {
+        const gw_service *s = gw_registry_service(reg, i);
+        if (s->nroutes == 0)
+            continue; /* runs tasks only: nothing of it is in the document */
+        size_t live = gw_service_live(s);
+        snprintf(desc, sizeof(desc), "%s service, %zu live worker%s", gw_kind_name(s->kind), live,
+                 live == 1 ? "" : "s");
+        lit(w, "{\"name\":");
+        str(w, s->name, strlen(s->name));
+        lit(w, ",\"description\":");
+        str(w, desc, strlen(desc));
+        lit(w, "},");
+    }
+    lit(w, "{\"name\":\"gateway\",\"description\":\"The gateway's own routes\"}");
+    if (with_jobs)
+        lit(w, ",{\"name\":\"jobs\",\"description\":\"Durable background jobs\"}");
+    lit(w, "],");
+}
+
+int gw_openapi_render(const gw_registry *reg, bool with_jobs, br_buf *out)
+{
+    writer w = {out, 0};
+    lit(&w, "{\"openapi\":\"3.1.0\",\"info\":{\"title\":\"Barista\",\"version\":\"0.1.0\","
+            "\"description\":\"The routes live workers announced, and the gateway's "
+            "own.\"},");
+    tags(&w, reg, with_jobs);
+    lit(&w, "\"paths\":{");
+    for (size_t i = 0; reg && i < gw_registry_nservices(reg); i++)
+        for (const gw_route_entry *e = gw_registry_service(reg, i)->routes; e; e = e->next)
+            if (first_with_path(reg, e))
+                path_item(&w, reg, e);
+    lit(&w, gateway_paths);
+    if (with_jobs)
+        lit(&w, jobs_paths);
+    lit(&w, "},");
+    lit(&w, components);
+    lit(&w, "}");
+    return w.rc;
+}
