@@ -220,17 +220,43 @@ static void refuses_a_route_owned_by_another_service_and_changes_nothing(void **
 static void rolls_back_routes_when_the_router_refuses_one(void **state)
 {
     fixture *f = *state;
-    /* A gateway route the broker does not own, like /healthz. */
-    assert_int_equal(gw_router_add(f->router, "GET", "/healthz", other_handler, NULL), 0);
+    /* A route the broker does not own (not a reserved path: those never reach the
+     * router). */
+    assert_int_equal(gw_router_add(f->router, "GET", "/owned", other_handler, NULL), 0);
     ready_builder b;
-    const char *paths[] = {"/ok", "/also-ok", "/healthz"};
-    add_refused(f, "w", one_service(&b, "greedy", BR_KIND_IO, paths, 3, 1), BR_EVALUE, "/healthz");
+    const char *paths[] = {"/ok", "/also-ok", "/owned"};
+    add_refused(f, "w", one_service(&b, "greedy", BR_KIND_IO, paths, 3, 1), BR_EVALUE, "/owned");
     assert_null(entry_for(f->router, "/ok"));
     assert_null(entry_for(f->router, "/also-ok"));
     assert_int_equal(gw_registry_nservices(f->reg), 0);
     gw_route_match m;
-    assert_int_equal(gw_router_match(f->router, "GET", "/healthz", 8, &m, NULL, 0), 0);
+    assert_int_equal(gw_router_match(f->router, "GET", "/owned", 6, &m, NULL, 0), 0);
     assert_ptr_equal(m.route->handler, other_handler);
+}
+
+/* The gateway's own paths, HEAD included, and catch-alls that would answer there. */
+static void refuses_routes_that_shadow_the_gateway(void **state)
+{
+    fixture *f = *state;
+    static const struct {
+        const char *method, *path;
+    } refused[] = {{"HEAD", "/healthz"}, {"GET", "/readyz"},       {"GET", "/metrics"},
+                   {"POST", "/openapi.json"}, {"GET", "/docs"},    {"GET", "/jobs/{id}"},
+                   {"POST", "/jobs/mine"}, {"GET", "/jobs"},        {"HEAD", "/{any}"},
+                   {"POST", "/{a}/{b}"},   {"DELETE", "/{x}/jobs"}};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        ready_builder b;
+        const char *paths[] = {"/fine", refused[i].path};
+        br_ready *r = one_service(&b, "shadow", BR_KIND_IO, paths, 2, 1);
+        b.routes[1].method = br_str_c(refused[i].method);
+        add_refused(f, "w", r, BR_EVALUE, "reserved for the gateway");
+        assert_null(entry_for(f->router, "/fine"));
+    }
+    /* GET catch-alls never win over the gateway's literal paths; lookalikes are fine. */
+    ready_builder b;
+    const char *fine[] = {"/{slug}", "/{a}/{b}", "/jobsearch", "/status/healthz"};
+    add_ok(f, "w", one_service(&b, "fine", BR_KIND_IO, fine, 4, 1));
+    assert_int_equal(gw_registry_nservices(f->reg), 1);
 }
 
 static void routes_stay_after_the_last_worker_leaves(void **state)
@@ -322,6 +348,7 @@ int main(void)
         T(refuses_a_service_announced_with_another_kind),
         T(refuses_a_route_owned_by_another_service_and_changes_nothing),
         T(rolls_back_routes_when_the_router_refuses_one),
+        T(refuses_routes_that_shadow_the_gateway),
         T(routes_stay_after_the_last_worker_leaves),
         T(picks_the_live_worker_with_most_credit),
         T(refuses_workers_past_the_limit),
