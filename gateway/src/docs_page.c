@@ -8,6 +8,7 @@
  */
 #include "docs_page.h"
 
+// clang-format off
 const char gw_docs_html[] =
     "<!doctype html>\n"
     "<html lang='en'>\n"
@@ -141,5 +142,6 @@ const char gw_docs_html[] =
     "</script>\n"
     "</body>\n"
     "</html>\n";
+// clang-format on
 
 const size_t gw_docs_html_len = sizeof(gw_docs_html) - 1;

@@ -12,8 +12,8 @@
 /* From 0.5 ms to 10 s: the gateway's own routes answer in microseconds, workers in
  * milliseconds, slow routes (sleep, jobs waiting for durability) in seconds. */
 const uint32_t gw_http_duration_bounds_us[GW_HTTP_DURATION_BUCKETS] = {
-    500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
-    1000000, 2500000, 5000000, 10000000};
+    500,    1000,   2500,   5000,    10000,   25000,   50000,
+    100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000};
 
 void gw__response_count(gw_http_req *req, int status, size_t bytes)
 {

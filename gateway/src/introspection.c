@@ -13,8 +13,7 @@
 #include "openapi.h"
 
 /* Answers the rendering in intro->scratch, or 500 when rendering failed with rc. */
-static void respond_rendered(gw_req *req, gw_introspection *intro, int rc,
-                             const char *content_type)
+static void respond_rendered(gw_req *req, gw_introspection *intro, int rc, const char *content_type)
 {
     if (rc != 0) {
         fprintf(stderr, "barista-gateway: rendering %s failed: %s\n", req->path, br_strerror(rc));
@@ -44,8 +43,7 @@ static void openapi(gw_req *req, void *data)
 static void docs(gw_req *req, void *data)
 {
     (void)data;
-    gw_req_respond(req, 200, NULL, 0, "text/html; charset=utf-8", gw_docs_html,
-                   gw_docs_html_len);
+    gw_req_respond(req, 200, NULL, 0, "text/html; charset=utf-8", gw_docs_html, gw_docs_html_len);
 }
 
 int gw_introspection_add_routes(gw_router *router, gw_introspection *intro)

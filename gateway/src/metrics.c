@@ -35,12 +35,30 @@ static int family(br_buf *out, const char *name, const char *type, const char *h
 }
 
 /* A family holding one unlabelled sample. */
-static int single(br_buf *out, const char *name, const char *type, const char *help,
-                  uint64_t value)
+static int single(br_buf *out, const char *name, const char *type, const char *help, uint64_t value)
 {
     int rc = family(out, name, type, help);
     return rc ? rc : appendf(out, "%s %llu\n", name, (unsigned long long)value);
 }
+
+/* A family holding one unlabelled sample, as a table row. */
+typedef struct metric_row {
+    const char *name; /* family and sample name */
+    const char *type; /* "counter" or "gauge" */
+    const char *help; /* the # HELP text */
+    uint64_t value;   /* the sample */
+} metric_row;
+
+/* Writes n single-sample families. */
+static int singles(br_buf *out, const metric_row *rows, size_t n)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = single(out, rows[i].name, rows[i].type, rows[i].help, rows[i].value);
+    return rc;
+}
+
+#define NELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Writes s into dst (cap bytes, NUL included) as a label value: backslash, double
  * quote and newline escaped as the format asks.  Truncates rather than overflow. */
@@ -66,23 +84,19 @@ int gw_metrics_http(br_buf *out, const gw_http_stats *st, size_t open_connection
     for (int i = 0; i < 5 && rc == 0; i++)
         rc = appendf(out, "barista_http_requests_total{code=\"%s\"} %llu\n", classes[i],
                      (unsigned long long)st->status[i]);
+    const metric_row rows[] = {
+        {"barista_http_connections_open", "gauge", "Client connections open now.",
+         open_connections},
+        {"barista_http_connections_accepted_total", "counter",
+         "Client connections accepted and served.", st->accepted},
+        {"barista_http_connections_rejected_total", "counter",
+         "Client connections turned away with 503 at max-connections.", st->rejected},
+        {"barista_http_received_bytes_total", "counter", "Bytes read from clients.", st->bytes_in},
+        {"barista_http_sent_bytes_total", "counter",
+         "Bytes of answers to clients (status line, headers and body).", st->bytes_out},
+    };
     if (rc == 0)
-        rc = single(out, "barista_http_connections_open", "gauge",
-                    "Client connections open now.", open_connections);
-    if (rc == 0)
-        rc = single(out, "barista_http_connections_accepted_total", "counter",
-                    "Client connections accepted and served.", st->accepted);
-    if (rc == 0)
-        rc = single(out, "barista_http_connections_rejected_total", "counter",
-                    "Client connections turned away with 503 at max-connections.",
-                    st->rejected);
-    if (rc == 0)
-        rc = single(out, "barista_http_received_bytes_total", "counter",
-                    "Bytes read from clients.", st->bytes_in);
-    if (rc == 0)
-        rc = single(out, "barista_http_sent_bytes_total", "counter",
-                    "Bytes of answers to clients (status line, headers and body).",
-                    st->bytes_out);
+        rc = singles(out, rows, NELEMS(rows));
     if (rc == 0)
         rc = family(out, "barista_http_request_duration_seconds", "histogram",
                     "Time from a request's first byte to its answer.");
@@ -94,14 +108,13 @@ int gw_metrics_http(br_buf *out, const gw_http_stats *st, size_t open_connection
     }
     cumulative += st->duration[GW_HTTP_DURATION_BUCKETS];
     if (rc == 0)
-        rc = appendf(out,
-                     "barista_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
-                     "barista_http_request_duration_seconds_sum %llu.%06llu\n"
-                     "barista_http_request_duration_seconds_count %llu\n",
-                     (unsigned long long)cumulative,
-                     (unsigned long long)(st->duration_sum_us / 1000000),
-                     (unsigned long long)(st->duration_sum_us % 1000000),
-                     (unsigned long long)cumulative);
+        rc = appendf(
+            out,
+            "barista_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
+            "barista_http_request_duration_seconds_sum %llu.%06llu\n"
+            "barista_http_request_duration_seconds_count %llu\n",
+            (unsigned long long)cumulative, (unsigned long long)(st->duration_sum_us / 1000000),
+            (unsigned long long)(st->duration_sum_us % 1000000), (unsigned long long)cumulative);
     return rc;
 }
 
@@ -110,8 +123,7 @@ static int services(br_buf *out, const gw_registry *reg)
 {
     size_t n = reg ? gw_registry_nservices(reg) : 0;
     char name[2 * GW_NAME_MAX + 1];
-    int rc = family(out, "barista_service_workers", "gauge",
-                    "Live workers hosting the service.");
+    int rc = family(out, "barista_service_workers", "gauge", "Live workers hosting the service.");
     for (size_t i = 0; i < n && rc == 0; i++) {
         const gw_service *s = gw_registry_service(reg, i);
         label_escape(name, sizeof(name), s->name);
@@ -140,8 +152,9 @@ int gw_metrics_broker(br_buf *out, const gw_broker_stats *st, const gw_registry 
     }
     int rc = family(out, "barista_broker_workers", "gauge", "Live workers, by kind.");
     if (rc == 0)
-        rc = appendf(out, "barista_broker_workers{kind=\"io\"} %llu\n"
-                          "barista_broker_workers{kind=\"cpu\"} %llu\n",
+        rc = appendf(out,
+                     "barista_broker_workers{kind=\"io\"} %llu\n"
+                     "barista_broker_workers{kind=\"cpu\"} %llu\n",
                      (unsigned long long)live[0], (unsigned long long)live[1]);
     static const int codes[] = {502, 503, 504};
     const uint64_t by_status[] = {st->status_502, st->status_503, st->status_504};
@@ -149,20 +162,17 @@ int gw_metrics_broker(br_buf *out, const gw_broker_stats *st, const gw_registry 
         rc = family(out, "barista_broker_errors_total", "counter",
                     "Requests the broker answered itself with an error: 502 worker died or "
                     "bad reply, 503 no worker or queue full or shutting down, 504 deadline.");
-    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]) && rc == 0; i++)
+    for (size_t i = 0; i < NELEMS(codes) && rc == 0; i++)
         rc = appendf(out, "barista_broker_errors_total{code=\"%d\"} %llu\n", codes[i],
                      (unsigned long long)by_status[i]);
-    const struct {
-        const char *name, *type, *help;
-        uint64_t value;
-    } rows[] = {
+    const metric_row rows[] = {
         {"barista_broker_workers_draining", "gauge",
          "Workers that said GOODBYE and still hold requests.", st->workers_draining},
         {"barista_broker_services", "gauge", "Services ever announced.", st->services},
         {"barista_broker_inflight", "gauge", "Requests at workers now.", st->inflight},
         {"barista_broker_queued", "gauge", "Requests waiting for worker credit.", st->queued},
-        {"barista_broker_dispatched_total", "counter", "REQUESTs sent to workers, retries included.",
-         st->dispatched},
+        {"barista_broker_dispatched_total", "counter",
+         "REQUESTs sent to workers, retries included.", st->dispatched},
         {"barista_broker_replies_total", "counter", "Worker REPLYs delivered to clients.",
          st->replies},
         {"barista_broker_retries_total", "counter", "Requests re-sent after their worker died.",
@@ -179,8 +189,8 @@ int gw_metrics_broker(br_buf *out, const gw_broker_stats *st, const gw_registry 
         {"barista_broker_workers_died_total", "counter",
          "Workers dropped for silence or a lost connection.", st->workers_died},
     };
-    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]) && rc == 0; i++)
-        rc = single(out, rows[i].name, rows[i].type, rows[i].help, rows[i].value);
+    if (rc == 0)
+        rc = singles(out, rows, NELEMS(rows));
     return rc ? rc : services(out, reg);
 }
 
@@ -196,10 +206,7 @@ int gw_metrics_jobs(br_buf *out, const gw_jobs_stats *st)
                      "barista_jobs{state=\"finished\"} %llu\n",
                      (unsigned long long)st->ready, (unsigned long long)st->running,
                      (unsigned long long)st->scheduled, (unsigned long long)st->finished);
-    const struct {
-        const char *name, *type, *help;
-        uint64_t value;
-    } rows[] = {
+    const metric_row rows[] = {
         {"barista_jobs_tasks", "gauge", "Tasks known to the job queue.", st->tasks},
         {"barista_jobs_accepted_total", "counter", "New jobs written down.", st->accepted},
         {"barista_jobs_completed_total", "counter", "Jobs that succeeded.", st->completed},
@@ -207,22 +214,20 @@ int gw_metrics_jobs(br_buf *out, const gw_jobs_stats *st)
          st->retried},
         {"barista_jobs_dead_total", "counter", "Jobs that failed for good.", st->dead},
     };
-    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]) && rc == 0; i++)
-        rc = single(out, rows[i].name, rows[i].type, rows[i].help, rows[i].value);
-    return rc;
+    return rc ? rc : singles(out, rows, NELEMS(rows));
 }
 
 int gw_metrics_supervisor(br_buf *out, const gw_supervisor_stats *st)
 {
-    int rc = single(out, "barista_supervisor_processes_running", "gauge",
-                    "Local worker processes alive now.", st->running);
-    if (rc == 0)
-        rc = single(out, "barista_supervisor_restarts_total", "counter",
-                    "Local worker processes restarted after they exited.", st->restarts);
-    if (rc == 0)
-        rc = single(out, "barista_supervisor_crash_looping", "gauge",
-                    "Local worker processes marked crash looping now.", st->crash_looping);
-    return rc;
+    const metric_row rows[] = {
+        {"barista_supervisor_processes_running", "gauge", "Local worker processes alive now.",
+         st->running},
+        {"barista_supervisor_restarts_total", "counter",
+         "Local worker processes restarted after they exited.", st->restarts},
+        {"barista_supervisor_crash_looping", "gauge",
+         "Local worker processes marked crash looping now.", st->crash_looping},
+    };
+    return singles(out, rows, NELEMS(rows));
 }
 
 int gw_metrics_render(const gw_metrics_sources *src, br_buf *out)

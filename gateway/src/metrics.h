@@ -28,10 +28,10 @@
 /* Where the numbers come from.  A NULL component is left out (no supervisor outside
  * local mode); every pointer is borrowed. */
 typedef struct gw_metrics_sources {
-    const gw_http_server *http;       /* connections, requests, bytes, durations */
-    const gw_broker *broker;          /* workers, services, dispatch outcomes */
-    const gw_jobs *jobs;              /* the durable job queue */
-    const gw_supervisor *supervisor;  /* local mode's worker processes */
+    const gw_http_server *http;      /* connections, requests, bytes, durations */
+    const gw_broker *broker;         /* workers, services, dispatch outcomes */
+    const gw_jobs *jobs;             /* the durable job queue */
+    const gw_supervisor *supervisor; /* local mode's worker processes */
 } gw_metrics_sources;
 
 /* Appends the HTTP families: answers by status class, connections (open, accepted,

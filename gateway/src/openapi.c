@@ -15,6 +15,9 @@
 
 #include "json.h"
 
+/* The literal JSON below is laid out by hand: clang-format would scatter it. */
+// clang-format off
+
 /* JSON of the error responses every announced route may give. */
 #define ERRORS_JSON                                                                        \
     "\"422\":{\"description\":\"Validation Error\",\"content\":{\"application/json\":"      \
@@ -95,6 +98,8 @@ static const char components[] =
     "{\"$ref\":\"#/components/schemas/HTTPError\"}}}},"
     "\"Timeout\":" ERROR_RESPONSE("The request's deadline passed") "}}";
 
+// clang-format on
+
 /* Appends to a buffer until the first failure, which it keeps: one check at the end
  * instead of one per piece. */
 typedef struct writer {
@@ -135,10 +140,9 @@ static void number(writer *w, const char *key, double v)
 /* The OpenAPI field name of an HTTP method ("get"), or NULL when it has none. */
 static const char *method_field(const char *method)
 {
-    static const char *const known[][2] = {{"GET", "get"},         {"PUT", "put"},
-                                           {"POST", "post"},       {"DELETE", "delete"},
-                                           {"OPTIONS", "options"}, {"HEAD", "head"},
-                                           {"PATCH", "patch"},     {"TRACE", "trace"}};
+    static const char *const known[][2] = {
+        {"GET", "get"},         {"PUT", "put"},   {"POST", "post"},   {"DELETE", "delete"},
+        {"OPTIONS", "options"}, {"HEAD", "head"}, {"PATCH", "patch"}, {"TRACE", "trace"}};
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
         if (strcmp(method, known[i][0]) == 0)
             return known[i][1];
@@ -191,7 +195,7 @@ static void parameters(writer *w, const gw_route_entry *e)
         lit(w, p->in <= BR_IN_HEADER ? places[p->in] : "query");
         /* A path parameter is always required: the route matches only with it. */
         lit(w, p->required || p->in == BR_IN_PATH ? "\",\"required\":true,\"schema\":"
-                                                 : "\",\"required\":false,\"schema\":");
+                                                  : "\",\"required\":false,\"schema\":");
         param_schema(w, p);
         if (p->summary.len) {
             lit(w, ",\"description\":");

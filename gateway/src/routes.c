@@ -22,8 +22,8 @@ int gw_routes_add_builtin(gw_router *router)
 }
 
 /* First path segments that belong to the gateway. */
-static const char *const reserved_roots[] = {"healthz", "readyz",       "metrics",
-                                             "openapi.json", "docs", "jobs"};
+static const char *const reserved_roots[] = {"healthz",      "readyz", "metrics",
+                                             "openapi.json", "docs",   "jobs"};
 
 bool gw_routes_reserved(br_str method, br_str path)
 {

@@ -88,10 +88,10 @@ static bool has_line(const br_buf *out, const char *want)
     return false;
 }
 
-#define assert_line(out, want)                                                             \
-    do {                                                                                   \
-        if (!has_line(out, want))                                                          \
-            fail_msg("missing line: %s\n%.*s", want, (int)(out)->len, (out)->data);         \
+#define assert_line(out, want)                                                                     \
+    do {                                                                                           \
+        if (!has_line(out, want))                                                                  \
+            fail_msg("missing line: %s\n%.*s", want, (int)(out)->len, (out)->data);                \
     } while (0)
 
 static void http_histogram_is_cumulative_and_ends_with_inf(void **state)
@@ -137,16 +137,19 @@ static void broker_section_has_workers_by_kind_and_escaped_service_labels(void *
     gw_registry *reg = gw_registry_new(router, route_handler, NULL, 4);
     assert_non_null(reg);
     br_route route = {.method = br_str_c("GET"), .path = br_str_c("/odd")};
-    br_service svc = {.name = br_str_c("we\"ird\\svc"), .kind = BR_KIND_CPU, .routes = &route,
-                      .nroutes = 1};
-    br_ready ready = {.worker_id = br_str_c("w"), .kind = BR_KIND_CPU, .capacity = 1,
-                      .services = &svc, .nservices = 1};
+    br_service svc = {
+        .name = br_str_c("we\"ird\\svc"), .kind = BR_KIND_CPU, .routes = &route, .nroutes = 1};
+    br_ready ready = {.worker_id = br_str_c("w"),
+                      .kind = BR_KIND_CPU,
+                      .capacity = 1,
+                      .services = &svc,
+                      .nservices = 1};
     gw_worker *w = NULL;
     char reason[128];
     assert_int_equal(gw_registry_add(reg, "id", 2, &ready, 0, &w, reason, sizeof(reason)), 0);
 
-    gw_broker_stats st = {.workers = 1, .services = 1, .dispatched = 10, .status_503 = 2,
-                          .stale_replies = 3};
+    gw_broker_stats st = {
+        .workers = 1, .services = 1, .dispatched = 10, .status_503 = 2, .stale_replies = 3};
     br_buf out = {0};
     assert_int_equal(gw_metrics_broker(&out, &st, reg), 0);
     check_exposition(&out);
@@ -165,8 +168,15 @@ static void broker_section_has_workers_by_kind_and_escaped_service_labels(void *
 static void jobs_and_supervisor_sections_carry_their_numbers(void **state)
 {
     (void)state;
-    gw_jobs_stats jobs = {.ready = 1, .running = 2, .scheduled = 3, .finished = 4, .tasks = 2,
-                          .accepted = 10, .completed = 4, .retried = 6, .dead = 1};
+    gw_jobs_stats jobs = {.ready = 1,
+                          .running = 2,
+                          .scheduled = 3,
+                          .finished = 4,
+                          .tasks = 2,
+                          .accepted = 10,
+                          .completed = 4,
+                          .retried = 6,
+                          .dead = 1};
     gw_supervisor_stats sup = {.running = 3, .restarts = 5, .crash_looping = 1};
     br_buf out = {0};
     assert_int_equal(gw_metrics_jobs(&out, &jobs), 0);

@@ -88,15 +88,17 @@ static json_t *param(json_t *o, const char *name)
 static gw_worker *join(fixture *f, const char *ident, const char *name, br_route *routes,
                        uint32_t nroutes)
 {
-    br_service s = {.name = br_str_c(name), .kind = BR_KIND_IO, .routes = routes,
-                    .nroutes = nroutes};
-    br_ready r = {.worker_id = br_str_c(ident), .kind = BR_KIND_IO, .capacity = 4,
-                  .services = &s, .nservices = 1};
+    br_service s = {
+        .name = br_str_c(name), .kind = BR_KIND_IO, .routes = routes, .nroutes = nroutes};
+    br_ready r = {.worker_id = br_str_c(ident),
+                  .kind = BR_KIND_IO,
+                  .capacity = 4,
+                  .services = &s,
+                  .nservices = 1};
     gw_worker *w = NULL;
     char reason[256] = "";
-    assert_int_equal(gw_registry_add(f->reg, ident, strlen(ident), &r, 0, &w, reason,
-                                     sizeof(reason)),
-                     0);
+    assert_int_equal(
+        gw_registry_add(f->reg, ident, strlen(ident), &r, 0, &w, reason, sizeof(reason)), 0);
     return w;
 }
 
@@ -113,8 +115,9 @@ static void lists_the_gateway_routes_and_error_schemas_with_no_worker(void **sta
     json_t *schemas = json_object_get(json_object_get(doc, "components"), "schemas");
     json_t *detail = json_object_get(
         json_object_get(json_object_get(schemas, "HTTPValidationError"), "properties"), "detail");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(detail, "items"), "$ref")),
-                        "#/components/schemas/ValidationError");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(detail, "items"), "$ref")),
+        "#/components/schemas/ValidationError");
     assert_non_null(json_object_get(schemas, "ValidationError"));
     /* Without the job queue its routes are left out. */
     render(f, false);
@@ -126,14 +129,27 @@ static void describes_declared_parameters_with_types_and_bounds(void **state)
     fixture *f = *state;
     br_param params[] = {
         {.name = br_str_c("id"), .in = BR_IN_PATH, .type = BR_TYPE_INT, .has_min = true, .min = 1},
-        {.name = br_str_c("q"), .in = BR_IN_QUERY, .type = BR_TYPE_STR, .has_min = true, .min = 2,
-         .has_max = true, .max = 10, .summary = br_str_c("search \"text\"\n")},
-        {.name = br_str_c("ratio"), .in = BR_IN_QUERY, .type = BR_TYPE_FLOAT, .required = true,
-         .has_max = true, .max = 0.5},
+        {.name = br_str_c("q"),
+         .in = BR_IN_QUERY,
+         .type = BR_TYPE_STR,
+         .has_min = true,
+         .min = 2,
+         .has_max = true,
+         .max = 10,
+         .summary = br_str_c("search \"text\"\n")},
+        {.name = br_str_c("ratio"),
+         .in = BR_IN_QUERY,
+         .type = BR_TYPE_FLOAT,
+         .required = true,
+         .has_max = true,
+         .max = 0.5},
         {.name = br_str_c("x-flag"), .in = BR_IN_HEADER, .type = BR_TYPE_BOOL},
     };
-    br_route route = {.method = br_str_c("GET"), .path = br_str_c("/items/{id}/{rest}"),
-                      .summary = br_str_c("An item"), .params = params, .nparams = 4,
+    br_route route = {.method = br_str_c("GET"),
+                      .path = br_str_c("/items/{id}/{rest}"),
+                      .summary = br_str_c("An item"),
+                      .params = params,
+                      .nparams = 4,
                       .timeout_ms = 1500};
     join(f, "w1", "items", &route, 1);
     render(f, true);
@@ -164,13 +180,13 @@ static void describes_declared_parameters_with_types_and_bounds(void **state)
     assert_true(json_real_value(json_object_get(s, "maximum")) == 0.5);
     json_t *flag = param(o, "x-flag");
     assert_string_equal(json_string_value(json_object_get(flag, "in")), "header");
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(flag, "schema"), "type")), "boolean");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(flag, "schema"), "type")),
+                        "boolean");
     /* {rest} was not declared: described as a required string all the same. */
     json_t *rest = param(o, "rest");
     assert_true(json_is_true(json_object_get(rest, "required")));
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(rest, "schema"), "type")), "string");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(rest, "schema"), "type")),
+                        "string");
 
     json_t *responses = json_object_get(o, "responses");
     const char *codes[] = {"200", "422", "502", "503", "504"};
@@ -183,9 +199,9 @@ static void groups_methods_of_one_template_and_shows_bodies(void **state)
     fixture *f = *state;
     br_route a[] = {{.method = br_str_c("GET"), .path = br_str_c("/things")},
                     {.method = br_str_c("PURGE"), .path = br_str_c("/things")}};
-    br_route b[] = {{.method = br_str_c("POST"), .path = br_str_c("/things"),
-                     .body = BR_BODY_MSGPACK},
-                    {.method = br_str_c("PUT"), .path = br_str_c("/raw"), .body = BR_BODY_RAW}};
+    br_route b[] = {
+        {.method = br_str_c("POST"), .path = br_str_c("/things"), .body = BR_BODY_MSGPACK},
+        {.method = br_str_c("PUT"), .path = br_str_c("/raw"), .body = BR_BODY_RAW}};
     join(f, "w1", "reader", a, 2);
     join(f, "w2", "writer", b, 2);
     render(f, true);
