@@ -240,7 +240,7 @@ static void operation_id(writer *w, const gw_route_entry *e)
 
 static void operation(writer *w, const char *field, const gw_route_entry *e)
 {
-    char num[32];
+    char num[48]; /* the timeout member: 24 bytes and a uint32 */
     const gw_service *s = e->service;
     lit(w, "\"");
     lit(w, field);
