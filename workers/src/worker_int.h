@@ -14,6 +14,7 @@
 #define BARISTA_WORKER_INT_H
 
 #include "async_int.h"
+#include "barista/curve.h"
 #include "barista/zsock.h"
 #include "registry.h"
 #include "request.h"
@@ -35,6 +36,9 @@ struct br_worker {
     br__registry reg;                 /* services, their READY description, routing */
     char *connect;                    /* broker endpoint (owned) */
     char *id;                         /* worker id (owned) */
+    bool curve;                       /* connect with CURVE (the two fields below) */
+    char curve_server[BR_CURVE_Z85_LEN + 1]; /* broker's public key, Z85 */
+    br_curve_keypair curve_keys;      /* our key pair; the secret wiped on destroy */
     uint32_t capacity;                /* requests in flight at once: the credit */
     uint32_t heartbeat_ms;            /* our heartbeat interval */
     uint32_t drain_ms;                /* drain timeout */
