@@ -27,6 +27,7 @@ struct gw_zap {
     br_zsock *zs;                 /* the REP socket */
     const br_curve_keyset *keys;  /* authorised keys (the caller's) */
     uint64_t refused;             /* peers refused */
+    uint64_t logged;              /* refusal lines logged */
     uint64_t suppressed;          /* refusals not logged since the last line */
     uint64_t last_log;            /* loop time of the last refusal line; 0: none yet */
     void (*done)(void *arg);      /* gw_zap_close's callback */
@@ -99,6 +100,7 @@ static void log_refusal(gw_zap *z, const char *key, const br_zframe *address, co
         return;
     }
     z->last_log = now ? now : 1;
+    z->logged++;
     int alen = address->len < 64 ? (int)address->len : 64;
     char more[64] = "";
     if (z->suppressed)
@@ -177,6 +179,11 @@ gw_zap *gw_zap_new(uv_loop_t *loop, void *zctx, const br_curve_keyset *keys)
 uint64_t gw_zap_refused(const gw_zap *self)
 {
     return self->refused;
+}
+
+uint64_t gw_zap_logged(const gw_zap *self)
+{
+    return self->logged;
 }
 
 static void on_closed(void *arg)

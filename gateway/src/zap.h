@@ -53,6 +53,9 @@ gw_zap *gw_zap_new(uv_loop_t *loop, void *zctx, const br_curve_keyset *keys);
 /* Peers refused so far. */
 uint64_t gw_zap_refused(const gw_zap *self);
 
+/* Refusal lines logged so far (at most one per GW_ZAP_LOG_INTERVAL_MS). */
+uint64_t gw_zap_logged(const gw_zap *self);
+
 /* Closes the socket at once (so that zmq_ctx_term may proceed) and the loop handles
  * asynchronously; done(arg) runs when they are closed, after which self is freed. */
 void gw_zap_close(gw_zap *self, void (*done)(void *arg), void *arg);

@@ -255,9 +255,10 @@ int br_curve_public_key_load(const char *arg, char out[BR_CURVE_Z85_LEN + 1], ch
                              size_t why_len)
 {
     static const char pub[] = "public-key:";
+    /* '@' is a Z85 character too: a valid key is a key even when it starts with one. */
+    if (take_key(arg, strlen(arg), out) == 0)
+        return 0;
     if (arg[0] != '@') {
-        if (take_key(arg, strlen(arg), out) == 0)
-            return 0;
         br__curve_why(why, why_len, "not a %d-character Z85 key (or @FILE)", BR_CURVE_Z85_LEN);
         return BR_EVALUE;
     }

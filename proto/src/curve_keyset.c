@@ -54,6 +54,8 @@ size_t br_curve_keyset_count(const br_curve_keyset *self)
 
 static const keyset_entry *find(const br_curve_keyset *self, const uint8_t raw[BR_CURVE_KEY_LEN])
 {
+    if (self->n == 0)
+        return NULL; /* keys may be NULL, which bsearch must not see */
     if (self->sorted) {
         keyset_entry probe;
         memcpy(probe.key, raw, BR_CURVE_KEY_LEN);

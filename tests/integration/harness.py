@@ -193,8 +193,9 @@ class Gateway(Process):
         try:
             wait_accepting(host, self.port, proc=self.proc)
         except Exception:
+            err = self.stderr()  # before close() drops the captured output
             self.close()
-            raise RuntimeError("gateway failed to start:\n" + self.stderr())
+            raise RuntimeError("gateway failed to start:\n" + err)
 
     def client(self, timeout=IO_TIMEOUT):
         return HttpClient(self.port, host=self.host, timeout=timeout)

@@ -77,7 +77,8 @@ int br_curve_keypair_write(const char *path, const br_curve_keypair *kp, char *w
 void br_curve_keypair_wipe(br_curve_keypair *kp);
 
 /* A public key given as "KEY" or "@FILE", where FILE is an authorised-keys style file
- * holding one key, or a key-pair file (its public key is taken).  0, BR_EVALUE or
+ * holding one key, or a key-pair file (its public key is taken).  Since '@' is a Z85
+ * character, an argument that is a valid key is always taken as the key.  0, BR_EVALUE or
  * BR_EIO with the reason in why. */
 int br_curve_public_key_load(const char *arg, char out[BR_CURVE_Z85_LEN + 1], char *why,
                              size_t why_len);
