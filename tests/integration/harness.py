@@ -62,6 +62,18 @@ def _jobs_store_env(args, env):
     return d
 
 
+def poll_until(cond, timeout, interval=0.05):
+    """Calls cond() every `interval` seconds until it returns something true, and
+    returns that; None when `timeout` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(interval)
+    return None
+
+
 def wait_accepting(host, port, timeout=START_TIMEOUT, proc=None):
     """Waits until host:port accepts a connection; raises if proc exits first."""
     deadline = time.monotonic() + timeout
