@@ -23,15 +23,15 @@
 #define ZAP_REQUEST_FRAMES 7
 
 struct gw_zap {
-    uv_loop_t *loop;              /* the gateway's loop */
-    br_zsock *zs;                 /* the REP socket */
-    const br_curve_keyset *keys;  /* authorised keys (the caller's) */
-    uint64_t refused;             /* peers refused */
-    uint64_t logged;              /* refusal lines logged */
-    uint64_t suppressed;          /* refusals not logged since the last line */
-    uint64_t last_log;            /* loop time of the last refusal line; 0: none yet */
-    void (*done)(void *arg);      /* gw_zap_close's callback */
-    void *done_arg;               /* its argument */
+    uv_loop_t *loop;             /* the gateway's loop */
+    br_zsock *zs;                /* the REP socket */
+    const br_curve_keyset *keys; /* authorised keys (the caller's) */
+    uint64_t refused;            /* peers refused */
+    uint64_t logged;             /* refusal lines logged */
+    uint64_t suppressed;         /* refusals not logged since the last line */
+    uint64_t last_log;           /* loop time of the last refusal line; 0: none yet */
+    void (*done)(void *arg);     /* gw_zap_close's callback */
+    void *done_arg;              /* its argument */
 };
 
 int gw_curve_load(gw_curve *out, const char *secret_key_file, const char *authorized)
@@ -61,8 +61,9 @@ int gw_curve_load(gw_curve *out, const char *secret_key_file, const char *author
         return -1;
     }
     out->on = true;
-    fprintf(stderr, "barista-gateway: worker authentication on: CURVE, %zu authorised keys, "
-                    "broker public key %s\n",
+    fprintf(stderr,
+            "barista-gateway: worker authentication on: CURVE, %zu authorised keys, "
+            "broker public key %s\n",
             br_curve_keyset_count(out->clients), out->server.public_key);
     return 0;
 }
@@ -76,11 +77,11 @@ void gw_curve_release(gw_curve *c)
 
 /* Sends the six reply frames.  Inside the receive callback, so br_zsock's drain
  * re-checks the socket after it. */
-static void reply(gw_zap *z, br_zframe reqid, const char *code, const char *text,
-                  const char *user)
+static void reply(gw_zap *z, br_zframe reqid, const char *code, const char *text, const char *user)
 {
     void *s = br_zsock_socket(z->zs);
-    const br_zframe f[6] = {{"1.0", 3}, reqid, {code, strlen(code)}, {text, strlen(text)},
+    const br_zframe f[6] = {{"1.0", 3},           reqid,
+                            {code, strlen(code)}, {text, strlen(text)},
                             {user, strlen(user)}, {"", 0}};
     for (int i = 0; i < 6; i++) {
         if (zmq_send(s, f[i].data, f[i].len, (i < 5 ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0) {

@@ -29,9 +29,9 @@
 
 /* The gateway's CURVE material: its key pair and the workers' authorised keys. */
 typedef struct gw_curve {
-    bool on;                   /* authentication is on (both options given) */
-    br_curve_keypair server;   /* the broker's key pair */
-    br_curve_keyset *clients;  /* authorised worker public keys, owned */
+    bool on;                  /* authentication is on (both options given) */
+    br_curve_keypair server;  /* the broker's key pair */
+    br_curve_keyset *clients; /* authorised worker public keys, owned */
 } gw_curve;
 
 /* Loads the key pair from secret_key_file and the authorised keys from authorized

@@ -136,8 +136,7 @@ int br_curve_keypair_parse(const char *text, size_t len, br_curve_keypair *out, 
         goto bad;
     }
     char derived[BR_CURVE_Z85_LEN + 1];
-    if (zmq_curve_public(derived, out->secret_key) != 0 ||
-        strcmp(derived, out->public_key) != 0) {
+    if (zmq_curve_public(derived, out->secret_key) != 0 || strcmp(derived, out->public_key) != 0) {
         br__curve_why(why, why_len, "the public key does not belong to the secret key");
         goto bad;
     }
@@ -214,8 +213,7 @@ int br_curve_keypair_read(const char *path, br_curve_keypair *out, char *why, si
     return rc;
 }
 
-int br_curve_keypair_write(const char *path, const br_curve_keypair *kp, char *why,
-                           size_t why_len)
+int br_curve_keypair_write(const char *path, const br_curve_keypair *kp, char *why, size_t why_len)
 {
     char text[256];
     int n = snprintf(text, sizeof(text),

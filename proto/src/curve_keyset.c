@@ -16,7 +16,7 @@
 #include "curve_int.h"
 
 typedef struct keyset_entry {
-    uint8_t key[BR_CURVE_KEY_LEN];     /* the raw public key */
+    uint8_t key[BR_CURVE_KEY_LEN];    /* the raw public key */
     char name[BR_CURVE_NAME_MAX + 1]; /* its name from the file, maybe "" */
 } keyset_entry;
 
@@ -29,8 +29,7 @@ struct br_curve_keyset {
 
 static int cmp_entry(const void *a, const void *b)
 {
-    return memcmp(((const keyset_entry *)a)->key, ((const keyset_entry *)b)->key,
-                  BR_CURVE_KEY_LEN);
+    return memcmp(((const keyset_entry *)a)->key, ((const keyset_entry *)b)->key, BR_CURVE_KEY_LEN);
 }
 
 br_curve_keyset *br_curve_keyset_new(void)
@@ -114,8 +113,8 @@ static void keyset_sort(br_curve_keyset *self)
     self->sorted = 1;
 }
 
-int br_curve_keyset_parse(br_curve_keyset *self, const char *text, size_t len,
-                          const char *source, char *why, size_t why_len)
+int br_curve_keyset_parse(br_curve_keyset *self, const char *text, size_t len, const char *source,
+                          char *why, size_t why_len)
 {
     const char *p = text, *end = text + len, *line;
     size_t n, lineno = 0;

@@ -32,8 +32,7 @@ int main(int argc, char **argv)
     br_curve_keypair kp;
     char why[256];
     if (br_curve_keypair_generate(&kp) != 0) {
-        fputs("barista-keygen: zmq_curve_keypair failed: libzmq was built without CURVE\n",
-              stderr);
+        fputs("barista-keygen: zmq_curve_keypair failed: libzmq was built without CURVE\n", stderr);
         return 1;
     }
     int rc = br_curve_keypair_write(argv[1], &kp, why, sizeof(why));

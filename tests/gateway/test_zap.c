@@ -22,17 +22,17 @@ typedef struct rig {
     uv_loop_t loop;
     void *ctx;
     gw_zap *zap;
-    br_zsock *router;          /* the CURVE server: records what arrives */
-    br_curve_keypair server;   /* its keys */
-    br_curve_keyset *allowed;  /* the authorised keys */
-    char endpoint[64];         /* where the router listens */
-    char got[8][16];           /* bodies received, in order */
-    int ngot;                  /* entries in got */
-    int closed;                /* close callbacks run */
-    uv_timer_t check;          /* polls the stop condition */
-    uv_timer_t guard;          /* fails the test instead of hanging */
-    uint64_t want_refused;     /* stop when the handler refused this many ... */
-    int want_got;              /* ... and this many messages arrived */
+    br_zsock *router;         /* the CURVE server: records what arrives */
+    br_curve_keypair server;  /* its keys */
+    br_curve_keyset *allowed; /* the authorised keys */
+    char endpoint[64];        /* where the router listens */
+    char got[8][16];          /* bodies received, in order */
+    int ngot;                 /* entries in got */
+    int closed;               /* close callbacks run */
+    uv_timer_t check;         /* polls the stop condition */
+    uv_timer_t guard;         /* fails the test instead of hanging */
+    uint64_t want_refused;    /* stop when the handler refused this many ... */
+    int want_got;             /* ... and this many messages arrived */
 } rig;
 
 static void on_router(br_zsock *zs, const br_zframe *f, size_t n, void *arg)
@@ -106,8 +106,7 @@ static int teardown(void **state)
 
 /* A DEALER that sends `body` once connected; CURVE with `keys` unless NULL, trusting
  * `server_key`. */
-static void *client(rig *r, const br_curve_keypair *keys, const char *server_key,
-                    const char *body)
+static void *client(rig *r, const br_curve_keypair *keys, const char *server_key, const char *body)
 {
     void *s = zmq_socket(r->ctx, ZMQ_DEALER);
     int zero = 0;
@@ -139,8 +138,7 @@ static void admits_an_authorised_key_and_refuses_an_unknown_one(void **state)
     br_curve_keypair good, bad;
     assert_int_equal(br_curve_keypair_generate(&good), 0);
     assert_int_equal(br_curve_keypair_generate(&bad), 0);
-    assert_int_equal(br_curve_keyset_add(r->allowed, good.public_key, BR_CURVE_Z85_LEN, "w", 1),
-                     0);
+    assert_int_equal(br_curve_keyset_add(r->allowed, good.public_key, BR_CURVE_Z85_LEN, "w", 1), 0);
     void *intruder = client(r, &bad, r->server.public_key, "intruder");
     run_until(r, 0, 1);
     void *worker = client(r, &good, r->server.public_key, "worker");
@@ -195,8 +193,8 @@ static void delivers_nothing_from_clients_without_the_right_handshake(void **sta
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(admits_an_authorised_key_and_refuses_an_unknown_one,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(admits_an_authorised_key_and_refuses_an_unknown_one, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(delivers_nothing_from_clients_without_the_right_handshake,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(logs_a_burst_of_refusals_once, setup, teardown),

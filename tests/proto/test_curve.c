@@ -234,8 +234,8 @@ static void finds_authorised_keys_by_name_and_refuses_others(void **state)
     assert_int_equal(br_curve_keypair_generate(&a), 0);
     assert_int_equal(br_curve_keypair_generate(&b), 0);
     assert_int_equal(br_curve_keypair_generate(&c), 0);
-    snprintf(text, sizeof(text), "# workers\n%s  io-worker 1\r\n\n%s\n%s duplicate\n",
-             a.public_key, b.public_key, a.public_key);
+    snprintf(text, sizeof(text), "# workers\n%s  io-worker 1\r\n\n%s\n%s duplicate\n", a.public_key,
+             b.public_key, a.public_key);
     br_curve_keyset *set = br_curve_keyset_new();
     assert_non_null(set);
     assert_int_equal(br_curve_keyset_parse(set, text, strlen(text), "keys", why, sizeof(why)), 0);

@@ -70,8 +70,7 @@ int br_curve_keypair_read(const char *path, br_curve_keypair *out, char *why, si
 
 /* Writes kp as a new key-pair file, mode 0600; refuses to replace an existing file.
  * 0, or BR_EIO with the reason in why. */
-int br_curve_keypair_write(const char *path, const br_curve_keypair *kp, char *why,
-                           size_t why_len);
+int br_curve_keypair_write(const char *path, const br_curve_keypair *kp, char *why, size_t why_len);
 
 /* Overwrites the secret key in memory. */
 void br_curve_keypair_wipe(br_curve_keypair *kp);
@@ -98,8 +97,8 @@ int br_curve_keyset_add(br_curve_keyset *self, const char *z85, size_t len, cons
 
 /* Adds every key of an authorised-keys text; `source` names it in the reason of a bad
  * line ("FILE:LINE: ...").  0, or the first error of br_curve_keyset_add. */
-int br_curve_keyset_parse(br_curve_keyset *self, const char *text, size_t len,
-                          const char *source, char *why, size_t why_len);
+int br_curve_keyset_parse(br_curve_keyset *self, const char *text, size_t len, const char *source,
+                          char *why, size_t why_len);
 
 /* Adds the keys of an authorised-keys file, or of every file in a directory (see the
  * top of this header).  0, BR_EIO (unreadable), BR_EVALUE or BR_ELIMIT, with why. */
