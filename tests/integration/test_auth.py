@@ -137,12 +137,16 @@ class AuthOnTest(AuthTestCase):
         self.assertEqual(r.status, 404)
         self.assertEqual(self.joined(), 1)
         self.assertNotIn("READY", self.gw.stderr())
+        # The worker says why it cannot register.
+        self.wait_until(lambda: "the broker refused our CURVE key " + bad_pub
+                        in intruder.stderr(), "the stranger's own explanation")
         self.stop_cleanly(intruder)
         self.stop_cleanly(w)
 
-    def check_never_registers(self, key, server_key):
+    def check_never_registers(self, key, server_key, explains=None):
         """A worker hosting echo with these CURVE options (key None: no CURVE) never
-        registers, while an authorised one started after it does."""
+        registers, while an authorised one started after it does; its log says
+        `explains` when given."""
         good, _ = self.make_worker_key("io-1", authorise=True)
         self.start_gateway()
         outsider = self.worker("echo", key, server_key=server_key)
@@ -150,6 +154,8 @@ class AuthOnTest(AuthTestCase):
         self.wait_until(lambda: self.get("/hello").status == 200, "/hello")
         self.assertEqual(self.get("/echo").status, 404)
         self.assertEqual(self.joined(), 1)
+        if explains:
+            self.wait_until(lambda: explains in outsider.stderr(), "the worker's explanation")
         self.stop_cleanly(outsider)
         self.stop_cleanly(w)
 
@@ -158,7 +164,8 @@ class AuthOnTest(AuthTestCase):
 
     def test_worker_trusting_the_wrong_server_key_cannot_register(self):
         key, _ = self.make_worker_key("io-2", authorise=True)
-        self.check_never_registers(key, keygen(os.path.join(self.dir, "other.key")))
+        self.check_never_registers(key, keygen(os.path.join(self.dir, "other.key")),
+                                   explains="CURVE handshake with tcp://127.0.0.1:")
 
     def test_raw_peers_without_curve_are_dropped_unprocessed(self):
         self.start_gateway()
@@ -236,6 +243,8 @@ class AuthOffTest(AuthTestCase):
         plain = self.worker("hello")
         self.wait_until(lambda: self.get("/hello").status == 200, "/hello")
         self.assertEqual(self.get("/echo").status, 404)
+        self.wait_until(lambda: "CURVE handshake with" in curve.stderr(),
+                        "the CURVE worker's explanation")
         self.stop_cleanly(curve)
         self.stop_cleanly(plain)
 

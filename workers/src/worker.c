@@ -151,6 +151,7 @@ static void close_socket(br_worker *w, int linger_ms)
     void *s = br_zsock_socket(w->zs);
     if (zmq_setsockopt(s, ZMQ_LINGER, &linger_ms, sizeof(linger_ms)) != 0)
         br__log("zmq_setsockopt(ZMQ_LINGER): %s", zmq_strerror(errno));
+    br__curve_monitor_close(w, s);
     br_zsock_close(w->zs, on_socket_closed, w);
     w->zs = NULL;
     w->registered = false;
@@ -282,6 +283,8 @@ static void open_socket(br_worker *w)
         br__log("%s", why);
         goto fail;
     }
+    if (w->curve)
+        br__curve_monitor_open(w, s);
     if (zmq_connect(s, w->connect) != 0) {
         br__log("zmq_connect(%s): %s", w->connect, zmq_strerror(errno));
         goto fail;
@@ -292,6 +295,7 @@ static void open_socket(br_worker *w)
     send_ready(w);
     return;
 fail:
+    br__curve_monitor_close(w, s);
     zmq_close(s);
     w->result = BR_EIO;
     shutdown_all(w);

@@ -76,6 +76,9 @@ struct br_worker {
     br__calls *calls;                 /* calls in flight (call.c), or NULL before the first */
     br__http *http;                   /* the async HTTP client (http_client.c), or NULL */
     br__watch *watch;                 /* the loop watchdog (watchdog.c), or NULL */
+    br_zsock *curve_monitor;          /* CURVE handshake events (curve_monitor.c), or NULL */
+    uint32_t curve_monitors;          /* monitors opened, for unique endpoints */
+    uint64_t curve_logged;            /* uv_now of the last handshake-failure line; 0: none */
 };
 
 /* Encodes msg and sends it to the broker; drops it (logging why) when there is no
@@ -119,5 +122,12 @@ void br__jobs_new_registration(br_worker *w);
 
 /* Logs to stderr with the process's prefix. */
 void br__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* curve_monitor.c: reports failed CURVE handshakes of the DEALER `sock` (call before
+ * zmq_connect).  Failing to start it is logged and otherwise ignored. */
+void br__curve_monitor_open(br_worker *w, void *sock);
+
+/* curve_monitor.c: stops the monitor of `sock`, before the socket closes. */
+void br__curve_monitor_close(br_worker *w, void *sock);
 
 #endif /* BARISTA_WORKER_INT_H */
