@@ -151,7 +151,7 @@ static void close_socket(br_worker *w, int linger_ms)
     void *s = br_zsock_socket(w->zs);
     if (zmq_setsockopt(s, ZMQ_LINGER, &linger_ms, sizeof(linger_ms)) != 0)
         br__log("zmq_setsockopt(ZMQ_LINGER): %s", zmq_strerror(errno));
-    br__curve_monitor_close(w, s);
+    br__curve_client_close(w, s);
     br_zsock_close(w->zs, on_socket_closed, w);
     w->zs = NULL;
     w->registered = false;
@@ -278,13 +278,8 @@ static void open_socket(br_worker *w)
         br__log("zmq_setsockopt: %s", zmq_strerror(errno));
         goto fail;
     }
-    char why[256];
-    if (w->curve && br_curve_client_setup(s, w->curve_server, &w->curve_keys, why, sizeof(why))) {
-        br__log("%s", why);
+    if (w->curve && br__curve_client_open(w, s) != 0)
         goto fail;
-    }
-    if (w->curve)
-        br__curve_monitor_open(w, s);
     if (zmq_connect(s, w->connect) != 0) {
         br__log("zmq_connect(%s): %s", w->connect, zmq_strerror(errno));
         goto fail;
@@ -295,7 +290,7 @@ static void open_socket(br_worker *w)
     send_ready(w);
     return;
 fail:
-    br__curve_monitor_close(w, s);
+    br__curve_client_close(w, s);
     zmq_close(s);
     w->result = BR_EIO;
     shutdown_all(w);

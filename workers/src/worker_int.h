@@ -76,7 +76,7 @@ struct br_worker {
     br__calls *calls;                 /* calls in flight (call.c), or NULL before the first */
     br__http *http;                   /* the async HTTP client (http_client.c), or NULL */
     br__watch *watch;                 /* the loop watchdog (watchdog.c), or NULL */
-    br_zsock *curve_monitor;          /* CURVE handshake events (curve_monitor.c), or NULL */
+    br_zsock *curve_monitor;          /* CURVE handshake events (curve_client.c), or NULL */
     uint32_t curve_monitors;          /* monitors opened, for unique endpoints */
     uint64_t curve_logged;            /* uv_now of the last handshake-failure line; 0: none */
 };
@@ -123,11 +123,12 @@ void br__jobs_new_registration(br_worker *w);
 /* Logs to stderr with the process's prefix. */
 void br__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* curve_monitor.c: reports failed CURVE handshakes of the DEALER `sock` (call before
- * zmq_connect).  Failing to start it is logged and otherwise ignored. */
-void br__curve_monitor_open(br_worker *w, void *sock);
+/* curve_client.c: makes the DEALER `sock` a CURVE client with w's keys and starts
+ * reporting its failed handshakes (call before zmq_connect).  0, or -1 when an option
+ * cannot be set (logged); a monitor that fails to start is logged and ignored. */
+int br__curve_client_open(br_worker *w, void *sock);
 
-/* curve_monitor.c: stops the monitor of `sock`, before the socket closes. */
-void br__curve_monitor_close(br_worker *w, void *sock);
+/* curve_client.c: stops the handshake monitor of `sock`, before the socket closes. */
+void br__curve_client_close(br_worker *w, void *sock);
 
 #endif /* BARISTA_WORKER_INT_H */

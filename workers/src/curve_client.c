@@ -1,5 +1,6 @@
 /*
- * curve_monitor.c - says why a worker with CURVE keys cannot register.
+ * curve_client.c - the worker's side of CURVE: its keys on the DEALER, and saying
+ * why it cannot register.
  *
  * A refused CURVE handshake closes the connection inside libzmq: the worker would
  * only see a silent broker.  A ZeroMQ socket monitor (a PAIR socket on an inproc
@@ -49,7 +50,8 @@ static void on_event(br_zsock *zs, const br_zframe *f, size_t n, void *arg)
                 event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ? "" : zmq_strerror((int)value));
 }
 
-void br__curve_monitor_open(br_worker *w, void *sock)
+/* Starts the monitor; failures are logged and leave the worker without it. */
+static void monitor_open(br_worker *w, void *sock)
 {
     char endpoint[64];
     snprintf(endpoint, sizeof(endpoint), "inproc://barista-curve-monitor-%u", w->curve_monitors++);
@@ -76,7 +78,18 @@ fail:
     zmq_socket_monitor(sock, NULL, 0);
 }
 
-void br__curve_monitor_close(br_worker *w, void *sock)
+int br__curve_client_open(br_worker *w, void *sock)
+{
+    char why[256];
+    if (br_curve_client_setup(sock, w->curve_server, &w->curve_keys, why, sizeof(why)) != 0) {
+        br__log("%s", why);
+        return -1;
+    }
+    monitor_open(w, sock);
+    return 0;
+}
+
+void br__curve_client_close(br_worker *w, void *sock)
 {
     if (!w->curve_monitor)
         return;
