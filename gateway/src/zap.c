@@ -5,7 +5,9 @@
  * address, routing id, mechanism "CURVE", and the client's 32-byte public key.  The
  * reply is six: version, the same request id, status code, status text, user id and
  * metadata.  A REP socket must answer every request before it can receive the next,
- * so every request gets a reply here, malformed ones a 500.
+ * so every request gets a reply here, malformed ones a 500.  Only libzmq itself can
+ * reach the inproc endpoint, so no request has more frames than br_zsock keeps
+ * (BR_ZSOCK_MAX_FRAMES, 8): one it dropped would leave the REP socket waiting.
  */
 #include <stdio.h>
 #include <stdlib.h>
