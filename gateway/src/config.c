@@ -112,11 +112,9 @@ static const opt options[] = {
     {"jobs-task-limit", "BARISTA_JOBS_TASK_LIMIT", OPT_COUNT, F(jobs.task_limit), 1, 1000000,
      "1000000", "unfinished jobs per task (503 + Retry-After beyond)"},
     {"curve-secret-key-file", "BARISTA_CURVE_SECRET_KEY_FILE", OPT_PATH,
-     F(curve_secret_key_file), 0, 0, "", "broker's CURVE key-pair file (barista-keygen); "
-     "with --curve-authorized-keys, workers must authenticate"},
+     F(curve_secret_key_file), 0, 0, "", "broker's CURVE key pair: workers must authenticate"},
     {"curve-authorized-keys", "BARISTA_CURVE_AUTHORIZED_KEYS", OPT_PATH,
-     F(curve_authorized_keys), 0, 0, "", "file or directory of worker public keys allowed to "
-     "register (one Z85 key per line)"},
+     F(curve_authorized_keys), 0, 0, "", "worker public keys allowed to register (file or dir)"},
     {"shutdown-timeout", "BARISTA_SHUTDOWN_TIMEOUT", OPT_DURATION, F(shutdown_timeout_ms), 1,
      HOUR_MS, "10s", "on SIGTERM/SIGINT, how long in-flight requests may finish"},
 };
