@@ -17,6 +17,7 @@
 
 #include "broker_int.h"
 #include "jobs_int.h"
+#include "zap.h"
 
 /* Per-peer high-water marks.  Credit bounds what we queue towards a worker and what
  * it sends back, so these only need to exceed the largest credit a worker announces
@@ -372,6 +373,20 @@ static int set_opt(void *sock, int opt, const void *val, size_t len, const char 
     return BR_EIO;
 }
 
+/* CURVE on the ROUTER, with the ZAP handler bound before the ROUTER can accept. */
+static int start_curve(gw_broker *self, void *sock)
+{
+    char why[256];
+    self->zap = gw_zap_new(self->loop, self->zctx, self->cfg.curve_clients);
+    if (!self->zap)
+        return BR_EIO;
+    if (br_curve_server_setup(sock, self->cfg.curve, GW_ZAP_DOMAIN, why, sizeof(why)) != 0) {
+        gw_broker_log("%s", why);
+        return BR_EIO;
+    }
+    return 0;
+}
+
 int gw_broker_start(gw_broker *self)
 {
     if (self->started || self->closing)
@@ -395,6 +410,8 @@ int gw_broker_start(gw_broker *self)
         set_opt(sock, ZMQ_SNDHWM, &hwm, sizeof(hwm), "SNDHWM") != 0 ||
         set_opt(sock, ZMQ_RCVHWM, &hwm, sizeof(hwm), "RCVHWM") != 0)
         goto fail;
+    if (self->cfg.curve && start_curve(self, sock) != 0)
+        goto fail;
     if (zmq_bind(sock, self->endpoint) != 0) {
         gw_broker_log("zmq_bind(%s) failed: %s", self->endpoint, zmq_strerror(zmq_errno()));
         goto fail;
@@ -409,11 +426,15 @@ int gw_broker_start(gw_broker *self)
     self->deadline_timer.data = self;
     uv_timer_start(&self->tick_timer, on_tick, self->cfg.heartbeat_ms, self->cfg.heartbeat_ms);
     self->started = true;
-    gw_broker_log("listening for workers on %s (broker id %s)", self->endpoint, self->broker_id);
+    gw_broker_log("listening for workers on %s (broker id %s)%s", self->endpoint, self->broker_id,
+                  self->zap ? ", CURVE keys required" : "");
     return 0;
 fail:
     if (sock)
         zmq_close(sock);
+    /* Its socket closes at once, as zmq_ctx_term needs; its handles with the loop. */
+    gw_zap_close(self->zap, NULL, NULL);
+    self->zap = NULL;
     zmq_ctx_term(self->zctx);
     self->zctx = NULL;
     return BR_EIO;
@@ -500,7 +521,7 @@ void gw_broker_shutdown(gw_broker *self, void (*done)(void *arg), void *arg)
     /* LINGER 0 would drop the GOODBYEs just queued; give them a short, bounded time. */
     int linger = BROKER_SHUTDOWN_LINGER_MS;
     set_opt(self->zsocket, ZMQ_LINGER, &linger, sizeof(linger), "LINGER");
-    self->open_handles = 3;
+    self->open_handles = self->zap ? 4 : 3;
     uv_timer_stop(&self->tick_timer);
     uv_timer_stop(&self->deadline_timer);
     uv_close((uv_handle_t *)&self->tick_timer, on_timer_closed);
@@ -508,4 +529,7 @@ void gw_broker_shutdown(gw_broker *self, void (*done)(void *arg), void *arg)
     br_zsock_close(self->zs, on_closed, self);
     self->zs = NULL;
     self->zsocket = NULL;
+    if (self->zap)
+        gw_zap_close(self->zap, on_closed, self);
+    self->zap = NULL;
 }

@@ -28,6 +28,7 @@
 
 #include <uv.h>
 
+#include <barista/curve.h>
 #include <barista/proto.h>
 
 #include "router.h"
@@ -55,6 +56,9 @@ typedef struct gw_broker_config {
     uint32_t retry_min_budget_ms; /* budget a retry needs left; 100 */
     bool retry_idempotent;        /* retry a dead worker's GET/HEAD once elsewhere; true */
     br_limits limits;             /* message bounds; br_limits_default */
+    const br_curve_keypair *curve;        /* CURVE server keys (caller's, outlive the
+                                             broker); NULL: no authentication */
+    const br_curve_keyset *curve_clients; /* with curve: the authorised worker keys */
 } gw_broker_config;
 
 /* Fills *cfg with the defaults above. */
@@ -91,7 +95,9 @@ gw_broker *gw_broker_new(uv_loop_t *loop, gw_router *router, const gw_broker_con
 
 /* Creates the ZeroMQ context and ROUTER socket (ROUTER_MANDATORY, LINGER 0,
  * MAXMSGSIZE = limits.max_message, high-water marks sized for many requests in
- * flight), binds cfg->endpoint and starts the heartbeat timer.  Returns 0; BR_EIO when
+ * flight), binds cfg->endpoint and starts the heartbeat timer.  With cfg->curve the
+ * ROUTER is a CURVE server and a ZAP handler (zap.h), bound first, admits only
+ * cfg->curve_clients.  Returns 0; BR_EIO when
  * the socket cannot be created or bound (logged with zmq_strerror); BR_EINVAL when
  * already started. */
 int gw_broker_start(gw_broker *self);

@@ -50,6 +50,7 @@ struct gw_broker {
     bool bad_logged_tick;                 /* one bad message was logged in this tick */
     gw_broker_stats stats;                /* counters (gauges are computed on demand) */
     struct gw_jobs *jobs;                 /* durable job queue (jobs.c), or NULL */
+    struct gw_zap *zap;                   /* ZAP handler while CURVE is on, else NULL */
 };
 
 /* One request the broker holds, from the handler until the worker's REPLY (or its

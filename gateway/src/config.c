@@ -21,7 +21,8 @@ typedef enum opt_kind {
     OPT_DURATION, /* uint32_t milliseconds */
     OPT_COUNT,    /* uint32_t */
     OPT_TEXT,     /* a string into a char[GW_CONFIG_MAX_ADDR], e.g. a ZeroMQ endpoint */
-    OPT_FLAG      /* uint32_t 0/1; the flag alone means 1, "--x=0" or the variable set it */
+    OPT_FLAG,     /* uint32_t 0/1; the flag alone means 1, "--x=0" or the variable set it */
+    OPT_PATH      /* like OPT_TEXT, but "" (the default) is allowed and means "not set" */
 } opt_kind;
 
 /* One option: the flag is "--" + name, the variable is "BARISTA_" + NAME. */
@@ -110,6 +111,10 @@ static const opt options[] = {
      24 * HOUR_MS, "300s", "longest retry delay"},
     {"jobs-task-limit", "BARISTA_JOBS_TASK_LIMIT", OPT_COUNT, F(jobs.task_limit), 1, 1000000,
      "1000000", "unfinished jobs per task (503 + Retry-After beyond)"},
+    {"curve-secret-key-file", "BARISTA_CURVE_SECRET_KEY_FILE", OPT_PATH,
+     F(curve_secret_key_file), 0, 0, "", "broker's CURVE key pair: workers must authenticate"},
+    {"curve-authorized-keys", "BARISTA_CURVE_AUTHORIZED_KEYS", OPT_PATH,
+     F(curve_authorized_keys), 0, 0, "", "worker public keys allowed to register (file or dir)"},
     {"shutdown-timeout", "BARISTA_SHUTDOWN_TIMEOUT", OPT_DURATION, F(shutdown_timeout_ms), 1,
      HOUR_MS, "10s", "on SIGTERM/SIGINT, how long in-flight requests may finish"},
 };
@@ -125,7 +130,8 @@ void gw_config_usage(FILE *out)
           out);
     for (size_t i = 0; i < NOPTIONS; i++) {
         const opt *o = &options[i];
-        fprintf(out, "  --%-20s %s\n  %-22s default %s; env %s\n", o->name, o->help, "", o->defval,
+        fprintf(out, "  --%-20s %s\n  %-22s default %s; env %s\n", o->name, o->help, "",
+                o->defval[0] ? o->defval : "none",
                 o->env);
     }
     fputs("  --help                 print this and exit\n", out);
@@ -213,8 +219,9 @@ static int parse_value(const opt *o, const char *text, gw_config *cfg)
             return BR_EINVAL;
         memcpy(field, &(uint32_t){(uint32_t)v}, sizeof(uint32_t));
         return 0;
+    case OPT_PATH:
     case OPT_TEXT:
-        if (strlen(text) == 0 || strlen(text) >= GW_CONFIG_MAX_ADDR)
+        if ((o->kind == OPT_TEXT && strlen(text) == 0) || strlen(text) >= GW_CONFIG_MAX_ADDR)
             return BR_EINVAL;
         memcpy(field, text, strlen(text) + 1);
         return 0;
@@ -244,9 +251,9 @@ static void report_bad(FILE *err, const opt *o, const char *source, const char *
 {
     if (o->kind == OPT_FLAG)
         fprintf(err, "barista-gateway: %s: bad value \"%s\" (want 1 or 0)\n", source, value);
-    else if (o->kind == OPT_TEXT)
-        fprintf(err, "barista-gateway: %s: bad value \"%s\" (want 1..%d characters)\n", source,
-                value, GW_CONFIG_MAX_ADDR - 1);
+    else if (o->kind == OPT_TEXT || o->kind == OPT_PATH)
+        fprintf(err, "barista-gateway: %s: bad value \"%s\" (want %d..%d characters)\n", source,
+                value, o->kind == OPT_TEXT, GW_CONFIG_MAX_ADDR - 1);
     else if (o->kind == OPT_ADDR)
         fprintf(err, "barista-gateway: %s: bad value \"%s\" (want HOST:PORT or [IPV6]:PORT)\n",
                 source, value);

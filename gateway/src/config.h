@@ -37,6 +37,8 @@ typedef struct gw_config {
     char worker_bin[GW_CONFIG_MAX_ADDR];  /* local mode: barista-worker; "" = beside us */
     char jobs_db[GW_CONFIG_MAX_ADDR];     /* SQLite file of the job store */
     gw_jobs_config jobs;                  /* the job queue's options (db set by main) */
+    char curve_secret_key_file[GW_CONFIG_MAX_ADDR]; /* broker's CURVE key pair; "" = off */
+    char curve_authorized_keys[GW_CONFIG_MAX_ADDR]; /* authorised worker keys; "" = off */
 } gw_config;
 
 /* What gw_config_load() decided. */

@@ -26,6 +26,7 @@
 #include "router.h"
 #include "routes.h"
 #include "supervisor.h"
+#include "zap.h"
 
 typedef struct gateway {
     uv_loop_t loop;         /* the process's one event loop */
@@ -39,6 +40,7 @@ typedef struct gateway {
     gw_supervisor *supervisor; /* local mode: the worker processes; NULL otherwise */
     gw_jobs *jobs;          /* durable job queue and its store */
     gw_introspection intro; /* what /metrics and /openapi.json read */
+    gw_curve curve;         /* worker authentication keys; curve.on false when off */
 } gateway;
 
 /* GET /readyz: 200 while every announced route has a live worker, else 503. */
@@ -137,8 +139,23 @@ static int start_local_workers(gateway *gw)
         fputs("barista-gateway: --local: out of memory\n", stderr);
         return -1;
     }
-    const char *io[] = {bin, "--services", gw->cfg.io_services, "--connect", endpoint, NULL};
-    const char *cpu[] = {bin, "--services", gw->cfg.cpu_services, "--connect", endpoint, NULL};
+    /* With CURVE on, local workers hold the gateway's own key pair, authorised below:
+     * they run as us and could read the file anyway. */
+    const char *io[] = {bin, "--services", gw->cfg.io_services, "--connect", endpoint,
+                        NULL, NULL, NULL, NULL, NULL};
+    const char *cpu[] = {bin, "--services", gw->cfg.cpu_services, "--connect", endpoint,
+                         NULL, NULL, NULL, NULL, NULL};
+    if (gw->curve.on) {
+        const char *keys[] = {"--curve-server-key", gw->curve.server.public_key,
+                              "--curve-secret-key-file", gw->cfg.curve_secret_key_file};
+        memcpy(&io[5], keys, sizeof(keys));
+        memcpy(&cpu[5], keys, sizeof(keys));
+        if (br_curve_keyset_add(gw->curve.clients, gw->curve.server.public_key,
+                                BR_CURVE_Z85_LEN, "local", 5) != 0) {
+            fputs("barista-gateway: --local: cannot authorise local workers\n", stderr);
+            return -1;
+        }
+    }
     if (gw->cfg.io_workers > 0 &&
         gw_supervisor_add(gw->supervisor, "io-worker", io, env, gw->cfg.io_workers) != 0)
         return -1;
@@ -198,6 +215,12 @@ static int gateway_start(gateway *gw)
     }
     gw->cfg.broker.endpoint = gw->cfg.broker_endpoint;
     gw->cfg.broker.retry_idempotent = gw->cfg.broker_retry != 0;
+    if (gw_curve_load(&gw->curve, gw->cfg.curve_secret_key_file, gw->cfg.curve_authorized_keys))
+        return -1;
+    if (gw->curve.on) {
+        gw->cfg.broker.curve = &gw->curve.server;
+        gw->cfg.broker.curve_clients = gw->curve.clients;
+    }
     gw->broker = gw_broker_new(&gw->loop, gw->router, &gw->cfg.broker);
     if (!gw->broker || gw_router_add(gw->router, "GET", "/readyz", readyz, gw->broker) != 0) {
         fputs("barista-gateway: broker setup failed: out of memory\n", stderr);
@@ -283,5 +306,6 @@ int main(int argc, char **argv)
     gw_broker_destroy(&gw.broker); /* takes its routes out of the router */
     gw_router_destroy(&gw.router);
     gw_introspection_free(&gw.intro);
+    gw_curve_release(&gw.curve);
     return status;
 }

@@ -19,7 +19,9 @@
 
 /* Every variable a test may set, cleared before and after each test. */
 static const char *const envs[] = {"BARISTA_LISTEN", "BARISTA_MAX_BODY_BYTES",
-                                   "BARISTA_HEADER_TIMEOUT", "BARISTA_MAX_PIPELINE"};
+                                   "BARISTA_HEADER_TIMEOUT", "BARISTA_MAX_PIPELINE",
+                                   "BARISTA_CURVE_SECRET_KEY_FILE",
+                                   "BARISTA_CURVE_AUTHORIZED_KEYS"};
 
 static int clear_env(void **state)
 {
@@ -138,6 +140,25 @@ static void parses_ipv4_and_ipv6_addresses(void **state)
     assert_int_equal(gw_config_parse_addr(NULL, &ss), BR_EINVAL);
 }
 
+static void curve_paths_are_off_by_default_and_may_be_emptied(void **state)
+{
+    gw_config cfg;
+    const char *none[] = {"gw", NULL};
+    assert_int_equal(load(&cfg, none), GW_CONFIG_RUN);
+    assert_string_equal(cfg.curve_secret_key_file, "");
+    assert_string_equal(cfg.curve_authorized_keys, "");
+    setenv("BARISTA_CURVE_SECRET_KEY_FILE", "/keys/gw.key", 1);
+    setenv("BARISTA_CURVE_AUTHORIZED_KEYS", "/keys/authorized", 1);
+    assert_int_equal(load(&cfg, none), GW_CONFIG_RUN);
+    assert_string_equal(cfg.curve_secret_key_file, "/keys/gw.key");
+    assert_string_equal(cfg.curve_authorized_keys, "/keys/authorized");
+    /* An empty flag turns a variable's setting off again. */
+    const char *off[] = {"gw", "--curve-secret-key-file=", "--curve-authorized-keys", "", NULL};
+    assert_int_equal(load(&cfg, off), GW_CONFIG_RUN);
+    assert_string_equal(cfg.curve_secret_key_file, "");
+    assert_string_equal(cfg.curve_authorized_keys, "");
+}
+
 static void help_is_its_own_result(void **state)
 {
     gw_config cfg;
@@ -155,6 +176,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(refuses_bad_values_and_unknown_options, clear_env,
                                         clear_env),
         cmocka_unit_test_setup_teardown(parses_ipv4_and_ipv6_addresses, clear_env, clear_env),
+        cmocka_unit_test_setup_teardown(curve_paths_are_off_by_default_and_may_be_emptied,
+                                        clear_env, clear_env),
         cmocka_unit_test_setup_teardown(help_is_its_own_result, clear_env, clear_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

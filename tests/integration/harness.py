@@ -62,6 +62,18 @@ def _jobs_store_env(args, env):
     return d
 
 
+def poll_until(cond, timeout, interval=0.05):
+    """Calls cond() every `interval` seconds until it returns something true, and
+    returns that; None when `timeout` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(interval)
+    return None
+
+
 def wait_accepting(host, port, timeout=START_TIMEOUT, proc=None):
     """Waits until host:port accepts a connection; raises if proc exits first."""
     deadline = time.monotonic() + timeout
@@ -193,8 +205,9 @@ class Gateway(Process):
         try:
             wait_accepting(host, self.port, proc=self.proc)
         except Exception:
+            err = self.stderr()  # before close() drops the captured output
             self.close()
-            raise RuntimeError("gateway failed to start:\n" + self.stderr())
+            raise RuntimeError("gateway failed to start:\n" + err)
 
     def client(self, timeout=IO_TIMEOUT):
         return HttpClient(self.port, host=self.host, timeout=timeout)

@@ -52,6 +52,13 @@ static const char usage[] =
     "                         (BARISTA_STALL_MS, default 100)\n"
     "  --upstream-url URL     the one upstream the fetch service calls\n"
     "                         (BARISTA_UPSTREAM_URL)\n"
+    "  --curve-server-key KEY|@FILE\n"
+    "                         the broker's CURVE public key (Z85, or read from FILE):\n"
+    "                         authenticate to a gateway that requires it\n"
+    "                         (BARISTA_CURVE_SERVER_KEY)\n"
+    "  --curve-secret-key-file PATH\n"
+    "                         this worker's CURVE key-pair file (barista-keygen), needed\n"
+    "                         with --curve-server-key (BARISTA_CURVE_SECRET_KEY_FILE)\n"
     "  --list                 print the built-in services, their kind and routes\n"
     "  --help                 print this help\n"
     "\n"
@@ -64,6 +71,8 @@ typedef struct config {
     long nice;              /* niceness for a cpu worker */
     long threadpool;        /* thread-pool size, or 0 for libuv's default */
     const char *upstream;   /* the fetch service's upstream, or NULL */
+    const char *curve_server; /* --curve-server-key: KEY or @FILE, or NULL */
+    const char *curve_file;   /* --curve-secret-key-file, or NULL */
     br__sched sched;        /* scheduling policy for a cpu worker */
     bool list;              /* --list */
     bool help;              /* --help */
@@ -136,6 +145,12 @@ static int apply(config *c, int opt, const char *name, const char *v)
             return fail_usage("bad value for %s: %s (want http:// or https://)", name, v);
         c->upstream = v;
         return 0;
+    case 'K':
+        c->curve_server = v;
+        return 0;
+    case 'k':
+        c->curve_file = v;
+        return 0;
     case 'N':
         if (parse_long(v, -20, 19, &c->nice) != 0)
             return fail_usage("bad value for %s: %s (want -20..19)", name, v);
@@ -162,6 +177,8 @@ static const struct option longopts[] = {
     {"threadpool", required_argument, NULL, 't'},
     {"stall-ms", required_argument, NULL, 'S'},
     {"upstream-url", required_argument, NULL, 'u'},
+    {"curve-server-key", required_argument, NULL, 'K'},
+    {"curve-secret-key-file", required_argument, NULL, 'k'},
     {"list", no_argument, NULL, 'l'},
     {"help", no_argument, NULL, 'H'},
     {NULL, 0, NULL, 0},
@@ -176,6 +193,7 @@ static const struct {
     {'i', "BARISTA_WORKER_ID"},     {'t', "BARISTA_THREADPOOL"},   {'S', "BARISTA_STALL_MS"},
     {'u', "BARISTA_UPSTREAM_URL"},
     {'P', "BARISTA_SCHED"},
+    {'K', "BARISTA_CURVE_SERVER_KEY"}, {'k', "BARISTA_CURVE_SECRET_KEY_FILE"},
 };
 
 /* Flags first; then the environment fills in what no flag gave, so a flag wins even
@@ -208,6 +226,25 @@ static int parse(int argc, char **argv, config *c)
             apply(c, env_vars[i].opt, env_vars[i].env, v) != 0)
             return EXIT_USAGE;
     }
+    return 0;
+}
+
+/* --curve-server-key and --curve-secret-key-file: both or neither.  Fills the
+ * options' CURVE fields (pointing into server_key and keys) when given. */
+static int load_curve(config *c, char server_key[BR_CURVE_Z85_LEN + 1], br_curve_keypair *keys)
+{
+    char why[512];
+    memset(keys, 0, sizeof(*keys));
+    if (!c->curve_server && !c->curve_file)
+        return 0;
+    if (!c->curve_server || !c->curve_file)
+        return fail_usage("--curve-server-key and --curve-secret-key-file go together");
+    if (br_curve_public_key_load(c->curve_server, server_key, why, sizeof(why)) != 0)
+        return fail_usage("bad value for --curve-server-key: %s", why);
+    if (br_curve_keypair_read(c->curve_file, keys, why, sizeof(why)) != 0)
+        return fail_usage("bad value for --curve-secret-key-file: %s", why);
+    c->opts.curve_server_key = server_key;
+    c->opts.curve_keys = keys;
     return 0;
 }
 
@@ -279,6 +316,11 @@ int main(int argc, char **argv)
     if (ep && strncmp(ep, "tcp://", 6) != 0 && strncmp(ep, "ipc://", 6) != 0)
         return fail_usage("bad value for --connect: %s (want tcp:// or ipc://)", ep);
 
+    br_curve_keypair keys;
+    char server_key[BR_CURVE_Z85_LEN + 1];
+    if (load_curve(&c, server_key, &keys) != 0)
+        return EXIT_USAGE;
+
     const br_service_spec *picked[MAX_SERVICES];
     int n = pick_services(c.services, picked);
     if (n < 0)
@@ -304,6 +346,7 @@ int main(int argc, char **argv)
             size && *size ? size : pool);
 
     br_worker *w = br_worker_new(picked, (size_t)n, &c.opts);
+    br_curve_keypair_wipe(&keys); /* the worker keeps its own copy */
     if (!w)
         return 1;
     int rc = br_worker_run(w);

@@ -151,6 +151,7 @@ static void close_socket(br_worker *w, int linger_ms)
     void *s = br_zsock_socket(w->zs);
     if (zmq_setsockopt(s, ZMQ_LINGER, &linger_ms, sizeof(linger_ms)) != 0)
         br__log("zmq_setsockopt(ZMQ_LINGER): %s", zmq_strerror(errno));
+    br__curve_client_close(w, s);
     br_zsock_close(w->zs, on_socket_closed, w);
     w->zs = NULL;
     w->registered = false;
@@ -277,6 +278,8 @@ static void open_socket(br_worker *w)
         br__log("zmq_setsockopt: %s", zmq_strerror(errno));
         goto fail;
     }
+    if (w->curve && br__curve_client_open(w, s) != 0)
+        goto fail;
     if (zmq_connect(s, w->connect) != 0) {
         br__log("zmq_connect(%s): %s", w->connect, zmq_strerror(errno));
         goto fail;
@@ -287,6 +290,7 @@ static void open_socket(br_worker *w)
     send_ready(w);
     return;
 fail:
+    br__curve_client_close(w, s);
     zmq_close(s);
     w->result = BR_EIO;
     shutdown_all(w);
@@ -414,6 +418,16 @@ br_worker *br_worker_new(const br_service_spec *const *services, size_t n,
     w->rng = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull ^ uv_hrtime();
     if (w->rng == 0)
         w->rng = 1;
+    if (o->curve_server_key && o->curve_keys) {
+        if (!br_curve_key_valid(o->curve_server_key, strlen(o->curve_server_key), NULL)) {
+            br__log("curve_server_key is not a Z85 key");
+            br_worker_destroy(&w);
+            return NULL;
+        }
+        memcpy(w->curve_server, o->curve_server_key, BR_CURVE_Z85_LEN + 1);
+        w->curve_keys = *o->curve_keys;
+        w->curve = true;
+    }
     w->dec = br_decoder_new(NULL);
     if (!w->connect || !w->id || !w->dec || br__dispatch_init(w) != 0 || br__jobs_init(w) != 0) {
         br__log("out of memory creating the worker");
@@ -436,6 +450,7 @@ void br_worker_destroy(br_worker **self_p)
     br__registry_release(&w->reg);
     free(w->connect);
     free(w->id);
+    br_curve_keypair_wipe(&w->curve_keys);
     free(w);
     *self_p = NULL;
 }
@@ -468,8 +483,9 @@ int br_worker_run(br_worker *w)
     uv_timer_start(&w->tick, on_tick, tick, tick);
     uv_signal_start(&w->sigterm, on_signal, SIGTERM);
     uv_signal_start(&w->sigint, on_signal, SIGINT);
-    br__log("%s: %s worker, capacity %u, connecting to %s", w->id,
-            w->reg.kind == BR_KIND_CPU ? "cpu" : "io", w->capacity, w->connect);
+    br__log("%s: %s worker, capacity %u, connecting to %s%s", w->id,
+            w->reg.kind == BR_KIND_CPU ? "cpu" : "io", w->capacity, w->connect,
+            w->curve ? " with CURVE" : "");
     open_socket(w);
 
     uv_run(&w->loop, UV_RUN_DEFAULT);

@@ -14,6 +14,7 @@
 #define BARISTA_WORKER_INT_H
 
 #include "async_int.h"
+#include "barista/curve.h"
 #include "barista/zsock.h"
 #include "registry.h"
 #include "request.h"
@@ -35,6 +36,9 @@ struct br_worker {
     br__registry reg;                 /* services, their READY description, routing */
     char *connect;                    /* broker endpoint (owned) */
     char *id;                         /* worker id (owned) */
+    bool curve;                       /* connect with CURVE (the two fields below) */
+    char curve_server[BR_CURVE_Z85_LEN + 1]; /* broker's public key, Z85 */
+    br_curve_keypair curve_keys;      /* our key pair; the secret wiped on destroy */
     uint32_t capacity;                /* requests in flight at once: the credit */
     uint32_t heartbeat_ms;            /* our heartbeat interval */
     uint32_t drain_ms;                /* drain timeout */
@@ -72,6 +76,9 @@ struct br_worker {
     br__calls *calls;                 /* calls in flight (call.c), or NULL before the first */
     br__http *http;                   /* the async HTTP client (http_client.c), or NULL */
     br__watch *watch;                 /* the loop watchdog (watchdog.c), or NULL */
+    br_zsock *curve_monitor;          /* CURVE handshake events (curve_client.c), or NULL */
+    uint32_t curve_monitors;          /* monitors opened, for unique endpoints */
+    uint64_t curve_logged;            /* uv_now of the last handshake-failure line; 0: none */
 };
 
 /* Encodes msg and sends it to the broker; drops it (logging why) when there is no
@@ -115,5 +122,13 @@ void br__jobs_new_registration(br_worker *w);
 
 /* Logs to stderr with the process's prefix. */
 void br__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* curve_client.c: makes the DEALER `sock` a CURVE client with w's keys and starts
+ * reporting its failed handshakes (call before zmq_connect).  0, or -1 when an option
+ * cannot be set (logged); a monitor that fails to start is logged and ignored. */
+int br__curve_client_open(br_worker *w, void *sock);
+
+/* curve_client.c: stops the handshake monitor of `sock`, before the socket closes. */
+void br__curve_client_close(br_worker *w, void *sock);
 
 #endif /* BARISTA_WORKER_INT_H */

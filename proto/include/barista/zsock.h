@@ -23,8 +23,9 @@ extern "C" {
 
 /* Messages received per drain before yielding to the rest of the loop. */
 #define BR_ZSOCK_BATCH 256
-/* Frames kept of one multipart message; a message with more is dropped whole. */
-#define BR_ZSOCK_MAX_FRAMES 4
+/* Frames kept of one multipart message; a message with more is dropped whole.  8: a
+ * ZAP request for CURVE (RFC 27) has 7. */
+#define BR_ZSOCK_MAX_FRAMES 8
 /* Period of the safety timer that drains even if an edge was missed. */
 #define BR_ZSOCK_SAFETY_MS 250
 

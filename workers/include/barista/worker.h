@@ -31,6 +31,7 @@
 #include <msgpack.h>
 #include <uv.h>
 
+#include "barista/curve.h"
 #include "barista/proto.h"
 
 #ifdef __cplusplus
@@ -292,6 +293,8 @@ typedef struct br_worker_options {
     uint32_t heartbeat_ms;     /* heartbeat interval; the broker is dead after 3 silent */
     uint32_t drain_timeout_ms; /* on SIGTERM, how long in-flight work may take */
     uint32_t stall_ms;         /* io: log a loop callback that runs longer (default 100) */
+    const char *curve_server_key;       /* broker's CURVE public key (Z85); NULL: no CURVE */
+    const br_curve_keypair *curve_keys; /* with curve_server_key: our key pair (copied) */
 } br_worker_options;
 
 typedef struct br_worker br_worker;
