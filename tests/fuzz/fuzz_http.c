@@ -10,20 +10,24 @@
  * uv_run(UV_RUN_NOWAIT) turns, so the loop never blocks.
  *
  * Input layout: byte 0 chooses how the rest is cut into writes (low 6 bits: the
- * largest piece, 0 = everything in one write; bit 6: do not read answers until the
- * whole input is written, so backpressure builds), byte 1 seeds the piece sizes.  The
+ * largest piece, 0 = everything in one write; bit 6: a slow reader, with a small
+ * receive window, that reads answers only when its writes are stuck, so backpressure
+ * builds; bit 7: leave with a reset right after the last piece, while requests may
+ * still be in handlers, instead of waiting, half-closing and reading to EOF), byte 1
+ * seeds the piece sizes.  The
  * client sets TCP_NODELAY and lets the server read each piece before it writes the
  * next, so every piece boundary is a read boundary.
  *
  * Routes answer synchronously (GET /sync, POST /echo, GET /big) or a few loop turns
  * later from a check handle, as the broker does (GET /async/{n}).  Every handler
  * answer carries X-Seq, the request's arrival number.  After the input, the client
- * waits until nothing moves, half-closes, reads to EOF, and checks:
+ * waits until nothing moves, half-closes and reads to EOF (or resets), and checks:
  *   - the bytes read are a sequence of well-formed HTTP/1.1 answers (status line,
  *     header lines, exactly one Content-Length that the body matches), with nothing
  *     after an answer that says Connection: close;
  *   - handler answers arrive exactly once each, in arrival order, none missing unless
- *     the request was aborted because the client left (then none after it either);
+ *     the request was aborted because the client left (then none after it either),
+ *     or the client reset the connection;
  *   - answers the server makes itself are FastAPI-shaped {"detail": ...} errors;
  *   - the connection is gone afterwards and no request is left pending.
  * ASan, UBSan and LeakSanitizer catch the rest.
@@ -57,7 +61,7 @@
 /* Handler answers tracked per input (past this, arrival numbers are not checked). */
 #define FZ_MAX_SEQ 4096
 /* Loop turns without progress that count as "nothing moves". */
-#define FZ_QUIET_TURNS 3
+#define FZ_QUIET_TURNS 2
 /* Loop turns after which a connection that never closes is a failure. */
 #define FZ_MAX_TURNS 200000
 
@@ -83,6 +87,7 @@ typedef struct fz_state {
     unsigned seq;                 /* handler-dispatched requests of this input */
     fz_fate fate[FZ_MAX_SEQ + 1]; /* by arrival number */
     bool head[FZ_MAX_SEQ + 1];    /* by arrival number: a HEAD request (no body back) */
+    char *out;                    /* FZ_MAX_OUTPUT bytes: what the server sent */
     bool ready;                   /* started */
 } fz_state;
 
@@ -209,12 +214,15 @@ static void teardown(void)
     if (uv_loop_close(&fz.loop) != 0)
         fail("uv_loop_close: handles left open", NULL);
     gw_router_destroy(&fz.router);
+    free(fz.out);
     fz.ready = false;
 }
 
 static void setup(void)
 {
     memset(big_body, 'b', sizeof(big_body));
+    if (!(fz.out = malloc(FZ_MAX_OUTPUT)))
+        fail("setup", "malloc");
     if (uv_loop_init(&fz.loop) != 0 || !(fz.router = gw_router_new()))
         fail("setup", "loop or router");
     if (gw_router_add(fz.router, "GET", "/sync", on_sync, NULL) != 0 ||
@@ -254,6 +262,7 @@ typedef struct fz_client {
     char *out;     /* bytes the server sent */
     size_t len;    /* bytes in out */
     bool eof;      /* the server closed its side (or reset) */
+    bool hold;     /* a slow reader: answers are read only when sending is stuck */
     bool progress; /* the last turn moved something */
 } fz_client;
 
@@ -262,7 +271,7 @@ static void turn(fz_client *c)
 {
     c->progress = false;
     uv_run(&fz.loop, UV_RUN_NOWAIT);
-    while (!c->eof) {
+    while (!c->eof && !c->hold) {
         if (c->len == FZ_MAX_OUTPUT)
             fail("answers past FZ_MAX_OUTPUT", NULL);
         ssize_t n = recv(c->fd, c->out + c->len, FZ_MAX_OUTPUT - c->len, 0);
@@ -291,9 +300,10 @@ static void turn_until_quiet(fz_client *c)
     }
 }
 
-/* Writes one piece, turning the loop while the socket is full.  A server that closed
+/* Writes one piece, turning the loop while the socket is full, then lets the server
+ * read it (and with `settle`, waits until the answers are in).  A server that closed
  * (an error answer) may refuse the rest: that ends the input. */
-static bool send_piece(fz_client *c, const uint8_t *p, size_t n, bool read_answers)
+static bool send_piece(fz_client *c, const uint8_t *p, size_t n, bool settle)
 {
     while (n) {
         ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
@@ -306,20 +316,34 @@ static bool send_piece(fz_client *c, const uint8_t *p, size_t n, bool read_answe
             return false;
         if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             fail("send", strerror(errno));
-        turn(c); /* the socket is full: let the server read (and answer) */
+        /* The socket is full: let the server read, and read its answers (it may
+         * have stopped reading until they are taken). */
+        bool hold = c->hold;
+        c->hold = false;
+        turn(c);
+        c->hold = hold;
     }
     /* Let the server read this piece before the next one is written. */
     turn(c);
-    if (read_answers)
+    if (settle && !c->hold)
         turn_until_quiet(c);
     return true;
 }
 
-static int connect_client(void)
+static int connect_client(bool slow_reader)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
         fail("socket", strerror(errno));
+    /* A small receive window and segment size (set before connecting, so that the
+     * server's side is sized by them: Linux sizes a send buffer from the segment size,
+     * megabytes with loopback's 64 KiB) make large answers go out in parts: uv_write
+     * and its callback instead of one uv_try_write. */
+    int small_buf = 4096, small_seg = 1024;
+    if (slow_reader) {
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small_buf, sizeof(small_buf));
+        setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &small_seg, sizeof(small_seg));
+    }
     /* Loopback connect completes from the listen backlog, before the accept. */
     if (connect(fd, (const struct sockaddr *)&fz.addr, sizeof(fz.addr)) != 0)
         fail("connect", strerror(errno));
@@ -357,7 +381,7 @@ static const char *find_header(const char *h, const char *end, const char *name,
 }
 
 /* Checks every answer in out (see the top of the file); aborts on a broken promise. */
-static void check_answers(const char *out, size_t len)
+static void check_answers(const char *out, size_t len, bool complete)
 {
     unsigned expect_seq = 1;
     bool closed = false;
@@ -365,11 +389,6 @@ static void check_answers(const char *out, size_t len)
         if (closed)
             fail("bytes after an answer that said Connection: close", NULL);
         const char *start = out + pos, *end = out + len;
-        if ((size_t)(end - start) < 17 || memcmp(start, "HTTP/1.1 ", 9) != 0)
-            fail("an answer does not start with a status line", NULL);
-        int status = (start[9] - '0') * 100 + (start[10] - '0') * 10 + (start[11] - '0');
-        if (status < 100 || status > 599 || start[12] != ' ')
-            fail("bad status code", NULL);
         const char *hend = NULL;
         for (const char *s = start; s + 4 <= end; s++) {
             if (memcmp(s, "\r\n\r\n", 4) == 0) {
@@ -377,8 +396,15 @@ static void check_answers(const char *out, size_t len)
                 break;
             }
         }
+        if (!hend && !complete) /* after a reset the last answer may be cut anywhere */
+            break;
         if (!hend)
             fail("an answer's head is cut short", NULL);
+        if ((size_t)(end - start) < 17 || memcmp(start, "HTTP/1.1 ", 9) != 0)
+            fail("an answer does not start with a status line", NULL);
+        int status = (start[9] - '0') * 100 + (start[10] - '0') * 10 + (start[11] - '0');
+        if (status < 100 || status > 599 || start[12] != ' ')
+            fail("bad status code", NULL);
         const char *headers = (const char *)memchr(start, '\n', (size_t)(hend - start)) + 1;
         for (const char *s = start; s < hend; s++) {
             if ((*s == '\n' && s[-1] != '\r') || (*s == '\r' && s[1] != '\n'))
@@ -410,6 +436,8 @@ static void check_answers(const char *out, size_t len)
          * is the head-only form. */
         bool head_form = seq ? seqno <= FZ_MAX_SEQ && fz.head[seqno]
                              : body_len && (body == end || *body != '{');
+        if (!head_form && (size_t)(end - body) < body_len && !complete)
+            break;
         if (!head_form && (size_t)(end - body) < body_len)
             fail("an answer's body is shorter than its Content-Length", NULL);
         if (seq) {
@@ -429,7 +457,7 @@ static void check_answers(const char *out, size_t len)
     unsigned got = expect_seq - 1;
     if (got > fz.seq)
         fail("more handler answers than handled requests", NULL);
-    if (got < fz.seq && got < FZ_MAX_SEQ && fz.fate[got + 1] != FZ_ABORTED)
+    if (complete && got < fz.seq && got < FZ_MAX_SEQ && fz.fate[got + 1] != FZ_ABORTED)
         fail("a handler answer never arrived", NULL);
 }
 
@@ -439,16 +467,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     if (!fz.ready)
         setup();
-    size_t max_piece = data[0] & 0x3f;
-    bool read_answers = !(data[0] & 0x40);
+    uint8_t mode = data[0];
+    size_t max_piece = mode & 0x3f;
+    bool slow_reader = mode & 0x40, abrupt = mode & 0x80;
     uint32_t rng = data[1] * 2654435761u + 1;
     data += 2;
     size -= 2;
     fz.seq = 0;
 
-    fz_client c = {.fd = connect_client()};
-    if (!(c.out = malloc(FZ_MAX_OUTPUT)))
-        fail("malloc", NULL);
+    fz_client c = {.fd = connect_client(slow_reader), .out = fz.out, .hold = slow_reader};
     size_t before = gw_http_server_connections(fz.server);
     for (int turns = 0; gw_http_server_connections(fz.server) == before; turns++) {
         if (turns > FZ_MAX_TURNS)
@@ -467,20 +494,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             size_t piece = 1 + rng % max_piece;
             n = piece < n ? piece : n;
         }
-        if (!send_piece(&c, data + off, n, read_answers))
+        /* An abrupt client resets right after its last piece, before handlers answer. */
+        if (!send_piece(&c, data + off, n, !abrupt || off + n < size))
             break;
         off += n;
     }
-    turn_until_quiet(&c);
-    if (fz.nasync)
-        fail("async requests still pending after the loop settled", NULL);
-    /* The client leaves politely: half-close, read to EOF. */
-    shutdown(c.fd, SHUT_WR);
-    for (int turns = 0; !c.eof; turns++) {
-        if (turns > FZ_MAX_TURNS)
-            fail("the server never closed after the client's EOF", NULL);
-        turn(&c);
+    c.hold = false;
+    if (!abrupt) {
+        turn_until_quiet(&c);
+        if (fz.nasync)
+            fail("async requests still pending after the loop settled", NULL);
+        /* The client leaves politely: half-close, read to EOF. */
+        shutdown(c.fd, SHUT_WR);
+        for (int turns = 0; !c.eof; turns++) {
+            if (turns > FZ_MAX_TURNS)
+                fail("the server never closed after the client's EOF", NULL);
+            turn(&c);
+        }
     }
+    /* Then - or at once, requests still in handlers and answers still being written -
+     * a reset, which also leaves no TIME_WAIT behind when the server closed first. */
+    struct linger lg = {1, 0};
+    setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     close(c.fd);
     for (int turns = 0; gw_http_server_connections(fz.server) > 0 || fz.nasync; turns++) {
         if (turns > FZ_MAX_TURNS)
@@ -490,7 +525,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (getenv("FUZZ_HTTP_TRACE")) /* to see what a seed exercises */
         fprintf(stderr, "--- %u handled, %zu bytes back:\n%.*s\n", fz.seq, c.len,
                 (int)(c.len > 4096 ? 4096 : c.len), c.out);
-    check_answers(c.out, c.len);
-    free(c.out);
+    check_answers(c.out, c.len, !abrupt);
     return 0;
 }

@@ -7,10 +7,10 @@
  *     trip is stable: integers stay exact, floats print in a form that reads back
  *     equal, strings and key order survive);
  *   - as msgpack: gw_msgpack_to_json() may refuse it, but when it accepts it the text
- *     must be JSON our own parser accepts, and converting that back and forth again
- *     must give the same text.
+ *     must be JSON our own parser accepts, with the same stable round trip.
  * ASan and UBSan catch reads outside the input and undefined arithmetic.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,26 +29,15 @@ static void fail(const char *what, const void *data, size_t size)
     abort();
 }
 
-/* j -> msgpack -> JSON must succeed and give j back. */
-static void check_json_stable(const br_buf *j, const void *data, size_t size)
-{
-    br_buf m = {.max = FZ_JSON_MAX}, j2 = {.max = FZ_JSON_MAX};
-    if (gw_json_to_msgpack((const char *)j->data, j->len, &m, NULL, 0) != 0)
-        fail("gw_msgpack_to_json wrote JSON that gw_json_to_msgpack refuses", data, size);
-    if (gw_msgpack_to_json(m.data, m.len, &j2) != 0)
-        fail("msgpack made from our own JSON does not convert back", data, size);
-    if (j2.len != j->len || memcmp(j2.data, j->data, j->len) != 0)
-        fail("JSON -> msgpack -> JSON is not stable", data, size);
-    br_buf_free(&m);
-    br_buf_free(&j2);
-}
-
-/* The input as JSON: JSON -> m1 -> JSON -> m2 with m1 == m2. */
-static void as_json(const uint8_t *data, size_t size)
+/* JSON -> m1 -> JSON -> m2 with m1 == m2.  `ours`: the JSON came from
+ * gw_msgpack_to_json, so it must be accepted. */
+static void check_json(const uint8_t *data, size_t size, bool ours)
 {
     br_buf m1 = {.max = FZ_JSON_MAX}, j = {.max = FZ_JSON_MAX}, m2 = {.max = FZ_JSON_MAX};
     char err[128];
     int rc = gw_json_to_msgpack((const char *)data, size, &m1, err, sizeof(err));
+    if (rc != 0 && ours)
+        fail("gw_msgpack_to_json wrote JSON that gw_json_to_msgpack refuses", data, size);
     if (rc != 0) {
         if (m1.len != 0)
             fail("a refused input left bytes in out", data, size);
@@ -68,13 +57,16 @@ static void as_json(const uint8_t *data, size_t size)
     br_buf_free(&m2);
 }
 
-/* The input as msgpack: any answer but a crash; accepted input prints valid JSON. */
+/* The input as msgpack: any answer but a crash; accepted input prints JSON that
+ * passes check_json.  (Only from the second conversion on are values equal: a float32
+ * prints in the shortest form that reads back as the same float32, which read as a
+ * double is another number.) */
 static void as_msgpack(const uint8_t *data, size_t size)
 {
     br_buf j = {.max = FZ_JSON_MAX};
     int rc = gw_msgpack_to_json(data, size, &j);
     if (rc == 0)
-        check_json_stable(&j, data, size);
+        check_json(j.data, j.len, true);
     else if (j.len != 0)
         fail("a refused msgpack value left bytes in out", data, size);
     br_buf_free(&j);
@@ -82,7 +74,7 @@ static void as_msgpack(const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    as_json(data, size);
+    check_json(data, size, false);
     as_msgpack(data, size);
     return 0;
 }
