@@ -57,7 +57,7 @@
 #define FZ_PIPELINE 4
 /* Bytes of answers kept per input; /big answers are FZ_BIG_BODY each. */
 #define FZ_MAX_OUTPUT (4 * 1024 * 1024)
-#define FZ_BIG_BODY (96 * 1024)
+#define FZ_BIG_BODY   (96 * 1024)
 /* Handler answers tracked per input (past this, arrival numbers are not checked). */
 #define FZ_MAX_SEQ 4096
 /* Loop turns without progress that count as "nothing moves". */
@@ -434,8 +434,8 @@ static void check_answers(const char *out, size_t len, bool complete)
         /* A HEAD answer has no body.  Handlers know their request's method; the
          * server's own answers have a JSON body, so one that does not start with '{'
          * is the head-only form. */
-        bool head_form = seq ? seqno <= FZ_MAX_SEQ && fz.head[seqno]
-                             : body_len && (body == end || *body != '{');
+        bool head_form =
+            seq ? seqno <= FZ_MAX_SEQ && fz.head[seqno] : body_len && (body == end || *body != '{');
         if (!head_form && (size_t)(end - body) < body_len && !complete)
             break;
         if (!head_form && (size_t)(end - body) < body_len)

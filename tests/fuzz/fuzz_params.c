@@ -21,9 +21,11 @@
 /* Query pairs parsed at most (intake.c's limit is of the same order). */
 #define FZ_MAX_PAIRS 64
 
-#define P(n, where, t, req, hmin, hmax, lo, hi)                                           \
-    {.name = {n, sizeof(n) - 1}, .in = where, .type = t, .required = req, .has_min = hmin, \
-     .has_max = hmax, .min = lo, .max = hi}
+#define P(n, where, t, req, hmin, hmax, lo, hi)                                                    \
+    {                                                                                              \
+        .name = {n, sizeof(n) - 1}, .in = where, .type = t, .required = req, .has_min = hmin,      \
+        .has_max = hmax, .min = lo, .max = hi                                                      \
+    }
 
 /* A few declared sets, like the built-in services' (sleep, hash, hello) and one with
  * every type and bound. */
@@ -104,8 +106,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t npairs = 0;
     if (!scratch)
         abort();
-    int rc = gw_query_parse(query.ptr, query.len, scratch, query.len + 1, pairs, FZ_MAX_PAIRS,
-                            &npairs);
+    int rc =
+        gw_query_parse(query.ptr, query.len, scratch, query.len + 1, pairs, FZ_MAX_PAIRS, &npairs);
     if (npairs > FZ_MAX_PAIRS)
         fail("more pairs than the limit", query.ptr, query.len);
     if (rc == 0) {
