@@ -45,19 +45,19 @@
 #define GW_BROKER_RETRY_MIN_BUDGET_MS 100u
 
 typedef struct gw_broker_config {
-    const char *endpoint;         /* ROUTER bind address (copied); "tcp://0.0.0.0:5555" */
-    uint32_t heartbeat_ms;        /* HEARTBEAT period, both ways; 1000 */
-    uint32_t liveness;            /* a worker silent this many periods is dead; 3 */
-    uint32_t default_timeout_ms;  /* deadline of a route without timeout_ms; 30000 */
-    uint32_t max_timeout_ms;      /* cap on every deadline, route timeouts included; 300000 */
-    uint32_t queue_limit;         /* requests per service waiting for credit; 1024 */
-    uint32_t max_pending;         /* requests held at once, queued + in flight; 100000 */
-    uint32_t max_workers;         /* workers registered at once; 1024 */
-    uint32_t retry_min_budget_ms; /* budget a retry needs left; 100 */
-    bool retry_idempotent;        /* retry a dead worker's GET/HEAD once elsewhere; true */
-    br_limits limits;             /* message bounds; br_limits_default */
-    const br_curve_keypair *curve;        /* CURVE server keys (caller's, outlive the
-                                             broker); NULL: no authentication */
+    const char *endpoint;          /* ROUTER bind address (copied); "tcp://0.0.0.0:5555" */
+    uint32_t heartbeat_ms;         /* HEARTBEAT period, both ways; 1000 */
+    uint32_t liveness;             /* a worker silent this many periods is dead; 3 */
+    uint32_t default_timeout_ms;   /* deadline of a route without timeout_ms; 30000 */
+    uint32_t max_timeout_ms;       /* cap on every deadline, route timeouts included; 300000 */
+    uint32_t queue_limit;          /* requests per service waiting for credit; 1024 */
+    uint32_t max_pending;          /* requests held at once, queued + in flight; 100000 */
+    uint32_t max_workers;          /* workers registered at once; 1024 */
+    uint32_t retry_min_budget_ms;  /* budget a retry needs left; 100 */
+    bool retry_idempotent;         /* retry a dead worker's GET/HEAD once elsewhere; true */
+    br_limits limits;              /* message bounds; br_limits_default */
+    const br_curve_keypair *curve; /* CURVE server keys (caller's, outlive the
+                                      broker); NULL: no authentication */
     const br_curve_keyset *curve_clients; /* with curve: the authorised worker keys */
 } gw_broker_config;
 

@@ -19,8 +19,8 @@
 
 /* REPLY(id) carrying a broker error whose FastAPI-shaped JSON is json[0..len), sent
  * as msgpack: callers are workers, and workers never parse JSON (PROTOCOL.md 10.1). */
-static void reply_error(gw_broker *b, gw_worker *caller, uint64_t id, int status,
-                        bool retry_after, const void *json, size_t len)
+static void reply_error(gw_broker *b, gw_worker *caller, uint64_t id, int status, bool retry_after,
+                        const void *json, size_t len)
 {
     br_buf body = {.max = b->cfg.limits.max_body};
     br_pair retry = {br_str_c("retry-after"), br_str_c("1")};
@@ -155,8 +155,7 @@ void gw_calls_handle(gw_broker *b, gw_worker *caller, const br_request *m)
     rc = gw_params_validate(e->params, e->nparams, c->params, c->nparams, c->query, c->nquery,
                             c->headers, c->nheaders, &detail);
     if (rc != 0) {
-        reply_error(b, caller, m->id, rc == BR_EVALUE ? 422 : 500, false, detail.data,
-                    detail.len);
+        reply_error(b, caller, m->id, rc == BR_EVALUE ? 422 : 500, false, detail.data, detail.len);
         br_buf_free(&detail);
         gw_call_free(c);
         return;

@@ -72,14 +72,14 @@ static const opt options[] = {
      60000, "1s", "heartbeat period between broker and workers"},
     {"broker-liveness", "BARISTA_BROKER_LIVENESS", OPT_COUNT, F(broker.liveness), 2, 100, "3",
      "heartbeat periods of silence after which a worker is dead"},
-    {"default-timeout", "BARISTA_DEFAULT_TIMEOUT", OPT_DURATION, F(broker.default_timeout_ms),
-     1, HOUR_MS, "30s", "deadline of a request whose route sets none (504 beyond)"},
-    {"max-timeout", "BARISTA_MAX_TIMEOUT", OPT_DURATION, F(broker.max_timeout_ms), 1,
-     HOUR_MS, "300s", "cap on every request deadline, route timeouts included"},
-    {"queue-limit", "BARISTA_QUEUE_LIMIT", OPT_COUNT, F(broker.queue_limit), 1, 1000000,
-     "1024", "requests per service waiting for worker credit (503 + Retry-After beyond)"},
-    {"max-pending", "BARISTA_MAX_PENDING", OPT_COUNT, F(broker.max_pending), 1, 10000000,
-     "100000", "requests the broker holds at once (503 + Retry-After beyond)"},
+    {"default-timeout", "BARISTA_DEFAULT_TIMEOUT", OPT_DURATION, F(broker.default_timeout_ms), 1,
+     HOUR_MS, "30s", "deadline of a request whose route sets none (504 beyond)"},
+    {"max-timeout", "BARISTA_MAX_TIMEOUT", OPT_DURATION, F(broker.max_timeout_ms), 1, HOUR_MS,
+     "300s", "cap on every request deadline, route timeouts included"},
+    {"queue-limit", "BARISTA_QUEUE_LIMIT", OPT_COUNT, F(broker.queue_limit), 1, 1000000, "1024",
+     "requests per service waiting for worker credit (503 + Retry-After beyond)"},
+    {"max-pending", "BARISTA_MAX_PENDING", OPT_COUNT, F(broker.max_pending), 1, 10000000, "100000",
+     "requests the broker holds at once (503 + Retry-After beyond)"},
     {"broker-retry", "BARISTA_BROKER_RETRY", OPT_COUNT, F(broker_retry), 0, 1, "1",
      "1: a GET/HEAD whose worker died is retried once on another worker"},
     {"local", "BARISTA_LOCAL", OPT_FLAG, F(local), 0, 1, "0",
@@ -89,8 +89,7 @@ static const opt options[] = {
     {"cpu-workers", "BARISTA_CPU_WORKERS", OPT_COUNT, F(cpu_workers), 0, 256, "2",
      "local mode: CPU worker processes"},
     {"io-services", "BARISTA_IO_SERVICES", OPT_TEXT, F(io_services), 0, 0,
-     "hello,sleep,echo,dashboard,fetch,signup,email",
-     "local mode: services each I/O worker hosts"},
+     "hello,sleep,echo,dashboard,fetch,signup,email", "local mode: services each I/O worker hosts"},
     {"cpu-services", "BARISTA_CPU_SERVICES", OPT_TEXT, F(cpu_services), 0, 0, "hash,report",
      "local mode: services each CPU worker hosts"},
     {"worker-bin", "BARISTA_WORKER_BIN", OPT_TEXT, F(worker_bin), 0, 0, "barista-worker",
@@ -111,10 +110,10 @@ static const opt options[] = {
      24 * HOUR_MS, "300s", "longest retry delay"},
     {"jobs-task-limit", "BARISTA_JOBS_TASK_LIMIT", OPT_COUNT, F(jobs.task_limit), 1, 1000000,
      "1000000", "unfinished jobs per task (503 + Retry-After beyond)"},
-    {"curve-secret-key-file", "BARISTA_CURVE_SECRET_KEY_FILE", OPT_PATH,
-     F(curve_secret_key_file), 0, 0, "", "broker's CURVE key pair: workers must authenticate"},
-    {"curve-authorized-keys", "BARISTA_CURVE_AUTHORIZED_KEYS", OPT_PATH,
-     F(curve_authorized_keys), 0, 0, "", "worker public keys allowed to register (file or dir)"},
+    {"curve-secret-key-file", "BARISTA_CURVE_SECRET_KEY_FILE", OPT_PATH, F(curve_secret_key_file),
+     0, 0, "", "broker's CURVE key pair: workers must authenticate"},
+    {"curve-authorized-keys", "BARISTA_CURVE_AUTHORIZED_KEYS", OPT_PATH, F(curve_authorized_keys),
+     0, 0, "", "worker public keys allowed to register (file or dir)"},
     {"shutdown-timeout", "BARISTA_SHUTDOWN_TIMEOUT", OPT_DURATION, F(shutdown_timeout_ms), 1,
      HOUR_MS, "10s", "on SIGTERM/SIGINT, how long in-flight requests may finish"},
 };
@@ -131,8 +130,7 @@ void gw_config_usage(FILE *out)
     for (size_t i = 0; i < NOPTIONS; i++) {
         const opt *o = &options[i];
         fprintf(out, "  --%-20s %s\n  %-22s default %s; env %s\n", o->name, o->help, "",
-                o->defval[0] ? o->defval : "none",
-                o->env);
+                o->defval[0] ? o->defval : "none", o->env);
     }
     fputs("  --help                 print this and exit\n", out);
 }
@@ -307,8 +305,9 @@ gw_config_result gw_config_load(gw_config *cfg, int argc, char **argv, FILE *err
             fprintf(err, "barista-gateway: unknown option \"%s\" (see --help)\n", arg);
             return GW_CONFIG_BAD;
         }
-        const char *value = eq ? eq + 1 : o->kind == OPT_FLAG ? "1"
-                                          : (i + 1 < argc ? argv[++i] : NULL);
+        const char *value = eq                    ? eq + 1
+                            : o->kind == OPT_FLAG ? "1"
+                                                  : (i + 1 < argc ? argv[++i] : NULL);
         if (!value) {
             fprintf(err, "barista-gateway: option --%s needs a value\n", o->name);
             return GW_CONFIG_BAD;

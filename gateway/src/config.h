@@ -22,21 +22,21 @@
 #define GW_CONFIG_MAX_ADDR 256
 
 typedef struct gw_config {
-    char listen[GW_CONFIG_MAX_ADDR];      /* HTTP listen address as given, "0.0.0.0:8000" */
-    struct sockaddr_storage listen_addr;  /* the same, parsed */
-    gw_http_config http;                  /* the HTTP server's limits and timeouts */
-    uint32_t shutdown_timeout_ms;         /* SIGTERM: how long in-flight requests may run */
+    char listen[GW_CONFIG_MAX_ADDR];          /* HTTP listen address as given, "0.0.0.0:8000" */
+    struct sockaddr_storage listen_addr;      /* the same, parsed */
+    gw_http_config http;                      /* the HTTP server's limits and timeouts */
+    uint32_t shutdown_timeout_ms;             /* SIGTERM: how long in-flight requests may run */
     char broker_endpoint[GW_CONFIG_MAX_ADDR]; /* ROUTER bind address for workers */
-    gw_broker_config broker;              /* the broker's options (endpoint set by main) */
-    uint32_t broker_retry;                /* 1: retry a dead worker's GET/HEAD once */
-    uint32_t local;                       /* 1: spawn and supervise workers (local mode) */
-    uint32_t io_workers;                  /* local mode: I/O worker processes */
-    uint32_t cpu_workers;                 /* local mode: CPU worker processes */
-    char io_services[GW_CONFIG_MAX_ADDR]; /* local mode: services of each I/O worker */
-    char cpu_services[GW_CONFIG_MAX_ADDR];/* local mode: services of each CPU worker */
-    char worker_bin[GW_CONFIG_MAX_ADDR];  /* local mode: barista-worker; "" = beside us */
-    char jobs_db[GW_CONFIG_MAX_ADDR];     /* SQLite file of the job store */
-    gw_jobs_config jobs;                  /* the job queue's options (db set by main) */
+    gw_broker_config broker;                  /* the broker's options (endpoint set by main) */
+    uint32_t broker_retry;                    /* 1: retry a dead worker's GET/HEAD once */
+    uint32_t local;                           /* 1: spawn and supervise workers (local mode) */
+    uint32_t io_workers;                      /* local mode: I/O worker processes */
+    uint32_t cpu_workers;                     /* local mode: CPU worker processes */
+    char io_services[GW_CONFIG_MAX_ADDR];     /* local mode: services of each I/O worker */
+    char cpu_services[GW_CONFIG_MAX_ADDR];    /* local mode: services of each CPU worker */
+    char worker_bin[GW_CONFIG_MAX_ADDR];      /* local mode: barista-worker; "" = beside us */
+    char jobs_db[GW_CONFIG_MAX_ADDR];         /* SQLite file of the job store */
+    gw_jobs_config jobs;                      /* the job queue's options (db set by main) */
     char curve_secret_key_file[GW_CONFIG_MAX_ADDR]; /* broker's CURVE key pair; "" = off */
     char curve_authorized_keys[GW_CONFIG_MAX_ADDR]; /* authorised worker keys; "" = off */
 } gw_config;

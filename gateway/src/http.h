@@ -28,18 +28,18 @@ typedef struct gw_header {
 /* A complete request.  Every pointer stays valid until gw_req_respond() returns or
  * the abort callback has run; handlers treat the fields as read-only. */
 typedef struct gw_req {
-    const char *method;       /* "GET", NUL-terminated */
-    const char *path;         /* percent-decoding NOT applied; no query; NUL-terminated */
+    const char *method; /* "GET", NUL-terminated */
+    const char *path;   /* percent-decoding NOT applied; no query; NUL-terminated */
     size_t path_len;
-    const char *query;        /* raw text after '?', NUL-terminated, "" when none */
+    const char *query; /* raw text after '?', NUL-terminated, "" when none */
     size_t query_len;
     const gw_header *headers; /* in arrival order */
     size_t nheaders;
-    const char *body;         /* de-chunked body; NULL when empty */
+    const char *body; /* de-chunked body; NULL when empty */
     size_t body_len;
-    gw_route_match match;     /* what the router matched: route and path parameters */
-    uint64_t received_ns;     /* uv_hrtime() when the request line began */
-    void *user;               /* free for the handler's use */
+    gw_route_match match; /* what the router matched: route and path parameters */
+    uint64_t received_ns; /* uv_hrtime() when the request line began */
+    void *user;           /* free for the handler's use */
 } gw_req;
 
 /* Called for each complete request whose method and path matched a route. The handler

@@ -67,11 +67,11 @@ extern const uint32_t gw_http_duration_bounds_us[GW_HTTP_DURATION_BUCKETS];
  * grow; the duration of a request runs from its first byte (received_ns) to its
  * answer being built. */
 typedef struct gw_http_stats {
-    uint64_t accepted;   /* connections accepted and served */
-    uint64_t rejected;   /* connections turned away with 503 at max_connections */
-    uint64_t bytes_in;   /* bytes read from clients */
-    uint64_t bytes_out;  /* bytes of answers built (status line, headers, body) */
-    uint64_t status[5];  /* answers by status class: [0] 1xx ... [4] 5xx */
+    uint64_t accepted;  /* connections accepted and served */
+    uint64_t rejected;  /* connections turned away with 503 at max_connections */
+    uint64_t bytes_in;  /* bytes read from clients */
+    uint64_t bytes_out; /* bytes of answers built (status line, headers, body) */
+    uint64_t status[5]; /* answers by status class: [0] 1xx ... [4] 5xx */
     uint64_t duration[GW_HTTP_DURATION_BUCKETS + 1]; /* answers per bucket (not
                                                       cumulative); the last is +Inf */
     uint64_t duration_sum_us; /* sum of the durations counted, microseconds */

@@ -29,18 +29,18 @@
 #include "zap.h"
 
 typedef struct gateway {
-    uv_loop_t loop;         /* the process's one event loop */
-    gw_config cfg;          /* options */
-    gw_router *router;      /* method + path -> handler; gateway routes and workers' */
-    gw_http_server *http;   /* the HTTP/1.1 front */
-    uv_signal_t sigterm;    /* graceful stop */
-    uv_signal_t sigint;     /* graceful stop (Ctrl-C) */
-    bool stopping;          /* a stop signal arrived */
-    gw_broker *broker;      /* workers' ROUTER: registration, dispatch, replies */
+    uv_loop_t loop;            /* the process's one event loop */
+    gw_config cfg;             /* options */
+    gw_router *router;         /* method + path -> handler; gateway routes and workers' */
+    gw_http_server *http;      /* the HTTP/1.1 front */
+    uv_signal_t sigterm;       /* graceful stop */
+    uv_signal_t sigint;        /* graceful stop (Ctrl-C) */
+    bool stopping;             /* a stop signal arrived */
+    gw_broker *broker;         /* workers' ROUTER: registration, dispatch, replies */
     gw_supervisor *supervisor; /* local mode: the worker processes; NULL otherwise */
-    gw_jobs *jobs;          /* durable job queue and its store */
-    gw_introspection intro; /* what /metrics and /openapi.json read */
-    gw_curve curve;         /* worker authentication keys; curve.on false when off */
+    gw_jobs *jobs;             /* durable job queue and its store */
+    gw_introspection intro;    /* what /metrics and /openapi.json read */
+    gw_curve curve;            /* worker authentication keys; curve.on false when off */
 } gateway;
 
 /* GET /readyz: 200 while every announced route has a live worker, else 503. */
@@ -124,8 +124,7 @@ static int start_local_workers(gateway *gw)
     char endpoint[GW_CONFIG_MAX_ADDR];
     static const char *const env[] = {"BARISTA_EXIT_WITH_PARENT=1", NULL};
 
-    if (resolve_worker_bin(gw->cfg.worker_bin, bin, sizeof(bin)) != 0 ||
-        access(bin, X_OK) != 0) {
+    if (resolve_worker_bin(gw->cfg.worker_bin, bin, sizeof(bin)) != 0 || access(bin, X_OK) != 0) {
         fprintf(stderr, "barista-gateway: --local: worker program %s not found\n",
                 gw->cfg.worker_bin);
         return -1;
@@ -141,17 +140,19 @@ static int start_local_workers(gateway *gw)
     }
     /* With CURVE on, local workers hold the gateway's own key pair, authorised below:
      * they run as us and could read the file anyway. */
-    const char *io[] = {bin, "--services", gw->cfg.io_services, "--connect", endpoint,
-                        NULL, NULL, NULL, NULL, NULL};
-    const char *cpu[] = {bin, "--services", gw->cfg.cpu_services, "--connect", endpoint,
-                         NULL, NULL, NULL, NULL, NULL};
+    const char *io[] = {
+        bin,  "--services", gw->cfg.io_services, "--connect", endpoint, NULL, NULL, NULL,
+        NULL, NULL};
+    const char *cpu[] = {
+        bin,  "--services", gw->cfg.cpu_services, "--connect", endpoint, NULL, NULL, NULL,
+        NULL, NULL};
     if (gw->curve.on) {
         const char *keys[] = {"--curve-server-key", gw->curve.server.public_key,
                               "--curve-secret-key-file", gw->cfg.curve_secret_key_file};
         memcpy(&io[5], keys, sizeof(keys));
         memcpy(&cpu[5], keys, sizeof(keys));
-        if (br_curve_keyset_add(gw->curve.clients, gw->curve.server.public_key,
-                                BR_CURVE_Z85_LEN, "local", 5) != 0) {
+        if (br_curve_keyset_add(gw->curve.clients, gw->curve.server.public_key, BR_CURVE_Z85_LEN,
+                                "local", 5) != 0) {
             fputs("barista-gateway: --local: cannot authorise local workers\n", stderr);
             return -1;
         }

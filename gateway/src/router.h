@@ -19,14 +19,14 @@ typedef void (*gw_handler_fn)(struct gw_req *req, void *route_data);
 
 /* Upper bounds a template must respect; a longer one is refused with BR_ELIMIT. */
 #define GW_ROUTE_MAX_SEGMENTS 32
-#define GW_ROUTE_MAX_PARAMS 16
+#define GW_ROUTE_MAX_PARAMS   16
 
 /* One registered route.  Read-only outside router.c; valid until removed. */
 typedef struct gw_route {
-    const char *method;   /* "GET", ... (NUL-terminated, owned by the router) */
-    const char *pattern;  /* the template, e.g. "/hello/{name}" (owned by the router) */
+    const char *method;  /* "GET", ... (NUL-terminated, owned by the router) */
+    const char *pattern; /* the template, e.g. "/hello/{name}" (owned by the router) */
     gw_handler_fn handler;
-    void *data;           /* the caller's; the router never touches it */
+    void *data; /* the caller's; the router never touches it */
 } gw_route;
 
 /* A path parameter of a match.  name points into the route, value into the matched
@@ -57,8 +57,8 @@ void gw_router_destroy(gw_router **self_p);
  * '/', an empty or unclosed "{}", a parameter name repeated); BR_ELIMIT past the
  * bounds above; BR_EFULL when the same method and template (parameter names aside)
  * is already registered; BR_ENOMEM. */
-int gw_router_add(gw_router *self, const char *method, const char *pattern,
-                  gw_handler_fn handler, void *data);
+int gw_router_add(gw_router *self, const char *method, const char *pattern, gw_handler_fn handler,
+                  void *data);
 
 /* Removes the route with this method and template.  Returns 0 or BR_ENOTFOUND. */
 int gw_router_remove(gw_router *self, const char *method, const char *pattern);
@@ -69,7 +69,7 @@ int gw_router_remove(gw_router *self, const char *method, const char *pattern);
  * receives the comma-separated methods that do match ("GET, HEAD"), truncated to
  * allow_cap bytes including the NUL.  A HEAD request matches a GET route when no HEAD
  * route exists. */
-int gw_router_match(const gw_router *self, const char *method, const char *path,
-                    size_t path_len, gw_route_match *out, char *allow, size_t allow_cap);
+int gw_router_match(const gw_router *self, const char *method, const char *path, size_t path_len,
+                    gw_route_match *out, char *allow, size_t allow_cap);
 
 #endif /* BARISTA_GW_ROUTER_H */

@@ -20,19 +20,19 @@
 #include "barista/zsock.h"
 
 struct br_zsock {
-    void *sock;             /* the ZeroMQ socket, owned; NULL once closed */
-    uv_poll_t poll;         /* readable edges of ZMQ_FD */
-    uv_idle_t again;        /* a drain on the next loop turn (a full batch) */
-    uv_prepare_t recheck;   /* a drain before the loop blocks (after sends) */
-    uv_timer_t safety;      /* a drain every BR_ZSOCK_SAFETY_MS, in case an edge was lost */
+    void *sock;           /* the ZeroMQ socket, owned; NULL once closed */
+    uv_poll_t poll;       /* readable edges of ZMQ_FD */
+    uv_idle_t again;      /* a drain on the next loop turn (a full batch) */
+    uv_prepare_t recheck; /* a drain before the loop blocks (after sends) */
+    uv_timer_t safety;    /* a drain every BR_ZSOCK_SAFETY_MS, in case an edge was lost */
     br_zsock_recv_fn on_recv;
-    void *arg;              /* on_recv's argument */
-    int draining;           /* inside drain(): sends need no extra wake-up */
-    int again_active;       /* `again` is started */
-    int recheck_active;     /* `recheck` is started */
-    int open_handles;       /* libuv handles not yet closed */
-    unsigned long dropped;  /* messages with too many frames */
-    void (*done)(void *);   /* br_zsock_close's callback */
+    void *arg;             /* on_recv's argument */
+    int draining;          /* inside drain(): sends need no extra wake-up */
+    int again_active;      /* `again` is started */
+    int recheck_active;    /* `recheck` is started */
+    int open_handles;      /* libuv handles not yet closed */
+    unsigned long dropped; /* messages with too many frames */
+    void (*done)(void *);  /* br_zsock_close's callback */
     void *done_arg;
 };
 
@@ -180,8 +180,7 @@ br_zsock *br_zsock_new(uv_loop_t *loop, void *zmq_socket, br_zsock_recv_fn on_re
     return zs;
 }
 
-int br_zsock_send(br_zsock *zs, const void *ident, size_t ident_len, const void *data,
-                  size_t len)
+int br_zsock_send(br_zsock *zs, const void *ident, size_t ident_len, const void *data, size_t len)
 {
     if (zs->sock == NULL)
         return BR_ECLOSED;

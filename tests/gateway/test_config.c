@@ -18,10 +18,9 @@
 #include "config.h"
 
 /* Every variable a test may set, cleared before and after each test. */
-static const char *const envs[] = {"BARISTA_LISTEN", "BARISTA_MAX_BODY_BYTES",
-                                   "BARISTA_HEADER_TIMEOUT", "BARISTA_MAX_PIPELINE",
-                                   "BARISTA_CURVE_SECRET_KEY_FILE",
-                                   "BARISTA_CURVE_AUTHORIZED_KEYS"};
+static const char *const envs[] = {
+    "BARISTA_LISTEN",       "BARISTA_MAX_BODY_BYTES",        "BARISTA_HEADER_TIMEOUT",
+    "BARISTA_MAX_PIPELINE", "BARISTA_CURVE_SECRET_KEY_FILE", "BARISTA_CURVE_AUTHORIZED_KEYS"};
 
 static int clear_env(void **state)
 {

@@ -240,10 +240,10 @@ static void refuses_routes_that_shadow_the_gateway(void **state)
     fixture *f = *state;
     static const struct {
         const char *method, *path;
-    } refused[] = {{"HEAD", "/healthz"}, {"GET", "/readyz"},       {"GET", "/metrics"},
-                   {"POST", "/openapi.json"}, {"GET", "/docs"},    {"GET", "/jobs/{id}"},
-                   {"POST", "/jobs/mine"}, {"GET", "/jobs"},        {"HEAD", "/{any}"},
-                   {"POST", "/{a}/{b}"},   {"DELETE", "/{x}/jobs"}};
+    } refused[] = {{"HEAD", "/healthz"},      {"GET", "/readyz"},     {"GET", "/metrics"},
+                   {"POST", "/openapi.json"}, {"GET", "/docs"},       {"GET", "/jobs/{id}"},
+                   {"POST", "/jobs/mine"},    {"GET", "/jobs"},       {"HEAD", "/{any}"},
+                   {"POST", "/{a}/{b}"},      {"DELETE", "/{x}/jobs"}};
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
         ready_builder b;
         const char *paths[] = {"/fine", refused[i].path};

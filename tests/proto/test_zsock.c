@@ -19,15 +19,15 @@
 typedef struct pair {
     uv_loop_t loop;
     void *ctx;
-    br_zsock *router;     /* echoes every message back to its sender */
-    br_zsock *dealer;     /* counts the echoes */
-    int echoed;           /* messages the router echoed */
-    int received;         /* echoes the dealer got */
-    int expect;           /* stop when the dealer has this many */
-    int closed;           /* br_zsock_close callbacks run */
-    uint32_t last_seq;    /* sequence number of the last echo, to check order */
-    int close_in_callback;/* the dealer closes itself from its callback at `expect` */
-    uv_timer_t guard;     /* fails the test instead of hanging */
+    br_zsock *router;      /* echoes every message back to its sender */
+    br_zsock *dealer;      /* counts the echoes */
+    int echoed;            /* messages the router echoed */
+    int received;          /* echoes the dealer got */
+    int expect;            /* stop when the dealer has this many */
+    int closed;            /* br_zsock_close callbacks run */
+    uint32_t last_seq;     /* sequence number of the last echo, to check order */
+    int close_in_callback; /* the dealer closes itself from its callback at `expect` */
+    uv_timer_t guard;      /* fails the test instead of hanging */
 } pair;
 
 static void on_closed(void *arg)

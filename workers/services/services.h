@@ -8,15 +8,15 @@
 
 #include "barista/worker.h"
 
-extern const br_service_spec br_hello_service; /* io: GET /hello, GET /hello/{name} */
-extern const br_service_spec br_sleep_service; /* io: GET /sleep?ms=N */
-extern const br_service_spec br_echo_service;  /* io: POST /echo */
-extern const br_service_spec br_hash_service;  /* cpu: GET /hash?n=N&data=S */
+extern const br_service_spec br_hello_service;     /* io: GET /hello, GET /hello/{name} */
+extern const br_service_spec br_sleep_service;     /* io: GET /sleep?ms=N */
+extern const br_service_spec br_echo_service;      /* io: POST /echo */
+extern const br_service_spec br_hash_service;      /* cpu: GET /hash?n=N&data=S */
 extern const br_service_spec br_dashboard_service; /* io: GET /dashboard */
 extern const br_service_spec br_fetch_service;     /* io: GET /fetch */
-extern const br_service_spec br_signup_service; /* io: POST /signup, enqueues `email` */
-extern const br_service_spec br_email_service;  /* io: task email (appends to the outbox) */
-extern const br_service_spec br_report_service; /* cpu: task report (hash rounds) */
+extern const br_service_spec br_signup_service;    /* io: POST /signup, enqueues `email` */
+extern const br_service_spec br_email_service;     /* io: task email (appends to the outbox) */
+extern const br_service_spec br_report_service;    /* cpu: task report (hash rounds) */
 
 /* The outbox file of the email task when BARISTA_OUTBOX is not set. */
 #define BR_OUTBOX_DEFAULT "./barista-outbox.txt"

@@ -66,16 +66,16 @@ static const char usage[] =
 
 /* What the command line and the environment ask for. */
 typedef struct config {
-    const char *services;   /* comma-separated names */
-    br_worker_options opts; /* runtime options */
-    long nice;              /* niceness for a cpu worker */
-    long threadpool;        /* thread-pool size, or 0 for libuv's default */
-    const char *upstream;   /* the fetch service's upstream, or NULL */
+    const char *services;     /* comma-separated names */
+    br_worker_options opts;   /* runtime options */
+    long nice;                /* niceness for a cpu worker */
+    long threadpool;          /* thread-pool size, or 0 for libuv's default */
+    const char *upstream;     /* the fetch service's upstream, or NULL */
     const char *curve_server; /* --curve-server-key: KEY or @FILE, or NULL */
     const char *curve_file;   /* --curve-secret-key-file, or NULL */
-    br__sched sched;        /* scheduling policy for a cpu worker */
-    bool list;              /* --list */
-    bool help;              /* --help */
+    br__sched sched;          /* scheduling policy for a cpu worker */
+    bool list;                /* --list */
+    bool help;                /* --help */
 } config;
 
 __attribute__((format(printf, 1, 2))) static int fail_usage(const char *fmt, ...)
@@ -188,12 +188,19 @@ static const struct {
     int opt;         /* the option's getopt code */
     const char *env; /* its environment variable */
 } env_vars[] = {
-    {'s', "BARISTA_SERVICES"},  {'c', "BARISTA_CONNECT"},      {'n', "BARISTA_CONCURRENCY"},
-    {'N', "BARISTA_NICE"},      {'h', "BARISTA_HEARTBEAT_MS"}, {'d', "BARISTA_DRAIN_TIMEOUT_MS"},
-    {'i', "BARISTA_WORKER_ID"},     {'t', "BARISTA_THREADPOOL"},   {'S', "BARISTA_STALL_MS"},
+    {'s', "BARISTA_SERVICES"},
+    {'c', "BARISTA_CONNECT"},
+    {'n', "BARISTA_CONCURRENCY"},
+    {'N', "BARISTA_NICE"},
+    {'h', "BARISTA_HEARTBEAT_MS"},
+    {'d', "BARISTA_DRAIN_TIMEOUT_MS"},
+    {'i', "BARISTA_WORKER_ID"},
+    {'t', "BARISTA_THREADPOOL"},
+    {'S', "BARISTA_STALL_MS"},
     {'u', "BARISTA_UPSTREAM_URL"},
     {'P', "BARISTA_SCHED"},
-    {'K', "BARISTA_CURVE_SERVER_KEY"}, {'k', "BARISTA_CURVE_SECRET_KEY_FILE"},
+    {'K', "BARISTA_CURVE_SERVER_KEY"},
+    {'k', "BARISTA_CURVE_SECRET_KEY_FILE"},
 };
 
 /* Flags first; then the environment fills in what no flag gave, so a flag wins even

@@ -32,53 +32,53 @@
 #define BR_CLOSE_LINGER_MS 1000
 
 struct br_worker {
-    uv_loop_t loop;                   /* the worker's one event loop */
-    br__registry reg;                 /* services, their READY description, routing */
-    char *connect;                    /* broker endpoint (owned) */
-    char *id;                         /* worker id (owned) */
-    bool curve;                       /* connect with CURVE (the two fields below) */
+    uv_loop_t loop;                          /* the worker's one event loop */
+    br__registry reg;                        /* services, their READY description, routing */
+    char *connect;                           /* broker endpoint (owned) */
+    char *id;                                /* worker id (owned) */
+    bool curve;                              /* connect with CURVE (the two fields below) */
     char curve_server[BR_CURVE_Z85_LEN + 1]; /* broker's public key, Z85 */
-    br_curve_keypair curve_keys;      /* our key pair; the secret wiped on destroy */
-    uint32_t capacity;                /* requests in flight at once: the credit */
-    uint32_t heartbeat_ms;            /* our heartbeat interval */
-    uint32_t drain_ms;                /* drain timeout */
-    void *zctx;                       /* ZeroMQ context, created in run (after any fork) */
-    br_zsock *zs;                     /* the DEALER socket to the broker, or NULL */
-    br_decoder *dec;                  /* decodes every incoming message */
-    br_buf out;                       /* reused encode buffer (loop thread) */
-    uv_timer_t tick;                  /* heartbeats and broker liveness */
-    uv_timer_t retry;                 /* reconnect after backoff */
-    uv_timer_t drain_timer;           /* drain timeout, then the grace after it */
-    uv_signal_t sigterm, sigint;      /* start the drain */
-    uint64_t gen;                     /* current registration (see file comment) */
-    bool registered;                  /* WELCOME received for the current READY */
-    bool draining;                    /* SIGTERM seen: GOODBYE sent, no new work */
-    bool drain_acked;                 /* the broker answered our GOODBYE: no more work */
-    bool drain_expired;               /* the drain timeout cancelled what was left */
-    bool closing;                     /* everything is being closed */
-    int result;                       /* what br_worker_run returns */
-    uint64_t last_send;               /* uv_now of the last message sent */
-    uint64_t last_recv;               /* uv_now of the last message received (or of READY) */
-    uint32_t broker_hb_ms;            /* the broker's heartbeat interval, from WELCOME */
-    char broker_id[BR_BROKER_ID_MAX]; /* the last WELCOME's broker id ("" before any) */
-    uint32_t backoff_ms;              /* the next reconnect delay before jitter */
-    uint64_t rng;                     /* xorshift state for jitter */
-    br_req *head;                     /* in-flight requests, all registrations */
-    uint32_t inflight;                /* entries in the list */
-    uint32_t orphans;                 /* of which from earlier registrations */
-    uint32_t credit_owed;             /* CREDIT to send once WELCOME arrives */
-    br_req **buckets;                 /* in-flight requests by id */
-    size_t nbuckets;                  /* a power of two */
-    struct br_jobctx *jobs;           /* jobs in flight (counted in inflight), jobs.c */
-    br_str *tasks;                    /* READY.tasks: every hosted service's tasks */
-    uint32_t ntasks;                  /* entries in tasks */
-    uint32_t stall_ms;                /* watchdog threshold */
-    br__calls *calls;                 /* calls in flight (call.c), or NULL before the first */
-    br__http *http;                   /* the async HTTP client (http_client.c), or NULL */
-    br__watch *watch;                 /* the loop watchdog (watchdog.c), or NULL */
-    br_zsock *curve_monitor;          /* CURVE handshake events (curve_client.c), or NULL */
-    uint32_t curve_monitors;          /* monitors opened, for unique endpoints */
-    uint64_t curve_logged;            /* uv_now of the last handshake-failure line; 0: none */
+    br_curve_keypair curve_keys;             /* our key pair; the secret wiped on destroy */
+    uint32_t capacity;                       /* requests in flight at once: the credit */
+    uint32_t heartbeat_ms;                   /* our heartbeat interval */
+    uint32_t drain_ms;                       /* drain timeout */
+    void *zctx;                              /* ZeroMQ context, created in run (after any fork) */
+    br_zsock *zs;                            /* the DEALER socket to the broker, or NULL */
+    br_decoder *dec;                         /* decodes every incoming message */
+    br_buf out;                              /* reused encode buffer (loop thread) */
+    uv_timer_t tick;                         /* heartbeats and broker liveness */
+    uv_timer_t retry;                        /* reconnect after backoff */
+    uv_timer_t drain_timer;                  /* drain timeout, then the grace after it */
+    uv_signal_t sigterm, sigint;             /* start the drain */
+    uint64_t gen;                            /* current registration (see file comment) */
+    bool registered;                         /* WELCOME received for the current READY */
+    bool draining;                           /* SIGTERM seen: GOODBYE sent, no new work */
+    bool drain_acked;                        /* the broker answered our GOODBYE: no more work */
+    bool drain_expired;                      /* the drain timeout cancelled what was left */
+    bool closing;                            /* everything is being closed */
+    int result;                              /* what br_worker_run returns */
+    uint64_t last_send;                      /* uv_now of the last message sent */
+    uint64_t last_recv;                      /* uv_now of the last message received (or of READY) */
+    uint32_t broker_hb_ms;                   /* the broker's heartbeat interval, from WELCOME */
+    char broker_id[BR_BROKER_ID_MAX];        /* the last WELCOME's broker id ("" before any) */
+    uint32_t backoff_ms;                     /* the next reconnect delay before jitter */
+    uint64_t rng;                            /* xorshift state for jitter */
+    br_req *head;                            /* in-flight requests, all registrations */
+    uint32_t inflight;                       /* entries in the list */
+    uint32_t orphans;                        /* of which from earlier registrations */
+    uint32_t credit_owed;                    /* CREDIT to send once WELCOME arrives */
+    br_req **buckets;                        /* in-flight requests by id */
+    size_t nbuckets;                         /* a power of two */
+    struct br_jobctx *jobs;                  /* jobs in flight (counted in inflight), jobs.c */
+    br_str *tasks;                           /* READY.tasks: every hosted service's tasks */
+    uint32_t ntasks;                         /* entries in tasks */
+    uint32_t stall_ms;                       /* watchdog threshold */
+    br__calls *calls;        /* calls in flight (call.c), or NULL before the first */
+    br__http *http;          /* the async HTTP client (http_client.c), or NULL */
+    br__watch *watch;        /* the loop watchdog (watchdog.c), or NULL */
+    br_zsock *curve_monitor; /* CURVE handshake events (curve_client.c), or NULL */
+    uint32_t curve_monitors; /* monitors opened, for unique endpoints */
+    uint64_t curve_logged;   /* uv_now of the last handshake-failure line; 0: none */
 };
 
 /* Encodes msg and sends it to the broker; drops it (logging why) when there is no

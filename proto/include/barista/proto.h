@@ -81,11 +81,7 @@ typedef enum br_kind {
 } br_kind;
 
 /* Where a declared route parameter is read from. */
-typedef enum br_param_in {
-    BR_IN_PATH = 0,
-    BR_IN_QUERY = 1,
-    BR_IN_HEADER = 2
-} br_param_in;
+typedef enum br_param_in { BR_IN_PATH = 0, BR_IN_QUERY = 1, BR_IN_HEADER = 2 } br_param_in;
 
 /* The type a declared parameter must parse as. */
 typedef enum br_param_type {
@@ -104,15 +100,15 @@ typedef enum br_body_mode {
 
 /* A parameter a route declares, validated by the gateway before dispatch. */
 typedef struct br_param {
-    br_str name;      /* parameter name: path segment name, query key or header name */
-    uint8_t in;       /* br_param_in */
-    uint8_t type;     /* br_param_type */
-    bool required;    /* a missing required parameter is a 422 */
-    bool has_min;     /* min is set */
-    bool has_max;     /* max is set */
-    double min;       /* lower bound: value for numbers, length for strings */
-    double max;       /* upper bound: value for numbers, length for strings */
-    br_str summary;   /* one-line description for the OpenAPI document; may be empty */
+    br_str name;    /* parameter name: path segment name, query key or header name */
+    uint8_t in;     /* br_param_in */
+    uint8_t type;   /* br_param_type */
+    bool required;  /* a missing required parameter is a 422 */
+    bool has_min;   /* min is set */
+    bool has_max;   /* max is set */
+    double min;     /* lower bound: value for numbers, length for strings */
+    double max;     /* upper bound: value for numbers, length for strings */
+    br_str summary; /* one-line description for the OpenAPI document; may be empty */
 } br_param;
 
 /* A route a service serves. */
@@ -128,9 +124,9 @@ typedef struct br_route {
 
 /* A service a worker hosts. */
 typedef struct br_service {
-    br_str name;       /* unique service name, e.g. "hello" */
-    uint8_t kind;      /* br_kind */
-    br_route *routes;  /* the routes it serves */
+    br_str name;      /* unique service name, e.g. "hello" */
+    uint8_t kind;     /* br_kind */
+    br_route *routes; /* the routes it serves */
     uint32_t nroutes;
 } br_service;
 
@@ -157,13 +153,13 @@ typedef enum br_msg_type {
 /* READY: the worker's greeting.  The first message a worker sends on a new connection,
  * and again whenever a WELCOME shows a new broker_id (the gateway restarted). */
 typedef struct br_ready {
-    br_str worker_id;       /* unique per process, e.g. "host:pid:random" */
-    uint8_t kind;           /* br_kind: every service of a worker has this kind */
-    uint32_t capacity;      /* initial credit: requests it can hold at once */
-    uint32_t heartbeat_ms;  /* how often it will send HEARTBEAT */
-    br_service *services;   /* the services it hosts */
+    br_str worker_id;      /* unique per process, e.g. "host:pid:random" */
+    uint8_t kind;          /* br_kind: every service of a worker has this kind */
+    uint32_t capacity;     /* initial credit: requests it can hold at once */
+    uint32_t heartbeat_ms; /* how often it will send HEARTBEAT */
+    br_service *services;  /* the services it hosts */
     uint32_t nservices;
-    br_str *tasks;          /* background job tasks it runs */
+    br_str *tasks; /* background job tasks it runs */
     uint32_t ntasks;
 } br_ready;
 
@@ -176,16 +172,16 @@ typedef struct br_welcome {
 /* REQUEST (broker -> worker) and CALL (worker -> broker) share one shape.  In a CALL,
  * route and params are empty: the broker resolves method and path itself. */
 typedef struct br_request {
-    uint64_t id;          /* REQUEST: chosen by the broker; CALL: chosen by the caller */
-    br_str service;       /* target service */
-    br_str route;         /* matched route template, e.g. "/hello/{name}" */
-    br_str method;        /* HTTP method */
-    br_str path;          /* request path, without the query string */
-    br_pair *params;      /* path parameters from the template */
+    uint64_t id;     /* REQUEST: chosen by the broker; CALL: chosen by the caller */
+    br_str service;  /* target service */
+    br_str route;    /* matched route template, e.g. "/hello/{name}" */
+    br_str method;   /* HTTP method */
+    br_str path;     /* request path, without the query string */
+    br_pair *params; /* path parameters from the template */
     uint32_t nparams;
-    br_pair *query;       /* query parameters, decoded, in order */
+    br_pair *query; /* query parameters, decoded, in order */
     uint32_t nquery;
-    br_pair *headers;     /* request headers, names lower-case */
+    br_pair *headers; /* request headers, names lower-case */
     uint32_t nheaders;
     br_str content_type;  /* body's media type; empty when there is no body */
     br_str body;          /* body bytes */
@@ -203,9 +199,9 @@ typedef struct br_job_spec {
 
 /* REPLY: the answer to a REQUEST or a CALL. */
 typedef struct br_reply {
-    uint64_t id;         /* the REQUEST's or CALL's id */
-    uint16_t status;     /* HTTP status, 100..599 */
-    br_pair *headers;    /* extra response headers */
+    uint64_t id;      /* the REQUEST's or CALL's id */
+    uint16_t status;  /* HTTP status, 100..599 */
+    br_pair *headers; /* extra response headers */
     uint32_t nheaders;
     br_str content_type; /* "application/msgpack" means body is a structured value */
     br_str body;         /* body bytes */
@@ -280,15 +276,15 @@ typedef struct br_msg {
 
 /* Bounds that decoding enforces.  Every field must be non-zero. */
 typedef struct br_limits {
-    uint32_t max_message; /* bytes in one message */
-    uint32_t max_string;  /* bytes in one string other than a body or payload */
-    uint32_t max_body;    /* bytes in a body, payload or result */
-    uint32_t max_pairs;   /* entries in one headers/query/params list */
-    uint32_t max_services;/* services in one READY */
-    uint32_t max_routes;  /* routes in one service */
-    uint32_t max_params;  /* declared parameters in one route */
-    uint32_t max_tasks;   /* tasks in one READY */
-    uint32_t max_jobs;    /* jobs in one REPLY */
+    uint32_t max_message;  /* bytes in one message */
+    uint32_t max_string;   /* bytes in one string other than a body or payload */
+    uint32_t max_body;     /* bytes in a body, payload or result */
+    uint32_t max_pairs;    /* entries in one headers/query/params list */
+    uint32_t max_services; /* services in one READY */
+    uint32_t max_routes;   /* routes in one service */
+    uint32_t max_params;   /* declared parameters in one route */
+    uint32_t max_tasks;    /* tasks in one READY */
+    uint32_t max_jobs;     /* jobs in one REPLY */
 } br_limits;
 
 /* The defaults: 16 MiB messages, 64 KiB strings, 8 MiB bodies, 256 pairs, 64

@@ -39,8 +39,7 @@ typedef struct br_zsock br_zsock;
 
 /* Called once per received message.  For a ROUTER socket frames[0] is the peer's
  * routing id. */
-typedef void (*br_zsock_recv_fn)(br_zsock *zs, const br_zframe *frames, size_t nframes,
-                                 void *arg);
+typedef void (*br_zsock_recv_fn)(br_zsock *zs, const br_zframe *frames, size_t nframes, void *arg);
 
 /* Wraps zmq_socket (taking ownership: it is closed by br_zsock_close) and starts
  * receiving on loop.  Returns NULL (socket untouched, errno logged) on failure. */
@@ -50,8 +49,7 @@ br_zsock *br_zsock_new(uv_loop_t *loop, void *zmq_socket, br_zsock_recv_fn on_re
  * else [data].  Returns 0; BR_EFULL when the peer's high-water mark is reached;
  * BR_ENOTFOUND when a ROUTER with ZMQ_ROUTER_MANDATORY has no such peer; BR_ECLOSED
  * after br_zsock_close; BR_EIO otherwise (errno set). */
-int br_zsock_send(br_zsock *zs, const void *ident, size_t ident_len, const void *data,
-                  size_t len);
+int br_zsock_send(br_zsock *zs, const void *ident, size_t ident_len, const void *data, size_t len);
 
 /* The wrapped socket, for setsockopt/getsockopt.  Never close it directly. */
 void *br_zsock_socket(br_zsock *zs);

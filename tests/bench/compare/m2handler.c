@@ -29,12 +29,11 @@
 #include <string.h>
 #include <zmq.h>
 
-static const char HTTP_HELLO[] =
-    "HTTP/1.1 200 OK\r\n"
-    "Content-Type: application/json\r\n"
-    "Content-Length: 19\r\n"
-    "\r\n"
-    "{\"message\":\"hello\"}";
+static const char HTTP_HELLO[] = "HTTP/1.1 200 OK\r\n"
+                                 "Content-Type: application/json\r\n"
+                                 "Content-Length: 19\r\n"
+                                 "\r\n"
+                                 "{\"message\":\"hello\"}";
 
 static volatile sig_atomic_t stop_requested;
 
@@ -128,7 +127,7 @@ int main(int argc, char **argv)
         const char *p = zmq_msg_data(&msg);
         const char *end = p + zmq_msg_size(&msg);
 
-        const char *s1 = next_space(p, end);             /* after UUID */
+        const char *s1 = next_space(p, end);                  /* after UUID */
         const char *s2 = s1 ? next_space(s1 + 1, end) : NULL; /* after ID */
         const char *s3 = s2 ? next_space(s2 + 1, end) : NULL; /* after PATH */
         size_t hlen = 0;
@@ -143,8 +142,8 @@ int main(int argc, char **argv)
         }
         int uuid_len = (int)(s1 - p);
         int id_len = (int)(s2 - (s1 + 1));
-        int n = snprintf(reply, sizeof reply, "%.*s %d:%.*s, %s", uuid_len, p,
-                         id_len, id_len, s1 + 1, HTTP_HELLO);
+        int n = snprintf(reply, sizeof reply, "%.*s %d:%.*s, %s", uuid_len, p, id_len, id_len,
+                         s1 + 1, HTTP_HELLO);
         if (n < 0 || (size_t)n >= sizeof reply) {
             skipped++;
             continue;

@@ -287,12 +287,12 @@ int br_job_fail(br_jobctx *job, bool retry, const char *error);
 
 /* How a worker connects and behaves.  Zero fields take the defaults above. */
 typedef struct br_worker_options {
-    const char *connect;       /* broker endpoint, e.g. "tcp://127.0.0.1:5555" */
-    const char *worker_id;     /* unique id; NULL: "host:pid" */
-    uint32_t concurrency;      /* I/O: requests in flight at once (the credit); CPU: 1 */
-    uint32_t heartbeat_ms;     /* heartbeat interval; the broker is dead after 3 silent */
-    uint32_t drain_timeout_ms; /* on SIGTERM, how long in-flight work may take */
-    uint32_t stall_ms;         /* io: log a loop callback that runs longer (default 100) */
+    const char *connect;                /* broker endpoint, e.g. "tcp://127.0.0.1:5555" */
+    const char *worker_id;              /* unique id; NULL: "host:pid" */
+    uint32_t concurrency;               /* I/O: requests in flight at once (the credit); CPU: 1 */
+    uint32_t heartbeat_ms;              /* heartbeat interval; the broker is dead after 3 silent */
+    uint32_t drain_timeout_ms;          /* on SIGTERM, how long in-flight work may take */
+    uint32_t stall_ms;                  /* io: log a loop callback that runs longer (default 100) */
     const char *curve_server_key;       /* broker's CURVE public key (Z85); NULL: no CURVE */
     const br_curve_keypair *curve_keys; /* with curve_server_key: our key pair (copied) */
 } br_worker_options;
