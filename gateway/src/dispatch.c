@@ -298,6 +298,9 @@ static bool reply_header_ok(const br_pair *h)
     return true;
 }
 
+/* Reply headers answered from a stack array; more take one allocation. */
+#define REPLY_HEADERS_STACK 16
+
 /* Sends the worker's answer to the client: msgpack bodies become JSON unless the
  * client asked for msgpack; extra headers are copied NUL-terminated.  When worker_id
  * is not NULL one more header, x-barista-worker, names the worker that answered, so
@@ -329,39 +332,30 @@ void gw_dispatch_respond_reply(gw_broker *b, gw_req *req, const br_reply *r, boo
         type[r->content_type.len] = '\0';
         content_type = type;
     }
-    size_t text_len = 0;
-    for (uint32_t i = 0; i < r->nheaders; i++)
-        text_len += r->headers[i].name.len + r->headers[i].value.len + 2;
-    gw_header *extra = calloc(r->nheaders + 1, sizeof(*extra));
-    char *text = r->nheaders ? malloc(text_len) : NULL;
-    size_t nextra = 0;
-    if (!extra || (r->nheaders && !text)) {
-        gw_broker_log("calloc(reply headers) failed: dropping %u headers", r->nheaders);
-    } else {
-        char *cursor = text;
-        for (uint32_t i = 0; i < r->nheaders; i++) {
-            const br_pair *h = &r->headers[i];
-            if (!reply_header_ok(h))
-                continue;
-            gw_header *x = &extra[nextra++];
-            x->name = cursor;
-            x->name_len = h->name.len;
-            memcpy(cursor, h->name.ptr, h->name.len);
-            cursor[h->name.len] = '\0';
-            cursor += h->name.len + 1;
-            x->value = cursor;
-            x->value_len = h->value.len;
-            if (h->value.len)
-                memcpy(cursor, h->value.ptr, h->value.len);
-            cursor[h->value.len] = '\0';
-            cursor += h->value.len + 1;
+    /* Header fields are counted strings and gw_req_respond copies them, so they can
+     * point straight into the worker's frame; the usual few fit in a stack array. */
+    gw_header stack[REPLY_HEADERS_STACK + 1];
+    gw_header *extra = stack;
+    uint32_t nheaders = r->nheaders;
+    if (nheaders > REPLY_HEADERS_STACK) {
+        extra = malloc((nheaders + 1) * sizeof(*extra));
+        if (!extra) {
+            gw_broker_log("malloc(%u reply headers) failed: dropping them", nheaders);
+            extra = stack;
+            nheaders = 0;
         }
-        if (worker_id)
-            extra[nextra++] = (gw_header){"x-barista-worker", 16, worker_id, strlen(worker_id)};
     }
+    size_t nextra = 0;
+    for (uint32_t i = 0; i < nheaders; i++) {
+        const br_pair *h = &r->headers[i];
+        if (reply_header_ok(h))
+            extra[nextra++] = (gw_header){h->name.ptr, h->name.len, h->value.ptr, h->value.len};
+    }
+    if (worker_id)
+        extra[nextra++] = (gw_header){"x-barista-worker", 16, worker_id, strlen(worker_id)};
     gw_req_respond(req, r->status, extra, nextra, content_type, body, body_len);
-    free(extra);
-    free(text);
+    if (extra != stack)
+        free(extra);
 }
 
 void gw_dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r)

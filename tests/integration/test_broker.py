@@ -348,6 +348,15 @@ class RoguePeers(BrokerTestCase):
             r = join()
             self.assertEqual(r.header("content-type"), "application/msgpack")
             self.assertEqual(unpack(r.body), [1, "x"])
+            # More headers than the gateway keeps on its stack: every one still arrives.
+            join = self.in_background(lambda: self.request("POST", "/ghost/many"))
+            rid = z.recv_type(REQUEST)[2]
+            many = [["x-h%02d" % i, "v%d" % i] for i in range(40)]
+            z.send(pack([1, REPLY, rid, 200, many, "text/plain", b"ok", []]))
+            r = join()
+            self.assertEqual(r.body, b"ok")
+            for name, value in many:
+                self.assertEqual(r.header(name), value)
         # The fake worker went silent: its route stays and answers 503.
         self.wait_removed(1)
         r = self.request("POST", "/ghost/x")
