@@ -15,8 +15,6 @@
  * uv_timer_t and a little state fit), so that a typical request costs one malloc.  It
  * is paid by every request in flight: 10,000 sleeps hold 10,000 of them. */
 #define REQ_ARENA_SLACK 256
-/* The first heap allocation of a reply body; it doubles up to BR_REPLY_BODY_MAX. */
-#define REPLY_BODY_FIRST 256
 /* Longest decimal integer br_req_query_int accepts, sign included. */
 #define QUERY_INT_MAX_DIGITS 24
 
@@ -274,27 +272,12 @@ void br__req_cancel(br_req *req)
 static int body_write(void *data, const char *bytes, size_t len)
 {
     br_req *req = data;
-    br_buf *b = &req->body;
-    if (len > BR_REPLY_BODY_MAX - b->len) {
-        req->body_err = BR_ELIMIT;
+    req->body.max = BR_REPLY_BODY_MAX;
+    int rc = br_buf_append(&req->body, bytes, len);
+    if (rc != 0) {
+        req->body_err = rc;
         return -1;
     }
-    if (b->len + len > b->cap) {
-        size_t cap = b->cap ? b->cap : REPLY_BODY_FIRST;
-        while (cap < b->len + len)
-            cap *= 2;
-        if (cap > BR_REPLY_BODY_MAX)
-            cap = BR_REPLY_BODY_MAX;
-        uint8_t *grown = realloc(b->data, cap);
-        if (!grown) {
-            req->body_err = BR_ENOMEM;
-            return -1;
-        }
-        b->data = grown;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, bytes, len);
-    b->len += len;
     return 0;
 }
 
