@@ -45,6 +45,10 @@ int gw_msgpack_to_json(const void *mp, size_t len, br_buf *out);
  * Escapes as gw_msgpack_to_json does (invalid UTF-8 becomes U+FFFD). */
 int gw_json_append_string(br_buf *out, const char *s, size_t len);
 
+/* Appends FastAPI's error body {"detail":DETAIL}, DETAIL escaped as above.  0 or
+ * BR_ELIMIT/BR_ENOMEM (out->len left as it was). */
+int gw_json_append_detail(br_buf *out, const char *detail);
+
 /* Writes v into buf (cap >= GW_DOUBLE_CHARS) in the shortest "%g" form that reads back
  * as exactly v: "0.1", "10", "1e+100", "-0"; "inf"/"nan" for non-finite values (callers
  * writing JSON map those to null).  Returns the length written, NUL excluded. */

@@ -2,10 +2,11 @@
  * jobs_dispatch.c - jobs meet workers: which worker runs which task, JOBs sent under
  * the worker's credit, leases, and what JOB_ACK and JOB_RESULT change.
  *
- * Credit is shared with requests (PROTOCOL.md 8): a JOB spends one credit and adds one
- * to the worker's in-flight count; its JOB_RESULT gives both back.  Requests come
- * first: whenever credit returns the broker pumps its service queues before the job
- * queue gets what is left.  A lease is the JOB's send time plus lease_ms; a job whose
+ * Credit is shared with requests (PROTOCOL.md 8) and counted by the broker alone: a
+ * JOB goes out through gw_broker_send_job, which spends one credit; the JOB_RESULT
+ * hook tells the broker whether the credit comes back.  Requests come first: whenever
+ * credit returns the broker pumps its service queues before it offers the job queue
+ * what is left (the credit hook).  A lease is the JOB's send time plus lease_ms; a job whose
  * lease runs out, or whose worker is forgotten, goes back to its queue.  The worker
  * of an expired lease keeps the job's credit until its late JOB_RESULT, which is then
  * ignored - the job may already have run again elsewhere (at-least-once).
@@ -41,16 +42,18 @@ static bool runs_task(const gw_jobs_worker *jw, const gw_jobs_task *t)
     return false;
 }
 
-void gw_jobs_worker_joined(gw_broker *b, gw_worker *w, const br_ready *r)
+static void pump_worker(void *data, gw_worker *w);
+
+static void worker_joined(void *data, gw_worker *w, const br_ready *r)
 {
-    gw_jobs *j = b->jobs;
-    if (!j || r->ntasks == 0)
+    gw_jobs *j = data;
+    if (r->ntasks == 0)
         return;
     if (j->nworkers == j->workers_cap) {
         size_t cap = j->workers_cap ? j->workers_cap * 2 : 16;
         gw_jobs_worker **grown = realloc(j->workers, cap * sizeof(*grown));
         if (!grown) {
-            gw_broker_log("worker %s: out of memory: it gets no jobs", w->id);
+            gw_log(GW_LOG_WARN, "jobs", "worker %s: out of memory: it gets no jobs", w->id);
             return;
         }
         j->workers = grown;
@@ -58,7 +61,7 @@ void gw_jobs_worker_joined(gw_broker *b, gw_worker *w, const br_ready *r)
     }
     gw_jobs_worker *jw = calloc(1, sizeof(*jw) + r->ntasks * sizeof(gw_jobs_task *));
     if (!jw) {
-        gw_broker_log("worker %s: out of memory: it gets no jobs", w->id);
+        gw_log(GW_LOG_WARN, "jobs", "worker %s: out of memory: it gets no jobs", w->id);
         return;
     }
     jw->w = w;
@@ -67,20 +70,20 @@ void gw_jobs_worker_joined(gw_broker *b, gw_worker *w, const br_ready *r)
     for (uint32_t i = 0; i < r->ntasks; i++) {
         gw_jobs_task *t = gw_jobs_task_get(j, r->tasks[i]);
         if (!t)
-            gw_broker_log("worker %s: task %.*s refused (bad name or too many tasks)", w->id,
-                          (int)r->tasks[i].len, r->tasks[i].ptr);
+            gw_log(GW_LOG_WARN, "jobs", "worker %s: task %.*s refused (bad name or too many tasks)",
+                   w->id, (int)r->tasks[i].len, r->tasks[i].ptr);
         else if (!runs_task(jw, t))
             jw->tasks[jw->ntasks++] = t;
     }
     j->workers[j->nworkers++] = jw;
-    gw_jobs_pump_worker(b, w);
+    pump_worker(j, w);
 }
 
-void gw_jobs_worker_gone(gw_broker *b, gw_worker *w)
+static void worker_gone(void *data, gw_worker *w)
 {
-    gw_jobs *j = b->jobs;
+    gw_jobs *j = data;
     size_t index;
-    gw_jobs_worker *jw = j ? worker_find(j, w, &index) : NULL;
+    gw_jobs_worker *jw = worker_find(j, w, &index);
     if (!jw)
         return;
     j->workers[index] = j->workers[--j->nworkers];
@@ -96,8 +99,6 @@ void gw_jobs_worker_gone(gw_broker *b, gw_worker *w)
         if (ntouched < GW_JOBS_MAX_TASKS)
             touched[ntouched++] = job->task;
     }
-    uint32_t held = jw->nleased + jw->stale;
-    w->inflight = w->inflight > held ? w->inflight - held : 0;
     free(jw);
     /* The jobs it held go to the other workers of their tasks now. */
     for (size_t i = 0; i < ntouched; i++)
@@ -121,18 +122,17 @@ void gw_jobs_workers_free(gw_jobs *j)
 /* ---------------------------------------------------------------------------------- */
 /* Sending.                                                                            */
 
-/* Leases job to jw with a JOB message.  0 or gw_broker_send's error. */
+/* Leases job to jw with a JOB message.  0 or gw_broker_send_job's error. */
 static int job_send(gw_jobs *j, gw_job *job, gw_jobs_worker *jw)
 {
     char id[JOB_ID_CHARS];
     snprintf(id, sizeof(id), "%llu", (unsigned long long)job->id);
-    br_msg m = {.type = BR_MSG_JOB,
-                .u.job = {.job_id = br_str_c(id),
-                          .task = br_str_c(job->task->name),
-                          .payload = job->payload,
-                          .attempt = job->attempts + 1,
-                          .lease_ms = j->cfg.lease_ms}};
-    int rc = gw_broker_send(j->broker, jw->w, NULL, 0, &m);
+    br_job m = {.job_id = br_str_c(id),
+                .task = br_str_c(job->task->name),
+                .payload = job->payload,
+                .attempt = job->attempts + 1,
+                .lease_ms = j->cfg.lease_ms};
+    int rc = gw_broker_send_job(j->broker, jw->w, &m);
     if (rc != 0)
         return rc;
     gw_list_remove(&job->link);
@@ -142,12 +142,10 @@ static int job_send(gw_jobs *j, gw_job *job, gw_jobs_worker *jw)
     job->holder = jw;
     gw_list_push_back(&jw->leased, &job->link);
     jw->nleased++;
-    jw->w->credit--;
-    jw->w->inflight++;
     job->timer.when = (uint64_t)(gw_jobs_now_ms() + j->cfg.lease_ms);
     if (gw_deadline_heap_push(&j->leases, &job->timer) != 0)
-        gw_broker_log("job %llu: lease heap full: its lease will not expire",
-                      (unsigned long long)job->id);
+        gw_log(GW_LOG_WARN, "jobs", "job %llu: lease heap full: its lease will not expire",
+               (unsigned long long)job->id);
     return 0;
 }
 
@@ -184,7 +182,7 @@ static gw_jobs_worker *pick(gw_jobs *j, const gw_jobs_task *t)
 
 void gw_jobs_pump_task(gw_jobs *j, gw_jobs_task *t)
 {
-    while (!gw_list_empty(&t->ready) && !j->closing && !j->broker->closing) {
+    while (!gw_list_empty(&t->ready) && !j->closing && gw_broker_accepting(j->broker)) {
         gw_jobs_worker *jw = pick(j, t);
         if (!jw)
             return;
@@ -192,10 +190,11 @@ void gw_jobs_pump_task(gw_jobs *j, gw_jobs_task *t)
     }
 }
 
-void gw_jobs_pump_worker(gw_broker *b, gw_worker *w)
+/* The credit hook: w may have credit; hands it due jobs of its tasks. */
+static void pump_worker(void *data, gw_worker *w)
 {
-    gw_jobs *j = b->jobs;
-    gw_jobs_worker *jw = j ? worker_find(j, w, NULL) : NULL;
+    gw_jobs *j = data;
+    gw_jobs_worker *jw = worker_find(j, w, NULL);
     if (!jw || j->closing)
         return;
     /* Round robin over its tasks, so that one busy task does not starve the others. */
@@ -221,8 +220,8 @@ void gw_jobs_lease_expired(gw_jobs *j, gw_job *job)
         jw->nleased--;
         jw->stale++;
     }
-    gw_broker_log("job %llu: lease of %u ms expired at worker %s; requeued",
-                  (unsigned long long)job->id, j->cfg.lease_ms, jw ? jw->w->id : "?");
+    gw_log(GW_LOG_WARN, "jobs", "job %llu: lease of %u ms expired at worker %s; requeued",
+           (unsigned long long)job->id, j->cfg.lease_ms, jw ? jw->w->id : "?");
     gw_jobs_attempt_ended(j, job, BR_JOB_RETRY, (br_str){0}, br_str_c("lease expired"), true);
     gw_jobs_pump_task(j, job->task);
 }
@@ -243,47 +242,43 @@ static gw_job *leased_job(gw_jobs *j, gw_worker *w, br_str id_text)
     return job && job->holder && job->holder->w == w ? job : NULL;
 }
 
-void gw_jobs_on_ack(gw_broker *b, gw_worker *w, const br_job_ack *m)
+static bool on_ack(void *data, gw_worker *w, const br_job_ack *m)
 {
     /* Nothing to change: the lease runs from the JOB.  An ACK for a job not leased
      * to w is stale, and ignored like one. */
-    if (b->jobs && !leased_job(b->jobs, w, m->job_id))
-        b->stats.stale_replies++;
+    return leased_job(data, w, m->job_id) != NULL;
 }
 
-void gw_jobs_on_result(gw_broker *b, gw_worker *w, const br_job_result *m)
+static gw_job_settle on_result(void *data, gw_worker *w, const br_job_result *m)
 {
-    gw_jobs *j = b->jobs;
-    gw_jobs_worker *jw = j ? worker_find(j, w, NULL) : NULL;
+    gw_jobs *j = data;
+    gw_jobs_worker *jw = worker_find(j, w, NULL);
     if (!jw)
-        return;
+        return GW_JOB_SETTLE_UNKNOWN;
     gw_job *job = leased_job(j, w, m->job_id);
-    if (job) {
-        gw_list_remove(&job->link);
-        gw_deadline_heap_remove(&j->leases, &job->timer);
-        job->holder = NULL;
-        jw->nleased--;
-        gw_jobs_attempt_ended(j, job, m->outcome, m->result, m->error, false);
-    } else if (jw->stale > 0) {
+    if (!job) {
+        if (jw->stale == 0)
+            return GW_JOB_SETTLE_UNKNOWN; /* credit for nothing we sent */
         jw->stale--; /* an expired lease's late result: only its credit counts */
-        b->stats.stale_replies++;
-    } else {
-        b->stats.stale_replies++;
-        return; /* credit for nothing we sent: ignored */
+        return GW_JOB_SETTLE_LATE;
     }
-    if (w->credit < GW_CREDIT_MAX)
-        w->credit++;
-    if (w->inflight)
-        w->inflight--;
-    if (w->draining && w->inflight == 0) {
-        gw_broker_forget(b, w, "drained");
-        return;
-    }
-    /* The returned credit: requests first, then jobs. */
-    for (size_t i = 0; i < w->nservices && w->credit > 0; i++)
-        if (!gw_list_empty(&w->services[i]->queue))
-            gw_dispatch_pump(b, w->services[i]);
-    if (job && job->status == GW_JOB_QUEUED)
+    gw_list_remove(&job->link);
+    gw_deadline_heap_remove(&j->leases, &job->timer);
+    job->holder = NULL;
+    jw->nleased--;
+    gw_jobs_attempt_ended(j, job, m->outcome, m->result, m->error, false);
+    /* Requeued at once (a lost attempt): other workers with credit may take it now;
+     * w's own credit comes back after this returns, and with it the credit hook. */
+    if (job->status == GW_JOB_QUEUED)
         gw_jobs_pump_task(j, job->task);
-    gw_jobs_pump_worker(b, w);
+    return GW_JOB_SETTLE_DONE;
 }
+
+const gw_broker_hooks gw__jobs_hooks = {
+    .worker_joined = worker_joined,
+    .worker_gone = worker_gone,
+    .credit = pump_worker,
+    .job_ack = on_ack,
+    .job_result = on_result,
+    .reply_jobs = gw__jobs_reply_hold,
+};

@@ -16,7 +16,6 @@
 #include <zmq.h>
 
 #include "broker_int.h"
-#include "jobs_int.h"
 #include "zap.h"
 
 /* Per-peer high-water marks.  Credit bounds what we queue towards a worker and what
@@ -27,16 +26,6 @@
 #define BROKER_SHUTDOWN_LINGER_MS 200
 /* Longest reason of a GOODBYE we send. */
 #define BROKER_REASON_MAX 256
-
-void gw_broker_log(const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "broker: %s\n", line);
-}
 
 void gw_broker_config_defaults(gw_broker_config *cfg)
 {
@@ -100,7 +89,7 @@ gw_broker *gw_broker_new(uv_loop_t *loop, gw_router *router, const gw_broker_con
     self->reg = gw_registry_new(router, gw_dispatch_handler, self, self->cfg.max_workers);
     self->calls = gw_idmap_new(self->cfg.max_pending);
     if (!self->endpoint || !self->decoder || !self->reg || !self->calls) {
-        gw_broker_log("gw_broker_new: out of memory");
+        gw_log(GW_LOG_WARN, "broker", "gw_broker_new: out of memory");
         gw_broker_destroy(&self);
         return NULL;
     }
@@ -135,7 +124,8 @@ int gw_broker_send(gw_broker *b, gw_worker *w, const void *ident, size_t ident_l
     b->out.len = 0;
     int rc = br_msg_encode(msg, &b->out);
     if (rc != 0) {
-        gw_broker_log("br_msg_encode(%s) failed: %s", br_msg_type_name(msg->type), br_strerror(rc));
+        gw_log(GW_LOG_WARN, "broker", "br_msg_encode(%s) failed: %s", br_msg_type_name(msg->type),
+               br_strerror(rc));
         return rc;
     }
     if (w) {
@@ -145,8 +135,9 @@ int gw_broker_send(gw_broker *b, gw_worker *w, const void *ident, size_t ident_l
     rc = br_zsock_send(b->zs, ident, ident_len, b->out.data, b->out.len);
     if (rc != 0 && w) {
         if (!w->lost)
-            gw_broker_log("br_zsock_send(%s) to worker %s failed: %s; dropping the worker",
-                          br_msg_type_name(msg->type), w->id, br_strerror(rc));
+            gw_log(GW_LOG_WARN, "broker",
+                   "br_zsock_send(%s) to worker %s failed: %s; dropping the worker",
+                   br_msg_type_name(msg->type), w->id, br_strerror(rc));
         w->lost = true;
     }
     if (rc == 0 && w)
@@ -163,12 +154,14 @@ static void send_goodbye(gw_broker *b, const void *ident, size_t ident_len, cons
 
 void gw_broker_forget(gw_broker *b, gw_worker *w, const char *why)
 {
-    gw_broker_log("worker %s (%s) removed: %s; %u requests in flight", w->id, gw_kind_name(w->kind),
-                  why, w->inflight);
+    gw_log(GW_LOG_WARN, "broker", "worker %s (%s) removed: %s; %u requests in flight", w->id,
+           gw_kind_name(w->kind), why, w->inflight);
     w->lost = true;
     gw_calls_caller_gone(b, w);
     gw_dispatch_worker_gone(b, w);
-    gw_jobs_worker_gone(b, w);
+    for (size_t i = 0; i < GW_BROKER_MAX_ATTACHED; i++)
+        if (b->hooks_data[i] && b->hooks[i].worker_gone)
+            b->hooks[i].worker_gone(b->hooks_data[i], w);
     for (size_t i = 0; i < w->nservices; i++)
         gw_dispatch_pump(b, w->services[i]);
     gw_registry_remove(b->reg, w);
@@ -191,8 +184,8 @@ static void on_ready(gw_broker *b, const br_zframe *ident, const br_ready *r)
     if (rc != 0) {
         if (rc == BR_ENOMEM)
             snprintf(reason, sizeof(reason), "gateway out of memory");
-        gw_broker_log("READY from %.*s refused: %s", (int)r->worker_id.len, r->worker_id.ptr,
-                      reason);
+        gw_log(GW_LOG_WARN, "broker", "READY from %.*s refused: %s", (int)r->worker_id.len,
+               r->worker_id.ptr, reason);
         b->stats.workers_refused++;
         send_goodbye(b, ident->data, ident->len, reason);
         return;
@@ -203,11 +196,13 @@ static void on_ready(gw_broker *b, const br_zframe *ident, const br_ready *r)
         .u.welcome = {.broker_id = br_str_c(b->broker_id), .heartbeat_ms = b->cfg.heartbeat_ms}};
     if (gw_broker_send(b, w, NULL, 0, &m) != 0)
         return; /* lost: reaped at the next tick */
-    gw_broker_log("worker %s joined: %s, capacity %u, %zu services", w->id, gw_kind_name(w->kind),
-                  r->capacity, w->nservices);
+    gw_log(GW_LOG_WARN, "broker", "worker %s joined: %s, capacity %u, %zu services", w->id,
+           gw_kind_name(w->kind), r->capacity, w->nservices);
     for (size_t i = 0; i < w->nservices; i++)
         gw_dispatch_pump(b, w->services[i]);
-    gw_jobs_worker_joined(b, w, r);
+    for (size_t i = 0; i < GW_BROKER_MAX_ATTACHED; i++)
+        if (b->hooks_data[i] && b->hooks[i].worker_joined)
+            b->hooks[i].worker_joined(b->hooks_data[i], w, r);
 }
 
 /* Counts a message that cannot be used and logs it unless a line was logged this
@@ -220,8 +215,112 @@ static void bad_message(gw_broker *b, const gw_worker *w, const char *what, int 
         return;
     }
     b->bad_logged_tick = true;
-    gw_broker_log("dropped a message from %s: %s (%s)", w ? w->id : "an unregistered peer", what,
-                  err ? br_strerror(err) : "protocol violation");
+    gw_log(GW_LOG_WARN, "broker", "dropped a message from %s: %s (%s)",
+           w ? w->id : "an unregistered peer", what, err ? br_strerror(err) : "protocol violation");
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Attached subsystems: the job queue sends JOBs under the same credit as requests.    */
+
+int gw_broker_attach(gw_broker *self, const gw_broker_hooks *hooks, void *data)
+{
+    if (!self || !hooks || !data)
+        return BR_EINVAL;
+    for (size_t i = 0; i < GW_BROKER_MAX_ATTACHED; i++)
+        if (!self->hooks_data[i]) {
+            self->hooks[i] = *hooks;
+            self->hooks_data[i] = data;
+            return 0;
+        }
+    return BR_ELIMIT;
+}
+
+void gw_broker_detach(gw_broker *self, void *data)
+{
+    for (size_t i = 0; self && data && i < GW_BROKER_MAX_ATTACHED; i++)
+        if (self->hooks_data[i] == data) {
+            self->hooks_data[i] = NULL;
+            self->hooks[i] = (gw_broker_hooks){0};
+        }
+}
+
+bool gw_broker_accepting(const gw_broker *self)
+{
+    return self->started && !self->closing;
+}
+
+void gw_broker_offer_credit(gw_broker *b, gw_worker *w)
+{
+    for (size_t i = 0; i < GW_BROKER_MAX_ATTACHED && w->credit > 0 && gw_worker_live(w); i++)
+        if (b->hooks_data[i] && b->hooks[i].credit)
+            b->hooks[i].credit(b->hooks_data[i], w);
+}
+
+bool gw_broker_reply_jobs(gw_broker *b, gw_req *req, const br_reply *r, bool want_msgpack)
+{
+    if (r->njobs == 0)
+        return false;
+    for (size_t i = 0; i < GW_BROKER_MAX_ATTACHED; i++)
+        if (b->hooks_data[i] && b->hooks[i].reply_jobs)
+            return b->hooks[i].reply_jobs(b->hooks_data[i], req, r, want_msgpack);
+    if (!b->jobs_logged) {
+        gw_log(GW_LOG_WARN, "broker",
+               "a REPLY carries %u jobs but no job queue is attached: ignored", r->njobs);
+        b->jobs_logged = true;
+    }
+    return false;
+}
+
+int gw_broker_send_job(gw_broker *self, gw_worker *w, const br_job *job)
+{
+    if (!gw_broker_accepting(self) || w->credit == 0 || !gw_worker_live(w))
+        return BR_EFULL;
+    br_msg m = {.type = BR_MSG_JOB, .u.job = *job};
+    int rc = gw_broker_send(self, w, NULL, 0, &m);
+    if (rc != 0)
+        return rc;
+    w->credit--;
+    w->inflight++;
+    return 0;
+}
+
+static void on_job_ack(gw_broker *b, gw_worker *w, const br_job_ack *m)
+{
+    for (size_t i = 0; i < GW_BROKER_MAX_ATTACHED; i++)
+        if (b->hooks_data[i] && b->hooks[i].job_ack) {
+            if (!b->hooks[i].job_ack(b->hooks_data[i], w, m))
+                b->stats.stale_replies++;
+            return;
+        }
+    b->stats.stale_replies++;
+}
+
+/* A JOB_RESULT: the job queue settles the job, the broker its credit - requests
+ * first, then jobs, as for a REPLY. */
+static void on_job_result(gw_broker *b, gw_worker *w, const br_job_result *m)
+{
+    gw_job_settle settled = GW_JOB_SETTLE_UNKNOWN;
+    for (size_t i = 0; i < GW_BROKER_MAX_ATTACHED; i++)
+        if (b->hooks_data[i] && b->hooks[i].job_result) {
+            settled = b->hooks[i].job_result(b->hooks_data[i], w, m);
+            break;
+        }
+    if (settled != GW_JOB_SETTLE_DONE)
+        b->stats.stale_replies++;
+    if (settled == GW_JOB_SETTLE_UNKNOWN)
+        return; /* credit for nothing we sent: ignored */
+    if (w->credit < GW_CREDIT_MAX)
+        w->credit++;
+    if (w->inflight)
+        w->inflight--;
+    if (w->draining && w->inflight == 0) {
+        gw_broker_forget(b, w, "drained");
+        return;
+    }
+    for (size_t i = 0; i < w->nservices && w->credit > 0; i++)
+        if (!gw_list_empty(&w->services[i]->queue))
+            gw_dispatch_pump(b, w->services[i]);
+    gw_broker_offer_credit(b, w);
 }
 
 /* A message from a registered worker. */
@@ -236,14 +335,14 @@ static void on_worker_msg(gw_broker *b, gw_worker *w, const br_msg *m)
         w->credit = credit < GW_CREDIT_MAX ? (uint32_t)credit : GW_CREDIT_MAX;
         for (size_t i = 0; i < w->nservices && gw_worker_live(w); i++)
             gw_dispatch_pump(b, w->services[i]);
-        gw_jobs_pump_worker(b, w);
+        gw_broker_offer_credit(b, w);
         break;
     }
     case BR_MSG_HEARTBEAT:
         break;
     case BR_MSG_GOODBYE:
-        gw_broker_log("worker %s is draining (%.*s); %u requests in flight", w->id,
-                      (int)m->u.goodbye.reason.len, m->u.goodbye.reason.ptr, w->inflight);
+        gw_log(GW_LOG_WARN, "broker", "worker %s is draining (%.*s); %u requests in flight", w->id,
+               (int)m->u.goodbye.reason.len, m->u.goodbye.reason.ptr, w->inflight);
         w->draining = true;
         /* The acknowledgement: nothing more will be sent to it, so it may exit once
          * what it holds is done.  Requests that crossed its GOODBYE still arrive and
@@ -266,10 +365,10 @@ static void on_worker_msg(gw_broker *b, gw_worker *w, const br_msg *m)
         gw_calls_cancel(b, w, m->u.cancel.id);
         break;
     case BR_MSG_JOB_ACK:
-        gw_jobs_on_ack(b, w, &m->u.job_ack);
+        on_job_ack(b, w, &m->u.job_ack);
         break;
     case BR_MSG_JOB_RESULT:
-        gw_jobs_on_result(b, w, &m->u.job_result);
+        on_job_result(b, w, &m->u.job_result);
         break;
     default:
         bad_message(b, w, br_msg_type_name(m->type), 0);
@@ -321,7 +420,8 @@ static void on_tick(uv_timer_t *timer)
     gw_broker *b = timer->data;
     uint64_t now = uv_now(b->loop);
     if (b->bad_suppressed) {
-        gw_broker_log("%llu more bad messages dropped", (unsigned long long)b->bad_suppressed);
+        gw_log(GW_LOG_WARN, "broker", "%llu more bad messages dropped",
+               (unsigned long long)b->bad_suppressed);
         b->bad_suppressed = 0;
     }
     b->bad_logged_tick = false;
@@ -369,7 +469,7 @@ static int set_opt(void *sock, int opt, const void *val, size_t len, const char 
 {
     if (zmq_setsockopt(sock, opt, val, len) == 0)
         return 0;
-    gw_broker_log("zmq_setsockopt(%s) failed: %s", name, zmq_strerror(zmq_errno()));
+    gw_log(GW_LOG_WARN, "broker", "zmq_setsockopt(%s) failed: %s", name, zmq_strerror(zmq_errno()));
     return BR_EIO;
 }
 
@@ -381,7 +481,7 @@ static int start_curve(gw_broker *self, void *sock)
     if (!self->zap)
         return BR_EIO;
     if (br_curve_server_setup(sock, self->cfg.curve, GW_ZAP_DOMAIN, why, sizeof(why)) != 0) {
-        gw_broker_log("%s", why);
+        gw_log(GW_LOG_WARN, "broker", "%s", why);
         return BR_EIO;
     }
     return 0;
@@ -394,12 +494,12 @@ int gw_broker_start(gw_broker *self)
     make_broker_id(self);
     self->zctx = zmq_ctx_new();
     if (!self->zctx) {
-        gw_broker_log("zmq_ctx_new failed: %s", zmq_strerror(zmq_errno()));
+        gw_log(GW_LOG_WARN, "broker", "zmq_ctx_new failed: %s", zmq_strerror(zmq_errno()));
         return BR_EIO;
     }
     void *sock = zmq_socket(self->zctx, ZMQ_ROUTER);
     if (!sock) {
-        gw_broker_log("zmq_socket(ROUTER) failed: %s", zmq_strerror(zmq_errno()));
+        gw_log(GW_LOG_WARN, "broker", "zmq_socket(ROUTER) failed: %s", zmq_strerror(zmq_errno()));
         goto fail;
     }
     int one = 1, zero = 0, hwm = BROKER_HWM;
@@ -413,7 +513,8 @@ int gw_broker_start(gw_broker *self)
     if (self->cfg.curve && start_curve(self, sock) != 0)
         goto fail;
     if (zmq_bind(sock, self->endpoint) != 0) {
-        gw_broker_log("zmq_bind(%s) failed: %s", self->endpoint, zmq_strerror(zmq_errno()));
+        gw_log(GW_LOG_WARN, "broker", "zmq_bind(%s) failed: %s", self->endpoint,
+               zmq_strerror(zmq_errno()));
         goto fail;
     }
     self->zs = br_zsock_new(self->loop, sock, on_recv, self);
@@ -426,8 +527,8 @@ int gw_broker_start(gw_broker *self)
     self->deadline_timer.data = self;
     uv_timer_start(&self->tick_timer, on_tick, self->cfg.heartbeat_ms, self->cfg.heartbeat_ms);
     self->started = true;
-    gw_broker_log("listening for workers on %s (broker id %s)%s", self->endpoint, self->broker_id,
-                  self->zap ? ", CURVE keys required" : "");
+    gw_log(GW_LOG_WARN, "broker", "listening for workers on %s (broker id %s)%s", self->endpoint,
+           self->broker_id, self->zap ? ", CURVE keys required" : "");
     return 0;
 fail:
     if (sock)

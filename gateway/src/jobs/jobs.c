@@ -552,7 +552,12 @@ gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
     uv_timer_init(loop, &j->tick);
     j->tick.data = j;
     uv_timer_start(&j->tick, on_tick, GW_JOBS_TICK_MS, GW_JOBS_TICK_MS);
-    broker->jobs = j;
+    if (gw_broker_attach(broker, &gw__jobs_hooks, j) != 0) {
+        gw_log(GW_LOG_ERROR, "jobs", "cannot attach to the broker");
+        uv_close((uv_handle_t *)&j->tick, NULL);
+        gw_jobs_destroy(&j);
+        return NULL;
+    }
     fprintf(stderr, "jobs: store %s: %zu jobs, %zu tasks, next id %llu\n", j->db, j->njobs,
             j->ntasks, (unsigned long long)j->next_id + 1);
     return j;
@@ -578,7 +583,7 @@ void gw_jobs_close(gw_jobs *self, void (*done)(void *arg), void *arg)
     self->closing = true;
     self->done = done;
     self->done_arg = arg;
-    self->broker->jobs = NULL;
+    gw_broker_detach(self->broker, self);
     uv_timer_stop(&self->tick);
     uv_close((uv_handle_t *)&self->tick, on_tick_closed);
 }

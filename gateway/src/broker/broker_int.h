@@ -12,14 +12,13 @@
 #include "deadline.h"
 #include "http.h"
 #include "idmap.h"
+#include "log.h"
 #include "registry.h"
 
 /* Bytes of a broker id: 16 random bytes as hex. */
 #define GW_BROKER_ID_LEN 32
 /* Length of a W3C traceparent: "00-" 32 hex "-" 16 hex "-" 2 hex. */
 #define GW_TRACE_LEN 55
-/* Longest error detail the broker writes. */
-#define GW_DETAIL_MAX 512
 
 struct gw_broker {
     uv_loop_t *loop;                      /* the gateway's loop */
@@ -45,12 +44,13 @@ struct gw_broker {
     int open_handles;                     /* handles still closing during shutdown */
     void (*done)(void *arg);              /* shutdown's completion callback */
     void *done_arg;                       /* its argument */
-    bool jobs_logged;                     /* "jobs not supported yet" was logged */
+    bool jobs_logged;                     /* "REPLY.jobs with no job queue" was logged */
     uint64_t bad_suppressed;              /* bad messages not logged since the last tick */
     bool bad_logged_tick;                 /* one bad message was logged in this tick */
     gw_broker_stats stats;                /* counters (gauges are computed on demand) */
-    struct gw_jobs *jobs;                 /* durable job queue (jobs.c), or NULL */
-    struct gw_zap *zap;                   /* ZAP handler while CURVE is on, else NULL */
+    gw_broker_hooks hooks[GW_BROKER_MAX_ATTACHED]; /* attached subsystems' hooks */
+    void *hooks_data[GW_BROKER_MAX_ATTACHED];      /* their data; NULL: a free slot */
+    struct gw_zap *zap;                            /* ZAP handler while CURVE is on, else NULL */
 };
 
 /* One request the broker holds, from the handler until the worker's REPLY (or its
@@ -93,9 +93,6 @@ static inline bool gw_call_waited(const gw_call *c)
     return c->req != NULL || c->caller != NULL;
 }
 
-/* Logs one line to stderr, prefixed "broker: ". */
-void gw_broker_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
 /* Encodes msg and sends it to w (or, when w is NULL, to the peer `ident`).  Returns 0;
  * an encoding error (BR_ELIMIT, BR_EINVAL, BR_ENOMEM) that says nothing about the
  * peer; or a send error (BR_EFULL, BR_ENOTFOUND, BR_EIO, BR_ECLOSED) after which w is
@@ -103,11 +100,13 @@ void gw_broker_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int gw_broker_send(gw_broker *b, gw_worker *w, const void *ident, size_t ident_len,
                    const br_msg *msg);
 
-/* True for the errors of gw_broker_send that come from the peer, not the encoder. */
-static inline bool gw_broker_send_failed(int rc)
-{
-    return rc == BR_EFULL || rc == BR_ENOTFOUND || rc == BR_EIO || rc == BR_ECLOSED;
-}
+/* Tells every attached subsystem that w may have credit left (after the broker's
+ * own queues were served). */
+void gw_broker_offer_credit(gw_broker *b, gw_worker *w);
+
+/* Hands REPLY r's jobs to the attached job queue (see gw_broker_hooks.reply_jobs).
+ * True when it took the reply to req over. */
+bool gw_broker_reply_jobs(gw_broker *b, gw_req *req, const br_reply *r, bool want_msgpack);
 
 /* Forgets w at once: its requests are retried or answered 502 (dispatch), queues of
  * services left without a live worker are answered 503, then w is freed. */
@@ -147,23 +146,10 @@ void gw_calls_forward(gw_broker *b, gw_worker *caller, uint64_t id, const br_rep
 /* dispatch.c: true for hop-by-hop header names (never forwarded either way). */
 bool gw_is_hop_by_hop(const char *name, size_t len);
 
-/* dispatch.c: appends {"detail":DETAIL} (DETAIL JSON-escaped) to out.  0 or
- * br_buf_append's error. */
-int gw_detail_json(br_buf *out, const char *detail);
-
-/* dispatch.c: answers req {"detail":DETAIL} with status (and Retry-After: 1 when
- * retry_after), counting 502/503/504 in the stats. */
-void gw_dispatch_respond_detail(gw_broker *b, gw_req *req, int status, bool retry_after,
-                                const char *detail);
-
 /* dispatch.c: sends a worker's REPLY r to the HTTP client req (msgpack bodies become
  * JSON unless want_msgpack; x-barista-worker names worker_id unless it is NULL). */
 void gw_dispatch_respond_reply(gw_broker *b, gw_req *req, const br_reply *r, bool want_msgpack,
                                const char *worker_id);
-
-/* intake.c: 422 json_invalid for a body that is not JSON; err is the converter's
- * reason. */
-void gw_respond_json_invalid(gw_req *req, const char *err);
 
 /* dispatch.c: answers req 503 "Service 'NAME' is unavailable: no live worker". */
 void gw_dispatch_respond_unavailable(gw_broker *b, gw_req *req, const gw_service *s);

@@ -19,6 +19,7 @@
 
 #include "jobs_int.h"
 #include "json.h"
+#include "params.h"
 
 /* Longest rendering of a job id. */
 #define ID_CHARS 21
@@ -32,17 +33,6 @@ typedef struct http_waiter {
 static void respond_json(gw_req *req, int status, const br_buf *body)
 {
     gw_req_respond(req, status, NULL, 0, "application/json", body->data, body->len);
-}
-
-static void respond_busy(gw_req *req, const char *detail)
-{
-    static const gw_header retry = {"Retry-After", 11, "1", 1};
-    br_buf body = {.max = GW_DETAIL_MAX * 8};
-    if (gw_detail_json(&body, detail) == 0)
-        gw_req_respond(req, 503, &retry, 1, "application/json", body.data, body.len);
-    else
-        gw_req_respond_detail(req, 503, detail);
-    br_buf_free(&body);
 }
 
 /* Parses a decimal uint64 of at most ID_CHARS - 1 digits.  0 for anything else. */
@@ -88,7 +78,7 @@ static void on_durable(gw_job_waiter *base, gw_job *job, int status)
 {
     http_waiter *w = (http_waiter *)base;
     if (w->req && status != 0) {
-        respond_busy(w->req, "Service Unavailable: the job could not be stored");
+        gw_req_respond_error(w->req, 503, true, "Service Unavailable: the job could not be stored");
     } else if (w->req) {
         char body[2 * ID_CHARS + 48];
         int n = snprintf(body, sizeof(body), "{\"job_id\":\"%llu\",\"status_url\":\"/jobs/%llu\"}",
@@ -112,7 +102,7 @@ static void post_job(gw_req *req, void *data)
         return;
     }
     if (j->closing) {
-        respond_busy(req, "Service Unavailable: the gateway is shutting down");
+        gw_req_respond_error(req, 503, true, "Service Unavailable: the gateway is shutting down");
         return;
     }
     uint32_t delay_ms = 0;
@@ -143,7 +133,7 @@ static void post_job(gw_req *req, void *data)
                  ? gw_json_to_msgpack(req->body, req->body_len, &payload, err, sizeof(err))
                  : br_buf_append(&payload, "\xc0", 1); /* msgpack nil */
     if (rc == BR_EVALUE) {
-        gw_respond_json_invalid(req, err);
+        gw_req_respond_json_invalid(req, err);
         br_buf_free(&payload);
         return;
     }
@@ -163,8 +153,9 @@ static void post_job(gw_req *req, void *data)
     if (rc != 0) {
         free(w);
         gw_req_on_abort(req, NULL, NULL);
-        respond_busy(req, rc == BR_EFULL ? "Service Unavailable: too many jobs queued"
-                                         : "Service Unavailable: out of memory");
+        gw_req_respond_error(req, 503, true,
+                             rc == BR_EFULL ? "Service Unavailable: too many jobs queued"
+                                            : "Service Unavailable: out of memory");
     }
 }
 
@@ -277,11 +268,11 @@ static void held_settle(held_reply *h)
     if (h->waiting > 0)
         return;
     if (h->req && h->failed) {
-        gw_broker_count_status(h->broker, 503);
-        respond_busy(h->req, "Service Unavailable: the reply's background jobs could not be "
-                             "stored");
+        gw_broker_respond_error(h->broker, h->req, 503, true,
+                                "Service Unavailable: the reply's background jobs could not be "
+                                "stored");
     } else if (h->req) {
-        gw_dispatch_respond_reply(h->broker, h->req, &h->reply, h->want_msgpack, NULL);
+        gw_broker_respond_reply(h->broker, h->req, &h->reply, h->want_msgpack);
     }
     held_free(h);
 }
@@ -345,28 +336,27 @@ static int submit_spec(gw_jobs *j, const br_job_spec *s, gw_job_waiter *w)
     return gw_jobs_submit(j, t, s->payload, s->idempotency_key, delay, w, &job);
 }
 
-bool gw_jobs_reply_hold(gw_broker *b, gw_req *req, const br_reply *r, bool want_msgpack)
+bool gw__jobs_reply_hold(void *data, gw_req *req, const br_reply *r, bool want_msgpack)
 {
-    gw_jobs *j = b->jobs;
-    if (!j || r->njobs == 0)
+    gw_jobs *j = data;
+    if (r->njobs == 0)
         return false;
     if (!req) {
         /* A CALL's answer: the jobs are written, the caller does not wait for them. */
         for (uint32_t i = 0; i < r->njobs; i++)
             if (submit_spec(j, &r->jobs[i], NULL) != 0)
-                gw_broker_log("a CALL reply's job %.*s could not be stored",
-                              (int)r->jobs[i].task.len, r->jobs[i].task.ptr);
+                gw_log(GW_LOG_WARN, "jobs", "a CALL reply's job %.*s could not be stored",
+                       (int)r->jobs[i].task.len, r->jobs[i].task.ptr);
         return false;
     }
     held_reply *h = calloc(1, sizeof(*h));
     if (!h || !(h->waiters = calloc(r->njobs, sizeof(held_waiter))) || held_copy(h, r) != 0) {
         if (h)
             held_free(h);
-        gw_broker_count_status(b, 503);
-        respond_busy(req, "Service Unavailable: out of memory");
+        gw_broker_respond_error(j->broker, req, 503, true, "Service Unavailable: out of memory");
         return true;
     }
-    h->broker = b;
+    h->broker = j->broker;
     h->req = req;
     h->want_msgpack = want_msgpack;
     gw_req_on_abort(req, on_held_abort, h);

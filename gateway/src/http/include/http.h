@@ -9,12 +9,16 @@
 #ifndef BARISTA_GW_HTTP_H
 #define BARISTA_GW_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <uv.h>
 
 #include "router.h"
+
+/* Longest error detail the gateway composes for a {"detail": ...} answer. */
+#define GW_DETAIL_MAX 512
 
 /* A header as the server hands it over: name lower-cased, value trimmed.  Both are
  * NUL-terminated and stay valid until the request is answered or aborted. */
@@ -66,6 +70,9 @@ int gw_req_respond(gw_req *req, int status, const gw_header *extra, size_t nextr
 /* Answers with FastAPI's error shape, {"detail":"<detail>"}, as application/json;
  * `detail` is JSON-escaped.  Returns as gw_req_respond(). */
 int gw_req_respond_detail(gw_req *req, int status, const char *detail);
+
+/* As gw_req_respond_detail, with Retry-After: 1 when retry_after (503s). */
+int gw_req_respond_error(gw_req *req, int status, bool retry_after, const char *detail);
 
 /* Finds a request header by lower-case name; NULL when absent. */
 const gw_header *gw_req_header(const gw_req *req, const char *name);

@@ -31,6 +31,7 @@
 #include <barista/curve.h>
 #include <barista/proto.h>
 
+#include "http.h"
 #include "router.h"
 
 /* Defaults of gw_broker_config, by name. */
@@ -117,6 +118,81 @@ void gw_broker_stats_get(const gw_broker *self, gw_broker_stats *out);
 /* The registry of services, workers and announced routes, read-only, for GET /metrics
  * and /openapi.json.  Valid until gw_broker_destroy(). */
 const struct gw_registry *gw_broker_registry(const gw_broker *self);
+
+/* ---------------------------------------------------------------------------------- */
+/* Attached subsystems.                                                                */
+
+/* The broker knows workers, credit and the wire; a subsystem that sends work of its
+ * own to workers (the job queue) attaches a table of hooks and uses the calls below,
+ * so that every credit is counted in one place and the broker never names it. */
+
+struct gw_worker;
+
+/* How a JOB_RESULT settled, as the attached job queue answers the broker. */
+typedef enum gw_job_settle {
+    GW_JOB_SETTLE_UNKNOWN, /* names no job sent to the worker: ignored, counted stale */
+    GW_JOB_SETTLE_DONE,    /* the result of a job the worker holds: its credit returns */
+    GW_JOB_SETTLE_LATE,    /* a job whose lease had expired: its credit returns, the
+                              result itself is stale */
+} gw_job_settle;
+
+/* What the broker tells an attached subsystem.  Every slot may be NULL.  `data` is
+ * the pointer given to gw_broker_attach.  No hook may destroy the broker. */
+typedef struct gw_broker_hooks {
+    /* w registered with READY r (r->tasks: the tasks it runs). */
+    void (*worker_joined)(void *data, struct gw_worker *w, const br_ready *r);
+    /* w is being forgotten (dead, drained, registered again): nothing it holds will
+     * be answered; w is freed after the hook returns. */
+    void (*worker_gone)(void *data, struct gw_worker *w);
+    /* w may have credit left after the broker served its services' queues (requests
+     * come first). */
+    void (*credit)(void *data, struct gw_worker *w);
+    /* JOB_ACK from w; false when it names no job w holds (counted stale). */
+    bool (*job_ack)(void *data, struct gw_worker *w, const br_job_ack *m);
+    /* JOB_RESULT from w; the answer says whether a credit comes back. */
+    gw_job_settle (*job_result)(void *data, struct gw_worker *w, const br_job_result *m);
+    /* A REPLY carrying jobs (r->njobs > 0).  With req (the client waiting for it) the
+     * hook may take the reply over, answering req itself later through
+     * gw_broker_respond_reply: it returns true then.  Without req (a CALL's answer, or
+     * a client that left) the jobs are submitted and the return is ignored. */
+    bool (*reply_jobs)(void *data, gw_req *req, const br_reply *r, bool want_msgpack);
+} gw_broker_hooks;
+
+/* Subsystems attached at once, at most. */
+#define GW_BROKER_MAX_ATTACHED 4
+
+/* Attaches hooks (copied) with their data.  Job messages and REPLY.jobs go to the
+ * first attached subsystem that has the slot.  0; BR_ELIMIT when
+ * GW_BROKER_MAX_ATTACHED are attached; BR_EINVAL on NULL. */
+int gw_broker_attach(gw_broker *self, const gw_broker_hooks *hooks, void *data);
+
+/* Detaches what was attached with `data`; nothing when it was not. */
+void gw_broker_detach(gw_broker *self, void *data);
+
+/* True while the broker takes new work (started, not shutting down). */
+bool gw_broker_accepting(const gw_broker *self);
+
+/* Sends JOB m to w and spends one of w's credits (its JOB_RESULT, settled DONE or
+ * LATE, gives it back).  0; BR_EFULL when w has no credit or is not live; an encoding
+ * error (BR_ELIMIT, BR_EINVAL, BR_ENOMEM) that says nothing about w; or a send error
+ * (gw_broker_send_failed) after which w is reaped at the next tick. */
+int gw_broker_send_job(gw_broker *self, struct gw_worker *w, const br_job *m);
+
+/* True for the errors of gw_broker_send_job that come from the worker, not from
+ * encoding the message. */
+static inline bool gw_broker_send_failed(int rc)
+{
+    return rc == BR_EFULL || rc == BR_ENOTFOUND || rc == BR_EIO || rc == BR_ECLOSED;
+}
+
+/* Answers req with a worker's REPLY r (msgpack bodies become JSON unless
+ * want_msgpack), as the broker answers its own requests. */
+void gw_broker_respond_reply(gw_broker *self, gw_req *req, const br_reply *r, bool want_msgpack);
+
+/* Answers req {"detail":DETAIL} with status (Retry-After: 1 when retry_after),
+ * counting 502/503/504 in the broker's stats. */
+void gw_broker_respond_error(gw_broker *self, gw_req *req, int status, bool retry_after,
+                             const char *detail);
 
 /* Sends GOODBYE to every worker, answers every pending request 503, closes the socket
  * and the timers; done(arg) runs once everything is closed (at once when the broker

@@ -18,7 +18,6 @@
 #include <strings.h>
 
 #include "broker_int.h"
-#include "jobs_int.h"
 #include "json.h"
 
 /* Longest content type copied from a REPLY; a longer one becomes octet-stream. */
@@ -48,29 +47,11 @@ void gw_broker_count_status(gw_broker *b, int status)
         b->stats.status_504++;
 }
 
-int gw_detail_json(br_buf *out, const char *detail)
-{
-    int rc = br_buf_append(out, "{\"detail\":", 10);
-    if (rc == 0)
-        rc = gw_json_append_string(out, detail, strlen(detail));
-    return rc == 0 ? br_buf_append(out, "}", 1) : rc;
-}
-
-void gw_dispatch_respond_detail(gw_broker *b, gw_req *req, int status, bool retry_after,
-                                const char *detail)
+void gw_broker_respond_error(gw_broker *b, gw_req *req, int status, bool retry_after,
+                             const char *detail)
 {
     gw_broker_count_status(b, status);
-    if (!retry_after) {
-        gw_req_respond_detail(req, status, detail);
-        return;
-    }
-    static const gw_header retry = {"Retry-After", 11, "1", 1};
-    br_buf body = {.max = GW_DETAIL_MAX * 8};
-    if (gw_detail_json(&body, detail) == 0)
-        gw_req_respond(req, status, &retry, 1, "application/json", body.data, body.len);
-    else
-        gw_req_respond_detail(req, status, detail);
-    br_buf_free(&body);
+    gw_req_respond_error(req, status, retry_after, detail);
 }
 
 /* The detail of a 503 for a service without a live worker. */
@@ -83,7 +64,7 @@ void gw_dispatch_respond_unavailable(gw_broker *b, gw_req *req, const gw_service
 {
     char detail[GW_DETAIL_MAX];
     unavailable_detail(detail, sizeof(detail), s);
-    gw_dispatch_respond_detail(b, req, 503, true, detail);
+    gw_broker_respond_error(b, req, 503, true, detail);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -120,7 +101,7 @@ static void call_answer_detail(gw_call *c, int status, bool retry_after, const c
     gw_worker *caller = c->caller;
     gw_call_detach(c);
     if (req)
-        gw_dispatch_respond_detail(c->broker, req, status, retry_after, detail);
+        gw_broker_respond_error(c->broker, req, status, retry_after, detail);
     else if (caller)
         gw_calls_reply_detail(c->broker, caller, c->caller_id, status, retry_after, detail);
 }
@@ -309,8 +290,8 @@ void gw_dispatch_respond_reply(gw_broker *b, gw_req *req, const br_reply *r, boo
                                const char *worker_id)
 {
     if (r->status < 200) {
-        gw_dispatch_respond_detail(b, req, 502, false,
-                                   "Bad Gateway: the worker sent an interim status");
+        gw_broker_respond_error(b, req, 502, false,
+                                "Bad Gateway: the worker sent an interim status");
         return;
     }
     char type[CONTENT_TYPE_MAX + 1];
@@ -320,8 +301,8 @@ void gw_dispatch_respond_reply(gw_broker *b, gw_req *req, const br_reply *r, boo
     if (br_str_eq(r->content_type, "application/msgpack") && !want_msgpack) {
         b->json.len = 0;
         if (gw_msgpack_to_json(r->body.ptr, r->body.len, &b->json) != 0) {
-            gw_dispatch_respond_detail(b, req, 502, false,
-                                       "Bad Gateway: the worker sent invalid msgpack");
+            gw_broker_respond_error(b, req, 502, false,
+                                    "Bad Gateway: the worker sent invalid msgpack");
             return;
         }
         content_type = "application/json";
@@ -340,7 +321,8 @@ void gw_dispatch_respond_reply(gw_broker *b, gw_req *req, const br_reply *r, boo
     if (nheaders > REPLY_HEADERS_STACK) {
         extra = malloc((nheaders + 1) * sizeof(*extra));
         if (!extra) {
-            gw_broker_log("malloc(%u reply headers) failed: dropping them", nheaders);
+            gw_log(GW_LOG_WARN, "broker", "malloc(%u reply headers) failed: dropping them",
+                   nheaders);
             extra = stack;
             nheaders = 0;
         }
@@ -358,6 +340,11 @@ void gw_dispatch_respond_reply(gw_broker *b, gw_req *req, const br_reply *r, boo
         free(extra);
 }
 
+void gw_broker_respond_reply(gw_broker *self, gw_req *req, const br_reply *r, bool want_msgpack)
+{
+    gw_dispatch_respond_reply(self, req, r, want_msgpack, NULL);
+}
+
 void gw_dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r)
 {
     gw_call *c = gw_idmap_get(b->calls, r->id);
@@ -365,24 +352,19 @@ void gw_dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r)
         b->stats.stale_replies++;
         return;
     }
-    if (r->njobs > 0 && !b->jobs && !b->jobs_logged) {
-        gw_broker_log("worker %s: REPLY carries %u jobs; jobs are not supported yet, ignored",
-                      w->id, r->njobs);
-        b->jobs_logged = true;
-    }
     if (w->credit < GW_CREDIT_MAX)
         w->credit++;
     gw_req *req = c->req;
     gw_worker *caller = c->caller;
     gw_call_detach(c);
     if (req) {
-        /* A reply carrying jobs goes out once they are durable (jobs_api.c). */
-        if (!gw_jobs_reply_hold(b, req, r, c->want_msgpack))
+        /* A reply carrying jobs goes out once they are durable (the job queue). */
+        if (!gw_broker_reply_jobs(b, req, r, c->want_msgpack))
             gw_dispatch_respond_reply(b, req, r, c->want_msgpack, w->id);
     } else {
         /* A caller, or nobody any more: the handler's work is done, so its jobs are
          * written all the same; nobody waits for them. */
-        gw_jobs_reply_hold(b, NULL, r, false);
+        gw_broker_reply_jobs(b, NULL, r, false);
         if (caller)
             gw_calls_forward(b, caller, c->caller_id, r);
     }
@@ -398,7 +380,7 @@ void gw_dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r)
     for (size_t i = 0; i < w->nservices; i++)
         if (!gw_list_empty(&w->services[i]->queue))
             gw_dispatch_pump(b, w->services[i]);
-    gw_jobs_pump_worker(b, w); /* what credit the requests left */
+    gw_broker_offer_credit(b, w); /* what credit the requests left */
 }
 
 void gw_dispatch_on_deadline(uv_timer_t *timer)

@@ -43,7 +43,7 @@ void gw_calls_reply_detail(gw_broker *b, gw_worker *caller, uint64_t id, int sta
 {
     gw_broker_count_status(b, status);
     br_buf json = {.max = GW_DETAIL_MAX * 8};
-    if (gw_detail_json(&json, detail) != 0)
+    if (gw_json_append_detail(&json, detail) != 0)
         json.len = 0;
     reply_error(b, caller, id, status, retry_after, json.data, json.len);
     br_buf_free(&json);

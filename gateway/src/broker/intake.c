@@ -45,36 +45,6 @@ static bool is_json_media(const char *ct, size_t len)
            (n > 5 && strncasecmp(ct + n - 5, "+json", 5) == 0);
 }
 
-/* Appends the NUL-terminated pieces to out; 0 or the first error. */
-static int append_all(br_buf *out, const char *const *pieces, size_t n)
-{
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++)
-        rc = br_buf_append(out, pieces[i], strlen(pieces[i]));
-    return rc;
-}
-
-/* FastAPI's answer to a body that is not JSON: 422 json_invalid at the error's char
- * position.  `err` is the converter's reason, "Expecting value: line 1 column 5 (char
- * 4)": the position comes from "(char N)" and ctx.error is the text before ": line". */
-void gw_respond_json_invalid(gw_req *req, const char *err)
-{
-    const char *pos = strstr(err, "(char ");
-    char at[24];
-    snprintf(at, sizeof(at), "%lu", pos ? strtoul(pos + 6, NULL, 10) : 0ul);
-    const char *cut = strstr(err, ": line");
-    br_buf body = {.max = GW_DETAIL_MAX * 8};
-    const char *const head[] = {"{\"detail\":[{\"type\":\"json_invalid\",\"loc\":[\"body\",", at,
-                                "],\"msg\":\"JSON decode error\",\"input\":{},\"ctx\":{\"error\":"};
-    if (append_all(&body, head, 3) == 0 &&
-        gw_json_append_string(&body, err, cut ? (size_t)(cut - err) : strlen(err)) == 0 &&
-        br_buf_append(&body, "}}]}", 4) == 0)
-        gw_req_respond(req, 422, NULL, 0, "application/json", body.data, body.len);
-    else
-        gw_req_respond_detail(req, 422, "JSON decode error");
-    br_buf_free(&body);
-}
-
 /* ---------------------------------------------------------------------------------- */
 /* Building a call from an HTTP request.                                               */
 
@@ -227,7 +197,7 @@ static int call_body(gw_call *c)
     err[0] = '\0';
     int rc = gw_json_to_msgpack(req->body, req->body_len, &c->converted, err, sizeof(err));
     if (rc == BR_EVALUE) {
-        gw_respond_json_invalid(req, err);
+        gw_req_respond_json_invalid(req, err);
         return rc;
     }
     if (rc != 0) {
@@ -280,8 +250,8 @@ void gw_dispatch_handler(gw_req *req, void *route_data)
     gw_route_entry *e = route_data;
     gw_broker *b = e->arg;
     if (!b->started || b->closing) {
-        gw_dispatch_respond_detail(b, req, 503, true,
-                                   "Service Unavailable: the gateway is shutting down");
+        gw_broker_respond_error(b, req, 503, true,
+                                "Service Unavailable: the gateway is shutting down");
         return;
     }
     if (gw_service_live(e->service) == 0) {
@@ -290,7 +260,7 @@ void gw_dispatch_handler(gw_req *req, void *route_data)
     }
     gw_call *c = call_new(b, req, e);
     if (!c) {
-        gw_dispatch_respond_detail(b, req, 503, true, "Service Unavailable: out of memory");
+        gw_broker_respond_error(b, req, 503, true, "Service Unavailable: out of memory");
         return;
     }
     if (call_prepare(c) != 0) {

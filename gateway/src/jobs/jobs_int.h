@@ -1,7 +1,7 @@
 /*
  * jobs_int.h - what jobs.c (the queue: jobs, tasks, the store, timers), jobs_api.c
  * (HTTP and REPLY.jobs) and jobs_dispatch.c (workers, leases, results) share, and the
- * hooks the broker calls.  Not for use outside the gateway.
+ * hooks it attaches to the broker.  Not for use outside the job queue.
  *
  * A job lives in memory from its submission to its expiry; the store holds the same
  * rows for the next start.  At any moment a durable job is on exactly one of: its
@@ -13,9 +13,15 @@
 #ifndef BARISTA_GW_JOBS_INT_H
 #define BARISTA_GW_JOBS_INT_H
 
-#include "broker_int.h"
+#include "broker.h"
+#include "deadline.h"
+#include "http.h"
+#include "idmap.h"
 #include "jobs.h"
 #include "jobs_store.h"
+#include "list.h"
+#include "log.h"
+#include "registry.h"
 
 /* Tasks known at once (announced by workers or found in the store). */
 #define GW_JOBS_MAX_TASKS 1024u
@@ -79,7 +85,7 @@ struct gw_job {
 struct gw_jobs {
     uv_loop_t *loop;                        /* the gateway's loop */
     gw_router *router;                      /* where the API routes are (the caller's) */
-    gw_broker *broker;                      /* sends JOBs; its ->jobs points back here */
+    gw_broker *broker;                      /* sends JOBs; the queue is attached to it */
     gw_jobs_config cfg;                     /* a copy, defaults filled in */
     char *db;                               /* cfg.db's own copy */
     gw_jobs_store *store;                   /* durable rows */
@@ -158,25 +164,10 @@ int gw_jobs_routes_add(gw_jobs *j);
 /* Removes them (destroy). */
 void gw_jobs_routes_remove(gw_jobs *j);
 
-/* ---- hooks the broker calls (each does nothing when b->jobs is NULL) -------------- */
+/* The hooks the queue attaches to the broker (jobs_dispatch.c, jobs_api.c). */
+extern const gw_broker_hooks gw__jobs_hooks;
 
-/* w registered; r->tasks are the tasks it runs. */
-void gw_jobs_worker_joined(gw_broker *b, gw_worker *w, const br_ready *r);
-
-/* w is being forgotten: its leased jobs go back to the queue at once. */
-void gw_jobs_worker_gone(gw_broker *b, gw_worker *w);
-
-/* w may have credit now: hands it due jobs of its tasks. */
-void gw_jobs_pump_worker(gw_broker *b, gw_worker *w);
-
-/* JOB_ACK and JOB_RESULT from w. */
-void gw_jobs_on_ack(gw_broker *b, gw_worker *w, const br_job_ack *m);
-void gw_jobs_on_result(gw_broker *b, gw_worker *w, const br_job_result *m);
-
-/* A REPLY for HTTP client `req` carries jobs: they are written down first and the
- * reply goes to the client once they are durable (503 if they cannot be).  Without
- * `req` (a CALL's answer) the jobs are submitted and nobody waits.  Returns true when
- * it took the reply over (req must not be answered by the caller). */
-bool gw_jobs_reply_hold(gw_broker *b, gw_req *req, const br_reply *r, bool want_msgpack);
+/* jobs_api.c: the reply_jobs hook. */
+bool gw__jobs_reply_hold(void *data, gw_req *req, const br_reply *r, bool want_msgpack);
 
 #endif /* BARISTA_GW_JOBS_INT_H */

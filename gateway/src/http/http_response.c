@@ -14,12 +14,14 @@
 
 #include "barista/proto.h"
 #include "http_conn.h"
+#include "json.h"
 
 /* The largest answer the server serialises: a maximal protocol body plus headers. */
 #define GW_HTTP_MAX_RESPONSE (17u * 1024 * 1024)
 
-/* Bytes of a detail message escaped on the stack; longer ones use the heap. */
-#define DETAIL_STACK 512
+/* The longest {"detail":...} body the server writes (a detail escapes to at most six
+ * bytes per byte). */
+#define GW_HTTP_MAX_DETAIL (64u * 1024)
 
 int gw__bytes_reserve(gw_bytes *b, size_t extra, size_t max)
 {
@@ -238,46 +240,15 @@ int gw__response_build(gw_http_req *req, int status, const gw_header *extra, siz
     return 0;
 }
 
-/* Writes s as the inside of a JSON string into out (room for 6 bytes per input byte
- * reserved by the caller).  Control characters become \u00XX. */
-static size_t json_escape(char *out, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            out[o++] = '\\';
-            out[o++] = (char)c;
-        } else if (c < 0x20) {
-            memcpy(out + o, "\\u00", 4);
-            out[o + 4] = hex[c >> 4];
-            out[o + 5] = hex[c & 15];
-            o += 6;
-        } else {
-            out[o++] = (char)c;
-        }
-    }
-    return o;
-}
-
 int gw__response_detail(gw_http_req *req, int status, const char *detail, const gw_header *extra,
                         size_t nextra)
 {
-    size_t n = detail ? strlen(detail) : 0;
-    char stack[DETAIL_STACK];
-    size_t need = n * 6 + 16;
-    char *buf = need <= sizeof(stack) ? stack : malloc(need);
-    if (!buf)
-        return BR_ENOMEM;
-    size_t len = 0;
-    memcpy(buf, "{\"detail\":\"", 11);
-    len = 11 + json_escape(buf + 11, detail ? detail : "", n);
-    memcpy(buf + len, "\"}", 2);
-    len += 2;
-    int rc = gw__response_build(req, status, extra, nextra, "application/json", buf, len);
-    if (buf != stack)
-        free(buf);
+    br_buf body = {.max = GW_HTTP_MAX_DETAIL};
+    int rc = gw_json_append_detail(&body, detail ? detail : "");
+    if (rc == 0)
+        rc =
+            gw__response_build(req, status, extra, nextra, "application/json", body.data, body.len);
+    br_buf_free(&body);
     return rc;
 }
 
@@ -312,6 +283,19 @@ int gw_req_respond_detail(gw_req *req, int status, const char *detail)
     if (!r || r->state != GW_REQ_HANDLING || status < 200 || status > 599)
         return BR_EINVAL;
     int rc = gw__response_detail(r, status, detail, NULL, 0);
+    if (rc != 0)
+        return rc;
+    gw__req_answered(r);
+    return 0;
+}
+
+int gw_req_respond_error(gw_req *req, int status, bool retry_after, const char *detail)
+{
+    static const gw_header retry = {"Retry-After", 11, "1", 1};
+    gw_http_req *r = (gw_http_req *)req;
+    if (!r || r->state != GW_REQ_HANDLING || status < 200 || status > 599)
+        return BR_EINVAL;
+    int rc = gw__response_detail(r, status, detail, retry_after ? &retry : NULL, retry_after);
     if (rc != 0)
         return rc;
     gw__req_answered(r);

@@ -323,3 +323,38 @@ int gw_params_validate(const br_param *decl, size_t ndecl, const br_pair *path, 
     }
     return nerrors > 0 ? BR_EVALUE : 0;
 }
+
+/* ---------------------------------------------------------------------------------- */
+/* A body that is not JSON.                                                            */
+
+/* Appends the NUL-terminated pieces to out; 0 or the first error. */
+static int append_all(br_buf *out, const char *const *pieces, size_t n)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = br_buf_append(out, pieces[i], strlen(pieces[i]));
+    return rc;
+}
+
+/* FastAPI's answer to a body that is not JSON: 422 json_invalid at the error's char
+ * position.  `err` is the converter's reason, "Expecting value: line 1 column 5 (char
+ * 4)": the position comes from "(char N)" and ctx.error is the text before ": line". */
+int gw_req_respond_json_invalid(gw_req *req, const char *err)
+{
+    const char *pos = strstr(err, "(char ");
+    char at[24];
+    snprintf(at, sizeof(at), "%lu", pos ? strtoul(pos + 6, NULL, 10) : 0ul);
+    const char *cut = strstr(err, ": line");
+    br_buf body = {.max = GW_PARAMS_MAX_ERROR_BODY};
+    const char *const head[] = {"{\"detail\":[{\"type\":\"json_invalid\",\"loc\":[\"body\",", at,
+                                "],\"msg\":\"JSON decode error\",\"input\":{},\"ctx\":{\"error\":"};
+    int rc;
+    if (append_all(&body, head, 3) == 0 &&
+        gw_json_append_string(&body, err, cut ? (size_t)(cut - err) : strlen(err)) == 0 &&
+        br_buf_append(&body, "}}]}", 4) == 0)
+        rc = gw_req_respond(req, 422, NULL, 0, "application/json", body.data, body.len);
+    else
+        rc = gw_req_respond_detail(req, 422, "JSON decode error");
+    br_buf_free(&body);
+    return rc;
+}

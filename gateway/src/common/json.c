@@ -448,3 +448,16 @@ int gw_msgpack_to_json(const void *mp, size_t len, br_buf *out)
         out->len = mark;
     return rc;
 }
+
+int gw_json_append_detail(br_buf *out, const char *detail)
+{
+    size_t at = out->len;
+    int rc = br_buf_append(out, "{\"detail\":", 10);
+    if (rc == 0)
+        rc = gw_json_append_string(out, detail, strlen(detail));
+    if (rc == 0)
+        rc = br_buf_append(out, "}", 1);
+    if (rc != 0)
+        out->len = at;
+    return rc;
+}

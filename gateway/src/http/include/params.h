@@ -13,6 +13,8 @@
 
 #include "barista/proto.h"
 
+#include "http.h"
+
 /* Splits a raw query string into pairs, percent-decoding names and values ('+' is a space)
  * into `scratch` (cap bytes; decoded text is never longer than the input, so cap ≥ len
  * always suffices). Empty components ("a=1&&b") are skipped; "a" alone gives value "".
@@ -49,5 +51,14 @@ int gw_percent_decode(const char *src, size_t len, bool plus_is_space, char *dst
 int gw_params_validate(const br_param *decl, size_t ndecl, const br_pair *path, size_t npath,
                        const br_pair *query, size_t nquery, const br_pair *headers, size_t nheaders,
                        br_buf *out);
+
+/* The longest 422 body the gateway writes for a body that is not JSON. */
+#define GW_PARAMS_MAX_ERROR_BODY 4096u
+
+/* Answers req 422 the way FastAPI answers a body that is not JSON: type json_invalid
+ * at the error's char position.  `err` is gw_json_to_msgpack's reason, "Expecting
+ * value: line 1 column 5 (char 4)": the position comes from "(char N)" and ctx.error
+ * is the text before ": line".  Returns as gw_req_respond(). */
+int gw_req_respond_json_invalid(gw_req *req, const char *err);
 
 #endif /* BARISTA_GW_PARAMS_H */

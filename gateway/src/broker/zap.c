@@ -87,7 +87,7 @@ static void reply(gw_zap *z, br_zframe reqid, const char *code, const char *text
                             {user, strlen(user)}, {"", 0}};
     for (int i = 0; i < 6; i++) {
         if (zmq_send(s, f[i].data, f[i].len, (i < 5 ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0) {
-            gw_broker_log("zmq_send(ZAP reply): %s", zmq_strerror(zmq_errno()));
+            gw_log(GW_LOG_WARN, "broker", "zmq_send(ZAP reply): %s", zmq_strerror(zmq_errno()));
             return;
         }
     }
@@ -109,8 +109,8 @@ static void log_refusal(gw_zap *z, const char *key, const br_zframe *address, co
     if (z->suppressed)
         snprintf(more, sizeof(more), " (and %llu more refusals not logged)",
                  (unsigned long long)z->suppressed);
-    gw_broker_log("refused a worker connection from %.*s: %s%s%s%s", alen,
-                  (const char *)address->data, why, key[0] ? " " : "", key, more);
+    gw_log(GW_LOG_WARN, "broker", "refused a worker connection from %.*s: %s%s%s%s", alen,
+           (const char *)address->data, why, key[0] ? " " : "", key, more);
     z->suppressed = 0;
 }
 
@@ -120,7 +120,7 @@ static void on_request(br_zsock *zs, const br_zframe *f, size_t n, void *arg)
     (void)zs;
     br_zframe none = {"", 0};
     if (n != ZAP_REQUEST_FRAMES || f[0].len != 3 || memcmp(f[0].data, "1.0", 3) != 0) {
-        gw_broker_log("malformed ZAP request (%zu frames) answered 500", n);
+        gw_log(GW_LOG_WARN, "broker", "malformed ZAP request (%zu frames) answered 500", n);
         reply(z, n >= 2 ? f[1] : none, "500", "malformed request", "");
         return;
     }
@@ -151,21 +151,23 @@ gw_zap *gw_zap_new(uv_loop_t *loop, void *zctx, const br_curve_keyset *keys)
 {
     gw_zap *z = calloc(1, sizeof(*z));
     if (!z) {
-        gw_broker_log("gw_zap_new: out of memory");
+        gw_log(GW_LOG_WARN, "broker", "gw_zap_new: out of memory");
         return NULL;
     }
     z->loop = loop;
     z->keys = keys;
     void *s = zmq_socket(zctx, ZMQ_REP);
     if (!s) {
-        gw_broker_log("zmq_socket(REP) for ZAP failed: %s", zmq_strerror(zmq_errno()));
+        gw_log(GW_LOG_WARN, "broker", "zmq_socket(REP) for ZAP failed: %s",
+               zmq_strerror(zmq_errno()));
         free(z);
         return NULL;
     }
     int zero = 0;
     if (zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
         zmq_bind(s, GW_ZAP_ENDPOINT) != 0) {
-        gw_broker_log("zmq_bind(%s) failed: %s", GW_ZAP_ENDPOINT, zmq_strerror(zmq_errno()));
+        gw_log(GW_LOG_WARN, "broker", "zmq_bind(%s) failed: %s", GW_ZAP_ENDPOINT,
+               zmq_strerror(zmq_errno()));
         zmq_close(s);
         free(z);
         return NULL;
