@@ -258,12 +258,14 @@ static int gateway_start(gateway *gw)
     return 0;
 }
 
-/* Closes whatever is still open after a failed start, so the loop can close. */
-static void close_leftover(uv_handle_t *h, void *arg)
+/* The signal handles, once initialised, after a failed start (every component closes
+ * its own handles in its shutdown; closing them here as well would close them twice). */
+static void close_signals(gateway *gw)
 {
-    (void)arg;
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
+    uv_handle_t *sigs[] = {(uv_handle_t *)&gw->sigterm, (uv_handle_t *)&gw->sigint};
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        if (sigs[i]->loop && !uv_is_closing(sigs[i]))
+            uv_close(sigs[i], NULL);
 }
 
 int main(int argc, char **argv)
@@ -295,7 +297,7 @@ int main(int argc, char **argv)
             gw_jobs_close(gw.jobs, NULL, NULL);
         if (gw.supervisor)
             gw_supervisor_stop(gw.supervisor, 0, NULL, NULL);
-        uv_walk(&gw.loop, close_leftover, NULL);
+        close_signals(&gw);
     }
     uv_run(&gw.loop, UV_RUN_DEFAULT);
     rc = uv_loop_close(&gw.loop);
