@@ -23,6 +23,7 @@
 #include "http_server.h"
 #include "introspection.h"
 #include "jobs.h"
+#include "log.h"
 #include "router.h"
 #include "routes.h"
 #include "supervisor.h"
@@ -275,6 +276,7 @@ int main(int argc, char **argv)
     case GW_CONFIG_RUN:
         break;
     }
+    gw_log_configure((gw_log_level)gw.cfg.log_level, gw.cfg.log_json != 0);
     /* A peer that resets mid-write must be an error code, not a signal. */
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(&gw.cfg);

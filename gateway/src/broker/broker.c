@@ -29,58 +29,41 @@
 
 void gw_broker_config_defaults(gw_broker_config *cfg)
 {
-    memset(cfg, 0, sizeof(*cfg));
-    cfg->endpoint = GW_BROKER_ENDPOINT;
-    cfg->heartbeat_ms = GW_BROKER_HEARTBEAT_MS;
-    cfg->liveness = GW_BROKER_LIVENESS;
-    cfg->default_timeout_ms = GW_BROKER_DEFAULT_TIMEOUT_MS;
-    cfg->max_timeout_ms = GW_BROKER_MAX_TIMEOUT_MS;
-    cfg->queue_limit = GW_BROKER_QUEUE_LIMIT;
-    cfg->max_pending = GW_BROKER_MAX_PENDING;
-    cfg->max_workers = GW_BROKER_MAX_WORKERS;
-    cfg->retry_min_budget_ms = GW_BROKER_RETRY_MIN_BUDGET_MS;
-    cfg->retry_idempotent = true;
-    cfg->limits = br_limits_default;
+    *cfg = (gw_broker_config){
+        .endpoint = GW_BROKER_ENDPOINT,
+        .heartbeat_ms = GW_BROKER_HEARTBEAT_MS,
+        .liveness = GW_BROKER_LIVENESS,
+        .default_timeout_ms = GW_BROKER_DEFAULT_TIMEOUT_MS,
+        .max_timeout_ms = GW_BROKER_MAX_TIMEOUT_MS,
+        .queue_limit = GW_BROKER_QUEUE_LIMIT,
+        .max_pending = GW_BROKER_MAX_PENDING,
+        .max_workers = GW_BROKER_MAX_WORKERS,
+        .retry_min_budget_ms = GW_BROKER_RETRY_MIN_BUDGET_MS,
+        .retry_idempotent = true,
+        .limits = br_limits_default,
+    };
 }
 
-/* Replaces zero fields of *cfg with defaults (retry_idempotent is taken as given). */
-static void config_fill(gw_broker_config *cfg)
+/* True when every field that bounds something is set (retry_min_budget_ms may be 0). */
+static bool config_valid(const gw_broker_config *c)
 {
-    gw_broker_config d;
-    gw_broker_config_defaults(&d);
-    if (!cfg->endpoint)
-        cfg->endpoint = d.endpoint;
-#define FILL(field)                                                                                \
-    if (cfg->field == 0)                                                                           \
-    cfg->field = d.field
-    FILL(heartbeat_ms);
-    FILL(liveness);
-    FILL(default_timeout_ms);
-    FILL(max_timeout_ms);
-    FILL(queue_limit);
-    FILL(max_pending);
-    FILL(max_workers);
-    FILL(retry_min_budget_ms);
-    FILL(limits.max_message);
-    FILL(limits.max_string);
-    FILL(limits.max_body);
-    FILL(limits.max_pairs);
-    FILL(limits.max_services);
-    FILL(limits.max_routes);
-    FILL(limits.max_params);
-    FILL(limits.max_tasks);
-    FILL(limits.max_jobs);
-#undef FILL
+    const br_limits *l = &c->limits;
+    return c->endpoint && c->endpoint[0] && c->heartbeat_ms && c->liveness &&
+           c->default_timeout_ms && c->max_timeout_ms && c->queue_limit && c->max_pending &&
+           c->max_workers && l->max_message && l->max_string && l->max_body && l->max_pairs &&
+           l->max_services && l->max_routes && l->max_params && l->max_tasks && l->max_jobs;
 }
 
 gw_broker *gw_broker_new(uv_loop_t *loop, gw_router *router, const gw_broker_config *cfg)
 {
+    if (!cfg || !config_valid(cfg)) {
+        gw_log(GW_LOG_ERROR, "broker", "gw_broker_new: no endpoint or a zero limit");
+        return NULL;
+    }
     gw_broker *self = calloc(1, sizeof(*self));
     if (!self)
         return NULL;
-    if (cfg)
-        self->cfg = *cfg;
-    config_fill(&self->cfg);
+    self->cfg = *cfg;
     self->loop = loop;
     self->router = router;
     self->endpoint = strdup(self->cfg.endpoint);

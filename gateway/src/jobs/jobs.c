@@ -18,15 +18,16 @@
 
 void gw_jobs_config_defaults(gw_jobs_config *cfg)
 {
-    memset(cfg, 0, sizeof(*cfg));
-    cfg->db = GW_JOBS_DB;
-    cfg->fsync = 0;
-    cfg->retention_ms = GW_JOBS_RETENTION_MS;
-    cfg->max_attempts = GW_JOBS_MAX_ATTEMPTS;
-    cfg->lease_ms = GW_JOBS_LEASE_MS;
-    cfg->backoff_ms = GW_JOBS_BACKOFF_MS;
-    cfg->backoff_cap_ms = GW_JOBS_BACKOFF_CAP_MS;
-    cfg->task_limit = GW_JOBS_TASK_LIMIT;
+    *cfg = (gw_jobs_config){
+        .db = GW_JOBS_DB,
+        .fsync = 0,
+        .retention_ms = GW_JOBS_RETENTION_MS,
+        .max_attempts = GW_JOBS_MAX_ATTEMPTS,
+        .lease_ms = GW_JOBS_LEASE_MS,
+        .backoff_ms = GW_JOBS_BACKOFF_MS,
+        .backoff_cap_ms = GW_JOBS_BACKOFF_CAP_MS,
+        .task_limit = GW_JOBS_TASK_LIMIT,
+    };
 }
 
 uint64_t gw_jobs_backoff_ms(uint32_t attempt, uint32_t base_ms, uint32_t cap_ms, uint64_t rnd)
@@ -492,34 +493,25 @@ static void load_row(const gw_job_row *r, void *arg)
     }
 }
 
-/* Replaces zero fields of *cfg with defaults. */
-static void config_fill(gw_jobs_config *cfg)
+/* True when there is a store path and every field that bounds something is set
+ * (fsync 0 is a choice). */
+static bool config_valid(const gw_jobs_config *c)
 {
-    gw_jobs_config d;
-    gw_jobs_config_defaults(&d);
-    if (!cfg->db || !cfg->db[0])
-        cfg->db = d.db;
-#define FILL(field)                                                                                \
-    if (cfg->field == 0)                                                                           \
-    cfg->field = d.field
-    FILL(retention_ms);
-    FILL(max_attempts);
-    FILL(lease_ms);
-    FILL(backoff_ms);
-    FILL(backoff_cap_ms);
-    FILL(task_limit);
-#undef FILL
+    return c->db && c->db[0] && c->retention_ms && c->max_attempts && c->lease_ms &&
+           c->backoff_ms && c->backoff_cap_ms && c->task_limit;
 }
 
 gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
                      const gw_jobs_config *cfg)
 {
+    if (!cfg || !config_valid(cfg)) {
+        gw_log(GW_LOG_ERROR, "jobs", "gw_jobs_new: no store path or a zero limit");
+        return NULL;
+    }
     gw_jobs *j = calloc(1, sizeof(*j));
     if (!j)
         return NULL;
-    if (cfg)
-        j->cfg = *cfg;
-    config_fill(&j->cfg);
+    j->cfg = *cfg;
     j->loop = loop;
     j->router = router;
     j->broker = broker;
