@@ -18,6 +18,7 @@
 
 #include "barista/proto.h"
 #include "http_conn.h"
+#include "log.h"
 
 static void conn_fail(gw_conn *conn, int status, const char *detail);
 static void conn_update_phase(gw_conn *conn);
@@ -255,7 +256,7 @@ static void start_reading(gw_conn *conn)
         return;
     int rc = uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read);
     if (rc < 0) {
-        fprintf(stderr, "barista-gateway: uv_read_start: %s\n", uv_strerror(rc));
+        gw_log(GW_LOG_ERROR, "http", "uv_read_start failed: %s", uv_strerror(rc));
         gw__conn_close(conn);
         return;
     }
@@ -576,7 +577,7 @@ void gw__conn_accept(gw_http_server *server, bool reject)
 {
     gw_conn *conn = calloc(1, sizeof(*conn));
     if (!conn) {
-        fprintf(stderr, "barista-gateway: accept: out of memory\n");
+        gw_log(GW_LOG_ERROR, "http", "accept: out of memory");
         return;
     }
     conn->server = server;
@@ -596,7 +597,7 @@ void gw__conn_accept(gw_http_server *server, bool reject)
     }
     int rc = uv_accept((uv_stream_t *)&server->listener, (uv_stream_t *)&conn->tcp);
     if (rc < 0) {
-        fprintf(stderr, "barista-gateway: uv_accept: %s\n", uv_strerror(rc));
+        gw_log(GW_LOG_ERROR, "http", "uv_accept failed: %s", uv_strerror(rc));
         gw__conn_close(conn);
         return;
     }

@@ -134,7 +134,7 @@ static void on_connection(uv_stream_t *listener, int status)
         /* Out of descriptors repeats on every wakeup; say it once a second. */
         uint64_t now = uv_now(self->loop);
         if (now >= self->accept_log_after) {
-            fprintf(stderr, "barista-gateway: accept: %s\n", uv_strerror(status));
+            gw_log(GW_LOG_ERROR, "http", "accept failed: %s", uv_strerror(status));
             self->accept_log_after = now + 1000;
         }
         return;
@@ -148,7 +148,7 @@ int gw_http_server_start(gw_http_server *self, const struct sockaddr *addr)
         return BR_EINVAL;
     int rc = uv_tcp_init(self->loop, &self->listener);
     if (rc < 0) {
-        fprintf(stderr, "barista-gateway: uv_tcp_init: %s\n", uv_strerror(rc));
+        gw_log(GW_LOG_ERROR, "http", "uv_tcp_init failed: %s", uv_strerror(rc));
         return BR_EIO;
     }
     self->listener.data = self;
@@ -165,7 +165,7 @@ int gw_http_server_start(gw_http_server *self, const struct sockaddr *addr)
         rc = uv_listen((uv_stream_t *)&self->listener, self->cfg.backlog, on_connection);
     }
     if (rc < 0) {
-        fprintf(stderr, "barista-gateway: %s: %s\n", call, uv_strerror(rc));
+        gw_log(GW_LOG_ERROR, "http", "%s failed: %s", call, uv_strerror(rc));
         return BR_EIO;
     }
     return 0;

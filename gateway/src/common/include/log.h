@@ -40,7 +40,7 @@ void gw_log_configure(gw_log_level min, bool json);
 int gw_log_level_parse(const char *name, gw_log_level *out);
 
 /* Writes one line for `component` (a short lowercase word: "http", "broker", "jobs",
- * "supervisor", "gateway"). */
+ * "supervisor", "admin", "gateway"). */
 void gw_log(gw_log_level level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
