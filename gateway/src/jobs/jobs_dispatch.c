@@ -149,22 +149,24 @@ static int job_send(gw_jobs *j, gw_job *job, gw_jobs_worker *jw)
     return 0;
 }
 
-/* Sends the first due job of t to jw.  True when one went. */
+/* Sends the first due job of t to jw.  True when the job left the ready queue - sent,
+ * or dead because it can never be sent - so that the caller goes on with the next
+ * one; false when the worker took nothing. */
 static bool send_one(gw_jobs *j, gw_jobs_task *t, gw_jobs_worker *jw)
 {
     gw_job *job = GW_CONTAINER_OF(t->ready.next, gw_job, link);
     int rc = job_send(j, job, jw);
     if (rc == 0)
         return true;
-    if (!gw_broker_send_failed(rc)) {
-        /* It cannot be encoded (a payload past the limits): it never will be. */
-        gw_list_remove(&job->link);
-        t->nready--;
-        job->attempts = j->cfg.max_attempts;
-        gw_jobs_attempt_ended(j, job, BR_JOB_FATAL, (br_str){0},
-                              br_str_c("the job cannot be sent to a worker"), false);
-    }
-    return false;
+    if (gw_broker_send_failed(rc))
+        return false;
+    /* It cannot be encoded (a payload past the limits): it never will be. */
+    gw_list_remove(&job->link);
+    t->nready--;
+    job->attempts = j->cfg.max_attempts;
+    gw_jobs_attempt_ended(j, job, BR_JOB_FATAL, (br_str){0},
+                          br_str_c("the job cannot be sent to a worker"), false);
+    return true;
 }
 
 /* The live worker running t with the most credit, or NULL. */
