@@ -563,17 +563,21 @@ gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
     return j;
 }
 
+/* The timer or the store has closed; close's callback runs after both. */
+static void close_step_done(gw_jobs *j)
+{
+    if (--j->closes_pending == 0 && j->done)
+        j->done(j->done_arg);
+}
+
 static void on_store_closed(void *arg)
 {
-    gw_jobs *j = arg;
-    if (j->done)
-        j->done(j->done_arg);
+    close_step_done(arg);
 }
 
 static void on_tick_closed(uv_handle_t *h)
 {
-    gw_jobs *j = h->data;
-    gw_jobs_store_close(j->store, on_store_closed, j);
+    close_step_done(h->data);
 }
 
 void gw_jobs_close(gw_jobs *self, void (*done)(void *arg), void *arg)
@@ -584,8 +588,13 @@ void gw_jobs_close(gw_jobs *self, void (*done)(void *arg), void *arg)
     self->done = done;
     self->done_arg = arg;
     gw_broker_detach(self->broker, self);
+    /* Both start closing now, not the store after the timer: a caller that sweeps the
+     * loop's leftover handles right after this call (main.c on a failed start) must
+     * not find the store's handle open and close it under the store. */
+    self->closes_pending = 2;
     uv_timer_stop(&self->tick);
     uv_close((uv_handle_t *)&self->tick, on_tick_closed);
+    gw_jobs_store_close(self->store, on_store_closed, self);
 }
 
 void gw_jobs_destroy(gw_jobs **self_p)
