@@ -511,6 +511,23 @@ static void config_fill(gw_jobs_config *cfg)
 #undef FILL
 }
 
+static void on_abandoned(void *arg)
+{
+    gw_jobs *j = arg;
+    gw_jobs_destroy(&j);
+}
+
+/* A start that failed once the store and the timer were open: both close on the loop
+ * and the queue frees itself after (a handle may only be freed once closed).  The
+ * routes leave at once, since the caller may destroy the router before the loop runs
+ * again.  NULL, for gw_jobs_new to return. */
+static gw_jobs *abandon(gw_jobs *j)
+{
+    gw_jobs_routes_remove(j);
+    gw_jobs_close(j, on_abandoned, j);
+    return NULL;
+}
+
 gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
                      const gw_jobs_config *cfg)
 {
@@ -539,25 +556,28 @@ gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
     }
     j->store =
         gw_jobs_sqlite_open(loop, j->db, j->cfg.fsync ? GW_JOBS_SYNC_FULL : GW_JOBS_SYNC_NORMAL);
-    if (!j->store || gw_jobs_store_load(j->store, load_row, load_task, j) != 0) {
+    if (!j->store) {
         fprintf(stderr, "jobs: cannot open the job store %s\n", j->db);
         gw_jobs_destroy(&j);
         return NULL;
     }
-    if (gw_jobs_routes_add(j) != 0) {
-        fputs("jobs: cannot add the /jobs routes\n", stderr);
-        gw_jobs_destroy(&j);
-        return NULL;
-    }
+    /* From here the store and the timer are handles on the loop: a failure must close
+     * them there (abandon), never free them under it. */
     uv_timer_init(loop, &j->tick);
     j->tick.data = j;
-    uv_timer_start(&j->tick, on_tick, GW_JOBS_TICK_MS, GW_JOBS_TICK_MS);
+    if (gw_jobs_store_load(j->store, load_row, load_task, j) != 0) {
+        fprintf(stderr, "jobs: cannot read the job store %s\n", j->db);
+        return abandon(j);
+    }
+    if (gw_jobs_routes_add(j) != 0) {
+        fputs("jobs: cannot add the /jobs routes\n", stderr);
+        return abandon(j);
+    }
     if (gw_broker_attach(broker, &gw__jobs_hooks, j) != 0) {
         gw_log(GW_LOG_ERROR, "jobs", "cannot attach to the broker");
-        uv_close((uv_handle_t *)&j->tick, NULL);
-        gw_jobs_destroy(&j);
-        return NULL;
+        return abandon(j);
     }
+    uv_timer_start(&j->tick, on_tick, GW_JOBS_TICK_MS, GW_JOBS_TICK_MS);
     fprintf(stderr, "jobs: store %s: %zu jobs, %zu tasks, next id %llu\n", j->db, j->njobs,
             j->ntasks, (unsigned long long)j->next_id + 1);
     return j;

@@ -66,7 +66,8 @@ typedef struct gw_jobs gw_jobs;
  * their lease died with the previous gateway), adds POST /jobs/{task} and
  * GET /jobs/{id} to router and attaches itself to broker, which hands it workers'
  * tasks, JOB_ACK, JOB_RESULT and REPLY.jobs.  Zero config fields take the defaults.
- * Caller owns the result; NULL on failure (logged). */
+ * Caller owns the result; NULL on failure (logged) - then what it had opened on the
+ * loop is closing, and is freed once the loop has run. */
 gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
                      const gw_jobs_config *cfg);
 
