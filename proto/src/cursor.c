@@ -31,7 +31,7 @@ static uint64_t load64(const uint8_t *p)
 void br_cursor_init(br_cursor *c, const void *ptr, size_t len)
 {
     c->p = ptr;
-    c->end = c->p + len;
+    c->end = len ? c->p + len : c->p; /* no arithmetic on a NULL pointer */
 }
 
 size_t br_cursor_left(const br_cursor *c)
