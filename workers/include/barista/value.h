@@ -19,8 +19,9 @@
  *         return;
  *     }
  *     br_value_iter it = br_value_items(br_value_get(body, "tags"));
- *     while (br_value_next(&it, NULL, &tag) && br_value_str(tag, &name) == 0)
- *         ... one tag ...
+ *     while (br_value_next(&it, NULL, &tag))
+ *         if (br_value_str(tag, &name) == 0)
+ *             ... one tag ...
  *
  * A lookup that finds nothing does not fail on the spot: it returns the *missing*
  * value (type BR_MP_NONE), every lookup in a missing value is missing too, and a typed
