@@ -33,6 +33,7 @@
 
 #include "barista/curve.h"
 #include "barista/proto.h"
+#include "barista/value.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -139,7 +140,9 @@ int br_req_header(const br_req *req, const char *name, br_str *out);
  * on success.  The gateway validated declared params already; this is the defence. */
 int br_req_query_int(const br_req *req, const char *name, int64_t *out);
 
-/* The request body and its media type; both empty when there is none. */
+/* The request body and its media type; both empty when there is none.  A route
+ * declared BR_BODY_MSGPACK gets JSON bodies as msgpack: read them with br_value_parse
+ * and the getters of barista/value.h. */
 br_str br_req_body(const br_req *req);
 br_str br_req_content_type(const br_req *req);
 
@@ -258,7 +261,8 @@ br_str br_job_id(const br_jobctx *job);
 br_str br_job_task(const br_jobctx *job);
 uint32_t br_job_attempt(const br_jobctx *job);
 
-/* The job's argument: one msgpack value (nil when the client sent no body). */
+/* The job's argument: one msgpack value (nil when the client sent no body), read with
+ * br_value_parse (barista/value.h). */
 br_str br_job_payload(const br_jobctx *job);
 
 /* The worker's loop, for an I/O task's timers and thread-pool work. */
