@@ -39,3 +39,6 @@ barista_require(JANSSON jansson libjansson-dev)
 barista_require(SODIUM libsodium libsodium-dev)
 barista_require(CURL libcurl libcurl4-openssl-dev)
 barista_require(SQLITE sqlite3 libsqlite3-dev)
+# The database clients of I/O services (workers/src/pg*.c, redis*.c).
+barista_require(PQ libpq libpq-dev)
+barista_require(HIREDIS hiredis libhiredis-dev)

@@ -8,9 +8,9 @@ set -eu
 
 packages="gcc make cmake pkg-config python3 libuv1-dev libzmq3-dev libczmq-dev
 libmsgpack-dev libcmocka-dev node-llhttp libjansson-dev libcurl4-openssl-dev
-libsodium-dev libsqlite3-dev"
+libsodium-dev libsqlite3-dev libpq-dev libhiredis-dev postgresql-15 redis-server"
 if [ "${1:-}" = bench ]; then
-    packages="$packages wrk nginx-light"
+    packages="$packages wrk nginx-light python3-asyncpg python3-redis"
 fi
 
 missing=""
