@@ -198,7 +198,8 @@ class RedisServer:
         logf = open(self.log, "ab")
         self.proc = subprocess.Popen(
             [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir, "--daemonize", "no", "--maxclients", "1000"],
+             "--appendonly", "no", "--dir", self.dir, "--daemonize", "no", "--maxclients", "1000",
+             "--enable-debug-command", "yes"],
             stdout=logf, stderr=subprocess.STDOUT, preexec_fn=_as_user(None, signal.SIGTERM))
         logf.close()
         deadline = time.monotonic() + START_TIMEOUT
