@@ -120,6 +120,94 @@ int pg__conn_flush(pg_conn *c);
 /* Copies libpq's message for c into buf, one line, without "ERROR:" or newlines. */
 void pg__conn_error(pg_conn *c, char *buf, size_t len);
 
+/* ---- pg.c: operations (struct pg_op) and transactions ---- */
+
+typedef enum pg_op_kind {
+    OP_QUERY,   /* br_pg_query */
+    OP_EXEC,    /* br_pg_exec: no request */
+    OP_BEGIN,   /* br_pg_begin */
+    OP_TXQ,     /* br_pg_tx_query */
+    OP_COMMIT,  /* br_pg_commit */
+    OP_ROLLBACK /* br_pg_rollback */
+} pg_op_kind;
+
+/* One operation: a statement to run, and whom to tell. */
+struct pg_op {
+    br__op op;            /* in the request's operations (all kinds but EXEC) */
+    br__dbc dbc;          /* hears a broker cancel */
+    br__due due;          /* its deadline, or a failure to report on the next turn */
+    br_pg_pool *pool;     /* the pool */
+    br_req *req;          /* the request, or NULL (EXEC) */
+    br_pg_tx *tx;         /* TXQ, COMMIT, ROLLBACK: the transaction */
+    pg_conn *conn;        /* the connection running it, or NULL */
+    pg_op *wprev, *wnext; /* in the pool's waiters */
+    bool waiting;         /* in the pool's waiters */
+    bool retried;         /* it was moved once to another connection */
+    pg_op_kind kind;      /* which call made it */
+    br_pg_isolation iso;  /* BEGIN: the isolation level */
+    union {
+        br_pg_fn q;      /* QUERY, TXQ, COMMIT, ROLLBACK */
+        br_pg_exec_fn x; /* EXEC */
+        br_pg_tx_fn t;   /* BEGIN */
+    } cb;
+    void *arg;                    /* the callback's argument */
+    uint32_t budget_ms;           /* its time, for messages */
+    uint64_t deadline;            /* uv_now() at which it fails with 504 */
+    uint64_t acquire_by;          /* uv_now() by which it must have a connection (503) */
+    uint16_t fail_status;         /* a failure reported on the next turn: status ... */
+    char fail_why[PG_DETAIL_MAX]; /* ... and detail */
+    int nparams;                  /* entries in the arrays below */
+    const char *sql;              /* the statement (copied, after the arrays) */
+    const char **values;          /* parameter texts or bytes; NULL for SQL NULL */
+    Oid *types;                   /* parameter type OIDs; 0: inferred */
+    int *lengths;                 /* byte lengths of binary parameters */
+    int *formats;                 /* 1 for binary (bytea), 0 for text */
+};
+
+struct br_pg_tx {
+    br__op op;                    /* in the request's operations: rolled back at its end */
+    br_pg_pool *pool;             /* the pool */
+    br_req *req;                  /* the request */
+    pg_conn *conn;                /* its connection; NULL once lost */
+    pg_op *running;               /* the statement running, or NULL */
+    uint16_t lost_status;         /* why the connection was lost (503, 504, 499) ... */
+    char lost_why[PG_DETAIL_MAX]; /* ... in words */
+};
+
+/* Ends op with the answer r (owned from here on; NULL for a failure of our own with
+ * status and why): unlinks it from everything, settles its connection, calls back and
+ * frees it. */
+void pg__op_complete(pg_op *op, PGresult *r, uint16_t status, const char *why);
+
+/* Reports a failure found while a handler calls us on the next loop iteration. */
+void pg__op_fail_soon(pg_op *op, uint16_t status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Sends op's statement on c (a failure to send moves it to another connection once). */
+void pg__op_run(pg_op *op, pg_conn *c);
+
+/* An operation's deadline (or acquire timeout) passed: the due function. */
+void pg__op_expired(br__due *d);
+
+/* ---- pg_pool.c: the pool's side ---- */
+
+/* Runs op on an idle connection, or queues it for one (opening connections as the
+ * pool may), or fails it soon with 503. */
+void pg__pool_submit(br_pg_pool *p, pg_op *op);
+
+/* Takes op out of the pool's waiters (nothing when it is not waiting). */
+void pg__waiter_remove(pg_op *op);
+
+/* Moves c to state s, keeping the pool's counts. */
+void pg__conn_set_state(pg_conn *c, pg_conn_state s);
+
+/* A connection no operation or transaction holds: into the pool once clean (drained,
+ * no cancel in flight, no transaction open - it sends ROLLBACK if one is). */
+void pg__conn_settle(pg_conn *c);
+
+/* c's query was abandoned: cancel it on the server (thread pool) and drain. */
+void pg__conn_abandon(pg_conn *c);
+
 /* ---- pg_result.c ---- */
 
 /* Fills *res from a finished query's answer pg (status, sqlstate, detail, counts).
