@@ -107,7 +107,7 @@ void pg__waiter_remove(pg_op *op)
     p->nwaiting--;
 }
 
-/* Calls a request-bound callback under the stall watchdog. */
+/* On a pool thread: PQcancel connects to the server and waits for it. */
 static void cancel_run(uv_work_t *w)
 {
     pg_cancel_job *j = w->data;
