@@ -9,10 +9,9 @@
  *   GET /stall/offload?ms=N  the same blocking call on the thread pool (br_offload),
  *                            then {"offloaded_ms": N}: the fix
  *
- * barista-worker-test is barista-worker's main.c linked with -Wl,--wrap=br_builtin_find,
- * so that `--services stall` finds this service and every other name the built-ins.
+ * barista-worker-test is the built-in services plus this one, each program of its own
+ * calling br_worker_main (no linker tricks).
  */
-#include <string.h>
 #include <time.h>
 
 #include "services.h"
@@ -38,11 +37,11 @@ static int read_ms(br_req *req, int64_t *ms)
 
 static void reply_ms(br_req *req, const char *key, int64_t ms)
 {
-    msgpack_packer *pk = br_reply_begin(req, 200);
-    msgpack_pack_map(pk, 1);
-    br_pack_cstr(pk, key);
-    msgpack_pack_int64(pk, ms);
-    br_reply_end(req);
+    br_writer *w = br_reply_start(req, 200);
+    br_w_obj(w);
+    br_w_key_int(w, key, ms);
+    br_w_end(w);
+    br_reply_send(req);
 }
 
 static void block(br_req *req)
@@ -130,12 +129,15 @@ static const br_service_spec stall_service = {
     .nroutes = BR_NELEMS(routes),
 };
 
-const br_service_spec *__real_br_builtin_find(const char *name, size_t len);
-const br_service_spec *__wrap_br_builtin_find(const char *name, size_t len);
-
-const br_service_spec *__wrap_br_builtin_find(const char *name, size_t len)
+/* barista-worker-test: the built-in services and this one, hosted the way any service
+ * program hosts its own. */
+int main(int argc, char **argv)
 {
-    if (len == 5 && memcmp(name, "stall", 5) == 0)
-        return &stall_service;
-    return __real_br_builtin_find(name, len);
+    const br_service_spec *services[64];
+    if (br_builtin_count + 1 > BR_NELEMS(services))
+        return 1;
+    for (size_t i = 0; i < br_builtin_count; i++)
+        services[i] = br_builtin_services[i];
+    services[br_builtin_count] = &stall_service;
+    return br_worker_main(argc, argv, services, br_builtin_count + 1);
 }

@@ -1,10 +1,13 @@
 /*
  * services.h - the built-in example services and the table barista-worker picks them
- * from.  Each service is one small file; adding one is a file and a line in
- * registry.c.
+ * from.  Each service is one small file written against the public SDK
+ * (barista/worker.h); barista-worker (workers/src/main.c) hosts the table with
+ * br_worker_main.
  */
 #ifndef BARISTA_SERVICES_H
 #define BARISTA_SERVICES_H
+
+#include <msgpack.h>
 
 #include "barista/worker.h"
 
@@ -21,6 +24,13 @@ extern const br_service_spec br_report_service;    /* cpu: task report (hash rou
 /* The outbox file of the email task when BARISTA_OUTBOX is not set. */
 #define BR_OUTBOX_DEFAULT "./barista-outbox.txt"
 
+/* msgpack-c replies, for the services that still build their bodies with msgpack-c
+ * rather than a br_writer (defined in the worker library, not part of its API). */
+msgpack_packer *br_reply_begin(br_req *req, uint16_t status);
+int br_reply_end(br_req *req);
+int br_pack_cstr(msgpack_packer *pk, const char *s);
+int br_pack_str(msgpack_packer *pk, br_str s);
+
 /* Unpacks one msgpack value from mp into *out, allocating from zone.  0, or
  * BR_EVALUE when mp is not exactly one msgpack value. */
 int br_payload_unpack(br_str mp, msgpack_zone *zone, msgpack_object *out);
@@ -31,9 +41,6 @@ const msgpack_object *br_payload_get(const msgpack_object *obj, const char *key)
 /* The built-in services, in `barista-worker --list` order. */
 extern const br_service_spec *const br_builtin_services[];
 extern const size_t br_builtin_count;
-
-/* The built-in service called name[0..len), or NULL. */
-const br_service_spec *br_builtin_find(const char *name, size_t len);
 
 /* hash's arithmetic, exposed for tests: SHA-256 of data[0..len) into digest, then
  * `more` further rounds, each hashing the previous raw 32-byte digest. */
