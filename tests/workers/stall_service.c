@@ -9,12 +9,11 @@
  *   GET /stall/offload?ms=N  the same blocking call on the thread pool (br_offload),
  *                            then {"offloaded_ms": N}: the fix
  *
- * barista-worker-test is the built-in services plus this one, each program of its own
- * calling br_worker_main (no linker tricks).
+ * barista-worker-test (worker_test_main.c) hosts it beside the built-in services.
  */
 #include <time.h>
 
-#include "services.h"
+#include "test_services.h"
 
 #define STALL_MAX_MS 10000
 
@@ -121,23 +120,10 @@ static const br_route_spec routes[] = {
      .summary = "block a pool thread"},
 };
 
-static const br_service_spec stall_service = {
+const br_service_spec br_test_stall_service = {
     .name = "stall",
     .kind = BR_KIND_IO,
     .summary = "test only: blocks on purpose",
     .routes = routes,
     .nroutes = BR_NELEMS(routes),
 };
-
-/* barista-worker-test: the built-in services and this one, hosted the way any service
- * program hosts its own. */
-int main(int argc, char **argv)
-{
-    const br_service_spec *services[64];
-    if (br_builtin_count + 1 > BR_NELEMS(services))
-        return 1;
-    for (size_t i = 0; i < br_builtin_count; i++)
-        services[i] = br_builtin_services[i];
-    services[br_builtin_count] = &stall_service;
-    return br_worker_main(argc, argv, services, br_builtin_count + 1);
-}
