@@ -3,8 +3,10 @@
  *
  * The gateway is a context struct holding the loop and every component; main()
  * builds it, runs the loop until SIGTERM/SIGINT has drained everything, and checks
- * that the loop closed with nothing left open.  The broker and the local-mode
- * supervisor join the struct and the start/stop sequence at the marked spots.
+ * that the loop closed with nothing left open.  gateway_start() builds the router,
+ * the broker, the job queue and the HTTP front, binds the broker, starts the local
+ * workers (--local), then listens; a stop signal takes them down in the order the
+ * on_*_stopped/closed callbacks chain: HTTP front, broker, job store, local workers.
  */
 #include <errno.h>
 #include <signal.h>

@@ -1,6 +1,8 @@
 /*
- * broker_int.h - what broker.c (socket, registration, heartbeats) and dispatch.c
- * (request lifecycle) share.  Not for use outside the broker.
+ * broker_int.h - what the broker's files share: broker.c (socket, registration,
+ * heartbeats, attached subsystems), intake.c (HTTP request -> call), dispatch.c
+ * (request lifecycle), calls.c (service-to-service CALLs) and zap.c (CURVE).  Not
+ * for use outside the broker: other subsystems use broker.h and its hooks.
  */
 #ifndef BARISTA_GW_BROKER_INT_H
 #define BARISTA_GW_BROKER_INT_H

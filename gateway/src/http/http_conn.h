@@ -2,7 +2,8 @@
  * http_conn.h - private to the HTTP server: the server, connection and request
  * objects shared by http_server.c (listening, scheduling, shutdown), http_conn.c
  * (reading, writing, timing and closing one connection), http_parse.c (llhttp's
- * callbacks) and http_response.c (serialising answers).  Nothing else includes it.
+ * callbacks), http_response.c (serialising answers) and http_stats.c (counters).
+ * Nothing outside gateway/src/http includes it.
  */
 #ifndef BARISTA_GW_HTTP_CONN_H
 #define BARISTA_GW_HTTP_CONN_H

@@ -1,7 +1,7 @@
 /*
- * routes.c - the gateway's own routes: /healthz here; /readyz in main.c; /metrics,
- * /openapi.json and /docs in introspection.c; /jobs/... in jobs_api.c.  And the paths
- * they keep workers away from.
+ * routes.c - the gateway's own routes: /healthz here; /readyz in app/main.c; /metrics,
+ * /openapi.json and /docs in admin/introspection.c; /jobs/... in jobs/jobs_api.c.
+ * And the paths they keep workers away from.
  */
 #include "routes.h"
 

@@ -1,7 +1,8 @@
 /*
  * jobs_int.h - what jobs.c (the queue: jobs, tasks, the store, timers), jobs_api.c
- * (HTTP and REPLY.jobs) and jobs_dispatch.c (workers, leases, results) share, and the
- * hooks it attaches to the broker.  Not for use outside the job queue.
+ * (HTTP and REPLY.jobs), jobs_dispatch.c (workers, leases, results) and jobs_stats.c
+ * (the numbers for /metrics) share, and the hooks it attaches to the broker.  Not for
+ * use outside the job queue.
  *
  * A job lives in memory from its submission to its expiry; the store holds the same
  * rows for the next start.  At any moment a durable job is on exactly one of: its

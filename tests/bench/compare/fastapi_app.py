@@ -1,6 +1,6 @@
-"""FastAPI twin of Barista's hello, sleep and hash services (see
-/work/shared/DESIGN.md, "Built-in example services"), for the comparison
-benchmark in tests/bench/compare/run.sh.
+"""FastAPI twin of Barista's hello, sleep and hash services (see the design
+document, ../shared/DESIGN.md beside the repository, "Built-in example
+services"), for the comparison benchmark in tests/bench/compare/run.sh.
 
 Run: python3 -m uvicorn fastapi_app:app --loop uvloop --http httptools \
          --workers 1 --log-level warning --host 127.0.0.1 --port PORT
