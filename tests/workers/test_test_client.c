@@ -261,6 +261,52 @@ static void a_failed_init_never_serves_and_bad_options_never_start(void **state)
     assert_int_equal(seen.inits, 1);
 }
 
+/* ---------------------------------------------------------------------------------- */
+/* A service whose data the runtime allocates (data_size), with service memory.        */
+
+typedef struct tally {
+    int64_t total; /* sum of every ?by= */
+    br_str last;   /* the last ?note=, copied into the service's memory */
+} tally;
+
+static void add(br_req *req)
+{
+    tally *t = br_req_data(req);
+    br_str note;
+    t->total += br_req_int_or(req, BR_IN_QUERY, "by", 1);
+    if (br_req_query(req, "note", &note) == 0)
+        t->last = br_svc_copy(br_req_svc(req), note);
+    br_reply_pack(req, 200, "{s:I, s:S}", "total", t->total, "last", t->last);
+}
+
+static const br_route_spec tally_routes[] = {{.method = "GET", .path = "/tally", .handler = add}};
+
+static const br_service_spec tally_service = {.name = "tally",
+                                              .kind = BR_KIND_IO,
+                                              .routes = tally_routes,
+                                              .nroutes = 1,
+                                              .data_size = sizeof(tally)};
+
+static void runtime_data_and_service_memory_outlive_requests(void **state)
+{
+    (void)state;
+    const br_service_spec *svc[] = {&tally_service};
+    br_test *t = br_test_new(svc, 1, NULL);
+    assert_non_null(t);
+    br_test_reply r;
+    assert_int_equal(br_test_get(t, "/tally?by=2&note=first", &r), 0);
+    assert_string_equal(r.body, "{\"total\":2,\"last\":\"first\"}");
+    assert_int_equal(br_test_get(t, "/tally", &r), 0);
+    assert_string_equal(r.body, "{\"total\":3,\"last\":\"first\"}");
+    /* A bad ?by= is recorded: the reply the handler sends becomes the 422. */
+    assert_int_equal(br_test_get(t, "/tally?by=x", &r), 0);
+    assert_int_equal(r.status, 422);
+    assert_string_equal(r.body, "{\"detail\":[{\"type\":\"int_parsing\",\"loc\":[\"query\",\"by\"],"
+                                "\"msg\":\"Input should be a valid integer, unable to parse string "
+                                "as an integer\",\"input\":\"x\"}]}");
+    br_test_destroy(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -271,6 +317,7 @@ int main(void)
         cmocka_unit_test(a_cpu_service_computes_on_its_thread),
         cmocka_unit_test(data_lives_from_init_to_fini),
         cmocka_unit_test(a_failed_init_never_serves_and_bad_options_never_start),
+        cmocka_unit_test(runtime_data_and_service_memory_outlive_requests),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

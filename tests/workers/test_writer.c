@@ -154,6 +154,41 @@ static void a_writer_never_grows_past_its_maximum(void **state)
     br_writer_destroy(&w);
 }
 
+static void a_format_writes_the_same_bytes_as_the_calls(void **state)
+{
+    (void)state;
+    br_writer *calls = br_writer_new(0), *packed = br_writer_new(0);
+    br_w_obj(calls);
+    br_w_key_int(calls, "id", 7);
+    br_w_key_str(calls, "title", br_str_c("milk"));
+    br_w_key(calls, "tags");
+    br_w_arr(calls);
+    br_w_cstr(calls, "a");
+    br_w_null(calls);
+    br_w_bool(calls, true);
+    br_w_float(calls, 0.5);
+    br_w_end(calls);
+    br_w_key(calls, "raw");
+    br_w_msgpack(calls, (br_str){"\x01", 1});
+    br_w_end(calls);
+    br_w_pack(packed, "{s:I, S:S, s:[s, n, b, f], s:m}", "id", (int64_t)7, br_str_c("title"),
+              br_str_c("milk"), "tags", "a", 1, 0.5, "raw", (br_str){"\x01", 1});
+    br_str a = br_writer_bytes(calls), b = br_writer_bytes(packed);
+    assert_int_equal(br_writer_error(packed), 0);
+    assert_int_equal(a.len, b.len);
+    assert_memory_equal(a.ptr, b.ptr, a.len);
+
+    br_writer_reset(packed);
+    br_w_pack(packed, "{s:i]", "n", 1); /* a mismatched close */
+    assert_int_equal(br_writer_error(packed), BR_EINVAL);
+    br_writer_reset(packed);
+    br_w_pack(packed, "[x]");
+    assert_int_equal(br_writer_error(packed), BR_EINVAL);
+    br_w_pack(NULL, "[i]", 1); /* a NULL writer: nothing happens */
+    br_writer_destroy(&calls);
+    br_writer_destroy(&packed);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -164,6 +199,7 @@ int main(void)
         cmocka_unit_test(a_valid_msgpack_value_is_copied_in_and_junk_refused),
         cmocka_unit_test(misplaced_calls_are_sticky_errors),
         cmocka_unit_test(a_writer_never_grows_past_its_maximum),
+        cmocka_unit_test(a_format_writes_the_same_bytes_as_the_calls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

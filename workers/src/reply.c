@@ -125,9 +125,23 @@ int br_reply_send(br_req *req)
 {
     if (req->ended)
         return BR_EINVAL;
+    if (req->nerrors)
+        return br_reply_invalid(req);
     if (!req->writing || !status_ok(req->status))
         return finish(req, BR_EINVAL);
     return finish(req, br_writer_error(req->writer));
+}
+
+int br_reply_pack(br_req *req, uint16_t status, const char *fmt, ...)
+{
+    br_writer *w = br_reply_start(req, status);
+    if (!w)
+        return BR_EINVAL;
+    va_list ap;
+    va_start(ap, fmt);
+    br_w_vpack(w, fmt, ap);
+    va_end(ap);
+    return br_reply_send(req);
 }
 
 int br_reply_raw(br_req *req, uint16_t status, const char *content_type, const void *body,
@@ -272,7 +286,7 @@ int br_reply_invalid(br_req *req)
     }
     br_w_end(w);
     br_w_end(w);
-    return br_reply_send(req);
+    return finish(req, br_writer_error(w));
 }
 
 /* ---------------------------------------------------------------------------------- */

@@ -93,6 +93,12 @@ int br__svcs_init(br_worker *w, char *why, size_t why_len)
         w->svcs[i].spec = s;
         w->svcs[i].worker = w;
         w->svcs[i].data = s->data;
+        br__arena_init(&w->svcs[i].memory, NULL, 0, BR_SVC_MEMORY_MAX);
+        if (s->data_size && !(w->svcs[i].data = br_svc_alloc(&w->svcs[i], s->data_size))) {
+            snprintf(why, why_len, "service %s: no memory for its %zu bytes of data", s->name,
+                     s->data_size);
+            return BR_ENOMEM;
+        }
         for (size_t k = 0; k < s->noptions; k++) {
             const br_option_spec *o = &s->options[k];
             if (!o->name || !*o->name) {
@@ -127,6 +133,8 @@ void br__svcs_release(br_worker *w)
     free(w->options);
     w->options = NULL;
     w->noptions = 0;
+    for (size_t i = 0; w->svcs && i < w->reg.nservices; i++)
+        br__arena_release(&w->svcs[i].memory);
     free(w->svcs);
     w->svcs = NULL;
 }
@@ -206,6 +214,24 @@ void br_svc_set_data(br_svc *svc, void *data)
 uv_loop_t *br_svc_loop(const br_svc *svc)
 {
     return &svc->worker->loop;
+}
+
+void *br_svc_alloc(br_svc *svc, size_t n)
+{
+    void *p = br__arena_alloc(&svc->memory, n);
+    if (p)
+        memset(p, 0, n);
+    return p;
+}
+
+br_str br_svc_copy(br_svc *svc, br_str bytes)
+{
+    char *p = br_svc_alloc(svc, bytes.len);
+    if (!p)
+        return (br_str){"", 0};
+    if (bytes.len)
+        memcpy(p, bytes.ptr, bytes.len);
+    return (br_str){p, bytes.len};
 }
 
 const char *br_svc_option(const br_svc *svc, const char *name)

@@ -42,6 +42,7 @@ struct br_svc {
     struct br_worker *worker;    /* the worker hosting it */
     void *data;                  /* br_svc_data: spec->data until init replaces it */
     bool ready;                  /* its init succeeded: its fini is due */
+    br__arena memory;            /* br_svc_alloc: freed when the worker is destroyed */
     char why[BR_SVC_WHY_MAX];    /* br_svc_fail's reason */
 };
 

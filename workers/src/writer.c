@@ -151,16 +151,22 @@ static void open_container(br_writer *w, bool obj)
 
 void br_w_obj(br_writer *w)
 {
+    if (!w)
+        return;
     open_container(w, true);
 }
 
 void br_w_arr(br_writer *w)
 {
+    if (!w)
+        return;
     open_container(w, false);
 }
 
 void br_w_end(br_writer *w)
 {
+    if (!w)
+        return;
     if (w->err)
         return;
     if (w->depth == 0 || (w->stack[w->depth - 1].obj && w->stack[w->depth - 1].key_due)) {
@@ -203,6 +209,8 @@ static void put_str(br_writer *w, const char *p, size_t n)
 
 void br_w_key(br_writer *w, const char *key)
 {
+    if (!w)
+        return;
     if (w->err)
         return;
     br__wframe *f = w->depth ? &w->stack[w->depth - 1] : NULL;
@@ -219,6 +227,8 @@ void br_w_key(br_writer *w, const char *key)
 
 void br_w_null(br_writer *w)
 {
+    if (!w)
+        return;
     static const uint8_t nil = 0xc0;
     if (value_slot(w))
         put(w, &nil, 1);
@@ -226,6 +236,8 @@ void br_w_null(br_writer *w)
 
 void br_w_bool(br_writer *w, bool v)
 {
+    if (!w)
+        return;
     uint8_t b = v ? 0xc3 : 0xc2;
     if (value_slot(w))
         put(w, &b, 1);
@@ -249,12 +261,16 @@ static void put_uint(br_writer *w, uint64_t v)
 
 void br_w_uint(br_writer *w, uint64_t v)
 {
+    if (!w)
+        return;
     if (value_slot(w))
         put_uint(w, v);
 }
 
 void br_w_int(br_writer *w, int64_t v)
 {
+    if (!w)
+        return;
     if (!value_slot(w))
         return;
     if (v >= 0) {
@@ -275,6 +291,8 @@ void br_w_int(br_writer *w, int64_t v)
 
 void br_w_float(br_writer *w, double v)
 {
+    if (!w)
+        return;
     uint64_t bits;
     memcpy(&bits, &v, sizeof(bits));
     if (value_slot(w))
@@ -283,12 +301,16 @@ void br_w_float(br_writer *w, double v)
 
 void br_w_str(br_writer *w, br_str s)
 {
+    if (!w)
+        return;
     if (value_slot(w))
         put_str(w, s.ptr, s.len);
 }
 
 void br_w_cstr(br_writer *w, const char *s)
 {
+    if (!w)
+        return;
     if (!s) {
         br_w_null(w);
         return;
@@ -299,6 +321,8 @@ void br_w_cstr(br_writer *w, const char *s)
 
 void br_w_strf(br_writer *w, const char *fmt, ...)
 {
+    if (!w)
+        return;
     char text[BR_WRITER_STRF_MAX + 1];
     va_list ap;
     va_start(ap, fmt);
@@ -314,6 +338,8 @@ void br_w_strf(br_writer *w, const char *fmt, ...)
 
 void br_w_msgpack(br_writer *w, br_str mp)
 {
+    if (!w)
+        return;
     if (w->err)
         return;
     br__cur c = {(const uint8_t *)mp.ptr, (const uint8_t *)mp.ptr + mp.len};
@@ -362,4 +388,86 @@ void br_w_key_cstr(br_writer *w, const char *key, const char *s)
 {
     br_w_key(w, key);
     br_w_cstr(w, s);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Formats.                                                                            */
+
+/* True when the next thing written is a key of the innermost object. */
+static bool key_due(const br_writer *w)
+{
+    return w->depth && w->stack[w->depth - 1].obj && !w->stack[w->depth - 1].key_due;
+}
+
+void br_w_vpack(br_writer *w, const char *fmt, va_list ap)
+{
+    for (const char *p = fmt; w && !w->err && *p; p++) {
+        switch (*p) {
+        case ' ':
+        case '\t':
+        case ':':
+        case ',':
+            break;
+        case '{':
+            br_w_obj(w);
+            break;
+        case '[':
+            br_w_arr(w);
+            break;
+        case '}':
+        case ']':
+            if (!w->depth || w->stack[w->depth - 1].obj != (*p == '}'))
+                fail(w, BR_EINVAL);
+            br_w_end(w);
+            break;
+        case 's': {
+            const char *v = va_arg(ap, const char *);
+            if (key_due(w))
+                br_w_key(w, v);
+            else
+                br_w_cstr(w, v);
+            break;
+        }
+        case 'S': {
+            br_str v = va_arg(ap, br_str);
+            if (key_due(w)) {
+                br__wframe *f = &w->stack[w->depth - 1];
+                f->key_due = true;
+                put_str(w, v.ptr, v.len);
+            } else {
+                br_w_str(w, v);
+            }
+            break;
+        }
+        case 'm':
+            br_w_msgpack(w, va_arg(ap, br_str));
+            break;
+        case 'i':
+            br_w_int(w, va_arg(ap, int));
+            break;
+        case 'I':
+            br_w_int(w, va_arg(ap, int64_t));
+            break;
+        case 'f':
+            br_w_float(w, va_arg(ap, double));
+            break;
+        case 'b':
+            br_w_bool(w, va_arg(ap, int) != 0);
+            break;
+        case 'n':
+            br_w_null(w);
+            break;
+        default:
+            fail(w, BR_EINVAL);
+            break;
+        }
+    }
+}
+
+void br_w_pack(br_writer *w, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    br_w_vpack(w, fmt, ap);
+    va_end(ap);
 }

@@ -161,6 +161,8 @@ typedef struct br_service_spec {
     br_init_fn init;               /* set-up before the first request; may be NULL */
     br_fini_fn fini;               /* tear-down after the drain; may be NULL */
     void *data;                    /* the service's data until init replaces it */
+    size_t data_size;              /* non-zero: the data is this many zeroed bytes of the
+                                      service's memory instead (br_svc_alloc) */
 } br_service_spec;
 
 /* ---------------------------------------------------------------------------------- */
@@ -176,6 +178,19 @@ void br_svc_set_data(br_svc *svc, void *data);
 
 /* The worker's loop (from init, fini and the loop thread only). */
 uv_loop_t *br_svc_loop(const br_svc *svc);
+
+/* The most bytes a service's memory may hold. */
+#define BR_SVC_MEMORY_MAX (256u * 1024u * 1024u)
+
+/* Service-lifetime memory: n bytes aligned for any type, kept until the worker is
+ * destroyed (after fini), never freed one by one - what a request's arena is to a
+ * request.  NULL past BR_SVC_MEMORY_MAX or when memory runs out.  From init, fini and
+ * the service's handlers (an io service's on the loop; a cpu service's run one at a
+ * time), never from two threads at once. */
+void *br_svc_alloc(br_svc *svc, size_t n);
+
+/* A copy of bytes in the service's memory; the empty string when it is full. */
+br_str br_svc_copy(br_svc *svc, br_str bytes);
 
 /* The value of an option the service declared: the flag, the variable or the default;
  * NULL when none is set, or when the service declared no such option.  Lives as long
@@ -316,8 +331,15 @@ int br_reply_header(br_req *req, const char *name, const char *value);
 br_writer *br_reply_start(br_req *req, uint16_t status);
 
 /* Sends the value written since br_reply_start and ends the request.  A writer with an
- * error or an unclosed container makes the reply a 500 (and returns the error). */
+ * error or an unclosed container makes the reply a 500 (and returns the error).  When
+ * validation errors were recorded (br_req_invalid, the _or getters, the body field
+ * getters), the reply is their 422 instead, as br_reply_invalid sends it: FastAPI never
+ * runs a handler with invalid input, and this keeps a handler from answering 200 with
+ * a default in place of what the client got wrong. */
 int br_reply_send(br_req *req);
+
+/* br_reply_start, br_w_pack(w, fmt, ...) and br_reply_send in one call. */
+int br_reply_pack(br_req *req, uint16_t status, const char *fmt, ...);
 
 /* Sends `len` bytes of `body` with `content_type` (NULL or "" for none) and ends the
  * request.  The bytes are copied. */

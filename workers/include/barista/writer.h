@@ -16,16 +16,19 @@
  *     br_w_end(w);                         }
  *     br_reply_send(req);
  *
+ * or, the same value in one call, br_w_pack(w, "{s:I, s:[s]}", "id", 7, "tags", "a").
+ *
  * No counts up front: containers are closed with br_w_end.  Errors are sticky: the
  * first mistake (a key outside an object, a value where a key is due, an unclosed
  * container, nesting past BR_WRITER_MAX_DEPTH, growing past the writer's maximum, no
  * memory) is remembered, later calls do nothing, and br_writer_error (or the reply
  * that sends it, which becomes a 500) reports it.  So a handler writes without
- * checking each call.
+ * checking each call.  Every br_w_ call on a NULL writer does nothing.
  */
 #ifndef BARISTA_WRITER_H
 #define BARISTA_WRITER_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -97,6 +100,21 @@ void br_w_key_int(br_writer *w, const char *key, int64_t v);
 void br_w_key_float(br_writer *w, const char *key, double v);
 void br_w_key_str(br_writer *w, const char *key, br_str s);
 void br_w_key_cstr(br_writer *w, const char *key, const char *s);
+
+/* Writes a whole value from a format, the way jansson's json_pack reads: each character
+ * writes one thing and takes its arguments in order -
+ *
+ *     {  }   an object, and its end         [  ]   an array, and its end
+ *     s      a C string (const char *; NULL writes null) - in an object's key place, the key
+ *     S      a br_str (as a key too)         m      a br_str holding one msgpack value
+ *     i      an int                          I      an int64_t
+ *     f      a double                        b      a bool (passed as int)
+ *     n      null (no argument)
+ *
+ * Blanks, ':' and ',' are ignored, for reading.  A character not in this list, or a
+ * format that writes something out of place, is a sticky BR_EINVAL. */
+void br_w_pack(br_writer *w, const char *fmt, ...);
+void br_w_vpack(br_writer *w, const char *fmt, va_list ap);
 
 #ifdef __cplusplus
 }
