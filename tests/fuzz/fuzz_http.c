@@ -231,7 +231,8 @@ static void setup(void)
         gw_router_add(fz.router, "GET", "/async/{n}", on_async, NULL) != 0)
         fail("setup", "gw_router_add");
     /* Small limits, so that short inputs reach every one of them. */
-    gw_http_config cfg = gw_http_config_default();
+    gw_http_config cfg;
+    gw_http_config_defaults(&cfg);
     cfg.max_url_bytes = 256;
     cfg.max_header_bytes = 1024;
     cfg.max_headers = 12;

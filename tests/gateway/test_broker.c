@@ -404,6 +404,33 @@ static void cancelled_call_is_cancelled_at_the_target_and_never_answered(void **
     assert_int_equal(st.inflight, 0);
 }
 
+/* Zero never stands for a default: a configuration missing a limit is refused. */
+static void config_with_a_zero_limit_or_no_endpoint_is_refused(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    gw_router *r = gw_router_new();
+    gw_broker_config cfg;
+    gw_broker_config_defaults(&cfg);
+    cfg.queue_limit = 0;
+    assert_null(gw_broker_new(&loop, r, &cfg));
+    gw_broker_config_defaults(&cfg);
+    cfg.limits.max_pairs = 0;
+    assert_null(gw_broker_new(&loop, r, &cfg));
+    gw_broker_config_defaults(&cfg);
+    cfg.endpoint = "";
+    assert_null(gw_broker_new(&loop, r, &cfg));
+    assert_null(gw_broker_new(&loop, r, NULL));
+    gw_broker_config_defaults(&cfg);
+    cfg.retry_min_budget_ms = 0; /* a choice, not a missing limit */
+    gw_broker *b = gw_broker_new(&loop, r, &cfg);
+    assert_non_null(b);
+    gw_broker_destroy(&b);
+    gw_router_destroy(&r);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -419,6 +446,7 @@ int main(void)
         T(call_is_routed_to_the_service_and_answered_with_the_callers_id),
         T(call_to_unknown_or_gateway_route_gets_404_and_wrong_method_405),
         T(cancelled_call_is_cancelled_at_the_target_and_never_answered),
+        cmocka_unit_test(config_with_a_zero_limit_or_no_endpoint_is_refused),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,11 +16,17 @@
 
 #include "barista/proto.h"
 #include "config.h"
+#include "log.h"
 
 /* Every variable a test may set, cleared before and after each test. */
-static const char *const envs[] = {
-    "BARISTA_LISTEN",       "BARISTA_MAX_BODY_BYTES",        "BARISTA_HEADER_TIMEOUT",
-    "BARISTA_MAX_PIPELINE", "BARISTA_CURVE_SECRET_KEY_FILE", "BARISTA_CURVE_AUTHORIZED_KEYS"};
+static const char *const envs[] = {"BARISTA_LISTEN",
+                                   "BARISTA_MAX_BODY_BYTES",
+                                   "BARISTA_HEADER_TIMEOUT",
+                                   "BARISTA_MAX_PIPELINE",
+                                   "BARISTA_CURVE_SECRET_KEY_FILE",
+                                   "BARISTA_CURVE_AUTHORIZED_KEYS",
+                                   "BARISTA_LOG_LEVEL",
+                                   "BARISTA_LOG_FORMAT"};
 
 static int clear_env(void **state)
 {
@@ -43,12 +49,37 @@ static gw_config_result load(gw_config *cfg, const char **argv)
     return r;
 }
 
+/* Like load(), keeping what was written to `err` in buf. */
+static gw_config_result load_err(gw_config *cfg, const char **argv, char *buf, size_t cap)
+{
+    int argc = 0;
+    while (argv[argc])
+        argc++;
+    FILE *err = tmpfile();
+    assert_non_null(err);
+    gw_config_result r = gw_config_load(cfg, argc, (char **)argv, err);
+    rewind(err);
+    size_t n = fread(buf, 1, cap - 1, err);
+    buf[n] = '\0';
+    fclose(err);
+    return r;
+}
+
+static size_t count_lines(const char *text)
+{
+    size_t n = 0;
+    for (; *text; text++)
+        n += *text == '\n';
+    return n;
+}
+
 static void defaults_are_the_documented_ones(void **state)
 {
     gw_config cfg;
     const char *argv[] = {"gw", NULL};
     assert_int_equal(load(&cfg, argv), GW_CONFIG_RUN);
-    gw_http_config d = gw_http_config_default();
+    gw_http_config d;
+    gw_http_config_defaults(&d);
     assert_string_equal(cfg.listen, "0.0.0.0:8000");
     const struct sockaddr_in *sin = (const struct sockaddr_in *)&cfg.listen_addr;
     assert_int_equal(sin->sin_family, AF_INET);
@@ -66,6 +97,92 @@ static void defaults_are_the_documented_ones(void **state)
     assert_int_equal(cfg.http.max_pipeline, 32);
     assert_int_equal(cfg.http.max_output_bytes, 1024 * 1024);
     assert_int_equal(cfg.shutdown_timeout_ms, 10000);
+    assert_int_equal(cfg.log_level, GW_LOG_INFO);
+    assert_int_equal(cfg.log_json, 0);
+}
+
+static void defaults_come_from_the_subsystems(void **state)
+{
+    gw_config cfg;
+    const char *argv[] = {"gw", NULL};
+    assert_int_equal(load(&cfg, argv), GW_CONFIG_RUN);
+    gw_http_config h;
+    gw_http_config_defaults(&h);
+    gw_broker_config b;
+    gw_broker_config_defaults(&b);
+    gw_jobs_config j;
+    gw_jobs_config_defaults(&j);
+    assert_int_equal(cfg.http.max_header_bytes, h.max_header_bytes);
+    assert_int_equal(cfg.http.max_output_bytes, h.max_output_bytes);
+    assert_int_equal(cfg.http.backlog, h.backlog);
+    assert_string_equal(cfg.broker_endpoint, b.endpoint);
+    assert_int_equal(cfg.broker.heartbeat_ms, b.heartbeat_ms);
+    assert_int_equal(cfg.broker.max_timeout_ms, b.max_timeout_ms);
+    assert_int_equal(cfg.broker.max_workers, b.max_workers);
+    assert_int_equal(cfg.broker.retry_min_budget_ms, b.retry_min_budget_ms);
+    assert_int_equal(cfg.broker.limits.max_pairs, b.limits.max_pairs);
+    assert_int_equal(cfg.broker_retry, b.retry_idempotent);
+    assert_string_equal(cfg.jobs_db, j.db);
+    assert_int_equal(cfg.jobs.fsync, j.fsync);
+    assert_int_equal(cfg.jobs.retention_ms, j.retention_ms);
+    assert_int_equal(cfg.jobs.task_limit, j.task_limit);
+}
+
+static void log_level_and_format_are_options(void **state)
+{
+    gw_config cfg;
+    const char *flags[] = {"gw", "--log-level", "warn", "--log-format=json", NULL};
+    assert_int_equal(load(&cfg, flags), GW_CONFIG_RUN);
+    assert_int_equal(cfg.log_level, GW_LOG_WARN);
+    assert_int_equal(cfg.log_json, 1);
+    setenv("BARISTA_LOG_LEVEL", "debug", 1);
+    setenv("BARISTA_LOG_FORMAT", "json", 1);
+    const char *none[] = {"gw", NULL};
+    assert_int_equal(load(&cfg, none), GW_CONFIG_RUN);
+    assert_int_equal(cfg.log_level, GW_LOG_DEBUG);
+    assert_int_equal(cfg.log_json, 1);
+    const char *back[] = {"gw", "--log-level=error", "--log-format", "text", NULL};
+    assert_int_equal(load(&cfg, back), GW_CONFIG_RUN);
+    assert_int_equal(cfg.log_level, GW_LOG_ERROR);
+    assert_int_equal(cfg.log_json, 0);
+}
+
+static void refuses_bad_log_options_with_one_line(void **state)
+{
+    char err[512];
+    gw_config cfg;
+    const char *level[] = {"gw", "--log-level", "warning", NULL};
+    assert_int_equal(load_err(&cfg, level, err, sizeof(err)), GW_CONFIG_BAD);
+    assert_non_null(strstr(err, "--log-level"));
+    assert_non_null(strstr(err, "want debug, info, warn or error"));
+    assert_int_equal(count_lines(err), 1);
+    const char *format[] = {"gw", "--log-format", "xml", NULL};
+    assert_int_equal(load_err(&cfg, format, err, sizeof(err)), GW_CONFIG_BAD);
+    assert_non_null(strstr(err, "want text or json"));
+    setenv("BARISTA_LOG_LEVEL", "", 1);
+    const char *none[] = {"gw", NULL};
+    assert_int_equal(load_err(&cfg, none, err, sizeof(err)), GW_CONFIG_BAD);
+    assert_non_null(strstr(err, "BARISTA_LOG_LEVEL"));
+}
+
+static void help_shows_each_default_as_it_is_given(void **state)
+{
+    FILE *out = tmpfile();
+    assert_non_null(out);
+    gw_config_usage(out);
+    rewind(out);
+    char text[16384];
+    size_t n = fread(text, 1, sizeof(text) - 1, out);
+    text[n] = '\0';
+    fclose(out);
+    assert_non_null(strstr(text, "default 0.0.0.0:8000; env BARISTA_LISTEN"));
+    assert_non_null(strstr(text, "default 8k; env BARISTA_MAX_URL_BYTES"));
+    assert_non_null(strstr(text, "default 1m; env BARISTA_MAX_BODY_BYTES"));
+    assert_non_null(strstr(text, "default 86400s; env BARISTA_JOBS_RETENTION"));
+    assert_non_null(strstr(text, "default tcp://0.0.0.0:5555; env BARISTA_BROKER"));
+    assert_non_null(strstr(text, "default none; env BARISTA_CURVE_SECRET_KEY_FILE"));
+    assert_non_null(strstr(text, "default info; env BARISTA_LOG_LEVEL"));
+    assert_non_null(strstr(text, "default text; env BARISTA_LOG_FORMAT"));
 }
 
 static void units_scale_sizes_and_durations(void **state)
@@ -170,6 +287,12 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(defaults_are_the_documented_ones, clear_env, clear_env),
+        cmocka_unit_test_setup_teardown(defaults_come_from_the_subsystems, clear_env, clear_env),
+        cmocka_unit_test_setup_teardown(log_level_and_format_are_options, clear_env, clear_env),
+        cmocka_unit_test_setup_teardown(refuses_bad_log_options_with_one_line, clear_env,
+                                        clear_env),
+        cmocka_unit_test_setup_teardown(help_shows_each_default_as_it_is_given, clear_env,
+                                        clear_env),
         cmocka_unit_test_setup_teardown(units_scale_sizes_and_durations, clear_env, clear_env),
         cmocka_unit_test_setup_teardown(environment_sets_and_flag_wins, clear_env, clear_env),
         cmocka_unit_test_setup_teardown(refuses_bad_values_and_unknown_options, clear_env,

@@ -174,7 +174,8 @@ static void run_fixture(fixture *f)
     assert_int_equal(gw_router_add(f->router, "POST", "/echo/{name}", echo_handler, f), 0);
     assert_int_equal(gw_router_add(f->router, "GET", "/detail", detail_handler, f), 0);
     assert_int_equal(gw_router_add(f->router, "GET", "/ctype", ctype_handler, f), 0);
-    gw_http_config cfg = gw_http_config_default();
+    gw_http_config cfg;
+    gw_http_config_defaults(&cfg);
     f->server = gw_http_server_new(&f->loop, f->router, &cfg);
     assert_non_null(f->server);
     struct sockaddr_in addr;
@@ -396,10 +397,11 @@ static void config_with_a_zero_limit_is_refused(void **state)
     uv_loop_t loop;
     assert_int_equal(uv_loop_init(&loop), 0);
     gw_router *r = gw_router_new();
-    gw_http_config cfg = gw_http_config_default();
+    gw_http_config cfg;
+    gw_http_config_defaults(&cfg);
     cfg.max_pipeline = 0;
     assert_null(gw_http_server_new(&loop, r, &cfg));
-    cfg = gw_http_config_default();
+    gw_http_config_defaults(&cfg);
     gw_http_server *s = gw_http_server_new(&loop, r, &cfg);
     assert_non_null(s);
     gw_http_server_destroy(&s);

@@ -139,6 +139,12 @@ class JobsApiTest(JobsTestCase):
         self.assertEqual(r.json()["detail"][0]["type"], "json_invalid")
         r = self.request("POST", "/jobs/email?delay_ms=soon", b"{}")
         self.assertEqual(r.status, 422)
+        self.assertEqual(r.json()["detail"][0]["loc"], ["query", "delay_ms"])
+        r = self.request("POST", "/jobs/email?delay_ms=2592000001", b"{}")
+        self.assertEqual(r.status, 422)
+        self.assertEqual(r.json()["detail"][0]["type"], "less_than_equal")
+        # The query is read as on every worker route: a bad escape is a 400.
+        self.assertEqual(self.request("POST", "/jobs/email?delay_ms=%zz", b"{}").status, 400)
         self.assertEqual(self.request("GET", "/jobs/999999").status, 404)
         self.assertEqual(self.request("GET", "/jobs/abc").status, 404)
 

@@ -10,13 +10,14 @@
 
 #include "docs_page.h"
 #include "http.h"
+#include "log.h"
 #include "openapi.h"
 
 /* Answers the rendering in intro->scratch, or 500 when rendering failed with rc. */
 static void respond_rendered(gw_req *req, gw_introspection *intro, int rc, const char *content_type)
 {
     if (rc != 0) {
-        fprintf(stderr, "barista-gateway: rendering %s failed: %s\n", req->path, br_strerror(rc));
+        gw_log(GW_LOG_ERROR, "admin", "rendering %s failed: %s", req->path, br_strerror(rc));
         gw_req_respond_detail(req, 500, "Internal Server Error");
         return;
     }

@@ -3,7 +3,8 @@
  *
  * Values: sizes are bytes with an optional k or m suffix (KiB, MiB); durations are a
  * number with a unit, ms, s or m (a bare number is seconds, as in nginx); counts are
- * plain numbers.  A value out of its row's range is refused with the range.
+ * plain numbers; choices are one of the row's words.  A value out of its row's range
+ * is refused with the range (or the words).
  */
 #include "config.h"
 
@@ -14,6 +15,7 @@
 #include <string.h>
 
 #include "barista/proto.h"
+#include "log.h"
 
 typedef enum opt_kind {
     OPT_ADDR,     /* HOST:PORT into a char[GW_CONFIG_MAX_ADDR] + the parsed address */
@@ -22,19 +24,23 @@ typedef enum opt_kind {
     OPT_COUNT,    /* uint32_t */
     OPT_TEXT,     /* a string into a char[GW_CONFIG_MAX_ADDR], e.g. a ZeroMQ endpoint */
     OPT_FLAG,     /* uint32_t 0/1; the flag alone means 1, "--x=0" or the variable set it */
-    OPT_PATH      /* like OPT_TEXT, but "" (the default) is allowed and means "not set" */
+    OPT_PATH,     /* like OPT_TEXT, but "" (the default) is allowed and means "not set" */
+    OPT_CHOICE    /* one of the row's words; the uint32_t field holds its index */
 } opt_kind;
 
-/* One option: the flag is "--" + name, the variable is "BARISTA_" + NAME. */
+/* One option: the flag is "--" + name, the variable is "BARISTA_" + NAME.  Its default
+ * is the field's value after gw_config_defaults(). */
 typedef struct opt {
-    const char *name;   /* flag name without "--" */
-    const char *env;    /* environment variable */
-    opt_kind kind;      /* how the value parses */
-    size_t offset;      /* field in gw_config */
-    uint64_t min, max;  /* accepted range (bytes, ms or count) */
-    const char *defval; /* the default, as text, for --help */
-    const char *help;   /* one line */
+    const char *name;           /* flag name without "--" */
+    const char *env;            /* environment variable */
+    opt_kind kind;              /* how the value parses */
+    size_t offset;              /* field in gw_config */
+    uint64_t min, max;          /* accepted range (bytes, ms or count) */
+    const char *help;           /* one line */
+    const char *const *choices; /* OPT_CHOICE: the words, NULL-terminated */
 } opt;
+
+static const char *const log_formats[] = {"text", "json", NULL}; /* log_json 0, 1 */
 
 #define F(field) offsetof(gw_config, field)
 #define KIB      1024u
@@ -42,86 +48,151 @@ typedef struct opt {
 #define HOUR_MS  (3600u * 1000u)
 
 static const opt options[] = {
-    {"listen", "BARISTA_LISTEN", OPT_ADDR, F(listen), 0, 0, "0.0.0.0:8000",
-     "HTTP listen address, HOST:PORT or [IPV6]:PORT"},
-    {"max-url-bytes", "BARISTA_MAX_URL_BYTES", OPT_SIZE, F(http.max_url_bytes), 64, MIB, "8k",
-     "longest request target (414 beyond)"},
+    {"listen", "BARISTA_LISTEN", OPT_ADDR, F(listen), 0, 0,
+     "HTTP listen address, HOST:PORT or [IPV6]:PORT", NULL},
+    {"max-url-bytes", "BARISTA_MAX_URL_BYTES", OPT_SIZE, F(http.max_url_bytes), 64, MIB,
+     "longest request target (414 beyond)", NULL},
     {"max-header-bytes", "BARISTA_MAX_HEADER_BYTES", OPT_SIZE, F(http.max_header_bytes), 256,
-     16 * MIB, "32k", "request line + header bytes of one request (431 beyond)"},
-    {"max-headers", "BARISTA_MAX_HEADERS", OPT_COUNT, F(http.max_headers), 1, 10000, "100",
-     "header fields in one request (431 beyond)"},
-    {"max-body-bytes", "BARISTA_MAX_BODY_BYTES", OPT_SIZE, F(http.max_body_bytes), 1, 8 * MIB, "1m",
-     "request body (413 beyond; checked before reading)"},
+     16 * MIB, "request line + header bytes of one request (431 beyond)", NULL},
+    {"max-headers", "BARISTA_MAX_HEADERS", OPT_COUNT, F(http.max_headers), 1, 10000,
+     "header fields in one request (431 beyond)", NULL},
+    {"max-body-bytes", "BARISTA_MAX_BODY_BYTES", OPT_SIZE, F(http.max_body_bytes), 1, 8 * MIB,
+     "request body (413 beyond; checked before reading)", NULL},
     {"header-timeout", "BARISTA_HEADER_TIMEOUT", OPT_DURATION, F(http.header_timeout_ms), 1,
-     HOUR_MS, "10s", "time to receive a request's headers (408, close)"},
+     HOUR_MS, "time to receive a request's headers (408, close)", NULL},
     {"body-timeout", "BARISTA_BODY_TIMEOUT", OPT_DURATION, F(http.body_timeout_ms), 1, HOUR_MS,
-     "30s", "longest pause between body reads (408, close)"},
+     "longest pause between body reads (408, close)", NULL},
     {"keepalive-timeout", "BARISTA_KEEPALIVE_TIMEOUT", OPT_DURATION, F(http.keepalive_timeout_ms),
-     1, HOUR_MS, "60s", "idle keep-alive connection lifetime"},
+     1, HOUR_MS, "idle keep-alive connection lifetime", NULL},
     {"send-timeout", "BARISTA_SEND_TIMEOUT", OPT_DURATION, F(http.send_timeout_ms), 1, HOUR_MS,
-     "60s", "a response write not done in this time closes the connection"},
+     "a response write not done in this time closes the connection", NULL},
     {"max-connections", "BARISTA_MAX_CONNECTIONS", OPT_COUNT, F(http.max_connections), 1, 1000000,
-     "16384", "open connections (503 + Retry-After, close beyond)"},
-    {"max-pipeline", "BARISTA_MAX_PIPELINE", OPT_COUNT, F(http.max_pipeline), 1, 1024, "32",
-     "requests queued per connection before reading pauses"},
+     "open connections (503 + Retry-After, close beyond)", NULL},
+    {"max-pipeline", "BARISTA_MAX_PIPELINE", OPT_COUNT, F(http.max_pipeline), 1, 1024,
+     "requests queued per connection before reading pauses", NULL},
     {"max-output-bytes", "BARISTA_MAX_OUTPUT_BYTES", OPT_SIZE, F(http.max_output_bytes), 1,
-     256 * MIB, "1m", "unwritten request + answer bytes per connection before reading pauses"},
-    {"broker", "BARISTA_BROKER", OPT_TEXT, F(broker_endpoint), 0, 0, "tcp://0.0.0.0:5555",
-     "ZeroMQ endpoint the broker binds for workers"},
+     256 * MIB, "unwritten request + answer bytes per connection before reading pauses", NULL},
+    {"broker", "BARISTA_BROKER", OPT_TEXT, F(broker_endpoint), 0, 0,
+     "ZeroMQ endpoint the broker binds for workers", NULL},
     {"broker-heartbeat", "BARISTA_BROKER_HEARTBEAT", OPT_DURATION, F(broker.heartbeat_ms), 10,
-     60000, "1s", "heartbeat period between broker and workers"},
-    {"broker-liveness", "BARISTA_BROKER_LIVENESS", OPT_COUNT, F(broker.liveness), 2, 100, "3",
-     "heartbeat periods of silence after which a worker is dead"},
+     60000, "heartbeat period between broker and workers", NULL},
+    {"broker-liveness", "BARISTA_BROKER_LIVENESS", OPT_COUNT, F(broker.liveness), 2, 100,
+     "heartbeat periods of silence after which a worker is dead", NULL},
     {"default-timeout", "BARISTA_DEFAULT_TIMEOUT", OPT_DURATION, F(broker.default_timeout_ms), 1,
-     HOUR_MS, "30s", "deadline of a request whose route sets none (504 beyond)"},
+     HOUR_MS, "deadline of a request whose route sets none (504 beyond)", NULL},
     {"max-timeout", "BARISTA_MAX_TIMEOUT", OPT_DURATION, F(broker.max_timeout_ms), 1, HOUR_MS,
-     "300s", "cap on every request deadline, route timeouts included"},
-    {"queue-limit", "BARISTA_QUEUE_LIMIT", OPT_COUNT, F(broker.queue_limit), 1, 1000000, "1024",
-     "requests per service waiting for worker credit (503 + Retry-After beyond)"},
-    {"max-pending", "BARISTA_MAX_PENDING", OPT_COUNT, F(broker.max_pending), 1, 10000000, "100000",
-     "requests the broker holds at once (503 + Retry-After beyond)"},
-    {"broker-retry", "BARISTA_BROKER_RETRY", OPT_COUNT, F(broker_retry), 0, 1, "1",
-     "1: a GET/HEAD whose worker died is retried once on another worker"},
-    {"local", "BARISTA_LOCAL", OPT_FLAG, F(local), 0, 1, "0",
-     "spawn and supervise worker processes (no value needed: --local)"},
-    {"io-workers", "BARISTA_IO_WORKERS", OPT_COUNT, F(io_workers), 0, 256, "1",
-     "local mode: I/O worker processes"},
-    {"cpu-workers", "BARISTA_CPU_WORKERS", OPT_COUNT, F(cpu_workers), 0, 256, "2",
-     "local mode: CPU worker processes"},
+     "cap on every request deadline, route timeouts included", NULL},
+    {"queue-limit", "BARISTA_QUEUE_LIMIT", OPT_COUNT, F(broker.queue_limit), 1, 1000000,
+     "requests per service waiting for worker credit (503 + Retry-After beyond)", NULL},
+    {"max-pending", "BARISTA_MAX_PENDING", OPT_COUNT, F(broker.max_pending), 1, 10000000,
+     "requests the broker holds at once (503 + Retry-After beyond)", NULL},
+    {"broker-retry", "BARISTA_BROKER_RETRY", OPT_COUNT, F(broker_retry), 0, 1,
+     "1: a GET/HEAD whose worker died is retried once on another worker", NULL},
+    {"local", "BARISTA_LOCAL", OPT_FLAG, F(local), 0, 1,
+     "spawn and supervise worker processes (no value needed: --local)", NULL},
+    {"io-workers", "BARISTA_IO_WORKERS", OPT_COUNT, F(io_workers), 0, 256,
+     "local mode: I/O worker processes", NULL},
+    {"cpu-workers", "BARISTA_CPU_WORKERS", OPT_COUNT, F(cpu_workers), 0, 256,
+     "local mode: CPU worker processes", NULL},
     {"io-services", "BARISTA_IO_SERVICES", OPT_TEXT, F(io_services), 0, 0,
-     "hello,sleep,echo,dashboard,fetch,signup,email", "local mode: services each I/O worker hosts"},
-    {"cpu-services", "BARISTA_CPU_SERVICES", OPT_TEXT, F(cpu_services), 0, 0, "hash,report",
-     "local mode: services each CPU worker hosts"},
-    {"worker-bin", "BARISTA_WORKER_BIN", OPT_TEXT, F(worker_bin), 0, 0, "barista-worker",
-     "local mode: worker program; a bare name is looked up beside barista-gateway"},
-    {"jobs-db", "BARISTA_JOBS_DB", OPT_TEXT, F(jobs_db), 0, 0, "./barista-jobs.db",
-     "SQLite file of the durable job store (WAL mode)"},
-    {"jobs-fsync", "BARISTA_JOBS_FSYNC", OPT_COUNT, F(jobs.fsync), 0, 1, "0",
-     "1: fsync each group commit, surviving power loss; 0: survives process kills"},
+     "local mode: services each I/O worker hosts", NULL},
+    {"cpu-services", "BARISTA_CPU_SERVICES", OPT_TEXT, F(cpu_services), 0, 0,
+     "local mode: services each CPU worker hosts", NULL},
+    {"worker-bin", "BARISTA_WORKER_BIN", OPT_TEXT, F(worker_bin), 0, 0,
+     "local mode: worker program; a bare name is looked up beside barista-gateway", NULL},
+    {"jobs-db", "BARISTA_JOBS_DB", OPT_TEXT, F(jobs_db), 0, 0,
+     "SQLite file of the durable job store (WAL mode)", NULL},
+    {"jobs-fsync", "BARISTA_JOBS_FSYNC", OPT_COUNT, F(jobs.fsync), 0, 1,
+     "1: fsync each group commit, surviving power loss; 0: survives process kills", NULL},
     {"jobs-retention", "BARISTA_JOBS_RETENTION", OPT_DURATION, F(jobs.retention_ms), 1,
-     720 * HOUR_MS, "86400s", "finished jobs are deleted this long after they end"},
+     720 * HOUR_MS, "finished jobs are deleted this long after they end", NULL},
     {"jobs-max-attempts", "BARISTA_JOBS_MAX_ATTEMPTS", OPT_COUNT, F(jobs.max_attempts), 1, 1000,
-     "5", "runs of a failing job before it is dead"},
-    {"jobs-lease", "BARISTA_JOBS_LEASE", OPT_DURATION, F(jobs.lease_ms), 10, 24 * HOUR_MS, "60s",
-     "a job without a result this long after it was sent runs again"},
-    {"jobs-backoff", "BARISTA_JOBS_BACKOFF", OPT_DURATION, F(jobs.backoff_ms), 1, HOUR_MS, "1s",
-     "first retry delay of a failed job; doubles per attempt, with jitter"},
+     "runs of a failing job before it is dead", NULL},
+    {"jobs-lease", "BARISTA_JOBS_LEASE", OPT_DURATION, F(jobs.lease_ms), 10, 24 * HOUR_MS,
+     "a job without a result this long after it was sent runs again", NULL},
+    {"jobs-backoff", "BARISTA_JOBS_BACKOFF", OPT_DURATION, F(jobs.backoff_ms), 1, HOUR_MS,
+     "first retry delay of a failed job; doubles per attempt, with jitter", NULL},
     {"jobs-backoff-cap", "BARISTA_JOBS_BACKOFF_CAP", OPT_DURATION, F(jobs.backoff_cap_ms), 1,
-     24 * HOUR_MS, "300s", "longest retry delay"},
+     24 * HOUR_MS, "longest retry delay", NULL},
     {"jobs-task-limit", "BARISTA_JOBS_TASK_LIMIT", OPT_COUNT, F(jobs.task_limit), 1, 1000000,
-     "1000000", "unfinished jobs per task (503 + Retry-After beyond)"},
+     "unfinished jobs per task (503 + Retry-After beyond)", NULL},
     {"curve-secret-key-file", "BARISTA_CURVE_SECRET_KEY_FILE", OPT_PATH, F(curve_secret_key_file),
-     0, 0, "", "broker's CURVE key pair: workers must authenticate"},
+     0, 0, "broker's CURVE key pair: workers must authenticate", NULL},
     {"curve-authorized-keys", "BARISTA_CURVE_AUTHORIZED_KEYS", OPT_PATH, F(curve_authorized_keys),
-     0, 0, "", "worker public keys allowed to register (file or dir)"},
+     0, 0, "worker public keys allowed to register (file or dir)", NULL},
     {"shutdown-timeout", "BARISTA_SHUTDOWN_TIMEOUT", OPT_DURATION, F(shutdown_timeout_ms), 1,
-     HOUR_MS, "10s", "on SIGTERM/SIGINT, how long in-flight requests may finish"},
+     HOUR_MS, "on SIGTERM/SIGINT, how long in-flight requests may finish", NULL},
+    {"log-level", "BARISTA_LOG_LEVEL", OPT_CHOICE, F(log_level), 0, 0,
+     "log lines below this level are dropped", gw_log_level_names},
+    {"log-format", "BARISTA_LOG_FORMAT", OPT_CHOICE, F(log_json), 0, 0,
+     "log lines as text (\"LEVEL component: message\") or json (one object each)", log_formats},
 };
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
 
+/* Writes the option's current value as it would be given ("8k", "10s", "info"). */
+static void format_value(const opt *o, const gw_config *cfg, char *buf, size_t cap)
+{
+    const char *field = (const char *)cfg + o->offset;
+    size_t size;
+    uint32_t u;
+    switch (o->kind) {
+    case OPT_ADDR:
+    case OPT_TEXT:
+    case OPT_PATH:
+        snprintf(buf, cap, "%s", field[0] ? field : "none");
+        return;
+    case OPT_SIZE:
+        memcpy(&size, field, sizeof(size));
+        if (size && size % MIB == 0)
+            snprintf(buf, cap, "%zum", size / MIB);
+        else if (size && size % KIB == 0)
+            snprintf(buf, cap, "%zuk", size / KIB);
+        else
+            snprintf(buf, cap, "%zu", size);
+        return;
+    default:
+        break;
+    }
+    memcpy(&u, field, sizeof(u));
+    if (o->kind == OPT_DURATION && u % 1000 == 0)
+        snprintf(buf, cap, "%us", u / 1000);
+    else if (o->kind == OPT_DURATION)
+        snprintf(buf, cap, "%ums", u);
+    else if (o->kind == OPT_CHOICE)
+        snprintf(buf, cap, "%s", o->choices[u]);
+    else
+        snprintf(buf, cap, "%u", u);
+}
+
+void gw_config_defaults(gw_config *cfg)
+{
+    *cfg = (gw_config){
+        .listen = GW_CONFIG_LISTEN,
+        .shutdown_timeout_ms = GW_CONFIG_SHUTDOWN_TIMEOUT_MS,
+        .broker_endpoint = GW_BROKER_ENDPOINT,
+        .local = 0,
+        .io_workers = GW_CONFIG_IO_WORKERS,
+        .cpu_workers = GW_CONFIG_CPU_WORKERS,
+        .io_services = GW_CONFIG_IO_SERVICES,
+        .cpu_services = GW_CONFIG_CPU_SERVICES,
+        .worker_bin = GW_CONFIG_WORKER_BIN,
+        .jobs_db = GW_JOBS_DB,
+        .log_level = GW_LOG_DEFAULT_LEVEL,
+        .log_json = GW_LOG_DEFAULT_JSON,
+    };
+    gw_http_config_defaults(&cfg->http);
+    gw_broker_config_defaults(&cfg->broker);
+    gw_jobs_config_defaults(&cfg->jobs);
+    cfg->broker_retry = cfg->broker.retry_idempotent;
+    /* Cannot fail: a constant, which test_config checks. */
+    (void)gw_config_parse_addr(cfg->listen, &cfg->listen_addr);
+}
+
 void gw_config_usage(FILE *out)
 {
+    gw_config d;
+    gw_config_defaults(&d);
     fputs("usage: barista-gateway [OPTION VALUE]...\n\n"
           "Barista's gateway: HTTP/1.1 front, router and broker.  Every option is also an\n"
           "environment variable; a flag wins over its variable.  Sizes take k/m suffixes\n"
@@ -129,8 +200,10 @@ void gw_config_usage(FILE *out)
           out);
     for (size_t i = 0; i < NOPTIONS; i++) {
         const opt *o = &options[i];
-        fprintf(out, "  --%-20s %s\n  %-22s default %s; env %s\n", o->name, o->help, "",
-                o->defval[0] ? o->defval : "none", o->env);
+        char def[GW_CONFIG_MAX_ADDR];
+        format_value(o, &d, def, sizeof(def));
+        fprintf(out, "  --%-20s %s\n  %-22s default %s; env %s\n", o->name, o->help, "", def,
+                o->env);
     }
     fputs("  --help                 print this and exit\n", out);
 }
@@ -217,6 +290,13 @@ static int parse_value(const opt *o, const char *text, gw_config *cfg)
             return BR_EINVAL;
         memcpy(field, &(uint32_t){(uint32_t)v}, sizeof(uint32_t));
         return 0;
+    case OPT_CHOICE:
+        while (o->choices[v] && strcmp(text, o->choices[v]) != 0)
+            v++;
+        if (!o->choices[v])
+            return BR_EINVAL;
+        memcpy(field, &(uint32_t){(uint32_t)v}, sizeof(uint32_t));
+        return 0;
     case OPT_PATH:
     case OPT_TEXT:
         if ((o->kind == OPT_TEXT && strlen(text) == 0) || strlen(text) >= GW_CONFIG_MAX_ADDR)
@@ -245,9 +325,29 @@ static int parse_value(const opt *o, const char *text, gw_config *cfg)
     return 0;
 }
 
+/* "a, b or c" from a NULL-terminated list of words. */
+static void join_choices(const char *const *words, char *buf, size_t cap)
+{
+    size_t n = 0, used = 0;
+    while (words[n])
+        n++;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && used < cap; i++) {
+        const char *sep = i == 0 ? "" : i + 1 == n ? " or " : ", ";
+        int w = snprintf(buf + used, cap - used, "%s%s", sep, words[i]);
+        if (w < 0)
+            return;
+        used += (size_t)w;
+    }
+}
+
 static void report_bad(FILE *err, const opt *o, const char *source, const char *value)
 {
-    if (o->kind == OPT_FLAG)
+    char words[128];
+    if (o->kind == OPT_CHOICE) {
+        join_choices(o->choices, words, sizeof(words));
+        fprintf(err, "barista-gateway: %s: bad value \"%s\" (want %s)\n", source, value, words);
+    } else if (o->kind == OPT_FLAG)
         fprintf(err, "barista-gateway: %s: bad value \"%s\" (want 1 or 0)\n", source, value);
     else if (o->kind == OPT_TEXT || o->kind == OPT_PATH)
         fprintf(err, "barista-gateway: %s: bad value \"%s\" (want %d..%d characters)\n", source,
@@ -273,14 +373,7 @@ static const opt *find_option(const char *name, size_t len)
 
 gw_config_result gw_config_load(gw_config *cfg, int argc, char **argv, FILE *err)
 {
-    memset(cfg, 0, sizeof(*cfg));
-    cfg->http = gw_http_config_default();
-    cfg->shutdown_timeout_ms = 10 * 1000;
-    gw_broker_config_defaults(&cfg->broker);
-    for (size_t i = 0; i < NOPTIONS; i++)
-        if (parse_value(&options[i], options[i].defval, cfg) != 0)
-            return GW_CONFIG_BAD; /* a broken table; the unit tests keep it from happening */
-
+    gw_config_defaults(cfg);
     for (size_t i = 0; i < NOPTIONS; i++) {
         const char *v = getenv(options[i].env);
         if (v && parse_value(&options[i], v, cfg) != 0) {

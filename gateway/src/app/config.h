@@ -5,6 +5,13 @@
  * Every option is one row of a table in config.c, so `--help`, the environment and
  * the flags can never disagree.  Components that join the gateway (broker, jobs,
  * local-mode supervisor) add their fields to gw_config and their rows to the table.
+ *
+ * Defaults follow the convention of every gateway subsystem: each value is written
+ * once, as a named macro - the subsystems' in their own headers (GW_HTTP_*,
+ * GW_BROKER_*, GW_JOBS_*, GW_LOG_DEFAULT_*), the gateway's own below - and
+ * gw_config_defaults() fills the whole struct from them and from the subsystems'
+ * gw_X_config_defaults().  --help prints the defaults from that struct, so it cannot
+ * disagree with them either.
  */
 #ifndef BARISTA_GW_CONFIG_H
 #define BARISTA_GW_CONFIG_H
@@ -20,6 +27,15 @@
 
 /* Longest HOST:PORT accepted for an address option. */
 #define GW_CONFIG_MAX_ADDR 256
+
+/* Defaults of the gateway's own options, by name. */
+#define GW_CONFIG_LISTEN              "0.0.0.0:8000"
+#define GW_CONFIG_SHUTDOWN_TIMEOUT_MS 10000u
+#define GW_CONFIG_IO_WORKERS          1u
+#define GW_CONFIG_CPU_WORKERS         2u
+#define GW_CONFIG_IO_SERVICES         "hello,sleep,echo,dashboard,fetch,signup,email"
+#define GW_CONFIG_CPU_SERVICES        "hash,report"
+#define GW_CONFIG_WORKER_BIN          "barista-worker"
 
 typedef struct gw_config {
     char listen[GW_CONFIG_MAX_ADDR];          /* HTTP listen address as given, "0.0.0.0:8000" */
@@ -39,6 +55,8 @@ typedef struct gw_config {
     gw_jobs_config jobs;                      /* the job queue's options (db set by main) */
     char curve_secret_key_file[GW_CONFIG_MAX_ADDR]; /* broker's CURVE key pair; "" = off */
     char curve_authorized_keys[GW_CONFIG_MAX_ADDR]; /* authorised worker keys; "" = off */
+    uint32_t log_level;                             /* a gw_log_level: lines below are dropped */
+    uint32_t log_json;                              /* 1: JSON lines; 0: text */
 } gw_config;
 
 /* What gw_config_load() decided. */
@@ -48,10 +66,13 @@ typedef enum gw_config_result {
     GW_CONFIG_BAD = 2   /* a one-line reason was printed to `err`: exit 2 */
 } gw_config_result;
 
+/* Fills *cfg with every default (see above). */
+void gw_config_defaults(gw_config *cfg);
+
 /* Fills *cfg from the defaults, the environment and argv (argv[0] is the program). */
 gw_config_result gw_config_load(gw_config *cfg, int argc, char **argv, FILE *err);
 
-/* Prints every option with its default and its environment variable. */
+/* Prints every option with its default and its environment variable (stdout: --help). */
 void gw_config_usage(FILE *out);
 
 /* Parses "HOST:PORT" or "[IPV6]:PORT" (numeric hosts).  Returns 0 or BR_EINVAL. */

@@ -25,6 +25,7 @@
 #include "http_server.h"
 #include "introspection.h"
 #include "jobs.h"
+#include "log.h"
 #include "router.h"
 #include "routes.h"
 #include "supervisor.h"
@@ -127,17 +128,16 @@ static int start_local_workers(gateway *gw)
     static const char *const env[] = {"BARISTA_EXIT_WITH_PARENT=1", NULL};
 
     if (resolve_worker_bin(gw->cfg.worker_bin, bin, sizeof(bin)) != 0 || access(bin, X_OK) != 0) {
-        fprintf(stderr, "barista-gateway: --local: worker program %s not found\n",
-                gw->cfg.worker_bin);
+        gw_log(GW_LOG_ERROR, "gateway", "--local: worker program %s not found", gw->cfg.worker_bin);
         return -1;
     }
     if (local_connect_endpoint(gw->broker, endpoint, sizeof(endpoint)) != 0) {
-        fputs("barista-gateway: --local: cannot tell workers where the broker is\n", stderr);
+        gw_log(GW_LOG_ERROR, "gateway", "--local: cannot tell workers where the broker is");
         return -1;
     }
     gw->supervisor = gw_supervisor_new(&gw->loop);
     if (!gw->supervisor) {
-        fputs("barista-gateway: --local: out of memory\n", stderr);
+        gw_log(GW_LOG_ERROR, "gateway", "--local: out of memory");
         return -1;
     }
     /* With CURVE on, local workers hold the gateway's own key pair, authorised below:
@@ -155,7 +155,7 @@ static int start_local_workers(gateway *gw)
         memcpy(&cpu[5], keys, sizeof(keys));
         if (br_curve_keyset_add(gw->curve.clients, gw->curve.server.public_key, BR_CURVE_Z85_LEN,
                                 "local", 5) != 0) {
-            fputs("barista-gateway: --local: cannot authorise local workers\n", stderr);
+            gw_log(GW_LOG_ERROR, "gateway", "--local: cannot authorise local workers");
             return -1;
         }
     }
@@ -165,8 +165,8 @@ static int start_local_workers(gateway *gw)
     if (gw->cfg.cpu_workers > 0 &&
         gw_supervisor_add(gw->supervisor, "cpu-worker", cpu, env, gw->cfg.cpu_workers) != 0)
         return -1;
-    fprintf(stderr, "barista-gateway: local mode: %u io-worker (%s), %u cpu-worker (%s)\n",
-            gw->cfg.io_workers, gw->cfg.io_services, gw->cfg.cpu_workers, gw->cfg.cpu_services);
+    gw_log(GW_LOG_INFO, "gateway", "local mode: %u io-worker (%s), %u cpu-worker (%s)",
+           gw->cfg.io_workers, gw->cfg.io_services, gw->cfg.cpu_workers, gw->cfg.cpu_services);
     return 0;
 }
 
@@ -176,8 +176,8 @@ static void on_stop_signal(uv_signal_t *sig, int signum)
     if (gw->stopping)
         return;
     gw->stopping = true;
-    fprintf(stderr, "barista-gateway: %s: draining (up to %u ms)\n",
-            signum == SIGINT ? "SIGINT" : "SIGTERM", gw->cfg.shutdown_timeout_ms);
+    gw_log(GW_LOG_INFO, "gateway", "%s: draining (up to %u ms)",
+           signum == SIGINT ? "SIGINT" : "SIGTERM", gw->cfg.shutdown_timeout_ms);
     uv_close((uv_handle_t *)&gw->sigterm, NULL);
     uv_close((uv_handle_t *)&gw->sigint, NULL);
     gw_http_server_shutdown(gw->http, gw->cfg.shutdown_timeout_ms, on_http_stopped, gw);
@@ -192,7 +192,7 @@ static void raise_fd_limit(const gw_config *cfg)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
-        fprintf(stderr, "barista-gateway: getrlimit: %s\n", strerror(errno));
+        gw_log(GW_LOG_ERROR, "gateway", "getrlimit(RLIMIT_NOFILE) failed: %s", strerror(errno));
         return;
     }
     rlim_t want = (rlim_t)cfg->http.max_connections + GW_FD_RESERVE;
@@ -200,12 +200,12 @@ static void raise_fd_limit(const gw_config *cfg)
         return;
     rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-        fprintf(stderr, "barista-gateway: setrlimit: %s\n", strerror(errno));
+        gw_log(GW_LOG_ERROR, "gateway", "setrlimit(RLIMIT_NOFILE) failed: %s", strerror(errno));
     if (rl.rlim_cur < want)
-        fprintf(stderr,
-                "barista-gateway: open-file limit %llu is below --max-connections + %d; "
-                "connections past it fail to be accepted\n",
-                (unsigned long long)rl.rlim_cur, GW_FD_RESERVE);
+        gw_log(GW_LOG_WARN, "gateway",
+               "open-file limit %llu is below --max-connections + %d; "
+               "connections past it fail to be accepted",
+               (unsigned long long)rl.rlim_cur, GW_FD_RESERVE);
 }
 
 static int gateway_start(gateway *gw)
@@ -213,7 +213,7 @@ static int gateway_start(gateway *gw)
     gw->router = gw_router_new();
     if (!gw->router || gw_routes_add_builtin(gw->router) != 0 ||
         gw_introspection_add_routes(gw->router, &gw->intro) != 0) {
-        fputs("barista-gateway: router setup failed: out of memory\n", stderr);
+        gw_log(GW_LOG_ERROR, "gateway", "router setup failed: out of memory");
         return -1;
     }
     gw->cfg.broker.endpoint = gw->cfg.broker_endpoint;
@@ -226,7 +226,7 @@ static int gateway_start(gateway *gw)
     }
     gw->broker = gw_broker_new(&gw->loop, gw->router, &gw->cfg.broker);
     if (!gw->broker || gw_router_add(gw->router, "GET", "/readyz", readyz, gw->broker) != 0) {
-        fputs("barista-gateway: broker setup failed: out of memory\n", stderr);
+        gw_log(GW_LOG_ERROR, "gateway", "broker setup failed");
         return -1;
     }
     gw->cfg.jobs.db = gw->cfg.jobs_db;
@@ -237,7 +237,7 @@ static int gateway_start(gateway *gw)
     gw->intro.src.jobs = gw->jobs;
     gw->http = gw_http_server_new(&gw->loop, gw->router, &gw->cfg.http);
     if (!gw->http) {
-        fputs("barista-gateway: gw_http_server_new failed\n", stderr);
+        gw_log(GW_LOG_ERROR, "gateway", "gw_http_server_new failed");
         return -1;
     }
     uv_signal_init(&gw->loop, &gw->sigterm);
@@ -254,16 +254,18 @@ static int gateway_start(gateway *gw)
     gw->intro.src.supervisor = gw->supervisor;
     if (gw_http_server_start(gw->http, (const struct sockaddr *)&gw->cfg.listen_addr) != 0)
         return -1;
-    fprintf(stderr, "barista-gateway: listening on %s\n", gw->cfg.listen);
+    gw_log(GW_LOG_INFO, "gateway", "listening on %s", gw->cfg.listen);
     return 0;
 }
 
-/* Closes whatever is still open after a failed start, so the loop can close. */
-static void close_leftover(uv_handle_t *h, void *arg)
+/* The signal handles, once initialised, after a failed start (every component closes
+ * its own handles in its shutdown; closing them here as well would close them twice). */
+static void close_signals(gateway *gw)
 {
-    (void)arg;
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
+    uv_handle_t *sigs[] = {(uv_handle_t *)&gw->sigterm, (uv_handle_t *)&gw->sigint};
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        if (sigs[i]->loop && !uv_is_closing(sigs[i]))
+            uv_close(sigs[i], NULL);
 }
 
 int main(int argc, char **argv)
@@ -277,12 +279,13 @@ int main(int argc, char **argv)
     case GW_CONFIG_RUN:
         break;
     }
+    gw_log_configure((gw_log_level)gw.cfg.log_level, gw.cfg.log_json != 0);
     /* A peer that resets mid-write must be an error code, not a signal. */
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(&gw.cfg);
     int rc = uv_loop_init(&gw.loop);
     if (rc < 0) {
-        fprintf(stderr, "barista-gateway: uv_loop_init: %s\n", uv_strerror(rc));
+        gw_log(GW_LOG_ERROR, "gateway", "uv_loop_init failed: %s", uv_strerror(rc));
         return 1;
     }
     int status = gateway_start(&gw) == 0 ? 0 : 1;
@@ -295,12 +298,12 @@ int main(int argc, char **argv)
             gw_jobs_close(gw.jobs, NULL, NULL);
         if (gw.supervisor)
             gw_supervisor_stop(gw.supervisor, 0, NULL, NULL);
-        uv_walk(&gw.loop, close_leftover, NULL);
+        close_signals(&gw);
     }
     uv_run(&gw.loop, UV_RUN_DEFAULT);
     rc = uv_loop_close(&gw.loop);
     if (rc != 0) {
-        fprintf(stderr, "barista-gateway: uv_loop_close: %s\n", uv_strerror(rc));
+        gw_log(GW_LOG_ERROR, "gateway", "uv_loop_close failed: %s", uv_strerror(rc));
         status = 1;
     }
     gw_http_server_destroy(&gw.http);

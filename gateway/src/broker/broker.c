@@ -29,58 +29,41 @@
 
 void gw_broker_config_defaults(gw_broker_config *cfg)
 {
-    memset(cfg, 0, sizeof(*cfg));
-    cfg->endpoint = GW_BROKER_ENDPOINT;
-    cfg->heartbeat_ms = GW_BROKER_HEARTBEAT_MS;
-    cfg->liveness = GW_BROKER_LIVENESS;
-    cfg->default_timeout_ms = GW_BROKER_DEFAULT_TIMEOUT_MS;
-    cfg->max_timeout_ms = GW_BROKER_MAX_TIMEOUT_MS;
-    cfg->queue_limit = GW_BROKER_QUEUE_LIMIT;
-    cfg->max_pending = GW_BROKER_MAX_PENDING;
-    cfg->max_workers = GW_BROKER_MAX_WORKERS;
-    cfg->retry_min_budget_ms = GW_BROKER_RETRY_MIN_BUDGET_MS;
-    cfg->retry_idempotent = true;
-    cfg->limits = br_limits_default;
+    *cfg = (gw_broker_config){
+        .endpoint = GW_BROKER_ENDPOINT,
+        .heartbeat_ms = GW_BROKER_HEARTBEAT_MS,
+        .liveness = GW_BROKER_LIVENESS,
+        .default_timeout_ms = GW_BROKER_DEFAULT_TIMEOUT_MS,
+        .max_timeout_ms = GW_BROKER_MAX_TIMEOUT_MS,
+        .queue_limit = GW_BROKER_QUEUE_LIMIT,
+        .max_pending = GW_BROKER_MAX_PENDING,
+        .max_workers = GW_BROKER_MAX_WORKERS,
+        .retry_min_budget_ms = GW_BROKER_RETRY_MIN_BUDGET_MS,
+        .retry_idempotent = true,
+        .limits = br_limits_default,
+    };
 }
 
-/* Replaces zero fields of *cfg with defaults (retry_idempotent is taken as given). */
-static void config_fill(gw_broker_config *cfg)
+/* True when every field that bounds something is set (retry_min_budget_ms may be 0). */
+static bool config_valid(const gw_broker_config *c)
 {
-    gw_broker_config d;
-    gw_broker_config_defaults(&d);
-    if (!cfg->endpoint)
-        cfg->endpoint = d.endpoint;
-#define FILL(field)                                                                                \
-    if (cfg->field == 0)                                                                           \
-    cfg->field = d.field
-    FILL(heartbeat_ms);
-    FILL(liveness);
-    FILL(default_timeout_ms);
-    FILL(max_timeout_ms);
-    FILL(queue_limit);
-    FILL(max_pending);
-    FILL(max_workers);
-    FILL(retry_min_budget_ms);
-    FILL(limits.max_message);
-    FILL(limits.max_string);
-    FILL(limits.max_body);
-    FILL(limits.max_pairs);
-    FILL(limits.max_services);
-    FILL(limits.max_routes);
-    FILL(limits.max_params);
-    FILL(limits.max_tasks);
-    FILL(limits.max_jobs);
-#undef FILL
+    const br_limits *l = &c->limits;
+    return c->endpoint && c->endpoint[0] && c->heartbeat_ms && c->liveness &&
+           c->default_timeout_ms && c->max_timeout_ms && c->queue_limit && c->max_pending &&
+           c->max_workers && l->max_message && l->max_string && l->max_body && l->max_pairs &&
+           l->max_services && l->max_routes && l->max_params && l->max_tasks && l->max_jobs;
 }
 
 gw_broker *gw_broker_new(uv_loop_t *loop, gw_router *router, const gw_broker_config *cfg)
 {
+    if (!cfg || !config_valid(cfg)) {
+        gw_log(GW_LOG_ERROR, "broker", "gw_broker_new: no endpoint or a zero limit");
+        return NULL;
+    }
     gw_broker *self = calloc(1, sizeof(*self));
     if (!self)
         return NULL;
-    if (cfg)
-        self->cfg = *cfg;
-    config_fill(&self->cfg);
+    self->cfg = *cfg;
     self->loop = loop;
     self->router = router;
     self->endpoint = strdup(self->cfg.endpoint);
@@ -89,7 +72,7 @@ gw_broker *gw_broker_new(uv_loop_t *loop, gw_router *router, const gw_broker_con
     self->reg = gw_registry_new(router, gw_dispatch_handler, self, self->cfg.max_workers);
     self->calls = gw_idmap_new(self->cfg.max_pending);
     if (!self->endpoint || !self->decoder || !self->reg || !self->calls) {
-        gw_log(GW_LOG_WARN, "broker", "gw_broker_new: out of memory");
+        gw_log(GW_LOG_ERROR, "broker", "gw_broker_new: out of memory");
         gw_broker_destroy(&self);
         return NULL;
     }
@@ -124,7 +107,7 @@ int gw_broker_send(gw_broker *b, gw_worker *w, const void *ident, size_t ident_l
     b->out.len = 0;
     int rc = br_msg_encode(msg, &b->out);
     if (rc != 0) {
-        gw_log(GW_LOG_WARN, "broker", "br_msg_encode(%s) failed: %s", br_msg_type_name(msg->type),
+        gw_log(GW_LOG_ERROR, "broker", "br_msg_encode(%s) failed: %s", br_msg_type_name(msg->type),
                br_strerror(rc));
         return rc;
     }
@@ -135,7 +118,7 @@ int gw_broker_send(gw_broker *b, gw_worker *w, const void *ident, size_t ident_l
     rc = br_zsock_send(b->zs, ident, ident_len, b->out.data, b->out.len);
     if (rc != 0 && w) {
         if (!w->lost)
-            gw_log(GW_LOG_WARN, "broker",
+            gw_log(GW_LOG_ERROR, "broker",
                    "br_zsock_send(%s) to worker %s failed: %s; dropping the worker",
                    br_msg_type_name(msg->type), w->id, br_strerror(rc));
         w->lost = true;
@@ -154,7 +137,9 @@ static void send_goodbye(gw_broker *b, const void *ident, size_t ident_len, cons
 
 void gw_broker_forget(gw_broker *b, gw_worker *w, const char *why)
 {
-    gw_log(GW_LOG_WARN, "broker", "worker %s (%s) removed: %s; %u requests in flight", w->id,
+    /* A worker that drained left as it said it would; any other removal lost it. */
+    gw_log_level level = strcmp(why, "drained") == 0 ? GW_LOG_INFO : GW_LOG_WARN;
+    gw_log(level, "broker", "worker %s (%s) removed: %s; %u requests in flight", w->id,
            gw_kind_name(w->kind), why, w->inflight);
     w->lost = true;
     gw_calls_caller_gone(b, w);
@@ -196,7 +181,7 @@ static void on_ready(gw_broker *b, const br_zframe *ident, const br_ready *r)
         .u.welcome = {.broker_id = br_str_c(b->broker_id), .heartbeat_ms = b->cfg.heartbeat_ms}};
     if (gw_broker_send(b, w, NULL, 0, &m) != 0)
         return; /* lost: reaped at the next tick */
-    gw_log(GW_LOG_WARN, "broker", "worker %s joined: %s, capacity %u, %zu services", w->id,
+    gw_log(GW_LOG_INFO, "broker", "worker %s joined: %s, capacity %u, %zu services", w->id,
            gw_kind_name(w->kind), r->capacity, w->nservices);
     for (size_t i = 0; i < w->nservices; i++)
         gw_dispatch_pump(b, w->services[i]);
@@ -341,7 +326,7 @@ static void on_worker_msg(gw_broker *b, gw_worker *w, const br_msg *m)
     case BR_MSG_HEARTBEAT:
         break;
     case BR_MSG_GOODBYE:
-        gw_log(GW_LOG_WARN, "broker", "worker %s is draining (%.*s); %u requests in flight", w->id,
+        gw_log(GW_LOG_INFO, "broker", "worker %s is draining (%.*s); %u requests in flight", w->id,
                (int)m->u.goodbye.reason.len, m->u.goodbye.reason.ptr, w->inflight);
         w->draining = true;
         /* The acknowledgement: nothing more will be sent to it, so it may exit once
@@ -469,7 +454,8 @@ static int set_opt(void *sock, int opt, const void *val, size_t len, const char 
 {
     if (zmq_setsockopt(sock, opt, val, len) == 0)
         return 0;
-    gw_log(GW_LOG_WARN, "broker", "zmq_setsockopt(%s) failed: %s", name, zmq_strerror(zmq_errno()));
+    gw_log(GW_LOG_ERROR, "broker", "zmq_setsockopt(%s) failed: %s", name,
+           zmq_strerror(zmq_errno()));
     return BR_EIO;
 }
 
@@ -481,7 +467,7 @@ static int start_curve(gw_broker *self, void *sock)
     if (!self->zap)
         return BR_EIO;
     if (br_curve_server_setup(sock, self->cfg.curve, GW_ZAP_DOMAIN, why, sizeof(why)) != 0) {
-        gw_log(GW_LOG_WARN, "broker", "%s", why);
+        gw_log(GW_LOG_ERROR, "broker", "%s", why);
         return BR_EIO;
     }
     return 0;
@@ -494,12 +480,12 @@ int gw_broker_start(gw_broker *self)
     make_broker_id(self);
     self->zctx = zmq_ctx_new();
     if (!self->zctx) {
-        gw_log(GW_LOG_WARN, "broker", "zmq_ctx_new failed: %s", zmq_strerror(zmq_errno()));
+        gw_log(GW_LOG_ERROR, "broker", "zmq_ctx_new failed: %s", zmq_strerror(zmq_errno()));
         return BR_EIO;
     }
     void *sock = zmq_socket(self->zctx, ZMQ_ROUTER);
     if (!sock) {
-        gw_log(GW_LOG_WARN, "broker", "zmq_socket(ROUTER) failed: %s", zmq_strerror(zmq_errno()));
+        gw_log(GW_LOG_ERROR, "broker", "zmq_socket(ROUTER) failed: %s", zmq_strerror(zmq_errno()));
         goto fail;
     }
     int one = 1, zero = 0, hwm = BROKER_HWM;
@@ -513,7 +499,7 @@ int gw_broker_start(gw_broker *self)
     if (self->cfg.curve && start_curve(self, sock) != 0)
         goto fail;
     if (zmq_bind(sock, self->endpoint) != 0) {
-        gw_log(GW_LOG_WARN, "broker", "zmq_bind(%s) failed: %s", self->endpoint,
+        gw_log(GW_LOG_ERROR, "broker", "zmq_bind(%s) failed: %s", self->endpoint,
                zmq_strerror(zmq_errno()));
         goto fail;
     }
@@ -527,7 +513,7 @@ int gw_broker_start(gw_broker *self)
     self->deadline_timer.data = self;
     uv_timer_start(&self->tick_timer, on_tick, self->cfg.heartbeat_ms, self->cfg.heartbeat_ms);
     self->started = true;
-    gw_log(GW_LOG_WARN, "broker", "listening for workers on %s (broker id %s)%s", self->endpoint,
+    gw_log(GW_LOG_INFO, "broker", "listening for workers on %s (broker id %s)%s", self->endpoint,
            self->broker_id, self->zap ? ", CURVE keys required" : "");
     return 0;
 fail:

@@ -25,7 +25,7 @@
 struct gw_broker {
     uv_loop_t *loop;                      /* the gateway's loop */
     gw_router *router;                    /* where routes go (the caller's) */
-    gw_broker_config cfg;                 /* a copy, defaults filled in */
+    gw_broker_config cfg;                 /* a copy of the caller's */
     char *endpoint;                       /* cfg.endpoint's own copy */
     char broker_id[GW_BROKER_ID_LEN + 1]; /* random per start, told to workers */
     void *zctx;                           /* ZeroMQ context, from start to shutdown's end */

@@ -321,7 +321,7 @@ void gw_dispatch_respond_reply(gw_broker *b, gw_req *req, const br_reply *r, boo
     if (nheaders > REPLY_HEADERS_STACK) {
         extra = malloc((nheaders + 1) * sizeof(*extra));
         if (!extra) {
-            gw_log(GW_LOG_WARN, "broker", "malloc(%u reply headers) failed: dropping them",
+            gw_log(GW_LOG_ERROR, "broker", "malloc(%u reply headers) failed: dropping them",
                    nheaders);
             extra = stack;
             nheaders = 0;

@@ -83,22 +83,22 @@ static gw_call *call_new(gw_broker *b, gw_req *req, gw_route_entry *route)
 }
 
 /* Percent-decodes the query and the path parameters into the call's scratch space.
- * 0, or the detail of a 400 answer. */
-static const char *call_decode_params(gw_call *c)
+ * 0, or the client was answered 400 and an error is returned. */
+static int call_decode_params(gw_call *c)
 {
-    const gw_req *req = c->req;
+    gw_req *req = c->req;
     size_t npairs = 0;
-    int rc = gw_query_parse(req->query, req->query_len, c->scratch, req->query_len + 1, c->query,
-                            c->query_cap, &npairs);
-    if (rc == BR_ELIMIT)
-        return "Too many query parameters";
+    int rc =
+        gw_req_query_parse(req, c->scratch, req->query_len + 1, c->query, c->query_cap, &npairs);
     if (rc != 0)
-        return "Malformed query string: bad percent-encoding";
+        return rc;
     c->nquery = (uint32_t)npairs;
     if (gw_call_path_params(c, &req->match, c->scratch + req->query_len + 1,
-                            c->scratch_cap - (req->query_len + 1)) != 0)
-        return "Malformed path: bad percent-encoding";
-    return NULL;
+                            c->scratch_cap - (req->query_len + 1)) != 0) {
+        gw_req_respond_detail(req, 400, "Malformed path: bad percent-encoding");
+        return BR_EVALUE;
+    }
+    return 0;
 }
 
 int gw_call_path_params(gw_call *c, const gw_route_match *match, char *dst, size_t cap)
@@ -226,22 +226,13 @@ static void on_abort(gw_req *req, void *arg)
  * client was answered (400, 413, 415, 422) and an error is returned. */
 static int call_prepare(gw_call *c)
 {
-    gw_req *req = c->req;
-    const char *bad = call_decode_params(c);
-    if (bad) {
-        gw_req_respond_detail(req, 400, bad);
-        return BR_EVALUE;
-    }
+    int rc = call_decode_params(c);
+    if (rc != 0)
+        return rc;
     call_headers(c);
     const gw_route_entry *e = c->route;
-    br_buf detail = {.max = c->broker->cfg.limits.max_body};
-    int rc = gw_params_validate(e->params, e->nparams, c->params, c->nparams, c->query, c->nquery,
-                                c->headers, c->nheaders, &detail);
-    if (rc == BR_EVALUE)
-        gw_req_respond(req, 422, NULL, 0, "application/json", detail.data, detail.len);
-    else if (rc != 0) /* the list of errors did not fit in memory */
-        gw_req_respond_detail(req, 500, "Internal Server Error");
-    br_buf_free(&detail);
+    rc = gw_req_params_validate(c->req, e->params, e->nparams, c->params, c->nparams, c->query,
+                                c->nquery, c->headers, c->nheaders, c->broker->cfg.limits.max_body);
     return rc != 0 ? rc : call_body(c);
 }
 

@@ -43,30 +43,30 @@ int gw_curve_load(gw_curve *out, const char *secret_key_file, const char *author
     if (!secret_key_file[0] && !authorized[0])
         return 0;
     if (!secret_key_file[0] || !authorized[0]) {
-        fprintf(stderr, "barista-gateway: --curve-secret-key-file and --curve-authorized-keys "
-                        "go together (CURVE without authorised keys would admit any key)\n");
+        gw_log(GW_LOG_ERROR, "broker",
+               "--curve-secret-key-file and --curve-authorized-keys go together (CURVE "
+               "without authorised keys would admit any key)");
         return -1;
     }
     if (br_curve_keypair_read(secret_key_file, &out->server, why, sizeof(why)) != 0) {
-        fprintf(stderr, "barista-gateway: --curve-secret-key-file: %s\n", why);
+        gw_log(GW_LOG_ERROR, "broker", "--curve-secret-key-file: %s", why);
         return -1;
     }
     out->clients = br_curve_keyset_new();
     if (!out->clients) {
-        fputs("barista-gateway: out of memory\n", stderr);
+        gw_log(GW_LOG_ERROR, "broker", "gw_curve_load: out of memory");
         gw_curve_release(out);
         return -1;
     }
     if (br_curve_keyset_load(out->clients, authorized, why, sizeof(why)) != 0) {
-        fprintf(stderr, "barista-gateway: --curve-authorized-keys: %s\n", why);
+        gw_log(GW_LOG_ERROR, "broker", "--curve-authorized-keys: %s", why);
         gw_curve_release(out);
         return -1;
     }
     out->on = true;
-    fprintf(stderr,
-            "barista-gateway: worker authentication on: CURVE, %zu authorised keys, "
-            "broker public key %s\n",
-            br_curve_keyset_count(out->clients), out->server.public_key);
+    gw_log(GW_LOG_INFO, "broker",
+           "worker authentication on: CURVE, %zu authorised keys, broker public key %s",
+           br_curve_keyset_count(out->clients), out->server.public_key);
     return 0;
 }
 
@@ -87,7 +87,7 @@ static void reply(gw_zap *z, br_zframe reqid, const char *code, const char *text
                             {user, strlen(user)}, {"", 0}};
     for (int i = 0; i < 6; i++) {
         if (zmq_send(s, f[i].data, f[i].len, (i < 5 ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0) {
-            gw_log(GW_LOG_WARN, "broker", "zmq_send(ZAP reply): %s", zmq_strerror(zmq_errno()));
+            gw_log(GW_LOG_ERROR, "broker", "zmq_send(ZAP reply): %s", zmq_strerror(zmq_errno()));
             return;
         }
     }
@@ -151,14 +151,14 @@ gw_zap *gw_zap_new(uv_loop_t *loop, void *zctx, const br_curve_keyset *keys)
 {
     gw_zap *z = calloc(1, sizeof(*z));
     if (!z) {
-        gw_log(GW_LOG_WARN, "broker", "gw_zap_new: out of memory");
+        gw_log(GW_LOG_ERROR, "broker", "gw_zap_new: out of memory");
         return NULL;
     }
     z->loop = loop;
     z->keys = keys;
     void *s = zmq_socket(zctx, ZMQ_REP);
     if (!s) {
-        gw_log(GW_LOG_WARN, "broker", "zmq_socket(REP) for ZAP failed: %s",
+        gw_log(GW_LOG_ERROR, "broker", "zmq_socket(REP) for ZAP failed: %s",
                zmq_strerror(zmq_errno()));
         free(z);
         return NULL;
@@ -166,7 +166,7 @@ gw_zap *gw_zap_new(uv_loop_t *loop, void *zctx, const br_curve_keyset *keys)
     int zero = 0;
     if (zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
         zmq_bind(s, GW_ZAP_ENDPOINT) != 0) {
-        gw_log(GW_LOG_WARN, "broker", "zmq_bind(%s) failed: %s", GW_ZAP_ENDPOINT,
+        gw_log(GW_LOG_ERROR, "broker", "zmq_bind(%s) failed: %s", GW_ZAP_ENDPOINT,
                zmq_strerror(zmq_errno()));
         zmq_close(s);
         free(z);

@@ -15,10 +15,10 @@
 #include "json.h"
 #include "log.h"
 
-static gw_log_level log_min = GW_LOG_INFO; /* lines below are dropped */
-static bool log_json;                      /* JSON lines instead of text */
+static gw_log_level log_min = GW_LOG_DEFAULT_LEVEL; /* lines below are dropped */
+static bool log_json = GW_LOG_DEFAULT_JSON;         /* JSON lines instead of text */
 
-static const char *const level_names[] = {"debug", "info", "warn", "error"};
+const char *const gw_log_level_names[] = {"debug", "info", "warn", "error", NULL};
 
 void gw_log_configure(gw_log_level min, bool json)
 {
@@ -28,8 +28,8 @@ void gw_log_configure(gw_log_level min, bool json)
 
 int gw_log_level_parse(const char *name, gw_log_level *out)
 {
-    for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++)
-        if (strcmp(name, level_names[i]) == 0) {
+    for (size_t i = 0; gw_log_level_names[i]; i++)
+        if (strcmp(name, gw_log_level_names[i]) == 0) {
             *out = (gw_log_level)i;
             return 0;
         }
@@ -46,7 +46,7 @@ static void write_json(gw_log_level level, const char *component, const char *ms
     char head[96];
     int n = snprintf(head, sizeof(head),
                      "{\"ts\":%lld.%03ld,\"level\":\"%s\",\"component\":", (long long)ts.tv_sec,
-                     ts.tv_nsec / 1000000, level_names[level]);
+                     ts.tv_nsec / 1000000, gw_log_level_names[level]);
     if (br_buf_append(&out, head, (size_t)n) != 0 ||
         gw_json_append_string(&out, component, strlen(component)) != 0 ||
         br_buf_append(&out, ",\"msg\":", 7) != 0 ||
@@ -69,6 +69,6 @@ void gw_log(gw_log_level level, const char *component, const char *fmt, ...)
         return;
     }
     char line[GW_LOG_LINE_MAX + 64];
-    snprintf(line, sizeof(line), "%s %s: %s\n", level_names[level], component, msg);
+    snprintf(line, sizeof(line), "%s %s: %s\n", gw_log_level_names[level], component, msg);
     fputs(line, stderr);
 }

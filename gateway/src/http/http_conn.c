@@ -18,6 +18,7 @@
 
 #include "barista/proto.h"
 #include "http_conn.h"
+#include "log.h"
 
 static void conn_fail(gw_conn *conn, int status, const char *detail);
 static void conn_update_phase(gw_conn *conn);
@@ -54,8 +55,8 @@ gw_http_req *gw__req_get(gw_conn *conn)
 
 static void req_free(gw_http_req *r)
 {
-    gw__bytes_free(&r->arena);
-    gw__bytes_free(&r->resp);
+    br_buf_free(&r->arena);
+    br_buf_free(&r->resp);
     free(r->offs);
     free(r->hdrs);
     free(r);
@@ -68,9 +69,9 @@ static void req_recycle(gw_conn *conn, gw_http_req *r)
         return;
     }
     if (r->arena.cap > GW_HTTP_ARENA_KEEP)
-        gw__bytes_free(&r->arena);
+        br_buf_free(&r->arena);
     if (r->resp.cap > GW_HTTP_ARENA_KEEP)
-        gw__bytes_free(&r->resp);
+        br_buf_free(&r->resp);
     r->next = conn->free_reqs;
     conn->free_reqs = r;
     conn->nfree++;
@@ -175,14 +176,16 @@ static void stop_reading(gw_conn *conn)
 static void keep_unparsed(gw_conn *conn, const char *from, const char *end)
 {
     size_t n = (size_t)(end - from);
-    gw_bytes *b = &conn->pending_in;
-    if (b->data && from >= b->data && from <= b->data + b->cap) {
+    br_buf *b = &conn->pending_in;
+    const char *kept = (const char *)b->data;
+    if (kept && from >= kept && from <= kept + b->cap) {
         memmove(b->data, from, n);
         b->len = n;
         return;
     }
     b->len = 0;
-    if (gw__bytes_append(b, from, n, GW_HTTP_READ_BUFFER) != 0)
+    b->max = GW_HTTP_READ_BUFFER;
+    if (br_buf_append(b, from, n) != 0)
         gw__conn_close(conn);
 }
 
@@ -253,7 +256,7 @@ static void start_reading(gw_conn *conn)
         return;
     int rc = uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read);
     if (rc < 0) {
-        fprintf(stderr, "barista-gateway: uv_read_start: %s\n", uv_strerror(rc));
+        gw_log(GW_LOG_ERROR, "http", "uv_read_start failed: %s", uv_strerror(rc));
         gw__conn_close(conn);
         return;
     }
@@ -268,7 +271,7 @@ static void maybe_resume(gw_conn *conn)
     if (conn->pending_in.len) {
         size_t n = conn->pending_in.len;
         conn->pending_in.len = 0;
-        conn_feed(conn, conn->pending_in.data, n);
+        conn_feed(conn, (const char *)conn->pending_in.data, n);
         if (!gw__conn_can_parse(conn) || conn->closing)
             return;
     }
@@ -395,7 +398,7 @@ void gw__conn_flush(gw_conn *conn)
     uv_buf_t *bufs = conn->server->gather;
     for (gw_http_req *r = conn->head; r && n < cap; r = r->next) {
         if (r->state == GW_REQ_READY) {
-            bufs[n++] = uv_buf_init(r->resp.data, (unsigned)r->resp.len);
+            bufs[n++] = uv_buf_init((char *)r->resp.data, (unsigned)r->resp.len);
             total += r->resp.len;
             r->state = GW_REQ_WRITING;
             if (r->close_after)
@@ -452,7 +455,7 @@ static void conn_free(gw_conn *conn)
         next = r->next;
         req_free(r);
     }
-    gw__bytes_free(&conn->pending_in);
+    br_buf_free(&conn->pending_in);
     gw__server_conn_closed(server, conn);
     free(conn);
 }
@@ -556,13 +559,14 @@ static void conn_reject(gw_conn *conn)
                      "HTTP/1.1 503 Service Unavailable\r\n%.*sContent-Type: application/json\r\n"
                      "Content-Length: %zu\r\nRetry-After: 1\r\nConnection: close\r\n\r\n",
                      (int)date_len, date, sizeof(body) - 1);
-    gw_bytes *b = &conn->pending_in;
-    if (n < 0 || (size_t)n >= sizeof(head) || gw__bytes_append(b, head, (size_t)n, 1024) != 0 ||
-        gw__bytes_append(b, body, sizeof(body) - 1, 1024) != 0) {
+    br_buf *b = &conn->pending_in;
+    b->max = 1024;
+    if (n < 0 || (size_t)n >= sizeof(head) || br_buf_append(b, head, (size_t)n) != 0 ||
+        br_buf_append(b, body, sizeof(body) - 1) != 0) {
         gw__conn_close(conn);
         return;
     }
-    uv_buf_t buf = uv_buf_init(b->data, (unsigned)b->len);
+    uv_buf_t buf = uv_buf_init((char *)b->data, (unsigned)b->len);
     gw__conn_set_phase(conn, GW_PHASE_LINGER, GW_HTTP_LINGER_MS);
     conn->lingering = true;
     if (uv_write(&conn->write_req, (uv_stream_t *)&conn->tcp, &buf, 1, on_reject_written) < 0)
@@ -573,7 +577,7 @@ void gw__conn_accept(gw_http_server *server, bool reject)
 {
     gw_conn *conn = calloc(1, sizeof(*conn));
     if (!conn) {
-        fprintf(stderr, "barista-gateway: accept: out of memory\n");
+        gw_log(GW_LOG_ERROR, "http", "accept: out of memory");
         return;
     }
     conn->server = server;
@@ -593,7 +597,7 @@ void gw__conn_accept(gw_http_server *server, bool reject)
     }
     int rc = uv_accept((uv_stream_t *)&server->listener, (uv_stream_t *)&conn->tcp);
     if (rc < 0) {
-        fprintf(stderr, "barista-gateway: uv_accept: %s\n", uv_strerror(rc));
+        gw_log(GW_LOG_ERROR, "http", "uv_accept failed: %s", uv_strerror(rc));
         gw__conn_close(conn);
         return;
     }

@@ -15,6 +15,8 @@
 #include <llhttp.h>
 #include <uv.h>
 
+#include "barista/proto.h"
+
 #include "http.h"
 #include "http_server.h"
 
@@ -37,20 +39,6 @@
 /* Connections turned away with a 503 that may be in their short goodbye at once;
  * past this an excess connection is closed without an answer. */
 #define GW_HTTP_MAX_REJECTING 256
-
-/* A growable byte buffer; every append names its maximum. */
-typedef struct gw_bytes {
-    char *data; /* heap bytes */
-    size_t len; /* bytes used */
-    size_t cap; /* bytes allocated */
-} gw_bytes;
-
-/* Makes room for `extra` more bytes without growing past `max` in total.
- * Returns 0, BR_ELIMIT or BR_ENOMEM. */
-int gw__bytes_reserve(gw_bytes *b, size_t extra, size_t max);
-/* Appends n bytes.  Returns as gw__bytes_reserve(). */
-int gw__bytes_append(gw_bytes *b, const void *p, size_t n, size_t max);
-void gw__bytes_free(gw_bytes *b);
 
 /* Where a request is in its life. */
 typedef enum gw_req_state {
@@ -79,8 +67,9 @@ typedef struct gw_http_req {
     struct gw_conn *conn;     /* the connection it arrived on */
     struct gw_http_req *next; /* next in the connection's queue or free list */
     gw_req_state state;       /* see gw_req_state */
-    gw_bytes arena;           /* target, header names and values, body, NUL-separated */
-    gw_bytes resp;            /* the serialised answer */
+    br_buf arena;             /* target, header names and values, body, NUL-separated;
+                                 max set per request (http_parse.c) */
+    br_buf resp;              /* the serialised answer; max set as it is built */
     gw_hdr_off *offs;         /* header positions while parsing */
     gw_header *hdrs;          /* header pointers once complete (pub.headers) */
     size_t nhdrs;             /* headers used */
@@ -125,7 +114,8 @@ typedef struct gw_conn {
     size_t nfree;                  /* objects in the pool */
     size_t output_bytes;           /* answer bytes ready or being written */
     size_t input_bytes;            /* bytes of parsed requests not yet written back */
-    gw_bytes pending_in;           /* input read but not parsed while reading is paused */
+    br_buf pending_in;             /* input read but not parsed while reading is paused
+                                      (max GW_HTTP_READ_BUFFER), or a 503 being sent */
     const char *exec_end;          /* end of the bytes llhttp is executing */
     gw_conn_phase phase;           /* what the timer measures */
     uint64_t deadline;             /* loop time (ms) when the phase times out */

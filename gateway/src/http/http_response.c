@@ -16,48 +16,15 @@
 #include "http_conn.h"
 #include "json.h"
 
-/* The largest answer the server serialises: a maximal protocol body plus headers. */
+/* The largest answer body the server serialises: a maximal protocol body. */
 #define GW_HTTP_MAX_RESPONSE (17u * 1024 * 1024)
+
+/* The most req->resp may hold: that body plus its status line and headers. */
+#define GW_HTTP_MAX_RESPONSE_BUF (GW_HTTP_MAX_RESPONSE + 64u * 1024)
 
 /* The longest {"detail":...} body the server writes (a detail escapes to at most six
  * bytes per byte). */
 #define GW_HTTP_MAX_DETAIL (64u * 1024)
-
-int gw__bytes_reserve(gw_bytes *b, size_t extra, size_t max)
-{
-    if (extra > max || b->len > max - extra)
-        return BR_ELIMIT;
-    size_t need = b->len + extra;
-    if (need <= b->cap)
-        return 0;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < need)
-        cap = cap > max / 2 ? max : cap * 2;
-    char *grown = realloc(b->data, cap);
-    if (!grown)
-        return BR_ENOMEM;
-    b->data = grown;
-    b->cap = cap;
-    return 0;
-}
-
-int gw__bytes_append(gw_bytes *b, const void *p, size_t n, size_t max)
-{
-    int rc = gw__bytes_reserve(b, n, max);
-    if (rc != 0)
-        return rc;
-    if (n)
-        memcpy(b->data + b->len, p, n);
-    b->len += n;
-    return 0;
-}
-
-void gw__bytes_free(gw_bytes *b)
-{
-    free(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
-}
 
 /* Reason phrases for the statuses the gateway and its workers use. */
 static const struct {
@@ -198,12 +165,13 @@ int gw__response_build(gw_http_req *req, int status, const gw_header *extra, siz
         return BR_ELIMIT;
     need += req->head || bodyless ? 0 : body_len;
 
-    gw_bytes *out = &req->resp;
+    br_buf *out = &req->resp;
     out->len = 0;
-    int rc = gw__bytes_reserve(out, need, GW_HTTP_MAX_RESPONSE + 64 * 1024);
+    out->max = GW_HTTP_MAX_RESPONSE_BUF; /* br_buf_free() in recycling clears it */
+    int rc = br_buf_reserve(out, need);
     if (rc != 0)
         return rc;
-    char *p = out->data;
+    char *p = (char *)out->data;
     put(&p, "HTTP/1.1 ", 9);
     put_uint(&p, (size_t)status);
     put(&p, " ", 1);
@@ -235,7 +203,7 @@ int gw__response_build(gw_http_req *req, int status, const gw_header *extra, siz
     put(&p, "\r\n", 2);
     if (!req->head && !bodyless && body_len)
         put(&p, body, body_len);
-    out->len = (size_t)(p - out->data);
+    out->len = (size_t)(p - (char *)out->data);
     gw__response_count(req, status, out->len);
     return 0;
 }

@@ -17,24 +17,24 @@
 
 #include "barista/proto.h"
 #include "http_conn.h"
+#include "log.h"
 
-gw_http_config gw_http_config_default(void)
+void gw_http_config_defaults(gw_http_config *cfg)
 {
-    gw_http_config c = {
-        .max_url_bytes = 8 * 1024,
-        .max_header_bytes = 32 * 1024,
-        .max_headers = 100,
-        .max_body_bytes = 1024 * 1024,
-        .header_timeout_ms = 10 * 1000,
-        .body_timeout_ms = 30 * 1000,
-        .keepalive_timeout_ms = 60 * 1000,
-        .send_timeout_ms = 60 * 1000,
-        .max_connections = 16384,
-        .max_pipeline = 32,
-        .max_output_bytes = 1024 * 1024,
-        .backlog = 511,
+    *cfg = (gw_http_config){
+        .max_url_bytes = GW_HTTP_MAX_URL_BYTES,
+        .max_header_bytes = GW_HTTP_MAX_HEADER_BYTES,
+        .max_headers = GW_HTTP_MAX_HEADERS,
+        .max_body_bytes = GW_HTTP_MAX_BODY_BYTES,
+        .header_timeout_ms = GW_HTTP_HEADER_TIMEOUT_MS,
+        .body_timeout_ms = GW_HTTP_BODY_TIMEOUT_MS,
+        .keepalive_timeout_ms = GW_HTTP_KEEPALIVE_TIMEOUT_MS,
+        .send_timeout_ms = GW_HTTP_SEND_TIMEOUT_MS,
+        .max_connections = GW_HTTP_MAX_CONNECTIONS,
+        .max_pipeline = GW_HTTP_MAX_PIPELINE,
+        .max_output_bytes = GW_HTTP_MAX_OUTPUT_BYTES,
+        .backlog = GW_HTTP_BACKLOG,
     };
-    return c;
 }
 
 static bool config_valid(const gw_http_config *c)
@@ -47,8 +47,12 @@ static bool config_valid(const gw_http_config *c)
 
 gw_http_server *gw_http_server_new(uv_loop_t *loop, gw_router *router, const gw_http_config *config)
 {
-    if (!loop || !router || !config || !config_valid(config))
+    if (!loop || !router)
         return NULL;
+    if (!config || !config_valid(config)) {
+        gw_log(GW_LOG_ERROR, "http", "gw_http_server_new: a limit is zero");
+        return NULL;
+    }
     gw_http_server *self = calloc(1, sizeof(*self));
     if (!self)
         return NULL;
@@ -130,7 +134,7 @@ static void on_connection(uv_stream_t *listener, int status)
         /* Out of descriptors repeats on every wakeup; say it once a second. */
         uint64_t now = uv_now(self->loop);
         if (now >= self->accept_log_after) {
-            fprintf(stderr, "barista-gateway: accept: %s\n", uv_strerror(status));
+            gw_log(GW_LOG_ERROR, "http", "accept failed: %s", uv_strerror(status));
             self->accept_log_after = now + 1000;
         }
         return;
@@ -144,7 +148,7 @@ int gw_http_server_start(gw_http_server *self, const struct sockaddr *addr)
         return BR_EINVAL;
     int rc = uv_tcp_init(self->loop, &self->listener);
     if (rc < 0) {
-        fprintf(stderr, "barista-gateway: uv_tcp_init: %s\n", uv_strerror(rc));
+        gw_log(GW_LOG_ERROR, "http", "uv_tcp_init failed: %s", uv_strerror(rc));
         return BR_EIO;
     }
     self->listener.data = self;
@@ -161,7 +165,7 @@ int gw_http_server_start(gw_http_server *self, const struct sockaddr *addr)
         rc = uv_listen((uv_stream_t *)&self->listener, self->cfg.backlog, on_connection);
     }
     if (rc < 0) {
-        fprintf(stderr, "barista-gateway: %s: %s\n", call, uv_strerror(rc));
+        gw_log(GW_LOG_ERROR, "http", "%s failed: %s", call, uv_strerror(rc));
         return BR_EIO;
     }
     return 0;

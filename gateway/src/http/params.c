@@ -92,11 +92,21 @@ int gw_query_parse(const char *query, size_t len, char *scratch, size_t cap, br_
     return 0;
 }
 
+int gw_req_query_parse(gw_req *req, char *scratch, size_t cap, br_pair *out, size_t max,
+                       size_t *npairs)
+{
+    int rc = gw_query_parse(req->query, req->query_len, scratch, cap, out, max, npairs);
+    if (rc == BR_ELIMIT)
+        gw_req_respond_detail(req, 400, "Too many query parameters");
+    else if (rc != 0)
+        gw_req_respond_detail(req, 400, "Malformed query string: bad percent-encoding");
+    return rc;
+}
+
 /* ---------------------------------------------------------------------------------- */
 /* Value parsing, pydantic's lax mode for strings as FastAPI applies it.               */
 
-/* Optional sign, then decimal digits only, within int64. */
-static bool parse_int(br_str s, int64_t *v)
+bool gw_param_int(br_str s, int64_t *v)
 {
     size_t i = 0;
     bool neg = false;
@@ -270,7 +280,7 @@ static bool check_value(const br_param *p, br_str v, param_error *e, char *msg, 
     case BR_TYPE_STR:
         return check_bounds(p, (double)gw_utf8_count(v.ptr, v.len), true, e, msg, msglen, bound);
     case BR_TYPE_INT:
-        if (parse_int(v, &i))
+        if (gw_param_int(v, &i))
             return check_bounds(p, (double)i, false, e, msg, msglen, bound);
         e->type = "int_parsing";
         e->msg = "Input should be a valid integer, unable to parse string as an integer";
@@ -322,6 +332,21 @@ int gw_params_validate(const br_param *decl, size_t ndecl, const br_pair *path, 
         return rc;
     }
     return nerrors > 0 ? BR_EVALUE : 0;
+}
+
+int gw_req_params_validate(gw_req *req, const br_param *decl, size_t ndecl, const br_pair *path,
+                           size_t npath, const br_pair *query, size_t nquery,
+                           const br_pair *headers, size_t nheaders, size_t max)
+{
+    br_buf detail = {.max = max};
+    int rc =
+        gw_params_validate(decl, ndecl, path, npath, query, nquery, headers, nheaders, &detail);
+    if (rc == BR_EVALUE)
+        gw_req_respond(req, 422, NULL, 0, "application/json", detail.data, detail.len);
+    else if (rc != 0) /* the list of errors did not fit */
+        gw_req_respond_detail(req, 500, "Internal Server Error");
+    br_buf_free(&detail);
+    return rc;
 }
 
 /* ---------------------------------------------------------------------------------- */

@@ -18,15 +18,16 @@
 
 void gw_jobs_config_defaults(gw_jobs_config *cfg)
 {
-    memset(cfg, 0, sizeof(*cfg));
-    cfg->db = GW_JOBS_DB;
-    cfg->fsync = 0;
-    cfg->retention_ms = GW_JOBS_RETENTION_MS;
-    cfg->max_attempts = GW_JOBS_MAX_ATTEMPTS;
-    cfg->lease_ms = GW_JOBS_LEASE_MS;
-    cfg->backoff_ms = GW_JOBS_BACKOFF_MS;
-    cfg->backoff_cap_ms = GW_JOBS_BACKOFF_CAP_MS;
-    cfg->task_limit = GW_JOBS_TASK_LIMIT;
+    *cfg = (gw_jobs_config){
+        .db = GW_JOBS_DB,
+        .fsync = 0,
+        .retention_ms = GW_JOBS_RETENTION_MS,
+        .max_attempts = GW_JOBS_MAX_ATTEMPTS,
+        .lease_ms = GW_JOBS_LEASE_MS,
+        .backoff_ms = GW_JOBS_BACKOFF_MS,
+        .backoff_cap_ms = GW_JOBS_BACKOFF_CAP_MS,
+        .task_limit = GW_JOBS_TASK_LIMIT,
+    };
 }
 
 uint64_t gw_jobs_backoff_ms(uint32_t attempt, uint32_t base_ms, uint32_t cap_ms, uint64_t rnd)
@@ -119,7 +120,7 @@ gw_jobs_task *gw_jobs_task_get(gw_jobs *j, br_str name)
     /* Known from now on, across restarts too; a lost write only means a 404 for a
      * task nobody announced yet after the next start. */
     if (t && gw_jobs_store_add_task(j->store, name, NULL, NULL) != 0)
-        fprintf(stderr, "jobs: cannot record task %s\n", t->name);
+        gw_log(GW_LOG_ERROR, "jobs", "cannot record task %s in the store", t->name);
     return t;
 }
 
@@ -240,8 +241,8 @@ static void job_persist(gw_jobs *j, gw_job *job)
     gw_job_row r = job_row(job);
     int rc = gw_jobs_store_put(j->store, &r, NULL, NULL);
     if (rc != 0)
-        fprintf(stderr, "jobs: job %llu: gw_jobs_store_put failed: %s\n",
-                (unsigned long long)job->id, br_strerror(rc));
+        gw_log(GW_LOG_ERROR, "jobs", "job %llu: gw_jobs_store_put failed: %s",
+               (unsigned long long)job->id, br_strerror(rc));
 }
 
 void gw_jobs_schedule(gw_jobs *j, gw_job *job)
@@ -355,8 +356,8 @@ static void set_error(gw_job *job, br_str e)
         e.len = GW_JOBS_ERROR_MAX;
     str_free(&job->error);
     if (str_dup(&job->error, e) != 0)
-        fprintf(stderr, "jobs: job %llu: out of memory keeping its error\n",
-                (unsigned long long)job->id);
+        gw_log(GW_LOG_ERROR, "jobs", "job %llu: out of memory keeping its error",
+               (unsigned long long)job->id);
 }
 
 /* job ended for good: on the finished list until it expires. */
@@ -449,7 +450,7 @@ static void load_task(br_str name, void *arg)
 {
     gw_jobs *j = arg;
     if (!gw_jobs_task_find(j, name) && !task_add(j, name))
-        fprintf(stderr, "jobs: task %.*s from the store ignored\n", (int)name.len, name.ptr);
+        gw_log(GW_LOG_WARN, "jobs", "task %.*s from the store ignored", (int)name.len, name.ptr);
 }
 
 /* One row of the store becomes a job in memory.  A running job's lease died with the
@@ -462,8 +463,8 @@ static void load_row(const gw_job_row *r, void *arg)
         t = task_add(j, r->task);
     gw_job *job = t ? job_new(t, r->payload, r->idem_key) : NULL;
     if (!job || str_dup(&job->result, r->result) != 0 || str_dup(&job->error, r->error) != 0) {
-        fprintf(stderr, "jobs: job %llu from the store dropped: out of memory\n",
-                (unsigned long long)r->id);
+        gw_log(GW_LOG_ERROR, "jobs", "job %llu from the store dropped: out of memory",
+               (unsigned long long)r->id);
         if (job)
             job_release(job);
         return;
@@ -476,8 +477,8 @@ static void load_row(const gw_job_row *r, void *arg)
     job->updated_ms = r->updated_ms;
     job->durable = true;
     if (job_index(j, job) != 0) {
-        fprintf(stderr, "jobs: job %llu from the store dropped: index full\n",
-                (unsigned long long)r->id);
+        gw_log(GW_LOG_WARN, "jobs", "job %llu from the store dropped: index full",
+               (unsigned long long)r->id);
         job_release(job);
         return;
     }
@@ -492,34 +493,25 @@ static void load_row(const gw_job_row *r, void *arg)
     }
 }
 
-/* Replaces zero fields of *cfg with defaults. */
-static void config_fill(gw_jobs_config *cfg)
+/* True when there is a store path and every field that bounds something is set
+ * (fsync 0 is a choice). */
+static bool config_valid(const gw_jobs_config *c)
 {
-    gw_jobs_config d;
-    gw_jobs_config_defaults(&d);
-    if (!cfg->db || !cfg->db[0])
-        cfg->db = d.db;
-#define FILL(field)                                                                                \
-    if (cfg->field == 0)                                                                           \
-    cfg->field = d.field
-    FILL(retention_ms);
-    FILL(max_attempts);
-    FILL(lease_ms);
-    FILL(backoff_ms);
-    FILL(backoff_cap_ms);
-    FILL(task_limit);
-#undef FILL
+    return c->db && c->db[0] && c->retention_ms && c->max_attempts && c->lease_ms &&
+           c->backoff_ms && c->backoff_cap_ms && c->task_limit;
 }
 
 gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
                      const gw_jobs_config *cfg)
 {
+    if (!cfg || !config_valid(cfg)) {
+        gw_log(GW_LOG_ERROR, "jobs", "gw_jobs_new: no store path or a zero limit");
+        return NULL;
+    }
     gw_jobs *j = calloc(1, sizeof(*j));
     if (!j)
         return NULL;
-    if (cfg)
-        j->cfg = *cfg;
-    config_fill(&j->cfg);
+    j->cfg = *cfg;
     j->loop = loop;
     j->router = router;
     j->broker = broker;
@@ -533,19 +525,19 @@ gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
     j->scratch.max = br_limits_default.max_message;
     j->rng = ((uint64_t)gw_jobs_now_ms() * 0x9E3779B97F4A7C15ull) | 1;
     if (!j->db || !j->byid || !j->bykey) {
-        fputs("jobs: out of memory\n", stderr);
+        gw_log(GW_LOG_ERROR, "jobs", "gw_jobs_new: out of memory");
         gw_jobs_destroy(&j);
         return NULL;
     }
     j->store =
         gw_jobs_sqlite_open(loop, j->db, j->cfg.fsync ? GW_JOBS_SYNC_FULL : GW_JOBS_SYNC_NORMAL);
     if (!j->store || gw_jobs_store_load(j->store, load_row, load_task, j) != 0) {
-        fprintf(stderr, "jobs: cannot open the job store %s\n", j->db);
+        gw_log(GW_LOG_ERROR, "jobs", "cannot open the job store %s", j->db);
         gw_jobs_destroy(&j);
         return NULL;
     }
     if (gw_jobs_routes_add(j) != 0) {
-        fputs("jobs: cannot add the /jobs routes\n", stderr);
+        gw_log(GW_LOG_ERROR, "jobs", "cannot add the /jobs routes");
         gw_jobs_destroy(&j);
         return NULL;
     }
@@ -558,8 +550,8 @@ gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
         gw_jobs_destroy(&j);
         return NULL;
     }
-    fprintf(stderr, "jobs: store %s: %zu jobs, %zu tasks, next id %llu\n", j->db, j->njobs,
-            j->ntasks, (unsigned long long)j->next_id + 1);
+    gw_log(GW_LOG_INFO, "jobs", "store %s: %zu jobs, %zu tasks, next id %llu", j->db, j->njobs,
+           j->ntasks, (unsigned long long)j->next_id + 1);
     return j;
 }
 

@@ -4,9 +4,10 @@
  *   POST /jobs/{task}   JSON body (the task's argument; empty means null), optional
  *                       Idempotency-Key header and ?delay_ms=N.  202
  *                       {"job_id":ID,"status_url":"/jobs/ID"} once the job is durable;
- *                       404 for a task no worker ever announced; 422 for a body that
- *                       is not JSON or a bad delay; 503 + Retry-After when a limit is
- *                       reached or the store fails.
+ *                       404 for a task no worker ever announced; 400 for a malformed
+ *                       query string and 422 for a bad delay (params.c, as for a
+ *                       worker's routes) or a body that is not JSON; 503 +
+ *                       Retry-After when a limit is reached or the store fails.
  *   GET /jobs/{id}      {"id","task","status","attempts","result"} (+ "error" after a
  *                       failure); 404 for an unknown or expired id.
  *
@@ -49,21 +50,53 @@ static uint64_t parse_id(const char *s, size_t len)
     return v;
 }
 
-/* The value of query parameter `name` in the raw query, undecoded; false if absent. */
-static bool query_param(const char *q, size_t qlen, const char *name, br_str *out)
+/* POST /jobs/{task}'s query parameter, validated by params.c as a worker's declared
+ * parameters are. */
+#define DELAY_PARAM "delay_ms"
+static const br_param post_params[] = {
+    {.name = {DELAY_PARAM, sizeof(DELAY_PARAM) - 1},
+     .in = BR_IN_QUERY,
+     .type = BR_TYPE_INT,
+     .has_min = true,
+     .min = 0,
+     .has_max = true,
+     .max = GW_JOBS_DELAY_MAX_MS},
+};
+
+/* Reads POST /jobs' query string into *delay_ms (0 when absent).  0, or the client was
+ * answered: 400 for a malformed query, 422 for a bad delay, 503 out of memory. */
+static int post_query(gw_req *req, uint32_t *delay_ms)
 {
-    size_t n = strlen(name);
-    const char *end = q + qlen;
-    for (const char *p = q; p < end;) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *stop = amp ? amp : end;
-        if ((size_t)(stop - p) > n && memcmp(p, name, n) == 0 && p[n] == '=') {
-            *out = (br_str){p + n + 1, (uint32_t)(stop - p - n - 1)};
-            return true;
-        }
-        p = stop + 1;
+    *delay_ms = 0;
+    if (req->query_len == 0)
+        return 0; /* nothing declared is required */
+    /* Every pair takes at least two bytes ("a&"), so this bounds the count. */
+    size_t max = req->query_len / 2 + 1;
+    if (max > br_limits_default.max_pairs)
+        max = br_limits_default.max_pairs;
+    br_pair *pairs = malloc(max * sizeof(*pairs) + req->query_len + 1);
+    if (!pairs) {
+        gw_req_respond_error(req, 503, true, "Service Unavailable: out of memory");
+        return BR_ENOMEM;
     }
-    return false;
+    size_t n = 0;
+    int rc = gw_req_query_parse(req, (char *)(pairs + max), req->query_len + 1, pairs, max, &n);
+    if (rc == 0)
+        rc = gw_req_params_validate(req, post_params, 1, NULL, 0, pairs, n, NULL, 0,
+                                    GW_PARAMS_MAX_ERROR_BODY);
+    /* The first delay_ms is the one validated. */
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const br_str *name = &pairs[i].name;
+        int64_t v;
+        if (name->len == post_params[0].name.len &&
+            memcmp(name->ptr, DELAY_PARAM, name->len) == 0) {
+            if (gw_param_int(pairs[i].value, &v))
+                *delay_ms = (uint32_t)v; /* validated: 0 .. GW_JOBS_DELAY_MAX_MS */
+            break;
+        }
+    }
+    free(pairs);
+    return rc;
 }
 
 static void on_waiter_abort(gw_req *req, void *arg)
@@ -105,19 +138,9 @@ static void post_job(gw_req *req, void *data)
         gw_req_respond_error(req, 503, true, "Service Unavailable: the gateway is shutting down");
         return;
     }
-    uint32_t delay_ms = 0;
-    br_str delay;
-    if (query_param(req->query, req->query_len, "delay_ms", &delay)) {
-        uint64_t v = parse_id(delay.ptr, delay.len);
-        if ((v == 0 && !(delay.len == 1 && delay.ptr[0] == '0')) || v > GW_JOBS_DELAY_MAX_MS) {
-            static const char bad[] =
-                "{\"detail\":[{\"type\":\"int_parsing\",\"loc\":[\"query\",\"delay_ms\"],"
-                "\"msg\":\"Input should be an integer from 0 to 2592000000\"}]}";
-            gw_req_respond(req, 422, NULL, 0, "application/json", bad, sizeof(bad) - 1);
-            return;
-        }
-        delay_ms = (uint32_t)v;
-    }
+    uint32_t delay_ms;
+    if (post_query(req, &delay_ms) != 0)
+        return;
     br_str key = {0};
     const gw_header *h = gw_req_header(req, "idempotency-key");
     if (h) {

@@ -53,7 +53,7 @@ static void worker_joined(void *data, gw_worker *w, const br_ready *r)
         size_t cap = j->workers_cap ? j->workers_cap * 2 : 16;
         gw_jobs_worker **grown = realloc(j->workers, cap * sizeof(*grown));
         if (!grown) {
-            gw_log(GW_LOG_WARN, "jobs", "worker %s: out of memory: it gets no jobs", w->id);
+            gw_log(GW_LOG_ERROR, "jobs", "worker %s: out of memory: it gets no jobs", w->id);
             return;
         }
         j->workers = grown;
@@ -61,7 +61,7 @@ static void worker_joined(void *data, gw_worker *w, const br_ready *r)
     }
     gw_jobs_worker *jw = calloc(1, sizeof(*jw) + r->ntasks * sizeof(gw_jobs_task *));
     if (!jw) {
-        gw_log(GW_LOG_WARN, "jobs", "worker %s: out of memory: it gets no jobs", w->id);
+        gw_log(GW_LOG_ERROR, "jobs", "worker %s: out of memory: it gets no jobs", w->id);
         return;
     }
     jw->w = w;

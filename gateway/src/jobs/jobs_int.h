@@ -87,7 +87,7 @@ struct gw_jobs {
     uv_loop_t *loop;                        /* the gateway's loop */
     gw_router *router;                      /* where the API routes are (the caller's) */
     gw_broker *broker;                      /* sends JOBs; the queue is attached to it */
-    gw_jobs_config cfg;                     /* a copy, defaults filled in */
+    gw_jobs_config cfg;                     /* a copy of the caller's */
     char *db;                               /* cfg.db's own copy */
     gw_jobs_store *store;                   /* durable rows */
     gw_idmap *byid;                         /* job id -> gw_job */

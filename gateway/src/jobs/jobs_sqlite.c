@@ -16,6 +16,7 @@
 #include <sqlite3.h>
 
 #include "jobs_store.h"
+#include "log.h"
 
 /* How long a statement waits for a lock held by another connection (a second
  * gateway on the same file, or the sqlite3 shell) before failing. */
@@ -102,7 +103,7 @@ static void list_take(op_list *src, size_t max, op_list *out)
 
 static void log_sqlite(sqlite3 *db, const char *call)
 {
-    fprintf(stderr, "jobs: %s failed: %s\n", call, db ? sqlite3_errmsg(db) : "out of memory");
+    gw_log(GW_LOG_ERROR, "jobs", "%s failed: %s", call, db ? sqlite3_errmsg(db) : "out of memory");
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -435,8 +436,8 @@ gw_jobs_store *gw_jobs_sqlite_open(uv_loop_t *loop, const char *path, gw_jobs_sy
     if (sqlite3_open_v2(path, &s->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
-        fprintf(stderr, "jobs: sqlite3_open_v2(%s) failed: %s\n", path,
-                s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        gw_log(GW_LOG_ERROR, "jobs", "sqlite3_open_v2(%s) failed: %s", path,
+               s->db ? sqlite3_errmsg(s->db) : "out of memory");
         goto fail;
     }
     sqlite3_busy_timeout(s->db, SQLITE_BUSY_TIMEOUT_MS);
@@ -458,13 +459,13 @@ gw_jobs_store *gw_jobs_sqlite_open(uv_loop_t *loop, const char *path, gw_jobs_sy
         goto fail;
     }
     if (uv_async_init(loop, &s->async, on_async) != 0) {
-        fputs("jobs: uv_async_init failed\n", stderr);
+        gw_log(GW_LOG_ERROR, "jobs", "uv_async_init failed");
         goto fail;
     }
     s->async.data = s;
     int rc = uv_thread_create(&s->thread, writer_main, s);
     if (rc != 0) {
-        fprintf(stderr, "jobs: uv_thread_create failed: %s\n", uv_strerror(rc));
+        gw_log(GW_LOG_ERROR, "jobs", "uv_thread_create failed: %s", uv_strerror(rc));
         /* Freed once the handle has closed, on the loop's next turn. */
         uv_close((uv_handle_t *)&s->async, on_failed_closed);
         return NULL;

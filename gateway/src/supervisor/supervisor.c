@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "barista/proto.h"
+#include "log.h"
 #include "supervisor.h"
 
 extern char **environ;
@@ -170,12 +171,12 @@ static void record_exit(gw_proc *proc, uint64_t now, int64_t status, int signal)
         now - proc->exits[proc->nexits % GW_SUPERVISOR_LOOP_EXITS] < GW_SUPERVISOR_LOOP_WINDOW_MS;
     if (looping && !proc->crash_looping) {
         proc->crash_looping = true;
-        fprintf(stderr,
-                "supervisor: *** %s (pid %d) is CRASH LOOPING: %u exits within %u s, last "
-                "exit status %lld signal %d, %llu restarts; retrying every %u s ***\n",
-                proc->label, proc->pid, GW_SUPERVISOR_LOOP_EXITS,
-                GW_SUPERVISOR_LOOP_WINDOW_MS / 1000, (long long)status, signal,
-                (unsigned long long)proc->restarts, GW_SUPERVISOR_BACKOFF_MAX_MS / 1000);
+        gw_log(GW_LOG_ERROR, "supervisor",
+               "*** %s (pid %d) is CRASH LOOPING: %u exits within %u s, last "
+               "exit status %lld signal %d, %llu restarts; retrying every %u s ***",
+               proc->label, proc->pid, GW_SUPERVISOR_LOOP_EXITS,
+               GW_SUPERVISOR_LOOP_WINDOW_MS / 1000, (long long)status, signal,
+               (unsigned long long)proc->restarts, GW_SUPERVISOR_BACKOFF_MAX_MS / 1000);
     }
 }
 
@@ -209,8 +210,8 @@ static void on_child_exit(uv_process_t *process, int64_t status, int signal)
     proc->exit_status = status;
     proc->term_signal = signal;
     if (!proc->sup->stopping) {
-        fprintf(stderr, "supervisor: %s (pid %d) exited with status %lld, signal %d\n", proc->label,
-                proc->pid, (long long)status, signal);
+        gw_log(GW_LOG_WARN, "supervisor", "%s (pid %d) exited with status %lld, signal %d",
+               proc->label, proc->pid, (long long)status, signal);
         record_exit(proc, uv_now(proc->sup->loop), status, signal);
     }
     uv_close((uv_handle_t *)process, process_closed);
@@ -245,8 +246,8 @@ static int spawn(gw_proc *proc)
     self->open_handles++;
     proc->started_ms = uv_now(self->loop);
     if (err != 0) {
-        fprintf(stderr, "supervisor: uv_spawn(%s) for %s: %s\n", proc->argv[0], proc->label,
-                uv_strerror(err));
+        gw_log(GW_LOG_ERROR, "supervisor", "uv_spawn(%s) for %s failed: %s", proc->argv[0],
+               proc->label, uv_strerror(err));
         proc->exit_status = -1;
         proc->term_signal = 0;
         record_exit(proc, proc->started_ms, -1, 0);
@@ -362,12 +363,12 @@ static void signal_all(gw_supervisor *self, int sig)
         if (!proc->running)
             continue;
         if (sig == SIGKILL)
-            fprintf(stderr, "supervisor: %s (pid %d) ignored SIGTERM; sending SIGKILL\n",
-                    proc->label, proc->pid);
+            gw_log(GW_LOG_WARN, "supervisor", "%s (pid %d) ignored SIGTERM; sending SIGKILL",
+                   proc->label, proc->pid);
         int err = uv_process_kill(&proc->process, sig);
         if (err != 0 && err != UV_ESRCH)
-            fprintf(stderr, "supervisor: uv_process_kill(%d, %d): %s\n", proc->pid, sig,
-                    uv_strerror(err));
+            gw_log(GW_LOG_ERROR, "supervisor", "uv_process_kill(%d, %d) failed: %s", proc->pid, sig,
+                   uv_strerror(err));
     }
 }
 

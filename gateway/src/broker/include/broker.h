@@ -34,7 +34,12 @@
 #include "http.h"
 #include "router.h"
 
-/* Defaults of gw_broker_config, by name. */
+/* Defaults of gw_broker_config, by name.
+ *
+ * Configuration, as in every gateway subsystem: gw_broker_config_defaults() is the
+ * one place these are written; a caller starts from it and changes fields.
+ * gw_broker_new() takes the configuration as given and refuses one without an
+ * endpoint or with a zero limit: zero never means "the default". */
 #define GW_BROKER_ENDPOINT            "tcp://0.0.0.0:5555"
 #define GW_BROKER_HEARTBEAT_MS        1000u
 #define GW_BROKER_LIVENESS            3u
@@ -89,9 +94,9 @@ typedef struct gw_broker_stats {
 typedef struct gw_broker gw_broker;
 
 /* Creates a broker that will add announced routes to `router` (which must outlive the
- * broker).  The configuration is copied; zero fields take their defaults.  Nothing is
- * bound yet.  Caller owns the result; NULL when out of memory or cfg is invalid
- * (logged). */
+ * broker).  The configuration is copied.  Nothing is bound yet.  Caller owns the
+ * result; NULL when out of memory, or when cfg is NULL, has no endpoint or has a zero
+ * limit (logged). */
 gw_broker *gw_broker_new(uv_loop_t *loop, gw_router *router, const gw_broker_config *cfg);
 
 /* Creates the ZeroMQ context and ROUTER socket (ROUTER_MANDATORY, LINGER 0,

@@ -37,7 +37,7 @@ typedef struct gw_curve {
 /* Loads the key pair from secret_key_file and the authorised keys from authorized
  * (a file or a directory).  Both "" leaves authentication off; one without the other
  * is refused, since CURVE without authorisation would let any key in.  0, or -1 after
- * a one-line reason on stderr.  Release with gw_curve_release. */
+ * logging the reason.  Release with gw_curve_release. */
 int gw_curve_load(gw_curve *out, const char *secret_key_file, const char *authorized);
 
 /* Wipes the secret key and frees the key set. */

@@ -16,8 +16,26 @@
 
 #include "router.h"
 
-/* Every limit of the server.  gw_http_config_default() fills the documented defaults;
- * each field is also a gateway option (config.c). */
+/* Defaults of gw_http_config, by name (docs/gateway.md gives the reasoning). */
+#define GW_HTTP_MAX_URL_BYTES        (8u * 1024)
+#define GW_HTTP_MAX_HEADER_BYTES     (32u * 1024)
+#define GW_HTTP_MAX_HEADERS          100u
+#define GW_HTTP_MAX_BODY_BYTES       (1024u * 1024)
+#define GW_HTTP_HEADER_TIMEOUT_MS    10000u
+#define GW_HTTP_BODY_TIMEOUT_MS      30000u
+#define GW_HTTP_KEEPALIVE_TIMEOUT_MS 60000u
+#define GW_HTTP_SEND_TIMEOUT_MS      60000u
+#define GW_HTTP_MAX_CONNECTIONS      16384u
+#define GW_HTTP_MAX_PIPELINE         32u
+#define GW_HTTP_MAX_OUTPUT_BYTES     (1024u * 1024)
+#define GW_HTTP_BACKLOG              511
+
+/* Every limit of the server; each field is also a gateway option (config.c).
+ *
+ * Configuration, as in every gateway subsystem: gw_http_config_defaults() is the one
+ * place the defaults above are written; a caller starts from it and changes fields.
+ * gw_http_server_new() takes the configuration as given and refuses one with a zero
+ * limit: zero never means "the default". */
 typedef struct gw_http_config {
     size_t max_url_bytes;          /* request target length; longer -> 414 */
     size_t max_header_bytes;       /* header names + values in one request -> 431 */
@@ -37,14 +55,14 @@ typedef struct gw_http_config {
     int backlog;                   /* listen(2) backlog */
 } gw_http_config;
 
-/* The documented defaults. */
-gw_http_config gw_http_config_default(void);
+/* Fills *cfg with the defaults above. */
+void gw_http_config_defaults(gw_http_config *cfg);
 
 typedef struct gw_http_server gw_http_server;
 
 /* Creates a server on loop that dispatches to router (borrowed: it must outlive the
- * server).  *config is copied.  Caller owns the result; NULL when out of memory or
- * when a limit is zero. */
+ * server).  *config is copied.  Caller owns the result; NULL when out of memory, or
+ * (logged) when config is NULL or a limit is zero. */
 gw_http_server *gw_http_server_new(uv_loop_t *loop, gw_router *router,
                                    const gw_http_config *config);
 

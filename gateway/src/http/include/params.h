@@ -24,6 +24,13 @@
 int gw_query_parse(const char *query, size_t len, char *scratch, size_t cap, br_pair *out,
                    size_t max, size_t *npairs);
 
+/* Parses req's query string as gw_query_parse() does (scratch: cap ≥ query_len + 1
+ * bytes) and, when it is malformed, answers req 400: "Too many query parameters" past
+ * max pairs, "Malformed query string: bad percent-encoding" otherwise.  0, or the
+ * parse error once req was answered. */
+int gw_req_query_parse(gw_req *req, char *scratch, size_t cap, br_pair *out, size_t max,
+                       size_t *npairs);
+
 /* Percent-decodes src into dst (cap bytes, cap ≥ len suffices); plus_is_space for query
  * text. Sets *outlen. 0 or BR_EVALUE (bad escape, decoded NUL, or invalid UTF-8).
  * BR_ELIMIT when cap is too small. */
@@ -51,6 +58,18 @@ int gw_percent_decode(const char *src, size_t len, bool plus_is_space, char *dst
 int gw_params_validate(const br_param *decl, size_t ndecl, const br_pair *path, size_t npath,
                        const br_pair *query, size_t nquery, const br_pair *headers, size_t nheaders,
                        br_buf *out);
+
+/* Validates as gw_params_validate() and, when something breaks a declaration,
+ * answers req: 422 with the list of errors, or 500 when that list does not fit in
+ * max bytes.  0 when valid (req is not answered); otherwise the error, req answered. */
+int gw_req_params_validate(gw_req *req, const br_param *decl, size_t ndecl, const br_pair *path,
+                           size_t npath, const br_pair *query, size_t nquery,
+                           const br_pair *headers, size_t nheaders, size_t max);
+
+/* A query or header value as a validated BR_TYPE_INT parameter reads it: an optional
+ * sign, then decimal digits only, within int64 (pydantic's lax mode).  False for
+ * anything else. */
+bool gw_param_int(br_str s, int64_t *out);
 
 /* The longest 422 body the gateway writes for a body that is not JSON. */
 #define GW_PARAMS_MAX_ERROR_BODY 4096u

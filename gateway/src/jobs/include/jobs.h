@@ -26,7 +26,12 @@
 #include "broker.h"
 #include "router.h"
 
-/* Defaults of gw_jobs_config, by name. */
+/* Defaults of gw_jobs_config, by name.
+ *
+ * Configuration, as in every gateway subsystem: gw_jobs_config_defaults() is the one
+ * place these are written; a caller starts from it and changes fields.  gw_jobs_new()
+ * takes the configuration as given and refuses one without a store path or with a
+ * zero limit: zero never means "the default". */
 #define GW_JOBS_DB             "./barista-jobs.db"
 #define GW_JOBS_RETENTION_MS   (24u * 3600u * 1000u)
 #define GW_JOBS_MAX_ATTEMPTS   5u
@@ -65,8 +70,9 @@ typedef struct gw_jobs gw_jobs;
 /* Opens the store at cfg->db and loads it (jobs that were running go back to queued:
  * their lease died with the previous gateway), adds POST /jobs/{task} and
  * GET /jobs/{id} to router and attaches itself to broker, which hands it workers'
- * tasks, JOB_ACK, JOB_RESULT and REPLY.jobs.  Zero config fields take the defaults.
- * Caller owns the result; NULL on failure (logged). */
+ * tasks, JOB_ACK, JOB_RESULT and REPLY.jobs.  The configuration is copied.  Caller
+ * owns the result; NULL on failure, or when cfg is NULL, has no db or has a zero
+ * limit (logged). */
 gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
                      const gw_jobs_config *cfg);
 
