@@ -501,6 +501,23 @@ static bool config_valid(const gw_jobs_config *c)
            c->backoff_ms && c->backoff_cap_ms && c->task_limit;
 }
 
+static void on_abandoned(void *arg)
+{
+    gw_jobs *j = arg;
+    gw_jobs_destroy(&j);
+}
+
+/* A start that failed once the store and the timer were open: both close on the loop
+ * and the queue frees itself after (a handle may only be freed once closed).  The
+ * routes leave at once, since the caller may destroy the router before the loop runs
+ * again.  NULL, for gw_jobs_new to return. */
+static gw_jobs *abandon(gw_jobs *j)
+{
+    gw_jobs_routes_remove(j);
+    gw_jobs_close(j, on_abandoned, j);
+    return NULL;
+}
+
 gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
                      const gw_jobs_config *cfg)
 {
@@ -531,41 +548,48 @@ gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
     }
     j->store =
         gw_jobs_sqlite_open(loop, j->db, j->cfg.fsync ? GW_JOBS_SYNC_FULL : GW_JOBS_SYNC_NORMAL);
-    if (!j->store || gw_jobs_store_load(j->store, load_row, load_task, j) != 0) {
+    if (!j->store) {
         gw_log(GW_LOG_ERROR, "jobs", "cannot open the job store %s", j->db);
         gw_jobs_destroy(&j);
         return NULL;
     }
-    if (gw_jobs_routes_add(j) != 0) {
-        gw_log(GW_LOG_ERROR, "jobs", "cannot add the /jobs routes");
-        gw_jobs_destroy(&j);
-        return NULL;
-    }
+    /* From here the store and the timer are handles on the loop: a failure must close
+     * them there (abandon), never free them under it. */
     uv_timer_init(loop, &j->tick);
     j->tick.data = j;
-    uv_timer_start(&j->tick, on_tick, GW_JOBS_TICK_MS, GW_JOBS_TICK_MS);
+    if (gw_jobs_store_load(j->store, load_row, load_task, j) != 0) {
+        gw_log(GW_LOG_ERROR, "jobs", "cannot read the job store %s", j->db);
+        return abandon(j);
+    }
+    if (gw_jobs_routes_add(j) != 0) {
+        gw_log(GW_LOG_ERROR, "jobs", "cannot add the /jobs routes");
+        return abandon(j);
+    }
     if (gw_broker_attach(broker, &gw__jobs_hooks, j) != 0) {
         gw_log(GW_LOG_ERROR, "jobs", "cannot attach to the broker");
-        uv_close((uv_handle_t *)&j->tick, NULL);
-        gw_jobs_destroy(&j);
-        return NULL;
+        return abandon(j);
     }
+    uv_timer_start(&j->tick, on_tick, GW_JOBS_TICK_MS, GW_JOBS_TICK_MS);
     gw_log(GW_LOG_INFO, "jobs", "store %s: %zu jobs, %zu tasks, next id %llu", j->db, j->njobs,
            j->ntasks, (unsigned long long)j->next_id + 1);
     return j;
 }
 
+/* The timer or the store has closed; close's callback runs after both. */
+static void close_step_done(gw_jobs *j)
+{
+    if (--j->closes_pending == 0 && j->done)
+        j->done(j->done_arg);
+}
+
 static void on_store_closed(void *arg)
 {
-    gw_jobs *j = arg;
-    if (j->done)
-        j->done(j->done_arg);
+    close_step_done(arg);
 }
 
 static void on_tick_closed(uv_handle_t *h)
 {
-    gw_jobs *j = h->data;
-    gw_jobs_store_close(j->store, on_store_closed, j);
+    close_step_done(h->data);
 }
 
 void gw_jobs_close(gw_jobs *self, void (*done)(void *arg), void *arg)
@@ -576,8 +600,13 @@ void gw_jobs_close(gw_jobs *self, void (*done)(void *arg), void *arg)
     self->done = done;
     self->done_arg = arg;
     gw_broker_detach(self->broker, self);
+    /* Both start closing now, not the store after the timer: a caller that sweeps the
+     * loop's leftover handles right after this call (main.c on a failed start) must
+     * not find the store's handle open and close it under the store. */
+    self->closes_pending = 2;
     uv_timer_stop(&self->tick);
     uv_close((uv_handle_t *)&self->tick, on_tick_closed);
+    gw_jobs_store_close(self->store, on_store_closed, self);
 }
 
 void gw_jobs_destroy(gw_jobs **self_p)

@@ -87,8 +87,6 @@ static void worker_gone(void *data, gw_worker *w)
     if (!jw)
         return;
     j->workers[index] = j->workers[--j->nworkers];
-    gw_jobs_task *touched[GW_JOBS_MAX_TASKS];
-    size_t ntouched = 0;
     while (!gw_list_empty(&jw->leased)) {
         gw_job *job = GW_CONTAINER_OF(jw->leased.next, gw_job, link);
         gw_list_remove(&job->link);
@@ -96,14 +94,13 @@ static void worker_gone(void *data, gw_worker *w)
         job->holder = NULL;
         gw_jobs_attempt_ended(j, job, BR_JOB_RETRY, (br_str){0},
                               br_str_c("the worker went away while running it"), true);
-        if (ntouched < GW_JOBS_MAX_TASKS)
-            touched[ntouched++] = job->task;
     }
+    /* The jobs it held go to the other workers of their tasks now.  A worker is only
+     * given jobs of the tasks it announced, so those are the queues to pump - however
+     * many jobs it held, and in whatever order of tasks. */
+    for (size_t i = 0; i < jw->ntasks; i++)
+        gw_jobs_pump_task(j, jw->tasks[i]);
     free(jw);
-    /* The jobs it held go to the other workers of their tasks now. */
-    for (size_t i = 0; i < ntouched; i++)
-        if (i == 0 || touched[i] != touched[i - 1])
-            gw_jobs_pump_task(j, touched[i]);
 }
 
 void gw_jobs_workers_free(gw_jobs *j)
@@ -149,22 +146,24 @@ static int job_send(gw_jobs *j, gw_job *job, gw_jobs_worker *jw)
     return 0;
 }
 
-/* Sends the first due job of t to jw.  True when one went. */
+/* Sends the first due job of t to jw.  True when the job left the ready queue - sent,
+ * or dead because it can never be sent - so that the caller goes on with the next
+ * one; false when the worker took nothing. */
 static bool send_one(gw_jobs *j, gw_jobs_task *t, gw_jobs_worker *jw)
 {
     gw_job *job = GW_CONTAINER_OF(t->ready.next, gw_job, link);
     int rc = job_send(j, job, jw);
     if (rc == 0)
         return true;
-    if (!gw_broker_send_failed(rc)) {
-        /* It cannot be encoded (a payload past the limits): it never will be. */
-        gw_list_remove(&job->link);
-        t->nready--;
-        job->attempts = j->cfg.max_attempts;
-        gw_jobs_attempt_ended(j, job, BR_JOB_FATAL, (br_str){0},
-                              br_str_c("the job cannot be sent to a worker"), false);
-    }
-    return false;
+    if (gw_broker_send_failed(rc))
+        return false;
+    /* It cannot be encoded (a payload past the limits): it never will be. */
+    gw_list_remove(&job->link);
+    t->nready--;
+    job->attempts = j->cfg.max_attempts;
+    gw_jobs_attempt_ended(j, job, BR_JOB_FATAL, (br_str){0},
+                          br_str_c("the job cannot be sent to a worker"), false);
+    return true;
 }
 
 /* The live worker running t with the most credit, or NULL. */

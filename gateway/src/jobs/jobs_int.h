@@ -107,6 +107,7 @@ struct gw_jobs {
     br_buf scratch;                         /* JSON rendering of GET /jobs/{id} */
     bool routes_added;                      /* the API routes are in the router */
     bool closing;                           /* gw_jobs_close was called */
+    unsigned closes_pending;                /* the timer and the store, until closed */
     void (*done)(void *arg);                /* close's callback */
     void *done_arg;                         /* its argument */
     gw_jobs_stats stats;                    /* counters (gauges are computed on demand) */

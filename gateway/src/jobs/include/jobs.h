@@ -72,7 +72,8 @@ typedef struct gw_jobs gw_jobs;
  * GET /jobs/{id} to router and attaches itself to broker, which hands it workers'
  * tasks, JOB_ACK, JOB_RESULT and REPLY.jobs.  The configuration is copied.  Caller
  * owns the result; NULL on failure, or when cfg is NULL, has no db or has a zero
- * limit (logged). */
+ * limit (logged) - then what it had opened on the loop is closing, and is freed once
+ * the loop has run. */
 gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
                      const gw_jobs_config *cfg);
 
