@@ -1,5 +1,6 @@
 /*
- * cursor.c - a bounded, allocation-free reader over the msgpack format.
+ * cursor.c - br_cursor (barista/mpread.h), a bounded, allocation-free reader over the
+ * msgpack format: the protocol decoder's reader and everybody else's.
  *
  * Why not msgpack_unpack_next: msgpack-c's unpacker allocates n * sizeof(msgpack_object)
  * for an array that merely declares n entries, before it checks that the bytes exist,
@@ -27,26 +28,64 @@ static uint64_t load64(const uint8_t *p)
     return (uint64_t)load32(p) << 32 | load32(p + 4);
 }
 
-size_t br__cur_left(const br__cur *c)
+void br_cursor_init(br_cursor *c, const void *ptr, size_t len)
+{
+    c->p = ptr;
+    c->end = len ? c->p + len : c->p; /* no arithmetic on a NULL pointer */
+}
+
+size_t br_cursor_left(const br_cursor *c)
 {
     return (size_t)(c->end - c->p);
 }
 
-int br__cur_array(br__cur *c, uint32_t *n)
+br_mp_type br_cursor_peek(const br_cursor *c)
 {
-    size_t left = br__cur_left(c);
+    /* The types of the tags 0xc0..0xdf; everything below 0xc0 and above 0xdf is a
+     * fixed-size family (fixint, fixmap, fixarray, fixstr, negative fixint). */
+    /* clang-format off */
+    static const uint8_t tag_type[32] = {
+        /* c0 */ BR_MP_NIL,   BR_MP_NONE,  BR_MP_BOOL,  BR_MP_BOOL,
+        /* c4 */ BR_MP_BIN,   BR_MP_BIN,   BR_MP_BIN,   BR_MP_EXT,
+        /* c8 */ BR_MP_EXT,   BR_MP_EXT,   BR_MP_FLOAT, BR_MP_FLOAT,
+        /* cc */ BR_MP_INT,   BR_MP_INT,   BR_MP_INT,   BR_MP_INT,
+        /* d0 */ BR_MP_INT,   BR_MP_INT,   BR_MP_INT,   BR_MP_INT,
+        /* d4 */ BR_MP_EXT,   BR_MP_EXT,   BR_MP_EXT,   BR_MP_EXT,
+        /* d8 */ BR_MP_EXT,   BR_MP_STR,   BR_MP_STR,   BR_MP_STR,
+        /* dc */ BR_MP_ARRAY, BR_MP_ARRAY, BR_MP_MAP,   BR_MP_MAP,
+    };
+    /* clang-format on */
+    if (c->p >= c->end)
+        return BR_MP_NONE;
+    uint8_t b = c->p[0];
+    if (b <= 0x7f || b >= 0xe0)
+        return BR_MP_INT;
+    if (b <= 0x8f)
+        return BR_MP_MAP;
+    if (b <= 0x9f)
+        return BR_MP_ARRAY;
+    if (b <= 0xbf)
+        return BR_MP_STR;
+    return (br_mp_type)tag_type[b - 0xc0];
+}
+
+/* Reads the header of an array (fix = 0x90, tag16 = 0xdc) or a map (0x80, 0xde): a
+ * fix form holding up to 15 in its low nibble, then the 16- and 32-bit forms. */
+static inline int read_count(br_cursor *c, uint32_t *n, uint8_t fix, uint8_t tag16)
+{
+    size_t left = br_cursor_left(c);
     if (left < 1)
         return BR_ETRUNC;
     uint8_t b = c->p[0];
-    if (b >= 0x90 && b <= 0x9f) {
+    if ((b & 0xf0u) == fix) {
         *n = b & 0x0fu;
         c->p += 1;
-    } else if (b == 0xdc) {
+    } else if (b == tag16) {
         if (left < 3)
             return BR_ETRUNC;
         *n = load16(c->p + 1);
         c->p += 3;
-    } else if (b == 0xdd) {
+    } else if (b == tag16 + 1) {
         if (left < 5)
             return BR_ETRUNC;
         *n = load32(c->p + 1);
@@ -57,11 +96,21 @@ int br__cur_array(br__cur *c, uint32_t *n)
     return 0;
 }
 
+int br_cursor_array(br_cursor *c, uint32_t *n)
+{
+    return read_count(c, n, 0x90, 0xdc);
+}
+
+int br_cursor_map(br_cursor *c, uint32_t *n)
+{
+    return read_count(c, n, 0x80, 0xde);
+}
+
 /* Reads any msgpack integer as a sign and a magnitude-carrying int64/uint64 pair:
  * *neg tells which of *u (non-negative) or *i (negative) holds the value. */
-static int read_int(br__cur *c, bool *neg, uint64_t *u, int64_t *i)
+static int read_int(br_cursor *c, bool *neg, uint64_t *u, int64_t *i)
 {
-    size_t left = br__cur_left(c);
+    size_t left = br_cursor_left(c);
     if (left < 1)
         return BR_ETRUNC;
     uint8_t b = c->p[0];
@@ -121,7 +170,7 @@ static int read_int(br__cur *c, bool *neg, uint64_t *u, int64_t *i)
     return 0;
 }
 
-int br__cur_uint(br__cur *c, uint64_t *v)
+int br_cursor_uint(br_cursor *c, uint64_t *v)
 {
     const uint8_t *start = c->p;
     bool neg;
@@ -134,9 +183,26 @@ int br__cur_uint(br__cur *c, uint64_t *v)
     return rc;
 }
 
-int br__cur_number(br__cur *c, double *v)
+int br_cursor_int(br_cursor *c, int64_t *v)
 {
-    size_t left = br__cur_left(c);
+    const uint8_t *start = c->p;
+    bool neg;
+    uint64_t u = 0;
+    int64_t i = 0;
+    int rc = read_int(c, &neg, &u, &i);
+    if (rc < 0)
+        return rc;
+    if (!neg && u > (uint64_t)INT64_MAX) {
+        c->p = start;
+        return BR_EVALUE;
+    }
+    *v = neg ? i : (int64_t)u;
+    return 0;
+}
+
+int br_cursor_double(br_cursor *c, double *v)
+{
+    size_t left = br_cursor_left(c);
     if (left < 1)
         return BR_ETRUNC;
     uint8_t b = c->p[0];
@@ -167,9 +233,9 @@ int br__cur_number(br__cur *c, double *v)
     return rc;
 }
 
-int br__cur_bool(br__cur *c, bool *v)
+int br_cursor_bool(br_cursor *c, bool *v)
 {
-    if (br__cur_left(c) < 1)
+    if (br_cursor_left(c) < 1)
         return BR_ETRUNC;
     if (c->p[0] != 0xc2 && c->p[0] != 0xc3)
         return BR_ETYPE;
@@ -178,46 +244,50 @@ int br__cur_bool(br__cur *c, bool *v)
     return 0;
 }
 
-int br__cur_nil(br__cur *c)
+int br_cursor_nil(br_cursor *c)
 {
-    if (br__cur_left(c) < 1)
+    if (br_cursor_left(c) < 1)
         return BR_ETRUNC;
     if (c->p[0] != 0xc0)
-        return 0;
+        return BR_ETYPE;
     c->p += 1;
-    return 1;
+    return 0;
 }
 
-/* Reads the header of a str (and, when allow_bin, of a bin) and the bytes it declares,
+/* The kinds of raw string read_raw may accept. */
+enum { RAW_STR = 1, RAW_BIN = 2 };
+
+/* Reads the header of a str or a bin (as `kinds` allows) and the bytes it declares,
  * checking the length against max before the bytes left. */
-static int read_raw(br__cur *c, br_str *s, uint32_t max, bool allow_bin)
+static inline int read_raw(br_cursor *c, br_str *s, uint32_t max, unsigned kinds)
 {
-    size_t left = br__cur_left(c);
+    size_t left = br_cursor_left(c);
     if (left < 1)
         return BR_ETRUNC;
     uint8_t b = c->p[0];
     size_t hdr;
     uint32_t n;
-    if (b >= 0xa0 && b <= 0xbf) {
+    if (b >= 0xa0 && b <= 0xbf && (kinds & RAW_STR)) {
         hdr = 1;
         n = b & 0x1fu;
-    } else if (b == 0xd9 || (allow_bin && b == 0xc4)) {
-        hdr = 2;
-        if (left < hdr)
-            return BR_ETRUNC;
-        n = c->p[1];
-    } else if (b == 0xda || (allow_bin && b == 0xc5)) {
-        hdr = 3;
-        if (left < hdr)
-            return BR_ETRUNC;
-        n = load16(c->p + 1);
-    } else if (b == 0xdb || (allow_bin && b == 0xc6)) {
-        hdr = 5;
-        if (left < hdr)
-            return BR_ETRUNC;
-        n = load32(c->p + 1);
     } else {
-        return BR_ETYPE;
+        /* str 8/16/32 are 0xd9..0xdb, bin 8/16/32 are 0xc4..0xc6: 1, 2 or 4 length
+         * bytes after the tag. */
+        unsigned kind;
+        if (b >= 0xd9 && b <= 0xdb) {
+            kind = RAW_STR;
+            hdr = 1u + (1u << (b - 0xd9));
+        } else if (b >= 0xc4 && b <= 0xc6) {
+            kind = RAW_BIN;
+            hdr = 1u + (1u << (b - 0xc4));
+        } else {
+            return BR_ETYPE;
+        }
+        if (!(kinds & kind))
+            return BR_ETYPE;
+        if (left < hdr)
+            return BR_ETRUNC;
+        n = hdr == 2 ? c->p[1] : hdr == 3 ? load16(c->p + 1) : load32(c->p + 1);
     }
     if (n > max)
         return BR_ELIMIT;
@@ -229,14 +299,19 @@ static int read_raw(br__cur *c, br_str *s, uint32_t max, bool allow_bin)
     return 0;
 }
 
-int br__cur_str(br__cur *c, br_str *s, uint32_t max)
+int br_cursor_str(br_cursor *c, br_str *s, uint32_t max)
 {
-    return read_raw(c, s, max, false);
+    return read_raw(c, s, max, RAW_STR);
 }
 
-int br__cur_bytes(br__cur *c, br_str *s, uint32_t max)
+int br_cursor_bin(br_cursor *c, br_str *s, uint32_t max)
 {
-    return read_raw(c, s, max, true);
+    return read_raw(c, s, max, RAW_BIN);
+}
+
+int br_cursor_bytes(br_cursor *c, br_str *s, uint32_t max)
+{
+    return read_raw(c, s, max, RAW_STR | RAW_BIN);
 }
 
 /* The size of the value starting at p that is not nested content: *fixed is the bytes
@@ -295,7 +370,7 @@ static int value_shape(const uint8_t *p, size_t left, uint64_t *fixed, uint64_t 
     return 0;
 }
 
-int br__cur_skip(br__cur *c, uint64_t n)
+int br__cursor_skip_n(br_cursor *c, uint64_t n)
 {
     const uint8_t *p = c->p;
     uint64_t pending = n;
@@ -315,4 +390,42 @@ int br__cur_skip(br__cur *c, uint64_t n)
     }
     c->p = p;
     return 0;
+}
+
+/* Skips one value whose containers may nest depth_left more levels.  The recursion is
+ * as deep as the nesting, which the caller bounds by BR_CURSOR_MAX_DEPTH.  On failure
+ * the cursor is somewhere inside the value; br_cursor_skip puts it back. */
+static int skip_value(br_cursor *c, uint32_t depth_left)
+{
+    size_t left = br_cursor_left(c);
+    if (left < 1)
+        return BR_ETRUNC;
+    uint64_t fixed, children;
+    int rc = value_shape(c->p, left, &fixed, &children);
+    if (rc < 0)
+        return rc;
+    if (fixed > left)
+        return BR_ETRUNC;
+    br_mp_type t = br_cursor_peek(c);
+    if ((t == BR_MP_ARRAY || t == BR_MP_MAP) && depth_left == 0)
+        return BR_ELIMIT;
+    c->p += fixed;
+    /* Every value takes at least one byte: a count beyond the bytes left is a lie. */
+    if (children > br_cursor_left(c))
+        return BR_ETRUNC;
+    for (uint64_t i = 0; i < children; i++) {
+        rc = skip_value(c, depth_left - 1);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int br_cursor_skip(br_cursor *c, uint32_t max_depth)
+{
+    const uint8_t *start = c->p;
+    int rc = skip_value(c, max_depth < BR_CURSOR_MAX_DEPTH ? max_depth : BR_CURSOR_MAX_DEPTH);
+    if (rc < 0)
+        c->p = start;
+    return rc;
 }

@@ -25,7 +25,7 @@ struct br_decoder {
 
 /* The state of one decode. */
 typedef struct dec {
-    br__cur cur;          /* position in the input */
+    br_cursor cur;        /* position in the input */
     const br_limits *lim; /* the decoder's limits */
     br__scratch *scratch; /* where lists go */
 } dec;
@@ -68,7 +68,7 @@ void br_decoder_destroy(br_decoder **self_p)
 static int open_record(dec *d, uint32_t need, uint32_t *extra)
 {
     uint32_t n;
-    TRY(br__cur_array(&d->cur, &n));
+    TRY(br_cursor_array(&d->cur, &n));
     if (n < need)
         return BR_ETRUNC;
     *extra = n - need;
@@ -77,7 +77,7 @@ static int open_record(dec *d, uint32_t need, uint32_t *extra)
 
 static int close_record(dec *d, uint32_t extra)
 {
-    return br__cur_skip(&d->cur, extra);
+    return br__cursor_skip_n(&d->cur, extra);
 }
 
 /* Opens a list of at most `limit` elements and reserves `elem_size` bytes of scratch
@@ -85,10 +85,10 @@ static int close_record(dec *d, uint32_t extra)
  * a count beyond the bytes left is refused before any memory is reserved for it. */
 static int open_list(dec *d, uint32_t limit, size_t elem_size, void **out, uint32_t *n)
 {
-    TRY(br__cur_array(&d->cur, n));
+    TRY(br_cursor_array(&d->cur, n));
     if (*n > limit)
         return BR_ELIMIT;
-    if ((size_t)*n > br__cur_left(&d->cur))
+    if ((size_t)*n > br_cursor_left(&d->cur))
         return BR_ETRUNC;
     *out = NULL;
     if (*n == 0)
@@ -99,7 +99,7 @@ static int open_list(dec *d, uint32_t limit, size_t elem_size, void **out, uint3
 
 static int get_uint(dec *d, uint64_t max, uint64_t *v)
 {
-    TRY(br__cur_uint(&d->cur, v));
+    TRY(br_cursor_uint(&d->cur, v));
     return *v <= max ? 0 : BR_EVALUE;
 }
 
@@ -121,22 +121,22 @@ static int get_u8(dec *d, uint8_t *v)
 
 static int get_text(dec *d, br_str *s)
 {
-    return br__cur_str(&d->cur, s, d->lim->max_string);
+    return br_cursor_str(&d->cur, s, d->lim->max_string);
 }
 
 static int get_bytes(dec *d, br_str *s)
 {
-    return br__cur_bytes(&d->cur, s, d->lim->max_body);
+    return br_cursor_bytes(&d->cur, s, d->lim->max_body);
 }
 
 /* A parameter bound: nil for none, else a number. */
 static int get_bound(dec *d, bool *has, double *v)
 {
-    int rc = br__cur_nil(&d->cur);
-    if (rc < 0)
+    int rc = br_cursor_nil(&d->cur);
+    *has = rc == BR_ETYPE;
+    if (!*has)
         return rc;
-    *has = rc == 0;
-    return *has ? br__cur_number(&d->cur, v) : 0;
+    return br_cursor_double(&d->cur, v);
 }
 
 static int get_pairs(dec *d, br_pair **out, uint32_t *n)
@@ -161,7 +161,7 @@ static int get_param(dec *d, br_param *p)
     TRY(get_text(d, &p->name));
     TRY(get_u8(d, &p->in));
     TRY(get_u8(d, &p->type));
-    TRY(br__cur_bool(&d->cur, &p->required));
+    TRY(br_cursor_bool(&d->cur, &p->required));
     TRY(get_bound(d, &p->has_min, &p->min));
     TRY(get_bound(d, &p->has_max, &p->max));
     TRY(get_text(d, &p->summary));
@@ -219,7 +219,7 @@ static int get_ready(dec *d, br_ready *m)
 
 static int get_request(dec *d, br_request *m)
 {
-    TRY(br__cur_uint(&d->cur, &m->id));
+    TRY(br_cursor_uint(&d->cur, &m->id));
     TRY(get_text(d, &m->service));
     TRY(get_text(d, &m->route));
     TRY(get_text(d, &m->method));
@@ -237,7 +237,7 @@ static int get_reply(dec *d, br_reply *m)
 {
     uint64_t status;
     void *mem;
-    TRY(br__cur_uint(&d->cur, &m->id));
+    TRY(br_cursor_uint(&d->cur, &m->id));
     TRY(get_uint(d, UINT16_MAX, &status));
     m->status = (uint16_t)status;
     TRY(get_pairs(d, &m->headers, &m->nheaders));
@@ -275,7 +275,7 @@ static int get_fields(dec *d, br_msg *m)
     case BR_MSG_CREDIT:
         return get_u32(d, &m->u.credit.credit);
     case BR_MSG_CANCEL:
-        return br__cur_uint(&d->cur, &m->u.cancel.id);
+        return br_cursor_uint(&d->cur, &m->u.cancel.id);
     case BR_MSG_GOODBYE:
         return get_text(d, &m->u.goodbye.reason);
     case BR_MSG_JOB:
@@ -297,13 +297,13 @@ static int get_fields(dec *d, br_msg *m)
 }
 
 /* Reads the top-level array header, the version and the type. */
-static int get_head(br__cur *c, uint32_t *n, uint64_t *version, uint64_t *type)
+static int get_head(br_cursor *c, uint32_t *n, uint64_t *version, uint64_t *type)
 {
-    TRY(br__cur_array(c, n));
+    TRY(br_cursor_array(c, n));
     if (*n < 2)
         return BR_ETRUNC;
-    TRY(br__cur_uint(c, version));
-    return br__cur_uint(c, type);
+    TRY(br_cursor_uint(c, version));
+    return br_cursor_uint(c, type);
 }
 
 static int decode(dec *d, br_msg *out)
@@ -320,8 +320,8 @@ static int decode(dec *d, br_msg *out)
     if (n - 2 < nfields)
         return BR_ETRUNC;
     TRY(get_fields(d, out));
-    TRY(br__cur_skip(&d->cur, n - 2 - nfields));
-    if (br__cur_left(&d->cur) != 0)
+    TRY(br__cursor_skip_n(&d->cur, n - 2 - nfields));
+    if (br_cursor_left(&d->cur) != 0)
         return BR_ETRAILING;
     return br__msg_validate(out) == 0 ? 0 : BR_EVALUE;
 }
@@ -351,7 +351,7 @@ int br_msg_peek(const void *buf, size_t len, unsigned *version, unsigned *type)
         return BR_ETRUNC;
     if (!buf)
         return BR_EINVAL;
-    br__cur c = {buf, (const uint8_t *)buf + len};
+    br_cursor c = {buf, (const uint8_t *)buf + len};
     uint32_t n;
     uint64_t v, t;
     TRY(get_head(&c, &n, &v, &t));

@@ -1,13 +1,15 @@
 /*
  * internal.h - what the proto library's source files share and nobody else sees.
  *
- * Three pieces: the growable-buffer primitive the encoder writes through, the bounded
- * msgpack reader the decoder is built on, and the one range check both directions use
- * so that "valid" means the same thing when a message is written and when it is read.
+ * The field count of each message type, the one range check both directions use so
+ * that "valid" means the same thing when a message is written and when it is read, the
+ * unbounded skip the decoder needs beside the public msgpack reader (barista/mpread.h),
+ * and the decoder's scratch arena.
  */
 #ifndef BARISTA_PROTO_INTERNAL_H
 #define BARISTA_PROTO_INTERNAL_H
 
+#include "barista/mpread.h"
 #include "barista/proto.h"
 
 /* ---------------------------------------------------------------------------------- */
@@ -30,47 +32,14 @@ uint32_t br__msg_nfields(unsigned type);
 int br__msg_validate(const br_msg *msg);
 
 /* ---------------------------------------------------------------------------------- */
-/* cursor.c: a bounded reader over msgpack bytes.  It never allocates, never reads     */
-/* past `end`, and checks every declared length against the bytes left before         */
-/* believing it.  Every reader consumes the value on success and leaves the cursor    */
-/* where it was on failure.                                                            */
+/* cursor.c: the bounded msgpack reader is public (barista/mpread.h); this is the one  */
+/* piece of it only the decoder needs.                                                 */
 
-typedef struct br__cur {
-    const uint8_t *p;   /* next byte to read */
-    const uint8_t *end; /* one past the last byte */
-} br__cur;
-
-/* Bytes left to read. */
-size_t br__cur_left(const br__cur *c);
-
-/* Reads an array header: *n is its declared element count.  BR_ETYPE when the next
- * value is not an array, BR_ETRUNC when the header is cut short. */
-int br__cur_array(br__cur *c, uint32_t *n);
-
-/* Reads a non-negative integer in any msgpack integer encoding.  A negative integer is
- * BR_EVALUE, any other type BR_ETYPE. */
-int br__cur_uint(br__cur *c, uint64_t *v);
-
-/* Reads a number encoded as a msgpack float or integer. */
-int br__cur_number(br__cur *c, double *v);
-
-/* Reads true or false. */
-int br__cur_bool(br__cur *c, bool *v);
-
-/* Consumes a nil and returns 1, or returns 0 and consumes nothing when the next value
- * is something else (or BR_ETRUNC at the end of the input). */
-int br__cur_nil(br__cur *c);
-
-/* Reads a msgpack str of at most max bytes into *s, pointing into the input.
- * BR_ELIMIT when longer than max. */
-int br__cur_str(br__cur *c, br_str *s, uint32_t max);
-
-/* Reads a byte string: msgpack bin or str, at most max bytes. */
-int br__cur_bytes(br__cur *c, br_str *s, uint32_t max);
-
-/* Skips n complete values of any type (nested arrays and maps included) without
- * recursion; used for the extra trailing elements that newer peers may add. */
-int br__cur_skip(br__cur *c, uint64_t n);
+/* Skips n complete values of any type and any nesting, without recursion and in time
+ * proportional to their bytes.  The decoder skips the extra trailing elements of a
+ * record with it: PROTOCOL.md 3.2 says they are ignored "whatever their type", so
+ * unlike br_cursor_skip it has no depth bound (it needs none, having no stack). */
+int br__cursor_skip_n(br_cursor *c, uint64_t n);
 
 /* ---------------------------------------------------------------------------------- */
 /* scratch.c: the decoder's arena for decoded arrays.  Allocations are bump-pointer    */

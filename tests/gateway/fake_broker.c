@@ -114,7 +114,7 @@ gw_worker *fake_worker_new(gw_broker *b, uint32_t credit)
     snprintf(b->worker_ids[i], sizeof(b->worker_ids[i]), "w%zu", i + 1);
     w->id = b->worker_ids[i];
     w->credit = credit;
-    gw_list_init(&w->calls);
+    gw_list_init(&w->exchanges);
     gw_list_init(&w->outgoing);
     return w;
 }
@@ -137,7 +137,7 @@ void fake_worker_join(gw_broker *b, gw_worker *w, const char *const *tasks)
         b->hooks.worker_joined(b->data, w, &r);
 }
 
-/* Credit left over goes to the attached queue (gw_broker_offer_credit). */
+/* Credit left over goes to the attached queue (gw__broker_offer_credit). */
 static void offer_credit(gw_broker *b, gw_worker *w)
 {
     if (w->credit > 0 && gw_worker_live(w) && b->data && b->hooks.credit)

@@ -44,7 +44,7 @@ static gw_config_result load(gw_config *cfg, const char **argv)
         argc++;
     FILE *err = tmpfile();
     assert_non_null(err);
-    gw_config_result r = gw_config_load(cfg, argc, (char **)argv, err);
+    gw_config_result r = gw__config_load(cfg, argc, (char **)argv, err);
     fclose(err);
     return r;
 }
@@ -57,7 +57,7 @@ static gw_config_result load_err(gw_config *cfg, const char **argv, char *buf, s
         argc++;
     FILE *err = tmpfile();
     assert_non_null(err);
-    gw_config_result r = gw_config_load(cfg, argc, (char **)argv, err);
+    gw_config_result r = gw__config_load(cfg, argc, (char **)argv, err);
     rewind(err);
     size_t n = fread(buf, 1, cap - 1, err);
     buf[n] = '\0';
@@ -169,7 +169,7 @@ static void help_shows_each_default_as_it_is_given(void **state)
 {
     FILE *out = tmpfile();
     assert_non_null(out);
-    gw_config_usage(out);
+    gw__config_usage(out);
     rewind(out);
     char text[16384];
     size_t n = fread(text, 1, sizeof(text) - 1, out);
@@ -244,16 +244,16 @@ static void refuses_bad_values_and_unknown_options(void **state)
 static void parses_ipv4_and_ipv6_addresses(void **state)
 {
     struct sockaddr_storage ss;
-    assert_int_equal(gw_config_parse_addr("127.0.0.1:0", &ss), 0);
+    assert_int_equal(gw__config_parse_addr("127.0.0.1:0", &ss), 0);
     assert_int_equal(ss.ss_family, AF_INET);
-    assert_int_equal(gw_config_parse_addr("[::1]:8000", &ss), 0);
+    assert_int_equal(gw__config_parse_addr("[::1]:8000", &ss), 0);
     assert_int_equal(ss.ss_family, AF_INET6);
     assert_int_equal(ntohs(((struct sockaddr_in6 *)&ss)->sin6_port), 8000);
-    assert_int_equal(gw_config_parse_addr("[::]:1", &ss), 0);
-    assert_int_equal(gw_config_parse_addr("::1:8000", &ss), BR_EINVAL);
-    assert_int_equal(gw_config_parse_addr("127.0.0.1:", &ss), BR_EINVAL);
-    assert_int_equal(gw_config_parse_addr("127.0.0.1:+80", &ss), BR_EINVAL);
-    assert_int_equal(gw_config_parse_addr(NULL, &ss), BR_EINVAL);
+    assert_int_equal(gw__config_parse_addr("[::]:1", &ss), 0);
+    assert_int_equal(gw__config_parse_addr("::1:8000", &ss), BR_EINVAL);
+    assert_int_equal(gw__config_parse_addr("127.0.0.1:", &ss), BR_EINVAL);
+    assert_int_equal(gw__config_parse_addr("127.0.0.1:+80", &ss), BR_EINVAL);
+    assert_int_equal(gw__config_parse_addr(NULL, &ss), BR_EINVAL);
 }
 
 static void curve_paths_are_off_by_default_and_may_be_emptied(void **state)

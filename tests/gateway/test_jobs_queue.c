@@ -7,7 +7,7 @@
  * gw_broker (tests/gateway/CMakeLists.txt says how).  The tests play the workers
  * through it: READY, CREDIT, JOB_ACK, JOB_RESULT and a worker's death each reach the
  * queue's hooks as broker.c sends them, with credit counted the same way.  Submission
- * goes through gw_jobs_submit (jobs_int.h), what POST /jobs/{task} calls: a gw_req
+ * goes through gw__jobs_submit (jobs_int.h), what POST /jobs/{task} calls: a gw_req
  * only exists inside the real HTTP server.
  *
  * Leases, backoffs and retention are tens of milliseconds; every wait is bounded
@@ -115,7 +115,7 @@ static void open_queue(fixture *f)
 static void close_queue(fixture *f)
 {
     bool closed = false;
-    gw_jobs_close(f->jobs, on_closed, &closed);
+    gw_jobs_shutdown(f->jobs, on_closed, &closed);
     RUN_UNTIL(f, closed, WAIT_MS);
     gw_jobs_destroy(&f->jobs);
     assert_null(f->jobs);
@@ -211,9 +211,9 @@ static const br_str RESULT = {"\xa2ok", 3};
 static int try_submit(fixture *f, const char *task, br_str payload, const char *key,
                       uint32_t delay_ms, test_waiter *w, gw_job **out)
 {
-    gw_jobs_task *t = gw_jobs_task_find(f->jobs, br_str_c(task));
+    gw_jobs_task *t = gw__jobs_task_find(f->jobs, br_str_c(task));
     assert_non_null(t);
-    return gw_jobs_submit(f->jobs, t, payload, br_str_c(key), delay_ms, w ? &w->base : NULL, out);
+    return gw__jobs_submit(f->jobs, t, payload, br_str_c(key), delay_ms, w ? &w->base : NULL, out);
 }
 
 /* Submits a job that must be accepted; its id. */
@@ -228,7 +228,7 @@ static uint64_t submit(fixture *f, const char *task, const char *key, uint32_t d
 
 static gw_job *job_of(fixture *f, uint64_t id)
 {
-    gw_job *job = gw_jobs_find(f->jobs, id);
+    gw_job *job = gw__jobs_find(f->jobs, id);
     assert_non_null(job);
     return job;
 }
@@ -281,7 +281,7 @@ static void close_starts_closing_every_handle_it_opened(void **state)
     open_queue(f);
     assert_true(handles_of(f).open > 0);
     bool closed = false;
-    gw_jobs_close(f->jobs, on_closed, &closed);
+    gw_jobs_shutdown(f->jobs, on_closed, &closed);
     /* A gateway that sweeps the loop's leftover handles after closing the queue
      * (main.c on a failed start) must find none of the queue's still open. */
     assert_int_equal(handles_of(f).open, 0);
@@ -430,7 +430,7 @@ static void delayed_job_is_sent_when_its_time_comes(void **state)
     gw_worker *a = new_worker(f, 1);
     fake_worker_join(&f->broker, a, EMAIL);
     test_waiter w = waiter(f);
-    int64_t submitted = gw_jobs_now_ms();
+    int64_t submitted = gw__jobs_now_ms();
     uint64_t id = submit(f, "email", NULL, 80, &w);
     RUN_UNTIL(f, w.told == 1, WAIT_MS);
     assert_int_equal(stats_of(f).scheduled, 1);
@@ -727,8 +727,8 @@ static void finished_jobs_expire_after_retention_and_free_their_key(void **state
     uint64_t running = submit(f, "email", NULL, 0, NULL);
     RUN_UNTIL(f, f->broker.nsent == 2, WAIT_MS);
 
-    RUN_UNTIL(f, gw_jobs_find(f->jobs, id) == NULL, WAIT_MS);
-    assert_true(gw_jobs_now_ms() - ended >= 60);
+    RUN_UNTIL(f, gw__jobs_find(f->jobs, id) == NULL, WAIT_MS);
+    assert_true(gw__jobs_now_ms() - ended >= 60);
     gw_jobs_stats s = stats_of(f);
     assert_int_equal(s.finished, 0);
     assert_int_equal(s.held, 1);

@@ -89,10 +89,10 @@ static void on_closed(void *arg)
 static void close_store(fixture *f, gw_jobs_store **s)
 {
     bool closed = false;
-    gw_jobs_store_close(*s, on_closed, &closed);
+    gw__jobs_store_shutdown(*s, on_closed, &closed);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_true(closed);
-    gw_jobs_store_destroy(s);
+    gw__jobs_store_destroy(s);
     assert_null(*s);
 }
 
@@ -154,22 +154,22 @@ static gw_job_row row(uint64_t id, uint8_t status)
 static void rows_survive_a_reopen_and_later_writes_win(void **state)
 {
     fixture *f = *state;
-    gw_jobs_store *s = gw_jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_FULL);
+    gw_jobs_store *s = gw__jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_FULL);
     assert_non_null(s);
     counter c = {.in_order = true};
     write_ctx w[4] = {{&c, 1}, {&c, 2}, {&c, 3}, {&c, 4}};
     gw_job_row r1 = row(1, GW_JOB_QUEUED);
     r1.idem_key = br_str_c("key-1");
-    assert_int_equal(gw_jobs_store_put(s, &r1, on_written, &w[0]), 0);
+    assert_int_equal(gw__jobs_store_put(s, &r1, on_written, &w[0]), 0);
     /* The same job again, finished: the later row must win. */
     gw_job_row r1b = r1;
     r1b.status = GW_JOB_SUCCEEDED;
     r1b.attempts = 1;
     r1b.result = (br_str){"\xc3", 1};
-    assert_int_equal(gw_jobs_store_put(s, &r1b, on_written, &w[1]), 0);
+    assert_int_equal(gw__jobs_store_put(s, &r1b, on_written, &w[1]), 0);
     gw_job_row r2 = row(2, GW_JOB_RUNNING);
-    assert_int_equal(gw_jobs_store_put(s, &r2, on_written, &w[2]), 0);
-    assert_int_equal(gw_jobs_store_add_task(s, br_str_c("email"), on_written, &w[3]), 0);
+    assert_int_equal(gw__jobs_store_put(s, &r2, on_written, &w[2]), 0);
+    assert_int_equal(gw__jobs_store_add_task(s, br_str_c("email"), on_written, &w[3]), 0);
     /* Writes never run their callback before the loop does. */
     assert_int_equal(c.done, 0);
     close_store(f, &s);
@@ -177,10 +177,10 @@ static void rows_survive_a_reopen_and_later_writes_win(void **state)
     assert_int_equal(c.failed, 0);
     assert_true(c.in_order);
 
-    s = gw_jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_NORMAL);
+    s = gw__jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_NORMAL);
     assert_non_null(s);
     loaded l = {0};
-    assert_int_equal(gw_jobs_store_load(s, on_row, on_task, &l), 0);
+    assert_int_equal(gw__jobs_store_load(s, on_row, on_task, &l), 0);
     assert_int_equal(l.rows, 2);
     assert_int_equal(l.tasks, 1);
     assert_true(l.saw_email);
@@ -199,21 +199,21 @@ static void rows_survive_a_reopen_and_later_writes_win(void **state)
 static void deletes_persist(void **state)
 {
     fixture *f = *state;
-    gw_jobs_store *s = gw_jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_NORMAL);
+    gw_jobs_store *s = gw__jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_NORMAL);
     assert_non_null(s);
     counter c = {.in_order = true};
     write_ctx w[3] = {{&c, 1}, {&c, 2}, {&c, 3}};
     gw_job_row r1 = row(1, GW_JOB_QUEUED), r2 = row(2, GW_JOB_QUEUED);
-    assert_int_equal(gw_jobs_store_put(s, &r1, on_written, &w[0]), 0);
-    assert_int_equal(gw_jobs_store_put(s, &r2, on_written, &w[1]), 0);
-    assert_int_equal(gw_jobs_store_delete(s, 1, on_written, &w[2]), 0);
+    assert_int_equal(gw__jobs_store_put(s, &r1, on_written, &w[0]), 0);
+    assert_int_equal(gw__jobs_store_put(s, &r2, on_written, &w[1]), 0);
+    assert_int_equal(gw__jobs_store_delete(s, 1, on_written, &w[2]), 0);
     close_store(f, &s);
     assert_int_equal(c.done, 3);
 
-    s = gw_jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_NORMAL);
+    s = gw__jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_NORMAL);
     assert_non_null(s);
     loaded l = {0};
-    assert_int_equal(gw_jobs_store_load(s, on_row, on_task, &l), 0);
+    assert_int_equal(gw__jobs_store_load(s, on_row, on_task, &l), 0);
     assert_int_equal(l.rows, 1);
     assert_int_equal(l.max_id, 2);
     close_store(f, &s);
@@ -223,7 +223,7 @@ static void deletes_persist(void **state)
 static void many_writes_group_commit_and_all_land(void **state)
 {
     fixture *f = *state;
-    gw_jobs_store *s = gw_jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_FULL);
+    gw_jobs_store *s = gw__jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_FULL);
     assert_non_null(s);
     counter c = {.in_order = true};
     write_ctx *w = calloc(MANY, sizeof(*w));
@@ -231,7 +231,7 @@ static void many_writes_group_commit_and_all_land(void **state)
     for (uint64_t i = 0; i < MANY; i++) {
         w[i] = (write_ctx){&c, i + 1};
         gw_job_row r = row(i + 1, GW_JOB_QUEUED);
-        assert_int_equal(gw_jobs_store_put(s, &r, on_written, &w[i]), 0);
+        assert_int_equal(gw__jobs_store_put(s, &r, on_written, &w[i]), 0);
     }
     /* Run until every callback came (the store's async wakes the loop). */
     while (c.done < MANY)
@@ -241,10 +241,10 @@ static void many_writes_group_commit_and_all_land(void **state)
     close_store(f, &s);
     free(w);
 
-    s = gw_jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_FULL);
+    s = gw__jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_FULL);
     assert_non_null(s);
     loaded l = {0};
-    assert_int_equal(gw_jobs_store_load(s, on_row, on_task, &l), 0);
+    assert_int_equal(gw__jobs_store_load(s, on_row, on_task, &l), 0);
     assert_int_equal(l.rows, MANY);
     assert_int_equal(l.max_id, MANY);
     close_store(f, &s);
@@ -253,15 +253,15 @@ static void many_writes_group_commit_and_all_land(void **state)
 static void writes_after_close_are_refused(void **state)
 {
     fixture *f = *state;
-    gw_jobs_store *s = gw_jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_NORMAL);
+    gw_jobs_store *s = gw__jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_NORMAL);
     assert_non_null(s);
     bool closed = false;
-    gw_jobs_store_close(s, on_closed, &closed);
+    gw__jobs_store_shutdown(s, on_closed, &closed);
     gw_job_row r = row(1, GW_JOB_QUEUED);
-    assert_int_equal(gw_jobs_store_put(s, &r, NULL, NULL), BR_ECLOSED);
+    assert_int_equal(gw__jobs_store_put(s, &r, NULL, NULL), BR_ECLOSED);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_true(closed);
-    gw_jobs_store_destroy(&s);
+    gw__jobs_store_destroy(&s);
 }
 
 static void opening_an_unwritable_path_fails(void **state)
@@ -269,7 +269,7 @@ static void opening_an_unwritable_path_fails(void **state)
     fixture *f = *state;
     char bad[128];
     snprintf(bad, sizeof(bad), "%s/no/such/dir/jobs.db", f->dir);
-    assert_null(gw_jobs_sqlite_open(&f->loop, bad, GW_JOBS_SYNC_NORMAL));
+    assert_null(gw__jobs_sqlite_open(&f->loop, bad, GW_JOBS_SYNC_NORMAL));
 }
 
 /* ---------------------------------------------------------------------------------- */

@@ -51,7 +51,7 @@ static int teardown(void **state)
 static json_t *render(fixture *f, bool with_jobs)
 {
     br_buf out = {.max = 1u << 20};
-    assert_int_equal(gw_openapi_render(f->reg, with_jobs, &out), 0);
+    assert_int_equal(gw__openapi_render(f->reg, with_jobs, &out), 0);
     json_error_t err;
     json_decref(f->doc);
     f->doc = json_loadb((const char *)out.data, out.len, 0, &err);
@@ -238,7 +238,7 @@ static void reports_a_document_larger_than_its_buffer(void **state)
 {
     fixture *f = *state;
     br_buf out = {.max = 64};
-    assert_int_equal(gw_openapi_render(f->reg, true, &out), BR_ELIMIT);
+    assert_int_equal(gw__openapi_render(f->reg, true, &out), BR_ELIMIT);
     br_buf_free(&out);
 }
 

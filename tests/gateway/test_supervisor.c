@@ -98,7 +98,7 @@ static bool flag_set(fixture *f, void *arg)
 static bool stop_and_close(fixture *f, uint64_t grace_ms)
 {
     bool done = false;
-    gw_supervisor_stop(f->sup, grace_ms, on_stopped, &done);
+    gw_supervisor_shutdown(f->sup, grace_ms, on_stopped, &done);
     bool ok = run_until(f, flag_set, &done);
     if (ok)
         gw_supervisor_destroy(&f->sup);
@@ -161,7 +161,7 @@ static void spawns_count_processes_and_stops_them(void **state)
     assert_int_equal(gw_supervisor_proc_get(f->sup, 3, &none), BR_ENOTFOUND);
 
     bool done = false;
-    gw_supervisor_stop(f->sup, 5000, on_stopped, &done);
+    gw_supervisor_shutdown(f->sup, 5000, on_stopped, &done);
     assert_false(done); /* never from inside stop */
     assert_true(run_until(f, flag_set, &done));
     gw_supervisor_stats_get(f->sup, &stats);
@@ -264,7 +264,7 @@ static void stop_kills_a_process_that_ignores_sigterm(void **state)
     assert_int_equal(gw_supervisor_add(f->sup, "io-worker", sleeper, NULL, 1), 0);
     assert_true(run_until(f, file_has_content, NULL));
     bool done = false;
-    gw_supervisor_stop(f->sup, 200, on_stopped, &done);
+    gw_supervisor_shutdown(f->sup, 200, on_stopped, &done);
     assert_true(run_until(f, flag_set, &done));
     assert_int_equal(info_of(f, 0).term_signal, SIGKILL);
     assert_int_equal(info_of(f, 1).term_signal, SIGTERM);
@@ -329,7 +329,7 @@ static void add_after_stop_is_refused(void **state)
 {
     fixture *f = *state;
     bool done = false;
-    gw_supervisor_stop(f->sup, 1000, on_stopped, &done);
+    gw_supervisor_shutdown(f->sup, 1000, on_stopped, &done);
     assert_int_equal(gw_supervisor_add(f->sup, "io-worker", sleeper, NULL, 1), BR_EINVAL);
     assert_true(run_until(f, flag_set, &done));
     gw_supervisor_destroy(&f->sup);

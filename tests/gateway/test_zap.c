@@ -94,7 +94,7 @@ static int teardown(void **state)
 {
     rig *r = *state;
     br_zsock_close(r->router, on_closed, r);
-    gw_zap_close(r->zap, on_closed, r);
+    gw_zap_shutdown(r->zap, on_closed, r);
     uv_close((uv_handle_t *)&r->check, NULL);
     uv_close((uv_handle_t *)&r->guard, NULL);
     uv_run(&r->loop, UV_RUN_DEFAULT);

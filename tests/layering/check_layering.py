@@ -13,7 +13,7 @@ fails when:
     subsystem's .c files rather than in its include/ folder);
   - a gateway or worker source calls msgpack_unpack or msgpack_unpack_next, which
     allocate for a declared count before checking that the bytes exist: hostile
-    bytes are read with proto's bounded cursor (proto/src/cursor.c).
+    bytes are read with proto's bounded cursor (barista/mpread.h, br_cursor).
 
 Usage: check_layering.py [REPO_ROOT]   (default: two folders up from this file)
 Prints one line per violation and exits 1 when there is any; 0 and a summary line

@@ -28,13 +28,8 @@ static const struct {
 /* True when body is exactly one msgpack value (so it can be copied in as is). */
 static bool one_msgpack_value(br_str body)
 {
-    size_t off = 0;
-    msgpack_unpacked u;
-    msgpack_unpacked_init(&u);
-    bool ok = msgpack_unpack_next(&u, body.ptr, body.len, &off) == MSGPACK_UNPACK_SUCCESS &&
-              off == body.len;
-    msgpack_unpacked_destroy(&u);
-    return ok;
+    br_value v;
+    return br_value_parse(body, &v) == 0;
 }
 
 static void pack_branch(msgpack_packer *pk, const br_result *r)

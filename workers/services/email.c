@@ -138,23 +138,17 @@ static void email(br_jobctx *job)
 {
     if (!outbox.path) /* set once, before the first write is queued */
         outbox.path = br_svc_option(br_job_svc(job), "outbox");
-    msgpack_zone zone;
-    msgpack_zone_init(&zone, 1024);
-    msgpack_object p;
-    const msgpack_object *to = NULL;
-    if (br_payload_unpack(br_job_payload(job), &zone, &p) == 0)
-        to = br_payload_get(&p, "to");
-    if (!to || to->type != MSGPACK_OBJECT_STR || to->via.str.size == 0 ||
-        to->via.str.size > EMAIL_ADDR_MAX) {
-        msgpack_zone_destroy(&zone);
+    br_value p;
+    br_str to; /* points into the payload */
+    if (br_value_parse(br_job_payload(job), &p) != 0 ||
+        br_value_str(br_value_get(p, "to"), &to) != 0 || to.len == 0 || to.len > EMAIL_ADDR_MAX) {
         br_job_fail(job, false, "payload must be {\"to\": ADDRESS}");
         return;
     }
     br_str id = br_job_id(job);
-    size_t cap = id.len + to->via.str.size + 2;
+    size_t cap = id.len + to.len + 2;
     line *l = malloc(sizeof(*l) + cap);
     if (!l) {
-        msgpack_zone_destroy(&zone);
         br_job_fail(job, true, "out of memory");
         return;
     }
@@ -163,13 +157,12 @@ static void email(br_jobctx *job)
     memcpy(l->text, id.ptr, id.len);
     l->text[id.len] = ' ';
     /* One line per job: an address cannot break the format. */
-    for (uint32_t i = 0; i < to->via.str.size; i++) {
-        char c = to->via.str.ptr[i];
+    for (uint32_t i = 0; i < to.len; i++) {
+        char c = to.ptr[i];
         l->text[id.len + 1 + i] = (c == '\n' || c == '\r' || c == ' ') ? '_' : c;
     }
     l->len = cap;
     l->text[cap - 1] = '\n';
-    msgpack_zone_destroy(&zone);
     if (!outbox.pending_tail)
         outbox.pending_tail = &outbox.pending;
     *outbox.pending_tail = l;

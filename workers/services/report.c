@@ -18,32 +18,30 @@
 #define REPORT_MAX_ROUNDS     10000000
 #define REPORT_MAX_SLEEP_MS   600000
 
-/* An unsigned integer field of the payload, or `def` when absent or not one. */
-static uint64_t field_uint(const msgpack_object *p, const char *key, uint64_t def, uint64_t max)
+/* A non-negative integer field of the payload, at most max, or `def` when absent or
+ * not one. */
+static uint64_t field_uint(br_value p, const char *key, uint64_t def, uint64_t max)
 {
-    const msgpack_object *v = br_payload_get(p, key);
-    if (!v || v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+    uint64_t v;
+    if (br_value_uint(br_value_get(p, key), &v) != 0)
         return def;
-    return v->via.u64 < max ? v->via.u64 : max;
+    return v < max ? v : max;
 }
 
-static bool field_true(const msgpack_object *p, const char *key)
+static bool field_true(br_value p, const char *key)
 {
-    const msgpack_object *v = br_payload_get(p, key);
-    return v && v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
+    bool v;
+    return br_value_bool(br_value_get(p, key), &v) == 0 && v;
 }
 
 static void report(br_jobctx *job)
 {
-    msgpack_zone zone;
-    msgpack_zone_init(&zone, 1024);
-    msgpack_object p = {.type = MSGPACK_OBJECT_NIL};
-    if (br_payload_unpack(br_job_payload(job), &zone, &p) != 0)
-        p.type = MSGPACK_OBJECT_NIL;
-    uint64_t n = field_uint(&p, "n", REPORT_DEFAULT_ROUNDS, REPORT_MAX_ROUNDS);
-    uint64_t sleep_ms = field_uint(&p, "sleep_ms", 0, REPORT_MAX_SLEEP_MS);
-    bool fail = field_true(&p, "fail"), fatal = field_true(&p, "fatal");
-    msgpack_zone_destroy(&zone);
+    br_value p;
+    if (br_value_parse(br_job_payload(job), &p) != 0)
+        p = (br_value){NULL, 0}; /* not one value: every field takes its default */
+    uint64_t n = field_uint(p, "n", REPORT_DEFAULT_ROUNDS, REPORT_MAX_ROUNDS);
+    uint64_t sleep_ms = field_uint(p, "sleep_ms", 0, REPORT_MAX_SLEEP_MS);
+    bool fail = field_true(p, "fail"), fatal = field_true(p, "fatal");
     if (sleep_ms) {
         struct timespec ts = {(time_t)(sleep_ms / 1000), (long)(sleep_ms % 1000) * 1000000L};
         while (nanosleep(&ts, &ts) != 0) {

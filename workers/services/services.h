@@ -31,13 +31,6 @@ int br_reply_end(br_req *req);
 int br_pack_cstr(msgpack_packer *pk, const char *s);
 int br_pack_str(msgpack_packer *pk, br_str s);
 
-/* Unpacks one msgpack value from mp into *out, allocating from zone.  0, or
- * BR_EVALUE when mp is not exactly one msgpack value. */
-int br_payload_unpack(br_str mp, msgpack_zone *zone, msgpack_object *out);
-
-/* The value of string key `key` in map obj, or NULL (obj not a map, or no such key). */
-const msgpack_object *br_payload_get(const msgpack_object *obj, const char *key);
-
 /* The built-in services, in `barista-worker --list` order. */
 extern const br_service_spec *const br_builtin_services[];
 extern const size_t br_builtin_count;

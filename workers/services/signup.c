@@ -16,20 +16,14 @@
 
 static void signup(br_req *req)
 {
-    msgpack_zone zone;
-    msgpack_zone_init(&zone, 1024);
-    msgpack_object body;
-    const msgpack_object *email = NULL;
-    if (br_payload_unpack(br_req_body(req), &zone, &body) == 0)
-        email = br_payload_get(&body, "email");
-    if (!email || email->type != MSGPACK_OBJECT_STR || email->via.str.size == 0 ||
-        email->via.str.size > SIGNUP_EMAIL_MAX ||
-        !memchr(email->via.str.ptr, '@', email->via.str.size)) {
-        msgpack_zone_destroy(&zone);
+    br_value body;
+    br_str addr; /* points into the request's body */
+    if (br_value_parse(br_req_body(req), &body) != 0 ||
+        br_value_str(br_value_get(body, "email"), &addr) != 0 || addr.len == 0 ||
+        addr.len > SIGNUP_EMAIL_MAX || !memchr(addr.ptr, '@', addr.len)) {
         br_reply_error(req, 422, "body must be {\"email\": \"an address with an @\"}");
         return;
     }
-    br_str addr = {email->via.str.ptr, email->via.str.size};
     /* The email task's argument: {"to": ADDRESS}. */
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -41,7 +35,6 @@ static void signup(br_req *req)
     int rc = sb.data ? br_reply_add_job(req, "email", sb.data, sb.size, NULL, 0) : BR_ENOMEM;
     msgpack_sbuffer_destroy(&sb);
     if (rc != 0) {
-        msgpack_zone_destroy(&zone);
         br_reply_error(req, 500, "cannot enqueue the welcome email");
         return;
     }
@@ -51,7 +44,6 @@ static void signup(br_req *req)
     br_pack_cstr(out, "created");
     br_pack_cstr(out, "email");
     br_pack_str(out, addr);
-    msgpack_zone_destroy(&zone); /* addr points into the body, not the zone */
     br_reply_end(req);
 }
 

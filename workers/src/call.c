@@ -179,30 +179,14 @@ int br_call(br_req *req, const br_call_spec *spec, br_result_fn cb, void *arg, b
 /* ---------------------------------------------------------------------------------- */
 /* Answers.                                                                            */
 
-/* The "detail" string of a msgpack map body, or empty. */
+/* The "detail" string of a msgpack map body, or empty.  The string points into body. */
 static br_str msgpack_detail(br_str body)
 {
-    br_str none = {"", 0};
-    msgpack_unpacked u;
-    msgpack_unpacked_init(&u);
-    size_t off = 0;
-    br_str out = none;
-    if (msgpack_unpack_next(&u, body.ptr, body.len, &off) == MSGPACK_UNPACK_SUCCESS &&
-        u.data.type == MSGPACK_OBJECT_MAP) {
-        const msgpack_object_map *map = &u.data.via.map;
-        for (uint32_t i = 0; i < map->size; i++) {
-            const msgpack_object *k = &map->ptr[i].key, *v = &map->ptr[i].val;
-            if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 6 &&
-                memcmp(k->via.str.ptr, "detail", 6) == 0 && v->type == MSGPACK_OBJECT_STR) {
-                /* The string points into body, which outlives the unpacked zone. */
-                out.ptr = v->via.str.ptr;
-                out.len = v->via.str.size;
-                break;
-            }
-        }
-    }
-    msgpack_unpacked_destroy(&u);
-    return out;
+    br_value v;
+    br_str detail;
+    if (br_value_parse(body, &v) == 0 && br_value_str(br_value_get(v, "detail"), &detail) == 0)
+        return detail;
+    return (br_str){"", 0};
 }
 
 void br__calls_reply(br_worker *w, const br_reply *r)

@@ -19,8 +19,6 @@
 
 /* Idle connections curl keeps for reuse, across all hosts. */
 #define HTTP_MAX_CACHED_CONNECTIONS 64
-/* The first allocation of an answer's body; it doubles as the body grows. */
-#define HTTP_BODY_FIRST 4096
 
 /* A watched socket. */
 typedef struct http_sock {
@@ -256,29 +254,15 @@ static br__http *client_of(br_worker *w)
     return h;
 }
 
-/* CURLOPT_WRITEFUNCTION: appends to the body, up to BR_HTTP_BODY_MAX. */
+/* CURLOPT_WRITEFUNCTION: appends to the body, which stops at its max (BR_HTTP_BODY_MAX). */
 static size_t on_body(char *data, size_t size, size_t n, void *userp)
 {
     fetch *f = userp;
     size_t len = size * n;
-    if (len > BR_HTTP_BODY_MAX - f->body.len) {
+    int rc = br_buf_append(&f->body, data, len);
+    if (rc == BR_ELIMIT)
         f->too_big = true;
-        return 0; /* curl fails the transfer with CURLE_WRITE_ERROR */
-    }
-    br_buf *b = &f->body;
-    if (b->len + len > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : HTTP_BODY_FIRST;
-        while (cap < b->len + len)
-            cap *= 2;
-        uint8_t *grown = realloc(b->data, cap);
-        if (!grown)
-            return 0;
-        b->data = grown;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, data, len);
-    b->len += len;
-    return len;
+    return rc == 0 ? len : 0; /* 0 makes curl fail the transfer with CURLE_WRITE_ERROR */
 }
 
 static void fetch_abort(br__op *op)

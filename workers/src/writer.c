@@ -13,11 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "barista/mpread.h"
 #include "barista/worker.h"
 #include "writer_int.h"
-
-/* proto's bounded msgpack reader, to check br_w_msgpack's input. */
-#include "internal.h"
 
 /* Containers whose content is at most this many bytes are compacted when they close. */
 #define COMPACT_MAX_BYTES 4096
@@ -342,8 +340,9 @@ void br_w_msgpack(br_writer *w, br_str mp)
         return;
     if (w->err)
         return;
-    br__cur c = {(const uint8_t *)mp.ptr, (const uint8_t *)mp.ptr + mp.len};
-    if (mp.len == 0 || br__cur_skip(&c, 1) != 0 || br__cur_left(&c) != 0) {
+    br_cursor c;
+    br_cursor_init(&c, mp.ptr, mp.len);
+    if (mp.len == 0 || br_cursor_skip(&c, BR_WRITER_MAX_DEPTH) != 0 || br_cursor_left(&c) != 0) {
         fail(w, BR_EINVAL);
         return;
     }

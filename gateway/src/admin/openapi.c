@@ -329,7 +329,7 @@ static void tags(writer *w, const gw_registry *reg, bool with_jobs)
     lit(w, "],");
 }
 
-int gw_openapi_render(const gw_registry *reg, bool with_jobs, br_buf *out)
+int gw__openapi_render(const gw_registry *reg, bool with_jobs, br_buf *out)
 {
     writer w = {out, 0};
     lit(&w, "{\"openapi\":\"3.1.0\",\"info\":{\"title\":\"Barista\",\"version\":\"0.1.0\","

@@ -22,6 +22,6 @@
  * /docs; with_jobs adds POST /jobs/{task} and GET /jobs/{id}).  Methods OpenAPI has no
  * field for (anything but GET, PUT, POST, DELETE, OPTIONS, HEAD, PATCH, TRACE) are
  * left out.  0, or br_buf_append's error (out is then to be discarded). */
-int gw_openapi_render(const gw_registry *reg, bool with_jobs, br_buf *out);
+int gw__openapi_render(const gw_registry *reg, bool with_jobs, br_buf *out);
 
 #endif /* BARISTA_GW_OPENAPI_H */

@@ -29,7 +29,7 @@ typedef enum opt_kind {
 } opt_kind;
 
 /* One option: the flag is "--" + name, the variable is "BARISTA_" + NAME.  Its default
- * is the field's value after gw_config_defaults(). */
+ * is the field's value after gw__config_defaults(). */
 typedef struct opt {
     const char *name;           /* flag name without "--" */
     const char *env;            /* environment variable */
@@ -165,7 +165,7 @@ static void format_value(const opt *o, const gw_config *cfg, char *buf, size_t c
         snprintf(buf, cap, "%u", u);
 }
 
-void gw_config_defaults(gw_config *cfg)
+void gw__config_defaults(gw_config *cfg)
 {
     *cfg = (gw_config){
         .listen = GW_CONFIG_LISTEN,
@@ -186,13 +186,13 @@ void gw_config_defaults(gw_config *cfg)
     gw_jobs_config_defaults(&cfg->jobs);
     cfg->broker_retry = cfg->broker.retry_idempotent;
     /* Cannot fail: a constant, which test_config checks. */
-    (void)gw_config_parse_addr(cfg->listen, &cfg->listen_addr);
+    (void)gw__config_parse_addr(cfg->listen, &cfg->listen_addr);
 }
 
-void gw_config_usage(FILE *out)
+void gw__config_usage(FILE *out)
 {
     gw_config d;
-    gw_config_defaults(&d);
+    gw__config_defaults(&d);
     fputs("usage: barista-gateway [OPTION VALUE]...\n\n"
           "Barista's gateway: HTTP/1.1 front, router and broker.  Every option is also an\n"
           "environment variable; a flag wins over its variable.  Sizes take k/m suffixes\n"
@@ -208,7 +208,7 @@ void gw_config_usage(FILE *out)
     fputs("  --help                 print this and exit\n", out);
 }
 
-int gw_config_parse_addr(const char *text, struct sockaddr_storage *out)
+int gw__config_parse_addr(const char *text, struct sockaddr_storage *out)
 {
     char host[GW_CONFIG_MAX_ADDR];
     const char *colon;
@@ -279,7 +279,7 @@ static int parse_value(const opt *o, const char *text, gw_config *cfg)
     int rc;
     switch (o->kind) {
     case OPT_ADDR:
-        if (gw_config_parse_addr(text, &cfg->listen_addr) != 0)
+        if (gw__config_parse_addr(text, &cfg->listen_addr) != 0)
             return BR_EINVAL;
         memcpy(field, text, strlen(text) + 1);
         return 0;
@@ -371,9 +371,9 @@ static const opt *find_option(const char *name, size_t len)
     return NULL;
 }
 
-gw_config_result gw_config_load(gw_config *cfg, int argc, char **argv, FILE *err)
+gw_config_result gw__config_load(gw_config *cfg, int argc, char **argv, FILE *err)
 {
-    gw_config_defaults(cfg);
+    gw__config_defaults(cfg);
     for (size_t i = 0; i < NOPTIONS; i++) {
         const char *v = getenv(options[i].env);
         if (v && parse_value(&options[i], v, cfg) != 0) {
@@ -384,7 +384,7 @@ gw_config_result gw_config_load(gw_config *cfg, int argc, char **argv, FILE *err
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            gw_config_usage(stdout);
+            gw__config_usage(stdout);
             return GW_CONFIG_HELP;
         }
         if (strncmp(arg, "--", 2) != 0) {

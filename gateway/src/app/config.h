@@ -9,7 +9,7 @@
  * Defaults follow the convention of every gateway subsystem: each value is written
  * once, as a named macro - the subsystems' in their own headers (GW_HTTP_*,
  * GW_BROKER_*, GW_JOBS_*, GW_LOG_DEFAULT_*), the gateway's own below - and
- * gw_config_defaults() fills the whole struct from them and from the subsystems'
+ * gw__config_defaults() fills the whole struct from them and from the subsystems'
  * gw_X_config_defaults().  --help prints the defaults from that struct, so it cannot
  * disagree with them either.
  */
@@ -59,7 +59,7 @@ typedef struct gw_config {
     uint32_t log_json;                              /* 1: JSON lines; 0: text */
 } gw_config;
 
-/* What gw_config_load() decided. */
+/* What gw__config_load() decided. */
 typedef enum gw_config_result {
     GW_CONFIG_RUN = 0,  /* options valid: run */
     GW_CONFIG_HELP = 1, /* --help was printed to stdout: exit 0 */
@@ -67,15 +67,15 @@ typedef enum gw_config_result {
 } gw_config_result;
 
 /* Fills *cfg with every default (see above). */
-void gw_config_defaults(gw_config *cfg);
+void gw__config_defaults(gw_config *cfg);
 
 /* Fills *cfg from the defaults, the environment and argv (argv[0] is the program). */
-gw_config_result gw_config_load(gw_config *cfg, int argc, char **argv, FILE *err);
+gw_config_result gw__config_load(gw_config *cfg, int argc, char **argv, FILE *err);
 
 /* Prints every option with its default and its environment variable (stdout: --help). */
-void gw_config_usage(FILE *out);
+void gw__config_usage(FILE *out);
 
 /* Parses "HOST:PORT" or "[IPV6]:PORT" (numeric hosts).  Returns 0 or BR_EINVAL. */
-int gw_config_parse_addr(const char *text, struct sockaddr_storage *out);
+int gw__config_parse_addr(const char *text, struct sockaddr_storage *out);
 
 #endif /* BARISTA_GW_CONFIG_H */

@@ -63,14 +63,14 @@ static void on_jobs_closed(void *arg)
     gateway *gw = arg;
     /* Workers were told GOODBYE and hold no request of ours: stop local ones. */
     if (gw->supervisor)
-        gw_supervisor_stop(gw->supervisor, gw->cfg.shutdown_timeout_ms, NULL, NULL);
+        gw_supervisor_shutdown(gw->supervisor, gw->cfg.shutdown_timeout_ms, NULL, NULL);
 }
 
 static void on_broker_stopped(void *arg)
 {
     gateway *gw = arg;
     /* No JOB_RESULT can arrive any more: write what is pending and close the store. */
-    gw_jobs_close(gw->jobs, on_jobs_closed, gw);
+    gw_jobs_shutdown(gw->jobs, on_jobs_closed, gw);
 }
 
 static void on_http_stopped(void *arg)
@@ -271,7 +271,7 @@ static void close_signals(gateway *gw)
 int main(int argc, char **argv)
 {
     static gateway gw;
-    switch (gw_config_load(&gw.cfg, argc, argv, stderr)) {
+    switch (gw__config_load(&gw.cfg, argc, argv, stderr)) {
     case GW_CONFIG_HELP:
         return 0;
     case GW_CONFIG_BAD:
@@ -295,9 +295,9 @@ int main(int argc, char **argv)
         if (gw.broker)
             gw_broker_shutdown(gw.broker, NULL, NULL);
         if (gw.jobs)
-            gw_jobs_close(gw.jobs, NULL, NULL);
+            gw_jobs_shutdown(gw.jobs, NULL, NULL);
         if (gw.supervisor)
-            gw_supervisor_stop(gw.supervisor, 0, NULL, NULL);
+            gw_supervisor_shutdown(gw.supervisor, 0, NULL, NULL);
         close_signals(&gw);
     }
     uv_run(&gw.loop, UV_RUN_DEFAULT);

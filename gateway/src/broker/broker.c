@@ -69,9 +69,9 @@ gw_broker *gw_broker_new(uv_loop_t *loop, gw_router *router, const gw_broker_con
     self->endpoint = strdup(self->cfg.endpoint);
     self->cfg.endpoint = self->endpoint;
     self->decoder = br_decoder_new(&self->cfg.limits);
-    self->reg = gw_registry_new(router, gw_dispatch_handler, self, self->cfg.max_workers);
-    self->calls = gw_idmap_new(self->cfg.max_pending);
-    if (!self->endpoint || !self->decoder || !self->reg || !self->calls) {
+    self->reg = gw_registry_new(router, gw__dispatch_handler, self, self->cfg.max_workers);
+    self->exchanges = gw_idmap_new(self->cfg.max_pending);
+    if (!self->endpoint || !self->decoder || !self->reg || !self->exchanges) {
         gw_log(GW_LOG_ERROR, "broker", "gw_broker_new: out of memory");
         gw_broker_destroy(&self);
         return NULL;
@@ -89,7 +89,7 @@ void gw_broker_destroy(gw_broker **self_p)
     gw_broker *self = *self_p;
     /* Shutdown emptied every queue; the registry takes its routes out of the router. */
     gw_registry_destroy(&self->reg);
-    gw_idmap_destroy(&self->calls);
+    gw_idmap_destroy(&self->exchanges);
     gw_deadline_heap_free(&self->deadlines);
     br_decoder_destroy(&self->decoder);
     br_buf_free(&self->out);
@@ -99,8 +99,8 @@ void gw_broker_destroy(gw_broker **self_p)
     *self_p = NULL;
 }
 
-int gw_broker_send(gw_broker *b, gw_worker *w, const void *ident, size_t ident_len,
-                   const br_msg *msg)
+int gw__broker_send(gw_broker *b, gw_worker *w, const void *ident, size_t ident_len,
+                    const br_msg *msg)
 {
     if (!b->zs)
         return BR_ECLOSED;
@@ -132,23 +132,23 @@ int gw_broker_send(gw_broker *b, gw_worker *w, const void *ident, size_t ident_l
 static void send_goodbye(gw_broker *b, const void *ident, size_t ident_len, const char *reason)
 {
     br_msg m = {.type = BR_MSG_GOODBYE, .u.goodbye = {.reason = br_str_c(reason)}};
-    gw_broker_send(b, NULL, ident, ident_len, &m);
+    gw__broker_send(b, NULL, ident, ident_len, &m);
 }
 
-void gw_broker_forget(gw_broker *b, gw_worker *w, const char *why)
+void gw__broker_forget(gw_broker *b, gw_worker *w, const char *why)
 {
     /* A worker that drained left as it said it would; any other removal lost it. */
     gw_log_level level = strcmp(why, "drained") == 0 ? GW_LOG_INFO : GW_LOG_WARN;
     gw_log(level, "broker", "worker %s (%s) removed: %s; %u requests in flight", w->id,
            gw_kind_name(w->kind), why, w->inflight);
     w->lost = true;
-    gw_calls_caller_gone(b, w);
-    gw_dispatch_worker_gone(b, w);
+    gw__calls_caller_gone(b, w);
+    gw__dispatch_worker_gone(b, w);
     for (size_t i = 0; i < GW_BROKER_MAX_ATTACHED; i++)
         if (b->hooks_data[i] && b->hooks[i].worker_gone)
             b->hooks[i].worker_gone(b->hooks_data[i], w);
     for (size_t i = 0; i < w->nservices; i++)
-        gw_dispatch_pump(b, w->services[i]);
+        gw__dispatch_pump(b, w->services[i]);
     gw_registry_remove(b->reg, w);
 }
 
@@ -159,7 +159,7 @@ static void on_ready(gw_broker *b, const br_zframe *ident, const br_ready *r)
     if (old) {
         /* The same connection registering again restarted its worker state. */
         b->stats.workers_died++;
-        gw_broker_forget(b, old, "registered again");
+        gw__broker_forget(b, old, "registered again");
     }
     char reason[BROKER_REASON_MAX];
     reason[0] = '\0';
@@ -179,12 +179,12 @@ static void on_ready(gw_broker *b, const br_zframe *ident, const br_ready *r)
     br_msg m = {
         .type = BR_MSG_WELCOME,
         .u.welcome = {.broker_id = br_str_c(b->broker_id), .heartbeat_ms = b->cfg.heartbeat_ms}};
-    if (gw_broker_send(b, w, NULL, 0, &m) != 0)
+    if (gw__broker_send(b, w, NULL, 0, &m) != 0)
         return; /* lost: reaped at the next tick */
     gw_log(GW_LOG_INFO, "broker", "worker %s joined: %s, capacity %u, %zu services", w->id,
            gw_kind_name(w->kind), r->capacity, w->nservices);
     for (size_t i = 0; i < w->nservices; i++)
-        gw_dispatch_pump(b, w->services[i]);
+        gw__dispatch_pump(b, w->services[i]);
     for (size_t i = 0; i < GW_BROKER_MAX_ATTACHED; i++)
         if (b->hooks_data[i] && b->hooks[i].worker_joined)
             b->hooks[i].worker_joined(b->hooks_data[i], w, r);
@@ -234,14 +234,14 @@ bool gw_broker_accepting(const gw_broker *self)
     return self->started && !self->closing;
 }
 
-void gw_broker_offer_credit(gw_broker *b, gw_worker *w)
+void gw__broker_offer_credit(gw_broker *b, gw_worker *w)
 {
     for (size_t i = 0; i < GW_BROKER_MAX_ATTACHED && w->credit > 0 && gw_worker_live(w); i++)
         if (b->hooks_data[i] && b->hooks[i].credit)
             b->hooks[i].credit(b->hooks_data[i], w);
 }
 
-bool gw_broker_reply_jobs(gw_broker *b, gw_req *req, const br_reply *r, bool want_msgpack)
+bool gw__broker_reply_jobs(gw_broker *b, gw_req *req, const br_reply *r, bool want_msgpack)
 {
     if (r->njobs == 0)
         return false;
@@ -261,7 +261,7 @@ int gw_broker_send_job(gw_broker *self, gw_worker *w, const br_job *job)
     if (!gw_broker_accepting(self) || w->credit == 0 || !gw_worker_live(w))
         return BR_EFULL;
     br_msg m = {.type = BR_MSG_JOB, .u.job = *job};
-    int rc = gw_broker_send(self, w, NULL, 0, &m);
+    int rc = gw__broker_send(self, w, NULL, 0, &m);
     if (rc != 0)
         return rc;
     w->credit--;
@@ -299,13 +299,13 @@ static void on_job_result(gw_broker *b, gw_worker *w, const br_job_result *m)
     if (w->inflight)
         w->inflight--;
     if (w->draining && w->inflight == 0) {
-        gw_broker_forget(b, w, "drained");
+        gw__broker_forget(b, w, "drained");
         return;
     }
     for (size_t i = 0; i < w->nservices && w->credit > 0; i++)
         if (!gw_list_empty(&w->services[i]->queue))
-            gw_dispatch_pump(b, w->services[i]);
-    gw_broker_offer_credit(b, w);
+            gw__dispatch_pump(b, w->services[i]);
+    gw__broker_offer_credit(b, w);
 }
 
 /* A message from a registered worker. */
@@ -313,14 +313,14 @@ static void on_worker_msg(gw_broker *b, gw_worker *w, const br_msg *m)
 {
     switch (m->type) {
     case BR_MSG_REPLY:
-        gw_dispatch_reply(b, w, &m->u.reply);
+        gw__dispatch_reply(b, w, &m->u.reply);
         break;
     case BR_MSG_CREDIT: {
         uint64_t credit = (uint64_t)w->credit + m->u.credit.credit;
         w->credit = credit < GW_CREDIT_MAX ? (uint32_t)credit : GW_CREDIT_MAX;
         for (size_t i = 0; i < w->nservices && gw_worker_live(w); i++)
-            gw_dispatch_pump(b, w->services[i]);
-        gw_broker_offer_credit(b, w);
+            gw__dispatch_pump(b, w->services[i]);
+        gw__broker_offer_credit(b, w);
         break;
     }
     case BR_MSG_HEARTBEAT:
@@ -332,22 +332,22 @@ static void on_worker_msg(gw_broker *b, gw_worker *w, const br_msg *m)
         /* The acknowledgement: nothing more will be sent to it, so it may exit once
          * what it holds is done.  Requests that crossed its GOODBYE still arrive and
          * are served (PROTOCOL.md, draining). */
-        gw_broker_send(b, w, w->ident, w->ident_len,
-                       &(br_msg){.type = BR_MSG_GOODBYE,
-                                 .u.goodbye = {.reason = br_str_c("drain acknowledged")}});
+        gw__broker_send(b, w, w->ident, w->ident_len,
+                        &(br_msg){.type = BR_MSG_GOODBYE,
+                                  .u.goodbye = {.reason = br_str_c("drain acknowledged")}});
         if (w->inflight == 0) {
-            gw_broker_forget(b, w, "drained");
+            gw__broker_forget(b, w, "drained");
         } else {
             /* Queued work now has one worker fewer; answer it if none is left. */
             for (size_t i = 0; i < w->nservices; i++)
-                gw_dispatch_pump(b, w->services[i]);
+                gw__dispatch_pump(b, w->services[i]);
         }
         break;
     case BR_MSG_CALL:
-        gw_calls_handle(b, w, &m->u.request);
+        gw__calls_handle(b, w, &m->u.request);
         break;
     case BR_MSG_CANCEL:
-        gw_calls_cancel(b, w, m->u.cancel.id);
+        gw__calls_cancel(b, w, m->u.cancel.id);
         break;
     case BR_MSG_JOB_ACK:
         on_job_ack(b, w, &m->u.job_ack);
@@ -419,12 +419,12 @@ static void on_tick(uv_timer_t *timer)
             w->heartbeat_ms > b->cfg.heartbeat_ms ? w->heartbeat_ms : b->cfg.heartbeat_ms;
         if (w->lost || now - w->last_recv > (uint64_t)period * b->cfg.liveness) {
             b->stats.workers_died++;
-            gw_broker_forget(b, w, w->lost ? "connection lost" : "silent past its liveness");
+            gw__broker_forget(b, w, w->lost ? "connection lost" : "silent past its liveness");
             continue;
         }
         if (now - w->last_send + 10 >= b->cfg.heartbeat_ms) {
             br_msg m = {.type = BR_MSG_HEARTBEAT};
-            gw_broker_send(b, w, NULL, 0, &m);
+            gw__broker_send(b, w, NULL, 0, &m);
         }
     }
 }
@@ -520,7 +520,7 @@ fail:
     if (sock)
         zmq_close(sock);
     /* Its socket closes at once, as zmq_ctx_term needs; its handles with the loop. */
-    gw_zap_close(self->zap, NULL, NULL);
+    gw_zap_shutdown(self->zap, NULL, NULL);
     self->zap = NULL;
     zmq_ctx_term(self->zctx);
     self->zctx = NULL;
@@ -597,13 +597,13 @@ void gw_broker_shutdown(gw_broker *self, void (*done)(void *arg), void *arg)
     }
     self->done = done;
     self->done_arg = arg;
-    gw_dispatch_fail_all(self);
+    gw__dispatch_fail_all(self);
     for (size_t i = 0; i < gw_registry_nworkers(self->reg); i++) {
         gw_worker *w = gw_registry_worker(self->reg, i);
         br_msg m = {.type = BR_MSG_GOODBYE,
                     .u.goodbye = {.reason = br_str_c("gateway shutting down")}};
         if (!w->lost)
-            gw_broker_send(self, w, NULL, 0, &m);
+            gw__broker_send(self, w, NULL, 0, &m);
     }
     /* LINGER 0 would drop the GOODBYEs just queued; give them a short, bounded time. */
     int linger = BROKER_SHUTDOWN_LINGER_MS;
@@ -617,6 +617,6 @@ void gw_broker_shutdown(gw_broker *self, void (*done)(void *arg), void *arg)
     self->zs = NULL;
     self->zsocket = NULL;
     if (self->zap)
-        gw_zap_close(self->zap, on_closed, self);
+        gw_zap_shutdown(self->zap, on_closed, self);
     self->zap = NULL;
 }

@@ -34,7 +34,7 @@ struct gw_broker {
     br_decoder *decoder;                  /* decodes every received message */
     br_buf out;                           /* encoding scratch, reused for every send */
     gw_registry *reg;                     /* services, workers, routes */
-    gw_idmap *calls;                      /* request id -> gw_call, every pending request */
+    gw_idmap *exchanges;                  /* request id -> gw_exchange, every pending one */
     gw_deadline_heap deadlines;           /* deadlines of requests a client still waits for */
     uv_timer_t deadline_timer;            /* armed for the earliest deadline */
     uv_timer_t tick_timer;                /* heartbeats and liveness, every heartbeat_ms */
@@ -55,10 +55,11 @@ struct gw_broker {
     struct gw_zap *zap;                            /* ZAP handler while CURVE is on, else NULL */
 };
 
-/* One request the broker holds, from the handler until the worker's REPLY (or its
- * death) - see dispatch.c for its life. */
-typedef struct gw_call {
-    uint64_t id;                  /* REQUEST id, key in b->calls */
+/* An exchange: one request the broker holds - from an HTTP client or a worker's CALL -
+ * from intake until the worker's REPLY (or its death); see dispatch.c for its life.
+ * (A CALL is only one kind of exchange: calls.c is where CALLs come in.) */
+typedef struct gw_exchange {
+    uint64_t id;                  /* REQUEST id, key in b->exchanges */
     gw_broker *broker;            /* owner */
     gw_req *req;                  /* HTTP origin: the waiting client; NULL once answered/gone */
     gw_worker *caller;            /* CALL origin: the calling worker; NULL once answered/gone */
@@ -66,7 +67,7 @@ typedef struct gw_call {
     gw_list caller_link;          /* in caller->outgoing while the caller waits */
     gw_route_entry *route;        /* the matched announced route */
     gw_worker *worker;            /* where it is in flight; NULL while queued */
-    gw_list link;                 /* in worker->calls or in the service's queue */
+    gw_list link;                 /* in worker->exchanges or in the service's queue */
     gw_deadline deadline;         /* in b->deadlines while someone waits */
     uint32_t budget_ms;           /* the whole budget, for the 504 detail */
     bool idempotent;              /* GET or HEAD: may be retried once */
@@ -87,10 +88,10 @@ typedef struct gw_call {
     size_t query_cap;             /* entries allocated at query */
     size_t headers_cap;           /* entries allocated at headers */
     char trace[GW_TRACE_LEN + 1]; /* traceparent sent to the worker */
-} gw_call;
+} gw_exchange;
 
 /* True while someone (an HTTP client or a calling worker) waits for c's answer. */
-static inline bool gw_call_waited(const gw_call *c)
+static inline bool gw__exchange_waited(const gw_exchange *c)
 {
     return c->req != NULL || c->caller != NULL;
 }
@@ -99,112 +100,112 @@ static inline bool gw_call_waited(const gw_call *c)
  * an encoding error (BR_ELIMIT, BR_EINVAL, BR_ENOMEM) that says nothing about the
  * peer; or a send error (BR_EFULL, BR_ENOTFOUND, BR_EIO, BR_ECLOSED) after which w is
  * marked lost and reaped at the next tick. */
-int gw_broker_send(gw_broker *b, gw_worker *w, const void *ident, size_t ident_len,
-                   const br_msg *msg);
+int gw__broker_send(gw_broker *b, gw_worker *w, const void *ident, size_t ident_len,
+                    const br_msg *msg);
 
 /* Tells every attached subsystem that w may have credit left (after the broker's
  * own queues were served). */
-void gw_broker_offer_credit(gw_broker *b, gw_worker *w);
+void gw__broker_offer_credit(gw_broker *b, gw_worker *w);
 
 /* Hands REPLY r's jobs to the attached job queue (see gw_broker_hooks.reply_jobs).
  * True when it took the reply to req over. */
-bool gw_broker_reply_jobs(gw_broker *b, gw_req *req, const br_reply *r, bool want_msgpack);
+bool gw__broker_reply_jobs(gw_broker *b, gw_req *req, const br_reply *r, bool want_msgpack);
 
 /* Forgets w at once: its requests are retried or answered 502 (dispatch), queues of
  * services left without a live worker are answered 503, then w is freed. */
-void gw_broker_forget(gw_broker *b, gw_worker *w, const char *why);
+void gw__broker_forget(gw_broker *b, gw_worker *w, const char *why);
 
 /* intake.c: the route handler every announced route gets. */
-void gw_dispatch_handler(gw_req *req, void *route_data);
+void gw__dispatch_handler(gw_req *req, void *route_data);
 
 /* intake.c: the budget of a request on route e: its timeout or the default, capped. */
-uint32_t gw_route_budget(const gw_broker *b, const gw_route_entry *e);
+uint32_t gw__route_budget(const gw_broker *b, const gw_route_entry *e);
 
 /* intake.c: percent-decodes the path parameters of match into dst (cap bytes, at
  * least the path's length) as c->params.  0 or BR_EVALUE (bad escape). */
-int gw_call_path_params(gw_call *c, const gw_route_match *match, char *dst, size_t cap);
+int gw__exchange_path_params(gw_exchange *c, const gw_route_match *match, char *dst, size_t cap);
 
 /* intake.c: sets c->trace to `given` when it is a well-formed traceparent, else to a
  * new random one. */
-void gw_call_trace(gw_call *c, br_str given);
+void gw__exchange_trace(gw_exchange *c, br_str given);
 
 /* calls.c: a CALL from `caller`: routed by method + path like an HTTP request; the
  * answer (the target's REPLY, or 400/404/405/422/502/503/504) goes back as REPLY. */
-void gw_calls_handle(gw_broker *b, gw_worker *caller, const br_request *m);
+void gw__calls_handle(gw_broker *b, gw_worker *caller, const br_request *m);
 
 /* calls.c: the caller cancelled its call `id`. */
-void gw_calls_cancel(gw_broker *b, gw_worker *caller, uint64_t id);
+void gw__calls_cancel(gw_broker *b, gw_worker *caller, uint64_t id);
 
 /* calls.c: caller is leaving: its pending calls are cancelled. */
-void gw_calls_caller_gone(gw_broker *b, gw_worker *caller);
+void gw__calls_caller_gone(gw_broker *b, gw_worker *caller);
 
 /* calls.c: REPLY(id) to caller carrying {"detail":DETAIL} as msgpack. */
-void gw_calls_reply_detail(gw_broker *b, gw_worker *caller, uint64_t id, int status,
-                           bool retry_after, const char *detail);
+void gw__calls_reply_detail(gw_broker *b, gw_worker *caller, uint64_t id, int status,
+                            bool retry_after, const char *detail);
 
 /* calls.c: the target's REPLY r, passed to caller as the answer to its call `id`. */
-void gw_calls_forward(gw_broker *b, gw_worker *caller, uint64_t id, const br_reply *r);
+void gw__calls_forward(gw_broker *b, gw_worker *caller, uint64_t id, const br_reply *r);
 
 /* dispatch.c: true for hop-by-hop header names (never forwarded either way). */
-bool gw_is_hop_by_hop(const char *name, size_t len);
+bool gw__is_hop_by_hop(const char *name, size_t len);
 
 /* dispatch.c: sends a worker's REPLY r to the HTTP client req (msgpack bodies become
  * JSON unless want_msgpack; x-barista-worker names worker_id unless it is NULL). */
-void gw_dispatch_respond_reply(gw_broker *b, gw_req *req, const br_reply *r, bool want_msgpack,
-                               const char *worker_id);
+void gw__dispatch_respond_reply(gw_broker *b, gw_req *req, const br_reply *r, bool want_msgpack,
+                                const char *worker_id);
 
 /* dispatch.c: answers req 503 "Service 'NAME' is unavailable: no live worker". */
-void gw_dispatch_respond_unavailable(gw_broker *b, gw_req *req, const gw_service *s);
+void gw__dispatch_respond_unavailable(gw_broker *b, gw_req *req, const gw_service *s);
 
 /* dispatch.c: counts a 502, 503 or 504 the broker answered itself. */
-void gw_broker_count_status(gw_broker *b, int status);
+void gw__broker_count_status(gw_broker *b, int status);
 
 /* dispatch.c: takes c off every structure (queue or worker list, caller, heap, id map)
  * and frees it.  Whoever waited must have been answered already. */
-void gw_call_free(gw_call *c);
+void gw__exchange_free(gw_exchange *c);
 
 /* dispatch.c: forgets who waits for c (they were answered or are gone). */
-void gw_call_detach(gw_call *c);
+void gw__exchange_detach(gw_exchange *c);
 
 /* dispatch.c: answers whoever waits for c with a broker error (HTTP response or
  * REPLY to the caller) and frees c, which must not be in flight. */
-void gw_call_fail(gw_call *c, int status, bool retry_after, const char *detail);
+void gw__exchange_fail(gw_exchange *c, int status, bool retry_after, const char *detail);
 
 /* dispatch.c: whoever waited for c is gone: a queued c is freed, an in-flight one
  * cancelled. */
-void gw_call_abandon(gw_call *c);
+void gw__exchange_abandon(gw_exchange *c);
 
 /* dispatch.c: nobody waits for in-flight c any more: CANCEL to the worker; c stays on
  * the worker's list until its REPLY returns the credit. */
-void gw_call_cancel(gw_call *c);
+void gw__exchange_cancel(gw_exchange *c);
 
 /* dispatch.c: gives a prepared call an id and a deadline `budget_ms` from now, and
  * routes it.  Answers and frees it itself when the broker holds max_pending calls. */
-void gw_call_admit(gw_call *c, uint32_t budget_ms);
+void gw__exchange_admit(gw_exchange *c, uint32_t budget_ms);
 
 /* dispatch.c: sends c to the least loaded live worker of its service or queues it
  * (front: a retry, admitted already; back: a new call, bounded by queue_limit).
  * Answers the client itself when neither is possible. */
-void gw_call_route(gw_call *c, bool front);
+void gw__exchange_route(gw_exchange *c, bool front);
 
 /* dispatch.c: arms the deadline timer for the earliest deadline, if any. */
-void gw_dispatch_arm_deadline(gw_broker *b);
+void gw__dispatch_arm_deadline(gw_broker *b);
 
 /* dispatch.c: a REPLY from w.  Stale ones are counted and dropped. */
-void gw_dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r);
+void gw__dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r);
 
 /* dispatch.c: sends queued requests of s to workers with credit; answers them 503
  * when s has no live worker left. */
-void gw_dispatch_pump(gw_broker *b, gw_service *s);
+void gw__dispatch_pump(gw_broker *b, gw_service *s);
 
 /* dispatch.c: w is leaving now (w must no longer be live): each request in flight at
  * it is retried elsewhere when allowed, or answered 502; cancelled ones are freed. */
-void gw_dispatch_worker_gone(gw_broker *b, gw_worker *w);
+void gw__dispatch_worker_gone(gw_broker *b, gw_worker *w);
 
 /* dispatch.c: answers every pending request 503 and frees it (shutdown). */
-void gw_dispatch_fail_all(gw_broker *b);
+void gw__dispatch_fail_all(gw_broker *b);
 
 /* dispatch.c: the deadline timer's callback. */
-void gw_dispatch_on_deadline(uv_timer_t *timer);
+void gw__dispatch_on_deadline(uv_timer_t *timer);
 
 #endif /* BARISTA_GW_BROKER_INT_H */

@@ -3,7 +3,7 @@
  *
  * A CALL is REQUEST-shaped, with an id the caller chose and no route or params: the
  * broker matches method + path in the router like an HTTP request, copies what the
- * frame holds into a gw_call (frames live only during the receive callback),
+ * frame holds into a gw_exchange (frames live only during the receive callback),
  * validates the declared params and dispatches it through the same queue, credit,
  * deadline and retry machinery.  Whatever answers - the target's REPLY, or a broker
  * error with a FastAPI-shaped detail as msgpack (400, 404, 405, 422, 502, 503, 504) -
@@ -34,14 +34,14 @@ static void reply_error(gw_broker *b, gw_worker *caller, uint64_t id, int status
                             .nheaders = retry_after ? 1 : 0,
                             .content_type = br_str_c(body.len ? "application/msgpack" : ""),
                             .body = {(const char *)body.data, (uint32_t)body.len}}};
-    gw_broker_send(b, caller, NULL, 0, &m);
+    gw__broker_send(b, caller, NULL, 0, &m);
     br_buf_free(&body);
 }
 
-void gw_calls_reply_detail(gw_broker *b, gw_worker *caller, uint64_t id, int status,
-                           bool retry_after, const char *detail)
+void gw__calls_reply_detail(gw_broker *b, gw_worker *caller, uint64_t id, int status,
+                            bool retry_after, const char *detail)
 {
-    gw_broker_count_status(b, status);
+    gw__broker_count_status(b, status);
     br_buf json = {.max = GW_DETAIL_MAX * 8};
     if (gw_json_append_detail(&json, detail) != 0)
         json.len = 0;
@@ -49,14 +49,14 @@ void gw_calls_reply_detail(gw_broker *b, gw_worker *caller, uint64_t id, int sta
     br_buf_free(&json);
 }
 
-void gw_calls_forward(gw_broker *b, gw_worker *caller, uint64_t id, const br_reply *r)
+void gw__calls_forward(gw_broker *b, gw_worker *caller, uint64_t id, const br_reply *r)
 {
     br_msg m = {.type = BR_MSG_REPLY, .u.reply = *r};
     m.u.reply.id = id;
     /* Jobs a reply asks for are the gateway's business, not the caller's. */
     m.u.reply.jobs = NULL;
     m.u.reply.njobs = 0;
-    gw_broker_send(b, caller, NULL, 0, &m);
+    gw__broker_send(b, caller, NULL, 0, &m);
 }
 
 /* Copies s to *cursor and advances it; the copy is not NUL-terminated. */
@@ -72,8 +72,8 @@ static br_str copy_str(char **cursor, br_str s)
 /* A call holding copies of everything m says, in one allocation: the struct, the pair
  * arrays, then the bytes (path, decoded path parameters, pairs, type, body).  NULL
  * when out of memory. */
-static gw_call *call_from(gw_broker *b, const br_request *m, const gw_route_match *match,
-                          gw_route_entry *e)
+static gw_exchange *call_from(gw_broker *b, const br_request *m, const gw_route_match *match,
+                              gw_route_entry *e)
 {
     size_t bytes = 2 * (size_t)m->path.len + m->content_type.len + m->body.len;
     for (uint32_t i = 0; i < m->nquery; i++)
@@ -81,7 +81,7 @@ static gw_call *call_from(gw_broker *b, const br_request *m, const gw_route_matc
     for (uint32_t i = 0; i < m->nheaders; i++)
         bytes += m->headers[i].name.len + m->headers[i].value.len;
     size_t npairs = match->nparams + m->nquery + m->nheaders;
-    gw_call *c = calloc(1, sizeof(*c) + npairs * sizeof(br_pair) + bytes);
+    gw_exchange *c = calloc(1, sizeof(*c) + npairs * sizeof(br_pair) + bytes);
     if (!c)
         return NULL;
     c->broker = b;
@@ -99,7 +99,7 @@ static gw_call *call_from(gw_broker *b, const br_request *m, const gw_route_matc
     }
     c->nquery = m->nquery;
     for (uint32_t i = 0; i < m->nheaders; i++) {
-        if (gw_is_hop_by_hop(m->headers[i].name.ptr, m->headers[i].name.len))
+        if (gw__is_hop_by_hop(m->headers[i].name.ptr, m->headers[i].name.len))
             continue;
         c->headers[c->nheaders].name = copy_str(&cursor, m->headers[i].name);
         c->headers[c->nheaders].value = copy_str(&cursor, m->headers[i].value);
@@ -113,16 +113,16 @@ static gw_call *call_from(gw_broker *b, const br_request *m, const gw_route_matc
     return c;
 }
 
-void gw_calls_handle(gw_broker *b, gw_worker *caller, const br_request *m)
+void gw__calls_handle(gw_broker *b, gw_worker *caller, const br_request *m)
 {
     if (b->closing) {
-        gw_calls_reply_detail(b, caller, m->id, 503, true,
-                              "Service Unavailable: the gateway is shutting down");
+        gw__calls_reply_detail(b, caller, m->id, 503, true,
+                               "Service Unavailable: the gateway is shutting down");
         return;
     }
     char method[GW_METHOD_MAX + 1];
     if (m->method.len == 0 || m->method.len > GW_METHOD_MAX) {
-        gw_calls_reply_detail(b, caller, m->id, 400, false, "Bad Request: malformed method");
+        gw__calls_reply_detail(b, caller, m->id, 400, false, "Bad Request: malformed method");
         return;
     }
     memcpy(method, m->method.ptr, m->method.len);
@@ -132,24 +132,25 @@ void gw_calls_handle(gw_broker *b, gw_worker *caller, const br_request *m)
     int rc = gw_router_match(b->router, method, m->path.ptr ? m->path.ptr : "", m->path.len, &match,
                              allow, sizeof(allow));
     if (rc == BR_EINVAL) {
-        gw_calls_reply_detail(b, caller, m->id, 405, false, "Method Not Allowed");
+        gw__calls_reply_detail(b, caller, m->id, 405, false, "Method Not Allowed");
         return;
     }
     /* Only routes workers announced: the gateway's own (/healthz...) are not callable. */
-    if (rc != 0 || match.route->handler != gw_dispatch_handler) {
-        gw_calls_reply_detail(b, caller, m->id, 404, false, "Not Found");
+    if (rc != 0 || match.route->handler != gw__dispatch_handler) {
+        gw__calls_reply_detail(b, caller, m->id, 404, false, "Not Found");
         return;
     }
     gw_route_entry *e = match.route->data;
-    gw_call *c = call_from(b, m, &match, e);
+    gw_exchange *c = call_from(b, m, &match, e);
     if (!c) {
-        gw_calls_reply_detail(b, caller, m->id, 503, true, "Service Unavailable: out of memory");
+        gw__calls_reply_detail(b, caller, m->id, 503, true, "Service Unavailable: out of memory");
         return;
     }
     br_buf detail = {.max = b->cfg.limits.max_body};
-    if (gw_call_path_params(c, &match, c->scratch, c->scratch_cap) != 0) {
-        gw_calls_reply_detail(b, caller, m->id, 400, false, "Malformed path: bad percent-encoding");
-        gw_call_free(c);
+    if (gw__exchange_path_params(c, &match, c->scratch, c->scratch_cap) != 0) {
+        gw__calls_reply_detail(b, caller, m->id, 400, false,
+                               "Malformed path: bad percent-encoding");
+        gw__exchange_free(c);
         return;
     }
     rc = gw_params_validate(e->params, e->nparams, c->params, c->nparams, c->query, c->nquery,
@@ -157,36 +158,36 @@ void gw_calls_handle(gw_broker *b, gw_worker *caller, const br_request *m)
     if (rc != 0) {
         reply_error(b, caller, m->id, rc == BR_EVALUE ? 422 : 500, false, detail.data, detail.len);
         br_buf_free(&detail);
-        gw_call_free(c);
+        gw__exchange_free(c);
         return;
     }
     br_buf_free(&detail);
-    gw_call_trace(c, m->trace);
+    gw__exchange_trace(c, m->trace);
     c->caller = caller;
     c->caller_id = m->id;
     gw_list_push_back(&caller->outgoing, &c->caller_link);
     /* The caller's remaining budget, never more than the route allows. */
-    uint32_t budget = gw_route_budget(b, e);
+    uint32_t budget = gw__route_budget(b, e);
     if (m->deadline_ms > 0 && m->deadline_ms < budget)
         budget = m->deadline_ms;
-    gw_call_admit(c, budget);
+    gw__exchange_admit(c, budget);
 }
 
-void gw_calls_cancel(gw_broker *b, gw_worker *caller, uint64_t id)
+void gw__calls_cancel(gw_broker *b, gw_worker *caller, uint64_t id)
 {
     (void)b;
     for (gw_list *n = caller->outgoing.next; n != &caller->outgoing; n = n->next) {
-        gw_call *c = GW_CONTAINER_OF(n, gw_call, caller_link);
+        gw_exchange *c = GW_CONTAINER_OF(n, gw_exchange, caller_link);
         if (c->caller_id == id) {
-            gw_call_abandon(c);
+            gw__exchange_abandon(c);
             return;
         }
     }
 }
 
-void gw_calls_caller_gone(gw_broker *b, gw_worker *caller)
+void gw__calls_caller_gone(gw_broker *b, gw_worker *caller)
 {
     (void)b;
     while (!gw_list_empty(&caller->outgoing))
-        gw_call_abandon(GW_CONTAINER_OF(caller->outgoing.next, gw_call, caller_link));
+        gw__exchange_abandon(GW_CONTAINER_OF(caller->outgoing.next, gw_exchange, caller_link));
 }

@@ -1,7 +1,7 @@
 /*
- * dispatch.c - the life of one request in the broker, once it is a gw_call.
+ * dispatch.c - the life of one request in the broker, once it is a gw_exchange.
  *
- * intake.c turns an HTTP request into a gw_call, calls.c a worker's CALL: validated,
+ * intake.c turns an HTTP request into a gw_exchange, calls.c a worker's CALL: validated,
  * its body prepared, given an id (the key of the broker's id map) and a deadline (a
  * node in the broker's deadline heap).  From there it is either in flight at a
  * worker (on the worker's `calls` list, one credit spent) or waiting in its service's
@@ -23,7 +23,7 @@
 /* Longest content type copied from a REPLY; a longer one becomes octet-stream. */
 #define CONTENT_TYPE_MAX 255
 
-bool gw_is_hop_by_hop(const char *name, size_t len)
+bool gw__is_hop_by_hop(const char *name, size_t len)
 {
     static const char *const hop[] = {"connection", "keep-alive", "transfer-encoding", "te",
                                       "upgrade"};
@@ -37,7 +37,7 @@ bool gw_is_hop_by_hop(const char *name, size_t len)
 /* Answers the broker makes itself.                                                    */
 
 /* {"detail":DETAIL} with `status`; with Retry-After: 1 when retry_after is set. */
-void gw_broker_count_status(gw_broker *b, int status)
+void gw__broker_count_status(gw_broker *b, int status)
 {
     if (status == 502)
         b->stats.status_502++;
@@ -50,7 +50,7 @@ void gw_broker_count_status(gw_broker *b, int status)
 void gw_broker_respond_error(gw_broker *b, gw_req *req, int status, bool retry_after,
                              const char *detail)
 {
-    gw_broker_count_status(b, status);
+    gw__broker_count_status(b, status);
     gw_req_respond_error(req, status, retry_after, detail);
 }
 
@@ -60,7 +60,7 @@ static void unavailable_detail(char *detail, size_t cap, const gw_service *s)
     snprintf(detail, cap, "Service '%s' is unavailable: no live worker", s->name);
 }
 
-void gw_dispatch_respond_unavailable(gw_broker *b, gw_req *req, const gw_service *s)
+void gw__dispatch_respond_unavailable(gw_broker *b, gw_req *req, const gw_service *s)
 {
     char detail[GW_DETAIL_MAX];
     unavailable_detail(detail, sizeof(detail), s);
@@ -70,7 +70,7 @@ void gw_dispatch_respond_unavailable(gw_broker *b, gw_req *req, const gw_service
 /* ---------------------------------------------------------------------------------- */
 /* Call bookkeeping.                                                                   */
 
-void gw_call_free(gw_call *c)
+void gw__exchange_free(gw_exchange *c)
 {
     gw_broker *b = c->broker;
     if (c->worker) {
@@ -82,12 +82,12 @@ void gw_call_free(gw_call *c)
     gw_list_remove(&c->link);
     gw_list_remove(&c->caller_link);
     gw_deadline_heap_remove(&b->deadlines, &c->deadline);
-    gw_idmap_take(b->calls, c->id);
+    gw_idmap_take(b->exchanges, c->id);
     br_buf_free(&c->converted);
     free(c);
 }
 
-void gw_call_detach(gw_call *c)
+void gw__exchange_detach(gw_exchange *c)
 {
     c->req = NULL;
     c->caller = NULL;
@@ -95,44 +95,44 @@ void gw_call_detach(gw_call *c)
 }
 
 /* Answers whoever waits for c with a broker error; c stays allocated. */
-static void call_answer_detail(gw_call *c, int status, bool retry_after, const char *detail)
+static void call_answer_detail(gw_exchange *c, int status, bool retry_after, const char *detail)
 {
     gw_req *req = c->req;
     gw_worker *caller = c->caller;
-    gw_call_detach(c);
+    gw__exchange_detach(c);
     if (req)
         gw_broker_respond_error(c->broker, req, status, retry_after, detail);
     else if (caller)
-        gw_calls_reply_detail(c->broker, caller, c->caller_id, status, retry_after, detail);
+        gw__calls_reply_detail(c->broker, caller, c->caller_id, status, retry_after, detail);
 }
 
-void gw_call_fail(gw_call *c, int status, bool retry_after, const char *detail)
+void gw__exchange_fail(gw_exchange *c, int status, bool retry_after, const char *detail)
 {
     call_answer_detail(c, status, retry_after, detail);
-    gw_call_free(c);
+    gw__exchange_free(c);
 }
 
-void gw_call_abandon(gw_call *c)
+void gw__exchange_abandon(gw_exchange *c)
 {
-    gw_call_detach(c);
+    gw__exchange_detach(c);
     if (c->worker)
-        gw_call_cancel(c);
+        gw__exchange_cancel(c);
     else
-        gw_call_free(c);
+        gw__exchange_free(c);
 }
 
-void gw_call_cancel(gw_call *c)
+void gw__exchange_cancel(gw_exchange *c)
 {
     gw_broker *b = c->broker;
-    gw_call_detach(c);
+    gw__exchange_detach(c);
     gw_deadline_heap_remove(&b->deadlines, &c->deadline);
     br_msg m = {.type = BR_MSG_CANCEL, .u.cancel = {.id = c->id}};
-    if (gw_broker_send(b, c->worker, NULL, 0, &m) == 0)
+    if (gw__broker_send(b, c->worker, NULL, 0, &m) == 0)
         b->stats.cancels++;
 }
 
-/* Sends c to w.  0, or gw_broker_send's error (nothing changed then). */
-static int call_send(gw_call *c, gw_worker *w)
+/* Sends c to w.  0, or gw__broker_send's error (nothing changed then). */
+static int call_send(gw_exchange *c, gw_worker *w)
 {
     gw_broker *b = c->broker;
     uint64_t now = uv_now(b->loop);
@@ -155,13 +155,13 @@ static int call_send(gw_call *c, gw_worker *w)
     r->body = c->body;
     r->deadline_ms = left > UINT32_MAX ? UINT32_MAX : (uint32_t)left;
     r->trace = br_str_c(c->trace);
-    int rc = gw_broker_send(b, w, NULL, 0, &m);
+    int rc = gw__broker_send(b, w, NULL, 0, &m);
     if (rc != 0)
         return rc;
     if (c->link.next != &c->link)
         c->route->service->nqueued--;
     gw_list_remove(&c->link);
-    gw_list_push_back(&w->calls, &c->link);
+    gw_list_push_back(&w->exchanges, &c->link);
     c->worker = w;
     w->credit--;
     w->inflight++;
@@ -172,7 +172,7 @@ static int call_send(gw_call *c, gw_worker *w)
 /* Sends c to the least loaded live worker of its service or queues it (at the front
  * for a retry, which was admitted already; at the back, bounded, for a new one).
  * Answers the client itself when neither is possible. */
-void gw_call_route(gw_call *c, bool front)
+void gw__exchange_route(gw_exchange *c, bool front)
 {
     gw_broker *b = c->broker;
     gw_service *s = c->route->service;
@@ -185,8 +185,9 @@ void gw_call_route(gw_call *c, bool front)
         if (rc == 0)
             return;
         if (!gw_broker_send_failed(rc)) {
-            gw_call_fail(c, rc == BR_ELIMIT ? 413 : 500, false,
-                         rc == BR_ELIMIT ? "Request Entity Too Large" : "Internal Server Error");
+            gw__exchange_fail(c, rc == BR_ELIMIT ? 413 : 500, false,
+                              rc == BR_ELIMIT ? "Request Entity Too Large"
+                                              : "Internal Server Error");
             return;
         }
         /* w is marked lost now: pick another one. */
@@ -194,14 +195,14 @@ void gw_call_route(gw_call *c, bool front)
     char detail[GW_DETAIL_MAX];
     if (gw_service_live(s) == 0) {
         unavailable_detail(detail, sizeof(detail), s);
-        gw_call_fail(c, 503, true, detail);
+        gw__exchange_fail(c, 503, true, detail);
         return;
     }
     if (!front && s->nqueued >= b->cfg.queue_limit) {
         snprintf(detail, sizeof(detail),
                  "Service '%s' is overloaded: %zu requests are waiting already", s->name,
                  s->nqueued);
-        gw_call_fail(c, 503, true, detail);
+        gw__exchange_fail(c, 503, true, detail);
         return;
     }
     if (front)
@@ -211,49 +212,50 @@ void gw_call_route(gw_call *c, bool front)
     s->nqueued++;
 }
 
-void gw_dispatch_pump(gw_broker *b, gw_service *s)
+void gw__dispatch_pump(gw_broker *b, gw_service *s)
 {
     while (!gw_list_empty(&s->queue)) {
         gw_worker *w = gw_registry_pick(s);
         if (!w)
             break;
-        gw_call *c = GW_CONTAINER_OF(s->queue.next, gw_call, link);
+        gw_exchange *c = GW_CONTAINER_OF(s->queue.next, gw_exchange, link);
         int rc = call_send(c, w);
         if (rc != 0 && !gw_broker_send_failed(rc))
-            gw_call_fail(c, rc == BR_ELIMIT ? 413 : 500, false,
-                         rc == BR_ELIMIT ? "Request Entity Too Large" : "Internal Server Error");
+            gw__exchange_fail(c, rc == BR_ELIMIT ? 413 : 500, false,
+                              rc == BR_ELIMIT ? "Request Entity Too Large"
+                                              : "Internal Server Error");
     }
     if (gw_service_live(s) > 0)
         return;
     char detail[GW_DETAIL_MAX];
     unavailable_detail(detail, sizeof(detail), s);
     while (!gw_list_empty(&s->queue))
-        gw_call_fail(GW_CONTAINER_OF(s->queue.next, gw_call, link), 503, true, detail);
+        gw__exchange_fail(GW_CONTAINER_OF(s->queue.next, gw_exchange, link), 503, true, detail);
 }
 
-void gw_call_admit(gw_call *c, uint32_t budget_ms)
+void gw__exchange_admit(gw_exchange *c, uint32_t budget_ms)
 {
     gw_broker *b = c->broker;
     c->id = ++b->next_id;
     c->budget_ms = budget_ms;
     c->deadline.when = uv_now(b->loop) + budget_ms;
-    if (gw_idmap_put(b->calls, c->id, c) != 0 ||
+    if (gw_idmap_put(b->exchanges, c->id, c) != 0 ||
         gw_deadline_heap_push(&b->deadlines, &c->deadline) != 0) {
-        gw_call_fail(c, 503, true, "Service Unavailable: too many requests in flight");
+        gw__exchange_fail(c, 503, true, "Service Unavailable: too many requests in flight");
         return;
     }
     if (gw_deadline_heap_top(&b->deadlines) == &c->deadline)
-        gw_dispatch_arm_deadline(b);
-    gw_call_route(c, false);
+        gw__dispatch_arm_deadline(b);
+    gw__exchange_route(c, false);
 }
 
-void gw_dispatch_arm_deadline(gw_broker *b)
+void gw__dispatch_arm_deadline(gw_broker *b)
 {
     gw_deadline *top = gw_deadline_heap_top(&b->deadlines);
     if (!top || b->closing)
         return;
     uint64_t now = uv_now(b->loop);
-    uv_timer_start(&b->deadline_timer, gw_dispatch_on_deadline,
+    uv_timer_start(&b->deadline_timer, gw__dispatch_on_deadline,
                    top->when > now ? top->when - now : 0, 0);
 }
 
@@ -265,7 +267,7 @@ void gw_dispatch_arm_deadline(gw_broker *b)
 static bool reply_header_ok(const br_pair *h)
 {
     static const char *const own[] = {"content-length", "content-type", "date"};
-    if (h->name.len == 0 || gw_is_hop_by_hop(h->name.ptr, h->name.len))
+    if (h->name.len == 0 || gw__is_hop_by_hop(h->name.ptr, h->name.len))
         return false;
     for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
         if (strlen(own[i]) == h->name.len && strncasecmp(h->name.ptr, own[i], h->name.len) == 0)
@@ -286,8 +288,8 @@ static bool reply_header_ok(const br_pair *h)
  * client asked for msgpack; extra headers are copied NUL-terminated.  When worker_id
  * is not NULL one more header, x-barista-worker, names the worker that answered, so
  * that operators can tell scaled workers apart (the docker e2e test relies on it). */
-void gw_dispatch_respond_reply(gw_broker *b, gw_req *req, const br_reply *r, bool want_msgpack,
-                               const char *worker_id)
+void gw__dispatch_respond_reply(gw_broker *b, gw_req *req, const br_reply *r, bool want_msgpack,
+                                const char *worker_id)
 {
     if (r->status < 200) {
         gw_broker_respond_error(b, req, 502, false,
@@ -342,12 +344,12 @@ void gw_dispatch_respond_reply(gw_broker *b, gw_req *req, const br_reply *r, boo
 
 void gw_broker_respond_reply(gw_broker *self, gw_req *req, const br_reply *r, bool want_msgpack)
 {
-    gw_dispatch_respond_reply(self, req, r, want_msgpack, NULL);
+    gw__dispatch_respond_reply(self, req, r, want_msgpack, NULL);
 }
 
-void gw_dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r)
+void gw__dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r)
 {
-    gw_call *c = gw_idmap_get(b->calls, r->id);
+    gw_exchange *c = gw_idmap_get(b->exchanges, r->id);
     if (!c || c->worker != w) {
         b->stats.stale_replies++;
         return;
@@ -356,56 +358,56 @@ void gw_dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r)
         w->credit++;
     gw_req *req = c->req;
     gw_worker *caller = c->caller;
-    gw_call_detach(c);
+    gw__exchange_detach(c);
     if (req) {
         /* A reply carrying jobs goes out once they are durable (the job queue). */
-        if (!gw_broker_reply_jobs(b, req, r, c->want_msgpack))
-            gw_dispatch_respond_reply(b, req, r, c->want_msgpack, w->id);
+        if (!gw__broker_reply_jobs(b, req, r, c->want_msgpack))
+            gw__dispatch_respond_reply(b, req, r, c->want_msgpack, w->id);
     } else {
         /* A caller, or nobody any more: the handler's work is done, so its jobs are
          * written all the same; nobody waits for them. */
-        gw_broker_reply_jobs(b, NULL, r, false);
+        gw__broker_reply_jobs(b, NULL, r, false);
         if (caller)
-            gw_calls_forward(b, caller, c->caller_id, r);
+            gw__calls_forward(b, caller, c->caller_id, r);
     }
     if (req || caller)
         b->stats.replies++;
     else
         b->stats.stale_replies++;
-    gw_call_free(c);
+    gw__exchange_free(c);
     if (w->draining && w->inflight == 0) {
-        gw_broker_forget(b, w, "drained");
+        gw__broker_forget(b, w, "drained");
         return;
     }
     for (size_t i = 0; i < w->nservices; i++)
         if (!gw_list_empty(&w->services[i]->queue))
-            gw_dispatch_pump(b, w->services[i]);
-    gw_broker_offer_credit(b, w); /* what credit the requests left */
+            gw__dispatch_pump(b, w->services[i]);
+    gw__broker_offer_credit(b, w); /* what credit the requests left */
 }
 
-void gw_dispatch_on_deadline(uv_timer_t *timer)
+void gw__dispatch_on_deadline(uv_timer_t *timer)
 {
     gw_broker *b = timer->data;
     uint64_t now = uv_now(b->loop);
     gw_deadline *top;
     while ((top = gw_deadline_heap_top(&b->deadlines)) && top->when <= now) {
-        gw_call *c = GW_CONTAINER_OF(top, gw_call, deadline);
+        gw_exchange *c = GW_CONTAINER_OF(top, gw_exchange, deadline);
         gw_deadline_heap_remove(&b->deadlines, top);
         char detail[GW_DETAIL_MAX];
         snprintf(detail, sizeof(detail), "Gateway Timeout: no reply from service '%s' within %u ms",
                  c->route->service->name, c->budget_ms);
         call_answer_detail(c, 504, false, detail);
         if (c->worker)
-            gw_call_cancel(c);
+            gw__exchange_cancel(c);
         else
-            gw_call_free(c);
+            gw__exchange_free(c);
     }
-    gw_dispatch_arm_deadline(b);
+    gw__dispatch_arm_deadline(b);
 }
 
 /* True when a request of w's that died may go to another worker: an idempotent
  * method, not retried before, retries enabled, budget left, and somewhere to go. */
-static bool may_retry(const gw_broker *b, const gw_call *c)
+static bool may_retry(const gw_broker *b, const gw_exchange *c)
 {
     uint64_t now = uv_now(b->loop);
     return b->cfg.retry_idempotent && c->idempotent && !c->retried &&
@@ -413,36 +415,37 @@ static bool may_retry(const gw_broker *b, const gw_call *c)
            gw_service_live(c->route->service) > 0;
 }
 
-void gw_dispatch_worker_gone(gw_broker *b, gw_worker *w)
+void gw__dispatch_worker_gone(gw_broker *b, gw_worker *w)
 {
-    while (!gw_list_empty(&w->calls)) {
-        gw_call *c = GW_CONTAINER_OF(w->calls.next, gw_call, link);
+    while (!gw_list_empty(&w->exchanges)) {
+        gw_exchange *c = GW_CONTAINER_OF(w->exchanges.next, gw_exchange, link);
         gw_list_remove(&c->link);
         c->worker = NULL;
         w->inflight--;
-        if (!gw_call_waited(c)) {
-            gw_call_free(c);
+        if (!gw__exchange_waited(c)) {
+            gw__exchange_free(c);
         } else if (may_retry(b, c)) {
             c->retried = true;
             b->stats.retries++;
-            gw_call_route(c, true);
+            gw__exchange_route(c, true);
         } else {
-            gw_call_fail(c, 502, false, "Bad Gateway: worker died while handling the request");
+            gw__exchange_fail(c, 502, false, "Bad Gateway: worker died while handling the request");
         }
     }
 }
 
-void gw_dispatch_fail_all(gw_broker *b)
+void gw__dispatch_fail_all(gw_broker *b)
 {
     static const char detail[] = "Service Unavailable: the gateway is shutting down";
     for (size_t i = 0; i < gw_registry_nservices(b->reg); i++) {
         gw_service *s = gw_registry_service(b->reg, i);
         while (!gw_list_empty(&s->queue))
-            gw_call_fail(GW_CONTAINER_OF(s->queue.next, gw_call, link), 503, true, detail);
+            gw__exchange_fail(GW_CONTAINER_OF(s->queue.next, gw_exchange, link), 503, true, detail);
     }
     for (size_t i = 0; i < gw_registry_nworkers(b->reg); i++) {
         gw_worker *w = gw_registry_worker(b->reg, i);
-        while (!gw_list_empty(&w->calls))
-            gw_call_fail(GW_CONTAINER_OF(w->calls.next, gw_call, link), 503, true, detail);
+        while (!gw_list_empty(&w->exchanges))
+            gw__exchange_fail(GW_CONTAINER_OF(w->exchanges.next, gw_exchange, link), 503, true,
+                              detail);
     }
 }

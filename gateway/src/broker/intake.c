@@ -1,5 +1,5 @@
 /*
- * intake.c - the broker's route handler: an HTTP request becomes a gw_call.
+ * intake.c - the broker's route handler: an HTTP request becomes a gw_exchange.
  *
  * Every route a worker announced is answered here.  The handler decodes the query
  * and the path parameters, validates them against the route's declared params (422),
@@ -50,7 +50,7 @@ static bool is_json_media(const char *ct, size_t len)
 
 /* A new call sized for req: its pair arrays and decoding scratch share its
  * allocation. */
-static gw_call *call_new(gw_broker *b, gw_req *req, gw_route_entry *route)
+static gw_exchange *call_new(gw_broker *b, gw_req *req, gw_route_entry *route)
 {
     size_t max_pairs = b->cfg.limits.max_pairs;
     /* Every query pair takes at least two bytes ("a&"), so this bounds the count. */
@@ -61,7 +61,7 @@ static gw_call *call_new(gw_broker *b, gw_req *req, gw_route_entry *route)
     size_t npairs = req->match.nparams + nquery + nheaders;
     /* Decoded text is never longer than its source. */
     size_t scratch = req->query_len + req->path_len + 2;
-    gw_call *c = calloc(1, sizeof(*c) + npairs * sizeof(br_pair) + scratch);
+    gw_exchange *c = calloc(1, sizeof(*c) + npairs * sizeof(br_pair) + scratch);
     if (!c)
         return NULL;
     c->params = (br_pair *)(void *)(c + 1);
@@ -84,7 +84,7 @@ static gw_call *call_new(gw_broker *b, gw_req *req, gw_route_entry *route)
 
 /* Percent-decodes the query and the path parameters into the call's scratch space.
  * 0, or the client was answered 400 and an error is returned. */
-static int call_decode_params(gw_call *c)
+static int call_decode_params(gw_exchange *c)
 {
     gw_req *req = c->req;
     size_t npairs = 0;
@@ -93,15 +93,15 @@ static int call_decode_params(gw_call *c)
     if (rc != 0)
         return rc;
     c->nquery = (uint32_t)npairs;
-    if (gw_call_path_params(c, &req->match, c->scratch + req->query_len + 1,
-                            c->scratch_cap - (req->query_len + 1)) != 0) {
+    if (gw__exchange_path_params(c, &req->match, c->scratch + req->query_len + 1,
+                                 c->scratch_cap - (req->query_len + 1)) != 0) {
         gw_req_respond_detail(req, 400, "Malformed path: bad percent-encoding");
         return BR_EVALUE;
     }
     return 0;
 }
 
-int gw_call_path_params(gw_call *c, const gw_route_match *match, char *dst, size_t cap)
+int gw__exchange_path_params(gw_exchange *c, const gw_route_match *match, char *dst, size_t cap)
 {
     for (size_t i = 0; i < match->nparams; i++) {
         const gw_path_param *p = &match->params[i];
@@ -118,7 +118,7 @@ int gw_call_path_params(gw_call *c, const gw_route_match *match, char *dst, size
     return 0;
 }
 
-void gw_call_trace(gw_call *c, br_str given)
+void gw__exchange_trace(gw_exchange *c, br_str given)
 {
     if (given.len == GW_TRACE_LEN && given.ptr[2] == '-' && given.ptr[35] == '-' &&
         given.ptr[52] == '-') {
@@ -144,7 +144,7 @@ void gw_call_trace(gw_call *c, br_str given)
 
 /* Collects the headers to forward (hop-by-hop and Content-Length left out), notes the
  * client's Accept, and picks up or makes the traceparent. */
-static void call_headers(gw_call *c)
+static void call_headers(gw_exchange *c)
 {
     const gw_req *req = c->req;
     br_str trace = {0};
@@ -155,19 +155,19 @@ static void call_headers(gw_call *c)
             c->want_msgpack = true;
         if (strcmp(h->name, "traceparent") == 0)
             trace = (br_str){h->value, (uint32_t)h->value_len};
-        if (gw_is_hop_by_hop(h->name, h->name_len) || strcmp(h->name, "content-length") == 0 ||
+        if (gw__is_hop_by_hop(h->name, h->name_len) || strcmp(h->name, "content-length") == 0 ||
             c->nheaders == c->headers_cap)
             continue;
         c->headers[c->nheaders].name = (br_str){h->name, (uint32_t)h->name_len};
         c->headers[c->nheaders].value = (br_str){h->value, (uint32_t)h->value_len};
         c->nheaders++;
     }
-    gw_call_trace(c, trace);
+    gw__exchange_trace(c, trace);
 }
 
 /* Sets the call's body by the route's body mode.  0, or answers the client (415, 422,
  * 413) and returns an error. */
-static int call_body(gw_call *c)
+static int call_body(gw_exchange *c)
 {
     gw_req *req = c->req;
     uint8_t mode = c->route->body;
@@ -209,7 +209,7 @@ static int call_body(gw_call *c)
     return 0;
 }
 
-uint32_t gw_route_budget(const gw_broker *b, const gw_route_entry *e)
+uint32_t gw__route_budget(const gw_broker *b, const gw_route_entry *e)
 {
     uint32_t budget = e->timeout_ms ? e->timeout_ms : b->cfg.default_timeout_ms;
     return budget < b->cfg.max_timeout_ms ? budget : b->cfg.max_timeout_ms;
@@ -219,12 +219,12 @@ uint32_t gw_route_budget(const gw_broker *b, const gw_route_entry *e)
 static void on_abort(gw_req *req, void *arg)
 {
     (void)req;
-    gw_call_abandon(arg);
+    gw__exchange_abandon(arg);
 }
 
 /* Decodes, validates and fills in everything the REQUEST will carry.  0, or the
  * client was answered (400, 413, 415, 422) and an error is returned. */
-static int call_prepare(gw_call *c)
+static int call_prepare(gw_exchange *c)
 {
     int rc = call_decode_params(c);
     if (rc != 0)
@@ -236,7 +236,7 @@ static int call_prepare(gw_call *c)
     return rc != 0 ? rc : call_body(c);
 }
 
-void gw_dispatch_handler(gw_req *req, void *route_data)
+void gw__dispatch_handler(gw_req *req, void *route_data)
 {
     gw_route_entry *e = route_data;
     gw_broker *b = e->arg;
@@ -246,20 +246,20 @@ void gw_dispatch_handler(gw_req *req, void *route_data)
         return;
     }
     if (gw_service_live(e->service) == 0) {
-        gw_dispatch_respond_unavailable(b, req, e->service);
+        gw__dispatch_respond_unavailable(b, req, e->service);
         return;
     }
-    gw_call *c = call_new(b, req, e);
+    gw_exchange *c = call_new(b, req, e);
     if (!c) {
         gw_broker_respond_error(b, req, 503, true, "Service Unavailable: out of memory");
         return;
     }
     if (call_prepare(c) != 0) {
         c->req = NULL; /* answered by call_prepare */
-        gw_call_free(c);
+        gw__exchange_free(c);
         return;
     }
     /* Registered first: routing may answer (and free) the call at once. */
     gw_req_on_abort(req, on_abort, c);
-    gw_call_admit(c, gw_route_budget(b, e));
+    gw__exchange_admit(c, gw__route_budget(b, e));
 }

@@ -380,7 +380,7 @@ static gw_worker *worker_new(const void *ident, size_t ident_len, const br_ready
     w->heartbeat_ms = r->heartbeat_ms < GW_HEARTBEAT_MAX ? r->heartbeat_ms : GW_HEARTBEAT_MAX;
     w->last_recv = now;
     w->last_send = now;
-    gw_list_init(&w->calls);
+    gw_list_init(&w->exchanges);
     gw_list_init(&w->outgoing);
     return w;
 }

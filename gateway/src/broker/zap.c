@@ -32,7 +32,7 @@ struct gw_zap {
     uint64_t logged;             /* refusal lines logged */
     uint64_t suppressed;         /* refusals not logged since the last line */
     uint64_t last_log;           /* loop time of the last refusal line; 0: none yet */
-    void (*done)(void *arg);     /* gw_zap_close's callback */
+    void (*done)(void *arg);     /* gw_zap_shutdown's callback */
     void *done_arg;              /* its argument */
 };
 
@@ -199,7 +199,7 @@ static void on_closed(void *arg)
     free(z);
 }
 
-void gw_zap_close(gw_zap *self, void (*done)(void *arg), void *arg)
+void gw_zap_shutdown(gw_zap *self, void (*done)(void *arg), void *arg)
 {
     if (!self)
         return;

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <barista/mpread.h>
+
 #include "json.h"
 #include "utf8.h"
 
@@ -255,183 +257,130 @@ static int put_base64(br_buf *out, const uint8_t *s, size_t len)
 /* ---------------------------------------------------------------------------------- */
 /* The walker.                                                                         */
 
-/* Read position in the msgpack input. */
-typedef struct mp_walk {
-    const uint8_t *p;   /* next unread byte */
-    const uint8_t *end; /* one past the last byte */
-    br_buf *out;        /* where JSON goes */
-} mp_walk;
+/* The msgpack is read with proto's bounded cursor (barista/mpread.h), the one reader of
+ * untrusted msgpack in the project: every length and count is checked against the
+ * bytes that are really there before it is believed. */
 
-/* Reads an n-byte (1, 2, 4 or 8) big-endian unsigned integer. */
-static int read_be(mp_walk *w, size_t n, uint64_t *v)
+/* A cursor error as this converter reports it: anything malformed is BR_EVALUE. */
+static int malformed(int rc)
 {
-    if ((size_t)(w->end - w->p) < n)
-        return BR_EVALUE;
-    uint64_t x = 0;
-    for (size_t i = 0; i < n; i++)
-        x = x << 8 | w->p[i];
-    w->p += n;
-    *v = x;
-    return 0;
+    return rc == BR_ELIMIT ? BR_ELIMIT : BR_EVALUE;
 }
 
-/* Reads an n-byte length, then takes that many bytes as *data. */
-static int read_sized(mp_walk *w, size_t n, const uint8_t **data, size_t *len)
-{
-    uint64_t v;
-    if (read_be(w, n, &v) != 0 || v > (uint64_t)(w->end - w->p))
-        return BR_EVALUE;
-    *data = w->p;
-    *len = (size_t)v;
-    w->p += v;
-    return 0;
-}
+static int walk_value(br_cursor *c, br_buf *out, unsigned depth);
 
-static int walk_value(mp_walk *w, unsigned depth);
-
-static int walk_array(mp_walk *w, uint64_t count, unsigned depth)
+static int walk_array(br_cursor *c, br_buf *out, unsigned depth)
 {
+    uint32_t count;
+    int rc = br_cursor_array(c, &count);
+    if (rc != 0)
+        return malformed(rc);
     if (depth > GW_JSON_MAX_DEPTH)
         return BR_ELIMIT;
     /* Every element takes at least one byte: a count past the input is a lie. */
-    if (count > (uint64_t)(w->end - w->p))
+    if (count > br_cursor_left(c))
         return BR_EVALUE;
-    int rc = put_char(w->out, '[');
-    for (uint64_t i = 0; rc == 0 && i < count; i++) {
+    rc = put_char(out, '[');
+    for (uint32_t i = 0; rc == 0 && i < count; i++) {
         if (i > 0)
-            rc = put_char(w->out, ',');
+            rc = put_char(out, ',');
         if (rc == 0)
-            rc = walk_value(w, depth);
+            rc = walk_value(c, out, depth);
     }
-    return rc ? rc : put_char(w->out, ']');
+    return rc ? rc : put_char(out, ']');
 }
 
 /* A key must be a string or an integer; an integer key is written quoted. */
-static int walk_key(mp_walk *w, unsigned depth)
+static int walk_key(br_cursor *c, br_buf *out, unsigned depth)
 {
-    if (w->p == w->end)
+    br_mp_type t = br_cursor_peek(c);
+    if (t == BR_MP_STR)
+        return walk_value(c, out, depth);
+    if (t != BR_MP_INT)
         return BR_EVALUE;
-    uint8_t b = *w->p;
-    bool is_str = (b >= 0xa0 && b <= 0xbf) || (b >= 0xd9 && b <= 0xdb);
-    bool is_int = b <= 0x7f || b >= 0xe0 || (b >= 0xcc && b <= 0xcf) || (b >= 0xd0 && b <= 0xd3);
-    if (is_str)
-        return walk_value(w, depth);
-    if (!is_int)
-        return BR_EVALUE;
-    int rc = br_buf_append(w->out, "\"", 1);
+    int rc = put_char(out, '"');
     if (rc == 0)
-        rc = walk_value(w, depth);
-    return rc ? rc : br_buf_append(w->out, "\"", 1);
+        rc = walk_value(c, out, depth);
+    return rc ? rc : put_char(out, '"');
 }
 
-static int walk_map(mp_walk *w, uint64_t count, unsigned depth)
+static int walk_map(br_cursor *c, br_buf *out, unsigned depth)
 {
+    uint32_t count;
+    int rc = br_cursor_map(c, &count);
+    if (rc != 0)
+        return malformed(rc);
     if (depth > GW_JSON_MAX_DEPTH)
         return BR_ELIMIT;
-    if (count > (uint64_t)(w->end - w->p) / 2)
+    if (count > br_cursor_left(c) / 2)
         return BR_EVALUE;
-    int rc = put_char(w->out, '{');
-    for (uint64_t i = 0; rc == 0 && i < count; i++) {
+    rc = put_char(out, '{');
+    for (uint32_t i = 0; rc == 0 && i < count; i++) {
         if (i > 0)
-            rc = put_char(w->out, ',');
+            rc = put_char(out, ',');
         if (rc == 0)
-            rc = walk_key(w, depth);
+            rc = walk_key(c, out, depth);
         if (rc == 0)
-            rc = put_char(w->out, ':');
+            rc = put_char(out, ':');
         if (rc == 0)
-            rc = walk_value(w, depth);
+            rc = walk_value(c, out, depth);
     }
-    return rc ? rc : put_char(w->out, '}');
+    return rc ? rc : put_char(out, '}');
 }
 
-/* Writes the value at w->p; depth counts the containers around it. */
-static int walk_value(mp_walk *w, unsigned depth)
+/* An integer: signed encodings (negative fixint, int 8-64) are read as int64, the
+ * others as uint64, so every msgpack integer prints exactly. */
+static int walk_int(br_cursor *c, br_buf *out)
 {
-    if (w->p == w->end)
-        return BR_EVALUE;
-    uint8_t b = *w->p++;
-    const uint8_t *data;
-    size_t len;
+    uint8_t b = *c->p;
+    if (b >= 0xe0 || (b >= 0xd0 && b <= 0xd3)) {
+        int64_t v;
+        int rc = br_cursor_int(c, &v);
+        return rc ? malformed(rc) : put_i64(out, v);
+    }
     uint64_t v;
+    int rc = br_cursor_uint(c, &v);
+    return rc ? malformed(rc) : put_u64(out, v, false);
+}
+
+/* Writes the value at the cursor; depth counts the containers around it. */
+static int walk_value(br_cursor *c, br_buf *out, unsigned depth)
+{
+    br_str s;
     int rc;
-
-    if (b <= 0x7f)
-        return put_u64(w->out, b, false);
-    if (b >= 0xe0)
-        return put_i64(w->out, (int8_t)b);
-    if (b >= 0xa0 && b <= 0xbf) {
-        if ((size_t)(w->end - w->p) < (size_t)(b & 0x1f))
-            return BR_EVALUE;
-        data = w->p;
-        w->p += b & 0x1f;
-        return put_string(w->out, data, b & 0x1f);
+    switch (br_cursor_peek(c)) {
+    case BR_MP_NIL:
+        rc = br_cursor_nil(c);
+        return rc ? malformed(rc) : br_buf_append(out, "null", 4);
+    case BR_MP_BOOL: {
+        bool v;
+        rc = br_cursor_bool(c, &v);
+        return rc  ? malformed(rc)
+               : v ? br_buf_append(out, "true", 4)
+                   : br_buf_append(out, "false", 5);
     }
-    if (b >= 0x90 && b <= 0x9f)
-        return walk_array(w, b & 0x0f, depth + 1);
-    if (b >= 0x80 && b <= 0x8f)
-        return walk_map(w, b & 0x0f, depth + 1);
-
-    switch (b) {
-    case 0xc0:
-        return br_buf_append(w->out, "null", 4);
-    case 0xc2:
-        return br_buf_append(w->out, "false", 5);
-    case 0xc3:
-        return br_buf_append(w->out, "true", 4);
-    case 0xc4:
-    case 0xc5:
-    case 0xc6: /* bin 8/16/32 */
-        rc = read_sized(w, (size_t)1 << (b - 0xc4), &data, &len);
-        return rc ? rc : put_base64(w->out, data, len);
-    case 0xd9:
-    case 0xda:
-    case 0xdb: /* str 8/16/32 */
-        rc = read_sized(w, (size_t)1 << (b - 0xd9), &data, &len);
-        return rc ? rc : put_string(w->out, data, len);
-    case 0xca: { /* float 32 */
-        float f;
-        uint32_t bits;
-        if ((rc = read_be(w, 4, &v)) != 0)
-            return rc;
-        bits = (uint32_t)v;
-        memcpy(&f, &bits, sizeof f);
-        return put_float(w->out, f, true);
+    case BR_MP_INT:
+        return walk_int(c, out);
+    case BR_MP_FLOAT: {
+        bool single = *c->p == 0xca; /* float 32 prints as the shortest float32 */
+        double v;
+        rc = br_cursor_double(c, &v);
+        return rc ? malformed(rc) : put_float(out, v, single);
     }
-    case 0xcb: { /* float 64 */
-        double d;
-        if ((rc = read_be(w, 8, &v)) != 0)
-            return rc;
-        memcpy(&d, &v, sizeof d);
-        return put_float(w->out, d, false);
+    case BR_MP_STR:
+        rc = br_cursor_str(c, &s, UINT32_MAX);
+        return rc ? malformed(rc) : put_string(out, (const uint8_t *)s.ptr, s.len);
+    case BR_MP_BIN:
+        rc = br_cursor_bin(c, &s, UINT32_MAX);
+        return rc ? malformed(rc) : put_base64(out, (const uint8_t *)s.ptr, s.len);
+    case BR_MP_ARRAY:
+        return walk_array(c, out, depth + 1);
+    case BR_MP_MAP:
+        return walk_map(c, out, depth + 1);
+    case BR_MP_EXT:  /* ext types have no JSON form */
+    case BR_MP_NONE: /* the end of the input, or 0xc1, never used */
+        break;
     }
-    case 0xcc:
-    case 0xcd:
-    case 0xce:
-    case 0xcf: /* uint 8/16/32/64 */
-        rc = read_be(w, (size_t)1 << (b - 0xcc), &v);
-        return rc ? rc : put_u64(w->out, v, false);
-    case 0xd0:
-    case 0xd1:
-    case 0xd2:
-    case 0xd3: { /* int 8/16/32/64 */
-        size_t n = (size_t)1 << (b - 0xd0);
-        if ((rc = read_be(w, n, &v)) != 0)
-            return rc;
-        /* Sign-extend the n-byte two's complement value. */
-        int64_t s =
-            n == 8 ? (int64_t)v : (int64_t)v - ((v >> (n * 8 - 1)) ? (int64_t)1 << (n * 8) : 0);
-        return put_i64(w->out, s);
-    }
-    case 0xdc:
-    case 0xdd: /* array 16/32 */
-        rc = read_be(w, b == 0xdc ? 2 : 4, &v);
-        return rc ? rc : walk_array(w, v, depth + 1);
-    case 0xde:
-    case 0xdf: /* map 16/32 */
-        rc = read_be(w, b == 0xde ? 2 : 4, &v);
-        return rc ? rc : walk_map(w, v, depth + 1);
-    }
-    /* ext types have no JSON form; 0xc1 is never used. */
     return BR_EVALUE;
 }
 
@@ -439,10 +388,11 @@ int gw_msgpack_to_json(const void *mp, size_t len, br_buf *out)
 {
     if (len == 0)
         return BR_EVALUE;
-    mp_walk w = {(const uint8_t *)mp, (const uint8_t *)mp + len, out};
+    br_cursor c;
+    br_cursor_init(&c, mp, len);
     size_t mark = out->len;
-    int rc = walk_value(&w, 0);
-    if (rc == 0 && w.p != w.end)
+    int rc = walk_value(&c, out, 0);
+    if (rc == 0 && br_cursor_left(&c) != 0)
         rc = BR_EVALUE;
     if (rc != 0)
         out->len = mark;

@@ -40,7 +40,7 @@ uint64_t gw_jobs_backoff_ms(uint32_t attempt, uint32_t base_ms, uint32_t cap_ms,
     return d / 2 + rnd % (d - d / 2 + 1);
 }
 
-int64_t gw_jobs_now_ms(void)
+int64_t gw__jobs_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -87,7 +87,7 @@ static void str_free(br_str *s)
 /* ---------------------------------------------------------------------------------- */
 /* Tasks.                                                                              */
 
-gw_jobs_task *gw_jobs_task_find(gw_jobs *j, br_str name)
+gw_jobs_task *gw__jobs_task_find(gw_jobs *j, br_str name)
 {
     for (size_t i = 0; i < j->ntasks; i++)
         if (br_str_eq(name, j->tasks[i]->name))
@@ -111,15 +111,15 @@ static gw_jobs_task *task_add(gw_jobs *j, br_str name)
     return t;
 }
 
-gw_jobs_task *gw_jobs_task_get(gw_jobs *j, br_str name)
+gw_jobs_task *gw__jobs_task_get(gw_jobs *j, br_str name)
 {
-    gw_jobs_task *t = gw_jobs_task_find(j, name);
+    gw_jobs_task *t = gw__jobs_task_find(j, name);
     if (t)
         return t;
     t = task_add(j, name);
     /* Known from now on, across restarts too; a lost write only means a 404 for a
      * task nobody announced yet after the next start. */
-    if (t && gw_jobs_store_add_task(j->store, name, NULL, NULL) != 0)
+    if (t && gw__jobs_store_add_task(j->store, name, NULL, NULL) != 0)
         gw_log(GW_LOG_ERROR, "jobs", "cannot record task %s in the store", t->name);
     return t;
 }
@@ -127,7 +127,7 @@ gw_jobs_task *gw_jobs_task_get(gw_jobs *j, br_str name)
 /* ---------------------------------------------------------------------------------- */
 /* Jobs.                                                                               */
 
-gw_job *gw_jobs_find(gw_jobs *j, uint64_t id)
+gw_job *gw__jobs_find(gw_jobs *j, uint64_t id)
 {
     return id ? gw_idmap_get(j->byid, id) : NULL;
 }
@@ -239,16 +239,16 @@ static gw_job_row job_row(const gw_job *job)
 static void job_persist(gw_jobs *j, gw_job *job)
 {
     gw_job_row r = job_row(job);
-    int rc = gw_jobs_store_put(j->store, &r, NULL, NULL);
+    int rc = gw__jobs_store_put(j->store, &r, NULL, NULL);
     if (rc != 0)
-        gw_log(GW_LOG_ERROR, "jobs", "job %llu: gw_jobs_store_put failed: %s",
+        gw_log(GW_LOG_ERROR, "jobs", "job %llu: gw__jobs_store_put failed: %s",
                (unsigned long long)job->id, br_strerror(rc));
 }
 
-void gw_jobs_schedule(gw_jobs *j, gw_job *job)
+void gw__jobs_schedule(gw_jobs *j, gw_job *job)
 {
     gw_list_remove(&job->link);
-    if (job->run_at_ms <= gw_jobs_now_ms() || j->closing) {
+    if (job->run_at_ms <= gw__jobs_now_ms() || j->closing) {
         gw_list_push_back(&job->task->ready, &job->link);
         job->task->nready++;
         return;
@@ -286,9 +286,9 @@ static void on_inserted(void *arg, int status)
     job->durable = true;
     job_wake(job, 0);
     if (job->status == GW_JOB_QUEUED) {
-        gw_jobs_schedule(j, job);
+        gw__jobs_schedule(j, job);
         if (!j->closing)
-            gw_jobs_pump_task(j, job->task);
+            gw__jobs_pump_task(j, job->task);
     }
 }
 
@@ -298,12 +298,12 @@ static void expire_oldest(gw_jobs *j)
     if (gw_list_empty(&j->finished))
         return;
     gw_job *job = GW_CONTAINER_OF(j->finished.next, gw_job, link);
-    if (gw_jobs_store_delete(j->store, job->id, NULL, NULL) == 0)
+    if (gw__jobs_store_delete(j->store, job->id, NULL, NULL) == 0)
         job_free(j, job);
 }
 
-int gw_jobs_submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uint32_t delay_ms,
-                   gw_job_waiter *waiter, gw_job **out)
+int gw__jobs_submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uint32_t delay_ms,
+                    gw_job_waiter *waiter, gw_job **out)
 {
     *out = NULL;
     if (key.len > 0) {
@@ -327,7 +327,7 @@ int gw_jobs_submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uint
     job->owner = j;
     job->id = ++j->next_id;
     job->status = GW_JOB_QUEUED;
-    job->updated_ms = gw_jobs_now_ms();
+    job->updated_ms = gw__jobs_now_ms();
     job->run_at_ms = job->updated_ms + delay_ms;
     int rc = job_index(j, job);
     if (rc != 0) {
@@ -337,7 +337,7 @@ int gw_jobs_submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uint
     j->njobs++;
     t->unfinished++;
     gw_job_row r = job_row(job);
-    rc = gw_jobs_store_put(j->store, &r, on_inserted, job);
+    rc = gw__jobs_store_put(j->store, &r, on_inserted, job);
     if (rc != 0) {
         job_free(j, job);
         return rc == BR_EFULL ? BR_EFULL : BR_ENOMEM;
@@ -374,10 +374,10 @@ static void job_finish(gw_jobs *j, gw_job *job, uint8_t status)
     gw_list_push_back(&j->finished, &job->link);
 }
 
-void gw_jobs_attempt_ended(gw_jobs *j, gw_job *job, int outcome, br_str result, br_str error,
-                           bool lost)
+void gw__jobs_attempt_ended(gw_jobs *j, gw_job *job, int outcome, br_str result, br_str error,
+                            bool lost)
 {
-    job->updated_ms = gw_jobs_now_ms();
+    job->updated_ms = gw__jobs_now_ms();
     set_error(job, error);
     if (outcome == BR_JOB_OK) {
         str_free(&job->result);
@@ -402,7 +402,7 @@ void gw_jobs_attempt_ended(gw_jobs *j, gw_job *job, int outcome, br_str result, 
         job->run_at_ms =
             job->updated_ms + (int64_t)gw_jobs_backoff_ms(job->attempts, j->cfg.backoff_ms,
                                                           j->cfg.backoff_cap_ms, next_random(j));
-        gw_jobs_schedule(j, job);
+        gw__jobs_schedule(j, job);
     }
     job_persist(j, job);
 }
@@ -413,7 +413,7 @@ void gw_jobs_attempt_ended(gw_jobs *j, gw_job *job, int outcome, br_str result, 
 static void on_tick(uv_timer_t *timer)
 {
     gw_jobs *j = timer->data;
-    int64_t now = gw_jobs_now_ms();
+    int64_t now = gw__jobs_now_ms();
     gw_deadline *top;
     /* Delayed and failed jobs whose time has come join their ready queues. */
     gw_jobs_task *touched[GW_JOBS_MAX_TASKS];
@@ -421,7 +421,7 @@ static void on_tick(uv_timer_t *timer)
     while ((top = gw_deadline_heap_top(&j->delayed)) && (int64_t)top->when <= now) {
         gw_job *job = GW_CONTAINER_OF(top, gw_job, timer);
         gw_deadline_heap_remove(&j->delayed, top);
-        gw_jobs_schedule(j, job);
+        gw__jobs_schedule(j, job);
         bool seen = false;
         for (size_t i = 0; i < ntouched && !seen; i++)
             seen = touched[i] == job->task;
@@ -429,15 +429,15 @@ static void on_tick(uv_timer_t *timer)
             touched[ntouched++] = job->task;
     }
     while ((top = gw_deadline_heap_top(&j->leases)) && (int64_t)top->when <= now)
-        gw_jobs_lease_expired(j, GW_CONTAINER_OF(top, gw_job, timer));
+        gw__jobs_lease_expired(j, GW_CONTAINER_OF(top, gw_job, timer));
     for (size_t i = 0; i < ntouched; i++)
-        gw_jobs_pump_task(j, touched[i]);
+        gw__jobs_pump_task(j, touched[i]);
     /* Finished jobs past their retention are forgotten, here and in the store. */
     for (unsigned n = 0; n < GW_JOBS_EXPIRE_BATCH && !gw_list_empty(&j->finished); n++) {
         gw_job *job = GW_CONTAINER_OF(j->finished.next, gw_job, link);
         if (job->updated_ms + (int64_t)j->cfg.retention_ms > now)
             break;
-        if (gw_jobs_store_delete(j->store, job->id, NULL, NULL) != 0)
+        if (gw__jobs_store_delete(j->store, job->id, NULL, NULL) != 0)
             break; /* the store is busy: next tick */
         job_free(j, job);
     }
@@ -449,7 +449,7 @@ static void on_tick(uv_timer_t *timer)
 static void load_task(br_str name, void *arg)
 {
     gw_jobs *j = arg;
-    if (!gw_jobs_task_find(j, name) && !task_add(j, name))
+    if (!gw__jobs_task_find(j, name) && !task_add(j, name))
         gw_log(GW_LOG_WARN, "jobs", "task %.*s from the store ignored", (int)name.len, name.ptr);
 }
 
@@ -458,7 +458,7 @@ static void load_task(br_str name, void *arg)
 static void load_row(const gw_job_row *r, void *arg)
 {
     gw_jobs *j = arg;
-    gw_jobs_task *t = gw_jobs_task_find(j, r->task);
+    gw_jobs_task *t = gw__jobs_task_find(j, r->task);
     if (!t)
         t = task_add(j, r->task);
     gw_job *job = t ? job_new(t, r->payload, r->idem_key) : NULL;
@@ -489,7 +489,7 @@ static void load_row(const gw_job_row *r, void *arg)
         gw_list_push_back(&j->finished, &job->link);
     } else {
         t->unfinished++;
-        gw_jobs_schedule(j, job);
+        gw__jobs_schedule(j, job);
     }
 }
 
@@ -513,8 +513,8 @@ static void on_abandoned(void *arg)
  * again.  NULL, for gw_jobs_new to return. */
 static gw_jobs *abandon(gw_jobs *j)
 {
-    gw_jobs_routes_remove(j);
-    gw_jobs_close(j, on_abandoned, j);
+    gw__jobs_routes_remove(j);
+    gw_jobs_shutdown(j, on_abandoned, j);
     return NULL;
 }
 
@@ -540,14 +540,14 @@ gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
     gw_deadline_heap_init(&j->leases, GW_JOBS_MAX);
     gw_list_init(&j->finished);
     j->scratch.max = br_limits_default.max_message;
-    j->rng = ((uint64_t)gw_jobs_now_ms() * 0x9E3779B97F4A7C15ull) | 1;
+    j->rng = ((uint64_t)gw__jobs_now_ms() * 0x9E3779B97F4A7C15ull) | 1;
     if (!j->db || !j->byid || !j->bykey) {
         gw_log(GW_LOG_ERROR, "jobs", "gw_jobs_new: out of memory");
         gw_jobs_destroy(&j);
         return NULL;
     }
     j->store =
-        gw_jobs_sqlite_open(loop, j->db, j->cfg.fsync ? GW_JOBS_SYNC_FULL : GW_JOBS_SYNC_NORMAL);
+        gw__jobs_sqlite_open(loop, j->db, j->cfg.fsync ? GW_JOBS_SYNC_FULL : GW_JOBS_SYNC_NORMAL);
     if (!j->store) {
         gw_log(GW_LOG_ERROR, "jobs", "cannot open the job store %s", j->db);
         gw_jobs_destroy(&j);
@@ -557,11 +557,11 @@ gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
      * them there (abandon), never free them under it. */
     uv_timer_init(loop, &j->tick);
     j->tick.data = j;
-    if (gw_jobs_store_load(j->store, load_row, load_task, j) != 0) {
+    if (gw__jobs_store_load(j->store, load_row, load_task, j) != 0) {
         gw_log(GW_LOG_ERROR, "jobs", "cannot read the job store %s", j->db);
         return abandon(j);
     }
-    if (gw_jobs_routes_add(j) != 0) {
+    if (gw__jobs_routes_add(j) != 0) {
         gw_log(GW_LOG_ERROR, "jobs", "cannot add the /jobs routes");
         return abandon(j);
     }
@@ -592,7 +592,7 @@ static void on_tick_closed(uv_handle_t *h)
     close_step_done(h->data);
 }
 
-void gw_jobs_close(gw_jobs *self, void (*done)(void *arg), void *arg)
+void gw_jobs_shutdown(gw_jobs *self, void (*done)(void *arg), void *arg)
 {
     if (self->closing)
         return;
@@ -606,7 +606,7 @@ void gw_jobs_close(gw_jobs *self, void (*done)(void *arg), void *arg)
     self->closes_pending = 2;
     uv_timer_stop(&self->tick);
     uv_close((uv_handle_t *)&self->tick, on_tick_closed);
-    gw_jobs_store_close(self->store, on_store_closed, self);
+    gw__jobs_store_shutdown(self->store, on_store_closed, self);
 }
 
 void gw_jobs_destroy(gw_jobs **self_p)
@@ -614,8 +614,8 @@ void gw_jobs_destroy(gw_jobs **self_p)
     if (!self_p || !*self_p)
         return;
     gw_jobs *j = *self_p;
-    gw_jobs_routes_remove(j);
-    gw_jobs_workers_free(j);
+    gw__jobs_routes_remove(j);
+    gw__jobs_workers_free(j);
     /* Every durable job is on the finished list, a ready queue, the delayed heap or
      * the lease heap (jobs_int.h); the store ran every insert's callback at close. */
     gw_deadline *top;
@@ -630,7 +630,7 @@ void gw_jobs_destroy(gw_jobs **self_p)
             job_free(j, GW_CONTAINER_OF(j->tasks[i]->ready.next, gw_job, link));
     for (size_t i = 0; i < j->ntasks; i++)
         free(j->tasks[i]);
-    gw_jobs_store_destroy(&j->store);
+    gw__jobs_store_destroy(&j->store);
     gw_idmap_destroy(&j->byid);
     gw_idmap_destroy(&j->bykey);
     gw_deadline_heap_free(&j->delayed);

@@ -129,7 +129,7 @@ static void post_job(gw_req *req, void *data)
 {
     gw_jobs *j = data;
     const gw_path_param *p = &req->match.params[0];
-    gw_jobs_task *t = gw_jobs_task_find(j, (br_str){p->value, (uint32_t)p->value_len});
+    gw_jobs_task *t = gw__jobs_task_find(j, (br_str){p->value, (uint32_t)p->value_len});
     if (!t) {
         gw_req_respond_detail(req, 404, "Unknown task");
         return;
@@ -170,8 +170,8 @@ static void post_job(gw_req *req, void *data)
     w->req = req;
     gw_req_on_abort(req, on_waiter_abort, w);
     gw_job *job;
-    rc = gw_jobs_submit(j, t, (br_str){(const char *)payload.data, (uint32_t)payload.len}, key,
-                        delay_ms, &w->base, &job);
+    rc = gw__jobs_submit(j, t, (br_str){(const char *)payload.data, (uint32_t)payload.len}, key,
+                         delay_ms, &w->base, &job);
     br_buf_free(&payload);
     if (rc != 0) {
         free(w);
@@ -195,7 +195,7 @@ static void get_job(gw_req *req, void *data)
 {
     gw_jobs *j = data;
     const gw_path_param *p = &req->match.params[0];
-    gw_job *job = gw_jobs_find(j, parse_id(p->value, p->value_len));
+    gw_job *job = gw__jobs_find(j, parse_id(p->value, p->value_len));
     if (!job || !job->durable) {
         gw_req_respond_detail(req, 404, "Job not found");
         return;
@@ -235,7 +235,7 @@ static void get_job(gw_req *req, void *data)
         respond_json(req, 200, b);
 }
 
-int gw_jobs_routes_add(gw_jobs *j)
+int gw__jobs_routes_add(gw_jobs *j)
 {
     int rc = gw_router_add(j->router, "POST", "/jobs/{task}", post_job, j);
     if (rc == 0) {
@@ -247,7 +247,7 @@ int gw_jobs_routes_add(gw_jobs *j)
     return rc;
 }
 
-void gw_jobs_routes_remove(gw_jobs *j)
+void gw__jobs_routes_remove(gw_jobs *j)
 {
     if (!j->routes_added)
         return;
@@ -351,12 +351,12 @@ static int held_copy(held_reply *h, const br_reply *r)
 /* Submits one job spec; a waiter (when given) hears when it is durable. */
 static int submit_spec(gw_jobs *j, const br_job_spec *s, gw_job_waiter *w)
 {
-    gw_jobs_task *t = gw_jobs_task_get(j, s->task);
+    gw_jobs_task *t = gw__jobs_task_get(j, s->task);
     if (!t || s->idempotency_key.len > GW_JOBS_KEY_MAX)
         return BR_EVALUE;
     uint32_t delay = s->delay_ms < GW_JOBS_DELAY_MAX_MS ? s->delay_ms : GW_JOBS_DELAY_MAX_MS;
     gw_job *job;
-    return gw_jobs_submit(j, t, s->payload, s->idempotency_key, delay, w, &job);
+    return gw__jobs_submit(j, t, s->payload, s->idempotency_key, delay, w, &job);
 }
 
 bool gw__jobs_reply_hold(void *data, gw_req *req, const br_reply *r, bool want_msgpack)

@@ -68,7 +68,7 @@ static void worker_joined(void *data, gw_worker *w, const br_ready *r)
     jw->tasks = (gw_jobs_task **)(jw + 1);
     gw_list_init(&jw->leased);
     for (uint32_t i = 0; i < r->ntasks; i++) {
-        gw_jobs_task *t = gw_jobs_task_get(j, r->tasks[i]);
+        gw_jobs_task *t = gw__jobs_task_get(j, r->tasks[i]);
         if (!t)
             gw_log(GW_LOG_WARN, "jobs", "worker %s: task %.*s refused (bad name or too many tasks)",
                    w->id, (int)r->tasks[i].len, r->tasks[i].ptr);
@@ -92,18 +92,18 @@ static void worker_gone(void *data, gw_worker *w)
         gw_list_remove(&job->link);
         gw_deadline_heap_remove(&j->leases, &job->timer);
         job->holder = NULL;
-        gw_jobs_attempt_ended(j, job, BR_JOB_RETRY, (br_str){0},
-                              br_str_c("the worker went away while running it"), true);
+        gw__jobs_attempt_ended(j, job, BR_JOB_RETRY, (br_str){0},
+                               br_str_c("the worker went away while running it"), true);
     }
     /* The jobs it held go to the other workers of their tasks now.  A worker is only
      * given jobs of the tasks it announced, so those are the queues to pump - however
      * many jobs it held, and in whatever order of tasks. */
     for (size_t i = 0; i < jw->ntasks; i++)
-        gw_jobs_pump_task(j, jw->tasks[i]);
+        gw__jobs_pump_task(j, jw->tasks[i]);
     free(jw);
 }
 
-void gw_jobs_workers_free(gw_jobs *j)
+void gw__jobs_workers_free(gw_jobs *j)
 {
     for (size_t i = 0; i < j->nworkers; i++) {
         gw_jobs_worker *jw = j->workers[i];
@@ -139,7 +139,7 @@ static int job_send(gw_jobs *j, gw_job *job, gw_jobs_worker *jw)
     job->holder = jw;
     gw_list_push_back(&jw->leased, &job->link);
     jw->nleased++;
-    job->timer.when = (uint64_t)(gw_jobs_now_ms() + j->cfg.lease_ms);
+    job->timer.when = (uint64_t)(gw__jobs_now_ms() + j->cfg.lease_ms);
     if (gw_deadline_heap_push(&j->leases, &job->timer) != 0)
         gw_log(GW_LOG_WARN, "jobs", "job %llu: lease heap full: its lease will not expire",
                (unsigned long long)job->id);
@@ -161,8 +161,8 @@ static bool send_one(gw_jobs *j, gw_jobs_task *t, gw_jobs_worker *jw)
     gw_list_remove(&job->link);
     t->nready--;
     job->attempts = j->cfg.max_attempts;
-    gw_jobs_attempt_ended(j, job, BR_JOB_FATAL, (br_str){0},
-                          br_str_c("the job cannot be sent to a worker"), false);
+    gw__jobs_attempt_ended(j, job, BR_JOB_FATAL, (br_str){0},
+                           br_str_c("the job cannot be sent to a worker"), false);
     return true;
 }
 
@@ -179,7 +179,7 @@ static gw_jobs_worker *pick(gw_jobs *j, const gw_jobs_task *t)
     return best;
 }
 
-void gw_jobs_pump_task(gw_jobs *j, gw_jobs_task *t)
+void gw__jobs_pump_task(gw_jobs *j, gw_jobs_task *t)
 {
     while (!gw_list_empty(&t->ready) && !j->closing && gw_broker_accepting(j->broker)) {
         gw_jobs_worker *jw = pick(j, t);
@@ -209,7 +209,7 @@ static void pump_worker(void *data, gw_worker *w)
 /* ---------------------------------------------------------------------------------- */
 /* Leases and results.                                                                 */
 
-void gw_jobs_lease_expired(gw_jobs *j, gw_job *job)
+void gw__jobs_lease_expired(gw_jobs *j, gw_job *job)
 {
     gw_jobs_worker *jw = job->holder;
     gw_deadline_heap_remove(&j->leases, &job->timer);
@@ -221,8 +221,8 @@ void gw_jobs_lease_expired(gw_jobs *j, gw_job *job)
     }
     gw_log(GW_LOG_WARN, "jobs", "job %llu: lease of %u ms expired at worker %s; requeued",
            (unsigned long long)job->id, j->cfg.lease_ms, jw ? jw->w->id : "?");
-    gw_jobs_attempt_ended(j, job, BR_JOB_RETRY, (br_str){0}, br_str_c("lease expired"), true);
-    gw_jobs_pump_task(j, job->task);
+    gw__jobs_attempt_ended(j, job, BR_JOB_RETRY, (br_str){0}, br_str_c("lease expired"), true);
+    gw__jobs_pump_task(j, job->task);
 }
 
 /* The job a message names, if it is leased to w. */
@@ -237,7 +237,7 @@ static gw_job *leased_job(gw_jobs *j, gw_worker *w, br_str id_text)
             return NULL;
         id = id * 10 + (uint64_t)(c - '0');
     }
-    gw_job *job = gw_jobs_find(j, id);
+    gw_job *job = gw__jobs_find(j, id);
     return job && job->holder && job->holder->w == w ? job : NULL;
 }
 
@@ -265,11 +265,11 @@ static gw_job_settle on_result(void *data, gw_worker *w, const br_job_result *m)
     gw_deadline_heap_remove(&j->leases, &job->timer);
     job->holder = NULL;
     jw->nleased--;
-    gw_jobs_attempt_ended(j, job, m->outcome, m->result, m->error, false);
+    gw__jobs_attempt_ended(j, job, m->outcome, m->result, m->error, false);
     /* Requeued at once (a lost attempt): other workers with credit may take it now;
      * w's own credit comes back after this returns, and with it the credit hook. */
     if (job->status == GW_JOB_QUEUED)
-        gw_jobs_pump_task(j, job->task);
+        gw__jobs_pump_task(j, job->task);
     return GW_JOB_SETTLE_DONE;
 }
 

@@ -106,7 +106,7 @@ struct gw_jobs {
     size_t njobs;                           /* jobs held (GW_JOBS_MAX) */
     br_buf scratch;                         /* JSON rendering of GET /jobs/{id} */
     bool routes_added;                      /* the API routes are in the router */
-    bool closing;                           /* gw_jobs_close was called */
+    bool closing;                           /* gw_jobs_shutdown was called */
     unsigned closes_pending;                /* the timer and the store, until closed */
     void (*done)(void *arg);                /* close's callback */
     void *done_arg;                         /* its argument */
@@ -116,55 +116,55 @@ struct gw_jobs {
 /* ---- jobs.c ---------------------------------------------------------------------- */
 
 /* Wall-clock milliseconds since the epoch. */
-int64_t gw_jobs_now_ms(void);
+int64_t gw__jobs_now_ms(void);
 
 /* The task named `name`, or NULL. */
-gw_jobs_task *gw_jobs_task_find(gw_jobs *j, br_str name);
+gw_jobs_task *gw__jobs_task_find(gw_jobs *j, br_str name);
 
 /* The task named `name`, created (and recorded in the store) when new.  NULL when
  * GW_JOBS_MAX_TASKS are known, the name is empty or too long, or memory runs out. */
-gw_jobs_task *gw_jobs_task_get(gw_jobs *j, br_str name);
+gw_jobs_task *gw__jobs_task_get(gw_jobs *j, br_str name);
 
 /* The job with id `id`, or NULL. */
-gw_job *gw_jobs_find(gw_jobs *j, uint64_t id);
+gw_job *gw__jobs_find(gw_jobs *j, uint64_t id);
 
 /* Creates a job (or finds the one with the same idempotency key) and writes it down.
  * When `waiter` is given it is told once the job is durable - at once, before this
  * returns, for an existing durable job.  *out is the job.  0; BR_EFULL when the task
  * or the gateway holds its limit of jobs or the store's queue is full; BR_ENOMEM. */
-int gw_jobs_submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uint32_t delay_ms,
-                   gw_job_waiter *waiter, gw_job **out);
+int gw__jobs_submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uint32_t delay_ms,
+                    gw_job_waiter *waiter, gw_job **out);
 
 /* An attempt of a running job ended (its holder was detached already): OK makes it
  * succeeded with `result`; RETRY (and a lost lease) makes it failed and scheduled
  * again after a backoff, or dead after the last attempt; FATAL makes it dead.
  * lost: the attempt ended with the worker (lease expired, worker died) - it is
  * requeued at once.  The change is written to the store. */
-void gw_jobs_attempt_ended(gw_jobs *j, gw_job *job, int outcome, br_str result, br_str error,
-                           bool lost);
+void gw__jobs_attempt_ended(gw_jobs *j, gw_job *job, int outcome, br_str result, br_str error,
+                            bool lost);
 
 /* Puts a durable queued job on its task's ready queue or the delayed heap. */
-void gw_jobs_schedule(gw_jobs *j, gw_job *job);
+void gw__jobs_schedule(gw_jobs *j, gw_job *job);
 
 /* ---- jobs_dispatch.c ------------------------------------------------------------- */
 
 /* Sends due jobs of t to live workers that run it and have credit. */
-void gw_jobs_pump_task(gw_jobs *j, gw_jobs_task *t);
+void gw__jobs_pump_task(gw_jobs *j, gw_jobs_task *t);
 
 /* A lease ran out: the job leaves its holder (whose credit stays spent until its
  * late JOB_RESULT) and is retried. */
-void gw_jobs_lease_expired(gw_jobs *j, gw_job *job);
+void gw__jobs_lease_expired(gw_jobs *j, gw_job *job);
 
 /* Frees the per-worker records (close). */
-void gw_jobs_workers_free(gw_jobs *j);
+void gw__jobs_workers_free(gw_jobs *j);
 
 /* ---- jobs_api.c ------------------------------------------------------------------ */
 
 /* Adds POST /jobs/{task} and GET /jobs/{id}.  0 or gw_router_add's error. */
-int gw_jobs_routes_add(gw_jobs *j);
+int gw__jobs_routes_add(gw_jobs *j);
 
 /* Removes them (destroy). */
-void gw_jobs_routes_remove(gw_jobs *j);
+void gw__jobs_routes_remove(gw_jobs *j);
 
 /* The hooks the queue attaches to the broker (jobs_dispatch.c, jobs_api.c). */
 extern const gw_broker_hooks gw__jobs_hooks;

@@ -421,7 +421,7 @@ static const char schema[] =
     " updated INTEGER NOT NULL, result BLOB, error TEXT);"
     "CREATE TABLE IF NOT EXISTS tasks(name TEXT PRIMARY KEY);";
 
-gw_jobs_store *gw_jobs_sqlite_open(uv_loop_t *loop, const char *path, gw_jobs_sync sync)
+gw_jobs_store *gw__jobs_sqlite_open(uv_loop_t *loop, const char *path, gw_jobs_sync sync)
 {
     sqlite_store *s = calloc(1, sizeof(*s));
     if (!s)

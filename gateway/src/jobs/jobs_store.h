@@ -7,7 +7,7 @@
  * a retry, its expiry - is handed to the store as one row, and the caller learns on
  * the loop, through a callback, when that row is durable.  Rows are applied in the
  * order they were handed over, so a later row for a job always wins.  At start the
- * gateway reads every row back once (gw_jobs_store_load), before it serves requests.
+ * gateway reads every row back once (gw__jobs_store_load), before it serves requests.
  *
  * A backend never blocks the loop: it writes on its own thread (or socket) and runs
  * the callbacks on the loop.  All functions are called on the loop thread.
@@ -83,35 +83,35 @@ struct gw_jobs_store {
 /* The interface: each forwards to the backend.  Writes return 0 when the write was
  * queued (done runs later, exactly once), BR_EFULL past GW_JOBS_STORE_MAX_PENDING,
  * BR_ECLOSED after close, BR_ENOMEM; on error done is not called. */
-static inline int gw_jobs_store_load(gw_jobs_store *s, void (*row)(const gw_job_row *, void *),
-                                     void (*task)(br_str, void *), void *arg)
+static inline int gw__jobs_store_load(gw_jobs_store *s, void (*row)(const gw_job_row *, void *),
+                                      void (*task)(br_str, void *), void *arg)
 {
     return s->ops->load(s, row, task, arg);
 }
-static inline int gw_jobs_store_put(gw_jobs_store *s, const gw_job_row *r,
-                                    gw_jobs_store_done_fn done, void *arg)
+static inline int gw__jobs_store_put(gw_jobs_store *s, const gw_job_row *r,
+                                     gw_jobs_store_done_fn done, void *arg)
 {
     return s->ops->put(s, r, done, arg);
 }
-static inline int gw_jobs_store_delete(gw_jobs_store *s, uint64_t id, gw_jobs_store_done_fn done,
-                                       void *arg)
+static inline int gw__jobs_store_delete(gw_jobs_store *s, uint64_t id, gw_jobs_store_done_fn done,
+                                        void *arg)
 {
     return s->ops->del(s, id, done, arg);
 }
-static inline int gw_jobs_store_add_task(gw_jobs_store *s, br_str name, gw_jobs_store_done_fn done,
-                                         void *arg)
+static inline int gw__jobs_store_add_task(gw_jobs_store *s, br_str name, gw_jobs_store_done_fn done,
+                                          void *arg)
 {
     return s->ops->add_task(s, name, done, arg);
 }
 /* Flushes and stops; closed(arg) runs on the loop when the store holds nothing open.
  * Every queued write's done has run by then. */
-static inline void gw_jobs_store_close(gw_jobs_store *s, void (*closed)(void *), void *arg)
+static inline void gw__jobs_store_shutdown(gw_jobs_store *s, void (*closed)(void *), void *arg)
 {
     s->ops->close(s, closed, arg);
 }
 /* Frees *self_p (after close's callback, or if it never ran a write) and sets it to
  * NULL; safe on NULL. */
-static inline void gw_jobs_store_destroy(gw_jobs_store **self_p)
+static inline void gw__jobs_store_destroy(gw_jobs_store **self_p)
 {
     if (self_p && *self_p) {
         (*self_p)->ops->destroy(*self_p);
@@ -128,6 +128,6 @@ typedef enum gw_jobs_sync { GW_JOBS_SYNC_NORMAL = 1, GW_JOBS_SYNC_FULL = 2 } gw_
  * writer thread, which commits whatever has queued up in one transaction (group
  * commit) and hands completions back to `loop` through a uv_async.  NULL on failure
  * (logged with SQLite's message).  Caller owns the result. */
-gw_jobs_store *gw_jobs_sqlite_open(uv_loop_t *loop, const char *path, gw_jobs_sync sync);
+gw_jobs_store *gw__jobs_sqlite_open(uv_loop_t *loop, const char *path, gw_jobs_sync sync);
 
 #endif /* BARISTA_GW_JOBS_STORE_H */

@@ -51,7 +51,7 @@ struct gw_supervisor {
     unsigned nprocs;       /*   must not move */
     unsigned cap;          /* allocated slots */
     unsigned open_handles; /* initialised handles not yet closed */
-    bool stopping;         /* gw_supervisor_stop() was called */
+    bool stopping;         /* gw_supervisor_shutdown() was called */
     bool grace_open;       /* grace is initialised and not yet closing */
     uv_timer_t grace;      /* SIGKILL deadline while stopping */
     void (*done)(void *);  /* stop's completion callback */
@@ -377,7 +377,7 @@ static void on_grace_expired(uv_timer_t *timer)
     signal_all(timer->data, SIGKILL);
 }
 
-void gw_supervisor_stop(gw_supervisor *self, uint64_t grace_ms, void (*done)(void *), void *arg)
+void gw_supervisor_shutdown(gw_supervisor *self, uint64_t grace_ms, void (*done)(void *), void *arg)
 {
     if (self->stopping)
         return;

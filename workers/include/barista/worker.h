@@ -36,6 +36,7 @@
 #include <uv.h>
 
 #include "barista/types.h"
+#include "barista/value.h"
 #include "barista/writer.h"
 
 #ifdef __cplusplus
@@ -246,7 +247,9 @@ bool br_req_bool_or(br_req *req, br_param_in in, const char *name, bool def);
 /* br_req_int(req, BR_IN_QUERY, name, out), the older spelling. */
 int br_req_query_int(const br_req *req, const char *name, int64_t *out);
 
-/* The request body and its media type; both empty when there is none. */
+/* The request body and its media type; both empty when there is none.  A route
+ * declared BR_BODY_MSGPACK gets JSON bodies as msgpack: read them with br_value_parse
+ * and the getters of barista/value.h. */
 br_str br_req_body(const br_req *req);
 br_str br_req_content_type(const br_req *req);
 
@@ -399,7 +402,8 @@ br_str br_job_id(const br_jobctx *job);
 br_str br_job_task(const br_jobctx *job);
 uint32_t br_job_attempt(const br_jobctx *job);
 
-/* The job's argument: one msgpack value (nil when the client sent no body). */
+/* The job's argument: one msgpack value (nil when the client sent no body), read with
+ * br_value_parse (barista/value.h). */
 br_str br_job_payload(const br_jobctx *job);
 
 /* The worker's loop, for an I/O task's timers and thread-pool work. */

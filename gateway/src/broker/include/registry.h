@@ -84,7 +84,7 @@ struct gw_worker {
     uint64_t last_send;          /* loop time (ms) of our last message to it */
     gw_service **services;       /* the services it hosts */
     size_t nservices;            /* entries in services */
-    gw_list calls;               /* requests in flight at it (broker's) */
+    gw_list exchanges;           /* exchanges in flight at it (broker's) */
     gw_list outgoing;            /* CALLs it made that it still waits for (broker's) */
 };
 

@@ -47,7 +47,7 @@ typedef struct gw_zap gw_zap;
 
 /* Binds the ZAP handler in zctx and starts answering on loop; `keys` must outlive it.
  * Call before any socket of zctx binds, or early peers would pass unchecked.  Caller
- * owns the result (free it with gw_zap_close); NULL on failure (logged). */
+ * owns the result (free it with gw_zap_shutdown); NULL on failure (logged). */
 gw_zap *gw_zap_new(uv_loop_t *loop, void *zctx, const br_curve_keyset *keys);
 
 /* Peers refused so far. */
@@ -58,6 +58,6 @@ uint64_t gw_zap_logged(const gw_zap *self);
 
 /* Closes the socket at once (so that zmq_ctx_term may proceed) and the loop handles
  * asynchronously; done(arg) runs when they are closed, after which self is freed. */
-void gw_zap_close(gw_zap *self, void (*done)(void *arg), void *arg);
+void gw_zap_shutdown(gw_zap *self, void (*done)(void *arg), void *arg);
 
 #endif /* BARISTA_GW_ZAP_H */

@@ -13,7 +13,7 @@
  *     gw_jobs_config cfg;  gw_jobs_config_defaults(&cfg);  (set fields)
  *     j = gw_jobs_new(loop, router, broker, &cfg);   opens the store, loads, adds routes
  *     ...                                          the loop runs
- *     gw_jobs_close(j, done, arg);                 after the broker's shutdown
+ *     gw_jobs_shutdown(j, done, arg);                 after the broker's shutdown
  *     (after done) gw_jobs_destroy(&j);
  */
 #ifndef BARISTA_GW_JOBS_H
@@ -79,7 +79,7 @@ gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
 
 /* Stops the timers, writes what is pending and closes the store; done(arg) runs when
  * everything is closed.  Call after the broker's shutdown. */
-void gw_jobs_close(gw_jobs *self, void (*done)(void *arg), void *arg);
+void gw_jobs_shutdown(gw_jobs *self, void (*done)(void *arg), void *arg);
 
 /* Removes the routes and frees everything; sets *self_p to NULL; safe on NULL and
  * twice.  After close's done, or when the loop never ran. */

@@ -53,7 +53,7 @@ gw_supervisor *gw_supervisor_new(uv_loop_t *loop);
  * env_extra (NULL-terminated "NAME=value" strings, or NULL) is added to the gateway's own
  * environment, overriding variables of the same name.  When a spawn fails, the processes
  * already started by this call stay supervised and the rest are not added.  BR_EINVAL
- * after gw_supervisor_stop(), BR_ELIMIT past GW_SUPERVISOR_MAX_PROCS. */
+ * after gw_supervisor_shutdown(), BR_ELIMIT past GW_SUPERVISOR_MAX_PROCS. */
 int gw_supervisor_add(gw_supervisor *self, const char *label, const char *const *argv,
                       const char *const *env_extra, unsigned count);
 
@@ -73,7 +73,8 @@ int gw_supervisor_proc_get(const gw_supervisor *self, unsigned index, gw_supervi
  * every child has exited and every handle is closed. Nothing restarts after this.
  * done is always called from the loop, never from inside this call; a second stop is
  * ignored. */
-void gw_supervisor_stop(gw_supervisor *self, uint64_t grace_ms, void (*done)(void *), void *arg);
+void gw_supervisor_shutdown(gw_supervisor *self, uint64_t grace_ms, void (*done)(void *),
+                            void *arg);
 
 /* Frees *self_p and NULLs it; safe on NULL and twice.  Only after stop's done, or if
  * nothing was ever added. */
