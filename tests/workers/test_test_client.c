@@ -307,6 +307,52 @@ static void runtime_data_and_service_memory_outlive_requests(void **state)
     br_test_destroy(&t);
 }
 
+/* ---------------------------------------------------------------------------------- */
+/* Body fields read FastAPI's way.                                                     */
+
+static void order(br_req *req)
+{
+    br_str item = br_req_field_str(req, "items.0.name");
+    int64_t qty = br_req_field_int(req, "items.0.qty");
+    double price = br_req_field_float_or(req, "price", 1.5);
+    bool gift = br_req_field_bool_or(req, "gift", false);
+    br_str note = br_req_field_str_or(req, "note", "none");
+    br_reply_pack(req, 200, "{s:S, s:I, s:f, s:b, s:S, s:i}", "item", item, "qty", qty, "price",
+                  price, "gift", gift, "note", note, "keys", (int)br_value_len(br_req_json(req)));
+}
+
+static const br_route_spec order_routes[] = {
+    {.method = "POST", .path = "/order", .handler = order, .body = BR_BODY_MSGPACK}};
+
+static const br_service_spec order_service = {
+    .name = "order", .kind = BR_KIND_IO, .routes = order_routes, .nroutes = 1};
+
+static void body_fields_are_read_by_path_and_errors_listed(void **state)
+{
+    (void)state;
+    const br_service_spec *svc[] = {&order_service};
+    br_test *t = br_test_new(svc, 1, NULL);
+    assert_non_null(t);
+    br_test_reply r;
+    assert_int_equal(
+        br_test_post(t, "/order", "{\"items\":[{\"name\":\"tea\",\"qty\":2}],\"gift\":true}", &r),
+        0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "{\"item\":\"tea\",\"qty\":2,\"price\":1.5,\"gift\":true,"
+                                "\"note\":\"none\",\"keys\":2}");
+    assert_int_equal(br_test_post(t, "/order", "{\"items\":[{\"qty\":2.5}],\"gift\":\"yes\"}", &r),
+                     0);
+    assert_int_equal(r.status, 422);
+    assert_string_equal(
+        r.body, "{\"detail\":[{\"type\":\"missing\",\"loc\":[\"body\",\"items\",0,\"name\"],"
+                "\"msg\":\"Field required\",\"input\":null},"
+                "{\"type\":\"int_type\",\"loc\":[\"body\",\"items\",0,\"qty\"],"
+                "\"msg\":\"Input should be a valid integer\",\"input\":null},"
+                "{\"type\":\"bool_type\",\"loc\":[\"body\",\"gift\"],"
+                "\"msg\":\"Input should be a valid boolean\",\"input\":null}]}");
+    br_test_destroy(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -318,6 +364,7 @@ int main(void)
         cmocka_unit_test(data_lives_from_init_to_fini),
         cmocka_unit_test(a_failed_init_never_serves_and_bad_options_never_start),
         cmocka_unit_test(runtime_data_and_service_memory_outlive_requests),
+        cmocka_unit_test(body_fields_are_read_by_path_and_errors_listed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

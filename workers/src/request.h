@@ -50,6 +50,8 @@ struct br_req {
     bool writing;                      /* between br_reply_start and br_reply_send */
     bool packing;                      /* between br__reply_begin_mp and br__reply_end_mp */
     msgpack_packer pk;                 /* writes into body (the msgpack-c path, services.h) */
+    br_value json;                     /* br_req_json: the body parsed, once json_parsed */
+    bool json_parsed;                  /* json holds the answer */
     struct br__verr *errors;           /* validation errors recorded (arena), or NULL */
     uint32_t nerrors;                  /* entries in errors */
     uv_work_t work;                    /* the compute-thread job of a CPU request */

@@ -253,6 +253,30 @@ int br_req_query_int(const br_req *req, const char *name, int64_t *out);
 br_str br_req_body(const br_req *req);
 br_str br_req_content_type(const br_req *req);
 
+/* The body of a BR_BODY_MSGPACK route (the client's JSON, converted by the gateway) as
+ * a value of barista/value.h, parsed once; the missing value when there is no body or
+ * it is not one msgpack value. */
+br_value br_req_json(br_req *req);
+
+/* Fields of that body, FastAPI's way: `path` is dotted ("title", "items.0.qty": map
+ * keys and array indexes).  A required field that is absent records
+ * {"type": "missing", "msg": "Field required"}, one of another type records
+ * string_type / int_type / float_type / bool_type ("Input should be a valid ..."), both
+ * with "loc": ["body", ...path]; the getter then returns the empty string, 0 or false.
+ * The _or forms return `def` for an absent field (a wrong type is still recorded).
+ * Check br_req_errors, or just reply: a reply sent with errors recorded becomes the
+ * 422 (br_reply_send).  A str points into the body (lives as long as the request); an
+ * int must fit int64 (a float is int_type, as JSON's 3.0 is not 3); a float accepts
+ * integers too. */
+br_str br_req_field_str(br_req *req, const char *path);
+br_str br_req_field_str_or(br_req *req, const char *path, const char *def);
+int64_t br_req_field_int(br_req *req, const char *path);
+int64_t br_req_field_int_or(br_req *req, const char *path, int64_t def);
+double br_req_field_float(br_req *req, const char *path);
+double br_req_field_float_or(br_req *req, const char *path, double def);
+bool br_req_field_bool(br_req *req, const char *path);
+bool br_req_field_bool_or(br_req *req, const char *path, bool def);
+
 /* Milliseconds left before the request's deadline (0 once it has passed).  Thread-safe:
  * a CPU handler may call it while it computes. */
 uint32_t br_req_remaining_ms(const br_req *req);
