@@ -7,8 +7,6 @@
 #ifndef BARISTA_SERVICES_H
 #define BARISTA_SERVICES_H
 
-#include <msgpack.h>
-
 #include "barista/worker.h"
 
 extern const br_service_spec br_hello_service;     /* io: GET /hello, GET /hello/{name} */
@@ -23,13 +21,6 @@ extern const br_service_spec br_report_service;    /* cpu: task report (hash rou
 
 /* The outbox file of the email task when BARISTA_OUTBOX is not set. */
 #define BR_OUTBOX_DEFAULT "./barista-outbox.txt"
-
-/* msgpack-c replies, for the services that still build their bodies with msgpack-c
- * rather than a br_writer (defined in the worker library, not part of its API). */
-msgpack_packer *br_reply_begin(br_req *req, uint16_t status);
-int br_reply_end(br_req *req);
-int br_pack_cstr(msgpack_packer *pk, const char *s);
-int br_pack_str(msgpack_packer *pk, br_str s);
 
 /* The built-in services, in `barista-worker --list` order. */
 extern const br_service_spec *const br_builtin_services[];

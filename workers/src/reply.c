@@ -48,7 +48,6 @@ static int finish(br_req *req, int rc)
         req->nrheaders = 0;
     }
     req->ended = true;
-    req->packing = false;
     req->writing = false;
     if (!req->on_thread)
         br__dispatch_replied(req);
@@ -115,7 +114,6 @@ br_writer *br_reply_start(br_req *req, uint16_t status)
     req->content_type = "application/msgpack";
     req->body.max = BR_REPLY_BODY_MAX;
     req->body_err = 0;
-    req->packing = false;
     req->writing = true;
     br__writer_init(req->writer, &req->body);
     return req->writer;
@@ -287,50 +285,4 @@ int br_reply_invalid(br_req *req)
     br_w_end(w);
     br_w_end(w);
     return finish(req, br_writer_error(w));
-}
-
-/* ---------------------------------------------------------------------------------- */
-/* The msgpack-c path, for the built-in services that still pack with msgpack-c        */
-/* (services.h); not part of the public API.                                           */
-
-msgpack_packer *br_reply_begin(br_req *req, uint16_t status);
-int br_reply_end(br_req *req);
-int br_pack_str(msgpack_packer *pk, br_str s);
-int br_pack_cstr(msgpack_packer *pk, const char *s);
-
-msgpack_packer *br_reply_begin(br_req *req, uint16_t status)
-{
-    if (req->ended)
-        return NULL;
-    req->status = status;
-    req->content_type = "application/msgpack";
-    req->body.len = 0;
-    req->body_err = 0;
-    req->writing = false;
-    req->packing = true;
-    msgpack_packer_init(&req->pk, req, body_write);
-    return &req->pk;
-}
-
-int br_reply_end(br_req *req)
-{
-    if (req->ended || !req->packing)
-        return req->ended ? BR_EINVAL : finish(req, BR_EINVAL);
-    if (!status_ok(req->status))
-        return finish(req, BR_EINVAL);
-    if (req->body_err)
-        return finish(req, req->body_err);
-    return finish(req, 0);
-}
-
-int br_pack_str(msgpack_packer *pk, br_str s)
-{
-    if (msgpack_pack_str(pk, s.len) != 0)
-        return BR_ENOMEM;
-    return msgpack_pack_str_body(pk, s.ptr, s.len) == 0 ? 0 : BR_ENOMEM;
-}
-
-int br_pack_cstr(msgpack_packer *pk, const char *s)
-{
-    return br_pack_str(pk, br_str_c(s));
 }

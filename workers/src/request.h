@@ -13,8 +13,6 @@
 #include <stdalign.h>
 #include <stdatomic.h>
 
-#include <msgpack.h>
-
 #include "arena.h"
 #include "barista/proto.h"
 #include "barista/worker.h"
@@ -48,8 +46,6 @@ struct br_req {
     int body_err;                      /* why a write into body failed (the reply becomes 500) */
     br_writer *writer;                 /* br_reply_start's writer into body (arena), or NULL */
     bool writing;                      /* between br_reply_start and br_reply_send */
-    bool packing;                      /* between br__reply_begin_mp and br__reply_end_mp */
-    msgpack_packer pk;                 /* writes into body (the msgpack-c path, services.h) */
     br_value json;                     /* br_req_json: the body parsed, once json_parsed */
     bool json_parsed;                  /* json holds the answer */
     struct br__verr *errors;           /* validation errors recorded (arena), or NULL */

@@ -342,7 +342,7 @@ void br_w_msgpack(br_writer *w, br_str mp)
         return;
     br_cursor c;
     br_cursor_init(&c, mp.ptr, mp.len);
-    if (mp.len == 0 || br_cursor_skip(&c, BR_WRITER_MAX_DEPTH) != 0 || br_cursor_left(&c) != 0) {
+    if (mp.len == 0 || br_cursor_skip(&c, BR_CURSOR_MAX_DEPTH) != 0 || br_cursor_left(&c) != 0) {
         fail(w, BR_EINVAL);
         return;
     }

@@ -90,8 +90,8 @@ void br_w_cstr(br_writer *w, const char *s);
 void br_w_strf(br_writer *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* One complete msgpack value as it is (another service's reply, say): BR_EINVAL
- * unless mp holds exactly one well-formed value nested at most BR_WRITER_MAX_DEPTH
- * deep. */
+ * unless mp holds exactly one well-formed value nested at most BR_CURSOR_MAX_DEPTH
+ * (barista/mpread.h) deep. */
 void br_w_msgpack(br_writer *w, br_str mp);
 
 /* A key and its value in one call. */
