@@ -21,35 +21,7 @@
 
 #include "barista/mpread.h"
 
-/* ---------------------------------------------------------------------------------- */
-/* Allocation counting through the linker's --wrap.                                   */
-
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t n, size_t size);
-void *__real_realloc(void *p, size_t n);
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t n, size_t size);
-void *__wrap_realloc(void *p, size_t n);
-
-static size_t allocations; /* calls to malloc/calloc/realloc since the last reset */
-
-void *__wrap_malloc(size_t n)
-{
-    allocations++;
-    return __real_malloc(n);
-}
-
-void *__wrap_calloc(size_t n, size_t size)
-{
-    allocations++;
-    return __real_calloc(n, size);
-}
-
-void *__wrap_realloc(void *p, size_t n)
-{
-    allocations++;
-    return __real_realloc(p, n);
-}
+#include "alloc_count.h"
 
 /* ---------------------------------------------------------------------------------- */
 /* Helpers.                                                                           */
@@ -517,7 +489,7 @@ static void refuses_a_count_of_2_to_the_32_in_five_bytes_without_allocating(void
     br_cursor c;
     uint32_t n;
     br_str s;
-    allocations = 0;
+    test_allocations = 0;
 
     br_cursor_init(&c, array32, sizeof array32);
     assert_int_equal(br_cursor_skip(&c, BR_CURSOR_MAX_DEPTH), BR_ETRUNC);
@@ -545,7 +517,7 @@ static void refuses_a_count_of_2_to_the_32_in_five_bytes_without_allocating(void
     const uint8_t nested[] = {0x91, 0x81, 0xa1, 'k', 0xdd, 0xff, 0xff, 0xff, 0xff};
     br_cursor_init(&c, nested, sizeof nested);
     assert_int_equal(br_cursor_skip(&c, BR_CURSOR_MAX_DEPTH), BR_ETRUNC);
-    assert_int_equal(allocations, 0);
+    assert_int_equal(test_allocations, 0);
 }
 
 /* One reader, adapted to a common shape. */

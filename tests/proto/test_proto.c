@@ -18,35 +18,7 @@
 #include "samples.h"
 #include "tree.h"
 
-/* ---------------------------------------------------------------------------------- */
-/* Allocation counting through the linker's --wrap.                                   */
-
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t n, size_t size);
-void *__real_realloc(void *p, size_t n);
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t n, size_t size);
-void *__wrap_realloc(void *p, size_t n);
-
-static size_t allocations; /* calls to malloc/calloc/realloc since the last reset */
-
-void *__wrap_malloc(size_t n)
-{
-    allocations++;
-    return __real_malloc(n);
-}
-
-void *__wrap_calloc(size_t n, size_t size)
-{
-    allocations++;
-    return __real_calloc(n, size);
-}
-
-void *__wrap_realloc(void *p, size_t n)
-{
-    allocations++;
-    return __real_realloc(p, n);
-}
+#include "alloc_count.h"
 
 /* ---------------------------------------------------------------------------------- */
 /* Helpers.                                                                           */
@@ -596,14 +568,14 @@ static void decodes_requests_and_replies_without_allocating_once_warm(void **sta
     assert_int_equal(br_msg_encode(&rep, &b), 0);
     br_decoder *d = br_decoder_new(NULL);
     assert_int_equal(br_decoder_decode(d, a.data, a.len, &out), 0);
-    allocations = 0;
+    test_allocations = 0;
     for (int i = 0; i < 1000; i++) {
         assert_int_equal(br_decoder_decode(d, a.data, a.len, &out), 0);
         assert_int_equal(br_decoder_decode(d, b.data, b.len, &out), 0);
         a.len = 0; /* re-encoding into a warm buffer does not allocate either */
         assert_int_equal(br_msg_encode(&req, &a), 0);
     }
-    assert_int_equal(allocations, 0);
+    assert_int_equal(test_allocations, 0);
     br_decoder_destroy(&d);
     br_buf_free(&a);
     br_buf_free(&b);

@@ -20,35 +20,7 @@
 
 #include "barista/value.h"
 
-/* ---------------------------------------------------------------------------------- */
-/* Allocation counting through the linker's --wrap.                                   */
-
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t n, size_t size);
-void *__real_realloc(void *p, size_t n);
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t n, size_t size);
-void *__wrap_realloc(void *p, size_t n);
-
-static size_t allocations; /* calls to malloc/calloc/realloc since the last reset */
-
-void *__wrap_malloc(size_t n)
-{
-    allocations++;
-    return __real_malloc(n);
-}
-
-void *__wrap_calloc(size_t n, size_t size)
-{
-    allocations++;
-    return __real_calloc(n, size);
-}
-
-void *__wrap_realloc(void *p, size_t n)
-{
-    allocations++;
-    return __real_realloc(p, n);
-}
+#include "alloc_count.h"
 
 /* ---------------------------------------------------------------------------------- */
 /* Helpers.                                                                           */
@@ -232,7 +204,7 @@ static void refuses_a_count_of_2_to_the_32_in_five_bytes_without_allocating(void
     static const uint8_t array32[] = {0xdd, 0xff, 0xff, 0xff, 0xff};
     static const uint8_t map32[] = {0xdf, 0xff, 0xff, 0xff, 0xff};
     br_value v;
-    allocations = 0;
+    test_allocations = 0;
     assert_int_equal(br_value_parse((br_str){(const char *)array32, 5}, &v), BR_ETRUNC);
     assert_int_equal(br_value_parse((br_str){(const char *)map32, 5}, &v), BR_ETRUNC);
 
@@ -247,7 +219,7 @@ static void refuses_a_count_of_2_to_the_32_in_five_bytes_without_allocating(void
     assert_int_equal(it.err, BR_ETRUNC);
     forged.ptr = map32;
     assert_false(br_value_exists(br_value_get(forged, "k")));
-    assert_int_equal(allocations, 0);
+    assert_int_equal(test_allocations, 0);
 }
 
 /* Writes `depth` arrays nested in one another around a 1. */
