@@ -19,7 +19,8 @@ static void notes_are_created_read_and_listed(void **state)
     br_test *t = br_test_new(io, 1, NULL);
     assert_non_null(t);
     br_test_reply r;
-    assert_int_equal(br_test_post(t, "/notes", "{\"title\":\"milk\",\"text\":\"2 litres\"}", &r), 0);
+    assert_int_equal(br_test_post(t, "/notes", "{\"title\":\"milk\",\"text\":\"2 litres\"}", &r),
+                     0);
     assert_int_equal(r.status, 201);
     assert_string_equal(r.body, "{\"id\":1,\"title\":\"milk\",\"text\":\"2 litres\"}");
     assert_int_equal(br_test_post(t, "/notes", "{\"title\":\"bread\"}", &r), 0);
@@ -55,10 +56,11 @@ static void a_note_needs_a_string_title(void **state)
                                 "\"msg\":\"Field required\",\"input\":null}]}");
     assert_int_equal(br_test_post(t, "/notes", "{\"title\":5,\"text\":[]}", &r), 0);
     assert_int_equal(r.status, 422);
-    assert_string_equal(r.body, "{\"detail\":[{\"type\":\"string_type\",\"loc\":[\"body\",\"title\"],"
-                                "\"msg\":\"Input should be a valid string\",\"input\":null},"
-                                "{\"type\":\"string_type\",\"loc\":[\"body\",\"text\"],"
-                                "\"msg\":\"Input should be a valid string\",\"input\":null}]}");
+    assert_string_equal(r.body,
+                        "{\"detail\":[{\"type\":\"string_type\",\"loc\":[\"body\",\"title\"],"
+                        "\"msg\":\"Input should be a valid string\",\"input\":null},"
+                        "{\"type\":\"string_type\",\"loc\":[\"body\",\"text\"],"
+                        "\"msg\":\"Input should be a valid string\",\"input\":null}]}");
     assert_int_equal(br_test_get(t, "/notes", &r), 0);
     assert_string_equal(r.body, "[]");
     br_test_destroy(&t);
