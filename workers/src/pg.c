@@ -31,12 +31,13 @@ static void op_free(pg_op *op)
 static void call_q(pg_op *op, br_pg_tx *tx, const br_pg_result *res)
 {
     br_req *req = op->req;
-    br__watch_enter(req->worker, req->spec);
+    br_worker *w = req->worker; /* the callback may end the request */
+    br__watch_enter(w, req->spec);
     if (op->kind == OP_BEGIN)
         op->cb.t(req, tx, res, op->arg);
     else
         op->cb.q(req, res, op->arg);
-    br__watch_leave(req->worker);
+    br__watch_leave(w);
 }
 
 /* The result a request keeps until it ends: the answer is freed by the abort of an

@@ -216,6 +216,51 @@ int br_pg_col(const br_pg_result *res, const char *name)
     return -1;
 }
 
+static void write_value(br_writer *w, br_pg_value v)
+{
+    switch (v.type) {
+    case BR_PG_BOOL:
+        br_w_bool(w, v.v.b);
+        break;
+    case BR_PG_INT:
+        br_w_int(w, v.v.i);
+        break;
+    case BR_PG_FLOAT:
+        br_w_float(w, v.v.f);
+        break;
+    case BR_PG_TEXT:
+    case BR_PG_BYTES:
+        br_w_str(w, v.v.s);
+        break;
+    default:
+        br_w_null(w);
+        break;
+    }
+}
+
+void br_pg_write_row(br_writer *w, const br_pg_result *res, uint32_t row)
+{
+    const pg_res_impl *impl = res ? res->impl : NULL;
+    if (!impl || !impl->pg || row >= res->nrows) {
+        br_w_null(w);
+        return;
+    }
+    br_w_obj(w);
+    for (uint32_t c = 0; c < res->ncols; c++) {
+        br_w_key(w, PQfname(impl->pg, (int)c));
+        write_value(w, br_pg_get(res, row, c));
+    }
+    br_w_end(w);
+}
+
+void br_pg_write_rows(br_writer *w, const br_pg_result *res)
+{
+    br_w_arr(w);
+    for (uint32_t r = 0; res && r < res->nrows; r++)
+        br_pg_write_row(w, res, r);
+    br_w_end(w);
+}
+
 int br_pg_reply_error(br_req *req, const br_pg_result *res)
 {
     uint16_t status = res->status == 200 ? 500 : res->status;

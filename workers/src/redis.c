@@ -32,6 +32,7 @@ struct rop {
     bool waiting;        /* queued for a connection */
     bool finished;       /* nobody waits for it any more (answered, abandoned) */
     bool pipeline;       /* made by br_redis_pipeline */
+    bool reset_if_stuck; /* cancelled at its deadline: drop a connection stuck on it */
     union {
         br_redis_fn one;           /* br_redis_command */
         br_redis_pipeline_fn many; /* br_redis_pipeline */
@@ -51,6 +52,9 @@ struct rop {
     br_redis_result *results;        /* one per command */
     br__arena arena;                 /* replies of an exec rop (a request's go to its arena) */
 };
+
+/* A broker cancel this close to the deadline is the deadline's. */
+#define REDIS_DEADLINE_SLACK_MS 50
 
 static void pool_submit(br_redis_pool *p, rop *op);
 
@@ -195,13 +199,14 @@ static void rop_complete(rop *op)
     br__dbc_forget(&op->dbc);
     if (op->req) {
         br_req *req = op->req;
+        br_worker *w = req->worker; /* the callback may end the request */
         br__op_unlink(req, &op->op);
-        br__watch_enter(req->worker, req->spec);
+        br__watch_enter(w, req->spec);
         if (op->pipeline)
             op->cb.many(req, op->results, op->n, op->arg);
         else
             op->cb.one(req, &op->results[0], op->arg);
-        br__watch_leave(req->worker);
+        br__watch_leave(w);
     } else {
         op->cb.exec(&op->results[0], op->arg);
     }
@@ -245,12 +250,25 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 }
 
 /* A failure found while a handler calls us: reported on the next loop iteration. */
+static void reset_stuck(rop *op, rconn *c)
+{
+    br_redis_pool *p = op->pool;
+    p->resets++;
+    br__log("redis: no answer within %u ms: dropping the connection", op->budget_ms);
+    redis__conn_close(c); /* the NULL replies that follow free op */
+}
+
 static void failed_due(br__due *d)
 {
     rop *op = (rop *)((char *)d - offsetof(rop, due));
+    rconn *c = op->conn;
+    bool stuck = op->reset_if_stuck && c && c->head == op && !c->closing;
     fill_rest(op, op->fail_status, op->fail_why);
     rop_complete(op);
-    rop_maybe_free(op);
+    if (stuck)
+        reset_stuck(op, c);
+    else
+        rop_maybe_free(op);
 }
 
 static void rop_fail_soon(rop *op, uint16_t status, const char *fmt, ...)
@@ -272,7 +290,6 @@ static void rop_fail_soon(rop *op, uint16_t status, const char *fmt, ...)
 static void rop_expired(br__due *d)
 {
     rop *op = (rop *)((char *)d - offsetof(rop, due));
-    br_redis_pool *p = op->pool;
     char why[REDIS_DETAIL_MAX];
     rconn *c = op->conn;
     if (op->waiting)
@@ -285,13 +302,10 @@ static void rop_expired(br__due *d)
     /* The oldest command on its connection unanswered all this time: the server is
      * stuck on it, or gone.  Drop the connection rather than queue more behind it (the
      * NULL replies that follow free op). */
-    if (stuck) {
-        p->resets++;
-        br__log("redis: no answer within %u ms: dropping the connection", op->budget_ms);
-        redis__conn_close(c);
-        return;
-    }
-    rop_maybe_free(op);
+    if (stuck)
+        reset_stuck(op, c);
+    else
+        rop_maybe_free(op);
 }
 
 static void rop_abort(br__op *o)
@@ -307,6 +321,9 @@ static void rop_abort(br__op *o)
 static void rop_cancelled(br__dbc *dbc)
 {
     rop *op = (rop *)((char *)dbc - offsetof(rop, dbc));
+    /* The broker's cancel at the deadline races our own timer: it is the same deadline
+     * (the broker's clock started a little earlier, hence the slack). */
+    op->reset_if_stuck = op->req && br_req_remaining_ms(op->req) <= REDIS_DEADLINE_SLACK_MS;
     rop_fail_soon(op, 499, "request cancelled");
 }
 

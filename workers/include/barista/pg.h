@@ -236,6 +236,15 @@ uint32_t br_pg_col_type(const br_pg_result *res, uint32_t col);
 /* The index of the column named `name`, or -1. */
 int br_pg_col(const br_pg_result *res, const char *name);
 
+/* Writes row `row` into w (barista/writer.h) as an object {column name: value}: SQL
+ * NULL as null, BOOL, INT and FLOAT as JSON's booleans and numbers, TEXT and BYTES as
+ * strings (numeric, json, uuid, timestamps... in PostgreSQL's text form).  A row out
+ * of range writes null. */
+void br_pg_write_row(br_writer *w, const br_pg_result *res, uint32_t row);
+
+/* Writes every row of res into w as an array of such objects. */
+void br_pg_write_rows(br_writer *w, const br_pg_result *res);
+
 /* Sends res's failure as a FastAPI-shaped error, {"detail": ...}, with its status (a
  * 503 with Retry-After: 1), and ends the request.  As br_reply_error returns. */
 int br_pg_reply_error(br_req *req, const br_pg_result *res);
