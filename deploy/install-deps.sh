@@ -3,12 +3,18 @@
 # missing.  As root it runs apt-get itself; otherwise it prints the command to run.
 #
 #   deploy/install-deps.sh          build, test and run dependencies
-#   deploy/install-deps.sh bench    the above plus the benchmark tools
+#   deploy/install-deps.sh build    without the servers only tests start (the images)
+#   deploy/install-deps.sh bench    the first plus the benchmark tools
 set -eu
 
 packages="gcc make cmake pkg-config python3 curl libuv1-dev libzmq3-dev libczmq-dev
 libmsgpack-dev libcmocka-dev node-llhttp libjansson-dev libcurl4-openssl-dev
-libsodium-dev libsqlite3-dev libpq-dev libhiredis-dev postgresql-15 redis-server"
+libsodium-dev libsqlite3-dev libpq-dev libhiredis-dev"
+# The database clients' tests start a real PostgreSQL and redis-server of their own
+# (tests/integration/dbservers.py).
+if [ "${1:-}" != build ]; then
+    packages="$packages postgresql-15 redis-server"
+fi
 if [ "${1:-}" = bench ]; then
     packages="$packages wrk nginx-light python3-asyncpg python3-redis"
 fi
