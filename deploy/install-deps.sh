@@ -16,7 +16,8 @@ if [ "${1:-}" != build ]; then
     packages="$packages postgresql-15 redis-server"
 fi
 if [ "${1:-}" = bench ]; then
-    packages="$packages wrk nginx-light python3-asyncpg python3-redis"
+    packages="$packages wrk nginx-light python3-fastapi python3-uvicorn python3-uvloop
+python3-httptools python3-asyncpg python3-redis"
 fi
 
 missing=""
