@@ -1,7 +1,8 @@
 """The HTTP front's hardening (issue 13, items 6-10), end to end: a real barista-gateway
 on a loopback port, raw bytes over real sockets.  Each test failed before the fix it
 names: obs-fold with an empty first line, bare LF where llhttp 8.1 is lenient, HTTP/1.0
-with Transfer-Encoding, chunk extensions and framing, whitespace in the head."""
+with Transfer-Encoding, chunk extensions and framing, whitespace in the head, and the
+budget for request bodies held by all connections together."""
 
 import socket
 import time
@@ -205,6 +206,58 @@ class HeadBytes(unittest.TestCase):
         with gw.client() as c:
             c.send(self.head(5000))
             refused_alone(self, c, 431)
+
+
+class BodyBuffer(unittest.TestCase):
+    """Item 10: request bodies held by all connections together have a budget
+    (--max-body-buffer); past it a body is answered 503 + Retry-After instead of being
+    buffered."""
+
+    BUDGET = 64 * 1024
+
+    def post(self, n):
+        return build_request("POST", "/healthz", [("Content-Type", "text/plain")], b"x" * n)
+
+    def test_bodies_past_the_budget_get_503_and_come_back_once_freed(self):
+        gw = start_gateway(self, "--max-body-buffer", "64k")
+        holder = gw.client()
+        self.addCleanup(holder.close)
+        # 60 KiB of a 100 KB body, held: the request is never complete.
+        holder.send(b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n"
+                    + b"h" * (60 * 1024))
+
+        def refused():
+            with gw.client() as c:
+                c.send(self.post(10000))
+                r = c.read_response()
+                if r.status == 503:
+                    return r
+                self.assertEqual(r.status, 405)  # read before the holder's bytes
+                return None
+
+        r = poll_until(refused, WAIT)
+        self.assertIsNotNone(r, "a body past the budget was buffered")
+        self.assertEqual(r.header("retry-after"), "1")
+        self.assertEqual(r.header("connection"), "close")
+        self.assertIn("retry", r.json()["detail"])
+        # Bodyless requests are unaffected.
+        with gw.client() as c:
+            self.assertEqual(c.request("GET", "/healthz").status, 200)
+        holder.close()
+
+        def served():
+            with gw.client() as c:
+                c.send(self.post(10000))
+                return c.read_response().status == 405
+
+        self.assertTrue(poll_until(served, WAIT), "the holder's budget never came back")
+
+    def test_answered_bodies_give_their_budget_back(self):
+        gw = start_gateway(self, "--max-body-buffer", "64k")
+        with gw.client() as c:
+            for _ in range(20):  # 20 x 40 KB through a 64 KiB budget, one at a time
+                c.send(self.post(40000))
+                self.assertEqual(c.read_response().status, 405)
 
 
 if __name__ == "__main__":

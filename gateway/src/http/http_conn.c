@@ -49,12 +49,20 @@ gw_http_req *gw__req_get(gw_conn *conn)
     r->abort_arg = NULL;
     r->head = r->http10 = r->keep_alive = r->close_after = false;
     r->continue_pending = r->headers_done = false;
-    r->held = 0;
+    r->held = r->buffered = 0;
     return r;
+}
+
+/* Gives the request's body bytes back to the server's budget. */
+static void req_release_body(gw_http_req *r)
+{
+    r->conn->server->body_bytes -= r->buffered;
+    r->buffered = 0;
 }
 
 static void req_free(gw_http_req *r)
 {
+    req_release_body(r);
     br_buf_free(&r->arena);
     br_buf_free(&r->resp);
     free(r->offs);
@@ -64,6 +72,7 @@ static void req_free(gw_http_req *r)
 
 static void req_recycle(gw_conn *conn, gw_http_req *r)
 {
+    req_release_body(r);
     if (conn->closing || conn->nfree >= conn->server->cfg.max_pipeline) {
         req_free(r);
         return;
@@ -363,12 +372,17 @@ static void conn_fail(gw_conn *conn, int status, const char *detail)
         }
         gw__conn_push(conn, r);
     }
+    /* What was read of the refused request is never used: its memory and its share of
+     * the body budget go back now, not once a slow client has read the answer. */
+    req_release_body(r);
+    br_buf_free(&r->arena);
     r->continue_pending = false;
     r->close_after = true;
     r->state = GW_REQ_HANDLING;
     conn->nqueued++;
     gw__conn_set_phase(conn, GW_PHASE_NONE, 0);
-    gw__req_answer_detail(r, status, detail, NULL, 0);
+    gw_header retry = {"Retry-After", 11, "1", 1};
+    gw__req_answer_detail(r, status, detail, &retry, status == 503 ? 1 : 0);
 }
 
 void gw__req_answered(gw_http_req *r)

@@ -92,6 +92,7 @@ typedef struct gw_http_req {
     bool continue_pending;    /* owes the client "100 Continue" before the body */
     bool headers_done;        /* headers complete; body (if any) being read */
     size_t held;              /* arena bytes counted in conn->input_bytes */
+    size_t buffered;          /* body bytes counted in the server's body_bytes */
 } gw_http_req;
 
 /* What the connection's one timer is measuring. */
@@ -161,6 +162,8 @@ struct gw_http_server {
     gw_conn *flush_list;       /* connections with answers due this turn */
     size_t nconns;             /* counted connections */
     size_t nrejecting;         /* turned-away connections closing */
+    size_t body_bytes;         /* request body bytes held by every connection together
+                                  (cfg.max_body_buffer) */
     char *read_buf;            /* GW_HTTP_READ_BUFFER bytes shared by every read */
     bool read_buf_busy;        /* read_buf handed to libuv and not yet returned */
     uv_buf_t *gather;          /* max_pipeline + 2 entries: one flush's gather list, shared

@@ -218,9 +218,17 @@ static int on_body(llhttp_t *p, const char *at, size_t n)
 {
     gw_conn *conn = p->data;
     gw_http_req *r = conn->parsing;
-    const gw_http_config *cfg = &conn->server->cfg;
+    gw_http_server *server = conn->server;
+    const gw_http_config *cfg = &server->cfg;
     if (n > cfg->max_body_bytes - r->body_len)
         return fail_cb(conn, 413, "Content Too Large");
+    /* The budget all connections share: past it a body is refused, not buffered. */
+    if (n > cfg->max_body_buffer - server->body_bytes)
+        return fail_cb(conn, 503,
+                       "Service Unavailable: the gateway holds too many request "
+                       "bodies; retry");
+    server->body_bytes += n;
+    r->buffered += n;
     r->body_len += n;
     if (conn->chunk_lines)
         conn->chunk_excess -= (int64_t)n;

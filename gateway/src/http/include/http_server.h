@@ -29,6 +29,7 @@
 #define GW_HTTP_MAX_PIPELINE         32u
 #define GW_HTTP_MAX_OUTPUT_BYTES     (1024u * 1024)
 #define GW_HTTP_MAX_CHUNK_EXT_BYTES  (4u * 1024)
+#define GW_HTTP_MAX_BODY_BUFFER      (64u * 1024 * 1024)
 #define GW_HTTP_BACKLOG              511
 
 /* Every limit of the server; each field is also a gateway option (config.c).
@@ -57,6 +58,8 @@ typedef struct gw_http_config {
                                       unwritten before the server stops reading it */
     size_t max_chunk_ext_bytes;    /* bytes of a chunked body's lines beyond the shortest
                                       form (extensions, zeros before a size) -> 400 */
+    size_t max_body_buffer;        /* request body bytes held by all connections together
+                                      (read, not yet answered) -> 503 + Retry-After */
     int backlog;                   /* listen(2) backlog */
 } gw_http_config;
 
