@@ -274,6 +274,8 @@ MALFORMED = [
      b"Connection: keep-alive\r\n\r\n0\r\n\r\n"),
     ("two_spaces_in_request_line", b"GET  /healthz HTTP/1.1\r\nHost: t\r\n\r\n"),
     ("header_without_name", b"GET /healthz HTTP/1.1\r\nHost: t\r\n: v\r\n\r\n"),
+    ("trailer_without_name", b"POST /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+     b"\r\n1\r\nx\r\n0\r\n: v\r\n\r\n"),
 ]
 
 

@@ -109,6 +109,15 @@ class Http10TransferEncoding(unittest.TestCase):
             r = refused_alone(self, c)
             self.assertIn("HTTP/1.0", r.json()["detail"])
 
+    def test_http10_proxy_connection_is_not_connection(self):
+        # llhttp reads Proxy-Connection as Connection; a proxy in front need not.
+        gw = start_gateway(self)
+        with gw.client() as c:
+            c.send(b"GET /healthz HTTP/1.0\r\nProxy-Connection: keep-alive\r\n\r\n" + HEALTHZ)
+            r = c.read_response()
+            self.assertEqual((r.status, r.header("connection")), (200, "close"))
+            self.assertTrue(c.closed_by_server())
+
     def test_http10_close_beside_keep_alive_closes(self):
         gw = start_gateway(self)
         with gw.client() as c:

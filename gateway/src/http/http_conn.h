@@ -135,6 +135,8 @@ typedef struct gw_conn {
     int host_count;                /* Host headers in the current request */
     bool expect_continue;          /* current request sent Expect: 100-continue */
     bool transfer_encoding;        /* current request has a Transfer-Encoding header */
+    bool connection_close;         /* ... its Connection header lists "close" */
+    bool connection_keep_alive;    /* ... its Connection header lists "keep-alive" */
     bool chunk_lines;              /* reading a chunked body's chunks (not its trailers) */
     bool field_open;               /* a header name is being read */
     bool failed;                   /* an error answer is queued; nothing more is parsed */

@@ -51,6 +51,7 @@ static int on_message_begin(llhttp_t *p)
     conn->host_count = 0;
     conn->chunk_excess = 0;
     conn->expect_continue = conn->transfer_encoding = conn->chunk_lines = false;
+    conn->connection_close = conn->connection_keep_alive = false;
     conn->field_open = false;
     r->pub.received_ns = uv_hrtime();
     gw__conn_set_phase(conn, GW_PHASE_HEADERS, conn->server->cfg.header_timeout_ms);
@@ -83,8 +84,10 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
     gw_conn *conn = p->data;
     gw_http_req *r = conn->parsing;
     const gw_http_config *cfg = &conn->server->cfg;
-    if (r->headers_done) /* a chunked trailer: its bytes count in the head, then dropped */
+    if (r->headers_done) { /* a chunked trailer: its bytes count in the head, then dropped */
+        conn->field_open = conn->field_open || n > 0;
         return 0;
+    }
     if (!conn->field_open) {
         if (r->nhdrs >= cfg->max_headers)
             return fail_cb(conn, 431, "Request Header Fields Too Large: too many headers");
@@ -116,8 +119,11 @@ static int on_header_field_complete(llhttp_t *p)
 {
     gw_conn *conn = p->data;
     gw_http_req *r = conn->parsing;
-    if (r->headers_done)
-        return 0;
+    if (r->headers_done) {
+        bool named = conn->field_open;
+        conn->field_open = false;
+        return named ? 0 : fail_cb(conn, 400, "Bad Request: a trailer line without a name");
+    }
     gw_hdr_off *o = &r->offs[r->nhdrs];
     o->name_len = (uint32_t)(r->arena.len - o->name_off);
     if (o->name_len == 0) /* llhttp lets ": value" through */
@@ -139,6 +145,26 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
     return arena_append(conn, at, n);
 }
 
+/* Notes the close and keep-alive options of a Connection header (a comma-separated
+ * list; case-insensitive).  llhttp reads Proxy-Connection the same way, which no
+ * other server or proxy need agree with, so the gateway decides from these alone. */
+static void read_connection(gw_conn *conn, const char *v)
+{
+    while (*v) {
+        while (*v == ' ' || *v == '\t' || *v == ',')
+            v++;
+        size_t n = strcspn(v, ",");
+        size_t len = n;
+        while (len && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+            len--;
+        if (len == 5 && strncasecmp(v, "close", 5) == 0)
+            conn->connection_close = true;
+        else if (len == 10 && strncasecmp(v, "keep-alive", 10) == 0)
+            conn->connection_keep_alive = true;
+        v += n;
+    }
+}
+
 /* Checks one complete header for what llhttp lets through. */
 static int check_header(gw_conn *conn, const char *name, const char *value)
 {
@@ -149,6 +175,8 @@ static int check_header(gw_conn *conn, const char *name, const char *value)
     }
     if (strcmp(name, "host") == 0 && ++conn->host_count > 1)
         return fail_cb(conn, 400, "Bad Request: more than one Host header");
+    if (strcmp(name, "connection") == 0)
+        read_connection(conn, value);
     if (strcmp(name, "expect") == 0) {
         if (strcasecmp(value, "100-continue") != 0)
             return fail_cb(conn, 417, "Expectation Failed");
@@ -336,12 +364,13 @@ static int on_message_complete(llhttp_t *p)
     conn->input_bytes += r->held;
     r->state = GW_REQ_HANDLING;
     r->continue_pending = false;
-    /* An Upgrade (or CONNECT) is never granted; llhttp would hand over the bytes that
-     * follow as another protocol's, so the connection ends with this answer.  And
-     * "Connection: close" closes in HTTP/1.0 too, even beside "keep-alive" (llhttp
-     * would keep such a 1.0 connection open). */
-    r->keep_alive = llhttp_should_keep_alive(p) && !(p->flags & F_CONNECTION_CLOSE) &&
-                    !p->upgrade && !conn->server->draining;
+    /* Keep-alive: the default in 1.1 unless "close"; in 1.0 only with "keep-alive" and
+     * without "close" (llhttp would keep a 1.0 connection with both).  An Upgrade (or
+     * CONNECT) is never granted; llhttp would hand over the bytes that follow as
+     * another protocol's, so the connection ends with this answer. */
+    bool keep = r->http10 ? conn->connection_keep_alive && !conn->connection_close
+                          : !conn->connection_close;
+    r->keep_alive = keep && !p->upgrade && !conn->server->draining;
     if (!r->keep_alive) {
         r->close_after = true;
         conn->want_close = true;
