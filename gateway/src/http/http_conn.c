@@ -279,7 +279,9 @@ static void conn_feed(gw_conn *conn, const char *data, size_t len)
         }
         if (conn->failed || conn->closing)
             return;
-        if (err == HPE_PAUSED && !gw__conn_can_parse(conn)) {
+        /* Backpressure applies between requests only: the pause after a last chunk is
+         * inside one, and its trailers are read on. */
+        if (err == HPE_PAUSED && !conn->parsing && !gw__conn_can_parse(conn)) {
             stop_reading(conn);
             if (!conn->want_close)
                 keep_unparsed(conn, pos, end);
