@@ -129,8 +129,8 @@ static void read_note(br_req *req)
     if (!schema_ready(req, db))
         return;
     br_pg_value p[] = {br_pg_int(id)};
-    started(req, br_pg_query(req, db->pool, "SELECT id, title, text FROM notes WHERE id = $1", p,
-                             1, found, NULL));
+    started(req, br_pg_query(req, db->pool, "SELECT id, title, text FROM notes WHERE id = $1", p, 1,
+                             found, NULL));
 }
 
 static void list_notes(br_req *req)
@@ -178,23 +178,48 @@ static const br_param_spec id_param[] = {
     {.name = "id", .in = BR_IN_PATH, .type = BR_TYPE_INT, .required = true, .summary = "note id"},
 };
 static const br_param_spec list_params[] = {
-    {.name = "limit", .in = BR_IN_QUERY, .type = BR_TYPE_INT, .has_min = true, .min = 1,
-     .has_max = true, .max = 1000, .summary = "most notes returned (10)"},
+    {.name = "limit",
+     .in = BR_IN_QUERY,
+     .type = BR_TYPE_INT,
+     .has_min = true,
+     .min = 1,
+     .has_max = true,
+     .max = 1000,
+     .summary = "most notes returned (10)"},
     {.name = "after", .in = BR_IN_QUERY, .type = BR_TYPE_INT, .summary = "ids after this one"},
 };
 static const br_route_spec notes_routes[] = {
-    {.method = "POST", .path = "/notes", .handler = create_note, .body = BR_BODY_MSGPACK,
+    {.method = "POST",
+     .path = "/notes",
+     .handler = create_note,
+     .body = BR_BODY_MSGPACK,
      .summary = "Create a note"},
-    {.method = "GET", .path = "/notes/{id}", .handler = read_note, .summary = "Read a note",
-     .params = id_param, .nparams = 1},
-    {.method = "GET", .path = "/notes", .handler = list_notes, .summary = "List notes",
-     .params = list_params, .nparams = 2},
+    {.method = "GET",
+     .path = "/notes/{id}",
+     .handler = read_note,
+     .summary = "Read a note",
+     .params = id_param,
+     .nparams = 1},
+    {.method = "GET",
+     .path = "/notes",
+     .handler = list_notes,
+     .summary = "List notes",
+     .params = list_params,
+     .nparams = 2},
 };
 static const br_option_spec notes_options[] = {
-    {.name = "database-url", .env = "DATABASE_URL", .def = "",
+    {.name = "database-url",
+     .env = "DATABASE_URL",
+     .def = "",
      .help = "PostgreSQL conninfo or URI (\"\": libpq's PG* variables)"},
-    {.name = "db-pool-size", .env = "DB_POOL_SIZE", .def = "8", .type = BR_TYPE_INT,
-     .has_min = true, .min = 1, .has_max = true, .max = 1000,
+    {.name = "db-pool-size",
+     .env = "DB_POOL_SIZE",
+     .def = "8",
+     .type = BR_TYPE_INT,
+     .has_min = true,
+     .min = 1,
+     .has_max = true,
+     .max = 1000,
      .help = "PostgreSQL connections at most"},
 };
 const br_service_spec notes_pg_service = {
@@ -278,8 +303,7 @@ static void counted(br_req *req, const br_redis_result *r, size_t n, void *arg)
 {
     br_str *page = arg;
     /* MULTI, INCR, EXPIRE, EXEC: the count is EXEC's first element. */
-    if (n != 4 || !br_redis_ok(&r[3]) || r[3].reply->type != BR_REDIS_ARRAY ||
-        r[3].reply->n < 1) {
+    if (n != 4 || !br_redis_ok(&r[3]) || r[3].reply->type != BR_REDIS_ARRAY || r[3].reply->n < 1) {
         for (size_t i = 0; i < n; i++)
             if (!br_redis_ok(&r[i])) {
                 br_redis_reply_error(req, &r[i]);
@@ -339,31 +363,75 @@ static void cache_fini(br_svc *svc)
 }
 
 static const br_param_spec key_param[] = {
-    {.name = "key", .in = BR_IN_PATH, .type = BR_TYPE_STR, .required = true, .has_max = true,
-     .max = 512, .summary = "cache key"},
+    {.name = "key",
+     .in = BR_IN_PATH,
+     .type = BR_TYPE_STR,
+     .required = true,
+     .has_max = true,
+     .max = 512,
+     .summary = "cache key"},
 };
 static const br_param_spec page_param[] = {
-    {.name = "page", .in = BR_IN_PATH, .type = BR_TYPE_STR, .required = true, .has_max = true,
-     .max = 200, .summary = "page name"},
+    {.name = "page",
+     .in = BR_IN_PATH,
+     .type = BR_TYPE_STR,
+     .required = true,
+     .has_max = true,
+     .max = 200,
+     .summary = "page name"},
 };
 static const br_route_spec cache_routes[] = {
-    {.method = "PUT", .path = "/cache/{key}", .handler = put_cache, .body = BR_BODY_RAW,
-     .summary = "Cache a value", .params = key_param, .nparams = 1},
-    {.method = "GET", .path = "/cache/{key}", .handler = get_cache, .summary = "Read a value",
-     .params = key_param, .nparams = 1},
-    {.method = "POST", .path = "/hits/{page}", .handler = hit,
-     .summary = "Count a hit this minute", .params = page_param, .nparams = 1},
+    {.method = "PUT",
+     .path = "/cache/{key}",
+     .handler = put_cache,
+     .body = BR_BODY_RAW,
+     .summary = "Cache a value",
+     .params = key_param,
+     .nparams = 1},
+    {.method = "GET",
+     .path = "/cache/{key}",
+     .handler = get_cache,
+     .summary = "Read a value",
+     .params = key_param,
+     .nparams = 1},
+    {.method = "POST",
+     .path = "/hits/{page}",
+     .handler = hit,
+     .summary = "Count a hit this minute",
+     .params = page_param,
+     .nparams = 1},
 };
 static const br_option_spec cache_options[] = {
-    {.name = "redis-host", .env = "REDIS_HOST", .def = "127.0.0.1",
+    {.name = "redis-host",
+     .env = "REDIS_HOST",
+     .def = "127.0.0.1",
      .help = "Redis host name, address or socket path"},
-    {.name = "redis-port", .env = "REDIS_PORT", .def = "6379", .type = BR_TYPE_INT,
-     .has_min = true, .min = 1, .has_max = true, .max = 65535, .help = "Redis port"},
+    {.name = "redis-port",
+     .env = "REDIS_PORT",
+     .def = "6379",
+     .type = BR_TYPE_INT,
+     .has_min = true,
+     .min = 1,
+     .has_max = true,
+     .max = 65535,
+     .help = "Redis port"},
     {.name = "redis-password", .env = "REDIS_PASSWORD", .help = "Redis AUTH password"},
-    {.name = "redis-pool-size", .env = "REDIS_POOL_SIZE", .def = "2", .type = BR_TYPE_INT,
-     .has_min = true, .min = 1, .has_max = true, .max = 64, .help = "Redis connections"},
-    {.name = "cache-ttl", .env = "CACHE_TTL", .def = "300", .type = BR_TYPE_INT,
-     .has_min = true, .min = 1, .help = "seconds a cached value lives"},
+    {.name = "redis-pool-size",
+     .env = "REDIS_POOL_SIZE",
+     .def = "2",
+     .type = BR_TYPE_INT,
+     .has_min = true,
+     .min = 1,
+     .has_max = true,
+     .max = 64,
+     .help = "Redis connections"},
+    {.name = "cache-ttl",
+     .env = "CACHE_TTL",
+     .def = "300",
+     .type = BR_TYPE_INT,
+     .has_min = true,
+     .min = 1,
+     .help = "seconds a cached value lives"},
 };
 const br_service_spec cache_service = {
     .name = "cache",

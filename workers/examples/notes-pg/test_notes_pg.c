@@ -24,15 +24,15 @@ static br_test *start(const char *database_url)
 {
     const br_service_spec *services[] = {&notes_pg_service, &cache_service};
     const char *options[] = {"database-url", database_url, "redis-host", redis_host,
-                             "redis-port", redis_port, NULL};
+                             "redis-port",   redis_port,   NULL};
     br_test *t = br_test_new(services, 2, options);
     assert_non_null(t);
     return t;
 }
 
 /* The table is made in the background at start: the first requests may be told so. */
-static void request_when_ready(br_test *t, const char *method, const char *target,
-                               const char *json, br_test_reply *r)
+static void request_when_ready(br_test *t, const char *method, const char *target, const char *json,
+                               br_test_reply *r)
 {
     for (int i = 0; i < 200; i++) {
         br_test_req rq = {.method = method, .target = target, .body = json};
@@ -81,7 +81,9 @@ static void the_cache_keeps_values_and_counts_hits(void **state)
     (void)state;
     br_test *t = start(pg);
     br_test_reply r;
-    br_test_req put = {.method = "PUT", .target = "/cache/greeting", .body = "hello",
+    br_test_req put = {.method = "PUT",
+                       .target = "/cache/greeting",
+                       .body = "hello",
                        .content_type = "text/plain"};
     assert_int_equal(br_test_request(t, &put, &r), 0);
     assert_int_equal(r.status, 204);
