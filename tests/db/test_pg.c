@@ -440,6 +440,28 @@ static void a_database_that_is_not_there_fails_fast_with_503(void **state)
     assert_int_equal(s.connect_fails, 1);
 }
 
+static void a_host_name_is_resolved_off_the_loop(void **state)
+{
+    fixture *f = *state;
+    br_pg_pool_destroy(&f->pool);
+    char named[512];
+    const char *at = strstr(conninfo, "host=127.0.0.1");
+    assert_non_null(at);
+    snprintf(named, sizeof(named), "%.*shost=localhost%s", (int)(at - conninfo), conninfo,
+             at + strlen("host=127.0.0.1"));
+    br_pg_options opt = {.conninfo = named};
+    assert_int_equal(open_pool(f, &opt), 0);
+    outcome o = {0};
+    exec_wait(f, &o, "SELECT 1", NULL, 0, 0);
+    assert_int_equal(o.status, 200);
+    br_pg_pool_destroy(&f->pool);
+    br_pg_options bad = {.conninfo = "host=no-such-host.invalid dbname=x"};
+    assert_int_equal(open_pool(f, &bad), 0);
+    exec_wait(f, &o, "SELECT 1", NULL, 0, 0);
+    assert_int_equal(o.status, 503);
+    assert_non_null(strstr(o.detail, "cannot resolve host"));
+}
+
 static void a_bad_conninfo_is_refused_with_a_reason(void **state)
 {
     fixture *f = *state;
@@ -589,6 +611,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_database_that_is_not_there_fails_fast_with_503, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_bad_conninfo_is_refused_with_a_reason, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_host_name_is_resolved_off_the_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(listen_delivers_notifications_to_the_channel_callback,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(idle_connections_are_closed_after_the_idle_timeout, setup,
