@@ -176,6 +176,7 @@ void pg__op_fail_soon(pg_op *op, uint16_t status, const char *fmt, ...)
     br__dues_add(&p->dues, &op->due, 0, op_failed_due);
 }
 
+/* Detaches op from wherever it is, and (when it was running) cancels its query. */
 static void op_detach(pg_op *op)
 {
     pg__waiter_remove(op);

@@ -164,7 +164,6 @@ void pg__conn_abandon(pg_conn *c)
     p->cancels++;
 }
 
-/* Detaches op from wherever it is, and (when it was running) cancels its query. */
 /* ---------------------------------------------------------------------------------- */
 /* Connections of the pool.                                                            */
 
