@@ -8,7 +8,7 @@ set -eu
 
 packages="gcc make cmake pkg-config python3 libuv1-dev libzmq3-dev libczmq-dev
 libmsgpack-dev libcmocka-dev node-llhttp libjansson-dev libcurl4-openssl-dev
-libsodium-dev libsqlite3-dev"
+libsodium-dev libsqlite3-dev libjwt-dev zlib1g-dev libbrotli-dev libssl-dev openssl"
 if [ "${1:-}" = bench ]; then
     packages="$packages wrk nginx-light"
 fi
