@@ -3,8 +3,13 @@ compression both ways, authentication, rate limits and client addresses behind
 proxies - a real gateway, real workers (or a fake worker speaking the protocol with
 exact bytes, where what reaches the worker matters) and raw HTTP over real sockets."""
 
+import base64
 import gzip
+import hashlib
+import hmac
 import json
+import subprocess
+import threading
 import os
 import re
 import signal
@@ -15,7 +20,8 @@ import zlib
 
 import harness as h
 from test_broker import HEARTBEAT_MS, BrokerTestCase
-from zmtp_peer import GOODBYE, REPLY, REQUEST, WELCOME, ZmtpDealer, pack, unpack
+from zmtp_peer import (GOODBYE, HEARTBEAT, REPLY, REQUEST, WELCOME, ZmtpDealer, pack,
+                       unpack)
 
 TRACE_RE = r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
 INCOMING_TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -316,6 +322,327 @@ class Compression(EdgeTestCase):
             z.send(pack([1, REPLY, req[2], 200, [], "text/plain", b"ok", []]))
             self.assertEqual(join().status, 200)
             z.send(pack([1, GOODBYE, "done"]))
+
+
+# ---------------------------------------------------------------------------------------
+# Tokens made here with the standard library and the openssl command line tool, so that
+# the gateway is checked against an independent implementation.
+
+def b64u(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64u_json(obj):
+    return b64u(json.dumps(obj, separators=(",", ":")).encode())
+
+
+def openssl(*args, data=None):
+    r = subprocess.run(["openssl"] + list(args), input=data, capture_output=True, timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError("openssl %s: %s" % (" ".join(args), r.stderr.decode()))
+    return r.stdout
+
+
+def der_to_raw(sig):
+    """An ECDSA DER signature (SEQUENCE of two INTEGERs) as JWS's r || s, 32 bytes each."""
+    assert sig[0] == 0x30
+    i = 2 if sig[1] < 0x80 else 3
+    out = b""
+    for _ in range(2):
+        assert sig[i] == 0x02
+        n = sig[i + 1]
+        out += sig[i + 2:i + 2 + n].lstrip(b"\0").rjust(32, b"\0")
+        i += 2 + n
+    return out
+
+
+def make_token(alg, claims, key=None, header=None):
+    """A compact JWS.  key: bytes for HS256, a PEM private key path for RS256/ES256."""
+    head = {"alg": alg, "typ": "JWT"}
+    head.update(header or {})
+    signing_input = (b64u_json(head) + "." + b64u_json(claims)).encode()
+    if alg in ("HS256", "HS512"):
+        digest = hashlib.sha256 if alg == "HS256" else hashlib.sha512
+        sig = hmac.new(key, signing_input, digest).digest()
+    elif alg == "none":
+        sig = b""
+    else:
+        sig = openssl("dgst", "-sha256", "-sign", key, data=signing_input)
+        if alg == "ES256":
+            sig = der_to_raw(sig)
+    return signing_input.decode() + "." + b64u(sig)
+
+
+class FakeWorker:
+    """A worker speaking the protocol from a thread: it answers every REQUEST 200 with
+    a msgpack map of what it received (identity, header names, request id)."""
+
+    def __init__(self, test, port, service, routes):
+        self.z = ZmtpDealer("127.0.0.1", port, timeout=60)
+        self.z.send(ready_routes("fake:" + service, service, routes, capacity=64))
+        self.z.recv_type(WELCOME)
+        self.stop = threading.Event()
+        self.serve = threading.Thread(target=self._serve, daemon=True)
+        self.beat = threading.Thread(target=self._beat, daemon=True)
+        self.serve.start()
+        self.beat.start()
+        test.addCleanup(self.close)
+
+    def _beat(self):
+        while not self.stop.wait(HEARTBEAT_MS / 2000):
+            try:
+                self.z.send(pack([1, HEARTBEAT]))
+            except OSError:
+                return
+
+    def _serve(self):
+        while not self.stop.is_set():
+            try:
+                m = self.z.recv_msg()
+            except (OSError, ConnectionError, ValueError):
+                return
+            if m[1] != REQUEST:
+                continue
+            identity = unpack(m[15]) if len(m) > 15 and m[15] else None
+            body = pack({"identity": identity, "headers": [n for n, _ in m[9]],
+                         "request_id": m[14] if len(m) > 14 else None})
+            self.z.send(pack([1, REPLY, m[2], 200, [], "application/msgpack", body, []]))
+
+    def close(self):
+        self.stop.set()
+        try:
+            self.z.send(pack([1, GOODBYE, "done"]))
+        except OSError:
+            pass
+        self.z.close()
+
+
+NONE, OPTIONAL, REQUIRED = 1, 2, 3
+SECRET = b"s" * 40
+
+
+class Auth(EdgeTestCase):
+    ROUTES = [("GET", "/open", 0, NONE, "", False),
+              ("GET", "/opt", 0, OPTIONAL, "", False),
+              ("GET", "/req", 0, REQUIRED, "", False),
+              ("GET", "/admin", 0, REQUIRED, "admin", False),
+              ("GET", "/fwd", 0, REQUIRED, "", True),
+              ("GET", "/dflt", 0, 0, "", False)]
+
+    def setUp(self):
+        d = self.tmpdir()
+        self.secret = os.path.join(d, "secret")
+        with open(self.secret, "wb") as f:
+            f.write(SECRET + b"\n")
+        self.rsa = os.path.join(d, "rsa.pem")
+        self.rsa_pub = os.path.join(d, "rsa.pub")
+        openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                "-out", self.rsa)
+        openssl("pkey", "-in", self.rsa, "-pubout", "-out", self.rsa_pub)
+        self.ec = os.path.join(d, "ec.pem")
+        openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                "-out", self.ec)
+        # The EC public key as a JWK in a JWKS file, picked by kid.
+        der = openssl("pkey", "-in", self.ec, "-pubout", "-outform", "DER")
+        point = der[-65:]
+        self.jwks = os.path.join(d, "jwks.json")
+        with open(self.jwks, "w") as f:
+            json.dump({"keys": [{"kty": "EC", "crv": "P-256", "kid": "ec-1", "use": "sig",
+                                 "x": b64u(point[1:33]), "y": b64u(point[33:])}]}, f)
+        self.api_key = "k-" + "z" * 30
+        self.keys_file = os.path.join(d, "api-keys")
+        with open(self.keys_file, "w") as f:
+            f.write("# name sha256 scopes\n")
+            f.write("robot %s read admin\n" % hashlib.sha256(self.api_key.encode()).hexdigest())
+        self.start("--jwt-secret-file", self.secret, "--jwt-public-key-file", self.rsa_pub,
+                   "--jwks-file", self.jwks, "--jwt-issuer", "https://issuer.example",
+                   "--jwt-audience", "barista", "--api-keys-file", self.keys_file,
+                   "--auth-default", "required")
+        self.fake = FakeWorker(self, self.broker_port, "guarded", self.ROUTES)
+
+    def claims(self, **kw):
+        c = {"sub": "alice", "iss": "https://issuer.example", "aud": "barista",
+             "exp": int(time.time()) + 600, "scope": "read write"}
+        c.update(kw)
+        return {k: v for k, v in c.items() if v is not None}
+
+    def call(self, path, token=None, headers=()):
+        hdrs = list(headers)
+        if token:
+            hdrs.append(("Authorization", "Bearer " + token))
+        return self.get(path, hdrs)
+
+    def assert_401(self, r, why):
+        self.assertEqual(r.status, 401, r.body)
+        self.assertEqual(r.json(), {"detail": "Could not validate credentials: " + why})
+        self.assertEqual(r.header("www-authenticate"),
+                         'Bearer error="invalid_token", error_description="%s"' % why)
+
+    def test_valid_tokens_of_each_algorithm_reach_the_worker_as_an_identity(self):
+        for alg, key, hdr in (("HS256", SECRET, None), ("RS256", self.rsa, None),
+                              ("ES256", self.ec, {"kid": "ec-1"})):
+            r = self.call("/req", make_token(alg, self.claims(role="x"), key, hdr))
+            self.assertEqual(r.status, 200, (alg, r.body))
+            ident = r.json()["identity"]
+            self.assertEqual((ident["kind"], ident["sub"], ident["scopes"]),
+                             ("jwt", "alice", ["read", "write"]), alg)
+            self.assertEqual(ident["claims"]["role"], "x")
+            # The raw token stays at the gateway unless the route asks for it.
+            self.assertNotIn("authorization", r.json()["headers"])
+        r = self.call("/fwd", make_token("HS256", self.claims(), SECRET))
+        self.assertIn("authorization", r.json()["headers"])
+
+    def test_bad_tokens_are_401(self):
+        now = int(time.time())
+        self.assert_401(self.call("/req", make_token("HS256", self.claims(exp=now - 300),
+                                                     SECRET)), "token expired")
+        self.assert_401(self.call("/req", make_token("HS256", self.claims(nbf=now + 300),
+                                                     SECRET)), "token not valid yet")
+        self.assert_401(self.call("/req", make_token("HS256", self.claims(aud="other"),
+                                                     SECRET)), "wrong audience")
+        self.assert_401(self.call("/req", make_token("HS256", self.claims(iss="evil"),
+                                                     SECRET)), "wrong issuer")
+        self.assert_401(self.call("/req", make_token("HS256", self.claims(exp=None),
+                                                     SECRET)), "token has no exp")
+        self.assert_401(self.call("/req", make_token("HS256", self.claims(), b"x" * 40)),
+                        "signature verification failed")
+        self.assert_401(self.call("/req", make_token("none", self.claims())),
+                        "unsigned tokens are refused")
+        self.assert_401(self.call("/req", make_token("HS512", self.claims(), SECRET)),
+                        "unsupported algorithm")
+        self.assert_401(self.call("/req", "not.a.token"), "malformed token")
+        # A token whose payload was changed after signing.
+        t = make_token("RS256", self.claims(), self.rsa).split(".")
+        t[1] = b64u_json(self.claims(sub="mallory"))
+        self.assert_401(self.call("/req", ".".join(t)), "signature verification failed")
+
+    def test_key_confusion_is_refused(self):
+        # HS256 "signed" with the RSA public key's PEM bytes as the HMAC secret: a
+        # verifier that let the token pick the algorithm would accept it.
+        with open(self.rsa_pub, "rb") as f:
+            pem = f.read()
+        self.assert_401(self.call("/req", make_token("HS256", self.claims(), pem)),
+                        "signature verification failed")
+        # An ES256 token naming the RSA key's family does not verify either.
+        self.assert_401(self.call("/req", make_token("RS256", self.claims(), self.ec)),
+                        "signature verification failed")
+
+    def test_modes_missing_credentials_and_scopes(self):
+        r = self.call("/req")
+        self.assertEqual((r.status, r.json()), (401, {"detail": "Not authenticated"}))
+        self.assertEqual(r.header("www-authenticate"), "Bearer")
+        self.assertEqual(self.call("/dflt").status, 401)  # --auth-default required
+        r = self.call("/opt")
+        self.assertEqual((r.status, r.json()["identity"]), (200, None))
+        r = self.call("/opt", make_token("HS256", self.claims(), SECRET))
+        self.assertEqual(r.json()["identity"]["sub"], "alice")
+        self.assertEqual(self.call("/opt", "garbage").status, 401)
+        # NONE does not look at credentials at all.
+        r = self.call("/open", "garbage")
+        self.assertEqual((r.status, r.json()["identity"]), (200, None))
+        r = self.call("/admin", make_token("HS256", self.claims(), SECRET))
+        self.assertEqual((r.status, r.json()), (403, {"detail": "Not enough permissions"}))
+        self.assertEqual(r.header("www-authenticate"),
+                         'Bearer error="insufficient_scope", scope="admin"')
+        r = self.call("/admin", make_token("HS256", self.claims(scope="read admin"), SECRET))
+        self.assertEqual(r.status, 200)
+        # The gateway's probes stay open.
+        self.assertEqual(self.call("/healthz").status, 200)
+        self.assertEqual(self.call("/readyz").status, 200)
+
+    def test_api_keys_hashed_at_rest(self):
+        with open(self.keys_file) as f:
+            self.assertNotIn(self.api_key, f.read())
+        r = self.call("/admin", headers=[("X-API-Key", self.api_key)])
+        self.assertEqual(r.status, 200, r.body)
+        ident = r.json()["identity"]
+        self.assertEqual((ident["kind"], ident["sub"], ident["scopes"]),
+                         ("api_key", "robot", ["read", "admin"]))
+        self.assertNotIn("x-api-key", r.json()["headers"])
+        self.assert_401(self.call("/req", headers=[("X-API-Key", self.api_key + "x")]),
+                        "unknown API key")
+
+    def test_subject_in_the_access_log(self):
+        self.call("/req", make_token("HS256", self.claims(sub="bob"), SECRET),
+                  [("X-Request-ID", "sub-1")])
+        line = self.wait_log(lambda l: "rid=sub-1" in l)[0]
+        self.assertTrue(line.startswith("127.0.0.1 - bob ["), line)
+
+    def test_bad_key_files_exit_with_one_line(self):
+        short = os.path.join(self.tmpdir(), "short")
+        with open(short, "w") as f:
+            f.write("tooshort")
+        for args in (["--jwt-secret-file", short], ["--jwt-public-key-file", short],
+                     ["--jwks-file", short], ["--api-keys-file", self.rsa_pub],
+                     ["--auth-default", "maybe"]):
+            r = h.run([h.binary("barista-gateway"), "--listen", "127.0.0.1:%d" % h.free_port(),
+                       "--broker", "tcp://127.0.0.1:*"] + args, timeout=30)
+            self.assertNotEqual(r.returncode, 0, args)
+            self.assertIn(args[0], r.stderr, args)
+
+
+class RateLimits(EdgeTestCase):
+    def test_per_ip_limit_across_pipelined_requests(self):
+        self.start("--rate-limit-ip", "2", "--rate-limit-burst", "2", workers=["hello"])
+        time.sleep(2.2)  # the bucket refills after start()'s /readyz polls
+        with self.gw.client() as c:
+            c.send(b"".join(h.build_request("GET", "/hello") for _ in range(8)))
+            rs = [c.read_response() for _ in range(8)]
+        codes = [r.status for r in rs]
+        self.assertEqual(codes[:4], [200] * 4, codes)
+        self.assertIn(429, codes[4:])
+        limited = rs[codes.index(429)]
+        self.assertEqual(limited.json(), {"detail": "Too Many Requests"})
+        self.assertGreaterEqual(int(limited.header("retry-after")), 1)
+        self.assertEqual(limited.header("ratelimit-limit"), "4")
+        self.assertEqual(limited.header("ratelimit-remaining"), "0")
+        self.assertIsNotNone(limited.header("ratelimit-reset"))
+        self.assertEqual(rs[0].header("ratelimit-remaining"), "3")
+        # Tokens come back with time.
+        time.sleep(1.2)
+        self.assertEqual(self.get("/hello").status, 200)
+
+    def test_per_route_limit_spares_other_routes(self):
+        self.start("--rate-limit-route", "1", "--rate-limit-burst", "1", workers=["hello"])
+        self.assertEqual(self.get("/hello").status, 200)
+        self.assertEqual(self.get("/hello").status, 429)
+        self.assertEqual(self.get("/hello/x").status, 200)
+
+
+class TrustedProxies(EdgeTestCase):
+    def client_in_log(self, rid, headers):
+        self.get("/hello", [("X-Request-ID", rid)] + headers)
+        return self.wait_log(lambda l: "rid=%s " % rid in l)[0].split(" ")[0]
+
+    def test_forwarded_for_is_believed_only_from_trusted_proxies(self):
+        self.start("--trusted-proxies", "127.0.0.1, 10.0.0.0/8", workers=["hello"])
+        self.assertEqual(self.client_in_log("p1", [("X-Forwarded-For", "203.0.113.7")]),
+                         "203.0.113.7")
+        # Trusted hops on the right are skipped; the first untrusted one is the client.
+        self.assertEqual(self.client_in_log(
+            "p2", [("X-Forwarded-For", "198.51.100.1, 203.0.113.9, 10.1.2.3")]), "203.0.113.9")
+        self.assertEqual(self.client_in_log(
+            "p3", [("Forwarded", 'for=192.0.2.60;proto=http, for="[2001:db8::17]:4711"')]),
+            "2001:db8::17")
+        self.assertEqual(self.client_in_log("p4", [("X-Forwarded-For", "garbage")]),
+                         "127.0.0.1")
+
+    def test_spoofed_forwarded_for_from_an_untrusted_peer_is_ignored(self):
+        self.start("--trusted-proxies", "10.0.0.0/8", "--rate-limit-ip", "1",
+                   "--rate-limit-burst", "1", workers=["hello"])
+        time.sleep(1.1)  # the bucket refills after start()'s /readyz polls
+        self.assertEqual(self.client_in_log("s1", [("X-Forwarded-For", "203.0.113.7")]),
+                         "127.0.0.1")
+        # A client cannot escape its rate-limit bucket by naming another address.
+        r = self.get("/hello", [("X-Forwarded-For", "198.51.100.99")])
+        self.assertEqual(r.status, 429)
+
+    def test_bad_proxy_list_exits_2(self):
+        r = h.run([h.binary("barista-gateway"), "--listen", "127.0.0.1:%d" % h.free_port(),
+                   "--broker", "tcp://127.0.0.1:*", "--trusted-proxies", "10.0.0.0/99"],
+                  timeout=30)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("--trusted-proxies", r.stderr)
 
 
 if __name__ == "__main__":
