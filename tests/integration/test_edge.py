@@ -562,6 +562,20 @@ class Auth(EdgeTestCase):
         self.assert_401(self.call("/req", headers=[("X-API-Key", self.api_key + "x")]),
                         "unknown API key")
 
+    def test_openapi_names_the_security_schemes(self):
+        doc = self.get("/openapi.json").json()
+        schemes = doc["components"]["securitySchemes"]
+        self.assertEqual(schemes["bearerAuth"], {"type": "http", "scheme": "bearer",
+                                                 "bearerFormat": "JWT"})
+        self.assertEqual(schemes["apiKeyAuth"]["name"], "X-API-Key")
+        admin = doc["paths"]["/admin"]["get"]
+        self.assertEqual(admin["security"], [{"bearerAuth": ["admin"]}, {"apiKeyAuth": []}])
+        self.assertIn("401", admin["responses"])
+        self.assertIn("403", admin["responses"])
+        self.assertEqual(doc["paths"]["/opt"]["get"]["security"][-1], {})
+        self.assertNotIn("security", doc["paths"]["/open"]["get"])
+        self.assertIn("id='token'", self.get("/docs").body.decode())
+
     def test_subject_in_the_access_log(self):
         self.call("/req", make_token("HS256", self.claims(sub="bob"), SECRET),
                   [("X-Request-ID", "sub-1")])
@@ -643,6 +657,40 @@ class TrustedProxies(EdgeTestCase):
                   timeout=30)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("--trusted-proxies", r.stderr)
+
+
+class CallsCarryIdentity(EdgeTestCase):
+    """A real worker's CALLs carry its request's id and verified identity on: the
+    dashboard (real) calls /sleep, served by a fake worker that sees the REQUEST."""
+
+    def test_request_id_and_identity_travel_through_calls(self):
+        d = self.tmpdir()
+        secret = os.path.join(d, "secret")
+        with open(secret, "wb") as f:
+            f.write(SECRET)
+        self.start("--jwt-secret-file", secret, "--auth-default", "optional")
+        self.worker("dashboard")
+        self.wait_joined(1)
+        with ZmtpDealer("127.0.0.1", self.broker_port) as z:
+            z.send(ready_routes("fake:sleep", "sleep", [("GET", "/sleep", 0, 0, "", False)]))
+            z.recv_type(WELCOME)
+            token = make_token("HS256", {"sub": "carol", "exp": int(time.time()) + 600,
+                                         "scope": "read"}, SECRET)
+            join = self.in_background(lambda: self.get(
+                "/dashboard?timeout_ms=2000",
+                [("X-Request-ID", "dash-1"), ("Authorization", "Bearer " + token)]))
+            req = z.recv_type(REQUEST)
+            self.assertEqual(req[6], "/sleep")
+            self.assertEqual(req[14], "dash-1")
+            ident = unpack(req[15])
+            self.assertEqual((ident["kind"], ident["sub"], ident["scopes"]),
+                             ("jwt", "carol", ["read"]))
+            z.send(pack([1, REPLY, req[2], 200, [], "application/msgpack",
+                         pack({"slept_ms": 100}), []]))
+            r = join()
+            self.assertEqual(r.status, 200, r.body)
+            self.assertEqual(r.header("x-request-id"), "dash-1")
+            z.send(pack([1, GOODBYE, "done"]))
 
 
 if __name__ == "__main__":

@@ -83,6 +83,10 @@ typedef struct br_route_spec {
     const char *summary;         /* one line for the docs; may be NULL */
     const br_param_spec *params; /* declared parameters; may be NULL when nparams is 0 */
     size_t nparams;              /* entries in params */
+    br_auth_mode auth;           /* who may call it (checked by the gateway); 0: the
+                                    gateway's --auth-default */
+    const char *scopes;          /* space-separated scopes a caller must hold; may be NULL */
+    bool forward_token;          /* the Authorization header reaches the handler */
 } br_route_spec;
 
 /* One attempt of a background job in flight.  Opaque; owned by the runtime until the
@@ -127,6 +131,15 @@ uint64_t br_req_id(const br_req *req);
 br_str br_req_method(const br_req *req);
 br_str br_req_path(const br_req *req);
 br_str br_req_route(const br_req *req);
+
+/* The request's id (its X-Request-ID, accepted or made by the gateway; put it in log
+ * lines about the request) - empty from an older gateway. */
+br_str br_req_request_id(const br_req *req);
+
+/* The caller the gateway verified: one msgpack map {"kind": "jwt"|"api_key", "sub",
+ * "scopes": [...], "claims": {...}} to read with br_value_parse (barista/value.h);
+ * empty when the caller is anonymous.  Calls made from this request carry it on. */
+br_str br_req_identity(const br_req *req);
 
 /* Looks up a path parameter, a query parameter (the first with that name) or a request
  * header (case-insensitive name).  Values are percent-decoded by the gateway.  Sets
