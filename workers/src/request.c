@@ -124,6 +124,16 @@ br_str br_req_route(const br_req *req)
     return req->msg.route;
 }
 
+void br_req_set_state(br_req *req, void *state)
+{
+    req->state = state;
+}
+
+void *br_req_state(const br_req *req)
+{
+    return req->state;
+}
+
 br_str br_req_request_id(const br_req *req)
 {
     return req->msg.request_id;
