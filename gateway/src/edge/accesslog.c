@@ -159,8 +159,9 @@ static double ms_between(uint64_t a, uint64_t b)
     return b > a ? (double)(b - a) / 1e6 : 0.0;
 }
 
-static void format_text(br_buf *b, const gw_req *req, const edge_req *er, int status, size_t bytes,
-                        const char *route, const char *service, double dur, double wait)
+static void format_text(const gw_edge *e, br_buf *b, const gw_req *req, const edge_req *er,
+                        int status, size_t bytes, const char *route, const char *service,
+                        double dur, double wait)
 {
     char head[GW_EDGE_SUBJECT_MAX + GW_EDGE_WORKER_MAX + 256];
     struct timespec ts;
@@ -188,18 +189,19 @@ static void format_text(br_buf *b, const gw_req *req, const edge_req *er, int st
     put(b, " route=\"");
     put_escaped(b, route, strlen(route));
     snprintf(head, sizeof(head), "\" service=%s worker=%s in=%zu dur_ms=%.3f wait_ms=%.3f", service,
-             er->worker[0] ? er->worker : "-", req->body_len, dur, wait);
+             e->ans_worker[0] ? e->ans_worker : "-", req->body_len, dur, wait);
     put(b, head);
-    if (er->reason[0]) {
+    if (e->ans_reason[0]) {
         put(b, " reason=\"");
-        put_escaped(b, er->reason, strlen(er->reason));
+        put_escaped(b, e->ans_reason, strlen(e->ans_reason));
         put(b, "\"");
     }
     put(b, "\n");
 }
 
-static void format_json(br_buf *b, const gw_req *req, const edge_req *er, int status, size_t bytes,
-                        const char *route, const char *service, double dur, double wait)
+static void format_json(const gw_edge *e, br_buf *b, const gw_req *req, const edge_req *er,
+                        int status, size_t bytes, const char *route, const char *service,
+                        double dur, double wait)
 {
     char num[160];
     struct timespec ts;
@@ -213,15 +215,15 @@ static void format_json(br_buf *b, const gw_req *req, const edge_req *er, int st
     put_json(b, "path", req->path ? req->path : "", req->path ? req->path_len : 0);
     put_json(b, "route", route, strlen(route));
     put_json(b, "service", service, strlen(service));
-    put_json(b, "worker", er->worker, strlen(er->worker));
+    put_json(b, "worker", e->ans_worker, strlen(e->ans_worker));
     put_json(b, "subject", er->subject, strlen(er->subject));
     snprintf(num, sizeof(num),
              ",\"status\":%d,\"bytes_in\":%zu,\"bytes_out\":%zu,\"duration_ms\":%.3f,"
              "\"queue_wait_ms\":%.3f",
              status, req->body_len, bytes, dur, wait);
     put(b, num);
-    if (er->reason[0])
-        put_json(b, "reason", er->reason, strlen(er->reason));
+    if (e->ans_reason[0])
+        put_json(b, "reason", e->ans_reason, strlen(e->ans_reason));
     put(b, "}\n");
 }
 
@@ -242,9 +244,9 @@ void gw__log_request(gw_edge *e, const gw_req *req, const edge_req *er, int stat
     double wait = er->sent_ns ? ms_between(er->start_ns, er->sent_ns) : 0.0;
     size_t before = l->buf.len;
     if (l->json)
-        format_json(&l->buf, req, er, status, bytes, tmpl, service, dur, wait);
+        format_json(e, &l->buf, req, er, status, bytes, tmpl, service, dur, wait);
     else
-        format_text(&l->buf, req, er, status, bytes, tmpl, service, dur, wait);
+        format_text(e, &l->buf, req, er, status, bytes, tmpl, service, dur, wait);
     if (l->buf.len == 0 || l->buf.data[l->buf.len - 1] != '\n') {
         /* The buffer filled mid-line: drop the partial line, count it. */
         l->buf.len = before;

@@ -64,14 +64,14 @@ void gw__edge_add_header(gw_http_answer *a, const char *name, const char *value,
     a->extra[a->nextra++] = (gw_header){name, strlen(name), value, len};
 }
 
-const char *gw__edge_keep(edge_req *er, const char *value, size_t len)
+const char *gw__edge_keep(gw_edge *e, const char *value, size_t len)
 {
-    if (er->hdr_used + len + 1 > sizeof(er->hdr))
+    if (e->ans_hdr_used + len + 1 > sizeof(e->ans_hdr))
         return NULL;
-    char *dst = er->hdr + er->hdr_used;
+    char *dst = e->ans_hdr + e->ans_hdr_used;
     memcpy(dst, value, len);
     dst[len] = '\0';
-    er->hdr_used += len + 1;
+    e->ans_hdr_used += len + 1;
     return dst;
 }
 
@@ -246,21 +246,22 @@ static bool on_request(void *data, gw_req *req)
 }
 
 /* Keeps the detail of an error answer ({"detail":"..."}) for the access log. */
-static void keep_reason(edge_req *er, const gw_http_answer *a)
+static void keep_reason(gw_edge *e, const gw_http_answer *a)
 {
-    er->reason[0] = '\0';
+    char *reason = e->ans_reason;
+    reason[0] = '\0';
     if (a->status < 400 || !a->body || a->body_len < 12)
         return;
     const char *b = a->body;
     if (memcmp(b, "{\"detail\":\"", 11) != 0)
         return;
     size_t n = 0;
-    for (size_t i = 11; i < a->body_len && b[i] != '"' && n + 1 < sizeof(er->reason); i++) {
+    for (size_t i = 11; i < a->body_len && b[i] != '"' && n + 1 < sizeof(e->ans_reason); i++) {
         if (b[i] == '\\' && i + 1 < a->body_len)
             i++;
-        er->reason[n++] = b[i];
+        reason[n++] = b[i];
     }
-    er->reason[n] = '\0';
+    reason[n] = '\0';
 }
 
 static void on_answer(void *data, gw_req *req, gw_http_answer *a)
@@ -269,17 +270,20 @@ static void on_answer(void *data, gw_req *req, gw_http_answer *a)
     edge_req *er = req->filter_state;
     if (!er && !(er = req_state_new(e, req)))
         return;
+    e->ans_req = req;
+    e->ans_worker[0] = '\0';
+    e->ans_hdr_used = 0;
     /* The worker's name travels in a reply header (broker); keep it for the log. */
     for (size_t i = 0; i < a->nextra; i++) {
         const gw_header *h = &a->extra[i];
         if (h->name_len == 16 && memcmp(h->name, "x-barista-worker", 16) == 0) {
-            size_t n =
-                h->value_len < sizeof(er->worker) - 1 ? h->value_len : sizeof(er->worker) - 1;
-            memcpy(er->worker, h->value, n);
-            er->worker[n] = '\0';
+            size_t max = sizeof(e->ans_worker) - 1;
+            size_t n = h->value_len < max ? h->value_len : max;
+            memcpy(e->ans_worker, h->value, n);
+            e->ans_worker[n] = '\0';
         }
     }
-    keep_reason(er, a);
+    keep_reason(e, a);
     gw__edge_add_header(a, "X-Request-ID", er->id, er->id_len);
     gw__edge_add_header(a, "traceparent", er->trace, GW_EDGE_TRACE_LEN);
     bool vary_origin = false, vary_encoding = false;
@@ -303,7 +307,10 @@ static void on_done(void *data, gw_req *req, int status, size_t bytes)
     edge_req *er = req->filter_state;
     if (!er)
         return;
+    if (e->ans_req != req) /* aborted: no answer was built for it */
+        e->ans_worker[0] = e->ans_reason[0] = '\0';
     gw__log_request(e, req, er, status, bytes);
+    e->ans_req = NULL;
     req_state_free(e, er);
 }
 
@@ -336,10 +343,9 @@ void gw_edge_req_dispatched(gw_req *req, const char *worker)
     edge_req *er = req ? req->filter_state : NULL;
     if (!er)
         return;
+    (void)worker; /* the answer names it (x-barista-worker), and the log reads it there */
     if (!er->sent_ns)
         er->sent_ns = uv_hrtime();
-    if (worker)
-        snprintf(er->worker, sizeof(er->worker), "%s", worker);
 }
 
 /* ---------------------------------------------------------------------------------- */

@@ -41,8 +41,6 @@ typedef struct edge_req {
     size_t id_len;                       /* bytes of id */
     char trace[GW_EDGE_TRACE_LEN + 1];   /* traceparent answered and forwarded */
     char client[GW_EDGE_ADDR_MAX];       /* client address as text ("-" when unknown) */
-    char worker[GW_EDGE_WORKER_MAX];     /* the worker that answered; "" none */
-    char reason[GW_EDGE_REASON_MAX];     /* an error answer's detail; "" none */
     char subject[GW_EDGE_SUBJECT_MAX];   /* the authenticated caller; "" anonymous */
     const char *origin;                  /* Origin header (into the request), NULL: none */
     size_t origin_len;                   /* bytes of origin */
@@ -54,10 +52,8 @@ typedef struct edge_req {
     int rate_remaining;                  /* RateLimit-Remaining to answer; -1: no limit */
     uint32_t rate_limit;                 /* RateLimit-Limit */
     uint32_t rate_reset_s;               /* RateLimit-Reset */
-    size_t hdr_used;                     /* bytes of hdr in use */
     br_buf inflated_body;                /* the inflated body (gw_req_set_body points here) */
     br_buf identity;                     /* msgpack map of the verified caller; empty: none */
-    char hdr[GW_EDGE_HEADER_TEXT];       /* text of the edge's header values on the answer */
 } edge_req;
 
 /* A parsed address or CIDR (proxy.c). */
@@ -108,15 +104,24 @@ struct gw_edge {
     struct edge_auth *auth; /* NULL: no credentials configured */
     struct edge_rate *rate; /* NULL: no limits */
     bool closed;            /* gw_edge_close ran */
+    /* The answer being built: on_answer fills these, on_done (which follows it within
+     * the same call) logs them.  Kept here rather than per request, since one answer is
+     * built at a time: 10,000 requests in flight cost that much less. */
+    const gw_req *ans_req;               /* the request they belong to; NULL: none */
+    char ans_worker[GW_EDGE_WORKER_MAX]; /* the worker that answered; "" none */
+    char ans_reason[GW_EDGE_REASON_MAX]; /* an error answer's detail; "" none */
+    char ans_hdr[GW_EDGE_HEADER_TEXT];   /* text of the edge's header values */
+    size_t ans_hdr_used;                 /* bytes of ans_hdr in use */
 };
 
 /* edge.c: a header's value by lower-case name in req, NULL when absent. */
 const gw_header *gw__edge_header(const gw_req *req, const char *name);
 /* edge.c: appends a header to the answer if there is room; the value must stay valid
- * until the answer is built (er->hdr or a literal). */
+ * until the answer is built (gw__edge_keep's or a literal). */
 void gw__edge_add_header(gw_http_answer *a, const char *name, const char *value, size_t len);
-/* edge.c: copies a value into er->hdr and returns it (NULL when full). */
-const char *gw__edge_keep(edge_req *er, const char *value, size_t len);
+/* edge.c: copies a value into the answer's header text and returns it (NULL when
+ * full); valid until the answer is built. */
+const char *gw__edge_keep(gw_edge *e, const char *value, size_t len);
 /* edge.c: answers req {"detail": detail} with `status` and extra headers. */
 void gw__edge_refuse(gw_req *req, int status, const char *detail, const gw_header *extra,
                      size_t nextra);

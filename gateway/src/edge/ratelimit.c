@@ -189,12 +189,11 @@ static bool spend(gw_edge *e, edge_req *er, rate_kind kind, const char *key, siz
     return ok;
 }
 
-static bool refuse(gw_req *req, uint32_t retry_s, edge_req *er)
+static bool refuse(gw_req *req, uint32_t retry_s)
 {
-    char v[16];
+    char v[16]; /* gw_req_respond copies it */
     int n = snprintf(v, sizeof(v), "%u", retry_s ? retry_s : 1);
-    const char *kept = gw__edge_keep(er, v, (size_t)n);
-    gw_header h = {"Retry-After", 11, kept ? kept : "1", kept ? (size_t)n : 1};
+    gw_header h = {"Retry-After", 11, v, (size_t)n};
     gw__edge_refuse(req, 429, "Too Many Requests", &h, 1);
     return true;
 }
@@ -205,13 +204,13 @@ bool gw__rate_request(gw_edge *e, gw_req *req, edge_req *er)
         return false;
     uint32_t retry = 0;
     if (!spend(e, er, RATE_IP, er->client, strlen(er->client), &retry))
-        return refuse(req, retry, er);
+        return refuse(req, retry);
     const gw_route *route = req->match.route;
     if (route) {
         char key[GW_EDGE_TEXT_MAX];
         int n = snprintf(key, sizeof(key), "%s %s", route->method, route->pattern);
         if (n > 0 && !spend(e, er, RATE_ROUTE, key, (size_t)n, &retry))
-            return refuse(req, retry, er);
+            return refuse(req, retry);
     }
     return false;
 }
@@ -222,7 +221,7 @@ bool gw__rate_subject(gw_edge *e, gw_req *req, edge_req *er)
         return false;
     uint32_t retry = 0;
     if (!spend(e, er, RATE_KEY, er->subject, strlen(er->subject), &retry))
-        return refuse(req, retry, er);
+        return refuse(req, retry);
     return false;
 }
 
@@ -232,9 +231,9 @@ void gw__rate_answer(gw_edge *e, edge_req *er, gw_http_answer *a)
         return;
     char v[16];
     int n = snprintf(v, sizeof(v), "%u", er->rate_limit);
-    gw__edge_add_header(a, "RateLimit-Limit", gw__edge_keep(er, v, (size_t)n), (size_t)n);
+    gw__edge_add_header(a, "RateLimit-Limit", gw__edge_keep(e, v, (size_t)n), (size_t)n);
     n = snprintf(v, sizeof(v), "%d", er->rate_remaining);
-    gw__edge_add_header(a, "RateLimit-Remaining", gw__edge_keep(er, v, (size_t)n), (size_t)n);
+    gw__edge_add_header(a, "RateLimit-Remaining", gw__edge_keep(e, v, (size_t)n), (size_t)n);
     n = snprintf(v, sizeof(v), "%u", er->rate_reset_s);
-    gw__edge_add_header(a, "RateLimit-Reset", gw__edge_keep(er, v, (size_t)n), (size_t)n);
+    gw__edge_add_header(a, "RateLimit-Reset", gw__edge_keep(e, v, (size_t)n), (size_t)n);
 }
