@@ -330,7 +330,9 @@ static uint64_t resident_bytes(void)
 static void on_tick(uv_timer_t *t)
 {
     br_worker *w = t->data;
-    if (w->max_rss && !w->draining) {
+    /* Only a registered worker recycles: draining before the broker knows it would
+     * leave nobody to acknowledge the GOODBYE and no replacement to take over. */
+    if (w->max_rss && w->registered && !w->draining) {
         uint64_t rss = resident_bytes();
         if (rss > w->max_rss) {
             char why[128];
