@@ -289,6 +289,7 @@ void gw__compress_answer(gw_edge *e, edge_req *er, gw_http_answer *a, bool *vary
     if (er->coding == EDGE_IDENTITY)
         return;
     br_buf *out = &e->zbuf;
+    out->max = GW_EDGE_ZBUF_MAX; /* br_buf_free (edge.c, after a large answer) clears it */
     int rc = er->coding == EDGE_BR ? brotli_into(e, a->body, a->body_len, out)
                                    : gzip_into(e, a->body, a->body_len, out);
     if (rc != 0) {

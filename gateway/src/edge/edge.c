@@ -311,6 +311,9 @@ static void on_done(void *data, gw_req *req, int status, size_t bytes)
         e->ans_worker[0] = e->ans_reason[0] = '\0';
     gw__log_request(e, req, er, status, bytes);
     e->ans_req = NULL;
+    /* A large compressed answer's buffer is not kept for the small ones that follow. */
+    if (e->zbuf.cap > GW_EDGE_ZBUF_KEEP)
+        br_buf_free(&e->zbuf);
     req_state_free(e, er);
 }
 
@@ -391,7 +394,6 @@ gw_edge *gw_edge_new(uv_loop_t *loop, const gw_edge_config *cfg, char *why, size
         copy_text(e->cors_headers, cfg->cors_headers, "--cors-headers", why, why_cap) ||
         copy_text(e->cors_expose, cfg->cors_expose, "--cors-expose", why, why_cap))
         goto fail;
-    e->zbuf.max = GW_EDGE_MAX_INFLATED_BYTES * 4;
     if (gw__cors_init(e, why, why_cap) != 0 || gw__proxy_init(e, why, why_cap) != 0 ||
         gw__auth_init(e, why, why_cap) != 0 || gw__rate_init(e, why, why_cap) != 0 ||
         gw__log_open(e, why, why_cap) != 0)

@@ -17,6 +17,10 @@
 #define GW_EDGE_TRACE_LEN 55
 /* Bytes of a client address as text (an IPv6 address with its brackets). */
 #define GW_EDGE_ADDR_MAX 64
+/* The compressed-answer buffer: its bound (an answer is at most 17 MiB; compression
+ * never makes one much larger), and the capacity kept between answers. */
+#define GW_EDGE_ZBUF_MAX  (18u * 1024 * 1024)
+#define GW_EDGE_ZBUF_KEEP (256u * 1024)
 /* Per-request state objects kept for reuse; more are freed when done. */
 #define GW_EDGE_POOL_KEEP 4096
 /* Bytes of the edge's own header values on one answer. */
