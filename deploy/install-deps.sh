@@ -9,7 +9,8 @@ set -eu
 
 packages="gcc make cmake pkg-config python3 curl libuv1-dev libzmq3-dev libczmq-dev
 libmsgpack-dev libcmocka-dev node-llhttp libjansson-dev libcurl4-openssl-dev
-libsodium-dev libsqlite3-dev libpq-dev libhiredis-dev"
+libsodium-dev libsqlite3-dev libjwt-dev zlib1g-dev libbrotli-dev libssl-dev openssl
+libpq-dev libhiredis-dev"
 # The database clients' tests start a real PostgreSQL and redis-server of their own
 # (tests/integration/dbservers.py).
 if [ "${1:-}" != build ]; then

@@ -182,6 +182,19 @@ static int get_route(dec *d, br_route *r)
     r->params = mem;
     for (uint32_t i = 0; i < r->nparams; i++)
         TRY(get_param(d, &r->params[i]));
+    /* Optional fields, in order, as far as the peer sent them. */
+    if (extra > 0) {
+        TRY(get_u8(d, &r->auth));
+        extra--;
+    }
+    if (extra > 0) {
+        TRY(get_text(d, &r->scopes));
+        extra--;
+    }
+    if (extra > 0) {
+        TRY(br_cursor_bool(&d->cur, &r->forward_token));
+        extra--;
+    }
     return close_record(d, extra);
 }
 
@@ -231,6 +244,19 @@ static int get_request(dec *d, br_request *m)
     TRY(get_bytes(d, &m->body));
     TRY(get_u32(d, &m->deadline_ms));
     return get_text(d, &m->trace);
+}
+
+/* The optional trailing fields of a REQUEST or CALL, as many as `extra` allows.
+ * Returns how many were read, or a negative br_err. */
+static int get_request_optional(dec *d, br_request *m, uint32_t extra)
+{
+    if (extra < 1)
+        return 0;
+    TRY(get_text(d, &m->request_id));
+    if (extra < 2)
+        return 1;
+    TRY(get_bytes(d, &m->identity));
+    return 2;
 }
 
 static int get_reply(dec *d, br_reply *m)
@@ -320,7 +346,13 @@ static int decode(dec *d, br_msg *out)
     if (n - 2 < nfields)
         return BR_ETRUNC;
     TRY(get_fields(d, out));
-    TRY(br__cursor_skip_n(&d->cur, n - 2 - nfields));
+    uint32_t extra = n - 2 - nfields;
+    if (out->type == BR_MSG_REQUEST || out->type == BR_MSG_CALL) {
+        int got = get_request_optional(d, &out->u.request, extra);
+        TRY(got);
+        extra -= (uint32_t)got;
+    }
+    TRY(br__cursor_skip_n(&d->cur, extra));
     if (br_cursor_left(&d->cur) != 0)
         return BR_ETRAILING;
     return br__msg_validate(out) == 0 ? 0 : BR_EVALUE;

@@ -76,7 +76,7 @@ static void pack_bound(msgpack_packer *pk, bool has, double v)
 
 static void pack_route(msgpack_packer *pk, const br_route *r)
 {
-    msgpack_pack_array(pk, 6);
+    msgpack_pack_array(pk, 9);
     pack_str(pk, r->method);
     pack_str(pk, r->path);
     msgpack_pack_uint32(pk, r->timeout_ms);
@@ -97,6 +97,12 @@ static void pack_route(msgpack_packer *pk, const br_route *r)
         pack_bound(pk, p->has_max, p->max);
         pack_str(pk, p->summary);
     }
+    msgpack_pack_uint8(pk, r->auth);
+    pack_str(pk, r->scopes);
+    if (r->forward_token)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
 }
 
 static void pack_ready(msgpack_packer *pk, const br_ready *m)
@@ -121,9 +127,14 @@ static void pack_ready(msgpack_packer *pk, const br_ready *m)
         pack_str(pk, m->tasks[i]);
 }
 
+/* Optional fields a REQUEST or CALL carries after the ones every peer knows. */
+#define REQUEST_OPTIONAL_FIELDS 2
+
 static void pack_request(msgpack_packer *pk, uint8_t type, const br_request *m)
 {
-    pack_head(pk, type);
+    msgpack_pack_array(pk, 2 + br__msg_nfields(type) + REQUEST_OPTIONAL_FIELDS);
+    msgpack_pack_uint8(pk, BR_PROTO_VERSION);
+    msgpack_pack_uint8(pk, type);
     msgpack_pack_uint64(pk, m->id);
     pack_str(pk, m->service);
     pack_str(pk, m->route);
@@ -136,6 +147,8 @@ static void pack_request(msgpack_packer *pk, uint8_t type, const br_request *m)
     pack_bin(pk, m->body);
     msgpack_pack_uint32(pk, m->deadline_ms);
     pack_str(pk, m->trace);
+    pack_str(pk, m->request_id);
+    pack_bin(pk, m->identity);
 }
 
 static void pack_reply(msgpack_packer *pk, const br_reply *m)

@@ -30,12 +30,16 @@ static br_param sleep_params[] = {
     {S("x-ratio"), BR_IN_HEADER, BR_TYPE_FLOAT, false, true, false, -1.5, 0, S("")},
 };
 static br_route hello_routes[] = {
-    {S("GET"), S("/hello"), 0, BR_BODY_NONE, S("Say hello"), NULL, 0},
-    {S("GET"), S("/hello/{name}"), 0, BR_BODY_NONE, S("Greet by name"), hello_params, 1},
+    {S("GET"), S("/hello"), 0, BR_BODY_NONE, S("Say hello"), NULL, 0, BR_AUTH_DEFAULT, S(""),
+     false},
+    {S("GET"), S("/hello/{name}"), 0, BR_BODY_NONE, S("Greet by name"), hello_params, 1,
+     BR_AUTH_REQUIRED, S("read write"), true},
 };
 static br_route sleep_routes[] = {
-    {S("GET"), S("/sleep"), 61000, BR_BODY_NONE, S("Sleep"), sleep_params, 2},
-    {S("POST"), S("/sleep"), 0, BR_BODY_MSGPACK, S(""), NULL, 0},
+    {S("GET"), S("/sleep"), 61000, BR_BODY_NONE, S("Sleep"), sleep_params, 2, BR_AUTH_NONE, S(""),
+     false},
+    {S("POST"), S("/sleep"), 0, BR_BODY_MSGPACK, S(""), NULL, 0, BR_AUTH_OPTIONAL, S("admin"),
+     false},
 };
 static br_service services[] = {
     {S("hello"), BR_KIND_IO, hello_routes, 2},
@@ -108,7 +112,13 @@ static void sample_request(unsigned type, sample_shape shape, br_request *m)
                       .headers = headers,
                       .nheaders = 8,
                       .deadline_ms = 30000,
-                      .trace = S("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")};
+                      .trace = S("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+                      .request_id = S("req-7d1c0a5e"),
+                      .identity = S("\x82\xa4"
+                                    "kind\xa3"
+                                    "jwt\xa3"
+                                    "sub\xa5"
+                                    "alice")};
     if (type == BR_MSG_CALL) {
         m->id = 9000;
         m->route = (br_str){NULL, 0};
@@ -269,7 +279,8 @@ static bool route_equal(const br_route *a, const br_route *b)
 {
     if (!str_equal(a->method, b->method) || !str_equal(a->path, b->path) ||
         a->timeout_ms != b->timeout_ms || a->body != b->body ||
-        !str_equal(a->summary, b->summary) || a->nparams != b->nparams)
+        !str_equal(a->summary, b->summary) || a->nparams != b->nparams || a->auth != b->auth ||
+        !str_equal(a->scopes, b->scopes) || a->forward_token != b->forward_token)
         return false;
     for (uint32_t i = 0; i < a->nparams; i++) {
         if (!param_equal(&a->params[i], &b->params[i]))
@@ -308,7 +319,8 @@ static bool request_equal(const br_request *a, const br_request *b)
            pairs_equal(a->query, a->nquery, b->query, b->nquery) &&
            pairs_equal(a->headers, a->nheaders, b->headers, b->nheaders) &&
            str_equal(a->content_type, b->content_type) && str_equal(a->body, b->body) &&
-           a->deadline_ms == b->deadline_ms && str_equal(a->trace, b->trace);
+           a->deadline_ms == b->deadline_ms && str_equal(a->trace, b->trace) &&
+           str_equal(a->request_id, b->request_id) && str_equal(a->identity, b->identity);
 }
 
 static bool reply_equal(const br_reply *a, const br_reply *b)

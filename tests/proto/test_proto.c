@@ -108,7 +108,8 @@ static void encode_appends_to_what_the_buffer_holds(void **state)
 static void encode_refuses_invalid_messages(void **state)
 {
     static br_param nan_param = {.name = {"n", 1}, .has_min = true};
-    static br_route nan_route = {{"GET", 3}, {"/n", 2}, 0, BR_BODY_NONE, {0}, &nan_param, 1};
+    static br_route nan_route = {{"GET", 3}, {"/n", 2}, 0, BR_BODY_NONE, {0},
+                                 &nan_param, 1,         0, {0},          false};
     static br_service nan_service = {{"n", 1}, BR_KIND_IO, &nan_route, 1};
     nan_param.min = NAN;
     br_msg bad[16];
@@ -389,9 +390,9 @@ static br_pair pairs5[5] = {{{"a", 1}, {"1", 1}},
                             {{"d", 1}, {"4", 1}},
                             {{"e", 1}, {"5", 1}}};
 static br_param params3[3] = {{.name = {"p", 1}}, {.name = {"q", 1}}, {.name = {"r", 1}}};
-static br_route routes3[3] = {{{"GET", 3}, {"/a", 2}, 0, 0, {0}, params3, 2},
-                              {{"GET", 3}, {"/b", 2}, 0, 0, {0}, NULL, 0},
-                              {{"GET", 3}, {"/c", 2}, 0, 0, {0}, NULL, 0}};
+static br_route routes3[3] = {{{"GET", 3}, {"/a", 2}, 0, 0, {0}, params3, 2, 0, {0}, false},
+                              {{"GET", 3}, {"/b", 2}, 0, 0, {0}, NULL, 0, 0, {0}, false},
+                              {{"GET", 3}, {"/c", 2}, 0, 0, {0}, NULL, 0, 0, {0}, false}};
 static br_service services3[3] = {{{"s1", 2}, BR_KIND_IO, routes3, 2},
                                   {{"s2", 2}, BR_KIND_IO, routes3 + 2, 1},
                                   {{"s3", 2}, BR_KIND_IO, routes3 + 2, 1}};

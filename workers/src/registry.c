@@ -109,6 +109,9 @@ static int describe_route(br__arena *a, br_route *r, const br_route_spec *spec)
     r->timeout_ms = spec->timeout_ms;
     r->body = (uint8_t)spec->body;
     r->summary = opt_str(spec->summary);
+    r->auth = (uint8_t)spec->auth;
+    r->scopes = opt_str(spec->scopes);
+    r->forward_token = spec->forward_token;
     r->nparams = (uint32_t)spec->nparams;
     if (spec->nparams == 0)
         return 0;

@@ -155,9 +155,13 @@ static int call_send(gw_exchange *c, gw_worker *w)
     r->body = c->body;
     r->deadline_ms = left > UINT32_MAX ? UINT32_MAX : (uint32_t)left;
     r->trace = br_str_c(c->trace);
+    r->request_id = c->request_id;
+    r->identity = c->identity;
     int rc = gw__broker_send(b, w, NULL, 0, &m);
     if (rc != 0)
         return rc;
+    if (c->req)
+        gw_edge_req_dispatched(c->req, w->id);
     if (c->link.next != &c->link)
         c->route->service->nqueued--;
     gw_list_remove(&c->link);
