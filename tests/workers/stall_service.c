@@ -10,11 +10,13 @@
  *                            then {"offloaded_ms": N}: the fix
  *
  * barista-worker-test is barista-worker's main.c linked with -Wl,--wrap=br_builtin_find,
- * so that `--services stall` finds this service and every other name the built-ins.
+ * so that `--services stall` finds this service, the test job services
+ * (job_services.h) are found by their names, and every other name the built-ins.
  */
 #include <string.h>
 #include <time.h>
 
+#include "job_services.h"
 #include "services.h"
 
 #define STALL_MAX_MS 10000
@@ -137,5 +139,6 @@ const br_service_spec *__wrap_br_builtin_find(const char *name, size_t len)
 {
     if (len == 5 && memcmp(name, "stall", 5) == 0)
         return &stall_service;
-    return __real_br_builtin_find(name, len);
+    const br_service_spec *s = test_job_service_find(name, len);
+    return s ? s : __real_br_builtin_find(name, len);
 }

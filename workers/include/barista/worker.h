@@ -101,6 +101,8 @@ typedef void (*br_task_fn)(br_jobctx *job);
 typedef struct br_task_spec {
     const char *name;   /* task name, unique among a worker's tasks, e.g. "email" */
     br_task_fn handler; /* runs each attempt */
+    bool is_public;     /* true: HTTP clients may submit it (POST /jobs/{name}); false (the
+                           default): internal, only services enqueue it (br_reply_add_job) */
 } br_task_spec;
 
 /* A service: a name, a kind and its routes.  Declare it `static const`; the runtime
