@@ -448,7 +448,11 @@ void gw__jobs_attempt_ended(gw_jobs *j, gw_job *job, int outcome, br_str result,
         job->status = GW_JOB_QUEUED;
         job->run_at_ms = job->updated_ms;
         gw__jobs_spill_front(j, job);
-        return; /* not written: a restart requeues it just the same */
+        /* Not written - a restart requeues it just the same - unless the store is
+         * where GET reads its error from. */
+        if (job->detail_on_disk)
+            job_persist(j, job, result, error);
+        return;
     } else {
         j->stats.retried++;
         job->status = GW_JOB_FAILED;

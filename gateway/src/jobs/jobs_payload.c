@@ -159,11 +159,13 @@ static void on_loaded(void *arg, int status, const gw_job_row *rows, size_t n)
                                    br_str_c("its payload is missing from the store"), false);
             continue;
         }
-        char *copy = p.len ? malloc(p.len) : NULL;
+        char *copy = p.len && t->state != GW_TASK_RETIRED ? malloc(p.len) : NULL;
         if (p.len && !copy) {
+            /* Out of memory, or its task retired meanwhile (no worker will take it):
+             * it waits in the store. */
             gw_list_push_back(&t->spilled, &job->link);
             t->nspilled++;
-            j->refill_wanted = true;
+            j->refill_wanted = j->refill_wanted || t->state != GW_TASK_RETIRED;
             continue;
         }
         if (p.len)
