@@ -369,11 +369,10 @@ static int enqueue(sqlite_store *s, op_kind kind, const gw_job_row *r, gw_jobs_s
         return BR_ECLOSED;
     size_t extra = (size_t)r->id.len + r->task.len + r->payload.len + r->idem_key.len +
                    r->result.len + r->error.len;
-    op *o = calloc(1, sizeof(*o) + extra);
+    op *o = malloc(sizeof(*o) + extra);
     if (!o)
         return BR_ENOMEM;
-    o->kind = kind;
-    o->row = *r;
+    *o = (op){.kind = kind, .row = *r}; /* the strings' bytes follow, copied below */
     char *cursor = o->data;
     o->row.id = copy_str(r->id, &cursor);
     o->row.task = copy_str(r->task, &cursor);
