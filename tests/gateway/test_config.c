@@ -126,6 +126,25 @@ static void defaults_come_from_the_subsystems(void **state)
     assert_int_equal(cfg.jobs.fsync, j.fsync);
     assert_int_equal(cfg.jobs.retention_ms, j.retention_ms);
     assert_int_equal(cfg.jobs.task_limit, j.task_limit);
+    assert_int_equal(cfg.jobs.memory, j.memory);
+    assert_int_equal(cfg.jobs.task_bytes, j.task_bytes);
+    assert_int_equal(cfg.jobs.task_grace_ms, j.task_grace_ms);
+}
+
+static void job_byte_limits_and_grace_are_options(void **state)
+{
+    gw_config cfg;
+    const char *flags[] = {"gw", "--jobs-memory",     "64m", "--jobs-task-bytes",
+                           "2m", "--jobs-task-grace", "5s",  NULL};
+    assert_int_equal(load(&cfg, flags), GW_CONFIG_RUN);
+    assert_int_equal(cfg.jobs.memory, 64u * 1024 * 1024);
+    assert_int_equal(cfg.jobs.task_bytes, 2u * 1024 * 1024);
+    assert_int_equal(cfg.jobs.task_grace_ms, 5000);
+    /* The memory budget must hold a largest payload in its quarter for new jobs. */
+    char err[512];
+    const char *small[] = {"gw", "--jobs-memory", "8m", NULL};
+    assert_int_equal(load_err(&cfg, small, err, sizeof(err)), GW_CONFIG_BAD);
+    assert_non_null(strstr(err, "--jobs-memory"));
 }
 
 static void log_level_and_format_are_options(void **state)
@@ -288,6 +307,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(defaults_are_the_documented_ones, clear_env, clear_env),
         cmocka_unit_test_setup_teardown(defaults_come_from_the_subsystems, clear_env, clear_env),
+        cmocka_unit_test_setup_teardown(job_byte_limits_and_grace_are_options, clear_env,
+                                        clear_env),
         cmocka_unit_test_setup_teardown(log_level_and_format_are_options, clear_env, clear_env),
         cmocka_unit_test_setup_teardown(refuses_bad_log_options_with_one_line, clear_env,
                                         clear_env),

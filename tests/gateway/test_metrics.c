@@ -173,6 +173,7 @@ static void jobs_and_supervisor_sections_carry_their_numbers(void **state)
                           .scheduled = 3,
                           .finished = 4,
                           .tasks = 2,
+                          .memory = 4096,
                           .accepted = 10,
                           .completed = 4,
                           .retried = 6,
@@ -181,8 +182,9 @@ static void jobs_and_supervisor_sections_carry_their_numbers(void **state)
     br_buf out = {0};
     assert_int_equal(gw_metrics_jobs(&out, &jobs), 0);
     assert_int_equal(gw_metrics_supervisor(&out, &sup), 0);
-    assert_int_equal(check_exposition(&out), 12);
+    assert_int_equal(check_exposition(&out), 13);
     assert_line(&out, "barista_jobs{state=\"running\"} 2");
+    assert_line(&out, "barista_jobs_memory_bytes 4096");
     assert_line(&out, "barista_jobs{state=\"finished\"} 4");
     assert_line(&out, "barista_jobs_retried_total 6");
     assert_line(&out, "barista_jobs_dead_total 1");

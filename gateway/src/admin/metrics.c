@@ -207,7 +207,12 @@ int gw_metrics_jobs(br_buf *out, const gw_jobs_stats *st)
                      (unsigned long long)st->ready, (unsigned long long)st->running,
                      (unsigned long long)st->scheduled, (unsigned long long)st->finished);
     const metric_row rows[] = {
-        {"barista_jobs_tasks", "gauge", "Tasks known to the job queue.", st->tasks},
+        {"barista_jobs_tasks", "gauge",
+         "Tasks that exist: announced by a registered worker, or in their grace period.",
+         st->tasks},
+        {"barista_jobs_memory_bytes", "gauge",
+         "Job payload, result and error bytes held in memory (--jobs-memory bounds it).",
+         st->memory},
         {"barista_jobs_accepted_total", "counter", "New jobs written down.", st->accepted},
         {"barista_jobs_completed_total", "counter", "Jobs that succeeded.", st->completed},
         {"barista_jobs_retried_total", "counter", "Attempts that ended with the job to run again.",

@@ -110,6 +110,8 @@ typedef void (*br_task_fn)(br_jobctx *job);
 typedef struct br_task_spec {
     const char *name;   /* task name, unique among a worker's tasks, e.g. "email" */
     br_task_fn handler; /* runs each attempt */
+    bool is_public;     /* true: HTTP clients may submit it (POST /jobs/{name}); false (the
+                           default): internal, only services enqueue it (br_reply_add_job) */
 } br_task_spec;
 
 /* An option a service reads (a database URL, a file path, a pool size).  It is a flag
