@@ -76,6 +76,10 @@ class AuthTestCase(unittest.TestCase):
         return p
 
     def stop_cleanly(self, proc):
+        # A worker handles SIGTERM once it says it is connecting (a sanitizer build
+        # starts slowly): stopping it before would kill it, not drain it.
+        self.wait_until(lambda: proc.poll() is not None or "connecting to" in proc.stderr(),
+                        "the worker to start")
         code = proc.stop()
         self.assertEqual(code, 0, "exit %s:\n%s" % (code, proc.stderr()))
 
