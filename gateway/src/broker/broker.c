@@ -18,10 +18,11 @@
 #include "broker_int.h"
 #include "zap.h"
 
-/* Per-peer high-water marks.  Credit bounds what we queue towards a worker and what
- * it sends back, so these only need to exceed the largest credit a worker announces
- * by a margin; they still bound what a peer that ignores the protocol can pile up. */
-#define BROKER_HWM 200000
+/* Per-peer high-water marks: the credit cap plus this margin.  Credit bounds what we
+ * queue towards a worker and what it sends back, so the marks only need to exceed it
+ * by room for control messages (CANCEL, HEARTBEAT, GOODBYE); they still bound what a
+ * peer that ignores the protocol can pile up. */
+#define BROKER_HWM_MARGIN 4096
 /* How long shutdown gives the GOODBYEs to leave before the socket is dropped. */
 #define BROKER_SHUTDOWN_LINGER_MS 200
 /* Longest reason of a GOODBYE we send. */
@@ -581,7 +582,7 @@ int gw_broker_start(gw_broker *self)
         gw_log(GW_LOG_ERROR, "broker", "zmq_socket(ROUTER) failed: %s", zmq_strerror(zmq_errno()));
         goto fail;
     }
-    int one = 1, zero = 0, hwm = BROKER_HWM;
+    int one = 1, zero = 0, hwm = (int)self->cfg.max_worker_credit + BROKER_HWM_MARGIN;
     int64_t maxmsg = (int64_t)self->cfg.limits.max_message;
     if (set_opt(sock, ZMQ_ROUTER_MANDATORY, &one, sizeof(one), "ROUTER_MANDATORY") != 0 ||
         set_opt(sock, ZMQ_LINGER, &zero, sizeof(zero), "LINGER") != 0 ||
