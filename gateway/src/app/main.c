@@ -7,6 +7,7 @@
  * the broker, the job queue and the HTTP front, binds the broker, starts the local
  * workers (--local), then listens; a stop signal takes them down in the order the
  * on_*_stopped/closed callbacks chain: HTTP front, broker, job store, local workers.
+ * SIGHUP reloads the authorised worker certificates (CURVE).
  */
 #include <errno.h>
 #include <signal.h>
@@ -38,15 +39,19 @@ typedef struct gateway {
     gw_http_server *http;      /* the HTTP/1.1 front */
     uv_signal_t sigterm;       /* graceful stop */
     uv_signal_t sigint;        /* graceful stop (Ctrl-C) */
+    uv_signal_t sighup;        /* reload the authorised worker certificates */
     bool stopping;             /* a stop signal arrived */
     gw_broker *broker;         /* workers' ROUTER: registration, dispatch, replies */
     gw_supervisor *supervisor; /* local mode: the worker processes; NULL otherwise */
     gw_jobs *jobs;             /* durable job queue and its store */
     gw_introspection intro;    /* what /metrics and /openapi.json read */
     gw_curve curve;            /* worker authentication keys; curve.on false when off */
+    char ipc_dir[96];          /* local mode's private directory for the broker's ipc://
+                                  socket (removed at exit); "" when none */
 } gateway;
 
-/* GET /readyz: 200 while every announced route has a live worker, else 503. */
+/* GET /readyz: 200 while every current service has a live worker (services gone
+ * past --service-grace are retired and no longer count), else 503. */
 static void readyz(gw_req *req, void *data)
 {
     static const gw_header retry = {"Retry-After", 11, "1", 1};
@@ -153,8 +158,7 @@ static int start_local_workers(gateway *gw)
                               "--curve-secret-key-file", gw->cfg.curve_secret_key_file};
         memcpy(&io[5], keys, sizeof(keys));
         memcpy(&cpu[5], keys, sizeof(keys));
-        if (br_curve_keyset_add(gw->curve.clients, gw->curve.server.public_key, BR_CURVE_Z85_LEN,
-                                "local", 5) != 0) {
+        if (gw_curve_authorise_self(&gw->curve) != 0) {
             gw_log(GW_LOG_ERROR, "gateway", "--local: cannot authorise local workers");
             return -1;
         }
@@ -170,6 +174,65 @@ static int start_local_workers(gateway *gw)
     return 0;
 }
 
+/* A reload of the authorised certificates finished: workers whose key was withdrawn
+ * leave. */
+static void on_keys_reloaded(void *arg, int rc)
+{
+    gateway *gw = arg;
+    if (rc == 0 && !gw->stopping)
+        gw_broker_keys_changed(gw->broker);
+}
+
+static void on_sighup(uv_signal_t *sig, int signum)
+{
+    gateway *gw = sig->data;
+    (void)signum;
+    if (!gw->curve.on) {
+        gw_log(GW_LOG_INFO, "gateway", "SIGHUP: worker authentication is off, nothing to reload");
+        return;
+    }
+    int rc = gw_curve_reload(&gw->curve, &gw->loop, on_keys_reloaded, gw);
+    if (rc == 0)
+        gw_log(GW_LOG_INFO, "gateway", "SIGHUP: reloading the authorised worker keys from %s",
+               gw->curve.authorized);
+    else if (rc == BR_EFULL)
+        gw_log(GW_LOG_WARN, "gateway", "SIGHUP: a reload is running already; ignored");
+}
+
+/* Local mode with --broker auto: a directory only we can enter (mkdtemp makes it 0700)
+ * for the broker's ipc:// socket, so that no other local user can reach the broker.
+ * 0 or -1 (logged). */
+static int make_ipc_endpoint(gateway *gw)
+{
+    const char *tmp = getenv("TMPDIR");
+    if (!tmp || !tmp[0] || strlen(tmp) > 64)
+        tmp = "/tmp";
+    snprintf(gw->ipc_dir, sizeof(gw->ipc_dir), "%s/barista-XXXXXX", tmp);
+    if (!mkdtemp(gw->ipc_dir)) {
+        gw_log(GW_LOG_ERROR, "gateway", "mkdtemp(%s) for the broker's ipc socket failed: %s",
+               gw->ipc_dir, strerror(errno));
+        gw->ipc_dir[0] = '\0';
+        return -1;
+    }
+    snprintf(gw->cfg.broker_endpoint, sizeof(gw->cfg.broker_endpoint), "ipc://%s/broker",
+             gw->ipc_dir);
+    return 0;
+}
+
+/* Removes the ipc socket's private directory (libzmq removes the socket file when it
+ * closes the listener; unlink it anyway after a failed start). */
+static void remove_ipc_dir(gateway *gw)
+{
+    char sock[sizeof(gw->ipc_dir) + 16];
+    if (!gw->ipc_dir[0])
+        return;
+    snprintf(sock, sizeof(sock), "%s/broker", gw->ipc_dir);
+    unlink(sock);
+    if (rmdir(gw->ipc_dir) != 0)
+        gw_log(GW_LOG_WARN, "gateway", "rmdir(%s): %s", gw->ipc_dir, strerror(errno));
+    gw->ipc_dir[0] = '\0';
+}
+
 static void on_stop_signal(uv_signal_t *sig, int signum)
 {
     gateway *gw = sig->data;
@@ -180,6 +243,7 @@ static void on_stop_signal(uv_signal_t *sig, int signum)
            signum == SIGINT ? "SIGINT" : "SIGTERM", gw->cfg.shutdown_timeout_ms);
     uv_close((uv_handle_t *)&gw->sigterm, NULL);
     uv_close((uv_handle_t *)&gw->sigint, NULL);
+    uv_close((uv_handle_t *)&gw->sighup, NULL);
     gw_http_server_shutdown(gw->http, gw->cfg.shutdown_timeout_ms, on_http_stopped, gw);
 }
 
@@ -216,14 +280,20 @@ static int gateway_start(gateway *gw)
         gw_log(GW_LOG_ERROR, "gateway", "router setup failed: out of memory");
         return -1;
     }
+    if (strcmp(gw->cfg.broker_endpoint, GW_CONFIG_BROKER_AUTO) == 0 && make_ipc_endpoint(gw) != 0)
+        return -1;
     gw->cfg.broker.endpoint = gw->cfg.broker_endpoint;
     gw->cfg.broker.retry_idempotent = gw->cfg.broker_retry != 0;
+    gw->cfg.broker.worker_header = gw->cfg.worker_header != 0;
     if (gw_curve_load(&gw->curve, gw->cfg.curve_secret_key_file, gw->cfg.curve_authorized_keys))
         return -1;
-    if (gw->curve.on) {
-        gw->cfg.broker.curve = &gw->curve.server;
-        gw->cfg.broker.curve_clients = gw->curve.clients;
-    }
+    if (gw->curve.on)
+        gw->cfg.broker.curve = &gw->curve;
+    else if (gw->cfg.insecure_broker && !gw_broker_endpoint_local(gw->cfg.broker_endpoint))
+        gw_log(GW_LOG_WARN, "gateway",
+               "--insecure-broker: the broker on %s admits ANY process that reaches it as a "
+               "worker, with the requests (headers, cookies, bodies) of the routes it claims",
+               gw->cfg.broker_endpoint);
     gw->broker = gw_broker_new(&gw->loop, gw->router, &gw->cfg.broker);
     if (!gw->broker || gw_router_add(gw->router, "GET", "/readyz", readyz, gw->broker) != 0) {
         gw_log(GW_LOG_ERROR, "gateway", "broker setup failed");
@@ -242,9 +312,11 @@ static int gateway_start(gateway *gw)
     }
     uv_signal_init(&gw->loop, &gw->sigterm);
     uv_signal_init(&gw->loop, &gw->sigint);
-    gw->sigterm.data = gw->sigint.data = gw;
+    uv_signal_init(&gw->loop, &gw->sighup);
+    gw->sigterm.data = gw->sigint.data = gw->sighup.data = gw;
     uv_signal_start(&gw->sigterm, on_stop_signal, SIGTERM);
     uv_signal_start(&gw->sigint, on_stop_signal, SIGINT);
+    uv_signal_start(&gw->sighup, on_sighup, SIGHUP);
     /* Bind for workers before the HTTP front accepts requests for them. */
     if (gw_broker_start(gw->broker) != 0)
         return -1;
@@ -262,7 +334,8 @@ static int gateway_start(gateway *gw)
  * its own handles in its shutdown; closing them here as well would close them twice). */
 static void close_signals(gateway *gw)
 {
-    uv_handle_t *sigs[] = {(uv_handle_t *)&gw->sigterm, (uv_handle_t *)&gw->sigint};
+    uv_handle_t *sigs[] = {(uv_handle_t *)&gw->sigterm, (uv_handle_t *)&gw->sigint,
+                           (uv_handle_t *)&gw->sighup};
     for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
         if (sigs[i]->loop && !uv_is_closing(sigs[i]))
             uv_close(sigs[i], NULL);
@@ -313,5 +386,6 @@ int main(int argc, char **argv)
     gw_router_destroy(&gw.router);
     gw_introspection_free(&gw.intro);
     gw_curve_release(&gw.curve);
+    remove_ipc_dir(&gw);
     return status;
 }
