@@ -25,6 +25,7 @@ static const char *const envs[] = {"BARISTA_LISTEN",
                                    "BARISTA_MAX_PIPELINE",
                                    "BARISTA_CURVE_SECRET_KEY_FILE",
                                    "BARISTA_CURVE_AUTHORIZED_KEYS",
+                                   "BARISTA_CURVE_WATCH",
                                    "BARISTA_LOG_LEVEL",
                                    "BARISTA_LOG_FORMAT",
                                    "BARISTA_BROKER",
@@ -281,6 +282,11 @@ static void curve_paths_are_off_by_default_and_may_be_emptied(void **state)
     assert_int_equal(load(&cfg, none), GW_CONFIG_RUN);
     assert_string_equal(cfg.curve_secret_key_file, "");
     assert_string_equal(cfg.curve_authorized_keys, "");
+    /* Changes to the authorised keys are watched unless told otherwise. */
+    assert_int_equal(cfg.curve_watch, 1);
+    const char *unwatched[] = {"gw", "--curve-watch", "0", NULL};
+    assert_int_equal(load(&cfg, unwatched), GW_CONFIG_RUN);
+    assert_int_equal(cfg.curve_watch, 0);
     setenv("BARISTA_CURVE_SECRET_KEY_FILE", "/keys/gw.key", 1);
     setenv("BARISTA_CURVE_AUTHORIZED_KEYS", "/keys/authorized", 1);
     assert_int_equal(load(&cfg, none), GW_CONFIG_RUN);

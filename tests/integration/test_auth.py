@@ -2,7 +2,8 @@
 certificates made by the real barista-keygen.  With authentication on, only workers
 holding an authorised key register, and only for the services their certificate
 allows; an unknown key is refused and logged; a worker or a raw peer without CURVE
-never reaches the broker; SIGHUP reloads the authorised certificates; with it off,
+never reaches the broker; SIGHUP reloads the authorised certificates, and so does a
+change in their directory (--curve-watch, on by default); with it off,
 everything works as before.  Every gateway and worker must exit 0 under ASan (the ZAP
 socket closed cleanly)."""
 
@@ -245,7 +246,8 @@ class AuthOnTest(AuthTestCase):
     def test_sighup_reloads_the_authorised_certificates(self):
         old_key, old_pub = self.make_worker_key("io-1", authorise=True, services="hello")
         new_key, new_pub = self.make_worker_key("io-2", authorise=False, services="echo")
-        self.start_gateway()
+        # Without the watch, so that only the signal can have reloaded.
+        self.start_gateway("--curve-watch", "0")
         old = self.worker("hello", old_key)
         new = self.worker("echo", new_key)
         self.wait_until(lambda: self.get("/hello").status == 200, "/hello")
@@ -270,6 +272,50 @@ class AuthOnTest(AuthTestCase):
                         "the failed reload")
         self.assertEqual(self.echo().status, 200)
         self.stop_cleanly(old)
+        self.stop_cleanly(new)
+
+    def test_a_changed_directory_is_reloaded_without_a_signal(self):
+        # What compose's keys service does for a service added with a fragment: a new
+        # pool's certificate appears next to a running gateway (written aside and
+        # renamed in, as keys-init.sh does).
+        old_key, old_pub = self.make_worker_key("io-1", authorise=True, services="hello")
+        new_key, new_pub = self.make_worker_key("io-2", authorise=False, services="echo")
+        self.start_gateway()
+        self.assertIn("watching %s" % self.authorized, self.gw.stderr())
+        old = self.worker("hello", old_key)
+        new = self.worker("echo", new_key)
+        self.wait_until(lambda: self.get("/hello").status == 200, "/hello")
+        self.wait_until(lambda: "unknown key " + new_pub in self.gw.stderr(),
+                        "the newcomer's refusal")
+        hidden = os.path.join(self.authorized, ".io-2.tmp")
+        shutil.copy(os.path.join(self.dir, "io-2"), hidden)
+        os.rename(hidden, os.path.join(self.authorized, "io-2"))
+        self.wait_until(lambda: self.echo().status == 200, "/echo from io-2, no SIGHUP sent")
+        self.assertIn("the authorised keys changed: reloading", self.gw.stderr())
+        self.assertEqual(self.get("/hello").status, 200)
+        # Removing a certificate withdraws its key the same way.
+        os.unlink(os.path.join(self.authorized, "io-1"))
+        self.wait_until(lambda: "key %s is no longer authorised" % old_pub in self.gw.stderr(),
+                        "io-1 sent away")
+        self.assertEqual(self.get("/hello").status, 503)
+        self.assertEqual(self.echo().status, 200)
+        self.stop_cleanly(old)
+        self.stop_cleanly(new)
+
+    def test_a_single_certificate_file_is_watched_in_its_directory(self):
+        self.make_worker_key("io-1", authorise=False, services="hello")
+        new_key, _ = self.make_worker_key("io-2", authorise=False, services="echo")
+        one = os.path.join(self.dir, "one")
+        os.mkdir(one)
+        shutil.copy(os.path.join(self.dir, "io-1"), os.path.join(one, "authorized"))
+        self.authorized = os.path.join(one, "authorized")
+        self.start_gateway()
+        self.assertIn("watching %s:" % one, self.gw.stderr())
+        new = self.worker("echo", new_key)
+        # Replaced by rename, as tools that write a file safely do.
+        shutil.copy(os.path.join(self.dir, "io-2"), os.path.join(one, ".next"))
+        os.rename(os.path.join(one, ".next"), self.authorized)
+        self.wait_until(lambda: self.echo().status == 200, "/echo from io-2")
         self.stop_cleanly(new)
 
     def test_local_mode_authorises_its_own_workers(self):

@@ -139,6 +139,8 @@ static const opt options[] = {
      0, 0, "broker's CURVE key pair: workers must authenticate", NULL},
     {"curve-authorized-keys", "BARISTA_CURVE_AUTHORIZED_KEYS", OPT_PATH, F(curve_authorized_keys),
      0, 0, "worker public keys allowed to register (file or dir)", NULL},
+    {"curve-watch", "BARISTA_CURVE_WATCH", OPT_COUNT, F(curve_watch), 0, 1,
+     "1: reload the authorised worker keys when they change on disk (as SIGHUP does)", NULL},
     {"shutdown-timeout", "BARISTA_SHUTDOWN_TIMEOUT", OPT_DURATION, F(shutdown_timeout_ms), 1,
      HOUR_MS, "on SIGTERM/SIGINT, how long in-flight requests may finish", NULL},
     {"log-level", "BARISTA_LOG_LEVEL", OPT_CHOICE, F(log_level), 0, 0,
@@ -197,6 +199,7 @@ void gw__config_defaults(gw_config *cfg)
         .cpu_services = GW_CONFIG_CPU_SERVICES,
         .worker_bin = GW_CONFIG_WORKER_BIN,
         .jobs_db = GW_JOBS_DB,
+        .curve_watch = GW_CONFIG_CURVE_WATCH,
         .log_level = GW_LOG_DEFAULT_LEVEL,
         .log_json = GW_LOG_DEFAULT_JSON,
     };

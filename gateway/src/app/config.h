@@ -36,6 +36,7 @@
 #define GW_CONFIG_IO_SERVICES         "hello,sleep,echo,dashboard,fetch,signup,email"
 #define GW_CONFIG_CPU_SERVICES        "hash,report"
 #define GW_CONFIG_WORKER_BIN          "barista-worker"
+#define GW_CONFIG_CURVE_WATCH         1u
 /* --broker's default: in local mode a private ipc:// socket (gateway_start makes its
  * directory), otherwise GW_BROKER_ENDPOINT, loopback only. */
 #define GW_CONFIG_BROKER_AUTO "auto"
@@ -62,6 +63,7 @@ typedef struct gw_config {
     gw_jobs_config jobs;                      /* the job queue's options (db set by main) */
     char curve_secret_key_file[GW_CONFIG_MAX_ADDR]; /* broker's CURVE key pair; "" = off */
     char curve_authorized_keys[GW_CONFIG_MAX_ADDR]; /* authorised worker keys; "" = off */
+    uint32_t curve_watch;                           /* 1: reload them when they change */
     uint32_t log_level;                             /* a gw_log_level: lines below are dropped */
     uint32_t log_json;                              /* 1: JSON lines; 0: text */
 } gw_config;

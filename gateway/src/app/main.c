@@ -7,7 +7,8 @@
  * the broker, the job queue and the HTTP front, binds the broker, starts the local
  * workers (--local), then listens; a stop signal takes them down in the order the
  * on_*_stopped/closed callbacks chain: HTTP front, broker, job store, local workers.
- * SIGHUP reloads the authorised worker certificates (CURVE).
+ * SIGHUP reloads the authorised worker certificates (CURVE), and so does a change in
+ * their directory (keywatch.h) unless --curve-watch 0.
  */
 #include <errno.h>
 #include <signal.h>
@@ -26,6 +27,7 @@
 #include "http_server.h"
 #include "introspection.h"
 #include "jobs.h"
+#include "keywatch.h"
 #include "log.h"
 #include "router.h"
 #include "routes.h"
@@ -46,6 +48,8 @@ typedef struct gateway {
     gw_jobs *jobs;             /* durable job queue and its store */
     gw_introspection intro;    /* what /metrics and /openapi.json read */
     gw_curve curve;            /* worker authentication keys; curve.on false when off */
+    gw_keywatch *keywatch;     /* reloads them when their directory changes; or NULL */
+    bool keys_again;           /* a reload was asked for while one ran: another follows */
     char ipc_dir[96];          /* local mode's private directory for the broker's ipc://
                                   socket (removed at exit); "" when none */
 } gateway;
@@ -174,13 +178,33 @@ static int start_local_workers(gateway *gw)
     return 0;
 }
 
+static void reload_keys(gateway *gw, const char *why);
+
 /* A reload of the authorised certificates finished: workers whose key was withdrawn
- * leave. */
+ * leave, and a reload asked for meanwhile starts (it may see newer files). */
 static void on_keys_reloaded(void *arg, int rc)
 {
     gateway *gw = arg;
-    if (rc == 0 && !gw->stopping)
+    if (gw->stopping)
+        return;
+    if (rc == 0)
         gw_broker_keys_changed(gw->broker);
+    if (gw->keys_again) {
+        gw->keys_again = false;
+        reload_keys(gw, "changed during the last reload");
+    }
+}
+
+/* Reads the authorised certificates again (SIGHUP, or their directory changed);
+ * `why` says which in the log. */
+static void reload_keys(gateway *gw, const char *why)
+{
+    int rc = gw_curve_reload(&gw->curve, &gw->loop, on_keys_reloaded, gw);
+    if (rc == 0)
+        gw_log(GW_LOG_INFO, "gateway", "%s: reloading the authorised worker keys from %s", why,
+               gw->curve.authorized);
+    else if (rc == BR_EFULL)
+        gw->keys_again = true; /* on_keys_reloaded starts it */
 }
 
 static void on_sighup(uv_signal_t *sig, int signum)
@@ -191,12 +215,14 @@ static void on_sighup(uv_signal_t *sig, int signum)
         gw_log(GW_LOG_INFO, "gateway", "SIGHUP: worker authentication is off, nothing to reload");
         return;
     }
-    int rc = gw_curve_reload(&gw->curve, &gw->loop, on_keys_reloaded, gw);
-    if (rc == 0)
-        gw_log(GW_LOG_INFO, "gateway", "SIGHUP: reloading the authorised worker keys from %s",
-               gw->curve.authorized);
-    else if (rc == BR_EFULL)
-        gw_log(GW_LOG_WARN, "gateway", "SIGHUP: a reload is running already; ignored");
+    reload_keys(gw, "SIGHUP");
+}
+
+static void on_keys_changed(void *arg)
+{
+    gateway *gw = arg;
+    if (!gw->stopping)
+        reload_keys(gw, "the authorised keys changed");
 }
 
 /* Local mode with --broker auto: a directory only we can enter (mkdtemp makes it 0700)
@@ -244,6 +270,7 @@ static void on_stop_signal(uv_signal_t *sig, int signum)
     uv_close((uv_handle_t *)&gw->sigterm, NULL);
     uv_close((uv_handle_t *)&gw->sigint, NULL);
     uv_close((uv_handle_t *)&gw->sighup, NULL);
+    gw__keywatch_close(&gw->keywatch);
     gw_http_server_shutdown(gw->http, gw->cfg.shutdown_timeout_ms, on_http_stopped, gw);
 }
 
@@ -322,6 +349,10 @@ static int gateway_start(gateway *gw)
         return -1;
     if (gw->cfg.local && start_local_workers(gw) != 0)
         return -1;
+    /* Not fatal when it cannot be made (logged): SIGHUP still reloads. */
+    if (gw->curve.on && gw->cfg.curve_watch)
+        gw->keywatch = gw__keywatch_new(&gw->loop, gw->curve.authorized, GW_KEYWATCH_SETTLE_MS,
+                                        on_keys_changed, gw);
     gw->intro.src.http = gw->http;
     gw->intro.src.supervisor = gw->supervisor;
     if (gw_http_server_start(gw->http, (const struct sockaddr *)&gw->cfg.listen_addr) != 0)
@@ -372,6 +403,7 @@ int main(int argc, char **argv)
         if (gw.supervisor)
             gw_supervisor_shutdown(gw.supervisor, 0, NULL, NULL);
         close_signals(&gw);
+        gw__keywatch_close(&gw.keywatch);
     }
     uv_run(&gw.loop, UV_RUN_DEFAULT);
     rc = uv_loop_close(&gw.loop);
