@@ -7,8 +7,10 @@
 # checks that the workers authenticated with the CURVE keys the stack made on first
 # run and that a worker without keys cannot join, checks every built-in route's exact
 # answer, adds the notes example service with the commands of docs/workers.md ("Into
-# compose": the SDK and runtime images, the example's image, its compose fragment) and
-# shows that nothing restarted and its routes are documented and answer, scales
+# compose": the SDK and runtime images, the example's image, its compose fragment,
+# which gives its pool a key through the keys service) and shows that nothing
+# restarted, that the gateway took the new key in without a signal, and that its
+# routes are documented and answer, scales
 # cpu-worker to 3 without
 # restarting anything and shows each of the three serving, kills a worker during
 # requests and shows none hangs, restarts the gateway (a job accepted before the
@@ -150,6 +152,14 @@ files+=(-f "$root/workers/examples/notes/compose.yml")
 after="$(ids gateway; ids io-worker; ids cpu-worker)"
 [ "$before" = "$after" ] || die "adding the notes service restarted a container"
 timeout 60 python3 "$probe" "$BARISTA_PORT" notes || die "the notes routes"
+# The fragment's pool got a key of its own from the keys service, and the running
+# gateway took it in by watching its directory: nobody sent it a signal.
+gwlog="$(compose 30 logs --no-color gateway)"
+grep -F " joined:" <<<"$gwlog" | grep -qF "key notes" || die "the notes workers did not join with the pool's key"
+grep -qF "the authorised keys changed: reloading" <<<"$gwlog" ||
+    die "the gateway did not reload its keys when the notes key appeared"
+! grep -qF "SIGHUP" <<<"$gwlog" || die "the gateway was sent SIGHUP"
+echo "    $(grep -F " joined:" <<<"$gwlog" | grep -F "key notes" | sed -n 1p)"
 
 say "scale cpu-worker to 3; nothing running restarts"
 before="$(ids gateway; ids io-worker; ids cpu-worker)"
