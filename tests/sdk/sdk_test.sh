@@ -12,8 +12,9 @@
 # to a temporary directory, removed at the end.  Checks on the way:
 # nothing installed carries sanitizer flags or symbols, the shared library has its
 # SONAME and exports every function the installed headers declare, the headers do not
-# bring in the wire protocol or msgpack-c, and a program built with other flags
-# (ASan + UBSan) links cleanly.
+# bring in the wire protocol or msgpack-c, a program built with other flags
+# (ASan + UBSan) links cleanly, and the static library links with what the CMake
+# package and `pkg-config --static` name (libczmq among them).
 set -euo pipefail
 
 src="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -108,6 +109,33 @@ cmake -S "$notes" -B "$tmp/notes-asan" -DCMAKE_PREFIX_PATH="$prefix" \
     die "notes with other flags"
 ctest --test-dir "$tmp/notes-asan" --output-on-failure >>"$tmp/notes-asan.log" 2>&1 ||
     die "the example's tests under ASan"
+
+# The archive holds the protocol's objects, whose CURVE certificates are CZMQ's: a
+# static link needs libczmq among the private dependencies the package files name.
+say "example: linked statically, with CMake (Barista::worker_static) and pkg-config"
+mkdir -p "$tmp/static"
+cp "$notes/main.c" "$notes/notes.c" "$tmp/static/"
+cat >"$tmp/static/CMakeLists.txt" <<'EOF'
+cmake_minimum_required(VERSION 3.18)
+project(notes_static LANGUAGES C)
+find_package(Barista 0.1 REQUIRED)
+add_executable(notes-static main.c notes.c)
+target_link_libraries(notes-static PRIVATE Barista::worker_static)
+EOF
+cmake -S "$tmp/static" -B "$tmp/static-cmake" -DCMAKE_PREFIX_PATH="$prefix" >"$tmp/static.log" 2>&1 &&
+    cmake --build "$tmp/static-cmake" >>"$tmp/static.log" 2>&1 || die "notes with Barista::worker_static"
+# With pkg-config: the archive, then the private requirements' libraries (Debian's
+# `pkg-config --static libzmq` names a libprotokit.a that no package ships).
+private="$(pkg-config --print-requires-private barista-worker | awk '{print $1}')"
+grep -qx libczmq <<<"$private" || die "barista-worker.pc does not require libczmq"
+cc -o "$tmp/static/notes-pc" "$notes/main.c" "$notes/notes.c" $(pkg-config --cflags barista-worker) \
+    -L"$libdir" -l:libbarista-worker.a $(pkg-config --libs $private libuv) -lm \
+    >>"$tmp/static.log" 2>&1 || die "notes with pkg-config and the archive"
+for bin in "$tmp/static-cmake/notes-static" "$tmp/static/notes-pc"; do
+    ! readelf -d "$bin" | grep -q 'NEEDED.*libbarista' || die "$bin needs a shared libbarista"
+    readelf -d "$bin" | grep -q 'NEEDED.*libczmq' || die "$bin does not link libczmq"
+    "$bin" --list >>"$tmp/static.log" 2>&1 || die "$bin --list"
+done
 
 
 http_port=$(free_port)
