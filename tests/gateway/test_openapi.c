@@ -232,7 +232,7 @@ static void marks_routes_of_a_service_without_live_workers(void **state)
     gw_worker *w = join(f, "w1", "gone", &r, 1);
     render(f, true);
     assert_true(json_is_true(json_object_get(op(f, "/gone", "get"), "x-barista-available")));
-    gw_registry_remove(f->reg, w);
+    gw_registry_remove(f->reg, w, 1);
     render(f, true);
     assert_true(json_is_false(json_object_get(op(f, "/gone", "get"), "x-barista-available")));
     /* The service keeps its tag, saying it has no live worker. */

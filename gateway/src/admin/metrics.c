@@ -168,8 +168,15 @@ int gw_metrics_broker(br_buf *out, const gw_broker_stats *st, const gw_registry 
     const metric_row rows[] = {
         {"barista_broker_workers_draining", "gauge",
          "Workers that said GOODBYE and still hold requests.", st->workers_draining},
-        {"barista_broker_services", "gauge", "Services ever announced.", st->services},
+        {"barista_broker_workers_unhealthy", "gauge",
+         "Workers sent nothing because they leave CANCELs unanswered.", st->workers_unhealthy},
+        {"barista_broker_services", "gauge", "Services registered (retired ones leave).",
+         st->services},
         {"barista_broker_inflight", "gauge", "Requests at workers now.", st->inflight},
+        {"barista_broker_cancelled", "gauge",
+         "Cancelled requests whose worker has not answered yet.", st->cancelled},
+        {"barista_broker_inflight_bytes", "gauge", "Bytes of requests at workers, unanswered.",
+         st->inflight_bytes},
         {"barista_broker_queued", "gauge", "Requests waiting for worker credit.", st->queued},
         {"barista_broker_dispatched_total", "counter",
          "REQUESTs sent to workers, retries included.", st->dispatched},
@@ -188,6 +195,8 @@ int gw_metrics_broker(br_buf *out, const gw_broker_stats *st, const gw_registry 
          st->workers_refused},
         {"barista_broker_workers_died_total", "counter",
          "Workers dropped for silence or a lost connection.", st->workers_died},
+        {"barista_broker_services_retired_total", "counter",
+         "Services retired after their grace period without a worker.", st->services_retired},
     };
     if (rc == 0)
         rc = singles(out, rows, NELEMS(rows));

@@ -503,7 +503,8 @@ typedef struct br_worker_options {
     uint32_t stall_ms;            /* io: log a loop callback that runs longer (default 100) */
     const char *curve_server_key; /* the broker's CURVE public key, Z85 or "@FILE"; NULL:
                                      no CURVE */
-    const char *curve_key_file;   /* with curve_server_key: our key-pair file */
+    const char *curve_key_file;   /* with curve_server_key: our secret certificate
+                                     (NAME_secret from barista-keygen, CZMQ's format) */
     bool handle_signals;          /* SIGTERM and SIGINT start the drain (br_worker_main
                                      sets it; an embedder opts in) */
     uint64_t max_requests;        /* recycle: drain and exit after serving this many
