@@ -218,8 +218,9 @@ static void on_sighup(uv_signal_t *sig, int signum)
     (void)signum;
     gw_edge_reopen(gw->edge);
     if (!gw->curve.on) {
-        gw_log(GW_LOG_INFO, "gateway", "SIGHUP: access log reopened; worker authentication is "
-                                       "off, no keys to reload");
+        gw_log(GW_LOG_INFO, "gateway",
+               "SIGHUP: access log reopened; worker authentication is "
+               "off, no keys to reload");
         return;
     }
     reload_keys(gw, "SIGHUP");
