@@ -23,8 +23,9 @@
  * Checked: no crash, leak or UB; everything the broker sends decodes; after every
  * operation no registered worker holds more credit than GW_CREDIT_MAX; and every CALL
  * a worker made while registered (READY sent, no GOODBYE either way, no raw bytes
- * since, not cancelled) is answered with a REPLY by the time gw_broker_shutdown has
- * finished - by the serving worker, a deadline, a refusal or the shutdown's 503.
+ * since, not cancelled) is answered with a REPLY before the GOODBYE of
+ * gw_broker_shutdown - by the serving worker, a deadline, a refusal or the shutdown's
+ * 503 (a reply and the GOODBYE after it travel the same connection, in order).
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -74,6 +75,7 @@ static struct {
     gw_jobs *jobs;
     fake w[FZ_WORKERS];
     int closed;
+    bool shutting; /* gw_broker_shutdown was called */
 } fz;
 
 static void fail(const char *what, const char *detail)
@@ -102,7 +104,8 @@ static void on_wake(uv_timer_t *t)
 
 static void setup(void)
 {
-    gw_log_configure(GW_LOG_ERROR, false);
+    /* FUZZ_BROKER_TRACE=1: the broker's and the job queue's log, to follow an input. */
+    gw_log_configure(getenv("FUZZ_BROKER_TRACE") ? GW_LOG_DEBUG : GW_LOG_ERROR, false);
     snprintf(fz.dir, sizeof(fz.dir), "/tmp/fuzz-broker-%ld", (long)getpid());
     snprintf(fz.endpoint, sizeof(fz.endpoint), "ipc://%s/b.sock", fz.dir);
     snprintf(fz.db, sizeof(fz.db), "%s/jobs.db", fz.dir);
@@ -115,13 +118,17 @@ static void setup(void)
     fz.ready = true;
 }
 
-static void send_msg(fake *f, const br_msg *m)
+static bool send_msg(fake *f, const br_msg *m)
 {
     fz.out.len = 0;
     if (br_msg_encode(m, &fz.out) != 0)
-        fail("br_msg_encode", "failed");
-    if (zmq_send(f->s, fz.out.data, fz.out.len, ZMQ_DONTWAIT) < 0 && zmq_errno() != EAGAIN)
-        fail("zmq_send", zmq_strerror(zmq_errno()));
+        return false; /* a message the encoder refuses: no worker can send it */
+    if (zmq_send(f->s, fz.out.data, fz.out.len, ZMQ_DONTWAIT) < 0) {
+        if (zmq_errno() != EAGAIN)
+            fail("zmq_send", zmq_strerror(zmq_errno()));
+        return false; /* the high-water mark: not sent */
+    }
+    return true;
 }
 
 static void forget_calls(fake *f)
@@ -170,6 +177,12 @@ static void drain(void)
                              (int)m.u.job.job_id.len, m.u.job.job_id.ptr);
                 break;
             case BR_MSG_GOODBYE:
+                /* The shutdown's GOODBYE follows its answers on the same connection. */
+                if (fz.shutting && f->ncalls) {
+                    fprintf(stderr, "fuzz_broker: w%d: call %llu unanswered\n", i,
+                            (unsigned long long)f->calls[0]);
+                    fail("shutdown", "a CALL was never answered");
+                }
                 f->readied = false;
                 forget_calls(f);
                 f->barrier_done = true; /* a barrier CALL may be what it refused */
@@ -257,8 +270,7 @@ static void op_call(fake *f, uint64_t id, uint8_t j)
         break;
     }
     r->path = br_str_c(path);
-    send_msg(f, &m);
-    if (f->readied && f->ncalls < FZ_MAX_IDS && id != UINT64_MAX)
+    if (send_msg(f, &m) && f->readied && f->ncalls < FZ_MAX_IDS && id != UINT64_MAX)
         f->calls[f->ncalls++] = id;
 }
 
@@ -369,6 +381,14 @@ static void pump(bool (*done)(void), const char *what)
     }
 }
 
+static bool all_goodbyes(void)
+{
+    for (int i = 0; i < FZ_WORKERS; i++)
+        if (fz.w[i].readied)
+            return false;
+    return true;
+}
+
 static void on_closed(void *arg)
 {
     (void)arg;
@@ -431,19 +451,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_credit();
 
     fz.closed = 0;
+    fz.shutting = true;
     gw_broker_shutdown(fz.broker, on_closed, NULL);
     pump(broker_closed, "the broker's shutdown");
     gw_jobs_shutdown(fz.jobs, on_closed, NULL);
     pump(jobs_closed, "the job queue's shutdown");
-    /* Give what the shutdown sent time to arrive. */
-    for (int i = 0; i < 20; i++)
-        turn();
-    for (int i = 0; i < FZ_WORKERS; i++)
-        if (fz.w[i].ncalls) {
-            fprintf(stderr, "fuzz_broker: w%d: call %llu unanswered\n", i,
-                    (unsigned long long)fz.w[i].calls[0]);
-            fail("shutdown", "a CALL was never answered");
-        }
+    /* Every registered worker gets GOODBYE after its answers (drain checks them). */
+    pump(all_goodbyes, "the shutdown's GOODBYE");
+    fz.shutting = false;
     gw_jobs_destroy(&fz.jobs);
     gw_broker_destroy(&fz.broker);
     gw_router_destroy(&fz.router);
