@@ -5,6 +5,7 @@
 #   deploy/install-deps.sh          build, test and run dependencies
 #   deploy/install-deps.sh build    without the servers only tests start (the images)
 #   deploy/install-deps.sh bench    the first plus the benchmark tools
+#   deploy/install-deps.sh fuzz     the first plus clang and libFuzzer (tests/fuzz/run_ci.sh)
 set -eu
 
 packages="gcc make cmake pkg-config python3 curl libuv1-dev libzmq3-dev libczmq-dev
@@ -19,6 +20,9 @@ fi
 if [ "${1:-}" = bench ]; then
     packages="$packages wrk nginx-light python3-fastapi python3-uvicorn python3-uvloop
 python3-httptools python3-asyncpg python3-redis"
+fi
+if [ "${1:-}" = fuzz ]; then
+    packages="$packages clang libclang-rt-14-dev"
 fi
 
 missing=""
