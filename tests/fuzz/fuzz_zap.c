@@ -3,7 +3,8 @@
  * arbitrary ZAP requests.
  *
  * One real gw_zap is bound to inproc://zeromq.zap.01 in a ZeroMQ context of its own
- * for the whole run, with two authorised keys (one named "alice", one unnamed).  The
+ * for the whole run, with two authorised certificates (one named "alice", one with no
+ * name) in a CZMQ certificate store, as gw_curve_load leaves them.  The
  * target is a REQ socket in the same context, so each request takes the path libzmq's
  * own handshake requests take: the REP socket, br_zsock's drain from the loop, and
  * on_request.  The loop is turned with UV_RUN_NOWAIT until the answer is there.
@@ -18,8 +19,9 @@
  * code: exactly one answer of six frames arrives; version "1.0"; the request id is
  * the request's second frame (empty when there is none); the status is 200 exactly
  * when the request is a well-formed 7-frame CURVE request for an authorised key, 500
- * when it is not a 7-frame version-1.0 request, else 400; a 200 carries the key's
- * name (or its Z85 text when unnamed) as user id and every other answer none; the
+ * when it is not a 7-frame version-1.0 request, else 400; a 200 carries the key's Z85
+ * text as user id (the broker looks the certificate up by it) and every other answer
+ * none; the
  * metadata is empty; and the refusal counter counts exactly the 400s.
  */
 #include <stdbool.h>
@@ -31,6 +33,7 @@
 #include <zmq.h>
 
 #include <barista/curve.h>
+#include <czmq.h>
 
 #include "fuzz.h"
 #include "log.h"
@@ -46,7 +49,7 @@ static struct {
     uv_loop_t loop;
     void *zctx;
     void *req;
-    br_curve_keyset *keys;
+    gw_curve curve;
     gw_zap *zap;
     uint8_t named[BR_CURVE_KEY_LEN], unnamed[BR_CURVE_KEY_LEN], stranger[BR_CURVE_KEY_LEN];
 } fz;
@@ -57,12 +60,17 @@ static void fail(const char *what, const char *detail)
     abort();
 }
 
+/* Authorises the public key raw, as a certificate named `name` ("" for none). */
 static void add_key(const uint8_t raw[BR_CURVE_KEY_LEN], const char *name)
 {
-    char z85[BR_CURVE_Z85_LEN + 1];
-    br_curve_key_z85(raw, z85);
-    if (br_curve_keyset_add(fz.keys, z85, strlen(z85), name, strlen(name)) != 0)
-        fail("setup", "br_curve_keyset_add");
+    uint8_t none[BR_CURVE_KEY_LEN] = {0};
+    zcert_t *cert = zcert_new_from(raw, none);
+    if (!cert)
+        fail("setup", "zcert_new_from");
+    if (*name)
+        zcert_set_meta(cert, "name", "%s", name);
+    zcertstore_insert(fz.curve.clients, &cert);
+    fz.curve.nclients++;
 }
 
 static void setup(void)
@@ -74,11 +82,12 @@ static void setup(void)
         fz.stranger[i] = (uint8_t)(0x40 + i);
     }
     if (uv_loop_init(&fz.loop) != 0 || !(fz.zctx = zmq_ctx_new()) ||
-        !(fz.keys = br_curve_keyset_new()))
-        fail("setup", "loop, context or key set");
+        !(fz.curve.clients = zcertstore_new(NULL)))
+        fail("setup", "loop, context or certificate store");
+    fz.curve.on = true;
     add_key(fz.named, "alice");
     add_key(fz.unnamed, "");
-    if (!(fz.zap = gw_zap_new(&fz.loop, fz.zctx, fz.keys)))
+    if (!(fz.zap = gw_zap_new(&fz.loop, fz.zctx, &fz.curve)))
         fail("setup", "gw_zap_new");
     int zero = 0;
     if (!(fz.req = zmq_socket(fz.zctx, ZMQ_REQ)) ||
@@ -154,10 +163,9 @@ static void one_request(const frame *f, size_t n)
     if (n != 7 || !is(&f[0], "1.0")) {
         status = "500";
     } else if (is(&f[5], "CURVE") && f[6].len == BR_CURVE_KEY_LEN) {
-        if (memcmp(f[6].data, fz.named, BR_CURVE_KEY_LEN) == 0) {
-            status = "200", user = "alice";
-        } else if (memcmp(f[6].data, fz.unnamed, BR_CURVE_KEY_LEN) == 0) {
-            br_curve_key_z85(fz.unnamed, z85);
+        if (memcmp(f[6].data, fz.named, BR_CURVE_KEY_LEN) == 0 ||
+            memcmp(f[6].data, fz.unnamed, BR_CURVE_KEY_LEN) == 0) {
+            br_curve_key_z85(f[6].data, z85);
             status = "200", user = z85;
         }
     }
