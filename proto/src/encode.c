@@ -11,13 +11,9 @@
 
 #include "internal.h"
 
-/* The packer's write target: the buffer and the first error seen while writing. */
-typedef struct enc {
-    br_buf *buf; /* where bytes go */
-    int err;     /* 0 until a write fails; then that failure */
-} enc;
+typedef br__enc enc;
 
-static int write_cb(void *data, const char *bytes, size_t len)
+int br__enc_write(void *data, const char *bytes, size_t len)
 {
     enc *e = data;
     br_buf *buf = e->buf;
@@ -57,12 +53,36 @@ static void pack_pairs(msgpack_packer *pk, const br_pair *pairs, uint32_t n)
     }
 }
 
-/* The header of a message: the array, version and type. */
-static void pack_head(msgpack_packer *pk, uint8_t type)
+/* The header of a message: the array, version and type, for the type's fields plus
+ * `optional` trailing ones this version adds (PROTOCOL.md 3.2). */
+static void pack_head_n(msgpack_packer *pk, uint8_t type, uint32_t optional)
 {
-    msgpack_pack_array(pk, 2 + br__msg_nfields(type));
+    msgpack_pack_array(pk, 2 + br__msg_nfields(type) + optional);
     msgpack_pack_uint8(pk, BR_PROTO_VERSION);
     msgpack_pack_uint8(pk, type);
+}
+
+static void pack_head(msgpack_packer *pk, uint8_t type)
+{
+    pack_head_n(pk, type, 0);
+}
+
+/* A schema: nil when absent, else its msgpack value as it is (br__schema_bytes_ok
+ * checked that it is exactly one value). */
+static void pack_schema(msgpack_packer *pk, br_str s)
+{
+    if (s.len == 0)
+        msgpack_pack_nil(pk);
+    else
+        pk->callback(pk->data, s.ptr, s.len);
+}
+
+static void pack_bool(msgpack_packer *pk, bool v)
+{
+    if (v)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
 }
 
 /* An optional bound: nil when absent, else a float64. */
@@ -76,7 +96,7 @@ static void pack_bound(msgpack_packer *pk, bool has, double v)
 
 static void pack_route(msgpack_packer *pk, const br_route *r)
 {
-    msgpack_pack_array(pk, 6);
+    msgpack_pack_array(pk, 9);
     pack_str(pk, r->method);
     pack_str(pk, r->path);
     msgpack_pack_uint32(pk, r->timeout_ms);
@@ -85,18 +105,27 @@ static void pack_route(msgpack_packer *pk, const br_route *r)
     msgpack_pack_array(pk, r->nparams);
     for (uint32_t i = 0; i < r->nparams; i++) {
         const br_param *p = &r->params[i];
-        msgpack_pack_array(pk, 7);
+        msgpack_pack_array(pk, 9);
         pack_str(pk, p->name);
         msgpack_pack_uint8(pk, p->in);
         msgpack_pack_uint8(pk, p->type);
-        if (p->required)
-            msgpack_pack_true(pk);
-        else
-            msgpack_pack_false(pk);
+        pack_bool(pk, p->required);
         pack_bound(pk, p->has_min, p->min);
         pack_bound(pk, p->has_max, p->max);
         pack_str(pk, p->summary);
+        pack_schema(pk, p->schema);
+        pack_str(pk, p->alias);
     }
+    pack_schema(pk, r->body_schema);
+    msgpack_pack_array(pk, r->nresponses);
+    for (uint32_t i = 0; i < r->nresponses; i++) {
+        const br_response *resp = &r->responses[i];
+        msgpack_pack_array(pk, 3);
+        msgpack_pack_uint16(pk, resp->status);
+        pack_str(pk, resp->description);
+        pack_schema(pk, resp->schema);
+    }
+    pack_bool(pk, r->body_form);
 }
 
 static void pack_ready(msgpack_packer *pk, const br_ready *m)
@@ -123,7 +152,7 @@ static void pack_ready(msgpack_packer *pk, const br_ready *m)
 
 static void pack_request(msgpack_packer *pk, uint8_t type, const br_request *m)
 {
-    pack_head(pk, type);
+    pack_head_n(pk, type, m->ncookies > 0);
     msgpack_pack_uint64(pk, m->id);
     pack_str(pk, m->service);
     pack_str(pk, m->route);
@@ -136,6 +165,8 @@ static void pack_request(msgpack_packer *pk, uint8_t type, const br_request *m)
     pack_bin(pk, m->body);
     msgpack_pack_uint32(pk, m->deadline_ms);
     pack_str(pk, m->trace);
+    if (m->ncookies > 0)
+        pack_pairs(pk, m->cookies, m->ncookies);
 }
 
 static void pack_reply(msgpack_packer *pk, const br_reply *m)
@@ -222,7 +253,7 @@ int br_msg_encode(const br_msg *msg, br_buf *buf)
     size_t start = buf->len;
     enc e = {buf, 0};
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &e, write_cb);
+    msgpack_packer_init(&pk, &e, br__enc_write);
     pack_msg(&pk, msg);
     if (e.err < 0)
         buf->len = start;

@@ -60,29 +60,45 @@ typedef void (*br_handler_fn)(br_req *req);
 
 /* A parameter a route declares.  The gateway validates it before dispatch and answers
  * 422 when it is missing (and required), does not parse as `type`, or is out of
- * [min, max]; the OpenAPI document lists it. */
+ * [min, max]; the OpenAPI document lists it.  `schema` refines it the way FastAPI's
+ * Query()/Header()/Cookie() do: an enum, a pattern, a format (uuid, date), a default
+ * the gateway fills in when the parameter is absent, or BR_SCHEMA_ARRAY for a query
+ * key given several times (`?tag=a&tag=b`, every value checked against `items`). */
 typedef struct br_param_spec {
-    const char *name;    /* path segment name ("{name}"), query key or header name */
-    br_param_in in;      /* where it is read from */
-    br_param_type type;  /* what it must parse as */
-    bool required;       /* absent means 422 */
-    bool has_min;        /* min applies */
-    bool has_max;        /* max applies */
-    double min;          /* lower bound: the value for numbers, the length for strings */
-    double max;          /* upper bound: the value for numbers, the length for strings */
-    const char *summary; /* one line for the docs; may be NULL */
+    const char *name;        /* path segment name ("{name}"), query key or header name */
+    br_param_in in;          /* where it is read from */
+    br_param_type type;      /* what it must parse as */
+    bool required;           /* absent means 422 */
+    bool has_min;            /* min applies */
+    bool has_max;            /* max applies */
+    double min;              /* lower bound: the value for numbers, the length for strings */
+    double max;              /* upper bound: the value for numbers, the length for strings */
+    const char *summary;     /* one line for the docs; may be NULL */
+    const br_schema *schema; /* refinements (barista/schema.h); NULL: type/min/max only */
+    const char *alias;       /* the name clients send and the docs show when it differs
+                                from `name` ("X-Request-Id"); the handler reads the value
+                                under `name`.  NULL: none */
 } br_param_spec;
 
 /* A route: a method and a path template, served by one handler. */
 typedef struct br_route_spec {
-    const char *method;          /* "GET", "POST", ... */
-    const char *path;            /* template, e.g. "/hello/{name}" */
-    br_handler_fn handler;       /* called for each request on this route */
-    br_body_mode body;           /* what the route does with a request body */
-    uint32_t timeout_ms;         /* the route's deadline; 0 means the gateway's default */
-    const char *summary;         /* one line for the docs; may be NULL */
-    const br_param_spec *params; /* declared parameters; may be NULL when nparams is 0 */
-    size_t nparams;              /* entries in params */
+    const char *method;                /* "GET", "POST", ... */
+    const char *path;                  /* template, e.g. "/hello/{name}" */
+    br_handler_fn handler;             /* called for each request on this route */
+    br_body_mode body;                 /* what the route does with a request body */
+    uint32_t timeout_ms;               /* the route's deadline; 0 means the gateway's default */
+    const char *summary;               /* one line for the docs; may be NULL */
+    const br_param_spec *params;       /* declared parameters; may be NULL when nparams is 0 */
+    size_t nparams;                    /* entries in params */
+    const br_schema *body_schema;      /* BR_BODY_MSGPACK routes: the body's model; the gateway
+                                          answers 422 for a body that breaks it and hands the
+                                          handler the converted body with defaults filled in.
+                                          NULL: any JSON */
+    bool body_form;                    /* with body_schema: an application/x-www-form-urlencoded
+                                          body is accepted too, and validated the same way */
+    const br_response_spec *responses; /* the responses it gives, success first (201 for a
+                                          create, 204 for no content); NULL: 200 */
+    size_t nresponses;                 /* entries in responses */
 } br_route_spec;
 
 /* One attempt of a background job in flight.  Opaque; owned by the runtime until the
