@@ -47,10 +47,6 @@ int br__msg_validate(const br_msg *msg);
  * carry (what the value says is the gateway's to judge). */
 bool br__schema_bytes_ok(br_str s);
 
-/* How deep a schema's msgpack may nest: each level of a declaration is a map inside a
- * map (properties) or a map (items), plus the enum and required arrays. */
-#define BR_SCHEMA_WIRE_DEPTH (2 * BR_SCHEMA_MAX_DEPTH + 2)
-
 /* ---------------------------------------------------------------------------------- */
 /* cursor.c: the bounded msgpack reader is public (barista/mpread.h); this is the one  */
 /* piece of it only the decoder needs.                                                 */

@@ -155,6 +155,8 @@ static int call_send(gw_exchange *c, gw_worker *w)
     r->body = c->body;
     r->deadline_ms = left > UINT32_MAX ? UINT32_MAX : (uint32_t)left;
     r->trace = br_str_c(c->trace);
+    r->cookies = c->cookies;
+    r->ncookies = c->ncookies;
     int rc = gw__broker_send(b, w, NULL, 0, &m);
     if (rc != 0)
         return rc;

@@ -348,6 +348,10 @@ int br_buf_append(br_buf *buf, const void *data, size_t n);
  * On failure buf->len is unchanged. */
 int br_msg_encode(const br_msg *msg, br_buf *buf);
 
+/* How deep a schema's msgpack may nest: each level of a declaration is a map inside a
+ * map (properties) or a map (items), plus the enum and required arrays. */
+#define BR_SCHEMA_WIRE_DEPTH (2 * BR_SCHEMA_MAX_DEPTH + 2)
+
 /* Appends the msgpack encoding of a declared schema (barista/schema.h) to buf: the
  * schema value PROTOCOL.md 5.1.1 specifies, ready for br_param.schema,
  * br_route.body_schema or br_response.schema.  Returns 0; BR_EINVAL for a declaration

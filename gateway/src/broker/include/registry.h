@@ -19,6 +19,7 @@
 
 #include <barista/proto.h>
 
+#include "contracts.h"
 #include "list.h"
 #include "router.h"
 
@@ -53,6 +54,7 @@ typedef struct gw_route_entry {
     uint8_t body;                /* br_body_mode */
     br_param *params;            /* declared parameters; strings in this allocation */
     uint32_t nparams;            /* entries in params */
+    gw_contract *contract;       /* the declaration compiled (contracts.h) */
     bool fresh;                  /* added by the READY being registered (rollback) */
     struct gw_route_entry *next; /* the service's next route */
 } gw_route_entry;
