@@ -10,7 +10,8 @@
  *                            then {"offloaded_ms": N}: the fix
  *
  * barista-worker-test is barista-worker's main.c linked with -Wl,--wrap=br_builtin_find,
- * so that `--services stall` finds this service and every other name the built-ins.
+ * so that `--services stall` finds this service, `--services typed` the one of
+ * typed_service.c, and every other name the built-ins.
  */
 #include <string.h>
 #include <time.h>
@@ -133,9 +134,14 @@ static const br_service_spec stall_service = {
 const br_service_spec *__real_br_builtin_find(const char *name, size_t len);
 const br_service_spec *__wrap_br_builtin_find(const char *name, size_t len);
 
+/* typed_service.c: the test-only service with typed contracts. */
+extern const br_service_spec typed_service;
+
 const br_service_spec *__wrap_br_builtin_find(const char *name, size_t len)
 {
     if (len == 5 && memcmp(name, "stall", 5) == 0)
         return &stall_service;
+    if (len == 5 && memcmp(name, "typed", 5) == 0)
+        return &typed_service;
     return __real_br_builtin_find(name, len);
 }

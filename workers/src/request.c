@@ -64,7 +64,7 @@ static br_pair *rebase_pairs(br_req *req, const br_pair *src, uint32_t n, const 
 br_req *br__req_new(struct br_worker *w, const br_route_spec *spec, const br_request *m,
                     const void *frame, size_t len)
 {
-    size_t npairs = (size_t)m->nparams + m->nquery + m->nheaders;
+    size_t npairs = (size_t)m->nparams + m->nquery + m->nheaders + m->ncookies;
     size_t first = align_up(len) + npairs * sizeof(br_pair) + REQ_ARENA_SLACK;
     br_req *req = malloc(sizeof(*req) + first);
     if (!req)
@@ -93,7 +93,9 @@ br_req *br__req_new(struct br_worker *w, const br_route_spec *spec, const br_req
     r->params = rebase_pairs(req, m->params, m->nparams, from, len, copy);
     r->query = rebase_pairs(req, m->query, m->nquery, from, len, copy);
     r->headers = rebase_pairs(req, m->headers, m->nheaders, from, len, copy);
-    if ((m->nparams && !r->params) || (m->nquery && !r->query) || (m->nheaders && !r->headers))
+    r->cookies = rebase_pairs(req, m->cookies, m->ncookies, from, len, copy);
+    if ((m->nparams && !r->params) || (m->nquery && !r->query) || (m->nheaders && !r->headers) ||
+        (m->ncookies && !r->cookies))
         goto fail;
     return req;
 fail:
@@ -180,6 +182,11 @@ int br_req_query(const br_req *req, const char *name, br_str *out)
 int br_req_header(const br_req *req, const char *name, br_str *out)
 {
     return find_pair(req->msg.headers, req->msg.nheaders, name, true, out);
+}
+
+int br_req_cookie(const br_req *req, const char *name, br_str *out)
+{
+    return find_pair(req->msg.cookies, req->msg.ncookies, name, false, out);
 }
 
 int br_req_query_int(const br_req *req, const char *name, int64_t *out)

@@ -349,6 +349,21 @@ void gw_broker_respond_reply(gw_broker *self, gw_req *req, const br_reply *r, bo
     gw__dispatch_respond_reply(self, req, r, want_msgpack, NULL);
 }
 
+/* Debug mode: logs a structured reply that breaks the schema its route declares for
+ * its status, naming the route and every error.  The client still gets the reply. */
+static void check_reply(const gw_exchange *c, const br_reply *r)
+{
+    const gw_route_entry *e = c->route;
+    if (!br_str_eq(r->content_type, "application/msgpack"))
+        return;
+    br_buf errors = {.max = 64 * 1024};
+    if (gw_contract_check_reply(e->contract, r->status, r->body, &errors) == BR_EVALUE)
+        gw_log(GW_LOG_ERROR, "contracts",
+               "service %s: %s %s breaks its declared %u response: %.*s", e->service->name,
+               e->method, e->path, (unsigned)r->status, (int)errors.len, (const char *)errors.data);
+    br_buf_free(&errors);
+}
+
 void gw__dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r)
 {
     gw_exchange *c = gw_idmap_get(b->exchanges, r->id);
@@ -360,6 +375,8 @@ void gw__dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r)
         w->credit++;
     gw_req *req = c->req;
     gw_worker *caller = c->caller;
+    if (b->cfg.check_replies)
+        check_reply(c, r);
     gw__exchange_detach(c);
     if (req) {
         /* A reply carrying jobs goes out once they are durable (the job queue). */

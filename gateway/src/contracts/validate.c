@@ -504,16 +504,10 @@ static int object(vstate *v, const gw_schema *s, br_cursor *in)
         if ((rc = skip(in)) != 0)
             return rc;
         int f = text ? find_field(s, key) : -1;
-        if (f >= 0) {
+        if (f >= 0)
             s->seen[f] = at;
-        } else if (s->extra == BR_EXTRA_FORBID && text) {
-            gw_input val = {GW_INPUT_MSGPACK, at, (size_t)(in->p - at)};
-            gw__errs_push_key(v->e, key.ptr, key.len);
-            error(v, "extra_forbidden", "Extra inputs are not permitted", &val, NULL);
-            gw__errs_pop(v->e);
-        } else if (s->extra == BR_EXTRA_ALLOW) {
+        else if (s->extra != BR_EXTRA_IGNORE && text)
             extras++;
-        }
     }
     const uint8_t *end = in->p;
     size_t header = put_container(v, 0xdf);
@@ -543,20 +537,27 @@ static int object(vstate *v, const gw_schema *s, br_cursor *in)
         if (rc != 0)
             return rc;
     }
-    if (extras > 0) { /* kept as they came, after the declared fields */
-        br_cursor c = {start, end};
-        br_cursor_map(&c, &n);
-        for (uint32_t k = 0; k < n; k++) {
-            const uint8_t *key_at = c.p;
-            br_str key = {0};
-            bool text = br_cursor_peek(&c) == BR_MP_STR && br_cursor_str(&c, &key, UINT32_MAX) == 0;
-            if (!text)
-                skip(&c);
-            const uint8_t *val_end = c.p;
+    /* Undeclared keys, after the declared fields as pydantic reports them: errors when
+     * forbidden, kept as they came when allowed. */
+    br_cursor c = {start, end};
+    br_cursor_map(&c, &n);
+    for (uint32_t k = 0; extras > 0 && k < n; k++) {
+        const uint8_t *key_at = c.p;
+        br_str key = {0};
+        bool text = br_cursor_peek(&c) == BR_MP_STR && br_cursor_str(&c, &key, UINT32_MAX) == 0;
+        if (!text)
             skip(&c);
-            if (text && find_field(s, key) >= 0)
-                continue;
-            (void)val_end;
+        const uint8_t *val_at = c.p;
+        skip(&c);
+        if (!text || find_field(s, key) >= 0)
+            continue;
+        extras--;
+        if (s->extra == BR_EXTRA_FORBID) {
+            gw_input val = {GW_INPUT_MSGPACK, val_at, (size_t)(c.p - val_at)};
+            gw__errs_push_key(v->e, key.ptr, key.len);
+            error(v, "extra_forbidden", "Extra inputs are not permitted", &val, NULL);
+            gw__errs_pop(v->e);
+        } else {
             put(v, key_at, (size_t)(c.p - key_at));
             count++;
         }

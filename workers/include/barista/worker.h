@@ -151,6 +151,10 @@ int br_req_param(const br_req *req, const char *name, br_str *out);
 int br_req_query(const br_req *req, const char *name, br_str *out);
 int br_req_header(const br_req *req, const char *name, br_str *out);
 
+/* Looks up a cookie the route declares as a parameter (BR_IN_COOKIE): the gateway
+ * validated it, filled in its default, and sends only declared cookies.  As above. */
+int br_req_cookie(const br_req *req, const char *name, br_str *out);
+
 /* Reads a query parameter as a whole decimal int64.  Returns 0, BR_ENOTFOUND when it
  * is absent, or BR_EVALUE when it is not an integer or out of range; *out is set only
  * on success.  The gateway validated declared params already; this is the defence. */

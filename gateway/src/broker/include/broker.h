@@ -61,6 +61,8 @@ typedef struct gw_broker_config {
     uint32_t max_workers;          /* workers registered at once; 1024 */
     uint32_t retry_min_budget_ms;  /* budget a retry needs left; 100 */
     bool retry_idempotent;         /* retry a dead worker's GET/HEAD once elsewhere; true */
+    bool check_replies;            /* debug: check structured replies against the route's
+                                      declared response schemas and log breaches; false */
     br_limits limits;              /* message bounds; br_limits_default */
     const br_curve_keypair *curve; /* CURVE server keys (caller's, outlive the
                                       broker); NULL: no authentication */

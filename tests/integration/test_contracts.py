@@ -1,0 +1,232 @@
+"""Typed contracts end to end: the real gateway and barista-worker-test's `typed`
+service (tests/workers/typed_service.c) over real HTTP.  A body that breaks its schema
+never reaches the worker and gets FastAPI's 422 (pydantic v2 error types, loc paths,
+every error at once); a good one reaches it converted (integers as integers, defaults
+filled in, declared fields in order); parameters get enums, lists, defaults, formats,
+aliases and cookies; content types follow FastAPI's rules; a worker whose reply breaks
+its declared response is named in the gateway's log (debug mode)."""
+
+import json
+import unittest
+
+import harness as h
+from test_async import AsyncTestCase
+
+GOOD_ORDER = {
+    "customer": "ada",
+    "email": "ada@example.com",
+    "items": [{"sku": "ABC-1", "qty": 2}],
+}
+
+UUID = "12345678-1234-5678-1234-567812345678"
+
+
+class ContractCase(AsyncTestCase):
+    def setUp(self):
+        self.start("--check-replies")
+        self.w = self.worker("typed,echo", binary="barista-worker-test")
+        self.wait_joined(1)
+        self.wait_ready()
+
+    def post(self, path, body, content_type="application/json", headers=None):
+        hdrs = list((headers or {}).items())
+        if content_type is not None:
+            hdrs.append(("Content-Type", content_type))
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return self.request("POST", path, hdrs, data)
+
+    def errors(self, r):
+        self.assertEqual(r.status, 422, r.body)
+        self.assertEqual(r.header("content-type"), "application/json")
+        return r.json()["detail"]
+
+
+class Bodies(ContractCase):
+    def test_a_good_body_reaches_the_worker_converted_with_defaults(self):
+        body = dict(GOOD_ORDER, items=[{"sku": "ABC-1", "qty": "3"}, {"qty": 4.0, "sku": "XYZ-22"}],
+                    weight="2.5", extra_ignored=None)
+        del body["extra_ignored"]
+        r = self.post("/typed/orders", body)
+        self.assertEqual(r.status, 201, r.body)
+        got = r.json()
+        self.assertEqual(list(got), ["customer", "email", "items", "priority", "express", "weight"])
+        self.assertEqual(got["items"], [{"sku": "ABC-1", "qty": 3}, {"sku": "XYZ-22", "qty": 4}])
+        self.assertEqual(got["priority"], "normal")
+        self.assertIs(got["express"], False)
+        self.assertEqual(got["weight"], 2.5)
+
+    def test_every_error_is_reported_at_once_with_pydantic_types(self):
+        body = {
+            "customer": "",
+            "email": "not-an-email",
+            "items": [{"sku": "ABC-1", "qty": 1}, {"sku": "abc", "qty": 0},
+                      {"sku": "ABC-2", "qty": 1.5}, {"qty": "x", "bogus": 1}],
+            "priority": "urgent",
+            "express": "perhaps",
+            "weight": 0,
+            "ref": "1234",
+            "due": "2024-02-30",
+            "at": "2024-01-01X10:00",
+            "surprise": True,
+        }
+        errs = self.errors(self.post("/typed/orders", body))
+        by_loc = {tuple(e["loc"]): e for e in errs}
+        expect = {
+            ("body", "surprise"): "extra_forbidden",
+            ("body", "customer"): "string_too_short",
+            ("body", "email"): "value_error",
+            ("body", "items", 1, "sku"): "string_pattern_mismatch",
+            ("body", "items", 1, "qty"): "greater_than_equal",
+            ("body", "items", 2, "qty"): "int_from_float",
+            ("body", "items", 3, "bogus"): "extra_forbidden",
+            ("body", "items", 3, "sku"): "missing",
+            ("body", "items", 3, "qty"): "int_parsing",
+            ("body", "priority"): "enum",
+            ("body", "express"): "bool_parsing",
+            ("body", "weight"): "greater_than",
+            ("body", "ref"): "uuid_parsing",
+            ("body", "due"): "date_parsing",
+            ("body", "at"): "datetime_parsing",
+        }
+        self.assertEqual({k: v["type"] for k, v in by_loc.items()}, expect)
+        self.assertEqual(len(errs), len(expect))
+        # pydantic's order: declared fields in declaration order, then undeclared keys.
+        self.assertEqual([tuple(e["loc"]) for e in errs], [
+            ("body", "customer"), ("body", "email"), ("body", "items", 1, "sku"),
+            ("body", "items", 1, "qty"), ("body", "items", 2, "qty"), ("body", "items", 3, "sku"),
+            ("body", "items", 3, "qty"), ("body", "items", 3, "bogus"), ("body", "priority"),
+            ("body", "express"), ("body", "weight"), ("body", "ref"), ("body", "due"),
+            ("body", "at"), ("body", "surprise")])
+        self.assertEqual(by_loc[("body", "customer")]["ctx"], {"min_length": 1})
+        self.assertEqual(by_loc[("body", "customer")]["msg"], "String should have at least 1 character")
+        self.assertEqual(by_loc[("body", "items", 1, "qty")]["ctx"], {"ge": 1})
+        self.assertEqual(by_loc[("body", "items", 1, "qty")]["input"], 0)
+        self.assertEqual(by_loc[("body", "priority")]["msg"], "Input should be 'low', 'normal' or 'high'")
+        self.assertEqual(by_loc[("body", "priority")]["ctx"], {"expected": "'low', 'normal' or 'high'"})
+        self.assertEqual(by_loc[("body", "items", 3, "sku")]["input"], {"qty": "x", "bogus": 1})
+        self.assertEqual(by_loc[("body", "items", 1, "sku")]["ctx"], {"pattern": "^[A-Z]{3}-[0-9]+$"})
+        self.assertEqual(by_loc[("body", "weight")]["msg"], "Input should be greater than 0")
+        self.assertEqual(by_loc[("body", "due")]["msg"],
+                         "Input should be a valid date in the format YYYY-MM-DD, "
+                         "day value is outside expected range")
+        for e in errs:
+            self.assertEqual(set(e) - {"ctx"}, {"type", "loc", "msg", "input"}, e)
+
+    def test_missing_fields_name_the_object_as_input(self):
+        errs = self.errors(self.post("/typed/orders", {"customer": "ada"}))
+        self.assertEqual([(e["type"], e["loc"]) for e in errs],
+                         [("missing", ["body", "email"]), ("missing", ["body", "items"])])
+        self.assertEqual(errs[0]["input"], {"customer": "ada"})
+        self.assertEqual(errs[0]["msg"], "Field required")
+
+    def test_wrong_shapes(self):
+        errs = self.errors(self.post("/typed/orders", [1, 2]))
+        self.assertEqual(errs, [{"type": "model_attributes_type", "loc": ["body"],
+                                 "msg": "Input should be a valid dictionary or object to extract "
+                                        "fields from", "input": [1, 2]}])
+        errs = self.errors(self.post("/typed/orders", dict(GOOD_ORDER, items=[], meta=[1])))
+        self.assertEqual({(e["type"], tuple(e["loc"])) for e in errs},
+                         {("too_short", ("body", "items")), ("dict_type", ("body", "meta"))})
+        short = [e for e in errs if e["type"] == "too_short"][0]
+        self.assertEqual(short["ctx"], {"field_type": "List", "min_length": 1, "actual_length": 0})
+        errs = self.errors(self.post("/typed/orders", dict(GOOD_ORDER, items=[GOOD_ORDER["items"][0]] * 6)))
+        self.assertEqual([(e["type"], e["msg"]) for e in errs],
+                         [("too_long", "List should have at most 5 items after validation, not 6")])
+        errs = self.errors(self.post("/typed/orders", dict(GOOD_ORDER, customer=5, items="x")))
+        self.assertEqual([(e["type"], e["loc"]) for e in errs],
+                         [("string_type", ["body", "customer"]), ("list_type", ["body", "items"])])
+
+    def test_a_missing_body_and_invalid_json(self):
+        errs = self.errors(self.request("POST", "/typed/orders", [("Content-Type", "application/json")]))
+        self.assertEqual(errs, [{"type": "missing", "loc": ["body"], "msg": "Field required",
+                                 "input": None}])
+        errs = self.errors(self.post("/typed/orders", b'{"customer": '))
+        self.assertEqual(errs[0]["type"], "json_invalid")
+
+    def test_json_without_a_content_type_is_accepted_and_others_are_415(self):
+        r = self.post("/typed/orders", GOOD_ORDER, content_type=None)
+        self.assertEqual(r.status, 201, r.body)
+        r = self.post("/typed/orders", GOOD_ORDER, content_type="text/plain")
+        self.assertEqual(r.status, 415, r.body)
+        r = self.post("/typed/orders", b"customer=ada",
+                      content_type="application/x-www-form-urlencoded")
+        self.assertEqual(r.status, 415, r.body)
+
+    def test_forms_validate_against_the_same_schema_where_declared(self):
+        r = self.post("/typed/signup-form", b"name=ada&age=36&tags=a&tags=b",
+                      content_type="application/x-www-form-urlencoded")
+        self.assertEqual(r.status, 201, r.body)
+        self.assertEqual(r.json(), {"name": "ada", "age": 36, "tags": ["a", "b"]})
+        errs = self.errors(self.post("/typed/signup-form", b"name=a&age=old",
+                                     content_type="application/x-www-form-urlencoded"))
+        self.assertEqual([(e["type"], e["loc"], e["input"]) for e in errs],
+                         [("string_too_short", ["body", "name"], "a"),
+                          ("int_parsing", ["body", "age"], "old")])
+        r = self.post("/typed/signup-form", {"name": "ada", "age": 1})
+        self.assertEqual(r.status, 201, r.body)
+
+    def test_msgpack_bodies_are_validated_too(self):
+        # {"customer": 7}: msgpack fixmap, str, positive fixint.
+        r = self.post("/typed/orders", b"\x81\xa8customer\x07", content_type="application/msgpack")
+        errs = self.errors(r)
+        self.assertEqual([(e["type"], e["loc"]) for e in errs],
+                         [("string_type", ["body", "customer"]), ("missing", ["body", "email"]),
+                          ("missing", ["body", "items"])])
+        r = self.post("/typed/orders", b"\x81\xa8customer", content_type="application/msgpack")
+        self.assertEqual(r.status, 400, r.body)
+
+    def test_routes_without_a_schema_are_unchanged(self):
+        r = self.post("/echo", b"anything at all", content_type="text/plain")
+        self.assertEqual((r.status, r.body), (200, b"anything at all"))
+
+
+class Parameters(ContractCase):
+    def get_item(self, query="", headers=None, cookie="session=abcd", item=UUID):
+        hdrs = list((headers or {}).items())
+        if cookie is not None:
+            hdrs.append(("Cookie", cookie))
+        return self.get("/typed/items/%s%s" % (item, query), hdrs)
+
+    def test_defaults_aliases_and_cookies_reach_the_worker(self):
+        r = self.get_item(headers={"X-Request-Id": "r-1"}, cookie="theme=dark; session=\"abcd\"")
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.json(), {"id": UUID, "kind": "a", "limit": "10", "request_id": "r-1",
+                                    "session": "abcd"})
+
+    def test_enum_pattern_list_uuid_date_and_cookie_errors_together(self):
+        r = self.get_item("?kind=c&tag=ok&tag=NO&limit=0&day=2024-13-01", cookie="session=x",
+                          item="not-a-uuid")
+        errs = self.errors(r)
+        self.assertEqual([(e["type"], e["loc"]) for e in errs], [
+            ("uuid_parsing", ["path", "id"]),
+            ("enum", ["query", "kind"]),
+            ("string_pattern_mismatch", ["query", "tag", 1]),
+            ("greater_than_equal", ["query", "limit"]),
+            ("date_parsing", ["query", "day"]),
+            ("string_too_short", ["cookie", "session"]),
+        ])
+        self.assertEqual(errs[1]["input"], "c")
+
+    def test_a_missing_cookie_and_too_many_list_values(self):
+        errs = self.errors(self.get_item("?tag=a&tag=b&tag=c&tag=d", cookie=None))
+        self.assertEqual([(e["type"], e["loc"]) for e in errs],
+                         [("too_long", ["query", "tag"]), ("missing", ["cookie", "session"])])
+
+
+class Replies(ContractCase):
+    def test_a_reply_that_breaks_its_declared_schema_is_logged_with_the_route(self):
+        r = self.get("/typed/broken")
+        self.assertEqual(r.status, 200)
+        self.wait_until(lambda: "GET /typed/broken" in self.gw.stderr() and
+                        "breaks its declared 200 response" in self.gw.stderr(),
+                        "the contract error in the gateway's log")
+        self.assertIn("int_parsing", self.gw.stderr())
+
+    def test_a_conforming_reply_logs_nothing(self):
+        r = self.post("/typed/orders", GOOD_ORDER)
+        self.assertEqual(r.status, 201, r.body)
+        self.assertNotIn("breaks its declared", self.gw.stderr())
+
+
+if __name__ == "__main__":
+    unittest.main()
