@@ -7,6 +7,9 @@ aliases and cookies; content types follow FastAPI's rules; a worker whose reply 
 its declared response is named in the gateway's log (debug mode)."""
 
 import json
+import os
+import subprocess
+import tempfile
 import unittest
 
 import harness as h
@@ -226,6 +229,89 @@ class Replies(ContractCase):
         r = self.post("/typed/orders", GOOD_ORDER)
         self.assertEqual(r.status, 201, r.body)
         self.assertNotIn("breaks its declared", self.gw.stderr())
+
+
+class OpenAPI(ContractCase):
+    def openapi(self):
+        r = self.get("/openapi.json")
+        self.assertEqual(r.status, 200)
+        return r.json()
+
+    def test_models_requests_and_responses_are_documented(self):
+        doc = self.openapi()
+        schemas = doc["components"]["schemas"]
+        self.assertEqual(schemas["Order"]["required"], ["customer", "email", "items"])
+        self.assertEqual(schemas["Order"]["properties"]["items"]["items"],
+                         {"$ref": "#/components/schemas/OrderItem"})
+        self.assertEqual(schemas["Order"]["additionalProperties"], False)
+        self.assertEqual(schemas["OrderItem"]["properties"]["qty"],
+                         {"type": "integer", "minimum": 1, "exclusiveMaximum": 100})
+        self.assertIn("HTTPValidationError", schemas)
+        post = doc["paths"]["/typed/orders"]["post"]
+        self.assertEqual(post["requestBody"]["content"]["application/json"]["schema"],
+                         {"$ref": "#/components/schemas/Order"})
+        self.assertEqual(sorted(post["responses"]), ["201", "409", "422", "502", "503", "504"])
+        self.assertEqual(post["responses"]["201"]["content"]["application/json"]["schema"],
+                         {"$ref": "#/components/schemas/Order"})
+        self.assertEqual(post["responses"]["409"]["content"]["application/json"]["schema"],
+                         {"$ref": "#/components/schemas/HTTPError"})
+        form = doc["paths"]["/typed/signup-form"]["post"]["requestBody"]["content"]
+        self.assertIn("application/x-www-form-urlencoded", form)
+        params = {p["name"]: p for p in doc["paths"]["/typed/items/{id}"]["get"]["parameters"]}
+        self.assertEqual(params["kind"]["schema"], {"type": "string", "enum": ["a", "b"],
+                                                    "default": "a"})
+        self.assertEqual(params["X-Request-Id"]["in"], "header")
+        self.assertEqual(params["session"]["in"], "cookie")
+        self.assertEqual(params["tag"]["schema"]["type"], "array")
+        self.assertEqual(params["id"]["schema"], {"type": "string", "format": "uuid"})
+        # An operation that declares no 2xx keeps FastAPI's 200.
+        self.assertIn("200", doc["paths"]["/echo"]["post"]["responses"])
+
+    def test_an_independent_validator_accepts_the_document_and_the_exchanges(self):
+        check = h.binary("openapi-check")
+        if not os.path.exists(str(check)):
+            if os.environ.get("CI"):
+                self.fail("openapi-check was not built (no Go toolchain?)")
+            self.skipTest("openapi-check not built (no Go toolchain)")
+        doc = self.openapi()
+        exchanges = []
+
+        def record(method, path, body=None, headers=()):
+            hdrs = list(headers)
+            data = b""
+            if body is not None:
+                data = json.dumps(body).encode()
+                hdrs.append(("Content-Type", "application/json"))
+            r = self.request(method, path, hdrs, data)
+            exchanges.append({
+                "method": method, "url": "http://127.0.0.1" + path,
+                "request_headers": dict(hdrs), "request_body": data.decode(),
+                "status": r.status,
+                "response_headers": {"Content-Type": r.header("content-type") or ""},
+                "response_body": r.body.decode()})
+            return r
+
+        self.assertEqual(record("POST", "/typed/orders", GOOD_ORDER).status, 201)
+        self.assertEqual(record("POST", "/typed/orders", {"customer": 1}).status, 422)
+        self.assertEqual(record("GET", "/typed/items/%s?kind=b&tag=x&tag=y" % UUID,
+                                headers=[("Cookie", "session=abcd")]).status, 200)
+        with tempfile.TemporaryDirectory() as tmp:
+            dpath, xpath = os.path.join(tmp, "doc.json"), os.path.join(tmp, "x.json")
+            with open(dpath, "w") as f:
+                json.dump(doc, f)
+            with open(xpath, "w") as f:
+                json.dump(exchanges, f)
+            out = subprocess.run([str(check), dpath, xpath], capture_output=True, text=True,
+                                 timeout=120)
+            self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+            self.assertIn("4 passed, 0 failed", out.stdout)
+            # The validator can fail: a response the document does not allow.
+            exchanges[0]["response_body"] = json.dumps(dict(GOOD_ORDER, customer=7))
+            with open(xpath, "w") as f:
+                json.dump(exchanges, f)
+            out = subprocess.run([str(check), dpath, xpath], capture_output=True, text=True,
+                                 timeout=120)
+            self.assertEqual(out.returncode, 1, out.stdout + out.stderr)
 
 
 if __name__ == "__main__":

@@ -218,6 +218,14 @@ uint16_t gw_contract_success_status(const gw_contract *c)
     return 200;
 }
 
+bool gw_contract_declares_status(const gw_contract *c, uint16_t status)
+{
+    for (uint32_t i = 0; c && i < c->nresponses; i++)
+        if (c->responses[i].status == status)
+            return true;
+    return false;
+}
+
 size_t gw__contract_nparams(const gw_contract *c)
 {
     return c->nparams;

@@ -205,6 +205,11 @@ int gw_models_openapi(gw_models *models, br_buf *out)
     jw w = {out, 0};
     /* Writing a model may note more (its fields' models): the count grows meanwhile. */
     for (size_t i = 0; i < models->n && w.rc == 0; i++) {
+        /* The gateway publishes these itself (br_schema_http_error is its HTTPError). */
+        const char *t = models->list[i]->title;
+        if (strcmp(t, "HTTPError") == 0 || strcmp(t, "HTTPValidationError") == 0 ||
+            strcmp(t, "ValidationError") == 0)
+            continue;
         char name[256];
         component_name(models->list[i]->title, name, sizeof name);
         cstr(&w, name);

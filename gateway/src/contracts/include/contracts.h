@@ -106,12 +106,17 @@ typedef struct gw_models {
 int gw_schema_openapi(const gw_schema *s, br_buf *out, gw_models *models);
 
 /* Appends the "components/schemas" members of the models noted so far ("Name":{...},
- * each followed by a comma), including models their fields name.  0 or an error. */
+ * each followed by a comma), including models their fields name, except HTTPError,
+ * HTTPValidationError and ValidationError, which the document's writer publishes
+ * itself.  0 or an error. */
 int gw_models_openapi(gw_models *models, br_buf *out);
 
 /* Appends the route's declared parameters as OpenAPI parameter objects, each followed
  * by a comma.  0 or an error. */
 int gw_contract_openapi_params(const gw_contract *c, br_buf *out, gw_models *models);
+
+/* True when the route declares a response with this status. */
+bool gw_contract_declares_status(const gw_contract *c, uint16_t status);
 
 /* True when the route declares a path parameter with this name. */
 bool gw_contract_declares_path(const gw_contract *c, const char *name, size_t len);
