@@ -4,13 +4,14 @@
 #   make test    install dependencies, build with ASan+UBSan, run every test
 #   make bench   build optimised and run the benchmarks in tests/bench/
 #   make up      the platform in containers: base image if missing, compose up --build
+#   make images  barista-sdk and barista-runtime, the images a service's Dockerfile uses
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
 # Compose v2 (`docker compose`) where installed, else Compose v1.
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-.PHONY: all deps build run test bench up format clean
+.PHONY: all deps build run test bench up images format clean
 
 all: build
 
@@ -36,6 +37,9 @@ bench: build
 up:
 	sh deploy/base-image.sh
 	$(COMPOSE) up --build
+
+images:
+	sh deploy/images.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

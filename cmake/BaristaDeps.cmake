@@ -18,7 +18,6 @@ barista_require(UV libuv libuv1-dev)
 barista_require(ZMQ libzmq libzmq3-dev)
 barista_require(CZMQ libczmq libczmq-dev)
 barista_require(MSGPACK msgpack libmsgpack-dev)
-barista_require(CMOCKA cmocka libcmocka-dev)
 
 # llhttp: Debian's node-llhttp ships the C sources rather than a library; we compile
 # them here, from where the package put them, into a static library.

@@ -6,7 +6,7 @@
 #   deploy/install-deps.sh bench    the above plus the benchmark tools
 set -eu
 
-packages="gcc make cmake pkg-config python3 libuv1-dev libzmq3-dev libczmq-dev
+packages="gcc make cmake pkg-config python3 curl libuv1-dev libzmq3-dev libczmq-dev
 libmsgpack-dev libcmocka-dev node-llhttp libjansson-dev libcurl4-openssl-dev
 libsodium-dev libsqlite3-dev"
 if [ "${1:-}" = bench ]; then

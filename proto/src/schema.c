@@ -162,9 +162,9 @@ static void pack_key_double(msgpack_packer *pk, const char *key, double v)
 
 static void pack_default(msgpack_packer *pk, const br_schema *s)
 {
-    int64_t i;
-    double d;
-    bool b;
+    int64_t i = 0;
+    double d = 0;
+    bool b = false;
     pack_cstr(pk, "default");
     switch (s->type) {
     case BR_SCHEMA_INTEGER:

@@ -4,7 +4,10 @@
 #   tests/docker/e2e.sh
 #
 # Builds the image (and the base image when missing), starts the compose project,
-# checks every built-in route's exact answer, scales cpu-worker to 3 without
+# checks every built-in route's exact answer, adds the notes example service with the
+# commands of docs/workers.md ("Into compose": the SDK and runtime images, the
+# example's image, its compose fragment) and shows that nothing restarted and its
+# routes are documented and answer, scales cpu-worker to 3 without
 # restarting anything and shows each of the three serving, kills a worker during
 # requests and shows none hangs, restarts the gateway (a job accepted before the
 # restart completes after it, once the jobs service exists), then stops everything
@@ -41,14 +44,18 @@ BARISTA_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0
 BARISTA_TAG=e2e # one image tag for every run: rebuilds reuse its layers
 export BARISTA_PORT BARISTA_TAG
 
+# The compose files of the project: the platform's, then (once added) the example's.
+files=(-f "$root/docker-compose.yml")
+
 # compose SECONDS ARGS...: one compose command on this project, bounded in time.
 compose() {
     local limit=$1
     shift
-    timeout "$limit" "${compose_cmd[@]}" -p "$project" -f "$root/docker-compose.yml" "$@"
+    timeout "$limit" "${compose_cmd[@]}" -p "$project" "${files[@]}" "$@"
 }
 
 storm=""
+shim=""
 teardown() {
     local rc=$?
     [ -z "$storm" ] || kill "$storm" 2>/dev/null || true
@@ -57,6 +64,7 @@ teardown() {
         compose 60 logs --no-color --tail 40 2>&1 | sed 's/^/    /' || true
     fi
     compose 120 down -v --remove-orphans >/dev/null 2>&1 || say "WARNING: down -v failed"
+    [ -z "$shim" ] || rm -rf "$shim"
     say "project $project removed"
     exit $rc
 }
@@ -89,6 +97,29 @@ timeout 90 python3 "$probe" "$BARISTA_PORT" ready || die "the gateway never beca
 
 say "every built-in route answers"
 timeout 60 python3 "$probe" "$BARISTA_PORT" routes || die "routes"
+
+say "docs/workers.md, \"Into compose\": the notes example joins; nothing running restarts"
+# The docs say `docker compose`; where only Compose v1 is installed, a shim in PATH
+# runs `docker-compose` for it.  The project and the port come from the environment.
+shim="$(mktemp -d)"
+real_docker="$(command -v docker)"
+printf '#!/bin/sh\nif [ "$1" = compose ] && ! "%s" compose version >/dev/null 2>&1; then\n    shift\n    exec docker-compose "$@"\nfi\nexec "%s" "$@"\n' \
+    "$real_docker" "$real_docker" >"$shim/docker"
+chmod +x "$shim/docker"
+before="$(ids gateway; ids io-worker; ids cpu-worker)"
+notes_log="$(mktemp)"
+if ! COMPOSE_PROJECT_NAME="$project" BARISTA_DOC_HTTP_PORT="$BARISTA_PORT" PATH="$shim:$PATH" \
+    timeout 1500 python3 "$root/tests/sdk/doctest.py" "$root/docs/workers.md" docker "$root" --no-files \
+    >"$notes_log" 2>&1; then
+    tail -n 40 "$notes_log" | sed 's/^/    /'
+    rm -f "$notes_log"
+    die "the docs' compose commands"
+fi
+rm -f "$notes_log"
+files+=(-f "$root/workers/examples/notes/compose.yml")
+after="$(ids gateway; ids io-worker; ids cpu-worker)"
+[ "$before" = "$after" ] || die "adding the notes service restarted a container"
+timeout 60 python3 "$probe" "$BARISTA_PORT" notes || die "the notes routes"
 
 say "scale cpu-worker to 3; nothing running restarts"
 before="$(ids gateway; ids io-worker; ids cpu-worker)"

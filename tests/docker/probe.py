@@ -6,6 +6,8 @@
     probe.py PORT storm SECONDS         requests from many threads; none may hang
     probe.py PORT job-submit            POST a job; prints its id, or "skip" on 404
     probe.py PORT job-wait ID           until the job has completed
+    probe.py PORT notes                 the notes example's routes: in /openapi.json, and
+                                        their answers (after the docs' first POST)
 
 Exit status 0 when the check holds; otherwise a one-line reason on stderr and 1.
 """
@@ -214,6 +216,29 @@ def job_wait(port, job_id):
     print("  job %s: %s after %s attempts" % (job_id, state.get("status"), state.get("attempts")))
 
 
+def check_notes(port):
+    """The notes example (workers/examples/notes), added to the running stack: its
+    routes are documented and answer, on the io pool and the cpu pool."""
+    paths = request(port, "GET", "/openapi.json").json()["paths"]
+    for p in ("/notes", "/notes/{id}", "/notes/wordcount"):
+        if p not in paths:
+            fail("%s is not in /openapi.json (%s)", p, ", ".join(sorted(paths)))
+    checks = [
+        ("POST", "/notes", b'{"title":"bread","text":"rye"}', 201,
+         {"id": 2, "title": "bread", "text": "rye"}),
+        ("GET", "/notes/1", b"", 200, {"id": 1, "title": "milk", "text": ""}),
+        ("GET", "/notes/3", b"", 404, {"detail": "Note not found"}),
+        ("GET", "/notes?limit=1", b"", 200, [{"id": 1, "title": "milk", "text": ""}]),
+        ("POST", "/notes/wordcount", b'{"text":"a b c"}', 200, {"words": 3}),
+    ]
+    for method, path, body, status, want in checks:
+        r = request(port, method, path, "application/json" if body else None, body)
+        ok = r.status == status and r.json() == want
+        print("  %-4s %-22s %d %s" % (method, path, r.status, "ok" if ok else "WRONG"))
+        if not ok:
+            fail("%s %s: want %d %r, got %d %r", method, path, status, want, r.status, r.body)
+
+
 def main(argv):
     if len(argv) < 3:
         fail("usage: probe.py PORT CHECK [ARG]")
@@ -225,6 +250,7 @@ def main(argv):
         "storm": lambda: check_storm(port, float(args[0])),
         "job-submit": lambda: job_submit(port),
         "job-wait": lambda: job_wait(port, args[0]),
+        "notes": lambda: check_notes(port),
     }
     if check not in checks:
         fail("unknown check %r", check)

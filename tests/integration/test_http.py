@@ -256,6 +256,26 @@ MALFORMED = [
     ("control_byte_in_target", b"GET /heal\x01thz HTTP/1.1\r\nHost: t\r\n\r\n"),
     ("missing_host_http11", b"GET /healthz HTTP/1.1\r\nAccept: */*\r\n\r\n"),
     ("duplicate_host", b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+    # obs-fold whose first line holds no value: llhttp joins the lines without a trace.
+    ("obs_fold_empty_first_line_transfer_encoding",
+     b"POST /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n"),
+    ("obs_fold_empty_first_line_host", b"GET /healthz HTTP/1.1\r\nHost:\r\n evil\r\n\r\n"),
+    ("obs_fold_blank_first_line", b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-A:  \r\n\tb\r\n\r\n"),
+    # Bare LF where llhttp 8.1 is lenient even in its strict build.
+    ("bare_lf_after_request_line", b"GET /healthz HTTP/1.1\nHost: t\r\n\r\n"),
+    ("bare_lf_ending_the_head", b"GET /healthz HTTP/1.1\r\nHost: t\r\n\n"),
+    ("bare_lf_ending_http10_request_line", b"GET /healthz HTTP/1.0\n\r\n"),
+    ("bare_lf_ending_trailers", b"POST /healthz HTTP/1.1\r\nHost: t\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\n"),
+    ("bare_lf_before_request_line", b"\nGET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"),
+    ("bare_cr_before_request_line", b"\r\rGET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"),
+    # RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 is faulty framing.
+    ("http10_transfer_encoding_chunked", b"POST /healthz HTTP/1.0\r\nTransfer-Encoding: chunked\r\n"
+     b"Connection: keep-alive\r\n\r\n0\r\n\r\n"),
+    ("two_spaces_in_request_line", b"GET  /healthz HTTP/1.1\r\nHost: t\r\n\r\n"),
+    ("header_without_name", b"GET /healthz HTTP/1.1\r\nHost: t\r\n: v\r\n\r\n"),
+    ("trailer_without_name", b"POST /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+     b"\r\n1\r\nx\r\n0\r\n: v\r\n\r\n"),
 ]
 
 

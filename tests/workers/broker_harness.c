@@ -87,9 +87,15 @@ int harness_start(harness *h, const char *services, int heartbeat_ms, const char
 
 int harness_run(const char *const *args, char *out, size_t out_len, int *code)
 {
+    return harness_run_program(BARISTA_WORKER_BIN, args, out, out_len, code);
+}
+
+int harness_run_program(const char *bin, const char *const *args, char *out, size_t out_len,
+                        int *code)
+{
     char *argv[HARNESS_MAX_ARGS];
     int argc = 0;
-    argv[argc++] = (char *)BARISTA_WORKER_BIN;
+    argv[argc++] = (char *)bin;
     for (size_t i = 0; args[i] && argc < HARNESS_MAX_ARGS - 1; i++)
         argv[argc++] = (char *)args[i];
     argv[argc] = NULL;
@@ -102,7 +108,7 @@ int harness_run(const char *const *args, char *out, size_t out_len, int *code)
     posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
     posix_spawn_file_actions_addclose(&fa, fds[0]);
     pid_t pid;
-    int rc = posix_spawn(&pid, BARISTA_WORKER_BIN, &fa, NULL, argv, environ);
+    int rc = posix_spawn(&pid, bin, &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     close(fds[1]);
     if (rc != 0) {

@@ -85,6 +85,10 @@ bool harness_exited_cleanly(harness *h, int timeout_ms);
  * its exit code into *code (-1 if it did not exit normally).  0 or -1. */
 int harness_run(const char *const *args, char *out, size_t out_len, int *code);
 
+/* The same for another worker program (a path). */
+int harness_run_program(const char *bin, const char *const *args, char *out, size_t out_len,
+                        int *code);
+
 /* A monotonic clock in ms. */
 long long harness_now_ms(void);
 

@@ -9,14 +9,11 @@
  *   GET /stall/offload?ms=N  the same blocking call on the thread pool (br_offload),
  *                            then {"offloaded_ms": N}: the fix
  *
- * barista-worker-test is barista-worker's main.c linked with -Wl,--wrap=br_builtin_find,
- * so that `--services stall` finds this service, `--services typed` the one of
- * typed_service.c, and every other name the built-ins.
+ * barista-worker-test (worker_test_main.c) hosts it beside the built-in services.
  */
-#include <string.h>
 #include <time.h>
 
-#include "services.h"
+#include "test_services.h"
 
 #define STALL_MAX_MS 10000
 
@@ -39,11 +36,11 @@ static int read_ms(br_req *req, int64_t *ms)
 
 static void reply_ms(br_req *req, const char *key, int64_t ms)
 {
-    msgpack_packer *pk = br_reply_begin(req, 200);
-    msgpack_pack_map(pk, 1);
-    br_pack_cstr(pk, key);
-    msgpack_pack_int64(pk, ms);
-    br_reply_end(req);
+    br_writer *w = br_reply_start(req, 200);
+    br_w_obj(w);
+    br_w_key_int(w, key, ms);
+    br_w_end(w);
+    br_reply_send(req);
 }
 
 static void block(br_req *req)
@@ -123,25 +120,10 @@ static const br_route_spec routes[] = {
      .summary = "block a pool thread"},
 };
 
-static const br_service_spec stall_service = {
+const br_service_spec br_test_stall_service = {
     .name = "stall",
     .kind = BR_KIND_IO,
     .summary = "test only: blocks on purpose",
     .routes = routes,
     .nroutes = BR_NELEMS(routes),
 };
-
-const br_service_spec *__real_br_builtin_find(const char *name, size_t len);
-const br_service_spec *__wrap_br_builtin_find(const char *name, size_t len);
-
-/* typed_service.c: the test-only service with typed contracts. */
-extern const br_service_spec typed_service;
-
-const br_service_spec *__wrap_br_builtin_find(const char *name, size_t len)
-{
-    if (len == 5 && memcmp(name, "stall", 5) == 0)
-        return &stall_service;
-    if (len == 5 && memcmp(name, "typed", 5) == 0)
-        return &typed_service;
-    return __real_br_builtin_find(name, len);
-}

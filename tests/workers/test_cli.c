@@ -1,6 +1,8 @@
 /*
- * test_cli.c - barista-worker's command line: --list and --help, the one-line reason
- * and exit code 2 for every refusal, and flags winning over environment variables.
+ * test_cli.c - the worker command line of br_worker_main, through barista-worker: --list
+ * and --help (the services' options included), the one-line reason and exit code 2 for
+ * every refusal, flags winning over environment variables; and a service whose init
+ * fails (barista-worker-test's `life`): exit 1 with the reason, never connecting.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -55,6 +57,26 @@ static void help_exits_0_with_usage(void **state)
     assert_int_equal(run(args, out), 0);
     assert_non_null(strstr(out, "usage: barista-worker"));
     assert_non_null(strstr(out, "--drain-timeout-ms"));
+    assert_non_null(strstr(out, "--max-requests N"));
+    /* Services' own options are listed with their service, variable and default. */
+    assert_non_null(strstr(out, "Service options:"));
+    assert_non_null(strstr(out, "--outbox VALUE"));
+    assert_non_null(strstr(out, "email: the file the email task appends to (BARISTA_OUTBOX,"));
+    assert_non_null(strstr(out, "--upstream-url VALUE"));
+}
+
+static void a_failing_init_exits_1_with_its_reason_before_connecting(void **state)
+{
+    (void)state;
+    char out[OUT_MAX];
+    int code = -1;
+    static const char *const args[] = {
+        "--services", "life", "--life-fail", "no database", "--connect", "tcp://127.0.0.1:1", NULL};
+    assert_int_equal(harness_run_program(BARISTA_WORKER_TEST_BIN, args, out, OUT_MAX, &code), 0);
+    assert_int_equal(code, 1);
+    assert_non_null(strstr(out, "service life: init failed: no database"));
+    assert_null(strstr(out, "connecting to"));
+    assert_null(strstr(out, "life: fini"));
 }
 
 static void refusals_exit_2_with_one_line(void **state)
@@ -75,6 +97,8 @@ static void refusals_exit_2_with_one_line(void **state)
         {{"--services", "hello", "stray", NULL}, "unexpected argument: stray"},
         {{"--connect", "tcp://127.0.0.1:1", NULL}, "--services is required"},
         {{"--services", NULL}, "--services"},
+        {{"--services", "fetch", "--upstream-url", "ftp://x", NULL}, "--upstream-url: ftp://x"},
+        {{"--services", "hello", "--max-requests", "-1", NULL}, "--max-requests: -1"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char out[OUT_MAX];
@@ -117,6 +141,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(list_prints_each_service_with_kind_and_routes),
         cmocka_unit_test(help_exits_0_with_usage),
+        cmocka_unit_test(a_failing_init_exits_1_with_its_reason_before_connecting),
         cmocka_unit_test(refusals_exit_2_with_one_line),
         cmocka_unit_test(environment_fills_in_and_flags_win),
     };

@@ -1,7 +1,8 @@
 /*
  * test_io_worker.c - the real barista-worker hosting hello, sleep and echo, driven by
  * a test broker over a real ROUTER socket: registration, every route, concurrency,
- * cancel, heartbeats, liveness, re-registration, garbage and the SIGTERM drain.
+ * cancel, heartbeats, liveness, re-registration, garbage, the SIGTERM drain, and
+ * recycling (--max-requests, --max-rss-mb: drain and exit 0).
  *
  * Bounds are generous ("well before"), never tight timings: the machine is shared.
  */
@@ -348,6 +349,40 @@ static void drain_timeout_cancels_what_is_left(void **state)
     assert_true(harness_exited_cleanly(h, WAIT_MS));
 }
 
+static void max_requests_recycles_after_serving_that_many(void **state)
+{
+    harness *h = *state;
+    harness_stop(h);
+    static const char *const args[] = {"--max-requests", "3", NULL};
+    assert_int_equal(harness_start(h, "hello", HB_MS, args), 0);
+    assert_int_equal(harness_register(h, "b1", NULL, NULL), 0);
+    for (uint64_t id = 1; id <= 3; id++) {
+        assert_int_equal(harness_request(h, id, "hello", "GET", "/hello", "/hello", 5000, NULL), 0);
+        assert_int_equal(expect_reply(h, id).status, 200);
+    }
+    /* The third reply started the drain: GOODBYE, and what crossed it is still served. */
+    br_msg m;
+    assert_int_equal(harness_expect(h, BR_MSG_GOODBYE, &m, WAIT_MS, NULL), 0);
+    assert_int_equal(harness_request(h, 4, "hello", "GET", "/hello", "/hello", 5000, NULL), 0);
+    assert_int_equal(expect_reply(h, 4).status, 200);
+    assert_int_equal(harness_send_goodbye(h, "drain acknowledged"), 0);
+    assert_true(harness_exited_cleanly(h, WAIT_MS));
+}
+
+static void max_rss_recycles_a_worker_that_grew_too_big(void **state)
+{
+    harness *h = *state;
+    harness_stop(h);
+    /* Any process is bigger than 1 MB: the first look at the RSS starts the drain. */
+    static const char *const args[] = {"--max-rss-mb", "1", NULL};
+    assert_int_equal(harness_start(h, "hello", HB_MS, args), 0);
+    assert_int_equal(harness_register(h, "b1", NULL, NULL), 0);
+    br_msg m;
+    assert_int_equal(harness_expect(h, BR_MSG_GOODBYE, &m, WAIT_MS, NULL), 0);
+    assert_int_equal(harness_send_goodbye(h, "drain acknowledged"), 0);
+    assert_true(harness_exited_cleanly(h, WAIT_MS));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -374,6 +409,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(draining_worker_waits_for_the_acknowledgement, setup,
                                         harness_teardown),
         cmocka_unit_test_setup_teardown(sigterm_says_goodbye_finishes_in_flight_and_exits_0, setup,
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(max_requests_recycles_after_serving_that_many, setup,
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(max_rss_recycles_a_worker_that_grew_too_big, setup,
                                         harness_teardown),
         cmocka_unit_test_setup_teardown(drain_timeout_cancels_what_is_left, setup,
                                         harness_teardown),

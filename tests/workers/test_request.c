@@ -84,6 +84,79 @@ static void a_request_outlives_its_frame_and_finds_values_by_name(void **state)
     br__req_release(req);
 }
 
+static void typed_getters_read_path_query_and_header_values(void **state)
+{
+    (void)state;
+    br_req *req = make_request();
+    int64_t i = 0;
+    double d = 0;
+    bool b = false;
+    br_str s;
+    assert_int_equal(br_req_int(req, BR_IN_PATH, "id", &i), 0);
+    assert_int_equal(i, 42);
+    assert_int_equal(br_req_float(req, BR_IN_QUERY, "n", &d), 0);
+    assert_true(d == -17.0);
+    assert_int_equal(br_req_bool(req, BR_IN_HEADER, "x-token", &b), BR_EVALUE);
+    assert_int_equal(br_req_str(req, BR_IN_HEADER, "X-TOKEN", &s), 0);
+    assert_true(br_str_eq(s, "secret"));
+    assert_int_equal(br_req_int(req, BR_IN_HEADER, "x-none", &i), BR_ENOTFOUND);
+    /* With a default: absent is no error, unparsable is one (recorded for 422). */
+    assert_int_equal(br_req_int_or(req, BR_IN_QUERY, "limit", 10), 10);
+    assert_int_equal(br_req_errors(req), 0);
+    assert_int_equal(br_req_int_or(req, BR_IN_QUERY, "big", 7), 7);
+    assert_true(br_req_bool_or(req, BR_IN_PATH, "id", true));
+    assert_int_equal(br_req_errors(req), 2);
+    br__req_release(req);
+}
+
+static void validation_errors_reply_422_with_fastapi_detail_list(void **state)
+{
+    (void)state;
+    br_req *req = make_request();
+    assert_int_equal(br_req_int_or(req, BR_IN_QUERY, "big", 1), 1);
+    assert_int_equal(br_req_invalid(req, "body", "items.0.qty", "Field required", "missing", NULL),
+                     0);
+    assert_int_equal(br_reply_invalid(req), 0);
+    br_reply r;
+    br__req_reply_msg(req, &r);
+    assert_int_equal(r.status, 422);
+
+    br_writer *want = br_writer_new(0);
+    br_w_obj(want);
+    br_w_key(want, "detail");
+    br_w_arr(want);
+    br_w_obj(want);
+    br_w_key_cstr(want, "type", "int_parsing");
+    br_w_key(want, "loc");
+    br_w_arr(want);
+    br_w_cstr(want, "query");
+    br_w_cstr(want, "big");
+    br_w_end(want);
+    br_w_key_cstr(want, "msg",
+                  "Input should be a valid integer, unable to parse string as an integer");
+    br_w_key_cstr(want, "input", "99999999999999999999");
+    br_w_end(want);
+    br_w_obj(want);
+    br_w_key_cstr(want, "type", "missing");
+    br_w_key(want, "loc");
+    br_w_arr(want);
+    br_w_cstr(want, "body");
+    br_w_cstr(want, "items");
+    br_w_int(want, 0);
+    br_w_cstr(want, "qty");
+    br_w_end(want);
+    br_w_key_cstr(want, "msg", "Field required");
+    br_w_key_null(want, "input");
+    br_w_end(want);
+    br_w_end(want);
+    br_w_end(want);
+    br_str bytes = br_writer_bytes(want);
+    assert_int_equal(r.body.len, bytes.len);
+    assert_memory_equal(r.body.ptr, bytes.ptr, bytes.len);
+    br_writer_destroy(&want);
+    br__req_release(req);
+}
+
 static void query_integers_are_parsed_strictly(void **state)
 {
     (void)state;
@@ -109,15 +182,15 @@ static void a_structured_reply_carries_msgpack_and_headers(void **state)
     assert_int_equal(br_reply_header(req, "Content-Type", "text/html"), BR_EINVAL);
     assert_int_equal(br_reply_header(req, "connection", "close"), BR_EINVAL);
     assert_int_equal(br_reply_header(req, "Proxy-Authenticate", "x"), BR_EINVAL);
-    msgpack_packer *pk = br_reply_begin(req, 201);
-    assert_non_null(pk);
-    msgpack_pack_map(pk, 1);
-    br_pack_cstr(pk, "ok");
-    msgpack_pack_true(pk);
-    assert_int_equal(br_reply_end(req), 0);
+    br_writer *w = br_reply_start(req, 201);
+    assert_non_null(w);
+    br_w_obj(w);
+    br_w_key_bool(w, "ok", true);
+    br_w_end(w);
+    assert_int_equal(br_reply_send(req), 0);
     /* The request has ended: a second reply is a programmer error. */
     assert_int_equal(br_reply_status(req, 200), BR_EINVAL);
-    assert_null(br_reply_begin(req, 200));
+    assert_null(br_reply_start(req, 200));
 
     br_reply r;
     br__req_reply_msg(req, &r);
@@ -162,6 +235,15 @@ static void bad_replies_become_500_and_cancelled_ones_499(void **state)
     assert_int_equal(r.body.len, 0);
     br__req_release(req);
 
+    /* A writer left with an open object makes the reply a 500. */
+    req = make_request();
+    br_writer *w = br_reply_start(req, 200);
+    br_w_obj(w);
+    assert_int_equal(br_reply_send(req), BR_EINVAL);
+    br__req_reply_msg(req, &r);
+    assert_int_equal(r.status, 500);
+    br__req_release(req);
+
     /* A CPU handler that returns without replying gets a 500. */
     req = make_request();
     br__req_reply_msg(req, &r);
@@ -174,6 +256,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_request_outlives_its_frame_and_finds_values_by_name),
         cmocka_unit_test(query_integers_are_parsed_strictly),
+        cmocka_unit_test(typed_getters_read_path_query_and_header_values),
+        cmocka_unit_test(validation_errors_reply_422_with_fastapi_detail_list),
         cmocka_unit_test(a_structured_reply_carries_msgpack_and_headers),
         cmocka_unit_test(bad_replies_become_500_and_cancelled_ones_499),
     };

@@ -12,12 +12,12 @@
  *   POST /typed/bench           the 10-field schema of the benchmark; answers 204
  *   POST /typed/bench-raw       the same route without a schema; answers 204
  *
- * It is linked into barista-worker-test (stall_service.c's wrapper finds it).
+ * barista-worker-test (worker_test_main.c) hosts it beside the built-in services.
  */
 #include <stdio.h>
 #include <string.h>
 
-#include "services.h"
+#include "test_services.h"
 
 /* ---------------------------------------------------------------------------------- */
 /* Schemas.                                                                            */
@@ -258,7 +258,7 @@ static const br_route_spec typed_routes[] = {
      .nresponses = 1},
 };
 
-const br_service_spec typed_service = {
+const br_service_spec br_test_typed_service = {
     .name = "typed",
     .kind = BR_KIND_IO,
     .summary = "typed contracts, for the tests",

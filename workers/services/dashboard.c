@@ -25,43 +25,31 @@ static const struct {
     {"hash", "/hash?n=1000&data=dashboard"},
 };
 
-/* True when body is exactly one msgpack value (so it can be copied in as is). */
-static bool one_msgpack_value(br_str body)
+/* One branch's outcome: its structured answer as it is, another media type's text, or
+ * {"error": {"status": S, "detail": "..."}}. */
+static void write_branch(br_writer *w, const br_result *r)
 {
     br_value v;
-    return br_value_parse(body, &v) == 0;
-}
-
-static void pack_branch(msgpack_packer *pk, const br_result *r)
-{
     if (br_result_ok(r) && br_str_eq(r->content_type, "application/msgpack") &&
-        one_msgpack_value(r->body)) {
-        pk->callback(pk->data, r->body.ptr, r->body.len);
-        return;
-    }
-    if (br_result_ok(r)) {
-        br_pack_str(pk, r->body); /* another media type: its text */
-        return;
-    }
-    msgpack_pack_map(pk, 1);
-    br_pack_cstr(pk, "error");
-    msgpack_pack_map(pk, 2);
-    br_pack_cstr(pk, "status");
-    msgpack_pack_uint16(pk, r->status);
-    br_pack_cstr(pk, "detail");
-    br_pack_str(pk, r->detail);
+        br_value_parse(r->body, &v) == 0)
+        br_w_msgpack(w, r->body);
+    else if (br_result_ok(r))
+        br_w_str(w, r->body);
+    else
+        br_w_pack(w, "{s:{s:i, s:S}}", "error", "status", (int)r->status, "detail", r->detail);
 }
 
 static void gathered(br_req *req, const br_result *results, size_t n, void *arg)
 {
     (void)arg;
-    msgpack_packer *pk = br_reply_begin(req, 200);
-    msgpack_pack_map(pk, n);
+    br_writer *w = br_reply_start(req, 200);
+    br_w_obj(w);
     for (size_t i = 0; i < n; i++) {
-        br_pack_cstr(pk, branches[i].key);
-        pack_branch(pk, &results[i]);
+        br_w_key(w, branches[i].key);
+        write_branch(w, &results[i]);
     }
-    br_reply_end(req);
+    br_w_end(w);
+    br_reply_send(req);
 }
 
 static void cancelled(br_req *req, void *arg)

@@ -3,9 +3,9 @@
  *
  *   task email, payload {"to": ADDRESS}
  *
- * "Sending" appends one line, "<job_id> <address>\n", to the outbox file
- * (BARISTA_OUTBOX or --outbox, default ./barista-outbox.txt) and fsyncs it before the
- * job succeeds; a job delivered twice shows up as two lines with the same id.
+ * "Sending" appends one line, "<job_id> <address>\n", to the outbox file (the
+ * service option --outbox / BARISTA_OUTBOX, default ./barista-outbox.txt) and fsyncs it
+ * before the job succeeds; a job delivered twice shows up as two lines with the same id.
  *
  * Writing and fsync block, so they run on the thread pool, never on the loop.  Lines
  * that arrive while a write is under way wait and go out together in the next one:
@@ -44,12 +44,12 @@ static struct {
     bool busy;                     /* a write is on the thread pool */
     int error;                     /* errno of the last write, 0 when it worked */
     uv_work_t work;                /* the thread-pool job */
+    const char *path;              /* the outbox option (lives as long as the worker) */
 } outbox;
 
 static const char *outbox_path(void)
 {
-    const char *p = getenv("BARISTA_OUTBOX");
-    return p && *p ? p : BR_OUTBOX_DEFAULT;
+    return outbox.path ? outbox.path : BR_OUTBOX_DEFAULT;
 }
 
 /* Thread pool: appends every line of the group and fsyncs once. */
@@ -136,6 +136,8 @@ static void start_write(uv_loop_t *loop)
 
 static void email(br_jobctx *job)
 {
+    if (!outbox.path) /* set once, before the first write is queued */
+        outbox.path = br_svc_option(br_job_svc(job), "outbox");
     br_value p;
     br_str to; /* points into the payload */
     if (br_value_parse(br_job_payload(job), &p) != 0 ||
@@ -173,10 +175,19 @@ static const br_task_spec tasks[] = {
     {.name = "email", .handler = email},
 };
 
+static const br_option_spec options[] = {
+    {.name = "outbox",
+     .env = "BARISTA_OUTBOX",
+     .def = BR_OUTBOX_DEFAULT,
+     .help = "the file the email task appends to"},
+};
+
 const br_service_spec br_email_service = {
     .name = "email",
     .kind = BR_KIND_IO,
     .summary = "a task with a checkable side effect (the outbox file)",
     .tasks = tasks,
     .ntasks = BR_NELEMS(tasks),
+    .options = options,
+    .noptions = BR_NELEMS(options),
 };

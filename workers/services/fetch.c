@@ -4,12 +4,12 @@
  *   GET /fetch  -> {"status": S, "content_type": "...", "body": "..."} of a GET to the
  *                  upstream URL the worker was configured with
  *
- * The upstream is BARISTA_UPSTREAM_URL (barista-worker --upstream-url sets it).  The
+ * The upstream is the service's option --upstream-url (BARISTA_UPSTREAM_URL).  The
  * route takes no URL from the client, so the worker is no open proxy.  The transfer
  * runs on the worker's loop and is bound to the request's deadline: an unreachable
  * upstream answers 502, a slow one 504, each with a detail naming the cause.
  */
-#include <stdlib.h>
+#include <string.h>
 
 #include "services.h"
 
@@ -25,15 +25,13 @@ static void fetched(br_req *req, const br_result *res, void *arg)
         br_reply_error(req, res->status, detail ? detail : "upstream failed");
         return;
     }
-    msgpack_packer *pk = br_reply_begin(req, 200);
-    msgpack_pack_map(pk, 3);
-    br_pack_cstr(pk, "status");
-    msgpack_pack_uint16(pk, res->status);
-    br_pack_cstr(pk, "content_type");
-    br_pack_str(pk, res->content_type);
-    br_pack_cstr(pk, "body");
-    br_pack_str(pk, res->body);
-    br_reply_end(req);
+    br_writer *w = br_reply_start(req, 200);
+    br_w_obj(w);
+    br_w_key_int(w, "status", res->status);
+    br_w_key_str(w, "content_type", res->content_type);
+    br_w_key_str(w, "body", res->body);
+    br_w_end(w);
+    br_reply_send(req);
 }
 
 static void cancelled(br_req *req, void *arg)
@@ -44,9 +42,9 @@ static void cancelled(br_req *req, void *arg)
 
 static void fetch(br_req *req)
 {
-    const char *url = getenv("BARISTA_UPSTREAM_URL");
+    const char *url = br_svc_option(br_req_svc(req), "upstream-url");
     if (!url || !*url) {
-        br_reply_error(req, 503, "no upstream configured (BARISTA_UPSTREAM_URL)");
+        br_reply_error(req, 503, "no upstream configured (--upstream-url, BARISTA_UPSTREAM_URL)");
         return;
     }
     uint32_t budget = br_req_remaining_ms(req);
@@ -61,6 +59,21 @@ static void fetch(br_req *req)
     br_req_on_cancel(req, cancelled, NULL);
 }
 
+/* An upstream is an http:// or https:// URL (the option's check). */
+static const char *check_url(const char *value)
+{
+    if (!*value || strncmp(value, "http://", 7) == 0 || strncmp(value, "https://", 8) == 0)
+        return NULL;
+    return "want http:// or https://";
+}
+
+static const br_option_spec options[] = {
+    {.name = "upstream-url",
+     .env = "BARISTA_UPSTREAM_URL",
+     .help = "the one upstream the fetch service calls",
+     .check = check_url},
+};
+
 static const br_route_spec routes[] = {
     {.method = "GET",
      .path = "/fetch",
@@ -74,4 +87,6 @@ const br_service_spec br_fetch_service = {
     .summary = "external API calls with an async HTTP client",
     .routes = routes,
     .nroutes = BR_NELEMS(routes),
+    .options = options,
+    .noptions = BR_NELEMS(options),
 };

@@ -53,13 +53,12 @@ static void hash(br_req *req)
     }
     char hex[BR_HASH_BYTES * 2 + 1];
     sodium_bin2hex(hex, sizeof(hex), digest, sizeof(digest));
-    msgpack_packer *pk = br_reply_begin(req, 200);
-    msgpack_pack_map(pk, 2);
-    br_pack_cstr(pk, "digest");
-    br_pack_cstr(pk, hex);
-    br_pack_cstr(pk, "n");
-    msgpack_pack_int64(pk, n);
-    br_reply_end(req);
+    br_writer *w = br_reply_start(req, 200);
+    br_w_obj(w);
+    br_w_key_cstr(w, "digest", hex);
+    br_w_key_int(w, "n", n);
+    br_w_end(w);
+    br_reply_send(req);
 }
 
 static const br_param_spec params[] = {

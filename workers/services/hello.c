@@ -11,17 +11,15 @@ static void say_hello(br_req *req)
 {
     br_str name;
     bool named = br_req_param(req, "name", &name) == 0;
-    msgpack_packer *pk = br_reply_begin(req, 200);
-    msgpack_pack_map(pk, 1);
-    br_pack_cstr(pk, "message");
-    if (named) {
-        msgpack_pack_str(pk, 6 + name.len);
-        msgpack_pack_str_body(pk, "hello ", 6);
-        msgpack_pack_str_body(pk, name.ptr, name.len);
-    } else {
-        br_pack_cstr(pk, "hello");
-    }
-    br_reply_end(req);
+    br_writer *w = br_reply_start(req, 200);
+    br_w_obj(w);
+    br_w_key(w, "message");
+    if (named)
+        br_w_strf(w, "hello %.*s", (int)name.len, name.ptr);
+    else
+        br_w_cstr(w, "hello");
+    br_w_end(w);
+    br_reply_send(req);
 }
 
 static const br_param_spec name_param[] = {

@@ -1,8 +1,6 @@
 /*
  * registry.c - the table of built-in services.  One line per service.
  */
-#include <string.h>
-
 #include "services.h"
 
 const br_service_spec *const br_builtin_services[] = {
@@ -12,13 +10,3 @@ const br_service_spec *const br_builtin_services[] = {
 };
 
 const size_t br_builtin_count = BR_NELEMS(br_builtin_services);
-
-const br_service_spec *br_builtin_find(const char *name, size_t len)
-{
-    for (size_t i = 0; i < br_builtin_count; i++) {
-        const char *n = br_builtin_services[i]->name;
-        if (strlen(n) == len && memcmp(n, name, len) == 0)
-            return br_builtin_services[i];
-    }
-    return NULL;
-}

@@ -59,20 +59,14 @@ static void report(br_jobctx *job)
         br_hash_more(digest, n - 1);
     char hex[BR_HASH_BYTES * 2 + 1];
     sodium_bin2hex(hex, sizeof(hex), digest, sizeof(digest));
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 2);
-    br_pack_cstr(&pk, "digest");
-    br_pack_cstr(&pk, hex);
-    br_pack_cstr(&pk, "n");
-    msgpack_pack_uint64(&pk, n);
-    if (sb.data)
-        br_job_succeed(job, sb.data, sb.size);
+    br_writer *result = br_writer_new(0);
+    br_w_pack(result, "{s:s, s:I}", "digest", hex, "n", (int64_t)n);
+    br_str bytes = result ? br_writer_bytes(result) : (br_str){"", 0};
+    if (bytes.len)
+        br_job_succeed(job, bytes.ptr, bytes.len);
     else
         br_job_fail(job, true, "out of memory");
-    msgpack_sbuffer_destroy(&sb);
+    br_writer_destroy(&result);
 }
 
 static const br_task_spec tasks[] = {

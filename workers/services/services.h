@@ -1,7 +1,8 @@
 /*
  * services.h - the built-in example services and the table barista-worker picks them
- * from.  Each service is one small file; adding one is a file and a line in
- * registry.c.
+ * from.  Each service is one small file written against the public SDK
+ * (barista/worker.h); barista-worker (workers/src/main.c) hosts the table with
+ * br_worker_main.
  */
 #ifndef BARISTA_SERVICES_H
 #define BARISTA_SERVICES_H
@@ -24,9 +25,6 @@ extern const br_service_spec br_report_service;    /* cpu: task report (hash rou
 /* The built-in services, in `barista-worker --list` order. */
 extern const br_service_spec *const br_builtin_services[];
 extern const size_t br_builtin_count;
-
-/* The built-in service called name[0..len), or NULL. */
-const br_service_spec *br_builtin_find(const char *name, size_t len);
 
 /* hash's arithmetic, exposed for tests: SHA-256 of data[0..len) into digest, then
  * `more` further rounds, each hashing the previous raw 32-byte digest. */

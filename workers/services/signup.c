@@ -25,26 +25,16 @@ static void signup(br_req *req)
         return;
     }
     /* The email task's argument: {"to": ADDRESS}. */
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 1);
-    br_pack_cstr(&pk, "to");
-    br_pack_str(&pk, addr);
-    int rc = sb.data ? br_reply_add_job(req, "email", sb.data, sb.size, NULL, 0) : BR_ENOMEM;
-    msgpack_sbuffer_destroy(&sb);
+    br_writer *payload = br_writer_new(0);
+    br_w_pack(payload, "{s:S}", "to", addr);
+    br_str bytes = payload ? br_writer_bytes(payload) : (br_str){"", 0};
+    int rc = bytes.len ? br_reply_add_job(req, "email", bytes.ptr, bytes.len, NULL, 0) : BR_ENOMEM;
+    br_writer_destroy(&payload);
     if (rc != 0) {
         br_reply_error(req, 500, "cannot enqueue the welcome email");
         return;
     }
-    msgpack_packer *out = br_reply_begin(req, 201);
-    msgpack_pack_map(out, 2);
-    br_pack_cstr(out, "status");
-    br_pack_cstr(out, "created");
-    br_pack_cstr(out, "email");
-    br_pack_str(out, addr);
-    br_reply_end(req);
+    br_reply_pack(req, 201, "{s:s, s:S}", "status", "created", "email", addr);
 }
 
 static const br_route_spec routes[] = {

@@ -21,11 +21,11 @@ typedef struct nap {
 static void wake(uv_timer_t *timer)
 {
     nap *n = timer->data;
-    msgpack_packer *pk = br_reply_begin(n->req, 200);
-    msgpack_pack_map(pk, 1);
-    br_pack_cstr(pk, "slept_ms");
-    msgpack_pack_int64(pk, n->ms);
-    br_reply_end(n->req);
+    br_writer *w = br_reply_start(n->req, 200);
+    br_w_obj(w);
+    br_w_key_int(w, "slept_ms", n->ms);
+    br_w_end(w);
+    br_reply_send(n->req);
 }
 
 static void cancel(br_req *req, void *arg)

@@ -7,6 +7,7 @@
 #ifndef BARISTA_WORKER_ASYNC_INT_H
 #define BARISTA_WORKER_ASYNC_INT_H
 
+#include "barista/proto.h"
 #include "barista/worker.h"
 
 struct br_worker;

@@ -71,25 +71,22 @@ static void table_remove(br_worker *w, br_req *req)
 /* Answers a request that never got a br_req: a FastAPI-shaped error. */
 static void reply_error_now(br_worker *w, uint64_t id, uint16_t status, const char *detail)
 {
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 1);
-    br_pack_cstr(&pk, "detail");
-    br_pack_cstr(&pk, detail);
+    br_writer *body = br_writer_new(0);
     br_msg msg;
     memset(&msg, 0, sizeof(msg));
     msg.type = BR_MSG_REPLY;
     msg.u.reply.id = id;
     msg.u.reply.status = status;
-    if (sb.data) {
-        msg.u.reply.content_type = br_str_c("application/msgpack");
-        msg.u.reply.body.ptr = sb.data;
-        msg.u.reply.body.len = (uint32_t)sb.size;
+    if (body) {
+        br_w_obj(body);
+        br_w_key_cstr(body, "detail", detail);
+        br_w_end(body);
+        msg.u.reply.body = br_writer_bytes(body);
+        if (msg.u.reply.body.len)
+            msg.u.reply.content_type = br_str_c("application/msgpack");
     }
     br__worker_send(w, &msg);
-    msgpack_sbuffer_destroy(&sb);
+    br_writer_destroy(&body);
 }
 
 /* The request ended: its reply goes to the broker if the registration it came under
@@ -99,6 +96,7 @@ static void complete(br_req *req)
 {
     br_worker *w = req->worker;
     table_remove(w, req);
+    w->served++;
     br_msg msg;
     memset(&msg, 0, sizeof(msg));
     if (req->gen == w->gen) {
@@ -147,7 +145,8 @@ void br__dispatch_request(br_worker *w, const br_request *m, const void *frame, 
 {
     /* While draining, requests still come until the broker acknowledges our GOODBYE
      * (they crossed it on the wire): serve them like any other. */
-    const br_route_spec *spec = br__registry_route(&w->reg, m->service, m->method, m->route);
+    size_t svc = 0;
+    const br_route_spec *spec = br__registry_route(&w->reg, m->service, m->method, m->route, &svc);
     if (!spec) {
         reply_error_now(w, m->id, 404, "Not Found");
         return;
@@ -164,6 +163,7 @@ void br__dispatch_request(br_worker *w, const br_request *m, const void *frame, 
         return;
     }
     req->gen = w->gen;
+    req->svc = &w->svcs[svc];
     table_add(w, req);
     if (w->reg.kind == BR_KIND_CPU) {
         req->on_thread = true;
@@ -224,4 +224,14 @@ uint32_t br__dispatch_new_registration(br_worker *w)
 uv_loop_t *br_req_loop(const br_req *req)
 {
     return &req->worker->loop;
+}
+
+br_svc *br_req_svc(const br_req *req)
+{
+    return req->svc;
+}
+
+void *br_req_data(const br_req *req)
+{
+    return req->svc ? req->svc->data : NULL;
 }

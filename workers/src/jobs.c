@@ -23,6 +23,7 @@ struct br_jobctx {
     struct br_jobctx *prev, *next; /* in the worker's job list */
     br_worker *worker;             /* the worker running it */
     const br_task_spec *spec;      /* its task */
+    br_svc *svc;                   /* the service the task belongs to */
     uint64_t gen;                  /* registration it arrived under */
     uint64_t credit_gen;           /* registration whose READY left its slot out, or 0 */
     uint32_t attempt;              /* JOB.attempt */
@@ -67,13 +68,17 @@ void br__jobs_release(br_worker *w)
     w->ntasks = 0;
 }
 
-static const br_task_spec *task_find(const br_worker *w, br_str name)
+/* The task called name, or NULL; *svc receives its service's index. */
+static const br_task_spec *task_find(const br_worker *w, br_str name, size_t *svc)
 {
     for (size_t i = 0; i < w->reg.nservices; i++) {
         const br_service_spec *s = w->reg.services[i];
-        for (size_t t = 0; t < s->ntasks; t++)
-            if (br_str_eq(name, s->tasks[t].name))
+        for (size_t t = 0; t < s->ntasks; t++) {
+            if (br_str_eq(name, s->tasks[t].name)) {
+                *svc = i;
                 return &s->tasks[t];
+            }
+        }
     }
     return NULL;
 }
@@ -101,6 +106,7 @@ static void complete(br_jobctx *jc)
     if (jc->next)
         jc->next->prev = jc->prev;
     w->inflight--;
+    w->served++;
     if (!jc->ended) {
         jc->outcome = BR_JOB_RETRY;
         snprintf(jc->error, sizeof(jc->error), "the task returned without a result");
@@ -191,7 +197,8 @@ static br_str copy_in(br_str s, char **cursor)
 
 void br__jobs_run(br_worker *w, const br_job *m)
 {
-    const br_task_spec *spec = task_find(w, m->task);
+    size_t svc = 0;
+    const br_task_spec *spec = task_find(w, m->task, &svc);
     if (!spec) {
         result_now(w, m->job_id, BR_JOB_FATAL, "this worker does not run that task");
         return;
@@ -213,6 +220,7 @@ void br__jobs_run(br_worker *w, const br_job *m)
     jc->payload = copy_in(m->payload, &cursor);
     jc->worker = w;
     jc->spec = spec;
+    jc->svc = &w->svcs[svc];
     jc->attempt = m->attempt;
     jc->gen = w->gen;
     jc->next = w->jobs;
@@ -268,6 +276,16 @@ br_str br_job_payload(const br_jobctx *job)
 uv_loop_t *br_job_loop(const br_jobctx *job)
 {
     return &job->worker->loop;
+}
+
+br_svc *br_job_svc(const br_jobctx *job)
+{
+    return job->svc;
+}
+
+void *br_job_data(const br_jobctx *job)
+{
+    return job->svc->data;
 }
 
 /* ---------------------------------------------------------------------------------- */

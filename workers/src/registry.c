@@ -224,19 +224,22 @@ void br__registry_release(br__registry *reg)
 }
 
 const br_route_spec *br__registry_route(const br__registry *reg, br_str service, br_str method,
-                                        br_str route)
+                                        br_str route, size_t *svc)
 {
     for (size_t i = 0; i < reg->nservices; i++) {
         const br_service_spec *s = reg->services[i];
         if (!br_str_eq(service, s->name))
             continue;
         for (size_t r = 0; r < s->nroutes; r++) {
-            if (br_str_eq(method, s->routes[r].method) && br_str_eq(route, s->routes[r].path))
+            if (br_str_eq(method, s->routes[r].method) && br_str_eq(route, s->routes[r].path)) {
+                if (svc)
+                    *svc = i;
                 return &s->routes[r];
+            }
         }
     }
     /* HTTP serves HEAD wherever it serves GET; the gateway drops the body. */
     if (br_str_eq(method, "HEAD"))
-        return br__registry_route(reg, service, br_str_c("GET"), route);
+        return br__registry_route(reg, service, br_str_c("GET"), route, svc);
     return NULL;
 }

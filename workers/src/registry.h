@@ -6,6 +6,7 @@
 #define BARISTA_WORKER_REGISTRY_H
 
 #include "arena.h"
+#include "barista/proto.h"
 #include "barista/worker.h"
 
 /* The services of one worker and their READY description. */
@@ -29,8 +30,9 @@ int br__registry_init(br__registry *reg, const br_service_spec *const *services,
 /* Frees what br__registry_init built; safe twice. */
 void br__registry_release(br__registry *reg);
 
-/* The route of `service` whose method and template are those of the REQUEST, or NULL. */
+/* The route of `service` whose method and template are those of the REQUEST, or NULL;
+ * *svc (when not NULL) receives the service's index in reg->services. */
 const br_route_spec *br__registry_route(const br__registry *reg, br_str service, br_str method,
-                                        br_str route);
+                                        br_str route, size_t *svc);
 
 #endif /* BARISTA_WORKER_REGISTRY_H */

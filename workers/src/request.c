@@ -6,8 +6,8 @@
 
 #include "async_int.h"
 
-#include <errno.h>
-#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,9 +15,6 @@
  * uv_timer_t and a little state fit), so that a typical request costs one malloc.  It
  * is paid by every request in flight: 10,000 sleeps hold 10,000 of them. */
 #define REQ_ARENA_SLACK 256
-/* Longest decimal integer br_req_query_int accepts, sign included. */
-#define QUERY_INT_MAX_DIGITS 24
-
 static const char empty_string[] = "";
 
 static size_t align_up(size_t n)
@@ -189,28 +186,96 @@ int br_req_cookie(const br_req *req, const char *name, br_str *out)
     return find_pair(req->msg.cookies, req->msg.ncookies, name, false, out);
 }
 
-int br_req_query_int(const br_req *req, const char *name, int64_t *out)
+int br_req_str(const br_req *req, br_param_in in, const char *name, br_str *out)
+{
+    switch (in) {
+    case BR_IN_PATH:
+        return br_req_param(req, name, out);
+    case BR_IN_QUERY:
+        return br_req_query(req, name, out);
+    case BR_IN_HEADER:
+        return br_req_header(req, name, out);
+    case BR_IN_COOKIE:
+        return br_req_cookie(req, name, out);
+    }
+    out->ptr = empty_string;
+    out->len = 0;
+    return BR_ENOTFOUND;
+}
+
+int br_req_int(const br_req *req, br_param_in in, const char *name, int64_t *out)
 {
     br_str s;
-    int rc = br_req_query(req, name, &s);
-    if (rc != 0)
-        return rc;
-    char digits[QUERY_INT_MAX_DIGITS + 1];
-    if (s.len == 0 || s.len > QUERY_INT_MAX_DIGITS)
-        return BR_EVALUE;
-    memcpy(digits, s.ptr, s.len);
-    digits[s.len] = '\0';
-    /* strtoll skips leading blanks; a query value must be a sign or a digit first, as
-     * the gateway's validation (pydantic's lax int) has it: "+5" is 5. */
-    if (!(digits[0] == '-' || digits[0] == '+' || (digits[0] >= '0' && digits[0] <= '9')))
-        return BR_EVALUE;
-    char *end;
-    errno = 0;
-    long long v = strtoll(digits, &end, 10);
-    if (errno != 0 || end != digits + s.len)
-        return BR_EVALUE;
-    *out = (int64_t)v;
-    return 0;
+    int rc = br_req_str(req, in, name, &s);
+    return rc != 0 ? rc : br_param_parse_int(s, out);
+}
+
+int br_req_float(const br_req *req, br_param_in in, const char *name, double *out)
+{
+    br_str s;
+    int rc = br_req_str(req, in, name, &s);
+    return rc != 0 ? rc : br_param_parse_float(s, out);
+}
+
+int br_req_bool(const br_req *req, br_param_in in, const char *name, bool *out)
+{
+    br_str s;
+    int rc = br_req_str(req, in, name, &s);
+    return rc != 0 ? rc : br_param_parse_bool(s, out);
+}
+
+int br_req_query_int(const br_req *req, const char *name, int64_t *out)
+{
+    return br_req_int(req, BR_IN_QUERY, name, out);
+}
+
+static const char *const where_names[] = {"path", "query", "header", "cookie"};
+
+/* Records that parameter `name` in `in` does not parse as `what` (pydantic's words). */
+static void record_parse_error(br_req *req, br_param_in in, const char *name, const char *type,
+                               const char *msg)
+{
+    br_str s;
+    br_req_str(req, in, name, &s);
+    char *input = br_req_strdup(req, s);
+    br_req_invalid(req, in <= BR_IN_COOKIE ? where_names[in] : "query", name, msg, type, input);
+}
+
+int64_t br_req_int_or(br_req *req, br_param_in in, const char *name, int64_t def)
+{
+    int64_t v;
+    int rc = br_req_int(req, in, name, &v);
+    if (rc == 0)
+        return v;
+    if (rc == BR_EVALUE)
+        record_parse_error(req, in, name, "int_parsing",
+                           "Input should be a valid integer, unable to parse string as an "
+                           "integer");
+    return def;
+}
+
+double br_req_float_or(br_req *req, br_param_in in, const char *name, double def)
+{
+    double v;
+    int rc = br_req_float(req, in, name, &v);
+    if (rc == 0)
+        return v;
+    if (rc == BR_EVALUE)
+        record_parse_error(req, in, name, "float_parsing",
+                           "Input should be a valid number, unable to parse string as a number");
+    return def;
+}
+
+bool br_req_bool_or(br_req *req, br_param_in in, const char *name, bool def)
+{
+    bool v;
+    int rc = br_req_bool(req, in, name, &v);
+    if (rc == 0)
+        return v;
+    if (rc == BR_EVALUE)
+        record_parse_error(req, in, name, "bool_parsing",
+                           "Input should be a valid boolean, unable to interpret input");
+    return def;
 }
 
 uint32_t br_req_remaining_ms(const br_req *req)
@@ -270,150 +335,6 @@ void br__req_cancel(br_req *req)
     req->on_cancel = NULL;
     if (fn)
         fn(req, req->cancel_arg);
-}
-
-/* ---------------------------------------------------------------------------------- */
-/* Replying.                                                                           */
-
-/* msgpack_packer's write callback: appends to the body, up to BR_REPLY_BODY_MAX. */
-static int body_write(void *data, const char *bytes, size_t len)
-{
-    br_req *req = data;
-    req->body.max = BR_REPLY_BODY_MAX;
-    int rc = br_buf_append(&req->body, bytes, len);
-    if (rc != 0) {
-        req->body_err = rc;
-        return -1;
-    }
-    return 0;
-}
-
-/* Ends the request: for an I/O handler the dispatcher sends the reply now; a CPU
- * handler's reply goes out when the compute job returns to the loop. */
-static int finish(br_req *req, int rc)
-{
-    if (rc != 0) {
-        req->status = 500;
-        req->content_type = NULL;
-        req->body.len = 0;
-        req->nrheaders = 0;
-    }
-    req->ended = true;
-    req->packing = false;
-    if (!req->on_thread)
-        br__dispatch_replied(req);
-    return rc;
-}
-
-/* Headers a handler may not set: the gateway derives the content headers from the
- * reply itself and never forwards hop-by-hop ones (PROTOCOL.md 11). */
-static bool header_reserved(const char *lower)
-{
-    static const char *const reserved[] = {"content-type", "content-length",    "connection",
-                                           "keep-alive",   "transfer-encoding", "te",
-                                           "upgrade"};
-    for (size_t i = 0; i < BR_NELEMS(reserved); i++) {
-        if (strcmp(lower, reserved[i]) == 0)
-            return true;
-    }
-    return strncmp(lower, "proxy-", 6) == 0;
-}
-
-int br_reply_header(br_req *req, const char *name, const char *value)
-{
-    if (req->ended || !*name)
-        return BR_EINVAL;
-    if (req->nrheaders == BR_REPLY_MAX_HEADERS)
-        return BR_EFULL;
-    if (!req->rheaders) {
-        req->rheaders = br__arena_alloc(&req->arena, BR_REPLY_MAX_HEADERS * sizeof(br_pair));
-        if (!req->rheaders)
-            return BR_ENOMEM;
-    }
-    char *n = br_req_strdup(req, br_str_c(name));
-    char *v = br_req_strdup(req, br_str_c(value));
-    if (!n || !v)
-        return BR_ENOMEM;
-    for (char *c = n; *c; c++)
-        *c = (char)ascii_lower((unsigned char)*c);
-    if (header_reserved(n))
-        return BR_EINVAL;
-    req->rheaders[req->nrheaders].name = br_str_c(n);
-    req->rheaders[req->nrheaders].value = br_str_c(v);
-    req->nrheaders++;
-    return 0;
-}
-
-msgpack_packer *br_reply_begin(br_req *req, uint16_t status)
-{
-    if (req->ended)
-        return NULL;
-    req->status = status;
-    req->content_type = "application/msgpack";
-    req->body.len = 0;
-    req->body_err = 0;
-    req->packing = true;
-    msgpack_packer_init(&req->pk, req, body_write);
-    return &req->pk;
-}
-
-int br_reply_end(br_req *req)
-{
-    if (req->ended || !req->packing)
-        return req->ended ? BR_EINVAL : finish(req, BR_EINVAL);
-    if (req->status < 100 || req->status > 599)
-        return finish(req, BR_EINVAL);
-    if (req->body_err)
-        return finish(req, req->body_err);
-    return finish(req, 0);
-}
-
-int br_reply_raw(br_req *req, uint16_t status, const char *content_type, const void *body,
-                 size_t len)
-{
-    if (req->ended)
-        return BR_EINVAL;
-    if (status < 100 || status > 599)
-        return finish(req, BR_EINVAL);
-    req->status = status;
-    req->body.len = 0;
-    if (len && body_write(req, body, len) != 0)
-        return finish(req, req->body_err);
-    req->content_type = NULL;
-    if (content_type && *content_type) {
-        req->content_type = br_req_strdup(req, br_str_c(content_type));
-        if (!req->content_type)
-            return finish(req, BR_ENOMEM);
-    }
-    return finish(req, 0);
-}
-
-int br_reply_error(br_req *req, uint16_t status, const char *detail)
-{
-    msgpack_packer *pk = br_reply_begin(req, status);
-    if (!pk)
-        return BR_EINVAL;
-    msgpack_pack_map(pk, 1);
-    br_pack_cstr(pk, "detail");
-    br_pack_cstr(pk, detail ? detail : "");
-    return br_reply_end(req);
-}
-
-int br_reply_status(br_req *req, uint16_t status)
-{
-    return br_reply_raw(req, status, NULL, NULL, 0);
-}
-
-int br_pack_str(msgpack_packer *pk, br_str s)
-{
-    if (msgpack_pack_str(pk, s.len) != 0)
-        return BR_ENOMEM;
-    return msgpack_pack_str_body(pk, s.ptr, s.len) == 0 ? 0 : BR_ENOMEM;
-}
-
-int br_pack_cstr(msgpack_packer *pk, const char *s)
-{
-    return br_pack_str(pk, br_str_c(s));
 }
 
 /* ---------------------------------------------------------------------------------- */

@@ -14,7 +14,9 @@
 #include <stdatomic.h>
 
 #include "arena.h"
+#include "barista/proto.h"
 #include "barista/worker.h"
+#include "writer_int.h"
 
 struct br_worker;
 
@@ -23,6 +25,7 @@ struct br_req {
     struct br_req *hnext;       /* next in the in-flight id bucket */
     struct br_worker *worker;   /* the worker that runs it */
     const br_route_spec *spec;  /* the route it was matched to */
+    struct br_svc *svc;         /* the service of that route */
     br_request msg;             /* the REQUEST; strings and arrays live in the arena */
     uint64_t gen;               /* registration it arrived under (see worker_int.h) */
     uint64_t credit_gen;        /* registration whose READY left its slot out, or 0 */
@@ -41,8 +44,12 @@ struct br_req {
     uint32_t nrheaders;                /* entries used in rheaders */
     br_buf body;                       /* the reply body (heap, max BR_REPLY_BODY_MAX) */
     int body_err;                      /* why a write into body failed (the reply becomes 500) */
-    bool packing;                      /* between br_reply_begin and br_reply_end */
-    msgpack_packer pk;                 /* writes into body */
+    br_writer *writer;                 /* br_reply_start's writer into body (arena), or NULL */
+    bool writing;                      /* between br_reply_start and br_reply_send */
+    br_value json;                     /* br_req_json: the body parsed, once json_parsed */
+    bool json_parsed;                  /* json holds the answer */
+    struct br__verr *errors;           /* validation errors recorded (arena), or NULL */
+    uint32_t nerrors;                  /* entries in errors */
     uv_work_t work;                    /* the compute-thread job of a CPU request */
     br_job_spec *jobs;                 /* jobs the reply enqueues (arena), or NULL */
     uint32_t njobs;                    /* entries used in jobs */

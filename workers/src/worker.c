@@ -1,7 +1,9 @@
 /*
  * worker.c - a worker's connection to the broker: registration (READY / WELCOME /
  * GOODBYE), heartbeats both ways, reconnecting with backoff when the broker falls
- * silent, and the drain on SIGTERM.  Requests themselves are dispatch.c's business.
+ * silent, the drain (on br_worker_stop, a signal, or recycling), and the worker's life
+ * cycle around its services' init and fini.  Requests themselves are dispatch.c's
+ * business.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -21,8 +23,21 @@
 /* Bounds on the heartbeat tick, which runs four times per heartbeat interval. */
 #define TICK_MIN_MS 5
 
+/* The longest program name log lines carry. */
+#define LOG_NAME_MAX 64
+/* Pages to bytes for the resident-set check. */
+#define STATM_PATH "/proc/self/statm"
+
 static void open_socket(br_worker *w);
 static void shutdown_all(br_worker *w);
+
+/* The process's one log prefix: set once at start (br__log_name), then only read. */
+static char log_name[LOG_NAME_MAX] = "barista-worker";
+
+void br__log_name(const char *name)
+{
+    snprintf(log_name, sizeof(log_name), "%s", name);
+}
 
 void br__log(const char *fmt, ...)
 {
@@ -31,7 +46,7 @@ void br__log(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
-    fprintf(stderr, "barista-worker[%ld]: %s\n", (long)getpid(), line);
+    fprintf(stderr, "%s[%ld]: %s\n", log_name, (long)getpid(), line);
 }
 
 static char *dup_cstr(const char *s)
@@ -299,9 +314,33 @@ fail:
 /* ---------------------------------------------------------------------------------- */
 /* Heartbeats and liveness.                                                            */
 
+/* The resident set in bytes, or 0 when it cannot be read. */
+static uint64_t resident_bytes(void)
+{
+    FILE *f = fopen(STATM_PATH, "r");
+    if (!f)
+        return 0;
+    unsigned long long size = 0, resident = 0;
+    int n = fscanf(f, "%llu %llu", &size, &resident);
+    fclose(f);
+    long page = sysconf(_SC_PAGESIZE);
+    return n == 2 && page > 0 ? resident * (uint64_t)page : 0;
+}
+
 static void on_tick(uv_timer_t *t)
 {
     br_worker *w = t->data;
+    /* Only a registered worker recycles: draining before the broker knows it would
+     * leave nobody to acknowledge the GOODBYE and no replacement to take over. */
+    if (w->max_rss && w->registered && !w->draining) {
+        uint64_t rss = resident_bytes();
+        if (rss > w->max_rss) {
+            char why[128];
+            snprintf(why, sizeof(why), "resident set %llu MB is over --max-rss-mb %llu: recycling",
+                     (unsigned long long)(rss >> 20), (unsigned long long)(w->max_rss >> 20));
+            br__worker_drain(w, why);
+        }
+    }
     if (!w->zs)
         return;
     uint64_t now = uv_now(&w->loop);
@@ -324,22 +363,42 @@ static void on_tick(uv_timer_t *t)
 /* ---------------------------------------------------------------------------------- */
 /* Draining and closing.                                                               */
 
+/* Closes every handle of the worker.  After a clean drain (or when nothing ever ran)
+ * the services' fini hooks run first, on the loop, so that what they close closes with
+ * the rest; after a drain that gave up on stuck requests they do not (those requests
+ * may still use the services' data). */
 static void shutdown_all(br_worker *w)
 {
     if (w->closing)
         return;
     w->closing = true;
     close_socket(w, BR_CLOSE_LINGER_MS);
+    if (w->result != BR_ECLOSED)
+        br__svcs_stop(w);
     uv_close((uv_handle_t *)&w->tick, NULL);
     uv_close((uv_handle_t *)&w->retry, NULL);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
-    uv_close((uv_handle_t *)&w->sigterm, NULL);
-    uv_close((uv_handle_t *)&w->sigint, NULL);
+    if (w->handle_signals) {
+        uv_close((uv_handle_t *)&w->sigterm, NULL);
+        uv_close((uv_handle_t *)&w->sigint, NULL);
+    }
+    /* br_worker_stop may run on another thread: it must never send to a closing handle. */
+    uv_mutex_lock(&w->wake_lock);
+    w->wake_ready = false;
+    uv_mutex_unlock(&w->wake_lock);
+    uv_close((uv_handle_t *)&w->wake, NULL);
     br__async_close(w);
 }
 
 void br__worker_request_done(br_worker *w)
 {
+    if (w->recycle_at && w->served >= w->recycle_at && !w->draining) {
+        char why[96];
+        snprintf(why, sizeof(why), "served %llu requests and jobs (--max-requests): recycling",
+                 (unsigned long long)w->served);
+        br__worker_drain(w, why);
+        return; /* the drain calls us again */
+    }
     /* Requests may cross our GOODBYE on the wire - even before we saw WELCOME, since
      * the broker registers us on READY: stay until the broker acknowledged it (or went
      * silent and the socket was dropped) and nothing is in flight. */
@@ -364,14 +423,13 @@ static void on_drain_timeout(uv_timer_t *t)
     uv_stop(&w->loop);
 }
 
-static void on_signal(uv_signal_t *sig, int signum)
+void br__worker_drain(br_worker *w, const char *why)
 {
-    br_worker *w = sig->data;
     if (w->draining) {
-        br__log("signal %d: already draining %u requests", signum, w->inflight);
+        br__log("%s: already draining %u requests", why, w->inflight);
         return;
     }
-    br__log("signal %d: draining %u requests", signum, w->inflight);
+    br__log("%s: draining %u requests", why, w->inflight);
     w->draining = true;
     uv_timer_stop(&w->retry);
     send_simple(w, BR_MSG_GOODBYE, "draining");
@@ -379,11 +437,45 @@ static void on_signal(uv_signal_t *sig, int signum)
     br__worker_request_done(w);
 }
 
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    char why[32];
+    snprintf(why, sizeof(why), "signal %d", signum);
+    br__worker_drain(sig->data, why);
+}
+
+static void on_wake(uv_async_t *async)
+{
+    br_worker *w = async->data;
+    if (atomic_load(&w->stop_asked))
+        br__worker_drain(w, "stop requested");
+}
+
+void br_worker_stop(br_worker *w)
+{
+    atomic_store(&w->stop_asked, true);
+    uv_mutex_lock(&w->wake_lock);
+    if (w->wake_ready)
+        uv_async_send(&w->wake);
+    uv_mutex_unlock(&w->wake_lock);
+}
+
 /* ---------------------------------------------------------------------------------- */
 /* Life cycle.                                                                         */
 
-br_worker *br_worker_new(const br_service_spec *const *services, size_t n,
-                         const br_worker_options *options)
+/* The served count at which the worker recycles: max_requests plus a random part of
+ * the jitter, so that a pool started together does not drain together. */
+static uint64_t recycle_point(br_worker *w, const br_worker_options *o)
+{
+    if (!o->max_requests)
+        return 0;
+    uint64_t jitter = o->max_requests_jitter ? w->rng % (o->max_requests_jitter + 1) : 0;
+    return o->max_requests + jitter;
+}
+
+br_worker *br__worker_new(const br_service_spec *const *services, size_t n,
+                          const br_worker_options *options, const char *server_key,
+                          const br_curve_keypair *keys)
 {
     br_worker_options none;
     memset(&none, 0, sizeof(none));
@@ -397,6 +489,13 @@ br_worker *br_worker_new(const br_service_spec *const *services, size_t n,
         free(w);
         return NULL;
     }
+    if (uv_mutex_init(&w->wake_lock) != 0) {
+        br__log("uv_mutex_init failed");
+        br__registry_release(&w->reg);
+        free(w);
+        return NULL;
+    }
+    atomic_init(&w->stop_asked, false);
     char host[HOST_NAME_MAX_LEN + 1] = "worker";
     if (!o->worker_id && gethostname(host, sizeof(host)) != 0)
         br__log("gethostname: %s", strerror(errno));
@@ -413,20 +512,29 @@ br_worker *br_worker_new(const br_service_spec *const *services, size_t n,
     w->heartbeat_ms = o->heartbeat_ms ? o->heartbeat_ms : BR_WORKER_DEFAULT_HEARTBEAT_MS;
     w->drain_ms = o->drain_timeout_ms ? o->drain_timeout_ms : BR_WORKER_DEFAULT_DRAIN_MS;
     w->stall_ms = o->stall_ms ? o->stall_ms : BR_WORKER_DEFAULT_STALL_MS;
+    w->handle_signals = o->handle_signals;
     w->broker_hb_ms = w->heartbeat_ms;
     w->backoff_ms = BR_BACKOFF_FIRST_MS;
     w->rng = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull ^ uv_hrtime();
     if (w->rng == 0)
         w->rng = 1;
-    if (o->curve_server_key && o->curve_keys) {
-        if (!br_curve_key_valid(o->curve_server_key, strlen(o->curve_server_key), NULL)) {
-            br__log("curve_server_key is not a Z85 key");
+    w->recycle_at = recycle_point(w, o);
+    w->max_rss = o->max_rss_mb << 20;
+    if (keys) {
+        if (!server_key || !br_curve_key_valid(server_key, strlen(server_key), NULL)) {
+            br__log("the broker's CURVE key is not a Z85 key");
             br_worker_destroy(&w);
             return NULL;
         }
-        memcpy(w->curve_server, o->curve_server_key, BR_CURVE_Z85_LEN + 1);
-        w->curve_keys = *o->curve_keys;
+        memcpy(w->curve_server, server_key, BR_CURVE_Z85_LEN + 1);
+        w->curve_keys = *keys;
         w->curve = true;
+    }
+    int rc = br__svcs_init(w, why, sizeof(why));
+    if (rc != 0) {
+        br__log("%s", why);
+        br_worker_destroy(&w);
+        return NULL;
     }
     w->dec = br_decoder_new(NULL);
     if (!w->connect || !w->id || !w->dec || br__dispatch_init(w) != 0 || br__jobs_init(w) != 0) {
@@ -434,6 +542,30 @@ br_worker *br_worker_new(const br_service_spec *const *services, size_t n,
         br_worker_destroy(&w);
         return NULL;
     }
+    return w;
+}
+
+br_worker *br_worker_new(const br_service_spec *const *services, size_t n,
+                         const br_worker_options *options)
+{
+    const char *server = options ? options->curve_server_key : NULL;
+    const char *file = options ? options->curve_key_file : NULL;
+    if (!server && !file)
+        return br__worker_new(services, n, options, NULL, NULL);
+    char why[512];
+    char key[BR_CURVE_Z85_LEN + 1];
+    br_curve_keypair keys;
+    if (!server || !file) {
+        br__log("curve_server_key and curve_key_file go together");
+        return NULL;
+    }
+    if (br_curve_public_key_load(server, key, why, sizeof(why)) != 0 ||
+        br_curve_keypair_read(file, &keys, why, sizeof(why)) != 0) {
+        br__log("CURVE keys: %s", why);
+        return NULL;
+    }
+    br_worker *w = br__worker_new(services, n, options, key, &keys);
+    br_curve_keypair_wipe(&keys);
     return w;
 }
 
@@ -445,9 +577,11 @@ void br_worker_destroy(br_worker **self_p)
     br__dispatch_release(w);
     br__jobs_release(w);
     br__async_release(w);
+    br__svcs_release(w);
     br_decoder_destroy(&w->dec);
     br_buf_free(&w->out);
     br__registry_release(&w->reg);
+    uv_mutex_destroy(&w->wake_lock);
     free(w->connect);
     free(w->id);
     br_curve_keypair_wipe(&w->curve_keys);
@@ -455,7 +589,7 @@ void br_worker_destroy(br_worker **self_p)
     *self_p = NULL;
 }
 
-int br_worker_run(br_worker *w)
+int br__worker_open(br_worker *w, void *zctx)
 {
     int rc = uv_loop_init(&w->loop);
     if (rc != 0) {
@@ -466,9 +600,12 @@ int br_worker_run(br_worker *w)
         uv_loop_close(&w->loop);
         return BR_EIO;
     }
-    w->zctx = zmq_ctx_new();
+    w->own_zctx = !zctx;
+    w->zctx = zctx ? zctx : zmq_ctx_new();
     if (!w->zctx) {
         br__log("zmq_ctx_new: %s", zmq_strerror(errno));
+        br__async_close(w);
+        uv_run(&w->loop, UV_RUN_DEFAULT);
         uv_loop_close(&w->loop);
         return BR_EIO;
     }
@@ -476,28 +613,56 @@ int br_worker_run(br_worker *w)
     uv_timer_init(&w->loop, &w->tick);
     uv_timer_init(&w->loop, &w->retry);
     uv_timer_init(&w->loop, &w->drain_timer);
-    uv_signal_init(&w->loop, &w->sigterm);
-    uv_signal_init(&w->loop, &w->sigint);
-    w->tick.data = w->retry.data = w->drain_timer.data = w;
-    w->sigterm.data = w->sigint.data = w;
+    uv_async_init(&w->loop, &w->wake, on_wake);
+    w->tick.data = w->retry.data = w->drain_timer.data = w->wake.data = w;
+    uv_mutex_lock(&w->wake_lock);
+    w->wake_ready = true;
+    uv_mutex_unlock(&w->wake_lock);
+    if (w->handle_signals) {
+        uv_signal_init(&w->loop, &w->sigterm);
+        uv_signal_init(&w->loop, &w->sigint);
+        w->sigterm.data = w->sigint.data = w;
+        uv_signal_start(&w->sigterm, on_signal, SIGTERM);
+        uv_signal_start(&w->sigint, on_signal, SIGINT);
+    }
     uv_timer_start(&w->tick, on_tick, tick, tick);
-    uv_signal_start(&w->sigterm, on_signal, SIGTERM);
-    uv_signal_start(&w->sigint, on_signal, SIGINT);
+    /* Before any connection: a service whose set-up fails is never announced. */
+    if (br__svcs_start(w) != 0) {
+        w->result = BR_EINVAL;
+        shutdown_all(w);
+        return 0; /* the caller runs the loop to close the handles; close says why */
+    }
     br__log("%s: %s worker, capacity %u, connecting to %s%s", w->id,
             w->reg.kind == BR_KIND_CPU ? "cpu" : "io", w->capacity, w->connect,
             w->curve ? " with CURVE" : "");
     open_socket(w);
+    if (atomic_load(&w->stop_asked) && !w->closing)
+        br__worker_drain(w, "stop requested");
+    return 0;
+}
 
-    uv_run(&w->loop, UV_RUN_DEFAULT);
-    if (w->result == 0) {
-        rc = uv_loop_close(&w->loop);
+int br__worker_close(br_worker *w)
+{
+    if (w->result == 0 || w->result == BR_EINVAL) {
+        int rc = uv_loop_close(&w->loop);
         if (rc != 0) {
             br__log("uv_loop_close: %s", uv_strerror(rc));
-            w->result = BR_EIO;
+            if (w->result == 0)
+                w->result = BR_EIO;
         }
     }
     /* Waits up to the socket's linger for the last replies to leave. */
-    zmq_ctx_term(w->zctx);
+    if (w->own_zctx)
+        zmq_ctx_term(w->zctx);
     w->zctx = NULL;
     return w->result;
+}
+
+int br_worker_run(br_worker *w)
+{
+    int rc = br__worker_open(w, NULL);
+    if (rc != 0)
+        return rc;
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    return br__worker_close(w);
 }

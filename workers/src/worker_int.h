@@ -13,6 +13,8 @@
 #ifndef BARISTA_WORKER_INT_H
 #define BARISTA_WORKER_INT_H
 
+#include <stdatomic.h>
+
 #include "async_int.h"
 #include "barista/curve.h"
 #include "barista/zsock.h"
@@ -30,6 +32,26 @@
 #define BR_DRAIN_GRACE_MS 2000
 /* How long closing waits for the last replies to leave the socket. */
 #define BR_CLOSE_LINGER_MS 1000
+
+/* Longest reason br_svc_fail keeps. */
+#define BR_SVC_WHY_MAX 256
+
+/* A hosted service at run time (barista/worker.h's br_svc). */
+struct br_svc {
+    const br_service_spec *spec; /* its declaration */
+    struct br_worker *worker;    /* the worker hosting it */
+    void *data;                  /* br_svc_data: spec->data until init replaces it */
+    bool ready;                  /* its init succeeded: its fini is due */
+    br__arena memory;            /* br_svc_alloc: freed when the worker is destroyed */
+    char why[BR_SVC_WHY_MAX];    /* br_svc_fail's reason */
+};
+
+/* The value of one service option in this worker (shared by every service that
+ * declares the name). */
+typedef struct br__option {
+    const br_option_spec *spec; /* the first declaration of the name */
+    char *value;                /* heap copy, or NULL when unset */
+} br__option;
 
 struct br_worker {
     uv_loop_t loop;                          /* the worker's one event loop */
@@ -49,7 +71,19 @@ struct br_worker {
     uv_timer_t tick;                         /* heartbeats and broker liveness */
     uv_timer_t retry;                        /* reconnect after backoff */
     uv_timer_t drain_timer;                  /* drain timeout, then the grace after it */
-    uv_signal_t sigterm, sigint;             /* start the drain */
+    uv_signal_t sigterm, sigint;             /* start the drain (with handle_signals) */
+    bool handle_signals;                     /* SIGTERM and SIGINT drain */
+    uv_async_t wake;                         /* br_worker_stop from any thread */
+    atomic_bool stop_asked;                  /* br_worker_stop was called */
+    bool wake_ready;                         /* wake is open (under wake_lock) */
+    uv_mutex_t wake_lock;                    /* guards wake_ready against br_worker_stop */
+    bool own_zctx;                           /* zctx is ours to terminate */
+    br_svc *svcs;                            /* one per hosted service, in reg order */
+    br__option *options;                     /* the hosted services' options */
+    size_t noptions;                         /* entries in options */
+    uint64_t served;                         /* requests and jobs ended */
+    uint64_t recycle_at;                     /* drain once served reaches it (0: never) */
+    uint64_t max_rss;                        /* drain once the RSS passes it, bytes (0: never) */
     uint64_t gen;                            /* current registration (see file comment) */
     bool registered;                         /* WELCOME received for the current READY */
     bool draining;                           /* SIGTERM seen: GOODBYE sent, no new work */
@@ -120,8 +154,43 @@ void br__jobs_run(br_worker *w, const br_job *m);
 /* jobs.c: a new registration began: jobs in flight will give their slot back. */
 void br__jobs_new_registration(br_worker *w);
 
-/* Logs to stderr with the process's prefix. */
+/* Logs to stderr with the process's prefix, "NAME[pid]: " (NAME: br__log_name). */
 void br__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The program name log lines start with ("barista-worker" until set; br_worker_main
+ * sets it from argv[0] once, before any thread starts). */
+void br__log_name(const char *name);
+
+/* Creates a worker like br_worker_new with the CURVE keys already loaded (keys NULL:
+ * no CURVE); `server_key` is the broker's Z85 public key.  The keys are copied. */
+br_worker *br__worker_new(const br_service_spec *const *services, size_t n,
+                          const br_worker_options *options, const char *server_key,
+                          const br_curve_keypair *keys);
+
+/* br_worker_run in three steps, for a caller that drives the loop itself (the test
+ * client): open initialises the loop and the handles, runs every init and connects
+ * (zctx: a ZeroMQ context to use, e.g. for inproc://; NULL: one of our own); the caller
+ * then runs w->loop until it has no more handles; close returns what run would. */
+int br__worker_open(br_worker *w, void *zctx);
+int br__worker_close(br_worker *w);
+
+/* Starts the drain (GOODBYE, in-flight work finishes, then everything closes), logging
+ * why; a second call does nothing.  Loop thread. */
+void br__worker_drain(br_worker *w, const char *why);
+
+/* svc.c: the services' run-time state and their options (from the environment and the
+ * defaults, checked).  0, or BR_EINVAL / BR_EVALUE / BR_ENOMEM with the reason in why. */
+int br__svcs_init(br_worker *w, char *why, size_t why_len);
+void br__svcs_release(br_worker *w);
+
+/* svc.c: runs every init in order (0, or BR_EINVAL after logging the failure and
+ * running the fini of those set up), and every fini in reverse order. */
+int br__svcs_start(br_worker *w);
+void br__svcs_stop(br_worker *w);
+
+/* svc.c: checks value against an option's type, bounds and check function.  0, or
+ * BR_EVALUE with a short "want ..." reason in why. */
+int br__option_check(const br_option_spec *o, const char *value, char *why, size_t why_len);
 
 /* curve_client.c: makes the DEALER `sock` a CURVE client with w's keys and starts
  * reporting its failed handshakes (call before zmq_connect).  0, or -1 when an option

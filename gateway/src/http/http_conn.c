@@ -49,12 +49,20 @@ gw_http_req *gw__req_get(gw_conn *conn)
     r->abort_arg = NULL;
     r->head = r->http10 = r->keep_alive = r->close_after = false;
     r->continue_pending = r->headers_done = false;
-    r->held = 0;
+    r->held = r->buffered = 0;
     return r;
+}
+
+/* Gives the request's body bytes back to the server's budget. */
+static void req_release_body(gw_http_req *r)
+{
+    r->conn->server->body_bytes -= r->buffered;
+    r->buffered = 0;
 }
 
 static void req_free(gw_http_req *r)
 {
+    req_release_body(r);
     br_buf_free(&r->arena);
     br_buf_free(&r->resp);
     free(r->offs);
@@ -64,6 +72,7 @@ static void req_free(gw_http_req *r)
 
 static void req_recycle(gw_conn *conn, gw_http_req *r)
 {
+    req_release_body(r);
     if (conn->closing || conn->nfree >= conn->server->cfg.max_pipeline) {
         req_free(r);
         return;
@@ -189,28 +198,97 @@ static void keep_unparsed(gw_conn *conn, const char *from, const char *end)
         gw__conn_close(conn);
 }
 
-/* Runs llhttp over data and acts on what it answers: done, paused, or an error. */
-static void conn_feed(gw_conn *conn, const char *data, size_t len)
+/* Answers an error llhttp reported. */
+static void conn_parse_error(gw_conn *conn, llhttp_errno_t err)
 {
-    conn->exec_end = data + len;
-    llhttp_errno_t err = llhttp_execute(&conn->parser, data, len);
-    if (err == HPE_OK)
-        return;
-    if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
-        /* PAUSED_UPGRADE follows a request on_message_complete already closed. */
-        const char *pos = llhttp_get_error_pos(&conn->parser);
-        llhttp_resume(&conn->parser);
-        stop_reading(conn);
-        if (!conn->want_close)
-            keep_unparsed(conn, pos ? pos : data + len, data + len);
-        return;
-    }
     if (conn->err_status)
         conn_fail(conn, conn->err_status, conn->err_detail);
     else if (err == HPE_PAUSED_H2_UPGRADE)
         conn_fail(conn, 400, "Bad Request: HTTP/2 is not served on this port");
     else
         conn_fail(conn, 400, llhttp_get_error_reason(&conn->parser));
+}
+
+/* The scanner and llhttp agree on where a head ends: llhttp pauses only at the end of
+ * one, and has read the whole head (or the whole request, after trailers) once the
+ * scanner has found its end.  They always should; if not, the request is refused
+ * rather than read one way by the server and another by something in front of it. */
+static bool head_agrees(const gw_conn *conn, gw_head_result head, const char *pos, const char *stop)
+{
+    if (pos != stop)
+        return false;
+    if (head != GW_HEAD_DONE || !conn->parsing)
+        return true;
+    return !conn->scan.trailers && conn->parsing->headers_done;
+}
+
+/* Runs llhttp over data, in pieces: while a head (or a trailer section) is being read,
+ * http_head.c scans it first and llhttp is given the bytes up to the head's end, or up
+ * to the first byte the scanner refuses - so an error llhttp finds earlier is the one
+ * answered.  llhttp pauses where a request ends and where a chunked body's last chunk
+ * line ends; each piece goes on from there.  Bytes of a chunked body's chunk lines
+ * are counted here (the callbacks take off data and the shortest framing). */
+static void conn_feed(gw_conn *conn, const char *data, size_t len)
+{
+    const gw_http_config *cfg = &conn->server->cfg;
+    const char *p = data, *end = data + len;
+    while (p < end) {
+        const char *stop = end;
+        gw_head_result head = GW_HEAD_MORE;
+        bool in_head = conn->scan.active, chunk_lines = conn->chunk_lines;
+        if (in_head)
+            head = gw__head_scan(&conn->scan, p, end, cfg->max_header_bytes, &stop);
+        llhttp_errno_t err = HPE_OK;
+        if (stop > p)
+            err = llhttp_execute(&conn->parser, p, (size_t)(stop - p));
+        const char *pos = stop;
+        if (err == HPE_PAUSED) {
+            pos = llhttp_get_error_pos(&conn->parser);
+            llhttp_resume(&conn->parser);
+        } else if (err != HPE_OK) {
+            if (err == HPE_PAUSED_UPGRADE) { /* after a request on_message_complete closed */
+                stop_reading(conn);
+                return;
+            }
+            conn_parse_error(conn, err);
+            return;
+        }
+        if (head != GW_HEAD_MORE && head != GW_HEAD_DONE) {
+            int status;
+            const char *detail = gw__head_error(head, &status);
+            conn_fail(conn, status, detail);
+            return;
+        }
+        if (in_head && !head_agrees(conn, head, pos, stop)) {
+            /* The HTTP/2 preface's empty line is not the end of a head to llhttp. */
+            bool h2 = conn->parser.method == HTTP_PRI;
+            conn_fail(conn, 400,
+                      h2 ? "Bad Request: HTTP/2 is not served on this port"
+                         : "Bad Request: malformed request head");
+            return;
+        }
+        if (chunk_lines && conn->parsing) {
+            /* While a line is being read its shortest form is not yet taken off; at the
+             * last chunk's pause the count is exact. */
+            conn->chunk_excess += pos - p;
+            int64_t slack = conn->chunk_lines ? GW_HTTP_CHUNK_LINE_SLACK : 0;
+            if (conn->chunk_excess > (int64_t)cfg->max_chunk_ext_bytes + slack) {
+                conn_fail(conn, 400, "Bad Request: chunk extensions too long");
+                return;
+            }
+        }
+        if (conn->failed || conn->closing)
+            return;
+        /* Backpressure applies between requests only: the pause after a last chunk is
+         * inside one, and its trailers are read on. */
+        if (err == HPE_PAUSED && !conn->parsing && !gw__conn_can_parse(conn)) {
+            stop_reading(conn);
+            if (!conn->want_close)
+                keep_unparsed(conn, pos, end);
+            return;
+        }
+        p = pos;
+    }
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -243,8 +321,6 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (conn->lingering || conn->want_close)
         return;
-    if (conn->phase == GW_PHASE_BODY)
-        gw__conn_set_phase(conn, GW_PHASE_BODY, conn->server->cfg.body_timeout_ms);
     conn->server->stats.bytes_in += (size_t)nread;
     conn_feed(conn, buf->base, (size_t)nread);
     conn_update_phase(conn);
@@ -298,12 +374,17 @@ static void conn_fail(gw_conn *conn, int status, const char *detail)
         }
         gw__conn_push(conn, r);
     }
+    /* What was read of the refused request is never used: its memory and its share of
+     * the body budget go back now, not once a slow client has read the answer. */
+    req_release_body(r);
+    br_buf_free(&r->arena);
     r->continue_pending = false;
     r->close_after = true;
     r->state = GW_REQ_HANDLING;
     conn->nqueued++;
     gw__conn_set_phase(conn, GW_PHASE_NONE, 0);
-    gw__req_answer_detail(r, status, detail, NULL, 0);
+    gw_header retry = {"Retry-After", 11, "1", 1};
+    gw__req_answer_detail(r, status, detail, &retry, status == 503 ? 1 : 0);
 }
 
 void gw__req_answered(gw_http_req *r)
@@ -609,6 +690,7 @@ void gw__conn_accept(gw_http_server *server, bool reject)
     server->stats.accepted++;
     llhttp_init(&conn->parser, HTTP_REQUEST, &gw__parser_settings);
     conn->parser.data = conn;
+    gw__head_begin(&conn->scan);
     uv_tcp_nodelay(&conn->tcp, 1);
     gw__conn_set_phase(conn, GW_PHASE_IDLE, server->cfg.header_timeout_ms);
     start_reading(conn);

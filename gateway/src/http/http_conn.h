@@ -18,6 +18,7 @@
 #include "barista/proto.h"
 
 #include "http.h"
+#include "http_head.h"
 #include "http_server.h"
 
 /* Bytes read from a socket at once; one buffer serves every connection because
@@ -35,6 +36,11 @@
 /* After the last response of a closing connection, how long unread input is drained
  * so that the client sees the response and not a reset. */
 #define GW_HTTP_LINGER_MS 2000
+
+/* A chunk size line's shortest form is at most 16 hex digits and CRLF: while one is
+ * being read, the count of chunk-line bytes beyond the shortest form may run ahead of
+ * its final value by this much. */
+#define GW_HTTP_CHUNK_LINE_SLACK 18
 
 /* Connections turned away with a 503 that may be in their short goodbye at once;
  * past this an excess connection is closed without an answer. */
@@ -86,6 +92,7 @@ typedef struct gw_http_req {
     bool continue_pending;    /* owes the client "100 Continue" before the body */
     bool headers_done;        /* headers complete; body (if any) being read */
     size_t held;              /* arena bytes counted in conn->input_bytes */
+    size_t buffered;          /* body bytes counted in the server's body_bytes */
 } gw_http_req;
 
 /* What the connection's one timer is measuring. */
@@ -116,18 +123,22 @@ typedef struct gw_conn {
     size_t input_bytes;            /* bytes of parsed requests not yet written back */
     br_buf pending_in;             /* input read but not parsed while reading is paused
                                       (max GW_HTTP_READ_BUFFER), or a 503 being sent */
-    const char *exec_end;          /* end of the bytes llhttp is executing */
     gw_conn_phase phase;           /* what the timer measures */
     uint64_t deadline;             /* loop time (ms) when the phase times out */
     uint64_t timer_due;            /* loop time the timer is armed for (0: not armed) */
-    size_t header_bytes;           /* bytes of target + headers of the current request */
+    gw_head_scan scan;             /* line structure and size of the head being read */
+    int64_t chunk_excess;          /* chunked body: bytes of its lines beyond the shortest
+                                      form so far (max_chunk_ext_bytes); may dip below 0
+                                      while a chunk's data is read */
     int err_status;                /* status a failing parser callback asked for */
     const char *err_detail;        /* and its reason (static string) */
     int host_count;                /* Host headers in the current request */
     bool expect_continue;          /* current request sent Expect: 100-continue */
+    bool transfer_encoding;        /* current request has a Transfer-Encoding header */
+    bool connection_close;         /* ... its Connection header lists "close" */
+    bool connection_keep_alive;    /* ... its Connection header lists "keep-alive" */
+    bool chunk_lines;              /* reading a chunked body's chunks (not its trailers) */
     bool field_open;               /* a header name is being read */
-    bool value_pieces;             /* the current header value has had a piece */
-    bool value_at_end;             /* ... and that piece ended where the input did */
     bool failed;                   /* an error answer is queued; nothing more is parsed */
     bool lingering;                /* last answer sent; input is discarded until EOF */
     bool peer_eof;                 /* the client shut down its side: answer what is ready,
@@ -153,6 +164,8 @@ struct gw_http_server {
     gw_conn *flush_list;       /* connections with answers due this turn */
     size_t nconns;             /* counted connections */
     size_t nrejecting;         /* turned-away connections closing */
+    size_t body_bytes;         /* request body bytes held by every connection together
+                                  (cfg.max_body_buffer) */
     char *read_buf;            /* GW_HTTP_READ_BUFFER bytes shared by every read */
     bool read_buf_busy;        /* read_buf handed to libuv and not yet returned */
     uv_buf_t *gather;          /* max_pipeline + 2 entries: one flush's gather list, shared

@@ -1,12 +1,15 @@
 /*
  * http_parse.c - llhttp's callbacks for one connection: copying the request into its
- * arena, the limits on target, headers and body, the checks llhttp leaves to us
- * (Transfer-Encoding other than chunked, obs-fold, Host, versions), and dispatch to
- * the router once a request is complete.
+ * arena, the limits on target, header count and body, the checks llhttp leaves to us
+ * (Transfer-Encoding other than chunked or in HTTP/1.0, Host, versions), the body
+ * buffer budget, and dispatch to the router once a request is complete.  The head's
+ * line structure and size are http_head.c's; http_conn.c runs both over the input.
  *
  * A failing callback records the answer it wants in the connection's err_status and
  * err_detail and returns -1; http_conn.c turns that into the error answer once
- * llhttp_execute() has returned.
+ * llhttp_execute() has returned.  on_message_complete and the last chunk's
+ * on_chunk_header pause the parser (HPE_PAUSED), so that http_conn.c learns where a
+ * request and a chunked body's chunks end.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -45,20 +48,13 @@ static int on_message_begin(llhttp_t *p)
         r->arena.cap = GW_HTTP_ARENA_INITIAL;
     gw__conn_push(conn, r);
     conn->parsing = r;
-    conn->header_bytes = 0;
     conn->host_count = 0;
-    conn->expect_continue = conn->field_open = false;
+    conn->chunk_excess = 0;
+    conn->expect_continue = conn->transfer_encoding = conn->chunk_lines = false;
+    conn->connection_close = conn->connection_keep_alive = false;
+    conn->field_open = false;
     r->pub.received_ns = uv_hrtime();
     gw__conn_set_phase(conn, GW_PHASE_HEADERS, conn->server->cfg.header_timeout_ms);
-    return 0;
-}
-
-/* Counts header-section bytes against the limit. */
-static int count_header_bytes(gw_conn *conn, size_t n)
-{
-    conn->header_bytes += n;
-    if (conn->header_bytes > conn->server->cfg.max_header_bytes)
-        return fail_cb(conn, 431, "Request Header Fields Too Large");
     return 0;
 }
 
@@ -75,8 +71,6 @@ static int on_url(llhttp_t *p, const char *at, size_t n)
     r->url_len += n;
     if (r->url_len > conn->server->cfg.max_url_bytes)
         return fail_cb(conn, 414, "URI Too Long");
-    if (count_header_bytes(conn, n) != 0)
-        return -1;
     return arena_append(conn, at, n);
 }
 
@@ -90,8 +84,10 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
     gw_conn *conn = p->data;
     gw_http_req *r = conn->parsing;
     const gw_http_config *cfg = &conn->server->cfg;
-    if (r->headers_done) /* a chunked trailer: counted, then dropped */
-        return count_header_bytes(conn, n);
+    if (r->headers_done) { /* a chunked trailer: its bytes count in the head, then dropped */
+        conn->field_open = conn->field_open || n > 0;
+        return 0;
+    }
     if (!conn->field_open) {
         if (r->nhdrs >= cfg->max_headers)
             return fail_cb(conn, 431, "Request Header Fields Too Large: too many headers");
@@ -110,8 +106,6 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
         r->offs[r->nhdrs].name_off = (uint32_t)r->arena.len;
         conn->field_open = true;
     }
-    if (count_header_bytes(conn, n) != 0)
-        return -1;
     if (arena_append(conn, at, n) != 0)
         return -1;
     char *name = (char *)r->arena.data + r->arena.len - n;
@@ -125,15 +119,19 @@ static int on_header_field_complete(llhttp_t *p)
 {
     gw_conn *conn = p->data;
     gw_http_req *r = conn->parsing;
-    if (r->headers_done)
-        return 0;
+    if (r->headers_done) {
+        bool named = conn->field_open;
+        conn->field_open = false;
+        return named ? 0 : fail_cb(conn, 400, "Bad Request: a trailer line without a name");
+    }
     gw_hdr_off *o = &r->offs[r->nhdrs];
     o->name_len = (uint32_t)(r->arena.len - o->name_off);
+    if (o->name_len == 0) /* llhttp lets ": value" through */
+        return fail_cb(conn, 400, "Bad Request: a header line without a name");
     if (arena_append(conn, "", 1) != 0)
         return -1;
     o->value_off = (uint32_t)r->arena.len;
     conn->field_open = false;
-    conn->value_pieces = false;
     return 0;
 }
 
@@ -141,26 +139,44 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
 {
     gw_conn *conn = p->data;
     if (conn->parsing->headers_done)
-        return count_header_bytes(conn, n);
-    /* llhttp reports an obs-fold continuation as a second piece of the same value.  A
-     * value split across two reads also comes in pieces, but then the earlier piece
-     * ended exactly where that read's bytes did. */
-    if (conn->value_pieces && !conn->value_at_end)
-        return fail_cb(conn, 400, "Bad Request: obsolete line folding in a header");
-    conn->value_pieces = true;
-    conn->value_at_end = at + n == conn->exec_end;
-    if (count_header_bytes(conn, n) != 0)
-        return -1;
+        return 0;
+    /* An obs-fold continuation would come as a further piece of the value; http_head.c
+     * refuses the folded line before llhttp sees it. */
     return arena_append(conn, at, n);
+}
+
+/* Notes the close and keep-alive options of a Connection header (a comma-separated
+ * list; case-insensitive).  llhttp reads Proxy-Connection the same way, which no
+ * other server or proxy need agree with, so the gateway decides from these alone. */
+static void read_connection(gw_conn *conn, const char *v)
+{
+    while (*v) {
+        while (*v == ' ' || *v == '\t' || *v == ',')
+            v++;
+        size_t n = strcspn(v, ",");
+        size_t len = n;
+        while (len && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+            len--;
+        if (len == 5 && strncasecmp(v, "close", 5) == 0)
+            conn->connection_close = true;
+        else if (len == 10 && strncasecmp(v, "keep-alive", 10) == 0)
+            conn->connection_keep_alive = true;
+        v += n;
+    }
 }
 
 /* Checks one complete header for what llhttp lets through. */
 static int check_header(gw_conn *conn, const char *name, const char *value)
 {
-    if (strcmp(name, "transfer-encoding") == 0 && strcasecmp(value, "chunked") != 0)
-        return fail_cb(conn, 400, "Bad Request: Transfer-Encoding other than chunked");
+    if (strcmp(name, "transfer-encoding") == 0) {
+        if (strcasecmp(value, "chunked") != 0)
+            return fail_cb(conn, 400, "Bad Request: Transfer-Encoding other than chunked");
+        conn->transfer_encoding = true;
+    }
     if (strcmp(name, "host") == 0 && ++conn->host_count > 1)
         return fail_cb(conn, 400, "Bad Request: more than one Host header");
+    if (strcmp(name, "connection") == 0)
+        read_connection(conn, value);
     if (strcmp(name, "expect") == 0) {
         if (strcasecmp(value, "100-continue") != 0)
             return fail_cb(conn, 417, "Expectation Failed");
@@ -196,9 +212,18 @@ static int on_headers_complete(llhttp_t *p)
     const gw_http_config *cfg = &conn->server->cfg;
     if (p->http_major != 1 || p->http_minor > 1)
         return fail_cb(conn, 400, "Bad Request: unsupported HTTP version");
+    /* method SP target SP HTTP/1.x CRLF, one space each: llhttp skips repeated
+     * spaces, which another parser may split differently. */
+    size_t line = strlen(llhttp_method_name((llhttp_method_t)p->method)) + r->url_len + 12;
+    if (conn->scan.request_line != line)
+        return fail_cb(conn, 400, "Bad Request: malformed request line");
     r->http10 = p->http_minor == 0;
     if (!r->http10 && conn->host_count == 0)
         return fail_cb(conn, 400, "Bad Request: missing Host header");
+    /* RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 is faulty framing, whatever else the
+     * message says; reading it as chunked would disagree with a 1.0 intermediary. */
+    if (r->http10 && conn->transfer_encoding)
+        return fail_cb(conn, 400, "Bad Request: Transfer-Encoding in an HTTP/1.0 request");
     bool has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length);
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > cfg->max_body_bytes)
         return fail_cb(conn, 413, "Content Too Large");
@@ -209,6 +234,7 @@ static int on_headers_complete(llhttp_t *p)
         r->continue_pending = true;
         gw__server_schedule_flush(conn->server, conn);
     }
+    conn->chunk_lines = (p->flags & F_CHUNKED) != 0;
     if (has_body)
         gw__conn_set_phase(conn, GW_PHASE_BODY, cfg->body_timeout_ms);
     else
@@ -220,10 +246,46 @@ static int on_body(llhttp_t *p, const char *at, size_t n)
 {
     gw_conn *conn = p->data;
     gw_http_req *r = conn->parsing;
-    if (n > conn->server->cfg.max_body_bytes - r->body_len)
+    gw_http_server *server = conn->server;
+    const gw_http_config *cfg = &server->cfg;
+    if (n > cfg->max_body_bytes - r->body_len)
         return fail_cb(conn, 413, "Content Too Large");
+    /* The budget all connections share: past it a body is refused, not buffered. */
+    if (n > cfg->max_body_buffer - server->body_bytes)
+        return fail_cb(conn, 503,
+                       "Service Unavailable: the gateway holds too many request "
+                       "bodies; retry");
+    server->body_bytes += n;
+    r->buffered += n;
     r->body_len += n;
+    if (conn->chunk_lines)
+        conn->chunk_excess -= (int64_t)n;
+    /* Only bytes of the body itself show progress: a client sending chunk framing
+     * alone does not keep the connection past the body timeout. */
+    gw__conn_set_phase(conn, GW_PHASE_BODY, cfg->body_timeout_ms);
     return arena_append(conn, at, n);
+}
+
+/* A chunk's size line has been read.  Its shortest form - the size in hex without
+ * leading zeros, CRLF, and the CRLF after the data - is taken off the chunk lines'
+ * byte count (http_conn.c adds every byte read), which leaves what the limit bounds:
+ * extensions and padding.  After the last chunk the trailers are a head of their own;
+ * the parser pauses so that http_conn.c starts scanning them at the right byte. */
+static int on_chunk_header(llhttp_t *p)
+{
+    gw_conn *conn = p->data;
+    uint64_t size = p->content_length;
+    int64_t shortest = 2 + (size ? 2 : 0);
+    do {
+        shortest++;
+        size >>= 4;
+    } while (size);
+    conn->chunk_excess -= shortest;
+    if (p->content_length)
+        return 0;
+    conn->chunk_lines = false;
+    gw__head_begin_trailers(&conn->scan);
+    return HPE_PAUSED;
 }
 
 /* Skips the scheme and authority of an absolute-form target ("http://h/p" -> "/p"),
@@ -295,14 +357,20 @@ static int on_message_complete(llhttp_t *p)
     gw_conn *conn = p->data;
     gw_http_req *r = conn->parsing;
     conn->parsing = NULL;
+    conn->chunk_lines = false;
+    gw__head_begin(&conn->scan);
     conn->nqueued++;
     r->held = r->arena.len;
     conn->input_bytes += r->held;
     r->state = GW_REQ_HANDLING;
     r->continue_pending = false;
-    /* An Upgrade (or CONNECT) is never granted; llhttp would hand over the bytes that
-     * follow as another protocol's, so the connection ends with this answer. */
-    r->keep_alive = llhttp_should_keep_alive(p) && !p->upgrade && !conn->server->draining;
+    /* Keep-alive: the default in 1.1 unless "close"; in 1.0 only with "keep-alive" and
+     * without "close" (llhttp would keep a 1.0 connection with both).  An Upgrade (or
+     * CONNECT) is never granted; llhttp would hand over the bytes that follow as
+     * another protocol's, so the connection ends with this answer. */
+    bool keep = r->http10 ? conn->connection_keep_alive && !conn->connection_close
+                          : !conn->connection_close;
+    r->keep_alive = keep && !p->upgrade && !conn->server->draining;
     if (!r->keep_alive) {
         r->close_after = true;
         conn->want_close = true;
@@ -310,7 +378,8 @@ static int on_message_complete(llhttp_t *p)
     gw__conn_set_phase(conn, GW_PHASE_NONE, 0);
     req_finish(r, p);
     dispatch(conn, r);
-    return gw__conn_can_parse(conn) ? 0 : HPE_PAUSED;
+    /* Always paused: the next request's head is scanned from where this one ended. */
+    return HPE_PAUSED;
 }
 
 const llhttp_settings_t gw__parser_settings = {
@@ -323,5 +392,6 @@ const llhttp_settings_t gw__parser_settings = {
     .on_header_value_complete = on_header_value_complete,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
+    .on_chunk_header = on_chunk_header,
     .on_message_complete = on_message_complete,
 };

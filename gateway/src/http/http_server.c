@@ -33,6 +33,8 @@ void gw_http_config_defaults(gw_http_config *cfg)
         .max_connections = GW_HTTP_MAX_CONNECTIONS,
         .max_pipeline = GW_HTTP_MAX_PIPELINE,
         .max_output_bytes = GW_HTTP_MAX_OUTPUT_BYTES,
+        .max_chunk_ext_bytes = GW_HTTP_MAX_CHUNK_EXT_BYTES,
+        .max_body_buffer = GW_HTTP_MAX_BODY_BUFFER,
         .backlog = GW_HTTP_BACKLOG,
     };
 }
@@ -42,7 +44,7 @@ static bool config_valid(const gw_http_config *c)
     return c->max_url_bytes && c->max_header_bytes && c->max_headers && c->max_body_bytes &&
            c->header_timeout_ms && c->body_timeout_ms && c->keepalive_timeout_ms &&
            c->send_timeout_ms && c->max_connections && c->max_pipeline && c->max_output_bytes &&
-           c->backlog > 0;
+           c->max_chunk_ext_bytes && c->max_body_buffer && c->backlog > 0;
 }
 
 gw_http_server *gw_http_server_new(uv_loop_t *loop, gw_router *router, const gw_http_config *config)

@@ -32,7 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "barista/proto.h"
+#include "barista/types.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -23,7 +23,7 @@
 
 #include <uv.h>
 
-#include "barista/proto.h"
+#include "barista/types.h"
 
 #ifdef __cplusplus
 extern "C" {

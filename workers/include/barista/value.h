@@ -40,7 +40,7 @@
 #include <stdint.h>
 
 #include "barista/mpread.h"
-#include "barista/proto.h"
+#include "barista/types.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -19,6 +19,11 @@
  * Memory a request needs comes from its arena (br_req_alloc), freed when it ends.
  * Strings a request hands out (br_str) live as long as the request.
  *
+ * A program becomes a worker with one call, br_worker_main(argc, argv, services, n):
+ * the whole worker command line and environment, the services' own options, signals
+ * and drain.  A service keeps its state in `data`, set up by its `init` hook on the
+ * worker's loop before the first request and torn down by `fini` after the drain.
+ *
  * docs/workers.md is the guide; this header is the reference.
  */
 #ifndef BARISTA_WORKER_H
@@ -28,12 +33,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <msgpack.h>
 #include <uv.h>
 
-#include "barista/curve.h"
-#include "barista/proto.h"
+#include "barista/schema.h"
+#include "barista/types.h"
 #include "barista/value.h"
+#include "barista/writer.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -120,17 +125,103 @@ typedef struct br_task_spec {
     br_task_fn handler; /* runs each attempt */
 } br_task_spec;
 
+/* An option a service reads (a database URL, a file path, a pool size).  It is a flag
+ * of every program that hosts the service (`--NAME VALUE`, listed by --help) and an
+ * environment variable; the flag wins, then the variable, then the default.  A value
+ * that does not parse as `type`, falls outside [min, max] (numbers) or fails `check`
+ * stops the program before it starts: one line on stderr, exit status 2.  Services
+ * read the value with br_svc_option.  Two services may declare the same name: they
+ * share the value. */
+typedef struct br_option_spec {
+    const char *name;   /* the flag without its dashes, e.g. "outbox" */
+    const char *env;    /* the environment variable, e.g. "BARISTA_OUTBOX"; may be NULL */
+    const char *def;    /* the default value; NULL: unset unless given */
+    const char *help;   /* one line for --help; may be NULL */
+    br_param_type type; /* what the value must parse as (BR_TYPE_STR: anything) */
+    bool has_min;       /* min applies (numbers) */
+    bool has_max;       /* max applies (numbers) */
+    double min;         /* lower bound of a number */
+    double max;         /* upper bound of a number */
+    const char *(*check)(const char *value); /* NULL, or: NULL when value is fine, else
+                                                a short reason ("want http:// or https://") */
+} br_option_spec;
+
+/* A service running inside a worker: its data, its options, the loop.  Opaque; owned
+ * by the worker.  Handlers reach it with br_req_svc / br_job_svc. */
+typedef struct br_svc br_svc;
+
+/* A service's set-up, called once on the loop thread after the worker's loop exists and
+ * before the first request: open pools, connect clients, start timers (with
+ * br_svc_loop), allocate state (br_svc_set_data).  Returns 0, or non-zero after giving
+ * the reason with br_svc_fail: then the worker never registers, runs the `fini` of the
+ * services set up before this one, and exits non-zero with the reason. */
+typedef int (*br_init_fn)(br_svc *svc);
+
+/* A service's tear-down, called once on the loop thread after the drain finished (no
+ * request or job of the worker is in flight any more), in the reverse order of init: it
+ * closes what init opened (handles it closes finish before br_worker_run returns) and
+ * frees its data.  Not called for a service whose init failed or never ran, nor when
+ * the drain gave up on requests that ignored their cancel. */
+typedef void (*br_fini_fn)(br_svc *svc);
+
 /* A service: a name, a kind and its routes.  Declare it `static const`; the runtime
  * only reads it, and it must outlive the worker. */
 typedef struct br_service_spec {
-    const char *name;            /* unique service name, e.g. "hello" */
-    br_kind kind;                /* BR_KIND_IO or BR_KIND_CPU */
-    const char *summary;         /* one line for `barista-worker --list`; may be NULL */
-    const br_route_spec *routes; /* the routes it serves (may be none if it has tasks) */
-    size_t nroutes;              /* entries in routes */
-    const br_task_spec *tasks;   /* background tasks it runs; may be NULL */
-    size_t ntasks;               /* entries in tasks */
+    const char *name;              /* unique service name, e.g. "hello" */
+    br_kind kind;                  /* BR_KIND_IO or BR_KIND_CPU */
+    const char *summary;           /* one line for --list; may be NULL */
+    const br_route_spec *routes;   /* the routes it serves (may be none if it has tasks) */
+    size_t nroutes;                /* entries in routes */
+    const br_task_spec *tasks;     /* background tasks it runs; may be NULL */
+    size_t ntasks;                 /* entries in tasks */
+    const br_option_spec *options; /* options it reads; may be NULL */
+    size_t noptions;               /* entries in options */
+    br_init_fn init;               /* set-up before the first request; may be NULL */
+    br_fini_fn fini;               /* tear-down after the drain; may be NULL */
+    void *data;                    /* the service's data until init replaces it */
+    size_t data_size;              /* non-zero: the data is this many zeroed bytes of the
+                                      service's memory instead (br_svc_alloc) */
 } br_service_spec;
+
+/* ---------------------------------------------------------------------------------- */
+/* A service at run time.                                                              */
+
+/* The service's name, as declared. */
+const char *br_svc_name(const br_svc *svc);
+
+/* The service's data: the spec's `data` until br_svc_set_data replaces it.  Handlers of
+ * a CPU service share it with the loop thread: what they touch is theirs to guard. */
+void *br_svc_data(const br_svc *svc);
+void br_svc_set_data(br_svc *svc, void *data);
+
+/* The worker's loop (from init, fini and the loop thread only). */
+uv_loop_t *br_svc_loop(const br_svc *svc);
+
+/* The most bytes a service's memory may hold. */
+#define BR_SVC_MEMORY_MAX (256u * 1024u * 1024u)
+
+/* Service-lifetime memory: n bytes aligned for any type, kept until the worker is
+ * destroyed (after fini), never freed one by one - what a request's arena is to a
+ * request.  NULL past BR_SVC_MEMORY_MAX or when memory runs out.  From init, fini and
+ * the service's handlers (an io service's on the loop; a cpu service's run one at a
+ * time), never from two threads at once. */
+void *br_svc_alloc(br_svc *svc, size_t n);
+
+/* A copy of bytes in the service's memory; the empty string when it is full. */
+br_str br_svc_copy(br_svc *svc, br_str bytes);
+
+/* The value of an option the service declared: the flag, the variable or the default;
+ * NULL when none is set, or when the service declared no such option.  Lives as long
+ * as the worker. */
+const char *br_svc_option(const br_svc *svc, const char *name);
+
+/* The option as an integer (declared with .type = BR_TYPE_INT, the worker checked it at
+ * start).  0, BR_ENOTFOUND when unset, or BR_EVALUE. */
+int br_svc_option_int(const br_svc *svc, const char *name, int64_t *out);
+
+/* From init: records why the set-up failed (printf-style, one line) and returns -1, so
+ * that init can end with `return br_svc_fail(svc, "cannot open %s: %s", path, why);`. */
+int br_svc_fail(br_svc *svc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---------------------------------------------------------------------------------- */
 /* Reading a request.  Valid from the handler's call until the request ends.          */
@@ -155,9 +246,26 @@ int br_req_header(const br_req *req, const char *name, br_str *out);
  * validated it, filled in its default, and sends only declared cookies.  As above. */
 int br_req_cookie(const br_req *req, const char *name, br_str *out);
 
-/* Reads a query parameter as a whole decimal int64.  Returns 0, BR_ENOTFOUND when it
- * is absent, or BR_EVALUE when it is not an integer or out of range; *out is set only
- * on success.  The gateway validated declared params already; this is the defence. */
+/* Typed reads of a path parameter, query parameter, header or cookie (`in`).  Each returns 0
+ * and sets *out; BR_ENOTFOUND when it is absent; BR_EVALUE when the text does not parse
+ * the way the gateway's validation parses that type - int: an optional sign and decimal
+ * digits within int64; float: a finite decimal number; bool: true/false, 1/0, yes/no,
+ * on/off in any case.  *out is set only on success.  The gateway validated declared
+ * parameters already; this is the defence (and reads undeclared ones). */
+int br_req_str(const br_req *req, br_param_in in, const char *name, br_str *out);
+int br_req_int(const br_req *req, br_param_in in, const char *name, int64_t *out);
+int br_req_float(const br_req *req, br_param_in in, const char *name, double *out);
+int br_req_bool(const br_req *req, br_param_in in, const char *name, bool *out);
+
+/* The same with a default, for optional parameters (FastAPI's `limit: int = 10`):
+ * `def` when the parameter is absent; when it is present but does not parse, `def` as
+ * well, and a validation error is recorded on the request (br_req_invalid) for
+ * br_reply_invalid to send. */
+int64_t br_req_int_or(br_req *req, br_param_in in, const char *name, int64_t def);
+double br_req_float_or(br_req *req, br_param_in in, const char *name, double def);
+bool br_req_bool_or(br_req *req, br_param_in in, const char *name, bool def);
+
+/* br_req_int(req, BR_IN_QUERY, name, out), the older spelling. */
 int br_req_query_int(const br_req *req, const char *name, int64_t *out);
 
 /* The request body and its media type; both empty when there is none.  A route
@@ -165,6 +273,30 @@ int br_req_query_int(const br_req *req, const char *name, int64_t *out);
  * and the getters of barista/value.h. */
 br_str br_req_body(const br_req *req);
 br_str br_req_content_type(const br_req *req);
+
+/* The body of a BR_BODY_MSGPACK route (the client's JSON, converted by the gateway) as
+ * a value of barista/value.h, parsed once; the missing value when there is no body or
+ * it is not one msgpack value. */
+br_value br_req_json(br_req *req);
+
+/* Fields of that body, FastAPI's way: `path` is dotted ("title", "items.0.qty": map
+ * keys and array indexes).  A required field that is absent records
+ * {"type": "missing", "msg": "Field required"}, one of another type records
+ * string_type / int_type / float_type / bool_type ("Input should be a valid ..."), both
+ * with "loc": ["body", ...path]; the getter then returns the empty string, 0 or false.
+ * The _or forms return `def` for an absent field (a wrong type is still recorded).
+ * Check br_req_errors, or just reply: a reply sent with errors recorded becomes the
+ * 422 (br_reply_send).  A str points into the body (lives as long as the request); an
+ * int must fit int64 (a float is int_type, as JSON's 3.0 is not 3); a float accepts
+ * integers too. */
+br_str br_req_field_str(br_req *req, const char *path);
+br_str br_req_field_str_or(br_req *req, const char *path, const char *def);
+int64_t br_req_field_int(br_req *req, const char *path);
+int64_t br_req_field_int_or(br_req *req, const char *path, int64_t def);
+double br_req_field_float(br_req *req, const char *path);
+double br_req_field_float_or(br_req *req, const char *path, double def);
+bool br_req_field_bool(br_req *req, const char *path);
+bool br_req_field_bool_or(br_req *req, const char *path, bool def);
 
 /* Milliseconds left before the request's deadline (0 once it has passed).  Thread-safe:
  * a CPU handler may call it while it computes. */
@@ -177,6 +309,10 @@ bool br_req_cancelled(const br_req *req);
 /* The worker's loop, for an I/O handler's timers and sockets.  Never call it from a CPU
  * handler. */
 uv_loop_t *br_req_loop(const br_req *req);
+
+/* The service the request is for, and its data (br_svc_data of it). */
+br_svc *br_req_svc(const br_req *req);
+void *br_req_data(const br_req *req);
 
 /* ---------------------------------------------------------------------------------- */
 /* Request-scoped memory and resources.                                               */
@@ -215,10 +351,11 @@ typedef void (*br_cancel_fn)(br_req *req, void *arg);
 void br_req_on_cancel(br_req *req, br_cancel_fn fn, void *arg);
 
 /* ---------------------------------------------------------------------------------- */
-/* Replying.  br_reply_end, br_reply_raw, br_reply_error and br_reply_status end the   */
-/* request whatever they return: on failure the client gets a 500 instead.  They       */
-/* return 0, BR_EINVAL (status out of 100..599, or the request already ended — a       */
-/* programmer error), BR_ELIMIT or BR_ENOMEM.                                          */
+/* Replying.  br_reply_send, br_reply_raw, br_reply_error(f), br_reply_invalid and     */
+/* br_reply_status end the request whatever they return: on failure the client gets a */
+/* 500 instead.  They return 0, BR_EINVAL (status out of 100..599, a writer left       */
+/* incomplete, or the request already ended - a programmer error), BR_ELIMIT or        */
+/* BR_ENOMEM.                                                                          */
 
 /* The most bytes a reply body may hold. */
 #define BR_REPLY_BODY_MAX (8u * 1024u * 1024u)
@@ -234,42 +371,71 @@ void br_req_on_cancel(br_req *req, br_cancel_fn fn, void *arg);
  * refused header does not end the request. */
 int br_reply_header(br_req *req, const char *name, const char *value);
 
-/* Starts a structured reply: returns a packer for exactly one msgpack value (usually a
- * map) that becomes the body, sent as application/msgpack (the gateway renders it as
- * JSON).  Finish with br_reply_end.  The packer belongs to the request.  Returns NULL
- * when the request already ended. */
-msgpack_packer *br_reply_begin(br_req *req, uint16_t status);
+/* Starts a structured reply: returns the request's writer (barista/writer.h) for
+ * exactly one value, usually an object, which the client receives as JSON (or as
+ * msgpack when it asks for application/msgpack).  br_reply_send sends it.  The writer
+ * belongs to the request.  Calling it again starts over.  NULL when the request
+ * already ended. */
+br_writer *br_reply_start(br_req *req, uint16_t status);
 
-/* Sends the reply started by br_reply_begin and ends the request. */
-int br_reply_end(br_req *req);
+/* Sends the value written since br_reply_start and ends the request.  A writer with an
+ * error or an unclosed container makes the reply a 500 (and returns the error).  When
+ * validation errors were recorded (br_req_invalid, the _or getters, the body field
+ * getters), the reply is their 422 instead, as br_reply_invalid sends it: FastAPI never
+ * runs a handler with invalid input, and this keeps a handler from answering 200 with
+ * a default in place of what the client got wrong. */
+int br_reply_send(br_req *req);
+
+/* br_reply_start, br_w_pack(w, fmt, ...) and br_reply_send in one call. */
+int br_reply_pack(br_req *req, uint16_t status, const char *fmt, ...);
 
 /* Sends `len` bytes of `body` with `content_type` (NULL or "" for none) and ends the
  * request.  The bytes are copied. */
 int br_reply_raw(br_req *req, uint16_t status, const char *content_type, const void *body,
                  size_t len);
 
-/* Sends a FastAPI-shaped error, {"detail": detail}, and ends the request. */
+/* Sends a FastAPI-shaped error, {"detail": detail}, and ends the request.  The f form
+ * formats the detail printf-style (at most BR_WRITER_STRF_MAX bytes). */
 int br_reply_error(br_req *req, uint16_t status, const char *detail);
+int br_reply_errorf(br_req *req, uint16_t status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Sends `status` with an empty body and ends the request. */
 int br_reply_status(br_req *req, uint16_t status);
+
+/* Most validation errors one request records. */
+#define BR_REQ_MAX_ERRORS 32
+
+/* Records a validation error the way FastAPI lists them, for br_reply_invalid:
+ * {"type": type, "loc": [where, ...name], "msg": msg, "input": input}.  `where` is
+ * "path", "query", "header" or "body"; `name` is a parameter name, or for a body field
+ * a dotted path whose numeric parts are array indexes ("items.0.qty" becomes
+ * ["body", "items", 0, "qty"]), or NULL for the whole body.  msg and type follow
+ * pydantic's words ("Field required", "missing"); input (NULL: null) is the offending
+ * value as text.  Everything is copied.  Returns 0, BR_EFULL past BR_REQ_MAX_ERRORS
+ * (the first ones are kept), BR_EINVAL after the request ended, or BR_ENOMEM. */
+int br_req_invalid(br_req *req, const char *where, const char *name, const char *msg,
+                   const char *type, const char *input);
+
+/* Validation errors recorded so far. */
+size_t br_req_errors(const br_req *req);
+
+/* Sends 422 {"detail": [the recorded errors, in order]} and ends the request (a
+ * request with none recorded gets a one-item list saying so). */
+int br_reply_invalid(br_req *req);
 
 /* The most jobs one reply may enqueue (the protocol's max_jobs). */
 #define BR_REPLY_MAX_JOBS 64
 
 /* Enqueues a background job with the coming reply (BackgroundTasks.add_task): the
  * gateway makes the job durable before the client sees the reply, and answers 503
- * instead if it cannot.  `payload` is one msgpack value (the task's argument; NULL/0
- * for nil), copied.  `idempotency_key` (NULL for none) makes a repeat return the same
- * job; the job runs no sooner than delay_ms after it is enqueued.  I/O handlers only.
- * Returns 0; BR_EINVAL (no task name, or the request already ended); BR_EFULL past
+ * instead if it cannot.  `payload` is one msgpack value, the task's argument (made with
+ * a br_writer: br_writer_bytes; NULL/0 for nil), copied.  `idempotency_key` (NULL for none) makes a
+ * repeat return the same job; the job runs no sooner than delay_ms after it is enqueued.  I/O
+ * handlers only. Returns 0; BR_EINVAL (no task name, or the request already ended); BR_EFULL past
  * BR_REPLY_MAX_JOBS; BR_ENOMEM.  A refused job does not end the request. */
 int br_reply_add_job(br_req *req, const char *task, const void *payload, size_t payload_len,
                      const char *idempotency_key, uint32_t delay_ms);
-
-/* msgpack helpers for building bodies: a C string, and a br_str. */
-int br_pack_cstr(msgpack_packer *pk, const char *s);
-int br_pack_str(msgpack_packer *pk, br_str s);
 
 /* ---------------------------------------------------------------------------------- */
 /* Background jobs.  Valid from the task handler's call until the attempt ends.        */
@@ -288,9 +454,13 @@ br_str br_job_payload(const br_jobctx *job);
 /* The worker's loop, for an I/O task's timers and thread-pool work. */
 uv_loop_t *br_job_loop(const br_jobctx *job);
 
-/* Ends the attempt successfully with `result` (one msgpack value, copied; NULL/0 for
- * none).  The job is `succeeded`; the gateway shows the result as JSON.  Returns 0,
- * BR_EINVAL when the attempt already ended, BR_ELIMIT past BR_REPLY_BODY_MAX or
+/* The service the task belongs to, and its data (br_svc_data of it). */
+br_svc *br_job_svc(const br_jobctx *job);
+void *br_job_data(const br_jobctx *job);
+
+/* Ends the attempt successfully with `result` (one msgpack value, copied - a
+ * br_writer's bytes; NULL/0 for none).  The job is `succeeded`; the gateway shows the result as
+ * JSON.  Returns 0, BR_EINVAL when the attempt already ended, BR_ELIMIT past BR_REPLY_BODY_MAX or
  * BR_ENOMEM (then the attempt ends as a retryable failure). */
 int br_job_succeed(br_jobctx *job, const void *result, size_t len);
 
@@ -311,14 +481,22 @@ int br_job_fail(br_jobctx *job, bool retry, const char *error);
 
 /* How a worker connects and behaves.  Zero fields take the defaults above. */
 typedef struct br_worker_options {
-    const char *connect;                /* broker endpoint, e.g. "tcp://127.0.0.1:5555" */
-    const char *worker_id;              /* unique id; NULL: "host:pid" */
-    uint32_t concurrency;               /* I/O: requests in flight at once (the credit); CPU: 1 */
-    uint32_t heartbeat_ms;              /* heartbeat interval; the broker is dead after 3 silent */
-    uint32_t drain_timeout_ms;          /* on SIGTERM, how long in-flight work may take */
-    uint32_t stall_ms;                  /* io: log a loop callback that runs longer (default 100) */
-    const char *curve_server_key;       /* broker's CURVE public key (Z85); NULL: no CURVE */
-    const br_curve_keypair *curve_keys; /* with curve_server_key: our key pair (copied) */
+    const char *connect;          /* broker endpoint, e.g. "tcp://127.0.0.1:5555" */
+    const char *worker_id;        /* unique id; NULL: "host:pid" */
+    uint32_t concurrency;         /* I/O: requests in flight at once (the credit); CPU: 1 */
+    uint32_t heartbeat_ms;        /* heartbeat interval; the broker is dead after 3 silent */
+    uint32_t drain_timeout_ms;    /* on stop, how long in-flight work may take */
+    uint32_t stall_ms;            /* io: log a loop callback that runs longer (default 100) */
+    const char *curve_server_key; /* the broker's CURVE public key, Z85 or "@FILE"; NULL:
+                                     no CURVE */
+    const char *curve_key_file;   /* with curve_server_key: our key-pair file */
+    bool handle_signals;          /* SIGTERM and SIGINT start the drain (br_worker_main
+                                     sets it; an embedder opts in) */
+    uint64_t max_requests;        /* recycle: drain and exit after serving this many
+                                     requests and jobs (0: never) ... */
+    uint64_t max_requests_jitter; /* ... plus a random 0..jitter, so that a pool does not
+                                     recycle all at once */
+    uint64_t max_rss_mb;          /* recycle when the resident set passes this (0: never) */
 } br_worker_options;
 
 typedef struct br_worker br_worker;
@@ -329,18 +507,51 @@ typedef struct br_worker br_worker;
 int br_services_check(const br_service_spec *const *services, size_t n, char *why, size_t why_len);
 
 /* Creates a worker hosting services[0..n) (the array is copied; the specs are not and
- * must outlive the worker).  Returns NULL when br_services_check fails (the reason is
- * logged) or memory runs out.  Caller owns the result. */
+ * must outlive the worker).  Service options take their environment variable or their
+ * default; br_worker_set_option overrides them.  Returns NULL when br_services_check
+ * fails, the CURVE keys cannot be read (the reason is logged) or memory runs out.
+ * Caller owns the result. */
 br_worker *br_worker_new(const br_service_spec *const *services, size_t n,
                          const br_worker_options *options);
 
-/* Runs the worker on its own loop until SIGTERM or SIGINT, then drains: sends GOODBYE,
- * finishes in-flight requests (cancelling those still running after the drain
- * timeout), closes everything.  Returns 0 after a clean drain, or a negative br_err. */
+/* Sets a service option (see br_option_spec) before br_worker_run; the value is
+ * checked and copied.  0, BR_ENOTFOUND (no hosted service declares it) or BR_EVALUE
+ * (with the reason in why, when why is not NULL). */
+int br_worker_set_option(br_worker *self, const char *name, const char *value, char *why,
+                         size_t why_len);
+
+/* Runs the worker on its own loop: every service's init, then READY, requests and jobs
+ * until a stop (br_worker_stop, a signal with handle_signals, or recycling), then the
+ * drain - GOODBYE, in-flight work finishes (what still runs at the drain timeout is
+ * cancelled) - every fini, and everything closed.  Returns 0 after a clean drain,
+ * BR_EINVAL when a service's init failed (logged with its reason), or another negative
+ * br_err. */
 int br_worker_run(br_worker *self);
+
+/* Starts the drain, as SIGTERM does.  Safe from any thread (not from a signal handler:
+ * use handle_signals, or a uv_signal_t on the worker's loop), from br_worker_new until
+ * br_worker_destroy; a stop before br_worker_run makes run drain at once. */
+void br_worker_stop(br_worker *self);
 
 /* Destroys *self_p and sets it to NULL; safe on NULL and twice.  Not while running. */
 void br_worker_destroy(br_worker **self_p);
+
+/* The whole worker program: parses the worker options from argv and the environment
+ * (--connect, --services, --concurrency, --nice, --sched, --drain-timeout-ms, CURVE
+ * keys, recycling, ...; `--help` lists them) plus every option the services declare,
+ * prints --help or --list when asked, then runs the chosen services (--services, or
+ * all of them when they are of one kind) with signal handling on, and returns the
+ * process's exit status: 0 after a clean drain; 2 after a one-line reason on stderr for
+ * a bad option or value, an unknown service, or services that cannot share a process;
+ * 1 when a service's init failed or the worker could not run.  `services` is every
+ * service the program can host.  Typical use:
+ *
+ *     int main(int argc, char **argv)
+ *     {
+ *         return br_worker_main(argc, argv, services, BR_NELEMS(services));
+ *     }
+ */
+int br_worker_main(int argc, char **argv, const br_service_spec *const *services, size_t n);
 
 #ifdef __cplusplus
 }

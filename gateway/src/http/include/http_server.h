@@ -28,6 +28,8 @@
 #define GW_HTTP_MAX_CONNECTIONS      16384u
 #define GW_HTTP_MAX_PIPELINE         32u
 #define GW_HTTP_MAX_OUTPUT_BYTES     (1024u * 1024)
+#define GW_HTTP_MAX_CHUNK_EXT_BYTES  (4u * 1024)
+#define GW_HTTP_MAX_BODY_BUFFER      (64u * 1024 * 1024)
 #define GW_HTTP_BACKLOG              511
 
 /* Every limit of the server; each field is also a gateway option (config.c).
@@ -38,7 +40,9 @@
  * limit: zero never means "the default". */
 typedef struct gw_http_config {
     size_t max_url_bytes;          /* request target length; longer -> 414 */
-    size_t max_header_bytes;       /* header names + values in one request -> 431 */
+    size_t max_header_bytes;       /* bytes of a request's head: empty lines before it, the
+                                      request line, header lines and line ends, plus a
+                                      chunked body's trailers -> 431 */
     uint32_t max_headers;          /* header fields in one request -> 431 */
     size_t max_body_bytes;         /* request body, declared or de-chunked -> 413 */
     uint32_t header_timeout_ms;    /* first byte of a request to end of its headers -> 408;
@@ -52,6 +56,10 @@ typedef struct gw_http_config {
                                       the server stops reading it (backpressure) */
     size_t max_output_bytes;       /* request and response bytes one connection holds
                                       unwritten before the server stops reading it */
+    size_t max_chunk_ext_bytes;    /* bytes of a chunked body's lines beyond the shortest
+                                      form (extensions, zeros before a size) -> 400 */
+    size_t max_body_buffer;        /* request body bytes held by all connections together
+                                      (read, not yet answered) -> 503 + Retry-After */
     int backlog;                   /* listen(2) backlog */
 } gw_http_config;
 
