@@ -4,6 +4,9 @@
 #
 #   deploy/install-deps.sh          build, test and run dependencies
 #   deploy/install-deps.sh bench    the above plus the benchmark tools
+#   deploy/install-deps.sh browser  the above plus headless chromium and
+#                                   python3-websockets, for the /docs browser test
+#                                   (tests/integration/test_docs_browser.py; CI runs it)
 set -eu
 
 packages="gcc make cmake pkg-config python3 curl libuv1-dev libzmq3-dev libczmq-dev
@@ -11,6 +14,9 @@ libmsgpack-dev libcmocka-dev node-llhttp libjansson-dev libcurl4-openssl-dev
 libsodium-dev libsqlite3-dev"
 if [ "${1:-}" = bench ]; then
     packages="$packages wrk nginx-light"
+fi
+if [ "${1:-}" = browser ]; then
+    packages="$packages chromium python3-websockets"
 fi
 
 missing=""
