@@ -11,7 +11,7 @@ set -eu
 
 packages="gcc make cmake pkg-config python3 curl libuv1-dev libzmq3-dev libczmq-dev
 libmsgpack-dev libcmocka-dev node-llhttp libjansson-dev libcurl4-openssl-dev
-libsodium-dev libsqlite3-dev"
+libsodium-dev libsqlite3-dev python3-fastapi python3-uvicorn"
 if [ "${1:-}" = bench ]; then
     packages="$packages wrk nginx-light"
 fi

@@ -231,6 +231,73 @@ class Replies(ContractCase):
         self.assertNotIn("breaks its declared", self.gw.stderr())
 
 
+DEBIAN_PYTHON = "/usr/bin/python3"
+
+
+class SideBySideWithFastAPI(ContractCase):
+    """The same models in FastAPI (Debian's python3-fastapi, pydantic 1.10:
+    fastapi_twin.py) and in Barista, the same bad inputs: the status, the set of locs
+    and the number of errors must agree.  (Types and messages follow pydantic v2, which
+    current FastAPI answers; Debian's pydantic 1.10 words them differently.)"""
+
+    def setUp(self):
+        probe = subprocess.run([DEBIAN_PYTHON, "-c", "import fastapi, uvicorn"],
+                               capture_output=True)
+        if probe.returncode != 0:
+            if os.environ.get("CI"):
+                self.fail("python3-fastapi / python3-uvicorn missing (deploy/install-deps.sh)")
+            self.skipTest("python3-fastapi / python3-uvicorn missing")
+        super().setUp()
+        self.port = h.free_port()
+        self.twin = h.start_process(self, [DEBIAN_PYTHON, "-m", "uvicorn", "fastapi_twin:app",
+                                           "--host", "127.0.0.1", "--port", str(self.port),
+                                           "--log-level", "warning"])
+        h.wait_accepting("127.0.0.1", self.port, proc=self.twin.proc)
+
+    def both(self, method, path, body=None, headers=()):
+        hdrs = list(headers)
+        data = b""
+        if body is not None:
+            data = json.dumps(body).encode()
+            hdrs.append(("Content-Type", "application/json"))
+        ours = self.request(method, path, hdrs, data)
+        with h.HttpClient(self.port) as c:
+            theirs = c.request(method, path, hdrs, data)
+        return ours, theirs
+
+    def assert_same_errors(self, method, path, body=None, headers=()):
+        ours, theirs = self.both(method, path, body, headers)
+        self.assertEqual(ours.status, theirs.status, (ours.body, theirs.body))
+        if ours.status != 422:
+            return
+        mine = sorted(tuple(e["loc"]) for e in ours.json()["detail"])
+        twin = sorted(tuple(e["loc"]) for e in theirs.json()["detail"])
+        self.assertEqual(mine, twin, (ours.body, theirs.body))
+
+    def test_bodies(self):
+        self.assert_same_errors("POST", "/typed/orders", GOOD_ORDER)
+        self.assert_same_errors("POST", "/typed/orders", {"customer": "ada"})
+        self.assert_same_errors("POST", "/typed/orders", [1, 2])
+        self.assert_same_errors("POST", "/typed/orders", dict(GOOD_ORDER, items=[], meta=[1]))
+        self.assert_same_errors("POST", "/typed/orders", {
+            "customer": "", "email": "a@b.c",
+            "items": [{"sku": "abc", "qty": 0}, {"qty": "x", "bogus": 1}],
+            "priority": "urgent", "express": "perhaps", "weight": 0, "ref": "1234",
+            "due": "2024-02-30", "at": "2024-01-01X10:00", "surprise": True})
+        self.assert_same_errors("POST", "/typed/orders",
+                                dict(GOOD_ORDER, items=[GOOD_ORDER["items"][0]] * 6))
+
+    def test_parameters(self):
+        cookie = [("Cookie", "session=abcd")]
+        self.assert_same_errors("GET", "/typed/items/%s" % UUID, headers=cookie)
+        self.assert_same_errors("GET", "/typed/items/%s?kind=b&tag=x&tag=y&limit=100" % UUID,
+                                headers=cookie)
+        self.assert_same_errors(
+            "GET", "/typed/items/not-a-uuid?kind=c&tag=ok&tag=NO&limit=0&day=2024-13-01",
+            headers=[("Cookie", "session=x")])
+        self.assert_same_errors("GET", "/typed/items/%s?limit=x" % UUID)
+
+
 class OpenAPI(ContractCase):
     def openapi(self):
         r = self.get("/openapi.json")
