@@ -301,6 +301,11 @@ static int call_contract(gw_exchange *c)
     const gw_contract *k = c->route->contract;
     bool with_body = gw_contract_has_body(k);
     br_buf raw = {.max = c->broker->cfg.limits.max_body};
+    /* msgpack is no longer than the JSON it comes from: one allocation up front. */
+    if (with_body && req->body_len > 0 && br_buf_reserve(&raw, req->body_len + 64) != 0) {
+        gw_req_respond_detail(req, 413, "Request body too large");
+        return BR_ELIMIT;
+    }
     gw_contract_req r = {c->params,  c->nparams,  c->query,          c->nquery,
                          c->headers, c->nheaders, req->body_len > 0, {0}};
     if (with_body && req->body_len > 0 && contract_body(c, &raw, &r.body) != 0) {

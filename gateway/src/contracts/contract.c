@@ -414,7 +414,10 @@ int gw_contract_check(const gw_contract *c, const gw_contract_req *r, br_buf *co
         } else {
             br_cursor cur;
             br_cursor_init(&cur, r->body.ptr, r->body.len);
-            int rc = gw__validate(c->body, &cur, converted, &e);
+            /* The converted body is about the input's size: one allocation up front. */
+            int rc = converted ? br_buf_reserve(converted, (size_t)r->body.len + 256) : 0;
+            if (rc == 0)
+                rc = gw__validate(c->body, &cur, converted, &e);
             if (rc == 0 && br_cursor_left(&cur) != 0)
                 rc = BR_ETRAILING;
             if (rc != 0) {
