@@ -11,7 +11,10 @@
 
 #include <cmocka.h>
 
+#include <stdlib.h>
+
 #include "contracts.h"
+#include "contracts_int.h"
 #include "json.h"
 
 /* ---------------------------------------------------------------------------------- */
@@ -276,21 +279,99 @@ static void refuses_hostile_schemas_with_a_reason(void **state)
     deep[n++] = (char)0x80;
     assert_int_equal(compile_raw(deep, n, why, sizeof why), BR_EVALUE);
     assert_non_null(strstr(why, "deeper"));
-    /* Patterns: a back-reference, too many counted repetitions, a huge count, one that
-     * does not compile. */
-    static const char *const patterns[] = {"(a)\\1", "a{1}b{1}c{1}d{1}e{1}f{1}g{1}h{1}i{1}",
-                                           "(a{0,1000})", "(unclosed"};
+    /* Patterns the matcher refuses: a back-reference, a count above 100, a group left
+     * open, lookaround, a POSIX class, repetitions that expand past the program's
+     * bound. */
+    static const char *const patterns[] = {"(a)\\1", "(a{0,1000})", "(unclosed",
+                                           "(?=a)b", "[[:alpha:]]", "((a{100}){100}){10}"};
     for (size_t i = 0; i < sizeof patterns / sizeof patterns[0]; i++) {
         br_buf buf = {0};
         /* {"type":"string","pattern":P} by hand: br_schema_encode would refuse none. */
-        br_buf_append(&buf, "\x82\xa4type\xa6string\xa7pattern", 21);
-        uint8_t h = (uint8_t)(0xa0 | strlen(patterns[i]));
-        br_buf_append(&buf, &h, 1);
-        br_buf_append(&buf, patterns[i], strlen(patterns[i]));
+        br_buf_append(&buf, "\x82\xa4type\xa6string\xa7pattern\xd9", 22);
+        uint8_t len = (uint8_t)strlen(patterns[i]);
+        br_buf_append(&buf, &len, 1);
+        br_buf_append(&buf, patterns[i], len);
         if (compile_raw(buf.data, buf.len, why, sizeof why) != BR_EVALUE)
             fail_msg("pattern %s accepted", patterns[i]);
+        if (!strstr(why, "pattern"))
+            fail_msg("pattern %s: reason %s", patterns[i], why);
         br_buf_free(&buf);
     }
+}
+
+static void matches_patterns_like_a_search(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *pattern, *text;
+        int want;
+    } cases[] = {
+        {"abc", "xxabcxx", 1},
+        {"^abc", "xabc", 0},
+        {"abc$", "abcx", 0},
+        {"^a.c$",
+         "a\xc3\xa9"
+         "c",
+         1},
+        {"^[a-c]+$", "abcab", 1},
+        {"^[a-c]+$", "abd", 0},
+        {"^[^a-c]+$", "xyz\xc3\xa9", 1},
+        {"^\\d{3}-\\d{2,4}$", "123-4567", 1},
+        {"^\\d{3}-\\d{2,4}$", "123-45678", 0},
+        {"^(ab|cd)*e$", "abcdabe", 1},
+        {"^(ab|cd)*e$", "abce", 0},
+        {"^colou?r$", "color", 1},
+        {"^x{2,}$", "x", 0},
+        {"^x{2,}$", "xxxx", 1},
+        {"^\\w+@\\w+\\.com$", "a_1@b.com", 1},
+        {"^\\s*$", " \t ", 1},
+        {"^(?:a|b)+?$", "abba", 1},
+        {"^[]a]+$", "]a]", 1},
+        {"^[-a]+$", "-a-", 1},
+        {"\\.", "a.b", 1},
+        {"\\.", "ab", 0},
+        {"", "anything", 1},
+        {"^$", "", 1},
+        {"a|", "zzz", 1},
+        {"(a|aa)*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaac", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        gw_regex *re = NULL;
+        char why[128];
+        if (gw__regex_compile(cases[i].pattern, strlen(cases[i].pattern), &re, why, sizeof why) !=
+            0)
+            fail_msg("%s: %s", cases[i].pattern, why);
+        uint64_t budget = 1000000;
+        int got = gw__regex_search(re, cases[i].text, strlen(cases[i].text), &budget);
+        if (got != cases[i].want)
+            fail_msg("%s on %s: %d", cases[i].pattern, cases[i].text, got);
+        gw__regex_free(re);
+    }
+}
+
+static void pattern_matching_is_linear_and_budgeted(void **state)
+{
+    (void)state;
+    /* glibc's regexec takes seconds for this on 64 KiB; a Thompson NFA a few steps per
+     * character. */
+    gw_regex *re = NULL;
+    char why[128];
+    assert_int_equal(gw__regex_compile("(a|aa)*b", 8, &re, why, sizeof why), 0);
+    size_t n = 64 * 1024;
+    char *text = malloc(n);
+    assert_non_null(text);
+    memset(text, 'a', n);
+    uint64_t budget = GW_PATTERN_BUDGET;
+    assert_int_equal(gw__regex_search(re, text, n, &budget), 0);
+    assert_true(GW_PATTERN_BUDGET - budget < 8 * n);
+    gw__regex_free(re);
+    /* A wide pattern over long strings: the request's budget runs out, and the check
+     * says so instead of stalling the loop. */
+    assert_int_equal(gw__regex_compile("(x?){100}y", 10, &re, why, sizeof why), 0);
+    budget = 1000;
+    assert_int_equal(gw__regex_search(re, text, n, &budget), BR_ELIMIT);
+    gw__regex_free(re);
+    free(text);
 }
 
 static void translates_digit_classes_in_patterns(void **state)
@@ -321,9 +402,8 @@ static void parameters_get_defaults_aliases_lists_and_cookies(void **state)
     static const char *const kinds[] = {"a", "b"};
     const br_schema kind_s = {.type = BR_SCHEMA_STRING, BR_ENUM(kinds), .def = "b"};
     const br_schema tags_s = {.type = BR_SCHEMA_ARRAY,
-                                     .max_length = 2,
-                                     .items =
-                                         &(const br_schema){.type = BR_SCHEMA_INTEGER, BR_GE(0)}};
+                              .max_length = 2,
+                              .items = &(const br_schema){.type = BR_SCHEMA_INTEGER, BR_GE(0)}};
     route_fixture f;
     memset(&f, 0, sizeof f);
     assert_int_equal(br_schema_encode(&kind_s, &f.params[0]), 0);
@@ -489,6 +569,8 @@ int main(void)
         cmocka_unit_test(a_body_that_is_not_msgpack_is_not_a_422),
         cmocka_unit_test(refuses_hostile_schemas_with_a_reason),
         cmocka_unit_test(translates_digit_classes_in_patterns),
+        cmocka_unit_test(matches_patterns_like_a_search),
+        cmocka_unit_test(pattern_matching_is_linear_and_budgeted),
         cmocka_unit_test(parameters_get_defaults_aliases_lists_and_cookies),
         cmocka_unit_test(forms_become_the_map_the_schema_validates),
         cmocka_unit_test(checks_replies_against_the_declared_status),

@@ -324,6 +324,10 @@ static int call_contract(gw_exchange *c)
         gw_broker_respond_error(c->broker, req, 503, true, "Service Unavailable: out of memory");
     else if (rc == BR_ELIMIT)
         gw_req_respond_detail(req, 413, "Request body too large or too deeply nested");
+    else if (rc == BR_EFULL)
+        gw_req_respond_detail(req, 413,
+                              "Payload Too Large: checking its patterns would take longer than "
+                              "the gateway allows one request");
     else if (rc != 0)
         gw_req_respond_detail(req, 400, "Malformed msgpack body");
     br_buf_free(&errors);

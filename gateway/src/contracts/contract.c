@@ -337,6 +337,7 @@ typedef struct pcheck {
     gw_fill *fills;     /* where added pairs go */
     size_t *nfills;     /* entries used */
     size_t cap;         /* entries available */
+    int rc;             /* BR_EFULL once the pattern budget ran out */
 } pcheck;
 
 static void add_fill(pcheck *pc, uint8_t in, br_str name, br_str value)
@@ -352,7 +353,8 @@ static void check_one(void *arg, br_str v, size_t i)
     bool list = p->schema->type == BR_SCHEMA_ARRAY;
     if (list)
         gw__errs_push_index(pc->e, (uint32_t)i);
-    gw__validate_text(list ? p->schema->items : p->schema, v, pc->e);
+    if (pc->rc == 0)
+        pc->rc = gw__validate_text(list ? p->schema->items : p->schema, v, pc->e);
     if (list)
         gw__errs_pop(pc->e);
     br_str name = {p->name, (uint32_t)p->name_len};
@@ -360,11 +362,11 @@ static void check_one(void *arg, br_str v, size_t i)
         add_fill(pc, p->in, name, v);
 }
 
-static void check_param(const gw_cparam *p, const gw_contract_req *r, gw_errs *e, gw_fill *fills,
-                        size_t *nfills, size_t cap)
+static int check_param(const gw_cparam *p, const gw_contract_req *r, gw_errs *e, gw_fill *fills,
+                       size_t *nfills, size_t cap)
 {
     static const char *const places[] = {"path", "query", "header", "cookie"};
-    pcheck pc = {p, e, fills, nfills, cap};
+    pcheck pc = {p, e, fills, nfills, cap, 0};
     const char *where = places[p->in <= BR_IN_COOKIE ? p->in : 1];
     gw__errs_push_key(e, where, strlen(where));
     gw__errs_push_key(e, p->wire, p->wire_len);
@@ -392,6 +394,7 @@ static void check_param(const gw_cparam *p, const gw_contract_req *r, gw_errs *e
     }
     gw__errs_pop(e);
     gw__errs_pop(e);
+    return pc.rc;
 }
 
 int gw_contract_check(const gw_contract *c, const gw_contract_req *r, br_buf *converted,
@@ -404,8 +407,11 @@ int gw_contract_check(const gw_contract *c, const gw_contract_req *r, br_buf *co
     /* FastAPI's order: path, query, header and cookie parameters, then the body. */
     for (uint8_t in = BR_IN_PATH; in <= BR_IN_COOKIE; in++)
         for (uint32_t i = 0; i < c->nparams; i++)
-            if (c->params[i].in == in)
-                check_param(&c->params[i], r, &e, fills, nfills, cap);
+            if (c->params[i].in == in &&
+                check_param(&c->params[i], r, &e, fills, nfills, cap) != 0) {
+                errors->len = e.mark;
+                return BR_EFULL;
+            }
     if (c->body) {
         gw__errs_push_key(&e, "body", 4);
         if (!r->has_body) {

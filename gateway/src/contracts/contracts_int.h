@@ -5,7 +5,6 @@
 #ifndef BARISTA_GW_CONTRACTS_INT_H
 #define BARISTA_GW_CONTRACTS_INT_H
 
-#include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,6 +15,7 @@
 #include "contracts.h"
 
 typedef struct gw_field gw_field;
+typedef struct gw_regex gw_regex;
 
 /* One compiled schema: PROTOCOL.md 5.1.1's map, read once at READY and kept with the
  * route.  Every string is NUL-terminated and owned by the node. */
@@ -34,7 +34,7 @@ struct gw_schema {
     char *description;     /* or NULL */
     char *format_name;     /* the format as announced (also unknown ones), or NULL */
     char *pattern;         /* the pattern's text, or NULL */
-    regex_t *re;           /* the compiled pattern, or NULL */
+    gw_regex *re;          /* the compiled pattern, or NULL */
     br_str *enums;         /* enum values (each NUL-terminated in the node) */
     uint32_t nenum;        /* entries in enums */
     uint8_t *def;          /* the default as msgpack bytes, or NULL */
@@ -60,6 +60,26 @@ int gw__schema_compile(br_str mp, gw_schema **out, char *why, size_t why_len);
 
 /* Frees a compiled schema tree; safe on NULL. */
 void gw__schema_free(gw_schema *s);
+
+/* ---------------------------------------------------------------------------------- */
+/* regex.c: patterns matched in linear time (see the file comment).                    */
+
+/* Work one request's pattern checks may do, in steps (one thread advanced by one
+ * character): some tens of milliseconds of the loop at most.  Past it the request is
+ * answered 413. */
+#define GW_PATTERN_BUDGET (32u * 1024u * 1024u)
+
+/* Compiles pattern[0..len).  0 and *out (free with gw__regex_free); BR_EVALUE with the
+ * reason in why for syntax it does not support or a pattern too complex; BR_ENOMEM. */
+int gw__regex_compile(const char *pattern, size_t len, gw_regex **out, char *why, size_t why_len);
+
+void gw__regex_free(gw_regex *re);
+
+/* Searches s[0..len) (UTF-8) for a match anywhere.  1 when found, 0 when not, BR_ELIMIT
+ * when it would take more than *budget steps (*budget is decreased by what it took).
+ * Not reentrant: the regex holds its own scratch (the loop runs one search at a
+ * time). */
+int gw__regex_search(gw_regex *re, const char *s, size_t len, uint64_t *budget);
 
 /* ---------------------------------------------------------------------------------- */
 /* Errors, written straight into the 422 body as they are found.                       */
@@ -91,6 +111,7 @@ typedef struct gw_errs {
     size_t n;                              /* errors written */
     int rc;                                /* first write failure, or 0 */
     bool full;                             /* the list reached its bound */
+    uint64_t budget;                       /* pattern-matching steps left */
     gw_loc loc[GW_CONTRACT_MAX_DEPTH + 4]; /* the current path */
     size_t depth;                          /* entries used in loc */
 } gw_errs;
@@ -118,12 +139,14 @@ int gw__errs_finish(gw_errs *e);
 /* Validates the msgpack value at *in against s, consuming it, and writes the converted
  * value to out (when out is not NULL); errors go to e at e's current loc.  Returns 0,
  * or a negative br_err for input that is not msgpack at all (truncated, too deep) - a
- * 400's business, not a 422's - or an output that outgrew its buffer. */
+ * 400's business, not a 422's - an output that outgrew its buffer, or BR_EFULL when
+ * the request's pattern budget (GW_PATTERN_BUDGET) ran out. */
 int gw__validate(const gw_schema *s, br_cursor *in, br_buf *out, gw_errs *e);
 
 /* Validates parameter text against a scalar schema (lax: "5" is an int); errors go to
- * e at its current loc with the text as input.  Nothing is written. */
-void gw__validate_text(const gw_schema *s, br_str text, gw_errs *e);
+ * e at its current loc with the text as input.  Nothing is written.  0, or BR_EFULL
+ * when the request's pattern budget ran out. */
+int gw__validate_text(const gw_schema *s, br_str text, gw_errs *e);
 
 /* Bytes of a format error's reason. */
 #define GW_REASON_MAX 160

@@ -15,6 +15,7 @@ void gw__errs_init(gw_errs *e, br_buf *out)
 {
     memset(e, 0, sizeof *e);
     e->out = out;
+    e->budget = GW_PATTERN_BUDGET;
     e->mark = out->len;
 }
 

@@ -3,9 +3,8 @@
  * gw_schema tree the validator walks.
  *
  * The bytes are hostile until proven otherwise: every read goes through br_cursor,
- * nesting and node counts are bounded (BR_SCHEMA_MAX_*), and a pattern is compiled
- * only after a scan refuses what could make POSIX regexec slow (back-references) or
- * regcomp big (large or many counted repetitions).
+ * nesting and node counts are bounded (BR_SCHEMA_MAX_*), and a pattern is compiled by
+ * regex.c, which refuses what it cannot match in linear time and bounds the program.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -15,10 +14,6 @@
 
 #include "contracts_int.h"
 #include "json.h"
-
-/* Counted repetitions ({m,n}) a pattern may hold, and the largest count in one. */
-#define GW_PATTERN_MAX_BRACES 8
-#define GW_PATTERN_MAX_COUNT  100
 
 typedef struct compiler {
     char *why;      /* reason on failure */
@@ -56,10 +51,7 @@ void gw__schema_free(gw_schema *s)
     free(s->description);
     free(s->format_name);
     free(s->pattern);
-    if (s->re) {
-        regfree(s->re);
-        free(s->re);
-    }
+    gw__regex_free(s->re);
     for (uint32_t i = 0; i < s->nenum; i++)
         free((char *)s->enums[i].ptr);
     free(s->enums);
@@ -100,83 +92,17 @@ static uint8_t format_of(br_str name)
     return BR_FORMAT_NONE; /* documented, not checked */
 }
 
-/* Appends text to out[0..cap) at *n; false when it does not fit (a NUL must too). */
-static bool emit(char *out, size_t cap, size_t *n, const char *text, size_t len)
-{
-    if (*n + len >= cap)
-        return false;
-    memcpy(out + *n, text, len);
-    *n += len;
-    return true;
-}
-
-/* Rewrites a pattern for POSIX ERE: \d and \D (which glibc lacks) become classes.
- * Refuses back-references and too many or too large counted repetitions.  The result
- * is at most 6 times as long. */
-static int pattern_translate(compiler *c, const char *p, char *out, size_t cap)
-{
-    size_t n = 0, braces = 0;
-    bool in_class = false, ok = true;
-    for (size_t i = 0; p[i] && ok; i++) {
-        if (p[i] == '\\' && p[i + 1]) {
-            char e = p[++i];
-            char pair[2] = {'\\', e};
-            if (e >= '1' && e <= '9')
-                return fail(c, "pattern %s: back-references are not supported", p);
-            if (e == 'd')
-                ok = in_class ? emit(out, cap, &n, "0-9", 3) : emit(out, cap, &n, "[0-9]", 5);
-            else if (e == 'D' && !in_class)
-                ok = emit(out, cap, &n, "[^0-9]", 6);
-            else
-                ok = emit(out, cap, &n, pair, 2);
-            continue;
-        }
-        if (p[i] == '[' && !in_class) {
-            /* A leading '^' and a leading ']' belong to the class as they are. */
-            in_class = true;
-            ok = emit(out, cap, &n, "[", 1);
-            if (ok && p[i + 1] == '^')
-                ok = emit(out, cap, &n, &p[++i], 1);
-            if (ok && p[i + 1] == ']')
-                ok = emit(out, cap, &n, &p[++i], 1);
-            continue;
-        }
-        if (p[i] == ']' && in_class)
-            in_class = false;
-        if (p[i] == '{' && !in_class) {
-            if (++braces > GW_PATTERN_MAX_BRACES)
-                return fail(c, "pattern %s has too many counted repetitions", p);
-            for (size_t j = i + 1; p[j] && p[j] != '}'; j++)
-                if (p[j] >= '0' && p[j] <= '9' && (j == i + 1 || p[j - 1] == ',') &&
-                    strtoul(p + j, NULL, 10) > GW_PATTERN_MAX_COUNT)
-                    return fail(c, "pattern %s repeats more than 100 times", p);
-        }
-        ok = emit(out, cap, &n, &p[i], 1);
-    }
-    if (!ok)
-        return fail(c, "pattern %s is too long", p);
-    out[n] = '\0';
-    return 0;
-}
-
 static int compile_pattern(compiler *c, gw_schema *s, br_str text)
 {
     if (text.len > BR_SCHEMA_MAX_PATTERN || memchr(text.ptr, '\0', text.len))
         return fail(c, "%s", "a pattern is longer than 256 bytes or holds a NUL");
     if (!(s->pattern = dup_str(text)))
         return BR_ENOMEM;
-    char translated[BR_SCHEMA_MAX_PATTERN * 6 + 1];
-    int rc = pattern_translate(c, s->pattern, translated, sizeof translated);
-    if (rc != 0)
-        return rc;
-    if (!(s->re = calloc(1, sizeof *s->re)))
-        return BR_ENOMEM;
-    if (regcomp(s->re, translated, REG_EXTENDED | REG_NOSUB) != 0) {
-        free(s->re);
-        s->re = NULL;
-        return fail(c, "pattern %s does not compile as a POSIX extended regex", s->pattern);
-    }
-    return 0;
+    char why[160] = "";
+    int rc = gw__regex_compile(text.ptr, text.len, &s->re, why, sizeof why);
+    if (rc == BR_EVALUE)
+        return fail(c, "pattern %s: %s", s->pattern, why);
+    return rc;
 }
 
 /* A non-negative integer bound (minLength ...). */

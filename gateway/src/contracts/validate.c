@@ -239,17 +239,12 @@ static bool check_string(vstate *v, const gw_schema *s, br_str t, const gw_input
         }
     }
     if (s->re) {
-        char stack[512];
-        char *copy = t.len < sizeof stack ? stack : malloc((size_t)t.len + 1);
-        if (!copy) {
-            v->rc = BR_ENOMEM;
+        int found = gw__regex_search(s->re, t.ptr, t.len, &v->e->budget);
+        if (found < 0) {
+            v->rc = BR_EFULL; /* the request's pattern budget ran out: 413 */
             return false;
         }
-        memcpy(copy, t.ptr, t.len);
-        copy[t.len] = '\0';
-        bool match = regexec(s->re, copy, 0, NULL, 0) == 0;
-        if (copy != stack)
-            free(copy);
+        bool match = found == 1;
         if (!match) {
             char msg[BR_SCHEMA_MAX_PATTERN + 40];
             snprintf(msg, sizeof msg, "String should match pattern '%s'", s->pattern);
@@ -700,9 +695,10 @@ int gw__validate(const gw_schema *s, br_cursor *in, br_buf *out, gw_errs *e)
     return rc != 0 ? rc : v.rc;
 }
 
-void gw__validate_text(const gw_schema *s, br_str text, gw_errs *e)
+int gw__validate_text(const gw_schema *s, br_str text, gw_errs *e)
 {
     vstate v = {NULL, e, 0};
     gw_input input = {GW_INPUT_TEXT, text.ptr, text.len};
     from_text(&v, s, text, &input);
+    return v.rc;
 }

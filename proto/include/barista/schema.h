@@ -81,9 +81,12 @@ struct br_schema {
     bool has_ge, has_gt;            /* ge / gt apply (numbers) */
     bool has_le, has_lt;            /* le / lt apply (numbers) */
     double ge, gt, le, lt;          /* bounds: >= ge, > gt, <= le, < lt */
-    const char *pattern;            /* strings: a POSIX extended regular expression the value
-                                       must contain a match of (anchor it with ^...$); at most
-                                       BR_SCHEMA_MAX_PATTERN bytes; NULL for none */
+    const char *pattern;            /* strings: a regular expression the value must
+                                       contain a match of (anchor it: ^...$):
+                                       literals, ., [...], ^, $, groups, |,
+                                       * + ? {m,n}, \d \w \s (docs/contracts.md);
+                                       at most BR_SCHEMA_MAX_PATTERN bytes; NULL
+                                       for none */
     const char *const *enum_values; /* strings: the only values allowed; may be NULL */
     size_t nenum;                   /* entries in enum_values */
     const char *def;                /* the default when the value is absent, written as the

@@ -76,7 +76,8 @@ bool gw_contract_takes_form(const gw_contract *c);
  * when the request satisfies the contract; BR_EVALUE when it does not - `errors` then
  * holds the complete 422 body, {"detail":[...]}; BR_ETRUNC/BR_ELIMIT for a body that
  * is not one readable msgpack value; BR_ENOMEM/BR_ELIMIT when an output outgrows its
- * buffer. */
+ * buffer; BR_EFULL when matching the request's strings against their patterns would
+ * take more than a budget (patterns match in linear time; the budget caps the sum). */
 int gw_contract_check(const gw_contract *c, const gw_contract_req *r, br_buf *converted,
                       gw_fill *fills, size_t *nfills, br_buf *errors);
 
