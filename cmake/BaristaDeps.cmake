@@ -38,3 +38,13 @@ barista_require(JANSSON jansson libjansson-dev)
 barista_require(SODIUM libsodium libsodium-dev)
 barista_require(CURL libcurl libcurl4-openssl-dev)
 barista_require(SQLITE sqlite3 libsqlite3-dev)
+
+# The gateway's edge: JWT verification, compression both ways, JWK keys as PEM.
+barista_require(JWT libjwt libjwt-dev)
+barista_require(ZLIB zlib zlib1g-dev)
+barista_require(BROTLIENC libbrotlienc libbrotli-dev)
+barista_require(CRYPTO libcrypto libssl-dev)
+
+# The database clients of I/O services (workers/src/pg*.c, redis*.c).
+barista_require(PQ libpq libpq-dev)
+barista_require(HIREDIS hiredis libhiredis-dev)

@@ -38,12 +38,14 @@ install(FILES
           ${PROJECT_SOURCE_DIR}/workers/include/barista/writer.h
           ${PROJECT_SOURCE_DIR}/workers/include/barista/worker.h
           ${PROJECT_SOURCE_DIR}/workers/include/barista/async.h
+          ${PROJECT_SOURCE_DIR}/workers/include/barista/pg.h
+          ${PROJECT_SOURCE_DIR}/workers/include/barista/redis.h
           ${PROJECT_SOURCE_DIR}/workers/include/barista/testing.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/barista)
 
 install(EXPORT BaristaTargets NAMESPACE Barista:: DESTINATION ${BARISTA_CMAKE_DIR})
 
-set(BARISTA_DEV_PACKAGES "pkg-config libuv1-dev libzmq3-dev libcurl4-openssl-dev libmsgpack-dev")
+set(BARISTA_DEV_PACKAGES "pkg-config libuv1-dev libzmq3-dev libcurl4-openssl-dev libmsgpack-dev libpq-dev libhiredis-dev")
 configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/BaristaConfig.cmake.in
   ${CMAKE_BINARY_DIR}/BaristaConfig.cmake
   INSTALL_DESTINATION ${BARISTA_CMAKE_DIR})

@@ -225,6 +225,19 @@ static int get_route(dec *d, br_route *r)
     r->params = mem;
     for (uint32_t i = 0; i < r->nparams; i++)
         TRY(get_param(d, &r->params[i]));
+    /* Optional fields, in order, as far as the peer sent them. */
+    if (extra > 0) {
+        TRY(get_u8(d, &r->auth));
+        extra--;
+    }
+    if (extra > 0) {
+        TRY(get_text(d, &r->scopes));
+        extra--;
+    }
+    if (extra > 0) {
+        TRY(br_cursor_bool(&d->cur, &r->forward_token));
+        extra--;
+    }
     OPTIONAL_FIELD(d, extra, get_schema(d, &r->body_schema));
     if (extra > 0) {
         TRY(open_list(d, BR_MAX_RESPONSES, sizeof *r->responses, &mem, &r->nresponses));
@@ -285,14 +298,20 @@ static int get_request(dec *d, br_request *m)
     return get_text(d, &m->trace);
 }
 
-/* REQUEST's and CALL's optional trailing field: the declared cookies. */
-static int get_request_optional(dec *d, br_request *m, uint32_t *extra)
+/* The optional trailing fields of a REQUEST or CALL, as many as `extra` allows.
+ * Returns how many were read, or a negative br_err. */
+static int get_request_optional(dec *d, br_request *m, uint32_t extra)
 {
-    if (*extra == 0)
+    if (extra < 1)
         return 0;
+    TRY(get_text(d, &m->request_id));
+    if (extra < 2)
+        return 1;
+    TRY(get_bytes(d, &m->identity));
+    if (extra < 3)
+        return 2;
     TRY(get_pairs(d, &m->cookies, &m->ncookies));
-    --*extra;
-    return 0;
+    return 3;
 }
 
 static int get_reply(dec *d, br_reply *m)
@@ -383,8 +402,11 @@ static int decode(dec *d, br_msg *out)
         return BR_ETRUNC;
     TRY(get_fields(d, out));
     uint32_t extra = n - 2 - nfields;
-    if (out->type == BR_MSG_REQUEST || out->type == BR_MSG_CALL)
-        TRY(get_request_optional(d, &out->u.request, &extra));
+    if (out->type == BR_MSG_REQUEST || out->type == BR_MSG_CALL) {
+        int got = get_request_optional(d, &out->u.request, extra);
+        TRY(got);
+        extra -= (uint32_t)got;
+    }
     TRY(br__cursor_skip_n(&d->cur, extra));
     if (br_cursor_left(&d->cur) != 0)
         return BR_ETRAILING;

@@ -53,18 +53,12 @@ static void pack_pairs(msgpack_packer *pk, const br_pair *pairs, uint32_t n)
     }
 }
 
-/* The header of a message: the array, version and type, for the type's fields plus
- * `optional` trailing ones this version adds (PROTOCOL.md 3.2). */
-static void pack_head_n(msgpack_packer *pk, uint8_t type, uint32_t optional)
-{
-    msgpack_pack_array(pk, 2 + br__msg_nfields(type) + optional);
-    msgpack_pack_uint8(pk, BR_PROTO_VERSION);
-    msgpack_pack_uint8(pk, type);
-}
-
+/* The header of a message: the array, version and type. */
 static void pack_head(msgpack_packer *pk, uint8_t type)
 {
-    pack_head_n(pk, type, 0);
+    msgpack_pack_array(pk, 2 + br__msg_nfields(type));
+    msgpack_pack_uint8(pk, BR_PROTO_VERSION);
+    msgpack_pack_uint8(pk, type);
 }
 
 /* A schema: nil when absent, else its msgpack value as it is (br__schema_bytes_ok
@@ -96,7 +90,7 @@ static void pack_bound(msgpack_packer *pk, bool has, double v)
 
 static void pack_route(msgpack_packer *pk, const br_route *r)
 {
-    msgpack_pack_array(pk, 9);
+    msgpack_pack_array(pk, 12);
     pack_str(pk, r->method);
     pack_str(pk, r->path);
     msgpack_pack_uint32(pk, r->timeout_ms);
@@ -116,6 +110,9 @@ static void pack_route(msgpack_packer *pk, const br_route *r)
         pack_schema(pk, p->schema);
         pack_str(pk, p->alias);
     }
+    msgpack_pack_uint8(pk, r->auth);
+    pack_str(pk, r->scopes);
+    pack_bool(pk, r->forward_token);
     pack_schema(pk, r->body_schema);
     msgpack_pack_array(pk, r->nresponses);
     for (uint32_t i = 0; i < r->nresponses; i++) {
@@ -150,9 +147,14 @@ static void pack_ready(msgpack_packer *pk, const br_ready *m)
         pack_str(pk, m->tasks[i]);
 }
 
+/* Optional fields a REQUEST or CALL carries after the ones every peer knows. */
+#define REQUEST_OPTIONAL_FIELDS 3
+
 static void pack_request(msgpack_packer *pk, uint8_t type, const br_request *m)
 {
-    pack_head_n(pk, type, m->ncookies > 0);
+    msgpack_pack_array(pk, 2 + br__msg_nfields(type) + REQUEST_OPTIONAL_FIELDS);
+    msgpack_pack_uint8(pk, BR_PROTO_VERSION);
+    msgpack_pack_uint8(pk, type);
     msgpack_pack_uint64(pk, m->id);
     pack_str(pk, m->service);
     pack_str(pk, m->route);
@@ -165,8 +167,9 @@ static void pack_request(msgpack_packer *pk, uint8_t type, const br_request *m)
     pack_bin(pk, m->body);
     msgpack_pack_uint32(pk, m->deadline_ms);
     pack_str(pk, m->trace);
-    if (m->ncookies > 0)
-        pack_pairs(pk, m->cookies, m->ncookies);
+    pack_str(pk, m->request_id);
+    pack_bin(pk, m->identity);
+    pack_pairs(pk, m->cookies, m->ncookies);
 }
 
 static void pack_reply(msgpack_packer *pk, const br_reply *m)

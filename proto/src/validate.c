@@ -46,6 +46,8 @@ static bool route_ok(const br_route *r)
         return false;
     if (!str_ok(r->summary) || r->body > BR_BODY_MSGPACK || !PRESENT(r->params, r->nparams))
         return false;
+    if (r->auth > BR_AUTH_REQUIRED || !str_ok(r->scopes))
+        return false;
     for (uint32_t i = 0; i < r->nparams; i++) {
         if (!param_ok(&r->params[i]))
             return false;
@@ -92,7 +94,8 @@ static bool request_ok(const br_request *m)
     return str_ok(m->service) && str_ok(m->route) && str_ok(m->method) && str_ok(m->path) &&
            pairs_ok(m->params, m->nparams) && pairs_ok(m->query, m->nquery) &&
            pairs_ok(m->headers, m->nheaders) && str_ok(m->content_type) && str_ok(m->body) &&
-           m->deadline_ms >= 1 && str_ok(m->trace) && pairs_ok(m->cookies, m->ncookies);
+           m->deadline_ms >= 1 && str_ok(m->trace) && str_ok(m->request_id) &&
+           str_ok(m->identity) && pairs_ok(m->cookies, m->ncookies);
 }
 
 static bool reply_ok(const br_reply *m)

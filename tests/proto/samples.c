@@ -25,7 +25,8 @@ static br_job_spec max_jobs[64];
 /* Schemas: {"type":"string","enum":["a","b"]} and
  * {"type":"object","properties":{"ms":{"type":"integer"}},"required":["ms"]}. */
 #define ENUM_SCHEMA                                                                                \
-    "\x82\xa4type\xa6string\xa4" "enum\x92\xa1"                                                       \
+    "\x82\xa4type\xa6string\xa4"                                                                   \
+    "enum\x92\xa1"                                                                                 \
     "a\xa1"                                                                                        \
     "b"
 #define BODY_SCHEMA                                                                                \
@@ -45,7 +46,20 @@ static br_response sleep_responses[] = {
     {404, S(""), {0}},
 };
 static br_route hello_routes[] = {
-    {S("GET"), S("/hello"), 0, BR_BODY_NONE, S("Say hello"), NULL, 0, {0}, false, NULL, 0},
+    {S("GET"),
+     S("/hello"),
+     0,
+     BR_BODY_NONE,
+     S("Say hello"),
+     NULL,
+     0,
+     BR_AUTH_DEFAULT,
+     S(""),
+     false,
+     {0},
+     false,
+     NULL,
+     0},
     {S("GET"),
      S("/hello/{name}"),
      0,
@@ -53,15 +67,31 @@ static br_route hello_routes[] = {
      S("Greet by name"),
      hello_params,
      1,
+     BR_AUTH_REQUIRED,
+     S("read write"),
+     true,
      {0},
      false,
      NULL,
      0},
 };
 static br_route sleep_routes[] = {
-    {S("GET"), S("/sleep"), 61000, BR_BODY_NONE, S("Sleep"), sleep_params, 3, {0}, false, NULL, 0},
-    {S("POST"), S("/sleep"), 0, BR_BODY_MSGPACK, S(""), NULL, 0, S(BODY_SCHEMA), true,
-     sleep_responses, 2},
+    {S("GET"),
+     S("/sleep"),
+     61000,
+     BR_BODY_NONE,
+     S("Sleep"),
+     sleep_params,
+     3,
+     BR_AUTH_NONE,
+     S(""),
+     false,
+     {0},
+     false,
+     NULL,
+     0},
+    {S("POST"), S("/sleep"), 0, BR_BODY_MSGPACK, S(""), NULL, 0, BR_AUTH_OPTIONAL, S("admin"),
+     false, S(BODY_SCHEMA), true, sleep_responses, 2},
 };
 static br_service services[] = {
     {S("hello"), BR_KIND_IO, hello_routes, 2},
@@ -136,6 +166,12 @@ static void sample_request(unsigned type, sample_shape shape, br_request *m)
                       .nheaders = 8,
                       .deadline_ms = 30000,
                       .trace = S("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+                      .request_id = S("req-7d1c0a5e"),
+                      .identity = S("\x82\xa4"
+                                    "kind\xa3"
+                                    "jwt\xa3"
+                                    "sub\xa5"
+                                    "alice"),
                       .cookies = cookies,
                       .ncookies = 1};
     if (type == BR_MSG_CALL) {
@@ -299,7 +335,8 @@ static bool route_equal(const br_route *a, const br_route *b)
 {
     if (!str_equal(a->method, b->method) || !str_equal(a->path, b->path) ||
         a->timeout_ms != b->timeout_ms || a->body != b->body ||
-        !str_equal(a->summary, b->summary) || a->nparams != b->nparams)
+        !str_equal(a->summary, b->summary) || a->nparams != b->nparams || a->auth != b->auth ||
+        !str_equal(a->scopes, b->scopes) || a->forward_token != b->forward_token)
         return false;
     for (uint32_t i = 0; i < a->nparams; i++) {
         if (!param_equal(&a->params[i], &b->params[i]))
@@ -348,6 +385,7 @@ static bool request_equal(const br_request *a, const br_request *b)
            pairs_equal(a->headers, a->nheaders, b->headers, b->nheaders) &&
            str_equal(a->content_type, b->content_type) && str_equal(a->body, b->body) &&
            a->deadline_ms == b->deadline_ms && str_equal(a->trace, b->trace) &&
+           str_equal(a->request_id, b->request_id) && str_equal(a->identity, b->identity) &&
            pairs_equal(a->cookies, a->ncookies, b->cookies, b->ncookies);
 }
 

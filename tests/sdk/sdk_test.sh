@@ -81,6 +81,8 @@ for which, names in declared.items():
 EOF
 [ ! -e "$prefix/include/barista/proto.h" ] || die "proto.h is installed"
 cat >"$tmp/headers.c" <<'EOF'
+#include <barista/pg.h>
+#include <barista/redis.h>
 #include <barista/testing.h>
 #include <barista/worker.h>
 /* Neither the wire protocol nor msgpack-c comes along: these names are free. */
@@ -109,6 +111,17 @@ cmake -S "$notes" -B "$tmp/notes-asan" -DCMAKE_PREFIX_PATH="$prefix" \
 ctest --test-dir "$tmp/notes-asan" --output-on-failure >>"$tmp/notes-asan.log" 2>&1 ||
     die "the example's tests under ASan"
 
+say "example notes-pg: CMake build against the prefix, its tests against a real PostgreSQL and Redis"
+notes_pg="$tmp/notes-pg"
+cp -r "$src/workers/examples/notes-pg" "$notes_pg"
+rm -rf "$notes_pg/build"
+cmake -S "$notes_pg" -B "$tmp/notes-pg-cmake" -DCMAKE_PREFIX_PATH="$prefix" >"$tmp/notes-pg.log" 2>&1 &&
+    cmake --build "$tmp/notes-pg-cmake" >>"$tmp/notes-pg.log" 2>&1 || die "notes-pg with CMake"
+python3 "$src/tests/integration/dbservers.py" --pg --redis -- \
+    ctest --test-dir "$tmp/notes-pg-cmake" --output-on-failure >>"$tmp/notes-pg.log" 2>&1 ||
+    die "notes-pg's tests"
+! grep -q "Skipped" "$tmp/notes-pg.log" || die "notes-pg's tests were skipped"
+grep -h "tests passed" "$tmp/notes-pg.log" | sed 's/^/    /'
 
 http_port=$(free_port)
 broker_port=$(free_port)

@@ -14,6 +14,10 @@ extern const br_service_spec br_test_stall_service;
  * fail with that reason. */
 extern const br_service_spec br_test_life_service;
 
+/* io: /db/...: the PostgreSQL and Redis clients (db_service.c); --test-pg and
+ * --test-redis say where the servers are. */
+extern const br_service_spec br_test_db_service;
+
 /* io: typed contracts (typed_service.c): body schemas, parameters, declared responses. */
 extern const br_service_spec br_test_typed_service;
 

@@ -11,10 +11,11 @@ int main(int argc, char **argv)
 {
     const br_service_spec *services[MAX_SERVICES];
     size_t n = 0;
-    for (size_t i = 0; i < br_builtin_count && n < MAX_SERVICES - 3; i++)
+    for (size_t i = 0; i < br_builtin_count && n < MAX_SERVICES - 4; i++)
         services[n++] = br_builtin_services[i];
     services[n++] = &br_test_stall_service;
     services[n++] = &br_test_life_service;
+    services[n++] = &br_test_db_service;
     services[n++] = &br_test_typed_service;
     return br_worker_main(argc, argv, services, n);
 }

@@ -150,6 +150,9 @@ int br_call(br_req *req, const br_call_spec *spec, br_result_fn cb, void *arg, b
     }
     m->deadline_ms = budget;
     m->trace = req->msg.trace;
+    /* The request id and the verified caller travel on with the call. */
+    m->request_id = req->msg.request_id;
+    m->identity = req->msg.identity;
 
     br_call_op *c = calloc(1, sizeof(*c));
     if (!c)

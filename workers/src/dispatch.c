@@ -95,6 +95,12 @@ static void reply_error_now(br_worker *w, uint64_t id, uint16_t status, const ch
 static void complete(br_req *req)
 {
     br_worker *w = req->worker;
+    const br_service_spec *svc = req->svc ? req->svc->spec : NULL;
+    if (svc && svc->after && req->gen == w->gen) {
+        req->in_after = true;
+        svc->after(req, req->status);
+        req->in_after = false;
+    }
     table_remove(w, req);
     w->served++;
     br_msg msg;
@@ -165,6 +171,26 @@ void br__dispatch_request(br_worker *w, const br_request *m, const void *frame, 
     req->gen = w->gen;
     req->svc = &w->svcs[svc];
     table_add(w, req);
+    /* The service's middleware, on the loop thread for either kind; false means it
+     * answered (and the request may be gone already). */
+    const br_before_fn before = req->svc->spec->before;
+    if (before) {
+        br__watch_enter(w, spec);
+        uint64_t id = req->msg.id;
+        bool go_on = before(req);
+        br__watch_leave(w);
+        if (!go_on) {
+            /* A hook that said no without replying would leave the request hanging. */
+            for (br_req *r = w->buckets[bucket_of(w, id)]; r; r = r->hnext)
+                if (r == req && !r->ended) {
+                    br__log("request %llu: the before hook returned false without replying",
+                            (unsigned long long)id);
+                    br_reply_error(req, 500, "Internal Server Error");
+                    break;
+                }
+            return;
+        }
+    }
     if (w->reg.kind == BR_KIND_CPU) {
         req->on_thread = true;
         req->work.data = req;

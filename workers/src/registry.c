@@ -133,6 +133,9 @@ static int describe_route(br__arena *a, br_route *r, const br_route_spec *spec)
     r->timeout_ms = spec->timeout_ms;
     r->body = (uint8_t)spec->body;
     r->summary = opt_str(spec->summary);
+    r->auth = (uint8_t)spec->auth;
+    r->scopes = opt_str(spec->scopes);
+    r->forward_token = spec->forward_token;
     r->nparams = (uint32_t)spec->nparams;
     int rc = describe_schema(a, spec->body_schema, &r->body_schema);
     if (rc != 0)

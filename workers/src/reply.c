@@ -70,7 +70,7 @@ static bool header_reserved(const char *lower)
 
 int br_reply_header(br_req *req, const char *name, const char *value)
 {
-    if (req->ended || !*name)
+    if ((req->ended && !req->in_after) || !*name)
         return BR_EINVAL;
     if (req->nrheaders == BR_REPLY_MAX_HEADERS)
         return BR_EFULL;

@@ -87,6 +87,8 @@ br_req *br__req_new(struct br_worker *w, const br_route_spec *spec, const br_req
     r->content_type = rebase(req, m->content_type, from, len, copy);
     r->body = rebase(req, m->body, from, len, copy);
     r->trace = rebase(req, m->trace, from, len, copy);
+    r->request_id = rebase(req, m->request_id, from, len, copy);
+    r->identity = rebase(req, m->identity, from, len, copy);
     r->params = rebase_pairs(req, m->params, m->nparams, from, len, copy);
     r->query = rebase_pairs(req, m->query, m->nquery, from, len, copy);
     r->headers = rebase_pairs(req, m->headers, m->nheaders, from, len, copy);
@@ -122,6 +124,26 @@ br_str br_req_path(const br_req *req)
 br_str br_req_route(const br_req *req)
 {
     return req->msg.route;
+}
+
+void br_req_set_state(br_req *req, void *state)
+{
+    req->state = state;
+}
+
+void *br_req_state(const br_req *req)
+{
+    return req->state;
+}
+
+br_str br_req_request_id(const br_req *req)
+{
+    return req->msg.request_id;
+}
+
+br_str br_req_identity(const br_req *req)
+{
+    return req->msg.identity;
 }
 
 br_str br_req_body(const br_req *req)

@@ -32,6 +32,8 @@ struct br_req {
     uint64_t t_recv_ns;         /* uv_hrtime() at arrival, for the remaining deadline */
     atomic_bool cancelled;      /* set by the loop thread, read by a CPU handler */
     bool ended;                 /* a reply was produced; the handler is done with it */
+    void *state;                /* br_req_set_state: a before hook's hand-over */
+    bool in_after;              /* the service's after hook runs: headers may still be added */
     bool on_thread;             /* the handler runs on the compute thread */
     br_cancel_fn on_cancel;     /* the handler's cancel callback, or NULL */
     void *cancel_arg;           /* its argument */

@@ -98,7 +98,10 @@ static const char components[] =
     "retry after Retry-After seconds\",\"headers\":{\"Retry-After\":{\"schema\":"
     "{\"type\":\"integer\"}}},\"content\":{\"application/json\":{\"schema\":"
     "{\"$ref\":\"#/components/schemas/HTTPError\"}}}},"
-    "\"Timeout\":" ERROR_RESPONSE("The request's deadline passed") "}}";
+    "\"Timeout\":" ERROR_RESPONSE("The request's deadline passed") "},"
+    "\"securitySchemes\":{"
+    "\"bearerAuth\":{\"type\":\"http\",\"scheme\":\"bearer\",\"bearerFormat\":\"JWT\"},"
+    "\"apiKeyAuth\":{\"type\":\"apiKey\",\"in\":\"header\",\"name\":\"X-API-Key\"}}}";
 
 // clang-format on
 
@@ -177,7 +180,8 @@ static void parameters(writer *w, const gw_route_entry *e)
 }
 
 /* The responses object: the declared ones (a 200 when none is a success), then the
- * gateway's errors the route does not declare itself. */
+ * gateway's errors the route does not declare itself (401/403 on routes that take
+ * credentials). */
 static void responses(writer *w, const gw_route_entry *e)
 {
     lit(w, ",\"responses\":{");
@@ -189,6 +193,11 @@ static void responses(writer *w, const gw_route_entry *e)
         lit(w, route_errors[i].json);
         lit(w, ",");
     }
+    bool auth = e->policy.auth == BR_AUTH_REQUIRED || e->policy.auth == BR_AUTH_OPTIONAL;
+    if (auth && !gw_contract_declares_status(e->contract, 401))
+        lit(w, "\"401\":" ERROR_RESPONSE("Missing or invalid credentials (WWW-Authenticate)") ",");
+    if (e->policy.auth == BR_AUTH_REQUIRED && !gw_contract_declares_status(e->contract, 403))
+        lit(w, "\"403\":" ERROR_RESPONSE("The credentials lack a required scope") ",");
     uncomma(w);
     lit(w, "}");
 }
@@ -211,6 +220,35 @@ static void operation_id(writer *w, const gw_route_entry *e)
     }
     lit(w, ",\"operationId\":");
     str(w, id, (size_t)n);
+}
+
+/* The route's declared authentication (edge): a bearer token with its scopes or an
+ * API key; OPTIONAL adds the empty requirement (anonymous calls allowed).  A route
+ * that declares none follows --auth-default, which the document does not know. */
+static void security(writer *w, const gw_route_entry *e)
+{
+    if (e->policy.auth != BR_AUTH_REQUIRED && e->policy.auth != BR_AUTH_OPTIONAL)
+        return;
+    lit(w, ",\"security\":[{\"bearerAuth\":[");
+    const char *p = e->policy.scopes ? e->policy.scopes : "";
+    bool first = true;
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        const char *s = p;
+        while (*p && *p != ' ')
+            p++;
+        if (p > s) {
+            if (!first)
+                lit(w, ",");
+            first = false;
+            str(w, s, (size_t)(p - s));
+        }
+    }
+    lit(w, "]},{\"apiKeyAuth\":[]}");
+    if (e->policy.auth == BR_AUTH_OPTIONAL)
+        lit(w, ",{}");
+    lit(w, "]");
 }
 
 static void operation(writer *w, const char *field, const gw_route_entry *e)
@@ -237,6 +275,7 @@ static void operation(writer *w, const char *field, const gw_route_entry *e)
         lit(w, ",\"requestBody\":{\"description\":\"JSON (converted to msgpack for the "
                "worker) or msgpack\",\"content\":{\"application/json\":{\"schema\":{}},"
                "\"application/msgpack\":{\"schema\":{}}}}");
+    security(w, e);
     responses(w, e);
     lit(w, gw_service_live(s) > 0 ? ",\"x-barista-available\":true"
                                   : ",\"x-barista-available\":false");

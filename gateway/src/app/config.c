@@ -40,7 +40,10 @@ typedef struct opt {
     const char *const *choices; /* OPT_CHOICE: the words, NULL-terminated */
 } opt;
 
-static const char *const log_formats[] = {"text", "json", NULL}; /* log_json 0, 1 */
+static const char *const log_formats[] = {"text", "json", NULL};      /* log_json 0, 1 */
+static const char *const access_formats[] = {"common", "json", NULL}; /* access_log_json */
+/* auth_default's words; index + 1 is the br_auth_mode. */
+static const char *const auth_modes[] = {"none", "optional", "required", NULL};
 
 #define F(field) offsetof(gw_config, field)
 #define KIB      1024u
@@ -134,6 +137,60 @@ static const opt options[] = {
      "log lines below this level are dropped", gw_log_level_names},
     {"log-format", "BARISTA_LOG_FORMAT", OPT_CHOICE, F(log_json), 0, 0,
      "log lines as text (\"LEVEL component: message\") or json (one object each)", log_formats},
+    {"access-log", "BARISTA_ACCESS_LOG", OPT_TEXT, F(access_log), 0, 0,
+     "access log: - (stderr), a file (reopened on SIGHUP) or off", NULL},
+    {"access-log-format", "BARISTA_ACCESS_LOG_FORMAT", OPT_CHOICE, F(access_log_json), 0, 0,
+     "access log lines: common (common log + extras) or json", access_formats},
+    {"access-log-sample", "BARISTA_ACCESS_LOG_SAMPLE", OPT_COUNT, F(access_log_sample), 1, 1000000,
+     "log 1 in N answers below 400 (errors always)", NULL},
+    {"cors-origins", "BARISTA_CORS_ORIGINS", OPT_PATH, F(cors_origins), 0, 0,
+     "CORS: allowed origins, comma-separated, or *; none: CORS off", NULL},
+    {"cors-methods", "BARISTA_CORS_METHODS", OPT_TEXT, F(cors_methods), 0, 0,
+     "CORS: methods a preflight may ask for", NULL},
+    {"cors-headers", "BARISTA_CORS_HEADERS", OPT_TEXT, F(cors_headers), 0, 0,
+     "CORS: request headers a preflight may ask for, or *", NULL},
+    {"cors-expose", "BARISTA_CORS_EXPOSE", OPT_PATH, F(cors_expose), 0, 0,
+     "CORS: response headers a page may read", NULL},
+    {"cors-credentials", "BARISTA_CORS_CREDENTIALS", OPT_FLAG, F(cors_credentials), 0, 1,
+     "CORS: allow credentials (cookies, Authorization)", NULL},
+    {"cors-max-age", "BARISTA_CORS_MAX_AGE", OPT_COUNT, F(cors_max_age_s), 0, 86400,
+     "CORS: seconds a browser may cache a preflight", NULL},
+    {"compress", "BARISTA_COMPRESS", OPT_FLAG, F(compress), 0, 1,
+     "compress answers with gzip or brotli as Accept-Encoding allows (0: never)", NULL},
+    {"compress-min-bytes", "BARISTA_COMPRESS_MIN_BYTES", OPT_SIZE, F(compress_min_bytes), 0,
+     16 * MIB, "smaller answer bodies are sent as they are", NULL},
+    {"gzip-level", "BARISTA_GZIP_LEVEL", OPT_COUNT, F(gzip_level), 1, 9, "gzip compression level",
+     NULL},
+    {"brotli-quality", "BARISTA_BROTLI_QUALITY", OPT_COUNT, F(brotli_quality), 0, 11,
+     "brotli compression quality", NULL},
+    {"max-inflated-bytes", "BARISTA_MAX_INFLATED_BYTES", OPT_SIZE, F(max_inflated_bytes), 1,
+     64 * MIB, "a gzip request body inflating past this is refused (413)", NULL},
+    {"auth-default", "BARISTA_AUTH_DEFAULT", OPT_CHOICE, F(auth_default), 0, 0,
+     "authentication of routes that declare none", auth_modes},
+    {"jwt-secret-file", "BARISTA_JWT_SECRET_FILE", OPT_PATH, F(jwt_secret_file), 0, 0,
+     "JWT: HS256 shared secret (the file's bytes)", NULL},
+    {"jwt-public-key-file", "BARISTA_JWT_PUBLIC_KEY_FILE", OPT_PATH, F(jwt_public_key_file), 0, 0,
+     "JWT: PEM public key, RSA (RS256) or EC P-256 (ES256)", NULL},
+    {"jwks-file", "BARISTA_JWKS_FILE", OPT_PATH, F(jwks_file), 0, 0,
+     "JWT: a JWKS document; keys picked by the token's kid", NULL},
+    {"jwt-issuer", "BARISTA_JWT_ISSUER", OPT_PATH, F(jwt_issuer), 0, 0, "JWT: required iss claim",
+     NULL},
+    {"jwt-audience", "BARISTA_JWT_AUDIENCE", OPT_PATH, F(jwt_audience), 0, 0,
+     "JWT: required aud claim", NULL},
+    {"jwt-leeway", "BARISTA_JWT_LEEWAY", OPT_DURATION, F(jwt_leeway_ms), 0, HOUR_MS,
+     "JWT: clock skew allowed on exp and nbf", NULL},
+    {"api-keys-file", "BARISTA_API_KEYS_FILE", OPT_PATH, F(api_keys_file), 0, 0,
+     "API keys, hashed: lines \"NAME SHA256-HEX [SCOPE...]\"", NULL},
+    {"rate-limit-ip", "BARISTA_RATE_LIMIT_IP", OPT_COUNT, F(rate_ip), 0, 10000000,
+     "requests per second per client address, per gateway process (0: off)", NULL},
+    {"rate-limit-key", "BARISTA_RATE_LIMIT_KEY", OPT_COUNT, F(rate_key), 0, 10000000,
+     "requests per second per authenticated subject or API key (0: off)", NULL},
+    {"rate-limit-route", "BARISTA_RATE_LIMIT_ROUTE", OPT_COUNT, F(rate_route), 0, 10000000,
+     "requests per second per route, all clients together (0: off)", NULL},
+    {"rate-limit-burst", "BARISTA_RATE_LIMIT_BURST", OPT_COUNT, F(rate_burst), 1, 1000,
+     "token bucket size as a multiple of the rate", NULL},
+    {"trusted-proxies", "BARISTA_TRUSTED_PROXIES", OPT_PATH, F(trusted_proxies), 0, 0,
+     "addresses/CIDRs whose X-Forwarded-For and Forwarded are believed", NULL},
 };
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
@@ -188,6 +245,20 @@ void gw__config_defaults(gw_config *cfg)
         .jobs_db = GW_JOBS_DB,
         .log_level = GW_LOG_DEFAULT_LEVEL,
         .log_json = GW_LOG_DEFAULT_JSON,
+        .access_log = GW_EDGE_ACCESS_LOG,
+        .access_log_json = GW_EDGE_ACCESS_LOG_JSON,
+        .access_log_sample = GW_EDGE_ACCESS_LOG_SAMPLE,
+        .cors_methods = GW_EDGE_CORS_METHODS,
+        .cors_headers = GW_EDGE_CORS_HEADERS,
+        .cors_max_age_s = GW_EDGE_CORS_MAX_AGE_S,
+        .compress = GW_EDGE_COMPRESS,
+        .compress_min_bytes = GW_EDGE_COMPRESS_MIN_BYTES,
+        .gzip_level = GW_EDGE_GZIP_LEVEL,
+        .brotli_quality = GW_EDGE_BROTLI_QUALITY,
+        .max_inflated_bytes = GW_EDGE_MAX_INFLATED_BYTES,
+        .auth_default = GW_EDGE_AUTH_DEFAULT - 1,
+        .jwt_leeway_ms = GW_EDGE_JWT_LEEWAY_S * 1000,
+        .rate_burst = GW_EDGE_RATE_BURST_FACTOR,
     };
     gw_http_config_defaults(&cfg->http);
     gw_broker_config_defaults(&cfg->broker);
@@ -195,6 +266,38 @@ void gw__config_defaults(gw_config *cfg)
     cfg->broker_retry = cfg->broker.retry_idempotent;
     /* Cannot fail: a constant, which test_config checks. */
     (void)gw__config_parse_addr(cfg->listen, &cfg->listen_addr);
+}
+
+void gw__config_edge(const gw_config *cfg, gw_edge_config *out)
+{
+    gw_edge_config_defaults(out);
+    out->access_log = cfg->access_log;
+    out->access_log_json = cfg->access_log_json != 0;
+    out->access_log_sample = cfg->access_log_sample;
+    out->cors_origins = cfg->cors_origins;
+    out->cors_methods = cfg->cors_methods;
+    out->cors_headers = cfg->cors_headers;
+    out->cors_expose = cfg->cors_expose;
+    out->cors_credentials = cfg->cors_credentials != 0;
+    out->cors_max_age_s = cfg->cors_max_age_s;
+    out->compress = cfg->compress != 0;
+    out->compress_min_bytes = cfg->compress_min_bytes;
+    out->gzip_level = cfg->gzip_level;
+    out->brotli_quality = cfg->brotli_quality;
+    out->max_inflated_bytes = cfg->max_inflated_bytes;
+    out->auth_default = (uint8_t)(cfg->auth_default + 1);
+    out->jwt_secret_file = cfg->jwt_secret_file;
+    out->jwt_public_key_file = cfg->jwt_public_key_file;
+    out->jwks_file = cfg->jwks_file;
+    out->jwt_issuer = cfg->jwt_issuer;
+    out->jwt_audience = cfg->jwt_audience;
+    out->jwt_leeway_s = cfg->jwt_leeway_ms / 1000;
+    out->api_keys_file = cfg->api_keys_file;
+    out->rate_ip = cfg->rate_ip;
+    out->rate_key = cfg->rate_key;
+    out->rate_route = cfg->rate_route;
+    out->rate_burst_factor = cfg->rate_burst;
+    out->trusted_proxies = cfg->trusted_proxies;
 }
 
 void gw__config_usage(FILE *out)

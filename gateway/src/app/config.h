@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "broker.h"
+#include "edge.h"
 #include "http_server.h"
 #include "jobs.h"
 
@@ -58,7 +59,39 @@ typedef struct gw_config {
     char curve_authorized_keys[GW_CONFIG_MAX_ADDR]; /* authorised worker keys; "" = off */
     uint32_t log_level;                             /* a gw_log_level: lines below are dropped */
     uint32_t log_json;                              /* 1: JSON lines; 0: text */
+    /* The edge (edge.h), as the option table stores it; gw__config_edge() turns it into
+     * a gw_edge_config. */
+    char access_log[GW_CONFIG_MAX_ADDR];          /* "-" stderr, a file, "off" */
+    uint32_t access_log_json;                     /* 1: JSON lines; 0: common log */
+    uint32_t access_log_sample;                   /* 1 in N answers below 400 */
+    char cors_origins[GW_CONFIG_MAX_ADDR];        /* "" off, "*", or a list */
+    char cors_methods[GW_CONFIG_MAX_ADDR];        /* allowed methods */
+    char cors_headers[GW_CONFIG_MAX_ADDR];        /* allowed request headers */
+    char cors_expose[GW_CONFIG_MAX_ADDR];         /* headers a page may read */
+    uint32_t cors_credentials;                    /* 1: allow credentials */
+    uint32_t cors_max_age_s;                      /* preflight cache time */
+    uint32_t compress;                            /* 1: compress answers */
+    size_t compress_min_bytes;                    /* smallest body compressed */
+    uint32_t gzip_level;                          /* 1..9 */
+    uint32_t brotli_quality;                      /* 0..11 */
+    size_t max_inflated_bytes;                    /* gzip request body limit, inflated */
+    uint32_t auth_default;                        /* index in auth_modes: none/optional/required */
+    char jwt_secret_file[GW_CONFIG_MAX_ADDR];     /* HS256 secret */
+    char jwt_public_key_file[GW_CONFIG_MAX_ADDR]; /* RS256/ES256 PEM public key */
+    char jwks_file[GW_CONFIG_MAX_ADDR];           /* JWKS document */
+    char jwt_issuer[GW_CONFIG_MAX_ADDR];          /* required iss */
+    char jwt_audience[GW_CONFIG_MAX_ADDR];        /* required aud */
+    uint32_t jwt_leeway_ms;                       /* clock skew on exp/nbf */
+    char api_keys_file[GW_CONFIG_MAX_ADDR];       /* hashed API keys */
+    uint32_t rate_ip;                             /* requests/s per client address; 0 off */
+    uint32_t rate_key;                            /* requests/s per subject or key; 0 off */
+    uint32_t rate_route;                          /* requests/s per route; 0 off */
+    uint32_t rate_burst;                          /* bucket size = rate x this */
+    char trusted_proxies[GW_CONFIG_MAX_ADDR];     /* addresses/CIDRs allowed to forward */
 } gw_config;
+
+/* The edge's configuration from cfg's fields (strings point into cfg). */
+void gw__config_edge(const gw_config *cfg, gw_edge_config *out);
 
 /* What gw__config_load() decided. */
 typedef enum gw_config_result {

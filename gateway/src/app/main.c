@@ -21,6 +21,7 @@
 
 #include "broker.h"
 #include "config.h"
+#include "edge.h"
 #include "http.h"
 #include "http_server.h"
 #include "introspection.h"
@@ -38,6 +39,8 @@ typedef struct gateway {
     gw_http_server *http;      /* the HTTP/1.1 front */
     uv_signal_t sigterm;       /* graceful stop */
     uv_signal_t sigint;        /* graceful stop (Ctrl-C) */
+    uv_signal_t sighup;        /* reopen the access log (logrotate) */
+    gw_edge *edge;             /* request ids, access log, CORS, compression, auth, limits */
     bool stopping;             /* a stop signal arrived */
     gw_broker *broker;         /* workers' ROUTER: registration, dispatch, replies */
     gw_supervisor *supervisor; /* local mode: the worker processes; NULL otherwise */
@@ -61,6 +64,7 @@ static void readyz(gw_req *req, void *data)
 static void on_jobs_closed(void *arg)
 {
     gateway *gw = arg;
+    gw_edge_close(gw->edge);
     /* Workers were told GOODBYE and hold no request of ours: stop local ones. */
     if (gw->supervisor)
         gw_supervisor_shutdown(gw->supervisor, gw->cfg.shutdown_timeout_ms, NULL, NULL);
@@ -180,7 +184,15 @@ static void on_stop_signal(uv_signal_t *sig, int signum)
            signum == SIGINT ? "SIGINT" : "SIGTERM", gw->cfg.shutdown_timeout_ms);
     uv_close((uv_handle_t *)&gw->sigterm, NULL);
     uv_close((uv_handle_t *)&gw->sigint, NULL);
+    uv_close((uv_handle_t *)&gw->sighup, NULL);
     gw_http_server_shutdown(gw->http, gw->cfg.shutdown_timeout_ms, on_http_stopped, gw);
+}
+
+static void on_sighup(uv_signal_t *sig, int signum)
+{
+    (void)signum;
+    gateway *gw = sig->data;
+    gw_edge_reopen(gw->edge);
 }
 
 /* File descriptors kept beyond max-connections: listener, broker, workers, logs. */
@@ -216,6 +228,12 @@ static int gateway_start(gateway *gw)
         gw_log(GW_LOG_ERROR, "gateway", "router setup failed: out of memory");
         return -1;
     }
+    /* Probes and docs stay open whatever --auth-default says: load balancers and
+     * browsers reach them without credentials. */
+    static const gw_route_policy open_route = {.auth = BR_AUTH_NONE};
+    static const char *const open_paths[] = {"/healthz", "/metrics", "/openapi.json", "/docs"};
+    for (size_t i = 0; i < sizeof(open_paths) / sizeof(open_paths[0]); i++)
+        gw_router_set_policy(gw->router, "GET", open_paths[i], &open_route);
     gw->cfg.broker.endpoint = gw->cfg.broker_endpoint;
     gw->cfg.broker.retry_idempotent = gw->cfg.broker_retry != 0;
     gw->cfg.broker.check_replies = gw->cfg.check_replies != 0;
@@ -230,6 +248,7 @@ static int gateway_start(gateway *gw)
         gw_log(GW_LOG_ERROR, "gateway", "broker setup failed");
         return -1;
     }
+    gw_router_set_policy(gw->router, "GET", "/readyz", &open_route);
     gw->cfg.jobs.db = gw->cfg.jobs_db;
     gw->jobs = gw_jobs_new(&gw->loop, gw->router, gw->broker, &gw->cfg.jobs);
     if (!gw->jobs)
@@ -243,9 +262,20 @@ static int gateway_start(gateway *gw)
     }
     uv_signal_init(&gw->loop, &gw->sigterm);
     uv_signal_init(&gw->loop, &gw->sigint);
-    gw->sigterm.data = gw->sigint.data = gw;
+    uv_signal_init(&gw->loop, &gw->sighup);
+    gw->sigterm.data = gw->sigint.data = gw->sighup.data = gw;
     uv_signal_start(&gw->sigterm, on_stop_signal, SIGTERM);
     uv_signal_start(&gw->sigint, on_stop_signal, SIGINT);
+    uv_signal_start(&gw->sighup, on_sighup, SIGHUP);
+    gw_edge_config edge_cfg;
+    char why[GW_EDGE_TEXT_MAX + 128];
+    gw__config_edge(&gw->cfg, &edge_cfg);
+    gw->edge = gw_edge_new(&gw->loop, &edge_cfg, why, sizeof(why));
+    if (!gw->edge) {
+        gw_log(GW_LOG_ERROR, "gateway", "%s", why);
+        return -1;
+    }
+    gw_edge_attach(gw->edge, gw->http);
     /* Bind for workers before the HTTP front accepts requests for them. */
     if (gw_broker_start(gw->broker) != 0)
         return -1;
@@ -263,7 +293,8 @@ static int gateway_start(gateway *gw)
  * its own handles in its shutdown; closing them here as well would close them twice). */
 static void close_signals(gateway *gw)
 {
-    uv_handle_t *sigs[] = {(uv_handle_t *)&gw->sigterm, (uv_handle_t *)&gw->sigint};
+    uv_handle_t *sigs[] = {(uv_handle_t *)&gw->sigterm, (uv_handle_t *)&gw->sigint,
+                           (uv_handle_t *)&gw->sighup};
     for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
         if (sigs[i]->loop && !uv_is_closing(sigs[i]))
             uv_close(sigs[i], NULL);
@@ -299,6 +330,7 @@ int main(int argc, char **argv)
             gw_jobs_shutdown(gw.jobs, NULL, NULL);
         if (gw.supervisor)
             gw_supervisor_shutdown(gw.supervisor, 0, NULL, NULL);
+        gw_edge_close(gw.edge);
         close_signals(&gw);
     }
     uv_run(&gw.loop, UV_RUN_DEFAULT);
@@ -308,6 +340,7 @@ int main(int argc, char **argv)
         status = 1;
     }
     gw_http_server_destroy(&gw.http);
+    gw_edge_destroy(&gw.edge);
     gw_supervisor_destroy(&gw.supervisor);
     gw_jobs_destroy(&gw.jobs);     /* takes its routes out of the router */
     gw_broker_destroy(&gw.broker); /* takes its routes out of the router */

@@ -12,6 +12,7 @@
 
 #include "broker.h"
 #include "deadline.h"
+#include "edge.h"
 #include "http.h"
 #include "idmap.h"
 #include "log.h"
@@ -92,6 +93,8 @@ typedef struct gw_exchange {
     gw_fill *fills;               /* the contract check's output (in this allocation) */
     size_t fills_cap;             /* entries allocated at fills (and cookies) */
     char trace[GW_TRACE_LEN + 1]; /* traceparent sent to the worker */
+    br_str request_id;            /* X-Request-ID (the edge's, or the CALL copy) */
+    br_str identity;              /* verified caller, msgpack map; empty: anonymous */
 } gw_exchange;
 
 /* True while someone (an HTTP client or a calling worker) waits for c's answer. */

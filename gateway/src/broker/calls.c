@@ -75,7 +75,8 @@ static br_str copy_str(char **cursor, br_str s)
 static gw_exchange *call_from(gw_broker *b, const br_request *m, const gw_route_match *match,
                               gw_route_entry *e)
 {
-    size_t bytes = 2 * (size_t)m->path.len + m->content_type.len + m->body.len;
+    size_t bytes = 2 * (size_t)m->path.len + m->content_type.len + m->body.len + m->request_id.len +
+                   m->identity.len;
     for (uint32_t i = 0; i < m->nquery; i++)
         bytes += m->query[i].name.len + m->query[i].value.len;
     for (uint32_t i = 0; i < m->nheaders; i++)
@@ -107,6 +108,9 @@ static gw_exchange *call_from(gw_broker *b, const br_request *m, const gw_route_
     }
     c->content_type = copy_str(&cursor, m->content_type);
     c->body = copy_str(&cursor, m->body);
+    /* The caller's request id and verified identity travel on to the target. */
+    c->request_id = copy_str(&cursor, m->request_id);
+    c->identity = copy_str(&cursor, m->identity);
     c->scratch = cursor; /* m->path.len bytes left: decoded path parameters */
     c->scratch_cap = m->path.len;
     c->idempotent = br_str_eq(m->method, "GET") || br_str_eq(m->method, "HEAD");

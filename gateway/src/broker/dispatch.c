@@ -155,11 +155,15 @@ static int call_send(gw_exchange *c, gw_worker *w)
     r->body = c->body;
     r->deadline_ms = left > UINT32_MAX ? UINT32_MAX : (uint32_t)left;
     r->trace = br_str_c(c->trace);
+    r->request_id = c->request_id;
+    r->identity = c->identity;
     r->cookies = c->cookies;
     r->ncookies = c->ncookies;
     int rc = gw__broker_send(b, w, NULL, 0, &m);
     if (rc != 0)
         return rc;
+    if (c->req)
+        gw_edge_req_dispatched(c->req, w->id);
     if (c->link.next != &c->link)
         c->route->service->nqueued--;
     gw_list_remove(&c->link);
@@ -358,9 +362,9 @@ static void check_reply(const gw_exchange *c, const br_reply *r)
         return;
     br_buf errors = {.max = 64 * 1024};
     if (gw_contract_check_reply(e->contract, r->status, r->body, &errors) == BR_EVALUE)
-        gw_log(GW_LOG_ERROR, "contracts",
-               "service %s: %s %s breaks its declared %u response: %.*s", e->service->name,
-               e->method, e->path, (unsigned)r->status, (int)errors.len, (const char *)errors.data);
+        gw_log(GW_LOG_ERROR, "contracts", "service %s: %s %s breaks its declared %u response: %.*s",
+               e->service->name, e->method, e->path, (unsigned)r->status, (int)errors.len,
+               (const char *)errors.data);
     br_buf_free(&errors);
 }
 

@@ -157,8 +157,19 @@ static void call_headers(gw_exchange *c)
 {
     const gw_req *req = c->req;
     br_str trace = {0};
+    /* What the edge established: the request id, its trace context and the verified
+     * caller travel to the worker; an inflated body loses its Content-Encoding, and a
+     * token the route did not ask for stays at the gateway. */
+    gw_edge_info edge;
+    bool from_edge = gw_edge_req_info(req, &edge) == 0;
+    c->request_id = edge.request_id;
+    c->identity = edge.identity;
     for (size_t i = 0; i < req->nheaders; i++) {
         const gw_header *h = &req->headers[i];
+        if ((edge.body_inflated && strcmp(h->name, "content-encoding") == 0) ||
+            (edge.drop_authorization &&
+             (strcmp(h->name, "authorization") == 0 || strcmp(h->name, "x-api-key") == 0)))
+            continue;
         if (strcmp(h->name, "accept") == 0 &&
             contains_ci(h->value, h->value_len, "application/msgpack"))
             c->want_msgpack = true;
@@ -171,7 +182,7 @@ static void call_headers(gw_exchange *c)
         c->headers[c->nheaders].value = (br_str){h->value, (uint32_t)h->value_len};
         c->nheaders++;
     }
-    gw__exchange_trace(c, trace);
+    gw__exchange_trace(c, from_edge ? edge.trace : trace);
 }
 
 /* Sets the call's body by the route's body mode.  0, or answers the client (415, 422,

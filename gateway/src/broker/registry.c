@@ -219,7 +219,7 @@ static const char *copy_str(char **cursor, br_str s)
 static gw_route_entry *route_entry_new(const br_route *r, gw_service *s, void *arg)
 {
     size_t size = sizeof(gw_route_entry) + r->nparams * sizeof(br_param);
-    size += r->method.len + r->path.len + r->summary.len + 3;
+    size += r->method.len + r->path.len + r->summary.len + r->scopes.len + 4;
     for (uint32_t i = 0; i < r->nparams; i++)
         size += r->params[i].name.len + r->params[i].summary.len;
     gw_route_entry *e = calloc(1, size);
@@ -234,6 +234,10 @@ static gw_route_entry *route_entry_new(const br_route *r, gw_service *s, void *a
     e->summary = copy_str(&cursor, r->summary);
     e->timeout_ms = r->timeout_ms;
     e->body = r->body;
+    e->policy.auth = r->auth;
+    e->policy.scopes = copy_str(&cursor, r->scopes);
+    e->policy.service = s->name;
+    e->policy.forward_token = r->forward_token;
     e->nparams = r->nparams;
     for (uint32_t i = 0; i < r->nparams; i++) {
         e->params[i] = r->params[i];
@@ -314,6 +318,8 @@ static int service_add_routes(gw_registry *self, gw_service *s, const br_service
             return rc;
         }
         rc = gw_router_add(self->router, e->method, e->path, self->handler, e);
+        if (rc == 0)
+            rc = gw_router_set_policy(self->router, e->method, e->path, &e->policy);
         if (rc != 0) {
             snprintf(reason, cap, "route %s %s refused by the router: %s", e->method, e->path,
                      rc == BR_EFULL ? "it conflicts with an existing route" : br_strerror(rc));

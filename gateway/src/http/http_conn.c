@@ -562,6 +562,8 @@ static void abort_pending(gw_conn *conn, bool forget)
             r->state = GW_REQ_ABORTED;
         if (fn)
             fn(&r->pub, r->abort_arg);
+        if (forget)
+            gw__req_filter_done(r, 499, 0);
     }
 }
 
@@ -688,6 +690,9 @@ void gw__conn_accept(gw_http_server *server, bool reject)
         return;
     }
     server->stats.accepted++;
+    int len = (int)sizeof(conn->peer);
+    if (uv_tcp_getpeername(&conn->tcp, (struct sockaddr *)&conn->peer, &len) != 0)
+        memset(&conn->peer, 0, sizeof(conn->peer));
     llhttp_init(&conn->parser, HTTP_REQUEST, &gw__parser_settings);
     conn->parser.data = conn;
     gw__head_begin(&conn->scan);

@@ -150,6 +150,7 @@ typedef struct gw_conn {
     bool closing;                  /* uv_close called; waiting for handle callbacks */
     bool rejecting;                /* a turned-away connection (503) - not counted */
     int open_handles;              /* tcp + timer handles not yet closed */
+    struct sockaddr_storage peer;  /* the client's address (zeroed when unknown) */
 } gw_conn;
 
 struct gw_http_server {
@@ -181,6 +182,9 @@ struct gw_http_server {
     void (*done)(void *);      /* shutdown's completion callback */
     void *done_arg;            /* its argument */
     gw_http_stats stats;       /* counters for GET /metrics */
+    gw_http_filter filter;     /* the filter's hooks; all NULL without one */
+    void *filter_data;         /* their data */
+    bool has_filter;           /* a filter is installed */
 };
 
 /* http_conn.c */
@@ -228,6 +232,9 @@ int gw__response_detail(gw_http_req *req, int status, const char *detail, const 
 void gw__req_answered(gw_http_req *req);
 /* Counts an answer of `status` and `bytes` to req in the server's stats. */
 void gw__response_count(gw_http_req *req, int status, size_t bytes);
+/* The request is over (answered: its status and bytes; aborted: 499, 0): tells the
+ * filter, once. */
+void gw__req_filter_done(gw_http_req *req, int status, size_t bytes);
 /* Answers a request the server itself refuses ({"detail": ...}); on failure to build
  * the answer the connection closes. */
 void gw__req_answer_detail(gw_http_req *r, int status, const char *detail, const gw_header *extra,

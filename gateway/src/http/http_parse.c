@@ -340,8 +340,15 @@ static void dispatch(gw_conn *conn, gw_http_req *r)
 {
     char allow[128];
     gw_req *pub = &r->pub;
-    int rc = gw_router_match(conn->server->router, pub->method, pub->path, pub->path_len,
-                             &pub->match, allow, sizeof(allow));
+    gw_http_server *server = conn->server;
+    int rc = gw_router_match(server->router, pub->method, pub->path, pub->path_len, &pub->match,
+                             allow, sizeof(allow));
+    if (rc != 0)
+        pub->match.route = NULL;
+    /* The filter sees every request first: it may answer it itself (a preflight for a
+     * path that has no OPTIONS route, a refused token) before routing's answer. */
+    if (server->filter.on_request && server->filter.on_request(server->filter_data, pub))
+        return;
     if (rc == 0) {
         pub->match.route->handler(pub, pub->match.route->data);
     } else if (rc == BR_EINVAL) {

@@ -147,8 +147,57 @@ static bool answer_closes(gw_http_req *req)
     return req->close_after;
 }
 
+/* Extra headers an answer passes to the filter from a stack array; more take one
+ * allocation. */
+#define GW_HTTP_ANSWER_STACK 32
+
+static int build(gw_http_req *req, int status, const gw_header *extra, size_t nextra,
+                 const char *content_type, const void *body, size_t body_len);
+
 int gw__response_build(gw_http_req *req, int status, const gw_header *extra, size_t nextra,
                        const char *content_type, const void *body, size_t body_len)
+{
+    gw_http_server *server = req->conn->server;
+    if (!server->filter.on_answer)
+        return build(req, status, extra, nextra, content_type, body, body_len);
+    /* The filter adds its headers after the handler's and may replace the body; both
+     * are copied by build() before the filter's memory is released in on_done. */
+    gw_header stack[GW_HTTP_ANSWER_STACK + GW_HTTP_FILTER_HEADERS];
+    size_t cap = nextra + GW_HTTP_FILTER_HEADERS;
+    gw_header *all = cap <= sizeof(stack) / sizeof(stack[0]) ? stack : malloc(cap * sizeof(*all));
+    if (!all)
+        return BR_ENOMEM;
+    if (nextra)
+        memcpy(all, extra, nextra * sizeof(*all));
+    gw_http_answer a = {.status = status,
+                        .content_type = content_type,
+                        .body = body,
+                        .body_len = body_len,
+                        .extra = all,
+                        .nextra = nextra,
+                        .extra_cap = cap,
+                        .head = req->head};
+    server->filter.on_answer(server->filter_data, &req->pub, &a);
+    int rc = build(req, status, a.extra, a.nextra, a.content_type, a.body, a.body_len);
+    if (all != stack)
+        free(all);
+    if (rc == 0)
+        gw__req_filter_done(req, status, req->resp.len);
+    return rc;
+}
+
+void gw__req_filter_done(gw_http_req *req, int status, size_t bytes)
+{
+    gw_http_server *server = req->conn->server;
+    if (!req->pub.filter_state)
+        return;
+    if (server->filter.on_done)
+        server->filter.on_done(server->filter_data, &req->pub, status, bytes);
+    req->pub.filter_state = NULL;
+}
+
+static int build(gw_http_req *req, int status, const gw_header *extra, size_t nextra,
+                 const char *content_type, const void *body, size_t body_len)
 {
     gw_http_server *server = req->conn->server;
     bool closes = answer_closes(req);
@@ -268,6 +317,23 @@ int gw_req_respond_error(gw_req *req, int status, bool retry_after, const char *
         return rc;
     gw__req_answered(r);
     return 0;
+}
+
+int gw_req_peer(const gw_req *req, struct sockaddr_storage *out)
+{
+    const gw_http_req *r = (const gw_http_req *)req;
+    if (!r || !out || r->conn->peer.ss_family == 0)
+        return BR_EIO;
+    *out = r->conn->peer;
+    return 0;
+}
+
+void gw_req_set_body(gw_req *req, const char *body, size_t body_len)
+{
+    if (!req)
+        return;
+    req->body = body_len ? body : NULL;
+    req->body_len = body_len;
 }
 
 const gw_header *gw_req_header(const gw_req *req, const char *name)

@@ -72,6 +72,16 @@ gw_http_server *gw_http_server_new(uv_loop_t *loop, gw_router *router, const gw_
     return self;
 }
 
+int gw_http_server_set_filter(gw_http_server *self, const gw_http_filter *hooks, void *data)
+{
+    if (!self)
+        return BR_EINVAL;
+    self->filter = hooks ? *hooks : (gw_http_filter){0};
+    self->filter_data = hooks ? data : NULL;
+    self->has_filter = hooks != NULL;
+    return 0;
+}
+
 static void flush_all(gw_http_server *self)
 {
     uv_check_stop(&self->flush_check);

@@ -207,6 +207,21 @@ fail:
     return rc;
 }
 
+int gw_router_set_policy(gw_router *self, const char *method, const char *pattern,
+                         const gw_route_policy *policy)
+{
+    if (!self || !method || !pattern)
+        return BR_EINVAL;
+    for (size_t i = 0; i < self->nroutes; i++) {
+        route_entry *e = self->routes[i];
+        if (strcmp(e->method, method) == 0 && strcmp(e->pattern, pattern) == 0) {
+            e->pub.policy = policy;
+            return 0;
+        }
+    }
+    return BR_ENOTFOUND;
+}
+
 int gw_router_remove(gw_router *self, const char *method, const char *pattern)
 {
     if (!self || !method || !pattern)

@@ -74,6 +74,11 @@ typedef struct br_route {
     br_str summary;      /* one-line description for the OpenAPI document; may be empty */
     br_param *params;    /* declared parameters */
     uint32_t nparams;
+    /* Optional trailing fields (absent from older peers: zero). */
+    uint8_t auth;       /* br_auth_mode */
+    br_str scopes;      /* space-separated scopes the caller must all hold; may be empty */
+    bool forward_token; /* the Authorization header reaches the worker (else removed) */
+    /* More optional trailing fields (typed contracts, PROTOCOL.md 5.1.1). */
     br_str body_schema;     /* one msgpack schema value the body must satisfy (MSGPACK
                                routes); empty for none */
     bool body_form;         /* the body may also come as a form (urlencoded) */
@@ -165,7 +170,11 @@ typedef struct br_request {
     br_str body;          /* body bytes */
     uint32_t deadline_ms; /* remaining budget when the message was sent; never 0 */
     br_str trace;         /* W3C traceparent; may be empty */
-    br_pair *cookies;     /* the cookies the route declares as parameters */
+    /* Optional trailing fields (absent from older peers: empty). */
+    br_str request_id; /* the request's X-Request-ID; may be empty */
+    br_str identity;   /* the caller the gateway verified: one msgpack map (PROTOCOL.md
+                          5.3); empty when anonymous */
+    br_pair *cookies;  /* the cookies the route declares as parameters */
     uint32_t ncookies;
 } br_request;
 

@@ -91,6 +91,14 @@ typedef enum br_body_mode {
     BR_BODY_MSGPACK = 2 /* JSON bodies are converted to msgpack by the gateway */
 } br_body_mode;
 
+/* Who may call a route (checked by the gateway before dispatch; PROTOCOL.md 5.1). */
+typedef enum br_auth_mode {
+    BR_AUTH_DEFAULT = 0,  /* whatever the gateway's --auth-default says */
+    BR_AUTH_NONE = 1,     /* anyone; credentials are not even looked at */
+    BR_AUTH_OPTIONAL = 2, /* anyone; valid credentials give an identity, bad ones a 401 */
+    BR_AUTH_REQUIRED = 3  /* only callers with valid credentials (401) holding the scopes (403) */
+} br_auth_mode;
+
 #ifdef __cplusplus
 }
 #endif

@@ -95,6 +95,10 @@ typedef struct br_route_spec {
     const char *summary;               /* one line for the docs; may be NULL */
     const br_param_spec *params;       /* declared parameters; may be NULL when nparams is 0 */
     size_t nparams;                    /* entries in params */
+    br_auth_mode auth;                 /* who may call it (checked by the gateway); 0: the
+                                          gateway's --auth-default */
+    const char *scopes;                /* space-separated scopes a caller must hold; may be NULL */
+    bool forward_token;                /* the Authorization header reaches the handler */
     const br_schema *body_schema;      /* BR_BODY_MSGPACK routes: the body's model; the gateway
                                           answers 422 for a body that breaks it and hands the
                                           handler the converted body with defaults filled in.
@@ -164,6 +168,19 @@ typedef int (*br_init_fn)(br_svc *svc);
  * the drain gave up on requests that ignored their cancel. */
 typedef void (*br_fini_fn)(br_svc *svc);
 
+/* Middleware: runs on the worker's loop thread before every route handler of the
+ * service, with the request as the handler will see it (its params, body and
+ * br_req_identity: the place for checks beyond scopes, tenant selection, shared set-up
+ * in br_req_alloc memory).  Returns true to go on to the handler (for a CPU service,
+ * on its compute thread); false after ending the request itself with a br_reply_*
+ * call - then neither the handler nor the request may be touched again. */
+typedef bool (*br_before_fn)(br_req *req);
+
+/* Middleware: runs on the loop thread once the request's reply is made, before it is
+ * sent, whoever made it (the handler, a before hook, a cancel); `status` is the
+ * reply's.  It may only add headers (br_reply_header); the reply is otherwise final. */
+typedef void (*br_after_fn)(br_req *req, uint16_t status);
+
 /* A service: a name, a kind and its routes.  Declare it `static const`; the runtime
  * only reads it, and it must outlive the worker. */
 typedef struct br_service_spec {
@@ -181,6 +198,8 @@ typedef struct br_service_spec {
     void *data;                    /* the service's data until init replaces it */
     size_t data_size;              /* non-zero: the data is this many zeroed bytes of the
                                       service's memory instead (br_svc_alloc) */
+    br_before_fn before;           /* middleware before each handler; may be NULL */
+    br_after_fn after;             /* middleware on each reply; may be NULL */
 } br_service_spec;
 
 /* ---------------------------------------------------------------------------------- */
@@ -234,6 +253,15 @@ uint64_t br_req_id(const br_req *req);
 br_str br_req_method(const br_req *req);
 br_str br_req_path(const br_req *req);
 br_str br_req_route(const br_req *req);
+
+/* The request's id (its X-Request-ID, accepted or made by the gateway; put it in log
+ * lines about the request) - empty from an older gateway. */
+br_str br_req_request_id(const br_req *req);
+
+/* The caller the gateway verified: one msgpack map {"kind": "jwt"|"api_key", "sub",
+ * "scopes": [...], "claims": {...}} to read with br_value_parse (barista/value.h);
+ * empty when the caller is anonymous.  Calls made from this request carry it on. */
+br_str br_req_identity(const br_req *req);
 
 /* Looks up a path parameter, a query parameter (the first with that name) or a request
  * header (case-insensitive name).  Values are percent-decoded by the gateway.  Sets
@@ -313,6 +341,11 @@ uv_loop_t *br_req_loop(const br_req *req);
 /* The service the request is for, and its data (br_svc_data of it). */
 br_svc *br_req_svc(const br_req *req);
 void *br_req_data(const br_req *req);
+
+/* Starlette's request.state: one pointer a before hook hands to the handler (say, the
+ * tenant it picked, in br_req_alloc memory).  NULL until set. */
+void br_req_set_state(br_req *req, void *state);
+void *br_req_state(const br_req *req);
 
 /* ---------------------------------------------------------------------------------- */
 /* Request-scoped memory and resources.                                               */

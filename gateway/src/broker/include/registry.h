@@ -54,6 +54,8 @@ typedef struct gw_route_entry {
     uint8_t body;                /* br_body_mode */
     br_param *params;            /* declared parameters; strings in this allocation */
     uint32_t nparams;            /* entries in params */
+    gw_route_policy policy;      /* auth and scopes for the edge (strings in this
+                                    allocation); the router points at it */
     gw_contract *contract;       /* the declaration compiled (contracts.h) */
     bool fresh;                  /* added by the READY being registered (rollback) */
     struct gw_route_entry *next; /* the service's next route */

@@ -44,6 +44,8 @@ typedef struct gw_req {
     gw_route_match match; /* what the router matched: route and path parameters */
     uint64_t received_ns; /* uv_hrtime() when the request line began */
     void *user;           /* free for the handler's use */
+    void *filter_state;   /* the server's filter's per-request state (gw_http_filter);
+                             NULL without a filter or before it ran */
 } gw_req;
 
 /* Called for each complete request whose method and path matched a route. The handler
@@ -76,5 +78,52 @@ int gw_req_respond_error(gw_req *req, int status, bool retry_after, const char *
 
 /* Finds a request header by lower-case name; NULL when absent. */
 const gw_header *gw_req_header(const gw_req *req, const char *name);
+
+/* The address of the peer the request arrived from (the TCP peer, not a client behind
+ * a proxy).  Returns 0, or BR_EIO when the socket cannot tell (logged nowhere). */
+int gw_req_peer(const gw_req *req, struct sockaddr_storage *out);
+
+/* Replaces the request body the handler will see (a filter that decompressed it).
+ * `body` must stay valid until the request is answered or aborted; the caller keeps
+ * ownership. */
+void gw_req_set_body(gw_req *req, const char *body, size_t body_len);
+
+/* ---------------------------------------------------------------------------------- */
+/* Filters: the server's per-request hooks, like an nginx module's phase handlers.      */
+
+/* An answer as a filter sees it while it is built: it may add headers (appending to
+ * `extra`, up to `extra_cap`; the pointed-to bytes must stay valid until the answer is
+ * built) and may replace the body and its content type (compression).  The server
+ * copies everything once the hook returns. */
+typedef struct gw_http_answer {
+    int status;               /* the status being answered */
+    const char *content_type; /* may be replaced; NULL for none */
+    const void *body;         /* may be replaced */
+    size_t body_len;          /* bytes at body */
+    gw_header *extra;         /* the handler's extra headers, then the filter's */
+    size_t nextra;            /* entries used in extra */
+    size_t extra_cap;         /* entries extra can hold */
+    bool head;                /* a HEAD request: the body is not sent */
+} gw_http_answer;
+
+/* Extra header slots the server reserves for its filter on every answer. */
+#define GW_HTTP_FILTER_HEADERS 16
+
+/* The hooks of the one filter a server may have (see gw_http_server_set_filter).
+ * Every slot may be NULL; `data` is the pointer given with the table. */
+typedef struct gw_http_filter {
+    /* A complete request, after routing (req->match.route is NULL when no route
+     * matched) and before its handler, or the 404/405 answer, runs.  Returns true when
+     * the filter answered the request itself (a preflight, a 401, a 429): then nothing
+     * else runs for it. */
+    bool (*on_request)(void *data, gw_req *req);
+    /* An answer is being built (by a handler or by the server itself, in which case
+     * on_request may not have run and filter_state may be NULL). */
+    void (*on_answer)(void *data, gw_req *req, gw_http_answer *answer);
+    /* The request is over: answered (status and bytes of the serialised answer) or
+     * aborted (status 499, bytes 0).  Runs once per request that reached on_request or
+     * on_answer; the filter releases filter_state here. */
+    void (*on_done)(void *data, gw_req *req, int status, size_t bytes);
+} gw_http_filter;
 
 #endif /* BARISTA_GW_HTTP_H */

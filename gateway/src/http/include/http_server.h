@@ -16,6 +16,8 @@
 
 #include "router.h"
 
+struct gw_http_filter;
+
 /* Defaults of gw_http_config, by name (docs/gateway.md gives the reasoning). */
 #define GW_HTTP_MAX_URL_BYTES        (8u * 1024)
 #define GW_HTTP_MAX_HEADER_BYTES     (32u * 1024)
@@ -73,6 +75,11 @@ typedef struct gw_http_server gw_http_server;
  * (logged) when config is NULL or a limit is zero. */
 gw_http_server *gw_http_server_new(uv_loop_t *loop, gw_router *router,
                                    const gw_http_config *config);
+
+/* Installs the server's filter (http.h): its hooks run for every request from now on.
+ * `hooks` is copied; `data` (borrowed) must outlive the server.  NULL removes it.
+ * Returns 0 or BR_EINVAL. */
+int gw_http_server_set_filter(gw_http_server *self, const struct gw_http_filter *hooks, void *data);
 
 /* Binds addr and starts accepting.  Returns 0 or BR_EIO (logged with the failing
  * call and its error). */

@@ -10,7 +10,9 @@
 #ifndef BARISTA_GW_ROUTER_H
 #define BARISTA_GW_ROUTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct gw_req;
 
@@ -21,12 +23,23 @@ typedef void (*gw_handler_fn)(struct gw_req *req, void *route_data);
 #define GW_ROUTE_MAX_SEGMENTS 32
 #define GW_ROUTE_MAX_PARAMS   16
 
+/* What a route declared for the edge (gateway/src/edge): who may call it and who
+ * answers it.  Plain data owned by whoever set it (gw_router_set_policy), which keeps
+ * it alive while the route exists. */
+typedef struct gw_route_policy {
+    uint8_t auth;        /* br_auth_mode (barista/proto.h); BR_AUTH_DEFAULT: the gateway's */
+    const char *scopes;  /* space-separated scopes a caller must all hold; "" or NULL: none */
+    const char *service; /* the service answering it, for the access log; NULL: the gateway */
+    bool forward_token;  /* the raw Authorization header travels to the worker */
+} gw_route_policy;
+
 /* One registered route.  Read-only outside router.c; valid until removed. */
 typedef struct gw_route {
     const char *method;  /* "GET", ... (NUL-terminated, owned by the router) */
     const char *pattern; /* the template, e.g. "/hello/{name}" (owned by the router) */
     gw_handler_fn handler;
-    void *data; /* the caller's; the router never touches it */
+    void *data;                    /* the caller's; the router never touches it */
+    const gw_route_policy *policy; /* the edge's declarations; NULL: the gateway's defaults */
 } gw_route;
 
 /* A path parameter of a match.  name points into the route, value into the matched
@@ -59,6 +72,11 @@ void gw_router_destroy(gw_router **self_p);
  * is already registered; BR_ENOMEM. */
 int gw_router_add(gw_router *self, const char *method, const char *pattern, gw_handler_fn handler,
                   void *data);
+
+/* Points the route with this method and template at `policy` (borrowed; NULL for the
+ * gateway's defaults).  Returns 0 or BR_ENOTFOUND. */
+int gw_router_set_policy(gw_router *self, const char *method, const char *pattern,
+                         const gw_route_policy *policy);
 
 /* Removes the route with this method and template.  Returns 0 or BR_ENOTFOUND. */
 int gw_router_remove(gw_router *self, const char *method, const char *pattern);
