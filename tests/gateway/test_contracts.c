@@ -51,7 +51,7 @@ static gw_contract *compile_body(route_fixture *f, const br_schema *s)
 /* Compiles raw msgpack as a body schema; returns the rc and the reason. */
 static int compile_raw(const void *mp, size_t len, char *why, size_t cap)
 {
-    br_route route = {.body_schema = {mp, (uint32_t)len}};
+    br_route route = {.body = BR_BODY_MSGPACK, .body_schema = {mp, (uint32_t)len}};
     gw_contract *c = NULL;
     int rc = gw_contract_new(&route, &c, why, cap);
     gw_contract_destroy(&c);
@@ -259,6 +259,12 @@ static void refuses_hostile_schemas_with_a_reason(void **state)
 {
     (void)state;
     char why[256];
+    /* A body schema on a route whose body is not converted. */
+    br_route raw = {.body = BR_BODY_RAW, .body_schema = {"\x80", 1}};
+    gw_contract *c = NULL;
+    assert_int_equal(gw_contract_new(&raw, &c, why, sizeof why), BR_EVALUE);
+    assert_null(c);
+    assert_string_equal(why, "a body schema needs body mode MSGPACK");
     /* Not a map; an unknown type; a list of bounds; a NUL in a pattern. */
     assert_int_equal(compile_raw("\x91\x01", 2, why, sizeof why), BR_EVALUE);
     assert_string_equal(why, "body schema: a schema must be a map");

@@ -15,12 +15,13 @@ static void handler(br_req *req)
     br_reply_status(req, 204);
 }
 
-static br_worker *worker_for(const br_schema *body, const br_response_spec *responses, size_t n)
+static br_worker *worker_with_mode(br_body_mode mode, const br_schema *body,
+                                   const br_response_spec *responses, size_t n)
 {
     const br_route_spec routes[] = {{.method = "POST",
                                      .path = "/x",
                                      .handler = handler,
-                                     .body = BR_BODY_MSGPACK,
+                                     .body = mode,
                                      .body_schema = body,
                                      .responses = responses,
                                      .nresponses = n}};
@@ -29,6 +30,11 @@ static br_worker *worker_for(const br_schema *body, const br_response_spec *resp
     const br_service_spec *services[] = {&service};
     br_worker_options opts = {.connect = "tcp://127.0.0.1:1"};
     return br_worker_new(services, 1, &opts);
+}
+
+static br_worker *worker_for(const br_schema *body, const br_response_spec *responses, size_t n)
+{
+    return worker_with_mode(BR_BODY_MSGPACK, body, responses, n);
 }
 
 static void takes_a_contract_that_keeps_the_rules(void **state)
@@ -54,6 +60,9 @@ static void refuses_a_contract_that_breaks_them(void **state)
     assert_null(worker_for(&bounds_on_text, NULL, 0));
     const br_response_spec bad_status[] = {{99, NULL, NULL}};
     assert_null(worker_for(NULL, bad_status, 1));
+    /* A body schema on a RAW route: the gateway converts MSGPACK bodies only. */
+    const br_schema any_object = {.type = BR_SCHEMA_OBJECT};
+    assert_null(worker_with_mode(BR_BODY_RAW, &any_object, NULL, 0));
 }
 
 int main(void)

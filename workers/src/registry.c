@@ -137,6 +137,8 @@ static int describe_route(br__arena *a, br_route *r, const br_route_spec *spec)
     r->scopes = opt_str(spec->scopes);
     r->forward_token = spec->forward_token;
     r->nparams = (uint32_t)spec->nparams;
+    if (spec->body_schema && spec->body != BR_BODY_MSGPACK)
+        return BR_EINVAL; /* the gateway validates and converts MSGPACK bodies only */
     int rc = describe_schema(a, spec->body_schema, &r->body_schema);
     if (rc != 0)
         return rc;

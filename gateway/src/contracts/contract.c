@@ -166,6 +166,10 @@ int gw_contract_new(const br_route *route, gw_contract **out, char *why, size_t 
         return BR_ENOMEM;
     char inner[200] = "";
     int rc = compile_params(c, route, why, why_len);
+    if (rc == 0 && route->body_schema.len && route->body != BR_BODY_MSGPACK) {
+        snprintf(why, why_len, "a body schema needs body mode MSGPACK");
+        rc = BR_EVALUE;
+    }
     if (rc == 0 && route->body_schema.len) {
         rc = gw__schema_compile(route->body_schema, &c->body, inner, sizeof inner);
         if (rc != 0)
