@@ -9,8 +9,10 @@
  * checked against a fixed model with every kind of field (nested objects, lists,
  * enum, pattern, formats, bounds, defaults, extra keys forbidden).  Whatever comes in:
  * a 422 body must be JSON (jansson, an independent parser, reads it) shaped
- * {"detail": [{"type", "loc": ["body", ...], "msg", "input"}, ...]}, and an accepted
- * body must convert to exactly one msgpack value.
+ * {"detail": [{"type", "loc": ["body", ...], "msg", "input"}, ...]} (integers read as
+ * reals, as jansson has no uint64; a body whose input has a key holding a NUL is left
+ * unchecked, as jansson cannot hold one), and an accepted body must convert to
+ * exactly one msgpack value.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,9 +65,16 @@ static const br_schema model = {
 static void check_422(const br_buf *out)
 {
     json_error_t e;
-    json_t *doc = json_loadb((const char *)out->data, out->len, JSON_ALLOW_NUL, &e);
-    if (!doc)
+    json_t *doc =
+        json_loadb((const char *)out->data, out->len, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &e);
+    /* jansson cannot hold a key with a NUL (valid JSON: an input echoed back may have
+     * one); the rest of such a body is not checked. */
+    if (!doc && strstr(e.text, "NUL byte in object key"))
+        return;
+    if (!doc) {
+        fprintf(stderr, "fuzz_contracts: jansson: %s at %d\n", e.text, e.position);
         fail("the 422 body is not JSON", out->data, out->len);
+    }
     json_t *detail = json_object_get(doc, "detail");
     if (!json_is_array(detail) || json_array_size(detail) == 0)
         fail("the 422 body has no detail list", out->data, out->len);
@@ -95,14 +104,14 @@ static void check(const gw_contract *c, br_str body)
     int rc = gw_contract_check(c, &r, &out, fills, &nfills, &errors);
     if (rc == BR_EVALUE) {
         check_422(&errors);
-    } else if (rc == 0) {
+    } else if (rc == 0 && gw_contract_has_body(c)) {
         br_cursor cur;
         br_cursor_init(&cur, out.data, out.len);
         if (br_cursor_skip(&cur, BR_CURSOR_MAX_DEPTH) != 0 || br_cursor_left(&cur) != 0)
             fail("the converted body is not one msgpack value", "", 0);
         if (errors.len != 0)
             fail("an accepted body left errors", errors.data, errors.len);
-    } else if (errors.len != 0) {
+    } else if (rc != 0 && errors.len != 0) {
         fail("a refused body left errors", errors.data, errors.len);
     }
     br_buf_free(&out);
