@@ -45,7 +45,7 @@ install(FILES
 
 install(EXPORT BaristaTargets NAMESPACE Barista:: DESTINATION ${BARISTA_CMAKE_DIR})
 
-set(BARISTA_DEV_PACKAGES "pkg-config libuv1-dev libzmq3-dev libcurl4-openssl-dev libmsgpack-dev libpq-dev libhiredis-dev")
+set(BARISTA_DEV_PACKAGES "pkg-config libuv1-dev libzmq3-dev libczmq-dev libcurl4-openssl-dev libmsgpack-dev libpq-dev libhiredis-dev")
 configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/BaristaConfig.cmake.in
   ${CMAKE_BINARY_DIR}/BaristaConfig.cmake
   INSTALL_DESTINATION ${BARISTA_CMAKE_DIR})

@@ -1,9 +1,13 @@
 /*
- * curve.c - CURVE keys, key-pair files and the CURVE socket options (see
- * barista/curve.h).  The authorised-key set is in curve_keyset.c.
+ * curve.c - CURVE keys and certificates, and the CURVE socket options (see
+ * barista/curve.h).
  *
- * Key files are small and read whole; their text is parsed line by line with every
- * length checked, since a key file may come from a mounted volume we do not control.
+ * Certificates are CZMQ's (zcert): the file is read here, whole and bounded, parsed by
+ * CZMQ's ZPL reader (zconfig) and turned into a zcert with its metadata.  zcert_load
+ * is not used because it decodes keys without checking them: a mistyped character
+ * would silently make a different key.  A certificate may come from a mounted volume
+ * we do not control, so every length and key is checked and the old barista key
+ * format is recognised and refused with a reason that says what to do.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,17 +18,21 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <czmq.h>
 #include <zmq.h>
 
 #include "barista/curve.h"
 #include "barista/proto.h"
-#include "curve_int.h"
 
 /* The Z85 alphabet (RFC 32), to check text before libzmq decodes it. */
 static const char z85_chars[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                 ".-:+=^!/*?&<>()[]{}@%$#";
 
-void br__curve_why(char *why, size_t why_len, const char *fmt, ...)
+/* Formats a reason into why (why_len bytes, NUL-terminated); nothing when why is NULL. */
+static void set_why(char *why, size_t why_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_why(char *why, size_t why_len, const char *fmt, ...)
 {
     if (!why || why_len == 0)
         return;
@@ -38,7 +46,7 @@ bool br_curve_key_valid(const char *text, size_t len, uint8_t raw[BR_CURVE_KEY_L
 {
     char z[BR_CURVE_Z85_LEN + 1];
     uint8_t scratch[BR_CURVE_KEY_LEN];
-    if (len != BR_CURVE_Z85_LEN)
+    if (!text || len != BR_CURVE_Z85_LEN)
         return false;
     for (size_t i = 0; i < len; i++)
         if (text[i] == '\0' || !strchr(z85_chars, text[i]))
@@ -55,118 +63,55 @@ void br_curve_key_z85(const uint8_t raw[BR_CURVE_KEY_LEN], char out[BR_CURVE_Z85
 
 int br_curve_keypair_generate(br_curve_keypair *out)
 {
-    if (zmq_curve_keypair(out->public_key, out->secret_key) != 0)
-        return BR_EIO;
-    return 0;
+    return zmq_curve_keypair(out->public_key, out->secret_key) == 0 ? 0 : BR_EIO;
+}
+
+/* Overwrites n bytes at p; volatile, so that the compiler may not drop stores to memory
+ * that is freed or goes out of scope right after. */
+static void wipe(void *p, size_t n)
+{
+    volatile char *v = p;
+    for (size_t i = 0; i < n; i++)
+        v[i] = 0;
 }
 
 void br_curve_keypair_wipe(br_curve_keypair *kp)
 {
-    /* volatile: the compiler may not drop a store to memory freed right after. */
-    volatile char *p = kp->secret_key;
-    for (size_t i = 0; i < sizeof(kp->secret_key); i++)
-        p[i] = 0;
+    wipe(kp->secret_key, sizeof(kp->secret_key));
 }
 
-int br__curve_next_line(const char **p, const char *end, const char **line, size_t *len)
+/* Overwrites and frees a file's text (it may hold a secret key). */
+static void free_secret_text(char *text, size_t len)
 {
-    if (*p >= end)
-        return 0;
-    const char *nl = memchr(*p, '\n', (size_t)(end - *p));
-    const char *stop = nl ? nl : end;
-    *line = *p;
-    *p = nl ? nl + 1 : end;
-    /* Trim white space (and a CR) both ends. */
-    while (stop > *line && (stop[-1] == ' ' || stop[-1] == '\t' || stop[-1] == '\r'))
-        stop--;
-    while (*line < stop && (**line == ' ' || **line == '\t'))
-        (*line)++;
-    *len = (size_t)(stop - *line);
-    return 1;
+    wipe(text, len);
+    free(text);
 }
 
-/* Copies a 40-character key into out (41 bytes) after checking it. */
-static int take_key(const char *v, size_t len, char out[BR_CURVE_Z85_LEN + 1])
-{
-    if (!br_curve_key_valid(v, len, NULL))
-        return BR_EVALUE;
-    memcpy(out, v, len);
-    out[len] = '\0';
-    return 0;
-}
-
-int br_curve_keypair_parse(const char *text, size_t len, br_curve_keypair *out, char *why,
-                           size_t why_len)
-{
-    static const char pub[] = "public-key:", sec[] = "secret-key:";
-    const char *p = text, *end = text + len, *line;
-    size_t n, lineno = 0;
-    bool have_pub = false, have_sec = false;
-    memset(out, 0, sizeof(*out));
-    while (br__curve_next_line(&p, end, &line, &n)) {
-        lineno++;
-        if (n == 0 || line[0] == '#')
-            continue;
-        bool is_pub = n >= sizeof(pub) - 1 && memcmp(line, pub, sizeof(pub) - 1) == 0;
-        bool is_sec = n >= sizeof(sec) - 1 && memcmp(line, sec, sizeof(sec) - 1) == 0;
-        if (!is_pub && !is_sec) {
-            br__curve_why(why, why_len, "line %zu: want \"public-key: KEY\" or \"secret-key: KEY\"",
-                          lineno);
-            goto bad;
-        }
-        const char *v = line + sizeof(pub) - 1;
-        size_t vlen = n - (sizeof(pub) - 1);
-        while (vlen > 0 && (*v == ' ' || *v == '\t'))
-            v++, vlen--;
-        if ((is_pub && have_pub) || (is_sec && have_sec)) {
-            br__curve_why(why, why_len, "line %zu: %s given twice", lineno,
-                          is_pub ? "public-key" : "secret-key");
-            goto bad;
-        }
-        if (take_key(v, vlen, is_pub ? out->public_key : out->secret_key) != 0) {
-            br__curve_why(why, why_len, "line %zu: not a %d-character Z85 key", lineno,
-                          BR_CURVE_Z85_LEN);
-            goto bad;
-        }
-        have_pub |= is_pub;
-        have_sec |= is_sec;
-    }
-    if (!have_pub || !have_sec) {
-        br__curve_why(why, why_len, "no %s line", have_pub ? "secret-key" : "public-key");
-        goto bad;
-    }
-    char derived[BR_CURVE_Z85_LEN + 1];
-    if (zmq_curve_public(derived, out->secret_key) != 0 || strcmp(derived, out->public_key) != 0) {
-        br__curve_why(why, why_len, "the public key does not belong to the secret key");
-        goto bad;
-    }
-    return 0;
-bad:
-    br_curve_keypair_wipe(out);
-    return BR_EVALUE;
-}
-
-int br__curve_read_file(const char *path, char **text, size_t *len, char *why, size_t why_len)
+/* Reads a regular file of at most BR_CURVE_CERT_MAX bytes into a new NUL-terminated
+ * buffer (free it with free_secret_text).  0; BR_EIO, BR_ELIMIT or BR_ENOMEM with
+ * why. */
+static int read_file(const char *path, char **text, size_t *len, char *why, size_t why_len)
 {
     struct stat st;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        br__curve_why(why, why_len, "open(%s): %s", path, strerror(errno));
+        set_why(why, why_len, "open(%s): %s", path, strerror(errno));
         return BR_EIO;
     }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        br__curve_why(why, why_len, "%s: not a regular file", path);
+        set_why(why, why_len, "%s: not a regular file", path);
         close(fd);
         return BR_EIO;
     }
-    if (st.st_size > BR_CURVE_FILE_MAX) {
-        br__curve_why(why, why_len, "%s: larger than %d bytes", path, BR_CURVE_FILE_MAX);
+    if (st.st_size > BR_CURVE_CERT_MAX) {
+        set_why(why, why_len, "%s: larger than %d bytes", path, BR_CURVE_CERT_MAX);
         close(fd);
         return BR_ELIMIT;
     }
     char *buf = malloc((size_t)st.st_size + 1);
     size_t got = 0;
     if (!buf) {
+        set_why(why, why_len, "%s: out of memory", path);
         close(fd);
         return BR_ENOMEM;
     }
@@ -175,8 +120,8 @@ int br__curve_read_file(const char *path, char **text, size_t *len, char *why, s
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
-            br__curve_why(why, why_len, "read(%s): %s", path, r < 0 ? strerror(errno) : "short");
-            free(buf);
+            set_why(why, why_len, "read(%s): %s", path, r < 0 ? strerror(errno) : "short");
+            free_secret_text(buf, got);
             close(fd);
             return BR_EIO;
         }
@@ -189,110 +134,142 @@ int br__curve_read_file(const char *path, char **text, size_t *len, char *why, s
     return 0;
 }
 
-/* Wipes and frees a file's text that may hold a secret key. */
-static void free_secret_text(char *text, size_t len)
+/* True when text looks like a key file of barista before certificates: a
+ * "public-key:" or "secret-key:" line, or a line that starts with a bare Z85 key (an
+ * authorised-keys line).  Such a file is not a certificate; saying so beats a ZPL
+ * syntax error. */
+static bool old_format(const char *text, size_t len)
 {
-    volatile char *p = text;
-    for (size_t i = 0; i < len; i++)
-        p[i] = 0;
-    free(text);
+    const char *p = text, *end = text + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *stop = nl ? nl : end;
+        while (p < stop && (*p == ' ' || *p == '\t'))
+            p++;
+        size_t n = (size_t)(stop - p), k = 0;
+        while (k < n && p[k] != ' ' && p[k] != '\t' && p[k] != '\r')
+            k++;
+        if ((n >= 11 && (memcmp(p, "public-key:", 11) == 0 || memcmp(p, "secret-key:", 11) == 0)) ||
+            br_curve_key_valid(p, k, NULL))
+            return true;
+        p = nl ? nl + 1 : end;
+    }
+    return false;
+}
+
+/* The key at `path` (e.g. "curve/public-key") of a parsed certificate, checked.  0 and
+ * raw filled; BR_EVALUE with why naming `what` when missing or malformed. */
+static int cert_key(zconfig_t *root, const char *path, const char *file, const char *what,
+                    uint8_t raw[BR_CURVE_KEY_LEN], char *why, size_t why_len)
+{
+    const char *text = zconfig_get(root, path, NULL);
+    if (!text || !text[0]) {
+        set_why(why, why_len, "%s: no %s in its curve section", file, what);
+        return BR_EVALUE;
+    }
+    if (!br_curve_key_valid(text, strlen(text), raw)) {
+        set_why(why, why_len, "%s: the %s is not %d Z85 characters", file, what, BR_CURVE_Z85_LEN);
+        return BR_EVALUE;
+    }
+    return 0;
+}
+
+int br_curve_cert_read(const char *path, bool need_secret, zcert_t **out, char *why, size_t why_len)
+{
+    char *text = NULL;
+    size_t len = 0;
+    zconfig_t *root = NULL;
+    uint8_t pub[BR_CURVE_KEY_LEN], sec[BR_CURVE_KEY_LEN];
+    int rc;
+    *out = NULL;
+    memset(sec, 0, sizeof(sec));
+    if (strlen(path) > BR_CURVE_PATH_MAX) {
+        set_why(why, why_len, "%.64s...: path longer than %d bytes", path, BR_CURVE_PATH_MAX);
+        return BR_EINVAL;
+    }
+    if ((rc = read_file(path, &text, &len, why, why_len)) != 0)
+        return rc;
+    rc = BR_EVALUE;
+    if (old_format(text, len)) {
+        set_why(why, why_len,
+                "%s is a key file of the format before certificates; make a certificate with "
+                "barista-keygen (docs/broker.md, \"Keys\")",
+                path);
+        goto done;
+    }
+    root = zconfig_str_load(text);
+    if (!root || !zconfig_locate(root, "curve")) {
+        set_why(why, why_len, "%s: not a ZeroMQ certificate (no curve section)", path);
+        goto done;
+    }
+    if (cert_key(root, "curve/public-key", path, "public-key", pub, why, why_len) != 0)
+        goto done;
+    if (need_secret) {
+        char sec_z85[BR_CURVE_Z85_LEN + 1], pub_z85[BR_CURVE_Z85_LEN + 1];
+        char derived[BR_CURVE_Z85_LEN + 1];
+        if (cert_key(root, "curve/secret-key", path, "secret-key", sec, why, why_len) != 0)
+            goto done;
+        br_curve_key_z85(sec, sec_z85);
+        br_curve_key_z85(pub, pub_z85);
+        bool match = zmq_curve_public(derived, sec_z85) == 0 && strcmp(derived, pub_z85) == 0;
+        wipe(sec_z85, sizeof(sec_z85));
+        if (!match) {
+            set_why(why, why_len, "%s: the public key does not belong to the secret key", path);
+            goto done;
+        }
+    }
+    *out = zcert_new_from(pub, sec);
+    if (!*out) {
+        set_why(why, why_len, "%s: out of memory", path);
+        rc = BR_ENOMEM;
+        goto done;
+    }
+    zconfig_t *meta = zconfig_locate(root, "metadata");
+    for (zconfig_t *item = meta ? zconfig_child(meta) : NULL; item; item = zconfig_next(item)) {
+        const char *value = zconfig_value(item);
+        zcert_set_meta(*out, zconfig_name(item), "%s", value ? value : "");
+    }
+    rc = 0;
+done:
+    wipe(sec, sizeof(sec));
+    zconfig_destroy(&root);
+    free_secret_text(text, len);
+    return rc;
 }
 
 int br_curve_keypair_read(const char *path, br_curve_keypair *out, char *why, size_t why_len)
 {
-    char *text;
-    size_t len;
-    char inner[160];
-    int rc = br__curve_read_file(path, &text, &len, why, why_len);
+    zcert_t *cert;
+    memset(out, 0, sizeof(*out));
+    int rc = br_curve_cert_read(path, true, &cert, why, why_len);
     if (rc != 0)
         return rc;
-    rc = br_curve_keypair_parse(text, len, out, inner, sizeof(inner));
-    free_secret_text(text, len);
-    if (rc != 0)
-        br__curve_why(why, why_len, "%s: %s", path, inner);
-    return rc;
-}
-
-int br_curve_keypair_write(const char *path, const br_curve_keypair *kp, char *why, size_t why_len)
-{
-    char text[256];
-    int n = snprintf(text, sizeof(text),
-                     "# Barista CURVE key pair (ZeroMQ CURVE, Z85).  Keep it secret: mode 0600.\n"
-                     "public-key: %s\nsecret-key: %s\n",
-                     kp->public_key, kp->secret_key);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        br__curve_why(why, why_len, "open(%s): %s", path, strerror(errno));
-        return BR_EIO;
-    }
-    size_t done = 0;
-    while (done < (size_t)n) {
-        ssize_t w = write(fd, text + done, (size_t)n - done);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0) {
-            br__curve_why(why, why_len, "write(%s): %s", path, strerror(errno));
-            close(fd);
-            unlink(path);
-            return BR_EIO;
-        }
-        done += (size_t)w;
-    }
-    volatile char *p = text;
-    for (size_t i = 0; i < sizeof(text); i++)
-        p[i] = 0;
-    if (fsync(fd) != 0 || close(fd) != 0) {
-        br__curve_why(why, why_len, "fsync/close(%s): %s", path, strerror(errno));
-        unlink(path);
-        return BR_EIO;
-    }
+    memcpy(out->public_key, zcert_public_txt(cert), BR_CURVE_Z85_LEN + 1);
+    memcpy(out->secret_key, zcert_secret_txt(cert), BR_CURVE_Z85_LEN + 1);
+    zcert_destroy(&cert);
     return 0;
 }
 
 int br_curve_public_key_load(const char *arg, char out[BR_CURVE_Z85_LEN + 1], char *why,
                              size_t why_len)
 {
-    static const char pub[] = "public-key:";
     /* '@' is a Z85 character too: a valid key is a key even when it starts with one. */
-    if (take_key(arg, strlen(arg), out) == 0)
+    if (br_curve_key_valid(arg, strlen(arg), NULL)) {
+        memcpy(out, arg, BR_CURVE_Z85_LEN + 1);
         return 0;
+    }
     if (arg[0] != '@') {
-        br__curve_why(why, why_len, "not a %d-character Z85 key (or @FILE)", BR_CURVE_Z85_LEN);
+        set_why(why, why_len, "not a %d-character Z85 key (or @FILE, a certificate)",
+                BR_CURVE_Z85_LEN);
         return BR_EVALUE;
     }
-    char *text;
-    size_t len;
-    int rc = br__curve_read_file(arg + 1, &text, &len, why, why_len);
+    zcert_t *cert;
+    int rc = br_curve_cert_read(arg + 1, false, &cert, why, why_len);
     if (rc != 0)
         return rc;
-    const char *p = text, *end = text + len, *line;
-    size_t n;
-    rc = BR_EVALUE;
-    br__curve_why(why, why_len, "%s: no key in it", arg + 1);
-    while (br__curve_next_line(&p, end, &line, &n)) {
-        if (n == 0 || line[0] == '#')
-            continue;
-        if (n >= sizeof(pub) - 1 && memcmp(line, pub, sizeof(pub) - 1) == 0) {
-            line += sizeof(pub) - 1;
-            n -= sizeof(pub) - 1;
-            while (n > 0 && (*line == ' ' || *line == '\t'))
-                line++, n--;
-        } else {
-            size_t k = 0; /* "KEY [name]": the first word */
-            while (k < n && line[k] != ' ' && line[k] != '\t')
-                k++;
-            n = k;
-        }
-        if (take_key(line, n, out) == 0)
-            rc = 0;
-        else
-            br__curve_why(why, why_len, "%s: not a %d-character Z85 key", arg + 1,
-                          BR_CURVE_Z85_LEN);
-        break;
-    }
-    /* A key-pair file also holds the secret key. */
-    free_secret_text(text, len);
-    return rc;
+    memcpy(out, zcert_public_txt(cert), BR_CURVE_Z85_LEN + 1);
+    zcert_destroy(&cert);
+    return 0;
 }
 
 /* Sets one socket option, naming it in why on failure. */
@@ -301,7 +278,7 @@ static int set_opt(void *sock, int opt, const void *val, size_t len, const char 
 {
     if (zmq_setsockopt(sock, opt, val, len) == 0)
         return 0;
-    br__curve_why(why, why_len, "zmq_setsockopt(%s): %s", name, zmq_strerror(zmq_errno()));
+    set_why(why, why_len, "zmq_setsockopt(%s): %s", name, zmq_strerror(zmq_errno()));
     return BR_EIO;
 }
 

@@ -264,7 +264,8 @@ static int get_service(dec *d, br_service *s)
     return close_record(d, extra);
 }
 
-static int get_ready(dec *d, br_ready *m)
+/* extra: fields on the wire after the six READY requires; the first is public_tasks. */
+static int get_ready(dec *d, br_ready *m, uint32_t extra)
 {
     void *mem;
     TRY(get_text(d, &m->worker_id));
@@ -279,6 +280,12 @@ static int get_ready(dec *d, br_ready *m)
     m->tasks = mem;
     for (uint32_t i = 0; i < m->ntasks; i++)
         TRY(get_text(d, &m->tasks[i]));
+    if (extra == 0)
+        return 0; /* an older worker: every task internal */
+    TRY(open_list(d, d->lim->max_tasks, sizeof *m->public_tasks, &mem, &m->npublic_tasks));
+    m->public_tasks = mem;
+    for (uint32_t i = 0; i < m->npublic_tasks; i++)
+        TRY(get_text(d, &m->public_tasks[i]));
     return 0;
 }
 
@@ -339,18 +346,28 @@ static int get_reply(dec *d, br_reply *m)
     return 0;
 }
 
-/* The fields of a message of a known type, in PROTOCOL.md's order. */
-static int get_fields(dec *d, br_msg *m)
+/* The fields of a message of a known type, in PROTOCOL.md's order.  extra: elements
+ * after the ones the type requires; a type with optional trailing fields reads them
+ * and lowers *extra by as many. */
+static int get_fields(dec *d, br_msg *m, uint32_t *extra)
 {
     switch (m->type) {
     case BR_MSG_READY:
-        return get_ready(d, &m->u.ready);
+        if (*extra == 0)
+            return get_ready(d, &m->u.ready, 0);
+        (*extra)--;
+        return get_ready(d, &m->u.ready, 1);
     case BR_MSG_WELCOME:
         TRY(get_text(d, &m->u.welcome.broker_id));
         return get_u32(d, &m->u.welcome.heartbeat_ms);
     case BR_MSG_REQUEST:
-    case BR_MSG_CALL:
-        return get_request(d, &m->u.request);
+    case BR_MSG_CALL: {
+        TRY(get_request(d, &m->u.request));
+        int got = get_request_optional(d, &m->u.request, *extra);
+        TRY(got);
+        *extra -= (uint32_t)got;
+        return 0;
+    }
     case BR_MSG_REPLY:
         return get_reply(d, &m->u.reply);
     case BR_MSG_CREDIT:
@@ -400,13 +417,8 @@ static int decode(dec *d, br_msg *out)
     uint32_t nfields = br__msg_nfields(out->type);
     if (n - 2 < nfields)
         return BR_ETRUNC;
-    TRY(get_fields(d, out));
     uint32_t extra = n - 2 - nfields;
-    if (out->type == BR_MSG_REQUEST || out->type == BR_MSG_CALL) {
-        int got = get_request_optional(d, &out->u.request, extra);
-        TRY(got);
-        extra -= (uint32_t)got;
-    }
+    TRY(get_fields(d, out, &extra));
     TRY(br__cursor_skip_n(&d->cur, extra));
     if (br_cursor_left(&d->cur) != 0)
         return BR_ETRAILING;

@@ -127,7 +127,11 @@ static void pack_route(msgpack_packer *pk, const br_route *r)
 
 static void pack_ready(msgpack_packer *pk, const br_ready *m)
 {
-    pack_head(pk, BR_MSG_READY);
+    /* public_tasks is optional and trailing: left out when empty, so that a READY
+     * without it is byte for byte what older workers send. */
+    msgpack_pack_array(pk, 2 + br__msg_nfields(BR_MSG_READY) + (m->npublic_tasks ? 1 : 0));
+    msgpack_pack_uint8(pk, BR_PROTO_VERSION);
+    msgpack_pack_uint8(pk, BR_MSG_READY);
     pack_str(pk, m->worker_id);
     msgpack_pack_uint8(pk, m->kind);
     msgpack_pack_uint32(pk, m->capacity);
@@ -145,6 +149,11 @@ static void pack_ready(msgpack_packer *pk, const br_ready *m)
     msgpack_pack_array(pk, m->ntasks);
     for (uint32_t i = 0; i < m->ntasks; i++)
         pack_str(pk, m->tasks[i]);
+    if (m->npublic_tasks == 0)
+        return;
+    msgpack_pack_array(pk, m->npublic_tasks);
+    for (uint32_t i = 0; i < m->npublic_tasks; i++)
+        pack_str(pk, m->public_tasks[i]);
 }
 
 /* Optional fields a REQUEST or CALL carries after the ones every peer knows. */

@@ -68,7 +68,8 @@ static bool ready_ok(const br_ready *m)
 {
     if (!str_ok(m->worker_id) || m->kind > BR_KIND_CPU)
         return false;
-    if (!PRESENT(m->services, m->nservices) || !PRESENT(m->tasks, m->ntasks))
+    if (!PRESENT(m->services, m->nservices) || !PRESENT(m->tasks, m->ntasks) ||
+        !PRESENT(m->public_tasks, m->npublic_tasks))
         return false;
     for (uint32_t i = 0; i < m->nservices; i++) {
         const br_service *s = &m->services[i];
@@ -84,6 +85,12 @@ static bool ready_ok(const br_ready *m)
     }
     for (uint32_t i = 0; i < m->ntasks; i++) {
         if (!str_ok(m->tasks[i]))
+            return false;
+    }
+    /* A public task the READY does not also list in tasks is well-formed: the gateway
+     * ignores it (a worker cannot publish what it does not run). */
+    for (uint32_t i = 0; i < m->npublic_tasks; i++) {
+        if (!str_ok(m->public_tasks[i]))
             return false;
     }
     return true;

@@ -90,6 +90,7 @@ static void drain(br_zsock *zs)
         for (int i = 0; i < n; i++) {
             view[i].data = zmq_msg_data(&frames[i]);
             view[i].len = zmq_msg_size(&frames[i]);
+            view[i].msg = &frames[i];
         }
         zs->on_recv(zs, view, (size_t)n, zs->arg);
         for (int i = 0; i < n; i++)

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Background jobs, side by side: Barista (durable SQLite store, email task) and
-# Celery + Redis (acks_late, the same task) on this machine, in one run.
+# Celery + Redis (acks_late, the same task) on this machine, in one run.  The shipped
+# email task is internal (only signup enqueues it), so Barista's worker is
+# barista-worker-test hosting `public-email`: the same email task, published for
+# POST /jobs/email (tests/workers/test_services.h).
 #
 #   tests/bench/jobs_bench.sh          (as root the first time: installs Celery/Redis)
 #
@@ -48,7 +51,7 @@ if [ -n "$missing" ]; then
     log "installing:$missing"
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing >&2
 fi
-for b in barista-gateway barista-worker; do
+for b in barista-gateway barista-worker-test; do
     [ -x "$BIN/$b" ] || { echo "$BIN/$b not built (make build)" >&2; exit 1; }
 done
 
@@ -113,9 +116,10 @@ measure() {
 run_barista() { # run_barista NAME FSYNC
     local name=$1 fsync=$2 http broker
     http=$(port); broker=$(port)
-    log "$name: gateway + 1 io worker (email), --jobs-fsync $fsync"
+    log "$name: gateway + 1 io worker (public-email), --jobs-fsync $fsync"
     BARISTA_OUTBOX="$WORK/$name.outbox" start "$name-gateway" "$BIN/barista-gateway" --local \
-        --io-services email --io-workers 1 --cpu-workers 0 \
+        --worker-bin "$BIN/barista-worker-test" \
+        --io-services public-email --io-workers 1 --cpu-workers 0 \
         --listen "127.0.0.1:$http" --broker "tcp://127.0.0.1:$broker" \
         --jobs-db "$WORK/$name.db" --jobs-fsync "$fsync"
     wait_http "http://127.0.0.1:$http/healthz"

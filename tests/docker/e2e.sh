@@ -4,10 +4,14 @@
 #   tests/docker/e2e.sh
 #
 # Builds the image (and the base image when missing), starts the compose project,
-# checks every built-in route's exact answer, adds the notes example service with the
-# commands of docs/workers.md ("Into compose": the SDK and runtime images, the
-# example's image, its compose fragment) and shows that nothing restarted and its
-# routes are documented and answer, scales cpu-worker to 3 without
+# checks that the workers authenticated with the CURVE keys the stack made on first
+# run and that a worker without keys cannot join, checks every built-in route's exact
+# answer, adds the notes example service with the commands of docs/workers.md ("Into
+# compose": the SDK and runtime images, the example's image, its compose fragment,
+# which gives its pool a key through the keys service) and shows that nothing
+# restarted, that the gateway took the new key in without a signal, and that its
+# routes are documented and answer, scales
+# cpu-worker to 3 without
 # restarting anything and shows each of the three serving, kills a worker during
 # requests and shows none hangs, restarts the gateway (a job accepted before the
 # restart completes after it, once the jobs service exists), then stops everything
@@ -42,7 +46,9 @@ fi
 project="barista-e2e-$$"
 BARISTA_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 BARISTA_TAG=e2e # one image tag for every run: rebuilds reuse its layers
-export BARISTA_PORT BARISTA_TAG
+# Replies name their worker (off by default): the scaling step tells workers apart.
+BARISTA_WORKER_HEADER=1
+export BARISTA_PORT BARISTA_TAG BARISTA_WORKER_HEADER
 
 # The compose files of the project: the platform's, then (once added) the example's.
 files=(-f "$root/docker-compose.yml")
@@ -95,6 +101,32 @@ say "up -d (gateway on 127.0.0.1:$BARISTA_PORT)"
 compose 180 up -d >/dev/null 2>&1 || die "up"
 timeout 90 python3 "$probe" "$BARISTA_PORT" ready || die "the gateway never became ready"
 
+say "workers authenticated with the keys made on first run; a worker without keys is refused"
+gwlog="$(compose 30 logs --no-color gateway)"
+grep -qF "CURVE keys required" <<<"$gwlog" || die "the gateway does not require CURVE keys"
+grep -qF "key io-worker" <<<"$gwlog" || die "the io-worker did not join with its key"
+grep -qF "key cpu-worker" <<<"$gwlog" || die "the cpu-worker did not join with its key"
+joined="$(grep -c " joined:" <<<"$gwlog")"
+image="${BARISTA_IMAGE:-barista}:$BARISTA_TAG"
+network="$(docker inspect -f '{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}' \
+    "$(compose 30 ps -q gateway)")"
+intruder="$(docker run -d --rm --network "$network" -e BARISTA_SERVICES=hello \
+    -e BARISTA_CONNECT=tcp://gateway:5555 "$image" barista-worker)" || die "docker run"
+# Without CURVE its handshake fails, so the broker never hears from it: it says so
+# itself by giving up on a silent broker and reconnecting.
+tried=""
+for _ in $(seq 40); do
+    tried="$(docker logs "$intruder" 2>&1 | grep -F "reconnecting" | sed -n 1p)" && [ -n "$tried" ] &&
+        break
+    sleep 0.25
+done
+docker stop -t 5 "$intruder" >/dev/null 2>&1 || true
+[ -n "$tried" ] || die "the keyless worker never tried to register"
+echo "    keyless worker: $tried"
+gwlog="$(compose 30 logs --no-color gateway)"
+[ "$(grep -c " joined:" <<<"$gwlog")" -eq "$joined" ] || die "a worker without keys joined"
+echo "    $(grep -F "CURVE keys required" <<<"$gwlog" | sed -n 1p)"
+
 say "every built-in route answers"
 timeout 60 python3 "$probe" "$BARISTA_PORT" routes || die "routes"
 
@@ -120,6 +152,14 @@ files+=(-f "$root/workers/examples/notes/compose.yml")
 after="$(ids gateway; ids io-worker; ids cpu-worker)"
 [ "$before" = "$after" ] || die "adding the notes service restarted a container"
 timeout 60 python3 "$probe" "$BARISTA_PORT" notes || die "the notes routes"
+# The fragment's pool got a key of its own from the keys service, and the running
+# gateway took it in by watching its directory: nobody sent it a signal.
+gwlog="$(compose 30 logs --no-color gateway)"
+grep -F " joined:" <<<"$gwlog" | grep -qF "key notes" || die "the notes workers did not join with the pool's key"
+grep -qF "the authorised keys changed: reloading" <<<"$gwlog" ||
+    die "the gateway did not reload its keys when the notes key appeared"
+! grep -qF "SIGHUP" <<<"$gwlog" || die "the gateway was sent SIGHUP"
+echo "    $(grep -F " joined:" <<<"$gwlog" | grep -F "key notes" | sed -n 1p)"
 
 say "scale cpu-worker to 3; nothing running restarts"
 before="$(ids gateway; ids io-worker; ids cpu-worker)"

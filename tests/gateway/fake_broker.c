@@ -60,10 +60,8 @@ int gw_broker_send_job(gw_broker *self, gw_worker *w, const br_job *m)
     w->inflight++;
     if (self->nsent < FAKE_SENT_MAX) {
         sent_job *s = &self->sent[self->nsent];
-        char id[24];
-        snprintf(id, sizeof(id), "%.*s", (int)m->job_id.len, m->job_id.ptr);
         s->w = w;
-        s->id = strtoull(id, NULL, 10);
+        snprintf(s->id, sizeof(s->id), "%.*s", (int)m->job_id.len, m->job_id.ptr);
         snprintf(s->task, sizeof(s->task), "%.*s", (int)m->task.len, m->task.ptr);
         s->payload_len = m->payload.len;
         if (m->payload.len)
@@ -119,22 +117,36 @@ gw_worker *fake_worker_new(gw_broker *b, uint32_t credit)
     return w;
 }
 
-void fake_worker_join(gw_broker *b, gw_worker *w, const char *const *tasks)
+/* Fills names from the NULL-terminated list (at most FAKE_TASKS_MAX); the count. */
+static uint32_t names_of(const char *const *list, br_str *names)
 {
-    br_str names[8];
     uint32_t n = 0;
-    while (n < 8 && tasks[n]) {
-        names[n] = br_str_c(tasks[n]);
+    while (list && n < FAKE_TASKS_MAX && list[n]) {
+        names[n] = br_str_c(list[n]);
         n++;
     }
+    return n;
+}
+
+void fake_worker_join_public(gw_broker *b, gw_worker *w, const char *const *tasks,
+                             const char *const *public_tasks)
+{
+    br_str names[FAKE_TASKS_MAX], pub[FAKE_TASKS_MAX];
     br_ready r = {.worker_id = br_str_c(w->id),
                   .kind = BR_KIND_IO,
                   .capacity = w->credit,
                   .heartbeat_ms = 1000,
                   .tasks = names,
-                  .ntasks = n};
+                  .public_tasks = pub};
+    r.ntasks = names_of(tasks, names);
+    r.npublic_tasks = names_of(public_tasks, pub);
     if (b->data && b->hooks.worker_joined)
         b->hooks.worker_joined(b->data, w, &r);
+}
+
+void fake_worker_join(gw_broker *b, gw_worker *w, const char *const *tasks)
+{
+    fake_worker_join_public(b, w, tasks, NULL);
 }
 
 /* Credit left over goes to the attached queue (gw__broker_offer_credit). */
@@ -150,21 +162,17 @@ void fake_worker_credit(gw_broker *b, gw_worker *w, uint32_t n)
     offer_credit(b, w);
 }
 
-bool fake_worker_ack(gw_broker *b, gw_worker *w, uint64_t id)
+bool fake_worker_ack(gw_broker *b, gw_worker *w, const char *id)
 {
-    char text[24];
-    snprintf(text, sizeof(text), "%llu", (unsigned long long)id);
-    br_job_ack m = {.job_id = br_str_c(text)};
+    br_job_ack m = {.job_id = br_str_c(id)};
     return b->data && b->hooks.job_ack && b->hooks.job_ack(b->data, w, &m);
 }
 
-gw_job_settle fake_worker_result(gw_broker *b, gw_worker *w, uint64_t id, br_job_outcome outcome,
+gw_job_settle fake_worker_result(gw_broker *b, gw_worker *w, const char *id, br_job_outcome outcome,
                                  br_str result, const char *error)
 {
-    char text[24];
-    snprintf(text, sizeof(text), "%llu", (unsigned long long)id);
     br_job_result m = {
-        .job_id = br_str_c(text), .outcome = outcome, .result = result, .error = br_str_c(error)};
+        .job_id = br_str_c(id), .outcome = outcome, .result = result, .error = br_str_c(error)};
     gw_job_settle s = GW_JOB_SETTLE_UNKNOWN;
     if (b->data && b->hooks.job_result)
         s = b->hooks.job_result(b->data, w, &m);

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "broker.h"
+#include "jobs_store.h"
 #include "registry.h"
 
 /* JOB messages the fake remembers; more are counted only. */
@@ -30,12 +31,14 @@
 /* Longest task name remembered per JOB. */
 #define FAKE_TASK_MAX 32
 /* Workers registered at once. */
-#define FAKE_WORKERS_MAX 4
+#define FAKE_WORKERS_MAX 24
+/* Tasks one READY of the fake announces, at most. */
+#define FAKE_TASKS_MAX 128
 
 /* A JOB message as the fake sent it. */
 typedef struct sent_job {
     gw_worker *w;                   /* the worker it went to */
-    uint64_t id;                    /* the job id (job_id parsed) */
+    char id[GW_JOB_ID_MAX + 1];     /* the job id */
     char task[FAKE_TASK_MAX];       /* task name (truncated) */
     char payload[FAKE_PAYLOAD_MAX]; /* the payload's first bytes */
     uint32_t payload_len;           /* its whole length */
@@ -69,18 +72,23 @@ void fake_broker_init(gw_broker *b);
  * fake_worker_join announces it).  NULL past FAKE_WORKERS_MAX. */
 gw_worker *fake_worker_new(gw_broker *b, uint32_t credit);
 
-/* READY: the worker_joined hook with the NULL-terminated `tasks` (at most 8). */
+/* READY: the worker_joined hook with the NULL-terminated `tasks` (at most
+ * FAKE_TASKS_MAX), every one internal. */
 void fake_worker_join(gw_broker *b, gw_worker *w, const char *const *tasks);
+
+/* READY with `tasks`, of which the NULL-terminated `public_tasks` are marked public. */
+void fake_worker_join_public(gw_broker *b, gw_worker *w, const char *const *tasks,
+                             const char *const *public_tasks);
 
 /* CREDIT n: adds it, then offers what the worker has to the queue. */
 void fake_worker_credit(gw_broker *b, gw_worker *w, uint32_t n);
 
 /* JOB_ACK for job `id`: the job_ack hook's answer. */
-bool fake_worker_ack(gw_broker *b, gw_worker *w, uint64_t id);
+bool fake_worker_ack(gw_broker *b, gw_worker *w, const char *id);
 
 /* JOB_RESULT for job `id`: the queue settles the job; DONE and LATE give the credit
  * back and offer it to the queue (broker.c's on_job_result).  The settlement. */
-gw_job_settle fake_worker_result(gw_broker *b, gw_worker *w, uint64_t id, br_job_outcome outcome,
+gw_job_settle fake_worker_result(gw_broker *b, gw_worker *w, const char *id, br_job_outcome outcome,
                                  br_str result, const char *error);
 
 /* The worker is forgotten (dead or gone): not live, and the worker_gone hook. */

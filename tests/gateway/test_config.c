@@ -25,8 +25,12 @@ static const char *const envs[] = {"BARISTA_LISTEN",
                                    "BARISTA_MAX_PIPELINE",
                                    "BARISTA_CURVE_SECRET_KEY_FILE",
                                    "BARISTA_CURVE_AUTHORIZED_KEYS",
+                                   "BARISTA_CURVE_WATCH",
                                    "BARISTA_LOG_LEVEL",
-                                   "BARISTA_LOG_FORMAT"};
+                                   "BARISTA_LOG_FORMAT",
+                                   "BARISTA_BROKER",
+                                   "BARISTA_INSECURE_BROKER",
+                                   "BARISTA_LOCAL"};
 
 static int clear_env(void **state)
 {
@@ -115,7 +119,15 @@ static void defaults_come_from_the_subsystems(void **state)
     assert_int_equal(cfg.http.max_header_bytes, h.max_header_bytes);
     assert_int_equal(cfg.http.max_output_bytes, h.max_output_bytes);
     assert_int_equal(cfg.http.backlog, h.backlog);
-    assert_string_equal(cfg.broker_endpoint, b.endpoint);
+    assert_string_equal(b.endpoint, "tcp://127.0.0.1:5555");
+    assert_string_equal(cfg.broker_endpoint, b.endpoint); /* "auto" outside local mode */
+    assert_int_equal(cfg.broker.max_worker_credit, b.max_worker_credit);
+    assert_int_equal(cfg.broker.max_worker_bytes, b.max_worker_bytes);
+    assert_int_equal(cfg.broker.service_max_pending, b.service_max_pending);
+    assert_int_equal(cfg.broker.cancel_grace_ms, b.cancel_grace_ms);
+    assert_int_equal(cfg.broker.service_grace_ms, b.service_grace_ms);
+    assert_int_equal(cfg.worker_header, b.worker_header);
+    assert_false(b.worker_header);
     assert_int_equal(cfg.broker.heartbeat_ms, b.heartbeat_ms);
     assert_int_equal(cfg.broker.max_timeout_ms, b.max_timeout_ms);
     assert_int_equal(cfg.broker.max_workers, b.max_workers);
@@ -126,6 +138,25 @@ static void defaults_come_from_the_subsystems(void **state)
     assert_int_equal(cfg.jobs.fsync, j.fsync);
     assert_int_equal(cfg.jobs.retention_ms, j.retention_ms);
     assert_int_equal(cfg.jobs.task_limit, j.task_limit);
+    assert_int_equal(cfg.jobs.memory, j.memory);
+    assert_int_equal(cfg.jobs.task_bytes, j.task_bytes);
+    assert_int_equal(cfg.jobs.task_grace_ms, j.task_grace_ms);
+}
+
+static void job_byte_limits_and_grace_are_options(void **state)
+{
+    gw_config cfg;
+    const char *flags[] = {"gw", "--jobs-memory",     "64m", "--jobs-task-bytes",
+                           "2m", "--jobs-task-grace", "5s",  NULL};
+    assert_int_equal(load(&cfg, flags), GW_CONFIG_RUN);
+    assert_int_equal(cfg.jobs.memory, 64u * 1024 * 1024);
+    assert_int_equal(cfg.jobs.task_bytes, 2u * 1024 * 1024);
+    assert_int_equal(cfg.jobs.task_grace_ms, 5000);
+    /* The memory budget must hold a largest payload in its quarter for new jobs. */
+    char err[512];
+    const char *small[] = {"gw", "--jobs-memory", "8m", NULL};
+    assert_int_equal(load_err(&cfg, small, err, sizeof(err)), GW_CONFIG_BAD);
+    assert_non_null(strstr(err, "--jobs-memory"));
 }
 
 static void log_level_and_format_are_options(void **state)
@@ -179,7 +210,14 @@ static void help_shows_each_default_as_it_is_given(void **state)
     assert_non_null(strstr(text, "default 8k; env BARISTA_MAX_URL_BYTES"));
     assert_non_null(strstr(text, "default 1m; env BARISTA_MAX_BODY_BYTES"));
     assert_non_null(strstr(text, "default 86400s; env BARISTA_JOBS_RETENTION"));
-    assert_non_null(strstr(text, "default tcp://0.0.0.0:5555; env BARISTA_BROKER"));
+    assert_non_null(strstr(text, "default auto; env BARISTA_BROKER"));
+    assert_non_null(strstr(text, "default 0; env BARISTA_INSECURE_BROKER"));
+    assert_non_null(strstr(text, "default 16384; env BARISTA_MAX_WORKER_CREDIT"));
+    assert_non_null(strstr(text, "default 32m; env BARISTA_MAX_WORKER_BYTES"));
+    assert_non_null(strstr(text, "default 25000; env BARISTA_SERVICE_MAX_PENDING"));
+    assert_non_null(strstr(text, "default 10s; env BARISTA_CANCEL_GRACE"));
+    assert_non_null(strstr(text, "default 60s; env BARISTA_SERVICE_GRACE"));
+    assert_non_null(strstr(text, "default 0; env BARISTA_WORKER_HEADER"));
     assert_non_null(strstr(text, "default none; env BARISTA_CURVE_SECRET_KEY_FILE"));
     assert_non_null(strstr(text, "default info; env BARISTA_LOG_LEVEL"));
     assert_non_null(strstr(text, "default text; env BARISTA_LOG_FORMAT"));
@@ -263,6 +301,11 @@ static void curve_paths_are_off_by_default_and_may_be_emptied(void **state)
     assert_int_equal(load(&cfg, none), GW_CONFIG_RUN);
     assert_string_equal(cfg.curve_secret_key_file, "");
     assert_string_equal(cfg.curve_authorized_keys, "");
+    /* Changes to the authorised keys are watched unless told otherwise. */
+    assert_int_equal(cfg.curve_watch, 1);
+    const char *unwatched[] = {"gw", "--curve-watch", "0", NULL};
+    assert_int_equal(load(&cfg, unwatched), GW_CONFIG_RUN);
+    assert_int_equal(cfg.curve_watch, 0);
     setenv("BARISTA_CURVE_SECRET_KEY_FILE", "/keys/gw.key", 1);
     setenv("BARISTA_CURVE_AUTHORIZED_KEYS", "/keys/authorized", 1);
     assert_int_equal(load(&cfg, none), GW_CONFIG_RUN);
@@ -273,6 +316,50 @@ static void curve_paths_are_off_by_default_and_may_be_emptied(void **state)
     assert_int_equal(load(&cfg, off), GW_CONFIG_RUN);
     assert_string_equal(cfg.curve_secret_key_file, "");
     assert_string_equal(cfg.curve_authorized_keys, "");
+}
+
+/* Issue 13: the broker is never reachable from other hosts without CURVE unless the
+ * operator says so in as many words. */
+static void refuses_a_network_broker_without_curve_unless_told(void **state)
+{
+    gw_config cfg;
+    char err[1024];
+    const char *plain[] = {"gw", NULL};
+    assert_int_equal(load(&cfg, plain), GW_CONFIG_RUN);
+    assert_string_equal(cfg.broker_endpoint, "tcp://127.0.0.1:5555");
+    const char *local[] = {"gw", "--local", NULL};
+    assert_int_equal(load(&cfg, local), GW_CONFIG_RUN);
+    assert_string_equal(cfg.broker_endpoint, "auto"); /* an ipc:// socket, made at start */
+    static const char *const fine[] = {"tcp://127.0.0.1:5555", "tcp://127.8.9.10:*",
+                                       "tcp://[::1]:7",        "tcp://localhost:5555",
+                                       "ipc:///tmp/b",         "inproc://x"};
+    for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++) {
+        const char *argv[] = {"gw", "--broker", fine[i], NULL};
+        assert_int_equal(load(&cfg, argv), GW_CONFIG_RUN);
+        assert_true(gw_broker_endpoint_local(fine[i]));
+    }
+    static const char *const open[] = {
+        "tcp://0.0.0.0:5555",  "tcp://*:5555",    "tcp://eth0:5555", "tcp://10.1.2.3:5555",
+        "tcp://127.0.0.1.x:5", "tcp://[::]:5555", "tcp://127.0.0.1", "pgm://eth0;239.1.1.1:5555",
+        "tcp://gateway:5555"};
+    for (size_t i = 0; i < sizeof(open) / sizeof(open[0]); i++) {
+        const char *argv[] = {"gw", "--broker", open[i], NULL};
+        assert_false(gw_broker_endpoint_local(open[i]));
+        assert_int_equal(load_err(&cfg, argv, err, sizeof(err)), GW_CONFIG_BAD);
+        assert_int_equal(count_lines(err), 1);
+        assert_non_null(strstr(err, open[i]));
+        assert_non_null(strstr(err, "--insecure-broker"));
+        const char *told[] = {"gw", "--broker", open[i], "--insecure-broker", NULL};
+        assert_int_equal(load(&cfg, told), GW_CONFIG_RUN);
+        const char *curve[] = {
+            "gw", "--broker", open[i], "--curve-secret-key-file", "k", "--curve-authorized-keys",
+            "a",  NULL};
+        assert_int_equal(load(&cfg, curve), GW_CONFIG_RUN);
+    }
+    setenv("BARISTA_BROKER", "tcp://0.0.0.0:5555", 1);
+    assert_int_equal(load(&cfg, plain), GW_CONFIG_BAD);
+    setenv("BARISTA_INSECURE_BROKER", "1", 1);
+    assert_int_equal(load(&cfg, plain), GW_CONFIG_RUN);
 }
 
 static void help_is_its_own_result(void **state)
@@ -288,6 +375,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(defaults_are_the_documented_ones, clear_env, clear_env),
         cmocka_unit_test_setup_teardown(defaults_come_from_the_subsystems, clear_env, clear_env),
+        cmocka_unit_test_setup_teardown(job_byte_limits_and_grace_are_options, clear_env,
+                                        clear_env),
         cmocka_unit_test_setup_teardown(log_level_and_format_are_options, clear_env, clear_env),
         cmocka_unit_test_setup_teardown(refuses_bad_log_options_with_one_line, clear_env,
                                         clear_env),
@@ -299,6 +388,8 @@ int main(void)
                                         clear_env),
         cmocka_unit_test_setup_teardown(parses_ipv4_and_ipv6_addresses, clear_env, clear_env),
         cmocka_unit_test_setup_teardown(curve_paths_are_off_by_default_and_may_be_emptied,
+                                        clear_env, clear_env),
+        cmocka_unit_test_setup_teardown(refuses_a_network_broker_without_curve_unless_told,
                                         clear_env, clear_env),
         cmocka_unit_test_setup_teardown(help_is_its_own_result, clear_env, clear_env),
     };

@@ -178,13 +178,30 @@ static gw_worker *new_worker(fixture *f, uint32_t credit)
 /* ---------------------------------------------------------------------------------- */
 /* Submitting.                                                                         */
 
+/* A job id, held by value. */
+typedef struct jid {
+    char s[GW_JOB_ID_MAX + 1];
+} jid;
+
+static jid jid_of(const gw_job *job)
+{
+    jid i;
+    snprintf(i.s, sizeof(i.s), "%s", job->id);
+    return i;
+}
+
+static bool jid_eq(jid a, jid b)
+{
+    return strcmp(a.s, b.s) == 0;
+}
+
 /* A client waiting for its job to be durable (what POST /jobs/{task} waits for). */
 typedef struct test_waiter {
     gw_job_waiter base; /* in the job's waiters */
     fixture *f;         /* to read the broker when told */
     int told;           /* times told */
     int status;         /* the last status told */
-    uint64_t job_id;    /* the job it was told about */
+    jid job_id;         /* the job it was told about */
     size_t sent_then;   /* JOBs the broker had sent when it was told */
 } test_waiter;
 
@@ -193,7 +210,7 @@ static void on_told(gw_job_waiter *base, gw_job *job, int status)
     test_waiter *w = (test_waiter *)base;
     w->told++;
     w->status = status;
-    w->job_id = job->id;
+    w->job_id = jid_of(job);
     w->sent_then = w->f->broker.nsent;
 }
 
@@ -217,20 +234,30 @@ static int try_submit(fixture *f, const char *task, br_str payload, const char *
 }
 
 /* Submits a job that must be accepted; its id. */
-static uint64_t submit(fixture *f, const char *task, const char *key, uint32_t delay_ms,
-                       test_waiter *w)
+static jid submit(fixture *f, const char *task, const char *key, uint32_t delay_ms, test_waiter *w)
 {
     gw_job *job = NULL;
     assert_int_equal(try_submit(f, task, PAYLOAD, key, delay_ms, w, &job), 0);
     assert_non_null(job);
-    return job->id;
+    return jid_of(job);
 }
 
-static gw_job *job_of(fixture *f, uint64_t id)
+/* The job with id `id`, or NULL. */
+static gw_job *find(fixture *f, jid id)
 {
-    gw_job *job = gw__jobs_find(f->jobs, id);
+    return gw__jobs_find(f->jobs, br_str_c(id.s));
+}
+
+static gw_job *job_of(fixture *f, jid id)
+{
+    gw_job *job = find(f, id);
     assert_non_null(job);
     return job;
+}
+
+static gw_jobs_task *task_of(fixture *f, const char *name)
+{
+    return gw__jobs_task_find(f->jobs, br_str_c(name));
 }
 
 static gw_jobs_stats stats_of(fixture *f)
@@ -337,7 +364,7 @@ static void queued_job_goes_to_the_worker_with_credit_once_durable(void **state)
     assert_int_equal(stats_of(f).tasks, 1);
 
     test_waiter w = waiter(f);
-    uint64_t id = submit(f, "email", NULL, 0, &w);
+    jid id = submit(f, "email", NULL, 0, &w);
     /* Not durable yet: nobody is told, nothing is sent. */
     assert_int_equal(w.told, 0);
     assert_false(job_of(f, id)->durable);
@@ -351,12 +378,12 @@ static void queued_job_goes_to_the_worker_with_credit_once_durable(void **state)
 
     RUN_UNTIL(f, w.told == 1, WAIT_MS);
     assert_int_equal(w.status, 0);
-    assert_int_equal(w.job_id, id);
+    assert_string_equal(w.job_id.s, id.s);
     assert_int_equal(w.sent_then, 0); /* the client heard before the worker */
     assert_int_equal(f->broker.nsent, 1);
     const sent_job *sj = &f->broker.sent[0];
     assert_ptr_equal(sj->w, a);
-    assert_int_equal(sj->id, id);
+    assert_string_equal(sj->id, id.s);
     assert_string_equal(sj->task, "email");
     assert_int_equal(sj->payload_len, PAYLOAD.len);
     assert_memory_equal(sj->payload, PAYLOAD.ptr, PAYLOAD.len);
@@ -369,10 +396,10 @@ static void queued_job_goes_to_the_worker_with_credit_once_durable(void **state)
     assert_int_equal(s.scheduled, 0);
     assert_int_equal(s.ready, 0);
 
-    assert_true(fake_worker_ack(&f->broker, a, id));
-    assert_false(fake_worker_ack(&f->broker, a, id + 1)); /* names no job it holds */
+    assert_true(fake_worker_ack(&f->broker, a, id.s));
+    assert_false(fake_worker_ack(&f->broker, a, "0123")); /* names no job it holds */
 
-    assert_int_equal(fake_worker_result(&f->broker, a, id, BR_JOB_OK, RESULT, NULL),
+    assert_int_equal(fake_worker_result(&f->broker, a, id.s, BR_JOB_OK, RESULT, NULL),
                      GW_JOB_SETTLE_DONE);
     assert_int_equal(a->credit, 2);
     gw_job *job = job_of(f, id);
@@ -388,7 +415,7 @@ static void queued_job_goes_to_the_worker_with_credit_once_durable(void **state)
     assert_int_equal(s.retried, 0);
     assert_int_equal(s.dead, 0);
     /* The same result again is for nothing the worker holds: no credit for it. */
-    assert_int_equal(fake_worker_result(&f->broker, a, id, BR_JOB_OK, RESULT, NULL),
+    assert_int_equal(fake_worker_result(&f->broker, a, id.s, BR_JOB_OK, RESULT, NULL),
                      GW_JOB_SETTLE_UNKNOWN);
     assert_int_equal(a->credit, 2);
     assert_int_equal(f->broker.nsent, 1);
@@ -406,7 +433,7 @@ static void never_sends_to_a_worker_without_credit_or_not_live(void **state)
     b->draining = true; /* said GOODBYE: credit, but no new work */
     fake_worker_join(&f->broker, c, (const char *const[]){"resize", NULL});
     test_waiter w1 = waiter(f), w2 = waiter(f);
-    uint64_t id1 = submit(f, "email", NULL, 0, &w1);
+    jid id1 = submit(f, "email", NULL, 0, &w1);
     submit(f, "email", NULL, 0, &w2);
     RUN_UNTIL(f, w1.told && w2.told, WAIT_MS);
     run_for(f, 3 * GW_JOBS_TICK_MS);
@@ -417,7 +444,7 @@ static void never_sends_to_a_worker_without_credit_or_not_live(void **state)
     fake_worker_credit(&f->broker, a, 1);
     assert_int_equal(f->broker.nsent, 1);
     assert_ptr_equal(f->broker.sent[0].w, a);
-    assert_int_equal(f->broker.sent[0].id, id1); /* oldest first */
+    assert_string_equal(f->broker.sent[0].id, id1.s); /* oldest first */
     assert_int_equal(a->credit, 0);
     assert_int_equal(stats_of(f).ready, 1);
     assert_int_equal(f->broker.refused, 0);
@@ -431,11 +458,11 @@ static void delayed_job_is_sent_when_its_time_comes(void **state)
     fake_worker_join(&f->broker, a, EMAIL);
     test_waiter w = waiter(f);
     int64_t submitted = gw__jobs_now_ms();
-    uint64_t id = submit(f, "email", NULL, 80, &w);
+    jid id = submit(f, "email", NULL, 80, &w);
     RUN_UNTIL(f, w.told == 1, WAIT_MS);
     assert_int_equal(stats_of(f).scheduled, 1);
     RUN_UNTIL(f, f->broker.nsent == 1, WAIT_MS);
-    assert_int_equal(f->broker.sent[0].id, id);
+    assert_string_equal(f->broker.sent[0].id, id.s);
     assert_true(f->broker.sent[0].at_ms >= submitted + 80);
 }
 
@@ -449,7 +476,7 @@ static void expired_lease_sends_the_job_again_and_the_late_result_only_returns_c
     open_queue(f);
     gw_worker *a = new_worker(f, 1);
     fake_worker_join(&f->broker, a, EMAIL);
-    uint64_t id = submit(f, "email", NULL, 0, NULL);
+    jid id = submit(f, "email", NULL, 0, NULL);
     RUN_UNTIL(f, f->broker.nsent == 1, WAIT_MS);
     gw_worker *b = new_worker(f, 1);
     fake_worker_join(&f->broker, b, EMAIL);
@@ -458,7 +485,7 @@ static void expired_lease_sends_the_job_again_and_the_late_result_only_returns_c
     RUN_UNTIL(f, f->broker.nsent == 2, WAIT_MS);
     const sent_job *first = &f->broker.sent[0], *again = &f->broker.sent[1];
     assert_ptr_equal(again->w, b);
-    assert_int_equal(again->id, id);
+    assert_string_equal(again->id, id.s);
     assert_int_equal(again->attempt, 2);
     assert_int_equal(again->lease_ms, 60);
     assert_true(again->at_ms - first->at_ms >= 60);
@@ -470,17 +497,17 @@ static void expired_lease_sends_the_job_again_and_the_late_result_only_returns_c
     assert_int_equal(stats_of(f).running, 1);
 
     br_str late = {"\xa4late", 5};
-    assert_int_equal(fake_worker_result(&f->broker, a, id, BR_JOB_OK, late, NULL),
+    assert_int_equal(fake_worker_result(&f->broker, a, id.s, BR_JOB_OK, late, NULL),
                      GW_JOB_SETTLE_LATE);
     assert_int_equal(a->credit, 1);
     assert_int_equal(job->status, GW_JOB_RUNNING);
     assert_int_equal(job->result.len, 0);
     /* One late result per expired lease: a second one is for nothing. */
-    assert_int_equal(fake_worker_result(&f->broker, a, id, BR_JOB_OK, late, NULL),
+    assert_int_equal(fake_worker_result(&f->broker, a, id.s, BR_JOB_OK, late, NULL),
                      GW_JOB_SETTLE_UNKNOWN);
     assert_int_equal(a->credit, 1);
 
-    assert_int_equal(fake_worker_result(&f->broker, b, id, BR_JOB_OK, RESULT, NULL),
+    assert_int_equal(fake_worker_result(&f->broker, b, id.s, BR_JOB_OK, RESULT, NULL),
                      GW_JOB_SETTLE_DONE);
     assert_int_equal(b->credit, 1);
     assert_int_equal(job->status, GW_JOB_SUCCEEDED);
@@ -496,16 +523,18 @@ static void late_result_frees_the_credit_that_runs_the_job_again(void **state)
     open_queue(f);
     gw_worker *a = new_worker(f, 1);
     fake_worker_join(&f->broker, a, EMAIL);
-    uint64_t id = submit(f, "email", NULL, 0, NULL);
+    jid id = submit(f, "email", NULL, 0, NULL);
     RUN_UNTIL(f, f->broker.nsent == 1, WAIT_MS);
     RUN_UNTIL(f, stats_of(f).ready == 1, WAIT_MS); /* the lease expired */
     gw_job *job = job_of(f, id);
     assert_int_equal(job->status, GW_JOB_QUEUED);
     assert_int_equal(job->attempts, 1);
     assert_str(job->error, "lease expired", 13);
+    /* Its payload is read back for a (the worker of its task), which has no credit. */
+    RUN_UNTIL(f, task_of(f, "email")->nready == 1, WAIT_MS);
     assert_int_equal(f->broker.nsent, 1);
 
-    assert_int_equal(fake_worker_result(&f->broker, a, id, BR_JOB_RETRY, (br_str){0}, "slow"),
+    assert_int_equal(fake_worker_result(&f->broker, a, id.s, BR_JOB_RETRY, (br_str){0}, "slow"),
                      GW_JOB_SETTLE_LATE);
     /* The credit that came back took the job at once. */
     assert_int_equal(f->broker.nsent, 2);
@@ -513,7 +542,7 @@ static void late_result_frees_the_credit_that_runs_the_job_again(void **state)
     assert_int_equal(f->broker.sent[1].attempt, 2);
     assert_int_equal(a->credit, 0);
     assert_int_equal(job->status, GW_JOB_RUNNING);
-    assert_int_equal(fake_worker_result(&f->broker, a, id, BR_JOB_OK, RESULT, NULL),
+    assert_int_equal(fake_worker_result(&f->broker, a, id.s, BR_JOB_OK, RESULT, NULL),
                      GW_JOB_SETTLE_DONE);
     assert_int_equal(job->status, GW_JOB_SUCCEEDED);
     assert_int_equal(job->attempts, 2);
@@ -527,7 +556,7 @@ static void expired_leases_count_as_attempts_until_the_job_is_dead(void **state)
     open_queue(f);
     gw_worker *a = new_worker(f, 2);
     fake_worker_join(&f->broker, a, EMAIL);
-    uint64_t id = submit(f, "email", NULL, 0, NULL);
+    jid id = submit(f, "email", NULL, 0, NULL);
     RUN_UNTIL(f, stats_of(f).dead == 1, WAIT_MS);
     assert_int_equal(f->broker.nsent, 2);
     assert_int_equal(f->broker.sent[1].attempt, 2);
@@ -537,11 +566,11 @@ static void expired_leases_count_as_attempts_until_the_job_is_dead(void **state)
     assert_str(job->error, "lease expired", 13);
     assert_int_equal(a->credit, 0);
     /* Both late results give their credit back, and no more. */
-    assert_int_equal(fake_worker_result(&f->broker, a, id, BR_JOB_OK, RESULT, NULL),
+    assert_int_equal(fake_worker_result(&f->broker, a, id.s, BR_JOB_OK, RESULT, NULL),
                      GW_JOB_SETTLE_LATE);
-    assert_int_equal(fake_worker_result(&f->broker, a, id, BR_JOB_OK, RESULT, NULL),
+    assert_int_equal(fake_worker_result(&f->broker, a, id.s, BR_JOB_OK, RESULT, NULL),
                      GW_JOB_SETTLE_LATE);
-    assert_int_equal(fake_worker_result(&f->broker, a, id, BR_JOB_OK, RESULT, NULL),
+    assert_int_equal(fake_worker_result(&f->broker, a, id.s, BR_JOB_OK, RESULT, NULL),
                      GW_JOB_SETTLE_UNKNOWN);
     assert_int_equal(a->credit, 2);
     assert_int_equal(job->status, GW_JOB_DEAD);
@@ -558,10 +587,10 @@ static void retry_outcome_runs_the_job_again_after_a_bounded_backoff(void **stat
     open_queue(f);
     gw_worker *a = new_worker(f, 1);
     fake_worker_join(&f->broker, a, EMAIL);
-    uint64_t id = submit(f, "email", NULL, 0, NULL);
+    jid id = submit(f, "email", NULL, 0, NULL);
     RUN_UNTIL(f, f->broker.nsent == 1, WAIT_MS);
 
-    assert_int_equal(fake_worker_result(&f->broker, a, id, BR_JOB_RETRY, (br_str){0}, "boom"),
+    assert_int_equal(fake_worker_result(&f->broker, a, id.s, BR_JOB_RETRY, (br_str){0}, "boom"),
                      GW_JOB_SETTLE_DONE);
     gw_job *job = job_of(f, id);
     assert_int_equal(job->status, GW_JOB_FAILED);
@@ -578,13 +607,13 @@ static void retry_outcome_runs_the_job_again_after_a_bounded_backoff(void **stat
     RUN_UNTIL(f, f->broker.nsent == 2, WAIT_MS);
     assert_int_equal(f->broker.sent[1].attempt, 2);
     assert_true(f->broker.sent[1].at_ms >= job->run_at_ms);
-    assert_int_equal(fake_worker_result(&f->broker, a, id, BR_JOB_RETRY, (br_str){0}, "boom"),
+    assert_int_equal(fake_worker_result(&f->broker, a, id.s, BR_JOB_RETRY, (br_str){0}, "boom"),
                      GW_JOB_SETTLE_DONE);
     /* The second retry waits twice as long: [40, 80]. */
     delay = job->run_at_ms - job->updated_ms;
     assert_in_range(delay, 40, 80);
     RUN_UNTIL(f, f->broker.nsent == 3, WAIT_MS);
-    assert_int_equal(fake_worker_result(&f->broker, a, id, BR_JOB_OK, RESULT, NULL),
+    assert_int_equal(fake_worker_result(&f->broker, a, id.s, BR_JOB_OK, RESULT, NULL),
                      GW_JOB_SETTLE_DONE);
     assert_int_equal(job->status, GW_JOB_SUCCEEDED);
     assert_int_equal(job->attempts, 3);
@@ -597,10 +626,11 @@ static void fatal_outcome_makes_the_job_dead_at_once(void **state)
     open_queue(f);
     gw_worker *a = new_worker(f, 1);
     fake_worker_join(&f->broker, a, EMAIL);
-    uint64_t id = submit(f, "email", NULL, 0, NULL);
+    jid id = submit(f, "email", NULL, 0, NULL);
     RUN_UNTIL(f, f->broker.nsent == 1, WAIT_MS);
-    assert_int_equal(fake_worker_result(&f->broker, a, id, BR_JOB_FATAL, (br_str){0}, "bad input"),
-                     GW_JOB_SETTLE_DONE);
+    assert_int_equal(
+        fake_worker_result(&f->broker, a, id.s, BR_JOB_FATAL, (br_str){0}, "bad input"),
+        GW_JOB_SETTLE_DONE);
     gw_job *job = job_of(f, id);
     assert_int_equal(job->status, GW_JOB_DEAD);
     assert_int_equal(job->attempts, 1);
@@ -623,11 +653,11 @@ static void failing_every_attempt_makes_the_job_dead_after_max_attempts(void **s
     open_queue(f);
     gw_worker *a = new_worker(f, 1);
     fake_worker_join(&f->broker, a, EMAIL);
-    uint64_t id = submit(f, "email", NULL, 0, NULL);
+    jid id = submit(f, "email", NULL, 0, NULL);
     for (uint32_t attempt = 1; attempt <= 3; attempt++) {
         RUN_UNTIL(f, f->broker.nsent == attempt, WAIT_MS);
         assert_int_equal(f->broker.sent[attempt - 1].attempt, attempt);
-        assert_int_equal(fake_worker_result(&f->broker, a, id, BR_JOB_RETRY, (br_str){0}, "boom"),
+        assert_int_equal(fake_worker_result(&f->broker, a, id.s, BR_JOB_RETRY, (br_str){0}, "boom"),
                          GW_JOB_SETTLE_DONE);
     }
     gw_job *job = job_of(f, id);
@@ -654,13 +684,13 @@ static void unsendable_job_is_dead_and_the_jobs_behind_it_still_go(void **state)
     test_waiter w1 = waiter(f), w2 = waiter(f);
     assert_int_equal(try_submit(f, "email", big, NULL, 0, &w1, &bad), 0);
     assert_int_equal(try_submit(f, "email", PAYLOAD, NULL, 0, &w2, &good), 0);
-    uint64_t bad_id = bad->id, good_id = good->id;
+    jid bad_id = jid_of(bad), good_id = jid_of(good);
     RUN_UNTIL(f, w1.told && w2.told, WAIT_MS);
 
     fake_worker_credit(&f->broker, a, 2);
     assert_int_equal(job_of(f, bad_id)->status, GW_JOB_DEAD);
     assert_int_equal(f->broker.nsent, 1);
-    assert_int_equal(f->broker.sent[0].id, good_id);
+    assert_string_equal(f->broker.sent[0].id, good_id.s);
     assert_int_equal(a->credit, 1);
     assert_int_equal(stats_of(f).dead, 1);
 }
@@ -674,16 +704,16 @@ static void same_idempotency_key_returns_the_same_job(void **state)
     open_queue(f);
     fake_worker_join(&f->broker, new_worker(f, 0), EMAIL);
     test_waiter w1 = waiter(f), w2 = waiter(f), w3 = waiter(f);
-    uint64_t id = submit(f, "email", "order-17", 0, &w1);
+    jid id = submit(f, "email", "order-17", 0, &w1);
     gw_job *again = NULL;
     br_str other = {"\xa5other", 6};
     assert_int_equal(try_submit(f, "email", other, "order-17", 0, &w2, &again), 0);
-    assert_int_equal(again->id, id);
+    assert_string_equal(again->id, id.s);
     assert_str(again->payload, PAYLOAD.ptr, PAYLOAD.len); /* the first one's */
     RUN_UNTIL(f, w1.told && w2.told, WAIT_MS);
-    assert_int_equal(w2.job_id, id);
+    assert_string_equal(w2.job_id.s, id.s);
     /* Once durable, a repeat is told at once. */
-    assert_int_equal(submit(f, "email", "order-17", 0, &w3), id);
+    assert_true(jid_eq(submit(f, "email", "order-17", 0, &w3), id));
     assert_int_equal(w3.told, 1);
     assert_int_equal(w3.status, 0);
     gw_jobs_stats s = stats_of(f);
@@ -696,12 +726,15 @@ static void different_idempotency_keys_make_different_jobs(void **state)
     fixture *f = *state;
     open_queue(f);
     fake_worker_join(&f->broker, new_worker(f, 0), EMAIL);
-    uint64_t k1 = submit(f, "email", "k1", 0, NULL);
-    uint64_t k2 = submit(f, "email", "k2", 0, NULL);
-    uint64_t n1 = submit(f, "email", NULL, 0, NULL);
-    uint64_t n2 = submit(f, "email", NULL, 0, NULL);
-    assert_true(k1 != k2 && k1 != n1 && k1 != n2 && k2 != n1 && k2 != n2 && n1 != n2);
-    assert_int_equal(submit(f, "email", "k2", 0, NULL), k2);
+    jid k1 = submit(f, "email", "k1", 0, NULL);
+    jid k2 = submit(f, "email", "k2", 0, NULL);
+    jid n1 = submit(f, "email", NULL, 0, NULL);
+    jid n2 = submit(f, "email", NULL, 0, NULL);
+    jid all[] = {k1, k2, n1, n2};
+    for (size_t x = 0; x < 4; x++)
+        for (size_t y = x + 1; y < 4; y++)
+            assert_false(jid_eq(all[x], all[y]));
+    assert_true(jid_eq(submit(f, "email", "k2", 0, NULL), k2));
     assert_int_equal(stats_of(f).accepted, 4);
     assert_int_equal(stats_of(f).held, 4);
 }
@@ -716,18 +749,18 @@ static void finished_jobs_expire_after_retention_and_free_their_key(void **state
     open_queue(f);
     gw_worker *a = new_worker(f, 1);
     fake_worker_join(&f->broker, a, EMAIL);
-    uint64_t id = submit(f, "email", "once", 0, NULL);
+    jid id = submit(f, "email", "once", 0, NULL);
     RUN_UNTIL(f, f->broker.nsent == 1, WAIT_MS);
-    assert_int_equal(fake_worker_result(&f->broker, a, id, BR_JOB_OK, RESULT, NULL),
+    assert_int_equal(fake_worker_result(&f->broker, a, id.s, BR_JOB_OK, RESULT, NULL),
                      GW_JOB_SETTLE_DONE);
     int64_t ended = job_of(f, id)->updated_ms;
     /* Until it expires, its key finds the finished job. */
-    assert_int_equal(submit(f, "email", "once", 0, NULL), id);
+    assert_true(jid_eq(submit(f, "email", "once", 0, NULL), id));
     /* A running job is never expired. */
-    uint64_t running = submit(f, "email", NULL, 0, NULL);
+    jid running = submit(f, "email", NULL, 0, NULL);
     RUN_UNTIL(f, f->broker.nsent == 2, WAIT_MS);
 
-    RUN_UNTIL(f, gw__jobs_find(f->jobs, id) == NULL, WAIT_MS);
+    RUN_UNTIL(f, find(f, id) == NULL, WAIT_MS);
     assert_true(gw__jobs_now_ms() - ended >= 60);
     gw_jobs_stats s = stats_of(f);
     assert_int_equal(s.finished, 0);
@@ -736,8 +769,8 @@ static void finished_jobs_expire_after_retention_and_free_their_key(void **state
     run_for(f, 2 * GW_JOBS_TICK_MS);
     assert_int_equal(job_of(f, running)->status, GW_JOB_RUNNING);
     /* The key is free again: a new job. */
-    uint64_t fresh = submit(f, "email", "once", 0, NULL);
-    assert_true(fresh != id);
+    jid fresh = submit(f, "email", "once", 0, NULL);
+    assert_false(jid_eq(fresh, id));
     assert_int_equal(stats_of(f).accepted, 3);
 }
 
@@ -749,14 +782,14 @@ static void task_limit_refuses_more_unfinished_jobs_with_efull(void **state)
     gw_worker *a = new_worker(f, 1);
     fake_worker_join(&f->broker, a, EMAIL);
     fake_worker_join(&f->broker, new_worker(f, 0), (const char *const[]){"resize", NULL});
-    uint64_t first = submit(f, "email", "first", 0, NULL);
+    jid first = submit(f, "email", "first", 0, NULL);
     submit(f, "email", NULL, 0, NULL);
     static gw_job not_set;
     gw_job *job = &not_set;
     assert_int_equal(try_submit(f, "email", PAYLOAD, NULL, 0, NULL, &job), BR_EFULL);
     assert_null(job);
     /* A repeated key is not a new job: it is found, not refused. */
-    assert_int_equal(submit(f, "email", "first", 0, NULL), first);
+    assert_true(jid_eq(submit(f, "email", "first", 0, NULL), first));
     /* The limit is per task. */
     submit(f, "resize", NULL, 0, NULL);
     gw_jobs_stats s = stats_of(f);
@@ -781,30 +814,36 @@ static void worker_gone_gives_its_jobs_to_another_worker_at_once(void **state)
     open_queue(f);
     gw_worker *a = new_worker(f, 2);
     fake_worker_join(&f->broker, a, EMAIL);
-    uint64_t id1 = submit(f, "email", NULL, 0, NULL);
-    uint64_t id2 = submit(f, "email", NULL, 0, NULL);
+    jid id1 = submit(f, "email", NULL, 0, NULL);
+    jid id2 = submit(f, "email", NULL, 0, NULL);
     RUN_UNTIL(f, f->broker.nsent == 2, WAIT_MS);
-    assert_true(fake_worker_ack(&f->broker, a, id1));
-    assert_true(fake_worker_ack(&f->broker, a, id2));
+    assert_true(fake_worker_ack(&f->broker, a, id1.s));
+    assert_true(fake_worker_ack(&f->broker, a, id2.s));
     gw_worker *b = new_worker(f, 2);
     fake_worker_join(&f->broker, b, EMAIL);
     assert_int_equal(f->broker.nsent, 2);
 
-    fake_worker_gone(&f->broker, a); /* no loop turn, no lease expiry: at once */
-    assert_int_equal(f->broker.nsent, 4);
-    uint64_t ids = 0;
+    /* No lease expiry needed: the jobs go back at once.  Their payloads left memory
+     * with their JOBs, so they are read back from the store on the way to b. */
+    fake_worker_gone(&f->broker, a);
+    assert_int_equal(stats_of(f).ready, 2);
+    RUN_UNTIL(f, f->broker.nsent == 4, WAIT_MS);
+    bool got1 = false, got2 = false;
     for (size_t i = 2; i < 4; i++) {
         assert_ptr_equal(f->broker.sent[i].w, b);
         assert_int_equal(f->broker.sent[i].attempt, 2);
-        ids += f->broker.sent[i].id;
+        assert_int_equal(f->broker.sent[i].payload_len, PAYLOAD.len);
+        assert_memory_equal(f->broker.sent[i].payload, PAYLOAD.ptr, PAYLOAD.len);
+        got1 = got1 || strcmp(f->broker.sent[i].id, id1.s) == 0;
+        got2 = got2 || strcmp(f->broker.sent[i].id, id2.s) == 0;
     }
-    assert_int_equal(ids, id1 + id2);
+    assert_true(got1 && got2);
     assert_int_equal(b->credit, 0);
     gw_jobs_stats s = stats_of(f);
     assert_int_equal(s.retried, 2);
     assert_int_equal(s.running, 2);
     assert_str(job_of(f, id1)->error, "the worker went away while running it", 37);
-    assert_int_equal(fake_worker_result(&f->broker, b, id1, BR_JOB_OK, RESULT, NULL),
+    assert_int_equal(fake_worker_result(&f->broker, b, id1.s, BR_JOB_OK, RESULT, NULL),
                      GW_JOB_SETTLE_DONE);
     assert_int_equal(job_of(f, id1)->status, GW_JOB_SUCCEEDED);
     assert_int_equal(job_of(f, id1)->attempts, 2);
@@ -825,15 +864,15 @@ static void worker_gone_requeues_jobs_of_every_task_it_held(void **state)
         submit(f, "alpha", NULL, 0, NULL);
         submit(f, "beta", NULL, 0, NULL);
     }
-    uint64_t last = submit(f, "gamma", NULL, 0, NULL);
+    jid last = submit(f, "gamma", NULL, 0, NULL);
     RUN_UNTIL(f, f->broker.nsent == 2 * PAIRS + 1, 4 * WAIT_MS);
     assert_ptr_equal(f->broker.sent[2 * PAIRS].w, a);
-    assert_int_equal(f->broker.sent[2 * PAIRS].id, last);
+    assert_string_equal(f->broker.sent[2 * PAIRS].id, last.s);
 
     fake_worker_gone(&f->broker, a);
-    assert_int_equal(f->broker.nsent, 2 * PAIRS + 2);
+    RUN_UNTIL(f, f->broker.nsent == 2 * PAIRS + 2, WAIT_MS);
     assert_ptr_equal(f->broker.sent[2 * PAIRS + 1].w, b);
-    assert_int_equal(f->broker.sent[2 * PAIRS + 1].id, last);
+    assert_string_equal(f->broker.sent[2 * PAIRS + 1].id, last.s);
     assert_int_equal(stats_of(f).ready, 2 * PAIRS);
 }
 
@@ -846,18 +885,18 @@ static void jobs_survive_a_restart_and_running_ones_are_queued_again(void **stat
     open_queue(f);
     gw_worker *a = new_worker(f, 2);
     fake_worker_join(&f->broker, a, EMAIL);
-    uint64_t done = submit(f, "email", "one", 0, NULL);
-    uint64_t running = submit(f, "email", NULL, 0, NULL);
+    jid done = submit(f, "email", "one", 0, NULL);
+    jid running = submit(f, "email", NULL, 0, NULL);
     RUN_UNTIL(f, f->broker.nsent == 2, WAIT_MS);
-    assert_int_equal(fake_worker_result(&f->broker, a, done, BR_JOB_OK, RESULT, NULL),
+    assert_int_equal(fake_worker_result(&f->broker, a, done.s, BR_JOB_OK, RESULT, NULL),
                      GW_JOB_SETTLE_DONE);
     test_waiter w = waiter(f);
-    uint64_t later = submit(f, "email", NULL, 60000, &w);
+    jid later = submit(f, "email", NULL, 60000, &w);
     RUN_UNTIL(f, w.told == 1, WAIT_MS);
     int64_t later_at = job_of(f, later)->run_at_ms;
-    uint64_t dead = submit(f, "email", NULL, 0, NULL);
+    jid dead = submit(f, "email", NULL, 0, NULL);
     RUN_UNTIL(f, f->broker.nsent == 3, WAIT_MS);
-    assert_int_equal(fake_worker_result(&f->broker, a, dead, BR_JOB_FATAL, (br_str){0}, "bad"),
+    assert_int_equal(fake_worker_result(&f->broker, a, dead.s, BR_JOB_FATAL, (br_str){0}, "bad"),
                      GW_JOB_SETTLE_DONE);
     close_queue(f);
 
@@ -878,30 +917,39 @@ static void jobs_survive_a_restart_and_running_ones_are_queued_again(void **stat
     job = job_of(f, running);
     assert_int_equal(job->status, GW_JOB_QUEUED);
     assert_int_equal(job->attempts, 0); /* a lease is not written (jobs.c) */
-    assert_str(job->payload, PAYLOAD.ptr, PAYLOAD.len);
+    /* Its payload waits in the store until a worker runs its task. */
+    assert_int_equal(job->payload.len, 0);
+    assert_int_equal(job->payload_len, PAYLOAD.len);
     job = job_of(f, later);
     assert_int_equal(job->status, GW_JOB_QUEUED);
     assert_int_equal(job->run_at_ms, later_at);
     job = job_of(f, dead);
     assert_int_equal(job->status, GW_JOB_DEAD);
     assert_str(job->error, "bad", 3);
-    /* Keys and ids carry on. */
-    assert_int_equal(submit(f, "email", "one", 0, NULL), done);
-    assert_true(submit(f, "email", NULL, 0, NULL) > dead);
+    /* Keys carry on; a new id is none of the old ones. */
+    assert_true(jid_eq(submit(f, "email", "one", 0, NULL), done));
+    jid fresh = submit(f, "email", NULL, 0, NULL);
+    jid old[] = {done, running, later, dead};
+    for (size_t i = 0; i < 4; i++)
+        assert_false(jid_eq(fresh, old[i]));
 
-    /* The requeued job goes to the first worker of its task. */
+    /* The requeued job goes to the first worker of its task, its payload read back. */
     gw_worker *b = new_worker(f, 1);
     fake_worker_join(&f->broker, b, EMAIL);
-    assert_int_equal(f->broker.nsent, 4);
+    RUN_UNTIL(f, f->broker.nsent == 4, WAIT_MS);
     assert_ptr_equal(f->broker.sent[3].w, b);
-    assert_int_equal(f->broker.sent[3].id, running);
+    assert_string_equal(f->broker.sent[3].id, running.s);
     assert_int_equal(f->broker.sent[3].attempt, 1);
+    assert_int_equal(f->broker.sent[3].payload_len, PAYLOAD.len);
+    assert_memory_equal(f->broker.sent[3].payload, PAYLOAD.ptr, PAYLOAD.len);
 }
 
 static void reply_jobs_without_a_client_submits_the_jobs(void **state)
 {
     fixture *f = *state;
     open_queue(f);
+    gw_worker *a = new_worker(f, 0);
+    fake_worker_join(&f->broker, a, (const char *const[]){"email", "resize", NULL});
     br_str resize_payload = {"\xa3"
                              "big",
                              4};
@@ -922,8 +970,7 @@ static void reply_jobs_without_a_client_submits_the_jobs(void **state)
     assert_int_equal(s.tasks, 2);
     RUN_UNTIL(f, stats_of(f).ready == 2, WAIT_MS);
 
-    gw_worker *a = new_worker(f, 2);
-    fake_worker_join(&f->broker, a, (const char *const[]){"email", "resize", NULL});
+    fake_worker_credit(&f->broker, a, 2);
     assert_int_equal(f->broker.nsent, 2);
     const sent_job *e = &f->broker.sent[0], *z = &f->broker.sent[1];
     if (strcmp(e->task, "email") != 0) {
@@ -945,6 +992,369 @@ static void reply_jobs_without_a_client_submits_the_jobs(void **state)
     assert_false(f->broker.hooks.reply_jobs(f->broker.data, NULL, &r, false));
     assert_int_equal(stats_of(f).accepted, 3);
     assert_int_equal(f->broker.responses, 0);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Tasks exist while a worker announces them (issue 13, item 5).                       */
+
+static void a_reply_may_enqueue_only_tasks_that_exist(void **state)
+{
+    fixture *f = *state;
+    open_queue(f);
+    fake_worker_join(&f->broker, new_worker(f, 0), EMAIL);
+    br_job_spec specs[] = {
+        {.task = br_str_c("junk-3-7"), .payload = PAYLOAD}, /* no worker announces it */
+        {.task = br_str_c("email"), .payload = PAYLOAD},
+    };
+    br_reply r = {.id = 9, .status = 200, .jobs = specs, .njobs = 2};
+    assert_false(f->broker.hooks.reply_jobs(f->broker.data, NULL, &r, false));
+    assert_int_equal(stats_of(f).accepted, 1);
+    assert_int_equal(stats_of(f).tasks, 1);
+    assert_null(task_of(f, "junk-3-7")); /* not created, not recorded */
+    close_queue(f);
+    open_queue(f);
+    assert_null(task_of(f, "junk-3-7"));
+}
+
+static void tasks_of_workers_that_left_retire_after_the_grace_period(void **state)
+{
+    fixture *f = *state;
+    f->cfg.task_grace_ms = 80;
+    open_queue(f);
+    gw_worker *a = new_worker(f, 0);
+    gw_worker *b = new_worker(f, 0);
+    fake_worker_join_public(&f->broker, a, (const char *const[]){"email", "junk", NULL},
+                            (const char *const[]){"email", NULL});
+    fake_worker_join(&f->broker, b, EMAIL);
+    /* b does not mark email public: a task is public only while all its workers say so. */
+    assert_non_null(gw__jobs_task_open(f->jobs, br_str_c("email")));
+    assert_null(gw__jobs_task_public(f->jobs, br_str_c("email")));
+    fake_worker_gone(&f->broker, b);
+    assert_non_null(gw__jobs_task_public(f->jobs, br_str_c("email")));
+    assert_int_equal(stats_of(f).tasks, 2);
+
+    int64_t gone = gw__jobs_now_ms();
+    fake_worker_gone(&f->broker, a);
+    /* In the grace period both still exist, email still public. */
+    assert_non_null(gw__jobs_task_public(f->jobs, br_str_c("email")));
+    assert_non_null(gw__jobs_task_open(f->jobs, br_str_c("junk")));
+    RUN_UNTIL(f, stats_of(f).tasks == 0, WAIT_MS);
+    assert_true(gw__jobs_now_ms() - gone >= 80);
+    assert_null(gw__jobs_task_open(f->jobs, br_str_c("email")));
+    assert_null(gw__jobs_task_public(f->jobs, br_str_c("email")));
+    assert_null(task_of(f, "junk")); /* no jobs: the record is gone too */
+    /* Nor are they recorded for the next start. */
+    close_queue(f);
+    open_queue(f);
+    assert_int_equal(stats_of(f).tasks, 0);
+    assert_null(task_of(f, "email"));
+}
+
+static void tasks_recorded_in_the_store_get_a_grace_period_after_a_restart(void **state)
+{
+    fixture *f = *state;
+    f->cfg.task_grace_ms = 200;
+    open_queue(f);
+    fake_worker_join_public(&f->broker, new_worker(f, 0), EMAIL, EMAIL);
+    close_queue(f);
+    fake_broker_init(&f->broker);
+    open_queue(f);
+    /* No worker yet: its grace period runs, public as it was recorded. */
+    assert_non_null(gw__jobs_task_public(f->jobs, br_str_c("email")));
+    RUN_UNTIL(f, stats_of(f).tasks == 0, WAIT_MS);
+    assert_null(gw__jobs_task_open(f->jobs, br_str_c("email")));
+}
+
+static void queued_jobs_of_a_retired_task_wait_for_a_worker_of_it(void **state)
+{
+    fixture *f = *state;
+    f->cfg.task_grace_ms = 40;
+    open_queue(f);
+    gw_worker *a = new_worker(f, 0);
+    fake_worker_join(&f->broker, a, EMAIL);
+    test_waiter w = waiter(f);
+    jid id = submit(f, "email", NULL, 0, &w);
+    RUN_UNTIL(f, w.told == 1, WAIT_MS);
+    fake_worker_gone(&f->broker, a);
+    RUN_UNTIL(f, stats_of(f).tasks == 0, WAIT_MS);
+    /* Retired: not submittable, but the record stays with its job, which waits in the
+     * store (not in memory) for a worker of its task. */
+    gw_jobs_task *t = task_of(f, "email");
+    assert_non_null(t);
+    assert_int_equal(t->state, GW_TASK_RETIRED);
+    assert_null(gw__jobs_task_open(f->jobs, br_str_c("email")));
+    assert_int_equal(job_of(f, id)->status, GW_JOB_QUEUED);
+    assert_int_equal(job_of(f, id)->payload.len, 0);
+    assert_int_equal(stats_of(f).memory, 0);
+    gw_worker *b = new_worker(f, 1);
+    fake_worker_join(&f->broker, b, EMAIL);
+    assert_non_null(gw__jobs_task_open(f->jobs, br_str_c("email")));
+    RUN_UNTIL(f, f->broker.nsent == 1, WAIT_MS);
+    assert_string_equal(f->broker.sent[0].id, id.s);
+    assert_memory_equal(f->broker.sent[0].payload, PAYLOAD.ptr, PAYLOAD.len);
+}
+
+static void readys_cannot_fill_the_task_table_for_good(void **state)
+{
+    enum { JUNK = 128 };
+    fixture *f = *state;
+    f->cfg.task_grace_ms = 40;
+    open_queue(f);
+    static char names[FAKE_WORKERS_MAX][JUNK][16];
+    static const char *lists[FAKE_WORKERS_MAX][JUNK + 1];
+    size_t rogues = GW_JOBS_MAX_TASKS / GW_JOBS_WORKER_TASKS_MAX + 1;
+    assert_true(rogues < FAKE_WORKERS_MAX);
+    gw_worker *rogue[FAKE_WORKERS_MAX];
+    for (size_t i = 0; i < rogues; i++) {
+        for (size_t k = 0; k < JUNK; k++) {
+            snprintf(names[i][k], sizeof(names[i][k]), "junk-%zu-%zu", i, k);
+            lists[i][k] = names[i][k];
+        }
+        lists[i][JUNK] = NULL;
+        rogue[i] = new_worker(f, 1000000);
+        fake_worker_join_public(&f->broker, rogue[i], lists[i], lists[i]);
+    }
+    /* Each READY brought at most GW_JOBS_WORKER_TASKS_MAX; the table is full. */
+    assert_int_equal(stats_of(f).tasks, GW_JOBS_MAX_TASKS);
+    assert_null(task_of(f, "junk-0-64"));
+    /* A real worker joining now: its task waits for room. */
+    gw_worker *real = new_worker(f, 1);
+    fake_worker_join(&f->broker, real, EMAIL);
+    assert_null(gw__jobs_task_open(f->jobs, br_str_c("email")));
+
+    /* The rogues leave: after the grace period the table recovers, and the waiting
+     * task is declared without its worker announcing it again. */
+    for (size_t i = 0; i < rogues; i++)
+        fake_worker_gone(&f->broker, rogue[i]);
+    RUN_UNTIL(f, stats_of(f).tasks == 1, WAIT_MS);
+    assert_null(gw__jobs_task_open(f->jobs, br_str_c("junk-3-7")));
+    assert_non_null(gw__jobs_task_open(f->jobs, br_str_c("email")));
+    submit(f, "email", NULL, 0, NULL);
+    RUN_UNTIL(f, f->broker.nsent == 1, WAIT_MS);
+    assert_ptr_equal(f->broker.sent[0].w, real);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Public tasks (item 14), keys per task (item 12), ids (item 13).                     */
+
+static void tasks_are_internal_unless_their_workers_mark_them_public(void **state)
+{
+    fixture *f = *state;
+    open_queue(f);
+    fake_worker_join_public(&f->broker, new_worker(f, 0),
+                            (const char *const[]){"email", "report", NULL},
+                            (const char *const[]){"report", "not-announced", NULL});
+    assert_non_null(gw__jobs_task_open(f->jobs, br_str_c("email")));
+    assert_null(gw__jobs_task_public(f->jobs, br_str_c("email")));
+    assert_non_null(gw__jobs_task_public(f->jobs, br_str_c("report")));
+    /* A public name the worker does not run makes no task. */
+    assert_null(task_of(f, "not-announced"));
+}
+
+static void idempotency_keys_are_scoped_per_task(void **state)
+{
+    fixture *f = *state;
+    open_queue(f);
+    fake_worker_join(&f->broker, new_worker(f, 0), (const char *const[]){"email", "report", NULL});
+    jid report = submit(f, "report", "same-key", 0, NULL);
+    jid email = submit(f, "email", "same-key", 0, NULL);
+    assert_false(jid_eq(report, email));
+    assert_string_equal(job_of(f, email)->task->name, "email");
+    assert_true(jid_eq(submit(f, "email", "same-key", 0, NULL), email));
+    assert_true(jid_eq(submit(f, "report", "same-key", 0, NULL), report));
+    assert_int_equal(stats_of(f).accepted, 2);
+    /* Still apart after a restart (the digest is made again from the stored key). */
+    test_waiter w = waiter(f);
+    submit(f, "email", "sync", 0, &w);
+    RUN_UNTIL(f, w.told == 1, WAIT_MS);
+    close_queue(f);
+    open_queue(f);
+    assert_true(jid_eq(submit(f, "email", "same-key", 0, NULL), email));
+    assert_true(jid_eq(submit(f, "report", "same-key", 0, NULL), report));
+}
+
+static bool is_hex_id(const char *s)
+{
+    if (strlen(s) != GW_JOB_ID_MAX)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+            return false;
+    return true;
+}
+
+static void job_ids_are_random_and_never_handed_out_again(void **state)
+{
+    enum { N = 200 };
+    fixture *f = *state;
+    f->cfg.retention_ms = 30;
+    open_queue(f);
+    gw_worker *a = new_worker(f, N);
+    fake_worker_join(&f->broker, a, EMAIL);
+    static jid ids[2 * N];
+    for (size_t i = 0; i < N; i++) {
+        ids[i] = submit(f, "email", NULL, 0, NULL);
+        assert_true(is_hex_id(ids[i].s));
+    }
+    RUN_UNTIL(f, f->broker.nsent == N, WAIT_MS);
+    for (size_t i = 0; i < N; i++)
+        assert_int_equal(fake_worker_result(&f->broker, a, ids[i].s, BR_JOB_OK, RESULT, NULL),
+                         GW_JOB_SETTLE_DONE);
+    /* Every one expires and is deleted; then the gateway restarts. */
+    RUN_UNTIL(f, stats_of(f).held == 0, WAIT_MS);
+    close_queue(f);
+    fake_broker_init(&f->broker);
+    open_queue(f);
+    a = new_worker(f, 0);
+    fake_worker_join(&f->broker, a, EMAIL);
+    for (size_t i = N; i < 2 * N; i++)
+        ids[i] = submit(f, "email", NULL, 0, NULL);
+    for (size_t x = 0; x < 2 * N; x++)
+        for (size_t y = x + 1; y < 2 * N; y++)
+            assert_false(jid_eq(ids[x], ids[y]));
+    /* An old status URL names nothing now. */
+    assert_null(find(f, ids[0]));
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Bytes (item 11).                                                                    */
+
+static void delayed_jobs_keep_their_payload_in_the_store_until_due(void **state)
+{
+    fixture *f = *state;
+    open_queue(f);
+    gw_worker *a = new_worker(f, 1);
+    fake_worker_join(&f->broker, a, EMAIL);
+    static char big[4096];
+    memset(big, 'x', sizeof(big));
+    big[0] = (char)0xc5; /* bin16 of 4093 bytes: one msgpack value */
+    big[1] = (char)(4093 >> 8);
+    big[2] = (char)(4093 & 0xff);
+    br_str payload = {big, sizeof(big)};
+    gw_job *job = NULL;
+    test_waiter w = waiter(f);
+    assert_int_equal(try_submit(f, "email", payload, NULL, 150, &w, &job), 0);
+    jid id = jid_of(job);
+    /* Until it is durable its payload is in memory, counted. */
+    assert_int_equal(stats_of(f).memory, sizeof(big));
+    RUN_UNTIL(f, w.told == 1, WAIT_MS);
+    assert_int_equal(job_of(f, id)->payload.len, 0);
+    assert_int_equal(job_of(f, id)->payload_len, sizeof(big));
+    assert_int_equal(stats_of(f).memory, 0);
+    assert_int_equal(f->broker.nsent, 0);
+    /* Due: read back and sent whole. */
+    RUN_UNTIL(f, f->broker.nsent == 1, WAIT_MS);
+    assert_int_equal(f->broker.sent[0].payload_len, sizeof(big));
+    assert_memory_equal(f->broker.sent[0].payload, big, FAKE_PAYLOAD_MAX);
+    /* Sent: memory keeps nothing of it. */
+    assert_int_equal(stats_of(f).memory, 0);
+}
+
+static void memory_budget_refuses_payloads_past_it_and_spills_the_rest(void **state)
+{
+    fixture *f = *state;
+    f->cfg.memory = 8 * PAYLOAD.len; /* 2 payloads being written, 4 waiting in memory */
+    open_queue(f);
+    gw_worker *a = new_worker(f, 0);
+    fake_worker_join(&f->broker, a, EMAIL);
+    test_waiter w1 = waiter(f), w2 = waiter(f);
+    submit(f, "email", NULL, 0, &w1);
+    submit(f, "email", NULL, 0, &w2);
+    gw_job *job = NULL;
+    assert_int_equal(try_submit(f, "email", PAYLOAD, NULL, 0, NULL, &job), BR_ELIMIT);
+    assert_null(job);
+    RUN_UNTIL(f, w1.told && w2.told, WAIT_MS);
+    /* Durable, they moved to the ready half; new ones may be written again. */
+    for (int i = 0; i < 6; i++) {
+        test_waiter w = waiter(f);
+        submit(f, "email", NULL, 0, &w);
+        RUN_UNTIL(f, w.told == 1, WAIT_MS);
+    }
+    /* 8 due jobs, no credit: 4 payloads in memory (half the budget), 4 in the store. */
+    gw_jobs_task *t = task_of(f, "email");
+    assert_int_equal(t->nready, 4);
+    assert_int_equal(t->nspilled, 4);
+    assert_true(stats_of(f).memory <= f->cfg.memory);
+    assert_int_equal(stats_of(f).ready, 8);
+    /* All run, in order, as credit comes. */
+    for (uint32_t i = 0; i < 8; i++) {
+        fake_worker_credit(&f->broker, a, 1);
+        RUN_UNTIL(f, f->broker.nsent == i + 1, WAIT_MS);
+        assert_memory_equal(f->broker.sent[i].payload, PAYLOAD.ptr, PAYLOAD.len);
+        assert_true(stats_of(f).memory <= f->cfg.memory);
+    }
+    assert_int_equal(stats_of(f).memory, 0);
+}
+
+static void task_bytes_bound_a_tasks_unfinished_payloads(void **state)
+{
+    fixture *f = *state;
+    f->cfg.task_bytes = 2 * PAYLOAD.len;
+    open_queue(f);
+    gw_worker *a = new_worker(f, 1);
+    fake_worker_join(&f->broker, a, (const char *const[]){"email", "resize", NULL});
+    jid first = submit(f, "email", NULL, 60000, NULL); /* delayed: in the store, counted */
+    submit(f, "email", NULL, 60000, NULL);
+    gw_job *job = NULL;
+    assert_int_equal(try_submit(f, "email", PAYLOAD, NULL, 0, NULL, &job), BR_ELIMIT);
+    submit(f, "resize", NULL, 0, NULL); /* the bound is per task */
+    RUN_UNTIL(f, f->broker.nsent == 1, WAIT_MS);
+    /* The resize job ran; email's bytes free up when one of its jobs finishes. */
+    assert_int_equal(
+        fake_worker_result(&f->broker, a, f->broker.sent[0].id, BR_JOB_OK, RESULT, NULL),
+        GW_JOB_SETTLE_DONE);
+    assert_int_equal(try_submit(f, "email", PAYLOAD, NULL, 0, NULL, &job), BR_ELIMIT);
+    (void)first;
+}
+
+/* What gw__jobs_detail_read told. */
+typedef struct read_result {
+    bool told;         /* the callback ran */
+    int status;        /* its status */
+    gw_job *job;       /* the job found again */
+    char result[32];   /* the result's first bytes */
+    size_t result_len; /* its length */
+} read_result;
+
+static void on_read(void *arg, gw_job *job, br_str result, br_str error, int status)
+{
+    (void)error;
+    read_result *r = arg;
+    r->told = true;
+    r->status = status;
+    r->job = job;
+    r->result_len = result.len;
+    if (result.len)
+        memcpy(r->result, result.ptr,
+               result.len < sizeof(r->result) ? result.len : sizeof(r->result));
+}
+
+static void results_past_their_budget_are_read_from_the_store(void **state)
+{
+    fixture *f = *state;
+    f->cfg.memory = 16; /* results get 4 bytes */
+    open_queue(f);
+    gw_worker *a = new_worker(f, 1);
+    fake_worker_join(&f->broker, a, EMAIL);
+    br_str small = {"\x01", 1};
+    gw_job *job = NULL;
+    assert_int_equal(try_submit(f, "email", small, NULL, 0, NULL, &job), 0);
+    jid id = jid_of(job);
+    RUN_UNTIL(f, f->broker.nsent == 1, WAIT_MS);
+    br_str big = {"\xa9too-large", 10};
+    assert_int_equal(fake_worker_result(&f->broker, a, id.s, BR_JOB_OK, big, NULL),
+                     GW_JOB_SETTLE_DONE);
+    job = job_of(f, id);
+    assert_true(job->detail_on_disk);
+    assert_int_equal(job->result.len, 0);
+    assert_int_equal(stats_of(f).memory, 0);
+    read_result got = {0};
+    assert_int_equal(gw__jobs_detail_read(f->jobs, job, on_read, &got), 0);
+    RUN_UNTIL(f, got.told, WAIT_MS);
+    assert_int_equal(got.status, 0);
+    assert_ptr_equal(got.job, job);
+    assert_int_equal(got.result_len, 10);
+    assert_memory_equal(got.result, big.ptr, 10);
 }
 
 int main(void)
@@ -973,6 +1383,18 @@ int main(void)
         T(worker_gone_requeues_jobs_of_every_task_it_held),
         T(jobs_survive_a_restart_and_running_ones_are_queued_again),
         T(reply_jobs_without_a_client_submits_the_jobs),
+        T(a_reply_may_enqueue_only_tasks_that_exist),
+        T(tasks_of_workers_that_left_retire_after_the_grace_period),
+        T(tasks_recorded_in_the_store_get_a_grace_period_after_a_restart),
+        T(queued_jobs_of_a_retired_task_wait_for_a_worker_of_it),
+        T(readys_cannot_fill_the_task_table_for_good),
+        T(tasks_are_internal_unless_their_workers_mark_them_public),
+        T(idempotency_keys_are_scoped_per_task),
+        T(job_ids_are_random_and_never_handed_out_again),
+        T(delayed_jobs_keep_their_payload_in_the_store_until_due),
+        T(memory_budget_refuses_payloads_past_it_and_spills_the_rest),
+        T(task_bytes_bound_a_tasks_unfinished_payloads),
+        T(results_past_their_budget_are_read_from_the_store),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

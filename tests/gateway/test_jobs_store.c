@@ -1,8 +1,10 @@
 /*
  * test_jobs_store.c - the SQLite job store (a real database in a temporary directory)
- * and the retry schedule: rows written in order survive a reopen, group commits
- * report every write, deletes and task names persist, and backoff doubles, caps and
- * jitters within its bounds.
+ * and the retry schedule: rows written in order survive a reopen, updates leave the
+ * payload and key alone, group commits report every write, deletes and tasks (with
+ * their public flag) persist, reads see the writes queued before them, a file of the
+ * old schema (integer ids) is migrated keeping its ids, a newer one is refused, and
+ * backoff doubles, caps and jitters within its bounds.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +16,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "jobs.h"
 #include "jobs_store.h"
@@ -98,14 +101,16 @@ static void close_store(fixture *f, gw_jobs_store **s)
 
 /* What load found. */
 typedef struct loaded {
-    size_t rows;      /* rows seen */
-    size_t tasks;     /* task names seen */
-    gw_job_row first; /* copy of the row with id 1 (strings not kept) */
-    char payload[32]; /* its payload */
-    char result[32];  /* its result */
-    char key[32];     /* its idempotency key */
-    uint64_t max_id;  /* largest id */
-    bool saw_email;   /* task "email" was loaded */
+    size_t rows;       /* rows seen */
+    size_t tasks;      /* task names seen */
+    gw_job_row first;  /* copy of the row with id "1" (strings not kept) */
+    char result[32];   /* its result */
+    char key[32];      /* its idempotency key */
+    char ids[8][40];   /* the ids of the first rows, in load order */
+    uint64_t max_id;   /* largest id, read as a decimal number */
+    bool saw_email;    /* task "email" was loaded */
+    bool email_public; /* with its public flag */
+    bool saw_internal; /* task "internal" was loaded */
 } loaded;
 
 static void copy_out(char *dst, size_t cap, br_str s)
@@ -119,36 +124,78 @@ static void copy_out(char *dst, size_t cap, br_str s)
 static void on_row(const gw_job_row *r, void *arg)
 {
     loaded *l = arg;
+    if (l->rows < 8)
+        copy_out(l->ids[l->rows], sizeof(l->ids[0]), r->id);
     l->rows++;
-    if (r->id > l->max_id)
-        l->max_id = r->id;
-    if (r->id == 1) {
+    char id[40];
+    copy_out(id, sizeof(id), r->id);
+    uint64_t n = strtoull(id, NULL, 10);
+    if (n > l->max_id)
+        l->max_id = n;
+    /* Load leaves payload bytes in the store: only their length comes. */
+    assert_int_equal(r->payload.len, 0);
+    if (br_str_eq(r->id, "1")) {
         l->first = *r;
-        copy_out(l->payload, sizeof(l->payload), r->payload);
         copy_out(l->result, sizeof(l->result), r->result);
         copy_out(l->key, sizeof(l->key), r->idem_key);
     }
 }
 
-static void on_task(br_str name, void *arg)
+static void on_task(br_str name, bool is_public, void *arg)
 {
     loaded *l = arg;
     l->tasks++;
-    if (br_str_eq(name, "email"))
+    if (br_str_eq(name, "email")) {
         l->saw_email = true;
+        l->email_public = is_public;
+    }
+    if (br_str_eq(name, "internal"))
+        l->saw_internal = true;
 }
 
-static gw_job_row row(uint64_t id, uint8_t status)
+static const br_str PAYLOAD = {"\x81\xa2to\xa3"
+                               "a@b",
+                               8};
+
+/* A row whose id is the decimal text of its sequence number, as old ids are. */
+static gw_job_row row(const char *id, uint8_t status)
 {
-    return (gw_job_row){.id = id,
+    return (gw_job_row){.seq = strtoull(id, NULL, 10),
+                        .id = br_str_c(id),
                         .task = br_str_c("email"),
-                        .payload = {"\x81\xa2to\xa3"
-                                    "a@b",
-                                    8},
+                        .payload = PAYLOAD,
+                        .payload_len = PAYLOAD.len,
                         .status = status,
                         .attempts = 0,
                         .run_at_ms = 1000,
                         .updated_ms = 1000};
+}
+
+/* What a read told. */
+typedef struct read_ctx {
+    int told;            /* callbacks run */
+    int status;          /* the last status */
+    size_t n;            /* rows */
+    bool found[4];       /* per id: a row came back */
+    char payload[4][32]; /* per id: its payload */
+    uint32_t payload_len[4];
+    char result[4][32]; /* per id: its result */
+    char error[4][32];  /* per id: its error */
+} read_ctx;
+
+static void on_read(void *arg, int status, const gw_job_row *rows, size_t n)
+{
+    read_ctx *c = arg;
+    c->told++;
+    c->status = status;
+    c->n = n;
+    for (size_t i = 0; i < n && i < 4; i++) {
+        c->found[i] = rows[i].seq != 0;
+        copy_out(c->payload[i], sizeof(c->payload[i]), rows[i].payload);
+        c->payload_len[i] = rows[i].payload.len;
+        copy_out(c->result[i], sizeof(c->result[i]), rows[i].result);
+        copy_out(c->error[i], sizeof(c->error[i]), rows[i].error);
+    }
 }
 
 static void rows_survive_a_reopen_and_later_writes_win(void **state)
@@ -158,18 +205,21 @@ static void rows_survive_a_reopen_and_later_writes_win(void **state)
     assert_non_null(s);
     counter c = {.in_order = true};
     write_ctx w[4] = {{&c, 1}, {&c, 2}, {&c, 3}, {&c, 4}};
-    gw_job_row r1 = row(1, GW_JOB_QUEUED);
+    gw_job_row r1 = row("1", GW_JOB_QUEUED);
     r1.idem_key = br_str_c("key-1");
-    assert_int_equal(gw__jobs_store_put(s, &r1, on_written, &w[0]), 0);
-    /* The same job again, finished: the later row must win. */
+    assert_int_equal(gw__jobs_store_insert(s, &r1, on_written, &w[0]), 0);
+    /* The same job again, finished: the later write wins, and an update leaves the
+     * payload and the key as they were inserted (it does not even carry them). */
     gw_job_row r1b = r1;
     r1b.status = GW_JOB_SUCCEEDED;
     r1b.attempts = 1;
     r1b.result = (br_str){"\xc3", 1};
-    assert_int_equal(gw__jobs_store_put(s, &r1b, on_written, &w[1]), 0);
-    gw_job_row r2 = row(2, GW_JOB_RUNNING);
-    assert_int_equal(gw__jobs_store_put(s, &r2, on_written, &w[2]), 0);
-    assert_int_equal(gw__jobs_store_add_task(s, br_str_c("email"), on_written, &w[3]), 0);
+    r1b.payload = (br_str){0};
+    r1b.idem_key = (br_str){0};
+    assert_int_equal(gw__jobs_store_update(s, &r1b, on_written, &w[1]), 0);
+    gw_job_row r2 = row("2", GW_JOB_RUNNING);
+    assert_int_equal(gw__jobs_store_insert(s, &r2, on_written, &w[2]), 0);
+    assert_int_equal(gw__jobs_store_put_task(s, br_str_c("email"), true, on_written, &w[3]), 0);
     /* Writes never run their callback before the loop does. */
     assert_int_equal(c.done, 0);
     close_store(f, &s);
@@ -184,15 +234,47 @@ static void rows_survive_a_reopen_and_later_writes_win(void **state)
     assert_int_equal(l.rows, 2);
     assert_int_equal(l.tasks, 1);
     assert_true(l.saw_email);
+    assert_true(l.email_public);
     assert_int_equal(l.first.status, GW_JOB_SUCCEEDED);
     assert_int_equal(l.first.attempts, 1);
     assert_int_equal(l.first.run_at_ms, 1000);
+    assert_int_equal(l.first.payload_len, PAYLOAD.len);
     assert_string_equal(l.result, "\xc3");
     assert_string_equal(l.key, "key-1");
-    assert_memory_equal(l.payload,
-                        "\x81\xa2to\xa3"
-                        "a@b",
-                        8);
+    read_ctx rc = {0};
+    uint64_t seqs[] = {1};
+    assert_int_equal(gw__jobs_store_read(s, seqs, 1, GW_JOBS_READ_PAYLOAD, on_read, &rc), 0);
+    close_store(f, &s); /* runs every queued callback */
+    assert_int_equal(rc.told, 1);
+    assert_true(rc.found[0]);
+    assert_int_equal(rc.payload_len[0], PAYLOAD.len);
+    assert_memory_equal(rc.payload[0], PAYLOAD.ptr, PAYLOAD.len);
+}
+
+static void reads_see_the_writes_queued_before_them(void **state)
+{
+    fixture *f = *state;
+    gw_jobs_store *s = gw__jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_NORMAL);
+    assert_non_null(s);
+    gw_job_row r = row("41", GW_JOB_QUEUED);
+    assert_int_equal(gw__jobs_store_insert(s, &r, NULL, NULL), 0);
+    r.status = GW_JOB_DEAD;
+    r.result = (br_str){0};
+    r.error = br_str_c("boom");
+    assert_int_equal(gw__jobs_store_update(s, &r, NULL, NULL), 0);
+    read_ctx payload = {0}, detail = {0};
+    uint64_t seqs[] = {41, 42}; /* 42: no such job */
+    assert_int_equal(gw__jobs_store_read(s, seqs, 2, GW_JOBS_READ_PAYLOAD, on_read, &payload), 0);
+    assert_int_equal(gw__jobs_store_read(s, seqs, 1, GW_JOBS_READ_DETAIL, on_read, &detail), 0);
+    while (payload.told == 0 || detail.told == 0)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(payload.status, 0);
+    assert_int_equal(payload.n, 2);
+    assert_true(payload.found[0]);
+    assert_memory_equal(payload.payload[0], PAYLOAD.ptr, PAYLOAD.len);
+    assert_false(payload.found[1]); /* no such job: an empty row */
+    assert_int_equal(detail.n, 1);
+    assert_string_equal(detail.error[0], "boom");
     close_store(f, &s);
 }
 
@@ -202,13 +284,15 @@ static void deletes_persist(void **state)
     gw_jobs_store *s = gw__jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_NORMAL);
     assert_non_null(s);
     counter c = {.in_order = true};
-    write_ctx w[3] = {{&c, 1}, {&c, 2}, {&c, 3}};
-    gw_job_row r1 = row(1, GW_JOB_QUEUED), r2 = row(2, GW_JOB_QUEUED);
-    assert_int_equal(gw__jobs_store_put(s, &r1, on_written, &w[0]), 0);
-    assert_int_equal(gw__jobs_store_put(s, &r2, on_written, &w[1]), 0);
+    write_ctx w[5] = {{&c, 1}, {&c, 2}, {&c, 3}, {&c, 4}, {&c, 5}};
+    gw_job_row r1 = row("1", GW_JOB_QUEUED), r2 = row("2", GW_JOB_QUEUED);
+    assert_int_equal(gw__jobs_store_insert(s, &r1, on_written, &w[0]), 0);
+    assert_int_equal(gw__jobs_store_insert(s, &r2, on_written, &w[1]), 0);
     assert_int_equal(gw__jobs_store_delete(s, 1, on_written, &w[2]), 0);
+    assert_int_equal(gw__jobs_store_put_task(s, br_str_c("internal"), false, on_written, &w[3]), 0);
+    assert_int_equal(gw__jobs_store_delete_task(s, br_str_c("internal"), on_written, &w[4]), 0);
     close_store(f, &s);
-    assert_int_equal(c.done, 3);
+    assert_int_equal(c.done, 5);
 
     s = gw__jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_NORMAL);
     assert_non_null(s);
@@ -216,6 +300,7 @@ static void deletes_persist(void **state)
     assert_int_equal(gw__jobs_store_load(s, on_row, on_task, &l), 0);
     assert_int_equal(l.rows, 1);
     assert_int_equal(l.max_id, 2);
+    assert_false(l.saw_internal);
     close_store(f, &s);
 }
 
@@ -230,8 +315,10 @@ static void many_writes_group_commit_and_all_land(void **state)
     assert_non_null(w);
     for (uint64_t i = 0; i < MANY; i++) {
         w[i] = (write_ctx){&c, i + 1};
-        gw_job_row r = row(i + 1, GW_JOB_QUEUED);
-        assert_int_equal(gw__jobs_store_put(s, &r, on_written, &w[i]), 0);
+        char id[24];
+        snprintf(id, sizeof(id), "%llu", (unsigned long long)(i + 1));
+        gw_job_row r = row(id, GW_JOB_QUEUED);
+        assert_int_equal(gw__jobs_store_insert(s, &r, on_written, &w[i]), 0);
     }
     /* Run until every callback came (the store's async wakes the loop). */
     while (c.done < MANY)
@@ -247,7 +334,75 @@ static void many_writes_group_commit_and_all_land(void **state)
     assert_int_equal(gw__jobs_store_load(s, on_row, on_task, &l), 0);
     assert_int_equal(l.rows, MANY);
     assert_int_equal(l.max_id, MANY);
+    /* In the order they were written. */
+    assert_string_equal(l.ids[0], "1");
+    assert_string_equal(l.ids[7], "8");
     close_store(f, &s);
+}
+
+/* Runs SQL on the file directly, as an older gateway (or the sqlite3 shell) would. */
+static void sql(fixture *f, const char *text)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    char *err = NULL;
+    int rc = sqlite3_exec(db, text, NULL, NULL, &err);
+    if (rc != SQLITE_OK)
+        fail_msg("%s: %s", text, err ? err : "?");
+    sqlite3_close(db);
+}
+
+static void a_file_with_integer_ids_is_migrated_and_keeps_them(void **state)
+{
+    fixture *f = *state;
+    /* The schema before issue 13, as that gateway created it. */
+    sql(f, "PRAGMA journal_mode=WAL;"
+           "CREATE TABLE jobs(id INTEGER PRIMARY KEY, task TEXT NOT NULL, payload BLOB,"
+           " idem_key TEXT, status INTEGER NOT NULL, attempts INTEGER NOT NULL,"
+           " run_at INTEGER NOT NULL, updated INTEGER NOT NULL, result BLOB, error TEXT);"
+           "CREATE TABLE tasks(name TEXT PRIMARY KEY);"
+           "INSERT INTO tasks VALUES('email');"
+           "INSERT INTO jobs VALUES(17, 'email', x'c3', 'k', 0, 0, 1000, 1000, NULL, NULL);"
+           "INSERT INTO jobs VALUES(1, 'email', x'c2', NULL, 2, 1, 1000, 1000, x'c0', NULL);");
+    gw_jobs_store *s = gw__jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_NORMAL);
+    assert_non_null(s);
+    loaded l = {0};
+    assert_int_equal(gw__jobs_store_load(s, on_row, on_task, &l), 0);
+    assert_int_equal(l.rows, 2);
+    assert_string_equal(l.ids[0], "1"); /* old ids as decimal text, in their old order */
+    assert_string_equal(l.ids[1], "17");
+    assert_int_equal(l.first.status, GW_JOB_SUCCEEDED);
+    assert_int_equal(l.first.payload_len, 1);
+    assert_true(l.saw_email);
+    assert_false(l.email_public); /* every old task is internal until declared again */
+    read_ctx rc = {0};
+    uint64_t seqs[] = {17};
+    assert_int_equal(gw__jobs_store_read(s, seqs, 1, GW_JOBS_READ_PAYLOAD, on_read, &rc), 0);
+    /* New rows with new ids live beside the old ones. */
+    gw_job_row r = row("18", GW_JOB_QUEUED);
+    r.seq = 0x01a2b3c4d5e60000ull;
+    r.id = br_str_c("01a2b3c4d5e60000192a3b4c5d6e7f808182");
+    assert_int_equal(gw__jobs_store_insert(s, &r, NULL, NULL), 0);
+    close_store(f, &s);
+    assert_true(rc.found[0]);
+    assert_int_equal(rc.payload_len[0], 1);
+    assert_memory_equal(rc.payload[0], "\xc3", 1);
+
+    /* Opened again: already version 2, nothing migrates twice. */
+    s = gw__jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_NORMAL);
+    assert_non_null(s);
+    loaded again = {0};
+    assert_int_equal(gw__jobs_store_load(s, on_row, on_task, &again), 0);
+    assert_int_equal(again.rows, 3);
+    assert_string_equal(again.ids[2], "01a2b3c4d5e60000192a3b4c5d6e7f808182");
+    close_store(f, &s);
+}
+
+static void a_file_of_a_newer_schema_is_refused(void **state)
+{
+    fixture *f = *state;
+    sql(f, "PRAGMA user_version = 3;");
+    assert_null(gw__jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_NORMAL));
 }
 
 static void writes_after_close_are_refused(void **state)
@@ -257,8 +412,8 @@ static void writes_after_close_are_refused(void **state)
     assert_non_null(s);
     bool closed = false;
     gw__jobs_store_shutdown(s, on_closed, &closed);
-    gw_job_row r = row(1, GW_JOB_QUEUED);
-    assert_int_equal(gw__jobs_store_put(s, &r, NULL, NULL), BR_ECLOSED);
+    gw_job_row r = row("1", GW_JOB_QUEUED);
+    assert_int_equal(gw__jobs_store_insert(s, &r, NULL, NULL), BR_ECLOSED);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_true(closed);
     gw__jobs_store_destroy(&s);
@@ -322,7 +477,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(rows_survive_a_reopen_and_later_writes_win, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(reads_see_the_writes_queued_before_them, setup, teardown),
         cmocka_unit_test_setup_teardown(deletes_persist, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_file_with_integer_ids_is_migrated_and_keeps_them, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_file_of_a_newer_schema_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(many_writes_group_commit_and_all_land, setup, teardown),
         cmocka_unit_test_setup_teardown(writes_after_close_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(opening_an_unwritable_path_fails, setup, teardown),

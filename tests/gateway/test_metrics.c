@@ -148,8 +148,15 @@ static void broker_section_has_workers_by_kind_and_escaped_service_labels(void *
     char reason[128];
     assert_int_equal(gw_registry_add(reg, "id", 2, &ready, 0, &w, reason, sizeof(reason)), 0);
 
-    gw_broker_stats st = {
-        .workers = 1, .services = 1, .dispatched = 10, .status_503 = 2, .stale_replies = 3};
+    gw_broker_stats st = {.workers = 1,
+                          .services = 1,
+                          .dispatched = 10,
+                          .status_503 = 2,
+                          .stale_replies = 3,
+                          .workers_unhealthy = 1,
+                          .cancelled = 4,
+                          .inflight_bytes = 5,
+                          .services_retired = 6};
     br_buf out = {0};
     assert_int_equal(gw_metrics_broker(&out, &st, reg), 0);
     check_exposition(&out);
@@ -158,6 +165,10 @@ static void broker_section_has_workers_by_kind_and_escaped_service_labels(void *
     assert_line(&out, "barista_broker_errors_total{code=\"503\"} 2");
     assert_line(&out, "barista_broker_dispatched_total 10");
     assert_line(&out, "barista_broker_stale_replies_total 3");
+    assert_line(&out, "barista_broker_workers_unhealthy 1");
+    assert_line(&out, "barista_broker_cancelled 4");
+    assert_line(&out, "barista_broker_inflight_bytes 5");
+    assert_line(&out, "barista_broker_services_retired_total 6");
     assert_line(&out, "barista_service_workers{service=\"we\\\"ird\\\\svc\",kind=\"cpu\"} 1");
     assert_line(&out, "barista_service_queued{service=\"we\\\"ird\\\\svc\"} 0");
     br_buf_free(&out);
@@ -173,6 +184,7 @@ static void jobs_and_supervisor_sections_carry_their_numbers(void **state)
                           .scheduled = 3,
                           .finished = 4,
                           .tasks = 2,
+                          .memory = 4096,
                           .accepted = 10,
                           .completed = 4,
                           .retried = 6,
@@ -181,8 +193,9 @@ static void jobs_and_supervisor_sections_carry_their_numbers(void **state)
     br_buf out = {0};
     assert_int_equal(gw_metrics_jobs(&out, &jobs), 0);
     assert_int_equal(gw_metrics_supervisor(&out, &sup), 0);
-    assert_int_equal(check_exposition(&out), 12);
+    assert_int_equal(check_exposition(&out), 13);
     assert_line(&out, "barista_jobs{state=\"running\"} 2");
+    assert_line(&out, "barista_jobs_memory_bytes 4096");
     assert_line(&out, "barista_jobs{state=\"finished\"} 4");
     assert_line(&out, "barista_jobs_retried_total 6");
     assert_line(&out, "barista_jobs_dead_total 1");

@@ -217,6 +217,97 @@ static void refuses_a_route_owned_by_another_service_and_changes_nothing(void **
     assert_string_equal(entry_must(f->router, "/shared")->service->name, "one");
 }
 
+/* Issue 13, route shadowing: a literal route of one service that a template of
+ * another matches would outrank it in the router and take its traffic. */
+static void refuses_a_route_overlapping_another_services(void **state)
+{
+    fixture *f = *state;
+    ready_builder b;
+    const char *hello[] = {"/hello/{name}", "/items/{id}/tags"};
+    add_ok(f, "w1", one_service(&b, "hello", BR_KIND_IO, hello, 2, 1));
+    static const struct {
+        const char *method, *path, *overlaps;
+    } refused[] = {{"GET", "/hello/world", "overlaps GET /hello/{name} of service 'hello'"},
+                   {"HEAD", "/hello/{who}", "overlaps GET /hello/{name}"},
+                   {"GET", "/{x}/bob", "overlaps GET /hello/{name}"},
+                   {"GET", "/items/7/{t}", "overlaps GET /items/{id}/tags"}};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        const char *paths[] = {"/mine", refused[i].path};
+        br_ready *r = one_service(&b, "rogue", BR_KIND_IO, paths, 2, 1);
+        b.routes[1].method = br_str_c(refused[i].method);
+        add_refused(f, "w2", r, BR_EVALUE, refused[i].overlaps);
+        assert_null(entry_for(f->router, "/mine"));
+    }
+    assert_string_equal(entry_must(f->router, "/hello/world")->service->name, "hello");
+    /* No path matches both: another method, another depth, another literal, or an
+     * empty segment that no parameter matches. */
+    const char *fine[] = {"/hello/a/b", "/hello", "/items/7/labels", "/hello/"};
+    add_ok(f, "w2", one_service(&b, "other", BR_KIND_IO, fine, 4, 1));
+    const char *posts[] = {"/hello/world"};
+    br_ready *r = one_service(&b, "poster", BR_KIND_IO, posts, 1, 1);
+    b.routes[0].method = br_str_c("POST");
+    add_ok(f, "w3", r);
+    /* The service itself may add a literal beside its own template. */
+    const char *own[] = {"/hello/{name}", "/hello/me"};
+    add_ok(f, "w4", one_service(&b, "hello", BR_KIND_IO, own, 2, 1));
+    assert_string_equal(entry_must(f->router, "/hello/me")->service->name, "hello");
+}
+
+static void refuses_a_ready_whose_own_services_overlap(void **state)
+{
+    fixture *f = *state;
+    ready_builder b;
+    const char *paths[] = {"/a/{x}"};
+    br_ready *r = one_service(&b, "one", BR_KIND_IO, paths, 1, 1);
+    b.services[1] = b.services[0];
+    b.services[1].name = br_str_c("two");
+    b.routes[1].method = br_str_c("GET");
+    b.routes[1].path = br_str_c("/a/b");
+    b.services[1].routes = &b.routes[1];
+    b.services[1].nroutes = 1;
+    r->nservices = 2;
+    add_refused(f, "w", r, BR_EVALUE, "route GET /a/{x} of service 'one' overlaps GET /a/b");
+    assert_int_equal(gw_registry_nservices(f->reg), 0);
+}
+
+static void a_retired_service_leaves_the_router_and_readiness(void **state)
+{
+    fixture *f = *state;
+    ready_builder b;
+    const char *stay[] = {"/stay"}, *gone[] = {"/gone/{x}"};
+    add_ok(f, "w1", one_service(&b, "stay", BR_KIND_IO, stay, 1, 1));
+    gw_worker *w = add_ok(f, "w2", one_service(&b, "gone", BR_KIND_IO, gone, 1, 1));
+    gw_service *s = w->services[0];
+    assert_int_equal(s->empty_since, 0);
+    gw_registry_remove(f->reg, w, 4242);
+    assert_int_equal(s->empty_since, 4242);
+    assert_false(gw_registry_ready(f->reg));
+    gw_registry_retire(f->reg, s);
+    assert_null(entry_for(f->router, "/gone/x"));
+    assert_int_equal(gw_registry_nservices(f->reg), 1);
+    assert_true(gw_registry_ready(f->reg));
+    /* Its routes are free again, for any service. */
+    add_ok(f, "w3", one_service(&b, "newcomer", BR_KIND_IO, gone, 1, 1));
+    assert_string_equal(entry_must(f->router, "/gone/y")->service->name, "newcomer");
+}
+
+static void a_peer_registering_again_is_added_beside_its_old_registration(void **state)
+{
+    fixture *f = *state;
+    ready_builder b;
+    br_ready *r = one_service(&b, "svc", BR_KIND_IO, NULL, 0, 1);
+    add_ok(f, "1", r);
+    add_ok(f, "2", r);
+    add_ok(f, "3", r);
+    gw_worker *old = add_ok(f, "4", r);
+    /* At max_workers, the same routing id still registers (the caller drops the old). */
+    gw_worker *fresh = add_ok(f, "4", r);
+    assert_ptr_equal(gw_registry_find(f->reg, "4", 1), old);
+    gw_registry_remove(f->reg, old, 1);
+    assert_ptr_equal(gw_registry_find(f->reg, "4", 1), fresh);
+    add_refused(f, "5", r, BR_EFULL, "too many workers");
+}
+
 static void rolls_back_routes_when_the_router_refuses_one(void **state)
 {
     fixture *f = *state;
@@ -266,7 +357,7 @@ static void routes_stay_after_the_last_worker_leaves(void **state)
     const char *paths[] = {"/stay"};
     gw_worker *w = add_ok(f, "w", one_service(&b, "stay", BR_KIND_IO, paths, 1, 1));
     gw_service *s = w->services[0];
-    gw_registry_remove(f->reg, w);
+    gw_registry_remove(f->reg, w, 1);
     assert_int_equal(gw_registry_nworkers(f->reg), 0);
     gw_route_entry *e = entry_must(f->router, "/stay");
     assert_ptr_equal(e->service, s);
@@ -285,12 +376,20 @@ static void picks_the_live_worker_with_most_credit(void **state)
     gw_worker *small = add_ok(f, "a", one_service(&b, "p", BR_KIND_IO, paths, 1, 2));
     gw_worker *big = add_ok(f, "b", one_service(&b, "p", BR_KIND_IO, paths, 1, 5));
     gw_service *s = big->services[0];
-    assert_ptr_equal(gw_registry_pick(s), big);
+    assert_ptr_equal(gw_registry_pick(s, SIZE_MAX), big);
     big->draining = true;
-    assert_ptr_equal(gw_registry_pick(s), small);
+    assert_ptr_equal(gw_registry_pick(s, SIZE_MAX), small);
+    assert_int_equal(gw_service_live(s), 1);
+    /* A worker at its byte bound, or unhealthy, is passed over. */
+    big->draining = false;
+    big->bytes = 100;
+    assert_ptr_equal(gw_registry_pick(s, 100), small);
+    assert_ptr_equal(gw_registry_pick(s, 101), big);
+    big->unhealthy = true;
+    assert_ptr_equal(gw_registry_pick(s, SIZE_MAX), small);
     assert_int_equal(gw_service_live(s), 1);
     small->credit = 0;
-    assert_null(gw_registry_pick(s));
+    assert_null(gw_registry_pick(s, SIZE_MAX));
     small->lost = true;
     assert_int_equal(gw_service_live(s), 0);
     assert_false(gw_registry_ready(f->reg));
@@ -318,7 +417,8 @@ static void refuses_services_past_the_limit(void **state)
     char name[32];
     for (unsigned i = 0; i < GW_MAX_SERVICES; i++) {
         snprintf(name, sizeof(name), "svc%u", i);
-        gw_registry_remove(f->reg, add_ok(f, "w", one_service(&b, name, BR_KIND_IO, NULL, 0, 1)));
+        gw_registry_remove(f->reg, add_ok(f, "w", one_service(&b, name, BR_KIND_IO, NULL, 0, 1)),
+                           1);
     }
     assert_int_equal(gw_registry_nservices(f->reg), GW_MAX_SERVICES);
     add_refused(f, "w", one_service(&b, "one-more", BR_KIND_IO, NULL, 0, 1), BR_EFULL,
@@ -347,6 +447,10 @@ int main(void)
         T(refuses_a_worker_mixing_kinds),
         T(refuses_a_service_announced_with_another_kind),
         T(refuses_a_route_owned_by_another_service_and_changes_nothing),
+        T(refuses_a_route_overlapping_another_services),
+        T(refuses_a_ready_whose_own_services_overlap),
+        T(a_retired_service_leaves_the_router_and_readiness),
+        T(a_peer_registering_again_is_added_beside_its_old_registration),
         T(rolls_back_routes_when_the_router_refuses_one),
         T(refuses_routes_that_shadow_the_gateway),
         T(routes_stay_after_the_last_worker_leaves),

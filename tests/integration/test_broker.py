@@ -434,8 +434,18 @@ class ServiceCalls(BrokerTestCase):
 
 
 class WorkerHeader(BrokerTestCase):
-    def test_reply_names_the_worker_that_answered(self):
+    def test_no_worker_header_by_default(self):
+        # Issue 13: host:pid of the worker is internal topology; clients never see it
+        # unless the operator asks.
         self.start()
+        self.worker("hello", "--id", "io-one")
+        self.wait_ready()
+        r = self.get("/hello")
+        self.assertEqual(r.status, 200)
+        self.assertIsNone(r.header("x-barista-worker"))
+
+    def test_reply_names_the_worker_that_answered(self):
+        self.start("--worker-header")
         self.worker("hello", "--id", "io-one")
         self.worker("hash", "--id", "cpu-one")
         self.wait_joined(2)

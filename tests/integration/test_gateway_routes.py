@@ -67,7 +67,10 @@ class GatewayRoutes(BrokerTestCase):
         outbox = tempfile.TemporaryDirectory(prefix="barista-outbox-")
         self.addCleanup(outbox.cleanup)
         self.start(workers=["hello,sleep", "hash"])
-        self.worker("email", "--outbox", os.path.join(outbox.name, "outbox.txt"))
+        # barista-worker-test's public-email: the email task, submittable over HTTP.
+        h.start_process(self, [h.binary("barista-worker-test"), "--services", "public-email",
+                               "--connect", self.endpoint, "--heartbeat-ms", "200",
+                               "--outbox", os.path.join(outbox.name, "outbox.txt")])
         self.wait_joined(3)
         before = self.metrics()
         for _ in range(3):

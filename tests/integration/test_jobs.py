@@ -1,18 +1,26 @@
-"""Durable background jobs end to end: the real gateway and barista-worker processes,
-a real SQLite store and a real outbox file.  Covers submit -> run -> result, the
-Idempotency-Key, unknown tasks and bad bodies, retries until dead, lease expiry, a
-worker killed mid-job, jobs enqueued by a handler's reply (/signup), and jobs that
-survive a gateway restart."""
+"""Durable background jobs end to end: the real gateway and worker processes, a real
+SQLite store and a real outbox file.  Covers submit -> run -> result, the
+Idempotency-Key (one job per key and task), unknown, internal and retired tasks, bad
+bodies, retries until dead, lease expiry, a worker killed mid-job, jobs enqueued by a
+handler's reply (/signup), random job ids, delayed payloads kept out of memory, and
+jobs that survive a gateway restart.
+
+The workers are barista-worker-test: barista-worker plus the test-only job services
+(tests/workers/test_services.h) - `public-email`, the email task published so that
+HTTP clients may submit it, and `probe`, a task that sleeps and fails on demand.  The
+shipped services are used where their own behaviour is tested."""
 
 import hashlib
 import json
 import os
+import re
 import signal
 import tempfile
 import time
 import unittest
 
 import harness as h
+from zmtp_peer import READY, WELCOME, ZmtpDealer, pack
 
 # Fast heartbeats, so that a killed worker is noticed in well under a second.
 HEARTBEAT_MS = 200
@@ -41,8 +49,8 @@ class JobsTestCase(unittest.TestCase):
             self.addCleanup(self.gw.close)
         return self.gw
 
-    def worker(self, services):
-        return h.start_process(self, [h.binary("barista-worker"), "--services", services,
+    def worker(self, services, binary="barista-worker-test"):
+        return h.start_process(self, [h.binary(binary), "--services", services,
                                       "--connect", self.endpoint,
                                       "--heartbeat-ms", str(HEARTBEAT_MS),
                                       "--outbox", self.outbox])
@@ -59,7 +67,11 @@ class JobsTestCase(unittest.TestCase):
                          headers)
         self.assertEqual(r.status, 202, r.body)
         body = r.json()
+        # Ids are 36 hex digits, time-ordered and random (issue 13): the status URL
+        # carries one.
+        self.assertRegex(body["job_id"], r"^[0-9a-f]{36}$")
         self.assertEqual(body["status_url"], "/jobs/%s" % body["job_id"])
+        self.assertEqual(r.header("Location"), body["status_url"])
         return body["job_id"]
 
     def job(self, job_id):
@@ -81,10 +93,15 @@ class JobsTestCase(unittest.TestCase):
             self.job(job_id)), "job %s to be %s" % (job_id, "/".join(statuses)))
 
     def wait_task_known(self, task):
-        # A task is known once a worker announced it: until then a body that is not
-        # JSON gets 404 (unknown task) rather than 422, and no job is made either way.
+        # A public task is known once a worker announced it: until then a body that is
+        # not JSON gets 404 (unknown task) rather than 422, and no job is made either way.
         self.wait_until(lambda: self.request("POST", "/jobs/" + task, b"{").status == 422,
                         "task %s to be announced" % task)
+
+    def metric(self, name):
+        text = self.request("GET", "/metrics").body.decode()
+        m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
+        return float(m.group(1)) if m else None
 
     def outbox_lines(self):
         try:
@@ -97,8 +114,8 @@ class JobsTestCase(unittest.TestCase):
 class JobsApiTest(JobsTestCase):
     def test_submitted_jobs_run_and_show_their_result(self):
         self.start_gateway()
-        self.worker("email")
-        self.worker("report")
+        self.worker("public-email")
+        self.worker("report", binary="barista-worker")
         self.wait_task_known("email")
         self.wait_task_known("report")
         mail = self.submit("email", {"to": "ada@example.com"})
@@ -114,7 +131,7 @@ class JobsApiTest(JobsTestCase):
 
     def test_idempotency_key_returns_the_same_job(self):
         self.start_gateway()
-        self.worker("email")
+        self.worker("public-email")
         self.wait_task_known("email")
         key = [("Idempotency-Key", "order-42")]
         first = self.submit("email", {"to": "once@example.com"}, key)
@@ -129,7 +146,7 @@ class JobsApiTest(JobsTestCase):
 
     def test_unknown_task_is_404_and_bad_input_is_422(self):
         self.start_gateway()
-        self.worker("email")
+        self.worker("public-email")
         self.wait_task_known("email")
         r = self.request("POST", "/jobs/no-such-task", b"{}")
         self.assertEqual(r.status, 404)
@@ -147,23 +164,26 @@ class JobsApiTest(JobsTestCase):
         self.assertEqual(self.request("POST", "/jobs/email?delay_ms=%zz", b"{}").status, 400)
         self.assertEqual(self.request("GET", "/jobs/999999").status, 404)
         self.assertEqual(self.request("GET", "/jobs/abc").status, 404)
+        self.assertEqual(self.request("GET", "/jobs/not-an-id").status, 404)
+        self.assertEqual(self.request("GET", "/jobs/" + "a" * 37).status, 404)
 
     def test_failing_job_retries_with_backoff_then_is_dead(self):
         self.start_gateway("--jobs-max-attempts", "3", "--jobs-backoff", "20ms")
-        self.worker("report")
-        self.wait_task_known("report")
-        job = self.submit("report", {"fail": True})
+        self.worker("probe")
+        self.wait_task_known("probe")
+        job = self.submit("probe", {"fail": True})
         dead = self.wait_status(job, "dead")
         self.assertEqual(dead["attempts"], 3)
         self.assertEqual(dead["error"], "asked to fail")
         self.assertIsNone(dead["result"])
-        fatal = self.submit("report", {"fatal": True})
+        fatal = self.submit("probe", {"fatal": True})
         dead = self.wait_status(fatal, "dead")
         self.assertEqual(dead["attempts"], 1)
+        self.assertEqual(dead["error"], "asked to fail for good")
 
     def test_delayed_job_waits_for_its_time(self):
         self.start_gateway()
-        self.worker("report")
+        self.worker("report", binary="barista-worker")
         self.wait_task_known("report")
         job = self.submit("report", {"n": 1}, query="?delay_ms=60000")
         time.sleep(0.3)
@@ -174,7 +194,7 @@ class JobsApiTest(JobsTestCase):
 
     def test_finished_jobs_expire_after_the_retention(self):
         self.start_gateway("--jobs-retention", "300ms")
-        self.worker("report")
+        self.worker("report", binary="barista-worker")
         self.wait_task_known("report")
         job = self.submit("report", {"n": 1}, [("Idempotency-Key", "short-lived")])
         self.wait_status(job, "succeeded")
@@ -186,7 +206,7 @@ class JobsApiTest(JobsTestCase):
 
     def test_task_limit_answers_503(self):
         self.start_gateway("--jobs-task-limit", "2")
-        self.worker("report")
+        self.worker("report", binary="barista-worker")
         self.wait_task_known("report")
         for _ in range(2):
             self.submit("report", {"n": 1}, query="?delay_ms=60000")
@@ -197,8 +217,7 @@ class JobsApiTest(JobsTestCase):
 
     def test_signup_enqueues_an_email_before_answering(self):
         self.start_gateway()
-        self.worker("signup,email")
-        self.wait_task_known("email")
+        self.worker("signup,email", binary="barista-worker")
         self.wait_until(lambda: self.request("GET", "/readyz").status == 200, "readyz")
         r = self.request("POST", "/signup", b'{"email": "new@example.com"}')
         self.assertEqual(r.status, 201, r.body)
@@ -206,8 +225,7 @@ class JobsApiTest(JobsTestCase):
         lines = self.wait_until(
             lambda: [l for l in self.outbox_lines() if l[1] == "new@example.com"], "the email")
         self.assertEqual(len(lines), 1)
-        # The mail is written before the worker reports the job done: wait for the
-        # report rather than race it.
+        # The line is written before the worker's JOB_RESULT: wait for the latter.
         self.wait_status(lines[0][0], "succeeded")
         r = self.request("POST", "/signup", b'{"name": "no email"}')
         self.assertEqual(r.status, 422)
@@ -217,15 +235,158 @@ class JobsApiTest(JobsTestCase):
                          [("missing", ["body", "email"])])
 
 
+class JobsSecurityTest(JobsTestCase):
+    """Issue 13's job items, each against the real processes."""
+
+    def rogue(self, name, tasks, public):
+        """A peer that registers with READY announcing `tasks` (of which `public`
+        marked public) and no service, the way the issue's attacker did."""
+        d = ZmtpDealer("127.0.0.1", self.broker_port)
+        self.addCleanup(d.close)
+        d.send(pack([1, READY, name, 0, 0, 1000, [], tasks, public]))  # no credit
+        d.recv_type(WELCOME)
+        return d
+
+    def test_task_no_worker_runs_is_404_and_a_readys_tasks_do_not_last(self):
+        # Item 5: tasks exist while a registered worker announces them.
+        self.start_gateway("--jobs-task-grace", "300ms")
+        junk = ["junk-%d-%d" % (i // 16, i % 16) for i in range(128)]
+        rogue = self.rogue("rogue:1", junk, junk)
+        # While it is registered its public tasks are submittable (it runs them)...
+        self.wait_task_known("junk-3-7")
+        queued = self.submit("junk-3-7", {"x": 1})
+        # ...but one READY brings at most 64 tasks.
+        self.assertEqual(self.request("POST", "/jobs/junk-7-15", b"{}").status, 404)
+        rogue.close()
+        # Gone (heartbeats stop), then retired after the grace period: no worker runs
+        # the task, so it is 404 again - and stays so after a gateway restart.
+        self.wait_until(lambda: self.request("POST", "/jobs/junk-3-7", b"{}").status == 404,
+                        "the rogue's tasks to retire")
+        r = self.request("POST", "/jobs/junk-3-7", b"{}")
+        self.assertEqual(r.json(), {"detail": "Unknown task"})
+        # The job it took waits for a worker of its task, still readable.
+        self.assertEqual(self.job(queued)["status"], "queued")
+        self.assertIn("task junk-3-7 retired", self.gw.stderr())
+        # A real task still joins.
+        self.worker("public-email")
+        self.wait_task_known("email")
+
+    def test_a_reply_cannot_enqueue_a_task_that_does_not_exist(self):
+        self.start_gateway()
+        self.worker("signup", binary="barista-worker")  # without the email task
+        self.wait_until(lambda: self.request("GET", "/readyz").status == 200, "readyz")
+        r = self.request("POST", "/signup", b'{"email": "new@example.com"}')
+        self.assertEqual(r.status, 503, r.body)
+        self.assertIn("background jobs could not be stored", r.json()["detail"])
+        self.assertIn("task email refused: no such task", self.gw.stderr())
+
+    def test_email_is_internal_and_report_is_public(self):
+        # Item 14, with the shipped services: the README's POST /jobs/report works,
+        # email is only enqueued by signup.
+        self.start_gateway()
+        self.worker("signup,email", binary="barista-worker")
+        self.worker("report", binary="barista-worker")
+        self.wait_task_known("report")
+        self.wait_until(lambda: self.request("GET", "/readyz").status == 200, "readyz")
+        r = self.request("POST", "/jobs/email", b'{"to": "x@example.com"}')
+        self.assertEqual(r.status, 404)
+        self.assertEqual(r.json(), {"detail": "Unknown task"})
+        self.assertEqual(self.request("POST", "/signup", b'{"email": "y@example.com"}').status,
+                         201)
+        self.wait_until(lambda: [l for l in self.outbox_lines() if l[1] == "y@example.com"],
+                        "the signup's email")
+        self.assertEqual([l for l in self.outbox_lines() if l[1] == "x@example.com"], [])
+        self.wait_status(self.submit("report", {"n": 2}), "succeeded")
+
+    def test_report_has_no_test_switches(self):
+        # Item 15: the shipped, public report task neither fails nor sleeps on demand.
+        self.start_gateway()
+        self.worker("report", binary="barista-worker")
+        self.wait_task_known("report")
+        done = self.wait_status(self.submit("report", {"n": 1, "fail": True, "fatal": True}),
+                                "succeeded", "dead")
+        self.assertEqual(done["status"], "succeeded")
+        self.assertEqual(done["attempts"], 1)
+
+    def test_idempotency_keys_are_scoped_per_task(self):
+        # Item 12: the same key on two tasks makes two jobs.
+        self.start_gateway()
+        self.worker("public-email")
+        self.worker("probe")
+        self.wait_task_known("email")
+        self.wait_task_known("probe")
+        key = [("Idempotency-Key", "order-42")]
+        probe = self.submit("probe", {}, key)
+        mail = self.submit("email", {"to": "keyed@example.com"}, key)
+        self.assertNotEqual(probe, mail)
+        self.assertEqual(self.submit("email", {"to": "keyed@example.com"}, key), mail)
+        self.assertEqual(self.submit("probe", {}, key), probe)
+        self.assertEqual(self.job(mail)["task"], "email")
+        self.wait_status(mail, "succeeded")
+        self.assertIn([mail, "keyed@example.com"], self.outbox_lines())
+
+    def test_job_ids_are_random_and_never_reused(self):
+        # Item 13: after retention deleted a job and the gateway restarted, a new job
+        # does not get its id, and an old status URL is 404, not someone else's job.
+        gw = self.start_gateway("--jobs-retention", "200ms", checked=False)
+        self.worker("report", binary="barista-worker")
+        self.wait_task_known("report")
+        first = self.submit("report", {"n": 1})
+        self.wait_status(first, "succeeded")
+        self.wait_until(lambda: self.request("GET", "/jobs/" + first).status == 404,
+                        "the job to expire")
+        gw.signal(signal.SIGTERM)
+        gw.wait()
+        gw.close()
+        self.start_gateway("--jobs-retention", "200ms")
+        self.wait_task_known("report")
+        ids = {self.submit("report", {"n": 1}) for _ in range(20)}
+        self.assertEqual(len(ids), 20)
+        self.assertNotIn(first, ids)
+        self.assertEqual(self.request("GET", "/jobs/" + first).status, 404)
+
+    def test_delayed_payloads_wait_in_the_store_not_in_memory(self):
+        # Item 11: a delayed job's payload leaves memory once it is durable, and comes
+        # back whole when the job is due.
+        self.start_gateway()
+        self.worker("public-email")
+        self.wait_task_known("email")
+        pad = "p" * (512 * 1024)
+        later = [self.submit("email", {"to": "later%d@example.com" % i, "pad": pad},
+                             query="?delay_ms=2592000000") for i in range(8)]
+        self.assertEqual(self.metric("barista_jobs_memory_bytes"), 0)
+        soon = self.submit("email", {"to": "soon@example.com", "pad": pad},
+                           query="?delay_ms=300")
+        self.wait_status(soon, "succeeded")
+        self.assertIn([soon, "soon@example.com"], self.outbox_lines())
+        for job in later:
+            self.assertEqual(self.job(job)["status"], "queued")
+        self.assertEqual(self.metric("barista_jobs_memory_bytes"), 0)
+
+    def test_task_bytes_limit_answers_503(self):
+        self.start_gateway("--jobs-task-bytes", "1m")
+        self.worker("public-email")
+        self.wait_task_known("email")
+        pad = "p" * (300 * 1024)
+        for i in range(3):
+            self.submit("email", {"to": "b%d@example.com" % i, "pad": pad},
+                        query="?delay_ms=60000")
+        r = self.request("POST", "/jobs/email?delay_ms=60000",
+                         json.dumps({"to": "over@example.com", "pad": pad}).encode())
+        self.assertEqual(r.status, 503)
+        self.assertEqual(r.header("Retry-After"), "1")
+        self.assertIn("bytes", r.json()["detail"])
+
+
 class JobsFaultTest(JobsTestCase):
     def test_lease_expiry_requeues_the_job(self):
         # Each attempt sleeps past the lease: the job moves to the other worker, and
         # after the last attempt it is dead with the lease as its error.
         self.start_gateway("--jobs-lease", "300ms", "--jobs-max-attempts", "2")
-        self.worker("report")
-        self.worker("report")
-        self.wait_task_known("report")
-        job = self.submit("report", {"sleep_ms": 1500})
+        self.worker("probe")
+        self.worker("probe")
+        self.wait_task_known("probe")
+        job = self.submit("probe", {"sleep_ms": 1500})
         dead = self.wait_status(job, "dead")
         self.assertEqual(dead["attempts"], 2)
         self.assertEqual(dead["error"], "lease expired")
@@ -233,11 +394,11 @@ class JobsFaultTest(JobsTestCase):
 
     def test_worker_killed_mid_job_gives_it_to_another(self):
         self.start_gateway()
-        first = self.worker("report")
-        self.wait_task_known("report")
-        job = self.submit("report", {"sleep_ms": 60000, "n": 3})
+        first = self.worker("probe")
+        self.wait_task_known("probe")
+        job = self.submit("probe", {"sleep_ms": 60000})
         self.wait_status(job, "running")
-        self.worker("report")
+        self.worker("probe")
         time.sleep(0.2)
         # The new worker is idle; the job is still leased to the first one.
         first.proc.send_signal(signal.SIGKILL)
@@ -249,7 +410,7 @@ class JobsFaultTest(JobsTestCase):
 
     def test_jobs_survive_a_gateway_restart(self):
         gw = self.start_gateway(checked=False)
-        self.worker("email")
+        self.worker("public-email")
         self.wait_task_known("email")
         delayed = self.submit("email", {"to": "later@example.com"}, query="?delay_ms=1500")
         keyed = self.submit("email", {"to": "key@example.com"}, [("Idempotency-Key", "k-1")])
@@ -267,8 +428,8 @@ class JobsFaultTest(JobsTestCase):
         # Keys survive too.
         again = self.submit("email", {"to": "key@example.com"}, [("Idempotency-Key", "k-1")])
         self.assertEqual(again, keyed)
-        # Ids keep growing across the restart.
-        self.assertGreater(int(self.submit("email", {"to": "x@example.com"})), int(delayed))
+        # A new id is none of the old ones.
+        self.assertNotIn(self.submit("email", {"to": "x@example.com"}), (delayed, keyed, done))
 
 
 if __name__ == "__main__":

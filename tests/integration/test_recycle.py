@@ -21,8 +21,10 @@ class Recycle(unittest.TestCase):
         return 0
 
     def test_recycled_workers_fail_no_request(self):
+        # --worker-header (off by default since the broker hardening): replies name the
+        # worker that answered, so that recycled workers can be told apart.
         gw = h.start_gateway(self, "--local", "--io-workers", "2", "--cpu-workers", "0",
-                             "--io-services", "hello",
+                             "--io-services", "hello", "--worker-header",
                              env={"BARISTA_MAX_REQUESTS": "30",
                                   "BARISTA_MAX_REQUESTS_JITTER": "10"})
         self.assertTrue(h.poll_until(lambda: self.live_hello_workers(gw) == 2, WAIT),

@@ -20,6 +20,7 @@ static br_service max_services[64];
 static br_route max_routes[128];
 static br_param max_params[32];
 static br_str max_tasks[128];
+static br_str max_public_tasks[128];
 static br_job_spec max_jobs[64];
 
 /* Schemas: {"type":"string","enum":["a","b"]} and
@@ -98,6 +99,7 @@ static br_service services[] = {
     {S("sleep"), BR_KIND_IO, sleep_routes, 2},
 };
 static br_str tasks[] = {S("email"), S("thumbnail")};
+static br_str public_tasks[] = {S("thumbnail")};
 
 static br_pair path_params[] = {{S("name"), S("world")}};
 static br_pair cookies[] = {{S("session"), S("abc")}};
@@ -129,6 +131,7 @@ static void fill_maximal_lists(void)
     for (size_t i = 0; i < 128; i++) {
         max_routes[i] = hello_routes[1];
         max_tasks[i] = tasks[i % 2];
+        max_public_tasks[i] = tasks[i % 2];
     }
     max_routes[0].params = max_params;
     max_routes[0].nparams = 32;
@@ -140,14 +143,17 @@ static void fill_maximal_lists(void)
 
 static void sample_ready(sample_shape shape, br_ready *m)
 {
-    *m = (br_ready){S("host:4242:9f3e"), BR_KIND_IO, 1000, 1000, services, 2, tasks, 2};
+    *m = (br_ready){S("host:4242:9f3e"), BR_KIND_IO, 1000, 1000, services, 2, tasks, 2,
+                    public_tasks,        1};
     if (shape == SAMPLE_EMPTY)
-        *m = (br_ready){S(""), BR_KIND_CPU, 0, 0, NULL, 0, NULL, 0};
+        *m = (br_ready){S(""), BR_KIND_CPU, 0, 0, NULL, 0, NULL, 0, NULL, 0};
     if (shape == SAMPLE_MAXIMAL) {
         m->services = max_services;
         m->nservices = 64;
         m->tasks = max_tasks;
         m->ntasks = 128;
+        m->public_tasks = max_public_tasks;
+        m->npublic_tasks = 128;
     }
 }
 
@@ -289,6 +295,7 @@ static const sample_hostile hostiles[] = {
       "\x9f\x01\x03\x01\xa1s\xa0\xa3GET\xa1/\x91\xdd\xff\xff\xff\xff\xa1k\xa1v"),
     H("ready services array32", "\x98\x01\x01\xa1w\x00\x01\x01\xdd\xff\xff\xff\xff"),
     H("ready tasks array32", "\x98\x01\x01\xa1w\x00\x01\x01\x90\xdd\xff\xff\xff\xff"),
+    H("ready public_tasks array32", "\x99\x01\x01\xa1w\x00\x01\x01\x90\x90\xdd\xff\xff\xff\xff"),
     H("service routes array32",
       "\x98\x01\x01\xa1w\x00\x01\x01\x91\x93\xa1s\x00\xdd\xff\xff\xff\xff"),
     H("route params array32",
@@ -358,7 +365,8 @@ static bool ready_equal(const br_ready *a, const br_ready *b)
 {
     if (!str_equal(a->worker_id, b->worker_id) || a->kind != b->kind ||
         a->capacity != b->capacity || a->heartbeat_ms != b->heartbeat_ms ||
-        a->nservices != b->nservices || a->ntasks != b->ntasks)
+        a->nservices != b->nservices || a->ntasks != b->ntasks ||
+        a->npublic_tasks != b->npublic_tasks)
         return false;
     for (uint32_t i = 0; i < a->nservices; i++) {
         const br_service *x = &a->services[i], *y = &b->services[i];
@@ -371,6 +379,10 @@ static bool ready_equal(const br_ready *a, const br_ready *b)
     }
     for (uint32_t i = 0; i < a->ntasks; i++) {
         if (!str_equal(a->tasks[i], b->tasks[i]))
+            return false;
+    }
+    for (uint32_t i = 0; i < a->npublic_tasks; i++) {
+        if (!str_equal(a->public_tasks[i], b->public_tasks[i]))
             return false;
     }
     return true;

@@ -330,6 +330,45 @@ static void accepts_and_ignores_extra_trailing_elements(void **state)
     br_decoder_destroy(&d);
 }
 
+/* READY's public_tasks is an optional trailing field (issue 13): a READY without it is
+ * encoded exactly as before and means "every task internal"; with it, it is read. */
+static void ready_public_tasks_is_optional_and_trailing(void **state)
+{
+    static const uint8_t old_ready[] = {0x98, 0x01, 0x01, 0xa1, 'w',  0x00,
+                                        0x01, 0x01, 0x90, 0x91, 0xa1, 't'};
+    static const uint8_t new_ready[] = {0x99, 0x01, 0x01, 0xa1, 'w',  0x00, 0x01, 0x01,
+                                        0x90, 0x91, 0xa1, 't',  0x91, 0xa1, 't'};
+    br_decoder *d = br_decoder_new(NULL);
+    br_msg out;
+    assert_int_equal(br_decoder_decode(d, old_ready, sizeof old_ready, &out), 0);
+    assert_int_equal(out.u.ready.ntasks, 1);
+    assert_int_equal(out.u.ready.npublic_tasks, 0);
+    assert_int_equal(br_decoder_decode(d, new_ready, sizeof new_ready, &out), 0);
+    assert_int_equal(out.u.ready.npublic_tasks, 1);
+    assert_true(br_str_eq(out.u.ready.public_tasks[0], "t"));
+    /* The encoder leaves the field out when empty and writes it when not. */
+    br_buf buf = {0};
+    br_str t = {"t", 1};
+    br_msg m = {.type = BR_MSG_READY};
+    m.u.ready = (br_ready){{"w", 1}, BR_KIND_IO, 1, 1, NULL, 0, &t, 1, NULL, 0};
+    assert_int_equal(br_msg_encode(&m, &buf), 0);
+    assert_int_equal(buf.len, sizeof old_ready);
+    assert_memory_equal(buf.data, old_ready, sizeof old_ready);
+    buf.len = 0;
+    m.u.ready.public_tasks = &t;
+    m.u.ready.npublic_tasks = 1;
+    assert_int_equal(br_msg_encode(&m, &buf), 0);
+    assert_int_equal(buf.len, sizeof new_ready);
+    assert_memory_equal(buf.data, new_ready, sizeof new_ready);
+    /* A public_tasks that is not a list is refused, not skipped. */
+    uint8_t bad[sizeof new_ready];
+    memcpy(bad, new_ready, sizeof bad);
+    bad[12] = 0x07;
+    assert_int_equal(br_decoder_decode(d, bad, sizeof bad - 2, &out), BR_ETYPE);
+    br_buf_free(&buf);
+    br_decoder_destroy(&d);
+}
+
 static void rejects_bytes_after_the_message(void **state)
 {
     br_msg m;
@@ -445,6 +484,10 @@ static void grow_tasks(br_msg *m)
 {
     m->u.ready.ntasks++;
 }
+static void grow_public_tasks(br_msg *m)
+{
+    m->u.ready.npublic_tasks++;
+}
 static void grow_jobs(br_msg *m)
 {
     m->u.reply.njobs++;
@@ -483,7 +526,7 @@ static void rejects_lengths_and_counts_just_over_each_limit(void **state)
     check_limit(&req, grow_header_value, "header value");
 
     br_msg ready = {.type = BR_MSG_READY};
-    ready.u.ready = (br_ready){{"w", 1}, BR_KIND_IO, 1, 1, services3, 2, tasks3, 2};
+    ready.u.ready = (br_ready){{"w", 1}, BR_KIND_IO, 1, 1, services3, 2, tasks3, 2, NULL, 0};
     base = ready;
     check_limit(&ready, grow_services, "services");
     ready = base;
@@ -494,6 +537,10 @@ static void rejects_lengths_and_counts_just_over_each_limit(void **state)
     routes3[0].nparams = 2;
     ready = base;
     check_limit(&ready, grow_tasks, "tasks");
+    ready = base;
+    ready.u.ready.public_tasks = tasks3;
+    ready.u.ready.npublic_tasks = 2;
+    check_limit(&ready, grow_public_tasks, "public tasks");
 
     br_msg reply = {.type = BR_MSG_REPLY};
     reply.u.reply = (br_reply){.status = 200, .jobs = jobs3, .njobs = 2};
@@ -621,6 +668,7 @@ int main(void)
         cmocka_unit_test(accepts_bounds_sent_as_integers_and_float32),
         cmocka_unit_test(rejects_each_field_with_the_wrong_type),
         cmocka_unit_test(accepts_and_ignores_extra_trailing_elements),
+        cmocka_unit_test(ready_public_tasks_is_optional_and_trailing),
         cmocka_unit_test(rejects_bytes_after_the_message),
         cmocka_unit_test(rejects_records_with_missing_fields),
         cmocka_unit_test(rejects_lengths_and_counts_just_over_each_limit),

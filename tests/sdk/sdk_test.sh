@@ -12,8 +12,9 @@
 # to a temporary directory, removed at the end.  Checks on the way:
 # nothing installed carries sanitizer flags or symbols, the shared library has its
 # SONAME and exports every function the installed headers declare, the headers do not
-# bring in the wire protocol or msgpack-c, and a program built with other flags
-# (ASan + UBSan) links cleanly.
+# bring in the wire protocol or msgpack-c, a program built with other flags
+# (ASan + UBSan) links cleanly, and the static library links with what the CMake
+# package and `pkg-config --static` name (libczmq among them).
 set -euo pipefail
 
 src="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -122,6 +123,33 @@ python3 "$src/tests/integration/dbservers.py" --pg --redis -- \
     die "notes-pg's tests"
 ! grep -q "Skipped" "$tmp/notes-pg.log" || die "notes-pg's tests were skipped"
 grep -h "tests passed" "$tmp/notes-pg.log" | sed 's/^/    /'
+# The archive holds the protocol's objects, whose CURVE certificates are CZMQ's: a
+# static link needs libczmq among the private dependencies the package files name.
+say "example: linked statically, with CMake (Barista::worker_static) and pkg-config"
+mkdir -p "$tmp/static"
+cp "$notes/main.c" "$notes/notes.c" "$tmp/static/"
+cat >"$tmp/static/CMakeLists.txt" <<'EOF'
+cmake_minimum_required(VERSION 3.18)
+project(notes_static LANGUAGES C)
+find_package(Barista 0.1 REQUIRED)
+add_executable(notes-static main.c notes.c)
+target_link_libraries(notes-static PRIVATE Barista::worker_static)
+EOF
+cmake -S "$tmp/static" -B "$tmp/static-cmake" -DCMAKE_PREFIX_PATH="$prefix" >"$tmp/static.log" 2>&1 &&
+    cmake --build "$tmp/static-cmake" >>"$tmp/static.log" 2>&1 || die "notes with Barista::worker_static"
+# With pkg-config: the archive, then the private requirements' libraries (Debian's
+# `pkg-config --static libzmq` names a libprotokit.a that no package ships).
+private="$(pkg-config --print-requires-private barista-worker | awk '{print $1}')"
+grep -qx libczmq <<<"$private" || die "barista-worker.pc does not require libczmq"
+cc -o "$tmp/static/notes-pc" "$notes/main.c" "$notes/notes.c" $(pkg-config --cflags barista-worker) \
+    -L"$libdir" -l:libbarista-worker.a $(pkg-config --libs $private libuv) -lm \
+    >>"$tmp/static.log" 2>&1 || die "notes with pkg-config and the archive"
+for bin in "$tmp/static-cmake/notes-static" "$tmp/static/notes-pc"; do
+    ! readelf -d "$bin" | grep -q 'NEEDED.*libbarista' || die "$bin needs a shared libbarista"
+    readelf -d "$bin" | grep -q 'NEEDED.*libczmq' || die "$bin does not link libczmq"
+    "$bin" --list >>"$tmp/static.log" 2>&1 || die "$bin --list"
+done
+
 
 http_port=$(free_port)
 broker_port=$(free_port)

@@ -302,6 +302,9 @@ int harness_expect_reply(harness *h, uint64_t id, br_reply *out, int timeout_ms,
     return 0;
 }
 
+/* The shortest broker heartbeat period the harness announces in WELCOME. */
+#define HARNESS_MIN_BROKER_HB_MS 500u
+
 int harness_register(harness *h, const char *broker_id, uint32_t *capacity, uint8_t *kind)
 {
     br_msg m;
@@ -313,7 +316,12 @@ int harness_register(harness *h, const char *broker_id, uint32_t *capacity, uint
         *kind = m.u.ready.kind;
     br_msg w = {.type = BR_MSG_WELCOME};
     w.u.welcome.broker_id = br_str_c(broker_id);
-    w.u.welcome.heartbeat_ms = (uint32_t)h->heartbeat_ms;
+    /* The harness heartbeats every heartbeat_ms / 2 while it waits, but it is one
+     * thread of a test that may not run for a few hundred ms on a loaded machine (ASan,
+     * other tests, a hash on the other core): it announces a broker period of at least
+     * HARNESS_MIN_BROKER_HB_MS, so the worker gives up on it only after three of those. */
+    uint32_t period = (uint32_t)h->heartbeat_ms;
+    w.u.welcome.heartbeat_ms = period > HARNESS_MIN_BROKER_HB_MS ? period : HARNESS_MIN_BROKER_HB_MS;
     return harness_send(h, &w);
 }
 

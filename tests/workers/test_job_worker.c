@@ -1,9 +1,11 @@
 /*
- * test_job_worker.c - the real barista-worker running background jobs for a test
- * broker: READY announces the tasks, a JOB is acknowledged and answered with a
- * JOB_RESULT (OK with the result, RETRY, FATAL), an unknown task fails at once, and
- * the email task's line is in the outbox before its JOB_RESULT, and a handler's
- * br_reply_add_job rides in its REPLY.
+ * test_job_worker.c - the real worker running background jobs for a test broker:
+ * READY announces the tasks and which of them are public, a JOB is acknowledged and
+ * answered with a JOB_RESULT (OK with the result, RETRY, FATAL), an unknown task fails
+ * at once, the shipped report task has no test switches, the email task's line is in
+ * the outbox before its JOB_RESULT, and a handler's br_reply_add_job rides in its
+ * REPLY.  The worker is barista-worker-test: barista-worker plus the test-only job
+ * services (test_services.h), whose `probe` task fails on demand.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -33,6 +35,12 @@ static int setup_report(void **state)
 {
     static harness h;
     return harness_setup(state, &h, "report", HB_MS, NULL);
+}
+
+static int setup_probe(void **state)
+{
+    static harness h;
+    return harness_setup(state, &h, "probe", HB_MS, NULL);
 }
 
 /* The outbox of the email fixture. */
@@ -89,6 +97,9 @@ static void ready_announces_the_tasks(void **state)
     assert_int_equal(m.u.ready.kind, BR_KIND_CPU);
     assert_int_equal(m.u.ready.ntasks, 1);
     assert_true(br_str_eq(m.u.ready.tasks[0], "report"));
+    /* report is public: the README's quick start POSTs /jobs/report. */
+    assert_int_equal(m.u.ready.npublic_tasks, 1);
+    assert_true(br_str_eq(m.u.ready.public_tasks[0], "report"));
     /* A service with tasks and no routes announces no routes. */
     assert_int_equal(m.u.ready.nservices, 1);
     assert_int_equal(m.u.ready.services[0].nroutes, 0);
@@ -111,13 +122,39 @@ static void failing_jobs_report_retry_or_fatal(void **state)
 {
     harness *h = *state;
     assert_int_equal(harness_register(h, "b1", NULL, NULL), 0);
-    assert_int_equal(send_job(h, "1", "report", FAIL, sizeof(FAIL) - 1), 0);
+    assert_int_equal(send_job(h, "1", "probe", FAIL, sizeof(FAIL) - 1), 0);
     br_job_result r = expect_result(h, "1", true);
     assert_int_equal(r.outcome, BR_JOB_RETRY);
     assert_true(br_str_eq(r.error, "asked to fail"));
-    assert_int_equal(send_job(h, "2", "report", FATAL, sizeof(FATAL) - 1), 0);
+    assert_int_equal(send_job(h, "2", "probe", FATAL, sizeof(FATAL) - 1), 0);
     r = expect_result(h, "2", true);
     assert_int_equal(r.outcome, BR_JOB_FATAL);
+    assert_true(br_str_eq(r.error, "asked to fail for good"));
+}
+
+/* The shipped report task is public, so it must not obey test switches a client
+ * could use to fail jobs or tie up CPU workers (issue 13, item 15). */
+static void report_has_no_test_switches(void **state)
+{
+    harness *h = *state;
+    assert_int_equal(harness_register(h, "b1", NULL, NULL), 0);
+    assert_int_equal(send_job(h, "3", "report", FAIL, sizeof(FAIL) - 1), 0);
+    br_job_result r = expect_result(h, "3", true);
+    assert_int_equal(r.outcome, BR_JOB_OK);
+    assert_int_equal(send_job(h, "4", "report", FATAL, sizeof(FATAL) - 1), 0);
+    r = expect_result(h, "4", true);
+    assert_int_equal(r.outcome, BR_JOB_OK);
+}
+
+/* email is internal: only signup enqueues it. */
+static void email_is_announced_internal(void **state)
+{
+    harness *h = *state;
+    br_msg m;
+    assert_int_equal(harness_expect(h, BR_MSG_READY, &m, WAIT_MS, NULL), 0);
+    assert_int_equal(m.u.ready.ntasks, 1);
+    assert_true(br_str_eq(m.u.ready.tasks[0], "email"));
+    assert_int_equal(m.u.ready.npublic_tasks, 0);
 }
 
 static void unknown_task_fails_for_good_at_once(void **state)
@@ -184,8 +221,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(ready_announces_the_tasks, setup_report, harness_teardown),
         cmocka_unit_test_setup_teardown(job_is_acknowledged_run_and_answered_with_its_result,
                                         setup_report, harness_teardown),
-        cmocka_unit_test_setup_teardown(failing_jobs_report_retry_or_fatal, setup_report,
+        cmocka_unit_test_setup_teardown(failing_jobs_report_retry_or_fatal, setup_probe,
                                         harness_teardown),
+        cmocka_unit_test_setup_teardown(report_has_no_test_switches, setup_report,
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(email_is_announced_internal, setup_email, teardown_email),
         cmocka_unit_test_setup_teardown(unknown_task_fails_for_good_at_once, setup_report,
                                         harness_teardown),
         cmocka_unit_test_setup_teardown(email_line_is_in_the_outbox_before_the_result, setup_email,

@@ -18,6 +18,19 @@ extern const br_service_spec br_test_life_service;
  * --test-redis say where the servers are. */
 extern const br_service_spec br_test_db_service;
 
+/* cpu: public task `probe`, payload {"sleep_ms": MS, "fail": BOOL, "fatal": BOOL}:
+ * sleeps MS (at most 600000), then fails with retry ("asked to fail"), fails for good
+ * ("asked to fail for good") or succeeds with {"slept_ms": MS} - the switches the
+ * retry, dead-job and lease tests need, kept out of the shipped services
+ * (job_services.c). */
+extern const br_service_spec br_test_probe_service;
+
+/* io: `public-email`, the built-in `email` task declared public, so that HTTP clients
+ * may POST /jobs/email (the shipped `email` is internal, enqueued by signup).  The job
+ * integration tests, the chaos test and the job benchmark submit email jobs this way.
+ * A copy of br_email_service made on first call (job_services.c). */
+const br_service_spec *br_test_public_email_service(void);
+
 /* io: typed contracts (typed_service.c): body schemas, parameters, declared responses. */
 extern const br_service_spec br_test_typed_service;
 

@@ -6,16 +6,19 @@
 
 /* More than the built-ins and the test services together. */
 #define MAX_SERVICES 64
+#define NTEST        6
 
 int main(int argc, char **argv)
 {
     const br_service_spec *services[MAX_SERVICES];
     size_t n = 0;
-    for (size_t i = 0; i < br_builtin_count && n < MAX_SERVICES - 4; i++)
+    for (size_t i = 0; i < br_builtin_count && n < MAX_SERVICES - NTEST; i++)
         services[n++] = br_builtin_services[i];
     services[n++] = &br_test_stall_service;
     services[n++] = &br_test_life_service;
     services[n++] = &br_test_db_service;
+    services[n++] = &br_test_probe_service;
+    services[n++] = br_test_public_email_service();
     services[n++] = &br_test_typed_service;
     return br_worker_main(argc, argv, services, n);
 }

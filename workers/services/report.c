@@ -1,22 +1,20 @@
 /*
- * report.c - a CPU task with a result.
+ * report.c - a CPU task with a result, public: HTTP clients submit it with
+ * POST /jobs/report (the README's quick start).
  *
- *   task report, payload {"n": ROUNDS, "fail": BOOL, "fatal": BOOL, "sleep_ms": MS}
+ *   task report, payload {"n": ROUNDS}
  *   result {"digest": HEX, "n": ROUNDS}: SHA-256 applied ROUNDS times (as /hash does)
  *   to the job's id.
  *
- * "fail" makes every attempt fail with retry, "fatal" fail for good, and "sleep_ms"
- * hold the worker that long first: switches for tests of retries, dead jobs and
- * leases.
+ * Test behaviour (failing on demand, sleeping past a lease) is not here: it lives in
+ * the test-only `probe` task of barista-worker-test (tests/workers/job_services.c).
  */
 #include <sodium.h>
-#include <time.h>
 
 #include "services.h"
 
 #define REPORT_DEFAULT_ROUNDS 1000
 #define REPORT_MAX_ROUNDS     10000000
-#define REPORT_MAX_SLEEP_MS   600000
 
 /* A non-negative integer field of the payload, at most max, or `def` when absent or
  * not one. */
@@ -28,30 +26,12 @@ static uint64_t field_uint(br_value p, const char *key, uint64_t def, uint64_t m
     return v < max ? v : max;
 }
 
-static bool field_true(br_value p, const char *key)
-{
-    bool v;
-    return br_value_bool(br_value_get(p, key), &v) == 0 && v;
-}
-
 static void report(br_jobctx *job)
 {
     br_value p;
     if (br_value_parse(br_job_payload(job), &p) != 0)
         p = (br_value){NULL, 0}; /* not one value: every field takes its default */
     uint64_t n = field_uint(p, "n", REPORT_DEFAULT_ROUNDS, REPORT_MAX_ROUNDS);
-    uint64_t sleep_ms = field_uint(p, "sleep_ms", 0, REPORT_MAX_SLEEP_MS);
-    bool fail = field_true(p, "fail"), fatal = field_true(p, "fatal");
-    if (sleep_ms) {
-        struct timespec ts = {(time_t)(sleep_ms / 1000), (long)(sleep_ms % 1000) * 1000000L};
-        while (nanosleep(&ts, &ts) != 0) {
-            /* interrupted: sleep the rest */
-        }
-    }
-    if (fail || fatal) {
-        br_job_fail(job, !fatal, fatal ? "asked to fail for good" : "asked to fail");
-        return;
-    }
     br_str id = br_job_id(job);
     uint8_t digest[BR_HASH_BYTES];
     br_hash_first(digest, id.ptr, id.len);
@@ -70,7 +50,7 @@ static void report(br_jobctx *job)
 }
 
 static const br_task_spec tasks[] = {
-    {.name = "report", .handler = report},
+    {.name = "report", .handler = report, .is_public = true},
 };
 
 const br_service_spec br_report_service = {

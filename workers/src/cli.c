@@ -70,8 +70,9 @@ static const char usage_options[] =
     "                         authenticate to a gateway that requires it\n"
     "                         (BARISTA_CURVE_SERVER_KEY)\n"
     "  --curve-secret-key-file PATH\n"
-    "                         this worker's CURVE key-pair file (barista-keygen), needed\n"
-    "                         with --curve-server-key (BARISTA_CURVE_SECRET_KEY_FILE)\n"
+    "                         this worker's secret CURVE certificate (NAME_secret from\n"
+    "                         barista-keygen), needed with --curve-server-key\n"
+    "                         (BARISTA_CURVE_SECRET_KEY_FILE)\n"
     "  --list                 print the services, their kind and routes\n"
     "  --help                 print this help\n";
 

@@ -50,13 +50,18 @@ int br__jobs_init(br_worker *w)
         n += w->reg.services[i]->ntasks;
     if (n == 0)
         return 0;
-    w->tasks = calloc(n, sizeof(*w->tasks));
+    /* tasks and, behind them, public_tasks: one allocation. */
+    w->tasks = calloc(2 * n, sizeof(*w->tasks));
     if (!w->tasks)
         return BR_ENOMEM;
+    w->public_tasks = w->tasks + n;
     for (size_t i = 0; i < w->reg.nservices; i++) {
         const br_service_spec *s = w->reg.services[i];
-        for (size_t t = 0; t < s->ntasks; t++)
+        for (size_t t = 0; t < s->ntasks; t++) {
             w->tasks[w->ntasks++] = br_str_c(s->tasks[t].name);
+            if (s->tasks[t].is_public)
+                w->public_tasks[w->npublic_tasks++] = br_str_c(s->tasks[t].name);
+        }
     }
     return 0;
 }
@@ -65,7 +70,9 @@ void br__jobs_release(br_worker *w)
 {
     free(w->tasks);
     w->tasks = NULL;
+    w->public_tasks = NULL;
     w->ntasks = 0;
+    w->npublic_tasks = 0;
 }
 
 /* The task called name, or NULL; *svc receives its service's index. */

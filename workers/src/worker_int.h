@@ -106,6 +106,9 @@ struct br_worker {
     struct br_jobctx *jobs;                  /* jobs in flight (counted in inflight), jobs.c */
     br_str *tasks;                           /* READY.tasks: every hosted service's tasks */
     uint32_t ntasks;                         /* entries in tasks */
+    br_str *public_tasks;                    /* READY.public_tasks: those marked is_public,
+                                                after tasks in the same allocation */
+    uint32_t npublic_tasks;                  /* entries in public_tasks */
     uint32_t stall_ms;                       /* watchdog threshold */
     br__calls *calls;        /* calls in flight (call.c), or NULL before the first */
     br__http *http;          /* the async HTTP client (http_client.c), or NULL */

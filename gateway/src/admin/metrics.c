@@ -168,8 +168,15 @@ int gw_metrics_broker(br_buf *out, const gw_broker_stats *st, const gw_registry 
     const metric_row rows[] = {
         {"barista_broker_workers_draining", "gauge",
          "Workers that said GOODBYE and still hold requests.", st->workers_draining},
-        {"barista_broker_services", "gauge", "Services ever announced.", st->services},
+        {"barista_broker_workers_unhealthy", "gauge",
+         "Workers sent nothing because they leave CANCELs unanswered.", st->workers_unhealthy},
+        {"barista_broker_services", "gauge", "Services registered (retired ones leave).",
+         st->services},
         {"barista_broker_inflight", "gauge", "Requests at workers now.", st->inflight},
+        {"barista_broker_cancelled", "gauge",
+         "Cancelled requests whose worker has not answered yet.", st->cancelled},
+        {"barista_broker_inflight_bytes", "gauge", "Bytes of requests at workers, unanswered.",
+         st->inflight_bytes},
         {"barista_broker_queued", "gauge", "Requests waiting for worker credit.", st->queued},
         {"barista_broker_dispatched_total", "counter",
          "REQUESTs sent to workers, retries included.", st->dispatched},
@@ -188,6 +195,8 @@ int gw_metrics_broker(br_buf *out, const gw_broker_stats *st, const gw_registry 
          st->workers_refused},
         {"barista_broker_workers_died_total", "counter",
          "Workers dropped for silence or a lost connection.", st->workers_died},
+        {"barista_broker_services_retired_total", "counter",
+         "Services retired after their grace period without a worker.", st->services_retired},
     };
     if (rc == 0)
         rc = singles(out, rows, NELEMS(rows));
@@ -207,7 +216,12 @@ int gw_metrics_jobs(br_buf *out, const gw_jobs_stats *st)
                      (unsigned long long)st->ready, (unsigned long long)st->running,
                      (unsigned long long)st->scheduled, (unsigned long long)st->finished);
     const metric_row rows[] = {
-        {"barista_jobs_tasks", "gauge", "Tasks known to the job queue.", st->tasks},
+        {"barista_jobs_tasks", "gauge",
+         "Tasks that exist: announced by a registered worker, or in their grace period.",
+         st->tasks},
+        {"barista_jobs_memory_bytes", "gauge",
+         "Job payload, result and error bytes held in memory (--jobs-memory bounds it).",
+         st->memory},
         {"barista_jobs_accepted_total", "counter", "New jobs written down.", st->accepted},
         {"barista_jobs_completed_total", "counter", "Jobs that succeeded.", st->completed},
         {"barista_jobs_retried_total", "counter", "Attempts that ended with the job to run again.",

@@ -57,6 +57,9 @@ static const char gateway_paths[] =
 
 static const char jobs_paths[] =
     ",\"/jobs/{task}\":{\"post\":{\"tags\":[\"jobs\"],\"summary\":\"Submit a durable job\","
+    "\"description\":\"Only tasks their workers mark public may be submitted; other tasks "
+    "are internal (enqueued by services) and answer 404 like unknown ones. An "
+    "Idempotency-Key names one job per task.\","
     "\"parameters\":[{\"name\":\"task\",\"in\":\"path\",\"required\":true,"
     "\"schema\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":128}},"
     "{\"name\":\"idempotency-key\",\"in\":\"header\",\"required\":false,"
@@ -65,12 +68,16 @@ static const char jobs_paths[] =
     "msgpack\",\"content\":{\"application/json\":{\"schema\":{}},"
     "\"application/msgpack\":{\"schema\":{}}}},"
     "\"responses\":{" JSON_RESPONSE("202", "Accepted and durable: job_id and status_url") ","
+    "\"404\":{\"description\":\"No such public task\",\"content\":{\"application/json\":"
+    "{\"schema\":{\"$ref\":\"#/components/schemas/HTTPError\"}}}},"
     "\"422\":{\"description\":\"Validation Error\",\"content\":{\"application/json\":"
     "{\"schema\":{\"$ref\":\"#/components/schemas/HTTPValidationError\"}}}},"
     "\"503\":{\"$ref\":\"#/components/responses/Unavailable\"}}}},"
     "\"/jobs/{id}\":{\"get\":{\"tags\":[\"jobs\"],\"summary\":\"A job's status and result\","
     "\"parameters\":[{\"name\":\"id\",\"in\":\"path\",\"required\":true,"
-    "\"schema\":{\"type\":\"integer\",\"minimum\":1}}],"
+    "\"description\":\"The job_id of the 202: 36 hex digits, time-ordered and random "
+    "(decimal for jobs stored before ids were random)\","
+    "\"schema\":{\"type\":\"string\",\"pattern\":\"^[0-9a-f]{1,36}$\"}}],"
     "\"responses\":{" JSON_RESPONSE("200", "id, task, status, attempts, result") ","
     "\"404\":{\"description\":\"No such job\",\"content\":{\"application/json\":"
     "{\"schema\":{\"$ref\":\"#/components/schemas/HTTPError\"}}}}}}}";

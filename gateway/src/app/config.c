@@ -81,7 +81,26 @@ static const opt options[] = {
     {"max-output-bytes", "BARISTA_MAX_OUTPUT_BYTES", OPT_SIZE, F(http.max_output_bytes), 1,
      256 * MIB, "unwritten request + answer bytes per connection before reading pauses", NULL},
     {"broker", "BARISTA_BROKER", OPT_TEXT, F(broker_endpoint), 0, 0,
-     "ZeroMQ endpoint the broker binds for workers", NULL},
+     "ZeroMQ endpoint the broker binds for workers; auto: a private ipc:// socket with "
+     "--local, else " GW_BROKER_ENDPOINT,
+     NULL},
+    {"insecure-broker", "BARISTA_INSECURE_BROKER", OPT_FLAG, F(insecure_broker), 0, 1,
+     "allow a broker endpoint other hosts can reach WITHOUT CURVE: any process that "
+     "reaches it can register as a worker",
+     NULL},
+    {"max-worker-credit", "BARISTA_MAX_WORKER_CREDIT", OPT_COUNT, F(broker.max_worker_credit), 1,
+     1000000, "cap on the requests one worker may hold, whatever capacity it announces", NULL},
+    {"max-worker-bytes", "BARISTA_MAX_WORKER_BYTES", OPT_SIZE, F(broker.max_worker_bytes), 64 * KIB,
+     1024 * MIB, "bytes of unanswered requests at one worker before it is sent no more", NULL},
+    {"service-max-pending", "BARISTA_SERVICE_MAX_PENDING", OPT_COUNT, F(broker.service_max_pending),
+     1, 10000000, "requests one service may hold, queued + in flight (503 + Retry-After beyond)",
+     NULL},
+    {"cancel-grace", "BARISTA_CANCEL_GRACE", OPT_DURATION, F(broker.cancel_grace_ms), 1, HOUR_MS,
+     "a worker leaving a CANCEL unanswered this long is unhealthy and sent nothing", NULL},
+    {"service-grace", "BARISTA_SERVICE_GRACE", OPT_DURATION, F(broker.service_grace_ms), 1,
+     24 * HOUR_MS, "a service without a worker this long is retired: its routes go", NULL},
+    {"worker-header", "BARISTA_WORKER_HEADER", OPT_FLAG, F(worker_header), 0, 1,
+     "1: replies name their worker in x-barista-worker (internal host names)", NULL},
     {"broker-heartbeat", "BARISTA_BROKER_HEARTBEAT", OPT_DURATION, F(broker.heartbeat_ms), 10,
      60000, "heartbeat period between broker and workers", NULL},
     {"broker-liveness", "BARISTA_BROKER_LIVENESS", OPT_COUNT, F(broker.liveness), 2, 100,
@@ -127,10 +146,21 @@ static const opt options[] = {
      24 * HOUR_MS, "longest retry delay", NULL},
     {"jobs-task-limit", "BARISTA_JOBS_TASK_LIMIT", OPT_COUNT, F(jobs.task_limit), 1, 1000000,
      "unfinished jobs per task (503 + Retry-After beyond)", NULL},
+    {"jobs-memory", "BARISTA_JOBS_MEMORY", OPT_SIZE, F(jobs.memory), 32 * MIB,
+     (uint64_t)64 * 1024 * MIB,
+     "job payload and result bytes held in memory; the rest waits "
+     "in the store",
+     NULL},
+    {"jobs-task-bytes", "BARISTA_JOBS_TASK_BYTES", OPT_SIZE, F(jobs.task_bytes), MIB,
+     (uint64_t)1024 * 1024 * MIB, "payload bytes of one task's unfinished jobs (503 beyond)", NULL},
+    {"jobs-task-grace", "BARISTA_JOBS_TASK_GRACE", OPT_DURATION, F(jobs.task_grace_ms), 1,
+     24 * HOUR_MS, "a task whose last worker left stays submittable this long, then retires", NULL},
     {"curve-secret-key-file", "BARISTA_CURVE_SECRET_KEY_FILE", OPT_PATH, F(curve_secret_key_file),
      0, 0, "broker's CURVE key pair: workers must authenticate", NULL},
     {"curve-authorized-keys", "BARISTA_CURVE_AUTHORIZED_KEYS", OPT_PATH, F(curve_authorized_keys),
      0, 0, "worker public keys allowed to register (file or dir)", NULL},
+    {"curve-watch", "BARISTA_CURVE_WATCH", OPT_COUNT, F(curve_watch), 0, 1,
+     "1: reload the authorised worker keys when they change on disk (as SIGHUP does)", NULL},
     {"shutdown-timeout", "BARISTA_SHUTDOWN_TIMEOUT", OPT_DURATION, F(shutdown_timeout_ms), 1,
      HOUR_MS, "on SIGTERM/SIGINT, how long in-flight requests may finish", NULL},
     {"log-level", "BARISTA_LOG_LEVEL", OPT_CHOICE, F(log_level), 0, 0,
@@ -235,7 +265,7 @@ void gw__config_defaults(gw_config *cfg)
     *cfg = (gw_config){
         .listen = GW_CONFIG_LISTEN,
         .shutdown_timeout_ms = GW_CONFIG_SHUTDOWN_TIMEOUT_MS,
-        .broker_endpoint = GW_BROKER_ENDPOINT,
+        .broker_endpoint = GW_CONFIG_BROKER_AUTO,
         .local = 0,
         .io_workers = GW_CONFIG_IO_WORKERS,
         .cpu_workers = GW_CONFIG_CPU_WORKERS,
@@ -243,6 +273,7 @@ void gw__config_defaults(gw_config *cfg)
         .cpu_services = GW_CONFIG_CPU_SERVICES,
         .worker_bin = GW_CONFIG_WORKER_BIN,
         .jobs_db = GW_JOBS_DB,
+        .curve_watch = GW_CONFIG_CURVE_WATCH,
         .log_level = GW_LOG_DEFAULT_LEVEL,
         .log_json = GW_LOG_DEFAULT_JSON,
         .access_log = GW_EDGE_ACCESS_LOG,
@@ -264,6 +295,7 @@ void gw__config_defaults(gw_config *cfg)
     gw_broker_config_defaults(&cfg->broker);
     gw_jobs_config_defaults(&cfg->jobs);
     cfg->broker_retry = cfg->broker.retry_idempotent;
+    cfg->worker_header = cfg->broker.worker_header;
     /* Cannot fail: a constant, which test_config checks. */
     (void)gw__config_parse_addr(cfg->listen, &cfg->listen_addr);
 }
@@ -482,6 +514,28 @@ static const opt *find_option(const char *name, size_t len)
     return NULL;
 }
 
+/* Resolves --broker auto outside local mode, and refuses an endpoint that other hosts
+ * can reach while CURVE is off unless --insecure-broker says it is meant. */
+static gw_config_result check_broker(gw_config *cfg, FILE *err)
+{
+    bool automatic = strcmp(cfg->broker_endpoint, GW_CONFIG_BROKER_AUTO) == 0;
+    if (automatic && !cfg->local) {
+        snprintf(cfg->broker_endpoint, sizeof(cfg->broker_endpoint), "%s", GW_BROKER_ENDPOINT);
+        automatic = false;
+    }
+    bool curve = cfg->curve_secret_key_file[0] && cfg->curve_authorized_keys[0];
+    if (automatic || curve || cfg->insecure_broker ||
+        gw_broker_endpoint_local(cfg->broker_endpoint))
+        return GW_CONFIG_RUN;
+    fprintf(err,
+            "barista-gateway: broker endpoint %s is reachable from other hosts and worker "
+            "authentication is off: give --curve-secret-key-file and --curve-authorized-keys, "
+            "bind a loopback or ipc:// endpoint, or pass --insecure-broker if any process "
+            "that reaches it may serve your routes\n",
+            cfg->broker_endpoint);
+    return GW_CONFIG_BAD;
+}
+
 gw_config_result gw__config_load(gw_config *cfg, int argc, char **argv, FILE *err)
 {
     gw__config_defaults(cfg);
@@ -521,5 +575,5 @@ gw_config_result gw__config_load(gw_config *cfg, int argc, char **argv, FILE *er
             return GW_CONFIG_BAD;
         }
     }
-    return GW_CONFIG_RUN;
+    return check_broker(cfg, err);
 }

@@ -37,13 +37,21 @@
 #define GW_CONFIG_IO_SERVICES         "hello,sleep,echo,dashboard,fetch,signup,email"
 #define GW_CONFIG_CPU_SERVICES        "hash,report"
 #define GW_CONFIG_WORKER_BIN          "barista-worker"
+#define GW_CONFIG_CURVE_WATCH         1u
+/* --broker's default: in local mode a private ipc:// socket (gateway_start makes its
+ * directory), otherwise GW_BROKER_ENDPOINT, loopback only. */
+#define GW_CONFIG_BROKER_AUTO "auto"
 
 typedef struct gw_config {
     char listen[GW_CONFIG_MAX_ADDR];          /* HTTP listen address as given, "0.0.0.0:8000" */
     struct sockaddr_storage listen_addr;      /* the same, parsed */
     gw_http_config http;                      /* the HTTP server's limits and timeouts */
     uint32_t shutdown_timeout_ms;             /* SIGTERM: how long in-flight requests may run */
-    char broker_endpoint[GW_CONFIG_MAX_ADDR]; /* ROUTER bind address for workers */
+    char broker_endpoint[GW_CONFIG_MAX_ADDR]; /* ROUTER bind address for workers; "auto":
+                                                 ipc:// in local mode, else loopback */
+    uint32_t insecure_broker;                 /* 1: a non-loopback broker without CURVE is
+                                                 meant (--insecure-broker) */
+    uint32_t worker_header;                   /* 1: replies carry x-barista-worker */
     gw_broker_config broker;                  /* the broker's options (endpoint set by main) */
     uint32_t broker_retry;                    /* 1: retry a dead worker's GET/HEAD once */
     uint32_t local;                           /* 1: spawn and supervise workers (local mode) */
@@ -57,6 +65,7 @@ typedef struct gw_config {
     gw_jobs_config jobs;                      /* the job queue's options (db set by main) */
     char curve_secret_key_file[GW_CONFIG_MAX_ADDR]; /* broker's CURVE key pair; "" = off */
     char curve_authorized_keys[GW_CONFIG_MAX_ADDR]; /* authorised worker keys; "" = off */
+    uint32_t curve_watch;                           /* 1: reload them when they change */
     uint32_t log_level;                             /* a gw_log_level: lines below are dropped */
     uint32_t log_json;                              /* 1: JSON lines; 0: text */
     /* The edge (edge.h), as the option table stores it; gw__config_edge() turns it into
@@ -103,7 +112,10 @@ typedef enum gw_config_result {
 /* Fills *cfg with every default (see above). */
 void gw__config_defaults(gw_config *cfg);
 
-/* Fills *cfg from the defaults, the environment and argv (argv[0] is the program). */
+/* Fills *cfg from the defaults, the environment and argv (argv[0] is the program).
+ * Refuses (GW_CONFIG_BAD, one line on err) a broker endpoint reachable from other
+ * hosts without CURVE unless --insecure-broker says it is meant; resolves "auto" to
+ * GW_BROKER_ENDPOINT outside local mode. */
 gw_config_result gw__config_load(gw_config *cfg, int argc, char **argv, FILE *err);
 
 /* Prints every option with its default and its environment variable (stdout: --help). */

@@ -7,6 +7,8 @@
  * the broker, the job queue and the HTTP front, binds the broker, starts the local
  * workers (--local), then listens; a stop signal takes them down in the order the
  * on_*_stopped/closed callbacks chain: HTTP front, broker, job store, local workers.
+ * SIGHUP reloads the authorised worker certificates (CURVE), and so does a change in
+ * their directory (keywatch.h) unless --curve-watch 0.
  */
 #include <errno.h>
 #include <signal.h>
@@ -26,6 +28,7 @@
 #include "http_server.h"
 #include "introspection.h"
 #include "jobs.h"
+#include "keywatch.h"
 #include "log.h"
 #include "router.h"
 #include "routes.h"
@@ -39,7 +42,7 @@ typedef struct gateway {
     gw_http_server *http;      /* the HTTP/1.1 front */
     uv_signal_t sigterm;       /* graceful stop */
     uv_signal_t sigint;        /* graceful stop (Ctrl-C) */
-    uv_signal_t sighup;        /* reopen the access log (logrotate) */
+    uv_signal_t sighup;        /* reopen the access log, reload the worker certificates */
     gw_edge *edge;             /* request ids, access log, CORS, compression, auth, limits */
     bool stopping;             /* a stop signal arrived */
     gw_broker *broker;         /* workers' ROUTER: registration, dispatch, replies */
@@ -47,9 +50,14 @@ typedef struct gateway {
     gw_jobs *jobs;             /* durable job queue and its store */
     gw_introspection intro;    /* what /metrics and /openapi.json read */
     gw_curve curve;            /* worker authentication keys; curve.on false when off */
+    gw_keywatch *keywatch;     /* reloads them when their directory changes; or NULL */
+    bool keys_again;           /* a reload was asked for while one ran: another follows */
+    char ipc_dir[96];          /* local mode's private directory for the broker's ipc://
+                                  socket (removed at exit); "" when none */
 } gateway;
 
-/* GET /readyz: 200 while every announced route has a live worker, else 503. */
+/* GET /readyz: 200 while every current service has a live worker (services gone
+ * past --service-grace are retired and no longer count), else 503. */
 static void readyz(gw_req *req, void *data)
 {
     static const gw_header retry = {"Retry-After", 11, "1", 1};
@@ -157,8 +165,7 @@ static int start_local_workers(gateway *gw)
                               "--curve-secret-key-file", gw->cfg.curve_secret_key_file};
         memcpy(&io[5], keys, sizeof(keys));
         memcpy(&cpu[5], keys, sizeof(keys));
-        if (br_curve_keyset_add(gw->curve.clients, gw->curve.server.public_key, BR_CURVE_Z85_LEN,
-                                "local", 5) != 0) {
+        if (gw_curve_authorise_self(&gw->curve) != 0) {
             gw_log(GW_LOG_ERROR, "gateway", "--local: cannot authorise local workers");
             return -1;
         }
@@ -174,6 +181,92 @@ static int start_local_workers(gateway *gw)
     return 0;
 }
 
+static void reload_keys(gateway *gw, const char *why);
+
+/* A reload of the authorised certificates finished: workers whose key was withdrawn
+ * leave, and a reload asked for meanwhile starts (it may see newer files). */
+static void on_keys_reloaded(void *arg, int rc)
+{
+    gateway *gw = arg;
+    if (gw->stopping)
+        return;
+    if (rc == 0)
+        gw_broker_keys_changed(gw->broker);
+    if (gw->keys_again) {
+        gw->keys_again = false;
+        reload_keys(gw, "changed during the last reload");
+    }
+}
+
+/* Reads the authorised certificates again (SIGHUP, or their directory changed);
+ * `why` says which in the log. */
+static void reload_keys(gateway *gw, const char *why)
+{
+    int rc = gw_curve_reload(&gw->curve, &gw->loop, on_keys_reloaded, gw);
+    if (rc == 0)
+        gw_log(GW_LOG_INFO, "gateway", "%s: reloading the authorised worker keys from %s", why,
+               gw->curve.authorized);
+    else if (rc == BR_EFULL)
+        gw->keys_again = true; /* on_keys_reloaded starts it */
+}
+
+/* SIGHUP, as daemons take it: reopen the access log file (logrotate has moved it) and
+ * reload the authorised worker certificates. */
+static void on_sighup(uv_signal_t *sig, int signum)
+{
+    gateway *gw = sig->data;
+    (void)signum;
+    gw_edge_reopen(gw->edge);
+    if (!gw->curve.on) {
+        gw_log(GW_LOG_INFO, "gateway",
+               "SIGHUP: access log reopened; worker authentication is "
+               "off, no keys to reload");
+        return;
+    }
+    reload_keys(gw, "SIGHUP");
+}
+
+static void on_keys_changed(void *arg)
+{
+    gateway *gw = arg;
+    if (!gw->stopping)
+        reload_keys(gw, "the authorised keys changed");
+}
+
+/* Local mode with --broker auto: a directory only we can enter (mkdtemp makes it 0700)
+ * for the broker's ipc:// socket, so that no other local user can reach the broker.
+ * 0 or -1 (logged). */
+static int make_ipc_endpoint(gateway *gw)
+{
+    const char *tmp = getenv("TMPDIR");
+    if (!tmp || !tmp[0] || strlen(tmp) > 64)
+        tmp = "/tmp";
+    snprintf(gw->ipc_dir, sizeof(gw->ipc_dir), "%s/barista-XXXXXX", tmp);
+    if (!mkdtemp(gw->ipc_dir)) {
+        gw_log(GW_LOG_ERROR, "gateway", "mkdtemp(%s) for the broker's ipc socket failed: %s",
+               gw->ipc_dir, strerror(errno));
+        gw->ipc_dir[0] = '\0';
+        return -1;
+    }
+    snprintf(gw->cfg.broker_endpoint, sizeof(gw->cfg.broker_endpoint), "ipc://%s/broker",
+             gw->ipc_dir);
+    return 0;
+}
+
+/* Removes the ipc socket's private directory (libzmq removes the socket file when it
+ * closes the listener; unlink it anyway after a failed start). */
+static void remove_ipc_dir(gateway *gw)
+{
+    char sock[sizeof(gw->ipc_dir) + 16];
+    if (!gw->ipc_dir[0])
+        return;
+    snprintf(sock, sizeof(sock), "%s/broker", gw->ipc_dir);
+    unlink(sock);
+    if (rmdir(gw->ipc_dir) != 0)
+        gw_log(GW_LOG_WARN, "gateway", "rmdir(%s): %s", gw->ipc_dir, strerror(errno));
+    gw->ipc_dir[0] = '\0';
+}
+
 static void on_stop_signal(uv_signal_t *sig, int signum)
 {
     gateway *gw = sig->data;
@@ -185,14 +278,8 @@ static void on_stop_signal(uv_signal_t *sig, int signum)
     uv_close((uv_handle_t *)&gw->sigterm, NULL);
     uv_close((uv_handle_t *)&gw->sigint, NULL);
     uv_close((uv_handle_t *)&gw->sighup, NULL);
+    gw__keywatch_close(&gw->keywatch);
     gw_http_server_shutdown(gw->http, gw->cfg.shutdown_timeout_ms, on_http_stopped, gw);
-}
-
-static void on_sighup(uv_signal_t *sig, int signum)
-{
-    (void)signum;
-    gateway *gw = sig->data;
-    gw_edge_reopen(gw->edge);
 }
 
 /* File descriptors kept beyond max-connections: listener, broker, workers, logs. */
@@ -234,15 +321,21 @@ static int gateway_start(gateway *gw)
     static const char *const open_paths[] = {"/healthz", "/metrics", "/openapi.json", "/docs"};
     for (size_t i = 0; i < sizeof(open_paths) / sizeof(open_paths[0]); i++)
         gw_router_set_policy(gw->router, "GET", open_paths[i], &open_route);
+    if (strcmp(gw->cfg.broker_endpoint, GW_CONFIG_BROKER_AUTO) == 0 && make_ipc_endpoint(gw) != 0)
+        return -1;
     gw->cfg.broker.endpoint = gw->cfg.broker_endpoint;
     gw->cfg.broker.retry_idempotent = gw->cfg.broker_retry != 0;
+    gw->cfg.broker.worker_header = gw->cfg.worker_header != 0;
     gw->cfg.broker.check_replies = gw->cfg.check_replies != 0;
     if (gw_curve_load(&gw->curve, gw->cfg.curve_secret_key_file, gw->cfg.curve_authorized_keys))
         return -1;
-    if (gw->curve.on) {
-        gw->cfg.broker.curve = &gw->curve.server;
-        gw->cfg.broker.curve_clients = gw->curve.clients;
-    }
+    if (gw->curve.on)
+        gw->cfg.broker.curve = &gw->curve;
+    else if (gw->cfg.insecure_broker && !gw_broker_endpoint_local(gw->cfg.broker_endpoint))
+        gw_log(GW_LOG_WARN, "gateway",
+               "--insecure-broker: the broker on %s admits ANY process that reaches it as a "
+               "worker, with the requests (headers, cookies, bodies) of the routes it claims",
+               gw->cfg.broker_endpoint);
     gw->broker = gw_broker_new(&gw->loop, gw->router, &gw->cfg.broker);
     if (!gw->broker || gw_router_add(gw->router, "GET", "/readyz", readyz, gw->broker) != 0) {
         gw_log(GW_LOG_ERROR, "gateway", "broker setup failed");
@@ -281,6 +374,10 @@ static int gateway_start(gateway *gw)
         return -1;
     if (gw->cfg.local && start_local_workers(gw) != 0)
         return -1;
+    /* Not fatal when it cannot be made (logged): SIGHUP still reloads. */
+    if (gw->curve.on && gw->cfg.curve_watch)
+        gw->keywatch = gw__keywatch_new(&gw->loop, gw->curve.authorized, GW_KEYWATCH_SETTLE_MS,
+                                        on_keys_changed, gw);
     gw->intro.src.http = gw->http;
     gw->intro.src.supervisor = gw->supervisor;
     if (gw_http_server_start(gw->http, (const struct sockaddr *)&gw->cfg.listen_addr) != 0)
@@ -332,6 +429,7 @@ int main(int argc, char **argv)
             gw_supervisor_shutdown(gw.supervisor, 0, NULL, NULL);
         gw_edge_close(gw.edge);
         close_signals(&gw);
+        gw__keywatch_close(&gw.keywatch);
     }
     uv_run(&gw.loop, UV_RUN_DEFAULT);
     rc = uv_loop_close(&gw.loop);
@@ -347,5 +445,6 @@ int main(int argc, char **argv)
     gw_router_destroy(&gw.router);
     gw_introspection_free(&gw.intro);
     gw_curve_release(&gw.curve);
+    remove_ipc_dir(&gw);
     return status;
 }

@@ -18,14 +18,17 @@
 #include "broker_int.h"
 #include "zap.h"
 
-/* Per-peer high-water marks.  Credit bounds what we queue towards a worker and what
- * it sends back, so these only need to exceed the largest credit a worker announces
- * by a margin; they still bound what a peer that ignores the protocol can pile up. */
-#define BROKER_HWM 200000
+/* Per-peer high-water marks: the credit cap plus this margin.  Credit bounds what we
+ * queue towards a worker and what it sends back, so the marks only need to exceed it
+ * by room for control messages (CANCEL, HEARTBEAT, GOODBYE); they still bound what a
+ * peer that ignores the protocol can pile up. */
+#define BROKER_HWM_MARGIN 4096
 /* How long shutdown gives the GOODBYEs to leave before the socket is dropped. */
 #define BROKER_SHUTDOWN_LINGER_MS 200
 /* Longest reason of a GOODBYE we send. */
 #define BROKER_REASON_MAX 256
+/* How the reason of a GOODBYE that refuses a registration starts (PROTOCOL.md 6.1). */
+#define GW_BROKER_REFUSED "refused: "
 
 void gw_broker_config_defaults(gw_broker_config *cfg)
 {
@@ -41,6 +44,12 @@ void gw_broker_config_defaults(gw_broker_config *cfg)
         .retry_min_budget_ms = GW_BROKER_RETRY_MIN_BUDGET_MS,
         .retry_idempotent = true,
         .limits = br_limits_default,
+        .max_worker_credit = GW_BROKER_MAX_WORKER_CREDIT,
+        .max_worker_bytes = GW_BROKER_MAX_WORKER_BYTES,
+        .service_max_pending = GW_BROKER_SERVICE_MAX_PENDING,
+        .cancel_grace_ms = GW_BROKER_CANCEL_GRACE_MS,
+        .service_grace_ms = GW_BROKER_SERVICE_GRACE_MS,
+        .worker_header = false,
     };
 }
 
@@ -51,7 +60,9 @@ static bool config_valid(const gw_broker_config *c)
     return c->endpoint && c->endpoint[0] && c->heartbeat_ms && c->liveness &&
            c->default_timeout_ms && c->max_timeout_ms && c->queue_limit && c->max_pending &&
            c->max_workers && l->max_message && l->max_string && l->max_body && l->max_pairs &&
-           l->max_services && l->max_routes && l->max_params && l->max_tasks && l->max_jobs;
+           l->max_services && l->max_routes && l->max_params && l->max_tasks && l->max_jobs &&
+           c->max_worker_credit && c->max_worker_bytes && c->service_max_pending &&
+           c->cancel_grace_ms && c->service_grace_ms;
 }
 
 gw_broker *gw_broker_new(uv_loop_t *loop, gw_router *router, const gw_broker_config *cfg)
@@ -71,7 +82,9 @@ gw_broker *gw_broker_new(uv_loop_t *loop, gw_router *router, const gw_broker_con
     self->decoder = br_decoder_new(&self->cfg.limits);
     self->reg = gw_registry_new(router, gw__dispatch_handler, self, self->cfg.max_workers);
     self->exchanges = gw_idmap_new(self->cfg.max_pending);
-    if (!self->endpoint || !self->decoder || !self->reg || !self->exchanges) {
+    /* Cancelled requests are bounded by the credit of the workers that hold them. */
+    self->cancelled = gw_idmap_new((size_t)self->cfg.max_workers * self->cfg.max_worker_credit);
+    if (!self->endpoint || !self->decoder || !self->reg || !self->exchanges || !self->cancelled) {
         gw_log(GW_LOG_ERROR, "broker", "gw_broker_new: out of memory");
         gw_broker_destroy(&self);
         return NULL;
@@ -88,8 +101,11 @@ void gw_broker_destroy(gw_broker **self_p)
         return;
     gw_broker *self = *self_p;
     /* Shutdown emptied every queue; the registry takes its routes out of the router. */
+    for (size_t i = 0; self->reg && self->cancelled && i < gw_registry_nworkers(self->reg); i++)
+        gw__dispatch_forget_cancelled(self, gw_registry_worker(self->reg, i));
     gw_registry_destroy(&self->reg);
     gw_idmap_destroy(&self->exchanges);
+    gw_idmap_destroy(&self->cancelled);
     gw_deadline_heap_free(&self->deadlines);
     br_decoder_destroy(&self->decoder);
     br_buf_free(&self->out);
@@ -149,22 +165,46 @@ void gw__broker_forget(gw_broker *b, gw_worker *w, const char *why)
             b->hooks[i].worker_gone(b->hooks_data[i], w);
     for (size_t i = 0; i < w->nservices; i++)
         gw__dispatch_pump(b, w->services[i]);
-    gw_registry_remove(b->reg, w);
+    gw__dispatch_forget_cancelled(b, w);
+    gw_registry_remove(b->reg, w, uv_now(b->loop));
 }
 
-/* READY: register, answer WELCOME, and hand the new credit queued work. */
-static void on_ready(gw_broker *b, const br_zframe *ident, const br_ready *r)
+/* With CURVE on, checks that the key of the connection that sent READY (its User-Id,
+ * set by the ZAP handler) may serve every service the READY announces; the key goes
+ * to key_out.  0, or BR_EVALUE with the reason. */
+static int check_key(const gw_broker *b, const br_zframe *frame, const br_ready *r,
+                     char key_out[GW_KEY_LEN + 1], char *reason, size_t cap)
+{
+    key_out[0] = '\0';
+    if (!b->cfg.curve)
+        return 0;
+    const char *key = frame->msg ? zmq_msg_gets(frame->msg, "User-Id") : NULL;
+    if (!key || strlen(key) != GW_KEY_LEN || !gw_curve_known(b->cfg.curve, key)) {
+        snprintf(reason, cap, "key %s is not authorised", key ? key : "(none)");
+        return BR_EVALUE;
+    }
+    memcpy(key_out, key, GW_KEY_LEN + 1);
+    for (uint32_t i = 0; i < r->nservices; i++)
+        if (gw_curve_may_serve(b->cfg.curve, key, r->services[i].name, reason, cap) != 0)
+            return BR_EVALUE;
+    return 0;
+}
+
+/* READY: register, answer WELCOME, and hand the new credit queued work.  A peer that
+ * registers again (its worker restarted its state) gets its new registration first
+ * and loses the old one after, so that the old one's GET/HEAD requests are retried on
+ * the new one rather than answered 502 for want of a live worker. */
+static void on_ready(gw_broker *b, const br_zframe *ident, const br_zframe *frame,
+                     const br_ready *r)
 {
     gw_worker *old = gw_registry_find(b->reg, ident->data, ident->len);
-    if (old) {
-        /* The same connection registering again restarted its worker state. */
-        b->stats.workers_died++;
-        gw__broker_forget(b, old, "registered again");
-    }
     char reason[BROKER_REASON_MAX];
+    char key[GW_KEY_LEN + 1];
     reason[0] = '\0';
     gw_worker *w = NULL;
-    int rc = gw_registry_add(b->reg, ident->data, ident->len, r, uv_now(b->loop), &w, reason,
+    int rc = check_key(b, frame, r, key, reason, sizeof(reason));
+    if (rc == 0)
+        rc = gw_registry_add(b->reg, ident->data, ident->len, r, uv_now(b->loop), &w, reason,
                              sizeof(reason));
     if (rc != 0) {
         if (rc == BR_ENOMEM)
@@ -172,22 +212,67 @@ static void on_ready(gw_broker *b, const br_zframe *ident, const br_ready *r)
         gw_log(GW_LOG_WARN, "broker", "READY from %.*s refused: %s", (int)r->worker_id.len,
                r->worker_id.ptr, reason);
         b->stats.workers_refused++;
-        send_goodbye(b, ident->data, ident->len, reason);
+        if (old) {
+            b->stats.workers_died++;
+            gw__broker_forget(b, old, "registered again");
+        }
+        char goodbye[BROKER_REASON_MAX + 16];
+        snprintf(goodbye, sizeof(goodbye), "%s%s", GW_BROKER_REFUSED, reason);
+        send_goodbye(b, ident->data, ident->len, goodbye);
         return;
+    }
+    memcpy(w->key, key, sizeof(w->key));
+    if (w->credit > b->cfg.max_worker_credit) {
+        gw_log(GW_LOG_WARN, "broker",
+               "worker %s announced capacity %u: capped at %u "
+               "(--max-worker-credit)",
+               w->id, r->capacity, b->cfg.max_worker_credit);
+        w->credit = b->cfg.max_worker_credit;
     }
     b->stats.workers_joined++;
     br_msg m = {
         .type = BR_MSG_WELCOME,
         .u.welcome = {.broker_id = br_str_c(b->broker_id), .heartbeat_ms = b->cfg.heartbeat_ms}};
-    if (gw__broker_send(b, w, NULL, 0, &m) != 0)
+    rc = gw__broker_send(b, w, NULL, 0, &m);
+    if (old) {
+        /* After WELCOME: the old registration's retries may go to the new one. */
+        b->stats.workers_died++;
+        gw__broker_forget(b, old, "registered again");
+    }
+    if (rc != 0)
         return; /* lost: reaped at the next tick */
-    gw_log(GW_LOG_INFO, "broker", "worker %s joined: %s, capacity %u, %zu services", w->id,
-           gw_kind_name(w->kind), r->capacity, w->nservices);
+    gw_log(GW_LOG_INFO, "broker", "worker %s joined: %s, capacity %u, %zu services%s%s", w->id,
+           gw_kind_name(w->kind), w->credit, w->nservices, w->key[0] ? ", key " : "",
+           w->key[0] ? gw_curve_name(b->cfg.curve, w->key) : "");
     for (size_t i = 0; i < w->nservices; i++)
         gw__dispatch_pump(b, w->services[i]);
     for (size_t i = 0; i < GW_BROKER_MAX_ATTACHED; i++)
         if (b->hooks_data[i] && b->hooks[i].worker_joined)
             b->hooks[i].worker_joined(b->hooks_data[i], w, r);
+}
+
+void gw_broker_keys_changed(gw_broker *self)
+{
+    if (!self->cfg.curve || !self->started || self->closing)
+        return;
+    /* Backwards: forgetting worker i moves the last one, already visited, into i. */
+    for (size_t i = gw_registry_nworkers(self->reg); i-- > 0;) {
+        gw_worker *w = gw_registry_worker(self->reg, i);
+        char why[BROKER_REASON_MAX - 16], reason[BROKER_REASON_MAX];
+        int rc = gw_curve_known(self->cfg.curve, w->key) ? 0 : BR_EVALUE;
+        if (rc != 0)
+            snprintf(why, sizeof(why), "key %s is no longer authorised", w->key);
+        for (size_t k = 0; rc == 0 && k < w->nservices; k++)
+            rc = gw_curve_may_serve(self->cfg.curve, w->key, br_str_c(w->services[k]->name), why,
+                                    sizeof(why));
+        if (rc == 0 || w->lost)
+            continue;
+        snprintf(reason, sizeof(reason), "%s%s", GW_BROKER_REFUSED, why);
+        gw_log(GW_LOG_WARN, "broker", "worker %s: %s", w->id, reason);
+        send_goodbye(self, w->ident, w->ident_len, reason);
+        self->stats.workers_refused++;
+        gw__broker_forget(self, w, "its key was withdrawn");
+    }
 }
 
 /* Counts a message that cannot be used and logs it unless a line was logged this
@@ -258,7 +343,8 @@ bool gw__broker_reply_jobs(gw_broker *b, gw_req *req, const br_reply *r, bool wa
 
 int gw_broker_send_job(gw_broker *self, gw_worker *w, const br_job *job)
 {
-    if (!gw_broker_accepting(self) || w->credit == 0 || !gw_worker_live(w))
+    if (!gw_broker_accepting(self) || w->credit == 0 || !gw_worker_live(w) ||
+        w->bytes >= self->cfg.max_worker_bytes)
         return BR_EFULL;
     br_msg m = {.type = BR_MSG_JOB, .u.job = *job};
     int rc = gw__broker_send(self, w, NULL, 0, &m);
@@ -294,7 +380,7 @@ static void on_job_result(gw_broker *b, gw_worker *w, const br_job_result *m)
         b->stats.stale_replies++;
     if (settled == GW_JOB_SETTLE_UNKNOWN)
         return; /* credit for nothing we sent: ignored */
-    if (w->credit < GW_CREDIT_MAX)
+    if (w->credit < b->cfg.max_worker_credit)
         w->credit++;
     if (w->inflight)
         w->inflight--;
@@ -316,8 +402,13 @@ static void on_worker_msg(gw_broker *b, gw_worker *w, const br_msg *m)
         gw__dispatch_reply(b, w, &m->u.reply);
         break;
     case BR_MSG_CREDIT: {
-        uint64_t credit = (uint64_t)w->credit + m->u.credit.credit;
-        w->credit = credit < GW_CREDIT_MAX ? (uint32_t)credit : GW_CREDIT_MAX;
+        /* The window - credit plus what is in flight - stays within the gateway's cap. */
+        uint64_t window = (uint64_t)w->credit + w->inflight + m->u.credit.credit;
+        uint32_t cap = b->cfg.max_worker_credit;
+        if (window <= cap)
+            w->credit += m->u.credit.credit;
+        else
+            w->credit = cap > w->inflight ? cap - w->inflight : 0;
         for (size_t i = 0; i < w->nservices && gw_worker_live(w); i++)
             gw__dispatch_pump(b, w->services[i]);
         gw__broker_offer_credit(b, w);
@@ -379,7 +470,8 @@ static void on_recv(br_zsock *zs, const br_zframe *frames, size_t nframes, void 
         if (br_msg_peek(frames[1].data, frames[1].len, &version, &type) == 0 &&
             type == BR_MSG_READY && !w) {
             char reason[BROKER_REASON_MAX];
-            snprintf(reason, sizeof(reason), "READY refused: %s", br_strerror(rc));
+            snprintf(reason, sizeof(reason), "%sundecodable READY: %s", GW_BROKER_REFUSED,
+                     br_strerror(rc));
             b->stats.workers_refused++;
             send_goodbye(b, frames[0].data, frames[0].len, reason);
         }
@@ -389,7 +481,7 @@ static void on_recv(br_zsock *zs, const br_zframe *frames, size_t nframes, void 
     if (w)
         w->last_recv = uv_now(b->loop);
     if (m.type == BR_MSG_READY) {
-        on_ready(b, &frames[0], &m.u.ready);
+        on_ready(b, &frames[0], &frames[1], &m.u.ready);
     } else if (w) {
         on_worker_msg(b, w, &m);
     } else if (m.type != BR_MSG_GOODBYE) {
@@ -410,6 +502,7 @@ static void on_tick(uv_timer_t *timer)
         b->bad_suppressed = 0;
     }
     b->bad_logged_tick = false;
+    gw__dispatch_tick(b, now);
     /* Backwards: forgetting worker i moves the last one, already visited, into i. */
     for (size_t i = gw_registry_nworkers(b->reg); i-- > 0;) {
         gw_worker *w = gw_registry_worker(b->reg, i);
@@ -463,10 +556,11 @@ static int set_opt(void *sock, int opt, const void *val, size_t len, const char 
 static int start_curve(gw_broker *self, void *sock)
 {
     char why[256];
-    self->zap = gw_zap_new(self->loop, self->zctx, self->cfg.curve_clients);
+    self->zap = gw_zap_new(self->loop, self->zctx, self->cfg.curve);
     if (!self->zap)
         return BR_EIO;
-    if (br_curve_server_setup(sock, self->cfg.curve, GW_ZAP_DOMAIN, why, sizeof(why)) != 0) {
+    if (br_curve_server_setup(sock, &self->cfg.curve->server, GW_ZAP_DOMAIN, why, sizeof(why)) !=
+        0) {
         gw_log(GW_LOG_ERROR, "broker", "%s", why);
         return BR_EIO;
     }
@@ -488,7 +582,7 @@ int gw_broker_start(gw_broker *self)
         gw_log(GW_LOG_ERROR, "broker", "zmq_socket(ROUTER) failed: %s", zmq_strerror(zmq_errno()));
         goto fail;
     }
-    int one = 1, zero = 0, hwm = BROKER_HWM;
+    int one = 1, zero = 0, hwm = (int)self->cfg.max_worker_credit + BROKER_HWM_MARGIN;
     int64_t maxmsg = (int64_t)self->cfg.limits.max_message;
     if (set_opt(sock, ZMQ_ROUTER_MANDATORY, &one, sizeof(one), "ROUTER_MANDATORY") != 0 ||
         set_opt(sock, ZMQ_LINGER, &zero, sizeof(zero), "LINGER") != 0 ||
@@ -527,6 +621,40 @@ fail:
     return BR_EIO;
 }
 
+bool gw_broker_endpoint_local(const char *endpoint)
+{
+    static const char *const local_schemes[] = {"ipc://", "inproc://"};
+    for (size_t i = 0; i < sizeof(local_schemes) / sizeof(local_schemes[0]); i++)
+        if (strncmp(endpoint, local_schemes[i], strlen(local_schemes[i])) == 0)
+            return true;
+    if (strncmp(endpoint, "tcp://", 6) != 0)
+        return false;
+    const char *host = endpoint + 6;
+    const char *colon = strrchr(host, ':');
+    if (!colon || colon == host)
+        return false;
+    size_t n = (size_t)(colon - host);
+    if ((n == 9 && memcmp(host, "localhost", 9) == 0) || (n == 5 && memcmp(host, "[::1]", 5) == 0))
+        return true;
+    /* 127.0.0.0/8, as a dotted quad of decimal numbers. */
+    if (n < 9 || memcmp(host, "127.", 4) != 0)
+        return false;
+    int dots = 0, digits = 0;
+    for (size_t i = 4; i < n; i++) {
+        if (host[i] == '.') {
+            if (digits == 0)
+                return false;
+            dots++;
+            digits = 0;
+        } else if (host[i] >= '0' && host[i] <= '9' && digits < 3) {
+            digits++;
+        } else {
+            return false;
+        }
+    }
+    return dots == 2 && digits > 0;
+}
+
 int gw_broker_endpoint(const gw_broker *self, char *buf, size_t cap)
 {
     if (!self->started || self->closing)
@@ -547,7 +675,10 @@ void gw_broker_stats_get(const gw_broker *self, gw_broker_stats *out)
     *out = self->stats;
     out->workers = 0;
     out->workers_draining = 0;
+    out->workers_unhealthy = 0;
     out->inflight = 0;
+    out->cancelled = 0;
+    out->inflight_bytes = 0;
     out->queued = 0;
     for (size_t i = 0; i < gw_registry_nworkers(self->reg); i++) {
         const gw_worker *w = gw_registry_worker(self->reg, i);
@@ -555,7 +686,11 @@ void gw_broker_stats_get(const gw_broker *self, gw_broker_stats *out)
             out->workers++;
         else if (w->draining)
             out->workers_draining++;
+        else if (w->unhealthy)
+            out->workers_unhealthy++;
         out->inflight += w->inflight;
+        out->cancelled += w->ncancelled;
+        out->inflight_bytes += w->bytes;
     }
     out->services = (unsigned)gw_registry_nservices(self->reg);
     for (size_t i = 0; i < out->services; i++)

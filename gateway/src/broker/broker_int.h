@@ -1,8 +1,8 @@
 /*
  * broker_int.h - what the broker's files share: broker.c (socket, registration,
  * heartbeats, attached subsystems), intake.c (HTTP request -> call), dispatch.c
- * (request lifecycle), calls.c (service-to-service CALLs) and zap.c (CURVE).  Not
- * for use outside the broker: other subsystems use broker.h and its hooks.
+ * (request lifecycle), calls.c (service-to-service CALLs), zap.c and keys.c (CURVE).
+ * Not for use outside the broker: other subsystems use broker.h and its hooks.
  */
 #ifndef BARISTA_GW_BROKER_INT_H
 #define BARISTA_GW_BROKER_INT_H
@@ -36,6 +36,7 @@ struct gw_broker {
     br_buf out;                           /* encoding scratch, reused for every send */
     gw_registry *reg;                     /* services, workers, routes */
     gw_idmap *exchanges;                  /* request id -> gw_exchange, every pending one */
+    gw_idmap *cancelled;                  /* request id -> gw_cancelled (dispatch.c) */
     gw_deadline_heap deadlines;           /* deadlines of requests a client still waits for */
     uv_timer_t deadline_timer;            /* armed for the earliest deadline */
     uv_timer_t tick_timer;                /* heartbeats and liveness, every heartbeat_ms */
@@ -56,6 +57,20 @@ struct gw_broker {
     struct gw_zap *zap;                            /* ZAP handler while CURVE is on, else NULL */
 };
 
+/* A request that was in flight at a worker when the broker stopped waiting for it -
+ * its deadline passed, or its client left - and was sent CANCEL.  The exchange itself
+ * is freed at once (its slot in max_pending and in its service's limit with it); this
+ * small record keeps the worker's credit and bytes spent until the worker answers
+ * (normally 499), or goes.  A worker that leaves one unanswered for cancel_grace_ms is
+ * unhealthy (dispatch.c). */
+typedef struct gw_cancelled {
+    uint64_t id;       /* the REQUEST id, key in b->cancelled */
+    gw_worker *worker; /* the worker holding it */
+    size_t bytes;      /* its REQUEST's bytes, still counted in worker->bytes */
+    uint64_t since;    /* loop time of the CANCEL */
+    gw_list link;      /* in worker->cancelled, oldest first */
+} gw_cancelled;
+
 /* An exchange: one request the broker holds - from an HTTP client or a worker's CALL -
  * from intake until the worker's REPLY (or its death); see dispatch.c for its life.
  * (A CALL is only one kind of exchange: calls.c is where CALLs come in.) */
@@ -71,8 +86,10 @@ typedef struct gw_exchange {
     gw_list link;                 /* in worker->exchanges or in the service's queue */
     gw_deadline deadline;         /* in b->deadlines while someone waits */
     uint32_t budget_ms;           /* the whole budget, for the 504 detail */
+    size_t bytes;                 /* bytes of the REQUEST in flight, counted at worker */
     bool idempotent;              /* GET or HEAD: may be retried once */
     bool retried;                 /* already re-sent after a worker died */
+    bool counted;                 /* admitted: counted in its service's npending */
     bool want_msgpack;            /* the client's Accept names application/msgpack */
     br_str path;                  /* request path (into req, or copied for a CALL) */
     br_pair *params;              /* path parameters, percent-decoded */
@@ -157,7 +174,10 @@ void gw__calls_forward(gw_broker *b, gw_worker *caller, uint64_t id, const br_re
 bool gw__is_hop_by_hop(const char *name, size_t len);
 
 /* dispatch.c: sends a worker's REPLY r to the HTTP client req (msgpack bodies become
- * JSON unless want_msgpack; x-barista-worker names worker_id unless it is NULL). */
+ * JSON unless want_msgpack; x-barista-worker names worker_id unless it is NULL).  When
+ * the answer cannot be built (out of memory) req is answered a short 502 instead; when
+ * even that fails it is logged and left to the connection's timeouts.  The caller must
+ * have detached req from its exchange (no abort callback may point at it). */
 void gw__dispatch_respond_reply(gw_broker *b, gw_req *req, const br_reply *r, bool want_msgpack,
                                 const char *worker_id);
 
@@ -171,7 +191,8 @@ void gw__broker_count_status(gw_broker *b, int status);
  * and frees it.  Whoever waited must have been answered already. */
 void gw__exchange_free(gw_exchange *c);
 
-/* dispatch.c: forgets who waits for c (they were answered or are gone). */
+/* dispatch.c: forgets who waits for c (they were answered or are gone); an HTTP
+ * request loses its abort callback, so that nothing can reach c through it again. */
 void gw__exchange_detach(gw_exchange *c);
 
 /* dispatch.c: answers whoever waits for c with a broker error (HTTP response or
@@ -182,9 +203,16 @@ void gw__exchange_fail(gw_exchange *c, int status, bool retry_after, const char 
  * cancelled. */
 void gw__exchange_abandon(gw_exchange *c);
 
-/* dispatch.c: nobody waits for in-flight c any more: CANCEL to the worker; c stays on
- * the worker's list until its REPLY returns the credit. */
+/* dispatch.c: nobody waits for in-flight c any more: CANCEL to the worker, c is freed
+ * and a gw_cancelled keeps the worker's credit spent until its REPLY. */
 void gw__exchange_cancel(gw_exchange *c);
+
+/* dispatch.c: every cancelled request of w is forgotten (w is going). */
+void gw__dispatch_forget_cancelled(gw_broker *b, gw_worker *w);
+
+/* dispatch.c: once per tick: marks workers that left a CANCEL unanswered past the
+ * grace unhealthy, and retires services without a worker past theirs. */
+void gw__dispatch_tick(gw_broker *b, uint64_t now);
 
 /* dispatch.c: gives a prepared call an id and a deadline `budget_ms` from now, and
  * routes it.  Answers and frees it itself when the broker holds max_pending calls. */

@@ -8,9 +8,12 @@
  * queue.  It ends when the worker replies, or - while its client (an HTTP client or a
  * calling worker) still waits - when the deadline passes (504), the worker dies
  * (retry or 502), or the client leaves.  A call whose client was answered or left
- * while the worker still holds it stays, "cancelled", on the worker's list until the
- * worker's REPLY returns the credit or the worker dies: that is how the broker never
- * has more requests at a worker than its credit.
+ * while the worker still holds it is freed at once, after a CANCEL: only a small
+ * gw_cancelled stays, keeping the worker's credit and bytes spent until its REPLY
+ * (then stale) or its death, so that the broker never has more requests at a worker
+ * than its credit, yet a worker that never answers holds no slot of max_pending or
+ * of its service's limit.  A worker that leaves a CANCEL unanswered past
+ * cancel_grace_ms is unhealthy - sent nothing - until it has answered them all.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,7 +60,11 @@ void gw_broker_respond_error(gw_broker *b, gw_req *req, int status, bool retry_a
 /* The detail of a 503 for a service without a live worker. */
 static void unavailable_detail(char *detail, size_t cap, const gw_service *s)
 {
-    snprintf(detail, cap, "Service '%s' is unavailable: no live worker", s->name);
+    bool unhealthy = false;
+    for (size_t i = 0; i < s->nworkers; i++)
+        unhealthy = unhealthy || s->workers[i]->unhealthy;
+    snprintf(detail, cap, "Service '%s' is unavailable: %s", s->name,
+             unhealthy ? "its workers do not answer" : "no live worker");
 }
 
 void gw__dispatch_respond_unavailable(gw_broker *b, gw_req *req, const gw_service *s)
@@ -75,10 +82,13 @@ void gw__exchange_free(gw_exchange *c)
     gw_broker *b = c->broker;
     if (c->worker) {
         c->worker->inflight--;
+        c->worker->bytes -= c->bytes;
         c->worker = NULL;
     } else if (c->link.next != &c->link) {
         c->route->service->nqueued--;
     }
+    if (c->counted)
+        c->route->service->npending--;
     gw_list_remove(&c->link);
     gw_list_remove(&c->caller_link);
     gw_deadline_heap_remove(&b->deadlines, &c->deadline);
@@ -89,6 +99,8 @@ void gw__exchange_free(gw_exchange *c)
 
 void gw__exchange_detach(gw_exchange *c)
 {
+    if (c->req)
+        gw_req_on_abort(c->req, NULL, NULL);
     c->req = NULL;
     c->caller = NULL;
     gw_list_remove(&c->caller_link);
@@ -124,11 +136,52 @@ void gw__exchange_abandon(gw_exchange *c)
 void gw__exchange_cancel(gw_exchange *c)
 {
     gw_broker *b = c->broker;
+    gw_worker *w = c->worker;
     gw__exchange_detach(c);
-    gw_deadline_heap_remove(&b->deadlines, &c->deadline);
     br_msg m = {.type = BR_MSG_CANCEL, .u.cancel = {.id = c->id}};
-    if (gw__broker_send(b, c->worker, NULL, 0, &m) == 0)
+    if (gw__broker_send(b, w, NULL, 0, &m) == 0)
         b->stats.cancels++;
+    /* The exchange goes; its credit, in-flight count and bytes stay with the worker,
+     * held by the record below until the worker answers.  Without the record (out of
+     * memory) they stay spent until the worker goes: never more sent than credit. */
+    gw_cancelled *t = malloc(sizeof(*t));
+    if (t && gw_idmap_put(b->cancelled, c->id, t) == 0) {
+        *t = (gw_cancelled){.id = c->id, .worker = w, .bytes = c->bytes, .since = uv_now(b->loop)};
+        gw_list_push_back(&w->cancelled, &t->link);
+        w->ncancelled++;
+    } else {
+        free(t);
+        gw_log(GW_LOG_ERROR, "broker",
+               "cannot track cancelled request %llu of worker %s: out "
+               "of memory; its credit stays spent",
+               (unsigned long long)c->id, w->id);
+    }
+    gw_list_remove(&c->link);
+    c->worker = NULL;
+    gw__exchange_free(c);
+}
+
+/* Forgets cancelled request t; when its worker answered it (`answered`), the credit,
+ * the in-flight count and the bytes it held come back. */
+static void cancelled_free(gw_broker *b, gw_cancelled *t, bool answered)
+{
+    gw_worker *w = t->worker;
+    gw_idmap_take(b->cancelled, t->id);
+    gw_list_remove(&t->link);
+    w->ncancelled--;
+    if (answered) {
+        if (w->credit < b->cfg.max_worker_credit)
+            w->credit++;
+        w->inflight--;
+        w->bytes -= t->bytes;
+    }
+    free(t);
+}
+
+void gw__dispatch_forget_cancelled(gw_broker *b, gw_worker *w)
+{
+    while (!gw_list_empty(&w->cancelled))
+        cancelled_free(b, GW_CONTAINER_OF(w->cancelled.next, gw_cancelled, link), false);
 }
 
 /* Sends c to w.  0, or gw__broker_send's error (nothing changed then). */
@@ -169,6 +222,8 @@ static int call_send(gw_exchange *c, gw_worker *w)
     gw_list_remove(&c->link);
     gw_list_push_back(&w->exchanges, &c->link);
     c->worker = w;
+    c->bytes = b->out.len; /* what the message costs until the worker answers */
+    w->bytes += c->bytes;
     w->credit--;
     w->inflight++;
     b->stats.dispatched++;
@@ -184,7 +239,7 @@ void gw__exchange_route(gw_exchange *c, bool front)
     gw_service *s = c->route->service;
     /* A new request waits behind queued ones, so that the queue stays FIFO. */
     while (front || gw_list_empty(&s->queue)) {
-        gw_worker *w = gw_registry_pick(s);
+        gw_worker *w = gw_registry_pick(s, b->cfg.max_worker_bytes);
         if (!w)
             break;
         int rc = call_send(c, w);
@@ -221,7 +276,7 @@ void gw__exchange_route(gw_exchange *c, bool front)
 void gw__dispatch_pump(gw_broker *b, gw_service *s)
 {
     while (!gw_list_empty(&s->queue)) {
-        gw_worker *w = gw_registry_pick(s);
+        gw_worker *w = gw_registry_pick(s, b->cfg.max_worker_bytes);
         if (!w)
             break;
         gw_exchange *c = GW_CONTAINER_OF(s->queue.next, gw_exchange, link);
@@ -242,14 +297,26 @@ void gw__dispatch_pump(gw_broker *b, gw_service *s)
 void gw__exchange_admit(gw_exchange *c, uint32_t budget_ms)
 {
     gw_broker *b = c->broker;
+    gw_service *s = c->route->service;
     c->id = ++b->next_id;
     c->budget_ms = budget_ms;
     c->deadline.when = uv_now(b->loop) + budget_ms;
+    if (s->npending >= b->cfg.service_max_pending) {
+        /* One service in trouble keeps its share of max_pending, not the others'. */
+        char detail[GW_DETAIL_MAX];
+        snprintf(detail, sizeof(detail),
+                 "Service '%s' is overloaded: %zu requests are pending already", s->name,
+                 s->npending);
+        gw__exchange_fail(c, 503, true, detail);
+        return;
+    }
     if (gw_idmap_put(b->exchanges, c->id, c) != 0 ||
         gw_deadline_heap_push(&b->deadlines, &c->deadline) != 0) {
         gw__exchange_fail(c, 503, true, "Service Unavailable: too many requests in flight");
         return;
     }
+    c->counted = true;
+    s->npending++;
     if (gw_deadline_heap_top(&b->deadlines) == &c->deadline)
         gw__dispatch_arm_deadline(b);
     gw__exchange_route(c, false);
@@ -293,7 +360,8 @@ static bool reply_header_ok(const br_pair *h)
 /* Sends the worker's answer to the client: msgpack bodies become JSON unless the
  * client asked for msgpack; extra headers are copied NUL-terminated.  When worker_id
  * is not NULL one more header, x-barista-worker, names the worker that answered, so
- * that operators can tell scaled workers apart (the docker e2e test relies on it). */
+ * that operators can tell scaled workers apart (--worker-header, off by default: it
+ * names internal hosts). */
 void gw__dispatch_respond_reply(gw_broker *b, gw_req *req, const br_reply *r, bool want_msgpack,
                                 const char *worker_id)
 {
@@ -343,9 +411,23 @@ void gw__dispatch_respond_reply(gw_broker *b, gw_req *req, const br_reply *r, bo
     }
     if (worker_id)
         extra[nextra++] = (gw_header){"x-barista-worker", 16, worker_id, strlen(worker_id)};
-    gw_req_respond(req, r->status, extra, nextra, content_type, body, body_len);
+    int rc = gw_req_respond(req, r->status, extra, nextra, content_type, body, body_len);
     if (extra != stack)
         free(extra);
+    if (rc == 0)
+        return;
+    /* Not even the server's own 500 could be built: try a short answer once more, and
+     * otherwise leave the request to its connection's timeouts.  Its exchange was
+     * detached before (no abort callback points at it), so nothing dangles. */
+    gw_log(GW_LOG_ERROR, "broker", "gw_req_respond(%d, %zu bytes) failed: %s; answering 502",
+           r->status, body_len, br_strerror(rc));
+    gw__broker_count_status(b, 502);
+    rc = gw_req_respond_error(req, 502, false, "Bad Gateway: the reply could not be forwarded");
+    if (rc != 0)
+        gw_log(GW_LOG_ERROR, "broker",
+               "gw_req_respond_error(502) failed too: %s; the client "
+               "gets no answer on this connection",
+               br_strerror(rc));
 }
 
 void gw_broker_respond_reply(gw_broker *self, gw_req *req, const br_reply *r, bool want_msgpack)
@@ -368,14 +450,40 @@ static void check_reply(const gw_exchange *c, const br_reply *r)
     br_buf_free(&errors);
 }
 
+/* w's credit grew (a REPLY, a late REPLY): a drained worker is forgotten; otherwise its
+ * services' queues are served, then the attached subsystems get what is left. */
+static void after_reply(gw_broker *b, gw_worker *w)
+{
+    if (w->unhealthy && w->ncancelled == 0) {
+        w->unhealthy = false;
+        gw_log(GW_LOG_INFO, "broker", "worker %s answered every CANCEL: it gets work again", w->id);
+    }
+    if (w->draining && w->inflight == 0) {
+        gw__broker_forget(b, w, "drained");
+        return;
+    }
+    for (size_t i = 0; i < w->nservices; i++)
+        if (!gw_list_empty(&w->services[i]->queue))
+            gw__dispatch_pump(b, w->services[i]);
+    gw__broker_offer_credit(b, w); /* what credit the requests left */
+}
+
 void gw__dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r)
 {
     gw_exchange *c = gw_idmap_get(b->exchanges, r->id);
     if (!c || c->worker != w) {
         b->stats.stale_replies++;
+        gw_cancelled *t = gw_idmap_get(b->cancelled, r->id);
+        if (!t || t->worker != w)
+            return; /* nothing of w's: no credit */
+        /* The late answer to a cancelled request: the handler's work is done, so the
+         * jobs it asked for are written all the same; nobody waits for the reply. */
+        gw__broker_reply_jobs(b, NULL, r, false);
+        cancelled_free(b, t, true);
+        after_reply(b, w);
         return;
     }
-    if (w->credit < GW_CREDIT_MAX)
+    if (w->credit < b->cfg.max_worker_credit)
         w->credit++;
     gw_req *req = c->req;
     gw_worker *caller = c->caller;
@@ -385,7 +493,8 @@ void gw__dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r)
     if (req) {
         /* A reply carrying jobs goes out once they are durable (the job queue). */
         if (!gw__broker_reply_jobs(b, req, r, c->want_msgpack))
-            gw__dispatch_respond_reply(b, req, r, c->want_msgpack, w->id);
+            gw__dispatch_respond_reply(b, req, r, c->want_msgpack,
+                                       b->cfg.worker_header ? w->id : NULL);
     } else {
         /* A caller, or nobody any more: the handler's work is done, so its jobs are
          * written all the same; nobody waits for them. */
@@ -398,14 +507,7 @@ void gw__dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r)
     else
         b->stats.stale_replies++;
     gw__exchange_free(c);
-    if (w->draining && w->inflight == 0) {
-        gw__broker_forget(b, w, "drained");
-        return;
-    }
-    for (size_t i = 0; i < w->nservices; i++)
-        if (!gw_list_empty(&w->services[i]->queue))
-            gw__dispatch_pump(b, w->services[i]);
-    gw__broker_offer_credit(b, w); /* what credit the requests left */
+    after_reply(b, w);
 }
 
 void gw__dispatch_on_deadline(uv_timer_t *timer)
@@ -470,5 +572,42 @@ void gw__dispatch_fail_all(gw_broker *b)
         while (!gw_list_empty(&w->exchanges))
             gw__exchange_fail(GW_CONTAINER_OF(w->exchanges.next, gw_exchange, link), 503, true,
                               detail);
+    }
+}
+
+/* Marks w unhealthy when its oldest unanswered CANCEL is older than the grace. */
+static void check_health(gw_broker *b, gw_worker *w, uint64_t now)
+{
+    if (w->unhealthy || gw_list_empty(&w->cancelled))
+        return;
+    const gw_cancelled *oldest = GW_CONTAINER_OF(w->cancelled.next, gw_cancelled, link);
+    if (now - oldest->since < b->cfg.cancel_grace_ms)
+        return;
+    w->unhealthy = true;
+    gw_log(GW_LOG_WARN, "broker",
+           "worker %s is unhealthy: %u cancelled requests unanswered, the oldest for %llu ms "
+           "(--cancel-grace %u ms); it gets no new work until it answers them",
+           w->id, w->ncancelled, (unsigned long long)(now - oldest->since), b->cfg.cancel_grace_ms);
+    /* Its services' queued requests go to the others, or get their 503 now. */
+    for (size_t i = 0; i < w->nservices; i++)
+        gw__dispatch_pump(b, w->services[i]);
+}
+
+void gw__dispatch_tick(gw_broker *b, uint64_t now)
+{
+    for (size_t i = 0; i < gw_registry_nworkers(b->reg); i++)
+        check_health(b, gw_registry_worker(b->reg, i), now);
+    /* Backwards: retiring service i moves the last one, already visited, into i. */
+    for (size_t i = gw_registry_nservices(b->reg); i-- > 0;) {
+        gw_service *s = gw_registry_service(b->reg, i);
+        if (s->nworkers > 0 || s->empty_since == 0 || s->npending > 0 || s->nqueued > 0 ||
+            now - s->empty_since < b->cfg.service_grace_ms)
+            continue;
+        gw_log(GW_LOG_INFO, "broker",
+               "service %s retired: no worker for %llu ms (--service-grace); its %zu routes "
+               "are removed",
+               s->name, (unsigned long long)(now - s->empty_since), s->nroutes);
+        b->stats.services_retired++;
+        gw_registry_retire(b->reg, s);
     }
 }

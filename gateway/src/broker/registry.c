@@ -3,8 +3,13 @@
  *
  * Workers and services live in two flat arrays: a gateway serves dozens of them, not
  * thousands, and a linear scan of a short array beats a hash map's bookkeeping here.
- * max_workers bounds the worker array; services are bounded by what live or past
- * workers announced (each READY carries at most br_limits.max_services).
+ * max_workers bounds the worker array; services are bounded by GW_MAX_SERVICES and
+ * leave when the broker retires them.
+ *
+ * Route ownership is by service, and no two services may claim one request: a READY
+ * whose route overlaps a route of another service - some path would match both, as
+ * GET /hello/world and GET /hello/{name} do, or HEAD and GET of the same shape - is
+ * refused, so that a newcomer can never outrank (shadow) a route that serves already.
  */
 #include "registry.h"
 
@@ -37,7 +42,9 @@ gw_registry *gw_registry_new(gw_router *router, gw_handler_fn handler, void *arg
     gw_registry *self = calloc(1, sizeof(*self));
     if (!self)
         return NULL;
-    self->workers = calloc(max_workers ? max_workers : 1, sizeof(gw_worker *));
+    /* One slot more than the limit: a peer registering again is added beside its old
+     * registration for a moment (gw_registry_add). */
+    self->workers = calloc(max_workers + 1, sizeof(gw_worker *));
     if (!self->workers) {
         free(self);
         return NULL;
@@ -146,9 +153,130 @@ static bool method_ok(br_str m)
     return true;
 }
 
+/* One segment of a route template: literal text, or a parameter "{name}" that
+ * matches any non-empty segment. */
+typedef struct tseg {
+    const char *text; /* literal text (parameters: unused) */
+    size_t len;       /* its bytes */
+    bool param;       /* "{...}" */
+} tseg;
+
+/* Splits a template at '/' as the router does ("/" has no segment, "/a/" has "a" and
+ * ""); -1 when it has more than GW_ROUTE_MAX_SEGMENTS (the router refuses those). */
+static int split_template(const char *t, size_t len, tseg *out)
+{
+    int n = 0;
+    size_t start = 1;
+    if (len <= 1)
+        return 0;
+    for (size_t i = 1; i <= len; i++) {
+        if (i < len && t[i] != '/')
+            continue;
+        if (n == GW_ROUTE_MAX_SEGMENTS)
+            return -1;
+        size_t seg = i - start;
+        out[n].text = t + start;
+        out[n].len = seg;
+        out[n].param = seg >= 3 && t[start] == '{' && t[i - 1] == '}';
+        n++;
+        start = i + 1;
+    }
+    return n;
+}
+
+/* True when one request could match both templates: as many segments, and at each
+ * place equal literals or a parameter facing a parameter or a non-empty literal. */
+static bool templates_overlap(const char *a, size_t alen, const char *b, size_t blen)
+{
+    tseg x[GW_ROUTE_MAX_SEGMENTS], y[GW_ROUTE_MAX_SEGMENTS];
+    int nx = split_template(a, alen, x), ny = split_template(b, blen, y);
+    if (nx < 0 || ny < 0 || nx != ny)
+        return false;
+    for (int i = 0; i < nx; i++) {
+        if (x[i].param && y[i].param)
+            continue;
+        if (x[i].param || y[i].param) {
+            if ((x[i].param ? y[i].len : x[i].len) == 0)
+                return false;
+            continue;
+        }
+        if (x[i].len != y[i].len || memcmp(x[i].text, y[i].text, x[i].len) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* True when requests of one method can reach a route of the other: the same method,
+ * or GET and HEAD (a HEAD request takes the GET route when there is no HEAD one). */
+static bool methods_meet(br_str a, br_str b)
+{
+    if (a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0)
+        return true;
+    return (br_str_eq(a, "GET") && br_str_eq(b, "HEAD")) ||
+           (br_str_eq(a, "HEAD") && br_str_eq(b, "GET"));
+}
+
+/* True when routes a and b could take the same request. */
+static bool routes_overlap(br_str am, br_str ap, br_str bm, br_str bp)
+{
+    return methods_meet(am, bm) && templates_overlap(ap.ptr, ap.len, bp.ptr, bp.len);
+}
+
+/* Refuses route rt of service `name` when it overlaps a route of another registered
+ * service: BR_EVALUE with the reason, else 0. */
+static int check_overlap_registered(const gw_registry *self, br_str name, const br_route *rt,
+                                    char *reason, size_t cap)
+{
+    for (size_t i = 0; i < self->nservices; i++) {
+        const gw_service *o = self->services[i];
+        if (br_str_eq(name, o->name))
+            continue;
+        for (const gw_route_entry *e = o->routes; e; e = e->next) {
+            br_str em = br_str_c(e->method), ep = br_str_c(e->path);
+            if (!routes_overlap(rt->method, rt->path, em, ep))
+                continue;
+            if (br_str_eq(rt->method, e->method) && br_str_eq(rt->path, e->path))
+                snprintf(reason, cap, "route %s %s is owned by service '%s'", e->method, e->path,
+                         o->name);
+            else
+                snprintf(reason, cap, "route %.*s %.*s overlaps %s %s of service '%s'",
+                         (int)rt->method.len, rt->method.ptr, (int)rt->path.len, rt->path.ptr,
+                         e->method, e->path, o->name);
+            return BR_EVALUE;
+        }
+    }
+    return 0;
+}
+
+/* Refuses a READY whose own services overlap each other. */
+static int check_overlap_within(const br_ready *r, char *reason, size_t cap)
+{
+    for (uint32_t i = 0; i < r->nservices; i++)
+        for (uint32_t j = i + 1; j < r->nservices; j++) {
+            const br_service *a = &r->services[i], *b = &r->services[j];
+            if (a->name.len == b->name.len && memcmp(a->name.ptr, b->name.ptr, a->name.len) == 0)
+                continue;
+            for (uint32_t k = 0; k < a->nroutes; k++)
+                for (uint32_t l = 0; l < b->nroutes; l++)
+                    if (routes_overlap(a->routes[k].method, a->routes[k].path, b->routes[l].method,
+                                       b->routes[l].path)) {
+                        snprintf(reason, cap,
+                                 "route %.*s %.*s of service '%.*s' overlaps %.*s "
+                                 "%.*s of service '%.*s'",
+                                 (int)a->routes[k].method.len, a->routes[k].method.ptr,
+                                 (int)a->routes[k].path.len, a->routes[k].path.ptr,
+                                 (int)a->name.len, a->name.ptr, (int)b->routes[l].method.len,
+                                 b->routes[l].method.ptr, (int)b->routes[l].path.len,
+                                 b->routes[l].path.ptr, (int)b->name.len, b->name.ptr);
+                        return BR_EVALUE;
+                    }
+        }
+    return 0;
+}
+
 /* Checks everything about a READY that does not need the router: kinds, names, route
- * ownership and room for its new services.  0, or BR_EVALUE / BR_EFULL with reason
- * set. */
+ * ownership and overlaps, and room for its new services.  0, or BR_EVALUE / BR_EFULL
+ * with reason set. */
 static int check_ready(const gw_registry *self, const br_ready *r, char *reason, size_t cap)
 {
     if (r->kind != BR_KIND_IO && r->kind != BR_KIND_CPU) {
@@ -192,15 +320,12 @@ static int check_ready(const gw_registry *self, const br_ready *r, char *reason,
                          (int)rt->method.len, rt->method.ptr, (int)rt->path.len, rt->path.ptr);
                 return BR_EVALUE;
             }
-            const gw_route_entry *e = find_route(self, rt->method, rt->path);
-            if (e && !br_str_eq(s->name, e->service->name)) {
-                snprintf(reason, cap, "route %s %s is owned by service '%s'", e->method, e->path,
-                         e->service->name);
-                return BR_EVALUE;
-            }
+            int rc = check_overlap_registered(self, s->name, rt, reason, cap);
+            if (rc != 0)
+                return rc;
         }
     }
-    return 0;
+    return check_overlap_within(r, reason, cap);
 }
 
 /* Copies a br_str into *cursor as a NUL-terminated string and advances the cursor. */
@@ -366,6 +491,7 @@ static int service_link(gw_service *s, gw_worker *w)
     if (rc != 0)
         return rc;
     s->workers[s->nworkers++] = w;
+    s->empty_since = 0;
     return 0;
 }
 
@@ -402,6 +528,7 @@ static gw_worker *worker_new(const void *ident, size_t ident_len, const br_ready
     w->last_send = now;
     gw_list_init(&w->exchanges);
     gw_list_init(&w->outgoing);
+    gw_list_init(&w->cancelled);
     return w;
 }
 
@@ -417,7 +544,10 @@ int gw_registry_add(gw_registry *self, const void *ident, size_t ident_len, cons
         snprintf(reason, reason_cap, "worker_id longer than %d bytes", GW_NAME_MAX);
         return BR_EVALUE;
     }
-    if (self->nworkers >= self->max_workers) {
+    /* A peer registering again is added beside its old registration, which the
+     * caller removes at once: the two count as one. */
+    size_t limit = self->max_workers + (gw_registry_find(self, ident, ident_len) ? 1 : 0);
+    if (self->nworkers >= limit) {
         snprintf(reason, reason_cap, "too many workers (limit %zu)", self->max_workers);
         return BR_EFULL;
     }
@@ -466,10 +596,13 @@ gw_worker *gw_registry_find(const gw_registry *self, const void *ident, size_t i
     return NULL;
 }
 
-void gw_registry_remove(gw_registry *self, gw_worker *w)
+void gw_registry_remove(gw_registry *self, gw_worker *w, uint64_t now)
 {
-    for (size_t k = 0; k < w->nservices; k++)
+    for (size_t k = 0; k < w->nservices; k++) {
         service_unlink(w->services[k], w);
+        if (w->services[k]->nworkers == 0)
+            w->services[k]->empty_since = now ? now : 1;
+    }
     for (size_t i = 0; i < self->nworkers; i++) {
         if (self->workers[i] == w) {
             self->workers[i] = self->workers[--self->nworkers];
@@ -479,12 +612,25 @@ void gw_registry_remove(gw_registry *self, gw_worker *w)
     worker_free(w);
 }
 
-gw_worker *gw_registry_pick(const gw_service *s)
+void gw_registry_retire(gw_registry *self, gw_service *s)
+{
+    for (size_t i = 0; i < self->nservices; i++) {
+        if (self->services[i] == s) {
+            self->services[i] = self->services[--self->nservices];
+            break;
+        }
+    }
+    service_drop_routes(self, s, true);
+    service_free(s);
+}
+
+gw_worker *gw_registry_pick(const gw_service *s, size_t max_bytes)
 {
     gw_worker *best = NULL;
     for (size_t i = 0; i < s->nworkers; i++) {
         gw_worker *w = s->workers[i];
-        if (gw_worker_live(w) && w->credit > 0 && (!best || w->credit > best->credit))
+        if (gw_worker_live(w) && w->credit > 0 && w->bytes < max_bytes &&
+            (!best || w->credit > best->credit))
             best = w;
     }
     return best;

@@ -1,5 +1,6 @@
 /*
- * zap.c - worker authentication: key loading and the ZAP handler (see zap.h).
+ * zap.c - worker authentication: the ZAP handler (see zap.h; the certificates are in
+ * keys.c).
  *
  * A ZAP request for CURVE is seven frames: version "1.0", request id, domain,
  * address, routing id, mechanism "CURVE", and the client's 32-byte public key.  The
@@ -25,66 +26,25 @@
 #define ZAP_REQUEST_FRAMES 7
 
 struct gw_zap {
-    uv_loop_t *loop;             /* the gateway's loop */
-    br_zsock *zs;                /* the REP socket */
-    const br_curve_keyset *keys; /* authorised keys (the caller's) */
-    uint64_t refused;            /* peers refused */
-    uint64_t logged;             /* refusal lines logged */
-    uint64_t suppressed;         /* refusals not logged since the last line */
-    uint64_t last_log;           /* loop time of the last refusal line; 0: none yet */
-    void (*done)(void *arg);     /* gw_zap_shutdown's callback */
-    void *done_arg;              /* its argument */
+    uv_loop_t *loop;         /* the gateway's loop */
+    br_zsock *zs;            /* the REP socket */
+    const gw_curve *curve;   /* authorised certificates (the caller's; reloads swap them) */
+    uint64_t refused;        /* peers refused */
+    uint64_t logged;         /* refusal lines logged */
+    uint64_t suppressed;     /* refusals not logged since the last line */
+    uint64_t last_log;       /* loop time of the last refusal line; 0: none yet */
+    void (*done)(void *arg); /* gw_zap_shutdown's callback */
+    void *done_arg;          /* its argument */
 };
-
-int gw_curve_load(gw_curve *out, const char *secret_key_file, const char *authorized)
-{
-    char why[512];
-    memset(out, 0, sizeof(*out));
-    if (!secret_key_file[0] && !authorized[0])
-        return 0;
-    if (!secret_key_file[0] || !authorized[0]) {
-        gw_log(GW_LOG_ERROR, "broker",
-               "--curve-secret-key-file and --curve-authorized-keys go together (CURVE "
-               "without authorised keys would admit any key)");
-        return -1;
-    }
-    if (br_curve_keypair_read(secret_key_file, &out->server, why, sizeof(why)) != 0) {
-        gw_log(GW_LOG_ERROR, "broker", "--curve-secret-key-file: %s", why);
-        return -1;
-    }
-    out->clients = br_curve_keyset_new();
-    if (!out->clients) {
-        gw_log(GW_LOG_ERROR, "broker", "gw_curve_load: out of memory");
-        gw_curve_release(out);
-        return -1;
-    }
-    if (br_curve_keyset_load(out->clients, authorized, why, sizeof(why)) != 0) {
-        gw_log(GW_LOG_ERROR, "broker", "--curve-authorized-keys: %s", why);
-        gw_curve_release(out);
-        return -1;
-    }
-    out->on = true;
-    gw_log(GW_LOG_INFO, "broker",
-           "worker authentication on: CURVE, %zu authorised keys, broker public key %s",
-           br_curve_keyset_count(out->clients), out->server.public_key);
-    return 0;
-}
-
-void gw_curve_release(gw_curve *c)
-{
-    br_curve_keypair_wipe(&c->server);
-    br_curve_keyset_destroy(&c->clients);
-    c->on = false;
-}
 
 /* Sends the six reply frames.  Inside the receive callback, so br_zsock's drain
  * re-checks the socket after it. */
 static void reply(gw_zap *z, br_zframe reqid, const char *code, const char *text, const char *user)
 {
     void *s = br_zsock_socket(z->zs);
-    const br_zframe f[6] = {{"1.0", 3},           reqid,
-                            {code, strlen(code)}, {text, strlen(text)},
-                            {user, strlen(user)}, {"", 0}};
+    const br_zframe f[6] = {{"1.0", 3, NULL},           reqid,
+                            {code, strlen(code), NULL}, {text, strlen(text), NULL},
+                            {user, strlen(user), NULL}, {"", 0, NULL}};
     for (int i = 0; i < 6; i++) {
         if (zmq_send(s, f[i].data, f[i].len, (i < 5 ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0) {
             gw_log(GW_LOG_ERROR, "broker", "zmq_send(ZAP reply): %s", zmq_strerror(zmq_errno()));
@@ -118,7 +78,7 @@ static void on_request(br_zsock *zs, const br_zframe *f, size_t n, void *arg)
 {
     gw_zap *z = arg;
     (void)zs;
-    br_zframe none = {"", 0};
+    br_zframe none = {"", 0, NULL};
     if (n != ZAP_REQUEST_FRAMES || f[0].len != 3 || memcmp(f[0].data, "1.0", 3) != 0) {
         gw_log(GW_LOG_WARN, "broker", "malformed ZAP request (%zu frames) answered 500", n);
         reply(z, n >= 2 ? f[1] : none, "500", "malformed request", "");
@@ -137,17 +97,17 @@ static void on_request(br_zsock *zs, const br_zframe *f, size_t n, void *arg)
     }
     char z85[BR_CURVE_Z85_LEN + 1];
     br_curve_key_z85(key->data, z85);
-    const char *name = br_curve_keyset_find(z->keys, key->data);
-    if (!name) {
+    if (!gw_curve_known(z->curve, z85)) {
         log_refusal(z, z85, address, "unknown key");
         reply(z, f[1], "400", "key not authorised", "");
         return;
     }
-    /* The user id becomes the connection's "User-Id" property. */
-    reply(z, f[1], "200", "OK", name[0] ? name : z85);
+    /* The user id becomes the connection's "User-Id" property: the broker looks the
+     * key's services up with it when the worker says READY. */
+    reply(z, f[1], "200", "OK", z85);
 }
 
-gw_zap *gw_zap_new(uv_loop_t *loop, void *zctx, const br_curve_keyset *keys)
+gw_zap *gw_zap_new(uv_loop_t *loop, void *zctx, const gw_curve *curve)
 {
     gw_zap *z = calloc(1, sizeof(*z));
     if (!z) {
@@ -155,7 +115,7 @@ gw_zap *gw_zap_new(uv_loop_t *loop, void *zctx, const br_curve_keyset *keys)
         return NULL;
     }
     z->loop = loop;
-    z->keys = keys;
+    z->curve = curve;
     void *s = zmq_socket(zctx, ZMQ_REP);
     if (!s) {
         gw_log(GW_LOG_ERROR, "broker", "zmq_socket(REP) for ZAP failed: %s",

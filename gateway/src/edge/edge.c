@@ -271,9 +271,10 @@ static void on_answer(void *data, gw_req *req, gw_http_answer *a)
     if (!er && !(er = req_state_new(e, req)))
         return;
     e->ans_req = req;
-    e->ans_worker[0] = '\0';
+    /* The worker it was sent to (gw_edge_req_dispatched), or the one a reply header
+     * names (x-barista-worker, when the broker is told to add it): for the log. */
+    memcpy(e->ans_worker, er->worker, sizeof(e->ans_worker));
     e->ans_hdr_used = 0;
-    /* The worker's name travels in a reply header (broker); keep it for the log. */
     for (size_t i = 0; i < a->nextra; i++) {
         const gw_header *h = &a->extra[i];
         if (h->name_len == 16 && memcmp(h->name, "x-barista-worker", 16) == 0) {
@@ -346,7 +347,8 @@ void gw_edge_req_dispatched(gw_req *req, const char *worker)
     edge_req *er = req ? req->filter_state : NULL;
     if (!er)
         return;
-    (void)worker; /* the answer names it (x-barista-worker), and the log reads it there */
+    /* Copied: the broker's worker may be gone by the time the answer is logged. */
+    snprintf(er->worker, sizeof(er->worker), "%s", worker ? worker : "");
     if (!er->sent_ns)
         er->sent_ns = uv_hrtime();
 }

@@ -41,6 +41,7 @@ typedef struct edge_req {
     struct edge_req *next;               /* free list */
     uint64_t start_ns;                   /* the request's first byte (uv_hrtime) */
     uint64_t sent_ns;                    /* dispatched to a worker; 0: not (yet) */
+    char worker[GW_EDGE_WORKER_MAX];     /* the worker it was last sent to; "" none */
     char id[GW_EDGE_REQUEST_ID_MAX + 1]; /* X-Request-ID answered */
     size_t id_len;                       /* bytes of id */
     char trace[GW_EDGE_TRACE_LEN + 1];   /* traceparent answered and forwarded */

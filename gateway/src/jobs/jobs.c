@@ -1,18 +1,28 @@
 /*
- * jobs.c - the job queue: jobs and tasks in memory, their rows in the store, and the
- * timer that releases delayed jobs, expires leases and deletes old jobs (see
+ * jobs.c - the job queue: jobs in memory, their rows in the store, and the timer that
+ * releases delayed jobs, expires leases, deletes old jobs and retires tasks (see
  * jobs_int.h for where a job can be).
  *
- * Every change that must outlive the gateway is a put to the store: the new job (the
- * 202 waits for it), its end, a retry's schedule, and its deletion at expiry.  Leasing
- * a job is not written: a gateway that restarts puts every running job back in the
- * queue anyway, and skipping that write keeps one row per state change a client can
- * see.  The attempt count of an attempt cut short by a gateway crash is lost with it.
+ * Every change that must outlive the gateway is a write to the store: the new job
+ * (the 202 waits for it), its end, a retry's schedule, and its deletion at expiry.
+ * Leasing a job is not written: a gateway that restarts puts every running job back
+ * in the queue anyway, and skipping that write keeps one row per state change a client
+ * can see.  The attempt count of an attempt cut short by a gateway crash is lost with
+ * it.
+ *
+ * A job's id is its sequence number - the millisecond it was made, shifted left 16
+ * bits, plus a counter; never below one handed out or loaded before, so never used
+ * twice - as 16 hex digits, then 80 random bits from libsodium as 20 more: time-ordered
+ * (the store's rows append) and unguessable (the random part is checked on every
+ * lookup).  Idempotency keys are indexed by a digest of the task and the key, so a key
+ * means one job per task, and the key itself need not stay in memory.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <sodium.h>
 
 #include "jobs_int.h"
 
@@ -27,6 +37,9 @@ void gw_jobs_config_defaults(gw_jobs_config *cfg)
         .backoff_ms = GW_JOBS_BACKOFF_MS,
         .backoff_cap_ms = GW_JOBS_BACKOFF_CAP_MS,
         .task_limit = GW_JOBS_TASK_LIMIT,
+        .memory = GW_JOBS_MEMORY,
+        .task_bytes = GW_JOBS_TASK_BYTES,
+        .task_grace_ms = GW_JOBS_TASK_GRACE_MS,
     };
 }
 
@@ -55,155 +68,196 @@ static uint64_t next_random(gw_jobs *j)
     return j->rng;
 }
 
-/* FNV-1a of an idempotency key; never 0 (the id map's empty mark). */
-static uint64_t key_hash(br_str key)
+uint64_t gw__jobs_hash(br_str s)
 {
     uint64_t h = 14695981039346656037ull;
-    for (uint32_t i = 0; i < key.len; i++)
-        h = (h ^ (uint8_t)key.ptr[i]) * 1099511628211ull;
+    for (uint32_t i = 0; i < s.len; i++)
+        h = (h ^ (uint8_t)s.ptr[i]) * 1099511628211ull;
     return h ? h : 1;
 }
 
-/* Copies s to the heap (an empty string stays NULL).  0 or BR_ENOMEM. */
-static int str_dup(br_str *dst, br_str s)
+/* ---------------------------------------------------------------------------------- */
+/* Ids and keys.                                                                       */
+
+static br_str id_of(const gw_job *job)
 {
-    *dst = (br_str){NULL, 0};
-    if (s.len == 0)
+    return (br_str){job->id, job->id_len};
+}
+
+gw_job *gw__jobs_find_seq(gw_jobs *j, uint64_t seq)
+{
+    return seq ? gw_idmap_get(j->byid, seq) : NULL;
+}
+
+/* The sequence number an id carries: the first 16 hex digits of a new id, the whole
+ * of an old decimal one; 0 for text that is neither. */
+static uint64_t seq_of(br_str id)
+{
+    uint64_t v = 0;
+    if (id.len == GW_JOB_ID_MAX) {
+        for (uint32_t i = 0; i < 16; i++) {
+            char c = id.ptr[i];
+            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+            if (d < 0)
+                return 0;
+            v = v << 4 | (uint64_t)d;
+        }
+        return v;
+    }
+    if (id.len == 0 || id.len > 19)
         return 0;
-    char *p = malloc(s.len);
-    if (!p)
-        return BR_ENOMEM;
-    memcpy(p, s.ptr, s.len);
-    *dst = (br_str){p, s.len};
-    return 0;
+    for (uint32_t i = 0; i < id.len; i++) {
+        if (id.ptr[i] < '0' || id.ptr[i] > '9')
+            return 0;
+        v = v * 10 + (uint64_t)(id.ptr[i] - '0');
+    }
+    return v;
 }
 
-static void str_free(br_str *s)
+gw_job *gw__jobs_find(gw_jobs *j, br_str id)
 {
-    free((void *)s->ptr);
-    *s = (br_str){NULL, 0};
-}
-
-/* ---------------------------------------------------------------------------------- */
-/* Tasks.                                                                              */
-
-gw_jobs_task *gw__jobs_task_find(gw_jobs *j, br_str name)
-{
-    for (size_t i = 0; i < j->ntasks; i++)
-        if (br_str_eq(name, j->tasks[i]->name))
-            return j->tasks[i];
-    return NULL;
-}
-
-/* Adds a task to memory only. */
-static gw_jobs_task *task_add(gw_jobs *j, br_str name)
-{
-    if (name.len == 0 || name.len > GW_JOBS_NAME_MAX || j->ntasks >= GW_JOBS_MAX_TASKS)
+    gw_job *job = gw__jobs_find_seq(j, seq_of(id));
+    /* The whole id must match: its random part is what makes it unguessable. */
+    if (!job || job->id_len != id.len || memcmp(job->id, id.ptr, id.len) != 0)
         return NULL;
-    gw_jobs_task *t = calloc(1, sizeof(*t) + name.len + 1);
-    if (!t)
-        return NULL;
-    t->name = (char *)(t + 1);
-    memcpy(t->name, name.ptr, name.len);
-    t->name[name.len] = '\0';
-    gw_list_init(&t->ready);
-    j->tasks[j->ntasks++] = t;
-    return t;
+    return job;
 }
 
-gw_jobs_task *gw__jobs_task_get(gw_jobs *j, br_str name)
+/* Gives job the next sequence number and its id. */
+static void new_id(gw_jobs *j, gw_job *job)
 {
-    gw_jobs_task *t = gw__jobs_task_find(j, name);
-    if (t)
-        return t;
-    t = task_add(j, name);
-    /* Known from now on, across restarts too; a lost write only means a 404 for a
-     * task nobody announced yet after the next start. */
-    if (t && gw__jobs_store_add_task(j->store, name, NULL, NULL) != 0)
-        gw_log(GW_LOG_ERROR, "jobs", "cannot record task %s in the store", t->name);
-    return t;
+    enum { RANDOM = (GW_JOB_ID_MAX - 16) / 2 };
+    static const char hex[] = "0123456789abcdef";
+    uint64_t seq = (uint64_t)gw__jobs_now_ms() << 16;
+    if (seq <= j->last_seq)
+        seq = j->last_seq + 1;
+    j->last_seq = seq;
+    job->seq = seq;
+    if (j->pool_left < RANDOM) {
+        randombytes_buf(j->pool, sizeof(j->pool));
+        j->pool_left = sizeof(j->pool);
+    }
+    uint8_t *r = j->pool + sizeof(j->pool) - j->pool_left;
+    j->pool_left -= RANDOM;
+    for (int i = 0; i < 16; i++)
+        job->id[i] = hex[(seq >> (60 - 4 * i)) & 15];
+    for (int i = 0; i < RANDOM; i++) {
+        job->id[16 + 2 * i] = hex[r[i] >> 4];
+        job->id[17 + 2 * i] = hex[r[i] & 15];
+    }
+    job->id[GW_JOB_ID_MAX] = '\0';
+    job->id_len = GW_JOB_ID_MAX;
+    sodium_memzero(r, RANDOM); /* handed out: not kept */
 }
 
-/* ---------------------------------------------------------------------------------- */
-/* Jobs.                                                                               */
-
-gw_job *gw__jobs_find(gw_jobs *j, uint64_t id)
+/* The digest that indexes an idempotency key: BLAKE2b-128 of the task name's length,
+ * the name and the key, so that equal keys of different tasks never meet. */
+static void key_digest(const gw_jobs_task *t, br_str key, uint8_t out[GW_JOBS_IDEM_BYTES])
 {
-    return id ? gw_idmap_get(j->byid, id) : NULL;
+    crypto_generichash_state st;
+    uint32_t n = (uint32_t)strlen(t->name);
+    uint8_t len[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+    crypto_generichash_init(&st, NULL, 0, GW_JOBS_IDEM_BYTES);
+    crypto_generichash_update(&st, len, sizeof(len));
+    crypto_generichash_update(&st, (const uint8_t *)t->name, n);
+    crypto_generichash_update(&st, (const uint8_t *)key.ptr, key.len);
+    crypto_generichash_final(&st, out, GW_JOBS_IDEM_BYTES);
 }
 
-static gw_job *key_find(gw_jobs *j, br_str key)
+static uint64_t digest_hash(const uint8_t d[GW_JOBS_IDEM_BYTES])
 {
-    uint64_t h = key_hash(key);
-    for (gw_job *job = gw_idmap_get(j->bykey, h); job; job = job->idem_next)
-        if (job->idem_key.len == key.len && memcmp(job->idem_key.ptr, key.ptr, key.len) == 0)
+    uint64_t h = 0;
+    for (int i = 0; i < 8; i++)
+        h = h << 8 | d[i];
+    return h ? h : 1;
+}
+
+static gw_job *key_find(gw_jobs *j, const uint8_t d[GW_JOBS_IDEM_BYTES])
+{
+    for (gw_job *job = gw_idmap_get(j->bykey, digest_hash(d)); job; job = job->idem_next)
+        if (memcmp(job->idem, d, GW_JOBS_IDEM_BYTES) == 0)
             return job;
     return NULL;
 }
 
-/* Indexes job by id and key.  0 or the id map's error. */
-static int job_index(gw_jobs *j, gw_job *job)
+/* Adds job at the head of the chain under `key` in map; *next is its link.  0 or the
+ * id map's error (nothing changed then). */
+static int chain_put(gw_idmap *map, uint64_t key, gw_job *job, gw_job **next)
 {
-    int rc = gw_idmap_put(j->byid, job->id, job);
-    if (rc != 0 || job->idem_key.len == 0)
-        return rc;
-    job->idem_hash = key_hash(job->idem_key);
-    gw_job *head = gw_idmap_take(j->bykey, job->idem_hash);
-    job->idem_next = head;
-    rc = gw_idmap_put(j->bykey, job->idem_hash, job);
+    gw_job *head = gw_idmap_take(map, key);
+    *next = head;
+    int rc = gw_idmap_put(map, key, job);
     if (rc != 0) {
-        job->idem_next = NULL;
+        *next = NULL;
         if (head)
-            gw_idmap_put(j->bykey, job->idem_hash, head);
-        gw_idmap_take(j->byid, job->id);
+            gw_idmap_put(map, key, head);
     }
     return rc;
 }
 
-static void job_unindex(gw_jobs *j, gw_job *job)
+/* Removes job from the chain of idempotency digests under `key`. */
+static void chain_take(gw_idmap *map, uint64_t key, gw_job *job)
 {
-    gw_idmap_take(j->byid, job->id);
-    if (job->idem_key.len == 0)
-        return;
-    gw_job *head = gw_idmap_take(j->bykey, job->idem_hash);
+    gw_job *head = gw_idmap_take(map, key);
     gw_job **pp = &head;
     while (*pp && *pp != job)
         pp = &(*pp)->idem_next;
     if (*pp)
         *pp = job->idem_next;
     if (head)
-        gw_idmap_put(j->bykey, job->idem_hash, head);
+        gw_idmap_put(map, key, head);
 }
+
+/* Indexes job by sequence number and key.  0 or the id map's error. */
+static int job_index(gw_jobs *j, gw_job *job)
+{
+    int rc = gw_idmap_put(j->byid, job->seq, job);
+    if (rc != 0 || !job->has_key)
+        return rc;
+    rc = chain_put(j->bykey, digest_hash(job->idem), job, &job->idem_next);
+    if (rc != 0)
+        gw_idmap_take(j->byid, job->seq);
+    return rc;
+}
+
+static void job_unindex(gw_jobs *j, gw_job *job)
+{
+    gw_idmap_take(j->byid, job->seq);
+    if (job->has_key)
+        chain_take(j->bykey, digest_hash(job->idem), job);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Jobs.                                                                               */
 
 static bool finished(const gw_job *job)
 {
     return job->status == GW_JOB_SUCCEEDED || job->status == GW_JOB_DEAD;
 }
 
-/* Frees a job that was never indexed. */
-static void job_release(gw_job *job)
-{
-    str_free(&job->payload);
-    str_free(&job->idem_key);
-    str_free(&job->result);
-    str_free(&job->error);
-    free(job);
-}
-
-/* Allocates a job with its strings copied; not indexed, not linked. */
-static gw_job *job_new(gw_jobs_task *t, br_str payload, br_str key)
+/* Allocates a job of t, not indexed, not linked, holding nothing. */
+static gw_job *job_new(gw_jobs *j, gw_jobs_task *t)
 {
     gw_job *job = calloc(1, sizeof(*job));
     if (!job)
         return NULL;
+    job->owner = j;
     job->task = t;
+    t->njobs++;
     gw_list_init(&job->link);
     gw_list_init(&job->waiters);
-    if (str_dup(&job->payload, payload) != 0 || str_dup(&job->idem_key, key) != 0) {
-        job_release(job);
-        return NULL;
-    }
     return job;
+}
+
+/* Frees a job that is on no structure; its task may go with it. */
+static void job_release(gw_jobs *j, gw_job *job)
+{
+    gw__jobs_payload_drop(j, job);
+    gw__jobs_detail_drop(j, job);
+    gw_jobs_task *t = job->task;
+    free(job);
+    t->njobs--;
+    gw__jobs_task_unref(j, t);
 }
 
 /* Takes job off every structure and frees it; its waiters must be gone. */
@@ -213,19 +267,22 @@ static void job_free(gw_jobs *j, gw_job *job)
     gw_deadline_heap_remove(&j->delayed, &job->timer);
     gw_deadline_heap_remove(&j->leases, &job->timer);
     job_unindex(j, job);
-    if (!finished(job) && job->task->unfinished)
+    if (!finished(job)) {
         job->task->unfinished--;
+        job->task->bytes -= job->payload_len;
+    }
     j->njobs--;
-    job_release(job);
+    job_release(j, job);
 }
 
 static gw_job_row job_row(const gw_job *job)
 {
     return (gw_job_row){
-        .id = job->id,
+        .seq = job->seq,
+        .id = id_of(job),
         .task = br_str_c(job->task->name),
         .payload = job->payload,
-        .idem_key = job->idem_key,
+        .payload_len = job->payload_len,
         .status = job->status,
         .attempts = job->attempts,
         .run_at_ms = job->run_at_ms,
@@ -235,31 +292,17 @@ static gw_job_row job_row(const gw_job *job)
     };
 }
 
-/* Writes job's current state; nobody waits for it. */
-static void job_persist(gw_jobs *j, gw_job *job)
+/* Writes job's new state (its detail as given: the caller may be about to drop it
+ * from memory); nobody waits for it. */
+static void job_persist(gw_jobs *j, gw_job *job, br_str result, br_str error)
 {
     gw_job_row r = job_row(job);
-    int rc = gw__jobs_store_put(j->store, &r, NULL, NULL);
+    r.result = result;
+    r.error = error;
+    int rc = gw__jobs_store_update(j->store, &r, NULL, NULL);
     if (rc != 0)
-        gw_log(GW_LOG_ERROR, "jobs", "job %llu: gw__jobs_store_put failed: %s",
-               (unsigned long long)job->id, br_strerror(rc));
-}
-
-void gw__jobs_schedule(gw_jobs *j, gw_job *job)
-{
-    gw_list_remove(&job->link);
-    if (job->run_at_ms <= gw__jobs_now_ms() || j->closing) {
-        gw_list_push_back(&job->task->ready, &job->link);
-        job->task->nready++;
-        return;
-    }
-    job->timer.when = (uint64_t)job->run_at_ms;
-    if (gw_deadline_heap_push(&j->delayed, &job->timer) != 0) {
-        /* The heap is bounded by GW_JOBS_MAX like the jobs themselves; should it fail
-         * to grow, running early beats never running. */
-        gw_list_push_back(&job->task->ready, &job->link);
-        job->task->nready++;
-    }
+        gw_log(GW_LOG_ERROR, "jobs", "job %s: gw__jobs_store_update failed: %s", job->id,
+               br_strerror(rc));
 }
 
 /* Tells every waiter of job. */
@@ -285,11 +328,9 @@ static void on_inserted(void *arg, int status)
     }
     job->durable = true;
     job_wake(job, 0);
-    if (job->status == GW_JOB_QUEUED) {
-        gw__jobs_schedule(j, job);
-        if (!j->closing)
-            gw__jobs_pump_task(j, job->task);
-    }
+    gw__jobs_schedule(j, job);
+    if (!j->closing)
+        gw__jobs_pump_task(j, job->task);
 }
 
 /* Makes room at GW_JOBS_MAX: the oldest finished job expires before its time. */
@@ -298,7 +339,7 @@ static void expire_oldest(gw_jobs *j)
     if (gw_list_empty(&j->finished))
         return;
     gw_job *job = GW_CONTAINER_OF(j->finished.next, gw_job, link);
-    if (gw__jobs_store_delete(j->store, job->id, NULL, NULL) == 0)
+    if (gw__jobs_store_delete(j->store, job->seq, NULL, NULL) == 0)
         job_free(j, job);
 }
 
@@ -306,8 +347,10 @@ int gw__jobs_submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uin
                     gw_job_waiter *waiter, gw_job **out)
 {
     *out = NULL;
+    uint8_t digest[GW_JOBS_IDEM_BYTES];
     if (key.len > 0) {
-        gw_job *old = key_find(j, key);
+        key_digest(t, key, digest);
+        gw_job *old = key_find(j, digest);
         if (old) {
             *out = old;
             if (waiter && old->durable)
@@ -321,23 +364,44 @@ int gw__jobs_submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uin
         expire_oldest(j);
     if (j->njobs >= GW_JOBS_MAX || t->unfinished >= j->cfg.task_limit)
         return BR_EFULL;
-    gw_job *job = job_new(t, payload, key);
-    if (!job)
+    /* Bytes: the task's share of the store, and the quarter of the memory budget that
+     * holds payloads until they are durable. */
+    if (t->bytes + payload.len > j->cfg.task_bytes ||
+        j->insert_bytes + payload.len > j->cfg.memory / 4)
+        return BR_ELIMIT;
+    gw_job *job = job_new(j, t);
+    char *copy = payload.len ? malloc(payload.len) : NULL;
+    if (!job || (payload.len && !copy)) {
+        free(copy);
+        if (job)
+            job_release(j, job);
         return BR_ENOMEM;
-    job->owner = j;
-    job->id = ++j->next_id;
+    }
+    if (payload.len)
+        memcpy(copy, payload.ptr, payload.len);
+    job->payload = (br_str){copy, payload.len};
+    job->payload_len = payload.len;
+    job->payload_in = GW_PAYLOAD_INSERTING;
+    j->insert_bytes += payload.len;
+    if (key.len > 0) {
+        job->has_key = true;
+        memcpy(job->idem, digest, sizeof(digest));
+    }
+    new_id(j, job);
     job->status = GW_JOB_QUEUED;
     job->updated_ms = gw__jobs_now_ms();
     job->run_at_ms = job->updated_ms + delay_ms;
     int rc = job_index(j, job);
     if (rc != 0) {
-        job_release(job);
+        job_release(j, job);
         return rc == BR_EFULL ? BR_EFULL : BR_ENOMEM;
     }
     j->njobs++;
     t->unfinished++;
+    t->bytes += payload.len;
     gw_job_row r = job_row(job);
-    rc = gw__jobs_store_put(j->store, &r, on_inserted, job);
+    r.idem_key = key; /* the key text is written, never held */
+    rc = gw__jobs_store_insert(j->store, &r, on_inserted, job);
     if (rc != 0) {
         job_free(j, job);
         return rc == BR_EFULL ? BR_EFULL : BR_ENOMEM;
@@ -349,17 +413,6 @@ int gw__jobs_submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uin
     return 0;
 }
 
-/* Replaces job's error text with e (truncated to GW_JOBS_ERROR_MAX). */
-static void set_error(gw_job *job, br_str e)
-{
-    if (e.len > GW_JOBS_ERROR_MAX)
-        e.len = GW_JOBS_ERROR_MAX;
-    str_free(&job->error);
-    if (str_dup(&job->error, e) != 0)
-        gw_log(GW_LOG_ERROR, "jobs", "job %llu: out of memory keeping its error",
-               (unsigned long long)job->id);
-}
-
 /* job ended for good: on the finished list until it expires. */
 static void job_finish(gw_jobs *j, gw_job *job, uint8_t status)
 {
@@ -368,8 +421,8 @@ static void job_finish(gw_jobs *j, gw_job *job, uint8_t status)
         j->stats.completed++;
     else
         j->stats.dead++;
-    if (job->task->unfinished)
-        job->task->unfinished--;
+    job->task->unfinished--;
+    job->task->bytes -= job->payload_len;
     gw_list_remove(&job->link);
     gw_list_push_back(&j->finished, &job->link);
 }
@@ -378,11 +431,13 @@ void gw__jobs_attempt_ended(gw_jobs *j, gw_job *job, int outcome, br_str result,
                             bool lost)
 {
     job->updated_ms = gw__jobs_now_ms();
-    set_error(job, error);
+    if (error.len > GW_JOBS_ERROR_MAX)
+        error.len = GW_JOBS_ERROR_MAX;
+    if (outcome != BR_JOB_OK)
+        result = (br_str){0};
+    /* What is written is what the worker said, whether or not memory keeps it. */
+    gw__jobs_detail_set(j, job, result, error);
     if (outcome == BR_JOB_OK) {
-        str_free(&job->result);
-        if (str_dup(&job->result, result) != 0)
-            set_error(job, br_str_c("out of memory keeping the result"));
         job_finish(j, job, GW_JOB_SUCCEEDED);
     } else if (outcome == BR_JOB_FATAL || job->attempts >= j->cfg.max_attempts) {
         job_finish(j, job, GW_JOB_DEAD);
@@ -392,10 +447,12 @@ void gw__jobs_attempt_ended(gw_jobs *j, gw_job *job, int outcome, br_str result,
          * again at once (at the front: it has waited already). */
         job->status = GW_JOB_QUEUED;
         job->run_at_ms = job->updated_ms;
-        gw_list_remove(&job->link);
-        gw_list_push_front(&job->task->ready, &job->link);
-        job->task->nready++;
-        return; /* not written: a restart requeues it just the same */
+        gw__jobs_spill_front(j, job);
+        /* Not written - a restart requeues it just the same - unless the store is
+         * where GET reads its error from. */
+        if (job->detail_on_disk)
+            job_persist(j, job, result, error);
+        return;
     } else {
         j->stats.retried++;
         job->status = GW_JOB_FAILED;
@@ -404,7 +461,7 @@ void gw__jobs_attempt_ended(gw_jobs *j, gw_job *job, int outcome, br_str result,
                                                           j->cfg.backoff_cap_ms, next_random(j));
         gw__jobs_schedule(j, job);
     }
-    job_persist(j, job);
+    job_persist(j, job, result, error);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -415,80 +472,99 @@ static void on_tick(uv_timer_t *timer)
     gw_jobs *j = timer->data;
     int64_t now = gw__jobs_now_ms();
     gw_deadline *top;
-    /* Delayed and failed jobs whose time has come join their ready queues. */
-    gw_jobs_task *touched[GW_JOBS_MAX_TASKS];
+    /* Delayed and failed jobs whose time has come join their queues; each task they
+     * joined is pumped once. */
     size_t ntouched = 0;
     while ((top = gw_deadline_heap_top(&j->delayed)) && (int64_t)top->when <= now) {
         gw_job *job = GW_CONTAINER_OF(top, gw_job, timer);
         gw_deadline_heap_remove(&j->delayed, top);
         gw__jobs_schedule(j, job);
-        bool seen = false;
-        for (size_t i = 0; i < ntouched && !seen; i++)
-            seen = touched[i] == job->task;
-        if (!seen)
-            touched[ntouched++] = job->task;
+        if (!job->task->touched) {
+            job->task->touched = true;
+            ntouched++;
+        }
     }
     while ((top = gw_deadline_heap_top(&j->leases)) && (int64_t)top->when <= now)
         gw__jobs_lease_expired(j, GW_CONTAINER_OF(top, gw_job, timer));
-    for (size_t i = 0; i < ntouched; i++)
-        gw__jobs_pump_task(j, touched[i]);
+    /* Pumping frees no job, so the task table stays as it is meanwhile.  Tasks whose
+     * spilled jobs waited for memory try again. */
+    if (ntouched > 0 || j->refill_wanted) {
+        j->refill_wanted = false;
+        for (size_t i = 0; i < j->ntasks; i++) {
+            gw_jobs_task *t = j->tasks[i];
+            if (t->touched || t->nspilled > 0) {
+                t->touched = false;
+                gw__jobs_pump_task(j, t);
+            }
+        }
+    }
     /* Finished jobs past their retention are forgotten, here and in the store. */
     for (unsigned n = 0; n < GW_JOBS_EXPIRE_BATCH && !gw_list_empty(&j->finished); n++) {
         gw_job *job = GW_CONTAINER_OF(j->finished.next, gw_job, link);
         if (job->updated_ms + (int64_t)j->cfg.retention_ms > now)
             break;
-        if (gw__jobs_store_delete(j->store, job->id, NULL, NULL) != 0)
+        if (gw__jobs_store_delete(j->store, job->seq, NULL, NULL) != 0)
             break; /* the store is busy: next tick */
         job_free(j, job);
     }
+    gw__jobs_tasks_tick(j, now);
 }
 
 /* ---------------------------------------------------------------------------------- */
 /* Loading, life cycle.                                                                */
 
-static void load_task(br_str name, void *arg)
+static void load_task(br_str name, bool is_public, void *arg)
 {
-    gw_jobs *j = arg;
-    if (!gw__jobs_task_find(j, name) && !task_add(j, name))
-        gw_log(GW_LOG_WARN, "jobs", "task %.*s from the store ignored", (int)name.len, name.ptr);
+    gw__jobs_task_loaded(arg, name, true, is_public);
 }
 
-/* One row of the store becomes a job in memory.  A running job's lease died with the
+/* One row of the store becomes a job in memory (its payload stays in the store until
+ * the job is due and a worker runs its task).  A running job's lease died with the
  * gateway that gave it: it is queued again. */
 static void load_row(const gw_job_row *r, void *arg)
 {
     gw_jobs *j = arg;
     gw_jobs_task *t = gw__jobs_task_find(j, r->task);
     if (!t)
-        t = task_add(j, r->task);
-    gw_job *job = t ? job_new(t, r->payload, r->idem_key) : NULL;
-    if (!job || str_dup(&job->result, r->result) != 0 || str_dup(&job->error, r->error) != 0) {
-        gw_log(GW_LOG_ERROR, "jobs", "job %llu from the store dropped: out of memory",
-               (unsigned long long)r->id);
-        if (job)
-            job_release(job);
+        t = gw__jobs_task_loaded(j, r->task, false, false);
+    if (r->seq == 0 || r->id.len == 0 || r->id.len > GW_JOB_ID_MAX) {
+        gw_log(GW_LOG_WARN, "jobs", "a job row without a valid id ignored");
         return;
     }
-    job->owner = j;
-    job->id = r->id;
+    gw_job *job = t ? job_new(j, t) : NULL;
+    if (!job) {
+        gw_log(GW_LOG_ERROR, "jobs", "job %.*s from the store dropped: its task cannot be kept",
+               (int)r->id.len, r->id.ptr);
+        return;
+    }
+    job->seq = r->seq;
+    memcpy(job->id, r->id.ptr, r->id.len);
+    job->id_len = (uint8_t)r->id.len;
+    job->payload_len = r->payload_len;
+    if (r->idem_key.len > 0) {
+        job->has_key = true;
+        key_digest(t, r->idem_key, job->idem);
+    }
     job->status = r->status == GW_JOB_RUNNING ? GW_JOB_QUEUED : r->status;
     job->attempts = r->attempts;
     job->run_at_ms = r->run_at_ms;
     job->updated_ms = r->updated_ms;
     job->durable = true;
-    if (job_index(j, job) != 0) {
-        gw_log(GW_LOG_WARN, "jobs", "job %llu from the store dropped: index full",
-               (unsigned long long)r->id);
-        job_release(job);
+    if (gw__jobs_find_seq(j, job->seq) || job_index(j, job) != 0) {
+        gw_log(GW_LOG_WARN, "jobs", "job %s from the store dropped: duplicate id or index full",
+               job->id);
+        job_release(j, job);
         return;
     }
+    gw__jobs_detail_set(j, job, r->result, r->error);
     j->njobs++;
-    if (r->id > j->next_id)
-        j->next_id = r->id;
+    if (job->seq > j->last_seq)
+        j->last_seq = job->seq;
     if (finished(job)) {
         gw_list_push_back(&j->finished, &job->link);
     } else {
         t->unfinished++;
+        t->bytes += job->payload_len;
         gw__jobs_schedule(j, job);
     }
 }
@@ -498,7 +574,8 @@ static void load_row(const gw_job_row *r, void *arg)
 static bool config_valid(const gw_jobs_config *c)
 {
     return c->db && c->db[0] && c->retention_ms && c->max_attempts && c->lease_ms &&
-           c->backoff_ms && c->backoff_cap_ms && c->task_limit;
+           c->backoff_ms && c->backoff_cap_ms && c->task_limit && c->memory && c->task_bytes &&
+           c->task_grace_ms;
 }
 
 static void on_abandoned(void *arg)
@@ -525,6 +602,10 @@ gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
         gw_log(GW_LOG_ERROR, "jobs", "gw_jobs_new: no store path or a zero limit");
         return NULL;
     }
+    if (sodium_init() < 0) {
+        gw_log(GW_LOG_ERROR, "jobs", "sodium_init failed: no random job ids");
+        return NULL;
+    }
     gw_jobs *j = calloc(1, sizeof(*j));
     if (!j)
         return NULL;
@@ -536,12 +617,14 @@ gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
     j->cfg.db = j->db;
     j->byid = gw_idmap_new(GW_JOBS_MAX);
     j->bykey = gw_idmap_new(GW_JOBS_MAX);
+    j->bytask = gw_idmap_new(GW_JOBS_MAX + GW_JOBS_MAX_TASKS);
     gw_deadline_heap_init(&j->delayed, GW_JOBS_MAX);
     gw_deadline_heap_init(&j->leases, GW_JOBS_MAX);
     gw_list_init(&j->finished);
+    gw_list_init(&j->grace);
     j->scratch.max = br_limits_default.max_message;
     j->rng = ((uint64_t)gw__jobs_now_ms() * 0x9E3779B97F4A7C15ull) | 1;
-    if (!j->db || !j->byid || !j->bykey) {
+    if (!j->db || !j->byid || !j->bykey || !j->bytask) {
         gw_log(GW_LOG_ERROR, "jobs", "gw_jobs_new: out of memory");
         gw_jobs_destroy(&j);
         return NULL;
@@ -570,8 +653,7 @@ gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
         return abandon(j);
     }
     uv_timer_start(&j->tick, on_tick, GW_JOBS_TICK_MS, GW_JOBS_TICK_MS);
-    gw_log(GW_LOG_INFO, "jobs", "store %s: %zu jobs, %zu tasks, next id %llu", j->db, j->njobs,
-           j->ntasks, (unsigned long long)j->next_id + 1);
+    gw_log(GW_LOG_INFO, "jobs", "store %s: %zu jobs, %zu tasks", j->db, j->njobs, j->ntasks);
     return j;
 }
 
@@ -609,6 +691,13 @@ void gw_jobs_shutdown(gw_jobs *self, void (*done)(void *arg), void *arg)
     gw__jobs_store_shutdown(self->store, on_store_closed, self);
 }
 
+/* Frees every job on list (linked through `link`). */
+static void free_list(gw_jobs *j, gw_list *list)
+{
+    while (!gw_list_empty(list))
+        job_free(j, GW_CONTAINER_OF(list->next, gw_job, link));
+}
+
 void gw_jobs_destroy(gw_jobs **self_p)
 {
     if (!self_p || !*self_p)
@@ -616,23 +705,26 @@ void gw_jobs_destroy(gw_jobs **self_p)
     gw_jobs *j = *self_p;
     gw__jobs_routes_remove(j);
     gw__jobs_workers_free(j);
-    /* Every durable job is on the finished list, a ready queue, the delayed heap or
-     * the lease heap (jobs_int.h); the store ran every insert's callback at close. */
+    /* Every durable job is on one list or heap (jobs_int.h); the store ran every
+     * insert's and read's callback at close.  Tasks stay until gw__jobs_tasks_free,
+     * even retired ones losing their last job. */
+    j->destroying = true;
     gw_deadline *top;
     while ((top = gw_deadline_heap_top(&j->delayed)))
         job_free(j, GW_CONTAINER_OF(top, gw_job, timer));
     while ((top = gw_deadline_heap_top(&j->leases)))
         job_free(j, GW_CONTAINER_OF(top, gw_job, timer));
-    while (!gw_list_empty(&j->finished))
-        job_free(j, GW_CONTAINER_OF(j->finished.next, gw_job, link));
-    for (size_t i = 0; i < j->ntasks; i++)
-        while (!gw_list_empty(&j->tasks[i]->ready))
-            job_free(j, GW_CONTAINER_OF(j->tasks[i]->ready.next, gw_job, link));
-    for (size_t i = 0; i < j->ntasks; i++)
-        free(j->tasks[i]);
+    free_list(j, &j->finished);
+    for (size_t i = 0; i < j->ntasks; i++) {
+        free_list(j, &j->tasks[i]->ready);
+        free_list(j, &j->tasks[i]->spilled);
+        free_list(j, &j->tasks[i]->loading);
+    }
+    gw__jobs_tasks_free(j);
     gw__jobs_store_destroy(&j->store);
     gw_idmap_destroy(&j->byid);
     gw_idmap_destroy(&j->bykey);
+    gw_idmap_destroy(&j->bytask);
     gw_deadline_heap_free(&j->delayed);
     gw_deadline_heap_free(&j->leases);
     br_buf_free(&j->scratch);

@@ -2,14 +2,16 @@
  * jobs_api.c - the jobs' HTTP face, and jobs enqueued by a handler's reply.
  *
  *   POST /jobs/{task}   JSON body (the task's argument; empty means null), optional
- *                       Idempotency-Key header and ?delay_ms=N.  202
- *                       {"job_id":ID,"status_url":"/jobs/ID"} once the job is durable;
- *                       404 for a task no worker ever announced; 400 for a malformed
- *                       query string and 422 for a bad delay (params.c, as for a
- *                       worker's routes) or a body that is not JSON; 503 +
- *                       Retry-After when a limit is reached or the store fails.
+ *                       Idempotency-Key header (one job per key and task) and
+ *                       ?delay_ms=N.  202 {"job_id":ID,"status_url":"/jobs/ID"} once
+ *                       the job is durable; 404 for a task that does not exist or is
+ *                       not public (the two look the same); 400 for a malformed query
+ *                       string and 422 for a bad delay (params.c, as for a worker's
+ *                       routes) or a body that is not JSON; 503 + Retry-After when a
+ *                       limit is reached or the store fails.
  *   GET /jobs/{id}      {"id","task","status","attempts","result"} (+ "error" after a
- *                       failure); 404 for an unknown or expired id.
+ *                       failure); 404 for an unknown or expired id.  A result memory
+ *                       does not keep is read from the store first.
  *
  * A client that leaves before its job is durable does not cancel the job: it was
  * accepted, only the answer is lost (an Idempotency-Key finds it again).
@@ -22,9 +24,6 @@
 #include "json.h"
 #include "params.h"
 
-/* Longest rendering of a job id. */
-#define ID_CHARS 21
-
 /* An HTTP client waiting for its job to be durable. */
 typedef struct http_waiter {
     gw_job_waiter base; /* in the job's waiters */
@@ -36,18 +35,16 @@ static void respond_json(gw_req *req, int status, const br_buf *body)
     gw_req_respond(req, status, NULL, 0, "application/json", body->data, body->len);
 }
 
-/* Parses a decimal uint64 of at most ID_CHARS - 1 digits.  0 for anything else. */
-static uint64_t parse_id(const char *s, size_t len)
+/* The id in a GET's path if it can be one: 1 to GW_JOB_ID_MAX lowercase hex digits
+ * (a decimal id from before random ids is one too).  Empty otherwise. */
+static br_str path_id(const char *s, size_t len)
 {
-    uint64_t v = 0;
-    if (len == 0 || len >= ID_CHARS)
-        return 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9' || v > (UINT64_MAX - 9) / 10)
-            return 0;
-        v = v * 10 + (uint64_t)(s[i] - '0');
-    }
-    return v;
+    if (len == 0 || len > GW_JOB_ID_MAX)
+        return (br_str){NULL, 0};
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return (br_str){NULL, 0};
+    return (br_str){s, (uint32_t)len};
 }
 
 /* POST /jobs/{task}'s query parameter, validated by params.c as a worker's declared
@@ -113,11 +110,11 @@ static void on_durable(gw_job_waiter *base, gw_job *job, int status)
     if (w->req && status != 0) {
         gw_req_respond_error(w->req, 503, true, "Service Unavailable: the job could not be stored");
     } else if (w->req) {
-        char body[2 * ID_CHARS + 48];
-        int n = snprintf(body, sizeof(body), "{\"job_id\":\"%llu\",\"status_url\":\"/jobs/%llu\"}",
-                         (unsigned long long)job->id, (unsigned long long)job->id);
-        char location[ID_CHARS + 8];
-        int ln = snprintf(location, sizeof(location), "/jobs/%llu", (unsigned long long)job->id);
+        char body[2 * GW_JOB_ID_MAX + 48];
+        int n = snprintf(body, sizeof(body), "{\"job_id\":\"%s\",\"status_url\":\"/jobs/%s\"}",
+                         job->id, job->id);
+        char location[GW_JOB_ID_MAX + 8];
+        int ln = snprintf(location, sizeof(location), "/jobs/%s", job->id);
         gw_header h = {"Location", 8, location, (size_t)ln};
         gw_req_respond(w->req, 202, &h, 1, "application/json", body, (size_t)n);
     }
@@ -129,7 +126,8 @@ static void post_job(gw_req *req, void *data)
 {
     gw_jobs *j = data;
     const gw_path_param *p = &req->match.params[0];
-    gw_jobs_task *t = gw__jobs_task_find(j, (br_str){p->value, (uint32_t)p->value_len});
+    /* An internal task is as unknown to a client as one that does not exist. */
+    gw_jobs_task *t = gw__jobs_task_public(j, (br_str){p->value, (uint32_t)p->value_len});
     if (!t) {
         gw_req_respond_detail(req, 404, "Unknown task");
         return;
@@ -177,8 +175,9 @@ static void post_job(gw_req *req, void *data)
         free(w);
         gw_req_on_abort(req, NULL, NULL);
         gw_req_respond_error(req, 503, true,
-                             rc == BR_EFULL ? "Service Unavailable: too many jobs queued"
-                                            : "Service Unavailable: out of memory");
+                             rc == BR_EFULL    ? "Service Unavailable: too many jobs queued"
+                             : rc == BR_ELIMIT ? "Service Unavailable: too many job bytes held"
+                                               : "Service Unavailable: out of memory");
     }
 }
 
@@ -190,49 +189,109 @@ static int put(br_buf *b, const char *s)
     return br_buf_append(b, s, strlen(s));
 }
 
-/* GET /jobs/{id} */
-static void get_job(gw_req *req, void *data)
+/* Renders job as GET /jobs/{id} shows it, with its result and error as given, into
+ * j->scratch.  0 or the buffer's error. */
+static int render(gw_jobs *j, const gw_job *job, br_str result, br_str error)
 {
-    gw_jobs *j = data;
-    const gw_path_param *p = &req->match.params[0];
-    gw_job *job = gw__jobs_find(j, parse_id(p->value, p->value_len));
-    if (!job || !job->durable) {
-        gw_req_respond_detail(req, 404, "Job not found");
-        return;
-    }
-    char head[2 * ID_CHARS + 64];
-    snprintf(head, sizeof(head), "{\"id\":\"%llu\",\"task\":", (unsigned long long)job->id);
     char tail[64];
     snprintf(tail, sizeof(tail),
              ",\"status\":\"%s\",\"attempts\":%u,\"result\":", status_names[job->status],
              job->attempts);
     br_buf *b = &j->scratch;
     b->len = 0;
-    int rc = put(b, head);
+    int rc = put(b, "{\"id\":\"");
+    if (rc == 0)
+        rc = put(b, job->id);
+    if (rc == 0)
+        rc = put(b, "\",\"task\":");
     if (rc == 0)
         rc = gw_json_append_string(b, job->task->name, strlen(job->task->name));
     if (rc == 0)
         rc = put(b, tail);
-    if (rc == 0 && job->result.len > 0) {
+    if (rc == 0 && result.len > 0) {
         size_t at = b->len;
-        if (gw_msgpack_to_json(job->result.ptr, job->result.len, b) != 0) {
+        if (gw_msgpack_to_json(result.ptr, result.len, b) != 0) {
             b->len = at;
             rc = put(b, "null");
         }
     } else if (rc == 0) {
         rc = put(b, "null");
     }
-    if (rc == 0 && job->error.len > 0) {
+    if (rc == 0 && error.len > 0) {
         rc = put(b, ",\"error\":");
         if (rc == 0)
-            rc = gw_json_append_string(b, job->error.ptr, job->error.len);
+            rc = gw_json_append_string(b, error.ptr, error.len);
     }
     if (rc == 0)
         rc = put(b, "}");
-    if (rc != 0)
+    return rc;
+}
+
+static void respond_job(gw_jobs *j, gw_req *req, const gw_job *job, br_str result, br_str error)
+{
+    if (render(j, job, result, error) != 0)
         gw_req_respond_detail(req, 500, "Internal Server Error");
     else
-        respond_json(req, 200, b);
+        respond_json(req, 200, &j->scratch);
+}
+
+/* A GET waiting for a result the store keeps. */
+typedef struct get_waiter {
+    gw_jobs *owner; /* the queue */
+    gw_req *req;    /* the client; NULL once it left */
+} get_waiter;
+
+static void on_get_abort(gw_req *req, void *arg)
+{
+    (void)req;
+    ((get_waiter *)arg)->req = NULL;
+}
+
+static void on_get_detail(void *arg, gw_job *job, br_str result, br_str error, int status)
+{
+    get_waiter *g = arg;
+    if (g->req) {
+        gw_req_on_abort(g->req, NULL, NULL);
+        if (status != 0)
+            gw_req_respond_error(g->req, 503, true,
+                                 "Service Unavailable: the job store could not be read");
+        else if (!job)
+            gw_req_respond_detail(g->req, 404, "Job not found");
+        else if (job->detail_on_disk)
+            respond_job(g->owner, g->req, job, result, error);
+        else /* it changed meanwhile: memory has the newer word */
+            respond_job(g->owner, g->req, job, job->result, job->error);
+    }
+    free(g);
+}
+
+/* GET /jobs/{id} */
+static void get_job(gw_req *req, void *data)
+{
+    gw_jobs *j = data;
+    const gw_path_param *p = &req->match.params[0];
+    gw_job *job = gw__jobs_find(j, path_id(p->value, p->value_len));
+    if (!job || !job->durable) {
+        gw_req_respond_detail(req, 404, "Job not found");
+        return;
+    }
+    if (!job->detail_on_disk) {
+        respond_job(j, req, job, job->result, job->error);
+        return;
+    }
+    get_waiter *g = malloc(sizeof(*g));
+    int rc = g ? 0 : BR_ENOMEM;
+    if (g) {
+        *g = (get_waiter){.owner = j, .req = req};
+        gw_req_on_abort(req, on_get_abort, g);
+        rc = gw__jobs_detail_read(j, job, on_get_detail, g);
+    }
+    if (rc != 0) {
+        if (g)
+            gw_req_on_abort(req, NULL, NULL);
+        free(g);
+        gw_req_respond_error(req, 503, true, "Service Unavailable: too many job reads");
+    }
 }
 
 int gw__jobs_routes_add(gw_jobs *j)
@@ -348,11 +407,18 @@ static int held_copy(held_reply *h, const br_reply *r)
     return 0;
 }
 
-/* Submits one job spec; a waiter (when given) hears when it is durable. */
+/* Submits one job spec; a waiter (when given) hears when it is durable.  A task that
+ * does not exist (no registered worker announces it, nor did one within its grace
+ * period) is refused: a reply cannot create tasks. */
 static int submit_spec(gw_jobs *j, const br_job_spec *s, gw_job_waiter *w)
 {
-    gw_jobs_task *t = gw__jobs_task_get(j, s->task);
-    if (!t || s->idempotency_key.len > GW_JOBS_KEY_MAX)
+    gw_jobs_task *t = gw__jobs_task_open(j, s->task);
+    if (!t) {
+        gw_log(GW_LOG_WARN, "jobs", "a reply's job for task %.*s refused: no such task",
+               (int)(s->task.len < GW_JOBS_NAME_MAX ? s->task.len : GW_JOBS_NAME_MAX), s->task.ptr);
+        return BR_ENOTFOUND;
+    }
+    if (s->idempotency_key.len > GW_JOBS_KEY_MAX)
         return BR_EVALUE;
     uint32_t delay = s->delay_ms < GW_JOBS_DELAY_MAX_MS ? s->delay_ms : GW_JOBS_DELAY_MAX_MS;
     gw_job *job;

@@ -17,9 +17,6 @@
 
 #include "jobs_int.h"
 
-/* Digits of a job id in a JOB message: a uint64 in decimal. */
-#define JOB_ID_CHARS 21
-
 /* ---------------------------------------------------------------------------------- */
 /* Workers.                                                                            */
 
@@ -44,6 +41,113 @@ static bool runs_task(const gw_jobs_worker *jw, const gw_jobs_task *t)
 
 static void pump_worker(void *data, gw_worker *w);
 
+/* True when READY r marks `task` public. */
+static bool marked_public(const br_ready *r, br_str task)
+{
+    for (uint32_t i = 0; i < r->npublic_tasks; i++)
+        if (r->public_tasks[i].len == task.len &&
+            memcmp(r->public_tasks[i].ptr, task.ptr, task.len) == 0)
+            return true;
+    return false;
+}
+
+/* Adds t to what jw runs. */
+static void add_task(gw_jobs_worker *jw, gw_jobs_task *t, bool pub)
+{
+    jw->is_public[jw->ntasks] = pub;
+    jw->tasks[jw->ntasks++] = t;
+}
+
+/* Keeps a name refused while the table was full, to declare it once there is room.
+ * False when it cannot be kept. */
+static bool wait_for_room(gw_jobs_worker *jw, br_str name, bool pub)
+{
+    char *copy = malloc(name.len + 1);
+    if (!copy)
+        return false;
+    memcpy(copy, name.ptr, name.len);
+    copy[name.len] = '\0';
+    jw->waiting_public[jw->nwaiting] = pub;
+    jw->waiting[jw->nwaiting++] = copy;
+    return true;
+}
+
+/* Takes w's announced tasks: at most GW_JOBS_WORKER_TASKS_MAX of them (the rest are
+ * refused), each declared if the table has room and otherwise kept waiting for room.
+ * What is refused or waits is logged once. */
+static void declare_tasks(gw_jobs *j, gw_jobs_worker *jw, const br_ready *r)
+{
+    uint32_t refused = 0, waiting = 0;
+    for (uint32_t i = 0; i < r->ntasks; i++) {
+        bool dup = false;
+        for (size_t k = 0; k < jw->ntasks && !dup; k++)
+            dup = br_str_eq(r->tasks[i], jw->tasks[k]->name);
+        for (size_t k = 0; k < jw->nwaiting && !dup; k++)
+            dup = br_str_eq(r->tasks[i], jw->waiting[k]);
+        if (dup)
+            continue;
+        bool pub = marked_public(r, r->tasks[i]);
+        gw_jobs_task *t = NULL;
+        bool room = jw->ntasks + jw->nwaiting < GW_JOBS_WORKER_TASKS_MAX;
+        if (room && r->tasks[i].len > 0 && r->tasks[i].len <= GW_JOBS_NAME_MAX) {
+            t = gw__jobs_task_declare(j, r->tasks[i], pub);
+            if (t) {
+                add_task(jw, t, pub);
+                continue;
+            }
+            if (wait_for_room(jw, r->tasks[i], pub)) {
+                waiting++;
+                continue;
+            }
+        }
+        if (refused++ == 0)
+            gw_log(GW_LOG_WARN, "jobs",
+                   "worker %s: task %.*s refused (a bad name, or past %u tasks from one worker)",
+                   jw->w->id, (int)(r->tasks[i].len < 64 ? r->tasks[i].len : 64), r->tasks[i].ptr,
+                   GW_JOBS_WORKER_TASKS_MAX);
+    }
+    if (refused > 1)
+        gw_log(GW_LOG_WARN, "jobs", "worker %s: %u of its %u tasks refused", jw->w->id, refused,
+               r->ntasks);
+    if (waiting > 0)
+        gw_log(GW_LOG_WARN, "jobs",
+               "worker %s: %u tasks wait for room: %u tasks exist, the most there may be",
+               jw->w->id, waiting, GW_JOBS_MAX_TASKS);
+}
+
+void gw__jobs_workers_retry(gw_jobs *j)
+{
+    for (size_t i = 0; i < j->nworkers && j->nexisting < GW_JOBS_MAX_TASKS; i++) {
+        gw_jobs_worker *jw = j->workers[i];
+        size_t kept = 0;
+        for (size_t k = 0; k < jw->nwaiting; k++) {
+            gw_jobs_task *t =
+                gw__jobs_task_declare(j, br_str_c(jw->waiting[k]), jw->waiting_public[k]);
+            if (t) {
+                add_task(jw, t, jw->waiting_public[k]);
+                free(jw->waiting[k]);
+            } else {
+                jw->waiting_public[kept] = jw->waiting_public[k];
+                jw->waiting[kept++] = jw->waiting[k];
+            }
+        }
+        if (kept != jw->nwaiting) {
+            gw_log(GW_LOG_INFO, "jobs", "worker %s: %zu waiting tasks declared", jw->w->id,
+                   jw->nwaiting - kept);
+            jw->nwaiting = kept;
+            pump_worker(j, jw->w);
+        }
+    }
+}
+
+/* Frees jw and the names it kept. */
+static void worker_free(gw_jobs_worker *jw)
+{
+    for (size_t k = 0; k < jw->nwaiting; k++)
+        free(jw->waiting[k]);
+    free(jw);
+}
+
 static void worker_joined(void *data, gw_worker *w, const br_ready *r)
 {
     gw_jobs *j = data;
@@ -59,22 +163,20 @@ static void worker_joined(void *data, gw_worker *w, const br_ready *r)
         j->workers = grown;
         j->workers_cap = cap;
     }
-    gw_jobs_worker *jw = calloc(1, sizeof(*jw) + r->ntasks * sizeof(gw_jobs_task *));
+    /* Room for its tasks, declared or waiting: pointers first, then the flags. */
+    size_t max = r->ntasks < GW_JOBS_WORKER_TASKS_MAX ? r->ntasks : GW_JOBS_WORKER_TASKS_MAX;
+    gw_jobs_worker *jw = calloc(1, sizeof(*jw) + max * 2 * (sizeof(void *) + sizeof(bool)));
     if (!jw) {
         gw_log(GW_LOG_ERROR, "jobs", "worker %s: out of memory: it gets no jobs", w->id);
         return;
     }
     jw->w = w;
     jw->tasks = (gw_jobs_task **)(jw + 1);
+    jw->waiting = (char **)(jw->tasks + max);
+    jw->is_public = (bool *)(jw->waiting + max);
+    jw->waiting_public = jw->is_public + max;
     gw_list_init(&jw->leased);
-    for (uint32_t i = 0; i < r->ntasks; i++) {
-        gw_jobs_task *t = gw__jobs_task_get(j, r->tasks[i]);
-        if (!t)
-            gw_log(GW_LOG_WARN, "jobs", "worker %s: task %.*s refused (bad name or too many tasks)",
-                   w->id, (int)r->tasks[i].len, r->tasks[i].ptr);
-        else if (!runs_task(jw, t))
-            jw->tasks[jw->ntasks++] = t;
-    }
+    declare_tasks(j, jw, r);
     j->workers[j->nworkers++] = jw;
     pump_worker(j, w);
 }
@@ -95,12 +197,16 @@ static void worker_gone(void *data, gw_worker *w)
         gw__jobs_attempt_ended(j, job, BR_JOB_RETRY, (br_str){0},
                                br_str_c("the worker went away while running it"), true);
     }
-    /* The jobs it held go to the other workers of their tasks now.  A worker is only
-     * given jobs of the tasks it announced, so those are the queues to pump - however
-     * many jobs it held, and in whatever order of tasks. */
+    /* Its tasks may start their grace period; the jobs it held go to the other
+     * workers of their tasks now.  A worker is only given jobs of the tasks it
+     * announced, so those are the queues to pump - however many jobs it held, and in
+     * whatever order of tasks.  (A task only retires on the timer, so none is freed
+     * here.) */
+    for (size_t i = 0; i < jw->ntasks; i++)
+        gw__jobs_task_undeclare(j, jw->tasks[i], jw->is_public[i]);
     for (size_t i = 0; i < jw->ntasks; i++)
         gw__jobs_pump_task(j, jw->tasks[i]);
-    free(jw);
+    worker_free(jw);
 }
 
 void gw__jobs_workers_free(gw_jobs *j)
@@ -109,7 +215,7 @@ void gw__jobs_workers_free(gw_jobs *j)
         gw_jobs_worker *jw = j->workers[i];
         while (!gw_list_empty(&jw->leased))
             gw_list_remove(jw->leased.next);
-        free(jw);
+        worker_free(jw);
     }
     free(j->workers);
     j->workers = NULL;
@@ -119,12 +225,11 @@ void gw__jobs_workers_free(gw_jobs *j)
 /* ---------------------------------------------------------------------------------- */
 /* Sending.                                                                            */
 
-/* Leases job to jw with a JOB message.  0 or gw_broker_send_job's error. */
+/* Leases job to jw with a JOB message.  0 or gw_broker_send_job's error.  The payload
+ * leaves memory with the JOB: the store has it for a rerun. */
 static int job_send(gw_jobs *j, gw_job *job, gw_jobs_worker *jw)
 {
-    char id[JOB_ID_CHARS];
-    snprintf(id, sizeof(id), "%llu", (unsigned long long)job->id);
-    br_job m = {.job_id = br_str_c(id),
+    br_job m = {.job_id = {job->id, job->id_len},
                 .task = br_str_c(job->task->name),
                 .payload = job->payload,
                 .attempt = job->attempts + 1,
@@ -134,6 +239,7 @@ static int job_send(gw_jobs *j, gw_job *job, gw_jobs_worker *jw)
         return rc;
     gw_list_remove(&job->link);
     job->task->nready--;
+    gw__jobs_payload_drop(j, job);
     job->attempts++;
     job->status = GW_JOB_RUNNING;
     job->holder = jw;
@@ -141,8 +247,7 @@ static int job_send(gw_jobs *j, gw_job *job, gw_jobs_worker *jw)
     jw->nleased++;
     job->timer.when = (uint64_t)(gw__jobs_now_ms() + j->cfg.lease_ms);
     if (gw_deadline_heap_push(&j->leases, &job->timer) != 0)
-        gw_log(GW_LOG_WARN, "jobs", "job %llu: lease heap full: its lease will not expire",
-               (unsigned long long)job->id);
+        gw_log(GW_LOG_WARN, "jobs", "job %s: lease heap full: its lease will not expire", job->id);
     return 0;
 }
 
@@ -160,6 +265,7 @@ static bool send_one(gw_jobs *j, gw_jobs_task *t, gw_jobs_worker *jw)
     /* It cannot be encoded (a payload past the limits): it never will be. */
     gw_list_remove(&job->link);
     t->nready--;
+    gw__jobs_payload_drop(j, job);
     job->attempts = j->cfg.max_attempts;
     gw__jobs_attempt_ended(j, job, BR_JOB_FATAL, (br_str){0},
                            br_str_c("the job cannot be sent to a worker"), false);
@@ -179,14 +285,23 @@ static gw_jobs_worker *pick(gw_jobs *j, const gw_jobs_task *t)
     return best;
 }
 
+bool gw__jobs_task_has_worker(gw_jobs *j, const gw_jobs_task *t)
+{
+    for (size_t i = 0; i < j->nworkers; i++)
+        if (gw_worker_live(j->workers[i]->w) && runs_task(j->workers[i], t))
+            return true;
+    return false;
+}
+
 void gw__jobs_pump_task(gw_jobs *j, gw_jobs_task *t)
 {
     while (!gw_list_empty(&t->ready) && !j->closing && gw_broker_accepting(j->broker)) {
         gw_jobs_worker *jw = pick(j, t);
         if (!jw)
-            return;
+            break;
         send_one(j, t, jw);
     }
+    gw__jobs_refill(j, t);
 }
 
 /* The credit hook: w may have credit; hands it due jobs of its tasks. */
@@ -204,6 +319,9 @@ static void pump_worker(void *data, gw_worker *w)
             if (!gw_list_empty(&jw->tasks[i]->ready) && send_one(j, jw->tasks[i], jw))
                 sent = true;
     }
+    /* Due jobs whose payloads wait in the store are read back for it. */
+    for (size_t i = 0; i < jw->ntasks; i++)
+        gw__jobs_refill(j, jw->tasks[i]);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -219,24 +337,15 @@ void gw__jobs_lease_expired(gw_jobs *j, gw_job *job)
         jw->nleased--;
         jw->stale++;
     }
-    gw_log(GW_LOG_WARN, "jobs", "job %llu: lease of %u ms expired at worker %s; requeued",
-           (unsigned long long)job->id, j->cfg.lease_ms, jw ? jw->w->id : "?");
+    gw_log(GW_LOG_WARN, "jobs", "job %s: lease of %u ms expired at worker %s; requeued", job->id,
+           j->cfg.lease_ms, jw ? jw->w->id : "?");
     gw__jobs_attempt_ended(j, job, BR_JOB_RETRY, (br_str){0}, br_str_c("lease expired"), true);
     gw__jobs_pump_task(j, job->task);
 }
 
 /* The job a message names, if it is leased to w. */
-static gw_job *leased_job(gw_jobs *j, gw_worker *w, br_str id_text)
+static gw_job *leased_job(gw_jobs *j, gw_worker *w, br_str id)
 {
-    uint64_t id = 0;
-    if (id_text.len == 0 || id_text.len >= JOB_ID_CHARS)
-        return NULL;
-    for (uint32_t i = 0; i < id_text.len; i++) {
-        char c = id_text.ptr[i];
-        if (c < '0' || c > '9' || id > (UINT64_MAX - 9) / 10)
-            return NULL;
-        id = id * 10 + (uint64_t)(c - '0');
-    }
     gw_job *job = gw__jobs_find(j, id);
     return job && job->holder && job->holder->w == w ? job : NULL;
 }

@@ -1,15 +1,22 @@
 /*
- * jobs_int.h - what jobs.c (the queue: jobs, tasks, the store, timers), jobs_api.c
- * (HTTP and REPLY.jobs), jobs_dispatch.c (workers, leases, results) and jobs_stats.c
- * (the numbers for /metrics) share, and the hooks it attaches to the broker.  Not for
- * use outside the job queue.
+ * jobs_int.h - what jobs.c (the queue: jobs, the store, timers), jobs_tasks.c (the task
+ * table and its life cycle), jobs_payload.c (which bytes stay in memory, and reading
+ * the others back), jobs_api.c (HTTP and REPLY.jobs), jobs_dispatch.c (workers,
+ * leases, results) and jobs_stats.c (the numbers for /metrics) share, and the hooks it
+ * attaches to the broker.  Not for use outside the job queue.
  *
  * A job lives in memory from its submission to its expiry; the store holds the same
- * rows for the next start.  At any moment a durable job is on exactly one of: its
- * task's ready queue (queued, due), the delayed heap (queued or failed, not yet due),
- * a worker's leased list (running, with a node in the lease heap), or the finished
- * list (succeeded or dead).  A job that is not durable yet is on none of them: it is
- * never dispatched before its 202 could have been sent.
+ * rows for the next start, and the payloads and results memory does not keep.  At any
+ * moment a durable job is on exactly one of:
+ *   - its task's ready queue: queued and due, its payload in memory;
+ *   - its task's spilled queue: queued and due, its payload only in the store;
+ *   - its task's loading list: its payload being read back from the store;
+ *   - the delayed heap: queued or failed, not yet due (payload only in the store);
+ *   - a worker's leased list: running, with a node in the lease heap (the payload went
+ *     with the JOB and is only in the store);
+ *   - the finished list: succeeded or dead (no payload).
+ * A job that is not durable yet is on none of them, holds its payload in memory, and
+ * is never dispatched before its 202 could have been sent.
  */
 #ifndef BARISTA_GW_JOBS_INT_H
 #define BARISTA_GW_JOBS_INT_H
@@ -24,30 +31,74 @@
 #include "log.h"
 #include "registry.h"
 
-/* Tasks known at once (announced by workers or found in the store). */
+/* Tasks that exist at once (announced by a registered worker, or in their grace
+ * period).  Retired tasks that still hold jobs are not counted: jobs bound them. */
 #define GW_JOBS_MAX_TASKS 1024u
-/* Period of the timer that releases delayed jobs, expires leases and old jobs. */
+/* Tasks one worker may announce; the rest of its READY.tasks are refused (logged). */
+#define GW_JOBS_WORKER_TASKS_MAX 64u
+/* Period of the timer that releases delayed jobs, expires leases, old jobs and tasks. */
 #define GW_JOBS_TICK_MS 50u
 /* Finished jobs deleted per tick, at most (expiry never floods the store). */
 #define GW_JOBS_EXPIRE_BATCH 10000u
 /* Longest error text kept from a JOB_RESULT. */
 #define GW_JOBS_ERROR_MAX 1024u
+/* Payload bytes of one task's due jobs kept in memory for its workers; beyond it they
+ * wait in the store and are read back in batches as workers take them. */
+#define GW_JOBS_TASK_WINDOW (4u * 1024u * 1024u)
+/* Jobs read back from the store in one batch, at most. */
+#define GW_JOBS_LOAD_BATCH 256u
+/* GET /jobs/{id} reads of results not kept in memory, in flight at once (503 beyond). */
+#define GW_JOBS_READS_MAX 64u
+/* Bytes of an idempotency digest (BLAKE2b of task and key). */
+#define GW_JOBS_IDEM_BYTES 16u
 
 typedef struct gw_job gw_job;
 
-/* A task: its name and its queue of due jobs. */
+/* Where a task is in its life (docs/jobs.md, "Tasks"). */
+typedef enum gw_task_state {
+    GW_TASK_LIVE = 0,   /* announced by at least one registered worker */
+    GW_TASK_GRACE = 1,  /* its last worker left less than task_grace_ms ago */
+    GW_TASK_RETIRED = 2 /* gone: not submittable; kept only while it holds jobs */
+} gw_task_state;
+
+/* A task: its name, its state and its queues of due jobs. */
 typedef struct gw_jobs_task {
-    char *name;        /* task name (owned) */
-    gw_list ready;     /* durable queued jobs that are due, oldest first */
-    size_t nready;     /* entries in ready */
-    size_t unfinished; /* jobs neither succeeded nor dead (the per-task limit) */
+    char *name;                     /* task name (in the same allocation) */
+    uint64_t hash;                  /* hash of the name: key in jobs->bytask */
+    struct gw_jobs_task *hash_next; /* next task whose name has the same hash */
+    size_t index;                   /* position in jobs->tasks */
+    uint8_t state;                  /* gw_task_state */
+    bool is_public;                 /* HTTP clients may submit it: every worker announcing it
+                                       marks it public (kept through the grace period) */
+    unsigned declarers;             /* registered workers announcing it */
+    unsigned public_declarers;      /* of which marking it public */
+    int64_t grace_end_ms;           /* GRACE: wall clock when it retires */
+    gw_list grace_link;             /* in jobs->grace while GRACE */
+    bool recorded;                  /* the store's tasks table has it */
+    bool recorded_public;           /* with this public flag */
+    gw_list ready;                  /* due jobs with their payload in memory, oldest first */
+    size_t nready;                  /* entries in ready */
+    gw_list spilled;                /* due jobs whose payload is only in the store */
+    size_t nspilled;                /* entries in spilled */
+    gw_list loading;                /* jobs whose payload is being read back */
+    size_t nloading;                /* entries in loading */
+    size_t ready_bytes;             /* payload bytes on ready and being loaded (the window) */
+    size_t unfinished;              /* jobs neither succeeded nor dead (the per-task limit) */
+    uint64_t bytes;                 /* payload bytes of unfinished jobs, anywhere (task_bytes) */
+    size_t njobs;                   /* jobs of this task held, any status */
+    bool touched;                   /* on_tick's mark: due jobs joined it this tick */
 } gw_jobs_task;
 
 /* What the job queue knows of a registered worker. */
 typedef struct gw_jobs_worker {
     gw_worker *w;         /* the broker's worker */
-    gw_jobs_task **tasks; /* the tasks it announced */
+    gw_jobs_task **tasks; /* the tasks it announced (and the queue accepted) */
+    bool *is_public;      /* per task: it marked it public */
     size_t ntasks;        /* entries in tasks */
+    char **waiting;       /* names refused while the task table was full (owned): declared
+                             as soon as it has room */
+    bool *waiting_public; /* per waiting name: it marked it public */
+    size_t nwaiting;      /* entries in waiting */
     gw_list leased;       /* jobs leased to it */
     uint32_t nleased;     /* entries in leased */
     uint32_t stale;       /* jobs it still runs whose lease expired: their credit comes
@@ -62,55 +113,79 @@ typedef struct gw_job_waiter {
     void (*ready)(struct gw_job_waiter *self, gw_job *job, int status);
 } gw_job_waiter;
 
+/* Where a job's payload is counted while memory holds it. */
+typedef enum gw_payload_in {
+    GW_PAYLOAD_NONE = 0,      /* not in memory (only in the store) */
+    GW_PAYLOAD_INSERTING = 1, /* being written: jobs->insert_bytes */
+    GW_PAYLOAD_READY = 2      /* due, on its task's ready queue: the ready_bytes */
+} gw_payload_in;
+
 struct gw_job {
-    uint64_t id;            /* unique, > 0; key in jobs->byid */
-    struct gw_jobs *owner;  /* the queue it belongs to (store callbacks need it) */
-    gw_jobs_task *task;     /* its task */
-    br_str payload;         /* msgpack argument (owned; may be empty) */
-    br_str idem_key;        /* Idempotency-Key (owned; may be empty) */
-    uint64_t idem_hash;     /* key in jobs->bykey when idem_key is set */
-    gw_job *idem_next;      /* next job whose key has the same hash */
-    br_str result;          /* msgpack result (owned) once succeeded */
-    br_str error;           /* last error (owned), maybe empty */
-    uint8_t status;         /* gw_job_status */
-    uint32_t attempts;      /* runs started */
-    int64_t run_at_ms;      /* wall clock: not before */
-    int64_t updated_ms;     /* wall clock of the last change */
-    bool durable;           /* its first write committed */
-    gw_list link;           /* ready queue, leased list or finished list */
-    gw_deadline timer;      /* delayed heap (run_at) or lease heap (lease end) */
-    gw_jobs_worker *holder; /* the worker holding its lease, or NULL */
-    gw_list waiters;        /* gw_job_waiter: wait for durability */
+    uint64_t seq;                     /* sequence number: the store's key, jobs->byid's */
+    char id[GW_JOB_ID_MAX + 1];       /* the id clients see (NUL-terminated) */
+    uint8_t id_len;                   /* its length */
+    struct gw_jobs *owner;            /* the queue it belongs to (store callbacks need it) */
+    gw_jobs_task *task;               /* its task */
+    br_str payload;                   /* msgpack argument (owned) while in memory, else empty */
+    uint32_t payload_len;             /* the payload's length, in memory or not */
+    uint8_t payload_in;               /* gw_payload_in: which count holds payload */
+    bool has_key;                     /* it was submitted with an Idempotency-Key */
+    uint8_t idem[GW_JOBS_IDEM_BYTES]; /* digest of its task and key; jobs->bykey */
+    gw_job *idem_next;                /* next job whose digest has the same hash */
+    br_str result;                    /* msgpack result (owned) once succeeded */
+    br_str error;                     /* last error (owned), maybe empty */
+    bool detail_on_disk;              /* result and error are only in the store */
+    uint8_t status;                   /* gw_job_status */
+    uint32_t attempts;                /* runs started */
+    int64_t run_at_ms;                /* wall clock: not before */
+    int64_t updated_ms;               /* wall clock of the last change */
+    bool durable;                     /* its first write committed */
+    gw_list link;                     /* ready, spilled, loading, leased or finished list */
+    gw_deadline timer;                /* delayed heap (run_at) or lease heap (lease end) */
+    gw_jobs_worker *holder;           /* the worker holding its lease, or NULL */
+    gw_list waiters;                  /* gw_job_waiter: wait for durability */
 };
 
 struct gw_jobs {
-    uv_loop_t *loop;                        /* the gateway's loop */
-    gw_router *router;                      /* where the API routes are (the caller's) */
-    gw_broker *broker;                      /* sends JOBs; the queue is attached to it */
-    gw_jobs_config cfg;                     /* a copy of the caller's */
-    char *db;                               /* cfg.db's own copy */
-    gw_jobs_store *store;                   /* durable rows */
-    gw_idmap *byid;                         /* job id -> gw_job */
-    gw_idmap *bykey;                        /* idempotency-key hash -> gw_job chain */
-    gw_jobs_task *tasks[GW_JOBS_MAX_TASKS]; /* known tasks */
-    size_t ntasks;                          /* entries in tasks */
-    gw_jobs_worker **workers;               /* registered workers that announced tasks */
-    size_t nworkers;                        /* entries in workers */
-    size_t workers_cap;                     /* slots allocated */
-    gw_deadline_heap delayed;               /* jobs waiting for run_at */
-    gw_deadline_heap leases;                /* leased jobs by lease end */
-    gw_list finished;                       /* succeeded and dead jobs, oldest change first */
-    uv_timer_t tick;                        /* delayed jobs, leases, expiry */
-    uint64_t next_id;                       /* last job id handed out */
-    uint64_t rng;                           /* xorshift state for backoff jitter */
-    size_t njobs;                           /* jobs held (GW_JOBS_MAX) */
-    br_buf scratch;                         /* JSON rendering of GET /jobs/{id} */
-    bool routes_added;                      /* the API routes are in the router */
-    bool closing;                           /* gw_jobs_shutdown was called */
-    unsigned closes_pending;                /* the timer and the store, until closed */
-    void (*done)(void *arg);                /* close's callback */
-    void *done_arg;                         /* its argument */
-    gw_jobs_stats stats;                    /* counters (gauges are computed on demand) */
+    uv_loop_t *loop;          /* the gateway's loop */
+    gw_router *router;        /* where the API routes are (the caller's) */
+    gw_broker *broker;        /* sends JOBs; the queue is attached to it */
+    gw_jobs_config cfg;       /* a copy of the caller's */
+    char *db;                 /* cfg.db's own copy */
+    gw_jobs_store *store;     /* durable rows */
+    gw_idmap *byid;           /* seq -> gw_job */
+    gw_idmap *bykey;          /* idempotency digest hash -> gw_job chain */
+    gw_idmap *bytask;         /* task name hash -> gw_jobs_task chain */
+    gw_jobs_task **tasks;     /* every task record, any state */
+    size_t ntasks;            /* entries in tasks */
+    size_t tasks_cap;         /* slots allocated */
+    size_t nexisting;         /* of which LIVE or GRACE (GW_JOBS_MAX_TASKS) */
+    gw_list grace;            /* GRACE tasks, oldest grace end first */
+    gw_jobs_worker **workers; /* registered workers that announced tasks */
+    size_t nworkers;          /* entries in workers */
+    size_t workers_cap;       /* slots allocated */
+    gw_deadline_heap delayed; /* jobs waiting for run_at */
+    gw_deadline_heap leases;  /* leased jobs by lease end */
+    gw_list finished;         /* succeeded and dead jobs, oldest change first */
+    uv_timer_t tick;          /* delayed jobs, leases, expiry, grace */
+    uint64_t rng;             /* xorshift state for backoff jitter */
+    uint64_t last_seq;        /* the largest sequence number handed out or loaded */
+    uint8_t pool[4096];       /* random bytes for ids, drawn from libsodium in bulk */
+    size_t pool_left;         /* unused bytes at the end of pool */
+    size_t njobs;             /* jobs held (GW_JOBS_MAX) */
+    size_t insert_bytes;      /* payload bytes of jobs not durable yet */
+    size_t ready_bytes;       /* payload bytes on ready queues and being loaded */
+    size_t detail_bytes;      /* result and error bytes held */
+    unsigned reads;           /* GET reads in flight (GW_JOBS_READS_MAX) */
+    bool refill_wanted;       /* a task's spilled jobs wait for memory: retry each tick */
+    br_buf scratch;           /* JSON rendering of GET /jobs/{id} */
+    bool routes_added;        /* the API routes are in the router */
+    bool closing;             /* gw_jobs_shutdown was called */
+    bool destroying;          /* gw_jobs_destroy runs: tasks stay until the end */
+    unsigned closes_pending;  /* the timer and the store, until closed */
+    void (*done)(void *arg);  /* close's callback */
+    void *done_arg;           /* its argument */
+    gw_jobs_stats stats;      /* counters (gauges are computed on demand) */
 };
 
 /* ---- jobs.c ---------------------------------------------------------------------- */
@@ -118,20 +193,21 @@ struct gw_jobs {
 /* Wall-clock milliseconds since the epoch. */
 int64_t gw__jobs_now_ms(void);
 
-/* The task named `name`, or NULL. */
-gw_jobs_task *gw__jobs_task_find(gw_jobs *j, br_str name);
+/* FNV-1a of s; never 0 (the id map's empty mark). */
+uint64_t gw__jobs_hash(br_str s);
 
-/* The task named `name`, created (and recorded in the store) when new.  NULL when
- * GW_JOBS_MAX_TASKS are known, the name is empty or too long, or memory runs out. */
-gw_jobs_task *gw__jobs_task_get(gw_jobs *j, br_str name);
+/* The job with id `id` (as clients see it), or NULL. */
+gw_job *gw__jobs_find(gw_jobs *j, br_str id);
 
-/* The job with id `id`, or NULL. */
-gw_job *gw__jobs_find(gw_jobs *j, uint64_t id);
+/* The job with sequence number `seq`, or NULL. */
+gw_job *gw__jobs_find_seq(gw_jobs *j, uint64_t seq);
 
-/* Creates a job (or finds the one with the same idempotency key) and writes it down.
- * When `waiter` is given it is told once the job is durable - at once, before this
- * returns, for an existing durable job.  *out is the job.  0; BR_EFULL when the task
- * or the gateway holds its limit of jobs or the store's queue is full; BR_ENOMEM. */
+/* Creates a job (or finds the one with the same idempotency key in the same task) and
+ * writes it down.  When `waiter` is given it is told once the job is durable - at once,
+ * before this returns, for an existing durable job.  *out is the job.  0; BR_EFULL
+ * when the task or the gateway holds its limit of jobs or the store's queue is full;
+ * BR_ELIMIT when its payload would pass the task's bytes or the memory budget;
+ * BR_ENOMEM. */
 int gw__jobs_submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uint32_t delay_ms,
                     gw_job_waiter *waiter, gw_job **out);
 
@@ -143,13 +219,79 @@ int gw__jobs_submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uin
 void gw__jobs_attempt_ended(gw_jobs *j, gw_job *job, int outcome, br_str result, br_str error,
                             bool lost);
 
-/* Puts a durable queued job on its task's ready queue or the delayed heap. */
+/* ---- jobs_tasks.c ---------------------------------------------------------------- */
+
+/* The task record named `name`, in any state, or NULL. */
+gw_jobs_task *gw__jobs_task_find(gw_jobs *j, br_str name);
+
+/* The task named `name` if a service may enqueue it (REPLY.jobs): LIVE or GRACE. */
+gw_jobs_task *gw__jobs_task_open(gw_jobs *j, br_str name);
+
+/* The task named `name` if HTTP clients may submit it: open and public. */
+gw_jobs_task *gw__jobs_task_public(gw_jobs *j, br_str name);
+
+/* A registered worker announces `name` (is_public: it marks it public).  Creates or
+ * revives the task.  NULL when the name is empty or too long, GW_JOBS_MAX_TASKS exist
+ * already, or memory runs out. */
+gw_jobs_task *gw__jobs_task_declare(gw_jobs *j, br_str name, bool is_public);
+
+/* A worker that announced t is gone; t's grace period starts with its last one. */
+void gw__jobs_task_undeclare(gw_jobs *j, gw_jobs_task *t, bool is_public);
+
+/* Loading: a task recorded in the store starts its grace period now (its workers
+ * reconnect on their own); a task only named by a job row is retired.  NULL when it
+ * cannot be kept (logged). */
+gw_jobs_task *gw__jobs_task_loaded(gw_jobs *j, br_str name, bool recorded, bool is_public);
+
+/* A job of t was freed: a retired task without jobs goes. */
+void gw__jobs_task_unref(gw_jobs *j, gw_jobs_task *t);
+
+/* Retires the tasks whose grace period ended by `now`. */
+void gw__jobs_tasks_tick(gw_jobs *j, int64_t now);
+
+/* Frees every task record (destroy; their jobs are gone). */
+void gw__jobs_tasks_free(gw_jobs *j);
+
+/* ---- jobs_payload.c -------------------------------------------------------------- */
+
+/* Frees job's payload if held (counted where it was). */
+void gw__jobs_payload_drop(gw_jobs *j, gw_job *job);
+
+/* Puts a durable queued job where it waits: due on ready (payload kept, within the
+ * task's window and the memory budget) or spilled (payload dropped), not yet due on
+ * the delayed heap (payload dropped). */
 void gw__jobs_schedule(gw_jobs *j, gw_job *job);
+
+/* A due job whose payload is only in the store joins its task's spilled queue (at the
+ * front: it has waited already). */
+void gw__jobs_spill_front(gw_jobs *j, gw_job *job);
+
+/* Reads back the payloads of t's first spilled jobs when a worker runs t and the
+ * memory budget has room (else tries again each tick). */
+void gw__jobs_refill(gw_jobs *j, gw_jobs_task *t);
+
+/* Replaces job's result and error (copies; error truncated to GW_JOBS_ERROR_MAX) and
+ * keeps them in memory if the result budget allows; otherwise only the store (which
+ * the caller writes next) holds them. */
+void gw__jobs_detail_set(gw_jobs *j, gw_job *job, br_str result, br_str error);
+
+/* Frees job's result and error if held. */
+void gw__jobs_detail_drop(gw_jobs *j, gw_job *job);
+
+/* Reads a job's result and error from the store (for GET when detail_on_disk):
+ * done(arg, job, result, error, status) runs on the loop with the job found again by
+ * id (NULL if it expired meanwhile).  0; BR_EFULL at GW_JOBS_READS_MAX or a full
+ * store queue; BR_ENOMEM. */
+typedef void (*gw_jobs_detail_fn)(void *arg, gw_job *job, br_str result, br_str error, int status);
+int gw__jobs_detail_read(gw_jobs *j, gw_job *job, gw_jobs_detail_fn done, void *arg);
 
 /* ---- jobs_dispatch.c ------------------------------------------------------------- */
 
 /* Sends due jobs of t to live workers that run it and have credit. */
 void gw__jobs_pump_task(gw_jobs *j, gw_jobs_task *t);
+
+/* True when a live registered worker runs t. */
+bool gw__jobs_task_has_worker(gw_jobs *j, const gw_jobs_task *t);
 
 /* A lease ran out: the job leaves its holder (whose credit stays spent until its
  * late JOB_RESULT) and is retried. */
@@ -157,6 +299,10 @@ void gw__jobs_lease_expired(gw_jobs *j, gw_job *job);
 
 /* Frees the per-worker records (close). */
 void gw__jobs_workers_free(gw_jobs *j);
+
+/* The task table has room again: workers' tasks refused while it was full are
+ * declared now (as far as room goes). */
+void gw__jobs_workers_retry(gw_jobs *j);
 
 /* ---- jobs_api.c ------------------------------------------------------------------ */
 

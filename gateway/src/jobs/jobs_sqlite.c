@@ -1,14 +1,22 @@
 /*
  * jobs_sqlite.c - the embedded job store: SQLite in WAL mode, written by one thread.
  *
- * The loop never touches the database after load.  It appends write operations to a
- * queue under a mutex; the writer thread takes everything queued (up to
- * GW_JOBS_STORE_BATCH_MAX), runs it as one transaction - one commit, one WAL sync
- * for the whole batch however many requests are waiting - and moves the batch to a
- * done list, waking the loop with uv_async_send.  The loop then runs each
- * operation's callback in order.  Under load the batches grow by themselves: while
- * one commit syncs, the next batch queues up.
+ * The loop never touches the database after load.  It appends operations to a queue
+ * under a mutex; the writer thread takes everything queued (up to
+ * GW_JOBS_STORE_BATCH_MAX), runs it as one transaction - one commit, one WAL sync for
+ * the whole batch however many requests are waiting - and moves the batch to a done
+ * list, waking the loop with uv_async_send.  The loop then runs each operation's
+ * callback in order.  Under load the batches grow by themselves: while one commit
+ * syncs, the next batch queues up.  Reads (payloads of due jobs, results of GET
+ * /jobs/{id}) ride in the same queue, so a read sees every write queued before it;
+ * the writer copies what it read into the operation for the loop.
+ *
+ * Schema version 2 (GW_JOBS_SCHEMA_VERSION): jobs keyed by their integer sequence
+ * number (the rowid: appends in time order, one B-tree), with the id clients see
+ * beside it; tasks with a public flag.  A version-0 file is migrated when opened
+ * (migrate_v0).
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,17 +30,24 @@
  * gateway on the same file, or the sqlite3 shell) before failing. */
 #define SQLITE_BUSY_TIMEOUT_MS 5000
 
-typedef enum op_kind { OP_PUT, OP_DELETE, OP_TASK } op_kind;
+typedef enum op_kind { OP_INSERT, OP_UPDATE, OP_DELETE, OP_PUT_TASK, OP_DEL_TASK, OP_READ } op_kind;
 
-/* One queued write; strings copied into the same allocation. */
+/* One queued operation; strings copied into the same allocation. */
 typedef struct op {
     struct op *next;            /* in the pending or done list */
-    op_kind kind;               /* what to write */
-    gw_job_row row;             /* OP_PUT: the row; OP_DELETE: row.id; OP_TASK: row.task */
-    gw_jobs_store_done_fn done; /* told on the loop */
-    void *arg;                  /* its argument */
-    int status;                 /* the write's outcome, set by the writer thread */
-    char data[];                /* the row's strings */
+    op_kind kind;               /* what to do */
+    gw_job_row row;             /* INSERT/UPDATE: the row; DELETE: row.seq; tasks: row.task,
+                                   and PUT_TASK's flag in row.status */
+    gw_jobs_store_done_fn done; /* a write's callback, on the loop */
+    gw_jobs_store_read_fn read; /* OP_READ's callback, on the loop */
+    void *arg;                  /* their argument */
+    int status;                 /* the outcome, set by the writer thread */
+    int read_status;            /* OP_READ: its own outcome (a read never fails the batch) */
+    uint64_t *seqs;             /* OP_READ: the jobs to read (in data) */
+    size_t nids;                /* entries in seqs */
+    unsigned what;              /* OP_READ: gw_jobs_read_what */
+    gw_job_row *rows;           /* OP_READ: what was read (heap, by the writer), or NULL */
+    char data[];                /* the row's strings, or OP_READ's seqs */
 } op;
 
 /* A singly-linked FIFO of ops. */
@@ -46,9 +61,13 @@ typedef struct sqlite_store {
     gw_jobs_store base;        /* the interface (first) */
     uv_loop_t *loop;           /* where callbacks run */
     sqlite3 *db;               /* the connection, used by the writer thread after load */
-    sqlite3_stmt *put;         /* INSERT OR REPLACE INTO jobs */
+    sqlite3_stmt *insert;      /* INSERT INTO jobs */
+    sqlite3_stmt *update;      /* UPDATE jobs SET (the changing columns) */
     sqlite3_stmt *del;         /* DELETE FROM jobs */
-    sqlite3_stmt *task;        /* INSERT OR IGNORE INTO tasks */
+    sqlite3_stmt *put_task;    /* INSERT OR REPLACE INTO tasks */
+    sqlite3_stmt *del_task;    /* DELETE FROM tasks */
+    sqlite3_stmt *payload;     /* SELECT payload */
+    sqlite3_stmt *detail;      /* SELECT result, error */
     uv_thread_t thread;        /* the writer */
     bool thread_started;       /* thread must be joined */
     uv_mutex_t mu;             /* guards pending, done, stopping */
@@ -117,13 +136,93 @@ static void bind_str(sqlite3_stmt *st, int i, br_str s, bool blob)
         sqlite3_bind_text(st, i, s.len ? s.ptr : "", (int)s.len, SQLITE_STATIC);
 }
 
-/* Runs one op's statement.  0 or BR_EIO (logged). */
-static int apply(sqlite_store *s, const op *o)
+/* Steps a write statement once and resets it.  0 or BR_EIO (logged). */
+static int step_write(sqlite_store *s, sqlite3_stmt *st)
 {
-    sqlite3_stmt *st = o->kind == OP_PUT ? s->put : o->kind == OP_DELETE ? s->del : s->task;
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE) {
+        log_sqlite(s->db, "sqlite3_step(write)");
+        return BR_EIO;
+    }
+    return 0;
+}
+
+static br_str column_str(sqlite3_stmt *st, int i)
+{
+    const void *p = sqlite3_column_type(st, i) == SQLITE_BLOB ? sqlite3_column_blob(st, i)
+                                                              : sqlite3_column_text(st, i);
+    int n = sqlite3_column_bytes(st, i);
+    return (br_str){p, p ? (uint32_t)n : 0};
+}
+
+/* Copies the read columns into one heap block, kept at row->payload or row->result.
+ * 0 or BR_ENOMEM. */
+static int keep_read(gw_job_row *row, uint64_t seq, br_str a, br_str b, bool detail)
+{
+    char *p = malloc((size_t)a.len + b.len + 1);
+    if (!p)
+        return BR_ENOMEM;
+    if (a.len)
+        memcpy(p, a.ptr, a.len);
+    if (b.len)
+        memcpy(p + a.len, b.ptr, b.len);
+    row->seq = seq;
+    if (detail) {
+        row->result = (br_str){p, a.len};
+        row->error = (br_str){p + a.len, b.len};
+    } else {
+        row->payload = (br_str){p, a.len};
+        row->payload_len = a.len;
+    }
+    return 0;
+}
+
+/* The block keep_read allocated for row, if any. */
+static void *kept_block(const gw_job_row *row)
+{
+    return (void *)(row->result.ptr ? row->result.ptr : row->payload.ptr);
+}
+
+/* Runs an OP_READ: one row per seq, its seq 0 when the job is not there.  0, BR_EIO or
+ * BR_ENOMEM. */
+static int apply_read(sqlite_store *s, op *o)
+{
+    bool detail = o->what == GW_JOBS_READ_DETAIL;
+    sqlite3_stmt *st = detail ? s->detail : s->payload;
+    o->rows = calloc(o->nids, sizeof(*o->rows));
+    if (!o->rows)
+        return BR_ENOMEM;
+    for (size_t i = 0; i < o->nids; i++) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)o->seqs[i]);
+        int rc = sqlite3_step(st);
+        int kept = 0;
+        if (rc == SQLITE_ROW)
+            kept = keep_read(&o->rows[i], o->seqs[i], column_str(st, 0),
+                             detail ? column_str(st, 1) : (br_str){0}, detail);
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+            log_sqlite(s->db, "sqlite3_step(read)");
+            return BR_EIO;
+        }
+        if (kept != 0)
+            return kept;
+    }
+    return 0;
+}
+
+/* Runs one op.  0 or a negative br_err (logged). */
+static int apply(sqlite_store *s, op *o)
+{
     const gw_job_row *r = &o->row;
-    if (o->kind == OP_PUT) {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)r->id);
+    sqlite3_stmt *st;
+    switch (o->kind) {
+    case OP_INSERT:
+        st = s->insert;
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)r->seq);
+        bind_str(st, 11, r->id, false);
         bind_str(st, 2, r->task, false);
         bind_str(st, 3, r->payload, true);
         bind_str(st, 4, r->idem_key, false);
@@ -133,19 +232,32 @@ static int apply(sqlite_store *s, const op *o)
         sqlite3_bind_int64(st, 8, r->updated_ms);
         bind_str(st, 9, r->result, true);
         bind_str(st, 10, r->error, false);
-    } else if (o->kind == OP_DELETE) {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)r->id);
-    } else {
-        bind_str(st, 1, r->task, false);
+        return step_write(s, st);
+    case OP_UPDATE:
+        st = s->update;
+        sqlite3_bind_int(st, 1, r->status);
+        sqlite3_bind_int64(st, 2, r->attempts);
+        sqlite3_bind_int64(st, 3, r->run_at_ms);
+        sqlite3_bind_int64(st, 4, r->updated_ms);
+        bind_str(st, 5, r->result, true);
+        bind_str(st, 6, r->error, false);
+        sqlite3_bind_int64(st, 7, (sqlite3_int64)r->seq);
+        return step_write(s, st);
+    case OP_DELETE:
+        sqlite3_bind_int64(s->del, 1, (sqlite3_int64)r->seq);
+        return step_write(s, s->del);
+    case OP_PUT_TASK:
+        bind_str(s->put_task, 1, r->task, false);
+        sqlite3_bind_int(s->put_task, 2, r->status ? 1 : 0);
+        return step_write(s, s->put_task);
+    case OP_DEL_TASK:
+        bind_str(s->del_task, 1, r->task, false);
+        return step_write(s, s->del_task);
+    case OP_READ:
+        o->read_status = apply_read(s, o);
+        return 0;
     }
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    if (rc != SQLITE_DONE) {
-        log_sqlite(s->db, "sqlite3_step(write)");
-        return BR_EIO;
-    }
-    return 0;
+    return BR_EINVAL;
 }
 
 /* Writes a batch as one transaction and sets every op's status. */
@@ -165,7 +277,7 @@ static void write_batch(sqlite_store *s, op_list *batch)
     if (status != 0 && !sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     for (op *o = batch->head; o; o = o->next)
-        o->status = status;
+        o->status = status != 0 ? status : o->kind == OP_READ ? o->read_status : 0;
 }
 
 static void writer_main(void *arg)
@@ -191,7 +303,17 @@ static void writer_main(void *arg)
 /* ---------------------------------------------------------------------------------- */
 /* The loop side.                                                                      */
 
-/* Runs the callbacks of every written op, in order. */
+/* Frees an op and what a read kept in it. */
+static void op_free(op *o)
+{
+    if (o->rows)
+        for (size_t i = 0; i < o->nids; i++)
+            free(kept_block(&o->rows[i]));
+    free(o->rows);
+    free(o);
+}
+
+/* Runs the callbacks of every finished op, in order. */
 static void run_done(sqlite_store *s)
 {
     uv_mutex_lock(&s->mu);
@@ -201,9 +323,12 @@ static void run_done(sqlite_store *s)
     while (done.head) {
         op *o = done.head;
         done.head = o->next;
-        if (o->done)
+        if (o->kind == OP_READ)
+            o->read(o->arg, o->status, o->status == 0 ? o->rows : NULL,
+                    o->status == 0 ? o->nids : 0);
+        else if (o->done)
             o->done(o->arg, o->status);
-        free(o);
+        op_free(o);
     }
 }
 
@@ -222,27 +347,9 @@ static br_str copy_str(br_str s, char **cursor)
     return out;
 }
 
-static int enqueue(sqlite_store *s, op_kind kind, const gw_job_row *r, gw_jobs_store_done_fn done,
-                   void *arg)
+/* Queues o for the writer, or frees it.  0; BR_ECLOSED; BR_EFULL. */
+static int submit(sqlite_store *s, op *o)
 {
-    if (s->closed)
-        return BR_ECLOSED;
-    size_t extra =
-        (size_t)r->task.len + r->payload.len + r->idem_key.len + r->result.len + r->error.len;
-    op *o = malloc(sizeof(*o) + extra);
-    if (!o)
-        return BR_ENOMEM;
-    o->kind = kind;
-    o->row = *r;
-    char *cursor = o->data;
-    o->row.task = copy_str(r->task, &cursor);
-    o->row.payload = copy_str(r->payload, &cursor);
-    o->row.idem_key = copy_str(r->idem_key, &cursor);
-    o->row.result = copy_str(r->result, &cursor);
-    o->row.error = copy_str(r->error, &cursor);
-    o->done = done;
-    o->arg = arg;
-    o->status = 0;
     uv_mutex_lock(&s->mu);
     if (s->pending.n >= GW_JOBS_STORE_MAX_PENDING) {
         uv_mutex_unlock(&s->mu);
@@ -255,29 +362,84 @@ static int enqueue(sqlite_store *s, op_kind kind, const gw_job_row *r, gw_jobs_s
     return 0;
 }
 
-static int sq_put(gw_jobs_store *self, const gw_job_row *r, gw_jobs_store_done_fn done, void *arg)
+static int enqueue(sqlite_store *s, op_kind kind, const gw_job_row *r, gw_jobs_store_done_fn done,
+                   void *arg)
 {
-    return enqueue((sqlite_store *)self, OP_PUT, r, done, arg);
+    if (s->closed)
+        return BR_ECLOSED;
+    size_t extra = (size_t)r->id.len + r->task.len + r->payload.len + r->idem_key.len +
+                   r->result.len + r->error.len;
+    op *o = malloc(sizeof(*o) + extra);
+    if (!o)
+        return BR_ENOMEM;
+    *o = (op){.kind = kind, .row = *r}; /* the strings' bytes follow, copied below */
+    char *cursor = o->data;
+    o->row.id = copy_str(r->id, &cursor);
+    o->row.task = copy_str(r->task, &cursor);
+    o->row.payload = copy_str(r->payload, &cursor);
+    o->row.idem_key = copy_str(r->idem_key, &cursor);
+    o->row.result = copy_str(r->result, &cursor);
+    o->row.error = copy_str(r->error, &cursor);
+    o->done = done;
+    o->arg = arg;
+    return submit(s, o);
 }
 
-static int sq_del(gw_jobs_store *self, uint64_t id, gw_jobs_store_done_fn done, void *arg)
+static int sq_insert(gw_jobs_store *self, const gw_job_row *r, gw_jobs_store_done_fn done,
+                     void *arg)
 {
-    gw_job_row r = {.id = id};
+    return enqueue((sqlite_store *)self, OP_INSERT, r, done, arg);
+}
+
+static int sq_update(gw_jobs_store *self, const gw_job_row *r, gw_jobs_store_done_fn done,
+                     void *arg)
+{
+    /* The payload and key are not rewritten: leave them out of the copy. */
+    gw_job_row u = *r;
+    u.payload = (br_str){0};
+    u.idem_key = (br_str){0};
+    u.task = (br_str){0};
+    return enqueue((sqlite_store *)self, OP_UPDATE, &u, done, arg);
+}
+
+static int sq_del(gw_jobs_store *self, uint64_t seq, gw_jobs_store_done_fn done, void *arg)
+{
+    gw_job_row r = {.seq = seq};
     return enqueue((sqlite_store *)self, OP_DELETE, &r, done, arg);
 }
 
-static int sq_add_task(gw_jobs_store *self, br_str name, gw_jobs_store_done_fn done, void *arg)
+static int sq_put_task(gw_jobs_store *self, br_str name, bool is_public, gw_jobs_store_done_fn done,
+                       void *arg)
 {
-    gw_job_row r = {.task = name};
-    return enqueue((sqlite_store *)self, OP_TASK, &r, done, arg);
+    gw_job_row r = {.task = name, .status = is_public};
+    return enqueue((sqlite_store *)self, OP_PUT_TASK, &r, done, arg);
 }
 
-static br_str column_str(sqlite3_stmt *st, int i)
+static int sq_del_task(gw_jobs_store *self, br_str name, gw_jobs_store_done_fn done, void *arg)
 {
-    const void *p = sqlite3_column_type(st, i) == SQLITE_BLOB ? sqlite3_column_blob(st, i)
-                                                              : sqlite3_column_text(st, i);
-    int n = sqlite3_column_bytes(st, i);
-    return (br_str){p, p ? (uint32_t)n : 0};
+    gw_job_row r = {.task = name};
+    return enqueue((sqlite_store *)self, OP_DEL_TASK, &r, done, arg);
+}
+
+static int sq_read(gw_jobs_store *self, const uint64_t *seqs, size_t n, unsigned what,
+                   gw_jobs_store_read_fn done, void *arg)
+{
+    sqlite_store *s = (sqlite_store *)self;
+    if (s->closed)
+        return BR_ECLOSED;
+    if (n == 0 || !done)
+        return BR_EINVAL;
+    op *o = calloc(1, sizeof(*o) + n * sizeof(uint64_t));
+    if (!o)
+        return BR_ENOMEM;
+    o->kind = OP_READ;
+    o->read = done;
+    o->arg = arg;
+    o->what = what;
+    o->nids = n;
+    o->seqs = (uint64_t *)(void *)o->data;
+    memcpy(o->seqs, seqs, n * sizeof(uint64_t));
+    return submit(s, o);
 }
 
 /* Runs `sql` and calls each() for every row.  0 or BR_EIO. */
@@ -303,23 +465,32 @@ static int select_all(sqlite_store *s, const char *sql, void (*each)(sqlite3_stm
 /* What load's row walkers need. */
 typedef struct load_ctx {
     void (*row)(const gw_job_row *, void *); /* the caller's row callback */
-    void (*task)(br_str, void *);            /* the caller's task callback */
+    void (*task)(br_str, bool, void *);      /* the caller's task callback */
     void *arg;                               /* their argument */
 } load_ctx;
 
 static void each_task(sqlite3_stmt *st, void *arg)
 {
     load_ctx *c = arg;
-    c->task(column_str(st, 0), c->arg);
+    c->task(column_str(st, 0), sqlite3_column_int(st, 1) != 0, c->arg);
 }
 
 static void each_job(sqlite3_stmt *st, void *arg)
 {
     load_ctx *c = arg;
+    /* A job from before random ids has none: its integer id is its id. */
+    char decimal[24];
+    uint64_t seq = (uint64_t)sqlite3_column_int64(st, 0);
+    br_str id = column_str(st, 10);
+    if (id.len == 0) {
+        int n = snprintf(decimal, sizeof(decimal), "%llu", (unsigned long long)seq);
+        id = (br_str){decimal, (uint32_t)n};
+    }
     gw_job_row r = {
-        .id = (uint64_t)sqlite3_column_int64(st, 0),
+        .seq = seq,
+        .id = id,
         .task = column_str(st, 1),
-        .payload = column_str(st, 2),
+        .payload_len = (uint32_t)sqlite3_column_int64(st, 2),
         .idem_key = column_str(st, 3),
         .status = (uint8_t)sqlite3_column_int(st, 4),
         .attempts = (uint32_t)sqlite3_column_int64(st, 5),
@@ -332,15 +503,16 @@ static void each_job(sqlite3_stmt *st, void *arg)
 }
 
 static int sq_load(gw_jobs_store *self, void (*row)(const gw_job_row *, void *),
-                   void (*task)(br_str, void *), void *arg)
+                   void (*task)(br_str, bool, void *), void *arg)
 {
     sqlite_store *s = (sqlite_store *)self;
     load_ctx c = {row, task, arg};
-    int rc = select_all(s, "SELECT name FROM tasks", each_task, &c);
+    int rc = select_all(s, "SELECT name, public FROM tasks", each_task, &c);
+    /* Payloads stay on disk: the queue reads them back when their job is due. */
     if (rc == 0)
         rc = select_all(s,
-                        "SELECT id, task, payload, idem_key, status, attempts, run_at, updated, "
-                        "result, error FROM jobs ORDER BY id",
+                        "SELECT id, task, length(payload), idem_key, status, attempts, run_at, "
+                        "updated, result, error, public_id FROM jobs ORDER BY id",
                         each_job, &c);
     return rc;
 }
@@ -385,15 +557,16 @@ static void sq_destroy(gw_jobs_store *self)
     }
     for (op *o = s->pending.head, *next; o; o = next) {
         next = o->next;
-        free(o);
+        op_free(o);
     }
     for (op *o = s->done.head, *next; o; o = next) {
         next = o->next;
-        free(o);
+        op_free(o);
     }
-    sqlite3_finalize(s->put);
-    sqlite3_finalize(s->del);
-    sqlite3_finalize(s->task);
+    sqlite3_stmt *stmts[] = {s->insert,   s->update,  s->del,   s->put_task,
+                             s->del_task, s->payload, s->detail};
+    for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++)
+        sqlite3_finalize(stmts[i]);
     sqlite3_close(s->db);
     uv_cond_destroy(&s->cv);
     uv_mutex_destroy(&s->mu);
@@ -407,19 +580,99 @@ static void on_failed_closed(uv_handle_t *h)
 
 static const gw_jobs_store_ops sqlite_ops = {
     .load = sq_load,
-    .put = sq_put,
+    .insert = sq_insert,
+    .update = sq_update,
     .del = sq_del,
-    .add_task = sq_add_task,
+    .put_task = sq_put_task,
+    .del_task = sq_del_task,
+    .read = sq_read,
     .close = sq_close,
     .destroy = sq_destroy,
 };
 
-static const char schema[] =
-    "PRAGMA journal_mode=WAL;"
-    "CREATE TABLE IF NOT EXISTS jobs(id INTEGER PRIMARY KEY, task TEXT NOT NULL, payload BLOB,"
-    " idem_key TEXT, status INTEGER NOT NULL, attempts INTEGER NOT NULL, run_at INTEGER NOT NULL,"
-    " updated INTEGER NOT NULL, result BLOB, error TEXT);"
-    "CREATE TABLE IF NOT EXISTS tasks(name TEXT PRIMARY KEY);";
+/* Version 2: the integer key is the job's sequence number (time-ordered, so rows
+ * append); public_id is the id clients see (NULL for jobs from version 0, whose
+ * integer is their id); tasks carry a public flag. */
+#define JOBS_TABLE_V2                                                                              \
+    "CREATE TABLE jobs(id INTEGER PRIMARY KEY, task TEXT NOT NULL, payload BLOB,"                  \
+    " idem_key TEXT, status INTEGER NOT NULL, attempts INTEGER NOT NULL,"                          \
+    " run_at INTEGER NOT NULL, updated INTEGER NOT NULL, result BLOB, error TEXT,"                 \
+    " public_id TEXT);"
+#define TASKS_TABLE_V2                                                                             \
+    "CREATE TABLE tasks(name TEXT PRIMARY KEY, public INTEGER NOT NULL DEFAULT 0);"
+
+/* Runs a query returning one integer.  0 or BR_EIO (logged). */
+static int query_int(sqlite3 *db, const char *sql, int64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW) {
+        log_sqlite(db, sql);
+        return BR_EIO;
+    }
+    return 0;
+}
+
+static int exec(sqlite3 *db, const char *sql)
+{
+    if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+        log_sqlite(db, "sqlite3_exec(schema)");
+        return BR_EIO;
+    }
+    return 0;
+}
+
+/* A version-0 file (integer ids only, tasks without a public flag) becomes version 2
+ * in one transaction: two columns are added and no row is rewritten.  Every old job
+ * keeps its id (public_id NULL: its integer is its id), so status URLs handed out
+ * before stay valid until their jobs expire; every recorded task is internal until a
+ * worker announces it again.  A file without tables gets version 2's.  0 or BR_EIO. */
+static int migrate_v0(sqlite3 *db, bool has_jobs, bool has_tasks, const char *path)
+{
+    int rc = exec(db, "BEGIN IMMEDIATE");
+    if (rc == 0)
+        rc = exec(db, has_jobs ? "ALTER TABLE jobs ADD COLUMN public_id TEXT;" : JOBS_TABLE_V2);
+    if (rc == 0)
+        rc = exec(db, has_tasks ? "ALTER TABLE tasks ADD COLUMN public INTEGER NOT NULL DEFAULT 0;"
+                                : TASKS_TABLE_V2);
+    if (rc == 0)
+        rc = exec(db, "PRAGMA user_version = 2; COMMIT");
+    if (rc != 0) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+    }
+    if (has_jobs)
+        gw_log(GW_LOG_INFO, "jobs", "%s: migrated to schema 2 (old jobs keep their ids)", path);
+    return 0;
+}
+
+/* Brings the file to GW_JOBS_SCHEMA_VERSION.  0 or BR_EIO (logged). */
+static int prepare_schema(sqlite3 *db, const char *path)
+{
+    int64_t version = 0, has_jobs = 0, has_tasks = 0;
+    int rc = query_int(db, "PRAGMA user_version", &version);
+    if (rc != 0)
+        return rc;
+    if (version == GW_JOBS_SCHEMA_VERSION)
+        return 0;
+    if (version != 0) {
+        gw_log(GW_LOG_ERROR, "jobs",
+               "%s: schema version %lld is not one this gateway reads (it reads 0 and %d)", path,
+               (long long)version, GW_JOBS_SCHEMA_VERSION);
+        return BR_EIO;
+    }
+    rc = query_int(db, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='jobs'",
+                   &has_jobs);
+    if (rc == 0)
+        rc = query_int(db, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='tasks'",
+                       &has_tasks);
+    return rc == 0 ? migrate_v0(db, has_jobs != 0, has_tasks != 0, path) : rc;
+}
 
 gw_jobs_store *gw__jobs_sqlite_open(uv_loop_t *loop, const char *path, gw_jobs_sync sync)
 {
@@ -441,22 +694,32 @@ gw_jobs_store *gw__jobs_sqlite_open(uv_loop_t *loop, const char *path, gw_jobs_s
         goto fail;
     }
     sqlite3_busy_timeout(s->db, SQLITE_BUSY_TIMEOUT_MS);
-    if (sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_exec(s->db, pragma, NULL, NULL, NULL) != SQLITE_OK) {
-        log_sqlite(s->db, "sqlite3_exec(schema)");
+    if (exec(s->db, "PRAGMA journal_mode=WAL") != 0 || exec(s->db, pragma) != 0 ||
+        prepare_schema(s->db, path) != 0)
         goto fail;
-    }
-    if (sqlite3_prepare_v2(s->db,
-                           "INSERT OR REPLACE INTO jobs(id, task, payload, idem_key, status, "
-                           "attempts, run_at, updated, result, error) "
-                           "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           -1, &s->put, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(s->db, "DELETE FROM jobs WHERE id = ?", -1, &s->del, NULL) !=
-            SQLITE_OK ||
-        sqlite3_prepare_v2(s->db, "INSERT OR IGNORE INTO tasks(name) VALUES(?)", -1, &s->task,
-                           NULL) != SQLITE_OK) {
-        log_sqlite(s->db, "sqlite3_prepare_v2");
-        goto fail;
+    static const struct {
+        size_t offset;
+        const char *sql;
+    } statements[] = {
+        {offsetof(sqlite_store, insert),
+         "INSERT INTO jobs(id, task, payload, idem_key, status, attempts, run_at, updated, "
+         "result, error, public_id) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
+        {offsetof(sqlite_store, update),
+         "UPDATE jobs SET status = ?, attempts = ?, run_at = ?, updated = ?, result = ?, "
+         "error = ? WHERE id = ?"},
+        {offsetof(sqlite_store, del), "DELETE FROM jobs WHERE id = ?"},
+        {offsetof(sqlite_store, put_task),
+         "INSERT OR REPLACE INTO tasks(name, public) VALUES(?, ?)"},
+        {offsetof(sqlite_store, del_task), "DELETE FROM tasks WHERE name = ?"},
+        {offsetof(sqlite_store, payload), "SELECT payload FROM jobs WHERE id = ?"},
+        {offsetof(sqlite_store, detail), "SELECT result, error FROM jobs WHERE id = ?"},
+    };
+    for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++) {
+        sqlite3_stmt **st = (sqlite3_stmt **)(void *)((char *)s + statements[i].offset);
+        if (sqlite3_prepare_v2(s->db, statements[i].sql, -1, st, NULL) != SQLITE_OK) {
+            log_sqlite(s->db, "sqlite3_prepare_v2");
+            goto fail;
+        }
     }
     if (uv_async_init(loop, &s->async, on_async) != 0) {
         gw_log(GW_LOG_ERROR, "jobs", "uv_async_init failed");

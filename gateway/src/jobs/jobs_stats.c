@@ -18,13 +18,15 @@ void gw_jobs_stats_get(const gw_jobs *self, gw_jobs_stats *out)
     uint64_t unfinished = 0;
     out->ready = 0;
     for (size_t i = 0; i < self->ntasks; i++) {
-        unfinished += self->tasks[i]->unfinished;
-        out->ready += self->tasks[i]->nready;
+        const gw_jobs_task *t = self->tasks[i];
+        unfinished += t->unfinished;
+        out->ready += t->nready + t->nspilled + t->nloading;
     }
     out->running = 0;
     for (size_t i = 0; i < self->nworkers; i++)
         out->running += self->workers[i]->nleased;
-    out->tasks = (unsigned)self->ntasks;
+    out->tasks = (unsigned)self->nexisting;
+    out->memory = self->insert_bytes + self->ready_bytes + self->detail_bytes;
     out->held = self->njobs;
     out->finished = self->njobs > unfinished ? self->njobs - unfinished : 0;
     uint64_t busy = out->ready + out->running;

@@ -3,11 +3,13 @@
  * networked backend can join the embedded SQLite one later.
  *
  * The job queue itself lives in the gateway's memory (jobs.c); the store is its
- * write-ahead record.  Every change that must survive a crash - a new job, its end,
- * a retry, its expiry - is handed to the store as one row, and the caller learns on
- * the loop, through a callback, when that row is durable.  Rows are applied in the
- * order they were handed over, so a later row for a job always wins.  At start the
- * gateway reads every row back once (gw__jobs_store_load), before it serves requests.
+ * write-ahead record, and where payloads and results wait that memory does not hold
+ * (jobs_payload.c).  Every change that must survive a crash - a new job, its end, a
+ * retry, its expiry - is handed to the store as one row, and the caller learns on the
+ * loop, through a callback, when that row is durable.  Writes and reads are applied in
+ * the order they were handed over, so a later row for a job always wins and a read
+ * sees every write queued before it.  At start the gateway reads every row back once
+ * (gw__jobs_store_load), before it serves requests.
  *
  * A backend never blocks the loop: it writes on its own thread (or socket) and runs
  * the callbacks on the loop.  All functions are called on the loop thread.
@@ -16,6 +18,7 @@
 #define BARISTA_GW_JOBS_STORE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <uv.h>
@@ -36,39 +39,69 @@ typedef enum gw_job_status {
     GW_JOB_DEAD = 4       /* failed for good; kept for inspection until it expires */
 } gw_job_status;
 
-/* One job as the store keeps it.  Strings point at the caller's memory; a put copies
+/* Longest job id: 36 hex digits.  A new id is the job's sequence number (16 hex
+ * digits: the millisecond it was made, then a counter) and 80 random bits (20 hex
+ * digits): time-ordered, unguessable.  A job stored before ids were random keeps its
+ * decimal integer id, which is also its sequence number (docs/jobs.md, "Job ids"). */
+#define GW_JOB_ID_MAX 36
+
+/* One job as the store keeps it.  Strings point at the caller's memory; a write copies
  * them. */
 typedef struct gw_job_row {
-    uint64_t id;        /* unique, > 0 */
-    br_str task;        /* task name */
-    br_str payload;     /* msgpack argument */
-    br_str idem_key;    /* Idempotency-Key, maybe empty */
-    uint8_t status;     /* gw_job_status */
-    uint32_t attempts;  /* runs started so far */
-    int64_t run_at_ms;  /* wall-clock ms: not to run before */
-    int64_t updated_ms; /* wall-clock ms of the last change (retention counts from it) */
-    br_str result;      /* msgpack result when succeeded, else empty */
-    br_str error;       /* last error text, maybe empty */
+    uint64_t seq;         /* the store's key: unique among rows, > 0, < 2^63 */
+    br_str id;            /* the id clients see, 1..GW_JOB_ID_MAX bytes of [0-9a-f] */
+    br_str task;          /* task name */
+    br_str payload;       /* msgpack argument (empty in what load reports) */
+    uint32_t payload_len; /* the payload's length (load reports it without the bytes) */
+    br_str idem_key;      /* Idempotency-Key, maybe empty */
+    uint8_t status;       /* gw_job_status */
+    uint32_t attempts;    /* runs started so far */
+    int64_t run_at_ms;    /* wall-clock ms: not to run before */
+    int64_t updated_ms;   /* wall-clock ms of the last change (retention counts from it) */
+    br_str result;        /* msgpack result when succeeded, else empty */
+    br_str error;         /* last error text, maybe empty */
 } gw_job_row;
 
 /* Told on the loop when a write is durable (status 0) or failed (a negative br_err,
  * logged by the backend). */
 typedef void (*gw_jobs_store_done_fn)(void *arg, int status);
 
+/* What a read fetches (gw__jobs_store_read). */
+typedef enum gw_jobs_read_what {
+    GW_JOBS_READ_PAYLOAD = 1, /* the payload: a due job about to be sent */
+    GW_JOBS_READ_DETAIL = 2   /* result and error: GET /jobs/{id} of a job whose detail
+                                 is not kept in memory */
+} gw_jobs_read_what;
+
+/* Told on the loop when a read is done: rows[i] answers seqs[i] (its seq 0 when the
+ * store has no such job).  Strings point into the store's memory, valid during the
+ * call.  status 0, or a negative br_err (then rows is NULL). */
+typedef void (*gw_jobs_store_read_fn)(void *arg, int status, const gw_job_row *rows, size_t n);
+
 typedef struct gw_jobs_store gw_jobs_store;
 
 /* A backend: one table of hooks, each slot a verb of the interface below. */
 typedef struct gw_jobs_store_ops {
-    /* Reads every job and every known task name, calling row() and task() for each.
-     * Only before the first write.  0 or BR_EIO. */
+    /* Reads every job (payload bytes left out: payload_len says their size) and every
+     * recorded task with its public flag, calling row() and task() for each.  Only
+     * before the first write.  0 or BR_EIO. */
     int (*load)(gw_jobs_store *self, void (*row)(const gw_job_row *r, void *arg),
-                void (*task)(br_str name, void *arg), void *arg);
-    /* Inserts or replaces the job r->id (copied). */
-    int (*put)(gw_jobs_store *self, const gw_job_row *r, gw_jobs_store_done_fn done, void *arg);
-    /* Deletes the job `id`. */
-    int (*del)(gw_jobs_store *self, uint64_t id, gw_jobs_store_done_fn done, void *arg);
-    /* Records a task name as known (an announced task stays known across restarts). */
-    int (*add_task)(gw_jobs_store *self, br_str name, gw_jobs_store_done_fn done, void *arg);
+                void (*task)(br_str name, bool is_public, void *arg), void *arg);
+    /* Writes a new job r->seq with every field (copied).  Never replaces a row. */
+    int (*insert)(gw_jobs_store *self, const gw_job_row *r, gw_jobs_store_done_fn done, void *arg);
+    /* Updates job r->seq's status, attempts, run_at, updated, result and error; its
+     * payload and key stay as inserted (the payload may not be in memory any more). */
+    int (*update)(gw_jobs_store *self, const gw_job_row *r, gw_jobs_store_done_fn done, void *arg);
+    /* Deletes the job `seq`. */
+    int (*del)(gw_jobs_store *self, uint64_t seq, gw_jobs_store_done_fn done, void *arg);
+    /* Records a task as declared (and whether it is public), or forgets it (retired):
+     * tasks recorded are in their grace period after the next start. */
+    int (*put_task)(gw_jobs_store *self, br_str name, bool is_public, gw_jobs_store_done_fn done,
+                    void *arg);
+    int (*del_task)(gw_jobs_store *self, br_str name, gw_jobs_store_done_fn done, void *arg);
+    /* Reads `what` of the jobs seqs[0..n) (copied), after every write queued before it. */
+    int (*read)(gw_jobs_store *self, const uint64_t *seqs, size_t n, unsigned what,
+                gw_jobs_store_read_fn done, void *arg);
     /* Writes what is pending, stops, then runs closed(arg) on the loop. */
     void (*close)(gw_jobs_store *self, void (*closed)(void *arg), void *arg);
     /* Frees the backend after close's callback. */
@@ -80,31 +113,46 @@ struct gw_jobs_store {
     const gw_jobs_store_ops *ops; /* the backend's hooks */
 };
 
-/* The interface: each forwards to the backend.  Writes return 0 when the write was
- * queued (done runs later, exactly once), BR_EFULL past GW_JOBS_STORE_MAX_PENDING,
- * BR_ECLOSED after close, BR_ENOMEM; on error done is not called. */
+/* The interface: each forwards to the backend.  Writes and reads return 0 when queued
+ * (done runs later, exactly once), BR_EFULL past GW_JOBS_STORE_MAX_PENDING, BR_ECLOSED
+ * after close, BR_ENOMEM; on error done is not called. */
 static inline int gw__jobs_store_load(gw_jobs_store *s, void (*row)(const gw_job_row *, void *),
-                                      void (*task)(br_str, void *), void *arg)
+                                      void (*task)(br_str, bool, void *), void *arg)
 {
     return s->ops->load(s, row, task, arg);
 }
-static inline int gw__jobs_store_put(gw_jobs_store *s, const gw_job_row *r,
-                                     gw_jobs_store_done_fn done, void *arg)
+static inline int gw__jobs_store_insert(gw_jobs_store *s, const gw_job_row *r,
+                                        gw_jobs_store_done_fn done, void *arg)
 {
-    return s->ops->put(s, r, done, arg);
+    return s->ops->insert(s, r, done, arg);
 }
-static inline int gw__jobs_store_delete(gw_jobs_store *s, uint64_t id, gw_jobs_store_done_fn done,
+static inline int gw__jobs_store_update(gw_jobs_store *s, const gw_job_row *r,
+                                        gw_jobs_store_done_fn done, void *arg)
+{
+    return s->ops->update(s, r, done, arg);
+}
+static inline int gw__jobs_store_delete(gw_jobs_store *s, uint64_t seq, gw_jobs_store_done_fn done,
                                         void *arg)
 {
-    return s->ops->del(s, id, done, arg);
+    return s->ops->del(s, seq, done, arg);
 }
-static inline int gw__jobs_store_add_task(gw_jobs_store *s, br_str name, gw_jobs_store_done_fn done,
-                                          void *arg)
+static inline int gw__jobs_store_put_task(gw_jobs_store *s, br_str name, bool is_public,
+                                          gw_jobs_store_done_fn done, void *arg)
 {
-    return s->ops->add_task(s, name, done, arg);
+    return s->ops->put_task(s, name, is_public, done, arg);
+}
+static inline int gw__jobs_store_delete_task(gw_jobs_store *s, br_str name,
+                                             gw_jobs_store_done_fn done, void *arg)
+{
+    return s->ops->del_task(s, name, done, arg);
+}
+static inline int gw__jobs_store_read(gw_jobs_store *s, const uint64_t *seqs, size_t n,
+                                      unsigned what, gw_jobs_store_read_fn done, void *arg)
+{
+    return s->ops->read(s, seqs, n, what, done, arg);
 }
 /* Flushes and stops; closed(arg) runs on the loop when the store holds nothing open.
- * Every queued write's done has run by then. */
+ * Every queued write's and read's done has run by then. */
 static inline void gw__jobs_store_shutdown(gw_jobs_store *s, void (*closed)(void *), void *arg)
 {
     s->ops->close(s, closed, arg);
@@ -124,10 +172,17 @@ static inline void gw__jobs_store_destroy(gw_jobs_store **self_p)
  * commits on power loss; FULL fsyncs the WAL at every commit and survives both. */
 typedef enum gw_jobs_sync { GW_JOBS_SYNC_NORMAL = 1, GW_JOBS_SYNC_FULL = 2 } gw_jobs_sync;
 
-/* Opens (creating if need be) the SQLite database at `path` in WAL mode and starts its
- * writer thread, which commits whatever has queued up in one transaction (group
- * commit) and hands completions back to `loop` through a uv_async.  NULL on failure
- * (logged with SQLite's message).  Caller owns the result. */
+/* The SQLite schema's version (PRAGMA user_version).  Version 0 (before issue 13) had
+ * integer job ids only and task names without a public flag: opening such a file
+ * migrates it in one transaction (two added columns; every old job keeps its integer
+ * id, shown as decimal text).  A file of a newer version is refused. */
+#define GW_JOBS_SCHEMA_VERSION 2
+
+/* Opens (creating or migrating if need be) the SQLite database at `path` in WAL mode
+ * and starts its writer thread, which commits whatever has queued up in one
+ * transaction (group commit), runs reads in order with the writes, and hands
+ * completions back to `loop` through a uv_async.  NULL on failure (logged with
+ * SQLite's message).  Caller owns the result. */
 gw_jobs_store *gw__jobs_sqlite_open(uv_loop_t *loop, const char *path, gw_jobs_sync sync);
 
 #endif /* BARISTA_GW_JOBS_STORE_H */

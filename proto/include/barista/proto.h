@@ -144,6 +144,9 @@ typedef struct br_ready {
     uint32_t nservices;
     br_str *tasks; /* background job tasks it runs */
     uint32_t ntasks;
+    br_str *public_tasks; /* of those, the ones HTTP clients may submit (POST /jobs/{task});
+                             an optional trailing field: encoded only when non-empty */
+    uint32_t npublic_tasks;
 } br_ready;
 
 /* WELCOME: the broker accepted a READY. */

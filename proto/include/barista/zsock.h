@@ -31,8 +31,10 @@ extern "C" {
 
 /* One frame of a received message; valid only during the receive callback. */
 typedef struct br_zframe {
-    const void *data;
-    size_t len;
+    const void *data; /* the frame's bytes */
+    size_t len;       /* how many */
+    const void *msg;  /* its zmq_msg_t, for zmq_msg_gets ("User-Id" of a CURVE peer);
+                         NULL where a frame did not come from a socket */
 } br_zframe;
 
 typedef struct br_zsock br_zsock;

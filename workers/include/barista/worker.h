@@ -127,6 +127,8 @@ typedef void (*br_task_fn)(br_jobctx *job);
 typedef struct br_task_spec {
     const char *name;   /* task name, unique among a worker's tasks, e.g. "email" */
     br_task_fn handler; /* runs each attempt */
+    bool is_public;     /* true: HTTP clients may submit it (POST /jobs/{name}); false (the
+                           default): internal, only services enqueue it (br_reply_add_job) */
 } br_task_spec;
 
 /* An option a service reads (a database URL, a file path, a pool size).  It is a flag
@@ -522,7 +524,8 @@ typedef struct br_worker_options {
     uint32_t stall_ms;            /* io: log a loop callback that runs longer (default 100) */
     const char *curve_server_key; /* the broker's CURVE public key, Z85 or "@FILE"; NULL:
                                      no CURVE */
-    const char *curve_key_file;   /* with curve_server_key: our key-pair file */
+    const char *curve_key_file;   /* with curve_server_key: our secret certificate
+                                     (NAME_secret from barista-keygen, CZMQ's format) */
     bool handle_signals;          /* SIGTERM and SIGINT start the drain (br_worker_main
                                      sets it; an embedder opts in) */
     uint64_t max_requests;        /* recycle: drain and exit after serving this many

@@ -28,7 +28,6 @@
 
 #include <uv.h>
 
-#include <barista/curve.h>
 #include <barista/proto.h>
 
 #include "http.h"
@@ -40,7 +39,7 @@
  * one place these are written; a caller starts from it and changes fields.
  * gw_broker_new() takes the configuration as given and refuses one without an
  * endpoint or with a zero limit: zero never means "the default". */
-#define GW_BROKER_ENDPOINT            "tcp://0.0.0.0:5555"
+#define GW_BROKER_ENDPOINT            "tcp://127.0.0.1:5555"
 #define GW_BROKER_HEARTBEAT_MS        1000u
 #define GW_BROKER_LIVENESS            3u
 #define GW_BROKER_DEFAULT_TIMEOUT_MS  30000u
@@ -49,24 +48,40 @@
 #define GW_BROKER_MAX_PENDING         100000u
 #define GW_BROKER_MAX_WORKERS         1024u
 #define GW_BROKER_RETRY_MIN_BUDGET_MS 100u
+#define GW_BROKER_MAX_WORKER_CREDIT   16384u
+#define GW_BROKER_MAX_WORKER_BYTES    (32u * 1024u * 1024u)
+#define GW_BROKER_SERVICE_MAX_PENDING 25000u
+#define GW_BROKER_CANCEL_GRACE_MS     10000u
+#define GW_BROKER_SERVICE_GRACE_MS    60000u
+
+struct gw_curve;
 
 typedef struct gw_broker_config {
-    const char *endpoint;          /* ROUTER bind address (copied); "tcp://0.0.0.0:5555" */
-    uint32_t heartbeat_ms;         /* HEARTBEAT period, both ways; 1000 */
-    uint32_t liveness;             /* a worker silent this many periods is dead; 3 */
-    uint32_t default_timeout_ms;   /* deadline of a route without timeout_ms; 30000 */
-    uint32_t max_timeout_ms;       /* cap on every deadline, route timeouts included; 300000 */
-    uint32_t queue_limit;          /* requests per service waiting for credit; 1024 */
-    uint32_t max_pending;          /* requests held at once, queued + in flight; 100000 */
-    uint32_t max_workers;          /* workers registered at once; 1024 */
-    uint32_t retry_min_budget_ms;  /* budget a retry needs left; 100 */
-    bool retry_idempotent;         /* retry a dead worker's GET/HEAD once elsewhere; true */
-    bool check_replies;            /* debug: check structured replies against the route's
-                                      declared response schemas and log breaches; false */
-    br_limits limits;              /* message bounds; br_limits_default */
-    const br_curve_keypair *curve; /* CURVE server keys (caller's, outlive the
-                                      broker); NULL: no authentication */
-    const br_curve_keyset *curve_clients; /* with curve: the authorised worker keys */
+    const char *endpoint;         /* ROUTER bind address (copied); "tcp://127.0.0.1:5555" */
+    uint32_t heartbeat_ms;        /* HEARTBEAT period, both ways; 1000 */
+    uint32_t liveness;            /* a worker silent this many periods is dead; 3 */
+    uint32_t default_timeout_ms;  /* deadline of a route without timeout_ms; 30000 */
+    uint32_t max_timeout_ms;      /* cap on every deadline, route timeouts included; 300000 */
+    uint32_t queue_limit;         /* requests per service waiting for credit; 1024 */
+    uint32_t max_pending;         /* requests held at once, queued + in flight; 100000 */
+    uint32_t max_workers;         /* workers registered at once; 1024 */
+    uint32_t retry_min_budget_ms; /* budget a retry needs left; 100 */
+    bool retry_idempotent;        /* retry a dead worker's GET/HEAD once elsewhere; true */
+    br_limits limits;             /* message bounds; br_limits_default */
+    uint32_t max_worker_credit;   /* cap on a worker's credit, announced or granted; 16384 */
+    size_t max_worker_bytes;      /* a worker with this many bytes of requests in flight
+                                     gets no more until it answers; 32 MiB */
+    uint32_t service_max_pending; /* requests one service holds, queued + in flight;
+                                     25000 */
+    uint32_t cancel_grace_ms;     /* a worker that leaves a CANCEL unanswered this long is
+                                     unhealthy: sent nothing until it answers; 10000 */
+    uint32_t service_grace_ms;    /* a service without any worker this long is retired:
+                                     its routes leave the router; 60000 */
+    bool worker_header;           /* replies name their worker in x-barista-worker; false */
+    bool check_replies;           /* debug: check structured replies against the route's
+                                     declared response schemas and log breaches; false */
+    const struct gw_curve *curve; /* CURVE keys and authorised certificates (zap.h; the
+                                     caller's, outlive the broker); NULL: none */
 } gw_broker_config;
 
 /* Fills *cfg with the defaults above. */
@@ -74,23 +89,27 @@ void gw_broker_config_defaults(gw_broker_config *cfg);
 
 /* Counters for /metrics.  Gauges describe now; counters only grow. */
 typedef struct gw_broker_stats {
-    unsigned workers;          /* gauge: live workers */
-    unsigned workers_draining; /* gauge: workers that said GOODBYE and still hold work */
-    unsigned services;         /* gauge: services ever announced */
-    uint64_t inflight;         /* gauge: requests at workers (cancelled ones included) */
-    uint64_t queued;           /* gauge: requests waiting for credit */
-    uint64_t dispatched;       /* REQUESTs sent (retries included) */
-    uint64_t replies;          /* REPLYs delivered to clients */
-    uint64_t retries;          /* requests re-sent after their worker died */
-    uint64_t cancels;          /* CANCELs sent (deadline or client gone) */
-    uint64_t status_502;       /* answered 502: worker died, bad reply */
-    uint64_t status_503;       /* answered 503: no worker, queue full, shutting down */
-    uint64_t status_504;       /* answered 504: deadline passed */
-    uint64_t stale_replies;    /* REPLYs for requests no longer waited for, dropped */
-    uint64_t bad_messages;     /* undecodable or misdirected messages, dropped */
-    uint64_t workers_joined;   /* READYs accepted */
-    uint64_t workers_refused;  /* READYs refused with GOODBYE */
-    uint64_t workers_died;     /* workers dropped for silence or a lost connection */
+    unsigned workers;           /* gauge: live workers */
+    unsigned workers_draining;  /* gauge: workers that said GOODBYE and still hold work */
+    unsigned services;          /* gauge: services registered (retired ones leave) */
+    unsigned workers_unhealthy; /* gauge: workers left out for ignoring CANCELs */
+    uint64_t inflight;          /* gauge: requests at workers (cancelled ones included) */
+    uint64_t cancelled;         /* gauge: cancelled requests whose worker has not answered */
+    uint64_t inflight_bytes;    /* gauge: bytes of requests at workers, not yet answered */
+    uint64_t queued;            /* gauge: requests waiting for credit */
+    uint64_t dispatched;        /* REQUESTs sent (retries included) */
+    uint64_t replies;           /* REPLYs delivered to clients */
+    uint64_t retries;           /* requests re-sent after their worker died */
+    uint64_t cancels;           /* CANCELs sent (deadline or client gone) */
+    uint64_t status_502;        /* answered 502: worker died, bad reply */
+    uint64_t status_503;        /* answered 503: no worker, queue full, shutting down */
+    uint64_t status_504;        /* answered 504: deadline passed */
+    uint64_t stale_replies;     /* REPLYs for requests no longer waited for, dropped */
+    uint64_t bad_messages;      /* undecodable or misdirected messages, dropped */
+    uint64_t workers_joined;    /* READYs accepted */
+    uint64_t workers_refused;   /* READYs refused with GOODBYE */
+    uint64_t workers_died;      /* workers dropped for silence or a lost connection */
+    uint64_t services_retired;  /* services retired after their grace period */
 } gw_broker_stats;
 
 typedef struct gw_broker gw_broker;
@@ -104,19 +123,28 @@ gw_broker *gw_broker_new(uv_loop_t *loop, gw_router *router, const gw_broker_con
 /* Creates the ZeroMQ context and ROUTER socket (ROUTER_MANDATORY, LINGER 0,
  * MAXMSGSIZE = limits.max_message, high-water marks sized for many requests in
  * flight), binds cfg->endpoint and starts the heartbeat timer.  With cfg->curve the
- * ROUTER is a CURVE server and a ZAP handler (zap.h), bound first, admits only
- * cfg->curve_clients.  Returns 0; BR_EIO when
- * the socket cannot be created or bound (logged with zmq_strerror); BR_EINVAL when
- * already started. */
+ * ROUTER is a CURVE server and a ZAP handler (zap.h), bound first, admits only the
+ * authorised certificates.  Returns 0; BR_EIO when the socket cannot be created or
+ * bound (logged with zmq_strerror); BR_EINVAL when already started. */
 int gw_broker_start(gw_broker *self);
+
+/* True when `endpoint` can be reached only from this host: ipc://, inproc://, or
+ * tcp:// on a loopback address (127.0.0.0/8, [::1], localhost).  The gateway refuses
+ * any other endpoint without CURVE unless told it is meant (--insecure-broker). */
+bool gw_broker_endpoint_local(const char *endpoint);
+
+/* The authorised certificates changed (a SIGHUP reload): every registered worker
+ * whose key is no longer authorised, or no longer for one of its services, is told
+ * GOODBYE with the reason and forgotten (its requests are retried or answered 502). */
+void gw_broker_keys_changed(gw_broker *self);
 
 /* The endpoint actually bound (resolves "tcp://127.0.0.1:*" to a port), copied into
  * buf as a NUL-terminated string.  0; BR_ECLOSED when not started; BR_ELIMIT when cap
  * is too small. */
 int gw_broker_endpoint(const gw_broker *self, char *buf, size_t cap);
 
-/* True when at least one worker is live and every announced route has a live worker
- * (GET /readyz). */
+/* True when at least one worker is live and every current service has a live worker
+ * (GET /readyz); retired services no longer count. */
 bool gw_broker_ready(const gw_broker *self);
 
 /* Copies the counters into *out. */

@@ -1,11 +1,13 @@
 /*
  * registry.h - the broker's book of services, workers and the routes they announced.
  *
- * A worker's READY is checked here as a whole (one kind per service, one service per
- * route) and either accepted - its new routes added to the gateway's router, each
- * pointing at a gw_route_entry that holds a copy of the declaration - or refused with a
- * reason for the GOODBYE.  Routes outlive the workers that announced them: when the
- * last worker of a service leaves, its routes stay and answer 503 until one returns.
+ * A worker's READY is checked here as a whole (one kind per service; a route belongs to
+ * one service, and no service's route may overlap another's) and either accepted - its
+ * new routes added to the gateway's router, each pointing at a gw_route_entry that
+ * holds a copy of the declaration - or refused with a reason for the GOODBYE.  Routes
+ * outlive the workers that announced them for a while: when the last worker of a
+ * service leaves, its routes stay and answer 503 until one returns, or until the
+ * broker retires the service (gw_registry_retire) after its grace period.
  *
  * The registry does no I/O.  It knows which workers are live and how much credit each
  * has, and picks the least loaded one; sending is the broker's business.
@@ -37,8 +39,11 @@
  * workers, so without this a peer joining again and again with new names would grow
  * the table, and every scan of it, without bound. */
 #define GW_MAX_SERVICES 1024
-/* Most credit a worker may hold: CREDIT messages add up to this and no further. */
+/* Most credit the registry records for a READY; the broker caps it further at its
+ * max_worker_credit. */
 #define GW_CREDIT_MAX 1000000u
+/* Characters of a worker's CURVE public key in Z85. */
+#define GW_KEY_LEN 40
 
 typedef struct gw_service gw_service;
 typedef struct gw_worker gw_worker;
@@ -71,6 +76,8 @@ struct gw_service {
     size_t workers_cap;     /* slots allocated in workers */
     gw_list queue;          /* requests waiting for credit, oldest first (broker's) */
     size_t nqueued;         /* entries in queue */
+    size_t npending;        /* its requests the broker holds, queued + in flight (broker's) */
+    uint64_t empty_since;   /* loop time its last worker left; 0 while it has one */
     bool fresh;             /* created by the READY being registered (rollback) */
 };
 
@@ -80,7 +87,13 @@ struct gw_worker {
     char *id;                    /* the worker_id it announced */
     uint8_t kind;                /* br_kind */
     uint32_t credit;             /* requests it can still take */
-    uint32_t inflight;           /* requests sent to it and not yet answered */
+    uint32_t inflight;           /* requests and jobs sent to it and not yet answered,
+                                    cancelled ones included */
+    size_t bytes;                /* bytes of requests sent to it and not yet answered */
+    uint32_t ncancelled;         /* cancelled requests it has not answered yet */
+    gw_list cancelled;           /* those, oldest first (broker's gw_cancelled) */
+    bool unhealthy;              /* left a CANCEL unanswered past the grace: no new work */
+    char key[GW_KEY_LEN + 1];    /* its CURVE public key (Z85); "" without CURVE */
     uint32_t heartbeat_ms;       /* its announced heartbeat, capped at GW_HEARTBEAT_MAX */
     bool draining;               /* sent GOODBYE: no new work, forget at inflight 0 */
     bool lost;                   /* a send found it gone: no new work, reap it */
@@ -106,36 +119,44 @@ gw_registry *gw_registry_new(gw_router *router, gw_handler_fn handler, void *arg
 void gw_registry_destroy(gw_registry **self_p);
 
 /* Registers the worker at routing id `ident` from its READY.  On success *out is the
- * new worker, holding capacity credit, last_recv = last_send = now.  Returns 0;
- * BR_EVALUE when the READY is refused - a one-line reason is written to `reason`
- * (mixed kinds, a service announced with another kind, a route owned by another
- * service, a malformed name or template); BR_EFULL at max_workers, or when the new
- * services would pass GW_MAX_SERVICES (reason set);
- * BR_ENOMEM.  Nothing changes unless it returns 0.  The ident must not be registered. */
+ * new worker, holding capacity credit (at most GW_CREDIT_MAX), last_recv = last_send
+ * = now.  Returns 0; BR_EVALUE when the READY is refused - a one-line reason is
+ * written to `reason` (mixed kinds, a service announced with another kind, a route
+ * owned by another service or overlapping one of another service's, a malformed name
+ * or template); BR_EFULL at max_workers, or when the new services would pass
+ * GW_MAX_SERVICES (reason set); BR_ENOMEM.  Nothing changes unless it returns 0.
+ * When `ident` is registered already (the peer registering again), the new worker is
+ * added beside the old one, which the caller then removes: max_workers counts the
+ * two once, and gw_registry_find finds the old one until it is removed. */
 int gw_registry_add(gw_registry *self, const void *ident, size_t ident_len, const br_ready *ready,
                     uint64_t now, gw_worker **out, char *reason, size_t reason_cap);
 
 /* The worker with this routing id, or NULL. */
 gw_worker *gw_registry_find(const gw_registry *self, const void *ident, size_t ident_len);
 
-/* Forgets w: unlinks it from its services and frees it.  Its calls and outgoing
- * lists must be empty. */
-void gw_registry_remove(gw_registry *self, gw_worker *w);
+/* Forgets w: unlinks it from its services and frees it; a service left without any
+ * worker is marked empty since `now`.  Its calls and outgoing lists must be empty. */
+void gw_registry_remove(gw_registry *self, gw_worker *w, uint64_t now);
 
-/* True when w may be given new requests. */
+/* Retires s: its routes leave the router and it is freed.  It must have no worker and
+ * no request.  Iteration order of services changes. */
+void gw_registry_retire(gw_registry *self, gw_service *s);
+
+/* True when w may be given new requests: not draining, not lost, not unhealthy. */
 static inline bool gw_worker_live(const gw_worker *w)
 {
-    return !w->draining && !w->lost;
+    return !w->draining && !w->lost && !w->unhealthy;
 }
 
-/* The live worker of s with the most free credit, or NULL when none has any. */
-gw_worker *gw_registry_pick(const gw_service *s);
+/* The live worker of s with the most free credit among those with fewer than
+ * max_bytes of requests in flight, or NULL when none qualifies. */
+gw_worker *gw_registry_pick(const gw_service *s, size_t max_bytes);
 
 /* Number of live workers hosting s. */
 size_t gw_service_live(const gw_service *s);
 
-/* True when at least one worker is live and every service that has routes has a live
- * worker (the gateway's /readyz). */
+/* True when at least one worker is live and every current service that has routes has
+ * a live worker (the gateway's /readyz); retired services are gone from the book. */
 bool gw_registry_ready(const gw_registry *self);
 
 /* Iteration: counts and the i-th worker / service (i < count; order changes when

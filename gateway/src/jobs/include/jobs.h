@@ -2,12 +2,16 @@
  * jobs.h - durable background jobs: the gateway's job queue (docs/jobs.md).
  *
  * POST /jobs/{task} writes a job down (jobs_store.h) and answers 202 only once it is
- * durable; GET /jobs/{id} shows it.  Workers announce the tasks they run; queued jobs
- * go to them as JOB messages under the same credit as requests, leased to one worker
- * at a time.  A worker that dies or outlives its lease gives the job back; a failed
- * attempt is retried with exponential backoff and jitter until the last attempt makes
- * it dead; finished jobs expire after the retention period.  Delivery is
- * at-least-once.
+ * durable; GET /jobs/{id} shows it.  Workers announce the tasks they run, and which of
+ * them HTTP clients may submit (the others are internal: only a service's reply
+ * enqueues them); a task exists while a registered worker announces it, and retires a
+ * grace period after the last one left.  Queued jobs go to workers as JOB messages
+ * under the same credit as requests, leased to one worker at a time.  A worker that
+ * dies or outlives its lease gives the job back; a failed attempt is retried with
+ * exponential backoff and jitter until the last attempt makes it dead; finished jobs
+ * expire after the retention period.  Delivery is at-least-once.  Job ids are random;
+ * payloads and results are held in memory within a byte budget, the rest waits in the
+ * store.
  *
  * Lifecycle (after the broker exists, before it starts):
  *     gw_jobs_config cfg;  gw_jobs_config_defaults(&cfg);  (set fields)
@@ -39,6 +43,14 @@
 #define GW_JOBS_BACKOFF_MS     1000u
 #define GW_JOBS_BACKOFF_CAP_MS 300000u
 #define GW_JOBS_TASK_LIMIT     1000000u
+/* Payload, result and error bytes held in memory, every task together (a quarter for
+ * new jobs being written, half for due jobs waiting for a worker, a quarter for
+ * results: docs/jobs.md, "Memory"). */
+#define GW_JOBS_MEMORY (256u * 1024u * 1024u)
+/* Payload bytes of one task's unfinished jobs, in memory and in the store together. */
+#define GW_JOBS_TASK_BYTES (1024u * 1024u * 1024u)
+/* A task whose last worker left stays submittable this long, then retires. */
+#define GW_JOBS_TASK_GRACE_MS 60000u
 /* Jobs held at once (in memory and in the store), every task together.  When it is
  * reached, the oldest finished jobs expire early to make room; only unfinished ones
  * can fill it (then POST answers 503). */
@@ -58,6 +70,9 @@ typedef struct gw_jobs_config {
     uint32_t backoff_ms;     /* first retry delay; doubles per attempt; 1000 */
     uint32_t backoff_cap_ms; /* the most a retry waits; 300000 */
     uint32_t task_limit;     /* unfinished jobs per task (503 beyond); 1000000 */
+    size_t memory;           /* job bytes held in memory (503 beyond); 256 MiB */
+    size_t task_bytes;       /* payload bytes of a task's unfinished jobs (503 beyond); 1 GiB */
+    uint32_t task_grace_ms;  /* a task without workers retires after this; 60000 */
 } gw_jobs_config;
 
 /* Fills *cfg with the defaults above.  fsync is off: SQLite's synchronous=NORMAL in
@@ -94,7 +109,8 @@ typedef struct gw_jobs_stats {
     uint64_t scheduled; /* gauge: other unfinished jobs: delayed, waiting out a retry's
                            backoff, or not durable yet */
     uint64_t finished;  /* gauge: succeeded or dead, kept until they expire */
-    unsigned tasks;     /* gauge: tasks known */
+    unsigned tasks;     /* gauge: tasks that exist (announced, or in their grace period) */
+    uint64_t memory;    /* gauge: payload, result and error bytes held in memory */
     uint64_t accepted;  /* new jobs submitted (a repeated Idempotency-Key is not new) */
     uint64_t completed; /* jobs that succeeded */
     uint64_t retried;   /* attempts that ended with the job to run again */
