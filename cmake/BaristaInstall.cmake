@@ -32,6 +32,7 @@ install(TARGETS barista_worker_shared barista_worker barista_testing_shared bari
 
 install(FILES
           ${PROJECT_SOURCE_DIR}/proto/include/barista/types.h
+          ${PROJECT_SOURCE_DIR}/proto/include/barista/schema.h
           ${PROJECT_SOURCE_DIR}/proto/include/barista/mpread.h
           ${PROJECT_SOURCE_DIR}/workers/include/barista/value.h
           ${PROJECT_SOURCE_DIR}/workers/include/barista/writer.h

@@ -154,6 +154,47 @@ static int get_pairs(dec *d, br_pair **out, uint32_t *n)
     return 0;
 }
 
+/* A schema field: nil for none, else one msgpack map kept as its bytes (the gateway
+ * compiles it), at most BR_SCHEMA_MAX_BYTES long and BR_SCHEMA_WIRE_DEPTH deep. */
+static int get_schema(dec *d, br_str *s)
+{
+    *s = (br_str){0};
+    int rc = br_cursor_nil(&d->cur);
+    if (rc != BR_ETYPE)
+        return rc;
+    if (br_cursor_peek(&d->cur) != BR_MP_MAP)
+        return BR_ETYPE;
+    const uint8_t *start = d->cur.p;
+    TRY(br_cursor_skip(&d->cur, BR_SCHEMA_WIRE_DEPTH));
+    size_t len = (size_t)(d->cur.p - start);
+    if (len > BR_SCHEMA_MAX_BYTES)
+        return BR_ELIMIT;
+    *s = (br_str){(const char *)start, (uint32_t)len};
+    return 0;
+}
+
+/* Reads an optional trailing field of a record when the record has one more element
+ * than the fields read so far (PROTOCOL.md 3.2: newer fields are optional). */
+#define OPTIONAL_FIELD(d, extra, expr)                                                             \
+    do {                                                                                           \
+        if ((extra) > 0) {                                                                         \
+            TRY(expr);                                                                             \
+            (extra)--;                                                                             \
+        }                                                                                          \
+    } while (0)
+
+static int get_response(dec *d, br_response *r)
+{
+    uint32_t extra;
+    uint64_t status;
+    TRY(open_record(d, 3, &extra));
+    TRY(get_uint(d, UINT16_MAX, &status));
+    r->status = (uint16_t)status;
+    TRY(get_text(d, &r->description));
+    TRY(get_schema(d, &r->schema));
+    return close_record(d, extra);
+}
+
 static int get_param(dec *d, br_param *p)
 {
     uint32_t extra;
@@ -165,6 +206,8 @@ static int get_param(dec *d, br_param *p)
     TRY(get_bound(d, &p->has_min, &p->min));
     TRY(get_bound(d, &p->has_max, &p->max));
     TRY(get_text(d, &p->summary));
+    OPTIONAL_FIELD(d, extra, get_schema(d, &p->schema));
+    OPTIONAL_FIELD(d, extra, get_text(d, &p->alias));
     return close_record(d, extra);
 }
 
@@ -195,6 +238,15 @@ static int get_route(dec *d, br_route *r)
         TRY(br_cursor_bool(&d->cur, &r->forward_token));
         extra--;
     }
+    OPTIONAL_FIELD(d, extra, get_schema(d, &r->body_schema));
+    if (extra > 0) {
+        TRY(open_list(d, BR_MAX_RESPONSES, sizeof *r->responses, &mem, &r->nresponses));
+        r->responses = mem;
+        for (uint32_t i = 0; i < r->nresponses; i++)
+            TRY(get_response(d, &r->responses[i]));
+        extra--;
+    }
+    OPTIONAL_FIELD(d, extra, br_cursor_bool(&d->cur, &r->body_form));
     return close_record(d, extra);
 }
 
@@ -263,7 +315,10 @@ static int get_request_optional(dec *d, br_request *m, uint32_t extra)
     if (extra < 2)
         return 1;
     TRY(get_bytes(d, &m->identity));
-    return 2;
+    if (extra < 3)
+        return 2;
+    TRY(get_pairs(d, &m->cookies, &m->ncookies));
+    return 3;
 }
 
 static int get_reply(dec *d, br_reply *m)

@@ -11,13 +11,9 @@
 
 #include "internal.h"
 
-/* The packer's write target: the buffer and the first error seen while writing. */
-typedef struct enc {
-    br_buf *buf; /* where bytes go */
-    int err;     /* 0 until a write fails; then that failure */
-} enc;
+typedef br__enc enc;
 
-static int write_cb(void *data, const char *bytes, size_t len)
+int br__enc_write(void *data, const char *bytes, size_t len)
 {
     enc *e = data;
     br_buf *buf = e->buf;
@@ -65,6 +61,24 @@ static void pack_head(msgpack_packer *pk, uint8_t type)
     msgpack_pack_uint8(pk, type);
 }
 
+/* A schema: nil when absent, else its msgpack value as it is (br__schema_bytes_ok
+ * checked that it is exactly one value). */
+static void pack_schema(msgpack_packer *pk, br_str s)
+{
+    if (s.len == 0)
+        msgpack_pack_nil(pk);
+    else
+        pk->callback(pk->data, s.ptr, s.len);
+}
+
+static void pack_bool(msgpack_packer *pk, bool v)
+{
+    if (v)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
+}
+
 /* An optional bound: nil when absent, else a float64. */
 static void pack_bound(msgpack_packer *pk, bool has, double v)
 {
@@ -76,7 +90,7 @@ static void pack_bound(msgpack_packer *pk, bool has, double v)
 
 static void pack_route(msgpack_packer *pk, const br_route *r)
 {
-    msgpack_pack_array(pk, 9);
+    msgpack_pack_array(pk, 12);
     pack_str(pk, r->method);
     pack_str(pk, r->path);
     msgpack_pack_uint32(pk, r->timeout_ms);
@@ -85,24 +99,30 @@ static void pack_route(msgpack_packer *pk, const br_route *r)
     msgpack_pack_array(pk, r->nparams);
     for (uint32_t i = 0; i < r->nparams; i++) {
         const br_param *p = &r->params[i];
-        msgpack_pack_array(pk, 7);
+        msgpack_pack_array(pk, 9);
         pack_str(pk, p->name);
         msgpack_pack_uint8(pk, p->in);
         msgpack_pack_uint8(pk, p->type);
-        if (p->required)
-            msgpack_pack_true(pk);
-        else
-            msgpack_pack_false(pk);
+        pack_bool(pk, p->required);
         pack_bound(pk, p->has_min, p->min);
         pack_bound(pk, p->has_max, p->max);
         pack_str(pk, p->summary);
+        pack_schema(pk, p->schema);
+        pack_str(pk, p->alias);
     }
     msgpack_pack_uint8(pk, r->auth);
     pack_str(pk, r->scopes);
-    if (r->forward_token)
-        msgpack_pack_true(pk);
-    else
-        msgpack_pack_false(pk);
+    pack_bool(pk, r->forward_token);
+    pack_schema(pk, r->body_schema);
+    msgpack_pack_array(pk, r->nresponses);
+    for (uint32_t i = 0; i < r->nresponses; i++) {
+        const br_response *resp = &r->responses[i];
+        msgpack_pack_array(pk, 3);
+        msgpack_pack_uint16(pk, resp->status);
+        pack_str(pk, resp->description);
+        pack_schema(pk, resp->schema);
+    }
+    pack_bool(pk, r->body_form);
 }
 
 static void pack_ready(msgpack_packer *pk, const br_ready *m)
@@ -137,7 +157,7 @@ static void pack_ready(msgpack_packer *pk, const br_ready *m)
 }
 
 /* Optional fields a REQUEST or CALL carries after the ones every peer knows. */
-#define REQUEST_OPTIONAL_FIELDS 2
+#define REQUEST_OPTIONAL_FIELDS 3
 
 static void pack_request(msgpack_packer *pk, uint8_t type, const br_request *m)
 {
@@ -158,6 +178,7 @@ static void pack_request(msgpack_packer *pk, uint8_t type, const br_request *m)
     pack_str(pk, m->trace);
     pack_str(pk, m->request_id);
     pack_bin(pk, m->identity);
+    pack_pairs(pk, m->cookies, m->ncookies);
 }
 
 static void pack_reply(msgpack_packer *pk, const br_reply *m)
@@ -244,7 +265,7 @@ int br_msg_encode(const br_msg *msg, br_buf *buf)
     size_t start = buf->len;
     enc e = {buf, 0};
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &e, write_cb);
+    msgpack_packer_init(&pk, &e, br__enc_write);
     pack_msg(&pk, msg);
     if (e.err < 0)
         buf->len = start;

@@ -13,7 +13,18 @@
 #include "barista/proto.h"
 
 /* ---------------------------------------------------------------------------------- */
-/* buf.c                                                                               */
+/* encode.c                                                                            */
+
+/* A msgpack-c packer's write target: the buffer and the first error seen while
+ * writing.  The first refusal is remembered and every later write fails fast, so one
+ * check at the end tells whether everything fit. */
+typedef struct br__enc {
+    br_buf *buf; /* where bytes go */
+    int err;     /* 0 until a write fails; then that failure */
+} br__enc;
+
+/* The packer callback: msgpack_packer_init(&pk, &enc, br__enc_write). */
+int br__enc_write(void *data, const char *bytes, size_t len);
 
 /* ---------------------------------------------------------------------------------- */
 /* msg.c                                                                               */
@@ -30,6 +41,11 @@ uint32_t br__msg_nfields(unsigned type);
  * modes and job outcomes, finite parameter bounds, credit/attempt/lease >= 1, and
  * that no non-empty string or list has a NULL pointer.  Returns 0 or BR_EINVAL. */
 int br__msg_validate(const br_msg *msg);
+
+/* True when s is empty or holds exactly one complete msgpack value no deeper than
+ * BR_SCHEMA_WIRE_DEPTH and no longer than BR_SCHEMA_MAX_BYTES: what a schema field may
+ * carry (what the value says is the gateway's to judge). */
+bool br__schema_bytes_ok(br_str s);
 
 /* ---------------------------------------------------------------------------------- */
 /* cursor.c: the bounded msgpack reader is public (barista/mpread.h); this is the one  */

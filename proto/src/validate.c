@@ -30,9 +30,10 @@ static bool pairs_ok(const br_pair *pairs, uint32_t n)
 
 static bool param_ok(const br_param *p)
 {
-    if (!str_ok(p->name) || !str_ok(p->summary))
+    if (!str_ok(p->name) || !str_ok(p->summary) || !str_ok(p->alias) ||
+        !br__schema_bytes_ok(p->schema))
         return false;
-    if (p->in > BR_IN_HEADER || p->type > BR_TYPE_BOOL)
+    if (p->in > BR_IN_COOKIE || p->type > BR_TYPE_BOOL)
         return false;
     if ((p->has_min && !isfinite(p->min)) || (p->has_max && !isfinite(p->max)))
         return false;
@@ -49,6 +50,15 @@ static bool route_ok(const br_route *r)
         return false;
     for (uint32_t i = 0; i < r->nparams; i++) {
         if (!param_ok(&r->params[i]))
+            return false;
+    }
+    if (!br__schema_bytes_ok(r->body_schema) || r->nresponses > BR_MAX_RESPONSES ||
+        !PRESENT(r->responses, r->nresponses))
+        return false;
+    for (uint32_t i = 0; i < r->nresponses; i++) {
+        const br_response *resp = &r->responses[i];
+        if (resp->status < 100 || resp->status > 599 || !str_ok(resp->description) ||
+            !br__schema_bytes_ok(resp->schema))
             return false;
     }
     return true;
@@ -91,7 +101,8 @@ static bool request_ok(const br_request *m)
     return str_ok(m->service) && str_ok(m->route) && str_ok(m->method) && str_ok(m->path) &&
            pairs_ok(m->params, m->nparams) && pairs_ok(m->query, m->nquery) &&
            pairs_ok(m->headers, m->nheaders) && str_ok(m->content_type) && str_ok(m->body) &&
-           m->deadline_ms >= 1 && str_ok(m->trace) && str_ok(m->request_id) && str_ok(m->identity);
+           m->deadline_ms >= 1 && str_ok(m->trace) && str_ok(m->request_id) &&
+           str_ok(m->identity) && pairs_ok(m->cookies, m->ncookies);
 }
 
 static bool reply_ok(const br_reply *m)

@@ -23,24 +23,76 @@ static br_str max_tasks[128];
 static br_str max_public_tasks[128];
 static br_job_spec max_jobs[64];
 
+/* Schemas: {"type":"string","enum":["a","b"]} and
+ * {"type":"object","properties":{"ms":{"type":"integer"}},"required":["ms"]}. */
+#define ENUM_SCHEMA                                                                                \
+    "\x82\xa4type\xa6string\xa4"                                                                   \
+    "enum\x92\xa1"                                                                                 \
+    "a\xa1"                                                                                        \
+    "b"
+#define BODY_SCHEMA                                                                                \
+    "\x83\xa4type\xa6object\xaaproperties\x81\xa2ms\x81\xa4type\xa7integer\xa8required\x91\xa2ms"
+
 static br_param hello_params[] = {
-    {S("name"), BR_IN_PATH, BR_TYPE_STR, true, true, true, 1, 64, S("who to greet")},
+    {S("name"), BR_IN_PATH, BR_TYPE_STR, true, true, true, 1, 64, S("who to greet"), {0}, {0}},
 };
 static br_param sleep_params[] = {
-    {S("ms"), BR_IN_QUERY, BR_TYPE_INT, true, true, true, 0, 60000, S("milliseconds")},
-    {S("x-ratio"), BR_IN_HEADER, BR_TYPE_FLOAT, false, true, false, -1.5, 0, S("")},
+    {S("ms"), BR_IN_QUERY, BR_TYPE_INT, true, true, true, 0, 60000, S("milliseconds"), {0}, {0}},
+    {S("x-ratio"), BR_IN_HEADER, BR_TYPE_FLOAT, false, true, false, -1.5, 0, S(""), {0}, {0}},
+    {S("mode"), BR_IN_COOKIE, BR_TYPE_STR, false, false, false, 0, 0, S(""), S(ENUM_SCHEMA),
+     S("sleep-mode")},
+};
+static br_response sleep_responses[] = {
+    {201, S("Created"), S(BODY_SCHEMA)},
+    {404, S(""), {0}},
 };
 static br_route hello_routes[] = {
-    {S("GET"), S("/hello"), 0, BR_BODY_NONE, S("Say hello"), NULL, 0, BR_AUTH_DEFAULT, S(""),
-     false},
-    {S("GET"), S("/hello/{name}"), 0, BR_BODY_NONE, S("Greet by name"), hello_params, 1,
-     BR_AUTH_REQUIRED, S("read write"), true},
+    {S("GET"),
+     S("/hello"),
+     0,
+     BR_BODY_NONE,
+     S("Say hello"),
+     NULL,
+     0,
+     BR_AUTH_DEFAULT,
+     S(""),
+     false,
+     {0},
+     false,
+     NULL,
+     0},
+    {S("GET"),
+     S("/hello/{name}"),
+     0,
+     BR_BODY_NONE,
+     S("Greet by name"),
+     hello_params,
+     1,
+     BR_AUTH_REQUIRED,
+     S("read write"),
+     true,
+     {0},
+     false,
+     NULL,
+     0},
 };
 static br_route sleep_routes[] = {
-    {S("GET"), S("/sleep"), 61000, BR_BODY_NONE, S("Sleep"), sleep_params, 2, BR_AUTH_NONE, S(""),
-     false},
+    {S("GET"),
+     S("/sleep"),
+     61000,
+     BR_BODY_NONE,
+     S("Sleep"),
+     sleep_params,
+     3,
+     BR_AUTH_NONE,
+     S(""),
+     false,
+     {0},
+     false,
+     NULL,
+     0},
     {S("POST"), S("/sleep"), 0, BR_BODY_MSGPACK, S(""), NULL, 0, BR_AUTH_OPTIONAL, S("admin"),
-     false},
+     false, S(BODY_SCHEMA), true, sleep_responses, 2},
 };
 static br_service services[] = {
     {S("hello"), BR_KIND_IO, hello_routes, 2},
@@ -50,6 +102,7 @@ static br_str tasks[] = {S("email"), S("thumbnail")};
 static br_str public_tasks[] = {S("thumbnail")};
 
 static br_pair path_params[] = {{S("name"), S("world")}};
+static br_pair cookies[] = {{S("session"), S("abc")}};
 static br_pair query[] = {{S("lang"), S("en")}};
 static br_pair headers[] = {
     {S("host"), S("localhost:8000")},
@@ -124,7 +177,9 @@ static void sample_request(unsigned type, sample_shape shape, br_request *m)
                                     "kind\xa3"
                                     "jwt\xa3"
                                     "sub\xa5"
-                                    "alice")};
+                                    "alice"),
+                      .cookies = cookies,
+                      .ncookies = 1};
     if (type == BR_MSG_CALL) {
         m->id = 9000;
         m->route = (br_str){NULL, 0};
@@ -279,7 +334,8 @@ static bool param_equal(const br_param *a, const br_param *b)
     return str_equal(a->name, b->name) && a->in == b->in && a->type == b->type &&
            a->required == b->required && a->has_min == b->has_min && a->has_max == b->has_max &&
            (!a->has_min || a->min == b->min) && (!a->has_max || a->max == b->max) &&
-           str_equal(a->summary, b->summary);
+           str_equal(a->summary, b->summary) && str_equal(a->schema, b->schema) &&
+           str_equal(a->alias, b->alias);
 }
 
 static bool route_equal(const br_route *a, const br_route *b)
@@ -291,6 +347,15 @@ static bool route_equal(const br_route *a, const br_route *b)
         return false;
     for (uint32_t i = 0; i < a->nparams; i++) {
         if (!param_equal(&a->params[i], &b->params[i]))
+            return false;
+    }
+    if (!str_equal(a->body_schema, b->body_schema) || a->body_form != b->body_form ||
+        a->nresponses != b->nresponses)
+        return false;
+    for (uint32_t i = 0; i < a->nresponses; i++) {
+        const br_response *x = &a->responses[i], *y = &b->responses[i];
+        if (x->status != y->status || !str_equal(x->description, y->description) ||
+            !str_equal(x->schema, y->schema))
             return false;
     }
     return true;
@@ -332,7 +397,8 @@ static bool request_equal(const br_request *a, const br_request *b)
            pairs_equal(a->headers, a->nheaders, b->headers, b->nheaders) &&
            str_equal(a->content_type, b->content_type) && str_equal(a->body, b->body) &&
            a->deadline_ms == b->deadline_ms && str_equal(a->trace, b->trace) &&
-           str_equal(a->request_id, b->request_id) && str_equal(a->identity, b->identity);
+           str_equal(a->request_id, b->request_id) && str_equal(a->identity, b->identity) &&
+           pairs_equal(a->cookies, a->ncookies, b->cookies, b->ncookies);
 }
 
 static bool reply_equal(const br_reply *a, const br_reply *b)

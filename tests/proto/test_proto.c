@@ -108,8 +108,8 @@ static void encode_appends_to_what_the_buffer_holds(void **state)
 static void encode_refuses_invalid_messages(void **state)
 {
     static br_param nan_param = {.name = {"n", 1}, .has_min = true};
-    static br_route nan_route = {{"GET", 3}, {"/n", 2}, 0, BR_BODY_NONE, {0},
-                                 &nan_param, 1,         0, {0},          false};
+    static br_route nan_route = {
+        .method = {"GET", 3}, .path = {"/n", 2}, .params = &nan_param, .nparams = 1};
     static br_service nan_service = {{"n", 1}, BR_KIND_IO, &nan_route, 1};
     nan_param.min = NAN;
     br_msg bad[16];
@@ -210,7 +210,7 @@ static void rejects_values_out_of_range(void **state)
         {BR_MSG_READY, {4}, 1, tree_int(-1), BR_EVALUE},
         {BR_MSG_READY, {6, 0, 1}, 3, tree_uint(2), BR_EVALUE},
         {BR_MSG_READY, {6, 0, 2, 1, 3}, 5, tree_uint(3), BR_EVALUE},
-        {BR_MSG_READY, {6, 0, 2, 1, 5, 0, 1}, 7, tree_uint(3), BR_EVALUE},
+        {BR_MSG_READY, {6, 0, 2, 1, 5, 0, 1}, 7, tree_uint(4), BR_EVALUE},
         {BR_MSG_READY, {6, 0, 2, 1, 5, 0, 2}, 7, tree_uint(4), BR_EVALUE},
         {BR_MSG_READY, {6, 0, 2, 1, 5, 0, 4}, 7, tree_float(NAN), BR_EVALUE},
         {BR_MSG_READY, {6, 0, 2, 1, 5, 0, 5}, 7, tree_float(INFINITY), BR_EVALUE},
@@ -273,6 +273,10 @@ static void rejects_each_field_with_the_wrong_type(void **state)
             for (size_t k = 0; k < nodes; k++) {
                 tree_from_msg(&t, &m);
                 msgpack_object *o = tree_nth(&t, k);
+                if (tree_nth_in_map(&t, k)) {
+                    tree_free(&t);
+                    continue;
+                }
                 bool to_int = o->type == MSGPACK_OBJECT_STR || o->type == MSGPACK_OBJECT_BIN ||
                               o->type == MSGPACK_OBJECT_ARRAY || o->type == MSGPACK_OBJECT_BOOLEAN;
                 *o = to_int ? tree_uint(7) : tree_str("x");
@@ -429,9 +433,10 @@ static br_pair pairs5[5] = {{{"a", 1}, {"1", 1}},
                             {{"d", 1}, {"4", 1}},
                             {{"e", 1}, {"5", 1}}};
 static br_param params3[3] = {{.name = {"p", 1}}, {.name = {"q", 1}}, {.name = {"r", 1}}};
-static br_route routes3[3] = {{{"GET", 3}, {"/a", 2}, 0, 0, {0}, params3, 2, 0, {0}, false},
-                              {{"GET", 3}, {"/b", 2}, 0, 0, {0}, NULL, 0, 0, {0}, false},
-                              {{"GET", 3}, {"/c", 2}, 0, 0, {0}, NULL, 0, 0, {0}, false}};
+static br_route routes3[3] = {
+    {.method = {"GET", 3}, .path = {"/a", 2}, .params = params3, .nparams = 2},
+    {.method = {"GET", 3}, .path = {"/b", 2}},
+    {.method = {"GET", 3}, .path = {"/c", 2}}};
 static br_service services3[3] = {{{"s1", 2}, BR_KIND_IO, routes3, 2},
                                   {{"s2", 2}, BR_KIND_IO, routes3 + 2, 1},
                                   {{"s3", 2}, BR_KIND_IO, routes3 + 2, 1}};

@@ -82,6 +82,38 @@ msgpack_object *tree_nth(tree *t, size_t n)
     return walk(&t->up.data, &n);
 }
 
+/* Like walk, and tells whether the node found lies inside a map. */
+static msgpack_object *walk_in_map(msgpack_object *o, size_t *n, bool in_map, bool *found_in_map)
+{
+    if ((*n)-- == 0) {
+        *found_in_map = in_map;
+        return o;
+    }
+    if (o->type == MSGPACK_OBJECT_ARRAY) {
+        for (uint32_t i = 0; i < o->via.array.size; i++) {
+            msgpack_object *hit = walk_in_map(&o->via.array.ptr[i], n, in_map, found_in_map);
+            if (hit)
+                return hit;
+        }
+    } else if (o->type == MSGPACK_OBJECT_MAP) {
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            msgpack_object *hit = walk_in_map(&o->via.map.ptr[i].key, n, true, found_in_map);
+            if (!hit)
+                hit = walk_in_map(&o->via.map.ptr[i].val, n, true, found_in_map);
+            if (hit)
+                return hit;
+        }
+    }
+    return NULL;
+}
+
+bool tree_nth_in_map(tree *t, size_t n)
+{
+    bool in_map = false;
+    walk_in_map(&t->up.data, &n, false, &in_map);
+    return in_map;
+}
+
 void tree_append(tree *t, const int *path, size_t depth, msgpack_object node)
 {
     msgpack_object *a = tree_at(t, path, depth);

@@ -30,6 +30,10 @@ msgpack_object *tree_at(tree *t, const int *path, size_t depth);
 /* The n-th node of the tree in pre-order (the root is 0), or NULL past the end. */
 msgpack_object *tree_nth(tree *t, size_t n);
 
+/* True when the n-th node lies inside a msgpack map: in the protocol, only inside a
+ * schema (PROTOCOL.md 5.1.1), whose content the decoder does not interpret. */
+bool tree_nth_in_map(tree *t, size_t n);
+
 /* Appends `node` to the array at `path`. */
 void tree_append(tree *t, const int *path, size_t depth, msgpack_object node);
 

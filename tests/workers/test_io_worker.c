@@ -63,6 +63,10 @@ static void ready_describes_services_routes_and_params(void **state)
     assert_true(br_str_eq(hello->method, "GET"));
     assert_true(br_str_eq(echo->method, "POST"));
     assert_int_equal(echo->body, BR_BODY_RAW);
+    /* Declared responses travel in READY (PROTOCOL.md 5.1). */
+    assert_int_equal(echo->nresponses, 1);
+    assert_int_equal(echo->responses[0].status, 200);
+    assert_int_equal(echo->responses[0].schema.len, 0);
     assert_int_equal(named->nparams, 1);
     assert_int_equal(named->params[0].in, BR_IN_PATH);
     assert_true(br_str_eq(named->params[0].name, "name"));

@@ -31,4 +31,7 @@ extern const br_service_spec br_test_probe_service;
  * A copy of br_email_service made on first call (job_services.c). */
 const br_service_spec *br_test_public_email_service(void);
 
+/* io: typed contracts (typed_service.c): body schemas, parameters, declared responses. */
+extern const br_service_spec br_test_typed_service;
+
 #endif /* BARISTA_TEST_SERVICES_H */

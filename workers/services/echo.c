@@ -19,7 +19,9 @@ static const br_route_spec routes[] = {
      .path = "/echo",
      .handler = echo,
      .body = BR_BODY_RAW,
-     .summary = "Send the request body back"},
+     .summary = "Send the request body back",
+     .responses = (const br_response_spec[]){{200, "The request body, same content type", NULL}},
+     .nresponses = 1},
 };
 
 const br_service_spec br_echo_service = {

@@ -37,12 +37,32 @@ static void signup(br_req *req)
     br_reply_pack(req, 201, "{s:s, s:S}", "status", "created", "email", addr);
 }
 
+/* The contract: the gateway answers 422 for a body without a valid address, so the
+ * handler's own check above is only the defence. */
+static const br_schema email_schema = {
+    .type = BR_SCHEMA_STRING, .format = BR_FORMAT_EMAIL, .max_length = SIGNUP_EMAIL_MAX};
+static const br_field signup_fields[] = {{"email", &email_schema, true}};
+static const br_schema signup_in = {
+    .type = BR_SCHEMA_OBJECT, .title = "SignupIn", BR_FIELDS(signup_fields)};
+static const br_field created_fields[] = {
+    {"status", &(const br_schema){.type = BR_SCHEMA_STRING}, true},
+    {"email", &email_schema, true},
+};
+static const br_schema signup_out = {
+    .type = BR_SCHEMA_OBJECT, .title = "SignupOut", BR_FIELDS(created_fields)};
+static const br_response_spec responses[] = {
+    {201, "Created; the welcome email is queued", &signup_out},
+};
+
 static const br_route_spec routes[] = {
     {.method = "POST",
      .path = "/signup",
      .handler = signup,
      .body = BR_BODY_MSGPACK,
-     .summary = "Create an account and send a welcome email in the background"},
+     .summary = "Create an account and send a welcome email in the background",
+     .body_schema = &signup_in,
+     .responses = responses,
+     .nresponses = BR_NELEMS(responses)},
 };
 
 const br_service_spec br_signup_service = {

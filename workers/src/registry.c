@@ -87,7 +87,29 @@ static br_str opt_str(const char *s)
     return br_str_c(s ? s : "");
 }
 
-static void describe_param(br_param *p, const br_param_spec *spec)
+/* Encodes a declared schema into the arena for READY.  0, or BR_EINVAL (the
+ * declaration breaks barista/schema.h's rules) or BR_ENOMEM. */
+static int describe_schema(br__arena *a, const br_schema *schema, br_str *out)
+{
+    *out = (br_str){0};
+    if (!schema)
+        return 0;
+    br_buf buf = {.max = BR_SCHEMA_MAX_BYTES};
+    int rc = br_schema_encode(schema, &buf);
+    if (rc == 0) {
+        char *copy = br__arena_alloc(a, buf.len);
+        if (copy) {
+            memcpy(copy, buf.data, buf.len);
+            *out = (br_str){copy, (uint32_t)buf.len};
+        } else {
+            rc = BR_ENOMEM;
+        }
+    }
+    br_buf_free(&buf);
+    return rc == BR_ELIMIT ? BR_EINVAL : rc;
+}
+
+static int describe_param(br__arena *a, br_param *p, const br_param_spec *spec)
 {
     memset(p, 0, sizeof(*p));
     p->name = opt_str(spec->name);
@@ -99,6 +121,8 @@ static void describe_param(br_param *p, const br_param_spec *spec)
     p->min = spec->min;
     p->max = spec->max;
     p->summary = opt_str(spec->summary);
+    p->alias = opt_str(spec->alias);
+    return describe_schema(a, spec->schema, &p->schema);
 }
 
 static int describe_route(br__arena *a, br_route *r, const br_route_spec *spec)
@@ -113,13 +137,40 @@ static int describe_route(br__arena *a, br_route *r, const br_route_spec *spec)
     r->scopes = opt_str(spec->scopes);
     r->forward_token = spec->forward_token;
     r->nparams = (uint32_t)spec->nparams;
+    if (spec->body_schema && spec->body != BR_BODY_MSGPACK)
+        return BR_EINVAL; /* the gateway validates and converts MSGPACK bodies only */
+    int rc = describe_schema(a, spec->body_schema, &r->body_schema);
+    if (rc != 0)
+        return rc;
+    r->body_form = spec->body_form;
+    if (spec->nresponses > 0) {
+        if (spec->nresponses > BR_MAX_RESPONSES || !spec->responses)
+            return BR_EINVAL;
+        r->responses = br__arena_alloc(a, spec->nresponses * sizeof(*r->responses));
+        if (!r->responses)
+            return BR_ENOMEM;
+        r->nresponses = (uint32_t)spec->nresponses;
+        for (size_t i = 0; i < spec->nresponses; i++) {
+            const br_response_spec *rs = &spec->responses[i];
+            if (rs->status < 100 || rs->status > 599)
+                return BR_EINVAL;
+            r->responses[i].status = rs->status;
+            r->responses[i].description = opt_str(rs->description);
+            rc = describe_schema(a, rs->schema, &r->responses[i].schema);
+            if (rc != 0)
+                return rc;
+        }
+    }
     if (spec->nparams == 0)
         return 0;
     r->params = br__arena_alloc(a, spec->nparams * sizeof(*r->params));
     if (!r->params)
         return BR_ENOMEM;
-    for (size_t i = 0; i < spec->nparams; i++)
-        describe_param(&r->params[i], &spec->params[i]);
+    for (size_t i = 0; i < spec->nparams; i++) {
+        rc = describe_param(a, &r->params[i], &spec->params[i]);
+        if (rc != 0)
+            return rc;
+    }
     return 0;
 }
 
@@ -151,7 +202,16 @@ int br__registry_init(br__registry *reg, const br_service_spec *const *services,
             !(w->routes = br__arena_alloc(&reg->arena, s->nroutes * sizeof(*w->routes))))
             goto nomem;
         for (size_t r = 0; r < s->nroutes; r++) {
-            if (describe_route(&reg->arena, &w->routes[r], &s->routes[r]) != 0)
+            rc = describe_route(&reg->arena, &w->routes[r], &s->routes[r]);
+            if (rc == BR_EINVAL) {
+                snprintf(why, why_len,
+                         "service %s: %s %s declares a schema or a response that breaks "
+                         "barista/schema.h's rules",
+                         s->name, s->routes[r].method, s->routes[r].path);
+                br__registry_release(reg);
+                return rc;
+            }
+            if (rc != 0)
                 goto nomem;
         }
     }

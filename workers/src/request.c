@@ -61,7 +61,7 @@ static br_pair *rebase_pairs(br_req *req, const br_pair *src, uint32_t n, const 
 br_req *br__req_new(struct br_worker *w, const br_route_spec *spec, const br_request *m,
                     const void *frame, size_t len)
 {
-    size_t npairs = (size_t)m->nparams + m->nquery + m->nheaders;
+    size_t npairs = (size_t)m->nparams + m->nquery + m->nheaders + m->ncookies;
     size_t first = align_up(len) + npairs * sizeof(br_pair) + REQ_ARENA_SLACK;
     br_req *req = malloc(sizeof(*req) + first);
     if (!req)
@@ -92,7 +92,9 @@ br_req *br__req_new(struct br_worker *w, const br_route_spec *spec, const br_req
     r->params = rebase_pairs(req, m->params, m->nparams, from, len, copy);
     r->query = rebase_pairs(req, m->query, m->nquery, from, len, copy);
     r->headers = rebase_pairs(req, m->headers, m->nheaders, from, len, copy);
-    if ((m->nparams && !r->params) || (m->nquery && !r->query) || (m->nheaders && !r->headers))
+    r->cookies = rebase_pairs(req, m->cookies, m->ncookies, from, len, copy);
+    if ((m->nparams && !r->params) || (m->nquery && !r->query) || (m->nheaders && !r->headers) ||
+        (m->ncookies && !r->cookies))
         goto fail;
     return req;
 fail:
@@ -201,6 +203,11 @@ int br_req_header(const br_req *req, const char *name, br_str *out)
     return find_pair(req->msg.headers, req->msg.nheaders, name, true, out);
 }
 
+int br_req_cookie(const br_req *req, const char *name, br_str *out)
+{
+    return find_pair(req->msg.cookies, req->msg.ncookies, name, false, out);
+}
+
 int br_req_str(const br_req *req, br_param_in in, const char *name, br_str *out)
 {
     switch (in) {
@@ -210,6 +217,8 @@ int br_req_str(const br_req *req, br_param_in in, const char *name, br_str *out)
         return br_req_query(req, name, out);
     case BR_IN_HEADER:
         return br_req_header(req, name, out);
+    case BR_IN_COOKIE:
+        return br_req_cookie(req, name, out);
     }
     out->ptr = empty_string;
     out->len = 0;
@@ -242,7 +251,7 @@ int br_req_query_int(const br_req *req, const char *name, int64_t *out)
     return br_req_int(req, BR_IN_QUERY, name, out);
 }
 
-static const char *const where_names[] = {"path", "query", "header"};
+static const char *const where_names[] = {"path", "query", "header", "cookie"};
 
 /* Records that parameter `name` in `in` does not parse as `what` (pydantic's words). */
 static void record_parse_error(br_req *req, br_param_in in, const char *name, const char *type,
@@ -251,7 +260,7 @@ static void record_parse_error(br_req *req, br_param_in in, const char *name, co
     br_str s;
     br_req_str(req, in, name, &s);
     char *input = br_req_strdup(req, s);
-    br_req_invalid(req, in <= BR_IN_HEADER ? where_names[in] : "query", name, msg, type, input);
+    br_req_invalid(req, in <= BR_IN_COOKIE ? where_names[in] : "query", name, msg, type, input);
 }
 
 int64_t br_req_int_or(br_req *req, br_param_in in, const char *name, int64_t def)

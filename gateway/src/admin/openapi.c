@@ -9,7 +9,6 @@
  */
 #include "openapi.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,13 +17,17 @@
 /* The literal JSON below is laid out by hand: clang-format would scatter it. */
 // clang-format off
 
-/* JSON of the error responses every announced route may give. */
-#define ERRORS_JSON                                                                        \
-    "\"422\":{\"description\":\"Validation Error\",\"content\":{\"application/json\":"      \
-    "{\"schema\":{\"$ref\":\"#/components/schemas/HTTPValidationError\"}}}},"              \
-    "\"502\":{\"$ref\":\"#/components/responses/BadGateway\"},"                            \
-    "\"503\":{\"$ref\":\"#/components/responses/Unavailable\"},"                           \
-    "\"504\":{\"$ref\":\"#/components/responses/Timeout\"}"
+/* The error responses every announced route may give, unless it declares its own. */
+static const struct {
+    uint16_t status;
+    const char *json;
+} route_errors[] = {
+    {422, "\"422\":{\"description\":\"Validation Error\",\"content\":{\"application/json\":"
+          "{\"schema\":{\"$ref\":\"#/components/schemas/HTTPValidationError\"}}}}"},
+    {502, "\"502\":{\"$ref\":\"#/components/responses/BadGateway\"}"},
+    {503, "\"503\":{\"$ref\":\"#/components/responses/Unavailable\"}"},
+    {504, "\"504\":{\"$ref\":\"#/components/responses/Timeout\"}"},
+};
 
 /* A JSON response of the gateway's own routes. */
 #define JSON_RESPONSE(code, what)                                                          \
@@ -85,7 +88,6 @@ static const char jobs_paths[] =
     "{\"$ref\":\"#/components/schemas/HTTPError\"}}}}"
 
 static const char components[] =
-    "\"components\":{\"schemas\":{"
     "\"ValidationError\":{\"title\":\"ValidationError\",\"type\":\"object\","
     "\"properties\":{\"loc\":{\"title\":\"Location\",\"type\":\"array\",\"items\":"
     "{\"anyOf\":[{\"type\":\"string\"},{\"type\":\"integer\"}]}},"
@@ -113,9 +115,24 @@ static const char components[] =
 /* Appends to a buffer until the first failure, which it keeps: one check at the end
  * instead of one per piece. */
 typedef struct writer {
-    br_buf *out; /* destination */
-    int rc;      /* first error, or 0 */
+    br_buf *out;       /* destination */
+    int rc;            /* first error, or 0 */
+    gw_models *models; /* named models met so far, for components/schemas */
 } writer;
+
+/* Appends what a contracts.h writer produces, keeping the first failure. */
+static void keep(writer *w, int rc)
+{
+    if (w->rc == 0)
+        w->rc = rc;
+}
+
+/* Drops a trailing comma the list writers leave. */
+static void uncomma(writer *w)
+{
+    if (w->rc == 0 && w->out->len > 0 && w->out->data[w->out->len - 1] == ',')
+        w->out->len--;
+}
 
 static void put(writer *w, const char *s, size_t n)
 {
@@ -134,19 +151,6 @@ static void str(writer *w, const char *s, size_t n)
         w->rc = gw_json_append_string(w->out, s, n);
 }
 
-/* A JSON member "key":NUMBER; left out for a non-finite number. */
-static void number(writer *w, const char *key, double v)
-{
-    char buf[GW_DOUBLE_CHARS];
-    if (!isfinite(v))
-        return;
-    size_t n = gw_format_double(v, buf, sizeof(buf));
-    lit(w, ",\"");
-    lit(w, key);
-    lit(w, "\":");
-    put(w, buf, n);
-}
-
 /* The OpenAPI field name of an HTTP method ("get"), or NULL when it has none. */
 static const char *method_field(const char *method)
 {
@@ -159,73 +163,50 @@ static const char *method_field(const char *method)
     return NULL;
 }
 
-static void param_schema(writer *w, const br_param *p)
-{
-    static const char *const types[] = {"string", "integer", "number", "boolean"};
-    lit(w, "{\"type\":\"");
-    lit(w, p->type <= BR_TYPE_BOOL ? types[p->type] : "string");
-    lit(w, "\"");
-    if (p->type == BR_TYPE_STR) {
-        if (p->has_min)
-            number(w, "minLength", p->min);
-        if (p->has_max)
-            number(w, "maxLength", p->max);
-    } else if (p->type == BR_TYPE_INT || p->type == BR_TYPE_FLOAT) {
-        if (p->has_min)
-            number(w, "minimum", p->min);
-        if (p->has_max)
-            number(w, "maximum", p->max);
-    }
-    lit(w, "}");
-}
-
-/* True when route e declares a path parameter named name (n bytes). */
-static bool declares_path_param(const gw_route_entry *e, const char *name, size_t n)
-{
-    for (uint32_t i = 0; i < e->nparams; i++)
-        if (e->params[i].in == BR_IN_PATH && e->params[i].name.len == n &&
-            memcmp(e->params[i].name.ptr, name, n) == 0)
-            return true;
-    return false;
-}
-
-/* The parameters array: the declared ones, then every template parameter left
- * undeclared (OpenAPI wants each {name} of a path described), as a string. */
+/* The parameters array: the declared ones (contracts.h), then every template
+ * parameter left undeclared (OpenAPI wants each {name} of a path described), as a
+ * string. */
 static void parameters(writer *w, const gw_route_entry *e)
 {
-    static const char *const places[] = {"path", "query", "header"};
-    bool first = true;
     lit(w, ",\"parameters\":[");
-    for (uint32_t i = 0; i < e->nparams; i++) {
-        const br_param *p = &e->params[i];
-        lit(w, first ? "{\"name\":" : ",{\"name\":");
-        first = false;
-        str(w, p->name.ptr, p->name.len);
-        lit(w, ",\"in\":\"");
-        lit(w, p->in <= BR_IN_HEADER ? places[p->in] : "query");
-        /* A path parameter is always required: the route matches only with it. */
-        lit(w, p->required || p->in == BR_IN_PATH ? "\",\"required\":true,\"schema\":"
-                                                  : "\",\"required\":false,\"schema\":");
-        param_schema(w, p);
-        if (p->summary.len) {
-            lit(w, ",\"description\":");
-            str(w, p->summary.ptr, p->summary.len);
-        }
-        lit(w, "}");
-    }
+    if (w->rc == 0)
+        keep(w, gw_contract_openapi_params(e->contract, w->out, w->models));
     for (const char *open = strchr(e->path, '{'); open; open = strchr(open + 1, '{')) {
         const char *close = strchr(open, '}');
         if (!close)
             break;
         size_t n = (size_t)(close - open - 1);
-        if (declares_path_param(e, open + 1, n))
+        if (gw_contract_declares_path(e->contract, open + 1, n))
             continue;
-        lit(w, first ? "{\"name\":" : ",{\"name\":");
-        first = false;
+        lit(w, "{\"name\":");
         str(w, open + 1, n);
-        lit(w, ",\"in\":\"path\",\"required\":true,\"schema\":{\"type\":\"string\"}}");
+        lit(w, ",\"in\":\"path\",\"required\":true,\"schema\":{\"type\":\"string\"}},");
     }
+    uncomma(w);
     lit(w, "]");
+}
+
+/* The responses object: the declared ones (a 200 when none is a success), then the
+ * gateway's errors the route does not declare itself (401/403 on routes that take
+ * credentials). */
+static void responses(writer *w, const gw_route_entry *e)
+{
+    lit(w, ",\"responses\":{");
+    if (w->rc == 0)
+        keep(w, gw_contract_openapi_responses(e->contract, w->out, w->models));
+    for (size_t i = 0; i < sizeof route_errors / sizeof route_errors[0]; i++) {
+        if (gw_contract_declares_status(e->contract, route_errors[i].status))
+            continue;
+        lit(w, route_errors[i].json);
+        lit(w, ",");
+    }
+    bool auth = e->policy.auth == BR_AUTH_REQUIRED || e->policy.auth == BR_AUTH_OPTIONAL;
+    if (auth && !gw_contract_declares_status(e->contract, 401))
+        lit(w, "\"401\":" ERROR_RESPONSE("Missing or invalid credentials (WWW-Authenticate)") ",");
+    if (e->policy.auth == BR_AUTH_REQUIRED && !gw_contract_declares_status(e->contract, 403))
+        lit(w, "\"403\":" ERROR_RESPONSE("The credentials lack a required scope") ",");
+    uncomma(w);
+    lit(w, "}");
 }
 
 /* "hello_get__hello__name_": the service, the method and the template with every
@@ -292,7 +273,9 @@ static void operation(writer *w, const char *field, const gw_route_entry *e)
     }
     operation_id(w, e);
     parameters(w, e);
-    if (e->body == BR_BODY_RAW)
+    if (gw_contract_has_body(e->contract))
+        keep(w, w->rc ? 0 : gw_contract_openapi_body(e->contract, w->out, w->models));
+    else if (e->body == BR_BODY_RAW)
         lit(w, ",\"requestBody\":{\"description\":\"Passed to the worker as sent, with its "
                "content type\",\"content\":{\"*/*\":{\"schema\":{}}}}");
     else if (e->body == BR_BODY_MSGPACK)
@@ -300,13 +283,7 @@ static void operation(writer *w, const char *field, const gw_route_entry *e)
                "worker) or msgpack\",\"content\":{\"application/json\":{\"schema\":{}},"
                "\"application/msgpack\":{\"schema\":{}}}}");
     security(w, e);
-    lit(w, ",\"responses\":{\"200\":{\"description\":\"Successful Response\",\"content\":"
-           "{\"application/json\":{\"schema\":{}}}}," ERRORS_JSON);
-    if (e->policy.auth == BR_AUTH_REQUIRED || e->policy.auth == BR_AUTH_OPTIONAL)
-        lit(w, ",\"401\":" ERROR_RESPONSE("Missing or invalid credentials (WWW-Authenticate)"));
-    if (e->policy.auth == BR_AUTH_REQUIRED)
-        lit(w, ",\"403\":" ERROR_RESPONSE("The credentials lack a required scope"));
-    lit(w, "}");
+    responses(w, e);
     lit(w, gw_service_live(s) > 0 ? ",\"x-barista-available\":true"
                                   : ",\"x-barista-available\":false");
     lit(w, ",\"x-barista-kind\":\"");
@@ -376,7 +353,8 @@ static void tags(writer *w, const gw_registry *reg, bool with_jobs)
 
 int gw__openapi_render(const gw_registry *reg, bool with_jobs, br_buf *out)
 {
-    writer w = {out, 0};
+    gw_models models = {0};
+    writer w = {out, 0, &models};
     lit(&w, "{\"openapi\":\"3.1.0\",\"info\":{\"title\":\"Barista\",\"version\":\"0.1.0\","
             "\"description\":\"The routes live workers announced, and the gateway's "
             "own.\"},");
@@ -389,7 +367,9 @@ int gw__openapi_render(const gw_registry *reg, bool with_jobs, br_buf *out)
     lit(&w, gateway_paths);
     if (with_jobs)
         lit(&w, jobs_paths);
-    lit(&w, "},");
+    lit(&w, "},\"components\":{\"schemas\":{");
+    if (w.rc == 0)
+        keep(&w, gw_models_openapi(&models, out));
     lit(&w, components);
     lit(&w, "}");
     return w.rc;

@@ -55,6 +55,7 @@ typedef struct gw_config {
     gw_broker_config broker;                  /* the broker's options (endpoint set by main) */
     uint32_t broker_retry;                    /* 1: retry a dead worker's GET/HEAD once */
     uint32_t local;                           /* 1: spawn and supervise workers (local mode) */
+    uint32_t check_replies;                   /* 1: check replies against declared schemas */
     uint32_t io_workers;                      /* local mode: I/O worker processes */
     uint32_t cpu_workers;                     /* local mode: CPU worker processes */
     char io_services[GW_CONFIG_MAX_ADDR];     /* local mode: services of each I/O worker */

@@ -326,6 +326,7 @@ static int gateway_start(gateway *gw)
     gw->cfg.broker.endpoint = gw->cfg.broker_endpoint;
     gw->cfg.broker.retry_idempotent = gw->cfg.broker_retry != 0;
     gw->cfg.broker.worker_header = gw->cfg.worker_header != 0;
+    gw->cfg.broker.check_replies = gw->cfg.check_replies != 0;
     if (gw_curve_load(&gw->curve, gw->cfg.curve_secret_key_file, gw->cfg.curve_authorized_keys))
         return -1;
     if (gw->curve.on)

@@ -105,6 +105,10 @@ typedef struct gw_exchange {
     size_t scratch_cap;           /* bytes at scratch */
     size_t query_cap;             /* entries allocated at query */
     size_t headers_cap;           /* entries allocated at headers */
+    br_pair *cookies;             /* declared cookies (contracts.h fills) */
+    uint32_t ncookies;            /* entries in cookies */
+    gw_fill *fills;               /* the contract check's output (in this allocation) */
+    size_t fills_cap;             /* entries allocated at fills (and cookies) */
     char trace[GW_TRACE_LEN + 1]; /* traceparent sent to the worker */
     br_str request_id;            /* X-Request-ID (the edge's, or the CALL copy) */
     br_str identity;              /* verified caller, msgpack map; empty: anonymous */

@@ -210,6 +210,8 @@ static int call_send(gw_exchange *c, gw_worker *w)
     r->trace = br_str_c(c->trace);
     r->request_id = c->request_id;
     r->identity = c->identity;
+    r->cookies = c->cookies;
+    r->ncookies = c->ncookies;
     int rc = gw__broker_send(b, w, NULL, 0, &m);
     if (rc != 0)
         return rc;
@@ -433,6 +435,21 @@ void gw_broker_respond_reply(gw_broker *self, gw_req *req, const br_reply *r, bo
     gw__dispatch_respond_reply(self, req, r, want_msgpack, NULL);
 }
 
+/* Debug mode: logs a structured reply that breaks the schema its route declares for
+ * its status, naming the route and every error.  The client still gets the reply. */
+static void check_reply(const gw_exchange *c, const br_reply *r)
+{
+    const gw_route_entry *e = c->route;
+    if (!br_str_eq(r->content_type, "application/msgpack"))
+        return;
+    br_buf errors = {.max = 64 * 1024};
+    if (gw_contract_check_reply(e->contract, r->status, r->body, &errors) == BR_EVALUE)
+        gw_log(GW_LOG_ERROR, "contracts", "service %s: %s %s breaks its declared %u response: %.*s",
+               e->service->name, e->method, e->path, (unsigned)r->status, (int)errors.len,
+               (const char *)errors.data);
+    br_buf_free(&errors);
+}
+
 /* w's credit grew (a REPLY, a late REPLY): a drained worker is forgotten; otherwise its
  * services' queues are served, then the attached subsystems get what is left. */
 static void after_reply(gw_broker *b, gw_worker *w)
@@ -470,6 +487,8 @@ void gw__dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r)
         w->credit++;
     gw_req *req = c->req;
     gw_worker *caller = c->caller;
+    if (b->cfg.check_replies)
+        check_reply(c, r);
     gw__exchange_detach(c);
     if (req) {
         /* A reply carrying jobs goes out once they are durable (the job queue). */

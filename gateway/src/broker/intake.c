@@ -2,8 +2,10 @@
  * intake.c - the broker's route handler: an HTTP request becomes a gw_exchange.
  *
  * Every route a worker announced is answered here.  The handler decodes the query
- * and the path parameters, validates them against the route's declared params (422),
- * prepares the body by the route's body mode (JSON to msgpack for MSGPACK routes),
+ * and the path parameters, checks them and the body against the route's contract
+ * (contracts.h: 422 with every error, defaults and aliases filled in, the body
+ * validated and converted when the route declares a schema), prepares the body by the
+ * route's body mode (JSON to msgpack for MSGPACK routes),
  * picks the headers to forward and the traceparent, gives the call an id and a
  * deadline, and hands it to dispatch.c to send or queue.  docs/broker.md lists every
  * answer it can give.
@@ -58,19 +60,26 @@ static gw_exchange *call_new(gw_broker *b, gw_req *req, gw_route_entry *route)
     if (nquery > max_pairs)
         nquery = max_pairs;
     size_t nheaders = req->nheaders < max_pairs ? req->nheaders : max_pairs;
-    size_t npairs = req->match.nparams + nquery + nheaders;
+    /* The contract may add a pair per declared parameter (a default, a value under its
+     * name rather than its alias, a cookie) to the query, the headers or the cookies. */
+    size_t fills = gw_contract_max_fills(route->contract, nquery + nheaders);
+    size_t npairs = req->match.nparams + nquery + nheaders + 3 * fills;
     /* Decoded text is never longer than its source. */
     size_t scratch = req->query_len + req->path_len + 2;
-    gw_exchange *c = calloc(1, sizeof(*c) + npairs * sizeof(br_pair) + scratch);
+    gw_exchange *c =
+        calloc(1, sizeof(*c) + npairs * sizeof(br_pair) + fills * sizeof(gw_fill) + scratch);
     if (!c)
         return NULL;
     c->params = (br_pair *)(void *)(c + 1);
     c->query = c->params + req->match.nparams;
-    c->headers = c->query + nquery;
-    c->scratch = (char *)(c->headers + nheaders);
+    c->headers = c->query + nquery + fills;
+    c->cookies = c->headers + nheaders + fills;
+    c->fills = (gw_fill *)(void *)(c->cookies + fills);
+    c->scratch = (char *)(c->fills + fills);
     c->scratch_cap = scratch;
     c->query_cap = nquery;
     c->headers_cap = nheaders;
+    c->fills_cap = fills;
     c->broker = b;
     c->req = req;
     c->route = route;
@@ -220,6 +229,129 @@ static int call_body(gw_exchange *c)
     return 0;
 }
 
+/* Reads a body for a route with a body schema into msgpack: msgpack as it came, JSON
+ * (or no content type) converted, a form for routes that take one.  *raw holds what
+ * was converted.  0, or the client was answered (415, 422 json_invalid, 413) and an
+ * error is returned. */
+static int contract_body(gw_exchange *c, br_buf *raw, br_str *body)
+{
+    gw_req *req = c->req;
+    const gw_contract *k = c->route->contract;
+    const gw_header *ct = gw_req_header(req, "content-type");
+    const char *type = ct ? ct->value : "";
+    size_t type_len = ct ? ct->value_len : 0;
+    if (media_is(type, type_len, "application/msgpack") ||
+        media_is(type, type_len, "application/x-msgpack")) {
+        *body = (br_str){req->body, (uint32_t)req->body_len};
+        return 0;
+    }
+    int rc;
+    if (gw_contract_takes_form(k) &&
+        media_is(type, type_len, "application/x-www-form-urlencoded")) {
+        size_t max = c->broker->cfg.limits.max_pairs, n = 0;
+        br_pair *pairs = calloc(max, sizeof *pairs);
+        char *text = malloc(req->body_len + 1);
+        rc = pairs && text
+                 ? gw_query_parse(req->body, req->body_len, text, req->body_len + 1, pairs, max, &n)
+                 : BR_ENOMEM;
+        if (rc == 0)
+            rc = gw_contract_form_to_msgpack(k, pairs, n, raw);
+        free(pairs);
+        free(text);
+        if (rc == BR_EVALUE)
+            gw_req_respond_detail(req, 400, "Malformed form body: bad percent-encoding");
+        else if (rc != 0)
+            gw_req_respond_detail(req, 413, "Request body too large");
+        if (rc != 0)
+            return rc;
+    } else if (type_len > 0 && !is_json_media(type, type_len)) {
+        gw_req_respond_detail(req, 415,
+                              gw_contract_takes_form(k)
+                                  ? "Unsupported Media Type: send application/json, "
+                                    "application/x-www-form-urlencoded or application/msgpack"
+                                  : "Unsupported Media Type: send application/json or "
+                                    "application/msgpack");
+        return BR_EVALUE;
+    } else {
+        char err[GW_DETAIL_MAX];
+        err[0] = '\0';
+        rc = gw_json_to_msgpack(req->body, req->body_len, raw, err, sizeof(err));
+        if (rc == BR_EVALUE) {
+            gw_req_respond_json_invalid(req, err);
+            return rc;
+        }
+        if (rc != 0) {
+            gw_req_respond_detail(req, 413, "Request body too large or too deeply nested");
+            return rc;
+        }
+    }
+    *body = (br_str){(const char *)raw->data, (uint32_t)raw->len};
+    return 0;
+}
+
+/* Adds what the contract check filled in to the lists the REQUEST carries. */
+static void apply_fills(gw_exchange *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const gw_fill *f = &c->fills[i];
+        if (f->in == BR_IN_QUERY)
+            c->query[c->nquery++] = f->kv;
+        else if (f->in == BR_IN_HEADER)
+            c->headers[c->nheaders++] = f->kv;
+        else if (f->in == BR_IN_COOKIE)
+            c->cookies[c->ncookies++] = f->kv;
+    }
+}
+
+/* Checks the request against the route's contract: parameters always, the body when
+ * the route declares a schema (then c->body is the converted msgpack).  0, or the
+ * client was answered and an error is returned. */
+static int call_contract(gw_exchange *c)
+{
+    gw_req *req = c->req;
+    const gw_contract *k = c->route->contract;
+    bool with_body = gw_contract_has_body(k);
+    br_buf raw = {.max = c->broker->cfg.limits.max_body};
+    /* msgpack is no longer than the JSON it comes from: one allocation up front. */
+    if (with_body && req->body_len > 0 && br_buf_reserve(&raw, req->body_len + 64) != 0) {
+        gw_req_respond_detail(req, 413, "Request body too large");
+        return BR_ELIMIT;
+    }
+    gw_contract_req r = {c->params,  c->nparams,  c->query,          c->nquery,
+                         c->headers, c->nheaders, req->body_len > 0, {0}};
+    if (with_body && req->body_len > 0 && contract_body(c, &raw, &r.body) != 0) {
+        br_buf_free(&raw);
+        return BR_EVALUE;
+    }
+    if (!with_body)
+        r.has_body = false;
+    br_buf errors = {.max = GW_CONTRACT_MAX_ERROR_BODY};
+    size_t nfills = 0;
+    int rc = gw_contract_check(k, &r, &c->converted, c->fills, &nfills, &errors);
+    br_buf_free(&raw);
+    if (rc == BR_EVALUE)
+        gw_req_respond(req, 422, NULL, 0, "application/json", errors.data, errors.len);
+    else if (rc == BR_ENOMEM)
+        gw_broker_respond_error(c->broker, req, 503, true, "Service Unavailable: out of memory");
+    else if (rc == BR_ELIMIT)
+        gw_req_respond_detail(req, 413, "Request body too large or too deeply nested");
+    else if (rc == BR_EFULL)
+        gw_req_respond_detail(req, 413,
+                              "Payload Too Large: checking its patterns would take longer than "
+                              "the gateway allows one request");
+    else if (rc != 0)
+        gw_req_respond_detail(req, 400, "Malformed msgpack body");
+    br_buf_free(&errors);
+    if (rc != 0)
+        return rc;
+    apply_fills(c, nfills);
+    if (with_body && r.has_body) {
+        c->content_type = br_str_c("application/msgpack");
+        c->body = (br_str){(const char *)c->converted.data, (uint32_t)c->converted.len};
+    }
+    return 0;
+}
+
 uint32_t gw__route_budget(const gw_broker *b, const gw_route_entry *e)
 {
     uint32_t budget = e->timeout_ms ? e->timeout_ms : b->cfg.default_timeout_ms;
@@ -241,9 +373,9 @@ static int call_prepare(gw_exchange *c)
     if (rc != 0)
         return rc;
     call_headers(c);
-    const gw_route_entry *e = c->route;
-    rc = gw_req_params_validate(c->req, e->params, e->nparams, c->params, c->nparams, c->query,
-                                c->nquery, c->headers, c->nheaders, c->broker->cfg.limits.max_body);
+    if (gw_contract_has_body(c->route->contract))
+        return call_contract(c);
+    rc = call_contract(c);
     return rc != 0 ? rc : call_body(c);
 }
 

@@ -64,6 +64,12 @@ static void worker_free(gw_worker *w)
     free(w);
 }
 
+static void route_entry_free(gw_route_entry *e)
+{
+    gw_contract_destroy(&e->contract);
+    free(e);
+}
+
 /* Unlinks and frees every route of s whose `fresh` flag matches only_fresh (or all of
  * them when all is set), removing each from the router. */
 static void service_drop_routes(gw_registry *self, gw_service *s, bool all)
@@ -74,7 +80,7 @@ static void service_drop_routes(gw_registry *self, gw_service *s, bool all)
         if (all || e->fresh) {
             *pp = e->next;
             gw_router_remove(self->router, e->method, e->path);
-            free(e);
+            route_entry_free(e);
             s->nroutes--;
         } else {
             pp = &e->next;
@@ -428,13 +434,21 @@ static int service_add_routes(gw_registry *self, gw_service *s, const br_service
         gw_route_entry *e = route_entry_new(rt, s, self->arg);
         if (!e)
             return BR_ENOMEM;
-        int rc = gw_router_add(self->router, e->method, e->path, self->handler, e);
+        char why[256];
+        int rc = gw_contract_new(rt, &e->contract, why, sizeof why);
+        if (rc != 0) {
+            snprintf(reason, cap, "route %s %s: %s", e->method, e->path,
+                     rc == BR_ENOMEM ? "out of memory" : why);
+            free(e);
+            return rc;
+        }
+        rc = gw_router_add(self->router, e->method, e->path, self->handler, e);
         if (rc == 0)
             rc = gw_router_set_policy(self->router, e->method, e->path, &e->policy);
         if (rc != 0) {
             snprintf(reason, cap, "route %s %s refused by the router: %s", e->method, e->path,
                      rc == BR_EFULL ? "it conflicts with an existing route" : br_strerror(rc));
-            free(e);
+            route_entry_free(e);
             return rc == BR_ENOMEM ? BR_ENOMEM : BR_EVALUE;
         }
         e->fresh = true;

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "barista/schema.h"
 #include "barista/types.h"
 
 #ifdef __cplusplus
@@ -47,7 +48,22 @@ typedef struct br_param {
     double min;     /* lower bound: value for numbers, length for strings */
     double max;     /* upper bound: value for numbers, length for strings */
     br_str summary; /* one-line description for the OpenAPI document; may be empty */
+    br_str schema;  /* one msgpack schema value (PROTOCOL.md 5.1.1) refining `type`: enum,
+                       pattern, format, default, or an array for a repeated query key;
+                       empty for none */
+    br_str alias;   /* the name on the wire and in the docs when it differs from `name`
+                       (the gateway forwards the value under `name`); empty for none */
 } br_param;
+
+/* A response a route declares. */
+typedef struct br_response {
+    uint16_t status;    /* HTTP status, 100..599 */
+    br_str description; /* one line for the docs; may be empty */
+    br_str schema;      /* one msgpack schema value for the body; empty for none */
+} br_response;
+
+/* Most responses one route declares. */
+#define BR_MAX_RESPONSES 16
 
 /* A route a service serves. */
 typedef struct br_route {
@@ -62,6 +78,12 @@ typedef struct br_route {
     uint8_t auth;       /* br_auth_mode */
     br_str scopes;      /* space-separated scopes the caller must all hold; may be empty */
     bool forward_token; /* the Authorization header reaches the worker (else removed) */
+    /* More optional trailing fields (typed contracts, PROTOCOL.md 5.1.1). */
+    br_str body_schema;     /* one msgpack schema value the body must satisfy (MSGPACK
+                               routes); empty for none */
+    bool body_form;         /* the body may also come as a form (urlencoded) */
+    br_response *responses; /* declared responses; the first 2xx is the success status */
+    uint32_t nresponses;
 } br_route;
 
 /* A service a worker hosts. */
@@ -155,6 +177,8 @@ typedef struct br_request {
     br_str request_id; /* the request's X-Request-ID; may be empty */
     br_str identity;   /* the caller the gateway verified: one msgpack map (PROTOCOL.md
                           5.3); empty when anonymous */
+    br_pair *cookies;  /* the cookies the route declares as parameters */
+    uint32_t ncookies;
 } br_request;
 
 /* A background job a reply asks the gateway to enqueue (BackgroundTasks.add_task). */
@@ -286,6 +310,18 @@ int br_buf_append(br_buf *buf, const void *data, size_t n);
  * range, zero deadline), BR_ELIMIT when buf would grow past buf->max, or BR_ENOMEM.
  * On failure buf->len is unchanged. */
 int br_msg_encode(const br_msg *msg, br_buf *buf);
+
+/* How deep a schema's msgpack may nest: each level of a declaration is a map inside a
+ * map (properties) or a map (items), plus the enum and required arrays. */
+#define BR_SCHEMA_WIRE_DEPTH (2 * BR_SCHEMA_MAX_DEPTH + 2)
+
+/* Appends the msgpack encoding of a declared schema (barista/schema.h) to buf: the
+ * schema value PROTOCOL.md 5.1.1 specifies, ready for br_param.schema,
+ * br_route.body_schema or br_response.schema.  Returns 0; BR_EINVAL for a declaration
+ * that breaks the rules (a NULL field schema, min above max, a default that does not
+ * parse as its type, an unknown type or format) or passes a BR_SCHEMA_MAX_* bound;
+ * BR_ELIMIT past buf->max; BR_ENOMEM.  On failure buf->len is unchanged. */
+int br_schema_encode(const br_schema *schema, br_buf *buf);
 
 /* ---------------------------------------------------------------------------------- */
 /* Decoding.                                                                           */

@@ -69,7 +69,12 @@ typedef enum br_kind {
 } br_kind;
 
 /* Where a declared route parameter is read from. */
-typedef enum br_param_in { BR_IN_PATH = 0, BR_IN_QUERY = 1, BR_IN_HEADER = 2 } br_param_in;
+typedef enum br_param_in {
+    BR_IN_PATH = 0,
+    BR_IN_QUERY = 1,
+    BR_IN_HEADER = 2,
+    BR_IN_COOKIE = 3 /* a cookie of the Cookie header, delivered in REQUEST.cookies */
+} br_param_in;
 
 /* The type a declared parameter must parse as. */
 typedef enum br_param_type {

@@ -54,12 +54,71 @@ static void wordcount(br_req *req) /* a `def` route: on a CPU worker, one at a t
     br_reply_pack(req, 200, "{s:I}", "words", words);
 }
 
+/* The contracts, declared once: the gateway validates against them (422), converts
+ * and fills in defaults before a handler runs, and /openapi.json and /docs show them. */
+static const br_schema text_s = {.type = BR_SCHEMA_STRING, .max_length = 10000};
+static const br_field note_in_fields[] = {
+    {"title", &(const br_schema){.type = BR_SCHEMA_STRING, .min_length = 1, .max_length = 200},
+     true},
+    {"text", &(const br_schema){.type = BR_SCHEMA_STRING, .max_length = 10000, .def = ""}, false}};
+static const br_schema note_in = {
+    .type = BR_SCHEMA_OBJECT, .title = "NoteIn", BR_FIELDS(note_in_fields)};
+static const br_field note_fields[] = {{"id", &(const br_schema){.type = BR_SCHEMA_INTEGER}, true},
+                                       {"title", &text_s, true},
+                                       {"text", &text_s, true}};
+static const br_schema note = {.type = BR_SCHEMA_OBJECT, .title = "Note", BR_FIELDS(note_fields)};
+static const br_schema note_list = {.type = BR_SCHEMA_ARRAY, .items = &note};
+static const br_param_spec id_param[] = {
+    {.name = "id", .in = BR_IN_PATH, .type = BR_TYPE_INT, .required = true}};
+static const br_param_spec limit_param[] = {
+    {.name = "limit",
+     .in = BR_IN_QUERY,
+     .type = BR_TYPE_INT,
+     .schema = &(const br_schema){.type = BR_SCHEMA_INTEGER, BR_GE(0), BR_LE(1000), .def = "10"}}};
+static const br_field wc_fields[] = {{"text", &text_s, true}};
+static const br_field words_fields[] = {
+    {"words", &(const br_schema){.type = BR_SCHEMA_INTEGER}, true}};
+
 static const br_route_spec io[] = {
-    {.method = "POST", .path = "/notes", .handler = create, .body = BR_BODY_MSGPACK},
-    {.method = "GET", .path = "/notes/{id}", .handler = read_one},
-    {.method = "GET", .path = "/notes", .handler = list}};
+    {.method = "POST",
+     .path = "/notes",
+     .handler = create,
+     .body = BR_BODY_MSGPACK,
+     .summary = "Create a note",
+     .body_schema = &note_in,
+     .responses = (const br_response_spec[]){{201, "The new note", &note},
+                                             {507, "No room", &br_schema_http_error}},
+     .nresponses = 2},
+    {.method = "GET",
+     .path = "/notes/{id}",
+     .handler = read_one,
+     .summary = "Read a note",
+     .params = id_param,
+     .nparams = 1,
+     .responses = (const br_response_spec[]){{200, "The note", &note},
+                                             {404, "No such note", &br_schema_http_error}},
+     .nresponses = 2},
+    {.method = "GET",
+     .path = "/notes",
+     .handler = list,
+     .summary = "The first notes",
+     .params = limit_param,
+     .nparams = 1,
+     .responses = (const br_response_spec[]){{200, "Notes, oldest first", &note_list}},
+     .nresponses = 1}};
 static const br_route_spec cpu[] = {
-    {.method = "POST", .path = "/notes/wordcount", .handler = wordcount, .body = BR_BODY_MSGPACK}};
+    {.method = "POST",
+     .path = "/notes/wordcount",
+     .handler = wordcount,
+     .body = BR_BODY_MSGPACK,
+     .summary = "Count the words of a text",
+     .body_schema =
+         &(const br_schema){.type = BR_SCHEMA_OBJECT, .title = "Text", BR_FIELDS(wc_fields)},
+     .responses = (const br_response_spec[]){{200, "The count",
+                                              &(const br_schema){.type = BR_SCHEMA_OBJECT,
+                                                                 .title = "WordCount",
+                                                                 BR_FIELDS(words_fields)}}},
+     .nresponses = 1}};
 const br_service_spec notes_service = {
     .name = "notes", .kind = BR_KIND_IO, .routes = io, .nroutes = 3, .data_size = sizeof(notes)};
 const br_service_spec wordcount_service = {

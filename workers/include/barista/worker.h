@@ -35,6 +35,7 @@
 
 #include <uv.h>
 
+#include "barista/schema.h"
 #include "barista/types.h"
 #include "barista/value.h"
 #include "barista/writer.h"
@@ -64,33 +65,49 @@ typedef void (*br_handler_fn)(br_req *req);
 
 /* A parameter a route declares.  The gateway validates it before dispatch and answers
  * 422 when it is missing (and required), does not parse as `type`, or is out of
- * [min, max]; the OpenAPI document lists it. */
+ * [min, max]; the OpenAPI document lists it.  `schema` refines it the way FastAPI's
+ * Query()/Header()/Cookie() do: an enum, a pattern, a format (uuid, date), a default
+ * the gateway fills in when the parameter is absent, or BR_SCHEMA_ARRAY for a query
+ * key given several times (`?tag=a&tag=b`, every value checked against `items`). */
 typedef struct br_param_spec {
-    const char *name;    /* path segment name ("{name}"), query key or header name */
-    br_param_in in;      /* where it is read from */
-    br_param_type type;  /* what it must parse as */
-    bool required;       /* absent means 422 */
-    bool has_min;        /* min applies */
-    bool has_max;        /* max applies */
-    double min;          /* lower bound: the value for numbers, the length for strings */
-    double max;          /* upper bound: the value for numbers, the length for strings */
-    const char *summary; /* one line for the docs; may be NULL */
+    const char *name;        /* path segment name ("{name}"), query key or header name */
+    br_param_in in;          /* where it is read from */
+    br_param_type type;      /* what it must parse as */
+    bool required;           /* absent means 422 */
+    bool has_min;            /* min applies */
+    bool has_max;            /* max applies */
+    double min;              /* lower bound: the value for numbers, the length for strings */
+    double max;              /* upper bound: the value for numbers, the length for strings */
+    const char *summary;     /* one line for the docs; may be NULL */
+    const br_schema *schema; /* refinements (barista/schema.h); NULL: type/min/max only */
+    const char *alias;       /* the name clients send and the docs show when it differs
+                                from `name` ("X-Request-Id"); the handler reads the value
+                                under `name`.  NULL: none */
 } br_param_spec;
 
 /* A route: a method and a path template, served by one handler. */
 typedef struct br_route_spec {
-    const char *method;          /* "GET", "POST", ... */
-    const char *path;            /* template, e.g. "/hello/{name}" */
-    br_handler_fn handler;       /* called for each request on this route */
-    br_body_mode body;           /* what the route does with a request body */
-    uint32_t timeout_ms;         /* the route's deadline; 0 means the gateway's default */
-    const char *summary;         /* one line for the docs; may be NULL */
-    const br_param_spec *params; /* declared parameters; may be NULL when nparams is 0 */
-    size_t nparams;              /* entries in params */
-    br_auth_mode auth;           /* who may call it (checked by the gateway); 0: the
-                                    gateway's --auth-default */
-    const char *scopes;          /* space-separated scopes a caller must hold; may be NULL */
-    bool forward_token;          /* the Authorization header reaches the handler */
+    const char *method;                /* "GET", "POST", ... */
+    const char *path;                  /* template, e.g. "/hello/{name}" */
+    br_handler_fn handler;             /* called for each request on this route */
+    br_body_mode body;                 /* what the route does with a request body */
+    uint32_t timeout_ms;               /* the route's deadline; 0 means the gateway's default */
+    const char *summary;               /* one line for the docs; may be NULL */
+    const br_param_spec *params;       /* declared parameters; may be NULL when nparams is 0 */
+    size_t nparams;                    /* entries in params */
+    br_auth_mode auth;                 /* who may call it (checked by the gateway); 0: the
+                                          gateway's --auth-default */
+    const char *scopes;                /* space-separated scopes a caller must hold; may be NULL */
+    bool forward_token;                /* the Authorization header reaches the handler */
+    const br_schema *body_schema;      /* BR_BODY_MSGPACK routes: the body's model; the gateway
+                                          answers 422 for a body that breaks it and hands the
+                                          handler the converted body with defaults filled in.
+                                          NULL: any JSON */
+    bool body_form;                    /* with body_schema: an application/x-www-form-urlencoded
+                                          body is accepted too, and validated the same way */
+    const br_response_spec *responses; /* the responses it gives, success first (201 for a
+                                          create, 204 for no content); NULL: 200 */
+    size_t nresponses;                 /* entries in responses */
 } br_route_spec;
 
 /* One attempt of a background job in flight.  Opaque; owned by the runtime until the
@@ -255,7 +272,11 @@ int br_req_param(const br_req *req, const char *name, br_str *out);
 int br_req_query(const br_req *req, const char *name, br_str *out);
 int br_req_header(const br_req *req, const char *name, br_str *out);
 
-/* Typed reads of a path parameter, query parameter or header (`in`).  Each returns 0
+/* Looks up a cookie the route declares as a parameter (BR_IN_COOKIE): the gateway
+ * validated it, filled in its default, and sends only declared cookies.  As above. */
+int br_req_cookie(const br_req *req, const char *name, br_str *out);
+
+/* Typed reads of a path parameter, query parameter, header or cookie (`in`).  Each returns 0
  * and sets *out; BR_ENOTFOUND when it is absent; BR_EVALUE when the text does not parse
  * the way the gateway's validation parses that type - int: an optional sign and decimal
  * digits within int64; float: a finite decimal number; bool: true/false, 1/0, yes/no,

@@ -78,6 +78,8 @@ typedef struct gw_broker_config {
     uint32_t service_grace_ms;    /* a service without any worker this long is retired:
                                      its routes leave the router; 60000 */
     bool worker_header;           /* replies name their worker in x-barista-worker; false */
+    bool check_replies;           /* debug: check structured replies against the route's
+                                     declared response schemas and log breaches; false */
     const struct gw_curve *curve; /* CURVE keys and authorised certificates (zap.h; the
                                      caller's, outlive the broker); NULL: none */
 } gw_broker_config;

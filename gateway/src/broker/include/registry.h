@@ -21,6 +21,7 @@
 
 #include <barista/proto.h>
 
+#include "contracts.h"
 #include "list.h"
 #include "router.h"
 
@@ -60,6 +61,7 @@ typedef struct gw_route_entry {
     uint32_t nparams;            /* entries in params */
     gw_route_policy policy;      /* auth and scopes for the edge (strings in this
                                     allocation); the router points at it */
+    gw_contract *contract;       /* the declaration compiled (contracts.h) */
     bool fresh;                  /* added by the READY being registered (rollback) */
     struct gw_route_entry *next; /* the service's next route */
 } gw_route_entry;
