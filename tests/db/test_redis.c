@@ -292,7 +292,13 @@ int main(void)
         return 1;
     }
     memcpy(host, hp, (size_t)(colon - hp));
-    port = (uint16_t)atoi(colon + 1);
+    char *end;
+    long n = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || n < 1 || n > 65535) {
+        fprintf(stderr, "test_redis: BARISTA_TEST_REDIS has a bad port: %s\n", hp);
+        return 1;
+    }
+    port = (uint16_t)n;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(commands_are_binary_safe_and_replies_typed, setup,
                                         teardown),

@@ -385,7 +385,11 @@ static int dbtest_init(br_svc *svc)
     if (colon && (size_t)(colon - hp) < sizeof(host)) {
         memcpy(host, hp, (size_t)(colon - hp));
         host[colon - hp] = '\0';
-        port = atoi(colon + 1);
+        char *end;
+        long n = strtol(colon + 1, &end, 10);
+        if (*end != '\0' || n < 1 || n > 65535)
+            return br_svc_fail(svc, "--test-redis: bad port in %s", hp);
+        port = (int)n;
     }
     br_redis_options ro = {
         .host = host, .port = (uint16_t)port, .backoff_ms = 50, .backoff_max_ms = 500};

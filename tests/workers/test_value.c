@@ -237,9 +237,14 @@ static void refuses_nesting_deeper_than_the_gateway_allows(void **state)
     packed_init(&p);
     pack_nested(&p, BR_VALUE_MAX_DEPTH);
     br_value v = parsed(&p);
-    char path[2 * BR_VALUE_MAX_DEPTH + 1] = "";
-    for (unsigned i = 0; i < BR_VALUE_MAX_DEPTH; i++)
-        strcat(path, i ? ".0" : "0");
+    char path[2 * BR_VALUE_MAX_DEPTH + 1];
+    size_t len = 0;
+    for (unsigned i = 0; i < BR_VALUE_MAX_DEPTH; i++) {
+        if (i)
+            path[len++] = '.';
+        path[len++] = '0';
+    }
+    path[len] = '\0';
     assert_int_value(br_value_get(v, path), 1);
     packed_destroy(&p);
 
