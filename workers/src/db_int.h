@@ -105,4 +105,51 @@ br__resolve *br__resolve_start(uv_loop_t *loop, const char *host, br__resolve_fn
 /* Abandons a resolution: its cb never runs.  Its memory goes when the lookup ends. */
 void br__resolve_cancel(br__resolve *r);
 
+/* ---------------------------------------------------------------------------------- */
+/* Waiting for a connection: the pools' FIFO of operations, intrusive.                */
+
+/* The link an operation embeds to wait in a br__waitq. */
+typedef struct br__waiter {
+    struct br__waiter *prev, *next; /* neighbours while waiting */
+    bool waiting;                   /* in a queue now */
+} br__waiter;
+
+/* Operations waiting for a connection, oldest first. */
+typedef struct br__waitq {
+    br__waiter *head, *tail; /* oldest, newest */
+    uint32_t n;              /* entries */
+} br__waitq;
+
+/* Appends w (which must not be waiting). */
+static inline void br__waitq_push(br__waitq *q, br__waiter *w)
+{
+    w->waiting = true;
+    w->next = NULL;
+    w->prev = q->tail;
+    if (q->tail)
+        q->tail->next = w;
+    else
+        q->head = w;
+    q->tail = w;
+    q->n++;
+}
+
+/* Takes w out of q; nothing when it is not waiting. */
+static inline void br__waitq_remove(br__waitq *q, br__waiter *w)
+{
+    if (!w->waiting)
+        return;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        q->head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        q->tail = w->prev;
+    w->prev = w->next = NULL;
+    w->waiting = false;
+    q->n--;
+}
+
 #endif /* BARISTA_WORKER_DB_INT_H */

@@ -212,7 +212,7 @@ void pg__op_expired(br__due *d)
     uint64_t now = uv_now(p->loop);
     char why[PG_DETAIL_MAX];
     uint16_t status = 504;
-    if (op->waiting) {
+    if (op->wait.waiting) {
         if (now < op->deadline) {
             status = 503;
             snprintf(why, sizeof(why), "no database connection free within %u ms (all %u in use)",

@@ -88,8 +88,7 @@ struct br_pg_pool {
     uint32_t nidle;                            /* entries in idle */
     uint32_t nconnecting;                      /* of conns, RESOLVING or CONNECTING */
     uint32_t ndraining;                        /* of conns, DRAINING */
-    pg_op *wait_head, *wait_tail;              /* operations waiting for a connection, in order */
-    uint32_t nwaiting;                         /* their number */
+    br__waitq waiters;                         /* operations waiting for a connection */
     uint32_t failures;                         /* connect failures in a row */
     uint64_t retry_at;                         /* no new connect before this uv_now() */
     bool down;                                 /* the last connect failed */
@@ -133,18 +132,17 @@ typedef enum pg_op_kind {
 
 /* One operation: a statement to run, and whom to tell. */
 struct pg_op {
-    br__op op;            /* in the request's operations (all kinds but EXEC) */
-    br__dbc dbc;          /* hears a broker cancel */
-    br__due due;          /* its deadline, or a failure to report on the next turn */
-    br_pg_pool *pool;     /* the pool */
-    br_req *req;          /* the request, or NULL (EXEC) */
-    br_pg_tx *tx;         /* TXQ, COMMIT, ROLLBACK: the transaction */
-    pg_conn *conn;        /* the connection running it, or NULL */
-    pg_op *wprev, *wnext; /* in the pool's waiters */
-    bool waiting;         /* in the pool's waiters */
-    bool retried;         /* it was moved once to another connection */
-    pg_op_kind kind;      /* which call made it */
-    br_pg_isolation iso;  /* BEGIN: the isolation level */
+    br__op op;           /* in the request's operations (all kinds but EXEC) */
+    br__dbc dbc;         /* hears a broker cancel */
+    br__due due;         /* its deadline, or a failure to report on the next turn */
+    br_pg_pool *pool;    /* the pool */
+    br_req *req;         /* the request, or NULL (EXEC) */
+    br_pg_tx *tx;        /* TXQ, COMMIT, ROLLBACK: the transaction */
+    pg_conn *conn;       /* the connection running it, or NULL */
+    br__waiter wait;     /* in the pool's waiters */
+    bool retried;        /* it was moved once to another connection */
+    pg_op_kind kind;     /* which call made it */
+    br_pg_isolation iso; /* BEGIN: the isolation level */
     union {
         br_pg_fn q;      /* QUERY, TXQ, COMMIT, ROLLBACK */
         br_pg_exec_fn x; /* EXEC */
@@ -230,5 +228,9 @@ void pg__res_impl_free_blocks(pg_res_impl *impl);
 
 /* Closes the listener (pool destroy). */
 void pg__listener_destroy(br_pg_pool *pool);
+
+/* The operation waiting at the head of p's queue, or NULL. */
+#define PG_FIRST_WAITER(p)                                                                         \
+    ((p)->waiters.head ? (pg_op *)((char *)(p)->waiters.head - offsetof(pg_op, wait)) : NULL)
 
 #endif /* BARISTA_WORKER_PG_INT_H */

@@ -92,19 +92,7 @@ static void pool_kick(br_pg_pool *p);
 void pg__waiter_remove(pg_op *op)
 {
     br_pg_pool *p = op->pool;
-    if (!op->waiting)
-        return;
-    if (op->wprev)
-        op->wprev->wnext = op->wnext;
-    else
-        p->wait_head = op->wnext;
-    if (op->wnext)
-        op->wnext->wprev = op->wprev;
-    else
-        p->wait_tail = op->wprev;
-    op->wprev = op->wnext = NULL;
-    op->waiting = false;
-    p->nwaiting--;
+    br__waitq_remove(&p->waiters, &op->wait);
 }
 
 /* On a pool thread: PQcancel connects to the server and waits for it. */
@@ -197,8 +185,8 @@ static void conn_to_pool(pg_conn *c)
 {
     br_pg_pool *p = c->pool;
     br__dues_del(&p->dues, &c->due);
-    if (p->wait_head && !p->destroying) {
-        pg_op *op = p->wait_head;
+    if (PG_FIRST_WAITER(p) && !p->destroying) {
+        pg_op *op = PG_FIRST_WAITER(p);
         pg__waiter_remove(op);
         pg__op_run(op, c);
         return;
@@ -422,7 +410,7 @@ static void pool_kick(br_pg_pool *p)
         return;
     uint64_t now = uv_now(p->loop);
     /* While the database is down, one connect at a time probes it. */
-    while (p->nwaiting > p->nconnecting && p->nconns < p->opt.size && now >= p->retry_at &&
+    while (p->waiters.n > p->nconnecting && p->nconns < p->opt.size && now >= p->retry_at &&
            !(p->down && p->nconnecting > 0)) {
         if (!pg__conn_open(p, &pool_conn_ops, NULL, true))
             break;
@@ -430,8 +418,8 @@ static void pool_kick(br_pg_pool *p)
     if (p->nconns > 0)
         return;
     /* Nothing is open or opening: what the waiters wait for is not coming. */
-    while (p->wait_head) {
-        pg_op *op = p->wait_head;
+    while (PG_FIRST_WAITER(p)) {
+        pg_op *op = PG_FIRST_WAITER(p);
         pg__op_fail_soon(op, 503, "database unavailable: %s",
                          p->down_why[0] ? p->down_why : "no connection");
     }
@@ -450,20 +438,12 @@ void pg__pool_submit(br_pg_pool *p, pg_op *op)
         pg__op_run(op, c);
         return;
     }
-    if (p->nwaiting >= p->opt.max_waiters) {
+    if (p->waiters.n >= p->opt.max_waiters) {
         pg__op_fail_soon(op, 503, "database pool exhausted: %u operations already waiting",
-                         p->nwaiting);
+                         p->waiters.n);
         return;
     }
-    op->waiting = true;
-    op->wnext = NULL;
-    op->wprev = p->wait_tail;
-    if (p->wait_tail)
-        p->wait_tail->wnext = op;
-    else
-        p->wait_head = op;
-    p->wait_tail = op;
-    p->nwaiting++;
+    br__waitq_push(&p->waiters, &op->wait);
     br__dues_del(&p->dues, &op->due);
     br__dues_add(&p->dues, &op->due, op->acquire_by < op->deadline ? op->acquire_by : op->deadline,
                  pg__op_expired);
@@ -608,8 +588,8 @@ void br_pg_pool_destroy(br_pg_pool **self_p)
     *self_p = NULL;
     p->destroying = true;
     pg__listener_destroy(p);
-    while (p->wait_head)
-        pg__op_complete(p->wait_head, NULL, 503, "database pool closed");
+    while (PG_FIRST_WAITER(p))
+        pg__op_complete(PG_FIRST_WAITER(p), NULL, 503, "database pool closed");
     while (p->conns)
         pg__conn_close(p->conns); /* a running operation fails with 503 */
     /* What is left in the deadline list are failures waiting for the next turn. */
@@ -629,7 +609,7 @@ void br_pg_pool_stats(const br_pg_pool *p, br_pg_stats *s)
     s->open = p->nconns;
     s->idle = p->nidle;
     s->draining = p->ndraining;
-    s->waiting = p->nwaiting;
+    s->waiting = p->waiters.n;
     s->down = p->down;
     s->connects = p->connects;
     s->connect_fails = p->connect_fails;

@@ -20,6 +20,10 @@
 #include "arena.h"
 #include "redis_int.h"
 
+/* The command waiting at the head of p's queue, or NULL. */
+#define FIRST_WAITER(p)                                                                            \
+    ((p)->waiters.head ? (rop *)((char *)(p)->waiters.head - offsetof(rop, wait)) : NULL)
+
 struct rop {
     br__op op;           /* in the request's operations (not for exec) */
     br__dbc dbc;         /* hears a broker cancel */
@@ -28,8 +32,7 @@ struct rop {
     br_req *req;         /* the request, or NULL (exec) */
     rconn *conn;         /* the connection it was sent on, or NULL */
     rop *cprev, *cnext;  /* in the connection's sent list */
-    rop *wprev, *wnext;  /* in the pool's waiting list */
-    bool waiting;        /* queued for a connection */
+    br__waiter wait;     /* in the pool's waiting list */
     bool finished;       /* nobody waits for it any more (answered, abandoned) */
     bool pipeline;       /* made by br_redis_pipeline */
     bool reset_if_stuck; /* cancelled at its deadline: drop a connection stuck on it */
@@ -70,26 +73,14 @@ static void rop_free(rop *op)
 
 static void rop_maybe_free(rop *op)
 {
-    if (op->finished && op->live == 0 && !op->waiting)
+    if (op->finished && op->live == 0 && !op->wait.waiting)
         rop_free(op);
 }
 
 static void waiter_remove(rop *op)
 {
     br_redis_pool *p = op->pool;
-    if (!op->waiting)
-        return;
-    if (op->wprev)
-        op->wprev->wnext = op->wnext;
-    else
-        p->wait_head = op->wnext;
-    if (op->wnext)
-        op->wnext->wprev = op->wprev;
-    else
-        p->wait_tail = op->wprev;
-    op->wprev = op->wnext = NULL;
-    op->waiting = false;
-    p->nwaiting--;
+    br__waitq_remove(&p->waiters, &op->wait);
 }
 
 static void sent_remove(rop *op)
@@ -292,7 +283,7 @@ static void rop_expired(br__due *d)
     rop *op = (rop *)((char *)d - offsetof(rop, due));
     char why[REDIS_DETAIL_MAX];
     rconn *c = op->conn;
-    if (op->waiting)
+    if (op->wait.waiting)
         snprintf(why, sizeof(why), "no redis connection within %u ms", op->budget_ms);
     else
         snprintf(why, sizeof(why), "redis did not answer within %u ms", op->budget_ms);
@@ -377,11 +368,11 @@ static void pool_ready(rconn *c)
     p->failures = 0;
     p->connects++;
     p->nconnecting--;
-    while (p->wait_head) {
+    while (FIRST_WAITER(p)) {
         rconn *to = pick(p);
         if (!to)
             break;
-        rop *op = p->wait_head;
+        rop *op = FIRST_WAITER(p);
         waiter_remove(op);
         br__dues_del(&p->dues, &op->due);
         br__dues_add(&p->dues, &op->due, op->deadline, rop_expired);
@@ -419,8 +410,8 @@ static void pool_gone(rconn *c, const char *why)
     p->nconns--;
     /* Waiters wait for a connection that is opening: none left means none coming. */
     if (p->nconnecting == 0 && !p->destroying) {
-        while (p->wait_head)
-            rop_fail_soon(p->wait_head, 503, "redis unavailable: %s",
+        while (FIRST_WAITER(p))
+            rop_fail_soon(FIRST_WAITER(p), 503, "redis unavailable: %s",
                           p->down_why[0] ? p->down_why : why);
     }
 }
@@ -447,16 +438,8 @@ static void pool_submit(br_redis_pool *p, rop *op)
         send_on(op, c);
         return;
     }
-    if (p->nconnecting > 0 && p->nwaiting < p->opt.max_pending) {
-        op->waiting = true;
-        op->wprev = p->wait_tail;
-        op->wnext = NULL;
-        if (p->wait_tail)
-            p->wait_tail->wnext = op;
-        else
-            p->wait_head = op;
-        p->wait_tail = op;
-        p->nwaiting++;
+    if (p->nconnecting > 0 && p->waiters.n < p->opt.max_pending) {
+        br__waitq_push(&p->waiters, &op->wait);
         return;
     }
     if (p->nconns > 0)
@@ -746,8 +729,8 @@ void br_redis_pool_destroy(br_redis_pool **self_p)
     *self_p = NULL;
     p->destroying = true;
     redis__sub_destroy(p);
-    while (p->wait_head) {
-        rop *op = p->wait_head;
+    while (FIRST_WAITER(p)) {
+        rop *op = FIRST_WAITER(p);
         waiter_remove(op);
         fill_rest(op, 503, "redis pool closed");
         rop_complete(op);
@@ -772,7 +755,7 @@ void br_redis_pool_stats(const br_redis_pool *p, br_redis_stats *s)
         s->ready += c->state == R_READY && !c->closing;
         s->pending += c->pending;
     }
-    s->waiting = p->nwaiting;
+    s->waiting = p->waiters.n;
     s->down = p->down;
     s->connects = p->connects;
     s->connect_fails = p->connect_fails;

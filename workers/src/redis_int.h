@@ -77,8 +77,7 @@ struct br_redis_pool {
     rconn *conns;                             /* the pool's connections */
     uint32_t nconns;                          /* their number */
     uint32_t nconnecting;                     /* of which not ready yet */
-    rop *wait_head, *wait_tail;               /* commands waiting for a connection */
-    uint32_t nwaiting;                        /* their number */
+    br__waitq waiters;                        /* commands waiting for a connection */
     uint32_t failures;                        /* connects failed in a row */
     uint64_t retry_at;                        /* no connect before this uv_now() */
     bool down;                                /* the last connect failed */
