@@ -247,6 +247,20 @@ static int get_route(dec *d, br_route *r)
         extra--;
     }
     OPTIONAL_FIELD(d, extra, br_cursor_bool(&d->cur, &r->body_form));
+    /* Fields 12 to 15 belong to other features; an actor route sends them (nil when
+     * absent) to reach fields 16 and 17. */
+    for (int i = 12; i < 16 && extra > 0; i++, extra--)
+        TRY(br_cursor_skip(&d->cur, BR_SCHEMA_WIRE_DEPTH));
+    OPTIONAL_FIELD(d, extra, get_text(d, &r->actor_type));
+    if (extra > 0) {
+        uint32_t more;
+        TRY(open_record(d, 3, &more));
+        TRY(get_text(d, &r->actor_key));
+        TRY(get_u32(d, &r->actor_idle_ms));
+        TRY(br_cursor_bool(&d->cur, &r->actor_reentrant));
+        TRY(close_record(d, more));
+        extra--;
+    }
     return close_record(d, extra);
 }
 
@@ -370,6 +384,28 @@ static int get_fields(dec *d, br_msg *m, uint32_t *extra)
     }
     case BR_MSG_REPLY:
         return get_reply(d, &m->u.reply);
+    case BR_MSG_ACTOR_REQUEST: {
+        br_actor_request *a = &m->u.actor_request;
+        TRY(get_text(d, &a->actor_type));
+        TRY(get_text(d, &a->key));
+        TRY(br_cursor_uint(&d->cur, &a->epoch));
+        TRY(br_cursor_bool(&d->cur, &a->activate));
+        TRY(get_bytes(d, &a->state));
+        TRY(get_request(d, &a->req));
+        int got = get_request_optional(d, &a->req, *extra);
+        TRY(got);
+        *extra -= (uint32_t)got;
+        return 0;
+    }
+    case BR_MSG_ACTOR_REPLY:
+        TRY(br_cursor_uint(&d->cur, &m->u.actor_reply.epoch));
+        TRY(get_u8(d, &m->u.actor_reply.op));
+        TRY(get_bytes(d, &m->u.actor_reply.state));
+        return get_reply(d, &m->u.actor_reply.reply);
+    case BR_MSG_DEACTIVATE:
+        TRY(get_text(d, &m->u.deactivate.actor_type));
+        TRY(get_text(d, &m->u.deactivate.key));
+        return br_cursor_uint(&d->cur, &m->u.deactivate.epoch);
     case BR_MSG_CREDIT:
         return get_u32(d, &m->u.credit.credit);
     case BR_MSG_CANCEL:
@@ -411,7 +447,7 @@ static int decode(dec *d, br_msg *out)
     TRY(get_head(&d->cur, &n, &version, &type));
     if (version != BR_PROTO_VERSION)
         return BR_EVERSION;
-    if (type < 1 || type > BR_MSG_TYPE_MAX)
+    if (!br__msg_known((unsigned)(type > UINT_MAX ? 0 : type)))
         return BR_EMSGTYPE;
     out->type = (uint8_t)type;
     uint32_t nfields = br__msg_nfields(out->type);

@@ -90,7 +90,10 @@ static void pack_bound(msgpack_packer *pk, bool has, double v)
 
 static void pack_route(msgpack_packer *pk, const br_route *r)
 {
-    msgpack_pack_array(pk, 12);
+    /* An actor route carries fields 16 and 17; fields 12 to 15 (other features'
+     * optional fields) are nil then, "absent". */
+    bool actor = r->actor_type.len > 0;
+    msgpack_pack_array(pk, actor ? 18 : 12);
     pack_str(pk, r->method);
     pack_str(pk, r->path);
     msgpack_pack_uint32(pk, r->timeout_ms);
@@ -123,6 +126,15 @@ static void pack_route(msgpack_packer *pk, const br_route *r)
         pack_schema(pk, resp->schema);
     }
     pack_bool(pk, r->body_form);
+    if (!actor)
+        return;
+    for (int i = 12; i < 16; i++)
+        msgpack_pack_nil(pk);
+    pack_str(pk, r->actor_type);
+    msgpack_pack_array(pk, 3);
+    pack_str(pk, r->actor_key);
+    msgpack_pack_uint32(pk, r->actor_idle_ms);
+    pack_bool(pk, r->actor_reentrant);
 }
 
 static void pack_ready(msgpack_packer *pk, const br_ready *m)
@@ -159,11 +171,9 @@ static void pack_ready(msgpack_packer *pk, const br_ready *m)
 /* Optional fields a REQUEST or CALL carries after the ones every peer knows. */
 #define REQUEST_OPTIONAL_FIELDS 3
 
-static void pack_request(msgpack_packer *pk, uint8_t type, const br_request *m)
+/* The fields of a REQUEST or CALL after version and type (ACTOR_REQUEST's too). */
+static void pack_request_fields(msgpack_packer *pk, const br_request *m)
 {
-    msgpack_pack_array(pk, 2 + br__msg_nfields(type) + REQUEST_OPTIONAL_FIELDS);
-    msgpack_pack_uint8(pk, BR_PROTO_VERSION);
-    msgpack_pack_uint8(pk, type);
     msgpack_pack_uint64(pk, m->id);
     pack_str(pk, m->service);
     pack_str(pk, m->route);
@@ -181,9 +191,31 @@ static void pack_request(msgpack_packer *pk, uint8_t type, const br_request *m)
     pack_pairs(pk, m->cookies, m->ncookies);
 }
 
-static void pack_reply(msgpack_packer *pk, const br_reply *m)
+static void pack_request(msgpack_packer *pk, uint8_t type, const br_request *m)
 {
-    pack_head(pk, BR_MSG_REPLY);
+    msgpack_pack_array(pk, 2 + br__msg_nfields(type) + REQUEST_OPTIONAL_FIELDS);
+    msgpack_pack_uint8(pk, BR_PROTO_VERSION);
+    msgpack_pack_uint8(pk, type);
+    pack_request_fields(pk, m);
+}
+
+/* [v, 40, actor_type, key, epoch, activate, state, <REQUEST fields>]. */
+static void pack_actor_request(msgpack_packer *pk, const br_actor_request *m)
+{
+    msgpack_pack_array(pk, 2 + br__msg_nfields(BR_MSG_ACTOR_REQUEST) + REQUEST_OPTIONAL_FIELDS);
+    msgpack_pack_uint8(pk, BR_PROTO_VERSION);
+    msgpack_pack_uint8(pk, BR_MSG_ACTOR_REQUEST);
+    pack_str(pk, m->actor_type);
+    pack_str(pk, m->key);
+    msgpack_pack_uint64(pk, m->epoch);
+    pack_bool(pk, m->activate);
+    pack_bin(pk, m->state);
+    pack_request_fields(pk, &m->req);
+}
+
+/* The fields of a REPLY after version and type (ACTOR_REPLY's too). */
+static void pack_reply_fields(msgpack_packer *pk, const br_reply *m)
+{
     msgpack_pack_uint64(pk, m->id);
     msgpack_pack_uint16(pk, m->status);
     pack_pairs(pk, m->headers, m->nheaders);
@@ -198,6 +230,22 @@ static void pack_reply(msgpack_packer *pk, const br_reply *m)
         pack_str(pk, j->idempotency_key);
         msgpack_pack_uint32(pk, j->delay_ms);
     }
+}
+
+static void pack_reply(msgpack_packer *pk, const br_reply *m)
+{
+    pack_head(pk, BR_MSG_REPLY);
+    pack_reply_fields(pk, m);
+}
+
+/* [v, 41, epoch, op, state, <REPLY fields>]. */
+static void pack_actor_reply(msgpack_packer *pk, const br_actor_reply *m)
+{
+    pack_head(pk, BR_MSG_ACTOR_REPLY);
+    msgpack_pack_uint64(pk, m->epoch);
+    msgpack_pack_uint8(pk, m->op);
+    pack_bin(pk, m->state);
+    pack_reply_fields(pk, &m->reply);
 }
 
 static void pack_msg(msgpack_packer *pk, const br_msg *msg)
@@ -251,6 +299,18 @@ static void pack_msg(msgpack_packer *pk, const br_msg *msg)
         msgpack_pack_uint8(pk, msg->u.job_result.outcome);
         pack_bin(pk, msg->u.job_result.result);
         pack_str(pk, msg->u.job_result.error);
+        break;
+    case BR_MSG_ACTOR_REQUEST:
+        pack_actor_request(pk, &msg->u.actor_request);
+        break;
+    case BR_MSG_ACTOR_REPLY:
+        pack_actor_reply(pk, &msg->u.actor_reply);
+        break;
+    case BR_MSG_DEACTIVATE:
+        pack_head(pk, msg->type);
+        pack_str(pk, msg->u.deactivate.actor_type);
+        pack_str(pk, msg->u.deactivate.key);
+        msgpack_pack_uint64(pk, msg->u.deactivate.epoch);
         break;
     }
 }

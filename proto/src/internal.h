@@ -33,6 +33,9 @@ int br__enc_write(void *data, const char *bytes, size_t len);
  * and for unknown types). */
 uint32_t br__msg_nfields(unsigned type);
 
+/* True for a message type this library knows (the numbering has gaps). */
+bool br__msg_known(unsigned type);
+
 /* ---------------------------------------------------------------------------------- */
 /* validate.c                                                                          */
 

@@ -48,6 +48,10 @@ static bool route_ok(const br_route *r)
         return false;
     if (r->auth > BR_AUTH_REQUIRED || !str_ok(r->scopes))
         return false;
+    /* An actor route names the path parameter holding its key. */
+    if (!str_ok(r->actor_type) || !str_ok(r->actor_key) ||
+        (r->actor_type.len > 0 && r->actor_key.len == 0))
+        return false;
     for (uint32_t i = 0; i < r->nparams; i++) {
         if (!param_ok(&r->params[i]))
             return false;
@@ -157,6 +161,20 @@ int br__msg_validate(const br_msg *msg)
     case BR_MSG_JOB_RESULT:
         ok = str_ok(msg->u.job_result.job_id) && msg->u.job_result.outcome <= BR_JOB_FATAL &&
              str_ok(msg->u.job_result.result) && str_ok(msg->u.job_result.error);
+        break;
+    case BR_MSG_ACTOR_REQUEST: {
+        const br_actor_request *a = &msg->u.actor_request;
+        ok = str_ok(a->actor_type) && a->actor_type.len > 0 && str_ok(a->key) && str_ok(a->state) &&
+             request_ok(&a->req);
+        break;
+    }
+    case BR_MSG_ACTOR_REPLY: {
+        const br_actor_reply *a = &msg->u.actor_reply;
+        ok = a->op <= BR_STATE_DELETE && str_ok(a->state) && reply_ok(&a->reply);
+        break;
+    }
+    case BR_MSG_DEACTIVATE:
+        ok = str_ok(msg->u.deactivate.actor_type) && str_ok(msg->u.deactivate.key);
         break;
     default:
         ok = false;

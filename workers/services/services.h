@@ -17,6 +17,7 @@ extern const br_service_spec br_dashboard_service; /* io: GET /dashboard */
 extern const br_service_spec br_fetch_service;     /* io: GET /fetch */
 extern const br_service_spec br_signup_service;    /* io: POST /signup, enqueues `email` */
 extern const br_service_spec br_email_service;     /* io: task email (appends to the outbox) */
+extern const br_service_spec br_counter_service;   /* io: keyed actor, /counters/{id} */
 extern const br_service_spec br_report_service;    /* cpu: task report (hash rounds) */
 
 /* The outbox file of the email task when BARISTA_OUTBOX is not set. */

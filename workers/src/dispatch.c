@@ -105,7 +105,19 @@ static void complete(br_req *req)
     w->served++;
     br_msg msg;
     memset(&msg, 0, sizeof(msg));
-    if (req->gen == w->gen) {
+    if (req->gen == w->gen && req->actor) {
+        msg.type = BR_MSG_ACTOR_REPLY;
+        br__req_reply_msg(req, &msg.u.actor_reply.reply);
+        br__actors_reply(req, &msg.u.actor_reply);
+        int rc = br__worker_send(w, &msg);
+        if (rc == BR_EINVAL || rc == BR_ELIMIT || rc == BR_ENOMEM) {
+            memset(&msg.u.actor_reply, 0, sizeof(msg.u.actor_reply));
+            msg.u.actor_reply.epoch = req->actor_epoch;
+            msg.u.actor_reply.reply.id = req->msg.id;
+            msg.u.actor_reply.reply.status = 500;
+            br__worker_send(w, &msg);
+        }
+    } else if (req->gen == w->gen) {
         msg.type = BR_MSG_REPLY;
         br__req_reply_msg(req, &msg.u.reply);
         int rc = br__worker_send(w, &msg);
@@ -122,6 +134,8 @@ static void complete(br_req *req)
         if (req->credit_gen == w->gen)
             br__worker_return_credit(w, 1);
     }
+    if (req->actor)
+        br__actors_turn_done(w, req);
     br__req_release(req);
     br__worker_request_done(w);
 }
@@ -147,13 +161,14 @@ static void cpu_after(uv_work_t *work, int status)
     complete(work->data);
 }
 
-void br__dispatch_request(br_worker *w, const br_request *m, const void *frame, size_t len)
+void br__dispatch_request(br_worker *w, const br_request *m, const void *frame, size_t len,
+                          const br_actor_request *actor)
 {
     /* While draining, requests still come until the broker acknowledges our GOODBYE
      * (they crossed it on the wire): serve them like any other. */
     size_t svc = 0;
     const br_route_spec *spec = br__registry_route(&w->reg, m->service, m->method, m->route, &svc);
-    if (!spec) {
+    if (!spec || (actor && (!spec->actor || w->reg.kind != BR_KIND_IO))) {
         reply_error_now(w, m->id, 404, "Not Found");
         return;
     }
@@ -202,8 +217,20 @@ void br__dispatch_request(br_worker *w, const br_request *m, const void *frame, 
         }
         return;
     }
-    br__watch_enter(w, spec);
-    spec->handler(req);
+    if (actor) {
+        int rc = br__actors_enqueue(w, req, actor);
+        if (rc != 0)
+            br_reply_error(req, rc == BR_ENOMEM ? 503 : 404,
+                           rc == BR_ENOMEM ? "worker is out of memory" : "Not Found");
+        return;
+    }
+    br__dispatch_run(w, req);
+}
+
+void br__dispatch_run(br_worker *w, br_req *req)
+{
+    br__watch_enter(w, req->spec);
+    req->spec->handler(req);
     br__watch_leave(w);
 }
 

@@ -143,6 +143,15 @@ static int describe_route(br__arena *a, br_route *r, const br_route_spec *spec)
     if (rc != 0)
         return rc;
     r->body_form = spec->body_form;
+    if (spec->actor) {
+        if (!spec->actor->type || !spec->actor->type[0] || !spec->actor->key_param ||
+            !spec->actor->key_param[0])
+            return BR_EINVAL;
+        r->actor_type = br_str_c(spec->actor->type);
+        r->actor_key = br_str_c(spec->actor->key_param);
+        r->actor_idle_ms = spec->actor->idle_ms;
+        r->actor_reentrant = spec->actor->reentrant;
+    }
     if (spec->nresponses > 0) {
         if (spec->nresponses > BR_MAX_RESPONSES || !spec->responses)
             return BR_EINVAL;

@@ -58,6 +58,14 @@ struct br_req {
     struct br__op *ops;                /* async operations it owns (async_int.h) */
     unsigned pins;                     /* thread-pool jobs that may still read it */
     bool release_deferred;             /* released while pinned: free at the last unpin */
+    struct br__actor *actor;           /* actor route: its key's activation here, else NULL */
+    uint64_t actor_epoch;              /* the ACTOR_REQUEST's epoch */
+    bool actor_activate;               /* it starts an activation with actor_state_in */
+    bool actor_started;                /* its turn began (counted in actor->running) */
+    br_str actor_state_in;             /* with actor_activate: the loaded state (arena) */
+    uint8_t turn_op;                   /* br_state_op the turn asked for */
+    br_buf turn_state;                 /* with BR_STATE_SET: the new state (heap) */
+    struct br_req *qnext;              /* next in its actor's mailbox */
     br__arena arena;                   /* request-scoped memory, starting in first[] */
     alignas(max_align_t) char first[]; /* the arena's first block */
 };

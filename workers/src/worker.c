@@ -251,7 +251,14 @@ static void on_message(br_zsock *zs, const br_zframe *frames, size_t nframes, vo
         on_welcome(w, &msg.u.welcome);
         break;
     case BR_MSG_REQUEST:
-        br__dispatch_request(w, &msg.u.request, frames[0].data, frames[0].len);
+        br__dispatch_request(w, &msg.u.request, frames[0].data, frames[0].len, NULL);
+        break;
+    case BR_MSG_ACTOR_REQUEST:
+        br__dispatch_request(w, &msg.u.actor_request.req, frames[0].data, frames[0].len,
+                             &msg.u.actor_request);
+        break;
+    case BR_MSG_DEACTIVATE:
+        br__actors_deactivate(w, &msg.u.deactivate);
         break;
     case BR_MSG_REPLY:
         br__calls_reply(w, &msg.u.reply);
@@ -577,6 +584,7 @@ void br_worker_destroy(br_worker **self_p)
         return;
     br_worker *w = *self_p;
     br__dispatch_release(w);
+    br__actors_release(w);
     br__jobs_release(w);
     br__async_release(w);
     br__svcs_release(w);

@@ -36,6 +36,9 @@
 /* Longest reason br_svc_fail keeps. */
 #define BR_SVC_WHY_MAX 256
 
+typedef struct br__actor br__actor;   /* one active actor key (actors.c) */
+typedef struct br__actors br__actors; /* the worker's actor keys (actors.c) */
+
 /* A hosted service at run time (barista/worker.h's br_svc). */
 struct br_svc {
     const br_service_spec *spec; /* its declaration */
@@ -116,6 +119,7 @@ struct br_worker {
     br_zsock *curve_monitor; /* CURVE handshake events (curve_client.c), or NULL */
     uint32_t curve_monitors; /* monitors opened, for unique endpoints */
     uint64_t curve_logged;   /* uv_now of the last handshake-failure line; 0: none */
+    br__actors *actors;      /* actor keys active here (actors.c), or NULL before the first */
 };
 
 /* Encodes msg and sends it to the broker; drops it (logging why) when there is no
@@ -133,8 +137,30 @@ void br__worker_request_done(br_worker *w);
 int br__dispatch_init(br_worker *w);
 void br__dispatch_release(br_worker *w);
 
-/* Handles a decoded REQUEST whose strings point into frame[0..len). */
-void br__dispatch_request(br_worker *w, const br_request *m, const void *frame, size_t len);
+/* Handles a decoded REQUEST whose strings point into frame[0..len); with `actor` (an
+ * ACTOR_REQUEST, m its request) the handler runs in its key's turn. */
+void br__dispatch_request(br_worker *w, const br_request *m, const void *frame, size_t len,
+                          const br_actor_request *actor);
+
+/* Runs req's handler now (an I/O request whose actor turn has come). */
+void br__dispatch_run(br_worker *w, br_req *req);
+
+/* actors.c: puts req (an actor route's request) in its key's mailbox and starts the
+ * turns that may start.  0, BR_EINVAL (not an actor route of that type), BR_ENOMEM. */
+int br__actors_enqueue(br_worker *w, br_req *req, const br_actor_request *m);
+
+/* actors.c: the state commit of req's turn, for its ACTOR_REPLY; the actor's state
+ * takes the change. */
+void br__actors_reply(br_req *req, br_actor_reply *out);
+
+/* actors.c: req's turn (or its wait) ended: the key's next message may run. */
+void br__actors_turn_done(br_worker *w, br_req *req);
+
+/* actors.c: DEACTIVATE: the key's activation ends once its mailbox is empty. */
+void br__actors_deactivate(br_worker *w, const br_deactivate *m);
+
+/* actors.c: frees every actor key (worker destroyed). */
+void br__actors_release(br_worker *w);
 
 /* Cancels the current registration's request `id`, if it is in flight. */
 void br__dispatch_cancel(br_worker *w, uint64_t id);

@@ -197,6 +197,25 @@ int gw_metrics_broker(br_buf *out, const gw_broker_stats *st, const gw_registry 
          "Workers dropped for silence or a lost connection.", st->workers_died},
         {"barista_broker_services_retired_total", "counter",
          "Services retired after their grace period without a worker.", st->services_retired},
+        {"barista_actors_active", "gauge", "Actor keys active at a worker now.", st->actors_active},
+        {"barista_actors_mailbox_waiting", "gauge",
+         "Actor messages waiting at the gateway (state load, a move, credit).", st->actors_queued},
+        {"barista_actors_turns_total", "counter", "Actor turns answered (ACTOR_REPLYs).",
+         st->actor_turns},
+        {"barista_actors_turn_seconds_sum", "counter",
+         "Sum of actor turn latencies, ACTOR_REQUEST sent to ACTOR_REPLY received.",
+         st->actor_turn_us / 1000000},
+        {"barista_actors_activations_total", "counter", "Actor activations started.",
+         st->actor_activations},
+        {"barista_actors_moves_total", "counter",
+         "Actor activations ended because their key moved to another worker.", st->actor_moves},
+        {"barista_actors_deactivations_total", "counter", "Actor activations ended idle.",
+         st->actor_deactivations},
+        {"barista_actors_commits_total", "counter", "Actor state changes made durable.",
+         st->actor_commits},
+        {"barista_actors_fenced_total", "counter",
+         "Actor state changes refused: a stale epoch, or a worker that no longer owns the key.",
+         st->actor_fenced},
     };
     if (rc == 0)
         rc = singles(out, rows, NELEMS(rows));
@@ -261,6 +280,17 @@ int gw_metrics_render(const gw_metrics_sources *src, br_buf *out)
         gw_jobs_stats st;
         gw_jobs_stats_get(src->jobs, &st);
         rc = gw_metrics_jobs(out, &st);
+    }
+    if (rc == 0 && src->actors) {
+        gw_actors_stats st;
+        gw_actors_stats_get(src->actors, &st);
+        const metric_row rows[] = {
+            {"barista_actors_store_pending", "gauge", "Actor loads and commits not yet durable.",
+             st.pending},
+            {"barista_actors_store_transactions_total", "counter",
+             "Actor store transactions (each a group commit).", st.transactions},
+        };
+        rc = singles(out, rows, NELEMS(rows));
     }
     if (rc == 0 && src->supervisor) {
         gw_supervisor_stats st;

@@ -21,6 +21,7 @@
 
 #include <uv.h>
 
+#include "actors.h"
 #include "broker.h"
 #include "edge.h"
 #include "http_server.h"
@@ -62,6 +63,7 @@ typedef struct gw_config {
     char cpu_services[GW_CONFIG_MAX_ADDR];    /* local mode: services of each CPU worker */
     char worker_bin[GW_CONFIG_MAX_ADDR];      /* local mode: barista-worker; "" = beside us */
     char jobs_db[GW_CONFIG_MAX_ADDR];         /* SQLite file of the job store */
+    char actors_db[GW_CONFIG_MAX_ADDR];       /* SQLite file of the actor state store */
     gw_jobs_config jobs;                      /* the job queue's options (db set by main) */
     char curve_secret_key_file[GW_CONFIG_MAX_ADDR]; /* broker's CURVE key pair; "" = off */
     char curve_authorized_keys[GW_CONFIG_MAX_ADDR]; /* authorised worker keys; "" = off */

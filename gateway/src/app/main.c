@@ -21,6 +21,7 @@
 
 #include <uv.h>
 
+#include "actors.h"
 #include "broker.h"
 #include "config.h"
 #include "edge.h"
@@ -48,6 +49,7 @@ typedef struct gateway {
     gw_broker *broker;         /* workers' ROUTER: registration, dispatch, replies */
     gw_supervisor *supervisor; /* local mode: the worker processes; NULL otherwise */
     gw_jobs *jobs;             /* durable job queue and its store */
+    gw_actors *actors;         /* keyed actors' state store */
     gw_introspection intro;    /* what /metrics and /openapi.json read */
     gw_curve curve;            /* worker authentication keys; curve.on false when off */
     gw_keywatch *keywatch;     /* reloads them when their directory changes; or NULL */
@@ -78,11 +80,29 @@ static void on_jobs_closed(void *arg)
         gw_supervisor_shutdown(gw->supervisor, gw->cfg.shutdown_timeout_ms, NULL, NULL);
 }
 
-static void on_broker_stopped(void *arg)
+/* GET /actorz: the actor placement summary (services, workers, active keys). */
+static void actorz(gw_req *req, void *data)
+{
+    br_buf out = {.max = 16u * 1024u * 1024u};
+    if (gw_broker_actors_json(data, &out) != 0)
+        gw_req_respond_error(req, 500, false, "Internal Server Error");
+    else
+        gw_req_respond(req, 200, NULL, 0, "application/json", out.data, out.len);
+    br_buf_free(&out);
+}
+
+static void on_actors_closed(void *arg)
 {
     gateway *gw = arg;
     /* No JOB_RESULT can arrive any more: write what is pending and close the store. */
     gw_jobs_shutdown(gw->jobs, on_jobs_closed, gw);
+}
+
+static void on_broker_stopped(void *arg)
+{
+    gateway *gw = arg;
+    /* Commits under way finish (their clients were answered already). */
+    gw_actors_shutdown(gw->actors, on_actors_closed, gw);
 }
 
 static void on_http_stopped(void *arg)
@@ -342,11 +362,20 @@ static int gateway_start(gateway *gw)
         return -1;
     }
     gw_router_set_policy(gw->router, "GET", "/readyz", &open_route);
+    if (gw_router_add(gw->router, "GET", "/actorz", actorz, gw->broker) != 0)
+        return -1;
     gw->cfg.jobs.db = gw->cfg.jobs_db;
     gw->jobs = gw_jobs_new(&gw->loop, gw->router, gw->broker, &gw->cfg.jobs);
     if (!gw->jobs)
         return -1;
+    gw_actors_config actors_cfg;
+    gw_actors_config_defaults(&actors_cfg);
+    actors_cfg.db = gw->cfg.actors_db;
+    gw->actors = gw_actors_new(&gw->loop, gw->broker, &actors_cfg);
+    if (!gw->actors)
+        return -1;
     gw->intro.src.broker = gw->broker;
+    gw->intro.src.actors = gw->actors;
     gw->intro.src.jobs = gw->jobs;
     gw->http = gw_http_server_new(&gw->loop, gw->router, &gw->cfg.http);
     if (!gw->http) {
@@ -423,6 +452,8 @@ int main(int argc, char **argv)
             gw_http_server_shutdown(gw.http, 0, NULL, NULL);
         if (gw.broker)
             gw_broker_shutdown(gw.broker, NULL, NULL);
+        if (gw.actors)
+            gw_actors_shutdown(gw.actors, NULL, NULL);
         if (gw.jobs)
             gw_jobs_shutdown(gw.jobs, NULL, NULL);
         if (gw.supervisor)
@@ -440,6 +471,7 @@ int main(int argc, char **argv)
     gw_http_server_destroy(&gw.http);
     gw_edge_destroy(&gw.edge);
     gw_supervisor_destroy(&gw.supervisor);
+    gw_actors_destroy(&gw.actors); /* before the broker it is attached to */
     gw_jobs_destroy(&gw.jobs);     /* takes its routes out of the router */
     gw_broker_destroy(&gw.broker); /* takes its routes out of the router */
     gw_router_destroy(&gw.router);

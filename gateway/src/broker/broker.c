@@ -49,6 +49,9 @@ void gw_broker_config_defaults(gw_broker_config *cfg)
         .service_max_pending = GW_BROKER_SERVICE_MAX_PENDING,
         .cancel_grace_ms = GW_BROKER_CANCEL_GRACE_MS,
         .service_grace_ms = GW_BROKER_SERVICE_GRACE_MS,
+        .actor_idle_ms = GW_BROKER_ACTOR_IDLE_MS,
+        .max_actors = GW_BROKER_MAX_ACTORS,
+        .actor_queue_limit = GW_BROKER_ACTOR_QUEUE_LIMIT,
         .worker_header = false,
     };
 }
@@ -62,7 +65,8 @@ static bool config_valid(const gw_broker_config *c)
            c->max_workers && l->max_message && l->max_string && l->max_body && l->max_pairs &&
            l->max_services && l->max_routes && l->max_params && l->max_tasks && l->max_jobs &&
            c->max_worker_credit && c->max_worker_bytes && c->service_max_pending &&
-           c->cancel_grace_ms && c->service_grace_ms;
+           c->cancel_grace_ms && c->service_grace_ms && c->actor_idle_ms && c->max_actors &&
+           c->actor_queue_limit;
 }
 
 gw_broker *gw_broker_new(uv_loop_t *loop, gw_router *router, const gw_broker_config *cfg)
@@ -84,7 +88,10 @@ gw_broker *gw_broker_new(uv_loop_t *loop, gw_router *router, const gw_broker_con
     self->exchanges = gw_idmap_new(self->cfg.max_pending);
     /* Cancelled requests are bounded by the credit of the workers that hold them. */
     self->cancelled = gw_idmap_new((size_t)self->cfg.max_workers * self->cfg.max_worker_credit);
-    if (!self->endpoint || !self->decoder || !self->reg || !self->exchanges || !self->cancelled) {
+    self->actors = gw_idmap_new(self->cfg.max_actors);
+    gw_list_init(&self->actors_all);
+    if (!self->endpoint || !self->decoder || !self->reg || !self->exchanges || !self->cancelled ||
+        !self->actors) {
         gw_log(GW_LOG_ERROR, "broker", "gw_broker_new: out of memory");
         gw_broker_destroy(&self);
         return NULL;
@@ -103,6 +110,9 @@ void gw_broker_destroy(gw_broker **self_p)
     /* Shutdown emptied every queue; the registry takes its routes out of the router. */
     for (size_t i = 0; self->reg && self->cancelled && i < gw_registry_nworkers(self->reg); i++)
         gw__dispatch_forget_cancelled(self, gw_registry_worker(self->reg, i));
+    if (self->actors)
+        gw__actors_free_all(self);
+    gw_idmap_destroy(&self->actors);
     gw_registry_destroy(&self->reg);
     gw_idmap_destroy(&self->exchanges);
     gw_idmap_destroy(&self->cancelled);
@@ -160,6 +170,7 @@ void gw__broker_forget(gw_broker *b, gw_worker *w, const char *why)
     w->lost = true;
     gw__calls_caller_gone(b, w);
     gw__dispatch_worker_gone(b, w);
+    gw__actors_worker_gone(b, w);
     for (size_t i = 0; i < GW_BROKER_MAX_ATTACHED; i++)
         if (b->hooks_data[i] && b->hooks[i].worker_gone)
             b->hooks[i].worker_gone(b->hooks_data[i], w);
@@ -321,6 +332,7 @@ bool gw_broker_accepting(const gw_broker *self)
 
 void gw__broker_offer_credit(gw_broker *b, gw_worker *w)
 {
+    gw__actors_credit(b, w);
     for (size_t i = 0; i < GW_BROKER_MAX_ATTACHED && w->credit > 0 && gw_worker_live(w); i++)
         if (b->hooks_data[i] && b->hooks[i].credit)
             b->hooks[i].credit(b->hooks_data[i], w);
@@ -482,6 +494,8 @@ static void on_recv(br_zsock *zs, const br_zframe *frames, size_t nframes, void 
         w->last_recv = uv_now(b->loop);
     if (m.type == BR_MSG_READY) {
         on_ready(b, &frames[0], &frames[1], &m.u.ready);
+    } else if (w && m.type == BR_MSG_ACTOR_REPLY) {
+        gw__actors_reply(b, w, &m.u.actor_reply, frames[1].data, frames[1].len);
     } else if (w) {
         on_worker_msg(b, w, &m);
     } else if (m.type != BR_MSG_GOODBYE) {
@@ -503,6 +517,7 @@ static void on_tick(uv_timer_t *timer)
     }
     b->bad_logged_tick = false;
     gw__dispatch_tick(b, now);
+    gw__actors_tick(b, now);
     /* Backwards: forgetting worker i moves the last one, already visited, into i. */
     for (size_t i = gw_registry_nworkers(b->reg); i-- > 0;) {
         gw_worker *w = gw_registry_worker(b->reg, i);
@@ -673,6 +688,7 @@ bool gw_broker_ready(const gw_broker *self)
 void gw_broker_stats_get(const gw_broker *self, gw_broker_stats *out)
 {
     *out = self->stats;
+    gw__actors_stats(self, out);
     out->workers = 0;
     out->workers_draining = 0;
     out->workers_unhealthy = 0;

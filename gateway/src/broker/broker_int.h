@@ -55,7 +55,39 @@ struct gw_broker {
     gw_broker_hooks hooks[GW_BROKER_MAX_ATTACHED]; /* attached subsystems' hooks */
     void *hooks_data[GW_BROKER_MAX_ATTACHED];      /* their data; NULL: a free slot */
     struct gw_zap *zap;                            /* ZAP handler while CURVE is on, else NULL */
+    gw_idmap *actors;   /* hash of (type, key) -> gw_activation chain (actors.c) */
+    gw_list actors_all; /* every gw_activation, oldest first */
+    size_t nactors;     /* entries in actors_all */
 };
+
+/* One actor key the broker knows (actors.c): where it is active, under which epoch,
+ * and the messages that wait for it.  Freed only when nothing refers to it: no queued,
+ * in-flight or committing message and no load under way. */
+typedef struct gw_activation {
+    gw_broker *broker;               /* owner */
+    uint64_t hash;                   /* key in broker->actors */
+    struct gw_activation *next_same; /* next with the same hash */
+    gw_service *service;             /* the service whose workers host the type */
+    char *type;                      /* actor type, NUL-terminated (this allocation) */
+    size_t type_len;                 /* bytes in type */
+    char *key;                       /* actor key, NUL-terminated (this allocation) */
+    size_t key_len;                  /* bytes in key */
+    uint32_t idle_ms;                /* deactivated after this long without a message */
+    gw_worker *worker;               /* where it is active; NULL when not */
+    uint64_t epoch;                  /* the epoch of the activation (or of the next one) */
+    bool have_state;                 /* state is loaded for the next activation */
+    bool loading;                    /* a store load is under way */
+    bool stale;                      /* must be activated again before its next message */
+    br_buf state;                    /* the loaded state, until the activation is sent */
+    uint32_t inflight;               /* its messages at worker, unanswered */
+    uint32_t commits;                /* its replies waiting for the store */
+    gw_list queue;                   /* messages waiting (gw_exchange.link), oldest first */
+    size_t nqueued;                  /* entries in queue */
+    uint64_t last_used;              /* loop time of its last message or reply */
+    gw_list link;                    /* in worker->actors while active there */
+    gw_list wait_link;               /* in a worker's actors_waiting while it waits for credit */
+    gw_list all_link;                /* in broker->actors_all */
+} gw_activation;
 
 /* A request that was in flight at a worker when the broker stopped waiting for it -
  * its deadline passed, or its client left - and was sent CANCEL.  The exchange itself
@@ -112,6 +144,13 @@ typedef struct gw_exchange {
     char trace[GW_TRACE_LEN + 1]; /* traceparent sent to the worker */
     br_str request_id;            /* X-Request-ID (the edge's, or the CALL copy) */
     br_str identity;              /* verified caller, msgpack map; empty: anonymous */
+    gw_activation *actor;         /* actor route: its key's activation; NULL otherwise */
+    bool actor_queued;            /* in actor->queue */
+    bool actor_sent;              /* counted in actor->inflight */
+    bool committing;              /* its reply waits in `held` for the store */
+    uint8_t state_op;             /* while committing: the br_state_op */
+    uint64_t sent_ns;             /* uv_hrtime of the ACTOR_REQUEST (turn latency) */
+    br_buf held;                  /* while committing: the ACTOR_REPLY frame */
 } gw_exchange;
 
 /* True while someone (an HTTP client or a calling worker) waits for c's answer. */
@@ -239,6 +278,49 @@ void gw__dispatch_worker_gone(gw_broker *b, gw_worker *w);
 
 /* dispatch.c: answers every pending request 503 and frees it (shutdown). */
 void gw__dispatch_fail_all(gw_broker *b);
+
+/* dispatch.c: fills r with c's REQUEST fields (id, route, params, remaining budget). */
+void gw__exchange_fill_request(gw_exchange *c, br_request *r);
+
+/* dispatch.c: sends m (c's REQUEST or ACTOR_REQUEST) to w and puts c in flight there,
+ * spending a credit.  0, or gw__broker_send's error (nothing changed then). */
+int gw__exchange_send(gw_exchange *c, gw_worker *w, const br_msg *m);
+
+/* dispatch.c: w answered in-flight c: its credit comes back, c leaves w. */
+void gw__exchange_returned(gw_exchange *c);
+
+/* dispatch.c: answers whoever waits for c (no longer in flight) with reply r, and
+ * frees c.  worker_id: w when the reply names its worker (x-barista-worker). */
+void gw__exchange_deliver(gw_exchange *c, gw_worker *w, const br_reply *r);
+
+/* dispatch.c: w's credit grew: drained workers go, queues are served. */
+void gw__dispatch_after_reply(gw_broker *b, gw_worker *w);
+
+/* actors.c: routes actor exchange c to its key's activation (front: a retry). */
+void gw__actors_route(gw_exchange *c, bool front);
+
+/* actors.c: c leaves its actor's queue or in-flight count (freed, or w died). */
+void gw__actors_exchange_gone(gw_exchange *c);
+
+/* actors.c: ACTOR_REPLY ar from w, `frame` its bytes (kept while the commit runs). */
+void gw__actors_reply(gw_broker *b, gw_worker *w, const br_actor_reply *ar, const void *frame,
+                      size_t frame_len);
+
+/* actors.c: w may have credit: activations waiting for it move on. */
+void gw__actors_credit(gw_broker *b, gw_worker *w);
+
+/* actors.c: w is gone (after its in-flight exchanges were retried or failed): its
+ * activations end, their keys move. */
+void gw__actors_worker_gone(gw_broker *b, gw_worker *w);
+
+/* actors.c: once per tick: idle activations end; stuck queues move. */
+void gw__actors_tick(gw_broker *b, uint64_t now);
+
+/* actors.c: frees every activation (destroy). */
+void gw__actors_free_all(gw_broker *b);
+
+/* actors.c: the actor gauges. */
+void gw__actors_stats(const gw_broker *b, gw_broker_stats *out);
 
 /* dispatch.c: the deadline timer's callback. */
 void gw__dispatch_on_deadline(uv_timer_t *timer);

@@ -80,11 +80,13 @@ void gw__dispatch_respond_unavailable(gw_broker *b, gw_req *req, const gw_servic
 void gw__exchange_free(gw_exchange *c)
 {
     gw_broker *b = c->broker;
+    if (c->actor)
+        gw__actors_exchange_gone(c);
     if (c->worker) {
         c->worker->inflight--;
         c->worker->bytes -= c->bytes;
         c->worker = NULL;
-    } else if (c->link.next != &c->link) {
+    } else if (c->link.next != &c->link && !c->actor) {
         c->route->service->nqueued--;
     }
     if (c->counted)
@@ -94,6 +96,7 @@ void gw__exchange_free(gw_exchange *c)
     gw_deadline_heap_remove(&b->deadlines, &c->deadline);
     gw_idmap_take(b->exchanges, c->id);
     br_buf_free(&c->converted);
+    br_buf_free(&c->held);
     free(c);
 }
 
@@ -127,6 +130,8 @@ void gw__exchange_fail(gw_exchange *c, int status, bool retry_after, const char 
 void gw__exchange_abandon(gw_exchange *c)
 {
     gw__exchange_detach(c);
+    if (c->committing)
+        return; /* the store's callback frees it */
     if (c->worker)
         gw__exchange_cancel(c);
     else
@@ -184,14 +189,11 @@ void gw__dispatch_forget_cancelled(gw_broker *b, gw_worker *w)
         cancelled_free(b, GW_CONTAINER_OF(w->cancelled.next, gw_cancelled, link), false);
 }
 
-/* Sends c to w.  0, or gw__broker_send's error (nothing changed then). */
-static int call_send(gw_exchange *c, gw_worker *w)
+void gw__exchange_fill_request(gw_exchange *c, br_request *r)
 {
     gw_broker *b = c->broker;
     uint64_t now = uv_now(b->loop);
     uint64_t left = c->deadline.when > now ? c->deadline.when - now : 1;
-    br_msg m = {.type = BR_MSG_REQUEST};
-    br_request *r = &m.u.request;
     r->id = c->id;
     r->service = br_str_c(c->route->service->name);
     r->route = br_str_c(c->route->path);
@@ -212,12 +214,17 @@ static int call_send(gw_exchange *c, gw_worker *w)
     r->identity = c->identity;
     r->cookies = c->cookies;
     r->ncookies = c->ncookies;
-    int rc = gw__broker_send(b, w, NULL, 0, &m);
+}
+
+int gw__exchange_send(gw_exchange *c, gw_worker *w, const br_msg *m)
+{
+    gw_broker *b = c->broker;
+    int rc = gw__broker_send(b, w, NULL, 0, m);
     if (rc != 0)
         return rc;
     if (c->req)
         gw_edge_req_dispatched(c->req, w->id);
-    if (c->link.next != &c->link)
+    if (c->link.next != &c->link && !c->actor)
         c->route->service->nqueued--;
     gw_list_remove(&c->link);
     gw_list_push_back(&w->exchanges, &c->link);
@@ -230,6 +237,14 @@ static int call_send(gw_exchange *c, gw_worker *w)
     return 0;
 }
 
+/* Sends c to w.  0, or gw__broker_send's error (nothing changed then). */
+static int call_send(gw_exchange *c, gw_worker *w)
+{
+    br_msg m = {.type = BR_MSG_REQUEST};
+    gw__exchange_fill_request(c, &m.u.request);
+    return gw__exchange_send(c, w, &m);
+}
+
 /* Sends c to the least loaded live worker of its service or queues it (at the front
  * for a retry, which was admitted already; at the back, bounded, for a new one).
  * Answers the client itself when neither is possible. */
@@ -237,6 +252,10 @@ void gw__exchange_route(gw_exchange *c, bool front)
 {
     gw_broker *b = c->broker;
     gw_service *s = c->route->service;
+    if (c->route->actor_type[0]) {
+        gw__actors_route(c, front);
+        return;
+    }
     /* A new request waits behind queued ones, so that the queue stays FIFO. */
     while (front || gw_list_empty(&s->queue)) {
         gw_worker *w = gw_registry_pick(s, b->cfg.max_worker_bytes);
@@ -452,7 +471,7 @@ static void check_reply(const gw_exchange *c, const br_reply *r)
 
 /* w's credit grew (a REPLY, a late REPLY): a drained worker is forgotten; otherwise its
  * services' queues are served, then the attached subsystems get what is left. */
-static void after_reply(gw_broker *b, gw_worker *w)
+void gw__dispatch_after_reply(gw_broker *b, gw_worker *w)
 {
     if (w->unhealthy && w->ncancelled == 0) {
         w->unhealthy = false;
@@ -468,23 +487,22 @@ static void after_reply(gw_broker *b, gw_worker *w)
     gw__broker_offer_credit(b, w); /* what credit the requests left */
 }
 
-void gw__dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r)
+void gw__exchange_returned(gw_exchange *c)
 {
-    gw_exchange *c = gw_idmap_get(b->exchanges, r->id);
-    if (!c || c->worker != w) {
-        b->stats.stale_replies++;
-        gw_cancelled *t = gw_idmap_get(b->cancelled, r->id);
-        if (!t || t->worker != w)
-            return; /* nothing of w's: no credit */
-        /* The late answer to a cancelled request: the handler's work is done, so the
-         * jobs it asked for are written all the same; nobody waits for the reply. */
-        gw__broker_reply_jobs(b, NULL, r, false);
-        cancelled_free(b, t, true);
-        after_reply(b, w);
-        return;
-    }
-    if (w->credit < b->cfg.max_worker_credit)
+    gw_worker *w = c->worker;
+    if (w->credit < c->broker->cfg.max_worker_credit)
         w->credit++;
+    if (c->actor)
+        gw__actors_exchange_gone(c);
+    w->inflight--;
+    w->bytes -= c->bytes;
+    c->worker = NULL;
+    gw_list_remove(&c->link);
+}
+
+void gw__exchange_deliver(gw_exchange *c, gw_worker *w, const br_reply *r)
+{
+    gw_broker *b = c->broker;
     gw_req *req = c->req;
     gw_worker *caller = c->caller;
     if (b->cfg.check_replies)
@@ -494,7 +512,7 @@ void gw__dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r)
         /* A reply carrying jobs goes out once they are durable (the job queue). */
         if (!gw__broker_reply_jobs(b, req, r, c->want_msgpack))
             gw__dispatch_respond_reply(b, req, r, c->want_msgpack,
-                                       b->cfg.worker_header ? w->id : NULL);
+                                       b->cfg.worker_header && w ? w->id : NULL);
     } else {
         /* A caller, or nobody any more: the handler's work is done, so its jobs are
          * written all the same; nobody waits for them. */
@@ -507,7 +525,26 @@ void gw__dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r)
     else
         b->stats.stale_replies++;
     gw__exchange_free(c);
-    after_reply(b, w);
+}
+
+void gw__dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r)
+{
+    gw_exchange *c = gw_idmap_get(b->exchanges, r->id);
+    if (!c || c->worker != w) {
+        b->stats.stale_replies++;
+        gw_cancelled *t = gw_idmap_get(b->cancelled, r->id);
+        if (!t || t->worker != w)
+            return; /* nothing of w's: no credit */
+        /* The late answer to a cancelled request: the handler's work is done, so the
+         * jobs it asked for are written all the same; nobody waits for the reply. */
+        gw__broker_reply_jobs(b, NULL, r, false);
+        cancelled_free(b, t, true);
+        gw__dispatch_after_reply(b, w);
+        return;
+    }
+    gw__exchange_returned(c);
+    gw__exchange_deliver(c, w, r);
+    gw__dispatch_after_reply(b, w);
 }
 
 void gw__dispatch_on_deadline(uv_timer_t *timer)
@@ -522,6 +559,8 @@ void gw__dispatch_on_deadline(uv_timer_t *timer)
         snprintf(detail, sizeof(detail), "Gateway Timeout: no reply from service '%s' within %u ms",
                  c->route->service->name, c->budget_ms);
         call_answer_detail(c, 504, false, detail);
+        if (c->committing)
+            continue; /* the store's callback frees it */
         if (c->worker)
             gw__exchange_cancel(c);
         else
@@ -547,6 +586,9 @@ void gw__dispatch_worker_gone(gw_broker *b, gw_worker *w)
         gw_list_remove(&c->link);
         c->worker = NULL;
         w->inflight--;
+        w->bytes -= c->bytes;
+        if (c->actor)
+            gw__actors_exchange_gone(c);
         if (!gw__exchange_waited(c)) {
             gw__exchange_free(c);
         } else if (may_retry(b, c)) {
@@ -562,6 +604,11 @@ void gw__dispatch_worker_gone(gw_broker *b, gw_worker *w)
 void gw__dispatch_fail_all(gw_broker *b)
 {
     static const char detail[] = "Service Unavailable: the gateway is shutting down";
+    for (gw_list *n = b->actors_all.next; n != &b->actors_all; n = n->next) {
+        gw_activation *a = GW_CONTAINER_OF(n, gw_activation, all_link);
+        while (!gw_list_empty(&a->queue))
+            gw__exchange_fail(GW_CONTAINER_OF(a->queue.next, gw_exchange, link), 503, true, detail);
+    }
     for (size_t i = 0; i < gw_registry_nservices(b->reg); i++) {
         gw_service *s = gw_registry_service(b->reg, i);
         while (!gw_list_empty(&s->queue))

@@ -345,6 +345,7 @@ static gw_route_entry *route_entry_new(const br_route *r, gw_service *s, void *a
 {
     size_t size = sizeof(gw_route_entry) + r->nparams * sizeof(br_param);
     size += r->method.len + r->path.len + r->summary.len + r->scopes.len + 4;
+    size += r->actor_type.len + r->actor_key.len + 2;
     for (uint32_t i = 0; i < r->nparams; i++)
         size += r->params[i].name.len + r->params[i].summary.len;
     gw_route_entry *e = calloc(1, size);
@@ -363,6 +364,9 @@ static gw_route_entry *route_entry_new(const br_route *r, gw_service *s, void *a
     e->policy.scopes = copy_str(&cursor, r->scopes);
     e->policy.service = s->name;
     e->policy.forward_token = r->forward_token;
+    e->actor_type = copy_str(&cursor, r->actor_type);
+    e->actor_key = copy_str(&cursor, r->actor_key);
+    e->actor_idle_ms = r->actor_idle_ms;
     e->nparams = r->nparams;
     for (uint32_t i = 0; i < r->nparams; i++) {
         e->params[i] = r->params[i];
@@ -417,6 +421,16 @@ static gw_service *service_get(gw_registry *self, const br_service *decl)
     return s;
 }
 
+/* True when template `path` has the segment {name}. */
+static bool template_has_param(br_str path, br_str name)
+{
+    for (uint32_t i = 0; i + name.len + 2 <= path.len; i++)
+        if (path.ptr[i] == '{' && path.ptr[i + name.len + 1] == '}' &&
+            memcmp(path.ptr + i + 1, name.ptr, name.len) == 0)
+            return true;
+    return false;
+}
+
 /* Adds the routes of decl that s lacks, to s and to the router. */
 static int service_add_routes(gw_registry *self, gw_service *s, const br_service *decl,
                               char *reason, size_t cap)
@@ -429,6 +443,12 @@ static int service_add_routes(gw_registry *self, gw_service *s, const br_service
         if (known) {
             snprintf(reason, cap, "route %s %s is owned by service '%s'", known->method,
                      known->path, known->service->name);
+            return BR_EVALUE;
+        }
+        if (rt->actor_type.len > 0 && !template_has_param(rt->path, rt->actor_key)) {
+            snprintf(reason, cap, "actor route %.*s %.*s has no path parameter {%.*s}",
+                     (int)rt->method.len, rt->method.ptr, (int)rt->path.len, rt->path.ptr,
+                     (int)rt->actor_key.len, rt->actor_key.ptr);
             return BR_EVALUE;
         }
         gw_route_entry *e = route_entry_new(rt, s, self->arg);
@@ -529,6 +549,8 @@ static gw_worker *worker_new(const void *ident, size_t ident_len, const br_ready
     gw_list_init(&w->exchanges);
     gw_list_init(&w->outgoing);
     gw_list_init(&w->cancelled);
+    gw_list_init(&w->actors);
+    gw_list_init(&w->actors_waiting);
     return w;
 }
 
@@ -632,6 +654,56 @@ gw_worker *gw_registry_pick(const gw_service *s, size_t max_bytes)
         if (gw_worker_live(w) && w->credit > 0 && w->bytes < max_bytes &&
             (!best || w->credit > best->credit))
             best = w;
+    }
+    return best;
+}
+
+/* FNV-1a over bytes, continuing from h. */
+static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+uint64_t gw_placement_score(const char *type, size_t type_len, const char *key, size_t key_len,
+                            const char *worker)
+{
+    /* Lengths go in too, so that ("ab", "c") and ("a", "bc") differ. */
+    uint64_t lens[2] = {type_len, key_len};
+    uint64_t h = fnv1a(0xcbf29ce484222325ull, lens, sizeof(lens));
+    h = fnv1a(h, type, type_len);
+    h = fnv1a(h, key, key_len);
+    h = fnv1a(h, worker, strlen(worker));
+    /* FNV's low bits mix poorly for similar inputs: a splitmix64 finalizer spreads
+     * every input bit over the score, which rendezvous hashing needs to be fair. */
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebull;
+    h ^= h >> 31;
+    return h;
+}
+
+gw_worker *gw_registry_place(const gw_service *s, const char *type, size_t type_len,
+                             const char *key, size_t key_len)
+{
+    gw_worker *best = NULL;
+    uint64_t best_score = 0;
+    for (size_t i = 0; i < s->nworkers; i++) {
+        gw_worker *w = s->workers[i];
+        if (!gw_worker_live(w))
+            continue;
+        uint64_t score = gw_placement_score(type, type_len, key, key_len, w->id);
+        /* Ties (astronomically rare) go to the smaller id, so the choice never
+         * depends on the order of s->workers. */
+        if (!best || score > best_score || (score == best_score && strcmp(w->id, best->id) < 0)) {
+            best = w;
+            best_score = score;
+        }
     }
     return best;
 }

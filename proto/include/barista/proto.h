@@ -84,6 +84,13 @@ typedef struct br_route {
     bool body_form;         /* the body may also come as a form (urlencoded) */
     br_response *responses; /* declared responses; the first 2xx is the success status */
     uint32_t nresponses;
+    /* Keyed actors (route fields 16 and 17, PROTOCOL.md 5.1): empty actor_type means a
+     * stateless route. */
+    br_str actor_type;      /* the actor type this route's messages go to */
+    br_str actor_key;       /* the path parameter whose value is the actor's key */
+    uint32_t actor_idle_ms; /* an actor idle this long is deactivated; 0: the gateway's
+                               default */
+    bool actor_reentrant;   /* the worker may interleave turns of one key */
 } br_route;
 
 /* A service a worker hosts. */
@@ -117,21 +124,24 @@ int br_param_parse_bool(br_str s, bool *out);
 /* Messages.                                                                           */
 
 typedef enum br_msg_type {
-    BR_MSG_READY = 1,      /* worker -> broker: registration */
-    BR_MSG_WELCOME = 2,    /* broker -> worker: registration accepted */
-    BR_MSG_REQUEST = 3,    /* broker -> worker: serve this request */
-    BR_MSG_REPLY = 4,      /* worker -> broker: answer to REQUEST; broker -> worker: to CALL */
-    BR_MSG_CREDIT = 5,     /* worker -> broker: may send this many more requests */
-    BR_MSG_HEARTBEAT = 6,  /* either way: I am alive */
-    BR_MSG_CANCEL = 7,     /* broker -> worker: drop a request; worker -> broker: drop a call */
-    BR_MSG_GOODBYE = 8,    /* either way: I am leaving (worker draining, broker stopping) */
-    BR_MSG_CALL = 9,       /* worker -> broker: a service-to-service request */
-    BR_MSG_JOB = 10,       /* broker -> worker: run this background job */
-    BR_MSG_JOB_ACK = 11,   /* worker -> broker: job received and started */
-    BR_MSG_JOB_RESULT = 12 /* worker -> broker: job finished */
+    BR_MSG_READY = 1,          /* worker -> broker: registration */
+    BR_MSG_WELCOME = 2,        /* broker -> worker: registration accepted */
+    BR_MSG_REQUEST = 3,        /* broker -> worker: serve this request */
+    BR_MSG_REPLY = 4,          /* worker -> broker: answer to REQUEST; broker -> worker: to CALL */
+    BR_MSG_CREDIT = 5,         /* worker -> broker: may send this many more requests */
+    BR_MSG_HEARTBEAT = 6,      /* either way: I am alive */
+    BR_MSG_CANCEL = 7,         /* broker -> worker: drop a request; worker -> broker: drop a call */
+    BR_MSG_GOODBYE = 8,        /* either way: I am leaving (worker draining, broker stopping) */
+    BR_MSG_CALL = 9,           /* worker -> broker: a service-to-service request */
+    BR_MSG_JOB = 10,           /* broker -> worker: run this background job */
+    BR_MSG_JOB_ACK = 11,       /* worker -> broker: job received and started */
+    BR_MSG_JOB_RESULT = 12,    /* worker -> broker: job finished */
+    BR_MSG_ACTOR_REQUEST = 40, /* broker -> worker: a REQUEST for one actor key */
+    BR_MSG_ACTOR_REPLY = 41,   /* worker -> broker: its REPLY, with the turn's state commit */
+    BR_MSG_DEACTIVATE = 42     /* broker -> worker: drop the activation of one key */
 } br_msg_type;
 
-#define BR_MSG_TYPE_MAX 12
+#define BR_MSG_TYPE_MAX 42
 
 /* READY: the worker's greeting.  The first message a worker sends on a new connection,
  * and again whenever a WELCOME shows a new broker_id (the gateway restarted). */
@@ -245,6 +255,40 @@ typedef struct br_job_result {
     br_str error;    /* human-readable error; empty on success */
 } br_job_result;
 
+/* What a turn does to its actor's state (ACTOR_REPLY.op). */
+typedef enum br_state_op {
+    BR_STATE_KEEP = 0,  /* unchanged: nothing to commit */
+    BR_STATE_SET = 1,   /* replace the state with ACTOR_REPLY.state */
+    BR_STATE_DELETE = 2 /* delete the state */
+} br_state_op;
+
+/* ACTOR_REQUEST: a REQUEST for the key `key` of actor type `actor_type`, at the
+ * activation whose fencing token is `epoch` (PROTOCOL.md 5.12). */
+typedef struct br_actor_request {
+    br_str actor_type; /* the actor type the route declares */
+    br_str key;        /* the actor's key */
+    uint64_t epoch;    /* the activation's epoch; its commits carry it back */
+    bool activate;     /* the first message of an activation: state is its state */
+    br_str state;      /* with activate: the last committed state (one msgpack value),
+                          empty when the actor has none */
+    br_request req;    /* the request itself, as in REQUEST */
+} br_actor_request;
+
+/* ACTOR_REPLY: the answer to an ACTOR_REQUEST and the state its turn committed. */
+typedef struct br_actor_reply {
+    uint64_t epoch; /* the epoch of the ACTOR_REQUEST answered */
+    uint8_t op;     /* br_state_op */
+    br_str state;   /* with BR_STATE_SET: the new state (one msgpack value) */
+    br_reply reply; /* the answer, as in REPLY */
+} br_actor_reply;
+
+/* DEACTIVATE: the activation of one key at this worker ends (idle, or moving). */
+typedef struct br_deactivate {
+    br_str actor_type;
+    br_str key;
+    uint64_t epoch; /* the activation that ends */
+} br_deactivate;
+
 /* One decoded or to-be-encoded message.  `type` says which union member is valid;
  * HEARTBEAT has no fields. */
 typedef struct br_msg {
@@ -260,6 +304,9 @@ typedef struct br_msg {
         br_job job;
         br_job_ack job_ack;
         br_job_result job_result;
+        br_actor_request actor_request;
+        br_actor_reply actor_reply;
+        br_deactivate deactivate;
     } u;
 } br_msg;
 

@@ -85,6 +85,30 @@ typedef struct br_param_spec {
                                 under `name`.  NULL: none */
 } br_param_spec;
 
+/* A service running inside a worker (defined below). */
+typedef struct br_svc br_svc;
+
+/* A keyed actor type (docs/actors.md).  Routes that name it send every request to the
+ * actor whose key is the path parameter `key_param`: the gateway places each key on one
+ * worker of the service, the worker runs one message per key at a time in arrival
+ * order (a handler that awaits a call or a timer keeps its key's turn until it
+ * replies), and the key's state - one msgpack value, br_actor_state /
+ * br_actor_set_state - is loaded at activation and committed with each reply.  Declare
+ * it `static const`, shared by the type's routes.  I/O services only. */
+typedef struct br_actor_spec {
+    const char *type;      /* the actor type, e.g. "counter" */
+    const char *key_param; /* the path parameter holding the key, e.g. "id" */
+    uint32_t idle_ms;      /* deactivated after this long without a message; 0: the
+                              gateway's default (60 s) */
+    bool reentrant;        /* true: a key's messages may interleave while a turn awaits
+                              I/O (Orleans' [Reentrant]); false (the default): one turn
+                              at a time */
+    /* A key became active here with state `state` (empty: none); may be NULL. */
+    void (*on_activate)(br_svc *svc, br_str key, br_str state);
+    /* A key's activation here ended (idle, or moved); may be NULL. */
+    void (*on_deactivate)(br_svc *svc, br_str key);
+} br_actor_spec;
+
 /* A route: a method and a path template, served by one handler. */
 typedef struct br_route_spec {
     const char *method;                /* "GET", "POST", ... */
@@ -108,6 +132,8 @@ typedef struct br_route_spec {
     const br_response_spec *responses; /* the responses it gives, success first (201 for a
                                           create, 204 for no content); NULL: 200 */
     size_t nresponses;                 /* entries in responses */
+    const br_actor_spec *actor;        /* a keyed actor route: the actor type its requests go
+                                          to; NULL: a stateless route */
 } br_route_spec;
 
 /* One attempt of a background job in flight.  Opaque; owned by the runtime until the
@@ -152,9 +178,9 @@ typedef struct br_option_spec {
                                                 a short reason ("want http:// or https://") */
 } br_option_spec;
 
-/* A service running inside a worker: its data, its options, the loop.  Opaque; owned
- * by the worker.  Handlers reach it with br_req_svc / br_job_svc. */
-typedef struct br_svc br_svc;
+/* A service running inside a worker (br_svc, declared above): its data, its options,
+ * the loop.  Opaque; owned by the worker.  Handlers reach it with br_req_svc /
+ * br_job_svc. */
 
 /* A service's set-up, called once on the loop thread after the worker's loop exists and
  * before the first request: open pools, connect clients, start timers (with
@@ -203,6 +229,25 @@ typedef struct br_service_spec {
     br_before_fn before;           /* middleware before each handler; may be NULL */
     br_after_fn after;             /* middleware on each reply; may be NULL */
 } br_service_spec;
+
+/* ---------------------------------------------------------------------------------- */
+/* Keyed actors: the state of the request's actor (actor routes only).                 */
+
+/* The actor's key ("" on a stateless route). */
+br_str br_actor_key(const br_req *req);
+
+/* The actor's state as this turn sees it: the committed state, or what the turn set; an
+ * empty string when it has none.  Valid until the turn changes it or ends. */
+br_str br_actor_state(const br_req *req);
+
+/* Replaces the actor's state with `len` bytes of one msgpack value (copied).  The change
+ * is committed when the turn replies with a status below 500, atomically with the
+ * reply: the client sees the reply only once the state is durable.  0, BR_EINVAL on a
+ * stateless route, BR_ENOMEM. */
+int br_actor_set_state(br_req *req, const void *state, size_t len);
+
+/* Deletes the actor's state at the end of the turn (likewise).  0 or BR_EINVAL. */
+int br_actor_delete_state(br_req *req);
 
 /* ---------------------------------------------------------------------------------- */
 /* A service at run time.                                                              */

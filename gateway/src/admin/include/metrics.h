@@ -18,6 +18,7 @@
 
 #include "broker.h"
 #include "http_server.h"
+#include "actors.h"
 #include "jobs.h"
 #include "registry.h"
 #include "supervisor.h"
@@ -31,6 +32,7 @@ typedef struct gw_metrics_sources {
     const gw_http_server *http;      /* connections, requests, bytes, durations */
     const gw_broker *broker;         /* workers, services, dispatch outcomes */
     const gw_jobs *jobs;             /* the durable job queue */
+    const gw_actors *actors;         /* the keyed actors' state store */
     const gw_supervisor *supervisor; /* local mode's worker processes */
 } gw_metrics_sources;
 

@@ -53,6 +53,9 @@
 #define GW_BROKER_SERVICE_MAX_PENDING 25000u
 #define GW_BROKER_CANCEL_GRACE_MS     10000u
 #define GW_BROKER_SERVICE_GRACE_MS    60000u
+#define GW_BROKER_ACTOR_IDLE_MS       60000u
+#define GW_BROKER_MAX_ACTORS          1000000u
+#define GW_BROKER_ACTOR_QUEUE_LIMIT   1024u
 
 struct gw_curve;
 
@@ -80,6 +83,10 @@ typedef struct gw_broker_config {
     bool worker_header;           /* replies name their worker in x-barista-worker; false */
     bool check_replies;           /* debug: check structured replies against the route's
                                      declared response schemas and log breaches; false */
+    uint32_t actor_idle_ms;       /* an actor without a message this long is deactivated,
+                                     unless its type says otherwise; 60000 */
+    uint32_t max_actors;          /* activations the broker tracks at once; 1000000 */
+    uint32_t actor_queue_limit;   /* messages one actor key holds waiting; 1024 */
     const struct gw_curve *curve; /* CURVE keys and authorised certificates (zap.h; the
                                      caller's, outlive the broker); NULL: none */
 } gw_broker_config;
@@ -89,27 +96,36 @@ void gw_broker_config_defaults(gw_broker_config *cfg);
 
 /* Counters for /metrics.  Gauges describe now; counters only grow. */
 typedef struct gw_broker_stats {
-    unsigned workers;           /* gauge: live workers */
-    unsigned workers_draining;  /* gauge: workers that said GOODBYE and still hold work */
-    unsigned services;          /* gauge: services registered (retired ones leave) */
-    unsigned workers_unhealthy; /* gauge: workers left out for ignoring CANCELs */
-    uint64_t inflight;          /* gauge: requests at workers (cancelled ones included) */
-    uint64_t cancelled;         /* gauge: cancelled requests whose worker has not answered */
-    uint64_t inflight_bytes;    /* gauge: bytes of requests at workers, not yet answered */
-    uint64_t queued;            /* gauge: requests waiting for credit */
-    uint64_t dispatched;        /* REQUESTs sent (retries included) */
-    uint64_t replies;           /* REPLYs delivered to clients */
-    uint64_t retries;           /* requests re-sent after their worker died */
-    uint64_t cancels;           /* CANCELs sent (deadline or client gone) */
-    uint64_t status_502;        /* answered 502: worker died, bad reply */
-    uint64_t status_503;        /* answered 503: no worker, queue full, shutting down */
-    uint64_t status_504;        /* answered 504: deadline passed */
-    uint64_t stale_replies;     /* REPLYs for requests no longer waited for, dropped */
-    uint64_t bad_messages;      /* undecodable or misdirected messages, dropped */
-    uint64_t workers_joined;    /* READYs accepted */
-    uint64_t workers_refused;   /* READYs refused with GOODBYE */
-    uint64_t workers_died;      /* workers dropped for silence or a lost connection */
-    uint64_t services_retired;  /* services retired after their grace period */
+    unsigned workers;             /* gauge: live workers */
+    unsigned workers_draining;    /* gauge: workers that said GOODBYE and still hold work */
+    unsigned services;            /* gauge: services registered (retired ones leave) */
+    unsigned workers_unhealthy;   /* gauge: workers left out for ignoring CANCELs */
+    uint64_t inflight;            /* gauge: requests at workers (cancelled ones included) */
+    uint64_t cancelled;           /* gauge: cancelled requests whose worker has not answered */
+    uint64_t inflight_bytes;      /* gauge: bytes of requests at workers, not yet answered */
+    uint64_t queued;              /* gauge: requests waiting for credit */
+    uint64_t dispatched;          /* REQUESTs sent (retries included) */
+    uint64_t replies;             /* REPLYs delivered to clients */
+    uint64_t retries;             /* requests re-sent after their worker died */
+    uint64_t cancels;             /* CANCELs sent (deadline or client gone) */
+    uint64_t status_502;          /* answered 502: worker died, bad reply */
+    uint64_t status_503;          /* answered 503: no worker, queue full, shutting down */
+    uint64_t status_504;          /* answered 504: deadline passed */
+    uint64_t stale_replies;       /* REPLYs for requests no longer waited for, dropped */
+    uint64_t bad_messages;        /* undecodable or misdirected messages, dropped */
+    uint64_t workers_joined;      /* READYs accepted */
+    uint64_t workers_refused;     /* READYs refused with GOODBYE */
+    uint64_t workers_died;        /* workers dropped for silence or a lost connection */
+    uint64_t services_retired;    /* services retired after their grace period */
+    uint64_t actors_active;       /* gauge: actor keys with an activation at a worker */
+    uint64_t actors_queued;       /* gauge: actor messages waiting (load, move, credit) */
+    uint64_t actor_turns;         /* ACTOR_REPLYs received */
+    uint64_t actor_activations;   /* activations started (state sent to a worker) */
+    uint64_t actor_moves;         /* activations ended because their key moved */
+    uint64_t actor_deactivations; /* activations ended idle */
+    uint64_t actor_commits;       /* state commits made durable */
+    uint64_t actor_fenced;        /* commits refused: stale epoch or not the owner */
+    uint64_t actor_turn_us;       /* sum of turn latencies (REQUEST sent to REPLY), us */
 } gw_broker_stats;
 
 typedef struct gw_broker gw_broker;
@@ -171,6 +187,14 @@ typedef enum gw_job_settle {
                               result itself is stale */
 } gw_job_settle;
 
+/* Told on the loop when an actor's state is loaded: status 0 with the epoch the store
+ * gave this activation (higher than any before) and the last committed state (empty:
+ * none; valid during the call); or a negative br_err. */
+typedef void (*gw_actor_loaded_fn)(void *ctx, int status, uint64_t epoch, br_str state);
+/* Told on the loop when a commit is durable (0), refused because its epoch is not the
+ * key's current one (BR_EVALUE: fenced), or failed (another br_err). */
+typedef void (*gw_actor_done_fn)(void *ctx, int status);
+
 /* What the broker tells an attached subsystem.  Every slot may be NULL.  `data` is
  * the pointer given to gw_broker_attach.  No hook may destroy the broker. */
 typedef struct gw_broker_hooks {
@@ -191,6 +215,14 @@ typedef struct gw_broker_hooks {
      * gw_broker_respond_reply: it returns true then.  Without req (a CALL's answer, or
      * a client that left) the jobs are submitted and the return is ignored. */
     bool (*reply_jobs)(void *data, gw_req *req, const br_reply *r, bool want_msgpack);
+    /* The actor state store.  actor_load: a new activation of (type, key) - claim a new
+     * epoch and read the state; actor_commit: write a turn's state when `epoch` is
+     * still the key's (op: br_state_op; BR_STATE_KEEP only orders the callback after
+     * the writes before it).  Both answer through their callback, on the loop, in the
+     * order they were called; 0 when accepted, else a br_err and no callback. */
+    int (*actor_load)(void *data, br_str type, br_str key, gw_actor_loaded_fn cb, void *ctx);
+    int (*actor_commit)(void *data, br_str type, br_str key, uint64_t epoch, uint8_t op,
+                        br_str state, gw_actor_done_fn cb, void *ctx);
 } gw_broker_hooks;
 
 /* Subsystems attached at once, at most. */
@@ -203,6 +235,11 @@ int gw_broker_attach(gw_broker *self, const gw_broker_hooks *hooks, void *data);
 
 /* Detaches what was attached with `data`; nothing when it was not. */
 void gw_broker_detach(gw_broker *self, void *data);
+
+/* Appends a JSON object summarising actor placement to out: per service with actor
+ * routes, its live workers with their active actors, and per actor type the active
+ * count and queued messages.  0 or a br_buf error. */
+int gw_broker_actors_json(const gw_broker *self, br_buf *out);
 
 /* True while the broker takes new work (started, not shutting down). */
 bool gw_broker_accepting(const gw_broker *self);

@@ -62,6 +62,10 @@ typedef struct gw_route_entry {
     gw_route_policy policy;      /* auth and scopes for the edge (strings in this
                                     allocation); the router points at it */
     gw_contract *contract;       /* the declaration compiled (contracts.h) */
+    const char *actor_type;      /* keyed actor route: its actor type; "" otherwise
+                                    (in this allocation) */
+    const char *actor_key;       /* the path parameter that is the actor's key (likewise) */
+    uint32_t actor_idle_ms;      /* idle time before deactivation; 0: the broker's */
     bool fresh;                  /* added by the READY being registered (rollback) */
     struct gw_route_entry *next; /* the service's next route */
 } gw_route_entry;
@@ -103,6 +107,8 @@ struct gw_worker {
     size_t nservices;            /* entries in services */
     gw_list exchanges;           /* exchanges in flight at it (broker's) */
     gw_list outgoing;            /* CALLs it made that it still waits for (broker's) */
+    gw_list actors;              /* actor activations placed at it (broker's actors.c) */
+    gw_list actors_waiting;      /* activations waiting for its credit (likewise) */
 };
 
 typedef struct gw_registry gw_registry;
@@ -151,6 +157,18 @@ static inline bool gw_worker_live(const gw_worker *w)
 /* The live worker of s with the most free credit among those with fewer than
  * max_bytes of requests in flight, or NULL when none qualifies. */
 gw_worker *gw_registry_pick(const gw_service *s, size_t max_bytes);
+
+/* Rendezvous (highest random weight) placement of the actor `key` of `type`: the
+ * live worker of s whose score for (type, key, worker id) is highest, or NULL when s
+ * has no live worker.  While the live set is stable a key always gets the same
+ * worker; when a worker joins or leaves only the keys it wins or held move (about 1/N
+ * of them).  Credit is not considered: a key waits for its worker. */
+gw_worker *gw_registry_place(const gw_service *s, const char *type, size_t type_len,
+                             const char *key, size_t key_len);
+
+/* The rendezvous score of worker id `worker` for (type, key): a 64-bit hash. */
+uint64_t gw_placement_score(const char *type, size_t type_len, const char *key, size_t key_len,
+                            const char *worker);
 
 /* Number of live workers hosting s. */
 size_t gw_service_live(const gw_service *s);
