@@ -1,7 +1,7 @@
 /*
  * counter.c - a keyed actor: one counter per id, its count kept by the gateway.
  *
- *   POST /counters/{id}/increment[?call_ms=N]  -> {"id": ID, "count": C} after adding 1
+ *   POST /counters/{id}/increment[?call_ms=N|hold_ms=N] -> {"id": ID, "count": C}, plus 1
  *   GET  /counters/{id}                        -> {"id": ID, "count": C}
  *
  * Every request for one id reaches the one worker where that counter is active, one
@@ -70,8 +70,25 @@ static void after_call(br_req *req, const br_result *res, void *arg)
     add_one(req);
 }
 
+static void on_hold(uv_timer_t *timer)
+{
+    add_one(timer->data);
+}
+
 static void increment(br_req *req)
 {
+    int64_t hold_ms = 0;
+    if (br_req_query_int(req, "hold_ms", &hold_ms) == 0 && hold_ms > 0) {
+        uv_timer_t *t = br_req_alloc(req, sizeof(*t));
+        if (!t || uv_timer_init(br_req_loop(req), t) != 0) {
+            br_reply_error(req, 503, "out of memory");
+            return;
+        }
+        t->data = req;
+        br_req_adopt(req, (uv_handle_t *)t);
+        uv_timer_start(t, on_hold, (uint64_t)hold_ms, 0);
+        return;
+    }
     int64_t call_ms = 0;
     if (br_req_query_int(req, "call_ms", &call_ms) != 0 || call_ms <= 0) {
         add_one(req);
@@ -121,6 +138,14 @@ static const br_param_spec increment_params[] = {
      .has_max = true,
      .max = 10000,
      .summary = "first await a call to /sleep for this long, holding the counter's turn"},
+    {.name = "hold_ms",
+     .in = BR_IN_QUERY,
+     .type = BR_TYPE_INT,
+     .has_min = true,
+     .min = 0,
+     .has_max = true,
+     .max = 10000,
+     .summary = "first wait this long on a local timer, holding the counter's turn"},
 };
 
 static const br_route_spec routes[] = {
