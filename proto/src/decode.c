@@ -247,8 +247,10 @@ static int get_route(dec *d, br_route *r)
         extra--;
     }
     OPTIONAL_FIELD(d, extra, br_cursor_bool(&d->cur, &r->body_form));
-    /* Fields 12 to 15 belong to other features; an actor route sends them (nil when
-     * absent) to reach fields 16 and 17. */
+    /* Fields 12 to 15 are reserved for streaming (12-13) and WebSockets (14-15); until
+     * their decoders land here they are skipped, whatever they hold (an actor route
+     * sends them as nil, "absent", to reach fields 16 and 17).  MERGE NOTE: those
+     * features' decoders replace this loop. */
     for (int i = 12; i < 16 && extra > 0; i++, extra--)
         TRY(br_cursor_skip(&d->cur, BR_SCHEMA_WIRE_DEPTH));
     OPTIONAL_FIELD(d, extra, get_text(d, &r->actor_type));

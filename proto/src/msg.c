@@ -52,3 +52,8 @@ bool br__msg_known(unsigned type)
 {
     return type >= 1 && type <= BR_MSG_TYPE_MAX && types[type].name != NULL;
 }
+
+bool br_msg_type_known(unsigned type)
+{
+    return br__msg_known(type);
+}

@@ -46,6 +46,8 @@ int main(int argc, char **argv)
     char name[128];
     for (int shape = SAMPLE_TYPICAL; shape <= SAMPLE_EMPTY; shape++) {
         for (unsigned type = 1; type <= BR_MSG_TYPE_MAX; type++) {
+            if (!br_msg_type_known(type))
+                continue;
             br_msg m;
             br_buf buf = {0};
             sample_msg(type, (sample_shape)shape, &m);

@@ -60,7 +60,11 @@ static br_route hello_routes[] = {
      {0},
      false,
      NULL,
-     0},
+     0,
+     {0},
+     {0},
+     0,
+     false},
     {S("GET"),
      S("/hello/{name}"),
      0,
@@ -74,7 +78,11 @@ static br_route hello_routes[] = {
      {0},
      false,
      NULL,
-     0},
+     0,
+     {0},
+     {0},
+     0,
+     false},
 };
 static br_route sleep_routes[] = {
     {S("GET"),
@@ -90,13 +98,44 @@ static br_route sleep_routes[] = {
      {0},
      false,
      NULL,
-     0},
-    {S("POST"), S("/sleep"), 0, BR_BODY_MSGPACK, S(""), NULL, 0, BR_AUTH_OPTIONAL, S("admin"),
-     false, S(BODY_SCHEMA), true, sleep_responses, 2},
+     0,
+     {0},
+     {0},
+     0,
+     false},
+    {S("POST"),
+     S("/sleep"),
+     0,
+     BR_BODY_MSGPACK,
+     S(""),
+     NULL,
+     0,
+     BR_AUTH_OPTIONAL,
+     S("admin"),
+     false,
+     S(BODY_SCHEMA),
+     true,
+     sleep_responses,
+     2,
+     {0},
+     {0},
+     0,
+     false},
+};
+static br_route counter_routes[] = {
+    {.method = S("POST"),
+     .path = S("/counters/{id}/increment"),
+     .summary = S(""),
+     .scopes = S(""),
+     .actor_type = S("counter"),
+     .actor_key = S("id"),
+     .actor_idle_ms = 30000,
+     .actor_reentrant = true},
 };
 static br_service services[] = {
     {S("hello"), BR_KIND_IO, hello_routes, 2},
     {S("sleep"), BR_KIND_IO, sleep_routes, 2},
+    {S("counter"), BR_KIND_IO, counter_routes, 1},
 };
 static br_str tasks[] = {S("email"), S("thumbnail")};
 static br_str public_tasks[] = {S("thumbnail")};
@@ -143,7 +182,7 @@ static void fill_maximal_lists(void)
 
 static void sample_ready(sample_shape shape, br_ready *m)
 {
-    *m = (br_ready){S("host:4242:9f3e"), BR_KIND_IO, 1000, 1000, services, 2, tasks, 2,
+    *m = (br_ready){S("host:4242:9f3e"), BR_KIND_IO, 1000, 1000, services, 3, tasks, 2,
                     public_tasks,        1};
     if (shape == SAMPLE_EMPTY)
         *m = (br_ready){S(""), BR_KIND_CPU, 0, 0, NULL, 0, NULL, 0, NULL, 0};
@@ -264,6 +303,30 @@ void sample_msg(unsigned type, sample_shape shape, br_msg *msg)
                                   : (br_job_result){S("j-000123"), BR_JOB_RETRY, S("\xc0"),
                                                     S("smtp: connection refused")};
         break;
+    case BR_MSG_ACTOR_REQUEST:
+        sample_request(BR_MSG_REQUEST, shape, &msg->u.actor_request.req);
+        if (!empty) {
+            msg->u.actor_request.actor_type = (br_str)S("counter");
+            msg->u.actor_request.key = (br_str)S("k42");
+            msg->u.actor_request.epoch = shape == SAMPLE_MAXIMAL ? UINT64_MAX : 7;
+            msg->u.actor_request.activate = true;
+            msg->u.actor_request.state = (br_str)S("\x2a");
+        } else {
+            msg->u.actor_request.actor_type = (br_str)S("c");
+        }
+        break;
+    case BR_MSG_ACTOR_REPLY:
+        sample_reply(shape, &msg->u.actor_reply.reply);
+        if (!empty) {
+            msg->u.actor_reply.epoch = 7;
+            msg->u.actor_reply.op = shape == SAMPLE_MAXIMAL ? BR_STATE_DELETE : BR_STATE_SET;
+            msg->u.actor_reply.state = shape == SAMPLE_MAXIMAL ? (br_str){0} : (br_str)S("\x2b");
+        }
+        break;
+    case BR_MSG_DEACTIVATE:
+        if (!empty)
+            msg->u.deactivate = (br_deactivate){S("counter"), S("k42"), 7};
+        break;
     default:
         break; /* HEARTBEAT has no fields */
     }
@@ -343,7 +406,9 @@ static bool route_equal(const br_route *a, const br_route *b)
     if (!str_equal(a->method, b->method) || !str_equal(a->path, b->path) ||
         a->timeout_ms != b->timeout_ms || a->body != b->body ||
         !str_equal(a->summary, b->summary) || a->nparams != b->nparams || a->auth != b->auth ||
-        !str_equal(a->scopes, b->scopes) || a->forward_token != b->forward_token)
+        !str_equal(a->scopes, b->scopes) || a->forward_token != b->forward_token ||
+        !str_equal(a->actor_type, b->actor_type) || !str_equal(a->actor_key, b->actor_key) ||
+        a->actor_idle_ms != b->actor_idle_ms || a->actor_reentrant != b->actor_reentrant)
         return false;
     for (uint32_t i = 0; i < a->nparams; i++) {
         if (!param_equal(&a->params[i], &b->params[i]))
@@ -434,6 +499,21 @@ bool sample_equal(const br_msg *a, const br_msg *b)
         return request_equal(&a->u.request, &b->u.request);
     case BR_MSG_REPLY:
         return reply_equal(&a->u.reply, &b->u.reply);
+    case BR_MSG_ACTOR_REQUEST: {
+        const br_actor_request *x = &a->u.actor_request, *y = &b->u.actor_request;
+        return str_equal(x->actor_type, y->actor_type) && str_equal(x->key, y->key) &&
+               x->epoch == y->epoch && x->activate == y->activate &&
+               str_equal(x->state, y->state) && request_equal(&x->req, &y->req);
+    }
+    case BR_MSG_ACTOR_REPLY: {
+        const br_actor_reply *x = &a->u.actor_reply, *y = &b->u.actor_reply;
+        return x->epoch == y->epoch && x->op == y->op && str_equal(x->state, y->state) &&
+               reply_equal(&x->reply, &y->reply);
+    }
+    case BR_MSG_DEACTIVATE:
+        return str_equal(a->u.deactivate.actor_type, b->u.deactivate.actor_type) &&
+               str_equal(a->u.deactivate.key, b->u.deactivate.key) &&
+               a->u.deactivate.epoch == b->u.deactivate.epoch;
     case BR_MSG_CREDIT:
         return a->u.credit.credit == b->u.credit.credit;
     case BR_MSG_CANCEL:

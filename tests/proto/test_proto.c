@@ -60,6 +60,8 @@ static void round_trips_every_type_in_every_shape(void **state)
     br_decoder *d = br_decoder_new(NULL);
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         for (unsigned type = 1; type <= BR_MSG_TYPE_MAX; type++) {
+            if (!br_msg_type_known(type))
+                continue;
             br_msg in, out;
             br_buf buf = {0};
             sample_msg(type, shapes[s], &in);
@@ -262,6 +264,8 @@ static void rejects_each_field_with_the_wrong_type(void **state)
      * string. */
     for (size_t s = 0; s < 2; s++) {
         for (unsigned type = 1; type <= BR_MSG_TYPE_MAX; type++) {
+            if (!br_msg_type_known(type))
+                continue;
             br_msg m;
             tree t;
             sample_msg(type, shapes[s], &m);
@@ -270,6 +274,10 @@ static void rejects_each_field_with_the_wrong_type(void **state)
             while (tree_nth(&t, nodes))
                 nodes++;
             tree_free(&t);
+            /* Route fields 12 to 15 are reserved for other features: the actor route
+             * of the READY sample sends them as nil, and any value is accepted there
+             * (forward compatibility).  Exactly those four nils may take a string. */
+            size_t reserved = 0;
             for (size_t k = 0; k < nodes; k++) {
                 tree_from_msg(&t, &m);
                 msgpack_object *o = tree_nth(&t, k);
@@ -277,13 +285,21 @@ static void rejects_each_field_with_the_wrong_type(void **state)
                     tree_free(&t);
                     continue;
                 }
+                bool was_nil = o->type == MSGPACK_OBJECT_NIL;
                 bool to_int = o->type == MSGPACK_OBJECT_STR || o->type == MSGPACK_OBJECT_BIN ||
                               o->type == MSGPACK_OBJECT_ARRAY || o->type == MSGPACK_OBJECT_BOOLEAN;
                 *o = to_int ? tree_uint(7) : tree_str("x");
-                if (decode_tree(&t) != BR_ETYPE)
+                int rc = decode_tree(&t);
+                if (rc == 0 && was_nil && type == BR_MSG_READY)
+                    reserved++;
+                else if (rc != BR_ETYPE)
                     fail_msg("%s node %zu: not refused as BR_ETYPE", br_msg_type_name(type), k);
                 tree_free(&t);
             }
+            if (type == BR_MSG_READY && shapes[s] == SAMPLE_TYPICAL)
+                assert_int_equal(reserved, 4);
+            else
+                assert_int_equal(reserved, 0);
         }
     }
 }
@@ -310,6 +326,8 @@ static void accepts_and_ignores_extra_trailing_elements(void **state)
     };
     br_decoder *d = br_decoder_new(NULL);
     for (unsigned type = 1; type <= BR_MSG_TYPE_MAX; type++) {
+        if (!br_msg_type_known(type))
+            continue;
         br_msg m, out;
         tree t;
         br_buf buf = {0};
@@ -608,7 +626,9 @@ static void names_every_message_type(void **state)
     assert_string_equal(br_msg_type_name(0), "UNKNOWN");
     assert_string_equal(br_msg_type_name(BR_MSG_TYPE_MAX + 1), "UNKNOWN");
     for (unsigned t = 1; t <= BR_MSG_TYPE_MAX; t++)
-        assert_string_not_equal(br_msg_type_name(t), "UNKNOWN");
+        assert_true(br_msg_type_known(t) == (strcmp(br_msg_type_name(t), "UNKNOWN") != 0));
+    assert_string_equal(br_msg_type_name(BR_MSG_ACTOR_REPLY), "ACTOR_REPLY");
+    assert_false(br_msg_type_known(13)); /* reserved for the jobs engineer's types */
 }
 
 static void decodes_requests_and_replies_without_allocating_once_warm(void **state)

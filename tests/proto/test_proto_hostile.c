@@ -45,6 +45,8 @@ static void rejects_every_truncation_of_every_message(void **state)
     br_decoder *d = br_decoder_new(NULL);
     for (size_t s = 0; s < 3; s++) {
         for (unsigned type = 1; type <= BR_MSG_TYPE_MAX; type++) {
+            if (!br_msg_type_known(type))
+                continue;
             br_msg m, out;
             br_buf buf = {0};
             sample_msg(type, shapes[s], &m);
@@ -104,7 +106,9 @@ static void survives_random_bytes(void **state)
         if (i % 2 && len >= 3) {
             buf[0] = (uint8_t)(0x90 | (rng() % 16));
             buf[1] = 0x01;
-            buf[2] = (uint8_t)(1 + rng() % BR_MSG_TYPE_MAX);
+            do
+                buf[2] = (uint8_t)(1 + rng() % BR_MSG_TYPE_MAX);
+            while (!br_msg_type_known(buf[2]));
         }
         int rc = sample_decode_check(buf, len);
         if (rc == SAMPLE_BROKEN)
@@ -156,6 +160,8 @@ static void survives_mutations_of_valid_messages(void **state)
     size_t tried = 0;
     for (int shape = SAMPLE_TYPICAL; shape <= SAMPLE_EMPTY; shape++) {
         for (unsigned type = 1; type <= BR_MSG_TYPE_MAX; type++) {
+            if (!br_msg_type_known(type))
+                continue;
             br_msg m;
             br_buf buf = {0};
             sample_msg(type, (sample_shape)shape, &m);
@@ -173,7 +179,10 @@ static void survives_mutations_of_valid_messages(void **state)
             br_buf_free(&buf);
         }
     }
-    assert_int_equal(tried, 2 * BR_MSG_TYPE_MAX * 400);
+    size_t known = 0;
+    for (unsigned type = 1; type <= BR_MSG_TYPE_MAX; type++)
+        known += br_msg_type_known(type);
+    assert_int_equal(tried, 2 * known * 400);
 }
 
 int main(void)

@@ -391,6 +391,10 @@ int br_decoder_decode(br_decoder *self, const void *buf, size_t len, br_msg *out
  * message that fails to decode.  Returns 0 or a negative br_err. */
 int br_msg_peek(const void *buf, size_t len, unsigned *version, unsigned *type);
 
+/* True for a message type this library knows: the numbering has gaps (13-39 are
+ * reserved for other features), so loops over 1..BR_MSG_TYPE_MAX skip the others. */
+bool br_msg_type_known(unsigned type);
+
 /* The name of a message type ("REQUEST"), or "UNKNOWN". */
 const char *br_msg_type_name(unsigned type);
 

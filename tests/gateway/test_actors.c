@@ -1,0 +1,254 @@
+/*
+ * test_actors.c - keyed actors in the gateway: the placement function's properties
+ * (stable, balanced, ~1/N of keys move when a worker joins or leaves, only the keys of
+ * the worker that left or the one that joined) and the SQLite state store's fencing
+ * (a commit from a replaced activation's epoch is refused).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "actors_store.h"
+#include "registry.h"
+
+#define KEYS 10000
+#define MAXW 8
+
+/* A service with n live workers named w0..w(n-1) (ids in names[]). */
+typedef struct fixture {
+    gw_service svc;
+    gw_worker workers[MAXW + 1];
+    gw_worker *ptrs[MAXW + 1];
+    char names[MAXW + 1][16];
+} fixture;
+
+static void fixture_init(fixture *f, size_t n)
+{
+    memset(f, 0, sizeof(*f));
+    for (size_t i = 0; i <= MAXW; i++) {
+        snprintf(f->names[i], sizeof(f->names[i]), "host:%zu", 1000 + i);
+        f->workers[i].id = f->names[i];
+        f->ptrs[i] = &f->workers[i];
+    }
+    f->svc.workers = f->ptrs;
+    f->svc.nworkers = n;
+}
+
+/* The index of the worker key k is placed on. */
+static size_t place(const fixture *f, size_t k)
+{
+    char key[32];
+    int len = snprintf(key, sizeof(key), "k%zu", k);
+    gw_worker *w = gw_registry_place(&f->svc, "counter", 7, key, (size_t)len);
+    assert_non_null(w);
+    return (size_t)(w - f->workers);
+}
+
+static void same_key_always_reaches_the_same_worker(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_init(&f, 3);
+    for (size_t k = 0; k < 1000; k++)
+        assert_int_equal(place(&f, k), place(&f, k));
+    /* The order of the service's workers does not matter. */
+    size_t before[1000];
+    for (size_t k = 0; k < 1000; k++)
+        before[k] = place(&f, k);
+    gw_worker *tmp = f.ptrs[0];
+    f.ptrs[0] = f.ptrs[2];
+    f.ptrs[2] = tmp;
+    for (size_t k = 0; k < 1000; k++)
+        assert_int_equal(place(&f, k), before[k]);
+}
+
+static void keys_spread_evenly_over_workers(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_init(&f, 4);
+    size_t count[MAXW] = {0};
+    for (size_t k = 0; k < KEYS; k++)
+        count[place(&f, k)]++;
+    /* 2500 each on average; a fair hash stays well within +-10 %. */
+    for (size_t i = 0; i < 4; i++) {
+        assert_true(count[i] > 2250);
+        assert_true(count[i] < 2750);
+    }
+}
+
+static void a_joining_worker_takes_about_one_nth_and_nothing_else_moves(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_init(&f, 3);
+    static size_t before[KEYS];
+    for (size_t k = 0; k < KEYS; k++)
+        before[k] = place(&f, k);
+    f.svc.nworkers = 4; /* worker 3 joins */
+    size_t moved = 0;
+    for (size_t k = 0; k < KEYS; k++) {
+        size_t now = place(&f, k);
+        if (now != before[k]) {
+            assert_int_equal(now, 3); /* a key only ever moves to the newcomer */
+            moved++;
+        }
+    }
+    /* 1/4 of the keys expected: 2500. */
+    assert_true(moved > 2250 && moved < 2750);
+}
+
+static void a_leaving_worker_gives_away_only_its_own_keys(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_init(&f, 4);
+    static size_t before[KEYS];
+    for (size_t k = 0; k < KEYS; k++)
+        before[k] = place(&f, k);
+    f.workers[1].lost = true; /* not live: out of the placement */
+    size_t moved = 0;
+    for (size_t k = 0; k < KEYS; k++) {
+        size_t now = place(&f, k);
+        assert_int_not_equal(now, 1);
+        if (before[k] != 1)
+            assert_int_equal(now, before[k]);
+        else
+            moved++;
+    }
+    assert_true(moved > 2250 && moved < 2750);
+}
+
+static void no_live_worker_places_nothing(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_init(&f, 2);
+    f.workers[0].draining = true;
+    f.workers[1].unhealthy = true;
+    assert_null(gw_registry_place(&f.svc, "counter", 7, "k", 1));
+}
+
+static void score_tells_type_and_key_boundaries_apart(void **state)
+{
+    (void)state;
+    assert_int_not_equal(gw_placement_score("ab", 2, "c", 1, "w"),
+                         gw_placement_score("a", 1, "bc", 2, "w"));
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* The SQLite store.                                                                   */
+
+static gw_actor_op op_load(const char *key)
+{
+    return (gw_actor_op){.load = true, .type = br_str_c("counter"), .key = br_str_c(key)};
+}
+
+static gw_actor_op op_set(const char *key, uint64_t epoch, const char *state)
+{
+    gw_actor_op op = {
+        .type = br_str_c("counter"), .key = br_str_c(key), .epoch = epoch, .op = BR_STATE_SET};
+    assert_int_equal(br_buf_append(&op.state, state, strlen(state)), 0);
+    return op;
+}
+
+static void apply1(gw_actor_backend *b, gw_actor_op *op)
+{
+    gw_actor_op *ops[1] = {op};
+    gw__actors_sqlite_apply(b, ops, 1);
+}
+
+static void store_refuses_a_commit_from_a_replaced_epoch(void **state)
+{
+    (void)state;
+    gw_actor_backend *b = gw__actors_sqlite_open(":memory:", false);
+    assert_non_null(b);
+    gw_actor_op a = op_load("k1");
+    apply1(b, &a);
+    assert_int_equal(a.status, 0);
+    assert_int_equal(a.epoch, 1);
+    assert_int_equal(a.state.len, 0);
+    gw_actor_op c1 = op_set("k1", 1, "one");
+    apply1(b, &c1);
+    assert_int_equal(c1.status, 0);
+    /* The key moves: the new activation claims epoch 2 and sees "one". */
+    gw_actor_op a2 = op_load("k1");
+    apply1(b, &a2);
+    assert_int_equal(a2.epoch, 2);
+    assert_int_equal(a2.state.len, 3);
+    assert_memory_equal(a2.state.data, "one", 3);
+    /* The old activation (epoch 1) tries to commit: fenced, nothing changes. */
+    gw_actor_op stale = op_set("k1", 1, "stale");
+    apply1(b, &stale);
+    assert_int_equal(stale.status, BR_EVALUE);
+    gw_actor_op c2 = op_set("k1", 2, "two");
+    apply1(b, &c2);
+    assert_int_equal(c2.status, 0);
+    gw_actor_op a3 = op_load("k1");
+    apply1(b, &a3);
+    assert_int_equal(a3.epoch, 3);
+    assert_memory_equal(a3.state.data, "two", 3);
+    /* A delete keeps the epoch row: the state is gone, the fence stays. */
+    gw_actor_op del = {
+        .type = br_str_c("counter"), .key = br_str_c("k1"), .epoch = 3, .op = BR_STATE_DELETE};
+    apply1(b, &del);
+    assert_int_equal(del.status, 0);
+    gw_actor_op a4 = op_load("k1");
+    apply1(b, &a4);
+    assert_int_equal(a4.epoch, 4);
+    assert_int_equal(a4.state.len, 0);
+    gw_actor_op *all[] = {&a, &c1, &a2, &stale, &c2, &a3, &del, &a4};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        br_buf_free(&all[i]->state);
+    gw__actors_sqlite_close(&b);
+    gw__actors_sqlite_close(&b); /* safe twice */
+}
+
+static void store_applies_a_batch_in_order_in_one_transaction(void **state)
+{
+    (void)state;
+    gw_actor_backend *b = gw__actors_sqlite_open(":memory:", false);
+    assert_non_null(b);
+    enum { N = 1000 };
+    static gw_actor_op ops[2 * N];
+    static gw_actor_op *ptrs[2 * N];
+    static char keys[N][16];
+    for (size_t i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "k%zu", i);
+        ops[2 * i] = op_load(keys[i]);
+        ops[2 * i + 1] = op_set(keys[i], 1, keys[i]);
+        ptrs[2 * i] = &ops[2 * i];
+        ptrs[2 * i + 1] = &ops[2 * i + 1];
+    }
+    gw__actors_sqlite_apply(b, ptrs, 2 * N);
+    for (size_t i = 0; i < 2 * N; i++) {
+        assert_int_equal(ops[i].status, 0);
+        br_buf_free(&ops[i].state);
+    }
+    gw_actor_op check = op_load("k999");
+    apply1(b, &check);
+    assert_int_equal(check.epoch, 2);
+    assert_memory_equal(check.state.data, "k999", 4);
+    br_buf_free(&check.state);
+    gw__actors_sqlite_close(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(same_key_always_reaches_the_same_worker),
+        cmocka_unit_test(keys_spread_evenly_over_workers),
+        cmocka_unit_test(a_joining_worker_takes_about_one_nth_and_nothing_else_moves),
+        cmocka_unit_test(a_leaving_worker_gives_away_only_its_own_keys),
+        cmocka_unit_test(no_live_worker_places_nothing),
+        cmocka_unit_test(score_tells_type_and_key_boundaries_apart),
+        cmocka_unit_test(store_refuses_a_commit_from_a_replaced_epoch),
+        cmocka_unit_test(store_applies_a_batch_in_order_in_one_transaction),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
