@@ -51,14 +51,22 @@ def free_port(host="127.0.0.1"):
 
 
 def _jobs_store_env(args, env):
-    """A gateway started without a job store option gets one in a new temporary
-    directory (returned, for cleanup), never ./barista-jobs.db in the source tree."""
-    if os.path.basename(str(args[0])) != "barista-gateway" or "--jobs-db" in args:
+    """A gateway started without a job store or actor store option gets them in a new
+    temporary directory (returned, for cleanup), never ./barista-jobs.db or
+    ./barista-actors.db in the source tree."""
+    if os.path.basename(str(args[0])) != "barista-gateway":
         return None
-    if "BARISTA_JOBS_DB" in (env or {}) or "BARISTA_JOBS_DB" in os.environ:
+    given = dict(os.environ)
+    given.update(env or {})
+    want_jobs = "--jobs-db" not in args and "BARISTA_JOBS_DB" not in given
+    want_actors = "--actors-db" not in args and "BARISTA_ACTORS_DB" not in given
+    if not want_jobs and not want_actors:
         return None
     d = tempfile.TemporaryDirectory(prefix="barista-jobs-")
-    env["BARISTA_JOBS_DB"] = os.path.join(d.name, "jobs.db")
+    if want_jobs:
+        env["BARISTA_JOBS_DB"] = os.path.join(d.name, "jobs.db")
+    if want_actors:
+        env["BARISTA_ACTORS_DB"] = os.path.join(d.name, "actors.db")
     return d
 
 

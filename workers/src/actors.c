@@ -243,6 +243,23 @@ void br__actors_turn_done(br_worker *w, br_req *req)
     pump(w);
 }
 
+void br__actors_new_registration(br_worker *w)
+{
+    if (!w->actors)
+        return;
+    for (size_t i = 0; i < ACTOR_BUCKETS; i++) {
+        br__actor *a = w->actors->buckets[i];
+        while (a) {
+            br__actor *next = a->hnext;
+            if (a->running == 0 && !a->qhead && !a->ready)
+                actor_drop(w, a);
+            else
+                a->deactivate = true; /* once what runs or waits is done */
+            a = next;
+        }
+    }
+}
+
 void br__actors_deactivate(br_worker *w, const br_deactivate *m)
 {
     if (!w->actors)

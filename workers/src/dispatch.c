@@ -271,6 +271,7 @@ uint32_t br__dispatch_new_registration(br_worker *w)
     for (br_req *r = w->head; r; r = r->next)
         r->credit_gen = w->gen;
     br__jobs_new_registration(w);
+    br__actors_new_registration(w);
     return w->capacity > w->inflight ? w->capacity - w->inflight : 0;
 }
 

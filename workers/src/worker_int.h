@@ -159,6 +159,11 @@ void br__actors_turn_done(br_worker *w, br_req *req);
 /* actors.c: DEACTIVATE: the key's activation ends once its mailbox is empty. */
 void br__actors_deactivate(br_worker *w, const br_deactivate *m);
 
+/* actors.c: a new registration began: activations of the old broker session with
+ * nothing running or waiting end (the gateway activates them again, with their
+ * committed state, when their keys come back). */
+void br__actors_new_registration(br_worker *w);
+
 /* actors.c: frees every actor key (worker destroyed). */
 void br__actors_release(br_worker *w);
 

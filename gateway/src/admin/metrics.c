@@ -7,7 +7,9 @@
 #include "metrics.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 
 /* Longest line written at once: a family's HELP, or a sample whose label is a service
  * name (GW_NAME_MAX bytes, at most doubled by escaping). */
@@ -202,9 +204,10 @@ int gw_metrics_broker(br_buf *out, const gw_broker_stats *st, const gw_registry 
          "Actor messages waiting at the gateway (state load, a move, credit).", st->actors_queued},
         {"barista_actors_turns_total", "counter", "Actor turns answered (ACTOR_REPLYs).",
          st->actor_turns},
-        {"barista_actors_turn_seconds_sum", "counter",
-         "Sum of actor turn latencies, ACTOR_REQUEST sent to ACTOR_REPLY received.",
-         st->actor_turn_us / 1000000},
+        {"barista_actors_turn_microseconds_total", "counter",
+         "Sum of actor turn latencies, ACTOR_REQUEST sent to ACTOR_REPLY received (mean: this "
+         "over turns_total).",
+         st->actor_turn_us},
         {"barista_actors_activations_total", "counter", "Actor activations started.",
          st->actor_activations},
         {"barista_actors_moves_total", "counter",
@@ -220,6 +223,42 @@ int gw_metrics_broker(br_buf *out, const gw_broker_stats *st, const gw_registry 
     if (rc == 0)
         rc = singles(out, rows, NELEMS(rows));
     return rc ? rc : services(out, reg);
+}
+
+int gw_metrics_actor_types(br_buf *out, const gw_actor_type_stats *t, size_t n)
+{
+    static const struct {
+        const char *name, *kind, *help;
+        size_t offset;
+    } fams[] = {
+        {"barista_actor_type_active", "gauge", "Keys of the actor type active at a worker.",
+         offsetof(gw_actor_type_stats, active)},
+        {"barista_actor_type_mailbox_waiting", "gauge",
+         "Messages of the actor type waiting at the gateway.",
+         offsetof(gw_actor_type_stats, waiting)},
+        {"barista_actor_type_turns_total", "counter", "Turns of the actor type answered.",
+         offsetof(gw_actor_type_stats, turns)},
+        {"barista_actor_type_turn_microseconds_total", "counter",
+         "Sum of the actor type's turn latencies (mean: this over turns_total).",
+         offsetof(gw_actor_type_stats, turn_us)},
+        {"barista_actor_type_activations_total", "counter", "Activations of the actor type.",
+         offsetof(gw_actor_type_stats, activations)},
+        {"barista_actor_type_moves_total", "counter",
+         "Activations of the actor type ended because their key moved.",
+         offsetof(gw_actor_type_stats, moves)},
+    };
+    int rc = 0;
+    for (size_t f = 0; f < NELEMS(fams) && rc == 0 && n > 0; f++) {
+        rc = family(out, fams[f].name, fams[f].kind, fams[f].help);
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            uint64_t v;
+            memcpy(&v, (const char *)&t[i] + fams[f].offset, sizeof(v));
+            char name[2 * GW_ACTOR_TYPE_MAX + 1];
+            label_escape(name, sizeof(name), t[i].type);
+            rc = appendf(out, "%s{type=\"%s\"} %llu\n", fams[f].name, name, (unsigned long long)v);
+        }
+    }
+    return rc;
 }
 
 int gw_metrics_jobs(br_buf *out, const gw_jobs_stats *st)
@@ -275,6 +314,11 @@ int gw_metrics_render(const gw_metrics_sources *src, br_buf *out)
         gw_broker_stats st;
         gw_broker_stats_get(src->broker, &st);
         rc = gw_metrics_broker(out, &st, gw_broker_registry(src->broker));
+    }
+    if (rc == 0 && src->broker) {
+        gw_actor_type_stats types[GW_BROKER_MAX_ACTOR_TYPES];
+        size_t n = gw_broker_actor_types(src->broker, types, GW_BROKER_MAX_ACTOR_TYPES);
+        rc = gw_metrics_actor_types(out, types, n);
     }
     if (rc == 0 && src->jobs) {
         gw_jobs_stats st;

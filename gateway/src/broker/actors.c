@@ -42,6 +42,36 @@ static gw_activation *activation_find(gw_broker *b, const char *type, size_t typ
     return NULL;
 }
 
+/* The counters of `type`: found, or a new slot, or the last slot when all are taken. */
+static gw_actor_type_stats *type_stats(gw_broker *b, const char *type)
+{
+    for (size_t i = 0; i < b->nactor_types; i++)
+        if (strncmp(b->actor_types[i].type, type, GW_ACTOR_TYPE_MAX) == 0)
+            return &b->actor_types[i];
+    if (b->nactor_types == GW_BROKER_MAX_ACTOR_TYPES)
+        return &b->actor_types[GW_BROKER_MAX_ACTOR_TYPES - 1];
+    gw_actor_type_stats *t = &b->actor_types[b->nactor_types++];
+    snprintf(t->type, sizeof(t->type), "%s", type);
+    return t;
+}
+
+size_t gw_broker_actor_types(const gw_broker *self, gw_actor_type_stats *out, size_t cap)
+{
+    size_t n = self->nactor_types < cap ? self->nactor_types : cap;
+    memcpy(out, self->actor_types, n * sizeof(*out));
+    for (size_t i = 0; i < n; i++)
+        out[i].active = out[i].waiting = 0;
+    for (const gw_list *l = self->actors_all.next; l != &self->actors_all; l = l->next) {
+        const gw_activation *a = GW_CONTAINER_OF(l, gw_activation, all_link);
+        size_t i = (size_t)(a->tstats - self->actor_types);
+        if (i < n) {
+            out[i].active += a->worker != NULL;
+            out[i].waiting += a->nqueued;
+        }
+    }
+    return self->nactor_types;
+}
+
 /* The activation record of (route's type, key), created when missing; NULL when out
  * of memory or at max_actors. */
 static gw_activation *activation_get(gw_broker *b, const gw_route_entry *e, br_str key)
@@ -60,6 +90,7 @@ static gw_activation *activation_get(gw_broker *b, const gw_route_entry *e, br_s
     a->hash = h;
     a->service = e->service;
     a->idle_ms = e->actor_idle_ms ? e->actor_idle_ms : b->cfg.actor_idle_ms;
+    a->tstats = type_stats(b, e->actor_type);
     a->type = (char *)(a + 1);
     memcpy(a->type, e->actor_type, type_len + 1);
     a->type_len = type_len;
@@ -199,6 +230,7 @@ static int send_one(gw_activation *a, gw_exchange *c, gw_worker *w)
         a->have_state = false;
         gw_list_push_back(&w->actors, &a->link);
         a->broker->stats.actor_activations++;
+        a->tstats->activations++;
         br_buf_free(&a->state);
     }
     return 0;
@@ -222,6 +254,7 @@ static void advance(gw_activation *a)
             if (a->inflight > 0 || a->commits > 0)
                 return;
             b->stats.actor_moves++;
+            a->tstats->moves++;
             activation_end(a, true);
         }
         if (!a->worker && !a->have_state) {
@@ -350,8 +383,11 @@ void gw__actors_reply(gw_broker *b, gw_worker *w, const br_actor_reply *ar, cons
         return;
     }
     gw_activation *a = c->actor;
+    uint64_t turn_us = (uv_hrtime() - c->sent_ns) / 1000;
     b->stats.actor_turns++;
-    b->stats.actor_turn_us += (uv_hrtime() - c->sent_ns) / 1000;
+    b->stats.actor_turn_us += turn_us;
+    a->tstats->turns++;
+    a->tstats->turn_us += turn_us;
     a->last_used = uv_now(b->loop);
     gw__exchange_returned(c);
     void *data;
@@ -403,6 +439,7 @@ void gw__actors_worker_gone(gw_broker *b, gw_worker *w)
         gw_activation *a = GW_CONTAINER_OF(w->actors.next, gw_activation, link);
         activation_end(a, false);
         b->stats.actor_moves++;
+        a->tstats->moves++;
         gw_list_remove(&a->wait_link);
         gw_list_push_back(&moved, &a->wait_link);
     }

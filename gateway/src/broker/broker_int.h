@@ -58,6 +58,8 @@ struct gw_broker {
     gw_idmap *actors;   /* hash of (type, key) -> gw_activation chain (actors.c) */
     gw_list actors_all; /* every gw_activation, oldest first */
     size_t nactors;     /* entries in actors_all */
+    gw_actor_type_stats actor_types[GW_BROKER_MAX_ACTOR_TYPES]; /* per-type counters */
+    size_t nactor_types;                                        /* entries used in actor_types */
 };
 
 /* One actor key the broker knows (actors.c): where it is active, under which epoch,
@@ -73,6 +75,7 @@ typedef struct gw_activation {
     char *key;                       /* actor key, NUL-terminated (this allocation) */
     size_t key_len;                  /* bytes in key */
     uint32_t idle_ms;                /* deactivated after this long without a message */
+    gw_actor_type_stats *tstats;     /* its type's counters (broker->actor_types) */
     gw_worker *worker;               /* where it is active; NULL when not */
     uint64_t epoch;                  /* the epoch of the activation (or of the next one) */
     bool have_state;                 /* state is loaded for the next activation */

@@ -50,6 +50,9 @@ int gw_metrics_broker(br_buf *out, const gw_broker_stats *st, const gw_registry 
 /* Appends the job queue families. 0 or an append error. */
 int gw_metrics_jobs(br_buf *out, const gw_jobs_stats *st);
 
+/* The per-actor-type families, one series per type (label `type`). */
+int gw_metrics_actor_types(br_buf *out, const gw_actor_type_stats *t, size_t n);
+
 /* Appends the supervisor families. 0 or an append error. */
 int gw_metrics_supervisor(br_buf *out, const gw_supervisor_stats *st);
 

@@ -236,6 +236,26 @@ int gw_broker_attach(gw_broker *self, const gw_broker_hooks *hooks, void *data);
 /* Detaches what was attached with `data`; nothing when it was not. */
 void gw_broker_detach(gw_broker *self, void *data);
 
+/* Actor types the broker keeps counters for, at most (later ones share the last). */
+#define GW_BROKER_MAX_ACTOR_TYPES 64
+/* Longest actor type name counted on its own (longer ones are cut for metrics). */
+#define GW_ACTOR_TYPE_MAX 63
+
+/* Counters of one actor type, for /metrics. */
+typedef struct gw_actor_type_stats {
+    char type[GW_ACTOR_TYPE_MAX + 1]; /* the type's name */
+    uint64_t active;                  /* gauge: its keys active at a worker */
+    uint64_t waiting;                 /* gauge: its messages waiting at the gateway */
+    uint64_t turns;                   /* ACTOR_REPLYs */
+    uint64_t turn_us;                 /* sum of turn latencies, us */
+    uint64_t activations;             /* activations started */
+    uint64_t moves;                   /* activations ended by a move */
+} gw_actor_type_stats;
+
+/* Copies the per-type counters (gauges filled in) into out[0..cap); returns how many
+ * types there are. */
+size_t gw_broker_actor_types(const gw_broker *self, gw_actor_type_stats *out, size_t cap);
+
 /* Appends a JSON object summarising actor placement to out: per service with actor
  * routes, its live workers with their active actors, and per actor type the active
  * count and queued messages.  0 or a br_buf error. */
