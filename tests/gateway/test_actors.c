@@ -33,6 +33,7 @@ static void fixture_init(fixture *f, size_t n)
     for (size_t i = 0; i <= MAXW; i++) {
         snprintf(f->names[i], sizeof(f->names[i]), "host:%zu", 1000 + i);
         f->workers[i].id = f->names[i];
+        f->workers[i].proto_version = 2;
         f->ptrs[i] = &f->workers[i];
     }
     f->svc.workers = f->ptrs;
@@ -131,6 +132,18 @@ static void no_live_worker_places_nothing(void **state)
     fixture_init(&f, 2);
     f.workers[0].draining = true;
     f.workers[1].unhealthy = true;
+    assert_null(gw_registry_place(&f.svc, "counter", 7, "k", 1));
+}
+
+static void version_1_workers_get_no_keys(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_init(&f, 2);
+    f.workers[0].proto_version = 1;
+    for (size_t k = 0; k < 100; k++)
+        assert_int_equal(place(&f, k), 1);
+    f.workers[1].proto_version = 1;
     assert_null(gw_registry_place(&f.svc, "counter", 7, "k", 1));
 }
 
@@ -246,6 +259,7 @@ int main(void)
         cmocka_unit_test(a_joining_worker_takes_about_one_nth_and_nothing_else_moves),
         cmocka_unit_test(a_leaving_worker_gives_away_only_its_own_keys),
         cmocka_unit_test(no_live_worker_places_nothing),
+        cmocka_unit_test(version_1_workers_get_no_keys),
         cmocka_unit_test(score_tells_type_and_key_boundaries_apart),
         cmocka_unit_test(store_refuses_a_commit_from_a_replaced_epoch),
         cmocka_unit_test(store_applies_a_batch_in_order_in_one_transaction),

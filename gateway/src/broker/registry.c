@@ -544,6 +544,7 @@ static gw_worker *worker_new(const void *ident, size_t ident_len, const br_ready
     w->kind = r->kind;
     w->credit = r->capacity < GW_CREDIT_MAX ? r->capacity : GW_CREDIT_MAX;
     w->heartbeat_ms = r->heartbeat_ms < GW_HEARTBEAT_MAX ? r->heartbeat_ms : GW_HEARTBEAT_MAX;
+    w->proto_version = BR_PROTO_VERSION_MIN; /* the broker sets the READY's version */
     w->last_recv = now;
     w->last_send = now;
     gw_list_init(&w->exchanges);
@@ -695,7 +696,8 @@ gw_worker *gw_registry_place(const gw_service *s, const char *type, size_t type_
     uint64_t best_score = 0;
     for (size_t i = 0; i < s->nworkers; i++) {
         gw_worker *w = s->workers[i];
-        if (!gw_worker_live(w))
+        /* ACTOR_REQUEST exists from version 2 on: a version-1 worker gets no key. */
+        if (!gw_worker_live(w) || w->proto_version < 2)
             continue;
         uint64_t score = gw_placement_score(type, type_len, key, key_len, w->id);
         /* Ties (astronomically rare) go to the smaller id, so the choice never

@@ -99,6 +99,9 @@ struct gw_worker {
     bool unhealthy;              /* left a CANCEL unanswered past the grace: no new work */
     char key[GW_KEY_LEN + 1];    /* its CURVE public key (Z85); "" without CURVE */
     uint32_t heartbeat_ms;       /* its announced heartbeat, capped at GW_HEARTBEAT_MAX */
+    uint8_t proto_version;       /* the protocol version of its READY: every message to
+                                    it is written in that one, and version-2 message
+                                    types never reach a version-1 worker */
     bool draining;               /* sent GOODBYE: no new work, forget at inflight 0 */
     bool lost;                   /* a send found it gone: no new work, reap it */
     uint64_t last_recv;          /* loop time (ms) of its last message */
@@ -159,7 +162,7 @@ static inline bool gw_worker_live(const gw_worker *w)
 gw_worker *gw_registry_pick(const gw_service *s, size_t max_bytes);
 
 /* Rendezvous (highest random weight) placement of the actor `key` of `type`: the
- * live worker of s whose score for (type, key, worker id) is highest, or NULL when s
+ * live worker of s speaking protocol version 2 or later whose score for (type, key, worker id) is highest, or NULL when s
  * has no live worker.  While the live set is stable a key always gets the same
  * worker; when a worker joins or leaves only the keys it wins or held move (about 1/N
  * of them).  Credit is not considered: a key waits for its worker. */
