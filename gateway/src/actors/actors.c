@@ -66,8 +66,9 @@ static void on_after(uv_work_t *work, int status)
 {
     gw_actors *self = work->data;
     (void)status;
+    /* nbatch stays set while the callbacks run: what they queue waits for the next
+     * batch instead of refilling the array being walked here. */
     size_t n = self->nbatch;
-    self->nbatch = 0;
     self->stats.transactions++;
     for (size_t i = 0; i < n; i++) {
         gw_actor_op *op = self->batch[i];
@@ -82,6 +83,7 @@ static void on_after(uv_work_t *work, int status)
         }
         op_free(op);
     }
+    self->nbatch = 0;
     start_batch(self);
 }
 
