@@ -381,7 +381,11 @@ static int get_fields(dec *d, br_msg *m, uint32_t *extra)
         TRY(get_text(d, &m->u.job.task));
         TRY(get_bytes(d, &m->u.job.payload));
         TRY(get_u32(d, &m->u.job.attempt));
-        return get_u32(d, &m->u.job.lease_ms);
+        TRY(get_u32(d, &m->u.job.lease_ms));
+        if (*extra == 0)
+            return 0; /* an older broker: no identity */
+        (*extra)--;
+        return get_bytes(d, &m->u.job.identity);
     case BR_MSG_JOB_ACK:
         return get_text(d, &m->u.job_ack.job_id);
     case BR_MSG_JOB_RESULT:
@@ -389,6 +393,12 @@ static int get_fields(dec *d, br_msg *m, uint32_t *extra)
         TRY(get_u8(d, &m->u.job_result.outcome));
         TRY(get_bytes(d, &m->u.job_result.result));
         return get_text(d, &m->u.job_result.error);
+    case BR_MSG_JOB_PROGRESS:
+        TRY(get_text(d, &m->u.job_progress.job_id));
+        TRY(get_bound(d, &m->u.job_progress.has_progress, &m->u.job_progress.progress));
+        return get_text(d, &m->u.job_progress.note);
+    case BR_MSG_JOB_CANCEL:
+        return get_text(d, &m->u.job_cancel.job_id);
     default:
         return 0; /* HEARTBEAT: no fields */
     }

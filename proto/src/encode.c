@@ -234,12 +234,17 @@ static void pack_msg(msgpack_packer *pk, const br_msg *msg)
         pack_str(pk, msg->u.goodbye.reason);
         break;
     case BR_MSG_JOB:
-        pack_head(pk, msg->type);
+        /* The identity is an optional trailing field: left out when empty. */
+        msgpack_pack_array(pk, 2 + br__msg_nfields(msg->type) + (msg->u.job.identity.len ? 1 : 0));
+        msgpack_pack_uint8(pk, BR_PROTO_VERSION);
+        msgpack_pack_uint8(pk, msg->type);
         pack_str(pk, msg->u.job.job_id);
         pack_str(pk, msg->u.job.task);
         pack_bin(pk, msg->u.job.payload);
         msgpack_pack_uint32(pk, msg->u.job.attempt);
         msgpack_pack_uint32(pk, msg->u.job.lease_ms);
+        if (msg->u.job.identity.len)
+            pack_bin(pk, msg->u.job.identity);
         break;
     case BR_MSG_JOB_ACK:
         pack_head(pk, msg->type);
@@ -251,6 +256,19 @@ static void pack_msg(msgpack_packer *pk, const br_msg *msg)
         msgpack_pack_uint8(pk, msg->u.job_result.outcome);
         pack_bin(pk, msg->u.job_result.result);
         pack_str(pk, msg->u.job_result.error);
+        break;
+    case BR_MSG_JOB_PROGRESS:
+        pack_head(pk, msg->type);
+        pack_str(pk, msg->u.job_progress.job_id);
+        if (msg->u.job_progress.has_progress)
+            msgpack_pack_double(pk, msg->u.job_progress.progress);
+        else
+            msgpack_pack_nil(pk);
+        pack_str(pk, msg->u.job_progress.note);
+        break;
+    case BR_MSG_JOB_CANCEL:
+        pack_head(pk, msg->type);
+        pack_str(pk, msg->u.job_cancel.job_id);
         break;
     }
 }

@@ -21,12 +21,20 @@ static const struct {
     const char *name;
     uint32_t nfields;
 } types[BR_MSG_TYPE_MAX + 1] = {
-    [BR_MSG_READY] = {"READY", 6},      [BR_MSG_WELCOME] = {"WELCOME", 2},
-    [BR_MSG_REQUEST] = {"REQUEST", 12}, [BR_MSG_REPLY] = {"REPLY", 6},
-    [BR_MSG_CREDIT] = {"CREDIT", 1},    [BR_MSG_HEARTBEAT] = {"HEARTBEAT", 0},
-    [BR_MSG_CANCEL] = {"CANCEL", 1},    [BR_MSG_GOODBYE] = {"GOODBYE", 1},
-    [BR_MSG_CALL] = {"CALL", 12},       [BR_MSG_JOB] = {"JOB", 5},
-    [BR_MSG_JOB_ACK] = {"JOB_ACK", 1},  [BR_MSG_JOB_RESULT] = {"JOB_RESULT", 4},
+    [BR_MSG_READY] = {"READY", 6},
+    [BR_MSG_WELCOME] = {"WELCOME", 2},
+    [BR_MSG_REQUEST] = {"REQUEST", 12},
+    [BR_MSG_REPLY] = {"REPLY", 6},
+    [BR_MSG_CREDIT] = {"CREDIT", 1},
+    [BR_MSG_HEARTBEAT] = {"HEARTBEAT", 0},
+    [BR_MSG_CANCEL] = {"CANCEL", 1},
+    [BR_MSG_GOODBYE] = {"GOODBYE", 1},
+    [BR_MSG_CALL] = {"CALL", 12},
+    [BR_MSG_JOB] = {"JOB", 5},
+    [BR_MSG_JOB_ACK] = {"JOB_ACK", 1},
+    [BR_MSG_JOB_RESULT] = {"JOB_RESULT", 4},
+    [BR_MSG_JOB_PROGRESS] = {"JOB_PROGRESS", 3},
+    [BR_MSG_JOB_CANCEL] = {"JOB_CANCEL", 1},
 };
 
 const char *br_msg_type_name(unsigned type)

@@ -149,7 +149,7 @@ int br__msg_validate(const br_msg *msg)
         break;
     case BR_MSG_JOB:
         ok = str_ok(msg->u.job.job_id) && str_ok(msg->u.job.task) && str_ok(msg->u.job.payload) &&
-             msg->u.job.attempt >= 1 && msg->u.job.lease_ms >= 1;
+             msg->u.job.attempt >= 1 && msg->u.job.lease_ms >= 1 && str_ok(msg->u.job.identity);
         break;
     case BR_MSG_JOB_ACK:
         ok = str_ok(msg->u.job_ack.job_id);
@@ -157,6 +157,13 @@ int br__msg_validate(const br_msg *msg)
     case BR_MSG_JOB_RESULT:
         ok = str_ok(msg->u.job_result.job_id) && msg->u.job_result.outcome <= BR_JOB_FATAL &&
              str_ok(msg->u.job_result.result) && str_ok(msg->u.job_result.error);
+        break;
+    case BR_MSG_JOB_PROGRESS:
+        ok = str_ok(msg->u.job_progress.job_id) && str_ok(msg->u.job_progress.note) &&
+             (!msg->u.job_progress.has_progress || isfinite(msg->u.job_progress.progress));
+        break;
+    case BR_MSG_JOB_CANCEL:
+        ok = str_ok(msg->u.job_cancel.job_id);
         break;
     default:
         ok = false;

@@ -267,6 +267,9 @@ static void on_message(br_zsock *zs, const br_zframe *frames, size_t nframes, vo
     case BR_MSG_JOB:
         br__jobs_run(w, &msg.u.job);
         break;
+    case BR_MSG_JOB_CANCEL:
+        br__jobs_cancel(w, msg.u.job_cancel.job_id);
+        break;
     default:
         br__log("ignored a %s message", br_msg_type_name(msg.type));
         break;
@@ -358,6 +361,8 @@ static void on_tick(uv_timer_t *t)
             reconnect_later(w);
         return;
     }
+    if (w->registered)
+        br__jobs_tick(w);
     if (w->registered && now - w->last_send >= w->heartbeat_ms)
         send_simple(w, BR_MSG_HEARTBEAT, NULL);
 }

@@ -227,6 +227,8 @@ int gw_metrics_jobs(br_buf *out, const gw_jobs_stats *st)
         {"barista_jobs_retried_total", "counter", "Attempts that ended with the job to run again.",
          st->retried},
         {"barista_jobs_dead_total", "counter", "Jobs that failed for good.", st->dead},
+        {"barista_jobs_cancelled_total", "counter", "Jobs cancelled (DELETE /jobs/{id}).",
+         st->cancelled},
     };
     return rc ? rc : singles(out, rows, NELEMS(rows));
 }

@@ -233,7 +233,8 @@ static int job_send(gw_jobs *j, gw_job *job, gw_jobs_worker *jw)
                 .task = br_str_c(job->task->name),
                 .payload = job->payload,
                 .attempt = job->attempts + 1,
-                .lease_ms = j->cfg.lease_ms};
+                .lease_ms = j->cfg.lease_ms,
+                .identity = job->identity};
     int rc = gw_broker_send_job(j->broker, jw->w, &m);
     if (rc != 0)
         return rc;
@@ -350,6 +351,43 @@ static gw_job *leased_job(gw_jobs *j, gw_worker *w, br_str id)
     return job && job->holder && job->holder->w == w ? job : NULL;
 }
 
+void gw__jobs_send_cancel(gw_jobs *j, gw_job *job)
+{
+    if (!job->holder)
+        return;
+    int rc = gw_broker_send_job_cancel(j->broker, job->holder->w, (br_str){job->id, job->id_len});
+    if (rc != 0)
+        gw_log(GW_LOG_WARN, "jobs", "job %s: JOB_CANCEL to worker %s not sent: %s", job->id,
+               job->holder->w->id, br_strerror(rc));
+}
+
+/* JOB_PROGRESS: the worker is running the job - its lease starts again from now - and
+ * may say how far it got. */
+static bool on_progress(void *data, gw_worker *w, const br_job_progress *m)
+{
+    gw_jobs *j = data;
+    gw_job *job = leased_job(j, w, m->job_id);
+    if (!job)
+        return false;
+    gw_deadline_heap_remove(&j->leases, &job->timer);
+    job->timer.when = (uint64_t)(gw__jobs_now_ms() + j->cfg.lease_ms);
+    if (gw_deadline_heap_push(&j->leases, &job->timer) != 0)
+        gw_log(GW_LOG_WARN, "jobs", "job %s: lease heap full: its lease will not expire", job->id);
+    if (m->has_progress)
+        job->progress = (float)(m->progress < 0 ? 0 : m->progress > 1 ? 1 : m->progress);
+    if (m->note.len > 0) {
+        uint32_t len = m->note.len < GW_JOBS_NOTE_MAX ? m->note.len : GW_JOBS_NOTE_MAX;
+        char *note = malloc(len + 1);
+        if (note) {
+            memcpy(note, m->note.ptr, len);
+            note[len] = '\0';
+            free(job->note);
+            job->note = note;
+        }
+    }
+    return true;
+}
+
 static bool on_ack(void *data, gw_worker *w, const br_job_ack *m)
 {
     /* Nothing to change: the lease runs from the JOB.  An ACK for a job not leased
@@ -389,4 +427,5 @@ const gw_broker_hooks gw__jobs_hooks = {
     .job_ack = on_ack,
     .job_result = on_result,
     .reply_jobs = gw__jobs_reply_hold,
+    .job_progress = on_progress,
 };

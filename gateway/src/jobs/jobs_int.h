@@ -49,8 +49,19 @@
 #define GW_JOBS_LOAD_BATCH 256u
 /* GET /jobs/{id} reads of results not kept in memory, in flight at once (503 beyond). */
 #define GW_JOBS_READS_MAX 64u
-/* Bytes of an idempotency digest (BLAKE2b of task and key). */
+/* Bytes of an idempotency digest (BLAKE2b of task and key), and of an owner digest
+ * (BLAKE2b of an identity's kind and subject). */
 #define GW_JOBS_IDEM_BYTES 16u
+/* Longest identity a job keeps (the msgpack map of its verified caller); a longer one
+ * is kept without its claims. */
+#define GW_JOBS_IDENTITY_MAX 4096u
+/* Longest progress note kept from a JOB_PROGRESS. */
+#define GW_JOBS_NOTE_MAX 256u
+/* GET /jobs: most jobs in one page, the default, and most jobs looked at per page
+ * (a selective filter over many jobs answers a shorter page and a cursor). */
+#define GW_JOBS_LIST_MAX     200u
+#define GW_JOBS_LIST_DEFAULT 50u
+#define GW_JOBS_LIST_SCAN    100000u
 
 typedef struct gw_job gw_job;
 
@@ -140,10 +151,18 @@ struct gw_job {
     int64_t run_at_ms;                /* wall clock: not before */
     int64_t updated_ms;               /* wall clock of the last change */
     bool durable;                     /* its first write committed */
-    gw_list link;                     /* ready, spilled, loading, leased or finished list */
-    gw_deadline timer;                /* delayed heap (run_at) or lease heap (lease end) */
-    gw_jobs_worker *holder;           /* the worker holding its lease, or NULL */
-    gw_list waiters;                  /* gw_job_waiter: wait for durability */
+    bool loading;                     /* on its task's loading list */
+    bool cancel_wanted;               /* DELETE while running: cancelled when the attempt ends */
+    bool has_owner;                   /* submitted by a verified caller */
+    uint8_t owned_by[GW_JOBS_IDEM_BYTES]; /* digest of that caller's kind and subject */
+    br_str identity;                      /* that caller's msgpack map (owned), or empty */
+    float progress;                       /* last progress reported, 0..1; < 0: none */
+    char *note;                           /* last progress note (owned), or NULL */
+    gw_list all;                          /* in jobs->all, by sequence number */
+    gw_list link;                         /* ready, spilled, loading, leased or finished list */
+    gw_deadline timer;                    /* delayed heap (run_at) or lease heap (lease end) */
+    gw_jobs_worker *holder;               /* the worker holding its lease, or NULL */
+    gw_list waiters;                      /* gw_job_waiter: wait for durability */
 };
 
 struct gw_jobs {
@@ -166,7 +185,8 @@ struct gw_jobs {
     size_t workers_cap;       /* slots allocated */
     gw_deadline_heap delayed; /* jobs waiting for run_at */
     gw_deadline_heap leases;  /* leased jobs by lease end */
-    gw_list finished;         /* succeeded and dead jobs, oldest change first */
+    gw_list finished;         /* succeeded, dead and cancelled jobs, oldest change first */
+    gw_list all;              /* every job held, oldest sequence number first (GET /jobs) */
     uv_timer_t tick;          /* delayed jobs, leases, expiry, grace */
     uint64_t rng;             /* xorshift state for backoff jitter */
     uint64_t last_seq;        /* the largest sequence number handed out or loaded */
@@ -209,7 +229,29 @@ gw_job *gw__jobs_find_seq(gw_jobs *j, uint64_t seq);
  * BR_ELIMIT when its payload would pass the task's bytes or the memory budget;
  * BR_ENOMEM. */
 int gw__jobs_submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uint32_t delay_ms,
-                    gw_job_waiter *waiter, gw_job **out);
+                    br_str identity, gw_job_waiter *waiter, gw_job **out);
+
+/* The digest of an identity's kind and subject into out; false for an empty or
+ * unreadable identity (anonymous). */
+bool gw__jobs_owner_digest(br_str identity, uint8_t out[GW_JOBS_IDEM_BYTES]);
+
+/* True when a caller with `identity` may see and control job: the job has no owner, or
+ * the caller is its owner. */
+bool gw__jobs_visible(const gw_job *job, br_str identity);
+
+/* True for succeeded, dead and cancelled jobs. */
+bool gw__jobs_finished(const gw_job *job);
+
+/* DELETE: a queued or failed job is cancelled at once (0); a running one is asked to
+ * stop (JOB_CANCEL to its worker) and is cancelled when its attempt ends, unless it
+ * succeeds (1); one whose payload is being read back is cancelled when the read ends
+ * (1).  BR_EINVAL for a finished job or one not durable yet. */
+int gw__jobs_cancel(gw_jobs *j, gw_job *job);
+
+/* POST /jobs/{id}/retry: a dead, cancelled or failed job runs again now with a fresh
+ * attempt count.  0; BR_EINVAL when it is not in one of those states; BR_EFULL or
+ * BR_ELIMIT at the task's limits. */
+int gw__jobs_retry(gw_jobs *j, gw_job *job);
 
 /* An attempt of a running job ended (its holder was detached already): OK makes it
  * succeeded with `result`; RETRY (and a lost lease) makes it failed and scheduled
@@ -292,6 +334,9 @@ void gw__jobs_pump_task(gw_jobs *j, gw_jobs_task *t);
 
 /* True when a live registered worker runs t. */
 bool gw__jobs_task_has_worker(gw_jobs *j, const gw_jobs_task *t);
+
+/* Asks job's worker to stop it (JOB_CANCEL). */
+void gw__jobs_send_cancel(gw_jobs *j, gw_job *job);
 
 /* A lease ran out: the job leaves its holder (whose credit stays spent until its
  * late JOB_RESULT) and is retried. */

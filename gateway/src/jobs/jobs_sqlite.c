@@ -11,10 +11,10 @@
  * /jobs/{id}) ride in the same queue, so a read sees every write queued before it;
  * the writer copies what it read into the operation for the loop.
  *
- * Schema version 2 (GW_JOBS_SCHEMA_VERSION): jobs keyed by their integer sequence
+ * Schema version 3 (GW_JOBS_SCHEMA_VERSION): jobs keyed by their integer sequence
  * number (the rowid: appends in time order, one B-tree), with the id clients see
- * beside it; tasks with a public flag.  A version-0 file is migrated when opened
- * (migrate_v0).
+ * beside it and the identity of the caller who submitted it; tasks with a public
+ * flag.  Version-0 and version-2 files are migrated when opened (migrate_v0, migrate_v2).
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -232,6 +232,7 @@ static int apply(sqlite_store *s, op *o)
         sqlite3_bind_int64(st, 8, r->updated_ms);
         bind_str(st, 9, r->result, true);
         bind_str(st, 10, r->error, false);
+        bind_str(st, 12, r->identity, true);
         return step_write(s, st);
     case OP_UPDATE:
         st = s->update;
@@ -368,7 +369,7 @@ static int enqueue(sqlite_store *s, op_kind kind, const gw_job_row *r, gw_jobs_s
     if (s->closed)
         return BR_ECLOSED;
     size_t extra = (size_t)r->id.len + r->task.len + r->payload.len + r->idem_key.len +
-                   r->result.len + r->error.len;
+                   r->result.len + r->error.len + r->identity.len;
     op *o = malloc(sizeof(*o) + extra);
     if (!o)
         return BR_ENOMEM;
@@ -380,6 +381,7 @@ static int enqueue(sqlite_store *s, op_kind kind, const gw_job_row *r, gw_jobs_s
     o->row.idem_key = copy_str(r->idem_key, &cursor);
     o->row.result = copy_str(r->result, &cursor);
     o->row.error = copy_str(r->error, &cursor);
+    o->row.identity = copy_str(r->identity, &cursor);
     o->done = done;
     o->arg = arg;
     return submit(s, o);
@@ -399,6 +401,7 @@ static int sq_update(gw_jobs_store *self, const gw_job_row *r, gw_jobs_store_don
     u.payload = (br_str){0};
     u.idem_key = (br_str){0};
     u.task = (br_str){0};
+    u.identity = (br_str){0};
     return enqueue((sqlite_store *)self, OP_UPDATE, &u, done, arg);
 }
 
@@ -498,6 +501,7 @@ static void each_job(sqlite3_stmt *st, void *arg)
         .updated_ms = sqlite3_column_int64(st, 7),
         .result = column_str(st, 8),
         .error = column_str(st, 9),
+        .identity = column_str(st, 11),
     };
     c->row(&r, c->arg);
 }
@@ -512,7 +516,7 @@ static int sq_load(gw_jobs_store *self, void (*row)(const gw_job_row *, void *),
     if (rc == 0)
         rc = select_all(s,
                         "SELECT id, task, length(payload), idem_key, status, attempts, run_at, "
-                        "updated, result, error, public_id FROM jobs ORDER BY id",
+                        "updated, result, error, public_id, identity FROM jobs ORDER BY id",
                         each_job, &c);
     return rc;
 }
@@ -590,14 +594,14 @@ static const gw_jobs_store_ops sqlite_ops = {
     .destroy = sq_destroy,
 };
 
-/* Version 2: the integer key is the job's sequence number (time-ordered, so rows
- * append); public_id is the id clients see (NULL for jobs from version 0, whose
- * integer is their id); tasks carry a public flag. */
+/* Version 3 (version 2 and the identity column): the integer key is the job's sequence number
+ * (time-ordered, so rows append); public_id is the id clients see (NULL for jobs from version 0,
+ * whose integer is their id); tasks carry a public flag. */
 #define JOBS_TABLE_V2                                                                              \
     "CREATE TABLE jobs(id INTEGER PRIMARY KEY, task TEXT NOT NULL, payload BLOB,"                  \
     " idem_key TEXT, status INTEGER NOT NULL, attempts INTEGER NOT NULL,"                          \
     " run_at INTEGER NOT NULL, updated INTEGER NOT NULL, result BLOB, error TEXT,"                 \
-    " public_id TEXT);"
+    " public_id TEXT, identity BLOB);"
 #define TASKS_TABLE_V2                                                                             \
     "CREATE TABLE tasks(name TEXT PRIMARY KEY, public INTEGER NOT NULL DEFAULT 0);"
 
@@ -627,27 +631,42 @@ static int exec(sqlite3 *db, const char *sql)
     return 0;
 }
 
-/* A version-0 file (integer ids only, tasks without a public flag) becomes version 2
- * in one transaction: two columns are added and no row is rewritten.  Every old job
+/* A version-0 file (integer ids only, tasks without a public flag) becomes version 3
+ * in one transaction: three columns are added and no row is rewritten.  Every old job
  * keeps its id (public_id NULL: its integer is its id), so status URLs handed out
  * before stay valid until their jobs expire; every recorded task is internal until a
- * worker announces it again.  A file without tables gets version 2's.  0 or BR_EIO. */
+ * worker announces it again.  A file without tables gets version 3's.  0 or BR_EIO. */
 static int migrate_v0(sqlite3 *db, bool has_jobs, bool has_tasks, const char *path)
 {
     int rc = exec(db, "BEGIN IMMEDIATE");
     if (rc == 0)
-        rc = exec(db, has_jobs ? "ALTER TABLE jobs ADD COLUMN public_id TEXT;" : JOBS_TABLE_V2);
+        rc = exec(db, has_jobs ? "ALTER TABLE jobs ADD COLUMN public_id TEXT;"
+                                 "ALTER TABLE jobs ADD COLUMN identity BLOB;"
+                               : JOBS_TABLE_V2);
     if (rc == 0)
         rc = exec(db, has_tasks ? "ALTER TABLE tasks ADD COLUMN public INTEGER NOT NULL DEFAULT 0;"
                                 : TASKS_TABLE_V2);
     if (rc == 0)
-        rc = exec(db, "PRAGMA user_version = 2; COMMIT");
+        rc = exec(db, "PRAGMA user_version = 3; COMMIT");
     if (rc != 0) {
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
         return rc;
     }
     if (has_jobs)
-        gw_log(GW_LOG_INFO, "jobs", "%s: migrated to schema 2 (old jobs keep their ids)", path);
+        gw_log(GW_LOG_INFO, "jobs", "%s: migrated to schema 3 (old jobs keep their ids)", path);
+    return 0;
+}
+
+/* A version-2 file gets the identity column (its jobs have no owner).  0 or BR_EIO. */
+static int migrate_v2(sqlite3 *db, const char *path)
+{
+    int rc = exec(db, "BEGIN IMMEDIATE; ALTER TABLE jobs ADD COLUMN identity BLOB;"
+                      "PRAGMA user_version = 3; COMMIT");
+    if (rc != 0) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+    }
+    gw_log(GW_LOG_INFO, "jobs", "%s: migrated from schema 2 to 3 (job owners)", path);
     return 0;
 }
 
@@ -660,9 +679,11 @@ static int prepare_schema(sqlite3 *db, const char *path)
         return rc;
     if (version == GW_JOBS_SCHEMA_VERSION)
         return 0;
+    if (version == 2)
+        return migrate_v2(db, path);
     if (version != 0) {
         gw_log(GW_LOG_ERROR, "jobs",
-               "%s: schema version %lld is not one this gateway reads (it reads 0 and %d)", path,
+               "%s: schema version %lld is not one this gateway reads (it reads 0, 2 and %d)", path,
                (long long)version, GW_JOBS_SCHEMA_VERSION);
         return BR_EIO;
     }
@@ -703,7 +724,7 @@ gw_jobs_store *gw__jobs_sqlite_open(uv_loop_t *loop, const char *path, gw_jobs_s
     } statements[] = {
         {offsetof(sqlite_store, insert),
          "INSERT INTO jobs(id, task, payload, idem_key, status, attempts, run_at, updated, "
-         "result, error, public_id) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
+         "result, error, public_id, identity) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
         {offsetof(sqlite_store, update),
          "UPDATE jobs SET status = ?, attempts = ?, run_at = ?, updated = ?, result = ?, "
          "error = ? WHERE id = ?"},

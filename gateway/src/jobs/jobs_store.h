@@ -36,7 +36,8 @@ typedef enum gw_job_status {
     GW_JOB_RUNNING = 1,   /* leased to a worker */
     GW_JOB_SUCCEEDED = 2, /* finished; result holds its value */
     GW_JOB_FAILED = 3,    /* an attempt failed; it runs again after run_at_ms */
-    GW_JOB_DEAD = 4       /* failed for good; kept for inspection until it expires */
+    GW_JOB_DEAD = 4,      /* failed for good; kept for inspection until it expires */
+    GW_JOB_CANCELLED = 5  /* cancelled (DELETE /jobs/{id}); finished, expires like the others */
 } gw_job_status;
 
 /* Longest job id: 36 hex digits.  A new id is the job's sequence number (16 hex
@@ -60,6 +61,8 @@ typedef struct gw_job_row {
     int64_t updated_ms;   /* wall-clock ms of the last change (retention counts from it) */
     br_str result;        /* msgpack result when succeeded, else empty */
     br_str error;         /* last error text, maybe empty */
+    br_str identity;      /* the verified caller who submitted it (a msgpack map), maybe
+                             empty; written by insert only */
 } gw_job_row;
 
 /* Told on the loop when a write is durable (status 0) or failed (a negative br_err,
@@ -175,8 +178,9 @@ typedef enum gw_jobs_sync { GW_JOBS_SYNC_NORMAL = 1, GW_JOBS_SYNC_FULL = 2 } gw_
 /* The SQLite schema's version (PRAGMA user_version).  Version 0 (before issue 13) had
  * integer job ids only and task names without a public flag: opening such a file
  * migrates it in one transaction (two added columns; every old job keeps its integer
- * id, shown as decimal text).  A file of a newer version is refused. */
-#define GW_JOBS_SCHEMA_VERSION 2
+ * id, shown as decimal text).  Version 2 had no identity column: it is added (old jobs
+ * have no owner).  A file of a newer version is refused. */
+#define GW_JOBS_SCHEMA_VERSION 3
 
 /* Opens (creating or migrating if need be) the SQLite database at `path` in WAL mode
  * and starts its writer thread, which commits whatever has queued up in one

@@ -117,21 +117,23 @@ int br_param_parse_bool(br_str s, bool *out);
 /* Messages.                                                                           */
 
 typedef enum br_msg_type {
-    BR_MSG_READY = 1,      /* worker -> broker: registration */
-    BR_MSG_WELCOME = 2,    /* broker -> worker: registration accepted */
-    BR_MSG_REQUEST = 3,    /* broker -> worker: serve this request */
-    BR_MSG_REPLY = 4,      /* worker -> broker: answer to REQUEST; broker -> worker: to CALL */
-    BR_MSG_CREDIT = 5,     /* worker -> broker: may send this many more requests */
-    BR_MSG_HEARTBEAT = 6,  /* either way: I am alive */
-    BR_MSG_CANCEL = 7,     /* broker -> worker: drop a request; worker -> broker: drop a call */
-    BR_MSG_GOODBYE = 8,    /* either way: I am leaving (worker draining, broker stopping) */
-    BR_MSG_CALL = 9,       /* worker -> broker: a service-to-service request */
-    BR_MSG_JOB = 10,       /* broker -> worker: run this background job */
-    BR_MSG_JOB_ACK = 11,   /* worker -> broker: job received and started */
-    BR_MSG_JOB_RESULT = 12 /* worker -> broker: job finished */
+    BR_MSG_READY = 1,         /* worker -> broker: registration */
+    BR_MSG_WELCOME = 2,       /* broker -> worker: registration accepted */
+    BR_MSG_REQUEST = 3,       /* broker -> worker: serve this request */
+    BR_MSG_REPLY = 4,         /* worker -> broker: answer to REQUEST; broker -> worker: to CALL */
+    BR_MSG_CREDIT = 5,        /* worker -> broker: may send this many more requests */
+    BR_MSG_HEARTBEAT = 6,     /* either way: I am alive */
+    BR_MSG_CANCEL = 7,        /* broker -> worker: drop a request; worker -> broker: drop a call */
+    BR_MSG_GOODBYE = 8,       /* either way: I am leaving (worker draining, broker stopping) */
+    BR_MSG_CALL = 9,          /* worker -> broker: a service-to-service request */
+    BR_MSG_JOB = 10,          /* broker -> worker: run this background job */
+    BR_MSG_JOB_ACK = 11,      /* worker -> broker: job received and started */
+    BR_MSG_JOB_RESULT = 12,   /* worker -> broker: job finished */
+    BR_MSG_JOB_PROGRESS = 13, /* worker -> broker: still running (extends the lease), progress */
+    BR_MSG_JOB_CANCEL = 14    /* broker -> worker: the job was cancelled; stop it */
 } br_msg_type;
 
-#define BR_MSG_TYPE_MAX 12
+#define BR_MSG_TYPE_MAX 14
 
 /* READY: the worker's greeting.  The first message a worker sends on a new connection,
  * and again whenever a WELCOME shows a new broker_id (the gateway restarted). */
@@ -222,7 +224,11 @@ typedef struct br_job {
     br_str task;       /* task name */
     br_str payload;    /* msgpack-encoded argument */
     uint32_t attempt;  /* 1 for the first run */
-    uint32_t lease_ms; /* the job returns to the queue if no result comes within this */
+    uint32_t lease_ms; /* the job returns to the queue if no result or progress comes
+                          within this */
+    /* Optional trailing field (encoded only when non-empty). */
+    br_str identity; /* the verified caller who caused the job (PROTOCOL.md 5.3's map);
+                        empty when anonymous */
 } br_job;
 
 /* JOB_ACK: the worker took the job and started it. */
@@ -245,6 +251,19 @@ typedef struct br_job_result {
     br_str error;    /* human-readable error; empty on success */
 } br_job_result;
 
+/* JOB_PROGRESS: the job is still running.  Renews its lease; may report progress. */
+typedef struct br_job_progress {
+    br_str job_id;
+    bool has_progress; /* progress was sent (not nil) */
+    double progress;   /* 0..1, finite */
+    br_str note;       /* a short human-readable note; may be empty */
+} br_job_progress;
+
+/* JOB_CANCEL: the job was cancelled; the worker stops it as soon as it can. */
+typedef struct br_job_cancel {
+    br_str job_id;
+} br_job_cancel;
+
 /* One decoded or to-be-encoded message.  `type` says which union member is valid;
  * HEARTBEAT has no fields. */
 typedef struct br_msg {
@@ -260,6 +279,8 @@ typedef struct br_msg {
         br_job job;
         br_job_ack job_ack;
         br_job_result job_result;
+        br_job_progress job_progress;
+        br_job_cancel job_cancel;
     } u;
 } br_msg;
 

@@ -191,6 +191,9 @@ typedef struct gw_broker_hooks {
      * gw_broker_respond_reply: it returns true then.  Without req (a CALL's answer, or
      * a client that left) the jobs are submitted and the return is ignored. */
     bool (*reply_jobs)(void *data, gw_req *req, const br_reply *r, bool want_msgpack);
+    /* JOB_PROGRESS from w (the job runs on: its lease is renewed); false when it names
+     * no job w holds (counted stale). */
+    bool (*job_progress)(void *data, struct gw_worker *w, const br_job_progress *m);
 } gw_broker_hooks;
 
 /* Subsystems attached at once, at most. */
@@ -212,6 +215,10 @@ bool gw_broker_accepting(const gw_broker *self);
  * error (BR_ELIMIT, BR_EINVAL, BR_ENOMEM) that says nothing about w; or a send error
  * (gw_broker_send_failed) after which w is reaped at the next tick. */
 int gw_broker_send_job(gw_broker *self, struct gw_worker *w, const br_job *m);
+
+/* Sends JOB_CANCEL for job_id to w (no credit involved).  0, BR_ENOTFOUND for a worker
+ * that is not live, or gw_broker_send_job's send and encoding errors. */
+int gw_broker_send_job_cancel(gw_broker *self, struct gw_worker *w, br_str job_id);
 
 /* True for the errors of gw_broker_send_job that come from the worker, not from
  * encoding the message. */

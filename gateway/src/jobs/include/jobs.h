@@ -115,6 +115,7 @@ typedef struct gw_jobs_stats {
     uint64_t completed; /* jobs that succeeded */
     uint64_t retried;   /* attempts that ended with the job to run again */
     uint64_t dead;      /* jobs that failed for good */
+    uint64_t cancelled; /* jobs cancelled (DELETE /jobs/{id}) */
 } gw_jobs_stats;
 
 /* Fills *out (zeroes when self is NULL). */
