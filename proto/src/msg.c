@@ -42,6 +42,13 @@ const char *br_msg_type_name(unsigned type)
     return type >= 1 && type <= BR_MSG_TYPE_MAX ? types[type].name : "UNKNOWN";
 }
 
+bool br_msg_type_in_version(unsigned type, unsigned version)
+{
+    if (type < 1 || type > BR_MSG_TYPE_MAX)
+        return false;
+    return version >= (type >= BR_MSG_V2_FIRST ? 2u : 1u) && version <= BR_PROTO_VERSION;
+}
+
 uint32_t br__msg_nfields(unsigned type)
 {
     return type >= 1 && type <= BR_MSG_TYPE_MAX ? types[type].nfields : 0;

@@ -217,7 +217,8 @@ bool gw_broker_accepting(const gw_broker *self);
 int gw_broker_send_job(gw_broker *self, struct gw_worker *w, const br_job *m);
 
 /* Sends JOB_CANCEL for job_id to w (no credit involved).  0, BR_ENOTFOUND for a worker
- * that is not live, or gw_broker_send_job's send and encoding errors. */
+ * that is not live, BR_EVERSION for one that speaks protocol version 1 (which has no
+ * JOB_CANCEL), or gw_broker_send_job's send and encoding errors. */
 int gw_broker_send_job_cancel(gw_broker *self, struct gw_worker *w, br_str job_id);
 
 /* True for the errors of gw_broker_send_job that come from the worker, not from
