@@ -17,8 +17,8 @@ import json
 import os
 import unittest
 
-import harness as h
 from test_jobs import JobsTestCase
+from zmtp_peer import JOB, JOB_CANCEL, JOB_RESULT, READY, WELCOME, ZmtpDealer, pack
 
 ALICE_KEY = "alice-key-0123456789abcdef"
 BOB_KEY = "bob-key-0123456789abcdef"
@@ -101,6 +101,32 @@ class ControlTest(JobsTestCase):
         self.wait_until(lambda: self.metric("barista_jobs_dead_total") == 2, "the second death")
         again = self.wait_status(job, "dead")
         self.assertEqual((again["attempts"], again["error"]), (1, "asked to fail for good"))
+
+    def test_a_version_1_worker_is_never_sent_job_cancel(self):
+        # A worker speaking version 1 has no JOB_CANCEL (a version-2 type): cancelling
+        # its running job ends the job when its attempt ends, and nothing of version 2
+        # reaches it.  The second job's JOB, sent after the DELETE, arrives behind
+        # anything the DELETE sent (one connection keeps order).
+        old = ZmtpDealer("127.0.0.1", self.broker_port)
+        self.addCleanup(old.close)
+        old.send(pack([1, READY, "old", 1, 2, 10000, [], ["legacy"], ["legacy"]]))
+        old.recv_type(WELCOME)
+        self.wait_task_known("legacy")
+        job = self.submit("legacy", {})
+        self.assertEqual(old.recv_type(JOB)[2], job)
+        r = self.request("DELETE", "/jobs/" + job)
+        self.assertEqual(r.status, 202, r.body)
+        second = self.submit("legacy", {})
+        while True:
+            m = old.recv_msg()
+            self.assertEqual(m[0], 1)
+            self.assertNotEqual(m[1], JOB_CANCEL)
+            if m[1] == JOB:
+                break
+        self.assertEqual(m[2], second)
+        old.send(pack([1, JOB_RESULT, job, 1, b"", "gave up"]))
+        done = self.wait_status(job, "cancelled")
+        self.assertEqual(done["error"], "gave up")
 
     def test_control_of_an_unknown_job_is_404(self):
         missing = "0" * 36

@@ -288,9 +288,13 @@ void br__jobs_run(br_worker *w, const br_job *m)
     spec->handler(jc);
 }
 
-/* Sends JOB_PROGRESS for jc with what it reported (if anything).  Loop thread. */
+/* Sends JOB_PROGRESS for jc with what it reported (if anything).  Loop thread.  A
+ * broker speaking protocol version 1 has no JOB_PROGRESS: it gets nothing (its leases
+ * run from the JOB, as they always did there). */
 static void beat(br_jobctx *jc, uint64_t now)
 {
+    if (!br_msg_type_in_version(BR_MSG_JOB_PROGRESS, jc->worker->broker_version))
+        return;
     br_msg m = {.type = BR_MSG_JOB_PROGRESS, .u.job_progress = {.job_id = jc->id}};
     char note[JOB_NOTE_MAX];
     uv_mutex_lock(&jc->lock);
