@@ -15,6 +15,7 @@ SQLite store, real HTTP.
 import hashlib
 import json
 import os
+import re
 import unittest
 
 from test_jobs import JobsTestCase
@@ -127,6 +128,38 @@ class ControlTest(JobsTestCase):
         old.send(pack([1, JOB_RESULT, job, 1, b"", "gave up"]))
         done = self.wait_status(job, "cancelled")
         self.assertEqual(done["error"], "gave up")
+
+    def test_metrics_per_task_count_and_time_the_jobs(self):
+        ok = [self.submit("probe", {"sleep_ms": 20}) for _ in range(3)]
+        dead = self.submit("probe", {"fatal": True})
+        waiting = self.submit("probe", {}, query="?delay_ms=600000")
+        for job in ok:
+            self.wait_status(job, "succeeded")
+        self.wait_status(dead, "dead")
+        text = self.request("GET", "/metrics").body.decode()
+
+        def sample(name, **labels):
+            lab = ",".join('%s="%s"' % kv for kv in labels.items())
+            m = re.search(r"^%s\{%s\} (\S+)$" % (re.escape(name), re.escape(lab)), text, re.M)
+            self.assertIsNotNone(m, "%s{%s} in\n%s" % (name, lab, text))
+            return float(m.group(1))
+
+        self.assertEqual(sample("barista_jobs_task_ended_total", task="probe",
+                                outcome="succeeded"), 3)
+        self.assertEqual(sample("barista_jobs_task_ended_total", task="probe", outcome="dead"), 1)
+        self.assertEqual(sample("barista_jobs_task", task="probe", state="queued"), 1)
+        self.assertEqual(sample("barista_jobs_task", task="probe", state="running"), 0)
+        # Every JOB sent is in the queue-latency histogram, every answer in run time.
+        self.assertEqual(sample("barista_jobs_queue_latency_seconds_count", task="probe"), 4)
+        self.assertEqual(sample("barista_jobs_run_seconds_count", task="probe"), 4)
+        self.assertEqual(sample("barista_jobs_run_seconds_bucket", task="probe", le="+Inf"), 4)
+        self.assertGreaterEqual(sample("barista_jobs_run_seconds_sum", task="probe"), 0.06)
+        # Buckets are cumulative: each one holds at least the one before.
+        counts = [float(v) for v in re.findall(
+            r'^barista_jobs_run_seconds_bucket\{task="probe",le="[^"]+"\} (\S+)$', text, re.M)]
+        self.assertEqual(counts, sorted(counts))
+        self.assertIn("# TYPE barista_jobs_run_seconds histogram", text)
+        self.request("DELETE", "/jobs/" + waiting)
 
     def test_control_of_an_unknown_job_is_404(self):
         missing = "0" * 36

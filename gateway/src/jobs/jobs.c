@@ -493,12 +493,16 @@ int gw__jobs_submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uin
 static void job_finish(gw_jobs *j, gw_job *job, uint8_t status)
 {
     job->status = status;
-    if (status == GW_JOB_SUCCEEDED)
+    if (status == GW_JOB_SUCCEEDED) {
         j->stats.completed++;
-    else if (status == GW_JOB_CANCELLED)
+        job->task->nsucceeded++;
+    } else if (status == GW_JOB_CANCELLED) {
         j->stats.cancelled++;
-    else
+        job->task->ncancelled++;
+    } else {
         j->stats.dead++;
+        job->task->ndead++;
+    }
     job->task->unfinished--;
     job->task->bytes -= job->payload_len;
     gw_list_remove(&job->link);
@@ -524,6 +528,7 @@ void gw__jobs_attempt_ended(gw_jobs *j, gw_job *job, int outcome, br_str result,
         job_finish(j, job, GW_JOB_DEAD);
     } else if (lost) {
         j->stats.retried++;
+        job->task->nfailed++;
         /* The worker went away with it: nothing says the job is at fault, so it runs
          * again at once (at the front: it has waited already). */
         job->status = GW_JOB_QUEUED;
@@ -536,6 +541,7 @@ void gw__jobs_attempt_ended(gw_jobs *j, gw_job *job, int outcome, br_str result,
         return;
     } else {
         j->stats.retried++;
+        job->task->nfailed++;
         job->status = GW_JOB_FAILED;
         job->run_at_ms =
             job->updated_ms + (int64_t)gw_jobs_backoff_ms(job->attempts, j->cfg.backoff_ms,

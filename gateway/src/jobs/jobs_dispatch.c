@@ -194,6 +194,7 @@ static void worker_gone(void *data, gw_worker *w)
         gw_list_remove(&job->link);
         gw_deadline_heap_remove(&j->leases, &job->timer);
         job->holder = NULL;
+        job->task->nrunning--;
         gw__jobs_attempt_ended(j, job, BR_JOB_RETRY, (br_str){0},
                                br_str_c("the worker went away while running it"), true);
     }
@@ -244,6 +245,9 @@ static int job_send(gw_jobs *j, gw_job *job, gw_jobs_worker *jw)
     job->attempts++;
     job->status = GW_JOB_RUNNING;
     job->holder = jw;
+    job->task->nrunning++;
+    job->sent_ms = gw__jobs_now_ms();
+    gw__jobs_hist_observe(&job->task->queue_latency, job->sent_ms - job->run_at_ms);
     gw_list_push_back(&jw->leased, &job->link);
     jw->nleased++;
     job->timer.when = (uint64_t)(gw__jobs_now_ms() + j->cfg.lease_ms);
@@ -334,6 +338,7 @@ void gw__jobs_lease_expired(gw_jobs *j, gw_job *job)
     gw_deadline_heap_remove(&j->leases, &job->timer);
     gw_list_remove(&job->link);
     job->holder = NULL;
+    job->task->nrunning--;
     if (jw) {
         jw->nleased--;
         jw->stale++;
@@ -412,6 +417,8 @@ static gw_job_settle on_result(void *data, gw_worker *w, const br_job_result *m)
     gw_deadline_heap_remove(&j->leases, &job->timer);
     job->holder = NULL;
     jw->nleased--;
+    job->task->nrunning--;
+    gw__jobs_hist_observe(&job->task->run_time, gw__jobs_now_ms() - job->sent_ms);
     gw__jobs_attempt_ended(j, job, m->outcome, m->result, m->error, false);
     /* Requeued at once (a lost attempt): other workers with credit may take it now;
      * w's own credit comes back after this returns, and with it the credit hook. */

@@ -97,7 +97,11 @@ typedef struct gw_jobs_task {
     size_t unfinished;              /* jobs neither succeeded nor dead (the per-task limit) */
     uint64_t bytes;                 /* payload bytes of unfinished jobs, anywhere (task_bytes) */
     size_t njobs;                   /* jobs of this task held, any status */
-    bool touched;                   /* on_tick's mark: due jobs joined it this tick */
+    size_t nrunning;                /* of which leased to a worker */
+    uint64_t nsucceeded, nfailed, ndead, ncancelled; /* counters for /metrics */
+    gw_jobs_hist queue_latency;                      /* due -> sent, per JOB */
+    gw_jobs_hist run_time; /* sent -> JOB_RESULT, per attempt that answered */
+    bool touched;          /* on_tick's mark: due jobs joined it this tick */
 } gw_jobs_task;
 
 /* What the job queue knows of a registered worker. */
@@ -150,6 +154,7 @@ struct gw_job {
     uint32_t attempts;                /* runs started */
     int64_t run_at_ms;                /* wall clock: not before */
     int64_t updated_ms;               /* wall clock of the last change */
+    int64_t sent_ms;                  /* wall clock of its last JOB (run time) */
     bool durable;                     /* its first write committed */
     bool loading;                     /* on its task's loading list */
     bool cancel_wanted;               /* DELETE while running: cancelled when the attempt ends */
@@ -348,6 +353,11 @@ void gw__jobs_workers_free(gw_jobs *j);
 /* The task table has room again: workers' tasks refused while it was full are
  * declared now (as far as room goes). */
 void gw__jobs_workers_retry(gw_jobs *j);
+
+/* ---- jobs_stats.c ---------------------------------------------------------------- */
+
+/* Adds a duration of ms milliseconds to h. */
+void gw__jobs_hist_observe(gw_jobs_hist *h, int64_t ms);
 
 /* ---- jobs_api.c ------------------------------------------------------------------ */
 

@@ -48,6 +48,11 @@ int gw_metrics_broker(br_buf *out, const gw_broker_stats *st, const gw_registry 
 /* Appends the job queue families. 0 or an append error. */
 int gw_metrics_jobs(br_buf *out, const gw_jobs_stats *st);
 
+/* Appends the per-task job families: queued and running gauges, ended counters by
+ * outcome, and the queue-latency and run-time histograms, labelled task="NAME"
+ * (escaped).  0 or an append error. */
+int gw_metrics_jobs_tasks(br_buf *out, const gw_jobs *jobs);
+
 /* Appends the supervisor families. 0 or an append error. */
 int gw_metrics_supervisor(br_buf *out, const gw_supervisor_stats *st);
 
