@@ -276,6 +276,26 @@ static void pack_msg(msgpack_packer *pk, const br_msg *msg)
         pack_head(pk, msg->type);
         pack_str(pk, msg->u.job_cancel.job_id);
         break;
+    case BR_MSG_TASK_POLICY:
+        pack_head(pk, msg->type);
+        msgpack_pack_array(pk, msg->u.task_policy.npolicies);
+        for (uint32_t i = 0; i < msg->u.task_policy.npolicies; i++) {
+            const br_task_policy *p = &msg->u.task_policy.policies[i];
+            msgpack_pack_array(pk, 9);
+            pack_str(pk, p->task);
+            msgpack_pack_uint32(pk, p->max_attempts);
+            msgpack_pack_uint32(pk, p->backoff_ms);
+            msgpack_pack_uint32(pk, p->backoff_cap_ms);
+            msgpack_pack_uint32(pk, p->lease_ms);
+            msgpack_pack_uint32(pk, p->queue_limit);
+            msgpack_pack_uint32(pk, p->timeout_ms);
+            msgpack_pack_uint8(pk, (uint8_t)p->priority);
+            if (p->rate > 0)
+                msgpack_pack_double(pk, p->rate);
+            else
+                msgpack_pack_nil(pk);
+        }
+        break;
     }
 }
 

@@ -35,6 +35,7 @@ static const struct {
     [BR_MSG_JOB_RESULT] = {"JOB_RESULT", 4},
     [BR_MSG_JOB_PROGRESS] = {"JOB_PROGRESS", 3},
     [BR_MSG_JOB_CANCEL] = {"JOB_CANCEL", 1},
+    [BR_MSG_TASK_POLICY] = {"TASK_POLICY", 1},
 };
 
 const char *br_msg_type_name(unsigned type)

@@ -165,6 +165,14 @@ int br__msg_validate(const br_msg *msg)
     case BR_MSG_JOB_CANCEL:
         ok = str_ok(msg->u.job_cancel.job_id);
         break;
+    case BR_MSG_TASK_POLICY:
+        ok = PRESENT(msg->u.task_policy.policies, msg->u.task_policy.npolicies);
+        for (uint32_t i = 0; ok && i < msg->u.task_policy.npolicies; i++) {
+            const br_task_policy *p = &msg->u.task_policy.policies[i];
+            ok = str_ok(p->task) && p->task.len > 0 && p->priority >= 0 && p->priority <= 255 &&
+                 isfinite(p->rate) && p->rate >= 0;
+        }
+        break;
     default:
         ok = false;
         break;

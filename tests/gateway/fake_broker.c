@@ -213,6 +213,13 @@ bool fake_worker_progress(gw_broker *b, gw_worker *w, const char *id, double pro
     return b->data && b->hooks.job_progress && b->hooks.job_progress(b->data, w, &m);
 }
 
+void fake_worker_policy(gw_broker *b, gw_worker *w, const br_task_policy *p)
+{
+    br_task_policies m = {(br_task_policy *)p, 1};
+    if (b->data && b->hooks.task_policy)
+        b->hooks.task_policy(b->data, w, &m);
+}
+
 void fake_worker_gone(gw_broker *b, gw_worker *w)
 {
     w->lost = true;

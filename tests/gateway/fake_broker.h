@@ -99,6 +99,9 @@ gw_job_settle fake_worker_result(gw_broker *b, gw_worker *w, const char *id, br_
 bool fake_worker_progress(gw_broker *b, gw_worker *w, const char *id, double progress,
                           const char *note);
 
+/* TASK_POLICY with one policy: the task_policy hook. */
+void fake_worker_policy(gw_broker *b, gw_worker *w, const br_task_policy *p);
+
 /* The worker is forgotten (dead or gone): not live, and the worker_gone hook. */
 void fake_worker_gone(gw_broker *b, gw_worker *w);
 

@@ -639,6 +639,45 @@ static void cancelling_a_running_job_asks_its_worker_and_ends_it_cancelled(void 
     assert_int_equal(f->broker.nsent, 2);
 }
 
+static void a_task_policy_sets_priority_attempts_and_lease(void **state)
+{
+    fixture *f = *state;
+    open_queue(f);
+    static const char *const BOTH[] = {"email", "urgent", NULL};
+    gw_worker *a = new_worker(f, 0);
+    fake_worker_join(&f->broker, a, BOTH);
+    br_task_policy urgent = {
+        .task = br_str_c("urgent"), .priority = 9, .max_attempts = 1, .lease_ms = 1234};
+    fake_worker_policy(&f->broker, a, &urgent);
+    /* A policy for a task the worker did not announce changes nothing. */
+    br_task_policy other = {.task = br_str_c("nobody"), .priority = 200};
+    fake_worker_policy(&f->broker, a, &other);
+    for (int i = 0; i < 3; i++) {
+        submit(f, "email", NULL, 0, NULL);
+        submit(f, "urgent", NULL, 0, NULL);
+    }
+    RUN_UNTIL(f, task_of(f, "email")->nready == 3 && task_of(f, "urgent")->nready == 3, WAIT_MS);
+    /* Credit for three: all three go to the urgent task, submitted later or not. */
+    fake_worker_credit(&f->broker, a, 3);
+    assert_int_equal(f->broker.nsent, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal(f->broker.sent[i].task, "urgent");
+        assert_int_equal(f->broker.sent[i].lease_ms, 1234);
+    }
+    /* Its one attempt is its last: a retryable failure makes it dead. */
+    assert_int_equal(
+        fake_worker_result(&f->broker, a, f->broker.sent[0].id, BR_JOB_RETRY, (br_str){0}, "no"),
+        GW_JOB_SETTLE_DONE);
+    gw_job *first = gw__jobs_find(f->jobs, br_str_c(f->broker.sent[0].id));
+    assert_non_null(first);
+    assert_int_equal(first->status, GW_JOB_DEAD);
+    /* No urgent job is left: the credit that came back goes to email, with the
+     * gateway's lease. */
+    assert_int_equal(f->broker.nsent, 4);
+    assert_string_equal(f->broker.sent[3].task, "email");
+    assert_int_equal(f->broker.sent[3].lease_ms, GW_JOBS_LEASE_MS);
+}
+
 static void expired_leases_count_as_attempts_until_the_job_is_dead(void **state)
 {
     fixture *f = *state;
@@ -1463,6 +1502,7 @@ int main(void)
         T(late_result_frees_the_credit_that_runs_the_job_again),
         T(expired_leases_count_as_attempts_until_the_job_is_dead),
         T(progress_renews_the_lease_and_is_kept),
+        T(a_task_policy_sets_priority_attempts_and_lease),
         T(cancelling_a_queued_job_ends_it_and_a_retry_runs_it),
         T(cancelling_a_running_job_asks_its_worker_and_ends_it_cancelled),
         T(retry_outcome_runs_the_job_again_after_a_bounded_backoff),

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+import time
 import unittest
 
 from test_jobs import JobsTestCase
@@ -206,6 +207,45 @@ class ControlTest(JobsTestCase):
         self.assertIn("delete", paths["/jobs/{id}"])
         self.assertIn("post", paths["/jobs/{id}/retry"])
         self.assertIn("409", paths["/jobs/{id}"]["delete"]["responses"])
+
+
+class PolicyTest(JobsTestCase):
+    """Per-task policy declared by the service (br_task_spec, sent as TASK_POLICY):
+    probe-strict has max_attempts 1 and a 1 s timeout, probe-slow a rate of 4 per
+    second; the gateway's own options (5 attempts, no timeout, no rate) stay for the
+    other tasks."""
+
+    def setUp(self):
+        super().setUp()
+        self.start_gateway("--jobs-max-attempts", "5", "--jobs-backoff", "10ms")
+        self.worker("probe")
+        self.worker("probe")
+        self.wait_task_known("probe-slow")
+        self.wait_until(lambda: "task probe-slow: max attempts" in self.gw.stderr(),
+                        "the worker's TASK_POLICY")
+
+    def test_max_attempts_of_the_task_beat_the_gateways(self):
+        strict = self.submit("probe-strict", {"fail": True})
+        plain = self.submit("probe", {"fail": True})
+        dead = self.wait_status(strict, "dead")
+        self.assertEqual((dead["attempts"], dead["error"]), (1, "asked to fail"))
+        self.assertEqual(self.wait_status(plain, "dead")["attempts"], 5)
+
+    def test_an_attempt_past_the_tasks_timeout_is_cancelled_and_fails(self):
+        job = self.submit("probe-strict", {"sleep_ms": 60000})
+        dead = self.wait_status(job, "dead", "succeeded")
+        self.assertEqual((dead["status"], dead["error"]), ("dead", "timed out"))
+        self.assertIn("ran past its timeout of 1000 ms", self.gw.stderr())
+
+    def test_the_rate_limit_holds_across_workers(self):
+        # 12 jobs at 4 per second with a bucket of 4: the last one cannot be sent
+        # before 2 s have passed, however fast the two workers are (a lower bound: a
+        # busy machine only makes it later).
+        start = time.monotonic()
+        jobs = [self.submit("probe-slow", {"sleep_ms": 0}) for _ in range(12)]
+        for job in jobs:
+            self.wait_status(job, "succeeded")
+        self.assertGreaterEqual(time.monotonic() - start, 1.9)
 
 
 class OwnerTest(JobsTestCase):

@@ -278,6 +278,14 @@ void sample_msg(unsigned type, sample_shape shape, br_msg *msg)
     case BR_MSG_JOB_CANCEL:
         msg->u.job_cancel.job_id = empty ? (br_str){0} : (br_str)S("j-000123");
         break;
+    case BR_MSG_TASK_POLICY: {
+        static br_task_policy policies[] = {
+            {S("email"), 3, 500, 60000, 30000, 1000, 120000, 7, 2.5},
+            {S("report"), 0, 0, 0, 0, 0, 0, 0, 0},
+        };
+        msg->u.task_policy = empty ? (br_task_policies){0} : (br_task_policies){policies, 2};
+        break;
+    }
     default:
         break; /* HEARTBEAT has no fields */
     }
@@ -471,6 +479,20 @@ bool sample_equal(const br_msg *a, const br_msg *b)
                str_equal(a->u.job_progress.note, b->u.job_progress.note);
     case BR_MSG_JOB_CANCEL:
         return str_equal(a->u.job_cancel.job_id, b->u.job_cancel.job_id);
+    case BR_MSG_TASK_POLICY:
+        if (a->u.task_policy.npolicies != b->u.task_policy.npolicies)
+            return false;
+        for (uint32_t i = 0; i < a->u.task_policy.npolicies; i++) {
+            const br_task_policy *pa = &a->u.task_policy.policies[i],
+                                 *pb = &b->u.task_policy.policies[i];
+            if (!str_equal(pa->task, pb->task) || pa->max_attempts != pb->max_attempts ||
+                pa->backoff_ms != pb->backoff_ms || pa->backoff_cap_ms != pb->backoff_cap_ms ||
+                pa->lease_ms != pb->lease_ms || pa->queue_limit != pb->queue_limit ||
+                pa->timeout_ms != pb->timeout_ms || pa->priority != pb->priority ||
+                pa->rate != pb->rate)
+                return false;
+        }
+        return true;
     default:
         return true; /* HEARTBEAT */
     }

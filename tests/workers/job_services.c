@@ -83,6 +83,14 @@ static void probe(br_jobctx *job)
 
 static const br_task_spec probe_tasks[] = {
     {.name = "probe", .handler = probe, .is_public = true},
+    /* The same handler under per-task policies (TASK_POLICY). */
+    {.name = "probe-strict",
+     .handler = probe,
+     .is_public = true,
+     .max_attempts = 1,
+     .timeout_ms = 1000,
+     .priority = 9},
+    {.name = "probe-slow", .handler = probe, .is_public = true, .rate = 4},
 };
 
 /* POST /probe/enqueue: the body becomes a probe job of the reply, with the

@@ -27,6 +27,8 @@
 
 /* Longest error text sent in a JOB_RESULT. */
 #define JOB_ERROR_MAX 1024
+/* Task policies sent in one TASK_POLICY (the protocol's max_tasks). */
+#define BR_WORKER_TASKS_POLICY_MAX 128
 /* Longest progress note sent in a JOB_PROGRESS (the gateway keeps 256 bytes). */
 #define JOB_NOTE_MAX 256
 
@@ -366,6 +368,31 @@ void br_job_on_cancel(br_jobctx *job, void (*fn)(br_jobctx *job, void *arg), voi
 br_str br_job_identity(const br_jobctx *job)
 {
     return job->identity;
+}
+
+void br__jobs_send_policies(br_worker *w)
+{
+    if (!br_msg_type_in_version(BR_MSG_TASK_POLICY, w->broker_version))
+        return;
+    br_task_policy p[BR_WORKER_TASKS_POLICY_MAX];
+    uint32_t n = 0;
+    for (size_t i = 0; i < w->reg.nservices; i++) {
+        const br_service_spec *s = w->reg.services[i];
+        for (size_t k = 0; k < s->ntasks && n < BR_WORKER_TASKS_POLICY_MAX; k++) {
+            const br_task_spec *t = &s->tasks[k];
+            if (!t->max_attempts && !t->backoff_ms && !t->backoff_cap_ms && !t->lease_ms &&
+                !t->queue_limit && !t->timeout_ms && !t->priority && !(t->rate > 0))
+                continue;
+            p[n++] =
+                (br_task_policy){br_str_c(t->name), t->max_attempts, t->backoff_ms,
+                                 t->backoff_cap_ms, t->lease_ms,     t->queue_limit,
+                                 t->timeout_ms,     t->priority,     t->rate > 0 ? t->rate : 0};
+        }
+    }
+    if (n == 0)
+        return;
+    br_msg m = {.type = BR_MSG_TASK_POLICY, .u.task_policy = {p, n}};
+    br__worker_send(w, &m);
 }
 
 void br__jobs_new_registration(br_worker *w)

@@ -195,6 +195,7 @@ static void on_welcome(br_worker *w, unsigned version, const br_welcome *m)
     w->broker_hb_ms = m->heartbeat_ms ? m->heartbeat_ms : BR_WORKER_DEFAULT_HEARTBEAT_MS;
     w->registered = true;
     w->backoff_ms = BR_BACKOFF_FIRST_MS;
+    br__jobs_send_policies(w);
     if (w->credit_owed) {
         uint32_t owed = w->credit_owed;
         w->credit_owed = 0;

@@ -164,6 +164,10 @@ void br__jobs_new_registration(br_worker *w);
  * every third of a lease) and sends what their handlers reported. */
 void br__jobs_tick(br_worker *w);
 
+/* jobs.c: after WELCOME, TASK_POLICY with the policies the tasks declare (none when
+ * no task declares one, or the broker speaks protocol version 1). */
+void br__jobs_send_policies(br_worker *w);
+
 /* jobs.c: JOB_CANCEL for the job `id`: marks it, and calls its cancel callback. */
 void br__jobs_cancel(br_worker *w, br_str id);
 

@@ -473,6 +473,13 @@ static void on_worker_msg(gw_broker *b, gw_worker *w, const br_msg *m)
     case BR_MSG_JOB_PROGRESS:
         on_job_progress(b, w, &m->u.job_progress);
         break;
+    case BR_MSG_TASK_POLICY:
+        for (size_t i = 0; i < GW_BROKER_MAX_ATTACHED; i++)
+            if (b->hooks_data[i] && b->hooks[i].task_policy) {
+                b->hooks[i].task_policy(b->hooks_data[i], w, &m->u.task_policy);
+                break;
+            }
+        break;
     default:
         bad_message(b, w, br_msg_type_name(m->type), 0);
         break;

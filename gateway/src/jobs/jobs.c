@@ -437,7 +437,7 @@ int gw__jobs_submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uin
     }
     if (j->njobs >= GW_JOBS_MAX)
         expire_oldest(j);
-    if (j->njobs >= GW_JOBS_MAX || t->unfinished >= j->cfg.task_limit)
+    if (j->njobs >= GW_JOBS_MAX || t->unfinished >= gw__jobs_task_limit(j, t))
         return BR_EFULL;
     /* Bytes: the task's share of the store, and the quarter of the memory budget that
      * holds payloads until they are durable. */
@@ -519,12 +519,20 @@ void gw__jobs_attempt_ended(gw_jobs *j, gw_job *job, int outcome, br_str result,
         result = (br_str){0};
     /* What is written is what the worker said, whether or not memory keeps it. */
     gw__jobs_detail_set(j, job, result, error);
+    if (job->timed_out && outcome != BR_JOB_OK) {
+        /* Whatever the handler said when it stopped, the attempt timed out. */
+        job->timed_out = false;
+        outcome = BR_JOB_RETRY;
+        error = br_str_c("timed out");
+        gw__jobs_detail_set(j, job, result, error);
+    }
+    job->timed_out = false;
     if (outcome == BR_JOB_OK) {
         job_finish(j, job, GW_JOB_SUCCEEDED);
     } else if (job->cancel_wanted) {
         /* Cancelled while it ran: whatever the worker made of the cancel ends it. */
         job_finish(j, job, GW_JOB_CANCELLED);
-    } else if (outcome == BR_JOB_FATAL || job->attempts >= j->cfg.max_attempts) {
+    } else if (outcome == BR_JOB_FATAL || job->attempts >= gw__jobs_max_attempts(j, job->task)) {
         job_finish(j, job, GW_JOB_DEAD);
     } else if (lost) {
         j->stats.retried++;
@@ -544,8 +552,9 @@ void gw__jobs_attempt_ended(gw_jobs *j, gw_job *job, int outcome, br_str result,
         job->task->nfailed++;
         job->status = GW_JOB_FAILED;
         job->run_at_ms =
-            job->updated_ms + (int64_t)gw_jobs_backoff_ms(job->attempts, j->cfg.backoff_ms,
-                                                          j->cfg.backoff_cap_ms, next_random(j));
+            job->updated_ms +
+            (int64_t)gw_jobs_backoff_ms(job->attempts, gw__jobs_backoff_ms(j, job->task),
+                                        gw__jobs_backoff_cap_ms(j, job->task), next_random(j));
         gw__jobs_schedule(j, job);
     }
     job_persist(j, job, result, error);
@@ -603,7 +612,7 @@ int gw__jobs_retry(gw_jobs *j, gw_job *job)
                          job->status != GW_JOB_FAILED))
         return BR_EINVAL;
     if (job->status != GW_JOB_FAILED) {
-        if (t->unfinished >= j->cfg.task_limit)
+        if (t->unfinished >= gw__jobs_task_limit(j, t))
             return BR_EFULL;
         if (t->bytes + job->payload_len > j->cfg.task_bytes)
             return BR_ELIMIT;
@@ -645,13 +654,15 @@ static void on_tick(uv_timer_t *timer)
     }
     while ((top = gw_deadline_heap_top(&j->leases)) && (int64_t)top->when <= now)
         gw__jobs_lease_expired(j, GW_CONTAINER_OF(top, gw_job, timer));
+    gw__jobs_timeouts(j, now);
     /* Pumping frees no job, so the task table stays as it is meanwhile.  Tasks whose
      * spilled jobs waited for memory try again. */
-    if (ntouched > 0 || j->refill_wanted) {
+    if (ntouched > 0 || j->refill_wanted || j->rate_waiting) {
+        j->rate_waiting = false;
         j->refill_wanted = false;
         for (size_t i = 0; i < j->ntasks; i++) {
             gw_jobs_task *t = j->tasks[i];
-            if (t->touched || t->nspilled > 0) {
+            if (t->touched || t->nspilled > 0 || gw__jobs_rate_waiting(j, t)) {
                 t->touched = false;
                 gw__jobs_pump_task(j, t);
             }

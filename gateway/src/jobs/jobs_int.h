@@ -98,6 +98,10 @@ typedef struct gw_jobs_task {
     uint64_t bytes;                 /* payload bytes of unfinished jobs, anywhere (task_bytes) */
     size_t njobs;                   /* jobs of this task held, any status */
     size_t nrunning;                /* of which leased to a worker */
+    br_task_policy policy;          /* as its workers declared it (TASK_POLICY; task empty);
+                                       a 0 field: the gateway's option */
+    double tokens;                  /* rate limit: JOBs it may send now (policy.rate > 0) */
+    int64_t tokens_ms;              /* wall clock of the last refill */
     uint64_t nsucceeded, nfailed, ndead, ncancelled; /* counters for /metrics */
     gw_jobs_hist queue_latency;                      /* due -> sent, per JOB */
     gw_jobs_hist run_time; /* sent -> JOB_RESULT, per attempt that answered */
@@ -118,6 +122,7 @@ typedef struct gw_jobs_worker {
     uint32_t nleased;     /* entries in leased */
     uint32_t stale;       /* jobs it still runs whose lease expired: their credit comes
                              back with their (ignored) JOB_RESULT */
+    size_t next;          /* where the round robin over its tasks starts next */
 } gw_jobs_worker;
 
 /* Someone waiting for a job to become durable: an HTTP client or a held reply. */
@@ -158,6 +163,8 @@ struct gw_job {
     bool durable;                     /* its first write committed */
     bool loading;                     /* on its task's loading list */
     bool cancel_wanted;               /* DELETE while running: cancelled when the attempt ends */
+    bool timed_out;                   /* ran past its task's timeout: JOB_CANCEL sent; the
+                                         attempt ends as a failure */
     bool has_owner;                   /* submitted by a verified caller */
     uint8_t owned_by[GW_JOBS_IDEM_BYTES]; /* digest of that caller's kind and subject */
     br_str identity;                      /* that caller's msgpack map (owned), or empty */
@@ -203,6 +210,7 @@ struct gw_jobs {
     size_t detail_bytes;      /* result and error bytes held */
     unsigned reads;           /* GET reads in flight (GW_JOBS_READS_MAX) */
     bool refill_wanted;       /* a task's spilled jobs wait for memory: retry each tick */
+    bool rate_waiting;        /* a rate-limited task's ready jobs wait for tokens */
     br_buf scratch;           /* JSON rendering of GET /jobs/{id} */
     bool routes_added;        /* the API routes are in the router */
     bool closing;             /* gw_jobs_shutdown was called */
@@ -212,6 +220,32 @@ struct gw_jobs {
     void *done_arg;           /* its argument */
     gw_jobs_stats stats;      /* counters (gauges are computed on demand) */
 };
+
+/* ---- per-task policy: the task's declaration, else the gateway's option ---------- */
+
+static inline uint32_t gw__jobs_max_attempts(const gw_jobs *j, const gw_jobs_task *t)
+{
+    return t->policy.max_attempts ? t->policy.max_attempts : j->cfg.max_attempts;
+}
+static inline uint32_t gw__jobs_lease_ms(const gw_jobs *j, const gw_jobs_task *t)
+{
+    return t->policy.lease_ms ? t->policy.lease_ms : j->cfg.lease_ms;
+}
+static inline uint32_t gw__jobs_backoff_ms(const gw_jobs *j, const gw_jobs_task *t)
+{
+    return t->policy.backoff_ms ? t->policy.backoff_ms : j->cfg.backoff_ms;
+}
+static inline uint32_t gw__jobs_backoff_cap_ms(const gw_jobs *j, const gw_jobs_task *t)
+{
+    return t->policy.backoff_cap_ms ? t->policy.backoff_cap_ms : j->cfg.backoff_cap_ms;
+}
+/* A task's queue limit never passes the gateway's --jobs-task-limit. */
+static inline uint32_t gw__jobs_task_limit(const gw_jobs *j, const gw_jobs_task *t)
+{
+    return t->policy.queue_limit && t->policy.queue_limit < j->cfg.task_limit
+               ? t->policy.queue_limit
+               : j->cfg.task_limit;
+}
 
 /* ---- jobs.c ---------------------------------------------------------------------- */
 
@@ -339,6 +373,13 @@ void gw__jobs_pump_task(gw_jobs *j, gw_jobs_task *t);
 
 /* True when a live registered worker runs t. */
 bool gw__jobs_task_has_worker(gw_jobs *j, const gw_jobs_task *t);
+
+/* Running jobs past their task's timeout get JOB_CANCEL and will fail (the tick). */
+void gw__jobs_timeouts(gw_jobs *j, int64_t now);
+
+/* True when a task with a rate limit has ready jobs waiting for tokens (the tick pumps
+ * it again). */
+bool gw__jobs_rate_waiting(gw_jobs *j, gw_jobs_task *t);
 
 /* Asks job's worker to stop it (JOB_CANCEL). */
 void gw__jobs_send_cancel(gw_jobs *j, gw_job *job);

@@ -133,10 +133,11 @@ typedef enum br_msg_type {
     BR_MSG_JOB_ACK = 11,      /* worker -> broker: job received and started */
     BR_MSG_JOB_RESULT = 12,   /* worker -> broker: job finished */
     BR_MSG_JOB_PROGRESS = 13, /* worker -> broker: still running (extends the lease), progress */
-    BR_MSG_JOB_CANCEL = 14    /* broker -> worker: the job was cancelled; stop it */
+    BR_MSG_JOB_CANCEL = 14,   /* broker -> worker: the job was cancelled; stop it */
+    BR_MSG_TASK_POLICY = 15   /* worker -> broker: how its tasks want their jobs run */
 } br_msg_type;
 
-#define BR_MSG_TYPE_MAX 14
+#define BR_MSG_TYPE_MAX 15
 
 /* The first message type that exists only in version 2 and later. */
 #define BR_MSG_V2_FIRST 13
@@ -270,6 +271,25 @@ typedef struct br_job_cancel {
     br_str job_id;
 } br_job_cancel;
 
+/* How a task wants its jobs run (TASK_POLICY); 0 in a field: the gateway's default. */
+typedef struct br_task_policy {
+    br_str task;             /* a task the worker announced */
+    uint32_t max_attempts;   /* runs before a failing job is dead */
+    uint32_t backoff_ms;     /* first retry delay (doubles per attempt) */
+    uint32_t backoff_cap_ms; /* longest retry delay */
+    uint32_t lease_ms;       /* lease of its JOBs */
+    uint32_t queue_limit;    /* unfinished jobs at most (503 beyond) */
+    uint32_t timeout_ms;     /* a running attempt longer than this is cancelled and failed */
+    int32_t priority;        /* higher runs first when a worker has credit for several */
+    double rate;             /* JOBs sent per second at most, every worker together; 0: no limit */
+} br_task_policy;
+
+/* TASK_POLICY: the policies of some of the tasks the worker announced. */
+typedef struct br_task_policies {
+    br_task_policy *policies;
+    uint32_t npolicies;
+} br_task_policies;
+
 /* One decoded or to-be-encoded message.  `type` says which union member is valid;
  * HEARTBEAT has no fields. */
 typedef struct br_msg {
@@ -288,6 +308,7 @@ typedef struct br_msg {
         br_job_result job_result;
         br_job_progress job_progress;
         br_job_cancel job_cancel;
+        br_task_policies task_policy;
     } u;
 } br_msg;
 

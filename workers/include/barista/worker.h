@@ -129,6 +129,18 @@ typedef struct br_task_spec {
     br_task_fn handler; /* runs each attempt */
     bool is_public;     /* true: HTTP clients may submit it (POST /jobs/{name}); false (the
                            default): internal, only services enqueue it (br_reply_add_job) */
+    /* How the gateway runs its jobs (docs/jobs.md, "Per-task policy"); 0 in any of
+     * these: the gateway's option. */
+    uint32_t max_attempts;   /* runs before a failing job is dead (--jobs-max-attempts) */
+    uint32_t backoff_ms;     /* first retry delay, doubling per attempt (--jobs-backoff) */
+    uint32_t backoff_cap_ms; /* longest retry delay (--jobs-backoff-cap) */
+    uint32_t lease_ms;       /* lease of its JOBs, renewed while it runs (--jobs-lease) */
+    uint32_t queue_limit;    /* unfinished jobs at most, 503 beyond (never more than
+                                --jobs-task-limit) */
+    uint32_t timeout_ms;     /* an attempt running longer is cancelled and fails ("timed out") */
+    uint8_t priority;        /* 0..255: a worker with credit for several tasks gets the
+                                highest first */
+    double rate;             /* JOBs per second at most, all workers together; 0: unlimited */
 } br_task_spec;
 
 /* An option a service reads (a database URL, a file path, a pool size).  It is a flag

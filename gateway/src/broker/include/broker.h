@@ -194,6 +194,8 @@ typedef struct gw_broker_hooks {
     /* JOB_PROGRESS from w (the job runs on: its lease is renewed); false when it names
      * no job w holds (counted stale). */
     bool (*job_progress)(void *data, struct gw_worker *w, const br_job_progress *m);
+    /* TASK_POLICY from w: how the tasks it announced want their jobs run. */
+    void (*task_policy)(void *data, struct gw_worker *w, const br_task_policies *m);
 } gw_broker_hooks;
 
 /* Subsystems attached at once, at most. */
