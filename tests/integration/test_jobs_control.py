@@ -162,6 +162,22 @@ class ControlTest(JobsTestCase):
         self.assertIn("# TYPE barista_jobs_run_seconds histogram", text)
         self.request("DELETE", "/jobs/" + waiting)
 
+    def test_eta_is_an_absolute_time(self):
+        now = time.time()
+        later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 600))
+        past = time.strftime("%Y-%m-%dT%H:%M:%S.250%%2B01:00", time.gmtime(now - 60 + 3600))
+        waiting = self.submit("probe", {}, query="?eta=" + later)
+        ran = self.submit("probe", {}, query="?eta=" + past)
+        by_ms = self.submit("probe", {}, query="?eta=%d" % int((now - 5) * 1000))
+        self.wait_status(ran, "succeeded")
+        self.wait_status(by_ms, "succeeded")
+        self.assertEqual(self.job(waiting)["status"], "queued")
+        far = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 40 * 86400))
+        for query in ("?eta=tomorrow", "?eta=2026-13-01T00:00:00Z", "?eta=" + far,
+                      "?eta=%s&delay_ms=5" % later):
+            r = self.request("POST", "/jobs/probe" + query, b"{}")
+            self.assertEqual(r.status, 422, (query, r.body))
+
     def test_control_of_an_unknown_job_is_404(self):
         missing = "0" * 36
         for method, path in (("DELETE", "/jobs/" + missing),

@@ -75,7 +75,8 @@ static br_str caller(const gw_req *req)
 
 /* POST /jobs/{task}'s and GET /jobs' query parameters, validated by params.c as a
  * worker's declared parameters are (string bounds are lengths). */
-static const br_param post_params[] = {PARAM("delay_ms", BR_TYPE_INT, 0, GW_JOBS_DELAY_MAX_MS)};
+static const br_param post_params[] = {PARAM("delay_ms", BR_TYPE_INT, 0, GW_JOBS_DELAY_MAX_MS),
+                                       PARAM("eta", BR_TYPE_STR, 1, 40)};
 enum { LIST_TASK, LIST_STATUS, LIST_LIMIT, LIST_CURSOR, LIST_NPARAMS };
 static const br_param list_params[] = {
     [LIST_TASK] = PARAM("task", BR_TYPE_STR, 1, GW_JOBS_NAME_MAX),
@@ -125,18 +126,105 @@ static int query_read(gw_req *req, const br_param *decl, size_t ndecl, br_str *v
     return 0;
 }
 
-/* Reads POST /jobs' query string into *delay_ms (0 when absent).  0, or the client was
- * answered. */
+/* Reads `n` decimal digits at s into *out.  False when one is not a digit. */
+static bool digits(const char *s, int n, int *out)
+{
+    *out = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        *out = *out * 10 + (s[i] - '0');
+    }
+    return true;
+}
+
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian; Howard Hinnant's algorithm). */
+static int64_t days_from_civil(int y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* An ETA: milliseconds since the epoch as an integer, or an RFC 3339 time
+ * (YYYY-MM-DDTHH:MM:SS, optional .fraction, then Z or +HH:MM / -HH:MM).  False when it
+ * is neither. */
+static bool parse_eta(br_str v, int64_t *ms)
+{
+    if (gw_param_int(v, ms))
+        return *ms >= 0;
+    char s[41];
+    if (v.len < 20 || v.len > 40)
+        return false;
+    memcpy(s, v.ptr, v.len);
+    s[v.len] = '\0';
+    int y, mo, d, h, mi, se;
+    if (!digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) || s[7] != '-' ||
+        !digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') || !digits(s + 11, 2, &h) ||
+        s[13] != ':' || !digits(s + 14, 2, &mi) || s[16] != ':' || !digits(s + 17, 2, &se) ||
+        mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+        return false;
+    const char *p = s + 19;
+    int frac = 0, scale = 1000;
+    if (*p == '.') {
+        if (!(p[1] >= '0' && p[1] <= '9'))
+            return false;
+        for (p++; *p >= '0' && *p <= '9'; p++)
+            if (scale > 1) {
+                scale /= 10;
+                frac += (*p - '0') * scale;
+            }
+    }
+    int64_t offset = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int oh, om;
+        if (!digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om) || oh > 23 || om > 59)
+            return false;
+        offset = (*p == '+' ? 1 : -1) * (int64_t)(oh * 60 + om) * 60000;
+        p += 6;
+    } else {
+        return false;
+    }
+    if (*p)
+        return false;
+    *ms = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 + (int64_t)se * 1000 + frac -
+          offset;
+    return *ms >= 0;
+}
+
+/* Reads POST /jobs' query string into *delay_ms (0 when absent): delay_ms, or eta (an
+ * absolute time; one in the past means now).  0, or the client was answered: 422 for
+ * both at once, an eta that is not a time, or one past GW_JOBS_DELAY_MAX_MS from now. */
 static int post_query(gw_req *req, uint32_t *delay_ms)
 {
-    br_str v;
+    br_str v[2];
     void *block;
-    int64_t d = 0;
-    int rc = query_read(req, post_params, 1, &v, &block);
-    if (rc == 0 && v.len > 0)
-        gw_param_int(v, &d); /* validated: 0 .. GW_JOBS_DELAY_MAX_MS */
-    *delay_ms = (uint32_t)d;
+    int64_t d = 0, eta;
+    int rc = query_read(req, post_params, 2, v, &block);
+    if (rc == 0 && v[0].len > 0)
+        gw_param_int(v[0], &d); /* validated: 0 .. GW_JOBS_DELAY_MAX_MS */
+    const char *bad = NULL;
+    if (rc == 0 && v[1].len > 0) {
+        if (v[0].len > 0)
+            bad = "Give delay_ms or eta, not both";
+        else if (!parse_eta(v[1], &eta))
+            bad = "eta must be milliseconds since the epoch or an RFC 3339 time";
+        else if ((d = eta - gw__jobs_now_ms()) > (int64_t)GW_JOBS_DELAY_MAX_MS)
+            bad = "eta is more than 30 days away";
+        else if (d < 0)
+            d = 0;
+    }
     free(block);
+    if (bad) {
+        gw_req_respond_detail(req, 422, bad);
+        return BR_EVALUE;
+    }
+    *delay_ms = (uint32_t)d;
     return rc;
 }
 
