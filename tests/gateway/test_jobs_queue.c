@@ -549,6 +549,58 @@ static void late_result_frees_the_credit_that_runs_the_job_again(void **state)
     assert_int_equal(job->attempts, 2);
 }
 
+/* ---------------------------------------------------------------------------------- */
+/* Cron expressions.                                                                   */
+
+/* Milliseconds of a UTC time. */
+static int64_t utc(int y, int mo, int d, int h, int mi)
+{
+    return ((gw__jobs_days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000;
+}
+
+static int64_t next_of(const char *expr, int64_t after)
+{
+    gw_jobs_cron c;
+    assert_int_equal(gw__jobs_cron_parse(expr, &c), 0);
+    return gw__jobs_cron_next(&c, after);
+}
+
+static void cron_expressions_find_their_next_minute(void **state)
+{
+    (void)state;
+    int64_t t = utc(2026, 12, 7, 2, 30) + 15000; /* Monday 02:30:15 */
+    assert_true(utc(1970, 1, 1, 0, 0) == 0);
+    assert_true(utc(2000, 3, 1, 0, 0) == 951868800000ll);
+    assert_true(next_of("* * * * *", t) == utc(2026, 12, 7, 2, 31));
+    assert_true(next_of("*/15 * * * *", t) == utc(2026, 12, 7, 2, 45));
+    assert_true(next_of("0 * * * *", t) == utc(2026, 12, 7, 3, 0));
+    assert_true(next_of("30 2 * * *", t) == utc(2026, 12, 8, 2, 30)); /* 02:30 has passed */
+    assert_true(next_of("0 9-17/4 * * 1-5", t) == utc(2026, 12, 7, 9, 0));
+    assert_true(next_of("0 0 * * 0", t) == utc(2026, 12, 13, 0, 0)); /* Sunday */
+    assert_true(next_of("0 0 * * 7", t) == utc(2026, 12, 13, 0, 0)); /* 7 is Sunday too */
+    assert_true(next_of("0 0 1 1 *", t) == utc(2027, 1, 1, 0, 0));
+    assert_true(next_of("0 0 29 2 *", t) == utc(2028, 2, 29, 0, 0)); /* the next leap day */
+    assert_true(next_of("5,10 0 1,15 * *", t) == utc(2026, 12, 15, 0, 5));
+    /* Both day fields restricted: either matches (the 1st, or a Friday). */
+    assert_true(next_of("0 12 1 * 5", t) == utc(2026, 12, 11, 12, 0));
+    /* A day that never comes. */
+    assert_true(next_of("0 0 31 2 *", t) == -1);
+}
+
+static void malformed_cron_expressions_are_refused(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "",          "* * * *",      "* * * * * *", "60 * * * *",  "* 24 * * *",
+        "* * 0 * *", "* * * 13 *",   "* * * * 8",   "5-1 * * * *", "*/0 * * * *",
+        "a * * * *", "1,,2 * * * *", "MON * * * *", "* * ? * *",   "1- * * * *",
+    };
+    gw_jobs_cron c;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (gw__jobs_cron_parse(bad[i], &c) != BR_EVALUE)
+            fail_msg("accepted \"%s\"", bad[i]);
+}
+
 static void progress_renews_the_lease_and_is_kept(void **state)
 {
     fixture *f = *state;
@@ -1501,6 +1553,8 @@ int main(void)
         T(expired_lease_sends_the_job_again_and_the_late_result_only_returns_credit),
         T(late_result_frees_the_credit_that_runs_the_job_again),
         T(expired_leases_count_as_attempts_until_the_job_is_dead),
+        T(cron_expressions_find_their_next_minute),
+        T(malformed_cron_expressions_are_refused),
         T(progress_renews_the_lease_and_is_kept),
         T(a_task_policy_sets_priority_attempts_and_lease),
         T(cancelling_a_queued_job_ends_it_and_a_retry_runs_it),

@@ -16,6 +16,8 @@ import hashlib
 import json
 import os
 import re
+import signal
+import sqlite3
 import time
 import unittest
 
@@ -262,6 +264,68 @@ class PolicyTest(JobsTestCase):
         for job in jobs:
             self.wait_status(job, "succeeded")
         self.assertGreaterEqual(time.monotonic() - start, 1.9)
+
+
+class ScheduleTest(JobsTestCase):
+    def schedule(self, **body):
+        r = self.request("POST", "/schedules", json.dumps(body).encode())
+        self.assertEqual(r.status, 201, r.body)
+        return r.json()
+
+    def ticks_in_store(self, sid):
+        """The tick of every job the store holds for schedule sid, from the job rows'
+        idempotency keys (schedule:<id>:<tick ms>)."""
+        db = sqlite3.connect(self.db)
+        try:
+            keys = [k for (k,) in db.execute("SELECT idem_key FROM jobs WHERE idem_key LIKE ?",
+                                             ("schedule:%s:%%" % sid,))]
+        finally:
+            db.close()
+        return [int(k.rsplit(":", 1)[1]) for k in keys]
+
+    def test_an_interval_schedule_makes_one_job_per_tick_across_a_kill(self):
+        gw = self.start_gateway(checked=False)
+        self.worker("probe")
+        self.wait_task_known("probe")
+        s = self.schedule(task="probe", payload={"sleep_ms": 0}, interval_ms=200, catch_up=1000)
+        self.assertEqual(s["interval_ms"], 200)
+        self.assertEqual(s["next_run_ms"] - s["last_tick_ms"], 200)
+        listed = self.request("GET", "/schedules").json()["items"]
+        self.assertEqual([x["id"] for x in listed], [s["id"]])
+        self.wait_until(lambda: len(self.ticks_in_store(s["id"])) >= 5, "five ticks")
+        gw.signal(signal.SIGKILL)
+        gw.wait()
+        gw.close()
+        time.sleep(0.5)  # ticks pass while no gateway runs: they are made up
+        self.start_gateway()
+        self.wait_task_known("probe")
+        before = len(self.ticks_in_store(s["id"]))
+        self.wait_until(lambda: len(self.ticks_in_store(s["id"])) >= before + 5, "more ticks")
+        r = self.request("DELETE", "/schedules/" + s["id"])
+        self.assertEqual(r.status, 204, r.body)
+        self.assertEqual(self.request("DELETE", "/schedules/" + s["id"]).status, 404)
+        ticks = sorted(self.ticks_in_store(s["id"]))
+        # One job per tick: no tick twice, none missing between the first and the last.
+        self.assertEqual(len(ticks), len(set(ticks)))
+        first = ticks[0]
+        self.assertEqual(ticks, list(range(first, ticks[-1] + 1, 200)))
+        self.assertEqual(first, s["last_tick_ms"] + 200)
+
+    def test_a_cron_schedule_says_when_it_runs_next(self):
+        self.start_gateway()
+        self.worker("probe")
+        self.wait_task_known("probe")
+        s = self.schedule(task="probe", cron="0 3 * * *")
+        next_run = time.gmtime(s["next_run_ms"] / 1000)
+        self.assertEqual((next_run.tm_hour, next_run.tm_min, next_run.tm_sec), (3, 0, 0))
+        self.assertLess(s["next_run_ms"] - time.time() * 1000, 86400 * 1000 + 60000)
+        for body in ({"task": "probe", "cron": "61 * * * *"},
+                     {"task": "probe", "interval_ms": 5},
+                     {"task": "probe"},
+                     {"task": "probe", "cron": "* * * * *", "interval_ms": 1000},
+                     {"task": "nothing", "interval_ms": 1000}):
+            r = self.request("POST", "/schedules", json.dumps(body).encode())
+            self.assertEqual(r.status, 422, (body, r.body))
 
 
 class OwnerTest(JobsTestCase):

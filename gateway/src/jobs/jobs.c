@@ -655,6 +655,8 @@ static void on_tick(uv_timer_t *timer)
     while ((top = gw_deadline_heap_top(&j->leases)) && (int64_t)top->when <= now)
         gw__jobs_lease_expired(j, GW_CONTAINER_OF(top, gw_job, timer));
     gw__jobs_timeouts(j, now);
+    if (!j->closing)
+        gw__jobs_schedules_tick(j, now);
     /* Pumping frees no job, so the task table stays as it is meanwhile.  Tasks whose
      * spilled jobs waited for memory try again. */
     if (ntouched > 0 || j->refill_wanted || j->rate_waiting) {
@@ -763,6 +765,7 @@ static void on_abandoned(void *arg)
 static gw_jobs *abandon(gw_jobs *j)
 {
     gw__jobs_routes_remove(j);
+    gw__jobs_schedule_routes_remove(j);
     gw_jobs_shutdown(j, on_abandoned, j);
     return NULL;
 }
@@ -794,6 +797,7 @@ gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
     gw_deadline_heap_init(&j->leases, GW_JOBS_MAX);
     gw_list_init(&j->finished);
     gw_list_init(&j->all);
+    gw_list_init(&j->schedules);
     gw_list_init(&j->grace);
     j->scratch.max = br_limits_default.max_message;
     j->rng = ((uint64_t)gw__jobs_now_ms() * 0x9E3779B97F4A7C15ull) | 1;
@@ -817,7 +821,11 @@ gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
         gw_log(GW_LOG_ERROR, "jobs", "cannot read the job store %s", j->db);
         return abandon(j);
     }
-    if (gw__jobs_routes_add(j) != 0) {
+    if (gw__jobs_schedules_load(j) != 0) {
+        gw_log(GW_LOG_ERROR, "jobs", "cannot read the schedules of %s", j->db);
+        return abandon(j);
+    }
+    if (gw__jobs_routes_add(j) != 0 || gw__jobs_schedule_routes_add(j) != 0) {
         gw_log(GW_LOG_ERROR, "jobs", "cannot add the /jobs routes");
         return abandon(j);
     }
@@ -877,6 +885,8 @@ void gw_jobs_destroy(gw_jobs **self_p)
         return;
     gw_jobs *j = *self_p;
     gw__jobs_routes_remove(j);
+    gw__jobs_schedule_routes_remove(j);
+    gw__jobs_schedules_free(j);
     gw__jobs_workers_free(j);
     /* Every durable job is on one list or heap (jobs_int.h); the store ran every
      * insert's and read's callback at close.  Tasks stay until gw__jobs_tasks_free,

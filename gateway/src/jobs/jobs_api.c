@@ -138,17 +138,6 @@ static bool digits(const char *s, int n, int *out)
     return true;
 }
 
-/* Days from 1970-01-01 to y-m-d (proleptic Gregorian; Howard Hinnant's algorithm). */
-static int64_t days_from_civil(int y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 /* An ETA: milliseconds since the epoch as an integer, or an RFC 3339 time
  * (YYYY-MM-DDTHH:MM:SS, optional .fraction, then Z or +HH:MM / -HH:MM).  False when it
  * is neither. */
@@ -192,8 +181,8 @@ static bool parse_eta(br_str v, int64_t *ms)
     }
     if (*p)
         return false;
-    *ms = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 + (int64_t)se * 1000 + frac -
-          offset;
+    *ms = ((gw__jobs_days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 + (int64_t)se * 1000 +
+          frac - offset;
     return *ms >= 0;
 }
 

@@ -64,6 +64,25 @@
 #define GW_JOBS_LIST_SCAN    100000u
 
 typedef struct gw_job gw_job;
+typedef struct gw_jobs_schedule gw_jobs_schedule;
+
+/* Schedules: most at once, the longest cron text, the shortest interval, and the most
+ * missed ticks one may make up after a restart. */
+#define GW_JOBS_SCHEDULES_MAX   10000u
+#define GW_JOBS_CRON_MAX        128u
+#define GW_JOBS_INTERVAL_MIN_MS 10u
+#define GW_JOBS_CATCH_UP_MAX    1000u
+
+/* A parsed cron expression (jobs_cron.c): one bit per allowed value. */
+typedef struct gw_jobs_cron {
+    uint64_t minutes; /* bits 0..59 */
+    uint32_t hours;   /* bits 0..23 */
+    uint32_t mdays;   /* bits 1..31 */
+    uint16_t months;  /* bits 1..12 */
+    uint8_t wdays;    /* bits 0..6, Sunday 0 */
+    bool mday_star;   /* the day-of-month field was `*` */
+    bool wday_star;   /* the day-of-week field was `*` */
+} gw_jobs_cron;
 
 /* Where a task is in its life (docs/jobs.md, "Tasks"). */
 typedef enum gw_task_state {
@@ -178,47 +197,50 @@ struct gw_job {
 };
 
 struct gw_jobs {
-    uv_loop_t *loop;          /* the gateway's loop */
-    gw_router *router;        /* where the API routes are (the caller's) */
-    gw_broker *broker;        /* sends JOBs; the queue is attached to it */
-    gw_jobs_config cfg;       /* a copy of the caller's */
-    char *db;                 /* cfg.db's own copy */
-    gw_jobs_store *store;     /* durable rows */
-    gw_idmap *byid;           /* seq -> gw_job */
-    gw_idmap *bykey;          /* idempotency digest hash -> gw_job chain */
-    gw_idmap *bytask;         /* task name hash -> gw_jobs_task chain */
-    gw_jobs_task **tasks;     /* every task record, any state */
-    size_t ntasks;            /* entries in tasks */
-    size_t tasks_cap;         /* slots allocated */
-    size_t nexisting;         /* of which LIVE or GRACE (GW_JOBS_MAX_TASKS) */
-    gw_list grace;            /* GRACE tasks, oldest grace end first */
-    gw_jobs_worker **workers; /* registered workers that announced tasks */
-    size_t nworkers;          /* entries in workers */
-    size_t workers_cap;       /* slots allocated */
-    gw_deadline_heap delayed; /* jobs waiting for run_at */
-    gw_deadline_heap leases;  /* leased jobs by lease end */
-    gw_list finished;         /* succeeded, dead and cancelled jobs, oldest change first */
-    gw_list all;              /* every job held, oldest sequence number first (GET /jobs) */
-    uv_timer_t tick;          /* delayed jobs, leases, expiry, grace */
-    uint64_t rng;             /* xorshift state for backoff jitter */
-    uint64_t last_seq;        /* the largest sequence number handed out or loaded */
-    uint8_t pool[4096];       /* random bytes for ids, drawn from libsodium in bulk */
-    size_t pool_left;         /* unused bytes at the end of pool */
-    size_t njobs;             /* jobs held (GW_JOBS_MAX) */
-    size_t insert_bytes;      /* payload bytes of jobs not durable yet */
-    size_t ready_bytes;       /* payload bytes on ready queues and being loaded */
-    size_t detail_bytes;      /* result and error bytes held */
-    unsigned reads;           /* GET reads in flight (GW_JOBS_READS_MAX) */
-    bool refill_wanted;       /* a task's spilled jobs wait for memory: retry each tick */
-    bool rate_waiting;        /* a rate-limited task's ready jobs wait for tokens */
-    br_buf scratch;           /* JSON rendering of GET /jobs/{id} */
-    bool routes_added;        /* the API routes are in the router */
-    bool closing;             /* gw_jobs_shutdown was called */
-    bool destroying;          /* gw_jobs_destroy runs: tasks stay until the end */
-    unsigned closes_pending;  /* the timer and the store, until closed */
-    void (*done)(void *arg);  /* close's callback */
-    void *done_arg;           /* its argument */
-    gw_jobs_stats stats;      /* counters (gauges are computed on demand) */
+    uv_loop_t *loop;            /* the gateway's loop */
+    gw_router *router;          /* where the API routes are (the caller's) */
+    gw_broker *broker;          /* sends JOBs; the queue is attached to it */
+    gw_jobs_config cfg;         /* a copy of the caller's */
+    char *db;                   /* cfg.db's own copy */
+    gw_jobs_store *store;       /* durable rows */
+    gw_idmap *byid;             /* seq -> gw_job */
+    gw_idmap *bykey;            /* idempotency digest hash -> gw_job chain */
+    gw_idmap *bytask;           /* task name hash -> gw_jobs_task chain */
+    gw_jobs_task **tasks;       /* every task record, any state */
+    size_t ntasks;              /* entries in tasks */
+    size_t tasks_cap;           /* slots allocated */
+    size_t nexisting;           /* of which LIVE or GRACE (GW_JOBS_MAX_TASKS) */
+    gw_list grace;              /* GRACE tasks, oldest grace end first */
+    gw_jobs_worker **workers;   /* registered workers that announced tasks */
+    size_t nworkers;            /* entries in workers */
+    size_t workers_cap;         /* slots allocated */
+    gw_deadline_heap delayed;   /* jobs waiting for run_at */
+    gw_deadline_heap leases;    /* leased jobs by lease end */
+    gw_list finished;           /* succeeded, dead and cancelled jobs, oldest change first */
+    gw_list all;                /* every job held, oldest sequence number first (GET /jobs) */
+    uv_timer_t tick;            /* delayed jobs, leases, expiry, grace */
+    uint64_t rng;               /* xorshift state for backoff jitter */
+    uint64_t last_seq;          /* the largest sequence number handed out or loaded */
+    uint8_t pool[4096];         /* random bytes for ids, drawn from libsodium in bulk */
+    size_t pool_left;           /* unused bytes at the end of pool */
+    size_t njobs;               /* jobs held (GW_JOBS_MAX) */
+    size_t insert_bytes;        /* payload bytes of jobs not durable yet */
+    size_t ready_bytes;         /* payload bytes on ready queues and being loaded */
+    size_t detail_bytes;        /* result and error bytes held */
+    unsigned reads;             /* GET reads in flight (GW_JOBS_READS_MAX) */
+    bool refill_wanted;         /* a task's spilled jobs wait for memory: retry each tick */
+    bool rate_waiting;          /* a rate-limited task's ready jobs wait for tokens */
+    br_buf scratch;             /* JSON rendering of GET /jobs/{id} */
+    bool routes_added;          /* the API routes are in the router */
+    bool schedule_routes_added; /* the /schedules routes are in the router */
+    gw_list schedules;          /* gw_jobs_schedule, in creation order */
+    size_t nschedules;          /* entries in schedules (GW_JOBS_SCHEDULES_MAX) */
+    bool closing;               /* gw_jobs_shutdown was called */
+    bool destroying;            /* gw_jobs_destroy runs: tasks stay until the end */
+    unsigned closes_pending;    /* the timer and the store, until closed */
+    void (*done)(void *arg);    /* close's callback */
+    void *done_arg;             /* its argument */
+    gw_jobs_stats stats;        /* counters (gauges are computed on demand) */
 };
 
 /* ---- per-task policy: the task's declaration, else the gateway's option ---------- */
@@ -394,6 +416,31 @@ void gw__jobs_workers_free(gw_jobs *j);
 /* The task table has room again: workers' tasks refused while it was full are
  * declared now (as far as room goes). */
 void gw__jobs_workers_retry(gw_jobs *j);
+
+/* ---- jobs_cron.c, jobs_schedule.c ------------------------------------------------ */
+
+/* Days from 1970-01-01 to the civil date y-m-d (proleptic Gregorian, UTC). */
+int64_t gw__jobs_days_from_civil(int y, int m, int d);
+
+/* Parses a five-field cron expression.  0 or BR_EVALUE. */
+int gw__jobs_cron_parse(const char *text, gw_jobs_cron *out);
+
+/* The first minute after after_ms (wall clock, ms) that c matches, in ms; -1 when none
+ * comes within five years. */
+int64_t gw__jobs_cron_next(const gw_jobs_cron *c, int64_t after_ms);
+
+/* Reads the store's schedules (at start).  0 or the store's error. */
+int gw__jobs_schedules_load(gw_jobs *j);
+
+/* Makes the jobs of the ticks due by `now` (the timer). */
+void gw__jobs_schedules_tick(gw_jobs *j, int64_t now);
+
+/* Frees every schedule (destroy). */
+void gw__jobs_schedules_free(gw_jobs *j);
+
+/* Adds and removes POST/GET /schedules and DELETE /schedules/{id}. */
+int gw__jobs_schedule_routes_add(gw_jobs *j);
+void gw__jobs_schedule_routes_remove(gw_jobs *j);
 
 /* ---- jobs_stats.c ---------------------------------------------------------------- */
 

@@ -30,7 +30,16 @@
  * gateway on the same file, or the sqlite3 shell) before failing. */
 #define SQLITE_BUSY_TIMEOUT_MS 5000
 
-typedef enum op_kind { OP_INSERT, OP_UPDATE, OP_DELETE, OP_PUT_TASK, OP_DEL_TASK, OP_READ } op_kind;
+typedef enum op_kind {
+    OP_INSERT,
+    OP_UPDATE,
+    OP_DELETE,
+    OP_PUT_TASK,
+    OP_DEL_TASK,
+    OP_READ,
+    OP_PUT_SCHEDULE,
+    OP_DEL_SCHEDULE
+} op_kind;
 
 /* One queued operation; strings copied into the same allocation. */
 typedef struct op {
@@ -68,6 +77,8 @@ typedef struct sqlite_store {
     sqlite3_stmt *del_task;    /* DELETE FROM tasks */
     sqlite3_stmt *payload;     /* SELECT payload */
     sqlite3_stmt *detail;      /* SELECT result, error */
+    sqlite3_stmt *put_sched;   /* INSERT OR REPLACE INTO schedules */
+    sqlite3_stmt *del_sched;   /* DELETE FROM schedules */
     uv_thread_t thread;        /* the writer */
     bool thread_started;       /* thread must be joined */
     uv_mutex_t mu;             /* guards pending, done, stopping */
@@ -257,6 +268,20 @@ static int apply(sqlite_store *s, op *o)
     case OP_READ:
         o->read_status = apply_read(s, o);
         return 0;
+    case OP_PUT_SCHEDULE: /* a schedule carried in a job row: see sq_put_schedule */
+        st = s->put_sched;
+        bind_str(st, 1, r->id, false);
+        bind_str(st, 2, r->task, false);
+        bind_str(st, 3, r->payload, true);
+        bind_str(st, 4, r->idem_key, false);
+        sqlite3_bind_int64(st, 5, r->updated_ms);
+        sqlite3_bind_int64(st, 6, r->run_at_ms);
+        sqlite3_bind_int64(st, 7, r->attempts);
+        bind_str(st, 8, r->identity, true);
+        return step_write(s, st);
+    case OP_DEL_SCHEDULE:
+        bind_str(s->del_sched, 1, r->id, false);
+        return step_write(s, s->del_sched);
     }
     return BR_EINVAL;
 }
@@ -424,6 +449,29 @@ static int sq_del_task(gw_jobs_store *self, br_str name, gw_jobs_store_done_fn d
     return enqueue((sqlite_store *)self, OP_DEL_TASK, &r, done, arg);
 }
 
+/* A schedule rides in a job row's fields through the same queue: id, task, payload,
+ * the cron text as idem_key, the interval as updated_ms, the last tick as run_at_ms,
+ * catch_up as attempts, and the identity. */
+static int sq_put_schedule(gw_jobs_store *self, const gw_schedule_row *sr,
+                           gw_jobs_store_done_fn done, void *arg)
+{
+    gw_job_row r = {.id = sr->id,
+                    .task = sr->task,
+                    .payload = sr->payload,
+                    .idem_key = sr->cron,
+                    .updated_ms = (int64_t)sr->interval_ms,
+                    .run_at_ms = sr->last_tick_ms,
+                    .attempts = sr->catch_up,
+                    .identity = sr->identity};
+    return enqueue((sqlite_store *)self, OP_PUT_SCHEDULE, &r, done, arg);
+}
+
+static int sq_del_schedule(gw_jobs_store *self, br_str id, gw_jobs_store_done_fn done, void *arg)
+{
+    gw_job_row r = {.id = id};
+    return enqueue((sqlite_store *)self, OP_DEL_SCHEDULE, &r, done, arg);
+}
+
 static int sq_read(gw_jobs_store *self, const uint64_t *seqs, size_t n, unsigned what,
                    gw_jobs_store_read_fn done, void *arg)
 {
@@ -521,6 +569,37 @@ static int sq_load(gw_jobs_store *self, void (*row)(const gw_job_row *, void *),
     return rc;
 }
 
+typedef struct sched_ctx {
+    void (*row)(const gw_schedule_row *, void *); /* the caller's callback */
+    void *arg;                                    /* its argument */
+} sched_ctx;
+
+static void each_schedule(sqlite3_stmt *st, void *arg)
+{
+    sched_ctx *c = arg;
+    gw_schedule_row r = {
+        .id = column_str(st, 0),
+        .task = column_str(st, 1),
+        .payload = column_str(st, 2),
+        .cron = column_str(st, 3),
+        .interval_ms = (uint64_t)sqlite3_column_int64(st, 4),
+        .last_tick_ms = sqlite3_column_int64(st, 5),
+        .catch_up = (uint32_t)sqlite3_column_int64(st, 6),
+        .identity = column_str(st, 7),
+    };
+    c->row(&r, c->arg);
+}
+
+static int sq_load_schedules(gw_jobs_store *self, void (*row)(const gw_schedule_row *, void *),
+                             void *arg)
+{
+    sched_ctx c = {row, arg};
+    return select_all((sqlite_store *)self,
+                      "SELECT id, task, payload, cron, interval_ms, last_tick, catch_up, identity "
+                      "FROM schedules ORDER BY id",
+                      each_schedule, &c);
+}
+
 static void on_async_closed(uv_handle_t *h)
 {
     sqlite_store *s = h->data;
@@ -567,8 +646,8 @@ static void sq_destroy(gw_jobs_store *self)
         next = o->next;
         op_free(o);
     }
-    sqlite3_stmt *stmts[] = {s->insert,   s->update,  s->del,   s->put_task,
-                             s->del_task, s->payload, s->detail};
+    sqlite3_stmt *stmts[] = {s->insert,  s->update, s->del,       s->put_task, s->del_task,
+                             s->payload, s->detail, s->put_sched, s->del_sched};
     for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++)
         sqlite3_finalize(stmts[i]);
     sqlite3_close(s->db);
@@ -590,6 +669,9 @@ static const gw_jobs_store_ops sqlite_ops = {
     .put_task = sq_put_task,
     .del_task = sq_del_task,
     .read = sq_read,
+    .put_schedule = sq_put_schedule,
+    .del_schedule = sq_del_schedule,
+    .load_schedules = sq_load_schedules,
     .close = sq_close,
     .destroy = sq_destroy,
 };
@@ -604,6 +686,12 @@ static const gw_jobs_store_ops sqlite_ops = {
     " public_id TEXT, identity BLOB);"
 #define TASKS_TABLE_V2                                                                             \
     "CREATE TABLE tasks(name TEXT PRIMARY KEY, public INTEGER NOT NULL DEFAULT 0);"
+
+/* Schedules (jobs_schedule.c): created when missing, in every schema version 3 file. */
+#define SCHEDULES_TABLE                                                                            \
+    "CREATE TABLE IF NOT EXISTS schedules(id TEXT PRIMARY KEY, task TEXT NOT NULL, payload BLOB,"  \
+    " cron TEXT, interval_ms INTEGER NOT NULL, last_tick INTEGER NOT NULL,"                        \
+    " catch_up INTEGER NOT NULL, identity BLOB);"
 
 /* Runs a query returning one integer.  0 or BR_EIO (logged). */
 static int query_int(sqlite3 *db, const char *sql, int64_t *out)
@@ -716,7 +804,7 @@ gw_jobs_store *gw__jobs_sqlite_open(uv_loop_t *loop, const char *path, gw_jobs_s
     }
     sqlite3_busy_timeout(s->db, SQLITE_BUSY_TIMEOUT_MS);
     if (exec(s->db, "PRAGMA journal_mode=WAL") != 0 || exec(s->db, pragma) != 0 ||
-        prepare_schema(s->db, path) != 0)
+        prepare_schema(s->db, path) != 0 || exec(s->db, SCHEDULES_TABLE) != 0)
         goto fail;
     static const struct {
         size_t offset;
@@ -734,6 +822,10 @@ gw_jobs_store *gw__jobs_sqlite_open(uv_loop_t *loop, const char *path, gw_jobs_s
         {offsetof(sqlite_store, del_task), "DELETE FROM tasks WHERE name = ?"},
         {offsetof(sqlite_store, payload), "SELECT payload FROM jobs WHERE id = ?"},
         {offsetof(sqlite_store, detail), "SELECT result, error FROM jobs WHERE id = ?"},
+        {offsetof(sqlite_store, put_sched),
+         "INSERT OR REPLACE INTO schedules(id, task, payload, cron, interval_ms, last_tick, "
+         "catch_up, identity) VALUES(?, ?, ?, ?, ?, ?, ?, ?)"},
+        {offsetof(sqlite_store, del_sched), "DELETE FROM schedules WHERE id = ?"},
     };
     for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++) {
         sqlite3_stmt **st = (sqlite3_stmt **)(void *)((char *)s + statements[i].offset);
