@@ -607,6 +607,52 @@ static void list_jobs(gw_req *req, void *data)
         respond_json(req, 200, b);
 }
 
+/* GET /jobs/stats: the numbers of every task, as JSON (the jobs page polls it). */
+static void stats_json(gw_req *req, void *data)
+{
+    gw_jobs *j = data;
+    br_buf *b = &j->scratch;
+    b->len = 0;
+    int rc = put(b, "{\"tasks\":[");
+    size_t n = gw_jobs_task_count(j);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        gw_jobs_task_stats st;
+        gw_jobs_task_stats_get(j, i, &st);
+        if (i > 0)
+            rc = put(b, ",");
+        if (rc == 0)
+            rc = put(b, "{\"task\":");
+        if (rc == 0)
+            rc = gw_json_append_string(b, st.task, strlen(st.task));
+        char nums[384];
+        double ql = st.queue_latency.count ? st.queue_latency.sum_s / st.queue_latency.count : 0;
+        double rt = st.run_time.count ? st.run_time.sum_s / st.run_time.count : 0;
+        snprintf(nums, sizeof(nums),
+                 ",\"queued\":%llu,\"running\":%llu,\"succeeded\":%llu,\"failed\":%llu,"
+                 "\"dead\":%llu,\"cancelled\":%llu,\"queue_latency_avg_s\":%.6f,"
+                 "\"run_time_avg_s\":%.6f}",
+                 (unsigned long long)st.queued, (unsigned long long)st.running,
+                 (unsigned long long)st.succeeded, (unsigned long long)st.failed,
+                 (unsigned long long)st.dead, (unsigned long long)st.cancelled, ql, rt);
+        if (rc == 0)
+            rc = put(b, nums);
+    }
+    if (rc == 0)
+        rc = put(b, "]}");
+    if (rc != 0)
+        gw_req_respond_detail(req, 500, "Internal Server Error");
+    else
+        respond_json(req, 200, b);
+}
+
+/* GET /jobs/ui: the jobs page (jobs_page.c). */
+static void page(gw_req *req, void *data)
+{
+    (void)data;
+    gw_req_respond(req, 200, NULL, 0, "text/html; charset=utf-8", gw__jobs_page_html,
+                   gw__jobs_page_html_len);
+}
+
 /* The job routes, in the order they are added (and removed in reverse). */
 static const struct {
     const char *method;
@@ -618,6 +664,8 @@ static const struct {
     {"GET", "/jobs", list_jobs},
     {"DELETE", "/jobs/{id}", delete_job},
     {"POST", "/jobs/{id}/retry", retry_job},
+    {"GET", "/jobs/stats", stats_json},
+    {"GET", "/jobs/ui", page},
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -631,6 +679,10 @@ int gw__jobs_routes_add(gw_jobs *j)
         for (size_t k = i - 1; k-- > 0;)
             gw_router_remove(j->router, routes[k].method, routes[k].path);
     j->routes_added = rc == 0;
+    /* The page holds no data (its requests carry the credentials): open, as /docs is. */
+    static const gw_route_policy open_page = {.auth = BR_AUTH_NONE};
+    if (rc == 0)
+        gw_router_set_policy(j->router, "GET", "/jobs/ui", &open_page);
     return rc;
 }
 

@@ -442,6 +442,12 @@ void gw__jobs_schedules_free(gw_jobs *j);
 int gw__jobs_schedule_routes_add(gw_jobs *j);
 void gw__jobs_schedule_routes_remove(gw_jobs *j);
 
+/* ---- jobs_page.c ------------------------------------------------------------------ */
+
+/* The jobs page (GET /jobs/ui), NUL-terminated, and its length without the NUL. */
+extern const char gw__jobs_page_html[];
+extern const size_t gw__jobs_page_html_len;
+
 /* ---- jobs_stats.c ---------------------------------------------------------------- */
 
 /* Adds a duration of ms milliseconds to h. */
