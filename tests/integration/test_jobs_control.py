@@ -60,6 +60,8 @@ class LongTaskTest(JobsTestCase):
 
 
 class ControlTest(JobsTestCase):
+    heartbeat_ms = 1000  # attempts are counted: no worker may be thought dead
+
     def setUp(self):
         super().setUp()
         self.start_gateway()
@@ -233,6 +235,8 @@ class PolicyTest(JobsTestCase):
     second; the gateway's own options (5 attempts, no timeout, no rate) stay for the
     other tasks."""
 
+    heartbeat_ms = 1000
+
     def setUp(self):
         super().setUp()
         self.start_gateway("--jobs-max-attempts", "5", "--jobs-backoff", "10ms")
@@ -329,6 +333,8 @@ class ScheduleTest(JobsTestCase):
 
 
 class OwnerTest(JobsTestCase):
+    heartbeat_ms = 1000
+
     def setUp(self):
         super().setUp()
         keys = os.path.join(self.dir.name, "keys.txt")

@@ -14,19 +14,14 @@ import os
 import time
 import unittest
 
-from test_docs_browser import CHROMIUM, Browser, websockets
+from test_docs_browser import Browser, require_browser
 from test_jobs import JobsTestCase
 
 
 class JobsPageInABrowser(JobsTestCase):
     def setUp(self):
         super().setUp()
-        missing = [n for n, ok in (("chromium", CHROMIUM), ("python3-websockets", websockets))
-                   if not ok]
-        if missing:
-            if os.environ.get("CI"):
-                self.fail("missing %s: run deploy/install-deps.sh browser" % ", ".join(missing))
-            self.skipTest("missing %s (deploy/install-deps.sh browser)" % ", ".join(missing))
+        require_browser(self)
         self.start_gateway("--jobs-backoff", "10ms")
         self.worker("probe")
         self.worker("probe")

@@ -93,19 +93,24 @@ gw_job *gw__jobs_find_seq(gw_jobs *j, uint64_t seq)
 
 /* The sequence number an id carries: the first 16 hex digits of a new id, the whole
  * of an old decimal one; 0 for text that is neither. */
+uint64_t gw__jobs_hex64(br_str s)
+{
+    uint64_t v = 0;
+    for (uint32_t i = 0; i < s.len && i < 16; i++) {
+        char c = s.ptr[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0)
+            return 0;
+        v = v << 4 | (uint64_t)d;
+    }
+    return v;
+}
+
 static uint64_t seq_of(br_str id)
 {
     uint64_t v = 0;
-    if (id.len == GW_JOB_ID_MAX) {
-        for (uint32_t i = 0; i < 16; i++) {
-            char c = id.ptr[i];
-            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-            if (d < 0)
-                return 0;
-            v = v << 4 | (uint64_t)d;
-        }
-        return v;
-    }
+    if (id.len == GW_JOB_ID_MAX)
+        return gw__jobs_hex64((br_str){id.ptr, 16});
     if (id.len == 0 || id.len > 19)
         return 0;
     for (uint32_t i = 0; i < id.len; i++) {
@@ -266,13 +271,19 @@ bool gw__jobs_owner_digest(br_str identity, uint8_t out[GW_JOBS_IDEM_BYTES])
     return true;
 }
 
-bool gw__jobs_visible(const gw_job *job, br_str identity)
+bool gw__jobs_owner_matches(bool has_owner, const uint8_t owned_by[GW_JOBS_IDEM_BYTES],
+                            br_str identity)
 {
-    if (!job->has_owner)
+    if (!has_owner)
         return true;
     uint8_t d[GW_JOBS_IDEM_BYTES];
     return gw__jobs_owner_digest(identity, d) &&
-           sodium_memcmp(d, job->owned_by, GW_JOBS_IDEM_BYTES) == 0;
+           sodium_memcmp(d, owned_by, GW_JOBS_IDEM_BYTES) == 0;
+}
+
+bool gw__jobs_visible(const gw_job *job, br_str identity)
+{
+    return gw__jobs_owner_matches(job->has_owner, job->owned_by, identity);
 }
 
 /* Gives job its owner: the digest always, the bytes (for its JOBs) when they fit

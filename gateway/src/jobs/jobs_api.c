@@ -60,8 +60,7 @@ static br_str path_id(const char *s, size_t len)
     return (br_str){s, (uint32_t)len};
 }
 
-/* The verified caller of req (the edge's identity), or empty. */
-static br_str caller(const gw_req *req)
+br_str gw__jobs_caller(const gw_req *req)
 {
     gw_edge_info info;
     return gw_edge_req_info(req, &info) == 0 ? info.identity : (br_str){NULL, 0};
@@ -290,7 +289,7 @@ static void post_job(gw_req *req, void *data)
     gw_req_on_abort(req, on_waiter_abort, w);
     gw_job *job;
     rc = gw__jobs_submit(j, t, (br_str){(const char *)payload.data, (uint32_t)payload.len}, key,
-                         delay_ms, caller(req), &w->base, &job);
+                         delay_ms, gw__jobs_caller(req), &w->base, &job);
     br_buf_free(&payload);
     if (rc != 0) {
         free(w);
@@ -414,7 +413,7 @@ static gw_job *visible_job(gw_jobs *j, gw_req *req)
 {
     const gw_path_param *p = &req->match.params[0];
     gw_job *job = gw__jobs_find(j, path_id(p->value, p->value_len));
-    if (!job || !job->durable || !gw__jobs_visible(job, caller(req))) {
+    if (!job || !job->durable || !gw__jobs_visible(job, gw__jobs_caller(req))) {
         gw_req_respond_detail(req, 404, "Job not found");
         return NULL;
     }
@@ -520,20 +519,6 @@ static void respond_bad_status(gw_jobs *j, gw_req *req, br_str value)
         respond_json(req, 422, b);
 }
 
-/* The sequence number a cursor carries (16 hex digits), or 0. */
-static uint64_t cursor_seq(br_str c)
-{
-    uint64_t v = 0;
-    for (uint32_t i = 0; i < c.len; i++) {
-        char ch = c.ptr[i];
-        int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
-        if (d < 0)
-            return 0;
-        v = v << 4 | (uint64_t)d;
-    }
-    return v;
-}
-
 /* GET /jobs: newest first.  The cursor is the sequence number of the last job of the
  * previous page; the walk starts below it (from that job itself while it is held, else
  * from the newest end).  At most GW_JOBS_LIST_SCAN jobs are looked at per page: a
@@ -555,12 +540,12 @@ static void list_jobs(gw_req *req, void *data)
     if (v[LIST_LIMIT].len > 0)
         gw_param_int(v[LIST_LIMIT], &limit); /* validated: 1 .. GW_JOBS_LIST_MAX */
     uint64_t below = UINT64_MAX;
-    if (v[LIST_CURSOR].len > 0 && (below = cursor_seq(v[LIST_CURSOR])) == 0) {
+    if (v[LIST_CURSOR].len > 0 && (below = gw__jobs_hex64(v[LIST_CURSOR])) == 0) {
         gw_req_respond_detail(req, 422, "Invalid cursor");
         free(block);
         return;
     }
-    br_str task = v[LIST_TASK], who = caller(req);
+    br_str task = v[LIST_TASK], who = gw__jobs_caller(req);
     gw_list *l = j->all.prev;
     gw_job *from = below != UINT64_MAX ? gw__jobs_find_seq(j, below) : NULL;
     if (from)
@@ -654,11 +639,7 @@ static void page(gw_req *req, void *data)
 }
 
 /* The job routes, in the order they are added (and removed in reverse). */
-static const struct {
-    const char *method;
-    const char *path;
-    gw_handler_fn handler;
-} routes[] = {
+static const gw_jobs_route routes[] = {
     {"POST", "/jobs/{task}", post_job},
     {"GET", "/jobs/{id}", get_job},
     {"GET", "/jobs", list_jobs},
@@ -669,15 +650,26 @@ static const struct {
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
-int gw__jobs_routes_add(gw_jobs *j)
+int gw__jobs_router_add(gw_jobs *j, const gw_jobs_route *r, size_t n)
 {
     int rc = 0;
     size_t i = 0;
-    for (; i < NROUTES && rc == 0; i++)
-        rc = gw_router_add(j->router, routes[i].method, routes[i].path, routes[i].handler, j);
+    for (; i < n && rc == 0; i++)
+        rc = gw_router_add(j->router, r[i].method, r[i].path, r[i].handler, j);
     if (rc != 0)
-        for (size_t k = i - 1; k-- > 0;)
-            gw_router_remove(j->router, routes[k].method, routes[k].path);
+        gw__jobs_router_remove(j, r, i - 1);
+    return rc;
+}
+
+void gw__jobs_router_remove(gw_jobs *j, const gw_jobs_route *r, size_t n)
+{
+    for (size_t k = n; k-- > 0;)
+        gw_router_remove(j->router, r[k].method, r[k].path);
+}
+
+int gw__jobs_routes_add(gw_jobs *j)
+{
+    int rc = gw__jobs_router_add(j, routes, NROUTES);
     j->routes_added = rc == 0;
     /* The page holds no data (its requests carry the credentials): open, as /docs is. */
     static const gw_route_policy open_page = {.auth = BR_AUTH_NONE};
@@ -688,10 +680,8 @@ int gw__jobs_routes_add(gw_jobs *j)
 
 void gw__jobs_routes_remove(gw_jobs *j)
 {
-    if (!j->routes_added)
-        return;
-    for (size_t k = NROUTES; k-- > 0;)
-        gw_router_remove(j->router, routes[k].method, routes[k].path);
+    if (j->routes_added)
+        gw__jobs_router_remove(j, routes, NROUTES);
     j->routes_added = false;
 }
 
@@ -836,7 +826,7 @@ bool gw__jobs_reply_hold(void *data, gw_req *req, const br_reply *r, bool want_m
         held_waiter *w = &h->waiters[i];
         w->base.ready = on_held_job;
         w->owner = h;
-        if (submit_spec(j, &r->jobs[i], caller(req), &w->base) != 0) {
+        if (submit_spec(j, &r->jobs[i], gw__jobs_caller(req), &w->base) != 0) {
             h->failed = true;
             h->waiting--;
         }

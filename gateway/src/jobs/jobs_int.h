@@ -296,6 +296,14 @@ int gw__jobs_submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uin
  * unreadable identity (anonymous). */
 bool gw__jobs_owner_digest(br_str identity, uint8_t out[GW_JOBS_IDEM_BYTES]);
 
+/* True when a caller with `identity` may see something with this owner: it has none,
+ * or the caller is it. */
+bool gw__jobs_owner_matches(bool has_owner, const uint8_t owned_by[GW_JOBS_IDEM_BYTES],
+                            br_str identity);
+
+/* The value of up to 16 lowercase hex digits; 0 for any other character. */
+uint64_t gw__jobs_hex64(br_str s);
+
 /* True when a caller with `identity` may see and control job: the job has no owner, or
  * the caller is its owner. */
 bool gw__jobs_visible(const gw_job *job, br_str identity);
@@ -454,6 +462,23 @@ extern const size_t gw__jobs_page_html_len;
 void gw__jobs_hist_observe(gw_jobs_hist *h, int64_t ms);
 
 /* ---- jobs_api.c ------------------------------------------------------------------ */
+
+/* A route of the job queue's, for gw__jobs_router_add. */
+typedef struct gw_jobs_route {
+    const char *method;    /* "GET", ... */
+    const char *path;      /* the template */
+    gw_handler_fn handler; /* called with the queue as its data */
+} gw_jobs_route;
+
+/* Adds n routes (all or none: on failure the ones added are removed).  0 or
+ * gw_router_add's error. */
+int gw__jobs_router_add(gw_jobs *j, const gw_jobs_route *routes, size_t n);
+
+/* Removes n routes added by gw__jobs_router_add. */
+void gw__jobs_router_remove(gw_jobs *j, const gw_jobs_route *routes, size_t n);
+
+/* The verified caller of req (the edge's identity), or empty. */
+br_str gw__jobs_caller(const gw_req *req);
 
 /* Adds POST /jobs/{task} and GET /jobs/{id}.  0 or gw_router_add's error. */
 int gw__jobs_routes_add(gw_jobs *j);

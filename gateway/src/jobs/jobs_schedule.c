@@ -23,7 +23,6 @@
 
 #include <barista/mpread.h>
 
-#include "edge.h"
 #include "jobs_int.h"
 #include "json.h"
 
@@ -190,17 +189,9 @@ void gw__jobs_schedules_free(gw_jobs *j)
 /* ---------------------------------------------------------------------------------- */
 /* The API.                                                                            */
 
-static br_str caller(const gw_req *req)
-{
-    gw_edge_info info;
-    return gw_edge_req_info(req, &info) == 0 ? info.identity : (br_str){NULL, 0};
-}
-
 static bool visible(const gw_jobs_schedule *s, br_str who)
 {
-    uint8_t d[GW_JOBS_IDEM_BYTES];
-    return !s->has_owner ||
-           (gw__jobs_owner_digest(who, d) && sodium_memcmp(d, s->owned_by, sizeof(d)) == 0);
+    return gw__jobs_owner_matches(s->has_owner, s->owned_by, who);
 }
 
 static int put(br_buf *b, const char *s)
@@ -381,7 +372,7 @@ static void post_schedule(gw_req *req, void *data)
                          .interval_ms = interval,
                          .last_tick_ms = gw__jobs_now_ms(),
                          .catch_up = (uint32_t)catch_up,
-                         .identity = caller(req)};
+                         .identity = gw__jobs_caller(req)};
     gw_jobs_schedule *s = schedule_new(&r);
     br_buf_free(&mp); /* r's strings pointed into it: the schedule has its copies */
     gw_schedule_row stored = s ? row_of(s) : r;
@@ -404,7 +395,7 @@ static void post_schedule(gw_req *req, void *data)
 static void list_schedules(gw_req *req, void *data)
 {
     gw_jobs *j = data;
-    br_str who = caller(req);
+    br_str who = gw__jobs_caller(req);
     br_buf *b = &j->scratch;
     b->len = 0;
     int rc = put(b, "{\"items\":[");
@@ -432,7 +423,7 @@ static void delete_schedule(gw_req *req, void *data)
 {
     gw_jobs *j = data;
     const gw_path_param *p = &req->match.params[0];
-    br_str who = caller(req);
+    br_str who = gw__jobs_caller(req);
     for (gw_list *l = j->schedules.next; l != &j->schedules; l = l->next) {
         gw_jobs_schedule *s = GW_CONTAINER_OF(l, gw_jobs_schedule, link);
         if (p->value_len != 32 || memcmp(p->value, s->id, 32) != 0 || !visible(s, who))
@@ -450,11 +441,7 @@ static void delete_schedule(gw_req *req, void *data)
     gw_req_respond_detail(req, 404, "Schedule not found");
 }
 
-static const struct {
-    const char *method;
-    const char *path;
-    gw_handler_fn handler;
-} routes[] = {
+static const gw_jobs_route routes[] = {
     {"POST", "/schedules", post_schedule},
     {"GET", "/schedules", list_schedules},
     {"DELETE", "/schedules/{id}", delete_schedule},
@@ -463,22 +450,14 @@ static const struct {
 
 int gw__jobs_schedule_routes_add(gw_jobs *j)
 {
-    int rc = 0;
-    size_t i = 0;
-    for (; i < NROUTES && rc == 0; i++)
-        rc = gw_router_add(j->router, routes[i].method, routes[i].path, routes[i].handler, j);
-    if (rc != 0)
-        for (size_t k = i - 1; k-- > 0;)
-            gw_router_remove(j->router, routes[k].method, routes[k].path);
+    int rc = gw__jobs_router_add(j, routes, NROUTES);
     j->schedule_routes_added = rc == 0;
     return rc;
 }
 
 void gw__jobs_schedule_routes_remove(gw_jobs *j)
 {
-    if (!j->schedule_routes_added)
-        return;
-    for (size_t k = NROUTES; k-- > 0;)
-        gw_router_remove(j->router, routes[k].method, routes[k].path);
+    if (j->schedule_routes_added)
+        gw__jobs_router_remove(j, routes, NROUTES);
     j->schedule_routes_added = false;
 }
