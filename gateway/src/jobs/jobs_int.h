@@ -2,8 +2,9 @@
  * jobs_int.h - what jobs.c (the queue: jobs, the store, timers), jobs_tasks.c (the task
  * table and its life cycle), jobs_payload.c (which bytes stay in memory, and reading
  * the others back), jobs_api.c (HTTP and REPLY.jobs), jobs_dispatch.c (workers,
- * leases, results) and jobs_stats.c (the numbers for /metrics) share, and the hooks it
- * attaches to the broker.  Not for use outside the job queue.
+ * leases, results, policies), jobs_schedule.c and jobs_cron.c (schedules),
+ * jobs_page.c (GET /jobs/ui) and jobs_stats.c (the numbers for /metrics) share, and
+ * the hooks it attaches to the broker.  Not for use outside the job queue.
  *
  * A job lives in memory from its submission to its expiry; the store holds the same
  * rows for the next start, and the payloads and results memory does not keep.  At any
