@@ -362,6 +362,35 @@ static int get_reply(dec *d, br_reply *m)
     return 0;
 }
 
+/* TASK_POLICY's list: one record per task, each with 8 fields (more are ignored). */
+static int get_task_policies(dec *d, br_task_policies *m)
+{
+    void *mem;
+    TRY(open_list(d, d->lim->max_tasks, sizeof *m->policies, &mem, &m->npolicies));
+    m->policies = mem;
+    for (uint32_t i = 0; i < m->npolicies; i++) {
+        br_task_policy *p = &m->policies[i];
+        uint32_t extra;
+        uint64_t prio;
+        bool has_rate;
+        TRY(open_record(d, 9, &extra));
+        TRY(get_text(d, &p->task));
+        TRY(get_u32(d, &p->max_attempts));
+        TRY(get_u32(d, &p->backoff_ms));
+        TRY(get_u32(d, &p->backoff_cap_ms));
+        TRY(get_u32(d, &p->lease_ms));
+        TRY(get_u32(d, &p->queue_limit));
+        TRY(get_u32(d, &p->timeout_ms));
+        TRY(get_uint(d, 255, &prio));
+        p->priority = (int32_t)prio;
+        TRY(get_bound(d, &has_rate, &p->rate));
+        if (!has_rate)
+            p->rate = 0;
+        TRY(close_record(d, extra));
+    }
+    return 0;
+}
+
 /* The fields of a message of a known type, in PROTOCOL.md's order.  extra: elements
  * after the ones the type requires; a type with optional trailing fields reads them
  * and lowers *extra by as many. */
@@ -419,7 +448,11 @@ static int get_fields(dec *d, br_msg *m, uint32_t *extra)
         TRY(get_text(d, &m->u.job.task));
         TRY(get_bytes(d, &m->u.job.payload));
         TRY(get_u32(d, &m->u.job.attempt));
-        return get_u32(d, &m->u.job.lease_ms);
+        TRY(get_u32(d, &m->u.job.lease_ms));
+        if (*extra == 0)
+            return 0; /* an older broker: no identity */
+        (*extra)--;
+        return get_bytes(d, &m->u.job.identity);
     case BR_MSG_JOB_ACK:
         return get_text(d, &m->u.job_ack.job_id);
     case BR_MSG_JOB_RESULT:
@@ -427,6 +460,14 @@ static int get_fields(dec *d, br_msg *m, uint32_t *extra)
         TRY(get_u8(d, &m->u.job_result.outcome));
         TRY(get_bytes(d, &m->u.job_result.result));
         return get_text(d, &m->u.job_result.error);
+    case BR_MSG_JOB_PROGRESS:
+        TRY(get_text(d, &m->u.job_progress.job_id));
+        TRY(get_bound(d, &m->u.job_progress.has_progress, &m->u.job_progress.progress));
+        return get_text(d, &m->u.job_progress.note);
+    case BR_MSG_JOB_CANCEL:
+        return get_text(d, &m->u.job_cancel.job_id);
+    case BR_MSG_TASK_POLICY:
+        return get_task_policies(d, &m->u.task_policy);
     default:
         return 0; /* HEARTBEAT: no fields */
     }

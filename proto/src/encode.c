@@ -288,12 +288,17 @@ static void pack_msg(msgpack_packer *pk, const br_msg *msg)
         pack_str(pk, msg->u.goodbye.reason);
         break;
     case BR_MSG_JOB:
-        pack_head(pk, msg->type);
+        /* The identity is an optional trailing field: left out when empty. */
+        msgpack_pack_array(pk, 2 + br__msg_nfields(msg->type) + (msg->u.job.identity.len ? 1 : 0));
+        msgpack_pack_uint8(pk, version_of(pk));
+        msgpack_pack_uint8(pk, msg->type);
         pack_str(pk, msg->u.job.job_id);
         pack_str(pk, msg->u.job.task);
         pack_bin(pk, msg->u.job.payload);
         msgpack_pack_uint32(pk, msg->u.job.attempt);
         msgpack_pack_uint32(pk, msg->u.job.lease_ms);
+        if (msg->u.job.identity.len)
+            pack_bin(pk, msg->u.job.identity);
         break;
     case BR_MSG_JOB_ACK:
         pack_head(pk, msg->type);
@@ -317,6 +322,39 @@ static void pack_msg(msgpack_packer *pk, const br_msg *msg)
         pack_str(pk, msg->u.deactivate.actor_type);
         pack_str(pk, msg->u.deactivate.key);
         msgpack_pack_uint64(pk, msg->u.deactivate.epoch);
+        break;
+    case BR_MSG_JOB_PROGRESS:
+        pack_head(pk, msg->type);
+        pack_str(pk, msg->u.job_progress.job_id);
+        if (msg->u.job_progress.has_progress)
+            msgpack_pack_double(pk, msg->u.job_progress.progress);
+        else
+            msgpack_pack_nil(pk);
+        pack_str(pk, msg->u.job_progress.note);
+        break;
+    case BR_MSG_JOB_CANCEL:
+        pack_head(pk, msg->type);
+        pack_str(pk, msg->u.job_cancel.job_id);
+        break;
+    case BR_MSG_TASK_POLICY:
+        pack_head(pk, msg->type);
+        msgpack_pack_array(pk, msg->u.task_policy.npolicies);
+        for (uint32_t i = 0; i < msg->u.task_policy.npolicies; i++) {
+            const br_task_policy *p = &msg->u.task_policy.policies[i];
+            msgpack_pack_array(pk, 9);
+            pack_str(pk, p->task);
+            msgpack_pack_uint32(pk, p->max_attempts);
+            msgpack_pack_uint32(pk, p->backoff_ms);
+            msgpack_pack_uint32(pk, p->backoff_cap_ms);
+            msgpack_pack_uint32(pk, p->lease_ms);
+            msgpack_pack_uint32(pk, p->queue_limit);
+            msgpack_pack_uint32(pk, p->timeout_ms);
+            msgpack_pack_uint8(pk, (uint8_t)p->priority);
+            if (p->rate > 0)
+                msgpack_pack_double(pk, p->rate);
+            else
+                msgpack_pack_nil(pk);
+        }
         break;
     }
 }

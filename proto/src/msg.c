@@ -36,6 +36,9 @@ static const struct {
     [BR_MSG_ACTOR_REQUEST] = {"ACTOR_REQUEST", 17},
     [BR_MSG_ACTOR_REPLY] = {"ACTOR_REPLY", 9},
     [BR_MSG_DEACTIVATE] = {"DEACTIVATE", 3},
+    [BR_MSG_JOB_PROGRESS] = {"JOB_PROGRESS", 3},
+    [BR_MSG_JOB_CANCEL] = {"JOB_CANCEL", 1},
+    [BR_MSG_TASK_POLICY] = {"TASK_POLICY", 1},
 };
 
 const char *br_msg_type_name(unsigned type)

@@ -153,7 +153,7 @@ int br__msg_validate(const br_msg *msg)
         break;
     case BR_MSG_JOB:
         ok = str_ok(msg->u.job.job_id) && str_ok(msg->u.job.task) && str_ok(msg->u.job.payload) &&
-             msg->u.job.attempt >= 1 && msg->u.job.lease_ms >= 1;
+             msg->u.job.attempt >= 1 && msg->u.job.lease_ms >= 1 && str_ok(msg->u.job.identity);
         break;
     case BR_MSG_JOB_ACK:
         ok = str_ok(msg->u.job_ack.job_id);
@@ -175,6 +175,21 @@ int br__msg_validate(const br_msg *msg)
     }
     case BR_MSG_DEACTIVATE:
         ok = str_ok(msg->u.deactivate.actor_type) && str_ok(msg->u.deactivate.key);
+        break;
+    case BR_MSG_JOB_PROGRESS:
+        ok = str_ok(msg->u.job_progress.job_id) && str_ok(msg->u.job_progress.note) &&
+             (!msg->u.job_progress.has_progress || isfinite(msg->u.job_progress.progress));
+        break;
+    case BR_MSG_JOB_CANCEL:
+        ok = str_ok(msg->u.job_cancel.job_id);
+        break;
+    case BR_MSG_TASK_POLICY:
+        ok = PRESENT(msg->u.task_policy.policies, msg->u.task_policy.npolicies);
+        for (uint32_t i = 0; ok && i < msg->u.task_policy.npolicies; i++) {
+            const br_task_policy *p = &msg->u.task_policy.policies[i];
+            ok = str_ok(p->task) && p->task.len > 0 && p->priority >= 0 && p->priority <= 255 &&
+                 isfinite(p->rate) && p->rate >= 0;
+        }
         break;
     default:
         ok = false;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "edge.h"
 #include "fake_broker.h"
 
 static int64_t now_ms(void)
@@ -73,6 +74,22 @@ int gw_broker_send_job(gw_broker *self, gw_worker *w, const br_job *m)
     }
     self->nsent++;
     return 0;
+}
+
+int gw_broker_send_job_cancel(gw_broker *self, gw_worker *w, br_str job_id)
+{
+    if (!gw_worker_live(w))
+        return BR_ENOTFOUND;
+    self->cancels++;
+    snprintf(self->cancelled, sizeof(self->cancelled), "%.*s", (int)job_id.len, job_id.ptr);
+    return 0;
+}
+
+int gw_edge_req_info(const gw_req *req, gw_edge_info *out)
+{
+    (void)req;
+    *out = (gw_edge_info){0};
+    return BR_ENOTFOUND;
 }
 
 void gw_broker_respond_reply(gw_broker *self, gw_req *req, const br_reply *r, bool want_msgpack)
@@ -184,6 +201,23 @@ gw_job_settle fake_worker_result(gw_broker *b, gw_worker *w, const char *id, br_
         w->inflight--;
     offer_credit(b, w);
     return s;
+}
+
+bool fake_worker_progress(gw_broker *b, gw_worker *w, const char *id, double progress,
+                          const char *note)
+{
+    br_job_progress m = {.job_id = br_str_c(id),
+                         .has_progress = progress >= 0,
+                         .progress = progress,
+                         .note = br_str_c(note)};
+    return b->data && b->hooks.job_progress && b->hooks.job_progress(b->data, w, &m);
+}
+
+void fake_worker_policy(gw_broker *b, gw_worker *w, const br_task_policy *p)
+{
+    br_task_policies m = {(br_task_policy *)p, 1};
+    if (b->data && b->hooks.task_policy)
+        b->hooks.task_policy(b->data, w, &m);
 }
 
 void fake_worker_gone(gw_broker *b, gw_worker *w)

@@ -3,7 +3,8 @@
  *
  * fake_broker.c defines the calls of broker.h that the job queue makes -
  * gw_broker_attach, gw_broker_detach, gw_broker_accepting, gw_broker_send_job,
- * gw_broker_respond_reply, gw_broker_respond_error - so that a program linking it with
+ * gw_broker_send_job_cancel, gw_broker_respond_reply, gw_broker_respond_error, and the
+ * edge's gw_edge_req_info (no edge: every caller anonymous) - so that a program linking it with
  * the queue and without gw_broker runs the queue against this instead (link-time
  * replacement; tests/gateway/CMakeLists.txt).  struct gw_broker is defined here, in
  * the open, for the tests to read.
@@ -60,6 +61,8 @@ struct gw_broker {
     size_t nsent;                         /* JOBs sent (may pass FAKE_SENT_MAX) */
     unsigned refused;                     /* sends refused: no credit, not live */
     unsigned responses;                   /* respond_reply and respond_error calls */
+    unsigned cancels;                     /* JOB_CANCELs sent */
+    char cancelled[GW_JOB_ID_MAX + 1];    /* the job id of the last one */
     gw_worker workers[FAKE_WORKERS_MAX];  /* the registry */
     char worker_ids[FAKE_WORKERS_MAX][8]; /* their ids: "w1", "w2", ... */
     size_t nworkers;                      /* entries used */
@@ -90,6 +93,14 @@ bool fake_worker_ack(gw_broker *b, gw_worker *w, const char *id);
  * back and offer it to the queue (broker.c's on_job_result).  The settlement. */
 gw_job_settle fake_worker_result(gw_broker *b, gw_worker *w, const char *id, br_job_outcome outcome,
                                  br_str result, const char *error);
+
+/* JOB_PROGRESS for job `id` (progress < 0: none; note NULL: none): the job_progress
+ * hook's answer. */
+bool fake_worker_progress(gw_broker *b, gw_worker *w, const char *id, double progress,
+                          const char *note);
+
+/* TASK_POLICY with one policy: the task_policy hook. */
+void fake_worker_policy(gw_broker *b, gw_worker *w, const br_task_policy *p);
 
 /* The worker is forgotten (dead or gone): not live, and the worker_gone hook. */
 void fake_worker_gone(gw_broker *b, gw_worker *w);

@@ -230,7 +230,8 @@ static int try_submit(fixture *f, const char *task, br_str payload, const char *
 {
     gw_jobs_task *t = gw__jobs_task_find(f->jobs, br_str_c(task));
     assert_non_null(t);
-    return gw__jobs_submit(f->jobs, t, payload, br_str_c(key), delay_ms, w ? &w->base : NULL, out);
+    return gw__jobs_submit(f->jobs, t, payload, br_str_c(key), delay_ms, (br_str){NULL, 0},
+                           w ? &w->base : NULL, out);
 }
 
 /* Submits a job that must be accepted; its id. */
@@ -546,6 +547,187 @@ static void late_result_frees_the_credit_that_runs_the_job_again(void **state)
                      GW_JOB_SETTLE_DONE);
     assert_int_equal(job->status, GW_JOB_SUCCEEDED);
     assert_int_equal(job->attempts, 2);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Cron expressions.                                                                   */
+
+/* Milliseconds of a UTC time. */
+static int64_t utc(int y, int mo, int d, int h, int mi)
+{
+    return ((gw__jobs_days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000;
+}
+
+static int64_t next_of(const char *expr, int64_t after)
+{
+    gw_jobs_cron c;
+    assert_int_equal(gw__jobs_cron_parse(expr, &c), 0);
+    return gw__jobs_cron_next(&c, after);
+}
+
+static void cron_expressions_find_their_next_minute(void **state)
+{
+    (void)state;
+    int64_t t = utc(2026, 12, 7, 2, 30) + 15000; /* Monday 02:30:15 */
+    assert_true(utc(1970, 1, 1, 0, 0) == 0);
+    assert_true(utc(2000, 3, 1, 0, 0) == 951868800000ll);
+    assert_true(next_of("* * * * *", t) == utc(2026, 12, 7, 2, 31));
+    assert_true(next_of("*/15 * * * *", t) == utc(2026, 12, 7, 2, 45));
+    assert_true(next_of("0 * * * *", t) == utc(2026, 12, 7, 3, 0));
+    assert_true(next_of("30 2 * * *", t) == utc(2026, 12, 8, 2, 30)); /* 02:30 has passed */
+    assert_true(next_of("0 9-17/4 * * 1-5", t) == utc(2026, 12, 7, 9, 0));
+    assert_true(next_of("0 0 * * 0", t) == utc(2026, 12, 13, 0, 0)); /* Sunday */
+    assert_true(next_of("0 0 * * 7", t) == utc(2026, 12, 13, 0, 0)); /* 7 is Sunday too */
+    assert_true(next_of("0 0 1 1 *", t) == utc(2027, 1, 1, 0, 0));
+    assert_true(next_of("0 0 29 2 *", t) == utc(2028, 2, 29, 0, 0)); /* the next leap day */
+    assert_true(next_of("5,10 0 1,15 * *", t) == utc(2026, 12, 15, 0, 5));
+    /* Both day fields restricted: either matches (the 1st, or a Friday). */
+    assert_true(next_of("0 12 1 * 5", t) == utc(2026, 12, 11, 12, 0));
+    /* A day that never comes. */
+    assert_true(next_of("0 0 31 2 *", t) == -1);
+}
+
+static void malformed_cron_expressions_are_refused(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "",          "* * * *",      "* * * * * *", "60 * * * *",  "* 24 * * *",
+        "* * 0 * *", "* * * 13 *",   "* * * * 8",   "5-1 * * * *", "*/0 * * * *",
+        "a * * * *", "1,,2 * * * *", "MON * * * *", "* * ? * *",   "1- * * * *",
+    };
+    gw_jobs_cron c;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (gw__jobs_cron_parse(bad[i], &c) != BR_EVALUE)
+            fail_msg("accepted \"%s\"", bad[i]);
+}
+
+static void progress_renews_the_lease_and_is_kept(void **state)
+{
+    fixture *f = *state;
+    open_queue(f);
+    gw_worker *a = new_worker(f, 1), *b = new_worker(f, 1);
+    fake_worker_join(&f->broker, a, EMAIL);
+    jid id = submit(f, "email", NULL, 0, NULL);
+    RUN_UNTIL(f, f->broker.nsent == 1, WAIT_MS);
+    gw_job *job = job_of(f, id);
+    uint64_t lease_end = job->timer.when;
+    /* Only the holder renews: from another worker, or for another job, it is stale. */
+    assert_false(fake_worker_progress(&f->broker, b, id.s, 0.5, "x"));
+    assert_false(fake_worker_progress(&f->broker, a, "0123", 0.5, "x"));
+    assert_true(job->progress < 0);
+    assert_null(job->note);
+    /* The holder's renewal moves the lease end to now + lease: never earlier. */
+    assert_true(fake_worker_progress(&f->broker, a, id.s, -1, NULL));
+    assert_true(job->timer.when >= lease_end);
+    assert_true(gw_deadline_pending(&job->timer));
+    assert_true(job->progress < 0); /* nothing reported yet */
+    assert_true(fake_worker_progress(&f->broker, a, id.s, 7.0, "half way"));
+    assert_true(job->progress == 1.0f); /* clamped */
+    assert_string_equal(job->note, "half way");
+    assert_true(fake_worker_progress(&f->broker, a, id.s, 0.25, NULL));
+    assert_true(job->progress == 0.25f);
+    assert_string_equal(job->note, "half way"); /* no note: the last one stays */
+    assert_int_equal(job->status, GW_JOB_RUNNING);
+}
+
+static void cancelling_a_queued_job_ends_it_and_a_retry_runs_it(void **state)
+{
+    fixture *f = *state;
+    open_queue(f);
+    gw_worker *a = new_worker(f, 0); /* it takes nothing until given credit */
+    fake_worker_join(&f->broker, a, EMAIL);
+    jid id = submit(f, "email", NULL, 0, NULL);
+    jid later = submit(f, "email", NULL, 600000, NULL);
+    gw_job *job = job_of(f, id), *delayed = job_of(f, later);
+    assert_int_equal(gw__jobs_cancel(f->jobs, job), BR_EINVAL); /* not durable yet */
+    RUN_UNTIL(f, job->durable && delayed->durable, WAIT_MS);
+    assert_int_equal(gw__jobs_cancel(f->jobs, job), 0);
+    assert_int_equal(gw__jobs_cancel(f->jobs, delayed), 0);
+    assert_int_equal(job->status, GW_JOB_CANCELLED);
+    assert_int_equal(delayed->status, GW_JOB_CANCELLED);
+    assert_false(gw_deadline_pending(&delayed->timer));
+    assert_int_equal(task_of(f, "email")->nready, 0);
+    assert_int_equal(task_of(f, "email")->unfinished, 0);
+    assert_int_equal(stats_of(f).cancelled, 2);
+    assert_int_equal(gw__jobs_cancel(f->jobs, job), BR_EINVAL); /* finished */
+    fake_worker_credit(&f->broker, a, 1);
+    assert_int_equal(f->broker.nsent, 0); /* nothing left to run */
+    /* Retried: queued again with a fresh count; its payload comes back from the store. */
+    assert_int_equal(gw__jobs_retry(f->jobs, delayed), 0);
+    assert_int_equal(delayed->status == GW_JOB_QUEUED || delayed->status == GW_JOB_RUNNING, 1);
+    assert_int_equal(delayed->attempts == 0 || delayed->attempts == 1, 1);
+    RUN_UNTIL(f, f->broker.nsent == 1, WAIT_MS);
+    assert_string_equal(f->broker.sent[0].id, later.s);
+    assert_int_equal(f->broker.sent[0].attempt, 1);
+    assert_int_equal(gw__jobs_retry(f->jobs, delayed), BR_EINVAL); /* running */
+}
+
+static void cancelling_a_running_job_asks_its_worker_and_ends_it_cancelled(void **state)
+{
+    fixture *f = *state;
+    open_queue(f);
+    gw_worker *a = new_worker(f, 2);
+    fake_worker_join(&f->broker, a, EMAIL);
+    jid id = submit(f, "email", NULL, 0, NULL), ok = submit(f, "email", NULL, 0, NULL);
+    RUN_UNTIL(f, f->broker.nsent == 2, WAIT_MS);
+    gw_job *job = job_of(f, id), *done = job_of(f, ok);
+    assert_int_equal(gw__jobs_cancel(f->jobs, job), 1);
+    assert_int_equal(f->broker.cancels, 1);
+    assert_string_equal(f->broker.cancelled, id.s);
+    assert_int_equal(gw__jobs_cancel(f->jobs, job), 1); /* asked once only */
+    assert_int_equal(f->broker.cancels, 1);
+    assert_int_equal(job->status, GW_JOB_RUNNING);
+    /* A retryable failure of a cancelled job ends it: it is not retried. */
+    assert_int_equal(fake_worker_result(&f->broker, a, id.s, BR_JOB_RETRY, (br_str){0}, "stopped"),
+                     GW_JOB_SETTLE_DONE);
+    assert_int_equal(job->status, GW_JOB_CANCELLED);
+    assert_str(job->error, "stopped", 7);
+    /* One that succeeds anyway is succeeded. */
+    assert_int_equal(gw__jobs_cancel(f->jobs, done), 1);
+    assert_int_equal(fake_worker_result(&f->broker, a, ok.s, BR_JOB_OK, RESULT, NULL),
+                     GW_JOB_SETTLE_DONE);
+    assert_int_equal(done->status, GW_JOB_SUCCEEDED);
+    assert_int_equal(stats_of(f).cancelled, 1);
+    assert_int_equal(f->broker.nsent, 2);
+}
+
+static void a_task_policy_sets_priority_attempts_and_lease(void **state)
+{
+    fixture *f = *state;
+    open_queue(f);
+    static const char *const BOTH[] = {"email", "urgent", NULL};
+    gw_worker *a = new_worker(f, 0);
+    fake_worker_join(&f->broker, a, BOTH);
+    br_task_policy urgent = {
+        .task = br_str_c("urgent"), .priority = 9, .max_attempts = 1, .lease_ms = 1234};
+    fake_worker_policy(&f->broker, a, &urgent);
+    /* A policy for a task the worker did not announce changes nothing. */
+    br_task_policy other = {.task = br_str_c("nobody"), .priority = 200};
+    fake_worker_policy(&f->broker, a, &other);
+    for (int i = 0; i < 3; i++) {
+        submit(f, "email", NULL, 0, NULL);
+        submit(f, "urgent", NULL, 0, NULL);
+    }
+    RUN_UNTIL(f, task_of(f, "email")->nready == 3 && task_of(f, "urgent")->nready == 3, WAIT_MS);
+    /* Credit for three: all three go to the urgent task, submitted later or not. */
+    fake_worker_credit(&f->broker, a, 3);
+    assert_int_equal(f->broker.nsent, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal(f->broker.sent[i].task, "urgent");
+        assert_int_equal(f->broker.sent[i].lease_ms, 1234);
+    }
+    /* Its one attempt is its last: a retryable failure makes it dead. */
+    assert_int_equal(
+        fake_worker_result(&f->broker, a, f->broker.sent[0].id, BR_JOB_RETRY, (br_str){0}, "no"),
+        GW_JOB_SETTLE_DONE);
+    gw_job *first = gw__jobs_find(f->jobs, br_str_c(f->broker.sent[0].id));
+    assert_non_null(first);
+    assert_int_equal(first->status, GW_JOB_DEAD);
+    /* No urgent job is left: the credit that came back goes to email, with the
+     * gateway's lease. */
+    assert_int_equal(f->broker.nsent, 4);
+    assert_string_equal(f->broker.sent[3].task, "email");
+    assert_int_equal(f->broker.sent[3].lease_ms, GW_JOBS_LEASE_MS);
 }
 
 static void expired_leases_count_as_attempts_until_the_job_is_dead(void **state)
@@ -1371,6 +1553,12 @@ int main(void)
         T(expired_lease_sends_the_job_again_and_the_late_result_only_returns_credit),
         T(late_result_frees_the_credit_that_runs_the_job_again),
         T(expired_leases_count_as_attempts_until_the_job_is_dead),
+        T(cron_expressions_find_their_next_minute),
+        T(malformed_cron_expressions_are_refused),
+        T(progress_renews_the_lease_and_is_kept),
+        T(a_task_policy_sets_priority_attempts_and_lease),
+        T(cancelling_a_queued_job_ends_it_and_a_retry_runs_it),
+        T(cancelling_a_running_job_asks_its_worker_and_ends_it_cancelled),
         T(retry_outcome_runs_the_job_again_after_a_bounded_backoff),
         T(fatal_outcome_makes_the_job_dead_at_once),
         T(failing_every_attempt_makes_the_job_dead_after_max_attempts),

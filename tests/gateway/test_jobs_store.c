@@ -101,16 +101,17 @@ static void close_store(fixture *f, gw_jobs_store **s)
 
 /* What load found. */
 typedef struct loaded {
-    size_t rows;       /* rows seen */
-    size_t tasks;      /* task names seen */
-    gw_job_row first;  /* copy of the row with id "1" (strings not kept) */
-    char result[32];   /* its result */
-    char key[32];      /* its idempotency key */
-    char ids[8][40];   /* the ids of the first rows, in load order */
-    uint64_t max_id;   /* largest id, read as a decimal number */
-    bool saw_email;    /* task "email" was loaded */
-    bool email_public; /* with its public flag */
-    bool saw_internal; /* task "internal" was loaded */
+    size_t rows;          /* rows seen */
+    size_t tasks;         /* task names seen */
+    gw_job_row first;     /* copy of the row with id "1" (strings not kept) */
+    char result[32];      /* its result */
+    char key[32];         /* its idempotency key */
+    char ids[8][40];      /* the ids of the first rows, in load order */
+    uint64_t max_id;      /* largest id, read as a decimal number */
+    bool saw_email;       /* task "email" was loaded */
+    bool email_public;    /* with its public flag */
+    bool saw_internal;    /* task "internal" was loaded */
+    char identity[8][16]; /* the identities of the first rows, in load order */
 } loaded;
 
 static void copy_out(char *dst, size_t cap, br_str s)
@@ -124,8 +125,10 @@ static void copy_out(char *dst, size_t cap, br_str s)
 static void on_row(const gw_job_row *r, void *arg)
 {
     loaded *l = arg;
-    if (l->rows < 8)
+    if (l->rows < 8) {
         copy_out(l->ids[l->rows], sizeof(l->ids[0]), r->id);
+        copy_out(l->identity[l->rows], sizeof(l->identity[0]), r->identity);
+    }
     l->rows++;
     char id[40];
     copy_out(id, sizeof(id), r->id);
@@ -398,10 +401,48 @@ static void a_file_with_integer_ids_is_migrated_and_keeps_them(void **state)
     close_store(f, &s);
 }
 
+static void a_version_2_file_gains_owners_and_keeps_its_jobs(void **state)
+{
+    fixture *f = *state;
+    /* The schema of issue 13, as that gateway created it. */
+    sql(f, "PRAGMA journal_mode=WAL;"
+           "CREATE TABLE jobs(id INTEGER PRIMARY KEY, task TEXT NOT NULL, payload BLOB,"
+           " idem_key TEXT, status INTEGER NOT NULL, attempts INTEGER NOT NULL,"
+           " run_at INTEGER NOT NULL, updated INTEGER NOT NULL, result BLOB, error TEXT,"
+           " public_id TEXT);"
+           "CREATE TABLE tasks(name TEXT PRIMARY KEY, public INTEGER NOT NULL DEFAULT 0);"
+           "INSERT INTO jobs VALUES(5, 'email', x'c3', NULL, 0, 0, 1000, 1000, NULL, NULL,"
+           " '0000000000000005aaaaaaaaaaaaaaaaaaaa');"
+           "PRAGMA user_version = 2;");
+    gw_jobs_store *s = gw__jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_NORMAL);
+    assert_non_null(s);
+    loaded l = {0};
+    assert_int_equal(gw__jobs_store_load(s, on_row, on_task, &l), 0);
+    assert_int_equal(l.rows, 1);
+    assert_string_equal(l.ids[0], "0000000000000005aaaaaaaaaaaaaaaaaaaa");
+    assert_string_equal(l.identity[0], ""); /* an old job has no owner */
+    /* A new job keeps the identity it was written with. */
+    gw_job_row r = row("6", GW_JOB_QUEUED);
+    r.identity = br_str_c("\x81\xa3"
+                          "sub\xa3"
+                          "ada");
+    assert_int_equal(gw__jobs_store_insert(s, &r, NULL, NULL), 0);
+    close_store(f, &s);
+    s = gw__jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_NORMAL);
+    assert_non_null(s);
+    loaded again = {0};
+    assert_int_equal(gw__jobs_store_load(s, on_row, on_task, &again), 0);
+    assert_int_equal(again.rows, 2);
+    assert_string_equal(again.identity[1], "\x81\xa3"
+                                           "sub\xa3"
+                                           "ada");
+    close_store(f, &s);
+}
+
 static void a_file_of_a_newer_schema_is_refused(void **state)
 {
     fixture *f = *state;
-    sql(f, "PRAGMA user_version = 3;");
+    sql(f, "PRAGMA user_version = 4;");
     assert_null(gw__jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_NORMAL));
 }
 
@@ -480,6 +521,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(reads_see_the_writes_queued_before_them, setup, teardown),
         cmocka_unit_test_setup_teardown(deletes_persist, setup, teardown),
         cmocka_unit_test_setup_teardown(a_file_with_integer_ids_is_migrated_and_keeps_them, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_version_2_file_gains_owners_and_keeps_its_jobs, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_file_of_a_newer_schema_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(many_writes_group_commit_and_all_land, setup, teardown),

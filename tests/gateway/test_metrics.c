@@ -188,13 +188,15 @@ static void jobs_and_supervisor_sections_carry_their_numbers(void **state)
                           .accepted = 10,
                           .completed = 4,
                           .retried = 6,
-                          .dead = 1};
+                          .dead = 1,
+                          .cancelled = 7};
     gw_supervisor_stats sup = {.running = 3, .restarts = 5, .crash_looping = 1};
     br_buf out = {0};
     assert_int_equal(gw_metrics_jobs(&out, &jobs), 0);
     assert_int_equal(gw_metrics_supervisor(&out, &sup), 0);
-    assert_int_equal(check_exposition(&out), 13);
+    assert_int_equal(check_exposition(&out), 14);
     assert_line(&out, "barista_jobs{state=\"running\"} 2");
+    assert_line(&out, "barista_jobs_cancelled_total 7");
     assert_line(&out, "barista_jobs_memory_bytes 4096");
     assert_line(&out, "barista_jobs{state=\"finished\"} 4");
     assert_line(&out, "barista_jobs_retried_total 6");

@@ -124,14 +124,19 @@ class Browser:
             f.write(base64.b64decode(data))
 
 
+def require_browser(test):
+    """Skips `test` when chromium or python3-websockets is missing (fails it in CI)."""
+    missing = [n for n, ok in (("chromium", CHROMIUM), ("python3-websockets", websockets))
+               if not ok]
+    if missing:
+        if os.environ.get("CI"):
+            test.fail("missing %s: run deploy/install-deps.sh browser" % ", ".join(missing))
+        test.skipTest("missing %s (deploy/install-deps.sh browser)" % ", ".join(missing))
+
+
 class DocsInABrowser(AsyncTestCase):
     def setUp(self):
-        missing = [n for n, ok in (("chromium", CHROMIUM), ("python3-websockets", websockets))
-                   if not ok]
-        if missing:
-            if os.environ.get("CI"):
-                self.fail("missing %s: run deploy/install-deps.sh browser" % ", ".join(missing))
-            self.skipTest("missing %s (deploy/install-deps.sh browser)" % ", ".join(missing))
+        require_browser(self)
         self.start()
         self.worker("typed", binary="barista-worker-test")
         self.wait_joined(1)

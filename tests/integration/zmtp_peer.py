@@ -123,6 +123,7 @@ def _unpack_map(d, i, n):
 
 # Protocol message types (proto.h).
 READY, WELCOME, REQUEST, REPLY, CREDIT, HEARTBEAT, CANCEL, GOODBYE, CALL = range(1, 10)
+JOB, JOB_ACK, JOB_RESULT, JOB_PROGRESS, JOB_CANCEL = range(10, 15)
 
 
 def ready_msg(worker_id, services, kind=0, capacity=4, heartbeat_ms=1000, version=1):

@@ -293,7 +293,14 @@ void sample_msg(unsigned type, sample_shape shape, br_msg *msg)
         break;
     case BR_MSG_JOB:
         msg->u.job = empty ? (br_job){.attempt = 1, .lease_ms = 1}
-                           : (br_job){S("j-000123"), S("email"), S("\x91\x01"), 2, 30000};
+                           : (br_job){S("j-000123"),
+                                      S("email"),
+                                      S("\x91\x01"),
+                                      2,
+                                      30000,
+                                      S("\x81\xa3"
+                                        "sub\xa5"
+                                        "alice")};
         break;
     case BR_MSG_JOB_ACK:
         msg->u.job_ack.job_id = empty ? (br_str){0} : (br_str)S("j-000123");
@@ -327,6 +334,21 @@ void sample_msg(unsigned type, sample_shape shape, br_msg *msg)
         if (!empty)
             msg->u.deactivate = (br_deactivate){S("counter"), S("k42"), 7};
         break;
+    case BR_MSG_JOB_PROGRESS:
+        msg->u.job_progress = empty ? (br_job_progress){0}
+                                    : (br_job_progress){S("j-000123"), true, 0.25, S("a quarter")};
+        break;
+    case BR_MSG_JOB_CANCEL:
+        msg->u.job_cancel.job_id = empty ? (br_str){0} : (br_str)S("j-000123");
+        break;
+    case BR_MSG_TASK_POLICY: {
+        static br_task_policy policies[] = {
+            {S("email"), 3, 500, 60000, 30000, 1000, 120000, 7, 2.5},
+            {S("report"), 0, 0, 0, 0, 0, 0, 0, 0},
+        };
+        msg->u.task_policy = empty ? (br_task_policies){0} : (br_task_policies){policies, 2};
+        break;
+    }
     default:
         break; /* HEARTBEAT has no fields */
     }
@@ -523,12 +545,34 @@ bool sample_equal(const br_msg *a, const br_msg *b)
     case BR_MSG_JOB:
         return str_equal(ja->job_id, jb->job_id) && str_equal(ja->task, jb->task) &&
                str_equal(ja->payload, jb->payload) && ja->attempt == jb->attempt &&
-               ja->lease_ms == jb->lease_ms;
+               ja->lease_ms == jb->lease_ms && str_equal(ja->identity, jb->identity);
     case BR_MSG_JOB_ACK:
         return str_equal(a->u.job_ack.job_id, b->u.job_ack.job_id);
     case BR_MSG_JOB_RESULT:
         return str_equal(ra->job_id, rb->job_id) && ra->outcome == rb->outcome &&
                str_equal(ra->result, rb->result) && str_equal(ra->error, rb->error);
+    case BR_MSG_JOB_PROGRESS:
+        return str_equal(a->u.job_progress.job_id, b->u.job_progress.job_id) &&
+               a->u.job_progress.has_progress == b->u.job_progress.has_progress &&
+               (!a->u.job_progress.has_progress ||
+                a->u.job_progress.progress == b->u.job_progress.progress) &&
+               str_equal(a->u.job_progress.note, b->u.job_progress.note);
+    case BR_MSG_JOB_CANCEL:
+        return str_equal(a->u.job_cancel.job_id, b->u.job_cancel.job_id);
+    case BR_MSG_TASK_POLICY:
+        if (a->u.task_policy.npolicies != b->u.task_policy.npolicies)
+            return false;
+        for (uint32_t i = 0; i < a->u.task_policy.npolicies; i++) {
+            const br_task_policy *pa = &a->u.task_policy.policies[i],
+                                 *pb = &b->u.task_policy.policies[i];
+            if (!str_equal(pa->task, pb->task) || pa->max_attempts != pb->max_attempts ||
+                pa->backoff_ms != pb->backoff_ms || pa->backoff_cap_ms != pb->backoff_cap_ms ||
+                pa->lease_ms != pb->lease_ms || pa->queue_limit != pb->queue_limit ||
+                pa->timeout_ms != pb->timeout_ms || pa->priority != pb->priority ||
+                pa->rate != pb->rate)
+                return false;
+        }
+        return true;
     default:
         return true; /* HEARTBEAT */
     }

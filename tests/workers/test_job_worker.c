@@ -118,6 +118,23 @@ static void job_is_acknowledged_run_and_answered_with_its_result(void **state)
                              "917f85f675b0c12acf5be0acb9035482ead65f9cd21da85c9c69003ee22e004f"));
 }
 
+static void task_policies_follow_the_welcome(void **state)
+{
+    harness *h = *state;
+    assert_int_equal(harness_register(h, "b1", NULL, NULL), 0);
+    br_msg m;
+    assert_int_equal(harness_expect(h, BR_MSG_TASK_POLICY, &m, WAIT_MS, NULL), 0);
+    /* probe declares none; probe-strict and probe-slow do. */
+    assert_int_equal(m.u.task_policy.npolicies, 2);
+    const br_task_policy *strict = &m.u.task_policy.policies[0];
+    assert_true(br_str_eq(strict->task, "probe-strict"));
+    assert_int_equal(strict->max_attempts, 1);
+    assert_int_equal(strict->timeout_ms, 1000);
+    assert_int_equal(strict->priority, 9);
+    assert_true(br_str_eq(m.u.task_policy.policies[1].task, "probe-slow"));
+    assert_true(m.u.task_policy.policies[1].rate == 4.0);
+}
+
 static void failing_jobs_report_retry_or_fatal(void **state)
 {
     harness *h = *state;
@@ -221,6 +238,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(ready_announces_the_tasks, setup_report, harness_teardown),
         cmocka_unit_test_setup_teardown(job_is_acknowledged_run_and_answered_with_its_result,
                                         setup_report, harness_teardown),
+        cmocka_unit_test_setup_teardown(task_policies_follow_the_welcome, setup_probe,
+                                        harness_teardown),
         cmocka_unit_test_setup_teardown(failing_jobs_report_retry_or_fatal, setup_probe,
                                         harness_teardown),
         cmocka_unit_test_setup_teardown(report_has_no_test_switches, setup_report,

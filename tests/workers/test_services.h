@@ -18,11 +18,16 @@ extern const br_service_spec br_test_life_service;
  * --test-redis say where the servers are. */
 extern const br_service_spec br_test_db_service;
 
-/* cpu: public task `probe`, payload {"sleep_ms": MS, "fail": BOOL, "fatal": BOOL}:
- * sleeps MS (at most 600000), then fails with retry ("asked to fail"), fails for good
- * ("asked to fail for good") or succeeds with {"slept_ms": MS} - the switches the
- * retry, dead-job and lease tests need, kept out of the shipped services
- * (job_services.c). */
+/* cpu: public task `probe`, payload {"sleep_ms": MS, "fail": BOOL, "fatal": BOOL,
+ * "progress": BOOL}: sleeps MS (at most 600000; reporting progress every 50 ms with
+ * `progress`; stopping with "cancelled while sleeping" when cancelled), then fails
+ * with retry ("asked to fail"), fails for good ("asked to fail for good") or succeeds
+ * with {"slept_ms": MS, "sub": the subject of the job's identity or ""} - the
+ * switches the retry, dead-job, lease, cancel and owner tests need, kept out of the
+ * shipped services (job_services.c).  Route POST /probe/enqueue: the body becomes a
+ * probe job of the reply, keyed by the X-Probe-Key header.  Tasks `probe-strict`
+ * (max_attempts 1, timeout_ms 1000, priority 9) and `probe-slow` (rate 4 per second)
+ * run the same handler under per-task policies. */
 extern const br_service_spec br_test_probe_service;
 
 /* io: `public-email`, the built-in `email` task declared public, so that HTTP clients

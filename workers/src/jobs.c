@@ -9,7 +9,16 @@
  * its result would reach a broker that no longer leases it to us, so none is sent -
  * the slot returns with CREDIT(1) - and the broker runs the job again
  * (at-least-once).
+ *
+ * While a job runs, the worker renews its lease with JOB_PROGRESS on its tick
+ * (br__jobs_tick): at least every third of the lease, and sooner when the handler
+ * reported progress.  So a long task runs once while the worker is alive and heard
+ * from; a worker that dies or hangs stops renewing, and the job runs again elsewhere.
+ * A CPU task reports from its thread: the report waits in the job (under its lock)
+ * for the loop's next tick.  JOB_CANCEL marks the job cancelled; the handler polls
+ * br_job_cancelled or, on the loop, hears it through br_job_on_cancel.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,27 +27,43 @@
 
 /* Longest error text sent in a JOB_RESULT. */
 #define JOB_ERROR_MAX 1024
+/* Task policies sent in one TASK_POLICY (the protocol's max_tasks). */
+#define BR_WORKER_TASKS_POLICY_MAX 128
+/* Longest progress note sent in a JOB_PROGRESS (the gateway keeps 256 bytes). */
+#define JOB_NOTE_MAX 256
 
 struct br_jobctx {
-    struct br_jobctx *prev, *next; /* in the worker's job list */
-    br_worker *worker;             /* the worker running it */
-    const br_task_spec *spec;      /* its task */
-    br_svc *svc;                   /* the service the task belongs to */
-    uint64_t gen;                  /* registration it arrived under */
-    uint64_t credit_gen;           /* registration whose READY left its slot out, or 0 */
-    uint32_t attempt;              /* JOB.attempt */
-    br_str id;                     /* JOB.job_id (in data) */
-    br_str task;                   /* JOB.task (in data) */
-    br_str payload;                /* JOB.payload (in data) */
-    bool on_thread;                /* a CPU task: the handler runs on the thread pool */
-    bool ended;                    /* succeed or fail was called */
-    uint8_t outcome;               /* br_job_outcome once ended */
-    char *result;                  /* heap: msgpack result of a success */
-    size_t result_len;             /* bytes at result */
-    char error[JOB_ERROR_MAX];     /* error text of a failure */
-    uv_work_t work;                /* the thread-pool job of a CPU task */
-    char data[];                   /* id, task and payload bytes */
+    struct br_jobctx *prev, *next;          /* in the worker's job list */
+    br_worker *worker;                      /* the worker running it */
+    const br_task_spec *spec;               /* its task */
+    br_svc *svc;                            /* the service the task belongs to */
+    uint64_t gen;                           /* registration it arrived under */
+    uint64_t credit_gen;                    /* registration whose READY left its slot out, or 0 */
+    uint32_t attempt;                       /* JOB.attempt */
+    br_str id;                              /* JOB.job_id (in data) */
+    br_str task;                            /* JOB.task (in data) */
+    br_str payload;                         /* JOB.payload (in data) */
+    bool on_thread;                         /* a CPU task: the handler runs on the thread pool */
+    bool ended;                             /* succeed or fail was called */
+    uint8_t outcome;                        /* br_job_outcome once ended */
+    char *result;                           /* heap: msgpack result of a success */
+    size_t result_len;                      /* bytes at result */
+    char error[JOB_ERROR_MAX];              /* error text of a failure */
+    uv_work_t work;                         /* the thread-pool job of a CPU task */
+    uint32_t lease_ms;                      /* JOB.lease_ms: renewed at least every third of it */
+    uint64_t beat_at;                       /* uv_now of the last JOB_PROGRESS sent (or the JOB) */
+    atomic_bool cancelled;                  /* JOB_CANCEL arrived */
+    void (*on_cancel)(br_jobctx *, void *); /* an I/O task's cancel callback, or NULL */
+    void *on_cancel_arg;                    /* its argument */
+    uv_mutex_t lock;                        /* guards the report below (a CPU task writes it) */
+    bool report;                            /* progress or a note wait to be sent */
+    double progress;                        /* reported progress, 0..1; < 0: none */
+    char note[JOB_NOTE_MAX];                /* reported note, maybe "" */
+    br_str identity;                        /* JOB.identity (in data) */
+    char data[];                            /* id, task, payload and identity bytes */
 };
+
+static void beat(br_jobctx *jc, uint64_t now);
 
 /* ---------------------------------------------------------------------------------- */
 /* Tasks.                                                                              */
@@ -119,6 +144,12 @@ static void complete(br_jobctx *jc)
         snprintf(jc->error, sizeof(jc->error), "the task returned without a result");
     }
     if (jc->gen == w->gen) {
+        /* A CPU task's last report waits for the tick: it goes before the result. */
+        uv_mutex_lock(&jc->lock);
+        bool report = jc->report;
+        uv_mutex_unlock(&jc->lock);
+        if (report)
+            beat(jc, uv_now(&w->loop));
         br_msg m = {.type = BR_MSG_JOB_RESULT,
                     .u.job_result = {.job_id = jc->id,
                                      .outcome = jc->outcome,
@@ -133,6 +164,7 @@ static void complete(br_jobctx *jc)
             br__worker_return_credit(w, 1);
     }
     free(jc->result);
+    uv_mutex_destroy(&jc->lock);
     free(jc);
     br__worker_request_done(w);
 }
@@ -215,8 +247,10 @@ void br__jobs_run(br_worker *w, const br_job *m)
         result_now(w, m->job_id, BR_JOB_RETRY, "worker is at capacity");
         return;
     }
-    br_jobctx *jc = calloc(1, sizeof(*jc) + m->job_id.len + m->task.len + m->payload.len + 3);
-    if (!jc) {
+    br_jobctx *jc =
+        calloc(1, sizeof(*jc) + m->job_id.len + m->task.len + m->payload.len + m->identity.len + 4);
+    if (!jc || uv_mutex_init(&jc->lock) != 0) {
+        free(jc);
         br__log("job %.*s: out of memory", (int)m->job_id.len, m->job_id.ptr);
         result_now(w, m->job_id, BR_JOB_RETRY, "worker is out of memory");
         return;
@@ -225,6 +259,11 @@ void br__jobs_run(br_worker *w, const br_job *m)
     jc->id = copy_in(m->job_id, &cursor);
     jc->task = copy_in(m->task, &cursor);
     jc->payload = copy_in(m->payload, &cursor);
+    jc->identity = copy_in(m->identity, &cursor);
+    jc->lease_ms = m->lease_ms;
+    jc->beat_at = uv_now(&w->loop);
+    jc->progress = -1;
+    atomic_init(&jc->cancelled, false);
     jc->worker = w;
     jc->spec = spec;
     jc->svc = &w->svcs[svc];
@@ -249,6 +288,111 @@ void br__jobs_run(br_worker *w, const br_job *m)
         return;
     }
     spec->handler(jc);
+}
+
+/* Sends JOB_PROGRESS for jc with what it reported (if anything).  Loop thread.  A
+ * broker speaking protocol version 1 has no JOB_PROGRESS: it gets nothing (its leases
+ * run from the JOB, as they always did there). */
+static void beat(br_jobctx *jc, uint64_t now)
+{
+    if (!br_msg_type_in_version(BR_MSG_JOB_PROGRESS, jc->worker->broker_version))
+        return;
+    br_msg m = {.type = BR_MSG_JOB_PROGRESS, .u.job_progress = {.job_id = jc->id}};
+    char note[JOB_NOTE_MAX];
+    uv_mutex_lock(&jc->lock);
+    if (jc->report) {
+        m.u.job_progress.has_progress = jc->progress >= 0;
+        m.u.job_progress.progress = jc->progress;
+        memcpy(note, jc->note, sizeof(note));
+        m.u.job_progress.note = br_str_c(note);
+        jc->report = false;
+    }
+    uv_mutex_unlock(&jc->lock);
+    jc->beat_at = now;
+    br__worker_send(jc->worker, &m);
+}
+
+void br__jobs_tick(br_worker *w)
+{
+    uint64_t now = uv_now(&w->loop);
+    for (br_jobctx *jc = w->jobs; jc; jc = jc->next) {
+        if (jc->gen != w->gen || jc->ended)
+            continue; /* an orphan's lease belongs to a broker that forgot it */
+        bool report;
+        uv_mutex_lock(&jc->lock);
+        report = jc->report;
+        uv_mutex_unlock(&jc->lock);
+        if (report || now - jc->beat_at >= jc->lease_ms / 3)
+            beat(jc, now);
+    }
+}
+
+void br__jobs_cancel(br_worker *w, br_str id)
+{
+    for (br_jobctx *jc = w->jobs; jc; jc = jc->next)
+        if (jc->gen == w->gen && br_str_eq(id, jc->id.ptr) && jc->id.len == id.len) {
+            atomic_store(&jc->cancelled, true);
+            if (jc->on_cancel && !jc->ended)
+                jc->on_cancel(jc, jc->on_cancel_arg);
+            return;
+        }
+}
+
+int br_job_report(br_jobctx *job, double progress, const char *note)
+{
+    if (job->ended || (progress >= 0 && !(progress <= 1)))
+        return BR_EINVAL;
+    uv_mutex_lock(&job->lock);
+    job->report = true;
+    job->progress = progress < 0 ? -1 : progress;
+    snprintf(job->note, sizeof(job->note), "%s", note ? note : "");
+    uv_mutex_unlock(&job->lock);
+    /* On the loop (an I/O task, maybe in a long loop of its own) it goes now; from a
+     * CPU task's thread the loop's next tick sends it. */
+    if (!job->on_thread)
+        beat(job, uv_now(&job->worker->loop));
+    return 0;
+}
+
+bool br_job_cancelled(const br_jobctx *job)
+{
+    return atomic_load(&((br_jobctx *)job)->cancelled);
+}
+
+void br_job_on_cancel(br_jobctx *job, void (*fn)(br_jobctx *job, void *arg), void *arg)
+{
+    job->on_cancel = fn;
+    job->on_cancel_arg = arg;
+}
+
+br_str br_job_identity(const br_jobctx *job)
+{
+    return job->identity;
+}
+
+void br__jobs_send_policies(br_worker *w)
+{
+    if (!br_msg_type_in_version(BR_MSG_TASK_POLICY, w->broker_version))
+        return;
+    br_task_policy p[BR_WORKER_TASKS_POLICY_MAX];
+    uint32_t n = 0;
+    for (size_t i = 0; i < w->reg.nservices; i++) {
+        const br_service_spec *s = w->reg.services[i];
+        for (size_t k = 0; k < s->ntasks && n < BR_WORKER_TASKS_POLICY_MAX; k++) {
+            const br_task_spec *t = &s->tasks[k];
+            if (!t->max_attempts && !t->backoff_ms && !t->backoff_cap_ms && !t->lease_ms &&
+                !t->queue_limit && !t->timeout_ms && !t->priority && !(t->rate > 0))
+                continue;
+            p[n++] =
+                (br_task_policy){br_str_c(t->name), t->max_attempts, t->backoff_ms,
+                                 t->backoff_cap_ms, t->lease_ms,     t->queue_limit,
+                                 t->timeout_ms,     t->priority,     t->rate > 0 ? t->rate : 0};
+        }
+    }
+    if (n == 0)
+        return;
+    br_msg m = {.type = BR_MSG_TASK_POLICY, .u.task_policy = {p, n}};
+    br__worker_send(w, &m);
 }
 
 void br__jobs_new_registration(br_worker *w)

@@ -195,6 +195,7 @@ static void on_welcome(br_worker *w, unsigned version, const br_welcome *m)
     w->broker_hb_ms = m->heartbeat_ms ? m->heartbeat_ms : BR_WORKER_DEFAULT_HEARTBEAT_MS;
     w->registered = true;
     w->backoff_ms = BR_BACKOFF_FIRST_MS;
+    br__jobs_send_policies(w);
     if (w->credit_owed) {
         uint32_t owed = w->credit_owed;
         w->credit_owed = 0;
@@ -277,6 +278,9 @@ static void on_message(br_zsock *zs, const br_zframe *frames, size_t nframes, vo
         break;
     case BR_MSG_JOB:
         br__jobs_run(w, &msg.u.job);
+        break;
+    case BR_MSG_JOB_CANCEL:
+        br__jobs_cancel(w, msg.u.job_cancel.job_id);
         break;
     default:
         br__log("ignored a %s message", br_msg_type_name(msg.type));
@@ -369,6 +373,8 @@ static void on_tick(uv_timer_t *t)
             reconnect_later(w);
         return;
     }
+    if (w->registered)
+        br__jobs_tick(w);
     if (w->registered && now - w->last_send >= w->heartbeat_ms)
         send_simple(w, BR_MSG_HEARTBEAT, NULL);
 }

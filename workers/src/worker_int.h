@@ -191,6 +191,17 @@ void br__jobs_run(br_worker *w, const br_job *m);
 /* jobs.c: a new registration began: jobs in flight will give their slot back. */
 void br__jobs_new_registration(br_worker *w);
 
+/* jobs.c: the worker's tick: renews the leases of running jobs (JOB_PROGRESS at least
+ * every third of a lease) and sends what their handlers reported. */
+void br__jobs_tick(br_worker *w);
+
+/* jobs.c: after WELCOME, TASK_POLICY with the policies the tasks declare (none when
+ * no task declares one, or the broker speaks protocol version 1). */
+void br__jobs_send_policies(br_worker *w);
+
+/* jobs.c: JOB_CANCEL for the job `id`: marks it, and calls its cancel callback. */
+void br__jobs_cancel(br_worker *w, br_str id);
+
 /* Logs to stderr with the process's prefix, "NAME[pid]: " (NAME: br__log_name). */
 void br__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

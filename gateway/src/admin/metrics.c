@@ -285,8 +285,80 @@ int gw_metrics_jobs(br_buf *out, const gw_jobs_stats *st)
         {"barista_jobs_retried_total", "counter", "Attempts that ended with the job to run again.",
          st->retried},
         {"barista_jobs_dead_total", "counter", "Jobs that failed for good.", st->dead},
+        {"barista_jobs_cancelled_total", "counter", "Jobs cancelled (DELETE /jobs/{id}).",
+         st->cancelled},
     };
     return rc ? rc : singles(out, rows, NELEMS(rows));
+}
+
+/* One histogram's samples for the task whose escaped name is `task`. */
+static int histogram(br_buf *out, const char *name, const char *task, const gw_jobs_hist *h)
+{
+    int rc = 0;
+    uint64_t cumulative = 0;
+    for (size_t b = 0; b < GW_JOBS_HIST_BUCKETS && rc == 0; b++) {
+        cumulative += h->buckets[b];
+        rc = appendf(out, "%s_bucket{task=\"%s\",le=\"%g\"} %llu\n", name, task,
+                     gw_jobs_hist_bounds[b], (unsigned long long)cumulative);
+    }
+    cumulative += h->buckets[GW_JOBS_HIST_BUCKETS];
+    if (rc == 0)
+        rc = appendf(out,
+                     "%s_bucket{task=\"%s\",le=\"+Inf\"} %llu\n%s_sum{task=\"%s\"} %.6f\n"
+                     "%s_count{task=\"%s\"} %llu\n",
+                     name, task, (unsigned long long)cumulative, name, task, h->sum_s, name, task,
+                     (unsigned long long)h->count);
+    return rc;
+}
+
+/* The per-task families: one pass over the tasks per family, since a family's samples
+ * must be together. */
+int gw_metrics_jobs_tasks(br_buf *out, const gw_jobs *jobs)
+{
+    size_t n = gw_jobs_task_count(jobs);
+    char task[2 * GW_JOBS_NAME_MAX + 1];
+    gw_jobs_task_stats st;
+    int rc = family(out, "barista_jobs_task", "gauge",
+                    "Unfinished jobs of a task: queued (due, delayed or waiting to retry) or "
+                    "running (leased to a worker).");
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        gw_jobs_task_stats_get(jobs, i, &st);
+        label_escape(task, sizeof(task), st.task);
+        rc = appendf(out,
+                     "barista_jobs_task{task=\"%s\",state=\"queued\"} %llu\n"
+                     "barista_jobs_task{task=\"%s\",state=\"running\"} %llu\n",
+                     task, (unsigned long long)st.queued, task, (unsigned long long)st.running);
+    }
+    if (rc == 0)
+        rc = family(out, "barista_jobs_task_ended_total", "counter",
+                    "Attempts and jobs of a task that ended: succeeded, failed (an attempt, to "
+                    "run again), dead, cancelled.");
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        gw_jobs_task_stats_get(jobs, i, &st);
+        label_escape(task, sizeof(task), st.task);
+        static const char *const outcomes[] = {"succeeded", "failed", "dead", "cancelled"};
+        const uint64_t values[] = {st.succeeded, st.failed, st.dead, st.cancelled};
+        for (size_t k = 0; k < NELEMS(outcomes) && rc == 0; k++)
+            rc = appendf(out, "barista_jobs_task_ended_total{task=\"%s\",outcome=\"%s\"} %llu\n",
+                         task, outcomes[k], (unsigned long long)values[k]);
+    }
+    static const struct {
+        const char *name;
+        const char *help;
+    } hists[] = {
+        {"barista_jobs_queue_latency_seconds",
+         "Time from a job being due (submitted, or its delay or backoff over) to its JOB."},
+        {"barista_jobs_run_seconds", "Time from a job's JOB to its JOB_RESULT, per attempt."},
+    };
+    for (size_t k = 0; k < NELEMS(hists) && rc == 0; k++) {
+        rc = family(out, hists[k].name, "histogram", hists[k].help);
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            gw_jobs_task_stats_get(jobs, i, &st);
+            label_escape(task, sizeof(task), st.task);
+            rc = histogram(out, hists[k].name, task, k == 0 ? &st.queue_latency : &st.run_time);
+        }
+    }
+    return rc;
 }
 
 int gw_metrics_supervisor(br_buf *out, const gw_supervisor_stats *st)
@@ -324,6 +396,8 @@ int gw_metrics_render(const gw_metrics_sources *src, br_buf *out)
         gw_jobs_stats st;
         gw_jobs_stats_get(src->jobs, &st);
         rc = gw_metrics_jobs(out, &st);
+        if (rc == 0)
+            rc = gw_metrics_jobs_tasks(out, src->jobs);
     }
     if (rc == 0 && src->actors) {
         gw_actors_stats st;

@@ -56,6 +56,14 @@ static const char gateway_paths[] =
                              "\"200\":{\"description\":\"HTML page\",\"content\":{"
                              "\"text/html\":{\"schema\":{\"type\":\"string\"}}}}") "}";
 
+/* The {id} parameter and the 404 of the job routes that name a job. */
+#define JOB_ID_PARAM                                                                       \
+    "{\"name\":\"id\",\"in\":\"path\",\"required\":true,\"schema\":{\"type\":\"string\","  \
+    "\"pattern\":\"^[0-9a-f]{1,36}$\"}}"
+#define JOB_404                                                                            \
+    "\"404\":{\"description\":\"No such job (or another caller's)\",\"content\":{"       \
+    "\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/HTTPError\"}}}}"
+
 static const char jobs_paths[] =
     ",\"/jobs/{task}\":{\"post\":{\"tags\":[\"jobs\"],\"summary\":\"Submit a durable job\","
     "\"description\":\"Only tasks their workers mark public may be submitted; other tasks "
@@ -63,6 +71,10 @@ static const char jobs_paths[] =
     "Idempotency-Key names one job per task.\","
     "\"parameters\":[{\"name\":\"task\",\"in\":\"path\",\"required\":true,"
     "\"schema\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":128}},"
+    "{\"name\":\"delay_ms\",\"in\":\"query\",\"required\":false,\"schema\":{\"type\":"
+    "\"integer\",\"minimum\":0,\"maximum\":2592000000}},"
+    "{\"name\":\"eta\",\"in\":\"query\",\"required\":false,\"description\":\"Run at this "
+    "time: milliseconds since the epoch, or RFC 3339\",\"schema\":{\"type\":\"string\"}},"
     "{\"name\":\"idempotency-key\",\"in\":\"header\",\"required\":false,"
     "\"schema\":{\"type\":\"string\",\"maxLength\":256}}],"
     "\"requestBody\":{\"description\":\"The job's argument: JSON (stored as msgpack) or "
@@ -79,9 +91,58 @@ static const char jobs_paths[] =
     "\"description\":\"The job_id of the 202: 36 hex digits, time-ordered and random "
     "(decimal for jobs stored before ids were random)\","
     "\"schema\":{\"type\":\"string\",\"pattern\":\"^[0-9a-f]{1,36}$\"}}],"
-    "\"responses\":{" JSON_RESPONSE("200", "id, task, status, attempts, result") ","
-    "\"404\":{\"description\":\"No such job\",\"content\":{\"application/json\":"
-    "{\"schema\":{\"$ref\":\"#/components/schemas/HTTPError\"}}}}}}}";
+    "\"responses\":{" JSON_RESPONSE("200", "id, task, status, attempts, result; progress and "
+                                      "note once reported") ","
+    JOB_404 "}},"
+    "\"delete\":{\"tags\":[\"jobs\"],\"summary\":\"Cancel a job\","
+    "\"description\":\"A queued or failed job is cancelled at once (200); a running one is "
+    "asked to stop and is cancelled when its worker ends the attempt (202).\","
+    "\"parameters\":[" JOB_ID_PARAM "],"
+    "\"responses\":{" JSON_RESPONSE("200", "Cancelled: the job") ","
+    JSON_RESPONSE("202", "Cancel sent to its worker: the job") "," JOB_404 ","
+    "\"409\":{\"description\":\"Already finished\",\"content\":{\"application/json\":"
+    "{\"schema\":{\"$ref\":\"#/components/schemas/HTTPError\"}}}}}}},"
+    "\"/jobs/{id}/retry\":{\"post\":{\"tags\":[\"jobs\"],\"summary\":\"Run a dead, "
+    "cancelled or failed job again\",\"parameters\":[" JOB_ID_PARAM "],"
+    "\"responses\":{" JSON_RESPONSE("202", "Queued again: job_id and status_url") "," JOB_404 ","
+    "\"409\":{\"description\":\"Not dead, cancelled or failed\",\"content\":{"
+    "\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/HTTPError\"}}}},"
+    "\"503\":{\"$ref\":\"#/components/responses/Unavailable\"}}}},"
+    "\"/jobs/stats\":{\"get\":{\"tags\":[\"jobs\"],\"summary\":\"Per-task numbers: queued, "
+    "running, succeeded, failed, dead, cancelled, average queue latency and run time\","
+    "\"responses\":{" JSON_RESPONSE("200", "tasks") "}}},"
+    "\"/schedules\":{\"post\":{\"tags\":[\"jobs\"],\"summary\":\"Create a schedule\","
+    "\"description\":\"task, payload, and interval_ms or cron (five fields, UTC); catch_up: "
+    "missed ticks made up after a restart.\",\"requestBody\":{\"required\":true,\"content\":"
+    "{\"application/json\":{\"schema\":{\"type\":\"object\",\"required\":[\"task\"],"
+    "\"properties\":{\"task\":{\"type\":\"string\"},\"payload\":{},\"interval_ms\":"
+    "{\"type\":\"integer\",\"minimum\":10},\"cron\":{\"type\":\"string\"},\"catch_up\":"
+    "{\"type\":\"integer\",\"minimum\":0,\"maximum\":1000}}}}}},"
+    "\"responses\":{" JSON_RESPONSE("201", "The schedule, with next_run_ms") ","
+    "\"422\":{\"description\":\"Validation Error\",\"content\":{\"application/json\":"
+    "{\"schema\":{\"$ref\":\"#/components/schemas/HTTPValidationError\"}}}},"
+    "\"503\":{\"$ref\":\"#/components/responses/Unavailable\"}}},"
+    "\"get\":{\"tags\":[\"jobs\"],\"summary\":\"List schedules\",\"responses\":{"
+    JSON_RESPONSE("200", "items") "}}},"
+    "\"/schedules/{id}\":{\"delete\":{\"tags\":[\"jobs\"],\"summary\":\"Delete a "
+    "schedule\",\"parameters\":[{\"name\":\"id\",\"in\":\"path\",\"required\":true,"
+    "\"schema\":{\"type\":\"string\"}}],\"responses\":{\"204\":{\"description\":"
+    "\"Deleted\"},\"404\":{\"description\":\"No such schedule\",\"content\":{"
+    "\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/HTTPError\"}}}}}}},"
+    "\"/jobs\":{\"get\":{\"tags\":[\"jobs\"],\"summary\":\"List jobs, newest first\","
+    "\"description\":\"A page of the jobs the caller may see (its own when authenticated), "
+    "filtered by task and status; next_cursor continues it (null at the end).\","
+    "\"parameters\":[{\"name\":\"task\",\"in\":\"query\",\"required\":false,"
+    "\"schema\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":128}},"
+    "{\"name\":\"status\",\"in\":\"query\",\"required\":false,\"schema\":{\"type\":"
+    "\"string\",\"enum\":[\"queued\",\"running\",\"succeeded\",\"failed\",\"dead\","
+    "\"cancelled\"]}},{\"name\":\"limit\",\"in\":\"query\",\"required\":false,"
+    "\"schema\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":200,\"default\":50}},"
+    "{\"name\":\"cursor\",\"in\":\"query\",\"required\":false,\"schema\":{\"type\":"
+    "\"string\",\"minLength\":16,\"maxLength\":16}}],"
+    "\"responses\":{" JSON_RESPONSE("200", "items and next_cursor") ","
+    "\"422\":{\"description\":\"Validation Error\",\"content\":{\"application/json\":"
+    "{\"schema\":{\"$ref\":\"#/components/schemas/HTTPValidationError\"}}}}}}}";
 
 /* An error answer of the broker's, {"detail": "..."}. */
 #define ERROR_RESPONSE(what)                                                               \

@@ -370,6 +370,27 @@ int gw_broker_send_job(gw_broker *self, gw_worker *w, const br_job *job)
     return 0;
 }
 
+int gw_broker_send_job_cancel(gw_broker *self, gw_worker *w, br_str job_id)
+{
+    if (!gw_worker_live(w))
+        return BR_ENOTFOUND;
+    if (!br_msg_type_in_version(BR_MSG_JOB_CANCEL, w->proto_version))
+        return BR_EVERSION; /* a version-1 worker has no JOB_CANCEL */
+    br_msg m = {.type = BR_MSG_JOB_CANCEL, .u.job_cancel = {.job_id = job_id}};
+    return gw__broker_send(self, w, NULL, 0, &m);
+}
+
+static void on_job_progress(gw_broker *b, gw_worker *w, const br_job_progress *m)
+{
+    for (size_t i = 0; i < GW_BROKER_MAX_ATTACHED; i++)
+        if (b->hooks_data[i] && b->hooks[i].job_progress) {
+            if (!b->hooks[i].job_progress(b->hooks_data[i], w, m))
+                b->stats.stale_replies++;
+            return;
+        }
+    b->stats.stale_replies++;
+}
+
 static void on_job_ack(gw_broker *b, gw_worker *w, const br_job_ack *m)
 {
     for (size_t i = 0; i < GW_BROKER_MAX_ATTACHED; i++)
@@ -460,6 +481,16 @@ static void on_worker_msg(gw_broker *b, gw_worker *w, const br_msg *m)
         break;
     case BR_MSG_JOB_RESULT:
         on_job_result(b, w, &m->u.job_result);
+        break;
+    case BR_MSG_JOB_PROGRESS:
+        on_job_progress(b, w, &m->u.job_progress);
+        break;
+    case BR_MSG_TASK_POLICY:
+        for (size_t i = 0; i < GW_BROKER_MAX_ATTACHED; i++)
+            if (b->hooks_data[i] && b->hooks[i].task_policy) {
+                b->hooks[i].task_policy(b->hooks_data[i], w, &m->u.task_policy);
+                break;
+            }
         break;
     default:
         bad_message(b, w, br_msg_type_name(m->type), 0);

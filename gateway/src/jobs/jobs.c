@@ -24,6 +24,8 @@
 
 #include <sodium.h>
 
+#include <barista/mpread.h>
+
 #include "jobs_int.h"
 
 void gw_jobs_config_defaults(gw_jobs_config *cfg)
@@ -91,19 +93,24 @@ gw_job *gw__jobs_find_seq(gw_jobs *j, uint64_t seq)
 
 /* The sequence number an id carries: the first 16 hex digits of a new id, the whole
  * of an old decimal one; 0 for text that is neither. */
+uint64_t gw__jobs_hex64(br_str s)
+{
+    uint64_t v = 0;
+    for (uint32_t i = 0; i < s.len && i < 16; i++) {
+        char c = s.ptr[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0)
+            return 0;
+        v = v << 4 | (uint64_t)d;
+    }
+    return v;
+}
+
 static uint64_t seq_of(br_str id)
 {
     uint64_t v = 0;
-    if (id.len == GW_JOB_ID_MAX) {
-        for (uint32_t i = 0; i < 16; i++) {
-            char c = id.ptr[i];
-            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-            if (d < 0)
-                return 0;
-            v = v << 4 | (uint64_t)d;
-        }
-        return v;
-    }
+    if (id.len == GW_JOB_ID_MAX)
+        return gw__jobs_hex64((br_str){id.ptr, 16});
     if (id.len == 0 || id.len > 19)
         return 0;
     for (uint32_t i = 0; i < id.len; i++) {
@@ -228,11 +235,84 @@ static void job_unindex(gw_jobs *j, gw_job *job)
 }
 
 /* ---------------------------------------------------------------------------------- */
+/* Owners.                                                                             */
+
+bool gw__jobs_owner_digest(br_str identity, uint8_t out[GW_JOBS_IDEM_BYTES])
+{
+    br_cursor c;
+    uint32_t n;
+    br_str kind = {0}, sub = {0};
+    br_cursor_init(&c, identity.ptr, identity.len);
+    if (identity.len == 0 || br_cursor_map(&c, &n) != 0)
+        return false;
+    for (uint32_t i = 0; i < n; i++) {
+        br_str key, value;
+        if (br_cursor_str(&c, &key, 64) != 0)
+            return false;
+        bool is_kind = br_str_eq(key, "kind"), is_sub = br_str_eq(key, "sub");
+        if (is_kind || is_sub) {
+            if (br_cursor_str(&c, &value, GW_JOBS_IDENTITY_MAX) != 0)
+                return false;
+            *(is_kind ? &kind : &sub) = value;
+        } else if (br_cursor_skip(&c, BR_CURSOR_MAX_DEPTH) != 0) {
+            return false;
+        }
+    }
+    if (kind.len == 0)
+        return false;
+    /* The kind's length first, so that ("ab","c") and ("a","bc") differ. */
+    uint8_t len = (uint8_t)(kind.len < 255 ? kind.len : 255);
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, GW_JOBS_IDEM_BYTES);
+    crypto_generichash_update(&st, &len, 1);
+    crypto_generichash_update(&st, (const uint8_t *)kind.ptr, kind.len);
+    crypto_generichash_update(&st, (const uint8_t *)sub.ptr, sub.len);
+    crypto_generichash_final(&st, out, GW_JOBS_IDEM_BYTES);
+    return true;
+}
+
+bool gw__jobs_owner_matches(bool has_owner, const uint8_t owned_by[GW_JOBS_IDEM_BYTES],
+                            br_str identity)
+{
+    if (!has_owner)
+        return true;
+    uint8_t d[GW_JOBS_IDEM_BYTES];
+    return gw__jobs_owner_digest(identity, d) &&
+           sodium_memcmp(d, owned_by, GW_JOBS_IDEM_BYTES) == 0;
+}
+
+bool gw__jobs_visible(const gw_job *job, br_str identity)
+{
+    return gw__jobs_owner_matches(job->has_owner, job->owned_by, identity);
+}
+
+/* Gives job its owner: the digest always, the bytes (for its JOBs) when they fit
+ * GW_JOBS_IDENTITY_MAX.  0 or BR_ENOMEM. */
+static int owner_set(gw_job *job, br_str identity)
+{
+    job->has_owner = gw__jobs_owner_digest(identity, job->owned_by);
+    if (!job->has_owner || identity.len > GW_JOBS_IDENTITY_MAX)
+        return 0;
+    char *copy = malloc(identity.len);
+    if (!copy)
+        return BR_ENOMEM;
+    memcpy(copy, identity.ptr, identity.len);
+    job->identity = (br_str){copy, identity.len};
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------- */
 /* Jobs.                                                                               */
 
 static bool finished(const gw_job *job)
 {
-    return job->status == GW_JOB_SUCCEEDED || job->status == GW_JOB_DEAD;
+    return job->status == GW_JOB_SUCCEEDED || job->status == GW_JOB_DEAD ||
+           job->status == GW_JOB_CANCELLED;
+}
+
+bool gw__jobs_finished(const gw_job *job)
+{
+    return finished(job);
 }
 
 /* Allocates a job of t, not indexed, not linked, holding nothing. */
@@ -243,7 +323,9 @@ static gw_job *job_new(gw_jobs *j, gw_jobs_task *t)
         return NULL;
     job->owner = j;
     job->task = t;
+    job->progress = -1.0f;
     t->njobs++;
+    gw_list_init(&job->all);
     gw_list_init(&job->link);
     gw_list_init(&job->waiters);
     return job;
@@ -254,6 +336,9 @@ static void job_release(gw_jobs *j, gw_job *job)
 {
     gw__jobs_payload_drop(j, job);
     gw__jobs_detail_drop(j, job);
+    gw_list_remove(&job->all);
+    free((void *)job->identity.ptr);
+    free(job->note);
     gw_jobs_task *t = job->task;
     free(job);
     t->njobs--;
@@ -289,6 +374,7 @@ static gw_job_row job_row(const gw_job *job)
         .updated_ms = job->updated_ms,
         .result = job->result,
         .error = job->error,
+        .identity = job->identity,
     };
 }
 
@@ -344,7 +430,7 @@ static void expire_oldest(gw_jobs *j)
 }
 
 int gw__jobs_submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uint32_t delay_ms,
-                    gw_job_waiter *waiter, gw_job **out)
+                    br_str identity, gw_job_waiter *waiter, gw_job **out)
 {
     *out = NULL;
     uint8_t digest[GW_JOBS_IDEM_BYTES];
@@ -362,7 +448,7 @@ int gw__jobs_submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uin
     }
     if (j->njobs >= GW_JOBS_MAX)
         expire_oldest(j);
-    if (j->njobs >= GW_JOBS_MAX || t->unfinished >= j->cfg.task_limit)
+    if (j->njobs >= GW_JOBS_MAX || t->unfinished >= gw__jobs_task_limit(j, t))
         return BR_EFULL;
     /* Bytes: the task's share of the store, and the quarter of the memory budget that
      * holds payloads until they are durable. */
@@ -371,7 +457,7 @@ int gw__jobs_submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uin
         return BR_ELIMIT;
     gw_job *job = job_new(j, t);
     char *copy = payload.len ? malloc(payload.len) : NULL;
-    if (!job || (payload.len && !copy)) {
+    if (!job || (payload.len && !copy) || owner_set(job, identity) != 0) {
         free(copy);
         if (job)
             job_release(j, job);
@@ -399,6 +485,7 @@ int gw__jobs_submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uin
     j->njobs++;
     t->unfinished++;
     t->bytes += payload.len;
+    gw_list_push_back(&j->all, &job->all);
     gw_job_row r = job_row(job);
     r.idem_key = key; /* the key text is written, never held */
     rc = gw__jobs_store_insert(j->store, &r, on_inserted, job);
@@ -417,10 +504,16 @@ int gw__jobs_submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uin
 static void job_finish(gw_jobs *j, gw_job *job, uint8_t status)
 {
     job->status = status;
-    if (status == GW_JOB_SUCCEEDED)
+    if (status == GW_JOB_SUCCEEDED) {
         j->stats.completed++;
-    else
+        job->task->nsucceeded++;
+    } else if (status == GW_JOB_CANCELLED) {
+        j->stats.cancelled++;
+        job->task->ncancelled++;
+    } else {
         j->stats.dead++;
+        job->task->ndead++;
+    }
     job->task->unfinished--;
     job->task->bytes -= job->payload_len;
     gw_list_remove(&job->link);
@@ -437,12 +530,24 @@ void gw__jobs_attempt_ended(gw_jobs *j, gw_job *job, int outcome, br_str result,
         result = (br_str){0};
     /* What is written is what the worker said, whether or not memory keeps it. */
     gw__jobs_detail_set(j, job, result, error);
+    if (job->timed_out && outcome != BR_JOB_OK) {
+        /* Whatever the handler said when it stopped, the attempt timed out. */
+        job->timed_out = false;
+        outcome = BR_JOB_RETRY;
+        error = br_str_c("timed out");
+        gw__jobs_detail_set(j, job, result, error);
+    }
+    job->timed_out = false;
     if (outcome == BR_JOB_OK) {
         job_finish(j, job, GW_JOB_SUCCEEDED);
-    } else if (outcome == BR_JOB_FATAL || job->attempts >= j->cfg.max_attempts) {
+    } else if (job->cancel_wanted) {
+        /* Cancelled while it ran: whatever the worker made of the cancel ends it. */
+        job_finish(j, job, GW_JOB_CANCELLED);
+    } else if (outcome == BR_JOB_FATAL || job->attempts >= gw__jobs_max_attempts(j, job->task)) {
         job_finish(j, job, GW_JOB_DEAD);
     } else if (lost) {
         j->stats.retried++;
+        job->task->nfailed++;
         /* The worker went away with it: nothing says the job is at fault, so it runs
          * again at once (at the front: it has waited already). */
         job->status = GW_JOB_QUEUED;
@@ -455,13 +560,87 @@ void gw__jobs_attempt_ended(gw_jobs *j, gw_job *job, int outcome, br_str result,
         return;
     } else {
         j->stats.retried++;
+        job->task->nfailed++;
         job->status = GW_JOB_FAILED;
         job->run_at_ms =
-            job->updated_ms + (int64_t)gw_jobs_backoff_ms(job->attempts, j->cfg.backoff_ms,
-                                                          j->cfg.backoff_cap_ms, next_random(j));
+            job->updated_ms +
+            (int64_t)gw_jobs_backoff_ms(job->attempts, gw__jobs_backoff_ms(j, job->task),
+                                        gw__jobs_backoff_cap_ms(j, job->task), next_random(j));
         gw__jobs_schedule(j, job);
     }
     job_persist(j, job, result, error);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Control: cancel and retry.                                                          */
+
+/* Takes a queued or failed durable job off whatever queue it waits on (its payload
+ * leaves memory).  A job being read back stays on its task's loading list: on_loaded
+ * sees it ended. */
+static void unqueue(gw_jobs *j, gw_job *job)
+{
+    gw_jobs_task *t = job->task;
+    if (gw_deadline_pending(&job->timer)) {
+        gw_deadline_heap_remove(&j->delayed, &job->timer);
+    } else if (job->loading) {
+        return;
+    } else if (job->payload_in == GW_PAYLOAD_READY || job->payload_len == 0) {
+        gw_list_remove(&job->link);
+        t->nready--;
+    } else {
+        gw_list_remove(&job->link);
+        t->nspilled--;
+    }
+    gw__jobs_payload_drop(j, job);
+}
+
+int gw__jobs_cancel(gw_jobs *j, gw_job *job)
+{
+    if (finished(job) || !job->durable)
+        return BR_EINVAL;
+    if (job->loading) {
+        job->cancel_wanted = true; /* its read's end cancels it (jobs_payload.c) */
+        return 1;
+    }
+    if (job->status == GW_JOB_RUNNING) {
+        if (!job->cancel_wanted) {
+            job->cancel_wanted = true;
+            gw__jobs_send_cancel(j, job);
+        }
+        return 1;
+    }
+    unqueue(j, job);
+    job->updated_ms = gw__jobs_now_ms();
+    job_finish(j, job, GW_JOB_CANCELLED);
+    job_persist(j, job, job->result, job->error);
+    return 0;
+}
+
+int gw__jobs_retry(gw_jobs *j, gw_job *job)
+{
+    gw_jobs_task *t = job->task;
+    if (job->loading || (job->status != GW_JOB_DEAD && job->status != GW_JOB_CANCELLED &&
+                         job->status != GW_JOB_FAILED))
+        return BR_EINVAL;
+    if (job->status != GW_JOB_FAILED) {
+        if (t->unfinished >= gw__jobs_task_limit(j, t))
+            return BR_EFULL;
+        if (t->bytes + job->payload_len > j->cfg.task_bytes)
+            return BR_ELIMIT;
+        t->unfinished++;
+        t->bytes += job->payload_len;
+        gw_list_remove(&job->link); /* off the finished list */
+    } else {
+        unqueue(j, job);
+    }
+    job->attempts = 0;
+    job->cancel_wanted = false;
+    job->status = GW_JOB_QUEUED;
+    job->updated_ms = job->run_at_ms = gw__jobs_now_ms();
+    gw__jobs_schedule(j, job);
+    job_persist(j, job, job->result, job->error);
+    gw__jobs_pump_task(j, t);
+    return 0;
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -486,13 +665,17 @@ static void on_tick(uv_timer_t *timer)
     }
     while ((top = gw_deadline_heap_top(&j->leases)) && (int64_t)top->when <= now)
         gw__jobs_lease_expired(j, GW_CONTAINER_OF(top, gw_job, timer));
+    gw__jobs_timeouts(j, now);
+    if (!j->closing)
+        gw__jobs_schedules_tick(j, now);
     /* Pumping frees no job, so the task table stays as it is meanwhile.  Tasks whose
      * spilled jobs waited for memory try again. */
-    if (ntouched > 0 || j->refill_wanted) {
+    if (ntouched > 0 || j->refill_wanted || j->rate_waiting) {
+        j->rate_waiting = false;
         j->refill_wanted = false;
         for (size_t i = 0; i < j->ntasks; i++) {
             gw_jobs_task *t = j->tasks[i];
-            if (t->touched || t->nspilled > 0) {
+            if (t->touched || t->nspilled > 0 || gw__jobs_rate_waiting(j, t)) {
                 t->touched = false;
                 gw__jobs_pump_task(j, t);
             }
@@ -550,13 +733,15 @@ static void load_row(const gw_job_row *r, void *arg)
     job->run_at_ms = r->run_at_ms;
     job->updated_ms = r->updated_ms;
     job->durable = true;
-    if (gw__jobs_find_seq(j, job->seq) || job_index(j, job) != 0) {
+    if (owner_set(job, r->identity) != 0 || gw__jobs_find_seq(j, job->seq) ||
+        job_index(j, job) != 0) {
         gw_log(GW_LOG_WARN, "jobs", "job %s from the store dropped: duplicate id or index full",
                job->id);
         job_release(j, job);
         return;
     }
     gw__jobs_detail_set(j, job, r->result, r->error);
+    gw_list_push_back(&j->all, &job->all);
     j->njobs++;
     if (job->seq > j->last_seq)
         j->last_seq = job->seq;
@@ -591,6 +776,7 @@ static void on_abandoned(void *arg)
 static gw_jobs *abandon(gw_jobs *j)
 {
     gw__jobs_routes_remove(j);
+    gw__jobs_schedule_routes_remove(j);
     gw_jobs_shutdown(j, on_abandoned, j);
     return NULL;
 }
@@ -621,6 +807,8 @@ gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
     gw_deadline_heap_init(&j->delayed, GW_JOBS_MAX);
     gw_deadline_heap_init(&j->leases, GW_JOBS_MAX);
     gw_list_init(&j->finished);
+    gw_list_init(&j->all);
+    gw_list_init(&j->schedules);
     gw_list_init(&j->grace);
     j->scratch.max = br_limits_default.max_message;
     j->rng = ((uint64_t)gw__jobs_now_ms() * 0x9E3779B97F4A7C15ull) | 1;
@@ -644,7 +832,11 @@ gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
         gw_log(GW_LOG_ERROR, "jobs", "cannot read the job store %s", j->db);
         return abandon(j);
     }
-    if (gw__jobs_routes_add(j) != 0) {
+    if (gw__jobs_schedules_load(j) != 0) {
+        gw_log(GW_LOG_ERROR, "jobs", "cannot read the schedules of %s", j->db);
+        return abandon(j);
+    }
+    if (gw__jobs_routes_add(j) != 0 || gw__jobs_schedule_routes_add(j) != 0) {
         gw_log(GW_LOG_ERROR, "jobs", "cannot add the /jobs routes");
         return abandon(j);
     }
@@ -704,6 +896,8 @@ void gw_jobs_destroy(gw_jobs **self_p)
         return;
     gw_jobs *j = *self_p;
     gw__jobs_routes_remove(j);
+    gw__jobs_schedule_routes_remove(j);
+    gw__jobs_schedules_free(j);
     gw__jobs_workers_free(j);
     /* Every durable job is on one list or heap (jobs_int.h); the store ran every
      * insert's and read's callback at close.  Tasks stay until gw__jobs_tasks_free,

@@ -194,6 +194,7 @@ static void worker_gone(void *data, gw_worker *w)
         gw_list_remove(&job->link);
         gw_deadline_heap_remove(&j->leases, &job->timer);
         job->holder = NULL;
+        job->task->nrunning--;
         gw__jobs_attempt_ended(j, job, BR_JOB_RETRY, (br_str){0},
                                br_str_c("the worker went away while running it"), true);
     }
@@ -233,7 +234,8 @@ static int job_send(gw_jobs *j, gw_job *job, gw_jobs_worker *jw)
                 .task = br_str_c(job->task->name),
                 .payload = job->payload,
                 .attempt = job->attempts + 1,
-                .lease_ms = j->cfg.lease_ms};
+                .lease_ms = gw__jobs_lease_ms(j, job->task),
+                .identity = job->identity};
     int rc = gw_broker_send_job(j->broker, jw->w, &m);
     if (rc != 0)
         return rc;
@@ -243,11 +245,16 @@ static int job_send(gw_jobs *j, gw_job *job, gw_jobs_worker *jw)
     job->attempts++;
     job->status = GW_JOB_RUNNING;
     job->holder = jw;
+    job->task->nrunning++;
+    job->sent_ms = gw__jobs_now_ms();
+    gw__jobs_hist_observe(&job->task->queue_latency, job->sent_ms - job->run_at_ms);
     gw_list_push_back(&jw->leased, &job->link);
     jw->nleased++;
-    job->timer.when = (uint64_t)(gw__jobs_now_ms() + j->cfg.lease_ms);
+    job->timer.when = (uint64_t)(job->sent_ms + gw__jobs_lease_ms(j, job->task));
     if (gw_deadline_heap_push(&j->leases, &job->timer) != 0)
         gw_log(GW_LOG_WARN, "jobs", "job %s: lease heap full: its lease will not expire", job->id);
+    if (job->task->policy.rate > 0)
+        job->task->tokens -= 1;
     return 0;
 }
 
@@ -270,6 +277,32 @@ static bool send_one(gw_jobs *j, gw_jobs_task *t, gw_jobs_worker *jw)
     gw__jobs_attempt_ended(j, job, BR_JOB_FATAL, (br_str){0},
                            br_str_c("the job cannot be sent to a worker"), false);
     return true;
+}
+
+/* Rate limits: a token bucket per task, refilled at policy.rate per second and
+ * holding at most one second's worth (at least one token).  The gateway is the one
+ * place that sends JOBs, so the limit holds across all the task's workers. */
+static bool may_send(gw_jobs *j, gw_jobs_task *t)
+{
+    double rate = t->policy.rate;
+    if (rate <= 0)
+        return true;
+    int64_t now = gw__jobs_now_ms();
+    double cap = rate > 1 ? rate : 1;
+    t->tokens += (double)(now - t->tokens_ms) * rate / 1000.0;
+    if (t->tokens > cap)
+        t->tokens = cap;
+    t->tokens_ms = now;
+    if (t->tokens >= 1)
+        return true;
+    j->rate_waiting = true; /* the tick tries again */
+    return false;
+}
+
+bool gw__jobs_rate_waiting(gw_jobs *j, gw_jobs_task *t)
+{
+    (void)j;
+    return t->policy.rate > 0 && t->nready > 0;
 }
 
 /* The live worker running t with the most credit, or NULL. */
@@ -295,7 +328,8 @@ bool gw__jobs_task_has_worker(gw_jobs *j, const gw_jobs_task *t)
 
 void gw__jobs_pump_task(gw_jobs *j, gw_jobs_task *t)
 {
-    while (!gw_list_empty(&t->ready) && !j->closing && gw_broker_accepting(j->broker)) {
+    while (!gw_list_empty(&t->ready) && !j->closing && gw_broker_accepting(j->broker) &&
+           may_send(j, t)) {
         gw_jobs_worker *jw = pick(j, t);
         if (!jw)
             break;
@@ -311,13 +345,21 @@ static void pump_worker(void *data, gw_worker *w)
     gw_jobs_worker *jw = worker_find(j, w, NULL);
     if (!jw || j->closing)
         return;
-    /* Round robin over its tasks, so that one busy task does not starve the others. */
-    bool sent = true;
-    while (sent && w->credit > 0 && gw_worker_live(w)) {
-        sent = false;
-        for (size_t i = 0; i < jw->ntasks && w->credit > 0 && gw_worker_live(w); i++)
-            if (!gw_list_empty(&jw->tasks[i]->ready) && send_one(j, jw->tasks[i], jw))
-                sent = true;
+    /* The highest priority first; round robin among equals, so that one busy task
+     * does not starve the others; a task out of tokens waits. */
+    while (w->credit > 0 && gw_worker_live(w) && jw->ntasks > 0) {
+        size_t best = jw->ntasks;
+        for (size_t k = 0; k < jw->ntasks; k++) {
+            size_t i = (jw->next + k) % jw->ntasks;
+            gw_jobs_task *t = jw->tasks[i];
+            if (!gw_list_empty(&t->ready) &&
+                (best == jw->ntasks || t->policy.priority > jw->tasks[best]->policy.priority) &&
+                may_send(j, t))
+                best = i;
+        }
+        if (best == jw->ntasks || !send_one(j, jw->tasks[best], jw))
+            break;
+        jw->next = best + 1;
     }
     /* Due jobs whose payloads wait in the store are read back for it. */
     for (size_t i = 0; i < jw->ntasks; i++)
@@ -333,12 +375,13 @@ void gw__jobs_lease_expired(gw_jobs *j, gw_job *job)
     gw_deadline_heap_remove(&j->leases, &job->timer);
     gw_list_remove(&job->link);
     job->holder = NULL;
+    job->task->nrunning--;
     if (jw) {
         jw->nleased--;
         jw->stale++;
     }
     gw_log(GW_LOG_WARN, "jobs", "job %s: lease of %u ms expired at worker %s; requeued", job->id,
-           j->cfg.lease_ms, jw ? jw->w->id : "?");
+           gw__jobs_lease_ms(j, job->task), jw ? jw->w->id : "?");
     gw__jobs_attempt_ended(j, job, BR_JOB_RETRY, (br_str){0}, br_str_c("lease expired"), true);
     gw__jobs_pump_task(j, job->task);
 }
@@ -348,6 +391,43 @@ static gw_job *leased_job(gw_jobs *j, gw_worker *w, br_str id)
 {
     gw_job *job = gw__jobs_find(j, id);
     return job && job->holder && job->holder->w == w ? job : NULL;
+}
+
+void gw__jobs_send_cancel(gw_jobs *j, gw_job *job)
+{
+    if (!job->holder)
+        return;
+    int rc = gw_broker_send_job_cancel(j->broker, job->holder->w, (br_str){job->id, job->id_len});
+    if (rc != 0)
+        gw_log(GW_LOG_WARN, "jobs", "job %s: JOB_CANCEL to worker %s not sent: %s", job->id,
+               job->holder->w->id, br_strerror(rc));
+}
+
+/* JOB_PROGRESS: the worker is running the job - its lease starts again from now - and
+ * may say how far it got. */
+static bool on_progress(void *data, gw_worker *w, const br_job_progress *m)
+{
+    gw_jobs *j = data;
+    gw_job *job = leased_job(j, w, m->job_id);
+    if (!job)
+        return false;
+    gw_deadline_heap_remove(&j->leases, &job->timer);
+    job->timer.when = (uint64_t)(gw__jobs_now_ms() + gw__jobs_lease_ms(j, job->task));
+    if (gw_deadline_heap_push(&j->leases, &job->timer) != 0)
+        gw_log(GW_LOG_WARN, "jobs", "job %s: lease heap full: its lease will not expire", job->id);
+    if (m->has_progress)
+        job->progress = (float)(m->progress < 0 ? 0 : m->progress > 1 ? 1 : m->progress);
+    if (m->note.len > 0) {
+        uint32_t len = m->note.len < GW_JOBS_NOTE_MAX ? m->note.len : GW_JOBS_NOTE_MAX;
+        char *note = malloc(len + 1);
+        if (note) {
+            memcpy(note, m->note.ptr, len);
+            note[len] = '\0';
+            free(job->note);
+            job->note = note;
+        }
+    }
+    return true;
 }
 
 static bool on_ack(void *data, gw_worker *w, const br_job_ack *m)
@@ -374,12 +454,58 @@ static gw_job_settle on_result(void *data, gw_worker *w, const br_job_result *m)
     gw_deadline_heap_remove(&j->leases, &job->timer);
     job->holder = NULL;
     jw->nleased--;
+    job->task->nrunning--;
+    gw__jobs_hist_observe(&job->task->run_time, gw__jobs_now_ms() - job->sent_ms);
     gw__jobs_attempt_ended(j, job, m->outcome, m->result, m->error, false);
     /* Requeued at once (a lost attempt): other workers with credit may take it now;
      * w's own credit comes back after this returns, and with it the credit hook. */
     if (job->status == GW_JOB_QUEUED)
         gw__jobs_pump_task(j, job->task);
     return GW_JOB_SETTLE_DONE;
+}
+
+void gw__jobs_timeouts(gw_jobs *j, int64_t now)
+{
+    for (size_t i = 0; i < j->nworkers; i++)
+        for (gw_list *l = j->workers[i]->leased.next; l != &j->workers[i]->leased; l = l->next) {
+            gw_job *job = GW_CONTAINER_OF(l, gw_job, link);
+            uint32_t timeout = job->task->policy.timeout_ms;
+            if (timeout && !job->timed_out && now - job->sent_ms > (int64_t)timeout) {
+                job->timed_out = true;
+                gw_log(GW_LOG_WARN, "jobs", "job %s: ran past its timeout of %u ms; cancelling",
+                       job->id, timeout);
+                gw__jobs_send_cancel(j, job);
+            }
+        }
+}
+
+/* TASK_POLICY: what w says of the tasks it announced becomes their policy (the last
+ * worker to say wins: a task's workers are expected to run the same code). */
+static void on_policy(void *data, gw_worker *w, const br_task_policies *m)
+{
+    gw_jobs *j = data;
+    gw_jobs_worker *jw = worker_find(j, w, NULL);
+    for (uint32_t i = 0; jw && i < m->npolicies; i++) {
+        const br_task_policy *p = &m->policies[i];
+        for (size_t k = 0; k < jw->ntasks; k++) {
+            gw_jobs_task *t = jw->tasks[k];
+            if (!br_str_eq(p->task, t->name))
+                continue;
+            /* A new rate starts with a full bucket; the same rate from another worker
+             * of the task leaves the bucket as it is. */
+            if (t->policy.rate != p->rate) {
+                t->tokens = p->rate > 1 ? p->rate : 1;
+                t->tokens_ms = gw__jobs_now_ms();
+            }
+            t->policy = *p;
+            t->policy.task = (br_str){NULL, 0};
+            gw_log(GW_LOG_INFO, "jobs",
+                   "task %s: max attempts %u, backoff %u..%u ms, lease %u ms, queue limit %u, "
+                   "timeout %u ms, priority %d, rate %g/s (0: the gateway's)",
+                   t->name, p->max_attempts, p->backoff_ms, p->backoff_cap_ms, p->lease_ms,
+                   p->queue_limit, p->timeout_ms, (int)p->priority, p->rate);
+        }
+    }
 }
 
 const gw_broker_hooks gw__jobs_hooks = {
@@ -389,4 +515,6 @@ const gw_broker_hooks gw__jobs_hooks = {
     .job_ack = on_ack,
     .job_result = on_result,
     .reply_jobs = gw__jobs_reply_hold,
+    .job_progress = on_progress,
+    .task_policy = on_policy,
 };

@@ -2,8 +2,9 @@
  * jobs_int.h - what jobs.c (the queue: jobs, the store, timers), jobs_tasks.c (the task
  * table and its life cycle), jobs_payload.c (which bytes stay in memory, and reading
  * the others back), jobs_api.c (HTTP and REPLY.jobs), jobs_dispatch.c (workers,
- * leases, results) and jobs_stats.c (the numbers for /metrics) share, and the hooks it
- * attaches to the broker.  Not for use outside the job queue.
+ * leases, results, policies), jobs_schedule.c and jobs_cron.c (schedules),
+ * jobs_page.c (GET /jobs/ui) and jobs_stats.c (the numbers for /metrics) share, and
+ * the hooks it attaches to the broker.  Not for use outside the job queue.
  *
  * A job lives in memory from its submission to its expiry; the store holds the same
  * rows for the next start, and the payloads and results memory does not keep.  At any
@@ -49,10 +50,40 @@
 #define GW_JOBS_LOAD_BATCH 256u
 /* GET /jobs/{id} reads of results not kept in memory, in flight at once (503 beyond). */
 #define GW_JOBS_READS_MAX 64u
-/* Bytes of an idempotency digest (BLAKE2b of task and key). */
+/* Bytes of an idempotency digest (BLAKE2b of task and key), and of an owner digest
+ * (BLAKE2b of an identity's kind and subject). */
 #define GW_JOBS_IDEM_BYTES 16u
+/* Longest identity a job keeps (the msgpack map of its verified caller); a longer one
+ * is kept without its claims. */
+#define GW_JOBS_IDENTITY_MAX 4096u
+/* Longest progress note kept from a JOB_PROGRESS. */
+#define GW_JOBS_NOTE_MAX 256u
+/* GET /jobs: most jobs in one page, the default, and most jobs looked at per page
+ * (a selective filter over many jobs answers a shorter page and a cursor). */
+#define GW_JOBS_LIST_MAX     200u
+#define GW_JOBS_LIST_DEFAULT 50u
+#define GW_JOBS_LIST_SCAN    100000u
 
 typedef struct gw_job gw_job;
+typedef struct gw_jobs_schedule gw_jobs_schedule;
+
+/* Schedules: most at once, the longest cron text, the shortest interval, and the most
+ * missed ticks one may make up after a restart. */
+#define GW_JOBS_SCHEDULES_MAX   10000u
+#define GW_JOBS_CRON_MAX        128u
+#define GW_JOBS_INTERVAL_MIN_MS 10u
+#define GW_JOBS_CATCH_UP_MAX    1000u
+
+/* A parsed cron expression (jobs_cron.c): one bit per allowed value. */
+typedef struct gw_jobs_cron {
+    uint64_t minutes; /* bits 0..59 */
+    uint32_t hours;   /* bits 0..23 */
+    uint32_t mdays;   /* bits 1..31 */
+    uint16_t months;  /* bits 1..12 */
+    uint8_t wdays;    /* bits 0..6, Sunday 0 */
+    bool mday_star;   /* the day-of-month field was `*` */
+    bool wday_star;   /* the day-of-week field was `*` */
+} gw_jobs_cron;
 
 /* Where a task is in its life (docs/jobs.md, "Tasks"). */
 typedef enum gw_task_state {
@@ -86,7 +117,15 @@ typedef struct gw_jobs_task {
     size_t unfinished;              /* jobs neither succeeded nor dead (the per-task limit) */
     uint64_t bytes;                 /* payload bytes of unfinished jobs, anywhere (task_bytes) */
     size_t njobs;                   /* jobs of this task held, any status */
-    bool touched;                   /* on_tick's mark: due jobs joined it this tick */
+    size_t nrunning;                /* of which leased to a worker */
+    br_task_policy policy;          /* as its workers declared it (TASK_POLICY; task empty);
+                                       a 0 field: the gateway's option */
+    double tokens;                  /* rate limit: JOBs it may send now (policy.rate > 0) */
+    int64_t tokens_ms;              /* wall clock of the last refill */
+    uint64_t nsucceeded, nfailed, ndead, ncancelled; /* counters for /metrics */
+    gw_jobs_hist queue_latency;                      /* due -> sent, per JOB */
+    gw_jobs_hist run_time; /* sent -> JOB_RESULT, per attempt that answered */
+    bool touched;          /* on_tick's mark: due jobs joined it this tick */
 } gw_jobs_task;
 
 /* What the job queue knows of a registered worker. */
@@ -103,6 +142,7 @@ typedef struct gw_jobs_worker {
     uint32_t nleased;     /* entries in leased */
     uint32_t stale;       /* jobs it still runs whose lease expired: their credit comes
                              back with their (ignored) JOB_RESULT */
+    size_t next;          /* where the round robin over its tasks starts next */
 } gw_jobs_worker;
 
 /* Someone waiting for a job to become durable: an HTTP client or a held reply. */
@@ -139,54 +179,96 @@ struct gw_job {
     uint32_t attempts;                /* runs started */
     int64_t run_at_ms;                /* wall clock: not before */
     int64_t updated_ms;               /* wall clock of the last change */
+    int64_t sent_ms;                  /* wall clock of its last JOB (run time) */
     bool durable;                     /* its first write committed */
-    gw_list link;                     /* ready, spilled, loading, leased or finished list */
-    gw_deadline timer;                /* delayed heap (run_at) or lease heap (lease end) */
-    gw_jobs_worker *holder;           /* the worker holding its lease, or NULL */
-    gw_list waiters;                  /* gw_job_waiter: wait for durability */
+    bool loading;                     /* on its task's loading list */
+    bool cancel_wanted;               /* DELETE while running: cancelled when the attempt ends */
+    bool timed_out;                   /* ran past its task's timeout: JOB_CANCEL sent; the
+                                         attempt ends as a failure */
+    bool has_owner;                   /* submitted by a verified caller */
+    uint8_t owned_by[GW_JOBS_IDEM_BYTES]; /* digest of that caller's kind and subject */
+    br_str identity;                      /* that caller's msgpack map (owned), or empty */
+    float progress;                       /* last progress reported, 0..1; < 0: none */
+    char *note;                           /* last progress note (owned), or NULL */
+    gw_list all;                          /* in jobs->all, by sequence number */
+    gw_list link;                         /* ready, spilled, loading, leased or finished list */
+    gw_deadline timer;                    /* delayed heap (run_at) or lease heap (lease end) */
+    gw_jobs_worker *holder;               /* the worker holding its lease, or NULL */
+    gw_list waiters;                      /* gw_job_waiter: wait for durability */
 };
 
 struct gw_jobs {
-    uv_loop_t *loop;          /* the gateway's loop */
-    gw_router *router;        /* where the API routes are (the caller's) */
-    gw_broker *broker;        /* sends JOBs; the queue is attached to it */
-    gw_jobs_config cfg;       /* a copy of the caller's */
-    char *db;                 /* cfg.db's own copy */
-    gw_jobs_store *store;     /* durable rows */
-    gw_idmap *byid;           /* seq -> gw_job */
-    gw_idmap *bykey;          /* idempotency digest hash -> gw_job chain */
-    gw_idmap *bytask;         /* task name hash -> gw_jobs_task chain */
-    gw_jobs_task **tasks;     /* every task record, any state */
-    size_t ntasks;            /* entries in tasks */
-    size_t tasks_cap;         /* slots allocated */
-    size_t nexisting;         /* of which LIVE or GRACE (GW_JOBS_MAX_TASKS) */
-    gw_list grace;            /* GRACE tasks, oldest grace end first */
-    gw_jobs_worker **workers; /* registered workers that announced tasks */
-    size_t nworkers;          /* entries in workers */
-    size_t workers_cap;       /* slots allocated */
-    gw_deadline_heap delayed; /* jobs waiting for run_at */
-    gw_deadline_heap leases;  /* leased jobs by lease end */
-    gw_list finished;         /* succeeded and dead jobs, oldest change first */
-    uv_timer_t tick;          /* delayed jobs, leases, expiry, grace */
-    uint64_t rng;             /* xorshift state for backoff jitter */
-    uint64_t last_seq;        /* the largest sequence number handed out or loaded */
-    uint8_t pool[4096];       /* random bytes for ids, drawn from libsodium in bulk */
-    size_t pool_left;         /* unused bytes at the end of pool */
-    size_t njobs;             /* jobs held (GW_JOBS_MAX) */
-    size_t insert_bytes;      /* payload bytes of jobs not durable yet */
-    size_t ready_bytes;       /* payload bytes on ready queues and being loaded */
-    size_t detail_bytes;      /* result and error bytes held */
-    unsigned reads;           /* GET reads in flight (GW_JOBS_READS_MAX) */
-    bool refill_wanted;       /* a task's spilled jobs wait for memory: retry each tick */
-    br_buf scratch;           /* JSON rendering of GET /jobs/{id} */
-    bool routes_added;        /* the API routes are in the router */
-    bool closing;             /* gw_jobs_shutdown was called */
-    bool destroying;          /* gw_jobs_destroy runs: tasks stay until the end */
-    unsigned closes_pending;  /* the timer and the store, until closed */
-    void (*done)(void *arg);  /* close's callback */
-    void *done_arg;           /* its argument */
-    gw_jobs_stats stats;      /* counters (gauges are computed on demand) */
+    uv_loop_t *loop;            /* the gateway's loop */
+    gw_router *router;          /* where the API routes are (the caller's) */
+    gw_broker *broker;          /* sends JOBs; the queue is attached to it */
+    gw_jobs_config cfg;         /* a copy of the caller's */
+    char *db;                   /* cfg.db's own copy */
+    gw_jobs_store *store;       /* durable rows */
+    gw_idmap *byid;             /* seq -> gw_job */
+    gw_idmap *bykey;            /* idempotency digest hash -> gw_job chain */
+    gw_idmap *bytask;           /* task name hash -> gw_jobs_task chain */
+    gw_jobs_task **tasks;       /* every task record, any state */
+    size_t ntasks;              /* entries in tasks */
+    size_t tasks_cap;           /* slots allocated */
+    size_t nexisting;           /* of which LIVE or GRACE (GW_JOBS_MAX_TASKS) */
+    gw_list grace;              /* GRACE tasks, oldest grace end first */
+    gw_jobs_worker **workers;   /* registered workers that announced tasks */
+    size_t nworkers;            /* entries in workers */
+    size_t workers_cap;         /* slots allocated */
+    gw_deadline_heap delayed;   /* jobs waiting for run_at */
+    gw_deadline_heap leases;    /* leased jobs by lease end */
+    gw_list finished;           /* succeeded, dead and cancelled jobs, oldest change first */
+    gw_list all;                /* every job held, oldest sequence number first (GET /jobs) */
+    uv_timer_t tick;            /* delayed jobs, leases, expiry, grace */
+    uint64_t rng;               /* xorshift state for backoff jitter */
+    uint64_t last_seq;          /* the largest sequence number handed out or loaded */
+    uint8_t pool[4096];         /* random bytes for ids, drawn from libsodium in bulk */
+    size_t pool_left;           /* unused bytes at the end of pool */
+    size_t njobs;               /* jobs held (GW_JOBS_MAX) */
+    size_t insert_bytes;        /* payload bytes of jobs not durable yet */
+    size_t ready_bytes;         /* payload bytes on ready queues and being loaded */
+    size_t detail_bytes;        /* result and error bytes held */
+    unsigned reads;             /* GET reads in flight (GW_JOBS_READS_MAX) */
+    bool refill_wanted;         /* a task's spilled jobs wait for memory: retry each tick */
+    bool rate_waiting;          /* a rate-limited task's ready jobs wait for tokens */
+    br_buf scratch;             /* JSON rendering of GET /jobs/{id} */
+    bool routes_added;          /* the API routes are in the router */
+    bool schedule_routes_added; /* the /schedules routes are in the router */
+    gw_list schedules;          /* gw_jobs_schedule, in creation order */
+    size_t nschedules;          /* entries in schedules (GW_JOBS_SCHEDULES_MAX) */
+    bool closing;               /* gw_jobs_shutdown was called */
+    bool destroying;            /* gw_jobs_destroy runs: tasks stay until the end */
+    unsigned closes_pending;    /* the timer and the store, until closed */
+    void (*done)(void *arg);    /* close's callback */
+    void *done_arg;             /* its argument */
+    gw_jobs_stats stats;        /* counters (gauges are computed on demand) */
 };
+
+/* ---- per-task policy: the task's declaration, else the gateway's option ---------- */
+
+static inline uint32_t gw__jobs_max_attempts(const gw_jobs *j, const gw_jobs_task *t)
+{
+    return t->policy.max_attempts ? t->policy.max_attempts : j->cfg.max_attempts;
+}
+static inline uint32_t gw__jobs_lease_ms(const gw_jobs *j, const gw_jobs_task *t)
+{
+    return t->policy.lease_ms ? t->policy.lease_ms : j->cfg.lease_ms;
+}
+static inline uint32_t gw__jobs_backoff_ms(const gw_jobs *j, const gw_jobs_task *t)
+{
+    return t->policy.backoff_ms ? t->policy.backoff_ms : j->cfg.backoff_ms;
+}
+static inline uint32_t gw__jobs_backoff_cap_ms(const gw_jobs *j, const gw_jobs_task *t)
+{
+    return t->policy.backoff_cap_ms ? t->policy.backoff_cap_ms : j->cfg.backoff_cap_ms;
+}
+/* A task's queue limit never passes the gateway's --jobs-task-limit. */
+static inline uint32_t gw__jobs_task_limit(const gw_jobs *j, const gw_jobs_task *t)
+{
+    return t->policy.queue_limit && t->policy.queue_limit < j->cfg.task_limit
+               ? t->policy.queue_limit
+               : j->cfg.task_limit;
+}
 
 /* ---- jobs.c ---------------------------------------------------------------------- */
 
@@ -209,7 +291,37 @@ gw_job *gw__jobs_find_seq(gw_jobs *j, uint64_t seq);
  * BR_ELIMIT when its payload would pass the task's bytes or the memory budget;
  * BR_ENOMEM. */
 int gw__jobs_submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uint32_t delay_ms,
-                    gw_job_waiter *waiter, gw_job **out);
+                    br_str identity, gw_job_waiter *waiter, gw_job **out);
+
+/* The digest of an identity's kind and subject into out; false for an empty or
+ * unreadable identity (anonymous). */
+bool gw__jobs_owner_digest(br_str identity, uint8_t out[GW_JOBS_IDEM_BYTES]);
+
+/* True when a caller with `identity` may see something with this owner: it has none,
+ * or the caller is it. */
+bool gw__jobs_owner_matches(bool has_owner, const uint8_t owned_by[GW_JOBS_IDEM_BYTES],
+                            br_str identity);
+
+/* The value of up to 16 lowercase hex digits; 0 for any other character. */
+uint64_t gw__jobs_hex64(br_str s);
+
+/* True when a caller with `identity` may see and control job: the job has no owner, or
+ * the caller is its owner. */
+bool gw__jobs_visible(const gw_job *job, br_str identity);
+
+/* True for succeeded, dead and cancelled jobs. */
+bool gw__jobs_finished(const gw_job *job);
+
+/* DELETE: a queued or failed job is cancelled at once (0); a running one is asked to
+ * stop (JOB_CANCEL to its worker) and is cancelled when its attempt ends, unless it
+ * succeeds (1); one whose payload is being read back is cancelled when the read ends
+ * (1).  BR_EINVAL for a finished job or one not durable yet. */
+int gw__jobs_cancel(gw_jobs *j, gw_job *job);
+
+/* POST /jobs/{id}/retry: a dead, cancelled or failed job runs again now with a fresh
+ * attempt count.  0; BR_EINVAL when it is not in one of those states; BR_EFULL or
+ * BR_ELIMIT at the task's limits. */
+int gw__jobs_retry(gw_jobs *j, gw_job *job);
 
 /* An attempt of a running job ended (its holder was detached already): OK makes it
  * succeeded with `result`; RETRY (and a lost lease) makes it failed and scheduled
@@ -293,6 +405,16 @@ void gw__jobs_pump_task(gw_jobs *j, gw_jobs_task *t);
 /* True when a live registered worker runs t. */
 bool gw__jobs_task_has_worker(gw_jobs *j, const gw_jobs_task *t);
 
+/* Running jobs past their task's timeout get JOB_CANCEL and will fail (the tick). */
+void gw__jobs_timeouts(gw_jobs *j, int64_t now);
+
+/* True when a task with a rate limit has ready jobs waiting for tokens (the tick pumps
+ * it again). */
+bool gw__jobs_rate_waiting(gw_jobs *j, gw_jobs_task *t);
+
+/* Asks job's worker to stop it (JOB_CANCEL). */
+void gw__jobs_send_cancel(gw_jobs *j, gw_job *job);
+
 /* A lease ran out: the job leaves its holder (whose credit stays spent until its
  * late JOB_RESULT) and is retried. */
 void gw__jobs_lease_expired(gw_jobs *j, gw_job *job);
@@ -304,7 +426,60 @@ void gw__jobs_workers_free(gw_jobs *j);
  * declared now (as far as room goes). */
 void gw__jobs_workers_retry(gw_jobs *j);
 
+/* ---- jobs_cron.c, jobs_schedule.c ------------------------------------------------ */
+
+/* Days from 1970-01-01 to the civil date y-m-d (proleptic Gregorian, UTC). */
+int64_t gw__jobs_days_from_civil(int y, int m, int d);
+
+/* Parses a five-field cron expression.  0 or BR_EVALUE. */
+int gw__jobs_cron_parse(const char *text, gw_jobs_cron *out);
+
+/* The first minute after after_ms (wall clock, ms) that c matches, in ms; -1 when none
+ * comes within five years. */
+int64_t gw__jobs_cron_next(const gw_jobs_cron *c, int64_t after_ms);
+
+/* Reads the store's schedules (at start).  0 or the store's error. */
+int gw__jobs_schedules_load(gw_jobs *j);
+
+/* Makes the jobs of the ticks due by `now` (the timer). */
+void gw__jobs_schedules_tick(gw_jobs *j, int64_t now);
+
+/* Frees every schedule (destroy). */
+void gw__jobs_schedules_free(gw_jobs *j);
+
+/* Adds and removes POST/GET /schedules and DELETE /schedules/{id}. */
+int gw__jobs_schedule_routes_add(gw_jobs *j);
+void gw__jobs_schedule_routes_remove(gw_jobs *j);
+
+/* ---- jobs_page.c ------------------------------------------------------------------ */
+
+/* The jobs page (GET /jobs/ui), NUL-terminated, and its length without the NUL. */
+extern const char gw__jobs_page_html[];
+extern const size_t gw__jobs_page_html_len;
+
+/* ---- jobs_stats.c ---------------------------------------------------------------- */
+
+/* Adds a duration of ms milliseconds to h. */
+void gw__jobs_hist_observe(gw_jobs_hist *h, int64_t ms);
+
 /* ---- jobs_api.c ------------------------------------------------------------------ */
+
+/* A route of the job queue's, for gw__jobs_router_add. */
+typedef struct gw_jobs_route {
+    const char *method;    /* "GET", ... */
+    const char *path;      /* the template */
+    gw_handler_fn handler; /* called with the queue as its data */
+} gw_jobs_route;
+
+/* Adds n routes (all or none: on failure the ones added are removed).  0 or
+ * gw_router_add's error. */
+int gw__jobs_router_add(gw_jobs *j, const gw_jobs_route *routes, size_t n);
+
+/* Removes n routes added by gw__jobs_router_add. */
+void gw__jobs_router_remove(gw_jobs *j, const gw_jobs_route *routes, size_t n);
+
+/* The verified caller of req (the edge's identity), or empty. */
+br_str gw__jobs_caller(const gw_req *req);
 
 /* Adds POST /jobs/{task} and GET /jobs/{id}.  0 or gw_router_add's error. */
 int gw__jobs_routes_add(gw_jobs *j);

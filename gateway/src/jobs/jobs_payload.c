@@ -125,8 +125,13 @@ static void unload(gw_jobs *j, refill *b)
         gw_job *job = b->jobs[i];
         gw_list_remove(&job->link);
         t->nloading--;
+        job->loading = false;
         gw_list_push_front(&t->spilled, &job->link);
         t->nspilled++;
+        if (job->cancel_wanted) {
+            job->cancel_wanted = false;
+            gw__jobs_cancel(j, job);
+        }
     }
     j->ready_bytes -= b->reserved;
     t->ready_bytes -= b->reserved;
@@ -152,6 +157,15 @@ static void on_loaded(void *arg, int status, const gw_job_row *rows, size_t n)
         gw_job *job = b->jobs[i];
         gw_list_remove(&job->link);
         t->nloading--;
+        job->loading = false;
+        if (job->cancel_wanted) {
+            /* DELETE came while its payload was read: it ends here, from spilled. */
+            job->cancel_wanted = false;
+            gw_list_push_back(&t->spilled, &job->link);
+            t->nspilled++;
+            gw__jobs_cancel(j, job);
+            continue;
+        }
         br_str p = rows[i].payload;
         if (rows[i].seq == 0) {
             /* The store lost the row: the job can never run. */
@@ -219,6 +233,7 @@ void gw__jobs_refill(gw_jobs *j, gw_jobs_task *t)
         t->nspilled--;
         gw_list_push_back(&t->loading, &job->link);
         t->nloading++;
+        job->loading = true;
         b->jobs[i] = job;
         seqs[i] = job->seq;
     }

@@ -11,10 +11,10 @@
  * /jobs/{id}) ride in the same queue, so a read sees every write queued before it;
  * the writer copies what it read into the operation for the loop.
  *
- * Schema version 2 (GW_JOBS_SCHEMA_VERSION): jobs keyed by their integer sequence
+ * Schema version 3 (GW_JOBS_SCHEMA_VERSION): jobs keyed by their integer sequence
  * number (the rowid: appends in time order, one B-tree), with the id clients see
- * beside it; tasks with a public flag.  A version-0 file is migrated when opened
- * (migrate_v0).
+ * beside it and the identity of the caller who submitted it; tasks with a public
+ * flag.  Version-0 and version-2 files are migrated when opened (migrate_v0, migrate_v2).
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -30,7 +30,16 @@
  * gateway on the same file, or the sqlite3 shell) before failing. */
 #define SQLITE_BUSY_TIMEOUT_MS 5000
 
-typedef enum op_kind { OP_INSERT, OP_UPDATE, OP_DELETE, OP_PUT_TASK, OP_DEL_TASK, OP_READ } op_kind;
+typedef enum op_kind {
+    OP_INSERT,
+    OP_UPDATE,
+    OP_DELETE,
+    OP_PUT_TASK,
+    OP_DEL_TASK,
+    OP_READ,
+    OP_PUT_SCHEDULE,
+    OP_DEL_SCHEDULE
+} op_kind;
 
 /* One queued operation; strings copied into the same allocation. */
 typedef struct op {
@@ -68,6 +77,8 @@ typedef struct sqlite_store {
     sqlite3_stmt *del_task;    /* DELETE FROM tasks */
     sqlite3_stmt *payload;     /* SELECT payload */
     sqlite3_stmt *detail;      /* SELECT result, error */
+    sqlite3_stmt *put_sched;   /* INSERT OR REPLACE INTO schedules */
+    sqlite3_stmt *del_sched;   /* DELETE FROM schedules */
     uv_thread_t thread;        /* the writer */
     bool thread_started;       /* thread must be joined */
     uv_mutex_t mu;             /* guards pending, done, stopping */
@@ -232,6 +243,7 @@ static int apply(sqlite_store *s, op *o)
         sqlite3_bind_int64(st, 8, r->updated_ms);
         bind_str(st, 9, r->result, true);
         bind_str(st, 10, r->error, false);
+        bind_str(st, 12, r->identity, true);
         return step_write(s, st);
     case OP_UPDATE:
         st = s->update;
@@ -256,6 +268,20 @@ static int apply(sqlite_store *s, op *o)
     case OP_READ:
         o->read_status = apply_read(s, o);
         return 0;
+    case OP_PUT_SCHEDULE: /* a schedule carried in a job row: see sq_put_schedule */
+        st = s->put_sched;
+        bind_str(st, 1, r->id, false);
+        bind_str(st, 2, r->task, false);
+        bind_str(st, 3, r->payload, true);
+        bind_str(st, 4, r->idem_key, false);
+        sqlite3_bind_int64(st, 5, r->updated_ms);
+        sqlite3_bind_int64(st, 6, r->run_at_ms);
+        sqlite3_bind_int64(st, 7, r->attempts);
+        bind_str(st, 8, r->identity, true);
+        return step_write(s, st);
+    case OP_DEL_SCHEDULE:
+        bind_str(s->del_sched, 1, r->id, false);
+        return step_write(s, s->del_sched);
     }
     return BR_EINVAL;
 }
@@ -368,7 +394,7 @@ static int enqueue(sqlite_store *s, op_kind kind, const gw_job_row *r, gw_jobs_s
     if (s->closed)
         return BR_ECLOSED;
     size_t extra = (size_t)r->id.len + r->task.len + r->payload.len + r->idem_key.len +
-                   r->result.len + r->error.len;
+                   r->result.len + r->error.len + r->identity.len;
     op *o = malloc(sizeof(*o) + extra);
     if (!o)
         return BR_ENOMEM;
@@ -380,6 +406,7 @@ static int enqueue(sqlite_store *s, op_kind kind, const gw_job_row *r, gw_jobs_s
     o->row.idem_key = copy_str(r->idem_key, &cursor);
     o->row.result = copy_str(r->result, &cursor);
     o->row.error = copy_str(r->error, &cursor);
+    o->row.identity = copy_str(r->identity, &cursor);
     o->done = done;
     o->arg = arg;
     return submit(s, o);
@@ -399,6 +426,7 @@ static int sq_update(gw_jobs_store *self, const gw_job_row *r, gw_jobs_store_don
     u.payload = (br_str){0};
     u.idem_key = (br_str){0};
     u.task = (br_str){0};
+    u.identity = (br_str){0};
     return enqueue((sqlite_store *)self, OP_UPDATE, &u, done, arg);
 }
 
@@ -419,6 +447,29 @@ static int sq_del_task(gw_jobs_store *self, br_str name, gw_jobs_store_done_fn d
 {
     gw_job_row r = {.task = name};
     return enqueue((sqlite_store *)self, OP_DEL_TASK, &r, done, arg);
+}
+
+/* A schedule rides in a job row's fields through the same queue: id, task, payload,
+ * the cron text as idem_key, the interval as updated_ms, the last tick as run_at_ms,
+ * catch_up as attempts, and the identity. */
+static int sq_put_schedule(gw_jobs_store *self, const gw_schedule_row *sr,
+                           gw_jobs_store_done_fn done, void *arg)
+{
+    gw_job_row r = {.id = sr->id,
+                    .task = sr->task,
+                    .payload = sr->payload,
+                    .idem_key = sr->cron,
+                    .updated_ms = (int64_t)sr->interval_ms,
+                    .run_at_ms = sr->last_tick_ms,
+                    .attempts = sr->catch_up,
+                    .identity = sr->identity};
+    return enqueue((sqlite_store *)self, OP_PUT_SCHEDULE, &r, done, arg);
+}
+
+static int sq_del_schedule(gw_jobs_store *self, br_str id, gw_jobs_store_done_fn done, void *arg)
+{
+    gw_job_row r = {.id = id};
+    return enqueue((sqlite_store *)self, OP_DEL_SCHEDULE, &r, done, arg);
 }
 
 static int sq_read(gw_jobs_store *self, const uint64_t *seqs, size_t n, unsigned what,
@@ -498,6 +549,7 @@ static void each_job(sqlite3_stmt *st, void *arg)
         .updated_ms = sqlite3_column_int64(st, 7),
         .result = column_str(st, 8),
         .error = column_str(st, 9),
+        .identity = column_str(st, 11),
     };
     c->row(&r, c->arg);
 }
@@ -512,9 +564,40 @@ static int sq_load(gw_jobs_store *self, void (*row)(const gw_job_row *, void *),
     if (rc == 0)
         rc = select_all(s,
                         "SELECT id, task, length(payload), idem_key, status, attempts, run_at, "
-                        "updated, result, error, public_id FROM jobs ORDER BY id",
+                        "updated, result, error, public_id, identity FROM jobs ORDER BY id",
                         each_job, &c);
     return rc;
+}
+
+typedef struct sched_ctx {
+    void (*row)(const gw_schedule_row *, void *); /* the caller's callback */
+    void *arg;                                    /* its argument */
+} sched_ctx;
+
+static void each_schedule(sqlite3_stmt *st, void *arg)
+{
+    sched_ctx *c = arg;
+    gw_schedule_row r = {
+        .id = column_str(st, 0),
+        .task = column_str(st, 1),
+        .payload = column_str(st, 2),
+        .cron = column_str(st, 3),
+        .interval_ms = (uint64_t)sqlite3_column_int64(st, 4),
+        .last_tick_ms = sqlite3_column_int64(st, 5),
+        .catch_up = (uint32_t)sqlite3_column_int64(st, 6),
+        .identity = column_str(st, 7),
+    };
+    c->row(&r, c->arg);
+}
+
+static int sq_load_schedules(gw_jobs_store *self, void (*row)(const gw_schedule_row *, void *),
+                             void *arg)
+{
+    sched_ctx c = {row, arg};
+    return select_all((sqlite_store *)self,
+                      "SELECT id, task, payload, cron, interval_ms, last_tick, catch_up, identity "
+                      "FROM schedules ORDER BY id",
+                      each_schedule, &c);
 }
 
 static void on_async_closed(uv_handle_t *h)
@@ -563,8 +646,8 @@ static void sq_destroy(gw_jobs_store *self)
         next = o->next;
         op_free(o);
     }
-    sqlite3_stmt *stmts[] = {s->insert,   s->update,  s->del,   s->put_task,
-                             s->del_task, s->payload, s->detail};
+    sqlite3_stmt *stmts[] = {s->insert,  s->update, s->del,       s->put_task, s->del_task,
+                             s->payload, s->detail, s->put_sched, s->del_sched};
     for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++)
         sqlite3_finalize(stmts[i]);
     sqlite3_close(s->db);
@@ -586,20 +669,29 @@ static const gw_jobs_store_ops sqlite_ops = {
     .put_task = sq_put_task,
     .del_task = sq_del_task,
     .read = sq_read,
+    .put_schedule = sq_put_schedule,
+    .del_schedule = sq_del_schedule,
+    .load_schedules = sq_load_schedules,
     .close = sq_close,
     .destroy = sq_destroy,
 };
 
-/* Version 2: the integer key is the job's sequence number (time-ordered, so rows
- * append); public_id is the id clients see (NULL for jobs from version 0, whose
- * integer is their id); tasks carry a public flag. */
+/* Version 3 (version 2 and the identity column): the integer key is the job's sequence number
+ * (time-ordered, so rows append); public_id is the id clients see (NULL for jobs from version 0,
+ * whose integer is their id); tasks carry a public flag. */
 #define JOBS_TABLE_V2                                                                              \
     "CREATE TABLE jobs(id INTEGER PRIMARY KEY, task TEXT NOT NULL, payload BLOB,"                  \
     " idem_key TEXT, status INTEGER NOT NULL, attempts INTEGER NOT NULL,"                          \
     " run_at INTEGER NOT NULL, updated INTEGER NOT NULL, result BLOB, error TEXT,"                 \
-    " public_id TEXT);"
+    " public_id TEXT, identity BLOB);"
 #define TASKS_TABLE_V2                                                                             \
     "CREATE TABLE tasks(name TEXT PRIMARY KEY, public INTEGER NOT NULL DEFAULT 0);"
+
+/* Schedules (jobs_schedule.c): created when missing, in every schema version 3 file. */
+#define SCHEDULES_TABLE                                                                            \
+    "CREATE TABLE IF NOT EXISTS schedules(id TEXT PRIMARY KEY, task TEXT NOT NULL, payload BLOB,"  \
+    " cron TEXT, interval_ms INTEGER NOT NULL, last_tick INTEGER NOT NULL,"                        \
+    " catch_up INTEGER NOT NULL, identity BLOB);"
 
 /* Runs a query returning one integer.  0 or BR_EIO (logged). */
 static int query_int(sqlite3 *db, const char *sql, int64_t *out)
@@ -627,27 +719,42 @@ static int exec(sqlite3 *db, const char *sql)
     return 0;
 }
 
-/* A version-0 file (integer ids only, tasks without a public flag) becomes version 2
- * in one transaction: two columns are added and no row is rewritten.  Every old job
+/* A version-0 file (integer ids only, tasks without a public flag) becomes version 3
+ * in one transaction: three columns are added and no row is rewritten.  Every old job
  * keeps its id (public_id NULL: its integer is its id), so status URLs handed out
  * before stay valid until their jobs expire; every recorded task is internal until a
- * worker announces it again.  A file without tables gets version 2's.  0 or BR_EIO. */
+ * worker announces it again.  A file without tables gets version 3's.  0 or BR_EIO. */
 static int migrate_v0(sqlite3 *db, bool has_jobs, bool has_tasks, const char *path)
 {
     int rc = exec(db, "BEGIN IMMEDIATE");
     if (rc == 0)
-        rc = exec(db, has_jobs ? "ALTER TABLE jobs ADD COLUMN public_id TEXT;" : JOBS_TABLE_V2);
+        rc = exec(db, has_jobs ? "ALTER TABLE jobs ADD COLUMN public_id TEXT;"
+                                 "ALTER TABLE jobs ADD COLUMN identity BLOB;"
+                               : JOBS_TABLE_V2);
     if (rc == 0)
         rc = exec(db, has_tasks ? "ALTER TABLE tasks ADD COLUMN public INTEGER NOT NULL DEFAULT 0;"
                                 : TASKS_TABLE_V2);
     if (rc == 0)
-        rc = exec(db, "PRAGMA user_version = 2; COMMIT");
+        rc = exec(db, "PRAGMA user_version = 3; COMMIT");
     if (rc != 0) {
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
         return rc;
     }
     if (has_jobs)
-        gw_log(GW_LOG_INFO, "jobs", "%s: migrated to schema 2 (old jobs keep their ids)", path);
+        gw_log(GW_LOG_INFO, "jobs", "%s: migrated to schema 3 (old jobs keep their ids)", path);
+    return 0;
+}
+
+/* A version-2 file gets the identity column (its jobs have no owner).  0 or BR_EIO. */
+static int migrate_v2(sqlite3 *db, const char *path)
+{
+    int rc = exec(db, "BEGIN IMMEDIATE; ALTER TABLE jobs ADD COLUMN identity BLOB;"
+                      "PRAGMA user_version = 3; COMMIT");
+    if (rc != 0) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+    }
+    gw_log(GW_LOG_INFO, "jobs", "%s: migrated from schema 2 to 3 (job owners)", path);
     return 0;
 }
 
@@ -660,9 +767,11 @@ static int prepare_schema(sqlite3 *db, const char *path)
         return rc;
     if (version == GW_JOBS_SCHEMA_VERSION)
         return 0;
+    if (version == 2)
+        return migrate_v2(db, path);
     if (version != 0) {
         gw_log(GW_LOG_ERROR, "jobs",
-               "%s: schema version %lld is not one this gateway reads (it reads 0 and %d)", path,
+               "%s: schema version %lld is not one this gateway reads (it reads 0, 2 and %d)", path,
                (long long)version, GW_JOBS_SCHEMA_VERSION);
         return BR_EIO;
     }
@@ -695,7 +804,7 @@ gw_jobs_store *gw__jobs_sqlite_open(uv_loop_t *loop, const char *path, gw_jobs_s
     }
     sqlite3_busy_timeout(s->db, SQLITE_BUSY_TIMEOUT_MS);
     if (exec(s->db, "PRAGMA journal_mode=WAL") != 0 || exec(s->db, pragma) != 0 ||
-        prepare_schema(s->db, path) != 0)
+        prepare_schema(s->db, path) != 0 || exec(s->db, SCHEDULES_TABLE) != 0)
         goto fail;
     static const struct {
         size_t offset;
@@ -703,7 +812,7 @@ gw_jobs_store *gw__jobs_sqlite_open(uv_loop_t *loop, const char *path, gw_jobs_s
     } statements[] = {
         {offsetof(sqlite_store, insert),
          "INSERT INTO jobs(id, task, payload, idem_key, status, attempts, run_at, updated, "
-         "result, error, public_id) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
+         "result, error, public_id, identity) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
         {offsetof(sqlite_store, update),
          "UPDATE jobs SET status = ?, attempts = ?, run_at = ?, updated = ?, result = ?, "
          "error = ? WHERE id = ?"},
@@ -713,6 +822,10 @@ gw_jobs_store *gw__jobs_sqlite_open(uv_loop_t *loop, const char *path, gw_jobs_s
         {offsetof(sqlite_store, del_task), "DELETE FROM tasks WHERE name = ?"},
         {offsetof(sqlite_store, payload), "SELECT payload FROM jobs WHERE id = ?"},
         {offsetof(sqlite_store, detail), "SELECT result, error FROM jobs WHERE id = ?"},
+        {offsetof(sqlite_store, put_sched),
+         "INSERT OR REPLACE INTO schedules(id, task, payload, cron, interval_ms, last_tick, "
+         "catch_up, identity) VALUES(?, ?, ?, ?, ?, ?, ?, ?)"},
+        {offsetof(sqlite_store, del_sched), "DELETE FROM schedules WHERE id = ?"},
     };
     for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++) {
         sqlite3_stmt **st = (sqlite3_stmt **)(void *)((char *)s + statements[i].offset);

@@ -36,7 +36,8 @@ typedef enum gw_job_status {
     GW_JOB_RUNNING = 1,   /* leased to a worker */
     GW_JOB_SUCCEEDED = 2, /* finished; result holds its value */
     GW_JOB_FAILED = 3,    /* an attempt failed; it runs again after run_at_ms */
-    GW_JOB_DEAD = 4       /* failed for good; kept for inspection until it expires */
+    GW_JOB_DEAD = 4,      /* failed for good; kept for inspection until it expires */
+    GW_JOB_CANCELLED = 5  /* cancelled (DELETE /jobs/{id}); finished, expires like the others */
 } gw_job_status;
 
 /* Longest job id: 36 hex digits.  A new id is the job's sequence number (16 hex
@@ -60,7 +61,22 @@ typedef struct gw_job_row {
     int64_t updated_ms;   /* wall-clock ms of the last change (retention counts from it) */
     br_str result;        /* msgpack result when succeeded, else empty */
     br_str error;         /* last error text, maybe empty */
+    br_str identity;      /* the verified caller who submitted it (a msgpack map), maybe
+                             empty; written by insert only */
 } gw_job_row;
+
+/* A schedule as the store keeps it (jobs_schedule.c).  Strings point at the caller's
+ * memory; a write copies them. */
+typedef struct gw_schedule_row {
+    br_str id;            /* the schedule's id (32 hex digits) */
+    br_str task;          /* the task its jobs run */
+    br_str payload;       /* their argument (msgpack) */
+    br_str cron;          /* a cron expression, or empty for an interval */
+    uint64_t interval_ms; /* the interval, when cron is empty */
+    int64_t last_tick_ms; /* the last tick a job was made for (wall clock) */
+    uint32_t catch_up;    /* ticks missed while the gateway was down made up at most */
+    br_str identity;      /* its owner (a msgpack map), maybe empty */
+} gw_schedule_row;
 
 /* Told on the loop when a write is durable (status 0) or failed (a negative br_err,
  * logged by the backend). */
@@ -102,6 +118,13 @@ typedef struct gw_jobs_store_ops {
     /* Reads `what` of the jobs seqs[0..n) (copied), after every write queued before it. */
     int (*read)(gw_jobs_store *self, const uint64_t *seqs, size_t n, unsigned what,
                 gw_jobs_store_read_fn done, void *arg);
+    /* Writes a schedule (insert or replace, by id), or deletes it. */
+    int (*put_schedule)(gw_jobs_store *self, const gw_schedule_row *r, gw_jobs_store_done_fn done,
+                        void *arg);
+    int (*del_schedule)(gw_jobs_store *self, br_str id, gw_jobs_store_done_fn done, void *arg);
+    /* Reads every schedule, calling row() for each.  Only before the first write. */
+    int (*load_schedules)(gw_jobs_store *self, void (*row)(const gw_schedule_row *r, void *arg),
+                          void *arg);
     /* Writes what is pending, stops, then runs closed(arg) on the loop. */
     void (*close)(gw_jobs_store *self, void (*closed)(void *arg), void *arg);
     /* Frees the backend after close's callback. */
@@ -151,6 +174,22 @@ static inline int gw__jobs_store_read(gw_jobs_store *s, const uint64_t *seqs, si
 {
     return s->ops->read(s, seqs, n, what, done, arg);
 }
+static inline int gw__jobs_store_put_schedule(gw_jobs_store *s, const gw_schedule_row *r,
+                                              gw_jobs_store_done_fn done, void *arg)
+{
+    return s->ops->put_schedule(s, r, done, arg);
+}
+static inline int gw__jobs_store_delete_schedule(gw_jobs_store *s, br_str id,
+                                                 gw_jobs_store_done_fn done, void *arg)
+{
+    return s->ops->del_schedule(s, id, done, arg);
+}
+static inline int gw__jobs_store_load_schedules(gw_jobs_store *s,
+                                                void (*row)(const gw_schedule_row *, void *),
+                                                void *arg)
+{
+    return s->ops->load_schedules(s, row, arg);
+}
 /* Flushes and stops; closed(arg) runs on the loop when the store holds nothing open.
  * Every queued write's and read's done has run by then. */
 static inline void gw__jobs_store_shutdown(gw_jobs_store *s, void (*closed)(void *), void *arg)
@@ -175,8 +214,9 @@ typedef enum gw_jobs_sync { GW_JOBS_SYNC_NORMAL = 1, GW_JOBS_SYNC_FULL = 2 } gw_
 /* The SQLite schema's version (PRAGMA user_version).  Version 0 (before issue 13) had
  * integer job ids only and task names without a public flag: opening such a file
  * migrates it in one transaction (two added columns; every old job keeps its integer
- * id, shown as decimal text).  A file of a newer version is refused. */
-#define GW_JOBS_SCHEMA_VERSION 2
+ * id, shown as decimal text).  Version 2 had no identity column: it is added (old jobs
+ * have no owner).  A file of a newer version is refused. */
+#define GW_JOBS_SCHEMA_VERSION 3
 
 /* Opens (creating or migrating if need be) the SQLite database at `path` in WAL mode
  * and starts its writer thread, which commits whatever has queued up in one

@@ -139,6 +139,9 @@ typedef enum br_msg_type {
     BR_MSG_JOB = 10,           /* broker -> worker: run this background job */
     BR_MSG_JOB_ACK = 11,       /* worker -> broker: job received and started */
     BR_MSG_JOB_RESULT = 12,    /* worker -> broker: job finished */
+    BR_MSG_JOB_PROGRESS = 13,  /* worker -> broker: still running (extends the lease), progress */
+    BR_MSG_JOB_CANCEL = 14,    /* broker -> worker: the job was cancelled; stop it */
+    BR_MSG_TASK_POLICY = 15,   /* worker -> broker: how its tasks want their jobs run */
     BR_MSG_ACTOR_REQUEST = 40, /* broker -> worker: a REQUEST for one actor key */
     BR_MSG_ACTOR_REPLY = 41,   /* worker -> broker: its REPLY, with the turn's state commit */
     BR_MSG_DEACTIVATE = 42     /* broker -> worker: drop the activation of one key */
@@ -238,7 +241,11 @@ typedef struct br_job {
     br_str task;       /* task name */
     br_str payload;    /* msgpack-encoded argument */
     uint32_t attempt;  /* 1 for the first run */
-    uint32_t lease_ms; /* the job returns to the queue if no result comes within this */
+    uint32_t lease_ms; /* the job returns to the queue if no result or progress comes
+                          within this */
+    /* Optional trailing field (encoded only when non-empty). */
+    br_str identity; /* the verified caller who caused the job (PROTOCOL.md 5.3's map);
+                        empty when anonymous */
 } br_job;
 
 /* JOB_ACK: the worker took the job and started it. */
@@ -269,7 +276,7 @@ typedef enum br_state_op {
 } br_state_op;
 
 /* ACTOR_REQUEST: a REQUEST for the key `key` of actor type `actor_type`, at the
- * activation whose fencing token is `epoch` (PROTOCOL.md 5.12). */
+ * activation whose fencing token is `epoch` (PROTOCOL.md 5.15). */
 typedef struct br_actor_request {
     br_str actor_type; /* the actor type the route declares */
     br_str key;        /* the actor's key */
@@ -294,6 +301,37 @@ typedef struct br_deactivate {
     br_str key;
     uint64_t epoch; /* the activation that ends */
 } br_deactivate;
+/* JOB_PROGRESS: the job is still running.  Renews its lease; may report progress. */
+typedef struct br_job_progress {
+    br_str job_id;
+    bool has_progress; /* progress was sent (not nil) */
+    double progress;   /* 0..1, finite */
+    br_str note;       /* a short human-readable note; may be empty */
+} br_job_progress;
+
+/* JOB_CANCEL: the job was cancelled; the worker stops it as soon as it can. */
+typedef struct br_job_cancel {
+    br_str job_id;
+} br_job_cancel;
+
+/* How a task wants its jobs run (TASK_POLICY); 0 in a field: the gateway's default. */
+typedef struct br_task_policy {
+    br_str task;             /* a task the worker announced */
+    uint32_t max_attempts;   /* runs before a failing job is dead */
+    uint32_t backoff_ms;     /* first retry delay (doubles per attempt) */
+    uint32_t backoff_cap_ms; /* longest retry delay */
+    uint32_t lease_ms;       /* lease of its JOBs */
+    uint32_t queue_limit;    /* unfinished jobs at most (503 beyond) */
+    uint32_t timeout_ms;     /* a running attempt longer than this is cancelled and failed */
+    int32_t priority;        /* higher runs first when a worker has credit for several */
+    double rate;             /* JOBs sent per second at most, every worker together; 0: no limit */
+} br_task_policy;
+
+/* TASK_POLICY: the policies of some of the tasks the worker announced. */
+typedef struct br_task_policies {
+    br_task_policy *policies;
+    uint32_t npolicies;
+} br_task_policies;
 
 /* One decoded or to-be-encoded message.  `type` says which union member is valid;
  * HEARTBEAT has no fields. */
@@ -314,6 +352,9 @@ typedef struct br_msg {
         br_actor_request actor_request;
         br_actor_reply actor_reply;
         br_deactivate deactivate;
+        br_job_progress job_progress;
+        br_job_cancel job_cancel;
+        br_task_policies task_policy;
     } u;
 } br_msg;
 

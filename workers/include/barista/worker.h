@@ -155,6 +155,18 @@ typedef struct br_task_spec {
     br_task_fn handler; /* runs each attempt */
     bool is_public;     /* true: HTTP clients may submit it (POST /jobs/{name}); false (the
                            default): internal, only services enqueue it (br_reply_add_job) */
+    /* How the gateway runs its jobs (docs/jobs.md, "Per-task policy"); 0 in any of
+     * these: the gateway's option. */
+    uint32_t max_attempts;   /* runs before a failing job is dead (--jobs-max-attempts) */
+    uint32_t backoff_ms;     /* first retry delay, doubling per attempt (--jobs-backoff) */
+    uint32_t backoff_cap_ms; /* longest retry delay (--jobs-backoff-cap) */
+    uint32_t lease_ms;       /* lease of its JOBs, renewed while it runs (--jobs-lease) */
+    uint32_t queue_limit;    /* unfinished jobs at most, 503 beyond (never more than
+                                --jobs-task-limit) */
+    uint32_t timeout_ms;     /* an attempt running longer is cancelled and fails ("timed out") */
+    uint8_t priority;        /* 0..255: a worker with credit for several tasks gets the
+                                highest first */
+    double rate;             /* JOBs per second at most, all workers together; 0: unlimited */
 } br_task_spec;
 
 /* An option a service reads (a database URL, a file path, a pool size).  It is a flag
@@ -537,6 +549,28 @@ uv_loop_t *br_job_loop(const br_jobctx *job);
 /* The service the task belongs to, and its data (br_svc_data of it). */
 br_svc *br_job_svc(const br_jobctx *job);
 void *br_job_data(const br_jobctx *job);
+
+/* The verified caller who caused the job - the client of POST /jobs/{task}, or of the
+ * request whose reply enqueued it - as one msgpack map (br_req_identity's shape:
+ * `kind`, `sub`, `scopes`, `claims`), read with br_value_parse; empty when anonymous. */
+br_str br_job_identity(const br_jobctx *job);
+
+/* Reports how far the job got: `progress` in 0..1 (negative: none) and a short note
+ * (NULL or "" for none; 255 bytes are kept).  GET /jobs/{id} shows both.  The lease is
+ * renewed automatically while the handler runs; this call renews it too, at once from
+ * an I/O task (which is how a long loop on the loop thread keeps its lease) or at the
+ * worker's next tick from a CPU task's thread.  Returns 0, or BR_EINVAL when the
+ * attempt ended or progress is past 1. */
+int br_job_report(br_jobctx *job, double progress, const char *note);
+
+/* True once the job was cancelled (DELETE /jobs/{id}) while it ran: the handler should
+ * stop and end the attempt (br_job_fail; the job is then `cancelled`, whatever retry
+ * says).  Safe from a CPU task's thread. */
+bool br_job_cancelled(const br_jobctx *job);
+
+/* I/O tasks: fn(job, arg) runs on the loop when a cancel arrives (at most once, and
+ * not after the attempt ended).  NULL removes it. */
+void br_job_on_cancel(br_jobctx *job, void (*fn)(br_jobctx *job, void *arg), void *arg);
 
 /* Ends the attempt successfully with `result` (one msgpack value, copied - a
  * br_writer's bytes; NULL/0 for none).  The job is `succeeded`; the gateway shows the result as

@@ -52,6 +52,10 @@ int gw_metrics_jobs(br_buf *out, const gw_jobs_stats *st);
 
 /* The per-actor-type families, one series per type (label `type`). */
 int gw_metrics_actor_types(br_buf *out, const gw_actor_type_stats *t, size_t n);
+/* Appends the per-task job families: queued and running gauges, ended counters by
+ * outcome, and the queue-latency and run-time histograms, labelled task="NAME"
+ * (escaped).  0 or an append error. */
+int gw_metrics_jobs_tasks(br_buf *out, const gw_jobs *jobs);
 
 /* Appends the supervisor families. 0 or an append error. */
 int gw_metrics_supervisor(br_buf *out, const gw_supervisor_stats *st);

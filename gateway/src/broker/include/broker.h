@@ -223,6 +223,11 @@ typedef struct gw_broker_hooks {
     int (*actor_load)(void *data, br_str type, br_str key, gw_actor_loaded_fn cb, void *ctx);
     int (*actor_commit)(void *data, br_str type, br_str key, uint64_t epoch, uint8_t op,
                         br_str state, gw_actor_done_fn cb, void *ctx);
+    /* JOB_PROGRESS from w (the job runs on: its lease is renewed); false when it names
+     * no job w holds (counted stale). */
+    bool (*job_progress)(void *data, struct gw_worker *w, const br_job_progress *m);
+    /* TASK_POLICY from w: how the tasks it announced want their jobs run. */
+    void (*task_policy)(void *data, struct gw_worker *w, const br_task_policies *m);
 } gw_broker_hooks;
 
 /* Subsystems attached at once, at most. */
@@ -269,6 +274,11 @@ bool gw_broker_accepting(const gw_broker *self);
  * error (BR_ELIMIT, BR_EINVAL, BR_ENOMEM) that says nothing about w; or a send error
  * (gw_broker_send_failed) after which w is reaped at the next tick. */
 int gw_broker_send_job(gw_broker *self, struct gw_worker *w, const br_job *m);
+
+/* Sends JOB_CANCEL for job_id to w (no credit involved).  0, BR_ENOTFOUND for a worker
+ * that is not live, BR_EVERSION for one that speaks protocol version 1 (which has no
+ * JOB_CANCEL), or gw_broker_send_job's send and encoding errors. */
+int gw_broker_send_job_cancel(gw_broker *self, struct gw_worker *w, br_str job_id);
 
 /* True for the errors of gw_broker_send_job that come from the worker, not from
  * encoding the message. */

@@ -115,10 +115,44 @@ typedef struct gw_jobs_stats {
     uint64_t completed; /* jobs that succeeded */
     uint64_t retried;   /* attempts that ended with the job to run again */
     uint64_t dead;      /* jobs that failed for good */
+    uint64_t cancelled; /* jobs cancelled (DELETE /jobs/{id}) */
 } gw_jobs_stats;
 
 /* Fills *out (zeroes when self is NULL). */
 void gw_jobs_stats_get(const gw_jobs *self, gw_jobs_stats *out);
+
+/* Histogram buckets of the per-task timings: upper bounds in seconds (a last, +Inf
+ * bucket is implied). */
+#define GW_JOBS_HIST_BUCKETS 14
+extern const double gw_jobs_hist_bounds[GW_JOBS_HIST_BUCKETS];
+
+/* A histogram of durations: counts per bucket (not cumulative; the last entry is the
+ * +Inf bucket), their sum and count. */
+typedef struct gw_jobs_hist {
+    uint64_t buckets[GW_JOBS_HIST_BUCKETS + 1]; /* observations per bucket */
+    uint64_t count;                             /* observations */
+    double sum_s;                               /* their sum, seconds */
+} gw_jobs_hist;
+
+/* One task's numbers for GET /metrics. */
+typedef struct gw_jobs_task_stats {
+    const char *task;           /* its name (valid until the queue changes) */
+    uint64_t queued;            /* gauge: unfinished and not running (due, delayed, retrying) */
+    uint64_t running;           /* gauge: leased to a worker */
+    uint64_t succeeded;         /* counter: jobs that succeeded */
+    uint64_t failed;            /* counter: attempts that failed and left the job to run again */
+    uint64_t dead;              /* counter: jobs that failed for good */
+    uint64_t cancelled;         /* counter: jobs cancelled */
+    gw_jobs_hist queue_latency; /* from due (submitted, delay or backoff over) to sent */
+    gw_jobs_hist run_time;      /* from sent to its JOB_RESULT */
+} gw_jobs_task_stats;
+
+/* Tasks the queue knows (any state), for gw_jobs_task_stats_get; 0 when self is NULL. */
+size_t gw_jobs_task_count(const gw_jobs *self);
+
+/* Fills *out for task number i (< gw_jobs_task_count).  Counters start when the task
+ * record is made (a gateway start, or a task that comes back after it retired). */
+void gw_jobs_task_stats_get(const gw_jobs *self, size_t i, gw_jobs_task_stats *out);
 
 /* The delay before retry number `attempt` (1 = after the first failure):
  * base * 2^(attempt-1), capped at cap, then jittered into [d/2, d] by `rnd`

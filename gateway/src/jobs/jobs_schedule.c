@@ -1,0 +1,463 @@
+/*
+ * jobs_schedule.c - periodic jobs (Celery beat): interval and cron schedules, created
+ * over HTTP and kept in the store.
+ *
+ *   POST /schedules        {"task", "payload"?, "interval_ms" | "cron", "catch_up"?}
+ *                          -> 201 {"id", "task", "next_run_ms", ...}
+ *   GET /schedules         {"items": [...]} (the caller's, as for jobs)
+ *   DELETE /schedules/{id} -> 204
+ *
+ * Exactly one job per tick, across restarts: a tick's job carries the idempotency key
+ * "schedule:<id>:<tick ms>", and the schedule's last tick is written after the job, in
+ * the same ordered store queue.  A gateway that dies between the two writes finds the
+ * tick again at its next start and submits it again - the key finds the job written
+ * before, so nothing is doubled.  Ticks missed while no gateway ran are made up, at
+ * most `catch_up` of them (the latest ones); the rest are skipped.  Ticks are checked
+ * on the queue's 50 ms timer.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include <barista/mpread.h>
+
+#include "jobs_int.h"
+#include "json.h"
+
+struct gw_jobs_schedule {
+    gw_list link;         /* in jobs->schedules */
+    char id[33];          /* 32 hex digits, random */
+    char *task;           /* task name (owned) */
+    br_str payload;       /* msgpack argument (owned) */
+    char *cron_text;      /* the expression (owned), or NULL for an interval */
+    gw_jobs_cron cron;    /* parsed */
+    uint64_t interval_ms; /* when not cron */
+    int64_t last_tick_ms; /* the last tick a job was made for; its creation at first */
+    int64_t next_ms;      /* the next tick, or -1 (a cron that never matches) */
+    uint32_t catch_up;    /* missed ticks made up at most */
+    bool has_owner;       /* created by a verified caller */
+    uint8_t owned_by[GW_JOBS_IDEM_BYTES]; /* digest of its kind and subject */
+    br_str identity;                      /* its bytes (owned), given to the jobs; maybe empty */
+};
+
+static void schedule_free(gw_jobs_schedule *s)
+{
+    free(s->task);
+    free((void *)s->payload.ptr);
+    free(s->cron_text);
+    free((void *)s->identity.ptr);
+    free(s);
+}
+
+/* The tick after `t`. */
+static int64_t tick_after(const gw_jobs_schedule *s, int64_t t)
+{
+    if (s->cron_text)
+        return gw__jobs_cron_next(&s->cron, t);
+    return t + (int64_t)s->interval_ms;
+}
+
+static gw_schedule_row row_of(const gw_jobs_schedule *s)
+{
+    return (gw_schedule_row){.id = br_str_c(s->id),
+                             .task = br_str_c(s->task),
+                             .payload = s->payload,
+                             .cron = br_str_c(s->cron_text),
+                             .interval_ms = s->interval_ms,
+                             .last_tick_ms = s->last_tick_ms,
+                             .catch_up = s->catch_up,
+                             .identity = s->identity};
+}
+
+/* Builds a schedule from its parts (copied).  NULL when out of memory or the cron
+ * text does not parse. */
+static gw_jobs_schedule *schedule_new(const gw_schedule_row *r)
+{
+    gw_jobs_schedule *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    gw_list_init(&s->link);
+    snprintf(s->id, sizeof(s->id), "%.*s", (int)r->id.len, r->id.ptr);
+    s->task = strndup(r->task.ptr ? r->task.ptr : "", r->task.len);
+    char *payload = malloc(r->payload.len ? r->payload.len : 1);
+    char *identity = r->identity.len ? malloc(r->identity.len) : NULL;
+    if (!s->task || !payload || (r->identity.len && !identity)) {
+        free(payload);
+        free(identity);
+        schedule_free(s);
+        return NULL;
+    }
+    if (r->payload.len)
+        memcpy(payload, r->payload.ptr, r->payload.len);
+    s->payload = (br_str){payload, r->payload.len};
+    if (identity)
+        memcpy(identity, r->identity.ptr, r->identity.len);
+    s->identity = (br_str){identity, r->identity.len};
+    s->has_owner = gw__jobs_owner_digest(s->identity, s->owned_by);
+    if (r->cron.len) {
+        s->cron_text = strndup(r->cron.ptr, r->cron.len);
+        if (!s->cron_text || gw__jobs_cron_parse(s->cron_text, &s->cron) != 0) {
+            schedule_free(s);
+            return NULL;
+        }
+    }
+    s->interval_ms = r->interval_ms;
+    s->last_tick_ms = r->last_tick_ms;
+    s->catch_up = r->catch_up;
+    s->next_ms = tick_after(s, s->last_tick_ms);
+    return s;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Ticks.                                                                              */
+
+/* Submits the job of tick `tick` (keyed by it).  0, or the submit's error. */
+static int submit_tick(gw_jobs *j, gw_jobs_schedule *s, int64_t tick)
+{
+    gw_jobs_task *t = gw__jobs_task_open(j, br_str_c(s->task));
+    if (!t)
+        return BR_ENOTFOUND;
+    char key[64];
+    snprintf(key, sizeof(key), "schedule:%s:%lld", s->id, (long long)tick);
+    gw_job *job;
+    return gw__jobs_submit(j, t, s->payload, br_str_c(key), 0, s->identity, NULL, &job);
+}
+
+void gw__jobs_schedules_tick(gw_jobs *j, int64_t now)
+{
+    gw_list *l = j->schedules.next;
+    while (l != &j->schedules) {
+        gw_jobs_schedule *s = GW_CONTAINER_OF(l, gw_jobs_schedule, link);
+        l = l->next;
+        if (s->next_ms < 0 || s->next_ms > now)
+            continue;
+        /* Ticks missed beyond catch_up are skipped: only the latest ones are made. */
+        int64_t tick = s->next_ms;
+        uint32_t missed = 0;
+        for (int64_t t = tick; t >= 0 && t <= now && missed <= s->catch_up; t = tick_after(s, t))
+            missed++;
+        while (missed > s->catch_up + 1 && tick >= 0 && tick <= now) {
+            tick = tick_after(s, tick);
+            missed--;
+        }
+        for (int64_t t = tick; t >= 0 && t <= now; t = tick_after(s, t)) {
+            int rc = submit_tick(j, s, t);
+            if (rc == BR_EFULL || rc == BR_ENOMEM)
+                break; /* the store or memory is full: this tick again next time */
+            if (rc == BR_ENOTFOUND && t == tick)
+                gw_log(GW_LOG_WARN, "jobs", "schedule %s: task %s does not exist: tick skipped",
+                       s->id, s->task);
+            s->last_tick_ms = t;
+        }
+        s->next_ms = tick_after(s, s->last_tick_ms);
+        gw_schedule_row r = row_of(s);
+        if (gw__jobs_store_put_schedule(j->store, &r, NULL, NULL) != 0)
+            gw_log(GW_LOG_WARN, "jobs", "schedule %s: its last tick could not be written", s->id);
+    }
+}
+
+static void load_schedule(const gw_schedule_row *r, void *arg)
+{
+    gw_jobs *j = arg;
+    gw_jobs_schedule *s = schedule_new(r);
+    if (!s) {
+        gw_log(GW_LOG_ERROR, "jobs", "schedule %.*s from the store dropped", (int)r->id.len,
+               r->id.ptr);
+        return;
+    }
+    gw_list_push_back(&j->schedules, &s->link);
+    j->nschedules++;
+}
+
+int gw__jobs_schedules_load(gw_jobs *j)
+{
+    return gw__jobs_store_load_schedules(j->store, load_schedule, j);
+}
+
+void gw__jobs_schedules_free(gw_jobs *j)
+{
+    while (!gw_list_empty(&j->schedules)) {
+        gw_jobs_schedule *s = GW_CONTAINER_OF(j->schedules.next, gw_jobs_schedule, link);
+        gw_list_remove(&s->link);
+        schedule_free(s);
+    }
+    j->nschedules = 0;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* The API.                                                                            */
+
+static bool visible(const gw_jobs_schedule *s, br_str who)
+{
+    return gw__jobs_owner_matches(s->has_owner, s->owned_by, who);
+}
+
+static int put(br_buf *b, const char *s)
+{
+    return br_buf_append(b, s, strlen(s));
+}
+
+/* Appends schedule s as JSON. */
+static int render(br_buf *b, const gw_jobs_schedule *s)
+{
+    char head[128];
+    snprintf(head, sizeof(head), "{\"id\":\"%s\",\"task\":", s->id);
+    int rc = put(b, head);
+    if (rc == 0)
+        rc = gw_json_append_string(b, s->task, strlen(s->task));
+    if (rc == 0 && s->cron_text) {
+        rc = put(b, ",\"cron\":");
+        if (rc == 0)
+            rc = gw_json_append_string(b, s->cron_text, strlen(s->cron_text));
+    } else if (rc == 0) {
+        char iv[48];
+        snprintf(iv, sizeof(iv), ",\"interval_ms\":%llu", (unsigned long long)s->interval_ms);
+        rc = put(b, iv);
+    }
+    char tail[160];
+    snprintf(tail, sizeof(tail),
+             ",\"catch_up\":%u,\"last_tick_ms\":%lld,\"next_run_ms\":", s->catch_up,
+             (long long)s->last_tick_ms);
+    if (rc == 0)
+        rc = put(b, tail);
+    if (rc == 0 && s->next_ms >= 0) {
+        char n[24];
+        snprintf(n, sizeof(n), "%lld", (long long)s->next_ms);
+        rc = put(b, n);
+    } else if (rc == 0) {
+        rc = put(b, "null");
+    }
+    if (rc == 0)
+        rc = put(b, ",\"payload\":");
+    if (rc == 0 && gw_msgpack_to_json(s->payload.ptr, s->payload.len, b) != 0)
+        rc = put(b, "null");
+    return rc == 0 ? put(b, "}") : rc;
+}
+
+static void respond(gw_req *req, int status, const br_buf *b)
+{
+    gw_req_respond(req, status, NULL, 0, "application/json", b->data, b->len);
+}
+
+/* Answers 422 with one error at ["body", field]. */
+static void respond_422(gw_req *req, const char *field, const char *msg)
+{
+    char body[512];
+    int n = snprintf(body, sizeof(body),
+                     "{\"detail\":[{\"type\":\"value_error\",\"loc\":[\"body\",\"%s\"],"
+                     "\"msg\":\"%s\",\"input\":null}]}",
+                     field, msg);
+    gw_req_respond(req, 422, NULL, 0, "application/json", body, (size_t)n);
+}
+
+/* POST /schedules' body, read from its msgpack form. */
+typedef struct schedule_in {
+    br_str task, cron, payload;
+    bool has_task, has_cron, has_interval, has_catch_up;
+    uint64_t interval_ms, catch_up;
+    const char *bad; /* the field that is not what it should be, or NULL */
+} schedule_in;
+
+/* Reads the body's map; unknown keys are ignored.  False when it is not a map. */
+static bool read_body(br_str mp, schedule_in *in)
+{
+    br_cursor c;
+    uint32_t n;
+    br_cursor_init(&c, mp.ptr, mp.len);
+    if (br_cursor_map(&c, &n) != 0)
+        return false;
+    for (uint32_t i = 0; i < n; i++) {
+        br_str key;
+        if (br_cursor_str(&c, &key, 64) != 0)
+            return false;
+        const uint8_t *at = c.p;
+        int rc = 0;
+        if (br_str_eq(key, "task")) {
+            in->has_task = true;
+            rc = br_cursor_str(&c, &in->task, GW_JOBS_NAME_MAX);
+        } else if (br_str_eq(key, "cron")) {
+            in->has_cron = true;
+            rc = br_cursor_str(&c, &in->cron, GW_JOBS_CRON_MAX);
+        } else if (br_str_eq(key, "interval_ms")) {
+            in->has_interval = true;
+            rc = br_cursor_uint(&c, &in->interval_ms);
+        } else if (br_str_eq(key, "catch_up")) {
+            in->has_catch_up = true;
+            rc = br_cursor_uint(&c, &in->catch_up);
+        } else {
+            rc = br_cursor_skip(&c, BR_CURSOR_MAX_DEPTH);
+            if (rc == 0 && br_str_eq(key, "payload"))
+                in->payload = (br_str){(const char *)at, (uint32_t)(c.p - at)};
+        }
+        if (rc != 0) {
+            if (!in->bad)
+                in->bad = br_str_eq(key, "task")          ? "task"
+                          : br_str_eq(key, "cron")        ? "cron"
+                          : br_str_eq(key, "interval_ms") ? "interval_ms"
+                                                          : "catch_up";
+            if (br_cursor_skip(&c, BR_CURSOR_MAX_DEPTH) != 0)
+                return false;
+        }
+    }
+    return br_cursor_left(&c) == 0;
+}
+
+/* POST /schedules */
+static void post_schedule(gw_req *req, void *data)
+{
+    gw_jobs *j = data;
+    br_buf mp = {.max = br_limits_default.max_body};
+    char err[GW_DETAIL_MAX];
+    schedule_in in = {0};
+    if (gw_json_to_msgpack(req->body, req->body_len, &mp, err, sizeof(err)) != 0 ||
+        !read_body((br_str){(const char *)mp.data, (uint32_t)mp.len}, &in)) {
+        br_buf_free(&mp);
+        respond_422(req, "", "the body must be a JSON object");
+        return;
+    }
+    br_str task = in.task, cron = in.cron;
+    uint64_t interval = in.interval_ms, catch_up = in.has_catch_up ? in.catch_up : 1;
+    bool has_cron = in.has_cron, has_iv = in.has_interval;
+    if (!in.has_task || (in.bad && strcmp(in.bad, "task") == 0) || task.len == 0 ||
+        !gw__jobs_task_public(j, task)) {
+        br_buf_free(&mp);
+        respond_422(req, "task", "a public task that exists");
+        return;
+    }
+    gw_jobs_cron parsed;
+    char cron_text[GW_JOBS_CRON_MAX + 1];
+    const char *bad = NULL, *where = NULL;
+    if (in.bad) {
+        bad = "not the right type";
+        where = in.bad;
+    } else if (has_cron == has_iv) {
+        bad = "give interval_ms or cron, one of them";
+        where = "interval_ms";
+    } else if (has_iv && (interval < GW_JOBS_INTERVAL_MIN_MS || interval > GW_JOBS_DELAY_MAX_MS)) {
+        bad = "interval_ms must be 10 ms to 30 days";
+        where = "interval_ms";
+    } else if (has_cron) {
+        snprintf(cron_text, sizeof(cron_text), "%.*s", (int)cron.len, cron.ptr);
+        if (cron.len > GW_JOBS_CRON_MAX || gw__jobs_cron_parse(cron_text, &parsed) != 0) {
+            bad = "a cron expression: minute hour day-of-month month day-of-week";
+            where = "cron";
+        }
+    }
+    if (!bad && catch_up > GW_JOBS_CATCH_UP_MAX) {
+        bad = "catch_up must be 0 to 1000";
+        where = "catch_up";
+    }
+    if (!bad && j->nschedules >= GW_JOBS_SCHEDULES_MAX) {
+        br_buf_free(&mp);
+        gw_req_respond_error(req, 503, true, "Service Unavailable: too many schedules");
+        return;
+    }
+    if (bad) {
+        br_buf_free(&mp);
+        respond_422(req, where, bad);
+        return;
+    }
+    br_str payload = in.payload.len ? in.payload : (br_str){"\xc0", 1};
+    uint8_t rnd[16];
+    randombytes_buf(rnd, sizeof(rnd));
+    char id[33];
+    for (int i = 0; i < 16; i++)
+        snprintf(id + 2 * i, 3, "%02x", rnd[i]);
+    gw_schedule_row r = {.id = br_str_c(id),
+                         .task = task,
+                         .payload = payload,
+                         .cron = has_cron ? br_str_c(cron_text) : (br_str){0},
+                         .interval_ms = interval,
+                         .last_tick_ms = gw__jobs_now_ms(),
+                         .catch_up = (uint32_t)catch_up,
+                         .identity = gw__jobs_caller(req)};
+    gw_jobs_schedule *s = schedule_new(&r);
+    br_buf_free(&mp); /* r's strings pointed into it: the schedule has its copies */
+    gw_schedule_row stored = s ? row_of(s) : r;
+    if (!s || gw__jobs_store_put_schedule(j->store, &stored, NULL, NULL) != 0) {
+        if (s)
+            schedule_free(s);
+        gw_req_respond_error(req, 503, true, "Service Unavailable: the schedule was not stored");
+        return;
+    }
+    gw_list_push_back(&j->schedules, &s->link);
+    j->nschedules++;
+    j->scratch.len = 0;
+    if (render(&j->scratch, s) != 0)
+        gw_req_respond_detail(req, 500, "Internal Server Error");
+    else
+        respond(req, 201, &j->scratch);
+}
+
+/* GET /schedules */
+static void list_schedules(gw_req *req, void *data)
+{
+    gw_jobs *j = data;
+    br_str who = gw__jobs_caller(req);
+    br_buf *b = &j->scratch;
+    b->len = 0;
+    int rc = put(b, "{\"items\":[");
+    bool first = true;
+    for (gw_list *l = j->schedules.next; l != &j->schedules && rc == 0; l = l->next) {
+        gw_jobs_schedule *s = GW_CONTAINER_OF(l, gw_jobs_schedule, link);
+        if (!visible(s, who))
+            continue;
+        if (!first)
+            rc = put(b, ",");
+        first = false;
+        if (rc == 0)
+            rc = render(b, s);
+    }
+    if (rc == 0)
+        rc = put(b, "]}");
+    if (rc != 0)
+        gw_req_respond_detail(req, 500, "Internal Server Error");
+    else
+        respond(req, 200, b);
+}
+
+/* DELETE /schedules/{id} */
+static void delete_schedule(gw_req *req, void *data)
+{
+    gw_jobs *j = data;
+    const gw_path_param *p = &req->match.params[0];
+    br_str who = gw__jobs_caller(req);
+    for (gw_list *l = j->schedules.next; l != &j->schedules; l = l->next) {
+        gw_jobs_schedule *s = GW_CONTAINER_OF(l, gw_jobs_schedule, link);
+        if (p->value_len != 32 || memcmp(p->value, s->id, 32) != 0 || !visible(s, who))
+            continue;
+        if (gw__jobs_store_delete_schedule(j->store, br_str_c(s->id), NULL, NULL) != 0) {
+            gw_req_respond_error(req, 503, true, "Service Unavailable: the store is busy");
+            return;
+        }
+        gw_list_remove(&s->link);
+        j->nschedules--;
+        schedule_free(s);
+        gw_req_respond(req, 204, NULL, 0, NULL, NULL, 0);
+        return;
+    }
+    gw_req_respond_detail(req, 404, "Schedule not found");
+}
+
+static const gw_jobs_route routes[] = {
+    {"POST", "/schedules", post_schedule},
+    {"GET", "/schedules", list_schedules},
+    {"DELETE", "/schedules/{id}", delete_schedule},
+};
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+int gw__jobs_schedule_routes_add(gw_jobs *j)
+{
+    int rc = gw__jobs_router_add(j, routes, NROUTES);
+    j->schedule_routes_added = rc == 0;
+    return rc;
+}
+
+void gw__jobs_schedule_routes_remove(gw_jobs *j)
+{
+    if (j->schedule_routes_added)
+        gw__jobs_router_remove(j, routes, NROUTES);
+    j->schedule_routes_added = false;
+}
