@@ -53,6 +53,17 @@ class EdgeTestCase(BrokerTestCase):
         text = read(path) if path else self.gw.stderr()
         return [l for l in text.splitlines() if re.match(r"^\S+ - \S+ \[", l)]
 
+    def assert_preflight_ok(self, r, origin, methods, headers, max_age, credentials):
+        """r is a 204 preflight answer allowing origin with these headers' values."""
+        self.assertEqual(r.status, 204)
+        self.assertEqual(r.header("access-control-allow-origin"), origin)
+        self.assertEqual(r.header("access-control-allow-methods"), methods)
+        self.assertEqual(r.header("access-control-allow-headers"), headers)
+        self.assertEqual(r.header("access-control-max-age"), max_age)
+        self.assertEqual(r.header("access-control-allow-credentials"),
+                         "true" if credentials else None)
+        self.assertIsNone(r.header("x-barista-worker"))  # no worker hop
+
     def wait_log(self, pred, path=None):
         found = h.poll_until(lambda: [l for l in self.access_lines(path) if pred(l)], 10.0)
         self.assertTrue(found, "no matching access-log line; stderr:\n" + self.gw.stderr())
@@ -436,12 +447,7 @@ class ServiceCorsFromTheSdk(EdgeTestCase):
         r = self.request("OPTIONS", "/cors-sdk", [("Origin", self.SDK),
                                                   ("Access-Control-Request-Method", "GET"),
                                                   ("Access-Control-Request-Headers", "X-SDK")])
-        self.assertEqual(r.status, 204)
-        self.assertEqual(r.header("access-control-allow-origin"), self.SDK)
-        self.assertEqual(r.header("access-control-allow-methods"), "GET")
-        self.assertEqual(r.header("access-control-allow-headers"), "x-sdk")
-        self.assertEqual(r.header("access-control-max-age"), "120")
-        self.assertEqual(r.header("access-control-allow-credentials"), "true")
+        self.assert_preflight_ok(r, self.SDK, "GET", "x-sdk", "120", True)
         r = self.get("/cors-sdk", [("Origin", self.SDK)])
         self.assertEqual((r.status, r.json()), (200, {"cors": "sdk"}))
         self.assertEqual(r.header("access-control-allow-origin"), self.SDK)
@@ -486,14 +492,8 @@ class ServiceCors(EdgeTestCase):
         self.start_with("--cors-origins", self.B, "--cors-expose", "x-b")
         # The declaring service: its origin, methods, headers, max-age and credentials.
         r = self.preflight(self.A, "/a", "POST", "Content-Type")
-        self.assertEqual(r.status, 204)
-        self.assertEqual(r.header("access-control-allow-origin"), self.A)
-        self.assertEqual(r.header("access-control-allow-methods"), "GET, POST")
-        self.assertEqual(r.header("access-control-allow-headers"), "content-type")
-        self.assertEqual(r.header("access-control-max-age"), "60")
-        self.assertEqual(r.header("access-control-allow-credentials"), "true")
+        self.assert_preflight_ok(r, self.A, "GET, POST", "content-type", "60", True)
         self.assertEqual(r.header("vary"), "Origin")
-        self.assertIsNone(r.header("x-barista-worker"))
         r = self.get("/a", [("Origin", self.A)])
         self.assertEqual(r.status, 200)
         self.assertEqual(r.header("access-control-allow-origin"), self.A)
