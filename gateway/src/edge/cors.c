@@ -140,11 +140,16 @@ static bool headers_allowed(const cors_view *v, const gw_header *h)
 
 bool gw__cors_request(gw_edge *e, gw_req *req, edge_req *er)
 {
+    bool options = strcmp(req->method, "OPTIONS") == 0;
+    er->cors = route_cors(req->match.route);
+    /* No policy this request could meet: skip the header lookups. */
+    if (!e->cors_on && !er->cors && !(options && e->router))
+        return false;
     const gw_header *origin = gw_req_header(req, "origin");
-    const gw_header *method = origin && strcmp(req->method, "OPTIONS") == 0
-                                  ? gw_req_header(req, "access-control-request-method")
-                                  : NULL;
-    er->cors = method ? preflight_cors(e, req, method) : route_cors(req->match.route);
+    const gw_header *method =
+        origin && options ? gw_req_header(req, "access-control-request-method") : NULL;
+    if (method)
+        er->cors = preflight_cors(e, req, method);
     cors_view v;
     if (!origin || !view_of(e, er->cors, &v))
         return false;
