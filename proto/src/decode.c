@@ -266,6 +266,27 @@ static int get_route(dec *d, br_route *r)
     return close_record(d, extra);
 }
 
+/* A service's CORS field: nil for none (the gateway's policy), else a record of six
+ * fields; the texts are bounded by BR_CORS_TEXT_MAX before validate.c reads them. */
+static int get_cors(dec *d, br_service *s)
+{
+    int rc = br_cursor_nil(&d->cur);
+    if (rc != BR_ETYPE)
+        return rc;
+    uint32_t extra;
+    br_cors *c = &s->cors;
+    uint32_t max = d->lim->max_string < BR_CORS_TEXT_MAX ? d->lim->max_string : BR_CORS_TEXT_MAX;
+    TRY(open_record(d, 6, &extra));
+    TRY(br_cursor_str(&d->cur, &c->origins, max));
+    TRY(br_cursor_str(&d->cur, &c->methods, max));
+    TRY(br_cursor_str(&d->cur, &c->headers, max));
+    TRY(br_cursor_str(&d->cur, &c->expose, max));
+    TRY(br_cursor_bool(&d->cur, &c->credentials));
+    TRY(get_u32(d, &c->max_age_s));
+    s->has_cors = true;
+    return close_record(d, extra);
+}
+
 static int get_service(dec *d, br_service *s)
 {
     uint32_t extra;
@@ -277,6 +298,7 @@ static int get_service(dec *d, br_service *s)
     s->routes = mem;
     for (uint32_t i = 0; i < s->nroutes; i++)
         TRY(get_route(d, &s->routes[i]));
+    OPTIONAL_FIELD(d, extra, get_cors(d, s));
     return close_record(d, extra);
 }
 

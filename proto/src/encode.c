@@ -143,6 +143,17 @@ static void pack_route(msgpack_packer *pk, const br_route *r)
     pack_bool(pk, r->actor_reentrant);
 }
 
+static void pack_cors(msgpack_packer *pk, const br_cors *c)
+{
+    msgpack_pack_array(pk, 6);
+    pack_str(pk, c->origins);
+    pack_str(pk, c->methods);
+    pack_str(pk, c->headers);
+    pack_str(pk, c->expose);
+    pack_bool(pk, c->credentials);
+    msgpack_pack_uint32(pk, c->max_age_s);
+}
+
 static void pack_ready(msgpack_packer *pk, const br_ready *m)
 {
     /* public_tasks is optional and trailing: left out when empty, so that a READY
@@ -157,12 +168,15 @@ static void pack_ready(msgpack_packer *pk, const br_ready *m)
     msgpack_pack_array(pk, m->nservices);
     for (uint32_t i = 0; i < m->nservices; i++) {
         const br_service *s = &m->services[i];
-        msgpack_pack_array(pk, 3);
+        /* cors is optional and trailing: left out when the service has none. */
+        msgpack_pack_array(pk, s->has_cors ? 4 : 3);
         pack_str(pk, s->name);
         msgpack_pack_uint8(pk, s->kind);
         msgpack_pack_array(pk, s->nroutes);
         for (uint32_t j = 0; j < s->nroutes; j++)
             pack_route(pk, &s->routes[j]);
+        if (s->has_cors)
+            pack_cors(pk, &s->cors);
     }
     msgpack_pack_array(pk, m->ntasks);
     for (uint32_t i = 0; i < m->ntasks; i++)

@@ -68,6 +68,62 @@ static bool route_ok(const br_route *r)
     return true;
 }
 
+/* A CORS text: at most BR_CORS_TEXT_MAX bytes of printable ASCII (no control byte), so
+ * that it can go into a response header as it is. */
+static bool cors_text_ok(br_str s)
+{
+    if (!str_ok(s) || s.len > BR_CORS_TEXT_MAX)
+        return false;
+    for (uint32_t i = 0; i < s.len; i++) {
+        unsigned char c = (unsigned char)s.ptr[i];
+        if (c < 0x20 || c >= 0x7f)
+            return false;
+    }
+    return true;
+}
+
+/* True when the list holds the token "*" (spaces and tabs around it ignored). */
+static bool cors_has_star(br_str s)
+{
+    uint32_t i = 0;
+    while (i < s.len) {
+        while (i < s.len && (s.ptr[i] == ' ' || s.ptr[i] == '\t' || s.ptr[i] == ','))
+            i++;
+        uint32_t start = i;
+        while (i < s.len && s.ptr[i] != ',')
+            i++;
+        uint32_t end = i;
+        while (end > start && (s.ptr[end - 1] == ' ' || s.ptr[end - 1] == '\t'))
+            end--;
+        if (end - start == 1 && s.ptr[start] == '*')
+            return true;
+    }
+    return false;
+}
+
+#define CORS_STR_(x)       #x
+#define CORS_STR(x)        CORS_STR_(x)
+#define BR_CORS_TEXT_MAX_S CORS_STR(BR_CORS_TEXT_MAX)
+
+const char *br_cors_check(const br_cors *c)
+{
+    const br_str texts[] = {c->origins, c->methods, c->headers, c->expose};
+    static const char *const bad[] = {
+        "cors origins: longer than " BR_CORS_TEXT_MAX_S " bytes or not printable ASCII",
+        "cors methods: longer than " BR_CORS_TEXT_MAX_S " bytes or not printable ASCII",
+        "cors headers: longer than " BR_CORS_TEXT_MAX_S " bytes or not printable ASCII",
+        "cors expose: longer than " BR_CORS_TEXT_MAX_S " bytes or not printable ASCII",
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        if (!cors_text_ok(texts[i]))
+            return bad[i];
+    }
+    if (c->credentials && cors_has_star(c->origins))
+        return "cors: origins \"*\" with credentials is refused by browsers; "
+               "list the origins instead";
+    return NULL;
+}
+
 static bool ready_ok(const br_ready *m)
 {
     if (!str_ok(m->worker_id) || m->kind > BR_KIND_CPU)
@@ -81,6 +137,8 @@ static bool ready_ok(const br_ready *m)
          * refuses it with a GOODBYE that says why, which it could not do if decoding
          * failed here. */
         if (!str_ok(s->name) || s->kind > BR_KIND_CPU || !PRESENT(s->routes, s->nroutes))
+            return false;
+        if (s->has_cors && br_cors_check(&s->cors) != NULL)
             return false;
         for (uint32_t j = 0; j < s->nroutes; j++) {
             if (!route_ok(&s->routes[j]))

@@ -32,11 +32,14 @@ def read(path):
         return f.read()
 
 
-def ready_routes(worker_id, service, routes, capacity=8):
+def ready_routes(worker_id, service, routes, capacity=8, cors=None):
     """READY for one io service whose routes are (method, path, body, auth, scopes,
-    forward_token) - the route record with the edge's optional fields."""
+    forward_token) - the route record with the edge's optional fields; `cors`, when
+    given, is the service's CORS record (PROTOCOL.md 5.1): [origins, methods, headers,
+    expose, credentials, max_age_s]."""
     rts = [[m, p, 0, body, "", [], auth, scopes, fwd] for m, p, body, auth, scopes, fwd in routes]
-    return pack([1, 1, worker_id, 0, capacity, HEARTBEAT_MS, [[service, 0, rts]], []])
+    svc = [service, 0, rts] + ([cors] if cors is not None else [])
+    return pack([1, 1, worker_id, 0, capacity, HEARTBEAT_MS, [svc], []])
 
 
 class EdgeTestCase(BrokerTestCase):
@@ -49,6 +52,17 @@ class EdgeTestCase(BrokerTestCase):
         """Access-log lines (text format) from the gateway's stderr or a file."""
         text = read(path) if path else self.gw.stderr()
         return [l for l in text.splitlines() if re.match(r"^\S+ - \S+ \[", l)]
+
+    def assert_preflight_ok(self, r, origin, methods, headers, max_age, credentials):
+        """r is a 204 preflight answer allowing origin with these headers' values."""
+        self.assertEqual(r.status, 204)
+        self.assertEqual(r.header("access-control-allow-origin"), origin)
+        self.assertEqual(r.header("access-control-allow-methods"), methods)
+        self.assertEqual(r.header("access-control-allow-headers"), headers)
+        self.assertEqual(r.header("access-control-max-age"), max_age)
+        self.assertEqual(r.header("access-control-allow-credentials"),
+                         "true" if credentials else None)
+        self.assertIsNone(r.header("x-barista-worker"))  # no worker hop
 
     def wait_log(self, pred, path=None):
         found = h.poll_until(lambda: [l for l in self.access_lines(path) if pred(l)], 10.0)
@@ -377,9 +391,9 @@ class FakeWorker:
     """A worker speaking the protocol from a thread: it answers every REQUEST 200 with
     a msgpack map of what it received (identity, header names, request id)."""
 
-    def __init__(self, test, port, service, routes):
+    def __init__(self, test, port, service, routes, cors=None):
         self.z = ZmtpDealer("127.0.0.1", port, timeout=60)
-        self.z.send(ready_routes("fake:" + service, service, routes, capacity=64))
+        self.z.send(ready_routes("fake:" + service, service, routes, capacity=64, cors=cors))
         self.z.recv_type(WELCOME)
         self.stop = threading.Event()
         self.serve = threading.Thread(target=self._serve, daemon=True)
@@ -417,7 +431,137 @@ class FakeWorker:
         self.z.close()
 
 
+class ServiceCorsFromTheSdk(EdgeTestCase):
+    """A br_service_spec's cors (barista-worker-test's `cors-sdk`, cors_service.c)
+    reaches the gateway through a real worker's READY and answers for its route."""
+    SDK = "https://sdk.example"
+
+    def setUp(self):
+        self.start("--cors-origins", "https://gw.example")
+        h.start_process(self, [h.binary("barista-worker-test"), "--services", "hello,cors-sdk",
+                               "--connect", self.endpoint, "--heartbeat-ms", str(HEARTBEAT_MS)])
+        self.wait_joined(1)
+        self.wait_ready()
+
+    def test_the_declared_policy_answers_for_the_service(self):
+        r = self.request("OPTIONS", "/cors-sdk", [("Origin", self.SDK),
+                                                  ("Access-Control-Request-Method", "GET"),
+                                                  ("Access-Control-Request-Headers", "X-SDK")])
+        self.assert_preflight_ok(r, self.SDK, "GET", "x-sdk", "120", True)
+        r = self.get("/cors-sdk", [("Origin", self.SDK)])
+        self.assertEqual((r.status, r.json()), (200, {"cors": "sdk"}))
+        self.assertEqual(r.header("access-control-allow-origin"), self.SDK)
+        self.assertEqual(r.header("access-control-expose-headers"), "x-request-id")
+        self.assertEqual(r.header("vary"), "Origin")
+        # The same worker's other service meets the gateway's policy.
+        r = self.get("/hello", [("Origin", self.SDK)])
+        self.assertIsNone(r.header("access-control-allow-origin"))
+        r = self.get("/hello", [("Origin", "https://gw.example")])
+        self.assertEqual(r.header("access-control-allow-origin"), "https://gw.example")
+        r = self.request("OPTIONS", "/cors-sdk", [("Origin", "https://gw.example"),
+                                                  ("Access-Control-Request-Method", "GET")])
+        self.assertEqual((r.status, r.json()), (400, {"detail": "Disallowed CORS origin"}))
+
+
 NONE, OPTIONAL, REQUIRED = 1, 2, 3
+
+
+class ServiceCors(EdgeTestCase):
+    """CORS declared by a service (READY's service record, field 3) answers for its
+    routes; a service without one meets the gateway-wide --cors-* options."""
+    A = "https://a.example"  # the declaring service's origin
+    B = "https://b.example"  # the gateway's
+    POLICY = [A, "GET, POST", "content-type", "x-a", True, 60]
+
+    def start_with(self, *gw_args):
+        self.start(*gw_args)
+        FakeWorker(self, self.broker_port, "declares", [("GET", "/a", 0, NONE, "", False),
+                                                        ("POST", "/a", 0, NONE, "", False)],
+                   cors=self.POLICY)
+        FakeWorker(self, self.broker_port, "plain", [("GET", "/p", 0, NONE, "", False)])
+        self.assertEqual(self.get("/p").status, 200)
+        self.assertEqual(self.get("/a").status, 200)
+
+    def preflight(self, origin, path, method="POST", headers=None):
+        hdrs = [("Origin", origin), ("Access-Control-Request-Method", method)]
+        if headers:
+            hdrs.append(("Access-Control-Request-Headers", headers))
+        return self.request("OPTIONS", path, hdrs)
+
+    def test_each_service_meets_its_own_policy(self):
+        self.start_with("--cors-origins", self.B, "--cors-expose", "x-b")
+        # The declaring service: its origin, methods, headers, max-age and credentials.
+        r = self.preflight(self.A, "/a", "POST", "Content-Type")
+        self.assert_preflight_ok(r, self.A, "GET, POST", "content-type", "60", True)
+        self.assertEqual(r.header("vary"), "Origin")
+        r = self.get("/a", [("Origin", self.A)])
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.header("access-control-allow-origin"), self.A)
+        self.assertEqual(r.header("access-control-allow-credentials"), "true")
+        self.assertEqual(r.header("access-control-expose-headers"), "x-a")
+        self.assertEqual(r.header("vary"), "Origin")
+        # The gateway's origin is not the declaring service's.
+        r = self.get("/a", [("Origin", self.B)])
+        self.assertEqual(r.status, 200)
+        self.assertIsNone(r.header("access-control-allow-origin"))
+        self.assertEqual(r.header("vary"), "Origin")
+        # The other service: the gateway's policy, without credentials.
+        r = self.preflight(self.B, "/p", "GET")
+        self.assertEqual(r.status, 204)
+        self.assertEqual(r.header("access-control-allow-origin"), self.B)
+        self.assertEqual(r.header("access-control-max-age"), "600")
+        self.assertIn("DELETE", r.header("access-control-allow-methods"))
+        self.assertIsNone(r.header("access-control-allow-credentials"))
+        r = self.get("/p", [("Origin", self.B)])
+        self.assertEqual(r.header("access-control-allow-origin"), self.B)
+        self.assertEqual(r.header("access-control-expose-headers"), "x-b")
+        self.assertIsNone(r.header("access-control-allow-credentials"))
+        self.assertEqual(r.header("vary"), "Origin")
+        r = self.get("/p", [("Origin", self.A)])
+        self.assertIsNone(r.header("access-control-allow-origin"))
+
+    def test_disallowed_origin_method_and_headers_on_the_declaring_service(self):
+        self.start_with("--cors-origins", self.B)
+        for origin, method, headers, detail in (
+                (self.B, "POST", None, "Disallowed CORS origin"),
+                (self.A, "DELETE", None, "Disallowed CORS method"),
+                (self.A, "POST", "x-secret", "Disallowed CORS headers")):
+            r = self.preflight(origin, "/a", method, headers)
+            self.assertEqual((r.status, r.json()), (400, {"detail": detail}))
+            self.assertIsNone(r.header("access-control-allow-methods"))
+            self.assertEqual(r.header("vary"), "Origin")
+        # DELETE /a has no route: the policy of the service serving /a still answers
+        # (above).  The plain service meets the gateway's, which does not allow A.
+        r = self.preflight(self.A, "/p", "GET")
+        self.assertEqual((r.status, r.json()), (400, {"detail": "Disallowed CORS origin"}))
+
+    def test_a_service_policy_works_without_gateway_cors(self):
+        self.start_with()
+        r = self.preflight(self.A, "/a", "GET")
+        self.assertEqual(r.status, 204)
+        self.assertEqual(r.header("access-control-allow-origin"), self.A)
+        r = self.get("/a", [("Origin", self.A)])
+        self.assertEqual(r.header("access-control-allow-origin"), self.A)
+        self.assertEqual(r.header("vary"), "Origin")
+        # The other service has no CORS at all, as before: no headers, no Vary.
+        r = self.get("/p", [("Origin", self.A)])
+        self.assertIsNone(r.header("access-control-allow-origin"))
+        self.assertIsNone(r.header("vary"))
+        r = self.preflight(self.A, "/p", "GET")
+        self.assertEqual(r.status, 405)
+
+    def test_a_hostile_policy_is_refused_at_registration(self):
+        self.start()
+        for bad in (["https://a.example\r\nSet-Cookie: x=1", "GET", "", "", False, 60],
+                    ["*", "GET", "", "", True, 60],
+                    ["a" * 1025, "GET", "", "", False, 60]):
+            with ZmtpDealer("127.0.0.1", self.broker_port, timeout=10) as z:
+                z.send(ready_routes("fake:bad", "bad", [("GET", "/bad", 0, NONE, "", False)],
+                                    cors=bad))
+                self.assertIn("refused: undecodable READY", z.recv_type(GOODBYE)[2])
+            self.assertEqual(self.get("/bad").status, 404)
+
+
 SECRET = b"s" * 40
 
 

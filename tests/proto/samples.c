@@ -133,9 +133,15 @@ static br_route counter_routes[] = {
      .actor_reentrant = true},
 };
 static br_service services[] = {
-    {S("hello"), BR_KIND_IO, hello_routes, 2},
-    {S("sleep"), BR_KIND_IO, sleep_routes, 2},
-    {S("counter"), BR_KIND_IO, counter_routes, 1},
+    {.name = S("hello"), .kind = BR_KIND_IO, .routes = hello_routes, .nroutes = 2},
+    {.name = S("sleep"),
+     .kind = BR_KIND_IO,
+     .routes = sleep_routes,
+     .nroutes = 2,
+     .has_cors = true,
+     .cors = {S("https://app.example, https://admin.example"), S("GET, POST"), S("content-type"),
+              S("x-total"), true, 300}},
+    {.name = S("counter"), .kind = BR_KIND_IO, .routes = counter_routes, .nroutes = 1},
 };
 static br_str tasks[] = {S("email"), S("thumbnail")};
 static br_str public_tasks[] = {S("thumbnail")};
@@ -175,7 +181,10 @@ static void fill_maximal_lists(void)
     max_routes[0].params = max_params;
     max_routes[0].nparams = 32;
     for (size_t i = 0; i < 64; i++) {
-        max_services[i] = (br_service){S("svc"), BR_KIND_IO, max_routes, i == 0 ? 128 : 1};
+        max_services[i] = (br_service){.name = S("svc"),
+                                       .kind = BR_KIND_IO,
+                                       .routes = max_routes,
+                                       .nroutes = i == 0 ? 128 : 1};
         max_jobs[i] = jobs[0];
     }
 }
@@ -457,7 +466,15 @@ static bool ready_equal(const br_ready *a, const br_ready *b)
         return false;
     for (uint32_t i = 0; i < a->nservices; i++) {
         const br_service *x = &a->services[i], *y = &b->services[i];
-        if (!str_equal(x->name, y->name) || x->kind != y->kind || x->nroutes != y->nroutes)
+        if (!str_equal(x->name, y->name) || x->kind != y->kind || x->nroutes != y->nroutes ||
+            x->has_cors != y->has_cors)
+            return false;
+        if (x->has_cors &&
+            (!str_equal(x->cors.origins, y->cors.origins) ||
+             !str_equal(x->cors.methods, y->cors.methods) ||
+             !str_equal(x->cors.headers, y->cors.headers) ||
+             !str_equal(x->cors.expose, y->cors.expose) ||
+             x->cors.credentials != y->cors.credentials || x->cors.max_age_s != y->cors.max_age_s))
             return false;
         for (uint32_t j = 0; j < x->nroutes; j++) {
             if (!route_equal(&x->routes[j], &y->routes[j]))

@@ -112,7 +112,8 @@ static void encode_refuses_invalid_messages(void **state)
     static br_param nan_param = {.name = {"n", 1}, .has_min = true};
     static br_route nan_route = {
         .method = {"GET", 3}, .path = {"/n", 2}, .params = &nan_param, .nparams = 1};
-    static br_service nan_service = {{"n", 1}, BR_KIND_IO, &nan_route, 1};
+    static br_service nan_service = {
+        .name = {"n", 1}, .kind = BR_KIND_IO, .routes = &nan_route, .nroutes = 1};
     nan_param.min = NAN;
     br_msg bad[16];
     size_t n = 0;
@@ -315,13 +316,12 @@ static void accepts_and_ignores_extra_trailing_elements(void **state)
         int path[6];
         size_t depth;
     } records[] = {
-        {BR_MSG_READY, {6, 0}, 2},
-        {BR_MSG_READY, {6, 0, 2, 1}, 4},
-        {BR_MSG_READY, {6, 0, 2, 1, 5, 0}, 6},
-        {BR_MSG_REQUEST, {7, 0}, 2},
-        {BR_MSG_REQUEST, {8, 0}, 2},
-        {BR_MSG_REQUEST, {9, 7}, 2},
-        {BR_MSG_REPLY, {4, 0}, 2},
+        {BR_MSG_READY, {6, 1}, 2},    /* services[1]: after its cors (services[0] has none:
+                                         a fourth field there would be read as one) */
+        {BR_MSG_READY, {6, 1, 3}, 3}, /* in the cors record */
+        {BR_MSG_READY, {6, 0, 2, 1}, 4}, {BR_MSG_READY, {6, 0, 2, 1, 5, 0}, 6},
+        {BR_MSG_REQUEST, {7, 0}, 2},     {BR_MSG_REQUEST, {8, 0}, 2},
+        {BR_MSG_REQUEST, {9, 7}, 2},     {BR_MSG_REPLY, {4, 0}, 2},
         {BR_MSG_REPLY, {7, 0}, 2},
     };
     br_decoder *d = br_decoder_new(NULL);
@@ -384,6 +384,184 @@ static void ready_public_tasks_is_optional_and_trailing(void **state)
     bad[12] = 0x07;
     assert_int_equal(br_decoder_decode(d, bad, sizeof bad - 2, &out), BR_ETYPE);
     br_buf_free(&buf);
+    br_decoder_destroy(&d);
+}
+
+/* The first place where buf holds the n bytes at s; NULL if none. */
+static uint8_t *find_bytes(const br_buf *buf, const char *s, size_t n)
+{
+    for (size_t i = 0; n <= buf->len && i <= buf->len - n; i++)
+        if (memcmp(buf->data + i, s, n) == 0)
+            return buf->data + i;
+    return NULL;
+}
+
+/* A service's cors is an optional trailing field of the service record: a service
+ * without it is encoded exactly as before; nil means "the gateway's"; a record is read
+ * with its fields, and a newer peer's extra fields in it are skipped. */
+static void service_cors_is_optional_and_trailing(void **state)
+{
+    (void)state;
+    /* READY v1: worker "w", io, capacity 1, heartbeat 1, one service ["s", 0, []], no
+     * tasks. */
+    static const uint8_t plain[] = {0x98, 0x01, 0x01, 0xa1, 'w',  0x00, 0x01, 0x01,
+                                    0x91, 0x93, 0xa1, 's',  0x00, 0x90, 0x90};
+    static const uint8_t with_nil[] = {0x98, 0x01, 0x01, 0xa1, 'w',  0x00, 0x01, 0x01,
+                                       0x91, 0x94, 0xa1, 's',  0x00, 0x90, 0xc0, 0x90};
+    /* cors = ["a", "GET", "", "x", true, 5] */
+    static const uint8_t with_cors[] = {0x98, 0x01, 0x01, 0xa1, 'w',  0x00, 0x01, 0x01, 0x91,
+                                        0x94, 0xa1, 's',  0x00, 0x90, 0x96, 0xa1, 'a',  0xa3,
+                                        'G',  'E',  'T',  0xa0, 0xa1, 'x',  0xc3, 0x05, 0x90};
+    /* The same with a seventh, unknown field in the cors record. */
+    static const uint8_t with_more[] = {0x98, 0x01, 0x01, 0xa1, 'w',  0x00, 0x01, 0x01, 0x91, 0x94,
+                                        0xa1, 's',  0x00, 0x90, 0x97, 0xa1, 'a',  0xa3, 'G',  'E',
+                                        'T',  0xa0, 0xa1, 'x',  0xc3, 0x05, 0x91, 0x01, 0x90};
+    /* Five fields: max_age_s missing. */
+    static const uint8_t too_short[] = {0x98, 0x01, 0x01, 0xa1, 'w',  0x00, 0x01, 0x01, 0x91,
+                                        0x94, 0xa1, 's',  0x00, 0x90, 0x95, 0xa1, 'a',  0xa3,
+                                        'G',  'E',  'T',  0xa0, 0xa1, 'x',  0xc3, 0x90};
+    br_decoder *d = br_decoder_new(NULL);
+    br_msg out;
+    assert_int_equal(br_decoder_decode(d, plain, sizeof plain, &out), 0);
+    assert_false(out.u.ready.services[0].has_cors);
+    assert_int_equal(br_decoder_decode(d, with_nil, sizeof with_nil, &out), 0);
+    assert_false(out.u.ready.services[0].has_cors);
+    const uint8_t *full[] = {with_cors, with_more};
+    const size_t full_len[] = {sizeof with_cors, sizeof with_more};
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(br_decoder_decode(d, full[i], full_len[i], &out), 0);
+        const br_service *s = &out.u.ready.services[0];
+        assert_true(s->has_cors);
+        assert_true(br_str_eq(s->cors.origins, "a"));
+        assert_true(br_str_eq(s->cors.methods, "GET"));
+        assert_int_equal(s->cors.headers.len, 0);
+        assert_true(br_str_eq(s->cors.expose, "x"));
+        assert_true(s->cors.credentials);
+        assert_int_equal(s->cors.max_age_s, 5);
+    }
+    assert_int_equal(br_decoder_decode(d, too_short, sizeof too_short, &out), BR_ETRUNC);
+    /* The encoder writes the field only when the service has a policy. */
+    br_buf buf = {0};
+    br_service svc = {.name = {"s", 1}, .kind = BR_KIND_IO};
+    br_msg m = {.type = BR_MSG_READY};
+    m.u.ready = (br_ready){.worker_id = {"w", 1},
+                           .kind = BR_KIND_IO,
+                           .capacity = 1,
+                           .heartbeat_ms = 1,
+                           .services = &svc,
+                           .nservices = 1};
+    assert_int_equal(br_msg_encode_version(&m, 1, &buf), 0);
+    assert_int_equal(buf.len, sizeof plain);
+    assert_memory_equal(buf.data, plain, sizeof plain);
+    buf.len = 0;
+    svc.has_cors = true;
+    svc.cors = (br_cors){br_str_c("a"), br_str_c("GET"), br_str_c(""), br_str_c("x"), true, 5};
+    assert_int_equal(br_msg_encode_version(&m, 1, &buf), 0);
+    assert_int_equal(buf.len, sizeof with_cors);
+    assert_memory_equal(buf.data, with_cors, sizeof with_cors);
+    br_buf_free(&buf);
+    br_decoder_destroy(&d);
+}
+
+/* Values that could break a response header, overlong ones, and "*" with credentials
+ * are refused by the encoder (the caller's bug) and the decoder (the peer's), and
+ * br_cors_check says which rule they broke. */
+static void service_cors_refuses_hostile_values(void **state)
+{
+    (void)state;
+    static char longer[BR_CORS_TEXT_MAX + 2];
+    memset(longer, 'a', BR_CORS_TEXT_MAX + 1);
+    static char longest[BR_CORS_TEXT_MAX + 1];
+    memset(longest, 'a', BR_CORS_TEXT_MAX);
+    static const struct {
+        const char *origins, *methods, *headers, *expose;
+        bool credentials;
+        const char *why; /* a word of br_cors_check's answer; NULL: valid */
+        int decode_rc;   /* what the decoder says */
+    } cases[] = {
+        {"https://a.example", "GET", "x-a", "x-b", true, NULL, 0},
+        {"*", "GET", "*", "", false, NULL, 0},
+        {longest, "GET", "", "", false, NULL, 0},
+        {"https://a.example\r\nSet-Cookie: x=1", "GET", "", "", false, "origins", BR_EVALUE},
+        {"https://a.example", "GET\n", "", "", false, "methods", BR_EVALUE},
+        {"https://a.example", "GET", "x-a\x7f", "", false, "headers", BR_EVALUE},
+        {"https://a.example", "GET", "", "x-\xc3\xa9", false, "expose", BR_EVALUE},
+        {"https://a.example", "GET", "\t", "", false, "headers", BR_EVALUE},
+        {longer, "GET", "", "", false, "origins", BR_ELIMIT},
+        {"https://a.example, *", "GET", "", "", true, "credentials", BR_EVALUE},
+        {" * ", "GET", "", "", true, "credentials", BR_EVALUE},
+    };
+    br_decoder *d = br_decoder_new(NULL);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        br_service svc = {.name = {"s", 1}, .kind = BR_KIND_IO, .has_cors = true};
+        svc.cors = (br_cors){br_str_c(cases[i].origins), br_str_c(cases[i].methods),
+                             br_str_c(cases[i].headers), br_str_c(cases[i].expose),
+                             cases[i].credentials,       60};
+        const char *why = br_cors_check(&svc.cors);
+        if (!cases[i].why)
+            assert_null(why);
+        else
+            assert_non_null(strstr(why, cases[i].why));
+        br_msg m = {.type = BR_MSG_READY};
+        m.u.ready = (br_ready){.worker_id = {"w", 1},
+                               .kind = BR_KIND_IO,
+                               .capacity = 1,
+                               .services = &svc,
+                               .nservices = 1};
+        br_buf buf = {0};
+        assert_int_equal(br_msg_encode(&m, &buf), cases[i].why ? BR_EINVAL : 0);
+        /* The decoder is given the bytes a careless peer would send: the same message
+         * encoded with the policy's check skipped (a valid one, then the bad text
+         * patched in place of a placeholder of the same length). */
+        br_service ok = svc;
+        char patch[BR_CORS_TEXT_MAX + 2];
+        const char *bad = NULL;
+        br_str *field = NULL;
+        if (cases[i].why) {
+            static const char *const fields[] = {"origins", "methods", "headers", "expose"};
+            br_str *f[] = {&ok.cors.origins, &ok.cors.methods, &ok.cors.headers, &ok.cors.expose};
+            for (size_t k = 0; k < 4; k++)
+                if (strcmp(fields[k], cases[i].why) == 0)
+                    field = f[k];
+            if (!field) { /* credentials: send the policy without them, then set them */
+                ok.cors.credentials = false;
+            } else {
+                bad = field->ptr;
+                size_t n = field->len;
+                if (n > BR_CORS_TEXT_MAX) /* too long to encode: patch the length test */
+                    n = BR_CORS_TEXT_MAX;
+                memset(patch, '~', n);
+                *field = (br_str){patch, (uint32_t)n};
+            }
+        }
+        m.u.ready.services = &ok;
+        buf.len = 0;
+        assert_int_equal(br_msg_encode(&m, &buf), 0);
+        if (cases[i].why && field && cases[i].decode_rc != BR_ELIMIT) {
+            uint8_t *at = find_bytes(&buf, patch, field->len);
+            assert_non_null(at);
+            memcpy(at, bad, field->len);
+        } else if (cases[i].why && !field) {
+            uint8_t *at = buf.data + buf.len - 3; /* ..., false, 60] then tasks [] */
+            assert_int_equal(*at, 0xc2);
+            *at = 0xc3;
+        } else if (cases[i].decode_rc == BR_ELIMIT) {
+            /* Re-encode the string header for one byte more: str 16 length + 1. */
+            uint8_t *at = find_bytes(&buf, patch, field->len);
+            assert_non_null(at);
+            assert_int_equal(at[-3], 0xda);
+            size_t off = (size_t)(at - buf.data) + field->len;
+            assert_int_equal(br_buf_append(&buf, "", 1), 0);
+            memmove(buf.data + off + 1, buf.data + off, buf.len - 1 - off);
+            buf.data[off] = 'a';
+            uint32_t n = field->len + 1;
+            buf.data[off - field->len - 2] = (uint8_t)(n >> 8);
+            buf.data[off - field->len - 1] = (uint8_t)n;
+        }
+        br_msg out;
+        assert_int_equal(br_decoder_decode(d, buf.data, buf.len, &out), cases[i].decode_rc);
+        br_buf_free(&buf);
+    }
     br_decoder_destroy(&d);
 }
 
@@ -455,9 +633,10 @@ static br_route routes3[3] = {
     {.method = {"GET", 3}, .path = {"/a", 2}, .params = params3, .nparams = 2},
     {.method = {"GET", 3}, .path = {"/b", 2}},
     {.method = {"GET", 3}, .path = {"/c", 2}}};
-static br_service services3[3] = {{{"s1", 2}, BR_KIND_IO, routes3, 2},
-                                  {{"s2", 2}, BR_KIND_IO, routes3 + 2, 1},
-                                  {{"s3", 2}, BR_KIND_IO, routes3 + 2, 1}};
+static br_service services3[3] = {
+    {.name = {"s1", 2}, .kind = BR_KIND_IO, .routes = routes3, .nroutes = 2},
+    {.name = {"s2", 2}, .kind = BR_KIND_IO, .routes = routes3 + 2, .nroutes = 1},
+    {.name = {"s3", 2}, .kind = BR_KIND_IO, .routes = routes3 + 2, .nroutes = 1}};
 static br_str tasks3[3] = {{"t1", 2}, {"t2", 2}, {"t3", 2}};
 static br_job_spec jobs3[3] = {{.task = {"t", 1}}, {.task = {"t", 1}}, {.task = {"t", 1}}};
 static const char bytes17[] = "0123456789abcdefg";
@@ -758,6 +937,8 @@ int main(void)
         cmocka_unit_test(rejects_each_field_with_the_wrong_type),
         cmocka_unit_test(accepts_and_ignores_extra_trailing_elements),
         cmocka_unit_test(ready_public_tasks_is_optional_and_trailing),
+        cmocka_unit_test(service_cors_is_optional_and_trailing),
+        cmocka_unit_test(service_cors_refuses_hostile_values),
         cmocka_unit_test(rejects_bytes_after_the_message),
         cmocka_unit_test(rejects_records_with_missing_fields),
         cmocka_unit_test(rejects_lengths_and_counts_just_over_each_limit),

@@ -72,6 +72,46 @@ static void two_services_may_not_claim_one_route(void **state)
     assert_non_null(strstr(why, "GET /hello"));
 }
 
+/* A service's CORS spec reaches READY's service record (missing lists empty, a zero
+ * max age the default); one that could break a response header, or "*" with
+ * credentials, stops the worker at start-up with a one-line reason. */
+static void cors_spec_is_checked_and_described_for_ready(void **state)
+{
+    (void)state;
+    static const br_route_spec routes[] = {{.method = "GET", .path = "/c", .handler = handler}};
+    static const br_cors_spec cors = {.origins = "https://a.example", .credentials = true};
+    static const br_service_spec with = {
+        .name = "with", .kind = BR_KIND_IO, .routes = routes, .nroutes = 1, .cors = &cors};
+    const br_service_spec *both[] = {&br_hello_service, &with};
+    br__registry reg;
+    char why[256];
+    assert_int_equal(br__registry_init(&reg, both, 2, why, sizeof(why)), 0);
+    assert_false(reg.wire[0].has_cors);
+    assert_true(reg.wire[1].has_cors);
+    assert_true(br_str_eq(reg.wire[1].cors.origins, "https://a.example"));
+    assert_int_equal(reg.wire[1].cors.methods.len, 0);
+    assert_int_equal(reg.wire[1].cors.expose.len, 0);
+    assert_true(reg.wire[1].cors.credentials);
+    assert_int_equal(reg.wire[1].cors.max_age_s, BR_CORS_MAX_AGE_S);
+    br__registry_release(&reg);
+
+    static const br_cors_spec bad[] = {
+        {.origins = "https://a.example\r\nSet-Cookie: x=1"},
+        {.origins = "https://a.example", .headers = "x-\xc3\xa9"},
+        {.origins = "*", .credentials = true},
+    };
+    static const char *const reason[] = {"cors origins", "cors headers", "credentials"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        br_service_spec svc = with;
+        svc.cors = &bad[i];
+        const br_service_spec *one[] = {&svc};
+        assert_int_equal(br_services_check(one, 1, why, sizeof(why)), BR_EINVAL);
+        assert_non_null(strstr(why, "service with: "));
+        assert_non_null(strstr(why, reason[i]));
+        assert_null(strchr(why, '\n'));
+    }
+}
+
 static void requests_are_routed_by_service_method_and_template(void **state)
 {
     (void)state;
@@ -130,6 +170,7 @@ int main(void)
         cmocka_unit_test(builtin_services_are_listed_by_name),
         cmocka_unit_test(io_and_cpu_services_never_share_a_process),
         cmocka_unit_test(two_services_may_not_claim_one_route),
+        cmocka_unit_test(cors_spec_is_checked_and_described_for_ready),
         cmocka_unit_test(requests_are_routed_by_service_method_and_template),
         cmocka_unit_test(hash_rounds_match_hashlib),
     };

@@ -39,4 +39,8 @@ const br_service_spec *br_test_public_email_service(void);
 /* io: typed contracts (typed_service.c): body schemas, parameters, declared responses. */
 extern const br_service_spec br_test_typed_service;
 
+/* io: GET /cors-sdk, with its own CORS policy (cors_service.c): origin
+ * https://sdk.example, GET, header x-sdk, credentials, max age 120 s. */
+extern const br_service_spec br_test_cors_service;
+
 #endif /* BARISTA_TEST_SERVICES_H */

@@ -6,7 +6,7 @@
 
 /* More than the built-ins and the test services together. */
 #define MAX_SERVICES 64
-#define NTEST        6
+#define NTEST        7
 
 int main(int argc, char **argv)
 {
@@ -20,5 +20,6 @@ int main(int argc, char **argv)
     services[n++] = &br_test_probe_service;
     services[n++] = br_test_public_email_service();
     services[n++] = &br_test_typed_service;
+    services[n++] = &br_test_cors_service;
     return br_worker_main(argc, argv, services, n);
 }

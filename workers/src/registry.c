@@ -44,6 +44,20 @@ static int check_routes(const br_service_spec *const *services, size_t i, char *
     return 0;
 }
 
+/* A br_str of a C string that may be NULL. */
+static br_str opt_str(const char *s)
+{
+    return br_str_c(s ? s : "");
+}
+
+/* The wire form of a service's CORS spec (strings borrowed from the spec). */
+static br_cors cors_of(const br_cors_spec *c)
+{
+    return (br_cors){opt_str(c->origins), opt_str(c->methods),
+                     opt_str(c->headers), opt_str(c->expose),
+                     c->credentials,      c->max_age_s ? c->max_age_s : BR_CORS_MAX_AGE_S};
+}
+
 int br_services_check(const br_service_spec *const *services, size_t n, char *why, size_t why_len)
 {
     if (n == 0) {
@@ -74,17 +88,19 @@ int br_services_check(const br_service_spec *const *services, size_t n, char *wh
                 return BR_EINVAL;
             }
         }
+        if (s->cors) {
+            br_cors c = cors_of(s->cors);
+            const char *bad = br_cors_check(&c);
+            if (bad) {
+                snprintf(why, why_len, "service %s: %s", s->name, bad);
+                return BR_EINVAL;
+            }
+        }
         int rc = check_routes(services, i, why, why_len);
         if (rc != 0)
             return rc;
     }
     return 0;
-}
-
-/* A br_str of a C string that may be NULL. */
-static br_str opt_str(const char *s)
-{
-    return br_str_c(s ? s : "");
 }
 
 /* Encodes a declared schema into the arena for READY.  0, or BR_EINVAL (the
@@ -207,6 +223,8 @@ int br__registry_init(br__registry *reg, const br_service_spec *const *services,
         w->kind = (uint8_t)s->kind;
         w->nroutes = (uint32_t)s->nroutes;
         w->routes = NULL; /* a service may only run tasks */
+        w->has_cors = s->cors != NULL;
+        w->cors = s->cors ? cors_of(s->cors) : (br_cors){.credentials = false};
         if (s->nroutes > 0 &&
             !(w->routes = br__arena_alloc(&reg->arena, s->nroutes * sizeof(*w->routes))))
             goto nomem;

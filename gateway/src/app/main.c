@@ -398,6 +398,7 @@ static int gateway_start(gateway *gw)
         return -1;
     }
     gw_edge_attach(gw->edge, gw->http);
+    gw_edge_set_router(gw->edge, gw->router);
     /* Bind for workers before the HTTP front accepts requests for them. */
     if (gw_broker_start(gw->broker) != 0)
         return -1;

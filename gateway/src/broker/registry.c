@@ -341,11 +341,15 @@ static const char *copy_str(char **cursor, br_str s)
 
 /* A deep copy of a declared route in one allocation: the entry, its params array,
  * then every string. */
-static gw_route_entry *route_entry_new(const br_route *r, gw_service *s, void *arg)
+static gw_route_entry *route_entry_new(const br_route *r, const br_service *decl, gw_service *s,
+                                       void *arg)
 {
     size_t size = sizeof(gw_route_entry) + r->nparams * sizeof(br_param);
     size += r->method.len + r->path.len + r->summary.len + r->scopes.len + 4;
     size += r->actor_type.len + r->actor_key.len + 2;
+    const br_cors *c = decl->has_cors ? &decl->cors : NULL;
+    if (c)
+        size += c->origins.len + c->methods.len + c->headers.len + c->expose.len + 4;
     for (uint32_t i = 0; i < r->nparams; i++)
         size += r->params[i].name.len + r->params[i].summary.len;
     gw_route_entry *e = calloc(1, size);
@@ -367,6 +371,17 @@ static gw_route_entry *route_entry_new(const br_route *r, gw_service *s, void *a
     e->actor_type = copy_str(&cursor, r->actor_type);
     e->actor_key = copy_str(&cursor, r->actor_key);
     e->actor_idle_ms = r->actor_idle_ms;
+    if (c) {
+        /* The service's CORS, copied per route like its scopes: the route owns what the
+         * router points at, whatever later workers of the service declare. */
+        e->cors.origins = copy_str(&cursor, c->origins);
+        e->cors.methods = copy_str(&cursor, c->methods);
+        e->cors.headers = copy_str(&cursor, c->headers);
+        e->cors.expose = copy_str(&cursor, c->expose);
+        e->cors.credentials = c->credentials;
+        e->cors.max_age_s = c->max_age_s;
+        e->policy.cors = &e->cors;
+    }
     e->nparams = r->nparams;
     for (uint32_t i = 0; i < r->nparams; i++) {
         e->params[i] = r->params[i];
@@ -451,7 +466,7 @@ static int service_add_routes(gw_registry *self, gw_service *s, const br_service
                      (int)rt->actor_key.len, rt->actor_key.ptr);
             return BR_EVALUE;
         }
-        gw_route_entry *e = route_entry_new(rt, s, self->arg);
+        gw_route_entry *e = route_entry_new(rt, decl, s, self->arg);
         if (!e)
             return BR_ENOMEM;
         char why[256];

@@ -288,10 +288,7 @@ static void on_answer(void *data, gw_req *req, gw_http_answer *a)
     gw__edge_add_header(a, "X-Request-ID", er->id, er->id_len);
     gw__edge_add_header(a, "traceparent", er->trace, GW_EDGE_TRACE_LEN);
     bool vary_origin = false, vary_encoding = false;
-    if (e->cors_on) {
-        gw__cors_answer(e, er, a);
-        vary_origin = !e->cors_any || e->cfg.cors_credentials;
-    }
+    gw__cors_answer(e, er, a, &vary_origin);
     gw__rate_answer(e, er, a);
     gw__compress_answer(e, er, a, &vary_encoding);
     if (vary_origin || vary_encoding) {
@@ -413,6 +410,12 @@ int gw_edge_attach(gw_edge *self, gw_http_server *http)
     if (!self || !http)
         return BR_EINVAL;
     return gw_http_server_set_filter(http, &edge_filter, self);
+}
+
+void gw_edge_set_router(gw_edge *self, const gw_router *router)
+{
+    if (self)
+        self->router = router;
 }
 
 int gw_edge_reopen(gw_edge *self)

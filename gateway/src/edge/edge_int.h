@@ -50,6 +50,9 @@ typedef struct edge_req {
     const char *origin;                  /* Origin header (into the request), NULL: none */
     size_t origin_len;                   /* bytes of origin */
     bool cors_ok;                        /* origin allowed: CORS headers on the answer */
+    const gw_cors_policy *cors;          /* the service's CORS the request meets (for a
+                                            preflight, the asked-for route's); NULL: the
+                                            gateway's */
     bool inflated;                       /* the body was inflated from gzip */
     bool drop_auth;                      /* authorization is not forwarded */
     bool ran_request;                    /* on_request ran (not a server-refused request) */
@@ -98,6 +101,8 @@ struct gw_edge {
     char cors_methods[GW_EDGE_TEXT_MAX];
     char cors_headers[GW_EDGE_TEXT_MAX];
     char cors_expose[GW_EDGE_TEXT_MAX];
+    const gw_router *router; /* where a preflight finds the route it asks about (its
+                                service's CORS); NULL: preflights meet the gateway's */
     /* compression */
     br_buf zbuf;    /* compressed answer scratch (build() copies it) */
     void *deflater; /* z_stream kept between answers (deflateReset) */
@@ -141,7 +146,7 @@ void gw__log_close(gw_edge *e);
 int gw__cors_init(gw_edge *e, char *why, size_t cap);
 /* Notes the request's Origin; answers a preflight.  True when it answered. */
 bool gw__cors_request(gw_edge *e, gw_req *req, edge_req *er);
-void gw__cors_answer(gw_edge *e, edge_req *er, gw_http_answer *a);
+void gw__cors_answer(gw_edge *e, edge_req *er, gw_http_answer *a, bool *vary_origin);
 
 /* compress.c */
 /* Picks the answer's coding and inflates a gzip body.  True when it answered (413,

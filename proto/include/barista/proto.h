@@ -96,12 +96,37 @@ typedef struct br_route {
     bool actor_reentrant;   /* the worker may interleave turns of one key */
 } br_route;
 
+/* Longest text field of a service's CORS policy, in bytes. */
+#define BR_CORS_TEXT_MAX 1024
+
+/* A service's own CORS policy (PROTOCOL.md 5.1): the gateway answers preflights and
+ * cross-origin requests for the service's routes with it instead of its --cors-*
+ * options.  Every text is a comma-separated list of printable ASCII (each ends up in a
+ * response header), at most BR_CORS_TEXT_MAX bytes. */
+typedef struct br_cors {
+    br_str origins;     /* allowed origins, or "*" for any; empty: none (no cross-origin
+                           caller is allowed) */
+    br_str methods;     /* methods a preflight may ask for; empty: the gateway's */
+    br_str headers;     /* request headers a preflight may ask for, or "*"; empty: the
+                           gateway's */
+    br_str expose;      /* response headers a page may read; may be empty */
+    bool credentials;   /* Access-Control-Allow-Credentials: true (not with "*") */
+    uint32_t max_age_s; /* how long a browser may cache a preflight */
+} br_cors;
+
+/* Why *c breaks the rules above (a control or non-ASCII byte, a text too long, "*"
+ * origins with credentials), as one line; NULL when it is valid. */
+const char *br_cors_check(const br_cors *c);
+
 /* A service a worker hosts. */
 typedef struct br_service {
     br_str name;      /* unique service name, e.g. "hello" */
     uint8_t kind;     /* br_kind */
     br_route *routes; /* the routes it serves */
     uint32_t nroutes;
+    /* Optional trailing field (absent from older peers: false). */
+    bool has_cors; /* the service declares its own CORS policy; else the gateway's */
+    br_cors cors;  /* that policy, when has_cors */
 } br_service;
 
 /* ---------------------------------------------------------------------------------- */

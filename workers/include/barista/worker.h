@@ -221,6 +221,25 @@ typedef bool (*br_before_fn)(br_req *req);
  * reply's.  It may only add headers (br_reply_header); the reply is otherwise final. */
 typedef void (*br_after_fn)(br_req *req, uint16_t status);
 
+/* A service's own CORS policy (docs/edge.md): the gateway answers preflights and
+ * cross-origin requests for the service's routes with it instead of its gateway-wide
+ * --cors-* options.  Each text is a comma-separated list of printable ASCII of at most
+ * BR_CORS_TEXT_MAX (1024) bytes, since it ends up in response headers; br_services_check
+ * refuses anything else, and "*" origins with credentials (browsers refuse that). */
+typedef struct br_cors_spec {
+    const char *origins; /* "https://app.example, https://admin.example", or "*" for any;
+                            NULL or "": no cross-origin caller is allowed */
+    const char *methods; /* methods a preflight may ask for; NULL or "": the gateway's */
+    const char *headers; /* request headers a preflight may ask for, or "*"; NULL or "":
+                            the gateway's */
+    const char *expose;  /* response headers a page may read; NULL: none */
+    bool credentials;    /* Access-Control-Allow-Credentials: true (cookies, Authorization) */
+    uint32_t max_age_s;  /* seconds a browser may cache a preflight; 0: BR_CORS_MAX_AGE_S */
+} br_cors_spec;
+
+/* The preflight cache time of a br_cors_spec that gives none (the gateway's default). */
+#define BR_CORS_MAX_AGE_S 600u
+
 /* A service: a name, a kind and its routes.  Declare it `static const`; the runtime
  * only reads it, and it must outlive the worker. */
 typedef struct br_service_spec {
@@ -240,6 +259,7 @@ typedef struct br_service_spec {
                                       service's memory instead (br_svc_alloc) */
     br_before_fn before;           /* middleware before each handler; may be NULL */
     br_after_fn after;             /* middleware on each reply; may be NULL */
+    const br_cors_spec *cors;      /* the service's own CORS; NULL: the gateway's */
 } br_service_spec;
 
 /* ---------------------------------------------------------------------------------- */

@@ -61,6 +61,8 @@ typedef struct gw_route_entry {
     uint32_t nparams;            /* entries in params */
     gw_route_policy policy;      /* auth and scopes for the edge (strings in this
                                     allocation); the router points at it */
+    gw_cors_policy cors;         /* the service's CORS (strings in this allocation);
+                                    policy.cors points here when it declared one */
     gw_contract *contract;       /* the declaration compiled (contracts.h) */
     const char *actor_type;      /* keyed actor route: its actor type; "" otherwise
                                     (in this allocation) */

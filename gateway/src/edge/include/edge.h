@@ -8,8 +8,8 @@
  * request after routing and before its handler, may answer it itself (a preflight, a
  * 401, a 429, a zip bomb's 413), adds its headers to every answer, compresses bodies,
  * and writes one access-log line when the request is over.  Per-route declarations
- * (auth mode, scopes) come from the route's gw_route_policy; everything else is
- * gateway-wide configuration.  Components above (the broker) read what the edge
+ * (auth mode, scopes, the service's CORS) come from the route's gw_route_policy;
+ * everything else is gateway-wide configuration.  Components above (the broker) read what the edge
  * established about a request with gw_edge_req_info().
  *
  * Everything runs on the gateway's loop; nothing blocks but the access log's write(2)
@@ -19,6 +19,7 @@
  *     gw_edge_config cfg;  gw_edge_config_defaults(&cfg);  (set fields)
  *     edge = gw_edge_new(loop, &cfg);          loads keys, opens the access log
  *     gw_edge_attach(edge, http_server);       installs the filter
+ *     gw_edge_set_router(edge, router);        preflights find their route's CORS
  *     ...                                      SIGHUP: gw_edge_reopen(edge)
  *     gw_edge_close(edge);                     flushes the log, closes its handles
  *     (after the loop ended)  gw_edge_destroy(&edge);
@@ -114,6 +115,12 @@ gw_edge *gw_edge_new(uv_loop_t *loop, const gw_edge_config *cfg, char *why, size
 
 /* Installs the edge as the server's filter.  0 or BR_EINVAL. */
 int gw_edge_attach(gw_edge *self, gw_http_server *http);
+
+/* Gives the edge the router (borrowed: it must outlive the edge) so that a CORS
+ * preflight, which matches no route of its own, meets the CORS policy of the route it
+ * asks about (the service's, gw_route_policy.cors).  Without it, every preflight meets
+ * the gateway-wide options. */
+void gw_edge_set_router(gw_edge *self, const gw_router *router);
 
 /* Reopens the access log file (SIGHUP, after logrotate moved it).  0 or BR_EIO
  * (logged; the old file stays in use). */

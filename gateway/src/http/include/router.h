@@ -23,6 +23,18 @@ typedef void (*gw_handler_fn)(struct gw_req *req, void *route_data);
 #define GW_ROUTE_MAX_SEGMENTS 32
 #define GW_ROUTE_MAX_PARAMS   16
 
+/* A service's own CORS policy (PROTOCOL.md 5.1, br_cors), as NUL-terminated text the
+ * edge answers with instead of its gateway-wide options.  Owned like gw_route_policy. */
+typedef struct gw_cors_policy {
+    const char *origins; /* comma-separated origins, or "*"; "": no origin is allowed */
+    const char *methods; /* methods a preflight may ask for; "": the gateway's */
+    const char *headers; /* request headers a preflight may ask for, or "*"; "": the
+                            gateway's */
+    const char *expose;  /* response headers a page may read; "" none */
+    bool credentials;    /* Access-Control-Allow-Credentials: true */
+    uint32_t max_age_s;  /* how long a browser may cache a preflight */
+} gw_cors_policy;
+
 /* What a route declared for the edge (gateway/src/edge): who may call it and who
  * answers it.  Plain data owned by whoever set it (gw_router_set_policy), which keeps
  * it alive while the route exists. */
@@ -31,6 +43,7 @@ typedef struct gw_route_policy {
     const char *scopes;  /* space-separated scopes a caller must all hold; "" or NULL: none */
     const char *service; /* the service answering it, for the access log; NULL: the gateway */
     bool forward_token;  /* the raw Authorization header travels to the worker */
+    const gw_cors_policy *cors; /* the service's CORS; NULL: the gateway's */
 } gw_route_policy;
 
 /* One registered route.  Read-only outside router.c; valid until removed. */
