@@ -120,7 +120,7 @@ static const opt options[] = {
      "debug: log every structured reply that breaks its route's declared response schema", NULL},
     {"processes", "BARISTA_PROCESSES", OPT_COUNT, F(processes), 1, GW_CONFIG_MAX_PROCESSES,
      "gateway processes sharing the HTTP port (SO_REUSEPORT); process i's broker "
-     "endpoint is --broker's port + i",
+     "endpoint is --broker's port + i (* stays *), an ipc:// path + .i",
      NULL},
     {"local", "BARISTA_LOCAL", OPT_FLAG, F(local), 0, 1,
      "spawn and supervise worker processes (no value needed: --local)", NULL},
@@ -590,7 +590,12 @@ static int process_endpoint(const char *base, unsigned index, char *out, size_t 
     if (strncmp(base, "ipc://", 6) == 0)
         return (size_t)snprintf(out, cap, "%s.%u", base, index) < cap ? 0 : BR_EINVAL;
     const char *colon = strrchr(base, ':');
-    if (strncmp(base, "tcp://", 6) != 0 || !colon || !isdigit((unsigned char)colon[1]))
+    if (strncmp(base, "tcp://", 6) != 0 || !colon)
+        return BR_EINVAL;
+    /* "*": ZeroMQ picks a free port for each process. */
+    if (strcmp(colon, ":*") == 0)
+        return (size_t)snprintf(out, cap, "%s", base) < cap ? 0 : BR_EINVAL;
+    if (!isdigit((unsigned char)colon[1]))
         return BR_EINVAL;
     char *end;
     errno = 0;

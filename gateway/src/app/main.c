@@ -536,8 +536,16 @@ int main(int argc, char **argv)
     }
     gw_log_configure((gw_log_level)gw.cfg.log_level, gw.cfg.log_json != 0);
     const char *index = getenv("BARISTA_PROCESS_INDEX");
-    if (gw.cfg.processes > 1 && !index)
+    if (gw.cfg.processes > 1 && !index) {
+        /* Every process's endpoint must exist before any starts. */
+        static gw_config each;
+        for (unsigned i = 1; i < gw.cfg.processes; i++) {
+            each = gw.cfg;
+            if (gw__config_for_process(&each, i, stderr) != 0)
+                return 2;
+        }
         return run_parent(&gw.cfg, argc, argv);
+    }
     if (gw.cfg.processes > 1 && become_child(&gw.cfg, index) != 0)
         return 1;
     /* A peer that resets mid-write must be an error code, not a signal. */
