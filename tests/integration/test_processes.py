@@ -92,6 +92,14 @@ class ProcessesTest(unittest.TestCase):
                  "tcp://127.0.0.1:65535", "--listen", "127.0.0.1:0"])
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn("no broker endpoint for process 1", r.stderr)
+        # The same from the environment, and a count past the limit.
+        r = run([binary("barista-gateway"), "--broker", "tcp://127.0.0.1:65534",
+                 "--listen", "127.0.0.1:0"], env={"BARISTA_PROCESSES": "3"})
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("no broker endpoint for process 2", r.stderr)
+        r = run([binary("barista-gateway"), "--processes", "65"])
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("--processes", r.stderr)
 
 
 if __name__ == "__main__":
