@@ -30,7 +30,8 @@ static const char *const envs[] = {"BARISTA_LISTEN",
                                    "BARISTA_LOG_FORMAT",
                                    "BARISTA_BROKER",
                                    "BARISTA_INSECURE_BROKER",
-                                   "BARISTA_LOCAL"};
+                                   "BARISTA_LOCAL",
+                                   "BARISTA_PROCESSES"};
 
 static int clear_env(void **state)
 {
@@ -370,6 +371,49 @@ static void help_is_its_own_result(void **state)
     assert_int_equal(load(&cfg, argv), GW_CONFIG_HELP);
 }
 
+/* --processes: process i's broker endpoint and job store, and SO_REUSEPORT for all. */
+static void each_process_gets_its_own_endpoint_and_store(void **state)
+{
+    (void)state;
+    gw_config cfg;
+    const char *none[] = {"gw", NULL};
+    assert_int_equal(load(&cfg, none), GW_CONFIG_RUN);
+    assert_int_equal(cfg.processes, 1);
+    assert_false(cfg.http.reuse_port);
+    static const struct {
+        const char *broker, *want; /* want NULL: refused */
+    } cases[] = {
+        {"tcp://127.0.0.1:5555", "tcp://127.0.0.1:5557"},
+        {"tcp://[::1]:7000", "tcp://[::1]:7002"},
+        {"tcp://127.0.0.1:*", "tcp://127.0.0.1:*"},
+        {"ipc:///tmp/b", "ipc:///tmp/b.2"},
+        {"tcp://127.0.0.1:65534", NULL},
+        {"inproc://x", NULL},
+    };
+    FILE *err = tmpfile();
+    assert_non_null(err);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *argv[] = {"gw",        "--processes", "3", "--broker", cases[i].broker,
+                              "--jobs-db", "/tmp/j.db",   NULL};
+        assert_int_equal(load(&cfg, argv), GW_CONFIG_RUN);
+        assert_int_equal(cfg.processes, 3);
+        gw_config zero = cfg;
+        assert_int_equal(gw__config_for_process(&zero, 0, err), 0);
+        assert_string_equal(zero.broker_endpoint, cases[i].broker);
+        assert_string_equal(zero.jobs_db, "/tmp/j.db");
+        assert_true(zero.http.reuse_port);
+        int rc = gw__config_for_process(&cfg, 2, err);
+        if (!cases[i].want) {
+            assert_int_equal(rc, BR_EINVAL);
+            continue;
+        }
+        assert_int_equal(rc, 0);
+        assert_string_equal(cfg.broker_endpoint, cases[i].want);
+        assert_string_equal(cfg.jobs_db, "/tmp/j.db.2");
+    }
+    fclose(err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -392,6 +436,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(refuses_a_network_broker_without_curve_unless_told,
                                         clear_env, clear_env),
         cmocka_unit_test_setup_teardown(help_is_its_own_result, clear_env, clear_env),
+        cmocka_unit_test_setup_teardown(each_process_gets_its_own_endpoint_and_store, clear_env,
+                                        clear_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

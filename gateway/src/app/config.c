@@ -10,6 +10,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +118,10 @@ static const opt options[] = {
      "1: a GET/HEAD whose worker died is retried once on another worker", NULL},
     {"check-replies", "BARISTA_CHECK_REPLIES", OPT_FLAG, F(check_replies), 0, 1,
      "debug: log every structured reply that breaks its route's declared response schema", NULL},
+    {"processes", "BARISTA_PROCESSES", OPT_COUNT, F(processes), 1, GW_CONFIG_MAX_PROCESSES,
+     "gateway processes sharing the HTTP port (SO_REUSEPORT); process i's broker "
+     "endpoint is --broker's port + i (* stays *), an ipc:// path + .i",
+     NULL},
     {"local", "BARISTA_LOCAL", OPT_FLAG, F(local), 0, 1,
      "spawn and supervise worker processes (no value needed: --local)", NULL},
     {"io-workers", "BARISTA_IO_WORKERS", OPT_COUNT, F(io_workers), 0, 256,
@@ -277,6 +282,7 @@ void gw__config_defaults(gw_config *cfg)
         .worker_bin = GW_CONFIG_WORKER_BIN,
         .jobs_db = GW_JOBS_DB,
         .actors_db = GW_ACTORS_DB,
+        .processes = GW_CONFIG_PROCESSES,
         .curve_watch = GW_CONFIG_CURVE_WATCH,
         .log_level = GW_LOG_DEFAULT_LEVEL,
         .log_json = GW_LOG_DEFAULT_JSON,
@@ -580,4 +586,53 @@ gw_config_result gw__config_load(gw_config *cfg, int argc, char **argv, FILE *er
         }
     }
     return check_broker(cfg, err);
+}
+
+/* tcp://HOST:PORT with PORT + index, or ipc://PATH + "." + index, into out.  0 or
+ * BR_EINVAL. */
+static int process_endpoint(const char *base, unsigned index, char *out, size_t cap)
+{
+    if (strncmp(base, "ipc://", 6) == 0)
+        return (size_t)snprintf(out, cap, "%s.%u", base, index) < cap ? 0 : BR_EINVAL;
+    const char *colon = strrchr(base, ':');
+    if (strncmp(base, "tcp://", 6) != 0 || !colon)
+        return BR_EINVAL;
+    /* "*": ZeroMQ picks a free port for each process. */
+    if (strcmp(colon, ":*") == 0)
+        return (size_t)snprintf(out, cap, "%s", base) < cap ? 0 : BR_EINVAL;
+    if (!isdigit((unsigned char)colon[1]))
+        return BR_EINVAL;
+    char *end;
+    errno = 0;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    if (errno || *end || port == 0 || port + index > 65535)
+        return BR_EINVAL;
+    int n = snprintf(out, cap, "%.*s:%lu", (int)(colon - base), base, port + index);
+    return n >= 0 && (size_t)n < cap ? 0 : BR_EINVAL;
+}
+
+int gw__config_for_process(gw_config *cfg, unsigned index, FILE *err)
+{
+    cfg->http.reuse_port = true;
+    if (index == 0)
+        return 0;
+    bool automatic = strcmp(cfg->broker_endpoint, GW_CONFIG_BROKER_AUTO) == 0;
+    char endpoint[GW_CONFIG_MAX_ADDR];
+    if (!automatic) {
+        if (process_endpoint(cfg->broker_endpoint, index, endpoint, sizeof(endpoint)) != 0) {
+            fprintf(err,
+                    "barista-gateway: --processes: no broker endpoint for process %u from %s "
+                    "(want tcp://HOST:PORT with PORT + %u <= 65535, or ipc://PATH)\n",
+                    index, cfg->broker_endpoint, index);
+            return BR_EINVAL;
+        }
+        memcpy(cfg->broker_endpoint, endpoint, sizeof(endpoint));
+    }
+    char db[GW_CONFIG_MAX_ADDR];
+    if ((size_t)snprintf(db, sizeof(db), "%s.%u", cfg->jobs_db, index) >= sizeof(db)) {
+        fprintf(err, "barista-gateway: --processes: --jobs-db %s is too long\n", cfg->jobs_db);
+        return BR_EINVAL;
+    }
+    memcpy(cfg->jobs_db, db, sizeof(db));
+    return 0;
 }

@@ -39,6 +39,9 @@
 #define GW_CONFIG_CPU_SERVICES        "hash,report"
 #define GW_CONFIG_WORKER_BIN          "barista-worker"
 #define GW_CONFIG_CURVE_WATCH         1u
+#define GW_CONFIG_PROCESSES           1u
+/* Most gateway processes --processes starts. */
+#define GW_CONFIG_MAX_PROCESSES 64u
 /* --broker's default: in local mode a private ipc:// socket (gateway_start makes its
  * directory), otherwise GW_BROKER_ENDPOINT, loopback only. */
 #define GW_CONFIG_BROKER_AUTO "auto"
@@ -55,6 +58,7 @@ typedef struct gw_config {
     uint32_t worker_header;                   /* 1: replies carry x-barista-worker */
     gw_broker_config broker;                  /* the broker's options (endpoint set by main) */
     uint32_t broker_retry;                    /* 1: retry a dead worker's GET/HEAD once */
+    uint32_t processes;                       /* gateway processes on the HTTP port */
     uint32_t local;                           /* 1: spawn and supervise workers (local mode) */
     uint32_t check_replies;                   /* 1: check replies against declared schemas */
     uint32_t io_workers;                      /* local mode: I/O worker processes */
@@ -119,6 +123,13 @@ void gw__config_defaults(gw_config *cfg);
  * hosts without CURVE unless --insecure-broker says it is meant; resolves "auto" to
  * GW_BROKER_ENDPOINT outside local mode. */
 gw_config_result gw__config_load(gw_config *cfg, int argc, char **argv, FILE *err);
+
+/* Process `index` of --processes N (index 0 .. N-1): its own broker endpoint (a
+ * tcp:// endpoint's port + index, an ipc:// path + "." + index; "auto" and index 0
+ * unchanged) and its own job store (the file + "." + index for index > 0), and
+ * SO_REUSEPORT on the HTTP port.  0, or BR_EINVAL (one line on err) when the endpoint
+ * cannot be derived (no port, a port past 65535, too long). */
+int gw__config_for_process(gw_config *cfg, unsigned index, FILE *err);
 
 /* Prints every option with its default and its environment variable (stdout: --help). */
 void gw__config_usage(FILE *out);

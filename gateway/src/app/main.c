@@ -10,12 +10,14 @@
  * SIGHUP reloads the authorised worker certificates (CURVE), and so does a change in
  * their directory (keywatch.h) unless --curve-watch 0.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -428,6 +430,129 @@ static void close_signals(gateway *gw)
             uv_close(sigs[i], NULL);
 }
 
+/* --processes N: the parent runs no gateway itself; it supervises N gateway processes
+ * (this program again, told its index in BARISTA_PROCESS_INDEX) with the supervisor
+ * local mode uses for workers, passes SIGHUP on, and on SIGTERM/SIGINT stops them all
+ * and waits for them. */
+typedef struct parent {
+    uv_loop_t loop;      /* the parent's loop */
+    gw_supervisor *sup;  /* the gateway processes */
+    uv_signal_t sigs[3]; /* SIGTERM, SIGINT, SIGHUP */
+    uint64_t grace_ms;   /* how long they may take to stop before SIGKILL */
+    bool stopping;       /* a stop signal arrived */
+} parent;
+
+static void on_children_stopped(void *arg)
+{
+    parent *p = arg;
+    for (size_t i = 0; i < sizeof(p->sigs) / sizeof(p->sigs[0]); i++)
+        uv_close((uv_handle_t *)&p->sigs[i], NULL);
+}
+
+static void on_parent_signal(uv_signal_t *sig, int signum)
+{
+    parent *p = sig->data;
+    if (signum == SIGHUP) {
+        gw_supervisor_signal(p->sup, SIGHUP);
+        return;
+    }
+    if (p->stopping)
+        return;
+    p->stopping = true;
+    gw_log(GW_LOG_INFO, "gateway", "%s: stopping the gateway processes (up to %llu ms)",
+           signum == SIGINT ? "SIGINT" : "SIGTERM", (unsigned long long)p->grace_ms);
+    gw_supervisor_shutdown(p->sup, p->grace_ms, on_children_stopped, p);
+}
+
+/* Runs the parent of --processes N; returns the exit status: 1 when a gateway process
+ * could not be started or its last exit was not a clean one (status 0, no signal). */
+static int run_parent(const gw_config *cfg, int argc, char **argv)
+{
+    static parent p;
+    char exe[4096];
+    size_t len = sizeof(exe);
+    int status = 0;
+    if (uv_exepath(exe, &len) != 0 || uv_loop_init(&p.loop) != 0) {
+        gw_log(GW_LOG_ERROR, "gateway", "--processes: cannot find our own program");
+        return 1;
+    }
+    /* A child stops gracefully (SIGTERM): its workers and requests drain, then the
+     * local workers get their own shutdown timeout. */
+    p.grace_ms = 2 * (uint64_t)cfg->shutdown_timeout_ms + 5000;
+    p.sup = gw_supervisor_new(&p.loop);
+    const char **args = calloc((size_t)argc + 1, sizeof(*args));
+    if (!p.sup || !args) {
+        gw_log(GW_LOG_ERROR, "gateway", "--processes: out of memory");
+        free(args);
+        gw_supervisor_destroy(&p.sup);
+        uv_loop_close(&p.loop);
+        return 1;
+    }
+    args[0] = exe;
+    for (int i = 1; i < argc; i++)
+        args[i] = argv[i];
+    static const int signums[] = {SIGTERM, SIGINT, SIGHUP};
+    for (size_t i = 0; i < sizeof(p.sigs) / sizeof(p.sigs[0]); i++) {
+        uv_signal_init(&p.loop, &p.sigs[i]);
+        p.sigs[i].data = &p;
+        uv_signal_start(&p.sigs[i], on_parent_signal, signums[i]);
+    }
+    char parent_env[48];
+    snprintf(parent_env, sizeof(parent_env), "BARISTA_PROCESS_PARENT=%ld", (long)getpid());
+    for (unsigned i = 0; i < cfg->processes && status == 0; i++) {
+        char index_env[48], label[32];
+        snprintf(index_env, sizeof(index_env), "BARISTA_PROCESS_INDEX=%u", i);
+        snprintf(label, sizeof(label), "gateway-%u", i);
+        const char *env[] = {index_env, parent_env, NULL};
+        if (gw_supervisor_add(p.sup, label, args, env, 1) != 0)
+            status = 1;
+    }
+    free(args);
+    if (status != 0)
+        on_parent_signal(&p.sigs[0], SIGTERM);
+    else
+        gw_log(GW_LOG_INFO, "gateway", "%u gateway processes on %s", cfg->processes, cfg->listen);
+    uv_run(&p.loop, UV_RUN_DEFAULT);
+    for (unsigned i = 0; i < gw_supervisor_count(p.sup); i++) {
+        gw_supervisor_proc_info info;
+        if (gw_supervisor_proc_get(p.sup, i, &info) == 0 &&
+            (info.exit_status != 0 || info.term_signal != 0)) {
+            gw_log(GW_LOG_ERROR, "gateway", "%s (pid %d) ended with status %lld, signal %d",
+                   info.label, info.pid, (long long)info.exit_status, info.term_signal);
+            status = 1;
+        }
+    }
+    gw_supervisor_destroy(&p.sup);
+    if (uv_loop_close(&p.loop) != 0)
+        status = 1;
+    return status;
+}
+
+/* A gateway process of --processes N: its index (BARISTA_PROCESS_INDEX) picks its
+ * broker endpoint and job store; it stops (SIGTERM) when the parent dies.  0, or -1
+ * (logged) when the index is missing or bad. */
+static int become_child(gw_config *cfg, const char *index_text)
+{
+    char *end;
+    errno = 0;
+    unsigned long index = strtoul(index_text, &end, 10);
+    if (errno || *end || !isdigit((unsigned char)index_text[0]) || index >= cfg->processes) {
+        gw_log(GW_LOG_ERROR, "gateway", "BARISTA_PROCESS_INDEX=%s: want 0..%u", index_text,
+               cfg->processes - 1);
+        return -1;
+    }
+    if (gw__config_for_process(cfg, (unsigned)index, stderr) != 0)
+        return -1;
+    const char *ppid = getenv("BARISTA_PROCESS_PARENT");
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    /* The parent may have died before prctl: then we were re-parented already. */
+    if (ppid && strtol(ppid, NULL, 10) != (long)getppid()) {
+        gw_log(GW_LOG_ERROR, "gateway", "the parent of the gateway processes is gone");
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static gateway gw;
@@ -440,6 +565,19 @@ int main(int argc, char **argv)
         break;
     }
     gw_log_configure((gw_log_level)gw.cfg.log_level, gw.cfg.log_json != 0);
+    const char *index = getenv("BARISTA_PROCESS_INDEX");
+    if (gw.cfg.processes > 1 && !index) {
+        /* Every process's endpoint must exist before any starts. */
+        static gw_config each;
+        for (unsigned i = 1; i < gw.cfg.processes; i++) {
+            each = gw.cfg;
+            if (gw__config_for_process(&each, i, stderr) != 0)
+                return 2;
+        }
+        return run_parent(&gw.cfg, argc, argv);
+    }
+    if (gw.cfg.processes > 1 && become_child(&gw.cfg, index) != 0)
+        return 1;
     /* A peer that resets mid-write must be an error code, not a signal. */
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(&gw.cfg);

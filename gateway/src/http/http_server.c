@@ -9,11 +9,17 @@
  * leaves in one uv_write per connection, and the loop never blocks in poll while an
  * answer waits.
  */
+/* SO_REUSEPORT is outside POSIX. */
+#define _DEFAULT_SOURCE
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "barista/proto.h"
 #include "http_conn.h"
@@ -154,6 +160,29 @@ static void on_connection(uv_stream_t *listener, int status)
     gw__conn_accept(self, self->nconns >= self->cfg.max_connections);
 }
 
+/* Binds the listener on a socket of our own with SO_REUSEPORT set: libuv 1.44 (Debian
+ * 12) has no flag for it (UV_TCP_REUSEPORT came in 1.49).  0 or a negative libuv error. */
+static int bind_reuseport(uv_tcp_t *listener, const struct sockaddr *addr)
+{
+    int one = 1;
+    socklen_t len =
+        addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return uv_translate_sys_error(errno);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+        bind(fd, addr, len) != 0) {
+        int err = uv_translate_sys_error(errno);
+        close(fd);
+        return err;
+    }
+    int rc = uv_tcp_open(listener, fd);
+    if (rc < 0)
+        close(fd);
+    return rc;
+}
+
 int gw_http_server_start(gw_http_server *self, const struct sockaddr *addr)
 {
     if (!self || !addr || self->started)
@@ -170,8 +199,12 @@ int gw_http_server_start(gw_http_server *self, const struct sockaddr *addr)
     self->flush_check.data = self->flush_idle.data = self->shutdown_timer.data = self;
     self->open_handles = 4;
     self->started = true;
-    rc = uv_tcp_bind(&self->listener, addr, 0);
     const char *call = "uv_tcp_bind";
+    if (self->cfg.reuse_port) {
+        call = "bind with SO_REUSEPORT";
+        rc = bind_reuseport(&self->listener, addr);
+    } else
+        rc = uv_tcp_bind(&self->listener, addr, 0);
     if (rc == 0) {
         call = "uv_listen";
         rc = uv_listen((uv_stream_t *)&self->listener, self->cfg.backlog, on_connection);

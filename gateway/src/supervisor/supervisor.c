@@ -372,6 +372,11 @@ static void signal_all(gw_supervisor *self, int sig)
     }
 }
 
+void gw_supervisor_signal(gw_supervisor *self, int sig)
+{
+    signal_all(self, sig);
+}
+
 static void on_grace_expired(uv_timer_t *timer)
 {
     signal_all(timer->data, SIGKILL);

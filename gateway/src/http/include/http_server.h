@@ -9,6 +9,7 @@
 #ifndef BARISTA_GW_HTTP_SERVER_H
 #define BARISTA_GW_HTTP_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -63,6 +64,9 @@ typedef struct gw_http_config {
     size_t max_body_buffer;        /* request body bytes held by all connections together
                                       (read, not yet answered) -> 503 + Retry-After */
     int backlog;                   /* listen(2) backlog */
+    bool reuse_port;               /* listen with SO_REUSEPORT: several processes share
+                                      the port, the kernel spreads connections (off by
+                                      default: a second gateway on the port is an error) */
 } gw_http_config;
 
 /* Fills *cfg with the defaults above. */

@@ -69,6 +69,9 @@ void gw_supervisor_stats_get(const gw_supervisor *self, gw_supervisor_stats *out
 unsigned gw_supervisor_count(const gw_supervisor *self);
 int gw_supervisor_proc_get(const gw_supervisor *self, unsigned index, gw_supervisor_proc_info *out);
 
+/* Sends sig to every live process (e.g. SIGHUP passed on by a parent). */
+void gw_supervisor_signal(gw_supervisor *self, int sig);
+
 /* SIGTERM to every process; SIGKILL to those still alive after grace_ms; done(arg) once
  * every child has exited and every handle is closed. Nothing restarts after this.
  * done is always called from the loop, never from inside this call; a second stop is
