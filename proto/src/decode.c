@@ -247,6 +247,11 @@ static int get_route(dec *d, br_route *r)
         extra--;
     }
     OPTIONAL_FIELD(d, extra, br_cursor_bool(&d->cur, &r->body_form));
+    /* 12-13 belong to streamed routes, which this library does not read yet. */
+    OPTIONAL_FIELD(d, extra, br__cursor_skip_n(&d->cur, 1));
+    OPTIONAL_FIELD(d, extra, br__cursor_skip_n(&d->cur, 1));
+    OPTIONAL_FIELD(d, extra, br_cursor_bool(&d->cur, &r->websocket));
+    OPTIONAL_FIELD(d, extra, get_text(d, &r->subprotocols));
     return close_record(d, extra);
 }
 
@@ -389,6 +394,39 @@ static int get_fields(dec *d, br_msg *m, uint32_t *extra)
         TRY(get_u8(d, &m->u.job_result.outcome));
         TRY(get_bytes(d, &m->u.job_result.result));
         return get_text(d, &m->u.job_result.error);
+    case BR_MSG_WS_OPEN: {
+        br_msg_ws_open *o = &m->u.ws_open;
+        TRY(br_cursor_uint(&d->cur, &o->conn));
+        TRY(get_text(d, &o->service));
+        TRY(get_text(d, &o->route));
+        TRY(get_text(d, &o->path));
+        TRY(get_pairs(d, &o->params, &o->nparams));
+        TRY(get_pairs(d, &o->query, &o->nquery));
+        TRY(get_pairs(d, &o->headers, &o->nheaders));
+        TRY(get_text(d, &o->subprotocol));
+        TRY(get_bytes(d, &o->identity));
+        return get_text(d, &o->request_id);
+    }
+    case BR_MSG_WS_MESSAGE:
+        TRY(br_cursor_uint(&d->cur, &m->u.ws_message.conn));
+        TRY(br_cursor_bool(&d->cur, &m->u.ws_message.binary));
+        return get_bytes(d, &m->u.ws_message.data);
+    case BR_MSG_WS_CLOSE: {
+        uint64_t code;
+        TRY(br_cursor_uint(&d->cur, &m->u.ws_close.conn));
+        TRY(get_uint(d, UINT16_MAX, &code));
+        m->u.ws_close.code = (uint16_t)code;
+        return get_text(d, &m->u.ws_close.reason);
+    }
+    case BR_MSG_WS_CREDIT:
+        TRY(br_cursor_uint(&d->cur, &m->u.ws_credit.conn));
+        return get_u32(d, &m->u.ws_credit.credit);
+    case BR_MSG_WS_GROUP:
+        TRY(get_u8(d, &m->u.ws_group.op));
+        TRY(get_text(d, &m->u.ws_group.group));
+        TRY(br_cursor_uint(&d->cur, &m->u.ws_group.conn));
+        TRY(br_cursor_bool(&d->cur, &m->u.ws_group.binary));
+        return get_bytes(d, &m->u.ws_group.data);
     default:
         return 0; /* HEARTBEAT: no fields */
     }
@@ -411,7 +449,7 @@ static int decode(dec *d, br_msg *out)
     TRY(get_head(&d->cur, &n, &version, &type));
     if (version != BR_PROTO_VERSION)
         return BR_EVERSION;
-    if (type < 1 || type > BR_MSG_TYPE_MAX)
+    if (!br_msg_type_known((unsigned)type) || type > UINT8_MAX)
         return BR_EMSGTYPE;
     out->type = (uint8_t)type;
     uint32_t nfields = br__msg_nfields(out->type);

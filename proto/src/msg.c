@@ -29,12 +29,30 @@ static const struct {
     [BR_MSG_JOB_ACK] = {"JOB_ACK", 1},  [BR_MSG_JOB_RESULT] = {"JOB_RESULT", 4},
 };
 
+/* The WebSocket types, from BR_MSG_WS_FIRST. */
+static const struct {
+    const char *name;
+    uint32_t nfields;
+} ws_types[BR_MSG_WS_LAST - BR_MSG_WS_FIRST + 1] = {
+    {"WS_OPEN", 12}, {"WS_MESSAGE", 3}, {"WS_CLOSE", 3}, {"WS_CREDIT", 2}, {"WS_GROUP", 5},
+};
+
+bool br_msg_type_known(unsigned type)
+{
+    return (type >= 1 && type <= BR_MSG_TYPE_MAX) ||
+           (type >= BR_MSG_WS_FIRST && type <= BR_MSG_WS_LAST);
+}
+
 const char *br_msg_type_name(unsigned type)
 {
+    if (type >= BR_MSG_WS_FIRST && type <= BR_MSG_WS_LAST)
+        return ws_types[type - BR_MSG_WS_FIRST].name;
     return type >= 1 && type <= BR_MSG_TYPE_MAX ? types[type].name : "UNKNOWN";
 }
 
 uint32_t br__msg_nfields(unsigned type)
 {
+    if (type >= BR_MSG_WS_FIRST && type <= BR_MSG_WS_LAST)
+        return ws_types[type - BR_MSG_WS_FIRST].nfields;
     return type >= 1 && type <= BR_MSG_TYPE_MAX ? types[type].nfields : 0;
 }

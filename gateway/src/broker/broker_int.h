@@ -55,6 +55,9 @@ struct gw_broker {
     gw_broker_hooks hooks[GW_BROKER_MAX_ATTACHED]; /* attached subsystems' hooks */
     void *hooks_data[GW_BROKER_MAX_ATTACHED];      /* their data; NULL: a free slot */
     struct gw_zap *zap;                            /* ZAP handler while CURVE is on, else NULL */
+    gw_idmap *websockets;                          /* connection id -> WebSocket (websockets.c) */
+    gw_list ws_all;                                /* every WebSocket, for broadcasts */
+    uint64_t next_ws_id;                           /* last WebSocket connection id handed out */
 };
 
 /* A request that was in flight at a worker when the broker stopped waiting for it -
@@ -239,6 +242,23 @@ void gw__dispatch_worker_gone(gw_broker *b, gw_worker *w);
 
 /* dispatch.c: answers every pending request 503 and frees it (shutdown). */
 void gw__dispatch_fail_all(gw_broker *b);
+
+/* websockets.c: the broker's WebSocket state; 0 or BR_ENOMEM. */
+int gw__ws_init(gw_broker *b);
+void gw__ws_fini(gw_broker *b);
+
+/* websockets.c: a prepared exchange on a WebSocket route: the client is upgraded and
+ * placed on a worker (WS_OPEN), or answered an error; c is freed either way. */
+void gw__ws_open(gw_exchange *c);
+
+/* websockets.c: a WS_* message from w; false when m is of another type. */
+bool gw__ws_worker_msg(gw_broker *b, gw_worker *w, const br_msg *m);
+
+/* websockets.c: w is gone (1011) or draining (1012): its connections are closed. */
+void gw__ws_worker_gone(gw_broker *b, gw_worker *w, bool drained);
+
+/* websockets.c: shutdown: every connection is closed with 1001. */
+void gw__ws_close_all(gw_broker *b);
 
 /* dispatch.c: the deadline timer's callback. */
 void gw__dispatch_on_deadline(uv_timer_t *timer);

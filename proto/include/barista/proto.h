@@ -84,6 +84,9 @@ typedef struct br_route {
     bool body_form;         /* the body may also come as a form (urlencoded) */
     br_response *responses; /* declared responses; the first 2xx is the success status */
     uint32_t nresponses;
+    /* WebSocket routes (PROTOCOL.md 5.1, fields 14-15; 12-13 are streaming's). */
+    bool websocket;      /* a GET route clients open as a WebSocket (WS_* messages) */
+    br_str subprotocols; /* space-separated subprotocols it speaks; may be empty */
 } br_route;
 
 /* A service a worker hosts. */
@@ -132,6 +135,20 @@ typedef enum br_msg_type {
 } br_msg_type;
 
 #define BR_MSG_TYPE_MAX 12
+
+/* WebSocket messages (PROTOCOL.md 5.13-5.17): the range 30-39 is theirs. */
+enum {
+    BR_MSG_WS_OPEN = 30,    /* broker -> worker: a client opened a WebSocket */
+    BR_MSG_WS_MESSAGE = 31, /* either way: one whole message of a connection */
+    BR_MSG_WS_CLOSE = 32,   /* either way: the connection is closed / close it */
+    BR_MSG_WS_CREDIT = 33,  /* either way: may send this many more messages */
+    BR_MSG_WS_GROUP = 34    /* worker -> broker: join, leave or broadcast to a group */
+};
+#define BR_MSG_WS_FIRST 30
+#define BR_MSG_WS_LAST  34
+
+/* True for a type this library encodes and decodes. */
+bool br_msg_type_known(unsigned type);
 
 /* READY: the worker's greeting.  The first message a worker sends on a new connection,
  * and again whenever a WELCOME shows a new broker_id (the gateway restarted). */
@@ -245,6 +262,61 @@ typedef struct br_job_result {
     br_str error;    /* human-readable error; empty on success */
 } br_job_result;
 
+/* WS_OPEN: a client opened a WebSocket on a route of the worker's; conn names the
+ * connection in every later message about it. */
+typedef struct br_msg_ws_open {
+    uint64_t conn;   /* the connection's id, chosen by the broker, never 0 */
+    br_str service;  /* the service */
+    br_str route;    /* the matched route template */
+    br_str path;     /* the request path */
+    br_pair *params; /* path parameters, percent-decoded */
+    uint32_t nparams;
+    br_pair *query; /* query parameters, percent-decoded */
+    uint32_t nquery;
+    br_pair *headers; /* the handshake's headers, names lower-case (hop-by-hop removed) */
+    uint32_t nheaders;
+    br_str subprotocol; /* the subprotocol chosen; empty for none */
+    br_str identity;    /* the verified caller (as REQUEST.identity); empty: anonymous */
+    br_str request_id;  /* the handshake's X-Request-ID */
+} br_msg_ws_open;
+
+/* WS_MESSAGE: one whole message. */
+typedef struct br_msg_ws_message {
+    uint64_t conn; /* the connection */
+    bool binary;   /* binary (true) or text (false, UTF-8) */
+    br_str data;   /* the payload */
+} br_msg_ws_message;
+
+/* WS_CLOSE: broker -> worker: the connection is over (the client's code, 1006 when it
+ * vanished, 1001 at gateway shutdown); worker -> broker: close it with this code. */
+typedef struct br_msg_ws_close {
+    uint64_t conn; /* the connection */
+    uint16_t code; /* a close code, 1000..4999 */
+    br_str reason; /* UTF-8, may be empty */
+} br_msg_ws_close;
+
+/* WS_CREDIT: the receiver may send `credit` more WS_MESSAGEs on the connection. */
+typedef struct br_msg_ws_credit {
+    uint64_t conn;
+    uint32_t credit; /* >= 1 */
+} br_msg_ws_credit;
+
+/* WS_GROUP operations. */
+typedef enum br_ws_group_op {
+    BR_WS_JOIN = 0,     /* conn joins the group */
+    BR_WS_LEAVE = 1,    /* conn leaves it */
+    BR_WS_BROADCAST = 2 /* data goes to every member of the group (except conn, when not 0) */
+} br_ws_group_op;
+
+/* WS_GROUP: a group operation for the connections of the sender's services. */
+typedef struct br_msg_ws_group {
+    uint8_t op;    /* br_ws_group_op */
+    br_str group;  /* the group's name, non-empty */
+    uint64_t conn; /* JOIN/LEAVE: the connection; BROADCAST: one to skip, or 0 */
+    bool binary;   /* BROADCAST: binary or text */
+    br_str data;   /* BROADCAST: the payload; otherwise empty */
+} br_msg_ws_group;
+
 /* One decoded or to-be-encoded message.  `type` says which union member is valid;
  * HEARTBEAT has no fields. */
 typedef struct br_msg {
@@ -260,6 +332,11 @@ typedef struct br_msg {
         br_job job;
         br_job_ack job_ack;
         br_job_result job_result;
+        br_msg_ws_open ws_open;
+        br_msg_ws_message ws_message;
+        br_msg_ws_close ws_close;
+        br_msg_ws_credit ws_credit;
+        br_msg_ws_group ws_group;
     } u;
 } br_msg;
 

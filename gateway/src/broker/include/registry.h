@@ -62,6 +62,8 @@ typedef struct gw_route_entry {
     gw_route_policy policy;      /* auth and scopes for the edge (strings in this
                                     allocation); the router points at it */
     gw_contract *contract;       /* the declaration compiled (contracts.h) */
+    bool websocket;              /* a WebSocket route (websockets.c) */
+    const char *subprotocols;    /* its space-separated subprotocols (in this allocation) */
     bool fresh;                  /* added by the READY being registered (rollback) */
     struct gw_route_entry *next; /* the service's next route */
 } gw_route_entry;
@@ -103,6 +105,8 @@ struct gw_worker {
     size_t nservices;            /* entries in services */
     gw_list exchanges;           /* exchanges in flight at it (broker's) */
     gw_list outgoing;            /* CALLs it made that it still waits for (broker's) */
+    gw_list websockets;          /* WebSocket connections placed on it (broker's) */
+    size_t nwebsockets;          /* entries in websockets */
 };
 
 typedef struct gw_registry gw_registry;
