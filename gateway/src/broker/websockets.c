@@ -29,6 +29,10 @@
 
 /* Messages either side may have unacknowledged per connection. */
 #define GW_WS_WINDOW 16
+/* Written messages acknowledged to the worker at once: half the window, so that a
+ * worker out of credit (16 outstanding) always has an acknowledgement coming once
+ * they are written, and a busy connection costs one WS_CREDIT per 8 messages. */
+#define GW_WS_CREDIT_BATCH 8
 /* Groups one connection may be in, and the longest group name. */
 #define GW_WS_MAX_GROUPS 8
 #define GW_WS_GROUP_MAX  64
@@ -44,10 +48,12 @@ typedef struct gw_ws_link {
     gw_list worker_link;  /* in worker->websockets */
     gw_list all_link;     /* in b->ws_all */
     uint32_t to_worker;   /* messages forwarded and not yet credited back */
-    uint32_t from_worker; /* the worker's messages not yet on the client's socket */
+    uint32_t from_worker; /* the worker's messages not yet acknowledged to it */
+    uint32_t written;     /* of those, the ones on the client's socket */
     bool paused;          /* reading the client is paused for credit */
     uint8_t ngroups;      /* entries used in groups */
-    char groups[GW_WS_MAX_GROUPS][GW_WS_GROUP_MAX + 1]; /* the groups it is in */
+    char (*groups)[GW_WS_GROUP_MAX + 1]; /* the groups it is in (GW_WS_MAX_GROUPS, allocated
+                                            at the first join: most connections join none) */
 } gw_ws_link;
 
 int gw__ws_init(gw_broker *b)
@@ -67,6 +73,7 @@ static void link_free(gw_ws_link *l)
     gw_idmap_take(l->b->websockets, l->id);
     gw_list_remove(&l->worker_link);
     gw_list_remove(&l->all_link);
+    free(l->groups);
     free(l);
 }
 
@@ -112,10 +119,14 @@ static void on_client_sent(void *data, gw_ws_conn *ws, uint32_t messages)
 {
     gw_ws_link *l = data;
     (void)ws;
-    uint32_t n = messages < l->from_worker ? messages : l->from_worker;
-    if (n == 0)
+    /* Broadcasts are written too but took no credit: at most from_worker count. */
+    uint32_t room = l->from_worker - l->written;
+    l->written += messages < room ? messages : room;
+    if (l->written < GW_WS_CREDIT_BATCH)
         return;
+    uint32_t n = l->written;
     l->from_worker -= n;
+    l->written = 0;
     br_msg m = {.type = BR_MSG_WS_CREDIT, .u.ws_credit = {.conn = l->id, .credit = n}};
     gw__broker_send(l->b, l->worker, l->worker->ident, l->worker->ident_len, &m);
 }
@@ -274,6 +285,9 @@ static void on_group(gw_broker *b, gw_worker *w, const br_msg_ws_group *g)
     if (!l || g->group.len > GW_WS_GROUP_MAX)
         return;
     bool member = in_group(l, g->group);
+    if (g->op == BR_WS_JOIN && !l->groups &&
+        !(l->groups = calloc(GW_WS_MAX_GROUPS, sizeof(*l->groups))))
+        return;
     if (g->op == BR_WS_JOIN && !member && l->ngroups < GW_WS_MAX_GROUPS) {
         memcpy(l->groups[l->ngroups], g->group.ptr, g->group.len);
         l->groups[l->ngroups][g->group.len] = '\0';

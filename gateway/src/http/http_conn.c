@@ -86,6 +86,16 @@ static void req_recycle(gw_conn *conn, gw_http_req *r)
     conn->nfree++;
 }
 
+void gw__conn_release_pool(gw_conn *conn)
+{
+    for (gw_http_req *r = conn->free_reqs, *next; r; r = next) {
+        next = r->next;
+        req_free(r);
+    }
+    conn->free_reqs = NULL;
+    conn->nfree = 0;
+}
+
 void gw__conn_push(gw_conn *conn, gw_http_req *r)
 {
     if (conn->tail)

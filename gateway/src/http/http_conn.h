@@ -196,6 +196,8 @@ struct gw_http_server {
 /* http_conn.c */
 /* A request object from the connection's pool (or the heap), reset.  NULL: no memory. */
 gw_http_req *gw__req_get(gw_conn *conn);
+/* Frees the pooled request objects (a connection that will read no more requests). */
+void gw__conn_release_pool(gw_conn *conn);
 /* Appends r to the connection's queue of requests. */
 void gw__conn_push(gw_conn *conn, gw_http_req *r);
 /* Starts measuring `phase`, timing out ms from now (NONE: no timeout). */

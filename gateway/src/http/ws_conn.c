@@ -458,6 +458,8 @@ void gw__ws_start(gw_conn *conn)
 {
     gw_ws_conn *ws = conn->ws;
     ws->open = true;
+    /* No HTTP request follows: the upgrade request's buffers are not kept. */
+    gw__conn_release_pool(conn);
     gw__conn_set_phase(conn, GW_PHASE_WS, ws->cfg.ping_interval_ms);
     if (conn->server->draining) {
         gw__ws_going_away(conn);
