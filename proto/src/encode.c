@@ -91,7 +91,8 @@ static void pack_bound(msgpack_packer *pk, bool has, double v)
 static void pack_route(msgpack_packer *pk, const br_route *r)
 {
     /* A WebSocket route needs fields 14-15; 12-13 (streaming's) are then nil. */
-    msgpack_pack_array(pk, r->websocket ? 16 : 12);
+    bool ws_fields = r->websocket || r->subprotocols.len > 0;
+    msgpack_pack_array(pk, ws_fields ? 16 : 12);
     pack_str(pk, r->method);
     pack_str(pk, r->path);
     msgpack_pack_uint32(pk, r->timeout_ms);
@@ -124,10 +125,10 @@ static void pack_route(msgpack_packer *pk, const br_route *r)
         pack_schema(pk, resp->schema);
     }
     pack_bool(pk, r->body_form);
-    if (r->websocket) {
+    if (ws_fields) {
         msgpack_pack_nil(pk);
         msgpack_pack_nil(pk);
-        pack_bool(pk, true);
+        pack_bool(pk, r->websocket);
         pack_str(pk, r->subprotocols);
     }
 }

@@ -370,7 +370,8 @@ static bool route_equal(const br_route *a, const br_route *b)
             return false;
     }
     if (!str_equal(a->body_schema, b->body_schema) || a->body_form != b->body_form ||
-        a->nresponses != b->nresponses)
+        a->nresponses != b->nresponses || a->websocket != b->websocket ||
+        !str_equal(a->subprotocols, b->subprotocols))
         return false;
     for (uint32_t i = 0; i < a->nresponses; i++) {
         const br_response *x = &a->responses[i], *y = &b->responses[i];
@@ -469,6 +470,33 @@ bool sample_equal(const br_msg *a, const br_msg *b)
     case BR_MSG_JOB_RESULT:
         return str_equal(ra->job_id, rb->job_id) && ra->outcome == rb->outcome &&
                str_equal(ra->result, rb->result) && str_equal(ra->error, rb->error);
+    case BR_MSG_WS_OPEN: {
+        const br_msg_ws_open *x = &a->u.ws_open, *y = &b->u.ws_open;
+        return x->conn == y->conn && str_equal(x->service, y->service) &&
+               str_equal(x->route, y->route) && str_equal(x->path, y->path) &&
+               pairs_equal(x->params, x->nparams, y->params, y->nparams) &&
+               pairs_equal(x->query, x->nquery, y->query, y->nquery) &&
+               pairs_equal(x->headers, x->nheaders, y->headers, y->nheaders) &&
+               str_equal(x->subprotocol, y->subprotocol) && str_equal(x->identity, y->identity) &&
+               str_equal(x->request_id, y->request_id);
+    }
+    case BR_MSG_WS_MESSAGE:
+        return a->u.ws_message.conn == b->u.ws_message.conn &&
+               a->u.ws_message.binary == b->u.ws_message.binary &&
+               str_equal(a->u.ws_message.data, b->u.ws_message.data);
+    case BR_MSG_WS_CLOSE:
+        return a->u.ws_close.conn == b->u.ws_close.conn &&
+               a->u.ws_close.code == b->u.ws_close.code &&
+               str_equal(a->u.ws_close.reason, b->u.ws_close.reason);
+    case BR_MSG_WS_CREDIT:
+        return a->u.ws_credit.conn == b->u.ws_credit.conn &&
+               a->u.ws_credit.credit == b->u.ws_credit.credit;
+    case BR_MSG_WS_GROUP:
+        return a->u.ws_group.op == b->u.ws_group.op &&
+               str_equal(a->u.ws_group.group, b->u.ws_group.group) &&
+               a->u.ws_group.conn == b->u.ws_group.conn &&
+               a->u.ws_group.binary == b->u.ws_group.binary &&
+               str_equal(a->u.ws_group.data, b->u.ws_group.data);
     default:
         return true; /* HEARTBEAT */
     }

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "barista/proto.h"
+#include "samples.h"
 
 static br_str S(const char *s)
 {
@@ -66,6 +67,7 @@ static void websocket_messages_round_trip(void **state)
     assert_int_equal(out.u.ws_open.nheaders, 2);
     assert_true(str_is(out.u.ws_open.subprotocol, "chat.v1"));
     assert_int_equal(out.u.ws_open.identity.len, 0);
+    assert_int_equal(sample_decode_check(buf.data, buf.len), 0);
 
     memset(&m, 0, sizeof(m));
     m.type = BR_MSG_WS_MESSAGE;
@@ -94,6 +96,7 @@ static void websocket_messages_round_trip(void **state)
     m.u.ws_group = (br_msg_ws_group){
         .op = BR_WS_BROADCAST, .group = S("lobby"), .conn = 3, .data = S("hi all")};
     encode_decode(&m, &out, dec, &buf);
+    assert_int_equal(sample_decode_check(buf.data, buf.len), 0);
     assert_int_equal(out.u.ws_group.op, BR_WS_BROADCAST);
     assert_true(str_is(out.u.ws_group.group, "lobby"));
     assert_true(str_is(out.u.ws_group.data, "hi all"));
@@ -141,7 +144,7 @@ static void websocket_route_fields_round_trip(void **state)
          .summary = S("Chat"),
          .websocket = true,
          .subprotocols = S("chat.v1 chat.v2")},
-        {.method = S("GET"), .path = S("/plain"), .summary = S("")},
+        {.method = S("GET"), .path = S("/plain"), .summary = S(""), .subprotocols = S("x")},
     };
     br_service svc = {.name = S("chat"), .kind = BR_KIND_IO, .routes = routes, .nroutes = 2};
     br_msg m;
@@ -152,11 +155,12 @@ static void websocket_route_fields_round_trip(void **state)
     br_buf buf = {0};
     br_msg out;
     encode_decode(&m, &out, dec, &buf);
+    assert_int_equal(sample_decode_check(buf.data, buf.len), 0);
     const br_route *r = out.u.ready.services[0].routes;
     assert_true(r[0].websocket);
     assert_true(str_is(r[0].subprotocols, "chat.v1 chat.v2"));
     assert_false(r[1].websocket);
-    assert_int_equal(r[1].subprotocols.len, 0);
+    assert_true(str_is(r[1].subprotocols, "x"));
     br_buf_free(&buf);
     br_decoder_destroy(&dec);
 }
