@@ -151,6 +151,11 @@ class WebSockets(unittest.TestCase):
                    extra="Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n" % KEY)
         self.assertEqual(ws.status, 422, ws.head)
         ws.close()
+        # WebSocket routes are no HTTP operations: not in the OpenAPI document.
+        with self.gw.client() as c:
+            doc = c.request("GET", "/openapi.json").json()
+        self.assertNotIn("/ws/echo", doc["paths"])
+        self.assertNotIn("/chat/{room}", doc["paths"])
 
     def test_echo_subprotocol_ping_and_close(self):
         async def go():
@@ -209,6 +214,9 @@ class WebSockets(unittest.TestCase):
                 # c is in another room: the next thing it gets is its own answer.
                 self.assertTrue((await c.recv()).startswith("pid "))
         self.run_async(go())
+        with self.gw.client() as c:
+            text = c.request("GET", "/metrics").body.decode()
+        self.assertIn("barista_websocket_opened_total 3", text)
 
     def test_killed_worker_closes_its_connections_with_1011(self):
         async def go():

@@ -197,6 +197,12 @@ int gw_metrics_broker(br_buf *out, const gw_broker_stats *st, const gw_registry 
          "Workers dropped for silence or a lost connection.", st->workers_died},
         {"barista_broker_services_retired_total", "counter",
          "Services retired after their grace period without a worker.", st->services_retired},
+        {"barista_websocket_opened_total", "counter",
+         "WebSocket connections placed on a worker.", st->ws_opened},
+        {"barista_websocket_messages_in_total", "counter",
+         "WebSocket messages from clients forwarded to workers.", st->ws_messages_in},
+        {"barista_websocket_messages_out_total", "counter",
+         "WebSocket messages queued for clients (broadcasts included).", st->ws_messages_out},
     };
     if (rc == 0)
         rc = singles(out, rows, NELEMS(rows));
