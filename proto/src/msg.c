@@ -37,17 +37,20 @@ static const struct {
     {"WS_OPEN", 12}, {"WS_MESSAGE", 3}, {"WS_CLOSE", 3}, {"WS_CREDIT", 2}, {"WS_GROUP", 5},
 };
 
-bool br_msg_type_known(unsigned type)
-{
-    return (type >= 1 && type <= BR_MSG_TYPE_MAX) ||
-           (type >= BR_MSG_WS_FIRST && type <= BR_MSG_WS_LAST);
-}
-
 const char *br_msg_type_name(unsigned type)
 {
     if (type >= BR_MSG_WS_FIRST && type <= BR_MSG_WS_LAST)
         return ws_types[type - BR_MSG_WS_FIRST].name;
     return type >= 1 && type <= BR_MSG_TYPE_MAX ? types[type].name : "UNKNOWN";
+}
+
+bool br_msg_type_in_version(unsigned type, unsigned version)
+{
+    bool known = (type >= 1 && type <= BR_MSG_TYPE_MAX) ||
+                 (type >= BR_MSG_WS_FIRST && type <= BR_MSG_WS_LAST);
+    if (!known)
+        return false;
+    return version >= (type >= BR_MSG_V2_FIRST ? 2u : 1u) && version <= BR_PROTO_VERSION;
 }
 
 uint32_t br__msg_nfields(unsigned type)

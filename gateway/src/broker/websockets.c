@@ -149,14 +149,16 @@ static const gw_ws_hooks client_hooks = {
 /* ---------------------------------------------------------------------------------- */
 /* Opening.                                                                            */
 
-/* The live worker of s with the fewest WebSocket connections; NULL when none. */
+/* The live worker of s (speaking version 2) with the fewest WebSocket connections;
+ * NULL when none. */
 static gw_worker *pick_worker(const gw_service *s)
 {
     gw_worker *best = NULL;
     size_t best_n = 0;
     for (size_t i = 0; i < s->nworkers; i++) {
         gw_worker *w = s->workers[i];
-        if (!gw_worker_live(w))
+        /* WS_* messages exist in version 2 only (PROTOCOL.md 14). */
+        if (!gw_worker_live(w) || w->proto_version < 2)
             continue;
         if (!best || w->nwebsockets < best_n) {
             best = w;
