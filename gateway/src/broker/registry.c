@@ -346,6 +346,7 @@ static gw_route_entry *route_entry_new(const br_route *r, gw_service *s, void *a
     size_t size = sizeof(gw_route_entry) + r->nparams * sizeof(br_param);
     size += r->method.len + r->path.len + r->summary.len + r->scopes.len + 4;
     size += r->actor_type.len + r->actor_key.len + 2;
+    size += r->subprotocols.len + 1;
     for (uint32_t i = 0; i < r->nparams; i++)
         size += r->params[i].name.len + r->params[i].summary.len;
     gw_route_entry *e = calloc(1, size);
@@ -367,6 +368,8 @@ static gw_route_entry *route_entry_new(const br_route *r, gw_service *s, void *a
     e->actor_type = copy_str(&cursor, r->actor_type);
     e->actor_key = copy_str(&cursor, r->actor_key);
     e->actor_idle_ms = r->actor_idle_ms;
+    e->websocket = r->websocket;
+    e->subprotocols = copy_str(&cursor, r->subprotocols);
     e->nparams = r->nparams;
     for (uint32_t i = 0; i < r->nparams; i++) {
         e->params[i] = r->params[i];
@@ -549,6 +552,7 @@ static gw_worker *worker_new(const void *ident, size_t ident_len, const br_ready
     w->last_send = now;
     gw_list_init(&w->exchanges);
     gw_list_init(&w->outgoing);
+    gw_list_init(&w->websockets);
     gw_list_init(&w->cancelled);
     gw_list_init(&w->actors);
     gw_list_init(&w->actors_waiting);
