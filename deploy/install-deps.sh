@@ -19,7 +19,7 @@ libpq-dev libhiredis-dev"
 # (tests/integration/dbservers.py); the typed contracts' tests compare 422s with
 # FastAPI's (tests/integration/fastapi_twin.py).
 if [ "${1:-}" != build ]; then
-    packages="$packages postgresql-15 redis-server python3-fastapi python3-uvicorn"
+    packages="$packages postgresql-15 redis-server python3-fastapi python3-uvicorn python3-websockets"
 fi
 if [ "${1:-}" = bench ]; then
     packages="$packages wrk nginx-light python3-fastapi python3-uvicorn python3-uvloop

@@ -154,6 +154,22 @@ static int get_pairs(dec *d, br_pair **out, uint32_t *n)
     return 0;
 }
 
+/* An optional bool field: nil reads as false. */
+static int get_opt_bool(dec *d, bool *v)
+{
+    *v = false;
+    int rc = br_cursor_nil(&d->cur);
+    return rc == BR_ETYPE ? br_cursor_bool(&d->cur, v) : rc;
+}
+
+/* An optional text field: nil reads as empty. */
+static int get_opt_text(dec *d, br_str *s)
+{
+    *s = (br_str){0};
+    int rc = br_cursor_nil(&d->cur);
+    return rc == BR_ETYPE ? get_text(d, s) : rc;
+}
+
 /* A schema field: nil for none, else one msgpack map kept as its bytes (the gateway
  * compiles it), at most BR_SCHEMA_MAX_BYTES long and BR_SCHEMA_WIRE_DEPTH deep. */
 static int get_schema(dec *d, br_str *s)
@@ -247,12 +263,13 @@ static int get_route(dec *d, br_route *r)
         extra--;
     }
     OPTIONAL_FIELD(d, extra, br_cursor_bool(&d->cur, &r->body_form));
-    /* Fields 12 to 15 are reserved for streaming (12-13) and WebSockets (14-15); until
-     * their decoders land here they are skipped, whatever they hold (an actor route
-     * sends them as nil, "absent", to reach fields 16 and 17).  MERGE NOTE: those
-     * features' decoders replace this loop. */
-    for (int i = 12; i < 16 && extra > 0; i++, extra--)
-        TRY(br_cursor_skip(&d->cur, BR_SCHEMA_WIRE_DEPTH));
+    /* 12-13 belong to streamed routes, which this library does not read yet. */
+    OPTIONAL_FIELD(d, extra, br__cursor_skip_n(&d->cur, 1));
+    OPTIONAL_FIELD(d, extra, br__cursor_skip_n(&d->cur, 1));
+    /* 14-15: WebSocket routes; nil is "absent" (a sender that needs later fields). */
+    OPTIONAL_FIELD(d, extra, get_opt_bool(d, &r->websocket));
+    OPTIONAL_FIELD(d, extra, get_opt_text(d, &r->subprotocols));
+    /* 16-17: keyed actor routes. */
     OPTIONAL_FIELD(d, extra, get_text(d, &r->actor_type));
     if (extra > 0) {
         uint32_t more;
@@ -490,6 +507,39 @@ static int get_fields(dec *d, br_msg *m, uint32_t *extra)
         return get_text(d, &m->u.job_cancel.job_id);
     case BR_MSG_TASK_POLICY:
         return get_task_policies(d, &m->u.task_policy);
+    case BR_MSG_WS_OPEN: {
+        br_msg_ws_open *o = &m->u.ws_open;
+        TRY(br_cursor_uint(&d->cur, &o->conn));
+        TRY(get_text(d, &o->service));
+        TRY(get_text(d, &o->route));
+        TRY(get_text(d, &o->path));
+        TRY(get_pairs(d, &o->params, &o->nparams));
+        TRY(get_pairs(d, &o->query, &o->nquery));
+        TRY(get_pairs(d, &o->headers, &o->nheaders));
+        TRY(get_text(d, &o->subprotocol));
+        TRY(get_bytes(d, &o->identity));
+        return get_text(d, &o->request_id);
+    }
+    case BR_MSG_WS_MESSAGE:
+        TRY(br_cursor_uint(&d->cur, &m->u.ws_message.conn));
+        TRY(br_cursor_bool(&d->cur, &m->u.ws_message.binary));
+        return get_bytes(d, &m->u.ws_message.data);
+    case BR_MSG_WS_CLOSE: {
+        uint64_t code;
+        TRY(br_cursor_uint(&d->cur, &m->u.ws_close.conn));
+        TRY(get_uint(d, UINT16_MAX, &code));
+        m->u.ws_close.code = (uint16_t)code;
+        return get_text(d, &m->u.ws_close.reason);
+    }
+    case BR_MSG_WS_CREDIT:
+        TRY(br_cursor_uint(&d->cur, &m->u.ws_credit.conn));
+        return get_u32(d, &m->u.ws_credit.credit);
+    case BR_MSG_WS_GROUP:
+        TRY(get_u8(d, &m->u.ws_group.op));
+        TRY(get_text(d, &m->u.ws_group.group));
+        TRY(br_cursor_uint(&d->cur, &m->u.ws_group.conn));
+        TRY(br_cursor_bool(&d->cur, &m->u.ws_group.binary));
+        return get_bytes(d, &m->u.ws_group.data);
     default:
         return 0; /* HEARTBEAT: no fields */
     }

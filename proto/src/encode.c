@@ -96,10 +96,11 @@ static void pack_bound(msgpack_packer *pk, bool has, double v)
 
 static void pack_route(msgpack_packer *pk, const br_route *r)
 {
-    /* An actor route carries fields 16 and 17; fields 12 to 15 (other features'
-     * optional fields) are nil then, "absent". */
+    /* A WebSocket route needs fields 14-15, an actor route 16-17; the fields before
+     * those (other features' optional fields) are nil then, "absent". */
     bool actor = r->actor_type.len > 0;
-    msgpack_pack_array(pk, actor ? 18 : 12);
+    bool ws_fields = actor || r->websocket || r->subprotocols.len > 0;
+    msgpack_pack_array(pk, actor ? 18 : ws_fields ? 16 : 12);
     pack_str(pk, r->method);
     pack_str(pk, r->path);
     msgpack_pack_uint32(pk, r->timeout_ms);
@@ -132,10 +133,14 @@ static void pack_route(msgpack_packer *pk, const br_route *r)
         pack_schema(pk, resp->schema);
     }
     pack_bool(pk, r->body_form);
+    if (!ws_fields)
+        return;
+    msgpack_pack_nil(pk);
+    msgpack_pack_nil(pk);
+    pack_bool(pk, r->websocket);
+    pack_str(pk, r->subprotocols);
     if (!actor)
         return;
-    for (int i = 12; i < 16; i++)
-        msgpack_pack_nil(pk);
     pack_str(pk, r->actor_type);
     msgpack_pack_array(pk, 3);
     pack_str(pk, r->actor_key);
@@ -369,6 +374,46 @@ static void pack_msg(msgpack_packer *pk, const br_msg *msg)
             else
                 msgpack_pack_nil(pk);
         }
+        break;
+    case BR_MSG_WS_OPEN: {
+        const br_msg_ws_open *o = &msg->u.ws_open;
+        pack_head(pk, msg->type);
+        msgpack_pack_uint64(pk, o->conn);
+        pack_str(pk, o->service);
+        pack_str(pk, o->route);
+        pack_str(pk, o->path);
+        pack_pairs(pk, o->params, o->nparams);
+        pack_pairs(pk, o->query, o->nquery);
+        pack_pairs(pk, o->headers, o->nheaders);
+        pack_str(pk, o->subprotocol);
+        pack_bin(pk, o->identity);
+        pack_str(pk, o->request_id);
+        break;
+    }
+    case BR_MSG_WS_MESSAGE:
+        pack_head(pk, msg->type);
+        msgpack_pack_uint64(pk, msg->u.ws_message.conn);
+        pack_bool(pk, msg->u.ws_message.binary);
+        pack_bin(pk, msg->u.ws_message.data);
+        break;
+    case BR_MSG_WS_CLOSE:
+        pack_head(pk, msg->type);
+        msgpack_pack_uint64(pk, msg->u.ws_close.conn);
+        msgpack_pack_uint16(pk, msg->u.ws_close.code);
+        pack_str(pk, msg->u.ws_close.reason);
+        break;
+    case BR_MSG_WS_CREDIT:
+        pack_head(pk, msg->type);
+        msgpack_pack_uint64(pk, msg->u.ws_credit.conn);
+        msgpack_pack_uint32(pk, msg->u.ws_credit.credit);
+        break;
+    case BR_MSG_WS_GROUP:
+        pack_head(pk, msg->type);
+        msgpack_pack_uint8(pk, msg->u.ws_group.op);
+        pack_str(pk, msg->u.ws_group.group);
+        msgpack_pack_uint64(pk, msg->u.ws_group.conn);
+        pack_bool(pk, msg->u.ws_group.binary);
+        pack_bin(pk, msg->u.ws_group.data);
         break;
     }
 }

@@ -46,7 +46,7 @@ static bool route_ok(const br_route *r)
         return false;
     if (!str_ok(r->summary) || r->body > BR_BODY_MSGPACK || !PRESENT(r->params, r->nparams))
         return false;
-    if (r->auth > BR_AUTH_REQUIRED || !str_ok(r->scopes))
+    if (r->auth > BR_AUTH_REQUIRED || !str_ok(r->scopes) || !str_ok(r->subprotocols))
         return false;
     /* An actor route names the path parameter holding its key. */
     if (!str_ok(r->actor_type) || !str_ok(r->actor_key) ||
@@ -248,6 +248,28 @@ int br__msg_validate(const br_msg *msg)
             ok = str_ok(p->task) && p->task.len > 0 && p->priority >= 0 && p->priority <= 255 &&
                  isfinite(p->rate) && p->rate >= 0;
         }
+        break;
+    case BR_MSG_WS_OPEN: {
+        const br_msg_ws_open *o = &msg->u.ws_open;
+        ok = o->conn != 0 && str_ok(o->service) && str_ok(o->route) && str_ok(o->path) &&
+             pairs_ok(o->params, o->nparams) && pairs_ok(o->query, o->nquery) &&
+             pairs_ok(o->headers, o->nheaders) && str_ok(o->subprotocol) && str_ok(o->identity) &&
+             str_ok(o->request_id);
+        break;
+    }
+    case BR_MSG_WS_MESSAGE:
+        ok = msg->u.ws_message.conn != 0 && str_ok(msg->u.ws_message.data);
+        break;
+    case BR_MSG_WS_CLOSE:
+        ok = msg->u.ws_close.conn != 0 && msg->u.ws_close.code >= 1000 &&
+             msg->u.ws_close.code <= 4999 && str_ok(msg->u.ws_close.reason);
+        break;
+    case BR_MSG_WS_CREDIT:
+        ok = msg->u.ws_credit.conn != 0 && msg->u.ws_credit.credit >= 1;
+        break;
+    case BR_MSG_WS_GROUP:
+        ok = msg->u.ws_group.op <= BR_WS_BROADCAST && msg->u.ws_group.group.len > 0 &&
+             str_ok(msg->u.ws_group.group) && str_ok(msg->u.ws_group.data);
         break;
     default:
         ok = false;

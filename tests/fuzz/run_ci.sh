@@ -15,7 +15,7 @@ secs="${FUZZ_SECONDS:-60}"
 jobs="${JOBS:-2}"
 build="${FUZZ_BUILD_DIR:-build-fuzz}"
 # target:corpus directory under tests/fuzz/corpus
-all="fuzz_decode:decode fuzz_http:http fuzz_json:json fuzz_params:params fuzz_zap:zap fuzz_worker:worker fuzz_broker:broker fuzz_contracts:contracts"
+all="fuzz_decode:decode fuzz_http:http fuzz_json:json fuzz_params:params fuzz_zap:zap fuzz_worker:worker fuzz_broker:broker fuzz_contracts:contracts fuzz_ws:ws"
 
 if ! command -v clang >/dev/null 2>&1; then
     echo "fuzz: clang is missing (deploy/install-deps.sh fuzz installs it)" >&2

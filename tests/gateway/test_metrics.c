@@ -156,7 +156,9 @@ static void broker_section_has_workers_by_kind_and_escaped_service_labels(void *
                           .workers_unhealthy = 1,
                           .cancelled = 4,
                           .inflight_bytes = 5,
-                          .services_retired = 6};
+                          .services_retired = 6,
+                          .ws_opened = 7,
+                          .ws_messages_out = 8};
     br_buf out = {0};
     assert_int_equal(gw_metrics_broker(&out, &st, reg), 0);
     check_exposition(&out);
@@ -169,6 +171,9 @@ static void broker_section_has_workers_by_kind_and_escaped_service_labels(void *
     assert_line(&out, "barista_broker_cancelled 4");
     assert_line(&out, "barista_broker_inflight_bytes 5");
     assert_line(&out, "barista_broker_services_retired_total 6");
+    assert_line(&out, "barista_websocket_opened_total 7");
+    assert_line(&out, "barista_websocket_messages_in_total 0");
+    assert_line(&out, "barista_websocket_messages_out_total 8");
     assert_line(&out, "barista_service_workers{service=\"we\\\"ird\\\\svc\",kind=\"cpu\"} 1");
     assert_line(&out, "barista_service_queued{service=\"we\\\"ird\\\\svc\"} 0");
     br_buf_free(&out);

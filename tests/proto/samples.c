@@ -47,24 +47,9 @@ static br_response sleep_responses[] = {
     {404, S(""), {0}},
 };
 static br_route hello_routes[] = {
-    {S("GET"),
-     S("/hello"),
-     0,
-     BR_BODY_NONE,
-     S("Say hello"),
-     NULL,
-     0,
-     BR_AUTH_DEFAULT,
-     S(""),
-     false,
-     {0},
-     false,
-     NULL,
-     0,
-     {0},
-     {0},
-     0,
-     false},
+    {S("GET"), S("/hello"), 0,     BR_BODY_NONE, S("Say hello"), NULL, 0,   BR_AUTH_DEFAULT,
+     S(""),    false,       {0},   false,        NULL,           0,    {0}, {0},
+     0,        false,       false, {0}},
     {S("GET"),
      S("/hello/{name}"),
      0,
@@ -82,27 +67,14 @@ static br_route hello_routes[] = {
      {0},
      {0},
      0,
-     false},
+     false,
+     false,
+     {0}},
 };
 static br_route sleep_routes[] = {
-    {S("GET"),
-     S("/sleep"),
-     61000,
-     BR_BODY_NONE,
-     S("Sleep"),
-     sleep_params,
-     3,
-     BR_AUTH_NONE,
-     S(""),
-     false,
-     {0},
-     false,
-     NULL,
-     0,
-     {0},
-     {0},
-     0,
-     false},
+    {S("GET"),     S("/sleep"), 61000, BR_BODY_NONE, S("Sleep"), sleep_params, 3,
+     BR_AUTH_NONE, S(""),       false, {0},          false,      NULL,         0,
+     {0},          {0},         0,     false,        false,      {0}},
     {S("POST"),
      S("/sleep"),
      0,
@@ -120,7 +92,9 @@ static br_route sleep_routes[] = {
      {0},
      {0},
      0,
-     false},
+     false,
+     false,
+     {0}},
 };
 static br_route counter_routes[] = {
     {.method = S("POST"),
@@ -358,6 +332,49 @@ void sample_msg(unsigned type, sample_shape shape, br_msg *msg)
         msg->u.task_policy = empty ? (br_task_policies){0} : (br_task_policies){policies, 2};
         break;
     }
+    case BR_MSG_WS_OPEN: {
+        br_msg_ws_open *o = &msg->u.ws_open;
+        o->conn = shape == SAMPLE_MAXIMAL ? UINT64_MAX : empty ? 1 : 42;
+        if (!empty) {
+            o->service = (br_str)S("chat");
+            o->route = (br_str)S("/chat/{room}");
+            o->path = (br_str)S("/chat/lobby");
+            o->subprotocol = (br_str)S("chat.v1");
+            o->identity = (br_str)S("user-7");
+            o->request_id = (br_str)S("req-1");
+        }
+        if (shape == SAMPLE_TYPICAL) {
+            static br_pair ws_params[] = {{S("room"), S("lobby")}};
+            static br_pair ws_headers[] = {{S("host"), S("example.com")},
+                                           {S("sec-websocket-protocol"), S("chat.v1")}};
+            o->params = ws_params;
+            o->nparams = 1;
+            o->headers = ws_headers;
+            o->nheaders = 2;
+        } else if (shape == SAMPLE_MAXIMAL) {
+            o->params = max_pairs[0];
+            o->query = max_pairs[1];
+            o->headers = max_pairs[2];
+            o->nparams = o->nquery = o->nheaders = 256;
+        }
+        break;
+    }
+    case BR_MSG_WS_MESSAGE:
+        msg->u.ws_message = empty ? (br_msg_ws_message){.conn = 1}
+                                  : (br_msg_ws_message){42, shape == SAMPLE_MAXIMAL, S("hello")};
+        break;
+    case BR_MSG_WS_CLOSE:
+        msg->u.ws_close = empty ? (br_msg_ws_close){.conn = 1, .code = 1000}
+                                : (br_msg_ws_close){42, 4999, S("going away")};
+        break;
+    case BR_MSG_WS_CREDIT:
+        msg->u.ws_credit = (br_msg_ws_credit){empty ? 1 : 42, empty ? 1 : 16};
+        break;
+    case BR_MSG_WS_GROUP:
+        msg->u.ws_group =
+            empty ? (br_msg_ws_group){.op = BR_WS_JOIN, .group = S("g"), .conn = 0}
+                  : (br_msg_ws_group){BR_WS_BROADCAST, S("lobby"), 42, false, S("hi all")};
+        break;
     default:
         break; /* HEARTBEAT has no fields */
     }
@@ -446,7 +463,8 @@ static bool route_equal(const br_route *a, const br_route *b)
             return false;
     }
     if (!str_equal(a->body_schema, b->body_schema) || a->body_form != b->body_form ||
-        a->nresponses != b->nresponses)
+        a->nresponses != b->nresponses || a->websocket != b->websocket ||
+        !str_equal(a->subprotocols, b->subprotocols))
         return false;
     for (uint32_t i = 0; i < a->nresponses; i++) {
         const br_response *x = &a->responses[i], *y = &b->responses[i];
@@ -590,6 +608,33 @@ bool sample_equal(const br_msg *a, const br_msg *b)
                 return false;
         }
         return true;
+    case BR_MSG_WS_OPEN: {
+        const br_msg_ws_open *x = &a->u.ws_open, *y = &b->u.ws_open;
+        return x->conn == y->conn && str_equal(x->service, y->service) &&
+               str_equal(x->route, y->route) && str_equal(x->path, y->path) &&
+               pairs_equal(x->params, x->nparams, y->params, y->nparams) &&
+               pairs_equal(x->query, x->nquery, y->query, y->nquery) &&
+               pairs_equal(x->headers, x->nheaders, y->headers, y->nheaders) &&
+               str_equal(x->subprotocol, y->subprotocol) && str_equal(x->identity, y->identity) &&
+               str_equal(x->request_id, y->request_id);
+    }
+    case BR_MSG_WS_MESSAGE:
+        return a->u.ws_message.conn == b->u.ws_message.conn &&
+               a->u.ws_message.binary == b->u.ws_message.binary &&
+               str_equal(a->u.ws_message.data, b->u.ws_message.data);
+    case BR_MSG_WS_CLOSE:
+        return a->u.ws_close.conn == b->u.ws_close.conn &&
+               a->u.ws_close.code == b->u.ws_close.code &&
+               str_equal(a->u.ws_close.reason, b->u.ws_close.reason);
+    case BR_MSG_WS_CREDIT:
+        return a->u.ws_credit.conn == b->u.ws_credit.conn &&
+               a->u.ws_credit.credit == b->u.ws_credit.credit;
+    case BR_MSG_WS_GROUP:
+        return a->u.ws_group.op == b->u.ws_group.op &&
+               str_equal(a->u.ws_group.group, b->u.ws_group.group) &&
+               a->u.ws_group.conn == b->u.ws_group.conn &&
+               a->u.ws_group.binary == b->u.ws_group.binary &&
+               str_equal(a->u.ws_group.data, b->u.ws_group.data);
     default:
         return true; /* HEARTBEAT */
     }

@@ -19,6 +19,7 @@ extern const br_service_spec br_signup_service;    /* io: POST /signup, enqueues
 extern const br_service_spec br_email_service;     /* io: task email (appends to the outbox) */
 extern const br_service_spec br_counter_service;   /* io: keyed actor, /counters/{id} */
 extern const br_service_spec br_report_service;    /* cpu: task report (hash rounds) */
+extern const br_service_spec br_chat_service;      /* io: WebSocket /ws/echo, /chat/{room} */
 
 /* The outbox file of the email task when BARISTA_OUTBOX is not set. */
 #define BR_OUTBOX_DEFAULT "./barista-outbox.txt"

@@ -23,7 +23,10 @@ static int check_routes(const br_service_spec *const *services, size_t i, char *
     const br_service_spec *s = services[i];
     for (size_t r = 0; r < s->nroutes; r++) {
         const br_route_spec *route = &s->routes[r];
-        if (!route->method || !route->path || !route->handler || route->path[0] != '/') {
+        if (!route->method || !route->path || (!route->handler && !route->websocket) ||
+            route->path[0] != '/' ||
+            (route->websocket &&
+             (strcmp(route->method, "GET") != 0 || !route->websocket->on_message))) {
             snprintf(why, why_len,
                      "service %s: route %zu needs a method, a path starting "
                      "with '/' and a handler",
@@ -167,6 +170,10 @@ static int describe_route(br__arena *a, br_route *r, const br_route_spec *spec)
         r->actor_key = br_str_c(spec->actor->key_param);
         r->actor_idle_ms = spec->actor->idle_ms;
         r->actor_reentrant = spec->actor->reentrant;
+    }
+    if (spec->websocket) {
+        r->websocket = true;
+        r->subprotocols = opt_str(spec->websocket->subprotocols);
     }
     if (spec->nresponses > 0) {
         if (spec->nresponses > BR_MAX_RESPONSES || !spec->responses)

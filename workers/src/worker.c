@@ -117,6 +117,7 @@ static void send_ready(br_worker *w)
     r->kind = (uint8_t)w->reg.kind;
     r->capacity = br__dispatch_new_registration(w);
     br__calls_fail_all(w);
+    br__ws_drop_all(w); /* connections of the last session are the old broker's */
     w->credit_owed = 0; /* the new READY counted every slot afresh */
     r->heartbeat_ms = w->heartbeat_ms;
     r->services = w->reg.wire;
@@ -283,7 +284,8 @@ static void on_message(br_zsock *zs, const br_zframe *frames, size_t nframes, vo
         br__jobs_cancel(w, msg.u.job_cancel.job_id);
         break;
     default:
-        br__log("ignored a %s message", br_msg_type_name(msg.type));
+        if (!br__ws_handle(w, &msg))
+            br__log("ignored a %s message", br_msg_type_name(msg.type));
         break;
     }
 }
@@ -595,6 +597,7 @@ void br_worker_destroy(br_worker **self_p)
     br_worker *w = *self_p;
     br__dispatch_release(w);
     br__actors_release(w);
+    br__ws_release(w);
     br__jobs_release(w);
     br__async_release(w);
     br__svcs_release(w);

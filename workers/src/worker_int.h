@@ -116,13 +116,16 @@ struct br_worker {
                                                 after tasks in the same allocation */
     uint32_t npublic_tasks;                  /* entries in public_tasks */
     uint32_t stall_ms;                       /* watchdog threshold */
-    br__calls *calls;        /* calls in flight (call.c), or NULL before the first */
-    br__http *http;          /* the async HTTP client (http_client.c), or NULL */
-    br__watch *watch;        /* the loop watchdog (watchdog.c), or NULL */
-    br_zsock *curve_monitor; /* CURVE handshake events (curve_client.c), or NULL */
-    uint32_t curve_monitors; /* monitors opened, for unique endpoints */
-    uint64_t curve_logged;   /* uv_now of the last handshake-failure line; 0: none */
-    br__actors *actors;      /* actor keys active here (actors.c), or NULL before the first */
+    br__calls *calls;          /* calls in flight (call.c), or NULL before the first */
+    br__http *http;            /* the async HTTP client (http_client.c), or NULL */
+    br__watch *watch;          /* the loop watchdog (watchdog.c), or NULL */
+    br_zsock *curve_monitor;   /* CURVE handshake events (curve_client.c), or NULL */
+    uint32_t curve_monitors;   /* monitors opened, for unique endpoints */
+    uint64_t curve_logged;     /* uv_now of the last handshake-failure line; 0: none */
+    br__actors *actors;        /* actor keys active here (actors.c), or NULL before the first */
+    struct br_ws **ws_buckets; /* WebSocket connections by id (ws.c), or NULL before one */
+    size_t nws;                /* entries in ws_buckets */
+    struct br_ws *ws_closed;   /* connections their handlers closed, freed at a safe point */
 };
 
 /* Encodes msg and sends it to the broker; drops it (logging why) when there is no
@@ -132,6 +135,13 @@ int br__worker_send(br_worker *w, const br_msg *msg);
 /* Gives n slots back to the broker with CREDIT(n), or, before WELCOME (when only
  * READY, HEARTBEAT and GOODBYE may be sent), once WELCOME arrives. */
 void br__worker_return_credit(br_worker *w, uint32_t n);
+
+/* ws.c: handles a WS_* message; false when m is of another type. */
+bool br__ws_handle(br_worker *w, const br_msg *m);
+/* ws.c: every connection is over (the broker session ended): on_close(1006). */
+void br__ws_drop_all(br_worker *w);
+/* ws.c: drop_all, then the table's memory. */
+void br__ws_release(br_worker *w);
 
 /* Called by the dispatcher whenever the in-flight count drops. */
 void br__worker_request_done(br_worker *w);

@@ -219,6 +219,12 @@ int gw_metrics_broker(br_buf *out, const gw_broker_stats *st, const gw_registry 
         {"barista_actors_fenced_total", "counter",
          "Actor state changes refused: a stale epoch, or a worker that no longer owns the key.",
          st->actor_fenced},
+        {"barista_websocket_opened_total", "counter", "WebSocket connections placed on a worker.",
+         st->ws_opened},
+        {"barista_websocket_messages_in_total", "counter",
+         "WebSocket messages from clients forwarded to workers.", st->ws_messages_in},
+        {"barista_websocket_messages_out_total", "counter",
+         "WebSocket messages queued for clients (broadcasts included).", st->ws_messages_out},
     };
     if (rc == 0)
         rc = singles(out, rows, NELEMS(rows));

@@ -380,6 +380,8 @@ static bool first_with_path(const gw_registry *reg, const gw_route_entry *e)
 {
     for (size_t i = 0; i < gw_registry_nservices(reg); i++)
         for (const gw_route_entry *f = gw_registry_service(reg, i)->routes; f; f = f->next) {
+            if (f->websocket)
+                continue;
             if (f == e)
                 return true;
             if (strcmp(f->path, e->path) == 0)
@@ -397,7 +399,8 @@ static void path_item(writer *w, const gw_registry *reg, const gw_route_entry *e
     for (size_t i = 0; i < gw_registry_nservices(reg); i++)
         for (const gw_route_entry *f = gw_registry_service(reg, i)->routes; f; f = f->next) {
             const char *field = method_field(f->method);
-            if (!field || strcmp(f->path, e->path) != 0)
+            /* WebSocket routes are not HTTP operations (FastAPI leaves them out too). */
+            if (!field || f->websocket || strcmp(f->path, e->path) != 0)
                 continue;
             if (!first)
                 lit(w, ",");
@@ -441,7 +444,7 @@ int gw__openapi_render(const gw_registry *reg, bool with_jobs, uint8_t auth_defa
     lit(&w, "\"paths\":{");
     for (size_t i = 0; reg && i < gw_registry_nservices(reg); i++)
         for (const gw_route_entry *e = gw_registry_service(reg, i)->routes; e; e = e->next)
-            if (first_with_path(reg, e))
+            if (!e->websocket && first_with_path(reg, e))
                 path_item(&w, reg, e);
     lit(&w, gateway_paths);
     if (with_jobs)

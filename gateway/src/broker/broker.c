@@ -91,7 +91,7 @@ gw_broker *gw_broker_new(uv_loop_t *loop, gw_router *router, const gw_broker_con
     self->actors = gw_idmap_new(self->cfg.max_actors);
     gw_list_init(&self->actors_all);
     if (!self->endpoint || !self->decoder || !self->reg || !self->exchanges || !self->cancelled ||
-        !self->actors) {
+        !self->actors || gw__ws_init(self) != 0) {
         gw_log(GW_LOG_ERROR, "broker", "gw_broker_new: out of memory");
         gw_broker_destroy(&self);
         return NULL;
@@ -116,6 +116,7 @@ void gw_broker_destroy(gw_broker **self_p)
     gw_registry_destroy(&self->reg);
     gw_idmap_destroy(&self->exchanges);
     gw_idmap_destroy(&self->cancelled);
+    gw__ws_fini(self);
     gw_deadline_heap_free(&self->deadlines);
     br_decoder_destroy(&self->decoder);
     br_buf_free(&self->out);
@@ -170,6 +171,7 @@ void gw__broker_forget(gw_broker *b, gw_worker *w, const char *why)
     gw_log(level, "broker", "worker %s (%s) removed: %s; %u requests in flight", w->id,
            gw_kind_name(w->kind), why, w->inflight);
     w->lost = true;
+    gw__ws_worker_gone(b, w, false);
     gw__calls_caller_gone(b, w);
     gw__dispatch_worker_gone(b, w);
     gw__actors_worker_gone(b, w);
@@ -456,6 +458,7 @@ static void on_worker_msg(gw_broker *b, gw_worker *w, const br_msg *m)
         gw_log(GW_LOG_INFO, "broker", "worker %s is draining (%.*s); %u requests in flight", w->id,
                (int)m->u.goodbye.reason.len, m->u.goodbye.reason.ptr, w->inflight);
         w->draining = true;
+        gw__ws_worker_gone(b, w, true);
         /* The acknowledgement: nothing more will be sent to it, so it may exit once
          * what it holds is done.  Requests that crossed its GOODBYE still arrive and
          * are served (PROTOCOL.md, draining). */
@@ -493,7 +496,8 @@ static void on_worker_msg(gw_broker *b, gw_worker *w, const br_msg *m)
             }
         break;
     default:
-        bad_message(b, w, br_msg_type_name(m->type), 0);
+        if (!gw__ws_worker_msg(b, w, m))
+            bad_message(b, w, br_msg_type_name(m->type), 0);
         break;
     }
 }
@@ -783,6 +787,7 @@ void gw_broker_shutdown(gw_broker *self, void (*done)(void *arg), void *arg)
     self->done = done;
     self->done_arg = arg;
     gw__dispatch_fail_all(self);
+    gw__ws_close_all(self);
     for (size_t i = 0; i < gw_registry_nworkers(self->reg); i++) {
         gw_worker *w = gw_registry_worker(self->reg, i);
         br_msg m = {.type = BR_MSG_GOODBYE,

@@ -60,6 +60,9 @@ struct gw_broker {
     size_t nactors;     /* entries in actors_all */
     gw_actor_type_stats actor_types[GW_BROKER_MAX_ACTOR_TYPES]; /* per-type counters */
     size_t nactor_types;                                        /* entries used in actor_types */
+    gw_idmap *websockets; /* connection id -> WebSocket (websockets.c) */
+    gw_list ws_all;       /* every WebSocket, for broadcasts */
+    uint64_t next_ws_id;  /* last WebSocket connection id handed out */
 };
 
 /* One actor key the broker knows (actors.c): where it is active, under which epoch,
@@ -324,6 +327,22 @@ void gw__actors_free_all(gw_broker *b);
 
 /* actors.c: the actor gauges. */
 void gw__actors_stats(const gw_broker *b, gw_broker_stats *out);
+/* websockets.c: the broker's WebSocket state; 0 or BR_ENOMEM. */
+int gw__ws_init(gw_broker *b);
+void gw__ws_fini(gw_broker *b);
+
+/* websockets.c: a prepared exchange on a WebSocket route: the client is upgraded and
+ * placed on a worker (WS_OPEN), or answered an error; c is freed either way. */
+void gw__ws_open(gw_exchange *c);
+
+/* websockets.c: a WS_* message from w; false when m is of another type. */
+bool gw__ws_worker_msg(gw_broker *b, gw_worker *w, const br_msg *m);
+
+/* websockets.c: w is gone (1011) or draining (1012): its connections are closed. */
+void gw__ws_worker_gone(gw_broker *b, gw_worker *w, bool drained);
+
+/* websockets.c: shutdown: every connection is closed with 1001. */
+void gw__ws_close_all(gw_broker *b);
 
 /* dispatch.c: the deadline timer's callback. */
 void gw__dispatch_on_deadline(uv_timer_t *timer);

@@ -402,6 +402,10 @@ void gw__dispatch_handler(gw_req *req, void *route_data)
         gw__exchange_free(c);
         return;
     }
+    if (e->websocket) {
+        gw__ws_open(c);
+        return;
+    }
     /* Registered first: routing may answer (and free) the call at once. */
     gw_req_on_abort(req, on_abort, c);
     gw__exchange_admit(c, gw__route_budget(b, e));

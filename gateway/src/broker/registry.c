@@ -350,6 +350,7 @@ static gw_route_entry *route_entry_new(const br_route *r, const br_service *decl
     const br_cors *c = decl->has_cors ? &decl->cors : NULL;
     if (c)
         size += c->origins.len + c->methods.len + c->headers.len + c->expose.len + 4;
+    size += r->subprotocols.len + 1;
     for (uint32_t i = 0; i < r->nparams; i++)
         size += r->params[i].name.len + r->params[i].summary.len;
     gw_route_entry *e = calloc(1, size);
@@ -382,6 +383,8 @@ static gw_route_entry *route_entry_new(const br_route *r, const br_service *decl
         e->cors.max_age_s = c->max_age_s;
         e->policy.cors = &e->cors;
     }
+    e->websocket = r->websocket;
+    e->subprotocols = copy_str(&cursor, r->subprotocols);
     e->nparams = r->nparams;
     for (uint32_t i = 0; i < r->nparams; i++) {
         e->params[i] = r->params[i];
@@ -564,6 +567,7 @@ static gw_worker *worker_new(const void *ident, size_t ident_len, const br_ready
     w->last_send = now;
     gw_list_init(&w->exchanges);
     gw_list_init(&w->outgoing);
+    gw_list_init(&w->websockets);
     gw_list_init(&w->cancelled);
     gw_list_init(&w->actors);
     gw_list_init(&w->actors_waiting);

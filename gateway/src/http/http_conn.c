@@ -86,6 +86,16 @@ static void req_recycle(gw_conn *conn, gw_http_req *r)
     conn->nfree++;
 }
 
+void gw__conn_release_pool(gw_conn *conn)
+{
+    for (gw_http_req *r = conn->free_reqs, *next; r; r = next) {
+        next = r->next;
+        req_free(r);
+    }
+    conn->free_reqs = NULL;
+    conn->nfree = 0;
+}
+
 void gw__conn_push(gw_conn *conn, gw_http_req *r)
 {
     if (conn->tail)
@@ -128,6 +138,10 @@ static void on_timer(uv_timer_t *t)
         return;
     }
     switch (conn->phase) {
+    case GW_PHASE_WS:
+    case GW_PHASE_WS_CLOSE:
+        gw__ws_timer(conn);
+        break;
     case GW_PHASE_HEADERS:
     case GW_PHASE_BODY:
         conn_fail(conn, 408, "Request Timeout: the request was not received in time");
@@ -142,7 +156,7 @@ static void on_timer(uv_timer_t *t)
 /* Re-derives the phase once parsing is not in progress. */
 static void conn_update_phase(gw_conn *conn)
 {
-    if (conn->closing || conn->lingering)
+    if (conn->closing || conn->lingering || (conn->ws && !conn->head))
         return;
     if (conn->peer_eof && !conn->writing) {
         gw__conn_close(conn);
@@ -248,6 +262,8 @@ static void conn_feed(gw_conn *conn, const char *data, size_t len)
         } else if (err != HPE_OK) {
             if (err == HPE_PAUSED_UPGRADE) { /* after a request on_message_complete closed */
                 stop_reading(conn);
+                if (conn->upgrade_req)
+                    keep_unparsed(conn, llhttp_get_error_pos(&conn->parser), end);
                 return;
             }
             conn_parse_error(conn, err);
@@ -283,7 +299,8 @@ static void conn_feed(gw_conn *conn, const char *data, size_t len)
          * inside one, and its trailers are read on. */
         if (err == HPE_PAUSED && !conn->parsing && !gw__conn_can_parse(conn)) {
             stop_reading(conn);
-            if (!conn->want_close)
+            /* After an upgrade request the rest may be the new protocol's (frames). */
+            if (!conn->want_close || conn->upgrade_req)
                 keep_unparsed(conn, pos, end);
             return;
         }
@@ -304,7 +321,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     if (nread < 0) {
-        if (nread != UV_EOF || conn->lingering) {
+        if (nread != UV_EOF || conn->lingering || (conn->ws && !conn->head)) {
             gw__conn_close(conn);
             return;
         }
@@ -319,11 +336,23 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             gw__conn_close(conn);
         return;
     }
-    if (conn->lingering || conn->want_close)
+    if (conn->lingering)
+        return;
+    if (conn->ws && !conn->head) {
+        conn->server->stats.bytes_in += (size_t)nread;
+        gw__ws_read(conn, (const uint8_t *)buf->base, (size_t)nread);
+        return;
+    }
+    if (conn->want_close)
         return;
     conn->server->stats.bytes_in += (size_t)nread;
     conn_feed(conn, buf->base, (size_t)nread);
     conn_update_phase(conn);
+}
+
+void gw__conn_start_reading(gw_conn *conn)
+{
+    start_reading(conn);
 }
 
 static void start_reading(gw_conn *conn)
@@ -411,6 +440,11 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 /* The last answer is out: send FIN, then linger. */
 static void conn_finish(gw_conn *conn)
 {
+    gw__conn_finish(conn);
+}
+
+void gw__conn_finish(gw_conn *conn)
+{
     conn->lingering = true;
     stop_reading(conn);
     gw__conn_set_phase(conn, GW_PHASE_LINGER, GW_HTTP_LINGER_MS);
@@ -421,7 +455,7 @@ static void conn_finish(gw_conn *conn)
 /* The answers of the last write are out: recycle them, then carry on. */
 static void write_done(gw_conn *conn)
 {
-    bool finish = false;
+    bool finish = false, upgraded = false;
     while (conn->head && conn->head->state == GW_REQ_WRITING) {
         gw_http_req *r = conn->head;
         conn->head = r->next;
@@ -431,10 +465,15 @@ static void write_done(gw_conn *conn)
         conn->output_bytes -= r->resp.len;
         conn->input_bytes -= r->held;
         finish = finish || r->close_after;
+        upgraded = upgraded || r->upgrade;
         req_recycle(conn, r);
     }
     if (finish) {
         conn_finish(conn);
+        return;
+    }
+    if (upgraded && conn->ws) {
+        gw__ws_start(conn);
         return;
     }
     gw__conn_flush(conn);
@@ -537,6 +576,7 @@ static void conn_free(gw_conn *conn)
         req_free(r);
     }
     br_buf_free(&conn->pending_in);
+    gw__ws_free(conn);
     gw__server_conn_closed(server, conn);
     free(conn);
 }
@@ -574,6 +614,8 @@ void gw__conn_close(gw_conn *conn)
     conn->closing = true;
     stop_reading(conn);
     abort_pending(conn, true);
+    if (conn->ws)
+        gw__ws_closed(conn);
     uv_close((uv_handle_t *)&conn->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&conn->timer, on_handle_closed);
 }
@@ -582,6 +624,10 @@ void gw__conn_drain(gw_conn *conn)
 {
     if (conn->closing || conn->lingering)
         return;
+    if (conn->ws && !conn->head) {
+        gw__ws_going_away(conn);
+        return;
+    }
     if (!conn->head && !conn->writing) {
         gw__conn_close(conn);
         return;

@@ -91,6 +91,7 @@ typedef struct gw_http_req {
     bool close_after;         /* the connection closes once this answer is written */
     bool continue_pending;    /* owes the client "100 Continue" before the body */
     bool headers_done;        /* headers complete; body (if any) being read */
+    bool upgrade;             /* answered 101: the connection becomes a WebSocket */
     size_t held;              /* arena bytes counted in conn->input_bytes */
     size_t buffered;          /* body bytes counted in the server's body_bytes */
 } gw_http_req;
@@ -102,7 +103,9 @@ typedef enum gw_conn_phase {
     GW_PHASE_HEADERS, /* reading a request's line and headers */
     GW_PHASE_BODY,    /* reading a body */
     GW_PHASE_SEND,    /* a write is waiting on the client */
-    GW_PHASE_LINGER   /* last answer sent; draining input before closing */
+    GW_PHASE_LINGER,  /* last answer sent; draining input before closing */
+    GW_PHASE_WS,      /* a WebSocket: silence until the next ping (or the pong's wait) */
+    GW_PHASE_WS_CLOSE /* a WebSocket: our close frame sent, waiting for the client's */
 } gw_conn_phase;
 
 typedef struct gw_conn {
@@ -149,6 +152,9 @@ typedef struct gw_conn {
     bool flush_queued;             /* on the server's flush list */
     bool closing;                  /* uv_close called; waiting for handle callbacks */
     bool rejecting;                /* a turned-away connection (503) - not counted */
+    bool upgrade_req;              /* the last request asked for an Upgrade: input after it
+                                      is kept for the protocol it may switch to */
+    struct gw_ws_conn *ws;         /* a WebSocket once its upgrade was granted (ws_conn.c) */
     int open_handles;              /* tcp + timer handles not yet closed */
     struct sockaddr_storage peer;  /* the client's address (zeroed when unknown) */
 } gw_conn;
@@ -190,6 +196,8 @@ struct gw_http_server {
 /* http_conn.c */
 /* A request object from the connection's pool (or the heap), reset.  NULL: no memory. */
 gw_http_req *gw__req_get(gw_conn *conn);
+/* Frees the pooled request objects (a connection that will read no more requests). */
+void gw__conn_release_pool(gw_conn *conn);
 /* Appends r to the connection's queue of requests. */
 void gw__conn_push(gw_conn *conn, gw_http_req *r);
 /* Starts measuring `phase`, timing out ms from now (NONE: no timeout). */
@@ -208,6 +216,24 @@ void gw__conn_drain(gw_conn *conn);
 void gw__conn_force_close(gw_conn *conn);
 /* Closes at once: aborts unanswered requests, closes the handles, frees on close. */
 void gw__conn_close(gw_conn *conn);
+/* The last bytes are out: sends FIN, then drains input for a while before closing. */
+void gw__conn_finish(gw_conn *conn);
+/* Starts reading the socket (no-op while reading or closing). */
+void gw__conn_start_reading(gw_conn *conn);
+
+/* ws_conn.c: the connection after its 101. */
+/* The 101 is written: frames flow from now on. */
+void gw__ws_start(gw_conn *conn);
+/* Bytes read from a WebSocket connection. */
+void gw__ws_read(gw_conn *conn, const uint8_t *data, size_t len);
+/* The timer of a WS phase fired. */
+void gw__ws_timer(gw_conn *conn);
+/* Server shutdown: closes with 1001. */
+void gw__ws_going_away(gw_conn *conn);
+/* The socket is closing: tells the owner (1006) if it was not told yet. */
+void gw__ws_closed(gw_conn *conn);
+/* Frees the WebSocket state of a connection being freed. */
+void gw__ws_free(gw_conn *conn);
 
 /* http_parse.c: llhttp's callbacks; parser.data is the gw_conn. */
 extern const llhttp_settings_t gw__parser_settings;

@@ -378,6 +378,7 @@ static int on_message_complete(llhttp_t *p)
     bool keep = r->http10 ? conn->connection_keep_alive && !conn->connection_close
                           : !conn->connection_close;
     r->keep_alive = keep && !p->upgrade && !conn->server->draining;
+    conn->upgrade_req = p->upgrade;
     if (!r->keep_alive) {
         r->close_after = true;
         conn->want_close = true;

@@ -94,6 +94,9 @@ typedef struct br_route {
     uint32_t actor_idle_ms; /* an actor idle this long is deactivated; 0: the gateway's
                                default */
     bool actor_reentrant;   /* the worker may interleave turns of one key */
+    /* WebSocket routes (PROTOCOL.md 5.1, fields 14-15; 12-13 are streaming's). */
+    bool websocket;      /* a GET route clients open as a WebSocket (WS_* messages) */
+    br_str subprotocols; /* space-separated subprotocols it speaks; may be empty */
 } br_route;
 
 /* Longest text field of a service's CORS policy, in bytes. */
@@ -167,6 +170,11 @@ typedef enum br_msg_type {
     BR_MSG_JOB_PROGRESS = 13,  /* worker -> broker: still running (extends the lease), progress */
     BR_MSG_JOB_CANCEL = 14,    /* broker -> worker: the job was cancelled; stop it */
     BR_MSG_TASK_POLICY = 15,   /* worker -> broker: how its tasks want their jobs run */
+    BR_MSG_WS_OPEN = 30,       /* broker -> worker: a client opened a WebSocket */
+    BR_MSG_WS_MESSAGE = 31,    /* either way: one whole message of a connection */
+    BR_MSG_WS_CLOSE = 32,      /* either way: the connection is closed / close it */
+    BR_MSG_WS_CREDIT = 33,     /* either way: may send this many more messages */
+    BR_MSG_WS_GROUP = 34,      /* worker -> broker: join, leave or broadcast to a group */
     BR_MSG_ACTOR_REQUEST = 40, /* broker -> worker: a REQUEST for one actor key */
     BR_MSG_ACTOR_REPLY = 41,   /* worker -> broker: its REPLY, with the turn's state commit */
     BR_MSG_DEACTIVATE = 42     /* broker -> worker: drop the activation of one key */
@@ -176,6 +184,12 @@ typedef enum br_msg_type {
 
 /* The first message type that exists only in version 2 and later. */
 #define BR_MSG_V2_FIRST 13
+
+/* The WebSocket messages (PROTOCOL.md 5.16): the range 30-39 is theirs. */
+#define BR_MSG_WS_FIRST 30
+#define BR_MSG_WS_LAST  34
+
+/* The WebSocket types are version-2 types (br_msg_type_in_version). */
 
 /* READY: the worker's greeting.  The first message a worker sends on a new connection,
  * and again whenever a WELCOME shows a new broker_id (the gateway restarted). */
@@ -301,7 +315,7 @@ typedef enum br_state_op {
 } br_state_op;
 
 /* ACTOR_REQUEST: a REQUEST for the key `key` of actor type `actor_type`, at the
- * activation whose fencing token is `epoch` (PROTOCOL.md 5.15). */
+ * activation whose fencing token is `epoch` (PROTOCOL.md 5.17). */
 typedef struct br_actor_request {
     br_str actor_type; /* the actor type the route declares */
     br_str key;        /* the actor's key */
@@ -358,6 +372,61 @@ typedef struct br_task_policies {
     uint32_t npolicies;
 } br_task_policies;
 
+/* WS_OPEN: a client opened a WebSocket on a route of the worker's; conn names the
+ * connection in every later message about it. */
+typedef struct br_msg_ws_open {
+    uint64_t conn;   /* the connection's id, chosen by the broker, never 0 */
+    br_str service;  /* the service */
+    br_str route;    /* the matched route template */
+    br_str path;     /* the request path */
+    br_pair *params; /* path parameters, percent-decoded */
+    uint32_t nparams;
+    br_pair *query; /* query parameters, percent-decoded */
+    uint32_t nquery;
+    br_pair *headers; /* the handshake's headers, names lower-case (hop-by-hop removed) */
+    uint32_t nheaders;
+    br_str subprotocol; /* the subprotocol chosen; empty for none */
+    br_str identity;    /* the verified caller (as REQUEST.identity); empty: anonymous */
+    br_str request_id;  /* the handshake's X-Request-ID */
+} br_msg_ws_open;
+
+/* WS_MESSAGE: one whole message. */
+typedef struct br_msg_ws_message {
+    uint64_t conn; /* the connection */
+    bool binary;   /* binary (true) or text (false, UTF-8) */
+    br_str data;   /* the payload */
+} br_msg_ws_message;
+
+/* WS_CLOSE: broker -> worker: the connection is over (the client's code, 1006 when it
+ * vanished, 1001 at gateway shutdown); worker -> broker: close it with this code. */
+typedef struct br_msg_ws_close {
+    uint64_t conn; /* the connection */
+    uint16_t code; /* a close code, 1000..4999 */
+    br_str reason; /* UTF-8, may be empty */
+} br_msg_ws_close;
+
+/* WS_CREDIT: the receiver may send `credit` more WS_MESSAGEs on the connection. */
+typedef struct br_msg_ws_credit {
+    uint64_t conn;
+    uint32_t credit; /* >= 1 */
+} br_msg_ws_credit;
+
+/* WS_GROUP operations. */
+typedef enum br_ws_group_op {
+    BR_WS_JOIN = 0,     /* conn joins the group */
+    BR_WS_LEAVE = 1,    /* conn leaves it */
+    BR_WS_BROADCAST = 2 /* data goes to every member of the group (except conn, when not 0) */
+} br_ws_group_op;
+
+/* WS_GROUP: a group operation for the connections of the sender's services. */
+typedef struct br_msg_ws_group {
+    uint8_t op;    /* br_ws_group_op */
+    br_str group;  /* the group's name, non-empty */
+    uint64_t conn; /* JOIN/LEAVE: the connection; BROADCAST: one to skip, or 0 */
+    bool binary;   /* BROADCAST: binary or text */
+    br_str data;   /* BROADCAST: the payload; otherwise empty */
+} br_msg_ws_group;
+
 /* One decoded or to-be-encoded message.  `type` says which union member is valid;
  * HEARTBEAT has no fields. */
 typedef struct br_msg {
@@ -380,6 +449,11 @@ typedef struct br_msg {
         br_job_progress job_progress;
         br_job_cancel job_cancel;
         br_task_policies task_policy;
+        br_msg_ws_open ws_open;
+        br_msg_ws_message ws_message;
+        br_msg_ws_close ws_close;
+        br_msg_ws_credit ws_credit;
+        br_msg_ws_group ws_group;
     } u;
 } br_msg;
 

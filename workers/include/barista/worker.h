@@ -108,6 +108,24 @@ typedef struct br_actor_spec {
     /* A key's activation here ended (idle, or moved); may be NULL. */
     void (*on_deactivate)(br_svc *svc, br_str key);
 } br_actor_spec;
+/* One WebSocket connection on a worker (docs/workers.md, "WebSockets").  Opaque; owned
+ * by the runtime: valid from on_open until on_close returns, or until the callback
+ * that called br_ws_close() returns. */
+typedef struct br_ws br_ws;
+
+/* What a WebSocket route does with its connections.  The gateway does all framing; a
+ * connection lives on this worker for its whole life and its callbacks run on the
+ * worker's loop, one at a time. */
+typedef struct br_ws_spec {
+    void (*on_open)(br_ws *ws); /* a client connected; may be NULL */
+    /* One whole message: text (valid UTF-8) or binary.  The bytes are valid during the
+     * call only. */
+    void (*on_message)(br_ws *ws, bool binary, br_str data);
+    /* The connection is over: the client's close code (1005: none), 1006 when it
+     * vanished, 1001 when the gateway shuts down.  Not called after br_ws_close. */
+    void (*on_close)(br_ws *ws, uint16_t code, br_str reason);
+    const char *subprotocols; /* space-separated subprotocols it speaks; NULL: none */
+} br_ws_spec;
 
 /* A route: a method and a path template, served by one handler. */
 typedef struct br_route_spec {
@@ -134,6 +152,8 @@ typedef struct br_route_spec {
     size_t nresponses;                 /* entries in responses */
     const br_actor_spec *actor;        /* a keyed actor route: the actor type its requests go
                                           to; NULL: a stateless route */
+    const br_ws_spec *websocket;       /* non-NULL: a WebSocket route (method "GET";
+                                          handler unused) */
 } br_route_spec;
 
 /* One attempt of a background job in flight.  Opaque; owned by the runtime until the
@@ -687,6 +707,54 @@ void br_worker_destroy(br_worker **self_p);
  *     }
  */
 int br_worker_main(int argc, char **argv, const br_service_spec *const *services, size_t n);
+
+/* ---------------------------------------------------------------------------------- */
+/* WebSockets (routes declared with br_route_spec.websocket).                          */
+
+/* Messages a connection may have queued at the worker beyond what the gateway has
+ * granted (WS_CREDIT, 16 at first); br_ws_send refuses past it with BR_EFULL. */
+#define BR_WS_QUEUE_MAX 256
+
+/* The connection's id (unique within its gateway run), its service and the service's
+ * data. */
+uint64_t br_ws_id(const br_ws *ws);
+br_svc *br_ws_svc(const br_ws *ws);
+void *br_ws_data(const br_ws *ws);
+
+/* What the opening request carried: a path parameter, a query parameter, a header
+ * (lower-case name), the subprotocol chosen ("" for none), the verified caller (as
+ * br_req_identity) and the path.  0, or BR_ENOTFOUND. */
+int br_ws_param(const br_ws *ws, const char *name, br_str *out);
+int br_ws_query(const br_ws *ws, const char *name, br_str *out);
+int br_ws_header(const br_ws *ws, const char *name, br_str *out);
+br_str br_ws_subprotocol(const br_ws *ws);
+br_str br_ws_identity(const br_ws *ws);
+br_str br_ws_path(const br_ws *ws);
+
+/* The handler's own pointer for the connection (NULL at first). */
+void br_ws_set_state(br_ws *ws, void *state);
+void *br_ws_state(const br_ws *ws);
+
+/* Sends one whole message to the client: text must be UTF-8.  0; BR_EFULL when
+ * BR_WS_QUEUE_MAX messages already wait for the gateway's credit (a slow client);
+ * BR_ECLOSED after a close; BR_ENOMEM. */
+int br_ws_send_text(br_ws *ws, const char *text, size_t len);
+int br_ws_send_binary(br_ws *ws, const void *data, size_t len);
+
+/* Closes the connection with code (1000..4999) and reason (UTF-8, cut at 123 bytes);
+ * on_close is not called for it.  0 or BR_ECLOSED (closed already). */
+int br_ws_close(br_ws *ws, uint16_t code, const char *reason);
+
+/* Puts the connection in a named group (at most 8 per connection, names of at most 64
+ * bytes), or takes it out.  0, BR_EINVAL or BR_ECLOSED. */
+int br_ws_join(br_ws *ws, const char *group);
+int br_ws_leave(br_ws *ws, const char *group);
+
+/* Sends a message to every connection in `group` of this service, on every worker of
+ * the service (the gateway delivers it), except `except` when it is not NULL.  0,
+ * BR_EINVAL or a send error. */
+int br_ws_broadcast(br_svc *svc, const char *group, bool binary, const void *data, size_t len,
+                    const br_ws *except);
 
 #ifdef __cplusplus
 }

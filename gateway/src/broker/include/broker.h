@@ -60,35 +60,37 @@
 struct gw_curve;
 
 typedef struct gw_broker_config {
-    const char *endpoint;         /* ROUTER bind address (copied); "tcp://127.0.0.1:5555" */
-    uint32_t heartbeat_ms;        /* HEARTBEAT period, both ways; 1000 */
-    uint32_t liveness;            /* a worker silent this many periods is dead; 3 */
-    uint32_t default_timeout_ms;  /* deadline of a route without timeout_ms; 30000 */
-    uint32_t max_timeout_ms;      /* cap on every deadline, route timeouts included; 300000 */
-    uint32_t queue_limit;         /* requests per service waiting for credit; 1024 */
-    uint32_t max_pending;         /* requests held at once, queued + in flight; 100000 */
-    uint32_t max_workers;         /* workers registered at once; 1024 */
-    uint32_t retry_min_budget_ms; /* budget a retry needs left; 100 */
-    bool retry_idempotent;        /* retry a dead worker's GET/HEAD once elsewhere; true */
-    br_limits limits;             /* message bounds; br_limits_default */
-    uint32_t max_worker_credit;   /* cap on a worker's credit, announced or granted; 16384 */
-    size_t max_worker_bytes;      /* a worker with this many bytes of requests in flight
-                                     gets no more until it answers; 32 MiB */
-    uint32_t service_max_pending; /* requests one service holds, queued + in flight;
-                                     25000 */
-    uint32_t cancel_grace_ms;     /* a worker that leaves a CANCEL unanswered this long is
-                                     unhealthy: sent nothing until it answers; 10000 */
-    uint32_t service_grace_ms;    /* a service without any worker this long is retired:
-                                     its routes leave the router; 60000 */
-    bool worker_header;           /* replies name their worker in x-barista-worker; false */
-    bool check_replies;           /* debug: check structured replies against the route's
-                                     declared response schemas and log breaches; false */
-    uint32_t actor_idle_ms;       /* an actor without a message this long is deactivated,
-                                     unless its type says otherwise; 60000 */
-    uint32_t max_actors;          /* activations the broker tracks at once; 1000000 */
-    uint32_t actor_queue_limit;   /* messages one actor key holds waiting; 1024 */
-    const struct gw_curve *curve; /* CURVE keys and authorised certificates (zap.h; the
-                                     caller's, outlive the broker); NULL: none */
+    const char *endpoint;          /* ROUTER bind address (copied); "tcp://127.0.0.1:5555" */
+    uint32_t heartbeat_ms;         /* HEARTBEAT period, both ways; 1000 */
+    uint32_t liveness;             /* a worker silent this many periods is dead; 3 */
+    uint32_t default_timeout_ms;   /* deadline of a route without timeout_ms; 30000 */
+    uint32_t max_timeout_ms;       /* cap on every deadline, route timeouts included; 300000 */
+    uint32_t queue_limit;          /* requests per service waiting for credit; 1024 */
+    uint32_t max_pending;          /* requests held at once, queued + in flight; 100000 */
+    uint32_t max_workers;          /* workers registered at once; 1024 */
+    uint32_t retry_min_budget_ms;  /* budget a retry needs left; 100 */
+    bool retry_idempotent;         /* retry a dead worker's GET/HEAD once elsewhere; true */
+    br_limits limits;              /* message bounds; br_limits_default */
+    uint32_t max_worker_credit;    /* cap on a worker's credit, announced or granted; 16384 */
+    size_t max_worker_bytes;       /* a worker with this many bytes of requests in flight
+                                      gets no more until it answers; 32 MiB */
+    uint32_t service_max_pending;  /* requests one service holds, queued + in flight;
+                                      25000 */
+    uint32_t cancel_grace_ms;      /* a worker that leaves a CANCEL unanswered this long is
+                                      unhealthy: sent nothing until it answers; 10000 */
+    uint32_t service_grace_ms;     /* a service without any worker this long is retired:
+                                      its routes leave the router; 60000 */
+    bool worker_header;            /* replies name their worker in x-barista-worker; false */
+    bool check_replies;            /* debug: check structured replies against the route's
+                                      declared response schemas and log breaches; false */
+    uint32_t actor_idle_ms;        /* an actor without a message this long is deactivated,
+                                      unless its type says otherwise; 60000 */
+    uint32_t max_actors;           /* activations the broker tracks at once; 1000000 */
+    uint32_t actor_queue_limit;    /* messages one actor key holds waiting; 1024 */
+    const struct gw_curve *curve;  /* CURVE keys and authorised certificates (zap.h; the
+                                      caller's, outlive the broker); NULL: none */
+    const struct gw_ws_config *ws; /* limits of WebSocket connections (websocket.h; the
+                                      caller's, outlives the broker); NULL: defaults */
 } gw_broker_config;
 
 /* Fills *cfg with the defaults above. */
@@ -126,6 +128,9 @@ typedef struct gw_broker_stats {
     uint64_t actor_commits;       /* state commits made durable */
     uint64_t actor_fenced;        /* commits refused: stale epoch or not the owner */
     uint64_t actor_turn_us;       /* sum of turn latencies (REQUEST sent to REPLY), us */
+    uint64_t ws_opened;           /* WebSocket connections placed on a worker */
+    uint64_t ws_messages_in;      /* WebSocket messages from clients to workers */
+    uint64_t ws_messages_out;     /* WebSocket messages to clients (broadcasts included) */
 } gw_broker_stats;
 
 typedef struct gw_broker gw_broker;

@@ -68,6 +68,8 @@ typedef struct gw_route_entry {
                                     (in this allocation) */
     const char *actor_key;       /* the path parameter that is the actor's key (likewise) */
     uint32_t actor_idle_ms;      /* idle time before deactivation; 0: the broker's */
+    bool websocket;              /* a WebSocket route (websockets.c) */
+    const char *subprotocols;    /* its space-separated subprotocols (in this allocation) */
     bool fresh;                  /* added by the READY being registered (rollback) */
     struct gw_route_entry *next; /* the service's next route */
 } gw_route_entry;
@@ -114,6 +116,8 @@ struct gw_worker {
     gw_list outgoing;            /* CALLs it made that it still waits for (broker's) */
     gw_list actors;              /* actor activations placed at it (broker's actors.c) */
     gw_list actors_waiting;      /* activations waiting for its credit (likewise) */
+    gw_list websockets;          /* WebSocket connections placed on it (broker's) */
+    size_t nwebsockets;          /* entries in websockets */
 };
 
 typedef struct gw_registry gw_registry;
@@ -164,10 +168,10 @@ static inline bool gw_worker_live(const gw_worker *w)
 gw_worker *gw_registry_pick(const gw_service *s, size_t max_bytes);
 
 /* Rendezvous (highest random weight) placement of the actor `key` of `type`: the
- * live worker of s speaking protocol version 2 or later whose score for (type, key, worker id) is highest, or NULL when s
- * has no live worker.  While the live set is stable a key always gets the same
- * worker; when a worker joins or leaves only the keys it wins or held move (about 1/N
- * of them).  Credit is not considered: a key waits for its worker. */
+ * live worker of s speaking protocol version 2 or later whose score for (type, key, worker id) is
+ * highest, or NULL when s has no live worker.  While the live set is stable a key always gets the
+ * same worker; when a worker joins or leaves only the keys it wins or held move (about 1/N of
+ * them).  Credit is not considered: a key waits for its worker. */
 gw_worker *gw_registry_place(const gw_service *s, const char *type, size_t type_len,
                              const char *key, size_t key_len);
 

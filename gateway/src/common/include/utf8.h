@@ -17,6 +17,12 @@
  * when those bytes do not start one (n == 0 included). */
 size_t gw_utf8_seq_len(const uint8_t *p, size_t n);
 
+/* Checks p[0..n) as the start of UTF-8 text that may continue (a WebSocket message
+ * arriving in fragments): false at a byte no continuation could make well formed;
+ * otherwise true, with *complete set to the bytes that form whole sequences - the rest
+ * (at most 3 bytes) is a valid beginning of one. */
+bool gw_utf8_valid_prefix(const uint8_t *p, size_t n, size_t *complete);
+
 /* True when s[0..len) is entirely well-formed UTF-8. */
 bool gw_utf8_valid(const char *s, size_t len);
 
