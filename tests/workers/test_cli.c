@@ -37,7 +37,8 @@ static void list_prints_each_service_with_kind_and_routes(void **state)
     char out[OUT_MAX];
     static const char *const args[] = {"--list", NULL};
     assert_int_equal(run(args, out), 0);
-    assert_int_equal(count_lines(out), 9);
+    assert_int_equal(count_lines(out), 10);
+    assert_non_null(strstr(out, "chat     io   GET /ws/echo, GET /chat/{room}\n"));
     assert_non_null(strstr(out, "hello    io   GET /hello, GET /hello/{name}\n"));
     assert_non_null(strstr(out, "sleep    io   GET /sleep\n"));
     assert_non_null(strstr(out, "echo     io   POST /echo\n"));
