@@ -38,6 +38,7 @@ static void list_prints_each_service_with_kind_and_routes(void **state)
     static const char *const args[] = {"--list", NULL};
     assert_int_equal(run(args, out), 0);
     assert_int_equal(count_lines(out), 11);
+    assert_non_null(strstr(out, "chat     io   GET /ws/echo, GET /chat/{room}\n"));
     assert_non_null(strstr(out, "hello    io   GET /hello, GET /hello/{name}\n"));
     assert_non_null(strstr(out, "sleep    io   GET /sleep\n"));
     assert_non_null(strstr(out, "echo     io   POST /echo\n"));
