@@ -34,6 +34,9 @@ static int exec(sqlite3 *db, const char *sql)
     return BR_EIO;
 }
 
+/* How long a statement waits for another process's lock on the file. */
+#define ACTORS_BUSY_TIMEOUT_MS 5000
+
 gw_actor_backend *gw__actors_sqlite_open(const char *path, bool fsync)
 {
     gw_actor_backend *s = calloc(1, sizeof(*s));
@@ -47,6 +50,11 @@ gw_actor_backend *gw__actors_sqlite_open(const char *path, bool fsync)
         gw__actors_sqlite_close(&s);
         return NULL;
     }
+    /* Every gateway process of --processes N opens this file (docs/gateway.md): a
+     * writer that finds it locked waits for the other instead of failing.  Writes run
+     * on the thread pool, so the wait never holds the loop; only the set-up below does,
+     * once, at start. */
+    sqlite3_busy_timeout(s->db, ACTORS_BUSY_TIMEOUT_MS);
     if (exec(s->db, "PRAGMA journal_mode=WAL") != 0 ||
         exec(s->db, fsync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL") != 0 ||
         exec(s->db, "CREATE TABLE IF NOT EXISTS actor_state (type TEXT NOT NULL, key BLOB NOT "
