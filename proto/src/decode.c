@@ -247,6 +247,8 @@ static int get_route(dec *d, br_route *r)
         extra--;
     }
     OPTIONAL_FIELD(d, extra, br_cursor_bool(&d->cur, &r->body_form));
+    OPTIONAL_FIELD(d, extra, br_cursor_bool(&d->cur, &r->stream_body));
+    OPTIONAL_FIELD(d, extra, get_uint(d, UINT64_MAX, &r->body_max));
     return close_record(d, extra);
 }
 
@@ -389,6 +391,23 @@ static int get_fields(dec *d, br_msg *m, uint32_t *extra)
         TRY(get_u8(d, &m->u.job_result.outcome));
         TRY(get_bytes(d, &m->u.job_result.result));
         return get_text(d, &m->u.job_result.error);
+    case BR_MSG_STREAM_START: {
+        uint64_t status;
+        TRY(br_cursor_uint(&d->cur, &m->u.stream_start.id));
+        TRY(get_uint(d, UINT16_MAX, &status));
+        m->u.stream_start.status = (uint16_t)status;
+        TRY(get_pairs(d, &m->u.stream_start.headers, &m->u.stream_start.nheaders));
+        return get_text(d, &m->u.stream_start.content_type);
+    }
+    case BR_MSG_STREAM_CHUNK:
+        TRY(br_cursor_uint(&d->cur, &m->u.stream_chunk.id));
+        return get_bytes(d, &m->u.stream_chunk.data);
+    case BR_MSG_STREAM_END:
+        TRY(br_cursor_uint(&d->cur, &m->u.stream_end.id));
+        return get_text(d, &m->u.stream_end.error);
+    case BR_MSG_STREAM_WINDOW:
+        TRY(br_cursor_uint(&d->cur, &m->u.stream_window.id));
+        return get_u32(d, &m->u.stream_window.bytes);
     default:
         return 0; /* HEARTBEAT: no fields */
     }
@@ -411,7 +430,7 @@ static int decode(dec *d, br_msg *out)
     TRY(get_head(&d->cur, &n, &version, &type));
     if (version != BR_PROTO_VERSION)
         return BR_EVERSION;
-    if (type < 1 || type > BR_MSG_TYPE_MAX)
+    if (!br_msg_type_known((unsigned)type))
         return BR_EMSGTYPE;
     out->type = (uint8_t)type;
     uint32_t nfields = br__msg_nfields(out->type);

@@ -90,7 +90,7 @@ static void pack_bound(msgpack_packer *pk, bool has, double v)
 
 static void pack_route(msgpack_packer *pk, const br_route *r)
 {
-    msgpack_pack_array(pk, 12);
+    msgpack_pack_array(pk, 14);
     pack_str(pk, r->method);
     pack_str(pk, r->path);
     msgpack_pack_uint32(pk, r->timeout_ms);
@@ -123,6 +123,8 @@ static void pack_route(msgpack_packer *pk, const br_route *r)
         pack_schema(pk, resp->schema);
     }
     pack_bool(pk, r->body_form);
+    pack_bool(pk, r->stream_body);
+    msgpack_pack_uint64(pk, r->body_max);
 }
 
 static void pack_ready(msgpack_packer *pk, const br_ready *m)
@@ -251,6 +253,28 @@ static void pack_msg(msgpack_packer *pk, const br_msg *msg)
         msgpack_pack_uint8(pk, msg->u.job_result.outcome);
         pack_bin(pk, msg->u.job_result.result);
         pack_str(pk, msg->u.job_result.error);
+        break;
+    case BR_MSG_STREAM_START:
+        pack_head(pk, msg->type);
+        msgpack_pack_uint64(pk, msg->u.stream_start.id);
+        msgpack_pack_uint16(pk, msg->u.stream_start.status);
+        pack_pairs(pk, msg->u.stream_start.headers, msg->u.stream_start.nheaders);
+        pack_str(pk, msg->u.stream_start.content_type);
+        break;
+    case BR_MSG_STREAM_CHUNK:
+        pack_head(pk, msg->type);
+        msgpack_pack_uint64(pk, msg->u.stream_chunk.id);
+        pack_bin(pk, msg->u.stream_chunk.data);
+        break;
+    case BR_MSG_STREAM_END:
+        pack_head(pk, msg->type);
+        msgpack_pack_uint64(pk, msg->u.stream_end.id);
+        pack_str(pk, msg->u.stream_end.error);
+        break;
+    case BR_MSG_STREAM_WINDOW:
+        pack_head(pk, msg->type);
+        msgpack_pack_uint64(pk, msg->u.stream_window.id);
+        msgpack_pack_uint32(pk, msg->u.stream_window.bytes);
         break;
     }
 }

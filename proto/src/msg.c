@@ -20,21 +20,37 @@ const br_limits br_limits_default = {
 static const struct {
     const char *name;
     uint32_t nfields;
-} types[BR_MSG_TYPE_MAX + 1] = {
-    [BR_MSG_READY] = {"READY", 6},      [BR_MSG_WELCOME] = {"WELCOME", 2},
-    [BR_MSG_REQUEST] = {"REQUEST", 12}, [BR_MSG_REPLY] = {"REPLY", 6},
-    [BR_MSG_CREDIT] = {"CREDIT", 1},    [BR_MSG_HEARTBEAT] = {"HEARTBEAT", 0},
-    [BR_MSG_CANCEL] = {"CANCEL", 1},    [BR_MSG_GOODBYE] = {"GOODBYE", 1},
-    [BR_MSG_CALL] = {"CALL", 12},       [BR_MSG_JOB] = {"JOB", 5},
-    [BR_MSG_JOB_ACK] = {"JOB_ACK", 1},  [BR_MSG_JOB_RESULT] = {"JOB_RESULT", 4},
+} types[BR_MSG_STREAM_LAST + 1] = {
+    [BR_MSG_READY] = {"READY", 6},
+    [BR_MSG_WELCOME] = {"WELCOME", 2},
+    [BR_MSG_REQUEST] = {"REQUEST", 12},
+    [BR_MSG_REPLY] = {"REPLY", 6},
+    [BR_MSG_CREDIT] = {"CREDIT", 1},
+    [BR_MSG_HEARTBEAT] = {"HEARTBEAT", 0},
+    [BR_MSG_CANCEL] = {"CANCEL", 1},
+    [BR_MSG_GOODBYE] = {"GOODBYE", 1},
+    [BR_MSG_CALL] = {"CALL", 12},
+    [BR_MSG_JOB] = {"JOB", 5},
+    [BR_MSG_JOB_ACK] = {"JOB_ACK", 1},
+    [BR_MSG_JOB_RESULT] = {"JOB_RESULT", 4},
+    [BR_MSG_STREAM_START] = {"STREAM_START", 4},
+    [BR_MSG_STREAM_CHUNK] = {"STREAM_CHUNK", 2},
+    [BR_MSG_STREAM_END] = {"STREAM_END", 2},
+    [BR_MSG_STREAM_WINDOW] = {"STREAM_WINDOW", 2},
 };
+
+bool br_msg_type_known(unsigned type)
+{
+    return (type >= 1 && type <= BR_MSG_TYPE_MAX) ||
+           (type >= BR_MSG_STREAM_FIRST && type <= BR_MSG_STREAM_LAST);
+}
 
 const char *br_msg_type_name(unsigned type)
 {
-    return type >= 1 && type <= BR_MSG_TYPE_MAX ? types[type].name : "UNKNOWN";
+    return br_msg_type_known(type) ? types[type].name : "UNKNOWN";
 }
 
 uint32_t br__msg_nfields(unsigned type)
 {
-    return type >= 1 && type <= BR_MSG_TYPE_MAX ? types[type].nfields : 0;
+    return br_msg_type_known(type) ? types[type].nfields : 0;
 }

@@ -48,6 +48,8 @@ static bool route_ok(const br_route *r)
         return false;
     if (r->auth > BR_AUTH_REQUIRED || !str_ok(r->scopes))
         return false;
+    if (r->stream_body && r->body != BR_BODY_RAW)
+        return false; /* a streamed body is bytes: the gateway converts none */
     for (uint32_t i = 0; i < r->nparams; i++) {
         if (!param_ok(&r->params[i]))
             return false;
@@ -157,6 +159,20 @@ int br__msg_validate(const br_msg *msg)
     case BR_MSG_JOB_RESULT:
         ok = str_ok(msg->u.job_result.job_id) && msg->u.job_result.outcome <= BR_JOB_FATAL &&
              str_ok(msg->u.job_result.result) && str_ok(msg->u.job_result.error);
+        break;
+    case BR_MSG_STREAM_START:
+        ok = msg->u.stream_start.status >= 200 && msg->u.stream_start.status <= 599 &&
+             pairs_ok(msg->u.stream_start.headers, msg->u.stream_start.nheaders) &&
+             str_ok(msg->u.stream_start.content_type);
+        break;
+    case BR_MSG_STREAM_CHUNK:
+        ok = str_ok(msg->u.stream_chunk.data);
+        break;
+    case BR_MSG_STREAM_END:
+        ok = str_ok(msg->u.stream_end.error);
+        break;
+    case BR_MSG_STREAM_WINDOW:
+        ok = msg->u.stream_window.bytes >= 1;
         break;
     default:
         ok = false;

@@ -60,6 +60,8 @@ static br_route hello_routes[] = {
      {0},
      false,
      NULL,
+     0,
+     false,
      0},
     {S("GET"),
      S("/hello/{name}"),
@@ -74,6 +76,8 @@ static br_route hello_routes[] = {
      {0},
      false,
      NULL,
+     0,
+     false,
      0},
 };
 static br_route sleep_routes[] = {
@@ -90,9 +94,11 @@ static br_route sleep_routes[] = {
      {0},
      false,
      NULL,
+     0,
+     false,
      0},
     {S("POST"), S("/sleep"), 0, BR_BODY_MSGPACK, S(""), NULL, 0, BR_AUTH_OPTIONAL, S("admin"),
-     false, S(BODY_SCHEMA), true, sleep_responses, 2},
+     false, S(BODY_SCHEMA), true, sleep_responses, 2, false, 0},
 };
 static br_service services[] = {
     {S("hello"), BR_KIND_IO, hello_routes, 2},

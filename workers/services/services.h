@@ -18,6 +18,7 @@ extern const br_service_spec br_fetch_service;     /* io: GET /fetch */
 extern const br_service_spec br_signup_service;    /* io: POST /signup, enqueues `email` */
 extern const br_service_spec br_email_service;     /* io: task email (appends to the outbox) */
 extern const br_service_spec br_report_service;    /* cpu: task report (hash rounds) */
+extern const br_service_spec br_clock_service;     /* io: GET /clock (SSE), /clock/lines */
 
 /* The outbox file of the email task when BARISTA_OUTBOX is not set. */
 #define BR_OUTBOX_DEFAULT "./barista-outbox.txt"

@@ -388,6 +388,7 @@ void br__req_reply_msg(br_req *req, br_reply *out)
 static void free_now(br_req *req)
 {
     free(req->body.data);
+    free(req->squeue.data);
     br__arena_release(&req->arena);
     free(req);
 }

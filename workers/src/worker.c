@@ -267,6 +267,9 @@ static void on_message(br_zsock *zs, const br_zframe *frames, size_t nframes, vo
     case BR_MSG_JOB:
         br__jobs_run(w, &msg.u.job);
         break;
+    case BR_MSG_STREAM_WINDOW:
+        br__stream_window(w, msg.u.stream_window.id, msg.u.stream_window.bytes);
+        break;
     default:
         br__log("ignored a %s message", br_msg_type_name(msg.type));
         break;

@@ -136,6 +136,16 @@ void br__dispatch_release(br_worker *w);
 /* Handles a decoded REQUEST whose strings point into frame[0..len). */
 void br__dispatch_request(br_worker *w, const br_request *m, const void *frame, size_t len);
 
+/* The current registration's request `id` in flight, or NULL. */
+br_req *br__dispatch_find(br_worker *w, uint64_t id);
+
+/* stream.c: STREAM_WINDOW(id, bytes) from the broker. */
+void br__stream_window(br_worker *w, uint64_t id, uint32_t bytes);
+
+/* stream.c: the end message of a streamed request that is complete (STREAM_END with
+ * its error, "cancelled" after a cancel), for the dispatcher to send. */
+void br__stream_end_msg(br_req *req, br_msg *out);
+
 /* Cancels the current registration's request `id`, if it is in flight. */
 void br__dispatch_cancel(br_worker *w, uint64_t id);
 

@@ -197,6 +197,13 @@ int gw_metrics_broker(br_buf *out, const gw_broker_stats *st, const gw_registry 
          "Workers dropped for silence or a lost connection.", st->workers_died},
         {"barista_broker_services_retired_total", "counter",
          "Services retired after their grace period without a worker.", st->services_retired},
+        {"barista_broker_streams_total", "counter", "Streamed responses started.", st->streams},
+        {"barista_broker_streams_cut_total", "counter",
+         "Streamed responses that ended without their end (worker died or cut it, idle, "
+         "client gone).",
+         st->streams_cut},
+        {"barista_broker_stream_bytes_total", "counter",
+         "Body bytes of streamed responses received from workers.", st->stream_bytes},
     };
     if (rc == 0)
         rc = singles(out, rows, NELEMS(rows));

@@ -49,6 +49,8 @@ void gw_broker_config_defaults(gw_broker_config *cfg)
         .service_max_pending = GW_BROKER_SERVICE_MAX_PENDING,
         .cancel_grace_ms = GW_BROKER_CANCEL_GRACE_MS,
         .service_grace_ms = GW_BROKER_SERVICE_GRACE_MS,
+        .stream_idle_ms = GW_BROKER_STREAM_IDLE_MS,
+        .stream_buffer_bytes = GW_BROKER_STREAM_BUFFER_BYTES,
         .worker_header = false,
     };
 }
@@ -62,7 +64,8 @@ static bool config_valid(const gw_broker_config *c)
            c->max_workers && l->max_message && l->max_string && l->max_body && l->max_pairs &&
            l->max_services && l->max_routes && l->max_params && l->max_tasks && l->max_jobs &&
            c->max_worker_credit && c->max_worker_bytes && c->service_max_pending &&
-           c->cancel_grace_ms && c->service_grace_ms;
+           c->cancel_grace_ms && c->service_grace_ms && c->stream_idle_ms &&
+           c->stream_buffer_bytes >= 1024;
 }
 
 gw_broker *gw_broker_new(uv_loop_t *loop, gw_router *router, const gw_broker_config *cfg)
@@ -446,6 +449,17 @@ static void on_worker_msg(gw_broker *b, gw_worker *w, const br_msg *m)
     case BR_MSG_JOB_RESULT:
         on_job_result(b, w, &m->u.job_result);
         break;
+    case BR_MSG_STREAM_START:
+        gw__stream_start(b, w, &m->u.stream_start);
+        break;
+    case BR_MSG_STREAM_CHUNK:
+        gw__stream_chunk(b, w, &m->u.stream_chunk);
+        break;
+    case BR_MSG_STREAM_END:
+        gw__stream_end(b, w, &m->u.stream_end);
+        break;
+    case BR_MSG_STREAM_WINDOW:
+        break; /* for streamed request bodies, which this broker does not send yet */
     default:
         bad_message(b, w, br_msg_type_name(m->type), 0);
         break;

@@ -112,6 +112,8 @@ typedef struct gw_exchange {
     char trace[GW_TRACE_LEN + 1]; /* traceparent sent to the worker */
     br_str request_id;            /* X-Request-ID (the edge's, or the CALL copy) */
     br_str identity;              /* verified caller, msgpack map; empty: anonymous */
+    bool streaming;               /* the worker answered with STREAM_START (stream.c) */
+    uint32_t window;              /* stream bytes granted to the worker, not yet received */
 } gw_exchange;
 
 /* True while someone (an HTTP client or a calling worker) waits for c's answer. */
@@ -239,6 +241,26 @@ void gw__dispatch_worker_gone(gw_broker *b, gw_worker *w);
 
 /* dispatch.c: answers every pending request 503 and frees it (shutdown). */
 void gw__dispatch_fail_all(gw_broker *b);
+
+/* dispatch.c: the late answer (REPLY or STREAM_END) of a request of w's that was
+ * cancelled: its credit comes back.  False when w holds no such request. */
+bool gw__dispatch_cancelled_answered(gw_broker *b, gw_worker *w, uint64_t id);
+
+/* dispatch.c: w's credit grew: drained workers go, queues are served, subsystems get
+ * the rest. */
+void gw__dispatch_after_reply(gw_broker *b, gw_worker *w);
+
+/* dispatch.c: moves c's deadline to `when` (loop time) and re-arms the timer. */
+void gw__exchange_set_deadline(gw_exchange *c, uint64_t when);
+
+/* stream.c: STREAM_START, STREAM_CHUNK, STREAM_END and STREAM_WINDOW from w. */
+void gw__stream_start(gw_broker *b, gw_worker *w, const br_stream_head *m);
+void gw__stream_chunk(gw_broker *b, gw_worker *w, const br_stream_chunk *m);
+void gw__stream_end(gw_broker *b, gw_worker *w, const br_stream_fin *m);
+
+/* stream.c: streaming c's client is cut off (the worker died, the stream went idle,
+ * shutdown): its answer ends without its end.  c's client is detached. */
+void gw__stream_cut(gw_exchange *c);
 
 /* dispatch.c: the deadline timer's callback. */
 void gw__dispatch_on_deadline(uv_timer_t *timer);

@@ -101,6 +101,8 @@ void gw__exchange_detach(gw_exchange *c)
 {
     if (c->req)
         gw_req_on_abort(c->req, NULL, NULL);
+    if (c->req && c->streaming)
+        gw_req_on_drain(c->req, NULL, NULL);
     c->req = NULL;
     c->caller = NULL;
     gw_list_remove(&c->caller_link);
@@ -109,6 +111,10 @@ void gw__exchange_detach(gw_exchange *c)
 /* Answers whoever waits for c with a broker error; c stays allocated. */
 static void call_answer_detail(gw_exchange *c, int status, bool retry_after, const char *detail)
 {
+    if (c->streaming) {
+        gw__stream_cut(c); /* the status went out with the stream's start */
+        return;
+    }
     gw_req *req = c->req;
     gw_worker *caller = c->caller;
     gw__exchange_detach(c);
@@ -176,6 +182,15 @@ static void cancelled_free(gw_broker *b, gw_cancelled *t, bool answered)
         w->bytes -= t->bytes;
     }
     free(t);
+}
+
+bool gw__dispatch_cancelled_answered(gw_broker *b, gw_worker *w, uint64_t id)
+{
+    gw_cancelled *t = gw_idmap_get(b->cancelled, id);
+    if (!t || t->worker != w)
+        return false;
+    cancelled_free(b, t, true);
+    return true;
 }
 
 void gw__dispatch_forget_cancelled(gw_broker *b, gw_worker *w)
@@ -322,6 +337,16 @@ void gw__exchange_admit(gw_exchange *c, uint32_t budget_ms)
     gw__exchange_route(c, false);
 }
 
+void gw__exchange_set_deadline(gw_exchange *c, uint64_t when)
+{
+    gw_broker *b = c->broker;
+    gw_deadline_heap_remove(&b->deadlines, &c->deadline);
+    c->deadline.when = when;
+    if (gw_deadline_heap_push(&b->deadlines, &c->deadline) == 0 &&
+        gw_deadline_heap_top(&b->deadlines) == &c->deadline)
+        gw__dispatch_arm_deadline(b);
+}
+
 void gw__dispatch_arm_deadline(gw_broker *b)
 {
     gw_deadline *top = gw_deadline_heap_top(&b->deadlines);
@@ -450,9 +475,10 @@ static void check_reply(const gw_exchange *c, const br_reply *r)
     br_buf_free(&errors);
 }
 
-/* w's credit grew (a REPLY, a late REPLY): a drained worker is forgotten; otherwise its
- * services' queues are served, then the attached subsystems get what is left. */
-static void after_reply(gw_broker *b, gw_worker *w)
+/* w's credit grew (a REPLY, a late REPLY, a STREAM_END): a drained worker is forgotten;
+ * otherwise its services' queues are served, then the attached subsystems get what is
+ * left. */
+void gw__dispatch_after_reply(gw_broker *b, gw_worker *w)
 {
     if (w->unhealthy && w->ncancelled == 0) {
         w->unhealthy = false;
@@ -480,7 +506,7 @@ void gw__dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r)
          * jobs it asked for are written all the same; nobody waits for the reply. */
         gw__broker_reply_jobs(b, NULL, r, false);
         cancelled_free(b, t, true);
-        after_reply(b, w);
+        gw__dispatch_after_reply(b, w);
         return;
     }
     if (w->credit < b->cfg.max_worker_credit)
@@ -507,7 +533,7 @@ void gw__dispatch_reply(gw_broker *b, gw_worker *w, const br_reply *r)
     else
         b->stats.stale_replies++;
     gw__exchange_free(c);
-    after_reply(b, w);
+    gw__dispatch_after_reply(b, w);
 }
 
 void gw__dispatch_on_deadline(uv_timer_t *timer)
@@ -535,7 +561,7 @@ void gw__dispatch_on_deadline(uv_timer_t *timer)
 static bool may_retry(const gw_broker *b, const gw_exchange *c)
 {
     uint64_t now = uv_now(b->loop);
-    return b->cfg.retry_idempotent && c->idempotent && !c->retried &&
+    return b->cfg.retry_idempotent && c->idempotent && !c->retried && !c->streaming &&
            c->deadline.when > now + b->cfg.retry_min_budget_ms &&
            gw_service_live(c->route->service) > 0;
 }

@@ -50,6 +50,11 @@ gw_http_req *gw__req_get(gw_conn *conn)
     r->head = r->http10 = r->keep_alive = r->close_after = false;
     r->continue_pending = r->headers_done = false;
     r->held = r->buffered = 0;
+    r->sbuf.len = 0;
+    r->drain_fn = NULL;
+    r->drain_arg = NULL;
+    r->stream_bytes = 0;
+    r->stream_chunked = r->stream_ended = r->stream_inflight = r->stream_filtered = false;
     return r;
 }
 
@@ -65,6 +70,7 @@ static void req_free(gw_http_req *r)
     req_release_body(r);
     br_buf_free(&r->arena);
     br_buf_free(&r->resp);
+    br_buf_free(&r->sbuf);
     free(r->offs);
     free(r->hdrs);
     free(r);
@@ -81,6 +87,8 @@ static void req_recycle(gw_conn *conn, gw_http_req *r)
         br_buf_free(&r->arena);
     if (r->resp.cap > GW_HTTP_ARENA_KEEP)
         br_buf_free(&r->resp);
+    if (r->sbuf.cap > GW_HTTP_ARENA_KEEP)
+        br_buf_free(&r->sbuf);
     r->next = conn->free_reqs;
     conn->free_reqs = r;
     conn->nfree++;
@@ -433,6 +441,12 @@ static void write_done(gw_conn *conn)
         finish = finish || r->close_after;
         req_recycle(conn, r);
     }
+    if (!finish && conn->head && conn->head->state == GW_REQ_STREAMING &&
+        conn->head->stream_inflight) {
+        gw__stream_written(conn->head); /* may write more, end the stream, or close */
+        if (conn->closing)
+            return;
+    }
     if (finish) {
         conn_finish(conn);
         return;
@@ -482,6 +496,26 @@ void gw__conn_flush(gw_conn *conn)
             bufs[n++] = uv_buf_init((char *)r->resp.data, (unsigned)r->resp.len);
             total += r->resp.len;
             r->state = GW_REQ_WRITING;
+            if (r->close_after)
+                break;
+            continue;
+        }
+        if (r->state == GW_REQ_STREAMING) {
+            /* The stream's bytes so far go; those that come meanwhile collect in sbuf.
+             * resp is empty here: its last write was accounted in write_done. */
+            if (r->sbuf.len == 0 && !r->stream_ended)
+                break;
+            br_buf t = r->resp;
+            r->resp = r->sbuf;
+            r->sbuf = t;
+            r->sbuf.len = 0;
+            bufs[n++] = uv_buf_init((char *)r->resp.data, (unsigned)r->resp.len);
+            total += r->resp.len;
+            if (!r->stream_ended) {
+                r->stream_inflight = true;
+                break;
+            }
+            r->state = GW_REQ_WRITING; /* the rest is an answer like any other */
             if (r->close_after)
                 break;
             continue;
@@ -554,8 +588,12 @@ static void on_handle_closed(uv_handle_t *h)
 static void abort_pending(gw_conn *conn, bool forget)
 {
     for (gw_http_req *r = conn->head; r; r = r->next) {
-        if (r->state != GW_REQ_HANDLING)
+        bool open_stream = r->state == GW_REQ_STREAMING && !r->stream_ended;
+        if (r->state != GW_REQ_HANDLING && !open_stream)
             continue;
+        if (open_stream && !forget)
+            continue; /* the shutdown's 503s are for unanswered requests only */
+        r->drain_fn = NULL;
         gw_abort_fn fn = r->abort_fn;
         r->abort_fn = NULL;
         if (forget)

@@ -84,6 +84,10 @@ typedef struct br_route {
     bool body_form;         /* the body may also come as a form (urlencoded) */
     br_response *responses; /* declared responses; the first 2xx is the success status */
     uint32_t nresponses;
+    /* More optional trailing fields (streamed bodies, PROTOCOL.md 5.12). */
+    bool stream_body;  /* the body reaches the worker as STREAM_CHUNKs (RAW routes) */
+    uint64_t body_max; /* with stream_body: the most body bytes the route takes; 0: the
+                          gateway's --stream-body-max */
 } br_route;
 
 /* A service a worker hosts. */
@@ -117,21 +121,33 @@ int br_param_parse_bool(br_str s, bool *out);
 /* Messages.                                                                           */
 
 typedef enum br_msg_type {
-    BR_MSG_READY = 1,      /* worker -> broker: registration */
-    BR_MSG_WELCOME = 2,    /* broker -> worker: registration accepted */
-    BR_MSG_REQUEST = 3,    /* broker -> worker: serve this request */
-    BR_MSG_REPLY = 4,      /* worker -> broker: answer to REQUEST; broker -> worker: to CALL */
-    BR_MSG_CREDIT = 5,     /* worker -> broker: may send this many more requests */
-    BR_MSG_HEARTBEAT = 6,  /* either way: I am alive */
-    BR_MSG_CANCEL = 7,     /* broker -> worker: drop a request; worker -> broker: drop a call */
-    BR_MSG_GOODBYE = 8,    /* either way: I am leaving (worker draining, broker stopping) */
-    BR_MSG_CALL = 9,       /* worker -> broker: a service-to-service request */
-    BR_MSG_JOB = 10,       /* broker -> worker: run this background job */
-    BR_MSG_JOB_ACK = 11,   /* worker -> broker: job received and started */
-    BR_MSG_JOB_RESULT = 12 /* worker -> broker: job finished */
+    BR_MSG_READY = 1,       /* worker -> broker: registration */
+    BR_MSG_WELCOME = 2,     /* broker -> worker: registration accepted */
+    BR_MSG_REQUEST = 3,     /* broker -> worker: serve this request */
+    BR_MSG_REPLY = 4,       /* worker -> broker: answer to REQUEST; broker -> worker: to CALL */
+    BR_MSG_CREDIT = 5,      /* worker -> broker: may send this many more requests */
+    BR_MSG_HEARTBEAT = 6,   /* either way: I am alive */
+    BR_MSG_CANCEL = 7,      /* broker -> worker: drop a request; worker -> broker: drop a call */
+    BR_MSG_GOODBYE = 8,     /* either way: I am leaving (worker draining, broker stopping) */
+    BR_MSG_CALL = 9,        /* worker -> broker: a service-to-service request */
+    BR_MSG_JOB = 10,        /* broker -> worker: run this background job */
+    BR_MSG_JOB_ACK = 11,    /* worker -> broker: job received and started */
+    BR_MSG_JOB_RESULT = 12, /* worker -> broker: job finished */
+    /* Streams (PROTOCOL.md 5.12): a response sent in pieces, a request body received in
+     * pieces.  Types 13..19 and past 23 belong to other parts of the protocol. */
+    BR_MSG_STREAM_START = 20, /* worker -> broker: a streamed response begins */
+    BR_MSG_STREAM_CHUNK = 21, /* either way: body bytes of a stream */
+    BR_MSG_STREAM_END = 22,   /* either way: the stream ended (cleanly or not) */
+    BR_MSG_STREAM_WINDOW = 23 /* either way: the receiver takes this many more bytes */
 } br_msg_type;
 
-#define BR_MSG_TYPE_MAX 12
+/* The last of the contiguous types 1..12; the stream types follow as their own range. */
+#define BR_MSG_TYPE_MAX     12
+#define BR_MSG_STREAM_FIRST 20
+#define BR_MSG_STREAM_LAST  23
+
+/* True for a message type this library knows. */
+bool br_msg_type_known(unsigned type);
 
 /* READY: the worker's greeting.  The first message a worker sends on a new connection,
  * and again whenever a WELCOME shows a new broker_id (the gateway restarted). */
@@ -245,6 +261,37 @@ typedef struct br_job_result {
     br_str error;    /* human-readable error; empty on success */
 } br_job_result;
 
+/* STREAM_START: the worker answers REQUEST `id` with a streamed response: the status
+ * and headers now, the body in STREAM_CHUNKs, the end in STREAM_END. */
+typedef struct br_stream_head {
+    uint64_t id;      /* the REQUEST's id */
+    uint16_t status;  /* HTTP status, 200..599 */
+    br_pair *headers; /* extra response headers; names lower case */
+    uint32_t nheaders;
+    br_str content_type; /* the body's media type, e.g. "text/event-stream" */
+} br_stream_head;
+
+/* STREAM_CHUNK: bytes of a streamed response (worker -> broker) or of a streamed
+ * request body (broker -> worker). */
+typedef struct br_stream_chunk {
+    uint64_t id; /* the REQUEST's id */
+    br_str data; /* the bytes; never more than the receiver's window allows */
+} br_stream_chunk;
+
+/* STREAM_END: the stream is over.  An empty error is a clean end; otherwise the stream
+ * was cut (the receiver must not take the body as complete). */
+typedef struct br_stream_fin {
+    uint64_t id;  /* the REQUEST's id */
+    br_str error; /* empty: complete; else why it was cut */
+} br_stream_fin;
+
+/* STREAM_WINDOW: the sender of this message takes `bytes` more bytes of STREAM_CHUNK
+ * data for stream `id` (flow control). */
+typedef struct br_stream_window {
+    uint64_t id;    /* the REQUEST's id */
+    uint32_t bytes; /* >= 1 */
+} br_stream_window;
+
 /* One decoded or to-be-encoded message.  `type` says which union member is valid;
  * HEARTBEAT has no fields. */
 typedef struct br_msg {
@@ -260,6 +307,10 @@ typedef struct br_msg {
         br_job job;
         br_job_ack job_ack;
         br_job_result job_result;
+        br_stream_head stream_start;
+        br_stream_chunk stream_chunk;
+        br_stream_fin stream_end;
+        br_stream_window stream_window;
     } u;
 } br_msg;
 

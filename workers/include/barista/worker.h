@@ -595,5 +595,7 @@ int br_worker_main(int argc, char **argv, const br_service_spec *const *services
 
 /* Calls, gather, the async HTTP client and thread-pool offload. */
 #include "barista/async.h"
+/* Streamed responses and Server-Sent Events. */
+#include "barista/stream.h"
 
 #endif /* BARISTA_WORKER_H */

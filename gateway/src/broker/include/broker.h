@@ -52,6 +52,8 @@
 #define GW_BROKER_MAX_WORKER_BYTES    (32u * 1024u * 1024u)
 #define GW_BROKER_SERVICE_MAX_PENDING 25000u
 #define GW_BROKER_CANCEL_GRACE_MS     10000u
+#define GW_BROKER_STREAM_IDLE_MS      60000u
+#define GW_BROKER_STREAM_BUFFER_BYTES (256u * 1024)
 #define GW_BROKER_SERVICE_GRACE_MS    60000u
 
 struct gw_curve;
@@ -82,6 +84,11 @@ typedef struct gw_broker_config {
                                      declared response schemas and log breaches; false */
     const struct gw_curve *curve; /* CURVE keys and authorised certificates (zap.h; the
                                      caller's, outlive the broker); NULL: none */
+    uint32_t stream_idle_ms;      /* a streamed response whose worker sends nothing (and
+                                     whose client takes nothing) this long is cut; 60000 */
+    size_t stream_buffer_bytes;   /* bytes one streamed response may hold in the gateway:
+                                     granted to the worker and not yet sent, plus sent
+                                     and not yet taken by the client's socket; 256 KiB */
 } gw_broker_config;
 
 /* Fills *cfg with the defaults above. */
@@ -110,6 +117,10 @@ typedef struct gw_broker_stats {
     uint64_t workers_refused;   /* READYs refused with GOODBYE */
     uint64_t workers_died;      /* workers dropped for silence or a lost connection */
     uint64_t services_retired;  /* services retired after their grace period */
+    uint64_t streams;           /* streamed responses started */
+    uint64_t streams_cut;       /* streamed responses that ended without their end: the
+                                   worker died, said so, or went idle; or the client left */
+    uint64_t stream_bytes;      /* body bytes of streamed responses received */
 } gw_broker_stats;
 
 typedef struct gw_broker gw_broker;
