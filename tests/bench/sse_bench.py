@@ -24,6 +24,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from edge_bench import cpu_ticks, free_port, wait_port  # noqa: E402  (the same helpers)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 BIN = os.path.abspath(os.environ.get("BARISTA_BIN", os.path.join(ROOT, "build", "bin")))
@@ -50,35 +53,6 @@ async def clock(n: int = 5, interval_ms: int = 200):
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"cache-control": "no-cache"})
 '''
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("port %d not accepting" % port)
-
-
-def cpu_ticks(pids):
-    total = 0
-    for p in pids:
-        try:
-            with open("/proc/%d/stat" % p) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except OSError:
-            pass
-    return total
 
 
 def rss_kib(pids):

@@ -155,6 +155,30 @@ static int build(gw_http_req *req, int status, const gw_header *extra, size_t ne
                  const char *content_type, const void *body, size_t body_len, gw_framing framing,
                  br_buf *out);
 
+/* Runs the filter's on_answer over an answer (it adds its headers after the handler's
+ * and may replace the body), then builds it into `out`; build() copies everything
+ * before the filter's memory is released in on_done. */
+static int filter_and_build(gw_http_req *req, gw_http_answer *a, gw_framing framing, br_buf *out)
+{
+    gw_http_server *server = req->conn->server;
+    gw_header stack[GW_HTTP_ANSWER_STACK + GW_HTTP_FILTER_HEADERS];
+    size_t cap = a->nextra + GW_HTTP_FILTER_HEADERS;
+    gw_header *all = cap <= sizeof(stack) / sizeof(stack[0]) ? stack : malloc(cap * sizeof(*all));
+    if (!all)
+        return BR_ENOMEM;
+    if (a->nextra)
+        memcpy(all, a->extra, a->nextra * sizeof(*all));
+    a->extra = all;
+    a->extra_cap = cap;
+    a->head = req->head;
+    server->filter.on_answer(server->filter_data, &req->pub, a);
+    int rc = build(req, a->status, a->extra, a->nextra, a->content_type, a->body, a->body_len,
+                   framing, out);
+    if (all != stack)
+        free(all);
+    return rc;
+}
+
 int gw__response_build(gw_http_req *req, int status, const gw_header *extra, size_t nextra,
                        const char *content_type, const void *body, size_t body_len)
 {
@@ -162,61 +186,15 @@ int gw__response_build(gw_http_req *req, int status, const gw_header *extra, siz
     if (!server->filter.on_answer)
         return build(req, status, extra, nextra, content_type, body, body_len, GW_FRAME_LENGTH,
                      &req->resp);
-    /* The filter adds its headers after the handler's and may replace the body; both
-     * are copied by build() before the filter's memory is released in on_done. */
-    gw_header stack[GW_HTTP_ANSWER_STACK + GW_HTTP_FILTER_HEADERS];
-    size_t cap = nextra + GW_HTTP_FILTER_HEADERS;
-    gw_header *all = cap <= sizeof(stack) / sizeof(stack[0]) ? stack : malloc(cap * sizeof(*all));
-    if (!all)
-        return BR_ENOMEM;
-    if (nextra)
-        memcpy(all, extra, nextra * sizeof(*all));
     gw_http_answer a = {.status = status,
                         .content_type = content_type,
                         .body = body,
                         .body_len = body_len,
-                        .extra = all,
-                        .nextra = nextra,
-                        .extra_cap = cap,
-                        .head = req->head};
-    server->filter.on_answer(server->filter_data, &req->pub, &a);
-    int rc = build(req, status, a.extra, a.nextra, a.content_type, a.body, a.body_len,
-                   GW_FRAME_LENGTH, &req->resp);
-    if (all != stack)
-        free(all);
+                        .extra = (gw_header *)extra,
+                        .nextra = nextra};
+    int rc = filter_and_build(req, &a, GW_FRAME_LENGTH, &req->resp);
     if (rc == 0)
         gw__req_filter_done(req, status, req->resp.len);
-    return rc;
-}
-
-int gw__response_stream_head(gw_http_req *req, int status, const gw_header *extra, size_t nextra,
-                             const char *content_type, gw_framing framing, br_buf *out)
-{
-    gw_http_server *server = req->conn->server;
-    req->stream_filtered = false;
-    if (!server->filter.on_answer)
-        return build(req, status, extra, nextra, content_type, NULL, 0, framing, out);
-    /* As gw__response_build, except that the filter's request state lives on until the
-     * stream ends (gw__req_filter_done then). */
-    gw_header stack[GW_HTTP_ANSWER_STACK + GW_HTTP_FILTER_HEADERS];
-    size_t cap = nextra + GW_HTTP_FILTER_HEADERS;
-    gw_header *all = cap <= sizeof(stack) / sizeof(stack[0]) ? stack : malloc(cap * sizeof(*all));
-    if (!all)
-        return BR_ENOMEM;
-    if (nextra)
-        memcpy(all, extra, nextra * sizeof(*all));
-    gw_http_answer a = {.status = status,
-                        .content_type = content_type,
-                        .extra = all,
-                        .nextra = nextra,
-                        .extra_cap = cap,
-                        .head = req->head,
-                        .stream = true};
-    server->filter.on_answer(server->filter_data, &req->pub, &a);
-    int rc = build(req, status, a.extra, a.nextra, a.content_type, NULL, 0, framing, out);
-    if (all != stack)
-        free(all);
-    req->stream_filtered = rc == 0 && server->filter.on_stream_data && req->pub.filter_state;
     return rc;
 }
 
@@ -228,6 +206,25 @@ void gw__req_filter_done(gw_http_req *req, int status, size_t bytes)
     if (server->filter.on_done)
         server->filter.on_done(server->filter_data, &req->pub, status, bytes);
     req->pub.filter_state = NULL;
+}
+
+int gw__response_stream_head(gw_http_req *req, int status, const gw_header *extra, size_t nextra,
+                             const char *content_type, gw_framing framing, br_buf *out)
+{
+    gw_http_server *server = req->conn->server;
+    req->stream_filtered = false;
+    if (!server->filter.on_answer)
+        return build(req, status, extra, nextra, content_type, NULL, 0, framing, out);
+    /* As gw__response_build, except that the filter's request state lives on until the
+     * stream ends (gw__req_filter_done then). */
+    gw_http_answer a = {.status = status,
+                        .content_type = content_type,
+                        .extra = (gw_header *)extra,
+                        .nextra = nextra,
+                        .stream = true};
+    int rc = filter_and_build(req, &a, framing, out);
+    req->stream_filtered = rc == 0 && server->filter.on_stream_data && req->pub.filter_state;
+    return rc;
 }
 
 static int build(gw_http_req *req, int status, const gw_header *extra, size_t nextra,
