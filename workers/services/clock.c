@@ -108,6 +108,17 @@ typedef struct liner {
     char batch[LINES_BATCH];
 } liner;
 
+/* Writes line n, LINE_LEN bytes: n in nine digits (n < LINES_MAX), then the alphabet. */
+static void put_line(char *p, int64_t n)
+{
+    static const char tail[] = " abcdefghijklmnopqrstuvwxyz\n";
+    for (int i = 8; i >= 0; i--) {
+        p[i] = (char)('0' + n % 10);
+        n /= 10;
+    }
+    memcpy(p + 9, tail, sizeof(tail) - 1);
+}
+
 /* Writes lines until the stream's queue is full or every line is out. */
 static void lines_more(br_req *req, void *arg)
 {
@@ -116,8 +127,7 @@ static void lines_more(br_req *req, void *arg)
         size_t len = 0;
         int64_t from = l->next;
         while (l->next < l->n && len + LINE_LEN <= sizeof(l->batch)) {
-            snprintf(l->batch + len, LINE_LEN + 1, "%09lld abcdefghijklmnopqrstuvwxyz\n",
-                     (long long)l->next);
+            put_line(l->batch + len, l->next);
             len += LINE_LEN;
             l->next++;
         }

@@ -143,6 +143,8 @@ static int describe_route(br__arena *a, br_route *r, const br_route_spec *spec)
     if (rc != 0)
         return rc;
     r->body_form = spec->body_form;
+    r->stream_body = spec->stream_body;
+    r->body_max = spec->body_max;
     if (spec->nresponses > 0) {
         if (spec->nresponses > BR_MAX_RESPONSES || !spec->responses)
             return BR_EINVAL;

@@ -59,15 +59,20 @@ struct br_req {
     unsigned pins;           /* thread-pool jobs that may still read it */
     bool release_deferred;   /* released while pinned: free at the last unpin */
     /* A streamed response (stream.c). */
-    bool streaming;           /* br_stream_start sent STREAM_START: the answer is a stream */
-    bool stream_closing;      /* br_stream_end was called: STREAM_END follows the queue */
-    const char *stream_error; /* br_stream_abort's reason (arena or static), or NULL */
-    uint32_t window;          /* stream bytes the broker granted that were not sent yet */
-    br_buf squeue;            /* bytes written and waiting for window (heap) */
-    size_t squeue_off;        /* bytes at the front of squeue already sent */
-    br_stream_fn on_writable; /* br_stream_on_writable's callback, or NULL */
-    void *writable_arg;       /* its argument */
-    br__arena arena;          /* request-scoped memory, starting in first[] */
+    bool streaming;             /* br_stream_start sent STREAM_START: the answer is a stream */
+    bool stream_closing;        /* br_stream_end was called: STREAM_END follows the queue */
+    const char *stream_error;   /* br_stream_abort's reason (arena or static), or NULL */
+    uint32_t window;            /* stream bytes the broker granted that were not sent yet */
+    br_buf squeue;              /* bytes written and waiting for window (heap) */
+    size_t squeue_off;          /* bytes at the front of squeue already sent */
+    br_stream_fn on_writable;   /* br_stream_on_writable's callback, or NULL */
+    void *writable_arg;         /* its argument */
+    br_body_fn on_body;         /* br_req_body_stream: pieces of the body, or NULL */
+    br_body_end_fn on_body_end; /* its end */
+    void *body_arg;             /* their argument */
+    uint32_t body_taken;        /* body bytes taken since the last window renewal */
+    bool body_over;             /* the body's end was delivered */
+    br__arena arena;            /* request-scoped memory, starting in first[] */
     alignas(max_align_t) char first[]; /* the arena's first block */
 };
 

@@ -268,3 +268,53 @@ int br_sse_comment(br_req *req, const char *text)
         rc = br_buf_append(&b, "\n", 1);
     return send_built(req, &b, rc);
 }
+
+/* ---------------------------------------------------------------------------------- */
+/* Streamed request bodies.                                                            */
+
+static void grant_body(br_req *req, uint32_t bytes)
+{
+    if (!current(req))
+        return;
+    br_msg m = {.type = BR_MSG_STREAM_WINDOW};
+    m.u.stream_window.id = req->msg.id;
+    m.u.stream_window.bytes = bytes;
+    br__worker_send(req->worker, &m);
+}
+
+int br_req_body_stream(br_req *req, br_body_fn on_data, br_body_end_fn on_end, void *arg)
+{
+    if (!req || !on_data || !on_end || !req->spec->stream_body || req->on_body || req->ended ||
+        req->on_thread)
+        return BR_EINVAL;
+    req->on_body = on_data;
+    req->on_body_end = on_end;
+    req->body_arg = arg;
+    grant_body(req, BR_BODY_WINDOW);
+    return 0;
+}
+
+void br__stream_body_chunk(br_worker *w, uint64_t id, br_str data)
+{
+    br_req *req = br__dispatch_find(w, id);
+    if (!req || !req->on_body || req->body_over || req->ended)
+        return;
+    req->on_body(req, data.ptr, data.len, req->body_arg);
+    /* The handler may have replied (and freed req) from on_body. */
+    if (br__dispatch_find(w, id) != req || req->ended || req->body_over)
+        return;
+    req->body_taken += data.len;
+    if (req->body_taken >= BR_BODY_WINDOW / 2) {
+        grant_body(req, req->body_taken);
+        req->body_taken = 0;
+    }
+}
+
+void br__stream_body_end(br_worker *w, uint64_t id, br_str error)
+{
+    br_req *req = br__dispatch_find(w, id);
+    if (!req || req->ended || req->body_over || !req->on_body_end)
+        return;
+    req->body_over = true;
+    req->on_body_end(req, error.len == 0, req->body_arg);
+}

@@ -267,6 +267,12 @@ static void on_message(br_zsock *zs, const br_zframe *frames, size_t nframes, vo
     case BR_MSG_JOB:
         br__jobs_run(w, &msg.u.job);
         break;
+    case BR_MSG_STREAM_CHUNK:
+        br__stream_body_chunk(w, msg.u.stream_chunk.id, msg.u.stream_chunk.data);
+        break;
+    case BR_MSG_STREAM_END:
+        br__stream_body_end(w, msg.u.stream_end.id, msg.u.stream_end.error);
+        break;
     case BR_MSG_STREAM_WINDOW:
         br__stream_window(w, msg.u.stream_window.id, msg.u.stream_window.bytes);
         break;

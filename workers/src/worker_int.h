@@ -139,6 +139,10 @@ void br__dispatch_request(br_worker *w, const br_request *m, const void *frame, 
 /* The current registration's request `id` in flight, or NULL. */
 br_req *br__dispatch_find(br_worker *w, uint64_t id);
 
+/* stream.c: a piece of a request's streamed body, and its end. */
+void br__stream_body_chunk(br_worker *w, uint64_t id, br_str data);
+void br__stream_body_end(br_worker *w, uint64_t id, br_str error);
+
 /* stream.c: STREAM_WINDOW(id, bytes) from the broker. */
 void br__stream_window(br_worker *w, uint64_t id, uint32_t bytes);
 

@@ -51,6 +51,7 @@ void gw_broker_config_defaults(gw_broker_config *cfg)
         .service_grace_ms = GW_BROKER_SERVICE_GRACE_MS,
         .stream_idle_ms = GW_BROKER_STREAM_IDLE_MS,
         .stream_buffer_bytes = GW_BROKER_STREAM_BUFFER_BYTES,
+        .stream_body_max = GW_BROKER_STREAM_BODY_MAX,
         .worker_header = false,
     };
 }
@@ -84,6 +85,8 @@ gw_broker *gw_broker_new(uv_loop_t *loop, gw_router *router, const gw_broker_con
     self->cfg.endpoint = self->endpoint;
     self->decoder = br_decoder_new(&self->cfg.limits);
     self->reg = gw_registry_new(router, gw__dispatch_handler, self, self->cfg.max_workers);
+    if (self->reg)
+        gw_registry_set_stream_body_cap(self->reg, self->cfg.stream_body_max);
     self->exchanges = gw_idmap_new(self->cfg.max_pending);
     /* Cancelled requests are bounded by the credit of the workers that hold them. */
     self->cancelled = gw_idmap_new((size_t)self->cfg.max_workers * self->cfg.max_worker_credit);
@@ -459,7 +462,8 @@ static void on_worker_msg(gw_broker *b, gw_worker *w, const br_msg *m)
         gw__stream_end(b, w, &m->u.stream_end);
         break;
     case BR_MSG_STREAM_WINDOW:
-        break; /* for streamed request bodies, which this broker does not send yet */
+        gw__body_window(b, w, &m->u.stream_window);
+        break;
     default:
         bad_message(b, w, br_msg_type_name(m->type), 0);
         break;

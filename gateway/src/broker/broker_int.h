@@ -114,6 +114,12 @@ typedef struct gw_exchange {
     br_str identity;              /* verified caller, msgpack map; empty: anonymous */
     bool streaming;               /* the worker answered with STREAM_START (stream.c) */
     uint32_t window;              /* stream bytes granted to the worker, not yet received */
+    bool body_stream;             /* the body goes to the worker as a stream (body.c) */
+    bool body_done;               /* the client's body ended complete */
+    bool body_end_sent;           /* STREAM_END went to the worker */
+    bool body_paused;             /* the client's body is paused for want of window */
+    uint32_t body_window;         /* body bytes the worker granted and was not sent yet */
+    br_buf body_hold;             /* body bytes read and not yet sent to the worker */
 } gw_exchange;
 
 /* True while someone (an HTTP client or a calling worker) waits for c's answer. */
@@ -257,6 +263,15 @@ void gw__exchange_set_deadline(gw_exchange *c, uint64_t when);
 void gw__stream_start(gw_broker *b, gw_worker *w, const br_stream_head *m);
 void gw__stream_chunk(gw_broker *b, gw_worker *w, const br_stream_chunk *m);
 void gw__stream_end(gw_broker *b, gw_worker *w, const br_stream_fin *m);
+
+/* body.c: c's HTTP request streams its body: c becomes its consumer. */
+void gw__body_attach(gw_exchange *c);
+
+/* body.c: c stops consuming its request's body (detached; the rest is discarded). */
+void gw__body_detach(gw_exchange *c);
+
+/* body.c: STREAM_WINDOW from w: it takes more of a request body. */
+void gw__body_window(gw_broker *b, gw_worker *w, const br_stream_window *m);
 
 /* stream.c: streaming c's client is cut off (the worker died, the stream went idle,
  * shutdown): its answer ends without its end.  c's client is detached. */

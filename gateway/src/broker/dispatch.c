@@ -94,6 +94,7 @@ void gw__exchange_free(gw_exchange *c)
     gw_deadline_heap_remove(&b->deadlines, &c->deadline);
     gw_idmap_take(b->exchanges, c->id);
     br_buf_free(&c->converted);
+    br_buf_free(&c->body_hold);
     free(c);
 }
 
@@ -103,6 +104,8 @@ void gw__exchange_detach(gw_exchange *c)
         gw_req_on_abort(c->req, NULL, NULL);
     if (c->req && c->streaming)
         gw_req_on_drain(c->req, NULL, NULL);
+    if (c->req && c->body_stream)
+        gw__body_detach(c);
     c->req = NULL;
     c->caller = NULL;
     gw_list_remove(&c->caller_link);

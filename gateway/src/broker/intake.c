@@ -404,5 +404,7 @@ void gw__dispatch_handler(gw_req *req, void *route_data)
     }
     /* Registered first: routing may answer (and free) the call at once. */
     gw_req_on_abort(req, on_abort, c);
+    if (req->body_streamed)
+        gw__body_attach(c);
     gw__exchange_admit(c, gw__route_budget(b, e));
 }

@@ -287,6 +287,12 @@ static void conn_feed(gw_conn *conn, const char *data, size_t len)
         }
         if (conn->failed || conn->closing)
             return;
+        /* A streamed body's consumer paused it: the rest waits until it resumes. */
+        if (err == HPE_PAUSED && conn->parsing && conn->parsing->body_paused) {
+            stop_reading(conn);
+            keep_unparsed(conn, pos, end);
+            return;
+        }
         /* Backpressure applies between requests only: the pause after a last chunk is
          * inside one, and its trailers are read on. */
         if (err == HPE_PAUSED && !conn->parsing && !gw__conn_can_parse(conn)) {
@@ -362,6 +368,37 @@ static void maybe_resume(gw_conn *conn)
     start_reading(conn);
 }
 
+void gw__conn_body_resume(gw_conn *conn)
+{
+    if (conn->closing || conn->lingering || conn->reading || !conn->parsing)
+        return;
+    gw__conn_set_phase(conn, GW_PHASE_BODY, conn->server->cfg.body_timeout_ms);
+    if (!conn->pending_in.len) {
+        /* The pause may have come with the body's last byte: llhttp owes the request's
+         * end, which it gives only when run again, with nothing more to read. */
+        llhttp_errno_t err = llhttp_execute(&conn->parser, "", 0);
+        if (err == HPE_PAUSED)
+            llhttp_resume(&conn->parser);
+        else if (err != HPE_OK)
+            conn_parse_error(conn, err);
+        if (conn->closing || conn->failed || (conn->parsing && conn->parsing->body_paused))
+            return;
+        conn_update_phase(conn);
+        if (!gw__conn_can_parse(conn) && !conn->parsing)
+            return;
+    } else {
+        size_t n = conn->pending_in.len;
+        conn->pending_in.len = 0;
+        conn_feed(conn, (const char *)conn->pending_in.data, n);
+        if (conn->closing || conn->reading || (conn->parsing && conn->parsing->body_paused))
+            return;
+        conn_update_phase(conn);
+        if (!gw__conn_can_parse(conn))
+            return;
+    }
+    start_reading(conn);
+}
+
 /* ---------------------------------------------------------------------------------- */
 /* Errors, writing and closing.                                                        */
 
@@ -375,6 +412,17 @@ static void conn_fail(gw_conn *conn, int status, const char *detail)
     stop_reading(conn);
     gw_http_req *r = conn->parsing;
     conn->parsing = NULL;
+    if (r && r->pub.body_streamed) {
+        /* Its handler holds it: the body's consumer learns the failure and answers;
+         * the connection ends with that answer. */
+        r->close_after = true;
+        r->continue_pending = false;
+        gw__conn_set_phase(conn, GW_PHASE_NONE, 0);
+        if (r->body_streaming)
+            gw__body_deliver(r, NULL, 0, status);
+        gw__server_schedule_flush(conn->server, conn);
+        return;
+    }
     if (!r) {
         if (!(r = gw__req_get(conn))) {
             gw__conn_close(conn);
@@ -484,7 +532,16 @@ static uv_buf_t *skip_sent(uv_buf_t *bufs, size_t *n, size_t sent)
 
 void gw__conn_flush(gw_conn *conn)
 {
-    if (conn->closing || conn->writing || conn->lingering)
+    if (conn->closing || conn->lingering)
+        return;
+    gw_http_req *p = conn->parsing;
+    if (p && p->pub.body_streamed && p->body_streaming && !p->body_paused && !conn->reading &&
+        !conn->failed) {
+        gw__conn_body_resume(conn); /* its consumer resumed it (http_body.c) */
+        if (conn->closing)
+            return;
+    }
+    if (conn->writing)
         return;
     size_t n = 0, total = 0, cap = conn->server->cfg.max_pipeline + 2;
     /* One gather list for the whole loop rather than one per connection (544 bytes
@@ -492,6 +549,16 @@ void gw__conn_flush(gw_conn *conn)
      * uv_write keeps its own copy of what is left. */
     uv_buf_t *bufs = conn->server->gather;
     for (gw_http_req *r = conn->head; r && n < cap; r = r->next) {
+        if (r == conn->parsing && r->pub.body_streamed) {
+            /* Its body is still being read: any answer waits for the end (recycling it
+             * now would pull it from under the parser). */
+            if (r->continue_pending) {
+                bufs[n++] = uv_buf_init((char *)continue_line, sizeof(continue_line) - 1);
+                total += sizeof(continue_line) - 1;
+                r->continue_pending = false;
+            }
+            break;
+        }
         if (r->state == GW_REQ_READY) {
             bufs[n++] = uv_buf_init((char *)r->resp.data, (unsigned)r->resp.len);
             total += r->resp.len;

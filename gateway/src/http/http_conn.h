@@ -105,6 +105,13 @@ typedef struct gw_http_req {
     bool stream_ended;           /* gw_req_stream_end was called */
     bool stream_inflight;        /* resp holds stream bytes in the current write */
     bool stream_filtered;        /* the filter's on_stream_data transforms the bytes */
+    /* A streamed request body (http_body.c): handled from its headers on. */
+    gw_body_fn body_fn;  /* the consumer, or NULL before it registered */
+    void *body_arg;      /* its argument */
+    uint64_t body_max;   /* the route's cap on the body */
+    uint64_t body_seen;  /* body bytes read so far */
+    bool body_streaming; /* the body is being read and streamed to body_fn */
+    bool body_paused;    /* the consumer paused it */
 } gw_http_req;
 
 /* What the connection's one timer is measuring. */
@@ -245,6 +252,11 @@ typedef enum gw_framing {
  * after the filter's on_answer saw them.  Returns 0 or BR_ENOMEM. */
 int gw__response_stream_head(gw_http_req *req, int status, const gw_header *extra, size_t nextra,
                              const char *content_type, gw_framing framing, br_buf *out);
+/* http_body.c: a piece of r's streamed body, or its end (data NULL; status 0 or the
+ * failure's).  The end stops the streaming. */
+void gw__body_deliver(gw_http_req *r, const char *data, size_t len, int status);
+/* http_conn.c: the consumer resumed a paused body: feed what was kept, read again. */
+void gw__conn_body_resume(gw_conn *conn);
 /* http_stream.c: a write that held stream bytes of r completed. */
 void gw__stream_written(gw_http_req *r);
 /* Serialises an answer into req->resp (the connection's keep-alive decision applied).

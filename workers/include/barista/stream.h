@@ -99,6 +99,27 @@ int br_sse_retry(br_req *req, uint32_t ms);
  * that close idle connections.  `text` (NULL: empty) is split at line breaks. */
 int br_sse_comment(br_req *req, const char *text);
 
+/* ---------------------------------------------------------------------------------- */
+/* Streamed request bodies: a route declared with .stream_body = true gets its handler  */
+/* called once the headers are in, with an empty br_req_body, and the body in pieces.   */
+/* The worker grants the gateway a window of BR_BODY_WINDOW bytes and renews it as the  */
+/* handler takes pieces, so neither side holds more than that of a body of any size.    */
+
+/* Body bytes a request lets the gateway send ahead of its handler. */
+#define BR_BODY_WINDOW (256u * 1024u)
+
+/* A piece of the body (len > 0), in order. */
+typedef void (*br_body_fn)(br_req *req, const void *data, size_t len, void *arg);
+
+/* The body ended: complete, or not (the client's body failed; the gateway has answered
+ * it, and the request is cancelled: end it with any reply). */
+typedef void (*br_body_end_fn)(br_req *req, bool complete, void *arg);
+
+/* Starts taking the body of a stream_body route: on_data for each piece, then on_end
+ * once.  Call it from the handler (I/O services).  Returns 0, or BR_EINVAL when the
+ * route does not stream its body or it was called before. */
+int br_req_body_stream(br_req *req, br_body_fn on_data, br_body_end_fn on_end, void *arg);
+
 #ifdef __cplusplus
 }
 #endif

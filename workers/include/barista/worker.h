@@ -108,6 +108,13 @@ typedef struct br_route_spec {
     const br_response_spec *responses; /* the responses it gives, success first (201 for a
                                           create, 204 for no content); NULL: 200 */
     size_t nresponses;                 /* entries in responses */
+    bool stream_body;                  /* BR_BODY_RAW routes of I/O services: the body
+                                          arrives in pieces (br_req_body_stream,
+                                          barista/stream.h), past the buffered limit, up
+                                          to body_max */
+    uint64_t body_max;                 /* with stream_body: the most body bytes the route
+                                          takes (413 beyond); 0: the gateway's
+                                          --stream-body-max (1 GiB) */
 } br_route_spec;
 
 /* One attempt of a background job in flight.  Opaque; owned by the runtime until the

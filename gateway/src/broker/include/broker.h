@@ -53,6 +53,7 @@
 #define GW_BROKER_SERVICE_MAX_PENDING 25000u
 #define GW_BROKER_CANCEL_GRACE_MS     10000u
 #define GW_BROKER_STREAM_IDLE_MS      60000u
+#define GW_BROKER_STREAM_BODY_MAX     (1024u * 1024u * 1024u)
 #define GW_BROKER_STREAM_BUFFER_BYTES (256u * 1024)
 #define GW_BROKER_SERVICE_GRACE_MS    60000u
 
@@ -89,6 +90,8 @@ typedef struct gw_broker_config {
     size_t stream_buffer_bytes;   /* bytes one streamed response may hold in the gateway:
                                      granted to the worker and not yet sent, plus sent
                                      and not yet taken by the client's socket; 256 KiB */
+    size_t stream_body_max;       /* the most bytes a streamed request body may have (a
+                                     route may declare less); 1 GiB */
 } gw_broker_config;
 
 /* Fills *cfg with the defaults above. */

@@ -47,6 +47,8 @@ typedef struct gw_req {
     void *user;           /* free for the handler's use */
     void *filter_state;   /* the server's filter's per-request state (gw_http_filter);
                              NULL without a filter or before it ran */
+    bool body_streamed;   /* the route streams its body: the handler ran once the headers
+                             were read, body is NULL, gw_req_body_read delivers it */
 } gw_req;
 
 /* Called for each complete request whose method and path matched a route. The handler
@@ -130,6 +132,29 @@ void gw_req_on_drain(gw_req *req, gw_stream_drain_fn fn, void *arg);
 /* The most stream bytes the server holds for one request before gw_req_stream_write
  * refuses more: a backstop behind the caller's own flow control. */
 #define GW_HTTP_MAX_STREAM_HELD (16u * 1024 * 1024)
+
+/* ---------------------------------------------------------------------------------- */
+/* Streamed request bodies: for a route whose policy sets stream_body_max, the handler   */
+/* runs as soon as the headers are read and takes the body piece by piece.  The server   */
+/* holds no more than one read of it (GW_HTTP_READ_BUFFER): a consumer that pauses stops */
+/* the socket being read.                                                                 */
+
+/* A piece of a streamed body (data, len > 0), or its end: data NULL, len 0, and status
+ * 0 when the body arrived complete, else the HTTP status its failure deserves (413 past
+ * the route's cap, 400 for broken framing).  After the end nothing more comes; the
+ * client leaving mid-body is reported through the abort callback instead. */
+typedef void (*gw_body_fn)(gw_req *req, const char *data, size_t len, int status, void *arg);
+
+/* Registers the consumer of req's streamed body (from the handler; NULL: none, the
+ * rest of the body is read and dropped).  Pieces already read are not kept: register
+ * before returning from the handler.  Returns 0, or BR_EINVAL when req's body is not
+ * streamed. */
+int gw_req_body_read(gw_req *req, gw_body_fn fn, void *arg);
+
+/* Stops reading the body after the piece being delivered (backpressure), until
+ * gw_req_body_resume.  While paused the body timeout does not run. */
+void gw_req_body_pause(gw_req *req);
+void gw_req_body_resume(gw_req *req);
 
 /* ---------------------------------------------------------------------------------- */
 /* Filters: the server's per-request hooks, like an nginx module's phase handlers.      */
