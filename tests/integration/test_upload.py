@@ -128,6 +128,43 @@ class UploadTest(UploadTestCase):
         self.assertIn(want.encode(), out.stdout)
 
 
+    def test_curl_form_gives_fields_and_hashes_streamed_files(self):
+        with tempfile.TemporaryDirectory() as d:
+            big = os.path.join(d, "big.bin")
+            with open(big, "wb") as f:
+                for piece in blocks(20 * MIB):
+                    f.write(piece)
+            with open(big, "rb") as f:
+                big_sha = hashlib.sha256(f.read()).hexdigest()
+            note = os.path.join(d, "note.txt")
+            with open(note, "wb") as f:
+                f.write(b"two\nlines\r\n")
+            out = subprocess.run(
+                ["curl", "-sS", "-F", "title=Hello, form", "-F", "big=@" + big,
+                 "-F", "note=@%s;type=text/plain" % note, "-F", "empty=",
+                 "http://127.0.0.1:%d/upload/form" % self.gw.port],
+                capture_output=True, timeout=WAIT * 3)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        import json
+        parts = json.loads(out.stdout)["parts"]
+        self.assertEqual(parts, [
+            {"name": "title", "value": "Hello, form"},
+            {"name": "big", "filename": "big.bin", "content_type": "application/octet-stream",
+             "bytes": 20 * MIB, "sha256": big_sha},
+            {"name": "note", "filename": "note.txt", "content_type": "text/plain",
+             "bytes": 11, "sha256": hashlib.sha256(b"two\nlines\r\n").hexdigest()},
+            {"name": "empty", "value": ""},
+        ])
+
+    def test_form_that_is_not_multipart_is_415(self):
+        c = http.client.HTTPConnection("127.0.0.1", self.gw.port, timeout=h.IO_TIMEOUT)
+        self.addCleanup(c.close)
+        c.request("POST", "/upload/form", body=b"a=1",
+                  headers={"Content-Type": "application/x-www-form-urlencoded"})
+        r = c.getresponse()
+        self.assertEqual(r.status, 415, r.read())
+
+
 class UploadCapTest(UploadTestCase):
     def gateway_args(self):
         return ("--stream-body-max", "1m")

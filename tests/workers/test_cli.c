@@ -48,7 +48,7 @@ static void list_prints_each_service_with_kind_and_routes(void **state)
     assert_non_null(strstr(out, "dashboard io   GET /dashboard\n"));
     assert_non_null(strstr(out, "fetch    io   GET /fetch\n"));
     assert_non_null(strstr(out, "clock    io   GET /clock, GET /clock/lines, GET /clock/stats\n"));
-    assert_non_null(strstr(out, "upload   io   POST /upload/hash\n"));
+    assert_non_null(strstr(out, "upload   io   POST /upload/hash, POST /upload/form\n"));
 }
 
 static void help_exits_0_with_usage(void **state)

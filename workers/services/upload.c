@@ -4,6 +4,9 @@
  *
  *   POST /upload/hash   -> {"bytes": N, "sha256": HEX} of the raw body, up to the
  *                          gateway's --stream-body-max (1 GiB by default)
+ *   POST /upload/form   -> {"parts": [{"name", "value"} for a field, {"name",
+ *                          "filename", "content_type", "bytes", "sha256"} for a file]}
+ *                          of a multipart/form-data body, files hashed as they stream
  *
  * The route declares stream_body: the handler runs once the headers are in and takes
  * the body piece by piece; the worker and the gateway each hold at most a window of
@@ -11,6 +14,7 @@
  */
 #include <sodium.h>
 
+#include "barista/multipart.h"
 #include "services.h"
 
 /* One upload being hashed; lives in the request's arena. */
@@ -54,6 +58,111 @@ static void upload_hash(br_req *req)
         br_reply_error(req, 500, "the body is not streamed");
 }
 
+/* One form being read; lives in the request's arena.  The reply is written as the
+ * parts arrive. */
+typedef struct form {
+    br_multipart *mp;             /* the parser (heap: destroyed at the end) */
+    br_writer *w;                 /* the reply's writer, inside {"parts": [ */
+    crypto_hash_sha256_state sha; /* the current file's digest */
+    uint64_t bytes;               /* the current file's bytes */
+} form;
+
+static int form_field(void *arg, const br_multipart_part *part, br_str value)
+{
+    form *f = arg;
+    br_w_obj(f->w);
+    br_w_key_str(f->w, "name", part->name);
+    br_w_key_str(f->w, "value", value);
+    br_w_end(f->w);
+    return 0;
+}
+
+static int form_file_start(void *arg, const br_multipart_part *part)
+{
+    form *f = arg;
+    br_w_obj(f->w);
+    br_w_key_str(f->w, "name", part->name);
+    br_w_key_str(f->w, "filename", part->filename);
+    br_w_key_str(f->w, "content_type", part->content_type);
+    crypto_hash_sha256_init(&f->sha);
+    f->bytes = 0;
+    return 0;
+}
+
+static int form_file_data(void *arg, const void *data, size_t len)
+{
+    form *f = arg;
+    crypto_hash_sha256_update(&f->sha, data, len);
+    f->bytes += len;
+    return 0;
+}
+
+static int form_file_end(void *arg)
+{
+    form *f = arg;
+    unsigned char digest[crypto_hash_sha256_BYTES];
+    char hex[2 * crypto_hash_sha256_BYTES + 1];
+    crypto_hash_sha256_final(&f->sha, digest);
+    sodium_bin2hex(hex, sizeof(hex), digest, sizeof(digest));
+    br_w_key_int(f->w, "bytes", (int64_t)f->bytes);
+    br_w_key_cstr(f->w, "sha256", hex);
+    br_w_end(f->w);
+    return 0;
+}
+
+static const br_multipart_handler form_handler = {
+    .on_field = form_field,
+    .on_file_start = form_file_start,
+    .on_file_data = form_file_data,
+    .on_file_end = form_file_end,
+};
+
+static void form_data(br_req *req, const void *data, size_t len, void *arg)
+{
+    form *f = arg;
+    (void)req;
+    br_multipart_feed(f->mp, data, len); /* an error is sticky: reported at the end */
+}
+
+static void form_end(br_req *req, bool complete, void *arg)
+{
+    form *f = arg;
+    int rc = br_multipart_finish(f->mp);
+    br_multipart_destroy(&f->mp);
+    if (!complete) {
+        br_reply_status(req, 499);
+    } else if (rc != 0) {
+        br_reply_errorf(req, 400, "malformed multipart body: %s", br_strerror(rc));
+    } else {
+        br_w_end(f->w);
+        br_w_end(f->w);
+        br_reply_send(req);
+    }
+}
+
+static void upload_form(br_req *req)
+{
+    form *f = br_req_alloc(req, sizeof(*f));
+    br_str ct = br_req_content_type(req);
+    if (!f || sodium_init() < 0) {
+        br_reply_error(req, 500, "cannot read the form");
+        return;
+    }
+    f->mp = br_multipart_new(ct, &form_handler, f);
+    if (!f->mp) {
+        br_reply_error(req, 415, "want multipart/form-data with a boundary");
+        return;
+    }
+    f->w = br_reply_start(req, 200);
+    br_w_obj(f->w);
+    br_w_key(f->w, "parts");
+    br_w_arr(f->w);
+    if (br_req_body_stream(req, form_data, form_end, f) != 0) {
+        br_multipart_destroy(&f->mp);
+        br_reply_error(req, 500, "the body is not streamed");
+    }
+}
+
 static const br_route_spec routes[] = {
     {.method = "POST",
      .path = "/upload/hash",
@@ -62,6 +171,13 @@ static const br_route_spec routes[] = {
      .stream_body = true,
      .timeout_ms = 60000,
      .summary = "SHA-256 of a streamed body of any size (up to --stream-body-max)"},
+    {.method = "POST",
+     .path = "/upload/form",
+     .handler = upload_form,
+     .body = BR_BODY_RAW,
+     .stream_body = true,
+     .timeout_ms = 60000,
+     .summary = "A multipart/form-data body: fields back, files hashed as they stream"},
 };
 
 const br_service_spec br_upload_service = {

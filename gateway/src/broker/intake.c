@@ -191,7 +191,7 @@ static int call_body(gw_exchange *c)
 {
     gw_req *req = c->req;
     uint8_t mode = c->route->body;
-    if (mode == BR_BODY_NONE || req->body_len == 0)
+    if (mode == BR_BODY_NONE || (req->body_len == 0 && !req->body_streamed))
         return 0;
     const gw_header *ct = gw_req_header(req, "content-type");
     const char *type = ct ? ct->value : "";
