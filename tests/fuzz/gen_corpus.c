@@ -45,7 +45,9 @@ int main(int argc, char **argv)
     static const char *const shape_names[] = {"typical", "empty"};
     char name[128];
     for (int shape = SAMPLE_TYPICAL; shape <= SAMPLE_EMPTY; shape++) {
-        for (unsigned type = 1; type <= BR_MSG_TYPE_MAX; type++) {
+        for (unsigned type = 1; type <= BR_MSG_STREAM_LAST; type++) {
+            if (!br_msg_type_known(type))
+                continue;
             br_msg m;
             br_buf buf = {0};
             sample_msg(type, (sample_shape)shape, &m);

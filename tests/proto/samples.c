@@ -270,6 +270,23 @@ void sample_msg(unsigned type, sample_shape shape, br_msg *msg)
                                   : (br_job_result){S("j-000123"), BR_JOB_RETRY, S("\xc0"),
                                                     S("smtp: connection refused")};
         break;
+    case BR_MSG_STREAM_START: {
+        static br_pair sse_headers[] = {{S("cache-control"), S("no-cache")}};
+        msg->u.stream_start =
+            empty ? (br_stream_head){.status = 200}
+                  : (br_stream_head){77, 200, sse_headers, 1, S("text/event-stream")};
+        break;
+    }
+    case BR_MSG_STREAM_CHUNK:
+        msg->u.stream_chunk = empty ? (br_stream_chunk){0}
+                                    : (br_stream_chunk){77, S("id: 1\nevent: tick\ndata: {}\n\n")};
+        break;
+    case BR_MSG_STREAM_END:
+        msg->u.stream_end = empty ? (br_stream_fin){0} : (br_stream_fin){77, S("cancelled")};
+        break;
+    case BR_MSG_STREAM_WINDOW:
+        msg->u.stream_window = (br_stream_window){empty ? 0 : 77, empty ? 1 : 262144};
+        break;
     default:
         break; /* HEARTBEAT has no fields */
     }

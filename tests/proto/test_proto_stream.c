@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "barista/proto.h"
+#include "samples.h"
 
 static int round_trip(const br_msg *in, br_msg *out, br_decoder *dec, br_buf *buf)
 {
@@ -59,6 +60,29 @@ static void stream_messages_round_trip(void **state)
     assert_int_equal(round_trip(&win, &out, dec, &buf), 0);
     assert_int_equal(out.u.stream_window.bytes, 65536);
     assert_string_equal(br_msg_type_name(BR_MSG_STREAM_WINDOW), "STREAM_WINDOW");
+    br_buf_free(&buf);
+    br_decoder_destroy(&dec);
+}
+
+static void stream_samples_round_trip_in_every_shape(void **state)
+{
+    (void)state;
+    br_decoder *dec = br_decoder_new(NULL);
+    br_buf buf = {0};
+    static const sample_shape shapes[] = {SAMPLE_TYPICAL, SAMPLE_EMPTY};
+    for (unsigned t = BR_MSG_STREAM_FIRST; t <= BR_MSG_STREAM_LAST; t++) {
+        for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+            br_msg in, out;
+            sample_msg(t, shapes[i], &in);
+            assert_int_equal(round_trip(&in, &out, dec, &buf), 0);
+            assert_int_equal(out.type, t);
+            br_buf again = {0};
+            assert_int_equal(br_msg_encode(&out, &again), 0);
+            assert_int_equal(again.len, buf.len);
+            assert_memory_equal(again.data, buf.data, buf.len);
+            br_buf_free(&again);
+        }
+    }
     br_buf_free(&buf);
     br_decoder_destroy(&dec);
 }
@@ -142,6 +166,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(stream_messages_round_trip),
+        cmocka_unit_test(stream_samples_round_trip_in_every_shape),
         cmocka_unit_test(stream_messages_refuse_values_out_of_range),
         cmocka_unit_test(types_between_the_ranges_are_unknown),
         cmocka_unit_test(route_stream_fields_round_trip_and_need_a_raw_body),
