@@ -17,6 +17,16 @@
 #include "barista/multipart.h"
 #include "services.h"
 
+/* A SHA-256 digest in hex, with its NUL. */
+#define HEX_LEN (2 * crypto_hash_sha256_BYTES + 1)
+
+static void finish_hex(crypto_hash_sha256_state *sha, char hex[HEX_LEN])
+{
+    unsigned char digest[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_final(sha, digest);
+    sodium_bin2hex(hex, HEX_LEN, digest, sizeof(digest));
+}
+
 /* One upload being hashed; lives in the request's arena. */
 typedef struct upload {
     crypto_hash_sha256_state sha; /* the digest so far */
@@ -38,10 +48,8 @@ static void upload_end(br_req *req, bool complete, void *arg)
         br_reply_status(req, 499); /* the gateway answered the client already */
         return;
     }
-    unsigned char digest[crypto_hash_sha256_BYTES];
-    char hex[2 * crypto_hash_sha256_BYTES + 1];
-    crypto_hash_sha256_final(&u->sha, digest);
-    sodium_bin2hex(hex, sizeof(hex), digest, sizeof(digest));
+    char hex[HEX_LEN];
+    finish_hex(&u->sha, hex);
     br_reply_pack(req, 200, "{sI ss}", "bytes", (int64_t)u->bytes, "sha256", hex);
 }
 
@@ -100,10 +108,8 @@ static int form_file_data(void *arg, const void *data, size_t len)
 static int form_file_end(void *arg)
 {
     form *f = arg;
-    unsigned char digest[crypto_hash_sha256_BYTES];
-    char hex[2 * crypto_hash_sha256_BYTES + 1];
-    crypto_hash_sha256_final(&f->sha, digest);
-    sodium_bin2hex(hex, sizeof(hex), digest, sizeof(digest));
+    char hex[HEX_LEN];
+    finish_hex(&f->sha, hex);
     br_w_key_int(f->w, "bytes", (int64_t)f->bytes);
     br_w_key_cstr(f->w, "sha256", hex);
     br_w_end(f->w);
