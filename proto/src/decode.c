@@ -428,11 +428,12 @@ static int decode(dec *d, br_msg *out)
     uint32_t n;
     uint64_t version, type;
     TRY(get_head(&d->cur, &n, &version, &type));
-    if (version != BR_PROTO_VERSION)
+    if (version < BR_PROTO_VERSION_MIN || version > BR_PROTO_VERSION)
         return BR_EVERSION;
-    if (!br_msg_type_known((unsigned)type))
+    if (!br_msg_type_in_version((unsigned)type, (unsigned)version))
         return BR_EMSGTYPE;
     out->type = (uint8_t)type;
+    out->version = (uint8_t)version;
     uint32_t nfields = br__msg_nfields(out->type);
     if (n - 2 < nfields)
         return BR_ETRUNC;

@@ -54,10 +54,16 @@ static void pack_pairs(msgpack_packer *pk, const br_pair *pairs, uint32_t n)
 }
 
 /* The header of a message: the array, version and type. */
+/* The envelope version the message is being written in (br_msg_encode_version). */
+static uint8_t version_of(const msgpack_packer *pk)
+{
+    return ((const enc *)pk->data)->version;
+}
+
 static void pack_head(msgpack_packer *pk, uint8_t type)
 {
     msgpack_pack_array(pk, 2 + br__msg_nfields(type));
-    msgpack_pack_uint8(pk, BR_PROTO_VERSION);
+    msgpack_pack_uint8(pk, version_of(pk));
     msgpack_pack_uint8(pk, type);
 }
 
@@ -132,7 +138,7 @@ static void pack_ready(msgpack_packer *pk, const br_ready *m)
     /* public_tasks is optional and trailing: left out when empty, so that a READY
      * without it is byte for byte what older workers send. */
     msgpack_pack_array(pk, 2 + br__msg_nfields(BR_MSG_READY) + (m->npublic_tasks ? 1 : 0));
-    msgpack_pack_uint8(pk, BR_PROTO_VERSION);
+    msgpack_pack_uint8(pk, version_of(pk));
     msgpack_pack_uint8(pk, BR_MSG_READY);
     pack_str(pk, m->worker_id);
     msgpack_pack_uint8(pk, m->kind);
@@ -164,7 +170,7 @@ static void pack_ready(msgpack_packer *pk, const br_ready *m)
 static void pack_request(msgpack_packer *pk, uint8_t type, const br_request *m)
 {
     msgpack_pack_array(pk, 2 + br__msg_nfields(type) + REQUEST_OPTIONAL_FIELDS);
-    msgpack_pack_uint8(pk, BR_PROTO_VERSION);
+    msgpack_pack_uint8(pk, version_of(pk));
     msgpack_pack_uint8(pk, type);
     msgpack_pack_uint64(pk, m->id);
     pack_str(pk, m->service);
@@ -281,13 +287,22 @@ static void pack_msg(msgpack_packer *pk, const br_msg *msg)
 
 int br_msg_encode(const br_msg *msg, br_buf *buf)
 {
+    return br_msg_encode_version(msg, BR_PROTO_VERSION, buf);
+}
+
+int br_msg_encode_version(const br_msg *msg, unsigned version, br_buf *buf)
+{
     if (!msg || !buf)
         return BR_EINVAL;
+    if (version < BR_PROTO_VERSION_MIN || version > BR_PROTO_VERSION)
+        return BR_EVERSION;
+    if (br_msg_type_known(msg->type) && !br_msg_type_in_version(msg->type, version))
+        return BR_EMSGTYPE;
     int rc = br__msg_validate(msg);
     if (rc < 0)
         return rc;
     size_t start = buf->len;
-    enc e = {buf, 0};
+    enc e = {buf, 0, (uint8_t)version};
     msgpack_packer pk;
     msgpack_packer_init(&pk, &e, br__enc_write);
     pack_msg(&pk, msg);

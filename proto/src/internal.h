@@ -19,8 +19,9 @@
  * writing.  The first refusal is remembered and every later write fails fast, so one
  * check at the end tells whether everything fit. */
 typedef struct br__enc {
-    br_buf *buf; /* where bytes go */
-    int err;     /* 0 until a write fails; then that failure */
+    br_buf *buf;     /* where bytes go */
+    int err;         /* 0 until a write fails; then that failure */
+    uint8_t version; /* the envelope version a message is written in */
 } br__enc;
 
 /* The packer callback: msgpack_packer_init(&pk, &enc, br__enc_write). */

@@ -50,6 +50,13 @@ const char *br_msg_type_name(unsigned type)
     return br_msg_type_known(type) ? types[type].name : "UNKNOWN";
 }
 
+bool br_msg_type_in_version(unsigned type, unsigned version)
+{
+    if (!br_msg_type_known(type))
+        return false;
+    return version >= (type >= BR_MSG_V2_FIRST ? 2u : 1u) && version <= BR_PROTO_VERSION;
+}
+
 uint32_t br__msg_nfields(unsigned type)
 {
     return br_msg_type_known(type) ? types[type].nfields : 0;

@@ -277,7 +277,7 @@ int br_schema_encode(const br_schema *schema, br_buf *buf)
     if (!buf || !check(schema, 1, &nodes))
         return BR_EINVAL;
     size_t start = buf->len;
-    br__enc e = {buf, 0};
+    br__enc e = {buf, 0, BR_PROTO_VERSION};
     msgpack_packer pk;
     msgpack_packer_init(&pk, &e, br__enc_write);
     pack(&pk, schema);

@@ -25,7 +25,8 @@ static void handler(struct gw_req *req, void *data)
 typedef struct fixture {
     gw_router *router;
     gw_registry *reg;
-    json_t *doc; /* the last document rendered */
+    json_t *doc;          /* the last document rendered */
+    uint8_t auth_default; /* --auth-default for render() */
 } fixture;
 
 static int setup(void **state)
@@ -51,7 +52,7 @@ static int teardown(void **state)
 static json_t *render(fixture *f, bool with_jobs)
 {
     br_buf out = {.max = 1u << 20};
-    assert_int_equal(gw__openapi_render(f->reg, with_jobs, &out), 0);
+    assert_int_equal(gw__openapi_render(f->reg, with_jobs, f->auth_default, &out), 0);
     json_error_t err;
     json_decref(f->doc);
     f->doc = json_loadb((const char *)out.data, out.len, 0, &err);
@@ -245,8 +246,57 @@ static void reports_a_document_larger_than_its_buffer(void **state)
 {
     fixture *f = *state;
     br_buf out = {.max = 64};
-    assert_int_equal(gw__openapi_render(f->reg, true, &out), BR_ELIMIT);
+    assert_int_equal(gw__openapi_render(f->reg, true, BR_AUTH_DEFAULT, &out), BR_ELIMIT);
     br_buf_free(&out);
+}
+
+/* --auth-default is the document's top-level requirement: routes that declare nothing
+ * follow it, routes that declare their own say so, and the gateway's probes and docs
+ * stay open with an empty list. */
+static void security_follows_the_auth_default(void **state)
+{
+    fixture *f = *state;
+    br_route routes[] = {
+        {.method = br_str_c("GET"), .path = br_str_c("/dflt")},
+        {.method = br_str_c("GET"), .path = br_str_c("/open"), .auth = BR_AUTH_NONE},
+        {.method = br_str_c("GET"),
+         .path = br_str_c("/admin"),
+         .auth = BR_AUTH_REQUIRED,
+         .scopes = br_str_c("admin write")},
+        {.method = br_str_c("GET"), .path = br_str_c("/scoped"), .scopes = br_str_c("read")},
+    };
+    join(f, "w1", "guarded", routes, 4);
+
+    json_t *doc = render(f, true);
+    assert_null(json_object_get(doc, "security")); /* no --auth-default: nothing */
+    assert_null(json_object_get(op(f, "/dflt", "get"), "security"));
+
+    f->auth_default = BR_AUTH_OPTIONAL;
+    doc = render(f, true);
+    json_t *top = json_object_get(doc, "security");
+    assert_int_equal(json_array_size(top), 3);
+    assert_int_equal(json_object_size(json_array_get(top, 2)), 0); /* {}: anonymous too */
+    assert_null(json_object_get(op(f, "/dflt", "get"), "security"));
+    assert_null(json_object_get(op(f, "/jobs/{id}", "get"), "security"));
+    assert_int_equal(json_array_size(json_object_get(op(f, "/open", "get"), "security")), 0);
+    assert_non_null(json_object_get(op(f, "/open", "get"), "security"));
+    const char *own[] = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"};
+    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
+        json_t *sec = json_object_get(op(f, own[i], "get"), "security");
+        assert_true(json_is_array(sec));
+        assert_int_equal(json_array_size(sec), 0);
+    }
+    json_t *admin = json_object_get(op(f, "/admin", "get"), "security");
+    assert_int_equal(json_array_size(admin), 2);
+    json_t *bearer = json_object_get(json_array_get(admin, 0), "bearerAuth");
+    assert_int_equal(json_array_size(bearer), 2);
+    assert_string_equal(json_string_value(json_array_get(bearer, 1)), "write");
+    /* Scopes on a route that follows the default: the default's mode, with them. */
+    json_t *scoped = json_object_get(op(f, "/scoped", "get"), "security");
+    assert_int_equal(json_array_size(scoped), 3);
+    assert_string_equal(json_string_value(json_array_get(
+                            json_object_get(json_array_get(scoped, 0), "bearerAuth"), 0)),
+                        "read");
 }
 
 int main(void)
@@ -258,6 +308,7 @@ int main(void)
         T(groups_methods_of_one_template_and_shows_bodies),
         T(marks_routes_of_a_service_without_live_workers),
         T(reports_a_document_larger_than_its_buffer),
+        T(security_follows_the_auth_default),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -24,8 +24,9 @@ class FakeWorker:
     """A fake worker on the broker port: says READY, heartbeats every HEARTBEAT_MS from
     a thread, and queues every message it receives for expect()."""
 
-    def __init__(self, port, worker_id, services, capacity=4):
+    def __init__(self, port, worker_id, services, capacity=4, version=1):
         self.z = ZmtpDealer("127.0.0.1", port)
+        self.version = version
         self.z.sock.settimeout(None)  # the reader blocks; close() wakes it
         self.lock = threading.Lock()
         self.inbox = queue.Queue()
@@ -39,7 +40,7 @@ class FakeWorker:
 
     def ready(self):
         self.send(ready_msg(self.worker_id, self.services, capacity=self.capacity,
-                            heartbeat_ms=HEARTBEAT_MS))
+                            heartbeat_ms=HEARTBEAT_MS, version=self.version))
 
     def send(self, body):
         with self.lock:
@@ -102,8 +103,8 @@ class FakeWorker:
 
 
 class SafetyTestCase(BrokerTestCase):
-    def fake(self, worker_id, services, capacity=4):
-        f = FakeWorker(self.broker_port, worker_id, services, capacity)
+    def fake(self, worker_id, services, capacity=4, version=1):
+        f = FakeWorker(self.broker_port, worker_id, services, capacity, version)
         self.addCleanup(f.close)
         f.expect(WELCOME)
         return f
@@ -167,6 +168,31 @@ class CreditCap(SafetyTestCase):
         f.reply(second)
         f.reply(third)
         self.assertEqual([r.status for r in join()], [200, 200, 200])
+
+
+class ProtocolVersions(SafetyTestCase):
+    """PROTOCOL.md 14: the broker speaks versions 1 and 2 and answers each worker in the
+    version of its READY, so version-1 workers keep working unchanged."""
+
+    def test_each_worker_is_answered_in_the_version_of_its_ready(self):
+        self.start()
+        old = self.fake("old:1", [("old", [("GET", "/old")])], version=1)
+        new = self.fake("new:1", [("new", [("GET", "/new")])], version=2)
+        for f, path, version in ((old, "/old", 1), (new, "/new", 2)):
+            join = self.requests(1, "GET", path)
+            req = f.expect(REQUEST)
+            self.assertEqual(req[0], version, path)
+            f.reply(req[2], body=b"v%d" % version)
+            self.assertEqual([(r.status, r.body) for r in join()], [(200, b"v%d" % version)])
+
+    def test_a_ready_in_an_unknown_version_is_refused_in_version_1(self):
+        self.start()
+        f = FakeWorker(self.broker_port, "future:1", [("future", [("GET", "/future")])],
+                       version=3)
+        self.addCleanup(f.close)
+        bye = f.expect(GOODBYE)
+        self.assertEqual(bye[0], 1)
+        self.assertTrue(bye[2].startswith("refused: undecodable READY"), bye[2])
 
 
 class RouteShadowing(SafetyTestCase):

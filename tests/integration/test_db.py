@@ -20,6 +20,12 @@ from test_broker import HEARTBEAT_MS, WAIT, BrokerTestCase
 PG = None
 REDIS = None
 
+# The watchdog's threshold: far below the shortest wait a blocking client would put on
+# the loop here (the held queries and Redis's DEBUG SLEEP last 2 s and more), far above
+# what a loaded 2-core machine under ASan adds by not scheduling the worker (stalls of
+# 100-250 ms were seen with the default 100 ms while other builds ran).
+STALL_MS = 1000
+
 
 def setUpModule():
     global PG, REDIS
@@ -60,7 +66,7 @@ class DbTestCase(BrokerTestCase):
                                         "--heartbeat-ms", str(HEARTBEAT_MS),
                                         "--test-pg", PG.conninfo,
                                         "--test-redis", "127.0.0.1:%d" % REDIS.port,
-                                        *self.WORKER_ARGS])
+                                        "--stall-ms", str(STALL_MS), *self.WORKER_ARGS])
         self.addCleanup(self.stop_cleanly)
         self.wait_joined(1)
         self.wait_ready()

@@ -573,7 +573,14 @@ class Auth(EdgeTestCase):
         self.assertIn("401", admin["responses"])
         self.assertIn("403", admin["responses"])
         self.assertEqual(doc["paths"]["/opt"]["get"]["security"][-1], {})
-        self.assertNotIn("security", doc["paths"]["/open"]["get"])
+        # --auth-default required: the document's own requirement, which /dflt follows
+        # (no requirement of its own) and the open routes lift with an empty list.
+        self.assertEqual(doc["security"], [{"bearerAuth": []}, {"apiKeyAuth": []}])
+        self.assertNotIn("security", doc["paths"]["/dflt"]["get"])
+        self.assertEqual(doc["paths"]["/open"]["get"]["security"], [])
+        for path in ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"):
+            self.assertEqual(doc["paths"][path]["get"]["security"], [], path)
+        self.assertNotIn("security", doc["paths"]["/jobs/{id}"]["get"])
         self.assertIn("id='token'", self.get("/docs").body.decode())
 
     def test_subject_in_the_access_log(self):

@@ -125,12 +125,13 @@ def _unpack_map(d, i, n):
 READY, WELCOME, REQUEST, REPLY, CREDIT, HEARTBEAT, CANCEL, GOODBYE, CALL = range(1, 10)
 
 
-def ready_msg(worker_id, services, kind=0, capacity=4, heartbeat_ms=1000):
+def ready_msg(worker_id, services, kind=0, capacity=4, heartbeat_ms=1000, version=1):
     """READY for services given as [(name, [(method, path[, body_mode]), ...])]: no
-    timeout, no declared params; body_mode 0 NONE (default), 1 RAW, 2 MSGPACK."""
+    timeout, no declared params; body_mode 0 NONE (default), 1 RAW, 2 MSGPACK.  The
+    envelope's version is the protocol version the worker speaks (PROTOCOL.md 14)."""
     svcs = [[name, kind, [[r[0], r[1], 0, r[2] if len(r) > 2 else 0, "", []] for r in routes]]
             for name, routes in services]
-    return pack([1, READY, worker_id, kind, capacity, heartbeat_ms, svcs, []])
+    return pack([version, READY, worker_id, kind, capacity, heartbeat_ms, svcs, []])
 
 
 class ZmtpDealer:

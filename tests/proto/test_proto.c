@@ -164,7 +164,7 @@ static void encode_never_grows_the_buffer_past_its_max(void **state)
     assert_int_equal(br_msg_encode(&heartbeat, &buf), 0);
     assert_int_equal(br_msg_encode(&m, &buf), BR_ELIMIT);
     assert_int_equal(buf.len, 3);
-    assert_memory_equal(buf.data, "\x92\x01\x06", 3);
+    assert_memory_equal(buf.data, "\x92\x02\x06", 3);
     assert_true(buf.cap <= buf.max);
 
     buf.max = need + 3; /* exactly enough */
@@ -193,7 +193,7 @@ static void rejects_values_out_of_range(void **state)
      * GET /hello/{name} whose params[0] is `name`. */
     const bad_value cases[] = {
         {BR_MSG_HEARTBEAT, {0}, 1, tree_uint(0), BR_EVERSION},
-        {BR_MSG_HEARTBEAT, {0}, 1, tree_uint(2), BR_EVERSION},
+        {BR_MSG_HEARTBEAT, {0}, 1, tree_uint(BR_PROTO_VERSION + 1), BR_EVERSION},
         {BR_MSG_REQUEST, {0}, 1, tree_uint(1ull << 40), BR_EVERSION},
         {BR_MSG_HEARTBEAT, {0}, 1, tree_int(-1), BR_EVALUE},
         {BR_MSG_HEARTBEAT, {1}, 1, tree_uint(0), BR_EMSGTYPE},
@@ -351,13 +351,13 @@ static void ready_public_tasks_is_optional_and_trailing(void **state)
     br_str t = {"t", 1};
     br_msg m = {.type = BR_MSG_READY};
     m.u.ready = (br_ready){{"w", 1}, BR_KIND_IO, 1, 1, NULL, 0, &t, 1, NULL, 0};
-    assert_int_equal(br_msg_encode(&m, &buf), 0);
+    assert_int_equal(br_msg_encode_version(&m, 1, &buf), 0);
     assert_int_equal(buf.len, sizeof old_ready);
     assert_memory_equal(buf.data, old_ready, sizeof old_ready);
     buf.len = 0;
     m.u.ready.public_tasks = &t;
     m.u.ready.npublic_tasks = 1;
-    assert_int_equal(br_msg_encode(&m, &buf), 0);
+    assert_int_equal(br_msg_encode_version(&m, 1, &buf), 0);
     assert_int_equal(buf.len, sizeof new_ready);
     assert_memory_equal(buf.data, new_ready, sizeof new_ready);
     /* A public_tasks that is not a list is refused, not skipped. */
@@ -575,6 +575,49 @@ static void refuses_limits_with_a_zero_bound(void **state)
 }
 
 /* ---------------------------------------------------------------------------------- */
+/* Versions (PROTOCOL.md 14).                                                          */
+
+/* Every version-1 message reads the same in version 1 and 2, and the decoder says
+ * which one it read; a type from version 2 on does not exist in version 1. */
+static void versions_one_and_two(void **state)
+{
+    (void)state;
+    br_decoder *d = br_decoder_new(NULL);
+    assert_non_null(d);
+    for (unsigned type = 1; type <= BR_MSG_TYPE_MAX; type++) {
+        br_msg m, out;
+        br_buf v1 = {0}, v2 = {0};
+        sample_msg(type, SAMPLE_TYPICAL, &m);
+        assert_int_equal(br_msg_encode_version(&m, 1, &v1), 0);
+        assert_int_equal(br_msg_encode_version(&m, 2, &v2), 0);
+        assert_int_equal(v1.len, v2.len);
+        unsigned version = 0;
+        assert_int_equal(br_msg_peek(v1.data, v1.len, &version, NULL), 0);
+        assert_int_equal(version, 1);
+        assert_int_equal(br_decoder_decode(d, v1.data, v1.len, &out), 0);
+        assert_int_equal(out.version, 1);
+        assert_int_equal(out.type, type);
+        assert_int_equal(br_decoder_decode(d, v2.data, v2.len, &out), 0);
+        assert_int_equal(out.version, 2);
+        br_buf_free(&v1);
+        br_buf_free(&v2);
+    }
+    br_msg hb = {.type = BR_MSG_HEARTBEAT};
+    br_buf buf = {0};
+    assert_int_equal(br_msg_encode_version(&hb, 0, &buf), BR_EVERSION);
+    assert_int_equal(br_msg_encode_version(&hb, BR_PROTO_VERSION + 1, &buf), BR_EVERSION);
+    assert_int_equal(buf.len, 0);
+    assert_true(br_msg_type_in_version(BR_MSG_JOB_RESULT, 1));
+    assert_false(br_msg_type_in_version(BR_MSG_V2_FIRST, 1));
+    assert_false(br_msg_type_in_version(0, 2));
+    /* A version-2 type number in a version-1 envelope is an unknown type. */
+    static const uint8_t v1_type13[] = {0x92, 0x01, BR_MSG_V2_FIRST};
+    br_msg out;
+    assert_int_equal(br_decoder_decode(d, v1_type13, sizeof v1_type13, &out), BR_EMSGTYPE);
+    br_decoder_destroy(&d);
+}
+
+/* ---------------------------------------------------------------------------------- */
 /* Peek, names, memory.                                                                */
 
 static void peek_reads_version_and_type_only(void **state)
@@ -584,7 +627,7 @@ static void peek_reads_version_and_type_only(void **state)
     unsigned version = 0, type = 0;
     encode_sample(BR_MSG_JOB, SAMPLE_TYPICAL, &m, &buf);
     assert_int_equal(br_msg_peek(buf.data, buf.len, &version, &type), 0);
-    assert_int_equal(version, 1);
+    assert_int_equal(version, BR_PROTO_VERSION);
     assert_int_equal(type, BR_MSG_JOB);
     /* Peek does not judge: a future version and type are reported as they are. */
     static const uint8_t future[] = {0x93, 0x07, 0xcc, 0xc8, 0xc0};
@@ -675,6 +718,7 @@ int main(void)
         cmocka_unit_test(rejects_messages_longer_than_max_message),
         cmocka_unit_test(refuses_limits_with_a_zero_bound),
         cmocka_unit_test(peek_reads_version_and_type_only),
+        cmocka_unit_test(versions_one_and_two),
         cmocka_unit_test(names_every_message_type),
         cmocka_unit_test(decodes_requests_and_replies_without_allocating_once_warm),
         cmocka_unit_test(keeps_scratch_bounded_after_a_huge_ready),

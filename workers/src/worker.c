@@ -66,7 +66,10 @@ int br__worker_send(br_worker *w, const br_msg *msg)
     if (!w->zs)
         return BR_ECLOSED;
     w->out.len = 0;
-    int rc = br_msg_encode(msg, &w->out);
+    /* READY announces the newest version we speak; the rest goes in the broker's. */
+    unsigned version =
+        msg->type == BR_MSG_READY || !w->broker_version ? BR_PROTO_VERSION : w->broker_version;
+    int rc = br_msg_encode_version(msg, version, &w->out);
     if (rc != 0) {
         br__log("br_msg_encode(%s): %s", br_msg_type_name(msg->type), br_strerror(rc));
         return rc;
@@ -177,10 +180,11 @@ static void close_socket(br_worker *w, int linger_ms)
 /* ---------------------------------------------------------------------------------- */
 /* Receiving.                                                                          */
 
-static void on_welcome(br_worker *w, const br_welcome *m)
+static void on_welcome(br_worker *w, unsigned version, const br_welcome *m)
 {
     if (w->draining)
         return;
+    w->broker_version = (uint8_t)version;
     size_t n = m->broker_id.len < BR_BROKER_ID_MAX - 1 ? m->broker_id.len : BR_BROKER_ID_MAX - 1;
     bool restarted = w->broker_id[0] &&
                      (strlen(w->broker_id) != n || memcmp(w->broker_id, m->broker_id.ptr, n) != 0);
@@ -248,7 +252,7 @@ static void on_message(br_zsock *zs, const br_zframe *frames, size_t nframes, vo
     }
     switch (msg.type) {
     case BR_MSG_WELCOME:
-        on_welcome(w, &msg.u.welcome);
+        on_welcome(w, msg.version, &msg.u.welcome);
         break;
     case BR_MSG_REQUEST:
         br__dispatch_request(w, &msg.u.request, frames[0].data, frames[0].len);

@@ -94,6 +94,9 @@ struct br_worker {
     uint64_t last_send;                      /* uv_now of the last message sent */
     uint64_t last_recv;                      /* uv_now of the last message received (or of READY) */
     uint32_t broker_hb_ms;                   /* the broker's heartbeat interval, from WELCOME */
+    uint8_t broker_version;                  /* the protocol version of WELCOME: what we write
+                                                to the broker; 0 before the first WELCOME
+                                                (then BR_PROTO_VERSION) */
     char broker_id[BR_BROKER_ID_MAX];        /* the last WELCOME's broker id ("" before any) */
     uint32_t backoff_ms;                     /* the next reconnect delay before jitter */
     uint64_t rng;                            /* xorshift state for jitter */

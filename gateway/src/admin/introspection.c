@@ -37,7 +37,7 @@ static void openapi(gw_req *req, void *data)
     gw_introspection *intro = data;
     const gw_registry *reg = intro->src.broker ? gw_broker_registry(intro->src.broker) : NULL;
     intro->scratch.len = 0;
-    int rc = gw__openapi_render(reg, intro->src.jobs != NULL, &intro->scratch);
+    int rc = gw__openapi_render(reg, intro->src.jobs != NULL, intro->auth_default, &intro->scratch);
     respond_rendered(req, intro, rc, "application/json");
 }
 

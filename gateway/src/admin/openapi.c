@@ -34,10 +34,11 @@ static const struct {
     "\"" code "\":{\"description\":\"" what "\",\"content\":{\"application/json\":"         \
     "{\"schema\":{\"type\":\"object\"}}}}"
 
-/* A gateway route: method "get", tag, summary, responses. */
+/* A gateway route: method "get", tag, summary, responses.  Open to anyone whatever
+ * --auth-default says (load balancers and browsers reach them without credentials). */
 #define GATEWAY_OP(method, tag, summary, responses)                                        \
-    "\"" method "\":{\"tags\":[\"" tag "\"],\"summary\":\"" summary "\",\"responses\":{"     \
-    responses "}}"
+    "\"" method "\":{\"tags\":[\"" tag "\"],\"summary\":\"" summary "\",\"security\":[],"     \
+    "\"responses\":{" responses "}}"
 
 static const char gateway_paths[] =
     "\"/healthz\":{" GATEWAY_OP("get", "gateway", "Liveness: the gateway's loop runs",
@@ -115,9 +116,10 @@ static const char components[] =
 /* Appends to a buffer until the first failure, which it keeps: one check at the end
  * instead of one per piece. */
 typedef struct writer {
-    br_buf *out;       /* destination */
-    int rc;            /* first error, or 0 */
-    gw_models *models; /* named models met so far, for components/schemas */
+    br_buf *out;          /* destination */
+    int rc;               /* first error, or 0 */
+    gw_models *models;    /* named models met so far, for components/schemas */
+    uint8_t auth_default; /* br_auth_mode of routes that declare none */
 } writer;
 
 /* Appends what a contracts.h writer produces, keeping the first failure. */
@@ -229,15 +231,17 @@ static void operation_id(writer *w, const gw_route_entry *e)
     str(w, id, (size_t)n);
 }
 
-/* The route's declared authentication (edge): a bearer token with its scopes or an
- * API key; OPTIONAL adds the empty requirement (anonymous calls allowed).  A route
- * that declares none follows --auth-default, which the document does not know. */
-static void security(writer *w, const gw_route_entry *e)
+/* A security requirement list for an auth mode: a bearer token with the scopes (a
+ * space-separated list; NULL for none) or an API key; OPTIONAL adds the empty
+ * requirement (anonymous calls allowed); NONE is the empty list. */
+static void requirements(writer *w, uint8_t auth, const char *scopes)
 {
-    if (e->policy.auth != BR_AUTH_REQUIRED && e->policy.auth != BR_AUTH_OPTIONAL)
+    if (auth != BR_AUTH_REQUIRED && auth != BR_AUTH_OPTIONAL) {
+        lit(w, "[]");
         return;
-    lit(w, ",\"security\":[{\"bearerAuth\":[");
-    const char *p = e->policy.scopes ? e->policy.scopes : "";
+    }
+    lit(w, "[{\"bearerAuth\":[");
+    const char *p = scopes ? scopes : "";
     bool first = true;
     while (*p) {
         while (*p == ' ')
@@ -253,9 +257,23 @@ static void security(writer *w, const gw_route_entry *e)
         }
     }
     lit(w, "]},{\"apiKeyAuth\":[]}");
-    if (e->policy.auth == BR_AUTH_OPTIONAL)
+    if (auth == BR_AUTH_OPTIONAL)
         lit(w, ",{}");
     lit(w, "]");
+}
+
+/* The route's declared authentication (edge).  A route that declares none follows
+ * --auth-default: the document's top-level security says it, unless the route names
+ * scopes, which need a requirement of their own. */
+static void security(writer *w, const gw_route_entry *e)
+{
+    uint8_t auth = e->policy.auth;
+    if (auth == BR_AUTH_DEFAULT && e->policy.scopes && e->policy.scopes[0])
+        auth = w->auth_default;
+    if (auth == BR_AUTH_DEFAULT)
+        return;
+    lit(w, ",\"security\":");
+    requirements(w, auth, e->policy.scopes);
 }
 
 static void operation(writer *w, const char *field, const gw_route_entry *e)
@@ -351,10 +369,10 @@ static void tags(writer *w, const gw_registry *reg, bool with_jobs)
     lit(w, "],");
 }
 
-int gw__openapi_render(const gw_registry *reg, bool with_jobs, br_buf *out)
+int gw__openapi_render(const gw_registry *reg, bool with_jobs, uint8_t auth_default, br_buf *out)
 {
     gw_models models = {0};
-    writer w = {out, 0, &models};
+    writer w = {out, 0, &models, auth_default};
     lit(&w, "{\"openapi\":\"3.1.0\",\"info\":{\"title\":\"Barista\",\"version\":\"0.1.0\","
             "\"description\":\"The routes live workers announced, and the gateway's "
             "own.\"},");
@@ -371,6 +389,10 @@ int gw__openapi_render(const gw_registry *reg, bool with_jobs, br_buf *out)
     if (w.rc == 0)
         keep(&w, gw_models_openapi(&models, out));
     lit(&w, components);
+    if (auth_default == BR_AUTH_REQUIRED || auth_default == BR_AUTH_OPTIONAL) {
+        lit(&w, ",\"security\":");
+        requirements(&w, auth_default, NULL);
+    }
     lit(&w, "}");
     return w.rc;
 }

@@ -19,9 +19,12 @@
 
 /* Appends the document as compact JSON to out: the routes of every service in reg
  * (NULL: none), and the gateway's routes (/healthz, /readyz, /metrics, /openapi.json,
- * /docs; with_jobs adds POST /jobs/{task} and GET /jobs/{id}).  Methods OpenAPI has no
- * field for (anything but GET, PUT, POST, DELETE, OPTIONS, HEAD, PATCH, TRACE) are
- * left out.  0, or br_buf_append's error (out is then to be discarded). */
-int gw__openapi_render(const gw_registry *reg, bool with_jobs, br_buf *out);
+ * /docs; with_jobs adds POST /jobs/{task} and GET /jobs/{id}).  auth_default is the
+ * br_auth_mode of routes that declare none: the document's top-level `security`, which
+ * routes declaring their own override (the gateway's probes and docs are open).
+ * Methods OpenAPI has no field for (anything but GET, PUT, POST, DELETE, OPTIONS,
+ * HEAD, PATCH, TRACE) are left out.  0, or br_buf_append's error (out is then to be
+ * discarded). */
+int gw__openapi_render(const gw_registry *reg, bool with_jobs, uint8_t auth_default, br_buf *out);
 
 #endif /* BARISTA_GW_OPENAPI_H */

@@ -380,6 +380,7 @@ static int gateway_start(gateway *gw)
                                         on_keys_changed, gw);
     gw->intro.src.http = gw->http;
     gw->intro.src.supervisor = gw->supervisor;
+    gw->intro.auth_default = edge_cfg.auth_default;
     if (gw_http_server_start(gw->http, (const struct sockaddr *)&gw->cfg.listen_addr) != 0)
         return -1;
     gw_log(GW_LOG_INFO, "gateway", "listening on %s", gw->cfg.listen);

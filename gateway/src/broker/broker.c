@@ -127,7 +127,9 @@ int gw__broker_send(gw_broker *b, gw_worker *w, const void *ident, size_t ident_
     if (!b->zs)
         return BR_ECLOSED;
     b->out.len = 0;
-    int rc = br_msg_encode(msg, &b->out);
+    /* A registered worker gets its own version; any other peer the oldest one, which
+     * every peer reads. */
+    int rc = br_msg_encode_version(msg, w ? w->proto_version : BR_PROTO_VERSION_MIN, &b->out);
     if (rc != 0) {
         gw_log(GW_LOG_ERROR, "broker", "br_msg_encode(%s) failed: %s", br_msg_type_name(msg->type),
                br_strerror(rc));
@@ -200,7 +202,7 @@ static int check_key(const gw_broker *b, const br_zframe *frame, const br_ready 
  * registers again (its worker restarted its state) gets its new registration first
  * and loses the old one after, so that the old one's GET/HEAD requests are retried on
  * the new one rather than answered 502 for want of a live worker. */
-static void on_ready(gw_broker *b, const br_zframe *ident, const br_zframe *frame,
+static void on_ready(gw_broker *b, const br_zframe *ident, const br_zframe *frame, unsigned version,
                      const br_ready *r)
 {
     gw_worker *old = gw_registry_find(b->reg, ident->data, ident->len);
@@ -228,6 +230,7 @@ static void on_ready(gw_broker *b, const br_zframe *ident, const br_zframe *fram
         return;
     }
     memcpy(w->key, key, sizeof(w->key));
+    w->proto_version = (uint8_t)version;
     if (w->credit > b->cfg.max_worker_credit) {
         gw_log(GW_LOG_WARN, "broker",
                "worker %s announced capacity %u: capped at %u "
@@ -499,7 +502,7 @@ static void on_recv(br_zsock *zs, const br_zframe *frames, size_t nframes, void 
     if (w)
         w->last_recv = uv_now(b->loop);
     if (m.type == BR_MSG_READY) {
-        on_ready(b, &frames[0], &frames[1], &m.u.ready);
+        on_ready(b, &frames[0], &frames[1], m.version, &m.u.ready);
     } else if (w) {
         on_worker_msg(b, w, &m);
     } else if (m.type != BR_MSG_GOODBYE) {

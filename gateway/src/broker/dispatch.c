@@ -206,6 +206,8 @@ void gw__dispatch_forget_cancelled(gw_broker *b, gw_worker *w)
 static int call_send(gw_exchange *c, gw_worker *w)
 {
     gw_broker *b = c->broker;
+    if (c->body_stream && w->proto_version < 2)
+        return BR_EMSGTYPE; /* a body stream needs version 2's messages (PROTOCOL.md 14) */
     uint64_t now = uv_now(b->loop);
     uint64_t left = c->deadline.when > now ? c->deadline.when - now : 1;
     br_msg m = {.type = BR_MSG_REQUEST};

@@ -535,6 +535,7 @@ static gw_worker *worker_new(const void *ident, size_t ident_len, const br_ready
     w->kind = r->kind;
     w->credit = r->capacity < GW_CREDIT_MAX ? r->capacity : GW_CREDIT_MAX;
     w->heartbeat_ms = r->heartbeat_ms < GW_HEARTBEAT_MAX ? r->heartbeat_ms : GW_HEARTBEAT_MAX;
+    w->proto_version = BR_PROTO_VERSION_MIN; /* the broker sets the READY's version */
     w->last_recv = now;
     w->last_send = now;
     gw_list_init(&w->exchanges);

@@ -29,9 +29,12 @@
 extern "C" {
 #endif
 
-/* The protocol version this library speaks.  A message with another version is
- * refused with BR_EVERSION. */
-#define BR_PROTO_VERSION 1
+/* The protocol versions this library speaks: BR_PROTO_VERSION_MIN up to
+ * BR_PROTO_VERSION.  A message with any other version is refused with BR_EVERSION.
+ * Version 2 adds message types from BR_MSG_V2_FIRST on; every version-1 message is
+ * the same in both (PROTOCOL.md 14). */
+#define BR_PROTO_VERSION     2
+#define BR_PROTO_VERSION_MIN 1
 
 /* ---------------------------------------------------------------------------------- */
 /* What READY announces.  The error codes, br_str, br_pair and the enums used here     */
@@ -148,6 +151,9 @@ typedef enum br_msg_type {
 
 /* True for a message type this library knows. */
 bool br_msg_type_known(unsigned type);
+
+/* The first message type that exists only in version 2 and later. */
+#define BR_MSG_V2_FIRST 13
 
 /* READY: the worker's greeting.  The first message a worker sends on a new connection,
  * and again whenever a WELCOME shows a new broker_id (the gateway restarted). */
@@ -295,7 +301,8 @@ typedef struct br_stream_window {
 /* One decoded or to-be-encoded message.  `type` says which union member is valid;
  * HEARTBEAT has no fields. */
 typedef struct br_msg {
-    uint8_t type; /* br_msg_type */
+    uint8_t type;    /* br_msg_type */
+    uint8_t version; /* decoded: the envelope's version; ignored when encoding */
     union {
         br_ready ready;
         br_welcome welcome;
@@ -361,6 +368,15 @@ int br_buf_append(br_buf *buf, const void *data, size_t n);
  * range, zero deadline), BR_ELIMIT when buf would grow past buf->max, or BR_ENOMEM.
  * On failure buf->len is unchanged. */
 int br_msg_encode(const br_msg *msg, br_buf *buf);
+
+/* br_msg_encode in an older version of the protocol, for a peer that speaks only that
+ * one: BR_EVERSION for a version this library does not speak, BR_EMSGTYPE for a
+ * message type that version does not have (an unknown type is BR_EINVAL, as with
+ * br_msg_encode). */
+int br_msg_encode_version(const br_msg *msg, unsigned version, br_buf *buf);
+
+/* Whether a message type exists in a protocol version. */
+bool br_msg_type_in_version(unsigned type, unsigned version);
 
 /* How deep a schema's msgpack may nest: each level of a declaration is a map inside a
  * map (properties) or a map (items), plus the enum and required arrays. */

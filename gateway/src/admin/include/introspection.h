@@ -19,6 +19,8 @@
 typedef struct gw_introspection {
     gw_metrics_sources src; /* the components: counters, and the broker's registry */
     br_buf scratch;         /* the answer being rendered, kept between requests */
+    uint8_t auth_default;   /* br_auth_mode of routes that declare none (--auth-default):
+                               the document's top-level security */
 } gw_introspection;
 
 /* Adds GET /metrics, GET /openapi.json and GET /docs to router, each with intro as

@@ -95,6 +95,9 @@ struct gw_worker {
     bool unhealthy;              /* left a CANCEL unanswered past the grace: no new work */
     char key[GW_KEY_LEN + 1];    /* its CURVE public key (Z85); "" without CURVE */
     uint32_t heartbeat_ms;       /* its announced heartbeat, capped at GW_HEARTBEAT_MAX */
+    uint8_t proto_version;       /* the protocol version of its READY: every message to
+                                    it is written in that one, and version-2 message
+                                    types never reach a version-1 worker */
     bool draining;               /* sent GOODBYE: no new work, forget at inflight 0 */
     bool lost;                   /* a send found it gone: no new work, reap it */
     uint64_t last_recv;          /* loop time (ms) of its last message */
