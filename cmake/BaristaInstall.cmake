@@ -38,6 +38,8 @@ install(FILES
           ${PROJECT_SOURCE_DIR}/workers/include/barista/writer.h
           ${PROJECT_SOURCE_DIR}/workers/include/barista/worker.h
           ${PROJECT_SOURCE_DIR}/workers/include/barista/async.h
+          ${PROJECT_SOURCE_DIR}/workers/include/barista/stream.h
+          ${PROJECT_SOURCE_DIR}/workers/include/barista/multipart.h
           ${PROJECT_SOURCE_DIR}/workers/include/barista/pg.h
           ${PROJECT_SOURCE_DIR}/workers/include/barista/redis.h
           ${PROJECT_SOURCE_DIR}/workers/include/barista/testing.h

@@ -170,6 +170,14 @@ static int get_opt_text(dec *d, br_str *s)
     return rc == BR_ETYPE ? get_text(d, s) : rc;
 }
 
+/* An optional unsigned field: nil reads as 0. */
+static int get_opt_u64(dec *d, uint64_t *v)
+{
+    *v = 0;
+    int rc = br_cursor_nil(&d->cur);
+    return rc == BR_ETYPE ? get_uint(d, UINT64_MAX, v) : rc;
+}
+
 /* A schema field: nil for none, else one msgpack map kept as its bytes (the gateway
  * compiles it), at most BR_SCHEMA_MAX_BYTES long and BR_SCHEMA_WIRE_DEPTH deep. */
 static int get_schema(dec *d, br_str *s)
@@ -263,9 +271,9 @@ static int get_route(dec *d, br_route *r)
         extra--;
     }
     OPTIONAL_FIELD(d, extra, br_cursor_bool(&d->cur, &r->body_form));
-    /* 12-13 belong to streamed routes, which this library does not read yet. */
-    OPTIONAL_FIELD(d, extra, br__cursor_skip_n(&d->cur, 1));
-    OPTIONAL_FIELD(d, extra, br__cursor_skip_n(&d->cur, 1));
+    /* 12-13: streamed request bodies; nil is "absent" (a sender that needs later fields). */
+    OPTIONAL_FIELD(d, extra, get_opt_bool(d, &r->stream_body));
+    OPTIONAL_FIELD(d, extra, get_opt_u64(d, &r->body_max));
     /* 14-15: WebSocket routes; nil is "absent" (a sender that needs later fields). */
     OPTIONAL_FIELD(d, extra, get_opt_bool(d, &r->websocket));
     OPTIONAL_FIELD(d, extra, get_opt_text(d, &r->subprotocols));
@@ -540,6 +548,23 @@ static int get_fields(dec *d, br_msg *m, uint32_t *extra)
         TRY(br_cursor_uint(&d->cur, &m->u.ws_group.conn));
         TRY(br_cursor_bool(&d->cur, &m->u.ws_group.binary));
         return get_bytes(d, &m->u.ws_group.data);
+    case BR_MSG_STREAM_START: {
+        uint64_t status;
+        TRY(br_cursor_uint(&d->cur, &m->u.stream_start.id));
+        TRY(get_uint(d, UINT16_MAX, &status));
+        m->u.stream_start.status = (uint16_t)status;
+        TRY(get_pairs(d, &m->u.stream_start.headers, &m->u.stream_start.nheaders));
+        return get_text(d, &m->u.stream_start.content_type);
+    }
+    case BR_MSG_STREAM_CHUNK:
+        TRY(br_cursor_uint(&d->cur, &m->u.stream_chunk.id));
+        return get_bytes(d, &m->u.stream_chunk.data);
+    case BR_MSG_STREAM_END:
+        TRY(br_cursor_uint(&d->cur, &m->u.stream_end.id));
+        return get_text(d, &m->u.stream_end.error);
+    case BR_MSG_STREAM_WINDOW:
+        TRY(br_cursor_uint(&d->cur, &m->u.stream_window.id));
+        return get_u32(d, &m->u.stream_window.bytes);
     default:
         return 0; /* HEARTBEAT: no fields */
     }

@@ -96,11 +96,13 @@ static void pack_bound(msgpack_packer *pk, bool has, double v)
 
 static void pack_route(msgpack_packer *pk, const br_route *r)
 {
-    /* A WebSocket route needs fields 14-15, an actor route 16-17; the fields before
-     * those (other features' optional fields) are nil then, "absent". */
+    /* A streamed-body route needs fields 12-13, a WebSocket route 14-15, an actor route
+     * 16-17; fields before those that the route does not use (other features' optional
+     * fields) are nil then, "absent". */
     bool actor = r->actor_type.len > 0;
     bool ws_fields = actor || r->websocket || r->subprotocols.len > 0;
-    msgpack_pack_array(pk, actor ? 18 : ws_fields ? 16 : 12);
+    bool stream_fields = r->stream_body || r->body_max > 0;
+    msgpack_pack_array(pk, actor ? 18 : ws_fields ? 16 : stream_fields ? 14 : 12);
     pack_str(pk, r->method);
     pack_str(pk, r->path);
     msgpack_pack_uint32(pk, r->timeout_ms);
@@ -133,10 +135,17 @@ static void pack_route(msgpack_packer *pk, const br_route *r)
         pack_schema(pk, resp->schema);
     }
     pack_bool(pk, r->body_form);
+    if (!stream_fields && !ws_fields)
+        return;
+    if (stream_fields) {
+        pack_bool(pk, r->stream_body);
+        msgpack_pack_uint64(pk, r->body_max);
+    } else {
+        msgpack_pack_nil(pk);
+        msgpack_pack_nil(pk);
+    }
     if (!ws_fields)
         return;
-    msgpack_pack_nil(pk);
-    msgpack_pack_nil(pk);
     pack_bool(pk, r->websocket);
     pack_str(pk, r->subprotocols);
     if (!actor)
@@ -414,6 +423,28 @@ static void pack_msg(msgpack_packer *pk, const br_msg *msg)
         msgpack_pack_uint64(pk, msg->u.ws_group.conn);
         pack_bool(pk, msg->u.ws_group.binary);
         pack_bin(pk, msg->u.ws_group.data);
+        break;
+    case BR_MSG_STREAM_START:
+        pack_head(pk, msg->type);
+        msgpack_pack_uint64(pk, msg->u.stream_start.id);
+        msgpack_pack_uint16(pk, msg->u.stream_start.status);
+        pack_pairs(pk, msg->u.stream_start.headers, msg->u.stream_start.nheaders);
+        pack_str(pk, msg->u.stream_start.content_type);
+        break;
+    case BR_MSG_STREAM_CHUNK:
+        pack_head(pk, msg->type);
+        msgpack_pack_uint64(pk, msg->u.stream_chunk.id);
+        pack_bin(pk, msg->u.stream_chunk.data);
+        break;
+    case BR_MSG_STREAM_END:
+        pack_head(pk, msg->type);
+        msgpack_pack_uint64(pk, msg->u.stream_end.id);
+        pack_str(pk, msg->u.stream_end.error);
+        break;
+    case BR_MSG_STREAM_WINDOW:
+        pack_head(pk, msg->type);
+        msgpack_pack_uint64(pk, msg->u.stream_window.id);
+        msgpack_pack_uint32(pk, msg->u.stream_window.bytes);
         break;
     }
 }

@@ -44,6 +44,10 @@ static const struct {
     [BR_MSG_JOB_PROGRESS] = {"JOB_PROGRESS", 3},
     [BR_MSG_JOB_CANCEL] = {"JOB_CANCEL", 1},
     [BR_MSG_TASK_POLICY] = {"TASK_POLICY", 1},
+    [BR_MSG_STREAM_START] = {"STREAM_START", 4},
+    [BR_MSG_STREAM_CHUNK] = {"STREAM_CHUNK", 2},
+    [BR_MSG_STREAM_END] = {"STREAM_END", 2},
+    [BR_MSG_STREAM_WINDOW] = {"STREAM_WINDOW", 2},
 };
 
 const char *br_msg_type_name(unsigned type)

@@ -52,6 +52,8 @@ static bool route_ok(const br_route *r)
     if (!str_ok(r->actor_type) || !str_ok(r->actor_key) ||
         (r->actor_type.len > 0 && r->actor_key.len == 0))
         return false;
+    if (r->stream_body && r->body != BR_BODY_RAW)
+        return false; /* a streamed body is bytes: the gateway converts none */
     for (uint32_t i = 0; i < r->nparams; i++) {
         if (!param_ok(&r->params[i]))
             return false;
@@ -270,6 +272,20 @@ int br__msg_validate(const br_msg *msg)
     case BR_MSG_WS_GROUP:
         ok = msg->u.ws_group.op <= BR_WS_BROADCAST && msg->u.ws_group.group.len > 0 &&
              str_ok(msg->u.ws_group.group) && str_ok(msg->u.ws_group.data);
+        break;
+    case BR_MSG_STREAM_START:
+        ok = msg->u.stream_start.status >= 200 && msg->u.stream_start.status <= 599 &&
+             pairs_ok(msg->u.stream_start.headers, msg->u.stream_start.nheaders) &&
+             str_ok(msg->u.stream_start.content_type);
+        break;
+    case BR_MSG_STREAM_CHUNK:
+        ok = str_ok(msg->u.stream_chunk.data);
+        break;
+    case BR_MSG_STREAM_END:
+        ok = str_ok(msg->u.stream_end.error);
+        break;
+    case BR_MSG_STREAM_WINDOW:
+        ok = msg->u.stream_window.bytes >= 1;
         break;
     default:
         ok = false;

@@ -49,7 +49,7 @@ static br_response sleep_responses[] = {
 static br_route hello_routes[] = {
     {S("GET"), S("/hello"), 0,     BR_BODY_NONE, S("Say hello"), NULL, 0,   BR_AUTH_DEFAULT,
      S(""),    false,       {0},   false,        NULL,           0,    {0}, {0},
-     0,        false,       false, {0}},
+     0,        false,       false, {0},          false,          0},
     {S("GET"),
      S("/hello/{name}"),
      0,
@@ -69,12 +69,22 @@ static br_route hello_routes[] = {
      0,
      false,
      false,
-     {0}},
+     {0},
+     false,
+     0},
 };
 static br_route sleep_routes[] = {
-    {S("GET"),     S("/sleep"), 61000, BR_BODY_NONE, S("Sleep"), sleep_params, 3,
-     BR_AUTH_NONE, S(""),       false, {0},          false,      NULL,         0,
-     {0},          {0},         0,     false,        false,      {0}},
+    {S("GET"),   S("/sleep"),
+     61000,      BR_BODY_NONE,
+     S("Sleep"), sleep_params,
+     3,          BR_AUTH_NONE,
+     S(""),      false,
+     {0},        false,
+     NULL,       0,
+     {0},        {0},
+     0,          false,
+     false,      {0},
+     false,      0},
     {S("POST"),
      S("/sleep"),
      0,
@@ -94,7 +104,9 @@ static br_route sleep_routes[] = {
      0,
      false,
      false,
-     {0}},
+     {0},
+     false,
+     0},
 };
 static br_route counter_routes[] = {
     {.method = S("POST"),
@@ -375,6 +387,23 @@ void sample_msg(unsigned type, sample_shape shape, br_msg *msg)
             empty ? (br_msg_ws_group){.op = BR_WS_JOIN, .group = S("g"), .conn = 0}
                   : (br_msg_ws_group){BR_WS_BROADCAST, S("lobby"), 42, false, S("hi all")};
         break;
+    case BR_MSG_STREAM_START: {
+        static br_pair sse_headers[] = {{S("cache-control"), S("no-cache")}};
+        msg->u.stream_start =
+            empty ? (br_stream_head){.status = 200}
+                  : (br_stream_head){77, 200, sse_headers, 1, S("text/event-stream")};
+        break;
+    }
+    case BR_MSG_STREAM_CHUNK:
+        msg->u.stream_chunk = empty ? (br_stream_chunk){0}
+                                    : (br_stream_chunk){77, S("id: 1\nevent: tick\ndata: {}\n\n")};
+        break;
+    case BR_MSG_STREAM_END:
+        msg->u.stream_end = empty ? (br_stream_fin){0} : (br_stream_fin){77, S("cancelled")};
+        break;
+    case BR_MSG_STREAM_WINDOW:
+        msg->u.stream_window = (br_stream_window){empty ? 0 : 77, empty ? 1 : 262144};
+        break;
     default:
         break; /* HEARTBEAT has no fields */
     }
@@ -464,7 +493,8 @@ static bool route_equal(const br_route *a, const br_route *b)
     }
     if (!str_equal(a->body_schema, b->body_schema) || a->body_form != b->body_form ||
         a->nresponses != b->nresponses || a->websocket != b->websocket ||
-        !str_equal(a->subprotocols, b->subprotocols))
+        !str_equal(a->subprotocols, b->subprotocols) || a->stream_body != b->stream_body ||
+        a->body_max != b->body_max)
         return false;
     for (uint32_t i = 0; i < a->nresponses; i++) {
         const br_response *x = &a->responses[i], *y = &b->responses[i];
@@ -635,6 +665,21 @@ bool sample_equal(const br_msg *a, const br_msg *b)
                a->u.ws_group.conn == b->u.ws_group.conn &&
                a->u.ws_group.binary == b->u.ws_group.binary &&
                str_equal(a->u.ws_group.data, b->u.ws_group.data);
+    case BR_MSG_STREAM_START:
+        return a->u.stream_start.id == b->u.stream_start.id &&
+               a->u.stream_start.status == b->u.stream_start.status &&
+               pairs_equal(a->u.stream_start.headers, a->u.stream_start.nheaders,
+                           b->u.stream_start.headers, b->u.stream_start.nheaders) &&
+               str_equal(a->u.stream_start.content_type, b->u.stream_start.content_type);
+    case BR_MSG_STREAM_CHUNK:
+        return a->u.stream_chunk.id == b->u.stream_chunk.id &&
+               str_equal(a->u.stream_chunk.data, b->u.stream_chunk.data);
+    case BR_MSG_STREAM_END:
+        return a->u.stream_end.id == b->u.stream_end.id &&
+               str_equal(a->u.stream_end.error, b->u.stream_end.error);
+    case BR_MSG_STREAM_WINDOW:
+        return a->u.stream_window.id == b->u.stream_window.id &&
+               a->u.stream_window.bytes == b->u.stream_window.bytes;
     default:
         return true; /* HEARTBEAT */
     }

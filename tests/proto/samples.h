@@ -20,7 +20,8 @@ typedef enum sample_shape {
     SAMPLE_MAXIMAL  /* every list exactly at br_limits_default's bound */
 } sample_shape;
 
-/* Fills *msg with a valid message of `type` (1..BR_MSG_TYPE_MAX) in the given shape. */
+/* Fills *msg with a valid message of `type` (1..BR_MSG_TYPE_MAX, or a stream type
+ * BR_MSG_STREAM_FIRST..BR_MSG_STREAM_LAST) in the given shape. */
 void sample_msg(unsigned type, sample_shape shape, br_msg *msg);
 
 /* An input that declares a count or a length of about four billion (array32, str32,

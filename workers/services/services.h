@@ -20,6 +20,8 @@ extern const br_service_spec br_email_service;     /* io: task email (appends to
 extern const br_service_spec br_counter_service;   /* io: keyed actor, /counters/{id} */
 extern const br_service_spec br_report_service;    /* cpu: task report (hash rounds) */
 extern const br_service_spec br_chat_service;      /* io: WebSocket /ws/echo, /chat/{room} */
+extern const br_service_spec br_clock_service;     /* io: GET /clock (SSE), /clock/lines */
+extern const br_service_spec br_upload_service;    /* io: POST /upload/hash (streamed body) */
 
 /* The outbox file of the email task when BARISTA_OUTBOX is not set. */
 #define BR_OUTBOX_DEFAULT "./barista-outbox.txt"

@@ -96,7 +96,7 @@ static void complete(br_req *req)
 {
     br_worker *w = req->worker;
     const br_service_spec *svc = req->svc ? req->svc->spec : NULL;
-    if (svc && svc->after && req->gen == w->gen) {
+    if (svc && svc->after && req->gen == w->gen && !req->streaming) {
         req->in_after = true;
         svc->after(req, req->status);
         req->in_after = false;
@@ -105,7 +105,10 @@ static void complete(br_req *req)
     w->served++;
     br_msg msg;
     memset(&msg, 0, sizeof(msg));
-    if (req->gen == w->gen && req->actor) {
+    if (req->gen == w->gen && req->streaming) {
+        br__stream_end_msg(req, &msg);
+        br__worker_send(w, &msg);
+    } else if (req->gen == w->gen && req->actor) {
         msg.type = BR_MSG_ACTOR_REPLY;
         br__req_reply_msg(req, &msg.u.actor_reply.reply);
         br__actors_reply(req, &msg.u.actor_reply);
@@ -237,14 +240,19 @@ void br__dispatch_run(br_worker *w, br_req *req)
 /* ---------------------------------------------------------------------------------- */
 /* Cancelling.                                                                         */
 
+br_req *br__dispatch_find(br_worker *w, uint64_t id)
+{
+    for (br_req *r = w->buckets[bucket_of(w, id)]; r; r = r->hnext)
+        if (r->msg.id == id && r->gen == w->gen)
+            return r;
+    return NULL;
+}
+
 void br__dispatch_cancel(br_worker *w, uint64_t id)
 {
-    for (br_req *r = w->buckets[bucket_of(w, id)]; r; r = r->hnext) {
-        if (r->msg.id == id && r->gen == w->gen) {
-            br__req_cancel(r);
-            return;
-        }
-    }
+    br_req *r = br__dispatch_find(w, id);
+    if (r)
+        br__req_cancel(r);
 }
 
 /* Cancels every request in flight.  A cancel callback may end its own request at once

@@ -175,6 +175,8 @@ static int describe_route(br__arena *a, br_route *r, const br_route_spec *spec)
         r->websocket = true;
         r->subprotocols = opt_str(spec->websocket->subprotocols);
     }
+    r->stream_body = spec->stream_body;
+    r->body_max = spec->body_max;
     if (spec->nresponses > 0) {
         if (spec->nresponses > BR_MAX_RESPONSES || !spec->responses)
             return BR_EINVAL;

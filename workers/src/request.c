@@ -5,6 +5,7 @@
 #include "request.h"
 
 #include "async_int.h"
+#include "worker_int.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -353,6 +354,16 @@ void br__req_cancel(br_req *req)
     /* A CPU handler owns the rest of the request until it returns: only the flag. */
     if (req->on_thread || req->ended)
         return;
+    if (req->on_body_end && !req->body_over) {
+        /* A streamed body will not end: its handler hears that first (and may reply,
+         * which ends the request). */
+        br_worker *w = req->worker;
+        uint64_t id = req->msg.id;
+        req->body_over = true;
+        req->on_body_end(req, false, req->body_arg);
+        if (br__dispatch_find(w, id) != req || req->ended)
+            return;
+    }
     br_cancel_fn fn = req->on_cancel;
     req->on_cancel = NULL;
     if (fn)
@@ -389,6 +400,7 @@ static void free_now(br_req *req)
 {
     free(req->body.data);
     br_buf_free(&req->turn_state);
+    free(req->squeue.data);
     br__arena_release(&req->arena);
     free(req);
 }

@@ -283,6 +283,15 @@ static void on_message(br_zsock *zs, const br_zframe *frames, size_t nframes, vo
     case BR_MSG_JOB_CANCEL:
         br__jobs_cancel(w, msg.u.job_cancel.job_id);
         break;
+    case BR_MSG_STREAM_CHUNK:
+        br__stream_body_chunk(w, msg.u.stream_chunk.id, msg.u.stream_chunk.data);
+        break;
+    case BR_MSG_STREAM_END:
+        br__stream_body_end(w, msg.u.stream_end.id, msg.u.stream_end.error);
+        break;
+    case BR_MSG_STREAM_WINDOW:
+        br__stream_window(w, msg.u.stream_window.id, msg.u.stream_window.bytes);
+        break;
     default:
         if (!br__ws_handle(w, &msg))
             br__log("ignored a %s message", br_msg_type_name(msg.type));

@@ -180,6 +180,20 @@ void br__actors_new_registration(br_worker *w);
 /* actors.c: frees every actor key (worker destroyed). */
 void br__actors_release(br_worker *w);
 
+/* The current registration's request `id` in flight, or NULL. */
+br_req *br__dispatch_find(br_worker *w, uint64_t id);
+
+/* stream.c: a piece of a request's streamed body, and its end. */
+void br__stream_body_chunk(br_worker *w, uint64_t id, br_str data);
+void br__stream_body_end(br_worker *w, uint64_t id, br_str error);
+
+/* stream.c: STREAM_WINDOW(id, bytes) from the broker. */
+void br__stream_window(br_worker *w, uint64_t id, uint32_t bytes);
+
+/* stream.c: the end message of a streamed request that is complete (STREAM_END with
+ * its error, "cancelled" after a cancel), for the dispatcher to send. */
+void br__stream_end_msg(br_req *req, br_msg *out);
+
 /* Cancels the current registration's request `id`, if it is in flight. */
 void br__dispatch_cancel(br_worker *w, uint64_t id);
 

@@ -1,6 +1,6 @@
 /*
  * ws.c - WebSocket connections on a worker (barista/worker.h, "WebSockets";
- * PROTOCOL.md 5.12).
+ * PROTOCOL.md 5.16).
  *
  * A connection arrives as WS_OPEN on a route declared with br_route_spec.websocket and
  * stays here until WS_CLOSE (either way).  Its opening data (path, parameters, headers)
@@ -18,7 +18,7 @@
 
 #include "worker_int.h"
 
-/* The gateway's initial window per connection (PROTOCOL.md 5.12). */
+/* The gateway's initial window per connection (PROTOCOL.md 5.16). */
 #define BR_WS_WINDOW 16
 /* Incoming messages acknowledged at once. */
 #define BR_WS_CREDIT_BATCH 8

@@ -225,6 +225,13 @@ int gw_metrics_broker(br_buf *out, const gw_broker_stats *st, const gw_registry 
          "WebSocket messages from clients forwarded to workers.", st->ws_messages_in},
         {"barista_websocket_messages_out_total", "counter",
          "WebSocket messages queued for clients (broadcasts included).", st->ws_messages_out},
+        {"barista_broker_streams_total", "counter", "Streamed responses started.", st->streams},
+        {"barista_broker_streams_cut_total", "counter",
+         "Streamed responses that ended without their end (worker died or cut it, idle, "
+         "client gone).",
+         st->streams_cut},
+        {"barista_broker_stream_bytes_total", "counter",
+         "Body bytes of streamed responses received from workers.", st->stream_bytes},
     };
     if (rc == 0)
         rc = singles(out, rows, NELEMS(rows));

@@ -52,6 +52,9 @@ void gw_broker_config_defaults(gw_broker_config *cfg)
         .actor_idle_ms = GW_BROKER_ACTOR_IDLE_MS,
         .max_actors = GW_BROKER_MAX_ACTORS,
         .actor_queue_limit = GW_BROKER_ACTOR_QUEUE_LIMIT,
+        .stream_idle_ms = GW_BROKER_STREAM_IDLE_MS,
+        .stream_buffer_bytes = GW_BROKER_STREAM_BUFFER_BYTES,
+        .stream_body_max = GW_BROKER_STREAM_BODY_MAX,
         .worker_header = false,
     };
 }
@@ -66,7 +69,7 @@ static bool config_valid(const gw_broker_config *c)
            l->max_services && l->max_routes && l->max_params && l->max_tasks && l->max_jobs &&
            c->max_worker_credit && c->max_worker_bytes && c->service_max_pending &&
            c->cancel_grace_ms && c->service_grace_ms && c->actor_idle_ms && c->max_actors &&
-           c->actor_queue_limit;
+           c->actor_queue_limit && c->stream_idle_ms && c->stream_buffer_bytes >= 1024;
 }
 
 gw_broker *gw_broker_new(uv_loop_t *loop, gw_router *router, const gw_broker_config *cfg)
@@ -85,6 +88,8 @@ gw_broker *gw_broker_new(uv_loop_t *loop, gw_router *router, const gw_broker_con
     self->cfg.endpoint = self->endpoint;
     self->decoder = br_decoder_new(&self->cfg.limits);
     self->reg = gw_registry_new(router, gw__dispatch_handler, self, self->cfg.max_workers);
+    if (self->reg)
+        gw_registry_set_stream_body_cap(self->reg, self->cfg.stream_body_max);
     self->exchanges = gw_idmap_new(self->cfg.max_pending);
     /* Cancelled requests are bounded by the credit of the workers that hold them. */
     self->cancelled = gw_idmap_new((size_t)self->cfg.max_workers * self->cfg.max_worker_credit);
@@ -494,6 +499,18 @@ static void on_worker_msg(gw_broker *b, gw_worker *w, const br_msg *m)
                 b->hooks[i].task_policy(b->hooks_data[i], w, &m->u.task_policy);
                 break;
             }
+        break;
+    case BR_MSG_STREAM_START:
+        gw__stream_start(b, w, &m->u.stream_start);
+        break;
+    case BR_MSG_STREAM_CHUNK:
+        gw__stream_chunk(b, w, &m->u.stream_chunk);
+        break;
+    case BR_MSG_STREAM_END:
+        gw__stream_end(b, w, &m->u.stream_end);
+        break;
+    case BR_MSG_STREAM_WINDOW:
+        gw__body_window(b, w, &m->u.stream_window);
         break;
     default:
         if (!gw__ws_worker_msg(b, w, m))

@@ -157,6 +157,14 @@ typedef struct gw_exchange {
     uint8_t state_op;             /* while committing: the br_state_op */
     uint64_t sent_ns;             /* uv_hrtime of the ACTOR_REQUEST (turn latency) */
     br_buf held;                  /* while committing: the ACTOR_REPLY frame */
+    bool streaming;               /* the worker answered with STREAM_START (stream.c) */
+    uint32_t window;              /* stream bytes granted to the worker, not yet received */
+    bool body_stream;             /* the body goes to the worker as a stream (body.c) */
+    bool body_done;               /* the client's body ended complete */
+    bool body_end_sent;           /* STREAM_END went to the worker */
+    bool body_paused;             /* the client's body is paused for want of window */
+    uint32_t body_window;         /* body bytes the worker granted and was not sent yet */
+    br_buf body_hold;             /* body bytes read and not yet sent to the worker */
 } gw_exchange;
 
 /* True while someone (an HTTP client or a calling worker) waits for c's answer. */
@@ -343,6 +351,30 @@ void gw__ws_worker_gone(gw_broker *b, gw_worker *w, bool drained);
 
 /* websockets.c: shutdown: every connection is closed with 1001. */
 void gw__ws_close_all(gw_broker *b);
+/* dispatch.c: the late answer (REPLY or STREAM_END) of a request of w's that was
+ * cancelled: its credit comes back.  False when w holds no such request. */
+bool gw__dispatch_cancelled_answered(gw_broker *b, gw_worker *w, uint64_t id);
+
+/* dispatch.c: moves c's deadline to `when` (loop time) and re-arms the timer. */
+void gw__exchange_set_deadline(gw_exchange *c, uint64_t when);
+
+/* stream.c: STREAM_START, STREAM_CHUNK, STREAM_END and STREAM_WINDOW from w. */
+void gw__stream_start(gw_broker *b, gw_worker *w, const br_stream_head *m);
+void gw__stream_chunk(gw_broker *b, gw_worker *w, const br_stream_chunk *m);
+void gw__stream_end(gw_broker *b, gw_worker *w, const br_stream_fin *m);
+
+/* body.c: c's HTTP request streams its body: c becomes its consumer. */
+void gw__body_attach(gw_exchange *c);
+
+/* body.c: c stops consuming its request's body (detached; the rest is discarded). */
+void gw__body_detach(gw_exchange *c);
+
+/* body.c: STREAM_WINDOW from w: it takes more of a request body. */
+void gw__body_window(gw_broker *b, gw_worker *w, const br_stream_window *m);
+
+/* stream.c: streaming c's client is cut off (the worker died, the stream went idle,
+ * shutdown): its answer ends without its end.  c's client is detached. */
+void gw__stream_cut(gw_exchange *c);
 
 /* dispatch.c: the deadline timer's callback. */
 void gw__dispatch_on_deadline(uv_timer_t *timer);

@@ -97,6 +97,7 @@ void gw__exchange_free(gw_exchange *c)
     gw_idmap_take(b->exchanges, c->id);
     br_buf_free(&c->converted);
     br_buf_free(&c->held);
+    br_buf_free(&c->body_hold);
     free(c);
 }
 
@@ -104,6 +105,10 @@ void gw__exchange_detach(gw_exchange *c)
 {
     if (c->req)
         gw_req_on_abort(c->req, NULL, NULL);
+    if (c->req && c->streaming)
+        gw_req_on_drain(c->req, NULL, NULL);
+    if (c->req && c->body_stream)
+        gw__body_detach(c);
     c->req = NULL;
     c->caller = NULL;
     gw_list_remove(&c->caller_link);
@@ -112,6 +117,10 @@ void gw__exchange_detach(gw_exchange *c)
 /* Answers whoever waits for c with a broker error; c stays allocated. */
 static void call_answer_detail(gw_exchange *c, int status, bool retry_after, const char *detail)
 {
+    if (c->streaming) {
+        gw__stream_cut(c); /* the status went out with the stream's start */
+        return;
+    }
     gw_req *req = c->req;
     gw_worker *caller = c->caller;
     gw__exchange_detach(c);
@@ -183,6 +192,15 @@ static void cancelled_free(gw_broker *b, gw_cancelled *t, bool answered)
     free(t);
 }
 
+bool gw__dispatch_cancelled_answered(gw_broker *b, gw_worker *w, uint64_t id)
+{
+    gw_cancelled *t = gw_idmap_get(b->cancelled, id);
+    if (!t || t->worker != w)
+        return false;
+    cancelled_free(b, t, true);
+    return true;
+}
+
 void gw__dispatch_forget_cancelled(gw_broker *b, gw_worker *w)
 {
     while (!gw_list_empty(&w->cancelled))
@@ -219,6 +237,8 @@ void gw__exchange_fill_request(gw_exchange *c, br_request *r)
 int gw__exchange_send(gw_exchange *c, gw_worker *w, const br_msg *m)
 {
     gw_broker *b = c->broker;
+    if (c->body_stream && w->proto_version < 2)
+        return BR_EMSGTYPE; /* a body stream needs version 2's messages (PROTOCOL.md 14) */
     int rc = gw__broker_send(b, w, NULL, 0, m);
     if (rc != 0)
         return rc;
@@ -339,6 +359,16 @@ void gw__exchange_admit(gw_exchange *c, uint32_t budget_ms)
     if (gw_deadline_heap_top(&b->deadlines) == &c->deadline)
         gw__dispatch_arm_deadline(b);
     gw__exchange_route(c, false);
+}
+
+void gw__exchange_set_deadline(gw_exchange *c, uint64_t when)
+{
+    gw_broker *b = c->broker;
+    gw_deadline_heap_remove(&b->deadlines, &c->deadline);
+    c->deadline.when = when;
+    if (gw_deadline_heap_push(&b->deadlines, &c->deadline) == 0 &&
+        gw_deadline_heap_top(&b->deadlines) == &c->deadline)
+        gw__dispatch_arm_deadline(b);
 }
 
 void gw__dispatch_arm_deadline(gw_broker *b)
@@ -469,8 +499,9 @@ static void check_reply(const gw_exchange *c, const br_reply *r)
     br_buf_free(&errors);
 }
 
-/* w's credit grew (a REPLY, a late REPLY): a drained worker is forgotten; otherwise its
- * services' queues are served, then the attached subsystems get what is left. */
+/* w's credit grew (a REPLY, a late REPLY, a STREAM_END): a drained worker is forgotten;
+ * otherwise its services' queues are served, then the attached subsystems get what is
+ * left. */
 void gw__dispatch_after_reply(gw_broker *b, gw_worker *w)
 {
     if (w->unhealthy && w->ncancelled == 0) {
@@ -574,7 +605,7 @@ void gw__dispatch_on_deadline(uv_timer_t *timer)
 static bool may_retry(const gw_broker *b, const gw_exchange *c)
 {
     uint64_t now = uv_now(b->loop);
-    return b->cfg.retry_idempotent && c->idempotent && !c->retried &&
+    return b->cfg.retry_idempotent && c->idempotent && !c->retried && !c->streaming &&
            c->deadline.when > now + b->cfg.retry_min_budget_ms &&
            gw_service_live(c->route->service) > 0;
 }

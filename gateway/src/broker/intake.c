@@ -191,7 +191,7 @@ static int call_body(gw_exchange *c)
 {
     gw_req *req = c->req;
     uint8_t mode = c->route->body;
-    if (mode == BR_BODY_NONE || req->body_len == 0)
+    if (mode == BR_BODY_NONE || (req->body_len == 0 && !req->body_streamed))
         return 0;
     const gw_header *ct = gw_req_header(req, "content-type");
     const char *type = ct ? ct->value : "";
@@ -408,5 +408,7 @@ void gw__dispatch_handler(gw_req *req, void *route_data)
     }
     /* Registered first: routing may answer (and free) the call at once. */
     gw_req_on_abort(req, on_abort, c);
+    if (req->body_streamed)
+        gw__body_attach(c);
     gw__exchange_admit(c, gw__route_budget(b, e));
 }

@@ -20,16 +20,23 @@
 #include "routes.h"
 
 struct gw_registry {
-    gw_router *router;     /* where announced routes go (the caller's) */
-    gw_handler_fn handler; /* the handler every announced route gets */
-    void *arg;             /* copied into every gw_route_entry */
-    gw_worker **workers;   /* registered workers, any order */
-    size_t nworkers;       /* entries in workers */
-    size_t max_workers;    /* the named limit on nworkers (slots allocated) */
-    gw_service **services; /* every service ever announced, any order */
-    size_t nservices;      /* entries in services */
-    size_t services_cap;   /* slots allocated in services */
+    gw_router *router;        /* where announced routes go (the caller's) */
+    gw_handler_fn handler;    /* the handler every announced route gets */
+    void *arg;                /* copied into every gw_route_entry */
+    gw_worker **workers;      /* registered workers, any order */
+    size_t nworkers;          /* entries in workers */
+    size_t max_workers;       /* the named limit on nworkers (slots allocated) */
+    gw_service **services;    /* every service ever announced, any order */
+    size_t nservices;         /* entries in services */
+    size_t services_cap;      /* slots allocated in services */
+    uint64_t stream_body_cap; /* the most a streamed request body may hold, whatever a
+                                 route declares */
 };
+
+void gw_registry_set_stream_body_cap(gw_registry *self, uint64_t cap)
+{
+    self->stream_body_cap = cap;
+}
 
 const char *gw_kind_name(unsigned kind)
 {
@@ -342,7 +349,7 @@ static const char *copy_str(char **cursor, br_str s)
 /* A deep copy of a declared route in one allocation: the entry, its params array,
  * then every string. */
 static gw_route_entry *route_entry_new(const br_route *r, const br_service *decl, gw_service *s,
-                                       void *arg)
+                                       void *arg, uint64_t stream_cap)
 {
     size_t size = sizeof(gw_route_entry) + r->nparams * sizeof(br_param);
     size += r->method.len + r->path.len + r->summary.len + r->scopes.len + 4;
@@ -385,6 +392,9 @@ static gw_route_entry *route_entry_new(const br_route *r, const br_service *decl
     }
     e->websocket = r->websocket;
     e->subprotocols = copy_str(&cursor, r->subprotocols);
+    if (r->stream_body && r->body == BR_BODY_RAW)
+        e->policy.stream_body_max =
+            r->body_max && r->body_max < stream_cap ? r->body_max : stream_cap;
     e->nparams = r->nparams;
     for (uint32_t i = 0; i < r->nparams; i++) {
         e->params[i] = r->params[i];
@@ -469,7 +479,7 @@ static int service_add_routes(gw_registry *self, gw_service *s, const br_service
                      (int)rt->actor_key.len, rt->actor_key.ptr);
             return BR_EVALUE;
         }
-        gw_route_entry *e = route_entry_new(rt, decl, s, self->arg);
+        gw_route_entry *e = route_entry_new(rt, decl, s, self->arg, self->stream_body_cap);
         if (!e)
             return BR_ENOMEM;
         char why[256];

@@ -277,17 +277,127 @@ static int brotli_into(gw_edge *e, const void *in, size_t len, br_buf *out)
     return 0;
 }
 
+/* ---------------------------------------------------------------------------------- */
+/* Streamed answers: one compressor per stream, flushed after every chunk so that an    */
+/* event is never held back waiting for more.  Smaller windows than for whole answers:  */
+/* a compressor lives as long as its stream, and a gateway may hold thousands.          */
+
+/* zlib: 4 KiB window and memLevel 5, about 40 KiB per stream (deflate's own formula:
+ * 2^(wbits+2) + 2^(memLevel+9), plus its state). */
+#define STREAM_GZIP_WBITS 12
+#define STREAM_GZIP_MEM   5
+/* brotli: 64 KiB window. */
+#define STREAM_BROTLI_LGWIN 16
+
+static int stream_open(gw_edge *e, edge_req *er)
+{
+    gw__compress_stream_free(er);
+    if (er->coding == EDGE_BR) {
+        BrotliEncoderState *s = BrotliEncoderCreateInstance(NULL, NULL, NULL);
+        if (!s)
+            return BR_ENOMEM;
+        BrotliEncoderSetParameter(s, BROTLI_PARAM_QUALITY, e->cfg.brotli_quality);
+        BrotliEncoderSetParameter(s, BROTLI_PARAM_LGWIN, STREAM_BROTLI_LGWIN);
+        er->zstream = s;
+    } else {
+        z_stream *z = calloc(1, sizeof(*z));
+        if (!z)
+            return BR_ENOMEM;
+        if (deflateInit2(z, (int)e->cfg.gzip_level, Z_DEFLATED, STREAM_GZIP_WBITS + 16,
+                         STREAM_GZIP_MEM, Z_DEFAULT_STRATEGY) != Z_OK) {
+            free(z);
+            return BR_ENOMEM;
+        }
+        er->zstream = z;
+    }
+    er->zcoding = er->coding;
+    return 0;
+}
+
+void gw__compress_stream_free(edge_req *er)
+{
+    if (!er->zstream)
+        return;
+    if (er->zcoding == EDGE_BR) {
+        BrotliEncoderDestroyInstance(er->zstream);
+    } else {
+        deflateEnd(er->zstream);
+        free(er->zstream);
+    }
+    er->zstream = NULL;
+}
+
+static int stream_gzip(z_stream *z, const void *in, size_t len, bool final, br_buf *out)
+{
+    z->next_in = (Bytef *)(uintptr_t)in;
+    z->avail_in = (uInt)len;
+    int flush = final ? Z_FINISH : Z_SYNC_FLUSH;
+    for (;;) {
+        size_t room = deflateBound(z, (uLong)z->avail_in) + 64;
+        int rc = br_buf_reserve(out, room);
+        if (rc != 0)
+            return rc;
+        z->next_out = out->data + out->len;
+        z->avail_out = (uInt)room;
+        int zr = deflate(z, flush);
+        out->len += room - z->avail_out;
+        if (zr == Z_STREAM_END || (!final && z->avail_in == 0 && z->avail_out > 0))
+            return 0;
+        if (zr != Z_OK && zr != Z_BUF_ERROR)
+            return BR_EVALUE;
+    }
+}
+
+static int stream_brotli(BrotliEncoderState *s, const void *in, size_t len, bool final, br_buf *out)
+{
+    const uint8_t *next_in = in;
+    size_t avail_in = len;
+    BrotliEncoderOperation op = final ? BROTLI_OPERATION_FINISH : BROTLI_OPERATION_FLUSH;
+    do {
+        size_t room = len + 1024;
+        int rc = br_buf_reserve(out, room);
+        if (rc != 0)
+            return rc;
+        uint8_t *next_out = out->data + out->len;
+        size_t avail_out = room;
+        if (!BrotliEncoderCompressStream(s, op, &avail_in, &next_in, &avail_out, &next_out, NULL))
+            return BR_EVALUE;
+        out->len += room - avail_out;
+    } while (avail_in > 0 || BrotliEncoderHasMoreOutput(s) ||
+             (final && !BrotliEncoderIsFinished(s)));
+    return 0;
+}
+
+int gw__compress_stream(gw_edge *e, edge_req *er, const void *in, size_t len, bool final,
+                        br_buf *out)
+{
+    (void)e;
+    if (!er->zstream)
+        return BR_EINVAL;
+    out->len = 0;
+    if (er->zcoding == EDGE_BR)
+        return stream_brotli(er->zstream, in, len, final, out);
+    return stream_gzip(er->zstream, in, len, final, out);
+}
+
 void gw__compress_answer(gw_edge *e, edge_req *er, gw_http_answer *a, bool *vary)
 {
     *vary = false;
     if (!e->cfg.compress || a->status < 200 || a->status == 204 || a->status == 304 ||
-        a->status == 206 || a->body_len < e->cfg.compress_min_bytes ||
+        a->status == 206 || (!a->stream && a->body_len < e->cfg.compress_min_bytes) ||
         !compressible(a->content_type) || has_header(a, "content-encoding") ||
         has_header(a, "content-range"))
         return;
     *vary = true;
     if (er->coding == EDGE_IDENTITY)
         return;
+    if (a->stream) {
+        /* Its size is unknown: compressed chunk by chunk (gw__compress_stream). */
+        if (stream_open(e, er) == 0)
+            gw__edge_add_header(a, "Content-Encoding", er->coding == EDGE_BR ? "br" : "gzip",
+                                er->coding == EDGE_BR ? 2 : 4);
+        return;
+    }
     br_buf *out = &e->zbuf;
     out->max = GW_EDGE_ZBUF_MAX; /* br_buf_free (edge.c, after a large answer) clears it */
     int rc = er->coding == EDGE_BR ? brotli_into(e, a->body, a->body_len, out)

@@ -209,6 +209,7 @@ static edge_req *req_state_new(gw_edge *e, gw_req *req)
 
 static void req_state_free(gw_edge *e, edge_req *er)
 {
+    gw__compress_stream_free(er);
     if (e->npool >= GW_EDGE_POOL_KEEP || er->inflated_body.cap > 64 * 1024) {
         br_buf_free(&er->inflated_body);
         br_buf_free(&er->identity);
@@ -315,10 +316,29 @@ static void on_done(void *data, gw_req *req, int status, size_t bytes)
     req_state_free(e, er);
 }
 
+static bool on_stream_data(void *data, gw_req *req, const void *in, size_t len, bool final,
+                           br_buf *out)
+{
+    gw_edge *e = data;
+    edge_req *er = req->filter_state;
+    if (!er || !er->zstream)
+        return false;
+    int rc = gw__compress_stream(e, er, in, len, final, out);
+    if (rc != 0) {
+        /* Raw bytes inside a compressed body would corrupt it: what fails is dropped,
+         * and the client's decoder reports the damage. */
+        gw_log(GW_LOG_WARN, "edge", "request %s: compressing %zu stream bytes failed: %s", er->id,
+               len, br_strerror(rc));
+        out->len = 0;
+    }
+    return true;
+}
+
 static const gw_http_filter edge_filter = {
     .on_request = on_request,
     .on_answer = on_answer,
     .on_done = on_done,
+    .on_stream_data = on_stream_data,
 };
 
 /* ---------------------------------------------------------------------------------- */

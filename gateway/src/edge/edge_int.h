@@ -60,6 +60,9 @@ typedef struct edge_req {
     int rate_remaining;                  /* RateLimit-Remaining to answer; -1: no limit */
     uint32_t rate_limit;                 /* RateLimit-Limit */
     uint32_t rate_reset_s;               /* RateLimit-Reset */
+    void *zstream;                       /* a streamed answer's compressor (z_stream or
+                                            BrotliEncoderState, by zcoding); NULL: none */
+    uint8_t zcoding;                     /* edge_coding of zstream */
     br_buf inflated_body;                /* the inflated body (gw_req_set_body points here) */
     br_buf identity;                     /* msgpack map of the verified caller; empty: none */
 } edge_req;
@@ -156,6 +159,13 @@ bool gw__compress_request(gw_edge *e, gw_req *req, edge_req *er);
 void gw__compress_answer(gw_edge *e, edge_req *er, gw_http_answer *a, bool *vary);
 /* Parses Accept-Encoding: the best coding the edge has (test_edge reads it). */
 edge_coding gw__compress_choose(const char *accept, size_t len);
+/* compress.c: a streamed answer's bytes (final: its end) compressed into out, flushed
+ * so that what the client has received so far decompresses completely.  0, or a
+ * negative br_err (logged by the caller). */
+int gw__compress_stream(gw_edge *e, edge_req *er, const void *in, size_t len, bool final,
+                        br_buf *out);
+/* compress.c: releases er's stream compressor, if any. */
+void gw__compress_stream_free(edge_req *er);
 void gw__compress_free(gw_edge *e);
 
 /* proxy.c */

@@ -50,6 +50,11 @@ gw_http_req *gw__req_get(gw_conn *conn)
     r->head = r->http10 = r->keep_alive = r->close_after = false;
     r->continue_pending = r->headers_done = false;
     r->held = r->buffered = 0;
+    r->sbuf.len = 0;
+    r->drain_fn = NULL;
+    r->drain_arg = NULL;
+    r->stream_bytes = 0;
+    r->stream_chunked = r->stream_ended = r->stream_inflight = r->stream_filtered = false;
     return r;
 }
 
@@ -65,6 +70,7 @@ static void req_free(gw_http_req *r)
     req_release_body(r);
     br_buf_free(&r->arena);
     br_buf_free(&r->resp);
+    br_buf_free(&r->sbuf);
     free(r->offs);
     free(r->hdrs);
     free(r);
@@ -81,6 +87,8 @@ static void req_recycle(gw_conn *conn, gw_http_req *r)
         br_buf_free(&r->arena);
     if (r->resp.cap > GW_HTTP_ARENA_KEEP)
         br_buf_free(&r->resp);
+    if (r->sbuf.cap > GW_HTTP_ARENA_KEEP)
+        br_buf_free(&r->sbuf);
     r->next = conn->free_reqs;
     conn->free_reqs = r;
     conn->nfree++;
@@ -295,6 +303,12 @@ static void conn_feed(gw_conn *conn, const char *data, size_t len)
         }
         if (conn->failed || conn->closing)
             return;
+        /* A streamed body's consumer paused it: the rest waits until it resumes. */
+        if (err == HPE_PAUSED && conn->parsing && conn->parsing->body_paused) {
+            stop_reading(conn);
+            keep_unparsed(conn, pos, end);
+            return;
+        }
         /* Backpressure applies between requests only: the pause after a last chunk is
          * inside one, and its trailers are read on. */
         if (err == HPE_PAUSED && !conn->parsing && !gw__conn_can_parse(conn)) {
@@ -383,6 +397,37 @@ static void maybe_resume(gw_conn *conn)
     start_reading(conn);
 }
 
+void gw__conn_body_resume(gw_conn *conn)
+{
+    if (conn->closing || conn->lingering || conn->reading || !conn->parsing)
+        return;
+    gw__conn_set_phase(conn, GW_PHASE_BODY, conn->server->cfg.body_timeout_ms);
+    if (!conn->pending_in.len) {
+        /* The pause may have come with the body's last byte: llhttp owes the request's
+         * end, which it gives only when run again, with nothing more to read. */
+        llhttp_errno_t err = llhttp_execute(&conn->parser, "", 0);
+        if (err == HPE_PAUSED)
+            llhttp_resume(&conn->parser);
+        else if (err != HPE_OK)
+            conn_parse_error(conn, err);
+        if (conn->closing || conn->failed || (conn->parsing && conn->parsing->body_paused))
+            return;
+        conn_update_phase(conn);
+        if (!gw__conn_can_parse(conn) && !conn->parsing)
+            return;
+    } else {
+        size_t n = conn->pending_in.len;
+        conn->pending_in.len = 0;
+        conn_feed(conn, (const char *)conn->pending_in.data, n);
+        if (conn->closing || conn->reading || (conn->parsing && conn->parsing->body_paused))
+            return;
+        conn_update_phase(conn);
+        if (!gw__conn_can_parse(conn))
+            return;
+    }
+    start_reading(conn);
+}
+
 /* ---------------------------------------------------------------------------------- */
 /* Errors, writing and closing.                                                        */
 
@@ -396,6 +441,17 @@ static void conn_fail(gw_conn *conn, int status, const char *detail)
     stop_reading(conn);
     gw_http_req *r = conn->parsing;
     conn->parsing = NULL;
+    if (r && r->pub.body_streamed) {
+        /* Its handler holds it: the body's consumer learns the failure and answers;
+         * the connection ends with that answer. */
+        r->close_after = true;
+        r->continue_pending = false;
+        gw__conn_set_phase(conn, GW_PHASE_NONE, 0);
+        if (r->body_streaming)
+            gw__body_deliver(r, NULL, 0, status);
+        gw__server_schedule_flush(conn->server, conn);
+        return;
+    }
     if (!r) {
         if (!(r = gw__req_get(conn))) {
             gw__conn_close(conn);
@@ -468,6 +524,12 @@ static void write_done(gw_conn *conn)
         upgraded = upgraded || r->upgrade;
         req_recycle(conn, r);
     }
+    if (!finish && conn->head && conn->head->state == GW_REQ_STREAMING &&
+        conn->head->stream_inflight) {
+        gw__stream_written(conn->head); /* may write more, end the stream, or close */
+        if (conn->closing)
+            return;
+    }
     if (finish) {
         conn_finish(conn);
         return;
@@ -509,7 +571,16 @@ static uv_buf_t *skip_sent(uv_buf_t *bufs, size_t *n, size_t sent)
 
 void gw__conn_flush(gw_conn *conn)
 {
-    if (conn->closing || conn->writing || conn->lingering)
+    if (conn->closing || conn->lingering)
+        return;
+    gw_http_req *p = conn->parsing;
+    if (p && p->pub.body_streamed && p->body_streaming && !p->body_paused && !conn->reading &&
+        !conn->failed) {
+        gw__conn_body_resume(conn); /* its consumer resumed it (http_body.c) */
+        if (conn->closing)
+            return;
+    }
+    if (conn->writing)
         return;
     size_t n = 0, total = 0, cap = conn->server->cfg.max_pipeline + 2;
     /* One gather list for the whole loop rather than one per connection (544 bytes
@@ -517,10 +588,40 @@ void gw__conn_flush(gw_conn *conn)
      * uv_write keeps its own copy of what is left. */
     uv_buf_t *bufs = conn->server->gather;
     for (gw_http_req *r = conn->head; r && n < cap; r = r->next) {
+        if (r == conn->parsing && r->pub.body_streamed) {
+            /* Its body is still being read: any answer waits for the end (recycling it
+             * now would pull it from under the parser). */
+            if (r->continue_pending) {
+                bufs[n++] = uv_buf_init((char *)continue_line, sizeof(continue_line) - 1);
+                total += sizeof(continue_line) - 1;
+                r->continue_pending = false;
+            }
+            break;
+        }
         if (r->state == GW_REQ_READY) {
             bufs[n++] = uv_buf_init((char *)r->resp.data, (unsigned)r->resp.len);
             total += r->resp.len;
             r->state = GW_REQ_WRITING;
+            if (r->close_after)
+                break;
+            continue;
+        }
+        if (r->state == GW_REQ_STREAMING) {
+            /* The stream's bytes so far go; those that come meanwhile collect in sbuf.
+             * resp is empty here: its last write was accounted in write_done. */
+            if (r->sbuf.len == 0 && !r->stream_ended)
+                break;
+            br_buf t = r->resp;
+            r->resp = r->sbuf;
+            r->sbuf = t;
+            r->sbuf.len = 0;
+            bufs[n++] = uv_buf_init((char *)r->resp.data, (unsigned)r->resp.len);
+            total += r->resp.len;
+            if (!r->stream_ended) {
+                r->stream_inflight = true;
+                break;
+            }
+            r->state = GW_REQ_WRITING; /* the rest is an answer like any other */
             if (r->close_after)
                 break;
             continue;
@@ -594,8 +695,12 @@ static void on_handle_closed(uv_handle_t *h)
 static void abort_pending(gw_conn *conn, bool forget)
 {
     for (gw_http_req *r = conn->head; r; r = r->next) {
-        if (r->state != GW_REQ_HANDLING)
+        bool open_stream = r->state == GW_REQ_STREAMING && !r->stream_ended;
+        if (r->state != GW_REQ_HANDLING && !open_stream)
             continue;
+        if (open_stream && !forget)
+            continue; /* the shutdown's 503s are for unanswered requests only */
+        r->drain_fn = NULL;
         gw_abort_fn fn = r->abort_fn;
         r->abort_fn = NULL;
         if (forget)

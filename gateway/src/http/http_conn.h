@@ -48,11 +48,12 @@
 
 /* Where a request is in its life. */
 typedef enum gw_req_state {
-    GW_REQ_PARSING,  /* bytes still arriving */
-    GW_REQ_HANDLING, /* handed to a handler, not answered yet */
-    GW_REQ_READY,    /* answered; waiting for earlier answers to go out */
-    GW_REQ_WRITING,  /* in the connection's current uv_write */
-    GW_REQ_ABORTED   /* its client left before the answer; none is expected */
+    GW_REQ_PARSING,   /* bytes still arriving */
+    GW_REQ_HANDLING,  /* handed to a handler, not answered yet */
+    GW_REQ_STREAMING, /* answered with a stream that has not ended (http_stream.c) */
+    GW_REQ_READY,     /* answered; waiting for earlier answers to go out */
+    GW_REQ_WRITING,   /* in the connection's current uv_write */
+    GW_REQ_ABORTED    /* its client left before the answer; none is expected */
 } gw_req_state;
 
 /* A header's position in the arena while the request is parsed (the arena may move
@@ -94,6 +95,24 @@ typedef struct gw_http_req {
     bool upgrade;             /* answered 101: the connection becomes a WebSocket */
     size_t held;              /* arena bytes counted in conn->input_bytes */
     size_t buffered;          /* body bytes counted in the server's body_bytes */
+    /* A streamed answer (http_stream.c).  Its framed bytes collect in sbuf; a flush
+     * swaps sbuf and resp and writes resp, so that nothing moves under a write. */
+    br_buf sbuf;                 /* stream bytes not yet handed to a write */
+    gw_stream_drain_fn drain_fn; /* told when a write of stream bytes completed */
+    void *drain_arg;             /* drain_fn's argument */
+    size_t stream_bytes;         /* bytes of the whole answer so far (for the filter) */
+    int stream_status;           /* the stream's status */
+    bool stream_chunked;         /* chunked framing; else delimited by the close */
+    bool stream_ended;           /* gw_req_stream_end was called */
+    bool stream_inflight;        /* resp holds stream bytes in the current write */
+    bool stream_filtered;        /* the filter's on_stream_data transforms the bytes */
+    /* A streamed request body (http_body.c): handled from its headers on. */
+    gw_body_fn body_fn;  /* the consumer, or NULL before it registered */
+    void *body_arg;      /* its argument */
+    uint64_t body_max;   /* the route's cap on the body */
+    uint64_t body_seen;  /* body bytes read so far */
+    bool body_streaming; /* the body is being read and streamed to body_fn */
+    bool body_paused;    /* the consumer paused it */
 } gw_http_req;
 
 /* What the connection's one timer is measuring. */
@@ -188,6 +207,8 @@ struct gw_http_server {
     void (*done)(void *);      /* shutdown's completion callback */
     void *done_arg;            /* its argument */
     gw_http_stats stats;       /* counters for GET /metrics */
+    br_buf stream_tmp;         /* a stream's bytes as the filter transformed them (framed
+                                  into the request's sbuf at once) */
     gw_http_filter filter;     /* the filter's hooks; all NULL without one */
     void *filter_data;         /* their data */
     bool has_filter;           /* a filter is installed */
@@ -247,6 +268,23 @@ const char *gw__server_date(gw_http_server *server, size_t *len);
 void gw__server_conn_closed(gw_http_server *server, gw_conn *conn);
 
 /* http_response.c */
+/* How an answer's body is delimited. */
+typedef enum gw_framing {
+    GW_FRAME_LENGTH,  /* Content-Length: the body follows in full */
+    GW_FRAME_CHUNKED, /* Transfer-Encoding: chunked (a stream to an HTTP/1.1 client) */
+    GW_FRAME_CLOSE    /* by the connection's close (a stream to an HTTP/1.0 client) */
+} gw_framing;
+/* Serialises a streamed answer's status line and headers into `out` (emptied first),
+ * after the filter's on_answer saw them.  Returns 0 or BR_ENOMEM. */
+int gw__response_stream_head(gw_http_req *req, int status, const gw_header *extra, size_t nextra,
+                             const char *content_type, gw_framing framing, br_buf *out);
+/* http_body.c: a piece of r's streamed body, or its end (data NULL; status 0 or the
+ * failure's).  The end stops the streaming. */
+void gw__body_deliver(gw_http_req *r, const char *data, size_t len, int status);
+/* http_conn.c: the consumer resumed a paused body: feed what was kept, read again. */
+void gw__conn_body_resume(gw_conn *conn);
+/* http_stream.c: a write that held stream bytes of r completed. */
+void gw__stream_written(gw_http_req *r);
 /* Serialises an answer into req->resp (the connection's keep-alive decision applied).
  * Returns 0 or BR_ENOMEM. */
 int gw__response_build(gw_http_req *req, int status, const gw_header *extra, size_t nextra,

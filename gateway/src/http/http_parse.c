@@ -205,6 +205,52 @@ static int on_header_value_complete(llhttp_t *p)
     return check_header(conn, arena + o->name_off, arena + o->value_off);
 }
 
+static size_t origin_offset(const char *url, size_t len);
+
+/* The stream cap of the route a request with a body goes to: its policy's
+ * stream_body_max, or 0 for a buffered body (no route, or an ordinary one).  The path
+ * is read from the arena without changing it: req_finish has not run yet. */
+static uint64_t stream_route(gw_conn *conn, gw_http_req *r, const llhttp_t *p)
+{
+    const char *url = (const char *)r->arena.data;
+    size_t origin = origin_offset(url, r->url_len);
+    size_t n = r->url_len - origin;
+    const char *path = url + origin;
+    for (size_t i = 0; i < n; i++)
+        if (path[i] == '?' || path[i] == '#')
+            n = i;
+    if (n == 0)
+        return 0;
+    gw_route_match match;
+    char allow[128];
+    if (gw_router_match(conn->server->router, llhttp_method_name((llhttp_method_t)p->method), path,
+                        n, &match, allow, sizeof(allow)) != 0 ||
+        !match.route->policy)
+        return 0;
+    return match.route->policy->stream_body_max;
+}
+
+static void req_finish(gw_http_req *r, const llhttp_t *p);
+static void dispatch(gw_conn *conn, gw_http_req *r);
+
+/* A request whose route streams its body: handled now, its body delivered as it is
+ * read (http_body.c).  It stays the request being parsed until its body ends. */
+static void start_body_stream(gw_conn *conn, gw_http_req *r, const llhttp_t *p, uint64_t max)
+{
+    conn->nqueued++;
+    r->held = r->arena.len;
+    conn->input_bytes += r->held;
+    r->state = GW_REQ_HANDLING;
+    r->body_streaming = true;
+    r->body_paused = false;
+    r->body_max = max;
+    r->body_seen = 0;
+    r->body_fn = NULL;
+    req_finish(r, p);
+    r->pub.body_streamed = true;
+    dispatch(conn, r);
+}
+
 static int on_headers_complete(llhttp_t *p)
 {
     gw_conn *conn = p->data;
@@ -225,7 +271,9 @@ static int on_headers_complete(llhttp_t *p)
     if (r->http10 && conn->transfer_encoding)
         return fail_cb(conn, 400, "Bad Request: Transfer-Encoding in an HTTP/1.0 request");
     bool has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length);
-    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > cfg->max_body_bytes)
+    uint64_t stream_max = has_body ? stream_route(conn, r, p) : 0;
+    uint64_t max = stream_max ? stream_max : cfg->max_body_bytes;
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > max)
         return fail_cb(conn, 413, "Content Too Large");
     r->head = p->method == HTTP_HEAD;
     r->headers_done = true;
@@ -239,6 +287,8 @@ static int on_headers_complete(llhttp_t *p)
         gw__conn_set_phase(conn, GW_PHASE_BODY, cfg->body_timeout_ms);
     else
         gw__conn_set_phase(conn, GW_PHASE_NONE, 0);
+    if (stream_max)
+        start_body_stream(conn, r, p, stream_max);
     return 0;
 }
 
@@ -248,6 +298,19 @@ static int on_body(llhttp_t *p, const char *at, size_t n)
     gw_http_req *r = conn->parsing;
     gw_http_server *server = conn->server;
     const gw_http_config *cfg = &server->cfg;
+    if (r->body_streaming) {
+        if (n > r->body_max - r->body_seen)
+            return fail_cb(conn, 413, "Content Too Large");
+        r->body_seen += n;
+        if (conn->chunk_lines)
+            conn->chunk_excess -= (int64_t)n;
+        gw__conn_set_phase(conn, GW_PHASE_BODY, cfg->body_timeout_ms);
+        gw__body_deliver(r, at, n, 0);
+        if (!r->body_paused)
+            return 0;
+        gw__conn_set_phase(conn, GW_PHASE_NONE, 0); /* the consumer's pause, not the client's */
+        return HPE_PAUSED;
+    }
     if (n > cfg->max_body_bytes - r->body_len)
         return fail_cb(conn, 413, "Content Too Large");
     /* The budget all connections share: past it a body is refused, not buffered. */
@@ -359,22 +422,12 @@ static void dispatch(gw_conn *conn, gw_http_req *r)
     }
 }
 
-static int on_message_complete(llhttp_t *p)
+/* Keep-alive: the default in 1.1 unless "close"; in 1.0 only with "keep-alive" and
+ * without "close" (llhttp would keep a 1.0 connection with both).  An Upgrade (or
+ * CONNECT) is never granted; llhttp would hand over the bytes that follow as another
+ * protocol's, so the connection ends with this answer. */
+static void decide_keep_alive(gw_conn *conn, gw_http_req *r, const llhttp_t *p)
 {
-    gw_conn *conn = p->data;
-    gw_http_req *r = conn->parsing;
-    conn->parsing = NULL;
-    conn->chunk_lines = false;
-    gw__head_begin(&conn->scan);
-    conn->nqueued++;
-    r->held = r->arena.len;
-    conn->input_bytes += r->held;
-    r->state = GW_REQ_HANDLING;
-    r->continue_pending = false;
-    /* Keep-alive: the default in 1.1 unless "close"; in 1.0 only with "keep-alive" and
-     * without "close" (llhttp would keep a 1.0 connection with both).  An Upgrade (or
-     * CONNECT) is never granted; llhttp would hand over the bytes that follow as
-     * another protocol's, so the connection ends with this answer. */
     bool keep = r->http10 ? conn->connection_keep_alive && !conn->connection_close
                           : !conn->connection_close;
     r->keep_alive = keep && !p->upgrade && !conn->server->draining;
@@ -383,6 +436,31 @@ static int on_message_complete(llhttp_t *p)
         r->close_after = true;
         conn->want_close = true;
     }
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    gw_conn *conn = p->data;
+    gw_http_req *r = conn->parsing;
+    conn->parsing = NULL;
+    conn->chunk_lines = false;
+    gw__head_begin(&conn->scan);
+    if (r->pub.body_streamed) {
+        /* Handled since its headers: only the body's end is news. */
+        r->continue_pending = false;
+        decide_keep_alive(conn, r, p);
+        gw__conn_set_phase(conn, GW_PHASE_NONE, 0);
+        if (r->body_streaming)
+            gw__body_deliver(r, NULL, 0, 0);
+        gw__server_schedule_flush(conn->server, conn); /* an answer may wait for this */
+        return HPE_PAUSED;
+    }
+    conn->nqueued++;
+    r->held = r->arena.len;
+    conn->input_bytes += r->held;
+    r->state = GW_REQ_HANDLING;
+    r->continue_pending = false;
+    decide_keep_alive(conn, r, p);
     gw__conn_set_phase(conn, GW_PHASE_NONE, 0);
     req_finish(r, p);
     dispatch(conn, r);

@@ -152,35 +152,47 @@ static bool answer_closes(gw_http_req *req)
 #define GW_HTTP_ANSWER_STACK 32
 
 static int build(gw_http_req *req, int status, const gw_header *extra, size_t nextra,
-                 const char *content_type, const void *body, size_t body_len);
+                 const char *content_type, const void *body, size_t body_len, gw_framing framing,
+                 br_buf *out);
+
+/* Runs the filter's on_answer over an answer (it adds its headers after the handler's
+ * and may replace the body), then builds it into `out`; build() copies everything
+ * before the filter's memory is released in on_done. */
+static int filter_and_build(gw_http_req *req, gw_http_answer *a, gw_framing framing, br_buf *out)
+{
+    gw_http_server *server = req->conn->server;
+    gw_header stack[GW_HTTP_ANSWER_STACK + GW_HTTP_FILTER_HEADERS];
+    size_t cap = a->nextra + GW_HTTP_FILTER_HEADERS;
+    gw_header *all = cap <= sizeof(stack) / sizeof(stack[0]) ? stack : malloc(cap * sizeof(*all));
+    if (!all)
+        return BR_ENOMEM;
+    if (a->nextra)
+        memcpy(all, a->extra, a->nextra * sizeof(*all));
+    a->extra = all;
+    a->extra_cap = cap;
+    a->head = req->head;
+    server->filter.on_answer(server->filter_data, &req->pub, a);
+    int rc = build(req, a->status, a->extra, a->nextra, a->content_type, a->body, a->body_len,
+                   framing, out);
+    if (all != stack)
+        free(all);
+    return rc;
+}
 
 int gw__response_build(gw_http_req *req, int status, const gw_header *extra, size_t nextra,
                        const char *content_type, const void *body, size_t body_len)
 {
     gw_http_server *server = req->conn->server;
     if (!server->filter.on_answer)
-        return build(req, status, extra, nextra, content_type, body, body_len);
-    /* The filter adds its headers after the handler's and may replace the body; both
-     * are copied by build() before the filter's memory is released in on_done. */
-    gw_header stack[GW_HTTP_ANSWER_STACK + GW_HTTP_FILTER_HEADERS];
-    size_t cap = nextra + GW_HTTP_FILTER_HEADERS;
-    gw_header *all = cap <= sizeof(stack) / sizeof(stack[0]) ? stack : malloc(cap * sizeof(*all));
-    if (!all)
-        return BR_ENOMEM;
-    if (nextra)
-        memcpy(all, extra, nextra * sizeof(*all));
+        return build(req, status, extra, nextra, content_type, body, body_len, GW_FRAME_LENGTH,
+                     &req->resp);
     gw_http_answer a = {.status = status,
                         .content_type = content_type,
                         .body = body,
                         .body_len = body_len,
-                        .extra = all,
-                        .nextra = nextra,
-                        .extra_cap = cap,
-                        .head = req->head};
-    server->filter.on_answer(server->filter_data, &req->pub, &a);
-    int rc = build(req, status, a.extra, a.nextra, a.content_type, a.body, a.body_len);
-    if (all != stack)
-        free(all);
+                        .extra = (gw_header *)extra,
+                        .nextra = nextra};
+    int rc = filter_and_build(req, &a, GW_FRAME_LENGTH, &req->resp);
     if (rc == 0)
         gw__req_filter_done(req, status, req->resp.len);
     return rc;
@@ -196,8 +208,28 @@ void gw__req_filter_done(gw_http_req *req, int status, size_t bytes)
     req->pub.filter_state = NULL;
 }
 
+int gw__response_stream_head(gw_http_req *req, int status, const gw_header *extra, size_t nextra,
+                             const char *content_type, gw_framing framing, br_buf *out)
+{
+    gw_http_server *server = req->conn->server;
+    req->stream_filtered = false;
+    if (!server->filter.on_answer)
+        return build(req, status, extra, nextra, content_type, NULL, 0, framing, out);
+    /* As gw__response_build, except that the filter's request state lives on until the
+     * stream ends (gw__req_filter_done then). */
+    gw_http_answer a = {.status = status,
+                        .content_type = content_type,
+                        .extra = (gw_header *)extra,
+                        .nextra = nextra,
+                        .stream = true};
+    int rc = filter_and_build(req, &a, framing, out);
+    req->stream_filtered = rc == 0 && server->filter.on_stream_data && req->pub.filter_state;
+    return rc;
+}
+
 static int build(gw_http_req *req, int status, const gw_header *extra, size_t nextra,
-                 const char *content_type, const void *body, size_t body_len)
+                 const char *content_type, const void *body, size_t body_len, gw_framing framing,
+                 br_buf *out)
 {
     gw_http_server *server = req->conn->server;
     bool closes = answer_closes(req);
@@ -214,7 +246,6 @@ static int build(gw_http_req *req, int status, const gw_header *extra, size_t ne
         return BR_ELIMIT;
     need += req->head || bodyless ? 0 : body_len;
 
-    br_buf *out = &req->resp;
     out->len = 0;
     out->max = GW_HTTP_MAX_RESPONSE_BUF; /* br_buf_free() in recycling clears it */
     int rc = br_buf_reserve(out, need);
@@ -232,10 +263,12 @@ static int build(gw_http_req *req, int status, const gw_header *extra, size_t ne
         put_str(&p, content_type);
         put(&p, "\r\n", 2);
     }
-    if (!bodyless) {
+    if (!bodyless && framing == GW_FRAME_LENGTH) {
         put(&p, "Content-Length: ", 16);
         put_uint(&p, body_len);
         put(&p, "\r\n", 2);
+    } else if (!bodyless && framing == GW_FRAME_CHUNKED) {
+        put(&p, "Transfer-Encoding: chunked\r\n", 28);
     }
     for (size_t i = 0; i < nextra; i++) {
         if (!header_safe(&extra[i]))

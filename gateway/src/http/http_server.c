@@ -315,6 +315,7 @@ void gw_http_server_destroy(gw_http_server **self_p)
         return;
     gw_http_server *self = *self_p;
     free(self->read_buf);
+    br_buf_free(&self->stream_tmp);
     free(self->gather);
     free(self);
     *self_p = NULL;

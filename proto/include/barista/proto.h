@@ -97,6 +97,10 @@ typedef struct br_route {
     /* WebSocket routes (PROTOCOL.md 5.1, fields 14-15; 12-13 are streaming's). */
     bool websocket;      /* a GET route clients open as a WebSocket (WS_* messages) */
     br_str subprotocols; /* space-separated subprotocols it speaks; may be empty */
+    /* More optional trailing fields (streamed bodies, PROTOCOL.md 5.1, fields 12-13). */
+    bool stream_body;  /* the body reaches the worker as STREAM_CHUNKs (RAW routes) */
+    uint64_t body_max; /* with stream_body: the most body bytes the route takes; 0: the
+                          gateway's --stream-body-max */
 } br_route;
 
 /* Longest text field of a service's CORS policy, in bytes. */
@@ -155,21 +159,27 @@ int br_param_parse_bool(br_str s, bool *out);
 /* Messages.                                                                           */
 
 typedef enum br_msg_type {
-    BR_MSG_READY = 1,          /* worker -> broker: registration */
-    BR_MSG_WELCOME = 2,        /* broker -> worker: registration accepted */
-    BR_MSG_REQUEST = 3,        /* broker -> worker: serve this request */
-    BR_MSG_REPLY = 4,          /* worker -> broker: answer to REQUEST; broker -> worker: to CALL */
-    BR_MSG_CREDIT = 5,         /* worker -> broker: may send this many more requests */
-    BR_MSG_HEARTBEAT = 6,      /* either way: I am alive */
-    BR_MSG_CANCEL = 7,         /* broker -> worker: drop a request; worker -> broker: drop a call */
-    BR_MSG_GOODBYE = 8,        /* either way: I am leaving (worker draining, broker stopping) */
-    BR_MSG_CALL = 9,           /* worker -> broker: a service-to-service request */
-    BR_MSG_JOB = 10,           /* broker -> worker: run this background job */
-    BR_MSG_JOB_ACK = 11,       /* worker -> broker: job received and started */
-    BR_MSG_JOB_RESULT = 12,    /* worker -> broker: job finished */
-    BR_MSG_JOB_PROGRESS = 13,  /* worker -> broker: still running (extends the lease), progress */
-    BR_MSG_JOB_CANCEL = 14,    /* broker -> worker: the job was cancelled; stop it */
-    BR_MSG_TASK_POLICY = 15,   /* worker -> broker: how its tasks want their jobs run */
+    BR_MSG_READY = 1,         /* worker -> broker: registration */
+    BR_MSG_WELCOME = 2,       /* broker -> worker: registration accepted */
+    BR_MSG_REQUEST = 3,       /* broker -> worker: serve this request */
+    BR_MSG_REPLY = 4,         /* worker -> broker: answer to REQUEST; broker -> worker: to CALL */
+    BR_MSG_CREDIT = 5,        /* worker -> broker: may send this many more requests */
+    BR_MSG_HEARTBEAT = 6,     /* either way: I am alive */
+    BR_MSG_CANCEL = 7,        /* broker -> worker: drop a request; worker -> broker: drop a call */
+    BR_MSG_GOODBYE = 8,       /* either way: I am leaving (worker draining, broker stopping) */
+    BR_MSG_CALL = 9,          /* worker -> broker: a service-to-service request */
+    BR_MSG_JOB = 10,          /* broker -> worker: run this background job */
+    BR_MSG_JOB_ACK = 11,      /* worker -> broker: job received and started */
+    BR_MSG_JOB_RESULT = 12,   /* worker -> broker: job finished */
+    BR_MSG_JOB_PROGRESS = 13, /* worker -> broker: still running (extends the lease), progress */
+    BR_MSG_JOB_CANCEL = 14,   /* broker -> worker: the job was cancelled; stop it */
+    BR_MSG_TASK_POLICY = 15,  /* worker -> broker: how its tasks want their jobs run */
+    /* Streams (PROTOCOL.md 5.15): a response sent in pieces, a request body received in
+     * pieces. */
+    BR_MSG_STREAM_START = 20,  /* worker -> broker: a streamed response begins */
+    BR_MSG_STREAM_CHUNK = 21,  /* either way: body bytes of a stream */
+    BR_MSG_STREAM_END = 22,    /* either way: the stream ended (cleanly or not) */
+    BR_MSG_STREAM_WINDOW = 23, /* either way: the receiver takes this many more bytes */
     BR_MSG_WS_OPEN = 30,       /* broker -> worker: a client opened a WebSocket */
     BR_MSG_WS_MESSAGE = 31,    /* either way: one whole message of a connection */
     BR_MSG_WS_CLOSE = 32,      /* either way: the connection is closed / close it */
@@ -180,7 +190,9 @@ typedef enum br_msg_type {
     BR_MSG_DEACTIVATE = 42     /* broker -> worker: drop the activation of one key */
 } br_msg_type;
 
-#define BR_MSG_TYPE_MAX 42
+#define BR_MSG_TYPE_MAX     42
+#define BR_MSG_STREAM_FIRST 20
+#define BR_MSG_STREAM_LAST  23
 
 /* The first message type that exists only in version 2 and later. */
 #define BR_MSG_V2_FIRST 13
@@ -426,6 +438,36 @@ typedef struct br_msg_ws_group {
     bool binary;   /* BROADCAST: binary or text */
     br_str data;   /* BROADCAST: the payload; otherwise empty */
 } br_msg_ws_group;
+/* STREAM_START: the worker answers REQUEST `id` with a streamed response: the status
+ * and headers now, the body in STREAM_CHUNKs, the end in STREAM_END. */
+typedef struct br_stream_head {
+    uint64_t id;      /* the REQUEST's id */
+    uint16_t status;  /* HTTP status, 200..599 */
+    br_pair *headers; /* extra response headers; names lower case */
+    uint32_t nheaders;
+    br_str content_type; /* the body's media type, e.g. "text/event-stream" */
+} br_stream_head;
+
+/* STREAM_CHUNK: bytes of a streamed response (worker -> broker) or of a streamed
+ * request body (broker -> worker). */
+typedef struct br_stream_chunk {
+    uint64_t id; /* the REQUEST's id */
+    br_str data; /* the bytes; never more than the receiver's window allows */
+} br_stream_chunk;
+
+/* STREAM_END: the stream is over.  An empty error is a clean end; otherwise the stream
+ * was cut (the receiver must not take the body as complete). */
+typedef struct br_stream_fin {
+    uint64_t id;  /* the REQUEST's id */
+    br_str error; /* empty: complete; else why it was cut */
+} br_stream_fin;
+
+/* STREAM_WINDOW: the sender of this message takes `bytes` more bytes of STREAM_CHUNK
+ * data for stream `id` (flow control). */
+typedef struct br_stream_window {
+    uint64_t id;    /* the REQUEST's id */
+    uint32_t bytes; /* >= 1 */
+} br_stream_window;
 
 /* One decoded or to-be-encoded message.  `type` says which union member is valid;
  * HEARTBEAT has no fields. */
@@ -454,6 +496,10 @@ typedef struct br_msg {
         br_msg_ws_close ws_close;
         br_msg_ws_credit ws_credit;
         br_msg_ws_group ws_group;
+        br_stream_head stream_start;
+        br_stream_chunk stream_chunk;
+        br_stream_fin stream_end;
+        br_stream_window stream_window;
     } u;
 } br_msg;
 

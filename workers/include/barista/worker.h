@@ -154,6 +154,13 @@ typedef struct br_route_spec {
                                           to; NULL: a stateless route */
     const br_ws_spec *websocket;       /* non-NULL: a WebSocket route (method "GET";
                                           handler unused) */
+    bool stream_body;                  /* BR_BODY_RAW routes of I/O services: the body
+                                          arrives in pieces (br_req_body_stream,
+                                          barista/stream.h), past the buffered limit, up
+                                          to body_max */
+    uint64_t body_max;                 /* with stream_body: the most body bytes the route
+                                          takes (413 beyond); 0: the gateway's
+                                          --stream-body-max (1 GiB) */
 } br_route_spec;
 
 /* One attempt of a background job in flight.  Opaque; owned by the runtime until the
@@ -762,5 +769,7 @@ int br_ws_broadcast(br_svc *svc, const char *group, bool binary, const void *dat
 
 /* Calls, gather, the async HTTP client and thread-pool offload. */
 #include "barista/async.h"
+/* Streamed responses and Server-Sent Events. */
+#include "barista/stream.h"
 
 #endif /* BARISTA_WORKER_H */

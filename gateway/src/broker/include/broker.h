@@ -52,6 +52,9 @@
 #define GW_BROKER_MAX_WORKER_BYTES    (32u * 1024u * 1024u)
 #define GW_BROKER_SERVICE_MAX_PENDING 25000u
 #define GW_BROKER_CANCEL_GRACE_MS     10000u
+#define GW_BROKER_STREAM_IDLE_MS      60000u
+#define GW_BROKER_STREAM_BODY_MAX     (1024u * 1024u * 1024u)
+#define GW_BROKER_STREAM_BUFFER_BYTES (256u * 1024)
 #define GW_BROKER_SERVICE_GRACE_MS    60000u
 #define GW_BROKER_ACTOR_IDLE_MS       60000u
 #define GW_BROKER_MAX_ACTORS          1000000u
@@ -91,6 +94,13 @@ typedef struct gw_broker_config {
                                       caller's, outlive the broker); NULL: none */
     const struct gw_ws_config *ws; /* limits of WebSocket connections (websocket.h; the
                                       caller's, outlives the broker); NULL: defaults */
+    uint32_t stream_idle_ms;       /* a streamed response whose worker sends nothing (and
+                                      whose client takes nothing) this long is cut; 60000 */
+    size_t stream_buffer_bytes;    /* bytes one streamed response may hold in the gateway:
+                                      granted to the worker and not yet sent, plus sent
+                                      and not yet taken by the client's socket; 256 KiB */
+    size_t stream_body_max;        /* the most bytes a streamed request body may have (a
+                                      route may declare less); 1 GiB */
 } gw_broker_config;
 
 /* Fills *cfg with the defaults above. */
@@ -131,6 +141,10 @@ typedef struct gw_broker_stats {
     uint64_t ws_opened;           /* WebSocket connections placed on a worker */
     uint64_t ws_messages_in;      /* WebSocket messages from clients to workers */
     uint64_t ws_messages_out;     /* WebSocket messages to clients (broadcasts included) */
+    uint64_t streams;             /* streamed responses started */
+    uint64_t streams_cut;         /* streamed responses that ended without their end: the
+                                     worker died, said so, or went idle; or the client left */
+    uint64_t stream_bytes;        /* body bytes of streamed responses received */
 } gw_broker_stats;
 
 typedef struct gw_broker gw_broker;

@@ -125,6 +125,10 @@ typedef struct gw_registry gw_registry;
 /* Creates an empty registry that adds routes to `router` with `handler` and passes
  * `arg` in every gw_route_entry; at most max_workers workers at once.  Caller owns the
  * result (the router stays the caller's); NULL when out of memory. */
+/* The most bytes a streamed request body may have (a route may declare less); 0, the
+ * default, turns streamed bodies off: such routes are buffered. */
+void gw_registry_set_stream_body_cap(gw_registry *self, uint64_t cap);
+
 gw_registry *gw_registry_new(gw_router *router, gw_handler_fn handler, void *arg,
                              size_t max_workers);
 

@@ -39,10 +39,12 @@ typedef struct gw_cors_policy {
  * answers it.  Plain data owned by whoever set it (gw_router_set_policy), which keeps
  * it alive while the route exists. */
 typedef struct gw_route_policy {
-    uint8_t auth;        /* br_auth_mode (barista/proto.h); BR_AUTH_DEFAULT: the gateway's */
-    const char *scopes;  /* space-separated scopes a caller must all hold; "" or NULL: none */
-    const char *service; /* the service answering it, for the access log; NULL: the gateway */
-    bool forward_token;  /* the raw Authorization header travels to the worker */
+    uint8_t auth;             /* br_auth_mode (barista/proto.h); BR_AUTH_DEFAULT: the gateway's */
+    const char *scopes;       /* space-separated scopes a caller must all hold; "" or NULL: none */
+    const char *service;      /* the service answering it, for the access log; NULL: the gateway */
+    bool forward_token;       /* the raw Authorization header travels to the worker */
+    uint64_t stream_body_max; /* non-zero: the route takes its body as a stream (gw_req_body_read)
+                                 of at most this many bytes; 0: buffered, max_body_bytes */
     const gw_cors_policy *cors; /* the service's CORS; NULL: the gateway's */
 } gw_route_policy;
 
