@@ -73,6 +73,10 @@ int br_stream_start(br_req *req, uint16_t status, const char *content_type)
     if (!req || req->ended || req->streaming || req->on_thread || req->writing || status < 200 ||
         status > 599 || status == 204 || status == 304)
         return BR_EINVAL;
+    /* An actor's turn ends with ACTOR_REPLY, which carries its state commit; a stream
+     * has no place for one, so actor routes answer whole. */
+    if (req->actor)
+        return BR_EINVAL;
     const char *type = content_type && *content_type ? content_type : "application/octet-stream";
     req->content_type = br_req_strdup(req, br_str_c(type));
     if (!req->content_type)

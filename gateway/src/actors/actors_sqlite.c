@@ -65,8 +65,8 @@ gw_actor_backend *gw__actors_sqlite_open(const char *path, bool fsync)
     }
     static const char *const sql[4] = {
         "SELECT epoch, state FROM actor_state WHERE type = ?1 AND key = ?2",
-        "INSERT INTO actor_state (type, key, epoch, state) VALUES (?1, ?2, 1, NULL) "
-        "ON CONFLICT (type, key) DO UPDATE SET epoch = epoch + 1",
+        ("INSERT INTO actor_state (type, key, epoch, state) VALUES (?1, ?2, 1, NULL) "
+         "ON CONFLICT (type, key) DO UPDATE SET epoch = epoch + 1"),
         "UPDATE actor_state SET state = ?3 WHERE type = ?1 AND key = ?2 AND epoch = ?4",
         "UPDATE actor_state SET state = NULL WHERE type = ?1 AND key = ?2 AND epoch = ?4",
     };

@@ -48,8 +48,9 @@ extern "C" {
 
 /* Starts a streamed response with `status` (200..599, not 204 or 304) and
  * `content_type` (NULL: application/octet-stream).  Returns 0; BR_EINVAL when the
- * request already replied or started a stream, from a CPU handler, or for a bad status;
- * BR_ENOMEM.  On failure nothing was sent and the handler still owes a reply. */
+ * request already replied or started a stream, from a CPU handler, on a keyed-actor
+ * route (a turn ends with its state commit, which a stream cannot carry), or for a bad
+ * status; BR_ENOMEM.  On failure nothing was sent and the handler still owes a reply. */
 int br_stream_start(br_req *req, uint16_t status, const char *content_type);
 
 /* Sends len bytes (copied) as the next piece of the body: at once while the window
