@@ -26,6 +26,7 @@
 #include "barista/proto.h"
 #include "http.h"
 #include "http_server.h"
+#include "loopback.h"
 
 /* Bytes of responses a client reads in one test. */
 #define CLIENT_BUF (64 * 1024)
@@ -219,20 +220,6 @@ static int free_fixture(void **state)
 /* The client side: blocking sockets with a timeout.  No cmocka calls here (it is not
  * thread-safe); failures show up as missing bytes in f->got.                          */
 
-static int client_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    struct timeval tv = {.tv_sec = CLIENT_TIMEOUT_S};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 static void client_send(int fd, const char *s)
 {
     size_t len = strlen(s), off = 0;
@@ -273,7 +260,7 @@ static void client_read_responses(fixture *f, int fd, int count)
 /* Sends `requests` on a new connection and reads `answers` responses into f->got. */
 static void client_exchange(fixture *f, const char *requests, int answers)
 {
-    int fd = client_connect(f->port);
+    int fd = loopback_connect(f->port, CLIENT_TIMEOUT_S);
     client_send(fd, requests);
     client_read_responses(f, fd, answers);
     close(fd);
@@ -336,7 +323,7 @@ static void handler_sees_request_and_cannot_split_the_response(void **state)
 
 static void client_disconnects(fixture *f)
 {
-    int fd = client_connect(f->port);
+    int fd = loopback_connect(f->port, CLIENT_TIMEOUT_S);
     client_send(fd, "GET /never HTTP/1.1\r\nHost: t\r\n\r\n"
                     "GET /slow/100000 HTTP/1.1\r\nHost: t\r\n\r\n");
     uv_sleep(100);
@@ -353,7 +340,7 @@ static void client_disconnect_aborts_pending_requests(void **state)
 
 static void client_half_closes(fixture *f)
 {
-    int fd = client_connect(f->port);
+    int fd = loopback_connect(f->port, CLIENT_TIMEOUT_S);
     client_send(fd, "GET /fast/first HTTP/1.1\r\nHost: t\r\n\r\n"
                     "GET /never HTTP/1.1\r\nHost: t\r\n\r\n"
                     "GET /fast/after HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -374,7 +361,7 @@ static void half_close_sends_ready_answers_and_aborts_the_rest(void **state)
 
 static void client_waits_for_never(fixture *f)
 {
-    int fd = client_connect(f->port);
+    int fd = loopback_connect(f->port, CLIENT_TIMEOUT_S);
     client_send(fd, "GET /never HTTP/1.1\r\nHost: t\r\n\r\n");
     uv_sleep(100);
     /* Ask for shutdown now, then read what the server says. */

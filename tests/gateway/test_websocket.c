@@ -30,6 +30,7 @@
 #include "barista/proto.h"
 #include "http.h"
 #include "http_server.h"
+#include "loopback.h"
 #include "websocket.h"
 #include "ws_frame.h"
 
@@ -157,37 +158,12 @@ static int free_fixture(void **state)
 /* ---------------------------------------------------------------------------------- */
 /* The client side (no cmocka calls: they are not thread-safe).                        */
 
-static int client_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    struct timeval tv = {.tv_sec = CLIENT_TIMEOUT_S};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static void send_all(int fd, const void *p, size_t len)
-{
-    size_t off = 0;
-    while (off < len) {
-        ssize_t n = send(fd, (const char *)p + off, len - off, 0);
-        if (n <= 0)
-            return;
-        off += (size_t)n;
-    }
-}
-
 /* Sends a request head and reads the answer's head (and body, by Content-Length) into
  * the transcript; returns the fd. */
 static int client_request(fixture *f, const char *head)
 {
-    int fd = client_connect(f->port);
-    send_all(fd, head, strlen(head));
+    int fd = loopback_connect(f->port, CLIENT_TIMEOUT_S);
+    loopback_send_all(fd, head, strlen(head));
     char got[2048];
     size_t len = 0;
     while (len < sizeof(got) - 1) {
@@ -227,7 +203,7 @@ static void send_frame(int fd, bool fin, uint8_t op, const void *p, size_t n, bo
     memcpy(buf + h, p, n);
     if (masked)
         gw_ws_mask(buf + h, n, cmask, 0);
-    send_all(fd, buf, h + n);
+    loopback_send_all(fd, buf, h + n);
 }
 
 static bool recv_exact(int fd, uint8_t *p, size_t n)
