@@ -381,7 +381,33 @@ static int get_request_optional(dec *d, br_request *m, uint32_t extra)
     if (extra < 3)
         return 2;
     TRY(get_pairs(d, &m->cookies, &m->ncookies));
-    return 3;
+    if (extra < 4)
+        return 3;
+    /* 17: nil, or [actor_type, actor_key] (later elements ignored). */
+    int rc = br_cursor_nil(&d->cur);
+    if (rc == BR_ETYPE) {
+        uint32_t more;
+        TRY(open_record(d, 2, &more));
+        TRY(get_text(d, &m->actor_type));
+        TRY(get_text(d, &m->actor_key));
+        TRY(close_record(d, more));
+    } else {
+        TRY(rc);
+    }
+    if (extra < 5)
+        return 4;
+    /* 18: nil, or [tick_kind, tick_name]. */
+    rc = br_cursor_nil(&d->cur);
+    if (rc == BR_ETYPE) {
+        uint32_t more;
+        TRY(open_record(d, 2, &more));
+        TRY(get_u8(d, &m->tick_kind));
+        TRY(get_text(d, &m->tick_name));
+        TRY(close_record(d, more));
+    } else {
+        TRY(rc);
+    }
+    return 5;
 }
 
 static int get_reply(dec *d, br_reply *m)
@@ -484,6 +510,17 @@ static int get_fields(dec *d, br_msg *m, uint32_t *extra)
         TRY(get_text(d, &m->u.deactivate.actor_type));
         TRY(get_text(d, &m->u.deactivate.key));
         return br_cursor_uint(&d->cur, &m->u.deactivate.epoch);
+    case BR_MSG_ACTOR_TIMER: {
+        br_actor_timer *t = &m->u.actor_timer;
+        TRY(get_text(d, &t->actor_type));
+        TRY(get_text(d, &t->key));
+        TRY(br_cursor_uint(&d->cur, &t->epoch));
+        TRY(get_text(d, &t->name));
+        TRY(br_cursor_bool(&d->cur, &t->start));
+        TRY(br_cursor_bool(&d->cur, &t->durable));
+        TRY(br_cursor_uint(&d->cur, &t->due_ms));
+        return br_cursor_uint(&d->cur, &t->period_ms);
+    }
     case BR_MSG_CREDIT:
         return get_u32(d, &m->u.credit.credit);
     case BR_MSG_CANCEL:

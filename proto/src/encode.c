@@ -202,8 +202,13 @@ static void pack_ready(msgpack_packer *pk, const br_ready *m)
         pack_str(pk, m->public_tasks[i]);
 }
 
-/* Optional fields a REQUEST or CALL carries after the ones every peer knows. */
-#define REQUEST_OPTIONAL_FIELDS 3
+/* Optional fields a REQUEST or CALL carries after the ones every peer knows: 14-16
+ * always; 17 (actor) and 18 (tick) only when set, so that other messages stay as
+ * they were. */
+static uint32_t request_optional_fields(const br_request *m)
+{
+    return m->tick_kind ? 5 : m->actor_type.len ? 4 : 3;
+}
 
 /* The fields of a REQUEST or CALL after version and type (ACTOR_REQUEST's too). */
 static void pack_request_fields(msgpack_packer *pk, const br_request *m)
@@ -223,11 +228,26 @@ static void pack_request_fields(msgpack_packer *pk, const br_request *m)
     pack_str(pk, m->request_id);
     pack_bin(pk, m->identity);
     pack_pairs(pk, m->cookies, m->ncookies);
+    uint32_t optional = request_optional_fields(m);
+    if (optional >= 4) {
+        if (m->actor_type.len) {
+            msgpack_pack_array(pk, 2);
+            pack_str(pk, m->actor_type);
+            pack_str(pk, m->actor_key);
+        } else {
+            msgpack_pack_nil(pk);
+        }
+    }
+    if (optional >= 5) {
+        msgpack_pack_array(pk, 2);
+        msgpack_pack_uint8(pk, m->tick_kind);
+        pack_str(pk, m->tick_name);
+    }
 }
 
 static void pack_request(msgpack_packer *pk, uint8_t type, const br_request *m)
 {
-    msgpack_pack_array(pk, 2 + br__msg_nfields(type) + REQUEST_OPTIONAL_FIELDS);
+    msgpack_pack_array(pk, 2 + br__msg_nfields(type) + request_optional_fields(m));
     msgpack_pack_uint8(pk, version_of(pk));
     msgpack_pack_uint8(pk, type);
     pack_request_fields(pk, m);
@@ -236,7 +256,8 @@ static void pack_request(msgpack_packer *pk, uint8_t type, const br_request *m)
 /* [v, 40, actor_type, key, epoch, activate, state, <REQUEST fields>]. */
 static void pack_actor_request(msgpack_packer *pk, const br_actor_request *m)
 {
-    msgpack_pack_array(pk, 2 + br__msg_nfields(BR_MSG_ACTOR_REQUEST) + REQUEST_OPTIONAL_FIELDS);
+    msgpack_pack_array(pk, 2 + br__msg_nfields(BR_MSG_ACTOR_REQUEST) +
+                               request_optional_fields(&m->req));
     msgpack_pack_uint8(pk, version_of(pk));
     msgpack_pack_uint8(pk, BR_MSG_ACTOR_REQUEST);
     pack_str(pk, m->actor_type);
@@ -350,6 +371,17 @@ static void pack_msg(msgpack_packer *pk, const br_msg *msg)
         pack_str(pk, msg->u.deactivate.actor_type);
         pack_str(pk, msg->u.deactivate.key);
         msgpack_pack_uint64(pk, msg->u.deactivate.epoch);
+        break;
+    case BR_MSG_ACTOR_TIMER:
+        pack_head(pk, msg->type);
+        pack_str(pk, msg->u.actor_timer.actor_type);
+        pack_str(pk, msg->u.actor_timer.key);
+        msgpack_pack_uint64(pk, msg->u.actor_timer.epoch);
+        pack_str(pk, msg->u.actor_timer.name);
+        pack_bool(pk, msg->u.actor_timer.start);
+        pack_bool(pk, msg->u.actor_timer.durable);
+        msgpack_pack_uint64(pk, msg->u.actor_timer.due_ms);
+        msgpack_pack_uint64(pk, msg->u.actor_timer.period_ms);
         break;
     case BR_MSG_JOB_PROGRESS:
         pack_head(pk, msg->type);

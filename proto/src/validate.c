@@ -166,7 +166,10 @@ static bool request_ok(const br_request *m)
            pairs_ok(m->params, m->nparams) && pairs_ok(m->query, m->nquery) &&
            pairs_ok(m->headers, m->nheaders) && str_ok(m->content_type) && str_ok(m->body) &&
            m->deadline_ms >= 1 && str_ok(m->trace) && str_ok(m->request_id) &&
-           str_ok(m->identity) && pairs_ok(m->cookies, m->ncookies);
+           str_ok(m->identity) && pairs_ok(m->cookies, m->ncookies) && str_ok(m->actor_type) &&
+           str_ok(m->actor_key) && (m->actor_type.len == 0) == (m->actor_key.len == 0) &&
+           m->tick_kind <= BR_TICK_REMINDER && str_ok(m->tick_name) &&
+           (m->tick_kind == BR_TICK_NONE) == (m->tick_name.len == 0);
 }
 
 static bool reply_ok(const br_reply *m)
@@ -236,6 +239,12 @@ int br__msg_validate(const br_msg *msg)
     case BR_MSG_DEACTIVATE:
         ok = str_ok(msg->u.deactivate.actor_type) && str_ok(msg->u.deactivate.key);
         break;
+    case BR_MSG_ACTOR_TIMER: {
+        const br_actor_timer *t = &msg->u.actor_timer;
+        ok = str_ok(t->actor_type) && t->actor_type.len > 0 && str_ok(t->key) && str_ok(t->name) &&
+             t->name.len > 0 && t->name.len <= BR_ACTOR_TIMER_NAME_MAX;
+        break;
+    }
     case BR_MSG_JOB_PROGRESS:
         ok = str_ok(msg->u.job_progress.job_id) && str_ok(msg->u.job_progress.note) &&
              (!msg->u.job_progress.has_progress || isfinite(msg->u.job_progress.progress));

@@ -2,7 +2,9 @@
  * test_actors.c - keyed actors in the gateway: the placement function's properties
  * (stable, balanced, ~1/N of keys move when a worker joins or leaves, only the keys of
  * the worker that left or the one that joined) and the SQLite state store's fencing
- * (a commit from a replaced activation's epoch is refused).
+ * (a commit from a replaced activation's epoch is refused), and its reminders (set and
+ * unset fenced by the epoch; a due reminder claimed by one of two processes sharing the
+ * file, never both; a tick's end moving it on, a failed one retried).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -251,6 +254,145 @@ static void store_applies_a_batch_in_order_in_one_transaction(void **state)
     gw__actors_sqlite_close(&b);
 }
 
+/* ---------------------------------------------------------------------------------- */
+/* Reminders.                                                                          */
+
+static gw_actor_op op_remind(uint8_t kind, const char *key, const char *name, uint64_t now)
+{
+    return (gw_actor_op){.remind = kind,
+                         .type = br_str_c("ticker"),
+                         .key = br_str_c(key ? key : ""),
+                         .name = br_str_c(name ? name : ""),
+                         .now_ms = now};
+}
+
+static gw_actor_op op_claim(uint64_t now)
+{
+    gw_actor_op op = op_remind(GW_REMIND_CLAIM, NULL, NULL, now);
+    op.claim_max = 16;
+    op.lease_ms = 5000;
+    return op;
+}
+
+static void reminders_are_fenced_claimed_once_and_moved_on(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/barista-test-remindXXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    gw_actor_backend *one = gw__actors_sqlite_open(path, false);
+    gw_actor_backend *two = gw__actors_sqlite_open(path, false); /* another process */
+    assert_non_null(one);
+    assert_non_null(two);
+    gw_actor_op load = op_load("k1");
+    load.type = br_str_c("ticker");
+    apply1(one, &load);
+    assert_int_equal(load.epoch, 1);
+    /* Set by the activation of epoch 1: due at 1000 + 100, every 500. */
+    gw_actor_op set = op_remind(GW_REMIND_SET, "k1", "beat", 1000);
+    set.epoch = 1;
+    set.due_ms = 100;
+    set.period_ms = 500;
+    set.gen = 7;
+    apply1(one, &set);
+    assert_int_equal(set.status, 0);
+    /* From a replaced epoch: refused. */
+    gw_actor_op stale = op_remind(GW_REMIND_SET, "k1", "other", 1000);
+    stale.epoch = 2;
+    apply1(one, &stale);
+    assert_int_equal(stale.status, BR_EVALUE);
+    /* Not due yet. */
+    gw_actor_op early = op_claim(1050);
+    apply1(one, &early);
+    assert_int_equal(early.status, 0);
+    assert_int_equal(early.nclaimed, 0);
+    gw__actor_op_free_claimed(&early);
+    /* Due: one process claims it; the other, at once after, finds it leased. */
+    gw_actor_op c1 = op_claim(1200);
+    apply1(one, &c1);
+    assert_int_equal(c1.status, 0);
+    assert_int_equal(c1.nclaimed, 1);
+    assert_true(br_str_eq(c1.claimed[0].key, "k1"));
+    assert_true(br_str_eq(c1.claimed[0].name, "beat"));
+    assert_int_equal(c1.claimed[0].gen, 7);
+    gw_actor_op c2 = op_claim(1200);
+    apply1(two, &c2);
+    assert_int_equal(c2.status, 0);
+    assert_int_equal(c2.nclaimed, 0);
+    gw__actor_op_free_claimed(&c2);
+    /* The tick succeeded: next due at 1100 + 500. */
+    gw_actor_op done = op_remind(GW_REMIND_DONE, "k1", "beat", 1250);
+    done.gen = 7;
+    done.ok = true;
+    apply1(one, &done);
+    assert_int_equal(done.status, 0);
+    gw_actor_op c3 = op_claim(1500);
+    apply1(two, &c3);
+    assert_int_equal(c3.nclaimed, 0);
+    gw__actor_op_free_claimed(&c3);
+    gw_actor_op c4 = op_claim(1600);
+    apply1(two, &c4);
+    assert_int_equal(c4.nclaimed, 1);
+    gw__actor_op_free_claimed(&c4);
+    /* That tick failed: tried again after lease_ms (retry delay), by either process. */
+    gw_actor_op failed = op_remind(GW_REMIND_DONE, "k1", "beat", 1650);
+    failed.gen = 7;
+    failed.lease_ms = 1000;
+    apply1(two, &failed);
+    assert_int_equal(failed.status, 0);
+    gw_actor_op c5 = op_claim(2000);
+    apply1(one, &c5);
+    assert_int_equal(c5.nclaimed, 0);
+    gw__actor_op_free_claimed(&c5);
+    gw_actor_op c6 = op_claim(2700);
+    apply1(one, &c6);
+    assert_int_equal(c6.nclaimed, 1);
+    gw__actor_op_free_claimed(&c6);
+    /* A DONE of an older generation (the reminder was set again since) changes
+     * nothing; an unset from the key's epoch removes it. */
+    gw_actor_op old = op_remind(GW_REMIND_DONE, "k1", "beat", 2800);
+    old.gen = 6;
+    old.ok = true;
+    apply1(one, &old);
+    assert_int_equal(old.status, 0);
+    gw_actor_op unset = op_remind(GW_REMIND_UNSET, "k1", "beat", 2800);
+    unset.epoch = 1;
+    apply1(one, &unset);
+    assert_int_equal(unset.status, 0);
+    gw_actor_op c7 = op_claim(100000);
+    apply1(one, &c7);
+    assert_int_equal(c7.nclaimed, 0);
+    gw__actor_op_free_claimed(&c7);
+    /* A one-shot reminder is removed once its tick succeeded. */
+    gw_actor_op once = op_remind(GW_REMIND_SET, "k1", "once", 3000);
+    once.epoch = 1;
+    once.gen = 9;
+    apply1(one, &once);
+    gw_actor_op c8 = op_claim(3000);
+    apply1(two, &c8);
+    assert_int_equal(c8.nclaimed, 1);
+    gw__actor_op_free_claimed(&c8);
+    gw_actor_op fired = op_remind(GW_REMIND_DONE, "k1", "once", 3001);
+    fired.gen = 9;
+    fired.ok = true;
+    apply1(two, &fired);
+    gw_actor_op c9 = op_claim(100000);
+    apply1(one, &c9);
+    assert_int_equal(c9.nclaimed, 0);
+    gw__actor_op_free_claimed(&c9);
+    gw__actors_sqlite_close(&one);
+    gw__actors_sqlite_close(&two);
+    gw__actor_op_free_claimed(&c1);
+    br_buf_free(&load.state);
+    unlink(path);
+    char aux[sizeof(path) + 8];
+    snprintf(aux, sizeof(aux), "%s-wal", path);
+    unlink(aux);
+    snprintf(aux, sizeof(aux), "%s-shm", path);
+    unlink(aux);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -263,6 +405,7 @@ int main(void)
         cmocka_unit_test(score_tells_type_and_key_boundaries_apart),
         cmocka_unit_test(store_refuses_a_commit_from_a_replaced_epoch),
         cmocka_unit_test(store_applies_a_batch_in_order_in_one_transaction),
+        cmocka_unit_test(reminders_are_fenced_claimed_once_and_moved_on),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -219,6 +219,11 @@ static void sample_request(unsigned type, sample_shape shape, br_request *m)
         m->route = (br_str){NULL, 0};
         m->params = NULL;
         m->nparams = 0;
+        if (shape == SAMPLE_MAXIMAL) {
+            /* Field 17: an actor addressed by type and key. */
+            m->actor_type = (br_str)S("counter");
+            m->actor_key = (br_str)S("k42");
+        }
     }
     if (shape == SAMPLE_EMPTY)
         *m = (br_request){.deadline_ms = 1};
@@ -313,6 +318,10 @@ void sample_msg(unsigned type, sample_shape shape, br_msg *msg)
             msg->u.actor_request.epoch = shape == SAMPLE_MAXIMAL ? UINT64_MAX : 7;
             msg->u.actor_request.activate = true;
             msg->u.actor_request.state = (br_str)S("\x2a");
+            if (shape == SAMPLE_MAXIMAL) { /* field 18: a reminder's tick */
+                msg->u.actor_request.req.tick_kind = BR_TICK_REMINDER;
+                msg->u.actor_request.req.tick_name = (br_str)S("nightly");
+            }
         } else {
             msg->u.actor_request.actor_type = (br_str)S("c");
         }
@@ -328,6 +337,14 @@ void sample_msg(unsigned type, sample_shape shape, br_msg *msg)
     case BR_MSG_DEACTIVATE:
         if (!empty)
             msg->u.deactivate = (br_deactivate){S("counter"), S("k42"), 7};
+        break;
+    case BR_MSG_ACTOR_TIMER:
+        if (!empty)
+            msg->u.actor_timer = (br_actor_timer){S("counter"), S("k42"), 7,
+                                                  S("nightly"), true,     shape == SAMPLE_MAXIMAL,
+                                                  1500,         60000};
+        else
+            msg->u.actor_timer = (br_actor_timer){.actor_type = S("c"), .name = S("t")};
         break;
     case BR_MSG_JOB_PROGRESS:
         msg->u.job_progress = empty ? (br_job_progress){0}
@@ -550,7 +567,9 @@ static bool request_equal(const br_request *a, const br_request *b)
            str_equal(a->content_type, b->content_type) && str_equal(a->body, b->body) &&
            a->deadline_ms == b->deadline_ms && str_equal(a->trace, b->trace) &&
            str_equal(a->request_id, b->request_id) && str_equal(a->identity, b->identity) &&
-           pairs_equal(a->cookies, a->ncookies, b->cookies, b->ncookies);
+           pairs_equal(a->cookies, a->ncookies, b->cookies, b->ncookies) &&
+           str_equal(a->actor_type, b->actor_type) && str_equal(a->actor_key, b->actor_key) &&
+           a->tick_kind == b->tick_kind && str_equal(a->tick_name, b->tick_name);
 }
 
 static bool reply_equal(const br_reply *a, const br_reply *b)
@@ -601,6 +620,12 @@ bool sample_equal(const br_msg *a, const br_msg *b)
         return str_equal(a->u.deactivate.actor_type, b->u.deactivate.actor_type) &&
                str_equal(a->u.deactivate.key, b->u.deactivate.key) &&
                a->u.deactivate.epoch == b->u.deactivate.epoch;
+    case BR_MSG_ACTOR_TIMER: {
+        const br_actor_timer *x = &a->u.actor_timer, *y = &b->u.actor_timer;
+        return str_equal(x->actor_type, y->actor_type) && str_equal(x->key, y->key) &&
+               x->epoch == y->epoch && str_equal(x->name, y->name) && x->start == y->start &&
+               x->durable == y->durable && x->due_ms == y->due_ms && x->period_ms == y->period_ms;
+    }
     case BR_MSG_CREDIT:
         return a->u.credit.credit == b->u.credit.credit;
     case BR_MSG_CANCEL:

@@ -313,3 +313,61 @@ int br_actor_delete_state(br_req *req)
     req->turn_state.len = 0;
     return 0;
 }
+
+/* ---------------------------------------------------------------------------------- */
+/* Timers and reminders: kept and fired by the gateway (ACTOR_TIMER), so that a tick
+ * is a turn like any message - queued behind the key's messages, its state change
+ * committed and fenced with the reply - and a reminder outlives this worker.          */
+
+static int send_timer(br_req *req, const char *name, bool start, bool durable, uint64_t due_ms,
+                      uint64_t period_ms)
+{
+    br_worker *w = req->worker;
+    if (!req->actor || !req->actor_started || req->ended || !name || !name[0] ||
+        strlen(name) > BR_ACTOR_TIMER_NAME_MAX)
+        return BR_EINVAL;
+    if (!w->zs || !w->registered || req->gen != w->gen)
+        return BR_ECLOSED; /* the activation belongs to a broker session that is over */
+    br__actor *a = req->actor;
+    br_msg m = {.type = BR_MSG_ACTOR_TIMER,
+                .u.actor_timer = {.actor_type = br_str_c(a->spec->type),
+                                  .key = {a->key, (uint32_t)a->key_len},
+                                  .epoch = req->actor_epoch,
+                                  .name = br_str_c(name),
+                                  .start = start,
+                                  .durable = durable,
+                                  .due_ms = due_ms,
+                                  .period_ms = period_ms}};
+    int rc = br__worker_send(w, &m);
+    return rc == 0 || rc == BR_EINVAL || rc == BR_ENOMEM ? rc : BR_ECLOSED;
+}
+
+int br_actor_timer_start(br_req *req, const char *name, uint64_t due_ms, uint64_t period_ms)
+{
+    return send_timer(req, name, true, false, due_ms, period_ms);
+}
+
+int br_actor_timer_stop(br_req *req, const char *name)
+{
+    return send_timer(req, name, false, false, 0, 0);
+}
+
+int br_actor_reminder_set(br_req *req, const char *name, uint64_t due_ms, uint64_t period_ms)
+{
+    return send_timer(req, name, true, true, due_ms, period_ms);
+}
+
+int br_actor_reminder_unset(br_req *req, const char *name)
+{
+    return send_timer(req, name, false, true, 0, 0);
+}
+
+br_str br_actor_tick_name(const br_req *req)
+{
+    return req->actor && req->msg.tick_kind ? req->msg.tick_name : br_str_c("");
+}
+
+bool br_actor_tick_is_reminder(const br_req *req)
+{
+    return req->actor && req->msg.tick_kind == BR_TICK_REMINDER;
+}

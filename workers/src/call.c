@@ -115,6 +115,8 @@ int br_call(br_req *req, const br_call_spec *spec, br_result_fn cb, void *arg, b
     if (!cb || !spec->path || spec->path[0] != '/' || !*method ||
         strlen(method) > CALL_METHOD_MAX || req->on_thread || req->ended)
         return BR_EINVAL;
+    if (spec->actor_type && (!spec->actor_type[0] || !spec->actor_key || !spec->actor_key[0]))
+        return BR_EINVAL;
     /* A draining worker still calls for the requests it finishes: the broker keeps it
      * until they are answered. */
     if (!w->zs || !(w->registered || w->drain_acked))
@@ -153,6 +155,10 @@ int br_call(br_req *req, const br_call_spec *spec, br_result_fn cb, void *arg, b
     /* The request id and the verified caller travel on with the call. */
     m->request_id = req->msg.request_id;
     m->identity = req->msg.identity;
+    if (spec->actor_type) { /* field 17: the actor, by type and key (PROTOCOL.md 10.1) */
+        m->actor_type = br_str_c(spec->actor_type);
+        m->actor_key = br_str_c(spec->actor_key);
+    }
 
     br_call_op *c = calloc(1, sizeof(*c));
     if (!c)

@@ -170,7 +170,12 @@ void br__dispatch_request(br_worker *w, const br_request *m, const void *frame, 
     /* While draining, requests still come until the broker acknowledges our GOODBYE
      * (they crossed it on the wire): serve them like any other. */
     size_t svc = 0;
-    const br_route_spec *spec = br__registry_route(&w->reg, m->service, m->method, m->route, &svc);
+    /* A timer's tick or a call that named the actor directly has no route: the type's
+     * first route gives its actor spec (on_tick, on_call). */
+    const br_route_spec *spec =
+        actor && m->route.len == 0
+            ? br__registry_actor_route(&w->reg, m->service, actor->actor_type, &svc)
+            : br__registry_route(&w->reg, m->service, m->method, m->route, &svc);
     if (!spec || (actor && (!spec->actor || w->reg.kind != BR_KIND_IO))) {
         reply_error_now(w, m->id, 404, "Not Found");
         return;
@@ -232,8 +237,19 @@ void br__dispatch_request(br_worker *w, const br_request *m, const void *frame, 
 
 void br__dispatch_run(br_worker *w, br_req *req)
 {
+    br_handler_fn handler = req->spec->handler;
+    if (req->actor && req->msg.route.len == 0) {
+        const br_actor_spec *a = req->spec->actor;
+        handler = req->msg.tick_kind ? a->on_tick : req->msg.actor_type.len ? a->on_call : NULL;
+        if (!handler) {
+            br_reply_error(req, 404,
+                           req->msg.tick_kind ? "the actor type has no on_tick handler"
+                                              : "the actor type has no on_call handler");
+            return;
+        }
+    }
     br__watch_enter(w, req->spec);
-    req->spec->handler(req);
+    handler(req);
     br__watch_leave(w);
 }
 

@@ -284,3 +284,20 @@ const br_route_spec *br__registry_route(const br__registry *reg, br_str service,
         return br__registry_route(reg, service, br_str_c("GET"), route, svc);
     return NULL;
 }
+
+const br_route_spec *br__registry_actor_route(const br__registry *reg, br_str service, br_str type,
+                                              size_t *svc)
+{
+    for (size_t i = 0; i < reg->nservices; i++) {
+        const br_service_spec *s = reg->services[i];
+        if (!br_str_eq(service, s->name))
+            continue;
+        for (size_t r = 0; r < s->nroutes; r++)
+            if (s->routes[r].actor && br_str_eq(type, s->routes[r].actor->type)) {
+                if (svc)
+                    *svc = i;
+                return &s->routes[r];
+            }
+    }
+    return NULL;
+}

@@ -35,4 +35,9 @@ void br__registry_release(br__registry *reg);
 const br_route_spec *br__registry_route(const br__registry *reg, br_str service, br_str method,
                                         br_str route, size_t *svc);
 
+/* The first route of `service` that declares actor type `type`, or NULL: the route
+ * whose actor spec serves a timer tick or a direct call of the type (route empty). */
+const br_route_spec *br__registry_actor_route(const br__registry *reg, br_str service, br_str type,
+                                              size_t *svc);
+
 #endif /* BARISTA_WORKER_REGISTRY_H */

@@ -90,6 +90,9 @@ br_req *br__req_new(struct br_worker *w, const br_route_spec *spec, const br_req
     r->trace = rebase(req, m->trace, from, len, copy);
     r->request_id = rebase(req, m->request_id, from, len, copy);
     r->identity = rebase(req, m->identity, from, len, copy);
+    r->actor_type = rebase(req, m->actor_type, from, len, copy);
+    r->actor_key = rebase(req, m->actor_key, from, len, copy);
+    r->tick_name = rebase(req, m->tick_name, from, len, copy);
     r->params = rebase_pairs(req, m->params, m->nparams, from, len, copy);
     r->query = rebase_pairs(req, m->query, m->nquery, from, len, copy);
     r->headers = rebase_pairs(req, m->headers, m->nheaders, from, len, copy);

@@ -3,9 +3,16 @@
  * commits and applies them in batches on the thread pool, one batch at a time, so
  * that every commit that arrived while a transaction ran goes into the next one (group
  * commit) and answers come back in the order the operations were made.
+ *
+ * It also keeps the durable reminders: the broker hands it the actors' set and unset
+ * requests (hook actor_reminder), and a poll every GW_ACTORS_REMIND_POLL_MS claims the
+ * due reminders of the types this gateway serves and gives their ticks to the broker
+ * (gw_broker_actor_remind), which runs them as turns of their keys; each tick's
+ * outcome moves its reminder on, or lets it be retried.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "actors_store.h"
 #include "log.h"
@@ -24,7 +31,27 @@ struct gw_actors {
     void (*done)(void *arg);   /* shutdown's callback, once idle */
     void *done_arg;            /* its argument */
     gw_actors_stats stats;     /* counters */
+    uv_timer_t remind_timer;   /* the reminder poll */
+    bool timer_open;           /* remind_timer not closed yet */
+    uint32_t claims;           /* CLAIM operations under way */
+    uint64_t next_gen;         /* last reminder generation handed out */
 };
+
+/* A claimed reminder whose tick the broker runs: what its DONE names. */
+typedef struct remind_tick {
+    gw_actors *self;
+    uint64_t gen;
+    size_t type_len, key_len, name_len;
+    char bytes[]; /* type, key, name */
+} remind_tick;
+
+/* Wall-clock milliseconds since the Unix epoch. */
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 void gw_actors_config_defaults(gw_actors_config *cfg)
 {
@@ -32,26 +59,50 @@ void gw_actors_config_defaults(gw_actors_config *cfg)
         .db = GW_ACTORS_DB, .max_pending = GW_ACTORS_MAX_PENDING, .batch_max = GW_ACTORS_BATCH_MAX};
 }
 
+/* Backend-neutral: every backend fills claimed[] with malloc'd strings. */
+void gw__actor_op_free_claimed(gw_actor_op *op)
+{
+    for (size_t i = 0; i < op->nclaimed; i++) {
+        free((void *)op->claimed[i].key.ptr);
+        free((void *)op->claimed[i].name.ptr);
+    }
+    free(op->claimed);
+    op->claimed = NULL;
+    op->nclaimed = 0;
+}
+
 static void op_free(gw_actor_op *op)
 {
     br_buf_free(&op->state);
+    gw__actor_op_free_claimed(op);
     free(op);
 }
 
-/* A copy of type, key (and state) in one allocation with the op. */
-static gw_actor_op *op_new(br_str type, br_str key)
+/* A copy of type, key and name in one allocation with the op. */
+static gw_actor_op *op_new_named(br_str type, br_str key, br_str name)
 {
-    gw_actor_op *op = calloc(1, sizeof(*op) + type.len + key.len + 2);
+    gw_actor_op *op = calloc(1, sizeof(*op) + type.len + key.len + name.len + 3);
     if (!op)
         return NULL;
     char *p = (char *)(op + 1);
-    memcpy(p, type.ptr, type.len);
+    if (type.len)
+        memcpy(p, type.ptr, type.len);
     op->type = (br_str){p, type.len};
     p += type.len + 1;
     if (key.len)
         memcpy(p, key.ptr, key.len);
     op->key = (br_str){p, key.len};
+    p += key.len + 1;
+    if (name.len)
+        memcpy(p, name.ptr, name.len);
+    op->name = (br_str){p, name.len};
+    op->now_ms = wall_ms();
     return op;
+}
+
+static gw_actor_op *op_new(br_str type, br_str key)
+{
+    return op_new_named(type, key, (br_str){0});
 }
 
 static void start_batch(gw_actors *self);
@@ -72,7 +123,12 @@ static void on_after(uv_work_t *work, int status)
     self->stats.transactions++;
     for (size_t i = 0; i < n; i++) {
         gw_actor_op *op = self->batch[i];
-        if (op->load) {
+        if (op->remind == GW_REMIND_CLAIM) {
+            self->claims--;
+            op->claimed_fn(op->ctx, op);
+        } else if (op->remind) {
+            self->stats.reminders_fenced += op->status == BR_EVALUE;
+        } else if (op->load) {
             self->stats.loads += op->status == 0;
             op->loaded(op->ctx, op->status, op->epoch,
                        (br_str){(const char *)op->state.data, (uint32_t)op->state.len});
@@ -87,8 +143,8 @@ static void on_after(uv_work_t *work, int status)
     start_batch(self);
 }
 
-/* Starts the next batch when none runs and some wait; or, shutting down and idle,
- * reports done. */
+/* Starts the next batch when none runs and some wait; or, shutting down, idle and with
+ * the poll's timer closed, reports done. */
 static void start_batch(gw_actors *self)
 {
     if (self->nbatch > 0)
@@ -99,7 +155,7 @@ static void start_batch(gw_actors *self)
         self->qlen--;
     }
     if (self->nbatch == 0) {
-        if (self->closing && self->done) {
+        if (self->closing && self->done && !self->timer_open) {
             void (*done)(void *) = self->done;
             self->done = NULL;
             done(self->done_arg);
@@ -156,6 +212,106 @@ static int hook_commit(void *data, br_str type, br_str key, uint64_t epoch, uint
     return enqueue(data, op);
 }
 
+static int hook_reminder(void *data, br_str type, br_str key, uint64_t epoch, br_str name, bool set,
+                         uint64_t due_ms, uint64_t period_ms)
+{
+    gw_actors *self = data;
+    gw_actor_op *op = op_new_named(type, key, name);
+    if (!op)
+        return BR_ENOMEM;
+    op->remind = set ? GW_REMIND_SET : GW_REMIND_UNSET;
+    op->epoch = epoch;
+    op->due_ms = due_ms;
+    op->period_ms = period_ms;
+    /* Unique per set: the wall clock in us, or one more than the last when that is not
+     * later - another process's set of the same name gets its own time. */
+    uint64_t gen = op->now_ms * 1000u;
+    self->next_gen = gen > self->next_gen ? gen : self->next_gen + 1;
+    op->gen = self->next_gen;
+    self->stats.reminders_set += set;
+    return enqueue(self, op);
+}
+
+/* A reminder's tick ended: its DONE moves it on (or lets it be retried). */
+static void on_tick_done(void *ctx, bool ok)
+{
+    remind_tick *t = ctx;
+    gw_actors *self = t->self;
+    br_str type = {t->bytes, (uint32_t)t->type_len};
+    br_str key = {t->bytes + t->type_len, (uint32_t)t->key_len};
+    br_str name = {t->bytes + t->type_len + t->key_len, (uint32_t)t->name_len};
+    uint64_t gen = t->gen;
+    gw_actor_op *op = op_new_named(type, key, name);
+    free(t);
+    if (!op)
+        return; /* its lease runs out: tried again then */
+    op->remind = GW_REMIND_DONE;
+    op->gen = gen;
+    op->ok = ok;
+    op->lease_ms = GW_ACTORS_REMIND_RETRY_MS;
+    self->stats.reminder_ticks += ok;
+    (void)enqueue(self, op);
+}
+
+/* The claimed reminders of one type: each tick goes to the broker. */
+static void on_claimed(void *ctx, gw_actor_op *op)
+{
+    gw_actors *self = ctx;
+    if (op->status != 0 || self->closing)
+        return;
+    for (size_t i = 0; i < op->nclaimed; i++) {
+        const gw_actor_reminder *r = &op->claimed[i];
+        remind_tick *t = malloc(sizeof(*t) + op->type.len + r->key.len + r->name.len);
+        if (!t)
+            continue; /* its lease runs out: tried again then */
+        t->self = self;
+        t->gen = r->gen;
+        t->type_len = op->type.len;
+        t->key_len = r->key.len;
+        t->name_len = r->name.len;
+        memcpy(t->bytes, op->type.ptr, op->type.len);
+        memcpy(t->bytes + op->type.len, r->key.ptr, r->key.len);
+        memcpy(t->bytes + op->type.len + r->key.len, r->name.ptr, r->name.len);
+        int rc = gw_broker_actor_remind(self->broker, op->type, r->key, r->name, on_tick_done, t);
+        if (rc != 0)
+            on_tick_done(t, false);
+    }
+}
+
+/* Every GW_ACTORS_REMIND_POLL_MS: claims the due reminders of the served types. */
+static void on_remind_poll(uv_timer_t *timer)
+{
+    gw_actors *self = timer->data;
+    if (self->closing || self->claims > 0)
+        return; /* the last poll's claims are still under way */
+    const char *types[GW_BROKER_MAX_ACTOR_TYPES];
+    size_t n = gw_broker_actor_types_served(self->broker, types, GW_BROKER_MAX_ACTOR_TYPES);
+    if (n > GW_BROKER_MAX_ACTOR_TYPES)
+        n = GW_BROKER_MAX_ACTOR_TYPES;
+    for (size_t i = 0; i < n; i++) {
+        gw_actor_op *op = op_new(br_str_c(types[i]), (br_str){0});
+        if (!op)
+            return;
+        op->remind = GW_REMIND_CLAIM;
+        op->claim_max = GW_ACTORS_REMIND_CLAIM_MAX;
+        op->lease_ms = GW_ACTORS_REMIND_LEASE_MS;
+        op->claimed_fn = on_claimed;
+        op->ctx = self;
+        self->claims++; /* before: a failed batch answers at once */
+        if (enqueue(self, op) != 0) {
+            self->claims--;
+            return;
+        }
+    }
+}
+
+static void on_timer_closed(uv_handle_t *handle)
+{
+    gw_actors *self = handle->data;
+    self->timer_open = false;
+    start_batch(self); /* reports done when idle */
+}
+
 gw_actors *gw_actors_new(uv_loop_t *loop, gw_broker *broker, const gw_actors_config *cfg)
 {
     if (!cfg || !cfg->db || !cfg->max_pending || !cfg->batch_max)
@@ -170,7 +326,8 @@ gw_actors *gw_actors_new(uv_loop_t *loop, gw_broker *broker, const gw_actors_con
     self->queue = calloc(self->qcap, sizeof(*self->queue));
     self->batch = calloc(cfg->batch_max, sizeof(*self->batch));
     self->backend = gw__actors_sqlite_open(cfg->db, cfg->fsync);
-    static const gw_broker_hooks hooks = {.actor_load = hook_load, .actor_commit = hook_commit};
+    static const gw_broker_hooks hooks = {
+        .actor_load = hook_load, .actor_commit = hook_commit, .actor_reminder = hook_reminder};
     if (!self->queue || !self->batch || !self->backend ||
         gw_broker_attach(broker, &hooks, self) != 0) {
         gw_log(GW_LOG_ERROR, "actors", "cannot set up the actor state store (%s)", cfg->db);
@@ -178,6 +335,11 @@ gw_actors *gw_actors_new(uv_loop_t *loop, gw_broker *broker, const gw_actors_con
         return NULL;
     }
     self->cfg.db = NULL; /* the caller's string: not kept */
+    uv_timer_init(loop, &self->remind_timer);
+    self->remind_timer.data = self;
+    self->timer_open = true;
+    uv_timer_start(&self->remind_timer, on_remind_poll, GW_ACTORS_REMIND_POLL_MS,
+                   GW_ACTORS_REMIND_POLL_MS);
     return self;
 }
 
@@ -188,6 +350,10 @@ void gw_actors_shutdown(gw_actors *self, void (*done)(void *arg), void *arg)
     self->closing = true;
     self->done = done;
     self->done_arg = arg;
+    if (self->timer_open && !uv_is_closing((uv_handle_t *)&self->remind_timer)) {
+        uv_timer_stop(&self->remind_timer);
+        uv_close((uv_handle_t *)&self->remind_timer, on_timer_closed);
+    }
     start_batch(self);
 }
 

@@ -259,6 +259,12 @@ int gw_metrics_actor_types(br_buf *out, const gw_actor_type_stats *t, size_t n)
         {"barista_actor_type_moves_total", "counter",
          "Activations of the actor type ended because their key moved.",
          offsetof(gw_actor_type_stats, moves)},
+        {"barista_actor_type_inflight", "gauge",
+         "Messages of the actor type at workers, in a turn or in a worker's mailbox.",
+         offsetof(gw_actor_type_stats, inflight)},
+        {"barista_actor_type_ticks_total", "counter",
+         "Timer and reminder ticks sent to keys of the actor type.",
+         offsetof(gw_actor_type_stats, ticks)},
     };
     int rc = 0;
     for (size_t f = 0; f < NELEMS(fams) && rc == 0 && n > 0; f++) {
@@ -270,6 +276,29 @@ int gw_metrics_actor_types(br_buf *out, const gw_actor_type_stats *t, size_t n)
             label_escape(name, sizeof(name), t[i].type);
             rc = appendf(out, "%s{type=\"%s\"} %llu\n", fams[f].name, name, (unsigned long long)v);
         }
+    }
+    /* The turn latency as a Prometheus histogram (cumulative buckets, seconds). */
+    static const char hist[] = "barista_actor_type_turn_seconds";
+    if (rc == 0 && n > 0)
+        rc = family(out, hist, "histogram",
+                    "Turn latency of the actor type: ACTOR_REQUEST sent to ACTOR_REPLY received.");
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char name[2 * GW_ACTOR_TYPE_MAX + 1];
+        label_escape(name, sizeof(name), t[i].type);
+        uint64_t cumulative = 0;
+        for (size_t b = 0; b < GW_ACTOR_TURN_BUCKETS && rc == 0; b++) {
+            cumulative += t[i].turn_hist[b];
+            if (b < GW_ACTOR_TURN_BUCKETS - 1)
+                rc = appendf(out, "%s_bucket{type=\"%s\",le=\"%g\"} %llu\n", hist, name,
+                             (double)gw_actor_turn_bounds_us[b] / 1e6,
+                             (unsigned long long)cumulative);
+            else
+                rc = appendf(out, "%s_bucket{type=\"%s\",le=\"+Inf\"} %llu\n", hist, name,
+                             (unsigned long long)cumulative);
+        }
+        if (rc == 0)
+            rc = appendf(out, "%s_sum{type=\"%s\"} %.6f\n%s_count{type=\"%s\"} %llu\n", hist, name,
+                         (double)t[i].turn_us / 1e6, hist, name, (unsigned long long)t[i].turns);
     }
     return rc;
 }
@@ -420,6 +449,13 @@ int gw_metrics_render(const gw_metrics_sources *src, br_buf *out)
              st.pending},
             {"barista_actors_store_transactions_total", "counter",
              "Actor store transactions (each a group commit).", st.transactions},
+            {"barista_actors_reminders_set_total", "counter",
+             "Durable reminders set (or set again) by actors.", st.reminders_set},
+            {"barista_actors_reminders_fenced_total", "counter",
+             "Reminder changes refused: the asking activation was no longer the key's.",
+             st.reminders_fenced},
+            {"barista_actors_reminder_ticks_total", "counter",
+             "Reminder ticks whose turn succeeded.", st.reminder_ticks},
         };
         rc = singles(out, rows, NELEMS(rows));
     }

@@ -26,6 +26,14 @@
 #include "broker_int.h"
 #include "json.h"
 
+const uint64_t gw_actor_turn_bounds_us[GW_ACTOR_TURN_BUCKETS - 1] = {
+    100, 250, 500, 1000, 2000, 5000, 10000, 25000, 100000, 1000000, 10000000};
+
+/* Most volatile timers one activation holds. */
+#define ACTOR_TIMERS_MAX 64
+/* Longest budget of a tick's turn (ms): the reminder's claim outlasts it. */
+#define ACTOR_TICK_BUDGET_MAX_MS 10000u
+
 /* Hash of (type, key): the activation map's key (collisions are chained). */
 static uint64_t actor_hash(const char *type, size_t type_len, const char *key, size_t key_len)
 {
@@ -60,13 +68,14 @@ size_t gw_broker_actor_types(const gw_broker *self, gw_actor_type_stats *out, si
     size_t n = self->nactor_types < cap ? self->nactor_types : cap;
     memcpy(out, self->actor_types, n * sizeof(*out));
     for (size_t i = 0; i < n; i++)
-        out[i].active = out[i].waiting = 0;
+        out[i].active = out[i].waiting = out[i].inflight = 0;
     for (const gw_list *l = self->actors_all.next; l != &self->actors_all; l = l->next) {
         const gw_activation *a = GW_CONTAINER_OF(l, gw_activation, all_link);
         size_t i = (size_t)(a->tstats - self->actor_types);
         if (i < n) {
             out[i].active += a->worker != NULL;
             out[i].waiting += a->nqueued;
+            out[i].inflight += a->inflight;
         }
     }
     return self->nactor_types;
@@ -102,6 +111,7 @@ static gw_activation *activation_get(gw_broker *b, const gw_route_entry *e, br_s
     gw_list_init(&a->link);
     gw_list_init(&a->wait_link);
     gw_list_init(&a->all_link);
+    gw_list_init(&a->timers);
     a->next_same = gw_idmap_take(b->actors, h);
     if (gw_idmap_put(b->actors, h, a) != 0) {
         if (a->next_same)
@@ -114,9 +124,13 @@ static gw_activation *activation_get(gw_broker *b, const gw_route_entry *e, br_s
     return a;
 }
 
+static void timer_free(gw_actor_timer *t);
+
 static void activation_free(gw_activation *a)
 {
     gw_broker *b = a->broker;
+    while (!gw_list_empty(&a->timers))
+        timer_free(GW_CONTAINER_OF(a->timers.next, gw_actor_timer, link));
     gw_activation *head = gw_idmap_take(b->actors, a->hash);
     gw_activation **pp = &head;
     while (*pp && *pp != a)
@@ -133,10 +147,13 @@ static void activation_free(gw_activation *a)
     free(a);
 }
 
-/* Ends a's activation at its worker: DEACTIVATE when the worker is still there. */
+/* Ends a's activation at its worker: DEACTIVATE when the worker is still there.  Its
+ * volatile timers end with it. */
 static void activation_end(gw_activation *a, bool tell)
 {
     gw_broker *b = a->broker;
+    while (!gw_list_empty(&a->timers))
+        timer_free(GW_CONTAINER_OF(a->timers.next, gw_actor_timer, link));
     if (a->worker && tell) {
         br_msg m = {.type = BR_MSG_DEACTIVATE,
                     .u.deactivate = {.actor_type = {a->type, (uint32_t)a->type_len},
@@ -302,7 +319,9 @@ void gw__actors_route(gw_exchange *c, bool front)
     gw_broker *b = c->broker;
     br_str key;
     if (!c->actor) {
-        if (!exchange_key(c, &key)) {
+        if (c->direct)
+            key = c->direct_key;
+        else if (!exchange_key(c, &key)) {
             gw__exchange_fail(c, 500, false, "Internal Server Error: the actor key is missing");
             return;
         }
@@ -388,6 +407,10 @@ void gw__actors_reply(gw_broker *b, gw_worker *w, const br_actor_reply *ar, cons
     b->stats.actor_turn_us += turn_us;
     a->tstats->turns++;
     a->tstats->turn_us += turn_us;
+    size_t bucket = 0;
+    while (bucket < GW_ACTOR_TURN_BUCKETS - 1 && turn_us > gw_actor_turn_bounds_us[bucket])
+        bucket++;
+    a->tstats->turn_hist[bucket]++;
     a->last_used = uv_now(b->loop);
     gw__exchange_returned(c);
     void *data;
@@ -530,6 +553,28 @@ int gw_broker_actors_json(const gw_broker *self, br_buf *out)
         if (rc == 0)
             rc = br_buf_append(out, "]}", 2);
     }
+    /* Per actor type: its gauges and counters. */
+    gw_actor_type_stats types[GW_BROKER_MAX_ACTOR_TYPES];
+    size_t ntypes = gw_broker_actor_types(self, types, GW_BROKER_MAX_ACTOR_TYPES);
+    if (ntypes > GW_BROKER_MAX_ACTOR_TYPES)
+        ntypes = GW_BROKER_MAX_ACTOR_TYPES;
+    if (rc == 0)
+        rc = br_buf_append(out, "],\"types\":[", 11);
+    for (size_t i = 0; rc == 0 && i < ntypes; i++) {
+        const gw_actor_type_stats *t = &types[i];
+        rc = br_buf_append(out, i ? ",{\"type\":" : "{\"type\":", i ? 9 : 8);
+        if (rc == 0)
+            rc = gw_json_append_string(out, t->type, strlen(t->type));
+        snprintf(line, sizeof(line),
+                 ",\"active\":%llu,\"waiting\":%llu,\"inflight\":%llu,\"activations\":%llu,"
+                 "\"moves\":%llu,\"turns\":%llu,\"ticks\":%llu}",
+                 (unsigned long long)t->active, (unsigned long long)t->waiting,
+                 (unsigned long long)t->inflight, (unsigned long long)t->activations,
+                 (unsigned long long)t->moves, (unsigned long long)t->turns,
+                 (unsigned long long)t->ticks);
+        if (rc == 0)
+            rc = br_buf_append(out, line, strlen(line));
+    }
     gw_broker_stats st = {0};
     gw__actors_stats(self, &st);
     snprintf(line, sizeof(line),
@@ -544,4 +589,259 @@ int gw_broker_actors_json(const gw_broker *self, br_buf *out)
     if (rc == 0)
         rc = br_buf_append(out, line, strlen(line));
     return rc;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Timers, reminders and direct calls.  A tick is an exchange the broker itself waits
+ * for: it goes through the key's queue like a client's message, so it runs as a turn
+ * in order with them, and its state change is committed and fenced like theirs.     */
+
+gw_route_entry *gw__actors_type_route(gw_broker *b, br_str type)
+{
+    gw_route_entry *found = NULL;
+    for (size_t i = 0; i < gw_registry_nservices(b->reg); i++) {
+        gw_service *s = gw_registry_service(b->reg, i);
+        for (gw_route_entry *e = s->routes; e; e = e->next) {
+            if (!br_str_eq(type, e->actor_type))
+                continue;
+            if (gw_service_live(s) > 0)
+                return e;
+            if (!found)
+                found = e;
+            break;
+        }
+    }
+    return found;
+}
+
+size_t gw_broker_actor_types_served(const gw_broker *self, const char **out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < gw_registry_nservices(self->reg); i++) {
+        const gw_service *s = gw_registry_service(self->reg, i);
+        for (const gw_route_entry *e = s->routes; e; e = e->next) {
+            if (!e->actor_type[0])
+                continue;
+            bool seen = false;
+            for (size_t j = 0; j < n && j < cap && !seen; j++)
+                seen = strcmp(out[j], e->actor_type) == 0;
+            if (seen)
+                continue;
+            if (n < cap)
+                out[n] = e->actor_type;
+            n++;
+        }
+    }
+    return n;
+}
+
+/* A tick exchange for route e's actor type: no client, the broker waits for it. */
+static gw_exchange *tick_new(gw_broker *b, gw_route_entry *e, uint8_t kind, br_str name)
+{
+    gw_exchange *c = calloc(1, sizeof(*c) + name.len + 1);
+    if (!c)
+        return NULL;
+    c->broker = b;
+    c->route = e;
+    gw_list_init(&c->link);
+    gw_list_init(&c->caller_link);
+    char *p = (char *)(c + 1);
+    memcpy(p, name.ptr, name.len);
+    c->tick_name = (br_str){p, name.len};
+    c->tick_kind = kind;
+    c->path = br_str_c("");
+    c->idempotent = true; /* a tick whose worker died goes to the key's next owner */
+    gw__exchange_trace(c, br_str_c(""));
+    return c;
+}
+
+static uint32_t tick_budget(gw_broker *b, gw_route_entry *e)
+{
+    uint32_t budget = gw__route_budget(b, e);
+    return budget < ACTOR_TICK_BUDGET_MAX_MS ? budget : ACTOR_TICK_BUDGET_MAX_MS;
+}
+
+void gw__actors_tick_answered(gw_exchange *c, int status)
+{
+    if (!c->tick_kind)
+        return;
+    c->tick_kind = 0;
+    if (c->timer) {
+        c->timer->tick = NULL;
+        c->timer = NULL;
+    }
+    gw_actor_tick_fn done = c->tick_done;
+    c->tick_done = NULL;
+    if (done)
+        done(c->tick_ctx, status < 500 && status != 409);
+}
+
+int gw_broker_actor_remind(gw_broker *self, br_str type, br_str key, br_str name,
+                           gw_actor_tick_fn done, void *ctx)
+{
+    if (self->closing || !self->started)
+        return BR_ECLOSED;
+    gw_route_entry *e = gw__actors_type_route(self, type);
+    if (!e)
+        return BR_ENOTFOUND;
+    gw_activation *a = activation_get(self, e, key);
+    if (!a)
+        return BR_ENOMEM;
+    gw_exchange *c = tick_new(self, e, BR_TICK_REMINDER, name);
+    if (!c)
+        return BR_ENOMEM;
+    c->actor = a;
+    c->tick_done = done;
+    c->tick_ctx = ctx;
+    a->tstats->ticks++;
+    gw__exchange_admit(c, tick_budget(self, e));
+    return 0;
+}
+
+static void timers_arm(gw_broker *b)
+{
+    if (b->closing || !b->started)
+        return;
+    uint64_t now = uv_now(b->loop), next = UINT64_MAX;
+    for (gw_list *n = b->actor_timers.next; n != &b->actor_timers; n = n->next) {
+        const gw_actor_timer *t = GW_CONTAINER_OF(n, gw_actor_timer, all_link);
+        if (t->due < next)
+            next = t->due;
+    }
+    if (next == UINT64_MAX)
+        uv_timer_stop(&b->actor_timer);
+    else
+        uv_timer_start(&b->actor_timer, gw__actors_on_timer, next > now ? next - now : 0, 0);
+}
+
+/* Frees t; a tick of it that waits in its key's queue is dropped (the timer is gone),
+ * one at a worker runs on. */
+static void timer_free(gw_actor_timer *t)
+{
+    gw_exchange *c = t->tick;
+    if (c) {
+        c->timer = NULL;
+        if (c->actor_queued) {
+            c->tick_kind = 0;
+            gw__exchange_free(c);
+        }
+    }
+    gw_list_remove(&t->link);
+    gw_list_remove(&t->all_link);
+    t->actor->ntimers--;
+    free(t);
+}
+
+static gw_actor_timer *timer_find(gw_activation *a, br_str name)
+{
+    for (gw_list *n = a->timers.next; n != &a->timers; n = n->next) {
+        gw_actor_timer *t = GW_CONTAINER_OF(n, gw_actor_timer, link);
+        if (t->name_len == name.len && memcmp(t->name, name.ptr, name.len) == 0)
+            return t;
+    }
+    return NULL;
+}
+
+/* Sends timer t's tick through its key's queue. */
+static void timer_fire(gw_broker *b, gw_actor_timer *t)
+{
+    gw_activation *a = t->actor;
+    gw_route_entry *e = gw__actors_type_route(b, (br_str){a->type, (uint32_t)a->type_len});
+    gw_exchange *c =
+        e ? tick_new(b, e, BR_TICK_TIMER, (br_str){t->name, (uint32_t)t->name_len}) : NULL;
+    if (!c)
+        return;
+    c->actor = a;
+    c->timer = t;
+    t->tick = c;
+    a->tstats->ticks++;
+    gw__exchange_admit(c, tick_budget(b, e));
+}
+
+void gw__actors_on_timer(uv_timer_t *timer)
+{
+    gw_broker *b = timer->data;
+    uint64_t now = uv_now(b->loop);
+    gw_list due;
+    gw_list_init(&due);
+    /* The due ones first move to a list of their own: firing one may free others (a
+     * failed admit can end its activation's queue, never its timers, but stay safe). */
+    gw_list *n = b->actor_timers.next;
+    while (n != &b->actor_timers) {
+        gw_actor_timer *t = GW_CONTAINER_OF(n, gw_actor_timer, all_link);
+        n = n->next;
+        if (t->due > now)
+            continue;
+        gw_list_remove(&t->all_link);
+        gw_list_push_back(&due, &t->all_link);
+    }
+    while (!gw_list_empty(&due)) {
+        gw_actor_timer *t = GW_CONTAINER_OF(due.next, gw_actor_timer, all_link);
+        gw_list_remove(&t->all_link);
+        gw_list_push_back(&b->actor_timers, &t->all_link);
+        /* A periodic timer whose last tick has not run yet skips this one. */
+        if (!t->tick)
+            timer_fire(b, t);
+        if (t->period_ms == 0) {
+            if (t->tick) { /* its tick runs on without it */
+                t->tick->timer = NULL;
+                t->tick = NULL;
+            }
+            timer_free(t);
+            continue;
+        }
+        t->due += t->period_ms;
+        if (t->due <= now)
+            t->due = now + t->period_ms;
+    }
+    timers_arm(b);
+}
+
+void gw__actors_timer_msg(gw_broker *b, gw_worker *w, const br_actor_timer *m)
+{
+    uint64_t h = actor_hash(m->actor_type.ptr, m->actor_type.len, m->key.ptr, m->key.len);
+    gw_activation *a =
+        activation_find(b, m->actor_type.ptr, m->actor_type.len, m->key.ptr, m->key.len, h);
+    if (!a || a->worker != w || a->epoch != m->epoch) {
+        /* From an activation that is over: like its commits, refused. */
+        b->stats.actor_fenced++;
+        return;
+    }
+    if (m->durable) {
+        void *data;
+        const gw_broker_hooks *hk = store_hooks(b, &data);
+        if (!hk || !hk->actor_reminder ||
+            hk->actor_reminder(data, m->actor_type, m->key, m->epoch, m->name, m->start, m->due_ms,
+                               m->period_ms) != 0)
+            gw_log(GW_LOG_WARN, "actors", "reminder %.*s of actor %s/%s was not %s: no store",
+                   (int)m->name.len, m->name.ptr, a->type, a->key, m->start ? "set" : "unset");
+        return;
+    }
+    gw_actor_timer *t = timer_find(a, m->name);
+    if (!m->start) {
+        if (t)
+            timer_free(t);
+        timers_arm(b);
+        return;
+    }
+    if (!t) {
+        if (a->ntimers >= ACTOR_TIMERS_MAX) {
+            gw_log(GW_LOG_WARN, "actors", "actor %s/%s has %d timers: timer %.*s refused", a->type,
+                   a->key, ACTOR_TIMERS_MAX, (int)m->name.len, m->name.ptr);
+            return;
+        }
+        t = calloc(1, sizeof(*t) + m->name.len + 1);
+        if (!t)
+            return;
+        t->actor = a;
+        t->name_len = m->name.len;
+        memcpy(t->name, m->name.ptr, m->name.len);
+        gw_list_push_back(&a->timers, &t->link);
+        gw_list_push_back(&b->actor_timers, &t->all_link);
+        a->ntimers++;
+    }
+    uint64_t due = m->due_ms > UINT32_MAX ? UINT32_MAX : m->due_ms;
+    t->due = uv_now(b->loop) + due;
+    t->period_ms = m->period_ms > UINT32_MAX ? UINT32_MAX : m->period_ms;
+    timers_arm(b);
 }

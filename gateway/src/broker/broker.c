@@ -95,6 +95,7 @@ gw_broker *gw_broker_new(uv_loop_t *loop, gw_router *router, const gw_broker_con
     self->cancelled = gw_idmap_new((size_t)self->cfg.max_workers * self->cfg.max_worker_credit);
     self->actors = gw_idmap_new(self->cfg.max_actors);
     gw_list_init(&self->actors_all);
+    gw_list_init(&self->actor_timers);
     if (!self->endpoint || !self->decoder || !self->reg || !self->exchanges || !self->cancelled ||
         !self->actors || gw__ws_init(self) != 0) {
         gw_log(GW_LOG_ERROR, "broker", "gw_broker_new: out of memory");
@@ -512,6 +513,9 @@ static void on_worker_msg(gw_broker *b, gw_worker *w, const br_msg *m)
     case BR_MSG_STREAM_WINDOW:
         gw__body_window(b, w, &m->u.stream_window);
         break;
+    case BR_MSG_ACTOR_TIMER:
+        gw__actors_timer_msg(b, w, &m->u.actor_timer);
+        break;
     default:
         if (!gw__ws_worker_msg(b, w, m))
             bad_message(b, w, br_msg_type_name(m->type), 0);
@@ -673,6 +677,8 @@ int gw_broker_start(gw_broker *self)
     self->zsocket = sock;
     uv_timer_init(self->loop, &self->tick_timer);
     uv_timer_init(self->loop, &self->deadline_timer);
+    uv_timer_init(self->loop, &self->actor_timer);
+    self->actor_timer.data = self;
     self->tick_timer.data = self;
     self->deadline_timer.data = self;
     uv_timer_start(&self->tick_timer, on_tick, self->cfg.heartbeat_ms, self->cfg.heartbeat_ms);
@@ -815,9 +821,11 @@ void gw_broker_shutdown(gw_broker *self, void (*done)(void *arg), void *arg)
     /* LINGER 0 would drop the GOODBYEs just queued; give them a short, bounded time. */
     int linger = BROKER_SHUTDOWN_LINGER_MS;
     set_opt(self->zsocket, ZMQ_LINGER, &linger, sizeof(linger), "LINGER");
-    self->open_handles = self->zap ? 4 : 3;
+    self->open_handles = self->zap ? 5 : 4;
     uv_timer_stop(&self->tick_timer);
     uv_timer_stop(&self->deadline_timer);
+    uv_timer_stop(&self->actor_timer);
+    uv_close((uv_handle_t *)&self->actor_timer, on_timer_closed);
     uv_close((uv_handle_t *)&self->tick_timer, on_timer_closed);
     uv_close((uv_handle_t *)&self->deadline_timer, on_timer_closed);
     br_zsock_close(self->zs, on_closed, self);

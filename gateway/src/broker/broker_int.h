@@ -60,9 +60,11 @@ struct gw_broker {
     size_t nactors;     /* entries in actors_all */
     gw_actor_type_stats actor_types[GW_BROKER_MAX_ACTOR_TYPES]; /* per-type counters */
     size_t nactor_types;                                        /* entries used in actor_types */
-    gw_idmap *websockets; /* connection id -> WebSocket (websockets.c) */
-    gw_list ws_all;       /* every WebSocket, for broadcasts */
-    uint64_t next_ws_id;  /* last WebSocket connection id handed out */
+    gw_list actor_timers;   /* every gw_actor_timer (actors.c) */
+    uv_timer_t actor_timer; /* armed for the earliest actor timer */
+    gw_idmap *websockets;   /* connection id -> WebSocket (websockets.c) */
+    gw_list ws_all;         /* every WebSocket, for broadcasts */
+    uint64_t next_ws_id;    /* last WebSocket connection id handed out */
 };
 
 /* One actor key the broker knows (actors.c): where it is active, under which epoch,
@@ -93,7 +95,22 @@ typedef struct gw_activation {
     gw_list link;                    /* in worker->actors while active there */
     gw_list wait_link;               /* in a worker's actors_waiting while it waits for credit */
     gw_list all_link;                /* in broker->actors_all */
+    gw_list timers;                  /* its volatile timers (gw_actor_timer.link) */
+    uint32_t ntimers;                /* entries in timers */
 } gw_activation;
+
+/* A volatile actor timer (ACTOR_TIMER, durable false): lives while its activation does
+ * and fires as a tick exchange through the key's queue (actors.c). */
+typedef struct gw_actor_timer {
+    gw_activation *actor;     /* whose timer */
+    gw_list link;             /* in actor->timers */
+    gw_list all_link;         /* in broker->actor_timers */
+    uint64_t due;             /* loop time of its next tick */
+    uint64_t period_ms;       /* then every period_ms; 0: once */
+    struct gw_exchange *tick; /* its tick, queued or in flight; NULL when none */
+    size_t name_len;          /* bytes in name */
+    char name[];              /* its name, NUL-terminated */
+} gw_actor_timer;
 
 /* A request that was in flight at a worker when the broker stopped waiting for it -
  * its deadline passed, or its client left - and was sent CANCEL.  The exchange itself
@@ -156,6 +173,15 @@ typedef struct gw_exchange {
     bool committing;              /* its reply waits in `held` for the store */
     uint8_t state_op;             /* while committing: the br_state_op */
     uint64_t sent_ns;             /* uv_hrtime of the ACTOR_REQUEST (turn latency) */
+    uint8_t tick_kind;            /* a timer's or reminder's tick (br_tick_kind): the
+                                     broker itself waits for it; 0 otherwise */
+    br_str tick_name;             /* with tick_kind: the timer's name (this allocation) */
+    gw_actor_timer *timer;        /* a timer's tick: its timer while both live */
+    gw_actor_tick_fn tick_done;   /* a reminder's tick: told how its turn ended */
+    void *tick_ctx;               /* its argument */
+    bool direct;                  /* a CALL that named the actor by type and key */
+    br_str direct_key;            /* with direct: the key (this allocation) */
+    br_str method;                /* with direct: the CALL's method (this allocation) */
     br_buf held;                  /* while committing: the ACTOR_REPLY frame */
     bool streaming;               /* the worker answered with STREAM_START (stream.c) */
     uint32_t window;              /* stream bytes granted to the worker, not yet received */
@@ -170,7 +196,7 @@ typedef struct gw_exchange {
 /* True while someone (an HTTP client or a calling worker) waits for c's answer. */
 static inline bool gw__exchange_waited(const gw_exchange *c)
 {
-    return c->req != NULL || c->caller != NULL;
+    return c->req != NULL || c->caller != NULL || c->tick_kind != 0;
 }
 
 /* Encodes msg and sends it to w (or, when w is NULL, to the peer `ident`).  Returns 0;
@@ -332,6 +358,21 @@ void gw__actors_tick(gw_broker *b, uint64_t now);
 
 /* actors.c: frees every activation (destroy). */
 void gw__actors_free_all(gw_broker *b);
+
+/* actors.c: tick exchange c (a timer's or a reminder's) was answered with `status`:
+ * its timer may fire again, its reminder is told the outcome.  c->tick_kind is 0
+ * after (nobody waits for c any more). */
+void gw__actors_tick_answered(gw_exchange *c, int status);
+
+/* actors.c: ACTOR_TIMER from w. */
+void gw__actors_timer_msg(gw_broker *b, gw_worker *w, const br_actor_timer *m);
+
+/* actors.c: the route entry that serves actor type `type` (the first announced one,
+ * preferring a service with a live worker), or NULL. */
+gw_route_entry *gw__actors_type_route(gw_broker *b, br_str type);
+
+/* actors.c: the actor timer callback. */
+void gw__actors_on_timer(uv_timer_t *timer);
 
 /* actors.c: the actor gauges. */
 void gw__actors_stats(const gw_broker *b, gw_broker_stats *out);

@@ -76,7 +76,7 @@ static gw_exchange *call_from(gw_broker *b, const br_request *m, const gw_route_
                               gw_route_entry *e)
 {
     size_t bytes = 2 * (size_t)m->path.len + m->content_type.len + m->body.len + m->request_id.len +
-                   m->identity.len;
+                   m->identity.len + m->method.len + m->actor_key.len;
     for (uint32_t i = 0; i < m->nquery; i++)
         bytes += m->query[i].name.len + m->query[i].value.len;
     for (uint32_t i = 0; i < m->nheaders; i++)
@@ -111,10 +111,50 @@ static gw_exchange *call_from(gw_broker *b, const br_request *m, const gw_route_
     /* The caller's request id and verified identity travel on to the target. */
     c->request_id = copy_str(&cursor, m->request_id);
     c->identity = copy_str(&cursor, m->identity);
+    c->method = copy_str(&cursor, m->method);
+    c->direct_key = copy_str(&cursor, m->actor_key);
     c->scratch = cursor; /* m->path.len bytes left: decoded path parameters */
     c->scratch_cap = m->path.len;
     c->idempotent = br_str_eq(m->method, "GET") || br_str_eq(m->method, "HEAD");
     return c;
+}
+
+/* Prepared call c of `caller` goes on: trace, the caller's bookkeeping, admission with
+ * the caller's remaining budget - never more than route e allows. */
+static void call_admit(gw_broker *b, gw_worker *caller, const br_request *m, gw_exchange *c,
+                       gw_route_entry *e)
+{
+    gw__exchange_trace(c, m->trace);
+    c->caller = caller;
+    c->caller_id = m->id;
+    gw_list_push_back(&caller->outgoing, &c->caller_link);
+    uint32_t budget = gw__route_budget(b, e);
+    if (m->deadline_ms > 0 && m->deadline_ms < budget)
+        budget = m->deadline_ms;
+    gw__exchange_admit(c, budget);
+}
+
+/* A CALL that names an actor by type and key (field 17): no route is matched; it
+ * goes to the key's activation and runs the type's on_call there (PROTOCOL.md 10.1). */
+static void call_direct(gw_broker *b, gw_worker *caller, const br_request *m)
+{
+    char detail[GW_DETAIL_MAX];
+    gw_route_entry *e = gw__actors_type_route(b, m->actor_type);
+    if (!e) {
+        snprintf(detail, sizeof(detail), "Not Found: no service serves actor type '%.*s'",
+                 (int)(m->actor_type.len > 64 ? 64 : m->actor_type.len), m->actor_type.ptr);
+        gw__calls_reply_detail(b, caller, m->id, 404, false, detail);
+        return;
+    }
+    gw_route_match match = {.nparams = 0};
+    gw_exchange *c = call_from(b, m, &match, e);
+    if (!c) {
+        gw__calls_reply_detail(b, caller, m->id, 503, true, "Service Unavailable: out of memory");
+        return;
+    }
+    c->direct = true;
+    c->nparams = 0;
+    call_admit(b, caller, m, c, e);
 }
 
 void gw__calls_handle(gw_broker *b, gw_worker *caller, const br_request *m)
@@ -122,6 +162,13 @@ void gw__calls_handle(gw_broker *b, gw_worker *caller, const br_request *m)
     if (b->closing) {
         gw__calls_reply_detail(b, caller, m->id, 503, true,
                                "Service Unavailable: the gateway is shutting down");
+        return;
+    }
+    if (m->actor_type.len) {
+        if (m->method.len == 0 || m->method.len > GW_METHOD_MAX)
+            gw__calls_reply_detail(b, caller, m->id, 400, false, "Bad Request: malformed method");
+        else
+            call_direct(b, caller, m);
         return;
     }
     char method[GW_METHOD_MAX + 1];
@@ -166,15 +213,7 @@ void gw__calls_handle(gw_broker *b, gw_worker *caller, const br_request *m)
         return;
     }
     br_buf_free(&detail);
-    gw__exchange_trace(c, m->trace);
-    c->caller = caller;
-    c->caller_id = m->id;
-    gw_list_push_back(&caller->outgoing, &c->caller_link);
-    /* The caller's remaining budget, never more than the route allows. */
-    uint32_t budget = gw__route_budget(b, e);
-    if (m->deadline_ms > 0 && m->deadline_ms < budget)
-        budget = m->deadline_ms;
-    gw__exchange_admit(c, budget);
+    call_admit(b, caller, m, c, e);
 }
 
 void gw__calls_cancel(gw_broker *b, gw_worker *caller, uint64_t id)

@@ -80,6 +80,7 @@ void gw__dispatch_respond_unavailable(gw_broker *b, gw_req *req, const gw_servic
 void gw__exchange_free(gw_exchange *c)
 {
     gw_broker *b = c->broker;
+    gw__actors_tick_answered(c, 503); /* a tick freed unanswered (shutdown) */
     if (c->actor)
         gw__actors_exchange_gone(c);
     if (c->worker) {
@@ -123,6 +124,7 @@ static void call_answer_detail(gw_exchange *c, int status, bool retry_after, con
     }
     gw_req *req = c->req;
     gw_worker *caller = c->caller;
+    gw__actors_tick_answered(c, status);
     gw__exchange_detach(c);
     if (req)
         gw_broker_respond_error(c->broker, req, status, retry_after, detail);
@@ -217,6 +219,19 @@ void gw__exchange_fill_request(gw_exchange *c, br_request *r)
     r->route = br_str_c(c->route->path);
     /* HEAD reaches a GET route as GET: the gateway drops the body itself. */
     r->method = br_str_c(c->route->method);
+    r->actor_type = r->actor_key = r->tick_name = (br_str){0};
+    r->tick_kind = c->tick_kind;
+    if (c->tick_kind || c->direct) {
+        /* No route: the worker runs the actor type's on_tick or on_call (PROTOCOL.md
+         * 10.3). */
+        r->route = (br_str){0};
+        r->method = c->direct ? c->method : br_str_c("POST");
+        r->tick_name = c->tick_name;
+        if (c->direct) {
+            r->actor_type = br_str_c(c->route->actor_type);
+            r->actor_key = c->direct_key;
+        }
+    }
     r->path = c->path;
     r->params = c->params;
     r->nparams = c->nparams;
@@ -536,8 +551,10 @@ void gw__exchange_deliver(gw_exchange *c, gw_worker *w, const br_reply *r)
     gw_broker *b = c->broker;
     gw_req *req = c->req;
     gw_worker *caller = c->caller;
-    if (b->cfg.check_replies)
+    bool tick = c->tick_kind != 0;
+    if (b->cfg.check_replies && !tick && !c->direct)
         check_reply(c, r);
+    gw__actors_tick_answered(c, r->status);
     gw__exchange_detach(c);
     if (req) {
         /* A reply carrying jobs goes out once they are durable (the job queue). */
@@ -551,7 +568,7 @@ void gw__exchange_deliver(gw_exchange *c, gw_worker *w, const br_reply *r)
         if (caller)
             gw__calls_forward(b, caller, c->caller_id, r);
     }
-    if (req || caller)
+    if (req || caller || tick)
         b->stats.replies++;
     else
         b->stats.stale_replies++;

@@ -187,10 +187,11 @@ typedef enum br_msg_type {
     BR_MSG_WS_GROUP = 34,      /* worker -> broker: join, leave or broadcast to a group */
     BR_MSG_ACTOR_REQUEST = 40, /* broker -> worker: a REQUEST for one actor key */
     BR_MSG_ACTOR_REPLY = 41,   /* worker -> broker: its REPLY, with the turn's state commit */
-    BR_MSG_DEACTIVATE = 42     /* broker -> worker: drop the activation of one key */
+    BR_MSG_DEACTIVATE = 42,    /* broker -> worker: drop the activation of one key */
+    BR_MSG_ACTOR_TIMER = 43    /* worker -> broker: start or stop a timer or reminder */
 } br_msg_type;
 
-#define BR_MSG_TYPE_MAX     42
+#define BR_MSG_TYPE_MAX     43
 #define BR_MSG_STREAM_FIRST 20
 #define BR_MSG_STREAM_LAST  23
 
@@ -249,7 +250,23 @@ typedef struct br_request {
                           5.3); empty when anonymous */
     br_pair *cookies;  /* the cookies the route declares as parameters */
     uint32_t ncookies;
+    /* Field 17: CALL: the actor it addresses by type and key, without a route (both
+     * non-empty); ACTOR_REQUEST: set when the message came so (the type's on_call
+     * runs).  Empty: none. */
+    br_str actor_type;
+    br_str actor_key;
+    /* Field 18, ACTOR_REQUEST only: a timer or reminder of the actor fired (tick_kind
+     * br_tick_kind, 0: none; tick_name its name). */
+    uint8_t tick_kind;
+    br_str tick_name;
 } br_request;
+
+/* What an ACTOR_REQUEST's turn is for, when it is not a route's request (field 18). */
+typedef enum br_tick_kind {
+    BR_TICK_NONE = 0,
+    BR_TICK_TIMER = 1,   /* a volatile timer of the activation */
+    BR_TICK_REMINDER = 2 /* a durable reminder of the key */
+} br_tick_kind;
 
 /* A background job a reply asks the gateway to enqueue (BackgroundTasks.add_task). */
 typedef struct br_job_spec {
@@ -352,6 +369,20 @@ typedef struct br_deactivate {
     br_str key;
     uint64_t epoch; /* the activation that ends */
 } br_deactivate;
+
+/* ACTOR_TIMER: the activation `epoch` of (actor_type, key) starts or stops a timer
+ * (volatile: ends with the activation) or a reminder (durable: kept by the gateway's
+ * store until unset, whichever worker holds the key).  PROTOCOL.md 5.20. */
+typedef struct br_actor_timer {
+    br_str actor_type;
+    br_str key;
+    uint64_t epoch;     /* the activation asking: a stale one is ignored */
+    br_str name;        /* the timer's name, unique per key (and kind) */
+    bool start;         /* true: start (replacing one of the name); false: stop */
+    bool durable;       /* true: a reminder; false: a timer */
+    uint64_t due_ms;    /* start: the first tick this long from now */
+    uint64_t period_ms; /* start: then every period_ms; 0: once */
+} br_actor_timer;
 /* JOB_PROGRESS: the job is still running.  Renews its lease; may report progress. */
 typedef struct br_job_progress {
     br_str job_id;
@@ -488,6 +519,7 @@ typedef struct br_msg {
         br_actor_request actor_request;
         br_actor_reply actor_reply;
         br_deactivate deactivate;
+        br_actor_timer actor_timer;
         br_job_progress job_progress;
         br_job_cancel job_cancel;
         br_task_policies task_policy;

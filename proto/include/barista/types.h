@@ -18,6 +18,9 @@
 extern "C" {
 #endif
 
+/* Longest name of a keyed actor's timer or reminder, in bytes (PROTOCOL.md 5.20). */
+#define BR_ACTOR_TIMER_NAME_MAX 128
+
 /* ---------------------------------------------------------------------------------- */
 /* Errors: one enum for the whole project.  Functions return 0 or one of these.        */
 

@@ -70,6 +70,12 @@ typedef struct br_call_spec {
     const void *body;         /* request body; may be NULL */
     size_t body_len;          /* bytes in body */
     uint32_t timeout_ms;      /* 0: the caller's remaining deadline; else at most this */
+    /* A keyed actor addressed directly by type and key, without a route: the message
+     * runs in the key's turn on the type's on_call (br_actor_spec); method, path, query
+     * and body are passed as they are (the path names the operation).  NULL: a call
+     * routed by method and path. */
+    const char *actor_type;
+    const char *actor_key; /* with actor_type: the key (non-empty) */
 } br_call_spec;
 
 /* One call in flight.  Opaque; owned by the runtime. */

@@ -107,6 +107,15 @@ typedef struct br_actor_spec {
     void (*on_activate)(br_svc *svc, br_str key, br_str state);
     /* A key's activation here ended (idle, or moved); may be NULL. */
     void (*on_deactivate)(br_svc *svc, br_str key);
+    /* A timer or reminder of a key fired (br_actor_tick_name says which): a turn like a
+     * message's, in the key's mailbox, with the state API; it ends with a reply (its
+     * status says whether the state change commits: below 500).  NULL: ticks are
+     * answered 404 and change nothing. */
+    br_handler_fn on_tick;
+    /* A CALL that named the actor by type and key (br_call_spec.actor_type), without a
+     * route: its method, path, query and body are the caller's.  NULL: such calls are
+     * answered 404. */
+    br_handler_fn on_call;
 } br_actor_spec;
 /* One WebSocket connection on a worker (docs/workers.md, "WebSockets").  Opaque; owned
  * by the runtime: valid from on_open until on_close returns, or until the callback
@@ -307,6 +316,25 @@ int br_actor_set_state(br_req *req, const void *state, size_t len);
 
 /* Deletes the actor's state at the end of the turn (likewise).  0 or BR_EINVAL. */
 int br_actor_delete_state(br_req *req);
+
+/* Timers and reminders (docs/actors.md).  Both fire as turns of the key - through its
+ * mailbox, one at a time with its messages - running the type's on_tick.  A *timer*
+ * lives while the activation does: it ends when the key is deactivated (idle) or
+ * moves.  A *reminder* is durable: the gateway keeps it in the actors' store and fires
+ * it on whichever worker holds the key then, across gateway restarts and moves, at
+ * least once per tick, until the actor unsets it.  Called during a turn (req is its
+ * request); `due_ms` from now, then every `period_ms` (0: once).  Starting one whose
+ * name is taken replaces it.  Names are at most BR_ACTOR_TIMER_NAME_MAX bytes.
+ * 0; BR_EINVAL (not an actor turn, bad name); BR_ECLOSED (no broker connection). */
+int br_actor_timer_start(br_req *req, const char *name, uint64_t due_ms, uint64_t period_ms);
+int br_actor_timer_stop(br_req *req, const char *name);
+int br_actor_reminder_set(br_req *req, const char *name, uint64_t due_ms, uint64_t period_ms);
+int br_actor_reminder_unset(br_req *req, const char *name);
+
+/* In on_tick: the name of the timer or reminder that fired, and whether it is a
+ * reminder.  "" and false in any other handler. */
+br_str br_actor_tick_name(const br_req *req);
+bool br_actor_tick_is_reminder(const br_req *req);
 
 /* ---------------------------------------------------------------------------------- */
 /* A service at run time.                                                              */

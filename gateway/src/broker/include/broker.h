@@ -213,6 +213,9 @@ typedef void (*gw_actor_loaded_fn)(void *ctx, int status, uint64_t epoch, br_str
 /* Told on the loop when a commit is durable (0), refused because its epoch is not the
  * key's current one (BR_EVALUE: fenced), or failed (another br_err). */
 typedef void (*gw_actor_done_fn)(void *ctx, int status);
+/* Told on the loop how the turn of a reminder's tick ended: ok when the actor answered
+ * below 500 and its state change (if any) is durable. */
+typedef void (*gw_actor_tick_fn)(void *ctx, bool ok);
 
 /* What the broker tells an attached subsystem.  Every slot may be NULL.  `data` is
  * the pointer given to gw_broker_attach.  No hook may destroy the broker. */
@@ -247,6 +250,12 @@ typedef struct gw_broker_hooks {
     bool (*job_progress)(void *data, struct gw_worker *w, const br_job_progress *m);
     /* TASK_POLICY from w: how the tasks it announced want their jobs run. */
     void (*task_policy)(void *data, struct gw_worker *w, const br_task_policies *m);
+    /* The actor state store (with actor_load): the activation `epoch` of (type, key)
+     * sets (due_ms from now, then every period_ms; 0: once) or unsets its durable
+     * reminder `name`.  Applied in order with loads and commits, only while `epoch` is
+     * the key's (fenced otherwise).  0 when accepted, else a br_err. */
+    int (*actor_reminder)(void *data, br_str type, br_str key, uint64_t epoch, br_str name,
+                          bool set, uint64_t due_ms, uint64_t period_ms);
 } gw_broker_hooks;
 
 /* Subsystems attached at once, at most. */
@@ -265,20 +274,42 @@ void gw_broker_detach(gw_broker *self, void *data);
 /* Longest actor type name counted on its own (longer ones are cut for metrics). */
 #define GW_ACTOR_TYPE_MAX 63
 
+/* Buckets of the per-type turn-latency histogram (the last: over every bound). */
+#define GW_ACTOR_TURN_BUCKETS 12
+
 /* Counters of one actor type, for /metrics. */
 typedef struct gw_actor_type_stats {
-    char type[GW_ACTOR_TYPE_MAX + 1]; /* the type's name */
-    uint64_t active;                  /* gauge: its keys active at a worker */
-    uint64_t waiting;                 /* gauge: its messages waiting at the gateway */
-    uint64_t turns;                   /* ACTOR_REPLYs */
-    uint64_t turn_us;                 /* sum of turn latencies, us */
-    uint64_t activations;             /* activations started */
-    uint64_t moves;                   /* activations ended by a move */
+    char type[GW_ACTOR_TYPE_MAX + 1];          /* the type's name */
+    uint64_t active;                           /* gauge: its keys active at a worker */
+    uint64_t waiting;                          /* gauge: its messages waiting at the gateway */
+    uint64_t turns;                            /* ACTOR_REPLYs */
+    uint64_t turn_us;                          /* sum of turn latencies, us */
+    uint64_t activations;                      /* activations started */
+    uint64_t moves;                            /* activations ended by a move */
+    uint64_t inflight;                         /* gauge: its messages at workers, unanswered */
+    uint64_t ticks;                            /* timer and reminder ticks sent to its keys */
+    uint64_t turn_hist[GW_ACTOR_TURN_BUCKETS]; /* turns by latency: [i] counts those
+                                                  above bound i-1, at most bound i */
 } gw_actor_type_stats;
+
+/* The upper bounds (us) of the turn-latency histogram's buckets; the last is +Inf. */
+extern const uint64_t gw_actor_turn_bounds_us[GW_ACTOR_TURN_BUCKETS - 1];
 
 /* Copies the per-type counters (gauges filled in) into out[0..cap); returns how many
  * types there are. */
 size_t gw_broker_actor_types(const gw_broker *self, gw_actor_type_stats *out, size_t cap);
+
+/* A due reminder (type, key, name) claimed from the store: delivers its tick through
+ * the key's queue, as a turn on whichever worker holds the key.  done(ctx, ok) runs
+ * once, on the loop, when the turn ended (or could not run) - never inside this call.
+ * 0; BR_ENOTFOUND when no registered service declares the type; BR_ECLOSED shutting
+ * down; BR_ENOMEM. */
+int gw_broker_actor_remind(gw_broker *self, br_str type, br_str key, br_str name,
+                           gw_actor_tick_fn done, void *ctx);
+
+/* The actor types the routes of registered services declare: up to cap pointers into
+ * the registry (valid until the loop runs again); returns how many there are. */
+size_t gw_broker_actor_types_served(const gw_broker *self, const char **out, size_t cap);
 
 /* Appends a JSON object summarising actor placement to out: per service with actor
  * routes, its live workers with their active actors, and per actor type the active
