@@ -11,11 +11,17 @@
 #   commit-hot       POST /counters/hot/increment       one key, one commit per turn
 #   commit-10k       POST /counters/k<random>/increment 10,000 keys, a commit per turn
 #
-# and prints requests/s and latency percentiles (wrk --latency).  Expects a release
-# build in build/ (make build), or BARISTA_BIN.  About 5 x DURATION in all.
+# and prints requests/s and latency percentiles (wrk --latency).  Then, paced at about
+# RATE turns/s (PACED_CONNECTIONS connections, each waiting PACED_CONNECTIONS * 1000 /
+# RATE ms between requests - wrk's delay(), an approximation of a constant rate):
+#
+#   paced-10k    POST /counters/k<random>/increment at ~RATE/s: its p99, and the
+#                gateway's RSS right after
+#
+# Expects a release build in build/ (make build), or BARISTA_BIN.  About 6 x DURATION.
 #
 #   tests/bench/actors_bench.sh
-#   DURATION=5s CONNECTIONS=64 tests/bench/actors_bench.sh
+#   DURATION=5s CONNECTIONS=64 RATE=10000 tests/bench/actors_bench.sh
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -24,6 +30,8 @@ DURATION=${DURATION:-8s}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-1}
 KEYS=${KEYS:-10000}
+RATE=${RATE:-10000}
+PACED_CONNECTIONS=${PACED_CONNECTIONS:-100}
 GW_PORT=${GW_PORT:-18190}
 BROKER_PORT=${BROKER_PORT:-18191}
 
@@ -54,7 +62,8 @@ until curl -sf -XPOST "http://127.0.0.1:$GW_PORT/counters/ready/increment" >/dev
     sleep 0.1
 done
 
-# script <method> <path format with %d> <keys>: a wrk script picking a random key.
+# script <method> <path format with %d> <keys> [delay ms]: a wrk script picking a
+# random key (and pausing `delay` ms before each request).
 script() {
     cat >"$TMP/s.lua" <<EOF
 local n = $3
@@ -63,12 +72,13 @@ request = function()
   return wrk.format("$1", string.format("$2", math.random(n)), {["Content-Length"] = "0"})
 end
 EOF
+    [ -z "${4:-}" ] || echo "delay = function() return $4 end" >>"$TMP/s.lua"
 }
 
-# run <name> <method> <path format> <keys>
+# run <name> <method> <path format> <keys> [connections] [delay ms]
 run() {
-    script "$2" "$3" "$4"
-    out=$(wrk -t "$THREADS" -c "$CONNECTIONS" -d "$DURATION" --latency -s "$TMP/s.lua" \
+    script "$2" "$3" "$4" "${6:-}"
+    out=$(wrk -t "$THREADS" -c "${5:-$CONNECTIONS}" -d "$DURATION" --latency -s "$TMP/s.lua" \
         "http://127.0.0.1:$GW_PORT")
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
     p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
@@ -84,6 +94,11 @@ run actor-hot GET "/counters/hot%d" 1
 run actor-10k GET "/counters/k%d" "$KEYS"
 run commit-hot POST "/counters/hot%d/increment" 1
 run commit-10k POST "/counters/k%d/increment" "$KEYS"
+run paced-10k POST "/counters/k%d/increment" "$KEYS" "$PACED_CONNECTIONS" \
+    $((PACED_CONNECTIONS * 1000 / RATE))
+for p in $PIDS; do
+    [ "$(cat /proc/$p/comm 2>/dev/null)" = "barista-gateway" ] && grep VmRSS /proc/$p/status | sed 's/^/gateway after paced: /'
+done
 curl -s "http://127.0.0.1:$GW_PORT/metrics" | grep -E '^barista_actors_(turns|commits|activations|store_transactions)_total|^barista_actors_fenced' || true
 for p in $PIDS; do
     [ "$(cat /proc/$p/comm 2>/dev/null)" = "barista-gateway" ] && grep VmHWM /proc/$p/status | sed 's/^/gateway /'
