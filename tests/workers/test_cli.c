@@ -49,7 +49,10 @@ static void list_prints_each_service_with_kind_and_routes(void **state)
     assert_non_null(strstr(out, "dashboard io   GET /dashboard\n"));
     assert_non_null(strstr(out, "fetch    io   GET /fetch\n"));
     assert_non_null(
-        strstr(out, "counter  io   POST /counters/{id}/increment, GET /counters/{id}\n"));
+        strstr(out, "counter  io   POST /counters/{id}/increment, GET /counters/{id}, POST "
+                    "/counter-calls/{id}, POST /tickers/{id}/timers/{name}, DELETE "
+                    "/tickers/{id}/timers/{name}, POST /tickers/{id}/reminders/{name}, DELETE "
+                    "/tickers/{id}/reminders/{name}, GET /tickers/{id}\n"));
     assert_non_null(strstr(out, "clock    io   GET /clock, GET /clock/lines, GET /clock/stats\n"));
     assert_non_null(strstr(out, "upload   io   POST /upload/hash, POST /upload/form\n"));
 }
