@@ -274,6 +274,17 @@ static gw_actor_op op_claim(uint64_t now)
     return op;
 }
 
+/* How many reminders a claim at `now` through b takes (0 when it fails). */
+static size_t claimed(gw_actor_backend *b, uint64_t now)
+{
+    gw_actor_op op = op_claim(now);
+    apply1(b, &op);
+    size_t n = op.status == 0 ? op.nclaimed : 0;
+    assert_int_equal(op.status, 0);
+    gw__actor_op_free_claimed(&op);
+    return n;
+}
+
 static void reminders_are_fenced_claimed_once_and_moved_on(void **state)
 {
     (void)state;
@@ -303,11 +314,7 @@ static void reminders_are_fenced_claimed_once_and_moved_on(void **state)
     apply1(one, &stale);
     assert_int_equal(stale.status, BR_EVALUE);
     /* Not due yet. */
-    gw_actor_op early = op_claim(1050);
-    apply1(one, &early);
-    assert_int_equal(early.status, 0);
-    assert_int_equal(early.nclaimed, 0);
-    gw__actor_op_free_claimed(&early);
+    assert_int_equal(claimed(one, 1050), 0);
     /* Due: one process claims it; the other, at once after, finds it leased. */
     gw_actor_op c1 = op_claim(1200);
     apply1(one, &c1);
@@ -316,39 +323,23 @@ static void reminders_are_fenced_claimed_once_and_moved_on(void **state)
     assert_true(br_str_eq(c1.claimed[0].key, "k1"));
     assert_true(br_str_eq(c1.claimed[0].name, "beat"));
     assert_int_equal(c1.claimed[0].gen, 7);
-    gw_actor_op c2 = op_claim(1200);
-    apply1(two, &c2);
-    assert_int_equal(c2.status, 0);
-    assert_int_equal(c2.nclaimed, 0);
-    gw__actor_op_free_claimed(&c2);
+    assert_int_equal(claimed(two, 1200), 0);
     /* The tick succeeded: next due at 1100 + 500. */
     gw_actor_op done = op_remind(GW_REMIND_DONE, "k1", "beat", 1250);
     done.gen = 7;
     done.ok = true;
     apply1(one, &done);
     assert_int_equal(done.status, 0);
-    gw_actor_op c3 = op_claim(1500);
-    apply1(two, &c3);
-    assert_int_equal(c3.nclaimed, 0);
-    gw__actor_op_free_claimed(&c3);
-    gw_actor_op c4 = op_claim(1600);
-    apply1(two, &c4);
-    assert_int_equal(c4.nclaimed, 1);
-    gw__actor_op_free_claimed(&c4);
+    assert_int_equal(claimed(two, 1500), 0);
+    assert_int_equal(claimed(two, 1600), 1);
     /* That tick failed: tried again after lease_ms (retry delay), by either process. */
     gw_actor_op failed = op_remind(GW_REMIND_DONE, "k1", "beat", 1650);
     failed.gen = 7;
     failed.lease_ms = 1000;
     apply1(two, &failed);
     assert_int_equal(failed.status, 0);
-    gw_actor_op c5 = op_claim(2000);
-    apply1(one, &c5);
-    assert_int_equal(c5.nclaimed, 0);
-    gw__actor_op_free_claimed(&c5);
-    gw_actor_op c6 = op_claim(2700);
-    apply1(one, &c6);
-    assert_int_equal(c6.nclaimed, 1);
-    gw__actor_op_free_claimed(&c6);
+    assert_int_equal(claimed(one, 2000), 0);
+    assert_int_equal(claimed(one, 2700), 1);
     /* A DONE of an older generation (the reminder was set again since) changes
      * nothing; an unset from the key's epoch removes it. */
     gw_actor_op old = op_remind(GW_REMIND_DONE, "k1", "beat", 2800);
@@ -360,27 +351,18 @@ static void reminders_are_fenced_claimed_once_and_moved_on(void **state)
     unset.epoch = 1;
     apply1(one, &unset);
     assert_int_equal(unset.status, 0);
-    gw_actor_op c7 = op_claim(100000);
-    apply1(one, &c7);
-    assert_int_equal(c7.nclaimed, 0);
-    gw__actor_op_free_claimed(&c7);
+    assert_int_equal(claimed(one, 100000), 0);
     /* A one-shot reminder is removed once its tick succeeded. */
     gw_actor_op once = op_remind(GW_REMIND_SET, "k1", "once", 3000);
     once.epoch = 1;
     once.gen = 9;
     apply1(one, &once);
-    gw_actor_op c8 = op_claim(3000);
-    apply1(two, &c8);
-    assert_int_equal(c8.nclaimed, 1);
-    gw__actor_op_free_claimed(&c8);
+    assert_int_equal(claimed(two, 3000), 1);
     gw_actor_op fired = op_remind(GW_REMIND_DONE, "k1", "once", 3001);
     fired.gen = 9;
     fired.ok = true;
     apply1(two, &fired);
-    gw_actor_op c9 = op_claim(100000);
-    apply1(one, &c9);
-    assert_int_equal(c9.nclaimed, 0);
-    gw__actor_op_free_claimed(&c9);
+    assert_int_equal(claimed(one, 100000), 0);
     gw__actors_sqlite_close(&one);
     gw__actors_sqlite_close(&two);
     gw__actor_op_free_claimed(&c1);
