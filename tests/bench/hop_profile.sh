@@ -7,8 +7,9 @@
 #   tests/bench/hop_profile.sh [callgrind|strace|both]      (default both)
 #
 # Environment: BIN (build/bin), N (20000 measured requests), CONNS (64), URLPATH
-# (/hello), BROKER (tcp://127.0.0.1:PORT; ipc://DIR/broker to compare), OUT (a temp dir,
-# kept: callgrind.out.* for callgrind_annotate, *.strace).
+# (/hello), BROKER (tcp://127.0.0.1:PORT; ipc://DIR/broker to compare), GATEWAY_ARGS
+# (e.g. "--access-log off"), OUT (a temp dir, kept: callgrind.out.* for
+# callgrind_annotate, *.strace).
 #
 # Each process runs under the tool from its start; after a 500-request warm-up the
 # counters are zeroed (callgrind_control -z) or strace attaches, N requests run
@@ -24,6 +25,7 @@ URLPATH=${URLPATH:-/hello}
 MODE=${1:-both}
 OUT=${OUT:-$(mktemp -d /tmp/hop-profile.XXXXXX)}
 mkdir -p "$OUT"
+cd "$OUT" # the gateway keeps its jobs store in the working directory
 PIDS=""
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -50,7 +52,7 @@ start() {
     broker=${BROKER:-tcp://127.0.0.1:$(free_port)}
     # shellcheck disable=SC2086
     $1 "$OUT/$2.gateway" "$BIN/barista-gateway" --listen "127.0.0.1:$port" --broker "$broker" \
-        >"$OUT/$2.gateway.log" 2>&1 &
+        ${GATEWAY_ARGS:-} >"$OUT/$2.gateway.log" 2>&1 &
     GW=$!
     # shellcheck disable=SC2086
     $1 "$OUT/$2.worker" "$BIN/barista-worker" --services hello,sleep --connect "$broker" \
