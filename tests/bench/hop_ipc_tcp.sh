@@ -23,7 +23,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$ROOT/tests/bench/hop_lib.sh"
 # utime + stime of a process, all threads, in clock ticks.
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
@@ -37,12 +37,7 @@ run() {
     "$BIN/barista-worker" --services hello --connect "$broker" >"$DIR/worker.log" 2>&1 &
     wk=$!
     PIDS="$gw $wk"
-    i=0
-    until curl -fs "http://127.0.0.1:$port/hello" >/dev/null 2>&1; do
-        i=$((i + 1))
-        [ $i -lt 300 ] || { echo "hop_ipc_tcp: no answer ($1)" >&2; exit 1; }
-        sleep 0.2
-    done
+    wait_http "http://127.0.0.1:$port/hello" "hop_ipc_tcp ($1)"
     "$BIN/hop_client" "$port" /hello 64 2000 >/dev/null
     g0=$(ticks "$gw")
     w0=$(ticks "$wk")

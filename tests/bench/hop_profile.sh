@@ -28,7 +28,7 @@ mkdir -p "$OUT"
 cd "$OUT" # the gateway keeps its jobs store in the working directory
 PIDS=""
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$ROOT/tests/bench/hop_lib.sh"
 
 cleanup() {
     for p in $PIDS; do kill "$p" 2>/dev/null || true; done
@@ -36,15 +36,6 @@ cleanup() {
     for p in $PIDS; do kill -9 "$p" 2>/dev/null || true; done
 }
 trap cleanup EXIT INT TERM
-
-wait_hello() {
-    i=0
-    until curl -fs "http://127.0.0.1:$1$URLPATH" >/dev/null 2>&1; do
-        i=$((i + 1))
-        [ $i -lt 300 ] || { echo "hop_profile: no answer on :$1" >&2; exit 1; }
-        sleep 0.2
-    done
-}
 
 # start TOOL-PREFIX...: starts the gateway and one I/O worker under the prefix.
 start() {
@@ -59,7 +50,7 @@ start() {
         --concurrency 16384 >"$OUT/$2.worker.log" 2>&1 &
     WK=$!
     PIDS="$GW $WK"
-    wait_hello "$port"
+    wait_http "http://127.0.0.1:$port$URLPATH" hop_profile
     "$BIN/hop_client" "$port" "$URLPATH" "$CONNS" 500 >/dev/null
 }
 

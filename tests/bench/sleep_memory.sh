@@ -23,7 +23,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$ROOT/tests/bench/hop_lib.sh"
 kb() { sed -n "s/^$2:[[:space:]]*\([0-9]*\) kB/\1/p" "/proc/$1/status"; }
 
 port=$(free_port)
@@ -35,12 +35,7 @@ GW=$!
     >$DIR/worker.log 2>&1 &
 WK=$!
 PIDS="$GW $WK"
-i=0
-until curl -fs "http://127.0.0.1:$port/sleep?ms=1" >/dev/null 2>&1; do
-    i=$((i + 1))
-    [ $i -lt 300 ] || { echo "sleep_memory: no answer" >&2; exit 1; }
-    sleep 0.2
-done
+wait_http "http://127.0.0.1:$port/sleep?ms=1" sleep_memory
 gw0=$(kb "$GW" VmRSS)
 wk0=$(kb "$WK" VmRSS)
 wrk -t2 -c"$CONNS" -d"${SECS}s" --timeout 5s --latency "http://127.0.0.1:$port/sleep?ms=1000" \
