@@ -215,9 +215,14 @@ void br__dispatch_request(br_worker *w, const br_request *m, const void *frame, 
         }
     }
     if (w->reg.kind == BR_KIND_CPU) {
+        req->work = br__arena_alloc(&req->arena, sizeof(*req->work));
+        if (!req->work) {
+            br_reply_error(req, 503, "worker is out of memory");
+            return;
+        }
         req->on_thread = true;
-        req->work.data = req;
-        int rc = uv_queue_work(&w->loop, &req->work, cpu_work, cpu_after);
+        req->work->data = req;
+        int rc = uv_queue_work(&w->loop, req->work, cpu_work, cpu_after);
         if (rc != 0) {
             br__log("uv_queue_work: %s", uv_strerror(rc));
             req->on_thread = false;

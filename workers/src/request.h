@@ -52,7 +52,8 @@ struct br_req {
     bool json_parsed;        /* json holds the answer */
     struct br__verr *errors; /* validation errors recorded (arena), or NULL */
     uint32_t nerrors;        /* entries in errors */
-    uv_work_t work;          /* the compute-thread job of a CPU request */
+    uv_work_t *work;         /* a CPU request's compute-thread job (arena), else NULL: 128
+                                bytes that an I/O request in flight does not pay */
     br_job_spec *jobs;       /* jobs the reply enqueues (arena), or NULL */
     uint32_t njobs;          /* entries used in jobs */
     struct br__op *ops;      /* async operations it owns (async_int.h) */

@@ -88,6 +88,9 @@ typedef struct edge_log {
     uv_check_t flush;            /* writes buf once per loop turn */
     bool flush_started;          /* flush is active */
     uint64_t dropped;            /* lines lost to a full buffer or a failed write */
+    int64_t when_sec;            /* the second `when` was formatted for, or -1 */
+    char when[32];               /* "[07/Dec/2026:04:19:00 +0000] " for when_sec */
+    size_t when_len;             /* bytes in when */
 } edge_log;
 
 struct gw_edge {

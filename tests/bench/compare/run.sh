@@ -16,6 +16,7 @@
 #   BARISTA_BIN       directory with barista-gateway and barista-worker [<repo>/build/bin]
 #   BENCH_PYTHON      interpreter that has Debian's fastapi/uvicorn  [/usr/bin/python3]
 #   BARISTA_CPU_SCHED, BARISTA_CPU_NICE  --sched and --nice of the CPU workers [other, 10]
+#   BARISTA_ACCESS_LOG  the gateway's --access-log [off, as nginx's access_log off here]
 set -eu
 set -o pipefail
 
@@ -291,8 +292,11 @@ start_barista() {
     port=$(free_port)
     bport=$(free_port)
     broker="tcp://127.0.0.1:$bport"
+    # The access log as nginx's here (access_log off) unless BARISTA_ACCESS_LOG says
+    # otherwise (- for stderr, as the gateway's default).
     spawn barista-gateway env BARISTA_LISTEN="127.0.0.1:$port" BARISTA_BROKER="$broker" \
-        "$BIN/barista-gateway" --listen "127.0.0.1:$port" --broker "$broker"
+        "$BIN/barista-gateway" --listen "127.0.0.1:$port" --broker "$broker" \
+        --access-log "${BARISTA_ACCESS_LOG:-off}"
     SERVER_GROUPS=$SPAWNED
     spawn barista-io "$BIN/barista-worker" --services hello,sleep --connect "$broker" \
         --concurrency "${BARISTA_IO_CONCURRENCY:-16384}"

@@ -1,0 +1,49 @@
+#!/bin/sh
+# sleep_memory.sh - peak RSS of the gateway and one I/O worker while CONNS connections
+# each wait on GET /sleep?ms=1000 (scenario 2 of tests/bench/compare/run.sh), and the
+# memory per connection: (peak - RSS before the load) / CONNS.
+#
+#   tests/bench/sleep_memory.sh            CONNS=10000 SECONDS_=6 BIN=build/bin
+#
+# BROKER picks the hop (default tcp://127.0.0.1:PORT).  wrk needs one fd per
+# connection: run with `ulimit -n` above CONNS + 1000.  It reads VmHWM from
+# /proc/PID/status (the kernel's own peak), so no sampling can miss the top.
+set -eu
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=${BIN:-$ROOT/build/bin}
+CONNS=${CONNS:-10000}
+SECS=${SECONDS_:-6}
+DIR=$(mktemp -d /tmp/sleep-memory.XXXXXX)
+cd "$DIR" # the gateway keeps its jobs store in the working directory
+PIDS=""
+cleanup() {
+    for p in $PIDS; do kill "$p" 2>/dev/null || true; done
+    sleep 1
+    rm -rf "$DIR"
+}
+trap cleanup EXIT INT TERM
+
+. "$ROOT/tests/bench/hop_lib.sh"
+kb() { sed -n "s/^$2:[[:space:]]*\([0-9]*\) kB/\1/p" "/proc/$1/status"; }
+
+port=$(free_port)
+broker=${BROKER:-tcp://127.0.0.1:$(free_port)}
+"$BIN/barista-gateway" --listen "127.0.0.1:$port" --broker "$broker" \
+    --max-connections $((CONNS + 1000)) >$DIR/gateway.log 2>&1 &
+GW=$!
+"$BIN/barista-worker" --services hello,sleep --connect "$broker" --concurrency 16384 \
+    >$DIR/worker.log 2>&1 &
+WK=$!
+PIDS="$GW $WK"
+wait_http "http://127.0.0.1:$port/sleep?ms=1" sleep_memory
+gw0=$(kb "$GW" VmRSS)
+wk0=$(kb "$WK" VmRSS)
+wrk -t2 -c"$CONNS" -d"${SECS}s" --timeout 5s --latency "http://127.0.0.1:$port/sleep?ms=1000" \
+    >$DIR/wrk 2>&1
+gw1=$(kb "$GW" VmHWM)
+wk1=$(kb "$WK" VmHWM)
+grep -E 'requests in|Requests/sec|99%|Socket errors|Non-2xx' "$DIR/wrk" || true
+awk -v g0="$gw0" -v g1="$gw1" -v w0="$wk0" -v w1="$wk1" -v n="$CONNS" 'BEGIN {
+    printf "gateway: %.1f MiB before, %.1f MiB peak: %.0f bytes per connection\n", g0/1024, g1/1024, (g1-g0)*1024/n
+    printf "worker:  %.1f MiB before, %.1f MiB peak: %.0f bytes per request in flight\n", w0/1024, w1/1024, (w1-w0)*1024/n
+    printf "together: %.1f MiB peak (%.1f MB)\n", (g1+w1)/1024, (g1+w1)*1024/1e6 }'
