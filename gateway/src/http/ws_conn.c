@@ -9,6 +9,8 @@
  * pinged, after pong_timeout_ms more it is dropped.  Closing is the RFC's handshake:
  * whoever closes first sends a close frame, the other answers with one, and the server
  * then shuts the TCP connection down (close_timeout_ms bounds the wait for an answer).
+ * With permessage-deflate, a data message of deflate_min_bytes or more goes out
+ * compressed by the server's shared deflater (ws_deflate.h) when that makes it smaller.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -16,11 +18,15 @@
 #include "http_conn.h"
 #include "log.h"
 #include "websocket.h"
+#include "ws_deflate.h"
 #include "ws_frame.h"
 #include "ws_handshake.h"
 
 /* Frames written in one uv_write at most. */
 #define WS_WRITE_BATCH 64
+
+/* The server's compression buffer is released after a message larger than this. */
+#define WS_DEFLATED_KEEP (64 * 1024)
 
 typedef struct ws_chunk {
     struct ws_chunk *next; /* next in the output FIFO */
@@ -41,6 +47,7 @@ struct gw_ws_conn {
     ws_chunk *in_flight;  /* frames of the write in flight (a detached list) */
     size_t out_bytes;     /* bytes queued or in flight */
     char subprotocol[64]; /* the one chosen, NUL-terminated */
+    gw_ws_pmd pmd;        /* permessage-deflate as negotiated (pmd.on false: none) */
     bool open;            /* the 101 is written: frames flow */
     bool owner_gone;      /* on_close ran or the owner closed: no more hooks */
     bool close_sent;      /* our close frame is queued */
@@ -57,6 +64,9 @@ void gw_ws_config_defaults(gw_ws_config *cfg)
     cfg->ping_interval_ms = GW_WS_PING_INTERVAL_MS;
     cfg->pong_timeout_ms = GW_WS_PONG_TIMEOUT_MS;
     cfg->close_timeout_ms = GW_WS_CLOSE_TIMEOUT_MS;
+    cfg->deflate = GW_WS_DEFLATE;
+    cfg->deflate_min_bytes = GW_WS_DEFLATE_MIN_BYTES;
+    cfg->deflate_level = GW_WS_DEFLATE_LEVEL;
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -71,8 +81,15 @@ static void refuse(gw_req *req, int status, const char *detail, bool version)
     gw__req_answer_detail(r, status, detail, extra, version ? 2 : 0);
 }
 
+/* Appends "\r\n" + name + value to the answer. */
+static int add_header(br_buf *b, const char *name, const char *value)
+{
+    int rc = br_buf_append(b, name, strlen(name));
+    return rc ? rc : br_buf_append(b, value, strlen(value));
+}
+
 /* Writes the 101 into the request's answer buffer. */
-static int build_101(gw_http_req *r, const char *accept, const char *proto)
+static int build_101(gw_http_req *r, const char *accept, const char *proto, const char *ext)
 {
     static const char head[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                                "Connection: Upgrade\r\nSec-WebSocket-Accept: ";
@@ -81,12 +98,10 @@ static int build_101(gw_http_req *r, const char *accept, const char *proto)
     int rc = br_buf_append(&r->resp, head, sizeof(head) - 1);
     if (rc == 0)
         rc = br_buf_append(&r->resp, accept, GW_WS_ACCEPT_LEN);
-    if (rc == 0 && proto[0]) {
-        static const char p[] = "\r\nSec-WebSocket-Protocol: ";
-        rc = br_buf_append(&r->resp, p, sizeof(p) - 1);
-        if (rc == 0)
-            rc = br_buf_append(&r->resp, proto, strlen(proto));
-    }
+    if (rc == 0 && proto[0])
+        rc = add_header(&r->resp, "\r\nSec-WebSocket-Protocol: ", proto);
+    if (rc == 0 && ext[0])
+        rc = add_header(&r->resp, "\r\nSec-WebSocket-Extensions: ", ext);
     if (rc == 0)
         rc = br_buf_append(&r->resp, "\r\n\r\n", 4);
     return rc;
@@ -146,11 +161,16 @@ gw_ws_conn *gw_req_upgrade(gw_req *req, const char *subprotocols, const gw_ws_co
     ws->hooks = *hooks;
     ws->data = data;
     ws->write_req.data = ws;
+    char ext[GW_WS_PMD_ANSWER_MAX] = "";
+    const gw_header *exts = gw_req_header(req, "sec-websocket-extensions");
+    if (cfg->deflate && exts)
+        gw_ws_pmd_negotiate(exts->value, exts->value_len, &ws->pmd, ext);
     gw_ws_limits lim = {.max_frame = cfg->max_frame_bytes,
                         .max_message = cfg->max_message_bytes,
-                        .require_mask = true};
+                        .require_mask = true,
+                        .deflate = ws->pmd.on};
     gw_ws_parser_init(&ws->parser, &lim);
-    if (build_101(r, accept, ws->subprotocol) != 0) {
+    if (build_101(r, accept, ws->subprotocol, ext) != 0) {
         gw_ws_parser_reset(&ws->parser);
         free(ws);
         gw__req_answer_detail(r, 500, "Internal Server Error", NULL, 0);
@@ -177,7 +197,8 @@ static int queue_frame(gw_ws_conn *ws, uint8_t opcode, const void *payload, size
                        bool message)
 {
     uint8_t head[GW_WS_MAX_HEADER];
-    size_t hl = gw_ws_frame_header(head, true, opcode, len, NULL);
+    size_t hl = gw_ws_frame_header(head, true, opcode & 0x0f, len, NULL);
+    head[0] |= opcode & GW_WS_RSV1;
     ws_chunk *c = malloc(sizeof(*c) + hl + len);
     if (!c)
         return BR_ENOMEM;
@@ -290,13 +311,43 @@ static void ws_flush(gw_ws_conn *ws)
     conn->writing = true;
 }
 
+/* The server's deflater for this connection's window, made at first use; NULL when the
+ * client allowed too small a window (8: zlib makes 9) or memory ran out. */
+static gw_ws_deflater *deflater(gw_ws_conn *ws)
+{
+    gw_http_server *s = ws->conn->server;
+    unsigned bits = ws->pmd.server_bits;
+    if (bits < 9 || bits >= sizeof(s->ws_deflaters) / sizeof(s->ws_deflaters[0]))
+        return NULL;
+    if (!s->ws_deflaters[bits])
+        s->ws_deflaters[bits] = gw_ws_deflater_new((int)bits, ws->cfg.deflate_level);
+    return s->ws_deflaters[bits];
+}
+
 int gw_ws_send(gw_ws_conn *ws, bool text, const void *msg, size_t len)
 {
     if (ws->close_sent || ws->conn->closing)
         return BR_ECLOSED;
     if (ws->out_bytes + len + GW_WS_MAX_HEADER > ws->cfg.max_output_bytes)
         return BR_EFULL;
-    int rc = queue_frame(ws, text ? GW_WS_OP_TEXT : GW_WS_OP_BINARY, msg, len, true);
+    uint8_t op = text ? GW_WS_OP_TEXT : GW_WS_OP_BINARY;
+    gw_ws_deflater *d;
+    if (ws->pmd.on && len >= ws->cfg.deflate_min_bytes && (d = deflater(ws))) {
+        /* Sent plain when compressing does not make it smaller (RSV1 is per message). */
+        br_buf *z = &ws->conn->server->ws_deflated;
+        z->len = 0;
+        z->max = len;
+        int zrc = gw_ws_deflate(d, msg, len, z);
+        int rc = zrc == 0 ? queue_frame(ws, op | GW_WS_RSV1, z->data, z->len, true) : 0;
+        if (z->cap > WS_DEFLATED_KEEP)
+            br_buf_free(z); /* one large message does not pin its size for good */
+        if (zrc == 0) {
+            if (rc == 0)
+                ws_flush(ws);
+            return rc;
+        }
+    }
+    int rc = queue_frame(ws, op, msg, len, true);
     if (rc == 0)
         ws_flush(ws);
     return rc;
