@@ -4,7 +4,10 @@
  *
  * The upgrade request stays the connection's only request until its 101 is written;
  * then reading goes to the frame parser instead of llhttp, and writing to a FIFO of
- * frames, each one heap block of header and payload.  The connection's one timer
+ * frames, each one heap block of header and payload, written with the connection's
+ * own uv_write_t (an HTTP answer never follows).  An idle WebSocket holds this state,
+ * its parser and nothing else: config and hooks are borrowed, buffers go with the
+ * message that needed them (docs/benchmarks.md, idle connections).  The connection's one timer
  * measures silence: after ping_interval_ms without a byte from the client it is
  * pinged, after pong_timeout_ms more it is dropped.  Closing is the RFC's handshake:
  * whoever closes first sends a close frame, the other answers with one, and the server
@@ -36,24 +39,23 @@ typedef struct ws_chunk {
 } ws_chunk;
 
 struct gw_ws_conn {
-    gw_conn *conn;        /* the connection it lives on */
-    gw_ws_config cfg;     /* limits and timers */
-    gw_ws_hooks hooks;    /* the owner's hooks */
-    void *data;           /* their argument */
-    gw_ws_parser parser;  /* client bytes to messages */
-    uv_write_t write_req; /* the one write in flight */
-    ws_chunk *out_head;   /* frames not yet written, in order */
-    ws_chunk *out_tail;   /* last of them */
-    ws_chunk *in_flight;  /* frames of the write in flight (a detached list) */
-    size_t out_bytes;     /* bytes queued or in flight */
-    char subprotocol[64]; /* the one chosen, NUL-terminated */
-    gw_ws_pmd pmd;        /* permessage-deflate as negotiated (pmd.on false: none) */
-    bool open;            /* the 101 is written: frames flow */
-    bool owner_gone;      /* on_close ran or the owner closed: no more hooks */
-    bool close_sent;      /* our close frame is queued */
-    bool close_received;  /* the client's close frame arrived */
-    bool ping_out;        /* an idle ping is unanswered */
-    bool paused;          /* the owner asked us to stop reading */
+    gw_conn *conn;            /* the connection it lives on */
+    const gw_ws_config *cfg;  /* limits and timers (borrowed: the owner's, shared) */
+    const gw_ws_hooks *hooks; /* the owner's hooks (borrowed) */
+    void *data;               /* their argument */
+    gw_ws_parser parser;      /* client bytes to messages */
+    ws_chunk *out_head;       /* frames not yet written, in order */
+    ws_chunk *out_tail;       /* last of them */
+    ws_chunk *in_flight;      /* frames of the write in flight (a detached list) */
+    size_t out_bytes;         /* bytes queued or in flight */
+    char *subprotocol;        /* the one chosen (heap, NUL-terminated), or NULL */
+    gw_ws_pmd pmd;            /* permessage-deflate as negotiated (pmd.on false: none) */
+    bool open;                /* the 101 is written: frames flow */
+    bool owner_gone;          /* on_close ran or the owner closed: no more hooks */
+    bool close_sent;          /* our close frame is queued */
+    bool close_received;      /* the client's close frame arrived */
+    bool ping_out;            /* an idle ping is unanswered */
+    bool paused;              /* the owner asked us to stop reading */
 };
 
 void gw_ws_config_defaults(gw_ws_config *cfg)
@@ -154,13 +156,14 @@ gw_ws_conn *gw_req_upgrade(gw_req *req, const char *subprotocols, const gw_ws_co
     if (offered && subprotocols &&
         gw_ws_pick_subprotocol(offered->value, offered->value_len, subprotocols,
                                strlen(subprotocols), &name, &name_len) &&
-        name_len < sizeof(ws->subprotocol))
+        (ws->subprotocol = malloc(name_len + 1))) {
         memcpy(ws->subprotocol, name, name_len);
+        ws->subprotocol[name_len] = '\0';
+    }
     ws->conn = conn;
-    ws->cfg = *cfg;
-    ws->hooks = *hooks;
+    ws->cfg = cfg;
+    ws->hooks = hooks;
     ws->data = data;
-    ws->write_req.data = ws;
     char ext[GW_WS_PMD_ANSWER_MAX] = "";
     const gw_header *exts = gw_req_header(req, "sec-websocket-extensions");
     if (cfg->deflate && exts)
@@ -170,8 +173,9 @@ gw_ws_conn *gw_req_upgrade(gw_req *req, const char *subprotocols, const gw_ws_co
                         .require_mask = true,
                         .deflate = ws->pmd.on};
     gw_ws_parser_init(&ws->parser, &lim);
-    if (build_101(r, accept, ws->subprotocol, ext) != 0) {
+    if (build_101(r, accept, ws->subprotocol ? ws->subprotocol : "", ext) != 0) {
         gw_ws_parser_reset(&ws->parser);
+        free(ws->subprotocol);
         free(ws);
         gw__req_answer_detail(r, 500, "Internal Server Error", NULL, 0);
         return NULL;
@@ -182,7 +186,7 @@ gw_ws_conn *gw_req_upgrade(gw_req *req, const char *subprotocols, const gw_ws_co
     gw__response_count(r, 101, r->resp.len);
     gw__req_filter_done(r, 101, r->resp.len);
     gw__req_answered(r);
-    if (chosen)
+    if (chosen && ws->subprotocol)
         *chosen = ws->subprotocol;
     return ws;
 }
@@ -235,8 +239,8 @@ static void chunks_written(gw_ws_conn *ws, ws_chunk *list)
         messages += c->message;
     }
     free_chunks(list);
-    if (messages && !ws->owner_gone && ws->hooks.on_sent)
-        ws->hooks.on_sent(ws->data, ws, messages);
+    if (messages && !ws->owner_gone && ws->hooks->on_sent)
+        ws->hooks->on_sent(ws->data, ws, messages);
     gw_conn *conn = ws->conn;
     if (conn->closing)
         return;
@@ -250,8 +254,8 @@ static void chunks_written(gw_ws_conn *ws, ws_chunk *list)
 
 static void on_ws_write(uv_write_t *req, int status)
 {
-    gw_ws_conn *ws = req->data;
-    gw_conn *conn = ws->conn;
+    gw_conn *conn = req->data;
+    gw_ws_conn *ws = conn->ws;
     conn->writing = false;
     ws_chunk *list = ws->in_flight;
     ws->in_flight = NULL;
@@ -301,8 +305,8 @@ static void ws_flush(gw_ws_conn *ws)
     bufs[first].base += skip;
     bufs[first].len -= skip;
     ws->in_flight = list;
-    if (uv_write(&ws->write_req, (uv_stream_t *)&conn->tcp, bufs + first, n - first, on_ws_write) <
-        0) {
+    if (uv_write(&conn->write_req, (uv_stream_t *)&conn->tcp, bufs + first, n - first,
+                 on_ws_write) < 0) {
         ws->in_flight = NULL;
         free_chunks(list);
         gw__conn_close(conn);
@@ -320,7 +324,7 @@ static gw_ws_deflater *deflater(gw_ws_conn *ws)
     if (bits < 9 || bits >= sizeof(s->ws_deflaters) / sizeof(s->ws_deflaters[0]))
         return NULL;
     if (!s->ws_deflaters[bits])
-        s->ws_deflaters[bits] = gw_ws_deflater_new((int)bits, ws->cfg.deflate_level);
+        s->ws_deflaters[bits] = gw_ws_deflater_new((int)bits, ws->cfg->deflate_level);
     return s->ws_deflaters[bits];
 }
 
@@ -328,11 +332,11 @@ int gw_ws_send(gw_ws_conn *ws, bool text, const void *msg, size_t len)
 {
     if (ws->close_sent || ws->conn->closing)
         return BR_ECLOSED;
-    if (ws->out_bytes + len + GW_WS_MAX_HEADER > ws->cfg.max_output_bytes)
+    if (ws->out_bytes + len + GW_WS_MAX_HEADER > ws->cfg->max_output_bytes)
         return BR_EFULL;
     uint8_t op = text ? GW_WS_OP_TEXT : GW_WS_OP_BINARY;
     gw_ws_deflater *d;
-    if (ws->pmd.on && len >= ws->cfg.deflate_min_bytes && (d = deflater(ws))) {
+    if (ws->pmd.on && len >= ws->cfg->deflate_min_bytes && (d = deflater(ws))) {
         /* Sent plain when compressing does not make it smaller (RSV1 is per message). */
         br_buf *z = &ws->conn->server->ws_deflated;
         z->len = 0;
@@ -370,7 +374,7 @@ static void send_close(gw_ws_conn *ws, uint16_t code, const char *reason, size_t
         gw__conn_close(ws->conn);
         return;
     }
-    gw__conn_set_phase(ws->conn, GW_PHASE_WS_CLOSE, ws->cfg.close_timeout_ms);
+    gw__conn_set_phase(ws->conn, GW_PHASE_WS_CLOSE, ws->cfg->close_timeout_ms);
     ws_flush(ws);
 }
 
@@ -380,8 +384,8 @@ static void tell_owner(gw_ws_conn *ws, uint16_t code, const char *reason, size_t
     if (ws->owner_gone)
         return;
     ws->owner_gone = true;
-    if (ws->hooks.on_close)
-        ws->hooks.on_close(ws->data, ws, code, reason, len);
+    if (ws->hooks->on_close)
+        ws->hooks->on_close(ws->data, ws, code, reason, len);
 }
 
 void gw_ws_close(gw_ws_conn *ws, uint16_t code, const char *reason, size_t reason_len)
@@ -427,12 +431,12 @@ static void ws_event(gw_ws_conn *ws, const gw_ws_event *ev)
 {
     switch (ev->kind) {
     case GW_WS_EV_MESSAGE:
-        if (!ws->close_sent && !ws->owner_gone && ws->hooks.on_message)
-            ws->hooks.on_message(ws->data, ws, ev->text, ev->data, ev->len);
+        if (!ws->close_sent && !ws->owner_gone && ws->hooks->on_message)
+            ws->hooks->on_message(ws->data, ws, ev->text, ev->data, ev->len);
         break;
     case GW_WS_EV_PING:
         /* A client that pings without reading gets no more than the output limit. */
-        if (!ws->close_sent && ws->out_bytes + ev->len < ws->cfg.max_output_bytes &&
+        if (!ws->close_sent && ws->out_bytes + ev->len < ws->cfg->max_output_bytes &&
             queue_frame(ws, GW_WS_OP_PONG, ev->data, ev->len, false) == 0)
             ws_flush(ws);
         break;
@@ -494,7 +498,7 @@ void gw__ws_read(gw_conn *conn, const uint8_t *data, size_t len)
     gw_ws_conn *ws = conn->ws;
     ws->ping_out = false;
     if (!ws->close_sent)
-        gw__conn_set_phase(conn, GW_PHASE_WS, ws->cfg.ping_interval_ms);
+        gw__conn_set_phase(conn, GW_PHASE_WS, ws->cfg->ping_interval_ms);
     ws_feed(ws, data, len);
     if (ws->paused && conn->reading) {
         uv_read_stop((uv_stream_t *)&conn->tcp);
@@ -511,7 +515,7 @@ void gw__ws_start(gw_conn *conn)
     ws->open = true;
     /* No HTTP request follows: the upgrade request's buffers are not kept. */
     gw__conn_release_pool(conn);
-    gw__conn_set_phase(conn, GW_PHASE_WS, ws->cfg.ping_interval_ms);
+    gw__conn_set_phase(conn, GW_PHASE_WS, ws->cfg->ping_interval_ms);
     if (conn->server->draining) {
         gw__ws_going_away(conn);
         return;
@@ -528,7 +532,7 @@ void gw__ws_timer(gw_conn *conn)
         return;
     }
     ws->ping_out = true;
-    gw__conn_set_phase(conn, GW_PHASE_WS, ws->cfg.pong_timeout_ms);
+    gw__conn_set_phase(conn, GW_PHASE_WS, ws->cfg->pong_timeout_ms);
     if (queue_frame(ws, GW_WS_OP_PING, NULL, 0, false) == 0)
         ws_flush(ws);
 }
@@ -554,6 +558,7 @@ void gw__ws_free(gw_conn *conn)
     free_chunks(ws->out_head);
     free_chunks(ws->in_flight);
     gw_ws_parser_reset(&ws->parser);
+    free(ws->subprotocol);
     free(ws);
     conn->ws = NULL;
 }

@@ -9,6 +9,7 @@
  * (permessage-deflate) is assembled compressed, then inflated whole into a second
  * buffer under the same message limit, and its UTF-8 checked there.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "utf8.h"
@@ -30,6 +31,7 @@ void gw_ws_parser_reset(gw_ws_parser *p)
 {
     br_buf_free(&p->msg);
     br_buf_free(&p->plain);
+    free(p->ctl);
     gw_ws_limits lim = p->lim;
     gw_ws_parser_init(p, &lim);
 }
@@ -180,6 +182,8 @@ static gw_ws_event_kind header_done(gw_ws_parser *p, gw_ws_event *ev)
             return fail(p, ev, GW_WS_CLOSE_PROTOCOL, "fragmented control frame");
         if (len > GW_WS_MAX_CONTROL)
             return fail(p, ev, GW_WS_CLOSE_PROTOCOL, "control frame over 125 bytes");
+        if (len && !p->ctl && !(p->ctl = malloc(GW_WS_MAX_CONTROL)))
+            return fail(p, ev, GW_WS_CLOSE_TOO_BIG, "control frame buffer could not be had");
         break;
     case GW_WS_OP_TEXT:
     case GW_WS_OP_BINARY:
@@ -264,10 +268,12 @@ static gw_ws_event_kind frame_done(gw_ws_parser *p, gw_ws_event *ev)
         return GW_WS_EV_MESSAGE;
     }
     size_t n = (size_t)p->frame_len;
-    gw_ws_mask(p->ctl, n, p->mask, 0);
+    if (n) /* p->ctl exists whenever n > 0 (header_done) */
+        gw_ws_mask(p->ctl, n, p->mask, 0);
+    const uint8_t *ctl = n ? p->ctl : (const uint8_t *)"";
     if (p->opcode == GW_WS_OP_PING || p->opcode == GW_WS_OP_PONG) {
         ev->kind = p->opcode == GW_WS_OP_PING ? GW_WS_EV_PING : GW_WS_EV_PONG;
-        ev->data = p->ctl;
+        ev->data = ctl;
         ev->len = n;
         return ev->kind;
     }
@@ -276,13 +282,13 @@ static gw_ws_event_kind frame_done(gw_ws_parser *p, gw_ws_event *ev)
         return fail(p, ev, GW_WS_CLOSE_PROTOCOL, "close frame of one byte");
     ev->code = GW_WS_CLOSE_NO_STATUS;
     if (n >= 2) {
-        uint16_t code = (uint16_t)((p->ctl[0] << 8) | p->ctl[1]);
+        uint16_t code = (uint16_t)((ctl[0] << 8) | ctl[1]);
         if (!gw_ws_close_code_valid(code))
             return fail(p, ev, GW_WS_CLOSE_PROTOCOL, "close code not allowed on the wire");
-        if (!gw_utf8_valid((const char *)p->ctl + 2, n - 2))
+        if (!gw_utf8_valid((const char *)ctl + 2, n - 2))
             return fail(p, ev, GW_WS_CLOSE_BAD_DATA, "close reason that is not UTF-8");
         ev->code = code;
-        ev->data = p->ctl + 2;
+        ev->data = ctl + 2;
         ev->len = n - 2;
     }
     p->done = true;

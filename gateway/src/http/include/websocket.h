@@ -73,12 +73,13 @@ typedef struct gw_ws_hooks {
  * valid opening handshake: GET, `Upgrade: websocket`, `Connection: upgrade`,
  * `Sec-WebSocket-Version: 13` (else 426 with the version), a `Sec-WebSocket-Key` of 16
  * bytes in base64 (else 400); a permessage-deflate offer is answered in
- * Sec-WebSocket-Extensions when cfg->deflate.  `subprotocols` is the space-separated list the
- * endpoint speaks (NULL or "": none); the client's first match is answered in
- * Sec-WebSocket-Protocol.  hooks is copied; data is borrowed.  Returns the connection,
- * or NULL when the request was answered with an error instead (or memory ran out: then
- * 500).  *chosen (may be NULL) gets the subprotocol chosen, NUL-terminated ("" for none),
- * valid until the request would have been answered. */
+ * Sec-WebSocket-Extensions when cfg->deflate.  `subprotocols` is the space-separated
+ * list the endpoint speaks (NULL or "": none); the client's first match is answered in
+ * Sec-WebSocket-Protocol.  cfg and hooks are borrowed and must outlive the connection
+ * (not copied, so that an idle connection stays small); data is borrowed.  Returns the
+ * connection, or NULL when the request was answered with an error instead (or memory
+ * ran out: then 500).  *chosen (may be NULL) gets the subprotocol chosen, NUL-terminated ("" for
+ * none), valid until the request would have been answered. */
 gw_ws_conn *gw_req_upgrade(gw_req *req, const char *subprotocols, const gw_ws_config *cfg,
                            const gw_ws_hooks *hooks, void *data, const char **chosen);
 

@@ -102,7 +102,9 @@ typedef struct gw_ws_parser {
     size_t utf8_ok;                 /* bytes of msg known to be complete UTF-8 sequences */
     bool msg_deflated;              /* the message being assembled is compressed (RSV1) */
     br_buf plain;                   /* a compressed message, inflated (max: max_message) */
-    uint8_t ctl[GW_WS_MAX_CONTROL]; /* a control frame's payload */
+    uint8_t *ctl;                   /* a control frame's payload (GW_WS_MAX_CONTROL bytes,
+                                       allocated at the first control frame that has one:
+                                       idle connections do without) */
     bool done;                      /* a close frame or an error was returned */
 } gw_ws_parser;
 
