@@ -228,21 +228,29 @@ static gw_ws_event_kind data_bytes(gw_ws_parser *p, const uint8_t *data, size_t 
     return GW_WS_EV_NONE;
 }
 
-/* A whole compressed message is read: inflates it into p->plain and checks it. */
-static gw_ws_event_kind inflate_message(gw_ws_parser *p, gw_ws_event *ev)
+/* The message's last frame is read: checks it (inflating it into p->plain first when
+ * compressed) and hands it out. */
+static gw_ws_event_kind message_done(gw_ws_parser *p, gw_ws_event *ev)
 {
-    p->plain.len = 0;
-    int rc = gw_ws_inflate(p->msg.data, p->msg.len, &p->plain);
-    if (rc == BR_EVALUE)
-        return fail(p, ev, GW_WS_CLOSE_BAD_DATA, "compressed data that does not inflate");
-    if (rc != 0)
-        return fail(p, ev, GW_WS_CLOSE_TOO_BIG, "message inflates over the message size limit");
-    if (p->msg_op == GW_WS_OP_TEXT && !gw_utf8_valid((const char *)p->plain.data, p->plain.len))
-        return fail(p, ev, GW_WS_CLOSE_BAD_DATA, "text that is not UTF-8");
+    const br_buf *m = &p->msg;
+    bool text = p->msg_op == GW_WS_OP_TEXT;
+    if (p->msg_deflated) {
+        p->plain.len = 0;
+        int rc = gw_ws_inflate(p->msg.data, p->msg.len, &p->plain);
+        if (rc == BR_EVALUE)
+            return fail(p, ev, GW_WS_CLOSE_BAD_DATA, "compressed data that does not inflate");
+        if (rc != 0)
+            return fail(p, ev, GW_WS_CLOSE_TOO_BIG, "message inflates over the message size limit");
+        if (text && !gw_utf8_valid((const char *)p->plain.data, p->plain.len))
+            return fail(p, ev, GW_WS_CLOSE_BAD_DATA, "text that is not UTF-8");
+        m = &p->plain;
+    } else if (text && p->utf8_ok != p->msg.len) {
+        return fail(p, ev, GW_WS_CLOSE_BAD_DATA, "text ends inside a UTF-8 sequence");
+    }
     ev->kind = GW_WS_EV_MESSAGE;
-    ev->text = p->msg_op == GW_WS_OP_TEXT;
-    ev->data = p->plain.data;
-    ev->len = p->plain.len;
+    ev->text = text;
+    ev->data = m->data;
+    ev->len = m->len;
     p->msg_op = 0;
     return GW_WS_EV_MESSAGE;
 }
@@ -254,18 +262,7 @@ static gw_ws_event_kind frame_done(gw_ws_parser *p, gw_ws_event *ev)
     p->head_len = 0;
     memset(ev, 0, sizeof(*ev));
     if (p->opcode < GW_WS_OP_CLOSE) {
-        if (!p->fin)
-            return GW_WS_EV_NONE;
-        if (p->msg_deflated)
-            return inflate_message(p, ev);
-        if (p->msg_op == GW_WS_OP_TEXT && p->utf8_ok != p->msg.len)
-            return fail(p, ev, GW_WS_CLOSE_BAD_DATA, "text ends inside a UTF-8 sequence");
-        ev->kind = GW_WS_EV_MESSAGE;
-        ev->text = p->msg_op == GW_WS_OP_TEXT;
-        ev->data = p->msg.data;
-        ev->len = p->msg.len;
-        p->msg_op = 0;
-        return GW_WS_EV_MESSAGE;
+        return p->fin ? message_done(p, ev) : GW_WS_EV_NONE;
     }
     size_t n = (size_t)p->frame_len;
     if (n) /* p->ctl exists whenever n > 0 (header_done) */
