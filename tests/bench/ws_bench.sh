@@ -85,6 +85,8 @@ else
     for _ in $(seq 600); do grep -q ready "$TMP/idle.out" && break; sleep 0.1; done
     sleep 1
     during=$(rss_kib $PIDS)
+    # Per process too: the first is the server (the gateway), the rest its workers.
+    each=$(for p in $PIDS; do echo -n "$(rss_kib $p) "; done)
     wait $BPID || true
-    echo "$SERVER idle $(grep ready "$TMP/idle.out") rss_before_kib $before rss_with_10000_kib $during ($(tail -1 "$TMP/idle.out" | cut -d' ' -f1-6))"
+    echo "$SERVER idle $(grep ready "$TMP/idle.out") rss_before_kib $before rss_with_10000_kib $during per_process_kib ${each% } ($(tail -1 "$TMP/idle.out" | cut -d' ' -f1-6))"
 fi

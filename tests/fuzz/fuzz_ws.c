@@ -6,8 +6,11 @@
  * client; 1: as frame descriptions, each [b0, len, len bytes of payload] where b0 is
  * the frame's first header byte (FIN, RSV, opcode) and the target writes the header
  * and masks the payload, so inputs reach fragmentation, control frames between
- * fragments and UTF-8 across fragments instead of stopping at the mask rule.  Byte 1
- * seeds the sizes of the reads the stream is cut into.
+ * fragments and UTF-8 across fragments instead of stopping at the mask rule.  Byte 0
+ * bit 1 negotiates permessage-deflate: RSV1 then marks compressed messages, which the
+ * parser inflates; in mode 1 a FIN data frame with RSV1 has its payload compressed by
+ * the target first (ws_deflate.h), so valid DEFLATE streams are inflated too, not
+ * only random bytes.  Byte 1 seeds the sizes of the reads the stream is cut into.
  *
  * Checked: the events are the same whether the stream arrives in one read or in
  * pieces; a text message is valid UTF-8; no message passes the message limit and no
@@ -22,6 +25,7 @@
 #include "barista/proto.h"
 #include "fuzz.h"
 #include "utf8.h"
+#include "ws_deflate.h"
 #include "ws_frame.h"
 
 #define FZ_MAX_FRAME   512
@@ -35,10 +39,14 @@ static void fail(const char *what)
     abort();
 }
 
+static bool fz_deflate; /* this input negotiated permessage-deflate */
+
 static gw_ws_limits fz_limits(void)
 {
-    gw_ws_limits lim = {
-        .max_frame = FZ_MAX_FRAME, .max_message = FZ_MAX_MESSAGE, .require_mask = true};
+    gw_ws_limits lim = {.max_frame = FZ_MAX_FRAME,
+                        .max_message = FZ_MAX_MESSAGE,
+                        .require_mask = true,
+                        .deflate = fz_deflate};
     return lim;
 }
 
@@ -152,25 +160,38 @@ static void run(const uint8_t *stream, size_t n, unsigned seed, br_buf *log)
     gw_ws_parser_reset(&p);
 }
 
-/* Mode 1: frame descriptions to a masked byte stream. */
-static size_t build_frames(const uint8_t *in, size_t n, uint8_t *out)
+/* Mode 1: frame descriptions to a masked byte stream (out has room for 4 * n + 16). */
+static size_t build_frames(const uint8_t *in, size_t n, uint8_t *out, gw_ws_deflater *d)
 {
     size_t i = 0, o = 0;
+    br_buf z = {0};
     while (i + 2 <= n) {
         uint8_t b0 = in[i], len = in[i + 1];
         i += 2;
         if (len > n - i)
             len = (uint8_t)(n - i);
+        const uint8_t *pl = in + i;
+        size_t pn = len;
+        uint8_t op = b0 & 0x0f;
+        z.len = 0;
+        z.max = len;
+        /* Compressed only when that makes it smaller, so the stream never outgrows out. */
+        if (d && (b0 & 0xf0) == (0x80 | GW_WS_RSV1) &&
+            (op == GW_WS_OP_TEXT || op == GW_WS_OP_BINARY) && gw_ws_deflate(d, pl, len, &z) == 0) {
+            pl = z.data;
+            pn = z.len;
+        }
         uint8_t h[GW_WS_MAX_HEADER];
-        size_t hl = gw_ws_frame_header(h, (b0 & 0x80) != 0, b0 & 0x0f, len, fz_mask);
+        size_t hl = gw_ws_frame_header(h, (b0 & 0x80) != 0, op, pn, fz_mask);
         h[0] = b0; /* RSV bits as given */
         memcpy(out + o, h, hl);
         o += hl;
-        memcpy(out + o, in + i, len);
-        gw_ws_mask(out + o, len, fz_mask, 0);
-        o += len;
+        memcpy(out + o, pl, pn);
+        gw_ws_mask(out + o, pn, fz_mask, 0);
+        o += pn;
         i += len;
     }
+    br_buf_free(&z);
     return o;
 }
 
@@ -181,12 +202,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *stream = data + 2;
     size_t n = size - 2;
     uint8_t *built = NULL;
+    fz_deflate = (data[0] & 2) != 0;
     if (data[0] & 1) {
         /* Each description of 2 bytes becomes at most 6 bytes of header. */
         built = malloc(n * 4 + 16);
-        if (!built)
+        gw_ws_deflater *d = fz_deflate ? gw_ws_deflater_new(15, 6) : NULL;
+        if (!built || (fz_deflate && !d)) {
+            free(built);
+            gw_ws_deflater_destroy(&d);
             return 0;
-        n = build_frames(stream, n, built);
+        }
+        n = build_frames(stream, n, built, d);
+        gw_ws_deflater_destroy(&d);
         stream = built;
     }
     br_buf whole = {0}, pieces = {0};

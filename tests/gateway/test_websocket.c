@@ -83,7 +83,7 @@ static void on_ws_close(void *data, gw_ws_conn *ws, uint16_t code, const char *r
 static void ws_handler(gw_req *req, void *data)
 {
     fixture *f = data;
-    gw_ws_hooks hooks = {.on_message = on_ws_message, .on_close = on_ws_close};
+    static const gw_ws_hooks hooks = {.on_message = on_ws_message, .on_close = on_ws_close};
     const char *chosen;
     if (gw_req_upgrade(req, "chat superchat", &f->ws_cfg, &hooks, f, &chosen))
         logf_(f->server_log, &f->server_log_len, "open [%s]\n", chosen);

@@ -88,9 +88,10 @@ class RawWs:
         return out
 
     def read_frame(self):
-        """(opcode, payload), or None at EOF."""
+        """(opcode, payload), or None at EOF; the first header byte stays in self.b0."""
         try:
             b0, b1 = self._need(2)
+            self.b0 = b0
             n = b1 & 0x7F
             if n == 126:
                 n = struct.unpack("!H", self._need(2))[0]

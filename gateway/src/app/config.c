@@ -45,6 +45,7 @@ static const char *const log_formats[] = {"text", "json", NULL};      /* log_jso
 static const char *const access_formats[] = {"common", "json", NULL}; /* access_log_json */
 /* auth_default's words; index + 1 is the br_auth_mode. */
 static const char *const auth_modes[] = {"none", "optional", "required", NULL};
+static const char *const off_on[] = {"off", "on", NULL}; /* index: 0 off, 1 on */
 
 #define F(field) offsetof(gw_config, field)
 #define KIB      1024u
@@ -108,6 +109,24 @@ static const opt options[] = {
     {"stream-body-max", "BARISTA_STREAM_BODY_MAX", OPT_SIZE, F(broker.stream_body_max), 1,
      (uint64_t)64 * 1024 * MIB, "a streamed request body's cap (413 beyond); routes may set less",
      NULL},
+    {"ws-max-frame-bytes", "BARISTA_WS_MAX_FRAME_BYTES", OPT_SIZE, F(ws.max_frame_bytes), 125,
+     256 * MIB, "WebSocket: payload of one client frame (close 1009 beyond)", NULL},
+    {"ws-max-message-bytes", "BARISTA_WS_MAX_MESSAGE_BYTES", OPT_SIZE, F(ws.max_message_bytes), 125,
+     256 * MIB, "WebSocket: one client message, inflated when compressed (close 1009 beyond)",
+     NULL},
+    {"ws-max-output-bytes", "BARISTA_WS_MAX_OUTPUT_BYTES", OPT_SIZE, F(ws.max_output_bytes),
+     4 * KIB, 1024 * MIB,
+     "WebSocket: bytes queued for one client (close 1008 when a message would pass it)", NULL},
+    {"ws-ping-interval", "BARISTA_WS_PING_INTERVAL", OPT_DURATION, F(ws.ping_interval_ms), 100,
+     24 * HOUR_MS, "WebSocket: a connection silent this long is pinged", NULL},
+    {"ws-pong-timeout", "BARISTA_WS_PONG_TIMEOUT", OPT_DURATION, F(ws.pong_timeout_ms), 100,
+     HOUR_MS, "WebSocket: still silent this long after the ping, it is dropped", NULL},
+    {"ws-close-timeout", "BARISTA_WS_CLOSE_TIMEOUT", OPT_DURATION, F(ws.close_timeout_ms), 100,
+     HOUR_MS, "WebSocket: wait for the client's close frame after ours", NULL},
+    {"ws-deflate", "BARISTA_WS_DEFLATE", OPT_CHOICE, F(ws_deflate), 0, 0,
+     "WebSocket: accept permessage-deflate (RFC 7692) when a client offers it", off_on},
+    {"ws-deflate-min-bytes", "BARISTA_WS_DEFLATE_MIN_BYTES", OPT_SIZE, F(ws.deflate_min_bytes), 0,
+     256 * MIB, "WebSocket: with deflate, shorter messages to clients go uncompressed", NULL},
     {"worker-header", "BARISTA_WORKER_HEADER", OPT_FLAG, F(worker_header), 0, 1,
      "1: replies name their worker in x-barista-worker (internal host names)", NULL},
     {"broker-heartbeat", "BARISTA_BROKER_HEARTBEAT", OPT_DURATION, F(broker.heartbeat_ms), 10,
@@ -312,6 +331,8 @@ void gw__config_defaults(gw_config *cfg)
     gw_http_config_defaults(&cfg->http);
     gw_broker_config_defaults(&cfg->broker);
     gw_jobs_config_defaults(&cfg->jobs);
+    gw_ws_config_defaults(&cfg->ws);
+    cfg->ws_deflate = cfg->ws.deflate ? 1 : 0;
     cfg->broker_retry = cfg->broker.retry_idempotent;
     cfg->worker_header = cfg->broker.worker_header;
     /* Cannot fail: a constant, which test_config checks. */

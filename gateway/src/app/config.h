@@ -26,6 +26,7 @@
 #include "edge.h"
 #include "http_server.h"
 #include "jobs.h"
+#include "websocket.h"
 
 /* Longest HOST:PORT accepted for an address option. */
 #define GW_CONFIG_MAX_ADDR 256
@@ -57,6 +58,8 @@ typedef struct gw_config {
                                                  meant (--insecure-broker) */
     uint32_t worker_header;                   /* 1: replies carry x-barista-worker */
     gw_broker_config broker;                  /* the broker's options (endpoint set by main) */
+    gw_ws_config ws;                          /* WebSocket limits (main points broker.ws here) */
+    uint32_t ws_deflate;                      /* 1: permessage-deflate accepted (ws.deflate) */
     uint32_t broker_retry;                    /* 1: retry a dead worker's GET/HEAD once */
     uint32_t processes;                       /* gateway processes on the HTTP port */
     uint32_t local;                           /* 1: spawn and supervise workers (local mode) */

@@ -349,6 +349,8 @@ static int gateway_start(gateway *gw)
     gw->cfg.broker.retry_idempotent = gw->cfg.broker_retry != 0;
     gw->cfg.broker.worker_header = gw->cfg.worker_header != 0;
     gw->cfg.broker.check_replies = gw->cfg.check_replies != 0;
+    gw->cfg.ws.deflate = gw->cfg.ws_deflate != 0;
+    gw->cfg.broker.ws = &gw->cfg.ws;
     if (gw_curve_load(&gw->curve, gw->cfg.curve_secret_key_file, gw->cfg.curve_authorized_keys))
         return -1;
     if (gw->curve.on)

@@ -17,6 +17,7 @@
 #include "idmap.h"
 #include "log.h"
 #include "registry.h"
+#include "websocket.h"
 
 /* Bytes of a broker id: 16 random bytes as hex. */
 #define GW_BROKER_ID_LEN 32
@@ -62,9 +63,11 @@ struct gw_broker {
     size_t nactor_types;                                        /* entries used in actor_types */
     gw_list actor_timers;   /* every gw_actor_timer (actors.c) */
     uv_timer_t actor_timer; /* armed for the earliest actor timer */
-    gw_idmap *websockets;   /* connection id -> WebSocket (websockets.c) */
-    gw_list ws_all;         /* every WebSocket, for broadcasts */
-    uint64_t next_ws_id;    /* last WebSocket connection id handed out */
+    gw_idmap *websockets; /* connection id -> WebSocket (websockets.c) */
+    gw_list ws_all;       /* every WebSocket, for broadcasts */
+    uint64_t next_ws_id;  /* last WebSocket connection id handed out */
+    gw_ws_config ws_cfg;  /* WebSocket limits, cfg.ws or the defaults (every connection
+                             borrows it) */
 };
 
 /* One actor key the broker knows (actors.c): where it is active, under which epoch,

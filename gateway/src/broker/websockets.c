@@ -59,6 +59,9 @@ typedef struct gw_ws_link {
 int gw__ws_init(gw_broker *b)
 {
     gw_list_init(&b->ws_all);
+    gw_ws_config_defaults(&b->ws_cfg);
+    if (b->cfg.ws)
+        b->ws_cfg = *b->cfg.ws;
     b->websockets = gw_idmap_new(GW_WS_MAX_CONNS);
     return b->websockets ? 0 : BR_ENOMEM;
 }
@@ -196,12 +199,8 @@ void gw__ws_open(gw_exchange *c)
     }
     /* The exchange answers nothing from here: the upgrade answers the request. */
     gw__exchange_detach(c);
-    gw_ws_config cfg;
-    gw_ws_config_defaults(&cfg);
-    if (b->cfg.ws)
-        cfg = *b->cfg.ws;
     const char *chosen = "";
-    l->ws = gw_req_upgrade(req, e->subprotocols, &cfg, &client_hooks, l, &chosen);
+    l->ws = gw_req_upgrade(req, e->subprotocols, &b->ws_cfg, &client_hooks, l, &chosen);
     if (!l->ws) {
         gw_idmap_take(b->websockets, l->id);
         free(l);

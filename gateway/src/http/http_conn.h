@@ -209,9 +209,13 @@ struct gw_http_server {
     gw_http_stats stats;       /* counters for GET /metrics */
     br_buf stream_tmp;         /* a stream's bytes as the filter transformed them (framed
                                   into the request's sbuf at once) */
-    gw_http_filter filter;     /* the filter's hooks; all NULL without one */
-    void *filter_data;         /* their data */
-    bool has_filter;           /* a filter is installed */
+    struct gw_ws_deflater *ws_deflaters[16]; /* permessage-deflate: one per window size
+                                                (9..15), made at first use and shared by
+                                                every WebSocket (no context takeover) */
+    br_buf ws_deflated;                      /* a WebSocket message being compressed */
+    gw_http_filter filter;                   /* the filter's hooks; all NULL without one */
+    void *filter_data;                       /* their data */
+    bool has_filter;                         /* a filter is installed */
 };
 
 /* http_conn.c */

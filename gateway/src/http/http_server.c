@@ -24,6 +24,7 @@
 #include "barista/proto.h"
 #include "http_conn.h"
 #include "log.h"
+#include "ws_deflate.h"
 
 void gw_http_config_defaults(gw_http_config *cfg)
 {
@@ -316,6 +317,9 @@ void gw_http_server_destroy(gw_http_server **self_p)
     gw_http_server *self = *self_p;
     free(self->read_buf);
     br_buf_free(&self->stream_tmp);
+    for (size_t i = 0; i < sizeof(self->ws_deflaters) / sizeof(self->ws_deflaters[0]); i++)
+        gw_ws_deflater_destroy(&self->ws_deflaters[i]);
+    br_buf_free(&self->ws_deflated);
     free(self->gather);
     free(self);
     *self_p = NULL;

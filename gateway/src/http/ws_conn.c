@@ -4,11 +4,16 @@
  *
  * The upgrade request stays the connection's only request until its 101 is written;
  * then reading goes to the frame parser instead of llhttp, and writing to a FIFO of
- * frames, each one heap block of header and payload.  The connection's one timer
+ * frames, each one heap block of header and payload, written with the connection's
+ * own uv_write_t (an HTTP answer never follows).  An idle WebSocket holds this state,
+ * its parser and nothing else: config and hooks are borrowed, buffers go with the
+ * message that needed them (docs/benchmarks.md, idle connections).  The connection's one timer
  * measures silence: after ping_interval_ms without a byte from the client it is
  * pinged, after pong_timeout_ms more it is dropped.  Closing is the RFC's handshake:
  * whoever closes first sends a close frame, the other answers with one, and the server
  * then shuts the TCP connection down (close_timeout_ms bounds the wait for an answer).
+ * With permessage-deflate, a data message of deflate_min_bytes or more goes out
+ * compressed by the server's shared deflater (ws_deflate.h) when that makes it smaller.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -16,11 +21,15 @@
 #include "http_conn.h"
 #include "log.h"
 #include "websocket.h"
+#include "ws_deflate.h"
 #include "ws_frame.h"
 #include "ws_handshake.h"
 
 /* Frames written in one uv_write at most. */
 #define WS_WRITE_BATCH 64
+
+/* The server's compression buffer is released after a message larger than this. */
+#define WS_DEFLATED_KEEP (64 * 1024)
 
 typedef struct ws_chunk {
     struct ws_chunk *next; /* next in the output FIFO */
@@ -30,23 +39,23 @@ typedef struct ws_chunk {
 } ws_chunk;
 
 struct gw_ws_conn {
-    gw_conn *conn;        /* the connection it lives on */
-    gw_ws_config cfg;     /* limits and timers */
-    gw_ws_hooks hooks;    /* the owner's hooks */
-    void *data;           /* their argument */
-    gw_ws_parser parser;  /* client bytes to messages */
-    uv_write_t write_req; /* the one write in flight */
-    ws_chunk *out_head;   /* frames not yet written, in order */
-    ws_chunk *out_tail;   /* last of them */
-    ws_chunk *in_flight;  /* frames of the write in flight (a detached list) */
-    size_t out_bytes;     /* bytes queued or in flight */
-    char subprotocol[64]; /* the one chosen, NUL-terminated */
-    bool open;            /* the 101 is written: frames flow */
-    bool owner_gone;      /* on_close ran or the owner closed: no more hooks */
-    bool close_sent;      /* our close frame is queued */
-    bool close_received;  /* the client's close frame arrived */
-    bool ping_out;        /* an idle ping is unanswered */
-    bool paused;          /* the owner asked us to stop reading */
+    gw_conn *conn;            /* the connection it lives on */
+    const gw_ws_config *cfg;  /* limits and timers (borrowed: the owner's, shared) */
+    const gw_ws_hooks *hooks; /* the owner's hooks (borrowed) */
+    void *data;               /* their argument */
+    gw_ws_parser parser;      /* client bytes to messages */
+    ws_chunk *out_head;       /* frames not yet written, in order */
+    ws_chunk *out_tail;       /* last of them */
+    ws_chunk *in_flight;      /* frames of the write in flight (a detached list) */
+    size_t out_bytes;         /* bytes queued or in flight */
+    char *subprotocol;        /* the one chosen (heap, NUL-terminated), or NULL */
+    gw_ws_pmd pmd;            /* permessage-deflate as negotiated (pmd.on false: none) */
+    bool open;                /* the 101 is written: frames flow */
+    bool owner_gone;          /* on_close ran or the owner closed: no more hooks */
+    bool close_sent;          /* our close frame is queued */
+    bool close_received;      /* the client's close frame arrived */
+    bool ping_out;            /* an idle ping is unanswered */
+    bool paused;              /* the owner asked us to stop reading */
 };
 
 void gw_ws_config_defaults(gw_ws_config *cfg)
@@ -57,6 +66,9 @@ void gw_ws_config_defaults(gw_ws_config *cfg)
     cfg->ping_interval_ms = GW_WS_PING_INTERVAL_MS;
     cfg->pong_timeout_ms = GW_WS_PONG_TIMEOUT_MS;
     cfg->close_timeout_ms = GW_WS_CLOSE_TIMEOUT_MS;
+    cfg->deflate = GW_WS_DEFLATE;
+    cfg->deflate_min_bytes = GW_WS_DEFLATE_MIN_BYTES;
+    cfg->deflate_level = GW_WS_DEFLATE_LEVEL;
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -71,8 +83,15 @@ static void refuse(gw_req *req, int status, const char *detail, bool version)
     gw__req_answer_detail(r, status, detail, extra, version ? 2 : 0);
 }
 
+/* Appends "\r\n" + name + value to the answer. */
+static int add_header(br_buf *b, const char *name, const char *value)
+{
+    int rc = br_buf_append(b, name, strlen(name));
+    return rc ? rc : br_buf_append(b, value, strlen(value));
+}
+
 /* Writes the 101 into the request's answer buffer. */
-static int build_101(gw_http_req *r, const char *accept, const char *proto)
+static int build_101(gw_http_req *r, const char *accept, const char *proto, const char *ext)
 {
     static const char head[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                                "Connection: Upgrade\r\nSec-WebSocket-Accept: ";
@@ -81,12 +100,10 @@ static int build_101(gw_http_req *r, const char *accept, const char *proto)
     int rc = br_buf_append(&r->resp, head, sizeof(head) - 1);
     if (rc == 0)
         rc = br_buf_append(&r->resp, accept, GW_WS_ACCEPT_LEN);
-    if (rc == 0 && proto[0]) {
-        static const char p[] = "\r\nSec-WebSocket-Protocol: ";
-        rc = br_buf_append(&r->resp, p, sizeof(p) - 1);
-        if (rc == 0)
-            rc = br_buf_append(&r->resp, proto, strlen(proto));
-    }
+    if (rc == 0 && proto[0])
+        rc = add_header(&r->resp, "\r\nSec-WebSocket-Protocol: ", proto);
+    if (rc == 0 && ext[0])
+        rc = add_header(&r->resp, "\r\nSec-WebSocket-Extensions: ", ext);
     if (rc == 0)
         rc = br_buf_append(&r->resp, "\r\n\r\n", 4);
     return rc;
@@ -139,19 +156,26 @@ gw_ws_conn *gw_req_upgrade(gw_req *req, const char *subprotocols, const gw_ws_co
     if (offered && subprotocols &&
         gw_ws_pick_subprotocol(offered->value, offered->value_len, subprotocols,
                                strlen(subprotocols), &name, &name_len) &&
-        name_len < sizeof(ws->subprotocol))
+        (ws->subprotocol = malloc(name_len + 1))) {
         memcpy(ws->subprotocol, name, name_len);
+        ws->subprotocol[name_len] = '\0';
+    }
     ws->conn = conn;
-    ws->cfg = *cfg;
-    ws->hooks = *hooks;
+    ws->cfg = cfg;
+    ws->hooks = hooks;
     ws->data = data;
-    ws->write_req.data = ws;
+    char ext[GW_WS_PMD_ANSWER_MAX] = "";
+    const gw_header *exts = gw_req_header(req, "sec-websocket-extensions");
+    if (cfg->deflate && exts)
+        gw_ws_pmd_negotiate(exts->value, exts->value_len, &ws->pmd, ext);
     gw_ws_limits lim = {.max_frame = cfg->max_frame_bytes,
                         .max_message = cfg->max_message_bytes,
-                        .require_mask = true};
+                        .require_mask = true,
+                        .deflate = ws->pmd.on};
     gw_ws_parser_init(&ws->parser, &lim);
-    if (build_101(r, accept, ws->subprotocol) != 0) {
+    if (build_101(r, accept, ws->subprotocol ? ws->subprotocol : "", ext) != 0) {
         gw_ws_parser_reset(&ws->parser);
+        free(ws->subprotocol);
         free(ws);
         gw__req_answer_detail(r, 500, "Internal Server Error", NULL, 0);
         return NULL;
@@ -162,7 +186,7 @@ gw_ws_conn *gw_req_upgrade(gw_req *req, const char *subprotocols, const gw_ws_co
     gw__response_count(r, 101, r->resp.len);
     gw__req_filter_done(r, 101, r->resp.len);
     gw__req_answered(r);
-    if (chosen)
+    if (chosen && ws->subprotocol)
         *chosen = ws->subprotocol;
     return ws;
 }
@@ -177,7 +201,8 @@ static int queue_frame(gw_ws_conn *ws, uint8_t opcode, const void *payload, size
                        bool message)
 {
     uint8_t head[GW_WS_MAX_HEADER];
-    size_t hl = gw_ws_frame_header(head, true, opcode, len, NULL);
+    size_t hl = gw_ws_frame_header(head, true, opcode & 0x0f, len, NULL);
+    head[0] |= opcode & GW_WS_RSV1;
     ws_chunk *c = malloc(sizeof(*c) + hl + len);
     if (!c)
         return BR_ENOMEM;
@@ -214,8 +239,8 @@ static void chunks_written(gw_ws_conn *ws, ws_chunk *list)
         messages += c->message;
     }
     free_chunks(list);
-    if (messages && !ws->owner_gone && ws->hooks.on_sent)
-        ws->hooks.on_sent(ws->data, ws, messages);
+    if (messages && !ws->owner_gone && ws->hooks->on_sent)
+        ws->hooks->on_sent(ws->data, ws, messages);
     gw_conn *conn = ws->conn;
     if (conn->closing)
         return;
@@ -229,8 +254,8 @@ static void chunks_written(gw_ws_conn *ws, ws_chunk *list)
 
 static void on_ws_write(uv_write_t *req, int status)
 {
-    gw_ws_conn *ws = req->data;
-    gw_conn *conn = ws->conn;
+    gw_conn *conn = req->data;
+    gw_ws_conn *ws = conn->ws;
     conn->writing = false;
     ws_chunk *list = ws->in_flight;
     ws->in_flight = NULL;
@@ -280,8 +305,8 @@ static void ws_flush(gw_ws_conn *ws)
     bufs[first].base += skip;
     bufs[first].len -= skip;
     ws->in_flight = list;
-    if (uv_write(&ws->write_req, (uv_stream_t *)&conn->tcp, bufs + first, n - first, on_ws_write) <
-        0) {
+    if (uv_write(&conn->write_req, (uv_stream_t *)&conn->tcp, bufs + first, n - first,
+                 on_ws_write) < 0) {
         ws->in_flight = NULL;
         free_chunks(list);
         gw__conn_close(conn);
@@ -290,13 +315,43 @@ static void ws_flush(gw_ws_conn *ws)
     conn->writing = true;
 }
 
+/* The server's deflater for this connection's window, made at first use; NULL when the
+ * client allowed too small a window (8: zlib makes 9) or memory ran out. */
+static gw_ws_deflater *deflater(gw_ws_conn *ws)
+{
+    gw_http_server *s = ws->conn->server;
+    unsigned bits = ws->pmd.server_bits;
+    if (bits < 9 || bits >= sizeof(s->ws_deflaters) / sizeof(s->ws_deflaters[0]))
+        return NULL;
+    if (!s->ws_deflaters[bits])
+        s->ws_deflaters[bits] = gw_ws_deflater_new((int)bits, ws->cfg->deflate_level);
+    return s->ws_deflaters[bits];
+}
+
 int gw_ws_send(gw_ws_conn *ws, bool text, const void *msg, size_t len)
 {
     if (ws->close_sent || ws->conn->closing)
         return BR_ECLOSED;
-    if (ws->out_bytes + len + GW_WS_MAX_HEADER > ws->cfg.max_output_bytes)
+    if (ws->out_bytes + len + GW_WS_MAX_HEADER > ws->cfg->max_output_bytes)
         return BR_EFULL;
-    int rc = queue_frame(ws, text ? GW_WS_OP_TEXT : GW_WS_OP_BINARY, msg, len, true);
+    uint8_t op = text ? GW_WS_OP_TEXT : GW_WS_OP_BINARY;
+    gw_ws_deflater *d;
+    if (ws->pmd.on && len >= ws->cfg->deflate_min_bytes && (d = deflater(ws))) {
+        /* Sent plain when compressing does not make it smaller (RSV1 is per message). */
+        br_buf *z = &ws->conn->server->ws_deflated;
+        z->len = 0;
+        z->max = len;
+        int zrc = gw_ws_deflate(d, msg, len, z);
+        int rc = zrc == 0 ? queue_frame(ws, op | GW_WS_RSV1, z->data, z->len, true) : 0;
+        if (z->cap > WS_DEFLATED_KEEP)
+            br_buf_free(z); /* one large message does not pin its size for good */
+        if (zrc == 0) {
+            if (rc == 0)
+                ws_flush(ws);
+            return rc;
+        }
+    }
+    int rc = queue_frame(ws, op, msg, len, true);
     if (rc == 0)
         ws_flush(ws);
     return rc;
@@ -319,7 +374,7 @@ static void send_close(gw_ws_conn *ws, uint16_t code, const char *reason, size_t
         gw__conn_close(ws->conn);
         return;
     }
-    gw__conn_set_phase(ws->conn, GW_PHASE_WS_CLOSE, ws->cfg.close_timeout_ms);
+    gw__conn_set_phase(ws->conn, GW_PHASE_WS_CLOSE, ws->cfg->close_timeout_ms);
     ws_flush(ws);
 }
 
@@ -329,8 +384,8 @@ static void tell_owner(gw_ws_conn *ws, uint16_t code, const char *reason, size_t
     if (ws->owner_gone)
         return;
     ws->owner_gone = true;
-    if (ws->hooks.on_close)
-        ws->hooks.on_close(ws->data, ws, code, reason, len);
+    if (ws->hooks->on_close)
+        ws->hooks->on_close(ws->data, ws, code, reason, len);
 }
 
 void gw_ws_close(gw_ws_conn *ws, uint16_t code, const char *reason, size_t reason_len)
@@ -376,12 +431,12 @@ static void ws_event(gw_ws_conn *ws, const gw_ws_event *ev)
 {
     switch (ev->kind) {
     case GW_WS_EV_MESSAGE:
-        if (!ws->close_sent && !ws->owner_gone && ws->hooks.on_message)
-            ws->hooks.on_message(ws->data, ws, ev->text, ev->data, ev->len);
+        if (!ws->close_sent && !ws->owner_gone && ws->hooks->on_message)
+            ws->hooks->on_message(ws->data, ws, ev->text, ev->data, ev->len);
         break;
     case GW_WS_EV_PING:
         /* A client that pings without reading gets no more than the output limit. */
-        if (!ws->close_sent && ws->out_bytes + ev->len < ws->cfg.max_output_bytes &&
+        if (!ws->close_sent && ws->out_bytes + ev->len < ws->cfg->max_output_bytes &&
             queue_frame(ws, GW_WS_OP_PONG, ev->data, ev->len, false) == 0)
             ws_flush(ws);
         break;
@@ -443,7 +498,7 @@ void gw__ws_read(gw_conn *conn, const uint8_t *data, size_t len)
     gw_ws_conn *ws = conn->ws;
     ws->ping_out = false;
     if (!ws->close_sent)
-        gw__conn_set_phase(conn, GW_PHASE_WS, ws->cfg.ping_interval_ms);
+        gw__conn_set_phase(conn, GW_PHASE_WS, ws->cfg->ping_interval_ms);
     ws_feed(ws, data, len);
     if (ws->paused && conn->reading) {
         uv_read_stop((uv_stream_t *)&conn->tcp);
@@ -460,7 +515,7 @@ void gw__ws_start(gw_conn *conn)
     ws->open = true;
     /* No HTTP request follows: the upgrade request's buffers are not kept. */
     gw__conn_release_pool(conn);
-    gw__conn_set_phase(conn, GW_PHASE_WS, ws->cfg.ping_interval_ms);
+    gw__conn_set_phase(conn, GW_PHASE_WS, ws->cfg->ping_interval_ms);
     if (conn->server->draining) {
         gw__ws_going_away(conn);
         return;
@@ -477,7 +532,7 @@ void gw__ws_timer(gw_conn *conn)
         return;
     }
     ws->ping_out = true;
-    gw__conn_set_phase(conn, GW_PHASE_WS, ws->cfg.pong_timeout_ms);
+    gw__conn_set_phase(conn, GW_PHASE_WS, ws->cfg->pong_timeout_ms);
     if (queue_frame(ws, GW_WS_OP_PING, NULL, 0, false) == 0)
         ws_flush(ws);
 }
@@ -503,6 +558,7 @@ void gw__ws_free(gw_conn *conn)
     free_chunks(ws->out_head);
     free_chunks(ws->in_flight);
     gw_ws_parser_reset(&ws->parser);
+    free(ws->subprotocol);
     free(ws);
     conn->ws = NULL;
 }

@@ -5,11 +5,15 @@
  * frames straight into the message buffer (unmasked there, UTF-8 checked as each piece
  * lands), control frames into a 125-byte buffer of their own, since a ping may arrive
  * between the fragments of a message.  Lengths from the wire are checked against the
- * limits before a byte of memory is reserved for them.
+ * limits before a byte of memory is reserved for them.  A compressed message
+ * (permessage-deflate) is assembled compressed, then inflated whole into a second
+ * buffer under the same message limit, and its UTF-8 checked there.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "utf8.h"
+#include "ws_deflate.h"
 #include "ws_frame.h"
 
 /* A message buffer larger than this is released before the next message. */
@@ -20,18 +24,32 @@ void gw_ws_parser_init(gw_ws_parser *p, const gw_ws_limits *lim)
     memset(p, 0, sizeof(*p));
     p->lim = *lim;
     p->msg.max = lim->max_message ? (size_t)lim->max_message : 1;
+    p->plain.max = p->msg.max;
 }
 
 void gw_ws_parser_reset(gw_ws_parser *p)
 {
     br_buf_free(&p->msg);
+    br_buf_free(&p->plain);
+    free(p->ctl);
     gw_ws_limits lim = p->lim;
     gw_ws_parser_init(p, &lim);
 }
 
 size_t gw_ws_parser_memory(const gw_ws_parser *p)
 {
-    return p->msg.cap;
+    return p->msg.cap + p->plain.cap;
+}
+
+/* An idle connection should not keep the memory of its largest message. */
+static void trim(br_buf *b)
+{
+    b->len = 0;
+    if (b->cap > GW_WS_MSG_KEEP) {
+        size_t max = b->max;
+        br_buf_free(b);
+        b->max = max;
+    }
 }
 
 void gw_ws_mask(uint8_t *p, size_t n, const uint8_t mask[4], uint64_t offset)
@@ -124,7 +142,10 @@ static gw_ws_event_kind header_done(gw_ws_parser *p, gw_ws_event *ev)
     uint8_t b0 = p->head[0], b1 = p->head[1];
     p->fin = (b0 & 0x80) != 0;
     p->opcode = b0 & 0x0f;
-    if (b0 & 0x70)
+    /* RSV1 is permessage-deflate's, on a message's first frame only (RFC 7692, 6.1). */
+    bool rsv1 = p->lim.deflate && (b0 & 0x70) == GW_WS_RSV1 &&
+                (p->opcode == GW_WS_OP_TEXT || p->opcode == GW_WS_OP_BINARY);
+    if ((b0 & 0x70) && !rsv1)
         return fail(p, ev, GW_WS_CLOSE_PROTOCOL, "reserved bits set without an extension");
     bool masked = (b1 & 0x80) != 0;
     if (!masked && p->lim.require_mask)
@@ -161,19 +182,17 @@ static gw_ws_event_kind header_done(gw_ws_parser *p, gw_ws_event *ev)
             return fail(p, ev, GW_WS_CLOSE_PROTOCOL, "fragmented control frame");
         if (len > GW_WS_MAX_CONTROL)
             return fail(p, ev, GW_WS_CLOSE_PROTOCOL, "control frame over 125 bytes");
+        if (len && !p->ctl && !(p->ctl = malloc(GW_WS_MAX_CONTROL)))
+            return fail(p, ev, GW_WS_CLOSE_TOO_BIG, "control frame buffer could not be had");
         break;
     case GW_WS_OP_TEXT:
     case GW_WS_OP_BINARY:
         if (p->msg_op)
             return fail(p, ev, GW_WS_CLOSE_PROTOCOL, "new message inside a fragmented one");
         p->msg_op = p->opcode;
-        p->msg.len = 0;
-        if (p->msg.cap > GW_WS_MSG_KEEP) {
-            /* An idle connection should not keep the memory of its largest message. */
-            size_t max = p->msg.max;
-            br_buf_free(&p->msg);
-            p->msg.max = max;
-        }
+        p->msg_deflated = rsv1;
+        trim(&p->msg);
+        trim(&p->plain);
         p->utf8_ok = 0;
         break;
     case GW_WS_OP_CONT:
@@ -200,13 +219,40 @@ static gw_ws_event_kind data_bytes(gw_ws_parser *p, const uint8_t *data, size_t 
     if (br_buf_append(&p->msg, data, n) != 0)
         return fail(p, ev, GW_WS_CLOSE_TOO_BIG, "message buffer could not grow");
     gw_ws_mask(p->msg.data + at, n, p->mask, p->frame_got);
-    if (p->msg_op == GW_WS_OP_TEXT) {
+    if (p->msg_op == GW_WS_OP_TEXT && !p->msg_deflated) {
         size_t complete;
         if (!gw_utf8_valid_prefix(p->msg.data + p->utf8_ok, p->msg.len - p->utf8_ok, &complete))
             return fail(p, ev, GW_WS_CLOSE_BAD_DATA, "text that is not UTF-8");
         p->utf8_ok += complete;
     }
     return GW_WS_EV_NONE;
+}
+
+/* The message's last frame is read: checks it (inflating it into p->plain first when
+ * compressed) and hands it out. */
+static gw_ws_event_kind message_done(gw_ws_parser *p, gw_ws_event *ev)
+{
+    const br_buf *m = &p->msg;
+    bool text = p->msg_op == GW_WS_OP_TEXT;
+    if (p->msg_deflated) {
+        p->plain.len = 0;
+        int rc = gw_ws_inflate(p->msg.data, p->msg.len, &p->plain);
+        if (rc == BR_EVALUE)
+            return fail(p, ev, GW_WS_CLOSE_BAD_DATA, "compressed data that does not inflate");
+        if (rc != 0)
+            return fail(p, ev, GW_WS_CLOSE_TOO_BIG, "message inflates over the message size limit");
+        if (text && !gw_utf8_valid((const char *)p->plain.data, p->plain.len))
+            return fail(p, ev, GW_WS_CLOSE_BAD_DATA, "text that is not UTF-8");
+        m = &p->plain;
+    } else if (text && p->utf8_ok != p->msg.len) {
+        return fail(p, ev, GW_WS_CLOSE_BAD_DATA, "text ends inside a UTF-8 sequence");
+    }
+    ev->kind = GW_WS_EV_MESSAGE;
+    ev->text = text;
+    ev->data = m->data;
+    ev->len = m->len;
+    p->msg_op = 0;
+    return GW_WS_EV_MESSAGE;
 }
 
 /* A whole frame is read: completes a message or a control frame. */
@@ -216,22 +262,15 @@ static gw_ws_event_kind frame_done(gw_ws_parser *p, gw_ws_event *ev)
     p->head_len = 0;
     memset(ev, 0, sizeof(*ev));
     if (p->opcode < GW_WS_OP_CLOSE) {
-        if (!p->fin)
-            return GW_WS_EV_NONE;
-        if (p->msg_op == GW_WS_OP_TEXT && p->utf8_ok != p->msg.len)
-            return fail(p, ev, GW_WS_CLOSE_BAD_DATA, "text ends inside a UTF-8 sequence");
-        ev->kind = GW_WS_EV_MESSAGE;
-        ev->text = p->msg_op == GW_WS_OP_TEXT;
-        ev->data = p->msg.data;
-        ev->len = p->msg.len;
-        p->msg_op = 0;
-        return GW_WS_EV_MESSAGE;
+        return p->fin ? message_done(p, ev) : GW_WS_EV_NONE;
     }
     size_t n = (size_t)p->frame_len;
-    gw_ws_mask(p->ctl, n, p->mask, 0);
+    if (n) /* p->ctl exists whenever n > 0 (header_done) */
+        gw_ws_mask(p->ctl, n, p->mask, 0);
+    const uint8_t *ctl = n ? p->ctl : (const uint8_t *)"";
     if (p->opcode == GW_WS_OP_PING || p->opcode == GW_WS_OP_PONG) {
         ev->kind = p->opcode == GW_WS_OP_PING ? GW_WS_EV_PING : GW_WS_EV_PONG;
-        ev->data = p->ctl;
+        ev->data = ctl;
         ev->len = n;
         return ev->kind;
     }
@@ -240,13 +279,13 @@ static gw_ws_event_kind frame_done(gw_ws_parser *p, gw_ws_event *ev)
         return fail(p, ev, GW_WS_CLOSE_PROTOCOL, "close frame of one byte");
     ev->code = GW_WS_CLOSE_NO_STATUS;
     if (n >= 2) {
-        uint16_t code = (uint16_t)((p->ctl[0] << 8) | p->ctl[1]);
+        uint16_t code = (uint16_t)((ctl[0] << 8) | ctl[1]);
         if (!gw_ws_close_code_valid(code))
             return fail(p, ev, GW_WS_CLOSE_PROTOCOL, "close code not allowed on the wire");
-        if (!gw_utf8_valid((const char *)p->ctl + 2, n - 2))
+        if (!gw_utf8_valid((const char *)ctl + 2, n - 2))
             return fail(p, ev, GW_WS_CLOSE_BAD_DATA, "close reason that is not UTF-8");
         ev->code = code;
-        ev->data = p->ctl + 2;
+        ev->data = ctl + 2;
         ev->len = n - 2;
     }
     p->done = true;

@@ -6,7 +6,10 @@
  * sends 101 and turns the connection into a gw_ws_conn.  From then on the server does
  * all framing - masking, fragments, control frames, UTF-8, size limits, ping/pong,
  * idle pings and the close handshake - and the owner sees whole messages through its
- * hooks and sends whole messages with gw_ws_send().
+ * hooks and sends whole messages with gw_ws_send().  With cfg->deflate the server
+ * accepts permessage-deflate (RFC 7692) when the client offers it, inflates the
+ * client's compressed messages and compresses the longer ones it sends; the owner sees
+ * and sends plain bytes either way.
  *
  * Lifetime: a gw_ws_conn is valid from gw_req_upgrade() until either its on_close hook
  * has run or its owner called gw_ws_close(); after either, the owner never touches it
@@ -29,15 +32,22 @@
 #define GW_WS_PING_INTERVAL_MS  30000u
 #define GW_WS_PONG_TIMEOUT_MS   10000u
 #define GW_WS_CLOSE_TIMEOUT_MS  5000u
+#define GW_WS_DEFLATE           true
+#define GW_WS_DEFLATE_MIN_BYTES 256u
+#define GW_WS_DEFLATE_LEVEL     6
 
 /* The limits and timers of one WebSocket connection. */
 typedef struct gw_ws_config {
-    uint64_t max_frame_bytes;   /* payload of one client frame -> close 1009 */
-    uint64_t max_message_bytes; /* payload of one client message -> close 1009 */
-    size_t max_output_bytes;    /* bytes queued for the client; gw_ws_send refuses past it */
-    uint32_t ping_interval_ms;  /* a connection silent this long is pinged */
-    uint32_t pong_timeout_ms;   /* ... and closed when still silent this long after */
-    uint32_t close_timeout_ms;  /* after our close frame, how long the client's may take */
+    size_t max_frame_bytes;    /* payload of one client frame -> close 1009 */
+    size_t max_message_bytes;  /* payload of one client message, inflated when compressed
+                                  -> close 1009 */
+    size_t max_output_bytes;   /* bytes queued for the client; gw_ws_send refuses past it */
+    uint32_t ping_interval_ms; /* a connection silent this long is pinged */
+    uint32_t pong_timeout_ms;  /* ... and closed when still silent this long after */
+    uint32_t close_timeout_ms; /* after our close frame, how long the client's may take */
+    bool deflate;              /* accept a client's permessage-deflate offer (RFC 7692) */
+    size_t deflate_min_bytes;  /* with it, messages this long or longer are compressed */
+    int deflate_level;         /* zlib level of that compression, 1..9 */
 } gw_ws_config;
 
 /* Fills *cfg with the defaults above. */
@@ -62,12 +72,14 @@ typedef struct gw_ws_hooks {
 /* Answers req with 101 and makes its connection a WebSocket, when the request is a
  * valid opening handshake: GET, `Upgrade: websocket`, `Connection: upgrade`,
  * `Sec-WebSocket-Version: 13` (else 426 with the version), a `Sec-WebSocket-Key` of 16
- * bytes in base64 (else 400).  `subprotocols` is the space-separated list the endpoint
- * speaks (NULL or "": none); the client's first match is answered in
- * Sec-WebSocket-Protocol.  hooks is copied; data is borrowed.  Returns the connection,
- * or NULL when the request was answered with an error instead (or memory ran out: then
- * 500).  *chosen (may be NULL) gets the subprotocol chosen, NUL-terminated ("" for none),
- * valid until the request would have been answered. */
+ * bytes in base64 (else 400); a permessage-deflate offer is answered in
+ * Sec-WebSocket-Extensions when cfg->deflate.  `subprotocols` is the space-separated
+ * list the endpoint speaks (NULL or "": none); the client's first match is answered in
+ * Sec-WebSocket-Protocol.  cfg and hooks are borrowed and must outlive the connection
+ * (not copied, so that an idle connection stays small); data is borrowed.  Returns the
+ * connection, or NULL when the request was answered with an error instead (or memory
+ * ran out: then 500).  *chosen (may be NULL) gets the subprotocol chosen, NUL-terminated ("" for
+ * none), valid until the request would have been answered. */
 gw_ws_conn *gw_req_upgrade(gw_req *req, const char *subprotocols, const gw_ws_config *cfg,
                            const gw_ws_hooks *hooks, void *data, const char **chosen);
 

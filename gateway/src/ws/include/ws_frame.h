@@ -4,11 +4,13 @@
  * gateway sends.
  *
  * The parser is pure: no I/O, no loop.  It enforces every rule a server must: client
- * frames are masked, no reserved bits (no extension is negotiated), no unknown opcode,
+ * frames are masked, no reserved bits (RSV1 only on the first frame of a compressed
+ * message when permessage-deflate was negotiated), no unknown opcode,
  * control frames of at most 125 bytes and never fragmented, continuation frames only
  * inside a fragmented message and data frames never inside one, minimal length
  * encodings, text that is UTF-8 (checked as it arrives, across fragments, so an invalid
- * byte fails at once), and the configured frame and message sizes.  A violation ends
+ * byte fails at once; a compressed one once inflated), and the configured frame and
+ * message sizes, the inflated size of a compressed message included.  A violation ends
  * the parser with the close code the connection must be closed with (1002, 1007 or
  * 1009).
  */
@@ -48,6 +50,9 @@ enum {
 /* The largest control frame payload (5.5). */
 #define GW_WS_MAX_CONTROL 125
 
+/* The first header byte's RSV1 bit: a compressed message (RFC 7692, 6). */
+#define GW_WS_RSV1 0x40
+
 /* The longest frame header: 2 bytes, 8 of extended length, 4 of mask. */
 #define GW_WS_MAX_HEADER 14
 
@@ -77,6 +82,9 @@ typedef struct gw_ws_limits {
     uint64_t max_frame;   /* payload bytes of one frame; larger -> 1009 */
     uint64_t max_message; /* payload bytes of one whole message; larger -> 1009 */
     bool require_mask;    /* frames must be masked (a server reading a client) -> 1002 */
+    bool deflate;         /* permessage-deflate was negotiated: RSV1 marks a compressed
+                             message, inflated (no context takeover) up to max_message;
+                             else RSV1 -> 1002.  Bad DEFLATE data -> 1007 */
 } gw_ws_limits;
 
 typedef struct gw_ws_parser {
@@ -92,7 +100,11 @@ typedef struct gw_ws_parser {
     uint8_t msg_op;                 /* TEXT or BINARY while a message is assembled, else 0 */
     br_buf msg;                     /* the message's payload so far (max: max_message) */
     size_t utf8_ok;                 /* bytes of msg known to be complete UTF-8 sequences */
-    uint8_t ctl[GW_WS_MAX_CONTROL]; /* a control frame's payload */
+    bool msg_deflated;              /* the message being assembled is compressed (RSV1) */
+    br_buf plain;                   /* a compressed message, inflated (max: max_message) */
+    uint8_t *ctl;                   /* a control frame's payload (GW_WS_MAX_CONTROL bytes,
+                                       allocated at the first control frame that has one:
+                                       idle connections do without) */
     bool done;                      /* a close frame or an error was returned */
 } gw_ws_parser;
 
@@ -103,7 +115,8 @@ void gw_ws_parser_init(gw_ws_parser *p, const gw_ws_limits *lim);
 /* Releases the parser's memory; it may be initialised again. */
 void gw_ws_parser_reset(gw_ws_parser *p);
 
-/* Bytes of memory the parser holds now (the partial message's buffer). */
+/* Bytes of memory the parser holds now (the partial message's buffer and the last
+ * inflated one). */
 size_t gw_ws_parser_memory(const gw_ws_parser *p);
 
 /* Reads from data[0..len) until one event is complete or the input ends; *used gets the
