@@ -256,8 +256,10 @@ int br_ws_close(br_ws *ws, uint16_t code, const char *reason)
     return 0;
 }
 
-static int group_op(br_worker *w, uint8_t op, const char *group, uint64_t conn, bool binary,
-                    const void *data, size_t len)
+/* Sends a WS_GROUP on registration gen's connection (a connection's groups live at its
+ * own broker). */
+static int group_op(br_worker *w, uint64_t gen, uint8_t op, const char *group, uint64_t conn,
+                    bool binary, const void *data, size_t len)
 {
     if (!group || !*group || strlen(group) > 64)
         return BR_EINVAL;
@@ -267,24 +269,40 @@ static int group_op(br_worker *w, uint8_t op, const char *group, uint64_t conn, 
                                .conn = conn,
                                .binary = binary,
                                .data = {data, len}}};
-    return br__worker_send(w, &m);
+    return br__worker_send_gen(w, gen, &m);
 }
 
 int br_ws_join(br_ws *ws, const char *group)
 {
-    return ws->closed ? BR_ECLOSED : group_op(ws->w, BR_WS_JOIN, group, ws->id, false, NULL, 0);
+    return ws->closed ? BR_ECLOSED
+                      : group_op(ws->w, ws->gen, BR_WS_JOIN, group, ws->id, false, NULL, 0);
 }
 
 int br_ws_leave(br_ws *ws, const char *group)
 {
-    return ws->closed ? BR_ECLOSED : group_op(ws->w, BR_WS_LEAVE, group, ws->id, false, NULL, 0);
+    return ws->closed ? BR_ECLOSED
+                      : group_op(ws->w, ws->gen, BR_WS_LEAVE, group, ws->id, false, NULL, 0);
 }
 
 int br_ws_broadcast(br_svc *svc, const char *group, bool binary, const void *data, size_t len,
                     const br_ws *except)
 {
-    return group_op(svc->worker, BR_WS_BROADCAST, group, except ? except->id : 0, binary, data,
-                    len);
+    /* A group's members may be connections of every broker: each broker delivers to
+     * its own, so the broadcast goes to each (`except` only means something at its own). */
+    br_worker *w = svc->worker;
+    if (!group || !*group || strlen(group) > 64)
+        return BR_EINVAL;
+    int rc = BR_ECLOSED;
+    for (uint32_t i = 0; i < w->nlinks; i++) {
+        const br__link *l = &w->links[i];
+        if (!l->zs || !l->gen || !l->registered)
+            continue;
+        uint64_t conn = except && except->gen == l->gen ? except->id : 0;
+        int r = group_op(w, l->gen, BR_WS_BROADCAST, group, conn, binary, data, len);
+        if (rc != 0)
+            rc = r;
+    }
+    return rc;
 }
 
 /* ---------------------------------------------------------------------------------- */
