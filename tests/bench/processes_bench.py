@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
 """processes_bench.py - GET /hello through 1 vs 2 gateway processes (--processes).
 
+With 2 processes it runs twice: each process's worker serving its own process only
+(the private ipc:// broker), and every worker registered with both processes (a
+tcp:// broker, port + i per process: docs/workers.md, "Several brokers").
+
 Expects a release build in build/ (make build).  For each process count, alternating
 ROUNDS times, starts `barista-gateway --local --processes P` with one I/O worker per
 gateway process (hosting hello only, no CPU workers), runs wrk for DURATION against
@@ -85,13 +89,29 @@ def ready(port, want_processes, pid):
     return False
 
 
-def one_run(processes):
+def consecutive_ports(n):
+    """A free port with n - 1 free ports after it."""
+    for _ in range(100):
+        base = free_port()
+        try:
+            for i in range(1, n):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", base + i))
+            return base
+        except OSError:
+            continue
+    sys.exit("no %d consecutive free ports" % n)
+
+
+def one_run(processes, shared):
     port = free_port()
     tmp = tempfile.mkdtemp(prefix="barista-bench-")
     args = [os.path.join(BIN, "barista-gateway"), "--local", "--processes", str(processes),
             "--listen", "127.0.0.1:%d" % port, "--cpu-workers", "0", "--io-services",
             "hello", "--access-log", "off", "--log-level", "warn",
             "--jobs-db", os.path.join(tmp, "jobs.db")]
+    if shared:
+        args += ["--broker", "tcp://127.0.0.1:%d" % consecutive_ports(processes)]
     gw = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                           stdin=subprocess.DEVNULL)
     try:
@@ -118,12 +138,14 @@ def main():
         sys.exit("wrk not found: apt-get install wrk")
     with open("/proc/loadavg") as f:
         print("load average at start: %s" % " ".join(f.read().split()[:3]))
-    print("| processes | req/s | CPU µs/request (gateway tree) | non-2xx |")
-    print("|---:|---:|---:|---:|")
+    print("| processes | each worker serves | req/s | CPU µs/request (gateway tree) | non-2xx |")
+    print("|---:|---|---:|---:|---:|")
     for _ in range(ROUNDS):
-        for processes in (1, 2):
-            rps, us, errors = one_run(processes)
-            print("| %d | %.0f | %.1f | %d |" % (processes, rps, us, errors), flush=True)
+        for processes, shared in ((1, False), (2, False), (2, True)):
+            rps, us, errors = one_run(processes, shared)
+            print("| %d | %s | %.0f | %.1f | %d |" %
+                  (processes, "every process" if shared else "its process", rps, us, errors),
+                  flush=True)
     with open("/proc/loadavg") as f:
         print("load average at end: %s" % " ".join(f.read().split()[:3]))
 

@@ -43,4 +43,8 @@ extern const br_service_spec br_test_typed_service;
  * https://sdk.example, GET, header x-sdk, credentials, max age 120 s. */
 extern const br_service_spec br_test_cors_service;
 
+/* cpu: GET /peak?ms=N runs N ms and answers {"peak": P, "served": S}, P being the most
+ * of its requests that ran at once in the process (peak_service.c). */
+extern const br_service_spec br_test_peak_service;
+
 #endif /* BARISTA_TEST_SERVICES_H */

@@ -48,9 +48,9 @@ void br__async_release(struct br_worker *w);
 /* A REPLY arrived: answers the call with that id (stale ids are ignored). */
 void br__calls_reply(struct br_worker *w, const br_reply *r);
 
-/* The broker session ended (a new READY is going out): every call in flight fails
- * with 502, since its answer can no longer arrive. */
-void br__calls_fail_all(struct br_worker *w);
+/* Broker session gen ended (its broker fell silent, or a new READY is going out):
+ * every call in flight on it fails with 502, since its answer can no longer arrive. */
+void br__calls_fail_gen(struct br_worker *w, uint64_t gen);
 
 /* Watchdog: the runtime is about to run handler code for a request of `spec`, and
  * has finished it.  A run longer than the stall threshold is logged with the route. */

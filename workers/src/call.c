@@ -22,6 +22,7 @@ struct br_call_op {
     br_worker *w;             /* the worker whose table holds it */
     br_req *req;              /* the request that made it */
     uint64_t id;              /* the CALL's id; the REPLY carries it back */
+    uint64_t gen;             /* the registration (broker) it went to */
     br_result_fn cb;          /* answer callback */
     void *arg;                /* its argument */
 };
@@ -48,13 +49,13 @@ static void table_remove(br__calls *t, br_call_op *c)
     }
 }
 
-static void send_cancel(br_worker *w, uint64_t id)
+static void send_cancel(br_worker *w, uint64_t gen, uint64_t id)
 {
     br_msg msg;
     memset(&msg, 0, sizeof(msg));
     msg.type = BR_MSG_CANCEL;
     msg.u.cancel.id = id;
-    br__worker_send(w, &msg);
+    br__worker_send_gen(w, gen, &msg);
 }
 
 /* The request ended first: tell the broker, forget the call. */
@@ -62,7 +63,7 @@ static void call_abort(br__op *op)
 {
     br_call_op *c = (br_call_op *)op;
     table_remove(c->w->calls, c);
-    send_cancel(c->w, c->id);
+    send_cancel(c->w, c->gen, c->id);
     free(c);
 }
 
@@ -119,7 +120,8 @@ int br_call(br_req *req, const br_call_spec *spec, br_result_fn cb, void *arg, b
         return BR_EINVAL;
     /* A draining worker still calls for the requests it finishes: the broker keeps it
      * until they are answered. */
-    if (!w->zs || !(w->registered || w->drain_acked))
+    br__link *link = br__worker_call_link(w, req->gen);
+    if (!link)
         return BR_ECLOSED;
     uint32_t budget = br__req_budget(req, spec->timeout_ms);
     if (budget == 0)
@@ -166,10 +168,11 @@ int br_call(br_req *req, const br_call_spec *spec, br_result_fn cb, void *arg, b
     c->w = w;
     c->req = req;
     c->id = ++t->next_id;
+    c->gen = link->gen;
     c->cb = cb;
     c->arg = arg;
     m->id = c->id;
-    int rc = br__worker_send(w, &msg);
+    int rc = br__worker_send_gen(w, c->gen, &msg);
     if (rc != 0) {
         free(c);
         return rc == BR_ENOMEM || rc == BR_ELIMIT || rc == BR_EINVAL ? rc : BR_ECLOSED;
@@ -238,7 +241,7 @@ void br__calls_reply(br_worker *w, const br_reply *r)
     free(c);
 }
 
-void br__calls_fail_all(br_worker *w)
+void br__calls_fail_gen(br_worker *w, uint64_t gen)
 {
     if (!w->calls || !w->calls->count)
         return;
@@ -249,14 +252,19 @@ void br__calls_fail_all(br_worker *w)
     /* A callback may end its request, which aborts that request's other calls: take
      * one call at a time from the table afresh. */
     for (size_t i = 0; i < CALL_BUCKETS; i++) {
-        while (w->calls->buckets[i]) {
-            br_call_op *c = w->calls->buckets[i];
+        br_call_op *c = w->calls->buckets[i];
+        while (c) {
+            if (c->gen != gen) {
+                c = c->hnext;
+                continue;
+            }
             table_remove(w->calls, c);
             br__op_unlink(c->req, &c->op);
             br__watch_enter(w, c->req->spec);
             c->cb(c->req, &res, c->arg);
             br__watch_leave(w);
             free(c);
+            c = w->calls->buckets[i];
         }
     }
 }

@@ -28,6 +28,8 @@
 /* libuv's own default pool size, and the most it allows. */
 #define DEFAULT_THREADPOOL 4
 #define MAX_THREADPOOL     1024
+/* Bytes of every broker endpoint given, joined by commas. */
+#define CONNECT_MAX 4096
 /* getopt codes of service options: SERVICE_OPT + their index. */
 #define SERVICE_OPT 1000
 /* Column where --help text starts, and the width it wraps at. */
@@ -43,8 +45,12 @@ static const char usage_head[] = "usage: %s [--services a,b] [options]\n"
 static const char usage_options[] =
     "  --services LIST        services to host, comma-separated (BARISTA_SERVICES; default:\n"
     "                         all, when they are of one kind)\n"
-    "  --connect ENDPOINT     broker endpoint (BARISTA_CONNECT, default " BR_WORKER_DEFAULT_CONNECT
-    ")\n"
+    "  --connect ENDPOINT[,ENDPOINT...]\n"
+    "                         broker endpoints: the worker registers with every one and\n"
+    "                         shares its capacity between them (BARISTA_CONNECT, default\n"
+    "                         " BR_WORKER_DEFAULT_CONNECT ")\n"
+    "  --broker ENDPOINT      one more broker endpoint, repeatable; same list as --connect\n"
+    "                         (BARISTA_BROKER, read when BARISTA_CONNECT is not set)\n"
     "  --concurrency N        io: requests in flight at once (BARISTA_CONCURRENCY, default 1024)\n"
     "  --nice N               cpu: process niceness (BARISTA_NICE, default 10)\n"
     "  --sched POLICY         cpu: idle (SCHED_IDLE: only CPU time the I/O path leaves),\n"
@@ -73,6 +79,8 @@ static const char usage_options[] =
     "                         this worker's secret CURVE certificate (NAME_secret from\n"
     "                         barista-keygen), needed with --curve-server-key\n"
     "                         (BARISTA_CURVE_SECRET_KEY_FILE)\n"
+    "  --prefer-first-broker  with fewer slots than brokers (a cpu worker), serve the first\n"
+    "                         endpoint while it lives (default: a broker picked by pid)\n"
     "  --list                 print the services, their kind and routes\n"
     "  --help                 print this help\n";
 
@@ -82,6 +90,7 @@ typedef struct cli {
     const br_service_spec *const *all; /* every service the program can host */
     size_t nall;                       /* entries in all */
     const char *services;              /* --services: comma-separated names */
+    char connect[CONNECT_MAX];         /* --connect and --broker values, comma-joined */
     br_worker_options opts;            /* runtime options */
     long nice;                         /* niceness for a cpu worker */
     long threadpool;                   /* thread-pool size, or 0 for libuv's default */
@@ -137,6 +146,29 @@ static int set_u64(const cli *c, const char *name, const char *s, uint64_t *out)
     return 0;
 }
 
+/* --connect and --broker: each comma-separated endpoint must be tcp:// or ipc://; a
+ * flag given again adds to the list. */
+static int add_endpoints(cli *c, const char *name, const char *v)
+{
+    for (const char *p = v; *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        while (len && *p == ' ')
+            p++, len--;
+        if (len < 7 || (strncmp(p, "tcp://", 6) != 0 && strncmp(p, "ipc://", 6) != 0))
+            return fail_usage(c, "bad value for %s: %s (want tcp:// or ipc:// endpoints)", name, v);
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    size_t have = strlen(c->connect);
+    if (have + 1 + strlen(v) + 1 > sizeof(c->connect))
+        return fail_usage(c, "%s: too many broker endpoints", name);
+    snprintf(c->connect + have, sizeof(c->connect) - have, "%s%s", have ? "," : "", v);
+    c->opts.connect = c->connect;
+    return 0;
+}
+
 /* Applies one worker option's value; `name` is the flag or the variable it came from. */
 static int apply(cli *c, int opt, const char *name, const char *v)
 {
@@ -145,10 +177,7 @@ static int apply(cli *c, int opt, const char *name, const char *v)
         c->services = v;
         return 0;
     case 'c':
-        if (strncmp(v, "tcp://", 6) != 0 && strncmp(v, "ipc://", 6) != 0)
-            return fail_usage(c, "bad value for %s: %s (want tcp:// or ipc://)", name, v);
-        c->opts.connect = v;
-        return 0;
+        return add_endpoints(c, name, v);
     case 'i':
         c->opts.worker_id = v;
         return 0;
@@ -197,6 +226,7 @@ static const struct {
 } worker_opts[] = {
     {"services", required_argument, 's', "BARISTA_SERVICES"},
     {"connect", required_argument, 'c', "BARISTA_CONNECT"},
+    {"broker", required_argument, 'c', "BARISTA_BROKER"},
     {"concurrency", required_argument, 'n', "BARISTA_CONCURRENCY"},
     {"nice", required_argument, 'N', "BARISTA_NICE"},
     {"sched", required_argument, 'P', "BARISTA_SCHED"},
@@ -210,6 +240,7 @@ static const struct {
     {"max-rss-mb", required_argument, 'r', "BARISTA_MAX_RSS_MB"},
     {"curve-server-key", required_argument, 'K', "BARISTA_CURVE_SERVER_KEY"},
     {"curve-secret-key-file", required_argument, 'k', "BARISTA_CURVE_SECRET_KEY_FILE"},
+    {"prefer-first-broker", no_argument, 'F', NULL},
     {"list", no_argument, 'l', NULL},
     {"help", no_argument, 'H', NULL},
 };
@@ -266,6 +297,8 @@ static int parse(cli *c, int argc, char **argv)
             c->help = true;
         } else if (opt == 'l') {
             c->list = true;
+        } else if (opt == 'F') {
+            c->opts.prefer_first_broker = true;
         } else if (opt == '?' || opt == ':') {
             return fail_usage(c, "unknown option or missing value: %s (see --help)",
                               argv[optind - 1]);
@@ -284,8 +317,11 @@ static int parse(cli *c, int argc, char **argv)
     for (size_t i = 0; i < NWORKER_OPTS; i++) {
         const char *env = worker_opts[i].env;
         const char *v = env ? getenv(env) : NULL;
-        if (!given[worker_opts[i].code] && v && *v && apply(c, worker_opts[i].code, env, v) != 0)
+        if (given[worker_opts[i].code] || !v || !*v)
+            continue;
+        if (apply(c, worker_opts[i].code, env, v) != 0)
             return EXIT_USAGE;
+        given[worker_opts[i].code] = true; /* BARISTA_CONNECT before BARISTA_BROKER */
     }
     return 0;
 }

@@ -70,8 +70,10 @@ static void monitor_open(br_worker *w, void *sock)
         goto fail;
     }
     w->curve_monitor = br_zsock_new(&w->loop, pair, on_event, w);
-    if (w->curve_monitor)
+    if (w->curve_monitor) {
+        w->curve_monitored = sock;
         return;
+    }
 fail:
     if (pair)
         zmq_close(pair);
@@ -85,15 +87,19 @@ int br__curve_client_open(br_worker *w, void *sock)
         br__log("%s", why);
         return -1;
     }
-    monitor_open(w, sock);
+    /* One monitor explains a refused key: it watches the first socket that opens (a
+     * worker serving several brokers presents the same key to each). */
+    if (!w->curve_monitor)
+        monitor_open(w, sock);
     return 0;
 }
 
 void br__curve_client_close(br_worker *w, void *sock)
 {
-    if (!w->curve_monitor)
+    if (!w->curve_monitor || sock != w->curve_monitored)
         return;
     zmq_socket_monitor(sock, NULL, 0);
     br_zsock_close(w->curve_monitor, NULL, NULL);
     w->curve_monitor = NULL;
+    w->curve_monitored = NULL;
 }

@@ -96,7 +96,8 @@ static void complete(br_req *req)
 {
     br_worker *w = req->worker;
     const br_service_spec *svc = req->svc ? req->svc->spec : NULL;
-    if (svc && svc->after && req->gen == w->gen && !req->streaming) {
+    bool live = br__gen_live(w, req->gen);
+    if (svc && svc->after && live && !req->streaming) {
         req->in_after = true;
         svc->after(req, req->status);
         req->in_after = false;
@@ -105,37 +106,35 @@ static void complete(br_req *req)
     w->served++;
     br_msg msg;
     memset(&msg, 0, sizeof(msg));
-    if (req->gen == w->gen && req->streaming) {
+    if (live && req->streaming) {
         br__stream_end_msg(req, &msg);
-        br__worker_send(w, &msg);
-    } else if (req->gen == w->gen && req->actor) {
+        br__worker_send_gen(w, req->gen, &msg);
+    } else if (live && req->actor) {
         msg.type = BR_MSG_ACTOR_REPLY;
         br__req_reply_msg(req, &msg.u.actor_reply.reply);
         br__actors_reply(req, &msg.u.actor_reply);
-        int rc = br__worker_send(w, &msg);
+        int rc = br__worker_send_gen(w, req->gen, &msg);
         if (rc == BR_EINVAL || rc == BR_ELIMIT || rc == BR_ENOMEM) {
             memset(&msg.u.actor_reply, 0, sizeof(msg.u.actor_reply));
             msg.u.actor_reply.epoch = req->actor_epoch;
             msg.u.actor_reply.reply.id = req->msg.id;
             msg.u.actor_reply.reply.status = 500;
-            br__worker_send(w, &msg);
+            br__worker_send_gen(w, req->gen, &msg);
         }
-    } else if (req->gen == w->gen) {
+    } else if (live) {
         msg.type = BR_MSG_REPLY;
         br__req_reply_msg(req, &msg.u.reply);
-        int rc = br__worker_send(w, &msg);
+        int rc = br__worker_send_gen(w, req->gen, &msg);
         if (rc == BR_EINVAL || rc == BR_ELIMIT || rc == BR_ENOMEM) {
             /* The reply could not be encoded (a header the protocol refuses, say): the
              * request still gets its one answer. */
             memset(&msg.u.reply, 0, sizeof(msg.u.reply));
             msg.u.reply.id = req->msg.id;
             msg.u.reply.status = 500;
-            br__worker_send(w, &msg);
+            br__worker_send_gen(w, req->gen, &msg);
         }
     } else {
-        w->orphans--;
-        if (req->credit_gen == w->gen)
-            br__worker_return_credit(w, 1);
+        br__worker_orphan_done(w);
     }
     if (req->actor)
         br__actors_turn_done(w, req);
@@ -180,8 +179,9 @@ void br__dispatch_request(br_worker *w, const br_request *m, const void *frame, 
         reply_error_now(w, m->id, 404, "Not Found");
         return;
     }
-    if (w->inflight - w->orphans >= w->capacity || (w->reg.kind == BR_KIND_CPU && w->inflight)) {
-        /* The broker sent more than the credit allows (or a CPU orphan still runs). */
+    if (w->inflight >= w->capacity || (w->reg.kind == BR_KIND_CPU && w->inflight)) {
+        /* A broker sent more than its credit allows: the windows of every broker and
+         * the orphans never add up to more than the capacity (credit.h). */
         reply_error_now(w, m->id, 503, "worker is at capacity");
         return;
     }
@@ -289,19 +289,23 @@ void br__dispatch_cancel_all(br_worker *w)
     }
 }
 
-uint32_t br__dispatch_new_registration(br_worker *w)
+uint32_t br__dispatch_registration_lost(br_worker *w, uint64_t gen)
 {
-    w->gen++;
-    w->orphans = w->inflight;
+    /* Counted first: a request that stops at once when cancelled calls
+     * br__worker_orphan_done from inside the cancel. */
+    uint32_t n = br__jobs_registration_lost(w, gen);
     for (br_req *r = w->head; r; r = r->next)
-        r->credit_gen = 0;
-    /* Requests that stop at once leave quietly; they are not counted in the READY. */
-    br__dispatch_cancel_all(w);
-    for (br_req *r = w->head; r; r = r->next)
-        r->credit_gen = w->gen;
-    br__jobs_new_registration(w);
-    br__actors_new_registration(w);
-    return w->capacity > w->inflight ? w->capacity - w->inflight : 0;
+        if (r->gen == gen)
+            n++;
+    w->orphans += n;
+    br_req *r = w->head;
+    while (r) {
+        br_req *next = r->next;
+        if (r->gen == gen)
+            br__req_cancel(r);
+        r = next;
+    }
+    return n;
 }
 
 uv_loop_t *br_req_loop(const br_req *req)

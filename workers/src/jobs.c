@@ -38,7 +38,6 @@ struct br_jobctx {
     const br_task_spec *spec;               /* its task */
     br_svc *svc;                            /* the service the task belongs to */
     uint64_t gen;                           /* registration it arrived under */
-    uint64_t credit_gen;                    /* registration whose READY left its slot out, or 0 */
     uint32_t attempt;                       /* JOB.attempt */
     br_str id;                              /* JOB.job_id (in data) */
     br_str task;                            /* JOB.task (in data) */
@@ -143,7 +142,7 @@ static void complete(br_jobctx *jc)
         jc->outcome = BR_JOB_RETRY;
         snprintf(jc->error, sizeof(jc->error), "the task returned without a result");
     }
-    if (jc->gen == w->gen) {
+    if (br__gen_live(w, jc->gen)) {
         /* A CPU task's last report waits for the tick: it goes before the result. */
         uv_mutex_lock(&jc->lock);
         bool report = jc->report;
@@ -155,13 +154,16 @@ static void complete(br_jobctx *jc)
                                      .outcome = jc->outcome,
                                      .result = {jc->result, (uint32_t)jc->result_len},
                                      .error = br_str_c(jc->error)}};
-        int rc = br__worker_send(w, &m);
-        if (rc == BR_ELIMIT || rc == BR_EINVAL || rc == BR_ENOMEM)
-            result_now(w, jc->id, BR_JOB_RETRY, "the result could not be encoded");
+        int rc = br__worker_send_gen(w, jc->gen, &m);
+        if (rc == BR_ELIMIT || rc == BR_EINVAL || rc == BR_ENOMEM) {
+            br_msg retry = {.type = BR_MSG_JOB_RESULT,
+                            .u.job_result = {.job_id = jc->id,
+                                             .outcome = BR_JOB_RETRY,
+                                             .error = br_str_c("the result could not be encoded")}};
+            br__worker_send_gen(w, jc->gen, &retry);
+        }
     } else {
-        w->orphans--;
-        if (jc->credit_gen == w->gen)
-            br__worker_return_credit(w, 1);
+        br__worker_orphan_done(w);
     }
     free(jc->result);
     uv_mutex_destroy(&jc->lock);
@@ -242,8 +244,9 @@ void br__jobs_run(br_worker *w, const br_job *m)
         result_now(w, m->job_id, BR_JOB_FATAL, "this worker does not run that task");
         return;
     }
-    if (w->inflight - w->orphans >= w->capacity || (w->reg.kind == BR_KIND_CPU && w->inflight)) {
-        /* More than the credit allows (or a CPU orphan still runs). */
+    if (w->inflight >= w->capacity || (w->reg.kind == BR_KIND_CPU && w->inflight)) {
+        /* More than the credit allows: a broken broker (the windows and the orphans
+         * never add up to more than the capacity, credit.h). */
         result_now(w, m->job_id, BR_JOB_RETRY, "worker is at capacity");
         return;
     }
@@ -295,7 +298,7 @@ void br__jobs_run(br_worker *w, const br_job *m)
  * run from the JOB, as they always did there). */
 static void beat(br_jobctx *jc, uint64_t now)
 {
-    if (!br_msg_type_in_version(BR_MSG_JOB_PROGRESS, jc->worker->broker_version))
+    if (!br_msg_type_in_version(BR_MSG_JOB_PROGRESS, br__gen_version(jc->worker, jc->gen)))
         return;
     br_msg m = {.type = BR_MSG_JOB_PROGRESS, .u.job_progress = {.job_id = jc->id}};
     char note[JOB_NOTE_MAX];
@@ -309,14 +312,14 @@ static void beat(br_jobctx *jc, uint64_t now)
     }
     uv_mutex_unlock(&jc->lock);
     jc->beat_at = now;
-    br__worker_send(jc->worker, &m);
+    br__worker_send_gen(jc->worker, jc->gen, &m);
 }
 
 void br__jobs_tick(br_worker *w)
 {
     uint64_t now = uv_now(&w->loop);
     for (br_jobctx *jc = w->jobs; jc; jc = jc->next) {
-        if (jc->gen != w->gen || jc->ended)
+        if (!br__gen_live(w, jc->gen) || jc->ended)
             continue; /* an orphan's lease belongs to a broker that forgot it */
         bool report;
         uv_mutex_lock(&jc->lock);
@@ -372,7 +375,7 @@ br_str br_job_identity(const br_jobctx *job)
 
 void br__jobs_send_policies(br_worker *w)
 {
-    if (!br_msg_type_in_version(BR_MSG_TASK_POLICY, w->broker_version))
+    if (!br_msg_type_in_version(BR_MSG_TASK_POLICY, br__gen_version(w, w->gen)))
         return;
     br_task_policy p[BR_WORKER_TASKS_POLICY_MAX];
     uint32_t n = 0;
@@ -395,10 +398,13 @@ void br__jobs_send_policies(br_worker *w)
     br__worker_send(w, &m);
 }
 
-void br__jobs_new_registration(br_worker *w)
+uint32_t br__jobs_registration_lost(br_worker *w, uint64_t gen)
 {
+    uint32_t n = 0;
     for (br_jobctx *jc = w->jobs; jc; jc = jc->next)
-        jc->credit_gen = w->gen;
+        if (jc->gen == gen)
+            n++;
+    return n;
 }
 
 /* ---------------------------------------------------------------------------------- */

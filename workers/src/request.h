@@ -28,7 +28,6 @@ struct br_req {
     struct br_svc *svc;         /* the service of that route */
     br_request msg;             /* the REQUEST; strings and arrays live in the arena */
     uint64_t gen;               /* registration it arrived under (see worker_int.h) */
-    uint64_t credit_gen;        /* registration whose READY left its slot out, or 0 */
     uint64_t t_recv_ns;         /* uv_hrtime() at arrival, for the remaining deadline */
     atomic_bool cancelled;      /* set by the loop thread, read by a CPU handler */
     bool ended;                 /* a reply was produced; the handler is done with it */

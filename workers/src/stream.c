@@ -19,7 +19,7 @@
 
 static bool current(const br_req *req)
 {
-    return req->gen == req->worker->gen;
+    return br__gen_live(req->worker, req->gen);
 }
 
 static size_t queued(const br_req *req)
@@ -49,7 +49,7 @@ static bool pump(br_req *req)
         m.u.stream_chunk.id = req->msg.id;
         m.u.stream_chunk.data.ptr = (const char *)req->squeue.data + req->squeue_off;
         m.u.stream_chunk.data.len = (uint32_t)n;
-        br__worker_send(w, &m);
+        br__worker_send_gen(w, req->gen, &m);
         req->window -= (uint32_t)n;
         req->squeue_off += n;
     }
@@ -99,7 +99,7 @@ int br_stream_start(br_req *req, uint16_t status, const char *content_type)
     m.u.stream_start.headers = req->rheaders;
     m.u.stream_start.nheaders = req->nrheaders;
     m.u.stream_start.content_type = br_str_c(req->content_type);
-    br__worker_send(w, &m);
+    br__worker_send_gen(w, req->gen, &m);
     return 0;
 }
 
@@ -283,7 +283,7 @@ static void grant_body(br_req *req, uint32_t bytes)
     br_msg m = {.type = BR_MSG_STREAM_WINDOW};
     m.u.stream_window.id = req->msg.id;
     m.u.stream_window.bytes = bytes;
-    br__worker_send(req->worker, &m);
+    br__worker_send_gen(req->worker, req->gen, &m);
 }
 
 int br_req_body_stream(br_req *req, br_body_fn on_data, br_body_end_fn on_end, void *arg)

@@ -3,12 +3,17 @@
  * the broker: registration, heartbeats, reconnects, drain) and dispatch.c (requests:
  * routing, running handlers, replies, cancels).
  *
- * Registrations.  Every READY starts a new registration (`gen`).  Requests that are
- * still running when a new READY goes out belong to a broker session that is gone:
- * they are cancelled and become orphans, whose replies are never sent.  The READY
- * announces only the credit not held by orphans, and each orphan that finishes gives
- * its slot back with CREDIT(1).  (PROTOCOL.md lets a worker grow its window with
- * CREDIT; announcing slots it cannot serve yet would break the credit contract.)
+ * Brokers and registrations.  A worker serves one broker per endpoint (a link, each
+ * with its own DEALER socket).  Every READY on a link starts a new registration
+ * (`gen`, unique among all links), and everything in flight remembers the registration
+ * it arrived under: its answer goes back on that link, and only while that
+ * registration lasts.  Work still running when its registration ends (the broker fell
+ * silent, or asked for READY again) is cancelled and becomes an orphan, whose replies
+ * are never sent.  The capacity is shared by the links' windows and the orphans
+ * (credit.h): a READY announces only the share that is free, and each orphan that
+ * finishes frees its slot for whichever link's share is short, with CREDIT.
+ * (PROTOCOL.md lets a worker grow its window with CREDIT; announcing slots it cannot
+ * serve yet would break the credit contract.)
  */
 #ifndef BARISTA_WORKER_INT_H
 #define BARISTA_WORKER_INT_H
@@ -56,10 +61,41 @@ typedef struct br__option {
     char *value;                /* heap copy, or NULL when unset */
 } br__option;
 
+/* Most brokers one worker serves (endpoints given, or addresses one name resolves to). */
+#define BR_WORKER_MAX_BROKERS 64
+
+/* One broker the worker serves: its own DEALER socket, registration, heartbeats and
+ * reconnects (PROTOCOL.md 6-7), and its window of the shared capacity (credit.h). */
+typedef struct br__link {
+    struct br_worker *w;              /* the worker */
+    uint32_t index;                   /* in w->links */
+    char *endpoint;                   /* the broker's endpoint (owned) */
+    br_zsock *zs;                     /* the DEALER socket, or NULL */
+    uint64_t gen;                     /* the current registration (unique among every
+                                         link's), 0 while there is none */
+    uint32_t window;                  /* slots this broker holds: READY + CREDITs */
+    uint32_t credit_owed;             /* CREDIT to send once WELCOME arrives */
+    bool registered;                  /* WELCOME received for the current READY */
+    bool failed;                      /* lost (silent, refused): waiting to reconnect */
+    bool drain_acked;                 /* the broker answered our GOODBYE */
+    uint64_t last_send;               /* uv_now of the last message sent */
+    uint64_t last_recv;               /* uv_now of the last message received (or READY) */
+    uint32_t broker_hb_ms;            /* the broker's heartbeat interval, from WELCOME */
+    uint8_t broker_version;           /* WELCOME's protocol version: what we write to
+                                         this broker; 0 before the first WELCOME */
+    char broker_id[BR_BROKER_ID_MAX]; /* the last WELCOME's broker id ("" before any) */
+    uint32_t backoff_ms;              /* the next reconnect delay before jitter */
+    uv_timer_t retry;                 /* reconnect after backoff */
+} br__link;
+
 struct br_worker {
     uv_loop_t loop;                          /* the worker's one event loop */
     br__registry reg;                        /* services, their READY description, routing */
-    char *connect;                           /* broker endpoint (owned) */
+    char *connect;                           /* broker endpoints as given (owned) */
+    br__link *links;                         /* one per broker (nlinks) */
+    uint32_t nlinks;                         /* entries in links */
+    uint32_t link_offset;                    /* the link a short capacity favours first */
+    br__link *cur;                           /* the link whose message is being handled */
     char *id;                                /* worker id (owned) */
     bool curve;                              /* connect with CURVE (the two fields below) */
     char curve_server[BR_CURVE_Z85_LEN + 1]; /* broker's public key, Z85 */
@@ -68,11 +104,9 @@ struct br_worker {
     uint32_t heartbeat_ms;                   /* our heartbeat interval */
     uint32_t drain_ms;                       /* drain timeout */
     void *zctx;                              /* ZeroMQ context, created in run (after any fork) */
-    br_zsock *zs;                            /* the DEALER socket to the broker, or NULL */
     br_decoder *dec;                         /* decodes every incoming message */
     br_buf out;                              /* reused encode buffer (loop thread) */
     uv_timer_t tick;                         /* heartbeats and broker liveness */
-    uv_timer_t retry;                        /* reconnect after backoff */
     uv_timer_t drain_timer;                  /* drain timeout, then the grace after it */
     uv_signal_t sigterm, sigint;             /* start the drain (with handle_signals) */
     bool handle_signals;                     /* SIGTERM and SIGINT drain */
@@ -87,26 +121,17 @@ struct br_worker {
     uint64_t served;                         /* requests and jobs ended */
     uint64_t recycle_at;                     /* drain once served reaches it (0: never) */
     uint64_t max_rss;                        /* drain once the RSS passes it, bytes (0: never) */
-    uint64_t gen;                            /* current registration (see file comment) */
-    bool registered;                         /* WELCOME received for the current READY */
+    uint64_t gen;                            /* cur's registration while a message is
+                                                handled, else 0 (see file comment) */
+    uint64_t gen_next;                       /* the last registration number given */
     bool draining;                           /* SIGTERM seen: GOODBYE sent, no new work */
-    bool drain_acked;                        /* the broker answered our GOODBYE: no more work */
     bool drain_expired;                      /* the drain timeout cancelled what was left */
     bool closing;                            /* everything is being closed */
     int result;                              /* what br_worker_run returns */
-    uint64_t last_send;                      /* uv_now of the last message sent */
-    uint64_t last_recv;                      /* uv_now of the last message received (or of READY) */
-    uint32_t broker_hb_ms;                   /* the broker's heartbeat interval, from WELCOME */
-    uint8_t broker_version;                  /* the protocol version of WELCOME: what we write
-                                                to the broker; 0 before the first WELCOME
-                                                (then BR_PROTO_VERSION) */
-    char broker_id[BR_BROKER_ID_MAX];        /* the last WELCOME's broker id ("" before any) */
-    uint32_t backoff_ms;                     /* the next reconnect delay before jitter */
     uint64_t rng;                            /* xorshift state for jitter */
     br_req *head;                            /* in-flight requests, all registrations */
     uint32_t inflight;                       /* entries in the list */
     uint32_t orphans;                        /* of which from earlier registrations */
-    uint32_t credit_owed;                    /* CREDIT to send once WELCOME arrives */
     br_req **buckets;                        /* in-flight requests by id */
     size_t nbuckets;                         /* a power of two */
     struct br_jobctx *jobs;                  /* jobs in flight (counted in inflight), jobs.c */
@@ -120,6 +145,7 @@ struct br_worker {
     br__http *http;            /* the async HTTP client (http_client.c), or NULL */
     br__watch *watch;          /* the loop watchdog (watchdog.c), or NULL */
     br_zsock *curve_monitor;   /* CURVE handshake events (curve_client.c), or NULL */
+    void *curve_monitored;     /* the socket the monitor watches (the first link's) */
     uint32_t curve_monitors;   /* monitors opened, for unique endpoints */
     uint64_t curve_logged;     /* uv_now of the last handshake-failure line; 0: none */
     br__actors *actors;        /* actor keys active here (actors.c), or NULL before the first */
@@ -128,18 +154,34 @@ struct br_worker {
     struct br_ws *ws_closed;   /* connections their handlers closed, freed at a safe point */
 };
 
-/* Encodes msg and sends it to the broker; drops it (logging why) when there is no
- * socket or the send fails.  Returns 0 or a negative br_err. */
+/* Encodes msg and sends it to the broker whose message is being handled (w->cur), or
+ * outside a message to the first registered one; drops it (logging why) when there is
+ * no socket or the send fails.  Returns 0 or a negative br_err. */
 int br__worker_send(br_worker *w, const br_msg *msg);
 
-/* Gives n slots back to the broker with CREDIT(n), or, before WELCOME (when only
- * READY, HEARTBEAT and GOODBYE may be sent), once WELCOME arrives. */
-void br__worker_return_credit(br_worker *w, uint32_t n);
+/* Sends msg on the link whose current registration is gen: BR_ECLOSED when that
+ * registration is over. */
+int br__worker_send_gen(br_worker *w, uint64_t gen, const br_msg *msg);
+
+/* True while registration gen lasts (its answers still go out). */
+bool br__gen_live(const br_worker *w, uint64_t gen);
+
+/* The protocol version spoken under registration gen (BR_PROTO_VERSION before its
+ * WELCOME, 0 when it is over). */
+uint8_t br__gen_version(const br_worker *w, uint64_t gen);
+
+/* A registration may call now: the link a call of a request under gen goes out on
+ * (gen's own when live, else any registered one), or NULL. */
+br__link *br__worker_call_link(br_worker *w, uint64_t gen);
+
+/* An orphan (work whose registration ended) finished: its slot is free again. */
+void br__worker_orphan_done(br_worker *w);
 
 /* ws.c: handles a WS_* message; false when m is of another type. */
 bool br__ws_handle(br_worker *w, const br_msg *m);
-/* ws.c: every connection is over (the broker session ended): on_close(1006). */
-void br__ws_drop_all(br_worker *w);
+/* ws.c: every connection of registration gen (0: of every one) is over (the broker
+ * session ended): on_close(1006). */
+void br__ws_drop_gen(br_worker *w, uint64_t gen);
 /* ws.c: drop_all, then the table's memory. */
 void br__ws_release(br_worker *w);
 
@@ -200,10 +242,9 @@ void br__dispatch_cancel(br_worker *w, uint64_t id);
 /* Cancels every request in flight (drain timeout). */
 void br__dispatch_cancel_all(br_worker *w);
 
-/* A new READY is about to go out: starts a new registration, cancels every request in
- * flight and turns those still running into orphans.  Returns the credit the READY
- * announces; each orphan gives its slot back with CREDIT(1) when it ends. */
-uint32_t br__dispatch_new_registration(br_worker *w);
+/* Registration gen ended: cancels its requests and jobs in flight, and returns how
+ * many of them still run (orphans now; each calls br__worker_orphan_done when it ends). */
+uint32_t br__dispatch_registration_lost(br_worker *w, uint64_t gen);
 
 /* jobs.c: READY's task list from the services (0 or BR_ENOMEM), and its release. */
 int br__jobs_init(br_worker *w);
@@ -212,8 +253,9 @@ void br__jobs_release(br_worker *w);
 /* jobs.c: runs a decoded JOB (its strings are copied): JOB_ACK, then the task. */
 void br__jobs_run(br_worker *w, const br_job *m);
 
-/* jobs.c: a new registration began: jobs in flight will give their slot back. */
-void br__jobs_new_registration(br_worker *w);
+/* jobs.c: registration gen ended: the jobs it holds still running become orphans
+ * (counted in the result). */
+uint32_t br__jobs_registration_lost(br_worker *w, uint64_t gen);
 
 /* jobs.c: the worker's tick: renews the leases of running jobs (JOB_PROGRESS at least
  * every third of a lease) and sends what their handlers reported. */

@@ -33,7 +33,8 @@ typedef struct br__ws_out {
 } br__ws_out;
 
 struct br_ws {
-    uint64_t id;            /* the connection id */
+    uint64_t id;            /* the connection id (unique within its broker) */
+    uint64_t gen;           /* the registration it was opened under: its broker */
     br_worker *w;           /* the worker */
     br_svc *svc;            /* its service */
     const br_ws_spec *spec; /* its route's callbacks */
@@ -62,7 +63,7 @@ static br_ws *find(const br_worker *w, uint64_t id)
     if (!w->ws_buckets)
         return NULL;
     for (br_ws *ws = w->ws_buckets[bucket_of(id)]; ws; ws = ws->next)
-        if (ws->id == id)
+        if (ws->id == id && ws->gen == w->gen)
             return ws;
     return NULL;
 }
@@ -152,6 +153,7 @@ static void on_open(br_worker *w, const br_msg_ws_open *m)
         return;
     }
     ws->id = m->conn;
+    ws->gen = w->gen;
     ws->w = w;
     ws->svc = &w->svcs[svc_index];
     ws->spec = route->websocket;
@@ -183,7 +185,7 @@ static int send_now(br_ws *ws, bool binary, const void *data, size_t len)
     br_msg m = {.type = BR_MSG_WS_MESSAGE,
                 .u.ws_message = {.conn = ws->id, .binary = binary, .data = {data, len}}};
     ws->credit--;
-    return br__worker_send(ws->w, &m);
+    return br__worker_send_gen(ws->w, ws->gen, &m);
 }
 
 static int ws_send(br_ws *ws, bool binary, const void *data, size_t len)
@@ -246,7 +248,7 @@ int br_ws_close(br_ws *ws, uint16_t code, const char *reason)
         code = 1011;
     br_msg m = {.type = BR_MSG_WS_CLOSE,
                 .u.ws_close = {.conn = ws->id, .code = code, .reason = {reason, len}}};
-    br__worker_send(ws->w, &m);
+    br__worker_send_gen(ws->w, ws->gen, &m);
     ws->closed = true;
     unlink_ws(ws->w, ws);
     ws->next = ws->w->ws_closed;
@@ -254,8 +256,10 @@ int br_ws_close(br_ws *ws, uint16_t code, const char *reason)
     return 0;
 }
 
-static int group_op(br_worker *w, uint8_t op, const char *group, uint64_t conn, bool binary,
-                    const void *data, size_t len)
+/* Sends a WS_GROUP on registration gen's connection (a connection's groups live at its
+ * own broker). */
+static int group_op(br_worker *w, uint64_t gen, uint8_t op, const char *group, uint64_t conn,
+                    bool binary, const void *data, size_t len)
 {
     if (!group || !*group || strlen(group) > 64)
         return BR_EINVAL;
@@ -265,24 +269,40 @@ static int group_op(br_worker *w, uint8_t op, const char *group, uint64_t conn, 
                                .conn = conn,
                                .binary = binary,
                                .data = {data, len}}};
-    return br__worker_send(w, &m);
+    return br__worker_send_gen(w, gen, &m);
 }
 
 int br_ws_join(br_ws *ws, const char *group)
 {
-    return ws->closed ? BR_ECLOSED : group_op(ws->w, BR_WS_JOIN, group, ws->id, false, NULL, 0);
+    return ws->closed ? BR_ECLOSED
+                      : group_op(ws->w, ws->gen, BR_WS_JOIN, group, ws->id, false, NULL, 0);
 }
 
 int br_ws_leave(br_ws *ws, const char *group)
 {
-    return ws->closed ? BR_ECLOSED : group_op(ws->w, BR_WS_LEAVE, group, ws->id, false, NULL, 0);
+    return ws->closed ? BR_ECLOSED
+                      : group_op(ws->w, ws->gen, BR_WS_LEAVE, group, ws->id, false, NULL, 0);
 }
 
 int br_ws_broadcast(br_svc *svc, const char *group, bool binary, const void *data, size_t len,
                     const br_ws *except)
 {
-    return group_op(svc->worker, BR_WS_BROADCAST, group, except ? except->id : 0, binary, data,
-                    len);
+    /* A group's members may be connections of every broker: each broker delivers to
+     * its own, so the broadcast goes to each (`except` only means something at its own). */
+    br_worker *w = svc->worker;
+    if (!group || !*group || strlen(group) > 64)
+        return BR_EINVAL;
+    int rc = BR_ECLOSED;
+    for (uint32_t i = 0; i < w->nlinks; i++) {
+        const br__link *l = &w->links[i];
+        if (!l->zs || !l->gen || !l->registered)
+            continue;
+        uint64_t conn = except && except->gen == l->gen ? except->id : 0;
+        int r = group_op(w, l->gen, BR_WS_BROADCAST, group, conn, binary, data, len);
+        if (rc != 0)
+            rc = r;
+    }
+    return rc;
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -400,17 +420,26 @@ bool br__ws_handle(br_worker *w, const br_msg *m)
     }
 }
 
-void br__ws_drop_all(br_worker *w)
+void br__ws_drop_gen(br_worker *w, uint64_t gen)
 {
     reap(w);
-    for (size_t b = 0; w->ws_buckets && b < BR_WS_BUCKETS; b++)
-        while (w->ws_buckets[b])
-            gone(w, w->ws_buckets[b], 1006, br_str_c("the broker went away"));
+    for (size_t b = 0; w->ws_buckets && b < BR_WS_BUCKETS; b++) {
+        br_ws *ws = w->ws_buckets[b];
+        while (ws) {
+            /* gone() unlinks ws: start the bucket again after it. */
+            if (gen == 0 || ws->gen == gen) {
+                gone(w, ws, 1006, br_str_c("the broker went away"));
+                ws = w->ws_buckets[b];
+            } else {
+                ws = ws->next;
+            }
+        }
+    }
 }
 
 void br__ws_release(br_worker *w)
 {
-    br__ws_drop_all(w);
+    br__ws_drop_gen(w, 0);
     free(w->ws_buckets);
     w->ws_buckets = NULL;
 }

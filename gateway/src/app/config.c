@@ -643,6 +643,7 @@ static int process_endpoint(const char *base, unsigned index, char *out, size_t 
 int gw__config_for_process(gw_config *cfg, unsigned index, FILE *err)
 {
     cfg->http.reuse_port = true;
+    memcpy(cfg->process_base, cfg->broker_endpoint, sizeof(cfg->process_base));
     if (index == 0)
         return 0;
     bool automatic = strcmp(cfg->broker_endpoint, GW_CONFIG_BROKER_AUTO) == 0;
@@ -664,4 +665,17 @@ int gw__config_for_process(gw_config *cfg, unsigned index, FILE *err)
     }
     memcpy(cfg->jobs_db, db, sizeof(db));
     return 0;
+}
+
+int gw__config_process_endpoint(const gw_config *cfg, unsigned index, char *out, size_t cap)
+{
+    const char *base = cfg->process_base;
+    if (!base[0] || strcmp(base, GW_CONFIG_BROKER_AUTO) == 0 || index >= cfg->processes)
+        return BR_EINVAL;
+    const char *colon = strrchr(base, ':');
+    if (colon && strcmp(colon, ":*") == 0)
+        return BR_EINVAL;
+    if (index == 0)
+        return (size_t)snprintf(out, cap, "%s", base) < cap ? 0 : BR_EINVAL;
+    return process_endpoint(base, index, out, cap);
 }

@@ -62,6 +62,9 @@ typedef struct gw_config {
     uint32_t ws_deflate;                      /* 1: permessage-deflate accepted (ws.deflate) */
     uint32_t broker_retry;                    /* 1: retry a dead worker's GET/HEAD once */
     uint32_t processes;                       /* gateway processes on the HTTP port */
+    char process_base[GW_CONFIG_MAX_ADDR];    /* --processes: the broker endpoint every
+                                                 process's own is derived from ("" before
+                                                 gw__config_for_process) */
     uint32_t local;                           /* 1: spawn and supervise workers (local mode) */
     uint32_t check_replies;                   /* 1: check replies against declared schemas */
     uint32_t io_workers;                      /* local mode: I/O worker processes */
@@ -133,6 +136,12 @@ gw_config_result gw__config_load(gw_config *cfg, int argc, char **argv, FILE *er
  * SO_REUSEPORT on the HTTP port.  0, or BR_EINVAL (one line on err) when the endpoint
  * cannot be derived (no port, a port past 65535, too long). */
 int gw__config_for_process(gw_config *cfg, unsigned index, FILE *err);
+
+/* After gw__config_for_process: the broker endpoint of process `index` (of
+ * cfg->processes), so that local workers can register with every process.  0, or
+ * BR_EINVAL when it cannot be known ("auto", whose ipc:// directory each process makes
+ * for itself, or a tcp:// port "*"). */
+int gw__config_process_endpoint(const gw_config *cfg, unsigned index, char *out, size_t cap);
 
 /* Prints every option with its default and its environment variable (stdout: --help). */
 void gw__config_usage(FILE *out);

@@ -136,16 +136,13 @@ static int resolve_worker_bin(const char *name, char *out, size_t cap)
     return 0;
 }
 
-/* The endpoint local workers connect to: the one the broker bound, with a wildcard
- * host ("tcp://0.0.0.0:5555", "tcp://[::]:5555") replaced by loopback.  0 or -1. */
-static int local_connect_endpoint(const gw_broker *broker, char *out, size_t cap)
+/* A bound endpoint as a local worker reaches it: a wildcard host ("tcp://0.0.0.0:5555",
+ * "tcp://[::]:5555") replaced by loopback.  0 or -1. */
+static int loopback_endpoint(const char *bound, char *out, size_t cap)
 {
-    char bound[GW_CONFIG_MAX_ADDR];
     static const struct {
         const char *any, *loopback;
     } wild[] = {{"tcp://0.0.0.0:", "tcp://127.0.0.1:"}, {"tcp://[::]:", "tcp://[::1]:"}};
-    if (gw_broker_endpoint(broker, bound, sizeof(bound)) != 0)
-        return -1;
     for (size_t i = 0; i < sizeof(wild) / sizeof(wild[0]); i++) {
         size_t n = strlen(wild[i].any);
         if (strncmp(bound, wild[i].any, n) == 0)
@@ -154,18 +151,46 @@ static int local_connect_endpoint(const gw_broker *broker, char *out, size_t cap
     return (size_t)snprintf(out, cap, "%s", bound) < cap ? 0 : -1;
 }
 
+/* The endpoints local workers register with (comma-separated): the one our broker
+ * bound first, then, under --processes N with a known endpoint per process, every
+ * other process's, in turn from ours - so that the workers of every process serve all
+ * of them, and a worker with one slot prefers its own process (docs/workers.md,
+ * "Several brokers").  0 or -1. */
+static int local_connect_endpoints(const gateway *gw, char *out, size_t cap)
+{
+    char bound[GW_CONFIG_MAX_ADDR], own[GW_CONFIG_MAX_ADDR], each[GW_CONFIG_MAX_ADDR];
+    if (gw_broker_endpoint(gw->broker, bound, sizeof(bound)) != 0 ||
+        loopback_endpoint(bound, out, cap) != 0)
+        return -1;
+    unsigned n = gw->cfg.processes, me = n;
+    for (unsigned i = 0; i < n && me == n; i++)
+        if (gw__config_process_endpoint(&gw->cfg, i, own, sizeof(own)) == 0 &&
+            strcmp(own, gw->cfg.broker_endpoint) == 0)
+            me = i;
+    if (me == n)
+        return 0; /* one process, or endpoints only each process knows: ours alone */
+    for (unsigned k = 1; k < n; k++) {
+        size_t len = strlen(out);
+        if (gw__config_process_endpoint(&gw->cfg, (me + k) % n, own, sizeof(own)) != 0 ||
+            loopback_endpoint(own, each, sizeof(each)) != 0 ||
+            (size_t)snprintf(out + len, cap - len, ",%s", each) >= cap - len)
+            return -1;
+    }
+    return 0;
+}
+
 /* Local mode: spawns the configured I/O and CPU workers, pointed at our broker. */
 static int start_local_workers(gateway *gw)
 {
     char bin[4096 + GW_CONFIG_MAX_ADDR];
-    char endpoint[GW_CONFIG_MAX_ADDR];
+    char endpoint[GW_CONFIG_MAX_ADDR * GW_CONFIG_MAX_PROCESSES];
     static const char *const env[] = {"BARISTA_EXIT_WITH_PARENT=1", NULL};
 
     if (resolve_worker_bin(gw->cfg.worker_bin, bin, sizeof(bin)) != 0 || access(bin, X_OK) != 0) {
         gw_log(GW_LOG_ERROR, "gateway", "--local: worker program %s not found", gw->cfg.worker_bin);
         return -1;
     }
-    if (local_connect_endpoint(gw->broker, endpoint, sizeof(endpoint)) != 0) {
+    if (local_connect_endpoints(gw, endpoint, sizeof(endpoint)) != 0) {
         gw_log(GW_LOG_ERROR, "gateway", "--local: cannot tell workers where the broker is");
         return -1;
     }
@@ -176,17 +201,19 @@ static int start_local_workers(gateway *gw)
     }
     /* With CURVE on, local workers hold the gateway's own key pair, authorised below:
      * they run as us and could read the file anyway. */
-    const char *io[] = {
-        bin,  "--services", gw->cfg.io_services, "--connect", endpoint, NULL, NULL, NULL,
-        NULL, NULL};
-    const char *cpu[] = {
-        bin,  "--services", gw->cfg.cpu_services, "--connect", endpoint, NULL, NULL, NULL,
-        NULL, NULL};
+    const char *io[] = {bin,         "--services", gw->cfg.io_services,
+                        "--connect", endpoint,     "--prefer-first-broker",
+                        NULL,        NULL,         NULL,
+                        NULL,        NULL};
+    const char *cpu[] = {bin,         "--services", gw->cfg.cpu_services,
+                         "--connect", endpoint,     "--prefer-first-broker",
+                         NULL,        NULL,         NULL,
+                         NULL,        NULL};
     if (gw->curve.on) {
         const char *keys[] = {"--curve-server-key", gw->curve.server.public_key,
                               "--curve-secret-key-file", gw->cfg.curve_secret_key_file};
-        memcpy(&io[5], keys, sizeof(keys));
-        memcpy(&cpu[5], keys, sizeof(keys));
+        memcpy(&io[6], keys, sizeof(keys));
+        memcpy(&cpu[6], keys, sizeof(keys));
         if (gw_curve_authorise_self(&gw->curve) != 0) {
             gw_log(GW_LOG_ERROR, "gateway", "--local: cannot authorise local workers");
             return -1;

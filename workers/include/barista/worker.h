@@ -670,7 +670,9 @@ int br_job_fail(br_jobctx *job, bool retry, const char *error);
 
 /* How a worker connects and behaves.  Zero fields take the defaults above. */
 typedef struct br_worker_options {
-    const char *connect;          /* broker endpoint, e.g. "tcp://127.0.0.1:5555" */
+    const char *connect;          /* broker endpoints, comma-separated, e.g.
+                                     "tcp://127.0.0.1:5555"; the worker registers with
+                                     each and shares its capacity between them */
     const char *worker_id;        /* unique id; NULL: "host:pid" */
     uint32_t concurrency;         /* I/O: requests in flight at once (the credit); CPU: 1 */
     uint32_t heartbeat_ms;        /* heartbeat interval; the broker is dead after 3 silent */
@@ -687,6 +689,9 @@ typedef struct br_worker_options {
     uint64_t max_requests_jitter; /* ... plus a random 0..jitter, so that a pool does not
                                      recycle all at once */
     uint64_t max_rss_mb;          /* recycle when the resident set passes this (0: never) */
+    bool prefer_first_broker;     /* with fewer slots than brokers, the first endpoint gets
+                                     the slot while it lives (default: one picked by pid,
+                                     so that a pool spreads over the brokers) */
 } br_worker_options;
 
 typedef struct br_worker br_worker;
