@@ -226,6 +226,32 @@ const br_service_spec br_test_probe_service = {
     .ntasks = BR_NELEMS(probe_tasks),
 };
 
+/* ticker: a task whose schedules the service declares (READY.schedules). */
+static const br_schedule_spec ticker_schedules[] = {
+    {.name = "fast",
+     .interval_ms = 200,
+     .payload = "\x81\xa3"
+                "add\x01",
+     .payload_len = 6,
+     .catch_up = 1000},
+    {.name = "nightly", .cron = "0 3 * * *", .catch_up = 0},
+};
+
+static const br_task_spec ticker_tasks[] = {
+    {.name = "tick",
+     .handler = calc,
+     .schedules = ticker_schedules,
+     .nschedules = BR_NELEMS(ticker_schedules)},
+};
+
+const br_service_spec br_test_ticker_service = {
+    .name = "ticker",
+    .kind = BR_KIND_CPU,
+    .summary = "test only: a task with declared schedules",
+    .tasks = ticker_tasks,
+    .ntasks = BR_NELEMS(ticker_tasks),
+};
+
 /* public-email: the shipped email task's handler under the same name, made public.
  * Built on first use, since another object's field is no constant initializer. */
 static br_task_spec public_email_tasks[1];

@@ -126,6 +126,8 @@ static void send_ready(br_worker *w)
     r->ntasks = w->ntasks;
     r->public_tasks = w->public_tasks;
     r->npublic_tasks = w->npublic_tasks;
+    r->schedules = w->schedules;
+    r->nschedules = w->nschedules;
     w->registered = false;
     w->last_recv = uv_now(&w->loop); /* the broker has 3 heartbeats to WELCOME us */
     br__worker_send(w, &msg);

@@ -515,6 +515,10 @@ int64_t gw__jobs_cron_next(const gw_jobs_cron *c, int64_t after_ms);
 /* Reads the store's schedules (at start).  0 or the store's error. */
 int gw__jobs_schedules_load(gw_jobs *j);
 
+/* A registered worker's READY declares schedules of its tasks: each is made, replaced
+ * when its declaration changed, or left as it is (one per task and name). */
+void gw__jobs_schedules_declare(gw_jobs *j, const br_ready *r);
+
 /* Makes the jobs of the ticks due by `now` (the timer). */
 void gw__jobs_schedules_tick(gw_jobs *j, int64_t now);
 
