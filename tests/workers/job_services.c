@@ -100,16 +100,21 @@ static int64_t calc_value(br_value v)
     return br_value_int(v, INT32_MIN, INT32_MAX, &n) == 0 ? n : 0;
 }
 
-/* Appends "<job id> <attempt>\n" to $BARISTA_TEST_RUNLOG (when set), fsynced, as a
- * run succeeds: a success counted there happened. */
+/* Appends "<job id> <attempt> <wall-clock ms>\n" to $BARISTA_TEST_RUNLOG (when set),
+ * fsynced, as a run succeeds: a success counted there happened (and when: the jobs
+ * benchmark measures a schedule's jitter with it). */
 static void calc_log(br_jobctx *job)
 {
     const char *path = getenv("BARISTA_TEST_RUNLOG");
     if (!path || !*path)
         return;
-    char line[128];
+    char line[160];
     br_str id = br_job_id(job);
-    int n = snprintf(line, sizeof(line), "%.*s %u\n", (int)id.len, id.ptr, br_job_attempt(job));
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long long ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int n = snprintf(line, sizeof(line), "%.*s %u %lld\n", (int)id.len, id.ptr, br_job_attempt(job),
+                     ms);
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
         return;
