@@ -327,7 +327,8 @@ static int get_service(dec *d, br_service *s)
     return close_record(d, extra);
 }
 
-/* extra: fields on the wire after the six READY requires; the first is public_tasks. */
+/* extra: fields on the wire after the six READY requires; the first is public_tasks,
+ * the second schedules. */
 static int get_ready(dec *d, br_ready *m, uint32_t extra)
 {
     void *mem;
@@ -349,6 +350,22 @@ static int get_ready(dec *d, br_ready *m, uint32_t extra)
     m->public_tasks = mem;
     for (uint32_t i = 0; i < m->npublic_tasks; i++)
         TRY(get_text(d, &m->public_tasks[i]));
+    if (extra == 1)
+        return 0; /* no schedules declared */
+    TRY(open_list(d, d->lim->max_tasks, sizeof *m->schedules, &mem, &m->nschedules));
+    m->schedules = mem;
+    for (uint32_t i = 0; i < m->nschedules; i++) {
+        br_schedule_decl *s = &m->schedules[i];
+        uint32_t more;
+        TRY(open_record(d, 6, &more));
+        TRY(get_text(d, &s->name));
+        TRY(get_text(d, &s->task));
+        TRY(get_bytes(d, &s->payload));
+        TRY(get_uint(d, UINT64_MAX, &s->interval_ms));
+        TRY(get_text(d, &s->cron));
+        TRY(get_u32(d, &s->catch_up));
+        TRY(close_record(d, more));
+    }
     return 0;
 }
 
@@ -470,11 +487,11 @@ static int get_task_policies(dec *d, br_task_policies *m)
 static int get_fields(dec *d, br_msg *m, uint32_t *extra)
 {
     switch (m->type) {
-    case BR_MSG_READY:
-        if (*extra == 0)
-            return get_ready(d, &m->u.ready, 0);
-        (*extra)--;
-        return get_ready(d, &m->u.ready, 1);
+    case BR_MSG_READY: {
+        uint32_t known = *extra < 2 ? *extra : 2;
+        *extra -= known;
+        return get_ready(d, &m->u.ready, known);
+    }
     case BR_MSG_WELCOME:
         TRY(get_text(d, &m->u.welcome.broker_id));
         return get_u32(d, &m->u.welcome.heartbeat_ms);

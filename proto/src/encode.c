@@ -170,9 +170,11 @@ static void pack_cors(msgpack_packer *pk, const br_cors *c)
 
 static void pack_ready(msgpack_packer *pk, const br_ready *m)
 {
-    /* public_tasks is optional and trailing: left out when empty, so that a READY
-     * without it is byte for byte what older workers send. */
-    msgpack_pack_array(pk, 2 + br__msg_nfields(BR_MSG_READY) + (m->npublic_tasks ? 1 : 0));
+    /* public_tasks and schedules are optional and trailing: left out when empty, so
+     * that a READY without them is byte for byte what older workers send (schedules
+     * need public_tasks before them, empty or not). */
+    uint32_t trailing = m->nschedules ? 2 : m->npublic_tasks ? 1 : 0;
+    msgpack_pack_array(pk, 2 + br__msg_nfields(BR_MSG_READY) + trailing);
     msgpack_pack_uint8(pk, version_of(pk));
     msgpack_pack_uint8(pk, BR_MSG_READY);
     pack_str(pk, m->worker_id);
@@ -195,11 +197,24 @@ static void pack_ready(msgpack_packer *pk, const br_ready *m)
     msgpack_pack_array(pk, m->ntasks);
     for (uint32_t i = 0; i < m->ntasks; i++)
         pack_str(pk, m->tasks[i]);
-    if (m->npublic_tasks == 0)
+    if (trailing == 0)
         return;
     msgpack_pack_array(pk, m->npublic_tasks);
     for (uint32_t i = 0; i < m->npublic_tasks; i++)
         pack_str(pk, m->public_tasks[i]);
+    if (trailing == 1)
+        return;
+    msgpack_pack_array(pk, m->nschedules);
+    for (uint32_t i = 0; i < m->nschedules; i++) {
+        const br_schedule_decl *s = &m->schedules[i];
+        msgpack_pack_array(pk, 6);
+        pack_str(pk, s->name);
+        pack_str(pk, s->task);
+        pack_bin(pk, s->payload);
+        msgpack_pack_uint64(pk, s->interval_ms);
+        pack_str(pk, s->cron);
+        msgpack_pack_uint32(pk, s->catch_up);
+    }
 }
 
 /* Optional fields a REQUEST or CALL carries after the ones every peer knows: 14-16

@@ -131,8 +131,16 @@ static bool ready_ok(const br_ready *m)
     if (!str_ok(m->worker_id) || m->kind > BR_KIND_CPU)
         return false;
     if (!PRESENT(m->services, m->nservices) || !PRESENT(m->tasks, m->ntasks) ||
-        !PRESENT(m->public_tasks, m->npublic_tasks))
+        !PRESENT(m->public_tasks, m->npublic_tasks) || !PRESENT(m->schedules, m->nschedules))
         return false;
+    /* A schedule of a task the READY does not list, or with a bad interval or cron, is
+     * well-formed: the gateway refuses it alone (logged). */
+    for (uint32_t i = 0; i < m->nschedules; i++) {
+        const br_schedule_decl *s = &m->schedules[i];
+        if (!str_ok(s->name) || s->name.len == 0 || !str_ok(s->task) || !str_ok(s->cron) ||
+            (s->payload.len > 0 && !s->payload.ptr))
+            return false;
+    }
     for (uint32_t i = 0; i < m->nservices; i++) {
         const br_service *s = &m->services[i];
         /* A service whose kind differs from the worker's is well-formed: the broker

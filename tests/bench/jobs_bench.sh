@@ -12,11 +12,14 @@
 # outbox holds a line for every accepted job ("completed/s" = jobs / time from the
 # first POST to the last line).  Barista runs twice: --jobs-fsync 0 (default,
 # survives any process kill) and 1 (fsync per group commit, survives power loss).
+# "flows" (Barista only) runs tests/bench/jobs/flow_bench.py against a gateway with
+# two CPU workers of the test `calc` task: chains of 3, a chord of 100 and a schedule
+# at 100 Hz (its jitter from the task's run log).
 #
 # Environment (defaults in brackets):
 #   BENCH_DURATION   seconds of wrk per run, at most 20              [10]
 #   BENCH_CONNS      wrk connections                                 [64]
-#   BENCH_SYSTEMS    subset of "barista barista-fsync celery"        [all]
+#   BENCH_SYSTEMS    subset of "barista barista-fsync celery flows"  [all]
 #   BARISTA_BIN      directory with barista-gateway/-worker   [<repo>/build/bin]
 #   BENCH_PYTHON     interpreter with Debian's celery, fastapi, uvicorn [/usr/bin/python3]
 #   BENCH_KEEP       1: keep the temp dir                            [0]
@@ -27,7 +30,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 DUR=${BENCH_DURATION:-10}
 CONNS=${BENCH_CONNS:-64}
-SYSTEMS=${BENCH_SYSTEMS:-"barista barista-fsync celery"}
+SYSTEMS=${BENCH_SYSTEMS:-"barista barista-fsync celery flows"}
 BIN=${BARISTA_BIN:-$ROOT/build/bin}
 PY=${BENCH_PYTHON:-/usr/bin/python3}
 
@@ -157,7 +160,22 @@ run_celery() {
     stop_all
 }
 
+run_flows() {
+    local http broker
+    http=$(port); broker=$(port)
+    log "flows: gateway + 2 cpu workers (probe: task calc)"
+    BARISTA_TEST_RUNLOG="$WORK/flows.runs" start flows-gateway "$BIN/barista-gateway" --local \
+        --worker-bin "$BIN/barista-worker-test" \
+        --cpu-services probe --cpu-workers 2 --io-workers 0 \
+        --listen "127.0.0.1:$http" --broker "tcp://127.0.0.1:$broker" \
+        --jobs-db "$WORK/flows.db"
+    wait_http "http://127.0.0.1:$http/healthz"
+    "$PY" "$HERE/jobs/flow_bench.py" "$http" "$WORK/flows.runs" "$WORK/flows.db"
+    stop_all
+}
+
 log "$(nproc) cores, ${DUR}s per run, $CONNS connections; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 want barista && run_barista barista 0
 want barista-fsync && run_barista barista-fsync 1
 want celery && run_celery
+want flows && run_flows

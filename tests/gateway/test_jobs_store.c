@@ -439,10 +439,104 @@ static void a_version_2_file_gains_owners_and_keeps_its_jobs(void **state)
     close_store(f, &s);
 }
 
+/* What load found of workflow links. */
+typedef struct links_seen {
+    size_t rows;       /* rows seen */
+    char links[4][16]; /* per row, in load order: its links */
+    uint8_t status[4]; /* and its status */
+} links_seen;
+
+static void on_links_row(const gw_job_row *r, void *arg)
+{
+    links_seen *l = arg;
+    if (l->rows < 4) {
+        copy_out(l->links[l->rows], sizeof(l->links[0]), r->links);
+        l->status[l->rows] = r->status;
+    }
+    l->rows++;
+}
+
+static void on_any_task(br_str name, bool is_public, void *arg)
+{
+    (void)name, (void)is_public, (void)arg;
+}
+
+/* A workflow's members go in with one insert_many (one callback, one transaction) and
+ * keep their links; an update with set_payload replaces the payload (a member given
+ * its parents' results), one without leaves it. */
+static void insert_many_keeps_links_and_set_payload_replaces_the_payload(void **state)
+{
+    fixture *f = *state;
+    gw_jobs_store *s = gw__jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_NORMAL);
+    assert_non_null(s);
+    gw_job_row rows[3] = {row("51", GW_JOB_QUEUED), row("52", GW_JOB_WAITING),
+                          row("53", GW_JOB_WAITING)};
+    rows[0].links = br_str_c("L0");
+    rows[1].links = br_str_c("L1");
+    rows[2].links = br_str_c("L2");
+    counter c = {.in_order = true};
+    write_ctx w = {&c, 53};
+    assert_int_equal(gw__jobs_store_insert_many(s, rows, 3, on_written, &w), 0);
+    while (c.done == 0)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(c.done, 1);
+    assert_int_equal(c.failed, 0);
+    gw_job_row u = row("52", GW_JOB_QUEUED);
+    u.payload = br_str_c("\x05");
+    u.payload_len = 1;
+    u.set_payload = true;
+    assert_int_equal(gw__jobs_store_update(s, &u, NULL, NULL), 0);
+    gw_job_row keep = row("53", GW_JOB_WAITING);
+    keep.payload = br_str_c("\x07");
+    assert_int_equal(gw__jobs_store_update(s, &keep, NULL, NULL), 0);
+    read_ctx got = {0};
+    uint64_t seqs[] = {52, 53};
+    assert_int_equal(gw__jobs_store_read(s, seqs, 2, GW_JOBS_READ_PAYLOAD, on_read, &got), 0);
+    while (got.told == 0)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(got.payload_len[0], 1);
+    assert_int_equal(got.payload[0][0], 5);
+    assert_int_equal(got.payload_len[1], PAYLOAD.len); /* not replaced */
+    close_store(f, &s);
+    s = gw__jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_NORMAL);
+    assert_non_null(s);
+    links_seen l = {0};
+    assert_int_equal(gw__jobs_store_load(s, on_links_row, on_any_task, &l), 0);
+    assert_int_equal(l.rows, 3);
+    assert_string_equal(l.links[0], "L0");
+    assert_string_equal(l.links[1], "L1");
+    assert_string_equal(l.links[2], "L2");
+    assert_int_equal(l.status[1], GW_JOB_QUEUED);
+    assert_int_equal(l.status[2], GW_JOB_WAITING);
+    close_store(f, &s);
+}
+
+/* A version-3 file (before workflows) gains the links column; its jobs have none. */
+static void a_version_3_file_gains_links(void **state)
+{
+    fixture *f = *state;
+    sql(f, "PRAGMA journal_mode=WAL;"
+           "CREATE TABLE jobs(id INTEGER PRIMARY KEY, task TEXT NOT NULL, payload BLOB,"
+           " idem_key TEXT, status INTEGER NOT NULL, attempts INTEGER NOT NULL,"
+           " run_at INTEGER NOT NULL, updated INTEGER NOT NULL, result BLOB, error TEXT,"
+           " public_id TEXT, identity BLOB);"
+           "CREATE TABLE tasks(name TEXT PRIMARY KEY, public INTEGER NOT NULL DEFAULT 0);"
+           "INSERT INTO jobs VALUES(5, 'email', x'c3', NULL, 0, 0, 1000, 1000, NULL, NULL,"
+           " '0000000000000005aaaaaaaaaaaaaaaaaaaa', NULL);"
+           "PRAGMA user_version = 3;");
+    gw_jobs_store *s = gw__jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_NORMAL);
+    assert_non_null(s);
+    links_seen l = {0};
+    assert_int_equal(gw__jobs_store_load(s, on_links_row, on_any_task, &l), 0);
+    assert_int_equal(l.rows, 1);
+    assert_string_equal(l.links[0], "");
+    close_store(f, &s);
+}
+
 static void a_file_of_a_newer_schema_is_refused(void **state)
 {
     fixture *f = *state;
-    sql(f, "PRAGMA user_version = 4;");
+    sql(f, "PRAGMA user_version = 5;");
     assert_null(gw__jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_NORMAL));
 }
 
@@ -525,6 +619,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_version_2_file_gains_owners_and_keeps_its_jobs, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_file_of_a_newer_schema_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            insert_many_keeps_links_and_set_payload_replaces_the_payload, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_version_3_file_gains_links, setup, teardown),
         cmocka_unit_test_setup_teardown(many_writes_group_commit_and_all_land, setup, teardown),
         cmocka_unit_test_setup_teardown(writes_after_close_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(opening_an_unwritable_path_fails, setup, teardown),

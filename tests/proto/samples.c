@@ -131,6 +131,7 @@ static br_service services[] = {
 };
 static br_str tasks[] = {S("email"), S("thumbnail")};
 static br_str public_tasks[] = {S("thumbnail")};
+static br_schedule_decl schedules[] = {{S("nightly"), S("email"), S("\x01"), 0, S("0 3 * * *"), 1}};
 
 static br_pair path_params[] = {{S("name"), S("world")}};
 static br_pair cookies[] = {{S("session"), S("abc")}};
@@ -177,10 +178,10 @@ static void fill_maximal_lists(void)
 
 static void sample_ready(sample_shape shape, br_ready *m)
 {
-    *m = (br_ready){S("host:4242:9f3e"), BR_KIND_IO, 1000, 1000, services, 3, tasks, 2,
-                    public_tasks,        1};
+    *m = (br_ready){S("host:4242:9f3e"), BR_KIND_IO, 1000,      1000, services, 3, tasks, 2,
+                    public_tasks,        1,          schedules, 1};
     if (shape == SAMPLE_EMPTY)
-        *m = (br_ready){S(""), BR_KIND_CPU, 0, 0, NULL, 0, NULL, 0, NULL, 0};
+        *m = (br_ready){S(""), BR_KIND_CPU, 0, 0, NULL, 0, NULL, 0, NULL, 0, NULL, 0};
     if (shape == SAMPLE_MAXIMAL) {
         m->services = max_services;
         m->nservices = 64;
@@ -552,6 +553,15 @@ static bool ready_equal(const br_ready *a, const br_ready *b)
     }
     for (uint32_t i = 0; i < a->npublic_tasks; i++) {
         if (!str_equal(a->public_tasks[i], b->public_tasks[i]))
+            return false;
+    }
+    if (a->nschedules != b->nschedules)
+        return false;
+    for (uint32_t i = 0; i < a->nschedules; i++) {
+        const br_schedule_decl *x = &a->schedules[i], *y = &b->schedules[i];
+        if (!str_equal(x->name, y->name) || !str_equal(x->task, y->task) ||
+            !str_equal(x->payload, y->payload) || !str_equal(x->cron, y->cron) ||
+            x->interval_ms != y->interval_ms || x->catch_up != y->catch_up)
             return false;
     }
     return true;

@@ -351,6 +351,49 @@ static void accepts_and_ignores_extra_trailing_elements(void **state)
     br_decoder_destroy(&d);
 }
 
+/* READY's schedules (issue 16) follow public_tasks: a READY that declares schedules
+ * but no public task carries an empty public_tasks before them; each schedule record
+ * reads back as written, and a record with fields after the six is read too. */
+static void ready_schedules_follow_public_tasks(void **state)
+{
+    (void)state;
+    br_str t = {"t", 1};
+    br_schedule_decl decl[2] = {
+        {.name = {"fast", 4},
+         .task = t,
+         .payload = {"\x01", 1},
+         .interval_ms = 200,
+         .catch_up = 1000},
+        {.name = {"nightly", 7}, .task = t, .cron = {"0 3 * * *", 9}},
+    };
+    br_msg m = {.type = BR_MSG_READY};
+    m.u.ready = (br_ready){{"w", 1}, BR_KIND_IO, 1, 1, NULL, 0, &t, 1, NULL, 0, NULL, 0};
+    m.u.ready.schedules = decl;
+    m.u.ready.nschedules = 2;
+    br_buf buf = {0};
+    assert_int_equal(br_msg_encode_version(&m, 2, &buf), 0);
+    assert_int_equal(buf.data[0], 0x9a); /* 10 elements: public_tasks (empty), schedules */
+    br_decoder *d = br_decoder_new(NULL);
+    br_msg out;
+    assert_int_equal(br_decoder_decode(d, buf.data, buf.len, &out), 0);
+    const br_ready *r = &out.u.ready;
+    assert_int_equal(r->npublic_tasks, 0);
+    assert_int_equal(r->nschedules, 2);
+    assert_true(br_str_eq(r->schedules[0].name, "fast"));
+    assert_true(br_str_eq(r->schedules[0].task, "t"));
+    assert_int_equal(r->schedules[0].payload.len, 1);
+    assert_int_equal(r->schedules[0].interval_ms, 200);
+    assert_int_equal(r->schedules[0].catch_up, 1000);
+    assert_true(br_str_eq(r->schedules[1].cron, "0 3 * * *"));
+    assert_int_equal(r->schedules[1].interval_ms, 0);
+    /* A schedule without a name is not a READY one may send. */
+    decl[1].name = (br_str){"", 0};
+    buf.len = 0;
+    assert_int_not_equal(br_msg_encode_version(&m, 2, &buf), 0);
+    br_buf_free(&buf);
+    br_decoder_destroy(&d);
+}
+
 /* READY's public_tasks is an optional trailing field (issue 13): a READY without it is
  * encoded exactly as before and means "every task internal"; with it, it is read. */
 static void ready_public_tasks_is_optional_and_trailing(void **state)
@@ -371,7 +414,7 @@ static void ready_public_tasks_is_optional_and_trailing(void **state)
     br_buf buf = {0};
     br_str t = {"t", 1};
     br_msg m = {.type = BR_MSG_READY};
-    m.u.ready = (br_ready){{"w", 1}, BR_KIND_IO, 1, 1, NULL, 0, &t, 1, NULL, 0};
+    m.u.ready = (br_ready){{"w", 1}, BR_KIND_IO, 1, 1, NULL, 0, &t, 1, NULL, 0, NULL, 0};
     assert_int_equal(br_msg_encode_version(&m, 1, &buf), 0);
     assert_int_equal(buf.len, sizeof old_ready);
     assert_memory_equal(buf.data, old_ready, sizeof old_ready);
@@ -726,7 +769,8 @@ static void rejects_lengths_and_counts_just_over_each_limit(void **state)
     check_limit(&req, grow_header_value, "header value");
 
     br_msg ready = {.type = BR_MSG_READY};
-    ready.u.ready = (br_ready){{"w", 1}, BR_KIND_IO, 1, 1, services3, 2, tasks3, 2, NULL, 0};
+    ready.u.ready =
+        (br_ready){{"w", 1}, BR_KIND_IO, 1, 1, services3, 2, tasks3, 2, NULL, 0, NULL, 0};
     base = ready;
     check_limit(&ready, grow_services, "services");
     ready = base;
@@ -940,6 +984,7 @@ int main(void)
         cmocka_unit_test(rejects_each_field_with_the_wrong_type),
         cmocka_unit_test(accepts_and_ignores_extra_trailing_elements),
         cmocka_unit_test(ready_public_tasks_is_optional_and_trailing),
+        cmocka_unit_test(ready_schedules_follow_public_tasks),
         cmocka_unit_test(service_cors_is_optional_and_trailing),
         cmocka_unit_test(service_cors_refuses_hostile_values),
         cmocka_unit_test(rejects_bytes_after_the_message),

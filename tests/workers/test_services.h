@@ -30,6 +30,11 @@ extern const br_service_spec br_test_db_service;
  * run the same handler under per-task policies. */
 extern const br_service_spec br_test_probe_service;
 
+/* cpu: task `tick` (internal; calc's handler, so it logs to $BARISTA_TEST_RUNLOG)
+ * with two declared schedules (READY.schedules): "fast", every 200 ms with {"add": 1} (catch_up
+ * 1000), and "nightly", cron "0 3 * * *".  Hosted only when a test asks for it. */
+extern const br_service_spec br_test_ticker_service;
+
 /* io: `public-email`, the built-in `email` task declared public, so that HTTP clients
  * may POST /jobs/email (the shipped `email` is internal, enqueued by signup).  The job
  * integration tests, the chaos test and the job benchmark submit email jobs this way.

@@ -6,7 +6,7 @@
 
 /* More than the built-ins and the test services together. */
 #define MAX_SERVICES 64
-#define NTEST        8
+#define NTEST        9
 
 int main(int argc, char **argv)
 {
@@ -22,5 +22,6 @@ int main(int argc, char **argv)
     services[n++] = &br_test_typed_service;
     services[n++] = &br_test_cors_service;
     services[n++] = &br_test_peak_service;
+    services[n++] = &br_test_ticker_service;
     return br_worker_main(argc, argv, services, n);
 }

@@ -69,15 +69,23 @@ static void beat(br_jobctx *jc, uint64_t now);
 
 int br__jobs_init(br_worker *w)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < w->reg.nservices; i++)
+    size_t n = 0, nsched = 0;
+    for (size_t i = 0; i < w->reg.nservices; i++) {
         n += w->reg.services[i]->ntasks;
+        for (size_t t = 0; t < w->reg.services[i]->ntasks; t++)
+            nsched += w->reg.services[i]->tasks[t].nschedules;
+    }
     if (n == 0)
         return 0;
     /* tasks and, behind them, public_tasks: one allocation. */
     w->tasks = calloc(2 * n, sizeof(*w->tasks));
     if (!w->tasks)
         return BR_ENOMEM;
+    if (nsched > 0 && !(w->schedules = calloc(nsched, sizeof(*w->schedules)))) {
+        free(w->tasks);
+        w->tasks = NULL;
+        return BR_ENOMEM;
+    }
     w->public_tasks = w->tasks + n;
     for (size_t i = 0; i < w->reg.nservices; i++) {
         const br_service_spec *s = w->reg.services[i];
@@ -85,6 +93,16 @@ int br__jobs_init(br_worker *w)
             w->tasks[w->ntasks++] = br_str_c(s->tasks[t].name);
             if (s->tasks[t].is_public)
                 w->public_tasks[w->npublic_tasks++] = br_str_c(s->tasks[t].name);
+            for (size_t k = 0; k < s->tasks[t].nschedules; k++) {
+                const br_schedule_spec *sc = &s->tasks[t].schedules[k];
+                w->schedules[w->nschedules++] = (br_schedule_decl){
+                    .name = br_str_c(sc->name),
+                    .task = br_str_c(s->tasks[t].name),
+                    .payload = {sc->payload, sc->payload ? (uint32_t)sc->payload_len : 0},
+                    .interval_ms = sc->interval_ms,
+                    .cron = br_str_c(sc->cron),
+                    .catch_up = sc->catch_up};
+            }
         }
     }
     return 0;
@@ -93,7 +111,10 @@ int br__jobs_init(br_worker *w)
 void br__jobs_release(br_worker *w)
 {
     free(w->tasks);
+    free(w->schedules);
     w->tasks = NULL;
+    w->schedules = NULL;
+    w->nschedules = 0;
     w->public_tasks = NULL;
     w->ntasks = 0;
     w->npublic_tasks = 0;

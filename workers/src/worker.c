@@ -255,6 +255,8 @@ static void send_ready(br__link *l)
     r->ntasks = w->ntasks;
     r->public_tasks = w->public_tasks;
     r->npublic_tasks = w->npublic_tasks;
+    r->schedules = w->schedules;
+    r->nschedules = w->nschedules;
     /* The loop's clock may be stale (the first READY goes out before the loop runs,
      * after the services' init): the broker has 3 heartbeats from now to WELCOME us. */
     uv_update_time(&w->loop);

@@ -140,6 +140,8 @@ struct br_worker {
     br_str *public_tasks;                    /* READY.public_tasks: those marked is_public,
                                                 after tasks in the same allocation */
     uint32_t npublic_tasks;                  /* entries in public_tasks */
+    br_schedule_decl *schedules;             /* READY.schedules: every task's (jobs.c) */
+    uint32_t nschedules;                     /* entries in schedules */
     uint32_t stall_ms;                       /* watchdog threshold */
     br__calls *calls;          /* calls in flight (call.c), or NULL before the first */
     br__http *http;            /* the async HTTP client (http_client.c), or NULL */

@@ -339,6 +339,7 @@ static void job_release(gw_jobs *j, gw_job *job)
     gw_list_remove(&job->all);
     free((void *)job->identity.ptr);
     free(job->note);
+    free(job->parents);
     gw_jobs_task *t = job->task;
     free(job);
     t->njobs--;
@@ -352,6 +353,8 @@ static void job_free(gw_jobs *j, gw_job *job)
     gw_deadline_heap_remove(&j->delayed, &job->timer);
     gw_deadline_heap_remove(&j->leases, &job->timer);
     job_unindex(j, job);
+    if (job->flow)
+        gw__jobs_flow_forget(j, job);
     if (!finished(job)) {
         job->task->unfinished--;
         job->task->bytes -= job->payload_len;
@@ -391,6 +394,11 @@ static void job_persist(gw_jobs *j, gw_job *job, br_str result, br_str error)
                br_strerror(rc));
 }
 
+void gw__jobs_persist(gw_jobs *j, gw_job *job)
+{
+    job_persist(j, job, job->result, job->error);
+}
+
 /* Tells every waiter of job. */
 static void job_wake(gw_job *job, int status)
 {
@@ -412,11 +420,27 @@ static void on_inserted(void *arg, int status)
         job_free(j, job);
         return;
     }
-    job->durable = true;
     job_wake(job, 0);
+    gw__jobs_made_durable(j, job);
+}
+
+void gw__jobs_made_durable(gw_jobs *j, gw_job *job)
+{
+    job->durable = true;
+    if (job->status == GW_JOB_WAITING) {
+        /* Its argument waits in the store; its parents' results will join it. */
+        gw__jobs_payload_drop(j, job);
+        gw_list_push_back(&j->waiting, &job->link);
+        return;
+    }
     gw__jobs_schedule(j, job);
     if (!j->closing)
         gw__jobs_pump_task(j, job->task);
+}
+
+void gw__jobs_unmake(gw_jobs *j, gw_job *job)
+{
+    job_free(j, job);
 }
 
 /* Makes room at GW_JOBS_MAX: the oldest finished job expires before its time. */
@@ -429,23 +453,10 @@ static void expire_oldest(gw_jobs *j)
         job_free(j, job);
 }
 
-int gw__jobs_submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uint32_t delay_ms,
-                    br_str identity, gw_job_waiter *waiter, gw_job **out)
+/* Makes a job (see gw__jobs_make); idem, when given, is its key's digest. */
+static int job_make(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str identity,
+                    const uint8_t *idem, uint8_t status, gw_job **out)
 {
-    *out = NULL;
-    uint8_t digest[GW_JOBS_IDEM_BYTES];
-    if (key.len > 0) {
-        key_digest(t, key, digest);
-        gw_job *old = key_find(j, digest);
-        if (old) {
-            *out = old;
-            if (waiter && old->durable)
-                waiter->ready(waiter, old, 0);
-            else if (waiter)
-                gw_list_push_back(&old->waiters, &waiter->link);
-            return 0;
-        }
-    }
     if (j->njobs >= GW_JOBS_MAX)
         expire_oldest(j);
     if (j->njobs >= GW_JOBS_MAX || t->unfinished >= gw__jobs_task_limit(j, t))
@@ -469,14 +480,13 @@ int gw__jobs_submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uin
     job->payload_len = payload.len;
     job->payload_in = GW_PAYLOAD_INSERTING;
     j->insert_bytes += payload.len;
-    if (key.len > 0) {
+    if (idem) {
         job->has_key = true;
-        memcpy(job->idem, digest, sizeof(digest));
+        memcpy(job->idem, idem, GW_JOBS_IDEM_BYTES);
     }
     new_id(j, job);
-    job->status = GW_JOB_QUEUED;
-    job->updated_ms = gw__jobs_now_ms();
-    job->run_at_ms = job->updated_ms + delay_ms;
+    job->status = status;
+    job->updated_ms = job->run_at_ms = gw__jobs_now_ms();
     int rc = job_index(j, job);
     if (rc != 0) {
         job_release(j, job);
@@ -486,6 +496,32 @@ int gw__jobs_submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uin
     t->unfinished++;
     t->bytes += payload.len;
     gw_list_push_back(&j->all, &job->all);
+    *out = job;
+    return 0;
+}
+
+int gw__jobs_submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uint32_t delay_ms,
+                    br_str identity, gw_job_waiter *waiter, gw_job **out)
+{
+    *out = NULL;
+    uint8_t digest[GW_JOBS_IDEM_BYTES];
+    if (key.len > 0) {
+        key_digest(t, key, digest);
+        gw_job *old = key_find(j, digest);
+        if (old) {
+            *out = old;
+            if (waiter && old->durable)
+                waiter->ready(waiter, old, 0);
+            else if (waiter)
+                gw_list_push_back(&old->waiters, &waiter->link);
+            return 0;
+        }
+    }
+    gw_job *job;
+    int rc = job_make(j, t, payload, identity, key.len > 0 ? digest : NULL, GW_JOB_QUEUED, &job);
+    if (rc != 0)
+        return rc;
+    job->run_at_ms = job->updated_ms + delay_ms;
     gw_job_row r = job_row(job);
     r.idem_key = key; /* the key text is written, never held */
     rc = gw__jobs_store_insert(j->store, &r, on_inserted, job);
@@ -498,6 +534,13 @@ int gw__jobs_submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uin
     j->stats.accepted++;
     *out = job;
     return 0;
+}
+
+int gw__jobs_make(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str identity, uint8_t status,
+                  gw_job **out)
+{
+    *out = NULL;
+    return job_make(j, t, payload, identity, NULL, status, out);
 }
 
 /* job ended for good: on the finished list until it expires. */
@@ -518,6 +561,11 @@ static void job_finish(gw_jobs *j, gw_job *job, uint8_t status)
     job->task->bytes -= job->payload_len;
     gw_list_remove(&job->link);
     gw_list_push_back(&j->finished, &job->link);
+}
+
+void gw__jobs_finish(gw_jobs *j, gw_job *job, uint8_t status)
+{
+    job_finish(j, job, status);
 }
 
 void gw__jobs_attempt_ended(gw_jobs *j, gw_job *job, int outcome, br_str result, br_str error,
@@ -569,6 +617,9 @@ void gw__jobs_attempt_ended(gw_jobs *j, gw_job *job, int outcome, br_str result,
         gw__jobs_schedule(j, job);
     }
     job_persist(j, job, result, error);
+    /* After its row: a child reads this result back from the store. */
+    if (job->flow && finished(job))
+        gw__jobs_flow_ended(j, job);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -609,10 +660,14 @@ int gw__jobs_cancel(gw_jobs *j, gw_job *job)
         }
         return 1;
     }
+    if (job->status == GW_JOB_WAITING)
+        return gw__jobs_flow_cancel_waiting(j, job);
     unqueue(j, job);
     job->updated_ms = gw__jobs_now_ms();
     job_finish(j, job, GW_JOB_CANCELLED);
     job_persist(j, job, job->result, job->error);
+    if (job->flow)
+        gw__jobs_flow_ended(j, job);
     return 0;
 }
 
@@ -745,12 +800,17 @@ static void load_row(const gw_job_row *r, void *arg)
     j->njobs++;
     if (job->seq > j->last_seq)
         j->last_seq = job->seq;
+    if (r->links.len > 0)
+        gw__jobs_flow_load(j, job, r->links);
     if (finished(job)) {
         gw_list_push_back(&j->finished, &job->link);
     } else {
         t->unfinished++;
         t->bytes += job->payload_len;
-        gw__jobs_schedule(j, job);
+        if (job->status == GW_JOB_WAITING) /* gw__jobs_flows_recover looks at it */
+            gw_list_push_back(&j->waiting, &job->link);
+        else
+            gw__jobs_schedule(j, job);
     }
 }
 
@@ -804,15 +864,17 @@ gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
     j->byid = gw_idmap_new(GW_JOBS_MAX);
     j->bykey = gw_idmap_new(GW_JOBS_MAX);
     j->bytask = gw_idmap_new(GW_JOBS_MAX + GW_JOBS_MAX_TASKS);
+    j->byflow = gw_idmap_new(GW_JOBS_MAX);
     gw_deadline_heap_init(&j->delayed, GW_JOBS_MAX);
     gw_deadline_heap_init(&j->leases, GW_JOBS_MAX);
     gw_list_init(&j->finished);
+    gw_list_init(&j->waiting);
     gw_list_init(&j->all);
     gw_list_init(&j->schedules);
     gw_list_init(&j->grace);
     j->scratch.max = br_limits_default.max_message;
     j->rng = ((uint64_t)gw__jobs_now_ms() * 0x9E3779B97F4A7C15ull) | 1;
-    if (!j->db || !j->byid || !j->bykey || !j->bytask) {
+    if (!j->db || !j->byid || !j->bykey || !j->bytask || !j->byflow) {
         gw_log(GW_LOG_ERROR, "jobs", "gw_jobs_new: out of memory");
         gw_jobs_destroy(&j);
         return NULL;
@@ -836,7 +898,8 @@ gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
         gw_log(GW_LOG_ERROR, "jobs", "cannot read the schedules of %s", j->db);
         return abandon(j);
     }
-    if (gw__jobs_routes_add(j) != 0 || gw__jobs_schedule_routes_add(j) != 0) {
+    if (gw__jobs_routes_add(j) != 0 || gw__jobs_schedule_routes_add(j) != 0 ||
+        gw__jobs_flow_routes_add(j) != 0) {
         gw_log(GW_LOG_ERROR, "jobs", "cannot add the /jobs routes");
         return abandon(j);
     }
@@ -844,6 +907,7 @@ gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
         gw_log(GW_LOG_ERROR, "jobs", "cannot attach to the broker");
         return abandon(j);
     }
+    gw__jobs_flows_recover(j);
     uv_timer_start(&j->tick, on_tick, GW_JOBS_TICK_MS, GW_JOBS_TICK_MS);
     gw_log(GW_LOG_INFO, "jobs", "store %s: %zu jobs, %zu tasks", j->db, j->njobs, j->ntasks);
     return j;
@@ -897,6 +961,7 @@ void gw_jobs_destroy(gw_jobs **self_p)
     gw_jobs *j = *self_p;
     gw__jobs_routes_remove(j);
     gw__jobs_schedule_routes_remove(j);
+    gw__jobs_flow_routes_remove(j);
     gw__jobs_schedules_free(j);
     gw__jobs_workers_free(j);
     /* Every durable job is on one list or heap (jobs_int.h); the store ran every
@@ -909,6 +974,7 @@ void gw_jobs_destroy(gw_jobs **self_p)
     while ((top = gw_deadline_heap_top(&j->leases)))
         job_free(j, GW_CONTAINER_OF(top, gw_job, timer));
     free_list(j, &j->finished);
+    free_list(j, &j->waiting);
     for (size_t i = 0; i < j->ntasks; i++) {
         free_list(j, &j->tasks[i]->ready);
         free_list(j, &j->tasks[i]->spilled);
@@ -919,6 +985,8 @@ void gw_jobs_destroy(gw_jobs **self_p)
     gw_idmap_destroy(&j->byid);
     gw_idmap_destroy(&j->bykey);
     gw_idmap_destroy(&j->bytask);
+    gw__jobs_flows_free(j);
+    gw_idmap_destroy(&j->byflow);
     gw_deadline_heap_free(&j->delayed);
     gw_deadline_heap_free(&j->leases);
     br_buf_free(&j->scratch);

@@ -301,8 +301,8 @@ static void post_job(gw_req *req, void *data)
     }
 }
 
-static const char *const status_names[] = {"queued", "running", "succeeded",
-                                           "failed", "dead",    "cancelled"};
+static const char *const status_names[] = {"queued", "running",   "succeeded", "failed",
+                                           "dead",   "cancelled", "waiting"};
 #define NSTATUS (sizeof(status_names) / sizeof(status_names[0]))
 
 /* Appends a piece of JSON text; 0 or the append's error. */
@@ -340,6 +340,13 @@ static int render_head(br_buf *b, const gw_job *job)
     }
     if (rc == 0 && job->cancel_wanted)
         rc = put(b, ",\"cancel_requested\":true");
+    if (rc == 0 && job->flow) {
+        rc = put(b, ",\"workflow_id\":\"");
+        if (rc == 0)
+            rc = put(b, job->flow->id);
+        if (rc == 0)
+            rc = put(b, "\"");
+    }
     return rc;
 }
 

@@ -177,6 +177,7 @@ static void worker_joined(void *data, gw_worker *w, const br_ready *r)
     jw->waiting_public = jw->is_public + max;
     gw_list_init(&jw->leased);
     declare_tasks(j, jw, r);
+    gw__jobs_schedules_declare(j, r);
     j->workers[j->nworkers++] = jw;
     pump_worker(j, w);
 }

@@ -67,6 +67,23 @@
 typedef struct gw_job gw_job;
 typedef struct gw_jobs_schedule gw_jobs_schedule;
 
+/* Workflows (jobs_flow.c): most members in one, and the deepest nesting of its
+ * canvas. */
+#define GW_JOBS_FLOW_MAX   1000u
+#define GW_JOBS_FLOW_DEPTH 16u
+/* Length of a workflow id: 32 hex digits. */
+#define GW_JOBS_FLOW_ID_LEN 32u
+
+/* A workflow: its members in creation order (a member's parents come before it). */
+typedef struct gw_jobs_flow {
+    char id[GW_JOBS_FLOW_ID_LEN + 1]; /* the id clients see (NUL-terminated) */
+    uint64_t hash;                    /* gw__jobs_hash of id: key in jobs->byflow */
+    struct gw_jobs_flow *hash_next;   /* next workflow whose id has the same hash */
+    gw_job **members;                 /* size slots; NULL once a member expired */
+    uint32_t size;                    /* members it was made with */
+    uint32_t held;                    /* members still in memory: it goes at 0 */
+} gw_jobs_flow;
+
 /* Schedules: most at once, the longest cron text, the shortest interval, and the most
  * missed ticks one may make up after a restart. */
 #define GW_JOBS_SCHEDULES_MAX   10000u
@@ -195,6 +212,13 @@ struct gw_job {
     gw_deadline timer;                    /* delayed heap (run_at) or lease heap (lease end) */
     gw_jobs_worker *holder;               /* the worker holding its lease, or NULL */
     gw_list waiters;                      /* gw_job_waiter: wait for durability */
+    gw_jobs_flow *flow;                   /* its workflow, or NULL */
+    uint32_t flow_index;                  /* its place in flow->members */
+    uint32_t nparents;                    /* members whose results it waits for */
+    uint32_t *parents;                    /* their indexes (owned), in result order */
+    bool flow_args;                       /* its own argument follows its parents' results */
+    bool flow_join;                       /* its parents' results come as a list (a chord) */
+    bool advancing;                       /* WAITING: its parents' results are being read */
 };
 
 struct gw_jobs {
@@ -218,6 +242,9 @@ struct gw_jobs {
     gw_deadline_heap delayed;   /* jobs waiting for run_at */
     gw_deadline_heap leases;    /* leased jobs by lease end */
     gw_list finished;           /* succeeded, dead and cancelled jobs, oldest change first */
+    gw_list waiting;            /* workflow members waiting for their parents */
+    gw_idmap *byflow;           /* workflow id hash -> gw_jobs_flow chain */
+    bool flow_routes_added;     /* the /workflows routes are in the router */
     gw_list all;                /* every job held, oldest sequence number first (GET /jobs) */
     uv_timer_t tick;            /* delayed jobs, leases, expiry, grace */
     uint64_t rng;               /* xorshift state for backoff jitter */
@@ -426,6 +453,53 @@ void gw__jobs_workers_free(gw_jobs *j);
  * declared now (as far as room goes). */
 void gw__jobs_workers_retry(gw_jobs *j);
 
+/* Makes a job of t (with a copy of payload, owned by identity) in status QUEUED or
+ * WAITING, indexed and counted but not written: the caller writes it (jobs_flow.c
+ * writes a workflow's members at once).  0; BR_EFULL or BR_ELIMIT at the limits;
+ * BR_ENOMEM. */
+int gw__jobs_make(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str identity, uint8_t status,
+                  gw_job **out);
+
+/* Frees a job made by gw__jobs_make whose write failed (nobody was told of it). */
+void gw__jobs_unmake(gw_jobs *j, gw_job *job);
+
+/* A job made by gw__jobs_make is durable: a QUEUED one joins its queue. */
+void gw__jobs_made_durable(gw_jobs *j, gw_job *job);
+
+/* job ended for good (succeeded, dead or cancelled): the caller wrote it already. */
+void gw__jobs_finish(gw_jobs *j, gw_job *job, uint8_t status);
+
+/* Writes job's state; nobody waits. */
+void gw__jobs_persist(gw_jobs *j, gw_job *job);
+
+/* ---- jobs_flow.c ----------------------------------------------------------------- */
+
+/* A loaded row's links (its workflow membership) are read into job and its workflow.
+ * 0, or BR_EVALUE for links that do not parse (logged; the job is kept alone). */
+int gw__jobs_flow_load(gw_jobs *j, gw_job *job, br_str links);
+
+/* After loading: members whose parents all ended (the gateway died between a parent's
+ * end and its child's update) are advanced or failed now. */
+void gw__jobs_flows_recover(gw_jobs *j);
+
+/* job, a workflow member, ended for good and its row was queued: its waiting
+ * children run (all their parents succeeded) or fail with it. */
+void gw__jobs_flow_ended(gw_jobs *j, gw_job *job);
+
+/* A WAITING member is cancelled (DELETE): 0 at once (its waiting children with it), 1
+ * when its parents' results are being read (cancelled when that ends). */
+int gw__jobs_flow_cancel_waiting(gw_jobs *j, gw_job *job);
+
+/* job is freed: its workflow forgets it (and goes with its last member). */
+void gw__jobs_flow_forget(gw_jobs *j, gw_job *job);
+
+/* Frees every workflow record (destroy; their jobs are gone). */
+void gw__jobs_flows_free(gw_jobs *j);
+
+/* Adds and removes POST /workflows, GET and DELETE /workflows/{id}. */
+int gw__jobs_flow_routes_add(gw_jobs *j);
+void gw__jobs_flow_routes_remove(gw_jobs *j);
+
 /* ---- jobs_cron.c, jobs_schedule.c ------------------------------------------------ */
 
 /* Days from 1970-01-01 to the civil date y-m-d (proleptic Gregorian, UTC). */
@@ -440,6 +514,10 @@ int64_t gw__jobs_cron_next(const gw_jobs_cron *c, int64_t after_ms);
 
 /* Reads the store's schedules (at start).  0 or the store's error. */
 int gw__jobs_schedules_load(gw_jobs *j);
+
+/* A registered worker's READY declares schedules of its tasks: each is made, replaced
+ * when its declaration changed, or left as it is (one per task and name). */
+void gw__jobs_schedules_declare(gw_jobs *j, const br_ready *r);
 
 /* Makes the jobs of the ticks due by `now` (the timer). */
 void gw__jobs_schedules_tick(gw_jobs *j, int64_t now);

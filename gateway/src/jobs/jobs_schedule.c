@@ -186,6 +186,138 @@ void gw__jobs_schedules_free(gw_jobs *j)
     j->nschedules = 0;
 }
 
+/* What is wrong with a schedule's timing (NULL: nothing), and in *where the field:
+ * exactly one of an interval (10 ms .. 30 days) and a cron expression (copied into
+ * cron_text, NUL-terminated), and catch_up up to GW_JOBS_CATCH_UP_MAX. */
+static const char *timing_problem(bool has_iv, uint64_t interval, bool has_cron, br_str cron,
+                                  uint64_t catch_up, char cron_text[GW_JOBS_CRON_MAX + 1],
+                                  const char **where)
+{
+    gw_jobs_cron parsed;
+    *where = "interval_ms";
+    if (has_cron == has_iv)
+        return "give interval_ms or cron, one of them";
+    if (has_iv && (interval < GW_JOBS_INTERVAL_MIN_MS || interval > GW_JOBS_DELAY_MAX_MS))
+        return "interval_ms must be 10 ms to 30 days";
+    if (has_cron) {
+        *where = "cron";
+        snprintf(cron_text, GW_JOBS_CRON_MAX + 1, "%.*s", (int)cron.len, cron.ptr);
+        if (cron.len > GW_JOBS_CRON_MAX || gw__jobs_cron_parse(cron_text, &parsed) != 0)
+            return "a cron expression: minute hour day-of-month month day-of-week";
+    }
+    *where = "catch_up";
+    return catch_up > GW_JOBS_CATCH_UP_MAX ? "catch_up must be 0 to 1000" : NULL;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Schedules declared by services (READY.schedules).                                   */
+
+/* The id of the schedule `name` of `task`: the same for every worker that declares it
+ * and at every start, so that declaring it again finds it. */
+static void declared_id(br_str task, br_str name, char id[33])
+{
+    uint8_t d[16];
+    crypto_generichash_state st;
+    uint32_t lens[2] = {task.len, name.len};
+    crypto_generichash_init(&st, (const unsigned char *)"barista-schedule", 16, sizeof(d));
+    crypto_generichash_update(&st, (const unsigned char *)lens, sizeof(lens));
+    crypto_generichash_update(&st, (const unsigned char *)task.ptr, task.len);
+    crypto_generichash_update(&st, (const unsigned char *)name.ptr, name.len);
+    crypto_generichash_final(&st, d, sizeof(d));
+    for (int i = 0; i < 16; i++)
+        snprintf(id + 2 * i, 3, "%02x", d[i]);
+}
+
+static gw_jobs_schedule *schedule_find(gw_jobs *j, const char *id)
+{
+    for (gw_list *l = j->schedules.next; l != &j->schedules; l = l->next) {
+        gw_jobs_schedule *s = GW_CONTAINER_OF(l, gw_jobs_schedule, link);
+        if (strcmp(s->id, id) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+static bool str_is(br_str a, const char *b)
+{
+    size_t n = b ? strlen(b) : 0;
+    return a.len == n && (n == 0 || memcmp(a.ptr, b, n) == 0);
+}
+
+/* One declared schedule: made when new, replaced when its declaration changed (its
+ * last tick kept when the timing did not), left alone when it is the same. */
+static void declare_one(gw_jobs *j, const br_schedule_decl *d)
+{
+    char cron_text[GW_JOBS_CRON_MAX + 1] = "", id[33];
+    const char *where;
+    const char *bad = d->name.len > 64
+                          ? "a name longer than 64 bytes"
+                          : timing_problem(d->interval_ms > 0, d->interval_ms, d->cron.len > 0,
+                                           d->cron, d->catch_up, cron_text, &where);
+    if (bad) {
+        gw_log(GW_LOG_WARN, "jobs", "schedule %.*s of task %.*s refused: %s",
+               (int)(d->name.len < 64 ? d->name.len : 64), d->name.ptr, (int)d->task.len,
+               d->task.ptr, bad);
+        return;
+    }
+    declared_id(d->task, d->name, id);
+    br_str payload = d->payload.len ? d->payload : (br_str){"\xc0", 1};
+    gw_jobs_schedule *old = schedule_find(j, id);
+    bool same_timing = old && str_is(d->cron, old->cron_text) &&
+                       (d->cron.len > 0 || old->interval_ms == d->interval_ms);
+    if (old && same_timing && old->catch_up == d->catch_up && str_is(d->task, old->task) &&
+        old->payload.len == payload.len && memcmp(old->payload.ptr, payload.ptr, payload.len) == 0)
+        return; /* declared again as it is: nothing to do */
+    if (!old && j->nschedules >= GW_JOBS_SCHEDULES_MAX) {
+        gw_log(GW_LOG_WARN, "jobs", "schedule %s refused: %u schedules exist", id,
+               GW_JOBS_SCHEDULES_MAX);
+        return;
+    }
+    gw_schedule_row r = {.id = br_str_c(id),
+                         .task = d->task,
+                         .payload = payload,
+                         .cron = d->cron.len ? br_str_c(cron_text) : (br_str){0},
+                         .interval_ms = d->cron.len ? 0 : d->interval_ms,
+                         .last_tick_ms = same_timing ? old->last_tick_ms : gw__jobs_now_ms(),
+                         .catch_up = d->catch_up};
+    gw_jobs_schedule *s = schedule_new(&r);
+    if (!s || gw__jobs_store_put_schedule(j->store, &r, NULL, NULL) != 0) {
+        if (s)
+            schedule_free(s);
+        gw_log(GW_LOG_ERROR, "jobs", "schedule %s of task %.*s could not be stored", id,
+               (int)d->task.len, d->task.ptr);
+        return;
+    }
+    if (old) {
+        gw_list_push_front(&old->link, &s->link); /* in old's place */
+        gw_list_remove(&old->link);
+        schedule_free(old);
+    } else {
+        gw_list_push_back(&j->schedules, &s->link);
+        j->nschedules++;
+    }
+    gw_log(GW_LOG_INFO, "jobs", "schedule %s (%.*s of task %s) %s", id, (int)d->name.len,
+           d->name.ptr, s->task, old ? "replaced: its declaration changed" : "declared");
+}
+
+void gw__jobs_schedules_declare(gw_jobs *j, const br_ready *r)
+{
+    for (uint32_t i = 0; i < r->nschedules; i++) {
+        const br_schedule_decl *d = &r->schedules[i];
+        bool runs = false;
+        for (uint32_t k = 0; k < r->ntasks && !runs; k++)
+            runs = r->tasks[k].len == d->task.len &&
+                   memcmp(r->tasks[k].ptr, d->task.ptr, d->task.len) == 0;
+        if (runs)
+            declare_one(j, d);
+        else
+            gw_log(GW_LOG_WARN, "jobs",
+                   "a schedule of task %.*s, which the worker does not run, "
+                   "ignored",
+                   (int)(d->task.len < 64 ? d->task.len : 64), d->task.ptr);
+    }
+}
+
 /* ---------------------------------------------------------------------------------- */
 /* The API.                                                                            */
 
@@ -326,28 +458,13 @@ static void post_schedule(gw_req *req, void *data)
         respond_422(req, "task", "a public task that exists");
         return;
     }
-    gw_jobs_cron parsed;
     char cron_text[GW_JOBS_CRON_MAX + 1];
     const char *bad = NULL, *where = NULL;
     if (in.bad) {
         bad = "not the right type";
         where = in.bad;
-    } else if (has_cron == has_iv) {
-        bad = "give interval_ms or cron, one of them";
-        where = "interval_ms";
-    } else if (has_iv && (interval < GW_JOBS_INTERVAL_MIN_MS || interval > GW_JOBS_DELAY_MAX_MS)) {
-        bad = "interval_ms must be 10 ms to 30 days";
-        where = "interval_ms";
-    } else if (has_cron) {
-        snprintf(cron_text, sizeof(cron_text), "%.*s", (int)cron.len, cron.ptr);
-        if (cron.len > GW_JOBS_CRON_MAX || gw__jobs_cron_parse(cron_text, &parsed) != 0) {
-            bad = "a cron expression: minute hour day-of-month month day-of-week";
-            where = "cron";
-        }
-    }
-    if (!bad && catch_up > GW_JOBS_CATCH_UP_MAX) {
-        bad = "catch_up must be 0 to 1000";
-        where = "catch_up";
+    } else {
+        bad = timing_problem(has_iv, interval, has_cron, cron, catch_up, cron_text, &where);
     }
     if (!bad && j->nschedules >= GW_JOBS_SCHEDULES_MAX) {
         br_buf_free(&mp);

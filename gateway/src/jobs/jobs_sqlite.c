@@ -11,10 +11,11 @@
  * /jobs/{id}) ride in the same queue, so a read sees every write queued before it;
  * the writer copies what it read into the operation for the loop.
  *
- * Schema version 3 (GW_JOBS_SCHEMA_VERSION): jobs keyed by their integer sequence
+ * Schema version 4 (GW_JOBS_SCHEMA_VERSION): jobs keyed by their integer sequence
  * number (the rowid: appends in time order, one B-tree), with the id clients see
  * beside it and the identity of the caller who submitted it; tasks with a public
- * flag.  Version-0 and version-2 files are migrated when opened (migrate_v0, migrate_v2).
+ * flag; and a workflow member's links.  Version-0, 2 and 3 files are migrated when
+ * opened (migrate_v0, migrate_v2_v3).
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -50,6 +51,7 @@ typedef struct op {
     gw_jobs_store_done_fn done; /* a write's callback, on the loop */
     gw_jobs_store_read_fn read; /* OP_READ's callback, on the loop */
     void *arg;                  /* their argument */
+    bool glued;                 /* the next op is in the same transaction (insert_many) */
     int status;                 /* the outcome, set by the writer thread */
     int read_status;            /* OP_READ: its own outcome (a read never fails the batch) */
     uint64_t *seqs;             /* OP_READ: the jobs to read (in data) */
@@ -72,6 +74,7 @@ typedef struct sqlite_store {
     sqlite3 *db;               /* the connection, used by the writer thread after load */
     sqlite3_stmt *insert;      /* INSERT INTO jobs */
     sqlite3_stmt *update;      /* UPDATE jobs SET (the changing columns) */
+    sqlite3_stmt *set_payload; /* UPDATE jobs SET payload (a workflow member's) */
     sqlite3_stmt *del;         /* DELETE FROM jobs */
     sqlite3_stmt *put_task;    /* INSERT OR REPLACE INTO tasks */
     sqlite3_stmt *del_task;    /* DELETE FROM tasks */
@@ -117,11 +120,12 @@ static void list_splice(op_list *dst, op_list *src)
     *src = (op_list){0};
 }
 
-/* Takes up to max ops from the front of src into out. */
+/* Takes up to max ops from the front of src into out, and past max the rest of a
+ * glued run (one insert_many is never split across transactions). */
 static void list_take(op_list *src, size_t max, op_list *out)
 {
     *out = (op_list){0};
-    while (src->head && out->n < max) {
+    while (src->head && (out->n < max || (out->tail && out->tail->glued))) {
         op *o = src->head;
         src->head = o->next;
         if (!src->head)
@@ -244,6 +248,7 @@ static int apply(sqlite_store *s, op *o)
         bind_str(st, 9, r->result, true);
         bind_str(st, 10, r->error, false);
         bind_str(st, 12, r->identity, true);
+        bind_str(st, 13, r->links, true);
         return step_write(s, st);
     case OP_UPDATE:
         st = s->update;
@@ -254,7 +259,12 @@ static int apply(sqlite_store *s, op *o)
         bind_str(st, 5, r->result, true);
         bind_str(st, 6, r->error, false);
         sqlite3_bind_int64(st, 7, (sqlite3_int64)r->seq);
-        return step_write(s, st);
+        int rc = step_write(s, st);
+        if (rc != 0 || !r->set_payload)
+            return rc;
+        bind_str(s->set_payload, 1, r->payload, true);
+        sqlite3_bind_int64(s->set_payload, 2, (sqlite3_int64)r->seq);
+        return step_write(s, s->set_payload);
     case OP_DELETE:
         sqlite3_bind_int64(s->del, 1, (sqlite3_int64)r->seq);
         return step_write(s, s->del);
@@ -388,16 +398,14 @@ static int submit(sqlite_store *s, op *o)
     return 0;
 }
 
-static int enqueue(sqlite_store *s, op_kind kind, const gw_job_row *r, gw_jobs_store_done_fn done,
-                   void *arg)
+/* A new op of `kind` holding a copy of r, or NULL (out of memory). */
+static op *op_make(op_kind kind, const gw_job_row *r, gw_jobs_store_done_fn done, void *arg)
 {
-    if (s->closed)
-        return BR_ECLOSED;
     size_t extra = (size_t)r->id.len + r->task.len + r->payload.len + r->idem_key.len +
-                   r->result.len + r->error.len + r->identity.len;
+                   r->result.len + r->error.len + r->identity.len + r->links.len;
     op *o = malloc(sizeof(*o) + extra);
     if (!o)
-        return BR_ENOMEM;
+        return NULL;
     *o = (op){.kind = kind, .row = *r}; /* the strings' bytes follow, copied below */
     char *cursor = o->data;
     o->row.id = copy_str(r->id, &cursor);
@@ -407,9 +415,20 @@ static int enqueue(sqlite_store *s, op_kind kind, const gw_job_row *r, gw_jobs_s
     o->row.result = copy_str(r->result, &cursor);
     o->row.error = copy_str(r->error, &cursor);
     o->row.identity = copy_str(r->identity, &cursor);
+    o->row.links = copy_str(r->links, &cursor);
     o->done = done;
     o->arg = arg;
-    return submit(s, o);
+    o->glued = false;
+    return o;
+}
+
+static int enqueue(sqlite_store *s, op_kind kind, const gw_job_row *r, gw_jobs_store_done_fn done,
+                   void *arg)
+{
+    if (s->closed)
+        return BR_ECLOSED;
+    op *o = op_make(kind, r, done, arg);
+    return o ? submit(s, o) : BR_ENOMEM;
 }
 
 static int sq_insert(gw_jobs_store *self, const gw_job_row *r, gw_jobs_store_done_fn done,
@@ -418,15 +437,56 @@ static int sq_insert(gw_jobs_store *self, const gw_job_row *r, gw_jobs_store_don
     return enqueue((sqlite_store *)self, OP_INSERT, r, done, arg);
 }
 
+/* The rows are queued as a glued run under one lock: the writer takes them into one
+ * transaction, and only the last carries done (they commit or fail together). */
+static int sq_insert_many(gw_jobs_store *self, const gw_job_row *rows, size_t n,
+                          gw_jobs_store_done_fn done, void *arg)
+{
+    sqlite_store *s = (sqlite_store *)self;
+    if (s->closed)
+        return BR_ECLOSED;
+    if (n == 0)
+        return BR_EINVAL;
+    op_list run = {0};
+    for (size_t i = 0; i < n; i++) {
+        op *o = op_make(OP_INSERT, &rows[i], i + 1 == n ? done : NULL, i + 1 == n ? arg : NULL);
+        if (!o) {
+            for (op *f = run.head, *next; f; f = next) {
+                next = f->next;
+                free(f);
+            }
+            return BR_ENOMEM;
+        }
+        o->glued = i + 1 < n;
+        list_push(&run, o);
+    }
+    uv_mutex_lock(&s->mu);
+    if (s->pending.n + n > GW_JOBS_STORE_MAX_PENDING) {
+        uv_mutex_unlock(&s->mu);
+        for (op *f = run.head, *next; f; f = next) {
+            next = f->next;
+            free(f);
+        }
+        return BR_EFULL;
+    }
+    list_splice(&s->pending, &run);
+    uv_cond_signal(&s->cv);
+    uv_mutex_unlock(&s->mu);
+    return 0;
+}
+
 static int sq_update(gw_jobs_store *self, const gw_job_row *r, gw_jobs_store_done_fn done,
                      void *arg)
 {
-    /* The payload and key are not rewritten: leave them out of the copy. */
+    /* The payload (unless replaced) and key are not rewritten: leave them out of the
+     * copy. */
     gw_job_row u = *r;
-    u.payload = (br_str){0};
+    if (!u.set_payload)
+        u.payload = (br_str){0};
     u.idem_key = (br_str){0};
     u.task = (br_str){0};
     u.identity = (br_str){0};
+    u.links = (br_str){0};
     return enqueue((sqlite_store *)self, OP_UPDATE, &u, done, arg);
 }
 
@@ -550,6 +610,7 @@ static void each_job(sqlite3_stmt *st, void *arg)
         .result = column_str(st, 8),
         .error = column_str(st, 9),
         .identity = column_str(st, 11),
+        .links = column_str(st, 12),
     };
     c->row(&r, c->arg);
 }
@@ -564,7 +625,8 @@ static int sq_load(gw_jobs_store *self, void (*row)(const gw_job_row *, void *),
     if (rc == 0)
         rc = select_all(s,
                         "SELECT id, task, length(payload), idem_key, status, attempts, run_at, "
-                        "updated, result, error, public_id, identity FROM jobs ORDER BY id",
+                        "updated, result, error, public_id, identity, links FROM jobs "
+                        "ORDER BY id",
                         each_job, &c);
     return rc;
 }
@@ -646,8 +708,8 @@ static void sq_destroy(gw_jobs_store *self)
         next = o->next;
         op_free(o);
     }
-    sqlite3_stmt *stmts[] = {s->insert,  s->update, s->del,       s->put_task, s->del_task,
-                             s->payload, s->detail, s->put_sched, s->del_sched};
+    sqlite3_stmt *stmts[] = {s->insert,   s->update,  s->set_payload, s->del,       s->put_task,
+                             s->del_task, s->payload, s->detail,      s->put_sched, s->del_sched};
     for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++)
         sqlite3_finalize(stmts[i]);
     sqlite3_close(s->db);
@@ -664,6 +726,7 @@ static void on_failed_closed(uv_handle_t *h)
 static const gw_jobs_store_ops sqlite_ops = {
     .load = sq_load,
     .insert = sq_insert,
+    .insert_many = sq_insert_many,
     .update = sq_update,
     .del = sq_del,
     .put_task = sq_put_task,
@@ -676,18 +739,18 @@ static const gw_jobs_store_ops sqlite_ops = {
     .destroy = sq_destroy,
 };
 
-/* Version 3 (version 2 and the identity column): the integer key is the job's sequence number
- * (time-ordered, so rows append); public_id is the id clients see (NULL for jobs from version 0,
- * whose integer is their id); tasks carry a public flag. */
+/* Version 4 (version 2, the identity column of 3 and the links of 4): the integer key is the job's
+ * sequence number (time-ordered, so rows append); public_id is the id clients see (NULL for jobs
+ * from version 0, whose integer is their id); tasks carry a public flag. */
 #define JOBS_TABLE_V2                                                                              \
     "CREATE TABLE jobs(id INTEGER PRIMARY KEY, task TEXT NOT NULL, payload BLOB,"                  \
     " idem_key TEXT, status INTEGER NOT NULL, attempts INTEGER NOT NULL,"                          \
     " run_at INTEGER NOT NULL, updated INTEGER NOT NULL, result BLOB, error TEXT,"                 \
-    " public_id TEXT, identity BLOB);"
+    " public_id TEXT, identity BLOB, links BLOB);"
 #define TASKS_TABLE_V2                                                                             \
     "CREATE TABLE tasks(name TEXT PRIMARY KEY, public INTEGER NOT NULL DEFAULT 0);"
 
-/* Schedules (jobs_schedule.c): created when missing, in every schema version 3 file. */
+/* Schedules (jobs_schedule.c): created when missing, in every schema version 4 file. */
 #define SCHEDULES_TABLE                                                                            \
     "CREATE TABLE IF NOT EXISTS schedules(id TEXT PRIMARY KEY, task TEXT NOT NULL, payload BLOB,"  \
     " cron TEXT, interval_ms INTEGER NOT NULL, last_tick INTEGER NOT NULL,"                        \
@@ -719,42 +782,47 @@ static int exec(sqlite3 *db, const char *sql)
     return 0;
 }
 
-/* A version-0 file (integer ids only, tasks without a public flag) becomes version 3
+/* A version-0 file (integer ids only, tasks without a public flag) becomes version 4
  * in one transaction: three columns are added and no row is rewritten.  Every old job
  * keeps its id (public_id NULL: its integer is its id), so status URLs handed out
  * before stay valid until their jobs expire; every recorded task is internal until a
- * worker announces it again.  A file without tables gets version 3's.  0 or BR_EIO. */
+ * worker announces it again.  A file without tables gets version 4's.  0 or BR_EIO. */
 static int migrate_v0(sqlite3 *db, bool has_jobs, bool has_tasks, const char *path)
 {
     int rc = exec(db, "BEGIN IMMEDIATE");
     if (rc == 0)
         rc = exec(db, has_jobs ? "ALTER TABLE jobs ADD COLUMN public_id TEXT;"
                                  "ALTER TABLE jobs ADD COLUMN identity BLOB;"
+                                 "ALTER TABLE jobs ADD COLUMN links BLOB;"
                                : JOBS_TABLE_V2);
     if (rc == 0)
         rc = exec(db, has_tasks ? "ALTER TABLE tasks ADD COLUMN public INTEGER NOT NULL DEFAULT 0;"
                                 : TASKS_TABLE_V2);
     if (rc == 0)
-        rc = exec(db, "PRAGMA user_version = 3; COMMIT");
+        rc = exec(db, "PRAGMA user_version = 4; COMMIT");
     if (rc != 0) {
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
         return rc;
     }
     if (has_jobs)
-        gw_log(GW_LOG_INFO, "jobs", "%s: migrated to schema 3 (old jobs keep their ids)", path);
+        gw_log(GW_LOG_INFO, "jobs", "%s: migrated to schema 4 (old jobs keep their ids)", path);
     return 0;
 }
 
-/* A version-2 file gets the identity column (its jobs have no owner).  0 or BR_EIO. */
-static int migrate_v2(sqlite3 *db, const char *path)
+/* A version-2 file gets the identity column (its jobs have no owner), a version-3 one
+ * the links column (no job of it is in a workflow).  0 or BR_EIO. */
+static int migrate_v2_v3(sqlite3 *db, int64_t version, const char *path)
 {
-    int rc = exec(db, "BEGIN IMMEDIATE; ALTER TABLE jobs ADD COLUMN identity BLOB;"
-                      "PRAGMA user_version = 3; COMMIT");
+    int rc = exec(db, version == 2 ? "BEGIN IMMEDIATE; ALTER TABLE jobs ADD COLUMN identity BLOB;"
+                                     "ALTER TABLE jobs ADD COLUMN links BLOB;"
+                                     "PRAGMA user_version = 4; COMMIT"
+                                   : "BEGIN IMMEDIATE; ALTER TABLE jobs ADD COLUMN links BLOB;"
+                                     "PRAGMA user_version = 4; COMMIT");
     if (rc != 0) {
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
         return rc;
     }
-    gw_log(GW_LOG_INFO, "jobs", "%s: migrated from schema 2 to 3 (job owners)", path);
+    gw_log(GW_LOG_INFO, "jobs", "%s: migrated from schema %lld to 4", path, (long long)version);
     return 0;
 }
 
@@ -767,12 +835,12 @@ static int prepare_schema(sqlite3 *db, const char *path)
         return rc;
     if (version == GW_JOBS_SCHEMA_VERSION)
         return 0;
-    if (version == 2)
-        return migrate_v2(db, path);
+    if (version == 2 || version == 3)
+        return migrate_v2_v3(db, version, path);
     if (version != 0) {
         gw_log(GW_LOG_ERROR, "jobs",
-               "%s: schema version %lld is not one this gateway reads (it reads 0, 2 and %d)", path,
-               (long long)version, GW_JOBS_SCHEMA_VERSION);
+               "%s: schema version %lld is not one this gateway reads (it reads 0, 2, 3 and %d)",
+               path, (long long)version, GW_JOBS_SCHEMA_VERSION);
         return BR_EIO;
     }
     rc = query_int(db, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='jobs'",
@@ -812,10 +880,12 @@ gw_jobs_store *gw__jobs_sqlite_open(uv_loop_t *loop, const char *path, gw_jobs_s
     } statements[] = {
         {offsetof(sqlite_store, insert),
          "INSERT INTO jobs(id, task, payload, idem_key, status, attempts, run_at, updated, "
-         "result, error, public_id, identity) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
+         "result, error, public_id, identity, links) "
+         "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
         {offsetof(sqlite_store, update),
          "UPDATE jobs SET status = ?, attempts = ?, run_at = ?, updated = ?, result = ?, "
          "error = ? WHERE id = ?"},
+        {offsetof(sqlite_store, set_payload), "UPDATE jobs SET payload = ? WHERE id = ?"},
         {offsetof(sqlite_store, del), "DELETE FROM jobs WHERE id = ?"},
         {offsetof(sqlite_store, put_task),
          "INSERT OR REPLACE INTO tasks(name, public) VALUES(?, ?)"},

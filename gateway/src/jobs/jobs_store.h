@@ -37,7 +37,8 @@ typedef enum gw_job_status {
     GW_JOB_SUCCEEDED = 2, /* finished; result holds its value */
     GW_JOB_FAILED = 3,    /* an attempt failed; it runs again after run_at_ms */
     GW_JOB_DEAD = 4,      /* failed for good; kept for inspection until it expires */
-    GW_JOB_CANCELLED = 5  /* cancelled (DELETE /jobs/{id}); finished, expires like the others */
+    GW_JOB_CANCELLED = 5, /* cancelled (DELETE /jobs/{id}); finished, expires like the others */
+    GW_JOB_WAITING = 6    /* a workflow member waiting for its parents (jobs_flow.c) */
 } gw_job_status;
 
 /* Longest job id: 36 hex digits.  A new id is the job's sequence number (16 hex
@@ -63,6 +64,10 @@ typedef struct gw_job_row {
     br_str error;         /* last error text, maybe empty */
     br_str identity;      /* the verified caller who submitted it (a msgpack map), maybe
                              empty; written by insert only */
+    br_str links;         /* its workflow membership (opaque bytes, jobs_flow.c), maybe
+                             empty; written by insert only, reported by load */
+    bool set_payload;     /* update only: payload (payload_len bytes) replaces the stored
+                             one (a workflow member gets its parents' results) */
 } gw_job_row;
 
 /* A schedule as the store keeps it (jobs_schedule.c).  Strings point at the caller's
@@ -105,8 +110,13 @@ typedef struct gw_jobs_store_ops {
                 void (*task)(br_str name, bool is_public, void *arg), void *arg);
     /* Writes a new job r->seq with every field (copied).  Never replaces a row. */
     int (*insert)(gw_jobs_store *self, const gw_job_row *r, gw_jobs_store_done_fn done, void *arg);
+    /* Writes the new jobs rows[0..n) (as insert does) in one transaction: after a crash
+     * the store holds all of them or none (a workflow's members).  done runs once. */
+    int (*insert_many)(gw_jobs_store *self, const gw_job_row *rows, size_t n,
+                       gw_jobs_store_done_fn done, void *arg);
     /* Updates job r->seq's status, attempts, run_at, updated, result and error; its
-     * payload and key stay as inserted (the payload may not be in memory any more). */
+     * payload and key stay as inserted (the payload may not be in memory any more),
+     * unless r->set_payload: then r->payload replaces the payload. */
     int (*update)(gw_jobs_store *self, const gw_job_row *r, gw_jobs_store_done_fn done, void *arg);
     /* Deletes the job `seq`. */
     int (*del)(gw_jobs_store *self, uint64_t seq, gw_jobs_store_done_fn done, void *arg);
@@ -148,6 +158,11 @@ static inline int gw__jobs_store_insert(gw_jobs_store *s, const gw_job_row *r,
                                         gw_jobs_store_done_fn done, void *arg)
 {
     return s->ops->insert(s, r, done, arg);
+}
+static inline int gw__jobs_store_insert_many(gw_jobs_store *s, const gw_job_row *rows, size_t n,
+                                             gw_jobs_store_done_fn done, void *arg)
+{
+    return s->ops->insert_many(s, rows, n, done, arg);
 }
 static inline int gw__jobs_store_update(gw_jobs_store *s, const gw_job_row *r,
                                         gw_jobs_store_done_fn done, void *arg)
@@ -215,8 +230,9 @@ typedef enum gw_jobs_sync { GW_JOBS_SYNC_NORMAL = 1, GW_JOBS_SYNC_FULL = 2 } gw_
  * integer job ids only and task names without a public flag: opening such a file
  * migrates it in one transaction (two added columns; every old job keeps its integer
  * id, shown as decimal text).  Version 2 had no identity column: it is added (old jobs
- * have no owner).  A file of a newer version is refused. */
-#define GW_JOBS_SCHEMA_VERSION 3
+ * have no owner).  Version 3 had no links column (workflows): it is added.  A file of a
+ * newer version is refused. */
+#define GW_JOBS_SCHEMA_VERSION 4
 
 /* Opens (creating or migrating if need be) the SQLite database at `path` in WAL mode
  * and starts its writer thread, which commits whatever has queued up in one

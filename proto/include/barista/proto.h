@@ -204,6 +204,17 @@ typedef enum br_msg_type {
 
 /* The WebSocket types are version-2 types (br_msg_type_in_version). */
 
+/* A schedule a worker declares for one of its tasks (READY.schedules): the gateway
+ * keeps one schedule per (task, name), made or updated when a READY declares it. */
+typedef struct br_schedule_decl {
+    br_str name;          /* unique among the task's schedules, e.g. "nightly" */
+    br_str task;          /* one of READY.tasks */
+    br_str payload;       /* the jobs' argument: one msgpack value, or empty for nil */
+    uint64_t interval_ms; /* every this many ms; or 0 and cron */
+    br_str cron;          /* a five-field cron expression (UTC); empty with interval_ms */
+    uint32_t catch_up;    /* ticks missed while no gateway ran made up at most */
+} br_schedule_decl;
+
 /* READY: the worker's greeting.  The first message a worker sends on a new connection,
  * and again whenever a WELCOME shows a new broker_id (the gateway restarted). */
 typedef struct br_ready {
@@ -218,6 +229,9 @@ typedef struct br_ready {
     br_str *public_tasks; /* of those, the ones HTTP clients may submit (POST /jobs/{task});
                              an optional trailing field: encoded only when non-empty */
     uint32_t npublic_tasks;
+    br_schedule_decl *schedules; /* schedules of its tasks; an optional trailing field after
+                                    public_tasks: encoded only when non-empty */
+    uint32_t nschedules;
 } br_ready;
 
 /* WELCOME: the broker accepted a READY. */

@@ -185,6 +185,19 @@ typedef struct br_jobctx br_jobctx;
  * failed with retry on its behalf). */
 typedef void (*br_task_fn)(br_jobctx *job);
 
+/* A periodic schedule of a task (Celery beat's entry), declared with the task: the
+ * gateway makes it when the first worker announces it and keeps exactly one per task and
+ * name, however many workers declare it and however often they reconnect; a changed
+ * declaration replaces it.  Exactly one job per tick (docs/jobs.md, "Schedules"). */
+typedef struct br_schedule_spec {
+    const char *name;     /* unique among the task's schedules, e.g. "nightly" */
+    uint64_t interval_ms; /* every this many ms (10 ms .. 30 days); or 0 and: */
+    const char *cron;     /* a five-field cron expression in UTC, e.g. "0 3 * * *" */
+    const void *payload;  /* the jobs' argument: one msgpack value; NULL for nil */
+    size_t payload_len;   /* its bytes */
+    uint32_t catch_up;    /* ticks missed while no gateway ran made up at most (0..1000) */
+} br_schedule_spec;
+
 /* A background task a service runs (Celery's task, FastAPI's BackgroundTasks). */
 typedef struct br_task_spec {
     const char *name;   /* task name, unique among a worker's tasks, e.g. "email" */
@@ -203,6 +216,8 @@ typedef struct br_task_spec {
     uint8_t priority;        /* 0..255: a worker with credit for several tasks gets the
                                 highest first */
     double rate;             /* JOBs per second at most, all workers together; 0: unlimited */
+    const br_schedule_spec *schedules; /* its periodic schedules (READY.schedules); may be NULL */
+    size_t nschedules;                 /* entries in schedules */
 } br_task_spec;
 
 /* An option a service reads (a database URL, a file path, a pool size).  It is a flag
