@@ -326,7 +326,7 @@ static int send_timer(br_req *req, const char *name, bool start, bool durable, u
     if (!req->actor || !req->actor_started || req->ended || !name || !name[0] ||
         strlen(name) > BR_ACTOR_TIMER_NAME_MAX)
         return BR_EINVAL;
-    if (!w->zs || !w->registered || req->gen != w->gen)
+    if (!br__gen_live(w, req->gen))
         return BR_ECLOSED; /* the activation belongs to a broker session that is over */
     br__actor *a = req->actor;
     br_msg m = {.type = BR_MSG_ACTOR_TIMER,
@@ -338,7 +338,7 @@ static int send_timer(br_req *req, const char *name, bool start, bool durable, u
                                   .durable = durable,
                                   .due_ms = due_ms,
                                   .period_ms = period_ms}};
-    int rc = br__worker_send(w, &m);
+    int rc = br__worker_send_gen(w, req->gen, &m);
     return rc == 0 || rc == BR_EINVAL || rc == BR_ENOMEM ? rc : BR_ECLOSED;
 }
 
