@@ -54,7 +54,8 @@ typedef struct fixture {
     size_t server_log_len;
 } fixture;
 
-static void logf_(char *buf, size_t *len, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void logf_(char *buf, size_t *len, const char *fmt,
+                                                        ...)
 {
     va_list ap;
     va_start(ap, fmt);

@@ -31,7 +31,7 @@ typedef struct seen {
     size_t bytes;
 } seen;
 
-static void say(seen *s, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void say(seen *s, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
