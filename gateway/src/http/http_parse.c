@@ -94,16 +94,13 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
         if (r->nhdrs == r->hdr_cap) {
             size_t cap = r->hdr_cap ? r->hdr_cap * 2 : GW_HTTP_HEADERS_INITIAL;
             cap = cap > cfg->max_headers ? cfg->max_headers : cap;
-            gw_hdr_off *offs = realloc(r->offs, cap * sizeof(*offs));
-            if (offs)
-                r->offs = offs;
-            gw_header *hdrs = offs ? realloc(r->hdrs, cap * sizeof(*hdrs)) : NULL;
+            gw_header *hdrs = realloc(r->hdrs, cap * sizeof(*hdrs));
             if (!hdrs)
                 return fail_cb(conn, 503, "Service Unavailable: out of memory");
             r->hdrs = hdrs;
             r->hdr_cap = cap;
         }
-        r->offs[r->nhdrs].name_off = (uint32_t)r->arena.len;
+        gw__hdr_off(r, r->nhdrs)->name_off = (uint32_t)r->arena.len;
         conn->field_open = true;
     }
     if (arena_append(conn, at, n) != 0)
@@ -124,7 +121,7 @@ static int on_header_field_complete(llhttp_t *p)
         conn->field_open = false;
         return named ? 0 : fail_cb(conn, 400, "Bad Request: a trailer line without a name");
     }
-    gw_hdr_off *o = &r->offs[r->nhdrs];
+    gw_hdr_off *o = gw__hdr_off(r, r->nhdrs);
     o->name_len = (uint32_t)(r->arena.len - o->name_off);
     if (o->name_len == 0) /* llhttp lets ": value" through */
         return fail_cb(conn, 400, "Bad Request: a header line without a name");
@@ -191,7 +188,7 @@ static int on_header_value_complete(llhttp_t *p)
     gw_http_req *r = conn->parsing;
     if (r->headers_done)
         return 0;
-    gw_hdr_off *o = &r->offs[r->nhdrs];
+    gw_hdr_off *o = gw__hdr_off(r, r->nhdrs);
     size_t len = r->arena.len - o->value_off;
     const char *v = (const char *)r->arena.data + o->value_off;
     while (len && (v[len - 1] == ' ' || v[len - 1] == '\t'))
@@ -387,11 +384,11 @@ static void req_finish(gw_http_req *r, const llhttp_t *p)
     pub->query_len = q ? url_len - pub->path_len - 1 : 0;
     if (q)
         *q = '\0';
-    for (size_t i = 0; i < r->nhdrs; i++) {
-        r->hdrs[i].name = arena + r->offs[i].name_off;
-        r->hdrs[i].name_len = r->offs[i].name_len;
-        r->hdrs[i].value = arena + r->offs[i].value_off;
-        r->hdrs[i].value_len = r->offs[i].value_len;
+    /* The offsets share the slots' memory (gw__hdr_off); from the last header down,
+     * slot i only covers offsets at i and above, which are converted already. */
+    for (size_t i = r->nhdrs; i-- > 0;) {
+        gw_hdr_off o = *gw__hdr_off(r, i);
+        r->hdrs[i] = (gw_header){arena + o.name_off, o.name_len, arena + o.value_off, o.value_len};
     }
     pub->headers = r->hdrs;
     pub->nheaders = r->nhdrs;
