@@ -23,6 +23,10 @@
  * request the difference is 2.5 MB (scenario 2 of tests/bench/compare). */
 #define GW_HTTP_ARENA_INITIAL 256
 
+/* Unused bytes of a complete request's arena or header slots worth a realloc to give
+ * back (req_fit). */
+#define GW_HTTP_FIT_SLACK 64
+
 static size_t arena_max(const gw_http_config *c)
 {
     return c->max_url_bytes + c->max_header_bytes + 2 * c->max_headers + c->max_body_bytes + 16;
@@ -92,7 +96,9 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
         if (r->nhdrs >= cfg->max_headers)
             return fail_cb(conn, 431, "Request Header Fields Too Large: too many headers");
         if (r->nhdrs == r->hdr_cap) {
-            size_t cap = r->hdr_cap ? r->hdr_cap * 2 : GW_HTTP_HEADERS_INITIAL;
+            /* From a fitted size (req_fit) straight back to the usual first one. */
+            size_t cap =
+                r->hdr_cap >= GW_HTTP_HEADERS_INITIAL ? r->hdr_cap * 2 : GW_HTTP_HEADERS_INITIAL;
             cap = cap > cfg->max_headers ? cfg->max_headers : cap;
             gw_header *hdrs = realloc(r->hdrs, cap * sizeof(*hdrs));
             if (!hdrs)
@@ -228,6 +234,7 @@ static uint64_t stream_route(gw_conn *conn, gw_http_req *r, const llhttp_t *p)
 }
 
 static void req_finish(gw_http_req *r, const llhttp_t *p);
+static void req_fit(gw_http_req *r);
 static void dispatch(gw_conn *conn, gw_http_req *r);
 
 /* A request whose route streams its body: handled now, its body delivered as it is
@@ -364,6 +371,35 @@ static size_t origin_offset(const char *url, size_t len)
     return skip;
 }
 
+/* A complete request gives back the slack of its arena and header slots before
+ * pointers into them are made: it may wait on a worker for a long time (10,000
+ * requests of a second each hold 4 MB of slack), and the arena's doubling leaves up
+ * to half of a large body's buffer unused.  The next request on the connection grows
+ * them again if it needs more; one of the same shape fits as it is. */
+static void req_fit(gw_http_req *r)
+{
+    if (r->arena.cap - r->arena.len >= GW_HTTP_FIT_SLACK && r->arena.len > 0) {
+        uint8_t *a = realloc(r->arena.data, r->arena.len);
+        if (a) {
+            r->arena.data = a;
+            r->arena.cap = r->arena.len;
+        }
+    }
+    if ((r->hdr_cap - r->nhdrs) * sizeof(*r->hdrs) >= GW_HTTP_FIT_SLACK) {
+        if (r->nhdrs == 0) {
+            free(r->hdrs);
+            r->hdrs = NULL;
+            r->hdr_cap = 0;
+        } else {
+            gw_header *h = realloc(r->hdrs, r->nhdrs * sizeof(*h));
+            if (h) {
+                r->hdrs = h;
+                r->hdr_cap = r->nhdrs;
+            }
+        }
+    }
+}
+
 /* Points the public request at its arena: target split into path and query. */
 static void req_finish(gw_http_req *r, const llhttp_t *p)
 {
@@ -459,6 +495,7 @@ static int on_message_complete(llhttp_t *p)
     r->continue_pending = false;
     decide_keep_alive(conn, r, p);
     gw__conn_set_phase(conn, GW_PHASE_NONE, 0);
+    req_fit(r);
     req_finish(r, p);
     dispatch(conn, r);
     /* Always paused: the next request's head is scanned from where this one ended. */
