@@ -212,7 +212,7 @@ static void format_text(gw_edge *e, br_buf *b, const gw_req *req, const edge_req
     clock_gettime(CLOCK_REALTIME, &ts);
     put(b, er->client);
     put(b, " - ");
-    put(b, er->subject[0] ? er->subject : "-");
+    put(b, er->subject ? er->subject : "-");
     put(b, " ");
     put_when(&e->log, b, ts.tv_sec);
     put(b, "\"");
@@ -269,7 +269,7 @@ static void format_json(const gw_edge *e, br_buf *b, const gw_req *req, const ed
     put_json(b, "route", route, strlen(route));
     put_json(b, "service", service, strlen(service));
     put_json(b, "worker", e->ans_worker, strlen(e->ans_worker));
-    put_json(b, "subject", er->subject, strlen(er->subject));
+    put_json(b, "subject", er->subject ? er->subject : "", er->subject ? strlen(er->subject) : 0);
     snprintf(num, sizeof(num),
              ",\"status\":%d,\"bytes_in\":%zu,\"bytes_out\":%zu,\"duration_ms\":", status,
              req->body_len, bytes);

@@ -667,9 +667,10 @@ static const char *verify_jwt(gw_edge *e, const char *token, edge_req *er, char 
         why = "wrong audience";
     if (!why) {
         claim_scopes(claims, scopes, scopes_cap);
-        snprintf(er->subject, sizeof(er->subject), "%s", sub ? sub : "");
         payload[plen] = '\0';
-        if (build_identity(er, "jwt", er->subject, scopes, payload) != 0)
+        if (gw__edge_set_subject(er, sub ? sub : "") != 0)
+            why = "out of memory";
+        else if (build_identity(er, "jwt", er->subject ? er->subject : "", scopes, payload) != 0)
             why = "claims too large";
     }
     json_decref(claims);
@@ -692,7 +693,8 @@ static const char *verify_api_key(gw_edge *e, const gw_header *h, edge_req *er, 
             found = &a->api[i];
     if (!found)
         return "unknown API key";
-    snprintf(er->subject, sizeof(er->subject), "%s", found->name);
+    if (gw__edge_set_subject(er, found->name) != 0)
+        return "out of memory";
     snprintf(scopes, cap, "%s", found->scopes);
     if (build_identity(er, "api_key", found->name, found->scopes, NULL) != 0)
         return "identity too large";
@@ -730,7 +732,7 @@ bool gw__auth_request(gw_edge *e, gw_req *req, edge_req *er)
     const char *why = token ? verify_jwt(e, token, er, scopes, sizeof(scopes))
                             : verify_api_key(e, apikey, er, scopes, sizeof(scopes));
     if (why) {
-        er->subject[0] = '\0';
+        gw__edge_set_subject(er, NULL);
         er->identity.len = 0;
         char detail[GW_DETAIL_MAX], challenge[GW_DETAIL_MAX];
         snprintf(detail, sizeof(detail), "Could not validate credentials: %s", why);

@@ -171,14 +171,36 @@ static void assign_ids(gw_edge *e, const gw_req *req, edge_req *er)
     }
     t[GW_EDGE_TRACE_LEN] = '\0';
     const gw_header *rid = req ? gw_req_header(req, "x-request-id") : NULL;
+    er->id = er->id_inline;
     if (rid && request_id_ok(rid->value, rid->value_len)) {
-        memcpy(er->id, rid->value, rid->value_len);
-        er->id_len = rid->value_len;
-    } else {
-        memcpy(er->id, t + 3, 32);
-        er->id_len = 32;
+        char *id =
+            rid->value_len < sizeof(er->id_inline) ? er->id_inline : malloc(rid->value_len + 1);
+        if (id) {
+            er->id = id;
+            memcpy(er->id, rid->value, rid->value_len);
+            er->id_len = rid->value_len;
+            er->id[er->id_len] = '\0';
+            return;
+        }
+        /* Out of memory for a long id: the generated one serves. */
     }
+    memcpy(er->id, t + 3, 32);
+    er->id_len = 32;
     er->id[er->id_len] = '\0';
+}
+
+int gw__edge_set_subject(edge_req *er, const char *text)
+{
+    free(er->subject);
+    er->subject = NULL;
+    if (!text || !*text) /* a token without a subject: anonymous, as before */
+        return 0;
+    size_t n = strnlen(text, GW_EDGE_SUBJECT_MAX - 1);
+    if (!(er->subject = malloc(n + 1)))
+        return BR_ENOMEM;
+    memcpy(er->subject, text, n);
+    er->subject[n] = '\0';
+    return 0;
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -210,6 +232,10 @@ static edge_req *req_state_new(gw_edge *e, gw_req *req)
 static void req_state_free(gw_edge *e, edge_req *er)
 {
     gw__compress_stream_free(er);
+    gw__edge_set_subject(er, NULL);
+    if (er->id != er->id_inline)
+        free(er->id);
+    er->id = NULL;
     if (e->npool >= GW_EDGE_POOL_KEEP || er->inflated_body.cap > 64 * 1024) {
         br_buf_free(&er->inflated_body);
         br_buf_free(&er->identity);

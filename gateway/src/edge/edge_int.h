@@ -15,8 +15,11 @@
 
 /* Length of a W3C traceparent: "00-" 32 hex "-" 16 hex "-" 2 hex. */
 #define GW_EDGE_TRACE_LEN 55
-/* Bytes of a client address as text (an IPv6 address with its brackets). */
-#define GW_EDGE_ADDR_MAX 64
+/* Bytes of a client address as text (the longest IPv6 form and its NUL). */
+#define GW_EDGE_ADDR_MAX INET6_ADDRSTRLEN
+/* Bytes of a request id kept inside edge_req: a generated id (32 hex digits) or a
+ * UUID fits; a longer client-given id is allocated. */
+#define GW_EDGE_ID_INLINE 40
 /* The compressed-answer buffer: its bound (an answer is at most 17 MiB; compression
  * never makes one much larger), and the capacity kept between answers. */
 #define GW_EDGE_ZBUF_MAX  (18u * 1024 * 1024)
@@ -38,33 +41,38 @@ typedef enum edge_coding { EDGE_IDENTITY = 0, EDGE_GZIP = 1, EDGE_BR = 2 } edge_
 /* The edge's state for one request: from on_request (or the first on_answer of a
  * request the server refused itself) to on_done.  Pooled. */
 typedef struct edge_req {
-    struct edge_req *next;               /* free list */
-    uint64_t start_ns;                   /* the request's first byte (uv_hrtime) */
-    uint64_t sent_ns;                    /* dispatched to a worker; 0: not (yet) */
-    char worker[GW_EDGE_WORKER_MAX];     /* the worker it was last sent to; "" none */
-    char id[GW_EDGE_REQUEST_ID_MAX + 1]; /* X-Request-ID answered */
-    size_t id_len;                       /* bytes of id */
-    char trace[GW_EDGE_TRACE_LEN + 1];   /* traceparent answered and forwarded */
-    char client[GW_EDGE_ADDR_MAX];       /* client address as text ("-" when unknown) */
-    char subject[GW_EDGE_SUBJECT_MAX];   /* the authenticated caller; "" anonymous */
-    const char *origin;                  /* Origin header (into the request), NULL: none */
-    size_t origin_len;                   /* bytes of origin */
-    bool cors_ok;                        /* origin allowed: CORS headers on the answer */
-    const gw_cors_policy *cors;          /* the service's CORS the request meets (for a
-                                            preflight, the asked-for route's); NULL: the
-                                            gateway's */
-    bool inflated;                       /* the body was inflated from gzip */
-    bool drop_auth;                      /* authorization is not forwarded */
-    bool ran_request;                    /* on_request ran (not a server-refused request) */
-    uint8_t coding;                      /* edge_coding the answer may use */
-    int rate_remaining;                  /* RateLimit-Remaining to answer; -1: no limit */
-    uint32_t rate_limit;                 /* RateLimit-Limit */
-    uint32_t rate_reset_s;               /* RateLimit-Reset */
-    void *zstream;                       /* a streamed answer's compressor (z_stream or
-                                            BrotliEncoderState, by zcoding); NULL: none */
-    uint8_t zcoding;                     /* edge_coding of zstream */
-    br_buf inflated_body;                /* the inflated body (gw_req_set_body points here) */
-    br_buf identity;                     /* msgpack map of the verified caller; empty: none */
+    struct edge_req *next;             /* free list */
+    uint64_t start_ns;                 /* the request's first byte (uv_hrtime) */
+    uint64_t sent_ns;                  /* dispatched to a worker; 0: not (yet) */
+    char worker[GW_EDGE_WORKER_MAX];   /* the worker it was last sent to; "" none */
+    char *id;                          /* X-Request-ID answered: id_inline, or
+                                          malloc'd when longer (NUL-terminated) */
+    size_t id_len;                     /* bytes of id */
+    char id_inline[GW_EDGE_ID_INLINE]; /* a short id's bytes */
+    char trace[GW_EDGE_TRACE_LEN + 1]; /* traceparent answered and forwarded */
+    char client[GW_EDGE_ADDR_MAX];     /* client address as text ("-" when unknown) */
+    char *subject;                     /* the authenticated caller (malloc'd, at most
+                                          GW_EDGE_SUBJECT_MAX - 1 bytes); NULL:
+                                          anonymous.  Most requests have none, so
+                                          it takes no room in the others */
+    const char *origin;                /* Origin header (into the request), NULL: none */
+    size_t origin_len;                 /* bytes of origin */
+    bool cors_ok;                      /* origin allowed: CORS headers on the answer */
+    const gw_cors_policy *cors;        /* the service's CORS the request meets (for a
+                                          preflight, the asked-for route's); NULL: the
+                                          gateway's */
+    bool inflated;                     /* the body was inflated from gzip */
+    bool drop_auth;                    /* authorization is not forwarded */
+    bool ran_request;                  /* on_request ran (not a server-refused request) */
+    uint8_t coding;                    /* edge_coding the answer may use */
+    int rate_remaining;                /* RateLimit-Remaining to answer; -1: no limit */
+    uint32_t rate_limit;               /* RateLimit-Limit */
+    uint32_t rate_reset_s;             /* RateLimit-Reset */
+    void *zstream;                     /* a streamed answer's compressor (z_stream or
+                                          BrotliEncoderState, by zcoding); NULL: none */
+    uint8_t zcoding;                   /* edge_coding of zstream */
+    br_buf inflated_body;              /* the inflated body (gw_req_set_body points here) */
+    br_buf identity;                   /* msgpack map of the verified caller; empty: none */
 } edge_req;
 
 /* A parsed address or CIDR (proxy.c). */
@@ -138,6 +146,9 @@ void gw__edge_add_header(gw_http_answer *a, const char *name, const char *value,
 /* edge.c: copies a value into the answer's header text and returns it (NULL when
  * full); valid until the answer is built. */
 const char *gw__edge_keep(gw_edge *e, const char *value, size_t len);
+/* edge.c: sets er's subject to a copy of text (NULL or "": anonymous), truncated to
+ * GW_EDGE_SUBJECT_MAX - 1 bytes.  0 or BR_ENOMEM (then anonymous). */
+int gw__edge_set_subject(edge_req *er, const char *text);
 /* edge.c: answers req {"detail": detail} with `status` and extra headers. */
 void gw__edge_refuse(gw_req *req, int status, const char *detail, const gw_header *extra,
                      size_t nextra);

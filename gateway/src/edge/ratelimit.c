@@ -217,7 +217,7 @@ bool gw__rate_request(gw_edge *e, gw_req *req, edge_req *er)
 
 bool gw__rate_subject(gw_edge *e, gw_req *req, edge_req *er)
 {
-    if (!e->rate || !er->subject[0])
+    if (!e->rate || !er->subject)
         return false;
     uint32_t retry = 0;
     if (!spend(e, er, RATE_KEY, er->subject, strlen(er->subject), &retry))

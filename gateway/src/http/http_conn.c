@@ -71,7 +71,6 @@ static void req_free(gw_http_req *r)
     br_buf_free(&r->arena);
     br_buf_free(&r->resp);
     br_buf_free(&r->sbuf);
-    free(r->offs);
     free(r->hdrs);
     free(r);
 }
@@ -85,10 +84,11 @@ static void req_recycle(gw_conn *conn, gw_http_req *r)
     }
     if (r->arena.cap > GW_HTTP_ARENA_KEEP)
         br_buf_free(&r->arena);
-    if (r->resp.cap > GW_HTTP_ARENA_KEEP)
-        br_buf_free(&r->resp);
-    if (r->sbuf.cap > GW_HTTP_ARENA_KEEP)
-        br_buf_free(&r->sbuf);
+    /* The answer's buffers are not kept: the next request on this connection holds
+     * its object for as long as a worker takes (a second, with 10,000 others), and an
+     * answer is built in one go, so a fresh buffer costs one malloc. */
+    br_buf_free(&r->resp);
+    br_buf_free(&r->sbuf);
     r->next = conn->free_reqs;
     conn->free_reqs = r;
     conn->nfree++;
@@ -483,6 +483,7 @@ void gw__req_answered(gw_http_req *r)
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
     gw_conn *conn = req->data;
+    free(req);
     if (status < 0 || conn->closing) {
         gw__conn_close(conn);
         return;
@@ -504,8 +505,15 @@ void gw__conn_finish(gw_conn *conn)
     conn->lingering = true;
     stop_reading(conn);
     gw__conn_set_phase(conn, GW_PHASE_LINGER, GW_HTTP_LINGER_MS);
-    if (uv_shutdown(&conn->shutdown_req, (uv_stream_t *)&conn->tcp, on_shutdown) < 0)
+    /* Allocated here, once a connection ends, rather than carried by every open one;
+     * libuv calls on_shutdown (which frees it) even when the handle closes first. */
+    uv_shutdown_t *req = malloc(sizeof(*req));
+    if (req)
+        req->data = conn;
+    if (!req || uv_shutdown(req, (uv_stream_t *)&conn->tcp, on_shutdown) < 0) {
+        free(req);
         gw__conn_close(conn);
+    }
 }
 
 /* The answers of the last write are out: recycle them, then carry on. */
@@ -817,7 +825,7 @@ void gw__conn_accept(gw_http_server *server, bool reject)
     conn->server = server;
     uv_tcp_init(server->loop, &conn->tcp);
     uv_timer_init(server->loop, &conn->timer);
-    conn->tcp.data = conn->timer.data = conn->write_req.data = conn->shutdown_req.data = conn;
+    conn->tcp.data = conn->timer.data = conn->write_req.data = conn;
     conn->open_handles = 2;
     if (reject) {
         conn->rejecting = true;
@@ -842,7 +850,7 @@ void gw__conn_accept(gw_http_server *server, bool reject)
     }
     server->stats.accepted++;
     int len = (int)sizeof(conn->peer);
-    if (uv_tcp_getpeername(&conn->tcp, (struct sockaddr *)&conn->peer, &len) != 0)
+    if (uv_tcp_getpeername(&conn->tcp, &conn->peer.sa, &len) != 0 || len > (int)sizeof(conn->peer))
         memset(&conn->peer, 0, sizeof(conn->peer));
     llhttp_init(&conn->parser, HTTP_REQUEST, &gw__parser_settings);
     conn->parser.data = conn;

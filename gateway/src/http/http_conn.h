@@ -8,6 +8,7 @@
 #ifndef BARISTA_GW_HTTP_CONN_H
 #define BARISTA_GW_HTTP_CONN_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -77,8 +78,8 @@ typedef struct gw_http_req {
     br_buf arena;             /* target, header names and values, body, NUL-separated;
                                  max set per request (http_parse.c) */
     br_buf resp;              /* the serialised answer; max set as it is built */
-    gw_hdr_off *offs;         /* header positions while parsing */
-    gw_header *hdrs;          /* header pointers once complete (pub.headers) */
+    gw_header *hdrs;          /* header slots: positions (gw__hdr_off) while parsing,
+                                 pointers once complete (pub.headers) */
     size_t nhdrs;             /* headers used */
     size_t hdr_cap;           /* entries allocated in offs and hdrs */
     size_t url_len;           /* bytes of the request target at the arena's start */
@@ -115,6 +116,15 @@ typedef struct gw_http_req {
     bool body_paused;    /* the consumer paused it */
 } gw_http_req;
 
+/* Header i's position while r is parsed.  Positions live in the memory of the header
+ * slots (a gw_hdr_off is half a gw_header), so a request needs no second array;
+ * req_finish turns them into pointers in place. */
+static inline gw_hdr_off *gw__hdr_off(gw_http_req *r, size_t i)
+{
+    return (gw_hdr_off *)(void *)r->hdrs + i;
+}
+_Static_assert(2 * sizeof(gw_hdr_off) <= sizeof(gw_header), "header positions fit the slots");
+
 /* What the connection's one timer is measuring. */
 typedef enum gw_conn_phase {
     GW_PHASE_NONE,    /* waiting on handlers: no client timeout */
@@ -131,7 +141,6 @@ typedef struct gw_conn {
     uv_tcp_t tcp;                  /* the client socket (first: handle->data aside) */
     uv_timer_t timer;              /* the one timeout of the current phase */
     uv_write_t write_req;          /* the connection's single write in flight */
-    uv_shutdown_t shutdown_req;    /* the FIN after the last answer */
     llhttp_t parser;               /* llhttp, strict; data points back here */
     struct gw_http_server *server; /* owner */
     struct gw_conn *prev, *next;   /* the server's list of connections */
@@ -175,7 +184,11 @@ typedef struct gw_conn {
                                       is kept for the protocol it may switch to */
     struct gw_ws_conn *ws;         /* a WebSocket once its upgrade was granted (ws_conn.c) */
     int open_handles;              /* tcp + timer handles not yet closed */
-    struct sockaddr_storage peer;  /* the client's address (zeroed when unknown) */
+    union {                        /* the client's address (zeroed when unknown): a */
+        struct sockaddr sa;        /* TCP peer is IPv4 or IPv6, so this is a fifth */
+        struct sockaddr_in in;     /* of a sockaddr_storage */
+        struct sockaddr_in6 in6;
+    } peer;
 } gw_conn;
 
 struct gw_http_server {

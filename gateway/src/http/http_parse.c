@@ -23,6 +23,10 @@
  * request the difference is 2.5 MB (scenario 2 of tests/bench/compare). */
 #define GW_HTTP_ARENA_INITIAL 256
 
+/* Unused bytes of a complete request's arena or header slots worth a realloc to give
+ * back (req_fit). */
+#define GW_HTTP_FIT_SLACK 64
+
 static size_t arena_max(const gw_http_config *c)
 {
     return c->max_url_bytes + c->max_header_bytes + 2 * c->max_headers + c->max_body_bytes + 16;
@@ -92,18 +96,17 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
         if (r->nhdrs >= cfg->max_headers)
             return fail_cb(conn, 431, "Request Header Fields Too Large: too many headers");
         if (r->nhdrs == r->hdr_cap) {
-            size_t cap = r->hdr_cap ? r->hdr_cap * 2 : GW_HTTP_HEADERS_INITIAL;
+            /* From a fitted size (req_fit) straight back to the usual first one. */
+            size_t cap =
+                r->hdr_cap >= GW_HTTP_HEADERS_INITIAL ? r->hdr_cap * 2 : GW_HTTP_HEADERS_INITIAL;
             cap = cap > cfg->max_headers ? cfg->max_headers : cap;
-            gw_hdr_off *offs = realloc(r->offs, cap * sizeof(*offs));
-            if (offs)
-                r->offs = offs;
-            gw_header *hdrs = offs ? realloc(r->hdrs, cap * sizeof(*hdrs)) : NULL;
+            gw_header *hdrs = realloc(r->hdrs, cap * sizeof(*hdrs));
             if (!hdrs)
                 return fail_cb(conn, 503, "Service Unavailable: out of memory");
             r->hdrs = hdrs;
             r->hdr_cap = cap;
         }
-        r->offs[r->nhdrs].name_off = (uint32_t)r->arena.len;
+        gw__hdr_off(r, r->nhdrs)->name_off = (uint32_t)r->arena.len;
         conn->field_open = true;
     }
     if (arena_append(conn, at, n) != 0)
@@ -124,7 +127,7 @@ static int on_header_field_complete(llhttp_t *p)
         conn->field_open = false;
         return named ? 0 : fail_cb(conn, 400, "Bad Request: a trailer line without a name");
     }
-    gw_hdr_off *o = &r->offs[r->nhdrs];
+    gw_hdr_off *o = gw__hdr_off(r, r->nhdrs);
     o->name_len = (uint32_t)(r->arena.len - o->name_off);
     if (o->name_len == 0) /* llhttp lets ": value" through */
         return fail_cb(conn, 400, "Bad Request: a header line without a name");
@@ -191,7 +194,7 @@ static int on_header_value_complete(llhttp_t *p)
     gw_http_req *r = conn->parsing;
     if (r->headers_done)
         return 0;
-    gw_hdr_off *o = &r->offs[r->nhdrs];
+    gw_hdr_off *o = gw__hdr_off(r, r->nhdrs);
     size_t len = r->arena.len - o->value_off;
     const char *v = (const char *)r->arena.data + o->value_off;
     while (len && (v[len - 1] == ' ' || v[len - 1] == '\t'))
@@ -231,6 +234,7 @@ static uint64_t stream_route(gw_conn *conn, gw_http_req *r, const llhttp_t *p)
 }
 
 static void req_finish(gw_http_req *r, const llhttp_t *p);
+static void req_fit(gw_http_req *r);
 static void dispatch(gw_conn *conn, gw_http_req *r);
 
 /* A request whose route streams its body: handled now, its body delivered as it is
@@ -367,6 +371,35 @@ static size_t origin_offset(const char *url, size_t len)
     return skip;
 }
 
+/* A complete request gives back the slack of its arena and header slots before
+ * pointers into them are made: it may wait on a worker for a long time (10,000
+ * requests of a second each hold 4 MB of slack), and the arena's doubling leaves up
+ * to half of a large body's buffer unused.  The next request on the connection grows
+ * them again if it needs more; one of the same shape fits as it is. */
+static void req_fit(gw_http_req *r)
+{
+    if (r->arena.cap - r->arena.len >= GW_HTTP_FIT_SLACK && r->arena.len > 0) {
+        uint8_t *a = realloc(r->arena.data, r->arena.len);
+        if (a) {
+            r->arena.data = a;
+            r->arena.cap = r->arena.len;
+        }
+    }
+    if ((r->hdr_cap - r->nhdrs) * sizeof(*r->hdrs) >= GW_HTTP_FIT_SLACK) {
+        if (r->nhdrs == 0) {
+            free(r->hdrs);
+            r->hdrs = NULL;
+            r->hdr_cap = 0;
+        } else {
+            gw_header *h = realloc(r->hdrs, r->nhdrs * sizeof(*h));
+            if (h) {
+                r->hdrs = h;
+                r->hdr_cap = r->nhdrs;
+            }
+        }
+    }
+}
+
 /* Points the public request at its arena: target split into path and query. */
 static void req_finish(gw_http_req *r, const llhttp_t *p)
 {
@@ -387,11 +420,11 @@ static void req_finish(gw_http_req *r, const llhttp_t *p)
     pub->query_len = q ? url_len - pub->path_len - 1 : 0;
     if (q)
         *q = '\0';
-    for (size_t i = 0; i < r->nhdrs; i++) {
-        r->hdrs[i].name = arena + r->offs[i].name_off;
-        r->hdrs[i].name_len = r->offs[i].name_len;
-        r->hdrs[i].value = arena + r->offs[i].value_off;
-        r->hdrs[i].value_len = r->offs[i].value_len;
+    /* The offsets share the slots' memory (gw__hdr_off); from the last header down,
+     * slot i only covers offsets at i and above, which are converted already. */
+    for (size_t i = r->nhdrs; i-- > 0;) {
+        gw_hdr_off o = *gw__hdr_off(r, i);
+        r->hdrs[i] = (gw_header){arena + o.name_off, o.name_len, arena + o.value_off, o.value_len};
     }
     pub->headers = r->hdrs;
     pub->nheaders = r->nhdrs;
@@ -462,6 +495,7 @@ static int on_message_complete(llhttp_t *p)
     r->continue_pending = false;
     decide_keep_alive(conn, r, p);
     gw__conn_set_phase(conn, GW_PHASE_NONE, 0);
+    req_fit(r);
     req_finish(r, p);
     dispatch(conn, r);
     /* Always paused: the next request's head is scanned from where this one ended. */

@@ -394,9 +394,10 @@ int gw_req_respond_error(gw_req *req, int status, bool retry_after, const char *
 int gw_req_peer(const gw_req *req, struct sockaddr_storage *out)
 {
     const gw_http_req *r = (const gw_http_req *)req;
-    if (!r || !out || r->conn->peer.ss_family == 0)
+    if (!r || !out || r->conn->peer.sa.sa_family == 0)
         return BR_EIO;
-    *out = r->conn->peer;
+    memset(out, 0, sizeof(*out));
+    memcpy(out, &r->conn->peer, sizeof(r->conn->peer));
     return 0;
 }
 
