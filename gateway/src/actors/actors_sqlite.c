@@ -16,13 +16,32 @@
 #include "actors_store.h"
 #include "log.h"
 
-struct gw_actor_backend {
-    sqlite3 *db;          /* the connection (used by one thread at a time) */
-    sqlite3_stmt *select; /* SELECT epoch, state by key */
-    sqlite3_stmt *claim;  /* INSERT ... ON CONFLICT DO UPDATE epoch */
-    sqlite3_stmt *set;    /* UPDATE state WHERE epoch matches */
-    sqlite3_stmt *del;    /* UPDATE state = NULL WHERE epoch matches */
-};
+typedef struct sqlite_backend {
+    gw_actor_backend base; /* the hooks (first) */
+    sqlite3 *db;           /* the connection (used by one thread at a time) */
+    sqlite3_stmt *select;  /* SELECT epoch, state by key */
+    sqlite3_stmt *claim;   /* INSERT ... ON CONFLICT DO UPDATE epoch */
+    sqlite3_stmt *set;     /* UPDATE state WHERE epoch matches */
+    sqlite3_stmt *del;     /* UPDATE state = NULL WHERE epoch matches */
+} sqlite_backend;
+
+static void sqlite_apply(gw_actor_backend *self, gw_actor_op **ops, size_t n)
+{
+    gw__actors_sqlite_apply(self, ops, n);
+}
+
+static void sqlite_close(gw_actor_backend *self)
+{
+    gw__actors_sqlite_close(&self);
+}
+
+static const gw_actor_backend_ops sqlite_ops = {.apply = sqlite_apply, .close = sqlite_close};
+
+static void close_failed(sqlite_backend *s)
+{
+    gw_actor_backend *b = &s->base;
+    gw__actors_sqlite_close(&b);
+}
 
 static int exec(sqlite3 *db, const char *sql)
 {
@@ -39,15 +58,16 @@ static int exec(sqlite3 *db, const char *sql)
 
 gw_actor_backend *gw__actors_sqlite_open(const char *path, bool fsync)
 {
-    gw_actor_backend *s = calloc(1, sizeof(*s));
+    sqlite_backend *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
+    s->base.ops = &sqlite_ops;
     if (sqlite3_open_v2(path, &s->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
         gw_log(GW_LOG_ERROR, "actors", "sqlite3_open_v2(%s) failed: %s", path,
                s->db ? sqlite3_errmsg(s->db) : "out of memory");
-        gw__actors_sqlite_close(&s);
+        close_failed(s);
         return NULL;
     }
     /* Every gateway process of --processes N opens this file (docs/gateway.md): a
@@ -60,7 +80,7 @@ gw_actor_backend *gw__actors_sqlite_open(const char *path, bool fsync)
         exec(s->db, "CREATE TABLE IF NOT EXISTS actor_state (type TEXT NOT NULL, key BLOB NOT "
                     "NULL, epoch INTEGER NOT NULL, state BLOB, PRIMARY KEY (type, key)) "
                     "WITHOUT ROWID") != 0) {
-        gw__actors_sqlite_close(&s);
+        close_failed(s);
         return NULL;
     }
     static const char *const sql[4] = {
@@ -75,17 +95,17 @@ gw_actor_backend *gw__actors_sqlite_open(const char *path, bool fsync)
         if (sqlite3_prepare_v2(s->db, sql[i], -1, stmts[i], NULL) != SQLITE_OK) {
             gw_log(GW_LOG_ERROR, "actors", "sqlite3_prepare_v2(%s) failed: %s", sql[i],
                    sqlite3_errmsg(s->db));
-            gw__actors_sqlite_close(&s);
+            close_failed(s);
             return NULL;
         }
-    return s;
+    return &s->base;
 }
 
 void gw__actors_sqlite_close(gw_actor_backend **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    gw_actor_backend *s = *self_p;
+    sqlite_backend *s = (sqlite_backend *)*self_p;
     sqlite3_finalize(s->select);
     sqlite3_finalize(s->claim);
     sqlite3_finalize(s->set);
@@ -103,7 +123,7 @@ static void bind_key(sqlite3_stmt *st, const gw_actor_op *op)
 }
 
 /* Claims the next epoch and reads the state. */
-static int apply_load(gw_actor_backend *s, gw_actor_op *op)
+static int apply_load(sqlite_backend *s, gw_actor_op *op)
 {
     bind_key(s->claim, op);
     if (sqlite3_step(s->claim) != SQLITE_DONE)
@@ -120,7 +140,7 @@ static int apply_load(gw_actor_backend *s, gw_actor_op *op)
     return rc;
 }
 
-static int apply_commit(gw_actor_backend *s, gw_actor_op *op)
+static int apply_commit(sqlite_backend *s, gw_actor_op *op)
 {
     if (op->op == BR_STATE_KEEP)
         return 0;
@@ -135,8 +155,9 @@ static int apply_commit(gw_actor_backend *s, gw_actor_op *op)
     return sqlite3_changes(s->db) == 1 ? 0 : BR_EVALUE;
 }
 
-void gw__actors_sqlite_apply(gw_actor_backend *s, gw_actor_op **ops, size_t n)
+void gw__actors_sqlite_apply(gw_actor_backend *self, gw_actor_op **ops, size_t n)
 {
+    sqlite_backend *s = (sqlite_backend *)self;
     if (exec(s->db, "BEGIN IMMEDIATE") != 0) {
         for (size_t i = 0; i < n; i++)
             ops[i]->status = BR_EIO;
