@@ -61,8 +61,8 @@ static const char schema_sql[] =
 enum { ST_LOAD, ST_SET, ST_DEL, ST_COUNT };
 static const char *const st_names[ST_COUNT] = {"actor_load", "actor_set", "actor_del"};
 static const char *const st_sql[ST_COUNT] = {
-    "INSERT INTO barista_actor_state AS a (type, key, epoch) VALUES ($1, $2, 1) "
-    "ON CONFLICT (type, key) DO UPDATE SET epoch = a.epoch + 1 RETURNING a.epoch, a.state",
+    ("INSERT INTO barista_actor_state AS a (type, key, epoch) VALUES ($1, $2, 1) "
+     "ON CONFLICT (type, key) DO UPDATE SET epoch = a.epoch + 1 RETURNING a.epoch, a.state"),
     "UPDATE barista_actor_state SET state = $3 WHERE type = $1 AND key = $2 AND epoch = $4",
     "UPDATE barista_actor_state SET state = NULL WHERE type = $1 AND key = $2 AND epoch = $3",
 };

@@ -66,20 +66,21 @@ static const char *const st_names[] = {"job_insert",    "job_update",    "job_de
                                        "job_put_sched", "job_del_sched", "job_detail"};
 #define ST_DETAIL 8
 static const char *const st_sql[] = {
-    "INSERT INTO barista_jobs (id, public_id, task, payload, idem_key, status, attempts, run_at,"
-    " updated, result, error, identity) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    "UPDATE barista_jobs SET status = $2, attempts = $3, run_at = $4, updated = $5, result = $6,"
-    " error = $7 WHERE id = $1",
+    ("INSERT INTO barista_jobs (id, public_id, task, payload, idem_key, status, attempts, run_at,"
+     " updated, result, error, identity) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+     "$12)"),
+    ("UPDATE barista_jobs SET status = $2, attempts = $3, run_at = $4, updated = $5, result = $6,"
+     " error = $7 WHERE id = $1"),
     "DELETE FROM barista_jobs WHERE id = $1",
-    "INSERT INTO barista_job_tasks (name, public) VALUES ($1, $2)"
-    " ON CONFLICT (name) DO UPDATE SET public = EXCLUDED.public",
+    ("INSERT INTO barista_job_tasks (name, public) VALUES ($1, $2)"
+     " ON CONFLICT (name) DO UPDATE SET public = EXCLUDED.public"),
     "DELETE FROM barista_job_tasks WHERE name = $1",
     "SELECT id, payload FROM barista_jobs WHERE id = ANY ($1::bigint[])",
-    "INSERT INTO barista_job_schedules (id, task, payload, cron, interval_ms, last_tick, catch_up,"
-    " identity) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO UPDATE SET"
-    " task = EXCLUDED.task, payload = EXCLUDED.payload, cron = EXCLUDED.cron,"
-    " interval_ms = EXCLUDED.interval_ms, last_tick = EXCLUDED.last_tick,"
-    " catch_up = EXCLUDED.catch_up, identity = EXCLUDED.identity",
+    ("INSERT INTO barista_job_schedules (id, task, payload, cron, interval_ms, last_tick, catch_up,"
+     " identity) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO UPDATE SET"
+     " task = EXCLUDED.task, payload = EXCLUDED.payload, cron = EXCLUDED.cron,"
+     " interval_ms = EXCLUDED.interval_ms, last_tick = EXCLUDED.last_tick,"
+     " catch_up = EXCLUDED.catch_up, identity = EXCLUDED.identity"),
     "DELETE FROM barista_job_schedules WHERE id = $1",
     "SELECT id, result, error FROM barista_jobs WHERE id = ANY ($1::bigint[])",
 };
