@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <uv.h>
 
 #include "actors_store.h"
 #include "registry.h"
@@ -348,6 +349,17 @@ static void an_unreachable_server_fails_the_open(void **state)
 
 static char ticker[64] = "ticker"; /* the test's actor type: fresh in a shared database */
 
+/* Removes a SQLite store's file and its WAL companions. */
+static void remove_sqlite_files(const char *path)
+{
+    char aux[256];
+    const char *suffixes[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(aux, sizeof(aux), "%s%s", path, suffixes[i]);
+        unlink(aux);
+    }
+}
+
 static gw_actor_op op_remind(uint8_t kind, const char *key, const char *name, uint64_t now)
 {
     return (gw_actor_op){.remind = kind,
@@ -465,14 +477,83 @@ static void reminders_are_fenced_claimed_once_and_moved_on(void **state)
     gw__actors_store_close(&two);
     gw__actor_op_free_claimed(&c1);
     br_buf_free(&load.state);
-    if (pg)
-        return;
-    unlink(path);
-    char aux[sizeof(path) + 8];
-    snprintf(aux, sizeof(aux), "%s-wal", path);
-    unlink(aux);
-    snprintf(aux, sizeof(aux), "%s-shm", path);
-    unlink(aux);
+    if (!pg)
+        remove_sqlite_files(path);
+}
+
+/* Two processes claiming at once from one store, each in its own thread and session. */
+#define RACE_REMINDERS 40
+
+typedef struct race_side {
+    gw_actor_backend *b;      /* this process's backend */
+    int seen[RACE_REMINDERS]; /* how many times it claimed reminder r<i> */
+    int failed;               /* claims that did not answer 0 */
+} race_side;
+
+static void race_claim(void *arg)
+{
+    race_side *side = arg;
+    for (;;) {
+        gw_actor_op op = op_claim(10000);
+        op.claim_max = 3;
+        apply1(side->b, &op);
+        size_t n = op.status == 0 ? op.nclaimed : 0;
+        side->failed += op.status != 0;
+        for (size_t i = 0; i < n; i++) {
+            int which = atoi(op.claimed[i].name.ptr + 1);
+            if (which >= 0 && which < RACE_REMINDERS)
+                side->seen[which]++;
+        }
+        gw__actor_op_free_claimed(&op);
+        if (n == 0 && op.status == 0)
+            return; /* nothing due and unleased is left */
+    }
+}
+
+/* Two gateways claiming the same due reminders at the same time take each exactly once
+ * between them (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: one writer at a time). */
+static void concurrent_claims_never_take_one_reminder_twice(void **state)
+{
+    (void)state;
+    bool pg = gw__actors_store_is_pg(store_db);
+    char path[] = "/tmp/barista-test-raceXXXXXX";
+    if (!pg) {
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        close(fd);
+    }
+    static unsigned n;
+    snprintf(ticker, sizeof(ticker), "race-%ld-%u", (long)getpid(), n++);
+    race_side sides[2] = {{.b = gw__actors_store_open(pg ? store_db : path, false)},
+                          {.b = gw__actors_store_open(pg ? store_db : path, false)}};
+    assert_non_null(sides[0].b);
+    assert_non_null(sides[1].b);
+    gw_actor_op load = op_load("k");
+    load.type = br_str_c(ticker);
+    apply1(sides[0].b, &load);
+    assert_int_equal(load.status, 0);
+    for (int i = 0; i < RACE_REMINDERS; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "r%d", i);
+        gw_actor_op set = op_remind(GW_REMIND_SET, "k", name, 1000);
+        set.epoch = load.epoch;
+        set.gen = 1;
+        apply1(sides[0].b, &set);
+        assert_int_equal(set.status, 0);
+    }
+    uv_thread_t threads[2];
+    for (int t = 0; t < 2; t++)
+        assert_int_equal(uv_thread_create(&threads[t], race_claim, &sides[t]), 0);
+    for (int t = 0; t < 2; t++)
+        uv_thread_join(&threads[t]);
+    for (int i = 0; i < RACE_REMINDERS; i++)
+        assert_int_equal(sides[0].seen[i] + sides[1].seen[i], 1);
+    assert_int_equal(sides[0].failed + sides[1].failed, 0);
+    gw__actors_store_close(&sides[0].b);
+    gw__actors_store_close(&sides[1].b);
+    br_buf_free(&load.state);
+    if (!pg)
+        remove_sqlite_files(path);
 }
 
 /* The store's tests again against PostgreSQL: BARISTA_TEST_STORE=pg. */
@@ -492,6 +573,7 @@ static int run_pg(void)
         cmocka_unit_test(gateways_sharing_a_store_fence_each_other),
         cmocka_unit_test(an_unreachable_server_fails_the_open),
         cmocka_unit_test(reminders_are_fenced_claimed_once_and_moved_on),
+        cmocka_unit_test(concurrent_claims_never_take_one_reminder_twice),
     };
     return cmocka_run_group_tests_name("actors store on PostgreSQL", tests, NULL, NULL);
 }
@@ -512,6 +594,7 @@ int main(void)
         cmocka_unit_test(store_refuses_a_commit_from_a_replaced_epoch),
         cmocka_unit_test(store_applies_a_batch_in_order_in_one_transaction),
         cmocka_unit_test(reminders_are_fenced_claimed_once_and_moved_on),
+        cmocka_unit_test(concurrent_claims_never_take_one_reminder_twice),
         cmocka_unit_test(a_commit_that_keeps_the_state_changes_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
