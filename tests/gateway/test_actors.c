@@ -349,6 +349,21 @@ static void an_unreachable_server_fails_the_open(void **state)
 
 static char ticker[64] = "ticker"; /* the test's actor type: fresh in a shared database */
 
+/* Two backends on one store stand for two gateway processes: the PostgreSQL database
+ * under test (true), or a fresh SQLite file made from the mkstemp template path
+ * (":memory:" is not shared).  Picks a fresh actor type in `ticker` too. */
+static bool shared_store(char *path)
+{
+    static unsigned n;
+    snprintf(ticker, sizeof(ticker), "ticker-%ld-%u", (long)getpid(), n++);
+    if (gw__actors_store_is_pg(store_db))
+        return true;
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    return false;
+}
+
 /* Removes a SQLite store's file and its WAL companions. */
 static void remove_sqlite_files(const char *path)
 {
@@ -391,17 +406,8 @@ static size_t claimed(gw_actor_backend *b, uint64_t now)
 static void reminders_are_fenced_claimed_once_and_moved_on(void **state)
 {
     (void)state;
-    /* Two backends on one store stand for two gateway processes: a SQLite file (a
-     * fresh one: ":memory:" is not shared) or the PostgreSQL database. */
-    bool pg = gw__actors_store_is_pg(store_db);
     char path[] = "/tmp/barista-test-remindXXXXXX";
-    if (!pg) {
-        int fd = mkstemp(path);
-        assert_true(fd >= 0);
-        close(fd);
-    }
-    static unsigned n;
-    snprintf(ticker, sizeof(ticker), "ticker-%ld-%u", (long)getpid(), n++);
+    bool pg = shared_store(path);
     gw_actor_backend *one = gw__actors_store_open(pg ? store_db : path, false);
     gw_actor_backend *two = gw__actors_store_open(pg ? store_db : path, false);
     assert_non_null(one);
@@ -515,15 +521,8 @@ static void race_claim(void *arg)
 static void concurrent_claims_never_take_one_reminder_twice(void **state)
 {
     (void)state;
-    bool pg = gw__actors_store_is_pg(store_db);
     char path[] = "/tmp/barista-test-raceXXXXXX";
-    if (!pg) {
-        int fd = mkstemp(path);
-        assert_true(fd >= 0);
-        close(fd);
-    }
-    static unsigned n;
-    snprintf(ticker, sizeof(ticker), "race-%ld-%u", (long)getpid(), n++);
+    bool pg = shared_store(path);
     race_side sides[2] = {{.b = gw__actors_store_open(pg ? store_db : path, false)},
                           {.b = gw__actors_store_open(pg ? store_db : path, false)}};
     assert_non_null(sides[0].b);
