@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Background jobs, side by side: Barista (durable SQLite store, email task) and
-# Celery + Redis (acks_late, the same task) on this machine, in one run.  The shipped
+# Background jobs, side by side: Barista (durable SQLite store, then PostgreSQL, email
+# task) and Celery + Redis (acks_late, the same task) on this machine, in one run.  The shipped
 # email task is internal (only signup enqueues it), so Barista's worker is
 # barista-worker-test hosting `public-email`: the same email task, published for
 # POST /jobs/email (tests/workers/test_services.h).
@@ -10,8 +10,10 @@
 # For each system: wrk POSTs email jobs for BENCH_DURATION seconds with BENCH_CONNS
 # connections ("accepted/s" = 202s per second), then the script waits until the
 # outbox holds a line for every accepted job ("completed/s" = jobs / time from the
-# first POST to the last line).  Barista runs twice: --jobs-fsync 0 (default,
-# survives any process kill) and 1 (fsync per group commit, survives power loss).
+# first POST to the last line).  Barista runs three times: --jobs-fsync 0 (default,
+# survives any process kill), 1 (fsync per group commit, survives power loss), and
+# with --jobs-db postgres://... on a PostgreSQL 15 the script starts on loopback with
+# the server's durable defaults (fsync on, synchronous_commit on: like fsync 1).
 # "flows" (Barista only) runs tests/bench/jobs/flow_bench.py against a gateway with
 # two CPU workers of the test `calc` task: chains of 3, a chord of 100 and a schedule
 # at 100 Hz (its jitter from the task's run log).
@@ -19,7 +21,7 @@
 # Environment (defaults in brackets):
 #   BENCH_DURATION   seconds of wrk per run, at most 20              [10]
 #   BENCH_CONNS      wrk connections                                 [64]
-#   BENCH_SYSTEMS    subset of "barista barista-fsync celery flows"  [all]
+#   BENCH_SYSTEMS    subset of "barista barista-fsync barista-pg celery flows" [all]
 #   BARISTA_BIN      directory with barista-gateway/-worker   [<repo>/build/bin]
 #   BENCH_PYTHON     interpreter with Debian's celery, fastapi, uvicorn [/usr/bin/python3]
 #   BENCH_KEEP       1: keep the temp dir                            [0]
@@ -30,7 +32,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 DUR=${BENCH_DURATION:-10}
 CONNS=${BENCH_CONNS:-64}
-SYSTEMS=${BENCH_SYSTEMS:-"barista barista-fsync celery flows"}
+SYSTEMS=${BENCH_SYSTEMS:-"barista barista-fsync barista-pg celery flows"}
 BIN=${BARISTA_BIN:-$ROOT/build/bin}
 PY=${BENCH_PYTHON:-/usr/bin/python3}
 
@@ -41,6 +43,9 @@ want() { case " $SYSTEMS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # ---------------------------------------------------------------- packages
 PKGS="wrk curl"
+if want barista-pg; then
+    PKGS="$PKGS postgresql-15"
+fi
 if want celery; then
     PKGS="$PKGS python3-celery python3-redis redis-server python3-fastapi python3-uvicorn"
     PKGS="$PKGS python3-uvloop python3-httptools"
@@ -116,15 +121,15 @@ measure() {
         "$accepted" "$total" "$m" "$t0" "$t1"
 }
 
-run_barista() { # run_barista NAME FSYNC
-    local name=$1 fsync=$2 http broker
+run_barista() { # run_barista NAME FSYNC [DB]
+    local name=$1 fsync=$2 db=${3:-$WORK/$1.db} http broker
     http=$(port); broker=$(port)
     log "$name: gateway + 1 io worker (public-email), --jobs-fsync $fsync"
     BARISTA_OUTBOX="$WORK/$name.outbox" start "$name-gateway" "$BIN/barista-gateway" --local \
         --worker-bin "$BIN/barista-worker-test" \
         --io-services public-email --io-workers 1 --cpu-workers 0 \
         --listen "127.0.0.1:$http" --broker "tcp://127.0.0.1:$broker" \
-        --jobs-db "$WORK/$name.db" --jobs-fsync "$fsync"
+        --jobs-db "$db" --jobs-fsync "$fsync"
     wait_http "http://127.0.0.1:$http/healthz"
     # Wait for the worker to announce the task (404 until then).
     for _ in $(seq 1 100); do
@@ -137,6 +142,31 @@ run_barista() { # run_barista NAME FSYNC
         sleep 0.1
     done
     measure "$name" "http://127.0.0.1:$http/jobs/email" "$WORK/$name.outbox"
+    stop_all
+}
+
+run_barista_pg() { # a PostgreSQL 15 cluster in WORK (as user postgres when root)
+    local bindir pgport as=""
+    bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+    pgport=$(port)
+    mkdir -p "$WORK/pg"
+    if [ "$(id -u)" = 0 ]; then
+        chmod 755 "$WORK" && chown postgres: "$WORK/pg" && as="runuser -u postgres --"
+    fi
+    $as "$bindir/initdb" -D "$WORK/pg/data" -U barista -A trust -E UTF8 --locale=C >/dev/null
+    log "barista-pg: postgres $("$bindir/postgres" --version | awk '{print $3}') on port $pgport" \
+        "(fsync on, synchronous_commit on)"
+    start postgres $as "$bindir/postgres" -D "$WORK/pg/data" -p "$pgport" -k "$WORK/pg" \
+        -c listen_addresses=127.0.0.1
+    for _ in $(seq 1 100); do
+        "$bindir/pg_isready" -q -h 127.0.0.1 -p "$pgport" && break
+        sleep 0.1
+    done
+    "$bindir/psql" -X -q -h 127.0.0.1 -p "$pgport" -U barista -d postgres -c "CREATE DATABASE barista"
+    local pgpid=$PIDS
+    PIDS=""
+    run_barista barista-pg 0 "postgres://barista@127.0.0.1:$pgport/barista"
+    PIDS=$pgpid
     stop_all
 }
 
@@ -177,5 +207,6 @@ run_flows() {
 log "$(nproc) cores, ${DUR}s per run, $CONNS connections; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 want barista && run_barista barista 0
 want barista-fsync && run_barista barista-fsync 1
+want barista-pg && run_barista_pg
 want celery && run_celery
 want flows && run_flows

@@ -4,7 +4,13 @@
  * payload and key alone, group commits report every write, deletes and tasks (with
  * their public flag) persist, reads see the writes queued before them, a file of the
  * old schema (integer ids) is migrated keeping its ids, a newer one is refused, and
- * backoff doubles, caps and jitters within its bounds.
+ * backoff doubles, caps and jitters within its bounds.  With BARISTA_TEST_STORE=pg the
+ * store's behaviour tests run again against the PostgreSQL server at
+ * BARISTA_TEST_PG_URL (CTest's gateway_test_jobs_store_pg starts one through
+ * tests/integration/dbservers.py), workflows' insert_many, links and set_payload
+ * included, with PostgreSQL's own: one gateway owns a queue, a batch of large payloads
+ * written and read back in one pipeline, and a database made before workflows gains
+ * the links column.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +22,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "jobs.h"
@@ -30,8 +37,38 @@ typedef struct fixture {
     uv_loop_t loop;
 } fixture;
 
+/* The PostgreSQL database under test (BARISTA_TEST_STORE=pg), else NULL: SQLite. */
+static const char *pg_url;
+
+/* Opens the store under test: the fixture's SQLite file, or the PostgreSQL database. */
+static gw_jobs_store *open_store(fixture *f, gw_jobs_sync sync)
+{
+    return pg_url ? gw__jobs_pg_open(&f->loop, pg_url)
+                  : gw__jobs_sqlite_open(&f->loop, f->path, sync);
+}
+
+/* Runs sql (no rows) on the PostgreSQL database under test. */
+static void pg_sql(const char *sql)
+{
+    PGconn *c = PQconnectdb(pg_url);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(c);
+}
+
+/* Each PostgreSQL test starts from no tables, as each SQLite one from no file. */
+static void pg_drop_tables(void)
+{
+    pg_sql("SET client_min_messages = warning; DROP TABLE IF EXISTS barista_jobs, "
+           "barista_job_tasks, barista_job_schedules");
+}
+
 static int setup(void **state)
 {
+    if (pg_url)
+        pg_drop_tables();
     fixture *f = calloc(1, sizeof(*f));
     if (!f)
         return -1;
@@ -204,7 +241,7 @@ static void on_read(void *arg, int status, const gw_job_row *rows, size_t n)
 static void rows_survive_a_reopen_and_later_writes_win(void **state)
 {
     fixture *f = *state;
-    gw_jobs_store *s = gw__jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_FULL);
+    gw_jobs_store *s = open_store(f, GW_JOBS_SYNC_FULL);
     assert_non_null(s);
     counter c = {.in_order = true};
     write_ctx w[4] = {{&c, 1}, {&c, 2}, {&c, 3}, {&c, 4}};
@@ -230,7 +267,7 @@ static void rows_survive_a_reopen_and_later_writes_win(void **state)
     assert_int_equal(c.failed, 0);
     assert_true(c.in_order);
 
-    s = gw__jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_NORMAL);
+    s = open_store(f, GW_JOBS_SYNC_NORMAL);
     assert_non_null(s);
     loaded l = {0};
     assert_int_equal(gw__jobs_store_load(s, on_row, on_task, &l), 0);
@@ -257,7 +294,7 @@ static void rows_survive_a_reopen_and_later_writes_win(void **state)
 static void reads_see_the_writes_queued_before_them(void **state)
 {
     fixture *f = *state;
-    gw_jobs_store *s = gw__jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_NORMAL);
+    gw_jobs_store *s = open_store(f, GW_JOBS_SYNC_NORMAL);
     assert_non_null(s);
     gw_job_row r = row("41", GW_JOB_QUEUED);
     assert_int_equal(gw__jobs_store_insert(s, &r, NULL, NULL), 0);
@@ -284,7 +321,7 @@ static void reads_see_the_writes_queued_before_them(void **state)
 static void deletes_persist(void **state)
 {
     fixture *f = *state;
-    gw_jobs_store *s = gw__jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_NORMAL);
+    gw_jobs_store *s = open_store(f, GW_JOBS_SYNC_NORMAL);
     assert_non_null(s);
     counter c = {.in_order = true};
     write_ctx w[5] = {{&c, 1}, {&c, 2}, {&c, 3}, {&c, 4}, {&c, 5}};
@@ -297,7 +334,7 @@ static void deletes_persist(void **state)
     close_store(f, &s);
     assert_int_equal(c.done, 5);
 
-    s = gw__jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_NORMAL);
+    s = open_store(f, GW_JOBS_SYNC_NORMAL);
     assert_non_null(s);
     loaded l = {0};
     assert_int_equal(gw__jobs_store_load(s, on_row, on_task, &l), 0);
@@ -311,7 +348,7 @@ static void deletes_persist(void **state)
 static void many_writes_group_commit_and_all_land(void **state)
 {
     fixture *f = *state;
-    gw_jobs_store *s = gw__jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_FULL);
+    gw_jobs_store *s = open_store(f, GW_JOBS_SYNC_FULL);
     assert_non_null(s);
     counter c = {.in_order = true};
     write_ctx *w = calloc(MANY, sizeof(*w));
@@ -331,7 +368,7 @@ static void many_writes_group_commit_and_all_land(void **state)
     close_store(f, &s);
     free(w);
 
-    s = gw__jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_FULL);
+    s = open_store(f, GW_JOBS_SYNC_FULL);
     assert_non_null(s);
     loaded l = {0};
     assert_int_equal(gw__jobs_store_load(s, on_row, on_task, &l), 0);
@@ -467,7 +504,7 @@ static void on_any_task(br_str name, bool is_public, void *arg)
 static void insert_many_keeps_links_and_set_payload_replaces_the_payload(void **state)
 {
     fixture *f = *state;
-    gw_jobs_store *s = gw__jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_NORMAL);
+    gw_jobs_store *s = open_store(f, GW_JOBS_SYNC_NORMAL);
     assert_non_null(s);
     gw_job_row rows[3] = {row("51", GW_JOB_QUEUED), row("52", GW_JOB_WAITING),
                           row("53", GW_JOB_WAITING)};
@@ -498,7 +535,7 @@ static void insert_many_keeps_links_and_set_payload_replaces_the_payload(void **
     assert_int_equal(got.payload[0][0], 5);
     assert_int_equal(got.payload_len[1], PAYLOAD.len); /* not replaced */
     close_store(f, &s);
-    s = gw__jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_NORMAL);
+    s = open_store(f, GW_JOBS_SYNC_NORMAL);
     assert_non_null(s);
     links_seen l = {0};
     assert_int_equal(gw__jobs_store_load(s, on_links_row, on_any_task, &l), 0);
@@ -533,6 +570,26 @@ static void a_version_3_file_gains_links(void **state)
     close_store(f, &s);
 }
 
+/* A PostgreSQL database made before workflows (no links column) gains it at open; its
+ * jobs have none. */
+static void a_database_made_before_workflows_gains_links(void **state)
+{
+    fixture *f = *state;
+    pg_sql("CREATE TABLE barista_jobs (id BIGINT PRIMARY KEY, public_id BYTEA, task BYTEA NOT "
+           "NULL, payload BYTEA, idem_key BYTEA, status BIGINT NOT NULL, attempts BIGINT NOT "
+           "NULL, run_at BIGINT NOT NULL, updated BIGINT NOT NULL, result BYTEA, error BYTEA, "
+           "identity BYTEA);"
+           "INSERT INTO barista_jobs VALUES (5, '0000000000000005aaaaaaaaaaaaaaaaaaaa', "
+           "'email', '\\xc3', NULL, 0, 0, 1000, 1000, NULL, NULL, NULL)");
+    gw_jobs_store *s = open_store(f, GW_JOBS_SYNC_NORMAL);
+    assert_non_null(s);
+    links_seen l = {0};
+    assert_int_equal(gw__jobs_store_load(s, on_links_row, on_any_task, &l), 0);
+    assert_int_equal(l.rows, 1);
+    assert_string_equal(l.links[0], "");
+    close_store(f, &s);
+}
+
 static void a_file_of_a_newer_schema_is_refused(void **state)
 {
     fixture *f = *state;
@@ -543,7 +600,7 @@ static void a_file_of_a_newer_schema_is_refused(void **state)
 static void writes_after_close_are_refused(void **state)
 {
     fixture *f = *state;
-    gw_jobs_store *s = gw__jobs_sqlite_open(&f->loop, f->path, GW_JOBS_SYNC_NORMAL);
+    gw_jobs_store *s = open_store(f, GW_JOBS_SYNC_NORMAL);
     assert_non_null(s);
     bool closed = false;
     gw__jobs_store_shutdown(s, on_closed, &closed);
@@ -560,6 +617,79 @@ static void opening_an_unwritable_path_fails(void **state)
     char bad[128];
     snprintf(bad, sizeof(bad), "%s/no/such/dir/jobs.db", f->dir);
     assert_null(gw__jobs_sqlite_open(&f->loop, bad, GW_JOBS_SYNC_NORMAL));
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* PostgreSQL only.                                                                    */
+
+/* Two gateways on one queue would both run every job: the second is refused. */
+static void a_second_gateway_is_refused_the_queue(void **state)
+{
+    fixture *f = *state;
+    gw_jobs_store *s = open_store(f, GW_JOBS_SYNC_NORMAL);
+    assert_non_null(s);
+    assert_null(gw__jobs_pg_open(&f->loop, pg_url));
+    close_store(f, &s);
+    /* Once the first has closed, the queue is free again. */
+    s = open_store(f, GW_JOBS_SYNC_NORMAL);
+    assert_non_null(s);
+    close_store(f, &s);
+}
+
+static void an_unreachable_server_fails_the_open(void **state)
+{
+    fixture *f = *state;
+    assert_null(gw__jobs_pg_open(&f->loop, "postgres://nobody@127.0.0.1:1/none?connect_timeout=2"));
+}
+
+/* Big payloads written and read back in one batch: far more bytes than the socket
+ * buffers hold in both directions, which must not wedge the pipeline. */
+#define BIG_JOBS  64
+#define BIG_BYTES (256 * 1024)
+
+static void on_big_read(void *arg, int status, const gw_job_row *rows, size_t n)
+{
+    int *ok = arg;
+    *ok = status == 0 && n == BIG_JOBS ? 1 : -1;
+    for (size_t i = 0; i < n && *ok == 1; i++)
+        if (rows[i].seq != i + 1 || rows[i].payload.len != BIG_BYTES ||
+            (uint8_t)rows[i].payload.ptr[BIG_BYTES - 1] != (uint8_t)i)
+            *ok = -1;
+}
+
+static void a_batch_of_large_payloads_round_trips(void **state)
+{
+    fixture *f = *state;
+    gw_jobs_store *s = open_store(f, GW_JOBS_SYNC_NORMAL);
+    assert_non_null(s);
+    char *big = malloc(BIG_BYTES);
+    assert_non_null(big);
+    uint64_t seqs[BIG_JOBS];
+    int ok = 0;
+    read_ctx mid = {0};
+    for (int i = 0; i < BIG_JOBS; i++) {
+        memset(big, i, BIG_BYTES); /* every byte value, NUL included */
+        char id[24];
+        snprintf(id, sizeof(id), "%d", i + 1);
+        gw_job_row r = row(id, GW_JOB_QUEUED);
+        r.payload = (br_str){big, BIG_BYTES};
+        assert_int_equal(gw__jobs_store_insert(s, &r, NULL, NULL), 0);
+        seqs[i] = (uint64_t)i + 1;
+        /* Reads between the writes: big answers while big requests are still going. */
+        if (i == BIG_JOBS / 2)
+            assert_int_equal(gw__jobs_store_read(s, seqs, 1, GW_JOBS_READ_PAYLOAD, on_read, &mid),
+                             0);
+    }
+    free(big);
+    assert_int_equal(gw__jobs_store_read(s, seqs, BIG_JOBS, GW_JOBS_READ_PAYLOAD, on_big_read, &ok),
+                     0);
+    while (ok == 0)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(ok, 1);
+    assert_int_equal(mid.told, 1);
+    assert_int_equal(mid.status, 0);
+    assert_true(mid.found[0]);
+    close_store(f, &s);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -607,8 +737,38 @@ static void backoff_jitter_spreads_retries(void **state)
     assert_true(hi - lo >= 1000);
 }
 
+/* The store's tests against PostgreSQL (BARISTA_TEST_STORE=pg). */
+static int run_pg(void)
+{
+    pg_url = getenv("BARISTA_TEST_PG_URL");
+    if (!pg_url || !*pg_url) {
+        fprintf(stderr, "skipped: BARISTA_TEST_STORE=pg without BARISTA_TEST_PG_URL (run "
+                        "through tests/integration/dbservers.py --pg)\n");
+        return 77;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(rows_survive_a_reopen_and_later_writes_win, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(reads_see_the_writes_queued_before_them, setup, teardown),
+        cmocka_unit_test_setup_teardown(deletes_persist, setup, teardown),
+        cmocka_unit_test_setup_teardown(many_writes_group_commit_and_all_land, setup, teardown),
+        cmocka_unit_test_setup_teardown(writes_after_close_are_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_second_gateway_is_refused_the_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_unreachable_server_fails_the_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_batch_of_large_payloads_round_trips, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            insert_many_keeps_links_and_set_payload_replaces_the_payload, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_database_made_before_workflows_gains_links, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests_name("job store on PostgreSQL", tests, NULL, NULL);
+}
+
 int main(void)
 {
+    const char *which = getenv("BARISTA_TEST_STORE");
+    if (which && strcmp(which, "pg") == 0)
+        return run_pg();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(rows_survive_a_reopen_and_later_writes_win, setup,
                                         teardown),

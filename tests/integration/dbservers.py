@@ -18,6 +18,7 @@ As a program (CTest runs the C tests and benchmarks this way):
     python3 dbservers.py [--pg] [--redis] -- COMMAND ARGS...
 
 starts the servers asked for, runs COMMAND with BARISTA_TEST_PG (a libpq conninfo),
+BARISTA_TEST_PG_URL (the same as a postgres:// URL),
 BARISTA_TEST_PG_CTL (a command line: `... ctl DIR stop|start|kill` controls that
 server) and BARISTA_TEST_REDIS (host:port) in its environment, stops the servers
 whatever happens, and exits with COMMAND's status.
@@ -93,6 +94,11 @@ class PgServer:
     @property
     def conninfo(self):
         return "host=127.0.0.1 port=%d user=barista dbname=barista" % self.port
+
+    @property
+    def url(self):
+        """The same as a URL: what the gateway's --jobs-db and --actors-db take."""
+        return "postgres://barista@127.0.0.1:%d/barista" % self.port
 
     def _run(self, args, **kw):
         return subprocess.run(args, preexec_fn=_as_user(self.user, signal.SIGKILL),
@@ -317,10 +323,17 @@ def main(argv):
     servers = []
     try:
         if want_pg:
+            try:
+                pg_bindir()
+            except RuntimeError as e:
+                # CTest reads 77 as skipped (SKIP_RETURN_CODE) where a test says so.
+                print("skipped: %s" % e, file=sys.stderr)
+                return 77
             pg = PgServer()
             servers.append(pg)
             pg.start()
             env["BARISTA_TEST_PG"] = pg.conninfo
+            env["BARISTA_TEST_PG_URL"] = pg.url
             env["BARISTA_TEST_PG_CTL"] = "%s %s ctl %s %d" % (
                 sys.executable, os.path.abspath(__file__), pg.dir, pg.port)
         if want_redis:

@@ -50,6 +50,42 @@ def free_port(host="127.0.0.1"):
         return s.getsockname()[1]
 
 
+def store_is_pg():
+    """True when the job and actor stores under test are PostgreSQL: BARISTA_TEST_STORE=pg,
+    with the server dbservers.py started (BARISTA_TEST_PG_URL)."""
+    return os.environ.get("BARISTA_TEST_STORE") == "pg"
+
+
+def store_url(path):
+    """What --jobs-db or --actors-db gets for a test's store at `path`: the path itself
+    (SQLite), or with BARISTA_TEST_STORE=pg a PostgreSQL database of its own, created
+    on first use and named after the path, so that a gateway restarted on the same path
+    finds the same rows."""
+    if not store_is_pg():
+        return path
+    import hashlib
+    import dbservers
+    base = os.environ["BARISTA_TEST_PG_URL"]
+    name = "t_" + hashlib.sha1(path.encode()).hexdigest()[:20]
+    url = base.rsplit("/", 1)[0] + "/" + name
+    psql = os.path.join(dbservers.pg_bindir(), "psql")
+    exists = subprocess.run([psql, "-X", "-Atq", base, "-c",
+                             "SELECT 1 FROM pg_database WHERE datname = '%s'" % name],
+                            stdout=subprocess.PIPE, check=True).stdout.strip()
+    if not exists:
+        subprocess.run([psql, "-X", "-q", base, "-c", "CREATE DATABASE " + name], check=True)
+    return url
+
+
+def store_sql(url, query):
+    """Runs query on the PostgreSQL store at url (store_url's); its rows as lists of text."""
+    import dbservers
+    psql = os.path.join(dbservers.pg_bindir(), "psql")
+    out = subprocess.run([psql, "-X", "-At", "-F", "\x1f", url, "-c", query],
+                         stdout=subprocess.PIPE, check=True).stdout.decode()
+    return [line.split("\x1f") for line in out.splitlines() if line]
+
+
 def _jobs_store_env(args, env):
     """A gateway started without a job store or actor store option gets them in a new
     temporary directory (returned, for cleanup), never ./barista-jobs.db or
@@ -64,9 +100,9 @@ def _jobs_store_env(args, env):
         return None
     d = tempfile.TemporaryDirectory(prefix="barista-jobs-")
     if want_jobs:
-        env["BARISTA_JOBS_DB"] = os.path.join(d.name, "jobs.db")
+        env["BARISTA_JOBS_DB"] = store_url(os.path.join(d.name, "jobs.db"))
     if want_actors:
-        env["BARISTA_ACTORS_DB"] = os.path.join(d.name, "actors.db")
+        env["BARISTA_ACTORS_DB"] = store_url(os.path.join(d.name, "actors.db"))
     return d
 
 

@@ -7,7 +7,8 @@ barista-worker processes hosting the built-in `counter` service (its `ticker` an
   the key moves to another worker, its timer is gone while its reminder goes on.
 - Reminders fire after a gateway restart (SIGKILL, then a new gateway on the same
   actors store) and after their actor moved (its worker killed): the ticks go on, run
-  by the worker that holds the key now.
+  by the worker that holds the key now.  integration_test_actor_timers_pg runs all
+  of it with the actor store on PostgreSQL (BARISTA_TEST_STORE=pg).
 - A CALL naming an actor by type and key (no route) runs in the key's turn, on the
   type's on_call; an unknown type is 404.
 - /metrics has the per-type turn-latency histogram and /actorz the per-type summary."""
@@ -39,7 +40,7 @@ class Cluster:
 
     def start_gateway(self):
         self.gw = h.Gateway("--broker", self.endpoint,
-                            "--actors-db", os.path.join(self.dir.name, "actors.db"),
+                            "--actors-db", h.store_url(os.path.join(self.dir.name, "actors.db")),
                             "--broker-heartbeat", "%dms" % HEARTBEAT_MS, port=self.port)
 
     def stop_gateway(self):

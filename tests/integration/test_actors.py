@@ -40,7 +40,7 @@ class Cluster:
         test.addCleanup(self.dir.cleanup)
         self.endpoint = "tcp://127.0.0.1:%d" % h.free_port()
         self.gw = h.start_gateway(test, "--broker", self.endpoint,
-                                  "--actors-db", os.path.join(self.dir.name, "actors.db"),
+                                  "--actors-db", h.store_url(os.path.join(self.dir.name, "actors.db")),
                                   "--broker-heartbeat", "%dms" % HEARTBEAT_MS)
         self.workers = []
         test.addCleanup(self.close)

@@ -45,7 +45,7 @@ class JobsTestCase(unittest.TestCase):
     def start_gateway(self, *args, checked=True):
         """A gateway on this test's store and broker port.  checked: its exit code
         must be 0 at cleanup (off for one the test kills)."""
-        args = ("--broker", self.endpoint, "--jobs-db", self.db,
+        args = ("--broker", self.endpoint, "--jobs-db", h.store_url(self.db),
                 "--broker-heartbeat", "%dms" % self.heartbeat_ms) + args
         if checked:
             self.gw = h.start_gateway(self, *args)

@@ -108,7 +108,7 @@ class ChaosCase(unittest.TestCase):
         self.log.append("%.2fs %s" % (time.monotonic() - self.t0, what))
 
     def start_gateway(self):
-        self.gw = h.Gateway("--broker", self.endpoint, "--jobs-db", self.db,
+        self.gw = h.Gateway("--broker", self.endpoint, "--jobs-db", h.store_url(self.db),
                             "--broker-heartbeat", "%dms" % HEARTBEAT_MS,
                             "--jobs-lease", "10s", port=self.http_port)
 

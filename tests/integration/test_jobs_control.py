@@ -21,6 +21,7 @@ import sqlite3
 import time
 import unittest
 
+import harness as h
 from test_jobs import JobsTestCase
 from zmtp_peer import JOB, JOB_CANCEL, JOB_RESULT, READY, WELCOME, ZmtpDealer, pack
 
@@ -279,6 +280,12 @@ class ScheduleTest(JobsTestCase):
     def ticks_in_store(self, sid):
         """The tick of every job the store holds for schedule sid, from the job rows'
         idempotency keys (schedule:<id>:<tick ms>)."""
+        if h.store_is_pg():
+            keys = [k for (k,) in h.store_sql(
+                h.store_url(self.db),
+                "SELECT convert_from(idem_key, 'UTF8') FROM barista_jobs WHERE "
+                "convert_from(idem_key, 'UTF8') LIKE 'schedule:%s:%%'" % sid)]
+            return [int(k.rsplit(":", 1)[1]) for k in keys]
         db = sqlite3.connect(self.db)
         try:
             keys = [k for (k,) in db.execute("SELECT idem_key FROM jobs WHERE idem_key LIKE ?",

@@ -1,5 +1,6 @@
 """Workflows (issue 16): chains, groups and chords of jobs over the real gateway, real
-barista-worker-test processes running the `calc` task, a real SQLite store, real HTTP.
+barista-worker-test processes running the `calc` task, a real store (SQLite, or
+PostgreSQL under BARISTA_TEST_STORE=pg: integration_test_jobs_flow_pg), real HTTP.
 
 calc's argument: an integer n gives n + 1; a list gives its sum; {"add": k} gives k;
 [value, {"add": k}] (a step with its own args after its parents' results) gives

@@ -107,10 +107,20 @@ static gw_actor_op *op_new(br_str type, br_str key)
 
 static void start_batch(gw_actors *self);
 
+bool gw__actors_store_is_pg(const char *db)
+{
+    return strncmp(db, "postgres://", 11) == 0 || strncmp(db, "postgresql://", 13) == 0;
+}
+
+gw_actor_backend *gw__actors_store_open(const char *db, bool fsync)
+{
+    return gw__actors_store_is_pg(db) ? gw__actors_pg_open(db) : gw__actors_sqlite_open(db, fsync);
+}
+
 static void on_work(uv_work_t *work)
 {
     gw_actors *self = work->data;
-    gw__actors_sqlite_apply(self->backend, self->batch, self->nbatch);
+    gw__actors_store_apply(self->backend, self->batch, self->nbatch);
 }
 
 static void on_after(uv_work_t *work, int status)
@@ -325,12 +335,13 @@ gw_actors *gw_actors_new(uv_loop_t *loop, gw_broker *broker, const gw_actors_con
     self->qcap = cfg->max_pending;
     self->queue = calloc(self->qcap, sizeof(*self->queue));
     self->batch = calloc(cfg->batch_max, sizeof(*self->batch));
-    self->backend = gw__actors_sqlite_open(cfg->db, cfg->fsync);
+    self->backend = gw__actors_store_open(cfg->db, cfg->fsync);
     static const gw_broker_hooks hooks = {
         .actor_load = hook_load, .actor_commit = hook_commit, .actor_reminder = hook_reminder};
     if (!self->queue || !self->batch || !self->backend ||
         gw_broker_attach(broker, &hooks, self) != 0) {
-        gw_log(GW_LOG_ERROR, "actors", "cannot set up the actor state store (%s)", cfg->db);
+        gw_log(GW_LOG_ERROR, "actors", "cannot set up the actor state store (%s)",
+               gw__actors_store_is_pg(cfg->db) ? "PostgreSQL" : cfg->db);
         gw_actors_destroy(&self);
         return NULL;
     }
@@ -365,7 +376,7 @@ void gw_actors_destroy(gw_actors **self_p)
     gw_broker_detach(self->broker, self);
     for (size_t i = 0; self->queue && i < self->qlen; i++)
         op_free(self->queue[(self->qhead + i) % self->qcap]);
-    gw__actors_sqlite_close(&self->backend);
+    gw__actors_store_close(&self->backend);
     free(self->queue);
     free(self->batch);
     free(self);

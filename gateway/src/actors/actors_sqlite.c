@@ -24,7 +24,8 @@
 #include "actors_store.h"
 #include "log.h"
 
-struct gw_actor_backend {
+typedef struct sqlite_backend {
+    gw_actor_backend base; /* the hooks (first) */
     sqlite3 *db;           /* the connection (used by one thread at a time) */
     sqlite3_stmt *select;  /* SELECT epoch, state by key */
     sqlite3_stmt *claim;   /* INSERT ... ON CONFLICT DO UPDATE epoch */
@@ -38,7 +39,25 @@ struct gw_actor_backend {
     sqlite3_stmt *r_next;  /* UPDATE due of a periodic one after its tick */
     sqlite3_stmt *r_once;  /* DELETE a one-shot one after its tick */
     sqlite3_stmt *r_retry; /* UPDATE lease after a failed tick */
-};
+} sqlite_backend;
+
+static void sqlite_apply(gw_actor_backend *self, gw_actor_op **ops, size_t n)
+{
+    gw__actors_sqlite_apply(self, ops, n);
+}
+
+static void sqlite_close(gw_actor_backend *self)
+{
+    gw__actors_sqlite_close(&self);
+}
+
+static const gw_actor_backend_ops sqlite_ops = {.apply = sqlite_apply, .close = sqlite_close};
+
+static void close_failed(sqlite_backend *s)
+{
+    gw_actor_backend *b = &s->base;
+    gw__actors_sqlite_close(&b);
+}
 
 /* The prepared statements, in the order of the struct's pointers from `select`. */
 #define STMTS 12
@@ -58,15 +77,16 @@ static int exec(sqlite3 *db, const char *sql)
 
 gw_actor_backend *gw__actors_sqlite_open(const char *path, bool fsync)
 {
-    gw_actor_backend *s = calloc(1, sizeof(*s));
+    sqlite_backend *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
+    s->base.ops = &sqlite_ops;
     if (sqlite3_open_v2(path, &s->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
         gw_log(GW_LOG_ERROR, "actors", "sqlite3_open_v2(%s) failed: %s", path,
                s->db ? sqlite3_errmsg(s->db) : "out of memory");
-        gw__actors_sqlite_close(&s);
+        close_failed(s);
         return NULL;
     }
     /* Every gateway process of --processes N opens this file (docs/gateway.md): a
@@ -85,7 +105,7 @@ gw_actor_backend *gw__actors_sqlite_open(const char *path, bool fsync)
                     "name)) WITHOUT ROWID") != 0 ||
         exec(s->db, "CREATE INDEX IF NOT EXISTS actor_reminder_due ON actor_reminder (type, "
                     "due)") != 0) {
-        gw__actors_sqlite_close(&s);
+        close_failed(s);
         return NULL;
     }
     static const char *const sql[STMTS] = {
@@ -116,17 +136,17 @@ gw_actor_backend *gw__actors_sqlite_open(const char *path, bool fsync)
         if (sqlite3_prepare_v2(s->db, sql[i], -1, stmts[i], NULL) != SQLITE_OK) {
             gw_log(GW_LOG_ERROR, "actors", "sqlite3_prepare_v2(%s) failed: %s", sql[i],
                    sqlite3_errmsg(s->db));
-            gw__actors_sqlite_close(&s);
+            close_failed(s);
             return NULL;
         }
-    return s;
+    return &s->base;
 }
 
 void gw__actors_sqlite_close(gw_actor_backend **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    gw_actor_backend *s = *self_p;
+    sqlite_backend *s = (sqlite_backend *)*self_p;
     sqlite3_stmt *all[STMTS] = {s->select, s->claim, s->set,     s->del,    s->fence,  s->r_set,
                                 s->r_del,  s->r_due, s->r_lease, s->r_next, s->r_once, s->r_retry};
     for (int i = 0; i < STMTS; i++)
@@ -144,7 +164,7 @@ static void bind_key(sqlite3_stmt *st, const gw_actor_op *op)
 }
 
 /* Claims the next epoch and reads the state. */
-static int apply_load(gw_actor_backend *s, gw_actor_op *op)
+static int apply_load(sqlite_backend *s, gw_actor_op *op)
 {
     bind_key(s->claim, op);
     if (sqlite3_step(s->claim) != SQLITE_DONE)
@@ -161,7 +181,7 @@ static int apply_load(gw_actor_backend *s, gw_actor_op *op)
     return rc;
 }
 
-static int apply_commit(gw_actor_backend *s, gw_actor_op *op)
+static int apply_commit(sqlite_backend *s, gw_actor_op *op)
 {
     if (op->op == BR_STATE_KEEP)
         return 0;
@@ -189,7 +209,7 @@ static int step_done(sqlite3_stmt *st)
 }
 
 /* SET and UNSET apply only while op->epoch is the key's. */
-static int apply_remind_change(gw_actor_backend *s, gw_actor_op *op)
+static int apply_remind_change(sqlite_backend *s, gw_actor_op *op)
 {
     bind_key(s->fence, op);
     sqlite3_bind_int64(s->fence, 4, (sqlite3_int64)op->epoch);
@@ -224,7 +244,7 @@ static br_str dup_column(sqlite3_stmt *st, int col)
 }
 
 /* Reads the due reminders of op->type, then leases each (same transaction). */
-static int apply_remind_claim(gw_actor_backend *s, gw_actor_op *op)
+static int apply_remind_claim(sqlite_backend *s, gw_actor_op *op)
 {
     gw__actor_op_free_claimed(op);
     if (op->claim_max == 0)
@@ -260,7 +280,7 @@ static int apply_remind_claim(gw_actor_backend *s, gw_actor_op *op)
     return 0;
 }
 
-static int apply_remind_done(gw_actor_backend *s, gw_actor_op *op)
+static int apply_remind_done(sqlite_backend *s, gw_actor_op *op)
 {
     sqlite3_stmt *sts[2] = {op->ok ? s->r_next : s->r_retry, op->ok ? s->r_once : NULL};
     for (int i = 0; i < 2 && sts[i]; i++) {
@@ -275,7 +295,7 @@ static int apply_remind_done(gw_actor_backend *s, gw_actor_op *op)
     return 0;
 }
 
-static int apply_one(gw_actor_backend *s, gw_actor_op *op)
+static int apply_one(sqlite_backend *s, gw_actor_op *op)
 {
     switch (op->remind) {
     case GW_REMIND_SET:
@@ -290,8 +310,9 @@ static int apply_one(gw_actor_backend *s, gw_actor_op *op)
     }
 }
 
-void gw__actors_sqlite_apply(gw_actor_backend *s, gw_actor_op **ops, size_t n)
+void gw__actors_sqlite_apply(gw_actor_backend *self, gw_actor_op **ops, size_t n)
 {
+    sqlite_backend *s = (sqlite_backend *)self;
     if (exec(s->db, "BEGIN IMMEDIATE") != 0) {
         for (size_t i = 0; i < n; i++)
             ops[i]->status = BR_EIO;

@@ -162,9 +162,9 @@ static const opt options[] = {
     {"worker-bin", "BARISTA_WORKER_BIN", OPT_TEXT, F(worker_bin), 0, 0,
      "local mode: worker program; a bare name is looked up beside barista-gateway", NULL},
     {"jobs-db", "BARISTA_JOBS_DB", OPT_TEXT, F(jobs_db), 0, 0,
-     "SQLite file of the durable job store (WAL mode)", NULL},
+     "durable job store: a SQLite file (WAL mode) or a postgres:// URL", NULL},
     {"actors-db", "BARISTA_ACTORS_DB", OPT_TEXT, F(actors_db), 0, 0,
-     "SQLite file of the keyed actors' state (WAL mode)", NULL},
+     "keyed actors' state: a SQLite file (WAL mode) or a postgres:// URL (shareable)", NULL},
     {"actor-idle", "BARISTA_ACTOR_IDLE", OPT_DURATION, F(broker.actor_idle_ms), 1, 24 * HOUR_MS,
      "an actor without a message this long is deactivated (its type may say otherwise)", NULL},
     {"jobs-fsync", "BARISTA_JOBS_FSYNC", OPT_COUNT, F(jobs.fsync), 0, 1,
@@ -644,6 +644,15 @@ int gw__config_for_process(gw_config *cfg, unsigned index, FILE *err)
 {
     cfg->http.reuse_port = true;
     memcpy(cfg->process_base, cfg->broker_endpoint, sizeof(cfg->process_base));
+    /* A PostgreSQL job queue is owned by one gateway process (jobs_pg.c): the others
+     * would be refused at start, so say why here, once. */
+    if (strncmp(cfg->jobs_db, "postgres://", 11) == 0 ||
+        strncmp(cfg->jobs_db, "postgresql://", 13) == 0) {
+        if (index == 1)
+            fprintf(err, "barista-gateway: --processes: a PostgreSQL --jobs-db is one "
+                         "gateway's queue; run one process per database (docs/jobs.md)\n");
+        return index == 0 ? 0 : BR_EINVAL;
+    }
     if (index == 0)
         return 0;
     bool automatic = strcmp(cfg->broker_endpoint, GW_CONFIG_BROKER_AUTO) == 0;

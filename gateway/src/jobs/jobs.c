@@ -879,10 +879,14 @@ gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
         gw_jobs_destroy(&j);
         return NULL;
     }
-    j->store =
-        gw__jobs_sqlite_open(loop, j->db, j->cfg.fsync ? GW_JOBS_SYNC_FULL : GW_JOBS_SYNC_NORMAL);
+    /* A URL may hold a password: logs name the kind of store, not the URL. */
+    const char *shown = gw__jobs_store_is_pg(j->db) ? "(PostgreSQL)" : j->db;
+    j->store = gw__jobs_store_is_pg(j->db)
+                   ? gw__jobs_pg_open(loop, j->db)
+                   : gw__jobs_sqlite_open(loop, j->db,
+                                          j->cfg.fsync ? GW_JOBS_SYNC_FULL : GW_JOBS_SYNC_NORMAL);
     if (!j->store) {
-        gw_log(GW_LOG_ERROR, "jobs", "cannot open the job store %s", j->db);
+        gw_log(GW_LOG_ERROR, "jobs", "cannot open the job store %s", shown);
         gw_jobs_destroy(&j);
         return NULL;
     }
@@ -891,11 +895,11 @@ gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
     uv_timer_init(loop, &j->tick);
     j->tick.data = j;
     if (gw__jobs_store_load(j->store, load_row, load_task, j) != 0) {
-        gw_log(GW_LOG_ERROR, "jobs", "cannot read the job store %s", j->db);
+        gw_log(GW_LOG_ERROR, "jobs", "cannot read the job store %s", shown);
         return abandon(j);
     }
     if (gw__jobs_schedules_load(j) != 0) {
-        gw_log(GW_LOG_ERROR, "jobs", "cannot read the schedules of %s", j->db);
+        gw_log(GW_LOG_ERROR, "jobs", "cannot read the schedules of %s", shown);
         return abandon(j);
     }
     if (gw__jobs_routes_add(j) != 0 || gw__jobs_schedule_routes_add(j) != 0 ||
@@ -909,7 +913,7 @@ gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
     }
     gw__jobs_flows_recover(j);
     uv_timer_start(&j->tick, on_tick, GW_JOBS_TICK_MS, GW_JOBS_TICK_MS);
-    gw_log(GW_LOG_INFO, "jobs", "store %s: %zu jobs, %zu tasks", j->db, j->njobs, j->ntasks);
+    gw_log(GW_LOG_INFO, "jobs", "store %s: %zu jobs, %zu tasks", shown, j->njobs, j->ntasks);
     return j;
 }
 

@@ -1,6 +1,7 @@
 /*
- * jobs_store.h - where durable jobs are written down: a small interface, so that a
- * networked backend can join the embedded SQLite one later.
+ * jobs_store.h - where durable jobs are written down: a small interface with two
+ * backends, the embedded SQLite one (jobs_sqlite.c) and PostgreSQL (jobs_pg.c), chosen
+ * by the store's name (--jobs-db FILE or postgres://...).
  *
  * The job queue itself lives in the gateway's memory (jobs.c); the store is its
  * write-ahead record, and where payloads and results wait that memory does not hold
@@ -20,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <uv.h>
 
@@ -240,5 +242,20 @@ typedef enum gw_jobs_sync { GW_JOBS_SYNC_NORMAL = 1, GW_JOBS_SYNC_FULL = 2 } gw_
  * completions back to `loop` through a uv_async.  NULL on failure (logged with
  * SQLite's message).  Caller owns the result. */
 gw_jobs_store *gw__jobs_sqlite_open(uv_loop_t *loop, const char *path, gw_jobs_sync sync);
+
+/* True when db names a PostgreSQL database (a postgres:// or postgresql:// URL)
+ * rather than a SQLite file. */
+static inline bool gw__jobs_store_is_pg(const char *db)
+{
+    return strncmp(db, "postgres://", 11) == 0 || strncmp(db, "postgresql://", 13) == 0;
+}
+
+/* Connects to the PostgreSQL database at url (libpq URL), creates the tables when
+ * missing, takes the queue's owner lock (one gateway per queue: a second is refused)
+ * and starts the writer thread, which sends whatever has queued up as one transaction
+ * in pipeline mode (group commit) and hands completions back to `loop`.  A commit is
+ * as durable as the server's synchronous_commit (on by default).  NULL on failure
+ * (logged with the server's message).  Caller owns the result. */
+gw_jobs_store *gw__jobs_pg_open(uv_loop_t *loop, const char *url);
 
 #endif /* BARISTA_GW_JOBS_STORE_H */
