@@ -13,6 +13,7 @@
 #define _GNU_SOURCE /* memmem */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -44,7 +45,11 @@ static long answer_len(const conn *c, int *status)
     size_t head = (size_t)(end - c->in) + 4;
     if (c->len < 12 || memcmp(c->in, "HTTP/1.1 ", 9) != 0)
         return -1;
-    *status = atoi(c->in + 9);
+    char *after;
+    long code = strtol(c->in + 9, &after, 10);
+    if (after != c->in + 12 || code < 100 || code > 599)
+        return -1;
+    *status = (int)code;
     const char *cl = memmem(c->in, head, "\r\ncontent-length:", 17);
     if (!cl)
         cl = memmem(c->in, head, "\r\nContent-Length:", 17);
@@ -52,6 +57,15 @@ static long answer_len(const conn *c, int *status)
     if (head + body > sizeof(c->in))
         return -1;
     return c->len >= head + body ? (long)(head + body) : 0;
+}
+
+/* A whole decimal argument in 1..max, or -1. */
+static long parse_arg(const char *text, long max)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    return errno == 0 && end != text && *end == '\0' && v >= 1 && v <= max ? v : -1;
 }
 
 static int send_request(conn *c)
@@ -70,9 +84,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: hop_client PORT PATH CONNECTIONS REQUESTS\n");
         return 2;
     }
-    int port = atoi(argv[1]);
-    long nconns = atol(argv[3]), total = atol(argv[4]);
-    if (port <= 0 || nconns <= 0 || nconns > MAX_CONNS || total <= 0) {
+    long port = parse_arg(argv[1], 65535);
+    long nconns = parse_arg(argv[3], MAX_CONNS), total = parse_arg(argv[4], LONG_MAX);
+    if (port < 0 || nconns < 0 || total < 0) {
         fprintf(stderr, "hop_client: bad arguments\n");
         return 2;
     }

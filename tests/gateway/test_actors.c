@@ -493,7 +493,7 @@ static void reminders_are_fenced_claimed_once_and_moved_on(void **state)
 typedef struct race_side {
     gw_actor_backend *b;      /* this process's backend */
     int seen[RACE_REMINDERS]; /* how many times it claimed reminder r<i> */
-    int failed;               /* claims that did not answer 0 */
+    int failed;               /* claims that did not answer 0, or named no reminder of ours */
 } race_side;
 
 static void race_claim(void *arg)
@@ -506,9 +506,12 @@ static void race_claim(void *arg)
         size_t n = op.status == 0 ? op.nclaimed : 0;
         side->failed += op.status != 0;
         for (size_t i = 0; i < n; i++) {
-            int which = atoi(op.claimed[i].name.ptr + 1);
-            if (which >= 0 && which < RACE_REMINDERS)
+            char *end;
+            long which = strtol(op.claimed[i].name.ptr + 1, &end, 10);
+            if (*end == '\0' && which >= 0 && which < RACE_REMINDERS)
                 side->seen[which]++;
+            else
+                side->failed++; /* a name this test never set */
         }
         gw__actor_op_free_claimed(&op);
         if (n == 0 && op.status == 0)
