@@ -283,28 +283,23 @@ static const br_actor_spec ticker_actor = {
         .min = 1, .has_max = true, .max = 128, .summary = what                                     \
     }
 
+/* An optional integer query parameter in 0..max. */
+#define INT_QUERY(pname, pmax, what)                                                               \
+    {                                                                                              \
+        .name = pname, .in = BR_IN_QUERY, .type = BR_TYPE_INT, .has_min = true, .min = 0,          \
+        .has_max = true, .max = pmax, .summary = what                                              \
+    }
+
 static const br_param_spec id_param[] = {
     ID_PARAM("the counter's id"),
 };
 
 static const br_param_spec increment_params[] = {
     ID_PARAM("the counter's id"),
-    {.name = "call_ms",
-     .in = BR_IN_QUERY,
-     .type = BR_TYPE_INT,
-     .has_min = true,
-     .min = 0,
-     .has_max = true,
-     .max = 10000,
-     .summary = "first await a call to /sleep for this long, holding the counter's turn"},
-    {.name = "hold_ms",
-     .in = BR_IN_QUERY,
-     .type = BR_TYPE_INT,
-     .has_min = true,
-     .min = 0,
-     .has_max = true,
-     .max = 10000,
-     .summary = "first wait this long on a local timer, holding the counter's turn"},
+    INT_QUERY("call_ms", 10000,
+              "first await a call to /sleep for this long, holding the counter's turn"),
+    INT_QUERY("hold_ms", 10000,
+              "first wait this long on a local timer, holding the counter's turn"),
 };
 
 static const br_param_spec ticker_params[] = {
@@ -318,22 +313,8 @@ static const br_param_spec ticker_params[] = {
      .has_max = true,
      .max = BR_ACTOR_TIMER_NAME_MAX,
      .summary = "the timer's or reminder's name"},
-    {.name = "due_ms",
-     .in = BR_IN_QUERY,
-     .type = BR_TYPE_INT,
-     .has_min = true,
-     .min = 0,
-     .has_max = true,
-     .max = 86400000,
-     .summary = "first tick this long from now"},
-    {.name = "period_ms",
-     .in = BR_IN_QUERY,
-     .type = BR_TYPE_INT,
-     .has_min = true,
-     .min = 0,
-     .has_max = true,
-     .max = 86400000,
-     .summary = "then every period_ms; 0: once"},
+    INT_QUERY("due_ms", 86400000, "first tick this long from now"),
+    INT_QUERY("period_ms", 86400000, "then every period_ms; 0: once"),
 };
 
 static const br_param_spec call_params[] = {
