@@ -292,7 +292,8 @@ class JobsSecurityTest(JobsTestCase):
         self.worker("signup,email", binary="barista-worker")
         self.worker("report", binary="barista-worker")
         self.wait_task_known("report")
-        self.wait_until(lambda: self.request("GET", "/readyz").status == 200, "readyz")
+        # /readyz is 200 as soon as one worker is in; signup's may still be registering.
+        self.wait_until(lambda: self.request("GET", "/signup").status == 405, "the signup route")
         r = self.request("POST", "/jobs/email", b'{"to": "x@example.com"}')
         self.assertEqual(r.status, 404)
         self.assertEqual(r.json(), {"detail": "Unknown task"})
