@@ -160,6 +160,11 @@ class MultiBrokerTest(unittest.TestCase):
         # only one request runs at a time in each worker.
         gw1.proc.send_signal(signal.SIGKILL)
         gw1.wait()
+        # wa moves its slot once it has found gw1 silent (liveness, a few heartbeats):
+        # a burst sent before that is all served by wb.
+        lost = "broker tcp://127.0.0.1:%d silent" % b1
+        self.assertTrue(poll_until(lambda: lost in wa.stderr(), 30),
+                        "the worker found the killed gateway gone:\n" + wa.stderr())
         replies.clear()
         burst([gw2.port] * 12)
         self.assertEqual([s for s, _, _ in replies], [200] * 12, wa.stderr())
