@@ -51,6 +51,10 @@ static const char usage_options[] =
     "                         " BR_WORKER_DEFAULT_CONNECT ")\n"
     "  --broker ENDPOINT      one more broker endpoint, repeatable; same list as --connect\n"
     "                         (BARISTA_BROKER, read when BARISTA_CONNECT is not set)\n"
+    "                         A tcp://NAME:PORT endpoint is every address NAME resolves to\n"
+    "                         (compose's --scale, Swarm's tasks.NAME): one broker each\n"
+    "  --resolve-ms N         resolve endpoint names again every N ms, and when a broker\n"
+    "                         falls silent (BARISTA_RESOLVE_MS, default 5000)\n"
     "  --concurrency N        io: requests in flight at once (BARISTA_CONCURRENCY, default 1024)\n"
     "  --nice N               cpu: process niceness (BARISTA_NICE, default 10)\n"
     "  --sched POLICY         cpu: idle (SCHED_IDLE: only CPU time the I/O path leaves),\n"
@@ -185,6 +189,8 @@ static int apply(cli *c, int opt, const char *name, const char *v)
         return set_u32(c, name, v, 1, BR_WORKER_MAX_CONCURRENCY, &c->opts.concurrency);
     case 'h':
         return set_u32(c, name, v, 10, 3600000, &c->opts.heartbeat_ms);
+    case 'R':
+        return set_u32(c, name, v, 100, 3600000, &c->opts.resolve_ms);
     case 'd':
         return set_u32(c, name, v, 1, 86400000, &c->opts.drain_timeout_ms);
     case 't':
@@ -227,6 +233,7 @@ static const struct {
     {"services", required_argument, 's', "BARISTA_SERVICES"},
     {"connect", required_argument, 'c', "BARISTA_CONNECT"},
     {"broker", required_argument, 'c', "BARISTA_BROKER"},
+    {"resolve-ms", required_argument, 'R', "BARISTA_RESOLVE_MS"},
     {"concurrency", required_argument, 'n', "BARISTA_CONCURRENCY"},
     {"nice", required_argument, 'N', "BARISTA_NICE"},
     {"sched", required_argument, 'P', "BARISTA_SCHED"},

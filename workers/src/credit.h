@@ -25,6 +25,8 @@ typedef struct br__credit_link {
     bool counted;    /* the link takes a share (it is up, or its share is kept for it) */
     bool open;       /* its session can take credit now (READY sent or about to be) */
     uint32_t window; /* slots the broker holds: credit plus outstanding */
+    bool live;       /* registered (WELCOME seen) and not leaving: its window may be
+                        handed back by a fresh READY (br__credit_yield) */
 } br__credit_link;
 
 /* The share of `capacity` that the link at position `pos` (0-based) of `counted` links
@@ -44,5 +46,14 @@ uint32_t br__credit_free(uint32_t capacity, uint32_t orphans, const br__credit_l
  * offsets favour different brokers.  Returns the slots granted in all. */
 uint32_t br__credit_plan(uint32_t capacity, uint32_t orphans, size_t offset,
                          const br__credit_link *links, size_t n, uint32_t *grant);
+
+/* Windows only grow while a registration lives, so a slot held by a broker beyond its
+ * share (a CPU slot that moved while its own broker was away, or shares that shrank
+ * when a broker was added) comes back only when that registration ends.  With no slot
+ * free and none held by an orphan, while a live link is short of its share, this picks
+ * the live link most over its share (ties: the first in the plan's order) to be
+ * re-registered with its share: returns its index, or -1 when nothing needs to move. */
+long br__credit_yield(uint32_t capacity, uint32_t orphans, size_t offset,
+                      const br__credit_link *links, size_t n);
 
 #endif

@@ -289,14 +289,20 @@ void br__dispatch_cancel_all(br_worker *w)
     }
 }
 
+uint32_t br__dispatch_count_gen(br_worker *w, uint64_t gen)
+{
+    uint32_t n = br__jobs_registration_lost(w, gen);
+    for (const br_req *r = w->head; r; r = r->next)
+        if (r->gen == gen)
+            n++;
+    return n;
+}
+
 uint32_t br__dispatch_registration_lost(br_worker *w, uint64_t gen)
 {
     /* Counted first: a request that stops at once when cancelled calls
      * br__worker_orphan_done from inside the cancel. */
-    uint32_t n = br__jobs_registration_lost(w, gen);
-    for (br_req *r = w->head; r; r = r->next)
-        if (r->gen == gen)
-            n++;
+    uint32_t n = br__dispatch_count_gen(w, gen);
     w->orphans += n;
     br_req *r = w->head;
     while (r) {

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@
 
 static void open_socket(br__link *l);
 static void shutdown_all(br_worker *w);
+static void check_leave(br__link *l);
 
 /* The process's one log prefix: set once at start (br__log_name), then only read. */
 static char log_name[LOG_NAME_MAX] = "barista-worker";
@@ -172,32 +174,64 @@ static void grant(br__link *l, uint32_t n)
     link_send(l, &msg);
 }
 
-/* The plan's view of the links.  A link takes a share while it is up; with fewer
- * slots than brokers (a CPU worker's one) a lost broker's share goes to the others
- * until it returns, otherwise every broker's share is kept for it. */
-static void plan(br_worker *w, br__credit_link *view, uint32_t *grants)
+/* The plan's view of the links (free slots and retiring links take no share).  A link
+ * takes a share while it is up; with fewer slots than brokers (a CPU worker's one) a
+ * lost broker's share goes to the others until it returns, otherwise every broker's
+ * share is kept for it - except an address of a name that never answered (an AAAA
+ * record of a gateway listening on IPv4 only, say), whose share would wait forever. */
+static size_t plan(br_worker *w, br__credit_link *view, uint32_t *grants)
 {
-    bool keep_shares = w->capacity >= w->nlinks;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < w->nlinks; i++)
+        n += w->links[i].used && w->links[i].leaving != BR_LEAVE_RETIRE;
+    bool keep_shares = w->capacity >= n;
     for (uint32_t i = 0; i < w->nlinks; i++) {
         br__link *l = &w->links[i];
-        view[i].counted = keep_shares || !l->failed;
-        view[i].open = l->zs && l->gen && !w->draining;
+        bool named = l->used && w->sources[l->source].host;
+        bool up = keep_shares ? !(named && l->failed && !l->ever_registered) : !l->failed;
+        view[i].counted = l->used && l->leaving != BR_LEAVE_RETIRE && up;
+        view[i].open = l->zs && l->gen && !w->draining && l->leaving == BR_LEAVE_NONE;
         view[i].window = l->window;
+        view[i].live = l->used && l->registered && l->leaving == BR_LEAVE_NONE;
     }
-    br__credit_plan(w->capacity, w->orphans, w->link_offset, view, w->nlinks, grants);
+    size_t offset = w->nlinks ? w->link_seed % w->nlinks : 0;
+    br__credit_plan(w->capacity, w->orphans, offset, view, w->nlinks, grants);
+    return offset;
 }
 
-/* Hands free slots to the links whose share is short. */
+/* l starts leaving (`how`): GOODBYE now; check_leave finishes it. */
+static void start_leaving(br__link *l, br__leave how, const char *reason)
+{
+    l->leaving = how;
+    l->leave_at = uv_now(&l->w->loop);
+    send_simple(l, BR_MSG_GOODBYE, reason);
+}
+
+/* Hands free slots to the links whose share is short; when none is free, a link
+ * holding more than its share re-registers to hand the rest back (one at a time). */
 static void rebalance(br_worker *w)
 {
     if (w->draining || w->closing)
         return;
     br__credit_link view[BR_WORKER_MAX_BROKERS];
     uint32_t grants[BR_WORKER_MAX_BROKERS];
-    plan(w, view, grants);
+    size_t offset = plan(w, view, grants);
     for (uint32_t i = 0; i < w->nlinks; i++)
         if (grants[i])
             grant(&w->links[i], grants[i]);
+    for (uint32_t i = 0; i < w->nlinks; i++) {
+        if (w->links[i].leaving != BR_LEAVE_NONE)
+            return; /* what it holds comes free first */
+        view[i].window = w->links[i].window;
+    }
+    long over = br__credit_yield(w->capacity, w->orphans, offset, view, w->nlinks);
+    if (over < 0)
+        return;
+    br__link *l = &w->links[over];
+    br__log("broker %s holds %u slots, more than its share now: registering again to hand "
+            "them to another broker",
+            l->endpoint, l->window);
+    start_leaving(l, BR_LEAVE_YIELD, "rebalancing");
 }
 
 void br__worker_orphan_done(br_worker *w)
@@ -225,7 +259,7 @@ static void end_registration(br__link *l)
     br__dispatch_registration_lost(w, gen);
     /* Actor keys are the worker's, not a broker's: with one broker its idle ones end
      * with its session, as they always did; with several, they stay for the others. */
-    if (w->nlinks == 1)
+    if (w->nused == 1)
         br__actors_new_registration(w);
 }
 
@@ -317,13 +351,76 @@ static void close_socket(br__link *l, int linger_ms)
         w->cur = NULL;
 }
 
+/* Empties l's slot for good: its socket closes (its work becomes orphans), its
+ * slots go to the others. */
+static void link_free(br__link *l, int linger_ms)
+{
+    br_worker *w = l->w;
+    close_socket(l, linger_ms);
+    if (l->timer_ready)
+        uv_timer_stop(&l->retry);
+    free(l->endpoint);
+    l->endpoint = NULL;
+    l->used = false;
+    l->leaving = BR_LEAVE_NONE;
+    w->nused--;
+    rebalance(w);
+}
+
 /* l's broker is gone (silent, refused us, or stopping): reconnect later, and let the
- * others take what its share freed when shares move. */
+ * others take what its share freed when shares move.  A link whose address was
+ * withdrawn closes instead, and a name whose broker fell silent is resolved again. */
 static void link_lost(br__link *l)
 {
+    br_worker *w = l->w;
+    if (w->sources[l->source].host)
+        br__sources_resolve(w, l->source);
+    if (l->leaving == BR_LEAVE_RETIRE) {
+        link_free(l, 0);
+        return;
+    }
+    l->leaving = BR_LEAVE_NONE;
     close_socket(l, 0);
     reconnect_later(l);
-    rebalance(l->w);
+    rebalance(w);
+}
+
+/* Ends l's leaving once its broker acknowledged the GOODBYE (or the drain timeout
+ * passed) and nothing of its registration runs: it closes (RETIRE), or registers again
+ * with what is free of its share (YIELD), the rest going to the brokers short of theirs. */
+static void check_leave(br__link *l)
+{
+    br_worker *w = l->w;
+    if (!l->used || l->leaving == BR_LEAVE_NONE || w->draining || w->closing)
+        return;
+    bool expired = uv_now(&w->loop) - l->leave_at >= w->drain_ms;
+    if (!expired && (!l->drain_acked || br__dispatch_count_gen(w, l->gen) > 0))
+        return;
+    if (l->leaving == BR_LEAVE_RETIRE) {
+        br__log("broker %s: left", l->endpoint);
+        link_free(l, BR_CLOSE_LINGER_MS);
+        return;
+    }
+    l->leaving = BR_LEAVE_NONE;
+    l->drain_acked = false;
+    send_ready(l);
+    rebalance(w);
+}
+
+void br__link_retire(br__link *l)
+{
+    if (!l->used || l->leaving == BR_LEAVE_RETIRE)
+        return;
+    if (!l->zs || !l->gen || (!l->registered && l->leaving == BR_LEAVE_NONE)) {
+        link_free(l, 0); /* nothing of it runs: no broker took our READY yet */
+        return;
+    }
+    if (l->leaving == BR_LEAVE_YIELD) {
+        l->leaving = BR_LEAVE_RETIRE; /* the GOODBYE is out already */
+        check_leave(l);
+        return;
+    }
+    start_leaving(l, BR_LEAVE_RETIRE, "leaving");
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -344,6 +441,7 @@ static void on_welcome(br__link *l, unsigned version, const br_welcome *m)
     /* PROTOCOL.md 7: 0 means the default interval. */
     l->broker_hb_ms = m->heartbeat_ms ? m->heartbeat_ms : BR_WORKER_DEFAULT_HEARTBEAT_MS;
     l->registered = true;
+    l->ever_registered = true;
     l->backoff_ms = BR_BACKOFF_FIRST_MS;
     br__jobs_send_policies(w);
     if (l->credit_owed) {
@@ -352,12 +450,14 @@ static void on_welcome(br__link *l, unsigned version, const br_welcome *m)
         l->window -= owed; /* grant counts it again */
         grant(l, owed);
     }
-    if (w->nlinks == 1)
+    if (w->nused == 1 && !w->sources[l->source].host)
         br__log("registered with broker %s%s", l->broker_id,
                 restarted ? " (the gateway restarted)" : "");
     else
         br__log("registered with broker %s at %s, window %u%s", l->broker_id, l->endpoint,
                 l->window, restarted ? " (the gateway restarted)" : "");
+    /* A broker short of its share may take slots back from one holding more. */
+    rebalance(w);
 }
 
 /* "unknown worker": the broker lost track of us (it restarted, or thought us dead) and
@@ -367,6 +467,14 @@ static void on_goodbye(br__link *l, const br_goodbye *m)
 {
     br_worker *w = l->w;
     bool unknown = br_str_eq(m->reason, BR_GOODBYE_UNKNOWN_WORKER);
+    if (l->leaving != BR_LEAVE_NONE && !w->draining) {
+        /* The acknowledgement of our GOODBYE (or a broker that forgot us): nothing new
+         * arrives on this registration. */
+        l->registered = false;
+        l->drain_acked = true;
+        check_leave(l);
+        return;
+    }
     if (unknown && !l->registered && !w->draining) {
         /* It answers a message sent before our READY (heartbeats queued while a
          * restarted gateway was down): that READY is on its way already. */
@@ -482,6 +590,8 @@ static void open_socket(br__link *l)
         return;
     }
     int zero = 0, ivl = BR_BACKOFF_FIRST_MS, ivl_max = BR_BACKOFF_MAX_MS;
+    /* An IPv6 address (resolve.c writes them in brackets) needs ZeroMQ's IPv6 mode. */
+    int ipv6 = strncmp(l->endpoint, "tcp://[", 7) == 0;
     /* Credit bounds what is in flight, so replies never pass this many. */
     int hwm = (int)(w->capacity * 2 + 1000);
     int64_t maxmsg = (int64_t)br_limits_default.max_message;
@@ -490,7 +600,8 @@ static void open_socket(br__link *l)
         zmq_setsockopt(s, ZMQ_RECONNECT_IVL, &ivl, sizeof(ivl)) != 0 ||
         zmq_setsockopt(s, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof(ivl_max)) != 0 ||
         zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm)) != 0 ||
-        zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm)) != 0) {
+        zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm)) != 0 ||
+        zmq_setsockopt(s, ZMQ_IPV6, &ipv6, sizeof(ipv6)) != 0) {
         br__log("zmq_setsockopt: %s", zmq_strerror(errno));
         goto fail;
     }
@@ -544,6 +655,11 @@ static void tick_link(br__link *l, uint64_t now)
     br_worker *w = l->w;
     if (!l->zs)
         return;
+    if (l->leaving != BR_LEAVE_NONE) {
+        check_leave(l); /* the drain timeout bounds a leave */
+        if (!l->zs)
+            return;
+    }
     uint64_t silent_max =
         (uint64_t)BR_LIVENESS * (l->registered ? l->broker_hb_ms : w->heartbeat_ms);
     if (now - l->last_recv >= silent_max) {
@@ -557,7 +673,9 @@ static void tick_link(br__link *l, uint64_t now)
         }
         return;
     }
-    if (l->registered && now - l->last_send >= w->heartbeat_ms)
+    /* After our GOODBYE was acknowledged the broker still watches us while it has
+     * requests here (PROTOCOL.md 6.3): keep heartbeating until they are answered. */
+    if ((l->registered || l->drain_acked) && now - l->last_send >= w->heartbeat_ms)
         send_simple(l, BR_MSG_HEARTBEAT, NULL);
 }
 
@@ -593,9 +711,12 @@ static void shutdown_all(br_worker *w)
     if (w->closing)
         return;
     w->closing = true;
+    br__sources_stop(w);
     for (uint32_t i = 0; i < w->nlinks; i++) {
         close_socket(&w->links[i], BR_CLOSE_LINGER_MS);
-        uv_close((uv_handle_t *)&w->links[i].retry, NULL);
+        if (w->links[i].timer_ready)
+            uv_close((uv_handle_t *)&w->links[i].retry, NULL);
+        w->links[i].timer_ready = false;
     }
     if (w->result != BR_ECLOSED)
         br__svcs_stop(w);
@@ -625,6 +746,9 @@ void br__worker_request_done(br_worker *w)
     /* Requests may cross our GOODBYE on the wire - even before we saw WELCOME, since
      * the broker registers us on READY: stay until the broker acknowledged it (or went
      * silent and the socket was dropped) and nothing is in flight. */
+    for (uint32_t i = 0; i < w->nlinks && !w->draining; i++)
+        if (w->links[i].leaving != BR_LEAVE_NONE)
+            check_leave(&w->links[i]);
     if (!w->draining || w->inflight != 0)
         return;
     for (uint32_t i = 0; i < w->nlinks; i++)
@@ -658,8 +782,10 @@ void br__worker_drain(br_worker *w, const char *why)
     }
     br__log("%s: draining %u requests", why, w->inflight);
     w->draining = true;
+    br__sources_stop(w);
     for (uint32_t i = 0; i < w->nlinks; i++) {
-        uv_timer_stop(&w->links[i].retry);
+        if (w->links[i].timer_ready)
+            uv_timer_stop(&w->links[i].retry);
         if (w->links[i].zs)
             send_simple(&w->links[i], BR_MSG_GOODBYE, "draining");
     }
@@ -703,47 +829,40 @@ static uint64_t recycle_point(br_worker *w, const br_worker_options *o)
     return o->max_requests + jitter;
 }
 
-/* One link per endpoint of w->connect (a comma-separated list).  0, or BR_EINVAL /
- * BR_ENOMEM after logging why. */
-static int make_links(br_worker *w, bool prefer_first)
+br__link *br__link_add(br_worker *w, uint32_t source, const char *endpoint)
 {
-    uint32_t n = 1;
-    for (const char *c = w->connect; *c; c++)
-        n += *c == ',';
-    if (n > BR_WORKER_MAX_BROKERS) {
-        br__log("%u broker endpoints: at most %u", n, BR_WORKER_MAX_BROKERS);
-        return BR_EINVAL;
+    br__link *l = NULL;
+    for (uint32_t i = 0; i < BR_WORKER_MAX_BROKERS && !l; i++)
+        if (!w->links[i].used)
+            l = &w->links[i];
+    char *copy = l ? dup_cstr(endpoint) : NULL;
+    if (!copy) {
+        br__log("no room for broker %s (at most %u brokers)", endpoint, BR_WORKER_MAX_BROKERS);
+        return NULL;
     }
-    w->links = calloc(n, sizeof(*w->links));
-    if (!w->links)
-        return BR_ENOMEM;
-    const char *p = w->connect;
-    for (uint32_t i = 0; i < n; i++) {
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        while (len && *p == ' ')
-            p++, len--;
-        while (len && p[len - 1] == ' ')
-            len--;
-        if (len == 0) {
-            br__log("an empty broker endpoint in \"%s\"", w->connect);
-            return BR_EINVAL;
+    uint32_t index = (uint32_t)(l - w->links);
+    /* A reused slot keeps its timer handle; everything before it starts afresh. */
+    memset(l, 0, offsetof(br__link, timer_ready));
+    l->w = w;
+    l->index = index;
+    l->used = true;
+    l->source = source;
+    l->endpoint = copy;
+    l->broker_hb_ms = w->heartbeat_ms;
+    l->backoff_ms = BR_BACKOFF_FIRST_MS;
+    if (index >= w->nlinks)
+        w->nlinks = index + 1;
+    w->nused++;
+    if (w->zctx && !w->closing && !w->draining) {
+        /* The loop runs (a name resolved to a new address): connect now. */
+        if (!l->timer_ready) {
+            uv_timer_init(&w->loop, &l->retry);
+            l->retry.data = l;
+            l->timer_ready = true;
         }
-        br__link *l = &w->links[w->nlinks];
-        l->endpoint = malloc(len + 1);
-        if (!l->endpoint)
-            return BR_ENOMEM;
-        memcpy(l->endpoint, p, len);
-        l->endpoint[len] = '\0';
-        l->w = w;
-        l->index = w->nlinks++;
-        l->broker_hb_ms = w->heartbeat_ms;
-        l->backoff_ms = BR_BACKOFF_FIRST_MS;
-        p = end ? end + 1 : p + len;
+        open_socket(l);
     }
-    /* Workers started together favour different brokers with a short capacity. */
-    w->link_offset = prefer_first ? 0 : (uint32_t)getpid() % w->nlinks;
-    return 0;
+    return l;
 }
 
 br_worker *br__worker_new(const br_service_spec *const *services, size_t n,
@@ -785,6 +904,7 @@ br_worker *br__worker_new(const br_service_spec *const *services, size_t n,
     w->heartbeat_ms = o->heartbeat_ms ? o->heartbeat_ms : BR_WORKER_DEFAULT_HEARTBEAT_MS;
     w->drain_ms = o->drain_timeout_ms ? o->drain_timeout_ms : BR_WORKER_DEFAULT_DRAIN_MS;
     w->stall_ms = o->stall_ms ? o->stall_ms : BR_WORKER_DEFAULT_STALL_MS;
+    w->resolve_ms = o->resolve_ms ? o->resolve_ms : BR_WORKER_DEFAULT_RESOLVE_MS;
     w->handle_signals = o->handle_signals;
     w->rng = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull ^ uv_hrtime();
     if (w->rng == 0)
@@ -807,7 +927,7 @@ br_worker *br__worker_new(const br_service_spec *const *services, size_t n,
         br_worker_destroy(&w);
         return NULL;
     }
-    if (w->connect && make_links(w, o->prefer_first_broker) != 0) {
+    if (w->connect && br__sources_init(w, o->prefer_first_broker) != 0) {
         br_worker_destroy(&w);
         return NULL;
     }
@@ -862,6 +982,7 @@ void br_worker_destroy(br_worker **self_p)
     for (uint32_t i = 0; i < w->nlinks; i++)
         free(w->links[i].endpoint);
     free(w->links);
+    br__sources_release(w);
     free(w->connect);
     free(w->id);
     br_curve_keypair_wipe(&w->curve_keys);
@@ -897,6 +1018,7 @@ int br__worker_open(br_worker *w, void *zctx)
     for (uint32_t i = 0; i < w->nlinks; i++) {
         uv_timer_init(&w->loop, &w->links[i].retry);
         w->links[i].retry.data = &w->links[i];
+        w->links[i].timer_ready = true;
     }
     uv_mutex_lock(&w->wake_lock);
     w->wake_ready = true;
@@ -920,6 +1042,8 @@ int br__worker_open(br_worker *w, void *zctx)
             w->curve ? " with CURVE" : "");
     for (uint32_t i = 0; i < w->nlinks && !w->closing; i++)
         open_socket(&w->links[i]);
+    if (!w->closing)
+        br__sources_start(w);
     if (atomic_load(&w->stop_asked) && !w->closing)
         br__worker_drain(w, "stop requested");
     return 0;

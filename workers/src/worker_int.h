@@ -64,11 +64,38 @@ typedef struct br__option {
 /* Most brokers one worker serves (endpoints given, or addresses one name resolves to). */
 #define BR_WORKER_MAX_BROKERS 64
 
+/* Why a link is leaving: it said GOODBYE, and once its broker acknowledged and nothing
+ * of its registration runs any more it registers again (YIELD: to hand back slots
+ * beyond its share, credit.h) or closes for good (RETIRE: its address left the
+ * name's answer, resolve.c). */
+typedef enum br__leave { BR_LEAVE_NONE, BR_LEAVE_YIELD, BR_LEAVE_RETIRE } br__leave;
+
+/* One endpoint as given (--connect).  A tcp:// endpoint whose host is a name is a
+ * DNS source: the worker resolves it on the loop (uv_getaddrinfo) and keeps one link
+ * per address (resolve.c); any other endpoint is one link as it is. */
+typedef struct br__source {
+    struct br_worker *w;     /* the worker */
+    uint32_t index;          /* in w->sources */
+    char *endpoint;          /* as given (owned) */
+    char *host;              /* the name to resolve (owned), or NULL: not a DNS source */
+    char *port;              /* its port, as given (owned with host) */
+    uv_getaddrinfo_t lookup; /* the resolution in flight */
+    bool resolving;          /* lookup is in flight */
+    bool again;              /* resolve again once lookup ends (asked meanwhile) */
+    int last_error;          /* the last resolution's error, to log a change once */
+    uint32_t naddrs;         /* addresses of the last answer */
+} br__source;
+
 /* One broker the worker serves: its own DEALER socket, registration, heartbeats and
  * reconnects (PROTOCOL.md 6-7), and its window of the shared capacity (credit.h). */
 typedef struct br__link {
     struct br_worker *w;              /* the worker */
     uint32_t index;                   /* in w->links */
+    bool used;                        /* the slot holds a broker (slots are reused,
+                                         never moved: handles point into them) */
+    uint32_t source;                  /* the w->sources entry it came from */
+    br__leave leaving;                /* said GOODBYE to leave or re-register */
+    uint64_t leave_at;                /* uv_now when it started leaving */
     char *endpoint;                   /* the broker's endpoint (owned) */
     br_zsock *zs;                     /* the DEALER socket, or NULL */
     uint64_t gen;                     /* the current registration (unique among every
@@ -85,16 +112,26 @@ typedef struct br__link {
                                          this broker; 0 before the first WELCOME */
     char broker_id[BR_BROKER_ID_MAX]; /* the last WELCOME's broker id ("" before any) */
     uint32_t backoff_ms;              /* the next reconnect delay before jitter */
-    uv_timer_t retry;                 /* reconnect after backoff */
+    bool ever_registered;             /* some READY on it was WELCOMEd */
+    /* Kept when the slot is reused (br__link_add clears what comes before). */
+    bool timer_ready; /* retry is initialised (closed at shutdown) */
+    uv_timer_t retry; /* reconnect after backoff */
 } br__link;
 
 struct br_worker {
     uv_loop_t loop;                          /* the worker's one event loop */
     br__registry reg;                        /* services, their READY description, routing */
     char *connect;                           /* broker endpoints as given (owned) */
-    br__link *links;                         /* one per broker (nlinks) */
-    uint32_t nlinks;                         /* entries in links */
-    uint32_t link_offset;                    /* the link a short capacity favours first */
+    br__link *links;                         /* BR_WORKER_MAX_BROKERS slots, one per broker */
+    uint32_t nlinks;                         /* slots ever used (some may be free again) */
+    uint32_t nused;                          /* slots holding a broker now */
+    uint32_t link_seed;                      /* picks the link a short capacity favours
+                                                first (link_seed % nlinks) */
+    br__source *sources;                     /* the endpoints given (nsources) */
+    uint32_t nsources;                       /* entries in sources */
+    uint32_t resolve_ms;                     /* how often DNS sources are resolved */
+    uv_timer_t resolve_timer;                /* resolves them every resolve_ms */
+    bool resolve_ready;                      /* resolve_timer is initialised */
     br__link *cur;                           /* the link whose message is being handled */
     char *id;                                /* worker id (owned) */
     bool curve;                              /* connect with CURVE (the two fields below) */
@@ -176,6 +213,29 @@ uint8_t br__gen_version(const br_worker *w, uint64_t gen);
  * (gen's own when live, else any registered one), or NULL. */
 br__link *br__worker_call_link(br_worker *w, uint64_t gen);
 
+/* resolve.c: parses w->connect into sources and makes the links of those that need
+ * no resolution (prefer_first: the first link gets a short capacity).  0, or BR_EINVAL
+ * / BR_ENOMEM after logging why. */
+int br__sources_init(br_worker *w, bool prefer_first);
+void br__sources_release(br_worker *w);
+
+/* resolve.c: starts resolving the DNS sources, now and every resolve_ms; stop ends it
+ * (closing the timer, cancelling what can be).  Loop thread. */
+void br__sources_start(br_worker *w);
+void br__sources_stop(br_worker *w);
+
+/* resolve.c: resolve source `index` again soon (a link of it fell silent: the name
+ * may point elsewhere now). */
+void br__sources_resolve(br_worker *w, uint32_t index);
+
+/* A new link to `endpoint` (copied) for source `source`, connected at once when the
+ * loop runs; NULL when every slot is taken or memory ran out (logged). */
+br__link *br__link_add(br_worker *w, uint32_t source, const char *endpoint);
+
+/* l's address is gone: it stops taking work and closes once what it holds is done (at
+ * once when it is not connected). */
+void br__link_retire(br__link *l);
+
 /* An orphan (work whose registration ended) finished: its slot is free again. */
 void br__worker_orphan_done(br_worker *w);
 
@@ -243,6 +303,9 @@ void br__dispatch_cancel(br_worker *w, uint64_t id);
 
 /* Cancels every request in flight (drain timeout). */
 void br__dispatch_cancel_all(br_worker *w);
+
+/* Requests and jobs of registration gen still in flight. */
+uint32_t br__dispatch_count_gen(br_worker *w, uint64_t gen);
 
 /* Registration gen ended: cancels its requests and jobs in flight, and returns how
  * many of them still run (orphans now; each calls br__worker_orphan_done when it ends). */

@@ -682,6 +682,7 @@ int br_job_fail(br_jobctx *job, bool retry, const char *error);
 #define BR_WORKER_MAX_CONCURRENCY      1000000
 #define BR_WORKER_DEFAULT_HEARTBEAT_MS 1000
 #define BR_WORKER_DEFAULT_DRAIN_MS     30000
+#define BR_WORKER_DEFAULT_RESOLVE_MS   5000
 
 /* How a worker connects and behaves.  Zero fields take the defaults above. */
 typedef struct br_worker_options {
@@ -707,6 +708,9 @@ typedef struct br_worker_options {
     bool prefer_first_broker;     /* with fewer slots than brokers, the first endpoint gets
                                      the slot while it lives (default: one picked by pid,
                                      so that a pool spreads over the brokers) */
+    uint32_t resolve_ms;          /* a tcp:// endpoint whose host is a name is one broker
+                                     per address it resolves to, resolved again this often
+                                     (and when one falls silent) */
 } br_worker_options;
 
 typedef struct br_worker br_worker;
