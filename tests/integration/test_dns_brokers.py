@@ -120,6 +120,19 @@ class DnsBrokersTest(unittest.TestCase):
         self.write_hosts(*ADDRS)
         self.assertTrue(self.serves(gw2, "/hello"), w.stderr())
 
+    def test_addresses_found_together_share_the_capacity_from_the_start(self):
+        port = port_free_on(ADDRS)
+        gw2, gw3 = self.gateway(ADDRS[0], port), self.gateway(ADDRS[1], port)
+        self.write_hosts(*ADDRS)
+        w = self.worker(port, "hello")
+        self.assertTrue(self.serves(gw2, "/hello"), w.stderr())
+        self.assertTrue(self.serves(gw3, "/hello"), w.stderr())
+        # --concurrency 1024 over two brokers: 512 each in the first READYs, nothing
+        # to hand back later.
+        for a in ADDRS:
+            self.assertIn("at tcp://%s:%d, window 512" % (a, port), w.stderr())
+        self.assertNotIn("more than its share", w.stderr())
+
     def test_a_name_that_does_not_resolve_yet_is_tried_again(self):
         port = port_free_on(ADDRS)
         gw2 = self.gateway(ADDRS[0], port)

@@ -174,6 +174,49 @@ class MultiBrokerTest(unittest.TestCase):
         self.assertEqual(len({w for _, _, w in replies}), 2,
                          "the lost gateway's CPU slot moved to gw2:\n" + wa.stderr())
 
+    def test_a_cpu_slot_goes_back_to_its_broker_when_that_returns(self):
+        b1, b2 = free_port(), free_port()
+        gw1, gw2 = self.gateway(b1), self.gateway(b2)
+        # wa's one slot belongs at gw1, wb's at gw2.
+        wa = self.worker(endpoints(b1, b2), "peak", "--prefer-first-broker", "--id", "wa",
+                         program="barista-worker-test")
+        wb = self.worker(endpoints(b2, b1), "peak", "--prefer-first-broker", "--id", "wb",
+                         program="barista-worker-test")
+        self.assertTrue(self.serves(gw1, "/peak?ms=0"), wa.stderr())
+        self.assertTrue(self.serves(gw2, "/peak?ms=0"), wb.stderr())
+
+        # gw1 dies: wa's slot moves to gw2 once wa has found gw1 silent.
+        gw1.proc.send_signal(signal.SIGKILL)
+        gw1.wait()
+        lost = "broker tcp://127.0.0.1:%d silent" % b1
+        self.assertTrue(poll_until(lambda: lost in wa.stderr(), 30), wa.stderr())
+
+        # gw1 returns: wa registers there and hands its slot back from gw2 once it is
+        # free; without that gw1 would have no CPU capacity at all while gw2 lives.
+        gw1b = self.gateway(b1, http_port=gw1.port)
+        self.assertTrue(self.serves(gw1b, "/peak?ms=0"), wa.stderr())
+        self.assertIn("more than its share now", wa.stderr())
+
+        replies = []
+        lock = threading.Lock()
+
+        def call(port):
+            status, body, worker = get(port, "/peak?ms=50")
+            with lock:
+                replies.append((port, status, body, worker))
+
+        threads = [threading.Thread(target=call, args=(p,)) for p in [gw1b.port, gw2.port] * 6]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        self.assertEqual(len(replies), 12)
+        for port, status, body, worker in replies:
+            self.assertEqual(status, 200, (status, body, wa.stderr()))
+            self.assertEqual(body["peak"], 1, "two requests ran at once in one worker")
+            # Each gateway is served by the worker whose slot belongs there.
+            self.assertEqual(worker, "wa" if port == gw1b.port else "wb")
+
     def test_local_workers_of_every_process_register_with_every_process(self):
         base = consecutive_ports()
         gw = Gateway("--local", "--processes", "2", "--broker", "tcp://127.0.0.1:%d" % base,

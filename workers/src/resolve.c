@@ -161,6 +161,8 @@ static void apply_answer(br__source *s, const struct addrinfo *res)
             br__link_retire(l);
         }
     }
+    br__link *added[BR_WORKER_MAX_BROKERS];
+    uint32_t nadded = 0;
     for (uint32_t k = 0; k < n; k++) {
         bool have = false;
         for (uint32_t i = 0; i < w->nlinks && !have; i++)
@@ -169,8 +171,13 @@ static void apply_answer(br__source *s, const struct addrinfo *res)
         if (have)
             continue;
         br__log("%s: new broker address %s", s->endpoint, eps[k]);
-        br__link_add(w, s->index, eps[k]);
+        br__link *l = br__link_add(w, s->index, eps[k]);
+        if (l)
+            added[nadded++] = l;
     }
+    /* Opened together: each READY offers its share of what is free. */
+    for (uint32_t k = 0; k < nadded; k++)
+        br__link_open(added[k]);
     s->naddrs = n;
 }
 

@@ -853,16 +853,20 @@ br__link *br__link_add(br_worker *w, uint32_t source, const char *endpoint)
     if (index >= w->nlinks)
         w->nlinks = index + 1;
     w->nused++;
-    if (w->zctx && !w->closing && !w->draining) {
-        /* The loop runs (a name resolved to a new address): connect now. */
-        if (!l->timer_ready) {
-            uv_timer_init(&w->loop, &l->retry);
-            l->retry.data = l;
-            l->timer_ready = true;
-        }
-        open_socket(l);
-    }
     return l;
+}
+
+void br__link_open(br__link *l)
+{
+    br_worker *w = l->w;
+    if (!w->zctx || w->closing || w->draining || l->zs)
+        return;
+    if (!l->timer_ready) {
+        uv_timer_init(&w->loop, &l->retry);
+        l->retry.data = l;
+        l->timer_ready = true;
+    }
+    open_socket(l);
 }
 
 br_worker *br__worker_new(const br_service_spec *const *services, size_t n,

@@ -228,9 +228,13 @@ void br__sources_stop(br_worker *w);
  * may point elsewhere now). */
 void br__sources_resolve(br_worker *w, uint32_t index);
 
-/* A new link to `endpoint` (copied) for source `source`, connected at once when the
- * loop runs; NULL when every slot is taken or memory ran out (logged). */
+/* A new link to `endpoint` (copied) for source `source`, not connected yet; NULL when
+ * every slot is taken or memory ran out (logged). */
 br__link *br__link_add(br_worker *w, uint32_t source, const char *endpoint);
+
+/* Connects a link made while the loop runs (its READY announces its share of what is
+ * free: add every new link before opening any, so that they share it). */
+void br__link_open(br__link *l);
 
 /* l's address is gone: it stops taking work and closes once what it holds is done (at
  * once when it is not connected). */
