@@ -100,6 +100,7 @@ static void refusals_exit_2_with_one_line(void **state)
         {{"--services", "hello,hello", NULL}, "listed twice"},
         {{"--services", "hello", "--concurrency", "0", NULL}, "--concurrency: 0"},
         {{"--services", "hello", "--heartbeat-ms", "1x", NULL}, "--heartbeat-ms: 1x"},
+        {{"--services", "hello", "--resolve-ms", "99", NULL}, "--resolve-ms: 99"},
         {{"--services", "hash", "--nice", "20", NULL}, "--nice: 20"},
         {{"--services", "hello", "--connect", "http://x", NULL}, "--connect"},
         {{"--services", "hello", "stray", NULL}, "unexpected argument: stray"},

@@ -24,6 +24,9 @@
 #define ADDR_ENDPOINT_MAX (8 + INET6_ADDRSTRLEN + 8)
 /* Longest port text taken from an endpoint. */
 #define PORT_MAX 5
+/* How often a name with no address yet is tried (its gateway is not up: do not make
+ * a worker started with it wait a whole resolve_ms). */
+#define RESOLVE_EMPTY_MS 500
 
 typedef char addr_endpoint[ADDR_ENDPOINT_MAX];
 
@@ -182,6 +185,20 @@ static void apply_answer(br__source *s, const struct addrinfo *res)
 }
 
 static void lookup(br__source *s);
+static void on_resolve_tick(uv_timer_t *t);
+
+/* Resolves every resolve_ms, or every RESOLVE_EMPTY_MS while a name has no address. */
+static void set_pace(br_worker *w)
+{
+    if (!w->resolve_ready)
+        return;
+    uint64_t ms = w->resolve_ms;
+    for (uint32_t i = 0; i < w->nsources; i++)
+        if (w->sources[i].host && w->sources[i].naddrs == 0 && ms > RESOLVE_EMPTY_MS)
+            ms = RESOLVE_EMPTY_MS;
+    if (uv_timer_get_repeat(&w->resolve_timer) != ms)
+        uv_timer_start(&w->resolve_timer, on_resolve_tick, ms, ms);
+}
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
@@ -204,6 +221,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         apply_answer(s, res);
     }
     uv_freeaddrinfo(res);
+    set_pace(w);
     if (s->again) {
         s->again = false;
         lookup(s);
@@ -252,8 +270,8 @@ void br__sources_start(br_worker *w)
         return;
     uv_timer_init(&w->loop, &w->resolve_timer);
     w->resolve_timer.data = w;
-    uv_timer_start(&w->resolve_timer, on_resolve_tick, w->resolve_ms, w->resolve_ms);
     w->resolve_ready = true;
+    set_pace(w);
 }
 
 void br__sources_stop(br_worker *w)

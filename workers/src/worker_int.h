@@ -357,6 +357,14 @@ br_worker *br__worker_new(const br_service_spec *const *services, size_t n,
 int br__worker_open(br_worker *w, void *zctx);
 int br__worker_close(br_worker *w);
 
+/* worker.c: closes every handle of the worker (after the services' fini, unless the
+ * drain gave up on stuck requests).  Loop thread; a second call does nothing. */
+void br__worker_shutdown(br_worker *w);
+
+/* worker.c: the worker's tick, four times per heartbeat interval: heartbeats, broker
+ * liveness, job leases, recycling by memory. */
+void br__worker_tick(uv_timer_t *t);
+
 /* Starts the drain (GOODBYE, in-flight work finishes, then everything closes), logging
  * why; a second call does nothing.  Loop thread. */
 void br__worker_drain(br_worker *w, const char *why);
