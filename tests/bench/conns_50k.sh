@@ -46,7 +46,7 @@ per_gw=$(((CONNS + PROCS - 1) / PROCS + 1000))
 per_client=$(((CONNS + CLIENTS - 1) / CLIENTS))
 hard=$(ulimit -Hn)
 need=$((per_gw > per_client ? per_gw : per_client))
-need=$((need + 100))
+need=$((need + 300)) # the gateway wants --max-connections + 256 descriptors
 if [ "$hard" != unlimited ] && [ "$hard" -lt "$need" ]; then
     echo "conns_50k: ulimit -Hn is $hard, each process needs $need: raise PROCS and CLIENTS" >&2
     exit 1
@@ -59,7 +59,24 @@ if [ "$somax" -lt 4096 ] && [ -w /proc/sys/net/core/somaxconn ]; then
 fi
 
 port=$(free_port)
-bport=$(free_port) # the gateway binds bport .. bport + PROCS - 1
+# The gateway binds bport .. bport + PROCS - 1: a run of free ports.
+bport=$(python3 -c '
+import socket, sys
+n = int(sys.argv[1])
+for base in range(20000, 32000, n):
+    socks = []
+    try:
+        for i in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", base + i))
+            socks.append(s)
+    except OSError:
+        continue
+    finally:
+        for s in socks:
+            s.close()
+    print(base)
+    break' "$PROCS")
 endpoints=""
 i=0
 while [ $i -lt "$PROCS" ]; do
@@ -131,5 +148,8 @@ awk -v g0="$gw0" -v gp="$gwp" -v gh="$gwh" -v ga0="$gwa0" -v gap="$gwap" \
         w0/1024, wp/1024, wh/1024, (wp-w0)*1024/n, wa0/1024, wap/1024, (wap-wa0)*1024/n
     printf "together: %.1f MiB sampled peak\n", (gp+wp)/1024 }'
 # What the processes said about each other (a worker found silent, requests retried).
-grep -hE 'warn|error|silent|lost|removed|reconnect' "$DIR/gateway.log" "$DIR/worker.log" | head -20 || true
+for f in worker gateway; do
+    grep -E 'warn|error|silent|lost|removed|reconnect' "$DIR/$f.log" | sort | uniq -c | sort -rn |
+        head -8 | sed "s/^/$f: /" || true
+done
 exit $status

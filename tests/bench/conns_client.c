@@ -33,6 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_http.h"
+
 #define CONNECT_BATCH 512 /* non-blocking connects outstanding at once */
 #define GRACE_S       10  /* seconds to wait for the answers in flight at the end */
 #define IN_BYTES      1024
@@ -55,35 +57,6 @@ static double now_s(void)
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-/* The length of one complete answer at the front of c->in, 0 while incomplete, -1 on
- * an answer this client cannot frame.  *status gets its status code. */
-static long answer_len(const conn *c, int *status)
-{
-    const char *end = memmem(c->in, c->len, "\r\n\r\n", 4);
-    if (!end)
-        return c->len == sizeof(c->in) ? -1 : 0;
-    size_t head = (size_t)(end - c->in) + 4;
-    if (c->len < 12 || memcmp(c->in, "HTTP/1.1 ", 9) != 0)
-        return -1;
-    *status = atoi(c->in + 9);
-    const char *cl = memmem(c->in, head, "\r\ncontent-length:", 17);
-    if (!cl)
-        cl = memmem(c->in, head, "\r\nContent-Length:", 17);
-    size_t body = cl ? strtoul(cl + 17, NULL, 10) : 0;
-    if (head + body > sizeof(c->in))
-        return -1;
-    return c->len >= head + body ? (long)(head + body) : 0;
-}
-
-/* A whole decimal argument in 1..max, or -1. */
-static long parse_arg(const char *text, long max)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    return errno == 0 && end != text && *end == '\0' && v >= 1 && v <= max ? v : -1;
-}
-
 static bool send_request(conn *c)
 {
     if (write(c->fd, request, request_len) != (ssize_t)request_len)
@@ -98,8 +71,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: conns_client PORT PATH CONNECTIONS SECONDS SOURCE_ADDRESS\n");
         return 2;
     }
-    long port = parse_arg(argv[1], 65535), nconns = parse_arg(argv[3], 1000000);
-    long secs = parse_arg(argv[4], 3600);
+    long port = bench_parse_arg(argv[1], 65535), nconns = bench_parse_arg(argv[3], 1000000);
+    long secs = bench_parse_arg(argv[4], 3600);
     struct sockaddr_in src = {.sin_family = AF_INET};
     if (port < 0 || nconns < 0 || secs < 0 || inet_pton(AF_INET, argv[5], &src.sin_addr) != 1) {
         fprintf(stderr, "conns_client: bad arguments\n");
@@ -186,7 +159,7 @@ int main(int argc, char **argv)
             c->len = (unsigned short)(c->len + r);
             int status = 0;
             long alen;
-            while ((alen = answer_len(c, &status)) > 0) {
+            while ((alen = bench_answer_len(c->in, c->len, sizeof(c->in), &status)) > 0) {
                 answers++;
                 if (status < 200 || status > 299) {
                     non2xx++;
