@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_http.h"
+
 #define MAX_CONNS 4096
 
 typedef struct conn {
@@ -34,39 +36,6 @@ typedef struct conn {
 
 static char request[512];
 static size_t request_len;
-
-/* The length of one complete answer at the front of c->in, 0 while incomplete, -1 on
- * an answer this client cannot frame.  *status gets its status code. */
-static long answer_len(const conn *c, int *status)
-{
-    const char *end = memmem(c->in, c->len, "\r\n\r\n", 4);
-    if (!end)
-        return c->len == sizeof(c->in) ? -1 : 0;
-    size_t head = (size_t)(end - c->in) + 4;
-    if (c->len < 12 || memcmp(c->in, "HTTP/1.1 ", 9) != 0)
-        return -1;
-    char *after;
-    long code = strtol(c->in + 9, &after, 10);
-    if (after != c->in + 12 || code < 100 || code > 599)
-        return -1;
-    *status = (int)code;
-    const char *cl = memmem(c->in, head, "\r\ncontent-length:", 17);
-    if (!cl)
-        cl = memmem(c->in, head, "\r\nContent-Length:", 17);
-    size_t body = cl ? strtoul(cl + 17, NULL, 10) : 0;
-    if (head + body > sizeof(c->in))
-        return -1;
-    return c->len >= head + body ? (long)(head + body) : 0;
-}
-
-/* A whole decimal argument in 1..max, or -1. */
-static long parse_arg(const char *text, long max)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    return errno == 0 && end != text && *end == '\0' && v >= 1 && v <= max ? v : -1;
-}
 
 static int send_request(conn *c)
 {
@@ -84,8 +53,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: hop_client PORT PATH CONNECTIONS REQUESTS\n");
         return 2;
     }
-    long port = parse_arg(argv[1], 65535);
-    long nconns = parse_arg(argv[3], MAX_CONNS), total = parse_arg(argv[4], LONG_MAX);
+    long port = bench_parse_arg(argv[1], 65535);
+    long nconns = bench_parse_arg(argv[3], MAX_CONNS), total = bench_parse_arg(argv[4], LONG_MAX);
     if (port < 0 || nconns < 0 || total < 0) {
         fprintf(stderr, "hop_client: bad arguments\n");
         return 2;
@@ -134,7 +103,7 @@ int main(int argc, char **argv)
             c->len += (size_t)r;
             int status = 0;
             long alen;
-            while ((alen = answer_len(c, &status)) > 0) {
+            while ((alen = bench_answer_len(c->in, c->len, sizeof(c->in), &status)) > 0) {
                 done++;
                 if (status < 200 || status > 299)
                     non2xx++;

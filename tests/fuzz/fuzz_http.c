@@ -305,7 +305,7 @@ static void on_async(gw_req *req, void *data)
             slot = &fz.async[i];
     if (!slot) /* more requests in handlers than max_pipeline allows */
         fail("more async requests in flight than max_pipeline", NULL);
-    const char *n = req->match.nparams ? req->match.params[0].value : "0";
+    const char *n = req->match.nparams ? gw_route_match_param(&req->match, 0).value : "0";
     slot->req = req;
     slot->seq = seq;
     slot->turns = (unsigned)(n[0] & 3);

@@ -83,7 +83,7 @@ static void slow_handler(gw_req *req, void *data)
     d->req = req;
     uv_timer_init(&f->loop, &d->timer);
     d->timer.data = d;
-    unsigned ms = (unsigned)strtoul(req->match.params[0].value, NULL, 10);
+    unsigned ms = (unsigned)strtoul(gw_route_match_param(&req->match, 0).value, NULL, 10);
     uv_timer_start(&d->timer, on_delay, ms, 0);
     gw_req_on_abort(req, on_delayed_abort, d);
 }
@@ -113,11 +113,12 @@ static void echo_handler(gw_req *req, void *data)
 {
     fixture *f = data;
     char out[1024];
+    gw_path_param name = gw_route_match_param(&req->match, 0);
     const gw_header *ua = gw_req_header(req, "x-test");
     int n = snprintf(out, sizeof(out), "m=%s p=%s q=%s name=%.*s x-test=%s n=%zu body=%.*s",
-                     req->method, req->path, req->query, (int)req->match.params[0].value_len,
-                     req->match.params[0].value, ua ? ua->value : "-", req->nheaders,
-                     (int)req->body_len, req->body ? req->body : "");
+                     req->method, req->path, req->query, (int)name.value_len, name.value,
+                     ua ? ua->value : "-", req->nheaders, (int)req->body_len,
+                     req->body ? req->body : "");
     /* Counted, not NUL-terminated: "X-Fine" is cut from a longer buffer. */
     gw_header extra[] = {{"X-Evil", 6, "a\r\nSet-Cookie: x", 16},
                          {"content-LENGTH", 14, "1", 1},

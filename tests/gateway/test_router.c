@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -82,13 +83,15 @@ static void extracts_path_params_in_order(void **state)
     assert_int_equal(gw_router_add(r, "GET", "/orgs/{org}/repos/{repo}", handler_a, NULL), 0);
     gw_route_match m = match_ok(r, "GET", "/orgs/acme/repos/rocket%20sled");
     assert_int_equal(m.nparams, 2);
-    assert_int_equal(m.params[0].name_len, 3);
-    assert_memory_equal(m.params[0].name, "org", 3);
-    assert_int_equal(m.params[0].value_len, 4);
-    assert_memory_equal(m.params[0].value, "acme", 4);
-    assert_memory_equal(m.params[1].name, "repo", 4);
-    assert_int_equal(m.params[1].value_len, strlen("rocket%20sled"));
-    assert_memory_equal(m.params[1].value, "rocket%20sled", m.params[1].value_len);
+    gw_path_param p0 = gw_route_match_param(&m, 0), p1 = gw_route_match_param(&m, 1);
+    assert_int_equal(p0.name_len, 3);
+    assert_memory_equal(p0.name, "org", 3);
+    assert_int_equal(p0.value_len, 4);
+    assert_memory_equal(p0.value, "acme", 4);
+    assert_int_equal(p1.name_len, 4);
+    assert_memory_equal(p1.name, "repo", 4);
+    assert_int_equal(p1.value_len, strlen("rocket%20sled"));
+    assert_memory_equal(p1.value, "rocket%20sled", p1.value_len);
     assert_string_equal(m.route->pattern, "/orgs/{org}/repos/{repo}");
 }
 
@@ -240,7 +243,30 @@ static void sixteen_params_fill_the_match(void **state)
     assert_int_equal(gw_router_add(r, "GET", tmpl, handler_a, NULL), 0);
     gw_route_match m = match_ok(r, "GET", path);
     assert_int_equal(m.nparams, GW_ROUTE_MAX_PARAMS);
-    assert_memory_equal(m.params[15].value, "v15", 3);
+    gw_path_param last = gw_route_match_param(&m, 15);
+    assert_memory_equal(last.name, "p15", 3);
+    assert_memory_equal(last.value, "v15", 3);
+}
+
+/* A match keeps 16-bit spans of the path: a value right below the bound is found
+ * whole, a path past it matches nothing rather than a wrapped span. */
+static void long_path_values_and_the_bound(void **state)
+{
+    gw_router *r = *state;
+    assert_int_equal(gw_router_add(r, "GET", "/a/{x}", handler_a, NULL), 0);
+    size_t len = GW_ROUTE_MAX_PATH;
+    char *path = malloc(len + 1);
+    assert_non_null(path);
+    memset(path, 'v', len);
+    memcpy(path, "/a/", 3);
+    gw_route_match m;
+    assert_int_equal(gw_router_match(r, "GET", path, len, &m, NULL, 0), 0);
+    gw_path_param x = gw_route_match_param(&m, 0);
+    assert_int_equal(x.value_len, len - 3);
+    assert_ptr_equal(x.value, path + 3);
+    path[len] = 'v';
+    assert_int_equal(gw_router_match(r, "GET", path, len + 1, &m, NULL, 0), BR_ENOTFOUND);
+    free(path);
 }
 
 int main(void)
@@ -261,6 +287,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(removed_route_no_longer_matches, setup, teardown),
         cmocka_unit_test_setup_teardown(enforces_segment_and_param_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(sixteen_params_fill_the_match, setup, teardown),
+        cmocka_unit_test_setup_teardown(long_path_values_and_the_bound, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

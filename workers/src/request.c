@@ -357,13 +357,14 @@ void br__req_cancel(br_req *req)
     /* A CPU handler owns the rest of the request until it returns: only the flag. */
     if (req->on_thread || req->ended)
         return;
-    if (req->on_body_end && !req->body_over) {
+    br__req_stream *st = req->stream;
+    if (st && st->on_body_end && !st->body_over) {
         /* A streamed body will not end: its handler hears that first (and may reply,
          * which ends the request). */
         br_worker *w = req->worker;
         uint64_t id = req->msg.id;
-        req->body_over = true;
-        req->on_body_end(req, false, req->body_arg);
+        st->body_over = true;
+        st->on_body_end(req, false, st->body_arg);
         if (br__dispatch_find(w, id) != req || req->ended)
             return;
     }
@@ -403,7 +404,8 @@ static void free_now(br_req *req)
 {
     free(req->body.data);
     br_buf_free(&req->turn_state);
-    free(req->squeue.data);
+    if (req->stream)
+        free(req->stream->squeue.data);
     br__arena_release(&req->arena);
     free(req);
 }

@@ -20,6 +20,22 @@
 
 struct br_worker;
 
+/* A streamed response's or request body's state (stream.c): made in the request's arena
+ * at br_stream_start or br_req_body_stream, so that the requests that stream nothing -
+ * nearly all - do not carry it while in flight. */
+typedef struct br__req_stream {
+    bool closing;               /* br_stream_end was called: STREAM_END follows the queue */
+    bool body_over;             /* the body's end was delivered */
+    uint32_t window;            /* stream bytes the broker granted that were not sent yet */
+    uint32_t body_taken;        /* body bytes taken since the last window renewal */
+    const char *error;          /* br_stream_abort's reason (arena or static), or NULL */
+    br_buf squeue;              /* bytes written and waiting for window (heap) */
+    size_t squeue_off;          /* bytes at the front of squeue already sent */
+    br_body_fn on_body;         /* br_req_body_stream: pieces of the body, or NULL */
+    br_body_end_fn on_body_end; /* its end */
+    void *body_arg;             /* their argument */
+} br__req_stream;
+
 struct br_req {
     struct br_req *prev, *next; /* in the worker's in-flight list */
     struct br_req *hnext;       /* next in the in-flight id bucket */
@@ -29,58 +45,50 @@ struct br_req {
     br_request msg;             /* the REQUEST; strings and arrays live in the arena */
     uint64_t gen;               /* registration it arrived under (see worker_int.h) */
     uint64_t t_recv_ns;         /* uv_hrtime() at arrival, for the remaining deadline */
-    atomic_bool cancelled;      /* set by the loop thread, read by a CPU handler */
-    bool ended;                 /* a reply was produced; the handler is done with it */
     void *state;                /* br_req_set_state: a before hook's hand-over */
-    bool in_after;              /* the service's after hook runs: headers may still be added */
-    bool on_thread;             /* the handler runs on the compute thread */
     br_cancel_fn on_cancel;     /* the handler's cancel callback, or NULL */
     void *cancel_arg;           /* its argument */
     uv_handle_t *handles[BR_REQ_MAX_HANDLES]; /* adopted handles, closed at release */
-    unsigned nhandles;                        /* entries in handles */
-    unsigned closing;                         /* adopted handles whose close callback is pending */
-    uint16_t status;                          /* the reply's status */
     const char *content_type;                 /* the reply's content type (arena or static) */
     br_pair *rheaders;       /* reply headers (arena), BR_REPLY_MAX_HEADERS slots */
-    uint32_t nrheaders;      /* entries used in rheaders */
     br_buf body;             /* the reply body (heap, max BR_REPLY_BODY_MAX) */
-    int body_err;            /* why a write into body failed (the reply becomes 500) */
     br_writer *writer;       /* br_reply_start's writer into body (arena), or NULL */
-    bool writing;            /* between br_reply_start and br_reply_send */
     br_value json;           /* br_req_json: the body parsed, once json_parsed */
-    bool json_parsed;        /* json holds the answer */
     struct br__verr *errors; /* validation errors recorded (arena), or NULL */
-    uint32_t nerrors;        /* entries in errors */
     uv_work_t *work;         /* a CPU request's compute-thread job (arena), else NULL: 128
                                 bytes that an I/O request in flight does not pay */
     br_job_spec *jobs;       /* jobs the reply enqueues (arena), or NULL */
-    uint32_t njobs;          /* entries used in jobs */
     struct br__op *ops;      /* async operations it owns (async_int.h) */
-    unsigned pins;           /* thread-pool jobs that may still read it */
-    bool release_deferred;   /* released while pinned: free at the last unpin */
     struct br__actor *actor; /* actor route: its key's activation here, else NULL */
     uint64_t actor_epoch;    /* the ACTOR_REQUEST's epoch */
-    bool actor_activate;     /* it starts an activation with actor_state_in */
-    bool actor_started;      /* its turn began (counted in actor->running) */
     br_str actor_state_in;   /* with actor_activate: the loaded state (arena) */
-    uint8_t turn_op;         /* br_state_op the turn asked for */
     br_buf turn_state;       /* with BR_STATE_SET: the new state (heap) */
     struct br_req *qnext;    /* next in its actor's mailbox */
-    /* A streamed response (stream.c). */
-    bool streaming;             /* br_stream_start sent STREAM_START: the answer is a stream */
-    bool stream_closing;        /* br_stream_end was called: STREAM_END follows the queue */
-    const char *stream_error;   /* br_stream_abort's reason (arena or static), or NULL */
-    uint32_t window;            /* stream bytes the broker granted that were not sent yet */
-    br_buf squeue;              /* bytes written and waiting for window (heap) */
-    size_t squeue_off;          /* bytes at the front of squeue already sent */
-    br_stream_fn on_writable;   /* br_stream_on_writable's callback, or NULL */
-    void *writable_arg;         /* its argument */
-    br_body_fn on_body;         /* br_req_body_stream: pieces of the body, or NULL */
-    br_body_end_fn on_body_end; /* its end */
-    void *body_arg;             /* their argument */
-    uint32_t body_taken;        /* body bytes taken since the last window renewal */
-    bool body_over;             /* the body's end was delivered */
-    br__arena arena;            /* request-scoped memory, starting in first[] */
+    /* A streamed response or body (stream.c). */
+    br__req_stream *stream;   /* the stream's state (arena), or NULL: nothing streams */
+    br_stream_fn on_writable; /* br_stream_on_writable's callback, or NULL */
+    void *writable_arg;       /* its argument */
+    /* The small fields together, so that the struct has no padding holes. */
+    unsigned nhandles;     /* entries in handles */
+    unsigned closing;      /* adopted handles whose close callback is pending */
+    uint32_t nrheaders;    /* entries used in rheaders */
+    int body_err;          /* why a write into body failed (the reply becomes 500) */
+    uint32_t nerrors;      /* entries in errors */
+    uint32_t njobs;        /* entries used in jobs */
+    unsigned pins;         /* thread-pool jobs that may still read it */
+    uint16_t status;       /* the reply's status */
+    atomic_bool cancelled; /* set by the loop thread, read by a CPU handler */
+    bool ended;            /* a reply was produced; the handler is done with it */
+    bool in_after;         /* the service's after hook runs: headers may still be added */
+    bool on_thread;        /* the handler runs on the compute thread */
+    bool writing;          /* between br_reply_start and br_reply_send */
+    bool json_parsed;      /* json holds the answer */
+    bool release_deferred; /* released while pinned: free at the last unpin */
+    bool actor_activate;   /* it starts an activation with actor_state_in */
+    bool actor_started;    /* its turn began (counted in actor->running) */
+    uint8_t turn_op;       /* br_state_op the turn asked for */
+    bool streaming;        /* br_stream_start sent STREAM_START: the answer is a stream */
+    br__arena arena;       /* request-scoped memory, starting in first[] */
     alignas(max_align_t) char first[]; /* the arena's first block */
 };
 

@@ -24,7 +24,20 @@ static bool current(const br_req *req)
 
 static size_t queued(const br_req *req)
 {
-    return req->squeue.len - req->squeue_off;
+    const br__req_stream *st = req->stream;
+    return st ? st->squeue.len - st->squeue_off : 0;
+}
+
+/* The request's stream state, made (zeroed, in its arena) at the first use; NULL when
+ * the arena is out of memory. */
+static br__req_stream *stream_state(br_req *req)
+{
+    if (!req->stream) {
+        req->stream = br_req_alloc(req, sizeof(*req->stream));
+        if (req->stream)
+            memset(req->stream, 0, sizeof(*req->stream));
+    }
+    return req->stream;
 }
 
 /* Ends the request: complete() sends the STREAM_END (br__stream_end_msg) and frees. */
@@ -39,29 +52,30 @@ static void stream_done(br_req *req)
 static bool pump(br_req *req)
 {
     br_worker *w = req->worker;
-    while (req->window > 0 && queued(req) > 0 && current(req)) {
+    br__req_stream *st = req->stream;
+    while (st->window > 0 && queued(req) > 0 && current(req)) {
         size_t n = queued(req);
-        if (n > req->window)
-            n = req->window;
+        if (n > st->window)
+            n = st->window;
         if (n > BR_STREAM_CHUNK_MAX)
             n = BR_STREAM_CHUNK_MAX;
         br_msg m = {.type = BR_MSG_STREAM_CHUNK};
         m.u.stream_chunk.id = req->msg.id;
-        m.u.stream_chunk.data.ptr = (const char *)req->squeue.data + req->squeue_off;
+        m.u.stream_chunk.data.ptr = (const char *)st->squeue.data + st->squeue_off;
         m.u.stream_chunk.data.len = (uint32_t)n;
         br__worker_send_gen(w, req->gen, &m);
-        req->window -= (uint32_t)n;
-        req->squeue_off += n;
+        st->window -= (uint32_t)n;
+        st->squeue_off += n;
     }
     if (queued(req) == 0) {
-        req->squeue.len = req->squeue_off = 0;
-    } else if (req->squeue_off >= req->squeue.len / 2) {
+        st->squeue.len = st->squeue_off = 0;
+    } else if (st->squeue_off >= st->squeue.len / 2) {
         /* Keep the queue's memory bounded by what is waiting, not by what passed. */
-        memmove(req->squeue.data, req->squeue.data + req->squeue_off, queued(req));
-        req->squeue.len = queued(req);
-        req->squeue_off = 0;
+        memmove(st->squeue.data, st->squeue.data + st->squeue_off, queued(req));
+        st->squeue.len = queued(req);
+        st->squeue_off = 0;
     }
-    if (req->stream_closing && (queued(req) == 0 || !current(req))) {
+    if (st->closing && (queued(req) == 0 || !current(req))) {
         stream_done(req);
         return true;
     }
@@ -77,6 +91,9 @@ int br_stream_start(br_req *req, uint16_t status, const char *content_type)
      * has no place for one, so actor routes answer whole. */
     if (req->actor)
         return BR_EINVAL;
+    br__req_stream *st = stream_state(req);
+    if (!st)
+        return BR_ENOMEM;
     const char *type = content_type && *content_type ? content_type : "application/octet-stream";
     req->content_type = br_req_strdup(req, br_str_c(type));
     if (!req->content_type)
@@ -90,7 +107,7 @@ int br_stream_start(br_req *req, uint16_t status, const char *content_type)
         req->in_after = false;
     }
     req->streaming = true;
-    req->squeue.max = BR_STREAM_QUEUE_MAX;
+    st->squeue.max = BR_STREAM_QUEUE_MAX;
     if (!current(req))
         return 0;
     br_msg m = {.type = BR_MSG_STREAM_START};
@@ -105,20 +122,21 @@ int br_stream_start(br_req *req, uint16_t status, const char *content_type)
 
 int br_stream_write(br_req *req, const void *data, size_t len)
 {
-    if (!req || !req->streaming || req->stream_closing || req->ended || (!data && len))
+    if (!req || !req->streaming || req->stream->closing || req->ended || (!data && len))
         return BR_EINVAL;
+    br__req_stream *st = req->stream;
     if (br_req_cancelled(req))
         return BR_ECLOSED;
     if (len == 0)
         return 0;
     if (queued(req) + len > BR_STREAM_QUEUE_MAX)
         return BR_EFULL;
-    if (req->squeue_off > 0 && req->squeue.len + len > BR_STREAM_QUEUE_MAX) {
-        memmove(req->squeue.data, req->squeue.data + req->squeue_off, queued(req));
-        req->squeue.len = queued(req);
-        req->squeue_off = 0;
+    if (st->squeue_off > 0 && st->squeue.len + len > BR_STREAM_QUEUE_MAX) {
+        memmove(st->squeue.data, st->squeue.data + st->squeue_off, queued(req));
+        st->squeue.len = queued(req);
+        st->squeue_off = 0;
     }
-    int rc = br_buf_append(&req->squeue, data, len);
+    int rc = br_buf_append(&st->squeue, data, len);
     if (rc != 0)
         return rc == BR_ELIMIT ? BR_EFULL : rc;
     pump(req); /* never ends the request: it is not closing */
@@ -127,26 +145,28 @@ int br_stream_write(br_req *req, const void *data, size_t len)
 
 int br_stream_end(br_req *req)
 {
-    if (!req || !req->streaming || req->stream_closing || req->ended)
+    if (!req || !req->streaming || req->stream->closing || req->ended)
         return BR_EINVAL;
-    req->stream_closing = true;
+    br__req_stream *st = req->stream;
+    st->closing = true;
     req->on_writable = NULL;
     if (br_req_cancelled(req))
-        req->squeue.len = req->squeue_off = 0; /* nobody reads them any more */
+        st->squeue.len = st->squeue_off = 0; /* nobody reads them any more */
     pump(req);
     return 0;
 }
 
 int br_stream_abort(br_req *req, const char *why)
 {
-    if (!req || !req->streaming || req->stream_closing || req->ended)
+    if (!req || !req->streaming || req->stream->closing || req->ended)
         return BR_EINVAL;
-    req->stream_error = why && *why ? br_req_strdup(req, br_str_c(why)) : NULL;
-    if (!req->stream_error)
-        req->stream_error = "aborted";
-    req->stream_closing = true;
+    br__req_stream *st = req->stream;
+    st->error = why && *why ? br_req_strdup(req, br_str_c(why)) : NULL;
+    if (!st->error)
+        st->error = "aborted";
+    st->closing = true;
     req->on_writable = NULL;
-    req->squeue.len = req->squeue_off = 0;
+    st->squeue.len = st->squeue_off = 0;
     stream_done(req);
     return 0;
 }
@@ -169,11 +189,12 @@ void br__stream_window(br_worker *w, uint64_t id, uint32_t bytes)
     br_req *req = br__dispatch_find(w, id);
     if (!req || !req->streaming || req->ended)
         return; /* ended meanwhile: a late grant */
-    uint64_t window = (uint64_t)req->window + bytes;
-    req->window = window > UINT32_MAX ? UINT32_MAX : (uint32_t)window;
+    br__req_stream *st = req->stream;
+    uint64_t window = (uint64_t)st->window + bytes;
+    st->window = window > UINT32_MAX ? UINT32_MAX : (uint32_t)window;
     if (pump(req))
         return;
-    if (req->on_writable && !req->stream_closing && queued(req) < BR_STREAM_QUEUE_MAX / 2 &&
+    if (req->on_writable && !st->closing && queued(req) < BR_STREAM_QUEUE_MAX / 2 &&
         !br_req_cancelled(req))
         req->on_writable(req, req->writable_arg);
 }
@@ -183,7 +204,7 @@ void br__stream_end_msg(br_req *req, br_msg *out)
     memset(out, 0, sizeof(*out));
     out->type = BR_MSG_STREAM_END;
     out->u.stream_end.id = req->msg.id;
-    const char *why = req->stream_error;
+    const char *why = req->stream ? req->stream->error : NULL;
     if (!why && br_req_cancelled(req))
         why = "cancelled";
     out->u.stream_end.error = br_str_c(why ? why : "");
@@ -288,12 +309,15 @@ static void grant_body(br_req *req, uint32_t bytes)
 
 int br_req_body_stream(br_req *req, br_body_fn on_data, br_body_end_fn on_end, void *arg)
 {
-    if (!req || !on_data || !on_end || !req->spec->stream_body || req->on_body || req->ended ||
-        req->on_thread)
+    if (!req || !on_data || !on_end || !req->spec->stream_body ||
+        (req->stream && req->stream->on_body) || req->ended || req->on_thread)
         return BR_EINVAL;
-    req->on_body = on_data;
-    req->on_body_end = on_end;
-    req->body_arg = arg;
+    br__req_stream *st = stream_state(req);
+    if (!st)
+        return BR_ENOMEM;
+    st->on_body = on_data;
+    st->on_body_end = on_end;
+    st->body_arg = arg;
     grant_body(req, BR_BODY_WINDOW);
     return 0;
 }
@@ -301,24 +325,26 @@ int br_req_body_stream(br_req *req, br_body_fn on_data, br_body_end_fn on_end, v
 void br__stream_body_chunk(br_worker *w, uint64_t id, br_str data)
 {
     br_req *req = br__dispatch_find(w, id);
-    if (!req || !req->on_body || req->body_over || req->ended)
+    br__req_stream *st = req ? req->stream : NULL;
+    if (!st || !st->on_body || st->body_over || req->ended)
         return;
-    req->on_body(req, data.ptr, data.len, req->body_arg);
+    st->on_body(req, data.ptr, data.len, st->body_arg);
     /* The handler may have replied (and freed req) from on_body. */
-    if (br__dispatch_find(w, id) != req || req->ended || req->body_over)
+    if (br__dispatch_find(w, id) != req || req->ended || st->body_over)
         return;
-    req->body_taken += data.len;
-    if (req->body_taken >= BR_BODY_WINDOW / 2) {
-        grant_body(req, req->body_taken);
-        req->body_taken = 0;
+    st->body_taken += data.len;
+    if (st->body_taken >= BR_BODY_WINDOW / 2) {
+        grant_body(req, st->body_taken);
+        st->body_taken = 0;
     }
 }
 
 void br__stream_body_end(br_worker *w, uint64_t id, br_str error)
 {
     br_req *req = br__dispatch_find(w, id);
-    if (!req || req->ended || req->body_over || !req->on_body_end)
+    br__req_stream *st = req ? req->stream : NULL;
+    if (!st || req->ended || st->body_over || !st->on_body_end)
         return;
-    req->body_over = true;
-    req->on_body_end(req, error.len == 0, req->body_arg);
+    st->body_over = true;
+    st->on_body_end(req, error.len == 0, st->body_arg);
 }

@@ -113,12 +113,12 @@ static int call_decode_params(gw_exchange *c)
 int gw__exchange_path_params(gw_exchange *c, const gw_route_match *match, char *dst, size_t cap)
 {
     for (size_t i = 0; i < match->nparams; i++) {
-        const gw_path_param *p = &match->params[i];
+        gw_path_param p = gw_route_match_param(match, i);
         size_t len = 0;
-        if (gw_percent_decode(p->value, p->value_len, false, dst, cap, &len) != 0)
+        if (gw_percent_decode(p.value, p.value_len, false, dst, cap, &len) != 0)
             return BR_EVALUE;
         /* Names point into the route, which lives as long as the broker. */
-        c->params[i].name = (br_str){p->name, (uint32_t)p->name_len};
+        c->params[i].name = (br_str){p.name, (uint32_t)p.name_len};
         c->params[i].value = (br_str){dst, (uint32_t)len};
         dst += len;
         cap -= len;

@@ -286,7 +286,8 @@ int gw_router_match(const gw_router *self, const char *method, const char *path,
     if (!self || !method || !path || !out)
         return BR_EINVAL;
     segment segs[GW_ROUTE_MAX_SEGMENTS];
-    int n = split_path(path, path_len, segs, GW_ROUTE_MAX_SEGMENTS);
+    int n = path_len <= GW_ROUTE_MAX_PATH ? split_path(path, path_len, segs, GW_ROUTE_MAX_SEGMENTS)
+                                          : -1;
     if (n < 0)
         return BR_ENOTFOUND;
     bool head = strcmp(method, "HEAD") == 0;
@@ -325,16 +326,29 @@ int gw_router_match(const gw_router *self, const char *method, const char *path,
         return BR_EINVAL;
     }
     out->route = &best->pub;
+    out->path = path;
     out->nparams = 0;
     for (uint32_t i = 0; i < best->nsegs; i++) {
-        const segment *t = &best->segs[i];
-        if (!t->param)
+        if (!best->segs[i].param)
             continue;
-        gw_path_param *p = &out->params[out->nparams++];
-        p->name = t->text;
-        p->name_len = t->len;
-        p->value = segs[i].text;
-        p->value_len = segs[i].len;
+        gw_path_span *v = &out->spans[out->nparams++];
+        v->off = (uint16_t)(segs[i].text - path);
+        v->len = (uint16_t)segs[i].len;
     }
     return 0;
+}
+
+gw_path_param gw_route_match_param(const gw_route_match *m, size_t i)
+{
+    /* pub is the entry's first member: the route a match names is an entry's. */
+    const route_entry *e = (const route_entry *)m->route;
+    size_t k = 0;
+    for (uint32_t s = 0; s < e->nsegs; s++) {
+        const segment *t = &e->segs[s];
+        if (!t->param || k++ != i)
+            continue;
+        const gw_path_span *v = &m->spans[i];
+        return (gw_path_param){t->text, t->len, m->path + v->off, v->len};
+    }
+    return (gw_path_param){"", 0, "", 0};
 }

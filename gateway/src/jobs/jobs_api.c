@@ -245,9 +245,9 @@ static void on_durable(gw_job_waiter *base, gw_job *job, int status)
 static void post_job(gw_req *req, void *data)
 {
     gw_jobs *j = data;
-    const gw_path_param *p = &req->match.params[0];
+    gw_path_param p = gw_route_match_param(&req->match, 0);
     /* An internal task is as unknown to a client as one that does not exist. */
-    gw_jobs_task *t = gw__jobs_task_public(j, (br_str){p->value, (uint32_t)p->value_len});
+    gw_jobs_task *t = gw__jobs_task_public(j, (br_str){p.value, (uint32_t)p.value_len});
     if (!t) {
         gw_req_respond_detail(req, 404, "Unknown task");
         return;
@@ -418,8 +418,8 @@ static void on_get_detail(void *arg, gw_job *job, br_str result, br_str error, i
  * answered 404 (a job of another owner looks like one that does not exist). */
 static gw_job *visible_job(gw_jobs *j, gw_req *req)
 {
-    const gw_path_param *p = &req->match.params[0];
-    gw_job *job = gw__jobs_find(j, path_id(p->value, p->value_len));
+    gw_path_param p = gw_route_match_param(&req->match, 0);
+    gw_job *job = gw__jobs_find(j, path_id(p.value, p.value_len));
     if (!job || !job->durable || !gw__jobs_visible(job, gw__jobs_caller(req))) {
         gw_req_respond_detail(req, 404, "Job not found");
         return NULL;

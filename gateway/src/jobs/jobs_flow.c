@@ -898,8 +898,8 @@ static void post_workflow(gw_req *req, void *data)
  * otherwise NULL and req was answered 404. */
 static gw_jobs_flow *visible_flow(gw_jobs *j, gw_req *req)
 {
-    const gw_path_param *p = &req->match.params[0];
-    gw_jobs_flow *f = flow_find(j, (br_str){p->value, (uint32_t)p->value_len});
+    gw_path_param p = gw_route_match_param(&req->match, 0);
+    gw_jobs_flow *f = flow_find(j, (br_str){p.value, (uint32_t)p.value_len});
     br_str caller = gw__jobs_caller(req);
     for (uint32_t i = 0; f && i < f->size; i++)
         if (f->members[i] && f->members[i]->durable && gw__jobs_visible(f->members[i], caller))

@@ -539,11 +539,11 @@ static void list_schedules(gw_req *req, void *data)
 static void delete_schedule(gw_req *req, void *data)
 {
     gw_jobs *j = data;
-    const gw_path_param *p = &req->match.params[0];
+    gw_path_param p = gw_route_match_param(&req->match, 0);
     br_str who = gw__jobs_caller(req);
     for (gw_list *l = j->schedules.next; l != &j->schedules; l = l->next) {
         gw_jobs_schedule *s = GW_CONTAINER_OF(l, gw_jobs_schedule, link);
-        if (p->value_len != 32 || memcmp(p->value, s->id, 32) != 0 || !visible(s, who))
+        if (p.value_len != 32 || memcmp(p.value, s->id, 32) != 0 || !visible(s, who))
             continue;
         if (gw__jobs_store_delete_schedule(j->store, br_str_c(s->id), NULL, NULL) != 0) {
             gw_req_respond_error(req, 503, true, "Service Unavailable: the store is busy");

@@ -22,6 +22,7 @@ typedef void (*gw_handler_fn)(struct gw_req *req, void *route_data);
 /* Upper bounds a template must respect; a longer one is refused with BR_ELIMIT. */
 #define GW_ROUTE_MAX_SEGMENTS 32
 #define GW_ROUTE_MAX_PARAMS   16
+#define GW_ROUTE_MAX_PATH     UINT16_MAX /* a match keeps 16-bit spans of the path */
 
 /* A service's own CORS policy (PROTOCOL.md 5.1, br_cors), as NUL-terminated text the
  * edge answers with instead of its gateway-wide options.  Owned like gw_route_policy. */
@@ -66,11 +67,20 @@ typedef struct gw_path_param {
     size_t value_len;
 } gw_path_param;
 
-/* The result of a successful match.  Valid while the route and the path are. */
+/* Where a parameter's value lies in the matched path: path[off .. off + len). */
+typedef struct gw_path_span {
+    uint16_t off;
+    uint16_t len;
+} gw_path_span;
+
+/* The result of a successful match.  Valid while the route and the path are.  It
+ * keeps spans of the path rather than pointers (every HTTP request in flight holds
+ * one: 88 bytes instead of 528); gw_route_match_param gives a parameter whole. */
 typedef struct gw_route_match {
     const gw_route *route;
-    gw_path_param params[GW_ROUTE_MAX_PARAMS];
-    size_t nparams;
+    const char *path;                        /* the matched path */
+    gw_path_span spans[GW_ROUTE_MAX_PARAMS]; /* the parameters' values, in template order */
+    size_t nparams;                          /* entries in spans */
 } gw_route_match;
 
 typedef struct gw_router gw_router;
@@ -101,8 +111,12 @@ int gw_router_remove(gw_router *self, const char *method, const char *pattern);
  * when templates match the path but not for this method (405) - then `allow`
  * receives the comma-separated methods that do match ("GET, HEAD"), truncated to
  * allow_cap bytes including the NUL.  A HEAD request matches a GET route when no HEAD
- * route exists. */
+ * route exists.  A path longer than GW_ROUTE_MAX_PATH bytes matches nothing. */
 int gw_router_match(const gw_router *self, const char *method, const char *path, size_t path_len,
                     gw_route_match *out, char *allow, size_t allow_cap);
+
+/* Path parameter i (< m->nparams) of a successful match, in template order: its name
+ * from the route, its value from the path. */
+gw_path_param gw_route_match_param(const gw_route_match *m, size_t i);
 
 #endif /* BARISTA_GW_ROUTER_H */
