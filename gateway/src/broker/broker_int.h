@@ -16,6 +16,7 @@
 #include "http.h"
 #include "idmap.h"
 #include "log.h"
+#include "pool.h"
 #include "registry.h"
 #include "websocket.h"
 
@@ -66,6 +67,7 @@ struct gw_broker {
     gw_idmap *websockets;   /* connection id -> WebSocket (websockets.c) */
     gw_list ws_all;         /* every WebSocket, for broadcasts */
     uint64_t next_ws_id;    /* last WebSocket connection id handed out */
+    gw_pool ws_links;       /* every WebSocket's link (websockets.c) */
     uv_check_t ws_flush;    /* sends the workers' WS_* batches at the end of a loop turn */
     bool ws_flush_active;   /* ws_flush is started */
     gw_ws_config ws_cfg;    /* WebSocket limits, cfg.ws or the defaults (every connection

@@ -42,6 +42,9 @@
 /* Groups one connection may be in, and the longest group name. */
 #define GW_WS_MAX_GROUPS 8
 #define GW_WS_GROUP_MAX  64
+/* Links carved from one pool chunk (pool.h: away from the handshake's transient
+ * blocks). */
+#define GW_WS_LINK_CHUNK 64
 /* Open WebSocket connections the broker tracks at once. */
 #define GW_WS_MAX_CONNS 1000000u
 
@@ -65,6 +68,7 @@ typedef struct gw_ws_link {
 int gw__ws_init(gw_broker *b)
 {
     gw_list_init(&b->ws_all);
+    gw_pool_init(&b->ws_links, sizeof(gw_ws_link), GW_WS_LINK_CHUNK);
     gw_ws_config_defaults(&b->ws_cfg);
     if (b->cfg.ws)
         b->ws_cfg = *b->cfg.ws;
@@ -75,6 +79,7 @@ int gw__ws_init(gw_broker *b)
 void gw__ws_fini(gw_broker *b)
 {
     gw_idmap_destroy(&b->websockets);
+    gw_pool_destroy(&b->ws_links);
 }
 
 static void link_free(gw_ws_link *l)
@@ -83,7 +88,7 @@ static void link_free(gw_ws_link *l)
     gw_list_remove(&l->worker_link);
     gw_list_remove(&l->all_link);
     free(l->groups);
-    free(l);
+    gw_pool_free(&l->b->ws_links, l);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -255,7 +260,7 @@ void gw__ws_open(gw_exchange *c)
         gw__exchange_fail(c, 503, true, "Service Unavailable: no live worker");
         return;
     }
-    gw_ws_link *l = calloc(1, sizeof(*l));
+    gw_ws_link *l = gw_pool_alloc(&b->ws_links);
     if (!l) {
         gw__exchange_fail(c, 503, true, "Service Unavailable: out of memory");
         return;
@@ -267,7 +272,7 @@ void gw__ws_open(gw_exchange *c)
     gw_list_init(&l->worker_link);
     gw_list_init(&l->all_link);
     if (gw_idmap_put(b->websockets, l->id, l) != 0) {
-        free(l);
+        gw_pool_free(&b->ws_links, l);
         gw__exchange_fail(c, 503, true, "Service Unavailable: too many WebSocket connections");
         return;
     }
@@ -277,7 +282,7 @@ void gw__ws_open(gw_exchange *c)
     l->ws = gw_req_upgrade(req, e->subprotocols, &b->ws_cfg, &client_hooks, l, &chosen);
     if (!l->ws) {
         gw_idmap_take(b->websockets, l->id);
-        free(l);
+        gw_pool_free(&b->ws_links, l);
         gw__exchange_free(c);
         return;
     }
