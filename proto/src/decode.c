@@ -328,7 +328,7 @@ static int get_service(dec *d, br_service *s)
 }
 
 /* extra: fields on the wire after the six READY requires; the first is public_tasks,
- * the second schedules. */
+ * the second schedules, the third features. */
 static int get_ready(dec *d, br_ready *m, uint32_t extra)
 {
     void *mem;
@@ -366,7 +366,9 @@ static int get_ready(dec *d, br_ready *m, uint32_t extra)
         TRY(get_u32(d, &s->catch_up));
         TRY(close_record(d, more));
     }
-    return 0;
+    if (extra == 2)
+        return 0; /* no optional messages read */
+    return get_u32(d, &m->features);
 }
 
 static int get_request(dec *d, br_request *m)
@@ -488,13 +490,17 @@ static int get_fields(dec *d, br_msg *m, uint32_t *extra)
 {
     switch (m->type) {
     case BR_MSG_READY: {
-        uint32_t known = *extra < 2 ? *extra : 2;
+        uint32_t known = *extra < 3 ? *extra : 3;
         *extra -= known;
         return get_ready(d, &m->u.ready, known);
     }
     case BR_MSG_WELCOME:
         TRY(get_text(d, &m->u.welcome.broker_id));
-        return get_u32(d, &m->u.welcome.heartbeat_ms);
+        TRY(get_u32(d, &m->u.welcome.heartbeat_ms));
+        if (*extra == 0)
+            return 0; /* a broker that confirms no optional messages */
+        (*extra)--;
+        return get_u32(d, &m->u.welcome.features);
     case BR_MSG_REQUEST:
     case BR_MSG_CALL: {
         TRY(get_request(d, &m->u.request));
@@ -602,6 +608,8 @@ static int get_fields(dec *d, br_msg *m, uint32_t *extra)
         TRY(br_cursor_uint(&d->cur, &m->u.ws_group.conn));
         TRY(br_cursor_bool(&d->cur, &m->u.ws_group.binary));
         return get_bytes(d, &m->u.ws_group.data);
+    case BR_MSG_WS_BATCH:
+        return get_bytes(d, &m->u.ws_batch.messages);
     case BR_MSG_STREAM_START: {
         uint64_t status;
         TRY(br_cursor_uint(&d->cur, &m->u.stream_start.id));

@@ -173,7 +173,7 @@ static void pack_ready(msgpack_packer *pk, const br_ready *m)
     /* public_tasks and schedules are optional and trailing: left out when empty, so
      * that a READY without them is byte for byte what older workers send (schedules
      * need public_tasks before them, empty or not). */
-    uint32_t trailing = m->nschedules ? 2 : m->npublic_tasks ? 1 : 0;
+    uint32_t trailing = m->features ? 3 : m->nschedules ? 2 : m->npublic_tasks ? 1 : 0;
     msgpack_pack_array(pk, 2 + br__msg_nfields(BR_MSG_READY) + trailing);
     msgpack_pack_uint8(pk, version_of(pk));
     msgpack_pack_uint8(pk, BR_MSG_READY);
@@ -215,6 +215,8 @@ static void pack_ready(msgpack_packer *pk, const br_ready *m)
         pack_str(pk, s->cron);
         msgpack_pack_uint32(pk, s->catch_up);
     }
+    if (trailing == 3)
+        msgpack_pack_uint32(pk, m->features);
 }
 
 /* Optional fields a REQUEST or CALL carries after the ones every peer knows: 14-16
@@ -325,9 +327,14 @@ static void pack_msg(msgpack_packer *pk, const br_msg *msg)
         pack_ready(pk, &msg->u.ready);
         break;
     case BR_MSG_WELCOME:
-        pack_head(pk, msg->type);
+        /* features is optional and trailing: left out when none. */
+        msgpack_pack_array(pk, 2 + br__msg_nfields(msg->type) + (msg->u.welcome.features ? 1 : 0));
+        msgpack_pack_uint8(pk, version_of(pk));
+        msgpack_pack_uint8(pk, msg->type);
         pack_str(pk, msg->u.welcome.broker_id);
         msgpack_pack_uint32(pk, msg->u.welcome.heartbeat_ms);
+        if (msg->u.welcome.features)
+            msgpack_pack_uint32(pk, msg->u.welcome.features);
         break;
     case BR_MSG_REQUEST:
     case BR_MSG_CALL:
@@ -470,6 +477,10 @@ static void pack_msg(msgpack_packer *pk, const br_msg *msg)
         msgpack_pack_uint64(pk, msg->u.ws_group.conn);
         pack_bool(pk, msg->u.ws_group.binary);
         pack_bin(pk, msg->u.ws_group.data);
+        break;
+    case BR_MSG_WS_BATCH:
+        pack_head(pk, msg->type);
+        pack_bin(pk, msg->u.ws_batch.messages);
         break;
     case BR_MSG_STREAM_START:
         pack_head(pk, msg->type);

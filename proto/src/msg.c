@@ -38,6 +38,7 @@ static const struct {
     [BR_MSG_WS_CLOSE] = {"WS_CLOSE", 3},
     [BR_MSG_WS_CREDIT] = {"WS_CREDIT", 2},
     [BR_MSG_WS_GROUP] = {"WS_GROUP", 5},
+    [BR_MSG_WS_BATCH] = {"WS_BATCH", 1},
     [BR_MSG_ACTOR_REQUEST] = {"ACTOR_REQUEST", 17},
     [BR_MSG_ACTOR_REPLY] = {"ACTOR_REPLY", 9},
     [BR_MSG_DEACTIVATE] = {"DEACTIVATE", 3},

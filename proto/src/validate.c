@@ -290,6 +290,9 @@ int br__msg_validate(const br_msg *msg)
         ok = msg->u.ws_group.op <= BR_WS_BROADCAST && msg->u.ws_group.group.len > 0 &&
              str_ok(msg->u.ws_group.group) && str_ok(msg->u.ws_group.data);
         break;
+    case BR_MSG_WS_BATCH:
+        ok = msg->u.ws_batch.messages.len > 0 && str_ok(msg->u.ws_batch.messages);
+        break;
     case BR_MSG_STREAM_START:
         ok = msg->u.stream_start.status >= 200 && msg->u.stream_start.status <= 599 &&
              pairs_ok(msg->u.stream_start.headers, msg->u.stream_start.nheaders) &&

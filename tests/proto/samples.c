@@ -178,10 +178,11 @@ static void fill_maximal_lists(void)
 
 static void sample_ready(sample_shape shape, br_ready *m)
 {
-    *m = (br_ready){S("host:4242:9f3e"), BR_KIND_IO, 1000,      1000, services, 3, tasks, 2,
-                    public_tasks,        1,          schedules, 1};
+    *m = (br_ready){
+        S("host:4242:9f3e"), BR_KIND_IO, 1000,      1000, services,           3, tasks, 2,
+        public_tasks,        1,          schedules, 1,    BR_FEATURE_WS_BATCH};
     if (shape == SAMPLE_EMPTY)
-        *m = (br_ready){S(""), BR_KIND_CPU, 0, 0, NULL, 0, NULL, 0, NULL, 0, NULL, 0};
+        *m = (br_ready){S(""), BR_KIND_CPU, 0, 0, NULL, 0, NULL, 0, NULL, 0, NULL, 0, 0};
     if (shape == SAMPLE_MAXIMAL) {
         m->services = max_services;
         m->nservices = 64;
@@ -274,7 +275,8 @@ void sample_msg(unsigned type, sample_shape shape, br_msg *msg)
         sample_ready(shape, &msg->u.ready);
         break;
     case BR_MSG_WELCOME:
-        msg->u.welcome = empty ? (br_welcome){0} : (br_welcome){S("broker-7f3a"), 1000};
+        msg->u.welcome =
+            empty ? (br_welcome){0} : (br_welcome){S("broker-7f3a"), 1000, BR_FEATURE_WS_BATCH};
         break;
     case BR_MSG_REQUEST:
     case BR_MSG_CALL:
@@ -404,6 +406,11 @@ void sample_msg(unsigned type, sample_shape shape, br_msg *msg)
         msg->u.ws_group =
             empty ? (br_msg_ws_group){.op = BR_WS_JOIN, .group = S("g"), .conn = 0}
                   : (br_msg_ws_group){BR_WS_BROADCAST, S("lobby"), 42, false, S("hi all")};
+        break;
+    case BR_MSG_WS_BATCH:
+        /* Two WS_CREDITs ([2, 33, 1, 1] and [2, 33, 42, 16]), or one. */
+        msg->u.ws_batch = empty ? (br_msg_ws_batch){S("\x94\x02\x21\x01\x01")}
+                                : (br_msg_ws_batch){S("\x94\x02\x21\x01\x01\x94\x02\x21\x2a\x10")};
         break;
     case BR_MSG_STREAM_START: {
         static br_pair sse_headers[] = {{S("cache-control"), S("no-cache")}};
@@ -555,7 +562,7 @@ static bool ready_equal(const br_ready *a, const br_ready *b)
         if (!str_equal(a->public_tasks[i], b->public_tasks[i]))
             return false;
     }
-    if (a->nschedules != b->nschedules)
+    if (a->nschedules != b->nschedules || a->features != b->features)
         return false;
     for (uint32_t i = 0; i < a->nschedules; i++) {
         const br_schedule_decl *x = &a->schedules[i], *y = &b->schedules[i];
@@ -609,7 +616,8 @@ bool sample_equal(const br_msg *a, const br_msg *b)
         return ready_equal(&a->u.ready, &b->u.ready);
     case BR_MSG_WELCOME:
         return str_equal(a->u.welcome.broker_id, b->u.welcome.broker_id) &&
-               a->u.welcome.heartbeat_ms == b->u.welcome.heartbeat_ms;
+               a->u.welcome.heartbeat_ms == b->u.welcome.heartbeat_ms &&
+               a->u.welcome.features == b->u.welcome.features;
     case BR_MSG_REQUEST:
     case BR_MSG_CALL:
         return request_equal(&a->u.request, &b->u.request);
@@ -700,6 +708,8 @@ bool sample_equal(const br_msg *a, const br_msg *b)
                a->u.ws_group.conn == b->u.ws_group.conn &&
                a->u.ws_group.binary == b->u.ws_group.binary &&
                str_equal(a->u.ws_group.data, b->u.ws_group.data);
+    case BR_MSG_WS_BATCH:
+        return str_equal(a->u.ws_batch.messages, b->u.ws_batch.messages);
     case BR_MSG_STREAM_START:
         return a->u.stream_start.id == b->u.stream_start.id &&
                a->u.stream_start.status == b->u.stream_start.status &&

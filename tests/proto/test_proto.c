@@ -367,7 +367,7 @@ static void ready_schedules_follow_public_tasks(void **state)
         {.name = {"nightly", 7}, .task = t, .cron = {"0 3 * * *", 9}},
     };
     br_msg m = {.type = BR_MSG_READY};
-    m.u.ready = (br_ready){{"w", 1}, BR_KIND_IO, 1, 1, NULL, 0, &t, 1, NULL, 0, NULL, 0};
+    m.u.ready = (br_ready){{"w", 1}, BR_KIND_IO, 1, 1, NULL, 0, &t, 1, NULL, 0, NULL, 0, 0};
     m.u.ready.schedules = decl;
     m.u.ready.nschedules = 2;
     br_buf buf = {0};
@@ -414,7 +414,7 @@ static void ready_public_tasks_is_optional_and_trailing(void **state)
     br_buf buf = {0};
     br_str t = {"t", 1};
     br_msg m = {.type = BR_MSG_READY};
-    m.u.ready = (br_ready){{"w", 1}, BR_KIND_IO, 1, 1, NULL, 0, &t, 1, NULL, 0, NULL, 0};
+    m.u.ready = (br_ready){{"w", 1}, BR_KIND_IO, 1, 1, NULL, 0, &t, 1, NULL, 0, NULL, 0, 0};
     assert_int_equal(br_msg_encode_version(&m, 1, &buf), 0);
     assert_int_equal(buf.len, sizeof old_ready);
     assert_memory_equal(buf.data, old_ready, sizeof old_ready);
@@ -770,7 +770,7 @@ static void rejects_lengths_and_counts_just_over_each_limit(void **state)
 
     br_msg ready = {.type = BR_MSG_READY};
     ready.u.ready =
-        (br_ready){{"w", 1}, BR_KIND_IO, 1, 1, services3, 2, tasks3, 2, NULL, 0, NULL, 0};
+        (br_ready){{"w", 1}, BR_KIND_IO, 1, 1, services3, 2, tasks3, 2, NULL, 0, NULL, 0, 0};
     base = ready;
     check_limit(&ready, grow_services, "services");
     ready = base;

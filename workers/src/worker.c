@@ -60,6 +60,11 @@ static br__link *link_of(const br_worker *w, uint64_t gen)
     return NULL;
 }
 
+br__link *br__worker_link(br_worker *w, uint64_t gen)
+{
+    return link_of(w, gen);
+}
+
 bool br__gen_live(const br_worker *w, uint64_t gen)
 {
     return link_of(w, gen) != NULL;
@@ -91,11 +96,28 @@ br__link *br__worker_call_link(br_worker *w, uint64_t gen)
 /* ---------------------------------------------------------------------------------- */
 /* Sending.                                                                            */
 
+int br__link_send_frame(br__link *l, br_str frame)
+{
+    if (!l->zs)
+        return BR_ECLOSED;
+    int rc = br_zsock_send(l->zs, NULL, 0, frame.ptr, frame.len);
+    if (rc != 0) {
+        br__log("br_zsock_send to %s: %s", l->endpoint, br_strerror(rc));
+        return rc;
+    }
+    l->last_send = uv_now(&l->w->loop);
+    return 0;
+}
+
 static int link_send(br__link *l, const br_msg *msg)
 {
     br_worker *w = l->w;
     if (!l->zs)
         return BR_ECLOSED;
+    /* The WebSocket messages batched for this broker go first: it sees what we send in
+     * the order we sent it. */
+    if (l->ws_out.count)
+        br__ws_flush_link(l);
     w->out.len = 0;
     /* READY announces the newest version we speak; the rest goes in the broker's. */
     unsigned version =
@@ -241,6 +263,7 @@ static void end_registration(br__link *l)
     l->credit_owed = 0;
     br__calls_fail_gen(w, gen);
     br__ws_drop_gen(w, gen);
+    br__ws_forget_link(l);
     br__dispatch_registration_lost(w, gen);
     /* Actor keys are the worker's, not a broker's: with one broker its idle ones end
      * with its session, as they always did; with several, they stay for the others. */
@@ -276,6 +299,7 @@ static void send_ready(br__link *l)
     r->npublic_tasks = w->npublic_tasks;
     r->schedules = w->schedules;
     r->nschedules = w->nschedules;
+    r->features = BR_FEATURE_WS_BATCH;
     /* The loop's clock may be stale (the first READY goes out before the loop runs,
      * after the services' init): the broker has 3 heartbeats from now to WELCOME us. */
     uv_update_time(&w->loop);
@@ -427,6 +451,7 @@ static void on_welcome(br__link *l, unsigned version, const br_welcome *m)
     l->broker_hb_ms = m->heartbeat_ms ? m->heartbeat_ms : BR_WORKER_DEFAULT_HEARTBEAT_MS;
     l->registered = true;
     l->ever_registered = true;
+    l->ws_batch = (m->features & BR_FEATURE_WS_BATCH) != 0;
     l->backoff_ms = BR_BACKOFF_FIRST_MS;
     br__jobs_send_policies(w);
     if (l->credit_owed) {
@@ -705,6 +730,7 @@ void br__worker_shutdown(br_worker *w)
     }
     if (w->result != BR_ECLOSED)
         br__svcs_stop(w);
+    br__ws_close_handles(w);
     uv_close((uv_handle_t *)&w->tick, NULL);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
     if (w->handle_signals) {

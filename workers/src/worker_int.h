@@ -22,6 +22,7 @@
 
 #include "async_int.h"
 #include "barista/curve.h"
+#include "barista/ws_batch.h"
 #include "barista/zsock.h"
 #include "registry.h"
 #include "request.h"
@@ -111,6 +112,8 @@ typedef struct br__link {
     uint8_t broker_version;           /* WELCOME's protocol version: what we write to
                                          this broker; 0 before the first WELCOME */
     char broker_id[BR_BROKER_ID_MAX]; /* the last WELCOME's broker id ("" before any) */
+    bool ws_batch;                    /* WELCOME confirmed WS_BATCH: ws.c batches */
+    br_ws_batch ws_out;               /* WS_* messages for this broker this turn (ws.c) */
     uint32_t backoff_ms;              /* the next reconnect delay before jitter */
     bool ever_registered;             /* some READY on it was WELCOMEd */
     /* Kept when the slot is reused (br__link_add clears what comes before). */
@@ -191,6 +194,9 @@ struct br_worker {
     struct br_ws **ws_buckets; /* WebSocket connections by id (ws.c), or NULL before one */
     size_t nws;                /* entries in ws_buckets */
     struct br_ws *ws_closed;   /* connections their handlers closed, freed at a safe point */
+    uv_check_t ws_flush;       /* sends the links' WS_* batches at the end of a loop turn */
+    bool ws_flush_init;        /* ws_flush is initialised (at the first batch) */
+    bool ws_flush_active;      /* ws_flush is started */
 };
 
 /* Encodes msg and sends it to the broker whose message is being handled (w->cur), or
@@ -250,6 +256,17 @@ bool br__ws_handle(br_worker *w, const br_msg *m);
 void br__ws_drop_gen(br_worker *w, uint64_t gen);
 /* ws.c: drop_all, then the table's memory. */
 void br__ws_release(br_worker *w);
+/* ws.c: sends the WS_* messages batched for l's broker now (one frame). */
+void br__ws_flush_link(br__link *l);
+/* ws.c: l's registration ended: what was batched for it is dropped. */
+void br__ws_forget_link(br__link *l);
+/* ws.c: closes the batch flush handle (shutdown). */
+void br__ws_close_handles(br_worker *w);
+
+/* The link of registration gen while it has a socket, or NULL. */
+br__link *br__worker_link(br_worker *w, uint64_t gen);
+/* Sends one already encoded frame on l.  0 or br_zsock_send's error (logged). */
+int br__link_send_frame(br__link *l, br_str frame);
 
 /* Called by the dispatcher whenever the in-flight count drops. */
 void br__worker_request_done(br_worker *w);

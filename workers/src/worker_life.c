@@ -205,8 +205,10 @@ void br_worker_destroy(br_worker **self_p)
     br_buf_free(&w->out);
     br__registry_release(&w->reg);
     uv_mutex_destroy(&w->wake_lock);
-    for (uint32_t i = 0; i < w->nlinks; i++)
+    for (uint32_t i = 0; i < w->nlinks; i++) {
         free(w->links[i].endpoint);
+        br_ws_batch_free(&w->links[i].ws_out);
+    }
     free(w->links);
     br__sources_release(w);
     free(w->connect);

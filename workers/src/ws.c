@@ -12,6 +12,11 @@
  * callback has returned.  A connection closed by its handler is kept, off the table,
  * until the next message from the broker, so that it stays valid until the callback
  * that closed it returns.
+ *
+ * To a broker that reads WS_BATCH (WELCOME.features), the WS_MESSAGE, WS_CREDIT,
+ * WS_CLOSE and WS_GROUP messages of a loop turn go out in one frame
+ * (barista/ws_batch.h), sent by a check handle at the end of the turn or before any
+ * other message to that broker: one ZeroMQ message for a whole drain's worth of echoes.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -178,14 +183,76 @@ static void on_open(br_worker *w, const br_msg_ws_open *m)
 }
 
 /* ---------------------------------------------------------------------------------- */
-/* Sending.                                                                            */
+/* Sending: batched per loop turn and broker when the broker reads WS_BATCH.           */
+
+void br__ws_flush_link(br__link *l)
+{
+    br_str f = br_ws_batch_frame(&l->ws_out, l->broker_version);
+    if (f.len)
+        br__link_send_frame(l, f);
+    br_ws_batch_clear(&l->ws_out);
+}
+
+void br__ws_forget_link(br__link *l)
+{
+    br_ws_batch_clear(&l->ws_out);
+    l->ws_batch = false;
+}
+
+static void on_flush(uv_check_t *h)
+{
+    br_worker *w = h->data;
+    uv_check_stop(h);
+    w->ws_flush_active = false;
+    for (uint32_t i = 0; i < w->nlinks; i++)
+        if (w->links[i].ws_out.count)
+            br__ws_flush_link(&w->links[i]);
+}
+
+void br__ws_close_handles(br_worker *w)
+{
+    if (!w->ws_flush_init)
+        return;
+    w->ws_flush_active = false;
+    uv_close((uv_handle_t *)&w->ws_flush, NULL);
+    w->ws_flush_init = false;
+}
+
+/* Sends a WS_* message on registration gen's link: into the link's batch for this turn
+ * when its broker reads batches, else at once.  0 or an error (BR_ECLOSED: no such
+ * registration any more). */
+static int send_msg(br_worker *w, uint64_t gen, const br_msg *m)
+{
+    br__link *l = br__worker_link(w, gen);
+    if (!l)
+        return BR_ECLOSED;
+    if (!l->ws_batch || !l->registered || w->closing)
+        return br__worker_send_gen(w, gen, m);
+    if (br_ws_batch_bytes(&l->ws_out) >= BR_WS_BATCH_BYTES)
+        br__ws_flush_link(l);
+    int rc = br_ws_batch_add(&l->ws_out, m, l->broker_version);
+    if (rc != 0) {
+        br__log("br_msg_encode(%s): %s", br_msg_type_name(m->type), br_strerror(rc));
+        return rc;
+    }
+    if (!w->ws_flush_init) {
+        uv_check_init(&w->loop, &w->ws_flush);
+        w->ws_flush.data = w;
+        w->ws_flush_init = true;
+    }
+    if (!w->ws_flush_active) {
+        uv_check_start(&w->ws_flush, on_flush);
+        w->ws_flush_active = true;
+    }
+    return 0;
+}
 
 static int send_now(br_ws *ws, bool binary, const void *data, size_t len)
 {
     br_msg m = {.type = BR_MSG_WS_MESSAGE,
                 .u.ws_message = {.conn = ws->id, .binary = binary, .data = {data, len}}};
     ws->credit--;
-    return br__worker_send_gen(ws->w, ws->gen, &m);
+    return send_msg(ws->w, ws->gen, &m);
 }
 
 static int ws_send(br_ws *ws, bool binary, const void *data, size_t len)
@@ -248,7 +315,7 @@ int br_ws_close(br_ws *ws, uint16_t code, const char *reason)
         code = 1011;
     br_msg m = {.type = BR_MSG_WS_CLOSE,
                 .u.ws_close = {.conn = ws->id, .code = code, .reason = {reason, len}}};
-    br__worker_send_gen(ws->w, ws->gen, &m);
+    send_msg(ws->w, ws->gen, &m);
     ws->closed = true;
     unlink_ws(ws->w, ws);
     ws->next = ws->w->ws_closed;
@@ -269,7 +336,7 @@ static int group_op(br_worker *w, uint64_t gen, uint8_t op, const char *group, u
                                .conn = conn,
                                .binary = binary,
                                .data = {data, len}}};
-    return br__worker_send_gen(w, gen, &m);
+    return send_msg(w, gen, &m);
 }
 
 int br_ws_join(br_ws *ws, const char *group)
@@ -388,11 +455,34 @@ static void gone(br_worker *w, br_ws *ws, uint16_t code, br_str reason)
     ws_free(ws);
 }
 
+/* WS_BATCH: each message in it as if it had come alone.  The batch's bytes are the
+ * received frame's, not the decoder's, so decoding its messages one by one with the
+ * worker's decoder leaves them intact. */
+static void on_batch(br_worker *w, br_str rest)
+{
+    br_str one;
+    int rc;
+    while ((rc = br_ws_batch_next(&rest, &one)) == 1) {
+        br_msg m;
+        rc = br_decoder_decode(w->dec, one.ptr, one.len, &m);
+        if (rc == 0 && !br_ws_batch_carries(m.type))
+            rc = BR_EMSGTYPE;
+        if (rc != 0)
+            break;
+        br__ws_handle(w, &m);
+    }
+    if (rc < 0)
+        br__log("dropped the rest of a WS_BATCH: %s", br_strerror(rc));
+}
+
 bool br__ws_handle(br_worker *w, const br_msg *m)
 {
     reap(w);
     br_ws *ws;
     switch (m->type) {
+    case BR_MSG_WS_BATCH:
+        on_batch(w, m->u.ws_batch.messages);
+        return true;
     case BR_MSG_WS_OPEN:
         on_open(w, &m->u.ws_open);
         return true;
@@ -404,7 +494,7 @@ bool br__ws_handle(br_worker *w, const br_msg *m)
             br_msg c = {.type = BR_MSG_WS_CREDIT,
                         .u.ws_credit = {.conn = ws->id, .credit = ws->owed}};
             ws->owed = 0;
-            br__worker_send(w, &c);
+            send_msg(w, ws->gen, &c);
         }
         return true;
     case BR_MSG_WS_CLOSE:

@@ -137,6 +137,10 @@ int gw__broker_send(gw_broker *b, gw_worker *w, const void *ident, size_t ident_
 {
     if (!b->zs)
         return BR_ECLOSED;
+    /* The WebSocket messages batched for w go first: the order of what one peer sends
+     * is the order the other sees (PROTOCOL.md 2). */
+    if (w && w->ws_out.count)
+        gw__ws_flush(b, w);
     b->out.len = 0;
     /* A registered worker gets its own version; any other peer the oldest one, which
      * every peer reads. */
@@ -244,6 +248,7 @@ static void on_ready(gw_broker *b, const br_zframe *ident, const br_zframe *fram
     }
     memcpy(w->key, key, sizeof(w->key));
     w->proto_version = (uint8_t)version;
+    w->ws_batch = (r->features & BR_FEATURE_WS_BATCH) != 0;
     if (w->credit > b->cfg.max_worker_credit) {
         gw_log(GW_LOG_WARN, "broker",
                "worker %s announced capacity %u: capped at %u "
@@ -252,9 +257,10 @@ static void on_ready(gw_broker *b, const br_zframe *ident, const br_zframe *fram
         w->credit = b->cfg.max_worker_credit;
     }
     b->stats.workers_joined++;
-    br_msg m = {
-        .type = BR_MSG_WELCOME,
-        .u.welcome = {.broker_id = br_str_c(b->broker_id), .heartbeat_ms = b->cfg.heartbeat_ms}};
+    br_msg m = {.type = BR_MSG_WELCOME,
+                .u.welcome = {.broker_id = br_str_c(b->broker_id),
+                              .heartbeat_ms = b->cfg.heartbeat_ms,
+                              .features = r->features & BR_FEATURE_WS_BATCH}};
     rc = gw__broker_send(b, w, NULL, 0, &m);
     if (old) {
         /* After WELCOME: the old registration's retries may go to the new one. */
@@ -678,6 +684,7 @@ int gw_broker_start(gw_broker *self)
     uv_timer_init(self->loop, &self->tick_timer);
     uv_timer_init(self->loop, &self->deadline_timer);
     uv_timer_init(self->loop, &self->actor_timer);
+    gw__ws_batch_start(self);
     self->actor_timer.data = self;
     self->tick_timer.data = self;
     self->deadline_timer.data = self;
@@ -821,12 +828,13 @@ void gw_broker_shutdown(gw_broker *self, void (*done)(void *arg), void *arg)
     /* LINGER 0 would drop the GOODBYEs just queued; give them a short, bounded time. */
     int linger = BROKER_SHUTDOWN_LINGER_MS;
     set_opt(self->zsocket, ZMQ_LINGER, &linger, sizeof(linger), "LINGER");
-    self->open_handles = self->zap ? 5 : 4;
+    self->open_handles = self->zap ? 6 : 5;
     uv_timer_stop(&self->tick_timer);
     uv_timer_stop(&self->deadline_timer);
     uv_timer_stop(&self->actor_timer);
     uv_close((uv_handle_t *)&self->actor_timer, on_timer_closed);
     uv_close((uv_handle_t *)&self->tick_timer, on_timer_closed);
+    gw__ws_close_handles(self, on_timer_closed);
     uv_close((uv_handle_t *)&self->deadline_timer, on_timer_closed);
     br_zsock_close(self->zs, on_closed, self);
     self->zs = NULL;

@@ -16,6 +16,7 @@
 #include "http.h"
 #include "idmap.h"
 #include "log.h"
+#include "pool.h"
 #include "registry.h"
 #include "websocket.h"
 
@@ -63,11 +64,14 @@ struct gw_broker {
     size_t nactor_types;                                        /* entries used in actor_types */
     gw_list actor_timers;   /* every gw_actor_timer (actors.c) */
     uv_timer_t actor_timer; /* armed for the earliest actor timer */
-    gw_idmap *websockets; /* connection id -> WebSocket (websockets.c) */
-    gw_list ws_all;       /* every WebSocket, for broadcasts */
-    uint64_t next_ws_id;  /* last WebSocket connection id handed out */
-    gw_ws_config ws_cfg;  /* WebSocket limits, cfg.ws or the defaults (every connection
-                             borrows it) */
+    gw_idmap *websockets;   /* connection id -> WebSocket (websockets.c) */
+    gw_list ws_all;         /* every WebSocket, for broadcasts */
+    uint64_t next_ws_id;    /* last WebSocket connection id handed out */
+    gw_pool ws_links;       /* every WebSocket's link (websockets.c) */
+    uv_check_t ws_flush;    /* sends the workers' WS_* batches at the end of a loop turn */
+    bool ws_flush_active;   /* ws_flush is started */
+    gw_ws_config ws_cfg;    /* WebSocket limits, cfg.ws or the defaults (every connection
+                               borrows it) */
 };
 
 /* One actor key the broker knows (actors.c): where it is active, under which epoch,
@@ -395,6 +399,14 @@ void gw__ws_worker_gone(gw_broker *b, gw_worker *w, bool drained);
 
 /* websockets.c: shutdown: every connection is closed with 1001. */
 void gw__ws_close_all(gw_broker *b);
+
+/* websockets.c: the loop handles of the WebSocket state (the batch flush), started
+ * with the broker and closed at its shutdown (cb once, with handle->data = b). */
+void gw__ws_batch_start(gw_broker *b);
+void gw__ws_close_handles(gw_broker *b, uv_close_cb cb);
+
+/* websockets.c: sends the WS_* messages batched for w (one frame) now. */
+void gw__ws_flush(gw_broker *b, gw_worker *w);
 /* dispatch.c: the late answer (REPLY or STREAM_END) of a request of w's that was
  * cancelled: its credit comes back.  False when w holds no such request. */
 bool gw__dispatch_cancelled_answered(gw_broker *b, gw_worker *w, uint64_t id);

@@ -19,6 +19,12 @@
  * connection joins; a broadcast goes from the gateway to every member connection of
  * the sender's services, on whichever worker it lives.  A worker that dies closes its
  * connections with 1011, one that drains with 1012, the gateway's shutdown with 1001.
+ *
+ * To a worker that reads WS_BATCH, the WS_MESSAGE, WS_CREDIT and WS_CLOSE messages of a
+ * loop turn go in one frame (barista/ws_batch.h), sent by a check handle once the
+ * turn's reads and writes are done, or before any other message to that worker: with
+ * many connections, one ZeroMQ message (and one wake-up of the worker) carries the
+ * turn's traffic of all of them instead of one each.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +42,9 @@
 /* Groups one connection may be in, and the longest group name. */
 #define GW_WS_MAX_GROUPS 8
 #define GW_WS_GROUP_MAX  64
+/* Links carved from one pool chunk (pool.h: away from the handshake's transient
+ * blocks). */
+#define GW_WS_LINK_CHUNK 64
 /* Open WebSocket connections the broker tracks at once. */
 #define GW_WS_MAX_CONNS 1000000u
 
@@ -59,6 +68,7 @@ typedef struct gw_ws_link {
 int gw__ws_init(gw_broker *b)
 {
     gw_list_init(&b->ws_all);
+    gw_pool_init(&b->ws_links, sizeof(gw_ws_link), GW_WS_LINK_CHUNK);
     gw_ws_config_defaults(&b->ws_cfg);
     if (b->cfg.ws)
         b->ws_cfg = *b->cfg.ws;
@@ -69,6 +79,7 @@ int gw__ws_init(gw_broker *b)
 void gw__ws_fini(gw_broker *b)
 {
     gw_idmap_destroy(&b->websockets);
+    gw_pool_destroy(&b->ws_links);
 }
 
 static void link_free(gw_ws_link *l)
@@ -77,7 +88,75 @@ static void link_free(gw_ws_link *l)
     gw_list_remove(&l->worker_link);
     gw_list_remove(&l->all_link);
     free(l->groups);
-    free(l);
+    gw_pool_free(&l->b->ws_links, l);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Sending to workers: batched per loop turn when the worker reads WS_BATCH.           */
+
+static void on_flush(uv_check_t *h)
+{
+    gw_broker *b = h->data;
+    uv_check_stop(h);
+    b->ws_flush_active = false;
+    for (size_t i = 0; i < gw_registry_nworkers(b->reg); i++) {
+        gw_worker *w = gw_registry_worker(b->reg, i);
+        if (w && w->ws_out.count)
+            gw__ws_flush(b, w);
+    }
+}
+
+void gw__ws_batch_start(gw_broker *b)
+{
+    uv_check_init(b->loop, &b->ws_flush);
+    b->ws_flush.data = b;
+}
+
+void gw__ws_close_handles(gw_broker *b, uv_close_cb cb)
+{
+    uv_check_stop(&b->ws_flush);
+    b->ws_flush_active = false;
+    uv_close((uv_handle_t *)&b->ws_flush, cb);
+}
+
+void gw__ws_flush(gw_broker *b, gw_worker *w)
+{
+    br_str f = br_ws_batch_frame(&w->ws_out, w->proto_version);
+    int rc = BR_ECLOSED;
+    if (f.len && b->zs && !w->lost)
+        rc = br_zsock_send(b->zs, w->ident, w->ident_len, f.ptr, f.len);
+    if (f.len && rc == 0)
+        w->last_send = uv_now(b->loop);
+    else if (f.len && !w->lost) {
+        gw_log(GW_LOG_ERROR, "broker",
+               "br_zsock_send(WS_BATCH) to worker %s failed: %s; dropping the worker", w->id,
+               br_strerror(rc));
+        w->lost = true;
+    }
+    br_ws_batch_clear(&w->ws_out);
+}
+
+/* Sends a WS_* message about a connection to w: in w's batch for this turn when it
+ * reads batches, else at once.  0, or the error of the encoding or the send. */
+static int ws_send(gw_broker *b, gw_worker *w, const br_msg *m)
+{
+    if (!w->ws_batch)
+        return gw__broker_send(b, w, NULL, 0, m);
+    if (!b->zs || w->lost)
+        return BR_ECLOSED;
+    if (br_ws_batch_bytes(&w->ws_out) >= BR_WS_BATCH_BYTES)
+        gw__ws_flush(b, w);
+    int rc = br_ws_batch_add(&w->ws_out, m, w->proto_version);
+    if (rc != 0) {
+        gw_log(GW_LOG_ERROR, "broker", "br_msg_encode(%s) failed: %s", br_msg_type_name(m->type),
+               br_strerror(rc));
+        return rc;
+    }
+    if (!b->ws_flush_active) {
+        uv_check_start(&b->ws_flush, on_flush);
+        b->ws_flush_active = true;
+    }
+    return 0;
 }
 
 /* Tells the worker the connection is over (unless the worker is gone). */
@@ -87,7 +166,7 @@ static void send_close(gw_ws_link *l, uint16_t code, const char *reason, size_t 
         return;
     br_msg m = {.type = BR_MSG_WS_CLOSE,
                 .u.ws_close = {.conn = l->id, .code = code, .reason = {reason, len}}};
-    gw__broker_send(l->b, l->worker, l->worker->ident, l->worker->ident_len, &m);
+    ws_send(l->b, l->worker, &m);
 }
 
 /* Closes the client's side with code and forgets the link. */
@@ -106,7 +185,7 @@ static void on_client_message(void *data, gw_ws_conn *ws, bool text, const uint8
     gw_broker *b = l->b;
     br_msg m = {.type = BR_MSG_WS_MESSAGE,
                 .u.ws_message = {.conn = l->id, .binary = !text, .data = {(const char *)msg, len}}};
-    if (gw__broker_send(b, l->worker, l->worker->ident, l->worker->ident_len, &m) != 0) {
+    if (ws_send(b, l->worker, &m) != 0) {
         send_close(l, GW_WS_CLOSE_INTERNAL, "", 0);
         link_close(l, 1011, "the worker could not be reached");
         return;
@@ -131,7 +210,7 @@ static void on_client_sent(void *data, gw_ws_conn *ws, uint32_t messages)
     l->from_worker -= n;
     l->written = 0;
     br_msg m = {.type = BR_MSG_WS_CREDIT, .u.ws_credit = {.conn = l->id, .credit = n}};
-    gw__broker_send(l->b, l->worker, l->worker->ident, l->worker->ident_len, &m);
+    ws_send(l->b, l->worker, &m);
 }
 
 static void on_client_close(void *data, gw_ws_conn *ws, uint16_t code, const char *reason,
@@ -181,7 +260,7 @@ void gw__ws_open(gw_exchange *c)
         gw__exchange_fail(c, 503, true, "Service Unavailable: no live worker");
         return;
     }
-    gw_ws_link *l = calloc(1, sizeof(*l));
+    gw_ws_link *l = gw_pool_alloc(&b->ws_links);
     if (!l) {
         gw__exchange_fail(c, 503, true, "Service Unavailable: out of memory");
         return;
@@ -193,7 +272,7 @@ void gw__ws_open(gw_exchange *c)
     gw_list_init(&l->worker_link);
     gw_list_init(&l->all_link);
     if (gw_idmap_put(b->websockets, l->id, l) != 0) {
-        free(l);
+        gw_pool_free(&b->ws_links, l);
         gw__exchange_fail(c, 503, true, "Service Unavailable: too many WebSocket connections");
         return;
     }
@@ -203,7 +282,7 @@ void gw__ws_open(gw_exchange *c)
     l->ws = gw_req_upgrade(req, e->subprotocols, &b->ws_cfg, &client_hooks, l, &chosen);
     if (!l->ws) {
         gw_idmap_take(b->websockets, l->id);
-        free(l);
+        gw_pool_free(&b->ws_links, l);
         gw__exchange_free(c);
         return;
     }
@@ -305,10 +384,34 @@ static void on_group(gw_broker *b, gw_worker *w, const br_msg_ws_group *g)
     }
 }
 
+/* WS_BATCH: each message in it as if it had come alone.  The batch's bytes are the
+ * received frame's, not the decoder's, so decoding the messages one by one with the
+ * broker's decoder leaves them intact. */
+static void on_batch(gw_broker *b, gw_worker *w, br_str rest)
+{
+    br_str one;
+    int rc;
+    while ((rc = br_ws_batch_next(&rest, &one)) == 1) {
+        br_msg m;
+        rc = br_decoder_decode(b->decoder, one.ptr, one.len, &m);
+        if (rc == 0 && !br_ws_batch_carries(m.type))
+            rc = BR_EMSGTYPE;
+        if (rc != 0)
+            break;
+        gw__ws_worker_msg(b, w, &m);
+    }
+    if (rc < 0)
+        gw_log(GW_LOG_WARN, "broker", "worker %s: rest of a WS_BATCH dropped: %s", w->id,
+               br_strerror(rc));
+}
+
 bool gw__ws_worker_msg(gw_broker *b, gw_worker *w, const br_msg *m)
 {
     gw_ws_link *l;
     switch (m->type) {
+    case BR_MSG_WS_BATCH:
+        on_batch(b, w, m->u.ws_batch.messages);
+        return true;
     case BR_MSG_WS_MESSAGE:
         if (!(l = worker_link(b, w, m->u.ws_message.conn)))
             return true; /* closed meanwhile: dropped */
@@ -348,7 +451,6 @@ bool gw__ws_worker_msg(gw_broker *b, gw_worker *w, const br_msg *m)
 
 void gw__ws_worker_gone(gw_broker *b, gw_worker *w, bool drained)
 {
-    (void)b;
     while (!gw_list_empty(&w->websockets)) {
         gw_ws_link *l = GW_CONTAINER_OF(w->websockets.next, gw_ws_link, worker_link);
         if (drained)
@@ -358,6 +460,8 @@ void gw__ws_worker_gone(gw_broker *b, gw_worker *w, bool drained)
         w->nwebsockets--;
     }
     w->nwebsockets = 0;
+    /* The closes of a draining worker's connections go now; a lost one's nowhere. */
+    gw__ws_flush(b, w);
 }
 
 void gw__ws_close_all(gw_broker *b)

@@ -21,6 +21,7 @@
 #include "http.h"
 #include "http_head.h"
 #include "http_server.h"
+#include "pool.h"
 
 /* Bytes read from a socket at once; one buffer serves every connection because
  * libuv hands each read to its callback before the next allocation. */
@@ -226,6 +227,7 @@ struct gw_http_server {
                                                 (9..15), made at first use and shared by
                                                 every WebSocket (no context takeover) */
     br_buf ws_deflated;                      /* a WebSocket message being compressed */
+    gw_pool ws_conns;                        /* every WebSocket's state (ws_conn.c) */
     gw_http_filter filter;                   /* the filter's hooks; all NULL without one */
     void *filter_data;                       /* their data */
     bool has_filter;                         /* a filter is installed */
@@ -272,6 +274,8 @@ void gw__ws_going_away(gw_conn *conn);
 void gw__ws_closed(gw_conn *conn);
 /* Frees the WebSocket state of a connection being freed. */
 void gw__ws_free(gw_conn *conn);
+/* Prepares the server's pool of WebSocket states (a new server). */
+void gw__ws_pool_init(struct gw_http_server *server);
 
 /* http_parse.c: llhttp's callbacks; parser.data is the gw_conn. */
 extern const llhttp_settings_t gw__parser_settings;

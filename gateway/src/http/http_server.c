@@ -76,6 +76,7 @@ gw_http_server *gw_http_server_new(uv_loop_t *loop, gw_router *router, const gw_
     self->loop = loop;
     self->router = router;
     self->cfg = *config;
+    gw__ws_pool_init(self);
     return self;
 }
 
@@ -320,6 +321,7 @@ void gw_http_server_destroy(gw_http_server **self_p)
     for (size_t i = 0; i < sizeof(self->ws_deflaters) / sizeof(self->ws_deflaters[0]); i++)
         gw_ws_deflater_destroy(&self->ws_deflaters[i]);
     br_buf_free(&self->ws_deflated);
+    gw_pool_destroy(&self->ws_conns);
     free(self->gather);
     free(self);
     *self_p = NULL;

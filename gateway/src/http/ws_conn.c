@@ -25,6 +25,10 @@
 #include "ws_frame.h"
 #include "ws_handshake.h"
 
+/* WebSocket states carved from one pool chunk (pool.h: away from the handshake's
+ * transient blocks). */
+#define WS_POOL_CHUNK 64
+
 /* Frames written in one uv_write at most. */
 #define WS_WRITE_BATCH 64
 
@@ -109,6 +113,11 @@ static int build_101(gw_http_req *r, const char *accept, const char *proto, cons
     return rc;
 }
 
+void gw__ws_pool_init(gw_http_server *server)
+{
+    gw_pool_init(&server->ws_conns, sizeof(gw_ws_conn), WS_POOL_CHUNK);
+}
+
 gw_ws_conn *gw_req_upgrade(gw_req *req, const char *subprotocols, const gw_ws_config *cfg,
                            const gw_ws_hooks *hooks, void *data, const char **chosen)
 {
@@ -145,7 +154,7 @@ gw_ws_conn *gw_req_upgrade(gw_req *req, const char *subprotocols, const gw_ws_co
         refuse(req, 400, "Bad Request: a request pipelined after a WebSocket upgrade", false);
         return NULL;
     }
-    gw_ws_conn *ws = calloc(1, sizeof(*ws));
+    gw_ws_conn *ws = gw_pool_alloc(&conn->server->ws_conns);
     if (!ws) {
         gw__req_answer_detail(r, 500, "Internal Server Error", NULL, 0);
         return NULL;
@@ -176,7 +185,7 @@ gw_ws_conn *gw_req_upgrade(gw_req *req, const char *subprotocols, const gw_ws_co
     if (build_101(r, accept, ws->subprotocol ? ws->subprotocol : "", ext) != 0) {
         gw_ws_parser_reset(&ws->parser);
         free(ws->subprotocol);
-        free(ws);
+        gw_pool_free(&conn->server->ws_conns, ws);
         gw__req_answer_detail(r, 500, "Internal Server Error", NULL, 0);
         return NULL;
     }
@@ -559,6 +568,6 @@ void gw__ws_free(gw_conn *conn)
     free_chunks(ws->in_flight);
     gw_ws_parser_reset(&ws->parser);
     free(ws->subprotocol);
-    free(ws);
+    gw_pool_free(&conn->server->ws_conns, ws);
     conn->ws = NULL;
 }

@@ -185,6 +185,8 @@ typedef enum br_msg_type {
     BR_MSG_WS_CLOSE = 32,      /* either way: the connection is closed / close it */
     BR_MSG_WS_CREDIT = 33,     /* either way: may send this many more messages */
     BR_MSG_WS_GROUP = 34,      /* worker -> broker: join, leave or broadcast to a group */
+    BR_MSG_WS_BATCH = 35,      /* either way: several WS_MESSAGE/CLOSE/CREDIT/GROUP in one
+                                  frame, to a peer that announced BR_FEATURE_WS_BATCH */
     BR_MSG_ACTOR_REQUEST = 40, /* broker -> worker: a REQUEST for one actor key */
     BR_MSG_ACTOR_REPLY = 41,   /* worker -> broker: its REPLY, with the turn's state commit */
     BR_MSG_DEACTIVATE = 42,    /* broker -> worker: drop the activation of one key */
@@ -200,9 +202,14 @@ typedef enum br_msg_type {
 
 /* The WebSocket messages (PROTOCOL.md 5.16): the range 30-39 is theirs. */
 #define BR_MSG_WS_FIRST 30
-#define BR_MSG_WS_LAST  34
+#define BR_MSG_WS_LAST  35
 
 /* The WebSocket types are version-2 types (br_msg_type_in_version). */
+
+/* Optional message sets a peer announces in READY.features and the broker confirms in
+ * WELCOME.features (PROTOCOL.md 14): a peer sends such a message only to a peer that
+ * announced (worker) or confirmed (broker) it. */
+#define BR_FEATURE_WS_BATCH 1u /* reads WS_BATCH (35) */
 
 /* A schedule a worker declares for one of its tasks (READY.schedules): the gateway
  * keeps one schedule per (task, name), made or updated when a READY declares it. */
@@ -232,12 +239,16 @@ typedef struct br_ready {
     br_schedule_decl *schedules; /* schedules of its tasks; an optional trailing field after
                                     public_tasks: encoded only when non-empty */
     uint32_t nschedules;
+    uint32_t features; /* BR_FEATURE_* bits: the optional messages it reads; an optional
+                          trailing field after schedules, encoded only when non-zero */
 } br_ready;
 
 /* WELCOME: the broker accepted a READY. */
 typedef struct br_welcome {
     br_str broker_id;      /* changes whenever the gateway restarts */
     uint32_t heartbeat_ms; /* how often the broker will send HEARTBEAT */
+    uint32_t features;     /* of READY.features, the ones the broker speaks too (the worker
+                              may send those); optional, encoded only when non-zero */
 } br_welcome;
 
 /* REQUEST (broker -> worker) and CALL (worker -> broker) share one shape.  In a CALL,
@@ -468,6 +479,12 @@ typedef struct br_msg_ws_credit {
     uint32_t credit; /* >= 1 */
 } br_msg_ws_credit;
 
+/* WS_BATCH: WebSocket messages (WS_MESSAGE, WS_CLOSE, WS_CREDIT, WS_GROUP), each a whole
+ * encoded message, one after the other (barista/ws_batch.h reads and writes them). */
+typedef struct br_msg_ws_batch {
+    br_str messages; /* their encodings, concatenated; never empty */
+} br_msg_ws_batch;
+
 /* WS_GROUP operations. */
 typedef enum br_ws_group_op {
     BR_WS_JOIN = 0,     /* conn joins the group */
@@ -542,6 +559,7 @@ typedef struct br_msg {
         br_msg_ws_close ws_close;
         br_msg_ws_credit ws_credit;
         br_msg_ws_group ws_group;
+        br_msg_ws_batch ws_batch;
         br_stream_head stream_start;
         br_stream_chunk stream_chunk;
         br_stream_fin stream_end;

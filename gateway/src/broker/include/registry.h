@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include <barista/proto.h>
+#include <barista/ws_batch.h>
 
 #include "contracts.h"
 #include "list.h"
@@ -118,6 +119,8 @@ struct gw_worker {
     gw_list actors_waiting;      /* activations waiting for its credit (likewise) */
     gw_list websockets;          /* WebSocket connections placed on it (broker's) */
     size_t nwebsockets;          /* entries in websockets */
+    bool ws_batch;               /* it reads WS_BATCH (READY.features) */
+    br_ws_batch ws_out;          /* WS_* messages for it this loop turn (websockets.c) */
 };
 
 typedef struct gw_registry gw_registry;
