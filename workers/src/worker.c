@@ -221,6 +221,7 @@ static void end_registration(br__link *l)
     l->window = 0;
     l->credit_owed = 0;
     br__calls_fail_gen(w, gen);
+    br__flow_fail_gen(w, gen);
     br__ws_drop_gen(w, gen);
     br__dispatch_registration_lost(w, gen);
     /* Actor keys are the worker's, not a broker's: with one broker its idle ones end
@@ -437,6 +438,9 @@ static void handle(br__link *l, const br_zframe *frames, size_t nframes)
         break;
     case BR_MSG_JOB_CANCEL:
         br__jobs_cancel(w, msg.u.job_cancel.job_id);
+        break;
+    case BR_MSG_WORKFLOW_REPLY:
+        br__flow_reply(w, &msg.u.workflow_reply);
         break;
     case BR_MSG_STREAM_CHUNK:
         br__stream_body_chunk(w, msg.u.stream_chunk.id, msg.u.stream_chunk.data);
