@@ -173,16 +173,24 @@ run_barista_pg() { # a PostgreSQL 15 cluster in WORK (as user postgres when root
     stop_all
 }
 
-run_celery() {
-    local http redis
-    http=$(port); redis=$(port)
-    log "celery: redis-server (appendonly, fsync everysec) + celery worker (prefork 2, acks_late," \
-        "prefetch ${BENCH_CELERY_PREFETCH:-4}) + uvicorn (FastAPI)"
+# A Redis for Celery (durable as Barista's default: AOF, fsync every second), named by
+# BENCH_REDIS, with the Celery apps of tests/bench/jobs on PYTHONPATH.
+start_redis() {
+    local redis
+    redis=$(port)
     start redis redis-server --port "$redis" --bind 127.0.0.1 --save '' --appendonly yes \
         --appendfsync everysec --dir "$WORK"
     sleep 0.5
-    export BENCH_REDIS="redis://127.0.0.1:$redis/0" BENCH_OUTBOX="$WORK/celery.outbox"
-    export PYTHONPATH="$HERE/jobs"
+    export BENCH_REDIS="redis://127.0.0.1:$redis/0" PYTHONPATH="$HERE/jobs"
+}
+
+run_celery() {
+    local http
+    http=$(port)
+    log "celery: redis-server (appendonly, fsync everysec) + celery worker (prefork 2, acks_late," \
+        "prefetch ${BENCH_CELERY_PREFETCH:-4}) + uvicorn (FastAPI)"
+    start_redis
+    export BENCH_OUTBOX="$WORK/celery.outbox"
     start celery-worker "$PY" -m celery -A celery_app worker --pool prefork --concurrency 2 \
         --loglevel warning
     start uvicorn "$PY" -m uvicorn celery_app:api --loop uvloop --http httptools --workers 1 \
@@ -208,15 +216,10 @@ run_flows() {
 }
 
 run_celery_flows() {
-    local redis
-    redis=$(port)
     log "celery-flows: redis-server (appendonly, fsync everysec) + celery worker (prefork 2," \
         "acks_late), Redis result backend; then celery beat, 10 ms entry, ${DUR}s"
-    start redis redis-server --port "$redis" --bind 127.0.0.1 --save '' --appendonly yes \
-        --appendfsync everysec --dir "$WORK"
-    sleep 0.5
-    export BENCH_REDIS="redis://127.0.0.1:$redis/0" BENCH_RUNLOG="$WORK/beat.runs"
-    export PYTHONPATH="$HERE/jobs"
+    start_redis
+    export BENCH_RUNLOG="$WORK/beat.runs"
     start celery-flow-worker "$PY" -m celery -A celery_flow worker --pool prefork \
         --concurrency 2 --loglevel warning
     sleep 2 # the worker connects
