@@ -575,6 +575,19 @@ static int get_fields(dec *d, br_msg *m, uint32_t *extra)
         return get_text(d, &m->u.job_cancel.job_id);
     case BR_MSG_TASK_POLICY:
         return get_task_policies(d, &m->u.task_policy);
+    case BR_MSG_WORKFLOW:
+        TRY(br_cursor_uint(&d->cur, &m->u.workflow.id));
+        TRY(get_bytes(d, &m->u.workflow.canvas));
+        TRY(get_text(d, &m->u.workflow.parent_job));
+        return get_bytes(d, &m->u.workflow.identity);
+    case BR_MSG_WORKFLOW_REPLY: {
+        uint64_t status;
+        TRY(br_cursor_uint(&d->cur, &m->u.workflow_reply.id));
+        TRY(get_uint(d, UINT16_MAX, &status));
+        m->u.workflow_reply.status = (uint16_t)status;
+        TRY(get_text(d, &m->u.workflow_reply.workflow_id));
+        return get_text(d, &m->u.workflow_reply.detail);
+    }
     case BR_MSG_WS_OPEN: {
         br_msg_ws_open *o = &m->u.ws_open;
         TRY(br_cursor_uint(&d->cur, &o->conn));

@@ -418,6 +418,20 @@ static void pack_msg(msgpack_packer *pk, const br_msg *msg)
         pack_head(pk, msg->type);
         pack_str(pk, msg->u.job_cancel.job_id);
         break;
+    case BR_MSG_WORKFLOW:
+        pack_head(pk, msg->type);
+        msgpack_pack_uint64(pk, msg->u.workflow.id);
+        pack_bin(pk, msg->u.workflow.canvas);
+        pack_str(pk, msg->u.workflow.parent_job);
+        pack_bin(pk, msg->u.workflow.identity);
+        break;
+    case BR_MSG_WORKFLOW_REPLY:
+        pack_head(pk, msg->type);
+        msgpack_pack_uint64(pk, msg->u.workflow_reply.id);
+        msgpack_pack_uint16(pk, msg->u.workflow_reply.status);
+        pack_str(pk, msg->u.workflow_reply.workflow_id);
+        pack_str(pk, msg->u.workflow_reply.detail);
+        break;
     case BR_MSG_TASK_POLICY:
         pack_head(pk, msg->type);
         msgpack_pack_array(pk, msg->u.task_policy.npolicies);

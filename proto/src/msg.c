@@ -46,6 +46,8 @@ static const struct {
     [BR_MSG_JOB_PROGRESS] = {"JOB_PROGRESS", 3},
     [BR_MSG_JOB_CANCEL] = {"JOB_CANCEL", 1},
     [BR_MSG_TASK_POLICY] = {"TASK_POLICY", 1},
+    [BR_MSG_WORKFLOW] = {"WORKFLOW", 4},
+    [BR_MSG_WORKFLOW_REPLY] = {"WORKFLOW_REPLY", 4},
     [BR_MSG_STREAM_START] = {"STREAM_START", 4},
     [BR_MSG_STREAM_CHUNK] = {"STREAM_CHUNK", 2},
     [BR_MSG_STREAM_END] = {"STREAM_END", 2},
@@ -61,7 +63,10 @@ bool br_msg_type_in_version(unsigned type, unsigned version)
 {
     if (!br__msg_known(type))
         return false;
-    return version >= (type >= BR_MSG_V2_FIRST ? 2u : 1u) && version <= BR_PROTO_VERSION;
+    unsigned since = type >= BR_MSG_V3_FIRST && type <= BR_MSG_V3_LAST ? 3u
+                     : type >= BR_MSG_V2_FIRST                         ? 2u
+                                                                       : 1u;
+    return version >= since && version <= BR_PROTO_VERSION;
 }
 
 uint32_t br__msg_nfields(unsigned type)

@@ -260,6 +260,14 @@ int br__msg_validate(const br_msg *msg)
     case BR_MSG_JOB_CANCEL:
         ok = str_ok(msg->u.job_cancel.job_id);
         break;
+    case BR_MSG_WORKFLOW:
+        ok = str_ok(msg->u.workflow.canvas) && msg->u.workflow.canvas.len > 0 &&
+             str_ok(msg->u.workflow.parent_job) && str_ok(msg->u.workflow.identity);
+        break;
+    case BR_MSG_WORKFLOW_REPLY:
+        ok = msg->u.workflow_reply.status >= 100 && msg->u.workflow_reply.status <= 599 &&
+             str_ok(msg->u.workflow_reply.workflow_id) && str_ok(msg->u.workflow_reply.detail);
+        break;
     case BR_MSG_TASK_POLICY:
         ok = PRESENT(msg->u.task_policy.policies, msg->u.task_policy.npolicies);
         for (uint32_t i = 0; ok && i < msg->u.task_policy.npolicies; i++) {

@@ -14,14 +14,17 @@
 # survives any process kill), 1 (fsync per group commit, survives power loss), and
 # with --jobs-db postgres://... on a PostgreSQL 15 the script starts on loopback with
 # the server's durable defaults (fsync on, synchronous_commit on: like fsync 1).
-# "flows" (Barista only) runs tests/bench/jobs/flow_bench.py against a gateway with
-# two CPU workers of the test `calc` task: chains of 3, a chord of 100 and a schedule
-# at 100 Hz (its jitter from the task's run log).
+# "flows" runs tests/bench/jobs/flow_bench.py against a gateway with two CPU workers of
+# the test `calc` task: chains of 3, a chord of 100 and a schedule at 100 Hz (its
+# jitter from the task's run log); "celery-flows" the same with Celery + Redis
+# (tests/bench/jobs/celery_flow.py: prefork 2, Redis as broker and result backend,
+# celery beat with a 10 ms entry).
 #
 # Environment (defaults in brackets):
 #   BENCH_DURATION   seconds of wrk per run, at most 20              [10]
 #   BENCH_CONNS      wrk connections                                 [64]
-#   BENCH_SYSTEMS    subset of "barista barista-fsync barista-pg celery flows" [all]
+#   BENCH_SYSTEMS    subset of "barista barista-fsync barista-pg celery flows
+#                    celery-flows"                                   [all]
 #   BARISTA_BIN      directory with barista-gateway/-worker   [<repo>/build/bin]
 #   BENCH_PYTHON     interpreter with Debian's celery, fastapi, uvicorn [/usr/bin/python3]
 #   BENCH_KEEP       1: keep the temp dir                            [0]
@@ -32,7 +35,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 DUR=${BENCH_DURATION:-10}
 CONNS=${BENCH_CONNS:-64}
-SYSTEMS=${BENCH_SYSTEMS:-"barista barista-fsync barista-pg celery flows"}
+SYSTEMS=${BENCH_SYSTEMS:-"barista barista-fsync barista-pg celery flows celery-flows"}
 BIN=${BARISTA_BIN:-$ROOT/build/bin}
 PY=${BENCH_PYTHON:-/usr/bin/python3}
 
@@ -46,7 +49,7 @@ PKGS="wrk curl"
 if want barista-pg; then
     PKGS="$PKGS postgresql-15"
 fi
-if want celery; then
+if want celery || want celery-flows; then
     PKGS="$PKGS python3-celery python3-redis redis-server python3-fastapi python3-uvicorn"
     PKGS="$PKGS python3-uvloop python3-httptools"
 fi
@@ -170,16 +173,24 @@ run_barista_pg() { # a PostgreSQL 15 cluster in WORK (as user postgres when root
     stop_all
 }
 
-run_celery() {
-    local http redis
-    http=$(port); redis=$(port)
-    log "celery: redis-server (appendonly, fsync everysec) + celery worker (prefork 2, acks_late," \
-        "prefetch ${BENCH_CELERY_PREFETCH:-4}) + uvicorn (FastAPI)"
+# A Redis for Celery (durable as Barista's default: AOF, fsync every second), named by
+# BENCH_REDIS, with the Celery apps of tests/bench/jobs on PYTHONPATH.
+start_redis() {
+    local redis
+    redis=$(port)
     start redis redis-server --port "$redis" --bind 127.0.0.1 --save '' --appendonly yes \
         --appendfsync everysec --dir "$WORK"
     sleep 0.5
-    export BENCH_REDIS="redis://127.0.0.1:$redis/0" BENCH_OUTBOX="$WORK/celery.outbox"
-    export PYTHONPATH="$HERE/jobs"
+    export BENCH_REDIS="redis://127.0.0.1:$redis/0" PYTHONPATH="$HERE/jobs"
+}
+
+run_celery() {
+    local http
+    http=$(port)
+    log "celery: redis-server (appendonly, fsync everysec) + celery worker (prefork 2, acks_late," \
+        "prefetch ${BENCH_CELERY_PREFETCH:-4}) + uvicorn (FastAPI)"
+    start_redis
+    export BENCH_OUTBOX="$WORK/celery.outbox"
     start celery-worker "$PY" -m celery -A celery_app worker --pool prefork --concurrency 2 \
         --loglevel warning
     start uvicorn "$PY" -m uvicorn celery_app:api --loop uvloop --http httptools --workers 1 \
@@ -204,9 +215,26 @@ run_flows() {
     stop_all
 }
 
+run_celery_flows() {
+    log "celery-flows: redis-server (appendonly, fsync everysec) + celery worker (prefork 2," \
+        "acks_late), Redis result backend; then celery beat, 10 ms entry, ${DUR}s"
+    start_redis
+    export BENCH_RUNLOG="$WORK/beat.runs"
+    start celery-flow-worker "$PY" -m celery -A celery_flow worker --pool prefork \
+        --concurrency 2 --loglevel warning
+    sleep 2 # the worker connects
+    (cd "$WORK" && "$PY" "$HERE/jobs/celery_flow.py" chains)
+    BENCH_BEAT=1 start celery-beat "$PY" -m celery -A celery_flow beat --loglevel warning \
+        --schedule "$WORK/beat-schedule"
+    sleep "$DUR"
+    stop_all
+    "$PY" "$HERE/jobs/celery_flow.py" schedule "$WORK/beat.runs" "$DUR"
+}
+
 log "$(nproc) cores, ${DUR}s per run, $CONNS connections; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 want barista && run_barista barista 0
 want barista-fsync && run_barista barista-fsync 1
 want barista-pg && run_barista_pg
 want celery && run_celery
 want flows && run_flows
+want celery-flows && run_celery_flows

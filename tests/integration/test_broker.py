@@ -294,7 +294,7 @@ class RoguePeers(BrokerTestCase):
             with socket.create_connection(("127.0.0.1", self.broker_port)) as s:
                 s.sendall(junk)
         with ZmtpDealer("127.0.0.1", self.broker_port) as z:
-            for body in (b"\x00\x01\x02", b"\xdd\xff\xff\xff\xff", pack([3, HEARTBEAT]),
+            for body in (b"\x00\x01\x02", b"\xdd\xff\xff\xff\xff", pack([4, HEARTBEAT]),
                          pack([1, 99]), pack([1, REPLY, 5]), pack("not an array"),
                          b"\xc1" * 1000):
                 z.send(body)

@@ -188,7 +188,7 @@ class ProtocolVersions(SafetyTestCase):
     def test_a_ready_in_an_unknown_version_is_refused_in_version_1(self):
         self.start()
         f = FakeWorker(self.broker_port, "future:1", [("future", [("GET", "/future")])],
-                       version=3)
+                       version=4)
         self.addCleanup(f.close)
         bye = f.expect(GOODBYE)
         self.assertEqual(bye[0], 1)

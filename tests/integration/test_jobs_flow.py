@@ -12,6 +12,10 @@ value + k; "fail" ends it dead.
 - Bad canvases get 422 with a FastAPI-style detail.
 - Durability: kill -9 of the gateway while chords run; after the restart every chord
   body ran exactly once (counted in the workers' run log).
+- Through the SDK (barista-worker-test's `flow` service): a handler asks for a chain
+  and answers with its id; a task asks for a chord, linked to its job.
+- Retrying a dead member (POST /jobs/{id}/retry) puts the members that died with it
+  back to waiting: the chain goes on, and a chord's body runs exactly once.
 """
 
 import os
@@ -230,6 +234,126 @@ class WorkflowDurabilityTest(FlowTestCase):
             # A header member running when the gateway died runs again: at-least-once.
             for member in made["jobs"][:6]:
                 self.assertGreaterEqual(runs.count(member), 1, member)
+
+
+class WorkflowSdkTest(FlowTestCase):
+    """Workflows a handler and a task ask for with br_req_workflow_submit and
+    br_job_workflow_submit (WORKFLOW, PROTOCOL.md 5.21)."""
+
+    def setUp(self):
+        super().setUp()
+        self.start_gateway()
+        self.worker("probe")
+        self.worker("flow")
+        self.wait_task_known("calc")
+        self.wait_task_known("fanout")
+        self.wait_until(lambda: self.request("POST", "/flow/chain", b"{}").status == 202,
+                        "the flow service to be registered")
+        self.wait_until(lambda: not [j for j in self.request("GET", "/jobs").json()["items"]
+                                     if j["status"] not in ("succeeded",)],
+                        "the probing chain to end")
+        self.probed = len(self.runs())
+
+    def test_a_handler_asks_for_a_chain_and_answers_with_its_id(self):
+        r = self.request("POST", "/flow/chain", b'{"n": 5}')
+        self.assertEqual(r.status, 202, r.body)
+        flow_id = r.json()["workflow_id"]
+        self.assertRegex(flow_id, r"^[0-9a-f]{32}$")
+        done = self.wait_flow(flow_id, "succeeded", "dead")
+        self.assertEqual(done["status"], "succeeded", done)
+        self.assertNotIn("parent_job", done)
+        self.assertEqual([m["parents"] for m in done["jobs"]], [[], [0], [1]])
+        self.assertEqual([self.job(m["id"])["result"] for m in done["jobs"]], [5, 6, 16])
+        # A task that does not exist: the gateway's 422 reaches the handler, which
+        # passes it on.
+        r = self.request("POST", "/flow/chain", b'{"task": "nope"}')
+        self.assertEqual((r.status, r.json()),
+                         (422, {"detail": 'Unknown task "nope" in the workflow'}))
+
+    def test_a_task_asks_for_a_chord_linked_to_its_job(self):
+        parent = self.submit("fanout", {"n": 10})
+        done = self.wait_status(parent, "succeeded", "dead")
+        self.assertEqual(done["status"], "succeeded", done)
+        flow_id = done["result"]["workflow_id"]
+        flow = self.wait_flow(flow_id, "succeeded", "dead")
+        self.assertEqual(flow["status"], "succeeded", flow)
+        self.assertEqual(flow["parent_job"], parent)
+        self.assertEqual(flow["size"], 11)
+        self.assertEqual(flow["jobs"][10]["parents"], list(range(10)))
+        # sum(0..9) + 1000, the body once.
+        body = flow["jobs"][10]["id"]
+        self.assertEqual(self.job(body)["result"], 1045)
+        self.assertEqual(self.job(body)["workflow_id"], flow_id)
+        self.assertEqual(self.runs()[self.probed:].count(body), 1)
+
+
+class WorkflowRetryTest(FlowTestCase):
+    """POST /jobs/{id}/retry of a dead member: it runs again, and the members that
+    died with it wait again, so the workflow goes on (one attempt per job here, so
+    that a closed gate kills a member at once)."""
+
+    def setUp(self):
+        super().setUp()
+        self.start_gateway("--jobs-max-attempts", "1")
+        self.worker("probe")
+        self.wait_task_known("calc")
+
+    def gate(self, name):
+        return os.path.join(self.dir.name, name)
+
+    def retry(self, job_id, expect=202):
+        r = self.request("POST", "/jobs/%s/retry" % job_id)
+        self.assertEqual(r.status, expect, r.body)
+        return r.json()
+
+    def test_retrying_a_dead_chain_member_lets_the_chain_go_on(self):
+        made = self.post_flow({"chain": [{"task": "calc", "args": {"add": 1,
+                                                                   "gate": self.gate("g")}},
+                                         {"task": "calc"},
+                                         {"task": "calc", "args": {"add": 10}}]})
+        done = self.wait_flow(made["workflow_id"], "dead")
+        self.wait_until(lambda: [m["status"] for m in self.flow(made["workflow_id"])["jobs"]]
+                        == ["dead"] * 3, "the chain to be dead")
+        # A member that died because of its parent never had its argument: 409.
+        self.assertEqual(self.retry(made["jobs"][1], 409)["detail"],
+                         "A workflow member runs after its parents succeeded: retry the "
+                         "parent that failed")
+        open(self.gate("g"), "w").close()
+        self.retry(made["jobs"][0])
+        flow = self.flow(made["workflow_id"])
+        self.assertEqual([m["status"] for m in flow["jobs"]][1:], ["waiting", "waiting"])
+        self.assertNotIn("error", self.job(made["jobs"][2]))
+        done = self.wait_flow(made["workflow_id"], "succeeded", "dead")
+        self.assertEqual(done["status"], "succeeded", done)
+        self.assertEqual([self.job(j)["result"] for j in made["jobs"]], [1, 2, 12])
+        self.assertEqual(sorted(self.runs()), sorted(made["jobs"]))
+
+    def test_a_chord_fires_once_after_its_dead_members_are_retried(self):
+        # Two header members die (gates a and b): the body dies with the first.
+        header = [{"task": "calc", "args": {"add": k}} for k in range(5)]
+        header[1]["args"]["gate"] = self.gate("a")
+        header[3]["args"]["gate"] = self.gate("b")
+        made = self.post_flow({"chord": {"header": header,
+                                         "body": {"task": "calc", "args": {"add": 1000}}}})
+        body = made["jobs"][5]
+        self.wait_until(lambda: sorted(m["status"] for m in self.flow(made["workflow_id"])["jobs"])
+                        == ["dead"] * 3 + ["succeeded"] * 3, "the chord to be dead")
+        # The first retried member succeeds, but the other is still dead: the body,
+        # waiting again meanwhile, dies again - with the other's error.
+        open(self.gate("a"), "w").close()
+        self.retry(made["jobs"][1])
+        self.wait_status(made["jobs"][1], "succeeded")
+        dead = self.wait_status(body, "dead")
+        self.assertIn("parent %s (calc) failed" % made["jobs"][3], dead["error"])
+        self.assertEqual(dead["attempts"], 0)
+        open(self.gate("b"), "w").close()
+        self.retry(made["jobs"][3])
+        done = self.wait_flow(made["workflow_id"], "succeeded", "dead")
+        self.assertEqual(done["status"], "succeeded", done)
+        self.assertEqual(self.job(body)["result"], sum(range(5)) + 1000)
+        runs = self.runs()
+        self.assertEqual(runs.count(body), 1)
+        self.assertEqual(sorted(runs), sorted(made["jobs"]))
 
 
 if __name__ == "__main__":

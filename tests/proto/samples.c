@@ -356,6 +356,19 @@ void sample_msg(unsigned type, sample_shape shape, br_msg *msg)
     case BR_MSG_JOB_CANCEL:
         msg->u.job_cancel.job_id = empty ? (br_str){0} : (br_str)S("j-000123");
         break;
+    case BR_MSG_WORKFLOW:
+        msg->u.workflow = empty ? (br_workflow){.canvas = S("\xc0")}
+                                : (br_workflow){shape == SAMPLE_MAXIMAL ? UINT64_MAX : 9,
+                                                S("\x81\xa4"
+                                                  "task"
+                                                  "\xa5"
+                                                  "email"),
+                                                S("j-000123"), S("\x80")};
+        break;
+    case BR_MSG_WORKFLOW_REPLY:
+        msg->u.workflow_reply = empty ? (br_workflow_reply){.status = 202}
+                                      : (br_workflow_reply){9, 422, {0}, S("a workflow is empty")};
+        break;
     case BR_MSG_TASK_POLICY: {
         static br_task_policy policies[] = {
             {S("email"), 3, 500, 60000, 30000, 1000, 120000, 7, 2.5},
@@ -667,6 +680,16 @@ bool sample_equal(const br_msg *a, const br_msg *b)
                str_equal(a->u.job_progress.note, b->u.job_progress.note);
     case BR_MSG_JOB_CANCEL:
         return str_equal(a->u.job_cancel.job_id, b->u.job_cancel.job_id);
+    case BR_MSG_WORKFLOW:
+        return a->u.workflow.id == b->u.workflow.id &&
+               str_equal(a->u.workflow.canvas, b->u.workflow.canvas) &&
+               str_equal(a->u.workflow.parent_job, b->u.workflow.parent_job) &&
+               str_equal(a->u.workflow.identity, b->u.workflow.identity);
+    case BR_MSG_WORKFLOW_REPLY:
+        return a->u.workflow_reply.id == b->u.workflow_reply.id &&
+               a->u.workflow_reply.status == b->u.workflow_reply.status &&
+               str_equal(a->u.workflow_reply.workflow_id, b->u.workflow_reply.workflow_id) &&
+               str_equal(a->u.workflow_reply.detail, b->u.workflow_reply.detail);
     case BR_MSG_TASK_POLICY:
         if (a->u.task_policy.npolicies != b->u.task_policy.npolicies)
             return false;

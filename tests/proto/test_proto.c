@@ -167,7 +167,7 @@ static void encode_never_grows_the_buffer_past_its_max(void **state)
     assert_int_equal(br_msg_encode(&heartbeat, &buf), 0);
     assert_int_equal(br_msg_encode(&m, &buf), BR_ELIMIT);
     assert_int_equal(buf.len, 3);
-    assert_memory_equal(buf.data, "\x92\x02\x06", 3);
+    assert_memory_equal(buf.data, "\x92\x03\x06", 3);
     assert_true(buf.cap <= buf.max);
 
     buf.max = need + 3; /* exactly enough */
@@ -848,8 +848,8 @@ static void versions_one_and_two(void **state)
     }
     /* The types of version 2 (jobs, actors, ...) are refused in version 1, read in 2. */
     for (unsigned type = BR_MSG_V2_FIRST; type <= BR_MSG_TYPE_MAX; type++) {
-        if (!br_msg_type_known(type))
-            continue; /* a number no feature has taken */
+        if (!br_msg_type_known(type) || (type >= BR_MSG_V3_FIRST && type <= BR_MSG_V3_LAST))
+            continue; /* a number no feature has taken, or a version-3 type (below) */
         br_msg m, out;
         br_buf v1 = {0}, v2 = {0};
         sample_msg(type, SAMPLE_TYPICAL, &m);
@@ -880,6 +880,21 @@ static void versions_one_and_two(void **state)
         assert_int_equal(buf.len, 0);
     }
     assert_false(br_msg_type_in_version(BR_MSG_ACTOR_REQUEST - 1, 2));
+    /* The workflow types exist from version 3 on: refused in 1 and 2, read in 3. */
+    for (unsigned type = BR_MSG_WORKFLOW; type <= BR_MSG_WORKFLOW_REPLY; type++) {
+        assert_false(br_msg_type_in_version(type, 2));
+        assert_true(br_msg_type_in_version(type, 3));
+        br_msg m, out;
+        sample_msg(type, SAMPLE_TYPICAL, &m);
+        assert_int_equal(br_msg_encode_version(&m, 2, &buf), BR_EMSGTYPE);
+        assert_int_equal(buf.len, 0);
+        assert_int_equal(br_msg_encode_version(&m, 3, &buf), 0);
+        assert_int_equal(br_decoder_decode(d, buf.data, buf.len, &out), 0);
+        assert_int_equal(out.version, 3);
+        assert_true(sample_equal(&m, &out));
+        buf.len = 0;
+    }
+    br_buf_free(&buf);
     /* A version-2 type number in a version-1 envelope is an unknown type. */
     static const uint8_t v1_type13[] = {0x92, 0x01, BR_MSG_V2_FIRST};
     br_msg out;
@@ -923,7 +938,8 @@ static void names_every_message_type(void **state)
     for (unsigned t = 1; t <= BR_MSG_TYPE_MAX; t++)
         assert_true(br_msg_type_known(t) == (strcmp(br_msg_type_name(t), "UNKNOWN") != 0));
     assert_string_equal(br_msg_type_name(BR_MSG_ACTOR_REPLY), "ACTOR_REPLY");
-    assert_false(br_msg_type_known(16)); /* a number no feature has taken */
+    assert_string_equal(br_msg_type_name(BR_MSG_WORKFLOW), "WORKFLOW");
+    assert_false(br_msg_type_known(18)); /* a number no feature has taken */
 }
 
 static void decodes_requests_and_replies_without_allocating_once_warm(void **state)

@@ -41,6 +41,11 @@ extern const br_service_spec br_test_ticker_service;
  * A copy of br_email_service made on first call (job_services.c). */
 const br_service_spec *br_test_public_email_service(void);
 
+/* io: workflows through the SDK (flow_service.c): POST /flow/chain {"n": N} asks for a
+ * chain of calc jobs from the handler (202 {"workflow_id"}); public task `fanout`
+ * {"n": N} asks for a chord of N calc jobs linked to its job (result {"workflow_id"}). */
+extern const br_service_spec br_test_flow_service;
+
 /* io: typed contracts (typed_service.c): body schemas, parameters, declared responses. */
 extern const br_service_spec br_test_typed_service;
 

@@ -6,7 +6,7 @@
 
 /* More than the built-ins and the test services together. */
 #define MAX_SERVICES 64
-#define NTEST        9
+#define NTEST        10
 
 int main(int argc, char **argv)
 {
@@ -23,5 +23,6 @@ int main(int argc, char **argv)
     services[n++] = &br_test_cors_service;
     services[n++] = &br_test_peak_service;
     services[n++] = &br_test_ticker_service;
+    services[n++] = &br_test_flow_service;
     return br_worker_main(argc, argv, services, n);
 }

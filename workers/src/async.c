@@ -22,4 +22,5 @@ void br__async_release(br_worker *w)
     br__http_release(w);
     free(w->calls);
     w->calls = NULL;
+    br__flow_release(w);
 }

@@ -151,6 +151,7 @@ static void result_now(br_worker *w, br_str id, uint8_t outcome, const char *err
 static void complete(br_jobctx *jc)
 {
     br_worker *w = jc->worker;
+    br__flow_job_ended(w, jc); /* its workflows' answers are not wanted any more */
     if (jc->prev)
         jc->prev->next = jc->next;
     else
@@ -392,6 +393,16 @@ void br_job_on_cancel(br_jobctx *job, void (*fn)(br_jobctx *job, void *arg), voi
 br_str br_job_identity(const br_jobctx *job)
 {
     return job->identity;
+}
+
+int br_job_workflow_submit(br_jobctx *job, const void *canvas, size_t len, br_workflow_fn cb,
+                           void *arg)
+{
+    if (!job || job->on_thread || job->ended)
+        return BR_EINVAL;
+    /* It goes to the broker that leased the job: that gateway links the two. */
+    return br__flow_send(job->worker, job->gen, NULL, job, job->id, (br_str){"", 0}, canvas, len,
+                         cb, arg);
 }
 
 void br__jobs_send_policies(br_worker *w)

@@ -262,6 +262,7 @@ static void end_registration(br__link *l)
     l->window = 0;
     l->credit_owed = 0;
     br__calls_fail_gen(w, gen);
+    br__flow_fail_gen(w, gen);
     br__ws_drop_gen(w, gen);
     br__ws_forget_link(l);
     br__dispatch_registration_lost(w, gen);
@@ -555,6 +556,9 @@ static void handle(br__link *l, const br_zframe *frames, size_t nframes)
         break;
     case BR_MSG_JOB_CANCEL:
         br__jobs_cancel(w, msg.u.job_cancel.job_id);
+        break;
+    case BR_MSG_WORKFLOW_REPLY:
+        br__flow_reply(w, &msg.u.workflow_reply);
         break;
     case BR_MSG_STREAM_CHUNK:
         br__stream_body_chunk(w, msg.u.stream_chunk.id, msg.u.stream_chunk.data);

@@ -184,6 +184,8 @@ struct br_worker {
     uint32_t nschedules;                     /* entries in schedules */
     uint32_t stall_ms;                       /* watchdog threshold */
     br__calls *calls;          /* calls in flight (call.c), or NULL before the first */
+    struct br__flow *flows;    /* WORKFLOWs waiting for their answer (workflow.c) */
+    uint64_t flow_next_id;     /* their ids are never reused by a worker */
     br__http *http;            /* the async HTTP client (http_client.c), or NULL */
     br__watch *watch;          /* the loop watchdog (watchdog.c), or NULL */
     br_zsock *curve_monitor;   /* CURVE handshake events (curve_client.c), or NULL */
@@ -353,6 +355,24 @@ void br__jobs_send_policies(br_worker *w);
 
 /* jobs.c: JOB_CANCEL for the job `id`: marks it, and calls its cancel callback. */
 void br__jobs_cancel(br_worker *w, br_str id);
+
+/* workflow.c: sends WORKFLOW for a handler's request (req) or a task's job (parent_id
+ * its id, job its context) under registration gen; cb hears WORKFLOW_REPLY.  As
+ * br_req_workflow_submit. */
+int br__flow_send(br_worker *w, uint64_t gen, br_req *req, struct br_jobctx *job, br_str parent_id,
+                  br_str identity, const void *canvas, size_t len, br_workflow_fn cb, void *arg);
+
+/* workflow.c: WORKFLOW_REPLY from the broker: its submitter's callback runs. */
+void br__flow_reply(br_worker *w, const br_workflow_reply *m);
+
+/* workflow.c: registration gen ended: its WORKFLOWs' callbacks get 502. */
+void br__flow_fail_gen(br_worker *w, uint64_t gen);
+
+/* workflow.c: frees what is left of the list (worker destroyed). */
+void br__flow_release(br_worker *w);
+
+/* workflow.c: job's attempt ended: its WORKFLOWs' callbacks will not run. */
+void br__flow_job_ended(br_worker *w, struct br_jobctx *job);
 
 /* Logs to stderr with the process's prefix, "NAME[pid]: " (NAME: br__log_name). */
 void br__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -394,6 +394,29 @@ int gw_broker_send_job_cancel(gw_broker *self, gw_worker *w, br_str job_id)
     return gw__broker_send(self, w, NULL, 0, &m);
 }
 
+int gw_broker_send_workflow_reply(gw_broker *self, gw_worker *w, const br_workflow_reply *m)
+{
+    if (w->lost) /* a draining worker still hears: its handlers finish */
+        return BR_ENOTFOUND;
+    if (!br_msg_type_in_version(BR_MSG_WORKFLOW_REPLY, w->proto_version))
+        return BR_EVERSION;
+    br_msg msg = {.type = BR_MSG_WORKFLOW_REPLY, .u.workflow_reply = *m};
+    return gw__broker_send(self, w, NULL, 0, &msg);
+}
+
+/* A WORKFLOW: the job queue makes it and answers; without one the answer is 503. */
+static void on_workflow(gw_broker *b, gw_worker *w, const br_workflow *m)
+{
+    for (size_t i = 0; i < GW_BROKER_MAX_ATTACHED; i++)
+        if (b->hooks_data[i] && b->hooks[i].workflow) {
+            b->hooks[i].workflow(b->hooks_data[i], w, m);
+            return;
+        }
+    br_workflow_reply r = {
+        .id = m->id, .status = 503, .detail = br_str_c("Service Unavailable: no job queue")};
+    gw_broker_send_workflow_reply(b, w, &r);
+}
+
 static void on_job_progress(gw_broker *b, gw_worker *w, const br_job_progress *m)
 {
     for (size_t i = 0; i < GW_BROKER_MAX_ATTACHED; i++)
@@ -499,6 +522,9 @@ static void on_worker_msg(gw_broker *b, gw_worker *w, const br_msg *m)
         break;
     case BR_MSG_JOB_PROGRESS:
         on_job_progress(b, w, &m->u.job_progress);
+        break;
+    case BR_MSG_WORKFLOW:
+        on_workflow(b, w, &m->u.workflow);
         break;
     case BR_MSG_TASK_POLICY:
         for (size_t i = 0; i < GW_BROKER_MAX_ATTACHED; i++)

@@ -677,7 +677,10 @@ int gw__jobs_retry(gw_jobs *j, gw_job *job)
     if (job->loading || (job->status != GW_JOB_DEAD && job->status != GW_JOB_CANCELLED &&
                          job->status != GW_JOB_FAILED))
         return BR_EINVAL;
-    if (job->status != GW_JOB_FAILED) {
+    if (job->flow && !gw__jobs_flow_may_retry(job))
+        return BR_EVALUE;
+    bool ended = job->status != GW_JOB_FAILED;
+    if (ended) {
         if (t->unfinished >= gw__jobs_task_limit(j, t))
             return BR_EFULL;
         if (t->bytes + job->payload_len > j->cfg.task_bytes)
@@ -694,6 +697,9 @@ int gw__jobs_retry(gw_jobs *j, gw_job *job)
     job->updated_ms = job->run_at_ms = gw__jobs_now_ms();
     gw__jobs_schedule(j, job);
     job_persist(j, job, job->result, job->error);
+    /* After its row: its workflow's members that ended with it wait for it again. */
+    if (job->flow && ended)
+        gw__jobs_flow_revive(j, job);
     gw__jobs_pump_task(j, t);
     return 0;
 }
@@ -869,6 +875,7 @@ gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
     gw_deadline_heap_init(&j->leases, GW_JOBS_MAX);
     gw_list_init(&j->finished);
     gw_list_init(&j->waiting);
+    gw_list_init(&j->flow_asks);
     gw_list_init(&j->all);
     gw_list_init(&j->schedules);
     gw_list_init(&j->grace);

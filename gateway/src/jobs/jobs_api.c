@@ -17,7 +17,8 @@
  *                       {"items":[...],"next_cursor":C|null}.
  *   DELETE /jobs/{id}   cancels a queued job (200, "cancelled"); a running one is asked
  *                       to stop (202); 409 for a finished one.
- *   POST /jobs/{id}/retry   a dead, cancelled or failed job runs again now (202).
+ *   POST /jobs/{id}/retry   a dead, cancelled or failed job runs again now (202); a
+ *                       workflow member's descendants that ended with it wait again.
  *
  * Owners: a job submitted by a verified caller (the edge's identity) - over HTTP or by
  * a handler's reply to that caller's request - is visible only to the same identity
@@ -487,6 +488,12 @@ static void retry_job(gw_req *req, void *data)
     int rc = gw__jobs_retry(j, job);
     if (rc == BR_EINVAL) {
         gw_req_respond_detail(req, 409, "Only a dead, cancelled or failed job can be retried");
+        return;
+    }
+    if (rc == BR_EVALUE) {
+        gw_req_respond_detail(req, 409,
+                              "A workflow member runs after its parents succeeded: retry the "
+                              "parent that failed");
         return;
     }
     if (rc != 0) {

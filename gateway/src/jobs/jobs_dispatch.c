@@ -185,6 +185,7 @@ static void worker_joined(void *data, gw_worker *w, const br_ready *r)
 static void worker_gone(void *data, gw_worker *w)
 {
     gw_jobs *j = data;
+    gw__jobs_flow_worker_gone(j, w);
     size_t index;
     gw_jobs_worker *jw = worker_find(j, w, &index);
     if (!jw)
@@ -518,4 +519,5 @@ const gw_broker_hooks gw__jobs_hooks = {
     .reply_jobs = gw__jobs_reply_hold,
     .job_progress = on_progress,
     .task_policy = on_policy,
+    .workflow = gw__jobs_flow_submit,
 };

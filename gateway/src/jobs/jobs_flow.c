@@ -107,7 +107,8 @@ void gw__jobs_flows_free(gw_jobs *j)
 }
 
 /* ---------------------------------------------------------------------------------- */
-/* Links: [workflow id, index, size, args, join, [parent indexes]] in msgpack.         */
+/* Links: [workflow id, index, size, args, join, [parent indexes], parent job?] in     */
+/* msgpack; the last only when a task made the workflow (rows before it have six).     */
 
 static int buf_write(void *data, const char *buf, size_t len)
 {
@@ -118,7 +119,8 @@ static void pack_links(br_buf *b, const gw_job *job)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, b, buf_write);
-    msgpack_pack_array(&pk, 6);
+    size_t plen = strlen(job->flow->parent);
+    msgpack_pack_array(&pk, plen ? 7 : 6);
     msgpack_pack_str(&pk, GW_JOBS_FLOW_ID_LEN);
     msgpack_pack_str_body(&pk, job->flow->id, GW_JOBS_FLOW_ID_LEN);
     msgpack_pack_uint32(&pk, job->flow_index);
@@ -134,6 +136,10 @@ static void pack_links(br_buf *b, const gw_job *job)
     msgpack_pack_array(&pk, job->nparents);
     for (uint32_t i = 0; i < job->nparents; i++)
         msgpack_pack_uint32(&pk, job->parents[i]);
+    if (plen) {
+        msgpack_pack_str(&pk, plen);
+        msgpack_pack_str_body(&pk, job->flow->parent, plen);
+    }
 }
 
 int gw__jobs_flow_load(gw_jobs *j, gw_job *job, br_str links)
@@ -162,8 +168,15 @@ int gw__jobs_flow_load(gw_jobs *j, gw_job *job, br_str links)
             goto bad;
         job->parents[i] = (uint32_t)p;
     }
+    br_str parent = {0};
+    if (n >= 7 && br_cursor_str(&c, &parent, GW_JOB_ID_MAX) != 0)
+        goto bad;
     if (!f && !(f = flow_new(j, id, (uint32_t)size)))
         goto bad;
+    if (parent.len && !f->parent[0]) {
+        memcpy(f->parent, parent.ptr, parent.len);
+        f->parent[parent.len] = '\0';
+    }
     job->nparents = np;
     job->flow_args = args;
     job->flow_join = join;
@@ -445,6 +458,51 @@ static void check_child(gw_jobs *j, gw_job *m)
     advance_start(j, m);
 }
 
+bool gw__jobs_flow_may_retry(const gw_job *job)
+{
+    for (uint32_t k = 0; k < job->nparents; k++) {
+        const gw_job *p = job->flow->members[job->parents[k]];
+        if (!p || p->status != GW_JOB_SUCCEEDED)
+            return false;
+    }
+    return true;
+}
+
+void gw__jobs_flow_revive(gw_jobs *j, gw_job *job)
+{
+    gw_jobs_flow *f = job->flow;
+    bool *down = calloc(f->size, sizeof(*down));
+    if (!down) {
+        gw_log(GW_LOG_ERROR, "jobs", "job %s: out of memory: its workflow stays as it is", job->id);
+        return;
+    }
+    down[job->flow_index] = true;
+    int64_t now = gw__jobs_now_ms();
+    /* Parents come before their children: one pass in order finds every member that
+     * ended, never having run, because of job or of one revived before it. */
+    for (uint32_t i = job->flow_index + 1; i < f->size; i++) {
+        gw_job *m = f->members[i];
+        if (!m || m->attempts != 0 || (m->status != GW_JOB_DEAD && m->status != GW_JOB_CANCELLED))
+            continue;
+        bool reached = false;
+        for (uint32_t k = 0; k < m->nparents && !reached; k++)
+            reached = down[m->parents[k]];
+        if (!reached)
+            continue;
+        down[i] = true;
+        m->task->unfinished++;
+        m->task->bytes += m->payload_len;
+        gw_list_remove(&m->link); /* off the finished list */
+        gw_list_push_back(&j->waiting, &m->link);
+        m->status = GW_JOB_WAITING;
+        m->cancel_wanted = false;
+        m->updated_ms = now;
+        gw__jobs_detail_set(j, m, (br_str){0}, (br_str){0});
+        gw__jobs_persist(j, m);
+    }
+    free(down);
+}
+
 void gw__jobs_flows_recover(gw_jobs *j)
 {
     size_t n = 0;
@@ -659,20 +717,45 @@ static void fbuild_free(fbuild *b)
 }
 
 /* ---------------------------------------------------------------------------------- */
-/* POST /workflows                                                                     */
+/* Making a workflow: POST /workflows, and WORKFLOW from a handler or a task.          */
 
-/* A workflow being written: the client waits for its 202. */
+/* A workflow being written: whoever asked waits for it. */
 typedef struct creating {
-    gw_jobs *owner;  /* the queue */
-    gw_req *req;     /* the client; NULL once it left */
-    uint32_t n;      /* members */
-    uint64_t seqs[]; /* theirs */
+    gw_jobs *owner;    /* the queue */
+    gw_req *req;       /* POST /workflows: the client; NULL once it left */
+    gw_worker *worker; /* WORKFLOW: its sender; NULL once it went */
+    uint64_t msg_id;   /* the WORKFLOW's id */
+    gw_list link;      /* in owner->flow_asks while a worker waits */
+    uint32_t n;        /* members */
+    uint64_t seqs[];   /* theirs */
 } creating;
 
 static void on_create_abort(gw_req *req, void *arg)
 {
     (void)req;
     ((creating *)arg)->req = NULL;
+}
+
+void gw__jobs_flow_worker_gone(gw_jobs *j, gw_worker *w)
+{
+    for (gw_list *l = j->flow_asks.next; l != &j->flow_asks; l = l->next) {
+        creating *cr = GW_CONTAINER_OF(l, creating, link);
+        if (cr->worker == w)
+            cr->worker = NULL;
+    }
+}
+
+/* Answers the worker that sent a WORKFLOW (when it is still there). */
+static void worker_answer(gw_jobs *j, gw_worker *w, uint64_t id, uint16_t status,
+                          const char *flow_id, const char *detail)
+{
+    br_workflow_reply r = {.id = id,
+                           .status = status,
+                           .workflow_id = br_str_c(flow_id ? flow_id : ""),
+                           .detail = br_str_c(detail ? detail : "")};
+    int rc = w ? gw_broker_send_workflow_reply(j->broker, w, &r) : 0;
+    if (rc != 0)
+        gw_log(GW_LOG_WARN, "jobs", "WORKFLOW_REPLY to %s: %s", w->id, br_strerror(rc));
 }
 
 static void on_created(void *arg, int status)
@@ -683,11 +766,13 @@ static void on_created(void *arg, int status)
     br_buf *b = &j->scratch;
     b->len = 0;
     int rc = 0;
+    char flow_id[GW_JOBS_FLOW_ID_LEN + 1] = "";
     if (status == 0 && first) {
+        memcpy(flow_id, first->flow->id, sizeof(flow_id));
         char head[160];
         snprintf(head, sizeof(head),
-                 "{\"workflow_id\":\"%s\",\"status_url\":\"/workflows/%s\",\"jobs\":[",
-                 first->flow->id, first->flow->id);
+                 "{\"workflow_id\":\"%s\",\"status_url\":\"/workflows/%s\",\"jobs\":[", flow_id,
+                 flow_id);
         rc = br_buf_append(b, head, strlen(head));
     }
     for (uint32_t i = 0; i < cr->n; i++) {
@@ -709,27 +794,34 @@ static void on_created(void *arg, int status)
     }
     if (rc == 0)
         rc = br_buf_append(b, "]}", 2);
+    static const char unstored[] = "Service Unavailable: the workflow could not be stored";
     if (cr->req) {
         gw_req_on_abort(cr->req, NULL, NULL);
         if (status != 0 || !first)
-            gw_req_respond_error(cr->req, 503, true,
-                                 "Service Unavailable: the workflow could not be stored");
+            gw_req_respond_error(cr->req, 503, true, unstored);
         else if (rc != 0)
             gw_req_respond_detail(cr->req, 500, "Internal Server Error");
         else {
             char location[64];
-            int ln = snprintf(location, sizeof(location), "/workflows/%s", first->flow->id);
+            int ln = snprintf(location, sizeof(location), "/workflows/%s", flow_id);
             gw_header h = {"Location", 8, location, (size_t)ln};
             gw_req_respond(cr->req, 202, &h, 1, "application/json", b->data, b->len);
         }
     }
+    if (cr->link.next) {
+        gw_list_remove(&cr->link);
+        bool made = status == 0 && first;
+        worker_answer(j, cr->worker, cr->msg_id, made ? 202 : 503, made ? flow_id : NULL,
+                      made ? NULL : unstored);
+    }
     free(cr);
 }
 
-/* Makes the members of b as jobs of workflow `id`; 0, or an HTTP status (the caller
- * answers) with *detail.  The made jobs are in made[0..*nmade). */
-static int make_members(gw_jobs *j, fbuild *b, br_str identity, gw_job **made, uint32_t *nmade,
-                        const char **detail)
+/* Makes the members of b as jobs of workflow `id` (linked to `parent` when not NULL);
+ * 0, or an HTTP status (the caller answers) with *detail.  The made jobs are in
+ * made[0..*nmade). */
+static int make_members(gw_jobs *j, fbuild *b, br_str identity, bool public_only,
+                        const gw_job *parent, gw_job **made, uint32_t *nmade, const char **detail)
 {
     char rnd[16], id[GW_JOBS_FLOW_ID_LEN];
     static const char hex[] = "0123456789abcdef";
@@ -743,10 +835,13 @@ static int make_members(gw_jobs *j, fbuild *b, br_str identity, gw_job **made, u
         *detail = "Service Unavailable: out of memory";
         return 503;
     }
+    if (parent)
+        memcpy(f->parent, parent->id, parent->id_len + 1u);
     *nmade = 0;
     for (uint32_t i = 0; i < b->n; i++) {
         fnode *nd = &b->nodes[i];
-        gw_jobs_task *t = gw__jobs_task_public(j, nd->task);
+        gw_jobs_task *t =
+            public_only ? gw__jobs_task_public(j, nd->task) : gw__jobs_task_open(j, nd->task);
         if (!t) {
             snprintf(b->err, sizeof(b->err), "Unknown task \"%.*s\" in the workflow",
                      (int)nd->task.len, nd->task.ptr);
@@ -781,6 +876,106 @@ static int make_members(gw_jobs *j, fbuild *b, br_str identity, gw_job **made, u
     return 0;
 }
 
+/* Writes the made members in one transaction; *out hears of it (on_created).  0, or
+ * 503 with *detail. */
+static int write_members(gw_jobs *j, gw_job **made, uint32_t nmade, creating **out,
+                         const char **detail)
+{
+    creating *cr = calloc(1, sizeof(*cr) + (size_t)nmade * sizeof(uint64_t));
+    gw_job_row *rows = calloc(nmade, sizeof(*rows));
+    size_t *at = calloc(nmade + 1, sizeof(*at));
+    br_buf links = {0};
+    int status = 0;
+    if (!cr || !rows || !at) {
+        status = 503;
+        *detail = "Service Unavailable: out of memory";
+        goto done;
+    }
+    for (uint32_t i = 0; i < nmade; i++) {
+        at[i] = links.len;
+        pack_links(&links, made[i]);
+    }
+    at[nmade] = links.len;
+    for (uint32_t i = 0; i < nmade; i++) {
+        gw_job *job = made[i];
+        rows[i] = (gw_job_row){
+            .seq = job->seq,
+            .id = {job->id, job->id_len},
+            .task = br_str_c(job->task->name),
+            .payload = job->payload,
+            .payload_len = job->payload_len,
+            .status = job->status,
+            .run_at_ms = job->run_at_ms,
+            .updated_ms = job->updated_ms,
+            .identity = job->identity,
+            .links = {(const char *)links.data + at[i], (uint32_t)(at[i + 1] - at[i])},
+        };
+        cr->seqs[i] = job->seq;
+    }
+    cr->owner = j;
+    cr->n = nmade;
+    int rc = gw__jobs_store_insert_many(j->store, rows, nmade, on_created, cr);
+    if (rc != 0) {
+        status = 503;
+        *detail = rc == BR_EFULL ? "Service Unavailable: too many jobs queued"
+                                 : "Service Unavailable: out of memory";
+    }
+done:
+    if (status != 0) {
+        free(cr);
+        cr = NULL;
+    }
+    *out = cr;
+    br_buf_free(&links);
+    free(at);
+    free(rows);
+    return status;
+}
+
+/* Compiles `canvas` (one msgpack step) and writes its members, owned by `identity`,
+ * of public tasks only or of any open one, linked to `parent` when not NULL.  0 when
+ * the write is under way: *out (filled in by the caller before the loop runs again)
+ * hears how it ended.  Otherwise an HTTP status with the reason in err. */
+static int flow_create(gw_jobs *j, br_str canvas, br_str identity, bool public_only,
+                       const gw_job *parent, creating **out, char *err, size_t err_len)
+{
+    *out = NULL;
+    fbuild *b = calloc(1, sizeof(*b));
+    gw_job **made = calloc(GW_JOBS_FLOW_MAX, sizeof(*made));
+    uint32_t nmade = 0;
+    int status = 0;
+    const char *detail = NULL;
+    fset res = {0}, none = {0};
+    if (!b || !made) {
+        status = 503;
+        detail = "Service Unavailable: out of memory";
+    } else {
+        br_cursor c;
+        br_cursor_init(&c, canvas.ptr, canvas.len);
+        int rc = compile(b, &c, &none, &res, 0);
+        free(res.v);
+        if (rc == 0 && br_cursor_left(&c) != 0)
+            rc = bad(b, "a workflow is one step");
+        if (rc != 0) {
+            status = rc == BR_EVALUE ? 422 : 503;
+            detail = rc == BR_EVALUE ? b->err : "Service Unavailable: out of memory";
+        } else {
+            status = make_members(j, b, identity, public_only, parent, made, &nmade, &detail);
+        }
+    }
+    if (status == 0)
+        status = write_members(j, made, nmade, out, &detail);
+    if (status != 0) {
+        snprintf(err, err_len, "%s", detail);
+        for (uint32_t i = nmade; i-- > 0;)
+            gw__jobs_unmake(j, made[i]);
+    }
+    free(made);
+    if (b)
+        fbuild_free(b);
+    return status;
+}
+
 static void post_workflow(gw_req *req, void *data)
 {
     gw_jobs *j = data;
@@ -804,91 +999,55 @@ static void post_workflow(gw_req *req, void *data)
         br_buf_free(&body);
         return;
     }
-    fbuild *b = calloc(1, sizeof(*b));
-    gw_job **made = calloc(GW_JOBS_FLOW_MAX, sizeof(*made));
-    uint32_t nmade = 0;
-    int status = 0;
-    const char *detail = NULL;
-    fset out = {0}, none = {0};
-    if (!b || !made) {
-        status = 503;
-        detail = "Service Unavailable: out of memory";
-    } else {
-        br_cursor c;
-        br_cursor_init(&c, body.data, body.len);
-        rc = compile(b, &c, &none, &out, 0);
-        free(out.v);
-        if (rc != 0) {
-            status = rc == BR_EVALUE ? 422 : 503;
-            detail = rc == BR_EVALUE ? b->err : "Service Unavailable: out of memory";
-        } else {
-            status = make_members(j, b, gw__jobs_caller(req), made, &nmade, &detail);
-        }
-    }
-    creating *cr = status == 0 ? calloc(1, sizeof(*cr) + (size_t)nmade * sizeof(uint64_t)) : NULL;
-    if (status == 0 && !cr) {
-        status = 503;
-        detail = "Service Unavailable: out of memory";
-    }
-    gw_job_row *rows = status == 0 ? calloc(nmade, sizeof(*rows)) : NULL;
-    br_buf links = {0};
-    size_t *at = status == 0 ? calloc(nmade + 1, sizeof(*at)) : NULL;
-    if (status == 0 && (!rows || !at)) {
-        status = 503;
-        detail = "Service Unavailable: out of memory";
-    }
+    creating *cr;
+    int status = flow_create(j, (br_str){(const char *)body.data, (uint32_t)body.len},
+                             gw__jobs_caller(req), true, NULL, &cr, err, sizeof(err));
     if (status == 0) {
-        for (uint32_t i = 0; i < nmade; i++) {
-            at[i] = links.len;
-            pack_links(&links, made[i]);
-        }
-        at[nmade] = links.len;
-        for (uint32_t i = 0; i < nmade; i++) {
-            gw_job *job = made[i];
-            rows[i] = (gw_job_row){
-                .seq = job->seq,
-                .id = {job->id, job->id_len},
-                .task = br_str_c(job->task->name),
-                .payload = job->payload,
-                .payload_len = job->payload_len,
-                .status = job->status,
-                .run_at_ms = job->run_at_ms,
-                .updated_ms = job->updated_ms,
-                .identity = job->identity,
-                .links = {(const char *)links.data + at[i], (uint32_t)(at[i + 1] - at[i])},
-            };
-            cr->seqs[i] = job->seq;
-        }
-        cr->owner = j;
         cr->req = req;
-        cr->n = nmade;
-        rc = gw__jobs_store_insert_many(j->store, rows, nmade, on_created, cr);
-        if (rc != 0) {
-            status = 503;
-            detail = rc == BR_EFULL ? "Service Unavailable: too many jobs queued"
-                                    : "Service Unavailable: out of memory";
-            free(cr);
-        } else {
-            gw_req_on_abort(req, on_create_abort, cr);
-        }
+        gw_req_on_abort(req, on_create_abort, cr);
+    } else if (status == 503) {
+        gw_req_respond_error(req, 503, true, err);
     } else {
-        free(cr);
+        gw_req_respond_detail(req, status, err);
     }
-    if (status != 0) {
-        for (uint32_t i = nmade; i-- > 0;)
-            gw__jobs_unmake(j, made[i]);
-        if (status == 503)
-            gw_req_respond_error(req, 503, true, detail);
-        else
-            gw_req_respond_detail(req, status, detail);
-    }
-    br_buf_free(&links);
-    free(at);
-    free(rows);
-    free(made);
-    if (b)
-        fbuild_free(b);
     br_buf_free(&body);
+}
+
+/* WORKFLOW: a service's handler or task asks for a workflow.  Its members may be of
+ * any task that exists (as a reply's jobs may); from a task (parent_job) the workflow
+ * is linked to that job, which must be running on w, and its members carry the job's
+ * owner; from a handler, the identity the message carries (as a CALL's does). */
+void gw__jobs_flow_submit(void *data, gw_worker *w, const br_workflow *m)
+{
+    gw_jobs *j = data;
+    char err[GW_DETAIL_MAX];
+    if (j->closing) {
+        worker_answer(j, w, m->id, 503, NULL, "Service Unavailable: the gateway is shutting down");
+        return;
+    }
+    const gw_job *parent = NULL;
+    br_str identity = m->identity;
+    if (m->parent_job.len) {
+        gw_job *p = gw__jobs_find(j, m->parent_job);
+        if (!p || p->status != GW_JOB_RUNNING || !p->holder || p->holder->w != w) {
+            snprintf(err, sizeof(err), "job %.*s is not running on this worker",
+                     (int)(m->parent_job.len < GW_JOB_ID_MAX ? m->parent_job.len : GW_JOB_ID_MAX),
+                     m->parent_job.ptr);
+            worker_answer(j, w, m->id, 409, NULL, err);
+            return;
+        }
+        parent = p;
+        identity = p->identity;
+    }
+    creating *cr;
+    int status = flow_create(j, m->canvas, identity, false, parent, &cr, err, sizeof(err));
+    if (status != 0) {
+        worker_answer(j, w, m->id, (uint16_t)status, NULL, err);
+        return;
+    }
+    cr->worker = w;
+    cr->msg_id = m->id;
+    gw_list_push_back(&j->flow_asks, &cr->link);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -942,8 +1101,11 @@ static void get_workflow(gw_req *req, void *data)
     br_buf *b = &j->scratch;
     b->len = 0;
     char head[160];
-    snprintf(head, sizeof(head), "{\"id\":\"%s\",\"status\":\"%s\",\"size\":%u,\"jobs\":[", f->id,
-             flow_status(f), f->size);
+    char parent[GW_JOB_ID_MAX + 24] = "";
+    if (f->parent[0])
+        snprintf(parent, sizeof(parent), "\"parent_job\":\"%s\",", f->parent);
+    snprintf(head, sizeof(head), "{\"id\":\"%s\",\"status\":\"%s\",%s\"size\":%u,\"jobs\":[", f->id,
+             flow_status(f), parent, f->size);
     int rc = br_buf_append(b, head, strlen(head));
     for (uint32_t i = 0; i < f->size && rc == 0; i++) {
         const gw_job *m = f->members[i];

@@ -82,6 +82,7 @@ typedef struct gw_jobs_flow {
     gw_job **members;                 /* size slots; NULL once a member expired */
     uint32_t size;                    /* members it was made with */
     uint32_t held;                    /* members still in memory: it goes at 0 */
+    char parent[GW_JOB_ID_MAX + 1];   /* the job whose task made it (WORKFLOW), or "" */
 } gw_jobs_flow;
 
 /* Schedules: most at once, the longest cron text, the shortest interval, and the most
@@ -244,6 +245,7 @@ struct gw_jobs {
     gw_list finished;           /* succeeded, dead and cancelled jobs, oldest change first */
     gw_list waiting;            /* workflow members waiting for their parents */
     gw_idmap *byflow;           /* workflow id hash -> gw_jobs_flow chain */
+    gw_list flow_asks;          /* WORKFLOWs being written whose worker waits (jobs_flow.c) */
     bool flow_routes_added;     /* the /workflows routes are in the router */
     gw_list all;                /* every job held, oldest sequence number first (GET /jobs) */
     uv_timer_t tick;            /* delayed jobs, leases, expiry, grace */
@@ -346,8 +348,9 @@ bool gw__jobs_finished(const gw_job *job);
 int gw__jobs_cancel(gw_jobs *j, gw_job *job);
 
 /* POST /jobs/{id}/retry: a dead, cancelled or failed job runs again now with a fresh
- * attempt count.  0; BR_EINVAL when it is not in one of those states; BR_EFULL or
- * BR_ELIMIT at the task's limits. */
+ * attempt count (a workflow member's descendants that ended with it wait again).  0;
+ * BR_EINVAL when it is not in one of those states; BR_EVALUE for a workflow member
+ * whose parents did not all succeed; BR_EFULL or BR_ELIMIT at the task's limits. */
 int gw__jobs_retry(gw_jobs *j, gw_job *job);
 
 /* An attempt of a running job ended (its holder was detached already): OK makes it
@@ -495,6 +498,23 @@ void gw__jobs_flow_forget(gw_jobs *j, gw_job *job);
 
 /* Frees every workflow record (destroy; their jobs are gone). */
 void gw__jobs_flows_free(gw_jobs *j);
+
+/* The broker's workflow hook: WORKFLOW from w (a handler's or a task's) is compiled and
+ * written, and w hears WORKFLOW_REPLY (202 with the workflow's id once it is durable,
+ * or why not). */
+void gw__jobs_flow_submit(void *data, gw_worker *w, const br_workflow *m);
+
+/* w is gone: the WORKFLOWs it waits for are written without telling it. */
+void gw__jobs_flow_worker_gone(gw_jobs *j, gw_worker *w);
+
+/* POST /jobs/{id}/retry of a workflow member: false when a parent of job did not
+ * succeed (it never had its argument: the parent is what to retry). */
+bool gw__jobs_flow_may_retry(const gw_job *job);
+
+/* A dead or cancelled member runs again: the members after it that ended without
+ * running because of it wait again for their parents (written), so that the workflow
+ * goes on when it succeeds. */
+void gw__jobs_flow_revive(gw_jobs *j, gw_job *job);
 
 /* Adds and removes POST /workflows, GET and DELETE /workflows/{id}. */
 int gw__jobs_flow_routes_add(gw_jobs *j);

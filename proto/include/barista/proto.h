@@ -31,9 +31,10 @@ extern "C" {
 
 /* The protocol versions this library speaks: BR_PROTO_VERSION_MIN up to
  * BR_PROTO_VERSION.  A message with any other version is refused with BR_EVERSION.
- * Version 2 adds message types from BR_MSG_V2_FIRST on; every version-1 message is
- * the same in both (PROTOCOL.md 14). */
-#define BR_PROTO_VERSION     2
+ * Version 2 adds message types from BR_MSG_V2_FIRST on, version 3 the workflow types
+ * BR_MSG_V3_FIRST..BR_MSG_V3_LAST; every older message is the same in each newer
+ * version (PROTOCOL.md 14). */
+#define BR_PROTO_VERSION     3
 #define BR_PROTO_VERSION_MIN 1
 
 /* ---------------------------------------------------------------------------------- */
@@ -174,6 +175,8 @@ typedef enum br_msg_type {
     BR_MSG_JOB_PROGRESS = 13, /* worker -> broker: still running (extends the lease), progress */
     BR_MSG_JOB_CANCEL = 14,   /* broker -> worker: the job was cancelled; stop it */
     BR_MSG_TASK_POLICY = 15,  /* worker -> broker: how its tasks want their jobs run */
+    BR_MSG_WORKFLOW = 16,     /* worker -> broker: make this workflow (version 3) */
+    BR_MSG_WORKFLOW_REPLY = 17, /* broker -> worker: the workflow was made, or why not */
     /* Streams (PROTOCOL.md 5.15): a response sent in pieces, a request body received in
      * pieces. */
     BR_MSG_STREAM_START = 20,  /* worker -> broker: a streamed response begins */
@@ -199,6 +202,9 @@ typedef enum br_msg_type {
 
 /* The first message type that exists only in version 2 and later. */
 #define BR_MSG_V2_FIRST 13
+/* The message types that exist only in version 3 and later (16..19 are theirs). */
+#define BR_MSG_V3_FIRST 16
+#define BR_MSG_V3_LAST  19
 
 /* The WebSocket messages (PROTOCOL.md 5.16): the range 30-39 is theirs. */
 #define BR_MSG_WS_FIRST 30
@@ -421,6 +427,24 @@ typedef struct br_job_cancel {
     br_str job_id;
 } br_job_cancel;
 
+/* WORKFLOW: a handler or a task asks the gateway to make a workflow (PROTOCOL.md 5.21). */
+typedef struct br_workflow {
+    uint64_t id;       /* the sender's id for it; WORKFLOW_REPLY carries it back */
+    br_str canvas;     /* one msgpack value: the workflow's step (docs/jobs.md, "Workflows") */
+    br_str parent_job; /* the job whose task sends it (the workflow is linked to it); empty
+                          from a handler */
+    br_str identity;   /* the handler's request's verified caller (REQUEST.identity), or
+                          empty; ignored with parent_job (the job's own identity is used) */
+} br_workflow;
+
+/* WORKFLOW_REPLY: what became of a WORKFLOW. */
+typedef struct br_workflow_reply {
+    uint64_t id;        /* the WORKFLOW's id */
+    uint16_t status;    /* 202 made; 404, 409, 422, 503 as for POST /workflows */
+    br_str workflow_id; /* on 202: the workflow's id; else empty */
+    br_str detail;      /* why not, human-readable; empty on 202 */
+} br_workflow_reply;
+
 /* How a task wants its jobs run (TASK_POLICY); 0 in a field: the gateway's default. */
 typedef struct br_task_policy {
     br_str task;             /* a task the worker announced */
@@ -554,6 +578,8 @@ typedef struct br_msg {
         br_job_progress job_progress;
         br_job_cancel job_cancel;
         br_task_policies task_policy;
+        br_workflow workflow;
+        br_workflow_reply workflow_reply;
         br_msg_ws_open ws_open;
         br_msg_ws_message ws_message;
         br_msg_ws_close ws_close;

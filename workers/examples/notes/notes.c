@@ -1,4 +1,5 @@
-/* notes.c - notes kept in memory (POST /notes, GET /notes/{id}, GET /notes?limit=N) and a
+/* notes.c - notes kept in memory (POST /notes, GET /notes/{id}, GET /notes?limit=N), a
+ * workflow asked for by a handler (POST /notes/{id}/share: a group of email jobs) and a
  * CPU route (POST /notes/wordcount).  README.md shows the same service in FastAPI. */
 #include <ctype.h>
 
@@ -43,6 +44,38 @@ static void list(br_req *req)
         br_w_msgpack(w, s->note[i]);
     br_w_end(w);
     br_reply_send(req); /* or the 422 of a bad ?limit= */
+}
+
+static void shared(const br_workflow_result *res, void *arg) /* the gateway's answer */
+{
+    if (res->status == 202)
+        br_reply_pack(arg, 202, "{s:S}", "workflow_id", res->workflow_id);
+    else
+        br_reply_errorf(arg, res->status, "%.*s", (int)res->detail.len, res->detail.ptr);
+}
+
+static void share(br_req *req) /* a group of `email` jobs, one per address, as one workflow */
+{
+    notes *s = br_req_data(req);
+    int64_t id = br_req_int_or(req, BR_IN_PATH, "id", 0);
+    br_value to;
+    if (id < 1 || id > s->n)
+        return (void)br_reply_error(req, 404, "Note not found");
+    if (br_value_parse(br_req_body(req), &to) != 0)
+        return (void)br_reply_error(req, 422, "A body {\"to\": [addresses]}");
+    to = br_value_get(to, "to");
+    br_writer *w = br_writer_new(0);
+    br_w_pack(w, "{s:[", "group");
+    for (uint32_t i = 0; i < br_value_len(to); i++) {
+        br_str addr;
+        if (br_value_str(br_value_index(to, i), &addr) == 0)
+            br_w_pack(w, "{s:s, s:{s:S}}", "task", "email", "args", "to", addr);
+    }
+    br_w_pack(w, "]}");
+    br_str canvas = br_writer_bytes(w); /* copied by the call */
+    if (br_req_workflow_submit(req, canvas.ptr, canvas.len, shared, req) != 0)
+        br_reply_error(req, 503, "Cannot ask for the workflow");
+    br_writer_destroy(&w);
 }
 
 static void wordcount(br_req *req) /* a `def` route: on a CPU worker, one at a time */
@@ -105,7 +138,14 @@ static const br_route_spec io[] = {
      .params = limit_param,
      .nparams = 1,
      .responses = (const br_response_spec[]){{200, "Notes, oldest first", &note_list}},
-     .nresponses = 1}};
+     .nresponses = 1},
+    {.method = "POST",
+     .path = "/notes/{id}/share",
+     .handler = share,
+     .body = BR_BODY_MSGPACK,
+     .summary = "Email a note to addresses: a workflow (a group of email jobs)",
+     .params = id_param,
+     .nparams = 1}};
 static const br_route_spec cpu[] = {
     {.method = "POST",
      .path = "/notes/wordcount",
@@ -120,6 +160,6 @@ static const br_route_spec cpu[] = {
                                                                  BR_FIELDS(words_fields)}}},
      .nresponses = 1}};
 const br_service_spec notes_service = {
-    .name = "notes", .kind = BR_KIND_IO, .routes = io, .nroutes = 3, .data_size = sizeof(notes)};
+    .name = "notes", .kind = BR_KIND_IO, .routes = io, .nroutes = 4, .data_size = sizeof(notes)};
 const br_service_spec wordcount_service = {
     .name = "wordcount", .kind = BR_KIND_CPU, .routes = cpu, .nroutes = 1};

@@ -674,6 +674,44 @@ int br_job_succeed(br_jobctx *job, const void *result, size_t len);
 int br_job_fail(br_jobctx *job, bool retry, const char *error);
 
 /* ---------------------------------------------------------------------------------- */
+/* Workflows from a handler or a task (docs/jobs.md, "Workflows").                     */
+
+/* What became of a workflow asked for.  Strings are valid during the callback only. */
+typedef struct br_workflow_result {
+    uint16_t status;    /* 202: made and durable; 409 (a task's job is not running here
+                           any more), 422 (a bad canvas, a task that does not exist), 503
+                           (the queue's limits, the store); 502 when the connection to the
+                           broker was lost before the answer */
+    br_str workflow_id; /* on 202: its id, for GET /workflows/{id}; else empty */
+    br_str detail;      /* why not; empty on 202 */
+} br_workflow_result;
+
+/* Called once, on the loop thread, with the answer. */
+typedef void (*br_workflow_fn)(const br_workflow_result *res, void *arg);
+
+/* Asks the gateway for a workflow - Celery's canvas: chain, group, chord - given as one
+ * msgpack value (made with a br_writer) in the shape of POST /workflows's body:
+ * {"task": name, "args": value}, {"chain": [steps]}, {"group": [steps]} or {"chord":
+ * {"header": [steps], "body": step}}.  Its members may be of any task that exists, as
+ * a reply's jobs may (not only public ones).  cb(res, arg) runs once the workflow is
+ * durable (202, with its id) or was refused.  The canvas is copied.
+ *
+ * br_req_workflow_submit: from an I/O handler; the members belong to the request's
+ * verified caller.  cb never runs when the request ends first (the workflow is made
+ * anyway).  br_job_workflow_submit: from an I/O task (a job's follow-ups); the workflow
+ * is linked to the job (GET /workflows/{id} shows it as parent_job) and its members
+ * belong to the job's owner.  cb never runs when the attempt ends first.
+ *
+ * Returns 0 (cb will run, but see above); BR_EINVAL (no canvas or cb, a CPU handler or
+ * task, the request or attempt already ended); BR_ELIMIT (over BR_REPLY_BODY_MAX);
+ * BR_ECLOSED (no broker connection); BR_EVERSION (the gateway speaks a protocol older
+ * than version 3, without workflows); BR_ENOMEM.  Then cb never runs. */
+int br_req_workflow_submit(br_req *req, const void *canvas, size_t len, br_workflow_fn cb,
+                           void *arg);
+int br_job_workflow_submit(br_jobctx *job, const void *canvas, size_t len, br_workflow_fn cb,
+                           void *arg);
+
+/* ---------------------------------------------------------------------------------- */
 /* Running a worker.                                                                   */
 
 /* Defaults of br_worker_options. */

@@ -256,6 +256,9 @@ typedef struct gw_broker_hooks {
      * the key's (fenced otherwise).  0 when accepted, else a br_err. */
     int (*actor_reminder)(void *data, br_str type, br_str key, uint64_t epoch, br_str name,
                           bool set, uint64_t due_ms, uint64_t period_ms);
+    /* WORKFLOW from w (a handler or a task asks for a workflow): the hook answers with
+     * gw_broker_send_workflow_reply, now or later - not after worker_gone for w. */
+    void (*workflow)(void *data, struct gw_worker *w, const br_workflow *m);
 } gw_broker_hooks;
 
 /* Subsystems attached at once, at most. */
@@ -329,6 +332,11 @@ int gw_broker_send_job(gw_broker *self, struct gw_worker *w, const br_job *m);
  * that is not live, BR_EVERSION for one that speaks protocol version 1 (which has no
  * JOB_CANCEL), or gw_broker_send_job's send and encoding errors. */
 int gw_broker_send_job_cancel(gw_broker *self, struct gw_worker *w, br_str job_id);
+
+/* Sends WORKFLOW_REPLY m to w (no credit involved).  0, BR_ENOTFOUND for a worker that
+ * is not registered any more, BR_EVERSION for one older than protocol version 3, or a
+ * send or encoding error. */
+int gw_broker_send_workflow_reply(gw_broker *self, struct gw_worker *w, const br_workflow_reply *m);
 
 /* True for the errors of gw_broker_send_job that come from the worker, not from
  * encoding the message. */
