@@ -17,9 +17,11 @@ libsodium-dev libsqlite3-dev libjwt-dev zlib1g-dev libbrotli-dev libssl-dev open
 libpq-dev libhiredis-dev"
 # The database clients' tests start a real PostgreSQL and redis-server of their own
 # (tests/integration/dbservers.py); the typed contracts' tests compare 422s with
-# FastAPI's (tests/integration/fastapi_twin.py).
+# FastAPI's (tests/integration/fastapi_twin.py); python3-yaml reads the Kubernetes
+# manifests (tests/docker/k8s_check.py).
 if [ "${1:-}" != build ]; then
-    packages="$packages postgresql-15 redis-server python3-fastapi python3-uvicorn python3-websockets"
+    packages="$packages postgresql-15 redis-server python3-fastapi python3-uvicorn python3-websockets
+python3-yaml"
 fi
 if [ "${1:-}" = bench ]; then
     packages="$packages wrk nginx-light python3-fastapi python3-uvicorn python3-uvloop

@@ -15,7 +15,8 @@
 # restarting anything and shows each of the three serving, kills a worker during
 # requests and shows none hangs, restarts the gateway (a job accepted before the
 # restart completes after it, once the jobs service exists), then stops everything
-# and requires every process to have exited cleanly.  Each step is bounded; a unique
+# and requires every process to have exited cleanly.  Last, tests/docker/scale_out.sh:
+# two gateways behind HAProxy with PostgreSQL, one of them killed under load.  Each step is bounded; a unique
 # compose project on a free port is always torn down (`down -v`), even on failure.
 # Without a reachable Docker Engine it prints "docker e2e: skipped (...)" and exits 0.
 set -euo pipefail
@@ -210,4 +211,7 @@ for c in $running; do
 done
 compose 120 down -v >/dev/null 2>&1 || die "down -v"
 [ -z "$(compose 30 ps -q)" ] || die "containers left after down"
+
+say "the scale-out overlay: two gateways, HAProxy, PostgreSQL (tests/docker/scale_out.sh)"
+BARISTA_TAG="$BARISTA_TAG" "$root/tests/docker/scale_out.sh" || die "scale-out"
 say "passed"

@@ -1,0 +1,140 @@
+#!/bin/bash
+# The scale-out overlay as its users run it: two gateways behind HAProxy, PostgreSQL,
+# workers registered with both (deploy/compose.scale-out.yml), on this machine's
+# Docker Engine.
+#
+#   tests/docker/scale_out.sh            (tests/docker/e2e.sh runs it at its end)
+#
+# Brings the overlay up under a unique project on free ports, waits until both
+# gateways serve every route, submits jobs to the first gateway directly, then sends
+# load through HAProxy (tests/docker/lb_load.py) and `docker kill -s KILL`s the first
+# gateway in the middle of it.  Passes when only the requests in flight at the kill
+# failed, every later one was answered by the other gateway, and every job the killed
+# gateway had accepted completed: with a job queue per gateway (the overlay's default)
+# once the killed gateway is started again; with BARISTA_SCALE_OUT_SHARED_JOBS=1 (both
+# gateways on one PostgreSQL queue) without it, read through the other gateway.  Each
+# step is bounded; the project is always torn down (`down -v`).
+# Without a Docker Engine it prints "docker scale-out: skipped (...)" and exits 0.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+probe="$root/tests/docker/probe.py"
+t0=$SECONDS
+
+say() { printf 'docker scale-out: [%4ds] %s\n' $((SECONDS - t0)) "$*"; }
+die() {
+    say "FAILED: $*"
+    exit 1
+}
+
+if ! timeout 20 docker info >/dev/null 2>&1; then
+    echo "docker scale-out: skipped (no Docker Engine reachable: docker info failed)"
+    exit 0
+fi
+if timeout 20 docker compose version >/dev/null 2>&1; then
+    compose_cmd=(docker compose)
+elif command -v docker-compose >/dev/null 2>&1; then
+    compose_cmd=(docker-compose)
+else
+    echo "docker scale-out: skipped (neither 'docker compose' nor docker-compose is installed)"
+    exit 0
+fi
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+project="barista-scale-$$"
+BARISTA_PORT="$(free_port)"
+BARISTA_PORT_2="$(free_port)"
+BARISTA_LB_PORT="$(free_port)"
+BARISTA_TAG="${BARISTA_TAG:-e2e}" # the tag e2e.sh builds: its layers are reused
+export BARISTA_PORT BARISTA_PORT_2 BARISTA_LB_PORT BARISTA_TAG
+shared="${BARISTA_SCALE_OUT_SHARED_JOBS:-0}"
+if [ "$shared" = 1 ]; then
+    export BARISTA_JOBS_DB_2=barista_jobs_1 # gateway-2 on the first gateway's queue
+fi
+
+files=(-f "$root/docker-compose.yml" -f "$root/deploy/compose.scale-out.yml")
+compose() {
+    local limit=$1
+    shift
+    timeout "$limit" "${compose_cmd[@]}" -p "$project" "${files[@]}" "$@"
+}
+
+load=""
+marks="$(mktemp)"
+teardown() {
+    local rc=$?
+    [ -z "$load" ] || kill "$load" 2>/dev/null || true
+    if [ $rc -ne 0 ]; then
+        say "logs of the failed run:"
+        compose 60 logs --no-color --tail 30 2>&1 | sed 's/^/    /' || true
+    fi
+    compose 120 down -v --remove-orphans >/dev/null 2>&1 || say "WARNING: down -v failed"
+    rm -f "$marks"
+    say "project $project removed"
+    exit $rc
+}
+trap teardown EXIT
+trap 'exit 130' INT TERM
+
+# The platform image is the one e2e.sh has just built (a cache hit here);
+# BARISTA_REUSE_IMAGE=1 takes barista:TAG as it is, without building it.
+# The postgres and haproxy images build nothing of Barista's: always built (cached).
+services=(postgres lb)
+[ "${BARISTA_REUSE_IMAGE:-0}" = 1 ] || services+=(gateway)
+say "base image and build of ${services[*]} (cached after the first: project $project)"
+timeout 600 "$root/deploy/base-image.sh"
+build_log="$(mktemp)"
+if ! compose 1200 build "${services[@]}" >"$build_log" 2>&1; then
+    tail -n 40 "$build_log" | sed 's/^/    /'
+    rm -f "$build_log"
+    die "build"
+fi
+rm -f "$build_log"
+
+say "up -d: postgres, gateway on :$BARISTA_PORT, gateway-2 on :$BARISTA_PORT_2, HAProxy on :$BARISTA_LB_PORT"
+compose 240 up -d >/dev/null 2>&1 || die "up"
+timeout 120 python3 "$probe" "$BARISTA_PORT" ready || die "gateway never became ready"
+timeout 120 python3 "$probe" "$BARISTA_PORT_2" ready || die "gateway-2 never became ready"
+timeout 120 python3 "$probe" "$BARISTA_LB_PORT" ready || die "HAProxy never served every route"
+timeout 60 python3 "$probe" "$BARISTA_LB_PORT" routes >/dev/null || die "the routes through HAProxy"
+gwlog="$(compose 30 logs --no-color gateway gateway-2)"
+grep -qiF "postgres" <<<"$gwlog" || echo "    (the gateways' logs do not name PostgreSQL)"
+
+say "jobs accepted by gateway (its own port), still queued or running at the kill"
+jobs=()
+for _ in 1 2 3 4; do
+    job="$(timeout 30 python3 "$probe" "$BARISTA_PORT" job-submit)" || die "job submit"
+    [ "$job" != skip ] || die "POST /jobs answered 404"
+    jobs+=("$job")
+done
+echo "    ${jobs[*]}"
+
+say "load through HAProxy for 14 s; kill -9 of gateway after 5 s"
+victim="$(compose 30 ps -q gateway)"
+timeout 120 python3 "$root/tests/docker/lb_load.py" "$BARISTA_LB_PORT" 14 "$marks" &
+load=$!
+sleep 5
+date +%s.%N >"$marks"
+docker kill -s KILL "$victim" >/dev/null || die "docker kill"
+date +%s.%N >>"$marks"
+say "killed gateway ${victim:0:12}"
+wait "$load" || die "failed requests beyond those in flight at the kill, or the service stopped answering"
+load=""
+
+if [ "$shared" = 1 ]; then
+    say "the killed gateway's jobs complete on the shared queue, read through gateway-2"
+    for job in "${jobs[@]}"; do
+        timeout 90 python3 "$probe" "$BARISTA_PORT_2" job-wait "$job" || die "job $job lost"
+    done
+else
+    say "the killed gateway's jobs wait in its own queue: start it again; they complete"
+    compose 60 start gateway >/dev/null 2>&1 || die "start gateway"
+    # The jobs are `report`, a CPU task: the slot of cpu-worker moved to gateway-2 when
+    # gateway died and stays there while gateway-2 lives; a restart brings it home.
+    compose 60 restart cpu-worker >/dev/null 2>&1 || die "restart cpu-worker"
+    for job in "${jobs[@]}"; do
+        timeout 90 python3 "$probe" "$BARISTA_PORT" job-wait "$job" || die "job $job lost"
+    done
+fi
+
+say "passed"
