@@ -111,6 +111,16 @@ def _jobs_store_env(args, env):
     return d
 
 
+def outbox_lines(path):
+    """The email task's outbox at path (workers/services/email.c) as [job id, address]
+    pairs, complete lines only; [] before the first one."""
+    try:
+        with open(path) as f:
+            return [l.rstrip("\n").split(" ", 1) for l in f if l.endswith("\n")]
+    except FileNotFoundError:
+        return []
+
+
 def poll_until(cond, timeout, interval=0.05):
     """Calls cond() every `interval` seconds until it returns something true, and
     returns that; None when `timeout` seconds pass first."""

@@ -128,11 +128,7 @@ class MultiGatewayCase(unittest.TestCase):
         self.outbox = os.path.join(self.dir.name, "outbox.txt")
 
     def outbox_lines(self):
-        try:
-            with open(self.outbox) as f:
-                return [l.rstrip("\n").split(" ", 1) for l in f if l.endswith("\n")]
-        except FileNotFoundError:
-            return []
+        return h.outbox_lines(self.outbox)
 
     def worker(self, endpoints):
         return h.start_process(self, [h.binary("barista-worker-test"), "--services",
