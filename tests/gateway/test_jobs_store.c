@@ -43,7 +43,7 @@ static const char *pg_url;
 /* Opens the store under test: the fixture's SQLite file, or the PostgreSQL database. */
 static gw_jobs_store *open_store(fixture *f, gw_jobs_sync sync)
 {
-    return pg_url ? gw__jobs_pg_open(&f->loop, pg_url)
+    return pg_url ? gw__jobs_pg_open(&f->loop, pg_url, 60000)
                   : gw__jobs_sqlite_open(&f->loop, f->path, sync);
 }
 
@@ -62,7 +62,7 @@ static void pg_sql(const char *sql)
 static void pg_drop_tables(void)
 {
     pg_sql("SET client_min_messages = warning; DROP TABLE IF EXISTS barista_jobs, "
-           "barista_job_tasks, barista_job_schedules");
+           "barista_job_tasks, barista_job_schedules, barista_gateways");
 }
 
 static int setup(void **state)
@@ -622,24 +622,98 @@ static void opening_an_unwritable_path_fails(void **state)
 /* ---------------------------------------------------------------------------------- */
 /* PostgreSQL only.                                                                    */
 
-/* Two gateways on one queue would both run every job: the second is refused. */
-static void a_second_gateway_is_refused_the_queue(void **state)
+/* What a watch handed over. */
+typedef struct adoption {
+    loaded l;    /* the rows, as load reports them */
+    size_t told; /* adopted() calls */
+    size_t n;    /* rows they counted */
+} adoption;
+
+static void on_adopted_row(const gw_job_row *r, void *arg)
+{
+    on_row(r, &((adoption *)arg)->l);
+}
+
+static void on_adopted(void *arg, size_t n)
+{
+    adoption *a = arg;
+    a->told++;
+    a->n += n;
+}
+
+/* Writes r on s and runs the loop until it is durable. */
+static void write_and_wait(fixture *f, gw_jobs_store *s, const gw_job_row *r, bool update)
+{
+    counter c = {.in_order = true};
+    write_ctx w = {&c, 1};
+    assert_int_equal(update ? gw__jobs_store_update(s, r, on_written, &w)
+                            : gw__jobs_store_insert(s, r, on_written, &w),
+                     0);
+    while (c.done == 0)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(c.failed, 0);
+}
+
+/* Two gateways share a queue: each loads only its own jobs and hands out its own keys;
+ * when one's lease runs out (as if it were killed) the other adopts its jobs, writes
+ * them, and after it closes a new gateway takes them at start. */
+static void gateways_share_the_queue_and_adopt_a_dead_ones_jobs(void **state)
 {
     fixture *f = *state;
-    gw_jobs_store *s = open_store(f, GW_JOBS_SYNC_NORMAL);
-    assert_non_null(s);
-    assert_null(gw__jobs_pg_open(&f->loop, pg_url));
-    close_store(f, &s);
-    /* Once the first has closed, the queue is free again. */
-    s = open_store(f, GW_JOBS_SYNC_NORMAL);
-    assert_non_null(s);
-    close_store(f, &s);
+    gw_jobs_store *a = open_store(f, GW_JOBS_SYNC_NORMAL);
+    assert_non_null(a);
+    gw_job_row r = row("1", GW_JOB_QUEUED);
+    write_and_wait(f, a, &r, false);
+    gw_jobs_store *b = open_store(f, GW_JOBS_SYNC_NORMAL);
+    assert_non_null(b);
+    assert_int_equal(a->seq_stride, b->seq_stride);
+    assert_true(a->seq_stride > 1);
+    assert_int_not_equal(a->seq_tag, b->seq_tag);
+    assert_int_equal(b->seq_floor, 1);
+    loaded l = {0};
+    assert_int_equal(gw__jobs_store_load(b, on_row, on_task, &l), 0);
+    assert_int_equal(l.rows, 0); /* a's job is a's */
+
+    char sql[160];
+    snprintf(sql, sizeof(sql),
+             "UPDATE barista_gateways SET lease_until = clock_timestamp() - interval '1 second'"
+             " WHERE tag = %u",
+             a->seq_tag);
+    pg_sql(sql);
+    adoption ad = {0};
+    assert_int_equal(gw__jobs_store_watch(b, on_adopted_row, on_adopted, &ad), 0);
+    while (ad.told == 0)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(ad.n, 1);
+    assert_int_equal(ad.l.rows, 1);
+    assert_string_equal(ad.l.ids[0], "1");
+    assert_int_equal(ad.l.first.payload_len, PAYLOAD.len);
+    /* a writes nothing more (its row is gone); b's handle keeps the loop alive. */
+    bool closed = false;
+    gw__jobs_store_shutdown(a, on_closed, &closed);
+    while (!closed)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    gw__jobs_store_destroy(&a);
+
+    r.status = GW_JOB_SUCCEEDED;
+    r.result = (br_str){"\xc3", 1};
+    write_and_wait(f, b, &r, true);
+    close_store(f, &b);
+    gw_jobs_store *c = open_store(f, GW_JOBS_SYNC_NORMAL);
+    assert_non_null(c);
+    loaded lc = {0};
+    assert_int_equal(gw__jobs_store_load(c, on_row, on_task, &lc), 0);
+    assert_int_equal(lc.rows, 1);
+    assert_int_equal(lc.first.status, GW_JOB_SUCCEEDED);
+    assert_string_equal(lc.result, "\xc3");
+    close_store(f, &c);
 }
 
 static void an_unreachable_server_fails_the_open(void **state)
 {
     fixture *f = *state;
-    assert_null(gw__jobs_pg_open(&f->loop, "postgres://nobody@127.0.0.1:1/none?connect_timeout=2"));
+    assert_null(
+        gw__jobs_pg_open(&f->loop, "postgres://nobody@127.0.0.1:1/none?connect_timeout=2", 60000));
 }
 
 /* Big payloads written and read back in one batch: far more bytes than the socket
@@ -753,7 +827,8 @@ static int run_pg(void)
         cmocka_unit_test_setup_teardown(deletes_persist, setup, teardown),
         cmocka_unit_test_setup_teardown(many_writes_group_commit_and_all_land, setup, teardown),
         cmocka_unit_test_setup_teardown(writes_after_close_are_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_second_gateway_is_refused_the_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(gateways_share_the_queue_and_adopt_a_dead_ones_jobs, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(an_unreachable_server_fails_the_open, setup, teardown),
         cmocka_unit_test_setup_teardown(a_batch_of_large_payloads_round_trips, setup, teardown),
         cmocka_unit_test_setup_teardown(

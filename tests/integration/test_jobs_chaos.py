@@ -133,11 +133,7 @@ class ChaosCase(unittest.TestCase):
         self.start_worker(i)
 
     def outbox_lines(self):
-        try:
-            with open(self.outbox) as f:
-                return [l.rstrip("\n").split(" ", 1) for l in f if l.endswith("\n")]
-        except FileNotFoundError:
-            return []
+        return h.outbox_lines(self.outbox)
 
     def fail_with(self, msg):
         self.fail("%s\nseed %d (BARISTA_CHAOS_SEED); events:\n  %s\ngateway stderr (last run):\n%s"

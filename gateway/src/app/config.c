@@ -190,6 +190,9 @@ static const opt options[] = {
      (uint64_t)1024 * 1024 * MIB, "payload bytes of one task's unfinished jobs (503 beyond)", NULL},
     {"jobs-task-grace", "BARISTA_JOBS_TASK_GRACE", OPT_DURATION, F(jobs.task_grace_ms), 1,
      24 * HOUR_MS, "a task whose last worker left stays submittable this long, then retires", NULL},
+    {"jobs-gateway-lease", "BARISTA_JOBS_GATEWAY_LEASE", OPT_DURATION, F(jobs.gateway_lease_ms),
+     1000, HOUR_MS,
+     "PostgreSQL queue: a gateway silent this long is dead and another adopts its jobs", NULL},
     {"curve-secret-key-file", "BARISTA_CURVE_SECRET_KEY_FILE", OPT_PATH, F(curve_secret_key_file),
      0, 0, "broker's CURVE key pair: workers must authenticate", NULL},
     {"curve-authorized-keys", "BARISTA_CURVE_AUTHORIZED_KEYS", OPT_PATH, F(curve_authorized_keys),
@@ -644,15 +647,6 @@ int gw__config_for_process(gw_config *cfg, unsigned index, FILE *err)
 {
     cfg->http.reuse_port = true;
     memcpy(cfg->process_base, cfg->broker_endpoint, sizeof(cfg->process_base));
-    /* A PostgreSQL job queue is owned by one gateway process (jobs_pg.c): the others
-     * would be refused at start, so say why here, once. */
-    if (strncmp(cfg->jobs_db, "postgres://", 11) == 0 ||
-        strncmp(cfg->jobs_db, "postgresql://", 13) == 0) {
-        if (index == 1)
-            fprintf(err, "barista-gateway: --processes: a PostgreSQL --jobs-db is one "
-                         "gateway's queue; run one process per database (docs/jobs.md)\n");
-        return index == 0 ? 0 : BR_EINVAL;
-    }
     if (index == 0)
         return 0;
     bool automatic = strcmp(cfg->broker_endpoint, GW_CONFIG_BROKER_AUTO) == 0;
@@ -667,6 +661,11 @@ int gw__config_for_process(gw_config *cfg, unsigned index, FILE *err)
         }
         memcpy(cfg->broker_endpoint, endpoint, sizeof(endpoint));
     }
+    /* Processes share a PostgreSQL queue (each a gateway with its own lease, docs/jobs.md);
+     * a SQLite file is one process's, so each gets its own. */
+    if (strncmp(cfg->jobs_db, "postgres://", 11) == 0 ||
+        strncmp(cfg->jobs_db, "postgresql://", 13) == 0)
+        return 0;
     char db[GW_CONFIG_MAX_ADDR];
     if ((size_t)snprintf(db, sizeof(db), "%s.%u", cfg->jobs_db, index) >= sizeof(db)) {
         fprintf(err, "barista-gateway: --processes: --jobs-db %s is too long\n", cfg->jobs_db);

@@ -42,6 +42,7 @@ void gw_jobs_config_defaults(gw_jobs_config *cfg)
         .memory = GW_JOBS_MEMORY,
         .task_bytes = GW_JOBS_TASK_BYTES,
         .task_grace_ms = GW_JOBS_TASK_GRACE_MS,
+        .gateway_lease_ms = GW_JOBS_GATEWAY_LEASE_MS,
     };
 }
 
@@ -138,6 +139,10 @@ static void new_id(gw_jobs *j, gw_job *job)
     uint64_t seq = (uint64_t)gw__jobs_now_ms() << 16;
     if (seq <= j->last_seq)
         seq = j->last_seq + 1;
+    /* Gateways sharing the store each hand out their own residue. */
+    uint32_t stride = j->store->seq_stride;
+    if (stride > 1)
+        seq += (j->store->seq_tag + stride - seq % stride) % stride;
     j->last_seq = seq;
     job->seq = seq;
     if (j->pool_left < RANDOM) {
@@ -820,13 +825,25 @@ static void load_row(const gw_job_row *r, void *arg)
     }
 }
 
+/* Jobs of a gateway that died came in (load_row has them): waiting workflow members
+ * whose parents ended advance, and due jobs go to workers with credit. */
+static void on_adopted(void *arg, size_t n)
+{
+    gw_jobs *j = arg;
+    if (n == 0 || j->closing)
+        return;
+    gw__jobs_flows_recover(j);
+    for (size_t i = 0; i < j->ntasks; i++)
+        gw__jobs_pump_task(j, j->tasks[i]);
+}
+
 /* True when there is a store path and every field that bounds something is set
  * (fsync 0 is a choice). */
 static bool config_valid(const gw_jobs_config *c)
 {
     return c->db && c->db[0] && c->retention_ms && c->max_attempts && c->lease_ms &&
            c->backoff_ms && c->backoff_cap_ms && c->task_limit && c->memory && c->task_bytes &&
-           c->task_grace_ms;
+           c->task_grace_ms && c->gateway_lease_ms;
 }
 
 static void on_abandoned(void *arg)
@@ -889,7 +906,7 @@ gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
     /* A URL may hold a password: logs name the kind of store, not the URL. */
     const char *shown = gw__jobs_store_is_pg(j->db) ? "(PostgreSQL)" : j->db;
     j->store = gw__jobs_store_is_pg(j->db)
-                   ? gw__jobs_pg_open(loop, j->db)
+                   ? gw__jobs_pg_open(loop, j->db, j->cfg.gateway_lease_ms)
                    : gw__jobs_sqlite_open(loop, j->db,
                                           j->cfg.fsync ? GW_JOBS_SYNC_FULL : GW_JOBS_SYNC_NORMAL);
     if (!j->store) {
@@ -919,6 +936,12 @@ gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
         return abandon(j);
     }
     gw__jobs_flows_recover(j);
+    if (j->store->seq_floor > j->last_seq)
+        j->last_seq = j->store->seq_floor;
+    if (gw__jobs_store_watch(j->store, load_row, on_adopted, j) != 0) {
+        gw_log(GW_LOG_ERROR, "jobs", "cannot watch the job store %s", shown);
+        return abandon(j);
+    }
     uv_timer_start(&j->tick, on_tick, GW_JOBS_TICK_MS, GW_JOBS_TICK_MS);
     gw_log(GW_LOG_INFO, "jobs", "store %s: %zu jobs, %zu tasks", shown, j->njobs, j->ntasks);
     return j;

@@ -11,12 +11,18 @@
  * every write queued before it.  libpq reads while it writes when the socket fills, so
  * a batch of large payloads cannot deadlock on the socket buffers.
  *
- * One gateway owns a queue: the in-memory queue (jobs.c) is the only scheduler, so two
- * gateways on one database would run every job twice.  The connection holds a session
- * advisory lock on the queue while it is open; a second gateway is refused with a
- * clear message (docs/jobs.md, "Several gateways on one PostgreSQL queue", describes
- * how sharing will work).  A lost connection fails the batch under way (BR_EIO: the
- * callers answer 503 or retry) and the next batch reconnects, taking the lock again.
+ * Several gateways share a queue, each scheduling the jobs it owns (docs/jobs.md,
+ * "Several gateways on one PostgreSQL queue").  A gateway registers in
+ * barista_gateways with a lease; every batch starts by renewing it (the fence: a
+ * batch of a gateway whose row is gone fails whole, and the gateway exits, since the
+ * jobs in its memory now belong to another), and the writer renews it every third of
+ * the lease when idle.  Jobs carry their owner.  On the same beat the writer adopts
+ * the jobs of one gateway whose lease ran out: it deletes that gateway's row (FOR
+ * UPDATE SKIP LOCKED: one survivor adopts it, and never while one of its batches is
+ * open, since the batch holds the row) and takes its jobs, which go to the loop as
+ * load's rows did.  A lost connection fails the batch under way (BR_EIO: the callers
+ * answer 503 or retry) and the next batch reconnects; the lease is a row, so it
+ * survives the reconnect.
  *
  * Tables: barista_jobs, barista_job_tasks, barista_job_schedules, with the SQLite
  * schema's columns (strings as BYTEA: task names, keys and errors are bytes here).  A
@@ -26,6 +32,7 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,8 +56,10 @@ static uint64_t get_be64(const char *in)
     return v;
 }
 
-/* Takes the advisory lock that makes one gateway the owner of a queue. */
-#define JOBS_PG_OWNER_LOCK_SQL "SELECT pg_try_advisory_lock(4242002)"
+/* Gateways sharing one queue, at most: each gets a distinct tag for its job keys. */
+#define JOBS_PG_TAGS 256u
+/* Dead gateways adopted per beat, at most. */
+#define JOBS_PG_ADOPT_MAX 16
 
 typedef enum op_kind {
     OP_INSERT,
@@ -60,18 +69,27 @@ typedef enum op_kind {
     OP_DEL_TASK,
     OP_READ,
     OP_PUT_SCHEDULE,
-    OP_DEL_SCHEDULE
+    OP_DEL_SCHEDULE,
+    OP_ADOPT /* the writer's own: jobs taken from a dead gateway, for the loop */
 } op_kind;
 
 /* The prepared statement of each kind (OP_READ: the payload one; detail below). */
 static const char *const st_names[] = {"job_insert",    "job_update",    "job_delete",
                                        "job_put_task",  "job_del_task",  "job_payload",
-                                       "job_put_sched", "job_del_sched", "job_detail"};
-#define ST_DETAIL 8
+                                       "job_put_sched", "job_del_sched", "job_detail",
+                                       "gw_renew",      "gw_adopt",      "gw_adopt_jobs"};
+#define ST_DETAIL     8
+#define ST_RENEW      9
+#define ST_ADOPT      10
+#define ST_ADOPT_JOBS 11
+/* The columns load reads and adoption returns, in each_job's order. */
+#define JOB_COLUMNS                                                                                \
+    " id, task, coalesce(octet_length(payload), 0)::bigint, idem_key, status, attempts, run_at,"   \
+    " updated, result, error, public_id, identity, links"
 static const char *const st_sql[] = {
     ("INSERT INTO barista_jobs (id, public_id, task, payload, idem_key, status, attempts, run_at,"
-     " updated, result, error, identity, links) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
-     " $11, $12, $13)"),
+     " updated, result, error, identity, links, owner) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
+     " $10, $11, $12, $13, $14)"),
     /* $8 <> 0: $9 replaces the payload (a workflow member given its parents' results). */
     ("UPDATE barista_jobs SET status = $2, attempts = $3, run_at = $4, updated = $5, result = $6,"
      " error = $7, payload = CASE WHEN $8::bigint <> 0 THEN $9::bytea ELSE payload END"
@@ -88,6 +106,15 @@ static const char *const st_sql[] = {
      " catch_up = EXCLUDED.catch_up, identity = EXCLUDED.identity"),
     "DELETE FROM barista_job_schedules WHERE id = $1",
     "SELECT id, result, error FROM barista_jobs WHERE id = ANY ($1::bigint[])",
+    /* The lease: renewed, or an error (division by zero) when the row is gone, which
+     * aborts the transaction it opens.  It holds the row until the commit. */
+    ("WITH r AS (UPDATE barista_gateways SET lease_until = clock_timestamp() + $2::bigint * "
+     "interval"
+     " '1 millisecond' WHERE id = $1 RETURNING 1) SELECT 1 / count(*) FROM r"),
+    ("DELETE FROM barista_gateways WHERE id = (SELECT id FROM barista_gateways WHERE"
+     " lease_until < clock_timestamp() AND id <> $1 ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+     " RETURNING id"),
+    "UPDATE barista_jobs SET owner = $1 WHERE owner = $2 RETURNING" JOB_COLUMNS,
 };
 #define ST_COUNT (sizeof(st_sql) / sizeof(st_sql[0]))
 
@@ -104,7 +131,29 @@ static const char schema_sql[] =
     " public BIGINT NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS barista_job_schedules (id BYTEA PRIMARY KEY, task BYTEA NOT NULL,"
     " payload BYTEA, cron BYTEA, interval_ms BIGINT NOT NULL, last_tick BIGINT NOT NULL,"
-    " catch_up BIGINT NOT NULL, identity BYTEA); COMMIT";
+    " catch_up BIGINT NOT NULL, identity BYTEA);"
+    "ALTER TABLE barista_jobs ADD COLUMN IF NOT EXISTS owner BIGINT;"
+    "CREATE TABLE IF NOT EXISTS barista_gateways (id BIGINT PRIMARY KEY, tag BIGINT NOT NULL,"
+    " lease_until TIMESTAMPTZ NOT NULL);"
+    "CREATE SEQUENCE IF NOT EXISTS barista_gateway_ids; COMMIT";
+
+/* A starting gateway ($1) first takes the jobs of gateways whose lease has run out
+ * (their rows go, skipping one another gateway is adopting), those nobody owns
+ * (written before gateways shared a queue) and those whose owner's row is gone (a late
+ * batch of an adopted gateway); then registers ($2: its lease in ms) with the smallest
+ * tag no row holds.  In one transaction under a transaction lock, so gateways starting
+ * together do not take the same tag or job. */
+static const char claim_sql[] =
+    "WITH dead AS (DELETE FROM barista_gateways WHERE id IN (SELECT id FROM barista_gateways"
+    " WHERE lease_until < clock_timestamp() FOR UPDATE SKIP LOCKED) RETURNING id)"
+    " UPDATE barista_jobs SET owner = $1 WHERE owner IS NULL OR owner IN (SELECT id FROM dead)"
+    " OR owner NOT IN (SELECT id FROM barista_gateways)";
+static const char register_sql[] =
+    "WITH t AS (SELECT min(n)::bigint AS tag FROM generate_series(0, 255) n WHERE n NOT IN"
+    " (SELECT tag FROM barista_gateways))"
+    " INSERT INTO barista_gateways (id, tag, lease_until) SELECT $1, tag, clock_timestamp() +"
+    " $2::bigint * interval '1 millisecond' FROM t WHERE tag IS NOT NULL"
+    " RETURNING tag, (SELECT coalesce(max(id), 0) FROM barista_jobs)";
 
 /* One queued operation; strings copied into the same allocation. */
 typedef struct op {
@@ -122,6 +171,7 @@ typedef struct op {
     unsigned what;              /* OP_READ: gw_jobs_read_what */
     gw_job_row *rows;           /* OP_READ: what was read (heap, by the writer), or NULL */
     char *ids_text;             /* OP_READ: seqs as a PostgreSQL array literal (writer) */
+    PGresult *adopted;          /* OP_ADOPT: the jobs taken over (writer), or NULL */
     char data[];                /* the row's strings, or OP_READ's seqs */
 } op;
 
@@ -132,10 +182,17 @@ typedef struct op_fifo {
 } op_fifo;
 
 typedef struct pg_store {
-    gw_jobs_store base;        /* the interface (first) */
-    uv_loop_t *loop;           /* where callbacks run */
-    PGconn *conn;              /* used by the writer thread after load */
-    bool prepared;             /* statements prepared and the owner lock held */
+    gw_jobs_store base; /* the interface (first) */
+    uv_loop_t *loop;    /* where callbacks run */
+    PGconn *conn;       /* used by the writer thread after load */
+    bool prepared;      /* statements prepared */
+    int64_t me;         /* this gateway's row in barista_gateways */
+    uint32_t lease_ms;  /* its lease */
+    bool watching;      /* watch was called: beat, adopt */
+    uint64_t beat_due;  /* uv_hrtime when the writer next renews and adopts */
+    void (*adopt_row)(const gw_job_row *, void *); /* watch's callbacks */
+    void (*adopted)(void *, size_t);
+    void *adopt_arg;           /* their argument */
     uv_thread_t thread;        /* the writer */
     bool thread_started;       /* thread must be joined */
     uv_mutex_t mu;             /* guards pending, done, stopping */
@@ -185,18 +242,8 @@ static int ensure_session(pg_store *s)
     }
     if (s->prepared)
         return 0;
-    PGresult *r = PQexec(s->conn, JOBS_PG_OWNER_LOCK_SQL);
-    bool owner = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
-                 strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-    PQclear(r);
-    if (!owner) {
-        gw_log(GW_LOG_ERROR, "jobs",
-               "postgres: another gateway owns this job queue (one gateway per PostgreSQL "
-               "queue: give each its own database; docs/jobs.md)");
-        return BR_EIO;
-    }
     for (size_t i = 0; i < ST_COUNT; i++) {
-        r = PQprepare(s->conn, st_names[i], st_sql[i], 0, NULL);
+        PGresult *r = PQprepare(s->conn, st_names[i], st_sql[i], 0, NULL);
         bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
         PQclear(r);
         if (!ok) {
@@ -214,10 +261,10 @@ static int ensure_session(pg_store *s)
 
 /* Parameters of one statement, all in binary format. */
 typedef struct params {
-    const char *values[13];    /* each parameter's bytes */
-    int lengths[13];           /* their lengths */
-    int formats[13];           /* 1: binary; 0: text */
-    unsigned char ints[13][8]; /* big-endian integers the values point at */
+    const char *values[14];    /* each parameter's bytes */
+    int lengths[14];           /* their lengths */
+    int formats[14];           /* 1: binary; 0: text */
+    unsigned char ints[14][8]; /* big-endian integers the values point at */
     int n;                     /* parameters set */
 } params;
 
@@ -272,6 +319,7 @@ static int send_op(pg_store *s, op *o)
         p_str(&p, r->error);
         p_str(&p, r->identity);
         p_str(&p, r->links);
+        p_int(&p, s->me);
         break;
     case OP_UPDATE:
         p_int(&p, (int64_t)r->seq);
@@ -318,6 +366,8 @@ static int send_op(pg_store *s, op *o)
     case OP_DEL_SCHEDULE:
         p_str(&p, r->id);
         break;
+    case OP_ADOPT: /* never queued */
+        return BR_EINVAL;
     }
     return PQsendQueryPrepared(s->conn, st_names[st], p.n, p.values, p.lengths, p.formats, 1) == 1
                ? 0
@@ -395,7 +445,35 @@ static PGresult *next_result(PGconn *conn)
     return r;
 }
 
-/* Writes a batch as one transaction.  0 or BR_EIO (logged); reads' own outcomes in
+/* The lease's parameters: this gateway, its length. */
+static void renew_params(const pg_store *s, params *p)
+{
+    p->n = 0;
+    p_int(p, s->me);
+    p_int(p, s->lease_ms);
+}
+
+/* This gateway's row is gone: another gateway adopted its jobs (its lease ran out
+ * while it could not reach the server, or its writer stalled).  The jobs in its
+ * memory are no longer its own, and running them would run them twice: it exits, and
+ * its supervisor starts it again as a new gateway. */
+static void lease_lost(void)
+{
+    gw_log(GW_LOG_ERROR, "jobs",
+           "postgres: this gateway's lease on the job queue ran out and another gateway "
+           "adopted its jobs; exiting so that none runs twice");
+    _exit(75);
+}
+
+/* True when r is the renewal's error that says the gateway's row is gone. */
+static bool renewal_refused(const PGresult *r)
+{
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    return state && strcmp(state, "22012") == 0; /* division_by_zero: no row */
+}
+
+/* Writes a batch as one transaction, which first renews this gateway's lease (and
+ * fails whole if the lease is gone).  0 or BR_EIO (logged); reads' own outcomes in
  * read_status. */
 static int run_batch(pg_store *s, op_fifo *batch)
 {
@@ -404,7 +482,11 @@ static int run_batch(pg_store *s, op_fifo *batch)
     PGconn *c = s->conn;
     if (PQenterPipelineMode(c) != 1)
         return BR_EIO;
-    bool sent = PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) == 1;
+    params lease;
+    renew_params(s, &lease);
+    bool sent = PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) == 1 &&
+                PQsendQueryPrepared(c, st_names[ST_RENEW], lease.n, lease.values, lease.lengths,
+                                    lease.formats, 1) == 1;
     int nsent = 0;
     int local = 0; /* a failure before the server saw the op */
     for (op *o = batch->head; o && sent && local == 0; o = o->next, nsent++) {
@@ -425,23 +507,27 @@ static int run_batch(pg_store *s, op_fifo *batch)
         nsent--; /* the op that failed locally was not sent */
     int rc = local;
     op *o = batch->head;
-    for (int i = 0; i < nsent + 2; i++) {
+    /* BEGIN, the renewal, the ops, COMMIT. */
+    for (int i = 0; i < nsent + 3; i++) {
         PGresult *r = next_result(c);
         if (!r) {
             rc = BR_EIO;
             break;
         }
         ExecStatusType st = PQresultStatus(r);
+        bool is_op = i > 1 && i <= nsent + 1;
         if (st == PGRES_FATAL_ERROR) {
+            if (i == 1 && renewal_refused(r))
+                lease_lost();
             if (rc == 0)
                 gw_log(GW_LOG_ERROR, "jobs", "postgres: %s", PQresultErrorMessage(r));
             rc = rc ? rc : BR_EIO;
         } else if (st == PGRES_PIPELINE_ABORTED) {
             rc = rc ? rc : BR_EIO;
-        } else if (rc == 0 && i > 0 && i <= nsent && o->kind == OP_READ) {
+        } else if (rc == 0 && is_op && o->kind == OP_READ) {
             o->read_status = take_read(o, r);
         }
-        if (i > 0 && i <= nsent)
+        if (is_op)
             o = o->next;
         PQclear(r);
     }
@@ -459,13 +545,107 @@ static int run_batch(pg_store *s, op_fifo *batch)
     return rc;
 }
 
+/* Runs one prepared statement outside the pipeline (the writer's beat). */
+static PGresult *exec_prepared(pg_store *s, int st, const params *p)
+{
+    return PQexecPrepared(s->conn, st_names[st], p->n, p->values, p->lengths, p->formats, 1);
+}
+
+/* Takes over the jobs of one gateway whose lease ran out, in one transaction: its row
+ * goes, its jobs become ours.  Their rows (maybe none), or NULL when no gateway is
+ * dead or the server failed (logged; the next beat tries again). */
+static PGresult *adopt_one(pg_store *s)
+{
+    if (exec_simple(s->conn, "BEGIN", "adopting") != 0)
+        return NULL;
+    params p = {.n = 0};
+    p_int(&p, s->me);
+    PGresult *dead = exec_prepared(s, ST_ADOPT, &p);
+    PGresult *jobs = NULL;
+    if (PQresultStatus(dead) == PGRES_TUPLES_OK && PQntuples(dead) == 1) {
+        int64_t gone = value_int(dead, 0, 0);
+        p_int(&p, gone);
+        jobs = exec_prepared(s, ST_ADOPT_JOBS, &p);
+        if (PQresultStatus(jobs) != PGRES_TUPLES_OK) {
+            gw_log(GW_LOG_ERROR, "jobs", "postgres: adopting failed: %s",
+                   PQresultErrorMessage(jobs));
+            PQclear(jobs);
+            jobs = NULL;
+        } else {
+            gw_log(GW_LOG_INFO, "jobs", "postgres: gateway %" PRId64 " is gone: %d jobs adopted",
+                   gone, PQntuples(jobs));
+        }
+    } else if (PQresultStatus(dead) != PGRES_TUPLES_OK) {
+        gw_log(GW_LOG_ERROR, "jobs", "postgres: looking for dead gateways failed: %s",
+               PQresultErrorMessage(dead));
+    }
+    PQclear(dead);
+    if (exec_simple(s->conn, jobs ? "COMMIT" : "ROLLBACK", "adopting") != 0 && jobs) {
+        PQclear(jobs);
+        jobs = NULL;
+    }
+    return jobs;
+}
+
+/* The writer's beat: renews the lease, then adopts the jobs of dead gateways and hands
+ * them to the loop (an OP_ADOPT on the done list).  Called without the mutex. */
+static void beat(pg_store *s)
+{
+    if (ensure_session(s) != 0)
+        return;
+    params p;
+    renew_params(s, &p);
+    PGresult *r = exec_prepared(s, ST_RENEW, &p);
+    if (PQresultStatus(r) == PGRES_FATAL_ERROR && renewal_refused(r))
+        lease_lost();
+    bool renewed = PQresultStatus(r) == PGRES_TUPLES_OK;
+    if (!renewed)
+        gw_log(GW_LOG_WARN, "jobs", "postgres: renewing the gateway's lease failed: %s",
+               PQresultErrorMessage(r));
+    PQclear(r);
+    for (int i = 0; renewed && i < JOBS_PG_ADOPT_MAX; i++) {
+        op *o = calloc(1, sizeof(*o));
+        if (!o)
+            return; /* nothing taken: the next beat tries again */
+        o->kind = OP_ADOPT;
+        o->adopted = adopt_one(s);
+        if (!o->adopted) {
+            free(o);
+            return;
+        }
+        uv_mutex_lock(&s->mu);
+        fifo_push(&s->done, o);
+        uv_mutex_unlock(&s->mu);
+        uv_async_send(&s->async);
+    }
+}
+
+/* True when the beat is due (under the mutex). */
+static bool beat_due(const pg_store *s, uint64_t now)
+{
+    return s->watching && !s->stopping && now >= s->beat_due;
+}
+
 static void writer_main(void *arg)
 {
     pg_store *s = arg;
     uv_mutex_lock(&s->mu);
     for (;;) {
-        while (!s->pending.head && !s->stopping)
-            uv_cond_wait(&s->cv, &s->mu);
+        uint64_t now = uv_hrtime();
+        while (!s->pending.head && !s->stopping && !beat_due(s, now)) {
+            if (s->watching)
+                uv_cond_timedwait(&s->cv, &s->mu, s->beat_due - now);
+            else
+                uv_cond_wait(&s->cv, &s->mu);
+            now = uv_hrtime();
+        }
+        if (beat_due(s, now)) {
+            s->beat_due = now + (uint64_t)s->lease_ms / 3 * 1000000u;
+            uv_mutex_unlock(&s->mu);
+            beat(s);
+            uv_mutex_lock(&s->mu);
+            continue;
+        }
         if (!s->pending.head)
             break; /* stopping, and everything is written */
         op_fifo batch = {0};
@@ -503,7 +683,23 @@ static void op_free(op *o)
             free((void *)(o->rows[i].result.ptr ? o->rows[i].result.ptr : o->rows[i].payload.ptr));
     free(o->rows);
     free(o->ids_text);
+    PQclear(o->adopted);
     free(o);
+}
+
+static void job_at(const PGresult *r, int t, gw_job_row *row, char *decimal, size_t cap);
+
+/* Hands the jobs adopted from a dead gateway to the queue, as load did its own. */
+static void run_adopted(pg_store *s, const PGresult *r)
+{
+    int n = PQntuples(r);
+    for (int t = 0; t < n; t++) {
+        char decimal[24];
+        gw_job_row row;
+        job_at(r, t, &row, decimal, sizeof(decimal));
+        s->adopt_row(&row, s->adopt_arg);
+    }
+    s->adopted(s->adopt_arg, (size_t)n);
 }
 
 static void run_done(pg_store *s)
@@ -517,6 +713,8 @@ static void run_done(pg_store *s)
         if (o->kind == OP_READ)
             o->read(o->arg, o->status, o->status == 0 ? o->rows : NULL,
                     o->status == 0 ? o->nids : 0);
+        else if (o->kind == OP_ADOPT)
+            run_adopted(s, o->adopted);
         else if (o->done)
             o->done(o->arg, o->status);
         op_free(o);
@@ -704,10 +902,11 @@ static int pg_read(gw_jobs_store *self, const uint64_t *seqs, size_t n, unsigned
 
 /* Runs a query on the loop thread (load only, before the writer writes) and calls
  * each() for every row, streamed one row at a time.  0 or BR_EIO (logged). */
-static int select_each(pg_store *s, const char *sql, void (*each)(const PGresult *, void *),
-                       void *arg)
+static int select_each(pg_store *s, const char *sql, const params *p,
+                       void (*each)(const PGresult *, void *), void *arg)
 {
-    if (PQsendQueryParams(s->conn, sql, 0, NULL, NULL, NULL, NULL, 1) != 1 ||
+    if (PQsendQueryParams(s->conn, sql, p ? p->n : 0, NULL, p ? p->values : NULL,
+                          p ? p->lengths : NULL, p ? p->formats : NULL, 1) != 1 ||
         PQsetSingleRowMode(s->conn) != 1) {
         gw_log(GW_LOG_ERROR, "jobs", "postgres: load failed: %s", PQerrorMessage(s->conn));
         return BR_EIO;
@@ -740,31 +939,38 @@ static void each_task(const PGresult *r, void *arg)
     c->task(value_str(r, 0, 0), value_int(r, 0, 1) != 0, c->arg);
 }
 
+/* Row t of a result with JOB_COLUMNS as a job row; decimal holds an old job's id. */
+static void job_at(const PGresult *r, int t, gw_job_row *row, char *decimal, size_t cap)
+{
+    uint64_t seq = (uint64_t)value_int(r, t, 0);
+    br_str id = value_str(r, t, 10);
+    if (id.len == 0) { /* not written by this backend: the number is the id */
+        int n = snprintf(decimal, cap, "%" PRIu64, seq);
+        id = (br_str){decimal, (uint32_t)n};
+    }
+    *row = (gw_job_row){
+        .seq = seq,
+        .id = id,
+        .task = value_str(r, t, 1),
+        .payload_len = (uint32_t)value_int(r, t, 2),
+        .idem_key = value_str(r, t, 3),
+        .status = (uint8_t)value_int(r, t, 4),
+        .attempts = (uint32_t)value_int(r, t, 5),
+        .run_at_ms = value_int(r, t, 6),
+        .updated_ms = value_int(r, t, 7),
+        .result = value_str(r, t, 8),
+        .error = value_str(r, t, 9),
+        .identity = value_str(r, t, 11),
+        .links = value_str(r, t, 12),
+    };
+}
+
 static void each_job(const PGresult *r, void *arg)
 {
     load_ctx *c = arg;
-    uint64_t seq = (uint64_t)value_int(r, 0, 0);
     char decimal[24];
-    br_str id = value_str(r, 0, 10);
-    if (id.len == 0) { /* not written by this backend: the number is the id */
-        int n = snprintf(decimal, sizeof(decimal), "%" PRIu64, seq);
-        id = (br_str){decimal, (uint32_t)n};
-    }
-    gw_job_row row = {
-        .seq = seq,
-        .id = id,
-        .task = value_str(r, 0, 1),
-        .payload_len = (uint32_t)value_int(r, 0, 2),
-        .idem_key = value_str(r, 0, 3),
-        .status = (uint8_t)value_int(r, 0, 4),
-        .attempts = (uint32_t)value_int(r, 0, 5),
-        .run_at_ms = value_int(r, 0, 6),
-        .updated_ms = value_int(r, 0, 7),
-        .result = value_str(r, 0, 8),
-        .error = value_str(r, 0, 9),
-        .identity = value_str(r, 0, 11),
-        .links = value_str(r, 0, 12),
-    };
+    gw_job_row row;
+    job_at(r, 0, &row, decimal, sizeof(decimal));
     c->row(&row, c->arg);
 }
 
@@ -773,14 +979,14 @@ static int pg_load(gw_jobs_store *self, void (*row)(const gw_job_row *, void *),
 {
     pg_store *s = (pg_store *)self;
     load_ctx c = {.row = row, .task = task, .arg = arg};
-    int rc = select_each(s, "SELECT name, public FROM barista_job_tasks", each_task, &c);
-    /* Payloads stay in the database: the queue reads them back when their job is due. */
+    int rc = select_each(s, "SELECT name, public FROM barista_job_tasks", NULL, each_task, &c);
+    /* Payloads stay in the database: the queue reads them back when their job is due.
+     * The jobs of other gateways are theirs (adopted when they die). */
+    params p = {.n = 0};
+    p_int(&p, s->me);
     if (rc == 0)
-        rc = select_each(s,
-                         "SELECT id, task, coalesce(octet_length(payload), 0)::bigint, idem_key,"
-                         " status, attempts, run_at, updated, result, error, public_id, identity,"
-                         " links FROM barista_jobs ORDER BY id",
-                         each_job, &c);
+        rc = select_each(s, "SELECT" JOB_COLUMNS " FROM barista_jobs WHERE owner = $1 ORDER BY id",
+                         &p, each_job, &c);
     return rc;
 }
 
@@ -807,7 +1013,7 @@ static int pg_load_schedules(gw_jobs_store *self, void (*row)(const gw_schedule_
     return select_each((pg_store *)self,
                        "SELECT id, task, payload, cron, interval_ms, last_tick, catch_up, identity"
                        " FROM barista_job_schedules ORDER BY id",
-                       each_schedule, &c);
+                       NULL, each_schedule, &c);
 }
 
 static void stop_writer(pg_store *s)
@@ -836,8 +1042,16 @@ static void pg_close(gw_jobs_store *self, void (*closed)(void *), void *arg)
     s->on_closed = closed;
     s->closed_arg = arg;
     /* The writer sends what is queued (one last commit) and exits; waiting for it here
-     * blocks the loop at shutdown only. */
+     * blocks the loop at shutdown only.  Then the lease ends now: another gateway (or
+     * this one's next start) adopts the jobs left at its next beat. */
     stop_writer(s);
+    params p = {.n = 0};
+    p_int(&p, s->me);
+    PGresult *r = PQexecParams(s->conn,
+                               "UPDATE barista_gateways SET lease_until = clock_timestamp() -"
+                               " interval '1 second' WHERE id = $1",
+                               p.n, NULL, p.values, p.lengths, p.formats, 1);
+    PQclear(r); /* at worst the lease runs out by itself */
     run_done(s);
     uv_close((uv_handle_t *)&s->async, on_async_closed);
 }
@@ -859,6 +1073,72 @@ static void pg_destroy(gw_jobs_store *self)
     free(s);
 }
 
+static int pg_watch(gw_jobs_store *self, void (*row)(const gw_job_row *, void *),
+                    void (*adopted)(void *, size_t), void *arg)
+{
+    pg_store *s = (pg_store *)self;
+    uv_mutex_lock(&s->mu);
+    s->adopt_row = row;
+    s->adopted = adopted;
+    s->adopt_arg = arg;
+    s->watching = true;
+    s->beat_due = 0; /* at once: a previous life's jobs are waiting */
+    uv_cond_signal(&s->cv);
+    uv_mutex_unlock(&s->mu);
+    return 0;
+}
+
+/* Runs sql with this gateway's id and, when lease, its lease as parameters.  Its
+ * result (the caller clears it). */
+static PGresult *exec_mine(pg_store *s, const char *sql, bool lease)
+{
+    params p = {.n = 0};
+    p_int(&p, s->me);
+    if (lease)
+        p_int(&p, s->lease_ms);
+    return PQexecParams(s->conn, sql, p.n, NULL, p.values, p.lengths, p.formats, 1);
+}
+
+/* Takes a gateway id, the jobs of dead gateways and unowned ones, then registers (its
+ * tag, the largest job key so far), in one transaction.  0 or BR_EIO (logged). */
+static int register_gateway(pg_store *s)
+{
+    if (exec_simple(s->conn, "BEGIN; SELECT pg_advisory_xact_lock(4242004)", "registering") != 0)
+        return BR_EIO;
+    PGresult *r = PQexecParams(s->conn, "SELECT nextval('barista_gateway_ids')", 0, NULL, NULL,
+                               NULL, NULL, 1);
+    bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+    s->me = ok ? value_int(r, 0, 0) : 0;
+    PQclear(r);
+    if (ok) {
+        r = exec_mine(s, claim_sql, false);
+        ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        PQclear(r);
+    }
+    if (ok) {
+        r = exec_mine(s, register_sql, true);
+        ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+        if (ok) {
+            s->base.seq_stride = JOBS_PG_TAGS;
+            s->base.seq_tag = (uint32_t)value_int(r, 0, 0);
+            s->base.seq_floor = (uint64_t)value_int(r, 0, 1);
+        } else if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+            gw_log(GW_LOG_ERROR, "jobs", "postgres: %u gateways share this job queue already",
+                   JOBS_PG_TAGS);
+        }
+        PQclear(r);
+    }
+    if (!ok)
+        gw_log(GW_LOG_ERROR, "jobs", "postgres: registering the gateway failed: %s",
+               PQerrorMessage(s->conn));
+    if (exec_simple(s->conn, ok ? "COMMIT" : "ROLLBACK", "registering") != 0)
+        return BR_EIO;
+    if (ok)
+        gw_log(GW_LOG_INFO, "jobs", "postgres: gateway %" PRId64 " (tag %u) joined the queue",
+               s->me, s->base.seq_tag);
+    return ok ? 0 : BR_EIO;
+}
+
 static void on_failed_closed(uv_handle_t *h)
 {
     pg_destroy(h->data);
@@ -878,15 +1158,17 @@ static const gw_jobs_store_ops pg_ops = {
     .load_schedules = pg_load_schedules,
     .close = pg_close,
     .destroy = pg_destroy,
+    .watch = pg_watch,
 };
 
-gw_jobs_store *gw__jobs_pg_open(uv_loop_t *loop, const char *url)
+gw_jobs_store *gw__jobs_pg_open(uv_loop_t *loop, const char *url, uint32_t lease_ms)
 {
     pg_store *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
     s->base.ops = &pg_ops;
     s->loop = loop;
+    s->lease_ms = lease_ms;
     uv_mutex_init(&s->mu);
     uv_cond_init(&s->cv);
     s->conn = PQconnectdb(url); /* PQreset reconnects with the same parameters */
@@ -895,7 +1177,8 @@ gw_jobs_store *gw__jobs_pg_open(uv_loop_t *loop, const char *url)
                s->conn ? PQerrorMessage(s->conn) : "out of memory");
         goto fail;
     }
-    if (exec_simple(s->conn, schema_sql, "creating the tables") != 0 || ensure_session(s) != 0)
+    if (exec_simple(s->conn, schema_sql, "creating the tables") != 0 || register_gateway(s) != 0 ||
+        ensure_session(s) != 0)
         goto fail;
     if (uv_async_init(loop, &s->async, on_async) != 0) {
         gw_log(GW_LOG_ERROR, "jobs", "uv_async_init failed");

@@ -141,11 +141,22 @@ typedef struct gw_jobs_store_ops {
     void (*close)(gw_jobs_store *self, void (*closed)(void *arg), void *arg);
     /* Frees the backend after close's callback. */
     void (*destroy)(gw_jobs_store *self);
+    /* A shared store (PostgreSQL; NULL in SQLite): after load, starts the gateway's
+     * lease on the queue and hands over the jobs of gateways whose lease ran out -
+     * each as row(), as load reports them, then adopted(arg, n) once per handover. */
+    int (*watch)(gw_jobs_store *self, void (*row)(const gw_job_row *r, void *arg),
+                 void (*adopted)(void *arg, size_t n), void *arg);
 } gw_jobs_store_ops;
 
 /* Every backend's struct starts with this. */
 struct gw_jobs_store {
     const gw_jobs_store_ops *ops; /* the backend's hooks */
+    /* Sequence numbers this gateway hands out: those equal to seq_tag modulo
+     * seq_stride, above seq_floor.  Gateways sharing a store get distinct tags, so
+     * their jobs never share a key.  0, 0, 0 in a store of one gateway. */
+    uint32_t seq_stride;
+    uint32_t seq_tag;
+    uint64_t seq_floor;
 };
 
 /* The interface: each forwards to the backend.  Writes and reads return 0 when queued
@@ -207,6 +218,13 @@ static inline int gw__jobs_store_load_schedules(gw_jobs_store *s,
 {
     return s->ops->load_schedules(s, row, arg);
 }
+/* Starts handing over dead gateways' jobs (a shared store); 0 when the store is not
+ * shared. */
+static inline int gw__jobs_store_watch(gw_jobs_store *s, void (*row)(const gw_job_row *, void *),
+                                       void (*adopted)(void *, size_t), void *arg)
+{
+    return s->ops->watch ? s->ops->watch(s, row, adopted, arg) : 0;
+}
 /* Flushes and stops; closed(arg) runs on the loop when the store holds nothing open.
  * Every queued write's and read's done has run by then. */
 static inline void gw__jobs_store_shutdown(gw_jobs_store *s, void (*closed)(void *), void *arg)
@@ -251,11 +269,13 @@ static inline bool gw__jobs_store_is_pg(const char *db)
 }
 
 /* Connects to the PostgreSQL database at url (libpq URL), creates the tables when
- * missing, takes the queue's owner lock (one gateway per queue: a second is refused)
- * and starts the writer thread, which sends whatever has queued up as one transaction
- * in pipeline mode (group commit) and hands completions back to `loop`.  A commit is
- * as durable as the server's synchronous_commit (on by default).  NULL on failure
- * (logged with the server's message).  Caller owns the result. */
-gw_jobs_store *gw__jobs_pg_open(uv_loop_t *loop, const char *url);
+ * missing, registers this gateway in barista_gateways with a lease of lease_ms (renewed
+ * by every commit and every third of it; load reads the jobs it owns: unowned ones and
+ * those of gateways gone) and starts the writer thread, which sends whatever has
+ * queued up as one transaction in pipeline mode (group commit) and hands completions
+ * back to `loop`.  A commit is as durable as the server's synchronous_commit (on by
+ * default).  NULL on failure (logged with the server's message).  Caller owns the
+ * result. */
+gw_jobs_store *gw__jobs_pg_open(uv_loop_t *loop, const char *url, uint32_t lease_ms);
 
 #endif /* BARISTA_GW_JOBS_STORE_H */

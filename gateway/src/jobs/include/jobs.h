@@ -43,6 +43,9 @@
 #define GW_JOBS_BACKOFF_MS     1000u
 #define GW_JOBS_BACKOFF_CAP_MS 300000u
 #define GW_JOBS_TASK_LIMIT     1000000u
+/* A gateway sharing a PostgreSQL queue that has not renewed its own lease this long
+ * is dead: another adopts its jobs. */
+#define GW_JOBS_GATEWAY_LEASE_MS 10000u
 /* Payload, result and error bytes held in memory, every task together (a quarter for
  * new jobs being written, half for due jobs waiting for a worker, a quarter for
  * results: docs/jobs.md, "Memory"). */
@@ -73,6 +76,8 @@ typedef struct gw_jobs_config {
     size_t memory;           /* job bytes held in memory (503 beyond); 256 MiB */
     size_t task_bytes;       /* payload bytes of a task's unfinished jobs (503 beyond); 1 GiB */
     uint32_t task_grace_ms;  /* a task without workers retires after this; 60000 */
+    /* PostgreSQL: a gateway silent this long is dead and another adopts its jobs; 10000 */
+    uint32_t gateway_lease_ms;
 } gw_jobs_config;
 
 /* Fills *cfg with the defaults above.  fsync is off: SQLite's synchronous=NORMAL in

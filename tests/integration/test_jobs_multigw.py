@@ -1,0 +1,288 @@
+"""Several gateways on one PostgreSQL job queue (docs/jobs.md, "Several gateways on one
+PostgreSQL queue").
+
+Two gateways share a database and email workers registered with both.  Jobs are
+POSTed through both; one gateway is killed with SIGKILL mid-load, and its clients move
+to the other (what a load balancer does).  Afterwards:
+
+- every job that got a 202, through either gateway, has run (its id is in the
+  outbox): the killed gateway's jobs were adopted by the survivor once its lease ran
+  out;
+- the only failed requests are those that were in flight at the kill (at most one
+  per client of the killed gateway), the survivor failed none;
+- no job accepted by the survivor ran twice; a job of the killed gateway runs twice
+  only if it was at a worker when its gateway died (the worker drops the result of a
+  job whose broker is gone), so at most the workers' window of them.
+
+And `--processes 2` on a PostgreSQL queue: two processes, both gateways of the queue,
+every job runs exactly once.
+
+The database comes from dbservers.py (BARISTA_TEST_PG_URL) or, when run alone, from a
+PostgreSQL this test starts on loopback; skipped when the server is not installed.
+"""
+
+import os
+import signal
+import tempfile
+import threading
+import time
+import unittest
+
+import dbservers
+import harness as h
+
+HEARTBEAT_MS = 200
+GATEWAY_LEASE = "2s"
+WORKERS = 2
+CONCURRENCY = 8  # each worker's slots: the window of jobs at workers at any moment
+CLIENTS = 2  # per gateway
+LOAD_SECONDS = 3.0  # before the kill, and again after it
+SETTLE_SECONDS = 90.0
+
+_server = None
+
+
+def setUpModule():
+    global _server
+    if os.environ.get("BARISTA_TEST_PG_URL"):
+        return
+    try:
+        dbservers.pg_bindir()
+    except RuntimeError as e:
+        raise unittest.SkipTest(str(e))
+    _server = dbservers.PgServer()
+    _server.start()
+    os.environ["BARISTA_TEST_PG_URL"] = _server.url
+
+
+def tearDownModule():
+    if _server is not None:
+        _server.stop()
+        del os.environ["BARISTA_TEST_PG_URL"]
+
+
+def pg_url(path):
+    """A database of its own for the test's store at path (harness.store_url's)."""
+    saved = os.environ.get("BARISTA_TEST_STORE")
+    os.environ["BARISTA_TEST_STORE"] = "pg"
+    try:
+        return h.store_url(path)
+    finally:
+        if saved is None:
+            del os.environ["BARISTA_TEST_STORE"]
+        else:
+            os.environ["BARISTA_TEST_STORE"] = saved
+
+
+class Client(threading.Thread):
+    """POSTs email jobs with unique addresses to `ports[0]` until told to stop.  When
+    a request fails (the gateway died under it) it counts the failure and moves to the
+    next port, as a load balancer would send it elsewhere."""
+
+    def __init__(self, name, ports, stop):
+        super().__init__(daemon=True)
+        self.name = name
+        self.ports = list(ports)
+        self.stop_event = stop
+        self.accepted = {}  # address -> (job id, port that accepted it)
+        self.attempted = set()
+        self.failed = []  # (port, what)
+
+    def run(self):
+        client = None
+        seq = 0
+        while not self.stop_event.is_set() and self.ports:
+            port = self.ports[0]
+            if client is None:
+                try:
+                    client = h.HttpClient(port, timeout=10.0)
+                except OSError as e:
+                    self.failed.append((port, "connect: %s" % e))
+                    self.ports.pop(0)
+                    continue
+            seq += 1
+            addr = "%s-%d@multigw.test" % (self.name, seq)
+            self.attempted.add(addr)
+            try:
+                r = client.request("POST", "/jobs/email", [("Content-Type", "application/json")],
+                                   ('{"to": "%s"}' % addr).encode())
+            except Exception as e:  # the gateway died mid-answer
+                client.close()
+                client = None
+                self.failed.append((port, "request: %r" % e))
+                self.ports.pop(0)
+                continue
+            if r.status == 202:
+                self.accepted[addr] = (r.json()["job_id"], port)
+            else:
+                self.failed.append((port, "status %d" % r.status))
+        if client is not None:
+            client.close()
+
+
+class MultiGatewayCase(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory(prefix="barista-multigw-")
+        self.addCleanup(self.dir.cleanup)
+        self.db = pg_url(os.path.join(self.dir.name, "jobs.db"))
+        self.outbox = os.path.join(self.dir.name, "outbox.txt")
+
+    def outbox_lines(self):
+        return h.outbox_lines(self.outbox)
+
+    def worker(self, endpoints):
+        return h.start_process(self, [h.binary("barista-worker-test"), "--services",
+                                      "public-email", "--connect", endpoints, "--heartbeat-ms",
+                                      str(HEARTBEAT_MS), "--concurrency", str(CONCURRENCY),
+                                      "--outbox", self.outbox])
+
+    def wait_email(self, port):
+        """Until POST /jobs/email is accepted on port (a worker announced the task)."""
+        def ok():
+            try:
+                with h.HttpClient(port) as c:
+                    r = c.request("POST", "/jobs/email", [("Content-Type", "application/json")],
+                                  b'{"to": "warmup@multigw.test"}')
+                    return r.status == 202 and r.json()["job_id"]
+            except OSError:
+                return None
+        job = h.poll_until(ok, 30)
+        self.assertTrue(job, "no worker announced email on port %d" % port)
+        return job
+
+    def wait_ran(self, wanted, what):
+        """Until every job id of `wanted` is in the outbox; the ids still missing."""
+        missing = set(wanted)
+        deadline = time.monotonic() + SETTLE_SECONDS
+        while missing and time.monotonic() < deadline:
+            missing = set(wanted) - {job_id for job_id, _ in self.outbox_lines()}
+            time.sleep(0.2)
+        self.assertFalse(missing, "%d of %d %s never ran, e.g. %s"
+                         % (len(missing), len(wanted), what, sorted(missing)[:5]))
+
+
+class TwoGatewaysTest(MultiGatewayCase):
+    def gateway(self, broker_port, http_port):
+        gw = h.Gateway("--broker", "tcp://127.0.0.1:%d" % broker_port, "--jobs-db", self.db,
+                       "--broker-heartbeat", "%dms" % HEARTBEAT_MS, "--jobs-lease", "30s",
+                       "--jobs-gateway-lease", GATEWAY_LEASE, port=http_port)
+        self.addCleanup(gw.close)
+        return gw
+
+    def test_a_killed_gateways_jobs_run_on_the_other_and_none_is_lost(self):
+        brokers = [h.free_port(), h.free_port()]
+        a = self.gateway(brokers[0], h.free_port())
+        b = self.gateway(brokers[1], h.free_port())
+        endpoints = ",".join("tcp://127.0.0.1:%d" % p for p in brokers)
+        for _ in range(WORKERS):
+            self.worker(endpoints)
+        warm = [self.wait_email(a.port), self.wait_email(b.port)]
+        # Both gateways are in the queue, each with its own lease.
+        rows = h.store_sql(self.db, "SELECT count(*) FROM barista_gateways"
+                                    " WHERE lease_until > clock_timestamp()")
+        self.assertEqual(rows, [["2"]])
+
+        stop = threading.Event()
+        clients = ([Client("a%d" % i, [a.port, b.port], stop) for i in range(CLIENTS)] +
+                   [Client("b%d" % i, [b.port], stop) for i in range(CLIENTS)])
+        for c in clients:
+            c.start()
+        time.sleep(LOAD_SECONDS)
+        a.kill()
+        time.sleep(LOAD_SECONDS)
+        stop.set()
+        for c in clients:
+            c.join(timeout=30)
+        a_stderr = a.stderr()
+
+        accepted = {}
+        attempted = set()
+        for c in clients:
+            accepted.update(c.accepted)
+            attempted |= c.attempted
+        by_a = {job for job, port in accepted.values() if port == a.port}
+        by_b = {job for job, port in accepted.values() if port == b.port}
+        after_kill_on_b = sum(1 for c in clients[:CLIENTS] for _, p in c.accepted.values()
+                              if p == b.port)
+        self.assertGreater(len(by_a), 20, "gateway a hardly served before the kill")
+        self.assertGreater(len(by_b), 20, "gateway b hardly served")
+        self.assertGreater(after_kill_on_b, 0, "a's clients were not served by b after the kill")
+
+        # Failures: only requests in flight at the kill, one per client of a at most.
+        b_failures = [f for c in clients for f in c.failed if f[0] == b.port]
+        self.assertEqual(b_failures, [], "the surviving gateway failed requests")
+        for c in clients[:CLIENTS]:
+            self.assertLessEqual(len(c.failed), 1, "%s: %s" % (c.name, c.failed))
+
+        # Nothing acknowledged is lost: a's jobs run on b once a's lease ran out.
+        self.wait_ran(set(warm) | by_a | by_b, "acknowledged jobs")
+        self.assertIn("jobs adopted", b.stderr())
+
+        counts = {}
+        for job_id, addr in self.outbox_lines():
+            if addr != "warmup@multigw.test" and addr not in attempted:
+                self.fail("outbox line for an address nobody submitted: %s %s" % (job_id, addr))
+            counts[job_id] = counts.get(job_id, 0) + 1
+        twice = {job for job, n in counts.items() if n > 1}
+        self.assertFalse(twice & (by_b | {warm[1]}),
+                         "jobs of the surviving gateway ran twice")
+        # a's jobs at workers when it died ran again: at most the workers' slots.
+        self.assertLessEqual(sum(counts[j] - 1 for j in twice), WORKERS * CONCURRENCY)
+        print("\ntwo gateways: %d jobs through a (killed after %.0fs), %d through b; "
+              "%d failed requests at the kill; %d of a's jobs ran twice (at a worker when a "
+              "died); 0 lost" % (len(by_a), LOAD_SECONDS, len(by_b),
+                                 sum(len(c.failed) for c in clients), len(twice)))
+        self.assertNotIn("AddressSanitizer", a_stderr)
+        self.assertEqual(b.stop(), 0)
+
+
+class ProcessesOnPostgresTest(MultiGatewayCase):
+    def test_two_processes_share_the_queue_and_run_each_job_once(self):
+        base = h.free_port()
+        while base + 1 > 65535 or not self.port_free(base + 1):
+            base = h.free_port()
+        gw = h.Gateway("--processes", "2", "--broker", "tcp://127.0.0.1:%d" % base, "--jobs-db",
+                       self.db, "--broker-heartbeat", "%dms" % HEARTBEAT_MS,
+                       "--jobs-gateway-lease", GATEWAY_LEASE)
+        self.addCleanup(gw.close)
+        self.worker("tcp://127.0.0.1:%d,tcp://127.0.0.1:%d" % (base, base + 1))
+        h.poll_until(lambda: h.store_sql(self.db, "SELECT count(*) FROM barista_gateways WHERE"
+                                                  " lease_until > clock_timestamp()") == [["2"]],
+                     30)
+        self.assertEqual(h.store_sql(self.db, "SELECT count(DISTINCT tag) FROM barista_gateways"
+                                              " WHERE lease_until > clock_timestamp()"), [["2"]])
+        self.wait_email(gw.port)
+        stop = threading.Event()
+        clients = [Client("p%d" % i, [gw.port], stop) for i in range(4)]
+        for c in clients:
+            c.start()
+        time.sleep(LOAD_SECONDS)
+        stop.set()
+        for c in clients:
+            c.join(timeout=30)
+            self.assertEqual(c.failed, [])
+        wanted = {job for c in clients for job, _ in c.accepted.values()}
+        self.assertGreater(len(wanted), 20)
+        self.wait_ran(wanted, "jobs")
+        counts = {}
+        for job_id, _ in self.outbox_lines():
+            counts[job_id] = counts.get(job_id, 0) + 1
+        self.assertEqual([j for j, n in counts.items() if n > 1], [], "jobs ran twice")
+        # Both processes took jobs: each owns some rows.
+        owners = h.store_sql(self.db, "SELECT count(DISTINCT owner) FROM barista_jobs")
+        self.assertEqual(owners, [["2"]])
+        self.assertEqual(gw.stop(), 0)
+
+    @staticmethod
+    def port_free(port):
+        import socket
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return True
+            except OSError:
+                return False
+
+
+if __name__ == "__main__":
+    unittest.main()
