@@ -75,6 +75,23 @@ int br_ws_batch_next(br_str *rest, br_str *msg)
     return 1;
 }
 
+int br_ws_batch_each(br_decoder *dec, br_str messages, void (*fn)(void *arg, const br_msg *m),
+                     void *arg)
+{
+    br_str one;
+    int rc;
+    while ((rc = br_ws_batch_next(&messages, &one)) == 1) {
+        br_msg m;
+        rc = br_decoder_decode(dec, one.ptr, one.len, &m);
+        if (rc == 0 && !br_ws_batch_carries(m.type))
+            rc = BR_EMSGTYPE;
+        if (rc != 0)
+            return rc;
+        fn(arg, &m);
+    }
+    return rc;
+}
+
 bool br_ws_batch_carries(unsigned type)
 {
     return type == BR_MSG_WS_MESSAGE || type == BR_MSG_WS_CLOSE || type == BR_MSG_WS_CREDIT ||

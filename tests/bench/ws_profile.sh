@@ -14,12 +14,12 @@
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${BIN:-$ROOT/build/bin}
-CONNS=${CONNS:-64}
-SECS=${SECONDS_RUN:-5}
-OUT=$(mktemp -d /tmp/ws-profile.XXXXXX)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 HP=$(free_port)
 BP=$(free_port)
+CONNS=${CONNS:-64}
+SECS=${SECONDS_RUN:-5}
+OUT=$(mktemp -d /tmp/ws-profile.XXXXXX)
 PIDS=""
 cleanup() {
     for p in $PIDS; do kill "$p" 2>/dev/null || true; done

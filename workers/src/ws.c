@@ -458,19 +458,14 @@ static void gone(br_worker *w, br_ws *ws, uint16_t code, br_str reason)
 /* WS_BATCH: each message in it as if it had come alone.  The batch's bytes are the
  * received frame's, not the decoder's, so decoding its messages one by one with the
  * worker's decoder leaves them intact. */
+static void batched(void *arg, const br_msg *m)
+{
+    br__ws_handle(arg, m);
+}
+
 static void on_batch(br_worker *w, br_str rest)
 {
-    br_str one;
-    int rc;
-    while ((rc = br_ws_batch_next(&rest, &one)) == 1) {
-        br_msg m;
-        rc = br_decoder_decode(w->dec, one.ptr, one.len, &m);
-        if (rc == 0 && !br_ws_batch_carries(m.type))
-            rc = BR_EMSGTYPE;
-        if (rc != 0)
-            break;
-        br__ws_handle(w, &m);
-    }
+    int rc = br_ws_batch_each(w->dec, rest, batched, w);
     if (rc < 0)
         br__log("dropped the rest of a WS_BATCH: %s", br_strerror(rc));
 }

@@ -387,19 +387,21 @@ static void on_group(gw_broker *b, gw_worker *w, const br_msg_ws_group *g)
 /* WS_BATCH: each message in it as if it had come alone.  The batch's bytes are the
  * received frame's, not the decoder's, so decoding the messages one by one with the
  * broker's decoder leaves them intact. */
+typedef struct batch_ctx {
+    gw_broker *b; /* the broker */
+    gw_worker *w; /* the batch's sender */
+} batch_ctx;
+
+static void batched(void *arg, const br_msg *m)
+{
+    batch_ctx *ctx = arg;
+    gw__ws_worker_msg(ctx->b, ctx->w, m);
+}
+
 static void on_batch(gw_broker *b, gw_worker *w, br_str rest)
 {
-    br_str one;
-    int rc;
-    while ((rc = br_ws_batch_next(&rest, &one)) == 1) {
-        br_msg m;
-        rc = br_decoder_decode(b->decoder, one.ptr, one.len, &m);
-        if (rc == 0 && !br_ws_batch_carries(m.type))
-            rc = BR_EMSGTYPE;
-        if (rc != 0)
-            break;
-        gw__ws_worker_msg(b, w, &m);
-    }
+    batch_ctx ctx = {b, w};
+    int rc = br_ws_batch_each(b->decoder, rest, batched, &ctx);
     if (rc < 0)
         gw_log(GW_LOG_WARN, "broker", "worker %s: rest of a WS_BATCH dropped: %s", w->id,
                br_strerror(rc));

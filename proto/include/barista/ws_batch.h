@@ -62,6 +62,13 @@ int br_ws_batch_next(br_str *rest, br_str *msg);
 /* Whether a message of this type may travel inside a WS_BATCH. */
 bool br_ws_batch_carries(unsigned type);
 
+/* Decodes the messages of a received WS_BATCH (`messages`, bytes of the received frame,
+ * not of dec) one by one with dec and calls fn for each, in order.  Stops at the first
+ * one that does not decode or may not travel in a batch: returns 0 when every message
+ * was handed on, else that error (what came before it was handed on). */
+int br_ws_batch_each(br_decoder *dec, br_str messages, void (*fn)(void *arg, const br_msg *m),
+                     void *arg);
+
 #ifdef __cplusplus
 }
 #endif
