@@ -22,30 +22,11 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-probe="$root/tests/docker/probe.py"
-t0=$SECONDS
-
-say() { printf 'docker e2e: [%4ds] %s\n' $((SECONDS - t0)) "$*"; }
-die() {
-    say "FAILED: $*"
-    exit 1
-}
-
-if ! timeout 20 docker info >/dev/null 2>&1; then
-    echo "docker e2e: skipped (no Docker Engine reachable: docker info failed)"
-    exit 0
-fi
-if timeout 20 docker compose version >/dev/null 2>&1; then
-    compose_cmd=(docker compose)
-elif command -v docker-compose >/dev/null 2>&1; then
-    compose_cmd=(docker-compose)
-else
-    echo "docker e2e: skipped (neither 'docker compose' nor docker-compose is installed)"
-    exit 0
-fi
+name="docker e2e"
+. "$root/tests/docker/lib.sh" # say, die, compose, ...; skips without Docker
 
 project="barista-e2e-$$"
-BARISTA_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+BARISTA_PORT="$(free_port)"
 BARISTA_TAG=e2e # one image tag for every run: rebuilds reuse its layers
 # Replies name their worker (off by default): the scaling step tells workers apart.
 BARISTA_WORKER_HEADER=1
@@ -54,25 +35,13 @@ export BARISTA_PORT BARISTA_TAG BARISTA_WORKER_HEADER
 # The compose files of the project: the platform's, then (once added) the example's.
 files=(-f "$root/docker-compose.yml")
 
-# compose SECONDS ARGS...: one compose command on this project, bounded in time.
-compose() {
-    local limit=$1
-    shift
-    timeout "$limit" "${compose_cmd[@]}" -p "$project" "${files[@]}" "$@"
-}
-
 storm=""
 shim=""
 teardown() {
     local rc=$?
     [ -z "$storm" ] || kill "$storm" 2>/dev/null || true
-    if [ $rc -ne 0 ]; then
-        say "logs of the failed run:"
-        compose 60 logs --no-color --tail 40 2>&1 | sed 's/^/    /' || true
-    fi
-    compose 120 down -v --remove-orphans >/dev/null 2>&1 || say "WARNING: down -v failed"
     [ -z "$shim" ] || rm -rf "$shim"
-    say "project $project removed"
+    compose_down $rc
     exit $rc
 }
 trap teardown EXIT
@@ -86,17 +55,8 @@ ids() {
     done | sort
 }
 
-say "base image (deploy/base-image.sh, only when missing)"
-timeout 600 "$root/deploy/base-image.sh"
-
-say "build (${compose_cmd[*]}, project $project)"
-build_log="$(mktemp)"
-if ! compose 1200 build >"$build_log" 2>&1; then
-    tail -n 40 "$build_log" | sed 's/^/    /'
-    rm -f "$build_log"
-    die "build"
-fi
-rm -f "$build_log"
+say "base image (only when missing) and build (${compose_cmd[*]}, project $project)"
+build_images compose 1200 build
 
 say "up -d (gateway on 127.0.0.1:$BARISTA_PORT)"
 compose 180 up -d >/dev/null 2>&1 || die "up"

@@ -18,34 +18,13 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-probe="$root/tests/docker/probe.py"
-t0=$SECONDS
-
-say() { printf 'docker scale-out: [%4ds] %s\n' $((SECONDS - t0)) "$*"; }
-die() {
-    say "FAILED: $*"
-    exit 1
-}
-
-if ! timeout 20 docker info >/dev/null 2>&1; then
-    echo "docker scale-out: skipped (no Docker Engine reachable: docker info failed)"
-    exit 0
-fi
-if timeout 20 docker compose version >/dev/null 2>&1; then
-    compose_cmd=(docker compose)
-elif command -v docker-compose >/dev/null 2>&1; then
-    compose_cmd=(docker-compose)
-else
-    echo "docker scale-out: skipped (neither 'docker compose' nor docker-compose is installed)"
-    exit 0
-fi
-
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+name="docker scale-out"
+. "$root/tests/docker/lib.sh" # say, die, compose, ...; skips without Docker
+BARISTA_TAG="${BARISTA_TAG:-e2e}" # the tag e2e.sh builds: its layers are reused
 project="barista-scale-$$"
 BARISTA_PORT="$(free_port)"
 BARISTA_PORT_2="$(free_port)"
 BARISTA_LB_PORT="$(free_port)"
-BARISTA_TAG="${BARISTA_TAG:-e2e}" # the tag e2e.sh builds: its layers are reused
 export BARISTA_PORT BARISTA_PORT_2 BARISTA_LB_PORT BARISTA_TAG
 shared="${BARISTA_SCALE_OUT_SHARED_JOBS:-0}"
 if [ "$shared" = 1 ]; then
@@ -53,43 +32,22 @@ if [ "$shared" = 1 ]; then
 fi
 
 files=(-f "$root/docker-compose.yml" -f "$root/deploy/compose.scale-out.yml")
-compose() {
-    local limit=$1
-    shift
-    timeout "$limit" "${compose_cmd[@]}" -p "$project" "${files[@]}" "$@"
-}
-
 load=""
 marks="$(mktemp)"
 teardown() {
     local rc=$?
     [ -z "$load" ] || kill "$load" 2>/dev/null || true
-    if [ $rc -ne 0 ]; then
-        say "logs of the failed run:"
-        compose 60 logs --no-color --tail 30 2>&1 | sed 's/^/    /' || true
-    fi
-    compose 120 down -v --remove-orphans >/dev/null 2>&1 || say "WARNING: down -v failed"
     rm -f "$marks"
-    say "project $project removed"
+    compose_down $rc
     exit $rc
 }
 trap teardown EXIT
 trap 'exit 130' INT TERM
 
-# The platform image is the one e2e.sh has just built (a cache hit here);
-# BARISTA_REUSE_IMAGE=1 takes barista:TAG as it is, without building it.
-# The postgres and haproxy images build nothing of Barista's: always built (cached).
-services=(postgres lb)
-[ "${BARISTA_REUSE_IMAGE:-0}" = 1 ] || services+=(gateway)
+# The platform image is the one e2e.sh has just built: a cache hit here.
+overlay_services
 say "base image and build of ${services[*]} (cached after the first: project $project)"
-timeout 600 "$root/deploy/base-image.sh"
-build_log="$(mktemp)"
-if ! compose 1200 build "${services[@]}" >"$build_log" 2>&1; then
-    tail -n 40 "$build_log" | sed 's/^/    /'
-    rm -f "$build_log"
-    die "build"
-fi
-rm -f "$build_log"
+build_images compose 1200 build "${services[@]}"
 
 say "up -d: postgres, gateway on :$BARISTA_PORT, gateway-2 on :$BARISTA_PORT_2, HAProxy on :$BARISTA_LB_PORT"
 compose 240 up -d >/dev/null 2>&1 || die "up"

@@ -15,34 +15,16 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-t0=$SECONDS
-
-say() { printf 'docker swarm: [%4ds] %s\n' $((SECONDS - t0)) "$*"; }
-die() {
-    say "FAILED: $*"
-    exit 1
-}
-
-if ! timeout 20 docker info >/dev/null 2>&1; then
-    echo "docker swarm: skipped (no Docker Engine reachable: docker info failed)"
-    exit 0
-fi
+name="docker swarm"
+. "$root/tests/docker/lib.sh" # say, die, ...; skips without Docker or compose (it builds)
 state="$(docker info -f '{{.Swarm.LocalNodeState}}')"
 if [ "$state" != inactive ]; then
     echo "docker swarm: skipped (the engine's swarm state is '$state': not touching it)"
     exit 0
 fi
-if timeout 20 docker compose version >/dev/null 2>&1; then
-    compose_cmd=(docker compose)
-elif command -v docker-compose >/dev/null 2>&1; then
-    compose_cmd=(docker-compose)
-else
-    echo "docker swarm: skipped (neither 'docker compose' nor docker-compose builds the images)"
-    exit 0
-fi
 
 stack="barista-swarm-$$"
-BARISTA_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+BARISTA_PORT="$(free_port)"
 BARISTA_TAG="${BARISTA_TAG:-e2e}" # the tag e2e.sh builds: its layers are reused
 keys="$(mktemp -d)"
 BARISTA_KEYS="$keys"
@@ -83,19 +65,10 @@ teardown() {
 trap teardown EXIT
 trap 'exit 130' INT TERM
 
-# BARISTA_REUSE_IMAGE=1 takes barista:TAG as it is, without building it.
-services=(postgres lb)
-[ "${BARISTA_REUSE_IMAGE:-0}" = 1 ] || services+=(gateway)
+overlay_services
 say "images: ${services[*]} (the scale-out overlay's build: cached after e2e.sh)"
-timeout 600 "$root/deploy/base-image.sh"
-build_log="$(mktemp)"
-if ! timeout 1200 "${compose_cmd[@]}" -p "$stack" -f "$root/docker-compose.yml" \
-    -f "$root/deploy/compose.scale-out.yml" build "${services[@]}" >"$build_log" 2>&1; then
-    tail -n 40 "$build_log" | sed 's/^/    /'
-    rm -f "$build_log"
-    die "build"
-fi
-rm -f "$build_log"
+build_images timeout 1200 "${compose_cmd[@]}" -p "$stack" -f "$root/docker-compose.yml" \
+    -f "$root/deploy/compose.scale-out.yml" build "${services[@]}"
 
 say "CURVE certificates (barista-keys-init into a temporary directory)"
 docker run --rm -u root -v "$keys:/out" -e BARISTA_KEYS_DIR=/out \
