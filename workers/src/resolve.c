@@ -68,6 +68,20 @@ static int split_name(br__source *s)
     return s->host && s->port ? 0 : BR_ENOMEM;
 }
 
+/* The process id spreads workers started on one host; in containers every worker
+ * may be process 7, so the host name (a container's own id) is mixed in. */
+static uint32_t start_seed(void)
+{
+    char host[256];
+    uint32_t h = 2166136261u;
+    if (gethostname(host, sizeof(host)) == 0) {
+        host[sizeof(host) - 1] = '\0';
+        for (const char *c = host; *c; c++)
+            h = (h ^ (unsigned char)*c) * 16777619u;
+    }
+    return h ^ (uint32_t)getpid();
+}
+
 int br__sources_init(br_worker *w, bool prefer_first)
 {
     uint32_t n = 1;
@@ -104,7 +118,7 @@ int br__sources_init(br_worker *w, bool prefer_first)
         p = end ? end + 1 : p + len;
     }
     /* Workers started together favour different brokers with a short capacity. */
-    w->link_seed = prefer_first ? 0 : (uint32_t)getpid();
+    w->link_seed = prefer_first ? 0 : start_seed();
     return 0;
 }
 
