@@ -712,6 +712,22 @@ int gw__jobs_retry(gw_jobs *j, gw_job *job)
 /* ---------------------------------------------------------------------------------- */
 /* The timer.                                                                          */
 
+static void on_tick(uv_timer_t *timer);
+
+/* The timer beats every GW_JOBS_TICK_MS.  A delayed job or a schedule tick due before
+ * the next beat moves the beat to its time, so a 10 ms schedule runs every 10 ms and a
+ * delay is kept to the millisecond rather than to the beat.  A tick that is already
+ * due (its job could not be made yet) waits for the beat: no busy loop. */
+static void arm_tick(gw_jobs *j, int64_t now)
+{
+    int64_t due = gw__jobs_schedules_next_ms(j);
+    gw_deadline *top = gw_deadline_heap_top(&j->delayed);
+    if (top && (due < 0 || (int64_t)top->when < due))
+        due = (int64_t)top->when;
+    if (due > now && due < now + (int64_t)GW_JOBS_TICK_MS)
+        uv_timer_start(&j->tick, on_tick, (uint64_t)(due - now), GW_JOBS_TICK_MS);
+}
+
 static void on_tick(uv_timer_t *timer)
 {
     gw_jobs *j = timer->data;
@@ -757,6 +773,8 @@ static void on_tick(uv_timer_t *timer)
         job_free(j, job);
     }
     gw__jobs_tasks_tick(j, now);
+    if (!j->closing)
+        arm_tick(j, gw__jobs_now_ms());
 }
 
 /* ---------------------------------------------------------------------------------- */

@@ -541,6 +541,8 @@ void gw__jobs_schedules_declare(gw_jobs *j, const br_ready *r);
 
 /* Makes the jobs of the ticks due by `now` (the timer). */
 void gw__jobs_schedules_tick(gw_jobs *j, int64_t now);
+/* The earliest tick of any schedule still to come (ms since the epoch), or -1. */
+int64_t gw__jobs_schedules_next_ms(const gw_jobs *j);
 
 /* Frees every schedule (destroy). */
 void gw__jobs_schedules_free(gw_jobs *j);

@@ -13,7 +13,7 @@
  * tick again at its next start and submits it again - the key finds the job written
  * before, so nothing is doubled.  Ticks missed while no gateway ran are made up, at
  * most `catch_up` of them (the latest ones); the rest are skipped.  Ticks are checked
- * on the queue's 50 ms timer.
+ * on the queue's 50 ms timer, which the earliest coming tick moves forward (jobs.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,6 +156,17 @@ void gw__jobs_schedules_tick(gw_jobs *j, int64_t now)
         if (gw__jobs_store_put_schedule(j->store, &r, NULL, NULL) != 0)
             gw_log(GW_LOG_WARN, "jobs", "schedule %s: its last tick could not be written", s->id);
     }
+}
+
+int64_t gw__jobs_schedules_next_ms(const gw_jobs *j)
+{
+    int64_t next = -1;
+    for (const gw_list *l = j->schedules.next; l != &j->schedules; l = l->next) {
+        const gw_jobs_schedule *s = GW_CONTAINER_OF(l, gw_jobs_schedule, link);
+        if (s->next_ms >= 0 && (next < 0 || s->next_ms < next))
+            next = s->next_ms;
+    }
+    return next;
 }
 
 static void load_schedule(const gw_schedule_row *r, void *arg)
