@@ -79,6 +79,10 @@ class ProcessesTest(unittest.TestCase):
         gw = Gateway(*self.ARGS, "--shutdown-timeout", "1s")
         self.addCleanup(gw.close)
         self.assertTrue(poll_until(lambda: len(children(gw.pid)) == 2, 60))
+        # Both must be serving: a process stopped before it set its SIGTERM handler
+        # dies of the parent's SIGTERM at once (the default action), not of the kill.
+        self.assertTrue(poll_until(lambda: len(self.workers_seen(gw.port, 2)) == 2, 60,
+                                   interval=0.2), "both processes should answer /hello")
         stuck = children(gw.pid)[1]
         # A stopped process cannot drain: the parent's grace runs out, it is killed, and
         # the parent's exit status says so.
