@@ -167,9 +167,9 @@ say "stop: every process exits cleanly within its grace period"
 running="$(compose 30 ps -q)"
 compose 120 stop >/dev/null 2>&1 || die "stop"
 for c in $running; do
-    read -r name code <<<"$(docker inspect -f '{{.Name}} {{.State.ExitCode}}' "$c")"
-    echo "    $name exited $code"
-    [ "$code" -eq 0 ] || die "$name exited $code"
+    read -r cname code <<<"$(docker inspect -f '{{.Name}} {{.State.ExitCode}}' "$c")"
+    echo "    $cname exited $code"
+    [ "$code" -eq 0 ] || die "$cname exited $code"
 done
 compose 120 down -v >/dev/null 2>&1 || die "down -v"
 [ -z "$(compose 30 ps -q)" ] || die "containers left after down"
