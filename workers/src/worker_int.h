@@ -198,7 +198,6 @@ struct br_worker {
     struct br_ws *ws_closed;   /* connections their handlers closed, freed at a safe point */
     uv_check_t ws_flush;       /* sends the links' WS_* batches at the end of a loop turn */
     bool ws_flush_init;        /* ws_flush is initialised (at the first batch) */
-    bool ws_flush_active;      /* ws_flush is started */
 };
 
 /* Encodes msg and sends it to the broker whose message is being handled (w->cur), or

@@ -203,7 +203,6 @@ static void on_flush(uv_check_t *h)
 {
     br_worker *w = h->data;
     uv_check_stop(h);
-    w->ws_flush_active = false;
     for (uint32_t i = 0; i < w->nlinks; i++)
         if (w->links[i].ws_out.count)
             br__ws_flush_link(&w->links[i]);
@@ -213,7 +212,6 @@ void br__ws_close_handles(br_worker *w)
 {
     if (!w->ws_flush_init)
         return;
-    w->ws_flush_active = false;
     uv_close((uv_handle_t *)&w->ws_flush, NULL);
     w->ws_flush_init = false;
 }
@@ -240,10 +238,7 @@ static int send_msg(br_worker *w, uint64_t gen, const br_msg *m)
         w->ws_flush.data = w;
         w->ws_flush_init = true;
     }
-    if (!w->ws_flush_active) {
-        uv_check_start(&w->ws_flush, on_flush);
-        w->ws_flush_active = true;
-    }
+    uv_check_start(&w->ws_flush, on_flush); /* a no-op while it is started */
     return 0;
 }
 

@@ -69,7 +69,6 @@ struct gw_broker {
     uint64_t next_ws_id;    /* last WebSocket connection id handed out */
     gw_pool ws_links;       /* every WebSocket's link (websockets.c) */
     uv_check_t ws_flush;    /* sends the workers' WS_* batches at the end of a loop turn */
-    bool ws_flush_active;   /* ws_flush is started */
     gw_ws_config ws_cfg;    /* WebSocket limits, cfg.ws or the defaults (every connection
                                borrows it) */
 };

@@ -98,7 +98,6 @@ static void on_flush(uv_check_t *h)
 {
     gw_broker *b = h->data;
     uv_check_stop(h);
-    b->ws_flush_active = false;
     for (size_t i = 0; i < gw_registry_nworkers(b->reg); i++) {
         gw_worker *w = gw_registry_worker(b->reg, i);
         if (w && w->ws_out.count)
@@ -115,7 +114,6 @@ void gw__ws_batch_start(gw_broker *b)
 void gw__ws_close_handles(gw_broker *b, uv_close_cb cb)
 {
     uv_check_stop(&b->ws_flush);
-    b->ws_flush_active = false;
     uv_close((uv_handle_t *)&b->ws_flush, cb);
 }
 
@@ -152,10 +150,7 @@ static int ws_send(gw_broker *b, gw_worker *w, const br_msg *m)
                br_strerror(rc));
         return rc;
     }
-    if (!b->ws_flush_active) {
-        uv_check_start(&b->ws_flush, on_flush);
-        b->ws_flush_active = true;
-    }
+    uv_check_start(&b->ws_flush, on_flush); /* a no-op while it is started */
     return 0;
 }
 
