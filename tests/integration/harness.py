@@ -133,17 +133,74 @@ def poll_until(cond, timeout, interval=0.05):
     return None
 
 
+def _listening_inodes(port):
+    """Inodes of the sockets listening on TCP `port` (any address), from /proc/net."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    cols = line.split()
+                    if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                        inodes.add(cols[9])
+        except OSError:
+            pass
+    return inodes
+
+
+def _family_pids(pid):
+    """pid and every process descended from it."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    family, grew = {pid}, True
+    while grew:
+        kids = {p for p, pp in parents.items() if pp in family} - family
+        family |= kids
+        grew = bool(kids)
+    return family
+
+
+def _owns_listener(pid, port):
+    """True when pid (or a process it started) holds the socket listening on port: a
+    connection that succeeds may reach another test's server on a port that both picked,
+    and a process signalled before it is ready dies of the signal."""
+    wanted = {"socket:[%s]" % i for i in _listening_inodes(port)}
+    for p in _family_pids(pid):
+        try:
+            fds = os.listdir("/proc/%d/fd" % p)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink("/proc/%d/fd/%s" % (p, fd)) in wanted:
+                    return True
+            except OSError:
+                continue
+    return False
+
+
 def wait_accepting(host, port, timeout=START_TIMEOUT, proc=None):
-    """Waits until host:port accepts a connection; raises if proc exits first."""
+    """Waits until host:port accepts a connection (on a socket of proc's, when given);
+    raises if proc exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError("process exited with %s before accepting" % proc.returncode)
         try:
             with socket.create_connection((host, port), timeout=1.0):
-                return
+                if proc is None or _owns_listener(proc.pid, port):
+                    return
         except OSError:
-            time.sleep(0.05)
+            pass
+        time.sleep(0.05)
     raise TimeoutError("%s:%d not accepting after %.0fs" % (host, port, timeout))
 
 
