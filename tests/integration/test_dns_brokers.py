@@ -7,10 +7,17 @@ mounted: the real resolver (glibc's getaddrinfo, reading the hosts file) answers
 the machine's own /etc/hosts is never touched.  Two gateways listen on 127.0.0.2 and
 127.0.0.3; the test edits the name's addresses and the worker follows: a new address
 gets a registration, a withdrawn one is left once its requests are done.
+
+A CPU worker with `--prefer-first-broker` holds its one slot at the first broker it
+names, however its names' lookups answer: the tests make the first name resolve only
+after the second (the order a slow DNS answer gives), move the first name to a new
+address (a gateway restarted elsewhere), and give one name its addresses in either
+order.
 """
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -23,6 +30,9 @@ from test_multibroker import get, inflight
 HB_MS = "200"
 NAME = "brokers.barista.test"
 ADDRS = ("127.0.0.2", "127.0.0.3")
+# Two names for two gateways, and a third address for one that moved.
+FIRST, SECOND = "first.barista.test", "second.barista.test"
+MOVED = "127.0.0.4"
 
 
 def port_free_on(addrs):
@@ -56,10 +66,14 @@ class DnsBrokersTest(unittest.TestCase):
     def write_hosts(self, *addrs):
         """The name resolves to addrs from now on (written in place: the worker's bind
         mount sees the same file)."""
+        self.write_names([(a, NAME) for a in addrs])
+
+    def write_names(self, entries):
+        """The hosts file is (address, name) entries, in this order, from now on."""
         with open(self.hosts, "w") as f:
             f.write("127.0.0.1 localhost\n")
-            for a in addrs:
-                f.write("%s %s\n" % (a, NAME))
+            for a, name in entries:
+                f.write("%s %s\n" % (a, name))
 
     def gateway(self, addr, broker_port):
         gw = Gateway("--broker", "tcp://%s:%d" % (addr, broker_port), "--worker-header",
@@ -67,12 +81,31 @@ class DnsBrokersTest(unittest.TestCase):
         self.addCleanup(gw.close)
         return gw
 
-    def worker(self, port, services):
-        """barista-worker in its own mount namespace, /etc/hosts being self.hosts."""
+    def worker(self, port, services, *extra, names=(NAME,), program="barista-worker"):
+        """A worker in its own mount namespace, /etc/hosts being self.hosts, connecting
+        to tcp://NAME:port for each of names, in that order."""
+        connect = ",".join("tcp://%s:%d" % (n, port) for n in names)
         return start_process(self, [
             "unshare", "-m", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', self.hosts,
-            binary("barista-worker"), "--services", services, "--connect",
-            "tcp://%s:%d" % (NAME, port), "--heartbeat-ms", HB_MS, "--resolve-ms", "200"])
+            binary(program), "--services", services, "--connect", connect, "--heartbeat-ms",
+            HB_MS, "--resolve-ms", "200", *extra])
+
+    def cpu_worker(self, port, names):
+        """A CPU worker (the test-only `peak`: one slot) preferring the first broker."""
+        return self.worker(port, "peak", "--prefer-first-broker", names=names,
+                           program="barista-worker-test")
+
+    def slot_left(self, w, addr, port, since=0):
+        """Waits until the worker registered at addr again, after the first `since`
+        characters of its log, announcing no slot (it handed its slot to the broker it
+        prefers); True when it did."""
+        at = "at tcp://%s:%d, window " % (addr, port)
+
+        def last_window():
+            lines = [ln for ln in w.stderr()[since:].splitlines() if at in ln]
+            return lines[-1].split(at, 1)[1].split()[0] if lines else None
+
+        return poll_until(lambda: last_window() == "0", 60, interval=0.1)
 
     def serves(self, gw, path, timeout=60):
         return poll_until(lambda: get(gw.port, path)[0] == 200, timeout, interval=0.1)
@@ -142,6 +175,52 @@ class DnsBrokersTest(unittest.TestCase):
         self.write_hosts(ADDRS[0])
         self.assertTrue(self.serves(gw2, "/hello"), w.stderr())
         self.assertIn("works again", w.stderr())
+
+    def test_the_first_name_listed_holds_the_cpu_slot_whatever_answers_first(self):
+        port = port_free_on(ADDRS + (MOVED,))
+        gw_first, gw_second = self.gateway(ADDRS[0], port), self.gateway(ADDRS[1], port)
+        # The second name answers first; the first has no address yet.
+        self.write_names([(ADDRS[1], SECOND)])
+        w = self.cpu_worker(port, (FIRST, SECOND))
+        self.assertTrue(self.serves(gw_second, "/peak?ms=0"), w.stderr())
+
+        # The first name answers now: the slot goes to its broker, and the second
+        # registers again with none.
+        self.write_names([(ADDRS[0], FIRST), (ADDRS[1], SECOND)])
+        self.assertTrue(self.serves(gw_first, "/peak?ms=0"), w.stderr())
+        self.assertIn("more than its share now", w.stderr())
+        self.assertTrue(self.slot_left(w, ADDRS[1], port), w.stderr())
+
+        # The first gateway dies: the slot moves to the second once the worker has
+        # found it silent.
+        gw_first.proc.send_signal(signal.SIGKILL)
+        gw_first.wait()
+        lost = "broker tcp://%s:%d silent" % (ADDRS[0], port)
+        self.assertTrue(poll_until(lambda: lost in w.stderr(), 30), w.stderr())
+        self.assertTrue(self.serves(gw_second, "/peak?ms=0"), w.stderr())
+
+        # It comes back at another address (a restarted container): the name's new
+        # link is made after the second's, and still the slot goes back to it.
+        gw_moved = self.gateway(MOVED, port)
+        mark = len(w.stderr())
+        self.write_names([(MOVED, FIRST), (ADDRS[1], SECOND)])
+        self.assertTrue(self.serves(gw_moved, "/peak?ms=0"), w.stderr())
+        self.assertIn("new broker address tcp://%s:%d" % (MOVED, port), w.stderr()[mark:])
+        self.assertTrue(self.slot_left(w, ADDRS[1], port, mark), w.stderr())
+        self.assertIsNone(w.poll(), "the worker kept running")
+
+    def test_a_names_addresses_hold_the_cpu_slot_in_address_order(self):
+        port = port_free_on(ADDRS)
+        gw2, gw3 = self.gateway(ADDRS[0], port), self.gateway(ADDRS[1], port)
+        # The higher address answers first, alone.
+        self.write_hosts(ADDRS[1])
+        w = self.cpu_worker(port, (NAME,))
+        self.assertTrue(self.serves(gw3, "/peak?ms=0"), w.stderr())
+
+        # The lower one joins, listed after it: the slot goes to the lower address.
+        self.write_hosts(ADDRS[1], ADDRS[0])
+        self.assertTrue(self.serves(gw2, "/peak?ms=0"), w.stderr())
+        self.assertTrue(self.slot_left(w, ADDRS[1], port), w.stderr())
 
 
 if __name__ == "__main__":

@@ -10,6 +10,11 @@
  * answer leaves once its work is done (br__link_retire).  A failed resolution changes
  * nothing: the links keep what they have until an answer says otherwise.
  *
+ * The lookups answer in any order, and a name's addresses come in any order (Docker's
+ * DNS shuffles them), so the links are made in no useful order.  The capacity plan
+ * (--prefer-first-broker's first broker, the seeded spread) follows br__link_before
+ * instead: the endpoint's place in --connect, then the address.
+ *
  * Any other endpoint (ipc://, inproc://, an address) is one link as it is.
  */
 #include <arpa/inet.h>
@@ -29,6 +34,7 @@
 #define RESOLVE_EMPTY_MS 500
 
 typedef char addr_endpoint[ADDR_ENDPOINT_MAX];
+typedef uint8_t addr_key[BR_LINK_ADDR_KEY];
 
 static char *dup_n(const char *p, size_t n)
 {
@@ -134,21 +140,37 @@ void br__sources_release(br_worker *w)
     w->nsources = 0;
 }
 
-/* The endpoints of an answer's addresses, without repeats, at most `max`. */
+bool br__link_before(const br__link *a, const br__link *b)
+{
+    if (a->used != b->used)
+        return a->used;
+    if (a->source != b->source)
+        return a->source < b->source;
+    return memcmp(a->addr, b->addr, sizeof(a->addr)) < 0;
+}
+
+/* The endpoints of an answer's addresses, without repeats, at most `max`, and each
+ * one's sort key (br__link_before). */
 static uint32_t answer_endpoints(const br__source *s, const struct addrinfo *res,
-                                 addr_endpoint *out, uint32_t max)
+                                 addr_endpoint *out, addr_key *keys, uint32_t max)
 {
     uint32_t n = 0;
     for (const struct addrinfo *ai = res; ai && n < max; ai = ai->ai_next) {
         char ip[INET6_ADDRSTRLEN];
+        memset(keys[n], 0, sizeof(keys[n]));
         if (ai->ai_family == AF_INET &&
-            uv_ip4_name((const struct sockaddr_in *)ai->ai_addr, ip, sizeof(ip)) == 0)
+            uv_ip4_name((const struct sockaddr_in *)ai->ai_addr, ip, sizeof(ip)) == 0) {
             snprintf(out[n], sizeof(out[n]), "tcp://%s:%s", ip, s->port);
-        else if (ai->ai_family == AF_INET6 &&
-                 uv_ip6_name((const struct sockaddr_in6 *)ai->ai_addr, ip, sizeof(ip)) == 0)
+            keys[n][0] = 4;
+            memcpy(&keys[n][1], &((const struct sockaddr_in *)ai->ai_addr)->sin_addr, 4);
+        } else if (ai->ai_family == AF_INET6 &&
+                   uv_ip6_name((const struct sockaddr_in6 *)ai->ai_addr, ip, sizeof(ip)) == 0) {
             snprintf(out[n], sizeof(out[n]), "tcp://[%s]:%s", ip, s->port);
-        else
+            keys[n][0] = 6;
+            memcpy(&keys[n][1], &((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, 16);
+        } else {
             continue;
+        }
         bool seen = false;
         for (uint32_t k = 0; k < n && !seen; k++)
             seen = strcmp(out[k], out[n]) == 0;
@@ -163,7 +185,8 @@ static void apply_answer(br__source *s, const struct addrinfo *res)
 {
     br_worker *w = s->w;
     addr_endpoint eps[BR_WORKER_MAX_BROKERS];
-    uint32_t n = answer_endpoints(s, res, eps, BR_WORKER_MAX_BROKERS);
+    addr_key keys[BR_WORKER_MAX_BROKERS];
+    uint32_t n = answer_endpoints(s, res, eps, keys, BR_WORKER_MAX_BROKERS);
     for (uint32_t i = 0; i < w->nlinks; i++) {
         br__link *l = &w->links[i];
         if (!l->used || l->source != s->index || l->leaving == BR_LEAVE_RETIRE)
@@ -189,8 +212,10 @@ static void apply_answer(br__source *s, const struct addrinfo *res)
             continue;
         br__log("%s: new broker address %s", s->endpoint, eps[k]);
         br__link *l = br__link_add(w, s->index, eps[k]);
-        if (l)
+        if (l) {
+            memcpy(l->addr, keys[k], sizeof(l->addr));
             added[nadded++] = l;
+        }
     }
     /* Opened together: each READY offers its share of what is free. */
     for (uint32_t k = 0; k < nadded; k++)

@@ -181,28 +181,48 @@ static void grant(br__link *l, uint32_t n)
     link_send(l, &msg);
 }
 
-/* The plan's view of the links (free slots and retiring links take no share).  A link
- * takes a share while it is up; with fewer slots than brokers (a CPU worker's one) a
- * lost broker's share goes to the others until it returns, otherwise every broker's
- * share is kept for it - except an address of a name that never answered (an AAAA
- * record of a gateway listening on IPv4 only, say), whose share would wait forever. */
-static size_t plan(br_worker *w, br__credit_link *view, uint32_t *grants)
+/* The links' indices in the plan's order (br__link_before): the order of their
+ * endpoints in --connect, whatever order the names' lookups answered in, so that the
+ * positions that get a short capacity first are the first endpoints'. */
+static void plan_order(const br_worker *w, uint32_t *order)
+{
+    for (uint32_t i = 0; i < w->nlinks; i++) {
+        uint32_t k = i;
+        while (k > 0 && br__link_before(&w->links[i], &w->links[order[k - 1]])) {
+            order[k] = order[k - 1];
+            k--;
+        }
+        order[k] = i;
+    }
+}
+
+/* The plan's view of the links, view[k] being link order[k] (free slots and retiring
+ * links take no share), and the slots to grant, by link index.  A link takes a share
+ * while it is up; with fewer slots than brokers (a CPU worker's one) a lost broker's
+ * share goes to the others until it returns, otherwise every broker's share is kept
+ * for it - except an address of a name that never answered (an AAAA record of a
+ * gateway listening on IPv4 only, say), whose share would wait forever. */
+static size_t plan(br_worker *w, br__credit_link *view, uint32_t *order, uint32_t *grants)
 {
     uint32_t n = 0;
     for (uint32_t i = 0; i < w->nlinks; i++)
         n += w->links[i].used && w->links[i].leaving != BR_LEAVE_RETIRE;
     bool keep_shares = w->capacity >= n;
-    for (uint32_t i = 0; i < w->nlinks; i++) {
-        br__link *l = &w->links[i];
+    plan_order(w, order);
+    for (uint32_t k = 0; k < w->nlinks; k++) {
+        br__link *l = &w->links[order[k]];
         bool named = l->used && w->sources[l->source].host;
         bool up = keep_shares ? !(named && l->failed && !l->ever_registered) : !l->failed;
-        view[i].counted = l->used && l->leaving != BR_LEAVE_RETIRE && up;
-        view[i].open = l->zs && l->gen && !w->draining && l->leaving == BR_LEAVE_NONE;
-        view[i].window = l->window;
-        view[i].live = l->used && l->registered && l->leaving == BR_LEAVE_NONE;
+        view[k].counted = l->used && l->leaving != BR_LEAVE_RETIRE && up;
+        view[k].open = l->zs && l->gen && !w->draining && l->leaving == BR_LEAVE_NONE;
+        view[k].window = l->window;
+        view[k].live = l->used && l->registered && l->leaving == BR_LEAVE_NONE;
     }
     size_t offset = w->nlinks ? w->link_seed % w->nlinks : 0;
-    br__credit_plan(w->capacity, w->orphans, offset, view, w->nlinks, grants);
+    uint32_t planned[BR_WORKER_MAX_BROKERS];
+    br__credit_plan(w->capacity, w->orphans, offset, view, w->nlinks, planned);
+    for (uint32_t k = 0; k < w->nlinks; k++)
+        grants[order[k]] = planned[k];
     return offset;
 }
 
@@ -221,20 +241,21 @@ static void rebalance(br_worker *w)
     if (w->draining || w->closing)
         return;
     br__credit_link view[BR_WORKER_MAX_BROKERS];
+    uint32_t order[BR_WORKER_MAX_BROKERS];
     uint32_t grants[BR_WORKER_MAX_BROKERS];
-    size_t offset = plan(w, view, grants);
+    size_t offset = plan(w, view, order, grants);
     for (uint32_t i = 0; i < w->nlinks; i++)
         if (grants[i])
             grant(&w->links[i], grants[i]);
-    for (uint32_t i = 0; i < w->nlinks; i++) {
-        if (w->links[i].leaving != BR_LEAVE_NONE)
+    for (uint32_t k = 0; k < w->nlinks; k++) {
+        if (w->links[order[k]].leaving != BR_LEAVE_NONE)
             return; /* what it holds comes free first */
-        view[i].window = w->links[i].window;
+        view[k].window = w->links[order[k]].window;
     }
     long over = br__credit_yield(w->capacity, w->orphans, offset, view, w->nlinks);
     if (over < 0)
         return;
-    br__link *l = &w->links[over];
+    br__link *l = &w->links[order[over]];
     br__log("broker %s holds %u slots, more than its share now: registering again to hand "
             "them to another broker",
             l->endpoint, l->window);
@@ -281,8 +302,9 @@ static void send_ready(br__link *l)
     l->gen = ++w->gen_next;
     l->failed = false;
     br__credit_link view[BR_WORKER_MAX_BROKERS];
+    uint32_t order[BR_WORKER_MAX_BROKERS];
     uint32_t grants[BR_WORKER_MAX_BROKERS];
-    plan(w, view, grants);
+    plan(w, view, order, grants);
     l->window = grants[l->index];
     br_msg msg;
     memset(&msg, 0, sizeof(msg));

@@ -64,6 +64,8 @@ typedef struct br__option {
 
 /* Most brokers one worker serves (endpoints given, or addresses one name resolves to). */
 #define BR_WORKER_MAX_BROKERS 64
+/* A link's address as it sorts among its name's (resolve.c): family, then bytes. */
+#define BR_LINK_ADDR_KEY 17
 
 /* Why a link is leaving: it said GOODBYE, and once its broker acknowledged and nothing
  * of its registration runs any more it registers again (YIELD: to hand back slots
@@ -95,6 +97,8 @@ typedef struct br__link {
     bool used;                        /* the slot holds a broker (slots are reused,
                                          never moved: handles point into them) */
     uint32_t source;                  /* the w->sources entry it came from */
+    uint8_t addr[BR_LINK_ADDR_KEY];   /* a name's address, its place among the name's
+                                         (br__link_before); zero for other sources */
     br__leave leaving;                /* said GOODBYE to leave or re-register */
     uint64_t leave_at;                /* uv_now when it started leaving */
     char *endpoint;                   /* the broker's endpoint (owned) */
@@ -129,7 +133,8 @@ struct br_worker {
     uint32_t nlinks;                         /* slots ever used (some may be free again) */
     uint32_t nused;                          /* slots holding a broker now */
     uint32_t link_seed;                      /* picks the link a short capacity favours
-                                                first (link_seed % nlinks) */
+                                                first (link_seed % nlinks, counted in
+                                                br__link_before's order) */
     br__source *sources;                     /* the endpoints given (nsources) */
     uint32_t nsources;                       /* entries in sources */
     uint32_t resolve_ms;                     /* how often DNS sources are resolved */
@@ -230,6 +235,12 @@ void br__sources_release(br_worker *w);
  * (closing the timer, cancelling what can be).  Loop thread. */
 void br__sources_start(br_worker *w);
 void br__sources_stop(br_worker *w);
+
+/* resolve.c: the order the capacity is planned in (credit.h's positions): a link
+ * before those of later endpoints in --connect, a name's addresses by address (IPv4
+ * before IPv6), free slots last - never the order the links were made in, which is
+ * the order the lookups answered. */
+bool br__link_before(const br__link *a, const br__link *b);
 
 /* resolve.c: resolve source `index` again soon (a link of it fell silent: the name
  * may point elsewhere now). */
