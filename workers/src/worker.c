@@ -300,7 +300,7 @@ static void send_ready(br__link *l)
     r->npublic_tasks = w->npublic_tasks;
     r->schedules = w->schedules;
     r->nschedules = w->nschedules;
-    r->features = BR_FEATURE_WS_BATCH;
+    r->features = BR_FEATURE_WS_BATCH | BR_FEATURE_CALL_STREAM;
     /* The loop's clock may be stale (the first READY goes out before the loop runs,
      * after the services' init): the broker has 3 heartbeats from now to WELCOME us. */
     uv_update_time(&w->loop);
@@ -453,6 +453,7 @@ static void on_welcome(br__link *l, unsigned version, const br_welcome *m)
     l->registered = true;
     l->ever_registered = true;
     l->ws_batch = (m->features & BR_FEATURE_WS_BATCH) != 0;
+    l->call_stream = (m->features & BR_FEATURE_CALL_STREAM) != 0;
     l->backoff_ms = BR_BACKOFF_FIRST_MS;
     br__jobs_send_policies(w);
     if (l->credit_owed) {
@@ -568,6 +569,15 @@ static void handle(br__link *l, const br_zframe *frames, size_t nframes)
         break;
     case BR_MSG_STREAM_WINDOW:
         br__stream_window(w, msg.u.stream_window.id, msg.u.stream_window.bytes);
+        break;
+    case BR_MSG_CALL_STREAM_START:
+        br__calls_stream_start(w, &msg.u.stream_start);
+        break;
+    case BR_MSG_CALL_STREAM_CHUNK:
+        br__calls_stream_chunk(w, msg.u.stream_chunk.id, msg.u.stream_chunk.data);
+        break;
+    case BR_MSG_CALL_STREAM_END:
+        br__calls_stream_end(w, msg.u.stream_end.id, msg.u.stream_end.error);
         break;
     default:
         if (!br__ws_handle(w, &msg))
