@@ -81,6 +81,16 @@ static void send_stream(harness *h, unsigned type, uint64_t id, const void *data
     assert_int_equal(harness_send(h, &m), 0);
 }
 
+/* REQUEST `id` for a relay route, its CALL, and the call's answer started; returns
+ * the call's id. */
+static uint64_t started_call(harness *h, uint64_t id, const char *path, const char *n)
+{
+    uint64_t call;
+    request_and_call(h, id, path, n, &call);
+    send_stream(h, BR_MSG_CALL_STREAM_START, call, NULL, 0);
+    return call;
+}
+
 /* The REPLY to request `id`, its msgpack body parsed as a value; copies its status. */
 static br_value summary_of(harness *h, uint64_t id, uint16_t *status)
 {
@@ -149,9 +159,7 @@ static void streamed_call_grants_back_what_it_took_in_batches(void **state)
 static void a_cut_stream_ends_incomplete(void **state)
 {
     harness *h = *state;
-    uint64_t call;
-    request_and_call(h, 2, "/relay/summary", "100", &call);
-    send_stream(h, BR_MSG_CALL_STREAM_START, call, NULL, 0);
+    uint64_t call = started_call(h, 2, "/relay/summary", "100");
     char buf[10 * LINE_LEN + 1];
     send_stream(h, BR_MSG_CALL_STREAM_CHUNK, call, buf, lines(buf, 0, 10));
     send_stream(h, BR_MSG_CALL_STREAM_END, call, "worker died", 11);
@@ -165,9 +173,7 @@ static void a_cut_stream_ends_incomplete(void **state)
 static void a_cancelled_request_cancels_its_streamed_call(void **state)
 {
     harness *h = *state;
-    uint64_t call;
-    request_and_call(h, 3, "/relay/lines", "1000000", &call);
-    send_stream(h, BR_MSG_CALL_STREAM_START, call, NULL, 0);
+    uint64_t call = started_call(h, 3, "/relay/lines", "1000000");
     br_msg m;
     assert_int_equal(harness_expect(h, BR_MSG_STREAM_START, &m, WAIT_MS, NULL), 0);
     assert_int_equal(m.u.stream_start.id, 3);
@@ -188,8 +194,7 @@ static void a_cancelled_request_cancels_its_streamed_call(void **state)
     assert_true(ended);
     /* What still arrives for the cancelled call is dropped: the worker still serves. */
     send_stream(h, BR_MSG_CALL_STREAM_END, call, "", 0);
-    request_and_call(h, 4, "/relay/summary", "1", &call);
-    send_stream(h, BR_MSG_CALL_STREAM_START, call, NULL, 0);
+    call = started_call(h, 4, "/relay/summary", "1");
     send_stream(h, BR_MSG_CALL_STREAM_END, call, "", 0);
     uint16_t status;
     br_value v = summary_of(h, 4, &status);

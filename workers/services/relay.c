@@ -40,6 +40,27 @@ static const char *clock_path(br_req *req)
     return path;
 }
 
+/* Starts the streamed call of this request to the clock with fns; `state` (size
+ * bytes, zeroed, in the arena) is their argument.  NULL when it could not start (the
+ * request was answered then). */
+static void *stream_clock(br_req *req, const br_call_stream_fns *fns, size_t size, br_call_op **op)
+{
+    const char *path = clock_path(req);
+    void *state = br_req_alloc(req, size);
+    if (!path || !state) {
+        br_reply_error(req, 500, "out of memory");
+        return NULL;
+    }
+    memset(state, 0, size);
+    br_call_spec spec = {.path = path};
+    int rc = br_call_stream(req, &spec, fns, state, op);
+    if (rc != 0) {
+        br_reply_errorf(req, 503, "cannot call the clock: %s", br_strerror(rc));
+        return NULL;
+    }
+    return state;
+}
+
 /* ---------------------------------------------------------------------------------- */
 /* /relay/gather: one call, one gathered answer.                                       */
 
@@ -143,19 +164,11 @@ static void lines_cancel(br_req *req, void *arg)
 static void relay_lines(br_req *req)
 {
     static const br_call_stream_fns fns = {lines_head, lines_chunk, lines_end};
-    const char *path = clock_path(req);
-    relay *r = br_req_alloc(req, sizeof(*r));
-    if (!path || !r) {
-        br_reply_error(req, 500, "out of memory");
+    br_call_op *call;
+    relay *r = stream_clock(req, &fns, sizeof(*r), &call);
+    if (!r)
         return;
-    }
-    *r = (relay){0};
-    br_call_spec spec = {.path = path};
-    int rc = br_call_stream(req, &spec, &fns, r, &r->call);
-    if (rc != 0) {
-        br_reply_errorf(req, 503, "cannot call the clock: %s", br_strerror(rc));
-        return;
-    }
+    r->call = call;
     br_req_on_cancel(req, lines_cancel, r);
     br_stream_on_writable(req, lines_writable, r);
 }
@@ -224,49 +237,22 @@ static void summary_end(br_req *req, bool complete, br_str error, void *arg)
 static void relay_summary(br_req *req)
 {
     static const br_call_stream_fns fns = {summary_head, summary_chunk, summary_end};
-    const char *path = clock_path(req);
-    summary *s = br_req_alloc(req, sizeof(*s));
-    if (!path || !s) {
-        br_reply_error(req, 500, "out of memory");
-        return;
-    }
-    *s = (summary){.in_order = true};
-    br_call_spec spec = {.path = path};
-    int rc = br_call_stream(req, &spec, &fns, s, NULL);
-    if (rc != 0)
-        br_reply_errorf(req, 503, "cannot call the clock: %s", br_strerror(rc));
+    summary *s = stream_clock(req, &fns, sizeof(*s), NULL);
+    if (s)
+        s->in_order = true; /* until a line says otherwise */
 }
 
-static const br_param_spec n_param[] = {
-    {.name = "n",
-     .in = BR_IN_QUERY,
-     .type = BR_TYPE_INT,
-     .has_min = true,
-     .min = 0,
-     .has_max = true,
-     .max = 100000000,
-     .summary = "lines to ask the clock for (default 1000)"},
-};
+/* Every route takes the clock's own n and passes it on. */
+#define RELAY_ROUTE(p, h, what)                                                                    \
+    {                                                                                              \
+        .method = "GET", .path = p, .handler = h, .summary = what,                                 \
+        .params = br_clock_lines_params, .nparams = BR_NELEMS(br_clock_lines_params)               \
+    }
 
 static const br_route_spec routes[] = {
-    {.method = "GET",
-     .path = "/relay/gather",
-     .handler = relay_gather,
-     .summary = "Calls the clock's stream and gets it gathered into one answer",
-     .params = n_param,
-     .nparams = BR_NELEMS(n_param)},
-    {.method = "GET",
-     .path = "/relay/lines",
-     .handler = relay_lines,
-     .summary = "Calls the clock's stream as a stream and relays it",
-     .params = n_param,
-     .nparams = BR_NELEMS(n_param)},
-    {.method = "GET",
-     .path = "/relay/summary",
-     .handler = relay_summary,
-     .summary = "Calls the clock's stream as a stream and counts its lines",
-     .params = n_param,
-     .nparams = BR_NELEMS(n_param)},
+    RELAY_ROUTE("/relay/gather", relay_gather, "The clock's stream, gathered into one answer"),
+    RELAY_ROUTE("/relay/lines", relay_lines, "The clock's stream, called as a stream, relayed"),
+    RELAY_ROUTE("/relay/summary", relay_summary, "The clock's stream, counted as it comes"),
 };
 
 const br_service_spec br_relay_service = {

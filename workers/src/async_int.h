@@ -48,11 +48,9 @@ void br__async_release(struct br_worker *w);
 /* A REPLY arrived: answers the call with that id (stale ids are ignored). */
 void br__calls_reply(struct br_worker *w, const br_reply *r);
 
-/* CALL_STREAM_START, CALL_STREAM_CHUNK and CALL_STREAM_END: the streamed answer of
- * the call with that id (stale ids are ignored). */
-void br__calls_stream_start(struct br_worker *w, const br_stream_head *m);
-void br__calls_stream_chunk(struct br_worker *w, uint64_t id, br_str data);
-void br__calls_stream_end(struct br_worker *w, uint64_t id, br_str error);
+/* CALL_STREAM_START, CALL_STREAM_CHUNK or CALL_STREAM_END: a piece of the streamed
+ * answer of the call with that id (stale ids are ignored).  False for other types. */
+bool br__calls_stream_msg(struct br_worker *w, const br_msg *m);
 
 /* Broker session gen ended (its broker fell silent, or a new READY is going out):
  * every call in flight on it fails with 502, since its answer can no longer arrive. */

@@ -349,7 +349,7 @@ static void stream_reply(br_call_op *c, const br_reply *r)
     finish(c, true, br_str_c(""));
 }
 
-void br__calls_stream_start(br_worker *w, const br_stream_head *m)
+static void stream_start(br_worker *w, const br_stream_head *m)
 {
     br_call_op *c = find(w, m->id);
     if (!c || !c->streamed || !c->fns.on_head)
@@ -363,7 +363,7 @@ void br__calls_stream_start(br_worker *w, const br_stream_head *m)
     leave(c);
 }
 
-void br__calls_stream_chunk(br_worker *w, uint64_t id, br_str data)
+static void stream_chunk(br_worker *w, uint64_t id, br_str data)
 {
     br_call_op *c = find(w, id);
     if (!c || !c->streamed)
@@ -378,11 +378,24 @@ void br__calls_stream_chunk(br_worker *w, uint64_t id, br_str data)
     regrant(c, false);
 }
 
-void br__calls_stream_end(br_worker *w, uint64_t id, br_str error)
+bool br__calls_stream_msg(br_worker *w, const br_msg *m)
 {
-    br_call_op *c = find(w, id);
-    if (c && c->streamed)
-        finish(c, error.len == 0, error);
+    br_call_op *c;
+    switch (m->type) {
+    case BR_MSG_CALL_STREAM_START:
+        stream_start(w, &m->u.stream_start);
+        return true;
+    case BR_MSG_CALL_STREAM_CHUNK:
+        stream_chunk(w, m->u.stream_chunk.id, m->u.stream_chunk.data);
+        return true;
+    case BR_MSG_CALL_STREAM_END:
+        c = find(w, m->u.stream_end.id);
+        if (c && c->streamed)
+            finish(c, m->u.stream_end.error.len == 0, m->u.stream_end.error);
+        return true;
+    default:
+        return false;
+    }
 }
 
 void br__calls_reply(br_worker *w, const br_reply *r)

@@ -570,17 +570,8 @@ static void handle(br__link *l, const br_zframe *frames, size_t nframes)
     case BR_MSG_STREAM_WINDOW:
         br__stream_window(w, msg.u.stream_window.id, msg.u.stream_window.bytes);
         break;
-    case BR_MSG_CALL_STREAM_START:
-        br__calls_stream_start(w, &msg.u.stream_start);
-        break;
-    case BR_MSG_CALL_STREAM_CHUNK:
-        br__calls_stream_chunk(w, msg.u.stream_chunk.id, msg.u.stream_chunk.data);
-        break;
-    case BR_MSG_CALL_STREAM_END:
-        br__calls_stream_end(w, msg.u.stream_end.id, msg.u.stream_end.error);
-        break;
     default:
-        if (!br__ws_handle(w, &msg))
+        if (!br__ws_handle(w, &msg) && !br__calls_stream_msg(w, &msg))
             br__log("ignored a %s message", br_msg_type_name(msg.type));
         break;
     }
