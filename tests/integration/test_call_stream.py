@@ -90,6 +90,16 @@ class GatheredCall(CallStreamCase):
         # The cancelled stream's credit came back: the clock still serves.
         self.assertEqual(self.get("/clock/lines?n=2").body, expected_lines(2))
 
+    def test_a_gathered_stream_is_bounded_by_the_calls_deadline(self):
+        # Ticks every 100 ms for 10 s: never idle, but past the call's 500 ms budget.
+        before = self.stats()
+        z, _ = self.peer()
+        z.send(call_msg(8, "/clock", [["n", "100"], ["interval_ms", "100"]], deadline_ms=500))
+        reply = z.recv_type(REPLY)
+        self.assertEqual((reply[2], reply[3]), (8, 504), reply)
+        self.assertIn("within the call's 500 ms", detail_of(reply))
+        self.wait_cancelled(before)
+
     def test_an_older_caller_gets_the_gathered_reply(self):
         # A peer that announces no features, and writes no field 19, as before.
         z, features = self.peer()

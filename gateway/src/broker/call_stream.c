@@ -19,8 +19,9 @@
  * bounded by the caller's window.
  *
  * Either way the stream's idle timeout applies (a chunk, or the caller's window,
- * restarts it), and a caller that cancels or leaves cancels the target's request
- * (dispatch.c's abandon).
+ * restarts it); a gathered answer is bounded by the CALL's own deadline too, since its
+ * caller waits for the whole of it.  A caller that cancels or leaves cancels the
+ * target's request (dispatch.c's abandon).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,7 @@ typedef struct gw_gathered {
     uint32_t nheaders;   /* entries in headers */
     br_str content_type; /* the start's content type (in this allocation) */
     size_t limit;        /* the most body bytes the REPLY may carry */
+    uint64_t deadline;   /* the CALL's deadline (loop time): the whole answer by then */
     br_buf body;         /* the chunks so far (max: limit + 1) */
 } gw_gathered;
 
@@ -72,6 +74,17 @@ static gw_gathered *gathered_new(gw_broker *b, const br_stream_head *m)
     g->limit = gather_limit(b);
     g->body.max = g->limit + 1;
     return g;
+}
+
+/* The stream made progress: its idle timeout starts again - for a gathered answer
+ * never past the CALL's deadline. */
+static void touch(gw_exchange *c)
+{
+    gw_broker *b = c->broker;
+    uint64_t when = uv_now(b->loop) + b->cfg.stream_idle_ms;
+    if (c->gathered && when > c->gathered->deadline)
+        when = c->gathered->deadline;
+    gw__exchange_set_deadline(c, when);
 }
 
 void gw__stream_free(gw_exchange *c)
@@ -118,6 +131,8 @@ void gw__call_stream_start(gw_exchange *c, gw_worker *w, const br_stream_head *m
         to_caller(c, &out);
     } else {
         c->gathered = gathered_new(b, m);
+        if (c->gathered)
+            c->gathered->deadline = c->deadline.when;
         if (!c->gathered) {
             gw__calls_reply_detail(b, c->caller, c->caller_id, 503, true,
                                    "Service Unavailable: out of memory");
@@ -127,7 +142,7 @@ void gw__call_stream_start(gw_exchange *c, gw_worker *w, const br_stream_head *m
     }
     c->streaming = true;
     b->stats.streams++;
-    gw__stream_touch(c);
+    touch(c);
     grant(c);
 }
 
@@ -155,7 +170,7 @@ void gw__call_stream_chunk(gw_exchange *c, br_str data)
         to_caller(c, &out);
     }
     (void)b;
-    gw__stream_touch(c);
+    touch(c);
     grant(c);
 }
 
@@ -204,7 +219,13 @@ void gw__stream_fail_caller(gw_exchange *c, int status, const char *detail)
     if (!caller)
         return;
     char idle[GW_DETAIL_MAX];
-    if (status == 504) {
+    if (status == 504 && c->gathered && uv_now(b->loop) >= c->gathered->deadline) {
+        snprintf(idle, sizeof(idle),
+                 "Gateway Timeout: the service's streamed answer did not end within the "
+                 "call's %u ms",
+                 c->budget_ms);
+        detail = idle;
+    } else if (status == 504) {
         /* The deadline of a started stream is its idle timeout (PROTOCOL.md 5.15). */
         snprintf(idle, sizeof(idle),
                  "Gateway Timeout: the service's stream sent nothing for %u ms "
@@ -233,7 +254,7 @@ void gw__stream_call_window(gw_broker *b, gw_worker *w, const br_stream_window *
             return; /* a window for a call that asked for no stream: ignored */
         c->caller_window += m->bytes;
         if (c->streaming && c->worker) {
-            gw__stream_touch(c);
+            touch(c);
             grant(c);
         }
         return;
