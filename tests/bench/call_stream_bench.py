@@ -10,8 +10,9 @@ service's three ways of calling it (workers/services/relay.c):
                                        REPLY for the relay (G lines, under 8 MiB)
 
 Reported per way: MB/s of the clock's bytes, and the server CPU (gateway + both
-workers, user + system from /proc) per MB.  Then a slow client: GET /relay/lines of
-SLOW_LINES lines read after a pause of 3 s, with the gateway's RSS before and at its
+workers, user + system from /proc) per MB.  First, a slow client: GET /relay/lines of
+SLOW_LINES lines (and the same of /clock/lines directly) read after a pause of 3 s,
+with the gateway's RSS before and at its
 peak - what a relay to a client that stops reading costs the gateway.
 
     BARISTA_BIN=build-rel/bin tests/bench/call_stream_bench.py
@@ -79,6 +80,14 @@ def main():
                 raise RuntimeError("the relay never answered")
             time.sleep(0.1)
         print("load before: %s" % open("/proc/loadavg").read().strip())
+        for path in ("/clock/lines", "/relay/lines"):
+            get(hport, path + "?n=1000")  # warm up the gateway's buffers
+            base = rss_kib([procs[0].pid])
+            total, peak, tail = get(hport, "%s?n=%d" % (path, SLOW_LINES), pause=3.0,
+                                    watch=procs[0].pid)
+            print("slow client of %s: %.1f MB after a 3 s pause; gateway RSS %d KiB, peak %d "
+                  "KiB (+%d KiB); complete: %s" % (path, total / 1e6, base, peak, peak - base,
+                                                   tail.endswith(b"\r\n0\r\n\r\n")))
         ways = [("direct", "/clock/lines?n=%d" % N, N), ("relayed", "/relay/lines?n=%d" % N, N),
                 ("summary", "/relay/summary?n=%d" % N, N),
                 ("gathered", "/relay/gather?n=%d" % G, G)]
@@ -92,12 +101,6 @@ def main():
             wall, cpu = time.monotonic() - t0, (cpu_ticks(pids) - c0) / HZ
             print("%-9s %10.1f %8.1f %12.2f" % (name, mb * rounds, mb * rounds / wall,
                                                cpu * 1000 / (mb * rounds)))
-        base = rss_kib([procs[0].pid])
-        total, peak, tail = get(hport, "/relay/lines?n=%d" % SLOW_LINES, pause=3.0,
-                                watch=procs[0].pid)
-        print("slow client: %.1f MB relayed after a 3 s pause; gateway RSS %d KiB, peak %d "
-              "KiB (+%d KiB); complete: %s" % (total / 1e6, base, peak, peak - base,
-                                               tail.endswith(b"\r\n0\r\n\r\n")))
         print("load after: %s" % open("/proc/loadavg").read().strip())
     finally:
         for p in procs:
