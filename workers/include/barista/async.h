@@ -86,7 +86,11 @@ typedef struct br_call_op br_call_op;
  * caller's remaining deadline, or spec->timeout_ms when that is shorter, so budgets
  * shrink hop by hop; the request's trace context goes with it.  cb(req, res, arg)
  * runs once with the answer: the callee's reply, or the broker's own error (404, 422,
- * 503 no worker, 504 deadline), or a 502 when the connection to the broker is lost.  *out, when not
+ * 503 no worker, 504 deadline), or a 502 when the connection to the broker is lost.  A
+ * callee that answers with a stream (barista/stream.h) arrives gathered into this one
+ * answer, up to the gateway's --call-gather-max (8 MiB): past it, or when it does not
+ * end within the call's deadline, the call gets 502 or 504 and the callee's stream is
+ * cancelled (br_call_stream takes such an answer piece by piece).  *out, when not
  * NULL, receives the call for br_call_cancel. Returns 0 (cb will run unless the request ends or the
  * call is cancelled first), BR_EINVAL (bad spec, or a CPU request: calls are for I/O handlers),
  * BR_ECLOSED (no broker connection, or the deadline already passed), BR_EFULL (BR_CALLS_MAX),
