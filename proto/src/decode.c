@@ -426,7 +426,11 @@ static int get_request_optional(dec *d, br_request *m, uint32_t extra)
     } else {
         TRY(rc);
     }
-    return 5;
+    if (extra < 6)
+        return 5;
+    /* 19 (CALL): the caller's first grant of a streamed answer; 0: one REPLY. */
+    TRY(get_u32(d, &m->stream_window));
+    return 6;
 }
 
 static int get_reply(dec *d, br_reply *m)
@@ -623,7 +627,8 @@ static int get_fields(dec *d, br_msg *m, uint32_t *extra)
         return get_bytes(d, &m->u.ws_group.data);
     case BR_MSG_WS_BATCH:
         return get_bytes(d, &m->u.ws_batch.messages);
-    case BR_MSG_STREAM_START: {
+    case BR_MSG_STREAM_START:
+    case BR_MSG_CALL_STREAM_START: {
         uint64_t status;
         TRY(br_cursor_uint(&d->cur, &m->u.stream_start.id));
         TRY(get_uint(d, UINT16_MAX, &status));
@@ -632,12 +637,15 @@ static int get_fields(dec *d, br_msg *m, uint32_t *extra)
         return get_text(d, &m->u.stream_start.content_type);
     }
     case BR_MSG_STREAM_CHUNK:
+    case BR_MSG_CALL_STREAM_CHUNK:
         TRY(br_cursor_uint(&d->cur, &m->u.stream_chunk.id));
         return get_bytes(d, &m->u.stream_chunk.data);
     case BR_MSG_STREAM_END:
+    case BR_MSG_CALL_STREAM_END:
         TRY(br_cursor_uint(&d->cur, &m->u.stream_end.id));
         return get_text(d, &m->u.stream_end.error);
     case BR_MSG_STREAM_WINDOW:
+    case BR_MSG_CALL_STREAM_WINDOW:
         TRY(br_cursor_uint(&d->cur, &m->u.stream_window.id));
         return get_u32(d, &m->u.stream_window.bytes);
     default:

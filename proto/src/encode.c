@@ -220,11 +220,11 @@ static void pack_ready(msgpack_packer *pk, const br_ready *m)
 }
 
 /* Optional fields a REQUEST or CALL carries after the ones every peer knows: 14-16
- * always; 17 (actor) and 18 (tick) only when set, so that other messages stay as
- * they were. */
+ * always; 17 (actor), 18 (tick) and 19 (stream_window) only when set, so that other
+ * messages stay as they were. */
 static uint32_t request_optional_fields(const br_request *m)
 {
-    return m->tick_kind ? 5 : m->actor_type.len ? 4 : 3;
+    return m->stream_window ? 6 : m->tick_kind ? 5 : m->actor_type.len ? 4 : 3;
 }
 
 /* The fields of a REQUEST or CALL after version and type (ACTOR_REQUEST's too). */
@@ -256,10 +256,16 @@ static void pack_request_fields(msgpack_packer *pk, const br_request *m)
         }
     }
     if (optional >= 5) {
-        msgpack_pack_array(pk, 2);
-        msgpack_pack_uint8(pk, m->tick_kind);
-        pack_str(pk, m->tick_name);
+        if (m->tick_kind) {
+            msgpack_pack_array(pk, 2);
+            msgpack_pack_uint8(pk, m->tick_kind);
+            pack_str(pk, m->tick_name);
+        } else {
+            msgpack_pack_nil(pk);
+        }
     }
+    if (optional >= 6)
+        msgpack_pack_uint32(pk, m->stream_window);
 }
 
 static void pack_request(msgpack_packer *pk, uint8_t type, const br_request *m)
@@ -497,6 +503,7 @@ static void pack_msg(msgpack_packer *pk, const br_msg *msg)
         pack_bin(pk, msg->u.ws_batch.messages);
         break;
     case BR_MSG_STREAM_START:
+    case BR_MSG_CALL_STREAM_START:
         pack_head(pk, msg->type);
         msgpack_pack_uint64(pk, msg->u.stream_start.id);
         msgpack_pack_uint16(pk, msg->u.stream_start.status);
@@ -504,16 +511,19 @@ static void pack_msg(msgpack_packer *pk, const br_msg *msg)
         pack_str(pk, msg->u.stream_start.content_type);
         break;
     case BR_MSG_STREAM_CHUNK:
+    case BR_MSG_CALL_STREAM_CHUNK:
         pack_head(pk, msg->type);
         msgpack_pack_uint64(pk, msg->u.stream_chunk.id);
         pack_bin(pk, msg->u.stream_chunk.data);
         break;
     case BR_MSG_STREAM_END:
+    case BR_MSG_CALL_STREAM_END:
         pack_head(pk, msg->type);
         msgpack_pack_uint64(pk, msg->u.stream_end.id);
         pack_str(pk, msg->u.stream_end.error);
         break;
     case BR_MSG_STREAM_WINDOW:
+    case BR_MSG_CALL_STREAM_WINDOW:
         pack_head(pk, msg->type);
         msgpack_pack_uint64(pk, msg->u.stream_window.id);
         msgpack_pack_uint32(pk, msg->u.stream_window.bytes);

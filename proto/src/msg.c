@@ -52,6 +52,10 @@ static const struct {
     [BR_MSG_STREAM_CHUNK] = {"STREAM_CHUNK", 2},
     [BR_MSG_STREAM_END] = {"STREAM_END", 2},
     [BR_MSG_STREAM_WINDOW] = {"STREAM_WINDOW", 2},
+    [BR_MSG_CALL_STREAM_START] = {"CALL_STREAM_START", 4},
+    [BR_MSG_CALL_STREAM_CHUNK] = {"CALL_STREAM_CHUNK", 2},
+    [BR_MSG_CALL_STREAM_END] = {"CALL_STREAM_END", 2},
+    [BR_MSG_CALL_STREAM_WINDOW] = {"CALL_STREAM_WINDOW", 2},
 };
 
 const char *br_msg_type_name(unsigned type)

@@ -302,17 +302,21 @@ int br__msg_validate(const br_msg *msg)
         ok = msg->u.ws_batch.messages.len > 0 && str_ok(msg->u.ws_batch.messages);
         break;
     case BR_MSG_STREAM_START:
+    case BR_MSG_CALL_STREAM_START:
         ok = msg->u.stream_start.status >= 200 && msg->u.stream_start.status <= 599 &&
              pairs_ok(msg->u.stream_start.headers, msg->u.stream_start.nheaders) &&
              str_ok(msg->u.stream_start.content_type);
         break;
     case BR_MSG_STREAM_CHUNK:
+    case BR_MSG_CALL_STREAM_CHUNK:
         ok = str_ok(msg->u.stream_chunk.data);
         break;
     case BR_MSG_STREAM_END:
+    case BR_MSG_CALL_STREAM_END:
         ok = str_ok(msg->u.stream_end.error);
         break;
     case BR_MSG_STREAM_WINDOW:
+    case BR_MSG_CALL_STREAM_WINDOW:
         ok = msg->u.stream_window.bytes >= 1;
         break;
     default:

@@ -94,6 +94,41 @@ class StreamTestCase(BrokerTestCase):
             got += more
         return got
 
+    def read_slowly(self, path, lines):
+        """GETs path?n=lines (the clock's lines, directly or relayed) on a socket that
+        stops reading for 3 s, then reads it all; the gateway's RSS must stay within
+        32 MiB of what it was before, meanwhile and after.  Returns (base, peak) KiB."""
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        s.settimeout(h.IO_TIMEOUT)
+        s.connect(("127.0.0.1", self.gw.port))
+        self.addCleanup(s.close)
+        self.get("%s?n=1000" % path)  # warm up the gateway's buffers
+        base = rss_kib(self.gw.pid)
+        s.sendall(b"GET %s?n=%d HTTP/1.1\r\nHost: t\r\n\r\n" % (path.encode(), lines))
+        got = self.read_until(s, b"\r\n\r\n")
+        # Stop reading while the worker could produce the whole body many times over;
+        # sample the gateway's RSS meanwhile.
+        peak = base
+        for _ in range(60):
+            peak = max(peak, rss_kib(self.gw.pid))
+            h.poll_until(lambda: False, 0.05)
+        self.assertLess(peak - base, 32 * 1024,
+                        "gateway RSS grew %d KiB while its client did not read" % (peak - base))
+        # Then read it all: nothing was lost or reordered by the pause.
+        total = len(got) - got.index(b"\r\n\r\n") - 4
+        tail = got[-4096:]
+        while not tail.endswith(b"\r\n0\r\n\r\n"):
+            more = s.recv(1 << 20)
+            self.assertTrue(more, "closed early after %d bytes" % total)
+            total += len(more)
+            tail = (tail + more)[-4096:]
+            peak = max(peak, rss_kib(self.gw.pid))
+        self.assertLess(peak - base, 32 * 1024)
+        self.assertIn((LINE % (lines - 1)).encode(), tail)
+        self.assertGreater(total, lines * len(LINE % 0))
+        return base, peak
+
     def read_to_close(self, s):
         got = b""
         while True:
@@ -226,36 +261,7 @@ class StreamTest(StreamTestCase):
         self.assertEqual(r.status, 503)
 
     def test_slow_reader_keeps_gateway_memory_bounded(self):
-        lines = 3000000  # 111 MB: far more than any buffer on the way
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-        s.settimeout(h.IO_TIMEOUT)
-        s.connect(("127.0.0.1", self.gw.port))
-        self.addCleanup(s.close)
-        self.get("/clock/lines?n=1000")  # warm up the gateway's buffers
-        base = rss_kib(self.gw.pid)
-        s.sendall(b"GET /clock/lines?n=%d HTTP/1.1\r\nHost: t\r\n\r\n" % lines)
-        got = self.read_until(s, b"\r\n\r\n")
-        # Stop reading while the worker could produce the whole body many times over;
-        # sample the gateway's RSS meanwhile.
-        peak = base
-        for _ in range(60):
-            peak = max(peak, rss_kib(self.gw.pid))
-            h.poll_until(lambda: False, 0.05)
-        self.assertLess(peak - base, 32 * 1024,
-                        "gateway RSS grew %d KiB while its client did not read" % (peak - base))
-        # Then read it all: nothing was lost or reordered by the pause.
-        total = len(got) - got.index(b"\r\n\r\n") - 4
-        tail = got[-4096:]
-        while not tail.endswith(b"\r\n0\r\n\r\n"):
-            more = s.recv(1 << 20)
-            self.assertTrue(more, "closed early after %d bytes" % total)
-            total += len(more)
-            tail = (tail + more)[-4096:]
-            peak = max(peak, rss_kib(self.gw.pid))
-        self.assertLess(peak - base, 32 * 1024)
-        self.assertIn((LINE % (lines - 1)).encode(), tail)
-        self.assertGreater(total, lines * len(LINE % 0))
+        self.read_slowly("/clock/lines", 3000000)  # 111 MB: more than any buffer on the way
 
 
 class StreamIdleTest(StreamTestCase):

@@ -425,7 +425,8 @@ void sample_msg(unsigned type, sample_shape shape, br_msg *msg)
         msg->u.ws_batch = empty ? (br_msg_ws_batch){S("\x94\x02\x21\x01\x01")}
                                 : (br_msg_ws_batch){S("\x94\x02\x21\x01\x01\x94\x02\x21\x2a\x10")};
         break;
-    case BR_MSG_STREAM_START: {
+    case BR_MSG_STREAM_START:
+    case BR_MSG_CALL_STREAM_START: {
         static br_pair sse_headers[] = {{S("cache-control"), S("no-cache")}};
         msg->u.stream_start =
             empty ? (br_stream_head){.status = 200}
@@ -433,13 +434,16 @@ void sample_msg(unsigned type, sample_shape shape, br_msg *msg)
         break;
     }
     case BR_MSG_STREAM_CHUNK:
+    case BR_MSG_CALL_STREAM_CHUNK:
         msg->u.stream_chunk = empty ? (br_stream_chunk){0}
                                     : (br_stream_chunk){77, S("id: 1\nevent: tick\ndata: {}\n\n")};
         break;
     case BR_MSG_STREAM_END:
+    case BR_MSG_CALL_STREAM_END:
         msg->u.stream_end = empty ? (br_stream_fin){0} : (br_stream_fin){77, S("cancelled")};
         break;
     case BR_MSG_STREAM_WINDOW:
+    case BR_MSG_CALL_STREAM_WINDOW:
         msg->u.stream_window = (br_stream_window){empty ? 0 : 77, empty ? 1 : 262144};
         break;
     default:
@@ -734,18 +738,22 @@ bool sample_equal(const br_msg *a, const br_msg *b)
     case BR_MSG_WS_BATCH:
         return str_equal(a->u.ws_batch.messages, b->u.ws_batch.messages);
     case BR_MSG_STREAM_START:
+    case BR_MSG_CALL_STREAM_START:
         return a->u.stream_start.id == b->u.stream_start.id &&
                a->u.stream_start.status == b->u.stream_start.status &&
                pairs_equal(a->u.stream_start.headers, a->u.stream_start.nheaders,
                            b->u.stream_start.headers, b->u.stream_start.nheaders) &&
                str_equal(a->u.stream_start.content_type, b->u.stream_start.content_type);
     case BR_MSG_STREAM_CHUNK:
+    case BR_MSG_CALL_STREAM_CHUNK:
         return a->u.stream_chunk.id == b->u.stream_chunk.id &&
                str_equal(a->u.stream_chunk.data, b->u.stream_chunk.data);
     case BR_MSG_STREAM_END:
+    case BR_MSG_CALL_STREAM_END:
         return a->u.stream_end.id == b->u.stream_end.id &&
                str_equal(a->u.stream_end.error, b->u.stream_end.error);
     case BR_MSG_STREAM_WINDOW:
+    case BR_MSG_CALL_STREAM_WINDOW:
         return a->u.stream_window.id == b->u.stream_window.id &&
                a->u.stream_window.bytes == b->u.stream_window.bytes;
     default:

@@ -330,11 +330,13 @@ static void accepts_and_ignores_extra_trailing_elements(void **state)
         sample_msg(type, SAMPLE_TYPICAL, &m);
         tree_from_msg(&t, &m);
         if (type == BR_MSG_REQUEST || type == BR_MSG_CALL || type == BR_MSG_ACTOR_REQUEST) {
-            /* Their optional fields 17 and 18 (actor, tick) come first: nil, as a peer
-             * that knows them and sets neither sends when it has later fields. */
+            /* Their optional fields 17, 18 and 19 (actor, tick, stream window) come
+             * first: nil, nil and 0, as a peer that knows them and sets none sends when
+             * it has later fields. */
             msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
             tree_append(&t, NULL, 0, nil);
             tree_append(&t, NULL, 0, nil);
+            tree_append(&t, NULL, 0, tree_uint(0));
         }
         tree_append(&t, NULL, 0, tree_future_value(&t));
         tree_append(&t, NULL, 0, tree_uint(12345));

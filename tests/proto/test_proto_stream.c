@@ -70,7 +70,7 @@ static void stream_samples_round_trip_in_every_shape(void **state)
     br_decoder *dec = br_decoder_new(NULL);
     br_buf buf = {0};
     static const sample_shape shapes[] = {SAMPLE_TYPICAL, SAMPLE_EMPTY};
-    for (unsigned t = BR_MSG_STREAM_FIRST; t <= BR_MSG_STREAM_LAST; t++) {
+    for (unsigned t = BR_MSG_STREAM_FIRST; t <= BR_MSG_CALL_STREAM_LAST; t++) {
         for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
             br_msg in, out;
             sample_msg(t, shapes[i], &in);
@@ -104,10 +104,10 @@ static void types_between_the_ranges_are_unknown(void **state)
     (void)state;
     br_decoder *dec = br_decoder_new(NULL);
     br_msg out;
-    /* The gaps around the stream range (18-19 after the workflows', 24-29 before the
-     * WebSockets') and past the last type. */
+    /* The gaps around the stream range (18-19 after the workflows', 28-29 after the
+     * streamed calls', before the WebSockets') and past the last type. */
     static const unsigned gaps[] = {BR_MSG_WORKFLOW_REPLY + 1, BR_MSG_STREAM_FIRST - 1,
-                                    BR_MSG_STREAM_LAST + 1, BR_MSG_WS_FIRST - 1,
+                                    BR_MSG_CALL_STREAM_LAST + 1, BR_MSG_WS_FIRST - 1,
                                     BR_MSG_TYPE_MAX + 1};
     for (size_t i = 0; i < sizeof(gaps) / sizeof(gaps[0]); i++) {
         unsigned t = gaps[i];
@@ -115,6 +115,37 @@ static void types_between_the_ranges_are_unknown(void **state)
         assert_int_equal(br_decoder_decode(dec, frame, sizeof(frame), &out), BR_EMSGTYPE);
         assert_false(br_msg_type_known(t));
     }
+    br_decoder_destroy(&dec);
+}
+
+/* CALL field 19: a caller asking for a streamed answer grants its first window; a
+ * CALL without it (an older caller) reads as 0, one REPLY.  Fields 17 and 18 go as nil
+ * when only 19 is set. */
+static void call_stream_window_round_trips_and_is_absent_from_older_calls(void **state)
+{
+    (void)state;
+    br_decoder *dec = br_decoder_new(NULL);
+    br_buf buf = {0}, plain = {0};
+    br_msg out;
+    br_msg call = {.type = BR_MSG_CALL,
+                   .u.request = {.id = 9,
+                                 .method = br_str_c("GET"),
+                                 .path = br_str_c("/clock/lines"),
+                                 .deadline_ms = 1000,
+                                 .stream_window = 65536}};
+    assert_int_equal(round_trip(&call, &out, dec, &buf), 0);
+    assert_int_equal(out.u.request.stream_window, 65536);
+    assert_int_equal(out.u.request.actor_type.len, 0);
+    assert_int_equal(out.u.request.tick_kind, 0);
+    call.u.request.stream_window = 0;
+    assert_int_equal(round_trip(&call, &out, dec, &plain), 0);
+    assert_int_equal(out.u.request.stream_window, 0);
+    assert_true(plain.len + 3 <= buf.len); /* two nils and the window */
+    assert_string_equal(br_msg_type_name(BR_MSG_CALL_STREAM_START), "CALL_STREAM_START");
+    assert_true(br_msg_type_in_version(BR_MSG_CALL_STREAM_CHUNK, 2));
+    assert_false(br_msg_type_in_version(BR_MSG_CALL_STREAM_CHUNK, 1));
+    br_buf_free(&buf);
+    br_buf_free(&plain);
     br_decoder_destroy(&dec);
 }
 
@@ -173,6 +204,7 @@ int main(void)
         cmocka_unit_test(stream_samples_round_trip_in_every_shape),
         cmocka_unit_test(stream_messages_refuse_values_out_of_range),
         cmocka_unit_test(types_between_the_ranges_are_unknown),
+        cmocka_unit_test(call_stream_window_round_trips_and_is_absent_from_older_calls),
         cmocka_unit_test(route_stream_fields_round_trip_and_need_a_raw_body),
         cmocka_unit_test(a_route_from_an_older_peer_has_no_streamed_body),
     };

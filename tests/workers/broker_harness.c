@@ -320,6 +320,7 @@ int harness_register(harness *h, const char *broker_id, uint32_t *capacity, uint
         *kind = m.u.ready.kind;
     br_msg w = {.type = BR_MSG_WELCOME};
     w.u.welcome.broker_id = br_str_c(broker_id);
+    w.u.welcome.features = m.u.ready.features & h->welcome_features;
     /* The harness heartbeats every heartbeat_ms / 2 while it waits, but it is one
      * thread of a test that may not run for a few hundred ms on a loaded machine (ASan,
      * other tests, a hash on the other core): it announces a broker period of at least

@@ -29,6 +29,7 @@ typedef struct harness {
     int heartbeat_ms;                       /* the worker's --heartbeat-ms */
     bool auto_heartbeat;                    /* send HEARTBEAT while waiting */
     long long last_hb_sent;                 /* ms clock of the last one */
+    uint32_t welcome_features;              /* WELCOME.features harness_register confirms */
 } harness;
 
 /* Binds the ROUTER and starts `barista-worker --services services --connect ...

@@ -37,7 +37,7 @@ static void list_prints_each_service_with_kind_and_routes(void **state)
     char out[OUT_MAX];
     static const char *const args[] = {"--list", NULL};
     assert_int_equal(run(args, out), 0);
-    assert_int_equal(count_lines(out), 13);
+    assert_int_equal(count_lines(out), 14);
     assert_non_null(strstr(out, "chat     io   GET /ws/echo, GET /chat/{room}\n"));
     assert_non_null(strstr(out, "hello    io   GET /hello, GET /hello/{name}\n"));
     assert_non_null(strstr(out, "sleep    io   GET /sleep\n"));
@@ -55,6 +55,8 @@ static void list_prints_each_service_with_kind_and_routes(void **state)
                     "/tickers/{id}/reminders/{name}, GET /tickers/{id}\n"));
     assert_non_null(strstr(out, "clock    io   GET /clock, GET /clock/lines, GET /clock/stats\n"));
     assert_non_null(strstr(out, "upload   io   POST /upload/hash, POST /upload/form\n"));
+    assert_non_null(
+        strstr(out, "relay    io   GET /relay/gather, GET /relay/lines, GET /relay/summary\n"));
 }
 
 static void help_exits_0_with_usage(void **state)

@@ -30,7 +30,8 @@ static void builtin_services_are_listed_by_name(void **state)
     assert_ptr_equal(builtin("hello"), &br_hello_service);
     assert_ptr_equal(builtin("hash"), &br_hash_service);
     assert_null(builtin("hell"));
-    assert_int_equal(br_builtin_count, 13);
+    assert_int_equal(br_builtin_count, 14);
+    assert_ptr_equal(builtin("relay"), &br_relay_service);
     assert_ptr_equal(builtin("chat"), &br_chat_service);
     assert_ptr_equal(builtin("counter"), &br_counter_service);
     assert_ptr_equal(builtin("clock"), &br_clock_service);

@@ -198,7 +198,8 @@ static const br_param_spec clock_params[] = {
      .summary = "milliseconds between events (default 200)"},
 };
 
-static const br_param_spec lines_params[] = {
+/* Exported: the relay service takes the same n (services.h). */
+const br_param_spec br_clock_lines_params[1] = {
     {.name = "n",
      .in = BR_IN_QUERY,
      .type = BR_TYPE_INT,
@@ -220,8 +221,8 @@ static const br_route_spec routes[] = {
      .path = "/clock/lines",
      .handler = clock_lines,
      .summary = "A streamed text body of n numbered lines, as fast as the client reads",
-     .params = lines_params,
-     .nparams = BR_NELEMS(lines_params)},
+     .params = br_clock_lines_params,
+     .nparams = BR_NELEMS(br_clock_lines_params)},
     {.method = "GET",
      .path = "/clock/stats",
      .handler = clock_stats_get,

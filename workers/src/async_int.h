@@ -48,6 +48,10 @@ void br__async_release(struct br_worker *w);
 /* A REPLY arrived: answers the call with that id (stale ids are ignored). */
 void br__calls_reply(struct br_worker *w, const br_reply *r);
 
+/* CALL_STREAM_START, CALL_STREAM_CHUNK or CALL_STREAM_END: a piece of the streamed
+ * answer of the call with that id (stale ids are ignored).  False for other types. */
+bool br__calls_stream_msg(struct br_worker *w, const br_msg *m);
+
 /* Broker session gen ended (its broker fell silent, or a new READY is going out):
  * every call in flight on it fails with 502, since its answer can no longer arrive. */
 void br__calls_fail_gen(struct br_worker *w, uint64_t gen);

@@ -1,10 +1,14 @@
 /*
  * call.c - service-to-service calls (barista/async.h): a CALL to the broker, and the
- * REPLY that answers it routed back to the caller's callback (PROTOCOL.md 10.1).
+ * REPLY that answers it routed back to the caller's callback (PROTOCOL.md 10.1) - or,
+ * for a streamed call, the CALL_STREAM_* messages handed to its callbacks as they
+ * come, with the window granted back as they are taken (PROTOCOL.md 5.15.1).
  *
  * Calls in flight are found by id in a bucket table on the worker.  Each call is also
  * an operation of its request (async_int.h): when the request ends first, the call is
- * abandoned - CANCEL goes to the broker and the callback never runs.
+ * abandoned - CANCEL goes to the broker and the callback never runs.  A streamed call
+ * outlives its callbacks' runs: one that ends the request (its abort runs meanwhile)
+ * only marks the call, which the deliverer frees when the callback returns.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +27,15 @@ struct br_call_op {
     br_req *req;              /* the request that made it */
     uint64_t id;              /* the CALL's id; the REPLY carries it back */
     uint64_t gen;             /* the registration (broker) it went to */
-    br_result_fn cb;          /* answer callback */
+    br_result_fn cb;          /* answer callback (a call that is not streamed) */
     void *arg;                /* its argument */
+    bool streamed;            /* br_call_stream: fns take the answer */
+    br_call_stream_fns fns;   /* with streamed: the callbacks (copied) */
+    bool delivering;          /* a callback of the call runs now */
+    bool aborted;             /* the request ended during that callback */
+    bool paused;              /* br_call_stream_pause: nothing granted */
+    bool windowed;            /* the broker relays the stream (WELCOME confirmed it) */
+    uint32_t taken;           /* bytes the callbacks took, not granted again yet */
 };
 
 struct br__calls {
@@ -38,15 +49,17 @@ static br_call_op **bucket(br__calls *t, uint64_t id)
     return &t->buckets[(id * 0x9E3779B97F4A7C15ull >> 40) & (CALL_BUCKETS - 1)];
 }
 
-static void table_remove(br__calls *t, br_call_op *c)
+/* Takes c out of the table; false when it was not there (answered already). */
+static bool table_remove(br__calls *t, br_call_op *c)
 {
     br_call_op **pp = bucket(t, c->id);
     while (*pp && *pp != c)
         pp = &(*pp)->hnext;
-    if (*pp) {
-        *pp = c->hnext;
-        t->count--;
-    }
+    if (!*pp)
+        return false;
+    *pp = c->hnext;
+    t->count--;
+    return true;
 }
 
 static void send_cancel(br_worker *w, uint64_t gen, uint64_t id)
@@ -58,13 +71,17 @@ static void send_cancel(br_worker *w, uint64_t gen, uint64_t id)
     br__worker_send_gen(w, gen, &msg);
 }
 
-/* The request ended first: tell the broker, forget the call. */
+/* The request ended first: tell the broker, forget the call (at once, or when the
+ * callback running now returns). */
 static void call_abort(br__op *op)
 {
     br_call_op *c = (br_call_op *)op;
-    table_remove(c->w->calls, c);
-    send_cancel(c->w, c->gen, c->id);
-    free(c);
+    if (table_remove(c->w->calls, c))
+        send_cancel(c->w, c->gen, c->id);
+    if (c->delivering)
+        c->aborted = true;
+    else
+        free(c);
 }
 
 void br_call_cancel(br_call_op *c)
@@ -109,31 +126,39 @@ static int call_query(br_req *req, const char *q, const br_call_spec *spec, br_p
     return n;
 }
 
-int br_call(br_req *req, const br_call_spec *spec, br_result_fn cb, void *arg, br_call_op **out)
+/* br_call and br_call_stream: sends the CALL and keeps c (cb or fns set by the caller)
+ * in the table.  Takes c over: frees it on failure. */
+static int call_start(br_req *req, const br_call_spec *spec, br_call_op *c, br_call_op **out)
 {
     br_worker *w = req->worker;
     const char *method = spec->method ? spec->method : "GET";
-    if (!cb || !spec->path || spec->path[0] != '/' || !*method ||
-        strlen(method) > CALL_METHOD_MAX || req->on_thread || req->ended)
-        return BR_EINVAL;
+    if (!c)
+        return BR_ENOMEM;
+    int rc = BR_EINVAL;
+    if (!spec->path || spec->path[0] != '/' || !*method || strlen(method) > CALL_METHOD_MAX ||
+        req->on_thread || req->ended)
+        goto fail;
     if (spec->actor_type && (!spec->actor_type[0] || !spec->actor_key || !spec->actor_key[0]))
-        return BR_EINVAL;
+        goto fail;
     /* A draining worker still calls for the requests it finishes: the broker keeps it
      * until they are answered. */
+    rc = BR_ECLOSED;
     br__link *link = br__worker_call_link(w, req->gen);
     if (!link)
-        return BR_ECLOSED;
+        goto fail;
     uint32_t budget = br__req_budget(req, spec->timeout_ms);
     if (budget == 0)
-        return BR_ECLOSED;
+        goto fail;
+    rc = BR_ENOMEM;
     if (!w->calls) {
         w->calls = calloc(1, sizeof(*w->calls));
         if (!w->calls)
-            return BR_ENOMEM;
+            goto fail;
     }
     br__calls *t = w->calls;
+    rc = BR_EFULL;
     if (t->count >= BR_CALLS_MAX)
-        return BR_EFULL;
+        goto fail;
 
     br_msg msg;
     memset(&msg, 0, sizeof(msg));
@@ -144,8 +169,9 @@ int br_call(br_req *req, const br_call_spec *spec, br_result_fn cb, void *arg, b
     m->path.ptr = spec->path;
     m->path.len = (uint32_t)(qmark ? (size_t)(qmark - spec->path) : strlen(spec->path));
     int nq = call_query(req, qmark ? qmark + 1 : "", spec, &m->query);
+    rc = BR_ELIMIT;
     if (nq < 0)
-        return BR_ELIMIT;
+        goto fail;
     m->nquery = (uint32_t)nq;
     if (spec->body_len) {
         m->body.ptr = spec->body;
@@ -162,20 +188,18 @@ int br_call(br_req *req, const br_call_spec *spec, br_result_fn cb, void *arg, b
         m->actor_key = br_str_c(spec->actor_key);
     }
 
-    br_call_op *c = calloc(1, sizeof(*c));
-    if (!c)
-        return BR_ENOMEM;
     c->w = w;
     c->req = req;
     c->id = ++t->next_id;
     c->gen = link->gen;
-    c->cb = cb;
-    c->arg = arg;
     m->id = c->id;
-    int rc = br__worker_send_gen(w, c->gen, &msg);
+    /* Field 19 only to a broker that relays streams; any other gathers the answer. */
+    c->windowed = c->streamed && link->call_stream;
+    m->stream_window = c->windowed ? BR_CALL_STREAM_WINDOW : 0;
+    rc = br__worker_send_gen(w, c->gen, &msg);
     if (rc != 0) {
-        free(c);
-        return rc == BR_ENOMEM || rc == BR_ELIMIT || rc == BR_EINVAL ? rc : BR_ECLOSED;
+        rc = rc == BR_ENOMEM || rc == BR_ELIMIT || rc == BR_EINVAL ? rc : BR_ECLOSED;
+        goto fail;
     }
     br_call_op **b = bucket(t, c->id);
     c->hnext = *b;
@@ -186,6 +210,35 @@ int br_call(br_req *req, const br_call_spec *spec, br_result_fn cb, void *arg, b
     if (out)
         *out = c;
     return 0;
+fail:
+    free(c);
+    return rc;
+}
+
+int br_call(br_req *req, const br_call_spec *spec, br_result_fn cb, void *arg, br_call_op **out)
+{
+    if (!cb)
+        return BR_EINVAL;
+    br_call_op *c = calloc(1, sizeof(*c));
+    if (c) {
+        c->cb = cb;
+        c->arg = arg;
+    }
+    return call_start(req, spec, c, out);
+}
+
+int br_call_stream(br_req *req, const br_call_spec *spec, const br_call_stream_fns *fns, void *arg,
+                   br_call_op **out)
+{
+    if (!fns || !fns->on_end)
+        return BR_EINVAL;
+    br_call_op *c = calloc(1, sizeof(*c));
+    if (c) {
+        c->streamed = true;
+        c->fns = *fns;
+        c->arg = arg;
+    }
+    return call_start(req, spec, c, out);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -201,15 +254,159 @@ static br_str msgpack_detail(br_str body)
     return (br_str){"", 0};
 }
 
-void br__calls_reply(br_worker *w, const br_reply *r)
+/* The call with that id in w's table, or NULL (cancelled, failed or answered). */
+static br_call_op *find(br_worker *w, uint64_t id)
 {
     if (!w->calls)
-        return;
-    br_call_op *c = *bucket(w->calls, r->id);
-    while (c && c->id != r->id)
+        return NULL;
+    br_call_op *c = *bucket(w->calls, id);
+    while (c && c->id != id)
         c = c->hnext;
+    return c;
+}
+
+/* A callback of streamed call c is about to run / ran.  leave() is false when the
+ * request ended meanwhile: c is freed then and nothing more may be delivered. */
+static void enter(br_call_op *c)
+{
+    c->delivering = true;
+    br__watch_enter(c->w, c->req->spec);
+}
+
+static bool leave(br_call_op *c)
+{
+    br__watch_leave(c->w);
+    c->delivering = false;
+    if (!c->aborted)
+        return true;
+    free(c);
+    return false;
+}
+
+/* Streamed call c ends: on_end last, then c is freed. */
+static void finish(br_call_op *c, bool complete, br_str error)
+{
+    table_remove(c->w->calls, c);
+    br__op_unlink(c->req, &c->op);
+    br__watch_enter(c->w, c->req->spec);
+    c->fns.on_end(c->req, complete, error, c->arg);
+    br__watch_leave(c->w);
+    free(c);
+}
+
+/* Sends the broker CALL_STREAM_WINDOW for what c's callbacks took, in batches of at
+ * least half the window (all of it on resume: `now`). */
+static void regrant(br_call_op *c, bool now)
+{
+    if (!c->windowed || c->paused || c->taken == 0 ||
+        (!now && c->taken < BR_CALL_STREAM_WINDOW / 2))
+        return;
+    br_msg msg;
+    memset(&msg, 0, sizeof(msg));
+    msg.type = BR_MSG_CALL_STREAM_WINDOW;
+    msg.u.stream_window.id = c->id;
+    msg.u.stream_window.bytes = c->taken;
+    if (br__worker_send_gen(c->w, c->gen, &msg) == 0)
+        c->taken = 0;
+}
+
+void br_call_stream_pause(br_call_op *c)
+{
+    if (c->streamed)
+        c->paused = true;
+}
+
+void br_call_stream_resume(br_call_op *c)
+{
+    if (!c->streamed || !c->paused)
+        return;
+    c->paused = false;
+    regrant(c, true);
+}
+
+/* A whole REPLY r to streamed call c: its head, its body as one chunk, its end. */
+static void stream_reply(br_call_op *c, const br_reply *r)
+{
+    table_remove(c->w->calls, c); /* answered: an abort sends a CANCEL nobody needs */
+    br_call_head head = {.status = r->status,
+                         .content_type = r->content_type,
+                         .headers = r->headers,
+                         .nheaders = r->nheaders};
+    if (r->status >= 400 && br_str_eq(r->content_type, "application/msgpack"))
+        head.detail = msgpack_detail(r->body);
+    if (c->fns.on_head) {
+        enter(c);
+        c->fns.on_head(c->req, &head, c->arg);
+        if (!leave(c))
+            return;
+    }
+    if (r->body.len && c->fns.on_chunk) {
+        enter(c);
+        c->fns.on_chunk(c->req, r->body.ptr, r->body.len, c->arg);
+        if (!leave(c))
+            return;
+    }
+    finish(c, true, br_str_c(""));
+}
+
+static void stream_start(br_worker *w, const br_stream_head *m)
+{
+    br_call_op *c = find(w, m->id);
+    if (!c || !c->streamed || !c->fns.on_head)
+        return;
+    br_call_head head = {.status = m->status,
+                         .content_type = m->content_type,
+                         .headers = m->headers,
+                         .nheaders = m->nheaders};
+    enter(c);
+    c->fns.on_head(c->req, &head, c->arg);
+    leave(c);
+}
+
+static void stream_chunk(br_worker *w, uint64_t id, br_str data)
+{
+    br_call_op *c = find(w, id);
+    if (!c || !c->streamed)
+        return;
+    if (c->fns.on_chunk && data.len) {
+        enter(c);
+        c->fns.on_chunk(c->req, data.ptr, data.len, c->arg);
+        if (!leave(c))
+            return;
+    }
+    c->taken += data.len;
+    regrant(c, false);
+}
+
+bool br__calls_stream_msg(br_worker *w, const br_msg *m)
+{
+    br_call_op *c;
+    switch (m->type) {
+    case BR_MSG_CALL_STREAM_START:
+        stream_start(w, &m->u.stream_start);
+        return true;
+    case BR_MSG_CALL_STREAM_CHUNK:
+        stream_chunk(w, m->u.stream_chunk.id, m->u.stream_chunk.data);
+        return true;
+    case BR_MSG_CALL_STREAM_END:
+        c = find(w, m->u.stream_end.id);
+        if (c && c->streamed)
+            finish(c, m->u.stream_end.error.len == 0, m->u.stream_end.error);
+        return true;
+    default:
+        return false;
+    }
+}
+
+void br__calls_reply(br_worker *w, const br_reply *r)
+{
+    br_call_op *c = find(w, r->id);
     if (!c)
         return; /* a call already cancelled or failed: stale */
+    if (c->streamed) {
+        stream_reply(c, r);
+        return;
+    }
     table_remove(w->calls, c);
     br_req *req = c->req;
     br__op_unlink(req, &c->op);
@@ -256,6 +453,11 @@ void br__calls_fail_gen(br_worker *w, uint64_t gen)
         while (c) {
             if (c->gen != gen) {
                 c = c->hnext;
+                continue;
+            }
+            if (c->streamed) {
+                finish(c, false, res.detail);
+                c = w->calls->buckets[i];
                 continue;
             }
             table_remove(w->calls, c);

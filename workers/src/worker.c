@@ -322,7 +322,7 @@ static void send_ready(br__link *l)
     r->npublic_tasks = w->npublic_tasks;
     r->schedules = w->schedules;
     r->nschedules = w->nschedules;
-    r->features = BR_FEATURE_WS_BATCH;
+    r->features = BR_FEATURE_WS_BATCH | BR_FEATURE_CALL_STREAM;
     /* The loop's clock may be stale (the first READY goes out before the loop runs,
      * after the services' init): the broker has 3 heartbeats from now to WELCOME us. */
     uv_update_time(&w->loop);
@@ -475,6 +475,7 @@ static void on_welcome(br__link *l, unsigned version, const br_welcome *m)
     l->registered = true;
     l->ever_registered = true;
     l->ws_batch = (m->features & BR_FEATURE_WS_BATCH) != 0;
+    l->call_stream = (m->features & BR_FEATURE_CALL_STREAM) != 0;
     l->backoff_ms = BR_BACKOFF_FIRST_MS;
     br__jobs_send_policies(w);
     if (l->credit_owed) {
@@ -592,7 +593,7 @@ static void handle(br__link *l, const br_zframe *frames, size_t nframes)
         br__stream_window(w, msg.u.stream_window.id, msg.u.stream_window.bytes);
         break;
     default:
-        if (!br__ws_handle(w, &msg))
+        if (!br__ws_handle(w, &msg) && !br__calls_stream_msg(w, &msg))
             br__log("ignored a %s message", br_msg_type_name(msg.type));
         break;
     }

@@ -117,6 +117,8 @@ typedef struct br__link {
                                          this broker; 0 before the first WELCOME */
     char broker_id[BR_BROKER_ID_MAX]; /* the last WELCOME's broker id ("" before any) */
     bool ws_batch;                    /* WELCOME confirmed WS_BATCH: ws.c batches */
+    bool call_stream;                 /* WELCOME confirmed CALL_STREAM: calls may ask for
+                                         a streamed answer (call.c) */
     br_ws_batch ws_out;               /* WS_* messages for this broker this turn (ws.c) */
     uint32_t backoff_ms;              /* the next reconnect delay before jitter */
     bool ever_registered;             /* some READY on it was WELCOMEd */

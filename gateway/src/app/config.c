@@ -106,6 +106,10 @@ static const opt options[] = {
      NULL},
     {"stream-buffer-bytes", "BARISTA_STREAM_BUFFER_BYTES", OPT_SIZE, F(broker.stream_buffer_bytes),
      4 * KIB, 64 * MIB, "bytes one streamed response may hold in the gateway (flow control)", NULL},
+    {"call-gather-max", "BARISTA_CALL_GATHER_MAX", OPT_SIZE, F(broker.call_gather_max), 1, 8 * MIB,
+     "body bytes of a streamed answer a worker's call gets gathered into one reply (502 "
+     "beyond)",
+     NULL},
     {"stream-body-max", "BARISTA_STREAM_BODY_MAX", OPT_SIZE, F(broker.stream_body_max), 1,
      (uint64_t)64 * 1024 * MIB, "a streamed request body's cap (413 beyond); routes may set less",
      NULL},

@@ -36,7 +36,7 @@
 #define GW_CONFIG_SHUTDOWN_TIMEOUT_MS 10000u
 #define GW_CONFIG_IO_WORKERS          1u
 #define GW_CONFIG_CPU_WORKERS         2u
-#define GW_CONFIG_IO_SERVICES         "hello,sleep,echo,dashboard,fetch,signup,email,counter,clock,upload"
+#define GW_CONFIG_IO_SERVICES         "hello,sleep,echo,dashboard,fetch,signup,email,counter,clock,upload,relay"
 #define GW_CONFIG_CPU_SERVICES        "hash,report"
 #define GW_CONFIG_WORKER_BIN          "barista-worker"
 #define GW_CONFIG_CURVE_WATCH         1u

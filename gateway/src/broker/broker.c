@@ -54,6 +54,7 @@ void gw_broker_config_defaults(gw_broker_config *cfg)
         .actor_queue_limit = GW_BROKER_ACTOR_QUEUE_LIMIT,
         .stream_idle_ms = GW_BROKER_STREAM_IDLE_MS,
         .stream_buffer_bytes = GW_BROKER_STREAM_BUFFER_BYTES,
+        .call_gather_max = GW_BROKER_CALL_GATHER_MAX,
         .stream_body_max = GW_BROKER_STREAM_BODY_MAX,
         .worker_header = false,
     };
@@ -249,6 +250,7 @@ static void on_ready(gw_broker *b, const br_zframe *ident, const br_zframe *fram
     memcpy(w->key, key, sizeof(w->key));
     w->proto_version = (uint8_t)version;
     w->ws_batch = (r->features & BR_FEATURE_WS_BATCH) != 0;
+    w->call_stream = (r->features & BR_FEATURE_CALL_STREAM) != 0 && version >= 2;
     if (w->credit > b->cfg.max_worker_credit) {
         gw_log(GW_LOG_WARN, "broker",
                "worker %s announced capacity %u: capped at %u "
@@ -257,10 +259,12 @@ static void on_ready(gw_broker *b, const br_zframe *ident, const br_zframe *fram
         w->credit = b->cfg.max_worker_credit;
     }
     b->stats.workers_joined++;
-    br_msg m = {.type = BR_MSG_WELCOME,
-                .u.welcome = {.broker_id = br_str_c(b->broker_id),
-                              .heartbeat_ms = b->cfg.heartbeat_ms,
-                              .features = r->features & BR_FEATURE_WS_BATCH}};
+    br_msg m = {
+        .type = BR_MSG_WELCOME,
+        .u.welcome = {.broker_id = br_str_c(b->broker_id),
+                      .heartbeat_ms = b->cfg.heartbeat_ms,
+                      .features = r->features & (BR_FEATURE_WS_BATCH |
+                                                 (w->call_stream ? BR_FEATURE_CALL_STREAM : 0))}};
     rc = gw__broker_send(b, w, NULL, 0, &m);
     if (old) {
         /* After WELCOME: the old registration's retries may go to the new one. */
@@ -544,6 +548,9 @@ static void on_worker_msg(gw_broker *b, gw_worker *w, const br_msg *m)
         break;
     case BR_MSG_STREAM_WINDOW:
         gw__body_window(b, w, &m->u.stream_window);
+        break;
+    case BR_MSG_CALL_STREAM_WINDOW:
+        gw__stream_call_window(b, w, &m->u.stream_window);
         break;
     case BR_MSG_ACTOR_TIMER:
         gw__actors_timer_msg(b, w, &m->u.actor_timer);

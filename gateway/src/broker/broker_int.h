@@ -191,6 +191,11 @@ typedef struct gw_exchange {
     br_buf held;                  /* while committing: the ACTOR_REPLY frame */
     bool streaming;               /* the worker answered with STREAM_START (stream.c) */
     uint32_t window;              /* stream bytes granted to the worker, not yet received */
+    bool call_stream;             /* a CALL whose caller takes the answer streamed */
+    uint64_t caller_window;       /* with call_stream: bytes the caller granted and was not
+                                     sent yet */
+    struct gw_gathered *gathered; /* a CALL's streamed answer gathered for one REPLY
+                                     (stream.c); NULL otherwise */
     bool body_stream;             /* the body goes to the worker as a stream (body.c) */
     bool body_done;               /* the client's body ended complete */
     bool body_end_sent;           /* STREAM_END went to the worker */
@@ -412,6 +417,35 @@ bool gw__dispatch_cancelled_answered(gw_broker *b, gw_worker *w, uint64_t id);
 
 /* dispatch.c: moves c's deadline to `when` (loop time) and re-arms the timer. */
 void gw__exchange_set_deadline(gw_exchange *c, uint64_t when);
+
+/* stream.c: grants c's worker up to max - used stream bytes more, in batches of at
+ * least half of max (at once while it has no window left). */
+void gw__stream_grant(gw_exchange *c, size_t max, size_t used);
+
+/* stream.c: the stream made progress: its idle timeout starts again. */
+void gw__stream_touch(gw_exchange *c);
+
+/* call_stream.c: a CALL's answer is a stream from w: relayed to a caller that asked for
+ * it, else gathered for one REPLY. */
+void gw__call_stream_start(gw_exchange *c, gw_worker *w, const br_stream_head *m);
+
+/* call_stream.c: chunk `data` of c's streamed answer (within its window). */
+void gw__call_stream_chunk(gw_exchange *c, br_str data);
+
+/* call_stream.c: w ended c's streamed answer (its credit came back); c's caller is
+ * answered and detached; the caller frees c. */
+void gw__call_stream_end(gw_exchange *c, br_str error);
+
+/* call_stream.c: CALL_STREAM_WINDOW from caller w: it takes more of a streamed answer. */
+void gw__stream_call_window(gw_broker *b, gw_worker *w, const br_stream_window *m);
+
+/* call_stream.c: streaming c, whose client is a calling worker, fails with `status` and
+ * `detail`: a gathering caller gets that REPLY, a streaming one a CALL_STREAM_END
+ * naming the detail.  c's caller is detached. */
+void gw__stream_fail_caller(gw_exchange *c, int status, const char *detail);
+
+/* call_stream.c: frees what c gathered (gw__exchange_free). */
+void gw__stream_free(gw_exchange *c);
 
 /* stream.c: STREAM_START, STREAM_CHUNK, STREAM_END and STREAM_WINDOW from w. */
 void gw__stream_start(gw_broker *b, gw_worker *w, const br_stream_head *m);

@@ -127,6 +127,10 @@ static void call_admit(gw_broker *b, gw_worker *caller, const br_request *m, gw_
     gw__exchange_trace(c, m->trace);
     c->caller = caller;
     c->caller_id = m->id;
+    /* A streamed answer only for a caller that reads CALL_STREAM_*; any other gets it
+     * gathered into one REPLY (stream.c). */
+    c->call_stream = m->stream_window > 0 && caller->call_stream;
+    c->caller_window = c->call_stream ? m->stream_window : 0;
     gw_list_push_back(&caller->outgoing, &c->caller_link);
     uint32_t budget = gw__route_budget(b, e);
     if (m->deadline_ms > 0 && m->deadline_ms < budget)

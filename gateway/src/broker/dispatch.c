@@ -99,6 +99,7 @@ void gw__exchange_free(gw_exchange *c)
     br_buf_free(&c->converted);
     br_buf_free(&c->held);
     br_buf_free(&c->body_hold);
+    gw__stream_free(c);
     free(c);
 }
 
@@ -118,6 +119,10 @@ void gw__exchange_detach(gw_exchange *c)
 /* Answers whoever waits for c with a broker error; c stays allocated. */
 static void call_answer_detail(gw_exchange *c, int status, bool retry_after, const char *detail)
 {
+    if (c->streaming && c->caller) {
+        gw__stream_fail_caller(c, status, detail);
+        return;
+    }
     if (c->streaming) {
         gw__stream_cut(c); /* the status went out with the stream's start */
         return;

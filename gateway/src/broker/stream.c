@@ -36,12 +36,9 @@ static gw_exchange *stream_exchange(gw_broker *b, gw_worker *w, uint64_t id)
     return c && c->worker == w ? c : NULL;
 }
 
-/* Grants the worker what the stream's buffer has room for, in batches. */
-static void grant(gw_exchange *c)
+void gw__stream_grant(gw_exchange *c, size_t max, size_t used)
 {
     gw_broker *b = c->broker;
-    size_t max = b->cfg.stream_buffer_bytes;
-    size_t used = gw_req_stream_pending(c->req) + c->window;
     if (used >= max)
         return;
     size_t room = max - used;
@@ -53,7 +50,14 @@ static void grant(gw_exchange *c)
         c->window += (uint32_t)room;
 }
 
-static void touch(gw_exchange *c)
+/* Grants the worker what the stream's buffer has room for, in batches. */
+static void grant(gw_exchange *c)
+{
+    gw__stream_grant(c, c->broker->cfg.stream_buffer_bytes,
+                     gw_req_stream_pending(c->req) + c->window);
+}
+
+void gw__stream_touch(gw_exchange *c)
 {
     gw__exchange_set_deadline(c, uv_now(c->broker->loop) + c->broker->cfg.stream_idle_ms);
 }
@@ -65,7 +69,7 @@ static void on_drain(gw_req *req, void *arg)
     (void)req;
     if (!c->req || !c->worker)
         return;
-    touch(c);
+    gw__stream_touch(c);
     grant(c);
 }
 
@@ -84,11 +88,8 @@ void gw__stream_start(gw_broker *b, gw_worker *w, const br_stream_head *m)
     if (!c || c->streaming)
         return; /* cancelled meanwhile (its STREAM_END returns the credit), or repeated */
     if (!c->req) {
-        /* A CALL's answer is one REPLY: a stream cannot reach a calling worker. */
-        if (c->caller)
-            gw__calls_reply_detail(b, c->caller, c->caller_id, 502, false,
-                                   "Bad Gateway: the service answered with a stream");
-        gw__exchange_cancel(c);
+        /* A CALL's: relayed or gathered (call_stream.c). */
+        gw__call_stream_start(c, w, m);
         return;
     }
     gw_header extra[STREAM_HEADERS_MAX + 1];
@@ -115,32 +116,39 @@ void gw__stream_start(gw_broker *b, gw_worker *w, const br_stream_head *m)
     c->streaming = true;
     b->stats.streams++;
     gw_req_on_drain(c->req, on_drain, c);
-    touch(c);
+    gw__stream_touch(c);
     grant(c);
 }
 
 void gw__stream_chunk(gw_broker *b, gw_worker *w, const br_stream_chunk *m)
 {
     gw_exchange *c = stream_exchange(b, w, m->id);
-    if (!c || !c->streaming || !c->req)
+    if (!c || !c->streaming || (!c->req && !c->caller))
         return; /* stale: the stream was cut or cancelled */
     if (m->data.len > c->window) {
         gw_log(GW_LOG_WARN, "broker",
                "worker %s sent %u stream bytes for request %llu with a window of %u: the "
                "stream is cut",
                w->id, m->data.len, (unsigned long long)c->id, c->window);
-        gw__stream_cut(c);
+        if (c->req)
+            gw__stream_cut(c);
+        else
+            gw__stream_fail_caller(c, 502, "Bad Gateway: the service sent past its window");
         gw__exchange_cancel(c);
         return;
     }
     c->window -= m->data.len;
     b->stats.stream_bytes += m->data.len;
+    if (!c->req) {
+        gw__call_stream_chunk(c, m->data);
+        return;
+    }
     if (gw_req_stream_write(c->req, m->data.ptr, m->data.len) != 0) {
         gw__stream_cut(c);
         gw__exchange_cancel(c);
         return;
     }
-    touch(c);
+    gw__stream_touch(c);
     grant(c);
 }
 
@@ -168,6 +176,8 @@ void gw__stream_end(gw_broker *b, gw_worker *w, const br_stream_fin *m)
         else if (caller)
             gw__calls_reply_detail(b, caller, c->caller_id, 502, false,
                                    "Bad Gateway: the worker ended a stream it never started");
+    } else if (!c->req && c->caller) {
+        gw__call_stream_end(c, m->error);
     } else if (m->error.len > 0) {
         gw_log(GW_LOG_INFO, "broker", "worker %s cut the stream of request %llu: %.*s", w->id,
                (unsigned long long)c->id, (int)m->error.len, m->error.ptr);

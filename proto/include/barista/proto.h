@@ -183,22 +183,30 @@ typedef enum br_msg_type {
     BR_MSG_STREAM_CHUNK = 21,  /* either way: body bytes of a stream */
     BR_MSG_STREAM_END = 22,    /* either way: the stream ended (cleanly or not) */
     BR_MSG_STREAM_WINDOW = 23, /* either way: the receiver takes this many more bytes */
-    BR_MSG_WS_OPEN = 30,       /* broker -> worker: a client opened a WebSocket */
-    BR_MSG_WS_MESSAGE = 31,    /* either way: one whole message of a connection */
-    BR_MSG_WS_CLOSE = 32,      /* either way: the connection is closed / close it */
-    BR_MSG_WS_CREDIT = 33,     /* either way: may send this many more messages */
-    BR_MSG_WS_GROUP = 34,      /* worker -> broker: join, leave or broadcast to a group */
-    BR_MSG_WS_BATCH = 35,      /* either way: several WS_MESSAGE/CLOSE/CREDIT/GROUP in one
-                                  frame, to a peer that announced BR_FEATURE_WS_BATCH */
-    BR_MSG_ACTOR_REQUEST = 40, /* broker -> worker: a REQUEST for one actor key */
-    BR_MSG_ACTOR_REPLY = 41,   /* worker -> broker: its REPLY, with the turn's state commit */
-    BR_MSG_DEACTIVATE = 42,    /* broker -> worker: drop the activation of one key */
-    BR_MSG_ACTOR_TIMER = 43    /* worker -> broker: start or stop a timer or reminder */
+    /* Streamed calls (PROTOCOL.md 5.15.1): a CALL's answer relayed as it comes, to a
+     * worker that announced BR_FEATURE_CALL_STREAM and asked for it (CALL field 19). */
+    BR_MSG_CALL_STREAM_START = 24,  /* broker -> worker: the call's answer begins */
+    BR_MSG_CALL_STREAM_CHUNK = 25,  /* broker -> worker: body bytes of the answer */
+    BR_MSG_CALL_STREAM_END = 26,    /* broker -> worker: the answer ended (cleanly or not) */
+    BR_MSG_CALL_STREAM_WINDOW = 27, /* worker -> broker: the caller takes n more bytes */
+    BR_MSG_WS_OPEN = 30,            /* broker -> worker: a client opened a WebSocket */
+    BR_MSG_WS_MESSAGE = 31,         /* either way: one whole message of a connection */
+    BR_MSG_WS_CLOSE = 32,           /* either way: the connection is closed / close it */
+    BR_MSG_WS_CREDIT = 33,          /* either way: may send this many more messages */
+    BR_MSG_WS_GROUP = 34,           /* worker -> broker: join, leave or broadcast to a group */
+    BR_MSG_WS_BATCH = 35,           /* either way: several WS_MESSAGE/CLOSE/CREDIT/GROUP in one
+                                       frame, to a peer that announced BR_FEATURE_WS_BATCH */
+    BR_MSG_ACTOR_REQUEST = 40,      /* broker -> worker: a REQUEST for one actor key */
+    BR_MSG_ACTOR_REPLY = 41,        /* worker -> broker: its REPLY, with the turn's state commit */
+    BR_MSG_DEACTIVATE = 42,         /* broker -> worker: drop the activation of one key */
+    BR_MSG_ACTOR_TIMER = 43         /* worker -> broker: start or stop a timer or reminder */
 } br_msg_type;
 
-#define BR_MSG_TYPE_MAX     43
-#define BR_MSG_STREAM_FIRST 20
-#define BR_MSG_STREAM_LAST  23
+#define BR_MSG_TYPE_MAX          43
+#define BR_MSG_STREAM_FIRST      20
+#define BR_MSG_STREAM_LAST       23
+#define BR_MSG_CALL_STREAM_FIRST 24
+#define BR_MSG_CALL_STREAM_LAST  27
 
 /* The first message type that exists only in version 2 and later. */
 #define BR_MSG_V2_FIRST 13
@@ -215,7 +223,8 @@ typedef enum br_msg_type {
 /* Optional message sets a peer announces in READY.features and the broker confirms in
  * WELCOME.features (PROTOCOL.md 14): a peer sends such a message only to a peer that
  * announced (worker) or confirmed (broker) it. */
-#define BR_FEATURE_WS_BATCH 1u /* reads WS_BATCH (35) */
+#define BR_FEATURE_WS_BATCH    1u /* reads WS_BATCH (35) */
+#define BR_FEATURE_CALL_STREAM 2u /* reads CALL_STREAM_START/CHUNK/END (24-26) */
 
 /* A schedule a worker declares for one of its tasks (READY.schedules): the gateway
  * keeps one schedule per (task, name), made or updated when a READY declares it. */
@@ -290,6 +299,10 @@ typedef struct br_request {
      * br_tick_kind, 0: none; tick_name its name). */
     uint8_t tick_kind;
     br_str tick_name;
+    /* Field 19, CALL only: 0, the answer comes as one REPLY (a streamed answer is
+     * gathered); n >= 1, the caller takes a streamed answer as CALL_STREAM_* messages
+     * and grants n bytes of it at once (PROTOCOL.md 5.15.1). */
+    uint32_t stream_window;
 } br_request;
 
 /* What an ACTOR_REQUEST's turn is for, when it is not a route's request (field 18). */

@@ -18,6 +18,7 @@
 #ifndef BARISTA_ASYNC_H
 #define BARISTA_ASYNC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -85,7 +86,11 @@ typedef struct br_call_op br_call_op;
  * caller's remaining deadline, or spec->timeout_ms when that is shorter, so budgets
  * shrink hop by hop; the request's trace context goes with it.  cb(req, res, arg)
  * runs once with the answer: the callee's reply, or the broker's own error (404, 422,
- * 503 no worker, 504 deadline), or a 502 when the connection to the broker is lost.  *out, when not
+ * 503 no worker, 504 deadline), or a 502 when the connection to the broker is lost.  A
+ * callee that answers with a stream (barista/stream.h) arrives gathered into this one
+ * answer, up to the gateway's --call-gather-max (8 MiB): past it, or when it does not
+ * end within the call's deadline, the call gets 502 or 504 and the callee's stream is
+ * cancelled (br_call_stream takes such an answer piece by piece).  *out, when not
  * NULL, receives the call for br_call_cancel. Returns 0 (cb will run unless the request ends or the
  * call is cancelled first), BR_EINVAL (bad spec, or a CPU request: calls are for I/O handlers),
  * BR_ECLOSED (no broker connection, or the deadline already passed), BR_EFULL (BR_CALLS_MAX),
@@ -95,6 +100,67 @@ int br_call(br_req *req, const br_call_spec *spec, br_result_fn cb, void *arg, b
 /* Abandons a call: CANCEL goes to the broker and cb never runs.  Safe only before cb
  * ran. */
 void br_call_cancel(br_call_op *call);
+
+/* ---------------------------------------------------------------------------------- */
+/* Streamed calls: the answer in pieces as it comes (`async with client.stream(...)`).  */
+/*
+ * br_call_stream sends the same CALL as br_call, but hands the answer over as it
+ * arrives: on_head once with the status and headers, on_chunk for each piece of the
+ * body in order, on_end once.  A service that answers with a stream (barista/stream.h)
+ * is relayed chunk by chunk; one that answers with one reply - and the broker's own
+ * errors (404, 503, 504 before the answer started) - arrives as on_head, one on_chunk
+ * with its body (when it has one), and on_end(complete).
+ *
+ * Flow control.  The caller grants the gateway BR_CALL_STREAM_WINDOW bytes at first
+ * and grants again what its callbacks have taken, in batches; the gateway grants the
+ * target only what the caller granted, so a slow caller slows the target and neither
+ * the gateway nor the caller holds more than the window of one streamed call.  A
+ * handler that passes the chunks on to a slower consumer (its own streamed response,
+ * say) calls br_call_stream_pause: no more is granted, so at most one window more
+ * arrives, until br_call_stream_resume.
+ *
+ * Cancellation.  br_call_cancel (or the request's end) sends CANCEL; the gateway
+ * cancels the target's stream, and no callback runs any more.  A stream that idles
+ * past the gateway's --stream-idle-timeout ends with on_end(complete = false).
+ *
+ * A gateway that does not offer streamed calls (an older one: WELCOME did not confirm
+ * BR_FEATURE_CALL_STREAM) answers with one REPLY, which arrives the same way
+ * (on_head, on_chunk, on_end); it gathers a streamed answer into that REPLY first. */
+
+/* Bytes a streamed call lets the gateway send ahead of its callbacks. */
+#define BR_CALL_STREAM_WINDOW (256u * 1024u)
+
+/* The start of a streamed call's answer.  Strings are valid during on_head only. */
+typedef struct br_call_head {
+    uint16_t status;        /* the answer's HTTP status (or the broker's error status) */
+    br_str content_type;    /* the answer's media type; may be empty */
+    const br_pair *headers; /* the answer's extra headers, names lower case */
+    size_t nheaders;        /* entries in headers */
+    br_str detail;          /* an error answer's {"detail"} when it is text; else empty */
+} br_call_head;
+
+/* The callbacks of a streamed call; each runs on the loop thread, never after the
+ * request ended or the call was cancelled.  on_chunk's data is valid during the call
+ * only (copy what you keep).  on_end runs once, last: complete is true when the whole
+ * body arrived, false when it was cut (`error` says why: the service cut it, it went
+ * idle, the connection to the broker was lost; then on_head may not have run). */
+typedef struct br_call_stream_fns {
+    void (*on_head)(br_req *req, const br_call_head *head, void *arg);
+    void (*on_chunk)(br_req *req, const void *data, size_t len, void *arg);
+    void (*on_end)(br_req *req, bool complete, br_str error, void *arg);
+} br_call_stream_fns;
+
+/* Sends spec as a CALL like br_call, asking for the answer as a stream; fns (copied;
+ * on_end required, the others may be NULL) receive it.  *out, when not NULL, receives
+ * the call for br_call_cancel, br_call_stream_pause and br_call_stream_resume.  Returns
+ * as br_call. */
+int br_call_stream(br_req *req, const br_call_spec *spec, const br_call_stream_fns *fns, void *arg,
+                   br_call_op **out);
+
+/* Stops granting the gateway more of the answer (at most the bytes granted already
+ * still arrive), and starts again.  No-ops on a call that is not streamed. */
+void br_call_stream_pause(br_call_op *call);
+void br_call_stream_resume(br_call_op *call);
 
 /* ---------------------------------------------------------------------------------- */
 /* Gather: several operations at once, one callback (`asyncio.gather(...,             */

@@ -55,6 +55,7 @@
 #define GW_BROKER_STREAM_IDLE_MS      60000u
 #define GW_BROKER_STREAM_BODY_MAX     (1024u * 1024u * 1024u)
 #define GW_BROKER_STREAM_BUFFER_BYTES (256u * 1024)
+#define GW_BROKER_CALL_GATHER_MAX     (8u * 1024 * 1024)
 #define GW_BROKER_SERVICE_GRACE_MS    60000u
 #define GW_BROKER_ACTOR_IDLE_MS       60000u
 #define GW_BROKER_MAX_ACTORS          1000000u
@@ -101,6 +102,9 @@ typedef struct gw_broker_config {
                                       and not yet taken by the client's socket; 256 KiB */
     size_t stream_body_max;        /* the most bytes a streamed request body may have (a
                                       route may declare less); 1 GiB */
+    size_t call_gather_max;        /* the most body bytes of a streamed answer gathered
+                                      into one REPLY for a CALL (capped by limits.max_body);
+                                      8 MiB */
 } gw_broker_config;
 
 /* Fills *cfg with the defaults above. */

@@ -120,6 +120,8 @@ struct gw_worker {
     gw_list websockets;          /* WebSocket connections placed on it (broker's) */
     size_t nwebsockets;          /* entries in websockets */
     bool ws_batch;               /* it reads WS_BATCH (READY.features) */
+    bool call_stream;            /* it reads CALL_STREAM_* (READY.features): its CALLs may
+                                    ask for a streamed answer */
     br_ws_batch ws_out;          /* WS_* messages for it this loop turn (websockets.c) */
 };
 
