@@ -141,7 +141,6 @@ typedef enum gw_conn_phase {
 typedef struct gw_conn {
     uv_tcp_t tcp;                  /* the client socket (first: handle->data aside) */
     uv_timer_t timer;              /* the one timeout of the current phase */
-    uv_write_t write_req;          /* the connection's single write in flight */
     llhttp_t parser;               /* llhttp, strict; data points back here */
     struct gw_http_server *server; /* owner */
     struct gw_conn *prev, *next;   /* the server's list of connections */
@@ -176,7 +175,7 @@ typedef struct gw_conn {
     bool peer_eof;                 /* the client shut down its side: answer what is ready,
                                       then close */
     bool reading;                  /* uv_read_start is in effect */
-    bool writing;                  /* write_req is in flight */
+    bool writing;                  /* a uv_write (gw__conn_write) is in flight */
     bool want_close;               /* read no more requests; close after the last answer */
     bool flush_queued;             /* on the server's flush list */
     bool closing;                  /* uv_close called; waiting for handle callbacks */
@@ -248,6 +247,12 @@ bool gw__conn_can_parse(const gw_conn *conn);
 /* Accepts one connection from the listener; counts it unless `reject`, in which case
  * it only answers 503 and closes. */
 void gw__conn_accept(gw_http_server *server, bool reject);
+/* Starts a uv_write of bufs[0..n) on the connection's socket with a write request made
+ * for it, whose data is conn.  cb owns the request and frees it (gw__conn_written).
+ * Returns 0 or a libuv error (UV_ENOMEM when no request could be made). */
+int gw__conn_write(gw_conn *conn, const uv_buf_t *bufs, unsigned n, uv_write_cb cb);
+/* In a gw__conn_write callback: frees the write request and returns its connection. */
+gw_conn *gw__conn_written(uv_write_t *req);
 /* Writes whatever answers are due, in order, in one uv_write. */
 void gw__conn_flush(gw_conn *conn);
 /* Server shutdown: closes the connection if idle, else lets it finish and close. */
