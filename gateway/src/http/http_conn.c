@@ -114,37 +114,12 @@ void gw__conn_push(gw_conn *conn, gw_http_req *r)
 }
 
 /* ---------------------------------------------------------------------------------- */
-/* Timeouts: one timer per connection, re-armed lazily.                                 */
+/* Timeouts (the server's lists and timer: http_timeouts.c).                            */
 
-static void on_timer(uv_timer_t *t);
-
-void gw__conn_set_phase(gw_conn *conn, gw_conn_phase phase, uint32_t ms)
+void gw__conn_timed_out(gw_conn *conn)
 {
-    conn->phase = phase;
-    if (phase == GW_PHASE_NONE)
-        return;
-    uint64_t now = uv_now(conn->server->loop);
-    conn->deadline = now + ms;
-    /* Moving the deadline later costs nothing: the timer fires, sees it is early and
-     * re-arms.  Only an earlier deadline restarts it. */
-    if (conn->timer_due == 0 || conn->deadline < conn->timer_due) {
-        uv_timer_start(&conn->timer, on_timer, ms, 0);
-        conn->timer_due = conn->deadline;
-    }
-}
-
-static void on_timer(uv_timer_t *t)
-{
-    gw_conn *conn = t->data;
-    conn->timer_due = 0;
     if (conn->phase == GW_PHASE_NONE || conn->closing)
         return;
-    uint64_t now = uv_now(conn->server->loop);
-    if (now < conn->deadline) {
-        uv_timer_start(&conn->timer, on_timer, conn->deadline - now, 0);
-        conn->timer_due = conn->deadline;
-        return;
-    }
     switch (conn->phase) {
     case GW_PHASE_WS:
     case GW_PHASE_WS_CLOSE:
@@ -751,8 +726,8 @@ void gw__conn_close(gw_conn *conn)
     abort_pending(conn, true);
     if (conn->ws)
         gw__ws_closed(conn);
+    gw__timeouts_remove(conn);
     uv_close((uv_handle_t *)&conn->tcp, on_handle_closed);
-    uv_close((uv_handle_t *)&conn->timer, on_handle_closed);
 }
 
 void gw__conn_drain(gw_conn *conn)
@@ -846,9 +821,8 @@ void gw__conn_accept(gw_http_server *server, bool reject)
     }
     conn->server = server;
     uv_tcp_init(server->loop, &conn->tcp);
-    uv_timer_init(server->loop, &conn->timer);
-    conn->tcp.data = conn->timer.data = conn;
-    conn->open_handles = 2;
+    conn->tcp.data = conn;
+    conn->open_handles = 1;
     if (reject) {
         conn->rejecting = true;
         server->nrejecting++;

@@ -44,6 +44,11 @@
  * its final value by this much. */
 #define GW_HTTP_CHUNK_LINE_SLACK 18
 
+/* Lists of connections by timeout (http_timeouts.c): one per distinct timeout in use,
+ * the first kept for connections whose timeout is being handled.  More distinct
+ * timeouts than lists share the last one, kept in order by a walk from its tail. */
+#define GW_HTTP_TIMEOUT_LISTS 16
+
 /* Connections turned away with a 503 that may be in their short goodbye at once;
  * past this an excess connection is closed without an answer. */
 #define GW_HTTP_MAX_REJECTING 256
@@ -140,7 +145,7 @@ typedef enum gw_conn_phase {
 
 typedef struct gw_conn {
     uv_tcp_t tcp;                  /* the client socket (first: handle->data aside) */
-    uv_timer_t timer;              /* the one timeout of the current phase */
+    struct gw_conn *tprev, *tnext; /* in server->timeouts[tlist - 1], deadline order */
     llhttp_t parser;               /* llhttp, strict; data points back here */
     struct gw_http_server *server; /* owner */
     struct gw_conn *prev, *next;   /* the server's list of connections */
@@ -156,7 +161,6 @@ typedef struct gw_conn {
                                       (max GW_HTTP_READ_BUFFER), or a 503 being sent */
     gw_conn_phase phase;           /* what the timer measures */
     uint64_t deadline;             /* loop time (ms) when the phase times out */
-    uint64_t timer_due;            /* loop time the timer is armed for (0: not armed) */
     gw_head_scan scan;             /* line structure and size of the head being read */
     int64_t chunk_excess;          /* chunked body: bytes of its lines beyond the shortest
                                       form so far (max_chunk_ext_bytes); may dip below 0
@@ -183,13 +187,22 @@ typedef struct gw_conn {
     bool upgrade_req;              /* the last request asked for an Upgrade: input after it
                                       is kept for the protocol it may switch to */
     struct gw_ws_conn *ws;         /* a WebSocket once its upgrade was granted (ws_conn.c) */
-    int open_handles;              /* tcp + timer handles not yet closed */
+    uint8_t tlist;                 /* 1 + its list in server->timeouts; 0: in none */
+    int open_handles;              /* tcp handle not yet closed */
     union {                        /* the client's address (zeroed when unknown): a */
         struct sockaddr sa;        /* TCP peer is IPv4 or IPv6, so this is a fifth */
         struct sockaddr_in in;     /* of a sockaddr_storage */
         struct sockaddr_in6 in6;
     } peer;
 } gw_conn;
+
+/* Connections in deadline order, earliest first.  Every connection in a list of one
+ * timeout was appended at now + ms, and the loop's clock never goes back, so appending
+ * keeps the order: one timer for all of them, and O(1) to add or remove. */
+typedef struct gw_timeout_list {
+    uint32_t ms;                 /* the timeout of its connections (last list: mixed) */
+    struct gw_conn *head, *tail; /* earliest, latest */
+} gw_timeout_list;
 
 struct gw_http_server {
     uv_loop_t *loop;           /* the one loop */
@@ -199,10 +212,13 @@ struct gw_http_server {
     uv_check_t flush_check;    /* writes answers after the poll phase ... */
     uv_idle_t flush_idle;      /* ... or before the next poll when answered from a timer */
     uv_timer_t shutdown_timer; /* shutdown timeout */
-    gw_conn *conns;            /* open connections */
-    gw_conn *flush_list;       /* connections with answers due this turn */
-    size_t nconns;             /* counted connections */
-    size_t nrejecting;         /* turned-away connections closing */
+    uv_timer_t timeouts_timer; /* every connection's timeout: armed for the earliest */
+    uint64_t timeouts_due;     /* loop time it is armed for (0: not armed) */
+    gw_timeout_list timeouts[GW_HTTP_TIMEOUT_LISTS]; /* [0]: timed out, being handled */
+    gw_conn *conns;                                  /* open connections */
+    gw_conn *flush_list;                             /* connections with answers due this turn */
+    size_t nconns;                                   /* counted connections */
+    size_t nrejecting;                               /* turned-away connections closing */
     size_t body_bytes;         /* request body bytes held by every connection together
                                   (cfg.max_body_buffer) */
     char *read_buf;            /* GW_HTTP_READ_BUFFER bytes shared by every read */
@@ -239,8 +255,15 @@ gw_http_req *gw__req_get(gw_conn *conn);
 void gw__conn_release_pool(gw_conn *conn);
 /* Appends r to the connection's queue of requests. */
 void gw__conn_push(gw_conn *conn, gw_http_req *r);
+/* http_timeouts.c */
 /* Starts measuring `phase`, timing out ms from now (NONE: no timeout). */
 void gw__conn_set_phase(gw_conn *conn, gw_conn_phase phase, uint32_t ms);
+/* Takes conn out of the timeout lists (a closing connection). */
+void gw__timeouts_remove(gw_conn *conn);
+/* Prepares the server's timeout timer (a starting server; one more open handle). */
+void gw__timeouts_init(gw_http_server *server);
+/* http_conn.c: conn's phase timed out (it is in no timeout list). */
+void gw__conn_timed_out(gw_conn *conn);
 /* True while another request may be parsed (no close pending, queue and output below
  * their limits). */
 bool gw__conn_can_parse(const gw_conn *conn);

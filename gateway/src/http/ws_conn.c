@@ -7,8 +7,8 @@
  * frames, each one heap block of header and payload, written through the connection's
  * write path (gw__conn_write; an HTTP answer never follows).  An idle WebSocket holds this state,
  * its parser and nothing else: config and hooks are borrowed, buffers go with the
- * message that needed them (docs/benchmarks.md, idle connections).  The connection's one timer
- * measures silence: after ping_interval_ms without a byte from the client it is
+ * message that needed them (docs/benchmarks.md, idle connections).  The connection's timeout
+ * (http_timeouts.c) measures silence: after ping_interval_ms without a byte from the client it is
  * pinged, after pong_timeout_ms more it is dropped.  Closing is the RFC's handshake:
  * whoever closes first sends a close frame, the other answers with one, and the server
  * then shuts the TCP connection down (close_timeout_ms bounds the wait for an answer).
