@@ -823,6 +823,7 @@ void gw__conn_accept(gw_http_server *server, bool reject)
     uv_tcp_init(server->loop, &conn->tcp);
     conn->tcp.data = conn;
     conn->open_handles = 1;
+    gw_list_init(&conn->tlink);
     if (reject) {
         conn->rejecting = true;
         server->nrejecting++;

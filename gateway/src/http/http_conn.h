@@ -21,6 +21,7 @@
 #include "http.h"
 #include "http_head.h"
 #include "http_server.h"
+#include "list.h"
 #include "pool.h"
 
 /* Bytes read from a socket at once; one buffer serves every connection because
@@ -145,7 +146,7 @@ typedef enum gw_conn_phase {
 
 typedef struct gw_conn {
     uv_tcp_t tcp;                  /* the client socket (first: handle->data aside) */
-    struct gw_conn *tprev, *tnext; /* in server->timeouts[tlist - 1], deadline order */
+    gw_list tlink;                 /* in one of server->timeouts while a phase times out */
     llhttp_t parser;               /* llhttp, strict; data points back here */
     struct gw_http_server *server; /* owner */
     struct gw_conn *prev, *next;   /* the server's list of connections */
@@ -187,7 +188,6 @@ typedef struct gw_conn {
     bool upgrade_req;              /* the last request asked for an Upgrade: input after it
                                       is kept for the protocol it may switch to */
     struct gw_ws_conn *ws;         /* a WebSocket once its upgrade was granted (ws_conn.c) */
-    uint8_t tlist;                 /* 1 + its list in server->timeouts; 0: in none */
     int open_handles;              /* tcp handle not yet closed */
     union {                        /* the client's address (zeroed when unknown): a */
         struct sockaddr sa;        /* TCP peer is IPv4 or IPv6, so this is a fifth */
@@ -200,8 +200,8 @@ typedef struct gw_conn {
  * timeout was appended at now + ms, and the loop's clock never goes back, so appending
  * keeps the order: one timer for all of them, and O(1) to add or remove. */
 typedef struct gw_timeout_list {
-    uint32_t ms;                 /* the timeout of its connections (last list: mixed) */
-    struct gw_conn *head, *tail; /* earliest, latest */
+    uint32_t ms;   /* the timeout of its connections (last list: mixed) */
+    gw_list conns; /* gw_conn.tlink, earliest first */
 } gw_timeout_list;
 
 struct gw_http_server {

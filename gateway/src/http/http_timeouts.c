@@ -17,55 +17,26 @@
  */
 #include "http_conn.h"
 
-static void unlink_conn(gw_http_server *s, gw_conn *conn)
+static gw_conn *conn_of(gw_list *n)
 {
-    gw_timeout_list *l = &s->timeouts[conn->tlist - 1];
-    if (conn->tprev)
-        conn->tprev->tnext = conn->tnext;
-    else
-        l->head = conn->tnext;
-    if (conn->tnext)
-        conn->tnext->tprev = conn->tprev;
-    else
-        l->tail = conn->tprev;
-    conn->tprev = conn->tnext = NULL;
-    conn->tlist = 0;
-}
-
-/* Links conn into list i: after the last member whose deadline is not later, or, with
- * `append`, at the end. */
-static void link_conn(gw_http_server *s, size_t i, gw_conn *conn, bool append)
-{
-    gw_timeout_list *l = &s->timeouts[i];
-    gw_conn *after = l->tail;
-    while (!append && after && after->deadline > conn->deadline)
-        after = after->tprev;
-    conn->tprev = after;
-    conn->tnext = after ? after->tnext : l->head;
-    if (conn->tnext)
-        conn->tnext->tprev = conn;
-    else
-        l->tail = conn;
-    if (after)
-        after->tnext = conn;
-    else
-        l->head = conn;
-    conn->tlist = (uint8_t)(i + 1);
+    return GW_CONTAINER_OF(n, gw_conn, tlink);
 }
 
 /* The list for a timeout of ms: its own, an empty one taken for it, or the last. */
-static size_t list_for(gw_http_server *s, uint32_t ms)
+static gw_timeout_list *list_for(gw_http_server *s, uint32_t ms)
 {
-    size_t empty = 0;
+    gw_timeout_list *empty = NULL;
     for (size_t i = 1; i < GW_HTTP_TIMEOUT_LISTS - 1; i++) {
-        if (s->timeouts[i].head && s->timeouts[i].ms == ms)
-            return i;
-        if (!empty && !s->timeouts[i].head)
-            empty = i;
+        gw_timeout_list *l = &s->timeouts[i];
+        bool used = !gw_list_empty(&l->conns);
+        if (used && l->ms == ms)
+            return l;
+        if (!used && !empty)
+            empty = l;
     }
     if (!empty)
-        return GW_HTTP_TIMEOUT_LISTS - 1;
-    s->timeouts[empty].ms = ms;
+        return &s->timeouts[GW_HTTP_TIMEOUT_LISTS - 1];
+    empty->ms = ms;
     return empty;
 }
 
@@ -82,12 +53,16 @@ void gw__conn_set_phase(gw_conn *conn, gw_conn_phase phase, uint32_t ms)
 {
     gw_http_server *s = conn->server;
     conn->phase = phase;
-    if (conn->tlist)
-        unlink_conn(s, conn);
+    gw_list_remove(&conn->tlink);
     if (phase == GW_PHASE_NONE || conn->closing)
         return;
     conn->deadline = uv_now(s->loop) + ms;
-    link_conn(s, list_for(s, ms), conn, false);
+    /* After the last member whose deadline is not later: the tail, but in the last
+     * list, which mixes timeouts. */
+    gw_list *l = &list_for(s, ms)->conns, *at = l->prev;
+    while (at != l && conn_of(at)->deadline > conn->deadline)
+        at = at->prev;
+    gw_list_push_front(at, &conn->tlink);
     /* A later deadline than the timer's costs nothing: the timer fires, finds nothing
      * due and re-arms.  Only an earlier one restarts it. */
     if (s->timeouts_due == 0 || conn->deadline < s->timeouts_due)
@@ -96,8 +71,7 @@ void gw__conn_set_phase(gw_conn *conn, gw_conn_phase phase, uint32_t ms)
 
 void gw__timeouts_remove(gw_conn *conn)
 {
-    if (conn->tlist)
-        unlink_conn(conn->server, conn);
+    gw_list_remove(&conn->tlink);
 }
 
 static void on_timeouts(uv_timer_t *t)
@@ -105,26 +79,27 @@ static void on_timeouts(uv_timer_t *t)
     gw_http_server *s = t->data;
     uint64_t now = uv_now(s->loop);
     s->timeouts_due = 0;
-    gw_timeout_list *due = &s->timeouts[0];
+    gw_list *due = &s->timeouts[0].conns;
     for (size_t i = 1; i < GW_HTTP_TIMEOUT_LISTS; i++) {
-        gw_conn *c;
-        while ((c = s->timeouts[i].head) && c->deadline <= now) {
-            unlink_conn(s, c);
-            link_conn(s, 0, c, true);
+        gw_list *l = &s->timeouts[i].conns;
+        while (!gw_list_empty(l) && conn_of(l->next)->deadline <= now) {
+            gw_list *n = l->next;
+            gw_list_remove(n);
+            gw_list_push_back(due, n);
         }
     }
     /* A handler may move or close any connection: each is taken off the due list
      * before it is handled, and one another handler moved is no longer on it. */
-    gw_conn *c;
-    while ((c = due->head)) {
-        unlink_conn(s, c);
-        gw__conn_timed_out(c);
+    while (!gw_list_empty(due)) {
+        gw_list *n = due->next;
+        gw_list_remove(n);
+        gw__conn_timed_out(conn_of(n));
     }
     uint64_t next = 0;
     for (size_t i = 1; i < GW_HTTP_TIMEOUT_LISTS; i++) {
-        gw_conn *head = s->timeouts[i].head;
-        if (head && (next == 0 || head->deadline < next))
-            next = head->deadline;
+        gw_list *l = &s->timeouts[i].conns;
+        if (!gw_list_empty(l) && (next == 0 || conn_of(l->next)->deadline < next))
+            next = conn_of(l->next)->deadline;
     }
     if (next && (s->timeouts_due == 0 || next < s->timeouts_due))
         arm(s, next);
@@ -132,6 +107,8 @@ static void on_timeouts(uv_timer_t *t)
 
 void gw__timeouts_init(gw_http_server *server)
 {
+    for (size_t i = 0; i < GW_HTTP_TIMEOUT_LISTS; i++)
+        gw_list_init(&server->timeouts[i].conns);
     uv_timer_init(server->loop, &server->timeouts_timer);
     server->timeouts_timer.data = server;
     server->open_handles++;
