@@ -132,7 +132,7 @@ static inline gw_hdr_off *gw__hdr_off(gw_http_req *r, size_t i)
 }
 _Static_assert(2 * sizeof(gw_hdr_off) <= sizeof(gw_header), "header positions fit the slots");
 
-/* What the connection's one timer is measuring. */
+/* What the connection's timeout is measuring (one at a time; http_timeouts.c). */
 typedef enum gw_conn_phase {
     GW_PHASE_NONE,    /* waiting on handlers: no client timeout */
     GW_PHASE_IDLE,    /* between requests (keep-alive) or before the first byte */
@@ -160,7 +160,7 @@ typedef struct gw_conn {
     size_t input_bytes;            /* bytes of parsed requests not yet written back */
     br_buf pending_in;             /* input read but not parsed while reading is paused
                                       (max GW_HTTP_READ_BUFFER), or a 503 being sent */
-    gw_conn_phase phase;           /* what the timer measures */
+    gw_conn_phase phase;           /* what the timeout measures */
     uint64_t deadline;             /* loop time (ms) when the phase times out */
     gw_head_scan scan;             /* line structure and size of the head being read */
     int64_t chunk_excess;          /* chunked body: bytes of its lines beyond the shortest
