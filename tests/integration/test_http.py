@@ -446,6 +446,23 @@ class Limits(unittest.TestCase):
             self.assertEqual(c.request("GET", "/healthz").status, 200)
             self.assertEqual(c.read_to_close(), b"")
 
+    def test_timeouts_of_different_lengths_each_end_their_own_connection(self):
+        # One timer serves every connection, a list per timeout length: connections in
+        # three phases at once, each with its own timeout, each get their own outcome,
+        # and a busy connection on the same server is not touched by any of them.
+        gw = start_gateway(self, "--header-timeout", "300ms", "--body-timeout", "600ms",
+                           "--keepalive-timeout", "900ms")
+        with gw.client() as idle, gw.client() as head, gw.client() as body, \
+                gw.client() as busy:
+            self.assertEqual(idle.request("GET", "/healthz").status, 200)
+            head.send(b"GET /healthz HTTP/1.1\r\nHost: t\r\n")
+            body.send(b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
+            for _ in range(3):
+                self.assertEqual(busy.request("GET", "/healthz").status, 200)
+            answered_then_closed(self, head, 408)
+            answered_then_closed(self, body, 408)
+            self.assertEqual(idle.read_to_close(), b"")
+
     def test_connections_past_the_limit_get_503_retry_after(self):
         gw = start_gateway(self, "--max-connections", "3")
         held = []

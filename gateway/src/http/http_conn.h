@@ -21,6 +21,7 @@
 #include "http.h"
 #include "http_head.h"
 #include "http_server.h"
+#include "list.h"
 #include "pool.h"
 
 /* Bytes read from a socket at once; one buffer serves every connection because
@@ -43,6 +44,11 @@
  * being read, the count of chunk-line bytes beyond the shortest form may run ahead of
  * its final value by this much. */
 #define GW_HTTP_CHUNK_LINE_SLACK 18
+
+/* Lists of connections by timeout (http_timeouts.c): one per distinct timeout in use,
+ * the first kept for connections whose timeout is being handled.  More distinct
+ * timeouts than lists share the last one, kept in order by a walk from its tail. */
+#define GW_HTTP_TIMEOUT_LISTS 16
 
 /* Connections turned away with a 503 that may be in their short goodbye at once;
  * past this an excess connection is closed without an answer. */
@@ -126,7 +132,7 @@ static inline gw_hdr_off *gw__hdr_off(gw_http_req *r, size_t i)
 }
 _Static_assert(2 * sizeof(gw_hdr_off) <= sizeof(gw_header), "header positions fit the slots");
 
-/* What the connection's one timer is measuring. */
+/* What the connection's timeout is measuring (one at a time; http_timeouts.c). */
 typedef enum gw_conn_phase {
     GW_PHASE_NONE,    /* waiting on handlers: no client timeout */
     GW_PHASE_IDLE,    /* between requests (keep-alive) or before the first byte */
@@ -140,8 +146,7 @@ typedef enum gw_conn_phase {
 
 typedef struct gw_conn {
     uv_tcp_t tcp;                  /* the client socket (first: handle->data aside) */
-    uv_timer_t timer;              /* the one timeout of the current phase */
-    uv_write_t write_req;          /* the connection's single write in flight */
+    gw_list tlink;                 /* in one of server->timeouts while a phase times out */
     llhttp_t parser;               /* llhttp, strict; data points back here */
     struct gw_http_server *server; /* owner */
     struct gw_conn *prev, *next;   /* the server's list of connections */
@@ -155,9 +160,8 @@ typedef struct gw_conn {
     size_t input_bytes;            /* bytes of parsed requests not yet written back */
     br_buf pending_in;             /* input read but not parsed while reading is paused
                                       (max GW_HTTP_READ_BUFFER), or a 503 being sent */
-    gw_conn_phase phase;           /* what the timer measures */
+    gw_conn_phase phase;           /* what the timeout measures */
     uint64_t deadline;             /* loop time (ms) when the phase times out */
-    uint64_t timer_due;            /* loop time the timer is armed for (0: not armed) */
     gw_head_scan scan;             /* line structure and size of the head being read */
     int64_t chunk_excess;          /* chunked body: bytes of its lines beyond the shortest
                                       form so far (max_chunk_ext_bytes); may dip below 0
@@ -176,7 +180,7 @@ typedef struct gw_conn {
     bool peer_eof;                 /* the client shut down its side: answer what is ready,
                                       then close */
     bool reading;                  /* uv_read_start is in effect */
-    bool writing;                  /* write_req is in flight */
+    bool writing;                  /* a uv_write (gw__conn_write) is in flight */
     bool want_close;               /* read no more requests; close after the last answer */
     bool flush_queued;             /* on the server's flush list */
     bool closing;                  /* uv_close called; waiting for handle callbacks */
@@ -184,13 +188,21 @@ typedef struct gw_conn {
     bool upgrade_req;              /* the last request asked for an Upgrade: input after it
                                       is kept for the protocol it may switch to */
     struct gw_ws_conn *ws;         /* a WebSocket once its upgrade was granted (ws_conn.c) */
-    int open_handles;              /* tcp + timer handles not yet closed */
+    int open_handles;              /* tcp handle not yet closed */
     union {                        /* the client's address (zeroed when unknown): a */
         struct sockaddr sa;        /* TCP peer is IPv4 or IPv6, so this is a fifth */
         struct sockaddr_in in;     /* of a sockaddr_storage */
         struct sockaddr_in6 in6;
     } peer;
 } gw_conn;
+
+/* Connections in deadline order, earliest first.  Every connection in a list of one
+ * timeout was appended at now + ms, and the loop's clock never goes back, so appending
+ * keeps the order: one timer for all of them, and O(1) to add or remove. */
+typedef struct gw_timeout_list {
+    uint32_t ms;   /* the timeout of its connections (last list: mixed) */
+    gw_list conns; /* gw_conn.tlink, earliest first */
+} gw_timeout_list;
 
 struct gw_http_server {
     uv_loop_t *loop;           /* the one loop */
@@ -200,10 +212,13 @@ struct gw_http_server {
     uv_check_t flush_check;    /* writes answers after the poll phase ... */
     uv_idle_t flush_idle;      /* ... or before the next poll when answered from a timer */
     uv_timer_t shutdown_timer; /* shutdown timeout */
-    gw_conn *conns;            /* open connections */
-    gw_conn *flush_list;       /* connections with answers due this turn */
-    size_t nconns;             /* counted connections */
-    size_t nrejecting;         /* turned-away connections closing */
+    uv_timer_t timeouts_timer; /* every connection's timeout: armed for the earliest */
+    uint64_t timeouts_due;     /* loop time it is armed for (0: not armed) */
+    gw_timeout_list timeouts[GW_HTTP_TIMEOUT_LISTS]; /* [0]: timed out, being handled */
+    gw_conn *conns;                                  /* open connections */
+    gw_conn *flush_list;                             /* connections with answers due this turn */
+    size_t nconns;                                   /* counted connections */
+    size_t nrejecting;                               /* turned-away connections closing */
     size_t body_bytes;         /* request body bytes held by every connection together
                                   (cfg.max_body_buffer) */
     char *read_buf;            /* GW_HTTP_READ_BUFFER bytes shared by every read */
@@ -240,14 +255,27 @@ gw_http_req *gw__req_get(gw_conn *conn);
 void gw__conn_release_pool(gw_conn *conn);
 /* Appends r to the connection's queue of requests. */
 void gw__conn_push(gw_conn *conn, gw_http_req *r);
+/* http_timeouts.c */
 /* Starts measuring `phase`, timing out ms from now (NONE: no timeout). */
 void gw__conn_set_phase(gw_conn *conn, gw_conn_phase phase, uint32_t ms);
+/* Takes conn out of the timeout lists (a closing connection). */
+void gw__timeouts_remove(gw_conn *conn);
+/* Prepares the server's timeout timer (a starting server; one more open handle). */
+void gw__timeouts_init(gw_http_server *server);
+/* http_conn.c: conn's phase timed out (it is in no timeout list). */
+void gw__conn_timed_out(gw_conn *conn);
 /* True while another request may be parsed (no close pending, queue and output below
  * their limits). */
 bool gw__conn_can_parse(const gw_conn *conn);
 /* Accepts one connection from the listener; counts it unless `reject`, in which case
  * it only answers 503 and closes. */
 void gw__conn_accept(gw_http_server *server, bool reject);
+/* Starts a uv_write of bufs[0..n) on the connection's socket with a write request made
+ * for it, whose data is conn.  cb owns the request and frees it (gw__conn_written).
+ * Returns 0 or a libuv error (UV_ENOMEM when no request could be made). */
+int gw__conn_write(gw_conn *conn, const uv_buf_t *bufs, unsigned n, uv_write_cb cb);
+/* In a gw__conn_write callback: frees the write request and returns its connection. */
+gw_conn *gw__conn_written(uv_write_t *req);
 /* Writes whatever answers are due, in order, in one uv_write. */
 void gw__conn_flush(gw_conn *conn);
 /* Server shutdown: closes the connection if idle, else lets it finish and close. */

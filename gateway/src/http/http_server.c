@@ -200,6 +200,7 @@ int gw_http_server_start(gw_http_server *self, const struct sockaddr *addr)
     uv_timer_init(self->loop, &self->shutdown_timer);
     self->flush_check.data = self->flush_idle.data = self->shutdown_timer.data = self;
     self->open_handles = 4;
+    gw__timeouts_init(self);
     self->started = true;
     const char *call = "uv_tcp_bind";
     if (self->cfg.reuse_port) {
@@ -248,6 +249,7 @@ static void maybe_finish(gw_http_server *self)
     uv_close((uv_handle_t *)&self->flush_check, on_server_handle_closed);
     uv_close((uv_handle_t *)&self->flush_idle, on_server_handle_closed);
     uv_close((uv_handle_t *)&self->shutdown_timer, on_server_handle_closed);
+    uv_close((uv_handle_t *)&self->timeouts_timer, on_server_handle_closed);
 }
 
 void gw__server_conn_closed(gw_http_server *self, gw_conn *conn)

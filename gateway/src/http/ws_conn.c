@@ -4,11 +4,11 @@
  *
  * The upgrade request stays the connection's only request until its 101 is written;
  * then reading goes to the frame parser instead of llhttp, and writing to a FIFO of
- * frames, each one heap block of header and payload, written with the connection's
- * own uv_write_t (an HTTP answer never follows).  An idle WebSocket holds this state,
+ * frames, each one heap block of header and payload, written through the connection's
+ * write path (gw__conn_write; an HTTP answer never follows).  An idle WebSocket holds this state,
  * its parser and nothing else: config and hooks are borrowed, buffers go with the
- * message that needed them (docs/benchmarks.md, idle connections).  The connection's one timer
- * measures silence: after ping_interval_ms without a byte from the client it is
+ * message that needed them (docs/benchmarks.md, idle connections).  The connection's timeout
+ * (http_timeouts.c) measures silence: after ping_interval_ms without a byte from the client it is
  * pinged, after pong_timeout_ms more it is dropped.  Closing is the RFC's handshake:
  * whoever closes first sends a close frame, the other answers with one, and the server
  * then shuts the TCP connection down (close_timeout_ms bounds the wait for an answer).
@@ -263,7 +263,7 @@ static void chunks_written(gw_ws_conn *ws, ws_chunk *list)
 
 static void on_ws_write(uv_write_t *req, int status)
 {
-    gw_conn *conn = req->data;
+    gw_conn *conn = gw__conn_written(req);
     gw_ws_conn *ws = conn->ws;
     conn->writing = false;
     ws_chunk *list = ws->in_flight;
@@ -314,8 +314,7 @@ static void ws_flush(gw_ws_conn *ws)
     bufs[first].base += skip;
     bufs[first].len -= skip;
     ws->in_flight = list;
-    if (uv_write(&conn->write_req, (uv_stream_t *)&conn->tcp, bufs + first, n - first,
-                 on_ws_write) < 0) {
+    if (gw__conn_write(conn, bufs + first, n - first, on_ws_write) < 0) {
         ws->in_flight = NULL;
         free_chunks(list);
         gw__conn_close(conn);
