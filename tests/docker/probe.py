@@ -216,6 +216,40 @@ def job_wait(port, job_id):
     print("  job %s: %s after %s attempts" % (job_id, state.get("status"), state.get("attempts")))
 
 
+COUNTER_KEYS = ["so-%d" % i for i in range(16)]
+
+
+def counters_bump(port, times):
+    """Increments every key of COUNTER_KEYS `times` times through `port` (HAProxy):
+    every answer is 200 with the count one above the last, whichever gateway holds
+    the key; prints how the keys spread over the gateways."""
+    served = {}
+    for key in COUNTER_KEYS:
+        before = request(port, "GET", "/counters/" + key)
+        if before.status != 200:
+            fail("GET /counters/%s answered %d: %r", key, before.status, before.body)
+        count = before.json()["count"]
+        for _ in range(times):
+            r = request(port, "POST", "/counters/%s/increment" % key)
+            if r.status != 200 or r.json() != {"id": key, "count": count + 1}:
+                fail("POST /counters/%s/increment after %d: %d %r", key, count, r.status,
+                     r.body)
+            count += 1
+            by = r.header("x-served-by") or "?"
+            served[by] = served.get(by, 0) + 1
+    print("  %d counters, increments served by %s" % (
+        len(COUNTER_KEYS), ", ".join("%s: %d" % kv for kv in sorted(served.items()))))
+
+
+def counters_expect(port, count):
+    """Every key of COUNTER_KEYS reads `count` through `port`."""
+    for key in COUNTER_KEYS:
+        r = request(port, "GET", "/counters/" + key)
+        if r.status != 200 or r.json() != {"id": key, "count": count}:
+            fail("GET /counters/%s: want count %d, got %d %r", key, count, r.status, r.body)
+    print("  every counter reads %d" % count)
+
+
 def check_notes(port):
     """The notes example (workers/examples/notes), added to the running stack: its
     routes are documented and answer, on the io pool and the cpu pool."""
@@ -251,6 +285,8 @@ def main(argv):
         "job-submit": lambda: job_submit(port),
         "job-wait": lambda: job_wait(port, args[0]),
         "notes": lambda: check_notes(port),
+        "counters-bump": lambda: counters_bump(port, int(args[0])),
+        "counters-expect": lambda: counters_expect(port, int(args[0])),
     }
     if check not in checks:
         fail("unknown check %r", check)

@@ -10,7 +10,8 @@
 # load through HAProxy (tests/docker/lb_load.py) and `docker kill -s KILL`s the first
 # gateway in the middle of it.  Passes when only the requests in flight at the kill
 # failed, every later one was answered by the other gateway, and every job the killed
-# gateway had accepted completed: with a job queue per gateway (the overlay's default)
+# gateway had accepted completed, and keyed actors (the counters, routed by key) kept
+# their counts and answered through the other gateway; jobs: with a job queue per gateway (the overlay's default)
 # once the killed gateway is started again; with BARISTA_SCALE_OUT_SHARED_JOBS=1 (both
 # gateways on one PostgreSQL queue) without it, read through the other gateway.  Each
 # step is bounded; the project is always torn down (`down -v`).
@@ -27,6 +28,11 @@ BARISTA_PORT_2="$(free_port)"
 BARISTA_LB_PORT="$(free_port)"
 export BARISTA_PORT BARISTA_PORT_2 BARISTA_LB_PORT BARISTA_TAG
 shared="${BARISTA_SCALE_OUT_SHARED_JOBS:-0}"
+say "the killed gateway's counters moved to gateway-2 with their counts"
+timeout 60 python3 "$probe" "$BARISTA_LB_PORT" counters-expect 3 || die "counters after the kill"
+timeout 120 python3 "$probe" "$BARISTA_LB_PORT" counters-bump 1 || die "counters after the kill"
+timeout 60 python3 "$probe" "$BARISTA_LB_PORT" counters-expect 4 || die "counters after the kill"
+
 if [ "$shared" = 1 ]; then
     export BARISTA_JOBS_DB_2=barista_jobs_1 # gateway-2 on the first gateway's queue
 fi
@@ -58,6 +64,10 @@ timeout 60 python3 "$probe" "$BARISTA_LB_PORT" routes >/dev/null || die "the rou
 gwlog="$(compose 30 logs --no-color gateway gateway-2)"
 grep -qiF "postgres" <<<"$gwlog" || echo "    (the gateways' logs do not name PostgreSQL)"
 
+say "keyed actors through HAProxy: each key at one gateway, no 409"
+timeout 120 python3 "$probe" "$BARISTA_LB_PORT" counters-bump 3 || die "counters before the kill"
+timeout 60 python3 "$probe" "$BARISTA_LB_PORT" counters-expect 3 || die "counters before the kill"
+
 say "jobs accepted by gateway (its own port), still queued or running at the kill"
 jobs=()
 for _ in 1 2 3 4; do
@@ -78,6 +88,11 @@ date +%s.%N >>"$marks"
 say "killed gateway ${victim:0:12}"
 wait "$load" || die "failed requests beyond those in flight at the kill, or the service stopped answering"
 load=""
+
+say "the killed gateway's counters moved to gateway-2 with their counts"
+timeout 60 python3 "$probe" "$BARISTA_LB_PORT" counters-expect 3 || die "counters after the kill"
+timeout 120 python3 "$probe" "$BARISTA_LB_PORT" counters-bump 1 || die "counters after the kill"
+timeout 60 python3 "$probe" "$BARISTA_LB_PORT" counters-expect 4 || die "counters after the kill"
 
 if [ "$shared" = 1 ]; then
     say "the killed gateway's jobs complete on the shared queue, read through gateway-2"
