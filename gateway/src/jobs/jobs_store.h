@@ -70,6 +70,14 @@ typedef struct gw_job_row {
                              empty; written by insert only, reported by load */
     bool set_payload;     /* update only: payload (payload_len bytes) replaces the stored
                              one (a workflow member gets its parents' results) */
+    br_str claim;         /* insert only, a shared store: the job of tick claim_tick of
+                             schedule `claim` (its id).  The row is written only if the
+                             tick is this gateway's to make - the schedule's last tick is
+                             at most claim_floor, and becomes claim_tick in the same
+                             statement - else done hears BR_ENOTFOUND (another gateway made
+                             it).  Empty: a plain insert; a store of one gateway ignores it */
+    int64_t claim_tick;   /* the tick (wall-clock ms) */
+    int64_t claim_floor;  /* the latest last tick that leaves claim_tick unmade */
 } gw_job_row;
 
 /* A schedule as the store keeps it (jobs_schedule.c).  Strings point at the caller's
@@ -130,7 +138,8 @@ typedef struct gw_jobs_store_ops {
     /* Reads `what` of the jobs seqs[0..n) (copied), after every write queued before it. */
     int (*read)(gw_jobs_store *self, const uint64_t *seqs, size_t n, unsigned what,
                 gw_jobs_store_read_fn done, void *arg);
-    /* Writes a schedule (insert or replace, by id), or deletes it. */
+    /* Writes a schedule (insert or replace, by id), or deletes it.  A shared store never
+     * moves a schedule's last tick back (another gateway may have made later ones). */
     int (*put_schedule)(gw_jobs_store *self, const gw_schedule_row *r, gw_jobs_store_done_fn done,
                         void *arg);
     int (*del_schedule)(gw_jobs_store *self, br_str id, gw_jobs_store_done_fn done, void *arg);
