@@ -176,11 +176,15 @@ class TwoGatewaysTest(MultiGatewayCase):
         self.addCleanup(gw.close)
         return gw
 
-    def test_a_killed_gateways_jobs_run_on_the_other_and_none_is_lost(self):
+    def two_gateways(self):
+        """Gateways a and b on one database, and the worker endpoint list of both."""
         brokers = [h.free_port(), h.free_port()]
         a = self.gateway(brokers[0], h.free_port())
         b = self.gateway(brokers[1], h.free_port())
-        endpoints = ",".join("tcp://127.0.0.1:%d" % p for p in brokers)
+        return a, b, ",".join("tcp://127.0.0.1:%d" % p for p in brokers)
+
+    def test_a_killed_gateways_jobs_run_on_the_other_and_none_is_lost(self):
+        a, b, endpoints = self.two_gateways()
         for _ in range(WORKERS):
             self.worker(endpoints)
         warm = [self.wait_email(a.port), self.wait_email(b.port)]
@@ -243,13 +247,9 @@ class TwoGatewaysTest(MultiGatewayCase):
         self.assertNotIn("AddressSanitizer", a_stderr)
         self.assertEqual(b.stop(), 0)
 
-
     def test_jobs_running_when_their_gateway_dies_run_once(self):
         runlog = os.path.join(self.dir.name, "runs.txt")
-        brokers = [h.free_port(), h.free_port()]
-        a = self.gateway(brokers[0], h.free_port())
-        b = self.gateway(brokers[1], h.free_port())
-        endpoints = ",".join("tcp://127.0.0.1:%d" % p for p in brokers)
+        a, b, endpoints = self.two_gateways()
         # CPU workers (one slot each) that serve a first: a's jobs all run at once.
         nworkers = 4
         for _ in range(nworkers):
@@ -303,15 +303,10 @@ class TwoGatewaysTest(MultiGatewayCase):
         self.assertEqual(b.stop(), 0)
 
     def test_two_gateways_make_one_job_per_tick_of_a_shared_schedule(self):
-        runlog = os.path.join(self.dir.name, "runs.txt")
-        brokers = [h.free_port(), h.free_port()]
-        a = self.gateway(brokers[0], h.free_port())
-        b = self.gateway(brokers[1], h.free_port())
-        endpoints = ",".join("tcp://127.0.0.1:%d" % p for p in brokers)
+        a, b, endpoints = self.two_gateways()
         # The ticker declares "fast": every 200 ms, to every gateway it registers with.
         h.start_process(self, [h.binary("barista-worker-test"), "--services", "ticker",
-                               "--connect", endpoints, "--heartbeat-ms", str(HEARTBEAT_MS)],
-                        env={"BARISTA_TEST_RUNLOG": runlog})
+                               "--connect", endpoints, "--heartbeat-ms", str(HEARTBEAT_MS)])
         keys = "SELECT convert_from(idem_key, 'UTF8') FROM barista_jobs WHERE idem_key <> ''"
         self.assertTrue(h.poll_until(lambda: len(h.store_sql(self.db, keys)) >= 30, 60),
                         "the schedule made no jobs")

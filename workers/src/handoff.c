@@ -66,21 +66,24 @@ static void prune(br_worker *w, bool (*drop)(const br__handoff *, uint64_t), uin
 /* Makes room for `bytes` more: the oldest remembered (not pending) entries go. */
 static bool make_room(br_worker *w, size_t bytes)
 {
-    br__handoff **pp = &w->handoffs;
-    while (*pp && (w->nhandoffs >= BR_HANDOFF_MAX || w->handoff_bytes + bytes > BR_HANDOFF_BYTES)) {
-        br__handoff *h = *pp;
+    br__handoff *prev = NULL, *h = w->handoffs;
+    while (h && (w->nhandoffs >= BR_HANDOFF_MAX || w->handoff_bytes + bytes > BR_HANDOFF_BYTES)) {
+        br__handoff *next = h->next;
         if (h->pending) {
-            pp = &h->next;
-            continue;
+            prev = h;
+        } else {
+            if (prev)
+                prev->next = next;
+            else
+                w->handoffs = next;
+            if (w->handoffs_tail == h)
+                w->handoffs_tail = prev;
+            w->nhandoffs--;
+            w->handoff_bytes -= entry_bytes(h);
+            free(h);
         }
-        *pp = h->next;
-        w->nhandoffs--;
-        w->handoff_bytes -= entry_bytes(h);
-        free(h);
+        h = next;
     }
-    w->handoffs_tail = NULL;
-    for (br__handoff *h = w->handoffs; h; h = h->next)
-        w->handoffs_tail = h;
     return w->nhandoffs < BR_HANDOFF_MAX && w->handoff_bytes + bytes <= BR_HANDOFF_BYTES;
 }
 

@@ -22,7 +22,8 @@
  * dropped: the job runs again or ran already, at-least-once as before.  The attempt a
  * store row shows is the count before the run in flight (JOB.attempt - 1: a JOB is
  * not written), and a job requeued in memory after a lost lease counts the lost
- * attempt: both match.
+ * attempt: both match.  A failed job counts the attempt that failed: only the next
+ * one matches.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,8 @@ static bool park(gw_jobs *j, const br_job_handoff *m)
     if (m->job_id.len == 0 || m->job_id.len > GW_JOB_ID_MAX)
         return false;
     gw_jobs_parked *old = parked_find(j, m->job_id);
+    if (old && old->ended && !m->ended && old->attempt == m->attempt)
+        return true; /* the result is kept: news that it ran is older */
     if (old)
         parked_free(j, old);
     uint32_t error_len = m->error.len < GW_JOBS_ERROR_MAX ? m->error.len : GW_JOBS_ERROR_MAX;
@@ -152,7 +155,8 @@ static bool apply(gw_jobs *j, gw_job *job, uint32_t attempt, bool ended, uint8_t
         job->task->nrunning--;
     } else if ((job->status == GW_JOB_QUEUED || job->status == GW_JOB_FAILED) && job->durable &&
                !job->loading && !job->holder && !job->held &&
-               (attempt == job->attempts || attempt == job->attempts + 1)) {
+               (attempt == job->attempts + 1 ||
+                (attempt == job->attempts && job->status == GW_JOB_QUEUED))) {
         gw__jobs_unqueue(j, job);
         job->attempts = attempt;
         if (!ended) {
