@@ -279,6 +279,15 @@ class TwoGatewaysTest(MultiGatewayCase):
             lambda: all(status(a.port, j) == "running" for j in jobs), 30)
         self.assertTrue(running, "a's jobs did not all start: %s"
                         % {j: status(a.port, j) for j in jobs})
+        # b answers GET /jobs/{id} of a's jobs from the store (their rows say queued:
+        # a JOB is not written); an id nobody made is still unknown.
+        with h.HttpClient(b.port) as c:
+            r = c.request("GET", "/jobs/" + jobs[0])
+            self.assertEqual(r.status, 200, r.body)
+            self.assertEqual((r.json()["id"], r.json()["task"], r.json()["status"]),
+                             (jobs[0], "probe", "queued"))
+            forged = jobs[0][:16] + "0" * (len(jobs[0]) - 16)
+            self.assertEqual(c.request("GET", "/jobs/" + forged).status, 404)
         a.kill()
 
         def runs():

@@ -107,7 +107,7 @@ uint64_t gw__jobs_hex64(br_str s)
     return v;
 }
 
-static uint64_t seq_of(br_str id)
+uint64_t gw__jobs_seq_of(br_str id)
 {
     uint64_t v = 0;
     if (id.len == GW_JOB_ID_MAX)
@@ -124,7 +124,7 @@ static uint64_t seq_of(br_str id)
 
 gw_job *gw__jobs_find(gw_jobs *j, br_str id)
 {
-    gw_job *job = gw__jobs_find_seq(j, seq_of(id));
+    gw_job *job = gw__jobs_find_seq(j, gw__jobs_seq_of(id));
     /* The whole id must match: its random part is what makes it unguessable. */
     if (!job || job->id_len != id.len || memcmp(job->id, id.ptr, id.len) != 0)
         return NULL;

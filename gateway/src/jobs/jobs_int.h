@@ -50,6 +50,8 @@
 #define GW_JOBS_LOAD_BATCH 256u
 /* GET /jobs/{id} reads of results not kept in memory, in flight at once (503 beyond). */
 #define GW_JOBS_READS_MAX 64u
+/* Longest task name shown from a store row (GET of a job another gateway holds). */
+#define GW_JOBS_ROW_TASK_MAX 256u
 /* Bytes of an idempotency digest (BLAKE2b of task and key), and of an owner digest
  * (BLAKE2b of an identity's kind and subject). */
 #define GW_JOBS_IDEM_BYTES 16u
@@ -321,6 +323,10 @@ int64_t gw__jobs_now_ms(void);
 
 /* FNV-1a of s; never 0 (the id map's empty mark). */
 uint64_t gw__jobs_hash(br_str s);
+
+/* The sequence number an id stands for (its first 16 hex digits, or a decimal id's
+ * value); 0 for no id. */
+uint64_t gw__jobs_seq_of(br_str id);
 
 /* The job with id `id` (as clients see it), or NULL. */
 gw_job *gw__jobs_find(gw_jobs *j, br_str id);

@@ -75,14 +75,15 @@ typedef enum op_kind {
 
 /* The prepared statement of each kind (OP_READ: the payload one; detail below). */
 static const char *const st_names[] = {
-    "job_insert",  "job_update",    "job_delete",     "job_put_task", "job_del_task",
-    "job_payload", "job_put_sched", "job_del_sched",  "job_detail",   "gw_renew",
-    "gw_adopt",    "gw_adopt_jobs", "job_insert_tick"};
+    "job_insert",  "job_update",    "job_delete",      "job_put_task", "job_del_task",
+    "job_payload", "job_put_sched", "job_del_sched",   "job_detail",   "gw_renew",
+    "gw_adopt",    "gw_adopt_jobs", "job_insert_tick", "job_row"};
 #define ST_DETAIL      8
 #define ST_RENEW       9
 #define ST_ADOPT       10
 #define ST_ADOPT_JOBS  11
 #define ST_INSERT_TICK 12
+#define ST_ROW         13
 /* The columns load reads and adoption returns, in each_job's order. */
 #define JOB_COLUMNS                                                                                \
     " id, task, coalesce(octet_length(payload), 0)::bigint, idem_key, status, attempts, run_at,"   \
@@ -126,6 +127,8 @@ static const char *const st_sql[] = {
      " updated, result, error, identity, links, owner) SELECT $1::bigint, $2::bytea, $3::bytea,"
      " $4::bytea, $5::bytea, $6::bigint, $7::bigint, $8::bigint, $9::bigint, $10::bytea,"
      " $11::bytea, $12::bytea, $13::bytea, $14::bigint WHERE EXISTS (SELECT 1 FROM c)"),
+    ("SELECT id, result, error, task, public_id, identity, status, attempts FROM barista_jobs"
+     " WHERE id = ANY ($1::bigint[])"),
 };
 #define ST_COUNT (sizeof(st_sql) / sizeof(st_sql[0]))
 
@@ -363,6 +366,8 @@ static int send_op(pg_store *s, op *o)
     case OP_READ:
         if (o->what == GW_JOBS_READ_DETAIL)
             st = ST_DETAIL;
+        else if (o->what == GW_JOBS_READ_ROW)
+            st = ST_ROW;
         o->ids_text = ids_literal(o);
         if (!o->ids_text)
             return BR_ENOMEM;
@@ -428,6 +433,31 @@ static int keep_read(gw_job_row *row, uint64_t seq, br_str a, br_str b, bool det
     return 0;
 }
 
+static br_str put_str(br_str v, char **cursor);
+
+/* A GW_JOBS_READ_ROW row (ST_ROW's columns) into one heap block at row->result.  0 or
+ * BR_ENOMEM. */
+static int keep_row(gw_job_row *row, uint64_t seq, const PGresult *r, int t)
+{
+    br_str cols[5] = {value_str(r, t, 1), value_str(r, t, 2), value_str(r, t, 3),
+                      value_str(r, t, 4), value_str(r, t, 5)};
+    size_t size = 1;
+    for (size_t i = 0; i < 5; i++)
+        size += cols[i].len;
+    char *p = malloc(size);
+    if (!p)
+        return BR_ENOMEM;
+    br_str *dst[5] = {&row->result, &row->error, &row->task, &row->id, &row->identity};
+    char *cursor = p;
+    for (size_t i = 0; i < 5; i++)
+        *dst[i] = put_str(cols[i], &cursor);
+    row->result.ptr = p; /* op_free frees the block through it, even when empty */
+    row->seq = seq;
+    row->status = (uint8_t)value_int(r, t, 6);
+    row->attempts = (uint32_t)value_int(r, t, 7);
+    return 0;
+}
+
 /* OP_READ's answer: one row per seq (its seq 0 when the job is not there).  0 or
  * BR_ENOMEM. */
 static int take_read(op *o, const PGresult *r)
@@ -441,8 +471,10 @@ static int take_read(op *o, const PGresult *r)
         for (size_t i = 0; i < o->nids; i++) {
             if (o->seqs[i] != seq || o->rows[i].seq != 0)
                 continue;
-            int rc = keep_read(&o->rows[i], seq, value_str(r, t, 1),
-                               detail ? value_str(r, t, 2) : (br_str){0}, detail);
+            int rc = o->what == GW_JOBS_READ_ROW
+                         ? keep_row(&o->rows[i], seq, r, t)
+                         : keep_read(&o->rows[i], seq, value_str(r, t, 1),
+                                     detail ? value_str(r, t, 2) : (br_str){0}, detail);
             if (rc != 0)
                 return rc;
         }

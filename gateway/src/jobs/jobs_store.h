@@ -100,8 +100,11 @@ typedef void (*gw_jobs_store_done_fn)(void *arg, int status);
 /* What a read fetches (gw__jobs_store_read). */
 typedef enum gw_jobs_read_what {
     GW_JOBS_READ_PAYLOAD = 1, /* the payload: a due job about to be sent */
-    GW_JOBS_READ_DETAIL = 2   /* result and error: GET /jobs/{id} of a job whose detail
+    GW_JOBS_READ_DETAIL = 2,  /* result and error: GET /jobs/{id} of a job whose detail
                                  is not kept in memory */
+    GW_JOBS_READ_ROW = 4      /* a shared store only: id, task, status, attempts, identity,
+                                 result and error - GET /jobs/{id} of a job another
+                                 gateway of the queue holds */
 } gw_jobs_read_what;
 
 /* Told on the loop when a read is done: rows[i] answers seqs[i] (its seq 0 when the
