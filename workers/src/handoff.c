@@ -87,15 +87,6 @@ static bool make_room(br_worker *w, size_t bytes)
     return w->nhandoffs < BR_HANDOFF_MAX && w->handoff_bytes + bytes <= BR_HANDOFF_BYTES;
 }
 
-static br_str put(br_str s, char **cursor)
-{
-    br_str out = {*cursor, s.len};
-    if (s.len)
-        memcpy(*cursor, s.ptr, s.len);
-    *cursor += s.len;
-    return out;
-}
-
 /* Appends an entry; false when it could not be kept (limits, memory). */
 static bool add(br_worker *w, uint64_t gen, bool pending, uint64_t ttl_ms, br_str id,
                 uint32_t attempt, uint8_t outcome, br_str result, br_str error)
@@ -106,15 +97,21 @@ static bool add(br_worker *w, uint64_t gen, bool pending, uint64_t ttl_ms, br_st
     br__handoff *h = malloc(bytes);
     if (!h)
         return false;
-    char *cursor = h->data;
     *h = (br__handoff){.gen = gen,
                        .pending = pending,
                        .expires = uv_now(&w->loop) + ttl_ms,
                        .attempt = attempt,
                        .outcome = outcome};
-    h->id = put(id, &cursor);
-    h->result = put(result, &cursor);
-    h->error = put(error, &cursor);
+    /* id, result and error, one after the other in data. */
+    const br_str from[3] = {id, result, error};
+    br_str *to[3] = {&h->id, &h->result, &h->error};
+    size_t at = 0;
+    for (size_t i = 0; i < 3; i++) {
+        *to[i] = (br_str){h->data + at, from[i].len};
+        if (from[i].len)
+            memcpy(h->data + at, from[i].ptr, from[i].len);
+        at += from[i].len;
+    }
     if (w->handoffs_tail)
         w->handoffs_tail->next = h;
     else
