@@ -577,6 +577,13 @@ static int get_fields(dec *d, br_msg *m, uint32_t *extra)
         return get_text(d, &m->u.job_progress.note);
     case BR_MSG_JOB_CANCEL:
         return get_text(d, &m->u.job_cancel.job_id);
+    case BR_MSG_JOB_HANDOFF:
+        TRY(get_text(d, &m->u.job_handoff.job_id));
+        TRY(get_u32(d, &m->u.job_handoff.attempt));
+        TRY(br_cursor_bool(&d->cur, &m->u.job_handoff.ended));
+        TRY(get_u8(d, &m->u.job_handoff.outcome));
+        TRY(get_bytes(d, &m->u.job_handoff.result));
+        return get_text(d, &m->u.job_handoff.error);
     case BR_MSG_TASK_POLICY:
         return get_task_policies(d, &m->u.task_policy);
     case BR_MSG_WORKFLOW:

@@ -424,6 +424,15 @@ static void pack_msg(msgpack_packer *pk, const br_msg *msg)
         pack_head(pk, msg->type);
         pack_str(pk, msg->u.job_cancel.job_id);
         break;
+    case BR_MSG_JOB_HANDOFF:
+        pack_head(pk, msg->type);
+        pack_str(pk, msg->u.job_handoff.job_id);
+        msgpack_pack_uint32(pk, msg->u.job_handoff.attempt);
+        pack_bool(pk, msg->u.job_handoff.ended);
+        msgpack_pack_uint8(pk, msg->u.job_handoff.outcome);
+        pack_bin(pk, msg->u.job_handoff.result);
+        pack_str(pk, msg->u.job_handoff.error);
+        break;
     case BR_MSG_WORKFLOW:
         pack_head(pk, msg->type);
         msgpack_pack_uint64(pk, msg->u.workflow.id);

@@ -260,6 +260,11 @@ int br__msg_validate(const br_msg *msg)
     case BR_MSG_JOB_CANCEL:
         ok = str_ok(msg->u.job_cancel.job_id);
         break;
+    case BR_MSG_JOB_HANDOFF:
+        ok = str_ok(msg->u.job_handoff.job_id) && msg->u.job_handoff.attempt >= 1 &&
+             msg->u.job_handoff.outcome <= BR_JOB_FATAL && str_ok(msg->u.job_handoff.result) &&
+             str_ok(msg->u.job_handoff.error);
+        break;
     case BR_MSG_WORKFLOW:
         ok = str_ok(msg->u.workflow.canvas) && msg->u.workflow.canvas.len > 0 &&
              str_ok(msg->u.workflow.parent_job) && str_ok(msg->u.workflow.identity);

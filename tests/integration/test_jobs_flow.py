@@ -220,10 +220,12 @@ class WorkflowDurabilityTest(FlowTestCase):
             self.start_gateway(*opts, checked=False)
             self.wait_task_known("calc")
             # On PostgreSQL the killed gateway's jobs come to its successor when the
-            # killed one's lease runs out (docs/jobs.md): until then they are unknown.
+            # killed one's lease runs out (docs/jobs.md): until then their workflows are
+            # unknown (a job is shown from the store meanwhile).
             for made in flows:
-                self.wait_until(lambda: self.request("GET", "/jobs/%s" % made["jobs"][6]).status
-                                == 200, "the restarted gateway to hold the workflow")
+                self.wait_until(lambda: self.request("GET", "/workflows/%s"
+                                                     % made["workflow_id"]).status == 200,
+                                "the restarted gateway to hold the workflow")
                 self.assertEqual(self.job(made["jobs"][6])["status"], "waiting")
         open(gate_b, "w").close()
         for made in flows:

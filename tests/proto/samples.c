@@ -356,6 +356,13 @@ void sample_msg(unsigned type, sample_shape shape, br_msg *msg)
     case BR_MSG_JOB_CANCEL:
         msg->u.job_cancel.job_id = empty ? (br_str){0} : (br_str)S("j-000123");
         break;
+    case BR_MSG_JOB_HANDOFF:
+        msg->u.job_handoff =
+            empty ? (br_job_handoff){.attempt = 1}
+                  : (br_job_handoff){S("j-000123"), shape == SAMPLE_MAXIMAL ? UINT32_MAX : 2,
+                                     true,          BR_JOB_OK,
+                                     S("\xa2ok"),   {0}};
+        break;
     case BR_MSG_WORKFLOW:
         msg->u.workflow = empty ? (br_workflow){.canvas = S("\xc0")}
                                 : (br_workflow){shape == SAMPLE_MAXIMAL ? UINT64_MAX : 9,
@@ -684,6 +691,13 @@ bool sample_equal(const br_msg *a, const br_msg *b)
                str_equal(a->u.job_progress.note, b->u.job_progress.note);
     case BR_MSG_JOB_CANCEL:
         return str_equal(a->u.job_cancel.job_id, b->u.job_cancel.job_id);
+    case BR_MSG_JOB_HANDOFF:
+        return str_equal(a->u.job_handoff.job_id, b->u.job_handoff.job_id) &&
+               a->u.job_handoff.attempt == b->u.job_handoff.attempt &&
+               a->u.job_handoff.ended == b->u.job_handoff.ended &&
+               a->u.job_handoff.outcome == b->u.job_handoff.outcome &&
+               str_equal(a->u.job_handoff.result, b->u.job_handoff.result) &&
+               str_equal(a->u.job_handoff.error, b->u.job_handoff.error);
     case BR_MSG_WORKFLOW:
         return a->u.workflow.id == b->u.workflow.id &&
                str_equal(a->u.workflow.canvas, b->u.workflow.canvas) &&

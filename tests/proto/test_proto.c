@@ -883,7 +883,7 @@ static void versions_one_and_two(void **state)
     }
     assert_false(br_msg_type_in_version(BR_MSG_ACTOR_REQUEST - 1, 2));
     /* The workflow types exist from version 3 on: refused in 1 and 2, read in 3. */
-    for (unsigned type = BR_MSG_WORKFLOW; type <= BR_MSG_WORKFLOW_REPLY; type++) {
+    for (unsigned type = BR_MSG_WORKFLOW; type <= BR_MSG_JOB_HANDOFF; type++) {
         assert_false(br_msg_type_in_version(type, 2));
         assert_true(br_msg_type_in_version(type, 3));
         br_msg m, out;
@@ -941,7 +941,8 @@ static void names_every_message_type(void **state)
         assert_true(br_msg_type_known(t) == (strcmp(br_msg_type_name(t), "UNKNOWN") != 0));
     assert_string_equal(br_msg_type_name(BR_MSG_ACTOR_REPLY), "ACTOR_REPLY");
     assert_string_equal(br_msg_type_name(BR_MSG_WORKFLOW), "WORKFLOW");
-    assert_false(br_msg_type_known(18)); /* a number no feature has taken */
+    assert_string_equal(br_msg_type_name(BR_MSG_JOB_HANDOFF), "JOB_HANDOFF");
+    assert_false(br_msg_type_known(19)); /* a number no feature has taken */
 }
 
 static void decodes_requests_and_replies_without_allocating_once_warm(void **state)

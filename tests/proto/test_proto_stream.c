@@ -104,9 +104,9 @@ static void types_between_the_ranges_are_unknown(void **state)
     (void)state;
     br_decoder *dec = br_decoder_new(NULL);
     br_msg out;
-    /* The gaps around the stream range (18-19 after the workflows', 28-29 after the
-     * streamed calls', before the WebSockets') and past the last type. */
-    static const unsigned gaps[] = {BR_MSG_WORKFLOW_REPLY + 1, BR_MSG_STREAM_FIRST - 1,
+    /* The gaps around the stream range (19 after JOB_HANDOFF, 28-29 after the streamed
+     * calls', before the WebSockets') and past the last type. */
+    static const unsigned gaps[] = {BR_MSG_JOB_HANDOFF + 1, BR_MSG_STREAM_FIRST - 1,
                                     BR_MSG_CALL_STREAM_LAST + 1, BR_MSG_WS_FIRST - 1,
                                     BR_MSG_TYPE_MAX + 1};
     for (size_t i = 0; i < sizeof(gaps) / sizeof(gaps[0]); i++) {

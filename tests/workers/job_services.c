@@ -55,7 +55,10 @@ static bool probe_sleep(br_jobctx *job, uint64_t ms, bool progress)
     return !br_job_cancelled(job);
 }
 
-/* A CPU task: blocking in it is allowed (it runs on the compute thread). */
+static void calc_log(br_jobctx *job);
+
+/* A CPU task: blocking in it is allowed (it runs on the compute thread).  With
+ * "log": true a success is counted in $BARISTA_TEST_RUNLOG, as calc's are. */
 static void probe(br_jobctx *job)
 {
     br_value p;
@@ -76,6 +79,8 @@ static void probe(br_jobctx *job)
     br_str sub = {"", 0};
     if (br_value_parse(br_job_identity(job), &who) == 0)
         br_value_str(br_value_get(who, "sub"), &sub);
+    if (field_true(p, "log"))
+        calc_log(job);
     br_writer *result = br_writer_new(0);
     br_w_pack(result, "{s:I, s:S}", "slept_ms", (int64_t)sleep_ms, "sub", sub);
     br_str bytes = result ? br_writer_bytes(result) : (br_str){"", 0};

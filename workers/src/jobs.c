@@ -33,25 +33,27 @@
 #define JOB_NOTE_MAX 256
 
 struct br_jobctx {
-    struct br_jobctx *prev, *next;          /* in the worker's job list */
-    br_worker *worker;                      /* the worker running it */
-    const br_task_spec *spec;               /* its task */
-    br_svc *svc;                            /* the service the task belongs to */
-    uint64_t gen;                           /* registration it arrived under */
-    uint32_t attempt;                       /* JOB.attempt */
-    br_str id;                              /* JOB.job_id (in data) */
-    br_str task;                            /* JOB.task (in data) */
-    br_str payload;                         /* JOB.payload (in data) */
-    bool on_thread;                         /* a CPU task: the handler runs on the thread pool */
-    bool ended;                             /* succeed or fail was called */
-    uint8_t outcome;                        /* br_job_outcome once ended */
-    char *result;                           /* heap: msgpack result of a success */
-    size_t result_len;                      /* bytes at result */
-    char error[JOB_ERROR_MAX];              /* error text of a failure */
-    uv_work_t work;                         /* the thread-pool job of a CPU task */
-    uint32_t lease_ms;                      /* JOB.lease_ms: renewed at least every third of it */
-    uint64_t beat_at;                       /* uv_now of the last JOB_PROGRESS sent (or the JOB) */
-    atomic_bool cancelled;                  /* JOB_CANCEL arrived */
+    struct br_jobctx *prev, *next; /* in the worker's job list */
+    br_worker *worker;             /* the worker running it */
+    const br_task_spec *spec;      /* its task */
+    br_svc *svc;                   /* the service the task belongs to */
+    uint64_t gen;                  /* registration it arrived under */
+    uint32_t attempt;              /* JOB.attempt */
+    br_str id;                     /* JOB.job_id (in data) */
+    br_str task;                   /* JOB.task (in data) */
+    br_str payload;                /* JOB.payload (in data) */
+    bool on_thread;                /* a CPU task: the handler runs on the thread pool */
+    bool ended;                    /* succeed or fail was called */
+    uint8_t outcome;               /* br_job_outcome once ended */
+    char *result;                  /* heap: msgpack result of a success */
+    size_t result_len;             /* bytes at result */
+    char error[JOB_ERROR_MAX];     /* error text of a failure */
+    uv_work_t work;                /* the thread-pool job of a CPU task */
+    uint32_t lease_ms;             /* JOB.lease_ms: renewed at least every third of it */
+    uint64_t beat_at;              /* uv_now of the last JOB_PROGRESS sent (or the JOB) */
+    bool handoff;                  /* its broker took JOB_HANDOFF (handoff.c) */
+    uint64_t handoff_at;           /* orphan: uv_now of the last JOB_HANDOFF sent, 0: none */
+    atomic_bool cancelled;         /* JOB_CANCEL arrived */
     void (*on_cancel)(br_jobctx *, void *); /* an I/O task's cancel callback, or NULL */
     void *on_cancel_arg;                    /* its argument */
     uv_mutex_t lock;                        /* guards the report below (a CPU task writes it) */
@@ -177,6 +179,9 @@ static void complete(br_jobctx *jc)
                                      .result = {jc->result, (uint32_t)jc->result_len},
                                      .error = br_str_c(jc->error)}};
         int rc = br__worker_send_gen(w, jc->gen, &m);
+        if (rc == 0 && jc->handoff)
+            br__handoff_sent(w, jc->gen, jc->id, jc->attempt, jc->outcome,
+                             (br_str){jc->result, (uint32_t)jc->result_len}, br_str_c(jc->error));
         if (rc == BR_ELIMIT || rc == BR_EINVAL || rc == BR_ENOMEM) {
             br_msg retry = {.type = BR_MSG_JOB_RESULT,
                             .u.job_result = {.job_id = jc->id,
@@ -185,6 +190,9 @@ static void complete(br_jobctx *jc)
             br__worker_send_gen(w, jc->gen, &retry);
         }
     } else {
+        if (jc->handoff)
+            br__handoff_orphan(w, jc->gen, jc->id, jc->attempt, jc->outcome,
+                               (br_str){jc->result, (uint32_t)jc->result_len}, br_str_c(jc->error));
         br__worker_orphan_done(w);
     }
     free(jc->result);
@@ -294,6 +302,8 @@ void br__jobs_run(br_worker *w, const br_job *m)
     jc->svc = &w->svcs[svc];
     jc->attempt = m->attempt;
     jc->gen = w->gen;
+    br__link *link = br__worker_link(w, w->gen);
+    jc->handoff = link && link->job_handoff;
     jc->next = w->jobs;
     if (w->jobs)
         w->jobs->prev = jc;
@@ -341,8 +351,19 @@ void br__jobs_tick(br_worker *w)
 {
     uint64_t now = uv_now(&w->loop);
     for (br_jobctx *jc = w->jobs; jc; jc = jc->next) {
-        if (!br__gen_live(w, jc->gen) || jc->ended)
-            continue; /* an orphan's lease belongs to a broker that forgot it */
+        if (jc->ended)
+            continue;
+        if (!br__gen_live(w, jc->gen)) {
+            /* An orphan's lease belongs to a broker that forgot it; the gateway that
+             * adopts it hears that it runs on (handoff.c). */
+            if (jc->handoff && (!jc->handoff_at || now - jc->handoff_at >= jc->lease_ms / 3)) {
+                br_msg m = {.type = BR_MSG_JOB_HANDOFF,
+                            .u.job_handoff = {.job_id = jc->id, .attempt = jc->attempt}};
+                if (br__handoff_send(w, jc->gen, &m) > 0)
+                    jc->handoff_at = now;
+            }
+            continue;
+        }
         bool report;
         uv_mutex_lock(&jc->lock);
         report = jc->report;

@@ -287,6 +287,7 @@ static void end_registration(br__link *l)
     br__ws_drop_gen(w, gen);
     br__ws_forget_link(l);
     br__dispatch_registration_lost(w, gen);
+    br__handoff_lost(w, gen);
     /* Actor keys are the worker's, not a broker's: with one broker its idle ones end
      * with its session, as they always did; with several, they stay for the others. */
     if (w->nused == 1)
@@ -322,7 +323,7 @@ static void send_ready(br__link *l)
     r->npublic_tasks = w->npublic_tasks;
     r->schedules = w->schedules;
     r->nschedules = w->nschedules;
-    r->features = BR_FEATURE_WS_BATCH | BR_FEATURE_CALL_STREAM;
+    r->features = BR_FEATURE_WS_BATCH | BR_FEATURE_CALL_STREAM | BR_FEATURE_JOB_HANDOFF;
     /* The loop's clock may be stale (the first READY goes out before the loop runs,
      * after the services' init): the broker has 3 heartbeats from now to WELCOME us. */
     uv_update_time(&w->loop);
@@ -476,6 +477,7 @@ static void on_welcome(br__link *l, unsigned version, const br_welcome *m)
     l->ever_registered = true;
     l->ws_batch = (m->features & BR_FEATURE_WS_BATCH) != 0;
     l->call_stream = (m->features & BR_FEATURE_CALL_STREAM) != 0;
+    l->job_handoff = (m->features & BR_FEATURE_JOB_HANDOFF) != 0;
     l->backoff_ms = BR_BACKOFF_FIRST_MS;
     br__jobs_send_policies(w);
     if (l->credit_owed) {
@@ -731,6 +733,7 @@ void br__worker_tick(uv_timer_t *t)
         }
     }
     br__jobs_tick(w);
+    br__handoff_tick(w);
     uint64_t now = uv_now(&w->loop);
     for (uint32_t i = 0; i < w->nlinks && !w->closing; i++)
         tick_link(&w->links[i], now);

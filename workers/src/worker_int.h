@@ -39,11 +39,18 @@
 /* How long closing waits for the last replies to leave the socket. */
 #define BR_CLOSE_LINGER_MS 1000
 
+/* Job results remembered or waiting to be handed off (handoff.c), at most, their
+ * bytes, and how long one waits for a broker that takes it. */
+#define BR_HANDOFF_MAX        4096u
+#define BR_HANDOFF_BYTES      (16u * 1024u * 1024u)
+#define BR_HANDOFF_PENDING_MS 60000u
+
 /* Longest reason br_svc_fail keeps. */
 #define BR_SVC_WHY_MAX 256
 
-typedef struct br__actor br__actor;   /* one active actor key (actors.c) */
-typedef struct br__actors br__actors; /* the worker's actor keys (actors.c) */
+typedef struct br__actor br__actor;     /* one active actor key (actors.c) */
+typedef struct br__actors br__actors;   /* the worker's actor keys (actors.c) */
+typedef struct br__handoff br__handoff; /* a job result to hand off (handoff.c) */
 
 /* A hosted service at run time (barista/worker.h's br_svc). */
 struct br_svc {
@@ -119,6 +126,8 @@ typedef struct br__link {
     bool ws_batch;                    /* WELCOME confirmed WS_BATCH: ws.c batches */
     bool call_stream;                 /* WELCOME confirmed CALL_STREAM: calls may ask for
                                          a streamed answer (call.c) */
+    bool job_handoff;                 /* WELCOME confirmed JOB_HANDOFF: a gateway of a
+                                         shared queue (handoff.c) */
     br_ws_batch ws_out;               /* WS_* messages for this broker this turn (ws.c) */
     uint32_t backoff_ms;              /* the next reconnect delay before jitter */
     bool ever_registered;             /* some READY on it was WELCOMEd */
@@ -190,21 +199,25 @@ struct br_worker {
     br_schedule_decl *schedules;             /* READY.schedules: every task's (jobs.c) */
     uint32_t nschedules;                     /* entries in schedules */
     uint32_t stall_ms;                       /* watchdog threshold */
-    br__calls *calls;          /* calls in flight (call.c), or NULL before the first */
-    struct br__flow *flows;    /* WORKFLOWs waiting for their answer (workflow.c) */
-    uint64_t flow_next_id;     /* their ids are never reused by a worker */
-    br__http *http;            /* the async HTTP client (http_client.c), or NULL */
-    br__watch *watch;          /* the loop watchdog (watchdog.c), or NULL */
-    br_zsock *curve_monitor;   /* CURVE handshake events (curve_client.c), or NULL */
-    void *curve_monitored;     /* the socket the monitor watches (the first link's) */
-    uint32_t curve_monitors;   /* monitors opened, for unique endpoints */
-    uint64_t curve_logged;     /* uv_now of the last handshake-failure line; 0: none */
-    br__actors *actors;        /* actor keys active here (actors.c), or NULL before the first */
-    struct br_ws **ws_buckets; /* WebSocket connections by id (ws.c), or NULL before one */
-    size_t nws;                /* entries in ws_buckets */
-    struct br_ws *ws_closed;   /* connections their handlers closed, freed at a safe point */
-    uv_check_t ws_flush;       /* sends the links' WS_* batches at the end of a loop turn */
-    bool ws_flush_init;        /* ws_flush is initialised (at the first batch) */
+    br__calls *calls;           /* calls in flight (call.c), or NULL before the first */
+    struct br__flow *flows;     /* WORKFLOWs waiting for their answer (workflow.c) */
+    uint64_t flow_next_id;      /* their ids are never reused by a worker */
+    br__http *http;             /* the async HTTP client (http_client.c), or NULL */
+    br__watch *watch;           /* the loop watchdog (watchdog.c), or NULL */
+    br_zsock *curve_monitor;    /* CURVE handshake events (curve_client.c), or NULL */
+    void *curve_monitored;      /* the socket the monitor watches (the first link's) */
+    uint32_t curve_monitors;    /* monitors opened, for unique endpoints */
+    uint64_t curve_logged;      /* uv_now of the last handshake-failure line; 0: none */
+    br__actors *actors;         /* actor keys active here (actors.c), or NULL before the first */
+    struct br_ws **ws_buckets;  /* WebSocket connections by id (ws.c), or NULL before one */
+    size_t nws;                 /* entries in ws_buckets */
+    struct br_ws *ws_closed;    /* connections their handlers closed, freed at a safe point */
+    uv_check_t ws_flush;        /* sends the links' WS_* batches at the end of a loop turn */
+    bool ws_flush_init;         /* ws_flush is initialised (at the first batch) */
+    br__handoff *handoffs;      /* job results remembered or to hand off, oldest first */
+    br__handoff *handoffs_tail; /* the newest, or NULL */
+    uint32_t nhandoffs;         /* entries (BR_HANDOFF_MAX) */
+    size_t handoff_bytes;       /* their bytes (BR_HANDOFF_BYTES) */
 };
 
 /* Encodes msg and sends it to the broker whose message is being handled (w->cur), or
@@ -367,6 +380,24 @@ void br__jobs_send_policies(br_worker *w);
 
 /* jobs.c: JOB_CANCEL for the job `id`: marks it, and calls its cancel callback. */
 void br__jobs_cancel(br_worker *w, br_str id);
+
+/* handoff.c: a result was sent under registration gen: remembered for the liveness
+ * window when its broker takes handoffs. */
+void br__handoff_sent(br_worker *w, uint64_t gen, br_str id, uint32_t attempt, uint8_t outcome,
+                      br_str result, br_str error);
+/* handoff.c: an orphan's result (its registration gen ended; its broker took
+ * handoffs): handed off on the next tick. */
+void br__handoff_orphan(br_worker *w, uint64_t gen, br_str id, uint32_t attempt, uint8_t outcome,
+                        br_str result, br_str error);
+/* handoff.c: registration gen ended: the results remembered from it are handed off. */
+void br__handoff_lost(br_worker *w, uint64_t gen);
+/* handoff.c: sends m to every registered broker that takes handoffs but gen's; how
+ * many took it. */
+int br__handoff_send(br_worker *w, uint64_t gen, const br_msg *m);
+/* handoff.c: the tick: pending results go out; old ones are forgotten. */
+void br__handoff_tick(br_worker *w);
+/* handoff.c: frees every entry (worker destroyed). */
+void br__handoff_release(br_worker *w);
 
 /* workflow.c: sends WORKFLOW for a handler's request (req) or a task's job (parent_id
  * its id, job its context) under registration gen; cb hears WORKFLOW_REPLY.  As

@@ -199,6 +199,7 @@ void br_worker_destroy(br_worker **self_p)
     br__actors_release(w);
     br__ws_release(w);
     br__jobs_release(w);
+    br__handoff_release(w);
     br__async_release(w);
     br__svcs_release(w);
     br_decoder_destroy(&w->dec);

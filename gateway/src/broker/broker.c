@@ -259,12 +259,15 @@ static void on_ready(gw_broker *b, const br_zframe *ident, const br_zframe *fram
         w->credit = b->cfg.max_worker_credit;
     }
     b->stats.workers_joined++;
-    br_msg m = {
-        .type = BR_MSG_WELCOME,
-        .u.welcome = {.broker_id = br_str_c(b->broker_id),
-                      .heartbeat_ms = b->cfg.heartbeat_ms,
-                      .features = r->features & (BR_FEATURE_WS_BATCH |
-                                                 (w->call_stream ? BR_FEATURE_CALL_STREAM : 0))}};
+    uint32_t features = BR_FEATURE_WS_BATCH | (w->call_stream ? BR_FEATURE_CALL_STREAM : 0);
+    for (size_t i = 0; i < GW_BROKER_MAX_ATTACHED; i++)
+        if (b->hooks_data[i] && b->hooks[i].takes_handoffs &&
+            b->hooks[i].takes_handoffs(b->hooks_data[i]))
+            features |= BR_FEATURE_JOB_HANDOFF;
+    br_msg m = {.type = BR_MSG_WELCOME,
+                .u.welcome = {.broker_id = br_str_c(b->broker_id),
+                              .heartbeat_ms = b->cfg.heartbeat_ms,
+                              .features = r->features & features}};
     rc = gw__broker_send(b, w, NULL, 0, &m);
     if (old) {
         /* After WELCOME: the old registration's retries may go to the new one. */
@@ -432,6 +435,17 @@ static void on_job_progress(gw_broker *b, gw_worker *w, const br_job_progress *m
     b->stats.stale_replies++;
 }
 
+static void on_job_handoff(gw_broker *b, gw_worker *w, const br_job_handoff *m)
+{
+    for (size_t i = 0; i < GW_BROKER_MAX_ATTACHED; i++)
+        if (b->hooks_data[i] && b->hooks[i].job_handoff) {
+            if (!b->hooks[i].job_handoff(b->hooks_data[i], w, m))
+                b->stats.stale_replies++;
+            return;
+        }
+    b->stats.stale_replies++;
+}
+
 static void on_job_ack(gw_broker *b, gw_worker *w, const br_job_ack *m)
 {
     for (size_t i = 0; i < GW_BROKER_MAX_ATTACHED; i++)
@@ -526,6 +540,9 @@ static void on_worker_msg(gw_broker *b, gw_worker *w, const br_msg *m)
         break;
     case BR_MSG_JOB_PROGRESS:
         on_job_progress(b, w, &m->u.job_progress);
+        break;
+    case BR_MSG_JOB_HANDOFF:
+        on_job_handoff(b, w, &m->u.job_handoff);
         break;
     case BR_MSG_WORKFLOW:
         on_workflow(b, w, &m->u.workflow);

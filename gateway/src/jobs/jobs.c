@@ -107,7 +107,7 @@ uint64_t gw__jobs_hex64(br_str s)
     return v;
 }
 
-static uint64_t seq_of(br_str id)
+uint64_t gw__jobs_seq_of(br_str id)
 {
     uint64_t v = 0;
     if (id.len == GW_JOB_ID_MAX)
@@ -124,7 +124,7 @@ static uint64_t seq_of(br_str id)
 
 gw_job *gw__jobs_find(gw_jobs *j, br_str id)
 {
-    gw_job *job = gw__jobs_find_seq(j, seq_of(id));
+    gw_job *job = gw__jobs_find_seq(j, gw__jobs_seq_of(id));
     /* The whole id must match: its random part is what makes it unguessable. */
     if (!job || job->id_len != id.len || memcmp(job->id, id.ptr, id.len) != 0)
         return NULL;
@@ -421,6 +421,8 @@ static void on_inserted(void *arg, int status)
     gw_job *job = arg;
     gw_jobs *j = job->owner;
     if (status != 0) {
+        if (status == BR_ENOTFOUND)
+            j->stats.accepted--; /* a schedule's tick another gateway made */
         job_wake(job, status);
         job_free(j, job);
         return;
@@ -505,8 +507,9 @@ static int job_make(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str identity
     return 0;
 }
 
-int gw__jobs_submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uint32_t delay_ms,
-                    br_str identity, gw_job_waiter *waiter, gw_job **out)
+/* gw__jobs_submit, and gw__jobs_submit_tick's claim (claim->claim empty: none). */
+static int submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uint32_t delay_ms,
+                  br_str identity, gw_job_waiter *waiter, const gw_job_row *claim, gw_job **out)
 {
     *out = NULL;
     uint8_t digest[GW_JOBS_IDEM_BYTES];
@@ -529,6 +532,11 @@ int gw__jobs_submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uin
     job->run_at_ms = job->updated_ms + delay_ms;
     gw_job_row r = job_row(job);
     r.idem_key = key; /* the key text is written, never held */
+    if (claim) {
+        r.claim = claim->claim;
+        r.claim_tick = claim->claim_tick;
+        r.claim_floor = claim->claim_floor;
+    }
     rc = gw__jobs_store_insert(j->store, &r, on_inserted, job);
     if (rc != 0) {
         job_free(j, job);
@@ -539,6 +547,19 @@ int gw__jobs_submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uin
     j->stats.accepted++;
     *out = job;
     return 0;
+}
+
+int gw__jobs_submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uint32_t delay_ms,
+                    br_str identity, gw_job_waiter *waiter, gw_job **out)
+{
+    return submit(j, t, payload, key, delay_ms, identity, waiter, NULL, out);
+}
+
+int gw__jobs_submit_tick(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, br_str identity,
+                         br_str schedule, int64_t tick, int64_t floor, gw_job **out)
+{
+    gw_job_row claim = {.claim = schedule, .claim_tick = tick, .claim_floor = floor};
+    return submit(j, t, payload, key, 0, identity, NULL, gw__jobs_shared(j) ? &claim : NULL, out);
 }
 
 int gw__jobs_make(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str identity, uint8_t status,
@@ -630,10 +651,8 @@ void gw__jobs_attempt_ended(gw_jobs *j, gw_job *job, int outcome, br_str result,
 /* ---------------------------------------------------------------------------------- */
 /* Control: cancel and retry.                                                          */
 
-/* Takes a queued or failed durable job off whatever queue it waits on (its payload
- * leaves memory).  A job being read back stays on its task's loading list: on_loaded
- * sees it ended. */
-static void unqueue(gw_jobs *j, gw_job *job)
+/* A job being read back stays on its task's loading list: on_loaded sees it ended. */
+void gw__jobs_unqueue(gw_jobs *j, gw_job *job)
 {
     gw_jobs_task *t = job->task;
     if (gw_deadline_pending(&job->timer)) {
@@ -667,7 +686,7 @@ int gw__jobs_cancel(gw_jobs *j, gw_job *job)
     }
     if (job->status == GW_JOB_WAITING)
         return gw__jobs_flow_cancel_waiting(j, job);
-    unqueue(j, job);
+    gw__jobs_unqueue(j, job);
     job->updated_ms = gw__jobs_now_ms();
     job_finish(j, job, GW_JOB_CANCELLED);
     job_persist(j, job, job->result, job->error);
@@ -694,7 +713,7 @@ int gw__jobs_retry(gw_jobs *j, gw_job *job)
         t->bytes += job->payload_len;
         gw_list_remove(&job->link); /* off the finished list */
     } else {
-        unqueue(j, job);
+        gw__jobs_unqueue(j, job);
     }
     job->attempts = 0;
     job->cancel_wanted = false;
@@ -773,6 +792,7 @@ static void on_tick(uv_timer_t *timer)
         job_free(j, job);
     }
     gw__jobs_tasks_tick(j, now);
+    gw__jobs_handoffs_tick(j, now);
     if (!j->closing)
         arm_tick(j, gw__jobs_now_ms());
 }
@@ -851,6 +871,8 @@ static void on_adopted(void *arg, size_t n)
     if (n == 0 || j->closing)
         return;
     gw__jobs_flows_recover(j);
+    /* Jobs still at (or done by) workers of the dead gateway are not sent again. */
+    gw__jobs_handoffs_adopted(j);
     for (size_t i = 0; i < j->ntasks; i++)
         gw__jobs_pump_task(j, j->tasks[i]);
 }
@@ -914,6 +936,7 @@ gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
     gw_list_init(&j->all);
     gw_list_init(&j->schedules);
     gw_list_init(&j->grace);
+    gw_list_init(&j->parked);
     j->scratch.max = br_limits_default.max_message;
     j->rng = ((uint64_t)gw__jobs_now_ms() * 0x9E3779B97F4A7C15ull) | 1;
     if (!j->db || !j->byid || !j->bykey || !j->bytask || !j->byflow) {
@@ -1016,6 +1039,7 @@ void gw_jobs_destroy(gw_jobs **self_p)
     gw__jobs_flow_routes_remove(j);
     gw__jobs_schedules_free(j);
     gw__jobs_workers_free(j);
+    gw__jobs_handoffs_free(j);
     /* Every durable job is on one list or heap (jobs_int.h); the store ran every
      * insert's and read's callback at close.  Tasks stay until gw__jobs_tasks_free,
      * even retired ones losing their last job. */

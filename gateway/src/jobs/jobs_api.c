@@ -428,10 +428,96 @@ static gw_job *visible_job(gw_jobs *j, gw_req *req)
     return job;
 }
 
+/* A GET of a job this gateway does not hold, read from a shared store. */
+typedef struct row_waiter {
+    gw_jobs *owner;             /* the queue */
+    gw_req *req;                /* the client; NULL once it left */
+    char id[GW_JOB_ID_MAX + 1]; /* the id asked for */
+    uint8_t id_len;             /* its length */
+} row_waiter;
+
+static void on_row_abort(gw_req *req, void *arg)
+{
+    (void)req;
+    ((row_waiter *)arg)->req = NULL;
+}
+
+/* The store's row of a job another gateway of the queue holds: shown as GET shows a
+ * job, from what the row says (a job that gateway runs shows as its row does, queued;
+ * progress and notes live in that gateway's memory). */
+static void on_row(void *arg, int status, const gw_job_row *rows, size_t n)
+{
+    row_waiter *g = arg;
+    gw_jobs *j = g->owner;
+    j->reads--;
+    if (g->req) {
+        gw_req *req = g->req;
+        gw_req_on_abort(req, NULL, NULL);
+        uint8_t digest[GW_JOBS_IDEM_BYTES];
+        const gw_job_row *r = n == 1 ? &rows[0] : NULL;
+        if (status != 0) {
+            gw_req_respond_error(req, 503, true,
+                                 "Service Unavailable: the job store could not be read");
+        } else if (!r || r->seq == 0 || r->id.len != g->id_len ||
+                   memcmp(r->id.ptr, g->id, g->id_len) != 0 || r->status >= NSTATUS ||
+                   !gw__jobs_owner_matches(gw__jobs_owner_digest(r->identity, digest), digest,
+                                           gw__jobs_caller(req))) {
+            gw_req_respond_detail(req, 404, "Job not found");
+        } else {
+            char name[GW_JOBS_ROW_TASK_MAX + 1];
+            size_t len = r->task.len < GW_JOBS_ROW_TASK_MAX ? r->task.len : GW_JOBS_ROW_TASK_MAX;
+            memcpy(name, r->task.ptr, len);
+            name[len] = '\0';
+            gw_jobs_task task = {.name = name};
+            gw_job job;
+            memset(&job, 0, sizeof(job));
+            memcpy(job.id, g->id, g->id_len);
+            job.id_len = g->id_len;
+            job.task = &task;
+            job.status = r->status;
+            job.attempts = r->attempts;
+            job.progress = -1;
+            respond_job(j, req, &job, r->result, r->error);
+        }
+    }
+    free(g);
+}
+
+/* GET /jobs/{id} of a job not held here, on a shared store: its row is read. */
+static void get_from_store(gw_jobs *j, gw_req *req, br_str id)
+{
+    uint64_t seq = gw__jobs_seq_of(id);
+    if (seq == 0 || id.len > GW_JOB_ID_MAX) {
+        gw_req_respond_detail(req, 404, "Job not found");
+        return;
+    }
+    row_waiter *g = j->reads < GW_JOBS_READS_MAX ? malloc(sizeof(*g)) : NULL;
+    if (g) {
+        *g = (row_waiter){.owner = j, .req = req, .id_len = (uint8_t)id.len};
+        memcpy(g->id, id.ptr, id.len);
+        gw_req_on_abort(req, on_row_abort, g);
+        if (gw__jobs_store_read(j->store, &seq, 1, GW_JOBS_READ_ROW, on_row, g) == 0) {
+            j->reads++;
+            return;
+        }
+        gw_req_on_abort(req, NULL, NULL);
+        free(g);
+    }
+    gw_req_respond_error(req, 503, true, "Service Unavailable: too many job reads");
+}
+
 /* GET /jobs/{id} */
 static void get_job(gw_req *req, void *data)
 {
     gw_jobs *j = data;
+    if (gw__jobs_shared(j)) {
+        gw_path_param p = gw_route_match_param(&req->match, 0);
+        br_str id = path_id(p.value, p.value_len);
+        if (!gw__jobs_find(j, id)) {
+            get_from_store(j, req, id);
+            return;
+        }
+    }
     gw_job *job = visible_job(j, req);
     if (!job)
         return;

@@ -377,6 +377,7 @@ void gw__jobs_lease_expired(gw_jobs *j, gw_job *job)
     gw_deadline_heap_remove(&j->leases, &job->timer);
     gw_list_remove(&job->link);
     job->holder = NULL;
+    job->held = false;
     job->task->nrunning--;
     if (jw) {
         jw->nleased--;
@@ -520,4 +521,6 @@ const gw_broker_hooks gw__jobs_hooks = {
     .job_progress = on_progress,
     .task_policy = on_policy,
     .workflow = gw__jobs_flow_submit,
+    .takes_handoffs = gw__jobs_takes_handoffs,
+    .job_handoff = gw__jobs_on_handoff,
 };

@@ -50,6 +50,8 @@
 #define GW_JOBS_LOAD_BATCH 256u
 /* GET /jobs/{id} reads of results not kept in memory, in flight at once (503 beyond). */
 #define GW_JOBS_READS_MAX 64u
+/* Longest task name shown from a store row (GET of a job another gateway holds). */
+#define GW_JOBS_ROW_TASK_MAX 256u
 /* Bytes of an idempotency digest (BLAKE2b of task and key), and of an owner digest
  * (BLAKE2b of an identity's kind and subject). */
 #define GW_JOBS_IDEM_BYTES 16u
@@ -63,6 +65,10 @@
 #define GW_JOBS_LIST_MAX     200u
 #define GW_JOBS_LIST_DEFAULT 50u
 #define GW_JOBS_LIST_SCAN    100000u
+/* JOB_HANDOFFs parked for jobs not held here yet (jobs_handoff.c), at most, and their
+ * bytes (results included). */
+#define GW_JOBS_PARKED_MAX   4096u
+#define GW_JOBS_PARKED_BYTES (64u * 1024u * 1024u)
 
 typedef struct gw_job gw_job;
 typedef struct gw_jobs_schedule gw_jobs_schedule;
@@ -212,6 +218,8 @@ struct gw_job {
     gw_list link;                         /* ready, spilled, loading, leased or finished list */
     gw_deadline timer;                    /* delayed heap (run_at) or lease heap (lease end) */
     gw_jobs_worker *holder;               /* the worker holding its lease, or NULL */
+    bool held;                            /* RUNNING at a worker of a gateway gone: its
+                                             JOB_HANDOFFs renew the lease (jobs_handoff.c) */
     gw_list waiters;                      /* gw_job_waiter: wait for durability */
     gw_jobs_flow *flow;                   /* its workflow, or NULL */
     uint32_t flow_index;                  /* its place in flow->members */
@@ -271,6 +279,9 @@ struct gw_jobs {
     void (*done)(void *arg);    /* close's callback */
     void *done_arg;             /* its argument */
     gw_jobs_stats stats;        /* counters (gauges are computed on demand) */
+    gw_list parked;             /* JOB_HANDOFFs of jobs not held yet (jobs_handoff.c) */
+    size_t nparked;             /* entries in parked (GW_JOBS_PARKED_MAX) */
+    size_t parked_bytes;        /* their bytes (GW_JOBS_PARKED_BYTES) */
 };
 
 /* ---- per-task policy: the task's declaration, else the gateway's option ---------- */
@@ -299,6 +310,12 @@ static inline uint32_t gw__jobs_task_limit(const gw_jobs *j, const gw_jobs_task 
                : j->cfg.task_limit;
 }
 
+/* True when the queue shares its store with other gateways (PostgreSQL). */
+static inline bool gw__jobs_shared(const gw_jobs *j)
+{
+    return j->store && j->store->ops->watch != NULL;
+}
+
 /* ---- jobs.c ---------------------------------------------------------------------- */
 
 /* Wall-clock milliseconds since the epoch. */
@@ -306,6 +323,10 @@ int64_t gw__jobs_now_ms(void);
 
 /* FNV-1a of s; never 0 (the id map's empty mark). */
 uint64_t gw__jobs_hash(br_str s);
+
+/* The sequence number an id stands for (its first 16 hex digits, or a decimal id's
+ * value); 0 for no id. */
+uint64_t gw__jobs_seq_of(br_str id);
 
 /* The job with id `id` (as clients see it), or NULL. */
 gw_job *gw__jobs_find(gw_jobs *j, br_str id);
@@ -321,6 +342,12 @@ gw_job *gw__jobs_find_seq(gw_jobs *j, uint64_t seq);
  * BR_ENOMEM. */
 int gw__jobs_submit(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, uint32_t delay_ms,
                     br_str identity, gw_job_waiter *waiter, gw_job **out);
+
+/* gw__jobs_submit for tick `tick` of a schedule (its id): on a shared store the job
+ * is written only if no other gateway made the tick (the schedule's last tick is at
+ * most `floor`; jobs_store.h, gw_job_row.claim) - else it is dropped quietly. */
+int gw__jobs_submit_tick(gw_jobs *j, gw_jobs_task *t, br_str payload, br_str key, br_str identity,
+                         br_str schedule, int64_t tick, int64_t floor, gw_job **out);
 
 /* The digest of an identity's kind and subject into out; false for an empty or
  * unreadable identity (anonymous). */
@@ -346,6 +373,10 @@ bool gw__jobs_finished(const gw_job *job);
  * succeeds (1); one whose payload is being read back is cancelled when the read ends
  * (1).  BR_EINVAL for a finished job or one not durable yet. */
 int gw__jobs_cancel(gw_jobs *j, gw_job *job);
+
+/* Takes a queued or failed durable job off whatever queue it waits on (its payload
+ * leaves memory).  A job being read back stays on its task's loading list. */
+void gw__jobs_unqueue(gw_jobs *j, gw_job *job);
 
 /* POST /jobs/{id}/retry: a dead, cancelled or failed job runs again now with a fresh
  * attempt count (a workflow member's descendants that ended with it wait again).  0;
@@ -474,6 +505,24 @@ void gw__jobs_finish(gw_jobs *j, gw_job *job, uint8_t status);
 
 /* Writes job's state; nobody waits. */
 void gw__jobs_persist(gw_jobs *j, gw_job *job);
+
+/* ---- jobs_handoff.c ------------------------------------------------------------- */
+
+/* The takes_handoffs hook: true on a shared (PostgreSQL) store. */
+bool gw__jobs_takes_handoffs(void *data);
+
+/* The job_handoff hook: news of a job another gateway gave a worker (applied to a job
+ * held here at that attempt, else parked until the job is adopted). */
+bool gw__jobs_on_handoff(void *data, gw_worker *w, const br_job_handoff *m);
+
+/* Jobs were adopted: parked handoffs of jobs now held are applied. */
+void gw__jobs_handoffs_adopted(gw_jobs *j);
+
+/* Parked handoffs without news for a lease are dropped (the tick). */
+void gw__jobs_handoffs_tick(gw_jobs *j, int64_t now);
+
+/* Frees every parked handoff (destroy). */
+void gw__jobs_handoffs_free(gw_jobs *j);
 
 /* ---- jobs_flow.c ----------------------------------------------------------------- */
 

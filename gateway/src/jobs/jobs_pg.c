@@ -74,14 +74,16 @@ typedef enum op_kind {
 } op_kind;
 
 /* The prepared statement of each kind (OP_READ: the payload one; detail below). */
-static const char *const st_names[] = {"job_insert",    "job_update",    "job_delete",
-                                       "job_put_task",  "job_del_task",  "job_payload",
-                                       "job_put_sched", "job_del_sched", "job_detail",
-                                       "gw_renew",      "gw_adopt",      "gw_adopt_jobs"};
-#define ST_DETAIL     8
-#define ST_RENEW      9
-#define ST_ADOPT      10
-#define ST_ADOPT_JOBS 11
+static const char *const st_names[] = {
+    "job_insert",  "job_update",    "job_delete",      "job_put_task", "job_del_task",
+    "job_payload", "job_put_sched", "job_del_sched",   "job_detail",   "gw_renew",
+    "gw_adopt",    "gw_adopt_jobs", "job_insert_tick", "job_row"};
+#define ST_DETAIL      8
+#define ST_RENEW       9
+#define ST_ADOPT       10
+#define ST_ADOPT_JOBS  11
+#define ST_INSERT_TICK 12
+#define ST_ROW         13
 /* The columns load reads and adoption returns, in each_job's order. */
 #define JOB_COLUMNS                                                                                \
     " id, task, coalesce(octet_length(payload), 0)::bigint, idem_key, status, attempts, run_at,"   \
@@ -102,7 +104,8 @@ static const char *const st_sql[] = {
     ("INSERT INTO barista_job_schedules (id, task, payload, cron, interval_ms, last_tick, catch_up,"
      " identity) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO UPDATE SET"
      " task = EXCLUDED.task, payload = EXCLUDED.payload, cron = EXCLUDED.cron,"
-     " interval_ms = EXCLUDED.interval_ms, last_tick = EXCLUDED.last_tick,"
+     " interval_ms = EXCLUDED.interval_ms,"
+     " last_tick = greatest(barista_job_schedules.last_tick, EXCLUDED.last_tick),"
      " catch_up = EXCLUDED.catch_up, identity = EXCLUDED.identity"),
     "DELETE FROM barista_job_schedules WHERE id = $1",
     "SELECT id, result, error FROM barista_jobs WHERE id = ANY ($1::bigint[])",
@@ -115,6 +118,17 @@ static const char *const st_sql[] = {
      " lease_until < clock_timestamp() AND id <> $1 ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)"
      " RETURNING id"),
     "UPDATE barista_jobs SET owner = $1 WHERE owner = $2 RETURNING" JOB_COLUMNS,
+    /* A schedule's tick ($15: the schedule, $16: the tick, $17: the latest last tick
+     * that leaves it unmade): claimed and its job written in one statement, or
+     * neither (another gateway of the queue made the tick). */
+    ("WITH c AS (UPDATE barista_job_schedules SET last_tick = $16::bigint WHERE id = $15::bytea"
+     " AND last_tick <= $17::bigint RETURNING 1)"
+     " INSERT INTO barista_jobs (id, public_id, task, payload, idem_key, status, attempts, run_at,"
+     " updated, result, error, identity, links, owner) SELECT $1::bigint, $2::bytea, $3::bytea,"
+     " $4::bytea, $5::bytea, $6::bigint, $7::bigint, $8::bigint, $9::bigint, $10::bytea,"
+     " $11::bytea, $12::bytea, $13::bytea, $14::bigint WHERE EXISTS (SELECT 1 FROM c)"),
+    ("SELECT id, result, error, task, public_id, identity, status, attempts FROM barista_jobs"
+     " WHERE id = ANY ($1::bigint[])"),
 };
 #define ST_COUNT (sizeof(st_sql) / sizeof(st_sql[0]))
 
@@ -164,6 +178,7 @@ typedef struct op {
     gw_jobs_store_read_fn read; /* OP_READ's callback, on the loop */
     void *arg;                  /* their argument */
     bool glued;                 /* the next op is in the same transaction (insert_many) */
+    bool claim_lost;            /* OP_INSERT with a claim: another gateway made the tick */
     int status;                 /* the outcome, set by the writer thread */
     int read_status;            /* OP_READ: its own outcome (a read never fails the batch) */
     uint64_t *seqs;             /* OP_READ: the jobs to read (in data) */
@@ -261,10 +276,10 @@ static int ensure_session(pg_store *s)
 
 /* Parameters of one statement, all in binary format. */
 typedef struct params {
-    const char *values[14];    /* each parameter's bytes */
-    int lengths[14];           /* their lengths */
-    int formats[14];           /* 1: binary; 0: text */
-    unsigned char ints[14][8]; /* big-endian integers the values point at */
+    const char *values[17];    /* each parameter's bytes */
+    int lengths[17];           /* their lengths */
+    int formats[17];           /* 1: binary; 0: text */
+    unsigned char ints[17][8]; /* big-endian integers the values point at */
     int n;                     /* parameters set */
 } params;
 
@@ -320,6 +335,12 @@ static int send_op(pg_store *s, op *o)
         p_str(&p, r->identity);
         p_str(&p, r->links);
         p_int(&p, s->me);
+        if (r->claim.len > 0) {
+            st = ST_INSERT_TICK;
+            p_str(&p, r->claim);
+            p_int(&p, r->claim_tick);
+            p_int(&p, r->claim_floor);
+        }
         break;
     case OP_UPDATE:
         p_int(&p, (int64_t)r->seq);
@@ -345,6 +366,8 @@ static int send_op(pg_store *s, op *o)
     case OP_READ:
         if (o->what == GW_JOBS_READ_DETAIL)
             st = ST_DETAIL;
+        else if (o->what == GW_JOBS_READ_ROW)
+            st = ST_ROW;
         o->ids_text = ids_literal(o);
         if (!o->ids_text)
             return BR_ENOMEM;
@@ -410,6 +433,31 @@ static int keep_read(gw_job_row *row, uint64_t seq, br_str a, br_str b, bool det
     return 0;
 }
 
+static br_str put_str(br_str v, char **cursor);
+
+/* A GW_JOBS_READ_ROW row (ST_ROW's columns) into one heap block at row->result.  0 or
+ * BR_ENOMEM. */
+static int keep_row(gw_job_row *row, uint64_t seq, const PGresult *r, int t)
+{
+    br_str cols[5] = {value_str(r, t, 1), value_str(r, t, 2), value_str(r, t, 3),
+                      value_str(r, t, 4), value_str(r, t, 5)};
+    size_t size = 1;
+    for (size_t i = 0; i < 5; i++)
+        size += cols[i].len;
+    char *p = malloc(size);
+    if (!p)
+        return BR_ENOMEM;
+    br_str *dst[5] = {&row->result, &row->error, &row->task, &row->id, &row->identity};
+    char *cursor = p;
+    for (size_t i = 0; i < 5; i++)
+        *dst[i] = put_str(cols[i], &cursor);
+    row->result.ptr = p; /* op_free frees the block through it, even when empty */
+    row->seq = seq;
+    row->status = (uint8_t)value_int(r, t, 6);
+    row->attempts = (uint32_t)value_int(r, t, 7);
+    return 0;
+}
+
 /* OP_READ's answer: one row per seq (its seq 0 when the job is not there).  0 or
  * BR_ENOMEM. */
 static int take_read(op *o, const PGresult *r)
@@ -423,8 +471,10 @@ static int take_read(op *o, const PGresult *r)
         for (size_t i = 0; i < o->nids; i++) {
             if (o->seqs[i] != seq || o->rows[i].seq != 0)
                 continue;
-            int rc = keep_read(&o->rows[i], seq, value_str(r, t, 1),
-                               detail ? value_str(r, t, 2) : (br_str){0}, detail);
+            int rc = o->what == GW_JOBS_READ_ROW
+                         ? keep_row(&o->rows[i], seq, r, t)
+                         : keep_read(&o->rows[i], seq, value_str(r, t, 1),
+                                     detail ? value_str(r, t, 2) : (br_str){0}, detail);
             if (rc != 0)
                 return rc;
         }
@@ -526,6 +576,8 @@ static int run_batch(pg_store *s, op_fifo *batch)
             rc = rc ? rc : BR_EIO;
         } else if (rc == 0 && is_op && o->kind == OP_READ) {
             o->read_status = take_read(o, r);
+        } else if (rc == 0 && is_op && o->kind == OP_INSERT && o->row.claim.len > 0) {
+            o->claim_lost = strcmp(PQcmdTuples(r), "0") == 0;
         }
         if (is_op)
             o = o->next;
@@ -662,7 +714,10 @@ static void writer_main(void *arg)
         uv_mutex_unlock(&s->mu);
         int status = run_batch(s, &batch);
         for (op *o = batch.head; o; o = o->next)
-            o->status = status != 0 ? status : o->kind == OP_READ ? o->read_status : 0;
+            o->status = status != 0          ? status
+                        : o->kind == OP_READ ? o->read_status
+                        : o->claim_lost      ? BR_ENOTFOUND
+                                             : 0;
         uv_mutex_lock(&s->mu);
         if (batch.head) {
             *(s->done.tail ? &s->done.tail->next : &s->done.head) = batch.head;
@@ -754,8 +809,8 @@ static br_str put_str(br_str v, char **cursor)
 /* A new op of `kind` holding a copy of r, or NULL (out of memory). */
 static op *op_make(op_kind kind, const gw_job_row *r, gw_jobs_store_done_fn done, void *arg)
 {
-    const br_str *strs[] = {&r->id,     &r->task,  &r->payload,  &r->idem_key,
-                            &r->result, &r->error, &r->identity, &r->links};
+    const br_str *strs[] = {&r->id,    &r->task,     &r->payload, &r->idem_key, &r->result,
+                            &r->error, &r->identity, &r->links,   &r->claim};
     size_t extra = 0;
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         extra += strs[i]->len;
@@ -764,8 +819,9 @@ static op *op_make(op_kind kind, const gw_job_row *r, gw_jobs_store_done_fn done
         return NULL;
     *o = (op){.kind = kind, .row = *r, .done = done, .arg = arg};
     char *cursor = o->data;
-    br_str *dst[] = {&o->row.id,     &o->row.task,  &o->row.payload,  &o->row.idem_key,
-                     &o->row.result, &o->row.error, &o->row.identity, &o->row.links};
+    br_str *dst[] = {&o->row.id,       &o->row.task,   &o->row.payload,
+                     &o->row.idem_key, &o->row.result, &o->row.error,
+                     &o->row.identity, &o->row.links,  &o->row.claim};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         *dst[i] = put_str(*strs[i], &cursor);
     return o;

@@ -14,6 +14,12 @@
  * before, so nothing is doubled.  Ticks missed while no gateway ran are made up, at
  * most `catch_up` of them (the latest ones); the rest are skipped.  Ticks are checked
  * on the queue's 50 ms timer, which the earliest coming tick moves forward (jobs.c).
+ *
+ * Gateways sharing a PostgreSQL store each tick every schedule they know; each tick's
+ * job is written together with a conditional update of the schedule's last tick, in
+ * one statement (jobs_pg.c), so exactly one gateway makes it and the others drop
+ * theirs; the tick loop writes nothing else there.  The claim and the job commit together, so a
+ * gateway that dies between them leaves the tick to be made again, as above.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,7 +128,13 @@ static int submit_tick(gw_jobs *j, gw_jobs_schedule *s, int64_t tick)
     char key[64];
     snprintf(key, sizeof(key), "schedule:%s:%lld", s->id, (long long)tick);
     gw_job *job;
-    return gw__jobs_submit(j, t, s->payload, br_str_c(key), 0, s->identity, NULL, &job);
+    /* Gateways sharing the store claim the tick with its job: an interval's tick is
+     * free while the last one made is at least an interval before it (gateways that
+     * declared it at different moments tick at different times), a cron's while it
+     * is before it. */
+    int64_t floor = s->cron_text ? tick - 1 : tick - (int64_t)s->interval_ms;
+    return gw__jobs_submit_tick(j, t, s->payload, br_str_c(key), s->identity, br_str_c(s->id), tick,
+                                floor, &job);
 }
 
 void gw__jobs_schedules_tick(gw_jobs *j, int64_t now)
@@ -152,6 +164,11 @@ void gw__jobs_schedules_tick(gw_jobs *j, int64_t now)
             s->last_tick_ms = t;
         }
         s->next_ms = tick_after(s, s->last_tick_ms);
+        /* On a shared store each claim wrote the last tick with its job: a tick this
+         * gateway lost or skipped (its task has no worker here) is not its to write,
+         * and writing it would take the next tick from the gateway that makes them. */
+        if (gw__jobs_shared(j))
+            continue;
         gw_schedule_row r = row_of(s);
         if (gw__jobs_store_put_schedule(j->store, &r, NULL, NULL) != 0)
             gw_log(GW_LOG_WARN, "jobs", "schedule %s: its last tick could not be written", s->id);

@@ -70,6 +70,14 @@ typedef struct gw_job_row {
                              empty; written by insert only, reported by load */
     bool set_payload;     /* update only: payload (payload_len bytes) replaces the stored
                              one (a workflow member gets its parents' results) */
+    br_str claim;         /* insert only, a shared store: the job of tick claim_tick of
+                             schedule `claim` (its id).  The row is written only if the
+                             tick is this gateway's to make - the schedule's last tick is
+                             at most claim_floor, and becomes claim_tick in the same
+                             statement - else done hears BR_ENOTFOUND (another gateway made
+                             it).  Empty: a plain insert; a store of one gateway ignores it */
+    int64_t claim_tick;   /* the tick (wall-clock ms) */
+    int64_t claim_floor;  /* the latest last tick that leaves claim_tick unmade */
 } gw_job_row;
 
 /* A schedule as the store keeps it (jobs_schedule.c).  Strings point at the caller's
@@ -92,8 +100,11 @@ typedef void (*gw_jobs_store_done_fn)(void *arg, int status);
 /* What a read fetches (gw__jobs_store_read). */
 typedef enum gw_jobs_read_what {
     GW_JOBS_READ_PAYLOAD = 1, /* the payload: a due job about to be sent */
-    GW_JOBS_READ_DETAIL = 2   /* result and error: GET /jobs/{id} of a job whose detail
+    GW_JOBS_READ_DETAIL = 2,  /* result and error: GET /jobs/{id} of a job whose detail
                                  is not kept in memory */
+    GW_JOBS_READ_ROW = 4      /* a shared store only: id, task, status, attempts, identity,
+                                 result and error - GET /jobs/{id} of a job another
+                                 gateway of the queue holds */
 } gw_jobs_read_what;
 
 /* Told on the loop when a read is done: rows[i] answers seqs[i] (its seq 0 when the
@@ -130,7 +141,8 @@ typedef struct gw_jobs_store_ops {
     /* Reads `what` of the jobs seqs[0..n) (copied), after every write queued before it. */
     int (*read)(gw_jobs_store *self, const uint64_t *seqs, size_t n, unsigned what,
                 gw_jobs_store_read_fn done, void *arg);
-    /* Writes a schedule (insert or replace, by id), or deletes it. */
+    /* Writes a schedule (insert or replace, by id), or deletes it.  A shared store never
+     * moves a schedule's last tick back (another gateway may have made later ones). */
     int (*put_schedule)(gw_jobs_store *self, const gw_schedule_row *r, gw_jobs_store_done_fn done,
                         void *arg);
     int (*del_schedule)(gw_jobs_store *self, br_str id, gw_jobs_store_done_fn done, void *arg);

@@ -177,6 +177,8 @@ typedef enum br_msg_type {
     BR_MSG_TASK_POLICY = 15,  /* worker -> broker: how its tasks want their jobs run */
     BR_MSG_WORKFLOW = 16,     /* worker -> broker: make this workflow (version 3) */
     BR_MSG_WORKFLOW_REPLY = 17, /* broker -> worker: the workflow was made, or why not */
+    BR_MSG_JOB_HANDOFF = 18,    /* worker -> broker: a job another broker gave, still running
+                                   or ended, to a broker that confirmed BR_FEATURE_JOB_HANDOFF */
     /* Streams (PROTOCOL.md 5.15): a response sent in pieces, a request body received in
      * pieces. */
     BR_MSG_STREAM_START = 20,  /* worker -> broker: a streamed response begins */
@@ -225,6 +227,8 @@ typedef enum br_msg_type {
  * announced (worker) or confirmed (broker) it. */
 #define BR_FEATURE_WS_BATCH    1u /* reads WS_BATCH (35) */
 #define BR_FEATURE_CALL_STREAM 2u /* reads CALL_STREAM_START/CHUNK/END (24-26) */
+/* Worker: may send JOB_HANDOFF (18); broker: reads it (a gateway of a shared queue). */
+#define BR_FEATURE_JOB_HANDOFF 4u
 
 /* A schedule a worker declares for one of its tasks (READY.schedules): the gateway
  * keeps one schedule per (task, name), made or updated when a READY declares it. */
@@ -435,6 +439,18 @@ typedef struct br_job_progress {
     br_str note;       /* a short human-readable note; may be empty */
 } br_job_progress;
 
+/* JOB_HANDOFF: a job whose broker is gone (its registration ended), told to another
+ * broker of the same queue: still running (renews its lease there), or ended with
+ * JOB_RESULT's fields.  No credit moves (PROTOCOL.md 5.22). */
+typedef struct br_job_handoff {
+    br_str job_id;
+    uint32_t attempt; /* JOB.attempt of the run, >= 1 */
+    bool ended;       /* false: still running; true: ended with outcome */
+    uint8_t outcome;  /* br_job_outcome, when ended */
+    br_str result;    /* OK: msgpack-encoded result; may be empty */
+    br_str error;     /* human-readable error; empty on success */
+} br_job_handoff;
+
 /* JOB_CANCEL: the job was cancelled; the worker stops it as soon as it can. */
 typedef struct br_job_cancel {
     br_str job_id;
@@ -589,6 +605,7 @@ typedef struct br_msg {
         br_deactivate deactivate;
         br_actor_timer actor_timer;
         br_job_progress job_progress;
+        br_job_handoff job_handoff;
         br_job_cancel job_cancel;
         br_task_policies task_policy;
         br_workflow workflow;

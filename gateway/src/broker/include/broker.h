@@ -263,6 +263,12 @@ typedef struct gw_broker_hooks {
     /* WORKFLOW from w (a handler or a task asks for a workflow): the hook answers with
      * gw_broker_send_workflow_reply, now or later - not after worker_gone for w. */
     void (*workflow)(void *data, struct gw_worker *w, const br_workflow *m);
+    /* True when the queue takes JOB_HANDOFF (it shares its store with other gateways):
+     * WELCOME then confirms BR_FEATURE_JOB_HANDOFF to workers that announce it. */
+    bool (*takes_handoffs)(void *data);
+    /* JOB_HANDOFF from w: a job another gateway gave it, still running or ended (no
+     * credit moves); false when nothing here wanted it (counted stale). */
+    bool (*job_handoff)(void *data, struct gw_worker *w, const br_job_handoff *m);
 } gw_broker_hooks;
 
 /* Subsystems attached at once, at most. */
