@@ -11,9 +11,10 @@
 # gateway in the middle of it.  Passes when only the requests in flight at the kill
 # failed, every later one was answered by the other gateway, and every job the killed
 # gateway had accepted completed, and keyed actors (the counters, routed by key) kept
-# their counts and answered through the other gateway; jobs: with a job queue per gateway (the overlay's default)
-# once the killed gateway is started again; with BARISTA_SCALE_OUT_SHARED_JOBS=1 (both
-# gateways on one PostgreSQL queue) without it, read through the other gateway.  Each
+# their counts and answered through the other gateway.  The jobs: with both gateways
+# on one PostgreSQL queue (the overlay's default) the other gateway adopts and runs
+# them, read through it; with BARISTA_SCALE_OUT_SHARED_JOBS=0 (a queue per gateway)
+# they complete once the killed gateway is started again.  Each
 # step is bounded; the project is always torn down (`down -v`).
 # Without a Docker Engine it prints "docker scale-out: skipped (...)" and exits 0.
 set -euo pipefail
@@ -27,9 +28,9 @@ BARISTA_PORT="$(free_port)"
 BARISTA_PORT_2="$(free_port)"
 BARISTA_LB_PORT="$(free_port)"
 export BARISTA_PORT BARISTA_PORT_2 BARISTA_LB_PORT BARISTA_TAG
-shared="${BARISTA_SCALE_OUT_SHARED_JOBS:-0}"
-if [ "$shared" = 1 ]; then
-    export BARISTA_JOBS_DB_2=barista_jobs_1 # gateway-2 on the first gateway's queue
+shared="${BARISTA_SCALE_OUT_SHARED_JOBS:-1}"
+if [ "$shared" = 0 ]; then
+    export BARISTA_JOBS_DB_2=barista_jobs_2 # gateway-2 on a queue of its own
 fi
 
 files=(-f "$root/docker-compose.yml" -f "$root/deploy/compose.scale-out.yml")
