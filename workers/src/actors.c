@@ -99,18 +99,18 @@ static void actor_drop(br_worker *w, br__actor *a)
 static void turn_start(br_worker *w, br__actor *a, br_req *req)
 {
     a->running++;
-    req->actor_started = true;
+    req->ax->started = true;
     if (atomic_load(&req->cancelled)) {
         br__dispatch_replied(req); /* answered 499 at once */
         return;
     }
-    if (req->actor_activate) {
+    if (req->ax->activate) {
         a->state.len = 0;
-        if (br_buf_append(&a->state, req->actor_state_in.ptr, req->actor_state_in.len) != 0) {
+        if (br_buf_append(&a->state, req->ax->state_in.ptr, req->ax->state_in.len) != 0) {
             br_reply_error(req, 503, "worker is out of memory");
             return;
         }
-        a->epoch = req->actor_epoch;
+        a->epoch = req->ax->epoch;
         a->active = true;
         if (a->spec->on_activate)
             a->spec->on_activate(a->svc, (br_str){a->key, (uint32_t)a->key_len},
@@ -134,7 +134,7 @@ static void pump(br_worker *w)
         a->ready = false;
         while (a->qhead && (a->running == 0 || a->spec->reentrant)) {
             br_req *req = a->qhead;
-            a->qhead = req->qnext;
+            a->qhead = req->ax->qnext;
             if (!a->qhead)
                 a->qtail = NULL;
             turn_start(w, a, req);
@@ -165,6 +165,12 @@ int br__actors_enqueue(br_worker *w, br_req *req, const br_actor_request *m)
         return BR_EINVAL;
     if (!w->actors && !(w->actors = calloc(1, sizeof(*w->actors))))
         return BR_ENOMEM;
+    /* The request's actor part: only actor requests pay for it. */
+    if (!req->ax) {
+        if (!(req->ax = br_req_alloc(req, sizeof(*req->ax))))
+            return BR_ENOMEM;
+        memset(req->ax, 0, sizeof(*req->ax));
+    }
     br__actors *t = w->actors;
     br__actor **pp = slot_of(t, spec, m->key);
     br__actor *a = *pp;
@@ -184,15 +190,15 @@ int br__actors_enqueue(br_worker *w, br_req *req, const br_actor_request *m)
         if (!copy)
             return BR_ENOMEM;
         memcpy(copy, m->state.ptr, m->state.len);
-        req->actor_state_in = (br_str){copy, m->state.len};
+        req->ax->state_in = (br_str){copy, m->state.len};
     }
     req->actor = a;
-    req->actor_epoch = m->epoch;
-    req->actor_activate = m->activate;
+    req->ax->epoch = m->epoch;
+    req->ax->activate = m->activate;
     a->deactivate = false;
-    req->qnext = NULL;
+    req->ax->qnext = NULL;
     if (a->qtail)
-        a->qtail->qnext = req;
+        a->qtail->ax->qnext = req;
     else
         a->qhead = req;
     a->qtail = req;
@@ -204,36 +210,37 @@ int br__actors_enqueue(br_worker *w, br_req *req, const br_actor_request *m)
 void br__actors_reply(br_req *req, br_actor_reply *out)
 {
     br__actor *a = req->actor;
-    out->epoch = req->actor_epoch;
+    br__req_actor *x = req->ax;
+    out->epoch = x->epoch;
     out->op = BR_STATE_KEEP;
     bool ok = !atomic_load(&req->cancelled) && req->ended && req->status < 500;
-    if (!ok || req->turn_op == BR_STATE_KEEP || !req->actor_started)
+    if (!ok || x->turn_op == BR_STATE_KEEP || !x->started)
         return;
-    out->op = req->turn_op;
-    if (req->turn_op == BR_STATE_SET)
-        out->state = (br_str){(const char *)req->turn_state.data, (uint32_t)req->turn_state.len};
+    out->op = x->turn_op;
+    if (x->turn_op == BR_STATE_SET)
+        out->state = (br_str){(const char *)x->turn_state.data, (uint32_t)x->turn_state.len};
     /* The change is the actor's from now on (a later turn sees it). */
     a->state.len = 0;
-    if (req->turn_op == BR_STATE_SET &&
-        br_buf_append(&a->state, req->turn_state.data, req->turn_state.len) != 0)
+    if (x->turn_op == BR_STATE_SET &&
+        br_buf_append(&a->state, x->turn_state.data, x->turn_state.len) != 0)
         out->op = BR_STATE_KEEP;
 }
 
 void br__actors_turn_done(br_worker *w, br_req *req)
 {
     br__actor *a = req->actor;
-    if (req->actor_started)
+    if (req->ax->started)
         a->running--;
     else {
         /* Ended before its turn (a new registration cancelled it): out of the mailbox. */
         br_req **pp = &a->qhead;
         while (*pp && *pp != req)
-            pp = &(*pp)->qnext;
+            pp = &(*pp)->ax->qnext;
         if (*pp) {
-            *pp = req->qnext;
+            *pp = req->ax->qnext;
             if (a->qtail == req) {
                 a->qtail = NULL;
-                for (br_req *r = a->qhead; r; r = r->qnext)
+                for (br_req *r = a->qhead; r; r = r->ax->qnext)
                     a->qtail = r;
             }
         }
@@ -287,10 +294,10 @@ br_str br_actor_key(const br_req *req)
 
 br_str br_actor_state(const br_req *req)
 {
-    if (!req->actor || req->turn_op == BR_STATE_DELETE)
+    if (!req->actor || req->ax->turn_op == BR_STATE_DELETE)
         return br_str_c("");
-    if (req->turn_op == BR_STATE_SET)
-        return (br_str){(const char *)req->turn_state.data, (uint32_t)req->turn_state.len};
+    if (req->ax->turn_op == BR_STATE_SET)
+        return (br_str){(const char *)req->ax->turn_state.data, (uint32_t)req->ax->turn_state.len};
     return (br_str){(const char *)req->actor->state.data, (uint32_t)req->actor->state.len};
 }
 
@@ -298,10 +305,10 @@ int br_actor_set_state(br_req *req, const void *state, size_t len)
 {
     if (!req->actor)
         return BR_EINVAL;
-    req->turn_state.len = 0;
-    int rc = br_buf_append(&req->turn_state, state, len);
+    req->ax->turn_state.len = 0;
+    int rc = br_buf_append(&req->ax->turn_state, state, len);
     if (rc == 0)
-        req->turn_op = BR_STATE_SET;
+        req->ax->turn_op = BR_STATE_SET;
     return rc;
 }
 
@@ -309,8 +316,8 @@ int br_actor_delete_state(br_req *req)
 {
     if (!req->actor)
         return BR_EINVAL;
-    req->turn_op = BR_STATE_DELETE;
-    req->turn_state.len = 0;
+    req->ax->turn_op = BR_STATE_DELETE;
+    req->ax->turn_state.len = 0;
     return 0;
 }
 
@@ -323,7 +330,7 @@ static int send_timer(br_req *req, const char *name, bool start, bool durable, u
                       uint64_t period_ms)
 {
     br_worker *w = req->worker;
-    if (!req->actor || !req->actor_started || req->ended || !name || !name[0] ||
+    if (!req->actor || !req->ax->started || req->ended || !name || !name[0] ||
         strlen(name) > BR_ACTOR_TIMER_NAME_MAX)
         return BR_EINVAL;
     if (!br__gen_live(w, req->gen))
@@ -332,7 +339,7 @@ static int send_timer(br_req *req, const char *name, bool start, bool durable, u
     br_msg m = {.type = BR_MSG_ACTOR_TIMER,
                 .u.actor_timer = {.actor_type = br_str_c(a->spec->type),
                                   .key = {a->key, (uint32_t)a->key_len},
-                                  .epoch = req->actor_epoch,
+                                  .epoch = req->ax->epoch,
                                   .name = br_str_c(name),
                                   .start = start,
                                   .durable = durable,

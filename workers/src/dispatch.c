@@ -116,7 +116,7 @@ static void complete(br_req *req)
         int rc = br__worker_send_gen(w, req->gen, &msg);
         if (rc == BR_EINVAL || rc == BR_ELIMIT || rc == BR_ENOMEM) {
             memset(&msg.u.actor_reply, 0, sizeof(msg.u.actor_reply));
-            msg.u.actor_reply.epoch = req->actor_epoch;
+            msg.u.actor_reply.epoch = req->ax->epoch;
             msg.u.actor_reply.reply.id = req->msg.id;
             msg.u.actor_reply.reply.status = 500;
             br__worker_send_gen(w, req->gen, &msg);

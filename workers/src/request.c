@@ -403,7 +403,8 @@ void br__req_reply_msg(br_req *req, br_reply *out)
 static void free_now(br_req *req)
 {
     free(req->body.data);
-    br_buf_free(&req->turn_state);
+    if (req->ax)
+        br_buf_free(&req->ax->turn_state);
     if (req->stream)
         free(req->stream->squeue.data);
     br__arena_release(&req->arena);

@@ -36,6 +36,18 @@ typedef struct br__req_stream {
     void *body_arg;             /* their argument */
 } br__req_stream;
 
+/* The part of a request that only an ACTOR_REQUEST uses (actors.c): in the request's
+ * arena, made when the request joins its key's mailbox (br_req.ax). */
+typedef struct br__req_actor {
+    uint64_t epoch;       /* the ACTOR_REQUEST's epoch */
+    br_str state_in;      /* with activate: the loaded state (arena) */
+    br_buf turn_state;    /* with BR_STATE_SET: the new state (heap) */
+    struct br_req *qnext; /* next in its actor's mailbox */
+    bool activate;        /* it starts an activation with state_in */
+    bool started;         /* its turn began (counted in actor->running) */
+    uint8_t turn_op;      /* br_state_op the turn asked for */
+} br__req_actor;
+
 struct br_req {
     struct br_req *prev, *next; /* in the worker's in-flight list */
     struct br_req *hnext;       /* next in the in-flight id bucket */
@@ -60,10 +72,7 @@ struct br_req {
     br_job_spec *jobs;       /* jobs the reply enqueues (arena), or NULL */
     struct br__op *ops;      /* async operations it owns (async_int.h) */
     struct br__actor *actor; /* actor route: its key's activation here, else NULL */
-    uint64_t actor_epoch;    /* the ACTOR_REQUEST's epoch */
-    br_str actor_state_in;   /* with actor_activate: the loaded state (arena) */
-    br_buf turn_state;       /* with BR_STATE_SET: the new state (heap) */
-    struct br_req *qnext;    /* next in its actor's mailbox */
+    br__req_actor *ax;       /* an actor request's own part (arena); NULL for others */
     /* A streamed response or body (stream.c). */
     br__req_stream *stream;   /* the stream's state (arena), or NULL: nothing streams */
     br_stream_fn on_writable; /* br_stream_on_writable's callback, or NULL */
@@ -84,9 +93,6 @@ struct br_req {
     bool writing;          /* between br_reply_start and br_reply_send */
     bool json_parsed;      /* json holds the answer */
     bool release_deferred; /* released while pinned: free at the last unpin */
-    bool actor_activate;   /* it starts an activation with actor_state_in */
-    bool actor_started;    /* its turn began (counted in actor->running) */
-    uint8_t turn_op;       /* br_state_op the turn asked for */
     bool streaming;        /* br_stream_start sent STREAM_START: the answer is a stream */
     br__arena arena;       /* request-scoped memory, starting in first[] */
     alignas(max_align_t) char first[]; /* the arena's first block */

@@ -239,8 +239,8 @@ static int send_one(gw_activation *a, gw_exchange *c, gw_worker *w)
     int rc = gw__exchange_send(c, w, &m);
     if (rc != 0)
         return rc;
-    c->actor_sent = true;
-    c->sent_ns = uv_hrtime();
+    c->ax->sent = true;
+    c->ax->sent_ns = uv_hrtime();
     a->inflight++;
     if (activate) {
         a->worker = w;
@@ -285,7 +285,7 @@ static void advance(gw_activation *a)
         }
         gw_exchange *c = GW_CONTAINER_OF(a->queue.next, gw_exchange, link);
         gw_list_remove(&c->link);
-        c->actor_queued = false;
+        c->ax->queued = false;
         a->nqueued--;
         int rc = send_one(a, c, owner);
         if (rc == 0)
@@ -293,7 +293,7 @@ static void advance(gw_activation *a)
         if (gw_broker_send_failed(rc)) {
             /* owner is marked lost now: placement picks another one. */
             gw_list_push_front(&a->queue, &c->link);
-            c->actor_queued = true;
+            c->ax->queued = true;
             a->nqueued++;
             continue;
         }
@@ -318,20 +318,21 @@ void gw__actors_route(gw_exchange *c, bool front)
 {
     gw_broker *b = c->broker;
     br_str key;
-    if (!c->actor) {
-        if (c->direct)
-            key = c->direct_key;
+    gw_exchange_actor *x = c->ax; /* made with c: its route is an actor type's */
+    if (!x->actor) {
+        if (x->direct)
+            key = x->direct_key;
         else if (!exchange_key(c, &key)) {
             gw__exchange_fail(c, 500, false, "Internal Server Error: the actor key is missing");
             return;
         }
-        c->actor = activation_get(b, c->route, key);
-        if (!c->actor) {
+        x->actor = activation_get(b, c->route, key);
+        if (!x->actor) {
             gw__exchange_fail(c, 503, true, "Service Unavailable: too many active actors");
             return;
         }
     }
-    gw_activation *a = c->actor;
+    gw_activation *a = x->actor;
     if (!front && a->nqueued >= b->cfg.actor_queue_limit) {
         char detail[GW_DETAIL_MAX];
         snprintf(detail, sizeof(detail),
@@ -344,7 +345,7 @@ void gw__actors_route(gw_exchange *c, bool front)
         gw_list_push_front(&a->queue, &c->link);
     else
         gw_list_push_back(&a->queue, &c->link);
-    c->actor_queued = true;
+    x->queued = true;
     a->nqueued++;
     a->last_used = uv_now(b->loop);
     advance(a);
@@ -352,13 +353,13 @@ void gw__actors_route(gw_exchange *c, bool front)
 
 void gw__actors_exchange_gone(gw_exchange *c)
 {
-    gw_activation *a = c->actor;
-    if (c->actor_sent)
-        a->inflight--;
-    if (c->actor_queued)
-        a->nqueued--;
-    c->actor_sent = false;
-    c->actor_queued = false;
+    gw_exchange_actor *x = c->ax;
+    if (x->sent)
+        x->actor->inflight--;
+    if (x->queued)
+        x->actor->nqueued--;
+    x->sent = false;
+    x->queued = false;
 }
 
 /* After a commit (or its refusal): the held reply goes to whoever waits. */
@@ -366,10 +367,10 @@ static void on_committed(void *ctx, int status)
 {
     gw_exchange *c = ctx;
     gw_broker *b = c->broker;
-    gw_activation *a = c->actor;
+    gw_activation *a = c->ax->actor;
     a->commits--;
     c->committing = false;
-    if (status == 0 && c->state_op != BR_STATE_KEEP)
+    if (status == 0 && c->ax->state_op != BR_STATE_KEEP)
         b->stats.actor_commits++;
     if (status == BR_EVALUE) {
         b->stats.actor_fenced++;
@@ -378,7 +379,8 @@ static void on_committed(void *ctx, int status)
     br_msg m;
     if (b->closing || !gw__exchange_waited(c)) {
         gw__exchange_free(c);
-    } else if (status == 0 && br_decoder_decode(b->decoder, c->held.data, c->held.len, &m) == 0) {
+    } else if (status == 0 &&
+               br_decoder_decode(b->decoder, c->ax->held.data, c->ax->held.len, &m) == 0) {
         gw__exchange_deliver(c, NULL, &m.u.actor_reply.reply);
     } else if (status == BR_EVALUE) {
         gw__exchange_fail(c, 409, false,
@@ -394,15 +396,15 @@ void gw__actors_reply(gw_broker *b, gw_worker *w, const br_actor_reply *ar, cons
                       size_t frame_len)
 {
     gw_exchange *c = gw_idmap_get(b->exchanges, ar->reply.id);
-    if (!c || c->worker != w || !c->actor) {
+    if (!c || c->worker != w || !gw__exchange_actor(c)) {
         /* Stale: nothing of it is committed. */
         if (ar->op != BR_STATE_KEEP)
             b->stats.actor_fenced++;
         gw__dispatch_reply(b, w, &ar->reply);
         return;
     }
-    gw_activation *a = c->actor;
-    uint64_t turn_us = (uv_hrtime() - c->sent_ns) / 1000;
+    gw_activation *a = c->ax->actor;
+    uint64_t turn_us = (uv_hrtime() - c->ax->sent_ns) / 1000;
     b->stats.actor_turns++;
     b->stats.actor_turn_us += turn_us;
     a->tstats->turns++;
@@ -422,15 +424,15 @@ void gw__actors_reply(gw_broker *b, gw_worker *w, const br_actor_reply *ar, cons
         gw__exchange_fail(c, 409, false, "Conflict: the actor moved; its state change was refused");
     } else if (h && (ar->op != BR_STATE_KEEP || a->commits > 0)) {
         /* Held until durable (or, without a change, until the changes before it are). */
-        c->held.len = 0;
-        int rc = br_buf_append(&c->held, frame, frame_len);
+        c->ax->held.len = 0;
+        int rc = br_buf_append(&c->ax->held, frame, frame_len);
         if (rc == 0)
             rc = h->actor_commit(data, (br_str){a->type, (uint32_t)a->type_len},
                                  (br_str){a->key, (uint32_t)a->key_len}, ar->epoch, ar->op,
                                  ar->state, on_committed, c);
         if (rc == 0) {
             c->committing = true;
-            c->state_op = ar->op;
+            c->ax->state_op = ar->op;
             a->commits++;
         } else {
             a->stale = true; /* the worker's state now differs from the store's */
@@ -638,16 +640,17 @@ size_t gw_broker_actor_types_served(const gw_broker *self, const char **out, siz
 /* A tick exchange for route e's actor type: no client, the broker waits for it. */
 static gw_exchange *tick_new(gw_broker *b, gw_route_entry *e, uint8_t kind, br_str name)
 {
-    gw_exchange *c = calloc(1, sizeof(*c) + name.len + 1);
+    gw_exchange *c = calloc(1, sizeof(*c) + sizeof(gw_exchange_actor) + name.len + 1);
     if (!c)
         return NULL;
     c->broker = b;
     c->route = e;
     gw_list_init(&c->link);
     gw_list_init(&c->caller_link);
-    char *p = (char *)(c + 1);
+    c->ax = (gw_exchange_actor *)(void *)(c + 1);
+    char *p = (char *)(c->ax + 1);
     memcpy(p, name.ptr, name.len);
-    c->tick_name = (br_str){p, name.len};
+    c->ax->tick_name = (br_str){p, name.len};
     c->tick_kind = kind;
     c->path = br_str_c("");
     c->idempotent = true; /* a tick whose worker died goes to the key's next owner */
@@ -666,14 +669,15 @@ void gw__actors_tick_answered(gw_exchange *c, int status)
     if (!c->tick_kind)
         return;
     c->tick_kind = 0;
-    if (c->timer) {
-        c->timer->tick = NULL;
-        c->timer = NULL;
+    gw_exchange_actor *x = c->ax; /* a tick has its actor part */
+    if (x->timer) {
+        x->timer->tick = NULL;
+        x->timer = NULL;
     }
-    gw_actor_tick_fn done = c->tick_done;
-    c->tick_done = NULL;
+    gw_actor_tick_fn done = x->tick_done;
+    x->tick_done = NULL;
     if (done)
-        done(c->tick_ctx, status < 500 && status != 409);
+        done(x->tick_ctx, status < 500 && status != 409);
 }
 
 int gw_broker_actor_remind(gw_broker *self, br_str type, br_str key, br_str name,
@@ -690,9 +694,9 @@ int gw_broker_actor_remind(gw_broker *self, br_str type, br_str key, br_str name
     gw_exchange *c = tick_new(self, e, BR_TICK_REMINDER, name);
     if (!c)
         return BR_ENOMEM;
-    c->actor = a;
-    c->tick_done = done;
-    c->tick_ctx = ctx;
+    c->ax->actor = a;
+    c->ax->tick_done = done;
+    c->ax->tick_ctx = ctx;
     a->tstats->ticks++;
     gw__exchange_admit(c, tick_budget(self, e));
     return 0;
@@ -720,8 +724,8 @@ static void timer_free(gw_actor_timer *t)
 {
     gw_exchange *c = t->tick;
     if (c) {
-        c->timer = NULL;
-        if (c->actor_queued) {
+        c->ax->timer = NULL;
+        if (c->ax->queued) {
             c->tick_kind = 0;
             gw__exchange_free(c);
         }
@@ -751,8 +755,8 @@ static void timer_fire(gw_broker *b, gw_actor_timer *t)
         e ? tick_new(b, e, BR_TICK_TIMER, (br_str){t->name, (uint32_t)t->name_len}) : NULL;
     if (!c)
         return;
-    c->actor = a;
-    c->timer = t;
+    c->ax->actor = a;
+    c->ax->timer = t;
     t->tick = c;
     a->tstats->ticks++;
     gw__exchange_admit(c, tick_budget(b, e));
@@ -784,7 +788,7 @@ void gw__actors_on_timer(uv_timer_t *timer)
             timer_fire(b, t);
         if (t->period_ms == 0) {
             if (t->tick) { /* its tick runs on without it */
-                t->tick->timer = NULL;
+                t->tick->ax->timer = NULL;
                 t->tick = NULL;
             }
             timer_free(t);

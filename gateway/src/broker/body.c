@@ -23,26 +23,27 @@
 static void body_pump(gw_exchange *c)
 {
     gw_broker *b = c->broker;
-    br_buf *h = &c->body_hold;
-    while (c->worker && c->body_window > 0 && h->len > 0) {
-        size_t n = h->len < c->body_window ? h->len : c->body_window;
+    gw_exchange_body *s = c->sbody;
+    br_buf *h = &s->hold;
+    while (c->worker && s->window > 0 && h->len > 0) {
+        size_t n = h->len < s->window ? h->len : s->window;
         if (n > GW_BODY_HOLD)
             n = GW_BODY_HOLD;
         br_msg m = {.type = BR_MSG_STREAM_CHUNK,
                     .u.stream_chunk = {.id = c->id, .data = {(const char *)h->data, (uint32_t)n}}};
         if (gw__broker_send(b, c->worker, NULL, 0, &m) != 0)
             return; /* the worker is lost: the tick reaps it and answers the client */
-        c->body_window -= (uint32_t)n;
+        s->window -= (uint32_t)n;
         memmove(h->data, h->data + n, h->len - n);
         h->len -= n;
     }
-    if (c->worker && c->body_done && h->len == 0 && !c->body_end_sent) {
+    if (c->worker && s->done && h->len == 0 && !s->end_sent) {
         br_msg m = {.type = BR_MSG_STREAM_END, .u.stream_end = {.id = c->id}};
         if (gw__broker_send(b, c->worker, NULL, 0, &m) == 0)
-            c->body_end_sent = true;
+            s->end_sent = true;
     }
-    if (c->body_paused && h->len < GW_BODY_HOLD && c->req) {
-        c->body_paused = false;
+    if (s->paused && h->len < GW_BODY_HOLD && c->req) {
+        s->paused = false;
         gw_req_body_resume(c->req);
     }
 }
@@ -66,11 +67,11 @@ static void on_body(gw_req *req, const char *data, size_t len, int status, void 
         return;
     }
     if (!data) {
-        c->body_done = true;
+        c->sbody->done = true;
         body_pump(c);
         return;
     }
-    if (br_buf_append(&c->body_hold, data, len) != 0) {
+    if (br_buf_append(&c->sbody->hold, data, len) != 0) {
         gw_req *r = c->req;
         if (c->worker) {
             gw__exchange_cancel(c);
@@ -83,25 +84,24 @@ static void on_body(gw_req *req, const char *data, size_t len, int status, void 
     }
     gw__exchange_set_deadline(c, uv_now(b->loop) + c->budget_ms);
     body_pump(c);
-    if (c->body_hold.len >= GW_BODY_HOLD && !c->body_paused) {
-        c->body_paused = true;
+    if (c->sbody->hold.len >= GW_BODY_HOLD && !c->sbody->paused) {
+        c->sbody->paused = true;
         gw_req_body_pause(req);
     }
 }
 
 void gw__body_attach(gw_exchange *c)
 {
-    c->body_stream = true;
     /* The hold, one read past it, never more. */
-    c->body_hold.max = GW_BODY_HOLD + 2u * 64 * 1024;
+    c->sbody->hold.max = GW_BODY_HOLD + 2u * 64 * 1024;
     gw_req_body_read(c->req, on_body, c);
 }
 
 void gw__body_detach(gw_exchange *c)
 {
     gw_req_body_read(c->req, NULL, NULL);
-    if (c->body_paused) {
-        c->body_paused = false;
+    if (c->sbody->paused) {
+        c->sbody->paused = false;
         gw_req_body_resume(c->req); /* the rest is read and dropped */
     }
 }
@@ -109,9 +109,9 @@ void gw__body_detach(gw_exchange *c)
 void gw__body_window(gw_broker *b, gw_worker *w, const br_stream_window *m)
 {
     gw_exchange *c = gw_idmap_get(b->exchanges, m->id);
-    if (!c || c->worker != w || !c->body_stream)
+    if (!c || c->worker != w || !c->sbody)
         return; /* answered or cancelled meanwhile */
-    uint64_t window = (uint64_t)c->body_window + m->bytes;
-    c->body_window = window > UINT32_MAX ? UINT32_MAX : (uint32_t)window;
+    uint64_t window = (uint64_t)c->sbody->window + m->bytes;
+    c->sbody->window = window > UINT32_MAX ? UINT32_MAX : (uint32_t)window;
     body_pump(c);
 }

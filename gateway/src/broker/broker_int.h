@@ -132,6 +132,37 @@ typedef struct gw_cancelled {
     gw_list link;      /* in worker->cancelled, oldest first */
 } gw_cancelled;
 
+/* The part of an exchange that only actor messages use (actors.c): HTTP requests and
+ * CALLs to an actor route, direct CALLs and ticks.  It sits in the exchange's own
+ * allocation, right after the struct, and only there: a plain request carries just the
+ * NULL pointer to it (gw_exchange.ax). */
+typedef struct gw_exchange_actor {
+    gw_activation *actor;       /* its key's activation; NULL until routed */
+    uint64_t sent_ns;           /* uv_hrtime of the ACTOR_REQUEST (turn latency) */
+    br_str tick_name;           /* with tick_kind: the timer's name (this allocation) */
+    gw_actor_timer *timer;      /* a timer's tick: its timer while both live */
+    gw_actor_tick_fn tick_done; /* a reminder's tick: told how its turn ended */
+    void *tick_ctx;             /* its argument */
+    br_str direct_key;          /* with direct: the key (this allocation) */
+    br_str method;              /* with direct: the CALL's method (this allocation) */
+    br_buf held;                /* while committing: the ACTOR_REPLY frame */
+    bool queued;                /* in actor->queue */
+    bool sent;                  /* counted in actor->inflight */
+    uint8_t state_op;           /* while committing: the br_state_op */
+    bool direct;                /* a CALL that named the actor by type and key */
+} gw_exchange_actor;
+
+/* The part of an exchange whose request body goes to the worker as a stream (body.c):
+ * in the exchange's own allocation, after the struct and its actor part, only for a
+ * request that streams its body (gw_exchange.sbody). */
+typedef struct gw_exchange_body {
+    br_buf hold;     /* body bytes read and not yet sent to the worker */
+    uint32_t window; /* body bytes the worker granted and was not sent yet */
+    bool done;       /* the client's body ended complete */
+    bool end_sent;   /* STREAM_END went to the worker */
+    bool paused;     /* the client's body is paused for want of window */
+} gw_exchange_body;
+
 /* An exchange: one request the broker holds - from an HTTP client or a worker's CALL -
  * from intake until the worker's REPLY (or its death); see dispatch.c for its life.
  * (A CALL is only one kind of exchange: calls.c is where CALLs come in.) */
@@ -164,47 +195,38 @@ typedef struct gw_exchange {
     char trace[GW_TRACE_LEN + 1]; /* traceparent sent to the worker */
     br_str request_id;            /* X-Request-ID (the edge's, or the CALL copy) */
     br_str identity;              /* verified caller, msgpack map; empty: anonymous */
-    gw_activation *actor;         /* actor route: its key's activation; NULL otherwise */
-    uint64_t sent_ns;             /* uv_hrtime of the ACTOR_REQUEST (turn latency) */
-    br_str tick_name;             /* with tick_kind: the timer's name (this allocation) */
-    gw_actor_timer *timer;        /* a timer's tick: its timer while both live */
-    gw_actor_tick_fn tick_done;   /* a reminder's tick: told how its turn ended */
-    void *tick_ctx;               /* its argument */
-    br_str direct_key;            /* with direct: the key (this allocation) */
-    br_str method;                /* with direct: the CALL's method (this allocation) */
-    br_buf held;                  /* while committing: the ACTOR_REPLY frame */
+    gw_exchange_actor *ax;        /* actor route: its actor part (this allocation); NULL
+                                     otherwise */
     uint64_t caller_window;       /* with call_stream: bytes the caller granted and was not
                                      sent yet */
     struct gw_gathered *gathered; /* a CALL's streamed answer gathered for one REPLY
                                      (stream.c); NULL otherwise */
-    br_buf body_hold;             /* body bytes read and not yet sent to the worker */
+    gw_exchange_body *sbody;      /* the body goes to the worker as a stream: its state
+                                     (this allocation); NULL otherwise */
     /* The small fields together, so that the struct has no padding holes (45 bytes of
      * them when they stood with their topics). */
-    uint32_t budget_ms;   /* the whole budget, for the 504 detail */
-    uint32_t nparams;     /* entries in params */
-    uint32_t nquery;      /* entries in query */
-    uint32_t nheaders;    /* entries in headers */
-    uint32_t ncookies;    /* entries in cookies */
-    uint32_t window;      /* stream bytes granted to the worker, not yet received */
-    uint32_t body_window; /* body bytes the worker granted and was not sent yet */
-    bool idempotent;      /* GET or HEAD: may be retried once */
-    bool retried;         /* already re-sent after a worker died */
-    bool counted;         /* admitted: counted in its service's npending */
-    bool want_msgpack;    /* the client's Accept names application/msgpack */
-    bool actor_queued;    /* in actor->queue */
-    bool actor_sent;      /* counted in actor->inflight */
-    bool committing;      /* its reply waits in `held` for the store */
-    uint8_t state_op;     /* while committing: the br_state_op */
-    uint8_t tick_kind;    /* a timer's or reminder's tick (br_tick_kind): the
-                             broker itself waits for it; 0 otherwise */
-    bool direct;          /* a CALL that named the actor by type and key */
-    bool streaming;       /* the worker answered with STREAM_START (stream.c) */
-    bool body_stream;     /* the body goes to the worker as a stream (body.c) */
-    bool body_done;       /* the client's body ended complete */
-    bool body_end_sent;   /* STREAM_END went to the worker */
-    bool body_paused;     /* the client's body is paused for want of window */
-    bool call_stream;     /* a CALL whose caller takes the answer streamed */
+    uint32_t budget_ms; /* the whole budget, for the 504 detail */
+    uint32_t nparams;   /* entries in params */
+    uint32_t nquery;    /* entries in query */
+    uint32_t nheaders;  /* entries in headers */
+    uint32_t ncookies;  /* entries in cookies */
+    uint32_t window;    /* stream bytes granted to the worker, not yet received */
+    bool idempotent;    /* GET or HEAD: may be retried once */
+    bool retried;       /* already re-sent after a worker died */
+    bool counted;       /* admitted: counted in its service's npending */
+    bool want_msgpack;  /* the client's Accept names application/msgpack */
+    bool committing;    /* its reply waits in ax->held for the store */
+    uint8_t tick_kind;  /* a timer's or reminder's tick (br_tick_kind): the
+                           broker itself waits for it; 0 otherwise */
+    bool streaming;     /* the worker answered with STREAM_START (stream.c) */
+    bool call_stream;   /* a CALL whose caller takes the answer streamed */
 } gw_exchange;
+
+/* c's actor activation, or NULL (not an actor route, or not routed yet). */
+static inline gw_activation *gw__exchange_actor(const gw_exchange *c)
+{
+    return c->ax ? c->ax->actor : NULL;
+}
 
 /* True while someone (an HTTP client or a calling worker) waits for c's answer. */
 static inline bool gw__exchange_waited(const gw_exchange *c)

@@ -82,14 +82,17 @@ static gw_exchange *call_from(gw_broker *b, const br_request *m, const gw_route_
     for (uint32_t i = 0; i < m->nheaders; i++)
         bytes += m->headers[i].name.len + m->headers[i].value.len;
     size_t npairs = match->nparams + m->nquery + m->nheaders;
-    gw_exchange *c = calloc(1, sizeof(*c) + npairs * sizeof(br_pair) + bytes);
+    size_t actor = e->actor_type[0] ? sizeof(gw_exchange_actor) : 0;
+    gw_exchange *c = calloc(1, sizeof(*c) + actor + npairs * sizeof(br_pair) + bytes);
     if (!c)
         return NULL;
     c->broker = b;
     c->route = e;
     gw_list_init(&c->link);
     gw_list_init(&c->caller_link);
-    c->params = (br_pair *)(void *)(c + 1);
+    if (actor)
+        c->ax = (gw_exchange_actor *)(void *)(c + 1);
+    c->params = (br_pair *)(void *)((char *)(c + 1) + actor);
     c->query = c->params + match->nparams;
     c->headers = c->query + m->nquery;
     char *cursor = (char *)(c->headers + m->nheaders);
@@ -111,8 +114,10 @@ static gw_exchange *call_from(gw_broker *b, const br_request *m, const gw_route_
     /* The caller's request id and verified identity travel on to the target. */
     c->request_id = copy_str(&cursor, m->request_id);
     c->identity = copy_str(&cursor, m->identity);
-    c->method = copy_str(&cursor, m->method);
-    c->direct_key = copy_str(&cursor, m->actor_key);
+    if (c->ax) {
+        c->ax->method = copy_str(&cursor, m->method);
+        c->ax->direct_key = copy_str(&cursor, m->actor_key);
+    }
     c->scratch = cursor; /* m->path.len bytes left: decoded path parameters */
     c->scratch_cap = m->path.len;
     c->idempotent = br_str_eq(m->method, "GET") || br_str_eq(m->method, "HEAD");
@@ -156,7 +161,7 @@ static void call_direct(gw_broker *b, gw_worker *caller, const br_request *m)
         gw__calls_reply_detail(b, caller, m->id, 503, true, "Service Unavailable: out of memory");
         return;
     }
-    c->direct = true;
+    c->ax->direct = true; /* e is an actor type's route: c has its actor part */
     c->nparams = 0;
     call_admit(b, caller, m, c, e);
 }

@@ -81,13 +81,14 @@ void gw__exchange_free(gw_exchange *c)
 {
     gw_broker *b = c->broker;
     gw__actors_tick_answered(c, 503); /* a tick freed unanswered (shutdown) */
-    if (c->actor)
+    gw_activation *actor = gw__exchange_actor(c);
+    if (actor)
         gw__actors_exchange_gone(c);
     if (c->worker) {
         c->worker->inflight--;
         c->worker->bytes -= c->bytes;
         c->worker = NULL;
-    } else if (c->link.next != &c->link && !c->actor) {
+    } else if (c->link.next != &c->link && !actor) {
         c->route->service->nqueued--;
     }
     if (c->counted)
@@ -97,8 +98,10 @@ void gw__exchange_free(gw_exchange *c)
     gw_deadline_heap_remove(&b->deadlines, &c->deadline);
     gw_idmap_take(b->exchanges, c->id);
     br_buf_free(&c->converted);
-    br_buf_free(&c->held);
-    br_buf_free(&c->body_hold);
+    if (c->ax)
+        br_buf_free(&c->ax->held);
+    if (c->sbody)
+        br_buf_free(&c->sbody->hold);
     gw__stream_free(c);
     free(c);
 }
@@ -109,7 +112,7 @@ void gw__exchange_detach(gw_exchange *c)
         gw_req_on_abort(c->req, NULL, NULL);
     if (c->req && c->streaming)
         gw_req_on_drain(c->req, NULL, NULL);
-    if (c->req && c->body_stream)
+    if (c->req && c->sbody)
         gw__body_detach(c);
     c->req = NULL;
     c->caller = NULL;
@@ -226,15 +229,16 @@ void gw__exchange_fill_request(gw_exchange *c, br_request *r)
     r->method = br_str_c(c->route->method);
     r->actor_type = r->actor_key = r->tick_name = (br_str){0};
     r->tick_kind = c->tick_kind;
-    if (c->tick_kind || c->direct) {
+    const gw_exchange_actor *x = c->ax;
+    if (c->tick_kind || (x && x->direct)) {
         /* No route: the worker runs the actor type's on_tick or on_call (PROTOCOL.md
          * 10.3). */
         r->route = (br_str){0};
-        r->method = c->direct ? c->method : br_str_c("POST");
-        r->tick_name = c->tick_name;
-        if (c->direct) {
+        r->method = x->direct ? x->method : br_str_c("POST");
+        r->tick_name = x->tick_name;
+        if (x->direct) {
             r->actor_type = br_str_c(c->route->actor_type);
-            r->actor_key = c->direct_key;
+            r->actor_key = x->direct_key;
         }
     }
     r->path = c->path;
@@ -257,14 +261,14 @@ void gw__exchange_fill_request(gw_exchange *c, br_request *r)
 int gw__exchange_send(gw_exchange *c, gw_worker *w, const br_msg *m)
 {
     gw_broker *b = c->broker;
-    if (c->body_stream && w->proto_version < 2)
+    if (c->sbody && w->proto_version < 2)
         return BR_EMSGTYPE; /* a body stream needs version 2's messages (PROTOCOL.md 14) */
     int rc = gw__broker_send(b, w, NULL, 0, m);
     if (rc != 0)
         return rc;
     if (c->req)
         gw_edge_req_dispatched(c->req, w->id);
-    if (c->link.next != &c->link && !c->actor)
+    if (c->link.next != &c->link && !gw__exchange_actor(c))
         c->route->service->nqueued--;
     gw_list_remove(&c->link);
     gw_list_push_back(&w->exchanges, &c->link);
@@ -543,7 +547,7 @@ void gw__exchange_returned(gw_exchange *c)
     gw_worker *w = c->worker;
     if (w->credit < c->broker->cfg.max_worker_credit)
         w->credit++;
-    if (c->actor)
+    if (gw__exchange_actor(c))
         gw__actors_exchange_gone(c);
     w->inflight--;
     w->bytes -= c->bytes;
@@ -557,7 +561,7 @@ void gw__exchange_deliver(gw_exchange *c, gw_worker *w, const br_reply *r)
     gw_req *req = c->req;
     gw_worker *caller = c->caller;
     bool tick = c->tick_kind != 0;
-    if (b->cfg.check_replies && !tick && !c->direct)
+    if (b->cfg.check_replies && !tick && !(c->ax && c->ax->direct))
         check_reply(c, r);
     gw__actors_tick_answered(c, r->status);
     gw__exchange_detach(c);
@@ -640,7 +644,7 @@ void gw__dispatch_worker_gone(gw_broker *b, gw_worker *w)
         c->worker = NULL;
         w->inflight--;
         w->bytes -= c->bytes;
-        if (c->actor)
+        if (gw__exchange_actor(c))
             gw__actors_exchange_gone(c);
         if (!gw__exchange_waited(c)) {
             gw__exchange_free(c);

@@ -66,11 +66,21 @@ static gw_exchange *call_new(gw_broker *b, gw_req *req, gw_route_entry *route)
     size_t npairs = req->match.nparams + nquery + nheaders + 3 * fills;
     /* Decoded text is never longer than its source. */
     size_t scratch = req->query_len + req->path_len + 2;
-    gw_exchange *c =
-        calloc(1, sizeof(*c) + npairs * sizeof(br_pair) + fills * sizeof(gw_fill) + scratch);
+    /* The optional parts right after the struct: the actor part for an actor type's
+     * route, the body stream's for a body gw__dispatch_handler attaches (not a
+     * WebSocket's). */
+    size_t actor = route->actor_type[0] ? sizeof(gw_exchange_actor) : 0;
+    size_t body = req->body_streamed && !route->websocket ? sizeof(gw_exchange_body) : 0;
+    gw_exchange *c = calloc(1, sizeof(*c) + actor + body + npairs * sizeof(br_pair) +
+                                   fills * sizeof(gw_fill) + scratch);
     if (!c)
         return NULL;
-    c->params = (br_pair *)(void *)(c + 1);
+    char *part = (char *)(c + 1);
+    if (actor)
+        c->ax = (gw_exchange_actor *)(void *)part;
+    if (body)
+        c->sbody = (gw_exchange_body *)(void *)(part + actor);
+    c->params = (br_pair *)(void *)(part + actor + body);
     c->query = c->params + req->match.nparams;
     c->headers = c->query + nquery + fills;
     c->cookies = c->headers + nheaders + fills;
@@ -408,7 +418,7 @@ void gw__dispatch_handler(gw_req *req, void *route_data)
     }
     /* Registered first: routing may answer (and free) the call at once. */
     gw_req_on_abort(req, on_abort, c);
-    if (req->body_streamed)
+    if (c->sbody)
         gw__body_attach(c);
     gw__exchange_admit(c, gw__route_budget(b, e));
 }

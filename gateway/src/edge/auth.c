@@ -436,7 +436,10 @@ static void pack_text(msgpack_packer *pk, const char *s)
 static int build_identity(edge_req *er, const char *kind, const char *sub, const char *scopes,
                           const char *claims_json)
 {
-    br_buf *b = &er->identity;
+    edge_req_bufs *bufs = gw__edge_req_bufs(er);
+    if (!bufs)
+        return BR_ENOMEM;
+    br_buf *b = &bufs->identity;
     b->len = 0;
     b->max = 64 * 1024;
     msgpack_packer pk;
@@ -666,12 +669,14 @@ static const char *verify_jwt(gw_edge *e, const char *token, edge_req *er, char 
              !aud_matches(json_object_get(claims, "aud"), e->cfg.jwt_audience))
         why = "wrong audience";
     if (!why) {
+        int rc;
         claim_scopes(claims, scopes, scopes_cap);
         payload[plen] = '\0';
         if (gw__edge_set_subject(er, sub ? sub : "") != 0)
             why = "out of memory";
-        else if (build_identity(er, "jwt", er->subject ? er->subject : "", scopes, payload) != 0)
-            why = "claims too large";
+        else if ((rc = build_identity(er, "jwt", er->subject ? er->subject : "", scopes,
+                                      payload)) != 0)
+            why = rc == BR_ENOMEM ? "out of memory" : "claims too large";
     }
     json_decref(claims);
     free(payload);
@@ -696,15 +701,17 @@ static const char *verify_api_key(gw_edge *e, const gw_header *h, edge_req *er, 
     if (gw__edge_set_subject(er, found->name) != 0)
         return "out of memory";
     snprintf(scopes, cap, "%s", found->scopes);
-    if (build_identity(er, "api_key", found->name, found->scopes, NULL) != 0)
-        return "identity too large";
+    int rc = build_identity(er, "api_key", found->name, found->scopes, NULL);
+    if (rc != 0)
+        return rc == BR_ENOMEM ? "out of memory" : "identity too large";
     return NULL;
 }
 
 bool gw__auth_request(gw_edge *e, gw_req *req, edge_req *er)
 {
     const gw_route *route = req->match.route;
-    er->identity.len = 0;
+    if (er->bufs)
+        er->bufs->identity.len = 0;
     if (!route)
         return false;
     const gw_route_policy *pol = route->policy;
@@ -733,7 +740,8 @@ bool gw__auth_request(gw_edge *e, gw_req *req, edge_req *er)
                             : verify_api_key(e, apikey, er, scopes, sizeof(scopes));
     if (why) {
         gw__edge_set_subject(er, NULL);
-        er->identity.len = 0;
+        if (er->bufs)
+            er->bufs->identity.len = 0;
         char detail[GW_DETAIL_MAX], challenge[GW_DETAIL_MAX];
         snprintf(detail, sizeof(detail), "Could not validate credentials: %s", why);
         snprintf(challenge, sizeof(challenge),

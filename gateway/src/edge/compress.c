@@ -135,7 +135,10 @@ static int inflate_body(gw_edge *e, const gw_req *req, edge_req *er)
     if (!z)
         return BR_ENOMEM;
     inflateReset(z);
-    br_buf *out = &er->inflated_body;
+    edge_req_bufs *bufs = gw__edge_req_bufs(er);
+    if (!bufs)
+        return BR_ENOMEM;
+    br_buf *out = &bufs->inflated_body;
     out->len = 0;
     out->max = e->cfg.max_inflated_bytes;
     z->next_in = (Bytef *)(uintptr_t)req->body;
@@ -194,7 +197,7 @@ bool gw__compress_request(gw_edge *e, gw_req *req, edge_req *er)
         return true;
     }
     er->inflated = true;
-    gw_req_set_body(req, (const char *)er->inflated_body.data, er->inflated_body.len);
+    gw_req_set_body(req, (const char *)er->bufs->inflated_body.data, er->bufs->inflated_body.len);
     return false;
 }
 

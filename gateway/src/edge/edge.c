@@ -215,18 +215,34 @@ static edge_req *req_state_new(gw_edge *e, gw_req *req)
     } else if (!(er = calloc(1, sizeof(*er)))) {
         return NULL;
     }
-    br_buf inflated = er->inflated_body, identity = er->identity;
-    inflated.len = identity.len = 0;
+    edge_req_bufs *bufs = er->bufs;
+    if (bufs)
+        bufs->inflated_body.len = bufs->identity.len = 0;
     /* Only the scalar head is reset; the text buffers are written before read. */
-    memset(er, 0, offsetof(edge_req, inflated_body));
-    er->inflated_body = inflated;
-    er->identity = identity;
+    memset(er, 0, offsetof(edge_req, bufs));
     er->start_ns = req->received_ns ? req->received_ns : uv_hrtime();
     er->rate_remaining = -1;
     assign_ids(e, req, er);
     gw__proxy_client(e, req, er);
     req->filter_state = er;
     return er;
+}
+
+edge_req_bufs *gw__edge_req_bufs(edge_req *er)
+{
+    if (!er->bufs)
+        er->bufs = calloc(1, sizeof(*er->bufs));
+    return er->bufs;
+}
+
+static void req_bufs_free(edge_req *er)
+{
+    if (!er->bufs)
+        return;
+    br_buf_free(&er->bufs->inflated_body);
+    br_buf_free(&er->bufs->identity);
+    free(er->bufs);
+    er->bufs = NULL;
 }
 
 static void req_state_free(gw_edge *e, edge_req *er)
@@ -236,9 +252,8 @@ static void req_state_free(gw_edge *e, edge_req *er)
     if (er->id != er->id_inline)
         free(er->id);
     er->id = NULL;
-    if (e->npool >= GW_EDGE_POOL_KEEP || er->inflated_body.cap > 64 * 1024) {
-        br_buf_free(&er->inflated_body);
-        br_buf_free(&er->identity);
+    if (e->npool >= GW_EDGE_POOL_KEEP || (er->bufs && er->bufs->inflated_body.cap > 64 * 1024)) {
+        req_bufs_free(er);
         if (e->npool >= GW_EDGE_POOL_KEEP) {
             free(er);
             return;
@@ -378,7 +393,9 @@ int gw_edge_req_info(const gw_req *req, gw_edge_info *out)
         return BR_ENOTFOUND;
     out->request_id = (br_str){er->id, (uint32_t)er->id_len};
     out->trace = (br_str){er->trace, GW_EDGE_TRACE_LEN};
-    out->identity = (br_str){(const char *)er->identity.data, (uint32_t)er->identity.len};
+    out->identity =
+        er->bufs ? (br_str){(const char *)er->bufs->identity.data, (uint32_t)er->bufs->identity.len}
+                 : (br_str){0};
     out->client = br_str_c(er->client);
     out->body_inflated = er->inflated;
     out->drop_authorization = er->drop_auth;
@@ -485,8 +502,7 @@ void gw_edge_destroy(gw_edge **self_p)
     while (e->pool) {
         edge_req *er = e->pool;
         e->pool = er->next;
-        br_buf_free(&er->inflated_body);
-        br_buf_free(&er->identity);
+        req_bufs_free(er);
         free(er);
     }
     br_buf_free(&e->zbuf);

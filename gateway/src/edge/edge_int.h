@@ -38,6 +38,14 @@
 /* Response codings the edge can produce. */
 typedef enum edge_coding { EDGE_IDENTITY = 0, EDGE_GZIP = 1, EDGE_BR = 2 } edge_coding;
 
+/* The buffers of a request whose body was inflated or whose caller was verified: made
+ * the first time a request needs one (gw__edge_req_bufs), then kept with the pooled
+ * edge_req for the requests after it. */
+typedef struct edge_req_bufs {
+    br_buf inflated_body; /* the inflated body (gw_req_set_body points here) */
+    br_buf identity;      /* msgpack map of the verified caller; empty: none */
+} edge_req_bufs;
+
 /* The edge's state for one request: from on_request (or the first on_answer of a
  * request the server refused itself) to on_done.  Pooled. */
 typedef struct edge_req {
@@ -57,23 +65,26 @@ typedef struct edge_req {
                                           it takes no room in the others */
     const char *origin;                /* Origin header (into the request), NULL: none */
     size_t origin_len;                 /* bytes of origin */
-    bool cors_ok;                      /* origin allowed: CORS headers on the answer */
     const gw_cors_policy *cors;        /* the service's CORS the request meets (for a
                                           preflight, the asked-for route's); NULL: the
                                           gateway's */
+    bool cors_ok;                      /* origin allowed: CORS headers on the answer */
     bool inflated;                     /* the body was inflated from gzip */
     bool drop_auth;                    /* authorization is not forwarded */
     bool ran_request;                  /* on_request ran (not a server-refused request) */
     uint8_t coding;                    /* edge_coding the answer may use */
+    uint8_t zcoding;                   /* edge_coding of zstream */
     int rate_remaining;                /* RateLimit-Remaining to answer; -1: no limit */
     uint32_t rate_limit;               /* RateLimit-Limit */
     uint32_t rate_reset_s;             /* RateLimit-Reset */
     void *zstream;                     /* a streamed answer's compressor (z_stream or
                                           BrotliEncoderState, by zcoding); NULL: none */
-    uint8_t zcoding;                   /* edge_coding of zstream */
-    br_buf inflated_body;              /* the inflated body (gw_req_set_body points here) */
-    br_buf identity;                   /* msgpack map of the verified caller; empty: none */
+    edge_req_bufs *bufs;               /* its buffers, NULL until a request needed
+                                          them (kept across the pool) */
 } edge_req;
+
+/* er's buffers, made (empty) when it has none yet; NULL when out of memory. */
+edge_req_bufs *gw__edge_req_bufs(edge_req *er);
 
 /* A parsed address or CIDR (proxy.c). */
 typedef struct edge_cidr {
