@@ -330,12 +330,15 @@ class TwoGatewaysTest(MultiGatewayCase):
             r = call(port, "POST", "/jobs/probe", body)
             return r.json()["job_id"] if r.status == 202 else None
 
+        def until(gw, want, what):
+            self.assertTrue(h.poll_until(lambda: status(gw.port, job) == want, SETTLE_SECONDS),
+                            "%s: %s" % (what, status(gw.port, job)))
+
         self.assertTrue(h.poll_until(lambda: accepted(a.port, b'{}'), 30), "no probe worker at a")
         # A job a holds runs (its handler sleeps until it is cancelled).
         job = accepted(a.port, b'{"sleep_ms": 600000}')
         self.assertTrue(job)
-        self.assertTrue(h.poll_until(lambda: status(a.port, job) == "running", 30),
-                        "the job did not start: %s" % status(a.port, job))
+        until(a, "running", "the job did not start")
         # b does not hold it: a retry of a job that is not over is refused from its row,
         # an id nobody made is unknown, and a cancel is recorded for a (202).
         r = call(b.port, "POST", "/jobs/%s/retry" % job)
@@ -347,19 +350,17 @@ class TwoGatewaysTest(MultiGatewayCase):
         self.assertEqual(r.status, 202, r.body)
         self.assertEqual((r.json()["id"], r.json()["cancel_requested"]), (job, True))
         # a applies it: the running handler sees the cancel and the job ends cancelled.
-        self.assertTrue(h.poll_until(lambda: status(a.port, job) == "cancelled", SETTLE_SECONDS),
-                        "the cancel through b did not reach a: %s" % status(a.port, job))
-        self.assertTrue(h.poll_until(lambda: status(b.port, job) == "cancelled", 30))
+        until(a, "cancelled", "the cancel through b did not reach a")
+        until(b, "cancelled", "the cancelled job's row")
         self.assertEqual(call(b.port, "DELETE", "/jobs/" + job).status, 409)
         # A retry through b runs it again at a; and a second cancel through b ends it.
         r = call(b.port, "POST", "/jobs/%s/retry" % job)
         self.assertEqual(r.status, 202, r.body)
         self.assertEqual((r.json()["job_id"], r.json()["retry_requested"]), (job, True))
-        self.assertTrue(h.poll_until(lambda: status(a.port, job) == "running", SETTLE_SECONDS),
-                        "the retry through b did not reach a: %s" % status(a.port, job))
-        self.assertTrue(h.poll_until(lambda: status(b.port, job) == "queued", 30))
+        until(a, "running", "the retry through b did not reach a")
+        until(b, "queued", "the retried job's row")
         self.assertEqual(call(b.port, "DELETE", "/jobs/" + job).status, 202)
-        self.assertTrue(h.poll_until(lambda: status(a.port, job) == "cancelled", SETTLE_SECONDS))
+        until(a, "cancelled", "the second cancel through b did not reach a")
         self.assertEqual(h.store_sql(self.db, "SELECT count(*) FROM barista_jobs"
                                               " WHERE request <> 0"), [["0"]])
         self.assertEqual(a.stop(), 0)

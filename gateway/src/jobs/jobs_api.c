@@ -452,6 +452,30 @@ static void on_row_abort(gw_req *req, void *arg)
     ((row_waiter *)arg)->req = NULL;
 }
 
+/* Keeps what the answer shows of the row r: its task name, status and attempts. */
+static void keep_row_fields(row_waiter *g, const gw_job_row *r)
+{
+    size_t len = r->task.len < GW_JOBS_ROW_TASK_MAX ? r->task.len : GW_JOBS_ROW_TASK_MAX;
+    memcpy(g->task, r->task.ptr, len);
+    g->task[len] = '\0';
+    g->status = r->status;
+    g->attempts = r->attempts;
+}
+
+/* The job as g's row showed it, for rendering: job and task are filled in (job points
+ * at task, task at g's name). */
+static void shown_job(const row_waiter *g, gw_jobs_task *task, gw_job *job)
+{
+    *task = (gw_jobs_task){.name = (char *)g->task};
+    memset(job, 0, sizeof(*job));
+    memcpy(job->id, g->id, g->id_len);
+    job->id_len = g->id_len;
+    job->task = task;
+    job->status = g->status;
+    job->attempts = g->attempts;
+    job->progress = -1;
+}
+
 /* The request of a DELETE or retry is recorded: its owner applies it on its next beat
  * (or its adopter, once adopted).  202: what the row said, and what was asked. */
 static void on_request_written(void *arg, int status)
@@ -462,15 +486,9 @@ static void on_request_written(void *arg, int status)
     gw_req *req = g->req;
     if (req) {
         gw_req_on_abort(req, NULL, NULL);
-        gw_jobs_task task = {.name = g->task};
+        gw_jobs_task task;
         gw_job job;
-        memset(&job, 0, sizeof(job));
-        memcpy(job.id, g->id, g->id_len);
-        job.id_len = g->id_len;
-        job.task = &task;
-        job.status = g->status;
-        job.attempts = g->attempts;
-        job.progress = -1;
+        shown_job(g, &task, &job);
         job.cancel_wanted = true;
         j->scratch.len = 0;
         if (status == BR_ENOTFOUND) {
@@ -510,11 +528,7 @@ static bool record_request(gw_jobs *j, row_waiter *g, const gw_job_row *r)
         gw_req_respond_detail(req, 409, "Only a dead, cancelled or failed job can be retried");
         return false;
     }
-    size_t len = r->task.len < GW_JOBS_ROW_TASK_MAX ? r->task.len : GW_JOBS_ROW_TASK_MAX;
-    memcpy(g->task, r->task.ptr, len);
-    g->task[len] = '\0';
-    g->status = r->status;
-    g->attempts = r->attempts;
+    keep_row_fields(g, r);
     gw_req_on_abort(req, on_row_abort, g);
     if (gw__jobs_store_request(j->store, g->seq, g->act, on_request_written, g) == 0) {
         j->reads++;
@@ -551,19 +565,10 @@ static void on_row(void *arg, int status, const gw_job_row *rows, size_t n)
             if (record_request(j, g, r))
                 return;
         } else {
-            char name[GW_JOBS_ROW_TASK_MAX + 1];
-            size_t len = r->task.len < GW_JOBS_ROW_TASK_MAX ? r->task.len : GW_JOBS_ROW_TASK_MAX;
-            memcpy(name, r->task.ptr, len);
-            name[len] = '\0';
-            gw_jobs_task task = {.name = name};
+            gw_jobs_task task;
             gw_job job;
-            memset(&job, 0, sizeof(job));
-            memcpy(job.id, g->id, g->id_len);
-            job.id_len = g->id_len;
-            job.task = &task;
-            job.status = r->status;
-            job.attempts = r->attempts;
-            job.progress = -1;
+            keep_row_fields(g, r);
+            shown_job(g, &task, &job);
             respond_job(j, req, &job, r->result, r->error);
         }
     }
