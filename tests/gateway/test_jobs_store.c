@@ -681,7 +681,7 @@ static void gateways_share_the_queue_and_adopt_a_dead_ones_jobs(void **state)
              a->seq_tag);
     pg_sql(sql);
     adoption ad = {0};
-    assert_int_equal(gw__jobs_store_watch(b, on_adopted_row, on_adopted, &ad), 0);
+    assert_int_equal(gw__jobs_store_watch(b, on_adopted_row, on_adopted, NULL, &ad), 0);
     while (ad.told == 0)
         uv_run(&f->loop, UV_RUN_ONCE);
     assert_int_equal(ad.n, 1);

@@ -311,6 +311,61 @@ class TwoGatewaysTest(MultiGatewayCase):
         self.assertEqual({j: counts.get(j, 0) for j in jobs}, {j: 1 for j in jobs})
         self.assertEqual(b.stop(), 0)
 
+    def test_cancel_and_retry_through_the_gateway_that_does_not_hold_the_job(self):
+        a, b, endpoints = self.two_gateways()
+        h.start_process(self, [h.binary("barista-worker-test"), "--services", "probe",
+                               "--connect", endpoints, "--prefer-first-broker",
+                               "--heartbeat-ms", str(HEARTBEAT_MS)])
+
+        def call(port, method, path, body=None):
+            with h.HttpClient(port) as c:
+                headers = [("Content-Type", "application/json")] if body is not None else []
+                return c.request(method, path, headers, b"" if body is None else body)
+
+        def status(port, job):
+            r = call(port, "GET", "/jobs/" + job)
+            return r.json()["status"] if r.status == 200 else None
+
+        def accepted(port, body):
+            r = call(port, "POST", "/jobs/probe", body)
+            return r.json()["job_id"] if r.status == 202 else None
+
+        def until(gw, want, what):
+            self.assertTrue(h.poll_until(lambda: status(gw.port, job) == want, SETTLE_SECONDS),
+                            "%s: %s" % (what, status(gw.port, job)))
+
+        self.assertTrue(h.poll_until(lambda: accepted(a.port, b'{}'), 30), "no probe worker at a")
+        # A job a holds runs (its handler sleeps until it is cancelled).
+        job = accepted(a.port, b'{"sleep_ms": 600000}')
+        self.assertTrue(job)
+        until(a, "running", "the job did not start")
+        # b does not hold it: a retry of a job that is not over is refused from its row,
+        # an id nobody made is unknown, and a cancel is recorded for a (202).
+        r = call(b.port, "POST", "/jobs/%s/retry" % job)
+        self.assertEqual(r.status, 409, r.body)
+        forged = job[:16] + "0" * (len(job) - 16)
+        self.assertEqual(call(b.port, "DELETE", "/jobs/" + forged).status, 404)
+        self.assertEqual(call(b.port, "POST", "/jobs/%s/retry" % forged).status, 404)
+        r = call(b.port, "DELETE", "/jobs/" + job)
+        self.assertEqual(r.status, 202, r.body)
+        self.assertEqual((r.json()["id"], r.json()["cancel_requested"]), (job, True))
+        # a applies it: the running handler sees the cancel and the job ends cancelled.
+        until(a, "cancelled", "the cancel through b did not reach a")
+        until(b, "cancelled", "the cancelled job's row")
+        self.assertEqual(call(b.port, "DELETE", "/jobs/" + job).status, 409)
+        # A retry through b runs it again at a; and a second cancel through b ends it.
+        r = call(b.port, "POST", "/jobs/%s/retry" % job)
+        self.assertEqual(r.status, 202, r.body)
+        self.assertEqual((r.json()["job_id"], r.json()["retry_requested"]), (job, True))
+        until(a, "running", "the retry through b did not reach a")
+        until(b, "queued", "the retried job's row")
+        self.assertEqual(call(b.port, "DELETE", "/jobs/" + job).status, 202)
+        until(a, "cancelled", "the second cancel through b did not reach a")
+        self.assertEqual(h.store_sql(self.db, "SELECT count(*) FROM barista_jobs"
+                                              " WHERE request <> 0"), [["0"]])
+        self.assertEqual(a.stop(), 0)
+        self.assertEqual(b.stop(), 0)
+
     def test_two_gateways_make_one_job_per_tick_of_a_shared_schedule(self):
         a, b, endpoints = self.two_gateways()
         # The ticker declares "fast": every 200 ms, to every gateway it registers with.

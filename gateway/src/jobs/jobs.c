@@ -17,6 +17,7 @@
  * lookup).  Idempotency keys are indexed by a digest of the task and the key, so a key
  * means one job per task, and the key itself need not stay in memory.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -877,6 +878,38 @@ static void on_adopted(void *arg, size_t n)
         gw__jobs_pump_task(j, j->tasks[i]);
 }
 
+/* Another gateway of the shared queue recorded a cancel or retry of job seq, which is
+ * ours (docs/jobs.md, "Several gateways on one PostgreSQL queue"): applied as the
+ * route would, so a running job's worker is told to stop.  That gateway answered
+ * already; what the state no longer allows (the job ended, or runs again meanwhile)
+ * is dropped, and logged. */
+static void on_requested(void *arg, uint64_t seq, unsigned what)
+{
+    gw_jobs *j = arg;
+    gw_job *job = gw__jobs_find_seq(j, seq);
+    if (!job || !job->durable) {
+        gw_log(GW_LOG_WARN, "jobs",
+               "a request for job %" PRIu64 " came, and this gateway "
+               "does not hold it: dropped",
+               seq);
+        return;
+    }
+    int rc = 0;
+    if (what & GW_JOBS_REQUEST_CANCEL) {
+        rc = gw__jobs_cancel(j, job);
+        gw_log(GW_LOG_INFO, "jobs", "job %s: cancel asked at another gateway: %s", job->id,
+               rc < 0    ? "it had ended"
+               : rc == 0 ? "cancelled"
+                         : "its worker is asked to stop");
+    }
+    if ((what & GW_JOBS_REQUEST_RETRY) && !j->closing) {
+        rc = gw__jobs_retry(j, job);
+        gw_log(rc == 0 ? GW_LOG_INFO : GW_LOG_WARN, "jobs",
+               "job %s: retry asked at another gateway: %s", job->id,
+               rc == 0 ? "queued again" : br_strerror(rc));
+    }
+}
+
 /* True when there is a store path and every field that bounds something is set
  * (fsync 0 is a choice). */
 static bool config_valid(const gw_jobs_config *c)
@@ -979,7 +1012,7 @@ gw_jobs *gw_jobs_new(uv_loop_t *loop, gw_router *router, gw_broker *broker,
     gw__jobs_flows_recover(j);
     if (j->store->seq_floor > j->last_seq)
         j->last_seq = j->store->seq_floor;
-    if (gw__jobs_store_watch(j->store, load_row, on_adopted, j) != 0) {
+    if (gw__jobs_store_watch(j->store, load_row, on_adopted, on_requested, j) != 0) {
         gw_log(GW_LOG_ERROR, "jobs", "cannot watch the job store %s", shown);
         return abandon(j);
     }

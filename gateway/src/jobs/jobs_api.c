@@ -20,6 +20,10 @@
  *   POST /jobs/{id}/retry   a dead, cancelled or failed job runs again now (202); a
  *                       workflow member's descendants that ended with it wait again.
  *
+ * On a shared store (PostgreSQL) GET, DELETE and retry of a job another gateway of the
+ * queue holds read its row; DELETE and retry then record the request for its owner
+ * and answer 202 (docs/jobs.md, "Several gateways on one PostgreSQL queue").
+ *
  * Owners: a job submitted by a verified caller (the edge's identity) - over HTTP or by
  * a handler's reply to that caller's request - is visible only to the same identity
  * (kind and subject): to anyone else every route above answers 404 as for an unknown
@@ -428,12 +432,18 @@ static gw_job *visible_job(gw_jobs *j, gw_req *req)
     return job;
 }
 
-/* A GET of a job this gateway does not hold, read from a shared store. */
+/* A GET, DELETE or retry of a job this gateway does not hold, on a shared store: its
+ * row is read, then (DELETE, retry) the request recorded for its owner. */
 typedef struct row_waiter {
-    gw_jobs *owner;             /* the queue */
-    gw_req *req;                /* the client; NULL once it left */
-    char id[GW_JOB_ID_MAX + 1]; /* the id asked for */
-    uint8_t id_len;             /* its length */
+    gw_jobs *owner;                      /* the queue */
+    gw_req *req;                         /* the client; NULL once it left */
+    char id[GW_JOB_ID_MAX + 1];          /* the id asked for */
+    uint8_t id_len;                      /* its length */
+    unsigned act;                        /* 0: GET; else the gw_jobs_request asked */
+    uint64_t seq;                        /* the job's sequence number */
+    char task[GW_JOBS_ROW_TASK_MAX + 1]; /* the row's task name (a cancel's answer) */
+    uint8_t status;                      /* the row's status and attempts */
+    uint32_t attempts;
 } row_waiter;
 
 static void on_row_abort(gw_req *req, void *arg)
@@ -442,9 +452,97 @@ static void on_row_abort(gw_req *req, void *arg)
     ((row_waiter *)arg)->req = NULL;
 }
 
+/* Keeps what the answer shows of the row r: its task name, status and attempts. */
+static void keep_row_fields(row_waiter *g, const gw_job_row *r)
+{
+    size_t len = r->task.len < GW_JOBS_ROW_TASK_MAX ? r->task.len : GW_JOBS_ROW_TASK_MAX;
+    memcpy(g->task, r->task.ptr, len);
+    g->task[len] = '\0';
+    g->status = r->status;
+    g->attempts = r->attempts;
+}
+
+/* The job as g's row showed it, for rendering: job and task are filled in (job points
+ * at task, task at g's name). */
+static void shown_job(const row_waiter *g, gw_jobs_task *task, gw_job *job)
+{
+    *task = (gw_jobs_task){.name = (char *)g->task};
+    memset(job, 0, sizeof(*job));
+    memcpy(job->id, g->id, g->id_len);
+    job->id_len = g->id_len;
+    job->task = task;
+    job->status = g->status;
+    job->attempts = g->attempts;
+    job->progress = -1;
+}
+
+/* The request of a DELETE or retry is recorded: its owner applies it on its next beat
+ * (or its adopter, once adopted).  202: what the row said, and what was asked. */
+static void on_request_written(void *arg, int status)
+{
+    row_waiter *g = arg;
+    gw_jobs *j = g->owner;
+    j->reads--;
+    gw_req *req = g->req;
+    if (req) {
+        gw_req_on_abort(req, NULL, NULL);
+        gw_jobs_task task;
+        gw_job job;
+        shown_job(g, &task, &job);
+        job.cancel_wanted = true;
+        j->scratch.len = 0;
+        if (status == BR_ENOTFOUND) {
+            gw_req_respond_detail(req, 404, "Job not found");
+        } else if (status != 0) {
+            gw_req_respond_error(req, 503, true,
+                                 "Service Unavailable: the job store could not be written");
+        } else if (g->act == GW_JOBS_REQUEST_RETRY) {
+            char body[2 * GW_JOB_ID_MAX + 72];
+            int len = snprintf(body, sizeof(body),
+                               "{\"job_id\":\"%s\",\"status_url\":\"/jobs/%s\","
+                               "\"retry_requested\":true}",
+                               g->id, g->id);
+            gw_req_respond(req, 202, NULL, 0, "application/json", body, (size_t)len);
+        } else if (render_head(&j->scratch, &job) != 0 || put(&j->scratch, "}") != 0) {
+            gw_req_respond_detail(req, 500, "Internal Server Error");
+        } else {
+            respond_json(req, 202, &j->scratch);
+        }
+    }
+    free(g);
+}
+
+/* A DELETE or retry of a job another gateway holds, its row read (r): 409 when the
+ * row's state forbids it, else the request is recorded for the owner.  True when g
+ * waits for the write (it owns g then). */
+static bool record_request(gw_jobs *j, row_waiter *g, const gw_job_row *r)
+{
+    gw_req *req = g->req;
+    bool ended =
+        r->status == GW_JOB_SUCCEEDED || r->status == GW_JOB_DEAD || r->status == GW_JOB_CANCELLED;
+    if (g->act == GW_JOBS_REQUEST_CANCEL && ended) {
+        gw_req_respond_detail(req, 409, "Job already finished");
+        return false;
+    }
+    if (g->act == GW_JOBS_REQUEST_RETRY && !ended && r->status != GW_JOB_FAILED) {
+        gw_req_respond_detail(req, 409, "Only a dead, cancelled or failed job can be retried");
+        return false;
+    }
+    keep_row_fields(g, r);
+    gw_req_on_abort(req, on_row_abort, g);
+    if (gw__jobs_store_request(j->store, g->seq, g->act, on_request_written, g) == 0) {
+        j->reads++;
+        return true;
+    }
+    gw_req_on_abort(req, NULL, NULL);
+    gw_req_respond_error(req, 503, true, "Service Unavailable: the job store is full");
+    return false;
+}
+
 /* The store's row of a job another gateway of the queue holds: shown as GET shows a
  * job, from what the row says (a job that gateway runs shows as its row does, queued;
- * progress and notes live in that gateway's memory). */
+ * progress and notes live in that gateway's memory), or the DELETE or retry asked of
+ * it recorded for that gateway. */
 static void on_row(void *arg, int status, const gw_job_row *rows, size_t n)
 {
     row_waiter *g = arg;
@@ -463,28 +561,23 @@ static void on_row(void *arg, int status, const gw_job_row *rows, size_t n)
                    !gw__jobs_owner_matches(gw__jobs_owner_digest(r->identity, digest), digest,
                                            gw__jobs_caller(req))) {
             gw_req_respond_detail(req, 404, "Job not found");
+        } else if (g->act != 0) {
+            if (record_request(j, g, r))
+                return;
         } else {
-            char name[GW_JOBS_ROW_TASK_MAX + 1];
-            size_t len = r->task.len < GW_JOBS_ROW_TASK_MAX ? r->task.len : GW_JOBS_ROW_TASK_MAX;
-            memcpy(name, r->task.ptr, len);
-            name[len] = '\0';
-            gw_jobs_task task = {.name = name};
+            gw_jobs_task task;
             gw_job job;
-            memset(&job, 0, sizeof(job));
-            memcpy(job.id, g->id, g->id_len);
-            job.id_len = g->id_len;
-            job.task = &task;
-            job.status = r->status;
-            job.attempts = r->attempts;
-            job.progress = -1;
+            keep_row_fields(g, r);
+            shown_job(g, &task, &job);
             respond_job(j, req, &job, r->result, r->error);
         }
     }
     free(g);
 }
 
-/* GET /jobs/{id} of a job not held here, on a shared store: its row is read. */
-static void get_from_store(gw_jobs *j, gw_req *req, br_str id)
+/* GET /jobs/{id} (act 0), DELETE or retry (a gw_jobs_request) of a job not held here,
+ * on a shared store: its row is read. */
+static void from_store(gw_jobs *j, gw_req *req, br_str id, unsigned act)
 {
     uint64_t seq = gw__jobs_seq_of(id);
     if (seq == 0 || id.len > GW_JOB_ID_MAX) {
@@ -493,7 +586,8 @@ static void get_from_store(gw_jobs *j, gw_req *req, br_str id)
     }
     row_waiter *g = j->reads < GW_JOBS_READS_MAX ? malloc(sizeof(*g)) : NULL;
     if (g) {
-        *g = (row_waiter){.owner = j, .req = req, .id_len = (uint8_t)id.len};
+        *g =
+            (row_waiter){.owner = j, .req = req, .id_len = (uint8_t)id.len, .act = act, .seq = seq};
         memcpy(g->id, id.ptr, id.len);
         gw_req_on_abort(req, on_row_abort, g);
         if (gw__jobs_store_read(j->store, &seq, 1, GW_JOBS_READ_ROW, on_row, g) == 0) {
@@ -506,18 +600,26 @@ static void get_from_store(gw_jobs *j, gw_req *req, br_str id)
     gw_req_respond_error(req, 503, true, "Service Unavailable: too many job reads");
 }
 
+/* True when req's job is not held here but may be another gateway's of a shared
+ * queue: then it was handed to the store (from_store) with act. */
+static bool elsewhere(gw_jobs *j, gw_req *req, unsigned act)
+{
+    if (!gw__jobs_shared(j))
+        return false;
+    gw_path_param p = gw_route_match_param(&req->match, 0);
+    br_str id = path_id(p.value, p.value_len);
+    if (gw__jobs_find(j, id))
+        return false;
+    from_store(j, req, id, act);
+    return true;
+}
+
 /* GET /jobs/{id} */
 static void get_job(gw_req *req, void *data)
 {
     gw_jobs *j = data;
-    if (gw__jobs_shared(j)) {
-        gw_path_param p = gw_route_match_param(&req->match, 0);
-        br_str id = path_id(p.value, p.value_len);
-        if (!gw__jobs_find(j, id)) {
-            get_from_store(j, req, id);
-            return;
-        }
-    }
+    if (elsewhere(j, req, 0))
+        return;
     gw_job *job = visible_job(j, req);
     if (!job)
         return;
@@ -544,6 +646,8 @@ static void get_job(gw_req *req, void *data)
 static void delete_job(gw_req *req, void *data)
 {
     gw_jobs *j = data;
+    if (elsewhere(j, req, GW_JOBS_REQUEST_CANCEL))
+        return;
     gw_job *job = visible_job(j, req);
     if (!job)
         return;
@@ -564,6 +668,8 @@ static void delete_job(gw_req *req, void *data)
 static void retry_job(gw_req *req, void *data)
 {
     gw_jobs *j = data;
+    if (elsewhere(j, req, GW_JOBS_REQUEST_RETRY))
+        return;
     gw_job *job = visible_job(j, req);
     if (!job)
         return;

@@ -22,7 +22,8 @@
  * open, since the batch holds the row) and takes its jobs, which go to the loop as
  * load's rows did.  A lost connection fails the batch under way (BR_EIO: the callers
  * answer 503 or retry) and the next batch reconnects; the lease is a row, so it
- * survives the reconnect.
+ * survives the reconnect.  A cancel or retry asked at another gateway is a bit in the
+ * job's row (request); the beat also takes those of this gateway's jobs for the loop.
  *
  * Tables: barista_jobs, barista_job_tasks, barista_job_schedules, with the SQLite
  * schema's columns (strings as BYTEA: task names, keys and errors are bytes here).  A
@@ -70,20 +71,25 @@ typedef enum op_kind {
     OP_READ,
     OP_PUT_SCHEDULE,
     OP_DEL_SCHEDULE,
-    OP_ADOPT /* the writer's own: jobs taken from a dead gateway, for the loop */
+    OP_ADOPT,    /* the writer's own: jobs taken from a dead gateway, for the loop */
+    OP_REQUEST,  /* a cancel or retry recorded for another gateway's job */
+    OP_REQUESTED /* the writer's own: requests for this gateway's jobs, for the loop */
 } op_kind;
 
 /* The prepared statement of each kind (OP_READ: the payload one; detail below). */
 static const char *const st_names[] = {
-    "job_insert",  "job_update",    "job_delete",      "job_put_task", "job_del_task",
-    "job_payload", "job_put_sched", "job_del_sched",   "job_detail",   "gw_renew",
-    "gw_adopt",    "gw_adopt_jobs", "job_insert_tick", "job_row"};
+    "job_insert",      "job_update",  "job_delete",    "job_put_task",
+    "job_del_task",    "job_payload", "job_put_sched", "job_del_sched",
+    "job_detail",      "gw_renew",    "gw_adopt",      "gw_adopt_jobs",
+    "job_insert_tick", "job_row",     "job_request",   "gw_requests"};
 #define ST_DETAIL      8
 #define ST_RENEW       9
 #define ST_ADOPT       10
 #define ST_ADOPT_JOBS  11
 #define ST_INSERT_TICK 12
 #define ST_ROW         13
+#define ST_REQUEST     14
+#define ST_REQUESTS    15
 /* The columns load reads and adoption returns, in each_job's order. */
 #define JOB_COLUMNS                                                                                \
     " id, task, coalesce(octet_length(payload), 0)::bigint, idem_key, status, attempts, run_at,"   \
@@ -129,6 +135,13 @@ static const char *const st_sql[] = {
      " $11::bytea, $12::bytea, $13::bytea, $14::bigint WHERE EXISTS (SELECT 1 FROM c)"),
     ("SELECT id, result, error, task, public_id, identity, status, attempts FROM barista_jobs"
      " WHERE id = ANY ($1::bigint[])"),
+    /* A request for a job's owner ($2: gw_jobs_request bits), whoever owns it. */
+    "UPDATE barista_jobs SET request = request | $2 WHERE id = $1",
+    /* The owner's beat takes the requests for its jobs (each once; RETURNING shows the
+     * new value, so the old one comes from the locked rows). */
+    ("UPDATE barista_jobs j SET request = 0 FROM (SELECT id, request FROM barista_jobs"
+     " WHERE owner = $1 AND request <> 0 FOR UPDATE) o WHERE j.id = o.id"
+     " RETURNING j.id, o.request"),
 };
 #define ST_COUNT (sizeof(st_sql) / sizeof(st_sql[0]))
 
@@ -147,6 +160,9 @@ static const char schema_sql[] =
     " payload BYTEA, cron BYTEA, interval_ms BIGINT NOT NULL, last_tick BIGINT NOT NULL,"
     " catch_up BIGINT NOT NULL, identity BYTEA);"
     "ALTER TABLE barista_jobs ADD COLUMN IF NOT EXISTS owner BIGINT;"
+    "ALTER TABLE barista_jobs ADD COLUMN IF NOT EXISTS request BIGINT NOT NULL DEFAULT 0;"
+    "CREATE INDEX IF NOT EXISTS barista_jobs_requests ON barista_jobs (owner)"
+    " WHERE request <> 0;"
     "CREATE TABLE IF NOT EXISTS barista_gateways (id BIGINT PRIMARY KEY, tag BIGINT NOT NULL,"
     " lease_until TIMESTAMPTZ NOT NULL);"
     "CREATE SEQUENCE IF NOT EXISTS barista_gateway_ids; COMMIT";
@@ -178,7 +194,8 @@ typedef struct op {
     gw_jobs_store_read_fn read; /* OP_READ's callback, on the loop */
     void *arg;                  /* their argument */
     bool glued;                 /* the next op is in the same transaction (insert_many) */
-    bool claim_lost;            /* OP_INSERT with a claim: another gateway made the tick */
+    bool claim_lost;            /* OP_INSERT with a claim: another gateway made the tick;
+                                   OP_REQUEST: no such job */
     int status;                 /* the outcome, set by the writer thread */
     int read_status;            /* OP_READ: its own outcome (a read never fails the batch) */
     uint64_t *seqs;             /* OP_READ: the jobs to read (in data) */
@@ -186,7 +203,8 @@ typedef struct op {
     unsigned what;              /* OP_READ: gw_jobs_read_what */
     gw_job_row *rows;           /* OP_READ: what was read (heap, by the writer), or NULL */
     char *ids_text;             /* OP_READ: seqs as a PostgreSQL array literal (writer) */
-    PGresult *adopted;          /* OP_ADOPT: the jobs taken over (writer), or NULL */
+    PGresult *adopted;          /* OP_ADOPT: the jobs taken over, OP_REQUESTED: the
+                                   requests taken (writer), or NULL */
     char data[];                /* the row's strings, or OP_READ's seqs */
 } op;
 
@@ -207,6 +225,7 @@ typedef struct pg_store {
     uint64_t beat_due;  /* uv_hrtime when the writer next renews and adopts */
     void (*adopt_row)(const gw_job_row *, void *); /* watch's callbacks */
     void (*adopted)(void *, size_t);
+    void (*requested)(void *, uint64_t, unsigned);
     void *adopt_arg;           /* their argument */
     uv_thread_t thread;        /* the writer */
     bool thread_started;       /* thread must be joined */
@@ -389,7 +408,13 @@ static int send_op(pg_store *s, op *o)
     case OP_DEL_SCHEDULE:
         p_str(&p, r->id);
         break;
+    case OP_REQUEST:
+        st = ST_REQUEST;
+        p_int(&p, (int64_t)r->seq);
+        p_int(&p, r->status);
+        break;
     case OP_ADOPT: /* never queued */
+    case OP_REQUESTED:
         return BR_EINVAL;
     }
     return PQsendQueryPrepared(s->conn, st_names[st], p.n, p.values, p.lengths, p.formats, 1) == 1
@@ -576,7 +601,8 @@ static int run_batch(pg_store *s, op_fifo *batch)
             rc = rc ? rc : BR_EIO;
         } else if (rc == 0 && is_op && o->kind == OP_READ) {
             o->read_status = take_read(o, r);
-        } else if (rc == 0 && is_op && o->kind == OP_INSERT && o->row.claim.len > 0) {
+        } else if (rc == 0 && is_op &&
+                   ((o->kind == OP_INSERT && o->row.claim.len > 0) || o->kind == OP_REQUEST)) {
             o->claim_lost = strcmp(PQcmdTuples(r), "0") == 0;
         }
         if (is_op)
@@ -639,8 +665,43 @@ static PGresult *adopt_one(pg_store *s)
     return jobs;
 }
 
+/* Hands what the beat took (adopted jobs, requests: o->adopted) to the loop. */
+static void hand_over(pg_store *s, op *o)
+{
+    uv_mutex_lock(&s->mu);
+    fifo_push(&s->done, o);
+    uv_mutex_unlock(&s->mu);
+    uv_async_send(&s->async);
+}
+
+/* Takes the requests other gateways recorded for this gateway's jobs, after the
+ * adoptions (the loop holds every job they name by then).  A request taken is told
+ * once: if this gateway dies before it applies it, it is lost, as a cancel or retry
+ * whose answer was lost (the client asks again). */
+static void take_requests(pg_store *s)
+{
+    op *o = s->requested ? calloc(1, sizeof(*o)) : NULL;
+    if (!o)
+        return; /* nothing taken: the next beat tries again */
+    params p = {.n = 0};
+    p_int(&p, s->me);
+    PGresult *r = exec_prepared(s, ST_REQUESTS, &p);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) {
+        o->kind = OP_REQUESTED;
+        o->adopted = r;
+        hand_over(s, o);
+        return;
+    }
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        gw_log(GW_LOG_ERROR, "jobs", "postgres: taking requests failed: %s",
+               PQresultErrorMessage(r));
+    PQclear(r);
+    free(o);
+}
+
 /* The writer's beat: renews the lease, then adopts the jobs of dead gateways and hands
- * them to the loop (an OP_ADOPT on the done list).  Called without the mutex. */
+ * them to the loop (an OP_ADOPT on the done list), then the requests for its jobs (an
+ * OP_REQUESTED).  Called without the mutex. */
 static void beat(pg_store *s)
 {
     if (ensure_session(s) != 0)
@@ -663,13 +724,12 @@ static void beat(pg_store *s)
         o->adopted = adopt_one(s);
         if (!o->adopted) {
             free(o);
-            return;
+            break;
         }
-        uv_mutex_lock(&s->mu);
-        fifo_push(&s->done, o);
-        uv_mutex_unlock(&s->mu);
-        uv_async_send(&s->async);
+        hand_over(s, o);
     }
+    if (renewed)
+        take_requests(s);
 }
 
 /* True when the beat is due (under the mutex). */
@@ -770,6 +830,10 @@ static void run_done(pg_store *s)
                     o->status == 0 ? o->nids : 0);
         else if (o->kind == OP_ADOPT)
             run_adopted(s, o->adopted);
+        else if (o->kind == OP_REQUESTED)
+            for (int t = 0; t < PQntuples(o->adopted); t++)
+                s->requested(s->adopt_arg, (uint64_t)value_int(o->adopted, t, 0),
+                             (unsigned)value_int(o->adopted, t, 1));
         else if (o->done)
             o->done(o->arg, o->status);
         op_free(o);
@@ -937,6 +1001,13 @@ static int pg_put_schedule(gw_jobs_store *self, const gw_schedule_row *sr,
 static int pg_del_schedule(gw_jobs_store *self, br_str id, gw_jobs_store_done_fn done, void *arg)
 {
     return enqueue((pg_store *)self, OP_DEL_SCHEDULE, &(gw_job_row){.id = id}, done, arg);
+}
+
+static int pg_request(gw_jobs_store *self, uint64_t seq, unsigned what, gw_jobs_store_done_fn done,
+                      void *arg)
+{
+    gw_job_row r = {.seq = seq, .status = (uint8_t)what};
+    return enqueue((pg_store *)self, OP_REQUEST, &r, done, arg);
 }
 
 static int pg_read(gw_jobs_store *self, const uint64_t *seqs, size_t n, unsigned what,
@@ -1130,12 +1201,14 @@ static void pg_destroy(gw_jobs_store *self)
 }
 
 static int pg_watch(gw_jobs_store *self, void (*row)(const gw_job_row *, void *),
-                    void (*adopted)(void *, size_t), void *arg)
+                    void (*adopted)(void *, size_t), void (*requested)(void *, uint64_t, unsigned),
+                    void *arg)
 {
     pg_store *s = (pg_store *)self;
     uv_mutex_lock(&s->mu);
     s->adopt_row = row;
     s->adopted = adopted;
+    s->requested = requested;
     s->adopt_arg = arg;
     s->watching = true;
     s->beat_due = 0; /* at once: a previous life's jobs are waiting */
@@ -1215,6 +1288,7 @@ static const gw_jobs_store_ops pg_ops = {
     .close = pg_close,
     .destroy = pg_destroy,
     .watch = pg_watch,
+    .request = pg_request,
 };
 
 gw_jobs_store *gw__jobs_pg_open(uv_loop_t *loop, const char *url, uint32_t lease_ms)

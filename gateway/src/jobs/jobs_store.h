@@ -107,6 +107,14 @@ typedef enum gw_jobs_read_what {
                                  gateway of the queue holds */
 } gw_jobs_read_what;
 
+/* What a client asked of a job another gateway of a shared queue holds (request; the
+ * owner hears it through watch's requested).  Bits: both may be pending at once, and
+ * the owner applies a cancel before a retry. */
+typedef enum gw_jobs_request {
+    GW_JOBS_REQUEST_CANCEL = 1, /* DELETE /jobs/{id} */
+    GW_JOBS_REQUEST_RETRY = 2   /* POST /jobs/{id}/retry */
+} gw_jobs_request;
+
 /* Told on the loop when a read is done: rows[i] answers seqs[i] (its seq 0 when the
  * store has no such job).  Strings point into the store's memory, valid during the
  * call.  status 0, or a negative br_err (then rows is NULL). */
@@ -155,9 +163,19 @@ typedef struct gw_jobs_store_ops {
     void (*destroy)(gw_jobs_store *self);
     /* A shared store (PostgreSQL; NULL in SQLite): after load, starts the gateway's
      * lease on the queue and hands over the jobs of gateways whose lease ran out -
-     * each as row(), as load reports them, then adopted(arg, n) once per handover. */
+     * each as row(), as load reports them, then adopted(arg, n) once per handover.
+     * Then, on the same beat, it takes the requests other gateways recorded for the
+     * jobs this one owns (request) and tells each once as requested(arg, seq, what),
+     * after every row and adoption it told before. */
     int (*watch)(gw_jobs_store *self, void (*row)(const gw_job_row *r, void *arg),
-                 void (*adopted)(void *arg, size_t n), void *arg);
+                 void (*adopted)(void *arg, size_t n),
+                 void (*requested)(void *arg, uint64_t seq, unsigned what), void *arg);
+    /* A shared store (NULL in SQLite): records, durably, that a client asked `what`
+     * (gw_jobs_request bits) of job seq, whichever gateway owns it; its owner applies it
+     * on its next beat (watch's requested), or its adopter once it is adopted.  done
+     * hears BR_ENOTFOUND when the store has no job seq. */
+    int (*request)(gw_jobs_store *self, uint64_t seq, unsigned what, gw_jobs_store_done_fn done,
+                   void *arg);
 } gw_jobs_store_ops;
 
 /* Every backend's struct starts with this. */
@@ -233,9 +251,17 @@ static inline int gw__jobs_store_load_schedules(gw_jobs_store *s,
 /* Starts handing over dead gateways' jobs (a shared store); 0 when the store is not
  * shared. */
 static inline int gw__jobs_store_watch(gw_jobs_store *s, void (*row)(const gw_job_row *, void *),
-                                       void (*adopted)(void *, size_t), void *arg)
+                                       void (*adopted)(void *, size_t),
+                                       void (*requested)(void *, uint64_t, unsigned), void *arg)
 {
-    return s->ops->watch ? s->ops->watch(s, row, adopted, arg) : 0;
+    return s->ops->watch ? s->ops->watch(s, row, adopted, requested, arg) : 0;
+}
+/* Records a cancel or retry for the owner of job seq (a shared store); BR_EINVAL when
+ * the store is not shared. */
+static inline int gw__jobs_store_request(gw_jobs_store *s, uint64_t seq, unsigned what,
+                                         gw_jobs_store_done_fn done, void *arg)
+{
+    return s->ops->request ? s->ops->request(s, seq, what, done, arg) : BR_EINVAL;
 }
 /* Flushes and stops; closed(arg) runs on the loop when the store holds nothing open.
  * Every queued write's and read's done has run by then. */
