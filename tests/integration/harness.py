@@ -42,9 +42,26 @@ def binary(name):
     return path
 
 
+# Ports for servers under test come from below the kernel's ephemeral range
+# (/proc/sys/net/ipv4/ip_local_port_range, 32768-60999 by default): a port the
+# kernel picked (bind to 0) could be handed out again - to a client connection's
+# local end or to another test's bind to 0 - between the pick and the server's bind.
+_PORT_LOW, _PORT_HIGH = 20000, 32767
+
+
 def free_port(host="127.0.0.1"):
-    """A TCP port nothing listens on right now (the kernel's pick)."""
+    """A TCP port nothing listens on right now: a random one below the ephemeral
+    range that binds."""
+    import random
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(200):
+        port = random.randint(_PORT_LOW, _PORT_HIGH)
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
@@ -315,15 +332,22 @@ class Gateway(Process):
 
     def __init__(self, *args, env=None, host="127.0.0.1", port=None):
         self.host = host
-        self.port = port or free_port(host)
-        listen = "[%s]:%d" % (host, self.port) if ":" in host else "%s:%d" % (host, self.port)
-        super().__init__([binary("barista-gateway"), "--listen", listen] + list(args), env=env)
-        try:
-            wait_accepting(host, self.port, proc=self.proc)
-        except Exception:
-            err = self.stderr()  # before close() drops the captured output
-            self.close()
-            raise RuntimeError("gateway failed to start:\n" + err)
+        # A port of our own pick may be taken between the pick and the bind (another
+        # test's server): then the gateway exits "address already in use" and we pick
+        # again.  A port the caller gave is not changed.
+        for attempt in range(5):
+            self.port = port or free_port(host)
+            listen = "[%s]:%d" % (host, self.port) if ":" in host else "%s:%d" % (host, self.port)
+            super().__init__([binary("barista-gateway"), "--listen", listen] + list(args),
+                             env=env)
+            try:
+                wait_accepting(host, self.port, proc=self.proc)
+                return
+            except Exception:
+                err = self.stderr()  # before close() drops the captured output
+                self.close()
+                if port or attempt == 4 or "uv_listen failed: address already in use" not in err:
+                    raise RuntimeError("gateway failed to start:\n" + err)
 
     def client(self, timeout=IO_TIMEOUT):
         return HttpClient(self.port, host=self.host, timeout=timeout)
