@@ -190,29 +190,31 @@ static const char register_sql[] =
     " $2::bigint * interval '1 millisecond' FROM t WHERE tag IS NOT NULL"
     " RETURNING tag, (SELECT coalesce(max(id), 0) FROM barista_jobs)";
 
+typedef gw_jobs_store_schedules_fn sched_fn;
+
 /* One queued operation; strings copied into the same allocation. */
 typedef struct op {
-    struct op *next;                      /* in the pending or done list */
-    op_kind kind;                         /* what to do */
-    gw_job_row row;                       /* the row (see enqueue's callers for non-job kinds) */
-    gw_jobs_store_done_fn done;           /* a write's callback, on the loop */
-    gw_jobs_store_read_fn read;           /* OP_READ's callback, on the loop */
-    gw_jobs_store_schedules_fn schedules; /* OP_SCHEDULES' callback, on the loop */
-    void *arg;                            /* their argument */
-    bool glued;                           /* the next op is in the same transaction (insert_many) */
-    bool claim_lost;                      /* OP_INSERT with a claim: another gateway made the tick;
-                                             OP_REQUEST: no such job */
-    int status;                           /* the outcome, set by the writer thread */
-    int read_status;   /* OP_READ: its own outcome (a read never fails the batch) */
-    uint64_t *seqs;    /* OP_READ: the jobs to read (in data) */
-    size_t nids;       /* entries in seqs */
-    unsigned what;     /* OP_READ: gw_jobs_read_what */
-    gw_job_row *rows;  /* OP_READ: what was read (heap, by the writer), or NULL */
-    char *ids_text;    /* OP_READ: seqs as a PostgreSQL array literal (writer) */
-    PGresult *adopted; /* OP_ADOPT: the jobs taken over, OP_REQUESTED: the
-                          requests taken, OP_SCHEDULES: the schedules read
-                          (writer), or NULL */
-    char data[];       /* the row's strings, or OP_READ's seqs */
+    struct op *next;            /* in the pending or done list */
+    op_kind kind;               /* what to do */
+    gw_job_row row;             /* the row (see enqueue's callers for non-job kinds) */
+    gw_jobs_store_done_fn done; /* a write's callback, on the loop */
+    gw_jobs_store_read_fn read; /* OP_READ's callback, on the loop */
+    sched_fn schedules;         /* OP_SCHEDULES' callback, on the loop */
+    void *arg;                  /* their argument */
+    bool glued;                 /* the next op is in the same transaction (insert_many) */
+    bool claim_lost;            /* OP_INSERT with a claim: another gateway made the tick;
+                                   OP_REQUEST: no such job */
+    int status;                 /* the outcome, set by the writer thread */
+    int read_status;            /* OP_READ: its own outcome (a read never fails the batch) */
+    uint64_t *seqs;             /* OP_READ: the jobs to read (in data) */
+    size_t nids;                /* entries in seqs */
+    unsigned what;              /* OP_READ: gw_jobs_read_what */
+    gw_job_row *rows;           /* OP_READ: what was read (heap, by the writer), or NULL */
+    char *ids_text;             /* OP_READ: seqs as a PostgreSQL array literal (writer) */
+    PGresult *adopted;          /* OP_ADOPT: the jobs taken over, OP_REQUESTED: the
+                                   requests taken, OP_SCHEDULES: the schedules read
+                                   (writer), or NULL */
+    char data[];                /* the row's strings, or OP_READ's seqs */
 } op;
 
 /* A FIFO of ops. */

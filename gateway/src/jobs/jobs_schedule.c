@@ -282,6 +282,19 @@ static gw_jobs_schedule *schedule_find(gw_jobs *j, const char *id)
     return NULL;
 }
 
+/* Puts s in old's place (old is freed), or last when old is NULL. */
+static void schedule_put(gw_jobs *j, gw_jobs_schedule *old, gw_jobs_schedule *s)
+{
+    if (old) {
+        gw_list_push_front(&old->link, &s->link);
+        gw_list_remove(&old->link);
+        schedule_free(old);
+    } else {
+        gw_list_push_back(&j->schedules, &s->link);
+        j->nschedules++;
+    }
+}
+
 static bool str_is(br_str a, const char *b)
 {
     size_t n = b ? strlen(b) : 0;
@@ -333,14 +346,7 @@ static void declare_one(gw_jobs *j, const br_schedule_decl *d)
         return;
     }
     s->gen = ++j->sched_gen;
-    if (old) {
-        gw_list_push_front(&old->link, &s->link); /* in old's place */
-        gw_list_remove(&old->link);
-        schedule_free(old);
-    } else {
-        gw_list_push_back(&j->schedules, &s->link);
-        j->nschedules++;
-    }
+    schedule_put(j, old, s);
     gw_log(GW_LOG_INFO, "jobs", "schedule %s (%.*s of task %s) %s", id, (int)d->name.len,
            d->name.ptr, s->task, old ? "replaced: its declaration changed" : "declared");
 }
@@ -418,17 +424,11 @@ static void sync_row(gw_jobs *j, const gw_schedule_row *r, gw_jobs_schedule **lo
         return; /* out of memory, or a cron this gateway cannot parse: next time */
     s->seen = true;
     s->gen = old ? old->gen : 0;
-    if (old) {
-        gw_list_push_front(&old->link, &s->link); /* in old's place */
-        gw_list_remove(&old->link);
-        *hit = s;
-        schedule_free(old);
-    } else {
-        gw_list_push_back(&j->schedules, &s->link);
-        j->nschedules++;
-    }
+    if (hit)
+        *hit = s; /* local[] stays sorted and points at live schedules */
+    schedule_put(j, old, s);
     gw_log(GW_LOG_INFO, "jobs", "schedule %s (task %s) %s by another gateway of the queue", s->id,
-           s->task, old ? "changed" : "made");
+           s->task, hit ? "changed" : "made");
 }
 
 static void sync_done(void *arg, int status, const gw_schedule_row *rows, size_t n)
