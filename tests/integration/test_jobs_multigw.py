@@ -394,6 +394,55 @@ class TwoGatewaysTest(MultiGatewayCase):
         self.assertEqual(b.stop(), 0)
 
 
+    def test_a_schedule_made_or_deleted_on_one_gateway_reaches_the_other(self):
+        a, b, endpoints = self.two_gateways()
+        self.worker(endpoints)
+        self.wait_email(a.port)
+        self.wait_email(b.port)
+
+        def call(port, method, path, body=None):
+            with h.HttpClient(port) as c:
+                headers = [("Content-Type", "application/json")] if body is not None else []
+                return c.request(method, path, headers, b"" if body is None else body)
+
+        def listed(port):
+            r = call(port, "GET", "/schedules")
+            return {s["id"] for s in r.json()["items"]} if r.status == 200 else set()
+
+        def made(n):
+            r = call(a.port, "POST", "/schedules",
+                     ('{"task": "email", "payload": {"to": "tick%d@multigw.test"},'
+                      ' "interval_ms": 200}' % n).encode())
+            self.assertEqual(r.status, 201, r.body)
+            return r.json()["id"]
+
+        kept, dropped = made(1), made(2)
+        self.assertTrue(h.poll_until(lambda: {kept, dropped} <= listed(b.port), SETTLE_SECONDS),
+                        "b does not list the schedules made on a: %s" % listed(b.port))
+        self.assertEqual(call(a.port, "DELETE", "/schedules/" + dropped).status, 204)
+        self.assertTrue(h.poll_until(lambda: dropped not in listed(b.port), SETTLE_SECONDS),
+                        "b still lists the schedule deleted on a")
+        self.assertIn(kept, listed(b.port))
+        self.assertNotIn(dropped, listed(a.port))
+
+        def ticks(sid):
+            return int(h.store_sql(self.db, "SELECT count(*) FROM barista_jobs WHERE"
+                                            " convert_from(idem_key, 'UTF8') LIKE"
+                                            " 'schedule:%s:%%'" % sid)[0][0])
+
+        self.assertEqual(a.stop(), 0)
+        before, dropped_before = ticks(kept), ticks(dropped)
+        # Only b runs now: the kept schedule's ticks keep coming, made by b; the deleted
+        # one makes none (b dropped it, and did not take it back from a stale read).
+        self.assertTrue(h.poll_until(lambda: ticks(kept) >= before + 5, SETTLE_SECONDS),
+                        "no ticks after a stopped: %d" % ticks(kept))
+        self.assertEqual(ticks(dropped), dropped_before)
+        stored = [sid for (sid,) in h.store_sql(self.db, "SELECT convert_from(id, 'UTF8')"
+                                                          " FROM barista_job_schedules")]
+        self.assertIn(kept, stored)
+        self.assertNotIn(dropped, stored)
+        self.assertEqual(b.stop(), 0)
+
 class ProcessesOnPostgresTest(MultiGatewayCase):
     def test_two_processes_share_the_queue_and_run_each_job_once(self):
         base = h.free_port()

@@ -98,6 +98,9 @@ typedef struct gw_jobs_flow {
 #define GW_JOBS_INTERVAL_MIN_MS 10u
 #define GW_JOBS_CATCH_UP_MAX    1000u
 
+/* How often a gateway of a shared queue reads the store's schedules (jobs_schedule.c). */
+#define GW_JOBS_SCHEDULES_SYNC_MS 1000
+
 /* A parsed cron expression (jobs_cron.c): one bit per allowed value. */
 typedef struct gw_jobs_cron {
     uint64_t minutes; /* bits 0..59 */
@@ -273,6 +276,11 @@ struct gw_jobs {
     bool schedule_routes_added; /* the /schedules routes are in the router */
     gw_list schedules;          /* gw_jobs_schedule, in creation order */
     size_t nschedules;          /* entries in schedules (GW_JOBS_SCHEDULES_MAX) */
+    uint64_t sched_gen;         /* local schedule changes so far (a shared store) */
+    uint64_t sched_del_gen;     /* sched_gen at the last local delete */
+    uint64_t sched_read_gen;    /* sched_gen when the store read in flight was queued */
+    bool sched_reading;         /* a read of the store's schedules is in flight */
+    int64_t sched_sync_ms;      /* when the next read is due (wall clock) */
     bool closing;               /* gw_jobs_shutdown was called */
     bool destroying;            /* gw_jobs_destroy runs: tasks stay until the end */
     unsigned closes_pending;    /* the timer and the store, until closed */

@@ -71,17 +71,18 @@ typedef enum op_kind {
     OP_READ,
     OP_PUT_SCHEDULE,
     OP_DEL_SCHEDULE,
-    OP_ADOPT,    /* the writer's own: jobs taken from a dead gateway, for the loop */
-    OP_REQUEST,  /* a cancel or retry recorded for another gateway's job */
-    OP_REQUESTED /* the writer's own: requests for this gateway's jobs, for the loop */
+    OP_ADOPT,     /* the writer's own: jobs taken from a dead gateway, for the loop */
+    OP_REQUEST,   /* a cancel or retry recorded for another gateway's job */
+    OP_REQUESTED, /* the writer's own: requests for this gateway's jobs, for the loop */
+    OP_SCHEDULES  /* every schedule read (read_schedules) */
 } op_kind;
 
 /* The prepared statement of each kind (OP_READ: the payload one; detail below). */
 static const char *const st_names[] = {
-    "job_insert",      "job_update",  "job_delete",    "job_put_task",
-    "job_del_task",    "job_payload", "job_put_sched", "job_del_sched",
-    "job_detail",      "gw_renew",    "gw_adopt",      "gw_adopt_jobs",
-    "job_insert_tick", "job_row",     "job_request",   "gw_requests"};
+    "job_insert",  "job_update",    "job_delete",      "job_put_task", "job_del_task",
+    "job_payload", "job_put_sched", "job_del_sched",   "job_detail",   "gw_renew",
+    "gw_adopt",    "gw_adopt_jobs", "job_insert_tick", "job_row",      "job_request",
+    "gw_requests", "job_schedules"};
 #define ST_DETAIL      8
 #define ST_RENEW       9
 #define ST_ADOPT       10
@@ -90,6 +91,9 @@ static const char *const st_names[] = {
 #define ST_ROW         13
 #define ST_REQUEST     14
 #define ST_REQUESTS    15
+#define ST_SCHEDULES   16
+/* The columns of a schedule, in schedule_at's order. */
+#define SCHEDULE_COLUMNS " id, task, payload, cron, interval_ms, last_tick, catch_up, identity"
 /* The columns load reads and adoption returns, in each_job's order. */
 #define JOB_COLUMNS                                                                                \
     " id, task, coalesce(octet_length(payload), 0)::bigint, idem_key, status, attempts, run_at,"   \
@@ -142,6 +146,7 @@ static const char *const st_sql[] = {
     ("UPDATE barista_jobs j SET request = 0 FROM (SELECT id, request FROM barista_jobs"
      " WHERE owner = $1 AND request <> 0 FOR UPDATE) o WHERE j.id = o.id"
      " RETURNING j.id, o.request"),
+    "SELECT" SCHEDULE_COLUMNS " FROM barista_job_schedules ORDER BY id",
 };
 #define ST_COUNT (sizeof(st_sql) / sizeof(st_sql[0]))
 
@@ -185,6 +190,8 @@ static const char register_sql[] =
     " $2::bigint * interval '1 millisecond' FROM t WHERE tag IS NOT NULL"
     " RETURNING tag, (SELECT coalesce(max(id), 0) FROM barista_jobs)";
 
+typedef gw_jobs_store_schedules_fn sched_fn;
+
 /* One queued operation; strings copied into the same allocation. */
 typedef struct op {
     struct op *next;            /* in the pending or done list */
@@ -192,6 +199,7 @@ typedef struct op {
     gw_job_row row;             /* the row (see enqueue's callers for non-job kinds) */
     gw_jobs_store_done_fn done; /* a write's callback, on the loop */
     gw_jobs_store_read_fn read; /* OP_READ's callback, on the loop */
+    sched_fn schedules;         /* OP_SCHEDULES' callback, on the loop */
     void *arg;                  /* their argument */
     bool glued;                 /* the next op is in the same transaction (insert_many) */
     bool claim_lost;            /* OP_INSERT with a claim: another gateway made the tick;
@@ -204,7 +212,8 @@ typedef struct op {
     gw_job_row *rows;           /* OP_READ: what was read (heap, by the writer), or NULL */
     char *ids_text;             /* OP_READ: seqs as a PostgreSQL array literal (writer) */
     PGresult *adopted;          /* OP_ADOPT: the jobs taken over, OP_REQUESTED: the
-                                   requests taken (writer), or NULL */
+                                   requests taken, OP_SCHEDULES: the schedules read
+                                   (writer), or NULL */
     char data[];                /* the row's strings, or OP_READ's seqs */
 } op;
 
@@ -408,6 +417,9 @@ static int send_op(pg_store *s, op *o)
     case OP_DEL_SCHEDULE:
         p_str(&p, r->id);
         break;
+    case OP_SCHEDULES:
+        st = ST_SCHEDULES;
+        break;
     case OP_REQUEST:
         st = ST_REQUEST;
         p_int(&p, (int64_t)r->seq);
@@ -601,6 +613,9 @@ static int run_batch(pg_store *s, op_fifo *batch)
             rc = rc ? rc : BR_EIO;
         } else if (rc == 0 && is_op && o->kind == OP_READ) {
             o->read_status = take_read(o, r);
+        } else if (rc == 0 && is_op && o->kind == OP_SCHEDULES) {
+            o->adopted = r; /* kept for the loop */
+            r = NULL;
         } else if (rc == 0 && is_op &&
                    ((o->kind == OP_INSERT && o->row.claim.len > 0) || o->kind == OP_REQUEST)) {
             o->claim_lost = strcmp(PQcmdTuples(r), "0") == 0;
@@ -817,6 +832,25 @@ static void run_adopted(pg_store *s, const PGresult *r)
     s->adopted(s->adopt_arg, (size_t)n);
 }
 
+static gw_schedule_row schedule_at(const PGresult *r, int t);
+
+/* Hands the schedules read to read_schedules' caller. */
+static void run_schedules(op *o)
+{
+    int n = o->status == 0 && o->adopted ? PQntuples(o->adopted) : 0;
+    gw_schedule_row *rows = calloc(n > 0 ? (size_t)n : 1, sizeof(*rows));
+    if (!rows) {
+        o->schedules(o->arg, BR_ENOMEM, NULL, 0);
+        return;
+    }
+    for (int t = 0; t < n; t++)
+        rows[t] = schedule_at(o->adopted, t);
+    if (o->status == 0 && !o->adopted)
+        o->status = BR_EIO;
+    o->schedules(o->arg, o->status, o->status == 0 ? rows : NULL, (size_t)n);
+    free(rows);
+}
+
 static void run_done(pg_store *s)
 {
     uv_mutex_lock(&s->mu);
@@ -830,6 +864,8 @@ static void run_done(pg_store *s)
                     o->status == 0 ? o->nids : 0);
         else if (o->kind == OP_ADOPT)
             run_adopted(s, o->adopted);
+        else if (o->kind == OP_SCHEDULES)
+            run_schedules(o);
         else if (o->kind == OP_REQUESTED)
             for (int t = 0; t < PQntuples(o->adopted); t++)
                 s->requested(s->adopt_arg, (uint64_t)value_int(o->adopted, t, 0),
@@ -1027,6 +1063,20 @@ static int pg_read(gw_jobs_store *self, const uint64_t *seqs, size_t n, unsigned
     return submit(s, o);
 }
 
+static int pg_read_schedules(gw_jobs_store *self, gw_jobs_store_schedules_fn done, void *arg)
+{
+    pg_store *s = (pg_store *)self;
+    if (s->closed)
+        return BR_ECLOSED;
+    if (!done)
+        return BR_EINVAL;
+    op *o = calloc(1, sizeof(*o));
+    if (!o)
+        return BR_ENOMEM;
+    *o = (op){.kind = OP_SCHEDULES, .schedules = done, .arg = arg};
+    return submit(s, o);
+}
+
 /* Runs a query on the loop thread (load only, before the writer writes) and calls
  * each() for every row, streamed one row at a time.  0 or BR_EIO (logged). */
 static int select_each(pg_store *s, const char *sql, const params *p,
@@ -1117,19 +1167,24 @@ static int pg_load(gw_jobs_store *self, void (*row)(const gw_job_row *, void *),
     return rc;
 }
 
+static gw_schedule_row schedule_at(const PGresult *r, int t)
+{
+    return (gw_schedule_row){
+        .id = value_str(r, t, 0),
+        .task = value_str(r, t, 1),
+        .payload = value_str(r, t, 2),
+        .cron = value_str(r, t, 3),
+        .interval_ms = (uint64_t)value_int(r, t, 4),
+        .last_tick_ms = value_int(r, t, 5),
+        .catch_up = (uint32_t)value_int(r, t, 6),
+        .identity = value_str(r, t, 7),
+    };
+}
+
 static void each_schedule(const PGresult *r, void *arg)
 {
     load_ctx *c = arg;
-    gw_schedule_row row = {
-        .id = value_str(r, 0, 0),
-        .task = value_str(r, 0, 1),
-        .payload = value_str(r, 0, 2),
-        .cron = value_str(r, 0, 3),
-        .interval_ms = (uint64_t)value_int(r, 0, 4),
-        .last_tick_ms = value_int(r, 0, 5),
-        .catch_up = (uint32_t)value_int(r, 0, 6),
-        .identity = value_str(r, 0, 7),
-    };
+    gw_schedule_row row = schedule_at(r, 0);
     c->sched(&row, c->arg);
 }
 
@@ -1138,9 +1193,8 @@ static int pg_load_schedules(gw_jobs_store *self, void (*row)(const gw_schedule_
 {
     load_ctx c = {.sched = row, .arg = arg};
     return select_each((pg_store *)self,
-                       "SELECT id, task, payload, cron, interval_ms, last_tick, catch_up, identity"
-                       " FROM barista_job_schedules ORDER BY id",
-                       NULL, each_schedule, &c);
+                       "SELECT" SCHEDULE_COLUMNS " FROM barista_job_schedules ORDER BY id", NULL,
+                       each_schedule, &c);
 }
 
 static void stop_writer(pg_store *s)
@@ -1285,6 +1339,7 @@ static const gw_jobs_store_ops pg_ops = {
     .put_schedule = pg_put_schedule,
     .del_schedule = pg_del_schedule,
     .load_schedules = pg_load_schedules,
+    .read_schedules = pg_read_schedules,
     .close = pg_close,
     .destroy = pg_destroy,
     .watch = pg_watch,

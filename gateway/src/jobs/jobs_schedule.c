@@ -20,6 +20,16 @@
  * one statement (jobs_pg.c), so exactly one gateway makes it and the others drop
  * theirs; the tick loop writes nothing else there.  The claim and the job commit together, so a
  * gateway that dies between them leaves the tick to be made again, as above.
+ *
+ * They also learn of each other's schedules: every GW_JOBS_SCHEDULES_SYNC_MS a
+ * gateway reads the store's schedule rows through its ordered store queue (so the
+ * snapshot holds every write this gateway queued before it), adds those it does not
+ * know, replaces those whose definition changed (keeping the later last tick) and
+ * drops those the store no longer has.  A local change (POST, DELETE, a declaration)
+ * made while the read is in flight wins over the snapshot: each schedule remembers the
+ * generation of its last local change, and one newer than the read is left alone; after
+ * a local delete newer than the read, the snapshot adds nothing (the deleted one is
+ * still in it) - the next read does.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +56,8 @@ struct gw_jobs_schedule {
     bool has_owner;       /* created by a verified caller */
     uint8_t owned_by[GW_JOBS_IDEM_BYTES]; /* digest of its kind and subject */
     br_str identity;                      /* its bytes (owned), given to the jobs; maybe empty */
+    uint64_t gen;                         /* j->sched_gen at its last local change */
+    bool seen;                            /* in the store's snapshot (sync_done) */
 };
 
 static void schedule_free(gw_jobs_schedule *s)
@@ -137,8 +149,12 @@ static int submit_tick(gw_jobs *j, gw_jobs_schedule *s, int64_t tick)
                                 floor, &job);
 }
 
+static void schedules_sync(gw_jobs *j, int64_t now);
+
 void gw__jobs_schedules_tick(gw_jobs *j, int64_t now)
 {
+    if (gw__jobs_shared(j))
+        schedules_sync(j, now);
     gw_list *l = j->schedules.next;
     while (l != &j->schedules) {
         gw_jobs_schedule *s = GW_CONTAINER_OF(l, gw_jobs_schedule, link);
@@ -266,6 +282,19 @@ static gw_jobs_schedule *schedule_find(gw_jobs *j, const char *id)
     return NULL;
 }
 
+/* Puts s in old's place (old is freed), or last when old is NULL. */
+static void schedule_put(gw_jobs *j, gw_jobs_schedule *old, gw_jobs_schedule *s)
+{
+    if (old) {
+        gw_list_push_front(&old->link, &s->link);
+        gw_list_remove(&old->link);
+        schedule_free(old);
+    } else {
+        gw_list_push_back(&j->schedules, &s->link);
+        j->nschedules++;
+    }
+}
+
 static bool str_is(br_str a, const char *b)
 {
     size_t n = b ? strlen(b) : 0;
@@ -316,14 +345,8 @@ static void declare_one(gw_jobs *j, const br_schedule_decl *d)
                (int)d->task.len, d->task.ptr);
         return;
     }
-    if (old) {
-        gw_list_push_front(&old->link, &s->link); /* in old's place */
-        gw_list_remove(&old->link);
-        schedule_free(old);
-    } else {
-        gw_list_push_back(&j->schedules, &s->link);
-        j->nschedules++;
-    }
+    s->gen = ++j->sched_gen;
+    schedule_put(j, old, s);
     gw_log(GW_LOG_INFO, "jobs", "schedule %s (%.*s of task %s) %s", id, (int)d->name.len,
            d->name.ptr, s->task, old ? "replaced: its declaration changed" : "declared");
 }
@@ -343,6 +366,115 @@ void gw__jobs_schedules_declare(gw_jobs *j, const br_ready *r)
                    "a schedule of task %.*s, which the worker does not run, "
                    "ignored",
                    (int)(d->task.len < 64 ? d->task.len : 64), d->task.ptr);
+    }
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Other gateways' schedules (a shared store).                                         */
+
+static int by_id(const void *a, const void *b)
+{
+    return strcmp((*(gw_jobs_schedule *const *)a)->id, (*(gw_jobs_schedule *const *)b)->id);
+}
+
+/* The same definition: task, argument, timing, catch-up and owner. */
+static bool same_schedule(const gw_jobs_schedule *s, const gw_schedule_row *r)
+{
+    return str_is(r->task, s->task) && str_is(r->cron, s->cron_text) &&
+           (r->cron.len > 0 || r->interval_ms == s->interval_ms) && r->catch_up == s->catch_up &&
+           r->payload.len == s->payload.len &&
+           (r->payload.len == 0 || memcmp(r->payload.ptr, s->payload.ptr, r->payload.len) == 0) &&
+           r->identity.len == s->identity.len &&
+           (r->identity.len == 0 || memcmp(r->identity.ptr, s->identity.ptr, r->identity.len) == 0);
+}
+
+/* One row of the snapshot: its schedule added, replaced or moved forward.  local[] is
+ * the schedules known, sorted by id. */
+static void sync_row(gw_jobs *j, const gw_schedule_row *r, gw_jobs_schedule **local, size_t n,
+                     bool adds)
+{
+    char id[33];
+    if (r->id.len != 32)
+        return;
+    snprintf(id, sizeof(id), "%.*s", 32, r->id.ptr);
+    gw_jobs_schedule key = {.gen = 0}, *kp = &key, **hit = NULL;
+    memcpy(key.id, id, sizeof(id));
+    if (n > 0)
+        hit = bsearch(&kp, local, n, sizeof(*local), by_id);
+    gw_jobs_schedule *old = hit ? *hit : NULL;
+    if (old) {
+        old->seen = true;
+        if (old->gen > j->sched_read_gen)
+            return; /* changed here since the read was queued: ours is newer */
+        if (same_schedule(old, r)) {
+            if (r->last_tick_ms > old->last_tick_ms) { /* ticks another gateway made */
+                old->last_tick_ms = r->last_tick_ms;
+                old->next_ms = tick_after(old, old->last_tick_ms);
+            }
+            return;
+        }
+    } else if (!adds || j->nschedules >= GW_JOBS_SCHEDULES_MAX) {
+        return;
+    }
+    gw_schedule_row row = *r;
+    if (old && old->last_tick_ms > row.last_tick_ms)
+        row.last_tick_ms = old->last_tick_ms; /* a last tick never moves back */
+    gw_jobs_schedule *s = schedule_new(&row);
+    if (!s)
+        return; /* out of memory, or a cron this gateway cannot parse: next time */
+    s->seen = true;
+    s->gen = old ? old->gen : 0;
+    if (hit)
+        *hit = s; /* local[] stays sorted and points at live schedules */
+    schedule_put(j, old, s);
+    gw_log(GW_LOG_INFO, "jobs", "schedule %s (task %s) %s by another gateway of the queue", s->id,
+           s->task, hit ? "changed" : "made");
+}
+
+static void sync_done(void *arg, int status, const gw_schedule_row *rows, size_t n)
+{
+    gw_jobs *j = arg;
+    j->sched_reading = false;
+    if (status != 0 || j->closing)
+        return;
+    size_t nlocal = 0;
+    gw_jobs_schedule **local = malloc((j->nschedules ? j->nschedules : 1) * sizeof(*local));
+    if (!local)
+        return;
+    for (gw_list *l = j->schedules.next; l != &j->schedules; l = l->next) {
+        gw_jobs_schedule *s = GW_CONTAINER_OF(l, gw_jobs_schedule, link);
+        s->seen = false;
+        local[nlocal++] = s;
+    }
+    qsort(local, nlocal, sizeof(*local), by_id);
+    bool adds = j->sched_del_gen <= j->sched_read_gen;
+    for (size_t i = 0; i < n; i++)
+        sync_row(j, &rows[i], local, nlocal, adds);
+    free(local);
+    /* Gone from the store, and not made here since the read was queued: deleted. */
+    gw_list *l = j->schedules.next;
+    while (l != &j->schedules) {
+        gw_jobs_schedule *s = GW_CONTAINER_OF(l, gw_jobs_schedule, link);
+        l = l->next;
+        if (s->seen || s->gen > j->sched_read_gen)
+            continue;
+        gw_log(GW_LOG_INFO, "jobs", "schedule %s (task %s) deleted by another gateway of the queue",
+               s->id, s->task);
+        gw_list_remove(&s->link);
+        j->nschedules--;
+        schedule_free(s);
+    }
+}
+
+/* Queues a read of the store's schedules when one is due and none is in flight. */
+static void schedules_sync(gw_jobs *j, int64_t now)
+{
+    if (j->sched_reading || now < j->sched_sync_ms)
+        return;
+    j->sched_sync_ms = now + GW_JOBS_SCHEDULES_SYNC_MS;
+    if (gw__jobs_store_read_schedules(j->store, sync_done, j) == 0) {
+        j->sched_reading = true;
+        j->sched_read_gen = j->sched_gen;
     }
 }
 
@@ -527,6 +659,7 @@ static void post_schedule(gw_req *req, void *data)
         gw_req_respond_error(req, 503, true, "Service Unavailable: the schedule was not stored");
         return;
     }
+    s->gen = ++j->sched_gen;
     gw_list_push_back(&j->schedules, &s->link);
     j->nschedules++;
     j->scratch.len = 0;
@@ -580,6 +713,7 @@ static void delete_schedule(gw_req *req, void *data)
         gw_list_remove(&s->link);
         j->nschedules--;
         schedule_free(s);
+        j->sched_del_gen = ++j->sched_gen;
         gw_req_respond(req, 204, NULL, 0, NULL, NULL, 0);
         return;
     }

@@ -120,6 +120,12 @@ typedef enum gw_jobs_request {
  * call.  status 0, or a negative br_err (then rows is NULL). */
 typedef void (*gw_jobs_store_read_fn)(void *arg, int status, const gw_job_row *rows, size_t n);
 
+/* Told on the loop when a read of every schedule is done (read_schedules): rows[0..n),
+ * strings in the store's memory, valid during the call.  status 0, or a negative
+ * br_err (then rows is NULL). */
+typedef void (*gw_jobs_store_schedules_fn)(void *arg, int status, const gw_schedule_row *rows,
+                                           size_t n);
+
 typedef struct gw_jobs_store gw_jobs_store;
 
 /* A backend: one table of hooks, each slot a verb of the interface below. */
@@ -176,6 +182,9 @@ typedef struct gw_jobs_store_ops {
      * hears BR_ENOTFOUND when the store has no job seq. */
     int (*request)(gw_jobs_store *self, uint64_t seq, unsigned what, gw_jobs_store_done_fn done,
                    void *arg);
+    /* A shared store (NULL in SQLite): reads every schedule, after every write queued
+     * before it (the other gateways' schedules reach this one: jobs_schedule.c). */
+    int (*read_schedules)(gw_jobs_store *self, gw_jobs_store_schedules_fn done, void *arg);
 } gw_jobs_store_ops;
 
 /* Every backend's struct starts with this. */
@@ -262,6 +271,13 @@ static inline int gw__jobs_store_request(gw_jobs_store *s, uint64_t seq, unsigne
                                          gw_jobs_store_done_fn done, void *arg)
 {
     return s->ops->request ? s->ops->request(s, seq, what, done, arg) : BR_EINVAL;
+}
+/* Reads every schedule in order with the writes (a shared store); BR_EINVAL when the
+ * store is not shared. */
+static inline int gw__jobs_store_read_schedules(gw_jobs_store *s, gw_jobs_store_schedules_fn done,
+                                                void *arg)
+{
+    return s->ops->read_schedules ? s->ops->read_schedules(s, done, arg) : BR_EINVAL;
 }
 /* Flushes and stops; closed(arg) runs on the loop when the store holds nothing open.
  * Every queued write's and read's done has run by then. */
