@@ -21,16 +21,18 @@ DUR=${BENCH_DURATION:-5}
 MODE=${1:?echo or idle}
 SERVER=${2:?barista or fastapi}
 [ "$DUR" -le 10 ] || { echo "BENCH_DURATION at most 10" >&2; exit 2; }
+[ -x "$BIN/ws_bench" ] || { echo "no $BIN/ws_bench: build the tests (BUILD_TESTING=ON) in that build" >&2; exit 2; }
 
 port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-# utime+stime in clock ticks of a process and its children still running.
+# "UTIME STIME" in clock ticks, summed over the processes given that still run.
 cpu_ticks() {
-    local total=0 p
+    local u=0 s=0 p
     for p in "$@"; do
         [ -r /proc/$p/stat ] || continue
-        total=$((total + $(awk '{print $14 + $15}' /proc/$p/stat)))
+        set -- $(sed 's/.*) //' /proc/$p/stat | awk '{print $12, $13}')
+        u=$((u + $1)) s=$((s + $2))
     done
-    echo $total
+    echo "$u $s"
 }
 rss_kib() {
     local total=0 p
@@ -74,9 +76,14 @@ if [ "$MODE" = echo ]; then
         out=$("$BIN/ws_bench" 127.0.0.1 $P /ws/echo $conns $DUR 32 | tail -1)
         c1=$(cpu_ticks $PIDS)
         msgs=$(echo "$out" | sed 's/.* messages \([0-9]*\) .*/\1/')
-        cpu=$(awk -v a=$c0 -v b=$c1 -v hz=$HZ 'BEGIN {printf "%.2f", (b - a) / hz}')
+        # total CPU seconds, then microseconds per message in user and kernel mode
+        set -- $c0 $c1
+        cpu=$(awk -v a=$(($3 + $4 - $1 - $2)) -v hz=$HZ 'BEGIN {printf "%.2f", a / hz}')
+        split=$(awk -v u=$(($3 - $1)) -v s=$(($4 - $2)) -v m=$msgs -v hz=$HZ \
+            'BEGIN {if (m > 0) printf "user_us_per_msg %.1f sys_us_per_msg %.1f", u * 1e6 / hz / m, s * 1e6 / hz / m}')
         per=$(awk -v m=$msgs -v c=$cpu 'BEGIN {printf "%.0f", (c > 0 ? m / c : 0)}')
-        echo "$SERVER echo conns=$conns $out server_cpu_s $cpu msgs_per_cpu_s $per"
+        [ "${msgs:-0}" -gt 0 ] || { echo "$SERVER echo conns=$conns: no message echoed ($out)" >&2; exit 1; }
+        echo "$SERVER echo conns=$conns $out server_cpu_s $cpu msgs_per_cpu_s $per $split"
     done
 else
     before=$(rss_kib $PIDS)

@@ -121,25 +121,32 @@ server_peak_rss_mb() {
     awk -v k="$total" 'BEGIN { printf "%.1f", k / 1024 }'
 }
 
-# CPU time (clock ticks, user + system) used so far by every process of the current
-# server.  CPU per request does not depend on how the scheduler shared the two cores
-# with wrk and other work, which req/s on a busy machine does.
+# CPU time (clock ticks) used so far by every process of the current server, as
+# "USER SYSTEM".  CPU per request does not depend on how the scheduler shared the two
+# cores with wrk and other work, which req/s on a busy machine does; the split shows
+# how much of it is the kernel's (the sockets), which no user-space change removes.
 server_cpu_ticks() {
-    local g p t total=0
+    local g p us u=0 s=0
     for g in $SERVER_GROUPS; do
         for p in $(ps -e -o pid=,pgid= | awk -v g="$g" '$2 == g { print $1 }'); do
             # fields after the ")" that ends the command name: utime is the 12th, stime the 13th
-            t=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }' || true)
-            total=$((total + ${t:-0}))
+            us=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12, $13 }' || true)
+            set -- ${us:-0 0}
+            u=$((u + $1)) s=$((s + $2))
         done
     done
-    echo "$total"
+    echo "$u $s"
 }
 
-# cpu_us_per_request TICKS WRK_OUTPUT -> microseconds of server CPU per request
+# cpu_us_per_request "U0 S0" "U1 S1" WRK_OUTPUT -> "TOTAL µs/request (user U, system S)"
 cpu_us_per_request() {
-    awk -v t="$1" -v hz="$(getconf CLK_TCK)" '/ requests in / { n = $1 }
-        END { if (n > 0) printf "%.1f", t * 1000000 / hz / n; else print "n/a" }' "$2"
+    awk -v a="$1" -v b="$2" -v hz="$(getconf CLK_TCK)" '/ requests in / { n = $1 }
+        END {
+            split(a, x, " "); split(b, y, " ")
+            if (n <= 0) { print "n/a"; exit }
+            u = (y[1] - x[1]) * 1000000 / hz / n; s = (y[2] - x[2]) * 1000000 / hz / n
+            printf "%.1f µs/request (user %.1f, system %.1f)", u + s, u, s
+        }' "$3"
 }
 
 http_code() { curl -s --noproxy '*' -o /dev/null -w '%{http_code}' --max-time 2 "$1" 2>/dev/null || true; }
@@ -401,11 +408,11 @@ scenario1() {
     local t0 cpu
     t0=$(server_cpu_ticks)
     run_wrk "$out" -t2 -c64 -d"${DUR}s" --latency "$BASE/hello"
-    cpu=$(cpu_us_per_request "$(($(server_cpu_ticks) - t0))" "$out")
+    cpu=$(cpu_us_per_request "$t0" "$(server_cpu_ticks)" "$out")
     stop_server
     set -- $(parse_wrk "$out")
     HELLO_RPS[$name]=$1
-    row 1 "$name" "$1" "$2" "$3" "$4" "" "wrk -t2 -c64; server CPU $cpu µs/request"
+    row 1 "$name" "$1" "$2" "$3" "$4" "" "wrk -t2 -c64; server CPU $cpu"
 }
 
 # 2: 10,000 connections on /sleep?ms=1000
