@@ -30,6 +30,13 @@ static int setup(void **state)
     return harness_setup(state, &h, "hash", HB_MS, NULL);
 }
 
+static int setup_cpus_auto(void **state)
+{
+    static harness h;
+    static const char *const extra[] = {"--cpus", "auto", NULL};
+    return harness_setup(state, &h, "hash", HB_MS, extra);
+}
+
 static br_reply expect_reply(harness *h, uint64_t id, int *heartbeats)
 {
     br_reply r;
@@ -42,6 +49,67 @@ static void hash(harness *h, uint64_t id, const char *n, const char *data)
     assert_int_equal(
         harness_request(h, id, "hash", "GET", "/hash", "/hash", 60000, "n", n, "data", data, NULL),
         0);
+}
+
+/* Count and lowest of the CPUs in a /proc "Cpus_allowed_list" such as "0-3,6". */
+static void cpu_list_stats(const char *list, int *count, int *lowest)
+{
+    *count = 0;
+    *lowest = -1;
+    for (const char *p = list; *p && *p != '\n';) {
+        char *end;
+        long lo = strtol(p, &end, 10), hi = lo;
+        if (*end == '-')
+            hi = strtol(end + 1, &end, 10);
+        if (*lowest < 0 || lo < *lowest)
+            *lowest = (int)lo;
+        *count += (int)(hi - lo + 1);
+        p = *end == ',' ? end + 1 : end;
+        if (p == end && *p != '\0' && *p != '\n')
+            break;
+    }
+}
+
+/* The "Cpus_allowed_list:" line of /proc/PID/status (pid 0: this process). */
+static void allowed_cpus(int pid, char *out, size_t len)
+{
+    char path[64], line[256];
+    if (pid)
+        snprintf(path, sizeof(path), "/proc/%d/status", pid);
+    else
+        snprintf(path, sizeof(path), "/proc/self/status");
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    out[0] = '\0';
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, "Cpus_allowed_list:", 18) == 0)
+            snprintf(out, len, "%s", line + 18 + strspn(line + 18, " \t"));
+    fclose(f);
+    assert_true(out[0] != '\0');
+}
+
+static void cpus_auto_leaves_the_lowest_cpu_to_the_io_path(void **state)
+{
+    harness *h = *state;
+    assert_int_equal(harness_register(h, "b1", NULL, NULL), 0);
+    char mine[128], its[128];
+    allowed_cpus(0, mine, sizeof(mine));
+    allowed_cpus((int)h->pid, its, sizeof(its));
+    int n_mine, low_mine, n_its, low_its;
+    cpu_list_stats(mine, &n_mine, &low_mine);
+    cpu_list_stats(its, &n_its, &low_its);
+    if (n_mine < 2) {
+        /* One CPU: nothing to leave, the worker keeps it. */
+        assert_string_equal(its, mine);
+        return;
+    }
+    assert_int_equal(n_its, n_mine - 1);
+    assert_true(low_its > low_mine);
+    /* ... and it still computes. */
+    hash(h, 1, "2", "abc");
+    br_reply r;
+    assert_int_equal(harness_expect_reply(h, 1, &r, WAIT_MS, NULL), 0);
+    assert_int_equal(r.status, 200);
 }
 
 static void ready_announces_one_cpu_slot(void **state)
@@ -167,6 +235,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(ready_announces_one_cpu_slot, setup, harness_teardown),
         cmocka_unit_test_setup_teardown(digests_match_hashlib, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(cpus_auto_leaves_the_lowest_cpu_to_the_io_path,
+                                        setup_cpus_auto, harness_teardown),
         cmocka_unit_test_setup_teardown(heartbeats_keep_flowing_during_a_long_hash, setup,
                                         harness_teardown),
         cmocka_unit_test_setup_teardown(cancel_stops_a_long_hash_with_499, setup, harness_teardown),

@@ -59,6 +59,9 @@ static const char usage_options[] =
     "  --nice N               cpu: process niceness (BARISTA_NICE, default 10)\n"
     "  --sched POLICY         cpu: idle (SCHED_IDLE: only CPU time the I/O path leaves),\n"
     "                         batch or other (BARISTA_SCHED, default other)\n"
+    "  --cpus LIST            cpu: CPUs to run on: all, auto (all but the lowest, left to the\n"
+    "                         gateway and I/O workers) or numbers like 1-3,6 (BARISTA_CPUS,\n"
+    "                         default all)\n"
     "  --heartbeat-ms N       heartbeat interval (BARISTA_HEARTBEAT_MS, default 1000)\n"
     "  --drain-timeout-ms N   on SIGTERM, time for in-flight work (BARISTA_DRAIN_TIMEOUT_MS,\n"
     "                         default 30000)\n"
@@ -101,6 +104,7 @@ typedef struct cli {
     const char *curve_server;          /* --curve-server-key: KEY or @FILE, or NULL */
     const char *curve_file;            /* --curve-secret-key-file, or NULL */
     br__sched sched;                   /* scheduling policy for a cpu worker */
+    br__cpus cpus;                     /* the CPUs a cpu worker may run on */
     bool list;                         /* --list */
     bool help;                         /* --help */
     const br_option_spec *sopt[MAX_SERVICE_OPTIONS]; /* the services' options, by name */
@@ -219,6 +223,12 @@ static int apply(cli *c, int opt, const char *name, const char *v)
         if (br__sched_parse(v, &c->sched) != 0)
             return fail_usage(c, "bad value for %s: %s (want idle, batch or other)", name, v);
         return 0;
+    case 'U': {
+        char why[128];
+        if (br__cpus_parse(v, &c->cpus, why, sizeof(why)) != 0)
+            return fail_usage(c, "bad value for %s: %s (%s)", name, v, why);
+        return 0;
+    }
     }
     return 0;
 }
@@ -237,6 +247,7 @@ static const struct {
     {"concurrency", required_argument, 'n', "BARISTA_CONCURRENCY"},
     {"nice", required_argument, 'N', "BARISTA_NICE"},
     {"sched", required_argument, 'P', "BARISTA_SCHED"},
+    {"cpus", required_argument, 'U', "BARISTA_CPUS"},
     {"heartbeat-ms", required_argument, 'h', "BARISTA_HEARTBEAT_MS"},
     {"drain-timeout-ms", required_argument, 'd', "BARISTA_DRAIN_TIMEOUT_MS"},
     {"id", required_argument, 'i', "BARISTA_WORKER_ID"},
@@ -571,8 +582,16 @@ int br_worker_main(int argc, char **argv, const br_service_spec *const *services
     if (check_service_options(&c, picked, npicked) != 0)
         return EXIT_USAGE;
 
-    if (picked[0]->kind == BR_KIND_CPU)
+    if (picked[0]->kind == BR_KIND_CPU) {
+        char chosen[256];
+        if (br__cpus_apply(&c.cpus, chosen, sizeof(chosen)) != 0) {
+            if (c.cpus.mode == BR__CPUS_LIST)
+                return EXIT_USAGE; /* a list asked for by name is not silently ignored */
+        } else if (chosen[0]) {
+            br__log("CPU handlers run on CPUs %s", chosen);
+        }
         br__sched_apply(c.sched, (int)c.nice);
+    }
     if (set_threadpool(&c) != 0)
         return 1;
 

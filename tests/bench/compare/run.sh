@@ -15,7 +15,8 @@
 #   BENCH_KEEP        1: keep the temp dir (configs, logs, raw wrk output)   [0]
 #   BARISTA_BIN       directory with barista-gateway and barista-worker [<repo>/build/bin]
 #   BENCH_PYTHON      interpreter that has Debian's fastapi/uvicorn  [/usr/bin/python3]
-#   BARISTA_CPU_SCHED, BARISTA_CPU_NICE  --sched and --nice of the CPU workers [other, 10]
+#   BARISTA_CPU_SCHED, BARISTA_CPU_NICE, BARISTA_CPU_CPUS  --sched, --nice and --cpus of
+#                     the CPU workers [other, 10, all]
 #   BARISTA_ACCESS_LOG  the gateway's --access-log [off, as nginx's access_log off here]
 set -eu
 set -o pipefail
@@ -310,7 +311,8 @@ start_barista() {
     SERVER_GROUPS="$SERVER_GROUPS $SPAWNED"
     for i in $(seq "$ncpu"); do
         spawn "barista-cpu$i" "$BIN/barista-worker" --services hash --connect "$broker" \
-            --sched "${BARISTA_CPU_SCHED:-other}" --nice "${BARISTA_CPU_NICE:-10}"
+            --sched "${BARISTA_CPU_SCHED:-other}" --nice "${BARISTA_CPU_NICE:-10}" \
+            --cpus "${BARISTA_CPU_CPUS:-all}"
         SERVER_GROUPS="$SERVER_GROUPS $SPAWNED"
     done
     BASE="http://127.0.0.1:$port"
