@@ -1,15 +1,15 @@
 /*
  * relay.c - a handler calling a streaming service (`httpx.stream()` inside a route):
- * each route calls the clock's GET /clock/lines?n=N (a streamed body of numbered lines)
- * through the gateway, in one of the two ways barista/async.h offers.
+ * each route calls the clock's GET /clock/lines?n=N (a streamed body of numbered lines;
+ * hold=1 is passed on too) through the gateway, in one of the two ways barista/async.h
+ * offers.
  *
  *   GET /relay/gather?n=N  -> br_call: the gateway gathers the stream into one answer
  *                             (up to its --call-gather-max); replies {"status",
  *                             "bytes","lines","last"} - or the call's error status and
- *                             detail (502 past the limit)
- *   GET /relay/lines?n=N   -> br_call_stream: the lines passed on to this route's own
- *                             streamed response as they come; a slow client pauses
- *                             the call, which pauses the clock
+ *                             detail (502 past the limit, 503 past the gateway's
+ * --call-gather-total) GET /relay/lines?n=N   -> br_call_stream: the lines passed on to this
+ * route's own streamed response as they come; a slow client pauses the call, which pauses the clock
  *   GET /relay/summary?n=N -> br_call_stream: counts the lines as they come and checks
  *                             their order without keeping them; replies {"status",
  *                             "complete","bytes","lines","in_order"}
@@ -28,15 +28,17 @@
 /* /relay/lines pauses its call while its own stream holds this much for the client. */
 #define RELAY_QUEUE_HIGH (BR_STREAM_QUEUE_MAX / 2)
 
-/* The clock path for this request's n, in the arena; NULL when out of memory. */
+/* The clock path for this request's n and hold, in the arena; NULL when out of memory. */
 static const char *clock_path(br_req *req)
 {
-    int64_t n;
+    int64_t n, hold;
     if (br_req_query_int(req, "n", &n) != 0)
         n = 1000;
+    if (br_req_query_int(req, "hold", &hold) != 0)
+        hold = 0;
     char *path = br_req_alloc(req, 64);
     if (path)
-        snprintf(path, 64, "/clock/lines?n=%lld", (long long)n);
+        snprintf(path, 64, "/clock/lines?n=%lld&hold=%d", (long long)n, hold != 0);
     return path;
 }
 
