@@ -18,6 +18,7 @@
 #include "barista/proto.h"
 #include "barista/zsock.h"
 #include "broker.h"
+#include "broker_int.h"
 #include "router.h"
 
 /* Every wait is bounded by this; the conditions are met in milliseconds. */
@@ -431,6 +432,45 @@ static void config_with_a_zero_limit_or_no_endpoint_is_refused(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* What a gathered CALL answer's buffer grows to (call_stream.c): the seam of the
+ * --call-gather-total accounting, which counts exactly these capacities. */
+#define KIB        1024u
+#define GATHER_MAX (8u * 1024 * KIB + 1) /* --call-gather-max + 1, as call_stream.c */
+#define TOTAL      (1024u * KIB)
+
+static void gathered_body_grows_by_doubling_from_64_kib(void **state)
+{
+    (void)state;
+    assert_int_equal(gw__gather_grow(0, 0, 100, GATHER_MAX, 0, TOTAL), 64 * KIB);
+    assert_int_equal(gw__gather_grow(64 * KIB, 64 * KIB, 1, GATHER_MAX, 0, TOTAL), 128 * KIB);
+    /* A chunk bigger than the doubling gets exactly what it needs. */
+    assert_int_equal(gw__gather_grow(0, 0, 100000, GATHER_MAX, 0, TOTAL), 100000);
+    /* Never past the per-call bound (one byte past --call-gather-max). */
+    assert_int_equal(gw__gather_grow(5000 * KIB, 5000 * KIB, 1, GATHER_MAX, 0, 64 * TOTAL),
+                     GATHER_MAX);
+}
+
+static void gathered_body_near_the_total_takes_the_room_left(void **state)
+{
+    (void)state;
+    /* 400,000 bytes gathered by other calls: doubling to 1 MiB does not fit, what is
+     * left (648,576) does, and holds the chunk. */
+    assert_int_equal(gw__gather_grow(500000, 512 * KIB, 100000, GATHER_MAX, 400000, TOTAL),
+                     TOTAL - 400000);
+}
+
+static void gathered_body_past_the_total_is_refused(void **state)
+{
+    (void)state;
+    /* 660,000 bytes needed, 648,576 left. */
+    assert_int_equal(gw__gather_grow(600000, TOTAL - 400000, 60000, GATHER_MAX, 400000, TOTAL), 0);
+    /* Nothing left at all, or a count past the total. */
+    assert_int_equal(gw__gather_grow(0, 0, 1, GATHER_MAX, TOTAL, TOTAL), 0);
+    assert_int_equal(gw__gather_grow(0, 0, 1, GATHER_MAX, TOTAL + 1, TOTAL), 0);
+    /* Exactly the room left is enough. */
+    assert_int_equal(gw__gather_grow(0, 0, 10, GATHER_MAX, TOTAL - 10, TOTAL), 10);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -447,6 +487,9 @@ int main(void)
         T(call_to_unknown_or_gateway_route_gets_404_and_wrong_method_405),
         T(cancelled_call_is_cancelled_at_the_target_and_never_answered),
         cmocka_unit_test(config_with_a_zero_limit_or_no_endpoint_is_refused),
+        cmocka_unit_test(gathered_body_grows_by_doubling_from_64_kib),
+        cmocka_unit_test(gathered_body_near_the_total_takes_the_room_left),
+        cmocka_unit_test(gathered_body_past_the_total_is_refused),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
