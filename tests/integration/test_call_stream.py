@@ -70,6 +70,16 @@ class CallStreamCase(StreamTestCase):
                         "barista_call_gather_bytes to return to 0 (now %d)"
                         % self.gathered_bytes())
 
+    def hold_gathered(self, call_id, n):
+        """A protocol caller whose gathered call `call_id` of N lines stays open (the
+        clock's hold=1); returns the caller once the gateway counts the lines."""
+        z, _ = self.peer()
+        z.send(call_msg(call_id, "/clock/lines", [["n", str(n)], ["hold", "1"]]))
+        self.wait_until(lambda: self.gathered_bytes() >= n * LINE_LEN,
+                        "call %d's %d bytes gathered (now %d)"
+                        % (call_id, n * LINE_LEN, self.gathered_bytes()))
+        return z
+
     def peer(self, features=0):
         """A registered protocol peer; with features, it announces them in READY."""
         z = ZmtpDealer("127.0.0.1", self.broker_port, timeout=h.IO_TIMEOUT)
@@ -150,14 +160,7 @@ class GatherTotal(CallStreamCase):
         return ("--call-gather-total", "1m", "--broker-heartbeat", "10s")
 
     def hold(self, n):
-        """A protocol caller whose gathered call of N lines stays open (hold=1); returns
-        the caller and the call's id once the gateway counts the lines.  CANCEL ends it."""
-        z, _ = self.peer()
-        z.send(call_msg(31, "/clock/lines", [["n", str(n)], ["hold", "1"]]))
-        self.wait_until(lambda: self.gathered_bytes() >= n * LINE_LEN,
-                        "the held call's %d bytes gathered (now %d)"
-                        % (n * LINE_LEN, self.gathered_bytes()))
-        return z
+        return self.hold_gathered(31, n)
 
     def release(self, z):
         z.send(pack([2, 7, 31]))  # CANCEL(31): the caller gives up its held call
@@ -243,10 +246,7 @@ class GatherRelease(CallStreamCase):
 
     def test_a_call_whose_caller_cancels_gives_its_bytes_back(self):
         before = self.stats()
-        z, _ = self.peer()
-        z.send(call_msg(23, "/clock/lines", [["n", "1000"], ["hold", "1"]]))
-        self.wait_until(lambda: self.gathered_bytes() >= 1000 * LINE_LEN,
-                        "the call's bytes gathered")
+        z = self.hold_gathered(23, 1000)
         z.send(pack([2, 7, 23]))  # CANCEL(23)
         self.wait_cancelled(before)
         self.wait_nothing_gathered()
@@ -255,19 +255,12 @@ class GatherRelease(CallStreamCase):
         # The caller's connection closes: the broker forgets it once it is silent past
         # its liveness, and cancels its calls.
         before = self.stats()
-        z, _ = self.peer()
-        z.send(call_msg(24, "/clock/lines", [["n", "1000"], ["hold", "1"]]))
-        self.wait_until(lambda: self.gathered_bytes() >= 1000 * LINE_LEN,
-                        "the call's bytes gathered")
-        z.close()
+        self.hold_gathered(24, 1000).close()
         self.wait_cancelled(before)
         self.wait_nothing_gathered()
 
     def test_a_call_whose_target_dies_gives_its_bytes_back(self):
-        z, _ = self.peer()
-        z.send(call_msg(22, "/clock/lines", [["n", "1000"], ["hold", "1"]]))
-        self.wait_until(lambda: self.gathered_bytes() >= 1000 * LINE_LEN,
-                        "the call's bytes gathered")
+        z = self.hold_gathered(22, 1000)
         self.procs[0].kill()  # the clock
         reply = z.recv_type(REPLY)
         self.assertEqual((reply[2], reply[3]), (22, 502), reply)
