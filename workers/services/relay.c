@@ -7,9 +7,11 @@
  *   GET /relay/gather?n=N  -> br_call: the gateway gathers the stream into one answer
  *                             (up to its --call-gather-max); replies {"status",
  *                             "bytes","lines","last"} - or the call's error status and
- *                             detail (502 past the limit, 503 past the gateway's
- * --call-gather-total) GET /relay/lines?n=N   -> br_call_stream: the lines passed on to this
- * route's own streamed response as they come; a slow client pauses the call, which pauses the clock
+ *                             detail (502 past the limit; 503 when the gateway's
+ *                             --call-gather-total has no room)
+ *   GET /relay/lines?n=N   -> br_call_stream: the lines passed on to this route's own
+ *                             streamed response as they come; a slow client pauses
+ *                             the call, which pauses the clock
  *   GET /relay/summary?n=N -> br_call_stream: counts the lines as they come and checks
  *                             their order without keeping them; replies {"status",
  *                             "complete","bytes","lines","in_order"}
