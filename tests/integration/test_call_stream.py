@@ -183,7 +183,7 @@ class GatherTotal(CallStreamCase):
             self.assertEqual(r.status, 200, r)
             self.assertEqual(r.json(), {"status": 200, "bytes": 2000 * LINE_LEN,
                                         "lines": 2000, "last": (LINE % 1999).rstrip("\n")})
-        # Only the held call is left gathered; its client leaving gives its bytes back.
+        # Only the held call is left gathered; its caller cancelling gives its bytes back.
         self.assertGreaterEqual(self.gathered_bytes(), 8000 * LINE_LEN)
         self.release(held)
         self.wait_nothing_gathered()
@@ -248,6 +248,17 @@ class GatherRelease(CallStreamCase):
         before = self.stats()
         z = self.hold_gathered(23, 1000)
         z.send(pack([2, 7, 23]))  # CANCEL(23)
+        self.wait_cancelled(before)
+        self.wait_nothing_gathered()
+
+    def test_a_call_whose_http_client_leaves_gives_its_bytes_back(self):
+        # The relay's client leaves: the relay's request is cancelled, it ends the
+        # request and so abandons its call, and the gateway cancels the clock.
+        before = self.stats()
+        s = self.raw(b"GET /relay/gather?n=1000&hold=1 HTTP/1.1\r\nHost: t\r\n\r\n")
+        self.wait_until(lambda: self.gathered_bytes() >= 1000 * LINE_LEN,
+                        "the relay's call gathered")
+        s.close()
         self.wait_cancelled(before)
         self.wait_nothing_gathered()
 

@@ -16,8 +16,8 @@
  *                             their order without keeping them; replies {"status",
  *                             "complete","bytes","lines","in_order"}
  *
- * A client of /relay/lines that leaves cancels this request; its call goes with it
- * (CANCEL), and the gateway cancels the clock's stream.
+ * A client of any of them that leaves cancels this request; its call goes with it
+ * (CANCEL), and the gateway cancels the clock's stream (and frees what it gathered).
  */
 #include <stdio.h>
 #include <string.h>
@@ -84,13 +84,25 @@ static void gathered(br_req *req, const br_result *res, void *arg)
                   "last", last);
 }
 
+/* The client left: ending the request now abandons its call (CANCEL to the gateway,
+ * which cancels the clock and drops what it gathered); without this callback the call
+ * would run on to its answer or its deadline. */
+static void gather_cancel(br_req *req, void *arg)
+{
+    (void)arg;
+    br_reply_error(req, 499, "the client left");
+}
+
 static void relay_gather(br_req *req)
 {
     const char *path = clock_path(req);
     br_call_spec spec = {.path = path};
     int rc = path ? br_call(req, &spec, gathered, NULL, NULL) : BR_ENOMEM;
-    if (rc != 0)
+    if (rc != 0) {
         br_reply_errorf(req, 503, "cannot call the clock: %s", br_strerror(rc));
+        return;
+    }
+    br_req_on_cancel(req, gather_cancel, NULL);
 }
 
 /* ---------------------------------------------------------------------------------- */
