@@ -18,7 +18,10 @@
 #include "barista/proto.h"
 #include "barista/zsock.h"
 #include "broker.h"
+#include "broker_int.h"
 #include "router.h"
+
+#define KIB 1024u
 
 /* Every wait is bounded by this; the conditions are met in milliseconds. */
 #define GUARD_MS     10000
@@ -110,6 +113,9 @@ static void send_msg(fx *x, const br_msg *m)
     br_buf_free(&buf);
 }
 
+/* When not 0, setup's broker gets this --call-gather-total and a 1 s heartbeat. */
+static size_t setup_gather_total;
+
 static int setup(void **state)
 {
     static fx x;
@@ -121,6 +127,10 @@ static int setup(void **state)
     gw_broker_config_defaults(&cfg);
     cfg.endpoint = "tcp://127.0.0.1:*";
     cfg.heartbeat_ms = HEARTBEAT_MS;
+    if (setup_gather_total) {
+        cfg.call_gather_total = setup_gather_total;
+        cfg.heartbeat_ms = 1000;
+    }
     x.broker = gw_broker_new(&x.loop, x.router, &cfg);
     if (!x.router || !x.broker || gw_broker_start(x.broker) != 0)
         return -1;
@@ -139,6 +149,18 @@ static int setup(void **state)
     x.guard.data = &x;
     *state = &x;
     return x.dealer && x.decoder ? 0 : -1;
+}
+
+/* --call-gather-total of the broker setup_gather starts (with a heartbeat slow
+ * enough that the fake worker, which sends none, stays live through a test). */
+#define GATHER_TOTAL (200u * 1024)
+
+static int setup_gather(void **state)
+{
+    setup_gather_total = GATHER_TOTAL;
+    int rc = setup(state);
+    setup_gather_total = 0;
+    return rc;
 }
 
 static void on_closed(void *arg)
@@ -431,6 +453,129 @@ static void config_with_a_zero_limit_or_no_endpoint_is_refused(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* The fake worker calls its own GET /hello as `call_id`, answers the REQUEST with a
+ * stream start and one chunk of `len` bytes once the broker granted a window; returns
+ * the REQUEST's id. */
+static uint64_t gathered_call(fx *x, uint64_t call_id, size_t len)
+{
+    int requests = x->got[BR_MSG_REQUEST], windows = x->got[BR_MSG_STREAM_WINDOW];
+    send_call(x, call_id, "GET", "/hello");
+    assert_true(run_until(x, &x->got[BR_MSG_REQUEST], requests + 1));
+    uint64_t id = x->last_id;
+    br_msg start = {.type = BR_MSG_STREAM_START,
+                    .u.stream_start = {.id = id, .status = 200, .content_type = br_str_c("a/b")}};
+    send_msg(x, &start);
+    assert_true(run_until(x, &x->got[BR_MSG_STREAM_WINDOW], windows + 1));
+    static char bytes[100 * 1024];
+    assert_true(len <= sizeof(bytes));
+    br_msg chunk = {.type = BR_MSG_STREAM_CHUNK,
+                    .u.stream_chunk = {.id = id, .data = {bytes, (uint32_t)len}}};
+    send_msg(x, &chunk);
+    return id;
+}
+
+/* Runs the loop until the broker counts between lo and hi gathered bytes (or the
+ * guard fires); returns the count. */
+static uint64_t run_until_gathered(fx *x, uint64_t lo, uint64_t hi)
+{
+    gw_broker_stats st;
+    x->timed_out = false;
+    uv_timer_start(&x->guard, on_guard, GUARD_MS, 0);
+    for (;;) {
+        gw_broker_stats_get(x->broker, &st);
+        if ((st.call_gather_bytes >= lo && st.call_gather_bytes <= hi) || x->timed_out)
+            break;
+        uv_run(&x->loop, UV_RUN_ONCE);
+    }
+    uv_timer_stop(&x->guard);
+    return st.call_gather_bytes;
+}
+
+/* Bytes of a gathered answer's start (its struct and copied strings): well under this. */
+#define HEAD_SLACK 512u
+
+static void gathered_calls_past_the_total_are_refused_and_every_byte_comes_back(void **state)
+{
+    fx *x = *state;
+    register_hello(x);
+    /* Two calls of 60,000 bytes: 64 KiB allocated for each, plus its start. */
+    uint64_t a = gathered_call(x, 1, 60000);
+    uint64_t held = run_until_gathered(x, 64 * KIB, 64 * KIB + HEAD_SLACK);
+    assert_in_range(held, 64 * KIB, 64 * KIB + HEAD_SLACK);
+    gathered_call(x, 2, 60000);
+    held = run_until_gathered(x, 128 * KIB, 128 * KIB + 2 * HEAD_SLACK);
+    assert_in_range(held, 128 * KIB, 128 * KIB + 2 * HEAD_SLACK);
+    /* A third of 80,000 finds about 72 KiB left under 200 KiB: 503 naming the option,
+     * CANCEL to its stream, and what it held given back. */
+    int replies = x->got[BR_MSG_REPLY], cancels = x->got[BR_MSG_CANCEL];
+    uint64_t c = gathered_call(x, 3, 80000);
+    assert_true(run_until(x, &x->got[BR_MSG_REPLY], replies + 1));
+    assert_int_equal(x->last_id, 3);
+    assert_int_equal(x->reply_status, 503);
+    assert_non_null(strstr(x->reply_body, "--call-gather-total"));
+    assert_true(run_until(x, &x->got[BR_MSG_CANCEL], cancels + 1));
+    assert_int_equal(x->last_id, c);
+    assert_int_equal(run_until_gathered(x, 0, held), held);
+    gw_broker_stats st;
+    gw_broker_stats_get(x->broker, &st);
+    assert_int_equal(st.call_gather_refused, 1);
+    /* The first ends cleanly: its caller gets it whole, its bytes come back. */
+    br_msg end = {.type = BR_MSG_STREAM_END, .u.stream_end = {.id = a}};
+    send_msg(x, &end);
+    assert_true(run_until(x, &x->got[BR_MSG_REPLY], replies + 2));
+    assert_int_equal(x->last_id, 1);
+    assert_int_equal(x->reply_status, 200);
+    assert_in_range(run_until_gathered(x, 0, 64 * KIB + HEAD_SLACK), 64 * KIB,
+                    64 * KIB + HEAD_SLACK);
+    /* The second's caller cancels: nothing is gathered any more. */
+    br_msg cancel = {.type = BR_MSG_CANCEL, .u.cancel = {.id = 2}};
+    send_msg(x, &cancel);
+    assert_int_equal(run_until_gathered(x, 0, 0), 0);
+    /* A fourth is left gathering: shutdown (teardown) gives its bytes back, which
+     * gw_broker_destroy asserts in this build. */
+    gathered_call(x, 4, 1000);
+    assert_in_range(run_until_gathered(x, 64 * KIB, 64 * KIB + HEAD_SLACK), 64 * KIB,
+                    64 * KIB + HEAD_SLACK);
+}
+
+/* What a gathered CALL answer's buffer grows to (call_stream.c): the seam of the
+ * --call-gather-total accounting, which counts exactly these capacities. */
+#define GATHER_MAX (8u * 1024 * KIB + 1) /* --call-gather-max + 1, as call_stream.c */
+#define TOTAL      (1024u * KIB)
+
+static void gathered_body_grows_by_doubling_from_64_kib(void **state)
+{
+    (void)state;
+    assert_int_equal(gw__gather_grow(0, 0, 100, GATHER_MAX, 0, TOTAL), 64 * KIB);
+    assert_int_equal(gw__gather_grow(64 * KIB, 64 * KIB, 1, GATHER_MAX, 0, TOTAL), 128 * KIB);
+    /* A chunk bigger than the doubling gets exactly what it needs. */
+    assert_int_equal(gw__gather_grow(0, 0, 100000, GATHER_MAX, 0, TOTAL), 100000);
+    /* Never past the per-call bound (one byte past --call-gather-max). */
+    assert_int_equal(gw__gather_grow(5000 * KIB, 5000 * KIB, 1, GATHER_MAX, 0, 64 * TOTAL),
+                     GATHER_MAX);
+}
+
+static void gathered_body_near_the_total_takes_the_room_left(void **state)
+{
+    (void)state;
+    /* 400,000 bytes gathered by other calls: doubling to 1 MiB does not fit, what is
+     * left (648,576) does, and holds the chunk. */
+    assert_int_equal(gw__gather_grow(500000, 512 * KIB, 100000, GATHER_MAX, 400000, TOTAL),
+                     TOTAL - 400000);
+}
+
+static void gathered_body_past_the_total_is_refused(void **state)
+{
+    (void)state;
+    /* 660,000 bytes needed, 648,576 left. */
+    assert_int_equal(gw__gather_grow(600000, TOTAL - 400000, 60000, GATHER_MAX, 400000, TOTAL), 0);
+    /* Nothing left at all, or a count past the total. */
+    assert_int_equal(gw__gather_grow(0, 0, 1, GATHER_MAX, TOTAL, TOTAL), 0);
+    assert_int_equal(gw__gather_grow(0, 0, 1, GATHER_MAX, TOTAL + 1, TOTAL), 0);
+    /* Exactly the room left is enough. */
+    assert_int_equal(gw__gather_grow(0, 0, 10, GATHER_MAX, TOTAL - 10, TOTAL), 10);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -447,6 +592,12 @@ int main(void)
         T(call_to_unknown_or_gateway_route_gets_404_and_wrong_method_405),
         T(cancelled_call_is_cancelled_at_the_target_and_never_answered),
         cmocka_unit_test(config_with_a_zero_limit_or_no_endpoint_is_refused),
+        cmocka_unit_test_setup_teardown(
+            gathered_calls_past_the_total_are_refused_and_every_byte_comes_back, setup_gather,
+            teardown),
+        cmocka_unit_test(gathered_body_grows_by_doubling_from_64_kib),
+        cmocka_unit_test(gathered_body_near_the_total_takes_the_room_left),
+        cmocka_unit_test(gathered_body_past_the_total_is_refused),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

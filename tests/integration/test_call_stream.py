@@ -10,9 +10,13 @@ cancel; an older caller (no features) still gets the gathered REPLY; a streamed 
 (br_call_stream) receives every chunk in order, also past the gather bound; the
 gateway never sends a streaming caller more than it granted; a caller leaving
 mid-stream reaches the target as a cancel; an idle streamed answer is cut with 504
-and the target cancelled; and a relay whose client stops reading keeps the gateway's
-memory bounded (RSS compared, not time)."""
+and the target cancelled; a relay whose client stops reading keeps the gateway's
+memory bounded (RSS compared, not time); and --call-gather-total bounds what every
+gathering call holds together: a call past it is 503 naming the option while calls
+that fit get their whole body, and barista_call_gather_bytes returns to 0 whichever
+way a gathering call ends (reply, refusal, deadline, client gone, target killed)."""
 
+import threading
 import unittest
 
 import harness as h
@@ -51,6 +55,31 @@ class CallStreamCase(StreamTestCase):
         self.wait_until(lambda: self.stats()["cancelled"] > before["cancelled"],
                         "the clock's cancel (stats %r)" % self.stats())
 
+    def metric(self, name):
+        """The value of /metrics' sample `name` (which must be there)."""
+        for line in self.get("/metrics").body.decode().splitlines():
+            if line.startswith(name + " "):
+                return int(line.split()[1])
+        self.fail("no %s in /metrics" % name)
+
+    def gathered_bytes(self):
+        return self.metric("barista_call_gather_bytes")
+
+    def wait_nothing_gathered(self):
+        self.wait_until(lambda: self.gathered_bytes() == 0,
+                        "barista_call_gather_bytes to return to 0 (now %d)"
+                        % self.gathered_bytes())
+
+    def hold_gathered(self, call_id, n):
+        """A protocol caller whose gathered call `call_id` of N lines stays open (the
+        clock's hold=1); returns the caller once the gateway counts the lines."""
+        z, _ = self.peer()
+        z.send(call_msg(call_id, "/clock/lines", [["n", str(n)], ["hold", "1"]]))
+        self.wait_until(lambda: self.gathered_bytes() >= n * LINE_LEN,
+                        "call %d's %d bytes gathered (now %d)"
+                        % (call_id, n * LINE_LEN, self.gathered_bytes()))
+        return z
+
     def peer(self, features=0):
         """A registered protocol peer; with features, it announces them in READY."""
         z = ZmtpDealer("127.0.0.1", self.broker_port, timeout=h.IO_TIMEOUT)
@@ -87,6 +116,7 @@ class GatheredCall(CallStreamCase):
         self.assertIn("--call-gather-max", detail)
         self.wait_cancelled(before)
         self.assertEqual(self.stats()["completed"], before["completed"])
+        self.wait_nothing_gathered()
         # The cancelled stream's credit came back: the clock still serves.
         self.assertEqual(self.get("/clock/lines?n=2").body, expected_lines(2))
 
@@ -116,6 +146,136 @@ class GatheredCall(CallStreamCase):
         z.send(call_msg(5, "/clock/lines", [["n", "10"]], stream_window=1000))
         reply = z.recv_type(REPLY)
         self.assertEqual((reply[2], reply[3], reply[6]), (5, 200, expected_lines(10)))
+
+
+class GatherTotal(CallStreamCase):
+    """--call-gather-total at 1 MiB: a call held open by the clock (hold=1) keeps its
+    bytes gathered, so which calls fit beside it does not depend on timing."""
+
+    TOTAL = 1024 * 1024
+
+    def gateway_args(self):
+        # The held call's caller is a protocol peer that sends no heartbeats: a long
+        # heartbeat keeps it registered for the test.
+        return ("--call-gather-total", "1m", "--broker-heartbeat", "10s")
+
+    def hold(self, n):
+        return self.hold_gathered(31, n)
+
+    def release(self, z):
+        z.send(pack([2, 7, 31]))  # CANCEL(31): the caller gives up its held call
+
+    def test_a_call_past_the_total_is_503_and_calls_that_fit_get_their_whole_body(self):
+        before = self.stats()
+        held = self.hold(8000)  # 296,000 bytes: 512 KiB allocated for them, + the start
+        self.assertLess(self.gathered_bytes(), self.TOTAL // 2 + 4096)
+        # 740,000 bytes do not fit beside them: 503 naming the option, the clock cancelled.
+        r = self.get("/relay/gather?n=20000")
+        self.assertEqual(r.status, 503, r)
+        detail = r.json()["detail"]
+        self.assertIn("--call-gather-total", detail)
+        self.assertIn("%d bytes" % self.TOTAL, detail)
+        self.wait_cancelled(before)
+        self.assertEqual(self.metric("barista_call_gather_refused_total"), 1)
+        # 74,000 bytes fit (at most 128 KiB allocated): the whole body, twice over.
+        for _ in range(2):
+            r = self.get("/relay/gather?n=2000")
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.json(), {"status": 200, "bytes": 2000 * LINE_LEN,
+                                        "lines": 2000, "last": (LINE % 1999).rstrip("\n")})
+        # Only the held call is left gathered; its caller cancelling gives its bytes back.
+        self.assertGreaterEqual(self.gathered_bytes(), 8000 * LINE_LEN)
+        self.release(held)
+        self.wait_nothing_gathered()
+        # With nothing gathered, the call refused before fits.
+        r = self.get("/relay/gather?n=20000")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["bytes"], 20000 * LINE_LEN)
+        self.wait_nothing_gathered()
+        self.assertEqual(self.metric("barista_call_gather_refused_total"), 1)
+
+    def test_concurrent_calls_past_the_total_are_answered_whole_or_503(self):
+        # Four calls of 444,000 bytes at once: their sum is past 1 MiB.  However they
+        # interleave, each gets all its bytes or the 503, and nothing stays counted.
+        results = [None] * 4
+
+        def call(i):
+            results[i] = self.get("/relay/gather?n=12000", timeout=60)
+
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        for r in results:
+            self.assertIsNotNone(r, "a call got no answer")
+            if r.status == 200:
+                self.assertEqual(r.json()["bytes"], 12000 * LINE_LEN, r)
+            else:
+                self.assertEqual(r.status, 503, r)
+                self.assertIn("--call-gather-total", r.json()["detail"])
+        self.wait_nothing_gathered()
+        refused = sum(1 for r in results if r.status == 503)
+        self.assertEqual(self.metric("barista_call_gather_refused_total"), refused)
+
+    def test_a_start_that_finds_no_room_is_503(self):
+        # 962,000 bytes held: their last growth takes the room the total leaves, so
+        # the next call's start (its status and headers) finds none.
+        before = self.stats()
+        held = self.hold(26000)
+        r = self.get("/relay/gather?n=10000")
+        self.assertEqual(r.status, 503, r)
+        self.assertIn("--call-gather-total", r.json()["detail"])
+        self.wait_cancelled(before)
+        self.release(held)
+        self.wait_nothing_gathered()
+
+
+class GatherRelease(CallStreamCase):
+    """What a gathering call holds comes back however it ends."""
+
+    def test_a_call_past_its_deadline_gives_its_bytes_back(self):
+        before = self.stats()
+        z, _ = self.peer()
+        z.send(call_msg(21, "/clock/lines", [["n", "1000"], ["hold", "1"]], deadline_ms=1000))
+        reply = z.recv_type(REPLY)
+        self.assertEqual((reply[2], reply[3]), (21, 504), reply)
+        self.assertIn("within the call's 1000 ms", detail_of(reply))
+        self.wait_cancelled(before)
+        self.wait_nothing_gathered()
+
+    def test_a_call_whose_caller_cancels_gives_its_bytes_back(self):
+        before = self.stats()
+        z = self.hold_gathered(23, 1000)
+        z.send(pack([2, 7, 23]))  # CANCEL(23)
+        self.wait_cancelled(before)
+        self.wait_nothing_gathered()
+
+    def test_a_call_whose_http_client_leaves_gives_its_bytes_back(self):
+        # The relay's client leaves: the relay's request is cancelled, it ends the
+        # request and so abandons its call, and the gateway cancels the clock.
+        before = self.stats()
+        s = self.raw(b"GET /relay/gather?n=1000&hold=1 HTTP/1.1\r\nHost: t\r\n\r\n")
+        self.wait_until(lambda: self.gathered_bytes() >= 1000 * LINE_LEN,
+                        "the relay's call gathered")
+        s.close()
+        self.wait_cancelled(before)
+        self.wait_nothing_gathered()
+
+    def test_a_call_whose_caller_goes_away_gives_its_bytes_back(self):
+        # The caller's connection closes: the broker forgets it once it is silent past
+        # its liveness, and cancels its calls.
+        before = self.stats()
+        self.hold_gathered(24, 1000).close()
+        self.wait_cancelled(before)
+        self.wait_nothing_gathered()
+
+    def test_a_call_whose_target_dies_gives_its_bytes_back(self):
+        z = self.hold_gathered(22, 1000)
+        self.procs[0].kill()  # the clock
+        reply = z.recv_type(REPLY)
+        self.assertEqual((reply[2], reply[3]), (22, 502), reply)
+        self.wait_nothing_gathered()
 
 
 class StreamedCall(CallStreamCase):

@@ -6,7 +6,10 @@
  *                                       `id: I`, `event: tick`, `data: {"seq":I,"n":N}`
  *                                       every interval_ms, then the end
  *   GET /clock/lines?n=N             -> text/plain, N lines "%09d abcdefghijklmnopqrstuvwxyz\n"
- *                                       (seq from 0), written whenever there is room
+ *                                       (seq from 0), written whenever there is room;
+ *                                       with hold=1 the stream stays open after the
+ *                                       last line until the client leaves (what an
+ *                                       answer in progress holds, for tests)
  *   GET /clock/stats                 -> {"started","completed","cancelled"}: this
  *                                       worker's streams, to watch cancels arrive
  *
@@ -105,6 +108,7 @@ static void clock_sse(br_req *req)
 typedef struct liner {
     int64_t next; /* the next line's number */
     int64_t n;    /* lines to send */
+    bool hold;    /* after the last line, wait for the cancel instead of ending */
     char batch[LINES_BATCH];
 } liner;
 
@@ -139,6 +143,8 @@ static void lines_more(br_req *req, void *arg)
         if (rc != 0)
             return; /* cancelled: the cancel callback ends it */
     }
+    if (l->hold)
+        return; /* the cancel callback ends it */
     stats_of(req)->completed++;
     br_stream_end(req);
 }
@@ -152,9 +158,11 @@ static void lines_cancel(br_req *req, void *arg)
 
 static void clock_lines(br_req *req)
 {
-    int64_t n;
+    int64_t n, hold;
     if (br_req_query_int(req, "n", &n) != 0)
         n = 1000;
+    if (br_req_query_int(req, "hold", &hold) != 0)
+        hold = 0;
     liner *l = br_req_alloc(req, sizeof(*l));
     if (!l) {
         br_reply_error(req, 500, "out of memory");
@@ -162,6 +170,7 @@ static void clock_lines(br_req *req)
     }
     l->next = 0;
     l->n = n;
+    l->hold = hold != 0;
     if (br_stream_start(req, 200, "text/plain; charset=utf-8") != 0) {
         br_reply_error(req, 500, "cannot start the stream");
         return;
@@ -199,7 +208,7 @@ static const br_param_spec clock_params[] = {
 };
 
 /* Exported: the relay service takes the same n (services.h). */
-const br_param_spec br_clock_lines_params[1] = {
+const br_param_spec br_clock_lines_params[2] = {
     {.name = "n",
      .in = BR_IN_QUERY,
      .type = BR_TYPE_INT,
@@ -208,6 +217,14 @@ const br_param_spec br_clock_lines_params[1] = {
      .has_max = true,
      .max = LINES_MAX,
      .summary = "lines to send (default 1000)"},
+    {.name = "hold",
+     .in = BR_IN_QUERY,
+     .type = BR_TYPE_INT,
+     .has_min = true,
+     .min = 0,
+     .has_max = true,
+     .max = 1,
+     .summary = "1: keep the stream open after the last line until the client leaves"},
 };
 
 static const br_route_spec routes[] = {

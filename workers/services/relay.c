@@ -1,12 +1,14 @@
 /*
  * relay.c - a handler calling a streaming service (`httpx.stream()` inside a route):
- * each route calls the clock's GET /clock/lines?n=N (a streamed body of numbered lines)
- * through the gateway, in one of the two ways barista/async.h offers.
+ * each route calls the clock's GET /clock/lines?n=N (a streamed body of numbered lines;
+ * hold=1 is passed on too) through the gateway, in one of the two ways barista/async.h
+ * offers.
  *
  *   GET /relay/gather?n=N  -> br_call: the gateway gathers the stream into one answer
  *                             (up to its --call-gather-max); replies {"status",
  *                             "bytes","lines","last"} - or the call's error status and
- *                             detail (502 past the limit)
+ *                             detail (502 past the limit; 503 when the gateway's
+ *                             --call-gather-total has no room)
  *   GET /relay/lines?n=N   -> br_call_stream: the lines passed on to this route's own
  *                             streamed response as they come; a slow client pauses
  *                             the call, which pauses the clock
@@ -14,8 +16,8 @@
  *                             their order without keeping them; replies {"status",
  *                             "complete","bytes","lines","in_order"}
  *
- * A client of /relay/lines that leaves cancels this request; its call goes with it
- * (CANCEL), and the gateway cancels the clock's stream.
+ * A client of any of them that leaves cancels this request; its call goes with it
+ * (CANCEL), and the gateway cancels the clock's stream (and frees what it gathered).
  */
 #include <stdio.h>
 #include <string.h>
@@ -28,15 +30,17 @@
 /* /relay/lines pauses its call while its own stream holds this much for the client. */
 #define RELAY_QUEUE_HIGH (BR_STREAM_QUEUE_MAX / 2)
 
-/* The clock path for this request's n, in the arena; NULL when out of memory. */
+/* The clock path for this request's n and hold, in the arena; NULL when out of memory. */
 static const char *clock_path(br_req *req)
 {
-    int64_t n;
+    int64_t n, hold;
     if (br_req_query_int(req, "n", &n) != 0)
         n = 1000;
+    if (br_req_query_int(req, "hold", &hold) != 0)
+        hold = 0;
     char *path = br_req_alloc(req, 64);
     if (path)
-        snprintf(path, 64, "/clock/lines?n=%lld", (long long)n);
+        snprintf(path, 64, "/clock/lines?n=%lld&hold=%d", (long long)n, hold != 0);
     return path;
 }
 
@@ -80,13 +84,25 @@ static void gathered(br_req *req, const br_result *res, void *arg)
                   "last", last);
 }
 
+/* The client left: ending the request now abandons its call (CANCEL to the gateway,
+ * which cancels the clock and drops what it gathered); without this callback the call
+ * would run on to its answer or its deadline. */
+static void gather_cancel(br_req *req, void *arg)
+{
+    (void)arg;
+    br_reply_error(req, 499, "the client left");
+}
+
 static void relay_gather(br_req *req)
 {
     const char *path = clock_path(req);
     br_call_spec spec = {.path = path};
     int rc = path ? br_call(req, &spec, gathered, NULL, NULL) : BR_ENOMEM;
-    if (rc != 0)
+    if (rc != 0) {
         br_reply_errorf(req, 503, "cannot call the clock: %s", br_strerror(rc));
+        return;
+    }
+    br_req_on_cancel(req, gather_cancel, NULL);
 }
 
 /* ---------------------------------------------------------------------------------- */

@@ -24,9 +24,9 @@ extern const br_service_spec br_clock_service;     /* io: GET /clock (SSE), /clo
 extern const br_service_spec br_upload_service;    /* io: POST /upload/hash (streamed body) */
 extern const br_service_spec br_relay_service;     /* io: GET /relay/gather, /lines, /summary */
 
-/* The clock's /clock/lines parameter `n` (lines to send), which the relay service
- * takes as it is and passes on. */
-extern const br_param_spec br_clock_lines_params[1];
+/* The clock's /clock/lines parameters `n` (lines to send) and `hold` (keep the stream
+ * open after them), which the relay service takes as they are and passes on. */
+extern const br_param_spec br_clock_lines_params[2];
 
 /* The outbox file of the email task when BARISTA_OUTBOX is not set. */
 #define BR_OUTBOX_DEFAULT "./barista-outbox.txt"

@@ -232,6 +232,13 @@ int gw_metrics_broker(br_buf *out, const gw_broker_stats *st, const gw_registry 
          st->streams_cut},
         {"barista_broker_stream_bytes_total", "counter",
          "Body bytes of streamed responses received from workers.", st->stream_bytes},
+        {"barista_call_gather_bytes", "gauge",
+         "Bytes the streamed answers being gathered for workers' calls hold now "
+         "(--call-gather-total bounds them).",
+         st->call_gather_bytes},
+        {"barista_call_gather_refused_total", "counter",
+         "Gathered calls answered 503 because --call-gather-total was reached.",
+         st->call_gather_refused},
     };
     if (rc == 0)
         rc = singles(out, rows, NELEMS(rows));

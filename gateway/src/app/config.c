@@ -110,6 +110,11 @@ static const opt options[] = {
      "body bytes of a streamed answer a worker's call gets gathered into one reply (502 "
      "beyond)",
      NULL},
+    {"call-gather-total", "BARISTA_CALL_GATHER_TOTAL", OPT_SIZE, F(broker.call_gather_total), 1,
+     (uint64_t)64 * 1024 * MIB,
+     "bytes all calls being gathered hold at once (503 beyond); the default, 64 MiB, is eight "
+     "calls at the full --call-gather-max instead of 8 MiB per pending call",
+     NULL},
     {"stream-body-max", "BARISTA_STREAM_BODY_MAX", OPT_SIZE, F(broker.stream_body_max), 1,
      (uint64_t)64 * 1024 * MIB, "a streamed request body's cap (413 beyond); routes may set less",
      NULL},

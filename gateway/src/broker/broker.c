@@ -8,6 +8,7 @@
  * liveness periods.  Nothing a peer sends can crash the broker: undecodable messages
  * are counted, logged at most once per tick, and dropped.
  */
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +56,7 @@ void gw_broker_config_defaults(gw_broker_config *cfg)
         .stream_idle_ms = GW_BROKER_STREAM_IDLE_MS,
         .stream_buffer_bytes = GW_BROKER_STREAM_BUFFER_BYTES,
         .call_gather_max = GW_BROKER_CALL_GATHER_MAX,
+        .call_gather_total = GW_BROKER_CALL_GATHER_TOTAL,
         .stream_body_max = GW_BROKER_STREAM_BODY_MAX,
         .worker_header = false,
     };
@@ -70,7 +72,8 @@ static bool config_valid(const gw_broker_config *c)
            l->max_services && l->max_routes && l->max_params && l->max_tasks && l->max_jobs &&
            c->max_worker_credit && c->max_worker_bytes && c->service_max_pending &&
            c->cancel_grace_ms && c->service_grace_ms && c->actor_idle_ms && c->max_actors &&
-           c->actor_queue_limit && c->stream_idle_ms && c->stream_buffer_bytes >= 1024;
+           c->actor_queue_limit && c->stream_idle_ms && c->stream_buffer_bytes >= 1024 &&
+           c->call_gather_total;
 }
 
 gw_broker *gw_broker_new(uv_loop_t *loop, gw_router *router, const gw_broker_config *cfg)
@@ -114,6 +117,12 @@ void gw_broker_destroy(gw_broker **self_p)
     if (!self_p || !*self_p)
         return;
     gw_broker *self = *self_p;
+    /* Every gathered answer was freed with its exchange: a byte still counted is a
+     * release path that forgot it (call_stream.c). */
+    if (self->gather_bytes != 0)
+        gw_log(GW_LOG_ERROR, "broker", "gathered CALL answers still count %zu bytes at exit",
+               self->gather_bytes);
+    assert(self->gather_bytes == 0);
     /* Shutdown emptied every queue; the registry takes its routes out of the router. */
     for (size_t i = 0; self->reg && self->cancelled && i < gw_registry_nworkers(self->reg); i++)
         gw__dispatch_forget_cancelled(self, gw_registry_worker(self->reg, i));
@@ -807,6 +816,7 @@ void gw_broker_stats_get(const gw_broker *self, gw_broker_stats *out)
 {
     *out = self->stats;
     gw__actors_stats(self, out);
+    out->call_gather_bytes = self->gather_bytes;
     out->workers = 0;
     out->workers_draining = 0;
     out->workers_unhealthy = 0;

@@ -69,6 +69,8 @@ struct gw_broker {
     uint64_t next_ws_id;    /* last WebSocket connection id handed out */
     gw_pool ws_links;       /* every WebSocket's link (websockets.c) */
     uv_check_t ws_flush;    /* sends the workers' WS_* batches at the end of a loop turn */
+    size_t gather_bytes;    /* bytes every gathered CALL answer holds (call_stream.c), within
+                               cfg.call_gather_total */
     gw_ws_config ws_cfg;    /* WebSocket limits, cfg.ws or the defaults (every connection
                                borrows it) */
 };
@@ -468,7 +470,14 @@ void gw__stream_call_window(gw_broker *b, gw_worker *w, const br_stream_window *
  * naming the detail.  c's caller is detached. */
 void gw__stream_fail_caller(gw_exchange *c, int status, const char *detail);
 
-/* call_stream.c: frees what c gathered (gw__exchange_free). */
+/* call_stream.c: the capacity a gathered body of len bytes in cap allocated should grow
+ * to for n more bytes (len + n > cap): doubling (from 64 KiB), at least len + n and at
+ * most max, within what call_gather_total leaves when `held` bytes are gathered
+ * elsewhere.  0 when len + n does not fit there (or passes max). */
+size_t gw__gather_grow(size_t len, size_t cap, size_t n, size_t max, size_t held, size_t total);
+
+/* call_stream.c: frees what c gathered (gw__exchange_free), and gives its bytes back
+ * to gather_bytes. */
 void gw__stream_free(gw_exchange *c);
 
 /* stream.c: STREAM_START, STREAM_CHUNK, STREAM_END and STREAM_WINDOW from w. */

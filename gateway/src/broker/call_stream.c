@@ -11,6 +11,14 @@
  * passes it ends the call - the caller gets 502 naming the bound, the target CANCEL.
  * A gathering call holds at most its bound in the gateway.
  *
+ * Every gathering call together holds at most call_gather_total: the broker counts
+ * what each one allocated (its start's copy and its body's buffer) in gather_bytes,
+ * and a call whose next chunk would need more than the total leaves ends with 503
+ * naming the option, the target CANCEL - as with the bound of one call, and through
+ * the same REPLY.  What a call counted is given back when its exchange is freed
+ * (gw__stream_free), whichever way it ended: its REPLY sent, its deadline, its
+ * caller gone, its target dead, or shutdown; gather_bytes is 0 when nothing gathers.
+ *
  * Relayed (a caller that asked, CALL field 19): the start goes on as
  * CALL_STREAM_START, each chunk as CALL_STREAM_CHUNK at once, the end as
  * CALL_STREAM_END.  The gateway keeps no chunk: it grants the target only what the
@@ -36,6 +44,7 @@ typedef struct gw_gathered {
     uint32_t nheaders;   /* entries in headers */
     br_str content_type; /* the start's content type (in this allocation) */
     size_t limit;        /* the most body bytes the REPLY may carry */
+    size_t head_bytes;   /* bytes of this allocation, counted in gather_bytes */
     uint64_t deadline;   /* the CALL's deadline (loop time): the whole answer by then */
     br_buf body;         /* the chunks so far (max: limit + 1) */
 } gw_gathered;
@@ -47,15 +56,60 @@ static size_t gather_limit(const gw_broker *b)
     return limit < b->cfg.limits.max_body ? limit : b->cfg.limits.max_body;
 }
 
-/* A copy of the start m in one allocation, or NULL when out of memory. */
-static gw_gathered *gathered_new(gw_broker *b, const br_stream_head *m)
+/* The first allocation of a gathered body: small answers need no more. */
+#define GATHER_INITIAL (64u * 1024)
+
+size_t gw__gather_grow(size_t len, size_t cap, size_t n, size_t max, size_t held, size_t total)
+{
+    size_t need = len + n;
+    if (need > max || held > total || need > total - held)
+        return 0;
+    size_t want = cap > max / 2 ? max : cap * 2;
+    if (want < GATHER_INITIAL)
+        want = GATHER_INITIAL < max ? GATHER_INITIAL : max;
+    if (want < need)
+        want = need;
+    /* Near the total, the room left is enough: no call is refused for slack. */
+    return want > total - held ? total - held : want;
+}
+
+/* Makes room in g's body for n more bytes, counted in gather_bytes.  0; BR_ELIMIT when
+ * call_gather_total has no room for them; BR_ENOMEM. */
+static int gathered_room(gw_broker *b, gw_gathered *g, size_t n)
+{
+    br_buf *body = &g->body;
+    if (n <= body->cap - body->len)
+        return 0;
+    size_t held = b->gather_bytes - body->cap;
+    size_t cap =
+        gw__gather_grow(body->len, body->cap, n, body->max, held, b->cfg.call_gather_total);
+    if (cap == 0)
+        return BR_ELIMIT;
+    uint8_t *grown = realloc(body->data, cap);
+    if (!grown)
+        return BR_ENOMEM;
+    body->data = grown;
+    body->cap = cap;
+    b->gather_bytes = held + cap;
+    return 0;
+}
+
+/* A copy of the start m in one allocation, counted in gather_bytes; NULL when out of
+ * memory or when call_gather_total has no room for it (*refused true then). */
+static gw_gathered *gathered_new(gw_broker *b, const br_stream_head *m, bool *refused)
 {
     size_t bytes = m->content_type.len;
     for (uint32_t i = 0; i < m->nheaders; i++)
         bytes += m->headers[i].name.len + m->headers[i].value.len;
-    gw_gathered *g = calloc(1, sizeof(*g) + m->nheaders * sizeof(br_pair) + bytes);
+    size_t size = sizeof(gw_gathered) + m->nheaders * sizeof(br_pair) + bytes;
+    *refused = size > b->cfg.call_gather_total - b->gather_bytes;
+    if (*refused)
+        return NULL;
+    gw_gathered *g = calloc(1, size);
     if (!g)
         return NULL;
+    g->head_bytes = size;
+    b->gather_bytes += size;
     g->headers = (br_pair *)(void *)(g + 1);
     char *p = (char *)(g->headers + m->nheaders);
     for (uint32_t i = 0; i < m->nheaders; i++) {
@@ -91,6 +145,7 @@ void gw__stream_free(gw_exchange *c)
 {
     if (!c->gathered)
         return;
+    c->broker->gather_bytes -= c->gathered->head_bytes + c->gathered->body.cap;
     br_buf_free(&c->gathered->body);
     free(c->gathered);
     c->gathered = NULL;
@@ -109,6 +164,28 @@ static void grant(gw_exchange *c)
         max = (size_t)c->caller_window;
     }
     gw__stream_grant(c, max, c->window);
+}
+
+/* Gathering c would pass call_gather_total with `more` bytes: its caller gets 503 naming
+ * the option, with Retry-After as every 503 (c is detached; the caller cancels the
+ * target). */
+static void refuse(gw_exchange *c, size_t more)
+{
+    gw_broker *b = c->broker;
+    char detail[GW_DETAIL_MAX];
+    snprintf(detail, sizeof(detail),
+             "Service Unavailable: the gateway already holds the %zu bytes that calls may "
+             "gather at once (--call-gather-total); the stream was cancelled",
+             b->cfg.call_gather_total);
+    gw_log(GW_LOG_INFO, "broker", "call %llu: %zu more bytes with %zu gathered: %s",
+           (unsigned long long)c->id, more, b->gather_bytes, detail);
+    b->stats.call_gather_refused++;
+    if (c->streaming)
+        b->stats.streams_cut++;
+    gw_worker *caller = c->caller;
+    uint64_t id = c->caller_id;
+    gw__exchange_detach(c);
+    gw__calls_reply_detail(b, caller, id, 503, true, detail);
 }
 
 /* Sends the calling worker one CALL_STREAM_* message about c. */
@@ -130,15 +207,19 @@ void gw__call_stream_start(gw_exchange *c, gw_worker *w, const br_stream_head *m
         out.u.stream_start.id = c->caller_id;
         to_caller(c, &out);
     } else {
-        c->gathered = gathered_new(b, m);
-        if (c->gathered)
-            c->gathered->deadline = c->deadline.when;
+        bool refused;
+        c->gathered = gathered_new(b, m, &refused);
         if (!c->gathered) {
-            gw__calls_reply_detail(b, c->caller, c->caller_id, 503, true,
-                                   "Service Unavailable: out of memory");
+            /* Not streaming yet: the caller gets its REPLY and the target CANCEL. */
+            if (refused)
+                refuse(c, 0);
+            else
+                gw__calls_reply_detail(b, c->caller, c->caller_id, 503, true,
+                                       "Service Unavailable: out of memory");
             gw__exchange_cancel(c);
             return;
         }
+        c->gathered->deadline = c->deadline.when;
     }
     c->streaming = true;
     b->stats.streams++;
@@ -151,7 +232,21 @@ void gw__call_stream_chunk(gw_exchange *c, br_str data)
     gw_broker *b = c->broker;
     if (c->gathered) {
         gw_gathered *g = c->gathered;
-        if (g->body.len + data.len > g->limit || br_buf_append(&g->body, data.ptr, data.len) != 0) {
+        bool too_long = g->body.len + data.len > g->limit;
+        int rc = too_long ? BR_ELIMIT : gathered_room(b, g, data.len);
+        if (rc == BR_ELIMIT && !too_long) {
+            refuse(c, data.len);
+            gw__exchange_cancel(c);
+            return;
+        }
+        if (rc == BR_ENOMEM) {
+            gw__stream_fail_caller(c, 503, "Service Unavailable: out of memory");
+            gw__exchange_cancel(c);
+            return;
+        }
+        if (rc == 0) /* cannot fail: the room is there */
+            rc = br_buf_append(&g->body, data.ptr, data.len);
+        if (rc != 0) {
             char detail[GW_DETAIL_MAX];
             snprintf(detail, sizeof(detail),
                      "Bad Gateway: the service answered with a stream longer than the %zu "
@@ -169,7 +264,6 @@ void gw__call_stream_chunk(gw_exchange *c, br_str data)
                       .u.stream_chunk = {.id = c->caller_id, .data = data}};
         to_caller(c, &out);
     }
-    (void)b;
     touch(c);
     grant(c);
 }

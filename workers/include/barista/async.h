@@ -90,9 +90,11 @@ typedef struct br_call_op br_call_op;
  * callee that answers with a stream (barista/stream.h) arrives gathered into this one
  * answer, up to the gateway's --call-gather-max (8 MiB): past it, or when it does not
  * end within the call's deadline, the call gets 502 or 504 and the callee's stream is
- * cancelled (br_call_stream takes such an answer piece by piece).  *out, when not
- * NULL, receives the call for br_call_cancel. Returns 0 (cb will run unless the request ends or the
- * call is cancelled first), BR_EINVAL (bad spec, or a CPU request: calls are for I/O handlers),
+ * cancelled; so it is, with 503, when every answer being gathered together would pass
+ * the gateway's --call-gather-total (64 MiB).  br_call_stream takes such an answer
+ * piece by piece.  *out, when not NULL, receives the call for br_call_cancel.
+ * Returns 0 (cb will run unless the request ends or the call is cancelled first),
+ * BR_EINVAL (bad spec, or a CPU request: calls are for I/O handlers),
  * BR_ECLOSED (no broker connection, or the deadline already passed), BR_EFULL (BR_CALLS_MAX),
  * BR_ELIMIT (more than BR_CALL_MAX_QUERY query parameters) or BR_ENOMEM; then cb never runs. */
 int br_call(br_req *req, const br_call_spec *spec, br_result_fn cb, void *arg, br_call_op **out);

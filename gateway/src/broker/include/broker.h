@@ -56,6 +56,7 @@
 #define GW_BROKER_STREAM_BODY_MAX     (1024u * 1024u * 1024u)
 #define GW_BROKER_STREAM_BUFFER_BYTES (256u * 1024)
 #define GW_BROKER_CALL_GATHER_MAX     (8u * 1024 * 1024)
+#define GW_BROKER_CALL_GATHER_TOTAL   (64u * 1024 * 1024)
 #define GW_BROKER_SERVICE_GRACE_MS    60000u
 #define GW_BROKER_ACTOR_IDLE_MS       60000u
 #define GW_BROKER_MAX_ACTORS          1000000u
@@ -105,6 +106,10 @@ typedef struct gw_broker_config {
     size_t call_gather_max;        /* the most body bytes of a streamed answer gathered
                                       into one REPLY for a CALL (capped by limits.max_body);
                                       8 MiB */
+    size_t call_gather_total;      /* the most bytes every gathering CALL together holds in
+                                      the gateway (bodies and starts); a chunk that would
+                                      pass it ends its call with 503; 64 MiB: eight calls at
+                                      the full call_gather_max, or many small ones */
 } gw_broker_config;
 
 /* Fills *cfg with the defaults above. */
@@ -149,6 +154,8 @@ typedef struct gw_broker_stats {
     uint64_t streams_cut;         /* streamed responses that ended without their end: the
                                      worker died, said so, or went idle; or the client left */
     uint64_t stream_bytes;        /* body bytes of streamed responses received */
+    uint64_t call_gather_bytes;   /* gauge: bytes gathering CALLs hold now (call_stream.c) */
+    uint64_t call_gather_refused; /* gathering CALLs ended 503 by call_gather_total */
 } gw_broker_stats;
 
 typedef struct gw_broker gw_broker;
