@@ -36,7 +36,7 @@ target_compile_definitions(llhttp PUBLIC LLHTTP_STRICT_MODE=1)
 
 barista_require(JANSSON jansson libjansson-dev)
 barista_require(SODIUM libsodium libsodium-dev)
-barista_require(CURL libcurl libcurl4-openssl-dev)
+barista_require(CURL libcurl libcurl4-openssl-dev)  # headers only: see below
 barista_require(SQLITE sqlite3 libsqlite3-dev)
 
 # The gateway's edge: JWT verification, compression both ways, JWK keys as PEM.
@@ -45,6 +45,18 @@ barista_require(ZLIB zlib zlib1g-dev)
 barista_require(BROTLIENC libbrotlienc libbrotli-dev)
 barista_require(CRYPTO libcrypto libssl-dev)
 
-# The database clients of I/O services (workers/src/pg*.c, redis*.c).
+# The database clients of I/O services (workers/src/pg*.c, redis*.c) and of the
+# gateway's PostgreSQL stores.
 barista_require(PQ libpq libpq-dev)
 barista_require(HIREDIS hiredis libhiredis-dev)
+
+# libpq, libcurl and hiredis are not linked into the binaries: proto/src/dl.c loads
+# them with dlopen the first time they are used (barista/dl.h), so the build needs only
+# their headers.  barista_headers_<lib> carries those; PkgConfig::<LIB> (headers and
+# library) stays for tests that call a library themselves.
+foreach(lib PQ CURL HIREDIS)
+  string(TOLOWER ${lib} name)
+  add_library(barista_headers_${name} INTERFACE)
+  target_include_directories(barista_headers_${name} SYSTEM INTERFACE ${${lib}_INCLUDE_DIRS})
+  target_compile_options(barista_headers_${name} INTERFACE ${${lib}_CFLAGS_OTHER})
+endforeach()

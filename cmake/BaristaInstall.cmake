@@ -47,7 +47,7 @@ install(FILES
 
 install(EXPORT BaristaTargets NAMESPACE Barista:: DESTINATION ${BARISTA_CMAKE_DIR})
 
-set(BARISTA_DEV_PACKAGES "pkg-config libuv1-dev libzmq3-dev libczmq-dev libcurl4-openssl-dev libmsgpack-dev libpq-dev libhiredis-dev")
+set(BARISTA_DEV_PACKAGES "pkg-config libuv1-dev libzmq3-dev libczmq-dev libmsgpack-dev")
 configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/BaristaConfig.cmake.in
   ${CMAKE_BINARY_DIR}/BaristaConfig.cmake
   INSTALL_DESTINATION ${BARISTA_CMAKE_DIR})
@@ -58,6 +58,11 @@ install(FILES ${CMAKE_BINARY_DIR}/BaristaConfig.cmake ${CMAKE_BINARY_DIR}/Barist
 
 # The .pc file finds the prefix from its own place: relocatable.
 file(RELATIVE_PATH BARISTA_PC_PREFIX /p/${CMAKE_INSTALL_LIBDIR}/pkgconfig /p)
+# dlopen's library, where it is not libc itself (-ldl), for the static archive's users.
+set(BARISTA_PC_DL "")
+foreach(lib ${CMAKE_DL_LIBS})
+  string(APPEND BARISTA_PC_DL "-l${lib}")
+endforeach()
 foreach(pc barista-worker barista-testing)
   configure_file(${CMAKE_CURRENT_LIST_DIR}/${pc}.pc.in ${CMAKE_BINARY_DIR}/${pc}.pc @ONLY)
   install(FILES ${CMAKE_BINARY_DIR}/${pc}.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

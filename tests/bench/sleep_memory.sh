@@ -58,6 +58,9 @@ wrk -t2 -c"$CONNS" -d"${SECS}s" --timeout 5s --latency -s "$ROOT/tests/bench/com
     "http://127.0.0.1:$port/sleep?ms=1000" -- "$CONNS" >$DIR/wrk 2>&1
 uptime
 kill "$SAMPLER" 2>/dev/null || true
+for p in "$GW" "$WK"; do
+    echo "$p after: RssAnon $(kb "$p" RssAnon) kB, RssFile $(kb "$p" RssFile) kB"
+done
 gw1=$(kb "$GW" VmHWM)
 wk1=$(kb "$WK" VmHWM)
 grep -E 'requests in|Requests/sec|50%|99%|Socket errors|Non-2xx|steady_rps|little_rps' "$DIR/wrk" || true

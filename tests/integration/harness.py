@@ -150,6 +150,48 @@ def poll_until(cond, timeout, interval=0.05):
     return None
 
 
+def mapped_libraries(pid):
+    """The file names (no folders) of the shared libraries process pid has mapped, from
+    /proc/PID/maps: what a library loaded on first use (proto/include/barista/dl.h)
+    shows up in once used, and never before."""
+    names = set()
+    with open("/proc/%d/maps" % pid) as f:
+        for line in f:
+            cols = line.split(None, 5)
+            if len(cols) == 6 and cols[5].startswith("/"):
+                names.add(os.path.basename(cols[5].strip()))
+    return names
+
+
+def maps_library(pid, soname):
+    """True when process pid has the library `soname` (say libpq.so.5) mapped, by that
+    name or by the versioned file it links to (libpq.so.5.15)."""
+    return any(n == soname or n.startswith(soname + ".") for n in mapped_libraries(pid))
+
+
+def without_library(soname):
+    """A command prefix that runs a program with the system's `soname` unloadable: in a
+    user and mount namespace of its own (unshare -rm, no privilege needed where user
+    namespaces are allowed), /dev/null is bind-mounted over the library's file, so
+    dlopen finds it and fails ("file too short").  The program keeps its pid (unshare
+    execs it).  None where that is not possible (no unshare, namespaces refused, no
+    such library): the caller skips."""
+    import shutil
+    path = None
+    for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib"):
+        if os.path.exists(os.path.join(d, soname)):
+            path = os.path.realpath(os.path.join(d, soname))
+            break
+    if not path or not shutil.which("unshare"):
+        return None
+    prefix = ["unshare", "-rm", "sh", "-c", 'mount --bind /dev/null "$0" && exec "$@"', path]
+    try:
+        ok = subprocess.run(prefix + ["true"], capture_output=True, timeout=STOP_TIMEOUT)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return prefix if ok.returncode == 0 else None
+
+
 def _listening_inodes(port):
     """Inodes of the sockets listening on TCP `port` (any address), from /proc/net."""
     inodes = set()

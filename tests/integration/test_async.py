@@ -194,7 +194,7 @@ class Fetch(AsyncTestCase):
         self.upstream = Upstream()
         self.addCleanup(self.upstream.close)
         self.start(*gw_args)
-        self.worker("fetch,hello", "--upstream-url", self.upstream.url(path))
+        self.w = self.worker("fetch,hello", "--upstream-url", self.upstream.url(path))
         self.wait_joined(1)
         self.wait_ready()
 
@@ -223,6 +223,42 @@ class Fetch(AsyncTestCase):
         r = self.get("/fetch")
         self.assertEqual(r.status, 502, r.body)
         self.assertIn("upstream unreachable", r.json()["detail"])
+
+    def test_libcurl_is_mapped_from_the_first_fetch_on_and_not_before(self):
+        # libcurl is loaded on first use (proto/include/barista/dl.h): a worker that
+        # never fetched has not mapped it, nor libpq nor hiredis, which it never uses.
+        self.start_fetch("/data")
+        self.assertEqual(self.get("/hello").status, 200)
+        for soname in ("libcurl.so.4", "libpq.so.5", "libhiredis.so.0.14"):
+            self.assertFalse(h.maps_library(self.w.pid, soname), soname)
+        r = self.get("/fetch")
+        self.assertEqual(r.status, 200, r.body)
+        self.assertTrue(h.maps_library(self.w.pid, "libcurl.so.4"))
+        self.assertFalse(h.maps_library(self.w.pid, "libpq.so.5"))
+        self.assertFalse(h.maps_library(self.w.pid, "libhiredis.so.0.14"))
+
+    def test_without_libcurl_a_fetch_fails_cleanly_and_the_log_names_the_library(self):
+        prefix = h.without_library("libcurl.so.4")
+        if not prefix:
+            self.skipTest("cannot hide libcurl.so.4 here (unshare -rm refused)")
+        self.upstream = Upstream()
+        self.addCleanup(self.upstream.close)
+        self.start()
+        w = h.start_process(self, prefix + [h.binary("barista-worker"), "--services", "fetch,hello",
+                                            "--connect", self.endpoint,
+                                            "--heartbeat-ms", str(HEARTBEAT_MS),
+                                            "--upstream-url", self.upstream.url("/data")])
+        self.addCleanup(self.stop_cleanly, w)
+        self.wait_joined(1)
+        self.wait_ready()
+        for _ in range(2):  # the second fetch fails the same way, without a new attempt
+            r = self.get("/fetch")
+            self.assertEqual(r.status, 502, r.body)
+        self.assertEqual(self.get("/hello").status, 200)  # the rest of the worker goes on
+        self.assertIsNone(w.poll())
+        err = w.stderr()
+        self.assertEqual(err.count("cannot load libcurl.so.4 (HTTP client): "), 1, err)
+        self.assertFalse(h.maps_library(w.pid, "libcurl.so.4"))
 
     def test_without_an_upstream_it_says_so(self):
         self.start()

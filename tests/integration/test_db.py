@@ -6,7 +6,8 @@ transactions (commit, a failed statement, a request that ends with one open), a
 deadline shorter than pg_sleep (504, and the query gone from pg_stat_activity), a
 client that goes away (its query cancelled), a connection killed mid-query, pool
 exhaustion, the database restarted under load, Redis commands, a slow Redis and Redis
-down and up - and after every test, no stall logged by the worker's watchdog."""
+down and up, libpq and hiredis loaded with the first pool (and a pool whose library
+cannot be loaded) - and after every test, no stall logged by the worker's watchdog."""
 
 import socket
 import threading
@@ -236,6 +237,38 @@ class Redis(DbTestCase):
         finally:
             REDIS.start()
         self.wait_until(lambda: self.get("/db/redis/get/k3").status == 404, "back (empty)")
+
+
+class ClientLibraries(unittest.TestCase):
+    """libpq and hiredis are loaded when a service makes its first pool
+    (proto/include/barista/dl.h).  notes-pg (workers/examples/notes-pg) makes one of
+    each when its services start: it maps both once it runs; with either library
+    unloadable, the service that needs it fails to start with the library's name and
+    the loader's reason, and the worker exits non-zero instead of crashing."""
+
+    def notes_pg(self, prefix=()):
+        return list(prefix) + [h.binary("notes-pg"), "--heartbeat-ms", str(HEARTBEAT_MS),
+                               "--connect", "tcp://127.0.0.1:%d" % h.free_port(),
+                               "--database-url", PG.conninfo, "--redis-port", str(REDIS.port)]
+
+    def test_a_worker_maps_libpq_and_hiredis_once_its_pools_are_made(self):
+        p = h.start_process(self, self.notes_pg())
+        self.assertTrue(h.poll_until(lambda: h.maps_library(p.pid, "libpq.so.5")
+                                     and h.maps_library(p.pid, "libhiredis.so.0.14"), WAIT),
+                        p.stderr())
+        self.assertNotIn("init failed", p.stderr())
+
+    def test_a_pool_without_its_library_fails_the_service_with_the_reason(self):
+        for soname, service, what in (("libpq.so.5", "notes", "PostgreSQL client"),
+                                      ("libhiredis.so.0.14", "cache", "Redis client")):
+            prefix = h.without_library(soname)
+            if not prefix:
+                self.skipTest("cannot hide %s here (unshare -rm refused)" % soname)
+            r = h.run(self.notes_pg(prefix))
+            self.assertGreater(r.returncode, 0, r.stderr)  # an exit, not a signal
+            self.assertIn("service %s: init failed: cannot load %s (%s): " % (service, soname, what),
+                          r.stderr)
+            self.assertNotIn("Sanitizer", r.stderr)
 
 
 if __name__ == "__main__":

@@ -116,6 +116,32 @@ class JobsTestCase(unittest.TestCase):
             return []
 
 
+class JobsStoreLibraryTest(JobsTestCase):
+    """libpq is loaded when a PostgreSQL store is opened (proto/include/barista/dl.h),
+    never by a gateway on the SQLite stores."""
+
+    def test_libpq_is_mapped_only_with_a_postgresql_store(self):
+        gw = self.start_gateway()
+        with gw.client() as c:
+            self.assertEqual(c.request("GET", "/healthz").status, 200)
+        self.assertEqual(h.maps_library(gw.pid, "libpq.so.5"), h.store_is_pg())
+
+    def test_a_postgresql_store_without_libpq_stops_the_gateway_with_the_reason(self):
+        prefix = h.without_library("libpq.so.5")
+        if not prefix:
+            self.skipTest("cannot hide libpq.so.5 here (unshare -rm refused)")
+        # Nothing listens on port 1: libpq is never asked to connect, loading it fails first.
+        url = "postgresql://127.0.0.1:1/barista"
+        sqlite = os.path.join(self.dir.name, "other.db")
+        for option, other in (("--jobs-db", "--actors-db"), ("--actors-db", "--jobs-db")):
+            r = h.run(prefix + [h.binary("barista-gateway"), "--listen",
+                                "127.0.0.1:%d" % h.free_port(), "--broker", self.endpoint,
+                                option, url, other, sqlite])
+            self.assertGreater(r.returncode, 0, r.stderr)  # an exit, not a signal
+            self.assertIn("postgres: cannot load libpq.so.5 (PostgreSQL client): ", r.stderr)
+            self.assertNotIn("Sanitizer", r.stderr)
+
+
 class JobsApiTest(JobsTestCase):
     def test_submitted_jobs_run_and_show_their_result(self):
         self.start_gateway()

@@ -62,6 +62,10 @@ for lib in "$libdir"/libbarista-*.so "$libdir"/libbarista-*.a; do
 done
 readelf -d "$libdir/libbarista-worker.so" | grep -q 'SONAME.*libbarista-worker.so.0' ||
     die "no SONAME libbarista-worker.so.0"
+# libpq, libcurl and hiredis are loaded when a service first uses them (barista/dl.h),
+# never linked: a service that uses none of them never maps them.
+! readelf -d "$libdir/libbarista-worker.so" | grep -E 'NEEDED.*(libpq|libcurl|libhiredis)' ||
+    die "libbarista-worker.so links libpq, libcurl or hiredis"
 python3 - "$prefix/include/barista" "$libdir" <<'EOF' || die "exports"
 import re, subprocess, sys, os
 inc, lib = sys.argv[1], sys.argv[2]

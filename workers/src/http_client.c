@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
+#include "barista/dl_curl.h"
 
 #include "worker_int.h"
 
@@ -221,11 +221,24 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
     return 0;
 }
 
-static br__http *client_of(br_worker *w)
+/* The worker's client, made at its first fetch: *err is BR_EIO when libcurl cannot be
+ * loaded (said once in the log: every later fetch fails the same way), else BR_ENOMEM
+ * when NULL is returned. */
+static br__http *client_of(br_worker *w, int *err)
 {
     if (w->http)
         return w->http;
+    *err = BR_ENOMEM;
     if (!curl_ready) {
+        static bool load_failed; /* the loader remembers why; this only keeps the log short */
+        char why[BR__DL_ERROR_MAX];
+        if (br__dl_curl_load(why, sizeof(why)) != 0) {
+            if (!load_failed)
+                br__log("%s", why);
+            load_failed = true;
+            *err = BR_EIO;
+            return NULL;
+        }
         CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
         if (rc != CURLE_OK) {
             br__log("curl_global_init: %s", curl_easy_strerror(rc));
@@ -279,9 +292,10 @@ int br_http_fetch(br_req *req, const br_http_spec *spec, br_result_fn cb, void *
     uint32_t budget = br__req_budget(req, spec->timeout_ms);
     if (budget == 0)
         return BR_ECLOSED;
-    br__http *h = client_of(req->worker);
+    int rc;
+    br__http *h = client_of(req->worker, &rc);
     if (!h)
-        return BR_ENOMEM;
+        return rc;
     fetch *f = calloc(1, sizeof(*f));
     if (!f)
         return BR_ENOMEM;

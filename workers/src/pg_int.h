@@ -14,7 +14,7 @@
 #ifndef BARISTA_WORKER_PG_INT_H
 #define BARISTA_WORKER_PG_INT_H
 
-#include <libpq-fe.h>
+#include "barista/dl_pq.h"
 
 #include "barista/pg.h"
 #include "db_int.h"

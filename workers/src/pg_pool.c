@@ -540,10 +540,13 @@ int br_pg_pool_new(uv_loop_t *loop, const br_pg_options *o, br_pg_pool **out, ch
         why[0] = '\0';
     if (!loop || !o || !out)
         return BR_EINVAL;
+    int rc = br__dl_pq_load(why, why_len); /* libpq is mapped from the first pool on */
+    if (rc)
+        return rc;
     br_pg_pool *p = calloc(1, sizeof(*p));
     if (!p)
         return BR_ENOMEM;
-    int rc = parse_conninfo(p, o->conninfo, why, why_len);
+    rc = parse_conninfo(p, o->conninfo, why, why_len);
     if (rc) {
         free_conninfo(p);
         free(p);

@@ -671,6 +671,9 @@ int br_redis_pool_new(uv_loop_t *loop, const br_redis_options *o, br_redis_pool 
             snprintf(why, why_len, "redis username given without a password");
         return BR_EINVAL;
     }
+    int rc = br__dl_hiredis_load(why, why_len); /* hiredis is mapped from the first pool on */
+    if (rc)
+        return rc;
     br_redis_pool *p = calloc(1, sizeof(*p));
     if (!p)
         return BR_ENOMEM;

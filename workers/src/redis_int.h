@@ -12,8 +12,7 @@
 #ifndef BARISTA_WORKER_REDIS_INT_H
 #define BARISTA_WORKER_REDIS_INT_H
 
-#include <hiredis/async.h>
-#include <hiredis/hiredis.h>
+#include "barista/dl_hiredis.h"
 
 #include "barista/redis.h"
 #include "db_int.h"

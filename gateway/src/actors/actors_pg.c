@@ -27,7 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
+#include "barista/dl_pq.h"
 
 #include "actors_store.h"
 #include "log.h"
@@ -400,6 +400,11 @@ static const gw_actor_backend_ops pg_ops = {.apply = pg_apply, .close = pg_close
 
 gw_actor_backend *gw__actors_pg_open(const char *url)
 {
+    char why[BR__DL_ERROR_MAX];
+    if (br__dl_pq_load(why, sizeof(why)) != 0) { /* libpq is mapped from here on */
+        gw_log(GW_LOG_ERROR, "actors", "postgres: %s", why);
+        return NULL;
+    }
     pg_backend *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;

@@ -37,7 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
+#include "barista/dl_pq.h"
 
 #include "jobs_store.h"
 #include "log.h"
@@ -1348,6 +1348,11 @@ static const gw_jobs_store_ops pg_ops = {
 
 gw_jobs_store *gw__jobs_pg_open(uv_loop_t *loop, const char *url, uint32_t lease_ms)
 {
+    char why[BR__DL_ERROR_MAX];
+    if (br__dl_pq_load(why, sizeof(why)) != 0) { /* libpq is mapped from here on */
+        gw_log(GW_LOG_ERROR, "jobs", "postgres: %s", why);
+        return NULL;
+    }
     pg_store *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;

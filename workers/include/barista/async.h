@@ -229,7 +229,9 @@ typedef struct br_http_spec {
 /* Starts the transfer; cb gets the upstream's status, content type and body, or 502
  * (unreachable, refused, bad answer, body over BR_HTTP_BODY_MAX) / 504 (no answer
  * within the timeout) with a detail naming the cause.  Returns 0 (cb will run unless
- * the request ends first), BR_EINVAL, BR_ECLOSED (deadline passed) or BR_ENOMEM. */
+ * the request ends first), BR_EINVAL, BR_ECLOSED (deadline passed), BR_EIO (libcurl.so.4
+ * could not be loaded: the SDK loads it at a worker's first fetch, and logs why once)
+ * or BR_ENOMEM. */
 int br_http_fetch(br_req *req, const br_http_spec *spec, br_result_fn cb, void *arg);
 
 /* ---------------------------------------------------------------------------------- */

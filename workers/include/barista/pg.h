@@ -166,7 +166,9 @@ typedef struct br_pg_pool br_pg_pool;
 
 /* Creates a pool on loop.  No connection is opened until the first operation needs
  * one.  Returns 0 and sets *out (caller owns it), BR_EINVAL (a conninfo libpq cannot
- * parse: the reason goes to why[0..why_len) when why is not NULL) or BR_ENOMEM. */
+ * parse: the reason goes to why[0..why_len) when why is not NULL), BR_EIO (libpq.so.5
+ * could not be loaded: the SDK loads it when the first pool is made, and the reason,
+ * dlerror()'s, goes to why) or BR_ENOMEM. */
 int br_pg_pool_new(uv_loop_t *loop, const br_pg_options *options, br_pg_pool **out, char *why,
                    size_t why_len);
 

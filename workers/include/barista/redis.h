@@ -82,7 +82,8 @@ typedef struct br_redis_pool br_redis_pool;
 
 /* Creates a pool on loop; connections open when the first command needs one.  Returns
  * 0 and sets *out (caller owns it), BR_EINVAL (a bad option: the reason in why when
- * not NULL) or BR_ENOMEM. */
+ * not NULL), BR_EIO (libhiredis.so.0.14 could not be loaded: the SDK loads it when the
+ * first pool is made; the reason in why) or BR_ENOMEM. */
 int br_redis_pool_new(uv_loop_t *loop, const br_redis_options *options, br_redis_pool **out,
                       char *why, size_t why_len);
 
