@@ -763,6 +763,10 @@ void br__worker_shutdown(br_worker *w)
     w->closing = true;
     br__sources_stop(w);
     for (uint32_t i = 0; i < w->nlinks; i++) {
+        /* What this turn batched (the last replies, say) leaves before the socket
+         * closes, within its linger. */
+        if (w->links[i].batch.count)
+            br__batch_flush_link(&w->links[i]);
         close_socket(&w->links[i], BR_CLOSE_LINGER_MS);
         if (w->links[i].timer_ready)
             uv_close((uv_handle_t *)&w->links[i].retry, NULL);
