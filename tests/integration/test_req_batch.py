@@ -15,11 +15,12 @@ kill -9 of a worker with batched requests in flight answers every client."""
 
 import struct
 import threading
-import time
 import unittest
 
 import harness as h
-from zmtp_peer import CREDIT, HEARTBEAT, REPLY, REQUEST, WELCOME, ZmtpDealer, _unpack, pack
+from test_broker import BrokerTestCase
+from test_ws_batch import split
+from zmtp_peer import CREDIT, HEARTBEAT, REPLY, REQUEST, WELCOME, ZmtpDealer, pack
 
 WS_BATCH = 35
 FEATURE_WS_BATCH, FEATURE_REQ_BATCH = 1, 8
@@ -39,15 +40,6 @@ def ready(worker_id, path, features, capacity):
     return pack(fields)
 
 
-def split(batch):
-    """The messages of a WS_BATCH's bytes, decoded."""
-    out, i = [], 0
-    while i < len(batch):
-        m, i = _unpack(batch, i)
-        out.append(m)
-    return out
-
-
 def reply(rid):
     return pack([2, REPLY, rid, 200, [], "text/plain", b"r%d" % rid, []])
 
@@ -57,46 +49,20 @@ def batch(inner):
     return b"\x93\x02\x23\xc6" + struct.pack(">I", len(inner)) + inner
 
 
-class Case(unittest.TestCase):
+class Case(BrokerTestCase):
+    """BrokerTestCase's helpers (get, wait_until, in_background) with a gateway
+    started by each class as it needs."""
+
     def start_gateway(self, *args):
         self.broker_port = h.free_port()
         self.endpoint = "tcp://127.0.0.1:%d" % self.broker_port
         self.gw = h.start_gateway(self, "--broker", self.endpoint, *args)
-
-    def get(self, path, timeout=h.IO_TIMEOUT):
-        with self.gw.client(timeout=timeout) as c:
-            return c.request("GET", path)
 
     def metric(self, name):
         for line in self.get("/metrics").body.decode().splitlines():
             if line.startswith(name + " "):
                 return float(line.split()[1])
         return 0.0
-
-    def wait_until(self, cond, what):
-        self.assertTrue(h.poll_until(cond, WAIT),
-                        "timed out waiting for %s; gateway stderr:\n%s" % (what, self.gw.stderr()))
-
-    def in_background(self, fn):
-        out = {}
-
-        def run():
-            try:
-                out["value"] = fn()
-            except BaseException as e:  # handed to the test thread by join()
-                out["error"] = e
-
-        t = threading.Thread(target=run, daemon=True)
-        t.start()
-
-        def join():
-            t.join(WAIT + h.IO_TIMEOUT)
-            self.assertFalse(t.is_alive(), "background request did not finish")
-            if "error" in out:
-                raise out["error"]
-            return out["value"]
-
-        return join
 
 
 class HandWrittenWorkers(Case):
