@@ -124,6 +124,11 @@ class HandWrittenWorkers(Case):
         z, welcome = self.register("plain", "/plain", FEATURE_WS_BATCH)
         self.assertEqual(welcome[4:], [FEATURE_WS_BATCH])
         joins, first = self.queue_behind_one(z, "/plain")
+        # A batched REPLY from a worker that did not agree is refused, not delivered.
+        z.send(batch(reply(first[2]) + reply(first[2])))
+        self.wait_until(lambda: self.metric("barista_broker_bad_messages_total") >= 1,
+                        "the batch refused")
+        self.assertEqual(self.metric("barista_broker_replies_total"), 0)
         z.send(pack([2, CREDIT, QUEUED]))
         got = [self.next_msg(z) for _ in range(QUEUED)]
         self.assertEqual([m[1] for m in got], [REQUEST] * QUEUED)

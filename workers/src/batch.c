@@ -69,8 +69,9 @@ int br__batch_send(br__link *l, const br_msg *m)
 static int batched(void *arg, const br_msg *m, br_str bytes)
 {
     br__link *l = arg;
-    /* REQUESTs travel batched only from a broker that agreed to (PROTOCOL.md 5.16). */
-    if (m->type == BR_MSG_REQUEST && !l->req_batch)
+    /* REQUESTs travel batched only from a broker that agreed to, REPLYs only to one
+     * (PROTOCOL.md 5.16). */
+    if ((m->type == BR_MSG_REQUEST && !l->req_batch) || m->type == BR_MSG_REPLY)
         return BR_EMSGTYPE;
     br__worker_handle_msg(l, m, bytes);
     return 0;

@@ -68,8 +68,11 @@ int gw__batch_send(gw_broker *b, gw_worker *w, const br_msg *m, size_t *bytes)
 {
     if (!b->zs || w->lost)
         return BR_ECLOSED;
-    if (br_ws_batch_bytes(&w->batch) >= BR_WS_BATCH_BYTES)
+    if (br_ws_batch_bytes(&w->batch) >= BR_WS_BATCH_BYTES) {
         gw__batch_flush(b, w);
+        if (w->lost)
+            return BR_ECLOSED; /* the caller may still pick another worker */
+    }
     size_t before = w->batch.buf.len;
     int rc = br_ws_batch_add(&w->batch, m, w->proto_version);
     if (rc != 0) {
@@ -97,8 +100,9 @@ static int batched(void *arg, const br_msg *m, br_str bytes)
 {
     batch_ctx *ctx = arg;
     (void)bytes;
-    /* REPLYs travel batched only from a worker that agreed to (PROTOCOL.md 5.16). */
-    if (m->type == BR_MSG_REPLY && !ctx->w->req_batch)
+    /* REPLYs travel batched only from a worker that agreed to, REQUESTs only to one
+     * (PROTOCOL.md 5.16). */
+    if ((m->type == BR_MSG_REPLY && !ctx->w->req_batch) || m->type == BR_MSG_REQUEST)
         return BR_EMSGTYPE;
     ctx->b->stats.batched_in++;
     gw__broker_worker_msg(ctx->b, ctx->w, m);
@@ -112,7 +116,9 @@ void gw__batch_recv(gw_broker *b, gw_worker *w, br_str messages)
     memcpy(ctx.ident, w->ident, w->ident_len);
     b->stats.batches_in++;
     int rc = br_ws_batch_each(b->decoder, messages, batched, &ctx);
-    if (rc < 0 && rc != BR_ECLOSED)
+    if (rc < 0 && rc != BR_ECLOSED) {
+        b->stats.bad_messages++;
         gw_log(GW_LOG_WARN, "broker", "worker %s: rest of a WS_BATCH dropped: %s", ctx.w->id,
                br_strerror(rc));
+    }
 }
