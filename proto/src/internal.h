@@ -45,6 +45,11 @@ bool br__msg_known(unsigned type);
  * modes and job outcomes, finite parameter bounds, credit/attempt/lease >= 1, and
  * that no non-empty string or list has a NULL pointer.  Returns 0 or BR_EINVAL. */
 int br__msg_validate(const br_msg *msg);
+/* Whether `messages` (WS_BATCH.messages) starts with a whole msgpack value that is an
+ * envelope of a type a batch carries (ws_batch.c): a batch with nothing usable is
+ * invalid.  The rest is checked as it is taken apart (br_ws_batch_each: each message
+ * is decoded, and so validated, alone; a bad one ends the batch there). */
+bool br__ws_batch_ok(br_str messages);
 
 /* True when s is empty or holds exactly one complete msgpack value no deeper than
  * BR_SCHEMA_WIRE_DEPTH and no longer than BR_SCHEMA_MAX_BYTES: what a schema field may

@@ -304,7 +304,7 @@ int br__msg_validate(const br_msg *msg)
              str_ok(msg->u.ws_group.group) && str_ok(msg->u.ws_group.data);
         break;
     case BR_MSG_WS_BATCH:
-        ok = msg->u.ws_batch.messages.len > 0 && str_ok(msg->u.ws_batch.messages);
+        ok = br__ws_batch_ok(msg->u.ws_batch.messages);
         break;
     case BR_MSG_STREAM_START:
     case BR_MSG_CALL_STREAM_START:

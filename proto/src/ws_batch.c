@@ -75,8 +75,8 @@ int br_ws_batch_next(br_str *rest, br_str *msg)
     return 1;
 }
 
-int br_ws_batch_each(br_decoder *dec, br_str messages, void (*fn)(void *arg, const br_msg *m),
-                     void *arg)
+int br_ws_batch_each(br_decoder *dec, br_str messages,
+                     int (*fn)(void *arg, const br_msg *m, br_str bytes), void *arg)
 {
     br_str one;
     int rc;
@@ -85,9 +85,10 @@ int br_ws_batch_each(br_decoder *dec, br_str messages, void (*fn)(void *arg, con
         rc = br_decoder_decode(dec, one.ptr, one.len, &m);
         if (rc == 0 && !br_ws_batch_carries(m.type))
             rc = BR_EMSGTYPE;
+        if (rc == 0)
+            rc = fn(arg, &m, one);
         if (rc != 0)
             return rc;
-        fn(arg, &m);
     }
     return rc;
 }
@@ -95,5 +96,17 @@ int br_ws_batch_each(br_decoder *dec, br_str messages, void (*fn)(void *arg, con
 bool br_ws_batch_carries(unsigned type)
 {
     return type == BR_MSG_WS_MESSAGE || type == BR_MSG_WS_CLOSE || type == BR_MSG_WS_CREDIT ||
-           type == BR_MSG_WS_GROUP;
+           type == BR_MSG_WS_GROUP || type == BR_MSG_REQUEST || type == BR_MSG_REPLY;
+}
+
+bool br__ws_batch_ok(br_str messages)
+{
+    if (messages.len == 0 || !messages.ptr)
+        return false;
+    /* The first message only: a bad one later cuts the batch there (PROTOCOL.md 5.16),
+     * which its receiver finds as it goes, without a second walk over the bytes. */
+    br_str one;
+    unsigned t;
+    return br_ws_batch_next(&messages, &one) == 1 && br_msg_peek(one.ptr, one.len, NULL, &t) == 0 &&
+           br_ws_batch_carries(t);
 }

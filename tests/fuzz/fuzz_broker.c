@@ -19,8 +19,11 @@
  *   3 CANCEL id i    4 JOB_ACK of its (i%n)-th JOB    5 JOB_RESULT of it, outcome j%3
  *   6 GOODBYE   7 HEARTBEAT   8 CREDIT i (i&0x80: 4294967295)
  *   9 raw bytes (a length byte and that many)   10 i%16 more loop turns
+ * Worker w1's READY announces WS_BATCH and REQ_BATCH (PROTOCOL.md 5.16): the broker
+ * sends it a turn's REQUESTs in one WS_BATCH, taken apart here message by message.
  *
- * Checked: no crash, leak or UB; everything the broker sends decodes; after every
+ * Checked: no crash, leak or UB; everything the broker sends decodes (a WS_BATCH goes
+ * only to w1, splits into its messages and carries only REQUESTs and WS_*); after every
  * operation no registered worker holds more credit than GW_CREDIT_MAX; and every CALL
  * a worker made while registered (READY sent, no GOODBYE either way, no raw bytes
  * since, not cancelled) is answered with a REPLY before the GOODBYE of
@@ -38,6 +41,7 @@
 #include <zmq.h>
 
 #include "barista/proto.h"
+#include "barista/ws_batch.h"
 #include "broker.h"
 #include "fuzz.h"
 #include "jobs.h"
@@ -145,10 +149,62 @@ static void drop_call(fake *f, uint64_t id)
             i++;
 }
 
+/* One message the broker sent to fake worker i. */
+static void on_broker_msg(fake *f, int i, const br_msg *m)
+{
+    switch (m->type) {
+    case BR_MSG_REQUEST:
+        if (f->nreqs < FZ_MAX_IDS)
+            f->reqs[f->nreqs++] = m->u.request.id;
+        break;
+    case BR_MSG_REPLY:
+        if (m->u.reply.id == UINT64_MAX)
+            f->barrier_done = true;
+        else
+            drop_call(f, m->u.reply.id);
+        break;
+    case BR_MSG_JOB:
+        if (f->njobs < FZ_MAX_IDS)
+            snprintf(f->jobs[f->njobs++], sizeof(f->jobs[0]), "%.*s", (int)m->u.job.job_id.len,
+                     m->u.job.job_id.ptr);
+        break;
+    case BR_MSG_GOODBYE:
+        /* The shutdown's GOODBYE follows its answers on the same connection. */
+        if (fz.shutting && f->ncalls) {
+            fprintf(stderr, "fuzz_broker: w%d: call %llu unanswered\n", i,
+                    (unsigned long long)f->calls[0]);
+            fail("shutdown", "a CALL was never answered");
+        }
+        f->readied = false;
+        forget_calls(f);
+        f->barrier_done = true; /* a barrier CALL may be what it refused */
+        break;
+    default:
+        break;
+    }
+}
+
+/* The messages of a WS_BATCH (to a worker that announced REQ_BATCH), one by one. */
+typedef struct batch_ctx {
+    fake *f; /* the receiver */
+    int i;   /* its index */
+} batch_ctx;
+
+static int on_batched(void *arg, const br_msg *m, br_str bytes)
+{
+    batch_ctx *c = arg;
+    (void)bytes;
+    if (m->type != BR_MSG_REQUEST && !(m->type >= BR_MSG_WS_FIRST && m->type <= BR_MSG_WS_LAST))
+        fail("broker", "batched a message a broker never batches");
+    on_broker_msg(c->f, c->i, m);
+    return 0;
+}
+
 /* Reads everything the broker sent to every fake worker. */
 static void drain(void)
 {
-    uint8_t buf[65536];
+    /* A batch may pass BR_WS_BATCH_BYTES by one message. */
+    static uint8_t buf[4 * BR_WS_BATCH_BYTES];
     for (int i = 0; i < FZ_WORKERS; i++) {
         fake *f = &fz.w[i];
         for (;;) {
@@ -156,39 +212,18 @@ static void drain(void)
             if (n < 0)
                 break;
             if (n > (int)sizeof(buf))
-                fail("broker", "a message longer than 64 KiB");
+                fail("broker", "a message longer than 256 KiB");
             br_msg m;
             if (br_decoder_decode(fz.dec, buf, (size_t)n, &m) != 0)
                 fail("broker", "sent a message that does not decode");
-            switch (m.type) {
-            case BR_MSG_REQUEST:
-                if (f->nreqs < FZ_MAX_IDS)
-                    f->reqs[f->nreqs++] = m.u.request.id;
-                break;
-            case BR_MSG_REPLY:
-                if (m.u.reply.id == UINT64_MAX)
-                    f->barrier_done = true;
-                else
-                    drop_call(f, m.u.reply.id);
-                break;
-            case BR_MSG_JOB:
-                if (f->njobs < FZ_MAX_IDS)
-                    snprintf(f->jobs[f->njobs++], sizeof(f->jobs[0]), "%.*s",
-                             (int)m.u.job.job_id.len, m.u.job.job_id.ptr);
-                break;
-            case BR_MSG_GOODBYE:
-                /* The shutdown's GOODBYE follows its answers on the same connection. */
-                if (fz.shutting && f->ncalls) {
-                    fprintf(stderr, "fuzz_broker: w%d: call %llu unanswered\n", i,
-                            (unsigned long long)f->calls[0]);
-                    fail("shutdown", "a CALL was never answered");
-                }
-                f->readied = false;
-                forget_calls(f);
-                f->barrier_done = true; /* a barrier CALL may be what it refused */
-                break;
-            default:
-                break;
+            if (m.type == BR_MSG_WS_BATCH) {
+                if (i % 2 == 0)
+                    fail("broker", "sent a WS_BATCH to a worker that did not announce it");
+                batch_ctx c = {f, i};
+                if (br_ws_batch_each(fz.dec, m.u.ws_batch.messages, on_batched, &c) != 0)
+                    fail("broker", "sent a WS_BATCH that does not split into its messages");
+            } else {
+                on_broker_msg(f, i, &m);
             }
         }
     }
@@ -241,6 +276,9 @@ static void op_ready(fake *f, uint8_t a, uint8_t cap)
                            .nservices = 1,
                            .tasks = (a & 0x80) ? &task : NULL,
                            .ntasks = (a & 0x80) ? 1 : 0};
+    /* The odd workers read batches: the broker's REQUESTs reach them in WS_BATCH. */
+    if ((f - fz.w) % 2)
+        m.u.ready.features = BR_FEATURE_WS_BATCH | BR_FEATURE_REQ_BATCH;
     send_msg(f, &m);
     forget_calls(f); /* registering again forgets the calls of the old registration */
     f->readied = true;

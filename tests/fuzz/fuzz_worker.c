@@ -14,8 +14,12 @@
  * and GOODBYE (by their peeked type) are not sent: they restart the session, which is
  * the broker target's business and would make every input slow.
  *
+ * WELCOME confirms WS_BATCH and REQ_BATCH (PROTOCOL.md 5.16), so REQUESTs may come in a
+ * WS_BATCH and REPLYs leave in one.
+ *
  * Checked per input: no crash, leak or UB; every REQUEST that decodes (by our own
- * decoder) gets at least one REPLY with its id; no REPLY carries an id we never sent;
+ * decoder; inside a WS_BATCH, up to the first message that ends the batch) gets at
+ * least one REPLY with its id; no REPLY carries an id we never sent;
  * and after the input a well-formed probe (GET /hello) is still answered 200, so a
  * message never leaves the worker deaf.
  */
@@ -28,6 +32,7 @@
 #include <zmq.h>
 
 #include "barista/proto.h"
+#include "barista/ws_batch.h"
 #include "fuzz.h"
 #include "services.h"
 #include "worker_int.h"
@@ -77,15 +82,30 @@ static void send_msg(const br_msg *m)
     send_raw(fz.out.data, fz.out.len);
 }
 
+static void on_message(const void *data, size_t len);
+
+static int on_batched(void *arg, const br_msg *m, br_str bytes)
+{
+    (void)arg;
+    (void)m;
+    on_message(bytes.ptr, bytes.len);
+    return 0;
+}
+
 static void on_message(const void *data, size_t len)
 {
     br_msg m;
     if (br_decoder_decode(fz.dec, data, len, &m) != 0)
         fail("worker", "sent a message that does not decode");
-    if (m.type == BR_MSG_READY && !fz.welcomed) {
+    if (m.type == BR_MSG_WS_BATCH) {
+        /* The worker's batches are whole: every message in them decodes. */
+        if (br_ws_batch_each(fz.dec, m.u.ws_batch.messages, on_batched, NULL) != 0)
+            fail("worker", "sent a WS_BATCH that does not split into its messages");
+    } else if (m.type == BR_MSG_READY && !fz.welcomed) {
         br_msg welcome = {.type = BR_MSG_WELCOME};
         welcome.u.welcome.broker_id = br_str_c("fuzz");
         welcome.u.welcome.heartbeat_ms = 3600000u;
+        welcome.u.welcome.features = BR_FEATURE_WS_BATCH | BR_FEATURE_REQ_BATCH;
         send_msg(&welcome);
         fz.welcomed = true;
     } else if (m.type == BR_MSG_REPLY) {
@@ -109,6 +129,36 @@ static void on_message(const void *data, size_t len)
         r.u.reply.status = 404;
         send_msg(&r);
     }
+}
+
+/* A REQUEST id we send: its REPLY is wanted (once, however often the id repeats). */
+static void track(uint64_t id)
+{
+    bool dup = false;
+    for (size_t i = 0; i < fz.nsent; i++)
+        dup = dup || fz.sent[i] == id;
+    fz.sent[fz.nsent++] = id;
+    if (!dup)
+        fz.want[fz.nwant++] = id;
+}
+
+static int track_batched(void *arg, const br_msg *m, br_str bytes)
+{
+    (void)arg;
+    (void)bytes;
+    if (m->type == BR_MSG_REQUEST)
+        track(m->u.request.id);
+    return 0;
+}
+
+/* Messages in a batch's bytes (whole msgpack values, whatever they are). */
+static size_t count_batch(br_str rest)
+{
+    size_t n = 0;
+    br_str one;
+    while (br_ws_batch_next(&rest, &one) == 1)
+        n++;
+    return n;
 }
 
 static void drain(void)
@@ -207,14 +257,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (type == BR_MSG_WELCOME || type == BR_MSG_GOODBYE)
             continue;
         br_msg d;
-        if (br_decoder_decode(fz.check, m, len, &d) == 0 && d.type == BR_MSG_REQUEST &&
-            fz.nsent < FZ_MAX_IDS) {
-            bool dup = false;
-            for (size_t i = 0; i < fz.nsent; i++)
-                dup = dup || fz.sent[i] == d.u.request.id;
-            fz.sent[fz.nsent++] = d.u.request.id;
-            if (!dup)
-                fz.want[fz.nwant++] = d.u.request.id;
+        int rc = br_decoder_decode(fz.check, m, len, &d);
+        if (rc == 0 && d.type == BR_MSG_WS_BATCH) {
+            /* What the worker will take out of it: the messages up to the first bad one. */
+            if (count_batch(d.u.ws_batch.messages) > FZ_MAX_IDS - fz.nsent)
+                continue; /* beyond what we track: not sent */
+            br_ws_batch_each(fz.check, d.u.ws_batch.messages, track_batched, NULL);
+        } else if (rc == 0 && d.type == BR_MSG_REQUEST && fz.nsent < FZ_MAX_IDS) {
+            track(d.u.request.id);
         } else if (fz.nsent == FZ_MAX_IDS) {
             continue; /* beyond what we track: not sent */
         }

@@ -16,6 +16,7 @@
 #include <zmq.h>
 
 #include "barista/proto.h"
+#include "barista/ws_batch.h"
 #include "barista/zsock.h"
 #include "broker.h"
 #include "broker_int.h"
@@ -40,19 +41,29 @@ typedef struct fx {
     uint64_t last_id;             /* id of the last REQUEST, REPLY or CANCEL */
     uint16_t reply_status;        /* status of the last REPLY */
     char reply_body[256];         /* body of the last REPLY */
+    uint8_t seq[32];              /* types of the messages received, in order, those of
+                                     a WS_BATCH one by one */
+    uint64_t seq_id[32];          /* their REQUEST / CANCEL ids */
+    int nseq;                     /* entries in seq */
     uv_timer_t guard;             /* ends a wait that would otherwise hang */
     bool timed_out;               /* the guard fired */
     int closed;                   /* close callbacks run */
 } fx;
 
-static void dealer_recv(br_zsock *zs, const br_zframe *f, size_t n, void *arg)
+static int batched(void *arg, const br_msg *m, br_str bytes);
+
+static void dealer_msg(fx *x, const br_msg *mp)
 {
-    fx *x = arg;
-    (void)zs;
-    assert_int_equal(n, 1);
-    br_msg m;
-    assert_int_equal(br_decoder_decode(x->decoder, f[0].data, f[0].len, &m), 0);
+    const br_msg m = *mp;
     x->got[m.type]++;
+    if (x->nseq < (int)sizeof(x->seq)) {
+        x->seq[x->nseq] = (uint8_t)m.type;
+        x->seq_id[x->nseq++] = m.type == BR_MSG_REQUEST  ? m.u.request.id
+                               : m.type == BR_MSG_CANCEL ? m.u.cancel.id
+                                                         : 0;
+    }
+    if (m.type == BR_MSG_WS_BATCH)
+        assert_int_equal(br_ws_batch_each(x->decoder, m.u.ws_batch.messages, batched, x), 0);
     br_str s = {0};
     if (m.type == BR_MSG_GOODBYE)
         s = m.u.goodbye.reason;
@@ -74,6 +85,23 @@ static void dealer_recv(br_zsock *zs, const br_zframe *f, size_t n, void *arg)
         snprintf(x->text, sizeof(x->text), "%.*s", (int)s.len, s.ptr ? s.ptr : "");
 }
 
+static int batched(void *arg, const br_msg *m, br_str bytes)
+{
+    (void)bytes;
+    dealer_msg(arg, m);
+    return 0;
+}
+
+static void dealer_recv(br_zsock *zs, const br_zframe *f, size_t n, void *arg)
+{
+    fx *x = arg;
+    (void)zs;
+    assert_int_equal(n, 1);
+    br_msg m;
+    assert_int_equal(br_decoder_decode(x->decoder, f[0].data, f[0].len, &m), 0);
+    dealer_msg(x, &m);
+}
+
 static void on_guard(uv_timer_t *t)
 {
     ((fx *)t->data)->timed_out = true;
@@ -90,19 +118,28 @@ static bool run_until(fx *x, const int *counter, int want)
     return *counter >= want;
 }
 
-/* Runs the loop until the broker has dropped a worker for silence, or the guard
- * fires; true when it did. */
-static bool run_until_dead(fx *x)
+/* Runs the loop until the broker's counter at `offset` in gw_broker_stats reaches
+ * want, or the guard fires; true when it did. */
+static bool run_until_stat(fx *x, size_t offset, uint64_t want)
 {
     gw_broker_stats st;
+    uint64_t got;
     x->timed_out = false;
     uv_timer_start(&x->guard, on_guard, GUARD_MS, 0);
     do {
         uv_run(&x->loop, UV_RUN_ONCE);
         gw_broker_stats_get(x->broker, &st);
-    } while (st.workers_died == 0 && !x->timed_out);
+        memcpy(&got, (const char *)&st + offset, sizeof(got));
+    } while (got < want && !x->timed_out);
     uv_timer_stop(&x->guard);
-    return st.workers_died > 0;
+    return got >= want;
+}
+
+/* Runs the loop until the broker has dropped a worker for silence, or the guard
+ * fires; true when it did. */
+static bool run_until_dead(fx *x)
+{
+    return run_until_stat(x, offsetof(gw_broker_stats, workers_died), 1);
 }
 
 static void send_msg(fx *x, const br_msg *m)
@@ -426,6 +463,54 @@ static void cancelled_call_is_cancelled_at_the_target_and_never_answered(void **
     assert_int_equal(st.inflight, 0);
 }
 
+/* A worker that reads REQUESTs batched (feature 8) gets the REQUESTs of one loop turn
+ * in one WS_BATCH, and a CANCEL for one of them never overtakes the batch.  Capacity 1
+ * holds calls 2 and 3 in the queue; CREDIT(2) dispatches both in one turn; the CANCEL
+ * of call 2, sent right after the CREDIT, is read in that same turn when both have
+ * arrived (the pause lets them), and then must go after the batch. */
+static void batched_requests_are_not_overtaken_by_a_cancel(void **state)
+{
+    fx *x = *state;
+    ready_msg r;
+    br_msg *ready = hello_ready(&r, BR_KIND_IO);
+    ready->u.ready.capacity = 1;
+    ready->u.ready.features = BR_FEATURE_WS_BATCH | BR_FEATURE_REQ_BATCH;
+    send_msg(x, ready);
+    assert_true(run_until(x, &x->got[BR_MSG_WELCOME], 1));
+    send_call(x, 1, "GET", "/hello");
+    assert_true(run_until(x, &x->got[BR_MSG_REQUEST], 1));
+    send_call(x, 2, "GET", "/hello");
+    send_call(x, 3, "GET", "/hello");
+    assert_true(run_until_stat(x, offsetof(gw_broker_stats, queued), 2));
+    int before = x->nseq;
+    send_msg(x, &(br_msg){.type = BR_MSG_CREDIT, .u.credit = {.credit = 2}});
+    send_msg(x, &(br_msg){.type = BR_MSG_CANCEL, .u.cancel = {.id = 2}});
+    uv_sleep(50);
+    assert_true(run_until(x, &x->got[BR_MSG_CANCEL], 1));
+    /* WS_BATCH [REQUEST, REQUEST], then the CANCEL of the first of them (HEARTBEATs
+     * aside). */
+    uint8_t got[4];
+    uint64_t ids[4];
+    int n = 0;
+    for (int i = before; i < x->nseq; i++) {
+        if (x->seq[i] == BR_MSG_HEARTBEAT)
+            continue;
+        assert_true(n < 4);
+        got[n] = x->seq[i];
+        ids[n++] = x->seq_id[i];
+    }
+    assert_int_equal(n, 4);
+    assert_int_equal(got[0], BR_MSG_WS_BATCH);
+    assert_int_equal(got[1], BR_MSG_REQUEST);
+    assert_int_equal(got[2], BR_MSG_REQUEST);
+    assert_int_equal(got[3], BR_MSG_CANCEL);
+    assert_int_equal(ids[3], ids[1]);
+    gw_broker_stats st;
+    gw_broker_stats_get(x->broker, &st);
+    assert_int_equal(st.batches_out, 1);
+    assert_int_equal(st.batched_out, 2);
+}
+
 /* Zero never stands for a default: a configuration missing a limit is refused. */
 static void config_with_a_zero_limit_or_no_endpoint_is_refused(void **state)
 {
@@ -591,6 +676,7 @@ int main(void)
         T(call_is_routed_to_the_service_and_answered_with_the_callers_id),
         T(call_to_unknown_or_gateway_route_gets_404_and_wrong_method_405),
         T(cancelled_call_is_cancelled_at_the_target_and_never_answered),
+        T(batched_requests_are_not_overtaken_by_a_cancel),
         cmocka_unit_test(config_with_a_zero_limit_or_no_endpoint_is_refused),
         cmocka_unit_test_setup_teardown(
             gathered_calls_past_the_total_are_refused_and_every_byte_comes_back, setup_gather,

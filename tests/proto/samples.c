@@ -428,9 +428,12 @@ void sample_msg(unsigned type, sample_shape shape, br_msg *msg)
                   : (br_msg_ws_group){BR_WS_BROADCAST, S("lobby"), 42, false, S("hi all")};
         break;
     case BR_MSG_WS_BATCH:
-        /* Two WS_CREDITs ([2, 33, 1, 1] and [2, 33, 42, 16]), or one. */
+        /* Two WS_CREDITs ([2, 33, 1, 1] and [2, 33, 42, 16]) and a REPLY ([2, 4, 5, 200,
+         * [], "", b"", []]: feature 8), or one WS_CREDIT. */
         msg->u.ws_batch = empty ? (br_msg_ws_batch){S("\x94\x02\x21\x01\x01")}
-                                : (br_msg_ws_batch){S("\x94\x02\x21\x01\x01\x94\x02\x21\x2a\x10")};
+                                : (br_msg_ws_batch){{"\x94\x02\x21\x01\x01\x94\x02\x21\x2a\x10"
+                                                     "\x98\x02\x04\x05\xcc\xc8\x90\xa0\xc4\x00\x90",
+                                                     21}};
         break;
     case BR_MSG_STREAM_START:
     case BR_MSG_CALL_STREAM_START: {

@@ -89,6 +89,16 @@ static void reply_error_now(br_worker *w, uint64_t id, uint16_t status, const ch
     br_writer_destroy(&body);
 }
 
+/* Sends a REPLY on registration gen: in its link's batch for this turn when the broker
+ * agreed to read replies batched (batch.c), else at once. */
+static int send_reply(br_worker *w, uint64_t gen, const br_msg *msg)
+{
+    br__link *l = br__worker_link(w, gen);
+    if (l && l->req_batch && l->registered && !w->closing)
+        return br__batch_send(l, msg);
+    return br__worker_send_gen(w, gen, msg);
+}
+
 /* The request ended: its reply goes to the broker if the registration it came under
  * is still the current one; an orphan gives its credit back instead.  Then it is
  * released. */
@@ -124,7 +134,7 @@ static void complete(br_req *req)
     } else if (live) {
         msg.type = BR_MSG_REPLY;
         br__req_reply_msg(req, &msg.u.reply);
-        int rc = br__worker_send_gen(w, req->gen, &msg);
+        int rc = send_reply(w, req->gen, &msg);
         if (rc == BR_EINVAL || rc == BR_ELIMIT || rc == BR_ENOMEM) {
             /* The reply could not be encoded (a header the protocol refuses, say): the
              * request still gets its one answer. */

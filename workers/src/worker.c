@@ -116,8 +116,8 @@ static int link_send(br__link *l, const br_msg *msg)
         return BR_ECLOSED;
     /* The WebSocket messages batched for this broker go first: it sees what we send in
      * the order we sent it. */
-    if (l->ws_out.count)
-        br__ws_flush_link(l);
+    if (l->batch.count)
+        br__batch_flush_link(l);
     w->out.len = 0;
     /* READY announces the newest version we speak; the rest goes in the broker's. */
     unsigned version =
@@ -285,7 +285,7 @@ static void end_registration(br__link *l)
     br__calls_fail_gen(w, gen);
     br__flow_fail_gen(w, gen);
     br__ws_drop_gen(w, gen);
-    br__ws_forget_link(l);
+    br__batch_forget_link(l);
     br__dispatch_registration_lost(w, gen);
     br__handoff_lost(w, gen);
     /* Actor keys are the worker's, not a broker's: with one broker its idle ones end
@@ -323,7 +323,8 @@ static void send_ready(br__link *l)
     r->npublic_tasks = w->npublic_tasks;
     r->schedules = w->schedules;
     r->nschedules = w->nschedules;
-    r->features = BR_FEATURE_WS_BATCH | BR_FEATURE_CALL_STREAM | BR_FEATURE_JOB_HANDOFF;
+    r->features = BR_FEATURE_WS_BATCH | BR_FEATURE_CALL_STREAM | BR_FEATURE_JOB_HANDOFF |
+                  (w->no_req_batch ? 0 : BR_FEATURE_REQ_BATCH);
     /* The loop's clock may be stale (the first READY goes out before the loop runs,
      * after the services' init): the broker has 3 heartbeats from now to WELCOME us. */
     uv_update_time(&w->loop);
@@ -476,6 +477,7 @@ static void on_welcome(br__link *l, unsigned version, const br_welcome *m)
     l->registered = true;
     l->ever_registered = true;
     l->ws_batch = (m->features & BR_FEATURE_WS_BATCH) != 0;
+    l->req_batch = l->ws_batch && !w->no_req_batch && (m->features & BR_FEATURE_REQ_BATCH) != 0;
     l->call_stream = (m->features & BR_FEATURE_CALL_STREAM) != 0;
     l->job_handoff = (m->features & BR_FEATURE_JOB_HANDOFF) != 0;
     l->backoff_ms = BR_BACKOFF_FIRST_MS;
@@ -551,52 +553,60 @@ static void handle(br__link *l, const br_zframe *frames, size_t nframes)
                 br_msg_type_name(type), br_strerror(rc));
         return;
     }
-    switch (msg.type) {
+    br__worker_handle_msg(l, &msg, (br_str){(const char *)frames[0].data, frames[0].len});
+}
+
+void br__worker_handle_msg(br__link *l, const br_msg *m, br_str bytes)
+{
+    br_worker *w = l->w;
+    switch (m->type) {
+    case BR_MSG_WS_BATCH:
+        br__batch_recv(l, m->u.ws_batch.messages);
+        break;
     case BR_MSG_WELCOME:
-        on_welcome(l, msg.version, &msg.u.welcome);
+        on_welcome(l, m->version, &m->u.welcome);
         break;
     case BR_MSG_REQUEST:
-        br__dispatch_request(w, &msg.u.request, frames[0].data, frames[0].len, NULL);
+        br__dispatch_request(w, &m->u.request, bytes.ptr, bytes.len, NULL);
         break;
     case BR_MSG_ACTOR_REQUEST:
-        br__dispatch_request(w, &msg.u.actor_request.req, frames[0].data, frames[0].len,
-                             &msg.u.actor_request);
+        br__dispatch_request(w, &m->u.actor_request.req, bytes.ptr, bytes.len, &m->u.actor_request);
         break;
     case BR_MSG_DEACTIVATE:
-        br__actors_deactivate(w, &msg.u.deactivate);
+        br__actors_deactivate(w, &m->u.deactivate);
         break;
     case BR_MSG_REPLY:
-        br__calls_reply(w, &msg.u.reply);
+        br__calls_reply(w, &m->u.reply);
         break;
     case BR_MSG_CANCEL:
-        br__dispatch_cancel(w, msg.u.cancel.id);
+        br__dispatch_cancel(w, m->u.cancel.id);
         break;
     case BR_MSG_GOODBYE:
-        on_goodbye(l, &msg.u.goodbye);
+        on_goodbye(l, &m->u.goodbye);
         break;
     case BR_MSG_HEARTBEAT:
         break;
     case BR_MSG_JOB:
-        br__jobs_run(w, &msg.u.job);
+        br__jobs_run(w, &m->u.job);
         break;
     case BR_MSG_JOB_CANCEL:
-        br__jobs_cancel(w, msg.u.job_cancel.job_id);
+        br__jobs_cancel(w, m->u.job_cancel.job_id);
         break;
     case BR_MSG_WORKFLOW_REPLY:
-        br__flow_reply(w, &msg.u.workflow_reply);
+        br__flow_reply(w, &m->u.workflow_reply);
         break;
     case BR_MSG_STREAM_CHUNK:
-        br__stream_body_chunk(w, msg.u.stream_chunk.id, msg.u.stream_chunk.data);
+        br__stream_body_chunk(w, m->u.stream_chunk.id, m->u.stream_chunk.data);
         break;
     case BR_MSG_STREAM_END:
-        br__stream_body_end(w, msg.u.stream_end.id, msg.u.stream_end.error);
+        br__stream_body_end(w, m->u.stream_end.id, m->u.stream_end.error);
         break;
     case BR_MSG_STREAM_WINDOW:
-        br__stream_window(w, msg.u.stream_window.id, msg.u.stream_window.bytes);
+        br__stream_window(w, m->u.stream_window.id, m->u.stream_window.bytes);
         break;
     default:
-        if (!br__ws_handle(w, &msg) && !br__calls_stream_msg(w, &msg))
-            br__log("ignored a %s message", br_msg_type_name(msg.type));
+        if (!br__ws_handle(w, m) && !br__calls_stream_msg(w, m))
+            br__log("ignored a %s message", br_msg_type_name(m->type));
         break;
     }
 }
@@ -753,6 +763,10 @@ void br__worker_shutdown(br_worker *w)
     w->closing = true;
     br__sources_stop(w);
     for (uint32_t i = 0; i < w->nlinks; i++) {
+        /* What this turn batched (the last replies, say) leaves before the socket
+         * closes, within its linger. */
+        if (w->links[i].batch.count)
+            br__batch_flush_link(&w->links[i]);
         close_socket(&w->links[i], BR_CLOSE_LINGER_MS);
         if (w->links[i].timer_ready)
             uv_close((uv_handle_t *)&w->links[i].retry, NULL);
@@ -760,7 +774,7 @@ void br__worker_shutdown(br_worker *w)
     }
     if (w->result != BR_ECLOSED)
         br__svcs_stop(w);
-    br__ws_close_handles(w);
+    br__batch_close_handles(w);
     uv_close((uv_handle_t *)&w->tick, NULL);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
     if (w->handle_signals) {

@@ -124,11 +124,12 @@ typedef struct br__link {
                                          this broker; 0 before the first WELCOME */
     char broker_id[BR_BROKER_ID_MAX]; /* the last WELCOME's broker id ("" before any) */
     bool ws_batch;                    /* WELCOME confirmed WS_BATCH: ws.c batches */
+    bool req_batch;                   /* WELCOME confirmed REQ_BATCH: replies batched too */
     bool call_stream;                 /* WELCOME confirmed CALL_STREAM: calls may ask for
                                          a streamed answer (call.c) */
     bool job_handoff;                 /* WELCOME confirmed JOB_HANDOFF: a gateway of a
                                          shared queue (handoff.c) */
-    br_ws_batch ws_out;               /* WS_* messages for this broker this turn (ws.c) */
+    br_ws_batch batch;                /* messages for this broker this turn (batch.c) */
     uint32_t backoff_ms;              /* the next reconnect delay before jitter */
     bool ever_registered;             /* some READY on it was WELCOMEd */
     /* Kept when the slot is reused (br__link_add clears what comes before). */
@@ -165,6 +166,7 @@ struct br_worker {
     uv_timer_t tick;                         /* heartbeats and broker liveness */
     uv_timer_t drain_timer;                  /* drain timeout, then the grace after it */
     uv_signal_t sigterm, sigint;             /* start the drain (with handle_signals) */
+    bool no_req_batch;                       /* READY leaves BR_FEATURE_REQ_BATCH out */
     bool handle_signals;                     /* SIGTERM and SIGINT drain */
     uv_async_t wake;                         /* br_worker_stop from any thread */
     atomic_bool stop_asked;                  /* br_worker_stop was called */
@@ -212,8 +214,8 @@ struct br_worker {
     struct br_ws **ws_buckets;  /* WebSocket connections by id (ws.c), or NULL before one */
     size_t nws;                 /* entries in ws_buckets */
     struct br_ws *ws_closed;    /* connections their handlers closed, freed at a safe point */
-    uv_check_t ws_flush;        /* sends the links' WS_* batches at the end of a loop turn */
-    bool ws_flush_init;         /* ws_flush is initialised (at the first batch) */
+    uv_check_t batch_flush;     /* sends the links' batches at the end of a loop turn */
+    bool batch_flush_init;      /* batch_flush is initialised (at the first batch) */
     br__handoff *handoffs;      /* job results remembered or to hand off, oldest first */
     br__handoff *handoffs_tail; /* the newest, or NULL */
     uint32_t nhandoffs;         /* entries (BR_HANDOFF_MAX) */
@@ -283,12 +285,21 @@ bool br__ws_handle(br_worker *w, const br_msg *m);
 void br__ws_drop_gen(br_worker *w, uint64_t gen);
 /* ws.c: drop_all, then the table's memory. */
 void br__ws_release(br_worker *w);
-/* ws.c: sends the WS_* messages batched for l's broker now (one frame). */
-void br__ws_flush_link(br__link *l);
-/* ws.c: l's registration ended: what was batched for it is dropped. */
-void br__ws_forget_link(br__link *l);
-/* ws.c: closes the batch flush handle (shutdown). */
-void br__ws_close_handles(br_worker *w);
+/* batch.c: adds m to l's batch for this loop turn (l's broker reads WS_BATCH; a REPLY
+ * only when it agreed on BR_FEATURE_REQ_BATCH), sent as one frame at the end of the
+ * turn or before any other message on l.  0 or the encoder's error (nothing added). */
+int br__batch_send(br__link *l, const br_msg *m);
+/* batch.c: sends the messages batched for l's broker now (one frame). */
+void br__batch_flush_link(br__link *l);
+/* batch.c: l's registration ended: what was batched for it is dropped. */
+void br__batch_forget_link(br__link *l);
+/* batch.c: closes the batch flush handle (shutdown). */
+void br__batch_close_handles(br_worker *w);
+/* worker.c: one message from l's broker, decoded from `bytes` (its whole envelope). */
+void br__worker_handle_msg(br__link *l, const br_msg *msg, br_str bytes);
+/* batch.c: a WS_BATCH from l's broker: each message in it handed to
+ * br__worker_handle_msg as if it had come alone, in order. */
+void br__batch_recv(br__link *l, br_str messages);
 
 /* The link of registration gen while it has a socket, or NULL. */
 br__link *br__worker_link(br_worker *w, uint64_t gen);

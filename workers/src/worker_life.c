@@ -132,6 +132,10 @@ br_worker *br__worker_new(const br_service_spec *const *services, size_t n,
     w->stall_ms = o->stall_ms ? o->stall_ms : BR_WORKER_DEFAULT_STALL_MS;
     w->resolve_ms = o->resolve_ms ? o->resolve_ms : BR_WORKER_DEFAULT_RESOLVE_MS;
     w->handle_signals = o->handle_signals;
+    /* BARISTA_REQ_BATCH=0 leaves BR_FEATURE_REQ_BATCH out of READY: requests and replies
+     * then travel one per frame, for comparisons and for tests of older peers. */
+    const char *req_batch = getenv("BARISTA_REQ_BATCH");
+    w->no_req_batch = req_batch && strcmp(req_batch, "0") == 0;
     w->rng = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull ^ uv_hrtime();
     if (w->rng == 0)
         w->rng = 1;
@@ -208,7 +212,7 @@ void br_worker_destroy(br_worker **self_p)
     uv_mutex_destroy(&w->wake_lock);
     for (uint32_t i = 0; i < w->nlinks; i++) {
         free(w->links[i].endpoint);
-        br_ws_batch_free(&w->links[i].ws_out);
+        br_ws_batch_free(&w->links[i].batch);
     }
     free(w->links);
     br__sources_release(w);

@@ -185,40 +185,9 @@ static void on_open(br_worker *w, const br_msg_ws_open *m)
 /* ---------------------------------------------------------------------------------- */
 /* Sending: batched per loop turn and broker when the broker reads WS_BATCH.           */
 
-void br__ws_flush_link(br__link *l)
-{
-    br_str f = br_ws_batch_frame(&l->ws_out, l->broker_version);
-    if (f.len)
-        br__link_send_frame(l, f);
-    br_ws_batch_clear(&l->ws_out);
-}
-
-void br__ws_forget_link(br__link *l)
-{
-    br_ws_batch_clear(&l->ws_out);
-    l->ws_batch = false;
-}
-
-static void on_flush(uv_check_t *h)
-{
-    br_worker *w = h->data;
-    uv_check_stop(h);
-    for (uint32_t i = 0; i < w->nlinks; i++)
-        if (w->links[i].ws_out.count)
-            br__ws_flush_link(&w->links[i]);
-}
-
-void br__ws_close_handles(br_worker *w)
-{
-    if (!w->ws_flush_init)
-        return;
-    uv_close((uv_handle_t *)&w->ws_flush, NULL);
-    w->ws_flush_init = false;
-}
-
 /* Sends a WS_* message on registration gen's link: into the link's batch for this turn
- * when its broker reads batches, else at once.  0 or an error (BR_ECLOSED: no such
- * registration any more). */
+ * when its broker reads batches (batch.c), else at once.  0 or an error (BR_ECLOSED: no
+ * such registration any more). */
 static int send_msg(br_worker *w, uint64_t gen, const br_msg *m)
 {
     br__link *l = br__worker_link(w, gen);
@@ -226,20 +195,7 @@ static int send_msg(br_worker *w, uint64_t gen, const br_msg *m)
         return BR_ECLOSED;
     if (!l->ws_batch || !l->registered || w->closing)
         return br__worker_send_gen(w, gen, m);
-    if (br_ws_batch_bytes(&l->ws_out) >= BR_WS_BATCH_BYTES)
-        br__ws_flush_link(l);
-    int rc = br_ws_batch_add(&l->ws_out, m, l->broker_version);
-    if (rc != 0) {
-        br__log("br_msg_encode(%s): %s", br_msg_type_name(m->type), br_strerror(rc));
-        return rc;
-    }
-    if (!w->ws_flush_init) {
-        uv_check_init(&w->loop, &w->ws_flush);
-        w->ws_flush.data = w;
-        w->ws_flush_init = true;
-    }
-    uv_check_start(&w->ws_flush, on_flush); /* a no-op while it is started */
-    return 0;
+    return br__batch_send(l, m);
 }
 
 static int send_now(br_ws *ws, bool binary, const void *data, size_t len)
@@ -450,29 +406,11 @@ static void gone(br_worker *w, br_ws *ws, uint16_t code, br_str reason)
     ws_free(ws);
 }
 
-/* WS_BATCH: each message in it as if it had come alone.  The batch's bytes are the
- * received frame's, not the decoder's, so decoding its messages one by one with the
- * worker's decoder leaves them intact. */
-static void batched(void *arg, const br_msg *m)
-{
-    br__ws_handle(arg, m);
-}
-
-static void on_batch(br_worker *w, br_str rest)
-{
-    int rc = br_ws_batch_each(w->dec, rest, batched, w);
-    if (rc < 0)
-        br__log("dropped the rest of a WS_BATCH: %s", br_strerror(rc));
-}
-
 bool br__ws_handle(br_worker *w, const br_msg *m)
 {
     reap(w);
     br_ws *ws;
     switch (m->type) {
-    case BR_MSG_WS_BATCH:
-        on_batch(w, m->u.ws_batch.messages);
-        return true;
     case BR_MSG_WS_OPEN:
         on_open(w, &m->u.ws_open);
         return true;

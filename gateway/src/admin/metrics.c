@@ -219,6 +219,18 @@ int gw_metrics_broker(br_buf *out, const gw_broker_stats *st, const gw_registry 
         {"barista_actors_fenced_total", "counter",
          "Actor state changes refused: a stale epoch, or a worker that no longer owns the key.",
          st->actor_fenced},
+        {"barista_broker_batches_out_total", "counter",
+         "Frames carrying several messages (WS_BATCH: a loop turn's requests and WebSocket "
+         "messages for one worker) sent to workers.",
+         st->batches_out},
+        {"barista_broker_batched_out_total", "counter",
+         "Messages sent to workers inside those frames.", st->batched_out},
+        {"barista_broker_batches_in_total", "counter",
+         "WS_BATCH frames received from workers (a loop turn's replies and WebSocket "
+         "messages).",
+         st->batches_in},
+        {"barista_broker_batched_in_total", "counter",
+         "Messages received from workers inside those frames.", st->batched_in},
         {"barista_websocket_opened_total", "counter", "WebSocket connections placed on a worker.",
          st->ws_opened},
         {"barista_websocket_messages_in_total", "counter",

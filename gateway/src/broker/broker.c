@@ -149,8 +149,8 @@ int gw__broker_send(gw_broker *b, gw_worker *w, const void *ident, size_t ident_
         return BR_ECLOSED;
     /* The WebSocket messages batched for w go first: the order of what one peer sends
      * is the order the other sees (PROTOCOL.md 2). */
-    if (w && w->ws_out.count)
-        gw__ws_flush(b, w);
+    if (w && w->batch.count)
+        gw__batch_flush(b, w);
     b->out.len = 0;
     /* A registered worker gets its own version; any other peer the oldest one, which
      * every peer reads. */
@@ -259,6 +259,8 @@ static void on_ready(gw_broker *b, const br_zframe *ident, const br_zframe *fram
     memcpy(w->key, key, sizeof(w->key));
     w->proto_version = (uint8_t)version;
     w->ws_batch = (r->features & BR_FEATURE_WS_BATCH) != 0;
+    /* Requests travel in the batch frame: both bits or neither. */
+    w->req_batch = w->ws_batch && (r->features & BR_FEATURE_REQ_BATCH) != 0;
     w->call_stream = (r->features & BR_FEATURE_CALL_STREAM) != 0 && version >= 2;
     if (w->credit > b->cfg.max_worker_credit) {
         gw_log(GW_LOG_WARN, "broker",
@@ -268,7 +270,8 @@ static void on_ready(gw_broker *b, const br_zframe *ident, const br_zframe *fram
         w->credit = b->cfg.max_worker_credit;
     }
     b->stats.workers_joined++;
-    uint32_t features = BR_FEATURE_WS_BATCH | (w->call_stream ? BR_FEATURE_CALL_STREAM : 0);
+    uint32_t features = BR_FEATURE_WS_BATCH | (w->req_batch ? BR_FEATURE_REQ_BATCH : 0) |
+                        (w->call_stream ? BR_FEATURE_CALL_STREAM : 0);
     for (size_t i = 0; i < GW_BROKER_MAX_ATTACHED; i++)
         if (b->hooks_data[i] && b->hooks[i].takes_handoffs &&
             b->hooks[i].takes_handoffs(b->hooks_data[i]))
@@ -494,10 +497,12 @@ static void on_job_result(gw_broker *b, gw_worker *w, const br_job_result *m)
     gw__broker_offer_credit(b, w);
 }
 
-/* A message from a registered worker. */
-static void on_worker_msg(gw_broker *b, gw_worker *w, const br_msg *m)
+void gw__broker_worker_msg(gw_broker *b, gw_worker *w, const br_msg *m)
 {
     switch (m->type) {
+    case BR_MSG_WS_BATCH:
+        gw__batch_recv(b, w, m->u.ws_batch.messages);
+        break;
     case BR_MSG_REPLY:
         gw__dispatch_reply(b, w, &m->u.reply);
         break;
@@ -621,7 +626,7 @@ static void on_recv(br_zsock *zs, const br_zframe *frames, size_t nframes, void 
     } else if (w && m.type == BR_MSG_ACTOR_REPLY) {
         gw__actors_reply(b, w, &m.u.actor_reply, frames[1].data, frames[1].len);
     } else if (w) {
-        on_worker_msg(b, w, &m);
+        gw__broker_worker_msg(b, w, &m);
     } else if (m.type != BR_MSG_GOODBYE) {
         /* Probably a worker from before a gateway restart: it will send READY. */
         send_goodbye(b, frames[0].data, frames[0].len, "unknown worker");
@@ -743,7 +748,7 @@ int gw_broker_start(gw_broker *self)
     uv_timer_init(self->loop, &self->tick_timer);
     uv_timer_init(self->loop, &self->deadline_timer);
     uv_timer_init(self->loop, &self->actor_timer);
-    gw__ws_batch_start(self);
+    gw__batch_start(self);
     self->actor_timer.data = self;
     self->tick_timer.data = self;
     self->deadline_timer.data = self;
@@ -894,7 +899,7 @@ void gw_broker_shutdown(gw_broker *self, void (*done)(void *arg), void *arg)
     uv_timer_stop(&self->actor_timer);
     uv_close((uv_handle_t *)&self->actor_timer, on_timer_closed);
     uv_close((uv_handle_t *)&self->tick_timer, on_timer_closed);
-    gw__ws_close_handles(self, on_timer_closed);
+    gw__batch_close_handles(self, on_timer_closed);
     uv_close((uv_handle_t *)&self->deadline_timer, on_timer_closed);
     br_zsock_close(self->zs, on_closed, self);
     self->zs = NULL;

@@ -68,7 +68,7 @@ struct gw_broker {
     gw_list ws_all;         /* every WebSocket, for broadcasts */
     uint64_t next_ws_id;    /* last WebSocket connection id handed out */
     gw_pool ws_links;       /* every WebSocket's link (websockets.c) */
-    uv_check_t ws_flush;    /* sends the workers' WS_* batches at the end of a loop turn */
+    uv_check_t batch_flush; /* sends the workers' batches at the end of a loop turn */
     size_t gather_bytes;    /* bytes every gathered CALL answer holds (call_stream.c), within
                                cfg.call_gather_total */
     gw_ws_config ws_cfg;    /* WebSocket limits, cfg.ws or the defaults (every connection
@@ -430,13 +430,27 @@ void gw__ws_worker_gone(gw_broker *b, gw_worker *w, bool drained);
 /* websockets.c: shutdown: every connection is closed with 1001. */
 void gw__ws_close_all(gw_broker *b);
 
-/* websockets.c: the loop handles of the WebSocket state (the batch flush), started
- * with the broker and closed at its shutdown (cb once, with handle->data = b). */
-void gw__ws_batch_start(gw_broker *b);
-void gw__ws_close_handles(gw_broker *b, uv_close_cb cb);
+/* batch.c: the batch flush handle, started with the broker and closed at its shutdown
+ * (cb once, with handle->data = b). */
+void gw__batch_start(gw_broker *b);
+void gw__batch_close_handles(gw_broker *b, uv_close_cb cb);
 
-/* websockets.c: sends the WS_* messages batched for w (one frame) now. */
-void gw__ws_flush(gw_broker *b, gw_worker *w);
+/* batch.c: adds m to w's batch for this loop turn (w reads WS_BATCH; a REQUEST only
+ * when w agreed on BR_FEATURE_REQ_BATCH), sent as one frame at the end of the turn or
+ * before any other message to w.  *bytes (when not NULL) gets m's encoded size.  0, or
+ * BR_ECLOSED (w is lost) or the encoder's error (nothing added then). */
+int gw__batch_send(gw_broker *b, gw_worker *w, const br_msg *m, size_t *bytes);
+
+/* batch.c: sends the messages batched for w (one frame) now; a failed send marks w
+ * lost (reaped at the next tick, its requests retried or answered then). */
+void gw__batch_flush(gw_broker *b, gw_worker *w);
+
+/* batch.c: a WS_BATCH from w: each message in it as if it had come alone, through
+ * gw__broker_worker_msg, until the end or until w is gone. */
+void gw__batch_recv(gw_broker *b, gw_worker *w, br_str messages);
+
+/* broker.c: a message from registered worker w (not READY, not ACTOR_REPLY). */
+void gw__broker_worker_msg(gw_broker *b, gw_worker *w, const br_msg *m);
 /* dispatch.c: the late answer (REPLY or STREAM_END) of a request of w's that was
  * cancelled: its credit comes back.  False when w holds no such request. */
 bool gw__dispatch_cancelled_answered(gw_broker *b, gw_worker *w, uint64_t id);

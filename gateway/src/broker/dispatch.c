@@ -263,9 +263,15 @@ int gw__exchange_send(gw_exchange *c, gw_worker *w, const br_msg *m)
     gw_broker *b = c->broker;
     if (c->sbody && w->proto_version < 2)
         return BR_EMSGTYPE; /* a body stream needs version 2's messages (PROTOCOL.md 14) */
-    int rc = gw__broker_send(b, w, NULL, 0, m);
+    /* A REQUEST to a worker that reads them batched goes out at the end of the turn
+     * with the turn's others (batch.c); the rest at once. */
+    size_t bytes = 0;
+    int rc = m->type == BR_MSG_REQUEST && w->req_batch ? gw__batch_send(b, w, m, &bytes)
+                                                       : gw__broker_send(b, w, NULL, 0, m);
     if (rc != 0)
         return rc;
+    if (!bytes)
+        bytes = b->out.len;
     if (c->req)
         gw_edge_req_dispatched(c->req, w->id);
     if (c->link.next != &c->link && !gw__exchange_actor(c))
@@ -273,7 +279,7 @@ int gw__exchange_send(gw_exchange *c, gw_worker *w, const br_msg *m)
     gw_list_remove(&c->link);
     gw_list_push_back(&w->exchanges, &c->link);
     c->worker = w;
-    c->bytes = b->out.len; /* what the message costs until the worker answers */
+    c->bytes = bytes; /* what the message costs until the worker answers */
     w->bytes += c->bytes;
     w->credit--;
     w->inflight++;

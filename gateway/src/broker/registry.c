@@ -68,7 +68,7 @@ static void worker_free(gw_worker *w)
 {
     free(w->id);
     free(w->services);
-    br_ws_batch_free(&w->ws_out);
+    br_ws_batch_free(&w->batch);
     free(w);
 }
 

@@ -21,10 +21,9 @@
  * connections with 1011, one that drains with 1012, the gateway's shutdown with 1001.
  *
  * To a worker that reads WS_BATCH, the WS_MESSAGE, WS_CREDIT and WS_CLOSE messages of a
- * loop turn go in one frame (barista/ws_batch.h), sent by a check handle once the
- * turn's reads and writes are done, or before any other message to that worker: with
- * many connections, one ZeroMQ message (and one wake-up of the worker) carries the
- * turn's traffic of all of them instead of one each.
+ * loop turn go in one frame (batch.c): with many connections, one ZeroMQ message (and
+ * one wake-up of the worker) carries the turn's traffic of all of them instead of one
+ * each.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -91,67 +90,13 @@ static void link_free(gw_ws_link *l)
     gw_pool_free(&l->b->ws_links, l);
 }
 
-/* ---------------------------------------------------------------------------------- */
-/* Sending to workers: batched per loop turn when the worker reads WS_BATCH.           */
-
-static void on_flush(uv_check_t *h)
-{
-    gw_broker *b = h->data;
-    uv_check_stop(h);
-    for (size_t i = 0; i < gw_registry_nworkers(b->reg); i++) {
-        gw_worker *w = gw_registry_worker(b->reg, i);
-        if (w && w->ws_out.count)
-            gw__ws_flush(b, w);
-    }
-}
-
-void gw__ws_batch_start(gw_broker *b)
-{
-    uv_check_init(b->loop, &b->ws_flush);
-    b->ws_flush.data = b;
-}
-
-void gw__ws_close_handles(gw_broker *b, uv_close_cb cb)
-{
-    uv_check_stop(&b->ws_flush);
-    uv_close((uv_handle_t *)&b->ws_flush, cb);
-}
-
-void gw__ws_flush(gw_broker *b, gw_worker *w)
-{
-    br_str f = br_ws_batch_frame(&w->ws_out, w->proto_version);
-    int rc = BR_ECLOSED;
-    if (f.len && b->zs && !w->lost)
-        rc = br_zsock_send(b->zs, w->ident, w->ident_len, f.ptr, f.len);
-    if (f.len && rc == 0)
-        w->last_send = uv_now(b->loop);
-    else if (f.len && !w->lost) {
-        gw_log(GW_LOG_ERROR, "broker",
-               "br_zsock_send(WS_BATCH) to worker %s failed: %s; dropping the worker", w->id,
-               br_strerror(rc));
-        w->lost = true;
-    }
-    br_ws_batch_clear(&w->ws_out);
-}
-
 /* Sends a WS_* message about a connection to w: in w's batch for this turn when it
- * reads batches, else at once.  0, or the error of the encoding or the send. */
+ * reads batches (batch.c), else at once.  0, or the error of the encoding or the send. */
 static int ws_send(gw_broker *b, gw_worker *w, const br_msg *m)
 {
     if (!w->ws_batch)
         return gw__broker_send(b, w, NULL, 0, m);
-    if (!b->zs || w->lost)
-        return BR_ECLOSED;
-    if (br_ws_batch_bytes(&w->ws_out) >= BR_WS_BATCH_BYTES)
-        gw__ws_flush(b, w);
-    int rc = br_ws_batch_add(&w->ws_out, m, w->proto_version);
-    if (rc != 0) {
-        gw_log(GW_LOG_ERROR, "broker", "br_msg_encode(%s) failed: %s", br_msg_type_name(m->type),
-               br_strerror(rc));
-        return rc;
-    }
-    uv_check_start(&b->ws_flush, on_flush); /* a no-op while it is started */
-    return 0;
+    return gw__batch_send(b, w, m, NULL);
 }
 
 /* Tells the worker the connection is over (unless the worker is gone). */
@@ -379,36 +324,10 @@ static void on_group(gw_broker *b, gw_worker *w, const br_msg_ws_group *g)
     }
 }
 
-/* WS_BATCH: each message in it as if it had come alone.  The batch's bytes are the
- * received frame's, not the decoder's, so decoding the messages one by one with the
- * broker's decoder leaves them intact. */
-typedef struct batch_ctx {
-    gw_broker *b; /* the broker */
-    gw_worker *w; /* the batch's sender */
-} batch_ctx;
-
-static void batched(void *arg, const br_msg *m)
-{
-    batch_ctx *ctx = arg;
-    gw__ws_worker_msg(ctx->b, ctx->w, m);
-}
-
-static void on_batch(gw_broker *b, gw_worker *w, br_str rest)
-{
-    batch_ctx ctx = {b, w};
-    int rc = br_ws_batch_each(b->decoder, rest, batched, &ctx);
-    if (rc < 0)
-        gw_log(GW_LOG_WARN, "broker", "worker %s: rest of a WS_BATCH dropped: %s", w->id,
-               br_strerror(rc));
-}
-
 bool gw__ws_worker_msg(gw_broker *b, gw_worker *w, const br_msg *m)
 {
     gw_ws_link *l;
     switch (m->type) {
-    case BR_MSG_WS_BATCH:
-        on_batch(b, w, m->u.ws_batch.messages);
-        return true;
     case BR_MSG_WS_MESSAGE:
         if (!(l = worker_link(b, w, m->u.ws_message.conn)))
             return true; /* closed meanwhile: dropped */
@@ -458,7 +377,7 @@ void gw__ws_worker_gone(gw_broker *b, gw_worker *w, bool drained)
     }
     w->nwebsockets = 0;
     /* The closes of a draining worker's connections go now; a lost one's nowhere. */
-    gw__ws_flush(b, w);
+    gw__batch_flush(b, w);
 }
 
 void gw__ws_close_all(gw_broker *b)

@@ -229,6 +229,9 @@ typedef enum br_msg_type {
 #define BR_FEATURE_CALL_STREAM 2u /* reads CALL_STREAM_START/CHUNK/END (24-26) */
 /* Worker: may send JOB_HANDOFF (18); broker: reads it (a gateway of a shared queue). */
 #define BR_FEATURE_JOB_HANDOFF 4u
+/* Both: WS_BATCH (with bit 1) may also carry REQUEST (broker -> worker) and REPLY
+ * (worker -> broker): the requests and replies of one loop turn travel in one frame. */
+#define BR_FEATURE_REQ_BATCH 8u
 
 /* A schedule a worker declares for one of its tasks (READY.schedules): the gateway
  * keeps one schedule per (task, name), made or updated when a READY declares it. */

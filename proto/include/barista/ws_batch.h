@@ -2,8 +2,9 @@
  * ws_batch.h - several WebSocket messages in one frame (WS_BATCH, PROTOCOL.md 5.16).
  *
  * A sender that talks to a peer reading WS_BATCH (BR_FEATURE_WS_BATCH) adds the
- * WS_MESSAGE, WS_CLOSE, WS_CREDIT and WS_GROUP messages it has for that peer to one
- * br_ws_batch during a loop turn and sends the batch once, at the end of the turn:
+ * WS_MESSAGE, WS_CLOSE, WS_CREDIT and WS_GROUP messages it has for that peer - and,
+ * with BR_FEATURE_REQ_BATCH agreed too, its REQUESTs (broker) or REPLYs (worker) - to
+ * one br_ws_batch during a loop turn and sends the batch once, at the end of the turn:
  * one ZeroMQ message (one wake-up of each side's I/O thread and loop) for all of them.
  * The batch keeps room at its front for the WS_BATCH envelope, so the messages are
  * encoded once, in place, and never copied.  A batch of one message is sent as that
@@ -55,19 +56,22 @@ void br_ws_batch_free(br_ws_batch *b);
 /* Takes the first message off *rest (a received WS_BATCH.messages): 1 with *msg set to
  * its bytes, 0 when rest is empty, or BR_ETRUNC / BR_ETYPE when what is left is not
  * a whole msgpack value (the rest is then unusable: drop it).  Checks no more than that:
- * the caller decodes *msg and must refuse any type but WS_MESSAGE, WS_CLOSE, WS_CREDIT
- * and WS_GROUP (a WS_BATCH never nests). */
+ * the caller decodes *msg and must refuse any type br_ws_batch_carries refuses (a
+ * WS_BATCH never nests). */
 int br_ws_batch_next(br_str *rest, br_str *msg);
 
-/* Whether a message of this type may travel inside a WS_BATCH. */
+/* Whether a message of this type may travel inside a WS_BATCH: the WS_* messages and,
+ * between peers that agreed on BR_FEATURE_REQ_BATCH, REQUEST and REPLY. */
 bool br_ws_batch_carries(unsigned type);
 
 /* Decodes the messages of a received WS_BATCH (`messages`, bytes of the received frame,
- * not of dec) one by one with dec and calls fn for each, in order.  Stops at the first
- * one that does not decode or may not travel in a batch: returns 0 when every message
- * was handed on, else that error (what came before it was handed on). */
-int br_ws_batch_each(br_decoder *dec, br_str messages, void (*fn)(void *arg, const br_msg *m),
-                     void *arg);
+ * not of dec) one by one with dec and calls fn for each, in order, with its bytes (a
+ * slice of `messages`, for a receiver that keeps them).  Stops at the first one that
+ * does not decode or may not travel in a batch, or for which fn returns non-zero:
+ * returns 0 when every message was handed on, else that error or fn's value (what came
+ * before was handed on). */
+int br_ws_batch_each(br_decoder *dec, br_str messages,
+                     int (*fn)(void *arg, const br_msg *m, br_str bytes), void *arg);
 
 #ifdef __cplusplus
 }

@@ -132,6 +132,10 @@ typedef struct gw_broker_stats {
     uint64_t status_502;          /* answered 502: worker died, bad reply */
     uint64_t status_503;          /* answered 503: no worker, queue full, shutting down */
     uint64_t status_504;          /* answered 504: deadline passed */
+    uint64_t batches_out;         /* frames of several messages (WS_BATCH) sent to workers */
+    uint64_t batched_out;         /* messages in those */
+    uint64_t batches_in;          /* WS_BATCH frames received from workers */
+    uint64_t batched_in;          /* messages in those */
     uint64_t stale_replies;       /* REPLYs for requests no longer waited for, dropped */
     uint64_t bad_messages;        /* undecodable or misdirected messages, dropped */
     uint64_t workers_joined;      /* READYs accepted */

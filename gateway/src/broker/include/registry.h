@@ -122,7 +122,8 @@ struct gw_worker {
     bool ws_batch;               /* it reads WS_BATCH (READY.features) */
     bool call_stream;            /* it reads CALL_STREAM_* (READY.features): its CALLs may
                                     ask for a streamed answer */
-    br_ws_batch ws_out;          /* WS_* messages for it this loop turn (websockets.c) */
+    bool req_batch;              /* REQUESTs go in its batch too (READY.features bit 8) */
+    br_ws_batch batch;           /* messages for it this loop turn (broker's batch.c) */
 };
 
 typedef struct gw_registry gw_registry;
