@@ -10,6 +10,12 @@
  * sent it; a batch of one message is that message.  A broker that batches sends us its
  * turn's REQUESTs the same way: a burst of requests arrives in one zmq_recv, their
  * replies leave in one zmq_send.
+ *
+ * A message batched outside the I/O phase (a timer, or the drain zsock.c runs just
+ * before the loop polls, which is where a burst of REQUESTs is often read) would wait
+ * in the batch until that poll returns - for the next event or timer, up to the zsock
+ * safety timer's 250 ms.  So an idle handle runs with the check handle: while it is
+ * started the poll does not block, and the check sends the batch in the same turn.
  */
 #include "worker_int.h"
 
@@ -28,10 +34,16 @@ void br__batch_forget_link(br__link *l)
     l->req_batch = false;
 }
 
+static void on_wake(uv_idle_t *h)
+{
+    (void)h; /* being started is its whole job: the poll does not wait */
+}
+
 static void on_flush(uv_check_t *h)
 {
     br_worker *w = h->data;
     uv_check_stop(h);
+    uv_idle_stop(&w->batch_wake);
     for (uint32_t i = 0; i < w->nlinks; i++)
         if (w->links[i].batch.count)
             br__batch_flush_link(&w->links[i]);
@@ -42,6 +54,7 @@ void br__batch_close_handles(br_worker *w)
     if (!w->batch_flush_init)
         return;
     uv_close((uv_handle_t *)&w->batch_flush, NULL);
+    uv_close((uv_handle_t *)&w->batch_wake, NULL);
     w->batch_flush_init = false;
 }
 
@@ -57,10 +70,12 @@ int br__batch_send(br__link *l, const br_msg *m)
     }
     if (!w->batch_flush_init) {
         uv_check_init(&w->loop, &w->batch_flush);
-        w->batch_flush.data = w;
+        uv_idle_init(&w->loop, &w->batch_wake);
+        w->batch_flush.data = w->batch_wake.data = w;
         w->batch_flush_init = true;
     }
-    uv_check_start(&w->batch_flush, on_flush); /* a no-op while it is started */
+    uv_check_start(&w->batch_flush, on_flush); /* both no-ops while started */
+    uv_idle_start(&w->batch_wake, on_wake);
     return 0;
 }
 

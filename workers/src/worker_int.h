@@ -215,6 +215,8 @@ struct br_worker {
     size_t nws;                 /* entries in ws_buckets */
     struct br_ws *ws_closed;    /* connections their handlers closed, freed at a safe point */
     uv_check_t batch_flush;     /* sends the links' batches at the end of a loop turn */
+    uv_idle_t batch_wake;       /* started with batch_flush: the loop does not block before
+                                   the check runs (batch.c) */
     bool batch_flush_init;      /* batch_flush is initialised (at the first batch) */
     br__handoff *handoffs;      /* job results remembered or to hand off, oldest first */
     br__handoff *handoffs_tail; /* the newest, or NULL */

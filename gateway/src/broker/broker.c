@@ -893,7 +893,7 @@ void gw_broker_shutdown(gw_broker *self, void (*done)(void *arg), void *arg)
     /* LINGER 0 would drop the GOODBYEs just queued; give them a short, bounded time. */
     int linger = BROKER_SHUTDOWN_LINGER_MS;
     set_opt(self->zsocket, ZMQ_LINGER, &linger, sizeof(linger), "LINGER");
-    self->open_handles = self->zap ? 6 : 5;
+    self->open_handles = self->zap ? 7 : 6; /* the zsock, 3 timers, 2 batch handles, zap */
     uv_timer_stop(&self->tick_timer);
     uv_timer_stop(&self->deadline_timer);
     uv_timer_stop(&self->actor_timer);

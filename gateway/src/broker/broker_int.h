@@ -69,6 +69,8 @@ struct gw_broker {
     uint64_t next_ws_id;    /* last WebSocket connection id handed out */
     gw_pool ws_links;       /* every WebSocket's link (websockets.c) */
     uv_check_t batch_flush; /* sends the workers' batches at the end of a loop turn */
+    uv_idle_t batch_wake;   /* started with batch_flush: the loop does not block before
+                               the check runs (batch.c) */
     size_t gather_bytes;    /* bytes every gathered CALL answer holds (call_stream.c), within
                                cfg.call_gather_total */
     gw_ws_config ws_cfg;    /* WebSocket limits, cfg.ws or the defaults (every connection
