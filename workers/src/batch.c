@@ -11,11 +11,9 @@
  * turn's REQUESTs the same way: a burst of requests arrives in one zmq_recv, their
  * replies leave in one zmq_send.
  *
- * A message batched outside the I/O phase (a timer, or the drain zsock.c runs just
- * before the loop polls, which is where a burst of REQUESTs is often read) would wait
- * in the batch until that poll returns - for the next event or timer, up to the zsock
- * safety timer's 250 ms.  So an idle handle runs with the check handle: while it is
- * started the poll does not block, and the check sends the batch in the same turn.
+ * A batch adds no latency past the end of the turn (barista/turn_end.h), also when it
+ * was filled before the loop's poll - in a timer, or in the drain zsock.c runs just
+ * before it, which is where a burst of REQUESTs is often read.
  */
 #include "worker_int.h"
 
@@ -34,16 +32,9 @@ void br__batch_forget_link(br__link *l)
     l->req_batch = false;
 }
 
-static void on_wake(uv_idle_t *h)
+static void on_turn_end(void *arg)
 {
-    (void)h; /* being started is its whole job: the poll does not wait */
-}
-
-static void on_flush(uv_check_t *h)
-{
-    br_worker *w = h->data;
-    uv_check_stop(h);
-    uv_idle_stop(&w->batch_wake);
+    br_worker *w = arg;
     for (uint32_t i = 0; i < w->nlinks; i++)
         if (w->links[i].batch.count)
             br__batch_flush_link(&w->links[i]);
@@ -53,8 +44,7 @@ void br__batch_close_handles(br_worker *w)
 {
     if (!w->batch_flush_init)
         return;
-    uv_close((uv_handle_t *)&w->batch_flush, NULL);
-    uv_close((uv_handle_t *)&w->batch_wake, NULL);
+    br_turn_end_close(&w->batch_flush, NULL);
     w->batch_flush_init = false;
 }
 
@@ -69,13 +59,10 @@ int br__batch_send(br__link *l, const br_msg *m)
         return rc;
     }
     if (!w->batch_flush_init) {
-        uv_check_init(&w->loop, &w->batch_flush);
-        uv_idle_init(&w->loop, &w->batch_wake);
-        w->batch_flush.data = w->batch_wake.data = w;
+        br_turn_end_init(&w->batch_flush, &w->loop, on_turn_end, w);
         w->batch_flush_init = true;
     }
-    uv_check_start(&w->batch_flush, on_flush); /* both no-ops while started */
-    uv_idle_start(&w->batch_wake, on_wake);
+    br_turn_end_arm(&w->batch_flush);
     return 0;
 }
 

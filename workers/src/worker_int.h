@@ -22,6 +22,7 @@
 
 #include "async_int.h"
 #include "barista/curve.h"
+#include "barista/turn_end.h"
 #include "barista/ws_batch.h"
 #include "barista/zsock.h"
 #include "registry.h"
@@ -214,9 +215,7 @@ struct br_worker {
     struct br_ws **ws_buckets;  /* WebSocket connections by id (ws.c), or NULL before one */
     size_t nws;                 /* entries in ws_buckets */
     struct br_ws *ws_closed;    /* connections their handlers closed, freed at a safe point */
-    uv_check_t batch_flush;     /* sends the links' batches at the end of a loop turn */
-    uv_idle_t batch_wake;       /* started with batch_flush: the loop does not block before
-                                   the check runs (batch.c) */
+    br_turn_end batch_flush;    /* sends the links' batches at the end of a loop turn */
     bool batch_flush_init;      /* batch_flush is initialised (at the first batch) */
     br__handoff *handoffs;      /* job results remembered or to hand off, oldest first */
     br__handoff *handoffs_tail; /* the newest, or NULL */

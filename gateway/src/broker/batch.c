@@ -10,11 +10,8 @@
  * worker sees keeps the order we sent it in; a batch of one message is that message.
  * One frame per turn instead of one per request saves a zmq_send, the I/O thread's
  * wake-up and the worker's zmq_recv for each message after the first: most of the
- * hop's system time at load.  A batch adds no latency past the end of the current turn:
- * a message batched outside the I/O phase (a timer, or the drain zsock.c runs just
- * before the loop polls) would otherwise wait in the batch until the poll returns - for
- * the next event or timer, up to the zsock safety timer's 250 ms - so an idle handle
- * runs with the check handle and keeps that poll from blocking.
+ * hop's system time at load.  A batch adds no latency past the end of the current turn
+ * (barista/turn_end.h: also when it was filled before the loop's poll).
  *
  * A worker's batches come back the same way: each message in it is handled as if it
  * had come alone.
@@ -23,16 +20,9 @@
 
 #include "broker_int.h"
 
-static void on_wake(uv_idle_t *h)
+static void on_turn_end(void *arg)
 {
-    (void)h; /* being started is its whole job: the poll does not wait */
-}
-
-static void on_flush(uv_check_t *h)
-{
-    gw_broker *b = h->data;
-    uv_check_stop(h);
-    uv_idle_stop(&b->batch_wake);
+    gw_broker *b = arg;
     for (size_t i = 0; i < gw_registry_nworkers(b->reg); i++) {
         gw_worker *w = gw_registry_worker(b->reg, i);
         if (w && w->batch.count)
@@ -42,17 +32,19 @@ static void on_flush(uv_check_t *h)
 
 void gw__batch_start(gw_broker *b)
 {
-    uv_check_init(b->loop, &b->batch_flush);
-    uv_idle_init(b->loop, &b->batch_wake);
-    b->batch_flush.data = b->batch_wake.data = b;
+    br_turn_end_init(&b->batch_flush, b->loop, on_turn_end, b);
 }
 
-void gw__batch_close_handles(gw_broker *b, uv_close_cb cb)
+/* Both handles' close: their data is the br_turn_end, whose arg is the broker. */
+static void on_batch_closed(uv_handle_t *h)
 {
-    uv_check_stop(&b->batch_flush);
-    uv_idle_stop(&b->batch_wake);
-    uv_close((uv_handle_t *)&b->batch_flush, cb);
-    uv_close((uv_handle_t *)&b->batch_wake, cb);
+    br_turn_end *t = h->data;
+    gw__broker_handle_closed(t->arg);
+}
+
+void gw__batch_close_handles(gw_broker *b)
+{
+    br_turn_end_close(&b->batch_flush, on_batch_closed);
 }
 
 void gw__batch_flush(gw_broker *b, gw_worker *w)
@@ -95,8 +87,7 @@ int gw__batch_send(gw_broker *b, gw_worker *w, const br_msg *m, size_t *bytes)
     }
     if (bytes)
         *bytes = w->batch.buf.len - (before ? before : BR_WS_BATCH_HEAD);
-    uv_check_start(&b->batch_flush, on_flush); /* both no-ops while started */
-    uv_idle_start(&b->batch_wake, on_wake);
+    br_turn_end_arm(&b->batch_flush);
     return 0;
 }
 

@@ -869,6 +869,11 @@ static void on_timer_closed(uv_handle_t *handle)
     on_closed(handle->data);
 }
 
+void gw__broker_handle_closed(gw_broker *b)
+{
+    on_closed(b);
+}
+
 void gw_broker_shutdown(gw_broker *self, void (*done)(void *arg), void *arg)
 {
     if (self->closing)
@@ -899,7 +904,7 @@ void gw_broker_shutdown(gw_broker *self, void (*done)(void *arg), void *arg)
     uv_timer_stop(&self->actor_timer);
     uv_close((uv_handle_t *)&self->actor_timer, on_timer_closed);
     uv_close((uv_handle_t *)&self->tick_timer, on_timer_closed);
-    gw__batch_close_handles(self, on_timer_closed);
+    gw__batch_close_handles(self);
     uv_close((uv_handle_t *)&self->deadline_timer, on_timer_closed);
     br_zsock_close(self->zs, on_closed, self);
     self->zs = NULL;

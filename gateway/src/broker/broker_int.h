@@ -8,6 +8,7 @@
 #define BARISTA_GW_BROKER_INT_H
 
 #include <barista/proto.h>
+#include <barista/turn_end.h>
 #include <barista/zsock.h>
 
 #include "broker.h"
@@ -62,19 +63,17 @@ struct gw_broker {
     size_t nactors;     /* entries in actors_all */
     gw_actor_type_stats actor_types[GW_BROKER_MAX_ACTOR_TYPES]; /* per-type counters */
     size_t nactor_types;                                        /* entries used in actor_types */
-    gw_list actor_timers;   /* every gw_actor_timer (actors.c) */
-    uv_timer_t actor_timer; /* armed for the earliest actor timer */
-    gw_idmap *websockets;   /* connection id -> WebSocket (websockets.c) */
-    gw_list ws_all;         /* every WebSocket, for broadcasts */
-    uint64_t next_ws_id;    /* last WebSocket connection id handed out */
-    gw_pool ws_links;       /* every WebSocket's link (websockets.c) */
-    uv_check_t batch_flush; /* sends the workers' batches at the end of a loop turn */
-    uv_idle_t batch_wake;   /* started with batch_flush: the loop does not block before
-                               the check runs (batch.c) */
-    size_t gather_bytes;    /* bytes every gathered CALL answer holds (call_stream.c), within
-                               cfg.call_gather_total */
-    gw_ws_config ws_cfg;    /* WebSocket limits, cfg.ws or the defaults (every connection
-                               borrows it) */
+    gw_list actor_timers;    /* every gw_actor_timer (actors.c) */
+    uv_timer_t actor_timer;  /* armed for the earliest actor timer */
+    gw_idmap *websockets;    /* connection id -> WebSocket (websockets.c) */
+    gw_list ws_all;          /* every WebSocket, for broadcasts */
+    uint64_t next_ws_id;     /* last WebSocket connection id handed out */
+    gw_pool ws_links;        /* every WebSocket's link (websockets.c) */
+    br_turn_end batch_flush; /* sends the workers' batches at the end of a loop turn */
+    size_t gather_bytes;     /* bytes every gathered CALL answer holds (call_stream.c), within
+                                cfg.call_gather_total */
+    gw_ws_config ws_cfg;     /* WebSocket limits, cfg.ws or the defaults (every connection
+                                borrows it) */
 };
 
 /* One actor key the broker knows (actors.c): where it is active, under which epoch,
@@ -435,7 +434,9 @@ void gw__ws_close_all(gw_broker *b);
 /* batch.c: the batch flush handle, started with the broker and closed at its shutdown
  * (cb once, with handle->data = b). */
 void gw__batch_start(gw_broker *b);
-void gw__batch_close_handles(gw_broker *b, uv_close_cb cb);
+void gw__batch_close_handles(gw_broker *b);
+/* One of the broker's handles finished closing at shutdown (broker.c). */
+void gw__broker_handle_closed(gw_broker *b);
 
 /* batch.c: adds m to w's batch for this loop turn (w reads WS_BATCH; a REQUEST only
  * when w agreed on BR_FEATURE_REQ_BATCH), sent as one frame at the end of the turn or
