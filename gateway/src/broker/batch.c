@@ -92,13 +92,15 @@ int gw__batch_send(gw_broker *b, gw_worker *w, const br_msg *m, size_t *bytes)
 }
 
 /* Handing a received batch's messages on.  A message may end the worker's registration
- * (the last REPLY of a draining worker forgets it), so the worker is looked up again by
- * its routing id after each one and the rest dropped once it is gone. */
+ * (the last REPLY of a draining worker forgets it), so after one that removed a worker
+ * the sender is looked up again by its routing id, and the rest dropped once it is
+ * gone. */
 typedef struct batch_ctx {
     gw_broker *b;                /* the broker */
     gw_worker *w;                /* the sender, while it is registered */
     uint8_t ident[GW_IDENT_MAX]; /* its routing id */
     size_t ident_len;            /* bytes of ident */
+    uint64_t removals;           /* gw_registry_removals when w was last known good */
 } batch_ctx;
 
 static int batched(void *arg, const br_msg *m, br_str bytes)
@@ -111,13 +113,18 @@ static int batched(void *arg, const br_msg *m, br_str bytes)
         return BR_EMSGTYPE;
     ctx->b->stats.batched_in++;
     gw__broker_worker_msg(ctx->b, ctx->w, m);
-    ctx->w = gw_registry_find(ctx->b->reg, ctx->ident, ctx->ident_len);
+    uint64_t removals = gw_registry_removals(ctx->b->reg);
+    if (removals != ctx->removals) { /* some worker went: maybe this one */
+        ctx->removals = removals;
+        ctx->w = gw_registry_find(ctx->b->reg, ctx->ident, ctx->ident_len);
+    }
     return ctx->w ? 0 : BR_ECLOSED;
 }
 
 void gw__batch_recv(gw_broker *b, gw_worker *w, br_str messages)
 {
-    batch_ctx ctx = {.b = b, .w = w, .ident_len = w->ident_len};
+    batch_ctx ctx = {
+        .b = b, .w = w, .ident_len = w->ident_len, .removals = gw_registry_removals(b->reg)};
     memcpy(ctx.ident, w->ident, w->ident_len);
     b->stats.batches_in++;
     int rc = br_ws_batch_each(b->decoder, messages, batched, &ctx);

@@ -31,6 +31,7 @@ struct gw_registry {
     size_t services_cap;      /* slots allocated in services */
     uint64_t stream_body_cap; /* the most a streamed request body may hold, whatever a
                                  route declares */
+    uint64_t removals;        /* workers removed so far (gw_registry_removals) */
 };
 
 void gw_registry_set_stream_body_cap(gw_registry *self, uint64_t cap)
@@ -649,8 +650,14 @@ gw_worker *gw_registry_find(const gw_registry *self, const void *ident, size_t i
     return NULL;
 }
 
+uint64_t gw_registry_removals(const gw_registry *self)
+{
+    return self->removals;
+}
+
 void gw_registry_remove(gw_registry *self, gw_worker *w, uint64_t now)
 {
+    self->removals++;
     for (size_t k = 0; k < w->nservices; k++) {
         service_unlink(w->services[k], w);
         if (w->services[k]->nworkers == 0)

@@ -159,6 +159,10 @@ int gw_registry_add(gw_registry *self, const void *ident, size_t ident_len, cons
 /* The worker with this routing id, or NULL. */
 gw_worker *gw_registry_find(const gw_registry *self, const void *ident, size_t ident_len);
 
+/* How many workers gw_registry_remove has removed: a caller holding a gw_worker across
+ * calls that may remove one looks it up again only when this moved. */
+uint64_t gw_registry_removals(const gw_registry *self);
+
 /* Forgets w: unlinks it from its services and frees it; a service left without any
  * worker is marked empty since `now`.  Its calls and outgoing lists must be empty. */
 void gw_registry_remove(gw_registry *self, gw_worker *w, uint64_t now);
